@@ -1,0 +1,47 @@
+"""probe: attention interpretability and visualization for PyTorch transformers.
+
+Public names are imported lazily (PEP 562), so ``import probe`` and ``probe --help`` do not
+import torch, transformers, timm, captum or matplotlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from probe._version import __version__
+
+# public name -> private module that defines it
+_LAZY: dict[str, str] = {
+    # capture
+    "Trace": "probe._trace",
+    "AttentionStack": "probe._trace",
+    "ProbeError": "probe._errors",
+    "UnsupportedModelError": "probe._errors",
+    "trace": "probe._capture",
+    "load_model": "probe._models",
+    "list_models": "probe._models",
+    "register_model": "probe._models",
+}
+
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'probe' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from probe._capture import trace
+    from probe._errors import ProbeError, UnsupportedModelError
+    from probe._models import list_models, load_model, register_model
+    from probe._trace import AttentionStack, Trace

@@ -1,0 +1,253 @@
+"""Recording attention of one stack of layers as the forward pass produces it.
+
+A :class:`StackRecorder` receives each layer's attention probabilities (whole, or in chunks of
+query rows), applies the capture options (layer and head selection, head averaging, storage
+dtype, streaming rollout) and assembles an :class:`~probe._trace.AttentionStack` at the end.
+Both the HuggingFace and the timm capture sites feed it, so the options behave identically for
+every model family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe._trace import AttentionStack
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["CaptureOptions", "StackRecorder", "StreamOptions"]
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Options of the rollout folded during a streaming capture (see :func:`probe.rollout`)."""
+
+    head_fusion: str = "mean"
+    discard_ratio: float = 0.0
+    start_layer: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "head_fusion": self.head_fusion,
+            "discard_ratio": self.discard_ratio,
+            "start_layer": self.start_layer,
+        }
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    """Validated capture options shared by every stack of a capture."""
+
+    layers: tuple[int, ...] | None = None
+    heads: tuple[int, ...] | None = None
+    average_heads: bool = False
+    dtype: torch.dtype | None = None
+    requires_grad: bool = False
+    stream: StreamOptions | None = None
+    chunk_size: int | None = None
+
+
+class StackRecorder:
+    """Collects the attention of one stack (``"self"`` or ``"cross"``).
+
+    Args:
+        kind: ``"self"`` or ``"cross"``.
+        layer_names: module name of every attention layer of the stack, in model order.
+        options: the capture options.
+        key_mask: ``[batch, key]`` bool, True for real keys; used by the streaming rollout and to
+            zero padded query rows.
+        query_mask: ``[batch, query]`` bool, True for real queries.
+        num_prefix_tokens: tokens the streaming rollout never discards (vision prefix tokens).
+        apply_layer_selection: whether ``options.layers`` applies to this stack (it applies
+            to the main stack only).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        layer_names: list[str],
+        options: CaptureOptions,
+        key_mask: torch.Tensor | None,
+        query_mask: torch.Tensor | None,
+        num_prefix_tokens: int = 0,
+        apply_layer_selection: bool = True,
+        stream: bool = False,
+    ) -> None:
+        self.kind = kind
+        self.layer_names = list(layer_names)
+        self.options = options
+        self.key_mask = key_mask
+        self.query_mask = query_mask
+        self.num_prefix_tokens = num_prefix_tokens
+        self.stream = options.stream if stream else None
+        n = len(layer_names)
+        if options.layers is not None and apply_layer_selection:
+            self.keep = sorted({layer % n for layer in options.layers})
+        else:
+            self.keep = list(range(n))
+        self.calls = [0] * n
+        self.buffer: torch.Tensor | None = None
+        self.graph_tensors: dict[int, torch.Tensor] = {}
+        self.rollout_state: torch.Tensor | None = None
+        self._fused: torch.Tensor | None = None
+        self.num_heads = 0
+
+    # ---------------------------------------------------------------- selection
+    def wants(self, layer: int) -> bool:
+        """Whether the weights of ``layer`` are needed at all."""
+        if self.stream is not None:
+            return layer >= self.stream.start_layer
+        return layer in self.keep
+
+    def _select_heads(self, weights: torch.Tensor) -> torch.Tensor:
+        """``[batch, head, q, k]`` -> the kept heads (averaged when asked)."""
+        if self.options.heads is not None:
+            n = weights.shape[1]
+            for h in self.options.heads:
+                if not -n <= h < n:
+                    raise ProbeError(
+                        f"head {h} is out of range: layer {self.layer_names[0]!r} has {n} heads "
+                        f"(use 0..{n - 1})"
+                    )
+            idx = [h % n for h in self.options.heads]
+            weights = weights[:, idx]
+        if self.options.average_heads:
+            weights = weights.mean(dim=1, keepdim=True)
+        return weights
+
+    def _zero_padded_queries(self, weights: torch.Tensor, q_start: int) -> torch.Tensor:
+        if self.query_mask is None:
+            return weights
+        rows = self.query_mask[:, q_start : q_start + weights.shape[-2]]
+        if bool(rows.all()):
+            return weights
+        return weights * rows[:, None, :, None].to(weights.dtype)
+
+    # ---------------------------------------------------------------- recording
+    def record(self, layer: int, q_start: int, weights: torch.Tensor, q_total: int) -> None:
+        """Record the rows ``q_start:q_start + weights.shape[-2]`` of ``layer``'s attention.
+
+        Args:
+            layer: index of the layer in this stack.
+            q_start: first query row of this chunk.
+            weights: ``[batch, head, q_chunk, key]`` attention probabilities.
+            q_total: number of query rows of the layer.
+        """
+        import torch
+
+        self.num_heads = int(weights.shape[1])
+        if q_start == 0:
+            self.calls[layer] += 1
+        if not self.wants(layer):
+            return
+        if self.options.requires_grad and self.stream is None:
+            if q_start != 0 or weights.shape[-2] != q_total:
+                raise ProbeError(
+                    "requires_grad=True cannot be combined with chunk_size: capture without "
+                    "chunking to keep the attention in the autograd graph"
+                )
+            # keep the very tensor the model multiplies with the values, so .grad is filled
+            weights.retain_grad()
+            self.graph_tensors[layer] = weights
+            return
+        weights = self._zero_padded_queries(weights, q_start)
+        if self.stream is not None:
+            self._stream_chunk(layer, q_start, weights, q_total)
+            return
+        kept = self._select_heads(weights.detach())
+        if self.buffer is None:
+            b, h, _, k = kept.shape
+            dtype = self.options.dtype or kept.dtype
+            self.buffer = torch.zeros(
+                (len(self.keep), b, h, q_total, k), dtype=dtype, device=kept.device
+            )
+        pos = self.keep.index(layer)
+        self.buffer[pos, :, :, q_start : q_start + kept.shape[-2]] = kept
+
+    def _stream_chunk(
+        self, layer: int, q_start: int, weights: torch.Tensor, q_total: int
+    ) -> None:
+        import torch
+
+        from probe._fusion import fuse_heads
+
+        assert self.stream is not None
+        fused = fuse_heads(self._select_heads(weights.detach()), self.stream.head_fusion)
+        if self._fused is None or q_start == 0:
+            b, _, k = fused.shape
+            self._fused = torch.zeros((b, q_total, k), dtype=torch.float32, device=fused.device)
+        self._fused[:, q_start : q_start + fused.shape[-2]] = fused
+        if q_start + fused.shape[-2] == q_total:
+            self._fold_layer()
+
+    def _fold_layer(self) -> None:
+        from probe._rollout import rollout_step
+
+        assert self.stream is not None and self._fused is not None
+        self.rollout_state = rollout_step(
+            self._fused,
+            self.rollout_state,
+            discard_ratio=self.stream.discard_ratio,
+            num_prefix_tokens=self.num_prefix_tokens,
+            key_mask=self.key_mask,
+        )
+        self._fused = None
+
+    # ---------------------------------------------------------------- result
+    def check_calls(self) -> None:
+        """Every layer must have run exactly once in the forward pass."""
+        for i, n in enumerate(self.calls):
+            if n > 1:
+                raise ProbeError(
+                    f"attention layer {self.layer_names[i]!r} ran {n} times in one forward: "
+                    "probe.trace captures a single forward pass; pass the whole sequence at once "
+                    "instead of generating step by step"
+                )
+
+    @property
+    def called(self) -> bool:
+        return any(self.calls)
+
+    def finish(self) -> AttentionStack:
+        """Assemble the recorded layers into an :class:`AttentionStack`."""
+        import torch
+
+        self.check_calls()
+        missing = [self.layer_names[i] for i in self.keep if self.calls[i] == 0]
+        if missing and self.stream is None:
+            raise ProbeError(
+                f"attention layers {missing[:3]} did not run in the forward pass; probe cannot "
+                "capture layers the model skips (check the inputs or select other layers)"
+            )
+        head_indices: tuple[int, ...] | None
+        if self.options.average_heads:
+            head_indices = None
+        elif self.options.heads is not None:
+            head_indices = tuple(h % self.num_heads for h in self.options.heads)
+        else:
+            head_indices = tuple(range(self.num_heads))
+        layer_tensors = None
+        attentions = self.buffer
+        if self.options.requires_grad and self.stream is None:
+            layer_tensors = tuple(self.graph_tensors[i] for i in self.keep)
+            attentions = torch.stack(
+                [
+                    self._select_heads(self._zero_padded_queries(t.detach(), 0))
+                    for t in layer_tensors
+                ]
+            ).clone()
+            if self.options.dtype is not None:
+                attentions = attentions.to(self.options.dtype)
+        if self.stream is not None:
+            attentions = None
+        return AttentionStack(
+            kind=self.kind,  # type: ignore[arg-type]
+            attentions=attentions,
+            layer_names=tuple(self.layer_names[i] for i in self.keep),
+            layer_indices=tuple(self.keep),
+            head_indices=head_indices,
+            layer_tensors=layer_tensors,
+        )

@@ -1,0 +1,280 @@
+"""Where attention lives in a model, and how probe intercepts it without leaving a trace.
+
+Two families of capture sites:
+
+* **HuggingFace** ``transformers`` (v5) attention modules dispatch through
+  ``ALL_ATTENTION_FUNCTIONS[config._attn_implementation]``. During a capture probe registers a
+  uniquely named attention function (and the matching eager mask builder), points every
+  config of the model at it, and restores every config and both registries in ``finally``.
+  The function calls the model's *own* ``eager_attention_forward`` (so T5 position bias, GPT-2
+  casts, GQA, soft-capping and sinks are handled by the model's code), which is exactly what
+  ``output_attentions=True`` under eager attention returns.
+* **timm** attention modules (``Attention``, EVA, BEiT, ...) hold a ``fused_attn`` flag and an
+  ``attn_drop`` dropout applied to the softmaxed weights on the unfused path. probe turns the
+  flag off on each module (never the global ``set_fused_attn``), hooks ``attn_drop``, and
+  restores flags and hooks in ``finally``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from probe._errors import UnsupportedModelError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from probe._recorder import StackRecorder
+
+__all__ = ["Site", "find_hf_sites", "find_timm_sites", "intercept_hf", "intercept_timm"]
+
+StackName = Literal["self", "decoder", "cross"]
+
+_CROSS_NAMES = {"encoder_attn", "encdecattention", "crossattention", "cross_attn", "cross_attention"}
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class Site:
+    """One attention module: its name, the stack it belongs to and its layer in that stack."""
+
+    module: Any
+    name: str
+    stack: StackName
+    layer: int
+
+
+# --------------------------------------------------------------------------- discovery
+def is_hf_model(model: Any) -> bool:
+    return hasattr(model, "config") and type(model).__module__.startswith("transformers.")
+
+
+def _calls_attention_interface(module: nn.Module) -> bool:
+    forward = getattr(type(module), "forward", None)
+    code = getattr(forward, "__code__", None)
+    return code is not None and "attention_interface" in code.co_varnames
+
+
+def _stack_of(name: str, module: Any, encoder_decoder: bool) -> StackName:
+    parts = {p.lower() for p in name.split(".")}
+    if getattr(module, "is_cross_attention", False) or parts & _CROSS_NAMES:
+        return "cross"
+    if encoder_decoder and "decoder" in parts:
+        return "decoder"
+    return "self"
+
+
+def _number(sites: list[tuple[str, Any, StackName]]) -> list[Site]:
+    counts: dict[str, int] = {}
+    out = []
+    for name, module, stack in sites:
+        out.append(Site(module, name, stack, counts.get(stack, 0)))
+        counts[stack] = counts.get(stack, 0) + 1
+    return out
+
+
+def find_hf_sites(model: nn.Module) -> list[Site]:
+    """Attention modules of a HuggingFace model, in model order, assigned to stacks."""
+    encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+    found = [
+        (name, m, _stack_of(name, m, encoder_decoder))
+        for name, m in model.named_modules()
+        if _calls_attention_interface(m)
+    ]
+    if not found:
+        raise UnsupportedModelError(
+            f"no attention modules found in {type(model).__name__}: probe supports transformers "
+            "v5 models whose attention dispatches through ALL_ATTENTION_FUNCTIONS; open an issue "
+            "with the model name"
+        )
+    return _number(found)
+
+
+def find_timm_sites(model: nn.Module) -> list[Site]:
+    """Attention modules of a timm model (those with ``fused_attn`` and ``attn_drop``)."""
+    from torch import nn
+
+    found = []
+    for name, m in model.named_modules():
+        cls = type(m).__name__
+        if "WindowAttention" in cls or type(model).__name__.lower().startswith("swin"):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} uses windowed attention, which probe cannot map back "
+                "to the image yet (not supported yet); use a global-attention ViT such as "
+                "vit_small_patch16_224, deit, eva or beit"
+            )
+        if hasattr(m, "fused_attn") and isinstance(getattr(m, "attn_drop", None), nn.Dropout):
+            found.append((name, m, "self"))
+    if not found:
+        raise UnsupportedModelError(
+            f"no attention modules found in {type(model).__name__}: probe captures timm models "
+            "whose attention modules have a fused_attn flag and an attn_drop layer (ViT, DeiT, "
+            "EVA, BEiT and their relatives)"
+        )
+    return _number(found)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- HuggingFace
+def _eager_for(module: nn.Module) -> Callable[..., Any]:
+    """The model's own ``eager_attention_forward`` (from the module defining ``forward``)."""
+    forward = type(module).forward
+    mod = sys.modules.get(getattr(forward, "__module__", ""), None)
+    fn = getattr(mod, "eager_attention_forward", None)
+    return fn if fn is not None else _generic_eager
+
+
+def _generic_eager(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    dropout: float = 0.0,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain eager attention for modules whose file has no ``eager_attention_forward``."""
+    import torch
+
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask[..., : key.shape[-2]]
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
+    out = torch.matmul(weights, value).transpose(1, 2).contiguous()
+    return out, weights
+
+
+def _slice_rows(t: Any, start: int, stop: int, q_total: int) -> Any:
+    """Rows ``start:stop`` of a ``[..., query, key]`` tensor; broadcast tensors unchanged."""
+    import torch
+
+    if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[-2] == q_total:
+        return t[..., start:stop, :]
+    return t
+
+
+def _configs_of(model: nn.Module) -> list[Any]:
+    """Every config object the model's modules read, sub-configs included (unique)."""
+    seen: dict[int, Any] = {}
+    stack = [m.config for m in model.modules() if hasattr(m, "config")]
+    while stack:
+        cfg = stack.pop()
+        if cfg is None or id(cfg) in seen or not hasattr(cfg, "_attn_implementation_internal"):
+            continue
+        seen[id(cfg)] = cfg
+        for key in getattr(cfg, "sub_configs", {}) or {}:
+            stack.append(getattr(cfg, key, None))
+    return list(seen.values())
+
+
+@contextmanager
+def intercept_hf(
+    model: nn.Module,
+    sites: list[Site],
+    recorders: dict[str, StackRecorder],
+    chunk_size: int | None,
+) -> Iterator[None]:
+    """Route every attention call of ``model`` through probe for the duration of the block.
+
+    Everything switched is restored in ``finally``: each config's ``_attn_implementation`` and
+    the two registries, also when the forward raises.
+    """
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+    from transformers.modeling_utils import AttentionInterface
+
+    by_module = {id(s.module): s for s in sites}
+    key = f"probe_capture_{next(_counter)}"
+
+    def probe_attention(
+        module: nn.Module,
+        query: torch.Tensor,
+        key_states: torch.Tensor,
+        value: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        import torch
+
+        eager = _eager_for(module)
+        site = by_module.get(id(module))
+        if site is None:
+            return eager(module, query, key_states, value, attention_mask, **kwargs)
+        recorder = recorders[site.stack]
+        q_total = query.shape[-2]
+        step = chunk_size or q_total
+        if step >= q_total or not recorder.wants(site.layer):
+            out, weights = eager(module, query, key_states, value, attention_mask, **kwargs)
+            recorder.record(site.layer, 0, weights, q_total)
+            return out, (None if recorder.stream is not None else weights)
+        outs = []
+        for start in range(0, q_total, step):
+            stop = min(start + step, q_total)
+            chunk_kwargs = {k: _slice_rows(v, start, stop, q_total) for k, v in kwargs.items()}
+            out, weights = eager(
+                module,
+                query[..., start:stop, :],
+                key_states,
+                value,
+                _slice_rows(attention_mask, start, stop, q_total),
+                **chunk_kwargs,
+            )
+            recorder.record(site.layer, start, weights, q_total)
+            del weights
+            outs.append(out)
+        return torch.cat(outs, dim=1), None
+
+    configs = _configs_of(model)
+    previous = [(cfg, cfg._attn_implementation_internal) for cfg in configs]
+    AttentionInterface._global_mapping[key] = probe_attention
+    AttentionMaskInterface._global_mapping[key] = eager_mask
+    try:
+        for cfg in configs:
+            cfg._attn_implementation_internal = key
+        yield
+    finally:
+        for cfg, value in previous:
+            cfg._attn_implementation_internal = value
+        AttentionInterface._global_mapping.pop(key, None)
+        AttentionMaskInterface._global_mapping.pop(key, None)
+
+
+# --------------------------------------------------------------------------- timm
+@contextmanager
+def intercept_timm(
+    model: nn.Module, sites: list[Site], recorders: dict[str, StackRecorder]
+) -> Iterator[None]:
+    """Turn off ``fused_attn`` per module and hook ``attn_drop``; restore both in ``finally``."""
+    handles = []
+    previous = [(s.module, s.module.fused_attn) for s in sites]
+    try:
+        for site in sites:
+            site.module.fused_attn = False
+            def hook(
+                _mod: Any,
+                _inp: Any,
+                out: torch.Tensor,
+                layer: int = site.layer,
+                recorder: StackRecorder = recorders[site.stack],
+            ) -> None:
+                recorder.record(layer, 0, out, out.shape[-2])
+
+            handles.append(site.module.attn_drop.register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        for module, flag in previous:
+            module.fused_attn = flag

@@ -1,0 +1,234 @@
+"""The frozen container every analyzer and viewer reads: :class:`Trace`.
+
+A trace is the contract between capture and everything downstream. It carries the attention
+tensors and all the geometry needed to interpret them (tokens, words, patch grid, prefix
+tokens, padding), so that no analyzer ever has to guess it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Trace", "AttentionStack"]
+
+Family = Literal["encoder", "decoder", "encoder-decoder", "vision"]
+
+
+@dataclass(frozen=True)
+class AttentionStack:
+    """Attention of one stack of layers (encoder self, decoder self, or cross attention).
+
+    Attributes:
+        kind: ``"self"`` or ``"cross"``.
+        attentions: ``[layer, batch, head, query, key]`` float tensor, or ``None`` when the
+            trace was captured in streaming mode (only the rollout was kept).
+        layer_names: module name of each kept layer (``len == attentions.shape[0]``).
+        layer_indices: index of each kept layer in the model's own numbering.
+        head_indices: the model's head index of each kept head, or ``None`` when heads were
+            averaged during capture (then the head dimension has size 1).
+        layer_tensors: with ``requires_grad=True`` capture, the per-layer tensors
+            ``[batch, head, query, key]`` that live in the autograd graph; read their
+            ``.grad`` after a backward pass (``attentions`` is a detached stacked copy).
+    """
+
+    kind: Literal["self", "cross"]
+    attentions: torch.Tensor | None
+    layer_names: tuple[str, ...]
+    layer_indices: tuple[int, ...]
+    head_indices: tuple[int, ...] | None
+    layer_tensors: tuple[torch.Tensor, ...] | None = None
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_indices)
+
+    def gradients(self) -> torch.Tensor:
+        """Gradients of the kept attention tensors: ``[layer, batch, head, query, key]``.
+
+        Only available after ``trace(..., requires_grad=True)`` and a backward pass through
+        the model output.
+        """
+        import torch
+
+        if self.layer_tensors is None:
+            raise ProbeError(
+                "this trace holds no gradients: capture with probe.trace(..., requires_grad=True) "
+                "and call .backward() on a scalar of the output first"
+            )
+        grads = [t.grad for t in self.layer_tensors]
+        if any(g is None for g in grads):
+            raise ProbeError(
+                "attention gradients are empty: call .backward() on a scalar of trace.output "
+                "before reading them"
+            )
+        return torch.stack(grads)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Everything captured from one forward pass. Immutable; analyzers return new objects.
+
+    Attributes:
+        attentions: self-attention ``[layer, batch, head, query, key]`` of the main stack:
+            the encoder for encoders and encoder-decoders, the decoder for decoder-only
+            models, the transformer for vision models. ``None`` in streaming mode.
+        tokens: per batch item, the token strings (text models), padding included.
+        words: per batch item, the words of the original text (text models with a fast
+            tokenizer), in order.
+        word_ids: per batch item, for each token the index into ``words`` it belongs to, or
+            ``None`` for special and padding tokens.
+        attention_mask: ``[batch, key]`` bool, True where a real (non-padding) token is.
+        special_tokens_mask: ``[batch, key]`` bool, True for [CLS]/[SEP]/BOS/EOS and vision
+            prefix tokens.
+        num_prefix_tokens: tokens before the patch tokens (vision: CLS, distillation and
+            register tokens); 0 for text.
+        grid: ``(rows, cols)`` of the patch grid for vision models.
+        image_size: ``(height, width)`` of the model input, vision models.
+        model_name: the model's name or path.
+        family: ``"encoder"``, ``"decoder"``, ``"encoder-decoder"`` or ``"vision"``.
+        layer_names, layer_indices, head_indices: see :class:`AttentionStack`.
+        decoder: decoder self-attention stack of encoder-decoder models.
+        cross: cross-attention stack of encoder-decoder models ``[layer, batch, head,
+            target, source]``.
+        decoder_tokens: per batch item, the decoder token strings (encoder-decoder).
+        rollout_result: ``[batch, query, key]`` attention rollout folded layer by layer in
+            streaming mode, and ``rollout_options`` the options it was computed with.
+        output: the model's output object (logits etc.) from the same forward pass.
+        layer_tensors: see :class:`AttentionStack` (gradient capture).
+        input_ids: ``[batch, seq]`` token ids (text models).
+        pixel_values: ``[batch, channel, height, width]`` model input (vision models), a copy.
+    """
+
+    attentions: torch.Tensor | None
+    layer_names: tuple[str, ...]
+    layer_indices: tuple[int, ...]
+    head_indices: tuple[int, ...] | None
+    model_name: str
+    family: Family
+    attention_mask: torch.Tensor
+    special_tokens_mask: torch.Tensor
+    num_prefix_tokens: int = 0
+    tokens: tuple[tuple[str, ...], ...] | None = None
+    words: tuple[tuple[str, ...], ...] | None = None
+    word_ids: tuple[tuple[int | None, ...], ...] | None = None
+    grid: tuple[int, int] | None = None
+    image_size: tuple[int, int] | None = None
+    decoder: AttentionStack | None = None
+    cross: AttentionStack | None = None
+    decoder_tokens: tuple[tuple[str, ...], ...] | None = None
+    rollout_result: torch.Tensor | None = None
+    rollout_options: dict[str, Any] | None = None
+    output: Any = field(default=None, repr=False, compare=False)
+    layer_tensors: tuple[torch.Tensor, ...] | None = field(default=None, repr=False)
+    input_ids: torch.Tensor | None = field(default=None, repr=False)
+    pixel_values: torch.Tensor | None = field(default=None, repr=False)
+    num_heads: int = 0
+    num_model_layers: int = 0
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def batch_size(self) -> int:
+        return int(self.attention_mask.shape[0])
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.attention_mask.shape[1])
+
+    @property
+    def num_layers(self) -> int:
+        """Number of kept layers (the first dimension of ``attentions``)."""
+        return len(self.layer_indices)
+
+    @property
+    def is_vision(self) -> bool:
+        return self.family == "vision"
+
+    @property
+    def encoder(self) -> AttentionStack:
+        """The main self-attention stack as an :class:`AttentionStack`."""
+        return AttentionStack(
+            kind="self",
+            attentions=self.attentions,
+            layer_names=self.layer_names,
+            layer_indices=self.layer_indices,
+            head_indices=self.head_indices,
+            layer_tensors=self.layer_tensors,
+        )
+
+    def require_attentions(self) -> torch.Tensor:
+        """``attentions``, or a clear error for streaming traces that did not keep them."""
+        if self.attentions is None:
+            raise ProbeError(
+                "this trace was captured in streaming mode and holds only the rollout; "
+                "capture again without stream=True to get per-layer attention"
+            )
+        return self.attentions
+
+    def gradients(self) -> torch.Tensor:
+        """``[layer, batch, head, query, key]`` gradients of the main stack's attention."""
+        return self.encoder.gradients()
+
+    def layer_position(self, layer: int) -> int:
+        """Position in ``attentions`` of the model's layer ``layer`` (negative counts back).
+
+        Raises:
+            ProbeError: the layer was not kept or does not exist.
+        """
+        n = self.num_model_layers or (max(self.layer_indices) + 1 if self.layer_indices else 0)
+        if not -n <= layer < n:
+            raise ProbeError(
+                f"layer {layer} is out of range: the model has {n} layers (use 0..{n - 1} "
+                "or negative indices)"
+            )
+        layer = layer % n
+        if layer not in self.layer_indices:
+            raise ProbeError(
+                f"layer {layer} was not captured (kept layers: {list(self.layer_indices)}); "
+                "capture again with layers=None or including it"
+            )
+        return self.layer_indices.index(layer)
+
+    def head_position(self, head: int) -> int:
+        """Position in the head dimension of the model's head ``head``."""
+        if self.head_indices is None:
+            raise ProbeError(
+                "heads were averaged during capture; capture again with heads=None to select "
+                "a single head"
+            )
+        n = self.num_heads or (max(self.head_indices) + 1)
+        if not -n <= head < n:
+            raise ProbeError(
+                f"head {head} is out of range: the model has {n} heads per layer "
+                f"(use 0..{n - 1})"
+            )
+        head = head % n
+        if head not in self.head_indices:
+            raise ProbeError(
+                f"head {head} was not captured (kept heads: {list(self.head_indices)}); "
+                "capture again with heads=None or including it"
+            )
+        return self.head_indices.index(head)
+
+    def valid_length(self, batch_index: int = 0) -> int:
+        """Number of real (non-padding) tokens of batch item ``batch_index``."""
+        return int(self.attention_mask[batch_index].sum())
+
+    def replace(self, **changes: Any) -> Trace:
+        """A new trace with some fields changed (the original is untouched)."""
+        return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        shape = None if self.attentions is None else tuple(self.attentions.shape)
+        extra = ""
+        if self.grid is not None:
+            extra = f", grid={self.grid}, num_prefix_tokens={self.num_prefix_tokens}"
+        return (
+            f"Trace(model={self.model_name!r}, family={self.family!r}, "
+            f"attentions={shape}{extra})"
+        )

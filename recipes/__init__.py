@@ -1,0 +1,1 @@
+"""Recipes: scripts that build probe's own artefacts (installed as ``probe.recipes``)."""

@@ -1,0 +1,1 @@
+"""Matplotlib viewers for probe traces and analyses (installed as ``probe.viewers``)."""
