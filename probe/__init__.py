@@ -22,6 +22,28 @@ _LAZY: dict[str, str] = {
     "load_model": "probe._models",
     "list_models": "probe._models",
     "register_model": "probe._models",
+    "LoadedModel": "probe._models",
+    # attention analyzers
+    "rollout": "probe._rollout",
+    "rollout_step": "probe._rollout",
+    "attention_flow": "probe._flow",
+    "head_stats": "probe._headstats",
+    "HeadStats": "probe._headstats",
+    "relevance": "probe._relevance",
+    "relevance_from_gradients": "probe._relevance",
+    "register_head_fusion": "probe._fusion",
+    "fuse_heads": "probe._fusion",
+    "list_head_fusions": "probe._fusion",
+    # attribution registry
+    "Attribution": "probe._attribution",
+    "MethodContext": "probe._attribution",
+    "attribute": "probe._attribution",
+    "list_methods": "probe._attribution",
+    "register_method": "probe._attribution",
+    # embedded data
+    "make_shapes": "probe._shapes",
+    "ShapesBatch": "probe._shapes",
+    "SHAPE_CLASSES": "probe._shapes",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

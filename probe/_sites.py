@@ -81,7 +81,7 @@ def _number(sites: list[tuple[str, Any, StackName]]) -> list[Site]:
 
 def find_hf_sites(model: nn.Module) -> list[Site]:
     """Attention modules of a HuggingFace model, in model order, assigned to stacks."""
-    encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
+    encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
     found = [
         (name, m, _stack_of(name, m, encoder_decoder))
         for name, m in model.named_modules()

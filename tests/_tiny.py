@@ -1,0 +1,123 @@
+"""Tiny random-init models of every supported family, built from configs (no downloads).
+
+Each builder returns ``(model, example_inputs)`` with the model in eval mode and loaded with
+the library's default attention implementation (SDPA for HF, fused attention for timm).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+VOCAB = 99
+
+
+def _ids(batch: int = 2, seq: int = 9, pad_from: int | None = 6) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, VOCAB, (batch, seq), generator=g)
+    mask = torch.ones(batch, seq, dtype=torch.long)
+    if pad_from is not None and batch > 1:
+        mask[1, pad_from:] = 0
+        ids[1, pad_from:] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def bert() -> tuple[Any, dict]:
+    from transformers import BertConfig, BertModel
+
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64)
+    return BertModel(cfg).eval(), _ids()
+
+
+def roberta() -> tuple[Any, dict]:
+    from transformers import RobertaConfig, RobertaModel
+
+    cfg = RobertaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=66, pad_token_id=1)
+    inputs = _ids()
+    inputs["input_ids"][1, 6:] = 1
+    return RobertaModel(cfg).eval(), inputs
+
+
+def distilbert() -> tuple[Any, dict]:
+    from transformers import DistilBertConfig, DistilBertModel
+
+    cfg = DistilBertConfig(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                           max_position_embeddings=64)
+    return DistilBertModel(cfg).eval(), _ids()
+
+
+def gpt2() -> tuple[Any, dict]:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    cfg = GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+    return GPT2LMHeadModel(cfg).eval(), _ids(pad_from=None)
+
+
+def llama() -> tuple[Any, dict]:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=64, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval(), _ids(pad_from=None)
+
+
+def t5() -> tuple[Any, dict]:
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    cfg = T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+                   num_heads=4, decoder_start_token_id=0, pad_token_id=0)
+    inputs = _ids()
+    inputs["decoder_input_ids"] = torch.tensor([[0, 7, 8, 9], [0, 10, 11, 12]])
+    return T5ForConditionalGeneration(cfg).eval(), inputs
+
+
+def bart() -> tuple[Any, dict]:
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    cfg = BartConfig(vocab_size=VOCAB, d_model=32, encoder_layers=2, decoder_layers=2,
+                     encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                     decoder_ffn_dim=64, max_position_embeddings=64)
+    inputs = _ids()
+    inputs["decoder_input_ids"] = torch.tensor([[2, 7, 8, 9, 10], [2, 10, 11, 12, 13]])
+    return BartForConditionalGeneration(cfg).eval(), inputs
+
+
+def hf_vit() -> tuple[Any, torch.Tensor]:
+    from transformers import ViTConfig, ViTForImageClassification
+
+    cfg = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
+                    num_attention_heads=4, intermediate_size=64, num_labels=3)
+    return ViTForImageClassification(cfg).eval(), _pixels(32, 32)
+
+
+def _pixels(h: int, w: int, batch: int = 2) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(batch, 3, h, w, generator=g)
+
+
+def timm_model(name: str, img: int | tuple[int, int] = 32, **kwargs: Any) -> tuple[Any, torch.Tensor]:
+    import timm
+
+    size = (img, img) if isinstance(img, int) else img
+    small = dict(img_size=size, patch_size=8, embed_dim=32, depth=2, num_heads=4, num_classes=5)
+    small.update(kwargs)
+    model = timm.create_model(name, pretrained=False, **small).eval()
+    return model, _pixels(*size)
+
+
+HF_TEXT: dict[str, Callable[[], tuple[Any, Any]]] = {
+    "bert": bert, "roberta": roberta, "distilbert": distilbert, "gpt2": gpt2, "llama": llama,
+    "t5": t5, "bart": bart,
+}
+
+TIMM: dict[str, Callable[[], tuple[Any, torch.Tensor]]] = {
+    "vit": lambda: timm_model("vit_small_patch16_224"),
+    "vit_nonsquare": lambda: timm_model("vit_small_patch16_224", img=(32, 48)),
+    "deit_distilled": lambda: timm_model("deit_small_distilled_patch16_224"),
+    "vit_registers": lambda: timm_model("vit_small_patch16_224", reg_tokens=4, no_embed_class=True),
+    "eva": lambda: timm_model("eva02_tiny_patch14_224", mlp_ratio=2.0),
+    "beit": lambda: timm_model("beit_base_patch16_224"),
+}
