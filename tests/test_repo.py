@@ -1,0 +1,69 @@
+"""Repository contracts: README commands, CI script, packaging, lazy imports."""
+
+from __future__ import annotations
+
+import configparser
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```bash\n(.+?)\n```", text)
+
+
+def test_readme_opens_with_two_setup_and_go_commands():
+    cmds = _readme_commands()
+    assert len(cmds) >= 2
+    demo, tests = cmds[0], cmds[1]
+    assert "pip install" in demo and "probe.recipes.demo" in demo
+    assert "pip install" in tests and "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert _readme_commands()[1] in ci.splitlines()
+
+
+def test_version_has_one_source():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["metadata"]["version"] == "attr: probe._version.__version__"
+    assert not (ROOT / "setup.py").exists()
+    assert "version" not in (ROOT / "pyproject.toml").read_text().split("[tool")[0]
+
+
+def test_no_generic_top_level_packages():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    packages = cfg["options"]["packages"].split()
+    assert all(p == "probe" or p.startswith("probe.") for p in packages)
+    import probe.recipes
+    import probe.viewers
+
+    assert Path(probe.viewers.__file__).parent.name == "viewers"
+    assert Path(probe.recipes.__file__).parent.name == "recipes"
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys, probe.cli\n"
+        "rc = probe.cli.main(['--help'])\n"
+        "rc2 = probe.cli.main(['render', '--help'])\n"
+        "heavy = [m for m in ('torch', 'matplotlib', 'transformers', 'timm', 'captum') "
+        "if m in sys.modules]\n"
+        "print(rc, rc2, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 0 []"
+
+
+def test_every_public_name_resolves():
+    import probe
+
+    for name in probe.__all__:
+        assert getattr(probe, name) is not None, name
