@@ -1,0 +1,368 @@
+"""Coreference links read from attention: which word a pronoun attends to, head by head.
+
+Clark, Khandelwal, Levy and Manning, "What Does BERT Look At? An Analysis of BERT's
+Attention", BlackboxNLP 2019, Sec. 4: token attention is merged into word attention
+and a head "resolves" a mention when its strongest attention goes to an antecedent.
+
+Token -> word merge rule (Clark et al. 2019, Sec. 4.1): the weight word ``u`` sends to word
+``v`` is the MEAN over ``u``'s sub-tokens (as queries) of the SUM over ``v``'s sub-tokens (as
+keys). Each word row therefore sums to at most 1 (the rest goes to special tokens).
+Special tokens and padding belong to no word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    import torch
+
+    from probe._trace import Trace
+
+__all__ = [
+    "CorefLink",
+    "Antecedents",
+    "coref",
+    "word_attention",
+    "best_antecedents",
+    "NON_ANTECEDENT_WORDS",
+]
+
+#: Closed-class English words that cannot head an antecedent noun phrase: articles and
+#: determiners, prepositions, conjunctions, auxiliaries and modals, negation, particles and
+#: contraction pieces. They are not default candidate antecedents (pronouns are kept: an
+#: antecedent may be an earlier pronoun of the same entity). Pass ``candidates=`` to
+#: choose candidates yourself, e.g. for other languages.
+NON_ANTECEDENT_WORDS = frozenset(
+    """
+    a an the this that these those some any each every no all both either neither such
+    of in on at by for with from to into onto upon about above below over under between
+    among through during before after against without within along across behind beyond
+    near off out up down around toward towards via per than as like since until till
+    and or but nor so yet because although though while whereas if unless whether then
+    once when where why how
+    is am are was were be been being do does did done doing have has had having
+    will would shall should can could may might must ought
+    not never n't nt t s d ll m re ve didn doesn don isn wasn weren aren hasn haven hadn
+    won wouldn shouldn couldn can't cannot mustn
+    too very also just only even still already again there here
+    """.split()
+)
+
+
+@dataclass(frozen=True)
+class CorefLink:
+    """One head's answer: the candidate antecedent its strongest attention goes to.
+
+    Attributes:
+        layer: the model's layer index.
+        head: the model's head index (-1 when heads were averaged during capture).
+        antecedent: the candidate word, as written in ``trace.words``.
+        antecedent_index: its index in ``trace.words[batch_index]``.
+        weight: the word-level attention the queried word sends to it (see module docs).
+    """
+
+    layer: int
+    head: int
+    antecedent: str
+    antecedent_index: int
+    weight: float
+
+
+@dataclass(frozen=True)
+class Antecedents:
+    """Best antecedent of one word per head and according to attention rollout.
+
+    Attributes:
+        word: the queried word; ``word_index`` its index in ``trace.words[batch_index]``.
+        candidates: indices of the candidate antecedent words that were compared.
+        per_head: one :class:`CorefLink` per captured head, in (layer, head) order.
+        rollout_antecedent, rollout_antecedent_index, rollout_weight: the candidate with
+            the largest word-level weight in the attention rollout of all captured layers
+            (Abnar & Zuidema 2020, mean head fusion).
+    """
+
+    word: str
+    word_index: int
+    candidates: tuple[int, ...]
+    per_head: tuple[CorefLink, ...]
+    rollout_antecedent: str
+    rollout_antecedent_index: int
+    rollout_weight: float
+
+
+# ------------------------------------------------------------------ words and tokens
+def _words(trace: Trace, batch_index: int) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
+    if trace.words is None or trace.word_ids is None:
+        raise ProbeError(
+            "this trace has no words: capture a text model with a fast tokenizer "
+            "(probe.trace(model, text, tokenizer=...)) to use word-level analyses"
+        )
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
+        raise ProbeError(f"batch_index must be an int, got {batch_index!r}")
+    if not -trace.batch_size <= batch_index < trace.batch_size:
+        raise ProbeError(
+            f"batch_index {batch_index} is out of range for a batch of {trace.batch_size}; "
+            f"use 0..{trace.batch_size - 1}"
+        )
+    b = batch_index % trace.batch_size
+    return tuple(trace.words[b]), tuple(trace.word_ids[b])
+
+
+def _membership(trace: Trace, batch_index: int) -> torch.Tensor:
+    """``[word, token]`` float64 0/1 matrix: which real, non-special tokens form each word."""
+    import torch
+
+    words, word_ids = _words(trace, batch_index)
+    b = batch_index % trace.batch_size
+    real = trace.attention_mask[b].bool() & ~trace.special_tokens_mask[b].bool()
+    member = torch.zeros(len(words), trace.seq_len, dtype=torch.float64)
+    for t, w in enumerate(word_ids[: trace.seq_len]):
+        if w is None or not bool(real[t]):
+            continue
+        if not 0 <= w < len(words):
+            raise ProbeError(
+                f"token {t} has word id {w} but the trace has {len(words)} words; the trace's "
+                "words and word_ids disagree: capture it again with probe.trace"
+            )
+        member[w, t] = 1.0
+    return member
+
+
+def merge_to_words(attn: torch.Tensor, member: torch.Tensor) -> torch.Tensor:
+    """Word-level attention ``[..., word, word]`` from token attention ``[..., query, key]``.
+
+    Row ``u``, column ``v``: mean over ``u``'s tokens (queries) of the sum over ``v``'s tokens
+    (keys), with ``member`` the ``[word, token]`` 0/1 membership matrix (Clark et al. 2019).
+    Words without tokens get zero rows and columns.
+    """
+    member = member.to(device=attn.device, dtype=_work_dtype(attn))
+    mean_rows = member / member.sum(-1, keepdim=True).clamp_min(1.0)
+    return mean_rows @ attn.to(member.dtype) @ member.T
+
+
+def _work_dtype(attn: torch.Tensor) -> torch.dtype:
+    """float64 stays float64; everything else is computed in float32."""
+    import torch
+
+    return torch.float64 if attn.dtype == torch.float64 else torch.float32
+
+
+def _is_punctuation(word: str) -> bool:
+    return not any(ch.isalnum() for ch in word)
+
+
+def _resolve_word(
+    words: Sequence[str], member: torch.Tensor, word: str | int, occurrence: int
+) -> int:
+    """Index in ``words`` of ``word`` (case-insensitive; ``occurrence`` counts from 0)."""
+    if isinstance(word, bool) or not isinstance(word, (str, int)):
+        raise ProbeError(f"word must be a string or a word index, got {word!r}")
+    if isinstance(word, int):
+        if not -len(words) <= word < len(words):
+            raise ProbeError(
+                f"word index {word} is out of range for {len(words)} words: {list(words)}"
+            )
+        index = word % len(words)
+    else:
+        matches = [i for i, w in enumerate(words) if w.lower() == word.strip().lower()]
+        if not matches:
+            raise ProbeError(
+                f"{word!r} is not a word of this sentence; use one of {list(words)} or an index"
+            )
+        if isinstance(occurrence, bool) or not isinstance(occurrence, int) or not (
+            0 <= occurrence < len(matches)
+        ):
+            raise ProbeError(
+                f"occurrence={occurrence!r} but {word!r} occurs {len(matches)} time(s); use "
+                f"0..{len(matches) - 1} (0 is the first)"
+            )
+        index = matches[occurrence]
+    if not bool(member[index].any()):
+        raise ProbeError(
+            f"word {words[index]!r} has no tokens in the trace (truncated?); pick another word"
+        )
+    return index
+
+
+def _candidates(
+    words: Sequence[str],
+    member: torch.Tensor,
+    index: int,
+    candidates: Sequence[str | int] | None,
+) -> list[int]:
+    """Candidate antecedent indices (never the word itself nor a word without tokens)."""
+    has_tokens = member.any(-1).tolist()
+    if candidates is None:
+        chosen = [
+            i
+            for i in range(index)
+            if not _is_punctuation(words[i]) and words[i].lower() not in NON_ANTECEDENT_WORDS
+        ]
+    else:
+        if isinstance(candidates, (str, int)):
+            candidates = [candidates]
+        chosen = []
+        for c in candidates:
+            if isinstance(c, bool) or not isinstance(c, (str, int)):
+                raise ProbeError(f"candidates must be words or word indices, got {c!r}")
+            if isinstance(c, int):
+                if not -len(words) <= c < len(words):
+                    raise ProbeError(f"candidate index {c} is out of range for {len(words)} words")
+                chosen.append(c % len(words))
+            else:
+                hits = [i for i, w in enumerate(words) if w.lower() == c.strip().lower()]
+                if not hits:
+                    raise ProbeError(
+                        f"candidate {c!r} is not a word of this sentence: {list(words)}"
+                    )
+                chosen.extend(hits)
+    chosen = sorted({i for i in chosen if i != index and has_tokens[i]})
+    if not chosen:
+        raise ProbeError(
+            f"no candidate antecedents for {words[index]!r}: the default candidates are the "
+            "content words before it; pass candidates=[...] to choose them"
+        )
+    return chosen
+
+
+# ------------------------------------------------------------------ public API
+def word_attention(
+    trace: Trace, word: str | int, batch_index: int = 0, *, occurrence: int = 0
+) -> torch.Tensor:
+    """Attention ``word`` sends to every word, per layer and head (Clark et al. 2019).
+
+    Merge rule: the weight to word ``v`` is the mean over ``word``'s sub-tokens (as queries)
+    of the sum over ``v``'s sub-tokens (as keys), so a row sums to at most 1; special tokens
+    and padding belong to no word.
+
+    Args:
+        trace: a text trace with ``words`` and ``word_ids``.
+        word: a word of ``trace.words[batch_index]`` (case-insensitive) or its index.
+        batch_index: the batch item.
+        occurrence: which occurrence of ``word`` if it appears several times (0 = first).
+
+    Returns:
+        ``[layer, head, num_words]`` float tensor (a new one).
+    """
+    attentions = trace.require_attentions()
+    words, _ = _words(trace, batch_index)
+    member = _membership(trace, batch_index)
+    index = _resolve_word(words, member, word, occurrence)
+    b = batch_index % trace.batch_size
+    member = member.to(device=attentions.device, dtype=_work_dtype(attentions))
+    query = member[index] / member[index].sum()  # mean over the word's tokens
+    rows = query @ attentions[:, b].to(member.dtype)  # [layer, head, key]
+    return rows @ member.T
+
+
+def coref(
+    trace: Trace,
+    word: str | int,
+    batch_index: int = 0,
+    *,
+    occurrence: int = 0,
+    candidates: Sequence[str | int] | None = None,
+) -> tuple[CorefLink, ...]:
+    """Rank every captured head by how strongly ``word`` attends to a candidate antecedent.
+
+    Clark et al. 2019, "What Does BERT Look At?", Sec. 4.3: for each head, the antecedent is the
+    candidate word that ``word`` sends the most word-level attention to (merge rule: mean
+    over ``word``'s sub-tokens of the sum over the candidate's sub-tokens); heads are sorted
+    by that weight, strongest first (ties: lower layer, then lower head, first).
+
+    Candidate antecedents, by default: the words *before* ``word`` (an antecedent precedes
+    its anaphor; cataphora is not covered), excluding the word itself, special tokens and
+    padding (they belong to no word), punctuation (words with no letter or digit) and the
+    closed-class words in :data:`NON_ANTECEDENT_WORDS` (articles, prepositions,
+    conjunctions, auxiliaries...), which cannot head an antecedent noun phrase. This keeps
+    positional heads, which put most of their weight on the neighbouring word whatever it
+    is (Clark et al. Sec. 3), from ranking first with a function word. Pass ``candidates``
+    (words, matched case-insensitively at every occurrence, or word indices) to choose the
+    candidates yourself.
+
+    Args:
+        trace: a text trace with ``words`` and ``word_ids``.
+        word: the anaphor, e.g. ``"it"`` (case-insensitive) or its word index.
+        batch_index: the batch item.
+        occurrence: which occurrence of ``word`` (0 = first).
+        candidates: explicit candidate antecedents (default: see above).
+
+    Returns:
+        One :class:`CorefLink` per captured (layer, head), sorted by weight, descending.
+    """
+    report = best_antecedents(
+        trace, word, batch_index, candidates, occurrence=occurrence, with_rollout=False
+    )
+    return tuple(sorted(report.per_head, key=lambda link: (-link.weight, link.layer, link.head)))
+
+
+def best_antecedents(
+    trace: Trace,
+    word: str | int,
+    batch_index: int = 0,
+    candidates: Sequence[str | int] | None = None,
+    *,
+    occurrence: int = 0,
+    with_rollout: bool = True,
+) -> Antecedents:
+    """Best candidate antecedent of ``word`` for each head and according to the rollout.
+
+    Per head as in :func:`coref` (Clark et al. 2019); for the rollout (Abnar & Zuidema 2020,
+    mean head fusion, from the first captured layer on, which needs every layer from there
+    to the model's last) the same merge rule is applied to the rollout matrix. Candidate
+    rules as in :func:`coref`.
+
+    Args:
+        trace: a text trace with ``words`` and ``word_ids``.
+        word: the anaphor (case-insensitive) or its word index.
+        batch_index: the batch item.
+        candidates: explicit candidate antecedents (words or indices); default as in
+            :func:`coref`.
+        occurrence: which occurrence of ``word`` (0 = first).
+        with_rollout: also compute the rollout answer (otherwise its fields are empty:
+            ``""``, ``-1`` and ``nan``).
+
+    Returns:
+        :class:`Antecedents`.
+    """
+    import torch
+
+    attentions = trace.require_attentions()
+    words, _ = _words(trace, batch_index)
+    member = _membership(trace, batch_index)
+    index = _resolve_word(words, member, word, occurrence)
+    chosen = _candidates(words, member, index, candidates)
+    weights = word_attention(trace, index, batch_index)[..., chosen]  # [layer, head, cand]
+    best_weight, best = weights.max(-1)
+    per_head = []
+    for li, layer in enumerate(trace.layer_indices):
+        for hi in range(attentions.shape[2]):
+            head = -1 if trace.head_indices is None else trace.head_indices[hi]
+            antecedent = chosen[int(best[li, hi])]
+            per_head.append(
+                CorefLink(layer, head, words[antecedent], antecedent, float(best_weight[li, hi]))
+            )
+    rollout_word, rollout_index, rollout_weight = "", -1, float("nan")
+    if with_rollout:
+        from probe._rollout import rollout
+
+        b = batch_index % trace.batch_size
+        result = rollout(trace, start_layer=min(trace.layer_indices))[b]
+        word_level = merge_to_words(result, member)[index, chosen]
+        top = int(torch.argmax(word_level))
+        rollout_index = chosen[top]
+        rollout_word, rollout_weight = words[rollout_index], float(word_level[top])
+    return Antecedents(
+        word=words[index],
+        word_index=index,
+        candidates=tuple(chosen),
+        per_head=tuple(per_head),
+        rollout_antecedent=rollout_word,
+        rollout_antecedent_index=rollout_index,
+        rollout_weight=rollout_weight,
+    )

@@ -1,0 +1,177 @@
+"""Patch saliency maps for vision transformers.
+
+Every function reads the geometry from the trace (``trace.grid`` and
+``trace.num_prefix_tokens``), so non-square grids and any number of prefix tokens (CLS,
+distillation, registers) work; nothing assumes 14x14 or exactly one CLS token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from probe._errors import ProbeError
+from probe._fusion import HeadFusion
+
+if TYPE_CHECKING:
+    import torch
+
+    from probe._trace import Trace
+
+__all__ = ["patch_maps", "to_grid", "upsample", "rollout_map", "relevance_map"]
+
+UpsampleMode = Literal["bilinear", "bicubic", "nearest"]
+
+
+def _grid(trace: Trace) -> tuple[int, int]:
+    """The patch grid of a vision trace, checked against its sequence length."""
+    if trace.grid is None:
+        raise ProbeError(
+            f"patch maps need a vision trace with a patch grid, but this {trace.family!r} trace "
+            "has none; capture a vision model (e.g. a timm ViT) with probe.trace"
+        )
+    rows, cols = trace.grid
+    expected = trace.num_prefix_tokens + rows * cols
+    if trace.seq_len != expected:
+        raise ProbeError(
+            f"the trace has {trace.seq_len} tokens but num_prefix_tokens="
+            f"{trace.num_prefix_tokens} plus a {rows}x{cols} grid need {expected}; fix the "
+            "trace's grid or num_prefix_tokens"
+        )
+    return rows, cols
+
+
+def _query(trace: Trace, query: int) -> int:
+    if isinstance(query, bool) or not isinstance(query, int):
+        raise ProbeError(f"query must be a token index (int), got {query!r}")
+    n = trace.seq_len
+    if not -n <= query < n:
+        raise ProbeError(f"query {query} is out of range for {n} tokens; use 0..{n - 1}")
+    return query % n
+
+
+def _batch_slice(trace: Trace, batch_index: int | None) -> slice:
+    """All batch items, or the one ``batch_index`` names (kept as a size-1 dimension)."""
+    if batch_index is None:
+        return slice(None)
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
+        raise ProbeError(f"batch_index must be an int or None, got {batch_index!r}")
+    if not -trace.batch_size <= batch_index < trace.batch_size:
+        raise ProbeError(
+            f"batch_index {batch_index} is out of range for a batch of {trace.batch_size}; "
+            f"use 0..{trace.batch_size - 1} or None for all"
+        )
+    b = batch_index % trace.batch_size
+    return slice(b, b + 1)
+
+
+def patch_maps(trace: Trace, query: int = 0, batch_index: int | None = None) -> torch.Tensor:
+    """Attention of one query token to every patch, per layer and head, on the patch grid.
+
+    The DINO-style map (Caron et al. 2021, "Emerging Properties in Self-Supervised Vision
+    Transformers", Fig. 1): row ``query`` of each head's attention (query 0 is the CLS
+    token), restricted to the patch keys (the first ``trace.num_prefix_tokens`` keys are
+    skipped) and reshaped row-major to ``trace.grid``. Values are raw attention weights; they
+    sum to at most 1 over the grid (the rest goes to prefix tokens).
+
+    Args:
+        trace: a vision trace.
+        query: the token whose attention is shown (0 is CLS; a patch token is
+            ``num_prefix_tokens + row * cols + col``).
+        batch_index: one batch item (kept as a size-1 dimension) or ``None`` for all.
+
+    Returns:
+        ``[layer, batch, head, rows, cols]`` new tensor.
+    """
+    rows, cols = _grid(trace)
+    attentions = trace.require_attentions()
+    q = _query(trace, query)
+    picked = attentions[:, _batch_slice(trace, batch_index), :, q, trace.num_prefix_tokens :]
+    return picked.reshape(*picked.shape[:-1], rows, cols).clone()
+
+
+def to_grid(scores: torch.Tensor, trace: Trace) -> torch.Tensor:
+    """Reshape per-token scores ``[..., num_tokens]`` or ``[..., num_patches]`` to the grid.
+
+    With ``num_tokens`` scores (the whole sequence) the first ``trace.num_prefix_tokens``
+    are dropped; patches are laid out row-major as the patch embedding flattens them.
+
+    Returns:
+        ``[..., rows, cols]`` new tensor, e.g. ``[batch, rows, cols]`` for ``[batch, tokens]``.
+    """
+    rows, cols = _grid(trace)
+    n_patches = rows * cols
+    if scores.dim() < 1 or scores.shape[-1] not in (trace.seq_len, n_patches):
+        raise ProbeError(
+            f"scores of shape {tuple(scores.shape)} do not fit this trace: the last dimension "
+            f"must be the {trace.seq_len} tokens or the {n_patches} patches"
+        )
+    patches = scores[..., scores.shape[-1] - n_patches :]
+    return patches.reshape(*scores.shape[:-1], rows, cols).clone()
+
+
+def upsample(
+    maps: torch.Tensor, size: tuple[int, int], mode: UpsampleMode = "bilinear"
+) -> torch.Tensor:
+    """Resize patch maps ``[..., rows, cols]`` to image size ``[..., H, W]``.
+
+    ``size`` is ``(H, W)``, e.g. ``trace.image_size``. Bilinear and bicubic use
+    ``align_corners=False`` (patch centres sit at pixel-block centres). Integer maps are
+    converted to float.
+
+    Returns:
+        ``[..., H, W]`` new tensor.
+    """
+    import torch.nn.functional as F
+
+    if mode not in ("bilinear", "bicubic", "nearest"):
+        raise ProbeError(f"unknown upsample mode {mode!r}; use 'bilinear', 'bicubic' or 'nearest'")
+    if maps.dim() < 2:
+        raise ProbeError(f"maps must be [..., rows, cols], got shape {tuple(maps.shape)}")
+    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+        raise ProbeError(f"size must be (height, width) in pixels, got {size!r}")
+    x = maps if maps.is_floating_point() else maps.float()
+    lead = x.shape[:-2]
+    flat = x.reshape(-1, 1, *x.shape[-2:])
+    kwargs = {} if mode == "nearest" else {"align_corners": False}
+    out = F.interpolate(flat, size=tuple(size), mode=mode, **kwargs)
+    return out.reshape(*lead, *size)
+
+
+def rollout_map(
+    trace: Trace,
+    head_fusion: HeadFusion = "mean",
+    discard_ratio: float = 0.0,
+    start_layer: int = 0,
+    query: int = 0,
+) -> torch.Tensor:
+    """Attention rollout of one query (CLS by default) on the patch grid.
+
+    Row ``query`` of :func:`probe.rollout` (Abnar & Zuidema 2020) restricted to the patch
+    keys and reshaped to ``trace.grid``; works on streaming traces too. Values are the
+    rollout weights as they are (not renormalised over the patches).
+
+    Returns:
+        ``[batch, rows, cols]`` new tensor.
+    """
+    from probe._rollout import rollout
+
+    _grid(trace)
+    q = _query(trace, query)
+    result = rollout(trace, head_fusion, discard_ratio, start_layer)
+    return to_grid(result[:, q, :], trace)
+
+
+def relevance_map(trace: Trace, query: int = 0) -> torch.Tensor:
+    """Gradient-weighted relevance (Chefer, Gur & Wolf 2021) of one query on the patch grid.
+
+    Row ``query`` (CLS by default) of :func:`probe.relevance`, restricted to the patch keys
+    and reshaped to ``trace.grid``. The trace must hold attention gradients.
+
+    Returns:
+        ``[batch, rows, cols]`` new tensor.
+    """
+    from probe._relevance import relevance
+
+    _grid(trace)
+    q = _query(trace, query)
+    return to_grid(relevance(trace)[:, q, :], trace)
