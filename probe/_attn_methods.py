@@ -1,0 +1,309 @@
+"""Attention-based attribution methods, registered in the method registry.
+
+Each method turns a ``[batch, query, key]`` map (raw attention, rollout, flow or
+gradient-weighted relevance) into one score per input unit by reading *query rows*:
+
+* vision: the units are the patch keys (prefix keys such as CLS, distillation and register
+  tokens are dropped), read from the CLS row (query 0, the first prefix token) as in DINO
+  (Caron et al. 2021) and rollout (Abnar & Zuidema 2020); models that pool the patch tokens
+  instead (no prefix tokens, or timm ``global_pool="avg"`` such as EVA and BEiT) use the
+  mean over the patch rows;
+* text: the units are all token positions (special tokens included, padding 0), read from
+  the rows the model's output is computed from:
+
+  - ``"cls"`` for encoder classifiers (the output has ``logits``): the pooler / head reads
+    the first token ([CLS], ``<s>``), so row 0 says how much each token feeds it;
+  - ``"mean"`` for embedding models without logits, such as all-MiniLM-L6-v2: a
+    sentence-transformers embedding is the mean over the real tokens, so the mean of the
+    real query rows says how much each token contributes to the pooled representation;
+  - ``"last"`` for decoder-only models: the last real token produces the prediction.
+
+  Pass ``query="cls" | "mean" | "last"`` or a token index to override the choice.
+
+The rows of rollout and flow sum to 1, so text scores of ``"mean"`` and ``"cls"`` sum to 1
+over the real tokens; the raw attention rows too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+from probe._attribution import MethodContext, register_method
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from probe._targets import Target
+    from probe._trace import Trace
+
+__all__ = ["QueryRows", "gradient_relevance", "reduce_map"]
+
+#: Which query rows of a ``[batch, query, key]`` map are read (see the module docstring).
+QueryRows = Union[Literal["auto", "cls", "mean", "last"], int]
+
+_QUERY_NAMES = ("auto", "cls", "mean", "last")
+
+
+# --------------------------------------------------------------------------- helpers
+def take_options(ctx: MethodContext, method: str, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The method's options from ``ctx.options`` with defaults; unknown names are an error."""
+    unknown = sorted(set(ctx.options) - set(defaults))
+    if unknown:
+        allowed = sorted(defaults) or ["none"]
+        raise ProbeError(
+            f"method {method!r} does not take option(s) {unknown}; its options are {allowed}"
+        )
+    return {**defaults, **ctx.options}
+
+
+def _resolve_query(trace: Trace, query: QueryRows, model: Any = None) -> QueryRows:
+    if isinstance(query, bool) or not isinstance(query, (int, str)) or (
+        isinstance(query, str) and query not in _QUERY_NAMES
+    ):
+        raise ProbeError(
+            f"query must be one of {list(_QUERY_NAMES)} or a token index (int), got {query!r}"
+        )
+    if query != "auto":
+        return query
+    if trace.is_vision:
+        pool = getattr(model, "global_pool", None)
+        pools_patches = isinstance(pool, str) and pool not in ("token", "")
+        return "mean" if trace.num_prefix_tokens == 0 or pools_patches else "cls"
+    if trace.family == "decoder":
+        return "last"
+    from probe._targets import model_logits
+
+    if trace.family == "encoder" and model_logits(trace.output) is not None:
+        return "cls"
+    return "mean"
+
+
+def query_weights(trace: Trace, query: QueryRows = "auto", model: Any = None) -> torch.Tensor:
+    """``[batch, query]`` weights of the query rows a token/patch score is read from.
+
+    ``"cls"``: one-hot on token 0; ``"last"``: one-hot on the last real token; ``"mean"``:
+    uniform over the real query rows after the prefix tokens (all real tokens for text, the
+    patch rows for vision); an ``int``: one-hot on that token. Rows of each item sum to 1.
+    ``model`` (optional) tells ``"auto"`` how a vision model pools (timm ``global_pool``).
+    """
+    import torch
+
+    resolved = _resolve_query(trace, query, model)
+    mask = trace.attention_mask.bool()
+    batch, seq = mask.shape
+    weights = torch.zeros(batch, seq, dtype=torch.float64)
+    if resolved == "cls":
+        weights[:, 0] = 1.0
+    elif resolved == "last":
+        positions = torch.arange(seq).expand(batch, seq)
+        last = torch.where(mask, positions, -1).amax(-1)
+        weights[torch.arange(batch), last] = 1.0
+    elif resolved == "mean":
+        rows = mask.clone()
+        rows[:, : trace.num_prefix_tokens] = False
+        weights = rows.double() / rows.sum(-1, keepdim=True).clamp_min(1).double()
+    else:
+        index = int(resolved)  # type: ignore[arg-type]
+        if not -seq <= index < seq:
+            raise ProbeError(f"query {index} is out of range for {seq} tokens; use 0..{seq - 1}")
+        weights[:, index % seq] = 1.0
+    return weights
+
+
+def reduce_map(
+    trace: Trace, maps: torch.Tensor, query: QueryRows = "auto", model: Any = None
+) -> torch.Tensor:
+    """Scores per unit from a ``[batch, query, key]`` map (see the module docstring).
+
+    Args:
+        trace: the trace the map was computed from (geometry, padding, model family).
+        maps: ``[batch, query, key]``, e.g. a rollout.
+        query: which rows to read: ``"auto"``, ``"cls"``, ``"mean"``, ``"last"`` or an index.
+        model: the model, so that ``"auto"`` can see how a vision model pools.
+
+    Returns:
+        text: ``[batch, tokens]`` (padding 0); vision: ``[batch, rows * cols]`` patch scores,
+        row-major over ``trace.grid`` (prefix tokens dropped).
+    """
+    import torch
+
+    if maps.dim() != 3 or tuple(maps.shape[::2]) != (trace.batch_size, trace.seq_len):
+        raise ProbeError(
+            f"expected a map [batch, query, key] = [{trace.batch_size}, {trace.seq_len}, "
+            f"{trace.seq_len}], got {tuple(maps.shape)}"
+        )
+    weights = query_weights(trace, query, model).to(device=maps.device, dtype=torch.float64)
+    scores = torch.einsum("bq,bqk->bk", weights, maps.detach().double())
+    scores = scores * trace.attention_mask.to(device=scores.device, dtype=scores.dtype)
+    if trace.is_vision:
+        from probe._patches import to_grid
+
+        return to_grid(scores, trace).flatten(-2).float()
+    return scores.float()
+
+
+# --------------------------------------------------------------------------- methods
+@register_method("attention", modalities=("text", "vision"))
+def _attention(ctx: MethodContext) -> torch.Tensor:
+    """Raw attention of the last layer, mean over heads (DINO, Caron et al. 2021).
+
+    Options: ``layer`` (model layer, default ``-1``), ``query`` (see :func:`reduce_map`).
+    """
+    opts = take_options(ctx, "attention", {"layer": -1, "query": "auto"})
+    trace = ctx.trace()
+    attentions = trace.require_attentions()
+    layer = attentions[trace.layer_position(opts["layer"])]  # [batch, head, query, key]
+    return reduce_map(trace, layer.mean(dim=1), opts["query"], ctx.model)
+
+
+def _rollout_method(ctx: MethodContext, fusion: str, name: str) -> torch.Tensor:
+    from probe._rollout import rollout
+
+    opts = take_options(ctx, name, {"discard_ratio": 0.0, "start_layer": 0, "query": "auto"})
+    trace = ctx.trace()
+    maps = rollout(trace, fusion, opts["discard_ratio"], opts["start_layer"])
+    return reduce_map(trace, maps, opts["query"], ctx.model)
+
+
+@register_method("rollout", modalities=("text", "vision"))
+def _rollout_mean(ctx: MethodContext) -> torch.Tensor:
+    """Attention rollout, heads averaged (Abnar & Zuidema 2020).
+
+    Options: ``discard_ratio``, ``start_layer`` (see :func:`probe.rollout`), ``query``.
+    """
+    return _rollout_method(ctx, "mean", "rollout")
+
+
+@register_method("rollout-max", modalities=("text", "vision"))
+def _rollout_max(ctx: MethodContext) -> torch.Tensor:
+    """Attention rollout with the maximum over heads (Abnar & Zuidema 2020 fusion variant)."""
+    return _rollout_method(ctx, "max", "rollout-max")
+
+
+@register_method("rollout-min", modalities=("text", "vision"))
+def _rollout_min(ctx: MethodContext) -> torch.Tensor:
+    """Attention rollout with the minimum over heads (Abnar & Zuidema 2020 fusion variant)."""
+    return _rollout_method(ctx, "min", "rollout-min")
+
+
+@register_method("flow", modalities=("text", "vision"))
+def _flow(ctx: MethodContext) -> torch.Tensor:
+    """Attention flow, heads averaged (Abnar & Zuidema 2020); exact max-flow, small inputs only.
+
+    Options: ``max_tokens`` (size limit, see :func:`probe.attention_flow`), ``start_layer``,
+    ``query``.
+    """
+    from probe._flow import DEFAULT_MAX_TOKENS, attention_flow
+
+    opts = take_options(
+        ctx, "flow", {"max_tokens": DEFAULT_MAX_TOKENS, "start_layer": 0, "query": "auto"}
+    )
+    trace = ctx.trace()
+    maps = attention_flow(
+        trace, "mean", max_tokens=opts["max_tokens"], start_layer=opts["start_layer"]
+    )
+    return reduce_map(trace, maps, opts["query"], ctx.model)
+
+
+@register_method("relevance", modalities=("text", "vision"), uses_gradients=True)
+def _relevance(ctx: MethodContext) -> torch.Tensor:
+    """Gradient-weighted attention relevance (Chefer, Gur & Wolf 2021) for ``ctx.target``.
+
+    Scores are read from ``R - I``, the relevance the layers add: the identity that
+    initialises ``R`` only marks each token as relevant to itself (it would give [CLS] a
+    score of 1 in its own row, and every token ``1/n`` under ``"mean"``); patch scores of
+    CLS-read vision models are unaffected since the CLS key is dropped.
+
+    Options: ``query`` (see :func:`reduce_map`).
+    """
+    import torch
+
+    opts = take_options(ctx, "relevance", {"query": "auto"})
+    maps, trace = _relevance_and_trace(ctx.model, ctx.inputs, ctx.tokenizer, ctx.target)
+    if ctx._trace is None:
+        ctx._trace = trace  # geometry for the result; saves a forward pass
+    eye = torch.eye(maps.shape[-1], dtype=maps.dtype, device=maps.device)
+    return reduce_map(trace, maps - eye, opts["query"], ctx.model)
+
+
+@register_method("random", modalities=("text", "vision"))
+def _random(ctx: MethodContext) -> torch.Tensor:
+    """Uniform random scores in ``[0, 1)`` from a generator seeded with ``seed``: the baseline.
+
+    Faithfulness and sanity checks compare every method against it (Adebayo et al. 2018,
+    "Sanity Checks for Saliency Maps"; Hooker et al. 2019, ROAR).
+    """
+    import torch
+
+    take_options(ctx, "random", {})
+    trace = ctx.trace()
+    if trace.is_vision:
+        rows, cols = trace.grid  # type: ignore[misc]
+        units = rows * cols
+    else:
+        units = trace.seq_len
+    generator = torch.Generator().manual_seed(int(ctx.seed))
+    return torch.rand(trace.batch_size, units, generator=generator)
+
+
+# --------------------------------------------------------------------------- relevance
+def _relevance_and_trace(
+    model: nn.Module, inputs: Any, tokenizer: Any, target: Target
+) -> tuple[torch.Tensor, Trace]:
+    """Chefer relevance ``[batch, query, key]`` and the (gradient-free) trace of the inputs."""
+    import torch
+
+    from probe._capture import trace as capture
+    from probe._grad_methods import differentiable
+    from probe._relevance import relevance_from_gradients
+    from probe._targets import resolve_target
+
+    with differentiable(model):
+        tr = capture(model, inputs, tokenizer=tokenizer, requires_grad=True)
+        tensors = tr.layer_tensors or ()
+        device = tensors[0].device if tensors else torch.device("cpu")
+        mask = tr.attention_mask.to(device)
+        scalar = resolve_target(target, tr.output, model, attention_mask=mask)
+        # autograd.grad, not .backward(): the model's parameter .grad stay untouched
+        grads = torch.autograd.grad(scalar.sum(), tensors, allow_unused=True)
+    attentions = tr.require_attentions()
+    gradients = torch.stack(
+        [
+            torch.zeros_like(t) if g is None else g.detach()
+            for t, g in zip(tensors, grads)
+        ]
+    )
+    maps = relevance_from_gradients(attentions, gradients.to(attentions.device))
+    plain = tr.replace(layer_tensors=None)
+    return maps, plain
+
+
+def gradient_relevance(
+    model: nn.Module,
+    inputs: Any,
+    target: Target = None,
+    tokenizer: Any = None,
+) -> torch.Tensor:
+    """Gradient-weighted attention relevance map (Chefer, Gur & Wolf 2021).
+
+    Hila Chefer, Shir Gur and Lior Wolf, "Generic Attention-model Explainability for
+    Interpreting Bi-Modal and Encoder-Decoder Transformers", ICCV 2021. Captures every
+    layer's attention ``A`` in the autograd graph, takes the gradient of the target scalar
+    with ``torch.autograd.grad`` (the model's parameter ``.grad`` are never touched) and
+    applies :func:`probe.relevance_from_gradients`: ``R = I``,
+    ``R <- R + mean_heads((grad * A)^+) @ R`` layer by layer.
+
+    Args:
+        model: HF or timm transformer (left unchanged).
+        inputs: as for :func:`probe.trace`.
+        target: what to explain (see :mod:`probe._targets`): ``None`` = predicted class.
+        tokenizer: text models: the tokenizer.
+
+    Returns:
+        ``[batch, query, key]``: row ``i`` is the relevance of every token for token ``i``'s
+        output (row 0 / CLS for classifiers).
+    """
+    maps, _ = _relevance_and_trace(model, inputs, tokenizer, target)
+    return maps

@@ -1,0 +1,302 @@
+"""Targets: which scalar of the model output an attribution explains.
+
+Every gradient-based method explains one number per batch item, the *target*. A target is:
+
+* ``None``: the logit of the predicted class (classifiers only; the class is fixed once from
+  the unmodified input, so that every Integrated Gradients step explains the same class);
+* an ``int``: the logit of that class;
+* a ``Tensor [batch]`` of class indices: one class per batch item;
+* a callable ``output -> Tensor [batch]`` (``output`` is what the model returns: a HF
+  ``ModelOutput`` or a timm logits tensor).
+
+Some targets also need the padding mask, e.g. a mean-pooled sentence embedding. Such callables
+set the attribute ``needs_attention_mask = True`` and are called as
+``target(output, attention_mask)``; probe passes the mask of the very batch the model just
+ran on. This matters inside captum: Integrated Gradients runs the model on ``n_steps`` copies
+of the batch, and probe hands captum the attention mask as an additional forward argument, so
+captum expands it together with the inputs and the target always sees a mask that matches
+the output. :func:`similarity_target` is the built-in example ("which words make these two
+sentences similar?").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Union
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = [
+    "ClassLogit",
+    "SimilarityTarget",
+    "Target",
+    "class_logit",
+    "mean_pooled_embedding",
+    "predicted_class",
+    "resolve_target",
+    "similarity_target",
+]
+
+#: What ``target=`` accepts everywhere in probe (see the module docstring).
+Target = Union[int, "torch.Tensor", Callable[..., "torch.Tensor"], None]
+
+_EMBEDDING_HINT = (
+    "pass a target such as target=probe.similarity_target(model, tokenizer, 'other sentence') "
+    "or a callable output -> [batch]"
+)
+
+
+# --------------------------------------------------------------------------- logits
+def model_logits(output: Any, model: nn.Module | None = None) -> torch.Tensor | None:
+    """The classification logits ``[batch, classes]`` in ``output``, or ``None`` if it has none.
+
+    A timm classifier returns the logits tensor itself; a HF model returns a ``ModelOutput``
+    whose ``logits`` field holds them. Embedding models (HF base models such as MiniLM, timm
+    models built with ``num_classes=0``) have no logits.
+    """
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        if model is not None and getattr(model, "num_classes", None) == 0:
+            return None  # timm feature extractor: the tensor is an embedding
+        return output
+    logits = getattr(output, "logits", None)
+    if isinstance(logits, torch.Tensor):
+        return logits
+    return None
+
+
+def _require_logits(output: Any, model: nn.Module | None, what: str) -> torch.Tensor:
+    logits = model_logits(output, model)
+    if logits is None:
+        name = type(model).__name__ if model is not None else "this model"
+        raise ProbeError(
+            f"{what} needs class logits but {name} outputs embeddings: {_EMBEDDING_HINT}"
+        )
+    if logits.dim() != 2:
+        raise ProbeError(
+            f"{what} needs logits [batch, classes], got {tuple(logits.shape)} (per-token logits); "
+            "pass a callable target such as lambda out: out.logits[:, -1, token_id]"
+        )
+    return logits
+
+
+def predicted_class(output: Any, model: nn.Module | None = None) -> torch.Tensor:
+    """``[batch]`` int64: the arg-max class of each batch item.
+
+    Raises:
+        ProbeError: the output has no class logits (embedding models).
+    """
+    return _require_logits(output, model, "target=None (the predicted class)").detach().argmax(-1)
+
+
+# --------------------------------------------------------------------------- resolution
+def resolve_target(
+    target: Target,
+    output: Any,
+    model: nn.Module | None = None,
+    *,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The scalar each batch item's attribution explains: ``Tensor [batch]``.
+
+    Args:
+        target: ``None`` (predicted-class logit), an ``int`` class, a ``Tensor [batch]`` of class
+            indices, or a callable ``output -> [batch]`` (``(output, attention_mask) -> [batch]``
+            when it has ``needs_attention_mask = True``).
+        output: the model's output for the batch.
+        model: the model (used to tell classifiers from embedding models, and in messages).
+        attention_mask: ``[batch, seq]`` padding mask of the batch, passed to targets that
+            need it (``None``: every token is real).
+
+    Returns:
+        ``[batch]`` tensor in the autograd graph of ``output``.
+
+    Raises:
+        ProbeError: ``target=None`` on an embedding model, a class index out of range, or a
+            callable returning something other than one scalar per batch item.
+    """
+    import torch
+
+    if target is None:
+        logits = _require_logits(output, model, "target=None (the predicted class)")
+        return logits.gather(1, logits.detach().argmax(-1, keepdim=True)).squeeze(1)
+    if isinstance(target, bool):
+        raise ProbeError(f"target must be a class index, a callable or None, got {target!r}")
+    if isinstance(target, int):
+        logits = _require_logits(output, model, f"target={target}")
+        n = logits.shape[-1]
+        if not -n <= target < n:
+            raise ProbeError(f"target class {target} is out of range: the model has {n} classes")
+        return logits[:, target]
+    if isinstance(target, torch.Tensor):
+        logits = _require_logits(output, model, "a tensor target")
+        index = target.to(device=logits.device)
+        integer = index.dtype in (torch.int64, torch.int32)
+        if not integer or tuple(index.shape) != (logits.shape[0],):
+            raise ProbeError(
+                f"a tensor target must hold one integer class per batch item [{logits.shape[0]}], "
+                f"got {index.dtype} {tuple(index.shape)}"
+            )
+        n = logits.shape[-1]
+        if bool(((index < -n) | (index >= n)).any()):
+            raise ProbeError(
+                f"target classes {index.tolist()} are out of range: the model has {n} classes"
+            )
+        return logits.gather(1, (index.long() % n)[:, None]).squeeze(1)
+    if callable(target):
+        if getattr(target, "needs_attention_mask", False):
+            value = target(output, attention_mask)
+        else:
+            value = target(output)
+        return _check_scalar_per_item(value, target)
+    raise ProbeError(
+        f"target must be None, a class index, a tensor of class indices or a callable "
+        f"output -> [batch], got {type(target).__name__}"
+    )
+
+
+def _check_scalar_per_item(value: Any, target: Any) -> torch.Tensor:
+    import torch
+
+    name = getattr(target, "__name__", type(target).__name__)
+    if not isinstance(value, torch.Tensor):
+        raise ProbeError(f"target {name} returned {type(value).__name__}; return a tensor [batch]")
+    if value.dim() == 2 and value.shape[1] == 1:
+        value = value[:, 0]
+    if value.dim() != 1:
+        raise ProbeError(
+            f"target {name} returned shape {tuple(value.shape)}; return one scalar per batch item "
+            "[batch] (no .sum() or .mean() over the batch)"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- helpers
+@dataclass(frozen=True)
+class ClassLogit:
+    """Target: the logit of class ``index`` (``output -> [batch]``)."""
+
+    index: int
+
+    def __call__(self, output: Any) -> torch.Tensor:
+        return resolve_target(self.index, output)
+
+
+def class_logit(index: int) -> ClassLogit:
+    """A target callable returning the logit of class ``index`` for every batch item."""
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ProbeError(f"class_logit needs an int class index, got {index!r}")
+    return ClassLogit(index)
+
+
+def _hidden_states(output: Any) -> torch.Tensor:
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        hidden = output
+    elif getattr(output, "last_hidden_state", None) is not None:
+        hidden = output.last_hidden_state
+    elif isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        hidden = output[0]
+    else:
+        raise ProbeError(
+            f"cannot find token embeddings in a {type(output).__name__}; pass the output of a base "
+            "model (it has last_hidden_state [batch, seq, dim])"
+        )
+    if hidden.dim() != 3:
+        raise ProbeError(
+            f"mean pooling needs token embeddings [batch, seq, dim], got {tuple(hidden.shape)}"
+        )
+    return hidden
+
+
+def mean_pooled_embedding(output: Any, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Sentence embedding ``[batch, dim]``: mean over real tokens, then L2-normalised.
+
+    This is the pooling of sentence-transformers models such as all-MiniLM-L6-v2 (Reimers &
+    Gurevych 2019, "Sentence-BERT"): ``normalize(sum_t m_t h_t / sum_t m_t)``.
+
+    Args:
+        output: a base model's output (``last_hidden_state [batch, seq, dim]``) or that tensor.
+        attention_mask: ``[batch, seq]`` padding mask (1/True for real tokens); ``None``: all real.
+    """
+    import torch
+
+    hidden = _hidden_states(output)
+    if attention_mask is None:
+        mask = torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
+    else:
+        if tuple(attention_mask.shape) != tuple(hidden.shape[:2]):
+            raise ProbeError(
+                f"attention_mask {tuple(attention_mask.shape)} does not match the token embeddings "
+                f"{tuple(hidden.shape[:2])}; pass the mask of the same batch"
+            )
+        mask = attention_mask.to(device=hidden.device, dtype=hidden.dtype)
+    summed = (hidden * mask[..., None]).sum(1)
+    pooled = summed / mask.sum(1, keepdim=True).clamp_min(1e-9)
+    return torch.nn.functional.normalize(pooled, p=2.0, dim=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class SimilarityTarget:
+    """Target: cosine similarity of each input's sentence embedding with a fixed reference.
+
+    Called as ``target(output, attention_mask) -> [batch]`` (``needs_attention_mask`` is
+    ``True``); embeddings are :func:`mean_pooled_embedding`. Build it with
+    :func:`similarity_target`.
+
+    Attributes:
+        reference: ``[dim]`` L2-normalised embedding of the reference sentence.
+        text: the reference sentence.
+    """
+
+    needs_attention_mask: ClassVar[bool] = True
+    reference: torch.Tensor = field(repr=False)
+    text: str = ""
+
+    def __call__(self, output: Any, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        emb = mean_pooled_embedding(output, attention_mask)
+        ref = self.reference.to(device=emb.device, dtype=emb.dtype)
+        return emb @ ref
+
+
+def similarity_target(model: nn.Module, tokenizer: Any, other_text: str) -> SimilarityTarget:
+    """Target "how similar is each input sentence to ``other_text``?".
+
+    The returned callable gives, for each batch item, the cosine similarity between the
+    item's mean-pooled, L2-normalised embedding and that of ``other_text`` (the
+    sentence-transformers similarity, Reimers & Gurevych 2019). The reference embedding is
+    computed once here, without gradients; attributions then answer "which words of the input
+    make it similar to ``other_text``?"::
+
+        target = probe.similarity_target(model, tokenizer, "A man is playing guitar.")
+        probe.attribute(model, "Someone plays an instrument.", "ig", tokenizer=tokenizer,
+                        target=target)
+
+    Args:
+        model: a sentence-embedding base model (its output has ``last_hidden_state``).
+        tokenizer: its tokenizer.
+        other_text: the reference sentence.
+
+    Returns:
+        A :class:`SimilarityTarget` (``needs_attention_mask = True``).
+    """
+    import torch
+
+    if not isinstance(other_text, str) or not other_text.strip():
+        raise ProbeError("similarity_target needs a non-empty reference sentence (a str)")
+    if tokenizer is None:
+        raise ProbeError("similarity_target needs the model's tokenizer: pass tokenizer=...")
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    encoding = tokenizer([other_text], return_tensors="pt")
+    kwargs = {k: v.to(device) for k, v in encoding.items()}
+    with torch.no_grad():
+        output = model(**kwargs)
+    reference = mean_pooled_embedding(output, kwargs.get("attention_mask"))[0].detach()
+    return SimilarityTarget(reference=reference, text=other_text)
