@@ -1,1 +1,51 @@
-"""Matplotlib viewers for probe traces and analyses (installed as ``probe.viewers``)."""
+"""Matplotlib viewers for probe traces and analyses (installed as ``probe.viewers``).
+
+Viewers take data (tensors or arrays, token lists), never models, and return a
+``matplotlib.figure.Figure`` built with the object API: nothing is registered with pyplot,
+no GUI backend is needed, ``plt.show()`` is never called. Write figures with
+:func:`save_figure` (atomic; png, svg, pdf). Matplotlib is imported only when a viewer runs.
+
+Attention: :func:`head_heatmap`, :func:`head_grid`, :func:`model_view`, :func:`link_view`,
+:func:`coref_view`. Attributions: :func:`token_strip`, :func:`saliency_overlay`,
+:func:`cls_head_grid`, :func:`comparison_panel`, :func:`curves_view`. Shared look:
+:func:`title`, :func:`cmap_for`, :func:`new_figure` and the colormap constants.
+"""
+
+from __future__ import annotations
+
+from probe.viewers._compare import comparison_panel, curve_auc, curves_view
+from probe.viewers._heatmaps import head_grid, head_heatmap, model_view
+from probe.viewers._links import coref_view, link_view
+from probe.viewers._saliency import cls_head_grid, saliency_overlay, upsample_bilinear
+from probe.viewers._style import (
+    DIVERGING_CMAP,
+    SEQUENTIAL_CMAP,
+    TEXT_SEQUENTIAL_CMAP,
+    cmap_for,
+    new_figure,
+    save_figure,
+    title,
+)
+from probe.viewers._tokens import token_strip
+
+__all__ = [
+    "DIVERGING_CMAP",
+    "SEQUENTIAL_CMAP",
+    "TEXT_SEQUENTIAL_CMAP",
+    "cls_head_grid",
+    "cmap_for",
+    "comparison_panel",
+    "coref_view",
+    "curve_auc",
+    "curves_view",
+    "head_grid",
+    "head_heatmap",
+    "link_view",
+    "model_view",
+    "new_figure",
+    "saliency_overlay",
+    "save_figure",
+    "title",
+    "token_strip",
+    "upsample_bilinear",
+]

@@ -1,0 +1,422 @@
+"""Comparing attribution methods: the same input under several methods with their rank
+agreement and faithfulness (:func:`comparison_panel`), and deletion / insertion curves with
+their AUC (:func:`curves_view`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from probe._errors import ProbeError
+from probe.viewers._style import (
+    DIVERGING_CMAP,
+    FONT_SIZES,
+    as_array,
+    categorical_colors,
+    check_ax,
+    check_mapping,
+    cmap_for,
+    format_token,
+    get_cmap,
+    is_signed,
+    make_norm,
+    new_figure,
+    root_figure,
+    text_color_on,
+    text_width_pt,
+    title as make_title,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["comparison_panel", "curves_view", "curve_auc"]
+
+CurveKind = Literal["deletion", "insertion"]
+
+
+def _is_tokens(value: Any) -> bool:
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and len(value) > 0
+        and all(isinstance(t, str) for t in value)
+    )
+
+
+def _normalize_maps(
+    maps: Mapping[str, Any], ndim: int, shape_doc: str
+) -> tuple[list[str], list[np.ndarray], bool]:
+    names = [str(k) for k in maps]
+    arrays = [as_array(v, f"maps[{k!r}]", ndim, shape_doc) for k, v in maps.items()]
+    signed = any(is_signed(a) for a in arrays)
+    out = []
+    for a in arrays:
+        scale = float(np.max(np.abs(a)))
+        out.append(a / scale if scale > 0 else a)
+    return names, out, signed
+
+
+def _check_agreement(
+    agreement: Any, methods: Sequence[str] | None, default: list[str]
+) -> tuple[np.ndarray, list[str]]:
+    matrix = as_array(agreement, "agreement", 2, "[m, m]")
+    m = matrix.shape[0]
+    if matrix.shape[1] != m:
+        raise ProbeError(
+            f"agreement must be a square [m, m] matrix, got shape {list(matrix.shape)}"
+        )
+    names = list(default) if methods is None else [str(n) for n in methods]
+    if len(names) != m:
+        raise ProbeError(
+            f"agreement is {m} x {m} but there are {len(names)} method names: pass "
+            "methods= with one name per row"
+        )
+    if np.any(np.abs(matrix) > 1 + 1e-6):
+        raise ProbeError(
+            "agreement values must be rank correlations in [-1, 1] (Spearman); got values "
+            f"up to {float(np.max(np.abs(matrix))):.3g}"
+        )
+    return matrix, names
+
+
+def _check_faithfulness(faithfulness: Any) -> tuple[list[str], list[str], list[list[str]]]:
+    table = check_mapping(faithfulness, "faithfulness", "{method: {metric: value}}")
+    methods = [str(k) for k in table]
+    metrics: list[str] = []
+    for method, scores in table.items():
+        if not isinstance(scores, Mapping):
+            raise ProbeError(
+                f"faithfulness[{method!r}] must be a dict {{metric: value}}, got "
+                f"{type(scores).__name__}"
+            )
+        for metric in scores:
+            if str(metric) not in metrics:
+                metrics.append(str(metric))
+    cells = []
+    for method in table:
+        row = []
+        for metric in metrics:
+            scores = table[method]
+            value = scores.get(metric, None)
+            if value is None:
+                row.append("\u2013")
+                continue
+            try:
+                row.append(f"{float(value):.3f}")
+            except (TypeError, ValueError):
+                raise ProbeError(
+                    f"faithfulness[{method!r}][{metric!r}] must be a number, got {value!r}"
+                ) from None
+        cells.append(row)
+    return methods, metrics, cells
+
+
+def _draw_agreement(
+    fig: Figure, rect_in: tuple[float, float, float, float], matrix: np.ndarray,
+    names: list[str],
+) -> None:
+    """Annotated Spearman matrix in ``rect_in`` = (left, top, side, side) inches."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig_w, fig_h = fig.get_size_inches()
+    left, top, side, _ = rect_in
+    ax = fig.add_axes((left / fig_w, 1 - (top + side) / fig_h, side / fig_w, side / fig_h))
+    cmap = get_cmap(DIVERGING_CMAP)
+    norm = Normalize(-1.0, 1.0)
+    m = len(names)
+    ax.imshow(matrix, cmap=cmap, norm=norm, interpolation="nearest")
+    labels = [format_token(n, 24) for n in names]
+    ax.set_xticks(range(m), labels, rotation=40, ha="right", rotation_mode="anchor",
+                  fontsize=FONT_SIZES["tick"])
+    ax.set_yticks(range(m), labels, fontsize=FONT_SIZES["tick"])
+    ax.tick_params(length=2)
+    annot = FONT_SIZES["annotation"] if m <= 6 else FONT_SIZES["small_tick"]
+    for i in range(m):
+        for j in range(m):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=annot,
+                    color=text_color_on(cmap(norm(matrix[i, j]))))
+    ax.set_title("rank agreement (Spearman \u03c1)", fontsize=FONT_SIZES["title"], pad=6)
+    cax = fig.add_axes(((left + side + 0.1) / fig_w, 1 - (top + side) / fig_h, 0.12 / fig_w,
+                        side / fig_h))
+    cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
+    cbar.set_label("Spearman \u03c1", fontsize=FONT_SIZES["label"])
+    cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
+
+
+def _draw_table(
+    fig: Figure, rect_in: tuple[float, float, float, float], methods: list[str],
+    metrics: list[str], cells: list[list[str]],
+) -> None:
+    """Faithfulness table in ``rect_in`` = (left, top, width, height) inches."""
+    fig_w, fig_h = fig.get_size_inches()
+    left, top, width, height = rect_in
+    ax = fig.add_axes((left / fig_w, 1 - (top + height) / fig_h, width / fig_w, height / fig_h))
+    ax.set_axis_off()
+    table = ax.table(cellText=cells, rowLabels=[format_token(n, 24) for n in methods],
+                     colLabels=[format_token(n, 24) for n in metrics], cellLoc="center",
+                     rowLoc="right", bbox=(0.0, 0.0, 1.0, 1.0))
+    table.auto_set_font_size(False)
+    table.set_fontsize(FONT_SIZES["annotation"])
+    for (r, c), cell in table.get_celld().items():
+        cell.set_edgecolor("0.75")
+        if r == 0 or c == -1:
+            cell.set_text_props(fontweight="bold")
+            cell.set_facecolor("0.93")
+    ax.set_title("faithfulness", fontsize=FONT_SIZES["title"], pad=6)
+
+
+def comparison_panel(
+    image_or_tokens: Any,
+    maps: Mapping[str, Any],
+    *,
+    agreement: Any = None,
+    methods: Sequence[str] | None = None,
+    faithfulness: Mapping[str, Mapping[str, float]] | None = None,
+    model_name: str | None = None,
+    title: str | None = None,
+    alpha: float = 0.5,
+    ncols: int | None = None,
+    cell_size: float = 2.4,
+    width: float = 9.0,
+) -> Figure:
+    """One input under several attribution methods, with their agreement and faithfulness.
+
+    Top: the input once per method, titled with the method: overlays for an image, token
+    strips (one labelled block per method) for text. Each map is divided by its largest
+    magnitude so methods on different scales share a colourbar: for images, unsigned maps
+    use ``viridis`` on ``[0, 1]`` and signed maps ``RdBu_r`` on ``[-1, 1]`` (one colourbar
+    each); for text, one colourbar (``RdBu_r`` when any map is signed, else ``Reds``). Below, when given: the
+    agreement matrix as an annotated heatmap (``RdBu_r`` from -1 to 1) and the faithfulness
+    scores as a table beside it.
+
+    Args:
+        image_or_tokens: an image ``[H, W, 3]`` / ``[3, H, W]`` in ``0..1``, or a token list.
+        maps: ``{method: map}``, each ``[h, w]`` for an image or ``[n]`` for tokens.
+        agreement: ``[m, m]`` rank correlations (Spearman) between methods.
+        methods: names of the ``m`` agreement rows / columns (default: the ``maps`` keys).
+        faithfulness: ``{method: {metric: value}}`` (e.g. deletion / insertion AUC); missing
+            entries show as a dash; ``None`` or ``{}`` leaves the table out.
+        model_name, title: the figure title (default ``"<model> · method comparison"``).
+        alpha: opacity of image overlays.
+        ncols: image panels per row (default ``min(m, 4)``); cell_size: their longer side.
+        width: figure width in inches for text input (tokens wrap at it).
+
+    Returns:
+        The ``Figure``.
+    """
+    from probe.viewers._heatmaps import _check_cell, _check_ncols
+    from probe.viewers._saliency import (
+        _check_alpha,
+        as_image,
+        overlay_grid,
+        overlay_grid_size,
+    )
+    from probe.viewers._tokens import axes_width_pt, draw_strip, points_axes
+
+    maps = check_mapping(maps, "maps", "{method: map}")
+    text_mode = _is_tokens(image_or_tokens)
+    text = make_title(model_name, None, None, "method comparison") if title is None else title
+    if text_mode:
+        tokens = [str(t) for t in image_or_tokens]
+        names, arrays, signed = _normalize_maps(maps, 1, "[n]")
+        for name, a in zip(names, arrays):
+            if len(a) != len(tokens):
+                raise ProbeError(
+                    f"maps[{name!r}] has {len(a)} scores but there are {len(tokens)} tokens: "
+                    "pass one score per token"
+                )
+    else:
+        image = as_image(image_or_tokens)
+        names, arrays, signed = _normalize_maps(maps, 2, "[h, w]")
+        alpha = _check_alpha(alpha)
+    matrix = agreement_names = None
+    if agreement is not None:
+        matrix, agreement_names = _check_agreement(agreement, methods, names)
+    table = _check_faithfulness(faithfulness) if faithfulness else None
+
+    norm = make_norm(np.concatenate([a.ravel() for a in arrays]), signed, zero_based=True)
+    cmap = get_cmap(cmap_for(signed, behind_text=True))
+    bar_label = ("attribution" if signed else "saliency") + " (normalized per method)"
+
+    # ---- sizes of the blocks, in inches
+    margin, gap = 0.2, (0.1 if text_mode else 0.35)
+    top_h = 0.15 + (0.4 if text else 0.0)
+    if text_mode:
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 3 <= width <= 40:
+            raise ProbeError(f"width must be in [3, 40] inches, got {width!r}")
+        block_w = float(width)
+        scratch = new_figure((block_w, 2.0), layout="none")  # measure the strip's height
+        strip_h = draw_strip(scratch.add_axes((0, 0, 1, 1)), tokens, list(zip(names, arrays)),
+                           width_pt=(block_w - 2 * margin) * 72, norm=norm, cmap=cmap,
+                           fontsize=FONT_SIZES["token"]) / 72
+        maps_h = strip_h + 0.85
+    else:
+        cols = _check_ncols(ncols, len(arrays))
+        cell = _check_cell(cell_size)
+        n_bars = len({is_signed(a) for a in arrays})
+        block_w, maps_h = overlay_grid_size(image, len(arrays), cols, cell, n_bars)
+    bottom_h = bottom_w = 0.0
+    if matrix is not None:
+        m = len(agreement_names)
+        side = min(max(1.9, 0.5 * m + 0.8), 4.5)
+        name_w = max(text_width_pt(format_token(n, 24), FONT_SIZES["tick"])
+                     for n in agreement_names) / 72
+        agree_w = name_w + 0.1 + side + 1.0
+        agree_h = 0.35 + side + name_w * 0.7 + 0.2
+        bottom_w += agree_w
+        bottom_h = max(bottom_h, agree_h)
+    if table is not None:
+        t_methods, metrics, cells = table
+        row_w = max(text_width_pt(format_token(n, 24), FONT_SIZES["annotation"], "bold")
+                    for n in t_methods) / 72 + 0.2
+        col_w = [max(text_width_pt(format_token(n, 24), FONT_SIZES["annotation"], "bold") / 72
+                     + 0.25, 0.75) for n in metrics]
+        table_w = row_w + sum(col_w)
+        table_h = 0.22 * (len(t_methods) + 1)
+        bottom_w += table_w + (0.5 if matrix is not None else 0.0)
+        bottom_h = max(bottom_h, table_h + 0.35)
+    fig_w = max(block_w, bottom_w) + 2 * margin
+    fig_h = top_h + maps_h + (gap + bottom_h if bottom_h else 0.0) + 0.15
+    fig = new_figure((fig_w, fig_h), layout="none")
+
+    # ---- the maps
+    if text_mode:
+        strip_w = block_w - 2 * margin  # the width the strip was measured at
+        ax = fig.add_axes(((fig_w - strip_w) / 2 / fig_w, 1 - (top_h + strip_h) / fig_h,
+                           strip_w / fig_w, strip_h / fig_h))
+        height_pt = draw_strip(ax, tokens, list(zip(names, arrays)),
+                               width_pt=axes_width_pt(ax), norm=norm, cmap=cmap,
+                               fontsize=FONT_SIZES["token"])
+        points_axes(ax, axes_width_pt(ax), height_pt)
+        from matplotlib.cm import ScalarMappable
+
+        bar_w = min(4.0, strip_w)
+        cax = fig.add_axes(((fig_w - bar_w) / 2 / fig_w, 1 - (top_h + strip_h + 0.35) / fig_h,
+                            bar_w / fig_w, 0.12 / fig_h))
+        cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax,
+                            orientation="horizontal")
+        cbar.set_label(bar_label, fontsize=FONT_SIZES["label"])
+        cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
+    else:
+        # unsigned maps on the sequential scale, signed ones on the diverging scale
+        kinds = [is_signed(a) for a in arrays]
+        colorbars, scale_of = [], {}
+        for kind in sorted(set(kinds)):
+            scale_of[kind] = len(colorbars)
+            label = ("attribution" if kind else "saliency") + "\n(normalized per method)"
+            colorbars.append(
+                (make_norm(np.array([-1.0, 1.0] if kind else [0.0, 1.0]), kind),
+                 get_cmap(cmap_for(kind)), label)
+            )
+        overlay_grid(fig, image, arrays, names, origin=((fig_w - block_w) / 2, top_h),
+                     ncols=cols, cell=cell, scales=[scale_of[k] for k in kinds],
+                     colorbars=colorbars, alpha=alpha)
+
+    # ---- agreement and faithfulness, centred below
+    y = top_h + maps_h + gap
+    x = (fig_w - bottom_w) / 2
+    if matrix is not None:
+        _draw_agreement(fig, (x + name_w + 0.1, y + 0.35, side, side), matrix,
+                        agreement_names)
+        x += agree_w + 0.5
+    if table is not None:
+        _draw_table(fig, (x + row_w, y + 0.35, sum(col_w), table_h), t_methods, metrics, cells)
+    if text:
+        fig.suptitle(text, fontsize=FONT_SIZES["suptitle"], y=1 - 0.12 / fig_h, va="top")
+    return fig
+
+
+def curve_auc(fractions: Any, values: Any) -> float:
+    """Area under a deletion / insertion curve: the trapezoid rule over ``fractions``."""
+    x = as_array(fractions, "fractions", 1, "[s]")
+    y = as_array(values, "values", 1, "[s]")
+    if len(x) != len(y):
+        raise ProbeError(f"fractions has {len(x)} points but values has {len(y)}: pass pairs")
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
+
+
+def curves_view(
+    curves: Mapping[str, tuple[Any, Any]],
+    kind: CurveKind = "deletion",
+    *,
+    auc: Mapping[str, float] | None = None,
+    model_name: str | None = None,
+    title: str | None = None,
+    ylabel: str = "model score (target class)",
+    ax: Axes | None = None,
+) -> Figure:
+    """Deletion or insertion curves of several methods on one axis, AUC in the legend.
+
+    Args:
+        curves: ``{method: (fractions [s], values [s])}``; fractions increase within
+            ``[0, 1]`` (the share of the input removed or inserted).
+        kind: ``"deletion"`` (lower AUC is better) or ``"insertion"`` (higher is better).
+        auc: ``{method: auc}`` to print instead of computing it; methods left out are
+            computed with :func:`curve_auc` (trapezoid rule over the fraction axis).
+        model_name, title: the title (default ``"<model> · deletion curves"``).
+        ylabel: the y axis label.
+        ax: draw into this axes instead of a new figure.
+
+    Returns:
+        The ``Figure``; the legend entries read ``"<method> (AUC = 0.123)"``.
+    """
+    curves = check_mapping(curves, "curves", "{method: (fractions, values)}")
+    if kind not in ("deletion", "insertion"):
+        raise ProbeError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
+    if auc is not None:
+        auc = check_mapping(auc, "auc", "{method: float}")
+        unknown = [k for k in auc if k not in curves]
+        if unknown:
+            raise ProbeError(f"auc names methods with no curve: {unknown}; use the curves' keys")
+    parsed = []
+    for name, pair in curves.items():
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise ProbeError(
+                f"curves[{name!r}] must be a pair (fractions [s], values [s]), got "
+                f"{type(pair).__name__}"
+            )
+        x = as_array(pair[0], f"curves[{name!r}] fractions", 1, "[s]")
+        y = as_array(pair[1], f"curves[{name!r}] values", 1, "[s]")
+        if len(x) != len(y) or len(x) < 2:
+            raise ProbeError(
+                f"curves[{name!r}]: fractions ({len(x)}) and values ({len(y)}) must be pairs "
+                "of at least 2 points"
+            )
+        if np.any(np.diff(x) < 0) or x.min() < -1e-9 or x.max() > 1 + 1e-9:
+            raise ProbeError(
+                f"curves[{name!r}]: fractions must increase within [0, 1], e.g. "
+                "np.linspace(0, 1, steps)"
+            )
+        area = float(auc[name]) if auc is not None and name in auc else curve_auc(x, y)
+        parsed.append((str(name), x, y, area))
+
+    if ax is None:
+        fig = new_figure((7.2, 3.6))
+        ax = fig.add_subplot()
+    else:
+        ax = check_ax(ax)
+        fig = root_figure(ax)
+    colors = categorical_colors(len(parsed))
+    for (name, x, y, area), color in zip(parsed, colors):
+        ax.plot(x, y, color=color, lw=1.8, marker="o" if len(x) <= 25 else None, ms=3,
+                label=f"{name} (AUC = {area:.3f})")
+    removed = "removed" if kind == "deletion" else "inserted"
+    ax.set_xlabel(f"fraction of input {removed}", fontsize=FONT_SIZES["label"])
+    ax.set_ylabel(ylabel, fontsize=FONT_SIZES["label"])
+    ax.tick_params(labelsize=FONT_SIZES["tick"])
+    ax.grid(True, color="0.9", lw=0.6)
+    ax.set_axisbelow(True)
+    better = "lower" if kind == "deletion" else "higher"
+    ax.legend(fontsize=FONT_SIZES["legend"], title=f"AUC: {better} is better",
+              title_fontsize=FONT_SIZES["legend"], frameon=False, alignment="left",
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    text = make_title(model_name, None, None, f"{kind} curves") if title is None else title
+    if text:
+        ax.set_title(text, fontsize=FONT_SIZES["title"])
+    return fig

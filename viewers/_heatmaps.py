@@ -1,0 +1,394 @@
+"""Attention heatmaps: one head (:func:`head_heatmap`), every head of a layer
+(:func:`head_grid`) and every layer x head (:func:`model_view`).
+
+Query tokens are on the rows (y axis, top to bottom), key tokens on the columns (x axis):
+row ``i`` shows where query ``i`` looks. Attention weights use the sequential colormap from
+0 to the largest weight shown; signed inputs (e.g. attention gradients) switch to the
+diverging map centred at 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from probe._errors import ProbeError
+from probe.viewers._style import (
+    FONT_SIZES,
+    GRID_MAX_LABELS,
+    HEATMAP_MAX_LABELS,
+    MAX_LABEL_CHARS,
+    MODEL_VIEW_MAX_LABELS,
+    as_array,
+    check_ax,
+    check_tokens,
+    cmap_for,
+    format_token,
+    get_cmap,
+    is_signed,
+    make_norm,
+    new_figure,
+    parent_of,
+    root_figure,
+    set_token_ticks,
+    text_width_pt,
+    thin_labels,
+    title as make_title,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap
+    from matplotlib.figure import Figure
+
+__all__ = ["head_heatmap", "head_grid", "model_view"]
+
+
+def _token_pair(
+    tokens: Sequence[str] | None,
+    query_tokens: Sequence[str] | None,
+    key_tokens: Sequence[str] | None,
+    n_query: int,
+    n_key: int,
+) -> tuple[list[str], list[str]]:
+    """Query and key labels: ``tokens`` for self-attention, or the two lists for cross."""
+    if tokens is not None and (query_tokens is not None or key_tokens is not None):
+        raise ProbeError(
+            "pass either tokens (self-attention) or query_tokens/key_tokens (cross-attention), "
+            "not both"
+        )
+    if tokens is not None:
+        if n_query != n_key:
+            raise ProbeError(
+                f"the attention is not square ({n_query} queries x {n_key} keys): for "
+                "cross-attention pass query_tokens= and key_tokens= instead of tokens="
+            )
+        toks = check_tokens(tokens, n_query, "tokens", "positions of the attention matrix")
+        return toks, toks
+    q = check_tokens(query_tokens, n_query, "query_tokens", "query positions (rows)")
+    k = check_tokens(key_tokens, n_key, "key_tokens", "key positions (columns)")
+    return q, k
+
+
+def _head_names(heads: Sequence[int] | None, n: int, what: str) -> list[str]:
+    if heads is None:
+        return [str(i) for i in range(n)]
+    if isinstance(heads, str) or not isinstance(heads, Sequence) or len(heads) != n:
+        raise ProbeError(
+            f"{what} must list one index per slice of the attention ({n}), got {heads!r}"
+        )
+    return [str(h) for h in heads]
+
+
+def _max_label_width_in(
+    tokens: Sequence[str], shown: np.ndarray, fontsize: float, max_chars: int = MAX_LABEL_CHARS
+) -> float:
+    if len(shown) == 0:
+        return 0.0
+    width = max(text_width_pt(format_token(tokens[i], max_chars), fontsize) for i in shown)
+    return width / 72.0
+
+
+def _side_in(n: int, per_token: float, lo: float, hi: float) -> float:
+    return float(min(max(per_token * n, lo), hi))
+
+
+def head_heatmap(
+    attn: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    query_tokens: Sequence[str] | None = None,
+    key_tokens: Sequence[str] | None = None,
+    model_name: str | None = None,
+    layer: int | str | None = None,
+    head: int | str | None = None,
+    method: str | None = "attention",
+    signed: bool | None = None,
+    cmap: str | Colormap | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    max_labels: int = HEATMAP_MAX_LABELS,
+    colorbar: bool = True,
+    colorbar_label: str | None = None,
+    title: str | None = None,
+    ax: Axes | None = None,
+) -> Figure:
+    """Heatmap of one head's attention with token labels and a colourbar.
+
+    Args:
+        attn: ``[query, key]`` weights (torch tensor or numpy array).
+        tokens: one label per position for self-attention (``query == key``).
+        query_tokens, key_tokens: row and column labels for cross-attention (instead of
+            ``tokens``). Without any labels, positions are numbered.
+        model_name, layer, head, method: go into the title (see ``_style.title``).
+        signed: ``None`` infers it (any negative value -> diverging ``RdBu_r`` centred at 0);
+            otherwise sequential ``viridis`` from 0 to the largest weight.
+        cmap, vmin, vmax: override the colormap and its limits.
+        max_labels: at most this many labels per axis (default 50); beyond it only every
+            ``ceil(n / max_labels)``-th token is labelled.
+        colorbar, colorbar_label: draw a labelled colourbar (default label
+            ``"attention weight"``, or ``"signed value"`` for signed data).
+        title: replaces the generated title (``""`` for none).
+        ax: draw into this axes instead of a new figure.
+
+    Returns:
+        The ``Figure`` holding the heatmap (``fig.axes[0].images[0]`` is the image).
+    """
+    data = as_array(attn, "attn", 2, "[query, key]")
+    n_query, n_key = data.shape
+    q_tokens, k_tokens = _token_pair(tokens, query_tokens, key_tokens, n_query, n_key)
+    signed = is_signed(data) if signed is None else bool(signed)
+    norm = make_norm(data, signed, zero_based=True, vmin=vmin, vmax=vmax)
+    cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
+    tick = FONT_SIZES["tick"]
+
+    if ax is None:
+        shown_q = thin_labels(n_query, max_labels)
+        shown_k = thin_labels(n_key, max_labels)
+        width = (
+            _side_in(n_key, 0.16, 2.6, 7.0)
+            + _max_label_width_in(q_tokens, shown_q, tick)
+            + 0.45
+            + (1.0 if colorbar else 0.15)
+        )
+        height = (
+            _side_in(n_query, 0.16, 2.6, 7.0)
+            + _max_label_width_in(k_tokens, shown_k, tick)
+            + 0.95
+        )
+        fig = new_figure((width, height))
+        ax = fig.add_subplot()
+    else:
+        ax = check_ax(ax)
+        fig = root_figure(ax)
+
+    image = ax.imshow(
+        data, cmap=cmap_obj, norm=norm, aspect="auto", interpolation="antialiased", origin="upper"
+    )
+    set_token_ticks(ax, "x", k_tokens, max_labels, tick)
+    set_token_ticks(ax, "y", q_tokens, max_labels, tick)
+    ax.set_xlabel("key token", fontsize=FONT_SIZES["label"])
+    ax.set_ylabel("query token", fontsize=FONT_SIZES["label"])
+    text = make_title(model_name, layer, head, method) if title is None else title
+    if text:
+        ax.set_title(text, fontsize=FONT_SIZES["title"])
+    if colorbar:
+        cbar = parent_of(ax).colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+        label = colorbar_label or ("signed value" if signed else "attention weight")
+        cbar.set_label(label, fontsize=FONT_SIZES["label"])
+        cbar.ax.tick_params(labelsize=tick)
+    return fig
+
+
+def _grid_figure(
+    data: np.ndarray,
+    q_tokens: list[str],
+    k_tokens: list[str],
+    *,
+    ncols: int,
+    cell: float,
+    cell_titles: list[str] | None,
+    row_labels: list[str] | None,
+    col_titles: list[str] | None,
+    suptitle: str,
+    max_labels: int,
+    fontsize: float,
+    signed: bool,
+    cmap: str | Colormap | None,
+    vmin: float | None,
+    vmax: float | None,
+    colorbar_label: str | None,
+) -> Figure:
+    """Lay ``data [cell, query, key]`` out on a grid with one colour scale and colourbar.
+
+    The layout is computed here, in inches, from the measured label widths (no constrained
+    layout: it is slow for the ~150 axes of a model view and the geometry is known anyway).
+    Token labels go on the left column and on panels with no panel below them.
+    """
+    from matplotlib.cm import ScalarMappable
+
+    n_cells, n_query, n_key = data.shape
+    nrows = -(-n_cells // ncols)
+    norm = make_norm(data, signed, zero_based=True, vmin=vmin, vmax=vmax)
+    cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
+    line = FONT_SIZES["label"] / 72 * 1.5  # height of one line of label text, inches
+    tick_w = _max_label_width_in(q_tokens, thin_labels(n_query, max_labels), fontsize, 10)
+    tick_h = _max_label_width_in(k_tokens, thin_labels(n_key, max_labels), fontsize, 10)
+    left = 0.1 + line + (line if row_labels else 0.0) + tick_w + 0.08
+    bottom = 0.1 + line + tick_h + 0.08
+    top = 0.1 + (FONT_SIZES["suptitle"] / 72 * 1.9 if suptitle else 0.0) + (
+        line if (col_titles or cell_titles) else 0.0
+    )
+    gap_w = 0.08
+    gap_h = 0.08 + (line if cell_titles else 0.0)
+    right = 0.15 + 0.12 + 0.45 + line + 0.1
+    grid_w = ncols * cell + (ncols - 1) * gap_w
+    grid_h = nrows * cell + (nrows - 1) * gap_h
+    width, height = left + grid_w + right, top + grid_h + bottom
+    fig = new_figure((width, height), layout="none")
+
+    for idx in range(n_cells):
+        r, c = divmod(idx, ncols)
+        x0 = left + c * (cell + gap_w)
+        y0 = height - top - (r + 1) * cell - r * gap_h
+        ax = fig.add_axes((x0 / width, y0 / height, cell / width, cell / height))
+        ax.imshow(data[idx], cmap=cmap_obj, norm=norm, aspect="auto", interpolation="antialiased")
+        if idx + ncols < n_cells:
+            ax.set_xticks([])
+        else:
+            set_token_ticks(ax, "x", k_tokens, max_labels, fontsize, max_chars=10)
+        if c == 0:
+            set_token_ticks(ax, "y", q_tokens, max_labels, fontsize, max_chars=10)
+        else:
+            ax.set_yticks([])
+        if cell_titles is not None:
+            ax.set_title(cell_titles[idx], fontsize=FONT_SIZES["label"], pad=2)
+        if col_titles is not None and r == 0:
+            ax.set_title(col_titles[c], fontsize=FONT_SIZES["label"], pad=2)
+        if row_labels is not None and c == 0:
+            ax.set_ylabel(row_labels[r], fontsize=FONT_SIZES["label"])
+
+    bar_h = min(grid_h, max(2.0, 0.8 * grid_h))
+    bar_y = height - top - grid_h + (grid_h - bar_h) / 2
+    cax = fig.add_axes(
+        ((left + grid_w + 0.15) / width, bar_y / height, 0.12 / width, bar_h / height)
+    )
+    cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap_obj), cax=cax)
+    label = colorbar_label or ("signed value" if signed else "attention weight")
+    cbar.set_label(label, fontsize=FONT_SIZES["label"])
+    cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
+    grid_mid_x = (left + grid_w / 2) / width
+    grid_mid_y = (height - top - grid_h / 2) / height
+    fig.text(grid_mid_x, 0.1 / height, "key token", ha="center", va="bottom",
+             fontsize=FONT_SIZES["label"])
+    fig.text(0.1 / width, grid_mid_y, "query token", ha="left", va="center", rotation=90,
+             fontsize=FONT_SIZES["label"])
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=FONT_SIZES["suptitle"], x=grid_mid_x,
+                     y=1 - 0.1 / height, va="top")
+    return fig
+
+
+def head_grid(
+    attn: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    query_tokens: Sequence[str] | None = None,
+    key_tokens: Sequence[str] | None = None,
+    layer: int | str | None = None,
+    model_name: str | None = None,
+    heads: Sequence[int] | None = None,
+    method: str | None = "attention",
+    ncols: int | None = None,
+    cell_size: float = 2.2,
+    max_labels: int = GRID_MAX_LABELS,
+    signed: bool | None = None,
+    cmap: str | Colormap | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar_label: str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Every head of one layer as small heatmaps sharing one colour scale and colourbar.
+
+    Args:
+        attn: ``[head, query, key]`` weights of one layer.
+        tokens / query_tokens, key_tokens: as in :func:`head_heatmap`.
+        layer, model_name, method: go into the figure title.
+        heads: the model's index of each head (default ``0..head-1``), used as panel titles.
+        ncols: panels per row (default ``min(head, 4)``).
+        cell_size: side of one panel in inches (default 2.2).
+        max_labels: at most this many token labels per axis and panel (default 16; beyond
+            it every ``ceil(n / max_labels)``-th token is labelled). Labels are drawn on the
+            left column and the bottom panels only.
+        signed, cmap, vmin, vmax, colorbar_label, title: as in :func:`head_heatmap`.
+
+    Returns:
+        The ``Figure``; its first axes are the panels, in head order.
+    """
+    data = as_array(attn, "attn", 3, "[head, query, key]")
+    n_heads, n_query, n_key = data.shape
+    q_tokens, k_tokens = _token_pair(tokens, query_tokens, key_tokens, n_query, n_key)
+    names = _head_names(heads, n_heads, "heads")
+    ncols = _check_ncols(ncols, n_heads)
+    signed = is_signed(data) if signed is None else bool(signed)
+    text = make_title(model_name, layer, None, method) if title is None else title
+    return _grid_figure(
+        data, q_tokens, k_tokens, ncols=ncols, cell=_check_cell(cell_size),
+        cell_titles=[f"head {h}" for h in names], row_labels=None, col_titles=None,
+        suptitle=text, max_labels=max_labels, fontsize=FONT_SIZES["small_tick"],
+        signed=signed, cmap=cmap, vmin=vmin, vmax=vmax, colorbar_label=colorbar_label,
+    )
+
+
+def model_view(
+    attn: Any,
+    tokens: Sequence[str] | None = None,
+    *,
+    query_tokens: Sequence[str] | None = None,
+    key_tokens: Sequence[str] | None = None,
+    model_name: str | None = None,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    method: str | None = "attention",
+    cell_size: float = 1.3,
+    max_labels: int = MODEL_VIEW_MAX_LABELS,
+    signed: bool | None = None,
+    cmap: str | Colormap | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar_label: str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Every layer x head as a grid of small heatmaps (rows: layers, columns: heads).
+
+    Args:
+        attn: ``[layer, head, query, key]`` weights of one example (e.g.
+            ``trace.attentions[:, 0]``).
+        tokens / query_tokens, key_tokens: as in :func:`head_heatmap`.
+        model_name, method: go into the figure title.
+        layers, heads: the model's index of each layer / head (default ``0..n-1``), used as
+            row labels and column titles.
+        cell_size: side of one panel in inches (default 1.3).
+        max_labels: at most this many token labels per axis and panel (default 12; beyond it
+            every ``ceil(n / max_labels)``-th token is labelled), on the left column and the
+            bottom row only.
+        signed, cmap, vmin, vmax, colorbar_label, title: as in :func:`head_heatmap`; the
+            colour scale is shared by all panels.
+
+    Returns:
+        The ``Figure``; its first axes are the panels, layer-major.
+    """
+    data = as_array(attn, "attn", 4, "[layer, head, query, key]")
+    n_layers, n_heads, n_query, n_key = data.shape
+    q_tokens, k_tokens = _token_pair(tokens, query_tokens, key_tokens, n_query, n_key)
+    layer_names = _head_names(layers, n_layers, "layers")
+    head_names = _head_names(heads, n_heads, "heads")
+    signed = is_signed(data) if signed is None else bool(signed)
+    text = make_title(model_name, None, None, method) if title is None else title
+    return _grid_figure(
+        data.reshape(n_layers * n_heads, n_query, n_key), q_tokens, k_tokens, ncols=n_heads,
+        cell=_check_cell(cell_size), cell_titles=None,
+        row_labels=[f"layer {n}" for n in layer_names],
+        col_titles=[f"head {h}" for h in head_names], suptitle=text, max_labels=max_labels,
+        fontsize=FONT_SIZES["small_tick"] - 0.5, signed=signed, cmap=cmap, vmin=vmin,
+        vmax=vmax, colorbar_label=colorbar_label,
+    )
+
+
+def _check_ncols(ncols: int | None, n: int) -> int:
+    if ncols is None:
+        return min(n, 4)
+    if isinstance(ncols, bool) or not isinstance(ncols, (int, np.integer)) or ncols < 1:
+        raise ProbeError(f"ncols must be a positive integer, got {ncols!r}")
+    return int(min(ncols, n))
+
+
+def _check_cell(cell_size: float) -> float:
+    if isinstance(cell_size, bool) or not isinstance(cell_size, (int, float)) or not (
+        0.3 <= cell_size <= 10
+    ):
+        raise ProbeError(f"cell_size must be a number of inches in [0.3, 10], got {cell_size!r}")
+    return float(cell_size)

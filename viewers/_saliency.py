@@ -1,0 +1,331 @@
+"""Saliency over images: one map over the image (:func:`saliency_overlay`) and a grid of
+per-head CLS attention maps (:func:`cls_head_grid`).
+
+Maps come on any patch grid ``[h, w]`` (read from the trace, never assumed 14 x 14) and are
+upsampled to the image with bilinear interpolation (:func:`upsample_bilinear`, the same
+numbers as ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``). The
+colour scale spans the map's own range (``min..max``), or is symmetric around 0 with the
+diverging map for signed saliency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from probe._errors import ProbeError
+from probe.viewers._style import (
+    FONT_SIZES,
+    as_array,
+    check_ax,
+    cmap_for,
+    get_cmap,
+    is_signed,
+    make_norm,
+    new_figure,
+    parent_of,
+    root_figure,
+    title as make_title,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap, Normalize
+    from matplotlib.figure import Figure
+
+__all__ = ["saliency_overlay", "cls_head_grid", "upsample_bilinear"]
+
+
+def as_image(image: Any) -> np.ndarray:
+    """An RGB image ``[H, W, 3]`` in ``0..1`` from ``[H, W, 3]``, ``[3, H, W]`` or ``[H, W]``.
+
+    Float images must already be in ``0..1``; integer-valued images in ``0..255`` (uint8) are
+    divided by 255.
+    """
+    img = as_array(image, "image", (2, 3), "[H, W, 3] or [3, H, W] (or [H, W] grey)")
+    if img.ndim == 3:
+        if img.shape[-1] == 3:
+            pass
+        elif img.shape[0] == 3:
+            img = np.moveaxis(img, 0, -1)
+        else:
+            raise ProbeError(
+                f"image must be RGB [H, W, 3] or [3, H, W], got shape {list(img.shape)}: drop "
+                "the batch dimension and any alpha channel"
+            )
+    else:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    lo, hi = float(img.min()), float(img.max())
+    if lo >= -1e-6 and hi <= 1 + 1e-6:
+        return np.clip(img, 0.0, 1.0)
+    if lo >= 0 and hi <= 255 and np.all(img == np.round(img)):
+        return img / 255.0
+    raise ProbeError(
+        f"image values span [{lo:.3g}, {hi:.3g}]: pass floats in [0, 1] or uint8 in 0..255; "
+        "undo the model's normalization first (x * std + mean)"
+    )
+
+
+def upsample_bilinear(heatmap: Any, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear upsampling of ``heatmap [h, w]`` to ``size = (H, W)`` -> ``[H, W]``.
+
+    Pixel centres are aligned as in ``torch.nn.functional.interpolate(..., mode="bilinear",
+    align_corners=False)``: output pixel ``i`` samples input coordinate
+    ``(i + 0.5) * h / H - 0.5`` (clamped at 0), so the result equals torch's.
+    """
+    grid = as_array(heatmap, "heatmap", 2, "[h, w]")
+    out_h, out_w = (int(v) for v in size)
+    if out_h < 1 or out_w < 1:
+        raise ProbeError(f"size must be two positive integers (H, W), got {size!r}")
+
+    def axis(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        src = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+        src = np.maximum(src, 0.0)
+        i0 = np.minimum(np.floor(src).astype(int), n_in - 1)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        return i0, i1, src - i0
+
+    y0, y1, fy = axis(grid.shape[0], out_h)
+    x0, x1, fx = axis(grid.shape[1], out_w)
+    top = grid[y0][:, x0] * (1 - fx) + grid[y0][:, x1] * fx
+    bottom = grid[y1][:, x0] * (1 - fx) + grid[y1][:, x1] * fx
+    return top * (1 - fy)[:, None] + bottom * fy[:, None]
+
+
+def draw_overlay(
+    ax: Axes,
+    image: np.ndarray,
+    heatmap: np.ndarray,
+    *,
+    norm: Normalize,
+    cmap: Colormap,
+    alpha: float,
+) -> None:
+    """Image, then the upsampled heatmap over it with ``alpha``; no ticks."""
+    height, width = image.shape[:2]
+    extent = (0, width, height, 0)
+    ax.imshow(image, extent=extent, interpolation="antialiased")
+    ax.imshow(upsample_bilinear(heatmap, (height, width)), cmap=cmap, norm=norm, alpha=alpha,
+              extent=extent, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+
+
+def _check_alpha(alpha: float) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
+        raise ProbeError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    return float(alpha)
+
+
+def _panel_size(image: np.ndarray, long_side: float) -> tuple[float, float]:
+    height, width = image.shape[:2]
+    if width >= height:
+        return long_side, long_side * height / width
+    return long_side * width / height, long_side
+
+
+def saliency_overlay(
+    image: Any,
+    heatmap: Any,
+    *,
+    alpha: float = 0.5,
+    signed: bool | None = None,
+    cmap: str | Colormap | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    model_name: str | None = None,
+    layer: int | str | None = None,
+    head: int | str | None = None,
+    method: str | None = None,
+    colorbar: bool = True,
+    colorbar_label: str | None = None,
+    title: str | None = None,
+    size: float = 4.0,
+    ax: Axes | None = None,
+) -> Figure:
+    """A saliency map over its image, with a colourbar for the map.
+
+    Args:
+        image: ``[H, W, 3]`` or ``[3, H, W]`` (or ``[H, W]`` grey) in ``0..1``, or uint8.
+        heatmap: ``[h, w]`` map on any grid (e.g. the patch grid), upsampled bilinearly to
+            ``[H, W]``.
+        alpha: opacity of the map over the image (default 0.5).
+        signed: ``None`` infers it (negative values -> diverging ``RdBu_r``, symmetric around
+            0); otherwise sequential ``viridis`` over the map's range ``min..max``.
+        cmap, vmin, vmax: override the colormap and its limits.
+        model_name, layer, head, method: go into the title.
+        colorbar, colorbar_label: an opaque colourbar for the map (default label
+            ``"saliency"``, or ``"attribution"`` for signed maps).
+        title: replaces the generated title (``""`` for none).
+        size: the image's longer side in inches (new figure only).
+        ax: draw into this axes instead of a new figure.
+
+    Returns:
+        The ``Figure`` (``ax.images`` are the image and the upsampled map).
+    """
+    from matplotlib.cm import ScalarMappable
+
+    img = as_image(image)
+    grid = as_array(heatmap, "heatmap", 2, "[h, w]")
+    alpha = _check_alpha(alpha)
+    signed = is_signed(grid) if signed is None else bool(signed)
+    norm = make_norm(grid, signed, vmin=vmin, vmax=vmax)
+    cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
+    text = make_title(model_name, layer, head, method) if title is None else title
+    if ax is None:
+        if isinstance(size, bool) or not isinstance(size, (int, float)) or not 1 <= size <= 20:
+            raise ProbeError(f"size must be in [1, 20] inches, got {size!r}")
+        pw, ph = _panel_size(img, float(size))
+        left, right = 0.15, (1.0 if colorbar else 0.15)
+        top, bottom = (0.45 if text else 0.15), 0.15
+        width, height = left + pw + right, top + ph + bottom
+        fig = new_figure((width, height), layout="none")
+        ax = fig.add_axes((left / width, bottom / height, pw / width, ph / height))
+        cax = (fig.add_axes(((left + pw + 0.12) / width, bottom / height, 0.14 / width,
+                             ph / height)) if colorbar else None)
+    else:
+        ax = check_ax(ax)
+        fig = root_figure(ax)
+        cax = None
+    draw_overlay(ax, img, grid, norm=norm, cmap=cmap_obj, alpha=alpha)
+    if text:
+        ax.set_title(text, fontsize=FONT_SIZES["title"])
+    if colorbar:
+        mappable = ScalarMappable(norm=norm, cmap=cmap_obj)
+        if cax is not None:
+            cbar = fig.colorbar(mappable, cax=cax)
+        else:
+            cbar = parent_of(ax).colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
+        label = colorbar_label or ("attribution" if signed else "saliency")
+        cbar.set_label(label, fontsize=FONT_SIZES["label"])
+        cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
+    return fig
+
+
+def overlay_grid(
+    fig: Figure,
+    image: np.ndarray,
+    maps: Sequence[np.ndarray],
+    titles: Sequence[str],
+    *,
+    origin: tuple[float, float],
+    ncols: int,
+    cell: float,
+    scales: Sequence[int],
+    colorbars: Sequence[tuple[Normalize, Colormap, str]],
+    alpha: float,
+) -> tuple[float, float]:
+    """Draw overlays on a grid whose top-left corner is ``origin`` (inches from the figure's
+    top-left), with the colourbars side by side on the right; return the block's
+    (width, height).
+
+    ``colorbars`` holds one ``(norm, cmap, label)`` colour scale per kind of map; map ``i``
+    is drawn with scale ``scales[i]``.
+    """
+    from matplotlib.cm import ScalarMappable
+
+    fig_w, fig_h = fig.get_size_inches()
+    pw, ph = _panel_size(image, cell)
+    gap_w, title_h = 0.12, FONT_SIZES["label"] / 72 * 1.8
+    nrows = -(-len(maps) // ncols)
+    x_org, y_org = origin
+    for idx, (grid, name) in enumerate(zip(maps, titles)):
+        r, c = divmod(idx, ncols)
+        x = x_org + c * (pw + gap_w)
+        y = y_org + title_h + r * (ph + title_h)
+        ax = fig.add_axes((x / fig_w, 1 - (y + ph) / fig_h, pw / fig_w, ph / fig_h))
+        norm, cmap, _ = colorbars[scales[idx]]
+        draw_overlay(ax, image, grid, norm=norm, cmap=cmap, alpha=alpha)
+        ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
+    grid_w = ncols * pw + (ncols - 1) * gap_w
+    grid_h = nrows * (ph + title_h)
+    area = grid_h - title_h
+    bar_h = min(area, max(1.5, 0.85 * area))
+    bar_top = y_org + title_h + (area - bar_h) / 2
+    for k, (norm, cmap, label) in enumerate(colorbars):  # side by side, 1 inch each
+        cax = fig.add_axes(((x_org + grid_w + 0.15 + k * 1.0) / fig_w,
+                            1 - (bar_top + bar_h) / fig_h, 0.13 / fig_w, bar_h / fig_h))
+        cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
+        cbar.set_label(label, fontsize=FONT_SIZES["label"])
+        cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
+    return grid_w + 1.0 * len(colorbars), grid_h
+
+
+def overlay_grid_size(
+    image: np.ndarray, n: int, ncols: int, cell: float, n_colorbars: int = 1
+) -> tuple[float, float]:
+    """(width, height) in inches that :func:`overlay_grid` needs."""
+    pw, ph = _panel_size(image, cell)
+    nrows = -(-n // ncols)
+    title_h = FONT_SIZES["label"] / 72 * 1.8
+    return ncols * pw + (ncols - 1) * 0.12 + 1.0 * n_colorbars, nrows * (ph + title_h)
+
+
+def cls_head_grid(
+    image: Any,
+    maps: Any,
+    *,
+    alpha: float = 0.5,
+    heads: Sequence[int] | None = None,
+    layer: int | str | None = None,
+    model_name: str | None = None,
+    method: str | None = "CLS attention",
+    ncols: int | None = None,
+    cell_size: float = 2.0,
+    normalize: bool = False,
+    signed: bool | None = None,
+    cmap: str | Colormap | None = None,
+    colorbar_label: str | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Per-head CLS attention maps, each over the image, on one grid with one colourbar.
+
+    Args:
+        image: ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1`` (or uint8).
+        maps: ``[head, h, w]``: each head's attention from the CLS token to the patches,
+            reshaped to the patch grid (prefix tokens dropped).
+        alpha: opacity of the maps (default 0.5).
+        heads: the model's index of each head (default ``0..head-1``), for panel titles.
+        layer, model_name, method: go into the title.
+        ncols: panels per row (default ``min(head, 4)``); cell_size: longer panel side (in).
+        normalize: divide each head's map by its largest magnitude first, so weak heads are
+            visible (the colourbar then reads "normalized per head"). Default: one shared
+            scale over all heads, ``min..max``.
+        signed, cmap, colorbar_label, title: as in :func:`saliency_overlay`; the default
+            colourbar label is ``"attention weight"``.
+
+    Returns:
+        The ``Figure``; its first axes are the panels, in head order.
+    """
+    from probe.viewers._heatmaps import _check_cell, _check_ncols, _head_names
+
+    img = as_image(image)
+    data = as_array(maps, "maps", 3, "[head, h, w]")
+    alpha = _check_alpha(alpha)
+    names = _head_names(heads, data.shape[0], "heads")
+    ncols = _check_ncols(ncols, data.shape[0])
+    cell = _check_cell(cell_size)
+    signed = is_signed(data) if signed is None else bool(signed)
+    label = colorbar_label or "attention weight"
+    if normalize:
+        scale = np.abs(data).reshape(len(data), -1).max(axis=1)
+        data = data / np.where(scale > 0, scale, 1.0)[:, None, None]
+        label += "\n(normalized per head)"
+    norm = make_norm(data, signed)
+    cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
+    text = make_title(model_name, layer, None, method) if title is None else title
+    block_w, block_h = overlay_grid_size(img, len(data), ncols, cell)
+    top = 0.15 + (0.35 if text else 0.0)
+    width, height = block_w + 0.3, top + block_h + 0.15
+    fig = new_figure((width, height), layout="none")
+    overlay_grid(fig, img, list(data), [f"head {h}" for h in names], origin=(0.15, top),
+                 ncols=ncols, cell=cell, scales=[0] * len(data),
+                 colorbars=[(norm, cmap_obj, label)], alpha=alpha)
+    if text:
+        fig.suptitle(text, fontsize=FONT_SIZES["suptitle"], x=(0.15 + block_w / 2 - 0.5) / width,
+                     y=1 - 0.12 / height, va="top")
+    return fig

@@ -1,0 +1,508 @@
+"""The one look shared by every viewer: colormaps, fonts, titles, input checks, saving.
+
+Every viewer builds its figure with :func:`new_figure` (a bare ``matplotlib.figure.Figure``,
+never registered with pyplot, so no GUI backend is needed and nothing global changes), reads
+its inputs through :func:`as_array` / :func:`check_tokens`, picks colours with
+:func:`cmap_for` / :func:`color_limits`, titles itself with :func:`title` and is written to
+disk by :func:`save_figure`.
+
+Colormaps
+    * ``SEQUENTIAL_CMAP = "viridis"``: attention weights and saliency maps (heatmaps, head
+      grids, overlays). Perceptually uniform, readable in grey scale and by colour-blind
+      readers.
+    * ``DIVERGING_CMAP = "RdBu_r"``: signed values (attributions, gradients, rank
+      correlations), always centred at 0 with symmetric limits, so white means zero,
+      red positive and blue negative.
+    * ``TEXT_SEQUENTIAL_CMAP = "Reds"``: unsigned scores drawn *behind text* (token strips,
+      coreference view). It starts at white, so low scores stay quiet and black text stays
+      legible; it matches the positive half of the diverging map.
+    * :func:`categorical_colors`: one colour per head or method (``tab10``, then ``tab20``).
+
+Token labels
+    Long token lists are thinned: with more than ``max_labels`` tokens only every ``step``-th
+    label is shown, ``step = ceil(n / max_labels)``. The documented defaults are
+    ``HEATMAP_MAX_LABELS`` (single heatmap), ``GRID_MAX_LABELS`` (head grid cells),
+    ``MODEL_VIEW_MAX_LABELS`` (model view cells) and ``LINK_MAX_LABELS`` (link view).
+    Labels longer than ``MAX_LABEL_CHARS`` characters are shortened with an ellipsis.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap, Normalize
+    from matplotlib.figure import Figure, SubFigure
+
+__all__ = [
+    "SEQUENTIAL_CMAP",
+    "DIVERGING_CMAP",
+    "TEXT_SEQUENTIAL_CMAP",
+    "FONT_SIZES",
+    "HEATMAP_MAX_LABELS",
+    "GRID_MAX_LABELS",
+    "MODEL_VIEW_MAX_LABELS",
+    "LINK_MAX_LABELS",
+    "MAX_LABEL_CHARS",
+    "SAVE_FORMATS",
+    "title",
+    "cmap_for",
+    "is_signed",
+    "color_limits",
+    "categorical_colors",
+    "new_figure",
+    "save_figure",
+    "as_array",
+    "check_tokens",
+    "format_token",
+    "thin_labels",
+]
+
+SEQUENTIAL_CMAP = "viridis"
+DIVERGING_CMAP = "RdBu_r"
+TEXT_SEQUENTIAL_CMAP = "Reds"
+
+#: Font sizes in points, used explicitly by every viewer (rcParams are never changed).
+FONT_SIZES: dict[str, float] = {
+    "suptitle": 11.0,
+    "title": 10.0,
+    "label": 9.0,
+    "tick": 7.5,
+    "small_tick": 6.5,
+    "token": 9.0,
+    "annotation": 8.0,
+    "legend": 8.0,
+}
+
+HEATMAP_MAX_LABELS = 50
+GRID_MAX_LABELS = 16
+MODEL_VIEW_MAX_LABELS = 12
+LINK_MAX_LABELS = 60
+MAX_LABEL_CHARS = 14
+
+SAVE_FORMATS = ("png", "svg", "pdf")
+DEFAULT_DPI = 150
+
+Layout = Literal["constrained", "none"]
+
+
+# --------------------------------------------------------------------------- titles, colours
+
+
+def _describe(value: Any, singular: str, plural: str) -> str:
+    if isinstance(value, str):
+        return f"{singular} {value}"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        items = [int(v) if isinstance(v, (int, np.integer)) else v for v in value]
+        if len(items) == 1:
+            return f"{singular} {items[0]}"
+        if all(isinstance(v, int) for v in items) and items == list(range(items[0], items[-1] + 1)):
+            return f"{plural} {items[0]}\u2013{items[-1]}"
+        return f"{plural} " + ", ".join(str(v) for v in items)
+    return f"{singular} {value}"
+
+
+def title(
+    model: str | None = None,
+    layer: int | str | Sequence[int] | None = None,
+    head: int | str | Sequence[int] | None = None,
+    method: str | None = None,
+) -> str:
+    """The consistent figure title: ``"model · layer 3 · head 5 · method"``.
+
+    Parts that are ``None`` are left out. ``layer`` and ``head`` may be an int, a string
+    (e.g. ``"mean"``) or a sequence (``[0, 1, 2, 3]`` becomes ``"heads 0–3"``).
+    """
+    parts: list[str] = []
+    if model:
+        parts.append(str(model))
+    if layer is not None:
+        parts.append(_describe(layer, "layer", "layers"))
+    if head is not None:
+        parts.append(_describe(head, "head", "heads"))
+    if method:
+        parts.append(str(method))
+    return " \u00b7 ".join(parts)
+
+
+def is_signed(values: np.ndarray) -> bool:
+    """True when ``values`` holds a negative number (then a diverging colormap is used).
+
+    Round-off negatives (``>= -1e-6`` times the largest magnitude, e.g. from fused attention
+    kernels) do not count.
+    """
+    arr = np.asarray(values, dtype=float)
+    if not arr.size:
+        return False
+    return bool(np.min(arr) < -1e-6 * float(np.max(np.abs(arr))))
+
+
+def cmap_for(signed: bool, *, behind_text: bool = False) -> str:
+    """Colormap name by signedness: diverging for signed values, sequential otherwise.
+
+    ``behind_text=True`` picks the white-based sequential map used as text background.
+    """
+    if signed:
+        return DIVERGING_CMAP
+    return TEXT_SEQUENTIAL_CMAP if behind_text else SEQUENTIAL_CMAP
+
+
+def color_limits(
+    values: np.ndarray,
+    signed: bool,
+    *,
+    zero_based: bool = False,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> tuple[float, float]:
+    """``(vmin, vmax)`` for ``values``.
+
+    Signed values get symmetric limits ``(-m, m)`` with ``m = max |values|`` (centred at 0).
+    Unsigned values get ``(min, max)``, or ``(0, max)`` with ``zero_based=True`` (attention
+    weights, where 0 is meaningful). Explicit ``vmin``/``vmax`` win. Constant data get a
+    non-empty range so the colourbar stays drawable.
+    """
+    finite = np.asarray(values, dtype=float)
+    if signed:
+        m = float(np.max(np.abs(finite))) if finite.size else 1.0
+        m = m if m > 0 else 1.0
+        lo, hi = -m, m
+    else:
+        lo = 0.0 if zero_based or not finite.size else float(np.min(finite))
+        hi = float(np.max(finite)) if finite.size else 1.0
+    lo = lo if vmin is None else float(vmin)
+    hi = hi if vmax is None else float(vmax)
+    if hi <= lo:
+        pad = abs(lo) * 0.5 if lo != 0 else 0.5
+        lo, hi = (lo, lo + 2 * pad) if zero_based and lo == 0 else (lo - pad, hi + pad)
+    return lo, hi
+
+
+def make_norm(
+    values: np.ndarray,
+    signed: bool,
+    *,
+    zero_based: bool = False,
+    vmin: float | None = None,
+    vmax: float | None = None,
+) -> Normalize:
+    """A ``matplotlib.colors.Normalize`` with :func:`color_limits`."""
+    from matplotlib.colors import Normalize
+
+    lo, hi = color_limits(values, signed, zero_based=zero_based, vmin=vmin, vmax=vmax)
+    return Normalize(vmin=lo, vmax=hi)
+
+
+def get_cmap(name: str | Colormap) -> Colormap:
+    """Resolve a colormap name (or pass a ``Colormap`` through) without touching pyplot."""
+    import matplotlib
+
+    if not isinstance(name, str):
+        return name
+    try:
+        return matplotlib.colormaps[name]
+    except KeyError:
+        raise ProbeError(
+            f"unknown colormap {name!r}: use a matplotlib colormap name such as "
+            f"{SEQUENTIAL_CMAP!r} or {DIVERGING_CMAP!r}"
+        ) from None
+
+
+def categorical_colors(n: int) -> list[tuple[float, float, float, float]]:
+    """``n`` distinct RGBA colours, one per head or method.
+
+    Up to 20: the ten ``tab10`` colours, then their light ``tab20`` partners (so the first
+    ten never change with ``n``); beyond 20, evenly spaced hues.
+    """
+    import matplotlib
+
+    if n <= 20:
+        cmap = matplotlib.colormaps["tab20"]
+        order = [2 * k for k in range(10)] + [2 * k + 1 for k in range(10)]
+        return [cmap(order[i]) for i in range(n)]
+    cmap = matplotlib.colormaps["hsv"]
+    return [cmap(i / n) for i in range(n)]
+
+
+def text_color_on(color: Any) -> str:
+    """Black or white, whichever reads better on the background ``color`` (any mpl colour)."""
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(color)
+    luminance = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    return "black" if luminance > 0.45 else "white"
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def new_figure(figsize: tuple[float, float], *, layout: Layout = "constrained") -> Figure:
+    """A bare ``Figure`` (object API, not registered with pyplot, no GUI backend needed)."""
+    from matplotlib.figure import Figure
+
+    width, height = (float(v) for v in figsize)
+    if not (width > 0 and height > 0 and math.isfinite(width) and math.isfinite(height)):
+        raise ProbeError(f"figsize must be two positive numbers (inches), got {figsize!r}")
+    return Figure(figsize=(width, height), layout=None if layout == "none" else layout)
+
+
+def root_figure(ax: Axes) -> Figure:
+    """The top-level ``Figure`` that holds ``ax`` (through any subfigures)."""
+    fig: Any = ax.figure
+    while getattr(fig, "figure", None) is not None and fig.figure is not fig:
+        fig = fig.figure
+    return fig
+
+
+def check_ax(ax: Any) -> Axes:
+    """Validate a user-supplied ``ax``."""
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes):
+        raise ProbeError(
+            f"ax must be a matplotlib Axes, got {type(ax).__name__}: pass e.g. fig.add_subplot()"
+        )
+    return ax
+
+
+def parent_of(ax: Axes) -> Figure | SubFigure:
+    """The (sub)figure that directly holds ``ax``: colourbars are added there."""
+    return ax.figure  # type: ignore[return-value]
+
+
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
+def save_figure(
+    fig: Figure,
+    path: str | os.PathLike[str],
+    format: Literal["png", "svg", "pdf"] | None = None,
+    dpi: float = DEFAULT_DPI,
+) -> Path:
+    """Write ``fig`` to ``path`` atomically and return the path.
+
+    The figure is rendered into a temporary file in the target directory, which then replaces
+    ``path`` with ``os.replace``: readers never see a half-written file, and on any error the
+    temporary file is removed and ``path`` is left untouched. A PNG is exactly
+    ``figsize * dpi`` pixels (no tight bounding box; viewers lay themselves out).
+
+    Args:
+        fig: the figure a viewer returned.
+        path: target file; its suffix picks the format unless ``format`` is given.
+        format: ``"png"``, ``"svg"`` or ``"pdf"``.
+        dpi: resolution of raster output (and of raster parts of SVG/PDF).
+
+    Raises:
+        ProbeError: unknown format, missing or unwritable directory, or an OS error while
+            writing. Other errors while rendering propagate unchanged; in every case the
+            temporary file is removed.
+    """
+    from matplotlib.figure import Figure
+
+    if not isinstance(fig, Figure):
+        raise ProbeError(
+            f"save_figure needs a matplotlib Figure, got {type(fig).__name__}: pass what a "
+            "probe viewer returned"
+        )
+    target = Path(os.fspath(path))
+    fmt = (format or target.suffix.lstrip(".")).lower()
+    if not fmt:
+        raise ProbeError(
+            f"cannot tell the format of {str(target)!r}: add a suffix (.png, .svg, .pdf) or "
+            "pass format="
+        )
+    if fmt not in SAVE_FORMATS:
+        raise ProbeError(
+            f"unsupported figure format {fmt!r}: use one of {', '.join(SAVE_FORMATS)}"
+        )
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not dpi > 0:
+        raise ProbeError(f"dpi must be a positive number, got {dpi!r}")
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise ProbeError(
+            f"cannot save figure: directory {str(directory)!r} does not exist; create it first"
+        )
+    if target.is_dir():
+        raise ProbeError(f"cannot save figure: {str(target)!r} is a directory; pass a file name")
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".tmp", dir=directory
+        )
+    except OSError as exc:
+        raise ProbeError(
+            f"cannot save figure: directory {str(directory)!r} is not writable ({exc.strerror}); "
+            "choose another output path"
+        ) from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format=fmt, dpi=dpi)
+        os.chmod(tmp_name, 0o666 & ~_umask())
+        os.replace(tmp_name, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ProbeError(
+                f"cannot save figure to {str(target)!r}: {exc.strerror or exc}; check the path "
+                "and free space"
+            ) from None
+        raise
+    return target
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def as_array(
+    x: Any,
+    name: str,
+    ndim: int | tuple[int, ...],
+    shape_doc: str,
+    *,
+    allow_nonfinite: bool = False,
+) -> np.ndarray:
+    """Convert a torch tensor, numpy array or nested list to a float64 numpy array.
+
+    Checks the number of dimensions (``ndim``) and that the values are finite; ``shape_doc``
+    (e.g. ``"[head, query, key]"``) goes into the error message.
+    """
+    if x is None:
+        raise ProbeError(f"{name} is missing: pass a {shape_doc} tensor or array")
+    if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+        x = x.detach().cpu()
+        if getattr(x, "is_complex", lambda: False)():
+            raise ProbeError(f"{name} is complex: pass real values")
+        x = x.double().numpy()
+    try:
+        arr = np.array(x, dtype=float)
+    except (TypeError, ValueError):
+        raise ProbeError(
+            f"{name} must be a numeric {shape_doc} tensor or array, got {type(x).__name__}"
+        ) from None
+    dims = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+    if arr.ndim not in dims:
+        raise ProbeError(
+            f"{name} must have shape {shape_doc} ({' or '.join(map(str, dims))} dims), got "
+            f"shape {list(arr.shape)}"
+        )
+    if arr.size == 0:
+        raise ProbeError(f"{name} is empty (shape {list(arr.shape)}): pass a non-empty {shape_doc}")
+    if not allow_nonfinite and not np.all(np.isfinite(arr)):
+        raise ProbeError(
+            f"{name} contains NaN or inf: replace them first, e.g. with torch.nan_to_num"
+        )
+    return arr
+
+
+def check_tokens(
+    tokens: Sequence[str] | None, n: int, name: str, what: str
+) -> list[str]:
+    """Validate one token per position (``n`` of them); ``None`` gives position numbers."""
+    if tokens is None:
+        return [str(i) for i in range(n)]
+    if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+        raise ProbeError(
+            f"{name} must be a list of strings, got {type(tokens).__name__}: pass e.g. "
+            "trace.tokens"
+        )
+    if len(tokens) != n:
+        raise ProbeError(
+            f"got {len(tokens)} {name} for {n} {what}: pass one token per position, special "
+            "tokens such as [CLS] and padding included"
+        )
+    return [str(t) for t in tokens]
+
+
+def check_mapping(value: Any, name: str, hint: str) -> Mapping[str, Any]:
+    """Validate a non-empty ``{name: ...}`` mapping."""
+    if not isinstance(value, Mapping) or not value:
+        raise ProbeError(f"{name} must be a non-empty dict {hint}, got {type(value).__name__}")
+    return value
+
+
+def format_token(token: str, max_chars: int = MAX_LABEL_CHARS) -> str:
+    """A token as a safe, short label.
+
+    Newlines and tabs become visible escapes, an empty or blank token becomes ``␣``, ``$`` is
+    escaped so matplotlib never reads it as math, and labels longer than ``max_chars`` are cut
+    with an ellipsis.
+    """
+    text = str(token).replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
+    if not text.strip():
+        text = "\u2423" * max(1, len(text))
+    if len(text) > max_chars:
+        text = text[: max(1, max_chars - 1)] + "\u2026"
+    return text.replace("$", r"\$")
+
+
+def thin_labels(n: int, max_labels: int) -> np.ndarray:
+    """Positions whose labels are shown: all when ``n <= max_labels``, else every ``step``-th.
+
+    ``step = ceil(n / max_labels)``, so at most ``max_labels`` labels are drawn.
+    """
+    if isinstance(max_labels, bool) or not isinstance(max_labels, (int, np.integer)):
+        raise ProbeError(f"max_labels must be a positive integer, got {max_labels!r}")
+    if max_labels < 1:
+        raise ProbeError(f"max_labels must be a positive integer, got {max_labels}")
+    step = max(1, math.ceil(n / int(max_labels)))
+    return np.arange(0, n, step)
+
+
+def set_token_ticks(
+    ax: Axes,
+    axis: Literal["x", "y"],
+    tokens: Sequence[str],
+    max_labels: int,
+    fontsize: float,
+    max_chars: int = MAX_LABEL_CHARS,
+) -> None:
+    """Put (thinned) token labels on one axis of a heatmap-like ``ax``."""
+    positions = thin_labels(len(tokens), max_labels)
+    labels = [format_token(tokens[i], max_chars) for i in positions]
+    if axis == "x":
+        ax.set_xticks(positions, labels, rotation=90, fontsize=fontsize)
+    else:
+        ax.set_yticks(positions, labels, fontsize=fontsize)
+    ax.tick_params(axis=axis, length=2, pad=1.5)
+
+
+def text_width_pt(text: str, fontsize: float, weight: str = "normal") -> float:
+    """Width of ``text`` in points at ``fontsize`` (backend-independent measurement)."""
+    from matplotlib.font_manager import FontProperties
+
+    prop = FontProperties(size=fontsize, weight=weight)
+    width, _, _ = _TEXT_TO_PATH().get_text_width_height_descent(
+        text.replace(r"\$", "$"), prop, ismath=False
+    )
+    return float(width)
+
+
+_T2P: list[Any] = []
+
+
+def _TEXT_TO_PATH() -> Any:  # noqa: N802 - cached singleton accessor
+    if not _T2P:
+        from matplotlib.textpath import TextToPath
+
+        _T2P.append(TextToPath())
+    return _T2P[0]

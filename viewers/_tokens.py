@@ -1,0 +1,317 @@
+"""Token attribution strip: the text, each token on a background coloured by its score.
+
+Signed scores (any negative value) use the diverging ``RdBu_r`` map centred at 0; unsigned
+scores use the white-based sequential ``Reds`` map so that black text stays legible. Several
+methods become several rows (one block of wrapped lines each) sharing one colourbar. Long
+texts wrap over several lines at the figure width.
+
+The layout engine here (:func:`layout_tokens`, :func:`draw_token_boxes`) is shared with the
+coreference view and the comparison panel. It works in an axes whose data units are points
+(1/72 inch), so boxes fit their measured text exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from probe._errors import ProbeError
+from probe.viewers._style import (
+    FONT_SIZES,
+    as_array,
+    check_ax,
+    check_tokens,
+    cmap_for,
+    format_token,
+    get_cmap,
+    is_signed,
+    make_norm,
+    new_figure,
+    parent_of,
+    root_figure,
+    text_color_on,
+    text_width_pt,
+    title as make_title,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.colors import Colormap, Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+
+__all__ = ["token_strip"]
+
+TOKEN_MAX_CHARS = 24
+PAD_X = 2.5  # points of padding left and right of a token's text
+GAP_X = 2.0  # points between two token boxes
+LINE_PAD = 1.55  # line height = LINE_PAD * fontsize
+BLOCK_GAP = 6.0  # points between the blocks of two methods
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Where each token box goes: ``x``/``width`` in points, ``line`` index from the top."""
+
+    labels: list[str]
+    x: np.ndarray
+    width: np.ndarray
+    line: np.ndarray
+    n_lines: int
+    line_height: float
+    fontsize: float
+
+    @property
+    def height(self) -> float:
+        return self.n_lines * self.line_height
+
+
+def layout_tokens(
+    tokens: Sequence[str],
+    fontsize: float,
+    width_pt: float,
+    *,
+    x0: float = 0.0,
+    line_height: float | None = None,
+    weights: Sequence[str] | None = None,
+) -> TokenLayout:
+    """Place tokens left to right, wrapping to a new line when ``width_pt`` is exceeded.
+
+    ``line_height`` defaults to ``LINE_PAD * fontsize`` points; ``weights`` are the font
+    weights the tokens will be drawn with (``"bold"`` text is measured wider).
+    """
+    labels = [format_token(t, TOKEN_MAX_CHARS) for t in tokens]
+    faces = ["normal"] * len(labels) if weights is None else list(weights)
+    widths = np.array(
+        [text_width_pt(lab, fontsize, face) + 2 * PAD_X for lab, face in zip(labels, faces)]
+    )
+    xs = np.zeros(len(labels))
+    lines = np.zeros(len(labels), dtype=int)
+    x, line = x0, 0
+    for i, w in enumerate(widths):
+        if x > x0 and x + w > width_pt:
+            x, line = x0, line + 1
+        xs[i], lines[i] = x, line
+        x += w + GAP_X
+    n_lines = int(lines[-1]) + 1 if len(labels) else 0
+    height = LINE_PAD * fontsize if line_height is None else float(line_height)
+    return TokenLayout(labels, xs, widths, lines, n_lines, height, fontsize)
+
+
+def draw_token_boxes(
+    ax: Axes,
+    layout: TokenLayout,
+    facecolors: Sequence[Any],
+    y0: float,
+    *,
+    box_top: float = 0.0,
+    edgecolors: Sequence[Any] | None = None,
+    linewidths: Sequence[float] | None = None,
+    weights: Sequence[str] | None = None,
+) -> list[FancyBboxPatch]:
+    """Draw one rounded box with centred text per token; ``y0`` is the top in points.
+
+    Each box is ``LINE_PAD * fontsize`` points tall and starts ``box_top`` points below the
+    top of its line (lines may be taller than boxes to leave room for annotations).
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    patches = []
+    h = LINE_PAD * layout.fontsize
+    for i, label in enumerate(layout.labels):
+        top = y0 + layout.line[i] * layout.line_height + box_top
+        face = facecolors[i]
+        patch = FancyBboxPatch(
+            (layout.x[i], top + 0.08 * h),
+            layout.width[i],
+            0.84 * h,
+            boxstyle="round,pad=0,rounding_size=2",
+            facecolor=face,
+            edgecolor="none" if edgecolors is None else edgecolors[i],
+            linewidth=0.0 if linewidths is None else linewidths[i],
+        )
+        ax.add_patch(patch)
+        patches.append(patch)
+        ax.text(
+            layout.x[i] + layout.width[i] / 2,
+            top + 0.5 * h,
+            label,
+            ha="center",
+            va="center_baseline",
+            fontsize=layout.fontsize,
+            color=text_color_on(face),
+            fontweight="normal" if weights is None else weights[i],
+        )
+    return patches
+
+
+def points_axes(ax: Axes, width_pt: float, height_pt: float) -> None:
+    """Make ``ax`` a blank canvas whose data units are points, y growing downwards."""
+    ax.set_xlim(0, width_pt)
+    ax.set_ylim(height_pt, 0)
+    ax.set_axis_off()
+
+
+def axes_width_pt(ax: Axes) -> float:
+    """Current width of ``ax`` in points (its size at call time)."""
+    fig = root_figure(ax)
+    return float(ax.get_window_extent().width) * 72.0 / float(fig.dpi)
+
+
+def _score_rows(
+    tokens: Sequence[str], scores: Any
+) -> tuple[list[str], list[tuple[str | None, np.ndarray]]]:
+    if isinstance(scores, Mapping):
+        if not scores:
+            raise ProbeError("scores is an empty dict: pass {method: [n] scores} with a method")
+        rows = [(str(k), as_array(v, f"scores[{k!r}]", 1, "[n]")) for k, v in scores.items()]
+    else:
+        rows = [(None, as_array(scores, "scores", 1, "[n]"))]
+    n = len(rows[0][1])
+    toks = check_tokens(tokens, n, "tokens", "scores")
+    for name, row in rows:
+        if len(row) != n:
+            raise ProbeError(
+                f"scores[{name!r}] has {len(row)} values but there are {n} tokens: pass one "
+                "score per token for every method"
+            )
+    return toks, rows
+
+
+def _normalized(row: np.ndarray, signed: bool) -> np.ndarray:
+    scale = float(np.max(np.abs(row))) if signed else float(np.max(row))
+    return row / scale if scale > 0 else row.copy()
+
+
+def draw_strip(
+    ax: Axes,
+    tokens: Sequence[str],
+    rows: list[tuple[str | None, np.ndarray]],
+    *,
+    width_pt: float,
+    norm: Normalize,
+    cmap: Colormap,
+    fontsize: float,
+) -> float:
+    """Draw the method blocks into a points-unit ``ax``; return the content height (points)."""
+    names = [name for name, _ in rows if name is not None]
+    name_w = max((text_width_pt(n, FONT_SIZES["label"], "bold") for n in names), default=0.0)
+    x0 = name_w + 8.0 if names else 0.0
+    layout = layout_tokens(tokens, fontsize, width_pt, x0=x0)
+    y = 0.0
+    for r, (name, values) in enumerate(rows):
+        if r:
+            y += BLOCK_GAP
+        colors = [cmap(norm(v)) for v in values]
+        draw_token_boxes(ax, layout, colors, y)
+        if name is not None:
+            ax.text(0, y + 0.5 * layout.line_height, format_token(name, 40), ha="left",
+                    va="center_baseline", fontsize=FONT_SIZES["label"], fontweight="bold")
+        y += layout.height
+    return y
+
+
+def token_strip(
+    tokens: Sequence[str],
+    scores: Any,
+    *,
+    signed: bool | None = None,
+    normalize: bool | None = None,
+    cmap: str | Colormap | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    model_name: str | None = None,
+    layer: int | str | None = None,
+    head: int | str | None = None,
+    method: str | None = None,
+    colorbar_label: str | None = None,
+    title: str | None = None,
+    width: float = 8.0,
+    fontsize: float = FONT_SIZES["token"],
+    ax: Axes | None = None,
+) -> Figure:
+    """Tokens on backgrounds coloured by score, one block of wrapped lines per method.
+
+    Args:
+        tokens: ``[n]`` token strings.
+        scores: ``[n]`` scores (tensor or array), or ``{method: [n] scores}`` for several
+            methods (one labelled block each, in dict order).
+        signed: ``None`` infers it: any negative score -> diverging ``RdBu_r`` centred at 0
+            (symmetric limits); otherwise the white-based sequential ``Reds`` from 0.
+        normalize: divide each method's scores by its largest magnitude so methods on
+            different scales are comparable; ``None`` means yes for several methods, no for
+            one.
+        cmap, vmin, vmax: override the colormap and the colourbar limits.
+        model_name, layer, head, method: go into the title.
+        colorbar_label: default ``"attribution"`` (signed) or ``"score"``, with
+            ``"(normalized per method)"`` when normalised.
+        title: replaces the generated title (``""`` for none).
+        width: figure width in inches (lines wrap at it); the height follows the text.
+        fontsize: token font size in points.
+        ax: draw into this axes; its width at call time sets the wrapping, the boxes keep
+            their true size (the axes box shrinks to the text, anchored at the top; give it
+            enough height) and a horizontal colourbar is added below it.
+
+    Returns:
+        The ``Figure``. Token boxes are ``ax.patches`` in method-major, token order.
+    """
+    toks, rows = _score_rows(tokens, scores)
+    stacked = np.stack([r for _, r in rows])
+    signed = is_signed(stacked) if signed is None else bool(signed)
+    normalize = len(rows) > 1 if normalize is None else bool(normalize)
+    if normalize:
+        rows = [(name, _normalized(r, signed)) for name, r in rows]
+        stacked = np.stack([r for _, r in rows])
+    norm = make_norm(stacked, signed, zero_based=True, vmin=vmin, vmax=vmax)
+    cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed, behind_text=True))
+    label = colorbar_label or ("attribution" if signed else "score")
+    if normalize and colorbar_label is None:
+        label += " (normalized per method)"
+    text = make_title(model_name, layer, head, method) if title is None else title
+    fontsize = float(fontsize)
+    if not 3 <= fontsize <= 40:
+        raise ProbeError(f"fontsize must be in [3, 40] points, got {fontsize}")
+
+    from matplotlib.cm import ScalarMappable
+
+    mappable = ScalarMappable(norm=norm, cmap=cmap_obj)
+    if ax is not None:
+        ax = check_ax(ax)
+        fig = root_figure(ax)
+        width_pt = axes_width_pt(ax)
+        height_pt = draw_strip(ax, toks, rows, width_pt=width_pt, norm=norm, cmap=cmap_obj,
+                               fontsize=fontsize)
+        points_axes(ax, width_pt, height_pt)
+        ax.set_aspect("equal", adjustable="box", anchor="N")
+        if text:
+            ax.set_title(text, fontsize=FONT_SIZES["title"])
+        cbar = parent_of(ax).colorbar(mappable, ax=ax, orientation="horizontal", fraction=0.08,
+                                      pad=0.04, aspect=40)
+    else:
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 2 <= width <= 40:
+            raise ProbeError(f"width must be a figure width in inches in [2, 40], got {width!r}")
+        margin, top = 0.2, (0.45 if text else 0.15)
+        bar_block = 0.85
+        width_pt = (width - 2 * margin) * 72
+        # draw into a provisional axes to measure the height, then size the figure to it
+        fig = new_figure((width, 2.0), layout="none")
+        ax = fig.add_axes((0, 0, 1, 1))
+        height_pt = draw_strip(ax, toks, rows, width_pt=width_pt, norm=norm, cmap=cmap_obj,
+                               fontsize=fontsize)
+        height = top + height_pt / 72 + bar_block
+        fig.set_size_inches(width, height)
+        ax.set_position((margin / width, bar_block / height, width_pt / 72 / width,
+                         height_pt / 72 / height))
+        points_axes(ax, width_pt, height_pt)
+        if text:
+            fig.suptitle(text, fontsize=FONT_SIZES["title"], y=1 - 0.1 / height, va="top")
+        bar_w = min(4.0, width - 2 * margin)
+        cax = fig.add_axes(((width - bar_w) / 2 / width, 0.47 / height, bar_w / width,
+                            0.12 / height))
+        cbar = fig.colorbar(mappable, cax=cax, orientation="horizontal")
+    cbar.set_label(label, fontsize=FONT_SIZES["label"])
+    cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
+    return fig
