@@ -70,6 +70,23 @@ def preprocess_image(image: Any, model: nn.Module, processor: Any = None, source
     return ModelImage(pixels.unsqueeze(0).float(), display, source)
 
 
+def check_image_file(path: str) -> None:
+    """Raise :class:`ProbeError` unless ``path`` is a readable image file."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not os.path.exists(path):
+        raise ProbeError(f"image file {path!r} does not exist: check the path")
+    if os.path.isdir(path):
+        raise ProbeError(f"{path!r} is a directory: pass an image file (PNG, JPEG, ...)")
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ProbeError(
+            f"cannot read {path!r} as an image ({type(exc).__name__}): pass a PNG or JPEG file"
+        ) from None
+
+
 def load_image(path: str, model: nn.Module, processor: Any = None) -> ModelImage:
     """Read an image file and prepare it for ``model`` (resize to its input size, normalise).
 
@@ -78,10 +95,7 @@ def load_image(path: str, model: nn.Module, processor: Any = None) -> ModelImage
     """
     from PIL import Image, UnidentifiedImageError
 
-    if not os.path.exists(path):
-        raise ProbeError(f"image file {path!r} does not exist: check the path")
-    if os.path.isdir(path):
-        raise ProbeError(f"{path!r} is a directory: pass an image file (PNG, JPEG, ...)")
+    check_image_file(path)
     try:
         with Image.open(path) as img:
             img.load()

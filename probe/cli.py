@@ -7,6 +7,7 @@ import happens inside the command handlers.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -217,6 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: one line unless debugging
+        if os.environ.get("PROBE_DEBUG"):
+            raise
+        print(
+            f"probe: internal error: {type(exc).__name__}: {exc} (this is a bug; rerun with "
+            "PROBE_DEBUG=1 for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 1
     return 2
 
 

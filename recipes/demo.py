@@ -1,0 +1,49 @@
+"""The demo: every figure of the README, rendered on the embedded offline models.
+
+Runs the coreference demo, the ViT patch saliency comparison on vit-shapes and the
+attention-versus-gradients comparison on MiniLM sentence similarity, plus the model view and
+the link view of the coreference sentence. Everything is offline and deterministic.
+
+Run: ``python -m probe.recipes.demo --out docs/figures``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from probe.recipes import coref_demo, similarity, vit_saliency
+from probe.recipes._common import parser, save
+
+
+def attention_views(out: str, formats: Sequence[str], dpi: int) -> list[str]:
+    """Model view (every layer x head) and link view of the coreference sentence."""
+    import probe
+    from probe.viewers import link_view, model_view
+
+    model, tokenizer = probe.load_model("minilm")
+    trace = probe.trace(model, coref_demo.SENTENCES[0], tokenizer=tokenizer)
+    tokens = list(trace.tokens[0])
+    attn = trace.attentions[:, 0]  # [layer, head, q, k]
+    paths = save(model_view(attn, tokens, model_name="minilm"), out, "model_view", formats, dpi)
+    link = probe.coref(trace, "it")[0]
+    fig = link_view(attn[link.layer], tokens, heads=[link.head], layer=link.layer,
+                    model_name="minilm")
+    paths += save(fig, out, f"links_L{link.layer}H{link.head}", formats, dpi)
+    return paths
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser(__doc__.splitlines()[0], default_out="docs/figures").parse_args(argv)
+    formats = args.formats or ["png"]
+    paths = coref_demo.run(args.out, formats, args.dpi)
+    paths += attention_views(args.out, formats, args.dpi)
+    paths += similarity.run(args.out, formats, args.dpi, quiet=args.quiet)
+    paths += vit_saliency.run(args.out, formats, args.dpi, quiet=args.quiet)
+    print("\nwrote:")
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

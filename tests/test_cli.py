@@ -1,0 +1,179 @@
+"""The probe command: every view rendered for real, every bad input a one-line exit 2."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from probe.cli import main
+
+SENTENCE = "The animal didn't cross the street because it was too tired."
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _written(out: str) -> list[Path]:
+    return [Path(line) for line in out.strip().splitlines() if line.strip()]
+
+
+def _check_files(paths: list[Path]) -> None:
+    assert paths
+    for p in paths:
+        assert p.exists() and p.stat().st_size > 1000, p
+        if p.suffix == ".png":
+            with Image.open(p) as img:
+                assert img.size[0] > 300 and img.size[1] > 200
+        if p.suffix == ".pdf":
+            assert p.read_bytes()[:4] == b"%PDF"
+        if p.suffix == ".svg":
+            assert b"<svg" in p.read_bytes()[:2000]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["heads"],
+        ["heads", "--layer", "2"],
+        ["head", "--layer", "3", "--head", "1"],
+        ["links", "--layer", "-1"],
+        ["links", "--layer", "3", "--head", "1"],
+        ["coref", "--word", "it"],
+        ["rollout", "--fusion", "max", "--discard", "0.5"],
+        ["saliency", "--method", "attention"],
+    ],
+    ids=lambda a: "-".join(a),
+)
+def test_text_views(argv, tmp_path, capsys):
+    rc, out, err = _run(["render", *argv, "--text", SENTENCE, "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc == 0, err
+    _check_files(_written(out))
+
+
+def test_all_formats_and_dpi(tmp_path, capsys):
+    rc, out, err = _run(
+        ["render", "head", "--text", SENTENCE, "--out", str(tmp_path), "--format", "png",
+         "--format", "svg", "--format", "pdf", "--dpi", "100", "--quiet"], capsys,
+    )
+    assert rc == 0, err
+    paths = _written(out)
+    assert sorted(p.suffix for p in paths) == [".pdf", ".png", ".svg"]
+    _check_files(paths)
+    # predictable names: view, model, options, input
+    assert all(p.name.startswith("head_minilm_L5H0_the-animal") for p in paths)
+    assert not [f for f in os.listdir(tmp_path) if f.startswith(".")], "temporary files left"
+
+
+def test_text_compare_and_curves_with_pair(tmp_path, capsys):
+    argv = ["--text", "A man is playing a guitar.", "--pair", "Someone plays music.",
+            "--method", "attention", "--method", "rollout", "--method", "ig",
+            "--out", str(tmp_path), "--quiet"]
+    rc, out, err = _run(["render", "compare", *argv], capsys)
+    assert rc == 0, err
+    _check_files(_written(out))
+    rc, out, err = _run(["render", "curves", *argv], capsys)
+    assert rc == 0, err
+    assert len(_written(out)) == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["saliency"], ["saliency", "--method", "relevance", "--layer", "-1"], ["rollout"],
+     ["compare", "--method", "rollout", "--method", "relevance", "--method", "random"],
+     ["curves", "--method", "rollout", "--method", "saliency"],
+     ["heads", "--layer", "0", "--model", "vit-shapes"]],
+    ids=lambda a: "-".join(a),
+)
+def test_image_views_default_to_vit_shapes(argv, tmp_path, capsys):
+    rc, out, err = _run(["render", *argv, "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc == 0, err
+    paths = _written(out)
+    _check_files(paths)
+    assert all("vit-shapes" in p.name for p in paths)
+
+
+def test_image_file_input(tmp_path, capsys):
+    img = tmp_path / "in.png"
+    Image.new("RGB", (48, 40), (200, 30, 30)).save(img)
+    rc, out, err = _run(["render", "saliency", "--image", str(img), "--out", str(tmp_path / "o"),
+                         "--quiet"], capsys)
+    assert rc == 0, err
+    _check_files(_written(out))
+
+
+def test_models_command(capsys):
+    rc, out, _ = _run(["models", "--methods"], capsys)
+    assert rc == 0 and "minilm" in out and "vit-shapes" in out and "rollout" in out
+
+
+# ----------------------------------------------------------------------------- bad input
+def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    notimg = tmp_path / "notimage.png"
+    notimg.write_text("this is not an image")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    return [
+        (["render", "nope"], "invalid choice"),
+        (["render", "heads", "--bogus"], "unrecognized arguments"),
+        (["render", "coref", "--word", "it"], "--text"),
+        (["render", "coref", "--text", SENTENCE], "--word"),
+        (["render", "coref", "--text", SENTENCE, "--word", "giraffe"], "giraffe"),
+        (["render", "head", "--text", SENTENCE, "--layer", "6"], "out of range"),
+        (["render", "head", "--text", SENTENCE, "--head", "12"], "out of range"),
+        (["render", "saliency", "--image", str(tmp_path / "missing.png")], "does not exist"),
+        (["render", "saliency", "--image", str(notimg)], "image"),
+        (["render", "head", "--text", SENTENCE, "--out", str(blocker / "sub")], "is a file"),
+        (["render", "head", "--text", SENTENCE, "--out", "/proc/probe-out"], "--out"),
+        (["render", "head", "--text", "word " * 600], "at most 512"),
+        (["render", "head", "--model", "no-such-model", "--text", "hi"], "unknown model"),
+        (["render", "compare", "--text", SENTENCE, "--method", "ig"], "--pair"),
+        (["render", "saliency", "--method", "nonsense"], "unknown --method"),
+        (["render", "head", "--text", SENTENCE, "--dpi", "0"], "--dpi"),
+    ]
+
+
+def test_bad_inputs_in_process(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    for argv, needle in _bad_cases(tmp_path):
+        full = argv + (["--out", str(out_dir)] if "--out" not in argv else []) + ["--quiet"]
+        if argv[1] == "nope" or "--bogus" in argv:
+            full = argv
+        rc, out, err = _run(full, capsys)
+        assert rc == 2, (argv, err)
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert len(lines) == 1, (argv, err)
+        assert needle in lines[0], (argv, lines[0])
+        assert "Traceback" not in err
+        assert not out_dir.exists() or not any(out_dir.iterdir()), argv
+
+
+@pytest.mark.parametrize("case", [0, 4, 8], ids=["unknown-view", "word-missing", "not-image"])
+def test_bad_inputs_as_subprocess(case, tmp_path):
+    argv, needle = _bad_cases(tmp_path)[case]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "probe.cli", *argv, "--out", str(tmp_path / "o")]
+                          if case else [sys.executable, "-m", "probe.cli", *argv],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_is_complete():
+    proc = subprocess.run([sys.executable, "-m", "probe.cli", "render", "--help"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    for option in ("--model", "--text", "--pair", "--image", "--word", "--layer", "--head",
+                   "--method", "--out", "--format", "--dpi", "--quiet"):
+        assert option in proc.stdout
+    for view in ("heads", "head", "links", "coref", "rollout", "saliency", "compare", "curves"):
+        assert view in proc.stdout
