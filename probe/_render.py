@@ -492,7 +492,9 @@ def render(args: RenderArgs) -> list[str]:
     """
     _check_args(args)
     if args.quiet:
-        _silence()
+        from probe._progress import silence_progress
+
+        silence_progress()
     session = _session(args)
     figures = VIEWS[args.view](session)
     from probe.viewers import save_figure
@@ -505,15 +507,3 @@ def render(args: RenderArgs) -> list[str]:
             save_figure(fig, path, format=fmt, dpi=args.dpi)  # atomic
             paths.append(path)
     return paths
-
-
-def _silence() -> None:
-    os.environ["TQDM_DISABLE"] = "1"
-    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass

@@ -21,6 +21,14 @@ def parser(description: str, default_out: str = "probe-out") -> argparse.Argumen
     return p
 
 
+def quiet(enabled: bool) -> None:
+    """Silence progress bars when ``enabled`` (the recipes' ``--quiet``)."""
+    if enabled:
+        from probe._progress import silence_progress
+
+        silence_progress()
+
+
 def save(fig: Figure, out: str, stem: str, formats: Sequence[str], dpi: int) -> list[str]:
     """Save ``fig`` as ``out/stem.<format>`` for every format (atomically); return the paths."""
     from probe.viewers import save_figure

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, save
+from probe.recipes._common import parser, quiet, save
 
 SENTENCES = (
     "The animal didn't cross the street because it was too tired.",
@@ -55,6 +55,7 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150, word: str =
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    quiet(args.quiet)
     for path in run(args.out, args.formats, args.dpi):
         print(path)
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from probe.recipes import coref_demo, similarity, vit_saliency
-from probe.recipes._common import parser, save
+from probe.recipes._common import parser, quiet, save
 
 
 def attention_views(out: str, formats: Sequence[str], dpi: int) -> list[str]:
@@ -34,6 +34,7 @@ def attention_views(out: str, formats: Sequence[str], dpi: int) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0], default_out="docs/figures").parse_args(argv)
+    quiet(args.quiet)
     formats = args.formats or ["png"]
     paths = coref_demo.run(args.out, formats, args.dpi)
     paths += attention_views(args.out, formats, args.dpi)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, save
+from probe.recipes._common import parser, quiet, save
 
 HELD_OUT_SEED = 20_261_121
 
@@ -82,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=2, help="comparison panels to render")
     args = p.parse_args(argv)
+    quiet(args.quiet)
     for path in run(args.out, args.formats, args.dpi, n_images=args.images, quiet=args.quiet):
         print(path)
     return 0
