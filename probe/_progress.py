@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["silence_progress"]
+__all__ = ["silence_library_bars", "silence_progress"]
+
+
+def silence_library_bars() -> None:
+    """Turn off transformers' own weight-loading bars (sub-second for probe's models).
+
+    Called by the ``probe`` command only, never by the library: it is process-wide state.
+    """
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        pass
 
 
 def silence_progress() -> None:

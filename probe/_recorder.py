@@ -81,6 +81,7 @@ class StackRecorder:
         self.options = options
         self.key_mask = key_mask
         self.query_mask = query_mask
+        self._all_queries_real = query_mask is None or bool(query_mask.all())
         self.num_prefix_tokens = num_prefix_tokens
         self.stream = options.stream if stream else None
         n = len(layer_names)
@@ -119,11 +120,9 @@ class StackRecorder:
         return weights
 
     def _zero_padded_queries(self, weights: torch.Tensor, q_start: int) -> torch.Tensor:
-        if self.query_mask is None:
+        if self._all_queries_real:
             return weights
         rows = self.query_mask[:, q_start : q_start + weights.shape[-2]]
-        if bool(rows.all()):
-            return weights
         return weights * rows[:, None, :, None].to(weights.dtype)
 
     # ---------------------------------------------------------------- recording
@@ -187,14 +186,15 @@ class StackRecorder:
         from probe._rollout import rollout_step
 
         assert self.stream is not None and self._fused is not None
+        fused, self._fused = self._fused, None  # hand the buffer over: folded in place
         self.rollout_state = rollout_step(
-            self._fused,
+            fused,
             self.rollout_state,
             discard_ratio=self.stream.discard_ratio,
             num_prefix_tokens=self.num_prefix_tokens,
             key_mask=self.key_mask,
+            _consume=True,
         )
-        self._fused = None
 
     # ---------------------------------------------------------------- result
     def check_calls(self) -> None:

@@ -491,9 +491,10 @@ def render(args: RenderArgs) -> list[str]:
         The paths written, in order.
     """
     _check_args(args)
-    if args.quiet:
-        from probe._progress import silence_progress
+    from probe._progress import silence_library_bars, silence_progress
 
+    silence_library_bars()
+    if args.quiet:
         silence_progress()
     session = _session(args)
     figures = VIEWS[args.view](session)

@@ -43,6 +43,8 @@ def residual_attention(
     discard_ratio: float = 0.0,
     num_prefix_tokens: int = 0,
     key_mask: torch.Tensor | None = None,
+    *,
+    _consume: bool = False,
 ) -> torch.Tensor:
     """One layer's residual-augmented attention ``A_hat`` (Abnar & Zuidema 2020).
 
@@ -80,10 +82,30 @@ def residual_attention(
     discard_ratio = check_discard_ratio(discard_ratio)
     if num_prefix_tokens < 0:
         raise ProbeError(f"num_prefix_tokens must be >= 0, got {num_prefix_tokens}")
-    batch, n, _ = fused.shape
     attn = fused.detach()
     if not attn.is_floating_point() or attn.dtype in (torch.float16, torch.bfloat16):
-        attn = attn.float()
+        attn = attn.float()  # a new tensor already
+    elif not _consume:
+        attn = attn.clone()  # the input is never modified
+    return _residual_attention_(attn, discard_ratio, num_prefix_tokens, key_mask)
+
+
+def _residual_attention_(
+    attn: torch.Tensor,
+    discard_ratio: float,
+    num_prefix_tokens: int,
+    key_mask: torch.Tensor | None,
+) -> torch.Tensor:
+    """:func:`residual_attention` computed in place on ``attn`` (a tensor the caller owns).
+
+    Peak memory is ``attn`` plus one ``[batch, query]`` row sum (plus the ``[batch, query,
+    key]`` sort buffers when ``discard_ratio > 0``): streaming capture folds 4096-token layers
+    with this, where every out-of-place step costs another 64 MB per batch item.
+    """
+    import torch
+
+    batch, n, _ = attn.shape
+    padded = None
     if key_mask is None:
         key_mask = torch.ones(batch, n, dtype=torch.bool, device=attn.device)
     else:
@@ -92,29 +114,34 @@ def residual_attention(
                 f"key_mask must be [batch, key] = {(batch, n)}, got {tuple(key_mask.shape)}"
             )
         key_mask = key_mask.to(device=attn.device, dtype=torch.bool)
-
-    # 1. padded keys carry no weight (new tensor: the input is never modified)
-    attn = attn * key_mask[:, None, :].to(attn.dtype)
+        if not bool(key_mask.all()):
+            padded = ~key_mask
+            # 1. padded keys carry no weight
+            attn.masked_fill_(padded[:, None, :], 0.0)
 
     # 2. discard the weakest weights of each row among discardable keys
     if discard_ratio > 0.0:
         positions = torch.arange(n, device=attn.device)
         discardable = key_mask & (positions >= num_prefix_tokens)[None, :]  # [batch, key]
         count = torch.floor(discard_ratio * discardable.sum(-1).to(torch.float64)).long()
-        scores = attn.masked_fill(~discardable[:, None, :], math.inf)
-        order = scores.argsort(dim=-1, stable=True)  # ascending; protected keys last
+        order = attn.masked_fill(~discardable[:, None, :], math.inf).argsort(dim=-1, stable=True)
         drop_sorted = positions[None, None, :] < count[:, None, None]  # [batch, 1, key]
         drop = torch.zeros_like(attn, dtype=torch.bool).scatter(
             -1, order, drop_sorted.expand(batch, n, n)
         )
-        attn = attn.masked_fill(drop, 0.0)
+        del order
+        attn.masked_fill_(drop, 0.0)
+        del drop
 
-    # 3. residual connection, 4. renormalise rows (keepdim!)
-    eye = torch.eye(n, dtype=attn.dtype, device=attn.device).expand(batch, n, n)
-    a_hat = 0.5 * attn + 0.5 * eye
-    a_hat = a_hat / a_hat.sum(dim=-1, keepdim=True)
+    # 3. residual connection 0.5 * A + 0.5 * I, 4. renormalise rows (keepdim!)
+    attn.mul_(0.5)
+    attn.diagonal(dim1=-2, dim2=-1).add_(0.5)
+    attn.div_(attn.sum(dim=-1, keepdim=True))
     # padded query rows become identity rows
-    return torch.where(key_mask[:, :, None], a_hat, eye)
+    if padded is not None:
+        attn.masked_fill_(padded[:, :, None], 0.0)
+        attn.diagonal(dim1=-2, dim2=-1).masked_fill_(padded, 1.0)
+    return attn
 
 
 def rollout_step(
@@ -123,6 +150,8 @@ def rollout_step(
     discard_ratio: float = 0.0,
     num_prefix_tokens: int = 0,
     key_mask: torch.Tensor | None = None,
+    *,
+    _consume: bool = False,
 ) -> torch.Tensor:
     """Fold one layer into a running attention rollout: ``R <- A_hat @ R``.
 
@@ -136,11 +165,15 @@ def rollout_step(
         discard_ratio: fraction in ``[0, 1)`` of the weakest weights per row to drop.
         num_prefix_tokens: leading tokens whose weights are never discarded.
         key_mask: ``[batch, key]`` bool, True for real tokens.
+        _consume: internal (streaming capture): ``fused`` is a float32 buffer the caller drops
+            after the call, so it is overwritten instead of copied.
 
     Returns:
         The new ``[batch, query, key]`` state (a new tensor; rows sum to 1).
     """
-    a_hat = residual_attention(fused, discard_ratio, num_prefix_tokens, key_mask)
+    a_hat = residual_attention(
+        fused, discard_ratio, num_prefix_tokens, key_mask, _consume=_consume
+    )
     if state is None:
         return a_hat
     if tuple(state.shape) != tuple(a_hat.shape):
