@@ -76,6 +76,7 @@ class BenchArgs:
     repeats: int = 5
     quiet: bool = False
     parts: tuple[str, ...] = field(default_factory=tuple)
+    threads: int | None = None
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -167,6 +168,9 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--part", action="append", dest="parts", default=[],
         choices=("capture", "memory", "analyzers", "cli"), help="run only these parts",
+    )
+    bench.add_argument(
+        "--threads", type=int, help="torch CPU threads (default 1, or PROBE_BENCH_THREADS)"
     )
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser

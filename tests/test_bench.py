@@ -1,0 +1,175 @@
+"""``probe bench`` on tiny models: the JSON schema, finite positive ratios, the memory worker.
+
+Speed goals are never asserted here: this only checks that every part runs and reports what
+the README documents.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from probe._bench import (
+    VARIANTS,
+    BenchSettings,
+    CaptureCase,
+    VisionCase,
+    bench_analyzers,
+    bench_capture,
+    bench_cli,
+    evaluate_goals,
+    main,
+    make_settings,
+    reference_relevance,
+    reference_rollout,
+    time_interleaved,
+    to_markdown,
+)
+from probe._benchmem import measure
+from probe._errors import ProbeError
+from probe.cli import BenchArgs
+from tests import _tiny
+
+TINY_BERT = {
+    "vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
+    "intermediate_size": 64, "max_position_embeddings": 64,
+}
+SETTINGS = BenchSettings(repeats=1, warmup=0, batch_sizes=(1, 2), throughput_repeats=1,
+                         cli_repeats=1, min_sample_s=0.0, capture_min_sample_s=0.0,
+                         throughput_min_sample_s=0.0, measurement_budget_s=30.0)
+
+
+def _positive_finite(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def _tiny_vit() -> torch.nn.Module:
+    return _tiny.timm_model("vit_small_patch16_224", num_classes=4)[0]
+
+
+def test_time_interleaved_rotates_and_calibrates() -> None:
+    order: list[str] = []
+    fns = {name: (lambda n=name: order.append(n)) for name in ("a", "b", "c")}
+    samples = time_interleaved(fns, repeats=3, warmup=0)
+    assert order == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert all(len(v) == 3 and all(s >= 0 for s in v) for v in samples.values())
+
+
+def test_capture_schema_and_ratios() -> None:
+    bert, inputs = _tiny.bert()
+    vit = _tiny_vit()
+    cases = [
+        CaptureCase("bert", bert, inputs, "2 x 9 tokens"),
+        CaptureCase("vit", vit, torch.randn(1, 3, 32, 32), "1 x 3 x 32 x 32"),
+    ]
+    result = bench_capture(SETTINGS, "cpu", cases)
+    assert set(result["cases"]) == {"bert", "vit"}
+    for case in result["cases"].values():
+        for key in ("median_ms", "vs_sdpa", "vs_eager", "vs_eager_output_attentions", "samples_ms"):
+            assert set(case[key]) == set(VARIANTS), key
+        for key in ("vs_sdpa", "vs_eager", "vs_eager_output_attentions"):
+            assert all(_positive_finite(v) for v in case[key].values())
+        assert case["vs_eager"]["eager"] == pytest.approx(1.0)
+    # the models come back as they went in: the SDPA model stays SDPA, timm stays fused
+    assert bert.config._attn_implementation == "sdpa"
+    assert all(m.fused_attn for m in vit.modules() if hasattr(m, "fused_attn"))
+
+    goals = evaluate_goals({"results": {"cpu": {"capture": result}}})
+    assert [g["id"] for g in goals] == ["capture_vs_eager"]
+    assert goals[0]["met"] in (True, False)
+    text = to_markdown({"results": {"cpu": {"capture": result}}, "goals": goals})
+    assert "| model / input |" in text and "probe.trace(stream=True)" in text
+
+
+def test_memory_worker_in_process() -> None:
+    for mode in ("sdpa", "stream"):  # output_attentions runs inside "check"
+        res = measure(mode, 32, config=TINY_BERT)
+        assert res["peak_increase_bytes"] >= 0 and res["before_bytes"] > 0
+    check = measure("check", 32, config=TINY_BERT)
+    assert check["max_abs_diff"] < 1e-5 and check["assert_close"] is True
+    with pytest.raises(ProbeError, match="max_position_embeddings"):
+        measure("stream", 128, config=TINY_BERT)
+    with pytest.raises(ProbeError, match="unknown memory mode"):
+        measure("bogus", 32, config=TINY_BERT)  # type: ignore[arg-type]
+
+
+def test_memory_worker_subprocess() -> None:
+    cmd = [sys.executable, "-m", "probe._benchmem", "--mode", "stream", "--tokens", "24",
+           "--config", json.dumps(TINY_BERT), "--threads", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert res["mode"] == "stream" and res["tokens"] == 24 and res["peak_increase_bytes"] >= 0
+
+
+def test_analyzers_schema_and_references() -> None:
+    vit = _tiny_vit()
+    cases = [VisionCase("tiny", vit, lambda b: torch.randn(b, 3, 32, 32))]
+    result = bench_analyzers(SETTINGS, "cpu", cases, methods=("rollout", "flow"))
+    costs = result["costs"]
+    assert all(_positive_finite(v) for v in costs["ratios"].values())
+    assert costs["max_abs_diff"]["rollout_vs_reference"] < 1e-5
+    assert costs["max_abs_diff"]["relevance_vs_reference"] < 1e-5
+    for case in result["throughput"].values():
+        assert set(case["by_batch"]) == {"1", "2"}
+        for rows in case["by_batch"].values():
+            assert set(rows) == {"forward", "rollout", "flow"}
+            assert _positive_finite(rows["forward"]["images_per_s"])
+            # flow on 17 tokens fits its default limit; an error would be recorded, not raised
+            assert all(r["status"] == "ok" or r["status"].startswith(("error", "skipped"))
+                       for r in rows.values())
+    goals = evaluate_goals({"results": {"cpu": {"analyzers": result}}})
+    assert {g["id"] for g in goals} == {"rollout_vs_forward", "relevance_vs_forward_backward"}
+    assert "### Attribution throughput" in to_markdown({"results": {"cpu": {"analyzers": result}}})
+
+
+def test_reference_loops_match_probe() -> None:
+    import probe
+
+    gen = torch.Generator().manual_seed(0)
+    attn = torch.rand(3, 2, 4, 5, 5, generator=gen).softmax(-1)
+    grads = torch.randn(3, 2, 4, 5, 5, generator=gen)
+    torch.testing.assert_close(reference_relevance(attn, grads),
+                               probe.relevance_from_gradients(attn, grads))
+    manual = torch.eye(5).expand(2, 5, 5)
+    for a in attn:
+        a_hat = 0.5 * a.mean(1) + 0.5 * torch.eye(5)
+        manual = (a_hat / a_hat.sum(-1, keepdim=True)) @ manual
+    torch.testing.assert_close(reference_rollout(attn), manual)
+
+
+def test_cli_part_and_json_markdown_roundtrip(tmp_path, capsys) -> None:
+    cli = bench_cli(SETTINGS, include_render=False)
+    assert _positive_finite(cli["help"]["median_s"])
+    assert cli["help"]["heavy_modules_imported"] == []
+    assert cli["render_coref"]["status"] == "not run"
+    results = {"schema": "probe-bench/1", "machine": {}, "settings": {"repeats": 1},
+               "results": {}, "cli": cli}
+    results["goals"] = evaluate_goals(results)
+    assert [g["id"] for g in results["goals"]] == ["cli_help_s"]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(results, allow_nan=False))
+    assert main(["--markdown", str(path)]) == 0
+    assert "### CLI cold start" in capsys.readouterr().out
+    path.write_text("{}")
+    assert main(["--markdown", str(path)]) == 2
+
+
+def test_settings_validation() -> None:
+    quick = make_settings(BenchArgs(quick=True, device="cpu"))
+    assert quick.memory_tokens == (1024, 2048) and quick.batch_sizes == (1, 8)
+    assert quick.repeats <= 3 and quick.devices == ("cpu",)
+    full = make_settings(BenchArgs(device="cpu", parts=("memory",)))
+    assert full.memory_tokens == (1024, 2048, 4096) and full.parts == ("memory",)
+    with pytest.raises(ProbeError, match="repeats"):
+        make_settings(BenchArgs(repeats=0))
+    with pytest.raises(ProbeError, match="device"):
+        make_settings(BenchArgs(device="tpu"))
+    if not torch.cuda.is_available():
+        with pytest.raises(ProbeError, match="CUDA"):
+            make_settings(BenchArgs(device="cuda"))
