@@ -140,10 +140,10 @@ def make_shapes(
     """Generate ``n`` shape images with labels and object masks.
 
     Classes are balanced (``n // 4`` or one more each, in shuffled order). A shape's bounding
-    box side is drawn uniformly from ``size_range`` (default ``image_size // 4 .. image_size //
-    2`` pixels, inclusive) and the box lies fully inside the image. Every colour channel of the foreground differs from the background mean colour
-    by at least 0.3; Gaussian pixel noise (standard deviation 0.02..0.1, per image) covers the
-    whole image.
+    box side is drawn uniformly from ``size_range`` (default ``image_size // 4`` to
+    ``image_size // 2`` pixels, inclusive) and the box lies fully inside the image. Every colour
+    channel of the foreground differs from the background mean colour by at least 0.3; Gaussian
+    pixel noise (standard deviation 0.02..0.1, per image) covers the whole image.
 
     Args:
         n: number of images, at least 1.

@@ -56,7 +56,9 @@ def _train_seed(seed: int, step: int) -> int:
     return 2_000_000 + 1_000_000 * seed + step
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 500) -> float:
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch: int = 500
+) -> float:
     """Accuracy of ``model`` in eval mode.
 
     Args:

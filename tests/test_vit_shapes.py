@@ -137,6 +137,23 @@ def test_bad_arguments_raise_probe_error(kwargs: dict[str, int]) -> None:
         make_shapes(**kwargs)
 
 
+def test_size_range_controls_box_side() -> None:
+    batch = make_shapes(40, seed=9, size_range=(12, 12))
+    for label, mask in zip(batch.labels.tolist(), batch.masks):
+        cols = mask.any(dim=0).nonzero().flatten()
+        rows = mask.any(dim=1).nonzero().flatten()
+        assert int(cols[-1] - cols[0]) + 1 == 12
+        # The triangle's apex row can fall between pixel centres: 11 or 12 rows.
+        heights = (11, 12) if SHAPE_CLASSES[label] == "triangle" else (12,)
+        assert int(rows[-1] - rows[0]) + 1 in heights
+
+
+@pytest.mark.parametrize("size_range", [(3, 8), (10, 8), (8, 40), (8,), (8.0, 9)])
+def test_bad_size_range_raises_probe_error(size_range: tuple) -> None:
+    with pytest.raises(ProbeError, match="size_range"):
+        make_shapes(4, size_range=size_range)
+
+
 # --- shipped weights -----------------------------------------------------------------------
 
 
