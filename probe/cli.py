@@ -195,6 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help()
         return 0
+    if ns.command in ("eval", "bench"):
+        from probe._progress import silence_library_bars, silence_progress
+
+        silence_library_bars()
+        if ns.quiet:
+            silence_progress()
     try:
         if ns.command == "render":
             args = RenderArgs(**_fields(RenderArgs, ns))
