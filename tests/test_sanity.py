@@ -24,14 +24,9 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _builtin(name: str) -> None:
-    try:
-        from probe._attribution import list_methods
+    from probe._attribution import list_methods
 
-        available = list_methods()
-    except ImportError as exc:  # the built-in methods are still being written
-        pytest.skip(f"built-in methods unavailable: {exc}")
-    if name not in available:
-        pytest.skip(f"method {name!r} not registered")
+    assert name in list_methods(), f"built-in method {name!r} is not registered"
 
 
 def test_order_is_top_down_for_timm_vit(vit) -> None:
