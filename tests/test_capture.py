@@ -214,6 +214,16 @@ def test_hundred_captures_do_not_grow_memory():
     now, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert now - base < 1_000_000, f"memory grew by {now - base} bytes over 100 captures"
+    # nothing (model, hooks, registries, closures) keeps captured tensors alive
+    import weakref
+
+    refs = []
+    for _ in range(100):
+        tr = probe.trace(model, inputs)
+        refs.append(weakref.ref(tr.attentions))
+        del tr
+    gc.collect()
+    assert all(r() is None for r in refs), "captured attention tensors are still referenced"
     assert _registries()[0].keys() == _registries()[0].keys()
     from transformers.modeling_utils import AttentionInterface
 
