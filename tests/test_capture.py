@@ -136,6 +136,40 @@ def test_timm_attention_equals_unfused_softmax(name):
     assert_close(tr.attentions, ref, atol=1e-5, rtol=0)
 
 
+def _softmax_reference(model, x):
+    """Independent reference for EVA/BEiT (rope, relative position bias): run the model's own
+    unfused path and record every softmax it computes (test-only patch, restored)."""
+    recorded = []
+    original = torch.Tensor.softmax
+
+    def recording(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        recorded.append(out.detach().clone())
+        return out
+
+    modules = [m for m in model.modules() if hasattr(m, "fused_attn")]
+    for m in modules:
+        m.fused_attn = False
+    torch.Tensor.softmax = recording
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        torch.Tensor.softmax = original
+        for m in modules:
+            m.fused_attn = True
+    return torch.stack(recorded)
+
+
+@pytest.mark.parametrize("name", ["eva", "beit"])
+def test_timm_rope_and_relative_bias_models_equal_their_unfused_softmax(name):
+    model, x = TIMM[name]()
+    ref = _softmax_reference(model, x)
+    tr = probe.trace(model, x)
+    assert ref.shape == tr.attentions.shape
+    assert_close(tr.attentions, ref, atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("name", sorted(TIMM))
 def test_timm_outputs_unchanged_flags_restored(name):
     model, x = TIMM[name]()
