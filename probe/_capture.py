@@ -64,7 +64,8 @@ def trace(
         tokenizer: HF tokenizer used to encode strings and to name tokens and words.
         decoder_inputs: encoder-decoder models: decoder text (string or list) or
             ``decoder_input_ids`` ``[batch, tgt]``; default: the decoder start token alone.
-        layers: keep only these layers (model numbering, negative counts from the end).
+        layers: keep only these layers (model numbering, negative counts from the end); for
+            encoder-decoders the same indices are kept in every stack and must exist in each.
         heads: keep only these heads of every kept layer.
         average_heads: store the mean over the (kept) heads; the head dimension becomes 1.
         dtype: storage dtype of the attention (``torch.float16``, ``"bfloat16"``, ...).
@@ -103,7 +104,11 @@ def trace(
     vision = _is_vision(model, hf)
     prepared = _prepare_inputs(model, inputs, tokenizer, decoder_inputs, vision, hf, forward_kwargs)
     stacks = _stack_sizes(sites)
-    _check_layers(options, stacks["self"], start_layer, stream)
+    for kind, names in stacks.items():  # layers= applies to every stack: valid in each
+        _check_layers(options, names, start_layer, stream, kind)
+    if options.stream is not None:
+        n = len(stacks["self"])
+        options = replace(options, stream=replace(options.stream, start_layer=start_layer % n))
 
     geometry = _vision_geometry(model, prepared.kwargs, hf) if vision else None
     main_mask = prepared.attention_mask
@@ -259,16 +264,22 @@ def _stack_sizes(sites: list[Site]) -> dict[str, list[str]]:
     return stacks
 
 
-def _check_layers(options: CaptureOptions, names: list[str], start_layer: int, stream: bool) -> None:
+def _check_layers(
+    options: CaptureOptions, names: list[str], start_layer: int, stream: bool, kind: str = "self"
+) -> None:
     n = len(names)
+    what = {"self": "the model", "decoder": "the decoder", "cross": "the cross-attention"}[kind]
     for layer in options.layers or ():
         if not -n <= layer < n:
             raise ProbeError(
-                f"layer {layer} is out of range: the model has {n} layers (use 0..{n - 1} or "
+                f"layer {layer} is out of range: {what} has {n} layers (use 0..{n - 1} or "
                 "negative indices)"
             )
-    if stream and not 0 <= start_layer < n:
-        raise ProbeError(f"start_layer {start_layer} is out of range: use 0..{n - 1}")
+    if stream and not -n <= start_layer < n:
+        raise ProbeError(
+            f"start_layer {start_layer} is out of range: the model has {n} layers (use 0..{n - 1} "
+            "or negative indices)"
+        )
 
 
 def _find_any_sites(model: nn.Module) -> list[Site]:

@@ -61,8 +61,6 @@ class StackRecorder:
             zero padded query rows.
         query_mask: ``[batch, query]`` bool, True for real queries.
         num_prefix_tokens: tokens the streaming rollout never discards (vision prefix tokens).
-        apply_layer_selection: whether ``options.layers`` applies to this stack (it applies
-            to the main stack only).
     """
 
     def __init__(
@@ -73,7 +71,6 @@ class StackRecorder:
         key_mask: torch.Tensor | None,
         query_mask: torch.Tensor | None,
         num_prefix_tokens: int = 0,
-        apply_layer_selection: bool = True,
         stream: bool = False,
     ) -> None:
         self.kind = kind
@@ -85,7 +82,7 @@ class StackRecorder:
         self.num_prefix_tokens = num_prefix_tokens
         self.stream = options.stream if stream else None
         n = len(layer_names)
-        if options.layers is not None and apply_layer_selection:
+        if options.layers is not None:
             self.keep = sorted({layer % n for layer in options.layers})
         else:
             self.keep = list(range(n))

@@ -240,7 +240,7 @@ def _saliency(s: Session) -> list[tuple[str, Figure]]:
     if len(s.args.methods) > 1:
         raise ProbeError("the saliency view shows one --method; use the compare view for several")
     method = s.args.methods[0] if s.args.methods else "rollout"
-    out = _single_method(s, method, "saliency", method)
+    out = _single_method(s, method, "saliency", _methods_part(s, [method]) if s.args.methods else method)
     if s.modality == "vision" and s.args.layer is not None:
         import probe
         from probe.viewers import cls_head_grid
@@ -256,6 +256,7 @@ def _saliency(s: Session) -> list[tuple[str, Figure]]:
 def _single_method(s: Session, method: str, view: str, suffix: str) -> list[tuple[str, Figure]]:
     from probe.viewers import saliency_overlay, token_strip
 
+    _needs_target(s, [method])
     attr = _attribution(s, method)
     if s.modality == "vision":
         fig = saliency_overlay(
@@ -328,7 +329,7 @@ def _compare(s: Session) -> list[tuple[str, Figure]]:
         subject, maps, agreement=table.values, methods=list(table.methods),
         faithfulness=faith, model_name=s.model_name,
     )
-    return [(_stem(s, "compare", "-".join(_slug(m, 8) for m in methods) if s.args.methods else "all"), fig)]
+    return [(_stem(s, "compare", _methods_part(s, methods)), fig)]
 
 
 def _faithfulness(s: Session, attrs: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -374,7 +375,16 @@ def _curves(s: Session) -> list[tuple[str, Figure]]:
     insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
     fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name)
     fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name)
-    return [(_stem(s, "curves", "deletion"), fig_d), (_stem(s, "curves", "insertion"), fig_i)]
+    part = _methods_part(s, methods)
+    return [(_stem(s, "curves", "deletion", part), fig_d), (_stem(s, "curves", "insertion", part), fig_i)]
+
+
+def _methods_part(s: Session, methods: list[str]) -> str:
+    """File-name part naming the methods (``all`` for the default set), discard included."""
+    part = "-".join(_slug(m, 40) for m in methods) if s.args.methods else "all"
+    if s.args.discard and any(m.startswith("rollout") for m in methods):
+        part += f"-d{s.args.discard:g}"
+    return part
 
 
 # ----------------------------------------------------------------------------- driver
@@ -390,12 +400,35 @@ def _choose_model(args: RenderArgs) -> str:
     return "minilm"
 
 
+_DISCARD_VIEWS = ("rollout", "saliency", "compare", "curves")
+
+
+def _check_applicable(args: RenderArgs) -> None:
+    """Options the chosen view would ignore are errors, not silent no-ops."""
+    if args.word is not None and args.view != "coref":
+        raise ProbeError(f"--word only applies to the coref view, not {args.view}: drop it")
+    if args.fusion != "mean" and args.view != "rollout":
+        raise ProbeError(
+            f"--fusion only applies to the rollout view; for {args.view} pick --method "
+            "rollout-max or rollout-min"
+        )
+    if args.discard and args.view not in _DISCARD_VIEWS:
+        raise ProbeError(f"--discard only applies to rollout methods, not the {args.view} view")
+    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout"):
+        raise ProbeError(
+            f"--method does not apply to the {args.view} view: use saliency, compare or curves"
+        )
+    if args.pair is not None and args.image is not None:
+        raise ProbeError("--pair is a second sentence for text models: drop it with --image")
+
+
 def _check_args(args: RenderArgs) -> None:
     if args.dpi < 10 or args.dpi > 2400:
         raise ProbeError(f"--dpi {args.dpi} is out of range: use 10..2400 (e.g. 200)")
     if not 0.0 <= args.discard < 1.0:
         raise ProbeError(f"--discard must be in [0, 1), got {args.discard}")
     _rollout_method(args.fusion)
+    _check_applicable(args)
     if args.methods:
         from probe._attribution import list_methods
 
@@ -452,6 +485,8 @@ def _session(args: RenderArgs) -> Session:
         raise ProbeError(f"the {args.view} view on a text model needs --text \"a sentence\"")
     if modality == "vision" and args.text:
         raise ProbeError("this is an image model: drop --text, or pass --image FILE")
+    if modality == "vision" and args.pair:
+        raise ProbeError("--pair is a second sentence for text models: drop it for image models")
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(f"the {args.view} view needs a text model such as minilm")
     from probe._capture import _model_name
@@ -501,10 +536,24 @@ def render(args: RenderArgs) -> list[str]:
     from probe.viewers import save_figure
 
     _make_out(args.out)
-    paths = []
-    for stem, fig in figures:
-        for fmt in args.formats:
-            path = os.path.join(args.out, f"{stem}.{fmt}")
-            save_figure(fig, path, format=fmt, dpi=args.dpi)  # atomic
+    # all or nothing: every file is written into a temporary folder inside --out, and only
+    # when all succeeded are they renamed into place
+    import shutil
+    import tempfile
+
+    staging = tempfile.mkdtemp(prefix=".probe-render-", dir=args.out)
+    try:
+        staged = []
+        for stem, fig in figures:
+            for fmt in args.formats:
+                name = f"{stem}.{fmt}"
+                save_figure(fig, os.path.join(staging, name), format=fmt, dpi=args.dpi)
+                staged.append(name)
+        paths = []
+        for name in staged:
+            path = os.path.join(args.out, name)
+            os.replace(os.path.join(staging, name), path)
             paths.append(path)
-    return paths
+        return paths
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -420,3 +420,11 @@ def test_load_model_errors():
         probe.load_model("no-such-model")
     with pytest.raises(probe.ProbeError, match="timm"):
         probe.load_model("timm:not_a_real_model_name")
+
+
+def test_layer_selection_is_checked_in_every_stack():
+    model, inputs = HF_TEXT["bart"]()  # 2 encoder and 2 decoder layers
+    tr = probe.trace(model, inputs, layers=[-1])
+    assert tr.layer_indices == tr.decoder.layer_indices == tr.cross.layer_indices == (1,)
+    with pytest.raises(probe.ProbeError, match="out of range"):
+        probe.trace(model, inputs, layers=[2])

@@ -137,6 +137,11 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["render", "compare", "--text", SENTENCE, "--method", "ig"], "--pair"),
         (["render", "saliency", "--method", "nonsense"], "unknown --method"),
         (["render", "head", "--text", SENTENCE, "--dpi", "0"], "--dpi"),
+        (["render", "heads", "--text", SENTENCE, "--word", "it"], "--word only applies"),
+        (["render", "saliency", "--fusion", "max"], "--fusion only applies"),
+        (["render", "head", "--text", SENTENCE, "--method", "ig"], "--method does not apply"),
+        (["render", "saliency", "--pair", "a sentence"], "--pair"),
+        (["render", "saliency", "--text", SENTENCE, "--method", "ig"], "--pair"),
     ]
 
 
@@ -194,3 +199,15 @@ def test_timm_name_and_local_hf_folder(tmp_path, capsys):
     written = _written(out)
     _check_files(written)
     assert written[0].name.startswith("head_model_L5H0_")  # named after the folder
+
+
+def test_curves_and_compare_names_carry_the_methods(tmp_path, capsys):
+    names = set()
+    for methods in (["rollout-max", "random"], ["rollout-min", "random"]):
+        argv = ["render", "curves", "--out", str(tmp_path), "--quiet", "--dpi", "60"]
+        for m in methods:
+            argv += ["--method", m]
+        rc, out, err = _run(argv, capsys)
+        assert rc == 0, err
+        names |= {p.name for p in _written(out)}
+    assert len(names) == 4, names  # nothing overwritten
