@@ -121,3 +121,46 @@ TIMM: dict[str, Callable[[], tuple[Any, torch.Tensor]]] = {
     "eva": lambda: timm_model("eva02_tiny_patch14_224", mlp_ratio=2.0),
     "beit": lambda: timm_model("beit_base_patch16_224"),
 }
+
+
+# ----------------------------------------------------------------------------- side effects
+HOOK_DICTS = (
+    "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
+    "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
+)
+
+
+def snapshot(model: torch.nn.Module) -> dict:
+    """Everything a method could leave changed on a model: params, flags, grads, modes, hooks."""
+    return {
+        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
+        "flags": {n: p.requires_grad for n, p in model.named_parameters()},
+        "grads": {n: (p.grad, None if p.grad is None else p.grad.clone())
+                  for n, p in model.named_parameters()},
+        "modes": {n: m.training for n, m in model.named_modules()},
+        "hooks": {
+            n: [len(getattr(m, h, {})) for h in HOOK_DICTS] for n, m in model.named_modules()
+        },
+    }
+
+
+def assert_unchanged(model: torch.nn.Module, before: dict) -> None:
+    """Fail if ``model`` differs from its :func:`snapshot` ``before`` in any way."""
+    after = snapshot(model)
+    assert after["flags"] == before["flags"]
+    assert after["modes"] == before["modes"]
+    assert after["hooks"] == before["hooks"]
+    for n, (grad, value) in before["grads"].items():
+        assert after["grads"][n][0] is grad
+        assert value is None or torch.equal(grad, value)
+    assert all(torch.equal(after["params"][n], p) for n, p in before["params"].items())
+
+
+def bert_classifier() -> tuple[Any, dict]:
+    """Tiny 3-class BERT sequence classifier with a padded batch."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, num_labels=3, max_position_embeddings=64)
+    return BertForSequenceClassification(cfg).eval(), _ids()

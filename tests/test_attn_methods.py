@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from _tiny import _ids, timm_model
+from _tiny import _ids, assert_unchanged, bert_classifier, snapshot, timm_model
 
 import probe
 from probe._attribution import attribute, list_methods
@@ -15,31 +15,6 @@ from probe._relevance import relevance_from_gradients
 from probe._rollout import rollout
 
 ATTN_METHODS = ("attention", "rollout", "rollout-max", "rollout-min", "relevance", "random")
-HOOK_DICTS = (
-    "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-    "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
-)
-
-
-def snapshot(model: torch.nn.Module) -> dict:
-    return {
-        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
-        "flags": {n: p.requires_grad for n, p in model.named_parameters()},
-        "grads": {n: p.grad for n, p in model.named_parameters()},
-        "modes": {n: m.training for n, m in model.named_modules()},
-        "hooks": {
-            n: [len(getattr(m, h, {})) for h in HOOK_DICTS] for n, m in model.named_modules()
-        },
-    }
-
-
-def assert_unchanged(model: torch.nn.Module, before: dict) -> None:
-    after = snapshot(model)
-    assert after["flags"] == before["flags"]
-    assert after["modes"] == before["modes"]
-    assert after["hooks"] == before["hooks"]
-    assert all(after["grads"][n] is before["grads"][n] for n in before["grads"])
-    assert all(torch.equal(after["params"][n], p) for n, p in before["params"].items())
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +29,7 @@ def vit_reg():
 
 @pytest.fixture(scope="module")
 def bert_cls():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, num_labels=3, max_position_embeddings=64)
-    return BertForSequenceClassification(cfg).eval(), _ids()
+    return bert_classifier()
 
 
 # --------------------------------------------------------------------------- vision

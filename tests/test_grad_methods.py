@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from _tiny import _ids, hf_vit, timm_model
+from _tiny import assert_unchanged, bert_classifier, hf_vit, snapshot, timm_model
 
 from probe._attribution import attribute, list_methods, method_spec
 from probe._errors import ProbeError
@@ -18,34 +18,6 @@ from probe._grad_methods import (
 )
 
 GRAD_METHODS = ("ig", "saliency", "inputxgrad", "gradcam")
-HOOK_DICTS = (
-    "_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-    "_forward_hooks_with_kwargs", "_forward_pre_hooks_with_kwargs",
-)
-
-
-def snapshot(model: torch.nn.Module) -> dict:
-    return {
-        "params": {n: p.detach().clone() for n, p in model.named_parameters()},
-        "flags": {n: p.requires_grad for n, p in model.named_parameters()},
-        "grads": {n: (p.grad, None if p.grad is None else p.grad.clone())
-                  for n, p in model.named_parameters()},
-        "modes": {n: m.training for n, m in model.named_modules()},
-        "hooks": {
-            n: [len(getattr(m, h, {})) for h in HOOK_DICTS] for n, m in model.named_modules()
-        },
-    }
-
-
-def assert_unchanged(model: torch.nn.Module, before: dict) -> None:
-    after = snapshot(model)
-    assert after["flags"] == before["flags"]
-    assert after["modes"] == before["modes"]
-    assert after["hooks"] == before["hooks"]
-    for n, (grad, value) in before["grads"].items():
-        assert after["grads"][n][0] is grad
-        assert value is None or torch.equal(grad, value)
-    assert all(torch.equal(after["params"][n], p) for n, p in before["params"].items())
 
 
 def patch_sum(pixels: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -72,12 +44,7 @@ def vit_reg():
 
 @pytest.fixture(scope="module")
 def bert_cls():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                     intermediate_size=64, num_labels=3, max_position_embeddings=64)
-    return BertForSequenceClassification(cfg).eval(), _ids()
+    return bert_classifier()
 
 
 # --------------------------------------------------------------------------- IG completeness
