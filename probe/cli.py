@@ -206,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = RenderArgs(**_fields(RenderArgs, ns))
             if not args.formats:
                 args = RenderArgs(**{**args.__dict__, "formats": ("png",)})
-            from probe._render import render
+            from probe.commands._render import render
 
             paths = render(args)
             for path in paths:
@@ -215,11 +215,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ns.command == "models":
             return _models(ns.methods)
         if ns.command == "eval":
-            from probe._eval import run_eval
+            from probe.evaluation._tasks import run_eval
 
             return run_eval(EvalArgs(**_fields(EvalArgs, ns)))
         if ns.command == "bench":
-            from probe._bench import run_bench
+            from probe.commands._bench import run_bench
 
             return run_bench(BenchArgs(**_fields(BenchArgs, ns)))
     except ProbeError as exc:
@@ -241,14 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _models(with_methods: bool) -> int:
-    from probe._models import list_models
+    from probe.models._registry import list_models
 
     print("embedded models (offline):")
     for name, (modality, desc) in list_models().items():
         print(f"  {name:<12} {modality:<7} {desc}")
     print("also: timm:<name> (random init, --pretrained to download), a HF folder or hub id")
     if with_methods:
-        from probe._attribution import list_methods, method_spec
+        from probe.attribution._registry import list_methods, method_spec
 
         print("attribution methods:")
         for name in list_methods():

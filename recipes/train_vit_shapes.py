@@ -1,9 +1,9 @@
 """Train the ``vit-shapes`` model and write its safetensors weights.
 
 Run ``python -m probe.recipes.train_vit_shapes`` (3000 steps, about 25 minutes on one CPU
-core of this project's machines) to reproduce ``probe/weights/vit_shapes.safetensors``.
+core of this project's machines) to reproduce ``probe/models/weights/vit_shapes.safetensors``.
 
-Data: every optimiser step draws a fresh batch from :func:`probe._shapes.make_shapes` with seed
+Data: every optimiser step draws a fresh batch from :func:`probe.models._shapes.make_shapes` with seed
 ``2_000_000 + 1_000_000 * seed + step`` (the random size, position, colours and noise of the
 generator are the augmentation). Curriculum: during the first quarter of the steps the shapes
 are drawn with bounding boxes of 12..16 pixels, then over the full 8..16 range. Accuracy is
@@ -102,8 +102,8 @@ def train(
     import torch
     import torch.nn.functional as F
 
-    from probe._shapes import make_shapes
-    from probe._vit_shapes import VIT_SHAPES_BASE, VIT_SHAPES_CONFIG
+    from probe.models._shapes import make_shapes
+    from probe.models._vit_shapes import VIT_SHAPES_BASE, VIT_SHAPES_CONFIG
 
     torch.manual_seed(seed)
     model = timm.create_model(VIT_SHAPES_BASE, **VIT_SHAPES_CONFIG)
@@ -162,7 +162,7 @@ def _save_atomic(model: nn.Module, out: Path, metadata: dict[str, str]) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from probe._vit_shapes import WEIGHTS_PATH
+    from probe.models._vit_shapes import WEIGHTS_PATH
 
     parser = argparse.ArgumentParser(
         prog="python -m probe.recipes.train_vit_shapes",
@@ -190,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 accuracy too low, 2 bad args)."""
     import torch
 
-    from probe._shapes import SHAPE_CLASSES, make_shapes
-    from probe._vit_shapes import VIT_SHAPES_BASE, VIT_SHAPES_CONFIG
+    from probe.models._shapes import SHAPE_CLASSES, make_shapes
+    from probe.models._vit_shapes import VIT_SHAPES_BASE, VIT_SHAPES_CONFIG
 
     parser = _parser()
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Hand-built traces for analyzer and viewer tests (no model needed).
 
-``make_trace`` fills every geometry field of :class:`probe._trace.Trace` with sensible
+``make_trace`` fills every geometry field of :class:`probe.capture._trace.Trace` with sensible
 defaults from the attention tensor; ``random_attention`` makes row-stochastic attention with
 padded keys at zero weight, like a real softmax over a padded batch.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from probe._trace import Trace
+from probe.capture._trace import Trace
 
 __all__ = ["make_trace", "random_attention", "SPECIAL_TOKENS"]
 

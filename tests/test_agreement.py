@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from probe._agreement import (
+from probe.evaluation._agreement import (
     AgreementTable,
     average_ranks,
     compare,
@@ -17,7 +17,7 @@ from probe._agreement import (
     topk_overlap,
     unit_mask,
 )
-from probe._attribution import Attribution
+from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 from tests._factories import make_trace, random_attention
 

@@ -9,10 +9,10 @@ import torch
 from _tiny import _ids, assert_unchanged, bert_classifier, snapshot, timm_model
 
 import probe
-from probe._attribution import attribute, list_methods
+from probe.attribution._registry import attribute, list_methods
 from probe._errors import ProbeError
-from probe._relevance import relevance_from_gradients
-from probe._rollout import rollout
+from probe.analysis._relevance import relevance_from_gradients
+from probe.analysis._rollout import rollout
 
 ATTN_METHODS = ("attention", "rollout", "rollout-max", "rollout-min", "relevance", "random")
 
@@ -68,7 +68,7 @@ def test_average_pooled_vision_reads_the_mean_patch_row(class_token):
 
 
 def test_flow_matches_the_analyzer_and_keeps_its_size_error(vit):
-    from probe._flow import attention_flow
+    from probe.analysis._flow import attention_flow
 
     model, x = timm_model("vit_small_patch16_224")  # 17 tokens
     tr = probe.trace(model, x[:1])
@@ -100,7 +100,7 @@ def test_vision_relevance_matches_independent_gradients(fixture, request):
     ref2, _ = _independent_relevance(model, x, lambda out: out[:, 3])
     got3 = attribute(model, x, "relevance", target=3).scores
     torch.testing.assert_close(got3, ref2[:, 0, p:].float())
-    from probe._attn_methods import gradient_relevance
+    from probe.attribution._attention import gradient_relevance
 
     torch.testing.assert_close(gradient_relevance(model, x, target=3), ref2, atol=1e-6, rtol=1e-5)
     assert_unchanged(model, before)
@@ -177,7 +177,7 @@ def test_embedding_model_reads_the_mean_of_real_rows():
 def test_mean_pooled_relevance_is_independent_of_padding():
     from transformers import BertConfig, BertModel
 
-    from probe._targets import mean_pooled_embedding
+    from probe.attribution._targets import mean_pooled_embedding
 
     torch.manual_seed(2)
     model = BertModel(BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2,

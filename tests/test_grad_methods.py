@@ -8,9 +8,9 @@ import pytest
 import torch
 from _tiny import assert_unchanged, bert_classifier, hf_vit, snapshot, timm_model
 
-from probe._attribution import attribute, list_methods, method_spec
+from probe.attribution._registry import attribute, list_methods, method_spec
 from probe._errors import ProbeError
-from probe._grad_methods import (
+from probe.attribution._gradient import (
     IntegratedGradientsResult,
     check_completeness,
     completeness,

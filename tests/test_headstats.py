@@ -9,7 +9,7 @@ import torch
 from torch.testing import assert_close
 
 from probe._errors import ProbeError
-from probe._headstats import head_stats
+from probe.analysis._headstats import head_stats
 from tests._factories import make_trace
 
 TOKENS = ["[CLS]", "a", "b", "[SEP]"]

@@ -7,8 +7,8 @@ import torch
 from torch.testing import assert_close
 
 from probe._errors import ProbeError
-from probe._patches import patch_maps, relevance_map, rollout_map, to_grid, upsample
-from probe._rollout import rollout
+from probe.analysis._patches import patch_maps, relevance_map, rollout_map, to_grid, upsample
+from probe.analysis._rollout import rollout
 from tests._factories import make_trace
 
 ROWS, COLS = 2, 3

@@ -7,7 +7,7 @@ import torch
 from torch.testing import assert_close
 
 from probe._errors import ProbeError
-from probe._relevance import relevance, relevance_from_gradients
+from probe.analysis._relevance import relevance, relevance_from_gradients
 from tests._factories import make_trace, random_attention
 
 

@@ -9,8 +9,8 @@ import torch
 from torch.testing import assert_close
 
 from probe._errors import ProbeError
-from probe._fusion import fuse_heads, list_head_fusions, register_head_fusion
-from probe._rollout import residual_attention, rollout, rollout_step
+from probe.analysis._fusion import fuse_heads, list_head_fusions, register_head_fusion
+from probe.analysis._rollout import residual_attention, rollout, rollout_step
 from tests._factories import make_trace, random_attention
 
 FUSIONS = ("mean", "max", "min")
@@ -23,7 +23,7 @@ def reference_rollout(
     discard_ratio: float,
     num_prefix: int,
 ) -> torch.Tensor:
-    """Straightforward per-row loop over Python floats, independent of probe._rollout."""
+    """Straightforward per-row loop over Python floats, independent of probe.analysis._rollout."""
     n_layers, batch, n_heads, n, _ = attentions.shape
     reduce = {"mean": lambda xs: sum(xs) / len(xs), "max": max, "min": min}[fusion]
     out = []

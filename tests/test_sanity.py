@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from probe._errors import ProbeError
-from probe._sanity import ORIGINAL, SanityResult, cascade_order, sanity_check
+from probe.evaluation._sanity import ORIGINAL, SanityResult, cascade_order, sanity_check
 from tests._tiny import timm_model
 
 
@@ -24,7 +24,7 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _builtin(name: str) -> None:
-    from probe._attribution import list_methods
+    from probe.attribution._registry import list_methods
 
     assert name in list_methods(), f"built-in method {name!r} is not registered"
 
@@ -81,7 +81,7 @@ def test_steps_cumulative_and_original_untouched(vit) -> None:
 
 
 def test_seeded_and_weight_dependent_maps_react(vit) -> None:
-    from probe._capture import trace
+    from probe.capture._capture import trace
 
     model, x = vit
 

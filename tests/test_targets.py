@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from probe._errors import ProbeError
-from probe._targets import (
+from probe.attribution._targets import (
     class_logit,
     mean_pooled_embedding,
     model_logits,
@@ -163,7 +163,7 @@ def test_similarity_target_errors(minilm):
 
 def test_ig_over_similarity_is_complete(minilm):
     import probe
-    from probe._grad_methods import check_completeness, completeness, integrated_gradients
+    from probe.attribution._gradient import check_completeness, completeness, integrated_gradients
 
     model, tokenizer = minilm
     target = similarity_target(model, tokenizer, "A man is playing a guitar.")
@@ -182,7 +182,7 @@ def test_ig_over_similarity_is_complete(minilm):
     assert all(torch.equal(before[n], p) for n, p in model.named_parameters())
     assert all(p.grad is None for p in model.parameters())
     # the same through the registry
-    attr = probe._attribution.attribute(
+    attr = probe.attribution._registry.attribute(
         model, texts, "ig", tokenizer=tokenizer, target=target, n_steps=4
     )
     assert attr.scores.shape == enc["input_ids"].shape and attr.signed

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from probe._errors import ProbeError
-from probe._shapes import SHAPE_CLASSES, ShapesBatch, denormalize, make_shapes, sample_image
-from probe._vit_shapes import (
+from probe.models._shapes import SHAPE_CLASSES, ShapesBatch, denormalize, make_shapes, sample_image
+from probe.models._vit_shapes import (
     VIT_SHAPES_CONFIG,
     WEIGHTS_PATH,
     build_vit_shapes,

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from probe._recorder import StackRecorder
+    from probe.capture._recorder import StackRecorder
 
 __all__ = ["Site", "find_hf_sites", "find_timm_sites", "intercept_hf", "intercept_timm"]
 

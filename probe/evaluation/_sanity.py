@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Union
 
-from probe._attribution import Attribution
+from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 
 if TYPE_CHECKING:
@@ -226,7 +226,7 @@ def _explainers(
     out = []
     for name, m in items:
         if isinstance(m, str):
-            from probe._attribution import attribute, method_spec
+            from probe.attribution._registry import attribute, method_spec
 
             method_spec(m)  # unknown names fail here, before any work
 
@@ -279,9 +279,9 @@ def _fixed_target(model: nn.Module, inputs: Any, tokenizer: Any) -> Any:
     without class logits."""
     import torch
 
-    from probe._faithfulness import _eval_mode, text_inputs
-    from probe._sites import is_hf_model
-    from probe._targets import model_logits
+    from probe.evaluation._faithfulness import _eval_mode, text_inputs
+    from probe.capture._sites import is_hf_model
+    from probe.attribution._targets import model_logits
 
     with _eval_mode(model):
         if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
@@ -308,7 +308,7 @@ def _default_mask(model: nn.Module, inputs: Any, tokenizer: Any) -> torch.Tensor
 
     if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
         return None  # vision maps: every patch is a unit
-    from probe._faithfulness import text_inputs
+    from probe.evaluation._faithfulness import text_inputs
 
     return text_inputs(model, inputs, tokenizer)[1]
 
@@ -365,7 +365,7 @@ def sanity_check(
 
     import torch
 
-    from probe._agreement import spearman
+    from probe.evaluation._agreement import spearman
 
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ProbeError(f"seed must be an int, got {seed!r}")

@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
-from probe._fusion import HeadFusion, check_head_fusion, fuse_heads
-from probe._rollout import consecutive_layers, residual_attention
+from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
+from probe.analysis._rollout import consecutive_layers, residual_attention
 
 if TYPE_CHECKING:
     import torch
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
 
 __all__ = ["attention_flow", "DEFAULT_MAX_TOKENS"]
 

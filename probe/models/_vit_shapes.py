@@ -2,8 +2,8 @@
 
 The model is a plain timm ``VisionTransformer`` (fused attention left as timm sets it up) on
 ``32x32`` images cut into ``4x4`` patches: an ``8x8`` grid of 64 patch tokens after one CLS
-token. It classifies the images of :func:`probe._shapes.make_shapes` into
-:data:`probe._shapes.SHAPE_CLASSES`. The weights ship in the package and are produced by
+token. It classifies the images of :func:`probe.models._shapes.make_shapes` into
+:data:`probe.models._shapes.SHAPE_CLASSES`. The weights ship in the package and are produced by
 ``python -m probe.recipes.train_vit_shapes``.
 """
 
@@ -54,7 +54,7 @@ WEIGHTS_PATH: Path = Path(__file__).parent / "weights" / "vit_shapes.safetensors
 def build_vit_shapes() -> nn.Module:
     """A randomly initialised ``vit-shapes`` model (training mode, as timm returns it).
 
-    Input ``[batch, 3, 32, 32]`` normalised as :class:`probe._shapes.ShapesBatch` documents;
+    Input ``[batch, 3, 32, 32]`` normalised as :class:`probe.models._shapes.ShapesBatch` documents;
     output logits ``[batch, 4]``.
     """
     import timm

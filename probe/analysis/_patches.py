@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from probe._errors import ProbeError
-from probe._fusion import HeadFusion
+from probe.analysis._fusion import HeadFusion
 
 if TYPE_CHECKING:
     import torch
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
 
 __all__ = ["patch_maps", "to_grid", "upsample", "rollout_map", "relevance_map"]
 
@@ -153,7 +153,7 @@ def rollout_map(
     Returns:
         ``[batch, rows, cols]`` new tensor.
     """
-    from probe._rollout import rollout
+    from probe.analysis._rollout import rollout
 
     _grid(trace)
     q = _query(trace, query)
@@ -170,7 +170,7 @@ def relevance_map(trace: Trace, query: int = 0) -> torch.Tensor:
     Returns:
         ``[batch, rows, cols]`` new tensor.
     """
-    from probe._relevance import relevance
+    from probe.analysis._relevance import relevance
 
     _grid(trace)
     q = _query(trace, query)

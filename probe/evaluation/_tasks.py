@@ -20,7 +20,7 @@ Three tasks, each printing a markdown table and optionally writing a JSON file:
       (a patch containing any object pixel, :func:`object_patch_mask`); negative scores are
       ignored, maps without positive mass are left out of the mean (:func:`mass_on_object`).
       Chance level is again the mean object-patch fraction.
-    * **deletion and insertion AUC** from :func:`probe._faithfulness.faithfulness`: patches
+    * **deletion and insertion AUC** from :func:`probe.evaluation._faithfulness.faithfulness`: patches
       are removed (replaced by the image's own mean colour, ``baseline="mean"``) or revealed
       on an all-mean-colour image in order of decreasing raw score, in ``steps=16`` equal
       steps (4 of the 64 patches each); the score is the softmax probability of the class
@@ -34,14 +34,14 @@ Three tasks, each printing a markdown table and optionally writing a JSON file:
 
 ``sanity`` (vision, default ``vit-shapes``, ``N = 16``)
     The cascading model-parameter randomisation test (Adebayo et al. 2018) of
-    :func:`probe._sanity.sanity_check` for every vision method: the rank correlation of each
+    :func:`probe.evaluation._sanity.sanity_check` for every vision method: the rank correlation of each
     map with the original after each randomisation step, averaged over the images. Attention-
     only methods are reported like every other method, whatever they show.
 
 ``text`` (default ``minilm``)
-    The sentence pairs shipped in ``probe/data/sentence_pairs.json``: for each pair the first
+    The sentence pairs shipped in ``probe/models/data/sentence_pairs.json``: for each pair the first
     sentence is explained with the target "cosine similarity of its embedding to the second
-    sentence's" (:func:`probe._targets.similarity_target`). Per method: Spearman and Kendall
+    sentence's" (:func:`probe.attribution._targets.similarity_target`). Per method: Spearman and Kendall
     agreement with Integrated Gradients over the real, non-special tokens (IG taken in absolute
     value: a strongly negative token matters as much as a strongly positive one; signed values
     are in the JSON too), and ERASER comprehensiveness/sufficiency (``[MASK]`` replacement,
@@ -333,7 +333,7 @@ def _vit_shapes_weights() -> dict[str, Any]:
     """sha256 and training metadata of the shipped ``vit-shapes`` weights (which file ran)."""
     import hashlib
 
-    from probe._vit_shapes import WEIGHTS_PATH, read_vit_shapes_metadata
+    from probe.models._vit_shapes import WEIGHTS_PATH, read_vit_shapes_metadata
 
     digest = hashlib.sha256(Path(WEIGHTS_PATH).read_bytes()).hexdigest()
     return {"sha256": digest, "metadata": read_vit_shapes_metadata()}
@@ -382,7 +382,7 @@ def _progress(
 
 
 def _select_methods(modality: str, methods: Sequence[str]) -> tuple[str, ...]:
-    from probe._attribution import list_methods, method_spec
+    from probe.attribution._registry import list_methods, method_spec
 
     available = list_methods(modality)  # type: ignore[arg-type]
     if not methods:
@@ -398,8 +398,8 @@ def _select_methods(modality: str, methods: Sequence[str]) -> tuple[str, ...]:
 
 def _vision_input(model: nn.Module) -> int:
     """The square input size of a vision model (images are generated at this size)."""
-    from probe._capture import _is_vision
-    from probe._sites import is_hf_model
+    from probe.capture._capture import _is_vision
+    from probe.capture._sites import is_hf_model
 
     hf = is_hf_model(model)
     if not _is_vision(model, hf):
@@ -450,8 +450,8 @@ def _predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """``[batch]`` predicted classes of a timm or HF vision classifier (CPU tensor)."""
     import torch
 
-    from probe._sites import is_hf_model
-    from probe._targets import predicted_class
+    from probe.capture._sites import is_hf_model
+    from probe.attribution._targets import predicted_class
 
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = images.to(device)
@@ -562,7 +562,7 @@ def eval_faithfulness(
         methods: restrict to these methods (default: every vision method).
         batch_size: images per attribution call.
         steps: steps of the deletion/insertion curves.
-        baseline: value of removed patches (see :mod:`probe._faithfulness`).
+        baseline: value of removed patches (see :mod:`probe.evaluation._faithfulness`).
         quiet: no progress bar.
         model_name: name recorded in the result.
         options: method -> keyword options for :func:`probe.attribute` (e.g.
@@ -571,9 +571,9 @@ def eval_faithfulness(
     Returns:
         A JSON-ready dict (``"methods"``: one entry per method; ``"skipped"``: method -> reason).
     """
-    from probe._attribution import attribute, method_spec
-    from probe._faithfulness import faithfulness
-    from probe._shapes import make_shapes
+    from probe.attribution._registry import attribute, method_spec
+    from probe.evaluation._faithfulness import faithfulness
+    from probe.models._shapes import make_shapes
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ProbeError(f"--n must be a positive integer, got {n!r}")
@@ -690,13 +690,13 @@ def eval_faithfulness(
             f"uses seed {_RECIPE_EVAL_SEED}",
             "target": "the class the model predicts on the clean image, for every method",
             "common_grid": "every map on the model's patch grid: patch scores as returned, pixel "
-            "maps average pooled per patch (probe._eval.to_patch_grid)",
+            "maps average pooled per patch (probe.evaluation._tasks.to_patch_grid)",
             "pointing_game": "hit when the highest-scoring patch (raw score; ties broken at random "
             "with a fixed seed) contains at least one object pixel; chance = object_patch_fraction",
             "mass_on_object": "sum of positive scores on object patches / sum of positive scores "
             "(object patch = patch containing any object pixel; maps without positive mass left "
             "out, mass_on_object_n counts the rest); chance = object_patch_fraction",
-            "deletion_insertion": f"probe._faithfulness.faithfulness: patches removed/revealed in "
+            "deletion_insertion": f"probe.evaluation._faithfulness.faithfulness: patches removed/revealed in "
             f"order of decreasing raw score, {steps} equal steps, removed patches replaced by "
             f"baseline={baseline!r}"
             + (" (each image's own per-channel mean colour)" if baseline == "mean" else "")
@@ -781,7 +781,7 @@ def eval_sanity(
 ) -> dict[str, Any]:
     """Cascading randomisation (Adebayo et al. 2018) of every vision method, averaged over images.
 
-    Runs :func:`probe._sanity.sanity_check` on ``n`` generated images (seeded as for
+    Runs :func:`probe.evaluation._sanity.sanity_check` on ``n`` generated images (seeded as for
     :func:`eval_faithfulness`) for each method and records the mean rank correlation with the
     original map after each randomisation step. Methods that refuse the input are skipped with
     their reason.
@@ -789,8 +789,8 @@ def eval_sanity(
     Returns:
         A JSON-ready dict.
     """
-    from probe._sanity import sanity_check
-    from probe._shapes import make_shapes
+    from probe.evaluation._sanity import sanity_check
+    from probe.models._shapes import make_shapes
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ProbeError(f"--n must be a positive integer, got {n!r}")
@@ -821,7 +821,7 @@ def eval_sanity(
         "image_seed": image_seed,
         "protocol": {
             "test": "cascading model-parameter randomisation (Adebayo et al. 2018, 'Sanity "
-            "Checks for Saliency Maps'), probe._sanity.sanity_check: parameters are re-drawn from "
+            "Checks for Saliency Maps'), probe.evaluation._sanity.sanity_check: parameters are re-drawn from "
             "the output layer down, one step at a time, and each step's map is compared with the "
             "map of the trained model",
             "reading": "a method that depends on the learned parameters drops towards 0 "
@@ -838,7 +838,7 @@ def eval_sanity(
 
 
 def _sanity_entry(check: Any, name: str) -> dict[str, Any]:
-    """JSON-ready summary of one method's :class:`probe._sanity.SanityResult`."""
+    """JSON-ready summary of one method's :class:`probe.evaluation._sanity.SanityResult`."""
     import torch
 
     per_item = check.per_item[name]  # [steps, batch]
@@ -881,13 +881,13 @@ def sanity_markdown(result: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- text
 def load_sentence_pairs(path: str | Path | None = None) -> list[dict[str, str]]:
-    """The sentence pairs of ``probe/data/sentence_pairs.json`` (or of ``path``).
+    """The sentence pairs of ``probe/models/data/sentence_pairs.json`` (or of ``path``).
 
     Returns:
         A list of ``{"id", "kind", "first", "second"}`` dicts (coreference pairs also carry
         ``"pronoun"`` and ``"antecedent"``).
     """
-    default = Path(__file__).parent / "data" / "sentence_pairs.json"
+    default = Path(__file__).resolve().parents[1] / "models" / "data" / "sentence_pairs.json"
     file = Path(path) if path is not None else default
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
@@ -917,7 +917,7 @@ def eval_text(
     """Agreement with Integrated Gradients and ERASER scores of every text method.
 
     For each sentence pair the first sentence is explained with the target "cosine similarity
-    of its embedding to the second sentence's" (:func:`probe._targets.similarity_target`).
+    of its embedding to the second sentence's" (:func:`probe.attribution._targets.similarity_target`).
     Agreement is measured over the real, non-special tokens against ``|IG|`` (and signed IG);
     ERASER comprehensiveness/sufficiency replace removed tokens by ``[MASK]`` and come with
     the mean of 3 random orders per pair.
@@ -938,11 +938,11 @@ def eval_text(
     """
     import torch
 
-    from probe._agreement import kendall, spearman, unit_mask
-    from probe._attribution import attribute, method_spec
-    from probe._capture import trace as capture
-    from probe._faithfulness import eraser
-    from probe._targets import similarity_target
+    from probe.evaluation._agreement import kendall, spearman, unit_mask
+    from probe.attribution._registry import attribute, method_spec
+    from probe.capture._capture import trace as capture
+    from probe.evaluation._faithfulness import eraser
+    from probe.attribution._targets import similarity_target
 
     if tokenizer is None:
         raise ProbeError("the text eval needs a text model with a tokenizer: use --model minilm")
@@ -1051,7 +1051,7 @@ def eval_text(
             "eraser": "ERASER AOPC comprehensiveness (higher is better) and sufficiency (lower "
             "is better) over the top 1/5/10/20/50% tokens, removed tokens replaced by [MASK], "
             "score = the similarity target; random_orders = mean of 3 random orders per pair",
-            "data": "probe/data/sentence_pairs.json",
+            "data": "probe/models/data/sentence_pairs.json",
             "method_options": opts,
         },
         "methods": results,
@@ -1122,7 +1122,7 @@ def run_eval(
     n = args.n if args.n is not None else (QUICK_N[task] if args.quick else DEFAULT_N[task])
     name = args.model
     if model is None:
-        from probe._models import load_model
+        from probe.models._registry import load_model
 
         name = name or DEFAULT_MODEL[task]
         model, tokenizer = load_model(name)

@@ -1,7 +1,7 @@
 """Gradient-based attribution methods (captum), registered in the method registry.
 
 Every method runs captum on a forward function built from the model and the target (see
-:mod:`probe._targets`): ``forward(x, *per_item_kwargs, classes) -> [batch]``. The attention
+:mod:`probe.attribution._targets`): ``forward(x, *per_item_kwargs, classes) -> [batch]``. The attention
 mask and the other per-item keyword tensors of text models travel as captum's
 ``additional_forward_args``, so captum expands them together with the inputs (Integrated
 Gradients runs ``n_steps`` copies of the batch at once); ``target=None`` is fixed to the
@@ -33,15 +33,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from probe._attribution import MethodContext, register_method
-from probe._attn_methods import take_options
+from probe.attribution._registry import MethodContext, register_method
+from probe.attribution._attention import take_options
 from probe._errors import ProbeError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from probe._targets import Target
+    from probe.attribution._targets import Target
 
 __all__ = [
     "IGMethod",
@@ -107,8 +107,8 @@ class _Batch:
 def _prepare(model: nn.Module, inputs: Any, tokenizer: Any) -> _Batch:
     import torch
 
-    from probe._capture import _is_vision, _prepare_inputs, _vision_geometry
-    from probe._sites import is_hf_model
+    from probe.capture._capture import _is_vision, _prepare_inputs, _vision_geometry
+    from probe.capture._sites import is_hf_model
 
     hf = is_hf_model(model)
     vision = _is_vision(model, hf)
@@ -162,7 +162,7 @@ def _call_model(model: nn.Module, batch: _Batch, x: torch.Tensor, extras: tuple[
 
 def _forward_fn(model: nn.Module, batch: _Batch, target: Target) -> Callable[..., torch.Tensor]:
     """``forward(x, *extras, classes) -> [batch]``: the target scalar of each batch item."""
-    from probe._targets import resolve_target
+    from probe.attribution._targets import resolve_target
 
     def forward(x: torch.Tensor, *args: Any) -> torch.Tensor:
         *extras, classes = args
@@ -179,7 +179,7 @@ def _fix_target(model: nn.Module, batch: _Batch, target: Target) -> torch.Tensor
     """Per-item class indices ``[batch]`` for ``None``/tensor targets, else ``None``."""
     import torch
 
-    from probe._targets import predicted_class
+    from probe.attribution._targets import predicted_class
 
     if target is None:
         with torch.no_grad():
@@ -340,7 +340,7 @@ def integrated_gradients(
     Args:
         model: HF text or vision model, or timm ViT (left unchanged).
         inputs: as for :func:`probe.trace`.
-        target: what to explain (see :mod:`probe._targets`); ``None``: the predicted class.
+        target: what to explain (see :mod:`probe.attribution._targets`); ``None``: the predicted class.
         tokenizer: text models: the tokenizer.
         n_steps: integration steps.
         baseline: text: ``None`` ([PAD]), a token id, or ids ``[batch, seq]``; vision: ``None``
@@ -515,7 +515,7 @@ def _inputxgrad(ctx: MethodContext) -> torch.Tensor:
 # --------------------------------------------------------------------------- GradCAM
 def _block_module(model: nn.Module, hf: bool, block: int) -> nn.Module:
     """The transformer block holding the ``block``-th self-attention module."""
-    from probe._sites import find_hf_sites, find_timm_sites
+    from probe.capture._sites import find_hf_sites, find_timm_sites
 
     found = find_hf_sites(model) if hf else find_timm_sites(model)
     sites = [s for s in found if s.stack == "self"]

@@ -21,7 +21,7 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
 
 __all__ = [
     "CorefLink",
@@ -349,7 +349,7 @@ def best_antecedents(
             )
     rollout_word, rollout_index, rollout_weight = "", -1, float("nan")
     if with_rollout:
-        from probe._rollout import rollout
+        from probe.analysis._rollout import rollout
 
         b = batch_index % trace.batch_size
         result = rollout(trace, start_layer=min(trace.layer_indices))[b]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
     from probe.cli import RenderArgs
 
 __all__ = ["render", "VIEWS", "Session"]
@@ -103,7 +103,7 @@ class Session:
     def target(self) -> Any:
         """The attribution target: similarity to --pair for embedding models, else the class."""
         if self.modality == "text" and self.args.pair:
-            from probe._targets import similarity_target
+            from probe.attribution._targets import similarity_target
 
             return similarity_target(self.model, self.processor, self.args.pair)
         return None
@@ -285,7 +285,7 @@ def _methods(s: Session) -> list[str]:
 
 
 def _needs_target(s: Session, methods: list[str]) -> None:
-    from probe._attribution import method_spec
+    from probe.attribution._registry import method_spec
 
     if s.modality != "text" or s.args.pair:
         return
@@ -430,13 +430,13 @@ def _check_args(args: RenderArgs) -> None:
     _rollout_method(args.fusion)
     _check_applicable(args)
     if args.methods:
-        from probe._attribution import list_methods
+        from probe.attribution._registry import list_methods
 
         unknown = [m for m in args.methods if m not in list_methods()]
         if unknown:
             raise ProbeError(f"unknown --method {unknown[0]!r}: use one of {list(list_methods())}")
     if args.image is not None:
-        from probe._images import check_image_file
+        from probe.models._images import check_image_file
 
         check_image_file(args.image)  # fail fast, before loading a model
     out = os.path.abspath(args.out)
@@ -461,7 +461,7 @@ def _make_out(path: str) -> None:
 
 
 def _session(args: RenderArgs) -> Session:
-    from probe._models import load_model, model_modality
+    from probe.models._registry import load_model, model_modality
 
     name = _choose_model(args)
     modality = model_modality(name)
@@ -476,8 +476,8 @@ def _session(args: RenderArgs) -> Session:
     if modality == "text" and not args.text:
         raise ProbeError(f"the {args.view} view on {name} needs --text \"a sentence\"")
     model, processor = load_model(name, pretrained=args.pretrained)
-    from probe._capture import _is_vision
-    from probe._sites import is_hf_model
+    from probe.capture._capture import _is_vision
+    from probe.capture._sites import is_hf_model
 
     vision = _is_vision(model, is_hf_model(model))
     modality = "vision" if vision else "text"
@@ -489,13 +489,13 @@ def _session(args: RenderArgs) -> Session:
         raise ProbeError("--pair is a second sentence for text models: drop it for image models")
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(f"the {args.view} view needs a text model such as minilm")
-    from probe._capture import _model_name
+    from probe.capture._capture import _model_name
 
     s = Session(args, model, processor, _model_name(model), modality)
     if modality == "text":
         s.text = args.text
     elif args.image is not None:
-        from probe._images import load_image
+        from probe.models._images import load_image
 
         img = load_image(args.image, model, processor)
         s.pixel_values, s.display, s.source = img.pixel_values, img.display, img.source
@@ -505,14 +505,14 @@ def _session(args: RenderArgs) -> Session:
 
 
 def _generated_sample(s: Session, seed: int) -> None:
-    from probe._shapes import make_shapes
+    from probe.models._shapes import make_shapes
 
     if getattr(s.model, "probe_name", None) == "vit-shapes":
         batch = make_shapes(1, seed=seed)
         s.pixel_values, s.display, s.mask = batch.images, batch.to_display(0), batch.masks[0]
         s.source = f"shapes-seed{seed}"
         return
-    from probe._images import preprocess_image
+    from probe.models._images import preprocess_image
 
     batch = make_shapes(1, seed=seed, image_size=64)
     img = preprocess_image(batch.to_display(0), s.model, s.processor, source=f"shapes-seed{seed}")

@@ -89,7 +89,7 @@ def _minilm() -> LoadedModel:
     description="small timm ViT trained by probe on generated shapes (32x32, 4 classes)",
 )
 def _vit_shapes() -> LoadedModel:
-    from probe._vit_shapes import load_vit_shapes
+    from probe.models._vit_shapes import load_vit_shapes
 
     model = load_vit_shapes()
     model.probe_name = "vit-shapes"

@@ -28,15 +28,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from probe._attribution import MethodContext, register_method
+from probe.attribution._registry import MethodContext, register_method
 from probe._errors import ProbeError
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from probe._targets import Target
-    from probe._trace import Trace
+    from probe.attribution._targets import Target
+    from probe.capture._trace import Trace
 
 __all__ = ["QueryRows", "gradient_relevance", "reduce_map"]
 
@@ -73,7 +73,7 @@ def _resolve_query(trace: Trace, query: QueryRows, model: Any = None) -> QueryRo
         return "mean" if trace.num_prefix_tokens == 0 or pools_patches else "cls"
     if trace.family == "decoder":
         return "last"
-    from probe._targets import model_logits
+    from probe.attribution._targets import model_logits
 
     if trace.family == "encoder" and model_logits(trace.output) is not None:
         return "cls"
@@ -138,7 +138,7 @@ def reduce_map(
     scores = torch.einsum("bq,bqk->bk", weights, maps.detach().double())
     scores = scores * trace.attention_mask.to(device=scores.device, dtype=scores.dtype)
     if trace.is_vision:
-        from probe._patches import to_grid
+        from probe.analysis._patches import to_grid
 
         return to_grid(scores, trace).flatten(-2).float()
     return scores.float()
@@ -159,7 +159,7 @@ def _attention(ctx: MethodContext) -> torch.Tensor:
 
 
 def _rollout_method(ctx: MethodContext, fusion: str, name: str) -> torch.Tensor:
-    from probe._rollout import rollout
+    from probe.analysis._rollout import rollout
 
     opts = take_options(ctx, name, {"discard_ratio": 0.0, "start_layer": 0, "query": "auto"})
     trace = ctx.trace()
@@ -195,7 +195,7 @@ def _flow(ctx: MethodContext) -> torch.Tensor:
     Options: ``max_tokens`` (size limit, see :func:`probe.attention_flow`), ``start_layer``,
     ``query``.
     """
-    from probe._flow import DEFAULT_MAX_TOKENS, attention_flow
+    from probe.analysis._flow import DEFAULT_MAX_TOKENS, attention_flow
 
     opts = take_options(
         ctx, "flow", {"max_tokens": DEFAULT_MAX_TOKENS, "start_layer": 0, "query": "auto"}
@@ -255,10 +255,10 @@ def _relevance_and_trace(
     """Chefer relevance ``[batch, query, key]`` and the (gradient-free) trace of the inputs."""
     import torch
 
-    from probe._capture import trace as capture
-    from probe._grad_methods import differentiable
-    from probe._relevance import relevance_from_gradients
-    from probe._targets import resolve_target
+    from probe.capture._capture import trace as capture
+    from probe.attribution._gradient import differentiable
+    from probe.analysis._relevance import relevance_from_gradients
+    from probe.attribution._targets import resolve_target
 
     with differentiable(model):
         tr = capture(model, inputs, tokenizer=tokenizer, requires_grad=True)
@@ -298,7 +298,7 @@ def gradient_relevance(
     Args:
         model: HF or timm transformer (left unchanged).
         inputs: as for :func:`probe.trace`.
-        target: what to explain (see :mod:`probe._targets`): ``None`` = predicted class.
+        target: what to explain (see :mod:`probe.attribution._targets`): ``None`` = predicted class.
         tokenizer: text models: the tokenizer.
 
     Returns:

@@ -8,8 +8,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
-from probe._recorder import CaptureOptions, StackRecorder, StreamOptions
-from probe._sites import (
+from probe.capture._recorder import CaptureOptions, StackRecorder, StreamOptions
+from probe.capture._sites import (
     Site,
     find_hf_sites,
     find_timm_sites,
@@ -17,7 +17,7 @@ from probe._sites import (
     intercept_timm,
     is_hf_model,
 )
-from probe._trace import Trace
+from probe.capture._trace import Trace
 
 if TYPE_CHECKING:
     import torch
@@ -230,7 +230,7 @@ def _options(
         raise ProbeError(f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
     stream_options = None
     if stream:
-        from probe._fusion import check_head_fusion
+        from probe.analysis._fusion import check_head_fusion
 
         check_head_fusion(head_fusion)
         if not 0.0 <= discard_ratio < 1.0:

@@ -49,7 +49,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from probe._attribution import Attribution
+from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 
 if TYPE_CHECKING:
@@ -421,7 +421,7 @@ def _vision_problem(
 
 
 def _is_hf(model: Any) -> bool:
-    from probe._sites import is_hf_model
+    from probe.capture._sites import is_hf_model
 
     return is_hf_model(model)
 
@@ -441,7 +441,7 @@ def _model_grid(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     if (hf and getattr(model.config, "patch_size", None) is not None) or hasattr(
         model, "patch_embed"
     ):
-        from probe._capture import _vision_geometry
+        from probe.capture._capture import _vision_geometry
 
         grid, _, _ = _vision_geometry(model, {"pixel_values": x, "x": x}, hf)
         return _check_grid(tuple(int(g) for g in grid))
@@ -502,7 +502,7 @@ def text_inputs(
     ids = kwargs.get("input_ids")
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
         raise ProbeError("text inputs need 'input_ids' [batch, seq]: pass a tokenizer's output")
-    from probe._capture import _accepts
+    from probe.capture._capture import _accepts
 
     if "token_type_ids" in kwargs and not _accepts(model, "token_type_ids"):
         kwargs.pop("token_type_ids")
@@ -518,7 +518,7 @@ def text_inputs(
     if special_ids:
         special = torch.isin(ids.cpu(), torch.tensor(sorted(special_ids), dtype=ids.dtype))
     elif getattr(model, "config", None) is not None:
-        from probe._capture import _special_from_config
+        from probe.capture._capture import _special_from_config
 
         special = _special_from_config(model, ids)
     else:
@@ -600,7 +600,7 @@ def _scorer(
 ) -> Callable[[Any, Any, torch.Tensor], torch.Tensor]:
     import torch
 
-    from probe._targets import _check_scalar_per_item, model_logits, predicted_class, resolve_target
+    from probe.attribution._targets import _check_scalar_per_item, model_logits, predicted_class, resolve_target
 
     if score_fn is not None:
 

@@ -14,12 +14,12 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe._fusion import HeadFusion, check_head_fusion, fuse_heads
+from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
 
 if TYPE_CHECKING:
     import torch
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
 
 __all__ = ["rollout", "rollout_step", "residual_attention"]
 

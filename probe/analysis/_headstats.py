@@ -16,7 +16,7 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
 
 __all__ = ["HeadStats", "head_stats"]
 

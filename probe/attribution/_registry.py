@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
 
 __all__ = [
     "Attribution",
@@ -108,7 +108,7 @@ class MethodContext:
     def trace(self) -> Trace:
         """A plain capture of the inputs (cached: computed once per context)."""
         if self._trace is None:
-            from probe._capture import trace
+            from probe.capture._capture import trace
 
             self._trace = trace(self.model, self.inputs, tokenizer=self.tokenizer)
         return self._trace
@@ -159,8 +159,8 @@ def register_method(
 
 def _ensure_builtins() -> None:
     # importing the modules registers the built-in methods
-    import probe._attn_methods  # noqa: F401
-    import probe._grad_methods  # noqa: F401
+    import probe.attribution._attention  # noqa: F401
+    import probe.attribution._gradient  # noqa: F401
 
 
 def list_methods(modality: Modality | None = None) -> tuple[str, ...]:
@@ -204,8 +204,8 @@ def attribute(
         An :class:`Attribution` with ``scores`` ``[batch, num_units]``.
     """
     spec = method_spec(method)
-    from probe._capture import _is_vision
-    from probe._sites import is_hf_model
+    from probe.capture._capture import _is_vision
+    from probe.capture._sites import is_hf_model
 
     modality: Modality = "vision" if _is_vision(model, is_hf_model(model)) else "text"
     if modality not in spec.modalities:

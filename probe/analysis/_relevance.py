@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
-from probe._rollout import consecutive_layers
+from probe.analysis._rollout import consecutive_layers
 
 if TYPE_CHECKING:
     import torch
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
 
 __all__ = ["relevance", "relevance_from_gradients"]
 

@@ -13,7 +13,7 @@ Parts (``--part``; all by default):
   attention maps (``output_attentions=True``, what bertviz users run). MiniLM at 128 and 512
   tokens and a random-init ViT-S/16 at 224x224.
 * ``memory``: peak memory a forward adds on long inputs (1024-4096 tokens, MiniLM-sized
-  random BERT), one fresh process per measurement (:mod:`probe._benchmem`): the plain SDPA
+  random BERT), one fresh process per measurement (:mod:`probe.commands._benchmem`): the plain SDPA
   forward, ``output_attentions=True`` and probe's streaming rollout; plus the check that the
   streaming rollout equals :func:`probe.rollout` of the full ``output_attentions``.
 * ``analyzers``: :func:`probe.rollout` and :func:`probe.relevance_from_gradients` on a
@@ -24,7 +24,7 @@ Parts (``--part``; all by default):
 * ``cli``: cold start of ``probe --help`` and ``probe render coref`` end to end.
 
 The results are one JSON document (machine, settings, raw medians, ratios, goals and whether
-each is met); :func:`to_markdown` renders it as tables (``python -m probe._bench --markdown
+each is met); :func:`to_markdown` renders it as tables (``python -m probe.commands._bench --markdown
 OUT.json``).
 
 CPU timings run with one torch thread by default (``PROBE_BENCH_THREADS`` overrides it; 0
@@ -303,7 +303,7 @@ class CaptureCase:
 
 
 def _is_hf(model: Any) -> bool:
-    from probe._sites import is_hf_model
+    from probe.capture._sites import is_hf_model
 
     return is_hf_model(model)
 
@@ -456,7 +456,7 @@ def _memory_worker(
     mode: str, tokens: int, device: str, config: dict[str, Any] | None, threads: int,
     timeout_s: float, chunk_size: int | None = None,
 ) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "probe._benchmem", "--mode", mode, "--tokens", str(tokens),
+    cmd = [sys.executable, "-m", "probe.commands._benchmem", "--mode", mode, "--tokens", str(tokens),
            "--device", device, "--threads", str(threads)]
     if config is not None:
         cmd += ["--config", json.dumps(config)]
@@ -488,14 +488,14 @@ def bench_memory(
 
     Args:
         config: ``BertConfig`` keyword arguments; default the MiniLM-sized encoder
-            (:data:`probe._benchmem.MINILM_SIZED`).
+            (:data:`probe.commands._benchmem.MINILM_SIZED`).
 
     Returns:
         ``by_tokens[str(n)]``: ``{mode}_gb`` for each mode, ``ratio_output_attentions_over_stream``
         and, at the checked sizes, ``stream_vs_rollout_max_abs_diff``; ``raw`` the worker
         outputs.
     """
-    from probe._benchmem import MINILM_SIZED
+    from probe.commands._benchmem import MINILM_SIZED
 
     modes = ("sdpa", "output_attentions", "stream")
     raw: list[dict[str, Any]] = []
@@ -593,8 +593,8 @@ def default_vision_cases(device: str, settings: BenchSettings) -> list[VisionCas
     import timm
     import torch
 
-    from probe._shapes import make_shapes
-    from probe._vit_shapes import WEIGHTS_PATH, build_vit_shapes, load_vit_shapes
+    from probe.models._shapes import make_shapes
+    from probe.models._vit_shapes import WEIGHTS_PATH, build_vit_shapes, load_vit_shapes
 
     if WEIGHTS_PATH.is_file():
         shapes, note = load_vit_shapes(), "trained weights"
@@ -878,7 +878,7 @@ def bench_cli(
     render: dict[str, Any] = {"command": f'probe render coref --text "{COREF_TEXT}" --word it'}
     if not include_render:
         render["status"] = "not run"
-    elif importlib.util.find_spec("probe._render") is None:
+    elif importlib.util.find_spec("probe.commands._render") is None:
         render["status"] = "not available"
         render["note"] = "probe/_render.py does not exist yet"
     else:
@@ -1274,10 +1274,10 @@ def _argv_of(args: BenchArgs) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m probe._bench --markdown OUT.json``: print the tables of a saved run."""
+    """``python -m probe.commands._bench --markdown OUT.json``: print the tables of a saved run."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m probe._bench",
+    parser = argparse.ArgumentParser(prog="python -m probe.commands._bench",
                                      description="Render a probe bench JSON file as markdown.")
     parser.add_argument("--markdown", metavar="JSON", required=True,
                         help="results of probe bench --json")
@@ -1286,10 +1286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with open(ns.markdown) as f:
             results = json.load(f)
     except (OSError, json.JSONDecodeError) as exc:
-        print(f"python -m probe._bench: error: cannot read {ns.markdown}: {exc}", file=sys.stderr)
+        print(f"python -m probe.commands._bench: error: cannot read {ns.markdown}: {exc}", file=sys.stderr)
         return 2
     if results.get("schema") != SCHEMA:
-        print(f"python -m probe._bench: error: {ns.markdown} is not a {SCHEMA} document",
+        print(f"python -m probe.commands._bench: error: {ns.markdown} is not a {SCHEMA} document",
               file=sys.stderr)
         return 2
     print(to_markdown(results))

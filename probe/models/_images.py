@@ -34,7 +34,7 @@ class ModelImage:
 def _input_spec(model: nn.Module, processor: Any) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
     """(height, width), mean, std expected by the model."""
     if getattr(model, "probe_name", None) == "vit-shapes":
-        from probe._shapes import NORMALIZE_MEAN, NORMALIZE_STD
+        from probe.models._shapes import NORMALIZE_MEAN, NORMALIZE_STD
 
         return (32, 32), (NORMALIZE_MEAN,) * 3, (NORMALIZE_STD,) * 3
     if processor is not None and hasattr(processor, "image_mean"):

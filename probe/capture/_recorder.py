@@ -2,7 +2,7 @@
 
 A :class:`StackRecorder` receives each layer's attention probabilities (whole, or in chunks of
 query rows), applies the capture options (layer and head selection, head averaging, storage
-dtype, streaming rollout) and assembles an :class:`~probe._trace.AttentionStack` at the end.
+dtype, streaming rollout) and assembles an :class:`~probe.capture._trace.AttentionStack` at the end.
 Both the HuggingFace and the timm capture sites feed it, so the options behave identically for
 every model family.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe._trace import AttentionStack
+from probe.capture._trace import AttentionStack
 
 if TYPE_CHECKING:
     import torch
@@ -168,7 +168,7 @@ class StackRecorder:
     ) -> None:
         import torch
 
-        from probe._fusion import fuse_heads
+        from probe.analysis._fusion import fuse_heads
 
         assert self.stream is not None
         fused = fuse_heads(self._select_heads(weights.detach()), self.stream.head_fusion)
@@ -180,7 +180,7 @@ class StackRecorder:
             self._fold_layer()
 
     def _fold_layer(self) -> None:
-        from probe._rollout import rollout_step
+        from probe.analysis._rollout import rollout_step
 
         assert self.stream is not None and self._fused is not None
         fused, self._fused = self._fused, None  # hand the buffer over: folded in place

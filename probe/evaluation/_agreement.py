@@ -19,13 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from probe._attribution import Attribution
+from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 
 if TYPE_CHECKING:
     import torch
 
-    from probe._trace import Trace
+    from probe.capture._trace import Trace
 
 __all__ = [
     "AgreementTable",
@@ -113,7 +113,7 @@ def _mask(mask: Any, shape: tuple[int, int]) -> torch.Tensor:
     if mask is None:
         return torch.ones(batch, n, dtype=torch.bool)
     if not isinstance(mask, torch.Tensor):
-        from probe._trace import Trace
+        from probe.capture._trace import Trace
 
         if isinstance(mask, Trace):
             mask = unit_mask(mask)

@@ -1,0 +1,3 @@
+"""Evaluation: agreement between methods, faithfulness curves, sanity checks and the
+``probe eval`` tasks.
+"""
