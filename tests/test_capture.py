@@ -52,7 +52,7 @@ def _state(model):
         )
     configs = []
     if hasattr(model, "config"):
-        from probe.capture._sites import _configs_of
+        from probe.capture.adapters._hf_sites import _configs_of
 
         configs = [(id(c), c._attn_implementation) for c in _configs_of(model)]
     flags = [getattr(m, "fused_attn", None) for m in model.modules()]

@@ -68,8 +68,11 @@ def _resolve_query(trace: Trace, query: QueryRows, model: Any = None) -> QueryRo
     if query != "auto":
         return query
     if trace.is_vision:
-        pool = getattr(model, "global_pool", None)
-        pools_patches = isinstance(pool, str) and pool not in ("token", "")
+        pools_patches = False
+        if model is not None:
+            from probe.capture import adapter_for
+
+            pools_patches = adapter_for(model).pools_patches()
         return "mean" if trace.num_prefix_tokens == 0 or pools_patches else "cls"
     if trace.family == "decoder":
         return "last"

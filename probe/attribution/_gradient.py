@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from probe.capture.adapters import ModelAdapter
+
     from probe.attribution._targets import Target
 
 __all__ = [
@@ -89,8 +91,7 @@ def differentiable(model: nn.Module) -> Iterator[None]:
 class _Batch:
     """The model inputs, ready for captum."""
 
-    vision: bool
-    hf: bool
+    adapter: ModelAdapter
     x: torch.Tensor  # text: input_ids [batch, seq]; vision: pixels [batch, channel, H, W] (a copy)
     names: tuple[str, ...]  # per-item keyword tensors passed as additional forward args
     extras: tuple[torch.Tensor, ...]
@@ -100,28 +101,32 @@ class _Batch:
     patch: tuple[int, int] | None = None
 
     @property
+    def vision(self) -> bool:
+        return self.adapter.modality == "vision"
+
+    @property
     def batch_size(self) -> int:
         return int(self.x.shape[0])
+
+    def call(self, x: torch.Tensor, extras: tuple[Any, ...]) -> Any:
+        """The model's output on main input ``x`` with per-item ``extras``."""
+        return self.adapter.call(x, {**dict(zip(self.names, extras)), **self.static})
 
 
 def _prepare(model: nn.Module, inputs: Any, tokenizer: Any) -> _Batch:
     import torch
 
-    from probe.capture._capture import _is_vision, _prepare_inputs, _vision_geometry
-    from probe.capture._sites import is_hf_model
+    from probe.capture import adapter_for
 
-    hf = is_hf_model(model)
-    vision = _is_vision(model, hf)
-    prepared = _prepare_inputs(model, inputs, tokenizer, None, vision, hf, {})
-    kwargs = dict(prepared.kwargs)
-    if vision:
-        key = "pixel_values" if hf else "x"
-        pixels = kwargs.pop(key)
-        dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), pixels.dtype)
-        x = pixels.detach().clone().to(dtype)
-        grid, _, _ = _vision_geometry(model, {key: x}, hf)
-        return _Batch(True, hf, x, (), (), kwargs, None, grid, _patch_size(model, hf, x, grid))
-    ids = kwargs.pop("input_ids", None)
+    adapter = adapter_for(model)
+    prepared = adapter.prepare(inputs, tokenizer=tokenizer)
+    kwargs = prepared.others()
+    if adapter.modality == "vision":
+        x = prepared.main.detach().clone().to(adapter.dtype)
+        geometry = adapter.vision_geometry(x)
+        return _Batch(adapter, x, (), (), kwargs, None, geometry.grid, geometry.patch_size)
+    ids = prepared.kwargs.get("input_ids")
+    kwargs.pop("input_ids", None)
     if ids is None:
         raise ProbeError(
             "gradient methods need token ids: pass strings with a tokenizer, a tokenizer output or "
@@ -140,24 +145,7 @@ def _prepare(model: nn.Module, inputs: Any, tokenizer: Any) -> _Batch:
         special = torch.zeros(ids.shape, dtype=torch.bool)
     if mask is not None:
         special = special | ~mask
-    return _Batch(False, hf, ids.detach().clone(), names, extras, kwargs, special.to(ids.device))
-
-
-def _patch_size(
-    model: nn.Module, hf: bool, x: torch.Tensor, grid: tuple[int, int]
-) -> tuple[int, int]:
-    patch: Any = model.config.patch_size if hf else getattr(model.patch_embed, "patch_size", None)
-    if patch is None:
-        return (int(x.shape[-2]) // grid[0], int(x.shape[-1]) // grid[1])
-    return (int(patch), int(patch)) if isinstance(patch, int) else (int(patch[0]), int(patch[1]))
-
-
-def _call_model(model: nn.Module, batch: _Batch, x: torch.Tensor, extras: tuple[Any, ...]) -> Any:
-    kwargs = dict(zip(batch.names, extras))
-    kwargs.update(batch.static)
-    if batch.vision:
-        return model(pixel_values=x, **kwargs) if batch.hf else model(x)
-    return model(input_ids=x, **kwargs)
+    return _Batch(adapter, ids.detach().clone(), names, extras, kwargs, special.to(ids.device))
 
 
 def _forward_fn(model: nn.Module, batch: _Batch, target: Target) -> Callable[..., torch.Tensor]:
@@ -166,7 +154,7 @@ def _forward_fn(model: nn.Module, batch: _Batch, target: Target) -> Callable[...
 
     def forward(x: torch.Tensor, *args: Any) -> torch.Tensor:
         *extras, classes = args
-        output = _call_model(model, batch, x, tuple(extras))
+        output = batch.call(x, tuple(extras))
         mask = dict(zip(batch.names, extras)).get("attention_mask")
         return resolve_target(
             classes if classes is not None else target, output, model, attention_mask=mask
@@ -183,7 +171,7 @@ def _fix_target(model: nn.Module, batch: _Batch, target: Target) -> torch.Tensor
 
     if target is None:
         with torch.no_grad():
-            return predicted_class(_call_model(model, batch, batch.x, batch.extras), model)
+            return predicted_class(batch.call(batch.x, batch.extras), model)
     if isinstance(target, torch.Tensor):
         if target.dim() != 1 or target.shape[0] != batch.batch_size or target.is_floating_point():
             raise ProbeError(
@@ -192,22 +180,6 @@ def _fix_target(model: nn.Module, batch: _Batch, target: Target) -> torch.Tensor
             )
         return target.detach().long().to(batch.x.device)
     return None
-
-
-def _embedding_layer(model: nn.Module) -> nn.Module:
-    """The layer embedding the attributed token ids (the encoder's, for encoder-decoders)."""
-    owner = model
-    if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
-        get_encoder = getattr(model, "get_encoder", None)
-        owner = get_encoder() if callable(get_encoder) else model
-    get = getattr(owner, "get_input_embeddings", None)
-    layer = get() if callable(get) else None
-    if layer is None:
-        raise ProbeError(
-            f"{type(model).__name__} has no input embedding layer (get_input_embeddings()); "
-            "gradient methods for text need a transformers model"
-        )
-    return layer
 
 
 def _patch_sum(attr: torch.Tensor, batch: _Batch) -> torch.Tensor:
@@ -373,7 +345,7 @@ def integrated_gradients(
             explainer: Any = IntegratedGradients(forward)
         else:
             base = _text_baseline(model, tokenizer, batch, baseline)
-            explainer = LayerIntegratedGradients(forward, _embedding_layer(model))
+            explainer = LayerIntegratedGradients(forward, batch.adapter.embedding_layer())
         out = explainer.attribute(
             batch.x,
             baselines=base,
@@ -483,7 +455,7 @@ def _gradient_attribution(ctx: MethodContext, name: str, times_input: bool) -> t
                 attr = Saliency(forward).attribute(x, abs=True, additional_forward_args=args)
             return _patch_sum(attr.detach(), batch)
         explainer = LayerGradientXActivation(
-            forward, _embedding_layer(ctx.model), multiply_by_inputs=times_input
+            forward, batch.adapter.embedding_layer(), multiply_by_inputs=times_input
         )
         attr = explainer.attribute(batch.x, additional_forward_args=args).detach()
     return attr.sum(-1) if times_input else attr.norm(dim=-1)
@@ -513,26 +485,6 @@ def _inputxgrad(ctx: MethodContext) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- GradCAM
-def _block_module(model: nn.Module, hf: bool, block: int) -> nn.Module:
-    """The transformer block holding the ``block``-th self-attention module."""
-    from probe.capture._sites import find_hf_sites, find_timm_sites
-
-    found = find_hf_sites(model) if hf else find_timm_sites(model)
-    sites = [s for s in found if s.stack == "self"]
-    sites.sort(key=lambda s: s.layer)
-    n = len(sites)
-    if isinstance(block, bool) or not isinstance(block, int) or not -n <= block < n:
-        raise ProbeError(f"block must be a block index in -{n}..{n - 1}, got {block!r}")
-    parts = sites[block % n].name.split(".")
-    numbered = [i for i, p in enumerate(parts) if p.isdigit()]
-    if not numbered:
-        raise ProbeError(
-            f"cannot find the transformer block around attention module {sites[block % n].name!r}; "
-            "GradCAM needs blocks in a numbered list such as blocks.0, blocks.1, ..."
-        )
-    return model.get_submodule(".".join(parts[: numbered[-1] + 1]))
-
-
 def _token_grid(grid: tuple[int, int]) -> nn.Module:
     """A module viewing the patch tokens ``[batch, tokens, dim]`` as ``[batch, dim, rows, cols]``.
 
@@ -576,7 +528,7 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
 
     opts = take_options(ctx, "gradcam", {"block": -1})
     batch = _prepare(ctx.model, ctx.inputs, ctx.tokenizer)
-    block = _block_module(ctx.model, batch.hf, opts["block"])
+    block = batch.adapter.block(opts["block"])
     view = _token_grid(batch.grid)  # type: ignore[arg-type]
 
     def through_view(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -204,10 +204,9 @@ def attribute(
         An :class:`Attribution` with ``scores`` ``[batch, num_units]``.
     """
     spec = method_spec(method)
-    from probe.capture._capture import _is_vision
-    from probe.capture._sites import is_hf_model
+    from probe.capture import adapter_for
 
-    modality: Modality = "vision" if _is_vision(model, is_hf_model(model)) else "text"
+    modality: Modality = adapter_for(model).modality
     if modality not in spec.modalities:
         raise ProbeError(
             f"method {method!r} does not apply to {modality} models: use one of "

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from probe._errors import ProbeError
+from probe.capture._outputs import EMBEDDING_HINT as _EMBEDDING_HINT
+from probe.capture._outputs import model_logits, predicted_class
+from probe.capture._outputs import require_logits as _require_logits
 
 if TYPE_CHECKING:
     import torch
@@ -45,54 +48,6 @@ __all__ = [
 #: What ``target=`` accepts everywhere in probe (see the module docstring).
 Target = Union[int, "torch.Tensor", Callable[..., "torch.Tensor"], None]
 
-_EMBEDDING_HINT = (
-    "pass a target such as target=probe.similarity_target(model, tokenizer, 'other sentence') "
-    "or a callable output -> [batch]"
-)
-
-
-# --------------------------------------------------------------------------- logits
-def model_logits(output: Any, model: nn.Module | None = None) -> torch.Tensor | None:
-    """The classification logits ``[batch, classes]`` in ``output``, or ``None`` if it has none.
-
-    A timm classifier returns the logits tensor itself; a HF model returns a ``ModelOutput``
-    whose ``logits`` field holds them. Embedding models (HF base models such as MiniLM, timm
-    models built with ``num_classes=0``) have no logits.
-    """
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        if model is not None and getattr(model, "num_classes", None) == 0:
-            return None  # timm feature extractor: the tensor is an embedding
-        return output
-    logits = getattr(output, "logits", None)
-    if isinstance(logits, torch.Tensor):
-        return logits
-    return None
-
-
-def _require_logits(output: Any, model: nn.Module | None, what: str) -> torch.Tensor:
-    logits = model_logits(output, model)
-    if logits is None:
-        name = type(model).__name__ if model is not None else "this model"
-        raise ProbeError(
-            f"{what} needs class logits but {name} outputs embeddings: {_EMBEDDING_HINT}"
-        )
-    if logits.dim() != 2:
-        raise ProbeError(
-            f"{what} needs logits [batch, classes], got {tuple(logits.shape)} (per-token logits); "
-            "pass a callable target such as lambda out: out.logits[:, -1, token_id]"
-        )
-    return logits
-
-
-def predicted_class(output: Any, model: nn.Module | None = None) -> torch.Tensor:
-    """``[batch]`` int64: the arg-max class of each batch item.
-
-    Raises:
-        ProbeError: the output has no class logits (embedding models).
-    """
-    return _require_logits(output, model, "target=None (the predicted class)").detach().argmax(-1)
 
 
 # --------------------------------------------------------------------------- resolution

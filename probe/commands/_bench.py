@@ -303,7 +303,7 @@ class CaptureCase:
 
 
 def _is_hf(model: Any) -> bool:
-    from probe.capture._sites import is_hf_model
+    from probe.capture.adapters._hf_sites import is_hf_model
 
     return is_hf_model(model)
 

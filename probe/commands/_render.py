@@ -289,7 +289,7 @@ def _needs_target(s: Session, methods: list[str]) -> None:
 
     if s.modality != "text" or s.args.pair:
         return
-    if _is_classifier(s.model):
+    if _is_classifier(s):
         return
     grad = [m for m in methods if method_spec(m).uses_gradients]
     if grad:
@@ -345,7 +345,7 @@ def _curves_for(s: Session, attrs: dict[str, Any]) -> dict[str, tuple[Any, Any]]
     import probe
 
     target = s.target()
-    if s.modality == "text" and target is None and not _is_classifier(s.model):
+    if s.modality == "text" and target is None and not _is_classifier(s):
         return {}
     out = {}
     for m, a in attrs.items():
@@ -357,9 +357,12 @@ def _curves_for(s: Session, attrs: dict[str, Any]) -> dict[str, tuple[Any, Any]]
     return out
 
 
-def _is_classifier(model: Any) -> bool:
-    archs = getattr(getattr(model, "config", None), "architectures", None) or []
-    return any(a.endswith("ForSequenceClassification") for a in archs)
+def _is_classifier(s: Session) -> bool:
+    """Whether the model outputs class logits ``[batch, classes]`` (read from its output)."""
+    from probe.attribution._targets import model_logits
+
+    logits = model_logits(s.trace().output, s.model)
+    return logits is not None and logits.dim() == 2
 
 
 @register_view("curves")
@@ -476,11 +479,10 @@ def _session(args: RenderArgs) -> Session:
     if modality == "text" and not args.text:
         raise ProbeError(f"the {args.view} view on {name} needs --text \"a sentence\"")
     model, processor = load_model(name, pretrained=args.pretrained)
-    from probe.capture._capture import _is_vision
-    from probe.capture._sites import is_hf_model
+    from probe.capture import adapter_for
 
-    vision = _is_vision(model, is_hf_model(model))
-    modality = "vision" if vision else "text"
+    adapter = adapter_for(model)
+    modality = adapter.modality
     if modality == "text" and not args.text:
         raise ProbeError(f"the {args.view} view on a text model needs --text \"a sentence\"")
     if modality == "vision" and args.text:
@@ -489,9 +491,7 @@ def _session(args: RenderArgs) -> Session:
         raise ProbeError("--pair is a second sentence for text models: drop it for image models")
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(f"the {args.view} view needs a text model such as minilm")
-    from probe.capture._capture import _model_name
-
-    s = Session(args, model, processor, _model_name(model), modality)
+    s = Session(args, model, processor, adapter.name, modality)
     if modality == "text":
         s.text = args.text
     elif args.image is not None:

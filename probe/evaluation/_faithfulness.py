@@ -56,6 +56,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from probe.capture.adapters import ModelAdapter
+
 __all__ = [
     "ERASER_BINS",
     "Curve",
@@ -261,14 +263,6 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = flag
 
 
-def _device(model: nn.Module) -> torch.device:
-    import torch
-
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
-
-
 @dataclass
 class _Problem:
     """One batch of inputs, prepared for perturbation: which units, how to build and score."""
@@ -365,10 +359,13 @@ def _vision_problem(
             f"images must be [batch, channel, height, width], got shape {tuple(x.shape)}"
             + ("; use x.unsqueeze(0)" if x.dim() == 3 else "")
         )
-    device = _device(model)
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(model)
+    device = adapter.device
     x = x.detach().to(device)
     height, width = int(x.shape[-2]), int(x.shape[-1])
-    rows, cols = _model_grid(model, x) if grid is None else _check_grid(grid)
+    rows, cols = _model_grid(adapter, x) if grid is None else _check_grid(grid)
     ph, pw = height // rows, width // cols
     if ph < 1 or pw < 1:
         raise ProbeError(
@@ -406,24 +403,17 @@ def _vision_problem(
         idx = items.to(device)
         return torch.where(pix.to(device)[:, None], x[idx], base[idx])
 
-    hf = _is_hf(model)
     return _Problem(
         model=model,
         modality="vision",
         valid=torch.ones(int(x.shape[0]), rows * cols, dtype=torch.bool),
         build=build,
-        forward=(lambda inp: model(pixel_values=inp)) if hf else (lambda inp: model(inp)),
+        forward=adapter.call,
         score=None,  # type: ignore[arg-type]  # set by _problem
         batch_size=batch_size,
         baseline=name,
         grid=(rows, cols),
     )
-
-
-def _is_hf(model: Any) -> bool:
-    from probe.capture._sites import is_hf_model
-
-    return is_hf_model(model)
 
 
 def _check_grid(grid: Any) -> tuple[int, int]:
@@ -436,19 +426,13 @@ def _check_grid(grid: Any) -> tuple[int, int]:
     return int(grid[0]), int(grid[1])
 
 
-def _model_grid(model: nn.Module, x: torch.Tensor) -> tuple[int, int]:
-    hf = _is_hf(model)
-    if (hf and getattr(model.config, "patch_size", None) is not None) or hasattr(
-        model, "patch_embed"
-    ):
-        from probe.capture._capture import _vision_geometry
-
-        grid, _, _ = _vision_geometry(model, {"pixel_values": x, "x": x}, hf)
-        return _check_grid(tuple(int(g) for g in grid))
-    raise ProbeError(
-        f"cannot tell the patch grid of {type(model).__name__}: pass grid=(rows, cols) or an "
-        "Attribution (it carries its grid)"
-    )
+def _model_grid(adapter: ModelAdapter, x: torch.Tensor) -> tuple[int, int]:
+    if adapter.modality != "vision" or adapter.generic:
+        raise ProbeError(
+            f"cannot tell the patch grid of {adapter.name}: pass grid=(rows, cols) or an "
+            "Attribution (it carries its grid)"
+        )
+    return _check_grid(adapter.vision_geometry(x).grid)
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -483,45 +467,30 @@ def text_inputs(
     """
     import torch
 
-    if isinstance(inputs, str) or (
-        isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, str) for t in inputs)
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(model)
+    if (adapter.modality != "text" and not adapter.generic) or (
+        isinstance(inputs, torch.Tensor) and inputs.is_floating_point()
     ):
-        if tokenizer is None:
-            raise ProbeError("text inputs need a tokenizer: pass tokenizer=...")
-        texts = [inputs] if isinstance(inputs, str) else list(inputs)
-        kwargs = dict(tokenizer(texts, return_tensors="pt", padding=True))
-    elif isinstance(inputs, Mapping):
-        kwargs = dict(inputs)
-    elif isinstance(inputs, torch.Tensor) and inputs.dim() == 2 and not inputs.is_floating_point():
-        kwargs = {"input_ids": inputs}
-    else:
         raise ProbeError(
             f"unsupported inputs of type {type(inputs).__name__}: pass images [batch, channel, "
-            "height, width], strings with tokenizer=, a tokenizer output or input_ids [batch, seq]"
+            "height, width] to a vision model, or to a text model strings with tokenizer=, a "
+            "tokenizer output or input_ids [batch, seq]"
         )
-    ids = kwargs.get("input_ids")
+    prepared = adapter.prepare(inputs, tokenizer=tokenizer)
+    ids = prepared.kwargs.get("input_ids")
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
         raise ProbeError("text inputs need 'input_ids' [batch, seq]: pass a tokenizer's output")
-    from probe.capture._capture import _accepts
-
-    if "token_type_ids" in kwargs and not _accepts(model, "token_type_ids"):
-        kwargs.pop("token_type_ids")
     kwargs = {
-        k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()
+        k: (v.detach().clone() if isinstance(v, torch.Tensor) else v)
+        for k, v in prepared.kwargs.items()
     }
     if kwargs.get("attention_mask") is None:
         kwargs["attention_mask"] = torch.ones_like(ids)
     mask = kwargs["attention_mask"].bool().cpu()
-    special_ids = (
-        set(getattr(tokenizer, "all_special_ids", None) or []) if tokenizer is not None else set()
-    )
-    if special_ids:
-        special = torch.isin(ids.cpu(), torch.tensor(sorted(special_ids), dtype=ids.dtype))
-    elif getattr(model, "config", None) is not None:
-        from probe.capture._capture import _special_from_config
-
-        special = _special_from_config(model, ids)
-    else:
+    special = prepared.special_tokens_mask
+    if special is None:
         special = torch.zeros_like(mask)
     return kwargs, mask & ~special
 
@@ -564,7 +533,10 @@ def _text_problem(
         raise ProbeError(
             f"unknown text baseline {baseline!r}: use one of {list(_TEXT_BASELINES)} or a token id"
         )
-    device = _device(model)
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(model)
+    device = adapter.device
     per_item = {
         k: v
         for k, v in kwargs.items()
@@ -588,7 +560,7 @@ def _text_problem(
         modality="text",
         valid=valid,
         build=build,
-        forward=lambda inp: model(**inp),
+        forward=adapter.forward,
         score=None,  # type: ignore[arg-type]  # set by _problem
         batch_size=batch_size,
         baseline=name,
@@ -644,8 +616,12 @@ def _scorer(
             f"[batch], got {type(target).__name__}"
         )
 
+    from probe.capture import adapter_for
+
+    device = adapter_for(model).device
+
     def by_class(inputs: Any, out: Any, items: torch.Tensor) -> torch.Tensor:
-        cls = classes[items].to(_device(model))
+        cls = classes[items].to(device)
         logit = resolve_target(cls, out, model)  # checks the classes against the logits
         if output == "logit":
             return logit

@@ -36,7 +36,6 @@ __all__ = ["SanityResult", "cascade_order", "sanity_check"]
 Explain = Callable[["nn.Module"], Union["torch.Tensor", Attribution]]
 Methods = Union[str, Explain, Sequence[Union[str, Explain]], Mapping[str, Union[str, Explain]]]
 
-_STACK_NAMES: tuple[str, ...] = ("blocks", "layer", "layers", "h", "block")
 ORIGINAL = "original"
 """Name of step 0: the copy before any parameter is randomised."""
 
@@ -96,41 +95,6 @@ class SanityResult:
 
 
 # --------------------------------------------------------------------------- the order
-def _stacks(model: nn.Module) -> list[str]:
-    """Names of the outermost transformer stacks, in registration order."""
-    from torch import nn
-
-    def is_stack(module: nn.Module, min_len: int) -> bool:
-        children = list(module.children())
-        return (
-            isinstance(module, (nn.ModuleList, nn.Sequential))
-            and len(children) >= min_len
-            and len({type(c) for c in children}) == 1
-            and any(True for _ in module.parameters())
-        )
-
-    named = [
-        name
-        for name, module in model.named_modules()
-        if name and name.rsplit(".", 1)[-1] in _STACK_NAMES and is_stack(module, 1)
-    ]
-    if not named:
-        # no conventional name: the largest container of at least two identical blocks
-        sizes = [
-            (sum(p.numel() for p in module.parameters()), name)
-            for name, module in model.named_modules()
-            if name and is_stack(module, 2)
-        ]
-        if not sizes:
-            raise ProbeError(
-                f"cannot find the transformer blocks of {type(model).__name__} (no ModuleList of "
-                "identical blocks): pass a transformer model (timm ViT, HF encoder/decoder)"
-            )
-        named = [max(sizes)[1]]
-    outer = [n for n in named if not any(n.startswith(o + ".") for o in named if o != n)]
-    return outer
-
-
 def cascade_order(model: nn.Module) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The order of cascading randomisation: ``((step name, parameter names), ...)``, top-down.
 
@@ -143,7 +107,9 @@ def cascade_order(model: nn.Module) -> tuple[tuple[str, tuple[str, ...]], ...]:
     head comes first and the first block last before the embeddings. Tied parameters appear
     once (under their first name).
     """
-    stacks = _stacks(model)
+    from probe.capture import adapter_for
+
+    stacks = adapter_for(model).stacks()
     units: dict[str, list[str]] = {}
     blocks: set[str] = set()
     for pname, _ in model.named_parameters():
@@ -279,24 +245,17 @@ def _fixed_target(model: nn.Module, inputs: Any, tokenizer: Any) -> Any:
     without class logits."""
     import torch
 
-    from probe.evaluation._faithfulness import _eval_mode, text_inputs
-    from probe.capture._sites import is_hf_model
     from probe.attribution._targets import model_logits
+    from probe.capture import adapter_for
+    from probe.evaluation._faithfulness import _eval_mode, text_inputs
 
+    adapter = adapter_for(model)
     with _eval_mode(model):
         if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
-            device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            x = inputs.detach().to(device)
-            out = model(pixel_values=x) if is_hf_model(model) else model(x)
+            out = adapter.call(inputs.detach().to(adapter.device))
         else:
             kwargs, _ = text_inputs(model, inputs, tokenizer)
-            device = next((p.device for p in model.parameters()), torch.device("cpu"))
-            out = model(
-                **{
-                    k: (v.to(device) if isinstance(v, torch.Tensor) else v)
-                    for k, v in kwargs.items()
-                }
-            )
+            out = adapter.forward(kwargs)
     logits = model_logits(out, model)
     if logits is None or logits.dim() != 2:
         return None

@@ -398,23 +398,20 @@ def _select_methods(modality: str, methods: Sequence[str]) -> tuple[str, ...]:
 
 def _vision_input(model: nn.Module) -> int:
     """The square input size of a vision model (images are generated at this size)."""
-    from probe.capture._capture import _is_vision
-    from probe.capture._sites import is_hf_model
+    from probe.capture import adapter_for
 
-    hf = is_hf_model(model)
-    if not _is_vision(model, hf):
+    adapter = adapter_for(model)
+    if adapter.modality != "vision":
         raise ProbeError(
             f"{type(model).__name__} is not a vision model: the faithfulness and sanity evals "
             "run on images (use --model vit-shapes or a timm ViT)"
         )
-    size: Any = getattr(model.config, "image_size", None) if hf else getattr(
-        getattr(model, "patch_embed", None), "img_size", None
-    )
+    size = adapter.input_size()
     if size is None:
         raise ProbeError(
             f"cannot tell the input size of {type(model).__name__}; use a timm or HF ViT"
         )
-    h, w = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    h, w = size
     if h != w or h < 16:
         raise ProbeError(
             f"the shapes images are square and at least 16 pixels, but the model takes {h}x{w}; "
@@ -450,14 +447,10 @@ def _predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """``[batch]`` predicted classes of a timm or HF vision classifier (CPU tensor)."""
     import torch
 
-    from probe.capture._sites import is_hf_model
-    from probe.attribution._targets import predicted_class
+    from probe.capture import adapter_for
 
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    x = images.to(device)
-    with torch.no_grad():
-        out = model(pixel_values=x) if is_hf_model(model) else model(x)
-    return predicted_class(out, model).cpu()
+    adapter = adapter_for(model)
+    return adapter.predicted_class(adapter.prepare(images))
 
 
 def _paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:

@@ -1,18 +1,13 @@
-"""Where attention lives in a model, and how probe intercepts it without leaving a trace.
+"""HuggingFace attention sites: where attention lives in a ``transformers`` model and how
+probe intercepts it without leaving a trace.
 
-Two families of capture sites:
-
-* **HuggingFace** ``transformers`` (v5) attention modules dispatch through
-  ``ALL_ATTENTION_FUNCTIONS[config._attn_implementation]``. During a capture probe registers a
-  uniquely named attention function (and the matching eager mask builder), points every
-  config of the model at it, and restores every config and both registries in ``finally``.
-  The function calls the model's *own* ``eager_attention_forward`` (so T5 position bias, GPT-2
-  casts, GQA, soft-capping and sinks are handled by the model's code), which is exactly what
-  ``output_attentions=True`` under eager attention returns.
-* **timm** attention modules (``Attention``, EVA, BEiT, ...) hold a ``fused_attn`` flag and an
-  ``attn_drop`` dropout applied to the softmaxed weights on the unfused path. probe turns the
-  flag off on each module (never the global ``set_fused_attn``), hooks ``attn_drop``, and
-  restores flags and hooks in ``finally``.
+``transformers`` (v5) attention modules dispatch through
+``ALL_ATTENTION_FUNCTIONS[config._attn_implementation]``. During a capture probe registers a
+uniquely named attention function (and the matching eager mask builder), points every config
+of the model at it, and restores every config and both registries in ``finally``. The function
+calls the model's *own* ``eager_attention_forward`` (so T5 position bias, GPT-2 casts, GQA,
+soft-capping and sinks are handled by the model's code), which is exactly what
+``output_attentions=True`` under eager attention returns.
 """
 
 from __future__ import annotations
@@ -21,10 +16,10 @@ import itertools
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from probe._errors import UnsupportedModelError
+from probe.capture.adapters._base import Site, StackName, number_sites
 
 if TYPE_CHECKING:
     import torch
@@ -32,22 +27,10 @@ if TYPE_CHECKING:
 
     from probe.capture._recorder import StackRecorder
 
-__all__ = ["Site", "find_hf_sites", "find_timm_sites", "intercept_hf", "intercept_timm"]
-
-StackName = Literal["self", "decoder", "cross"]
+__all__ = ["find_hf_sites", "intercept_hf", "is_hf_model"]
 
 _CROSS_NAMES = {"encoder_attn", "encdecattention", "crossattention", "cross_attn", "cross_attention"}
 _counter = itertools.count()
-
-
-@dataclass(frozen=True)
-class Site:
-    """One attention module: its name, the stack it belongs to and its layer in that stack."""
-
-    module: Any
-    name: str
-    stack: StackName
-    layer: int
 
 
 # --------------------------------------------------------------------------- discovery
@@ -70,15 +53,6 @@ def _stack_of(name: str, module: Any, encoder_decoder: bool) -> StackName:
     return "self"
 
 
-def _number(sites: list[tuple[str, Any, StackName]]) -> list[Site]:
-    counts: dict[str, int] = {}
-    out = []
-    for name, module, stack in sites:
-        out.append(Site(module, name, stack, counts.get(stack, 0)))
-        counts[stack] = counts.get(stack, 0) + 1
-    return out
-
-
 def find_hf_sites(model: nn.Module) -> list[Site]:
     """Attention modules of a HuggingFace model, in model order, assigned to stacks."""
     encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
@@ -93,31 +67,7 @@ def find_hf_sites(model: nn.Module) -> list[Site]:
             "v5 models whose attention dispatches through ALL_ATTENTION_FUNCTIONS; open an issue "
             "with the model name"
         )
-    return _number(found)
-
-
-def find_timm_sites(model: nn.Module) -> list[Site]:
-    """Attention modules of a timm model (those with ``fused_attn`` and ``attn_drop``)."""
-    from torch import nn
-
-    found = []
-    for name, m in model.named_modules():
-        cls = type(m).__name__
-        if "WindowAttention" in cls or type(model).__name__.lower().startswith("swin"):
-            raise UnsupportedModelError(
-                f"{type(model).__name__} uses windowed attention, which probe cannot map back "
-                "to the image yet (not supported yet); use a global-attention ViT such as "
-                "vit_small_patch16_224, deit, eva or beit"
-            )
-        if hasattr(m, "fused_attn") and isinstance(getattr(m, "attn_drop", None), nn.Dropout):
-            found.append((name, m, "self"))
-    if not found:
-        raise UnsupportedModelError(
-            f"no attention modules found in {type(model).__name__}: probe captures timm models "
-            "whose attention modules have a fused_attn flag and an attn_drop layer (ViT, DeiT, "
-            "EVA, BEiT and their relatives)"
-        )
-    return _number(found)  # type: ignore[arg-type]
+    return number_sites(found)
 
 
 # --------------------------------------------------------------------------- HuggingFace
@@ -249,32 +199,3 @@ def intercept_hf(
             cfg._attn_implementation_internal = value
         AttentionInterface._global_mapping.pop(key, None)
         AttentionMaskInterface._global_mapping.pop(key, None)
-
-
-# --------------------------------------------------------------------------- timm
-@contextmanager
-def intercept_timm(
-    model: nn.Module, sites: list[Site], recorders: dict[str, StackRecorder]
-) -> Iterator[None]:
-    """Turn off ``fused_attn`` per module and hook ``attn_drop``; restore both in ``finally``."""
-    handles = []
-    previous = [(s.module, s.module.fused_attn) for s in sites]
-    try:
-        for site in sites:
-            site.module.fused_attn = False
-            def hook(
-                _mod: Any,
-                _inp: Any,
-                out: torch.Tensor,
-                layer: int = site.layer,
-                recorder: StackRecorder = recorders[site.stack],
-            ) -> None:
-                recorder.record(layer, 0, out, out.shape[-2])
-
-            handles.append(site.module.attn_drop.register_forward_hook(hook))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-        for module, flag in previous:
-            module.fused_attn = flag

@@ -1,0 +1,227 @@
+"""HuggingFace text models: encoders (BERT, RoBERTa, ...) and decoders (GPT-2, Llama, ...).
+
+Both prepare text the same way (strings with a tokenizer, a tokenizer output, or an
+``input_ids`` tensor) and name tokens and words from the tokenizer; they differ in how they
+are recognised (a decoder's self-attention is causal) and in the query row their prediction
+is read from (see :mod:`probe.attribution._attention`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from probe._errors import ProbeError
+from probe.capture.adapters._base import (
+    Family,
+    ModelAdapter,
+    Prepared,
+    Site,
+    register_adapter,
+)
+from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_model
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from probe.capture._recorder import StackRecorder
+
+__all__ = ["HFDecoder", "HFEncoder", "HFTextModel"]
+
+
+def is_hf_text(model: Any) -> bool:
+    return is_hf_model(model) and getattr(model, "main_input_name", "input_ids") != "pixel_values"
+
+
+class HFTextModel(ModelAdapter):
+    """Shared behaviour of the HuggingFace text families (not registered itself)."""
+
+    modality: ClassVar = "text"
+
+    def find_sites(self) -> list[Site]:
+        return find_hf_sites(self.model)
+
+    def intercept(
+        self, sites: list[Site], recorders: dict[str, StackRecorder], chunk_size: int | None
+    ) -> Any:
+        return intercept_hf(self.model, sites, recorders, chunk_size)
+
+    # ------------------------------------------------------------------ inputs
+    def prepare(
+        self,
+        inputs: Any,
+        *,
+        tokenizer: Any = None,
+        decoder_inputs: Any = None,
+        forward_kwargs: dict[str, Any] | None = None,
+    ) -> Prepared:
+        import torch
+
+        p = Prepared(main_key="input_ids")
+        encoding: Any = None
+        texts: list[str] | None = None
+        if isinstance(inputs, str) or (
+            isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, str) for t in inputs)
+        ):
+            if tokenizer is None:
+                raise ProbeError(
+                    "text inputs need a tokenizer: pass tokenizer=... (probe.load_model returns one)"
+                )
+            texts = [inputs] if isinstance(inputs, str) else list(inputs)
+            if any(not t.strip() for t in texts):
+                raise ProbeError("empty text: pass a non-empty string")
+            encoding = tokenizer(texts, return_tensors="pt", padding=True, truncation=False)
+            kwargs = dict(encoding)
+        elif isinstance(inputs, Mapping):
+            kwargs = dict(inputs)
+            if "input_ids" not in kwargs and "inputs_embeds" not in kwargs:
+                raise ProbeError("the input mapping has no 'input_ids': pass a tokenizer's output")
+        elif isinstance(inputs, torch.Tensor):
+            if inputs.dim() == 1:
+                raise ProbeError(
+                    f"input_ids must be [batch, seq], got shape {tuple(inputs.shape)}: use "
+                    "ids.unsqueeze(0)"
+                )
+            if inputs.dim() != 2 or inputs.dtype not in (torch.int64, torch.int32):
+                raise ProbeError(
+                    f"text models take input_ids as an integer tensor [batch, seq], got "
+                    f"{inputs.dtype} {tuple(inputs.shape)}"
+                )
+            kwargs = {"input_ids": inputs}
+        else:
+            raise ProbeError(
+                f"unsupported inputs of type {type(inputs).__name__}: pass a string, a list of "
+                "strings, a tokenizer output or an input_ids tensor"
+            )
+        if not self.accepts("token_type_ids"):
+            kwargs.pop("token_type_ids", None)
+        input_ids = kwargs.get("input_ids")
+        if input_ids is not None:
+            self.check_length(input_ids)
+            p.input_ids = input_ids.detach().clone()
+        mask = kwargs.get("attention_mask")
+        if mask is None and input_ids is not None:
+            mask = torch.ones_like(input_ids, dtype=torch.bool)
+        p.attention_mask = None if mask is None else mask.detach().to(torch.bool).cpu()
+        if tokenizer is not None and input_ids is not None:
+            p.tokens = tuple(
+                tuple(tokenizer.convert_ids_to_tokens(row.tolist())) for row in input_ids
+            )
+            special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+            special = torch.tensor(
+                [[int(t) in special_ids for t in row.tolist()] for row in input_ids],
+                dtype=torch.bool,
+            )
+            p.special_tokens_mask = (
+                special & p.attention_mask if p.attention_mask is not None else special
+            )
+        elif input_ids is not None:
+            p.special_tokens_mask = self.special_from_config(input_ids)
+        if encoding is not None and getattr(encoding, "is_fast", False) and texts is not None:
+            p.words, p.word_ids = words_of(encoding, texts)
+        self.add_decoder_inputs(p, kwargs, decoder_inputs, tokenizer)
+        kwargs.update(forward_kwargs or {})
+        device = self.device
+        p.kwargs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+        return p
+
+    def add_decoder_inputs(
+        self, p: Prepared, kwargs: dict[str, Any], decoder_inputs: Any, tokenizer: Any
+    ) -> None:
+        """Encoder-decoders add decoder inputs here; text encoders and decoders take none."""
+        if decoder_inputs is not None:
+            raise ProbeError(
+                f"decoder_inputs= is for encoder-decoder models; {self.name} is a {self.family} "
+                "model: drop it"
+            )
+
+    def accepts(self, name: str) -> bool:
+        """Whether the model's forward takes keyword ``name``."""
+        try:
+            return name in inspect.signature(self.model.forward).parameters
+        except (TypeError, ValueError):
+            return True
+
+    def max_length(self) -> int | None:
+        """The longest input the position embeddings allow, or ``None`` if unbounded."""
+        cfg = self.model.config
+        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and value > 0:
+                roberta_like = getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert")
+                return value - (2 if roberta_like else 0)
+        return None
+
+    def check_length(self, input_ids: torch.Tensor) -> None:
+        limit = self.max_length()
+        n = int(input_ids.shape[1])
+        if limit is not None and n > limit:
+            raise ProbeError(
+                f"the input is {n} tokens long but {self.name} accepts at most {limit}: "
+                "shorten the text or split it into chunks"
+            )
+
+    def special_from_config(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """``[batch, seq]`` bool: ids the config names as BOS/EOS/CLS/SEP/PAD (no tokenizer)."""
+        import torch
+
+        cfg = self.model.config
+        ids = {
+            getattr(cfg, n, None)
+            for n in ("bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id", "pad_token_id")
+        }
+        ids.discard(None)
+        flat = {i for x in ids for i in (x if isinstance(x, list) else [x])}
+        return torch.isin(input_ids.cpu(), torch.tensor(sorted(flat), dtype=input_ids.dtype))
+
+
+def words_of(
+    encoding: Any, texts: list[str]
+) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[int | None, ...], ...]]:
+    """Words of each text and, per token, the index of its word (fast tokenizers)."""
+    words_all = []
+    ids_all = []
+    for b, text in enumerate(texts):
+        word_ids = encoding.word_ids(b)
+        n_words = max((w for w in word_ids if w is not None), default=-1) + 1
+        words = []
+        for w in range(n_words):
+            span = encoding.word_to_chars(b, w)
+            words.append(text[span.start : span.end] if span is not None else "")
+        words_all.append(tuple(words))
+        ids_all.append(tuple(word_ids))
+    return tuple(words_all), tuple(ids_all)
+
+
+def _is_causal(model: nn.Module) -> bool:
+    try:
+        sites = find_hf_sites(model)
+    except ProbeError:
+        return False
+    return any(getattr(s.module, "is_causal", False) for s in sites if s.stack == "self")
+
+
+@register_adapter
+class HFEncoder(HFTextModel):
+    """HuggingFace text encoders (BERT, RoBERTa, DistilBERT, MiniLM, ...)."""
+
+    family: ClassVar[Family] = "encoder"
+    priority: ClassVar[int] = 10
+
+    @classmethod
+    def detect(cls, model: Any) -> bool:
+        return is_hf_text(model) and not getattr(model.config, "is_encoder_decoder", False)
+
+
+@register_adapter
+class HFDecoder(HFTextModel):
+    """HuggingFace decoder-only language models (GPT-2, Llama, Mistral, ...)."""
+
+    family: ClassVar[Family] = "decoder"
+    priority: ClassVar[int] = 20
+
+    @classmethod
+    def detect(cls, model: Any) -> bool:
+        return HFEncoder.detect(model) and _is_causal(model)

@@ -1,0 +1,76 @@
+"""timm attention sites: modules with a ``fused_attn`` flag and an ``attn_drop`` dropout.
+
+timm attention modules (``Attention``, EVA, BEiT, ...) apply ``attn_drop`` to the softmaxed
+weights on their unfused path. probe turns the flag off on each module (never the global
+``set_fused_attn``), hooks ``attn_drop``, and restores flags and hooks in ``finally``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import UnsupportedModelError
+from probe.capture.adapters._base import Site, number_sites
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from probe.capture._recorder import StackRecorder
+
+__all__ = ["find_timm_sites", "intercept_timm"]
+
+
+def find_timm_sites(model: nn.Module) -> list[Site]:
+    """Attention modules of a timm model (those with ``fused_attn`` and ``attn_drop``)."""
+    from torch import nn
+
+    found = []
+    for name, m in model.named_modules():
+        cls = type(m).__name__
+        if "WindowAttention" in cls or type(model).__name__.lower().startswith("swin"):
+            raise UnsupportedModelError(
+                f"{type(model).__name__} uses windowed attention, which probe cannot map back "
+                "to the image yet (not supported yet); use a global-attention ViT such as "
+                "vit_small_patch16_224, deit, eva or beit"
+            )
+        if hasattr(m, "fused_attn") and isinstance(getattr(m, "attn_drop", None), nn.Dropout):
+            found.append((name, m, "self"))
+    if not found:
+        raise UnsupportedModelError(
+            f"no attention modules found in {type(model).__name__}: probe captures timm models "
+            "whose attention modules have a fused_attn flag and an attn_drop layer (ViT, DeiT, "
+            "EVA, BEiT and their relatives)"
+        )
+    return number_sites(found)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- timm
+@contextmanager
+def intercept_timm(
+    model: nn.Module, sites: list[Site], recorders: dict[str, StackRecorder]
+) -> Iterator[None]:
+    """Turn off ``fused_attn`` per module and hook ``attn_drop``; restore both in ``finally``."""
+    handles = []
+    previous = [(s.module, s.module.fused_attn) for s in sites]
+    try:
+        for site in sites:
+            site.module.fused_attn = False
+            def hook(
+                _mod: Any,
+                _inp: Any,
+                out: torch.Tensor,
+                layer: int = site.layer,
+                recorder: StackRecorder = recorders[site.stack],
+            ) -> None:
+                recorder.record(layer, 0, out, out.shape[-2])
+
+            handles.append(site.module.attn_drop.register_forward_hook(hook))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+        for module, flag in previous:
+            module.fused_attn = flag

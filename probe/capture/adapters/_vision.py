@@ -1,0 +1,201 @@
+"""Vision transformers: HuggingFace ViT-style models and timm ViT/DeiT/EVA/BEiT.
+
+Both take ``pixel_values`` ``[batch, channel, height, width]``; they differ in how they are
+called (HF: ``model(pixel_values=x)``, timm: ``model(x)``), how attention is intercepted (HF's
+attention-function registry, timm's ``fused_attn`` flag) and where the geometry lives (HF: the
+config's ``patch_size``; timm: ``patch_embed.grid_size`` and ``num_prefix_tokens``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from probe._errors import ProbeError
+from probe.capture.adapters._base import (
+    Family,
+    ModelAdapter,
+    Prepared,
+    Site,
+    VisionGeometry,
+    register_adapter,
+)
+from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_model
+from probe.capture.adapters._timm_sites import find_timm_sites, intercept_timm
+
+if TYPE_CHECKING:
+    import torch
+
+    from probe.capture._recorder import StackRecorder
+
+__all__ = ["HFVision", "TimmViT", "VisionModel"]
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+class VisionModel(ModelAdapter):
+    """Shared behaviour of the vision families (not registered itself)."""
+
+    family: ClassVar[Family] = "vision"
+    modality: ClassVar = "vision"
+
+    def prepare(
+        self,
+        inputs: Any,
+        *,
+        tokenizer: Any = None,
+        decoder_inputs: Any = None,
+        forward_kwargs: dict[str, Any] | None = None,
+    ) -> Prepared:
+        import torch
+
+        if not isinstance(inputs, torch.Tensor):
+            raise ProbeError(
+                f"vision models take a pixel tensor [batch, channel, height, width], got "
+                f"{type(inputs).__name__}; convert images with the model's preprocessing first"
+            )
+        if decoder_inputs is not None:
+            raise ProbeError("decoder_inputs= is for encoder-decoder text models: drop it")
+        self.check_pixels(inputs)
+        p = Prepared(main_key=self.main_key)
+        p.kwargs = {self.main_key: inputs.to(self.device), **self.extra_kwargs(forward_kwargs)}
+        p.pixel_values = inputs.detach().clone()
+        p.batch = int(inputs.shape[0])
+        return p
+
+    def extra_kwargs(self, forward_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+        return dict(forward_kwargs or {})
+
+    def expected_channels(self, x: torch.Tensor) -> int:
+        return int(x.shape[1])
+
+    def strict_size(self) -> bool:
+        return True
+
+    def check_pixels(self, x: torch.Tensor) -> None:
+        """Shape, dtype, channels and size of ``x`` against what the model expects."""
+        if x.dim() == 3:
+            raise ProbeError(
+                f"pixel_values must be [batch, channel, height, width], got {tuple(x.shape)}: use "
+                "x.unsqueeze(0)"
+            )
+        if x.dim() != 4 or not x.is_floating_point():
+            raise ProbeError(
+                f"pixel_values must be a float tensor [batch, channel, height, width], got "
+                f"{x.dtype} {tuple(x.shape)}"
+            )
+        channels = self.expected_channels(x)
+        if x.shape[1] != channels:
+            raise ProbeError(
+                f"the model expects {channels} channels, got {x.shape[1]} (pixel_values "
+                f"{tuple(x.shape)})"
+            )
+        expected = self.input_size()
+        if self.strict_size() and expected is not None and tuple(x.shape[-2:]) != expected:
+            raise ProbeError(
+                f"the model expects {expected[0]}x{expected[1]} images, got "
+                f"{x.shape[-2]}x{x.shape[-1]}: resize the image first"
+            )
+
+
+@register_adapter
+class HFVision(VisionModel):
+    """HuggingFace vision transformers (ViT, DeiT, ...): ``main_input_name == "pixel_values"``."""
+
+    priority: ClassVar[int] = 40
+
+    @classmethod
+    def detect(cls, model: Any) -> bool:
+        return is_hf_model(model) and getattr(model, "main_input_name", "") == "pixel_values"
+
+    def find_sites(self) -> list[Site]:
+        return find_hf_sites(self.model)
+
+    def intercept(
+        self, sites: list[Site], recorders: dict[str, StackRecorder], chunk_size: int | None
+    ) -> Any:
+        return intercept_hf(self.model, sites, recorders, chunk_size)
+
+    def expected_channels(self, x: torch.Tensor) -> int:
+        return int(getattr(self.model.config, "num_channels", x.shape[1]))
+
+    def input_size(self) -> tuple[int, int] | None:
+        size = getattr(self.model.config, "image_size", None)
+        return _pair(size) if size else None
+
+    def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
+        h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
+        ph, pw = _pair(self.model.config.patch_size)
+        return VisionGeometry((h // ph, w // pw), -1, (h, w), (ph, pw))
+
+
+@register_adapter
+class TimmViT(VisionModel):
+    """timm vision transformers (ViT, DeiT, EVA, BEiT, registers, ...)."""
+
+    priority: ClassVar[int] = 40
+
+    @classmethod
+    def detect(cls, model: Any) -> bool:
+        return type(model).__module__.startswith("timm.")
+
+    @property
+    def main_key(self) -> str:
+        return "x"
+
+    def find_sites(self) -> list[Site]:
+        return find_timm_sites(self.model)
+
+    def intercept(
+        self, sites: list[Site], recorders: dict[str, StackRecorder], chunk_size: int | None
+    ) -> Any:
+        return intercept_timm(self.model, sites, recorders)
+
+    def forward(self, kwargs: dict[str, Any]) -> Any:
+        return self.model(kwargs["x"])
+
+    def extra_kwargs(self, forward_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+        if forward_kwargs:
+            raise ProbeError(
+                f"timm models take no extra forward arguments, got {sorted(forward_kwargs)}"
+            )
+        return {}
+
+    def _patch_embed(self) -> Any:
+        pe = getattr(self.model, "patch_embed", None)
+        if pe is None:
+            raise ProbeError(
+                f"{type(self.model).__name__} has no patch embedding: probe supports timm vision "
+                "transformers (ViT, DeiT, EVA, BEiT); CNNs are not supported yet"
+            )
+        return pe
+
+    def expected_channels(self, x: torch.Tensor) -> int:
+        pe = self._patch_embed()
+        return int(pe.proj.in_channels) if hasattr(pe, "proj") else int(x.shape[1])
+
+    def strict_size(self) -> bool:
+        pe = self._patch_embed()
+        return bool(getattr(pe, "strict_img_size", True)) and not getattr(pe, "dynamic_img_size", False)
+
+    def input_size(self) -> tuple[int, int] | None:
+        size = getattr(self._patch_embed(), "img_size", None)
+        return _pair(size) if size is not None else None
+
+    def pools_patches(self) -> bool:
+        pool = getattr(self.model, "global_pool", None)
+        return isinstance(pool, str) and pool not in ("token", "")
+
+    def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
+        h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
+        pe = self._patch_embed()
+        if getattr(pe, "dynamic_img_size", False) and hasattr(pe, "dynamic_feat_size"):
+            grid = tuple(pe.dynamic_feat_size((h, w)))
+        else:
+            grid = tuple(pe.grid_size)
+        rows, cols = int(grid[0]), int(grid[1])
+        patch = getattr(pe, "patch_size", None)
+        ps = _pair(patch) if patch is not None else (h // rows, w // cols)
+        prefix = int(getattr(self.model, "num_prefix_tokens", -1))
+        return VisionGeometry((rows, cols), prefix, (h, w), ps)
