@@ -39,22 +39,29 @@ def test_two_layer_flow_by_hand() -> None:
     assert_close(attention_flow(trace)[0], normalised.double())
 
 
-def scipy_flow(a_hats: list[torch.Tensor], scale: int = 10**6) -> torch.Tensor:
-    """Raw flows with scipy's max-flow solver (independent of networkx) on scaled integers."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_flow
+def networkx_flow(
+    a_hats: list[torch.Tensor], scale: int = 10**9, sinks: list[int] | None = None
+) -> torch.Tensor:
+    """Raw flows with networkx's Boykov-Kolmogorov solver (independent of scipy, which probe
+    uses) on integer capacities in units of 1e-9: probe's previous implementation."""
+    import networkx as nx
+    from networkx.algorithms.flow import boykov_kolmogorov, build_residual_network
 
     n, layers = a_hats[0].shape[0], len(a_hats)
-    cap = np.zeros(((layers + 1) * n, (layers + 1) * n), dtype=np.int32)
+    graph = nx.DiGraph()
     for layer, a_hat in enumerate(a_hats):
         for i in range(n):
             for j in range(n):
-                cap[layer * n + j, (layer + 1) * n + i] = round(float(a_hat[i, j]) * scale)
-    graph = csr_matrix(cap)
+                capacity = round(float(a_hat[i, j]) * scale)
+                if capacity > 0:
+                    graph.add_edge((layer, j), (layer + 1, i), capacity=capacity)
+    residual = build_residual_network(graph, "capacity")
     out = torch.zeros(n, n, dtype=torch.float64)
-    for i in range(n):
+    for i in range(n) if sinks is None else sinks:
         for j in range(n):
-            out[i, j] = maximum_flow(graph, j, layers * n + i).flow_value / scale
+            out[i, j] = nx.maximum_flow_value(
+                graph, (0, j), (layers, i), flow_func=boykov_kolmogorov, residual=residual
+            ) / scale
     return out
 
 
@@ -67,7 +74,7 @@ def test_matches_independent_solver_and_rows_sum_to_one(fusion: str) -> None:
     for b in range(2):
         a_hats = [residual_attention(fuse_heads(att[layer, b : b + 1], fusion))[0]
                   for layer in range(3)]
-        assert_close(raw[b], scipy_flow(a_hats), atol=2e-5, rtol=0)
+        assert_close(raw[b], networkx_flow(a_hats), atol=1e-6, rtol=0)
     assert_close(flow.sum(-1), torch.ones(2, 5, dtype=torch.float64))
     assert_close(flow, raw / raw.sum(-1, keepdim=True))
 
@@ -99,3 +106,34 @@ def test_size_limit_and_bad_input() -> None:
         attention_flow(trace, head_fusion="nope")
     with pytest.raises(ProbeError, match="streaming"):
         attention_flow(make_trace(None, shape=(1, 1, 1, 3, 3)))
+
+
+def test_rows_equal_the_rows_of_the_full_matrix() -> None:
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    att = random_attention(3, 2, 2, 6, seed=5, attention_mask=mask)
+    trace = make_trace(att, attention_mask=mask)
+    full = attention_flow(trace, "max")
+    part = attention_flow(trace, "max", rows=[0, -1])
+    assert_close(part[:, 0], full[:, 0])
+    assert_close(part[0, 5], full[0, 5])
+    assert_close(part[1, 5], full[1, 5])  # a padded row stays the identity row
+    assert bool((part[:, 1:5] == 0).all())
+    assert_close(attention_flow(trace, rows=2), attention_flow(trace, rows=[2, 2]))
+    with pytest.raises(ProbeError, match="out of range"):
+        attention_flow(trace, rows=[6])
+    with pytest.raises(ProbeError, match="rows must be"):
+        attention_flow(trace, rows=[True])
+    with pytest.raises(ProbeError, match="rows is empty"):
+        attention_flow(trace, rows=[])
+
+
+def test_rows_lift_the_default_size_limit() -> None:
+    trace = make_trace(random_attention(2, 1, 2, 40, seed=3))
+    with pytest.raises(ProbeError, match="rows="):
+        attention_flow(trace)
+    cls = attention_flow(trace, rows=[0])
+    assert_close(cls[0, 0].sum(), torch.tensor(1.0, dtype=torch.float64))
+    a_hats = [residual_attention(fuse_heads(trace.attentions[layer, :1], "mean"))[0]
+              for layer in range(2)]
+    ref = networkx_flow(a_hats, sinks=[0])[0]
+    assert_close(cls[0, 0], ref / ref.sum(), atol=2e-6, rtol=0)
