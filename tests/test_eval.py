@@ -20,10 +20,10 @@ from probe.evaluation._tasks import (
     mass_on_object,
     object_patch_mask,
     pointing_game,
-    run_eval,
     to_patch_grid,
 )
-from probe.cli import EvalArgs, main
+from probe.cli import main
+from probe.commands._eval import EvalArgs, run_eval
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIRS_FILE = ROOT / "probe" / "models" / "data" / "sentence_pairs.json"
@@ -168,7 +168,7 @@ def test_chefer_ordering_reproduced_partly_and_undefined():
 
 # --------------------------------------------------------------------------- faithfulness
 def test_faithfulness_json_schema_covers_every_registered_method(tmp_path, capsys):
-    from probe.attribution._registry import _METHODS, list_methods, register_method
+    from probe.attribution._registry import list_methods, register_method, unregister_method
 
     @register_method("test-center", modalities=("vision",), overwrite=True)
     def _center(ctx):  # a new method: must show up in the eval without any change to it
@@ -184,7 +184,7 @@ def test_faithfulness_json_schema_covers_every_registered_method(tmp_path, capsy
                       model=model, options={"ig": {"n_steps": 4}})
         methods = list_methods("vision")
     finally:
-        _METHODS.pop("test-center", None)
+        unregister_method("test-center")
     assert rc == 0
     result = json.loads(out.read_text())
     printed = capsys.readouterr().out

@@ -38,6 +38,7 @@ __all__ = [
     "list_methods",
     "method_options",
     "method_spec",
+    "parse_method_options",
     "register_method",
     "unregister_method",
 ]
@@ -376,6 +377,33 @@ def method_options(name: str, options: Mapping[str, Any] | None = None) -> dict[
         ProbeError: unknown method or option, or a bad value.
     """
     return method_spec(name).resolve(options or {})
+
+
+def parse_method_options(assignments: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Command-line ``METHOD.OPTION=VALUE`` strings as typed, validated options per method.
+
+    ``["ig.n_steps=16", "rollout.head_fusion=median"]`` ->
+    ``{"ig": {"n_steps": 16}, "rollout": {"head_fusion": "median"}}``; each value is converted
+    to the kind its declaration names (:meth:`MethodOption.parse`).
+
+    Raises:
+        ProbeError: a malformed assignment, an unknown method or option, or a bad value.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for text in assignments:
+        key, eq, value = text.partition("=")
+        method, dot, name = key.rpartition(".")
+        if not (eq and dot and method and name):
+            raise ProbeError(
+                f"--option {text!r} is not METHOD.OPTION=VALUE, e.g. --option ig.n_steps=16"
+            )
+        spec = method_spec(method)
+        option = spec.option(name)
+        if option is None:
+            spec.resolve({name: None})  # raises, naming the closest declared option
+            raise AssertionError("unreachable")
+        out.setdefault(method, {})[name] = option.parse(method, value)
+    return out
 
 
 def attribute(
