@@ -6,12 +6,21 @@ whatever a user adds) is one function registered with :func:`register_method`. C
 faithfulness, sanity checks, the viewers and ``probe eval`` all iterate over this registry,
 so a new method plugs into all of them at once::
 
-    @probe.register_method("cls-last", modalities=("vision",))
-    def cls_last(ctx: probe.MethodContext) -> torch.Tensor:   # -> [batch, num_units]
+    @probe.register_method(
+        "cls-layer", modalities=("vision",),
+        options=(probe.MethodOption("layer", -1, int, doc="model layer"),),
+    )
+    def cls_layer(ctx: probe.MethodContext) -> torch.Tensor:   # -> [batch, num_units]
         trace = ctx.trace()
-        return trace.attentions[-1, :, :, 0, trace.num_prefix_tokens:].mean(1)
+        layer = trace.layer_position(ctx.options["layer"])
+        return trace.attentions[layer, :, :, 0, trace.num_prefix_tokens:].mean(1)
 
-    probe.attribute(model, images, "cls-last")
+    probe.attribute(model, images, "cls-layer", layer=-2)
+
+A method declares the options it takes (:class:`MethodOption`); :func:`attribute` validates
+what the caller passes once and fills in the defaults, and ``probe eval --option`` and the CLI
+flags are built from the same declarations. This module imports none of the methods: the
+built-ins are registered by :mod:`probe.attribution` (the package) importing their modules.
 """
 
 from __future__ import annotations
