@@ -32,7 +32,7 @@ from probe.commands._bench import (
 )
 from probe.commands._benchmem import measure
 from probe._errors import ProbeError
-from probe.cli import BenchArgs
+from probe.commands._bench import BenchArgs
 from tests import _tiny
 
 TINY_BERT = {

@@ -135,7 +135,7 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["render", "head", "--text", "word " * 600], "at most 512"),
         (["render", "head", "--model", "no-such-model", "--text", "hi"], "unknown model"),
         (["render", "compare", "--text", SENTENCE, "--method", "ig"], "--pair"),
-        (["render", "saliency", "--method", "nonsense"], "unknown --method"),
+        (["render", "saliency", "--method", "nonsense"], "--method: unknown method 'nonsense'"),
         (["render", "head", "--text", SENTENCE, "--dpi", "0"], "--dpi"),
         (["render", "heads", "--text", SENTENCE, "--word", "it"], "--word only applies"),
         (["render", "saliency", "--fusion", "max"], "--fusion only applies"),

@@ -286,7 +286,7 @@ def test_bad_inputs(vit, bert_cls):
         attribute(model, x, "saliency", n_steps=3)
     with pytest.raises(ProbeError, match="n_steps"):
         attribute(model, x, "ig", n_steps=0)
-    with pytest.raises(ProbeError, match="unknown Integrated Gradients integration"):
+    with pytest.raises(ProbeError, match="option 'integration' of method 'ig' must be one of"):
         attribute(model, x, "ig", integration="simpson")
     with pytest.raises(ProbeError, match="block"):
         attribute(model, x, "gradcam", block=5)

@@ -20,7 +20,9 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["HeadFusion", "register_head_fusion", "fuse_heads", "list_head_fusions"]
+__all__ = [
+    "HeadFusion", "register_head_fusion", "unregister_head_fusion", "fuse_heads", "list_head_fusions",
+]
 
 #: Built-in fusion names; any registered name is accepted where a ``HeadFusion`` is expected.
 HeadFusion = Union[Literal["mean", "max", "min"], str]
@@ -54,6 +56,15 @@ def register_head_fusion(name: str, *, overwrite: bool = False) -> Callable[[_F]
         return fn
 
     return decorator
+
+
+def unregister_head_fusion(name: str) -> None:
+    """Remove head fusion ``name`` from the registry (tests use it to restore the registry)."""
+    if name not in _REGISTRY:
+        raise ProbeError(
+            f"head fusion {name!r} is not registered: registered are {list(list_head_fusions())}"
+        )
+    del _REGISTRY[name]
 
 
 def list_head_fusions() -> tuple[str, ...]:

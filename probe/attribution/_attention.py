@@ -28,8 +28,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Union
 
-from probe.attribution._registry import MethodContext, register_method
 from probe._errors import ProbeError
+from probe.analysis._flow import DEFAULT_MAX_ROW_TOKENS, DEFAULT_MAX_TOKENS
+from probe.analysis._fusion import list_head_fusions
+from probe.attribution._registry import MethodContext, MethodOption, register_method
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from probe.attribution._targets import Target
     from probe.capture._trace import Trace
 
-__all__ = ["QueryRows", "gradient_relevance", "reduce_map"]
+__all__ = ["QueryRows", "fusion_option", "gradient_relevance", "reduce_map", "rollout_options"]
 
 #: Which query rows of a ``[batch, query, key]`` map are read (see the module docstring).
 QueryRows = Union[Literal["auto", "cls", "mean", "last"], int]
@@ -47,24 +49,17 @@ _QUERY_NAMES = ("auto", "cls", "mean", "last")
 
 
 # --------------------------------------------------------------------------- helpers
-def take_options(ctx: MethodContext, method: str, defaults: dict[str, Any]) -> dict[str, Any]:
-    """The method's options from ``ctx.options`` with defaults; unknown names are an error."""
-    unknown = sorted(set(ctx.options) - set(defaults))
-    if unknown:
-        allowed = sorted(defaults) or ["none"]
-        raise ProbeError(
-            f"method {method!r} does not take option(s) {unknown}; its options are {allowed}"
-        )
-    return {**defaults, **ctx.options}
-
-
-def _resolve_query(trace: Trace, query: QueryRows, model: Any = None) -> QueryRows:
+def _check_query(query: Any) -> None:
     if isinstance(query, bool) or not isinstance(query, (int, str)) or (
         isinstance(query, str) and query not in _QUERY_NAMES
     ):
         raise ProbeError(
             f"query must be one of {list(_QUERY_NAMES)} or a token index (int), got {query!r}"
         )
+
+
+def _resolve_query(trace: Trace, query: QueryRows, model: Any = None) -> QueryRows:
+    _check_query(query)
     if query != "auto":
         return query
     if trace.is_vision:
@@ -147,70 +142,124 @@ def reduce_map(
     return scores.float()
 
 
+# --------------------------------------------------------------------------- options
+QUERY = MethodOption(
+    "query", "auto", (str, int), check=_check_query,
+    doc="query rows read: auto, cls, mean, last or a token index",
+)
+
+
+def fusion_option(default: str = "mean") -> MethodOption:
+    """``head_fusion``: any registered head fusion, looked up when the option is checked."""
+    return MethodOption(
+        "head_fusion", default, str, choices=list_head_fusions,
+        doc="how the heads of a layer are combined (see probe.list_head_fusions)",
+    )
+
+
+DISCARD_RATIO = MethodOption(
+    "discard_ratio", 0.0, float, minimum=0.0, below=1.0,
+    doc="fraction in [0, 1) of the weakest weights of each row dropped per layer",
+)
+START_LAYER = MethodOption(
+    "start_layer", 0, int, doc="first model layer included (negative counts from the end)"
+)
+
+
+def rollout_options(head_fusion: str = "mean") -> tuple[MethodOption, ...]:
+    """The options of the rollout methods; presets differ only in the default fusion."""
+    return (fusion_option(head_fusion), DISCARD_RATIO, START_LAYER, QUERY)
+
+
 # --------------------------------------------------------------------------- methods
-@register_method("attention", modalities=("text", "vision"))
+@register_method(
+    "attention", modalities=("text", "vision"),
+    options=(MethodOption("layer", -1, int, doc="model layer"), fusion_option(), QUERY),
+)
 def _attention(ctx: MethodContext) -> torch.Tensor:
     """Raw attention of the last layer, mean over heads (DINO, Caron et al. 2021).
 
-    Options: ``layer`` (model layer, default ``-1``), ``query`` (see :func:`reduce_map`).
+    Options: ``layer`` (model layer, default ``-1``), ``head_fusion`` (default ``"mean"``),
+    ``query`` (see :func:`reduce_map`).
     """
-    opts = take_options(ctx, "attention", {"layer": -1, "query": "auto"})
+    from probe.analysis._fusion import fuse_heads
+
+    opts = ctx.options
     trace = ctx.trace()
     attentions = trace.require_attentions()
     layer = attentions[trace.layer_position(opts["layer"])]  # [batch, head, query, key]
-    return reduce_map(trace, layer.mean(dim=1), opts["query"], ctx.model)
+    return reduce_map(trace, fuse_heads(layer, opts["head_fusion"]), opts["query"], ctx.model)
 
 
-def _rollout_method(ctx: MethodContext, fusion: str, name: str) -> torch.Tensor:
-    from probe.analysis._rollout import rollout
+def _rollout(ctx: MethodContext) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema 2020) with the chosen head fusion.
 
-    opts = take_options(ctx, name, {"discard_ratio": 0.0, "start_layer": 0, "query": "auto"})
-    trace = ctx.trace()
-    maps = rollout(trace, fusion, opts["discard_ratio"], opts["start_layer"])
-    return reduce_map(trace, maps, opts["query"], ctx.model)
-
-
-@register_method("rollout", modalities=("text", "vision"))
-def _rollout_mean(ctx: MethodContext) -> torch.Tensor:
-    """Attention rollout, heads averaged (Abnar & Zuidema 2020).
-
-    Options: ``discard_ratio``, ``start_layer`` (see :func:`probe.rollout`), ``query``.
-    """
-    return _rollout_method(ctx, "mean", "rollout")
-
-
-@register_method("rollout-max", modalities=("text", "vision"))
-def _rollout_max(ctx: MethodContext) -> torch.Tensor:
-    """Attention rollout with the maximum over heads (Abnar & Zuidema 2020 fusion variant)."""
-    return _rollout_method(ctx, "max", "rollout-max")
-
-
-@register_method("rollout-min", modalities=("text", "vision"))
-def _rollout_min(ctx: MethodContext) -> torch.Tensor:
-    """Attention rollout with the minimum over heads (Abnar & Zuidema 2020 fusion variant)."""
-    return _rollout_method(ctx, "min", "rollout-min")
-
-
-@register_method("flow", modalities=("text", "vision"))
-def _flow(ctx: MethodContext) -> torch.Tensor:
-    """Attention flow, heads averaged (Abnar & Zuidema 2020); exact max-flow, small inputs only.
-
-    Options: ``max_tokens`` (size limit, see :func:`probe.attention_flow`), ``start_layer``,
+    Options: ``head_fusion``, ``discard_ratio``, ``start_layer`` (see :func:`probe.rollout`),
     ``query``.
     """
-    from probe.analysis._flow import DEFAULT_MAX_TOKENS, attention_flow
+    from probe.analysis._rollout import rollout
 
-    opts = take_options(
-        ctx, "flow", {"max_tokens": DEFAULT_MAX_TOKENS, "start_layer": 0, "query": "auto"}
-    )
+    opts = ctx.options
     trace = ctx.trace()
+    maps = rollout(trace, opts["head_fusion"], opts["discard_ratio"], opts["start_layer"])
+    return reduce_map(trace, maps, opts["query"], ctx.model)
+
+
+register_method(
+    "rollout", modalities=("text", "vision"), options=rollout_options("mean"),
+    description="Attention rollout, heads averaged (Abnar & Zuidema 2020); any head_fusion",
+)(_rollout)
+# presets kept by name (stored evaluation results and user code use them): the same method
+# with another default fusion
+register_method(
+    "rollout-max", modalities=("text", "vision"), options=rollout_options("max"),
+    description="Attention rollout with the maximum over heads (head_fusion='max')",
+)(_rollout)
+register_method(
+    "rollout-min", modalities=("text", "vision"), options=rollout_options("min"),
+    description="Attention rollout with the minimum over heads (head_fusion='min')",
+)(_rollout)
+
+
+@register_method(
+    "flow", modalities=("text", "vision"),
+    options=(
+        fusion_option(),
+        MethodOption(
+            "max_tokens", None, int, minimum=1,
+            doc=f"size limit in real tokens (exact max-flow is slow); default "
+            f"{DEFAULT_MAX_TOKENS} when every query row is read, {DEFAULT_MAX_ROW_TOKENS} otherwise",
+        ),
+        START_LAYER,
+        QUERY,
+    ),
+)
+def _flow(ctx: MethodContext) -> torch.Tensor:
+    """Attention flow (Abnar & Zuidema 2020); exact max-flow of the query rows that are read.
+
+    Only the rows the scores are read from are solved (the CLS row of a ViT, the last token of
+    a decoder; every real row for ``query="mean"``), see :func:`probe.attention_flow`.
+    Options: ``head_fusion``, ``max_tokens`` (size limit), ``start_layer``, ``query``.
+    """
+    from probe.analysis._flow import attention_flow
+
+    opts = ctx.options
+    trace = ctx.trace()
+    weights = query_weights(trace, opts["query"], ctx.model)
+    read = weights.ne(0).any(0)
+    rows = read.nonzero().flatten().tolist()
+    if len(rows) > 4:  # many rows read (query="mean"): the full matrix and its size limit
+        rows = None
     maps = attention_flow(
-        trace, "mean", max_tokens=opts["max_tokens"], start_layer=opts["start_layer"]
+        trace, opts["head_fusion"], max_tokens=opts["max_tokens"], start_layer=opts["start_layer"],
+        rows=rows,
     )
     return reduce_map(trace, maps, opts["query"], ctx.model)
 
 
-@register_method("relevance", modalities=("text", "vision"), uses_gradients=True)
+@register_method(
+    "relevance", modalities=("text", "vision"), uses_gradients=True, options=(QUERY,)
+)
 def _relevance(ctx: MethodContext) -> torch.Tensor:
     """Gradient-weighted attention relevance (Chefer, Gur & Wolf 2021) for ``ctx.target``.
 
@@ -223,7 +272,7 @@ def _relevance(ctx: MethodContext) -> torch.Tensor:
     """
     import torch
 
-    opts = take_options(ctx, "relevance", {"query": "auto"})
+    opts = ctx.options
     maps, trace = _relevance_and_trace(ctx.model, ctx.inputs, ctx.tokenizer, ctx.target)
     if ctx._trace is None:
         ctx._trace = trace  # geometry for the result; saves a forward pass
@@ -240,7 +289,6 @@ def _random(ctx: MethodContext) -> torch.Tensor:
     """
     import torch
 
-    take_options(ctx, "random", {})
     trace = ctx.trace()
     if trace.is_vision:
         rows, cols = trace.grid  # type: ignore[misc]

@@ -33,9 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from probe.attribution._registry import MethodContext, register_method
-from probe.attribution._attention import take_options
 from probe._errors import ProbeError
+from probe.attribution._registry import MethodContext, MethodOption, register_method
 
 if TYPE_CHECKING:
     import torch
@@ -413,24 +412,38 @@ def check_completeness(
 
 
 # --------------------------------------------------------------------------- methods
-@register_method("ig", modalities=("text", "vision"), signed=True, uses_gradients=True)
+def _check_baseline(baseline: Any) -> None:
+    number = isinstance(baseline, (int, float)) and not isinstance(baseline, bool)
+    tensor = type(baseline).__module__.startswith("torch") and hasattr(baseline, "shape")
+    if not (number or tensor):
+        raise ProbeError(
+            "option 'baseline' of method 'ig' must be None, a number (text: a token id) or a "
+            f"tensor, got {baseline!r}"
+        )
+
+
+@register_method(
+    "ig", modalities=("text", "vision"), signed=True, uses_gradients=True,
+    options=(
+        MethodOption("n_steps", 50, int, minimum=1, doc="integration steps"),
+        MethodOption(
+            "baseline", None, object, check=_check_baseline,
+            doc="text: None ([PAD]), a token id or ids; vision: None (zeros), a number or a tensor",
+        ),
+        MethodOption("integration", "gausslegendre", str, choices=_IG_METHODS,
+                     doc="captum's integration rule"),
+        MethodOption("internal_batch_size", None, int, minimum=1,
+                     doc="run the model calls in chunks of this size"),
+    ),
+)
 def _ig(ctx: MethodContext) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al. 2017) via captum, per token or patch.
 
     Options: ``n_steps`` (50), ``baseline``, ``integration``, ``internal_batch_size`` (see
     :func:`integrated_gradients`). ``info["delta"]`` holds captum's convergence delta.
     """
-    opts = take_options(
-        ctx, "ig",
-        {
-            "n_steps": 50,
-            "baseline": None,
-            "integration": "gausslegendre",
-            "internal_batch_size": None,
-        },
-    )
     result = integrated_gradients(
-        ctx.model, ctx.inputs, target=ctx.target, tokenizer=ctx.tokenizer, **opts
+        ctx.model, ctx.inputs, target=ctx.target, tokenizer=ctx.tokenizer, **ctx.options
     )
     ctx.info["delta"] = result.delta
     ctx.info["target_input"] = result.target_input
@@ -441,7 +454,6 @@ def _ig(ctx: MethodContext) -> torch.Tensor:
 def _gradient_attribution(ctx: MethodContext, name: str, times_input: bool) -> torch.Tensor:
     from captum.attr import InputXGradient, LayerGradientXActivation, Saliency
 
-    take_options(ctx, name, {})
     batch = _prepare(ctx.model, ctx.inputs, ctx.tokenizer)
     with differentiable(ctx.model):
         classes = _fix_target(ctx.model, batch, ctx.target)
@@ -509,7 +521,10 @@ def _token_grid(grid: tuple[int, int]) -> nn.Module:
     return TokenGrid()
 
 
-@register_method("gradcam", modalities=("vision",), uses_gradients=True)
+@register_method(
+    "gradcam", modalities=("vision",), uses_gradients=True,
+    options=(MethodOption("block", -1, int, doc="the block whose input tokens are used"),),
+)
 def _gradcam(ctx: MethodContext) -> torch.Tensor:
     """GradCAM (Selvaraju et al. 2017) on the patch tokens entering the last block, via captum.
 
@@ -526,7 +541,7 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
     import torch
     from captum.attr import LayerGradCam
 
-    opts = take_options(ctx, "gradcam", {"block": -1})
+    opts = ctx.options
     batch = _prepare(ctx.model, ctx.inputs, ctx.tokenizer)
     block = batch.adapter.block(opts["block"])
     view = _token_grid(batch.grid)  # type: ignore[arg-type]

@@ -6,18 +6,28 @@ whatever a user adds) is one function registered with :func:`register_method`. C
 faithfulness, sanity checks, the viewers and ``probe eval`` all iterate over this registry,
 so a new method plugs into all of them at once::
 
-    @probe.register_method("cls-last", modalities=("vision",))
-    def cls_last(ctx: probe.MethodContext) -> torch.Tensor:   # -> [batch, num_units]
+    @probe.register_method(
+        "cls-layer", modalities=("vision",),
+        options=(probe.MethodOption("layer", -1, int, doc="model layer"),),
+    )
+    def cls_layer(ctx: probe.MethodContext) -> torch.Tensor:   # -> [batch, num_units]
         trace = ctx.trace()
-        return trace.attentions[-1, :, :, 0, trace.num_prefix_tokens:].mean(1)
+        layer = trace.layer_position(ctx.options["layer"])
+        return trace.attentions[layer, :, :, 0, trace.num_prefix_tokens:].mean(1)
 
-    probe.attribute(model, images, "cls-last")
+    probe.attribute(model, images, "cls-layer", layer=-2)
+
+A method declares the options it takes (:class:`MethodOption`); :func:`attribute` validates
+what the caller passes once and fills in the defaults, and ``probe eval --option`` and the CLI
+flags are built from the same declarations. This module imports none of the methods: the
+built-ins are registered by :mod:`probe.attribution` (the package) importing their modules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
@@ -31,10 +41,15 @@ if TYPE_CHECKING:
 __all__ = [
     "Attribution",
     "MethodContext",
+    "MethodOption",
     "MethodSpec",
     "attribute",
     "list_methods",
+    "method_options",
+    "method_spec",
+    "parse_method_options",
     "register_method",
+    "unregister_method",
 ]
 
 Modality = Literal["text", "vision"]
@@ -57,6 +72,7 @@ class Attribution:
         grid: vision: ``(rows, cols)`` patch grid; ``image_size`` the input size.
         model_name: the model's name.
         info: method-specific extras (e.g. the IG convergence delta).
+        options: the method's options as it ran (every declared option, defaults included).
     """
 
     scores: torch.Tensor
@@ -70,12 +86,50 @@ class Attribution:
     image_size: tuple[int, int] | None = None
     model_name: str = ""
     info: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The method name plus the options that differ from its defaults, e.g.
+        ``"rollout[head_fusion=median]"``: how :func:`probe.compare` and
+        :func:`probe.faithfulness` name this attribution."""
+        try:
+            defaults = method_spec(self.method).defaults()
+        except ProbeError:  # unregistered since
+            defaults = {}
+        changed = [
+            f"{k}={_short(v)}" for k, v in self.options.items()
+            if k not in defaults or not _same(v, defaults[k])
+        ]
+        return f"{self.method}[{','.join(changed)}]" if changed else self.method
 
     def as_grid(self) -> torch.Tensor:
         """Vision scores as ``[batch, rows, cols]``."""
         if self.grid is None:
             raise ProbeError(f"{self.method} scores are not on a patch grid (text attribution)")
         return self.scores.reshape(self.scores.shape[0], *self.grid)
+
+
+def _is_tensor(value: Any) -> bool:
+    return type(value).__module__.startswith("torch")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether an option value equals the default (tensors only when the same object)."""
+    if a is b:
+        return True
+    if _is_tensor(a) or _is_tensor(b) or isinstance(a, bool) != isinstance(b, bool):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - objects without a plain equality differ
+        return False
+
+
+def _short(value: Any) -> str:
+    if _is_tensor(value):
+        return f"tensor{list(value.shape)}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclass
@@ -88,7 +142,8 @@ class MethodContext:
         tokenizer: text models: the tokenizer.
         target: ``None`` (the predicted class / the model's own output), an ``int`` class
             index, or a callable ``output -> [batch]`` scalar per item.
-        options: method-specific keyword options passed to :func:`attribute`.
+        options: the method's options: what the caller passed to :func:`attribute`,
+            validated against the method's declarations, with every default filled in.
         modality: ``"text"`` or ``"vision"``.
         seed: seed for stochastic methods (random baseline).
         info: methods may store extras here (e.g. the IG convergence delta); they land in
@@ -116,10 +171,107 @@ class MethodContext:
 
 MethodFn = Callable[[MethodContext], "torch.Tensor"]
 
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True)
+class MethodOption:
+    """One keyword option a method takes, declared with the method.
+
+    :func:`attribute` validates the options a caller passes against these declarations once
+    (unknown names, types, choices, ranges) and fills in the defaults, so a method function
+    reads ``ctx.options[name]``; the CLI and ``probe eval`` build their flags from them.
+
+    Attributes:
+        name: the keyword, e.g. ``"head_fusion"``.
+        default: the value when the caller passes none.
+        kind: accepted type(s); ``bool`` is never an ``int`` or ``float`` unless listed, an
+            ``int`` is accepted (as ``float``) where ``float`` is; ``object`` accepts anything.
+        choices: allowed values, or a callable returning them when validating (e.g. the
+            registered head fusions, so one registered later is accepted).
+        minimum: lowest allowed number (inclusive); ``below`` the exclusive upper bound.
+        nullable: ``None`` is accepted (always so when the default is ``None``).
+        check: extra validator ``value -> None`` raising :class:`ProbeError`.
+        doc: one line for help texts.
+    """
+
+    name: str
+    default: Any = None
+    kind: type | tuple[type, ...] = object
+    choices: tuple[Any, ...] | Callable[[], Iterable[Any]] | None = None
+    minimum: float | None = None
+    below: float | None = None
+    nullable: bool = False
+    check: Callable[[Any], None] | None = None
+    doc: str = ""
+
+    def valid_choices(self) -> tuple[Any, ...] | None:
+        """The allowed values now (``None``: any value of ``kind``)."""
+        if self.choices is None:
+            return None
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def with_default(self, default: Any) -> MethodOption:
+        """The same option with another default (presets such as ``rollout-max``)."""
+        return replace(self, default=default)
+
+    def validate(self, method: str, value: Any) -> Any:
+        """``value`` checked against the declaration (ints widened to float where declared).
+
+        Raises:
+            ProbeError: wrong type, not one of the choices, or out of range.
+        """
+        where = f"option {self.name!r} of method {method!r}"
+        if value is None and (self.nullable or self.default is None):
+            return None
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if object not in kinds:
+            ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
+            if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
+                value, ok = float(value), True
+            if not ok:
+                names = " or ".join(k.__name__ for k in kinds)
+                raise ProbeError(f"{where} must be {names}, got {value!r}")
+        choices = self.valid_choices()
+        if choices is not None and value not in choices:
+            raise ProbeError(f"{where} must be one of {list(choices)}, got {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise ProbeError(f"{where} must be >= {self.minimum:g}, got {value!r}")
+        if self.below is not None and value >= self.below:
+            raise ProbeError(f"{where} must be < {self.below:g}, got {value!r}")
+        if self.check is not None:
+            self.check(value)
+        return value
+
+    def parse(self, method: str, text: str) -> Any:
+        """``text`` (a command-line string) converted to the declared kind and validated."""
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        value: Any = text
+        if text.lower() == "none" and (self.nullable or self.default is None):
+            value = None
+        elif bool in kinds and text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        elif int in kinds and _is_int(text):
+            value = int(text)
+        elif float in kinds:
+            try:
+                value = float(text)
+            except ValueError:
+                pass
+        return self.validate(method, value)
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A registered method: its function and what it supports."""
+    """A registered method: its function, what it supports and the options it takes."""
 
     name: str
     fn: MethodFn
@@ -127,6 +279,40 @@ class MethodSpec:
     signed: bool
     uses_gradients: bool
     description: str
+    options: tuple[MethodOption, ...] = ()
+
+    def option(self, name: str) -> MethodOption | None:
+        """The declaration of option ``name``, or ``None`` when the method does not take it."""
+        return next((o for o in self.options if o.name == name), None)
+
+    def defaults(self) -> dict[str, Any]:
+        """Every declared option with its default."""
+        return {o.name: o.default for o in self.options}
+
+    def resolve(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """``options`` validated against the declarations, defaults filled in.
+
+        Raises:
+            ProbeError: an unknown option (naming the closest declared one) or a bad value.
+        """
+        if not isinstance(options, Mapping):
+            raise ProbeError(
+                f"options of method {self.name!r} must be a dict of keyword options, got "
+                f"{type(options).__name__}"
+            )
+        declared = {o.name: o for o in self.options}
+        for key in options:
+            if key not in declared:
+                close = difflib.get_close_matches(str(key), list(declared), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ProbeError(
+                    f"method {self.name!r} does not take option {key!r}: {hint}its options are "
+                    f"{list(declared) or 'none'}"
+                )
+        return {
+            name: opt.validate(self.name, options[name]) if name in options else opt.default
+            for name, opt in declared.items()
+        }
 
 
 _METHODS: dict[str, MethodSpec] = {}
@@ -139,41 +325,94 @@ def register_method(
     signed: bool = False,
     uses_gradients: bool = False,
     description: str = "",
+    options: Sequence[MethodOption] = (),
     overwrite: bool = False,
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn(ctx: MethodContext) -> Tensor [batch, num_units]`` as method ``name``.
 
     ``num_units`` is the number of token positions (text) or of patches (vision, row-major
-    over the trace's grid, prefix tokens excluded).
+    over the trace's grid, prefix tokens excluded). ``options`` declares the keyword options
+    the method takes (:class:`MethodOption`): :func:`attribute` validates what callers pass
+    and ``fn`` reads ``ctx.options[name]`` with every default filled in.
     """
+    if not isinstance(name, str) or not name:
+        raise ProbeError(f"method name must be a non-empty string, got {name!r}")
+    options = tuple(options)
+    if not all(isinstance(o, MethodOption) for o in options):
+        raise ProbeError("options must be MethodOption declarations, e.g. MethodOption('n_steps', 50, int)")
+    names = [o.name for o in options]
+    if len(set(names)) != len(names):
+        raise ProbeError(f"method {name!r} declares an option twice: {names}")
 
     def decorator(fn: MethodFn) -> MethodFn:
         if name in _METHODS and not overwrite:
             raise ProbeError(f"method {name!r} is already registered; pass overwrite=True to replace it")
         doc = description or (fn.__doc__ or "").strip().split("\n")[0]
-        _METHODS[name] = MethodSpec(name, fn, tuple(modalities), signed, uses_gradients, doc)
+        _METHODS[name] = MethodSpec(name, fn, tuple(modalities), signed, uses_gradients, doc, options)
         return fn
 
     return decorator
 
 
-def _ensure_builtins() -> None:
-    # importing the modules registers the built-in methods
-    import probe.attribution._attention  # noqa: F401
-    import probe.attribution._gradient  # noqa: F401
+def unregister_method(name: str) -> None:
+    """Remove method ``name`` from the registry (built-in ones too; tests restore them)."""
+    if name not in _METHODS:
+        raise ProbeError(f"method {name!r} is not registered: registered are {list(_METHODS)}")
+    del _METHODS[name]
 
 
 def list_methods(modality: Modality | None = None) -> tuple[str, ...]:
     """Registered method names (for one modality when given), in registration order."""
-    _ensure_builtins()
     return tuple(n for n, s in _METHODS.items() if modality is None or modality in s.modalities)
 
 
 def method_spec(name: str) -> MethodSpec:
-    _ensure_builtins()
+    """The registration of method ``name``.
+
+    Raises:
+        ProbeError: ``name`` is not registered (the message names the closest one).
+    """
     if name not in _METHODS:
-        raise ProbeError(f"unknown method {name!r}: use one of {list(_METHODS)}")
+        close = difflib.get_close_matches(str(name), list(_METHODS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ProbeError(f"unknown method {name!r}: {hint}use one of {list(_METHODS)}")
     return _METHODS[name]
+
+
+def method_options(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Options of method ``name`` validated against its declarations, defaults filled in.
+
+    Raises:
+        ProbeError: unknown method or option, or a bad value.
+    """
+    return method_spec(name).resolve(options or {})
+
+
+def parse_method_options(assignments: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Command-line ``METHOD.OPTION=VALUE`` strings as typed, validated options per method.
+
+    ``["ig.n_steps=16", "rollout.head_fusion=median"]`` ->
+    ``{"ig": {"n_steps": 16}, "rollout": {"head_fusion": "median"}}``; each value is converted
+    to the kind its declaration names (:meth:`MethodOption.parse`).
+
+    Raises:
+        ProbeError: a malformed assignment, an unknown method or option, or a bad value.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for text in assignments:
+        key, eq, value = text.partition("=")
+        method, dot, name = key.rpartition(".")
+        if not (eq and dot and method and name):
+            raise ProbeError(
+                f"--option {text!r} is not METHOD.OPTION=VALUE, e.g. --option ig.n_steps=16"
+            )
+        spec = method_spec(method)
+        option = spec.option(name)
+        if option is None:
+            spec.resolve({name: None})  # raises, naming the closest declared option
+            raise AssertionError("unreachable")
+        out.setdefault(method, {})[name] = option.parse(method, value)
+    return out
 
 
 def attribute(
@@ -198,12 +437,17 @@ def attribute(
             index, or a callable mapping the model output to one scalar per batch item.
         seed: seed of stochastic methods.
         trace: a plain capture of the same inputs to reuse (saves a forward pass).
-        **options: method-specific options (e.g. ``n_steps`` for Integrated Gradients).
+        **options: the method's options (``method_spec(method).options``; e.g. ``n_steps``
+            for Integrated Gradients, ``head_fusion`` for rollout).
 
     Returns:
         An :class:`Attribution` with ``scores`` ``[batch, num_units]``.
+
+    Raises:
+        ProbeError: an unknown method, an option it does not take, or a bad option value.
     """
     spec = method_spec(method)
+    resolved = spec.resolve(options)
     from probe.capture import adapter_for
 
     modality: Modality = adapter_for(model).modality
@@ -212,7 +456,7 @@ def attribute(
             f"method {method!r} does not apply to {modality} models: use one of "
             f"{list(list_methods(modality))}"
         )
-    ctx = MethodContext(model, inputs, tokenizer, target, dict(options), modality, seed, trace)
+    ctx = MethodContext(model, inputs, tokenizer, target, resolved, modality, seed, trace)
     scores = spec.fn(ctx)
     tr = ctx.trace()
     return _wrap(scores, spec, tr, modality, ctx)
@@ -233,7 +477,7 @@ def _wrap(
             )
         return Attribution(
             scores, spec.name, modality, spec.signed, grid=tr.grid, image_size=tr.image_size,
-            model_name=tr.model_name, info=dict(ctx.info),
+            model_name=tr.model_name, info=dict(ctx.info), options=dict(ctx.options),
         )
     scores = scores * tr.attention_mask.to(scores.dtype)
     word_scores = None
@@ -249,5 +493,5 @@ def _wrap(
     return Attribution(
         scores, spec.name, modality, spec.signed, tokens=tr.tokens, words=tr.words,
         word_scores=word_scores, model_name=tr.model_name,
-        info=dict(ctx.info),
+        info=dict(ctx.info), options=dict(ctx.options),
     )

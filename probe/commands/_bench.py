@@ -34,6 +34,7 @@ most of their time waiting for preempted threads and ratios become meaningless.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -52,9 +53,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from probe.cli import BenchArgs
-
 __all__ = [
+    "BenchArgs",
     "BenchSettings",
     "CaptureCase",
     "VisionCase",
@@ -67,6 +67,19 @@ __all__ = [
     "run_bench",
     "to_markdown",
 ]
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    """Options of ``probe bench``."""
+
+    json: str | None = None
+    quick: bool = False
+    device: str = "auto"
+    repeats: int = 5
+    quiet: bool = False
+    parts: tuple[str, ...] = ()
+    threads: int | None = None
 
 SCHEMA = "probe-bench/1"
 PARTS = ("capture", "memory", "analyzers", "cli")
@@ -1298,3 +1311,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# --------------------------------------------------------------------------- command line
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``probe bench`` to the top-level subparsers."""
+    bench = subparsers.add_parser(
+        "bench",
+        help="benchmark capture overhead, memory, analyzer speed and CLI start-up",
+        description="Side-by-side timings in one process (warm-up, median of repeats), "
+        "reported as ratios; CPU, plus CUDA when available.",
+    )
+    bench.add_argument("--json", help="write the results to this JSON file")
+    bench.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
+    bench.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument(
+        "--part", action="append", dest="parts", default=[],
+        choices=("capture", "memory", "analyzers", "cli"), help="run only these parts",
+    )
+    bench.add_argument(
+        "--threads", type=int, help="torch CPU threads (default 1, or PROBE_BENCH_THREADS)"
+    )
+    bench.add_argument("--quiet", action="store_true", help="no progress bars")
+    bench.set_defaults(run=run)
+    return bench
+
+
+def run(ns: argparse.Namespace) -> int:
+    """Run ``probe bench`` from parsed arguments."""
+    from probe._progress import silence_library_bars, silence_progress
+
+    silence_library_bars()
+    if ns.quiet:
+        silence_progress()
+    return run_bench(BenchArgs(
+        json=ns.json, quick=ns.quick, device=ns.device, repeats=ns.repeats, quiet=ns.quiet,
+        parts=tuple(ns.parts), threads=ns.threads,
+    ))

@@ -1,12 +1,15 @@
 """``probe render``: one view of one input, saved as figure files.
 
 Each view is one function registered in :data:`VIEWS` that takes a :class:`Session` (the
-loaded model and the prepared input) and returns ``[(file stem, Figure)]``. The CLI parses
-into :class:`probe.cli.RenderArgs`, :func:`render` validates, loads, builds and saves.
+loaded model and the prepared input) and returns ``[(file stem, Figure)]``.
+:func:`add_parser` builds the command's options (``--fusion`` and ``--discard`` from the
+``rollout`` method's declared options, so a registered head fusion is a valid ``--fusion``),
+:func:`run` parses into :class:`RenderArgs`, :func:`render` validates, loads, builds and saves.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import re
@@ -21,10 +24,35 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
 
+    from probe.attribution._registry import MethodOption
     from probe.capture._trace import Trace
-    from probe.cli import RenderArgs
 
-__all__ = ["render", "VIEWS", "Session"]
+__all__ = ["RenderArgs", "Session", "VIEWS", "add_parser", "render", "run"]
+
+FORMATS = ("png", "svg", "pdf")
+
+
+@dataclass(frozen=True)
+class RenderArgs:
+    """Options of ``probe render``."""
+
+    view: str
+    model: str | None = None
+    text: str | None = None
+    pair: str | None = None
+    image: str | None = None
+    word: str | None = None
+    layer: int | None = None
+    head: int | None = None
+    methods: tuple[str, ...] = ()
+    fusion: str = "mean"
+    discard: float = 0.0
+    out: str = "probe-out"
+    formats: tuple[str, ...] = ("png",)
+    dpi: int = 200
+    seed: int = 0
+    pretrained: bool = False
+    quiet: bool = False
 
 TEXT_ONLY_VIEWS = ("coref",)
 IMAGE_DEFAULT_VIEWS = ("saliency",)
@@ -211,11 +239,18 @@ def _word_index(tr: Trace, word: str) -> int:
     return words.index(word.lower())
 
 
-def _attribution(s: Session, method: str) -> Any:
+def _takes(method: str, option: str) -> bool:
+    from probe.attribution._registry import method_spec
+
+    return method_spec(method).option(option) is not None
+
+
+def _attribution(s: Session, method: str, **options: Any) -> Any:
+    """``probe.attribute`` of ``method`` with ``--discard`` passed to every method that
+    declares ``discard_ratio`` (the rollouts), plus ``options``."""
     import probe
 
-    options: dict[str, Any] = {}
-    if method.startswith("rollout") and s.args.discard:
+    if s.args.discard and _takes(method, "discard_ratio"):
         options["discard_ratio"] = s.args.discard
     trace = None if method in ("relevance",) else s.trace()
     return probe.attribute(
@@ -223,16 +258,10 @@ def _attribution(s: Session, method: str) -> Any:
     )
 
 
-def _rollout_method(fusion: str) -> str:
-    if fusion not in ("mean", "max", "min"):
-        raise ProbeError(f"unknown --fusion {fusion!r}: use mean, max or min")
-    return "rollout" if fusion == "mean" else f"rollout-{fusion}"
-
-
 @register_view("rollout")
 def _rollout(s: Session) -> list[tuple[str, Figure]]:
-    method = _rollout_method(s.args.fusion)
-    return _single_method(s, method, "rollout", f"{s.args.fusion}-d{s.args.discard:g}")
+    suffix = f"{s.args.fusion}-d{s.args.discard:g}"
+    return _single_method(s, "rollout", "rollout", suffix, head_fusion=s.args.fusion)
 
 
 @register_view("saliency")
@@ -253,20 +282,22 @@ def _saliency(s: Session) -> list[tuple[str, Figure]]:
     return out
 
 
-def _single_method(s: Session, method: str, view: str, suffix: str) -> list[tuple[str, Figure]]:
+def _single_method(
+    s: Session, method: str, view: str, suffix: str, **options: Any
+) -> list[tuple[str, Figure]]:
     from probe.viewers import saliency_overlay, token_strip
 
     _needs_target(s, [method])
-    attr = _attribution(s, method)
+    attr = _attribution(s, method, **options)
     if s.modality == "vision":
         fig = saliency_overlay(
-            s.display, attr.as_grid()[0], model_name=s.model_name, method=method,
+            s.display, attr.as_grid()[0], model_name=s.model_name, method=attr.label,
         )
     else:
         keep = s.content_positions()
         fig = token_strip(
-            s.content_tokens(), {method: attr.scores[0, keep]}, signed=attr.signed,
-            model_name=s.model_name, method=method,
+            s.content_tokens(), {attr.label: attr.scores[0, keep]}, signed=attr.signed,
+            model_name=s.model_name, method=attr.label,
         )
     return [(_stem(s, view, suffix), fig)]
 
@@ -304,7 +335,8 @@ def _compute_all(s: Session, methods: list[str]) -> dict[str, Any]:
 
     out = {}
     for m in tqdm(methods, desc="methods", disable=s.args.quiet, leave=False):
-        out[m] = _attribution(s, m)
+        attr = _attribution(s, m)
+        out[attr.label] = attr  # named as compare names it (options that differ included)
     return out
 
 
@@ -385,7 +417,7 @@ def _curves(s: Session) -> list[tuple[str, Figure]]:
 def _methods_part(s: Session, methods: list[str]) -> str:
     """File-name part naming the methods (``all`` for the default set), discard included."""
     part = "-".join(_slug(m, 40) for m in methods) if s.args.methods else "all"
-    if s.args.discard and any(m.startswith("rollout") for m in methods):
+    if s.args.discard and any(_takes(m, "discard_ratio") for m in methods):
         part += f"-d{s.args.discard:g}"
     return part
 
@@ -410,7 +442,7 @@ def _check_applicable(args: RenderArgs) -> None:
     """Options the chosen view would ignore are errors, not silent no-ops."""
     if args.word is not None and args.view != "coref":
         raise ProbeError(f"--word only applies to the coref view, not {args.view}: drop it")
-    if args.fusion != "mean" and args.view != "rollout":
+    if args.fusion != _rollout_option("head_fusion").default and args.view != "rollout":
         raise ProbeError(
             f"--fusion only applies to the rollout view; for {args.view} pick --method "
             "rollout-max or rollout-min"
@@ -428,16 +460,16 @@ def _check_applicable(args: RenderArgs) -> None:
 def _check_args(args: RenderArgs) -> None:
     if args.dpi < 10 or args.dpi > 2400:
         raise ProbeError(f"--dpi {args.dpi} is out of range: use 10..2400 (e.g. 200)")
-    if not 0.0 <= args.discard < 1.0:
-        raise ProbeError(f"--discard must be in [0, 1), got {args.discard}")
-    _rollout_method(args.fusion)
+    _check_flag("--fusion", _rollout_option("head_fusion"), args.fusion)
+    _check_flag("--discard", _rollout_option("discard_ratio"), args.discard)
     _check_applicable(args)
-    if args.methods:
-        from probe.attribution._registry import list_methods
+    for method in args.methods:
+        from probe.attribution._registry import method_spec
 
-        unknown = [m for m in args.methods if m not in list_methods()]
-        if unknown:
-            raise ProbeError(f"unknown --method {unknown[0]!r}: use one of {list(list_methods())}")
+        try:
+            method_spec(method)
+        except ProbeError as exc:
+            raise ProbeError(f"--method: {exc}") from None
     if args.image is not None:
         from probe.models._images import check_image_file
 
@@ -452,6 +484,23 @@ def _check_args(args: RenderArgs) -> None:
         raise ProbeError(f"cannot create --out {args.out!r}: {ancestor!r} is a file")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ProbeError(f"cannot write to --out {args.out!r}: choose a writable directory")
+
+
+def _rollout_option(name: str) -> MethodOption:
+    """A declared option of the ``rollout`` method (``--fusion``, ``--discard`` follow it)."""
+    from probe.attribution._registry import method_spec
+
+    option = method_spec("rollout").option(name)
+    if option is None:  # pragma: no cover - the built-in declares both
+        raise ProbeError(f"the rollout method declares no {name!r} option")
+    return option
+
+
+def _check_flag(flag: str, option: MethodOption, value: Any) -> None:
+    try:
+        option.validate("rollout", value)
+    except ProbeError as exc:
+        raise ProbeError(f"{flag}: {exc}") from None
 
 
 def _make_out(path: str) -> None:
@@ -557,3 +606,87 @@ def render(args: RenderArgs) -> list[str]:
         return paths
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- command line
+_VIEW_HELP = {
+    "heads": "every head of --layer, or every layer x head without --layer",
+    "head": "one head (--layer, --head) as a heatmap with token labels",
+    "links": "bertviz-style link diagram of --layer (all heads, or --head)",
+    "coref": "which words --word links to, per head and by rollout (--text, --word)",
+    "rollout": "attention rollout: token strip (text) or saliency overlay (image)",
+    "saliency": "one method (--method) as token strip or image overlay + per-head CLS maps",
+    "compare": "several methods side by side with agreement and faithfulness",
+    "curves": "deletion/insertion curves of several methods",
+}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``probe render`` to the top-level subparsers.
+
+    ``--fusion`` accepts every head fusion registered when the parser is built, and
+    ``--discard`` follows the ``rollout`` method's ``discard_ratio`` declaration.
+    """
+    fusion, discard = _rollout_option("head_fusion"), _rollout_option("discard_ratio")
+    fusions = list(fusion.valid_choices() or ())
+    views = list(VIEWS)
+    render_parser = subparsers.add_parser(
+        "render",
+        help="render a figure (PNG/SVG/PDF) of one analysis",
+        description="Render one analysis of one input as figure files and print their paths. "
+        "Text views default to --model minilm; image views (rollout/saliency/compare/curves "
+        "with an image model) default to --model vit-shapes and a generated sample image.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="views:\n"
+        + "".join(f"  {name:<9} {_VIEW_HELP.get(name, '')}\n" for name in views)
+        + "\nexamples:\n"
+        "  probe render coref --text \"The animal didn't cross the street because it was too "
+        "tired.\" --word it\n"
+        "  probe render saliency --method relevance --format png --format pdf\n"
+        "  probe render compare --text \"A man is playing a guitar.\" --pair \"Someone plays "
+        "music.\"",
+    )
+    add = render_parser.add_argument
+    add("view", choices=views, metavar="VIEW", help="one of: " + ", ".join(views))
+    add("--model", help="minilm, vit-shapes, timm:<name>, a HF folder or hub id")
+    add("--text", help="input sentence (text models)")
+    add("--pair", help="second sentence: target = cosine similarity to it")
+    add("--image", help="image file (image models); default: a generated sample")
+    add("--word", help="word of --text to follow (coref)")
+    add("--layer", type=int, help="layer index (negative counts from the end)")
+    add("--head", type=int, help="head index")
+    add(
+        "--method", action="append", dest="methods", default=[],
+        help="attribution method (repeatable; see 'probe models --methods')",
+    )
+    add(
+        "--fusion", default=fusion.default, choices=fusions, metavar="FUSION",
+        help=f"rollout head fusion: {', '.join(fusions)} (the registered head fusions; "
+        f"default {fusion.default})",
+    )
+    add(
+        "--discard", type=float, default=discard.default,
+        help=f"rollout discard ratio: {discard.doc} (default {discard.default:g})",
+    )
+    add("--out", default="probe-out", help="output directory (default: probe-out)")
+    add(
+        "--format", action="append", dest="formats", choices=FORMATS, default=[],
+        help="png, svg or pdf (repeatable; default png)",
+    )
+    add("--dpi", type=int, default=200, help="raster resolution (default 200)")
+    add("--seed", type=int, default=0, help="seed of the generated sample image")
+    add("--pretrained", action="store_true", help="timm: download weights (network)")
+    add("--quiet", action="store_true", help="no progress bars")
+    render_parser.set_defaults(run=run)
+    return render_parser
+
+
+def run(ns: argparse.Namespace) -> int:
+    """Run ``probe render`` from parsed arguments: render, print the written paths."""
+    names = RenderArgs.__dataclass_fields__
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(ns).items() if k in names}
+    if not values.get("formats"):
+        values["formats"] = ("png",)
+    for path in render(RenderArgs(**values)):
+        print(path)
+    return 0

@@ -405,7 +405,7 @@ def _named_maps(
                     f"a sequence passed to compare must hold Attributions, got "
                     f"{type(value).__name__}; pass a mapping name -> scores for plain tensors"
                 )
-            items.append((value.method, value))
+            items.append((value.label, value))
     else:
         raise ProbeError(
             f"compare takes a sequence of Attributions or a mapping name -> scores, got "
@@ -446,8 +446,10 @@ def compare(
     """Agreement between every pair of methods, as a table.
 
     Args:
-        attributions: :class:`Attribution` objects of the same inputs (named by their method),
-            or a mapping name -> scores ``[batch, num_units]`` (tensor or Attribution).
+        attributions: :class:`Attribution` objects of the same inputs (named by
+            ``Attribution.label``: the method, plus the options that differ from its defaults,
+            e.g. ``"rollout[head_fusion=median]"``), or a mapping name -> scores
+            ``[batch, num_units]`` (tensor or Attribution).
         metric: ``"spearman"`` (:func:`spearman`), ``"kendall"`` (:func:`kendall`) or
             ``"topk"`` (:func:`topk_overlap`, needs ``k``).
         k: for ``"topk"``: a count of units or a fraction in ``(0, 1]``.

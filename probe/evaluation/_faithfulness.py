@@ -748,7 +748,7 @@ def _one_curve(
         batch_size=batch_size,
         output=output,
     )
-    method = scores.method if isinstance(scores, Attribution) else ""
+    method = scores.label if isinstance(scores, Attribution) else ""
     return _curve(p, _scores(scores, p, method or "the map"), steps, kind, method)
 
 
@@ -857,7 +857,7 @@ def insertion_curve(
 
 def _named(attributions: Any) -> list[tuple[str, Any]]:
     if isinstance(attributions, Attribution):
-        return [(attributions.method, attributions)]
+        return [(attributions.label, attributions)]
     if isinstance(attributions, Mapping):
         items = [(str(k), v) for k, v in attributions.items()]
     elif isinstance(attributions, Sequence) and not isinstance(attributions, (str, bytes)):
@@ -868,7 +868,7 @@ def _named(attributions: Any) -> list[tuple[str, Any]]:
                     f"a sequence of attributions must hold Attributions, got {type(a).__name__}; "
                     "pass a mapping name -> scores for plain tensors"
                 )
-            items.append((a.method, a))
+            items.append((a.label, a))
     else:
         raise ProbeError(
             f"attributions must be Attributions or a mapping name -> scores, got "
@@ -918,7 +918,7 @@ def faithfulness(
     same ``seed`` gives the same numbers).
 
     Args:
-        attributions: :class:`Attribution` objects (named by their method) or a mapping
+        attributions: :class:`Attribution` objects (named by ``Attribution.label``) or a mapping
             name -> scores ``[batch, num_units]``.
         n_random: number of random orders (0: no random baseline, reported as ``nan``).
         seed: seed of the random orders.

@@ -192,9 +192,9 @@ def _explainers(
     out = []
     for name, m in items:
         if isinstance(m, str):
-            from probe.attribution._registry import attribute, method_spec
+            from probe.attribution._registry import attribute, method_options
 
-            method_spec(m)  # unknown names fail here, before any work
+            method_options(m, options)  # unknown names and bad options fail before any work
 
             def explain(model: nn.Module, _m: str = m) -> Attribution:
                 return attribute(

@@ -61,7 +61,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,7 +71,6 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from probe.cli import EvalArgs
 
 __all__ = [
     "CHEFER_ORDER",
@@ -85,7 +84,6 @@ __all__ = [
     "mass_on_object",
     "object_patch_mask",
     "pointing_game",
-    "run_eval",
     "to_patch_grid",
 ]
 
@@ -312,48 +310,6 @@ def _mean_se(values: Iterable[float]) -> tuple[float, float, int]:
     return mean, math.sqrt(var / len(xs)), len(xs)
 
 
-def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    from probe._version import __version__
-
-    out: dict[str, str | None] = {"probe": __version__}
-    for name in ("torch", "transformers", "timm", "captum"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    import platform
-
-    out["python"] = platform.python_version()
-    return out
-
-
-def _vit_shapes_weights() -> dict[str, Any]:
-    """sha256 and training metadata of the shipped ``vit-shapes`` weights (which file ran)."""
-    import hashlib
-
-    from probe.models._vit_shapes import WEIGHTS_PATH, read_vit_shapes_metadata
-
-    digest = hashlib.sha256(Path(WEIGHTS_PATH).read_bytes()).hexdigest()
-    return {"sha256": digest, "metadata": read_vit_shapes_metadata()}
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values: tensors to lists, NaN/inf to ``null``, tuples to lists."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -421,6 +377,10 @@ def _vision_input(model: nn.Module) -> int:
 
 
 def _check_options(options: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``options`` (method -> keyword options) checked against the methods' declarations, so
+    a bad option fails before any work instead of marking the method as skipped."""
+    from probe.attribution._registry import method_options
+
     if options is None:
         return {}
     if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
@@ -430,6 +390,8 @@ def _check_options(options: Any, names: Sequence[str]) -> dict[str, dict[str, An
         raise ProbeError(
             f"options for methods that do not run: {unknown}; evaluated: {list(names)}"
         )
+    for name, given in options.items():
+        method_options(name, given)
     return {k: dict(v) for k, v in options.items()}
 
 
@@ -1083,71 +1045,3 @@ def text_markdown(result: dict[str, Any]) -> str:
     for name, reason in result["skipped"].items():
         lines.append(f"Skipped {name}: {reason}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------------------- entry point
-def run_eval(
-    args: EvalArgs,
-    *,
-    model: nn.Module | None = None,
-    tokenizer: Any = None,
-    options: dict[str, dict[str, Any]] | None = None,
-) -> int:
-    """``probe eval TASK``: run one evaluation, print its table, write JSON. Returns 0.
-
-    Args:
-        args: the parsed options (see :class:`probe.cli.EvalArgs`).
-        model: use this model instead of loading ``args.model`` (tests inject tiny models);
-            ``tokenizer`` goes with it for text.
-        options: method -> keyword options for :func:`probe.attribute` (default: the
-            methods' defaults, as the CLI runs them).
-
-    Raises:
-        ProbeError: bad options or a model that does not fit the task.
-    """
-    task = args.task
-    if task not in DEFAULT_N:
-        raise ProbeError(f"unknown eval task {task!r}: use one of {sorted(DEFAULT_N)}")
-    if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
-        raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
-    if args.n is not None and args.n < 1:
-        raise ProbeError(f"--n must be a positive integer, got {args.n}")
-    n = args.n if args.n is not None else (QUICK_N[task] if args.quick else DEFAULT_N[task])
-    name = args.model
-    if model is None:
-        from probe.models._registry import load_model
-
-        name = name or DEFAULT_MODEL[task]
-        model, tokenizer = load_model(name)
-    runner: dict[str, Callable[[], dict[str, Any]]] = {
-        "faithfulness": lambda: eval_faithfulness(
-            model, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet, model_name=name,
-            options=options,
-        ),
-        "sanity": lambda: eval_sanity(
-            model, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet, model_name=name,
-            options=options,
-        ),
-        "text": lambda: eval_text(
-            model, tokenizer, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet,
-            model_name=name, options=options,
-        ),
-    }
-    result = runner[task]()
-    result["quick"] = bool(args.quick)
-    result["versions"] = _versions()
-    if name == "vit-shapes":
-        result["model_weights"] = _vit_shapes_weights()
-    printer = {
-        "faithfulness": faithfulness_markdown, "sanity": sanity_markdown, "text": text_markdown,
-    }
-    print(printer[task](result))
-    if args.json:
-        path = Path(args.json)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(_jsonable(result), indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise ProbeError(f"cannot write {path}: {exc.strerror or exc}") from None
-        print(f"wrote {path}")
-    return 0

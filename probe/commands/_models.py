@@ -1,0 +1,40 @@
+"""``probe models``: list the embedded models, and with ``--methods`` the attribution methods
+with the options each declares."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``probe models`` to the top-level subparsers."""
+    models = subparsers.add_parser("models", help="list embedded models and attribution methods")
+    models.add_argument(
+        "--methods", action="store_true", help="also list attribution methods and their options"
+    )
+    models.set_defaults(run=run)
+    return models
+
+
+def run(ns: argparse.Namespace) -> int:
+    """Print the models (and methods with their options)."""
+    from probe.models._registry import list_models
+
+    print("embedded models (offline):")
+    for name, (modality, desc) in list_models().items():
+        print(f"  {name:<12} {modality:<7} {desc}")
+    print("also: timm:<name> (random init, --pretrained to download), a HF folder or hub id")
+    if ns.methods:
+        from probe.attribution._registry import list_methods, method_spec
+
+        print("attribution methods (options: name=default):")
+        for name in list_methods():
+            spec = method_spec(name)
+            print(f"  {name:<12} {'/'.join(spec.modalities):<12} {spec.description}")
+            if spec.options:
+                opts = ", ".join(f"{o.name}={o.default!r}" for o in spec.options)
+                print(f"  {'':<12} {'':<12} options: {opts}")
+    return 0
