@@ -219,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_eval(EvalArgs(**_fields(EvalArgs, ns)))
         if ns.command == "bench":
-            from probe.commands._bench import run_bench
+            from probe.commands.bench import run_bench
 
             return run_bench(BenchArgs(**_fields(BenchArgs, ns)))
     except ProbeError as exc:

@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from probe.commands._bench import (
+from probe.commands.bench import (
     VARIANTS,
     BenchSettings,
     CaptureCase,
@@ -30,7 +30,7 @@ from probe.commands._bench import (
     time_interleaved,
     to_markdown,
 )
-from probe.commands._benchmem import measure
+from probe.commands.bench._memory_worker import measure
 from probe._errors import ProbeError
 from probe.cli import BenchArgs
 from tests import _tiny
@@ -99,7 +99,7 @@ def test_memory_worker_in_process() -> None:
 
 
 def test_memory_worker_subprocess() -> None:
-    cmd = [sys.executable, "-m", "probe.commands._benchmem", "--mode", "stream", "--tokens", "24",
+    cmd = [sys.executable, "-m", "probe.commands.bench._memory_worker", "--mode", "stream", "--tokens", "24",
            "--config", json.dumps(TINY_BERT), "--threads", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
