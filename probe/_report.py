@@ -31,16 +31,21 @@ Align = Literal["left", "right"]
 MISSING = "–"
 
 
-def format_value(value: Any, digits: int = 3, *, suffix: str = "", missing: str = MISSING) -> str:
+def format_value(
+    value: Any, digits: int = 3, *, suffix: str = "", missing: str | None = MISSING
+) -> str:
     """One table cell: floats with ``digits`` decimals, anything else as ``str``.
 
     Args:
-        value: the cell; ``None`` and non-finite floats are written as ``missing``.
+        value: the cell.
         digits: decimals of floats (``0.1234`` -> ``"0.123"`` with 3).
         suffix: appended to every present value, e.g. ``"x"`` for ratios.
-        missing: the text of a missing value (no suffix).
+        missing: the text of ``None``, NaN and infinities (no suffix); ``None`` writes them as
+            Python does (``"None"``, ``"nan"``, ``"inf"``).
     """
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+    if missing is not None and (
+        value is None or (isinstance(value, float) and not math.isfinite(value))
+    ):
         return missing
     if isinstance(value, float):
         return f"{value:.{digits}f}{suffix}"
@@ -53,7 +58,7 @@ def markdown_table(
     digits: int = 3,
     *,
     align: Sequence[Align] | None = None,
-    missing: str = MISSING,
+    missing: str | None = MISSING,
 ) -> str:
     """A GitHub markdown table, one line per row, cells written with :func:`format_value`.
 
@@ -63,7 +68,7 @@ def markdown_table(
         digits: decimals of float cells.
         align: ``"left"`` or ``"right"`` per column; default: the first column left (a
             label), the others right (numbers). ``"left"`` is markdown's default ``---``.
-        missing: the text of ``None`` and non-finite floats.
+        missing: the text of ``None`` and non-finite floats (see :func:`format_value`).
 
     Returns:
         The table without a trailing newline.

@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe._report import markdown_table
 
 if TYPE_CHECKING:
     import torch
@@ -135,18 +136,6 @@ def curve_auc(fractions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
     return torch.trapezoid(y, x, dim=-1)
 
 
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int) -> str:
-    def cell(v: Any) -> str:
-        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 @dataclass(frozen=True, eq=False)
 class FaithfulnessTable:
     """Deletion and insertion AUC of several methods, each next to the random-order baseline.
@@ -191,7 +180,8 @@ class FaithfulnessTable:
 
     def to_markdown(self, digits: int = 3) -> str:
         header = ["method", "deletion AUC ↓", "random", "insertion AUC ↑", "random"]
-        return _markdown(header, [list(r.values()) for r in self.to_rows()], digits)
+        return markdown_table(header, [list(r.values()) for r in self.to_rows()], digits,
+                              missing=None)
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -239,7 +229,8 @@ class EraserTable:
 
     def to_markdown(self, digits: int = 3) -> str:
         header = ["method", "comprehensiveness ↑", "random", "sufficiency ↓", "random"]
-        return _markdown(header, [list(r.values()) for r in self.to_rows()], digits)
+        return markdown_table(header, [list(r.values()) for r in self.to_rows()], digits,
+                              missing=None)
 
     def __str__(self) -> str:
         return self.to_markdown()

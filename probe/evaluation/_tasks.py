@@ -66,6 +66,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._report import format_value
+from probe._report import jsonable, markdown_table, write_json
 
 if TYPE_CHECKING:
     import torch
@@ -337,38 +339,6 @@ def _vit_shapes_weights() -> dict[str, Any]:
 
     digest = hashlib.sha256(Path(WEIGHTS_PATH).read_bytes()).hexdigest()
     return {"sha256": digest, "metadata": read_vit_shapes_metadata()}
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values: tensors to lists, NaN/inf to ``null``, tuples to lists."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(_fmt(v, digits) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _progress(
@@ -736,11 +706,11 @@ def faithfulness_markdown(result: dict[str, Any]) -> str:
             f"{result['image_seed']}), model accuracy {result['model_accuracy']:.3f}"
         ),
         "",
-        _markdown(header, rows),
+        markdown_table(header, rows),
         "",
         (
             "Chance level of pointing game and mass on object: object-patch fraction "
-            f"{_fmt(result['object_patch_fraction'])}. Deletion/insertion: "
+            f"{format_value(result['object_patch_fraction'])}. Deletion/insertion: "
             f"{result['protocol']['steps']} steps, removed patches = baseline "
             f"{result['protocol']['baseline']!r}, score = predicted-class probability."
         ),
@@ -872,7 +842,7 @@ def sanity_markdown(result: dict[str, Any]) -> str:
             "weights; staying high = it does not reflect what the model learned."
         ),
         "",
-        _markdown(["method", *steps], rows, digits=2),
+        markdown_table(["method", *steps], rows, digits=2),
     ]
     for name, reason in result["skipped"].items():
         lines.append(f"Skipped {name}: {reason}")
@@ -1079,11 +1049,12 @@ def text_markdown(result: dict[str, Any]) -> str:
             "similarity to the second sentence"
         ),
         "",
-        _markdown(header, rows),
+        markdown_table(header, rows),
         "",
         (
-            f"Random orders (3 per pair): comprehensiveness {_fmt(rnd['comprehensiveness'])}, "
-            f"sufficiency {_fmt(rnd['sufficiency'])}. Mean |IG convergence delta| "
+            "Random orders (3 per pair): comprehensiveness "
+            f"{format_value(rnd['comprehensiveness'])}, sufficiency "
+            f"{format_value(rnd['sufficiency'])}. Mean |IG convergence delta| "
             f"{float(result['ig_abs_convergence_delta_mean']):.1e}."
         ),
     ]
@@ -1150,11 +1121,6 @@ def run_eval(
     }
     print(printer[task](result))
     if args.json:
-        path = Path(args.json)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(_jsonable(result), indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise ProbeError(f"cannot write {path}: {exc.strerror or exc}") from None
+        path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
