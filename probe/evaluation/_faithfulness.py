@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 from probe._report import markdown_table
+from probe.evaluation._curves_math import curve_auc
 
 if TYPE_CHECKING:
     import torch
@@ -110,30 +111,6 @@ class Curve:
     def mean_auc(self) -> float:
         """AUC averaged over the batch."""
         return float(self.auc.mean())
-
-
-def curve_auc(fractions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Area under curves by the trapezoid rule.
-
-    Args:
-        fractions: ``[points]`` increasing x coordinates.
-        values: ``[points]`` or ``[batch, points]`` y values.
-
-    Returns:
-        ``[]`` or ``[batch]``: ``sum_i (x_{i+1} - x_i) (y_i + y_{i+1}) / 2``.
-    """
-    import torch
-
-    x = fractions.to(torch.float64)
-    y = values.to(torch.float64)
-    if x.dim() != 1 or y.shape[-1] != x.shape[0] or x.shape[0] < 2:
-        raise ProbeError(
-            f"curve_auc needs fractions [points] (at least 2) and values [..., points], got "
-            f"{tuple(x.shape)} and {tuple(y.shape)}"
-        )
-    if bool((x[1:] < x[:-1]).any()):
-        raise ProbeError("curve_auc needs increasing fractions")
-    return torch.trapezoid(y, x, dim=-1)
 
 
 @dataclass(frozen=True, eq=False)
