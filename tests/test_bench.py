@@ -15,7 +15,9 @@ import pytest
 import torch
 
 from probe.commands.bench import (
+    PARTS,
     VARIANTS,
+    BenchPart,
     BenchSettings,
     CaptureCase,
     VisionCase,
@@ -27,6 +29,7 @@ from probe.commands.bench import (
     make_settings,
     reference_relevance,
     reference_rollout,
+    run_bench,
     time_interleaved,
     to_markdown,
 )
@@ -173,3 +176,25 @@ def test_settings_validation() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ProbeError, match="CUDA"):
             make_settings(BenchArgs(device="cuda"))
+
+
+def test_registered_part_runs_and_lands_in_the_document(tmp_path, monkeypatch, capsys) -> None:
+    """A part plugs in with one registry entry: per device under ``results``, else top level."""
+    seen: list[object] = []
+    monkeypatch.setitem(PARTS, "fake", BenchPart(
+        run=lambda s, device, progress: seen.append(device) or {"device": device},
+        steps=lambda s: 1))
+    monkeypatch.setitem(PARTS, "fake_once", BenchPart(
+        run=lambda s, device, progress: {"repeats": s.repeats}, steps=lambda s: 0,
+        per_device=False))
+    out = tmp_path / "bench.json"
+    args = BenchArgs(json=str(out), device="cpu", repeats=2, quiet=True,
+                     parts=("fake_once", "fake"))
+    assert run_bench(args) == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "probe-bench/1" and doc["settings"]["parts"] == ["fake", "fake_once"]
+    assert doc["results"] == {"cpu": {"fake": {"device": "cpu"}}}
+    assert doc["fake_once"] == {"repeats": 2} and doc["goals"] == [] and seen == ["cpu"]
+    assert f"results written to {out}" in capsys.readouterr().out
+    with pytest.raises(ProbeError, match="folder"):
+        run_bench(BenchArgs(json=str(tmp_path / "missing" / "b.json"), parts=("fake",)))

@@ -71,10 +71,11 @@ def make_settings(args: BenchArgs) -> BenchSettings:
     repeats = args.repeats
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ProbeError(f"--repeats must be a positive integer, got {repeats!r}")
-    unknown = [p for p in args.parts if p not in PART_NAMES]
+    names = tuple(PARTS)  # read now: a part registered after import is known too
+    unknown = [p for p in args.parts if p not in names]
     if unknown:
-        raise ProbeError(f"unknown bench part(s) {unknown}: use {list(PART_NAMES)}")
-    parts = tuple(p for p in PART_NAMES if p in args.parts) if args.parts else PART_NAMES
+        raise ProbeError(f"unknown bench part(s) {unknown}: use {list(names)}")
+    parts = tuple(p for p in names if p in args.parts) if args.parts else names
     if args.device == "auto":
         devices: tuple[str, ...] = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)
     elif args.device == "cpu":
