@@ -200,6 +200,7 @@ def bench_capture(
 
 
 def model_label(model: Any) -> str:
+    """The name the results show: ``probe_name``, the HF checkpoint path, or the class name."""
     name = getattr(model, "probe_name", None) or getattr(
         getattr(model, "config", None), "_name_or_path", None
     )
