@@ -82,7 +82,7 @@ _LAZY: dict[str, str] = {
     "deletion_curve": "probe.evaluation._faithfulness",
     "insertion_curve": "probe.evaluation._faithfulness",
     "Curve": "probe.evaluation._faithfulness",
-    "curve_auc": "probe.evaluation._faithfulness",
+    "curve_auc": "probe.evaluation._curves_math",
     "faithfulness": "probe.evaluation._faithfulness",
     "FaithfulnessTable": "probe.evaluation._faithfulness",
     "eraser": "probe.evaluation._faithfulness",

@@ -27,7 +27,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from probe.commands import _bench, _eval, _models, _render
+    from probe.commands import _eval, _models, _render
+    from probe.commands.bench import _command as _bench
 
     parser = _Parser(
         prog="probe",

@@ -14,8 +14,10 @@ import sys
 import pytest
 import torch
 
-from probe.commands._bench import (
+from probe.commands.bench import (
+    PARTS,
     VARIANTS,
+    BenchPart,
     BenchSettings,
     CaptureCase,
     VisionCase,
@@ -27,12 +29,13 @@ from probe.commands._bench import (
     make_settings,
     reference_relevance,
     reference_rollout,
+    run_bench,
     time_interleaved,
     to_markdown,
 )
-from probe.commands._benchmem import measure
+from probe.commands.bench._memory_worker import measure
 from probe._errors import ProbeError
-from probe.commands._bench import BenchArgs
+from probe.commands.bench._command import BenchArgs
 from tests import _tiny
 
 TINY_BERT = {
@@ -99,7 +102,7 @@ def test_memory_worker_in_process() -> None:
 
 
 def test_memory_worker_subprocess() -> None:
-    cmd = [sys.executable, "-m", "probe.commands._benchmem", "--mode", "stream", "--tokens", "24",
+    cmd = [sys.executable, "-m", "probe.commands.bench._memory_worker", "--mode", "stream", "--tokens", "24",
            "--config", json.dumps(TINY_BERT), "--threads", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -173,3 +176,25 @@ def test_settings_validation() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ProbeError, match="CUDA"):
             make_settings(BenchArgs(device="cuda"))
+
+
+def test_registered_part_runs_and_lands_in_the_document(tmp_path, monkeypatch, capsys) -> None:
+    """A part plugs in with one registry entry: per device under ``results``, else top level."""
+    seen: list[object] = []
+    monkeypatch.setitem(PARTS, "fake", BenchPart(
+        run=lambda s, device, progress: seen.append(device) or {"device": device},
+        steps=lambda s: 1))
+    monkeypatch.setitem(PARTS, "fake_once", BenchPart(
+        run=lambda s, device, progress: {"repeats": s.repeats}, steps=lambda s: 0,
+        per_device=False))
+    out = tmp_path / "bench.json"
+    args = BenchArgs(json=str(out), device="cpu", repeats=2, quiet=True,
+                     parts=("fake_once", "fake"))
+    assert run_bench(args) == 0
+    doc = json.loads(out.read_text())
+    assert doc["schema"] == "probe-bench/1" and doc["settings"]["parts"] == ["fake", "fake_once"]
+    assert doc["results"] == {"cpu": {"fake": {"device": "cpu"}}}
+    assert doc["fake_once"] == {"repeats": 2} and doc["goals"] == [] and seen == ["cpu"]
+    assert f"results written to {out}" in capsys.readouterr().out
+    with pytest.raises(ProbeError, match="folder"):
+        run_bench(BenchArgs(json=str(tmp_path / "missing" / "b.json"), parts=("fake",)))

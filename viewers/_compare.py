@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.evaluation._curves_math import trapezoid_auc
 from probe.viewers._style import (
     DIVERGING_CMAP,
     FONT_SIZES,
@@ -333,12 +334,21 @@ def comparison_panel(
 
 
 def curve_auc(fractions: Any, values: Any) -> float:
-    """Area under a deletion / insertion curve: the trapezoid rule over ``fractions``."""
+    """Area under a deletion / insertion curve: the trapezoid rule over ``fractions``.
+
+    Args:
+        fractions: ``[s]`` increasing x coordinates (at least 2), any array-like.
+        values: ``[s]`` y values.
+
+    Returns:
+        The area, computed by :func:`probe.evaluation._curves_math.trapezoid_auc` (the rule
+        of :func:`probe.curve_auc`).
+    """
     x = as_array(fractions, "fractions", 1, "[s]")
     y = as_array(values, "values", 1, "[s]")
     if len(x) != len(y):
         raise ProbeError(f"fractions has {len(x)} points but values has {len(y)}: pass pairs")
-    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
+    return float(trapezoid_auc(x, y))
 
 
 def curves_view(

@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._report import jsonable, write_json
 
 if TYPE_CHECKING:
     from torch import nn
@@ -155,28 +153,9 @@ def run_eval(
     }
     print(printer[task](result))
     if args.json:
-        path = Path(args.json)
-        _write_json(path, result)
+        path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
-
-
-# --------------------------------------------------------------------------- JSON
-def _write_json(path: Path, result: dict[str, Any]) -> None:
-    """Write ``result`` to ``path`` atomically (a temporary file renamed into place)."""
-    text = json.dumps(_jsonable(result), indent=2) + "\n"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise ProbeError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _versions() -> dict[str, str | None]:
@@ -204,18 +183,3 @@ def _vit_shapes_weights() -> dict[str, Any]:
 
     digest = hashlib.sha256(Path(WEIGHTS_PATH).read_bytes()).hexdigest()
     return {"sha256": digest, "metadata": read_vit_shapes_metadata()}
-
-
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON values: tensors to lists, NaN/inf to ``null``, tuples to lists."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    return obj

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe._report import markdown_table
 
 if TYPE_CHECKING:
     import torch
@@ -376,15 +377,8 @@ class AgreementTable:
 
     def to_markdown(self, digits: int = 3) -> str:
         """The table as GitHub markdown, values rounded to ``digits`` decimals."""
-        header = [self.label, *self.methods]
-        lines = [
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join(["---"] + ["---:"] * len(self.methods)) + "|",
-        ]
-        for i, name in enumerate(self.methods):
-            cells = [f"{float(v):.{digits}f}" for v in self.values[i]]
-            lines.append("| " + " | ".join([name, *cells]) + " |")
-        return "\n".join(lines)
+        rows = [[name, *(float(v) for v in self.values[i])] for i, name in enumerate(self.methods)]
+        return markdown_table([self.label, *self.methods], rows, digits, missing=None)
 
     def __str__(self) -> str:
         return self.to_markdown()

@@ -51,6 +51,8 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe._report import markdown_table
+from probe.evaluation._curves_math import curve_auc
 
 if TYPE_CHECKING:
     import torch
@@ -113,42 +115,6 @@ class Curve:
         return float(self.auc.mean())
 
 
-def curve_auc(fractions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Area under curves by the trapezoid rule.
-
-    Args:
-        fractions: ``[points]`` increasing x coordinates.
-        values: ``[points]`` or ``[batch, points]`` y values.
-
-    Returns:
-        ``[]`` or ``[batch]``: ``sum_i (x_{i+1} - x_i) (y_i + y_{i+1}) / 2``.
-    """
-    import torch
-
-    x = fractions.to(torch.float64)
-    y = values.to(torch.float64)
-    if x.dim() != 1 or y.shape[-1] != x.shape[0] or x.shape[0] < 2:
-        raise ProbeError(
-            f"curve_auc needs fractions [points] (at least 2) and values [..., points], got "
-            f"{tuple(x.shape)} and {tuple(y.shape)}"
-        )
-    if bool((x[1:] < x[:-1]).any()):
-        raise ProbeError("curve_auc needs increasing fractions")
-    return torch.trapezoid(y, x, dim=-1)
-
-
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int) -> str:
-    def cell(v: Any) -> str:
-        return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 @dataclass(frozen=True, eq=False)
 class FaithfulnessTable:
     """Deletion and insertion AUC of several methods, each next to the random-order baseline.
@@ -193,7 +159,8 @@ class FaithfulnessTable:
 
     def to_markdown(self, digits: int = 3) -> str:
         header = ["method", "deletion AUC ↓", "random", "insertion AUC ↑", "random"]
-        return _markdown(header, [list(r.values()) for r in self.to_rows()], digits)
+        return markdown_table(header, [list(r.values()) for r in self.to_rows()], digits,
+                              missing=None)
 
     def __str__(self) -> str:
         return self.to_markdown()
@@ -241,7 +208,8 @@ class EraserTable:
 
     def to_markdown(self, digits: int = 3) -> str:
         header = ["method", "comprehensiveness ↑", "random", "sufficiency ↓", "random"]
-        return _markdown(header, [list(r.values()) for r in self.to_rows()], digits)
+        return markdown_table(header, [list(r.values()) for r in self.to_rows()], digits,
+                              missing=None)
 
     def __str__(self) -> str:
         return self.to_markdown()

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe._report import markdown_table
 
 if TYPE_CHECKING:
     import torch
@@ -81,14 +82,9 @@ class SanityResult:
     def to_markdown(self, digits: int = 3) -> str:
         """Steps as rows, methods as columns (Spearman correlation with the trained model)."""
         methods = list(self.correlations)
-        lines = [
-            "| randomised up to | " + " | ".join(methods) + " |",
-            "|" + "|".join(["---"] + ["---:"] * len(methods)) + "|",
-        ]
-        for i, step in enumerate(self.steps):
-            cells = [f"{float(self.correlations[m][i]):.{digits}f}" for m in methods]
-            lines.append("| " + " | ".join([step, *cells]) + " |")
-        return "\n".join(lines)
+        rows = [[step, *(float(self.correlations[m][i]) for m in methods)]
+                for i, step in enumerate(self.steps)]
+        return markdown_table(["randomised up to", *methods], rows, digits, missing=None)
 
     def __str__(self) -> str:
         return self.to_markdown()

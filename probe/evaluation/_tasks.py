@@ -66,6 +66,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._report import format_value
+from probe._report import jsonable, markdown_table, write_json
 
 if TYPE_CHECKING:
     import torch
@@ -310,21 +312,6 @@ def _mean_se(values: Iterable[float]) -> tuple[float, float, int]:
     return mean, math.sqrt(var / len(xs)), len(xs)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], digits: int = 3) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
-    ]
-    lines += ["| " + " | ".join(_fmt(v, digits) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def _progress(
@@ -691,11 +678,11 @@ def faithfulness_markdown(result: dict[str, Any]) -> str:
             f"{result['image_seed']}), model accuracy {result['model_accuracy']:.3f}"
         ),
         "",
-        _markdown(header, rows),
+        markdown_table(header, rows),
         "",
         (
             "Chance level of pointing game and mass on object: object-patch fraction "
-            f"{_fmt(result['object_patch_fraction'])}. Deletion/insertion: "
+            f"{format_value(result['object_patch_fraction'])}. Deletion/insertion: "
             f"{result['protocol']['steps']} steps, removed patches = baseline "
             f"{result['protocol']['baseline']!r}, score = predicted-class probability."
         ),
@@ -827,7 +814,7 @@ def sanity_markdown(result: dict[str, Any]) -> str:
             "weights; staying high = it does not reflect what the model learned."
         ),
         "",
-        _markdown(["method", *steps], rows, digits=2),
+        markdown_table(["method", *steps], rows, digits=2),
     ]
     for name, reason in result["skipped"].items():
         lines.append(f"Skipped {name}: {reason}")
@@ -1034,11 +1021,12 @@ def text_markdown(result: dict[str, Any]) -> str:
             "similarity to the second sentence"
         ),
         "",
-        _markdown(header, rows),
+        markdown_table(header, rows),
         "",
         (
-            f"Random orders (3 per pair): comprehensiveness {_fmt(rnd['comprehensiveness'])}, "
-            f"sufficiency {_fmt(rnd['sufficiency'])}. Mean |IG convergence delta| "
+            "Random orders (3 per pair): comprehensiveness "
+            f"{format_value(rnd['comprehensiveness'])}, sufficiency "
+            f"{format_value(rnd['sufficiency'])}. Mean |IG convergence delta| "
             f"{float(result['ig_abs_convergence_delta_mean']):.1e}."
         ),
     ]

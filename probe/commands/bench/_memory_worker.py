@@ -1,9 +1,9 @@
 """Memory worker of ``probe bench``: one measurement per fresh process.
 
-``python -m probe.commands._benchmem --mode MODE --tokens N [--device cpu|cuda] [--config JSON]``
-builds a random-init BERT-style encoder (MiniLM-sized by default), runs one forward pass on
-``N`` tokens in the given mode and prints one JSON line on stdout with the peak memory the
-forward added on top of the loaded model.
+``python -m probe.commands.bench._memory_worker --mode MODE --tokens N [--device cpu|cuda]
+[--config JSON]`` builds a random-init BERT-style encoder (MiniLM-sized by default), runs one
+forward pass on ``N`` tokens in the given mode and prints one JSON line on stdout with the peak
+memory the forward added on top of the loaded model.
 
 Modes:
 
@@ -272,8 +272,9 @@ def measure(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m probe.commands._benchmem``: print one measurement as a JSON line."""
-    parser = argparse.ArgumentParser(prog="python -m probe.commands._benchmem", description=__doc__,
+    """``python -m probe.commands.bench._memory_worker``: print one measurement as a JSON line."""
+    parser = argparse.ArgumentParser(prog="python -m probe.commands.bench._memory_worker",
+                                     description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", required=True, choices=MEMORY_MODES)
     parser.add_argument("--tokens", required=True, type=int)
@@ -286,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = json.loads(ns.config) if ns.config else None
         result = measure(ns.mode, ns.tokens, ns.device, config, ns.chunk_size, ns.threads)
     except (ProbeError, json.JSONDecodeError) as exc:
-        print(f"probe.commands._benchmem: error: {exc}", file=sys.stderr)
+        print(f"probe.commands.bench._memory_worker: error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(result))
     return 0

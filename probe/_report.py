@@ -1,0 +1,191 @@
+"""Reports: markdown tables and JSON files, shared by ``probe eval``, ``probe bench`` and the
+tables of the evaluation results (agreement, faithfulness, sanity).
+
+Base layer: the standard library and :mod:`probe._errors` only; tensors and arrays are
+recognised by duck typing (``tolist``), so importing this module never imports torch.
+
+* :func:`format_value`: one table cell (fixed decimals, a placeholder for missing values);
+* :func:`markdown_table`: a GitHub markdown table from a header and rows;
+* :func:`jsonable`: plain JSON values from tensors, arrays, paths and dataclasses;
+* :func:`write_json`: write a JSON document atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from probe._errors import ProbeError
+
+__all__ = ["format_value", "jsonable", "markdown_table", "write_json"]
+
+Align = Literal["left", "right"]
+
+#: Placeholder of a missing value (``None``, NaN, infinity) in a table cell.
+MISSING = "–"
+
+
+def format_value(
+    value: Any, digits: int = 3, *, suffix: str = "", missing: str | None = MISSING
+) -> str:
+    """One table cell: floats with ``digits`` decimals, anything else as ``str``.
+
+    Args:
+        value: the cell.
+        digits: decimals of floats (``0.1234`` -> ``"0.123"`` with 3).
+        suffix: appended to every present value, e.g. ``"x"`` for ratios.
+        missing: the text of ``None``, NaN and infinities (no suffix); ``None`` writes them as
+            Python does (``"None"``, ``"nan"``, ``"inf"``).
+    """
+    if missing is not None and (
+        value is None or (isinstance(value, float) and not math.isfinite(value))
+    ):
+        return missing
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{suffix}"
+    return f"{value}{suffix}"
+
+
+def markdown_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    digits: int = 3,
+    *,
+    align: Sequence[Align] | None = None,
+    missing: str | None = MISSING,
+) -> str:
+    """A GitHub markdown table, one line per row, cells written with :func:`format_value`.
+
+    Args:
+        header: the column names.
+        rows: the rows, each with one value per column (strings are written as they are).
+        digits: decimals of float cells.
+        align: ``"left"`` or ``"right"`` per column; default: the first column left (a
+            label), the others right (numbers). ``"left"`` is markdown's default ``---``.
+        missing: the text of ``None`` and non-finite floats (see :func:`format_value`).
+
+    Returns:
+        The table without a trailing newline.
+
+    Raises:
+        ProbeError: ``align`` or a row has not one entry per column.
+    """
+    if align is None:
+        align = ["left"] + ["right"] * (len(header) - 1)
+    if len(align) != len(header) or any(a not in ("left", "right") for a in align):
+        raise ProbeError(
+            f"align needs 'left' or 'right' for each of the {len(header)} columns, got {align!r}"
+        )
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if a == "right" else "---" for a in align) + "|",
+    ]
+    for row in rows:
+        if len(row) != len(header):
+            raise ProbeError(
+                f"a table row has {len(row)} cells but the header {len(header)} columns: "
+                "pass one value per column"
+            )
+        lines.append(
+            "| " + " | ".join(format_value(v, digits, missing=missing) for v in row) + " |"
+        )
+    return "\n".join(lines)
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON values: tensors and arrays to (nested) lists, NaN and infinity to ``None``,
+    tuples and sets to lists, paths to strings, dataclasses to dicts, keys to strings.
+
+    Anything else is returned as it is (``json.dumps`` then says what it cannot write).
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return [jsonable(v) for v in sorted(obj, key=repr)]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    tolist = getattr(obj, "tolist", None)  # torch tensors, numpy arrays and scalars
+    if callable(tolist):
+        return jsonable(tolist())
+    return obj
+
+
+def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> Path:
+    """Write ``obj`` as JSON (strict: no NaN) to ``path`` atomically and return the path.
+
+    The text goes to a temporary file in the target folder, which then replaces ``path``
+    (``os.replace``): readers never see a half-written file, and on any error ``path`` is
+    left as it was. Missing folders are created. Pass :func:`jsonable` output for documents
+    holding tensors or NaN.
+
+    Raises:
+        ProbeError: ``path`` is a folder, lies under a regular file, or cannot be written.
+        ValueError, TypeError: ``obj`` is not JSON (a non-finite float, an unknown type);
+            nothing is written.
+    """
+    target = Path(os.fspath(path))
+    text = json.dumps(obj, indent=indent, allow_nan=False) + "\n"
+    if target.is_dir():
+        raise ProbeError(f"cannot write {target}: it is a folder; pass a file name")
+    directory = target.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ProbeError(
+            f"cannot write {target}: {directory} is not a folder (a file is in the way); "
+            "choose another output path"
+        ) from None
+    except OSError as exc:
+        raise ProbeError(
+            f"cannot write {target}: cannot create {directory} ({exc.strerror or exc}); "
+            "choose another output path"
+        ) from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ProbeError(
+            f"cannot write {target}: {directory} is not writable ({exc.strerror or exc}); "
+            "choose another output path"
+        ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600: the usual mode instead
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ProbeError(
+                f"cannot write {target}: {exc.strerror or exc}; check the path and free space"
+            ) from None
+        raise
+    return target
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` sets it to read it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022

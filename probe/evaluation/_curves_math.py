@@ -1,0 +1,60 @@
+"""Area under deletion / insertion curves: the one trapezoid rule of probe.
+
+:func:`trapezoid_auc` works on torch tensors and numpy arrays alike (it only slices,
+subtracts, multiplies and sums), so the evaluation (:func:`curve_auc`, tensors) and the
+viewers (:func:`probe.viewers.curve_auc`, arrays) share it without the viewers importing
+torch. Importing this module imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["curve_auc", "trapezoid_auc"]
+
+ArrayT = TypeVar("ArrayT")
+
+
+def trapezoid_auc(fractions: Any, values: ArrayT) -> ArrayT:
+    """Area under curves by the trapezoid rule, for torch tensors or numpy arrays.
+
+    Args:
+        fractions: ``[points]`` increasing x coordinates (at least 2).
+        values: ``[points]`` or ``[..., points]`` y values, the same array type.
+
+    Returns:
+        ``[]`` or ``[...]`` in the dtype of the inputs:
+        ``sum_i (x_{i+1} - x_i) (y_i + y_{i+1}) / 2`` (bit for bit ``torch.trapezoid``).
+
+    Raises:
+        ProbeError: mismatched shapes, fewer than 2 points, or decreasing fractions.
+    """
+    x, y = fractions, values
+    if len(x.shape) != 1 or x.shape[0] < 2 or len(y.shape) < 1 or y.shape[-1] != x.shape[0]:
+        raise ProbeError(
+            f"curve_auc needs fractions [points] (at least 2) and values [..., points], got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    if bool((x[1:] < x[:-1]).any()):
+        raise ProbeError("curve_auc needs increasing fractions")
+    return ((y[..., 1:] + y[..., :-1]) * (x[1:] - x[:-1])).sum(-1) / 2
+
+
+def curve_auc(fractions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """Area under curves by the trapezoid rule, in float64.
+
+    Args:
+        fractions: ``[points]`` increasing x coordinates.
+        values: ``[points]`` or ``[batch, points]`` y values.
+
+    Returns:
+        ``[]`` or ``[batch]``: ``sum_i (x_{i+1} - x_i) (y_i + y_{i+1}) / 2``.
+    """
+    import torch
+
+    return trapezoid_auc(fractions.to(torch.float64), values.to(torch.float64))
