@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import torch
-from _tiny import assert_unchanged, bart, bert, gpt2, hf_vit, llama, snapshot, t5, timm_model
+from tests._tiny import assert_unchanged, bart, bert, gpt2, hf_vit, llama, snapshot, t5, timm_model
 from torch import nn
 
 import probe

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from _tiny import _ids, assert_unchanged, bert_classifier, snapshot, timm_model
+from tests._tiny import _ids, assert_unchanged, snapshot, timm_model
 
 import probe
 from probe.attribution._registry import attribute, list_methods
@@ -17,19 +17,7 @@ from probe.analysis._rollout import rollout
 ATTN_METHODS = ("attention", "rollout", "rollout-max", "rollout-min", "relevance", "random")
 
 
-@pytest.fixture(scope="module")
-def vit():
-    return timm_model("vit_small_patch16_224", img=(32, 48))  # 4x6 grid, 1 CLS
-
-
-@pytest.fixture(scope="module")
-def vit_reg():
-    return timm_model("vit_small_patch16_224", reg_tokens=4, no_embed_class=True)
-
-
-@pytest.fixture(scope="module")
-def bert_cls():
-    return bert_classifier()
+# fixtures vit (4x6 grid, 1 CLS), vit_reg (5 prefix tokens), bert_cls: conftest.py
 
 
 # --------------------------------------------------------------------------- vision

@@ -36,7 +36,8 @@ from probe.commands.bench import (
 from probe.commands.bench._memory_worker import measure
 from probe._errors import ProbeError
 from probe.commands.bench._command import BenchArgs
-from tests import _tiny
+from tests._tiny import bert as tiny_bert
+from tests._tiny import timm_model
 
 TINY_BERT = {
     "vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -52,7 +53,7 @@ def _positive_finite(x: float) -> bool:
 
 
 def _tiny_vit() -> torch.nn.Module:
-    return _tiny.timm_model("vit_small_patch16_224", num_classes=4)[0]
+    return timm_model("vit_small_patch16_224", num_classes=4)[0]
 
 
 def test_time_interleaved_rotates_and_calibrates() -> None:
@@ -64,7 +65,7 @@ def test_time_interleaved_rotates_and_calibrates() -> None:
 
 
 def test_capture_schema_and_ratios() -> None:
-    bert, inputs = _tiny.bert()
+    bert, inputs = tiny_bert()
     vit = _tiny_vit()
     cases = [
         CaptureCase("bert", bert, inputs, "2 x 9 tokens"),

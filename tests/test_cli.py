@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -211,3 +213,58 @@ def test_curves_and_compare_names_carry_the_methods(tmp_path, capsys):
         assert rc == 0, err
         names |= {p.name for p in _written(out)}
     assert len(names) == 4, names  # nothing overwritten
+
+
+# ----------------------------------------------------------------------------- options reach the output
+def _svg_texts(path: Path) -> list[str]:
+    """The strings drawn in a matplotlib SVG (it writes each one as a comment before its glyphs)."""
+    return re.findall(r"<!-- (.*?) -->", path.read_text())
+
+
+def _svg_images(path: Path) -> list[str]:
+    """The embedded PNG payloads (heatmaps, colourbars) of a matplotlib SVG, in drawing order."""
+    return re.findall(r'<image [^>]*href="data:image/png;base64,([^"]+)"', path.read_text())
+
+
+def test_layer_head_dpi_and_format_reach_the_files(tmp_path, capsys):
+    text = ["--text", "The cat sat on the mat.", "--quiet"]
+    picked = ["render", "head", "--layer", "3", "--head", "1", *text]
+    runs = {
+        "picked": [*picked, "--format", "png", "--format", "svg", "--dpi", "50"],
+        "default": ["render", "head", *text, "--format", "png", "--format", "svg", "--dpi", "50"],
+        "sharp": [*picked, "--dpi", "100"],  # the default format: png only
+    }
+    files: dict[str, dict[str, Path]] = {}
+    for run, argv in runs.items():
+        rc, out, err = _run([*argv, "--out", str(tmp_path / run)], capsys)
+        assert rc == 0, err
+        files[run] = {p.suffix: p for p in _written(out)}
+    assert set(files["picked"]) == set(files["default"]) == {".png", ".svg"}
+    assert set(files["sharp"]) == {".png"}
+    # --layer/--head: in the file name, in the title and in the data drawn
+    assert all(p.name.startswith("head_minilm_L3H1_") for p in files["picked"].values())
+    assert all(p.name.startswith("head_minilm_L5H0_") for p in files["default"].values())
+    assert "minilm \u00b7 layer 3 \u00b7 head 1 \u00b7 attention" in _svg_texts(files["picked"][".svg"])
+    assert "minilm \u00b7 layer 5 \u00b7 head 0 \u00b7 attention" in _svg_texts(files["default"][".svg"])
+    assert _svg_images(files["picked"][".svg"])[0] != _svg_images(files["default"][".svg"])[0]
+    # --format svg: a real SVG document
+    root = ET.parse(files["picked"][".svg"]).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    # --dpi: twice the dpi, twice the pixels
+    with Image.open(files["picked"][".png"]) as low, Image.open(files["sharp"][".png"]) as high:
+        assert abs(high.size[0] - 2 * low.size[0]) <= 2 and abs(high.size[1] - 2 * low.size[1]) <= 2
+        assert low.size[0] > 100
+
+
+@pytest.mark.parametrize(
+    ("argv", "part"),
+    [(["heads", "--layer", "2"], "_L2_"), (["links", "--layer", "-1"], "_L5_")],
+    ids=lambda a: "-".join(a) if isinstance(a, list) else a,
+)
+def test_layer_and_head_name_the_attention_views(argv, part, tmp_path, capsys):
+    rc, out, err = _run(["render", *argv, "--text", SENTENCE, "--out", str(tmp_path), "--quiet",
+                         "--format", "svg", "--dpi", "40"], capsys)
+    assert rc == 0, err
+    (path,) = _written(out)
+    assert path.name.startswith(f"{argv[0]}_minilm{part}"), path.name  # -1 is the last of 6
+    assert any(f"layer {part[2]}" in t for t in _svg_texts(path)), "the layer is not in the title"

@@ -168,9 +168,9 @@ def test_chefer_ordering_reproduced_partly_and_undefined():
 
 # --------------------------------------------------------------------------- faithfulness
 def test_faithfulness_json_schema_covers_every_registered_method(tmp_path, capsys):
-    from probe.attribution._registry import list_methods, register_method, unregister_method
+    from probe.attribution._registry import list_methods, register_method
 
-    @register_method("test-center", modalities=("vision",), overwrite=True)
+    @register_method("test-center", modalities=("vision",))  # unregistered by conftest.py
     def _center(ctx):  # a new method: must show up in the eval without any change to it
         return -torch.cdist(  # [batch, 64]: closeness to the grid centre
             torch.cartesian_prod(torch.arange(8.0), torch.arange(8.0)), torch.tensor([[3.5, 3.5]])
@@ -179,12 +179,9 @@ def test_faithfulness_json_schema_covers_every_registered_method(tmp_path, capsy
     model = tiny_vit()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     out = tmp_path / "sub" / "faith.json"
-    try:
-        rc = run_eval(EvalArgs(task="faithfulness", n=2, quick=True, quiet=True, json=str(out)),
-                      model=model, options={"ig": {"n_steps": 4}})
-        methods = list_methods("vision")
-    finally:
-        unregister_method("test-center")
+    rc = run_eval(EvalArgs(task="faithfulness", n=2, quick=True, quiet=True, json=str(out)),
+                  model=model, options={"ig": {"n_steps": 4}})
+    methods = list_methods("vision")
     assert rc == 0
     result = json.loads(out.read_text())
     printed = capsys.readouterr().out
@@ -314,10 +311,10 @@ def test_text_json_schema(minilm, tmp_path, capsys):
 
 
 def test_text_method_failing_on_one_pair_is_reported_per_pair(minilm):
-    from probe.attribution._registry import _METHODS, register_method
+    from probe.attribution._registry import register_method
     from probe.evaluation._tasks import eval_text
 
-    @register_method("test-short-only", modalities=("text",), overwrite=True)
+    @register_method("test-short-only", modalities=("text",))  # unregistered by conftest.py
     def _short_only(ctx):  # refuses long inputs, like exact attention flow
         tr = ctx.trace()
         if tr.seq_len > 8:
@@ -330,11 +327,8 @@ def test_text_method_failing_on_one_pair_is_reported_per_pair(minilm):
          "second": "Drivers took a detour."},
     ]
     model, tokenizer = minilm
-    try:
-        result = eval_text(model, tokenizer, pairs=pairs, methods=("test-short-only",),
-                           options={"ig": {"n_steps": 2}})
-    finally:
-        _METHODS.pop("test-short-only", None)
+    result = eval_text(model, tokenizer, pairs=pairs, methods=("test-short-only",),
+                       options={"ig": {"n_steps": 2}})
     entry = result["methods"]["test-short-only"]
     assert entry["n"] == 1 and result["methods"]["ig"]["n"] == 2
     assert result["failed_pairs"] == {"test-short-only": {"long": "too long for test-short-only"}}

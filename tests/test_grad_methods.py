@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from _tiny import assert_unchanged, bert_classifier, hf_vit, snapshot, timm_model
+from tests._tiny import assert_unchanged, hf_vit, snapshot
 
 from probe.attribution._registry import attribute, list_methods, method_spec
 from probe._errors import ProbeError
@@ -32,19 +32,7 @@ def patch_sum(pixels: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return out.flatten(1)
 
 
-@pytest.fixture(scope="module")
-def vit():
-    return timm_model("vit_small_patch16_224", img=(32, 48))  # 4x6 grid, 1 CLS
-
-
-@pytest.fixture(scope="module")
-def vit_reg():
-    return timm_model("vit_small_patch16_224", reg_tokens=4, no_embed_class=True)
-
-
-@pytest.fixture(scope="module")
-def bert_cls():
-    return bert_classifier()
+# fixtures vit (4x6 grid, 1 CLS), vit_reg (5 prefix tokens), bert_cls: conftest.py
 
 
 # --------------------------------------------------------------------------- IG completeness

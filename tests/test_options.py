@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from _tiny import timm_model
+from tests._tiny import timm_model
 from PIL import Image
 
 import probe

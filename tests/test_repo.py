@@ -67,3 +67,10 @@ def test_every_public_name_resolves():
 
     for name in probe.__all__:
         assert getattr(probe, name) is not None, name
+
+
+def test_test_helpers_are_imported_under_one_name():
+    """``tests._tiny`` and ``tests._factories``, never the bare ``_tiny`` (a second module copy)."""
+    bare = re.compile(r"^\s*(from|import)\s+(_tiny|_factories)\b", re.MULTILINE)
+    offenders = [p.name for p in (ROOT / "tests").glob("*.py") if bare.search(p.read_text())]
+    assert not offenders, f"import test helpers as tests._tiny / tests._factories: {offenders}"

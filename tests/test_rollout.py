@@ -201,7 +201,7 @@ def test_bad_options_raise() -> None:
 
 
 def test_registered_fusion_plugs_into_rollout() -> None:
-    @register_head_fusion("test-first-head", overwrite=True)
+    @register_head_fusion("test-first-head")  # unregistered by conftest.py
     def _first(attn: torch.Tensor) -> torch.Tensor:
         return attn[..., 0, :, :].clone()
 
@@ -211,7 +211,7 @@ def test_registered_fusion_plugs_into_rollout() -> None:
     with pytest.raises(ProbeError, match="already registered"):
         register_head_fusion("mean")(lambda a: a.mean(-3))
 
-    @register_head_fusion("test-bad-shape", overwrite=True)
+    @register_head_fusion("test-bad-shape")
     def _bad(attn: torch.Tensor) -> torch.Tensor:
         return attn
 

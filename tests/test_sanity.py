@@ -11,12 +11,6 @@ from torch import nn
 
 from probe._errors import ProbeError
 from probe.evaluation._sanity import ORIGINAL, SanityResult, cascade_order, sanity_check
-from tests._tiny import timm_model
-
-
-@pytest.fixture(scope="module")
-def vit() -> tuple[nn.Module, torch.Tensor]:
-    return timm_model("vit_small_patch16_224")  # depth 2, 32x32 images, 4x4 grid
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -29,8 +23,8 @@ def _builtin(name: str) -> None:
     assert name in list_methods(), f"built-in method {name!r} is not registered"
 
 
-def test_order_is_top_down_for_timm_vit(vit) -> None:
-    model, _ = vit
+def test_order_is_top_down_for_timm_vit(vit_square) -> None:
+    model, _ = vit_square
     order = cascade_order(model)
     assert [name for name, _ in order] == ["head", "norm", "blocks.1", "blocks.0", "embeddings"]
     params = [p for _, names in order for p in names]
@@ -43,8 +37,8 @@ def test_order_is_top_down_for_timm_vit(vit) -> None:
     }
 
 
-def test_steps_cumulative_and_original_untouched(vit) -> None:
-    model, x = vit
+def test_steps_cumulative_and_original_untouched(vit_square) -> None:
+    model, x = vit_square  # depth 2, 32x32 images, 4x4 grid
     model.train()
     before = _snapshot(model)
     flags = [m.training for m in model.modules()]
@@ -80,10 +74,10 @@ def test_steps_cumulative_and_original_untouched(vit) -> None:
     assert result.per_item["const"].shape == (6, 2)
 
 
-def test_seeded_and_weight_dependent_maps_react(vit) -> None:
+def test_seeded_and_weight_dependent_maps_react(vit_square) -> None:
     from probe.capture._capture import trace
 
-    model, x = vit
+    model, x = vit_square
 
     def cls_attention(m: nn.Module) -> torch.Tensor:
         tr = trace(m, x)
@@ -116,8 +110,8 @@ def test_seeded_and_weight_dependent_maps_react(vit) -> None:
     }
 
 
-def test_signed_maps_compared_by_absolute_value(vit) -> None:
-    model, x = vit
+def test_signed_maps_compared_by_absolute_value(vit_square) -> None:
+    model, x = vit_square
     calls = []
 
     def flips(m: nn.Module) -> torch.Tensor:
@@ -134,9 +128,9 @@ def test_signed_maps_compared_by_absolute_value(vit) -> None:
     assert raw.correlations["flips"][0] == -1.0  # the second call returned the flipped map
 
 
-def test_registered_methods_through_attribute(vit) -> None:
+def test_registered_methods_through_attribute(vit_square) -> None:
     _builtin("random")
-    model, x = vit
+    model, x = vit_square
     before = _snapshot(model)
     result = sanity_check(model, x, ["random", "attention"], seed=5)
     assert torch.equal(result.correlations["random"], torch.ones(6, dtype=torch.float64))
@@ -146,14 +140,14 @@ def test_registered_methods_through_attribute(vit) -> None:
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_constant_map_gives_nan_not_a_fake_one(vit) -> None:
-    model, x = vit
+def test_constant_map_gives_nan_not_a_fake_one(vit_square) -> None:
+    model, x = vit_square
     result = sanity_check(model, x, {"flat": lambda m: torch.ones(2, 16)})
     assert all(math.isnan(v) for v in result.correlations["flat"].tolist())
 
 
-def test_errors(vit) -> None:
-    model, x = vit
+def test_errors(vit_square) -> None:
+    model, x = vit_square
     with pytest.raises(ProbeError, match="transformer blocks"):
         sanity_check(nn.Linear(3, 3), x, {"c": lambda m: torch.rand(2, 4)})
     with pytest.raises(ProbeError, match="no methods"):

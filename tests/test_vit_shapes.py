@@ -209,6 +209,7 @@ def test_build_is_random_init_in_the_same_architecture() -> None:
 _TINY = ["--steps", "2", "--batch-size", "32", "--n-eval", "64", "--quiet"]
 
 
+@pytest.mark.slow  # trains and evaluates: several seconds on a shared CPU
 def test_training_smoke_writes_loadable_file(tmp_path: Path) -> None:
     recipe = _recipe()
     threads = torch.get_num_threads()
@@ -224,6 +225,7 @@ def test_training_smoke_writes_loadable_file(tmp_path: Path) -> None:
     assert [p.name for p in out.parent.iterdir()] == ["w.safetensors"]  # no temp file left
 
 
+@pytest.mark.slow  # trains (twice for determinism): several seconds on a shared CPU
 def test_training_is_deterministic(tmp_path: Path) -> None:
     recipe = _recipe()
     a, b = tmp_path / "a.safetensors", tmp_path / "b.safetensors"

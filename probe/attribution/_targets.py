@@ -109,14 +109,14 @@ def resolve_target(
             value = target(output, attention_mask)
         else:
             value = target(output)
-        return _check_scalar_per_item(value, target)
+        return check_scalar_per_item(value, target)
     raise ProbeError(
         f"target must be None, a class index, a tensor of class indices or a callable "
         f"output -> [batch], got {type(target).__name__}"
     )
 
 
-def _check_scalar_per_item(value: Any, target: Any) -> torch.Tensor:
+def check_scalar_per_item(value: Any, target: Any) -> torch.Tensor:
     import torch
 
     name = getattr(target, "__name__", type(target).__name__)

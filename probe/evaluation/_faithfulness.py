@@ -540,12 +540,12 @@ def _scorer(
 ) -> Callable[[Any, Any, torch.Tensor], torch.Tensor]:
     import torch
 
-    from probe.attribution._targets import _check_scalar_per_item, model_logits, predicted_class, resolve_target
+    from probe.attribution._targets import check_scalar_per_item, model_logits, predicted_class, resolve_target
 
     if score_fn is not None:
 
         def by_fn(inputs: Any, out: Any, items: torch.Tensor) -> torch.Tensor:
-            return _check_scalar_per_item(score_fn(model, inputs), score_fn)
+            return check_scalar_per_item(score_fn(model, inputs), score_fn)
 
         return by_fn
     if callable(target) and not isinstance(target, torch.Tensor):
