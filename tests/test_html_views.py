@@ -30,7 +30,9 @@ from probe.viewers.html import (
     decode_array,
     encode_array,
     head_view_html,
+    image_view_html,
     model_view_html,
+    token_view_html,
 )
 
 RNG = np.random.default_rng(0)
@@ -212,3 +214,72 @@ def test_embedded_numbers_decode_in_the_browser(browser, tmp_path):
     values = np.array(browser.execute_script(f"return window.probeValues('attn', 0, {ATTN.size})"))
     step = _data_block(view.html)["attn"]["step"]
     assert np.max(np.abs(values - ATTN.ravel())) <= step / 2 + 1e-6
+
+
+def test_token_view_in_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    scores = {"attention": RNG.random(len(TOKENS)), XSS_TOKENS[1]: RNG.normal(size=len(TOKENS))}
+    view = token_view_html(TOKENS, scores, model_name=XSS_MODEL)
+    _open(browser, view, tmp_path, "tokens")
+    rows = browser.find_elements(By.CSS_SELECTOR, ".p-row")
+    assert len(rows) == 2 and rows[1].find_element(By.CSS_SELECTOR, ".p-rowlab").text == XSS_TOKENS[1]
+    spans = rows[0].find_elements(By.CSS_SELECTOR, ".p-tok")
+    assert [s.get_attribute("textContent") for s in spans] == TOKENS
+    colours = {s.value_of_css_property("background-color") for s in spans}
+    assert len(colours) > 3
+    _hover(browser, spans[3])
+    assert dataset(browser)["hover"] == "3"
+    tip = browser.find_element(By.CSS_SELECTOR, ".p-tip").text
+    assert "attention: " in tip and f"{scores['attention'][3]:.2f}" in tip
+    values = np.array(browser.execute_script(f"return window.probeValues('scores', 0, {2 * len(TOKENS)})"))
+    expect = np.concatenate(list(scores.values()))
+    step = _data_block(view.html)["scores"]["step"]
+    assert np.max(np.abs(values - expect)) <= step / 2 + 1e-6
+
+
+def _image_view(name: str = "vit") -> HtmlView:
+    yy, xx = np.mgrid[0:48, 0:64] / 64.0
+    image = np.stack([xx, yy, 0.5 + 0 * xx], -1)
+    g = (3, 4)
+    n = g[0] * g[1]
+    patch = _softmax_attention(2, 2, n)
+    maps = {"rollout": RNG.random(g), "ig": RNG.normal(size=g), XSS_TOKENS[0]: RNG.random(g)}
+    agreement = np.array([[1, 0.3, 0.1], [0.3, 1, -0.2], [0.1, -0.2, 1]])
+    faith = {"rollout": {"deletion AUC": 0.21, "insertion AUC": 0.63}}
+    return image_view_html(image, maps, agreement=agreement, faithfulness=faith,
+                           cls_maps=patch[:, :, 0].reshape(2, 2, *g), patch_attn=patch,
+                           layers=[10, 11], model_name=name)
+
+
+def test_image_view_in_browser(browser, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    _open(browser, _image_view(XSS_MODEL), tmp_path, "image")
+    tabs = browser.find_elements(By.CSS_SELECTOR, ".p-tab")
+    assert [t.text for t in tabs] == ["rollout", "ig", XSS_TOKENS[0]]
+    assert "deletion AUC" in browser.find_element(By.CSS_SELECTOR, ".p-panel").text
+    before = canvas_sum(browser, "canvas.p-main")
+    tabs[1].click()
+    assert dataset(browser)["method"] == "1"
+    assert canvas_sum(browser, "canvas.p-main") != before
+    assert "sel" in browser.find_elements(By.CSS_SELECTOR, "table.p-table tr")[2].get_attribute("class")
+    # the per-head CLS grid follows the layer selector
+    thumbs = "figure canvas"
+    before = canvas_sum(browser, thumbs)
+    Select(browser.find_elements(By.TAG_NAME, "select")[0]).select_by_index(0)
+    assert dataset(browser)["clsLayer"] == "0"
+    assert canvas_sum(browser, thumbs) != before
+    # hover a patch: the map shows that patch's attention
+    patch = browser.find_element(By.CSS_SELECTOR, "canvas.p-patch")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", patch)
+    before = canvas_sum(browser, "canvas.p-patch")
+    w, h = patch.size["width"], patch.size["height"]
+    ActionChains(browser).move_to_element_with_offset(patch, -w // 2 + 2, -h // 2 + 2).perform()
+    assert dataset(browser)["patch"] == "0"
+    assert canvas_sum(browser, "canvas.p-patch") != before
+    ActionChains(browser).move_to_element_with_offset(patch, w // 2 - 2, h // 2 - 2).perform()
+    assert dataset(browser)["patch"] == "11"
+    assert no_alert(browser) and browser.execute_script("return window.__xss") is None

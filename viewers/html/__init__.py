@@ -5,13 +5,15 @@ Each view takes the same data as its matplotlib twin in :mod:`probe.viewers` and
 embedded as quantised uint8, no network access, every string escaped) that displays itself
 in Jupyter through ``_repr_html_`` and saves with ``.save(path)``.
 
-Views: :func:`head_view_html`, :func:`model_view_html`. Size budget:
+Views: :func:`head_view_html`, :func:`model_view_html`, :func:`token_view_html`,
+:func:`image_view_html`. Size budget:
 :data:`DEFAULT_MAX_VALUES`.
 """
 
 from __future__ import annotations
 
 from probe.viewers.html._attention import head_view_html, model_view_html
+from probe.viewers.html._attribution import image_view_html, token_view_html
 from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, decode_array, encode_array
 
 __all__ = [
@@ -20,5 +22,7 @@ __all__ = [
     "decode_array",
     "encode_array",
     "head_view_html",
+    "image_view_html",
     "model_view_html",
+    "token_view_html",
 ]
