@@ -27,6 +27,7 @@ from _browser import (
 from probe import ProbeError
 from probe.viewers.html import (
     HtmlView,
+    coref_view_html,
     decode_array,
     encode_array,
     head_view_html,
@@ -283,3 +284,28 @@ def test_image_view_in_browser(browser, tmp_path):
     ActionChains(browser).move_to_element_with_offset(patch, w // 2 - 2, h // 2 - 2).perform()
     assert dataset(browser)["patch"] == "11"
     assert no_alert(browser) and browser.execute_script("return window.__xss") is None
+
+
+def test_coref_view_in_browser(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    words = ["The", "trophy", XSS_TOKENS[1], "fit", "because", "it", "was", "big"]
+    w_it = RNG.random((2, 3, len(words)))
+    w_it[1, 2] = [0.05, 0.6, 0.1, 0.05, 0.0, 0.1, 0.05, 0.05]
+    w_was = RNG.random((2, 3, len(words)))
+    top = {5: [(7, 2, 1, 0.6), (6, 0, 2, 0.4)]}
+    view = coref_view_html(words, {5: w_it, 6: w_was}, top=top, candidates={5: [1, 2, 3]},
+                           layers=[6, 7], heads=[0, 1, 2], model_name=XSS_MODEL)
+    _open(browser, view, tmp_path, "coref")
+    state = dataset(browser)
+    assert state["word"] == "5" and state["head"] == "1,2"  # the top-ranked head first
+    assert state["top"].split(",")[0] == "1"  # "trophy" first for that head
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.p-table tr.click")
+    assert len(rows) == 3 and XSS_TOKENS[1] in rows[2].get_attribute("textContent")
+    rows[0].click()  # mean of all heads
+    assert dataset(browser)["head"] == "mean"
+    Select(browser.find_element(By.TAG_NAME, "select")).select_by_index(1)
+    assert dataset(browser)["word"] == "6"
+    browser.find_elements(By.CSS_SELECTOR, ".p-flow .p-tok")[5].click()
+    assert dataset(browser)["word"] == "5"

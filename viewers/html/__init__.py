@@ -6,7 +6,8 @@ embedded as quantised uint8, no network access, every string escaped) that displ
 in Jupyter through ``_repr_html_`` and saves with ``.save(path)``.
 
 Views: :func:`head_view_html`, :func:`model_view_html`, :func:`token_view_html`,
-:func:`image_view_html`. Size budget:
+:func:`image_view_html`,
+:func:`coref_view_html`. Size budget:
 :data:`DEFAULT_MAX_VALUES`.
 """
 
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html, token_view_html
+from probe.viewers.html._coref import coref_view_html
 from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, decode_array, encode_array
 
 __all__ = [
+    "coref_view_html",
     "DEFAULT_MAX_VALUES",
     "HtmlView",
     "decode_array",
