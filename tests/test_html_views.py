@@ -309,3 +309,30 @@ def test_coref_view_in_browser(browser, tmp_path):
     assert dataset(browser)["word"] == "6"
     browser.find_elements(By.CSS_SELECTOR, ".p-flow .p-tok")[5].click()
     assert dataset(browser)["word"] == "5"
+
+
+# ----------------------------------------------------------------------------- one call
+def test_show_from_trace_and_model(minilm, tmp_path):
+    import probe
+
+    model, tokenizer = minilm
+    text = "The trophy did not fit in the suitcase because it was too big."
+    trace = probe.trace(model, text, tokenizer=tokenizer)
+    heads = probe.show(trace, "heads", layers=[4, 5], heads=[0, 3])
+    data = _data_block(heads.html)
+    assert data["layers"] == ["4", "5"] and data["heads"] == ["0", "3"]
+    expect = trace.attentions[4:6, 0][:, [0, 3]].numpy()
+    assert np.max(np.abs(decode_array(data["attn"]) - expect)) <= data["attn"]["step"] / 2 + 1e-6
+    window = probe.show(trace, "model", window=(2, 6))
+    assert _data_block(window.html)["qtokens"] == list(trace.tokens[0][2:6])
+    with pytest.raises(ProbeError, match="token window"):
+        probe.show(trace, "model", max_values=1000)
+    coref = _data_block(probe.show(trace, "coref").html)
+    first = coref["choices"][0]
+    assert coref["words"][first["index"]] == "it"
+    links = probe.coref(trace, "it")
+    assert [r[3] for r in first["top"]] == pytest.approx([link.weight for link in links[:12]])
+    tokens = probe.show((model, tokenizer), "tokens", text, methods=["attention", "rollout"])
+    assert _data_block(tokens.html)["methods"] == ["attention", "rollout"]
+    with pytest.raises(ProbeError, match="unknown view"):
+        probe.show(trace, "nope")

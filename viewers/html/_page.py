@@ -136,9 +136,6 @@ class HtmlView:
     def __repr__(self) -> str:
         return f"HtmlView(view={self.view!r}, size={self.size_bytes:,} bytes)"
 
-    def __str__(self) -> str:
-        return self.html
-
     @property
     def size_bytes(self) -> int:
         """Size of the page in bytes (UTF-8)."""
