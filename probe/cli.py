@@ -18,7 +18,7 @@ from probe._version import __version__
 __all__ = ["main"]
 
 VIEWS = ("heads", "head", "links", "coref", "rollout", "saliency", "compare", "curves")
-FORMATS = ("png", "svg", "pdf")
+FORMATS = ("png", "svg", "pdf", "html")
 EVALS = ("faithfulness", "sanity", "text")
 
 

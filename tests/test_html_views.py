@@ -336,3 +336,49 @@ def test_show_from_trace_and_model(minilm, tmp_path):
     assert _data_block(tokens.html)["methods"] == ["attention", "rollout"]
     with pytest.raises(ProbeError, match="unknown view"):
         probe.show(trace, "nope")
+
+
+# ----------------------------------------------------------------------------- CLI
+SENTENCE = "The animal didn't cross the street because it was too tired."
+
+
+def _cli(argv, capsys):
+    from probe.cli import main
+
+    rc = main(argv)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+@pytest.mark.parametrize("argv", [
+    ["heads", "--format", "html", "--format", "png"],
+    ["links", "--layer", "-1", "--format", "html"],
+    ["coref", "--word", "it", "--format", "html"],
+    ["saliency", "--method", "attention", "--format", "html"],
+], ids=lambda a: a[0])
+def test_cli_text_views_write_html(argv, tmp_path, capsys):
+    rc, out, err = _cli(["render", *argv, "--text", SENTENCE, "--out", str(tmp_path), "--quiet"],
+                        capsys)
+    assert rc == 0, err
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert any(n.endswith(".html") for n in written)
+    assert ("--format" in argv[2:] and "png" in argv) == any(n.endswith(".png") for n in written)
+    page = next(p for p in tmp_path.iterdir() if p.suffix == ".html").read_text()
+    assert "Content-Security-Policy" in page
+
+
+def test_cli_image_compare_html_in_browser(browser, tmp_path, capsys):
+    rc, out, err = _cli(["render", "compare", "--method", "rollout", "--method", "random",
+                         "--format", "html", "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc == 0, err
+    (page,) = list(tmp_path.glob("*.html"))
+    assert load(browser, page) == "1"
+    assert console_errors(browser) == [] and resources(browser) == 0
+    assert dataset(browser)["method"] == "0" and "patch" in dataset(browser)
+
+
+def test_cli_html_for_a_view_without_one_is_all_or_nothing(tmp_path, capsys):
+    rc, out, err = _cli(["render", "curves", "--format", "png", "--format", "html",
+                         "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc == 2 and "no HTML form" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -531,8 +531,14 @@ def render(args: RenderArgs) -> list[str]:
     silence_library_bars()
     if args.quiet:
         silence_progress()
+    from probe.commands._render_html import HTML_VIEWS, html_pages
+
+    if "html" in args.formats and args.view not in HTML_VIEWS:
+        html_pages(args.view, None)  # type: ignore[arg-type]  # raises: no HTML form
     session = _session(args)
-    figures = VIEWS[args.view](session)
+    fig_formats = [f for f in args.formats if f != "html"]
+    figures = VIEWS[args.view](session) if fig_formats else []
+    pages = html_pages(args.view, session) if "html" in args.formats else []
     from probe.viewers import save_figure
 
     _make_out(args.out)
@@ -545,10 +551,13 @@ def render(args: RenderArgs) -> list[str]:
     try:
         staged = []
         for stem, fig in figures:
-            for fmt in args.formats:
+            for fmt in fig_formats:
                 name = f"{stem}.{fmt}"
                 save_figure(fig, os.path.join(staging, name), format=fmt, dpi=args.dpi)
                 staged.append(name)
+        for stem, page in pages:
+            page.save(os.path.join(staging, f"{stem}.html"))
+            staged.append(f"{stem}.html")
         paths = []
         for name in staged:
             path = os.path.join(args.out, name)
