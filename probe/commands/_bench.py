@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 SCHEMA = "probe-bench/1"
-PARTS = ("capture", "memory", "analyzers", "cli")
+PARTS = ("capture", "memory", "analyzers", "cli", "html")
 COREF_TEXT = "The animal didn't cross the street because it was too tired."
 
 #: Capture variants, in the order they are reported.
@@ -1243,6 +1243,11 @@ def run_bench(args: BenchArgs) -> int:
         if "cli" in settings.parts:
             progress.start("cli", settings.cli_repeats + settings.render_repeats)
             results["cli"] = bench_cli(settings, progress=progress)
+        if "html" in settings.parts:
+            from probe.commands._bench_html import bench_html, to_markdown as html_markdown
+
+            results["html"] = bench_html(settings.repeats, settings.quick)
+            print(html_markdown(results["html"]))
     finally:
         progress.close()
         torch.set_num_threads(previous_threads)

@@ -56,7 +56,7 @@ P.start(async (root, d) => {
     sw.appendChild(b);
     return b;
   });
-  bar.appendChild(P.el("span", "p-note", "hover a token: its lines; click: lock"));
+  const note = P.el("span", "p-note"); bar.appendChild(note);
   const body = P.el("div", "p-links"); root.appendChild(body);
   const rows = Math.max(Q, K);
   const left = P.el("div", "p-col p-left"), right = P.el("div", "p-col p-right");
@@ -102,27 +102,41 @@ P.start(async (root, d) => {
   function draw() {
     ctx.clearRect(0, 0, W, rows * ROW);
     const qOff = (rows - Q) / 2 * ROW + ROW / 2, kOff = (rows - K) / 2 * ROW + ROW / 2;
-    const thr = Math.max(1, Math.ceil((d.threshold - A.lo) / (A.step || 1)));
+    let thr = Math.max(1, Math.ceil((d.threshold - A.lo) / (A.step || 1)));
     let n = 0;
     const q0 = focus && focus.side === "q" ? focus.i : 0, q1 = focus && focus.side === "q" ? focus.i + 1 : Q;
     const k0 = focus && focus.side === "k" ? focus.i : 0, k1 = focus && focus.side === "k" ? focus.i + 1 : K;
+    // long inputs: draw only the strongest d.maxLines lines (raise the threshold level)
+    const hist = new Uint32Array(256);
+    for (let h = 0; h < H; h++) {
+      if (!active[h]) continue;
+      for (let q = q0; q < q1; q++) {
+        const base = (((layer * H) + h) * Q + q) * K;
+        for (let k = k0; k < k1; k++) hist[A.q[base + k]]++;
+      }
+    }
+    let total = 0, capped = false;
+    for (let v = 255; v >= thr; v--) {
+      if (total + hist[v] > d.maxLines) { thr = v + 1; capped = true; break; }
+      total += hist[v];
+    }
+    note.textContent = capped ? "showing the strongest " + total + " lines (weight ≥ " +
+      P.fmt(A.lo + thr * A.step) + "); hover a token for its lines" : "hover a token: its lines; click: lock";
     ctx.lineWidth = 1.5;
     for (let h = 0; h < H; h++) {
       if (!active[h]) continue;
-      const paths = new Array(16).fill(null);
+      ctx.strokeStyle = d.colors[h];
       for (let q = q0; q < q1; q++) {
         const base = (((layer * H) + h) * Q + q) * K;
         for (let k = k0; k < k1; k++) {
           const v = A.q[base + k];
           if (v < thr) continue;
-          const b = Math.min(15, Math.floor((A.lo + v * A.step) * 16));
-          const p = paths[b] || (paths[b] = new Path2D());
-          p.moveTo(0, qOff + q * ROW); p.lineTo(W, kOff + k * ROW);
+          // one short path per line: the rasteriser's fast path (one big path is slow)
+          ctx.globalAlpha = Math.min(1, Math.max(1 / 16, A.lo + v * A.step));
+          ctx.beginPath(); ctx.moveTo(0, qOff + q * ROW); ctx.lineTo(W, kOff + k * ROW); ctx.stroke();
           n++;
         }
       }
-      ctx.strokeStyle = d.colors[h];
-      paths.forEach((p, b) => { if (p) { ctx.globalAlpha = (b + 1) / 16; ctx.stroke(p); } });
     }
     ctx.globalAlpha = 1;
     cv.dataset.lines = String(n);
@@ -304,6 +318,7 @@ def head_view_html(
     model_name: str | None = None,
     method: str = "attention",
     threshold: float = 0.01,
+    max_lines: int = 1_500,
     title: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,
 ) -> HtmlView:
@@ -325,6 +340,9 @@ def head_view_html(
         layer: the position in ``attn`` of the layer shown first (default the last).
         model_name, method: go into the title; title: replaces it.
         threshold: lines below this weight are not drawn (default 0.01).
+        max_lines: at most this many lines are drawn at once (default 1500: the strongest;
+            the page says so; a software canvas rasterises about one long line per ms), which
+            keeps 512-token inputs responsive; a hovered token shows all its lines.
         max_values: the size budget (see :data:`DEFAULT_MAX_VALUES`).
 
     Returns:
@@ -336,6 +354,8 @@ def head_view_html(
     n_l = data.shape[0]
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n_l <= layer < n_l:
         raise ProbeError(f"layer must be a position in attn's {n_l} layers, got {layer!r}")
+    if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 1:
+        raise ProbeError(f"max_lines must be a positive integer, got {max_lines!r}")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
         raise ProbeError(f"threshold must be a number >= 0, got {threshold!r}")
     payload = {
@@ -344,7 +364,7 @@ def head_view_html(
                     f"{data.shape[0]} layers x {data.shape[1]} heads",
         "attn": encode_array(data, "attn"),
         "qtokens": q_tok, "ktokens": k_tok, "layers": layer_labels, "heads": head_labels,
-        "layer0": int(layer) % n_l, "threshold": float(threshold),
+        "layer0": int(layer) % n_l, "threshold": float(threshold), "maxLines": int(max_lines),
         "colors": head_colors(data.shape[1]),
     }
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _HEAD_JS, data=payload)

@@ -215,7 +215,8 @@ const P = (() => {
       root.appendChild(el("div", "p-error", "probe view failed: " + (e && e.message)));
       root.dataset.ready = "error";
     }
-    window.probeReadyMs = performance.now();
+    // time to interactive: after the first paint that follows the view's set-up
+    requestAnimationFrame(() => setTimeout(() => { window.probeReadyMs = performance.now(); }, 0));
   }
   window.probeValues = (name, start, count) => {
     const T = store[name], out = [];
