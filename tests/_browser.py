@@ -113,3 +113,33 @@ def dataset(drv: Any) -> dict:
     return drv.execute_script(
         "return Object.assign({}, document.getElementById('probe-root').dataset)"
     )
+
+
+def screenshots(pages: dict[str, str], out: str, size: tuple[int, int] = (1000, 700)) -> list[str]:
+    """Screenshots of saved views (``{name: html path}``) as ``out/html_<name>.png``, taken
+    by the test browser (used for the README: ``python tests/_browser.py OUT HTML...``)."""
+    from PIL import Image
+
+    drv = start_browser()
+    drv.set_window_size(*size)
+    written = []
+    try:
+        for name, path in pages.items():
+            assert load(drv, path) == "1", path
+            time.sleep(0.2)
+            img = Image.open(io.BytesIO(drv.get_screenshot_as_png())).convert("RGB")
+            target = os.path.join(out, f"html_{name}.png")
+            img.quantize(colors=128).save(target, optimize=True)
+            written.append(target)
+    finally:
+        drv.quit()
+    return written
+
+
+if __name__ == "__main__":  # python tests/_browser.py docs/figures docs/figures/html/*.html
+    import sys
+
+    files = sys.argv[2:]
+    names = {os.path.basename(f)[5:-5] if os.path.basename(f).startswith("html_")
+             else os.path.basename(f)[:-5]: f for f in files}
+    print("\n".join(screenshots(names, sys.argv[1])))
