@@ -92,6 +92,8 @@ _LAZY: dict[str, str] = {
     "sanity_check": "probe.evaluation._sanity",
     "SanityResult": "probe.evaluation._sanity",
     "cascade_order": "probe.evaluation._sanity",
+    # interactive views
+    "show": "probe.commands._show",
     # embedded data
     "make_shapes": "probe.models._shapes",
     "ShapesBatch": "probe.models._shapes",

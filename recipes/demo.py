@@ -2,7 +2,8 @@
 
 Runs the coreference demo, the ViT patch saliency comparison on vit-shapes and the
 attention-versus-gradients comparison on MiniLM sentence similarity, plus the model view and
-the link view of the coreference sentence. Everything is offline and deterministic.
+the link view of the coreference sentence, and the interactive HTML views (under
+``OUT/html``). Everything is offline and deterministic.
 
 Run: ``python -m probe.recipes.demo --out docs/figures``
 """
@@ -32,6 +33,31 @@ def attention_views(out: str, formats: Sequence[str], dpi: int) -> list[str]:
     return paths
 
 
+def html_views(out: str) -> list[str]:
+    """The interactive HTML views (probe.show) of the coreference sentence and of a
+    vit-shapes image, written under ``out/html``."""
+    import os
+
+    import probe
+
+    folder = os.path.join(out, "html")
+    os.makedirs(folder, exist_ok=True)
+    lm = probe.load_model("minilm")
+    text = coref_demo.SENTENCES[0]
+    trace = probe.trace(lm.model, text, tokenizer=lm.processor)
+    pages = {
+        "heads": probe.show(trace, "heads"),
+        "model": probe.show(trace, "model"),
+        "coref": probe.show(trace, "coref"),
+        "tokens": probe.show(lm, "tokens", text, methods=["attention", "rollout"]),
+    }
+    vit = probe.load_model("vit-shapes")
+    image = probe.make_shapes(1, seed=0).images[:1]
+    pages["image"] = probe.show(vit, "image", image)
+    return [str(page.save(os.path.join(folder, f"html_{name}.html")))
+            for name, page in pages.items()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0], default_out="docs/figures").parse_args(argv)
     quiet(args.quiet)
@@ -40,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths += attention_views(args.out, formats, args.dpi)
     paths += similarity.run(args.out, formats, args.dpi, quiet=args.quiet)
     paths += vit_saliency.run(args.out, formats, args.dpi, quiet=args.quiet)
+    paths += html_views(args.out)
     print("\nwrote:")
     for path in paths:
         print(path)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RenderArgs", "Session", "VIEWS", "add_parser", "render", "run"]
 
-FORMATS = ("png", "svg", "pdf")
+FORMATS = ("png", "svg", "pdf", "html")
 
 
 @dataclass(frozen=True)
@@ -580,8 +580,14 @@ def render(args: RenderArgs) -> list[str]:
     silence_library_bars()
     if args.quiet:
         silence_progress()
+    from probe.commands._render_html import HTML_VIEWS, html_pages
+
+    if "html" in args.formats and args.view not in HTML_VIEWS:
+        html_pages(args.view, None)  # type: ignore[arg-type]  # raises: no HTML form
     session = _session(args)
-    figures = VIEWS[args.view](session)
+    fig_formats = [f for f in args.formats if f != "html"]
+    figures = VIEWS[args.view](session) if fig_formats else []
+    pages = html_pages(args.view, session) if "html" in args.formats else []
     from probe.viewers import save_figure
 
     _make_out(args.out)
@@ -594,10 +600,13 @@ def render(args: RenderArgs) -> list[str]:
     try:
         staged = []
         for stem, fig in figures:
-            for fmt in args.formats:
+            for fmt in fig_formats:
                 name = f"{stem}.{fmt}"
                 save_figure(fig, os.path.join(staging, name), format=fmt, dpi=args.dpi)
                 staged.append(name)
+        for stem, page in pages:
+            page.save(os.path.join(staging, f"{stem}.html"))
+            staged.append(f"{stem}.html")
         paths = []
         for name in staged:
             path = os.path.join(args.out, name)
@@ -671,7 +680,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--out", default="probe-out", help="output directory (default: probe-out)")
     add(
         "--format", action="append", dest="formats", choices=FORMATS, default=[],
-        help="png, svg or pdf (repeatable; default png)",
+        help="png, svg, pdf or html (repeatable; default png)",
     )
     add("--dpi", type=int, default=200, help="raster resolution (default 200)")
     add("--seed", type=int, default=0, help="seed of the generated sample image")

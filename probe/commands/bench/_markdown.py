@@ -124,6 +124,11 @@ def to_markdown(results: dict[str, Any]) -> str:
             ["probe render coref (MiniLM)", _fmt(r.get("median_s"), 2), r.get("status", "")],
         ]
         lines += ["### CLI cold start", ""] + _table(["command", "median s", "note"], rows) + [""]
+    html = results.get("html")
+    if html:
+        from probe.commands.bench._html import to_markdown as html_markdown
+
+        lines += ["### Interactive HTML views (headless Chromium)", "", html_markdown(html), ""]
     goals = results.get("goals") or []
     if goals:
         rows = []

@@ -64,4 +64,16 @@ PARTS: dict[str, BenchPart] = {
         per_device=False,
         description="cold start of probe --help and probe render coref",
     ),
+    "html": BenchPart(
+        run=lambda s, _device, _progress: _bench_html(s.repeats, s.quick),
+        steps=lambda s: 0,
+        per_device=False,
+        description="HTML view size and time until interactive in headless Chromium",
+    ),
 }
+
+
+def _bench_html(repeats: int, quick: bool) -> dict[str, Any]:
+    from probe.commands.bench._html import bench_html
+
+    return bench_html(repeats, quick)

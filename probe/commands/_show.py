@@ -1,0 +1,200 @@
+"""One call from a trace, or a model and its input, to an interactive HTML view:
+:func:`show`. Views that need the model (attribution methods, faithfulness) run them here;
+the pages themselves are built by ``probe.viewers.html`` from plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    from probe.viewers.html import HtmlView
+
+__all__ = ["show", "SHOW_VIEWS"]
+
+ShowView = Literal["heads", "model", "coref", "tokens", "image"]
+SHOW_VIEWS: tuple[str, ...] = ("heads", "model", "coref", "tokens", "image")
+DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency")
+DEFAULT_IMAGE_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "gradcam")
+_MAX_COREF_WORDS = 40
+
+
+def _is_trace(value: Any) -> bool:
+    return hasattr(value, "attentions") and hasattr(value, "layer_indices")
+
+
+def show(
+    source: Any,
+    view: ShowView = "heads",
+    inputs: Any = None,
+    *,
+    tokenizer: Any = None,
+    methods: Sequence[str] | None = None,
+    target: Any = None,
+    word: str | Sequence[str] | None = None,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    window: tuple[int, int] | None = None,
+    faithfulness: bool = True,
+    **options: Any,
+) -> HtmlView:
+    """An interactive view of a trace, or of a model and its input.
+
+    Args:
+        source: a :class:`probe.Trace`, or a model (then ``inputs`` and, for text,
+            ``tokenizer``; a :class:`probe.LoadedModel` or ``(model, tokenizer)`` also works).
+        view: ``"heads"`` (head view), ``"model"`` (model view), ``"coref"`` (coreference,
+            text), ``"tokens"`` (token attribution, needs the model), ``"image"`` (image
+            view: per-head CLS maps and hover-a-patch maps from the trace; with the model also
+            the methods' saliency maps, their agreement and faithfulness).
+        inputs: the text or image (``probe.trace`` inputs) when ``source`` is a model.
+        methods: attribution methods of the tokens / image views (default: attention,
+            rollout, relevance, ig, saliency, and gradcam for images).
+        target: attribution target (see ``probe.attribute``).
+        word: coref: the word(s) to offer (default: every word with a candidate antecedent).
+        layers, heads, window: select the model's layers / heads and a token window
+            ``(start, stop)`` (heads / model views) to stay within the size budget.
+        faithfulness: image view: compute deletion / insertion AUC per method.
+        **options: passed to the view function in ``probe.viewers.html``.
+
+    Returns:
+        An :class:`~probe.viewers.html.HtmlView` (displays itself in Jupyter; ``.save(path)``).
+    """
+    from probe.viewers import html as H
+
+    if view not in SHOW_VIEWS:
+        raise ProbeError(f"unknown view {view!r}: use one of {', '.join(SHOW_VIEWS)}")
+    model = None
+    if _is_trace(source):
+        trace = source
+    else:
+        model, tokenizer = _unpack(source, tokenizer)
+        if inputs is None:
+            raise ProbeError("pass inputs= (the text or image) when showing a model")
+        import probe
+
+        trace = probe.trace(model, inputs, tokenizer=tokenizer)
+    if view == "heads":
+        return H.heads_html(trace, layers=layers, heads=heads, window=window, **options)
+    if view == "model":
+        return H.model_html(trace, layers=layers, heads=heads, window=window, **options)
+    if view == "coref":
+        return _coref(trace, word, **options)
+    if model is None:
+        if view == "image":
+            return H.patches_html(trace, layers=layers, heads=heads, **options)
+        raise ProbeError(f"the {view} view runs attribution methods: pass the model and inputs, "
+                         "not a trace")
+    if view == "tokens":
+        return _tokens(model, tokenizer, inputs, trace, methods, target, **options)
+    return _image(model, inputs, trace, methods, target, faithfulness, layers, heads, **options)
+
+
+def _unpack(source: Any, tokenizer: Any) -> tuple[Any, Any]:
+    if isinstance(source, tuple) and len(source) == 2:
+        return source[0], tokenizer if tokenizer is not None else source[1]
+    if hasattr(source, "model") and hasattr(source, "processor"):  # LoadedModel
+        return source.model, tokenizer if tokenizer is not None else source.processor
+    return source, tokenizer
+
+
+def _coref(trace: Any, word: Any, **options: Any) -> HtmlView:
+    import probe
+    from probe.viewers.html import coref_view_html
+
+    if trace.words is None or trace.word_ids is None:
+        raise ProbeError("the coref view needs a text trace with words (a fast tokenizer)")
+    words = list(trace.words[0])
+    if word is None:
+        wanted: list[Any] = list(range(len(words)))[:_MAX_COREF_WORDS]
+    else:
+        wanted = [word] if isinstance(word, (str, int)) else list(word)
+    weights, top, cands = {}, {}, {}
+    for w in wanted:
+        try:
+            report = probe.best_antecedents(trace, w, with_rollout=False)
+        except ProbeError:
+            if word is not None:
+                raise
+            continue  # no candidate antecedent (e.g. the first word, punctuation)
+        i = report.word_index
+        weights[i] = probe.word_attention(trace, i)
+        ranked = sorted(report.per_head, key=lambda link: (-link.weight, link.layer, link.head))
+        top[i] = [(link.layer, link.head, link.antecedent_index, link.weight) for link in ranked]
+        cands[i] = list(report.candidates)
+    pronouns = {"it", "he", "she", "they", "him", "her", "them", "its", "his", "their", "this"}
+    first = [i for i in weights if words[i].lower() in pronouns][:1]
+    order = first + [i for i in weights if i not in first]  # a pronoun is chosen first
+    weights = {i: weights[i] for i in order}
+    if not weights:
+        raise ProbeError("no word of this text has a candidate antecedent: pass word= explicitly")
+    heads = list(trace.head_indices) if trace.head_indices is not None else [-1]
+    return coref_view_html(words, weights, top=top, candidates=cands,
+                           layers=list(trace.layer_indices), heads=heads,
+                           model_name=trace.model_name, **options)
+
+
+def _methods(methods: Sequence[str] | None, modality: str) -> list[str]:
+    import probe
+
+    available = probe.list_methods(modality)  # type: ignore[arg-type]
+    if methods is None:
+        default = DEFAULT_IMAGE_METHODS if modality == "vision" else DEFAULT_TEXT_METHODS
+        return [m for m in default if m in available]
+    for m in methods:
+        if m not in available:
+            raise ProbeError(f"unknown method {m!r} for {modality} models: use {list(available)}")
+    return list(dict.fromkeys(methods))
+
+
+def _attributions(model: Any, inputs: Any, tokenizer: Any, trace: Any, methods: list[str],
+                  target: Any) -> dict[str, Any]:
+    import probe
+
+    return {
+        m: probe.attribute(model, inputs, m, tokenizer=tokenizer, target=target,
+                           trace=None if m == "relevance" else trace)
+        for m in methods
+    }
+
+
+def _tokens(model: Any, tokenizer: Any, inputs: Any, trace: Any, methods: Any, target: Any,
+            **options: Any) -> HtmlView:
+    from probe.viewers.html import token_view_html
+
+    if trace.tokens is None:
+        raise ProbeError("the tokens view is for text models; use view='image' for images")
+    attrs = _attributions(model, inputs, tokenizer, trace, _methods(methods, "text"), target)
+    keep = [i for i, k in enumerate((trace.attention_mask[0] & ~trace.special_tokens_mask[0])
+                                    .tolist()) if k]
+    tokens = [trace.tokens[0][i] for i in keep]
+    scores = {m: a.scores[0, keep] for m, a in attrs.items()}
+    signed = {m: bool(a.signed) for m, a in attrs.items()}
+    return token_view_html(tokens, scores, signed=signed, model_name=trace.model_name, **options)
+
+
+def _image(model: Any, inputs: Any, trace: Any, methods: Any, target: Any, faith: bool,
+           layers: Any, heads: Any, **options: Any) -> HtmlView:
+    import probe
+    from probe.viewers.html import patches_html
+
+    if trace.grid is None:
+        raise ProbeError("the image view is for vision models; use view='tokens' for text")
+    attrs = _attributions(model, inputs, None, trace, _methods(methods, "vision"), target)
+    maps = {m: a.as_grid()[0] for m, a in attrs.items()}
+    table = probe.compare(list(attrs.values()), metric="spearman", mask=trace)
+    scores = None
+    if faith:
+        ft = probe.faithfulness(model, inputs, list(attrs.values()), target=target, n_random=1)
+        scores = {
+            m: {"deletion AUC \u2193": float(ft.deletion_auc[i]),
+                "insertion AUC \u2191": float(ft.insertion_auc[i]),
+                "random deletion AUC": float(ft.random_deletion_auc),
+                "random insertion AUC": float(ft.random_insertion_auc)}
+            for i, m in enumerate(ft.methods)
+        }
+    return patches_html(trace, maps=maps, agreement=table.values.numpy(),
+                        methods=list(table.methods), faithfulness=scores, layers=layers,
+                        heads=heads, **options)

@@ -1,0 +1,47 @@
+"""Interactive HTML views (installed as ``probe.viewers.html``).
+
+Each view takes the same data as its matplotlib twin in :mod:`probe.viewers` and returns an
+:class:`HtmlView`: one self-contained page (all code and CSS inline and written by us, data
+embedded as quantised uint8, no network access, every string escaped) that displays itself
+in Jupyter through ``_repr_html_`` and saves with ``.save(path)``.
+
+Views: :func:`head_view_html`, :func:`model_view_html`, :func:`token_view_html`,
+:func:`image_view_html`,
+:func:`coref_view_html`. From a trace:
+:func:`heads_html`, :func:`model_html`, :func:`patches_html` (the one call with a model is
+``probe.show``). Size budget:
+:data:`DEFAULT_MAX_VALUES`.
+"""
+
+from __future__ import annotations
+
+from probe.viewers.html._attention import head_view_html, model_view_html
+from probe.viewers.html._attribution import image_view_html, token_view_html
+from probe.viewers.html._coref import coref_view_html
+from probe.viewers.html._trace import (
+    heads_html,
+    model_html,
+    patches_html,
+    trace_attention,
+    trace_image,
+    trace_tokens,
+)
+from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, decode_array, encode_array
+
+__all__ = [
+    "coref_view_html",
+    "DEFAULT_MAX_VALUES",
+    "HtmlView",
+    "decode_array",
+    "encode_array",
+    "head_view_html",
+    "heads_html",
+    "image_view_html",
+    "model_html",
+    "model_view_html",
+    "patches_html",
+    "token_view_html",
+    "trace_attention",
+    "trace_image",
+    "trace_tokens",
+]

@@ -1,0 +1,165 @@
+"""From a trace to the attention views, with the layer, head and token-window selection
+that keeps long inputs inside the size budget.
+
+The trace is read duck-typed (``attentions [layer, batch, head, query, key]``, ``tokens``,
+``grid``, ``num_prefix_tokens``, ``layer_indices``, ``head_indices``, ``model_name``,
+``attention_mask``, ``pixel_values``); nothing from ``probe.capture`` is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from probe._errors import ProbeError
+from probe.viewers.html._attention import head_view_html, model_view_html
+from probe.viewers.html._attribution import image_view_html
+from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, _to_numpy
+
+__all__ = ["trace_attention", "trace_tokens", "trace_image", "heads_html", "model_html",
+           "patches_html"]
+
+
+def trace_tokens(trace: Any, batch_index: int = 0) -> list[str]:
+    """Display labels of the (unpadded) positions: the tokens, or prefix names + ``r,c``."""
+    n = _valid_length(trace, batch_index)
+    if getattr(trace, "tokens", None) is not None:
+        return list(trace.tokens[batch_index][:n])
+    prefix = ["CLS"] + [f"P{i}" for i in range(1, trace.num_prefix_tokens)]
+    rows, cols = trace.grid
+    return prefix[: trace.num_prefix_tokens] + [f"{r},{c}" for r in range(rows) for c in range(cols)]
+
+
+def _valid_length(trace: Any, batch_index: int) -> int:
+    mask = getattr(trace, "attention_mask", None)
+    if mask is None:
+        return int(trace.attentions.shape[-1])
+    return int(_to_numpy(mask[batch_index]).sum())
+
+
+def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str) -> list[int]:
+    if wanted is None:
+        return list(range(len(available)))
+    if isinstance(wanted, (int, np.integer)):
+        wanted = [int(wanted)]
+    out = []
+    for w in wanted:
+        n = len(available)
+        if isinstance(w, bool) or not isinstance(w, (int, np.integer)):
+            raise ProbeError(f"{what} must be integers, got {w!r}")
+        idx = int(w)
+        if idx < 0 and -n <= idx:
+            idx = list(available)[idx]  # -1: the last captured
+        if idx not in available:
+            raise ProbeError(f"{what[:-1]} {w} was not captured: the trace has {list(available)}"
+                             f" ({n} {what})")
+        out.append(list(available).index(idx))
+    return out
+
+
+def trace_attention(
+    trace: Any,
+    *,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    window: tuple[int, int] | None = None,
+    batch_index: int = 0,
+) -> tuple[np.ndarray, list[str], list[int], list[int]]:
+    """``[layer, head, query, key]`` attention of one batch item, padding removed, with the
+    chosen layers / heads (the model's indices) and token window ``(start, stop)``; returns
+    ``(attn, tokens, layer_indices, head_indices)``. A window cuts rows: they no longer sum
+    to 1."""
+    attn = getattr(trace, "attentions", None)
+    if attn is None:
+        raise ProbeError("this trace holds no attention (streaming capture): trace again "
+                         "without streaming to use the attention views")
+    if not 0 <= batch_index < attn.shape[1]:
+        raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
+    n = _valid_length(trace, batch_index)
+    layer_ids = list(trace.layer_indices)
+    head_ids = list(trace.head_indices) if trace.head_indices is not None else [-1]
+    lpos = _positions(layer_ids, layers, "layers")
+    hpos = _positions(head_ids, heads, "heads")
+    tokens = trace_tokens(trace, batch_index)
+    start, stop = 0, n
+    if window is not None:
+        try:
+            start, stop = (int(v) for v in window)
+        except (TypeError, ValueError):
+            raise ProbeError(f"window must be (start, stop) token positions, got {window!r}") from None
+        if not 0 <= start < stop <= n:
+            raise ProbeError(f"window must satisfy 0 <= start < stop <= {n}, got {window!r}")
+    sel = attn[lpos][:, batch_index][:, hpos][:, :, start:stop, start:stop]
+    return (np.asarray(_to_numpy(sel), dtype=np.float32), tokens[start:stop],
+            [layer_ids[i] for i in lpos], [head_ids[i] for i in hpos])
+
+
+def _budget_hint(trace: Any, layers: Any, heads: Any, window: Any, max_values: int) -> None:
+    """Check the size before copying, so a huge trace fails fast with the selection hint."""
+    from probe.viewers.html._page import check_budget
+
+    shape = trace.attentions.shape
+    n_l = shape[0] if layers is None else len(layers if isinstance(layers, Sequence) else [layers])
+    n_h = shape[2] if heads is None else len(heads if isinstance(heads, Sequence) else [heads])
+    n = shape[-1] if window is None else max(0, int(window[1]) - int(window[0]))
+    check_budget((n_l, n_h, n, n), max_values, "the selected attention")
+
+
+def heads_html(trace: Any, *, layers: Sequence[int] | None = None,
+               heads: Sequence[int] | None = None, window: tuple[int, int] | None = None,
+               batch_index: int = 0, max_values: int = DEFAULT_MAX_VALUES,
+               **options: Any) -> HtmlView:
+    """The head view of a trace (see :func:`head_view_html`; options go there)."""
+    if getattr(trace, "attentions", None) is not None:
+        _budget_hint(trace, layers, heads, window, max_values)
+    attn, tokens, lids, hids = trace_attention(trace, layers=layers, heads=heads,
+                                               window=window, batch_index=batch_index)
+    return head_view_html(attn, tokens, layers=lids, heads=hids, model_name=trace.model_name,
+                          max_values=max_values, **options)
+
+
+def model_html(trace: Any, *, layers: Sequence[int] | None = None,
+               heads: Sequence[int] | None = None, window: tuple[int, int] | None = None,
+               batch_index: int = 0, max_values: int = DEFAULT_MAX_VALUES,
+               **options: Any) -> HtmlView:
+    """The model view of a trace (see :func:`model_view_html`; options go there)."""
+    if getattr(trace, "attentions", None) is not None:
+        _budget_hint(trace, layers, heads, window, max_values)
+    attn, tokens, lids, hids = trace_attention(trace, layers=layers, heads=heads,
+                                               window=window, batch_index=batch_index)
+    return model_view_html(attn, tokens, layers=lids, heads=hids, model_name=trace.model_name,
+                           max_values=max_values, **options)
+
+
+def trace_image(trace: Any, batch_index: int = 0) -> np.ndarray:
+    """The model input of a vision trace as ``[H, W, 3]`` in ``0..1`` (each channel
+    min-max scaled: the normalisation constants are the model's, not in the trace)."""
+    pixels = getattr(trace, "pixel_values", None)
+    if pixels is None:
+        raise ProbeError("this trace has no pixel_values: pass image= to show it")
+    img = np.asarray(_to_numpy(pixels[batch_index]), dtype=np.float64).transpose(1, 2, 0)
+    lo = img.min(axis=(0, 1), keepdims=True)
+    hi = img.max(axis=(0, 1), keepdims=True)
+    return (img - lo) / np.where(hi > lo, hi - lo, 1.0)
+
+
+def patches_html(trace: Any, *, image: Any = None, maps: Any = None,
+                 layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
+                 batch_index: int = 0, max_values: int = DEFAULT_MAX_VALUES,
+                 **options: Any) -> HtmlView:
+    """The image view of a vision trace: per-head CLS maps and hover-a-patch maps from the
+    captured attention, plus any ``maps`` ``{method: [h, w]}`` given (options go to
+    :func:`image_view_html`)."""
+    if getattr(trace, "grid", None) is None:
+        raise ProbeError("the image view needs a vision trace (with a patch grid)")
+    attn, _, lids, hids = trace_attention(trace, layers=layers, heads=heads,
+                                          batch_index=batch_index)
+    rows, cols = trace.grid
+    p0 = trace.num_prefix_tokens
+    cls = attn[:, :, 0, p0:].reshape(attn.shape[0], attn.shape[1], rows, cols)
+    patch = attn[:, :, p0:, p0:]
+    return image_view_html(trace_image(trace, batch_index) if image is None else image, maps,
+                           cls_maps=cls, patch_attn=patch, layers=lids, heads=hids,
+                           model_name=trace.model_name, max_values=max_values, **options)
