@@ -155,6 +155,9 @@ class TimmViT(VisionModel):
     def forward(self, kwargs: dict[str, Any]) -> Any:
         return self.model(kwargs["x"])
 
+    def forward_parameters(self) -> tuple[frozenset[str], bool]:
+        return frozenset(), False  # probe calls timm models as model(x)
+
     def extra_kwargs(self, forward_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         if forward_kwargs:
             raise ProbeError(
