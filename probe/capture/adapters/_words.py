@@ -108,7 +108,9 @@ def _word_starts(
         if not new:
             if text is not None:
                 s, e = offsets[t]
-                new = s < e and (text[s].isspace() or (s > 0 and text[s - 1].isspace() and _gap(offsets, t)))
+                new = s < e and (
+                    text[s].isspace() or (s > 0 and text[s - 1].isspace() and _after_gap(offsets, t))
+                )
             else:
                 new = pieces[t].startswith(_SPACE_MARKS)
         starts.append(new)
@@ -116,9 +118,9 @@ def _word_starts(
     return starts
 
 
-def _gap(offsets: list[tuple[int, int]], t: int) -> bool:
-    """Token ``t`` starts where the previous token ended or later (not inside it)."""
-    return t == 0 or offsets[t][0] >= offsets[t - 1][1]
+def _after_gap(offsets: list[tuple[int, int]], t: int) -> bool:
+    """The character before token ``t`` belongs to no token (offsets trimmed of spaces)."""
+    return t == 0 or offsets[t][0] > offsets[t - 1][1]
 
 
 def _word_text(
