@@ -263,7 +263,8 @@ def _check_forward_kwargs(adapter: Any, forward_kwargs: dict[str, Any]) -> None:
     import difflib
     import inspect
 
-    own = [n for n in inspect.signature(trace).parameters if n not in ("model", "inputs", "forward_kwargs")]
+    skip = ("model", "inputs", "forward_kwargs")
+    own = [n for n in inspect.signature(trace).parameters if n not in skip]
     named, var_kw = adapter.forward_parameters()
     what = f"{type(adapter.model).__name__}.forward"
     for name in forward_kwargs:

@@ -42,7 +42,9 @@ def _read_json(path: str) -> dict[str, Any]:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError) as exc:
-        raise ProbeError(f"cannot read {path} ({_first_line(exc)}): fix or re-save the file") from None
+        raise ProbeError(
+            f"cannot read {path} ({_first_line(exc)}): fix or re-save the file"
+        ) from None
     if not isinstance(data, dict):
         raise ProbeError(f"{path} is not a JSON object: re-save the model with save_pretrained()")
     return data

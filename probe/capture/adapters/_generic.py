@@ -72,7 +72,8 @@ class GenericModule(HFTextModel):
     ) -> Prepared:
         import torch
 
-        if isinstance(inputs, torch.Tensor) and inputs.dim() == 4 and not inputs.is_floating_point():
+        is_tensor = isinstance(inputs, torch.Tensor)
+        if is_tensor and inputs.dim() == 4 and not inputs.is_floating_point():
             raise ProbeError(
                 f"images are {inputs.dtype}, not float: convert and normalise them first "
                 "(x.float() / 255, then the model's mean and std)"

@@ -183,7 +183,8 @@ class HFTextModel(ModelAdapter):
             return
         if not self.accepts("position_ids", strict=True):
             return
-        if any(hasattr(type(m), "create_position_ids_from_input_ids") for m in self.model.modules()):
+        own_positions = "create_position_ids_from_input_ids"
+        if any(hasattr(type(m), own_positions) for m in self.model.modules()):
             return
         positions = mask.long().cumsum(-1) - 1
         kwargs["position_ids"] = positions.clamp_min(0)
@@ -199,7 +200,7 @@ class HFTextModel(ModelAdapter):
             )
 
     def accepts(self, name: str, strict: bool = False) -> bool:
-        """Whether the model's forward names keyword ``name`` (unknown signature: not ``strict``)."""
+        """Whether the forward names keyword ``name`` (unknown signature: ``not strict``)."""
         try:
             return name in inspect.signature(self.model.forward).parameters
         except (TypeError, ValueError):

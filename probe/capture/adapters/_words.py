@@ -108,9 +108,8 @@ def _word_starts(
         if not new:
             if text is not None:
                 s, e = offsets[t]
-                new = s < e and (
-                    text[s].isspace() or (s > 0 and text[s - 1].isspace() and _after_gap(offsets, t))
-                )
+                after_space = s > 0 and text[s - 1].isspace() and _after_gap(offsets, t)
+                new = s < e and (text[s].isspace() or after_space)
             else:
                 new = pieces[t].startswith(_SPACE_MARKS)
         starts.append(new)
@@ -124,7 +123,11 @@ def _after_gap(offsets: list[tuple[int, int]], t: int) -> bool:
 
 
 def _word_text(
-    group: list[int], offsets: list[tuple[int, int]], ids: list[int], tokenizer: Any, text: str | None
+    group: list[int],
+    offsets: list[tuple[int, int]],
+    ids: list[int],
+    tokenizer: Any,
+    text: str | None,
 ) -> str:
     if text is not None:
         spans = [offsets[t] for t in group if offsets[t][1] > offsets[t][0]]
