@@ -99,8 +99,9 @@ class Antecedents:
 def _words(trace: Trace, batch_index: int) -> tuple[tuple[str, ...], tuple[int | None, ...]]:
     if trace.words is None or trace.word_ids is None:
         raise ProbeError(
-            "this trace has no words: capture a text model with a fast tokenizer "
-            "(probe.trace(model, text, tokenizer=...)) to use word-level analyses"
+            "this trace has no words: capture the text itself (probe.trace(model, text, "
+            "tokenizer=tok)) or a fast tokenizer's own output (tok(text, return_tensors='pt')) "
+            "with tokenizer=tok; a plain dict or an ids tensor carries no word boundaries"
         )
     if isinstance(batch_index, bool) or not isinstance(batch_index, int):
         raise ProbeError(f"batch_index must be an int, got {batch_index!r}")

@@ -70,19 +70,24 @@ def differentiable(model: nn.Module) -> Iterator[None]:
     Frozen parameters (``requires_grad=False``) would cut the graph between token ids and the
     attention, so they are switched on for the block and switched back in ``finally``.
     Gradients are only ever taken with ``torch.autograd.grad`` w.r.t. inputs or activations,
-    so no parameter ``.grad`` is written.
+    so no parameter ``.grad`` is written. The block holds the model's re-entrant lock (see
+    :func:`probe.capture._locks.model_lock`): other threads working on the same model wait,
+    captures inside the block (same thread) do not.
     """
     import torch
 
-    frozen = [p for p in model.parameters() if not p.requires_grad]
-    try:
-        for p in frozen:
-            p.requires_grad_(True)
-        with torch.enable_grad():
-            yield
-    finally:
-        for p in frozen:
-            p.requires_grad_(False)
+    from probe.capture._locks import model_lock
+
+    with model_lock(model):
+        frozen = [p for p in model.parameters() if not p.requires_grad]
+        try:
+            for p in frozen:
+                p.requires_grad_(True)
+            with torch.enable_grad():
+                yield
+        finally:
+            for p in frozen:
+                p.requires_grad_(False)
 
 
 # --------------------------------------------------------------------------- inputs

@@ -7,7 +7,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
-from probe.capture._recorder import CaptureOptions, StackRecorder, StreamOptions
+from probe.capture._locks import model_lock
+from probe.capture._recorder import CaptureOptions, StackRecorder, StreamOptions, check_unique
 from probe.capture._trace import Trace
 from probe.capture.adapters import Prepared, Site, adapter_for
 
@@ -70,7 +71,14 @@ def trace(
         chunk_size: compute attention this many query rows at a time (default: 256 in streaming
             mode on HF models, whole layers otherwise); results are identical.
         model_name: name recorded in the trace (default: the model's own name).
-        **forward_kwargs: passed to the model's forward.
+        **forward_kwargs: passed to the model's forward. A name that is neither a parameter of
+            the forward nor close to one of probe's own options raises :class:`ProbeError`
+            (naming the closest valid option); when the forward takes ``**kwargs`` (most
+            ``transformers`` models) other names pass through, but a near-miss of a probe
+            option (``average_head=True``) still raises.
+
+    Threads: captures and gradient methods on the same model run one at a time (a re-entrant
+    lock per model); captures on different models run in parallel.
 
     Returns:
         A frozen :class:`Trace`; ``trace.output`` holds the model's output.
@@ -86,6 +94,7 @@ def trace(
         discard_ratio, start_layer, chunk_size,
     )
     adapter = adapter_for(model)
+    _check_forward_kwargs(adapter, forward_kwargs)
     sites = adapter.sites()
     vision = adapter.modality == "vision"
     prepared = adapter.prepare(
@@ -119,7 +128,7 @@ def trace(
 
     chunk = options.chunk_size or (256 if stream else None)
     grad_context = torch.enable_grad() if requires_grad else torch.no_grad()
-    with adapter.intercept(sites, recorders, chunk), grad_context:
+    with model_lock(adapter.model), adapter.intercept(sites, recorders, chunk), grad_context:
         output = adapter.run(prepared)
 
     main = recorders["self"]
@@ -199,12 +208,15 @@ def _options(
     def ints(name: str, value: Sequence[int] | None) -> tuple[int, ...] | None:
         if value is None:
             return None
-        if isinstance(value, int):
+        if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        if isinstance(value, (str, bytes)) or not all(isinstance(v, int) for v in value):
+        if isinstance(value, (str, bytes, bool)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
             raise ProbeError(f"{name} must be a list of integers, got {value!r}")
         if len(value) == 0:
             raise ProbeError(f"{name} is empty: pass None to keep all {name}")
+        check_unique(name, tuple(value), tuple(value))
         return tuple(value)
 
     if isinstance(dtype, str):
@@ -218,7 +230,9 @@ def _options(
         from probe.analysis._fusion import check_head_fusion
 
         check_head_fusion(head_fusion)
-        if not 0.0 <= discard_ratio < 1.0:
+        if isinstance(discard_ratio, bool) or not isinstance(discard_ratio, (int, float)) or not (
+            0.0 <= discard_ratio < 1.0
+        ):
             raise ProbeError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
         if layers is not None:
             raise ProbeError(
@@ -227,7 +241,9 @@ def _options(
         if requires_grad:
             raise ProbeError("stream=True keeps no attention, so it cannot be combined with requires_grad")
         stream_options = StreamOptions(head_fusion, float(discard_ratio), int(start_layer))
-    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size < 1):
+    if not _is_int(start_layer):
+        raise ProbeError(f"start_layer must be an integer layer index, got {start_layer!r}")
+    if chunk_size is not None and (not _is_int(chunk_size) or chunk_size < 1):
         raise ProbeError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     return CaptureOptions(
         layers=ints("layers", layers),
@@ -238,6 +254,40 @@ def _options(
         stream=stream_options,
         chunk_size=chunk_size,
     )
+
+
+def _check_forward_kwargs(adapter: Any, forward_kwargs: dict[str, Any]) -> None:
+    """Every extra keyword must be a forward parameter; near-misses of probe options never are."""
+    if not forward_kwargs:
+        return
+    import difflib
+    import inspect
+
+    skip = ("model", "inputs", "forward_kwargs")
+    own = [n for n in inspect.signature(trace).parameters if n not in skip]
+    named, var_kw = adapter.forward_parameters()
+    what = f"{type(adapter.model).__name__}.forward"
+    for name in forward_kwargs:
+        if name in named:
+            continue
+        close_own = difflib.get_close_matches(name, own, n=1, cutoff=0.75)
+        if var_kw and not close_own:
+            continue  # the forward takes **kwargs: let the model judge it
+        if var_kw:
+            raise ProbeError(
+                f"unknown option {name!r}: not a probe.trace option and too close to "
+                f"{close_own[0]!r} to pass on to {what}(**kwargs); did you mean {close_own[0]!r}?"
+            )
+        close = close_own or difflib.get_close_matches(name, sorted(named), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else f"probe options are {own}"
+        raise ProbeError(
+            f"unknown option {name!r}: it is neither a probe.trace option nor a parameter of "
+            f"{what}; {hint}"
+        )
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _stack_sizes(sites: list[Site]) -> dict[str, list[str]]:
@@ -260,6 +310,8 @@ def _check_layers(
                 f"layer {layer} is out of range: {what} has {n} layers (use 0..{n - 1} or "
                 "negative indices)"
             )
+    if options.layers:
+        check_unique("layers", options.layers, tuple(layer % n for layer in options.layers))
     if stream and not -n <= start_layer < n:
         raise ProbeError(
             f"start_layer {start_layer} is out of range: the model has {n} layers (use 0..{n - 1} "

@@ -18,7 +18,19 @@ from probe.capture._trace import AttentionStack
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CaptureOptions", "StackRecorder", "StreamOptions"]
+__all__ = ["CaptureOptions", "StackRecorder", "StreamOptions", "check_unique"]
+
+
+def check_unique(name: str, given: tuple[int, ...], normalised: tuple[int, ...]) -> None:
+    """Raise if two of ``given`` indices name the same layer or head once normalised."""
+    seen: dict[int, int] = {}
+    for raw, norm in zip(given, normalised):
+        if norm in seen:
+            raise ProbeError(
+                f"{name} {list(given)} name {name.rstrip('s')} {norm} twice ({seen[norm]} and "
+                f"{raw}): list each {name.rstrip('s')} once"
+            )
+        seen[norm] = raw
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ class StackRecorder:
                         f"(use 0..{n - 1})"
                     )
             idx = [h % n for h in self.options.heads]
+            check_unique("heads", self.options.heads, tuple(idx))
             weights = weights[:, idx]
         if self.options.average_heads:
             weights = weights.mean(dim=1, keepdim=True)

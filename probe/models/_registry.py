@@ -112,7 +112,10 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
         ProbeError: unknown name, missing files, or no network for a hub id.
     """
     if not isinstance(name, str) or not name.strip():
-        raise ProbeError(f"model name must be a non-empty string, got {name!r}")
+        raise ProbeError(
+            f"model name must be a non-empty string, got {name!r}: use one of {sorted(_EMBEDDED)}, "
+            "a local folder, 'timm:<name>' or a hub id"
+        )
     if name in _EMBEDDED:
         return _EMBEDDED[name][0]()
     if name.startswith("timm:"):
@@ -136,40 +139,16 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
                 f"the id and your network, or use an embedded model: {sorted(_EMBEDDED)}"
             ) from None
     raise ProbeError(
-        f"unknown model {name!r}: use an embedded model {sorted(_EMBEDDED)}, 'timm:<name>', a "
-        "local HF model folder, or a HF hub id such as 'bert-base-uncased'"
+        f"unknown model {name!r} (not an embedded name, a folder, 'timm:<name>' nor an "
+        f"'owner/name' hub id): use one of {sorted(_EMBEDDED)}, a local HF model folder, "
+        "'timm:vit_small_patch16_224' or a hub id such as 'google-bert/bert-base-uncased'"
     )
 
 
 def _load_hf(path: str, local_only: bool) -> tuple[nn.Module, Any]:
-    import transformers
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from probe.models._hf_loading import load_hf
 
-    try:
-        config = AutoConfig.from_pretrained(path, local_files_only=local_only)
-    except OSError as exc:
-        raise ProbeError(
-            f"no HuggingFace model at {path!r} ({str(exc).splitlines()[0][:120]}): pass a folder "
-            f"with config.json or an embedded name {sorted(_EMBEDDED)}"
-        ) from None
-    cls: Any = AutoModel
-    for arch in getattr(config, "architectures", None) or []:
-        candidate = getattr(transformers, arch, None)
-        if candidate is not None:
-            cls = candidate
-            break
-    model = cls.from_pretrained(path, local_files_only=local_only).eval()
-    tokenizer = None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
-    except (OSError, ValueError, KeyError):
-        try:
-            from transformers import AutoImageProcessor
-
-            tokenizer = AutoImageProcessor.from_pretrained(path, local_files_only=local_only)
-        except (OSError, ValueError, KeyError):
-            tokenizer = None
-    return model, tokenizer
+    return load_hf(path, local_only)
 
 
 def _load_timm(name: str, pretrained: bool) -> LoadedModel:

@@ -206,6 +206,19 @@ class ModelAdapter:
         """The model's output for prepared inputs."""
         return self.forward(prepared.kwargs)
 
+    def forward_parameters(self) -> tuple[frozenset[str], bool]:
+        """Keyword parameters the model's forward names, and whether it also takes ``**kwargs``."""
+        import inspect
+
+        try:
+            params = inspect.signature(self.model.forward).parameters.values()
+        except (TypeError, ValueError):
+            return frozenset(), True
+        named = frozenset(
+            p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        )
+        return named, any(p.kind == p.VAR_KEYWORD for p in params)
+
     @property
     def main_key(self) -> str:
         """The forward keyword of the main input."""

@@ -72,6 +72,12 @@ class GenericModule(HFTextModel):
     ) -> Prepared:
         import torch
 
+        is_tensor = isinstance(inputs, torch.Tensor)
+        if is_tensor and inputs.dim() == 4 and not inputs.is_floating_point():
+            raise ProbeError(
+                f"images are {inputs.dtype}, not float: convert and normalise them first "
+                "(x.float() / 255, then the model's mean and std)"
+            )
         if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
             if inputs.dim() != 4:
                 raise ProbeError(

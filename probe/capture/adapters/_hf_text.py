@@ -21,6 +21,13 @@ from probe.capture.adapters._base import (
     register_adapter,
 )
 from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_model
+from probe.capture.adapters._text_inputs import (
+    check_mask,
+    check_not_only_special,
+    encode_texts,
+    word_labels,
+)
+from probe.capture.adapters._words import special_mask
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +69,7 @@ class HFTextModel(ModelAdapter):
         p = Prepared(main_key="input_ids")
         encoding: Any = None
         texts: list[str] | None = None
+        pads: list[int] | None = None  # left padding added by probe (pad-less tokenizers)
         if isinstance(inputs, str) or (
             isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, str) for t in inputs)
         ):
@@ -72,22 +80,18 @@ class HFTextModel(ModelAdapter):
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
             if any(not t.strip() for t in texts):
                 raise ProbeError("empty text: pass a non-empty string")
-            encoding = tokenizer(texts, return_tensors="pt", padding=True, truncation=False)
-            kwargs = dict(encoding)
+            encoding, kwargs, pads = encode_texts(tokenizer, texts)
         elif isinstance(inputs, Mapping):
             kwargs = dict(inputs)
             if "input_ids" not in kwargs and "inputs_embeds" not in kwargs:
                 raise ProbeError("the input mapping has no 'input_ids': pass a tokenizer's output")
+            if getattr(inputs, "encodings", None):
+                encoding = inputs
         elif isinstance(inputs, torch.Tensor):
             if inputs.dim() == 1:
                 raise ProbeError(
                     f"input_ids must be [batch, seq], got shape {tuple(inputs.shape)}: use "
                     "ids.unsqueeze(0)"
-                )
-            if inputs.dim() != 2 or inputs.dtype not in (torch.int64, torch.int32):
-                raise ProbeError(
-                    f"text models take input_ids as an integer tensor [batch, seq], got "
-                    f"{inputs.dtype} {tuple(inputs.shape)}"
                 )
             kwargs = {"input_ids": inputs}
         else:
@@ -99,9 +103,11 @@ class HFTextModel(ModelAdapter):
             kwargs.pop("token_type_ids", None)
         input_ids = kwargs.get("input_ids")
         if input_ids is not None:
-            self.check_length(input_ids)
+            self.check_ids(input_ids)
             p.input_ids = input_ids.detach().clone()
         mask = kwargs.get("attention_mask")
+        if mask is not None:
+            check_mask(mask, input_ids)
         if mask is None and input_ids is not None:
             mask = torch.ones_like(input_ids, dtype=torch.bool)
         p.attention_mask = None if mask is None else mask.detach().to(torch.bool).cpu()
@@ -109,23 +115,79 @@ class HFTextModel(ModelAdapter):
             p.tokens = tuple(
                 tuple(tokenizer.convert_ids_to_tokens(row.tolist())) for row in input_ids
             )
-            special_ids = set(getattr(tokenizer, "all_special_ids", []) or [])
-            special = torch.tensor(
-                [[int(t) in special_ids for t in row.tolist()] for row in input_ids],
-                dtype=torch.bool,
-            )
+            special = special_mask(input_ids, tokenizer)
             p.special_tokens_mask = (
                 special & p.attention_mask if p.attention_mask is not None else special
             )
+            if texts is not None:
+                check_not_only_special(texts, p.special_tokens_mask, p.attention_mask)
+            if encoding is not None:
+                labels = word_labels(encoding, tokenizer, texts, pads, int(input_ids.shape[1]))
+                if labels is not None:
+                    p.words, p.word_ids = labels
         elif input_ids is not None:
             p.special_tokens_mask = self.special_from_config(input_ids)
-        if encoding is not None and getattr(encoding, "is_fast", False) and texts is not None:
-            p.words, p.word_ids = words_of(encoding, texts)
         self.add_decoder_inputs(p, kwargs, decoder_inputs, tokenizer)
         kwargs.update(forward_kwargs or {})
+        self.add_left_padding_positions(kwargs, p.attention_mask)
         device = self.device
         p.kwargs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
         return p
+
+    def check_ids(self, input_ids: Any) -> None:
+        """``input_ids``: an integer ``[batch, seq]`` tensor, not empty, ids in the vocabulary."""
+        import torch
+
+        if not isinstance(input_ids, torch.Tensor):
+            raise ProbeError(
+                f"input_ids must be a tensor [batch, seq], got {type(input_ids).__name__}: use "
+                "the tokenizer with return_tensors='pt'"
+            )
+        if input_ids.dim() != 2 or input_ids.dtype not in (torch.int64, torch.int32):
+            raise ProbeError(
+                f"text models take input_ids as an integer tensor [batch, seq], got "
+                f"{input_ids.dtype} {tuple(input_ids.shape)}"
+            )
+        if input_ids.numel() == 0:
+            raise ProbeError(
+                f"input_ids {tuple(input_ids.shape)} hold no tokens: pass at least one token"
+            )
+        self.check_length(input_ids)
+        vocab = self.vocab_size()
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if vocab is not None and (low < 0 or high >= vocab):
+            bad = low if low < 0 else high
+            raise ProbeError(
+                f"token id {bad} is outside the vocabulary of {self.name} (ids 0..{vocab - 1}): "
+                "encode the text with this model's own tokenizer"
+            )
+
+    def vocab_size(self) -> int | None:
+        """Rows of the input embedding table (``None`` when the model has none)."""
+        try:
+            layer = self.embedding_layer()
+        except ProbeError:
+            return None
+        n = getattr(layer, "num_embeddings", None)
+        return int(n) if isinstance(n, int) else None
+
+    def add_left_padding_positions(self, kwargs: dict[str, Any], mask: Any) -> None:
+        """Left-padded batches: positions counted from each item's first real token.
+
+        Models with absolute or rotary positions would otherwise see every real token of a
+        left-padded item shifted by its padding, and attend differently than on the item
+        alone. Models that derive positions from the padding themselves (RoBERTa-style) and
+        models whose forward takes no ``position_ids`` are left alone.
+        """
+        if mask is None or "position_ids" in kwargs or not bool((~mask[:, 0]).any()):
+            return
+        if not self.accepts("position_ids", strict=True):
+            return
+        own_positions = "create_position_ids_from_input_ids"
+        if any(hasattr(type(m), own_positions) for m in self.model.modules()):
+            return
+        positions = mask.long().cumsum(-1) - 1
+        kwargs["position_ids"] = positions.clamp_min(0)
 
     def add_decoder_inputs(
         self, p: Prepared, kwargs: dict[str, Any], decoder_inputs: Any, tokenizer: Any
@@ -137,12 +199,12 @@ class HFTextModel(ModelAdapter):
                 "model: drop it"
             )
 
-    def accepts(self, name: str) -> bool:
-        """Whether the model's forward takes keyword ``name``."""
+    def accepts(self, name: str, strict: bool = False) -> bool:
+        """Whether the forward names keyword ``name`` (unknown signature: ``not strict``)."""
         try:
             return name in inspect.signature(self.model.forward).parameters
         except (TypeError, ValueError):
-            return True
+            return not strict
 
     def max_length(self) -> int | None:
         """The longest input the position embeddings allow, or ``None`` if unbounded."""
@@ -175,24 +237,6 @@ class HFTextModel(ModelAdapter):
         ids.discard(None)
         flat = {i for x in ids for i in (x if isinstance(x, list) else [x])}
         return torch.isin(input_ids.cpu(), torch.tensor(sorted(flat), dtype=input_ids.dtype))
-
-
-def words_of(
-    encoding: Any, texts: list[str]
-) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[int | None, ...], ...]]:
-    """Words of each text and, per token, the index of its word (fast tokenizers)."""
-    words_all = []
-    ids_all = []
-    for b, text in enumerate(texts):
-        word_ids = encoding.word_ids(b)
-        n_words = max((w for w in word_ids if w is not None), default=-1) + 1
-        words = []
-        for w in range(n_words):
-            span = encoding.word_to_chars(b, w)
-            words.append(text[span.start : span.end] if span is not None else "")
-        words_all.append(tuple(words))
-        ids_all.append(tuple(word_ids))
-    return tuple(words_all), tuple(ids_all)
 
 
 def _is_causal(model: nn.Module) -> bool:

@@ -38,6 +38,12 @@ def find_timm_sites(model: nn.Module) -> list[Site]:
             )
         if hasattr(m, "fused_attn") and isinstance(getattr(m, "attn_drop", None), nn.Dropout):
             found.append((name, m, "self"))
+    if not found and getattr(model, "patch_embed", None) is None:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} is a convolutional network (CNN): probe captures the "
+            "attention of vision transformers and CNNs are not supported (yet); use a ViT such "
+            "as timm:vit_small_patch16_224"
+        )
     if not found:
         raise UnsupportedModelError(
             f"no attention modules found in {type(model).__name__}: probe captures timm models "

@@ -80,6 +80,11 @@ class VisionModel(ModelAdapter):
                 f"pixel_values must be [batch, channel, height, width], got {tuple(x.shape)}: use "
                 "x.unsqueeze(0)"
             )
+        if x.dim() == 4 and not x.is_floating_point():
+            raise ProbeError(
+                f"pixel_values are {x.dtype}, not float: convert and normalise the image first "
+                "(x.float() / 255, then the model's mean and std)"
+            )
         if x.dim() != 4 or not x.is_floating_point():
             raise ProbeError(
                 f"pixel_values must be a float tensor [batch, channel, height, width], got "
@@ -154,6 +159,9 @@ class TimmViT(VisionModel):
 
     def forward(self, kwargs: dict[str, Any]) -> Any:
         return self.model(kwargs["x"])
+
+    def forward_parameters(self) -> tuple[frozenset[str], bool]:
+        return frozenset(), False  # probe calls timm models as model(x)
 
     def extra_kwargs(self, forward_kwargs: dict[str, Any] | None) -> dict[str, Any]:
         if forward_kwargs:

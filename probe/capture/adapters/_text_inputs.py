@@ -1,0 +1,114 @@
+"""Encoding and checking text inputs for the HuggingFace text families.
+
+* One string is never padded, so tokenizers without a pad token (GPT-2, most decoder LLMs)
+  work. A batch is padded by the tokenizer when it has a pad token; otherwise probe pads it
+  itself on the tokenizer's ``padding_side`` with the EOS id (or 0) and an attention mask of 0
+  there, so the padding is never attended to and never belongs to a word.
+* ``attention_mask`` must match ``input_ids`` and leave every item at least one token.
+* A text of special tokens only (``"[CLS] [SEP]"``) is refused: there is nothing to look at.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe.capture.adapters._words import WordIds, Words, words_of_encoding
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["check_mask", "check_not_only_special", "encode_texts", "word_labels"]
+
+Pads = list[tuple[int, int]]
+
+
+def _pad_id(tokenizer: Any) -> int | None:
+    try:
+        value = tokenizer.pad_token_id
+    except (AttributeError, KeyError, ValueError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def encode_texts(tokenizer: Any, texts: list[str]) -> tuple[Any, dict[str, Any], Pads | None]:
+    """Encode ``texts``: ``(encoding, forward kwargs as tensors, padding probe added or None)``."""
+    import torch
+
+    if len(texts) == 1 or _pad_id(tokenizer) is not None:
+        enc = tokenizer(texts, return_tensors="pt", padding=len(texts) > 1, truncation=False)
+        return enc, dict(enc), None
+    enc = tokenizer(texts, truncation=False)
+    lengths = [len(row) for row in enc["input_ids"]]
+    longest = max(lengths)
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    eos = getattr(tokenizer, "eos_token_id", None)
+    fill = {"input_ids": eos if isinstance(eos, int) else 0, "attention_mask": 0}
+    pads: Pads = [((longest - n, 0) if left else (0, longest - n)) for n in lengths]
+    kwargs: dict[str, Any] = {}
+    for key, rows in enc.items():
+        if not (isinstance(rows, list) and all(isinstance(r, list) for r in rows)):
+            continue
+        value = fill.get(key, 0)
+        padded = [[value] * a + list(r) + [value] * b for r, (a, b) in zip(rows, pads)]
+        kwargs[key] = torch.tensor(padded, dtype=torch.long)
+    return enc, kwargs, pads
+
+
+def check_mask(mask: Any, input_ids: torch.Tensor | None) -> None:
+    """``attention_mask`` ``[batch, seq]`` like ``input_ids``, each item with a real token."""
+    import torch
+
+    if not isinstance(mask, torch.Tensor):
+        raise ProbeError(
+            f"attention_mask must be a tensor [batch, seq], got {type(mask).__name__}"
+        )
+    if input_ids is not None and tuple(mask.shape) != tuple(input_ids.shape):
+        raise ProbeError(
+            f"attention_mask {tuple(mask.shape)} does not match input_ids "
+            f"{tuple(input_ids.shape)}: pass the mask the tokenizer returned with these ids"
+        )
+    if mask.dim() == 2 and mask.numel() and not bool(mask.bool().any(-1).all()):
+        empty = int((~mask.bool().any(-1)).nonzero()[0, 0])
+        raise ProbeError(
+            f"attention_mask masks every token of item {empty}: each item needs a real token"
+        )
+
+
+def check_not_only_special(
+    texts: list[str], special: torch.Tensor, mask: torch.Tensor | None
+) -> None:
+    """Refuse texts whose every token is a structural special token."""
+    real = ~special if mask is None else mask & ~special
+    for text, row in zip(texts, real):
+        if not bool(row.any()):
+            raise ProbeError(
+                f"the text {text!r} holds only special tokens: pass some words to look at"
+            )
+
+
+def word_labels(
+    encoding: Any, tokenizer: Any, texts: list[str] | None, pads: Pads | None, seq_len: int
+) -> tuple[tuple[Words, ...], tuple[WordIds, ...]] | None:
+    """Words and per-token word indices of every item, aligned to the ``seq_len`` tokens.
+
+    ``None`` when the encoding carries no word information or does not match the ids.
+    """
+    encodings = getattr(encoding, "encodings", None)
+    if not encodings:
+        return None
+    words_all: list[Words] = []
+    ids_all: list[WordIds] = []
+    for b in range(len(encodings)):
+        labels = words_of_encoding(encoding, b, tokenizer, texts[b] if texts else None)
+        if labels is None:
+            return None
+        words, word_ids = labels
+        if pads is not None:
+            left, right = pads[b]
+            word_ids = (None,) * left + word_ids + (None,) * right
+        if len(word_ids) != seq_len:
+            return None
+        words_all.append(words)
+        ids_all.append(word_ids)
+    return tuple(words_all), tuple(ids_all)

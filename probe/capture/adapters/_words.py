@@ -1,0 +1,137 @@
+"""Token and word labels of text inputs, for every tokenizer family.
+
+Words come from a fast tokenizer's encoding (``word_ids``, character offsets). Three families
+write words differently and all come out clean:
+
+* WordPiece (BERT): continuation pieces start with ``##``; words are split at spaces and
+  punctuation by the tokenizer itself.
+* byte-level BPE (GPT-2, RoBERTa, Llama 3): a word's first token carries the space before it
+  (``Ġit``, offsets covering ``" it"``); the space is not part of the word.
+* SentencePiece (T5, Llama 2): the space is written ``▁``. Tokenizers without a pre-tokenizer
+  (Llama 2 style) report the whole text as one word; probe splits it again at whitespace.
+
+Special tokens are the tokenizer's structural ones only (CLS, SEP, BOS, EOS, PAD): unknown
+(``[UNK]``) and mask tokens stand for text and belong to words.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["structural_special_ids", "words_of_encoding"]
+
+Words = tuple[str, ...]
+WordIds = tuple[int | None, ...]
+_SPACE_MARKS = ("▁", "Ġ", " ")
+_STRUCTURAL = ("cls_token_id", "sep_token_id", "bos_token_id", "eos_token_id", "pad_token_id")
+
+
+def structural_special_ids(tokenizer: Any) -> set[int]:
+    """Ids of the tokenizer's CLS, SEP, BOS, EOS and PAD tokens (not UNK, not MASK)."""
+    out: set[int] = set()
+    for attr in _STRUCTURAL:
+        try:
+            value = getattr(tokenizer, attr, None)
+        except (AttributeError, KeyError, ValueError):
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            out.add(value)
+    return out
+
+
+def special_mask(input_ids: torch.Tensor, tokenizer: Any) -> torch.Tensor:
+    """``[batch, seq]`` bool: True where a token is one of the structural special tokens."""
+    import torch
+
+    ids = sorted(structural_special_ids(tokenizer))
+    if not ids:
+        return torch.zeros(input_ids.shape, dtype=torch.bool)
+    return torch.isin(input_ids.cpu(), torch.tensor(ids, dtype=input_ids.dtype))
+
+
+def words_of_encoding(
+    encoding: Any, index: int, tokenizer: Any, text: str | None = None
+) -> tuple[Words, WordIds] | None:
+    """Words of item ``index`` of a fast tokenizer's ``encoding`` and each token's word index.
+
+    Args:
+        encoding: a ``BatchEncoding`` from a fast tokenizer (it carries ``word_ids``).
+        index: the batch item.
+        tokenizer: the tokenizer (decodes words when ``text`` is not known).
+        text: the item's text; words are cut from it when given (original case and accents).
+
+    Returns:
+        ``(words, word_ids)`` with ``word_ids[t]`` the word of token ``t`` (``None`` for special
+        and padding tokens), or ``None`` if the encoding has no word information.
+    """
+    try:
+        raw_ids = list(encoding.word_ids(index))
+        item = encoding.encodings[index]
+    except (ValueError, AttributeError, IndexError, TypeError):
+        return None
+    offsets = list(item.offsets)
+    pieces = list(item.tokens)
+    ids = list(item.ids)
+    starts = _word_starts(raw_ids, offsets, pieces, text)
+    word_of: list[int | None] = []
+    groups: list[list[int]] = []
+    for t, w in enumerate(raw_ids):
+        if w is None:
+            word_of.append(None)
+            continue
+        if starts[t] or not groups:
+            groups.append([])
+        groups[-1].append(t)
+        word_of.append(len(groups) - 1)
+    texts = [_word_text(g, offsets, ids, tokenizer, text) for g in groups]
+    # words that are only whitespace (runs of spaces some tokenizers keep) name no word
+    keep = [i for i, w in enumerate(texts) if w]
+    renumber = {old: new for new, old in enumerate(keep)}
+    word_ids = tuple(None if w is None else renumber.get(w) for w in word_of)
+    return tuple(texts[i] for i in keep), word_ids
+
+
+def _word_starts(
+    raw_ids: list[int | None], offsets: list[tuple[int, int]], pieces: list[str], text: str | None
+) -> list[bool]:
+    """Whether each token starts a word: the tokenizer says so, or it starts after whitespace."""
+    starts = []
+    previous: int | None = None
+    for t, w in enumerate(raw_ids):
+        if w is None:
+            starts.append(False)
+            continue
+        new = w != previous
+        if not new:
+            if text is not None:
+                s, e = offsets[t]
+                after_space = s > 0 and text[s - 1].isspace() and _after_gap(offsets, t)
+                new = s < e and (text[s].isspace() or after_space)
+            else:
+                new = pieces[t].startswith(_SPACE_MARKS)
+        starts.append(new)
+        previous = w
+    return starts
+
+
+def _after_gap(offsets: list[tuple[int, int]], t: int) -> bool:
+    """The character before token ``t`` belongs to no token (offsets trimmed of spaces)."""
+    return t == 0 or offsets[t][0] > offsets[t - 1][1]
+
+
+def _word_text(
+    group: list[int],
+    offsets: list[tuple[int, int]],
+    ids: list[int],
+    tokenizer: Any,
+    text: str | None,
+) -> str:
+    if text is not None:
+        spans = [offsets[t] for t in group if offsets[t][1] > offsets[t][0]]
+        if spans:
+            return text[min(s for s, _ in spans) : max(e for _, e in spans)].strip()
+        return ""
+    return str(tokenizer.decode([ids[t] for t in group])).strip()
