@@ -21,8 +21,8 @@ from torch import nn
 from torch.testing import assert_close
 
 import probe
-from _tiny import HF_TEXT, TIMM
-from _tokenizers import TOKENIZERS
+from tests._tiny import HF_TEXT, TIMM
+from tests._tokenizers import TOKENIZERS
 
 SENTENCE = "The animal didn't cross the street because it was too tired."
 
