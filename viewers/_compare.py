@@ -12,6 +12,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    styled,
     DIVERGING_CMAP,
     FONT_SIZES,
     as_array,
@@ -171,6 +172,7 @@ def _draw_table(
     ax.set_title("faithfulness", fontsize=FONT_SIZES["title"], pad=6)
 
 
+@styled
 def comparison_panel(
     image_or_tokens: Any,
     maps: Mapping[str, Any],
@@ -341,6 +343,7 @@ def curve_auc(fractions: Any, values: Any) -> float:
     return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2.0))
 
 
+@styled
 def curves_view(
     curves: Mapping[str, tuple[Any, Any]],
     kind: CurveKind = "deletion",

@@ -16,6 +16,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    styled,
     FONT_SIZES,
     GRID_MAX_LABELS,
     HEATMAP_MAX_LABELS,
@@ -95,6 +96,7 @@ def _side_in(n: int, per_token: float, lo: float, hi: float) -> float:
     return float(min(max(per_token * n, lo), hi))
 
 
+@styled
 def head_heatmap(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -271,6 +273,7 @@ def _grid_figure(
     return fig
 
 
+@styled
 def head_grid(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -323,6 +326,7 @@ def head_grid(
     )
 
 
+@styled
 def model_view(
     attn: Any,
     tokens: Sequence[str] | None = None,

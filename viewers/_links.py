@@ -15,6 +15,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    styled,
     FONT_SIZES,
     LINK_MAX_LABELS,
     TEXT_SEQUENTIAL_CMAP,
@@ -63,6 +64,7 @@ def _select_heads(heads: Sequence[int] | None, n_heads: int) -> list[int]:
     return out
 
 
+@styled
 def link_view(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -286,6 +288,7 @@ def _stagger_labels(layout: Any, ranked: list[int], labels: list[str]) -> dict[i
     return rows
 
 
+@styled
 def coref_view(
     words: Sequence[str],
     word_index: int,

@@ -17,6 +17,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    styled,
     FONT_SIZES,
     as_array,
     check_ax,
@@ -128,6 +129,7 @@ def _panel_size(image: np.ndarray, long_side: float) -> tuple[float, float]:
     return long_side * width / height, long_side
 
 
+@styled
 def saliency_overlay(
     image: Any,
     heatmap: Any,
@@ -265,6 +267,7 @@ def overlay_grid_size(
     return ncols * pw + (ncols - 1) * 0.12 + 1.0 * n_colorbars, nrows * (ph + title_h)
 
 
+@styled
 def cls_head_grid(
     image: Any,
     maps: Any,

@@ -20,6 +20,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    styled,
     FONT_SIZES,
     as_array,
     check_ax,
@@ -214,6 +215,7 @@ def draw_strip(
     return y
 
 
+@styled
 def token_strip(
     tokens: Sequence[str],
     scores: Any,
