@@ -82,6 +82,10 @@ __all__ = [
     "register_fonts",
     "styled",
     "MIN_FONT_PT",
+    "BASELINE_METHODS",
+    "is_baseline",
+    "baselines_last",
+    "BASELINE_STYLE",
 ]
 
 SEQUENTIAL_CMAP = "viridis"
@@ -102,6 +106,11 @@ FONT_SIZES: dict[str, float] = {
 
 #: The smallest font size any viewer uses at the saved size (points); the look tests check it.
 MIN_FONT_PT = 6.0
+
+#: Methods that are baselines, not explanations: drawn last and in ``BASELINE_STYLE``.
+BASELINE_METHODS = frozenset({"random"})
+#: How a baseline looks in every comparison and curve figure: dashed and grey.
+BASELINE_STYLE: dict[str, Any] = {"color": "0.45", "linestyle": (0, (4, 2))}
 
 HEATMAP_MAX_LABELS = 50
 GRID_MAX_LABELS = 16
@@ -626,3 +635,18 @@ def styled(function: _F) -> _F:
             return apply_fonts(fig)
 
     return wrapper  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def is_baseline(name: str) -> bool:
+    """True for a baseline method such as ``"random"`` (also ``"random (baseline)"``)."""
+    return str(name).split(" ")[0].lower() in BASELINE_METHODS
+
+
+def baselines_last(names: Sequence[str]) -> list[int]:
+    """Indices of ``names`` in display order: explanations in their order, baselines last."""
+    return [i for i, n in enumerate(names) if not is_baseline(n)] + [
+        i for i, n in enumerate(names) if is_baseline(n)
+    ]

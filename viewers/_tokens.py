@@ -20,6 +20,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    is_baseline,
     styled,
     FONT_SIZES,
     as_array,
@@ -272,8 +273,11 @@ def draw_strip(
         colors = [cmap(norm(v)) for v in values]
         draw_token_boxes(ax, layout, colors, y)
         if name is not None:
+            baseline = is_baseline(name)
             ax.text(0, y + 0.5 * layout.line_height, format_token(name, 40), ha="left",
-                    va="center_baseline", fontsize=FONT_SIZES["label"], fontweight="bold")
+                    va="center_baseline", fontsize=FONT_SIZES["label"], fontweight="bold",
+                    color="0.4" if baseline else "black",
+                    fontstyle="italic" if baseline else "normal")
         y += layout.height
     return y
 
