@@ -248,12 +248,13 @@ def _models(with_methods: bool) -> int:
         print(f"  {name:<12} {modality:<7} {desc}")
     print("also: timm:<name> (random init, --pretrained to download), a HF folder or hub id")
     if with_methods:
+        from probe._text import plain_text
         from probe.attribution._registry import list_methods, method_spec
 
         print("attribution methods:")
         for name in list_methods():
             spec = method_spec(name)
-            print(f"  {name:<12} {'/'.join(spec.modalities):<12} {spec.description}")
+            print(f"  {name:<12} {'/'.join(spec.modalities):<12} {plain_text(spec.description)}")
     return 0
 
 

@@ -466,7 +466,11 @@ def curves_view(
         ax = check_ax(ax)
         fig = root_figure(ax)
     parsed = [parsed[i] for i in baselines_last([p[0] for p in parsed])]
-    colors = categorical_colors(sum(not is_baseline(p[0]) for p in parsed))
+    n_methods = sum(not is_baseline(p[0]) for p in parsed)
+    # no grey for methods: grey is the baseline's colour
+    colors = [c for c in categorical_colors(min(n_methods + 2, 20))
+              if not (abs(c[0] - c[1]) < 1e-3 and abs(c[1] - c[2]) < 1e-3)]
+    colors += categorical_colors(max(n_methods, 1))[len(colors):]
     k = 0
     for name, x, y, area in parsed:
         marker = "o" if len(x) <= 25 else None
