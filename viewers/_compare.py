@@ -139,8 +139,7 @@ def _draw_agreement(
     names = [names[i] for i in order]
     ax.imshow(matrix, cmap=cmap, norm=norm, interpolation="nearest")
     labels = [format_token(n, 24) for n in names]
-    ax.set_xticks(range(m), labels, rotation=40, ha="right", rotation_mode="anchor",
-                  fontsize=FONT_SIZES["tick"])
+    ax.set_xticks(range(m), labels, rotation=90, fontsize=FONT_SIZES["tick"])
     ax.set_yticks(range(m), labels, fontsize=FONT_SIZES["tick"])
     ax.tick_params(length=2)
     for tick_labels in (ax.get_xticklabels(), ax.get_yticklabels()):
@@ -322,7 +321,7 @@ def comparison_panel(
         name_w = max(text_width_pt(format_token(n, 24), FONT_SIZES["tick"])
                      for n in agreement_names) / 72
         agree_w = name_w + 0.1 + side + 1.0
-        agree_h = 0.35 + side + name_w * 0.7 + 0.2
+        agree_h = 0.35 + side + name_w + 0.2
         bottom_w += agree_w
         bottom_h = max(bottom_h, agree_h)
     if table is not None:
