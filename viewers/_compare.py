@@ -193,9 +193,12 @@ def _draw_table(
     ax.set_axis_off()
     order = baselines_last(methods)
     methods, cells = [methods[i] for i in order], [cells[i] for i in order]
+    headers = [metric_header(n) for n in metrics]
+    widths = [max(text_width_pt(h, FONT_SIZES["annotation"], "bold") / 72 + 0.25, 0.75)
+              for h in headers]
     table = ax.table(cellText=cells, rowLabels=[_row_label(n) for n in methods],
-                     colLabels=[metric_header(n) for n in metrics], cellLoc="center",
-                     rowLoc="right", bbox=(0.0, 0.0, 1.0, 1.0))
+                     colLabels=headers, cellLoc="center", rowLoc="right",
+                     colWidths=[w / sum(widths) for w in widths], bbox=(0.0, 0.0, 1.0, 1.0))
     table.auto_set_font_size(False)
     table.set_fontsize(FONT_SIZES["annotation"])
     for (r, c), cell in table.get_celld().items():
