@@ -98,6 +98,8 @@ _LAZY: dict[str, str] = {
     "make_shapes": "probe.models._shapes",
     "ShapesBatch": "probe.models._shapes",
     "SHAPE_CLASSES": "probe.models._shapes",
+    # figures
+    "plot": "probe.viewers._plot",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

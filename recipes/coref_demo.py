@@ -24,15 +24,12 @@ SENTENCES = (
 def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150, word: str = "it") -> list[str]:
     """Render the coreference figure of each sentence; print the ranking. Returns file paths."""
     import probe
-    from probe.viewers import coref_view
-
     model, tokenizer = probe.load_model("minilm")
     paths = []
     for i, sentence in enumerate(SENTENCES):
         trace = probe.trace(model, sentence, tokenizer=tokenizer)
         links = probe.coref(trace, word)
         best = probe.best_antecedents(trace, word)
-        weights = probe.word_attention(trace, word)  # [layer, head, word]
         top = links[0]
         print(f"\n{sentence}")
         print(f"  top head: layer {top.layer} head {top.head}: {word!r} -> {top.antecedent!r} "
@@ -43,12 +40,8 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150, word: str =
         for link in best.per_head:
             votes[link.antecedent] = votes.get(link.antecedent, 0) + 1
         print(f"  best antecedent per head (votes over {len(best.per_head)} heads): {votes}")
-        words = [w.lower() for w in trace.words[0]]
-        fig = coref_view(
-            list(trace.words[0]), words.index(word), weights[top.layer, top.head],
-            top=[(lk.layer, lk.head, lk.antecedent, lk.weight) for lk in links[:8]],
-            model_name="minilm", layer=top.layer, head=top.head,
-        )
+        # marks, ranking and table all follow probe.coref's candidates
+        fig = probe.plot(trace, "coref", word=word)
         paths += save(fig, out, f"coref_{'tired' if i == 0 else 'wide'}", formats, dpi)
     return paths
 

@@ -19,16 +19,13 @@ from probe.recipes._common import parser, quiet, save
 def attention_views(out: str, formats: Sequence[str], dpi: int) -> list[str]:
     """Model view (every layer x head) and link view of the coreference sentence."""
     import probe
-    from probe.viewers import link_view, model_view
 
     model, tokenizer = probe.load_model("minilm")
     trace = probe.trace(model, coref_demo.SENTENCES[0], tokenizer=tokenizer)
-    tokens = list(trace.tokens[0])
-    attn = trace.attentions[:, 0]  # [layer, head, q, k]
-    paths = save(model_view(attn, tokens, model_name="minilm"), out, "model_view", formats, dpi)
+    paths = save(probe.plot(trace, "model"), out, "model_view", formats, dpi)
     link = probe.coref(trace, "it")[0]
-    fig = link_view(attn[link.layer], tokens, heads=[link.head], layer=link.layer,
-                    model_name="minilm")
+    # the coreference head, with "it" highlighted
+    fig = probe.plot(trace, "links", layer=link.layer, head=link.head, word="it")
     paths += save(fig, out, f"links_L{link.layer}H{link.head}", formats, dpi)
     return paths
 

@@ -12,6 +12,7 @@ Run: ``python -m probe.recipes.vit_saliency --out probe-out``
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 from probe.recipes._common import parser, quiet, save
@@ -42,8 +43,13 @@ def run(
         m: probe.attribute(model, images, m)
         for m in tqdm(methods, desc="methods", disable=quiet, leave=False)
     }
+    # the same number of steps as `probe eval faithfulness`, so figures and tables agree
+    from probe.evaluation._tasks import eval_faithfulness
+
+    steps = inspect.signature(eval_faithfulness).parameters["steps"].default
     curves = {
-        m: (probe.deletion_curve(model, images, a), probe.insertion_curve(model, images, a))
+        m: (probe.deletion_curve(model, images, a, steps=steps),
+            probe.insertion_curve(model, images, a, steps=steps))
         for m, a in tqdm(attrs.items(), desc="curves", disable=quiet, leave=False)
     }
     paths = []
@@ -58,22 +64,26 @@ def run(
         }
         label = probe.SHAPE_CLASSES[int(data.labels[i])]
         guess = probe.SHAPE_CLASSES[int(predicted[i])]
+        image_title = f"input · true {label}\npredicted {guess}"
         fig = comparison_panel(
             data.to_display(i), single, agreement=table.values, methods=list(table.methods),
-            faithfulness=faith, model_name="vit-shapes",
-            title=f"vit-shapes · {label} (predicted {guess}) · every method",
+            faithfulness=faith, model_name="vit-shapes", image_title=image_title,
+            title=f"vit-shapes · true {label}, predicted {guess} · every method",
         )
         paths += save(fig, out, f"vit_saliency_compare_{i}", formats, dpi)
         trace = probe.trace(model, data.images[i : i + 1])
         maps = probe.patch_maps(trace)[-1, 0]  # last layer, [head, rows, cols]
         fig = cls_head_grid(data.to_display(i), maps, model_name="vit-shapes",
-                            layer=trace.layer_indices[-1])
+                            layer=trace.layer_indices[-1], image_title=image_title,
+                            title=f"vit-shapes · layer {trace.layer_indices[-1]} · CLS attention"
+                                  f" · true {label}, predicted {guess}")
         paths += save(fig, out, f"vit_saliency_cls_heads_{i}", formats, dpi)
     for kind, k in (("deletion", 0), ("insertion", 1)):
         mean_curves = {m: (c[k].fractions, c[k].values.mean(0)) for m, c in curves.items()}
         auc = {m: float(c[k].auc.mean()) for m, c in curves.items()}
         fig = curves_view(mean_curves, kind=kind, auc=auc, model_name="vit-shapes",
-                          title=f"vit-shapes · {kind} curves · mean of {len(images)} images")
+                          title=f"vit-shapes · {kind} curves · mean of {len(images)} images, "
+                                f"{steps} steps")
         paths += save(fig, out, f"vit_saliency_{kind}", formats, dpi)
     return paths
 

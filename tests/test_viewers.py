@@ -295,8 +295,12 @@ def test_link_alphas_are_the_weights():
     # a head keeps its colour when shown alone
     alone = V.link_view(attn, TOKENS, heads=[3], threshold=threshold).axes[0].collections[0]
     np.testing.assert_allclose(alone.get_colors()[0, :3], ax.collections[1].get_colors()[0, :3])
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert legend == ["head 1", "head 3"]
+    from matplotlib.legend import Legend
+
+    heads_legend, key = [c for c in ax.get_children() if isinstance(c, Legend)]
+    assert [t.get_text() for t in heads_legend.get_texts()] == ["head 1", "head 3"]
+    assert key.get_title().get_text() == "line opacity = attention weight"
+    assert [h.get_alpha() for h in key.legend_handles] == [0.1, 0.5, 1.0]
 
 
 def test_link_view_single_query_and_errors():
@@ -377,12 +381,15 @@ def test_token_strip_signed_rows_and_wrapping():
 def test_overlay_colourbar_matches_map_range():
     heat = rng(3).random((3, 4)) * 5 + 2
     fig = V.saliency_overlay(image(), heat, alpha=0.4)
-    ax, cax = fig.axes
+    shown, ax, cax = fig.axes  # the input in its own colours, the map over grey, the bar
+    np.testing.assert_allclose(shown.images[0].get_array(), image())
     assert cax.get_ylim() == pytest.approx((heat.min(), heat.max()))
     base, over = ax.images
     assert over.get_alpha() == 0.4
     assert over.get_array().shape == (24, 32)
-    np.testing.assert_allclose(base.get_array(), image())
+    grey = base.get_array()
+    np.testing.assert_allclose(grey[..., 0], grey[..., 2])  # no hue under the map
+    assert 0.3 - 1e-9 <= grey.min() and grey.max() <= 0.9 + 1e-9
 
 
 def test_upsampling_matches_torch():
@@ -409,9 +416,10 @@ def test_image_layouts_and_ranges():
 def test_cls_head_grid_shared_scale():
     maps = rng(4).random((3, 3, 4))
     fig = V.cls_head_grid(image(), maps, heads=[7, 8, 9])
-    panels = fig.axes[:3]
+    assert fig.axes[0].get_title() == "input"
+    panels = fig.axes[1:4]
     assert [ax.get_title() for ax in panels] == ["head 7", "head 8", "head 9"]
-    assert fig.axes[3].get_ylim() == pytest.approx((maps.min(), maps.max()))
+    assert fig.axes[4].get_ylim() == pytest.approx((maps.min(), maps.max()))
 
 
 # --------------------------------------------------------------------------- comparison
@@ -420,7 +428,7 @@ def test_cls_head_grid_shared_scale():
 def test_comparison_panel_content():
     fig = build_comparison_image()
     titles = [ax.get_title() for ax in fig.axes]
-    assert "rollout" in titles and "gradcam" in titles
+    assert "rollout" in titles and "gradcam \u00b1" in titles  # signed maps marked
     agree = next(ax for ax in fig.axes if ax.get_title().startswith("rank agreement"))
     assert [t.get_text() for t in agree.texts] == ["1.00", "0.25", "0.25", "1.00"]
     table = next(ax for ax in fig.axes if ax.get_title() == "faithfulness").tables[0]
@@ -448,7 +456,7 @@ def test_curves_legend_has_auc():
     fig = V.curves_view(curves, "insertion", auc={"random": 0.123})
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     expected = np.trapezoid(np.exp(-3 * f), f)
-    assert texts == [f"rollout (AUC = {expected:.3f})", "random (AUC = 0.123)"]
+    assert texts == [f"rollout (AUC = {expected:.3f})", "random (baseline) (AUC = 0.123)"]
     assert V.curve_auc(f, 1 - f) == pytest.approx(0.5)
     assert fig.axes[0].get_xlabel() == "fraction of input inserted"
     with pytest.raises(ProbeError, match="increase"):
@@ -535,3 +543,74 @@ def test_bad_input_messages():
         V.head_heatmap(torch.full((2, 2), float("nan")), ["a", "b"])
     with pytest.raises(ProbeError, match="max_labels"):
         V.head_heatmap(attention(N, N), TOKENS, max_labels=0)
+
+
+# --------------------------------------------------------------- first use: plot, baselines
+
+
+def test_attached_words_reads_contractions_and_punctuation() -> None:
+    from probe.viewers._tokens import attached_words
+
+    words = ["The", "animal", "didn", "'", "t", "cross", "(", "it", ")", "."]
+    assert attached_words(words) == [False, False, False, True, True, False, False, True,
+                                     True, True]
+    assert attached_words(["小", "猫", "it"]) == [False, True, False]
+
+
+def test_coref_marks_follow_the_candidates() -> None:
+    from probe.viewers import coref_view
+
+    words = ["The", "animal", "crossed", "it", "application", "."]
+    weights = [0.9, 0.3, 0.1, 0.0, 0.8, 0.7]
+    fig = coref_view(words, 3, weights, candidates=[1, 2], top_k=3)
+    ax = fig.axes[0]
+    outlined = [i for i, p in enumerate(ax.patches[: len(words)])
+                if p.get_linewidth() > 0 and i != 3]
+    assert outlined == [1, 2]  # not "The", ".", nor "application" after the pronoun
+    labels = [t.get_text() for t in ax.texts if t.get_text().startswith("#")]
+    assert labels == ["#1 0.30", "#2 0.10"]
+
+
+def test_baselines_last_and_dashed_grey() -> None:
+    from probe.viewers import curves_view
+    from probe.viewers._style import baselines_last
+
+    assert baselines_last(["random", "ig", "rollout"]) == [1, 2, 0]
+    x = np.linspace(0, 1, 5)
+    fig = curves_view({"random": (x, x), "ig": (x, 1 - x)})
+    lines = fig.axes[0].get_lines()
+    assert [ln.get_label().split(" ")[0] for ln in lines] == ["ig", "random"]
+    assert lines[-1].get_linestyle() == "--" and lines[-1].get_color() == "0.45"
+
+
+def test_metric_headers_have_arrows() -> None:
+    from probe.viewers._compare import metric_header
+
+    assert metric_header("deletion AUC") == "deletion AUC \u2193"
+    assert metric_header("comprehensiveness") == "comprehensiveness \u2191"
+    assert metric_header("other") == "other"
+
+
+def test_plot_views_of_a_trace() -> None:
+    import torch
+
+    import probe
+    from tests._factories import make_trace
+
+    attn = torch.softmax(torch.randn(2, 1, 2, 5, 5, generator=torch.Generator().manual_seed(0)), -1)
+    words = ["it", "is", "here"]
+    trace = make_trace(attn, tokens=[["[CLS]", "it", "is", "here", "[SEP]"]], words=[words],
+                       word_ids=[[None, 0, 1, 2, None]], special_tokens_mask=[[1, 0, 0, 0, 1]],
+                       family="encoder")
+    for view in ("model", "heads", "head", "links", "rollout"):
+        assert probe.plot(trace, view).axes
+    with pytest.raises(probe.ProbeError, match="unknown view"):
+        probe.plot(trace, "nope")
+    with pytest.raises(probe.ProbeError, match="does not take"):
+        probe.plot(trace, "head", colour="red")
+
+
+def test_plain_text_strips_rst() -> None:
+    from probe._text import plain_text
+
+    assert plain_text("see :func:`~probe.coref` and ``x``\n  and `y`") == "see coref and x and y"

@@ -5,6 +5,7 @@ Viewers take data (tensors or arrays, token lists), never models, and return a
 no GUI backend is needed, ``plt.show()`` is never called. Write figures with
 :func:`save_figure` (atomic; png, svg, pdf). Matplotlib is imported only when a viewer runs.
 
+One call from a trace: :func:`plot` (``probe.plot(trace, "coref", word="it")``).
 Attention: :func:`head_heatmap`, :func:`head_grid`, :func:`model_view`, :func:`link_view`,
 :func:`coref_view`. Attributions: :func:`token_strip`, :func:`saliency_overlay`,
 :func:`cls_head_grid`, :func:`comparison_panel`, :func:`curves_view`. Shared look:
@@ -16,6 +17,7 @@ from __future__ import annotations
 from probe.viewers._compare import comparison_panel, curve_auc, curves_view
 from probe.viewers._heatmaps import head_grid, head_heatmap, model_view
 from probe.viewers._links import coref_view, link_view
+from probe.viewers._plot import plot
 from probe.viewers._saliency import cls_head_grid, saliency_overlay, upsample_bilinear
 from probe.viewers._style import (
     DIVERGING_CMAP,
@@ -43,6 +45,7 @@ __all__ = [
     "link_view",
     "model_view",
     "new_figure",
+    "plot",
     "saliency_overlay",
     "save_figure",
     "title",

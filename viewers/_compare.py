@@ -13,6 +13,10 @@ import numpy as np
 from probe._errors import ProbeError
 from probe.evaluation._curves_math import trapezoid_auc
 from probe.viewers._style import (
+    BASELINE_STYLE,
+    baselines_last,
+    is_baseline,
+    styled,
     DIVERGING_CMAP,
     FONT_SIZES,
     as_array,
@@ -131,23 +135,52 @@ def _draw_agreement(
     cmap = get_cmap(DIVERGING_CMAP)
     norm = Normalize(-1.0, 1.0)
     m = len(names)
+    order = baselines_last(names)
+    matrix = matrix[np.ix_(order, order)]
+    names = [names[i] for i in order]
     ax.imshow(matrix, cmap=cmap, norm=norm, interpolation="nearest")
     labels = [format_token(n, 24) for n in names]
-    ax.set_xticks(range(m), labels, rotation=40, ha="right", rotation_mode="anchor",
-                  fontsize=FONT_SIZES["tick"])
+    ax.set_xticks(range(m), labels, rotation=90, fontsize=FONT_SIZES["tick"])
     ax.set_yticks(range(m), labels, fontsize=FONT_SIZES["tick"])
     ax.tick_params(length=2)
-    annot = FONT_SIZES["annotation"] if m <= 6 else FONT_SIZES["small_tick"]
+    for tick_labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+        for label, name in zip(tick_labels, names):
+            if is_baseline(name):
+                label.set_color("0.4")
+                label.set_fontstyle("italic")
+    annot = FONT_SIZES["annotation"]  # >= 8 pt at the saved size: readable when printed
     for i in range(m):
         for j in range(m):
-            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=annot,
-                    color=text_color_on(cmap(norm(matrix[i, j]))))
+            value = matrix[i, j]
+            shown = f"{value:.2f}" if round(value, 2) != 0 else "0.00"
+            ax.text(j, i, shown.replace("-", "\u2212"), ha="center", va="center",
+                    fontsize=annot, color=text_color_on(cmap(norm(value))),
+                    fontweight="bold" if abs(value) >= 0.5 else "normal")
     ax.set_title("rank agreement (Spearman \u03c1)", fontsize=FONT_SIZES["title"], pad=6)
     cax = fig.add_axes(((left + side + 0.1) / fig_w, 1 - (top + side) / fig_h, 0.12 / fig_w,
                         side / fig_h))
     cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
     cbar.set_label("Spearman \u03c1", fontsize=FONT_SIZES["label"])
     cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
+
+
+#: Which direction is better for the usual faithfulness metrics (shown as arrows).
+BETTER: dict[str, str] = {
+    "deletion auc": "\u2193", "insertion auc": "\u2191", "comprehensiveness": "\u2191",
+    "sufficiency": "\u2193", "pointing game": "\u2191", "mass on object": "\u2191",
+}
+
+
+def metric_header(name: str) -> str:
+    """A table header with an arrow for the better direction (``"deletion AUC \u2193"``)."""
+    label = format_token(name, 24)
+    arrow = BETTER.get(str(name).lower().strip())
+    return f"{label} {arrow}" if arrow and arrow not in label else label
+
+
+def _row_label(name: str) -> str:
+    label = format_token(name, 24)
+    return f"{label} (baseline)" if is_baseline(name) and "baseline" not in label else label
 
 
 def _draw_table(
@@ -159,9 +192,14 @@ def _draw_table(
     left, top, width, height = rect_in
     ax = fig.add_axes((left / fig_w, 1 - (top + height) / fig_h, width / fig_w, height / fig_h))
     ax.set_axis_off()
-    table = ax.table(cellText=cells, rowLabels=[format_token(n, 24) for n in methods],
-                     colLabels=[format_token(n, 24) for n in metrics], cellLoc="center",
-                     rowLoc="right", bbox=(0.0, 0.0, 1.0, 1.0))
+    order = baselines_last(methods)
+    methods, cells = [methods[i] for i in order], [cells[i] for i in order]
+    headers = [metric_header(n) for n in metrics]
+    widths = [max(text_width_pt(h, FONT_SIZES["annotation"], "bold") / 72 + 0.25, 0.75)
+              for h in headers]
+    table = ax.table(cellText=cells, rowLabels=[_row_label(n) for n in methods],
+                     colLabels=headers, cellLoc="center", rowLoc="right",
+                     colWidths=[w / sum(widths) for w in widths], bbox=(0.0, 0.0, 1.0, 1.0))
     table.auto_set_font_size(False)
     table.set_fontsize(FONT_SIZES["annotation"])
     for (r, c), cell in table.get_celld().items():
@@ -169,9 +207,12 @@ def _draw_table(
         if r == 0 or c == -1:
             cell.set_text_props(fontweight="bold")
             cell.set_facecolor("0.93")
+        if r > 0 and is_baseline(methods[r - 1]):
+            cell.set_text_props(color="0.4", fontstyle="italic")
     ax.set_title("faithfulness", fontsize=FONT_SIZES["title"], pad=6)
 
 
+@styled
 def comparison_panel(
     image_or_tokens: Any,
     maps: Mapping[str, Any],
@@ -181,15 +222,19 @@ def comparison_panel(
     faithfulness: Mapping[str, Mapping[str, float]] | None = None,
     model_name: str | None = None,
     title: str | None = None,
-    alpha: float = 0.5,
+    alpha: float = 0.65,
     ncols: int | None = None,
-    cell_size: float = 2.4,
+    cell_size: float = 2.0,
     width: float = 9.0,
+    image_title: str | None = "input",
 ) -> Figure:
     """One input under several attribution methods, with their agreement and faithfulness.
 
-    Top: the input once per method, titled with the method: overlays for an image, token
-    strips (one labelled block per method) for text. Each map is divided by its largest
+    Top: the input once per method, titled with the method: for an image, the input in its
+    own colours first (``image_title``), then each map over a grey copy of it; for text,
+    token strips (one labelled block per method). Baseline methods (``random``) come last,
+    styled as baselines (grey, dashed frame, italic), in the maps, the agreement matrix and
+    the table; table headers of known metrics carry an arrow for the better direction. Each map is divided by its largest
     magnitude so methods on different scales share a colourbar: for images, unsigned maps
     use ``viridis`` on ``[0, 1]`` and signed maps ``RdBu_r`` on ``[-1, 1]`` (one colourbar
     each); for text, one colourbar (``RdBu_r`` when any map is signed, else ``Reds``). Below, when given: the
@@ -204,9 +249,13 @@ def comparison_panel(
         faithfulness: ``{method: {metric: value}}`` (e.g. deletion / insertion AUC); missing
             entries show as a dash; ``None`` or ``{}`` leaves the table out.
         model_name, title: the figure title (default ``"<model> · method comparison"``).
-        alpha: opacity of image overlays.
-        ncols: image panels per row (default ``min(m, 4)``); cell_size: their longer side.
-        width: figure width in inches for text input (tokens wrap at it).
+        alpha: opacity of image overlays (over the grey image).
+        ncols: image panels per row (default: the fewest empty cells, up to 6 per row);
+            cell_size: their longer side.
+        width: largest figure width in inches for text input (tokens wrap at it; the figure
+            shrinks to the text when it is shorter).
+        image_title: title of the input panel (e.g. ``"input · true disk · predicted
+            disk"``); ``None`` leaves the input panel out.
 
     Returns:
         The ``Figure``.
@@ -215,12 +264,14 @@ def comparison_panel(
     from probe.viewers._saliency import (
         _check_alpha,
         as_image,
+        fill_columns,
         overlay_grid,
         overlay_grid_size,
     )
     from probe.viewers._tokens import axes_width_pt, draw_strip, points_axes
 
     maps = check_mapping(maps, "maps", "{method: map}")
+    maps = {k: maps[k] for k in [list(maps)[i] for i in baselines_last([str(k) for k in maps])]}
     text_mode = _is_tokens(image_or_tokens)
     text = make_title(model_name, None, None, "method comparison") if title is None else title
     if text_mode:
@@ -253,30 +304,35 @@ def comparison_panel(
             raise ProbeError(f"width must be in [3, 40] inches, got {width!r}")
         block_w = float(width)
         scratch = new_figure((block_w, 2.0), layout="none")  # measure the strip's height
-        strip_h = draw_strip(scratch.add_axes((0, 0, 1, 1)), tokens, list(zip(names, arrays)),
-                           width_pt=(block_w - 2 * margin) * 72, norm=norm, cmap=cmap,
-                           fontsize=FONT_SIZES["token"]) / 72
+        scratch_ax = scratch.add_axes((0, 0, 1, 1))
+        strip_h = draw_strip(scratch_ax, tokens, list(zip(names, arrays)),
+                             width_pt=(block_w - 2 * margin) * 72, norm=norm, cmap=cmap,
+                             fontsize=FONT_SIZES["token"]) / 72
+        used_w = max(p.get_x() + p.get_width() for p in scratch_ax.patches) / 72
+        block_w = max(min(block_w, used_w + 2 * margin + 0.05), 4.4)
         maps_h = strip_h + 0.85
     else:
-        cols = _check_ncols(ncols, len(arrays))
+        n_panels = len(arrays) + (image_title is not None)
+        cols = fill_columns(n_panels) if ncols is None else _check_ncols(ncols, n_panels)
         cell = _check_cell(cell_size)
         n_bars = len({is_signed(a) for a in arrays})
-        block_w, maps_h = overlay_grid_size(image, len(arrays), cols, cell, n_bars)
+        lines = 1 + max(t.count("\n") for t in [*names, image_title or ""])
+        block_w, maps_h = overlay_grid_size(image, n_panels, cols, cell, n_bars, lines)
     bottom_h = bottom_w = 0.0
     if matrix is not None:
         m = len(agreement_names)
-        side = min(max(1.9, 0.5 * m + 0.8), 4.5)
+        side = min(max(1.9, 0.42 * m + 0.3), 6.0)  # >= 0.42 in per cell for 8 pt numbers
         name_w = max(text_width_pt(format_token(n, 24), FONT_SIZES["tick"])
                      for n in agreement_names) / 72
         agree_w = name_w + 0.1 + side + 1.0
-        agree_h = 0.35 + side + name_w * 0.7 + 0.2
+        agree_h = 0.35 + side + name_w + 0.2
         bottom_w += agree_w
         bottom_h = max(bottom_h, agree_h)
     if table is not None:
         t_methods, metrics, cells = table
-        row_w = max(text_width_pt(format_token(n, 24), FONT_SIZES["annotation"], "bold")
+        row_w = max(text_width_pt(_row_label(n), FONT_SIZES["annotation"], "bold")
                     for n in t_methods) / 72 + 0.2
-        col_w = [max(text_width_pt(format_token(n, 24), FONT_SIZES["annotation"], "bold") / 72
+        col_w = [max(text_width_pt(metric_header(n), FONT_SIZES["annotation"], "bold") / 72
                      + 0.25, 0.75) for n in metrics]
         table_w = row_w + sum(col_w)
         table_h = 0.22 * (len(t_methods) + 1)
@@ -307,17 +363,23 @@ def comparison_panel(
     else:
         # unsigned maps on the sequential scale, signed ones on the diverging scale
         kinds = [is_signed(a) for a in arrays]
+        both = len(set(kinds)) > 1
         colorbars, scale_of = [], {}
         for kind in sorted(set(kinds)):
             scale_of[kind] = len(colorbars)
-            label = ("attribution" if kind else "saliency") + "\n(normalized per method)"
+            if both:  # say which panels each bar belongs to
+                label = ("signed maps (\u00b1): attribution" if kind
+                         else "unsigned maps: saliency") + "\n(normalized per method)"
+            else:
+                label = ("attribution" if kind else "saliency") + "\n(normalized per method)"
             colorbars.append(
                 (make_norm(np.array([-1.0, 1.0] if kind else [0.0, 1.0]), kind),
                  get_cmap(cmap_for(kind)), label)
             )
-        overlay_grid(fig, image, arrays, names, origin=((fig_w - block_w) / 2, top_h),
+        titles = [f"{n} \u00b1" if both and k else n for n, k in zip(names, kinds)]
+        overlay_grid(fig, image, arrays, titles, origin=((fig_w - block_w) / 2, top_h),
                      ncols=cols, cell=cell, scales=[scale_of[k] for k in kinds],
-                     colorbars=colorbars, alpha=alpha)
+                     colorbars=colorbars, alpha=alpha, image_title=image_title)
 
     # ---- agreement and faithfulness, centred below
     y = top_h + maps_h + gap
@@ -351,6 +413,7 @@ def curve_auc(fractions: Any, values: Any) -> float:
     return float(trapezoid_auc(x, y))
 
 
+@styled
 def curves_view(
     curves: Mapping[str, tuple[Any, Any]],
     kind: CurveKind = "deletion",
@@ -372,6 +435,8 @@ def curves_view(
         model_name, title: the title (default ``"<model> · deletion curves"``).
         ylabel: the y axis label.
         ax: draw into this axes instead of a new figure.
+
+    Baselines (``random``) are drawn last, dashed grey, and named "(baseline)".
 
     Returns:
         The ``Figure``; the legend entries read ``"<method> (AUC = 0.123)"``.
@@ -412,10 +477,23 @@ def curves_view(
     else:
         ax = check_ax(ax)
         fig = root_figure(ax)
-    colors = categorical_colors(len(parsed))
-    for (name, x, y, area), color in zip(parsed, colors):
-        ax.plot(x, y, color=color, lw=1.8, marker="o" if len(x) <= 25 else None, ms=3,
-                label=f"{name} (AUC = {area:.3f})")
+    parsed = [parsed[i] for i in baselines_last([p[0] for p in parsed])]
+    n_methods = sum(not is_baseline(p[0]) for p in parsed)
+    # no grey for methods: grey is the baseline's colour
+    colors = [c for c in categorical_colors(min(n_methods + 2, 20))
+              if not (abs(c[0] - c[1]) < 1e-3 and abs(c[1] - c[2]) < 1e-3)]
+    colors += categorical_colors(max(n_methods, 1))[len(colors):]
+    k = 0
+    for name, x, y, area in parsed:
+        marker = "o" if len(x) <= 25 else None
+        if is_baseline(name):
+            label = name if "baseline" in name else f"{name} (baseline)"
+            ax.plot(x, y, lw=1.6, marker=marker, ms=2.5, label=f"{label} (AUC = {area:.3f})",
+                    zorder=1.5, **BASELINE_STYLE)
+            continue
+        ax.plot(x, y, color=colors[k], lw=1.8, marker=marker, ms=3,
+                label=f"{name} (AUC = {area:.3f})", zorder=2)
+        k += 1
     removed = "removed" if kind == "deletion" else "inserted"
     ax.set_xlabel(f"fraction of input {removed}", fontsize=FONT_SIZES["label"])
     ax.set_ylabel(ylabel, fontsize=FONT_SIZES["label"])

@@ -16,6 +16,8 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    MIN_FONT_PT,
+    styled,
     FONT_SIZES,
     GRID_MAX_LABELS,
     HEATMAP_MAX_LABELS,
@@ -95,6 +97,7 @@ def _side_in(n: int, per_token: float, lo: float, hi: float) -> float:
     return float(min(max(per_token * n, lo), hi))
 
 
+@styled
 def head_heatmap(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -218,7 +221,8 @@ def _grid_figure(
     tick_h = _max_label_width_in(k_tokens, thin_labels(n_key, max_labels), fontsize, 10)
     left = 0.1 + line + (line if row_labels else 0.0) + tick_w + 0.08
     bottom = 0.1 + line + tick_h + 0.08
-    top = 0.1 + (FONT_SIZES["suptitle"] / 72 * 1.9 if suptitle else 0.0) + (
+    n_lines = suptitle.count("\n") + 1 if suptitle else 0
+    top = 0.1 + FONT_SIZES["suptitle"] / 72 * (1.9 + 1.3 * (n_lines - 1)) * bool(n_lines) + (
         line if (col_titles or cell_titles) else 0.0
     )
     gap_w = 0.08
@@ -271,6 +275,7 @@ def _grid_figure(
     return fig
 
 
+@styled
 def head_grid(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -289,6 +294,7 @@ def head_grid(
     vmin: float | None = None,
     vmax: float | None = None,
     colorbar_label: str | None = None,
+    sentence: str | None = None,
     title: str | None = None,
 ) -> Figure:
     """Every head of one layer as small heatmaps sharing one colour scale and colourbar.
@@ -300,6 +306,7 @@ def head_grid(
         heads: the model's index of each head (default ``0..head-1``), used as panel titles.
         ncols: panels per row (default ``min(head, 4)``).
         cell_size: side of one panel in inches (default 2.2).
+        sentence: the input text, shown under the title.
         max_labels: at most this many token labels per axis and panel (default 16; beyond
             it every ``ceil(n / max_labels)``-th token is labelled). Labels are drawn on the
             left column and the bottom panels only.
@@ -315,6 +322,8 @@ def head_grid(
     ncols = _check_ncols(ncols, n_heads)
     signed = is_signed(data) if signed is None else bool(signed)
     text = make_title(model_name, layer, None, method) if title is None else title
+    if text and sentence:
+        text = f"{text}\n{sentence}"
     return _grid_figure(
         data, q_tokens, k_tokens, ncols=ncols, cell=_check_cell(cell_size),
         cell_titles=[f"head {h}" for h in names], row_labels=None, col_titles=None,
@@ -323,6 +332,7 @@ def head_grid(
     )
 
 
+@styled
 def model_view(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -340,9 +350,14 @@ def model_view(
     vmin: float | None = None,
     vmax: float | None = None,
     colorbar_label: str | None = None,
+    sentence: str | None = None,
     title: str | None = None,
 ) -> Figure:
     """Every layer x head as a grid of small heatmaps (rows: layers, columns: heads).
+
+    Up to ``max_labels`` tokens every token is labelled (left column and bottom row, at
+    ``MIN_FONT_PT``): panels grow with the number of tokens so that each label gets its own
+    row of the panel.
 
     Args:
         attn: ``[layer, head, query, key]`` weights of one example (e.g.
@@ -351,8 +366,9 @@ def model_view(
         model_name, method: go into the figure title.
         layers, heads: the model's index of each layer / head (default ``0..n-1``), used as
             row labels and column titles.
-        cell_size: side of one panel in inches (default 1.3).
-        max_labels: at most this many token labels per axis and panel (default 12; beyond it
+        cell_size: smallest side of one panel in inches (default 1.3).
+        sentence: the input text, shown under the title.
+        max_labels: at most this many token labels per axis and panel (default 24; beyond it
             every ``ceil(n / max_labels)``-th token is labelled), on the left column and the
             bottom row only.
         signed, cmap, vmin, vmax, colorbar_label, title: as in :func:`head_heatmap`; the
@@ -368,12 +384,16 @@ def model_view(
     head_names = _head_names(heads, n_heads, "heads")
     signed = is_signed(data) if signed is None else bool(signed)
     text = make_title(model_name, None, None, method) if title is None else title
+    if text and sentence:
+        text = f"{text}\n{sentence}"
+    cell = max(_check_cell(cell_size),
+               min(max(n_query, n_key), max_labels) * (MIN_FONT_PT + 1.0) / 72)
     return _grid_figure(
         data.reshape(n_layers * n_heads, n_query, n_key), q_tokens, k_tokens, ncols=n_heads,
-        cell=_check_cell(cell_size), cell_titles=None,
+        cell=cell, cell_titles=None,
         row_labels=[f"layer {n}" for n in layer_names],
         col_titles=[f"head {h}" for h in head_names], suptitle=text, max_labels=max_labels,
-        fontsize=FONT_SIZES["small_tick"] - 0.5, signed=signed, cmap=cmap, vmin=vmin,
+        fontsize=MIN_FONT_PT, signed=signed, cmap=cmap, vmin=vmin,
         vmax=vmax, colorbar_label=colorbar_label,
     )
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    styled,
     FONT_SIZES,
     LINK_MAX_LABELS,
     TEXT_SEQUENTIAL_CMAP,
@@ -32,7 +33,14 @@ from probe.viewers._style import (
     thin_labels,
     title as make_title,
 )
-from probe.viewers._tokens import LINE_PAD, draw_token_boxes, layout_tokens, points_axes
+from probe.viewers._tokens import (
+    GAP_X,
+    LINE_PAD,
+    attached_words,
+    draw_token_boxes,
+    layout_tokens,
+    points_axes,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -63,6 +71,7 @@ def _select_heads(heads: Sequence[int] | None, n_heads: int) -> list[int]:
     return out
 
 
+@styled
 def link_view(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -79,10 +88,16 @@ def link_view(
     method: str | None = "attention",
     max_labels: int = LINK_MAX_LABELS,
     linewidth: float = 1.5,
+    highlight: int | None = None,
+    head_names: Sequence[int | str] | None = None,
+    sentence: str | None = None,
     title: str | None = None,
     ax: Axes | None = None,
 ) -> Figure:
     """Attention as lines from query tokens (left) to key tokens (right).
+
+    A key below the columns says what the opacity means (three sample lines: weight 0.1,
+    0.5 and 1, or the fraction of the head's largest weight with ``normalize=True``).
 
     Args:
         attn: ``[head, query, key]`` (one layer, all heads) or ``[query, key]`` (one head).
@@ -101,6 +116,12 @@ def link_view(
         max_labels: beyond this many tokens per column (default 60) only every
             ``ceil(n / max_labels)``-th label is written; all lines are still drawn.
         linewidth: line width in points.
+        highlight: a query position to highlight (blue bold label on a light box, its lines
+            drawn on top, twice as wide) while every other line is still drawn; e.g. the
+            chosen word of the coreference view.
+        head_names: the model's index of each head of the first axis (default
+            ``0..head-1``), for the title and the legend.
+        sentence: the input text, shown under the title.
         title: replaces the generated title (``""`` for none).
         ax: draw into this axes (axis off) instead of a new figure; token labels keep their
             font size, so give it about the width a new figure would get.
@@ -140,13 +161,24 @@ def link_view(
     ):
         raise ProbeError(f"query must be a position in 0..{n_query - 1}, got {query!r}")
 
+    if highlight is not None and (
+        isinstance(highlight, bool) or not isinstance(highlight, (int, np.integer))
+        or not 0 <= highlight < n_query
+    ):
+        raise ProbeError(f"highlight must be a position in 0..{n_query - 1}, got {highlight!r}")
+    names = [str(h) for h in range(n_heads)] if head_names is None else [
+        str(h) for h in head_names]
+    if len(names) != n_heads:
+        raise ProbeError(f"head_names must name each of the {n_heads} heads, got {head_names!r}")
+    marked = query if query is not None else highlight
+
     fontsize = FONT_SIZES["token"]
     n_rows = max(n_query, n_key)
     shown_q, shown_k = thin_labels(n_query, max_labels), thin_labels(n_key, max_labels)
     q_labels = {int(i): format_token(q_tokens[i]) for i in shown_q}
     k_labels = {int(i): format_token(k_tokens[i]) for i in shown_k}
-    if query is not None:
-        q_labels[int(query)] = format_token(q_tokens[query])
+    if marked is not None:
+        q_labels[int(marked)] = format_token(q_tokens[marked])
     label_l = max(text_width_pt(t, fontsize, "bold") for t in q_labels.values()) / 72 + 0.05
     label_r = max(text_width_pt(t, fontsize, "bold") for t in k_labels.values()) / 72 + 0.05
     gap = 0.08
@@ -155,22 +187,31 @@ def link_view(
 
     text = title
     if text is None:
-        head_part: Any = head if single else (selected[0] if len(selected) == 1 else selected)
+        head_part: Any = head if single else (
+            names[selected[0]] if len(selected) == 1 else [names[h] for h in selected])
         text = make_title(model_name, layer, head_part, method)
+    if text and sentence:
+        text = f"{text}\n{sentence}"
     show_legend = not single and len(selected) > 1
     colors = categorical_colors(n_heads) if not single else categorical_colors(1)
     legend_cols = min(len(selected), 6)
     legend_h = (-(-len(selected) // legend_cols) * 0.2 + 0.15) if show_legend else 0.0
-    entry_w = text_width_pt(f"head {max(selected)}", FONT_SIZES["legend"]) / 72 + 0.5
+    entry_w = text_width_pt(f"head {names[max(selected)]}", FONT_SIZES["legend"]) / 72 + 0.5
     legend_w = legend_cols * entry_w if show_legend else 0.0
+    key_title = ("line opacity = weight / the head's largest weight" if normalize
+                 else "line opacity = attention weight")
+    key_h = 0.5
+    key_w = text_width_pt(key_title, FONT_SIZES["legend"]) / 72 + 0.3
 
     if ax is None:
         pitch = min(_ROW_IN, (_MAX_HEIGHT_IN - 1.0) / max(n_rows, 1))
         body_h = max(n_rows * pitch, 1.0)
-        top = 0.35 + (0.35 if text else 0.0)
-        bottom = 0.12 + legend_h
-        title_w = text_width_pt(text, FONT_SIZES["title"]) / 72 if text else 0.0
-        width = max(total_w, title_w, legend_w) + 0.4
+        n_title_lines = text.count("\n") + 1 if text else 0
+        top = 0.35 + 0.2 * n_title_lines + (0.12 if text else 0.0)
+        bottom = 0.12 + legend_h + key_h
+        title_w = max((text_width_pt(t, FONT_SIZES["title"]) for t in text.split("\n")),
+                      default=0.0) / 72 if text else 0.0
+        width = max(total_w, title_w, legend_w, key_w) + 0.4
         height = top + body_h + bottom
         fig = new_figure((width, height), layout="none")
         ax = fig.add_axes(((width - total_w) / 2 / width, bottom / height, total_w / width,
@@ -183,31 +224,43 @@ def link_view(
     ax.set_axis_off()
     q_off, k_off = (n_rows - n_query) / 2, (n_rows - n_key) / 2
 
-    for h in selected:
+    def segments(h: int, mask: np.ndarray, width: float, gid: str, z: float) -> None:
         w = data[h]
         scale = float(w.max()) if normalize and w.max() > 0 else 1.0
-        mask = w >= max(float(threshold), 1e-12)
-        if query is not None:
-            mask[np.arange(n_query) != query] = False
         ii, jj = np.nonzero(mask)  # row-major: query by query
         if not len(ii):
-            continue
+            return
         segs = np.stack(
             [np.stack([np.full(len(ii), x_left), ii + q_off], axis=1),
              np.stack([np.full(len(jj), x_right), jj + k_off], axis=1)], axis=1
         )
         rgba = np.tile(np.asarray(colors[h], dtype=float), (len(ii), 1))
         rgba[:, 3] = np.minimum(1.0, w[ii, jj] / scale)
-        coll = LineCollection(segs, colors=rgba, linewidths=linewidth, capstyle="round")
-        coll.set_gid(f"head {h}")
+        coll = LineCollection(segs, colors=rgba, linewidths=width, capstyle="round", zorder=z)
+        coll.set_gid(gid)
         ax.add_collection(coll)
 
+    for h in selected:
+        mask = data[h] >= max(float(threshold), 1e-12)
+        if query is not None:
+            mask[np.arange(n_query) != query] = False
+        if highlight is not None and query is None:
+            rest = mask.copy()
+            rest[highlight] = False
+            segments(h, rest, linewidth, f"head {h}", 2.0)
+            own = mask & (np.arange(n_query) == highlight)[:, None]
+            segments(h, own, 2 * linewidth, f"head {h} highlight", 2.5)
+        else:
+            segments(h, mask, linewidth, f"head {h}", 2.0)
+
     for i, label in q_labels.items():
-        chosen = query is not None and i == query
+        chosen = marked is not None and i == marked
         ax.text(
             x_left - gap / 2, i + q_off, label, ha="right", va="center_baseline",
             fontsize=fontsize, fontweight="bold" if chosen else "normal",
             color=_HIGHLIGHT if chosen else "black",
+            bbox=({"boxstyle": "round,pad=0.15", "facecolor": "#dbe9f6", "edgecolor": _HIGHLIGHT,
+                   "linewidth": 0.8} if chosen else None),
         )
     for j, label in k_labels.items():
         ax.text(x_right + gap / 2, j + k_off, label, ha="left", va="center_baseline",
@@ -218,11 +271,25 @@ def link_view(
                     fontsize=FONT_SIZES["label"], fontweight="bold", color="0.3")
     if show_legend:
         handles = [Line2D([], [], color=colors[h], lw=2.5) for h in selected]
-        ax.legend(
-            handles, [f"head {h}" for h in selected], loc="upper center",
+        heads_legend = ax.legend(
+            handles, [f"head {names[h]}" for h in selected], loc="upper center",
             bbox_to_anchor=(0.5, 0), ncols=legend_cols, fontsize=FONT_SIZES["legend"],
             frameon=False, handlelength=1.4, columnspacing=1.0, borderaxespad=0.3,
         )
+        ax.add_artist(heads_legend)
+    # the opacity key: the same line drawn at three weights, in the first head's colour
+    key_color = colors[selected[0]]
+    samples = (0.1, 0.5, 1.0)
+    key_handles = [Line2D([], [], color=key_color, alpha=a, lw=2.5) for a in samples]
+    fig_h_in = float(root_figure(ax).get_size_inches()[1])
+    ax_h_in = ax.get_position().height * fig_h_in
+    key_y = -(legend_h / ax_h_in if ax_h_in > 0 else 0.0)
+    ax.legend(
+        key_handles, [f"{a:g}" for a in samples], title=key_title, loc="upper center",
+        bbox_to_anchor=(0.5, key_y), ncols=len(samples), fontsize=FONT_SIZES["legend"],
+        title_fontsize=FONT_SIZES["legend"], frameon=False, handlelength=2.0,
+        columnspacing=1.2, borderaxespad=0.3,
+    )
     if text:
         ax.set_title(text, fontsize=FONT_SIZES["title"], pad=22)
     return fig
@@ -266,26 +333,7 @@ def _check_top_rows(rows: Any, words: Sequence[str]) -> list[tuple[int, int, str
     return out
 
 
-def _stagger_labels(layout: Any, ranked: list[int], labels: list[str]) -> dict[int, int]:
-    """Row (0 or 1) of each rank label, so that labels centred under words never overlap;
-    higher-ranked labels keep the first row."""
-    size = FONT_SIZES["annotation"]
-    spans = {}
-    for i, label in zip(ranked, labels):
-        half = text_width_pt(label, size, "bold") / 2 + 2.0
-        centre = layout.x[i] + layout.width[i] / 2
-        spans[i] = (int(layout.line[i]), centre - half, centre + half)
-    rows: dict[int, int] = {}
-    for i in ranked:
-        line, lo, hi = spans[i]
-        clash = any(
-            rows[j] == 0 and spans[j][0] == line and spans[j][1] < hi and lo < spans[j][2]
-            for j in rows
-        )
-        rows[i] = 1 if clash else 0
-    return rows
-
-
+@styled
 def coref_view(
     words: Sequence[str],
     word_index: int,
@@ -293,6 +341,8 @@ def coref_view(
     *,
     top: Sequence[tuple[int, int, int | str, float]] | None = None,
     top_k: int = 3,
+    candidates: Sequence[int] | None = None,
+    joined: Sequence[bool] | None = None,
     table_rows: int = 8,
     model_name: str | None = None,
     layer: int | str | None = None,
@@ -306,10 +356,11 @@ def coref_view(
 
     The sentence is drawn word by word (wrapped at ``width``), each word on a background
     coloured by its weight (white-based ``Reds``, 0 to the largest weight of another word).
-    The chosen word is outlined in blue; the ``top_k`` heaviest other words are outlined,
-    get their rank and weight printed under them and, when on the same line, an arrow from
-    the chosen word whose width grows with the weight. With ``top``, a table lists the
-    strongest heads.
+    The chosen word is outlined in blue; the ``top_k`` heaviest *candidate* words are
+    outlined, get their rank and weight printed under them (each box is at least as wide
+    as its label, so labels never collide) and, when on the same line, an arrow from the
+    chosen word whose width grows with the weight. With ``top``, a table lists the
+    strongest heads. Layers and heads count from 0, as in the model's modules.
 
     Args:
         words: ``[num_words]`` words (word-level data: pool sub-tokens first).
@@ -319,6 +370,12 @@ def coref_view(
             ``probe.coref``), the antecedent as a word index or the word itself; the
             ``table_rows`` heaviest are tabulated.
         top_k: how many antecedents to highlight (default 3).
+        candidates: the word indices that may be ranked (e.g. ``Antecedents.candidates``
+            from :func:`probe.best_antecedents`, the rule :func:`probe.coref` ranks
+            with); default: every other word. Other words keep their colour but are never
+            marked.
+        joined: per word, ``True`` when it is written against the previous word with no
+            space (default: :func:`attached_words`' guess, so "didn ' t" reads "didn't").
         model_name, layer, head, method: go into the title.
         width: figure width in inches; fontsize: word font size in points.
         title: replaces the generated title (``""`` for none).
@@ -346,8 +403,31 @@ def coref_view(
         raise ProbeError(f"width must be a figure width in inches in [3, 40], got {width!r}")
     rows = _check_top_rows(top, toks) if top is not None else None
 
+    if candidates is None:
+        pool = [i for i in range(len(w)) if i != word_index]
+    else:
+        if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
+            raise ProbeError(
+                f"candidates must be a list of word indices, got {type(candidates).__name__}"
+            )
+        pool = []
+        for c in candidates:
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not (
+                0 <= c < len(w)
+            ):
+                raise ProbeError(
+                    f"candidates must be word indices in 0..{len(w) - 1}, got {c!r}"
+                )
+            if int(c) != word_index:
+                pool.append(int(c))
+    if joined is None:
+        glue = attached_words(toks)
+    else:
+        if isinstance(joined, str) or not isinstance(joined, Sequence) or len(joined) != len(w):
+            raise ProbeError(f"joined must hold one bool per word ({len(w)}), got {joined!r}")
+        glue = [bool(j) for j in joined]
     others = np.array([i for i in range(len(w)) if i != word_index], dtype=int)
-    order = others[np.argsort(-w[others], kind="stable")] if len(others) else others
+    order = sorted(pool, key=lambda i: (-w[i], i))
     ranked = [int(i) for i in order[:top_k] if w[i] > 0]
     norm = make_norm(w[others] if len(others) else w, False, zero_based=True)
     cmap = get_cmap(TEXT_SEQUENTIAL_CMAP)
@@ -358,15 +438,11 @@ def coref_view(
     margin = 0.25
     width_pt = (width - 2 * margin) * 72
     faces = ["bold" if i == word_index or i in ranked else "normal" for i in range(len(w))]
-    layout = layout_tokens(toks, fontsize, width_pt,
-                           line_height=arc_room + box_h + label_room, weights=faces)
-    # rank labels under neighbouring words may collide: stagger those onto a second row
-    label_row = _stagger_labels(layout, ranked, [f"#{r} {w[i]:.2f}" for r, i in
-                                                 enumerate(ranked, start=1)])
-    if any(label_row.values()):
-        label_room *= 2
-        layout = layout_tokens(toks, fontsize, width_pt,
-                               line_height=arc_room + box_h + label_room, weights=faces)
+    labels = {i: f"#{r} {w[i]:.2f}" for r, i in enumerate(ranked, start=1)}
+    min_w = [text_width_pt(labels[i], FONT_SIZES["annotation"], "bold") + 2 * GAP_X
+             if i in labels else 0.0 for i in range(len(w))]
+    layout = layout_tokens(toks, fontsize, width_pt, line_height=arc_room + box_h + label_room,
+                           weights=faces, joined=glue, min_widths=min_w)
     body_pt = layout.height
 
     text = make_title(model_name, layer, head, method) if title is None else title
@@ -394,15 +470,14 @@ def coref_view(
                      linewidths=lws, weights=faces)
 
     def anchor(i: int) -> tuple[float, float]:
-        return (float(layout.x[i] + layout.width[i] / 2),
+        return (layout.centre(i),
                 float(layout.line[i] * layout.line_height + arc_room + 0.1 * box_h))
 
     w_top = max((w[i] for i in ranked), default=1.0) or 1.0
     for rank, i in enumerate(ranked, start=1):
-        x = layout.x[i] + layout.width[i] / 2
-        y = (layout.line[i] * layout.line_height + arc_room + box_h + 0.15 * fontsize
-             + label_row[i] * 1.3 * fontsize)
-        ax.text(x, y, f"#{rank} {w[i]:.2f}", ha="center", va="top",
+        x = layout.centre(i)
+        y = layout.line[i] * layout.line_height + arc_room + box_h + 0.15 * fontsize
+        ax.text(x, y, labels[i], ha="center", va="top",
                 fontsize=FONT_SIZES["annotation"], fontweight="bold", color="0.15")
         if layout.line[i] != layout.line[word_index]:
             continue  # an arrow across lines would cut through the text: rank label only
@@ -421,8 +496,9 @@ def coref_view(
         fig.suptitle(text, fontsize=FONT_SIZES["title"], y=1 - 0.1 / height, va="top")
     plural = "s" if len(ranked) != 1 else ""
     fig.text(0.5, 1 - (top_in - 0.3) / height,
-             f"chosen word: \u201c{format_token(toks[word_index])}\u201d (position "
-             f"{word_index}) \u2192 top {len(ranked)} antecedent{plural}",
+             f"chosen word: \u201c{format_token(toks[word_index])}\u201d (word "
+             f"{word_index}) \u2192 top {len(ranked)} candidate antecedent{plural}"
+             " \u00b7 layers, heads and words count from 0",
              ha="center", va="top", fontsize=FONT_SIZES["label"], color="0.25")
 
     bar_w = min(4.0, width - 2 * margin)
@@ -437,7 +513,7 @@ def coref_view(
                             (table_in - 0.45) / height))
         tax.set_axis_off()
         cells = [[str(r[0]), str(r[1]), r[2], f"{r[3]:.3f}"] for r in shown_rows]
-        col_w = [0.12, 0.12, 0.3, 0.15]
+        col_w = [v * min(1.0, 5.0 / (width - 2 * margin)) for v in (0.14, 0.14, 0.3, 0.18)]
         table = tax.table(cellText=cells, colLabels=["layer", "head", "antecedent", "weight"],
                           cellLoc="center", colWidths=col_w,
                           bbox=((1 - sum(col_w)) / 2, 0.0, sum(col_w), 1.0))

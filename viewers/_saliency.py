@@ -1,6 +1,10 @@
 """Saliency over images: one map over the image (:func:`saliency_overlay`) and a grid of
 per-head CLS attention maps (:func:`cls_head_grid`).
 
+The input image is shown in its own colours in a panel of its own; maps are drawn over a
+grey, contrast-reduced copy of it (:func:`grey_image`), so a colour of the map can never be
+mistaken for a colour of the image (a green disk under green saliency).
+
 Maps come on any patch grid ``[h, w]`` (read from the trace, never assumed 14 x 14) and are
 upsampled to the image with bilinear interpolation (:func:`upsample_bilinear`, the same
 numbers as ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``). The
@@ -17,6 +21,9 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    BASELINE_STYLE,
+    is_baseline,
+    styled,
     FONT_SIZES,
     as_array,
     check_ax,
@@ -94,6 +101,27 @@ def upsample_bilinear(heatmap: Any, size: tuple[int, int]) -> np.ndarray:
     return top * (1 - fy)[:, None] + bottom * fy[:, None]
 
 
+def grey_image(image: np.ndarray) -> np.ndarray:
+    """``[H, W, 3]`` grey copy of an RGB image (luminance), squeezed into ``0.3..0.9`` so the
+    map drawn over it keeps its own colours and the image still shows its shapes."""
+    lum = image[..., 0] * 0.2126 + image[..., 1] * 0.7152 + image[..., 2] * 0.0722
+    lo, hi = float(lum.min()), float(lum.max())
+    lum = (lum - lo) / (hi - lo) if hi > lo else np.full_like(lum, 0.5)
+    return np.repeat((0.3 + 0.6 * lum)[..., None], 3, axis=-1)
+
+
+def draw_image(ax: Axes, image: np.ndarray, title: str | None = None) -> None:
+    """The input image in its own colours (no map), no ticks."""
+    height, width = image.shape[:2]
+    ax.imshow(image, extent=(0, width, height, 0), interpolation="antialiased")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_xlim(0, width)
+    ax.set_ylim(height, 0)
+    if title:
+        ax.set_title(title, fontsize=FONT_SIZES["label"], pad=3)
+
+
 def draw_overlay(
     ax: Axes,
     image: np.ndarray,
@@ -103,10 +131,10 @@ def draw_overlay(
     cmap: Colormap,
     alpha: float,
 ) -> None:
-    """Image, then the upsampled heatmap over it with ``alpha``; no ticks."""
+    """Grey image (:func:`grey_image`), then the upsampled heatmap over it with ``alpha``."""
     height, width = image.shape[:2]
     extent = (0, width, height, 0)
-    ax.imshow(image, extent=extent, interpolation="antialiased")
+    ax.imshow(grey_image(image), extent=extent, interpolation="antialiased")
     ax.imshow(upsample_bilinear(heatmap, (height, width)), cmap=cmap, norm=norm, alpha=alpha,
               extent=extent, interpolation="nearest")
     ax.set_xticks([])
@@ -128,11 +156,12 @@ def _panel_size(image: np.ndarray, long_side: float) -> tuple[float, float]:
     return long_side * width / height, long_side
 
 
+@styled
 def saliency_overlay(
     image: Any,
     heatmap: Any,
     *,
-    alpha: float = 0.5,
+    alpha: float = 0.65,
     signed: bool | None = None,
     cmap: str | Colormap | None = None,
     vmin: float | None = None,
@@ -143,29 +172,36 @@ def saliency_overlay(
     method: str | None = None,
     colorbar: bool = True,
     colorbar_label: str | None = None,
+    show_image: bool = True,
+    image_title: str | None = "input",
     title: str | None = None,
-    size: float = 4.0,
+    size: float = 3.0,
     ax: Axes | None = None,
 ) -> Figure:
     """A saliency map over its image, with a colourbar for the map.
+
+    In a new figure the input image is drawn first in its own panel (``show_image``), then
+    the map over a grey copy of the image.
 
     Args:
         image: ``[H, W, 3]`` or ``[3, H, W]`` (or ``[H, W]`` grey) in ``0..1``, or uint8.
         heatmap: ``[h, w]`` map on any grid (e.g. the patch grid), upsampled bilinearly to
             ``[H, W]``.
-        alpha: opacity of the map over the image (default 0.5).
+        alpha: opacity of the map over the grey image (default 0.65).
         signed: ``None`` infers it (negative values -> diverging ``RdBu_r``, symmetric around
             0); otherwise sequential ``viridis`` over the map's range ``min..max``.
         cmap, vmin, vmax: override the colormap and its limits.
         model_name, layer, head, method: go into the title.
         colorbar, colorbar_label: an opaque colourbar for the map (default label
             ``"saliency"``, or ``"attribution"`` for signed maps).
+        show_image: draw the input image in a panel of its own (new figure only).
+        image_title: that panel's title, e.g. ``"input · true disk · predicted disk"``.
         title: replaces the generated title (``""`` for none).
-        size: the image's longer side in inches (new figure only).
-        ax: draw into this axes instead of a new figure.
+        size: each panel's longer side in inches (new figure only).
+        ax: draw into this axes (the overlay only) instead of a new figure.
 
     Returns:
-        The ``Figure`` (``ax.images`` are the image and the upsampled map).
+        The ``Figure``; the overlay axes' ``images`` are the grey image and the map.
     """
     from matplotlib.cm import ScalarMappable
 
@@ -180,12 +216,21 @@ def saliency_overlay(
         if isinstance(size, bool) or not isinstance(size, (int, float)) or not 1 <= size <= 20:
             raise ProbeError(f"size must be in [1, 20] inches, got {size!r}")
         pw, ph = _panel_size(img, float(size))
-        left, right = 0.15, (1.0 if colorbar else 0.15)
-        top, bottom = (0.45 if text else 0.15), 0.15
-        width, height = left + pw + right, top + ph + bottom
+        gap = 0.15
+        left, right = 0.15, (0.95 if colorbar else 0.15)
+        panel_title = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (image_title or "").count("\n"))
+        top, bottom = (0.4 if text else 0.1) + panel_title, 0.12
+        n_panels = 2 if show_image else 1
+        width = left + n_panels * pw + (n_panels - 1) * gap + right
+        height = top + ph + bottom
         fig = new_figure((width, height), layout="none")
-        ax = fig.add_axes((left / width, bottom / height, pw / width, ph / height))
-        cax = (fig.add_axes(((left + pw + 0.12) / width, bottom / height, 0.14 / width,
+        x = left
+        if show_image:
+            iax = fig.add_axes((x / width, bottom / height, pw / width, ph / height))
+            draw_image(iax, img, image_title)
+            x += pw + gap
+        ax = fig.add_axes((x / width, bottom / height, pw / width, ph / height))
+        cax = (fig.add_axes(((x + pw + 0.12) / width, bottom / height, 0.14 / width,
                              ph / height)) if colorbar else None)
     else:
         ax = check_ax(ax)
@@ -193,7 +238,12 @@ def saliency_overlay(
         cax = None
     draw_overlay(ax, img, grid, norm=norm, cmap=cmap_obj, alpha=alpha)
     if text:
-        ax.set_title(text, fontsize=FONT_SIZES["title"])
+        if cax is not None or show_image:
+            ax.set_title(method or "map", fontsize=FONT_SIZES["label"], pad=3)
+            fig_h = float(fig.get_size_inches()[1])
+            fig.suptitle(text, fontsize=FONT_SIZES["title"], y=1 - 0.08 / fig_h, va="top")
+        else:
+            ax.set_title(text, fontsize=FONT_SIZES["title"])
     if colorbar:
         mappable = ScalarMappable(norm=norm, cmap=cmap_obj)
         if cax is not None:
@@ -218,29 +268,48 @@ def overlay_grid(
     scales: Sequence[int],
     colorbars: Sequence[tuple[Normalize, Colormap, str]],
     alpha: float,
+    image_title: str | None = None,
 ) -> tuple[float, float]:
     """Draw overlays on a grid whose top-left corner is ``origin`` (inches from the figure's
     top-left), with the colourbars side by side on the right; return the block's
     (width, height).
 
-    ``colorbars`` holds one ``(norm, cmap, label)`` colour scale per kind of map; map ``i``
-    is drawn with scale ``scales[i]``.
+    With ``image_title``, the first panel is the input image in its own colours. Baseline
+    methods (``random``) get a dashed grey frame and a grey title. ``colorbars`` holds one
+    ``(norm, cmap, label)`` colour scale per kind of map; map ``i`` uses ``scales[i]``.
     """
     from matplotlib.cm import ScalarMappable
 
     fig_w, fig_h = fig.get_size_inches()
     pw, ph = _panel_size(image, cell)
-    gap_w, title_h = 0.12, FONT_SIZES["label"] / 72 * 1.8
-    nrows = -(-len(maps) // ncols)
+    lines = 1 + max(t.count("\n") for t in [*titles, image_title or ""])
+    gap_w, title_h = 0.12, FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (lines - 1))
+    offset = 1 if image_title is not None else 0
+    n_panels = len(maps) + offset
+    nrows = -(-n_panels // ncols)
     x_org, y_org = origin
-    for idx, (grid, name) in enumerate(zip(maps, titles)):
+
+    def panel(idx: int) -> Axes:
         r, c = divmod(idx, ncols)
         x = x_org + c * (pw + gap_w)
         y = y_org + title_h + r * (ph + title_h)
-        ax = fig.add_axes((x / fig_w, 1 - (y + ph) / fig_h, pw / fig_w, ph / fig_h))
+        return fig.add_axes((x / fig_w, 1 - (y + ph) / fig_h, pw / fig_w, ph / fig_h))
+
+    if image_title is not None:
+        draw_image(panel(0), image, image_title)
+    for idx, (grid, name) in enumerate(zip(maps, titles)):
+        ax = panel(idx + offset)
         norm, cmap, _ = colorbars[scales[idx]]
         draw_overlay(ax, image, grid, norm=norm, cmap=cmap, alpha=alpha)
-        ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
+        baseline = is_baseline(name)
+        ax.set_title(name + (" (baseline)" if baseline and "baseline" not in name else ""),
+                     fontsize=FONT_SIZES["label"], pad=3, color="0.4" if baseline else "black",
+                     fontstyle="italic" if baseline else "normal")
+        if baseline:
+            for spine in ax.spines.values():
+                spine.set_edgecolor(BASELINE_STYLE["color"])
+                spine.set_linestyle("--")
+                spine.set_linewidth(1.2)
     grid_w = ncols * pw + (ncols - 1) * gap_w
     grid_h = nrows * (ph + title_h)
     area = grid_h - title_h
@@ -256,20 +325,31 @@ def overlay_grid(
 
 
 def overlay_grid_size(
-    image: np.ndarray, n: int, ncols: int, cell: float, n_colorbars: int = 1
+    image: np.ndarray, n: int, ncols: int, cell: float, n_colorbars: int = 1,
+    title_lines: int = 1,
 ) -> tuple[float, float]:
-    """(width, height) in inches that :func:`overlay_grid` needs."""
+    """(width, height) in inches that :func:`overlay_grid` needs for ``n`` panels whose
+    longest title has ``title_lines`` lines."""
     pw, ph = _panel_size(image, cell)
     nrows = -(-n // ncols)
-    title_h = FONT_SIZES["label"] / 72 * 1.8
+    title_h = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (title_lines - 1))
     return ncols * pw + (ncols - 1) * 0.12 + 1.0 * n_colorbars, nrows * (ph + title_h)
 
 
+def fill_columns(n: int, lo: int = 3, hi: int = 6) -> int:
+    """Panels per row for ``n`` panels: the fewest empty cells in the last row, then the
+    most columns (a wide, full grid rather than a tall one with holes)."""
+    if n <= hi:
+        return max(1, n)
+    return min(range(lo, hi + 1), key=lambda c: (-(-n // c) * c - n, -c))
+
+
+@styled
 def cls_head_grid(
     image: Any,
     maps: Any,
     *,
-    alpha: float = 0.5,
+    alpha: float = 0.65,
     heads: Sequence[int] | None = None,
     layer: int | str | None = None,
     model_name: str | None = None,
@@ -280,18 +360,24 @@ def cls_head_grid(
     signed: bool | None = None,
     cmap: str | Colormap | None = None,
     colorbar_label: str | None = None,
+    image_title: str | None = "input",
     title: str | None = None,
 ) -> Figure:
     """Per-head CLS attention maps, each over the image, on one grid with one colourbar.
+
+    The first panel is the input image in its own colours (``image_title``; ``None`` leaves
+    it out); the maps are drawn over a grey copy of it.
 
     Args:
         image: ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1`` (or uint8).
         maps: ``[head, h, w]``: each head's attention from the CLS token to the patches,
             reshaped to the patch grid (prefix tokens dropped).
-        alpha: opacity of the maps (default 0.5).
+        alpha: opacity of the maps over the grey image (default 0.65).
         heads: the model's index of each head (default ``0..head-1``), for panel titles.
         layer, model_name, method: go into the title.
-        ncols: panels per row (default ``min(head, 4)``); cell_size: longer panel side (in).
+        ncols: panels per row (default: the input and every head on one row up to 6
+            panels, else rows with the fewest empty cells); cell_size: longer panel side.
+        image_title: title of the input panel (e.g. ``"input · true disk · predicted disk"``).
         normalize: divide each head's map by its largest magnitude first, so weak heads are
             visible (the colourbar then reads "normalized per head"). Default: one shared
             scale over all heads, ``min..max``.
@@ -307,7 +393,8 @@ def cls_head_grid(
     data = as_array(maps, "maps", 3, "[head, h, w]")
     alpha = _check_alpha(alpha)
     names = _head_names(heads, data.shape[0], "heads")
-    ncols = _check_ncols(ncols, data.shape[0])
+    n_panels = data.shape[0] + (image_title is not None)
+    ncols = fill_columns(n_panels) if ncols is None else _check_ncols(ncols, n_panels)
     cell = _check_cell(cell_size)
     signed = is_signed(data) if signed is None else bool(signed)
     label = colorbar_label or "attention weight"
@@ -318,13 +405,14 @@ def cls_head_grid(
     norm = make_norm(data, signed)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
     text = make_title(model_name, layer, None, method) if title is None else title
-    block_w, block_h = overlay_grid_size(img, len(data), ncols, cell)
+    lines = 1 + (image_title or "").count("\n")
+    block_w, block_h = overlay_grid_size(img, n_panels, ncols, cell, 1, lines)
     top = 0.15 + (0.35 if text else 0.0)
     width, height = block_w + 0.3, top + block_h + 0.15
     fig = new_figure((width, height), layout="none")
     overlay_grid(fig, img, list(data), [f"head {h}" for h in names], origin=(0.15, top),
                  ncols=ncols, cell=cell, scales=[0] * len(data),
-                 colorbars=[(norm, cmap_obj, label)], alpha=alpha)
+                 colorbars=[(norm, cmap_obj, label)], alpha=alpha, image_title=image_title)
     if text:
         fig.suptitle(text, fontsize=FONT_SIZES["suptitle"], x=(0.15 + block_w / 2 - 0.5) / width,
                      y=1 - 0.12 / height, va="top")

@@ -20,6 +20,8 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import (
+    is_baseline,
+    styled,
     FONT_SIZES,
     as_array,
     check_ax,
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyBboxPatch
 
-__all__ = ["token_strip"]
+__all__ = ["token_strip", "attached_words"]
 
 TOKEN_MAX_CHARS = 24
 PAD_X = 2.5  # points of padding left and right of a token's text
@@ -63,10 +65,53 @@ class TokenLayout:
     n_lines: int
     line_height: float
     fontsize: float
+    text_x: np.ndarray | None = None  # centre of each token's text (default: box centre)
+
+    def centre(self, i: int) -> float:
+        """x of the centre of token ``i``'s text, in points."""
+        if self.text_x is None:
+            return float(self.x[i] + self.width[i] / 2)
+        return float(self.text_x[i])
 
     @property
     def height(self) -> float:
         return self.n_lines * self.line_height
+
+
+_CLOSING = set(".,!?;:)]}%\u201d\u2019\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a\uff09")
+_OPENING = set("([{\u201c\u2018\uff08")
+_CONTRACTION_TAILS = {"t", "s", "ll", "re", "ve", "d", "m", "nt"}
+
+
+def _unspaced(word: str) -> bool:
+    """True for words in scripts written without spaces (CJK ideographs, kana, Thai...)."""
+    return bool(word) and all(
+        0x2E80 <= ord(c) <= 0x9FFF or 0xF900 <= ord(c) <= 0xFAFF or 0x3000 <= ord(c) <= 0x303F
+        or 0xFF00 <= ord(c) <= 0xFFEF or 0x0E00 <= ord(c) <= 0x0E7F or 0x20000 <= ord(c)
+        for c in word
+    )
+
+
+def attached_words(words: Sequence[str]) -> list[bool]:
+    """For each word, whether it was written without a space before it (a best guess from
+    the words alone, for display): closing punctuation (``.``, ``,``, ``)`` ...), the pieces
+    of an English contraction (``didn`` ``'`` ``t`` reads "didn't"), the word after an
+    opening bracket, and neighbouring words of scripts written without spaces (Chinese,
+    Japanese, Thai)."""
+    out = [False] * len(words)
+    for i in range(1, len(words)):
+        prev, word = str(words[i - 1]), str(words[i])
+        if word in ("'", "\u2019") and i + 1 < len(words) and (
+            words[i + 1].lower() in _CONTRACTION_TAILS
+        ):
+            out[i] = out[i + 1] = True
+        elif word and all(c in _CLOSING for c in word):
+            out[i] = True
+        elif prev and all(c in _OPENING for c in prev):
+            out[i] = True
+        elif _unspaced(prev) and _unspaced(word):
+            out[i] = True
+    return out
 
 
 def layout_tokens(
@@ -77,28 +122,48 @@ def layout_tokens(
     x0: float = 0.0,
     line_height: float | None = None,
     weights: Sequence[str] | None = None,
+    joined: Sequence[bool] | None = None,
+    min_widths: Sequence[float] | None = None,
 ) -> TokenLayout:
     """Place tokens left to right, wrapping to a new line when ``width_pt`` is exceeded.
 
     ``line_height`` defaults to ``LINE_PAD * fontsize`` points; ``weights`` are the font
-    weights the tokens will be drawn with (``"bold"`` text is measured wider).
+    weights the tokens will be drawn with (``"bold"`` text is measured wider). ``joined[i]``
+    puts token ``i`` right against token ``i - 1`` (no gap, never wrapped apart), as for
+    the pieces of "didn't" or a full stop (see :func:`attached_words`). ``min_widths`` are
+    the smallest box widths in points (e.g. to fit a label under the box).
     """
     labels = [format_token(t, TOKEN_MAX_CHARS) for t in tokens]
     faces = ["normal"] * len(labels) if weights is None else list(weights)
-    widths = np.array(
-        [text_width_pt(lab, fontsize, face) + 2 * PAD_X for lab, face in zip(labels, faces)]
-    )
+    glue = [False] * len(labels) if joined is None else [bool(j) for j in joined]
+    glue[:1] = [False] * min(1, len(glue))
+    # glued neighbours touch with a hairline of padding, so "didn't" reads as one word
+    pad_l = np.array([0.6 if g else PAD_X for g in glue])
+    pad_r = np.array([0.6 if i + 1 < len(glue) and glue[i + 1] else PAD_X
+                      for i in range(len(glue))])
+    text_w = np.array([text_width_pt(lab, fontsize, face) for lab, face in zip(labels, faces)])
+    widths = text_w + pad_l + pad_r
+    if min_widths is not None:
+        grow = np.maximum(np.asarray(min_widths, dtype=float) - widths, 0.0)
+        pad_l, pad_r, widths = pad_l + grow / 2, pad_r + grow / 2, widths + grow
+    # groups of glued tokens wrap as one unit
+    starts = [i for i in range(len(labels)) if not glue[i]]
     xs = np.zeros(len(labels))
     lines = np.zeros(len(labels), dtype=int)
     x, line = x0, 0
-    for i, w in enumerate(widths):
-        if x > x0 and x + w > width_pt:
+    for g, start in enumerate(starts):
+        end = starts[g + 1] if g + 1 < len(starts) else len(labels)
+        group_w = float(widths[start:end].sum())
+        if x > x0 and x + group_w > width_pt:
             x, line = x0, line + 1
-        xs[i], lines[i] = x, line
-        x += w + GAP_X
+        for i in range(start, end):
+            xs[i], lines[i] = x, line
+            x += widths[i]
+        x += GAP_X
     n_lines = int(lines[-1]) + 1 if len(labels) else 0
     height = LINE_PAD * fontsize if line_height is None else float(line_height)
-    return TokenLayout(labels, xs, widths, lines, n_lines, height, fontsize)
+    return TokenLayout(labels, xs, widths, lines, n_lines, height, fontsize,
+                       text_x=xs + pad_l + text_w / 2)
 
 
 def draw_token_boxes(
@@ -136,7 +201,7 @@ def draw_token_boxes(
         ax.add_patch(patch)
         patches.append(patch)
         ax.text(
-            layout.x[i] + layout.width[i] / 2,
+            layout.centre(i),
             top + 0.5 * h,
             label,
             ha="center",
@@ -208,12 +273,16 @@ def draw_strip(
         colors = [cmap(norm(v)) for v in values]
         draw_token_boxes(ax, layout, colors, y)
         if name is not None:
+            baseline = is_baseline(name)
             ax.text(0, y + 0.5 * layout.line_height, format_token(name, 40), ha="left",
-                    va="center_baseline", fontsize=FONT_SIZES["label"], fontweight="bold")
+                    va="center_baseline", fontsize=FONT_SIZES["label"], fontweight="bold",
+                    color="0.4" if baseline else "black",
+                    fontstyle="italic" if baseline else "normal")
         y += layout.height
     return y
 
 
+@styled
 def token_strip(
     tokens: Sequence[str],
     scores: Any,

@@ -28,12 +28,13 @@ def run(ns: argparse.Namespace) -> int:
         print(f"  {name:<12} {modality:<7} {desc}")
     print("also: timm:<name> (random init, --pretrained to download), a HF folder or hub id")
     if ns.methods:
+        from probe._text import plain_text
         from probe.attribution._registry import list_methods, method_spec
 
         print("attribution methods (options: name=default):")
         for name in list_methods():
             spec = method_spec(name)
-            print(f"  {name:<12} {'/'.join(spec.modalities):<12} {spec.description}")
+            print(f"  {name:<12} {'/'.join(spec.modalities):<12} {plain_text(spec.description)}")
             if spec.options:
                 opts = ", ".join(f"{o.name}={o.default!r}" for o in spec.options)
                 print(f"  {'':<12} {'':<12} options: {opts}")

@@ -153,7 +153,15 @@ def register_view(name: str) -> Callable[[ViewFn], ViewFn]:
 
 # ----------------------------------------------------------------------------- naming
 def _slug(value: str, limit: int = 24) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", value).strip("-").lower()
+    """Lower-case letters and digits of any script (CJK, Arabic, ... kept, so "它" and "他"
+    name different files), everything else one ``-``."""
+    import unicodedata
+
+    kept = "".join(
+        ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else "-"
+        for ch in unicodedata.normalize("NFC", value)
+    )
+    slug = re.sub(r"-+", "-", kept).strip("-").lower()
     return slug[:limit].strip("-") or "x"
 
 

@@ -1,0 +1,336 @@
+"""One call from a trace (or an attribution) to a figure: :func:`plot`.
+
+``probe.plot(trace, "coref", word="it")`` does what a notebook user would otherwise do by
+hand: pick the batch item and its real tokens, find the layer and head positions, compute
+the word-level weights, the candidates and the top heads, and call the matching viewer. The
+trace is read duck-typed (``attentions``, ``tokens``, ``words``, ``attention_mask``, ...), so
+nothing here imports the capture code; the analyses used are pure functions over a trace.
+
+Views of a trace: ``"model"`` (every layer x head), ``"heads"`` (every head of ``layer=``;
+without it the model view), ``"head"`` (one head's heatmap), ``"links"`` (link view of
+``layer=``, all heads or ``head=``; ``word=`` highlights a word), ``"coref"`` (``word=``,
+the top head unless ``layer=``/``head=``), ``"rollout"`` (text: token strip; vision:
+overlay), ``"cls"`` (vision: per-head CLS maps of ``layer=``). Views of an attribution
+(``probe.attribute`` output): ``"strip"`` (text) and ``"saliency"`` (vision), or ``None``
+for the right one. Remaining keyword options go to the viewer (``title=``, ``width=``...).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot", "TRACE_VIEWS", "ATTRIBUTION_VIEWS"]
+
+TRACE_VIEWS = ("model", "heads", "head", "links", "coref", "rollout", "cls")
+ATTRIBUTION_VIEWS = ("strip", "saliency")
+
+
+def _call(viewer: Callable[..., Figure], view: str, args: tuple, kwargs: dict,
+          options: dict[str, Any]) -> Figure:
+    """Call ``viewer`` with the computed ``kwargs`` and the user's ``options``."""
+    allowed = set(inspect.signature(viewer).parameters) - set(kwargs)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ProbeError(
+            f"the {view!r} view does not take option(s) {unknown}; it takes "
+            f"{sorted(allowed - {'attn', 'tokens'})}"
+        )
+    return viewer(*args, **kwargs, **options)
+
+
+def _batch(trace: Any, batch_index: int) -> int:
+    n = int(trace.attention_mask.shape[0])
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or not (
+        -n <= batch_index < n
+    ):
+        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+    return batch_index % n
+
+
+def _real(trace: Any, b: int) -> np.ndarray:
+    """Positions of the real (non-padding) tokens of item ``b``."""
+    return np.nonzero(trace.attention_mask[b].bool().cpu().numpy())[0]
+
+
+def _tokens(trace: Any, b: int, keep: np.ndarray) -> list[str] | None:
+    if trace.tokens is None:
+        return None
+    return [trace.tokens[b][i] for i in keep]
+
+
+def sentence_of(words: Sequence[str]) -> str:
+    """The words joined back into a sentence for titles (no space before "." or in "didn't")."""
+    from probe.viewers._tokens import attached_words
+
+    glue = attached_words(words)
+    return "".join(("" if glue[i] or i == 0 else " ") + w for i, w in enumerate(words))
+
+
+def _quoted(trace: Any, b: int, max_chars: int = 70) -> str | None:
+    if not trace.words:
+        return None
+    text = sentence_of(list(trace.words[b]))
+    if len(text) > max_chars:
+        text = text[: max_chars - 1] + "\u2026"
+    return f"\u201c{text}\u201d"
+
+
+def _layer(trace: Any, layer: int | None) -> tuple[int, int]:
+    """(model index, position in the trace) of ``layer`` (default: the last captured)."""
+    if layer is None:
+        return int(trace.layer_indices[-1]), len(trace.layer_indices) - 1
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise ProbeError(f"layer must be a layer index (int), got {layer!r}")
+    pos = trace.layer_position(int(layer))
+    return int(trace.layer_indices[pos]), pos
+
+
+def _head(trace: Any, head: int | None, default: int | None = 0) -> tuple[int | None, int | None]:
+    if head is None:
+        if default is None:
+            return None, None
+        head = default
+    if isinstance(head, bool) or not isinstance(head, (int, np.integer)):
+        raise ProbeError(f"head must be a head index (int), got {head!r}")
+    pos = trace.head_position(int(head))
+    return int(trace.head_indices[pos]), pos
+
+
+def _display_image(trace: Any, b: int, image: Any) -> Any:
+    """The image to draw under a vision map: ``image=`` if given, else the trace's pixel
+    input rescaled to 0..1 (the model's normalisation is not known here)."""
+    if image is not None:
+        return image
+    pixels = getattr(trace, "pixel_values", None)
+    if pixels is None:
+        raise ProbeError(
+            "this trace keeps no pixel input: pass image= ([H, W, 3] in 0..1) to draw the map on"
+        )
+    img = pixels[b].detach().double().cpu().numpy()
+    lo, hi = float(img.min()), float(img.max())
+    return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+
+
+def _plot_attribution(attr: Any, view: str | None, b: int, options: dict[str, Any]) -> Figure:
+    from probe.viewers import saliency_overlay, token_strip
+
+    vision = getattr(attr, "modality", "text") == "vision"
+    view = view or ("saliency" if vision else "strip")
+    if view not in ATTRIBUTION_VIEWS:
+        raise ProbeError(
+            f"unknown view {view!r} for an attribution: use one of {list(ATTRIBUTION_VIEWS)}"
+        )
+    n = int(attr.scores.shape[0])
+    if not -n <= b < n:
+        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {b}")
+    b %= n
+    base = {"model_name": attr.model_name or None, "method": attr.method}
+    if view == "saliency":
+        if not vision:
+            raise ProbeError("the saliency view needs a vision attribution; use view='strip'")
+        image = options.pop("image", None)
+        if image is None:
+            raise ProbeError("pass image= ([H, W, 3] in 0..1) to draw the saliency map on")
+        return _call(saliency_overlay, view, (image, attr.as_grid()[b]), base, options)
+    if vision:
+        raise ProbeError("the strip view needs a text attribution; use view='saliency'")
+    scores = attr.scores[b].detach().double().cpu().numpy()
+    tokens = list(attr.tokens[b]) if attr.tokens else [str(i) for i in range(len(scores))]
+    keep = [i for i, t in enumerate(tokens) if i < len(scores)]
+    return _call(token_strip, view, ([tokens[i] for i in keep], scores[keep]), base, options)
+
+
+def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: Any) -> Figure:
+    """The figure ``view`` of a trace or an attribution, in one call.
+
+    Args:
+        obj: a :class:`probe.Trace` (``probe.trace``) or a :class:`probe.Attribution`
+            (``probe.attribute``).
+        view: for a trace, one of ``"model"``, ``"heads"``, ``"head"``, ``"links"``,
+            ``"coref"``, ``"rollout"``, ``"cls"``; for an attribution ``"strip"`` (text) or
+            ``"saliency"`` (vision; pass ``image=``), default the one that fits.
+        batch_index: which item of the batch to draw.
+        **options: ``layer=`` / ``head=`` (model indices; default the last layer, head 0),
+            ``word=`` (``coref``; highlighted in ``links``), ``occurrence=`` and
+            ``candidates=`` (``coref``, as in :func:`probe.coref`), ``fusion=`` and
+            ``discard=`` (``rollout``), ``image=`` (vision views); anything else goes to
+            the viewer (e.g. ``title=``, ``width=``, ``top_k=``).
+
+    Returns:
+        The ``Figure`` (matplotlib object API; save it with ``probe.viewers.save_figure``).
+
+    Raises:
+        ProbeError: unknown view or option, a view that does not fit the trace (e.g.
+            ``coref`` on a vision trace), a word not in the sentence.
+    """
+    if hasattr(obj, "scores") and hasattr(obj, "method"):
+        return _plot_attribution(obj, view, batch_index, options)
+    if not hasattr(obj, "attention_mask") or not hasattr(obj, "layer_indices"):
+        raise ProbeError(
+            f"plot needs a probe Trace or Attribution, got {type(obj).__name__}: pass what "
+            "probe.trace(...) or probe.attribute(...) returned"
+        )
+    trace = obj
+    if view not in TRACE_VIEWS:
+        raise ProbeError(f"unknown view {view!r} for a trace: use one of {list(TRACE_VIEWS)}")
+    b = _batch(trace, batch_index)
+    vision = trace.family == "vision"
+    if vision and view in ("links", "coref"):
+        raise ProbeError(f"the {view!r} view needs a text trace; for images use 'rollout' or 'cls'")
+    if not vision and view == "cls":
+        raise ProbeError("the 'cls' view needs a vision trace; for text use 'heads' or 'links'")
+    return _VIEWS[view](trace, b, options)
+
+
+# ------------------------------------------------------------------ the views
+
+
+def _attention(trace: Any, b: int) -> tuple[Any, np.ndarray]:
+    attn = trace.require_attentions()[:, b]  # [layer, head, q, k]
+    keep = _real(trace, b)
+    return attn[:, :, keep][:, :, :, keep], keep
+
+
+def _model(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    from probe.viewers import model_view
+
+    attn, keep = _attention(trace, b)
+    heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
+    kwargs = {"model_name": trace.model_name, "layers": list(trace.layer_indices),
+              "heads": heads, "sentence": _quoted(trace, b)}
+    return _call(model_view, "model", (attn, _tokens(trace, b, keep)), kwargs, options)
+
+
+def _heads(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    from probe.viewers import head_grid
+
+    if options.get("layer") is None:
+        options.pop("layer", None)
+        return _model(trace, b, options)
+    layer, pos = _layer(trace, options.pop("layer"))
+    attn, keep = _attention(trace, b)
+    heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
+    kwargs = {"model_name": trace.model_name, "layer": layer, "heads": heads,
+              "sentence": _quoted(trace, b)}
+    return _call(head_grid, "heads", (attn[pos], _tokens(trace, b, keep)), kwargs, options)
+
+
+def _one_head(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    from probe.viewers import head_heatmap
+
+    layer, pos = _layer(trace, options.pop("layer", None))
+    attn, keep = _attention(trace, b)
+    if trace.head_indices is None:
+        head, hpos = "mean", 0
+    else:
+        head, hpos = _head(trace, options.pop("head", None))
+    kwargs = {"model_name": trace.model_name, "layer": layer, "head": head}
+    return _call(head_heatmap, "head", (attn[pos, hpos], _tokens(trace, b, keep)), kwargs,
+                 options)
+
+
+def _word_index(trace: Any, b: int, word: Any, occurrence: int) -> int:
+    from probe.analysis._coref import _membership, _resolve_word
+
+    return _resolve_word(list(trace.words[b]), _membership(trace, b), word, occurrence)
+
+
+def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    from probe.viewers import link_view
+
+    layer, pos = _layer(trace, options.pop("layer", None))
+    attn, keep = _attention(trace, b)
+    kwargs: dict[str, Any] = {"model_name": trace.model_name, "layer": layer,
+                              "sentence": _quoted(trace, b)}
+    head = options.pop("head", None)
+    if head is not None:
+        kwargs["heads"] = [_head(trace, head)[1]]
+    if trace.head_indices is not None:
+        kwargs["head_names"] = list(trace.head_indices)
+    word = options.pop("word", None)
+    occurrence = options.pop("occurrence", 0)
+    if word is not None:
+        w = _word_index(trace, b, word, occurrence)
+        ids = trace.word_ids[b]
+        rows = [j for j, i in enumerate(keep) if i < len(ids) and ids[i] == w]
+        kwargs["highlight"] = rows[0]
+    return _call(link_view, "links", (attn[pos], _tokens(trace, b, keep)), kwargs, options)
+
+
+def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    import probe
+    from probe.viewers import coref_view
+
+    word = options.pop("word", None)
+    if word is None:
+        raise ProbeError("the coref view needs word=, e.g. probe.plot(trace, 'coref', word='it')")
+    occurrence = options.pop("occurrence", 0)
+    candidates = options.pop("candidates", None)
+    report = probe.best_antecedents(trace, word, b, candidates, occurrence=occurrence,
+                                    with_rollout=False)
+    links = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))
+    layer, head = options.pop("layer", None), options.pop("head", None)
+    if layer is None and head is None:
+        layer, head = links[0].layer, links[0].head
+    layer_i, lpos = _layer(trace, layer)
+    head_i, hpos = (("mean", 0) if trace.head_indices is None else _head(trace, head))
+    weights = probe.word_attention(trace, report.word_index, b)[lpos, hpos]
+    kwargs = {
+        "top": [(lk.layer, lk.head, lk.antecedent, lk.weight) for lk in links[:8]],
+        "candidates": list(report.candidates), "model_name": trace.model_name,
+        "layer": layer_i, "head": head_i,
+    }
+    return _call(coref_view, "coref", (list(trace.words[b]), report.word_index, weights),
+                 kwargs, options)
+
+
+def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    import probe
+    from probe.attribution._attention import reduce_map
+    from probe.viewers import saliency_overlay, token_strip
+
+    fusion = options.pop("fusion", "mean")
+    discard = options.pop("discard", 0.0)
+    image = options.pop("image", None)
+    method = "rollout" + (f" ({fusion})" if fusion != "mean" else "")
+    if discard:
+        method += f", discard {discard:g}"
+    result = probe.rollout(trace, head_fusion=fusion, discard_ratio=discard)
+    scores = reduce_map(trace, result)[b]
+    kwargs = {"model_name": trace.model_name, "method": method}
+    if trace.family == "vision":
+        grid = scores.reshape(*trace.grid)
+        return _call(saliency_overlay, "rollout", (_display_image(trace, b, image), grid),
+                     kwargs, options)
+    keep = _real(trace, b)
+    special = trace.special_tokens_mask[b].bool().cpu().numpy()
+    keep = np.array([i for i in keep if not special[i]], dtype=int)
+    values = scores.detach().double().cpu().numpy()[keep]
+    return _call(token_strip, "rollout", (_tokens(trace, b, keep), values), kwargs, options)
+
+
+def _cls(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    import probe
+    from probe.viewers import cls_head_grid
+
+    layer, pos = _layer(trace, options.pop("layer", None))
+    image = _display_image(trace, b, options.pop("image", None))
+    maps = probe.patch_maps(trace)[pos, b]  # [head, rows, cols]
+    heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
+    kwargs = {"model_name": trace.model_name, "layer": layer, "heads": heads}
+    return _call(cls_head_grid, "cls", (image, maps), kwargs, options)
+
+
+_VIEWS: dict[str, Callable[[Any, int, dict[str, Any]], Figure]] = {
+    "model": _model, "heads": _heads, "head": _one_head, "links": _links, "coref": _coref,
+    "rollout": _rollout, "cls": _cls,
+}
