@@ -121,7 +121,8 @@ def _display_image(trace: Any, b: int, image: Any) -> Any:
 
 
 def _plot_attribution(attr: Any, view: str | None, b: int, options: dict[str, Any]) -> Figure:
-    from probe.viewers import saliency_overlay, token_strip
+    from probe.viewers._saliency import saliency_overlay
+    from probe.viewers._tokens import token_strip
 
     vision = getattr(attr, "modality", "text") == "vision"
     view = view or ("saliency" if vision else "strip")
@@ -201,7 +202,7 @@ def _attention(trace: Any, b: int) -> tuple[Any, np.ndarray]:
 
 
 def _model(trace: Any, b: int, options: dict[str, Any]) -> Figure:
-    from probe.viewers import model_view
+    from probe.viewers._heatmaps import model_view
 
     attn, keep = _attention(trace, b)
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
@@ -211,7 +212,7 @@ def _model(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
 
 def _heads(trace: Any, b: int, options: dict[str, Any]) -> Figure:
-    from probe.viewers import head_grid
+    from probe.viewers._heatmaps import head_grid
 
     if options.get("layer") is None:
         options.pop("layer", None)
@@ -225,7 +226,7 @@ def _heads(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
 
 def _one_head(trace: Any, b: int, options: dict[str, Any]) -> Figure:
-    from probe.viewers import head_heatmap
+    from probe.viewers._heatmaps import head_heatmap
 
     layer, pos = _layer(trace, options.pop("layer", None))
     attn, keep = _attention(trace, b)
@@ -239,13 +240,13 @@ def _one_head(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
 
 def _word_index(trace: Any, b: int, word: Any, occurrence: int) -> int:
-    from probe.analysis._coref import _membership, _resolve_word
+    from probe.analysis._coref import word_membership, resolve_word
 
-    return _resolve_word(list(trace.words[b]), _membership(trace, b), word, occurrence)
+    return resolve_word(list(trace.words[b]), word_membership(trace, b), word, occurrence)
 
 
 def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
-    from probe.viewers import link_view
+    from probe.viewers._links import link_view
 
     layer, pos = _layer(trace, options.pop("layer", None))
     attn, keep = _attention(trace, b)
@@ -268,7 +269,7 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
 def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     import probe
-    from probe.viewers import coref_view
+    from probe.viewers._links import coref_view
 
     word = options.pop("word", None)
     if word is None:
@@ -296,7 +297,8 @@ def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     import probe
     from probe.attribution._attention import reduce_map
-    from probe.viewers import saliency_overlay, token_strip
+    from probe.viewers._saliency import saliency_overlay
+    from probe.viewers._tokens import token_strip
 
     fusion = options.pop("fusion", "mean")
     discard = options.pop("discard", 0.0)
@@ -320,7 +322,7 @@ def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
 def _cls(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     import probe
-    from probe.viewers import cls_head_grid
+    from probe.viewers._saliency import cls_head_grid
 
     layer, pos = _layer(trace, options.pop("layer", None))
     image = _display_image(trace, b, options.pop("image", None))

@@ -114,7 +114,7 @@ def _words(trace: Trace, batch_index: int) -> tuple[tuple[str, ...], tuple[int |
     return tuple(trace.words[b]), tuple(trace.word_ids[b])
 
 
-def _membership(trace: Trace, batch_index: int) -> torch.Tensor:
+def word_membership(trace: Trace, batch_index: int) -> torch.Tensor:
     """``[word, token]`` float64 0/1 matrix: which real, non-special tokens form each word."""
     import torch
 
@@ -157,7 +157,7 @@ def _is_punctuation(word: str) -> bool:
     return not any(ch.isalnum() for ch in word)
 
 
-def _resolve_word(
+def resolve_word(
     words: Sequence[str], member: torch.Tensor, word: str | int, occurrence: int
 ) -> int:
     """Index in ``words`` of ``word`` (case-insensitive; ``occurrence`` counts from 0)."""
@@ -252,8 +252,8 @@ def word_attention(
     """
     attentions = trace.require_attentions()
     words, _ = _words(trace, batch_index)
-    member = _membership(trace, batch_index)
-    index = _resolve_word(words, member, word, occurrence)
+    member = word_membership(trace, batch_index)
+    index = resolve_word(words, member, word, occurrence)
     b = batch_index % trace.batch_size
     member = member.to(device=attentions.device, dtype=_work_dtype(attentions))
     query = member[index] / member[index].sum()  # mean over the word's tokens
@@ -335,8 +335,8 @@ def best_antecedents(
 
     attentions = trace.require_attentions()
     words, _ = _words(trace, batch_index)
-    member = _membership(trace, batch_index)
-    index = _resolve_word(words, member, word, occurrence)
+    member = word_membership(trace, batch_index)
+    index = resolve_word(words, member, word, occurrence)
     chosen = _candidates(words, member, index, candidates)
     weights = word_attention(trace, index, batch_index)[..., chosen]  # [layer, head, cand]
     best_weight, best = weights.max(-1)
