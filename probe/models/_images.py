@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import stat
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +17,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["ModelImage", "load_image", "preprocess_image"]
+__all__ = ["ModelImage", "check_image_file", "load_image", "preprocess_image", "to_rgb8"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,44 @@ def _input_spec(model: nn.Module, processor: Any) -> tuple[tuple[int, int], tupl
     return (int(h), int(w)), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
 
 
+#: PIL modes of single-channel images with more than 8 bits per pixel
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def to_rgb8(image: Any) -> Any:
+    """A PIL image as 8-bit RGB, scaled by its real value range (16-bit and float images).
+
+    ``Image.convert("RGB")`` clips 16-bit and 32-bit pixels at 255 (a 16-bit PNG becomes
+    mostly white, a float TIFF in ``0..1`` black). Here 16-bit images are divided by 65535,
+    32-bit integer images by 65535 when their values fit 16 bits, and float images are taken
+    as they are when in ``0..1`` or divided by 255 when in ``0..255``.
+
+    Raises:
+        ProbeError: an image whose values have no known range (e.g. floats above 255 or
+            negative), with what to do instead.
+    """
+    import numpy as np
+    from PIL import Image
+
+    if image.mode not in _WIDE_MODES:
+        return image.convert("RGB")
+    values = np.asarray(image, dtype=np.float64)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode.startswith("I;16") or (image.mode == "I" and lo >= 0 and hi <= 65535):
+        scaled = values / 65535.0
+    elif image.mode == "F" and lo >= 0 and hi <= 1:
+        scaled = values
+    elif image.mode == "F" and lo >= 0 and hi <= 255:
+        scaled = values / 255.0
+    else:
+        raise ProbeError(
+            f"cannot tell the value range of this {image.mode} image (values {lo:g}..{hi:g}): "
+            "save it as an 8-bit or 16-bit PNG"
+        )
+    gray = Image.fromarray(np.rint(np.clip(scaled, 0, 1) * 255).astype("uint8"))
+    return gray.convert("RGB")
+
+
 def preprocess_image(image: Any, model: nn.Module, processor: Any = None, source: str = "") -> ModelImage:
     """Resize and normalise a PIL image (or ``[H, W, 3]`` array in 0..1) for ``model``."""
     import numpy as np
@@ -62,6 +104,7 @@ def preprocess_image(image: Any, model: nn.Module, processor: Any = None, source
 
     if isinstance(image, np.ndarray):
         image = Image.fromarray((np.clip(image, 0, 1) * 255).astype("uint8"))
+    image = to_rgb8(image)
     (h, w), mean, std = _input_spec(model, processor)
     rgb = image.convert("RGB").resize((w, h), Image.BILINEAR)
     display = np.asarray(rgb, dtype=np.float32) / 255.0
@@ -70,21 +113,44 @@ def preprocess_image(image: Any, model: nn.Module, processor: Any = None, source
     return ModelImage(pixels.unsqueeze(0).float(), display, source)
 
 
-def check_image_file(path: str) -> None:
-    """Raise :class:`ProbeError` unless ``path`` is a readable image file."""
+@contextmanager
+def _safe_decoding(path: str) -> Iterator[None]:
+    """PIL's decompression-bomb warning as an error; every decoding failure as one line."""
     from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ProbeError(
+            f"{path!r} is too large to decode safely (over {Image.MAX_IMAGE_PIXELS} pixels): "
+            "downscale it first"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, MemoryError) as exc:
+        if isinstance(exc, ProbeError):
+            raise
+        raise ProbeError(
+            f"cannot read {path!r} as an image ({type(exc).__name__}): pass a PNG or JPEG file"
+        ) from None
+
+
+def check_image_file(path: str) -> None:
+    """Raise :class:`ProbeError` unless ``path`` is a readable, regular image file.
+
+    Only regular files are opened (a FIFO or device would block forever); images larger than
+    PIL's ``Image.MAX_IMAGE_PIXELS`` are refused before their pixels are decoded.
+    """
+    from PIL import Image
 
     if not os.path.exists(path):
         raise ProbeError(f"image file {path!r} does not exist: check the path")
     if os.path.isdir(path):
         raise ProbeError(f"{path!r} is a directory: pass an image file (PNG, JPEG, ...)")
-    try:
-        with Image.open(path) as img:
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ProbeError(
-            f"cannot read {path!r} as an image ({type(exc).__name__}): pass a PNG or JPEG file"
-        ) from None
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ProbeError(f"{path!r} is not a regular file: pass an image file (PNG, JPEG, ...)")
+    with _safe_decoding(path), Image.open(path) as img:
+        img.verify()
 
 
 def load_image(path: str, model: nn.Module, processor: Any = None) -> ModelImage:
@@ -93,14 +159,10 @@ def load_image(path: str, model: nn.Module, processor: Any = None) -> ModelImage
     Raises:
         ProbeError: the file does not exist or is not a readable image.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     check_image_file(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return preprocess_image(img, model, processor, source=os.path.basename(path))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ProbeError(
-            f"cannot read {path!r} as an image ({type(exc).__name__}): pass a PNG or JPEG file"
-        ) from None
+    with _safe_decoding(path), Image.open(path) as img:
+        img.load()
+        rgb = to_rgb8(img)
+    return preprocess_image(rgb, model, processor, source=os.path.basename(path))
