@@ -118,6 +118,7 @@ CASES: list[tuple[str, Callable[[Ctx], Any], str]] = [
     ("chunk_size_bool", lambda c: probe.trace(*c.bert, chunk_size=True), r"chunk_size must be a positive"),
     ("start_layer_bool", lambda c: probe.trace(*c.bert, stream=True, start_layer=True), r"start_layer must be an integer"),
     # ---- text inputs
+    ("lone_surrogate_text", lambda c: probe.trace(c.minilm, "it was \udcff tired", tokenizer=c.tok), r"not valid UTF-8.*character 7"),
     ("only_special_tokens", lambda c: probe.trace(c.minilm, "[CLS] [SEP]", tokenizer=c.tok), r"only special tokens"),
     ("zero_length_ids", lambda c: probe.trace(c.minilm, torch.zeros(1, 0, dtype=torch.long)), r"hold no tokens"),
     ("ids_outside_vocab", lambda c: probe.trace(c.minilm, torch.tensor([[101, 10**6, 102]])), r"outside the vocabulary.*tokenizer"),

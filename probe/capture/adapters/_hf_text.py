@@ -35,6 +35,21 @@ if TYPE_CHECKING:
 
     from probe.capture._recorder import StackRecorder
 
+def check_encodable(text: str, what: str) -> None:
+    """Refuse text that is not valid Unicode (lone surrogates, e.g. from undecodable bytes).
+
+    Raises:
+        ProbeError: naming the position of the first invalid character.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ProbeError(
+            f"the {what} is not valid UTF-8 (an undecodable byte or lone surrogate at character "
+            f"{exc.start}): pass valid UTF-8 text"
+        ) from None
+
+
 __all__ = ["HFDecoder", "HFEncoder", "HFTextModel"]
 
 
@@ -80,6 +95,8 @@ class HFTextModel(ModelAdapter):
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
             if any(not t.strip() for t in texts):
                 raise ProbeError("empty text: pass a non-empty string")
+            for text in texts:
+                check_encodable(text, "text")
             encoding, kwargs, pads = encode_texts(tokenizer, texts)
         elif isinstance(inputs, Mapping):
             kwargs = dict(inputs)
