@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from probe.commands import _eval, _models, _render
+    from probe.commands import _eval, _models, render
     from probe.commands.bench import _command as _bench
 
     parser = _Parser(
@@ -38,7 +38,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"probe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in (_render, _models, _eval, _bench):
+    for command in (render, _models, _eval, _bench):
         command.add_parser(sub)
     return parser
 

@@ -44,7 +44,7 @@ def run(
         for m in tqdm(methods, desc="methods", disable=quiet, leave=False)
     }
     # the same number of steps as `probe eval faithfulness`, so figures and tables agree
-    from probe.evaluation._tasks import eval_faithfulness
+    from probe.evaluation.tasks import eval_faithfulness
 
     steps = inspect.signature(eval_faithfulness).parameters["steps"].default
     curves = {

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from probe._errors import ProbeError
-from probe.evaluation._tasks import (
+from probe.evaluation.tasks import (
     CHEFER_ORDER,
     PUBLISHED_REFERENCE,
     QUICK_N,
@@ -210,7 +210,7 @@ def test_faithfulness_json_schema_covers_every_registered_method(tmp_path, capsy
 
 
 def test_quick_and_default_sizes(monkeypatch):
-    import probe.evaluation._tasks as ev
+    import probe.evaluation.tasks as ev
 
     seen = {}
     monkeypatch.setattr(ev, "eval_faithfulness", lambda model, **kw: seen.update(kw) or {})
@@ -312,7 +312,7 @@ def test_text_json_schema(minilm, tmp_path, capsys):
 
 def test_text_method_failing_on_one_pair_is_reported_per_pair(minilm):
     from probe.attribution._registry import register_method
-    from probe.evaluation._tasks import eval_text
+    from probe.evaluation.tasks import eval_text
 
     @register_method("test-short-only", modalities=("text",))  # unregistered by conftest.py
     def _short_only(ctx):  # refuses long inputs, like exact attention flow

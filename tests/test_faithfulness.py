@@ -13,20 +13,11 @@ from torch.testing import assert_close
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
-from probe.evaluation._faithfulness import (
-    ERASER_BINS,
-    Curve,
-    EraserTable,
-    FaithfulnessTable,
-    _blur,
-    comprehensiveness,
-    curve_auc,
-    deletion_curve,
-    eraser,
-    faithfulness,
-    insertion_curve,
-    sufficiency,
-)
+from probe.evaluation._curves import Curve, deletion_curve, insertion_curve
+from probe.evaluation._curves_math import curve_auc
+from probe.evaluation._eraser import ERASER_BINS, EraserTable, comprehensiveness, eraser, sufficiency
+from probe.evaluation._faithfulness import FaithfulnessTable, faithfulness
+from probe.evaluation._perturb import _blur
 
 F64 = dict(dtype=torch.float64)
 

@@ -239,7 +239,7 @@ def test_eval_option_reaches_the_results(tmp_path, capsys, median):
 # --------------------------------------------------------------------------- probe render
 def _render_rollout(fusion, tmp_path, capsys, monkeypatch):
     """Run ``probe render rollout --fusion FUSION`` in process; return (paths, Attribution)."""
-    import probe.commands._render as render_module
+    import probe.commands.render._figures as render_module  # where the rollout view looks it up
 
     seen = []
     original = render_module._attribution
@@ -291,7 +291,7 @@ def test_render_help_lists_registered_fusions_and_rejects_others(capsys, median)
 
 
 def test_render_api_checks_fusion_and_discard_through_the_declarations(tmp_path):
-    from probe.commands._render import RenderArgs, render
+    from probe.commands.render import RenderArgs, render
 
     with pytest.raises(ProbeError, match="--fusion: option 'head_fusion'.*must be one of"):
         render(RenderArgs(view="rollout", fusion="nope", out=str(tmp_path)))

@@ -1,6 +1,6 @@
 """``probe eval TASK``: run one evaluation task, print its table, write its JSON.
 
-The tasks themselves live in :mod:`probe.evaluation._tasks`; this module parses the command
+The tasks themselves live in :mod:`probe.evaluation.tasks`; this module parses the command
 line into :class:`EvalArgs` and dispatches.
 """
 
@@ -99,7 +99,7 @@ def run_eval(
         ProbeError: bad options or a model that does not fit the task.
     """
     from probe.attribution._registry import parse_method_options
-    from probe.evaluation import _tasks as tasks
+    from probe.evaluation import tasks
 
     task = args.task
     if task not in tasks.DEFAULT_N:

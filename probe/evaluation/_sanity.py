@@ -243,7 +243,7 @@ def _fixed_target(model: nn.Module, inputs: Any, tokenizer: Any) -> Any:
 
     from probe.attribution._targets import model_logits
     from probe.capture import adapter_for
-    from probe.evaluation._faithfulness import _eval_mode, text_inputs
+    from probe.evaluation._perturb import _eval_mode, text_inputs
 
     adapter = adapter_for(model)
     with _eval_mode(model):
@@ -263,7 +263,7 @@ def _default_mask(model: nn.Module, inputs: Any, tokenizer: Any) -> torch.Tensor
 
     if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
         return None  # vision maps: every patch is a unit
-    from probe.evaluation._faithfulness import text_inputs
+    from probe.evaluation._perturb import text_inputs
 
     return text_inputs(model, inputs, tokenizer)[1]
 

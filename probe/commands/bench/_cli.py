@@ -82,9 +82,9 @@ def bench_cli(
     render: dict[str, Any] = {"command": f'probe render coref --text "{COREF_TEXT}" --word it'}
     if not include_render:
         render["status"] = "not run"
-    elif importlib.util.find_spec("probe.commands._render") is None:
+    elif importlib.util.find_spec("probe.commands.render") is None:
         render["status"] = "not available"
-        render["note"] = "probe/_render.py does not exist yet"
+        render["note"] = "probe/commands/render/ does not exist yet"
     else:
         times: list[float] = []
         with tempfile.TemporaryDirectory(prefix="probe-bench-") as out:

@@ -1,5 +1,5 @@
 """``probe render VIEW --format html``: the interactive HTML form of each render view that
-has one, built from the same session data as the figure (see ``_render.py``)."""
+has one, built from the same session data as the figure (see ``_figures.py``)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe.commands.render._methods import (
+    _attribution,
+    _compute_all,
+    _faithfulness,
+    _methods,
+    _methods_part,
+    _needs_target,
+)
+from probe.commands.render._session import _slug, _stem
 
 if TYPE_CHECKING:
-    from probe.commands._render import Session
+    from probe.commands.render._session import Session
     from probe.viewers.html import HtmlView
 
 __all__ = ["HTML_VIEWS", "html_pages"]
@@ -34,12 +43,6 @@ def html_pages(view: str, session: Session) -> list[tuple[str, HtmlView]]:
             f"{', '.join(sorted(HTML_VIEWS))}"
         )
     return HTML_VIEWS[view](session)
-
-
-def _stem(s: Session, view: str, *parts: Any) -> str:
-    from probe.commands._render import _stem as stem
-
-    return stem(s, view, *parts)
 
 
 @_register("heads")
@@ -70,7 +73,6 @@ def _heads_of(tr: Any) -> list[int]:
 
 @_register("coref")
 def _coref(s: Session) -> list[tuple[str, HtmlView]]:
-    from probe.commands._render import _slug
     from probe.commands._show import show
 
     if not s.args.word:
@@ -79,16 +81,8 @@ def _coref(s: Session) -> list[tuple[str, HtmlView]]:
 
 
 @_register("saliency", "rollout", "compare")
-def _attribution(s: Session) -> list[tuple[str, HtmlView]]:
+def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
     import probe
-    from probe.commands._render import (
-        _compute_all,
-        _faithfulness,
-        _methods,
-        _methods_part,
-        _needs_target,
-    )
-    from probe.commands._render import _attribution as attribution
     from probe.viewers.html import patches_html, token_view_html
 
     view = s.args.view
@@ -100,7 +94,7 @@ def _attribution(s: Session) -> list[tuple[str, HtmlView]]:
         methods = _methods(s)
     _needs_target(s, methods)
     if view == "rollout":
-        attrs = {"rollout": attribution(s, "rollout", head_fusion=s.args.fusion)}
+        attrs = {"rollout": _attribution(s, "rollout", head_fusion=s.args.fusion)}
     else:
         attrs = _compute_all(s, methods)
     if s.modality == "vision":

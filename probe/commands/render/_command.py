@@ -1,0 +1,163 @@
+"""``probe render``: one view of one input, saved as figure files.
+
+Each view is one function registered in :data:`VIEWS` (``_figures.py``; its HTML form, if any,
+in ``_html.py``) that takes a :class:`Session` (the loaded model and the prepared input,
+``_session.py``) and returns ``[(file stem, Figure)]``. :func:`add_parser` builds the
+command's options (``--fusion`` and ``--discard`` from the ``rollout`` method's declared
+options, so a registered head fusion is a valid ``--fusion``), :func:`run` parses into
+:class:`RenderArgs`, :func:`render` validates, loads, builds and saves (all or nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from probe._errors import ProbeError
+from probe.commands.render._args import FORMATS, RenderArgs
+from probe.commands.render._figures import VIEWS
+from probe.commands.render._html import HTML_VIEWS, html_pages
+from probe.commands.render._session import _check_args, _rollout_option, _session
+
+__all__ = ["add_parser", "render", "run"]
+
+
+def _make_out(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ProbeError(
+            f"cannot create --out {path!r} ({exc.strerror}): choose a writable directory"
+        ) from None
+
+
+def render(args: RenderArgs) -> list[str]:
+    """Build the figures of ``args.view`` and save them in every requested format.
+
+    Returns:
+        The paths written, in order.
+    """
+    _check_args(args)
+    from probe._progress import silence_library_bars, silence_progress
+
+    silence_library_bars()
+    if args.quiet:
+        silence_progress()
+    if "html" in args.formats and args.view not in HTML_VIEWS:
+        html_pages(args.view, None)  # type: ignore[arg-type]  # raises: no HTML form
+    session = _session(args)
+    fig_formats = [f for f in args.formats if f != "html"]
+    figures = VIEWS[args.view](session) if fig_formats else []
+    pages = html_pages(args.view, session) if "html" in args.formats else []
+    from probe.viewers import save_figure
+
+    _make_out(args.out)
+    # all or nothing: every file is written into a temporary folder inside --out, and only
+    # when all succeeded are they renamed into place
+    import shutil
+    import tempfile
+
+    staging = tempfile.mkdtemp(prefix=".probe-render-", dir=args.out)
+    try:
+        staged = []
+        for stem, fig in figures:
+            for fmt in fig_formats:
+                name = f"{stem}.{fmt}"
+                save_figure(fig, os.path.join(staging, name), format=fmt, dpi=args.dpi)
+                staged.append(name)
+        for stem, page in pages:
+            page.save(os.path.join(staging, f"{stem}.html"))
+            staged.append(f"{stem}.html")
+        paths = []
+        for name in staged:
+            path = os.path.join(args.out, name)
+            os.replace(os.path.join(staging, name), path)
+            paths.append(path)
+        return paths
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- command line
+_VIEW_HELP = {
+    "heads": "every head of --layer, or every layer x head without --layer",
+    "head": "one head (--layer, --head) as a heatmap with token labels",
+    "links": "bertviz-style link diagram of --layer (all heads, or --head)",
+    "coref": "which words --word links to, per head and by rollout (--text, --word)",
+    "rollout": "attention rollout: token strip (text) or saliency overlay (image)",
+    "saliency": "one method (--method) as token strip or image overlay + per-head CLS maps",
+    "compare": "several methods side by side with agreement and faithfulness",
+    "curves": "deletion/insertion curves of several methods",
+}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``probe render`` to the top-level subparsers.
+
+    ``--fusion`` accepts every head fusion registered when the parser is built, and
+    ``--discard`` follows the ``rollout`` method's ``discard_ratio`` declaration.
+    """
+    fusion, discard = _rollout_option("head_fusion"), _rollout_option("discard_ratio")
+    fusions = list(fusion.valid_choices() or ())
+    views = list(VIEWS)
+    render_parser = subparsers.add_parser(
+        "render",
+        help="render a figure (PNG/SVG/PDF) of one analysis",
+        description="Render one analysis of one input as figure files and print their paths. "
+        "Text views default to --model minilm; image views (rollout/saliency/compare/curves "
+        "with an image model) default to --model vit-shapes and a generated sample image.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="views:\n"
+        + "".join(f"  {name:<9} {_VIEW_HELP.get(name, '')}\n" for name in views)
+        + "\nexamples:\n"
+        "  probe render coref --text \"The animal didn't cross the street because it was too "
+        "tired.\" --word it\n"
+        "  probe render saliency --method relevance --format png --format pdf\n"
+        "  probe render compare --text \"A man is playing a guitar.\" --pair \"Someone plays "
+        "music.\"",
+    )
+    add = render_parser.add_argument
+    add("view", choices=views, metavar="VIEW", help="one of: " + ", ".join(views))
+    add("--model", help="minilm, vit-shapes, timm:<name>, a HF folder or hub id")
+    add("--text", help="input sentence (text models)")
+    add("--pair", help="second sentence: target = cosine similarity to it")
+    add("--image", help="image file (image models); default: a generated sample")
+    add("--word", help="word of --text to follow (coref)")
+    add("--layer", type=int, help="layer index (negative counts from the end)")
+    add("--head", type=int, help="head index")
+    add(
+        "--method", action="append", dest="methods", default=[],
+        help="attribution method (repeatable; see 'probe models --methods')",
+    )
+    add(
+        "--fusion", default=fusion.default, choices=fusions, metavar="FUSION",
+        help=f"rollout head fusion: {', '.join(fusions)} (the registered head fusions; "
+        f"default {fusion.default})",
+    )
+    add(
+        "--discard", type=float, default=discard.default,
+        help=f"rollout discard ratio: {discard.doc} (default {discard.default:g})",
+    )
+    add("--out", default="probe-out", help="output directory (default: probe-out)")
+    add(
+        "--format", action="append", dest="formats", choices=FORMATS, default=[],
+        help="png, svg, pdf or html (repeatable; default png)",
+    )
+    add("--dpi", type=int, default=200, help="raster resolution (default 200)")
+    add("--seed", type=int, default=0, help="seed of the generated sample image")
+    add("--pretrained", action="store_true", help="timm: download weights (network)")
+    add("--quiet", action="store_true", help="no progress bars")
+    render_parser.set_defaults(run=run)
+    return render_parser
+
+
+def run(ns: argparse.Namespace) -> int:
+    """Run ``probe render`` from parsed arguments: render, print the written paths."""
+    names = RenderArgs.__dataclass_fields__
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(ns).items() if k in names}
+    if not values.get("formats"):
+        values["formats"] = ("png",)
+    for path in render(RenderArgs(**values)):
+        print(path)
+    return 0

@@ -1,0 +1,193 @@
+"""The figure views of ``probe render``: one function per view, registered in :data:`VIEWS`,
+each taking a :class:`Session` and returning ``[(file stem, Figure)]``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe.commands.render._methods import (
+    _attribution,
+    _compute_all,
+    _curves_for,
+    _faithfulness,
+    _methods,
+    _methods_part,
+    _needs_target,
+)
+from probe.commands.render._session import Session, _slug, _stem
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from probe.capture._trace import Trace
+
+__all__ = ["VIEWS", "register_view"]
+
+ViewFn = Callable[[Session], "list[tuple[str, Figure]]"]
+VIEWS: dict[str, ViewFn] = {}
+
+
+def register_view(name: str) -> Callable[[ViewFn], ViewFn]:
+    """Register ``fn(session) -> [(stem, Figure)]`` as ``probe render NAME``."""
+
+    def decorator(fn: ViewFn) -> ViewFn:
+        VIEWS[name] = fn
+        return fn
+
+    return decorator
+
+
+@register_view("heads")
+def _heads(s: Session) -> list[tuple[str, Figure]]:
+    from probe.viewers import head_grid, model_view
+
+    attn = s.attention()
+    tokens = s.tokens()
+    if s.args.layer is None:
+        fig = model_view(attn, tokens, model_name=s.model_name)
+        return [(_stem(s, "heads", "all"), fig)]
+    layer = s.layer()
+    pos = s.trace().layer_position(layer)
+    fig = head_grid(attn[pos], tokens, layer=layer, model_name=s.model_name)
+    return [(_stem(s, "heads", f"L{layer}"), fig)]
+
+
+@register_view("head")
+def _head(s: Session) -> list[tuple[str, Figure]]:
+    from probe.viewers import head_heatmap
+
+    layer, head = s.layer(), s.head()
+    tr = s.trace()
+    fig = head_heatmap(
+        s.attention()[tr.layer_position(layer), tr.head_position(head)], s.tokens(),
+        model_name=s.model_name, layer=layer, head=head,
+    )
+    return [(_stem(s, "head", f"L{layer}H{head}"), fig)]
+
+
+@register_view("links")
+def _links(s: Session) -> list[tuple[str, Figure]]:
+    from probe.viewers import link_view
+
+    layer = s.layer()
+    tr = s.trace()
+    heads = [s.head()] if s.args.head is not None else None
+    fig = link_view(
+        s.attention()[tr.layer_position(layer)], s.tokens(), heads=heads,
+        model_name=s.model_name, layer=layer,
+    )
+    suffix = f"L{layer}" + (f"H{heads[0]}" if heads else "")
+    return [(_stem(s, "links", suffix), fig)]
+
+
+@register_view("coref")
+def _coref(s: Session) -> list[tuple[str, Figure]]:
+    import probe
+    from probe.viewers import coref_view
+
+    if not s.args.word:
+        raise ProbeError("the coref view needs --word: the word to follow, e.g. --word it")
+    tr = s.trace()
+    links = probe.coref(tr, s.args.word)
+    weights = probe.word_attention(tr, s.args.word)  # [layer, head, words]
+    best = links[0]
+    pos_l, pos_h = tr.layer_position(best.layer), tr.head_position(best.head)
+    word_index = _word_index(tr, s.args.word)
+    fig = coref_view(
+        list(tr.words[0]), word_index, weights[pos_l, pos_h],  # type: ignore[index]
+        top=[(link.layer, link.head, link.antecedent, link.weight) for link in links[:8]],
+        model_name=s.model_name, layer=best.layer, head=best.head,
+    )
+    return [(_stem(s, "coref", _slug(s.args.word)), fig)]
+
+
+def _word_index(tr: Trace, word: str) -> int:
+    words = [w.lower() for w in tr.words[0]]  # type: ignore[index]
+    return words.index(word.lower())
+
+
+@register_view("rollout")
+def _rollout(s: Session) -> list[tuple[str, Figure]]:
+    suffix = f"{s.args.fusion}-d{s.args.discard:g}"
+    return _single_method(s, "rollout", "rollout", suffix, head_fusion=s.args.fusion)
+
+
+@register_view("saliency")
+def _saliency(s: Session) -> list[tuple[str, Figure]]:
+    if len(s.args.methods) > 1:
+        raise ProbeError("the saliency view shows one --method; use the compare view for several")
+    method = s.args.methods[0] if s.args.methods else "rollout"
+    out = _single_method(s, method, "saliency", _methods_part(s, [method]) if s.args.methods else method)
+    if s.modality == "vision" and s.args.layer is not None:
+        import probe
+        from probe.viewers import cls_head_grid
+
+        layer = s.layer()
+        tr = s.trace()
+        maps = probe.patch_maps(tr, batch_index=0)[tr.layer_position(layer), 0]
+        fig = cls_head_grid(s.display, maps, model_name=s.model_name, layer=layer)
+        out.append((_stem(s, "saliency", "cls-heads", f"L{layer}"), fig))
+    return out
+
+
+def _single_method(
+    s: Session, method: str, view: str, suffix: str, **options: Any
+) -> list[tuple[str, Figure]]:
+    from probe.viewers import saliency_overlay, token_strip
+
+    _needs_target(s, [method])
+    attr = _attribution(s, method, **options)
+    if s.modality == "vision":
+        fig = saliency_overlay(
+            s.display, attr.as_grid()[0], model_name=s.model_name, method=attr.label,
+        )
+    else:
+        keep = s.content_positions()
+        fig = token_strip(
+            s.content_tokens(), {attr.label: attr.scores[0, keep]}, signed=attr.signed,
+            model_name=s.model_name, method=attr.label,
+        )
+    return [(_stem(s, view, suffix), fig)]
+
+
+@register_view("compare")
+def _compare(s: Session) -> list[tuple[str, Figure]]:
+    import probe
+    from probe.viewers import comparison_panel
+
+    methods = _methods(s)
+    _needs_target(s, methods)
+    attrs = _compute_all(s, methods)
+    table = probe.compare(list(attrs.values()), metric="spearman", mask=s.trace())
+    faith = _faithfulness(s, attrs)
+    if s.modality == "vision":
+        maps = {m: a.as_grid()[0] for m, a in attrs.items()}
+        subject: Any = s.display
+    else:
+        keep = s.content_positions()
+        maps = {m: a.scores[0, keep] for m, a in attrs.items()}
+        subject = s.content_tokens()
+    fig = comparison_panel(
+        subject, maps, agreement=table.values, methods=list(table.methods),
+        faithfulness=faith, model_name=s.model_name,
+    )
+    return [(_stem(s, "compare", _methods_part(s, methods)), fig)]
+
+
+@register_view("curves")
+def _curves(s: Session) -> list[tuple[str, Figure]]:
+    from probe.viewers import curves_view
+
+    methods = _methods(s)
+    _needs_target(s, methods)
+    if s.modality == "text" and not s.args.pair:
+        raise ProbeError("text curves need a target: pass --pair \"second sentence\"")
+    curves = _curves_for(s, _compute_all(s, methods))
+    deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
+    insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
+    fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name)
+    fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name)
+    part = _methods_part(s, methods)
+    return [(_stem(s, "curves", "deletion", part), fig_d), (_stem(s, "curves", "insertion", part), fig_i)]

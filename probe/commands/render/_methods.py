@@ -1,0 +1,110 @@
+"""The attributions a render view shows: which methods, computed how, and their faithfulness
+(shared by the figure views and their HTML forms)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from probe._errors import ProbeError
+from probe.commands.render._args import DEFAULT_IMAGE_METHODS, DEFAULT_TEXT_METHODS
+from probe.commands.render._session import Session, _slug
+
+__all__: list[str] = []
+
+
+def _takes(method: str, option: str) -> bool:
+    from probe.attribution._registry import method_spec
+
+    return method_spec(method).option(option) is not None
+
+
+def _attribution(s: Session, method: str, **options: Any) -> Any:
+    """``probe.attribute`` of ``method`` with ``--discard`` passed to every method that
+    declares ``discard_ratio`` (the rollouts), plus ``options``."""
+    import probe
+
+    if s.args.discard and _takes(method, "discard_ratio"):
+        options["discard_ratio"] = s.args.discard
+    trace = None if method in ("relevance",) else s.trace()
+    return probe.attribute(
+        s.model, s.inputs, method, tokenizer=s.processor, target=s.target(), trace=trace, **options
+    )
+
+
+def _methods(s: Session) -> list[str]:
+    import probe
+
+    if s.args.methods:
+        available = probe.list_methods(s.modality)  # type: ignore[arg-type]
+        for m in s.args.methods:
+            if m not in available:
+                raise ProbeError(f"unknown --method {m!r} for {s.modality} models: use {list(available)}")
+        return list(dict.fromkeys(s.args.methods))
+    default = DEFAULT_IMAGE_METHODS if s.modality == "vision" else DEFAULT_TEXT_METHODS
+    return [m for m in default if m in probe.list_methods(s.modality)]  # type: ignore[arg-type]
+
+
+def _needs_target(s: Session, methods: list[str]) -> None:
+    from probe.attribution._registry import method_spec
+
+    if s.modality != "text" or s.args.pair:
+        return
+    if _is_classifier(s):
+        return
+    grad = [m for m in methods if method_spec(m).uses_gradients]
+    if grad:
+        raise ProbeError(
+            f"methods {grad} need a target: pass --pair \"second sentence\" (similarity target) "
+            "or choose attention methods with --method"
+        )
+
+
+def _compute_all(s: Session, methods: list[str]) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    out = {}
+    for m in tqdm(methods, desc="methods", disable=s.args.quiet, leave=False):
+        attr = _attribution(s, m)
+        out[attr.label] = attr  # named as compare names it (options that differ included)
+    return out
+
+
+def _faithfulness(s: Session, attrs: dict[str, Any]) -> dict[str, dict[str, float]]:
+    curves = _curves_for(s, attrs)
+    return {
+        m: {"deletion AUC": float(c[0].auc.mean()), "insertion AUC": float(c[1].auc.mean())}
+        for m, c in curves.items()
+    }
+
+
+def _curves_for(s: Session, attrs: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Deletion and insertion curves of every attribution (empty for text without a target)."""
+    import probe
+
+    target = s.target()
+    if s.modality == "text" and target is None and not _is_classifier(s):
+        return {}
+    out = {}
+    for m, a in attrs.items():
+        kwargs = dict(target=target, tokenizer=s.processor)
+        out[m] = (
+            probe.deletion_curve(s.model, s.inputs, a, **kwargs),
+            probe.insertion_curve(s.model, s.inputs, a, **kwargs),
+        )
+    return out
+
+
+def _is_classifier(s: Session) -> bool:
+    """Whether the model outputs class logits ``[batch, classes]`` (read from its output)."""
+    from probe.attribution._targets import model_logits
+
+    logits = model_logits(s.trace().output, s.model)
+    return logits is not None and logits.dim() == 2
+
+
+def _methods_part(s: Session, methods: list[str]) -> str:
+    """File-name part naming the methods (``all`` for the default set), discard included."""
+    part = "-".join(_slug(m, 40) for m in methods) if s.args.methods else "all"
+    if s.args.discard and any(_takes(m, "discard_ratio") for m in methods):
+        part += f"-d{s.args.discard:g}"
+    return part

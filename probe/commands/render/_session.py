@@ -1,0 +1,264 @@
+"""The render session: the chosen model and its prepared input, the option checks that run
+before anything loads, and the file naming every view follows (:func:`_stem`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe.commands.render._args import TEXT_ONLY_VIEWS, RenderArgs
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from probe.attribution._registry import MethodOption
+    from probe.capture._trace import Trace
+
+__all__ = ["Session"]
+
+
+@dataclass
+class Session:
+    """A loaded model and its prepared input, shared by the view functions."""
+
+    args: RenderArgs
+    model: Any
+    processor: Any
+    model_name: str
+    modality: str
+    text: str | None = None
+    pixel_values: torch.Tensor | None = None
+    display: np.ndarray | None = None
+    mask: torch.Tensor | None = None
+    source: str = ""
+    _trace: Trace | None = None
+    progress: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> Any:
+        return self.text if self.modality == "text" else self.pixel_values
+
+    def trace(self) -> Trace:
+        if self._trace is None:
+            import probe
+
+            self._trace = probe.trace(self.model, self.inputs, tokenizer=self.processor)
+        return self._trace
+
+    def tokens(self) -> list[str]:
+        tr = self.trace()
+        if tr.tokens is not None:
+            n = tr.valid_length(0)
+            return list(tr.tokens[0][:n])
+        prefix = ["CLS"] + [f"P{i}" for i in range(1, tr.num_prefix_tokens)]
+        rows, cols = tr.grid  # type: ignore[misc]
+        return prefix[: tr.num_prefix_tokens] + [f"{r},{c}" for r in range(rows) for c in range(cols)]
+
+    def content_positions(self) -> list[int]:
+        """Text: positions of the real, non-special tokens of batch item 0 (what strips show)."""
+        tr = self.trace()
+        keep = tr.attention_mask[0] & ~tr.special_tokens_mask[0]
+        return [i for i, k in enumerate(keep.tolist()) if k]
+
+    def content_tokens(self) -> list[str]:
+        tokens = self.trace().tokens[0]  # type: ignore[index]
+        return [tokens[i] for i in self.content_positions()]
+
+    def attention(self) -> torch.Tensor:
+        """``[layer, head, q, k]`` of batch item 0, padding removed."""
+        tr = self.trace()
+        n = tr.valid_length(0)
+        return tr.require_attentions()[:, 0, :, :n, :n]
+
+    def layer(self, default: int = -1) -> int:
+        tr = self.trace()
+        layer = self.args.layer if self.args.layer is not None else default
+        tr.layer_position(layer)  # validates
+        return layer % tr.num_model_layers
+
+    def head(self, default: int = 0) -> int:
+        tr = self.trace()
+        head = self.args.head if self.args.head is not None else default
+        tr.head_position(head)
+        return head % tr.num_heads
+
+    def target(self) -> Any:
+        """The attribution target: similarity to --pair for embedding models, else the class."""
+        if self.modality == "text" and self.args.pair:
+            from probe.attribution._targets import similarity_target
+
+            return similarity_target(self.model, self.processor, self.args.pair)
+        return None
+
+
+
+# ----------------------------------------------------------------------------- naming
+def _slug(value: str, limit: int = 24) -> str:
+    """Lower-case letters and digits of any script (CJK, Arabic, ... kept, so "它" and "他"
+    name different files), everything else one ``-``."""
+    import unicodedata
+
+    kept = "".join(
+        ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else "-"
+        for ch in unicodedata.normalize("NFC", value)
+    )
+    slug = re.sub(r"-+", "-", kept).strip("-").lower()
+    return slug[:limit].strip("-") or "x"
+
+
+def _stem(session: Session, view: str, *parts: Any) -> str:
+    """``view_model[_parts][_input]``: predictable from the view, model and options."""
+    bits = [view, _slug(session.model_name, 40)]
+    bits += [str(p) for p in parts if p not in (None, "")]
+    if session.modality == "text" and session.text:
+        digest = hashlib.sha1(session.text.encode()).hexdigest()[:6]
+        bits.append(f"{_slug(session.text, 16)}-{digest}")
+    elif session.source:
+        bits.append(_slug(session.source, 24))
+    return "_".join(bits)
+
+
+
+# ----------------------------------------------------------------------------- checks
+def _choose_model(args: RenderArgs) -> str:
+    if args.model:
+        return args.model
+    if args.image is not None:
+        return "vit-shapes"
+    if args.view in TEXT_ONLY_VIEWS or args.text is not None:
+        return "minilm"
+    if args.view in ("rollout", "saliency", "compare", "curves"):
+        return "vit-shapes"
+    return "minilm"
+
+
+_DISCARD_VIEWS = ("rollout", "saliency", "compare", "curves")
+
+
+def _check_applicable(args: RenderArgs) -> None:
+    """Options the chosen view would ignore are errors, not silent no-ops."""
+    if args.word is not None and args.view != "coref":
+        raise ProbeError(f"--word only applies to the coref view, not {args.view}: drop it")
+    if args.fusion != _rollout_option("head_fusion").default and args.view != "rollout":
+        raise ProbeError(
+            f"--fusion only applies to the rollout view; for {args.view} pick --method "
+            "rollout-max or rollout-min"
+        )
+    if args.discard and args.view not in _DISCARD_VIEWS:
+        raise ProbeError(f"--discard only applies to rollout methods, not the {args.view} view")
+    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout"):
+        raise ProbeError(
+            f"--method does not apply to the {args.view} view: use saliency, compare or curves"
+        )
+    if args.pair is not None and args.image is not None:
+        raise ProbeError("--pair is a second sentence for text models: drop it with --image")
+
+
+def _check_args(args: RenderArgs) -> None:
+    if args.dpi < 10 or args.dpi > 2400:
+        raise ProbeError(f"--dpi {args.dpi} is out of range: use 10..2400 (e.g. 200)")
+    _check_flag("--fusion", _rollout_option("head_fusion"), args.fusion)
+    _check_flag("--discard", _rollout_option("discard_ratio"), args.discard)
+    _check_applicable(args)
+    for method in args.methods:
+        from probe.attribution._registry import method_spec
+
+        try:
+            method_spec(method)
+        except ProbeError as exc:
+            raise ProbeError(f"--method: {exc}") from None
+    if args.image is not None:
+        from probe.models._images import check_image_file
+
+        check_image_file(args.image)  # fail fast, before loading a model
+    out = os.path.abspath(args.out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ProbeError(f"--out {args.out!r} is a file: pass a directory")
+    ancestor = out
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise ProbeError(f"cannot create --out {args.out!r}: {ancestor!r} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ProbeError(f"cannot write to --out {args.out!r}: choose a writable directory")
+
+
+def _rollout_option(name: str) -> MethodOption:
+    """A declared option of the ``rollout`` method (``--fusion``, ``--discard`` follow it)."""
+    from probe.attribution._registry import method_spec
+
+    option = method_spec("rollout").option(name)
+    if option is None:  # pragma: no cover - the built-in declares both
+        raise ProbeError(f"the rollout method declares no {name!r} option")
+    return option
+
+
+def _check_flag(flag: str, option: MethodOption, value: Any) -> None:
+    try:
+        option.validate("rollout", value)
+    except ProbeError as exc:
+        raise ProbeError(f"{flag}: {exc}") from None
+
+
+
+# ----------------------------------------------------------------------------- loading
+def _session(args: RenderArgs) -> Session:
+    from probe.models._registry import load_model, model_modality
+
+    name = _choose_model(args)
+    modality = model_modality(name)
+    if args.image is not None and args.text is not None:
+        raise ProbeError("pass either --text or --image, not both")
+    if modality == "text" and args.image is not None:
+        raise ProbeError(f"{name} is a text model: drop --image or choose an image model with --model")
+    if modality == "vision" and args.text is not None:
+        raise ProbeError(f"{name} is an image model: drop --text or choose a text model with --model")
+    if args.view in TEXT_ONLY_VIEWS and modality == "vision":
+        raise ProbeError(f"the {args.view} view needs a text model: drop --model or pass a text model")
+    if modality == "text" and not args.text:
+        raise ProbeError(f"the {args.view} view on {name} needs --text \"a sentence\"")
+    model, processor = load_model(name, pretrained=args.pretrained)
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(model)
+    modality = adapter.modality
+    if modality == "text" and not args.text:
+        raise ProbeError(f"the {args.view} view on a text model needs --text \"a sentence\"")
+    if modality == "vision" and args.text:
+        raise ProbeError("this is an image model: drop --text, or pass --image FILE")
+    if modality == "vision" and args.pair:
+        raise ProbeError("--pair is a second sentence for text models: drop it for image models")
+    if args.view in TEXT_ONLY_VIEWS and modality == "vision":
+        raise ProbeError(f"the {args.view} view needs a text model such as minilm")
+    s = Session(args, model, processor, adapter.name, modality)
+    if modality == "text":
+        s.text = args.text
+    elif args.image is not None:
+        from probe.models._images import load_image
+
+        img = load_image(args.image, model, processor)
+        s.pixel_values, s.display, s.source = img.pixel_values, img.display, img.source
+    else:
+        _generated_sample(s, args.seed)
+    return s
+
+
+def _generated_sample(s: Session, seed: int) -> None:
+    from probe.models._shapes import make_shapes
+
+    if getattr(s.model, "probe_name", None) == "vit-shapes":
+        batch = make_shapes(1, seed=seed)
+        s.pixel_values, s.display, s.mask = batch.images, batch.to_display(0), batch.masks[0]
+        s.source = f"shapes-seed{seed}"
+        return
+    from probe.models._images import preprocess_image
+
+    batch = make_shapes(1, seed=seed, image_size=64)
+    img = preprocess_image(batch.to_display(0), s.model, s.processor, source=f"shapes-seed{seed}")
+    s.pixel_values, s.display, s.source = img.pixel_values, img.display, img.source

@@ -1,0 +1,147 @@
+"""What the eval tasks share: the evaluation seeds and sizes, method and option checks,
+the vision model's input size, progress bars and mean +- standard error."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["DEFAULT_MODEL", "DEFAULT_N", "EVAL_IMAGE_SEED", "QUICK_N"]
+
+EVAL_IMAGE_SEED: int = 20_000
+"""Base seed of the evaluation images: ``make_shapes(n, EVAL_IMAGE_SEED + 1000 * seed)``.
+
+Distinct from the ``vit-shapes`` training seeds (>= 1,000,000) and its held-out split (10,000).
+"""
+
+_TRAINING_SEEDS_FROM = 1_000_000
+_RECIPE_EVAL_SEED = 10_000
+
+DEFAULT_N: dict[str, int | None] = {"faithfulness": 500, "sanity": 16, "text": None}
+"""Default ``--n`` per task (``None``: every sentence pair)."""
+
+QUICK_N: dict[str, int] = {"faithfulness": 48, "sanity": 4, "text": 8}
+"""``--n`` under ``--quick`` (an explicit ``--n`` wins)."""
+
+DEFAULT_MODEL: dict[str, str] = {
+    "faithfulness": "vit-shapes", "sanity": "vit-shapes", "text": "minilm",
+}
+
+
+def _mean_se(values: Iterable[float]) -> tuple[float, float, int]:
+    """Mean, standard error and count of the finite values."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not xs:
+        return float("nan"), float("nan"), 0
+    mean = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return mean, float("nan"), len(xs)
+    var = sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)
+    return mean, math.sqrt(var / len(xs)), len(xs)
+
+
+
+
+def _progress(
+    iterable: Iterable[Any], quiet: bool, desc: str, total: int | None = None
+) -> Iterable[Any]:
+    if quiet:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def _select_methods(modality: str, methods: Sequence[str]) -> tuple[str, ...]:
+    from probe.attribution._registry import list_methods, method_spec
+
+    available = list_methods(modality)  # type: ignore[arg-type]
+    if not methods:
+        return available
+    for name in methods:
+        method_spec(name)  # unknown names raise
+        if name not in available:
+            raise ProbeError(
+                f"method {name!r} does not apply to {modality} models: use one of {list(available)}"
+            )
+    return tuple(dict.fromkeys(methods))
+
+
+def _vision_input(model: nn.Module) -> int:
+    """The square input size of a vision model (images are generated at this size)."""
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(model)
+    if adapter.modality != "vision":
+        raise ProbeError(
+            f"{type(model).__name__} is not a vision model: the faithfulness and sanity evals "
+            "run on images (use --model vit-shapes or a timm ViT)"
+        )
+    size = adapter.input_size()
+    if size is None:
+        raise ProbeError(
+            f"cannot tell the input size of {type(model).__name__}; use a timm or HF ViT"
+        )
+    h, w = size
+    if h != w or h < 16:
+        raise ProbeError(
+            f"the shapes images are square and at least 16 pixels, but the model takes {h}x{w}; "
+            "use a model with a square input of 16 pixels or more"
+        )
+    return h
+
+
+def _check_options(options: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``options`` (method -> keyword options) checked against the methods' declarations, so
+    a bad option fails before any work instead of marking the method as skipped."""
+    from probe.attribution._registry import method_options
+
+    if options is None:
+        return {}
+    if not isinstance(options, dict) or not all(isinstance(v, dict) for v in options.values()):
+        raise ProbeError("options must map a method name to a dict of its keyword options")
+    unknown = sorted(set(options) - set(names))
+    if unknown:
+        raise ProbeError(
+            f"options for methods that do not run: {unknown}; evaluated: {list(names)}"
+        )
+    for name, given in options.items():
+        method_options(name, given)
+    return {k: dict(v) for k, v in options.items()}
+
+
+def _image_seed(seed: int) -> int:
+    value = EVAL_IMAGE_SEED + 1000 * seed
+    if value >= _TRAINING_SEEDS_FROM or value == _RECIPE_EVAL_SEED:
+        raise ProbeError(
+            f"--seed {seed} would draw images from a vit-shapes training seed; use a --seed "
+            f"below {(_TRAINING_SEEDS_FROM - EVAL_IMAGE_SEED) // 1000}"
+        )
+    return value
+
+
+def _predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """``[batch]`` predicted classes of a timm or HF vision classifier (CPU tensor)."""
+    import torch
+
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(model)
+    return adapter.predicted_class(adapter.prepare(images))
+
+
+def _paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Mean and standard error of the per-image differences ``a - b`` (same images)."""
+    mean, se, _ = _mean_se([x - y for x, y in zip(a, b)])
+    return {"mean_difference": mean, "se": se}
+
+
+def _model_name(model: nn.Module, name: str | None) -> str:
+    return name or getattr(model, "probe_name", None) or type(model).__name__
