@@ -7,7 +7,6 @@ line into :class:`EvalArgs` and dispatches.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

@@ -294,7 +294,7 @@ def eval_faithfulness(
             f"uses seed {_RECIPE_EVAL_SEED}",
             "target": "the class the model predicts on the clean image, for every method",
             "common_grid": "every map on the model's patch grid: patch scores as returned, pixel "
-            "maps average pooled per patch (probe.evaluation._tasks.to_patch_grid)",
+            "maps average pooled per patch (probe.evaluation._geometry.to_patch_grid)",
             "pointing_game": "hit when the highest-scoring patch (raw score; ties broken at random "
             "with a fixed seed) contains at least one object pixel; chance = object_patch_fraction",
             "mass_on_object": "sum of positive scores on object patches / sum of positive scores "
