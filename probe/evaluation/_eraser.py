@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
-from probe._report import markdown_table
+from probe.evaluation._tables import ScoreTable
 from probe.evaluation._curves import _grid_of, _named, _random_scores, _ranks, _scores
 from probe.evaluation._perturb import Baseline, Output, ScoreFn, Scores, _eval_mode, _Problem, _problem
 
@@ -28,7 +28,7 @@ ERASER_BINS: tuple[float, ...] = (0.01, 0.05, 0.10, 0.20, 0.50)
 
 
 @dataclass(frozen=True, eq=False)
-class EraserTable:
+class EraserTable(ScoreTable):
     """ERASER comprehensiveness and sufficiency of several methods, with a random baseline.
 
     Attributes:
@@ -42,6 +42,8 @@ class EraserTable:
         bins, n_random, seed, baseline: the settings used.
     """
 
+    SCORES = (("comprehensiveness", "comprehensiveness ↑"), ("sufficiency", "sufficiency ↓"))
+
     methods: tuple[str, ...]
     comprehensiveness: torch.Tensor
     sufficiency: torch.Tensor
@@ -52,28 +54,6 @@ class EraserTable:
     n_random: int = 0
     seed: int = 0
     baseline: str = ""
-
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One dict per method: ``method, comprehensiveness, comprehensiveness_random,
-        sufficiency, sufficiency_random``."""
-        return [
-            {
-                "method": m,
-                "comprehensiveness": float(self.comprehensiveness[i]),
-                "comprehensiveness_random": self.random_comprehensiveness,
-                "sufficiency": float(self.sufficiency[i]),
-                "sufficiency_random": self.random_sufficiency,
-            }
-            for i, m in enumerate(self.methods)
-        ]
-
-    def to_markdown(self, digits: int = 3) -> str:
-        header = ["method", "comprehensiveness ↑", "random", "sufficiency ↓", "random"]
-        return markdown_table(header, [list(r.values()) for r in self.to_rows()], digits,
-                              missing=None)
-
-    def __str__(self) -> str:
-        return self.to_markdown()
 
 
 # --------------------------------------------------------------------------- ERASER

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from probe.attribution._registry import Attribution
-from probe._report import markdown_table
+from probe.evaluation._tables import ScoreTable
 from probe.evaluation._curves import (
     Curve,
     _check_steps,
@@ -50,7 +50,7 @@ __all__ = ["FaithfulnessTable", "faithfulness"]
 
 
 @dataclass(frozen=True, eq=False)
-class FaithfulnessTable:
+class FaithfulnessTable(ScoreTable):
     """Deletion and insertion AUC of several methods, each next to the random-order baseline.
 
     Attributes:
@@ -65,6 +65,8 @@ class FaithfulnessTable:
         steps, n_random, seed, baseline: the settings used.
     """
 
+    SCORES = (("deletion_auc", "deletion AUC ↓"), ("insertion_auc", "insertion AUC ↑"))
+
     methods: tuple[str, ...]
     deletion_auc: torch.Tensor
     insertion_auc: torch.Tensor
@@ -76,28 +78,6 @@ class FaithfulnessTable:
     n_random: int = 0
     seed: int = 0
     baseline: str = ""
-
-    def to_rows(self) -> list[dict[str, Any]]:
-        """One dict per method: ``method, deletion_auc, deletion_auc_random, insertion_auc,
-        insertion_auc_random``."""
-        return [
-            {
-                "method": m,
-                "deletion_auc": float(self.deletion_auc[i]),
-                "deletion_auc_random": self.random_deletion_auc,
-                "insertion_auc": float(self.insertion_auc[i]),
-                "insertion_auc_random": self.random_insertion_auc,
-            }
-            for i, m in enumerate(self.methods)
-        ]
-
-    def to_markdown(self, digits: int = 3) -> str:
-        header = ["method", "deletion AUC ↓", "random", "insertion AUC ↑", "random"]
-        return markdown_table(header, [list(r.values()) for r in self.to_rows()], digits,
-                              missing=None)
-
-    def __str__(self) -> str:
-        return self.to_markdown()
 
 
 def faithfulness(
