@@ -16,11 +16,11 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from probe._atomic import atomic_write
 from probe._errors import ProbeError
 
 __all__ = ["format_value", "jsonable", "markdown_table", "write_json"]
@@ -154,38 +154,4 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2
             f"cannot write {target}: cannot create {directory} ({exc.strerror or exc}); "
             "choose another output path"
         ) from None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise ProbeError(
-            f"cannot write {target}: {directory} is not writable ({exc.strerror or exc}); "
-            "choose another output path"
-        ) from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600: the usual mode instead
-        os.replace(tmp, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ProbeError(
-                f"cannot write {target}: {exc.strerror or exc}; check the path and free space"
-            ) from None
-        raise
-    return target
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (``os.umask`` sets it to read it)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
+    return atomic_write(target, lambda fh: fh.write(text), what="JSON", binary=False)

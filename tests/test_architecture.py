@@ -34,7 +34,7 @@ FACADE = "probe"
 MAX_LINES = 600
 
 ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("probe._errors", "probe._version", "probe._progress", "probe._report", "probe._text")),
+    ("base", ("probe._errors", "probe._version", "probe._progress", "probe._report", "probe._text", "probe._atomic")),
     ("analysis", ("probe.analysis",)),
     ("models", ("probe.models",)),
     ("capture", ("probe.capture",)),

@@ -523,12 +523,12 @@ def test_unwritable_directory(tmp_path):
 
 
 def test_unwritable_directory_simulated(tmp_path, monkeypatch):
-    import probe.viewers._style as style
+    import probe._atomic as atomic
 
     def denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(style.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
     with pytest.raises(ProbeError, match="not writable"):
         V.save_figure(build_curves(), tmp_path / "out.pdf")
     assert list(tmp_path.iterdir()) == []

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from probe._atomic import atomic_write
 from probe._errors import ProbeError
 from probe.viewers._fonts import apply_fonts, font_families, register_fonts, styled, text_width_pt
 
@@ -303,17 +303,6 @@ def parent_of(ax: Axes) -> Figure | SubFigure:
     return ax.figure  # type: ignore[return-value]
 
 
-def _umask() -> int:
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    return 0o022
-
-
 def save_figure(
     fig: Figure,
     path: str | os.PathLike[str],
@@ -365,37 +354,12 @@ def save_figure(
         )
     if target.is_dir():
         raise ProbeError(f"cannot save figure: {str(target)!r} is a directory; pass a file name")
-    try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{target.name}.", suffix=".tmp", dir=directory
-        )
-    except OSError as exc:
-        raise ProbeError(
-            f"cannot save figure: directory {str(directory)!r} is not writable ({exc.strerror}); "
-            "choose another output path"
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-        os.chmod(tmp_name, 0o666 & ~_umask())
-        os.replace(tmp_name, target)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp_name)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise ProbeError(
-                f"cannot save figure to {str(target)!r}: {exc.strerror or exc}; check the path "
-                "and free space"
-            ) from None
-        raise
-    return target
+    return atomic_write(
+        target, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), what="figure", binary=True
+    )
 
 
 # --------------------------------------------------------------------------- input checks
-
-
 def as_array(
     x: Any,
     name: str,

@@ -20,7 +20,6 @@ import hashlib
 import html
 import json
 import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -161,31 +160,9 @@ class HtmlView:
             raise ProbeError(
                 f"cannot save view: directory {str(directory)!r} does not exist; create it first"
             )
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-        except OSError as exc:
-            raise ProbeError(
-                f"cannot save view: directory {str(directory)!r} is not writable "
-                f"({exc.strerror}); choose another output path"
-            ) from None
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.html)
-            from probe.viewers._style import _umask
+        from probe._atomic import atomic_write
 
-            os.chmod(tmp, 0o666 & ~_umask())
-            os.replace(tmp, target)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(exc, OSError):
-                raise ProbeError(
-                    f"cannot save view to {str(target)!r}: {exc.strerror or exc}"
-                ) from None
-            raise
-        return target
+        return atomic_write(target, lambda fh: fh.write(self.html), what="view", binary=False)
 
 
 # ----------------------------------------------------------------------------- shared helpers
