@@ -248,7 +248,9 @@ def similarity_target(model: nn.Module, tokenizer: Any, other_text: str) -> Simi
         raise ProbeError("similarity_target needs a non-empty reference sentence (a str)")
     if tokenizer is None:
         raise ProbeError("similarity_target needs the model's tokenizer: pass tokenizer=...")
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    from probe.capture import adapter_for
+
+    device = adapter_for(model).device  # also right for an accelerate-dispatched model
     encoding = tokenizer([other_text], return_tensors="pt")
     kwargs = {k: v.to(device) for k, v in encoding.items()}
     with torch.no_grad():

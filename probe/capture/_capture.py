@@ -38,6 +38,7 @@ def trace(
     start_layer: int = 0,
     chunk_size: int | None = None,
     model_name: str | None = None,
+    device: torch.device | str | None = None,
     **forward_kwargs: Any,
 ) -> Trace:
     """Run ``model`` on ``inputs`` once and capture every attention map exactly.
@@ -71,6 +72,12 @@ def trace(
         chunk_size: compute attention this many query rows at a time (default: 256 in streaming
             mode on HF models, whole layers otherwise); results are identical.
         model_name: name recorded in the trace (default: the model's own name).
+        device: where the captured attention is gathered (``"cpu"``, ``"cuda:0"``, ...). Each
+            layer's attention is recorded on the device that layer runs on, then copied here;
+            the model is never moved. Default: the device of the first recorded layer's
+            attention (for a model on one device, that device; for a model dispatched by
+            ``accelerate`` over several devices or with CPU/disk offload, the execution device
+            of its first attention layer). ``"cpu"`` keeps accelerator memory free.
         **forward_kwargs: passed to the model's forward. A name that is neither a parameter of
             the forward nor close to one of probe's own options raises :class:`ProbeError`
             (naming the closest valid option); when the forward takes ``**kwargs`` (most
@@ -91,7 +98,7 @@ def trace(
 
     options = _options(
         layers, heads, average_heads, dtype, requires_grad, stream, head_fusion,
-        discard_ratio, start_layer, chunk_size,
+        discard_ratio, start_layer, chunk_size, device,
     )
     adapter = adapter_for(model)
     _check_forward_kwargs(adapter, forward_kwargs)
@@ -202,6 +209,7 @@ def _options(
     discard_ratio: float,
     start_layer: int,
     chunk_size: int | None,
+    device: Any = None,
 ) -> CaptureOptions:
     import torch
 
@@ -245,6 +253,7 @@ def _options(
         raise ProbeError(f"start_layer must be an integer layer index, got {start_layer!r}")
     if chunk_size is not None and (not _is_int(chunk_size) or chunk_size < 1):
         raise ProbeError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    gather = _gather_device(device)
     return CaptureOptions(
         layers=ints("layers", layers),
         heads=ints("heads", heads),
@@ -253,7 +262,25 @@ def _options(
         requires_grad=bool(requires_grad),
         stream=stream_options,
         chunk_size=chunk_size,
+        device=gather,
     )
+
+
+def _gather_device(device: Any) -> torch.device | None:
+    """``device=`` of :func:`trace` as a ``torch.device`` (``None``: the first layer's)."""
+    import torch
+
+    if device is None:
+        return None
+    try:
+        gather = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ProbeError(
+            f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}"
+        ) from None
+    if gather.type == "meta":
+        raise ProbeError("device='meta' holds no data: gather the attention on 'cpu' or a GPU")
+    return gather
 
 
 def _check_forward_kwargs(adapter: Any, forward_kwargs: dict[str, Any]) -> None:

@@ -60,6 +60,8 @@ class CaptureOptions:
     requires_grad: bool = False
     stream: StreamOptions | None = None
     chunk_size: int | None = None
+    device: torch.device | None = None
+    """Where the attention is gathered (``None``: where the first recorded layer's lives)."""
 
 
 class StackRecorder:
@@ -104,6 +106,7 @@ class StackRecorder:
         self.rollout_state: torch.Tensor | None = None
         self._fused: torch.Tensor | None = None
         self.num_heads = 0
+        self._target: torch.device | None = None
 
     # ---------------------------------------------------------------- selection
     def wants(self, layer: int) -> bool:
@@ -133,7 +136,7 @@ class StackRecorder:
         if self._all_queries_real:
             return weights
         rows = self.query_mask[:, q_start : q_start + weights.shape[-2]]
-        return weights * rows[:, None, :, None].to(weights.dtype)
+        return weights * rows[:, None, :, None].to(device=weights.device, dtype=weights.dtype)
 
     # ---------------------------------------------------------------- recording
     def record(self, layer: int, q_start: int, weights: torch.Tensor, q_total: int) -> None:
@@ -166,7 +169,7 @@ class StackRecorder:
         if self.stream is not None:
             self._stream_chunk(layer, q_start, weights, q_total)
             return
-        kept = self._select_heads(weights.detach())
+        kept = self._gathered(self._select_heads(weights.detach()))
         if self.buffer is None:
             b, h, _, k = kept.shape
             dtype = self.options.dtype or kept.dtype
@@ -176,6 +179,14 @@ class StackRecorder:
         pos = self.keep.index(layer)
         self.buffer[pos, :, :, q_start : q_start + kept.shape[-2]] = kept
 
+    def _gathered(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the gathering device: ``options.device``, else the device of the
+        first layer recorded (layers of a dispatched model may each live on another device)."""
+        if self.options.device is None and self._target is None:
+            self._target = tensor.device
+        target = self.options.device or self._target
+        return tensor if tensor.device == target else tensor.to(target)
+
     def _stream_chunk(
         self, layer: int, q_start: int, weights: torch.Tensor, q_total: int
     ) -> None:
@@ -184,7 +195,9 @@ class StackRecorder:
         from probe.analysis._fusion import fuse_heads
 
         assert self.stream is not None
-        fused = fuse_heads(self._select_heads(weights.detach()), self.stream.head_fusion)
+        fused = self._gathered(
+            fuse_heads(self._select_heads(weights.detach()), self.stream.head_fusion)
+        )
         if self._fused is None or q_start == 0:
             b, _, k = fused.shape
             self._fused = torch.zeros((b, q_total, k), dtype=torch.float32, device=fused.device)
@@ -245,7 +258,7 @@ class StackRecorder:
             layer_tensors = tuple(self.graph_tensors[i] for i in self.keep)
             attentions = torch.stack(
                 [
-                    self._select_heads(self._zero_padded_queries(t.detach(), 0))
+                    self._gathered(self._select_heads(self._zero_padded_queries(t.detach(), 0)))
                     for t in layer_tensors
                 ]
             ).clone()

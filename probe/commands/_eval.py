@@ -2,6 +2,10 @@
 
 The tasks themselves live in :mod:`probe.evaluation.tasks`; this module parses the command
 line into :class:`EvalArgs` and dispatches.
+
+Under ``accelerate launch --num_processes N`` or ``torchrun --nproc_per_node N`` every process
+runs this command: the task splits its items between the processes and gathers the results
+(:mod:`probe.evaluation._distributed`), and only the main process prints and writes the JSON.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class EvalArgs:
     options: tuple[str, ...] = ()
     quick: bool = False
     quiet: bool = False
+    batch_size: int | None = None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -58,6 +63,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="a method option (repeatable), e.g. rollout.head_fusion=max or ig.n_steps=16; "
         "'probe models --methods' lists each method's options",
     )
+    ev.add_argument(
+        "--batch-size", type=int, dest="batch_size", metavar="B",
+        help="faithfulness: images per attribution call (default 50); the unit split between "
+        "processes under accelerate launch/torchrun, and the unit of the per-batch seeds",
+    )
     ev.add_argument("--quick", action="store_true", help="small fast run")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(run=run)
@@ -74,6 +84,7 @@ def run(ns: argparse.Namespace) -> int:
     args = EvalArgs(
         task=ns.task, model=ns.model, json=ns.json, n=ns.n, seed=ns.seed,
         methods=tuple(ns.methods), options=tuple(ns.options), quick=ns.quick, quiet=ns.quiet,
+        batch_size=ns.batch_size,
     )
     return run_eval(args)
 
@@ -107,6 +118,10 @@ def run_eval(
         raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
     if args.n is not None and args.n < 1:
         raise ProbeError(f"--n must be a positive integer, got {args.n}")
+    if args.batch_size is not None and task != "faithfulness":
+        raise ProbeError(f"--batch-size applies to the faithfulness eval only, not to {task!r}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
     method_opts: Any = options
     if args.options:  # --option assignments, typed by the methods' declarations
         parsed: dict[str, Any] = parse_method_options(args.options)
@@ -120,30 +135,21 @@ def run_eval(
     n = args.n if args.n is not None else (
         tasks.QUICK_N[task] if args.quick else tasks.DEFAULT_N[task]
     )
-    name = args.model
-    if model is None:
-        from probe.models._registry import load_model
+    from probe._progress import silence_progress
+    from probe.evaluation._distributed import gather_list, session
 
-        name = name or tasks.DEFAULT_MODEL[task]
-        model, tokenizer = load_model(name)
-    runner: dict[str, Callable[[], dict[str, Any]]] = {
-        "faithfulness": lambda: tasks.eval_faithfulness(
-            model, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet, model_name=name,
-            options=method_opts,
-        ),
-        "sanity": lambda: tasks.eval_sanity(
-            model, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet, model_name=name,
-            options=method_opts,
-        ),
-        "text": lambda: tasks.eval_text(
-            model, tokenizer, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet,
-            model_name=name, options=method_opts,
-        ),
-    }
-    result = runner[task]()
+    with session() as current:
+        if current.rank != 0:
+            silence_progress()  # one progress bar: the main process's
+        quiet = args.quiet or current.rank != 0
+        result = _run_task(args, n, method_opts, model, tokenizer, quiet=quiet)
+        items = gather_list(sum(current.shards))
+    if current.rank != 0:
+        return 0
+    result["processes"] = {"count": current.world_size, "items_per_process": items}
     result["quick"] = bool(args.quick)
     result["versions"] = _versions()
-    if name == "vit-shapes":
+    if (args.model or (tasks.DEFAULT_MODEL[task] if model is None else None)) == "vit-shapes":
         result["model_weights"] = _vit_shapes_weights()
     printer = {
         "faithfulness": tasks.faithfulness_markdown,
@@ -155,6 +161,43 @@ def run_eval(
         path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
+
+
+def _run_task(
+    args: EvalArgs,
+    n: int | None,
+    method_opts: Any,
+    model: nn.Module | None,
+    tokenizer: Any,
+    *,
+    quiet: bool,
+) -> dict[str, Any]:
+    """Load the model unless given and run the task on this process's share of the items."""
+    from probe.evaluation import _tasks as tasks
+
+    task = args.task
+    name = args.model
+    if model is None:
+        from probe.models._registry import load_model
+
+        name = name or tasks.DEFAULT_MODEL[task]
+        model, tokenizer = load_model(name)
+    batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    runner: dict[str, Callable[[], dict[str, Any]]] = {
+        "faithfulness": lambda: tasks.eval_faithfulness(
+            model, n=n, seed=args.seed, methods=args.methods, quiet=quiet, model_name=name,
+            options=method_opts, **batch,
+        ),
+        "sanity": lambda: tasks.eval_sanity(
+            model, n=n, seed=args.seed, methods=args.methods, quiet=quiet, model_name=name,
+            options=method_opts,
+        ),
+        "text": lambda: tasks.eval_text(
+            model, tokenizer, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet,
+            model_name=name, options=method_opts,
+        ),
+    }
+    return runner[task]()
 
 
 def _versions() -> dict[str, str | None]:

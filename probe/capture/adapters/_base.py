@@ -252,11 +252,23 @@ class ModelAdapter:
 
     @property
     def device(self) -> torch.device:
-        """The device of the model's first parameter (CPU for a model without parameters)."""
+        """The device the model computes on, where probe puts its inputs.
+
+        A model dispatched by ``accelerate`` (``from_pretrained(device_map=...)``,
+        ``dispatch_model``, ``cpu_offload``, ``disk_offload``) keeps offloaded parameters on the
+        ``meta`` device and moves them in for each forward: its device is the execution device
+        of the first module accelerate dispatches (the embedding, in model order). Otherwise the
+        device of the first parameter (or buffer) that holds data; CPU for a model without any.
+        """
         import torch
 
-        for p in self.model.parameters():
-            return p.device
+        for module in self.model.modules():
+            execution = _execution_device(getattr(module, "_hf_hook", None))
+            if execution is not None:
+                return execution
+        for tensor in (*self.model.parameters(), *self.model.buffers()):
+            if tensor.device.type != "meta":
+                return tensor.device
         return torch.device("cpu")
 
     @property
@@ -380,3 +392,19 @@ def each_module(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 
 
 Detector = Callable[[Any], bool]
+
+
+def _execution_device(hook: Any) -> torch.device | None:
+    """The ``execution_device`` of an accelerate hook (or of the first in a ``SequentialHook``);
+    read by duck typing so that probe does not import accelerate."""
+    import torch
+
+    if hook is None:
+        return None
+    for h in (hook, *getattr(hook, "hooks", ())):
+        device = getattr(h, "execution_device", None)
+        if device is not None:
+            if isinstance(device, int) and not isinstance(device, bool):
+                return torch.device("cuda", device)
+            return torch.device(device)
+    return None

@@ -16,6 +16,7 @@ GOALS = {
     "rollout_vs_forward": 0.05,
     "relevance_vs_forward_backward": 1.3,
     "cli_help_s": 0.3,
+    "flow_cls_row_s": 2.0,
 }
 
 
@@ -89,6 +90,16 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                 rel <= GOALS["relevance_vs_forward_backward"],
                 "the Chefer rule alone: "
                 f"{ratios['relevance_from_gradients_vs_forward_backward']:.3f}x",
+            ))
+        flow = parts.get("flow")
+        if flow:
+            t = flow["median_s"]["flow_cls_row"]
+            goals.append(_goal(
+                "flow_cls_row_s", device,
+                "attention flow of the vit-shapes CLS row (65 tokens, 4 layers) under 2 s per "
+                "image", f"< {GOALS['flow_cls_row_s']} s", t, t < GOALS["flow_cls_row_s"],
+                f"rollout {flow['median_ms']['rollout']} ms; flow/rollout "
+                f"{flow['flow_vs_rollout']}x",
             ))
     cli = results.get("cli")
     if cli:

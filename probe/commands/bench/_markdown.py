@@ -114,6 +114,15 @@ def to_markdown(results: dict[str, Any]) -> str:
             lines += _table(["model", "method", *[f"batch {b}" for b in batches]], rows) + [""]
             lines += [f"{model}: {t['note']}." for model, t in analyzers["throughput"].items()
                       if t.get("note")] + [""]
+        flow = parts.get("flow")
+        if flow:
+            rows = [[name, _fmt(flow["median_ms"][name], 1)] for name in flow["median_ms"]]
+            lines += [f"### Attention flow on {flow['model']} ({device}, {flow['tokens']} tokens, "
+                      f"{flow['layers']} layers, one image; {flow['note']})", ""]
+            lines += _table(["analyzer", "median ms"], rows) + [
+                "", f"Flow of the CLS row costs {flow['flow_vs_rollout']}x rollout of the whole "
+                f"matrix; Spearman of the two CLS rows over the patches "
+                f"{flow['spearman_flow_vs_rollout_cls_row']:.2f}.", ""]
     cli = results.get("cli")
     if cli:
         h, r = cli["help"], cli["render_coref"]

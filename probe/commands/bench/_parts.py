@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from probe.commands.bench._analyzers import bench_analyzers
 from probe.commands.bench._capture import bench_capture
 from probe.commands.bench._cli import bench_cli
+from probe.commands.bench._flow import bench_flow
 from probe.commands.bench._memory import bench_memory
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ PARTS: dict[str, BenchPart] = {
         run=lambda s, device, progress: bench_analyzers(s, device, progress=progress),
         steps=lambda s: 1 + 2 * len(s.batch_sizes),
         description="rollout and relevance vs the forward and reference loops; throughput",
+    ),
+    "flow": BenchPart(
+        run=lambda s, device, progress: bench_flow(s, device or "cpu", progress=progress),
+        steps=lambda s: 1,
+        description="attention flow on the vit-shapes CLS row next to rollout, per image",
     ),
     "cli": BenchPart(
         run=lambda s, _device, progress: bench_cli(s, progress=progress),
