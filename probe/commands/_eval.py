@@ -173,7 +173,7 @@ def _run_task(
     quiet: bool,
 ) -> dict[str, Any]:
     """Load the model unless given and run the task on this process's share of the items."""
-    from probe.evaluation import _tasks as tasks
+    from probe.evaluation import tasks
 
     task = args.task
     name = args.model

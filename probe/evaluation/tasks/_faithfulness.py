@@ -176,6 +176,7 @@ def eval_faithfulness(
         A JSON-ready dict (``"methods"``: one entry per method; ``"skipped"``: method -> reason).
     """
     from probe.attribution._registry import attribute, method_spec
+    from probe.evaluation._distributed import gather, gather_list, shard
     from probe.evaluation._faithfulness import faithfulness
     from probe.models._shapes import make_shapes
 
@@ -198,8 +199,8 @@ def eval_faithfulness(
     object_fraction: list[float] = []
     grid: tuple[int, int] | None = None
     started = time.perf_counter()
-    batches = range(0, n, batch_size)
-    for number, start in enumerate(_progress(batches, quiet, "faithfulness", len(batches))):
+    mine = shard(list(enumerate(range(0, n, batch_size))))  # (batch number, first image)
+    for number, start in _progress(mine, quiet, "faithfulness", len(mine)):
         images = data.images[start : start + batch_size]
         masks = data.masks[start : start + batch_size]
         labels = data.labels[start : start + batch_size]
@@ -234,6 +235,11 @@ def eval_faithfulness(
             deletion, insertion = table.curves[name]
             per[name]["deletion"] += deletion.auc.tolist()
             per[name]["insertion"] += insertion.auc.tolist()
+    merged = gather({"per": per, "seconds": seconds, "correct": correct,
+                     "object_fraction": object_fraction, "skipped": skipped})
+    per, seconds, correct = merged["per"], merged["seconds"], merged["correct"]
+    object_fraction, skipped = merged["object_fraction"], merged["skipped"]
+    grid = next((g for g in gather_list(grid) if g is not None), None)
     elapsed = time.perf_counter() - started
 
     results: dict[str, Any] = {}

@@ -81,6 +81,7 @@ def eval_text(
     from probe.evaluation._agreement import kendall, spearman, unit_mask
     from probe.attribution._registry import attribute, method_spec
     from probe.capture._capture import trace as capture
+    from probe.evaluation._distributed import gather, shard
     from probe.evaluation._eraser import eraser
     from probe.attribution._targets import similarity_target
 
@@ -108,7 +109,8 @@ def eval_text(
     random_orders: dict[str, list[float]] = {"comprehensiveness": [], "sufficiency": []}
     ig_delta: list[float] = []
     failed: dict[str, dict[str, str]] = {}  # method -> pair id -> reason
-    for index, pair in enumerate(_progress(all_pairs, quiet, "text", len(all_pairs))):
+    mine = shard(list(enumerate(all_pairs)))  # (global pair index, pair): seeds per pair
+    for index, pair in _progress(mine, quiet, "text", len(mine)):
         target = similarity_target(model, tokenizer, pair["second"])
         tr = capture(model, [pair["first"]], tokenizer=tokenizer)
         valid = unit_mask(tr)
@@ -149,6 +151,10 @@ def eval_text(
             per[name]["sufficiency"] += suff.tolist()
         random_orders["comprehensiveness"].append(table.random_comprehensiveness)
         random_orders["sufficiency"].append(table.random_sufficiency)
+    merged = gather({"per": per, "kinds": kinds, "random_orders": random_orders,
+                     "ig_delta": ig_delta, "failed": failed})
+    per, kinds, random_orders = merged["per"], merged["kinds"], merged["random_orders"]
+    ig_delta, failed = merged["ig_delta"], merged["failed"]
 
     results: dict[str, Any] = {}
     skipped: dict[str, str] = {}
