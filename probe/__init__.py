@@ -56,6 +56,8 @@ _LAZY: dict[str, str] = {
     "Attribution": "probe.attribution._registry",
     "MethodContext": "probe.attribution._registry",
     "attribute": "probe.attribution._registry",
+    "attribute_batches": "probe.attribution._batches",
+    "faithfulness_batches": "probe.evaluation._batches",
     "list_methods": "probe.attribution._registry",
     "register_method": "probe.attribution._registry",
     "unregister_method": "probe.attribution._registry",

@@ -1,0 +1,143 @@
+"""Attribution over datasets: any iterable or DataLoader, in batches, with bounded memory.
+
+:func:`attribute_batches` runs a registered method batch by batch and keeps only the scores
+(on the CPU): memory grows with one batch of model activations plus ``N x num_units``
+floats, not with the dataset. The result is one :class:`Attribution` whose rows are the
+items in order, equal to the attribution of the whole dataset in one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe.attribution._registry import Attribution, attribute
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["attribute_batches", "iter_batches"]
+
+
+def iter_batches(data: Any, batch_size: int | None) -> Iterator[Any]:
+    """Model inputs, one batch at a time, from a dataset in any of the usual forms.
+
+    Args:
+        data: a tensor ``[N, ...]`` (pixels or ids), a list of strings, a mapping of forward
+            tensors ``[N, ...]`` (a tokenizer output): split into chunks of ``batch_size``;
+            or any other iterable (a ``DataLoader``, a generator) yielding batches as
+            ``probe.attribute`` takes them, or ``(inputs, labels, ...)`` tuples whose first
+            element is the batch.
+        batch_size: chunk size for the splittable forms (ignored for iterables, whose
+            batches are used as they come).
+
+    Raises:
+        ProbeError: a bad ``batch_size`` or an empty dataset.
+    """
+    import torch
+
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
+        raise ProbeError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if isinstance(data, (str, bytes)):
+        raise ProbeError("pass a list of texts (a dataset), not one string: use probe.attribute")
+    seen = False
+    if isinstance(data, torch.Tensor) or (
+        isinstance(data, Sequence) and data and all(isinstance(t, str) for t in data)
+    ):
+        n = len(data)
+        step = batch_size or n
+        for start in range(0, n, step):
+            seen = True
+            yield data[start : start + step]
+    elif isinstance(data, Mapping):
+        sizes = {int(v.shape[0]) for v in data.values() if isinstance(v, torch.Tensor)}
+        if len(sizes) != 1:
+            raise ProbeError("a mapping dataset needs tensors with one batch size [N, ...]")
+        n = sizes.pop()
+        step = batch_size or n
+        for start in range(0, n, step):
+            seen = True
+            yield {
+                k: (v[start : start + step] if isinstance(v, torch.Tensor) else v)
+                for k, v in data.items()
+            }
+    elif isinstance(data, Iterable):
+        for batch in data:
+            seen = True
+            yield batch[0] if isinstance(batch, (tuple, list)) and batch and not isinstance(
+                batch[0], str
+            ) else batch
+    else:
+        raise ProbeError(
+            f"cannot iterate over a {type(data).__name__}: pass a tensor, a list of texts, a "
+            "tokenizer output or an iterable/DataLoader of batches"
+        )
+    if not seen:
+        raise ProbeError("the dataset is empty: pass at least one item")
+
+
+def attribute_batches(
+    model: nn.Module,
+    data: Any,
+    method: str,
+    *,
+    batch_size: int | None = 32,
+    tokenizer: Any = None,
+    target: int | Callable[[Any], torch.Tensor] | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    **options: Any,
+) -> Attribution:
+    """:func:`probe.attribute` over a dataset, batch by batch, with a progress bar.
+
+    Each batch runs exactly as ``probe.attribute(model, batch, method, ...)`` would (the
+    same seed for every batch, so a stochastic method gives each batch the same draws as a
+    single call on it); only the scores are kept, detached on the CPU.
+
+    Args:
+        model, method, tokenizer, target, options: as for :func:`probe.attribute` (the
+            target applies to every batch: a class index, a callable, or ``None``).
+        data: see :func:`iter_batches`.
+        batch_size: items per batch for tensors, texts and mappings.
+        seed: seed of stochastic methods.
+        progress: show a progress bar (tqdm).
+
+    Returns:
+        One :class:`Attribution` with ``scores`` ``[N, num_units]``: text scores are padded
+        with 0 to the longest batch's length (token labels stay per item); ``info`` holds
+        ``"batches"``, the number of batches.
+    """
+    import torch
+
+    batches = iter_batches(data, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc=method, unit="batch", leave=False)
+    parts: list[Attribution] = []
+    for batch in batches:
+        parts.append(
+            attribute(model, batch, method, tokenizer=tokenizer, target=target, seed=seed, **options)
+        )
+    first = parts[0]
+    width = max(int(p.scores.shape[-1]) for p in parts)
+    scores = torch.cat(
+        [torch.nn.functional.pad(p.scores, (0, width - int(p.scores.shape[-1]))) for p in parts]
+    )
+
+    def joined(name: str) -> Any:
+        values = [getattr(p, name) for p in parts]
+        if any(v is None for v in values):
+            return None
+        return tuple(x for v in values for x in v)
+
+    return Attribution(
+        scores=scores, method=first.method, modality=first.modality, signed=first.signed,
+        tokens=joined("tokens"), words=joined("words"), word_scores=joined("word_scores"),
+        grid=first.grid, image_size=first.image_size, model_name=first.model_name,
+        info={"batches": len(parts)}, options=first.options,
+    )
