@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe._report import jsonable, write_json
+from probe._report import check_output_file, jsonable, write_json
 
 if TYPE_CHECKING:
     from torch import nn
@@ -107,6 +107,8 @@ def run_eval(
         raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
     if args.n is not None and args.n < 1:
         raise ProbeError(f"--n must be a positive integer, got {args.n}")
+    if args.json:
+        check_output_file(args.json)  # before minutes of work, not after
     method_opts: Any = options
     if args.options:  # --option assignments, typed by the methods' declarations
         parsed: dict[str, Any] = parse_method_options(args.options)
