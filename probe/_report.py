@@ -23,7 +23,7 @@ from typing import Any, Literal
 from probe._atomic import atomic_write
 from probe._errors import ProbeError
 
-__all__ = ["format_value", "jsonable", "markdown_table", "write_json"]
+__all__ = ["check_output_file", "format_value", "jsonable", "markdown_table", "write_json"]
 
 Align = Literal["left", "right"]
 
@@ -122,6 +122,28 @@ def jsonable(obj: Any) -> Any:
     if callable(tolist):
         return jsonable(tolist())
     return obj
+
+
+def check_output_file(path: str | os.PathLike[str]) -> None:
+    """Fail fast, before any work, when :func:`write_json` could not write ``path``.
+
+    Raises:
+        ProbeError: ``path`` is a folder, lies under a regular file, or its nearest existing
+            folder is not writable.
+    """
+    target = Path(os.path.abspath(os.fspath(path)))
+    if target.is_dir():
+        raise ProbeError(f"cannot write {path}: it is a folder; pass a file name")
+    ancestor = target.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ProbeError(
+            f"cannot write {path}: {ancestor} is not a folder (a file is in the way); "
+            "choose another output path"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ProbeError(f"cannot write {path}: {ancestor} is not writable; choose another output path")
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> Path:

@@ -9,9 +9,11 @@ inside the commands' ``run``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from probe._errors import ProbeError
 from probe._version import __version__
@@ -43,6 +45,28 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` (temporary files) runs."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into :class:`Terminated` while a command runs; restore the old handler."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``probe`` command. Returns the exit code."""
     try:
@@ -57,10 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(ns.run(ns))
+        with _sigterm_as_interrupt():
+            return int(ns.run(ns))
     except ProbeError as exc:
         print(f"probe: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("probe: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,8 @@ Every registration a test makes is undone with the public ``unregister_*`` funct
 
 from __future__ import annotations
 
+import re
+
 import ast
 import json
 from pathlib import Path
@@ -266,7 +268,8 @@ def test_render_fusion_reaches_the_map_and_the_file_name(tmp_path, capsys, monke
     runs = {f: _render_rollout(f, tmp_path, capsys, monkeypatch) for f in ("mean", "max", "median")}
     for fusion, (paths, attr) in runs.items():
         # README: view, model, options (fusion, discard), input
-        assert [p.name for p in paths] == [f"rollout_vit-shapes_{fusion}-d0_shapes-seed0.png"]
+        [name] = [p.name for p in paths]
+        assert re.fullmatch(rf"rollout_vit-shapes_{fusion}-d0_shapes-seed0-[0-9a-f]{{8}}\.png", name)
         assert attr.method == "rollout" and attr.options["head_fusion"] == fusion
     mean_scores = runs["mean"][1].scores
     for fusion in ("max", "median"):

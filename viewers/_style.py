@@ -144,18 +144,25 @@ def title(
     """The consistent figure title: ``"model · layer 3 · head 5 · method"``.
 
     Parts that are ``None`` are left out. ``layer`` and ``head`` may be an int, a string
-    (e.g. ``"mean"``) or a sequence (``[0, 1, 2, 3]`` becomes ``"heads 0–3"``).
+    (e.g. ``"mean"``) or a sequence (``[0, 1, 2, 3]`` becomes ``"heads 0–3"``). ``$`` in the
+    model or method name is escaped, so a name such as ``$x^2$`` or ``$\\foo$`` is drawn as
+    written, never parsed as math.
     """
     parts: list[str] = []
     if model:
-        parts.append(str(model))
+        parts.append(literal(str(model)))
     if layer is not None:
         parts.append(_describe(layer, "layer", "layers"))
     if head is not None:
         parts.append(_describe(head, "head", "heads"))
     if method:
-        parts.append(str(method))
+        parts.append(literal(str(method)))
     return " \u00b7 ".join(parts)
+
+
+def literal(text: str) -> str:
+    """``text`` escaped so that matplotlib draws it as written (``$`` never starts math)."""
+    return text.replace("$", r"\$")
 
 
 def is_signed(values: np.ndarray) -> bool:

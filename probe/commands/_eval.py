@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe._report import jsonable, write_json
+from probe._report import check_output_file, jsonable, write_json
 
 if TYPE_CHECKING:
     from torch import nn
@@ -122,6 +122,8 @@ def run_eval(
         raise ProbeError(f"--batch-size applies to the faithfulness eval only, not to {task!r}")
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.json:
+        check_output_file(args.json)  # before minutes of work, not after
     method_opts: Any = options
     if args.options:  # --option assignments, typed by the methods' declarations
         parsed: dict[str, Any] = parse_method_options(args.options)

@@ -125,7 +125,12 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
         return LoadedModel(model, tok)
     if os.path.exists(name):
         raise ProbeError(f"{name} is a file, not a model folder: pass the folder holding config.json")
-    looks_like_id = "/" in name and not name.startswith((".", "/"))
+    looks_like_id = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    if not looks_like_id and (os.sep in name or name.startswith((".", "~"))):
+        raise ProbeError(
+            f"no folder {name!r}: check the path (a model folder holds config.json), or use an "
+            f"embedded model: {sorted(_EMBEDDED)}"
+        )
     if looks_like_id:
         offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
         try:
@@ -139,8 +144,8 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
                 f"the id and your network, or use an embedded model: {sorted(_EMBEDDED)}"
             ) from None
     raise ProbeError(
-        f"unknown model {name!r} (not an embedded name, a folder, 'timm:<name>' nor an "
-        f"'owner/name' hub id): use one of {sorted(_EMBEDDED)}, a local HF model folder, "
+        f"unknown model {name!r}: not an embedded model, an existing folder, 'timm:<name>' or "
+        f"an 'owner/name' hub id; use one of {sorted(_EMBEDDED)}, a local HF model folder, "
         "'timm:vit_small_patch16_224' or a hub id such as 'google-bert/bert-base-uncased'"
     )
 
@@ -158,7 +163,8 @@ def _load_timm(name: str, pretrained: bool) -> LoadedModel:
         raise ProbeError("empty timm model name: use e.g. --model timm:vit_small_patch16_224")
     if not timm.is_model(name):
         close = timm.list_models(f"*{name.split('_')[0]}*")[:5]
-        raise ProbeError(f"unknown timm model {name!r}; similar names: {close}")
+        hint = f"similar names: {close}" if close else "list them with timm.list_models()"
+        raise ProbeError(f"unknown timm model {name!r}: {hint}")
     try:
         model = timm.create_model(name, pretrained=pretrained).eval()
     except Exception as exc:

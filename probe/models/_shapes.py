@@ -164,8 +164,8 @@ def make_shapes(
         raise ProbeError(
             f"image_size must be an integer >= 16, got {image_size!r}; use 32 for vit-shapes"
         )
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ProbeError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+        raise ProbeError(f"seed must be an integer in 0..2**64-1, got {seed!r}")
 
     if size_range is None:
         low, high = image_size // 4, image_size // 2

@@ -18,26 +18,34 @@ from probe._errors import ProbeError
 from probe.commands.render._args import FORMATS, RenderArgs
 from probe.commands.render._figures import VIEWS
 from probe.commands.render._html import HTML_VIEWS, html_pages
-from probe.commands.render._session import _check_args, _rollout_option, _session
+from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
 
 __all__ = ["add_parser", "render", "run"]
 
 
-def _make_out(path: str) -> None:
+def _make_out(path: str) -> bool:
+    """Create ``--out`` if needed; True when this call created it."""
+    existed = os.path.isdir(path)
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
         raise ProbeError(
             f"cannot create --out {path!r} ({exc.strerror}): choose a writable directory"
         ) from None
+    return not existed
 
 
 def render(args: RenderArgs) -> list[str]:
     """Build the figures of ``args.view`` and save them in every requested format.
 
+    All or nothing: every file is written into a temporary ``.probe-render-*`` folder inside
+    ``--out`` and renamed into place only when all are written (:func:`_commit`); on an error
+    or an interruption (Ctrl-C, SIGTERM) the folder is removed and ``--out`` is as it was.
+
     Returns:
         The paths written, in order.
     """
+    args = normalize_args(args)
     _check_args(args)
     from probe._progress import silence_library_bars, silence_progress
 
@@ -52,12 +60,11 @@ def render(args: RenderArgs) -> list[str]:
     pages = html_pages(args.view, session) if "html" in args.formats else []
     from probe.viewers import save_figure
 
-    _make_out(args.out)
-    # all or nothing: every file is written into a temporary folder inside --out, and only
-    # when all succeeded are they renamed into place
+    created = _make_out(args.out)
     import shutil
     import tempfile
 
+    done = False
     staging = tempfile.mkdtemp(prefix=".probe-render-", dir=args.out)
     try:
         staged = []
@@ -69,14 +76,73 @@ def render(args: RenderArgs) -> list[str]:
         for stem, page in pages:
             page.save(os.path.join(staging, f"{stem}.html"))
             staged.append(f"{stem}.html")
-        paths = []
-        for name in staged:
-            path = os.path.join(args.out, name)
-            os.replace(os.path.join(staging, name), path)
-            paths.append(path)
+        paths = _commit(staging, args.out, staged)
+        done = True
         return paths
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not done:
+            try:
+                os.rmdir(args.out)  # only if still empty
+            except OSError:
+                pass
+
+
+def _commit(staging: str, out: str, names: list[str]) -> list[str]:
+    """Rename the staged files ``names`` from ``staging`` into ``out``: all of them or none.
+
+    Every target is checked before the first rename (a folder or other non-file in the way is
+    an error). A file already at a target is kept as a hard link (or copy) in ``staging``
+    until all renames succeeded; if one fails, or the process is interrupted, the ones done
+    are undone and the replaced files restored.
+
+    Returns:
+        The paths written, in order.
+    """
+    targets = [os.path.join(out, name) for name in names]
+    for target in targets:
+        if os.path.lexists(target) and (os.path.isdir(target) or not os.path.isfile(target)):
+            raise ProbeError(
+                f"cannot write {target}: something that is not a file has that name; move it "
+                "or choose another --out"
+            )
+    backups = os.path.join(staging, ".replaced")
+    os.mkdir(backups)
+    done: list[tuple[str, str | None]] = []  # (target, backup of the file it replaced)
+    try:
+        for name, target in zip(names, targets):
+            backup = None
+            if os.path.lexists(target):
+                backup = os.path.join(backups, name)
+                _keep_copy(target, backup)
+            os.replace(os.path.join(staging, name), target)
+            done.append((target, backup))
+    except BaseException as exc:
+        for target, backup in reversed(done):
+            try:
+                if backup is None:
+                    os.unlink(target)
+                else:
+                    os.replace(backup, target)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise ProbeError(
+                f"cannot write {exc.filename or out} ({exc.strerror or exc}): nothing was "
+                "written; check --out"
+            ) from None
+        raise
+    return targets
+
+
+def _keep_copy(path: str, backup: str) -> None:
+    """``backup`` holds ``path``'s current file: a hard link, or a copy where links fail."""
+    try:
+        os.link(path, backup, follow_symlinks=False)
+    except OSError:
+        import shutil
+
+        shutil.copy2(path, backup, follow_symlinks=False)
 
 
 # ----------------------------------------------------------------------------- command line
@@ -159,5 +225,17 @@ def run(ns: argparse.Namespace) -> int:
     if not values.get("formats"):
         values["formats"] = ("png",)
     for path in render(RenderArgs(**values)):
-        print(path)
+        _print_path(path)
     return 0
+
+
+def _print_path(path: str) -> None:
+    """Print a written path; one with bytes that are not UTF-8 goes out as those bytes."""
+    import sys
+
+    try:
+        print(path)
+    except UnicodeEncodeError:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(os.fsencode(path) + b"\n")
+        sys.stdout.flush()

@@ -113,21 +113,67 @@ def _slug(value: str, limit: int = 24) -> str:
 
 
 def _stem(session: Session, view: str, *parts: Any) -> str:
-    """``view_model[_parts][_input]``: predictable from the view, model and options."""
+    """``view_model[_parts]_input-hash``: readable parts plus a hash that keeps names unique.
+
+    The readable parts (view, model, options such as layer/head/methods, a slug of the text or
+    image name) say what a file shows; slugs drop punctuation and cut long text, so two
+    inputs can share them. The last 8 hex digits are a hash of everything that changes the
+    output (:func:`_input_digest`): two renders that differ in any of it never share a name.
+    """
     bits = [view, _slug(session.model_name, 40)]
     bits += [str(p) for p in parts if p not in (None, "")]
     if session.modality == "text" and session.text:
-        digest = hashlib.sha1(session.text.encode()).hexdigest()[:6]
-        bits.append(f"{_slug(session.text, 16)}-{digest}")
+        readable = _slug(session.text, 16)
     elif session.source:
-        bits.append(_slug(session.source, 24))
+        readable = _slug(session.source, 24)
+    else:
+        readable = "input"
+    bits.append(f"{readable}-{_input_digest(session)}")
     return "_".join(bits)
 
+
+# options that do not change what a figure shows: where it goes, which file types, progress bars
+_NOT_OUTPUT = ("out", "formats", "quiet")
+
+
+def _input_digest(session: Session) -> str:
+    """8 hex digits of SHA-256 over the full input and every option that changes the output.
+
+    Every :class:`RenderArgs` field except ``out``, ``formats`` and ``quiet`` counts (a new
+    option is covered without listing it), plus the resolved model (an absolute folder path
+    for a folder) and the bytes of ``--image``.
+    """
+    if "name_digest" in session.extra:
+        return str(session.extra["name_digest"])
+    import dataclasses
+    import json
+
+    args = session.args
+    key: dict[str, Any] = {
+        f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name not in _NOT_OUTPUT
+    }
+    model = _choose_model(args)
+    key["model"] = os.path.abspath(model) if os.path.isdir(model) else model
+    if args.image is not None:
+        h = hashlib.sha256()
+        with open(args.image, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        key["image"] = h.hexdigest()
+    text = json.dumps(key, sort_keys=True, default=repr, ensure_ascii=True)
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    session.extra["name_digest"] = digest
+    return digest
 
 
 # ----------------------------------------------------------------------------- checks
 def _choose_model(args: RenderArgs) -> str:
-    if args.model:
+    if args.model is not None:
+        if not args.model.strip():
+            raise ProbeError(
+                "--model is empty: drop it for the default (minilm for text, vit-shapes for "
+                "images) or name a model"
+            )
         return args.model
     if args.image is not None:
         return "vit-shapes"
@@ -160,7 +206,41 @@ def _check_applicable(args: RenderArgs) -> None:
         raise ProbeError("--pair is a second sentence for text models: drop it with --image")
 
 
+_SEED_LIMIT = 2**64
+
+
+def normalize_args(args: RenderArgs) -> RenderArgs:
+    """The arguments as the views use them: ``--word`` without surrounding whitespace
+    (``--word " it "`` follows ``it``; a word made only of whitespace is refused)."""
+    import dataclasses
+
+    if args.word is not None and args.word != args.word.strip():
+        if not args.word.strip():
+            raise ProbeError("--word is blank: pass a word of --text, e.g. --word it")
+        return dataclasses.replace(args, word=args.word.strip())
+    return args
+
+
+def _check_text_options(args: RenderArgs) -> None:
+    """Text options must be valid UTF-8 (argv bytes that are not arrive as lone surrogates)."""
+    for flag, value in (("--text", args.text), ("--pair", args.pair), ("--word", args.word),
+                        ("--model", args.model), ("--method", " ".join(args.methods))):
+        if value is None:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ProbeError(
+                f"{flag} is not valid UTF-8 (an undecodable byte at character {exc.start}): "
+                "pass UTF-8 text"
+            ) from None
+
+
 def _check_args(args: RenderArgs) -> None:
+    _check_text_options(args)
+    if isinstance(args.seed, bool) or not 0 <= args.seed < _SEED_LIMIT:
+        raise ProbeError(f"--seed {args.seed} is out of range: use 0..2**64-1 (e.g. 0)")
+    _choose_model(args)  # an empty --model is an error, not the default
     if args.dpi < 10 or args.dpi > 2400:
         raise ProbeError(f"--dpi {args.dpi} is out of range: use 10..2400 (e.g. 200)")
     _check_flag("--fusion", _rollout_option("head_fusion"), args.fusion)
