@@ -154,4 +154,10 @@ def _select(sites: list[GateSite], modules: Sequence[str] | None) -> list[GateSi
                 f"kind: {list(GATE_KINDS)})"
             )
     wanted = set(modules)
-    return [s for s in sites if s.name in wanted or s.kind in wanted]
+    kept = [s for s in sites if s.name in wanted or s.kind in wanted]
+    if not kept:
+        kinds = sorted({s.kind for s in sites})
+        raise UnsupportedModelError(
+            f"the model has no {' or '.join(sorted(wanted))} gates: its gates are {kinds}"
+        )
+    return kept
