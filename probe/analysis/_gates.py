@@ -75,7 +75,8 @@ def gate_specificity(values: torch.Tensor, labels: torch.Tensor) -> dict[str, fl
     within_sd = (within.sum(0) / max(1, v.shape[0] - len(classes))).sqrt()
     between_sd = means.std(0, unbiased=True)
     between, inner = float(between_sd.mean()), float(within_sd.mean())
-    return {"between": between, "within": inner, "ratio": between / inner if inner > 0 else float("inf")}
+    ratio = between / inner if inner > 0 else (0.0 if between == 0 else float("inf"))
+    return {"between": between, "within": inner, "ratio": ratio}
 
 
 def query_point_map(
