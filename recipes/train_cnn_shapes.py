@@ -1,8 +1,9 @@
 """Train the ``cnn-shapes`` model (a timm ResNet with CBAM) and write its safetensors weights.
 
-Run ``python -m probe.recipes.train_cnn_shapes`` (900 steps of 96 images, about 12 minutes on
-one CPU core of this project's machines) to reproduce
-``probe/models/weights/cnn_shapes.safetensors``.
+Run ``python -m probe.recipes.train_cnn_shapes`` (900 steps of 96 images: about 8 minutes of
+CPU time on one core; the shipped weights took 25 minutes of wall-clock time on a shared,
+loaded machine) to reproduce ``probe/models/weights/cnn_shapes.safetensors`` (99.9% held-out
+accuracy on 5000 images).
 
 The data, curriculum, held-out split and learning-rate schedule are those of
 :mod:`probe.recipes.train_vit_shapes`: every step draws a fresh batch from
@@ -167,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
         "eval_seed": str(EVAL_SEED),
         "eval_n": str(args.n_eval),
         "accuracy": f"{accuracy:.4f}",
-        "seconds": f"{seconds:.0f}",
         "torch": torch.__version__,
     }
     _save_atomic(model, Path(args.out), metadata)
