@@ -92,3 +92,17 @@ def test_cnn_recipe_figures(tmp_path: Path) -> None:
                                "--json", str(tmp_path / "e.json")]) == 0
     assert (out / "cnn_gates_0.png").exists() and (out / "cnn_channel_profiles.png").exists()
     assert json.loads((tmp_path / "e.json").read_text())["faithfulness"]["n"] == 20
+
+
+def test_probe_eval_faithfulness_on_the_cnn(tmp_path: Path, capsys) -> None:
+    from probe.cli import main
+
+    out = tmp_path / "cnn.json"
+    rc = main(["eval", "faithfulness", "--model", "cnn-shapes", "--n", "4", "--method",
+               "cbam-spatial", "--method", "random", "--option", "cbam-spatial.stage=0",
+               "--json", str(out), "--quiet"])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert result["task"] == "cnn-faithfulness" and result["accuracy"] == 1.0
+    assert set(result["methods"]) == {"cbam-spatial[stage=0]", "random"}
+    assert "| cbam-spatial[stage=0] |" in capsys.readouterr().out

@@ -22,7 +22,14 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["CNN_METHODS", "cnn_faithfulness_markdown", "eval_cnn_faithfulness", "eval_cnn_gates"]
+__all__ = [
+    "CNN_METHODS",
+    "cnn_faithfulness_markdown",
+    "default_methods",
+    "eval_cnn_faithfulness",
+    "eval_cnn_gates",
+    "is_cnn",
+]
 
 CNN_METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("cbam-spatial", {"stage": 0}),
@@ -47,23 +54,42 @@ def _mean_se(values: Sequence[float]) -> tuple[float, float, int]:
     return mean, math.sqrt(var / n) if n > 1 else float("nan"), n
 
 
+def is_cnn(model: Any) -> bool:
+    """Whether probe treats ``model`` as a CNN (scored on its unit grid, no attention)."""
+    from probe.capture import adapter_for
+
+    return hasattr(adapter_for(model), "feature_layer")
+
+
+def default_methods(model: nn.Module) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """:data:`CNN_METHODS` for models with CBAM spatial gates, else GradCAM, IG and random."""
+    from probe.capture import adapter_for
+
+    sites, _ = adapter_for(model).find_gates()  # type: ignore[attr-defined]
+    if any(s.kind == "spatial" for s in sites):
+        return CNN_METHODS
+    return tuple(m for m in CNN_METHODS if m[0] != "cbam-spatial")
+
+
 def eval_cnn_faithfulness(
     model: nn.Module,
     *,
     n: int = 500,
     seed: int = 0,
-    methods: Sequence[tuple[str, dict[str, Any]]] = CNN_METHODS,
+    methods: Sequence[tuple[str, dict[str, Any]]] | None = None,
     batch_size: int = 50,
     steps: int = 16,
     baseline: str = "mean",
+    image_size: int = 32,
 ) -> dict[str, Any]:
     """Pointing game, mass on object and deletion/insertion AUC of CNN attribution maps.
 
     Args:
         model: a CNN classifier of :data:`probe.SHAPE_CLASSES` with CBAM (``cnn-shapes``).
         n: number of generated images; seed: evaluation seed (as ``probe eval``).
-        methods: ``(method, options)`` pairs (default :data:`CNN_METHODS`).
+        methods: ``(method, options)`` pairs (default :func:`default_methods`).
         batch_size, steps, baseline: as for ``probe eval faithfulness``.
+        image_size: side of the generated images (``cnn-shapes`` takes 32).
 
     Returns:
         A JSON-ready dict: ``accuracy``, ``chance`` (mean object-cell fraction, the random
@@ -84,7 +110,8 @@ def eval_cnn_faithfulness(
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ProbeError(f"n must be a positive integer, got {n!r}")
-    data = make_shapes(n, seed=EVAL_IMAGE_SEED + 1000 * seed, image_size=32)
+    methods = default_methods(model) if methods is None else tuple(methods)
+    data = make_shapes(n, seed=EVAL_IMAGE_SEED + 1000 * seed, image_size=image_size)
     per: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
     correct, chance = 0, []
@@ -125,6 +152,7 @@ def eval_cnn_faithfulness(
     mean, se, _ = _mean_se(chance)
     return {
         "task": "cnn-faithfulness",
+        "model": getattr(model, "probe_name", None) or type(model).__name__,
         "n": n,
         "seed": seed,
         "image_seed": EVAL_IMAGE_SEED + 1000 * seed,
@@ -174,7 +202,7 @@ def cnn_faithfulness_markdown(result: dict[str, Any]) -> str:
         return f"{row[key]:.3f} ± {row[key + '_se']:.3f}"
 
     lines = [
-        f"cnn-shapes, N = {result['n']} images (seed {result['image_seed']}), grid "
+        f"{result.get('model', 'cnn')}, N = {result['n']} images (seed {result['image_seed']}), grid "
         f"{result['grid'][0]}x{result['grid'][1]}, accuracy {result['accuracy']:.3f}; chance "
         f"(object-cell fraction) {result['chance']:.3f}",
         "",
