@@ -167,8 +167,11 @@ def test_options_modules_dtype_and_grad() -> None:
 
 
 def test_nothing_left_behind_also_when_the_forward_raises() -> None:
-    model = _resnet("cbam")
-    x = _pixels()
+    from probe.models._cnn_shapes import build_cnn_shapes
+
+    torch.manual_seed(0)
+    model = build_cnn_shapes().eval()  # timm ResNet with CBAM, small enough for 100 captures
+    x = _pixels(2, 32)
     before = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
 
     def boom(*_):
