@@ -135,7 +135,7 @@ CASES: list[tuple[str, Callable[[Ctx], Any], str]] = [
     ("data_parallel", lambda c: probe.trace(nn.DataParallel(c.vit[0]), c.vit[1]), r"model\.module"),
     ("sequential", lambda c: probe.trace(nn.Sequential(c.vit[0]), c.vit[1]), r"not an nn\.Sequential"),
     ("timm_cnn", lambda c: probe.trace(__import__("timm").create_model("resnet18").eval(),
-                                       torch.randn(1, 3, 32, 32)), r"CNNs are not supported"),
+                                       torch.randn(1, 3, 32, 32)), r"convolutional network: probe.trace captures attention matrices.*gradient methods"),
     ("uint8_pixels", lambda c: probe.trace(c.vit[0], (c.vit[1] * 50).clamp(0, 255).to(torch.uint8)), r"uint8.*normalise"),
     ("uint8_pixels_generic", lambda c: probe.adapter_for(nn.Conv2d(3, 3, 1)).prepare(
         torch.zeros(1, 3, 8, 8, dtype=torch.uint8)), r"uint8.*normalise"),

@@ -6,4 +6,4 @@ nothing of them, the method modules import the registry, and this package sits a
 None of these modules imports torch at import time.
 """
 
-from probe.attribution import _attention, _gradient  # noqa: F401  (register the built-ins)
+from probe.attribution import _attention, _cnn, _gradient  # noqa: F401  (register the built-ins)

@@ -289,14 +289,16 @@ def _random(ctx: MethodContext) -> torch.Tensor:
     """
     import torch
 
-    trace = ctx.trace()
-    if trace.is_vision:
-        rows, cols = trace.grid  # type: ignore[misc]
-        units = rows * cols
-    else:
-        units = trace.seq_len
     generator = torch.Generator().manual_seed(int(ctx.seed))
-    return torch.rand(trace.batch_size, units, generator=generator)
+    if ctx.modality == "vision":  # the unit grid, without capturing attention (CNNs have none)
+        from probe.capture import adapter_for
+
+        adapter = adapter_for(ctx.model)
+        pixels = adapter.prepare(ctx.inputs).main
+        rows, cols = adapter.vision_geometry(pixels).grid
+        return torch.rand(int(pixels.shape[0]), rows * cols, generator=generator)
+    trace = ctx.trace()
+    return torch.rand(trace.batch_size, trace.seq_len, generator=generator)
 
 
 # --------------------------------------------------------------------------- relevance

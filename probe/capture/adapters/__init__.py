@@ -6,7 +6,14 @@ returns the adapter of a model; a new family is one file with one
 ``@register_adapter`` class (see :mod:`probe.capture.adapters._base`).
 """
 
-from probe.capture.adapters import _generic, _hf_seq2seq, _hf_text, _vision  # noqa: F401
+from probe.capture.adapters import (  # noqa: F401  (register the built-in families)
+    _detr,
+    _generic,
+    _hf_seq2seq,
+    _hf_text,
+    _timm_cnn,
+    _vision,
+)
 from probe.capture.adapters._base import (
     ModelAdapter,
     Prepared,

@@ -1,0 +1,70 @@
+"""HuggingFace DETR (``DetrForObjectDetection``, ``DetrModel``): object queries over the image.
+
+DETR runs a CNN backbone, flattens its last feature map row-major into a sequence of
+``rows * cols`` tokens, encodes it with transformer self-attention, and decodes a fixed set of
+object queries that attend to each other (decoder self-attention) and to the encoded feature
+map (cross-attention). Its attention modules dispatch through ``ALL_ATTENTION_FUNCTIONS`` like
+every transformers v5 model, so probe captures them exactly whatever ``attn_implementation``
+the model was loaded with; this adapter adds the geometry: the feature-map grid that the
+encoder tokens and the cross-attention keys are laid out on.
+
+Deformable DETR and other DETR variants that sample features instead of attending over the
+whole map raise :class:`UnsupportedModelError` ("not supported yet").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from probe._errors import UnsupportedModelError
+from probe.capture.adapters._base import Family, Site, VisionGeometry, register_adapter
+from probe.capture.adapters._hf_sites import find_hf_sites, is_hf_model
+from probe.capture.adapters._vision import HFVision
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["HFDetr"]
+
+_SUPPORTED = ("detr",)
+
+
+def _model_type(model: Any) -> str:
+    return str(getattr(getattr(model, "config", None), "model_type", "") or "")
+
+
+@register_adapter
+class HFDetr(HFVision):
+    """DETR: encoder self-attention over the feature map, object queries in the decoder."""
+
+    family: ClassVar[Family] = "encoder-decoder"
+    priority: ClassVar[int] = 50
+
+    @classmethod
+    def detect(cls, model: Any) -> bool:
+        return is_hf_model(model) and "detr" in _model_type(model).replace("-", "_")
+
+    def find_sites(self) -> list[Site]:
+        kind = _model_type(self.model)
+        if kind not in _SUPPORTED:
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} ({kind}) is not supported yet: probe captures "
+                "DETR (DetrForObjectDetection), whose queries attend over the whole feature map; "
+                "deformable attention samples a few points per query and has no attention matrix"
+            )
+        return find_hf_sites(self.model)
+
+    def input_size(self) -> tuple[int, int] | None:
+        return None  # DETR takes any image size
+
+    def stride(self) -> int:
+        """Input pixels per cell of the backbone's last feature map (16 with ``dilation``)."""
+        return 16 if getattr(self.model.config, "dilation", False) else 32
+
+    def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
+        """The feature-map grid: each stride-2 stage of the backbone halves the size, rounding
+        up (padding 1 on 3x3/7x7 kernels), so an ``H x W`` image gives ``ceil(H / s) x
+        ceil(W / s)`` cells; :func:`probe.trace` checks it against the captured sequence."""
+        h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
+        s = self.stride()
+        return VisionGeometry((-(-h // s), -(-w // s)), 0, (h, w), (s, s))

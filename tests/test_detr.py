@@ -1,0 +1,94 @@
+"""DETR: encoder, decoder and cross-attention of object queries, exact against eager."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import DetrConfig, DetrForObjectDetection
+
+import probe
+from probe.analysis._detr import detr_predictions, query_maps
+
+
+def _config(**kw) -> DetrConfig:
+    base = dict(
+        use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False, num_queries=5,
+        d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, num_labels=3,
+    )
+    return DetrConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def detr() -> DetrForObjectDetection:
+    torch.manual_seed(0)
+    return DetrForObjectDetection(_config(attn_implementation="sdpa")).eval()
+
+
+def _pixels() -> torch.Tensor:
+    return torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+
+
+def test_detr_attention_equals_eager_output_attentions(detr: DetrForObjectDetection) -> None:
+    x = _pixels()
+    eager = copy.deepcopy(detr)
+    eager.set_attn_implementation("eager")
+    with torch.no_grad():
+        ref = eager(pixel_values=x, output_attentions=True)
+        plain = detr(pixel_values=x)
+    tr = probe.trace(detr, x)
+    assert detr.config._attn_implementation == "sdpa"
+    assert tr.family == "encoder-decoder" and tr.grid == (2, 3) and tr.num_prefix_tokens == 0
+    torch.testing.assert_close(tr.output.logits, plain.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tr.attentions, torch.stack(ref.encoder_attentions), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.decoder.attentions, torch.stack(ref.decoder_attentions), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.cross.attentions, torch.stack(ref.cross_attentions), rtol=1e-5, atol=1e-6)
+    assert tr.cross.attentions.shape == (2, 2, 4, 5, 6)
+    maps = query_maps(tr)
+    assert maps.shape == (2, 5, 2, 3)
+    torch.testing.assert_close(maps.sum((-1, -2)), torch.ones(2, 5))
+    torch.testing.assert_close(maps[1, 3].flatten(), tr.cross.attentions[-1, 1, :, 3].mean(0))
+
+
+def test_detr_odd_sizes_and_the_exception_path(detr: DetrForObjectDetection) -> None:
+    x = torch.randn(1, 3, 70, 33)
+    tr = probe.trace(detr, x)
+    assert tr.grid == (3, 2)  # ceil(70 / 32), ceil(33 / 32)
+
+    def boom(*_):
+        raise RuntimeError("boom")
+
+    handle = detr.model.decoder.layers[1].register_forward_hook(boom)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            probe.trace(detr, x)
+    finally:
+        handle.remove()
+    assert detr.config._attn_implementation == "sdpa"
+    with torch.no_grad():
+        torch.testing.assert_close(probe.trace(detr, x).output.logits, detr(pixel_values=x).logits)
+
+
+def test_detr_predictions() -> None:
+    logits = torch.tensor([[[2.0, 0.0, 5.0], [0.0, 3.0, 0.0]]])
+    classes, scores, boxes = detr_predictions(logits, torch.rand(1, 2, 4))
+    assert classes.tolist() == [[0, 1]]
+    torch.testing.assert_close(scores[0, 1], logits[0, 1].softmax(-1)[1])
+    with pytest.raises(probe.ProbeError, match="boxes"):
+        detr_predictions(logits, torch.rand(1, 3, 4))
+
+
+def test_deformable_detr_is_not_supported_yet() -> None:
+    from transformers import DeformableDetrConfig, DeformableDetrForObjectDetection
+
+    cfg = DeformableDetrConfig(
+        use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False, num_queries=4,
+        d_model=32, encoder_layers=1, decoder_layers=2, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_labels=2,
+    )
+    torch.manual_seed(0)
+    model = DeformableDetrForObjectDetection(cfg).eval()
+    with pytest.raises(probe.UnsupportedModelError, match="not supported yet"):
+        probe.trace(model, torch.randn(1, 3, 64, 64))

@@ -1,0 +1,213 @@
+"""Figures of CNN attention gates and DETR object queries: they take arrays, never models.
+
+* :func:`gate_maps`: the image, then one overlay per map (CBAM spatial gates per stage,
+  GradCAM, ...), side by side.
+* :func:`channel_profiles_view`: mean channel gate per class, one panel per stage (the
+  SENet paper's excitation profiles).
+* :func:`query_point_view`: where one position of a non-local block attends.
+* :func:`detr_queries_view`: each object query's cross-attention over the image, with its
+  predicted box and class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from probe._errors import ProbeError
+from probe.viewers._saliency import as_image, draw_image, draw_overlay
+from probe.viewers._style import (
+    FONT_SIZES,
+    SEQUENTIAL_CMAP,
+    as_array,
+    categorical_colors,
+    get_cmap,
+    make_norm,
+    new_figure,
+    styled,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["channel_profiles_view", "detr_queries_view", "gate_maps", "query_point_view"]
+
+
+def _colorbar(fig: Any, ax: Any, norm: Any, label: str) -> None:
+    from matplotlib.cm import ScalarMappable
+
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP)), ax=ax,
+                       fraction=0.046, pad=0.02)
+    bar.set_label(label, fontsize=FONT_SIZES["label"])
+    bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
+
+
+@styled
+def gate_maps(
+    image: Any,
+    maps: Mapping[str, Any],
+    *,
+    units: Mapping[str, str] | None = None,
+    title: str | None = None,
+    alpha: float = 0.6,
+) -> Figure:
+    """The image, then each map of ``maps`` over it (upsampled bilinearly), side by side.
+
+    Args:
+        image: RGB ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1``.
+        maps: panel title -> ``[h, w]`` map (any resolution; e.g. ``"stage 3 spatial gate"``,
+            ``"GradCAM"``). Each panel has its own colour scale and colorbar.
+        units: panel title -> colorbar label (default ``"gate"`` for titles containing
+            "gate", else ``"score"``).
+        title: figure title.
+        alpha: opacity of the maps.
+    """
+    img = as_image(image)
+    if not maps:
+        raise ProbeError("maps is empty: pass at least one {title: [h, w] map}")
+    arrays = {k: as_array(v, f"maps[{k!r}]", 2, "[h, w]") for k, v in maps.items()}
+    n = len(arrays) + 1
+    fig = new_figure((2.3 * n, 2.6))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    draw_image(axes[0], img, "input")
+    for ax, (name, heat) in zip(axes[1:], arrays.items()):
+        norm = make_norm(heat, False)
+        draw_overlay(ax, img, heat, norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
+        ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
+        label = (units or {}).get(name, "gate" if "gate" in name.lower() else "score")
+        _colorbar(fig, ax, norm, label)
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
+    return fig
+
+
+@styled
+def channel_profiles_view(
+    profiles: Mapping[str, Any],
+    class_names: Sequence[str],
+    *,
+    specificity: Mapping[str, float] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Mean channel gate per class, one panel per stage (Hu et al. 2018, Fig. 6).
+
+    Args:
+        profiles: panel title (e.g. ``"stage 0"``) -> ``[class, channel]`` mean gates.
+        class_names: one name per class row.
+        specificity: panel title -> between/within-class ratio, shown in the panel title.
+        title: figure title.
+    """
+    if not profiles:
+        raise ProbeError("profiles is empty: pass {stage: [class, channel] mean gates}")
+    arrays = {k: as_array(v, f"profiles[{k!r}]", 2, "[class, channel]") for k, v in profiles.items()}
+    for k, v in arrays.items():
+        if v.shape[0] != len(class_names):
+            raise ProbeError(
+                f"profiles[{k!r}] has {v.shape[0]} class rows but {len(class_names)} class names"
+            )
+    n = len(arrays)
+    fig = new_figure((3.2 * n, 2.6))
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    colors = categorical_colors(len(class_names))
+    for ax, (name, prof) in zip(axes, arrays.items()):
+        for row, cls, color in zip(prof, class_names, colors):
+            ax.plot(np.arange(prof.shape[1]), row, color=color, lw=1.0, label=cls)
+        label = name
+        if specificity and name in specificity:
+            label += f"  (between/within {specificity[name]:.2f})"
+        ax.set_title(label, fontsize=FONT_SIZES["label"])
+        ax.set_xlabel("channel", fontsize=FONT_SIZES["label"])
+        ax.set_ylim(-0.02, 1.02)
+        ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
+    axes[0].set_ylabel("mean gate", fontsize=FONT_SIZES["label"])
+    axes[-1].legend(fontsize=FONT_SIZES["label"] - 1, frameon=False, loc="lower right")
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
+    return fig
+
+
+@styled
+def query_point_view(
+    image: Any,
+    attention_map: Any,
+    point: tuple[int, int],
+    *,
+    title: str | None = None,
+    alpha: float = 0.6,
+) -> Figure:
+    """Where one query position of a non-local block attends, over the image.
+
+    Args:
+        image: RGB ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1``.
+        attention_map: ``[h, w]`` attention of the query over the feature map (sums to 1).
+        point: ``(row, col)`` of the query on the ``h x w`` feature map (marked with a cross).
+    """
+    img = as_image(image)
+    heat = as_array(attention_map, "attention_map", 2, "[h, w]")
+    h, w = heat.shape
+    row, col = point
+    if not (0 <= row < h and 0 <= col < w):
+        raise ProbeError(f"point {point} is outside the {h}x{w} feature map")
+    fig = new_figure((5.0, 2.6))
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    draw_image(axes[0], img, "input")
+    norm = make_norm(heat, False, zero_based=True)
+    draw_overlay(axes[1], img, heat, norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
+    sy, sx = img.shape[0] / h, img.shape[1] / w
+    for ax in axes:
+        ax.plot([(col + 0.5) * sx], [(row + 0.5) * sy], marker="x", color="red", ms=9, mew=2)
+    axes[1].set_title(f"query ({row}, {col})", fontsize=FONT_SIZES["label"], pad=3)
+    _colorbar(fig, axes[1], norm, "attention")
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
+    return fig
+
+
+@styled
+def detr_queries_view(
+    image: Any,
+    maps: Any,
+    boxes: Any,
+    labels: Sequence[str],
+    *,
+    scores: Sequence[float] | None = None,
+    title: str | None = None,
+    alpha: float = 0.6,
+) -> Figure:
+    """Each object query's cross-attention over the image, with its predicted box and class.
+
+    Args:
+        image: RGB ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1``.
+        maps: ``[query, h, w]`` cross-attention of each shown query over the feature map.
+        boxes: ``[query, 4]`` predicted boxes ``(cx, cy, w, h)`` relative to the image (DETR's).
+        labels: predicted class name of each query.
+        scores: probability of each predicted class (shown in the panel titles).
+    """
+    img = as_image(image)
+    heat = as_array(maps, "maps", 3, "[query, h, w]")
+    box = as_array(boxes, "boxes", 2, "[query, 4]")
+    q = heat.shape[0]
+    if box.shape != (q, 4) or len(labels) != q or (scores is not None and len(scores) != q):
+        raise ProbeError(
+            f"maps {list(heat.shape)}, boxes {list(box.shape)}, {len(labels)} labels"
+            f"{'' if scores is None else f', {len(scores)} scores'}: pass one of each per query"
+        )
+    from matplotlib.patches import Rectangle
+
+    H, W = img.shape[:2]
+    fig = new_figure((2.3 * q, 2.6))
+    axes = fig.subplots(1, q, squeeze=False)[0]
+    colors = categorical_colors(q)
+    for i, ax in enumerate(axes):
+        norm = make_norm(heat[i], False, zero_based=True)
+        draw_overlay(ax, img, heat[i], norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
+        cx, cy, bw, bh = box[i]
+        ax.add_patch(Rectangle(((cx - bw / 2) * W, (cy - bh / 2) * H), bw * W, bh * H,
+                               fill=False, edgecolor=colors[i], lw=1.8))
+        name = labels[i] if scores is None else f"{labels[i]} {scores[i]:.2f}"
+        ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
+    if title:
+        fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
+    return fig
