@@ -19,6 +19,8 @@ _LAZY: dict[str, str] = {
     "ProbeError": "probe._errors",
     "UnsupportedModelError": "probe._errors",
     "trace": "probe.capture._capture",
+    "generate": "probe.capture._generate",
+    "GenerationTrace": "probe.capture._generation_trace",
     "ModelAdapter": "probe.capture.adapters._base",
     "Prepared": "probe.capture.adapters._base",
     "VisionGeometry": "probe.capture.adapters._base",
