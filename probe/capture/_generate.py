@@ -137,6 +137,7 @@ def generate(
                 tuple(cross.keep), encoder.head_indices,
             ),
             cross_prompt=cross_prompt, source_tokens=prepared.tokens, source_mask=mask,
+            source_ids=prepared.input_ids,
             source_special_tokens_mask=prepared.special_tokens_mask,
         )
     words = _generated_words(tokenizer, sequences[:, n_prompt:], special[:, n_prompt:])

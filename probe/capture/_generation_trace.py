@@ -48,6 +48,7 @@ class GenerationTrace:
         prompt_words, prompt_word_ids: words of the prompt / source text and each prompt
             (decoder-only) or source (encoder-decoder) token's word index.
         source_tokens: encoder-decoders: per batch item, the source tokens.
+        source_ids: encoder-decoders: ``[batch, source]`` the source token ids.
         text: per batch item, the generated text (special tokens skipped).
         sequences: ``[batch, total]`` token ids (prompt / decoder start + generated).
         scores: ``[batch, generated, vocab]`` the processed next-token scores of each step
@@ -81,6 +82,7 @@ class GenerationTrace:
     prompt_words: Rows | None = None
     prompt_word_ids: WordIds | None = None
     source_tokens: Rows | None = None
+    source_ids: torch.Tensor | None = None
     source_mask: torch.Tensor | None = None
     source_special_tokens_mask: torch.Tensor | None = None
     text: tuple[str, ...] | None = None
