@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["N_TEST", "N_TRAIN", "encode_pairs", "exact_match", "main", "train"]
 
-N_TRAIN = 20_000
-N_TEST = 500
+from probe.models._translation import HELDOUT_PAIRS as N_TEST
+from probe.models._translation import TRAIN_PAIRS as N_TRAIN
+
 WARMUP_STEPS = 200
 
 
@@ -67,13 +68,13 @@ def train(
     import torch
 
     from probe.models._toy_mt import build_toy_mt, build_toy_tokenizer
-    from probe.models._translation import split_pairs
+    from probe.models._translation import toy_split
 
     previous_threads, state = torch.get_num_threads(), torch.random.get_rng_state()
     torch.set_num_threads(threads)
     try:
         tokenizer = build_toy_tokenizer()
-        train_pairs, test_pairs = split_pairs(N_TRAIN, N_TEST, seed=0)
+        train_pairs, test_pairs = toy_split()
         ids, mask, labels = encode_pairs(tokenizer, train_pairs)
         torch.manual_seed(seed)
         model = build_toy_mt(len(tokenizer))
@@ -141,6 +142,7 @@ def save(model: nn.Module, tokenizer: Any, metadata: dict, weights: Path, tokeni
         os.close(fd)
         try:
             write(tmp)
+            os.chmod(tmp, 0o644)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

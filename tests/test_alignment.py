@@ -124,3 +124,25 @@ def test_gradient_alignment_matches_per_token_autograd(method: str) -> None:
         w = gen.word_ids[0][i]
         if w is not None:
             torch.testing.assert_close(al.scores[0, 0, w].float(), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_alignment_view_marks_gold_and_predicted() -> None:
+    import matplotlib
+
+    from probe.viewers import alignment_view
+
+    matplotlib.use("Agg")
+    m = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    fig = alignment_view(m, ["x", "y"], ["a", "b", "c"], gold={(0, 0), (1, 1)},
+                         predicted={(0, 0), (1, 2)}, model_name="toy", layer=1, head=2)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "source word" and ax.get_ylabel() == "target word"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    gold_boxes = [p for p in ax.patches if p.get_label() == "gold"]
+    assert sorted((p.get_xy()[1] + 0.5, p.get_xy()[0] + 0.5) for p in gold_boxes) == [(0, 0), (1, 1)]
+    offsets = ax.collections[0].get_offsets().tolist()
+    assert sorted(offsets) == [[0.0, 0.0], [2.0, 1.0]]
+    with pytest.raises(probe.ProbeError, match="outside"):
+        alignment_view(m, ["x", "y"], ["a", "b", "c"], gold={(2, 0)})
+    with pytest.raises(probe.ProbeError, match="do not label"):
+        alignment_view(m, ["x"], ["a", "b", "c"])

@@ -7,13 +7,14 @@ no GUI backend is needed, ``plt.show()`` is never called. Write figures with
 
 One call from a trace: :func:`plot` (``probe.plot(trace, "coref", word="it")``).
 Attention: :func:`head_heatmap`, :func:`head_grid`, :func:`model_view`, :func:`link_view`,
-:func:`coref_view`. Attributions: :func:`token_strip`, :func:`saliency_overlay`,
+:func:`coref_view`, :func:`alignment_view`. Attributions: :func:`token_strip`, :func:`saliency_overlay`,
 :func:`cls_head_grid`, :func:`comparison_panel`, :func:`curves_view`. Shared look:
 :func:`title`, :func:`cmap_for`, :func:`new_figure` and the colormap constants.
 """
 
 from __future__ import annotations
 
+from probe.viewers._alignment import alignment_view
 from probe.viewers._compare import comparison_panel, curve_auc, curves_view
 from probe.viewers._heatmaps import head_grid, head_heatmap, model_view
 from probe.viewers._links import coref_view, link_view
@@ -34,6 +35,7 @@ __all__ = [
     "DIVERGING_CMAP",
     "SEQUENTIAL_CMAP",
     "TEXT_SEQUENTIAL_CMAP",
+    "alignment_view",
     "cls_head_grid",
     "cmap_for",
     "comparison_panel",

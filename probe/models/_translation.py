@@ -34,6 +34,7 @@ __all__ = [
     "make_pairs",
     "make_translation_pairs",
     "split_pairs",
+    "toy_split",
     "toy_vocabulary",
 ]
 
@@ -156,6 +157,18 @@ def split_pairs(n_train: int, n_test: int, seed: int = 0) -> tuple[list[Pair], l
                 test.append(p)
         rng_seed += 1
     return train, test
+
+
+TRAIN_PAIRS = 20_000
+"""Training pairs of ``toy-mt`` (seed 0)."""
+
+HELDOUT_PAIRS = 500
+"""Held-out pairs of ``toy-mt`` (never a training source sentence)."""
+
+
+def toy_split() -> tuple[list[Pair], list[Pair]]:
+    """The training and held-out pairs ``toy-mt`` was trained and is evaluated on."""
+    return split_pairs(TRAIN_PAIRS, HELDOUT_PAIRS, seed=0)
 
 
 def toy_vocabulary() -> list[str]:
