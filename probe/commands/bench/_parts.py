@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from probe.commands.bench._analyzers import bench_analyzers
 from probe.commands.bench._capture import bench_capture
 from probe.commands.bench._cli import bench_cli
+from probe.commands.bench._generation import bench_generation, generation_steps
 from probe.commands.bench._memory import bench_memory
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ PARTS: dict[str, BenchPart] = {
         run=lambda s, device, progress: bench_analyzers(s, device, progress=progress),
         steps=lambda s: 1 + 2 * len(s.batch_sizes),
         description="rollout and relevance vs the forward and reference loops; throughput",
+    ),
+    "generation": BenchPart(
+        run=lambda s, device, progress: bench_generation(s, device, progress=progress),
+        steps=generation_steps,
+        description="probe.generate vs plain eager generation; long-prompt memory, full vs rows",
     ),
     "cli": BenchPart(
         run=lambda s, _device, progress: bench_cli(s, progress=progress),
