@@ -227,3 +227,30 @@ def test_model_and_registries_restored_also_when_generation_raises(name: str) ->
     _tiny.assert_unchanged(model, before)
     assert model.config._attn_implementation == impl
     assert (set(AttentionInterface._global_mapping), set(AttentionMaskInterface._global_mapping)) == registries
+
+
+def test_hundred_generations_leave_nothing_behind() -> None:
+    from transformers.masking_utils import AttentionMaskInterface
+    from transformers.modeling_utils import AttentionInterface
+
+    model, inputs = _build("gpt2")
+    before = _tiny.snapshot(model)
+    sizes = (len(AttentionInterface._global_mapping), len(AttentionMaskInterface._global_mapping))
+    for _ in range(100):
+        probe.generate(model, inputs["input_ids"][:1, :4], max_new_tokens=2)
+    _tiny.assert_unchanged(model, before)
+    assert (len(AttentionInterface._global_mapping), len(AttentionMaskInterface._global_mapping)) == sizes
+
+
+def test_bench_memory_measure_keeps_rows_only() -> None:
+    from probe.commands.bench._generation import _measure, to_markdown
+
+    full = _measure("full", 96, "cpu")
+    rows = _measure("rows", 96, "cpu")
+    # 6 layers x 4 heads: full keeps (prompt - 1 + 4) x total rows, rows keeps 4 x total
+    total = 96 + 4
+    assert rows["kept_attention_values"] == 6 * 4 * 4 * total
+    assert full["kept_attention_values"] == 6 * 4 * (95 + 4) * total
+    text = to_markdown({"memory": {"rows": [dict(full, status="ok"), dict(rows, status="ok")],
+                                   "full_vs_rows": {"96": 2.0}}})
+    assert "| 96 | rows |" in text and "2.0x" in text
