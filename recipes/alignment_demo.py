@@ -44,7 +44,11 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150) -> list[str
         ),
     }
     saliency = probe.gradient_alignment(model, gen, method="saliency")
-    panels["gradient saliency"] = (saliency.matrix(), saliency.links())
+    grad = saliency.matrix()
+    # gradient magnitudes differ by orders of magnitude between rows (confident steps have
+    # tiny gradients): shown with each row normalised to sum to 1; the links are unchanged
+    panels["gradient saliency"] = (grad / grad.sum(-1, keepdim=True).clamp_min(1e-30),
+                                   saliency.links())
     rand = probe.random_alignment(attention, torch.Generator().manual_seed(0))
     panels["random"] = (rand.matrix(), rand.links())
     paths = []

@@ -134,23 +134,18 @@ def generate(
             encoder=encoder,
             cross=AttentionStack(
                 "cross", cross_rows, tuple(cross.layer_names[i] for i in cross.keep),
-                tuple(cross.keep), encoder.head_indices,
+                tuple(cross.keep), _head_indices(options, cross.num_heads),
             ),
             cross_prompt=cross_prompt, source_tokens=prepared.tokens, source_mask=mask,
             source_ids=prepared.input_ids,
             source_special_tokens_mask=prepared.special_tokens_mask,
         )
     words = _generated_words(tokenizer, sequences[:, n_prompt:], special[:, n_prompt:])
-    head_indices = (
-        None if options.average_heads
-        else tuple(h % generating.num_heads for h in options.heads) if options.heads is not None
-        else tuple(range(generating.num_heads))
-    )
     return GenerationTrace(
         attentions=rows,
         layer_names=tuple(generating.layer_names[i] for i in generating.keep),
         layer_indices=tuple(generating.keep),
-        head_indices=head_indices,
+        head_indices=_head_indices(options, generating.num_heads),
         model_name=model_name or adapter.name,
         family=adapter.family,
         tokens=_tokens(tokenizer, sequences),
@@ -171,6 +166,14 @@ def generate(
         output=result.output,
         **extra,
     )
+
+
+def _head_indices(options: Any, num_heads: int) -> tuple[int, ...] | None:
+    if options.average_heads:
+        return None
+    if options.heads is not None:
+        return tuple(h % num_heads for h in options.heads)
+    return tuple(range(num_heads))
 
 
 # --------------------------------------------------------------------------- labels
