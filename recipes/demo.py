@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes import coref_demo, similarity, vit_saliency
+from probe.recipes import alignment_demo, coref_demo, similarity, vit_saliency
 from probe.recipes._common import parser, quiet, save
 
 
@@ -63,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths += attention_views(args.out, formats, args.dpi)
     paths += similarity.run(args.out, formats, args.dpi, quiet=args.quiet)
     paths += vit_saliency.run(args.out, formats, args.dpi, quiet=args.quiet)
+    paths += alignment_demo.run(args.out, formats, args.dpi)
     paths += html_views(args.out)
     print("\nwrote:")
     for path in paths:

@@ -7,15 +7,16 @@ no GUI backend is needed, ``plt.show()`` is never called. Write figures with
 
 One call from a trace: :func:`plot` (``probe.plot(trace, "coref", word="it")``).
 Attention: :func:`head_heatmap`, :func:`head_grid`, :func:`model_view`, :func:`link_view`,
-:func:`coref_view`. Attributions: :func:`token_strip`, :func:`saliency_overlay`,
-:func:`cls_head_grid`, :func:`comparison_panel`, :func:`curves_view`. CNN gates and DETR
-queries: :func:`gate_maps`, :func:`channel_profiles_view`, :func:`query_point_view`,
-:func:`detr_queries_view`. Shared look:
+:func:`coref_view`, :func:`alignment_view`. Attributions: :func:`token_strip`,
+:func:`saliency_overlay`, :func:`cls_head_grid`, :func:`comparison_panel`, :func:`curves_view`.
+CNN gates and DETR queries: :func:`gate_maps`, :func:`channel_profiles_view`,
+:func:`query_point_view`, :func:`detr_queries_view`. Shared look:
 :func:`title`, :func:`cmap_for`, :func:`new_figure` and the colormap constants.
 """
 
 from __future__ import annotations
 
+from probe.viewers._alignment import alignment_view
 from probe.viewers._compare import comparison_panel, curve_auc, curves_view
 from probe.viewers._gates import channel_profiles_view, detr_queries_view, gate_maps, query_point_view
 from probe.viewers._heatmaps import head_grid, head_heatmap, model_view
@@ -38,6 +39,7 @@ __all__ = [
     "SEQUENTIAL_CMAP",
     "TEXT_SEQUENTIAL_CMAP",
     "channel_profiles_view",
+    "alignment_view",
     "cls_head_grid",
     "cmap_for",
     "comparison_panel",

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EvalArgs", "add_parser", "run", "run_eval"]
 
-EVALS = ("faithfulness", "sanity", "text")
+EVALS = ("faithfulness", "sanity", "text", "alignment")
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="evaluate methods: faithfulness on ground truth, sanity checks, text agreement",
         description="faithfulness: pointing game, mass on object, deletion/insertion AUC and "
         "time per image on generated shapes; sanity: cascading randomisation; text: agreement "
-        "with Integrated Gradients and ERASER scores on shipped sentence pairs.",
+        "with Integrated Gradients and ERASER scores on shipped sentence pairs; alignment: "
+        "alignment error rate of cross-attention heads, gradients and random on the toy-mt "
+        "language pair.",
     )
     ev.add_argument("task", choices=EVALS, metavar="TASK", help="one of: " + ", ".join(EVALS))
-    ev.add_argument("--model", help="default: vit-shapes (faithfulness, sanity), minilm (text)")
+    ev.add_argument("--model", help="default: vit-shapes (faithfulness, sanity), minilm (text), toy-mt (alignment)")
     ev.add_argument("--json", help="write the results to this JSON file")
     ev.add_argument("--n", type=int, help="number of images / pairs")
     ev.add_argument("--seed", type=int, default=0)
@@ -112,6 +114,8 @@ def run_eval(
     from probe.evaluation import tasks
 
     task = args.task
+    if task == "alignment":
+        return _run_alignment(args, model, tokenizer)
     if task not in tasks.DEFAULT_N:
         raise ProbeError(f"unknown eval task {task!r}: use one of {sorted(tasks.DEFAULT_N)}")
     if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
@@ -212,6 +216,30 @@ def _run_task(
             model, n=n, seed=args.seed, methods=chosen
         )
     return runner[task]()
+
+
+def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> int:
+    """``probe eval alignment`` (see :mod:`probe.evaluation._alignment_eval`)."""
+    from probe.evaluation import _alignment_eval as task
+
+    if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
+        raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
+    if args.methods or args.options:
+        raise ProbeError("probe eval alignment takes no --method or --option: drop them")
+    n = args.n if args.n is not None else (task.QUICK_N if args.quick else task.DEFAULT_N)
+    name = args.model or "toy-mt"
+    if model is None:
+        from probe.models._registry import load_model
+
+        model, tokenizer = load_model(name)
+    result = task.eval_alignment(model, tokenizer, n=n, seed=args.seed, model_name=name)
+    result["quick"] = bool(args.quick)
+    result["versions"] = _versions()
+    print(task.alignment_markdown(result))
+    if args.json:
+        path = write_json(args.json, jsonable(result), indent=2)
+        print(f"wrote {path}")
+    return 0
 
 
 def _versions() -> dict[str, str | None]:

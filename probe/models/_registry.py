@@ -111,6 +111,20 @@ def _cnn_shapes() -> LoadedModel:
     return LoadedModel(model, None)
 
 
+@register_model(
+    "toy-mt",
+    modality="text",
+    description="tiny Marian-style translation model trained by probe on a toy language pair "
+    "with known word alignment (2+2 layers x 4 heads)",
+)
+def _toy_mt() -> LoadedModel:
+    from probe.models._toy_mt import load_toy_mt
+
+    model, tokenizer = load_toy_mt()
+    model.probe_name = "toy-mt"
+    return LoadedModel(model, tokenizer)
+
+
 def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
     """Load a model by name: embedded, ``timm:<name>``, a local HF folder or a HF hub id.
 

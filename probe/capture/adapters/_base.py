@@ -206,6 +206,13 @@ class ModelAdapter:
         """The model's output for prepared inputs."""
         return self.forward(prepared.kwargs)
 
+    def generate(self, prepared: Prepared, max_new_tokens: int, kwargs: dict[str, Any]) -> Any:
+        """Generate from prepared inputs with the KV cache on (text generation families)."""
+        raise UnsupportedModelError(
+            f"{self.name} is a {self.family} model: probe.generate needs a HuggingFace "
+            "decoder or encoder-decoder with a language-model head"
+        )
+
     def forward_parameters(self) -> tuple[frozenset[str], bool]:
         """Keyword parameters the model's forward names, and whether it also takes ``**kwargs``."""
         import inspect

@@ -151,6 +151,24 @@ class HFTextModel(ModelAdapter):
         p.kwargs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
         return p
 
+    def generate(self, prepared: Prepared, max_new_tokens: int, kwargs: dict[str, Any]) -> Any:
+        """``model.generate`` on prepared inputs (see :mod:`._hf_generate`): a ``Generated``.
+
+        Left padding is what decoder-only generation needs; a right-padded batch is refused.
+        Positions are left to ``generate`` (it counts them from the attention mask).
+        """
+        from probe.capture.adapters._hf_generate import hf_generate
+
+        mask = prepared.attention_mask
+        if self.family == "decoder" and mask is not None and not bool(mask[:, -1].all()):
+            raise ProbeError(
+                "the batch is right-padded: decoder-only generation needs left padding; set "
+                "tokenizer.padding_side = 'left' before encoding"
+            )
+        drop = ("position_ids", "decoder_input_ids", "decoder_attention_mask")
+        model_kwargs = {k: v for k, v in prepared.kwargs.items() if k not in drop}
+        return hf_generate(self.model, model_kwargs, max_new_tokens, kwargs)
+
     def check_ids(self, input_ids: Any) -> None:
         """``input_ids``: an integer ``[batch, seq]`` tensor, not empty, ids in the vocabulary."""
         import torch

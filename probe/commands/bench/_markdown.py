@@ -138,6 +138,12 @@ def to_markdown(results: dict[str, Any]) -> str:
         from probe.commands.bench._html import to_markdown as html_markdown
 
         lines += ["### Interactive HTML views (headless Chromium)", "", html_markdown(html), ""]
+    for device, parts in (results.get("results") or {}).items():
+        if isinstance(parts, dict) and parts.get("generation"):
+            from probe.commands.bench._generation import to_markdown as generation_markdown
+
+            lines += [f"### Generation with capture ({device})", "",
+                      generation_markdown(parts["generation"]), ""]
     goals = results.get("goals") or []
     if goals:
         rows = []

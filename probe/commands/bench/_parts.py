@@ -15,6 +15,7 @@ from probe.commands.bench._analyzers import bench_analyzers
 from probe.commands.bench._capture import bench_capture
 from probe.commands.bench._cli import bench_cli
 from probe.commands.bench._flow import bench_flow
+from probe.commands.bench._generation import bench_generation, generation_steps
 from probe.commands.bench._memory import bench_memory
 
 if TYPE_CHECKING:
@@ -63,6 +64,11 @@ PARTS: dict[str, BenchPart] = {
         run=lambda s, device, progress: bench_flow(s, device or "cpu", progress=progress),
         steps=lambda s: 1,
         description="attention flow on the vit-shapes CLS row next to rollout, per image",
+    ),
+    "generation": BenchPart(
+        run=lambda s, device, progress: bench_generation(s, device, progress=progress),
+        steps=generation_steps,
+        description="probe.generate vs plain eager generation; long-prompt memory, full vs rows",
     ),
     "cli": BenchPart(
         run=lambda s, _device, progress: bench_cli(s, progress=progress),

@@ -1,0 +1,268 @@
+"""Word alignment from cross-attention (or any target x source scores), and its error rate.
+
+A translation model's cross-attention row for the step that produced target token ``t`` is a
+distribution over source tokens. Merged to words with the coreference rule (mean over the
+target word's sub-tokens, sum over the source word's sub-tokens), it gives a soft word
+alignment ``[target_word, source_word]`` per layer and head; hard alignments are read from it
+by argmax or by a threshold, and scored against gold links with the alignment error rate of
+Och & Ney (2003), "A Systematic Comparison of Various Statistical Alignment Models":
+
+    AER = 1 - (|A ∩ S| + |A ∩ P|) / (|A| + |S|),   S ⊆ P the sure and possible gold links.
+
+Gradient-based scores (:func:`probe.attribution.gradient_alignment`) and a random baseline
+(:func:`random_alignment`) come as the same :class:`Alignment`, so they are scored alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from probe._errors import ProbeError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "Alignment",
+    "alignment",
+    "alignment_error_rate",
+    "corpus_aer",
+    "hard_alignment",
+    "random_alignment",
+    "word_alignment_scores",
+]
+
+Link = tuple[int, int]
+Rule = Literal["argmax", "threshold"]
+
+
+@dataclass(frozen=True)
+class Alignment:
+    """Soft word alignment of one sentence pair.
+
+    Attributes:
+        scores: ``[layer, head, target_word, source_word]`` non-negative scores (attention:
+            each row sums to at most 1, the rest went to special tokens). Gradient and random
+            alignments have one "layer" and one "head".
+        target_words, source_words: the words of both sides.
+        layer_indices, head_indices: the model's indices of each score layer and head
+            (``head_indices`` ``None`` when heads were averaged during capture).
+        method: ``"attention"``, ``"saliency"``, ``"grad_x_input"``, ``"random"``, ...
+    """
+
+    scores: torch.Tensor
+    target_words: tuple[str, ...]
+    source_words: tuple[str, ...]
+    layer_indices: tuple[int, ...]
+    head_indices: tuple[int, ...] | None
+    method: str = "attention"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.target_words), len(self.source_words))
+
+    def matrix(self, layer: int | None = None, head: int | None = None) -> torch.Tensor:
+        """``[target_word, source_word]``: one layer and head, or the mean over the ones left
+        ``None`` (``matrix()`` fuses every layer and head)."""
+        s = self.scores
+        s = s.mean(0) if layer is None else s[self._position(layer, self.layer_indices, "layer")]
+        if head is None:
+            return s.mean(0)
+        if self.head_indices is None:
+            raise ProbeError("heads were averaged during capture: pass head=None")
+        return s[self._position(head, self.head_indices, "head")]
+
+    def links(
+        self,
+        layer: int | None = None,
+        head: int | None = None,
+        *,
+        rule: Rule = "argmax",
+        threshold: float = 0.5,
+    ) -> frozenset[Link]:
+        """Hard links ``(target_word, source_word)`` of :meth:`matrix` (see :func:`hard_alignment`)."""
+        return hard_alignment(self.matrix(layer, head), rule=rule, threshold=threshold)
+
+    @staticmethod
+    def _position(index: int, indices: tuple[int, ...], what: str) -> int:
+        if index not in indices:
+            raise ProbeError(f"{what} {index} is not in this alignment (have {list(indices)})")
+        return indices.index(index)
+
+
+# --------------------------------------------------------------------------- merging
+def _membership(word_ids: Sequence[int | None], num_words: int) -> torch.Tensor:
+    """``[word, token]`` 0/1 float64 membership."""
+    import torch
+
+    member = torch.zeros(num_words, len(word_ids), dtype=torch.float64)
+    for t, w in enumerate(word_ids):
+        if w is None:
+            continue
+        if not 0 <= w < num_words:
+            raise ProbeError(f"token {t} has word id {w} but there are {num_words} words")
+        member[w, t] = 1.0
+    return member
+
+
+def word_alignment_scores(
+    scores: torch.Tensor,
+    target_word_ids: Sequence[int | None],
+    source_word_ids: Sequence[int | None],
+    num_target_words: int,
+    num_source_words: int,
+) -> torch.Tensor:
+    """Merge token scores ``[..., target_token, source_token]`` into words.
+
+    Row of target word ``u``, column of source word ``v``: the mean over ``u``'s tokens of the
+    sum over ``v``'s tokens (the rule :func:`probe.word_attention` uses); tokens with word id
+    ``None`` (special tokens, padding) belong to no word.
+
+    Returns:
+        ``[..., target_word, source_word]`` float64.
+    """
+    if scores.shape[-2] != len(target_word_ids) or scores.shape[-1] != len(source_word_ids):
+        raise ProbeError(
+            f"scores {tuple(scores.shape[-2:])} do not match {len(target_word_ids)} target and "
+            f"{len(source_word_ids)} source word ids"
+        )
+    import torch
+
+    tgt = _membership(target_word_ids, num_target_words).to(scores.device)
+    src = _membership(source_word_ids, num_source_words).to(scores.device)
+    tgt = tgt / tgt.sum(-1, keepdim=True).clamp_min(1.0)
+    return tgt @ scores.to(torch.float64) @ src.T
+
+
+def alignment(generation: Any, batch_index: int = 0) -> Alignment:
+    """Word alignment from the cross-attention of a generation (:func:`probe.generate`).
+
+    Row ``i`` of the cross-attention is the decoder step that produced generated token ``i``
+    (see :class:`probe.GenerationTrace`); target words are the generated words, source words
+    the words of the source text; both come from the tokenizer (pass ``tokenizer=`` to
+    :func:`probe.generate`).
+
+    Args:
+        generation: a :class:`probe.GenerationTrace` of an encoder-decoder.
+        batch_index: the batch item.
+
+    Returns:
+        An :class:`Alignment` with ``scores`` ``[layer, head, target_word, source_word]``.
+    """
+    cross = getattr(generation, "cross", None)
+    if cross is None or cross.attentions is None:
+        raise ProbeError(
+            "alignment needs cross-attention: generate with an encoder-decoder model "
+            "(probe.generate(model, text, tokenizer=tok))"
+        )
+    words, word_ids = generation.words, generation.word_ids
+    src_words, src_ids = generation.prompt_words, generation.prompt_word_ids
+    if words is None or word_ids is None or src_words is None or src_ids is None:
+        raise ProbeError(
+            "alignment needs the words of both sides: pass text and tokenizer=... (a fast "
+            "tokenizer) to probe.generate"
+        )
+    b = batch_index % generation.batch_size
+    steps = cross.attentions.shape[3]
+    target_ids = list(word_ids[b])[:steps]
+    if generation.generated_mask is not None:
+        target_ids = [w if bool(generation.generated_mask[b, i]) else None
+                      for i, w in enumerate(target_ids)]
+    source_ids = list(src_ids[b])
+    if generation.source_mask is not None:
+        source_ids = [w if bool(generation.source_mask[b, t]) else None for t, w in enumerate(source_ids)]
+    merged = word_alignment_scores(
+        cross.attentions[:, b].detach().cpu(), target_ids, source_ids, len(words[b]), len(src_words[b])
+    )
+    return Alignment(
+        scores=merged, target_words=tuple(words[b]), source_words=tuple(src_words[b]),
+        layer_indices=tuple(cross.layer_indices), head_indices=cross.head_indices,
+    )
+
+
+# --------------------------------------------------------------------------- hard links
+def hard_alignment(
+    matrix: torch.Tensor, *, rule: Rule = "argmax", threshold: float = 0.5
+) -> frozenset[Link]:
+    """Hard links ``(target_word, source_word)`` from a soft ``[target_word, source_word]`` matrix.
+
+    * ``"argmax"``: each target word links to its highest-scoring source word (rows that are
+      all zero link nowhere);
+    * ``"threshold"``: every pair whose score, after normalising the row to sum to 1 over the
+      source words, is at least ``threshold``.
+    """
+    import torch
+
+    if matrix.dim() != 2:
+        raise ProbeError(f"hard_alignment takes a [target, source] matrix, got {tuple(matrix.shape)}")
+    if rule not in ("argmax", "threshold"):
+        raise ProbeError(f"rule must be 'argmax' or 'threshold', got {rule!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+        raise ProbeError(f"threshold must be in (0, 1], got {threshold!r}")
+    m = matrix.detach().to(torch.float64).clamp_min(0.0)
+    totals = m.sum(-1)
+    links: set[Link] = set()
+    if rule == "argmax":
+        best = m.argmax(-1)
+        for t in range(m.shape[0]):
+            if float(totals[t]) > 0:
+                links.add((t, int(best[t])))
+        return frozenset(links)
+    norm = m / totals.clamp_min(1e-12)[:, None]
+    for t, s in (norm >= threshold).nonzero().tolist():
+        if float(totals[t]) > 0:
+            links.add((int(t), int(s)))
+    return frozenset(links)
+
+
+def alignment_error_rate(
+    predicted: Iterable[Link], sure: Iterable[Link], possible: Iterable[Link] | None = None
+) -> float:
+    """Alignment error rate (Och & Ney 2003): ``1 - (|A∩S| + |A∩P|) / (|A| + |S|)``.
+
+    Args:
+        predicted: the hard links ``A``.
+        sure: the sure gold links ``S``.
+        possible: the possible gold links ``P`` (``S`` is added to it; default ``P = S``).
+
+    Returns:
+        A number in ``[0, 1]``; 0 is a perfect alignment.
+    """
+    a, s = set(predicted), set(sure)
+    p = set(possible or ()) | s
+    if not a and not s:
+        raise ProbeError("both the predicted and the sure alignment are empty: AER is undefined")
+    return 1.0 - (len(a & s) + len(a & p)) / (len(a) + len(s))
+
+
+def corpus_aer(
+    predicted: Sequence[Iterable[Link]],
+    sure: Sequence[Iterable[Link]],
+    possible: Sequence[Iterable[Link]] | None = None,
+) -> float:
+    """AER over a corpus: the link counts of every sentence summed before the ratio (as the
+    shared tasks compute it), not the mean of per-sentence rates."""
+    if len(predicted) != len(sure) or (possible is not None and len(possible) != len(sure)):
+        raise ProbeError("predicted, sure and possible alignments must cover the same sentences")
+    hits = total = 0
+    for i, (a_links, s_links) in enumerate(zip(predicted, sure)):
+        a, s = set(a_links), set(s_links)
+        p = (set(possible[i]) if possible is not None else set()) | s
+        hits += len(a & s) + len(a & p)
+        total += len(a) + len(s)
+    if total == 0:
+        raise ProbeError("no links at all in the corpus: AER is undefined")
+    return 1.0 - hits / total
+
+
+def random_alignment(like: Alignment, generator: torch.Generator | None = None) -> Alignment:
+    """A random baseline shaped like ``like``: each target word's scores drawn uniformly and
+    normalised (one layer, one head), so its argmax is a uniformly random source word."""
+    import torch
+
+    t, s = like.shape
+    scores = torch.rand((1, 1, t, s), generator=generator, dtype=torch.float64)
+    scores = scores / scores.sum(-1, keepdim=True).clamp_min(1e-12)
+    return Alignment(scores, like.target_words, like.source_words, (0,), (0,), method="random")

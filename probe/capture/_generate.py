@@ -1,0 +1,228 @@
+"""``probe.generate``: let a model generate as users call it and record attention at every step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError, UnsupportedModelError
+from probe.capture._capture import _check_layers, _options, _stack_sizes
+from probe.capture._gen_recorder import GenerationRecorder
+from probe.capture._generation_trace import GenerationTrace
+from probe.capture._locks import model_lock
+from probe.capture._recorder import StackRecorder
+from probe.capture._trace import AttentionStack
+from probe.capture.adapters import adapter_for
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["generate"]
+
+
+def generate(
+    model: nn.Module,
+    inputs: Any,
+    *,
+    tokenizer: Any = None,
+    max_new_tokens: int = 20,
+    layers: Sequence[int] | None = None,
+    heads: Sequence[int] | None = None,
+    average_heads: bool = False,
+    dtype: torch.dtype | str | None = None,
+    keep_prompt: bool = True,
+    chunk_size: int | None = None,
+    model_name: str | None = None,
+    **generate_kwargs: Any,
+) -> GenerationTrace:
+    """Run ``model.generate(...)`` with the KV cache on and capture attention at every step.
+
+    The model generates exactly as without probe (same tokens, greedy or sampling with the
+    same seed); every attention call is routed through the model's own eager attention, so
+    the captured rows equal one teacher-forced eager forward (``output_attentions=True``)
+    over the prompt and the generated tokens. The model, its configs and ``transformers``'
+    registries are left as they were, also when generation raises.
+
+    Args:
+        model: a HuggingFace decoder (GPT-2, Llama, ...) or encoder-decoder (T5, BART,
+            Marian, ...) with its language-model head.
+        inputs: a string, a list of strings (with ``tokenizer``; decoder-only batches need
+            ``tokenizer.padding_side == "left"``), a tokenizer output or ``input_ids``
+            ``[batch, prompt]``.
+        tokenizer: HF tokenizer, to encode text and to name tokens and words.
+        max_new_tokens: tokens to generate at most.
+        layers, heads, average_heads, dtype: as in :func:`probe.trace` (every stack).
+        keep_prompt: keep the prompt's own attention rows of the first step (``P x P`` per
+            head and layer). ``False`` keeps only the generated rows, so a long prompt costs
+            ``generated x P`` memory instead of ``P^2``; with ``chunk_size`` the prompt step
+            never holds more than ``chunk_size x P`` weights per layer at a time either.
+        chunk_size: compute attention this many query rows at a time (results identical).
+        model_name: name recorded in the result (default: the model's own name).
+        **generate_kwargs: passed to ``model.generate`` (``do_sample``, ``temperature``,
+            ``top_k``, ``eos_token_id``, ``generation_config``, ...). Beam search, several
+            return sequences and assisted decoding are refused (:class:`ProbeError`).
+
+    Returns:
+        A frozen :class:`GenerationTrace`: ``attentions`` ``[layer, batch, head, generated,
+        total]``, ``cross`` ``[layer, batch, head, generated, source]`` for encoder-decoders,
+        the generated ids and text, the scores; ``to_trace()`` gives an ordinary Trace.
+
+    Raises:
+        ProbeError: bad inputs or options, unsupported generation modes.
+        UnsupportedModelError: the model cannot generate.
+    """
+    import torch
+
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise ProbeError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
+    if not isinstance(keep_prompt, bool):
+        raise ProbeError(f"keep_prompt must be True or False, got {keep_prompt!r}")
+    options = _options(layers, heads, average_heads, dtype, False, False, "mean", 0.0, 0, chunk_size)
+    adapter = adapter_for(model)
+    if adapter.family not in ("decoder", "encoder-decoder"):
+        raise UnsupportedModelError(
+            f"{adapter.name} is a {adapter.family} model: probe.generate needs a decoder or an "
+            "encoder-decoder with a language-model head"
+        )
+    sites = adapter.sites()
+    prepared = adapter.prepare(inputs, tokenizer=tokenizer)
+    stacks = _stack_sizes(sites)
+    for kind, names in stacks.items():
+        _check_layers(options, names, 0, False, kind)
+    seq2seq = adapter.family == "encoder-decoder"
+    mask = prepared.attention_mask
+    recorders: dict[str, Any] = {}
+    if seq2seq:
+        recorders["self"] = StackRecorder("self", stacks["self"], options, mask, mask)
+        recorders["decoder"] = GenerationRecorder("self", stacks["decoder"], options, None, keep_prompt)
+        recorders["cross"] = GenerationRecorder("cross", stacks["cross"], options, None, keep_prompt)
+        generating = recorders["decoder"]
+    else:
+        generating = GenerationRecorder("self", stacks["self"], options, mask, keep_prompt)
+        recorders["self"] = generating
+
+    with model_lock(adapter.model), adapter.intercept(sites, recorders, options.chunk_size), \
+            torch.no_grad():
+        result = adapter.generate(prepared, max_new_tokens, generate_kwargs)
+
+    if not generating.called:
+        raise UnsupportedModelError(
+            f"no attention was recorded while {type(model).__name__} generated: its attention "
+            "modules were not called through a path probe intercepts"
+        )
+    total = int(result.sequences.shape[1])
+    if generating.steps != int(result.scores.shape[1]):
+        raise ProbeError(
+            f"recorded {generating.steps} generation steps for {int(result.scores.shape[1])} "
+            "generated tokens: this generation mode is not supported by probe.generate"
+        )
+    rows, prompt_rows = generating.finish_steps(total)
+    sequences = result.sequences.cpu()
+    n_prompt = result.num_prompt_tokens
+    special = _special(sequences, tokenizer, adapter.special_from_config)
+    gen_mask = _generated_mask(sequences[:, n_prompt:], model, generate_kwargs)
+    key_mask = torch.ones(sequences.shape, dtype=torch.bool)
+    if not seq2seq and mask is not None:
+        key_mask[:, : mask.shape[1]] = mask
+    extra: dict[str, Any] = {}
+    if seq2seq:
+        encoder = recorders["self"].finish()
+        cross_rows, cross_prompt = recorders["cross"].finish_steps(None)
+        cross = recorders["cross"]
+        extra = dict(
+            encoder=encoder,
+            cross=AttentionStack(
+                "cross", cross_rows, tuple(cross.layer_names[i] for i in cross.keep),
+                tuple(cross.keep), _head_indices(options, cross.num_heads),
+            ),
+            cross_prompt=cross_prompt, source_tokens=prepared.tokens, source_mask=mask,
+            source_ids=prepared.input_ids,
+            source_special_tokens_mask=prepared.special_tokens_mask,
+        )
+    words = _generated_words(tokenizer, sequences[:, n_prompt:], special[:, n_prompt:])
+    return GenerationTrace(
+        attentions=rows,
+        layer_names=tuple(generating.layer_names[i] for i in generating.keep),
+        layer_indices=tuple(generating.keep),
+        head_indices=_head_indices(options, generating.num_heads),
+        model_name=model_name or adapter.name,
+        family=adapter.family,
+        tokens=_tokens(tokenizer, sequences),
+        num_prompt_tokens=n_prompt,
+        sequences=sequences,
+        scores=result.scores.cpu(),
+        attention_mask=key_mask,
+        special_tokens_mask=special,
+        generated_mask=gen_mask,
+        prompt_attentions=prompt_rows,
+        words=None if words is None else words[0],
+        word_ids=None if words is None else words[1],
+        prompt_words=prepared.words,
+        prompt_word_ids=prepared.word_ids,
+        text=_texts(tokenizer, sequences[:, n_prompt:]),
+        num_heads=generating.num_heads,
+        num_model_layers=len(generating.layer_names),
+        output=result.output,
+        **extra,
+    )
+
+
+def _head_indices(options: Any, num_heads: int) -> tuple[int, ...] | None:
+    if options.average_heads:
+        return None
+    if options.heads is not None:
+        return tuple(h % num_heads for h in options.heads)
+    return tuple(range(num_heads))
+
+
+# --------------------------------------------------------------------------- labels
+def _tokens(tokenizer: Any, ids: torch.Tensor) -> tuple[tuple[str, ...], ...] | None:
+    if tokenizer is None:
+        return None
+    return tuple(tuple(tokenizer.convert_ids_to_tokens(row.tolist())) for row in ids)
+
+
+def _texts(tokenizer: Any, ids: torch.Tensor) -> tuple[str, ...] | None:
+    if tokenizer is None:
+        return None
+    return tuple(str(tokenizer.decode(row.tolist(), skip_special_tokens=True)) for row in ids)
+
+
+def _special(ids: torch.Tensor, tokenizer: Any, from_config: Any) -> torch.Tensor:
+    from probe.capture.adapters._words import special_mask
+
+    return special_mask(ids, tokenizer) if tokenizer is not None else from_config(ids).cpu()
+
+
+def _generated_words(
+    tokenizer: Any, ids: torch.Tensor, special: torch.Tensor
+) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[int | None, ...], ...]] | None:
+    from probe.capture.adapters._hf_generate import generated_words
+
+    if tokenizer is None:
+        return None
+    words, word_ids = [], []
+    for row, sp in zip(ids.tolist(), special.tolist()):
+        labels = generated_words(tokenizer, row, {t for t, s in zip(row, sp) if s})
+        if labels is None:
+            return None
+        words.append(labels[0])
+        word_ids.append(labels[1])
+    return tuple(words), tuple(word_ids)
+
+
+def _generated_mask(ids: torch.Tensor, model: Any, kwargs: dict[str, Any]) -> torch.Tensor:
+    """``[batch, generated]`` True up to and including each item's first EOS."""
+    import torch
+
+    eos = kwargs.get("eos_token_id")
+    if eos is None:
+        config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
+        eos = getattr(config, "eos_token_id", None)
+    eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    if not eos_ids:
+        return torch.ones(ids.shape, dtype=torch.bool)
+    is_eos = torch.isin(ids, torch.tensor(eos_ids, dtype=ids.dtype)).long()
+    ended_before = is_eos.cumsum(-1) - is_eos
+    return ended_before == 0

@@ -1,0 +1,125 @@
+"""Running ``transformers`` ``generate`` for :func:`probe.generate`, and naming what it wrote.
+
+The model generates exactly as users call it (KV cache on, the model's own generation config,
+greedy or sampling); probe only asks for the per-step scores. Generation modes that feed the
+model several candidate rows per step (beam search, several return sequences, assisted and
+prompt-lookup decoding) are refused with the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError, UnsupportedModelError
+from probe.capture.adapters._words import WordIds, Words, words_of_encoding
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["Generated", "generated_words", "hf_generate"]
+
+_OURS = ("return_dict_in_generate", "output_scores")
+_ASSISTED = ("assistant_model", "prompt_lookup_num_tokens", "assistant_early_exit", "draft_model")
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What ``generate`` returned: ``sequences`` ``[batch, total]``, ``scores``
+    ``[batch, generated, vocab]``, the decoder prompt length and the raw output."""
+
+    sequences: torch.Tensor
+    scores: torch.Tensor
+    num_prompt_tokens: int
+    output: Any
+
+
+def _setting(model: nn.Module, kwargs: dict[str, Any], name: str, default: Any) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
+    value = getattr(config, name, default)
+    return default if value is None else value
+
+
+def check_generate_kwargs(model: nn.Module, kwargs: dict[str, Any]) -> None:
+    """Refuse generation modes whose steps are not one new token per batch item."""
+    beams = _setting(model, kwargs, "num_beams", 1)
+    if isinstance(beams, int) and beams > 1:
+        raise ProbeError(
+            f"beam search (num_beams={beams}) is not supported by probe.generate: its beams are "
+            "reordered every step; use greedy (num_beams=1) or sampling (do_sample=True)"
+        )
+    returns = _setting(model, kwargs, "num_return_sequences", 1)
+    if isinstance(returns, int) and returns > 1:
+        raise ProbeError(
+            f"num_return_sequences={returns} is not supported by probe.generate: repeat the "
+            "prompt in the batch instead (inputs=[text] * n) with do_sample=True"
+        )
+    for name in _ASSISTED:
+        if kwargs.get(name) is not None:
+            raise ProbeError(
+                f"{name}= (assisted decoding) feeds several tokens per step and is not "
+                "supported by probe.generate: drop it"
+            )
+
+
+def hf_generate(
+    model: nn.Module, model_kwargs: dict[str, Any], max_new_tokens: int, kwargs: dict[str, Any]
+) -> Generated:
+    """Run ``model.generate`` on prepared inputs and collect sequences and scores.
+
+    Args:
+        model: a ``transformers`` model that can generate.
+        model_kwargs: ``input_ids``, ``attention_mask`` (and other forward inputs).
+        max_new_tokens: tokens to generate at most.
+        kwargs: the user's other ``generate`` keyword arguments.
+    """
+    import torch
+
+    can = getattr(model, "can_generate", None)
+    if not callable(can) or not can():
+        raise UnsupportedModelError(
+            f"{type(model).__name__} cannot generate: load the model with its language-model "
+            "head (AutoModelForCausalLM / AutoModelForSeq2SeqLM)"
+        )
+    check_generate_kwargs(model, kwargs)
+    user = {k: v for k, v in kwargs.items() if k not in _OURS}
+    out = model.generate(
+        **model_kwargs, max_new_tokens=max_new_tokens, return_dict_in_generate=True,
+        output_scores=True, **user,
+    )
+    scores = torch.stack([s.detach() for s in out.scores], dim=1)
+    sequences = out.sequences.detach()
+    return Generated(sequences, scores, int(sequences.shape[1] - scores.shape[1]), out)
+
+
+def generated_words(
+    tokenizer: Any, ids: list[int], special: set[int]
+) -> tuple[Words, WordIds] | None:
+    """Words of generated ``ids`` and each token's word index (``None`` for special tokens).
+
+    The text is decoded and encoded again; the words are read from that encoding when it gives
+    back the same tokens, else ``None`` (the generated tokens are not how the tokenizer would
+    write the text, so no word boundary can be trusted).
+    """
+    keep = [i for i, t in enumerate(ids) if t not in special]
+    real = [ids[i] for i in keep]
+    if not real:
+        return (), (None,) * len(ids)
+    try:
+        text = tokenizer.decode(real, skip_special_tokens=True)
+        enc = tokenizer([text], add_special_tokens=False)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return None
+    if list(enc["input_ids"][0]) != real:
+        return None
+    labels = words_of_encoding(enc, 0, tokenizer, text)
+    if labels is None:
+        return None
+    words, real_ids = labels
+    word_ids: list[int | None] = [None] * len(ids)
+    for pos, w in zip(keep, real_ids):
+        word_ids[pos] = w
+    return words, tuple(word_ids)
