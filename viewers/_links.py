@@ -46,7 +46,13 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["link_view", "coref_view"]
+__all__ = ["link_view", "coref_view", "COREF_NOTE"]
+
+#: The line :func:`coref_view` prints under its figure by default.
+COREF_NOTE = (
+    "One sentence is no evidence of a coreference head: 'probe eval coref' scores every head "
+    "on minimal pairs."
+)
 
 _LINE_AREA_IN = 2.4  # width of the band holding the lines, inches
 _ROW_IN = 0.2  # vertical pitch of one token, inches (shrinks for long inputs)
@@ -351,6 +357,7 @@ def coref_view(
     width: float = 8.0,
     fontsize: float = FONT_SIZES["token"],
     title: str | None = None,
+    note: str | None = None,
 ) -> Figure:
     """One word, the words it attends to, and its top antecedents with their weights.
 
@@ -379,6 +386,9 @@ def coref_view(
         model_name, layer, head, method: go into the title.
         width: figure width in inches; fontsize: word font size in points.
         title: replaces the generated title (``""`` for none).
+        note: a line at the bottom; default :data:`COREF_NOTE` (one sentence is no evidence
+            of a coreference head: ``probe eval coref`` tests heads on minimal pairs);
+            ``""`` for none.
 
     Returns:
         The ``Figure``; ``fig.axes[0].patches`` are the word boxes in word order.
@@ -450,8 +460,14 @@ def coref_view(
     bar_in = 0.85
     shown_rows = sorted(rows, key=lambda r: -r[3])[:table_rows] if rows else []
     table_in = (len(shown_rows) + 1) * 0.22 + 0.6 if shown_rows else 0.0
-    height = top_in + body_pt / 72 + bar_in + table_in
+    note = COREF_NOTE if note is None else str(note)
+    note_in = 0.3 if note else 0.0
+    height = top_in + body_pt / 72 + bar_in + table_in + note_in
     fig = new_figure((width, height), layout="none")
+    if note:
+        fig.text(0.5, 0.12 / height, note, ha="center", va="bottom",
+                 fontsize=FONT_SIZES["annotation"], color="0.35", style="italic")
+    table_in += note_in  # everything below the words sits above the note
     ax = fig.add_axes((margin / width, (bar_in + table_in) / height, width_pt / 72 / width,
                        body_pt / 72 / height))
     points_axes(ax, width_pt, body_pt)
@@ -509,8 +525,8 @@ def coref_view(
     cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
 
     if shown_rows:
-        tax = fig.add_axes((margin / width, 0.1 / height, (width - 2 * margin) / width,
-                            (table_in - 0.45) / height))
+        tax = fig.add_axes(((margin / width, (0.1 + note_in) / height,
+                             (width - 2 * margin) / width, (table_in - note_in - 0.45) / height)))
         tax.set_axis_off()
         cells = [[str(r[0]), str(r[1]), r[2], f"{r[3]:.3f}"] for r in shown_rows]
         col_w = [v * min(1.0, 5.0 / (width - 2 * margin)) for v in (0.14, 0.14, 0.3, 0.18)]

@@ -286,6 +286,14 @@ def coref(
     (words, matched case-insensitively at every occurrence, or word indices) to choose the
     candidates yourself.
 
+    What this shows is where each head looks in one sentence, not that it resolves
+    coreference: a head that attends by position (e.g. to the first noun) also links "it" to
+    "animal" in "The animal didn't cross the street because it was too tired." ``probe eval
+    coref`` (:mod:`probe.evaluation.tasks._coref`) scores every head on Winograd-style
+    minimal pairs, where any positional head gets exactly 50%; on the packaged MiniLM no
+    head, nor the rollout, beats chance there (README, "Evaluation";
+    ``benchmarks/eval-coref.json``).
+
     Args:
         trace: a text trace with ``words`` and ``word_ids``.
         word: the anaphor, e.g. ``"it"`` (case-insensitive) or its word index.

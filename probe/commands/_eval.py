@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EvalArgs", "add_parser", "run", "run_eval"]
 
-EVALS = ("faithfulness", "sanity", "text", "alignment")
+EVALS = ("faithfulness", "sanity", "text", "coref", "alignment")
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,34 @@ class EvalArgs:
     quick: bool = False
     quiet: bool = False
     batch_size: int | None = None
+    data: str | None = None
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``probe eval`` to the top-level subparsers."""
     ev = subparsers.add_parser(
         "eval",
-        help="evaluate methods: faithfulness on ground truth, sanity checks, text agreement",
+        help="evaluate methods: faithfulness on ground truth, sanity checks, text agreement, "
+        "coreference heads on minimal pairs",
         description="faithfulness: pointing game, mass on object, deletion/insertion AUC and "
         "time per image on generated shapes; sanity: cascading randomisation; text: agreement "
-        "with Integrated Gradients and ERASER scores on shipped sentence pairs; alignment: "
-        "alignment error rate of cross-attention heads, gradients and random on the toy-mt "
-        "language pair.",
+        "with Integrated Gradients and ERASER scores on shipped sentence pairs; coref: per head, "
+        "rollout and majority of heads, accuracy on Winograd-style minimal pairs with binomial "
+        "p-values and a held-out choice of the best head; alignment: alignment error rate of "
+        "cross-attention heads, gradients and random on the toy-mt language pair.",
     )
     ev.add_argument("task", choices=EVALS, metavar="TASK", help="one of: " + ", ".join(EVALS))
-    ev.add_argument("--model", help="default: vit-shapes (faithfulness, sanity), minilm (text), toy-mt (alignment)")
+    ev.add_argument(
+        "--model",
+        help="default: vit-shapes (faithfulness, sanity), minilm (text, coref), toy-mt (alignment)",
+    )
     ev.add_argument("--json", help="write the results to this JSON file")
     ev.add_argument("--n", type=int, help="number of images / pairs")
+    ev.add_argument(
+        "--data", metavar="FILE",
+        help="coref: minimal pairs, one 'sentence|pronoun|correct|distractor' per line, "
+        "consecutive lines pairing up (default: the shipped pairs)",
+    )
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--method", action="append", dest="methods", default=[], help="restrict methods")
     ev.add_argument(
@@ -87,6 +98,7 @@ def run(ns: argparse.Namespace) -> int:
         task=ns.task, model=ns.model, json=ns.json, n=ns.n, seed=ns.seed,
         methods=tuple(ns.methods), options=tuple(ns.options), quick=ns.quick, quiet=ns.quiet,
         batch_size=ns.batch_size,
+        data=ns.data,
     )
     return run_eval(args)
 
@@ -128,6 +140,17 @@ def run_eval(
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.json:
         check_output_file(args.json)  # before minutes of work, not after
+    if args.data is not None and task != "coref":
+        raise ProbeError(f"--data only applies to the coref eval, not {task}: drop it")
+    if task == "coref" and (args.methods or args.options or options):
+        raise ProbeError(
+            "the coref eval scores attention heads and rollout, not attribution methods: "
+            "drop --method/--option"
+        )
+    if task == "coref" and args.data is not None:
+        from probe.evaluation.tasks import load_coref_pairs
+
+        load_coref_pairs(args.data)  # a bad file fails before the model loads
     method_opts: Any = options
     if args.options:  # --option assignments, typed by the methods' declarations
         parsed: dict[str, Any] = parse_method_options(args.options)
@@ -161,6 +184,7 @@ def run_eval(
         "faithfulness": tasks.faithfulness_markdown,
         "sanity": tasks.sanity_markdown,
         "text": tasks.text_markdown,
+        "coref": tasks.coref_markdown,
     }
     if result.get("task") == "cnn-faithfulness":
         from probe.evaluation._cnn_eval import cnn_faithfulness_markdown
@@ -205,6 +229,10 @@ def _run_task(
         "text": lambda: tasks.eval_text(
             model, tokenizer, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet,
             model_name=name, options=method_opts,
+        ),
+        "coref": lambda: tasks.eval_coref(
+            model, tokenizer, n=n, seed=args.seed, data=args.data, quiet=args.quiet,
+            model_name=name,
         ),
     }
     if task == "faithfulness" and _is_cnn(model):

@@ -11,6 +11,7 @@ __all__ = [
     "IMAGE_DEFAULT_VIEWS",
     "RenderArgs",
     "TEXT_ONLY_VIEWS",
+    "check_view_options",
 ]
 
 FORMATS = ("png", "svg", "pdf", "html")
@@ -26,6 +27,8 @@ class RenderArgs:
     pair: str | None = None
     image: str | None = None
     word: str | None = None
+    occurrence: int = 0
+    candidates: tuple[str, ...] = ()
     layer: int | None = None
     head: int | None = None
     methods: tuple[str, ...] = ()
@@ -44,3 +47,27 @@ DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "
 DEFAULT_IMAGE_METHODS = (
     "attention", "rollout", "relevance", "ig", "saliency", "gradcam", "random",
 )
+
+#: Views whose output does not depend on a target: ``--pair`` would be silently ignored.
+PAIR_IGNORED_VIEWS = ("heads", "head", "links", "coref", "rollout")
+
+
+def check_view_options(args: RenderArgs) -> None:
+    """``--occurrence``, ``--candidate`` and ``--pair`` on a view that ignores them are errors
+    (like the other ignored options), and ``--occurrence`` is a non-negative integer."""
+    from probe._errors import ProbeError
+
+    if args.view != "coref" and (args.occurrence or args.candidates):
+        flag = "--occurrence" if args.occurrence else "--candidate"
+        raise ProbeError(f"{flag} only applies to the coref view, not {args.view}: drop it")
+    if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int) or (
+        args.occurrence < 0
+    ):
+        raise ProbeError(
+            f"--occurrence must be 0 (the first), 1 (the second), ..., got {args.occurrence!r}"
+        )
+    if args.pair is not None and args.view in PAIR_IGNORED_VIEWS:
+        raise ProbeError(
+            f"--pair sets the target of gradient methods; the {args.view} view shows attention "
+            "only and would ignore it: drop it (or use saliency, compare or curves)"
+        )

@@ -150,10 +150,12 @@ _VIEW_HELP = {
     "heads": "every head of --layer, or every layer x head without --layer",
     "head": "one head (--layer, --head) as a heatmap with token labels",
     "links": "bertviz-style link diagram of --layer (all heads, or --head)",
-    "coref": "which words --word links to, per head and by rollout (--text, --word)",
+    "coref": "which words --word links to, per head (--text, --word; --occurrence, "
+    "--candidate); one sentence is no evidence: see 'probe eval coref'",
     "rollout": "attention rollout: token strip (text) or saliency overlay (image)",
     "saliency": "one method (--method) as token strip or image overlay + per-head CLS maps",
-    "compare": "several methods side by side with agreement and faithfulness",
+    "compare": "several methods side by side with agreement and faithfulness (text without "
+    "--pair: the methods that need no target, and no faithfulness)",
     "curves": "deletion/insertion curves of several methods",
 }
 
@@ -190,6 +192,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--pair", help="second sentence: target = cosine similarity to it")
     add("--image", help="image file (image models); default: a generated sample")
     add("--word", help="word of --text to follow (coref)")
+    add(
+        "--occurrence", type=int, default=0, metavar="N",
+        help="coref: which occurrence of a repeated --word (0 = the first, the default)",
+    )
+    add(
+        "--candidate", action="append", dest="candidates", default=[], metavar="WORD",
+        help="coref: a candidate antecedent (repeatable; default: the content words before "
+        "--word)",
+    )
     add("--layer", type=int, help="layer index (negative counts from the end)")
     add("--head", type=int, help="head index")
     add(

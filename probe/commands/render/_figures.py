@@ -10,18 +10,18 @@ from probe._errors import ProbeError
 from probe.commands.render._methods import (
     _attribution,
     _compute_all,
+    _coref_report,
+    _coref_suffix,
     _curves_for,
     _faithfulness,
     _methods,
     _methods_part,
     _needs_target,
 )
-from probe.commands.render._session import Session, _slug, _stem
+from probe.commands.render._session import Session, _stem
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from probe.capture._trace import Trace
 
 __all__ = ["VIEWS", "register_view"]
 
@@ -87,25 +87,19 @@ def _coref(s: Session) -> list[tuple[str, Figure]]:
     import probe
     from probe.viewers import coref_view
 
-    if not s.args.word:
-        raise ProbeError("the coref view needs --word: the word to follow, e.g. --word it")
+    report = _coref_report(s)
     tr = s.trace()
-    links = probe.coref(tr, s.args.word)
-    weights = probe.word_attention(tr, s.args.word)  # [layer, head, words]
+    links = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))
     best = links[0]
-    pos_l, pos_h = tr.layer_position(best.layer), tr.head_position(best.head)
-    word_index = _word_index(tr, s.args.word)
+    weights = probe.word_attention(tr, report.word_index)  # [layer, head, words]
     fig = coref_view(
-        list(tr.words[0]), word_index, weights[pos_l, pos_h],  # type: ignore[index]
+        list(tr.words[0]), report.word_index,  # type: ignore[index]
+        weights[tr.layer_position(best.layer), tr.head_position(best.head)],
         top=[(link.layer, link.head, link.antecedent, link.weight) for link in links[:8]],
-        model_name=s.model_name, layer=best.layer, head=best.head,
+        candidates=list(report.candidates), model_name=s.model_name, layer=best.layer,
+        head=best.head,
     )
-    return [(_stem(s, "coref", _slug(s.args.word)), fig)]
-
-
-def _word_index(tr: Trace, word: str) -> int:
-    words = [w.lower() for w in tr.words[0]]  # type: ignore[index]
-    return words.index(word.lower())
+    return [(_stem(s, "coref", _coref_suffix(s)), fig)]
 
 
 @register_view("rollout")

@@ -10,12 +10,14 @@ from probe._errors import ProbeError
 from probe.commands.render._methods import (
     _attribution,
     _compute_all,
+    _coref_report,
+    _coref_suffix,
     _faithfulness,
     _methods,
     _methods_part,
     _needs_target,
 )
-from probe.commands.render._session import _slug, _stem
+from probe.commands.render._session import _stem
 
 if TYPE_CHECKING:
     from probe.commands.render._session import Session
@@ -73,11 +75,20 @@ def _heads_of(tr: Any) -> list[int]:
 
 @_register("coref")
 def _coref(s: Session) -> list[tuple[str, HtmlView]]:
-    from probe.commands._show import show
+    import probe
+    from probe.viewers.html import coref_view_html
 
-    if not s.args.word:
-        raise ProbeError("the coref view needs --word: the word to follow, e.g. --word it")
-    return [(_stem(s, "coref", _slug(s.args.word)), show(s.trace(), "coref", word=s.args.word))]
+    report = _coref_report(s)
+    tr = s.trace()
+    i = report.word_index
+    ranked = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))
+    page = coref_view_html(
+        list(tr.words[0]), {i: probe.word_attention(tr, i)},  # type: ignore[index]
+        top={i: [(lk.layer, lk.head, lk.antecedent_index, lk.weight) for lk in ranked]},
+        candidates={i: list(report.candidates)}, layers=list(tr.layer_indices),
+        heads=_heads_of(tr), model_name=s.model_name,
+    )
+    return [(_stem(s, "coref", _coref_suffix(s)), page)]
 
 
 @_register("saliency", "rollout", "compare")

@@ -41,7 +41,17 @@ def _methods(s: Session) -> list[str]:
                 raise ProbeError(f"unknown --method {m!r} for {s.modality} models: use {list(available)}")
         return list(dict.fromkeys(s.args.methods))
     default = DEFAULT_IMAGE_METHODS if s.modality == "vision" else DEFAULT_TEXT_METHODS
+    if not _has_target(s):  # text without --pair: only the methods that need no target
+        from probe.attribution._registry import method_spec
+
+        default = tuple(m for m in default if not method_spec(m).uses_gradients)
     return [m for m in default if m in probe.list_methods(s.modality)]  # type: ignore[arg-type]
+
+
+def _has_target(s: Session) -> bool:
+    """Vision and text classifiers explain their predicted class; sentence encoders need
+    ``--pair``."""
+    return s.modality != "text" or bool(s.args.pair) or _is_classifier(s)
 
 
 def _needs_target(s: Session, methods: list[str]) -> None:
@@ -107,4 +117,41 @@ def _methods_part(s: Session, methods: list[str]) -> str:
     part = "-".join(_slug(m, 40) for m in methods) if s.args.methods else "all"
     if s.args.discard and any(_takes(m, "discard_ratio") for m in methods):
         part += f"-d{s.args.discard:g}"
+    return part
+
+
+# ----------------------------------------------------------------------------- coref
+def _coref_report(s: Session) -> Any:
+    """``probe.best_antecedents`` of ``--word`` (``--occurrence``, ``--candidate``) on the
+    session's text, with the API's error messages worded for the command line."""
+    import probe
+
+    if not s.args.word:
+        raise ProbeError("the coref view needs --word: the word to follow, e.g. --word it")
+    try:
+        return probe.best_antecedents(
+            s.trace(), s.args.word, 0, list(s.args.candidates) or None,
+            occurrence=s.args.occurrence, with_rollout=False,
+        )
+    except ProbeError as exc:
+        raise ProbeError(_cli_wording(str(exc))) from None
+
+
+def _cli_wording(message: str) -> str:
+    """The Python API's keywords in a coref error, as the command line's flags."""
+    import re
+
+    message = re.sub(r"\boccurrence=", "--occurrence ", message)
+    message = message.replace("pass candidates=[...]", "pass --candidate WORD (repeatable)")
+    message = re.sub(r"^candidate (index )?", "--candidate ", message)
+    return message.replace(" or an index", "")
+
+
+def _coref_suffix(s: Session) -> str:
+    """File-name part of the coref view: the word, its occurrence and the candidates."""
+    part = _slug(s.args.word or "", 24)
+    if s.args.occurrence:
+        part += f"-{s.args.occurrence}"
+    if s.args.candidates:
+        part += "-c-" + "-".join(_slug(c, 16) for c in s.args.candidates)
     return part

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.commands.render._args import TEXT_ONLY_VIEWS, RenderArgs
+from probe.commands.render._args import TEXT_ONLY_VIEWS, RenderArgs, check_view_options
 
 if TYPE_CHECKING:
     import numpy as np
@@ -204,6 +204,7 @@ def _check_applicable(args: RenderArgs) -> None:
         )
     if args.pair is not None and args.image is not None:
         raise ProbeError("--pair is a second sentence for text models: drop it with --image")
+    check_view_options(args)
 
 
 _SEED_LIMIT = 2**64

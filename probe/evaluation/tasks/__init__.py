@@ -1,6 +1,6 @@
 """``probe eval``: evaluate every registered attribution method against ground truth.
 
-Three tasks, each printing a markdown table and optionally writing a JSON file:
+Four tasks, each printing a markdown table and optionally writing a JSON file:
 
 ``faithfulness`` (vision, default model ``vit-shapes``)
     ``N`` generated shape images (:func:`probe.make_shapes`, seed ``EVAL_IMAGE_SEED + 1000 *
@@ -47,6 +47,14 @@ Three tasks, each printing a markdown table and optionally writing a JSON file:
     are in the JSON too), and ERASER comprehensiveness/sufficiency (``[MASK]`` replacement,
     next to random orders and the ``random`` method).
 
+``coref`` (default ``minilm``)
+    Winograd-style minimal pairs shipped in ``probe/models/data/coref_pairs.json`` (or a user
+    file of ``sentence|pronoun|correct|distractor`` lines, ``--data``): per head, the rollout
+    and the majority of heads, the accuracy (correct antecedent weighted above the
+    distractor), pair accuracy and an exact binomial p-value against 50%, with the best head
+    Bonferroni-corrected and selected/scored on held-out halves of the pairs
+    (:mod:`probe.evaluation.tasks._coref`).
+
 Run time, measured on the 2-core shared CPU with ``OMP_NUM_THREADS=1`` (wall clock, including
 start-up and model loading; ``"run_time_s"`` in ``benchmarks/eval-*.json`` is the evaluation
 alone): ``faithfulness`` with ``N = 500`` 5 min 8 s (Integrated Gradients is 70% of it, 0.22 s
@@ -59,6 +67,12 @@ on busy cores made them about 10x slower in our measurements.
 from __future__ import annotations
 
 from probe.evaluation._geometry import mass_on_object, object_patch_mask, pointing_game, to_patch_grid
+from probe.evaluation.tasks._coref import (
+    coref_markdown,
+    eval_coref,
+    load_coref_pairs,
+    parse_coref_lines,
+)
 from probe.evaluation.tasks._common import DEFAULT_MODEL, DEFAULT_N, EVAL_IMAGE_SEED, QUICK_N
 from probe.evaluation.tasks._faithfulness import (
     CHEFER_ORDER,
@@ -78,12 +92,16 @@ __all__ = [
     "PUBLISHED_REFERENCE",
     "QUICK_N",
     "chefer_ordering",
+    "coref_markdown",
+    "eval_coref",
     "eval_faithfulness",
     "eval_sanity",
     "eval_text",
     "faithfulness_markdown",
+    "load_coref_pairs",
     "load_sentence_pairs",
     "mass_on_object",
+    "parse_coref_lines",
     "object_patch_mask",
     "pointing_game",
     "sanity_markdown",

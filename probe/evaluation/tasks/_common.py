@@ -24,14 +24,16 @@ Distinct from the ``vit-shapes`` training seeds (>= 1,000,000) and its held-out 
 _TRAINING_SEEDS_FROM = 1_000_000
 _RECIPE_EVAL_SEED = 10_000
 
-DEFAULT_N: dict[str, int | None] = {"faithfulness": 500, "sanity": 16, "text": None}
-"""Default ``--n`` per task (``None``: every sentence pair)."""
+DEFAULT_N: dict[str, int | None] = {
+    "faithfulness": 500, "sanity": 16, "text": None, "coref": None,
+}
+"""Default ``--n`` per task (``None``: every sentence pair / minimal pair)."""
 
-QUICK_N: dict[str, int] = {"faithfulness": 48, "sanity": 4, "text": 8}
+QUICK_N: dict[str, int] = {"faithfulness": 48, "sanity": 4, "text": 8, "coref": 10}
 """``--n`` under ``--quick`` (an explicit ``--n`` wins)."""
 
 DEFAULT_MODEL: dict[str, str] = {
-    "faithfulness": "vit-shapes", "sanity": "vit-shapes", "text": "minilm",
+    "faithfulness": "vit-shapes", "sanity": "vit-shapes", "text": "minilm", "coref": "minilm",
 }
 
 

@@ -89,8 +89,10 @@ def chefer_ordering(deletion: dict[str, float], insertion: dict[str, float]) -> 
 
     Returns:
         ``{"reproduced": bool | None, "deletion_reproduced", "insertion_reproduced",
-        "deletion_order", "insertion_order", "expected_order", "concordant_pairs", "explanation"}``
-        (``None`` when a method is missing or undefined). ``concordant_pairs`` counts the 6
+        "verdict", "deletion_order", "insertion_order", "expected_order", "concordant_pairs",
+        "explanation"}`` (``None`` when a method is missing or undefined). ``reproduced`` is
+        true only when both tests give the paper's order; ``verdict`` says it in words
+        ("reproduced", "partly reproduced (deletion only)", "not reproduced", "undefined"). ``concordant_pairs`` counts the 6
         method pairs ordered as in the paper, per test.
     """
     expected = list(CHEFER_ORDER)
@@ -102,7 +104,7 @@ def chefer_ordering(deletion: dict[str, float], insertion: dict[str, float]) -> 
     if missing:
         return {
             "reproduced": None, "deletion_reproduced": None, "insertion_reproduced": None,
-            "deletion_order": None, "insertion_order": None, "expected_order": expected,
+            "verdict": "undefined", "deletion_order": None, "insertion_order": None, "expected_order": expected,
             "concordant_pairs": None,
             "explanation": f"cannot compare: no deletion/insertion AUC for {missing}",
         }
@@ -118,19 +120,21 @@ def chefer_ordering(deletion: dict[str, float], insertion: dict[str, float]) -> 
     del_ok, ins_ok = del_order == expected, ins_order == expected
     fmt_del = " < ".join(f"{m} {deletion[m]:.3f}" for m in del_order)
     fmt_ins = " > ".join(f"{m} {insertion[m]:.3f}" for m in ins_order)
-    verdict = "reproduced" if del_ok and ins_ok else (
-        "partly reproduced" if del_ok or ins_ok else "not reproduced"
+    verdict = "reproduced in both tests" if del_ok and ins_ok else (
+        f"partly reproduced ({'deletion' if del_ok else 'insertion'} only)"
+        if del_ok or ins_ok else "not reproduced in either test"
     )
     explanation = (
         f"Chefer et al. 2021 order (best first): {' > '.join(expected)} in both tests. "
         f"Here, deletion AUC (lower is better): {fmt_del} "
         f"({concordant(del_order)}/6 pairs as in the paper); insertion AUC (higher is better): "
-        f"{fmt_ins} ({concordant(ins_order)}/6 pairs as in the paper). Ordering {verdict}."
+        f"{fmt_ins} ({concordant(ins_order)}/6 pairs as in the paper)."
     )
     return {
         "reproduced": del_ok and ins_ok,
         "deletion_reproduced": del_ok,
         "insertion_reproduced": ins_ok,
+        "verdict": verdict,
         "deletion_order": del_order,
         "insertion_order": ins_order,
         "expected_order": expected,
@@ -373,6 +377,18 @@ def _reference_footer(result: dict[str, Any]) -> list[str]:
         + "; negative perturbation (higher is better) "
         + ", ".join(f"{m} {v:.2f}" for m, v in neg.items())
         + ".",
-        f"Ordering reproduced: {result['chefer_ordering']['reproduced']}. "
+        f"Chefer et al.'s ordering: {_verdict(result['chefer_ordering'])}. "
         + result["chefer_ordering"]["explanation"],
     ]
+
+
+def _verdict(ordering: dict[str, Any]) -> str:
+    """The ordering verdict in words (results saved before ``verdict`` existed included)."""
+    if "verdict" in ordering:
+        return str(ordering["verdict"])
+    if ordering.get("reproduced") is None:
+        return "undefined"
+    if ordering["reproduced"]:
+        return "reproduced in both tests"
+    one = [k for k in ("deletion", "insertion") if ordering.get(f"{k}_reproduced")]
+    return f"partly reproduced ({one[0]} only)" if one else "not reproduced in either test"

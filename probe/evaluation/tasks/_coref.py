@@ -1,0 +1,369 @@
+"""``probe eval coref``: do attention heads resolve pronouns, or only point by position?
+
+One sentence where a head links "it" to "animal" is no evidence of a coreference head: the
+head may simply attend to a word at some distance. Winograd-style minimal pairs (Levesque,
+Davis and Morgenstern 2012, "The Winograd Schema Challenge") separate the two: the sentences
+of a pair differ in one word, which flips the antecedent between two candidate nouns, so any
+rule that reads only positions (the nearer noun, the first noun, a fixed offset) gets exactly
+one sentence of each pair right: 50% accuracy and 0% pair accuracy.
+
+For each item the pronoun's word-level attention (Clark et al. 2019 merge rule, as in
+:func:`probe.word_attention`) to the correct antecedent is compared with its attention to the
+distractor; the item is right when the correct one is weighted strictly higher (ties are
+wrong). Scored the same way: every head, the attention rollout (Abnar & Zuidema 2020, mean
+fusion, all layers) and the majority vote of all heads (right when more than half of the
+heads are right), next to the "nearer candidate" positional rule.
+
+Significance: an exact two-sided binomial test against 50% (``scipy.stats.binomtest``) over
+the items. With 72 heads, the best one reaching p < 0.05 is expected by chance, so the best
+head is also reported (a) with a Bonferroni-corrected p-value and (b) selected on one half of
+the pairs and scored on the other half (both ways round; halves drawn with ``seed``, a pair's
+two sentences always in the same half).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe._report import markdown_table
+from probe.evaluation.tasks._common import _model_name, _progress
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from probe.capture._trace import Trace
+
+__all__ = [
+    "coref_markdown", "eval_coref", "load_coref_pairs", "parse_coref_lines", "score_trace",
+]
+
+_FIELDS = ("sentence", "pronoun", "correct", "distractor")
+_DEFAULT_DATA = Path(__file__).resolve().parents[2] / "models" / "data" / "coref_pairs.json"
+
+
+# --------------------------------------------------------------------------- data
+def parse_coref_lines(text: str, source: str = "<text>") -> list[dict[str, Any]]:
+    """Pairs from lines ``sentence|pronoun|correct|distractor``.
+
+    Blank lines and lines starting with ``#`` are skipped; the remaining lines pair up in
+    order (lines 1-2 are the first minimal pair, 3-4 the second, ...), so an odd number of
+    items is an error.
+
+    Returns:
+        ``[{"id", "items": [{"sentence", "pronoun", "correct", "distractor"}, ...]}]``.
+    """
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) != 4 or not all(parts):
+            raise ProbeError(
+                f"{source}, line {number}: expected 'sentence|pronoun|correct|distractor' "
+                f"(4 non-empty fields), got {line.strip()!r}"
+            )
+        items.append((number, dict(zip(_FIELDS, parts))))
+    if not items:
+        raise ProbeError(f"{source} holds no 'sentence|pronoun|correct|distractor' lines")
+    if len(items) % 2:
+        raise ProbeError(
+            f"{source} holds {len(items)} items, an odd number: consecutive lines form minimal "
+            "pairs, so add the other sentence of the last pair"
+        )
+    return [
+        {"id": f"line-{items[i][0]}", "items": [items[i][1], items[i + 1][1]]}
+        for i in range(0, len(items), 2)
+    ]
+
+
+def load_coref_pairs(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The minimal pairs shipped in ``probe/models/data/coref_pairs.json``, or a user file.
+
+    Args:
+        path: a ``.json`` file of the shipped form (``{"pairs": [{"id", "items": [...]}]}``)
+            or a text file of ``sentence|pronoun|correct|distractor`` lines
+            (:func:`parse_coref_lines`); default: the shipped pairs.
+
+    Returns:
+        ``[{"id", "items": [{"sentence", "pronoun", "correct", "distractor"}, ...]}]``.
+    """
+    file = Path(path) if path is not None else _DEFAULT_DATA
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProbeError(f"cannot read coreference pairs from {file}: {exc}") from None
+    if file.suffix.lower() != ".json":
+        return parse_coref_lines(text, str(file))
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ProbeError(f"{file} is not valid JSON ({exc})") from None
+    pairs = data.get("pairs") if isinstance(data, dict) else None
+    ok = isinstance(pairs, list) and pairs and all(
+        isinstance(p, dict) and isinstance(p.get("items"), list) and p["items"]
+        and all(isinstance(i, dict) and all(isinstance(i.get(f), str) and i[f].strip()
+                                            for f in _FIELDS) for i in p["items"])
+        for p in pairs
+    )
+    if not ok:
+        raise ProbeError(
+            f"{file} must hold {{'pairs': [{{'id': str, 'items': [{{'sentence', 'pronoun', "
+            "'correct', 'distractor'}, ...]}, ...]}} with non-empty strings"
+        )
+    return [{"id": str(p.get("id", i)), "items": list(p["items"])} for i, p in enumerate(pairs)]
+
+
+def _norm(word: str) -> str:
+    """Lower case without leading/trailing punctuation ("box." and "Box" are "box")."""
+    start, end = 0, len(word)
+    while start < end and not word[start].isalnum():
+        start += 1
+    while end > start and not word[end - 1].isalnum():
+        end -= 1
+    return word[start:end].lower()
+
+
+def _positions(words: Sequence[str], word: str, sentence: str, role: str) -> list[int]:
+    key = _norm(word)
+    hits = [i for i, w in enumerate(words) if _norm(w) == key and key]
+    if not hits:
+        raise ProbeError(
+            f"the {role} {word!r} is not a word of {sentence!r} as the tokenizer splits it "
+            f"({list(words)}): fix the item"
+        )
+    return hits
+
+
+# --------------------------------------------------------------------------- scoring
+def _score_item(model: nn.Module, tokenizer: Any, item: dict[str, str]) -> dict[str, Any]:
+    from probe.capture._capture import trace as capture
+
+    return score_trace(capture(model, item["sentence"], tokenizer=tokenizer), item)
+
+
+def score_trace(tr: Trace, item: dict[str, str]) -> dict[str, Any]:
+    """One item scored on its trace: is the correct antecedent weighted above the distractor?
+
+    Args:
+        tr: the trace of ``item["sentence"]`` (batch item 0 is read).
+        item: ``{"sentence", "pronoun", "correct", "distractor"}``; words are matched
+            case-insensitively without surrounding punctuation, the pronoun at its first
+            occurrence, a candidate at every occurrence (its largest weight counts).
+
+    Returns:
+        ``{"heads": [bool] and "margin": [float]`` (correct minus distractor weight) in
+        (layer, head) order, ``"rollout"``, ``"nearest"`` (bool each), ``"layers"``,
+        ``"head_indices"}``.
+    """
+    from probe.analysis._coref import merge_to_words, word_attention, word_membership
+    from probe.analysis._rollout import rollout
+
+    sentence = item["sentence"]
+    if tr.words is None:
+        raise ProbeError("the coref eval needs word boundaries: use a model with a fast tokenizer")
+    words = list(tr.words[0])
+    member = word_membership(tr, 0)
+    pronoun = _positions(words, item["pronoun"], sentence, "pronoun")[0]
+    correct = _positions(words, item["correct"], sentence, "correct antecedent")
+    distractor = _positions(words, item["distractor"], sentence, "distractor")
+    if set(correct) & set(distractor) or pronoun in correct + distractor:
+        raise ProbeError(f"{sentence!r}: the pronoun, correct antecedent and distractor must differ")
+    weights = word_attention(tr, pronoun)  # [layer, head, word]
+    c, d = weights[..., correct].amax(-1), weights[..., distractor].amax(-1)
+    roll = merge_to_words(rollout(tr)[0], member)[pronoun]  # [word]
+    nearest_c = min(abs(pronoun - i) for i in correct)
+    nearest_d = min(abs(pronoun - i) for i in distractor)
+    return {
+        "heads": (c > d).flatten().tolist(),  # (layer, head) order
+        "margin": (c - d).flatten().tolist(),
+        "rollout": bool(roll[correct].max() > roll[distractor].max()),
+        "nearest": nearest_c < nearest_d,
+        "layers": list(tr.layer_indices),
+        "head_indices": list(tr.head_indices) if tr.head_indices is not None else [-1],
+    }
+
+
+def _binom(k: int, n: int) -> float:
+    from scipy.stats import binomtest
+
+    return float(binomtest(k, n, 0.5, alternative="two-sided").pvalue) if n else float("nan")
+
+
+def _summary(right: Sequence[Sequence[bool]]) -> dict[str, Any]:
+    """``right[pair][item]`` -> accuracy, pair accuracy, k, n and the binomial p-value."""
+    flat = [r for pair in right for r in pair]
+    k, n = sum(flat), len(flat)
+    both = sum(all(pair) for pair in right)
+    return {
+        "accuracy": k / n if n else float("nan"),
+        "correct": k,
+        "n": n,
+        "pair_accuracy": both / len(right) if right else float("nan"),
+        "pairs_both_right": both,
+        "n_pairs": len(right),
+        "p_value": _binom(k, n),
+    }
+
+
+def _held_out(
+    per_head: list[list[list[bool]]], labels: list[tuple[int, int]], seed: int
+) -> list[dict[str, Any]]:
+    """Select the best head on one half of the pairs, score it on the other (both ways)."""
+    import random
+
+    n_pairs = len(per_head[0])
+    order = list(range(n_pairs))
+    random.Random(seed).shuffle(order)
+    halves = [sorted(order[: n_pairs // 2]), sorted(order[n_pairs // 2:])]
+    folds = []
+    for select, test in (halves, halves[::-1]):
+        if not select or not test:
+            continue
+        scores = [_summary([per_head[h][p] for p in select]) for h in range(len(labels))]
+        best = max(range(len(labels)), key=lambda h: (
+            scores[h]["accuracy"], scores[h]["pair_accuracy"], -h))
+        held = _summary([per_head[best][p] for p in test])
+        folds.append({
+            "layer": labels[best][0], "head": labels[best][1],
+            "selection_pairs": len(select), "selection_accuracy": scores[best]["accuracy"],
+            "test": held,
+        })
+    return folds
+
+
+def eval_coref(
+    model: nn.Module,
+    tokenizer: Any,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    pairs: Sequence[dict[str, Any]] | None = None,
+    data: str | Path | None = None,
+    quiet: bool = True,
+    model_name: str | None = None,
+) -> dict[str, Any]:
+    """Score every head, the rollout and the majority of heads on coreference minimal pairs.
+
+    Args:
+        model: a text model (e.g. ``minilm``), left unchanged.
+        tokenizer: its (fast) tokenizer.
+        n: use the first ``n`` pairs (default: all).
+        seed: seed of the held-out split of the pairs.
+        pairs: the pairs (default: :func:`load_coref_pairs` of ``data``).
+        data: a pairs file (``.json`` or ``sentence|pronoun|correct|distractor`` lines);
+            default: the shipped pairs.
+        quiet: no progress bar.
+        model_name: name recorded in the result.
+
+    Returns:
+        A JSON-ready dict: ``heads`` (one summary per head: accuracy, pair accuracy, binomial
+        p-value), ``rollout``, ``majority``, ``nearest`` (the positional rule), ``best_head``
+        (in-sample, with its Bonferroni p-value) and ``held_out`` (two folds).
+    """
+    if tokenizer is None:
+        raise ProbeError("the coref eval needs a text model with a tokenizer: use --model minilm")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ProbeError(f"--seed must be a non-negative integer, got {seed!r}")
+    all_pairs = list(pairs) if pairs is not None else load_coref_pairs(data)
+    if n is not None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ProbeError(f"--n must be a positive integer, got {n!r}")
+        all_pairs = all_pairs[:n]
+    if not all_pairs:
+        raise ProbeError("no coreference pairs to evaluate")
+    started = time.perf_counter()
+    items = [(p, item) for p in range(len(all_pairs)) for item in all_pairs[p]["items"]]
+    scored: list[list[dict[str, Any]]] = [[] for _ in all_pairs]
+    for p, item in _progress(items, quiet, "coref", len(items)):
+        scored[p].append(_score_item(model, tokenizer, item))
+    first = scored[0][0]
+    labels = [(layer, head) for layer in first["layers"] for head in first["head_indices"]]
+    per_head = [[[s["heads"][h] for s in pair] for pair in scored] for h in range(len(labels))]
+    heads = []
+    for h, (layer, head) in enumerate(labels):
+        margins = [s["margin"][h] for pair in scored for s in pair]
+        heads.append({"layer": layer, "head": head, **_summary(per_head[h]),
+                      "mean_margin": sum(margins) / len(margins)})
+    majority = [[sum(s["heads"]) * 2 > len(labels) for s in pair] for pair in scored]
+    best = max(heads, key=lambda r: (r["accuracy"], r["pair_accuracy"], -r["layer"], -r["head"]))
+    significant = sum(r["p_value"] < 0.05 for r in heads)
+    return {
+        "task": "coref",
+        "model": _model_name(model, model_name),
+        "n": len(items),
+        "n_pairs": len(all_pairs),
+        "seed": seed,
+        "data": str(data) if data is not None else "probe/models/data/coref_pairs.json",
+        "pairs": [p["id"] for p in all_pairs],
+        "protocol": {
+            "item": "right when the pronoun's word-level attention (mean over its sub-tokens of "
+            "the sum over the candidate's sub-tokens; the largest over a candidate's "
+            "occurrences) to the correct antecedent is strictly above its attention to the "
+            "distractor; ties are wrong",
+            "pair_accuracy": "fraction of pairs with every sentence right (a coin: 25%; any "
+            "positional rule: 0%)",
+            "p_value": "exact two-sided binomial test of the item accuracy against 50% "
+            "(scipy.stats.binomtest); the two sentences of a pair are treated as independent",
+            "rollout": "attention rollout (mean head fusion, all layers), same comparison",
+            "majority": "right when more than half of all heads are right",
+            "nearest": "positional rule: the candidate nearer to the pronoun",
+            "multiple_comparisons": "best head with a Bonferroni-corrected p-value (p x number "
+            "of heads), and held out: best head chosen on one half of the pairs (seeded split), "
+            "scored on the other half, both ways round",
+        },
+        "heads": heads,
+        "rollout": _summary([[s["rollout"] for s in pair] for pair in scored]),
+        "majority": _summary(majority),
+        "nearest": _summary([[s["nearest"] for s in pair] for pair in scored]),
+        "best_head": {**best, "bonferroni_p": min(1.0, best["p_value"] * len(heads))},
+        "heads_p_below_0_05": significant,
+        "heads_expected_p_below_0_05_by_chance": 0.05 * len(heads),
+        "held_out": _held_out(per_head, labels, seed),
+        "run_time_s": time.perf_counter() - started,
+    }
+
+
+# --------------------------------------------------------------------------- printing
+def _row(name: str, r: dict[str, Any]) -> list[Any]:
+    return [name, f"{r['accuracy']:.3f} ({r['correct']}/{r['n']})",
+            f"{r['pair_accuracy']:.3f} ({r['pairs_both_right']}/{r['n_pairs']})",
+            f"{r['p_value']:.3g}"]
+
+
+def coref_markdown(result: dict[str, Any], top: int = 5) -> str:
+    """The printed report of :func:`eval_coref`: the top heads, rollout, majority, the
+    positional rule, and the multiple-comparisons-aware statements."""
+    heads = sorted(result["heads"], key=lambda r: (-r["accuracy"], -r["pair_accuracy"],
+                                                   r["layer"], r["head"]))
+    rows = [_row(f"head L{r['layer']} H{r['head']}", r) for r in heads[:top]]
+    rows += [_row("rollout", result["rollout"]), _row("majority of heads", result["majority"]),
+             _row("nearer candidate (position)", result["nearest"])]
+    header = ["scorer", "accuracy", "pair accuracy", "p (binomial vs 50%)"]
+    best = result["best_head"]
+    lines = [
+        f"probe eval coref: {result['model']}, {result['n_pairs']} minimal pairs "
+        f"({result['n']} sentences); chance: accuracy 0.5, pair accuracy 0.25 (coin) or 0 "
+        "(any positional rule)",
+        "",
+        markdown_table(header, rows),
+        "",
+        f"Top {min(top, len(heads))} of {len(heads)} heads shown (all in the JSON). "
+        f"{result['heads_p_below_0_05']} heads reach p < 0.05; "
+        f"{result['heads_expected_p_below_0_05_by_chance']:.1f} would by chance. Best head "
+        f"L{best['layer']} H{best['head']}: p = {best['p_value']:.3g}, Bonferroni over "
+        f"{len(heads)} heads p = {best['bonferroni_p']:.3g}.",
+    ]
+    for fold in result["held_out"]:
+        t = fold["test"]
+        lines.append(
+            f"Held out: L{fold['layer']} H{fold['head']} chosen on {fold['selection_pairs']} "
+            f"pairs (accuracy {fold['selection_accuracy']:.3f}) scores {t['accuracy']:.3f} "
+            f"({t['correct']}/{t['n']}, pair accuracy {t['pair_accuracy']:.3f}, "
+            f"p = {t['p_value']:.3g}) on the other {t['n_pairs']}."
+        )
+    return "\n".join(lines)
