@@ -13,10 +13,8 @@ writes
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 
 from probe.recipes._common import parser, quiet, save
 
@@ -68,12 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     print("channel-gate class specificity (between/within):",
           ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"faithfulness": faith, "gates": gates}, f, indent=1)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, args.json)
+        from probe._report import jsonable, write_json
+
+        write_json(args.json, jsonable({"faithfulness": faith, "gates": gates}), indent=1)
         written.append(args.json)
     if not args.quiet:
         print("\n".join(f"wrote {w}" for w in written))
