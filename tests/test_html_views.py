@@ -382,3 +382,58 @@ def test_cli_html_for_a_view_without_one_is_all_or_nothing(tmp_path, capsys):
                          "--out", str(tmp_path), "--quiet"], capsys)
     assert rc == 2 and "no HTML form" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cross_view_of_an_encoder_decoder_trace(browser, tmp_path):
+    """probe.show(trace, "cross"): target tokens left, source tokens right, the trace's
+    cross-attention embedded exactly (within the quantisation error)."""
+    import probe
+    from selenium.webdriver.common.by import By
+
+    from probe.models._translation import toy_split
+
+    model, tok = probe.load_model("toy-mt")
+    gen = probe.generate(model, toy_split()[1][0].source_text, tokenizer=tok, max_new_tokens=24)
+    trace = gen.to_trace()
+    view = probe.show(trace, "cross")
+    data = _data_block(view.html)
+    n_src = trace.valid_length(0)
+    assert data["ktokens"] == list(trace.tokens[0][:n_src])
+    assert len(data["qtokens"]) == trace.cross.attentions.shape[-2]
+    decoded = decode_array(data["attn"])
+    expected = trace.cross.attentions[:, 0, :, :, :n_src].float().numpy()
+    np.testing.assert_allclose(decoded, expected, atol=data["attn"]["step"] / 2 + 1e-6)
+    _open(browser, view, tmp_path, "cross")
+    left = browser.find_elements(By.CSS_SELECTOR, ".p-left .p-tok")
+    right = browser.find_elements(By.CSS_SELECTOR, ".p-right .p-tok")
+    assert len(left) > 1 and len(right) > 1
+    with pytest.raises(ProbeError, match="no cross-attention"):
+        probe.show(_no_cross_trace(), "cross")
+
+
+def _no_cross_trace():
+    import probe
+
+    model, tok = probe.load_model("minilm")
+    return probe.trace(model, "a dog", tokenizer=tok)
+
+
+def test_alignment_view_in_browser(browser, tmp_path):
+    import probe
+    from probe.models._translation import toy_split
+    from selenium.webdriver.common.by import By
+
+    model, tok = probe.load_model("toy-mt")
+    gen = probe.generate(model, toy_split()[1][0].source_text, tokenizer=tok, max_new_tokens=24)
+    align = probe.alignment(gen)
+    view = probe.show(align, "alignment")
+    data = _data_block(view.html)
+    assert data["qtokens"] == list(align.target_words)
+    assert data["ktokens"] == list(align.source_words)
+    decoded = decode_array(data["attn"])
+    np.testing.assert_allclose(decoded, align.scores.float().numpy(),
+                               atol=data["attn"]["step"] / 2 + 1e-6)
+    _open(browser, view, tmp_path, "alignment")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "canvas")) >= align.scores.shape[0]
+    with pytest.raises(ProbeError, match="Alignment of probe.alignment"):
+        probe.show(gen.to_trace(), "alignment")

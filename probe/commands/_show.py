@@ -14,8 +14,8 @@ if TYPE_CHECKING:
 
 __all__ = ["show", "SHOW_VIEWS"]
 
-ShowView = Literal["heads", "model", "coref", "tokens", "image"]
-SHOW_VIEWS: tuple[str, ...] = ("heads", "model", "coref", "tokens", "image")
+ShowView = Literal["heads", "cross", "alignment", "model", "coref", "tokens", "image"]
+SHOW_VIEWS: tuple[str, ...] = ("heads", "cross", "alignment", "model", "coref", "tokens", "image")
 DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency")
 DEFAULT_IMAGE_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "gradcam")
 _MAX_COREF_WORDS = 40
@@ -45,7 +45,9 @@ def show(
     Args:
         source: a :class:`probe.Trace`, or a model (then ``inputs`` and, for text,
             ``tokenizer``; a :class:`probe.LoadedModel` or ``(model, tokenizer)`` also works).
-        view: ``"heads"`` (head view), ``"model"`` (model view), ``"coref"`` (coreference,
+        view: ``"heads"`` (head view), ``"cross"`` (head view of an encoder-decoder's
+            cross-attention: target tokens left, source tokens right), ``"alignment"`` (the
+            word-alignment matrices of ``source = probe.alignment(...)``), ``"model"`` (model view), ``"coref"`` (coreference,
             text), ``"tokens"`` (token attribution, needs the model), ``"image"`` (image
             view: per-head CLS maps and hover-a-patch maps from the trace; with the model also
             the methods' saliency maps, their agreement and faithfulness).
@@ -66,6 +68,8 @@ def show(
 
     if view not in SHOW_VIEWS:
         raise ProbeError(f"unknown view {view!r}: use one of {', '.join(SHOW_VIEWS)}")
+    if view == "alignment":  # the word alignment of probe.alignment(...)
+        return H.alignment_html(source, **options)
     model = None
     if _is_trace(source):
         trace = source
@@ -76,6 +80,8 @@ def show(
         import probe
 
         trace = probe.trace(model, inputs, tokenizer=tokenizer)
+    if view == "cross":
+        return H.cross_html(trace, layers=layers, heads=heads, **options)
     if view == "heads":
         return H.heads_html(trace, layers=layers, heads=heads, window=window, **options)
     if view == "model":

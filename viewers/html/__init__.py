@@ -19,6 +19,8 @@ from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html, token_view_html
 from probe.viewers.html._coref import coref_view_html
 from probe.viewers.html._trace import (
+    alignment_html,
+    cross_html,
     heads_html,
     model_html,
     patches_html,
@@ -29,7 +31,9 @@ from probe.viewers.html._trace import (
 from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, decode_array, encode_array
 
 __all__ = [
+    "alignment_html",
     "coref_view_html",
+    "cross_html",
     "DEFAULT_MAX_VALUES",
     "HtmlView",
     "decode_array",

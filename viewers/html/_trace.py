@@ -18,7 +18,7 @@ from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html
 from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, _to_numpy
 
-__all__ = ["trace_attention", "trace_tokens", "trace_image", "heads_html", "model_html",
+__all__ = ["alignment_html", "cross_html", "trace_attention", "trace_tokens", "trace_image", "heads_html", "model_html",
            "patches_html"]
 
 
@@ -118,6 +118,66 @@ def heads_html(trace: Any, *, layers: Sequence[int] | None = None,
                                                window=window, batch_index=batch_index)
     return head_view_html(attn, tokens, layers=lids, heads=hids, model_name=trace.model_name,
                           max_values=max_values, **options)
+
+
+def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
+               heads: Sequence[int] | None = None, batch_index: int = 0,
+               max_values: int = DEFAULT_MAX_VALUES, **options: Any) -> HtmlView:
+    """The head view of an encoder-decoder's cross-attention: target tokens (left) linked to
+    the source tokens (right) they attend to (see :func:`head_view_html`).
+
+    ``trace`` is a :class:`probe.Trace` of an encoder-decoder (``trace.cross``), e.g.
+    ``probe.trace(t5, text, decoder_inputs=...)`` or ``probe.generate(...).to_trace()``.
+    """
+    from probe.viewers.html._page import check_budget
+
+    stack = getattr(trace, "cross", None)
+    if stack is None or getattr(stack, "attentions", None) is None:
+        raise ProbeError(
+            "this trace holds no cross-attention: trace an encoder-decoder (T5, BART, Marian, "
+            "toy-mt), e.g. probe.generate(model, text, tokenizer=...).to_trace()"
+        )
+    attn = stack.attentions
+    if not 0 <= batch_index < attn.shape[1]:
+        raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
+    n_src = _valid_length(trace, batch_index)
+    dec = getattr(trace, "decoder_tokens", None)
+    n_tgt = int(attn.shape[-2])
+    targets = list(dec[batch_index])[:n_tgt] if dec is not None else [f"t{i}" for i in range(n_tgt)]
+    layer_ids = list(stack.layer_indices)
+    head_ids = list(stack.head_indices) if stack.head_indices is not None else [-1]
+    lpos = _positions(layer_ids, layers, "layers")
+    hpos = _positions(head_ids, heads, "heads")
+    check_budget((len(lpos), len(hpos), n_tgt, n_src), max_values, "the selected attention")
+    sel = attn[lpos][:, batch_index][:, hpos][:, :, :, :n_src]
+    return head_view_html(
+        np.asarray(_to_numpy(sel), dtype=np.float32), query_tokens=targets,
+        key_tokens=trace_tokens(trace, batch_index)[:n_src], layers=[layer_ids[i] for i in lpos],
+        heads=[head_ids[i] for i in hpos], model_name=trace.model_name, method="cross-attention",
+        max_values=max_values, **options,
+    )
+
+
+def alignment_html(alignment: Any, *, title: str | None = None, **options: Any) -> HtmlView:
+    """Interactive word-alignment matrices: every layer x head as a thumbnail of the
+    ``[target word, source word]`` matrix of :func:`probe.alignment` (gradient and random
+    alignments: one matrix); click to enlarge with the words, hover a target row to read its
+    strongest source words (see :func:`model_view_html`; gold links are marked in the static
+    :func:`probe.viewers.alignment_view`).
+    """
+    scores = getattr(alignment, "scores", None)
+    if scores is None or not hasattr(alignment, "target_words"):
+        raise ProbeError(
+            f"alignment_html takes the Alignment of probe.alignment(...), got "
+            f"{type(alignment).__name__}"
+        )
+    heads = alignment.head_indices if alignment.head_indices is not None else ["mean"]
+    return model_view_html(
+        np.asarray(_to_numpy(scores), dtype=np.float32),
+        query_tokens=list(alignment.target_words), key_tokens=list(alignment.source_words),
+        layers=list(alignment.layer_indices), heads=list(heads),
+        method=f"{alignment.method} word alignment", title=title, **options,
+    )
 
 
 def model_html(trace: Any, *, layers: Sequence[int] | None = None,
