@@ -1,4 +1,4 @@
-"""``probe render`` wiring of generation, encoder-decoder stacks, and alignment:
+"""``probe render`` wiring of generation, encoder-decoder stacks, alignment and CNN gates:
 in-process ``probe.cli.main``, files written and named by ``_stem``, bad combinations one
 line + exit 2 with nothing written."""
 
@@ -78,6 +78,13 @@ def test_alignment_view(tmp_path, capsys):
     assert _files(stdout)[0].name.startswith("alignment_toy-mt_L0H1_")
 
 
+def test_gates_view(tmp_path, capsys):
+    rc, stdout, stderr = _run(["gates", "--out", str(tmp_path), "--quiet", "--seed", "3"], capsys)
+    assert rc == 0, stderr
+    [path] = _files(stdout)
+    assert path.name.startswith("gates_cnn-shapes_spatial-gradcam_shapes-seed3-")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -91,6 +98,12 @@ def test_alignment_view(tmp_path, capsys):
         (["heads", "--text", "the cat", "--generate", "3"], "minilm"),
         (["heads", "--model", "vit-shapes", "--generate", "3"], "needs a text model"),
         (["alignment", "--model", "minilm", "--text", "the cat"], "minilm"),
+        (["rollout", "--model", "cnn-shapes"], "use the gates view"),
+        (["heads", "--model", "cnn-shapes"], "use the gates view"),
+        (["gates", "--model", "vit-shapes"], "needs a CNN"),
+        (["gates", "--model", "timm:resnet18"], "needs a CNN"),
+        (["heads", "--model", "timm:resnet18"], "probe.attribute"),
+        (["gates", "--method", "gradcam"], "--method does not apply"),
         (["head", "--model", "toy-mt", "--text", SRC, "--stack", "cross", "--layer", "5"],
          "out of range"),
     ],

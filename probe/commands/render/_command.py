@@ -16,6 +16,7 @@ from typing import Any
 
 from probe._errors import ProbeError
 from probe.commands.render._args import FORMATS, STACKS, RenderArgs
+from probe.commands.render._cnn import check_attention_view
 from probe.commands.render._figures import VIEWS
 from probe.commands.render._html import HTML_VIEWS, html_pages
 from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
@@ -56,6 +57,7 @@ def render(args: RenderArgs) -> list[str]:
     if "html" in args.formats and args.view not in HTML_VIEWS:
         html_pages(args.view, None)  # type: ignore[arg-type]  # raises: no HTML form
     session = _session(args)
+    check_attention_view(session)
     fig_formats = [f for f in args.formats if f != "html"]
     view = STACK_FIGURES[args.view] if args.stack is not None else VIEWS[args.view]
     figures = view(session) if fig_formats else []
@@ -169,6 +171,7 @@ _VIEW_HELP = {
     "compare": "several methods side by side with agreement and faithfulness",
     "curves": "deletion/insertion curves of several methods",
     "alignment": "word alignment of --text and its translation (toy-mt, cross-attention)",
+    "gates": "CNN attention gates per stage beside GradCAM (cnn-shapes)",
 }
 
 

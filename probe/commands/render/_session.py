@@ -202,6 +202,8 @@ def _choose_model(args: RenderArgs) -> str:
         return args.model
     if args.view == "alignment":
         return "toy-mt"
+    if args.view == "gates":
+        return "cnn-shapes"
     if args.image is not None:
         return "vit-shapes"
     if args.view in TEXT_ONLY_VIEWS or args.text is not None:
@@ -225,7 +227,7 @@ def _check_applicable(args: RenderArgs) -> None:
         )
     if args.discard and args.view not in _DISCARD_VIEWS:
         raise ProbeError(f"--discard only applies to rollout methods, not the {args.view} view")
-    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment"):
+    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment", "gates"):
         raise ProbeError(
             f"--method does not apply to the {args.view} view: use saliency, compare or curves"
         )
@@ -389,7 +391,7 @@ def _session(args: RenderArgs) -> Session:
 def _generated_sample(s: Session, seed: int) -> None:
     from probe.models._shapes import make_shapes
 
-    if getattr(s.model, "probe_name", None) == "vit-shapes":
+    if getattr(s.model, "probe_name", None) in ("vit-shapes", "cnn-shapes"):
         batch = make_shapes(1, seed=seed)
         s.pixel_values, s.display, s.mask = batch.images, batch.to_display(0), batch.masks[0]
         s.source = f"shapes-seed{seed}"
