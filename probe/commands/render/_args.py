@@ -9,7 +9,10 @@ __all__ = [
     "DEFAULT_TEXT_METHODS",
     "FORMATS",
     "IMAGE_DEFAULT_VIEWS",
+    "GENERATE_VIEWS",
     "RenderArgs",
+    "STACKS",
+    "STACK_VIEWS",
     "TEXT_ONLY_VIEWS",
     "check_view_options",
 ]
@@ -40,8 +43,13 @@ class RenderArgs:
     seed: int = 0
     pretrained: bool = False
     quiet: bool = False
+    generate: int | None = None
+    stack: str | None = None
 
-TEXT_ONLY_VIEWS = ("coref",)
+TEXT_ONLY_VIEWS = ("coref", "alignment")
+STACKS = ("encoder", "decoder", "cross")
+STACK_VIEWS = ("heads", "head", "links")
+GENERATE_VIEWS = ("heads", "head", "links", "alignment")
 IMAGE_DEFAULT_VIEWS = ("saliency",)
 DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "inputxgrad", "random")
 DEFAULT_IMAGE_METHODS = (

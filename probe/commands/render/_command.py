@@ -15,10 +15,12 @@ import os
 from typing import Any
 
 from probe._errors import ProbeError
-from probe.commands.render._args import FORMATS, RenderArgs
+from probe.commands.render._args import FORMATS, STACKS, RenderArgs
+from probe.commands.render._cnn import check_attention_view
 from probe.commands.render._figures import VIEWS
 from probe.commands.render._html import HTML_VIEWS, html_pages
 from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
+from probe.commands.render._stacks import STACK_FIGURES
 
 __all__ = ["add_parser", "render", "run"]
 
@@ -55,8 +57,10 @@ def render(args: RenderArgs) -> list[str]:
     if "html" in args.formats and args.view not in HTML_VIEWS:
         html_pages(args.view, None)  # type: ignore[arg-type]  # raises: no HTML form
     session = _session(args)
+    check_attention_view(session)
     fig_formats = [f for f in args.formats if f != "html"]
-    figures = VIEWS[args.view](session) if fig_formats else []
+    view = STACK_FIGURES[args.view] if args.stack is not None else VIEWS[args.view]
+    figures = view(session) if fig_formats else []
     pages = html_pages(args.view, session) if "html" in args.formats else []
     from probe.viewers import save_figure
 
@@ -78,6 +82,8 @@ def render(args: RenderArgs) -> list[str]:
             staged.append(f"{stem}.html")
         paths = _commit(staging, args.out, staged)
         done = True
+        if "generated" in session.extra:
+            _report_generated(session.extra["generated"])
         return paths
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -86,6 +92,15 @@ def render(args: RenderArgs) -> list[str]:
                 os.rmdir(args.out)  # only if still empty
             except OSError:
                 pass
+
+
+def _report_generated(text: str) -> None:
+    """The generated text, as one ``generated: ...`` line on stderr (stdout keeps only the
+    written paths, one a line)."""
+    import sys
+
+    line = " ".join(text.split())
+    print(f"generated: {line}", file=sys.stderr, flush=True)
 
 
 def _commit(staging: str, out: str, names: list[str]) -> list[str]:
@@ -157,6 +172,8 @@ _VIEW_HELP = {
     "compare": "several methods side by side with agreement and faithfulness (text without "
     "--pair: the methods that need no target, and no faithfulness)",
     "curves": "deletion/insertion curves of several methods",
+    "alignment": "word alignment of --text and its translation (toy-mt, cross-attention)",
+    "gates": "CNN attention gates per stage beside GradCAM (cnn-shapes)",
 }
 
 
@@ -225,6 +242,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--seed", type=int, default=0, help="seed of the generated sample image")
     add("--pretrained", action="store_true", help="timm: download weights (network)")
     add("--quiet", action="store_true", help="no progress bars")
+    add(
+        "--generate", type=int, metavar="N",
+        help="let the model generate N tokens from --text and show the attention of the whole "
+        "sequence (heads/head/links/alignment; the text goes to stderr as 'generated: ...')",
+    )
+    add(
+        "--stack", choices=STACKS, metavar="STACK",
+        help="encoder, decoder or cross: which attention of an encoder-decoder "
+        "heads/head/links show (cross: decoder tokens attend to source tokens)",
+    )
     render_parser.set_defaults(run=run)
     return render_parser
 

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.commands.render._args import TEXT_ONLY_VIEWS, RenderArgs, check_view_options
+from probe.commands.render._args import (
+    GENERATE_VIEWS,
+    STACK_VIEWS,
+    STACKS,
+    TEXT_ONLY_VIEWS,
+    RenderArgs,
+    check_view_options,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -48,8 +55,23 @@ class Session:
         if self._trace is None:
             import probe
 
-            self._trace = probe.trace(self.model, self.inputs, tokenizer=self.processor)
+            if self.args.generate is not None:
+                self._trace = self.generation().to_trace()
+            else:
+                self._trace = probe.trace(self.model, self.inputs, tokenizer=self.processor)
         return self._trace
+
+    def generation(self) -> Any:
+        """``probe.generate`` on ``--text`` (``--generate N`` new tokens, default 24), once;
+        its text is kept in ``extra["generated"]`` for :func:`render` to report."""
+        if "generation" not in self.extra:
+            import probe
+
+            n = self.args.generate if self.args.generate is not None else DEFAULT_GENERATE
+            gen = probe.generate(self.model, self.text, tokenizer=self.processor, max_new_tokens=n)
+            self.extra["generation"] = gen
+            self.extra["generated"] = gen.text[0] if gen.text else ""
+        return self.extra["generation"]
 
     def tokens(self) -> list[str]:
         tr = self.trace()
@@ -110,6 +132,10 @@ def _slug(value: str, limit: int = 24) -> str:
     )
     slug = re.sub(r"-+", "-", kept).strip("-").lower()
     return slug[:limit].strip("-") or "x"
+
+
+DEFAULT_GENERATE = 24
+GENERATE_LIMIT = 1024
 
 
 def _stem(session: Session, view: str, *parts: Any) -> str:
@@ -175,6 +201,10 @@ def _choose_model(args: RenderArgs) -> str:
                 "images) or name a model"
             )
         return args.model
+    if args.view == "alignment":
+        return "toy-mt"
+    if args.view == "gates":
+        return "cnn-shapes"
     if args.image is not None:
         return "vit-shapes"
     if args.view in TEXT_ONLY_VIEWS or args.text is not None:
@@ -198,13 +228,40 @@ def _check_applicable(args: RenderArgs) -> None:
         )
     if args.discard and args.view not in _DISCARD_VIEWS:
         raise ProbeError(f"--discard only applies to rollout methods, not the {args.view} view")
-    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout"):
+    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment", "gates"):
         raise ProbeError(
             f"--method does not apply to the {args.view} view: use saliency, compare or curves"
         )
     if args.pair is not None and args.image is not None:
         raise ProbeError("--pair is a second sentence for text models: drop it with --image")
     check_view_options(args)
+    _check_generation_options(args)
+
+
+def _check_generation_options(args: RenderArgs) -> None:
+    """``--generate`` and ``--stack``: only on the views that read them, values in range."""
+    if args.generate is not None:
+        if args.view not in GENERATE_VIEWS:
+            raise ProbeError(
+                f"--generate only applies to the {', '.join(GENERATE_VIEWS)} views, not "
+                f"{args.view}: drop it"
+            )
+        if isinstance(args.generate, bool) or not 1 <= args.generate <= GENERATE_LIMIT:
+            raise ProbeError(
+                f"--generate {args.generate} is out of range: use 1..{GENERATE_LIMIT} (e.g. 20)"
+            )
+        if args.pair is not None:
+            raise ProbeError("--pair does not apply with --generate: drop it")
+    if args.stack is not None:
+        if args.stack not in STACKS:
+            raise ProbeError(f"--stack {args.stack!r} is unknown: use one of {', '.join(STACKS)}")
+        if args.view not in STACK_VIEWS:
+            raise ProbeError(
+                f"--stack only applies to the {', '.join(STACK_VIEWS)} views, not {args.view}: "
+                "drop it"
+            )
+        if "html" in args.formats:
+            raise ProbeError("--stack has no HTML form yet: use --format png, svg or pdf")
 
 
 _SEED_LIMIT = 2**64
@@ -318,6 +375,9 @@ def _session(args: RenderArgs) -> Session:
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(f"the {args.view} view needs a text model such as minilm")
     s = Session(args, model, processor, adapter.name, modality)
+    s.extra["adapter"] = adapter
+    if args.generate is not None and modality != "text":
+        raise ProbeError(f"--generate needs a text model that generates, not the image model {name}")
     if modality == "text":
         s.text = args.text
     elif args.image is not None:
@@ -333,7 +393,7 @@ def _session(args: RenderArgs) -> Session:
 def _generated_sample(s: Session, seed: int) -> None:
     from probe.models._shapes import make_shapes
 
-    if getattr(s.model, "probe_name", None) == "vit-shapes":
+    if getattr(s.model, "probe_name", None) in ("vit-shapes", "cnn-shapes"):
         batch = make_shapes(1, seed=seed)
         s.pixel_values, s.display, s.mask = batch.images, batch.to_display(0), batch.masks[0]
         s.source = f"shapes-seed{seed}"

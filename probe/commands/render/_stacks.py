@@ -1,0 +1,151 @@
+"""The attention views on one stack of an encoder-decoder (``--stack``) and the ``alignment``
+view of a generation (``--generate``): additions to the views of ``_figures.py``.
+
+``--stack encoder`` reads ``trace.attentions`` (encoders and encoder-decoders), ``--stack
+decoder`` the decoder self-attention (``trace.decoder`` of an encoder-decoder, or
+``trace.attentions`` of a decoder-only model) and ``--stack cross`` ``trace.cross``, with the
+decoder tokens as query labels and the source tokens as key labels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from probe._errors import ProbeError
+from probe.commands.render._figures import register_view
+from probe.commands.render._session import Session, _stem
+
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
+
+__all__ = ["STACK_FIGURES"]
+
+
+class _Stack:
+    """One stack of batch item 0: ``attn`` ``[layer, head, query, key]`` and its labels."""
+
+    def __init__(self, s: Session) -> None:
+        tr = s.trace()
+        name = s.args.stack or "encoder"
+        family = tr.family
+        n_src = tr.valid_length(0)
+        src = list(tr.tokens[0][:n_src]) if tr.tokens is not None else None
+        if family == "encoder-decoder":
+            dec = list(tr.decoder_tokens[0]) if tr.decoder_tokens is not None else None
+            stacks = {"encoder": (tr.encoder, src, src), "decoder": (tr.decoder, dec, dec),
+                      "cross": (tr.cross, dec, src)}
+        elif family == "decoder":
+            stacks = {"decoder": (tr.encoder, src, src)}
+        else:
+            stacks = {"encoder": (tr.encoder, src, src)}
+        if name not in stacks or stacks[name][0] is None:
+            raise ProbeError(
+                f"--stack {name}: {s.model_name} ({family}) has no {name} attention; it has "
+                f"{', '.join(stacks)}"
+            )
+        stack, queries, keys = stacks[name]
+        attn = stack.attentions[:, 0]
+        nq = len(queries) if queries is not None else attn.shape[-2]
+        nk = len(keys) if keys is not None else attn.shape[-1]
+        self.attn: torch.Tensor = attn[:, :, :nq, :nk]
+        self.queries, self.keys = queries, keys
+        self.layer_indices = tuple(stack.layer_indices)
+        self.head_indices = stack.head_indices
+        self.name = name
+        self._tr = tr
+
+    def layer(self, s: Session) -> tuple[int, int]:
+        """The model layer of ``--layer`` (default last) and its position in ``attn``."""
+        n = max(self.layer_indices) + 1
+        layer = s.args.layer if s.args.layer is not None else -1
+        if not -n <= layer < n:
+            raise ProbeError(
+                f"layer {layer} is out of range: the {self.name} stack has {n} layers "
+                f"(use 0..{n - 1} or negative indices)"
+            )
+        layer %= n
+        return layer, self.layer_indices.index(layer)
+
+    def head(self, s: Session) -> tuple[int, int]:
+        """The model head of ``--head`` (default 0) and its position in ``attn``."""
+        head = s.args.head if s.args.head is not None else 0
+        pos = self._tr.head_position(head)  # every stack of a model keeps the same heads
+        return head % self._tr.num_heads, pos
+
+    def labels(self) -> dict[str, list[str] | None]:
+        return {"query_tokens": self.queries, "key_tokens": self.keys}
+
+
+def _heads(s: Session) -> list[tuple[str, Figure]]:
+    from probe.viewers import head_grid, model_view
+
+    st = _Stack(s)
+    name = f"{s.model_name} {st.name}"
+    if s.args.layer is None:
+        fig = model_view(st.attn, **st.labels(), model_name=name, layers=list(st.layer_indices))
+        return [(_stem(s, "heads", st.name, "all"), fig)]
+    layer, pos = st.layer(s)
+    fig = head_grid(st.attn[pos], **st.labels(), layer=layer, model_name=name)
+    return [(_stem(s, "heads", st.name, f"L{layer}"), fig)]
+
+
+def _head(s: Session) -> list[tuple[str, Figure]]:
+    from probe.viewers import head_heatmap
+
+    st = _Stack(s)
+    (layer, lpos), (head, hpos) = st.layer(s), st.head(s)
+    fig = head_heatmap(
+        st.attn[lpos, hpos], **st.labels(), model_name=f"{s.model_name} {st.name}",
+        layer=layer, head=head,
+    )
+    return [(_stem(s, "head", st.name, f"L{layer}H{head}"), fig)]
+
+
+def _links(s: Session) -> list[tuple[str, Figure]]:
+    from probe.viewers import link_view
+
+    st = _Stack(s)
+    layer, lpos = st.layer(s)
+    heads = [st.head(s)[1]] if s.args.head is not None else None
+    fig = link_view(
+        st.attn[lpos], **st.labels(), heads=heads, model_name=f"{s.model_name} {st.name}",
+        layer=layer,
+    )
+    suffix = f"L{layer}" + (f"H{st.head(s)[0]}" if heads else "")
+    return [(_stem(s, "links", st.name, suffix), fig)]
+
+
+STACK_FIGURES = {"heads": _heads, "head": _head, "links": _links}
+
+
+@register_view("alignment")
+def _alignment(s: Session) -> list[tuple[str, Figure]]:
+    """Word alignment of ``--text`` and its translation: cross-attention merged into words
+    (``--layer``, default last; ``--head``, default all heads averaged)."""
+    import probe
+    from probe.viewers import alignment_view
+
+    gen = s.generation()
+    if not gen.is_encoder_decoder:
+        raise ProbeError(
+            f"the alignment view needs an encoder-decoder (e.g. --model toy-mt); {s.model_name} "
+            "is decoder-only"
+        )
+    al = probe.alignment(gen)
+    n = max(al.layer_indices) + 1
+    layer = s.args.layer if s.args.layer is not None else -1
+    if not -n <= layer < n:
+        raise ProbeError(f"layer {layer} is out of range: the model has {n} cross-attention "
+                         f"layers (use 0..{n - 1} or negative indices)")
+    layer %= n
+    head = None
+    if s.args.head is not None:
+        head = s.args.head % al.scores.shape[1]
+        s.trace().head_position(s.args.head)  # validates the range
+    matrix = al.matrix(layer=layer, head=head)
+    fig = alignment_view(
+        matrix, al.target_words, al.source_words, predicted=al.links(layer=layer, head=head),
+        model_name=s.model_name, layer=layer, head="mean" if head is None else head,
+    )
+    return [(_stem(s, "alignment", f"L{layer}" + ("" if head is None else f"H{head}")), fig)]

@@ -1,0 +1,120 @@
+"""``probe render`` wiring of generation, encoder-decoder stacks, alignment and CNN gates:
+in-process ``probe.cli.main``, files written and named by ``_stem``, bad combinations one
+line + exit 2 with nothing written."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from probe.cli import main
+
+SRC = "a huge tree greets a fire truck today"
+HASHED = re.compile(r"_[^_]+-[0-9a-f]{8}\.png$")
+
+
+def _run(argv, capsys):
+    rc = main(["render", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _files(out: str) -> list[Path]:
+    paths = [Path(line) for line in out.strip().splitlines() if line.strip()]
+    assert paths
+    for p in paths:
+        assert p.exists() and p.stat().st_size > 1000, p
+        assert HASHED.search(p.name), p.name
+        with Image.open(p) as img:
+            assert img.size[0] > 300 and img.size[1] > 200
+    return paths
+
+
+@pytest.mark.parametrize(
+    ("argv", "prefix"),
+    [
+        (["heads", "--stack", "cross"], "heads_toy-mt_cross_all_"),
+        (["head", "--stack", "decoder", "--layer", "1", "--head", "2"], "head_toy-mt_decoder_L1H2_"),
+        (["links", "--stack", "cross", "--layer", "0"], "links_toy-mt_cross_L0_"),
+        (["heads", "--stack", "encoder", "--layer", "-1"], "heads_toy-mt_encoder_L1_"),
+    ],
+)
+def test_generate_stacks_on_toy_mt(tmp_path, capsys, argv, prefix):
+    out = tmp_path / "o"
+    rc, stdout, stderr = _run(
+        [*argv[:1], "--model", "toy-mt", "--text", SRC, "--generate", "12", *argv[1:],
+         "--out", str(out), "--quiet"], capsys,
+    )
+    assert rc == 0, stderr
+    [path] = _files(stdout)
+    assert path.name.startswith(prefix)
+    # stdout holds only paths; the translation is one line on stderr
+    assert stderr.strip().splitlines()[-1] == "generated: un arbo tre grana un pompo hodie ho salutas"
+
+
+def test_generate_changes_the_name(tmp_path, capsys):
+    names = []
+    for n in ("4", "8"):
+        rc, stdout, _ = _run(["head", "--model", "toy-mt", "--text", SRC, "--generate", n,
+                              "--stack", "cross", "--out", str(tmp_path), "--quiet"], capsys)
+        assert rc == 0
+        names.append(_files(stdout)[0].name)
+    assert names[0] != names[1]
+
+
+def test_alignment_view(tmp_path, capsys):
+    rc, stdout, stderr = _run(["alignment", "--text", SRC, "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc == 0, stderr
+    [path] = _files(stdout)
+    assert path.name.startswith("alignment_toy-mt_L1_")
+    assert "generated: un arbo" in stderr
+    rc, stdout, stderr = _run(["alignment", "--text", SRC, "--layer", "0", "--head", "1",
+                               "--generate", "5", "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc == 0, stderr
+    assert _files(stdout)[0].name.startswith("alignment_toy-mt_L0H1_")
+
+
+def test_gates_view(tmp_path, capsys):
+    rc, stdout, stderr = _run(["gates", "--out", str(tmp_path), "--quiet", "--seed", "3"], capsys)
+    assert rc == 0, stderr
+    [path] = _files(stdout)
+    assert path.name.startswith("gates_cnn-shapes_spatial-gradcam_shapes-seed3-")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["heads", "--text", "the cat", "--stack", "cross"], "has no cross attention"),
+        (["heads", "--text", "the cat", "--stack", "decoder"], "has no decoder attention"),
+        (["rollout", "--text", "the cat", "--stack", "encoder"], "--stack only applies"),
+        (["heads", "--model", "toy-mt", "--text", SRC, "--stack", "cross", "--format", "html"],
+         "no HTML form"),
+        (["coref", "--text", "the cat", "--word", "cat", "--generate", "3"], "--generate only applies"),
+        (["heads", "--model", "toy-mt", "--text", SRC, "--generate", "0"], "out of range"),
+        (["heads", "--text", "the cat", "--generate", "3"], "minilm"),
+        (["heads", "--model", "vit-shapes", "--generate", "3"], "needs a text model"),
+        (["alignment", "--model", "minilm", "--text", "the cat"], "minilm"),
+        (["rollout", "--model", "cnn-shapes"], "use the gates view"),
+        (["heads", "--model", "cnn-shapes"], "use the gates view"),
+        (["gates", "--model", "vit-shapes"], "needs a CNN"),
+        (["gates", "--model", "timm:resnet18"], "needs a CNN"),
+        (["heads", "--model", "timm:resnet18"], "probe.attribute"),
+        (["gates", "--method", "gradcam"], "--method does not apply"),
+        (["head", "--model", "toy-mt", "--text", SRC, "--stack", "cross", "--layer", "5"],
+         "out of range"),
+    ],
+)
+def test_bad_combinations_exit_2(tmp_path, capsys, argv, message):
+    out = tmp_path / "o"
+    rc, stdout, stderr = _run([*argv, "--out", str(out), "--quiet"], capsys)
+    assert rc == 2
+    assert stdout == ""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("probe: error: "), stderr
+    assert message in lines[0], lines[0]
+    assert "Traceback" not in stderr
+    assert not out.exists() or not os.listdir(out)
