@@ -91,8 +91,6 @@ def test_gates_view(tmp_path, capsys):
         (["heads", "--text", "the cat", "--stack", "cross"], "has no cross attention"),
         (["heads", "--text", "the cat", "--stack", "decoder"], "has no decoder attention"),
         (["rollout", "--text", "the cat", "--stack", "encoder"], "--stack only applies"),
-        (["heads", "--model", "toy-mt", "--text", SRC, "--stack", "cross", "--format", "html"],
-         "no HTML form"),
         (["coref", "--text", "the cat", "--word", "cat", "--generate", "3"], "--generate only applies"),
         (["heads", "--model", "toy-mt", "--text", SRC, "--generate", "0"], "out of range"),
         (["heads", "--text", "the cat", "--generate", "3"], "minilm"),
@@ -118,3 +116,23 @@ def test_bad_combinations_exit_2(tmp_path, capsys, argv, message):
     assert message in lines[0], lines[0]
     assert "Traceback" not in stderr
     assert not out.exists() or not os.listdir(out)
+
+
+@pytest.mark.parametrize(("view", "prefix"), [("heads", "heads_toy-mt_cross_all_"),
+                                              ("links", "links_toy-mt_cross_L1_")])
+def test_stack_views_have_an_html_form(tmp_path, capsys, view, prefix):
+    import json
+    import re
+
+    rc, stdout, stderr = _run(
+        [view, "--model", "toy-mt", "--text", SRC, "--generate", "12", "--stack", "cross",
+         "--format", "html", "--format", "png", "--out", str(tmp_path), "--quiet"], capsys,
+    )
+    assert rc == 0, stderr
+    paths = [Path(line) for line in stdout.split()]
+    assert sorted(p.suffix for p in paths) == [".html", ".png"]
+    page = next(p for p in paths if p.suffix == ".html")
+    assert page.name.startswith(prefix)
+    block = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', page.read_text(), re.S)
+    data = json.loads(block.group(1))
+    assert data["qtokens"] != data["ktokens"]  # target tokens left, source tokens right

@@ -20,7 +20,7 @@ from probe.commands.render._cnn import check_attention_view
 from probe.commands.render._figures import VIEWS
 from probe.commands.render._html import HTML_VIEWS, html_pages
 from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
-from probe.commands.render._stacks import STACK_FIGURES
+from probe.commands.render._stacks import STACK_FIGURES, STACK_PAGES
 
 __all__ = ["add_parser", "render", "run"]
 
@@ -61,7 +61,12 @@ def render(args: RenderArgs) -> list[str]:
     fig_formats = [f for f in args.formats if f != "html"]
     view = STACK_FIGURES[args.view] if args.stack is not None else VIEWS[args.view]
     figures = view(session) if fig_formats else []
-    pages = html_pages(args.view, session) if "html" in args.formats else []
+    if "html" not in args.formats:
+        pages = []
+    elif args.stack is not None:
+        pages = STACK_PAGES[args.view](session)
+    else:
+        pages = html_pages(args.view, session)
     from probe.viewers import save_figure
 
     created = _make_out(args.out)

@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     import torch
     from matplotlib.figure import Figure
 
-__all__ = ["STACK_FIGURES"]
+    from probe.viewers.html import HtmlView
+
+__all__ = ["STACK_FIGURES", "STACK_PAGES"]
 
 
 class _Stack:
@@ -117,6 +119,31 @@ def _links(s: Session) -> list[tuple[str, Figure]]:
 
 
 STACK_FIGURES = {"heads": _heads, "head": _head, "links": _links}
+
+
+def _heads_page(s: Session) -> list[tuple[str, HtmlView]]:
+    from probe.viewers.html import model_view_html
+
+    st = _Stack(s)
+    heads = list(st.head_indices) if st.head_indices is not None else None
+    page = model_view_html(st.attn, **st.labels(), layers=list(st.layer_indices), heads=heads,
+                           model_name=f"{s.model_name} {st.name}")
+    return [(_stem(s, "heads", st.name, "all"), page)]
+
+
+def _links_page(s: Session) -> list[tuple[str, HtmlView]]:
+    from probe.viewers.html import head_view_html
+
+    st = _Stack(s)
+    layer, pos = st.layer(s)
+    heads = list(st.head_indices) if st.head_indices is not None else None
+    page = head_view_html(st.attn, **st.labels(), layers=list(st.layer_indices), heads=heads,
+                          layer=pos, model_name=f"{s.model_name} {st.name}")
+    return [(_stem(s, s.args.view, st.name, f"L{layer}"), page)]
+
+
+#: the interactive forms of the stack views (``--stack ... --format html``)
+STACK_PAGES = {"heads": _heads_page, "head": _links_page, "links": _links_page}
 
 
 @register_view("alignment")
