@@ -136,3 +136,31 @@ def test_stack_views_have_an_html_form(tmp_path, capsys, view, prefix):
     block = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', page.read_text(), re.S)
     data = json.loads(block.group(1))
     assert data["qtokens"] != data["ktokens"]  # target tokens left, source tokens right
+
+
+@pytest.mark.parametrize(
+    ("argv", "stems"),
+    [
+        (["saliency"], ["saliency_cnn-shapes_gradcam_"]),
+        (["saliency", "--method", "cbam-spatial"], ["saliency_cnn-shapes_cbam-spatial_"]),
+        (["compare"], ["compare_cnn-shapes_all_"]),
+        (["curves", "--method", "gradcam", "--method", "random"],
+         ["curves_cnn-shapes_deletion_gradcam-random_", "curves_cnn-shapes_insertion_gradcam-random_"]),
+    ],
+)
+def test_attribution_views_on_a_cnn(tmp_path, capsys, argv, stems):
+    rc, stdout, stderr = _run([*argv, "--model", "cnn-shapes", "--out", str(tmp_path), "--quiet"],
+                              capsys)
+    assert rc == 0, stderr
+    names = sorted(p.name for p in _files(stdout))
+    assert len(names) == len(stems)
+    for name, stem in zip(names, sorted(stems)):
+        assert name.startswith(stem), (name, stem)
+
+
+def test_cnn_saliency_layer_is_one_line(tmp_path, capsys):
+    rc, stdout, stderr = _run(["saliency", "--model", "cnn-shapes", "--layer", "0", "--out",
+                               str(tmp_path), "--quiet"], capsys)
+    assert rc == 2 and stdout == ""
+    assert stderr.strip().count("\n") == 0 and "CNN without attention heads" in stderr
+    assert not any(tmp_path.iterdir())

@@ -112,7 +112,12 @@ def _rollout(s: Session) -> list[tuple[str, Figure]]:
 def _saliency(s: Session) -> list[tuple[str, Figure]]:
     if len(s.args.methods) > 1:
         raise ProbeError("the saliency view shows one --method; use the compare view for several")
-    method = s.args.methods[0] if s.args.methods else "rollout"
+    method = s.args.methods[0] if s.args.methods else ("rollout" if s.captures() else "gradcam")
+    if s.args.layer is not None and not s.captures():
+        raise ProbeError(
+            f"--layer adds per-head CLS maps of a vision transformer; {s.model_name} is a CNN "
+            "without attention heads: drop --layer (the gates view shows its attention gates)"
+        )
     out = _single_method(s, method, "saliency", _methods_part(s, [method]) if s.args.methods else method)
     if s.modality == "vision" and s.args.layer is not None:
         import probe
@@ -154,7 +159,8 @@ def _compare(s: Session) -> list[tuple[str, Figure]]:
     methods = _methods(s)
     _needs_target(s, methods)
     attrs = _compute_all(s, methods)
-    table = probe.compare(list(attrs.values()), metric="spearman", mask=s.trace())
+    table = probe.compare(list(attrs.values()), metric="spearman",
+                          mask=s.trace() if s.captures() else None)
     faith = _faithfulness(s, attrs)
     if s.modality == "vision":
         maps = {m: a.as_grid()[0] for m, a in attrs.items()}

@@ -100,7 +100,7 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
     if view == "rollout":
         methods = ["rollout"]
     elif view == "saliency":
-        methods = list(s.args.methods) or ["rollout"]
+        methods = list(s.args.methods) or (["rollout"] if s.captures() else ["gradcam"])
     else:
         methods = _methods(s)
     _needs_target(s, methods)
@@ -112,7 +112,8 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
         maps = {m: a.as_grid()[0] for m, a in attrs.items()}
         extra: dict[str, Any] = {}
         if len(attrs) > 1:
-            table = probe.compare(list(attrs.values()), metric="spearman", mask=s.trace())
+            table = probe.compare(list(attrs.values()), metric="spearman",
+                          mask=s.trace() if s.captures() else None)
             extra = dict(agreement=table.values.numpy(), methods=list(table.methods),
                          faithfulness=_faithfulness(s, attrs))
         page = patches_html(s.trace(), image=s.display, maps=maps, **extra)

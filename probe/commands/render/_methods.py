@@ -25,7 +25,7 @@ def _attribution(s: Session, method: str, **options: Any) -> Any:
 
     if s.args.discard and _takes(method, "discard_ratio"):
         options["discard_ratio"] = s.args.discard
-    trace = None if method in ("relevance",) else s.trace()
+    trace = s.trace() if method != "relevance" and s.captures() else None
     return probe.attribute(
         s.model, s.inputs, method, tokenizer=s.processor, target=s.target(), trace=trace, **options
     )
@@ -34,18 +34,23 @@ def _attribution(s: Session, method: str, **options: Any) -> Any:
 def _methods(s: Session) -> list[str]:
     import probe
 
+    gates = None if s.captures() else "gates"  # CNNs: the gate methods join the list
     if s.args.methods:
-        available = probe.list_methods(s.modality)  # type: ignore[arg-type]
+        available = probe.list_methods(s.modality, needs=gates)  # type: ignore[arg-type]
         for m in s.args.methods:
             if m not in available:
                 raise ProbeError(f"unknown --method {m!r} for {s.modality} models: use {list(available)}")
         return list(dict.fromkeys(s.args.methods))
     default = DEFAULT_IMAGE_METHODS if s.modality == "vision" else DEFAULT_TEXT_METHODS
+    if gates is not None:  # a CNN: no attention to read; its gates, GradCAM, IG and random
+        from probe.evaluation._cnn_eval import default_methods
+
+        default = tuple(dict.fromkeys(m for m, _ in default_methods(s.model)))
     if not _has_target(s):  # text without --pair: only the methods that need no target
         from probe.attribution._registry import method_spec
 
         default = tuple(m for m in default if not method_spec(m).uses_gradients)
-    return [m for m in default if m in probe.list_methods(s.modality)]  # type: ignore[arg-type]
+    return [m for m in default if m in probe.list_methods(s.modality, needs=gates)]  # type: ignore[arg-type]
 
 
 def _has_target(s: Session) -> bool:

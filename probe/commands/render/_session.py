@@ -51,6 +51,17 @@ class Session:
     def inputs(self) -> Any:
         return self.text if self.modality == "text" else self.pixel_values
 
+    def captures(self) -> bool:
+        """Whether probe can capture this model's attention (CNNs: no, they have gates)."""
+        from probe._errors import UnsupportedModelError
+        from probe.capture import adapter_for
+
+        try:
+            adapter_for(self.model).sites()
+        except UnsupportedModelError:
+            return False
+        return True
+
     def trace(self) -> Trace:
         if self._trace is None:
             import probe
