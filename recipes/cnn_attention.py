@@ -13,10 +13,35 @@ writes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import os
 import sys
 
 from probe.recipes._common import parser, quiet, save
+
+
+def gate_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
+                 images: int = 3) -> list[str]:
+    """CBAM spatial gates of every stage beside GradCAM on ``images`` held-out shapes
+    (``cnn_gates_<i>``; the demo draws these). Returns the written paths."""
+    import probe
+    from probe.evaluation.tasks import EVAL_IMAGE_SEED
+    from probe.viewers import gate_maps
+
+    model, _ = probe.load_model("cnn-shapes")
+    data = probe.make_shapes(max(images, 1), seed=EVAL_IMAGE_SEED)
+    written: list[str] = []
+    for i in range(images):
+        x = data.images[i : i + 1]
+        gt = probe.trace_gates(model, x)
+        maps = {f"stage {g.stage} spatial gate": g.values[0] for g in gt.select("spatial")}
+        maps["GradCAM (last stage)"] = probe.attribute(model, x, "gradcam").as_grid()[0]
+        pred = probe.SHAPE_CLASSES[int(gt.output.argmax(-1))]
+        fig = gate_maps(data.to_display(i), maps,
+                        title=f"cnn-shapes: CBAM spatial gates and GradCAM (predicted {pred})")
+        written += save(fig, out, f"cnn_gates_{i}", formats, dpi)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,23 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         eval_cnn_faithfulness,
         eval_cnn_gates,
     )
-    from probe.evaluation.tasks import EVAL_IMAGE_SEED
-    from probe.viewers import channel_profiles_view, gate_maps
+    from probe.viewers import channel_profiles_view
 
     torch.set_num_threads(args.threads)
     model, _ = probe.load_model("cnn-shapes")
-    data = probe.make_shapes(max(args.images, 1), seed=EVAL_IMAGE_SEED)
-    written = []
-    for i in range(args.images):
-        x = data.images[i : i + 1]
-        gt = probe.trace_gates(model, x)
-        maps = {f"stage {g.stage} spatial gate": g.values[0] for g in gt.select("spatial")}
-        cam = probe.attribute(model, x, "gradcam").as_grid()[0]
-        maps["GradCAM (last stage)"] = cam
-        pred = probe.SHAPE_CLASSES[int(gt.output.argmax(-1))]
-        fig = gate_maps(data.to_display(i), maps,
-                        title=f"cnn-shapes: CBAM spatial gates and GradCAM (predicted {pred})")
-        written += save(fig, args.out, f"cnn_gates_{i}", args.formats, args.dpi)
+    written = gate_figures(args.out, args.formats, args.dpi, images=args.images)
     faith = eval_cnn_faithfulness(model, n=args.n)
     gates = eval_cnn_gates(model, n=args.n)
     profiles = {f"stage {s}": torch.tensor(v) for s, v in gates["profiles"].items()}

@@ -1,7 +1,8 @@
 """The demo: every figure of the README, rendered on the embedded offline models.
 
-Runs the coreference demo, the ViT patch saliency comparison on vit-shapes and the
-attention-versus-gradients comparison on MiniLM sentence similarity, plus the model view and
+Runs the coreference demo, the ViT patch saliency comparison on vit-shapes, the
+attention-versus-gradients comparison on MiniLM sentence similarity, the toy-mt alignment
+figures and the cnn-shapes CBAM gate figures, plus the model view and
 the link view of the coreference sentence, and the interactive HTML views (under
 ``OUT/html``). Everything is offline and deterministic.
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes import alignment_demo, coref_demo, similarity, vit_saliency
+from probe.recipes import alignment_demo, cnn_attention, coref_demo, similarity, vit_saliency
 from probe.recipes._common import parser, quiet, save
 
 
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths += similarity.run(args.out, formats, args.dpi, quiet=args.quiet)
     paths += vit_saliency.run(args.out, formats, args.dpi, quiet=args.quiet)
     paths += alignment_demo.run(args.out, formats, args.dpi)
+    paths += cnn_attention.gate_figures(args.out, formats, args.dpi)
     paths += html_views(args.out)
     print("\nwrote:")
     for path in paths:

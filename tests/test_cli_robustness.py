@@ -81,7 +81,7 @@ BAD: list[tuple[str, Callable[[Path], list[str]], str]] = [
      r"^probe: error: unknown model 'no-such-model': not an embedded model, an existing folder"),
     ("model_missing_folder", lambda t: ["render", "head", "--text", "hi", "--model", "./no/such/dir"], r"no folder './no/such/dir'"),
     ("model_timm_unknown", lambda t: ["render", "rollout", "--model", "timm:not_a_model_at_all"], r"unknown timm model .*timm\.list_models"),
-    ("cnn_on_image_view", lambda t: ["render", "saliency", "--model", "timm:resnet18"], r"convolutional network.*probe.attribute"),
+    ("cnn_on_image_view", lambda t: ["render", "rollout", "--model", "timm:resnet18"], r"convolutional network.*probe.attribute"),
     ("cnn_on_attention_view", lambda t: ["render", "heads", "--model", "timm:resnet18"], r"convolutional network.*probe.attribute"),
     ("seed_beyond_64_bits", lambda t: ["render", "saliency", "--seed", str(2**70)], r"--seed .* out of range: use 0\.\.2\*\*64-1"),
     ("seed_negative", lambda t: ["render", "rollout", "--seed", "-1"], r"--seed -1 is out of range"),
