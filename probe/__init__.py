@@ -120,7 +120,13 @@ _LAZY: dict[str, str] = {
 __all__ = ["__version__", *sorted(_LAZY)]
 
 
+#: subpackages reachable as attributes after a plain ``import probe`` (``probe.viewers.X``)
+_SUBPACKAGES = ("viewers", "recipes")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f"probe.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'probe' has no attribute {name!r}")

@@ -74,3 +74,13 @@ def test_test_helpers_are_imported_under_one_name():
     bare = re.compile(r"^\s*(from|import)\s+(_tiny|_factories)\b", re.MULTILINE)
     offenders = [p.name for p in (ROOT / "tests").glob("*.py") if bare.search(p.read_text())]
     assert not offenders, f"import test helpers as tests._tiny / tests._factories: {offenders}"
+
+
+def test_viewers_and_recipes_are_attributes_of_probe():
+    code = (
+        "import sys, probe\n"
+        "ok = callable(probe.viewers.head_grid) and hasattr(probe.recipes, '__path__')\n"
+        "print(ok, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "True False"
