@@ -27,6 +27,7 @@ from probe.viewers.html._page import (
     encode_array,
     head_colors,
     labels,
+    view_title,
 )
 from probe.viewers.html._runtime import CSS, RUNTIME_JS
 
@@ -300,12 +301,6 @@ def _attention_data(
     return data, q_tok, k_tok, labels(layers, n_l, "layers"), labels(heads, n_h, "heads")
 
 
-def _title(model_name: str | None, what: str, title: str | None) -> str:
-    if title is not None:
-        return str(title)
-    return f"{model_name} \u00b7 {what}" if model_name else what
-
-
 def head_view_html(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -359,7 +354,7 @@ def head_view_html(
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
         raise ProbeError(f"threshold must be a number >= 0, got {threshold!r}")
     payload = {
-        "title": _title(model_name, f"{method} \u00b7 head view", title),
+        "title": view_title(model_name, f"{method} \u00b7 head view", title),
         "subtitle": f"{data.shape[2]} query x {data.shape[3]} key tokens, "
                     f"{data.shape[0]} layers x {data.shape[1]} heads",
         "attn": encode_array(data, "attn"),
@@ -411,7 +406,7 @@ def model_view_html(
         raise ProbeError(f"thumb must be a size in pixels in [16, 256], got {thumb!r}")
     n_l, n_h = data.shape[:2]
     payload = {
-        "title": _title(model_name, f"{method} \u00b7 model view", title),
+        "title": view_title(model_name, f"{method} \u00b7 model view", title),
         "subtitle": f"{n_l} layers x {n_h} heads, {data.shape[2]} query x {data.shape[3]} "
                     "key tokens",
         "attn": encode_array(data, "attn"),

@@ -23,6 +23,7 @@ from probe.viewers.html._page import (
     cmap_hex,
     encode_array,
     labels,
+    view_title,
 )
 from probe.viewers.html._runtime import CSS, RUNTIME_JS
 
@@ -232,12 +233,6 @@ def _image_data_url(image: Any) -> tuple[str, tuple[int, int]]:
     return url, (int(arr.shape[0]), int(arr.shape[1]))
 
 
-def _title(model_name: str | None, what: str, title: str | None) -> str:
-    if title is not None:
-        return str(title)
-    return f"{model_name} \u00b7 {what}" if model_name else what
-
-
 def token_view_html(
     tokens: Sequence[str],
     scores: Mapping[str, Any] | Any,
@@ -284,7 +279,7 @@ def token_view_html(
     else:
         flags = [bool(signed.get(k, (r < 0).any())) for k, r in rows.items()]
     payload = {
-        "title": _title(model_name, f"{method or 'token attribution'}", title),
+        "title": view_title(model_name, f"{method or 'token attribution'}", title),
         "subtitle": f"{len(rows)} method{'s' if len(rows) != 1 else ''}, {n} tokens",
         "tokens": toks, "methods": list(rows), "signed": flags, "anySigned": any(flags),
         "scores": encode_array(np.stack(list(rows.values())), "scores"),
@@ -402,7 +397,7 @@ def image_view_html(
         faith[str(m)] = {str(k): (None if v is None or not np.isfinite(float(v)) else float(v))
                          for k, v in metrics.items()}
     payload = {
-        "title": _title(model_name, "image attribution", title),
+        "title": view_title(model_name, "image attribution", title),
         "subtitle": f"{size[0]} x {size[1]} image, {grid[0]} x {grid[1]} patches",
         "image": url, "size": list(size), "grid": list(grid), "alpha": float(alpha),
         "methods": names, "signed": flags,

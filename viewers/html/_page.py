@@ -166,6 +166,13 @@ class HtmlView:
 
 
 # ----------------------------------------------------------------------------- shared helpers
+def view_title(model_name: str | None, what: str, title: str | None) -> str:
+    """A view's title: ``title`` when given, else ``"<model> · <what>"``."""
+    if title is not None:
+        return str(title)
+    return f"{model_name} \u00b7 {what}" if model_name else what
+
+
 def cmap_hex(name: str) -> str:
     """A matplotlib colormap as 256 RGB triples in hex (the page's lookup table)."""
     from probe.viewers._style import get_cmap
