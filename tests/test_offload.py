@@ -16,7 +16,7 @@ import torch
 from torch.testing import assert_close
 
 import probe
-from tests._tiny import TIMM, bert_classifier, snapshot
+from tests._tiny import TIMM, bert_classifier, gpt2, snapshot
 
 accelerate = pytest.importorskip("accelerate")  # pinned in setup.cfg: present in CI
 
@@ -170,3 +170,51 @@ def test_forward_that_raises_in_an_offloaded_model_leaves_accelerate_hooks(tmp_p
     assert _accelerate_state(dispatched) == hooks
     assert _probe_state(dispatched)["hooks"] == before["hooks"]
     assert probe.trace(dispatched, inputs).attentions is not None
+
+
+@pytest.mark.parametrize("how", ["cpu", "disk", "map"])
+def test_sanity_check_on_a_dispatched_model_runs_on_a_plain_copy(how, tmp_path):
+    """The randomisation cascade cannot change offloaded (``meta``) weights: it runs on a copy
+    with every weight loaded, equal to the check of the undispatched model, and leaves the
+    dispatched model, its weights and accelerate's hooks as they were."""
+    model, pixels = TIMM["vit"]()
+    expected = probe.sanity_check(copy.deepcopy(model), pixels, ["rollout", "gradcam"], seed=3)
+    dispatched = _dispatch(model, how, str(tmp_path))
+    offloaded = _offloaded(dispatched)
+    assert offloaded
+    hooks, before = _accelerate_state(dispatched), _probe_state(dispatched)
+    logits = dispatched(pixels)
+
+    got = probe.sanity_check(dispatched, pixels, ["rollout", "gradcam"], seed=3)
+    assert got.steps == expected.steps
+    for method, values in expected.correlations.items():
+        assert_close(got.correlations[method], values)
+    assert _accelerate_state(dispatched) == hooks
+    assert _offloaded(dispatched) == offloaded
+    _assert_same(dispatched, before)
+    assert_close(dispatched(pixels), logits)  # the offloaded weights were not randomised
+
+
+def test_working_copy_keeps_tied_weights_tied_and_refuses_a_missing_weight(tmp_path):
+    from probe.capture.adapters._dispatch import is_dispatched, working_copy
+
+    lm, inputs = gpt2()
+    assert lm.lm_head.weight is lm.transformer.wte.weight
+    expected = lm(**inputs).logits
+    dispatched = accelerate.disk_offload(lm, str(tmp_path), execution_device="cpu")
+    assert is_dispatched(dispatched) and not is_dispatched(gpt2()[0])
+    clone = working_copy(dispatched)
+    assert not is_dispatched(clone)
+    assert clone.lm_head.weight is clone.transformer.wte.weight
+    assert all(p.device.type == "cpu" for p in clone.parameters())
+    assert_close(clone(**inputs).logits, expected)
+    assert _offloaded(dispatched)  # the dispatched model still offloads
+
+    class Hook:  # a hook whose weights_map lacks the weights
+        weights_map: dict = {}
+
+    for module in dispatched.modules():
+        if "_hf_hook" in module.__dict__:
+            module.__dict__["_hf_hook"] = Hook()
+    with pytest.raises(probe.ProbeError, match="offloaded weight .* weights_map"):
+        working_copy(dispatched)

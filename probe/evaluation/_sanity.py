@@ -285,7 +285,9 @@ def sanity_check(
     """Cascading model-parameter randomisation (Adebayo et al. 2018, "Sanity Checks for
     Saliency Maps").
 
-    A deep copy of ``model`` is randomised step by step in :func:`cascade_order` (head first,
+    A deep copy of ``model`` (for a model dispatched by accelerate, a copy with every
+    offloaded weight loaded, on the CPU and without accelerate's hooks: it needs the model's
+    full size in CPU memory) is randomised step by step in :func:`cascade_order` (head first,
     embeddings last; each tensor re-drawn from a truncated normal of its own RMS scale, seeded
     by ``seed``); after each step every method's map is recomputed and compared with its map
     on the trained model by Spearman rank correlation (per item over the valid units, then
@@ -316,10 +318,9 @@ def sanity_check(
         A :class:`SanityResult`: ``steps[0]`` is ``"original"``, then the randomised blocks in
         cumulative top-down order; ``correlations[method]`` is ``[num_steps]``.
     """
-    import copy
-
     import torch
 
+    from probe.capture.adapters._dispatch import working_copy
     from probe.evaluation._agreement import spearman
 
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -328,7 +329,7 @@ def sanity_check(
     target_box: list[Any] = [target]
     explainers = _explainers(methods, inputs, tokenizer, seed, dict(options), target_box)
 
-    clone = copy.deepcopy(model)
+    clone = working_copy(model)
     clone.eval()
     if target is None and fix_target and any(named for _, _, named in explainers):
         target_box[0] = _fixed_target(clone, inputs, tokenizer)
