@@ -47,7 +47,9 @@ def check_query_rows(query_rows: Any) -> Any:
         if not values:
             raise ProbeError("query_rows is empty: pass None to keep every query row")
         return tuple(values)
-    raise ProbeError(f"query_rows must be an int, a list of ints or a slice, got {query_rows!r}: {_FIX}")
+    raise ProbeError(
+        f"query_rows must be an int, a list of ints or a slice, got {query_rows!r}: {_FIX}"
+    )
 
 
 def resolve_query_rows(query_rows: Any, num_rows: int) -> tuple[int, ...]:
@@ -131,7 +133,7 @@ class RowRecorder(StackRecorder):
     def record_rows(
         self, layer: int, rows: tuple[int, ...], weights: torch.Tensor, q_total: int
     ) -> None:
-        """Record ``weights`` ``[batch, head, len(rows), key]`` of the query ``rows`` of one call."""
+        """Record ``weights`` ``[batch, head, len(rows), key]`` of query ``rows`` (one call)."""
         self.num_heads = int(weights.shape[1])
         self.calls[layer] += 1
         if self.wants(layer):
@@ -163,7 +165,8 @@ class RowRecorder(StackRecorder):
         weights = weights.detach()
         if not self._all_queries_real:
             real = self.query_mask[:, list(rows)]
-            weights = weights * real[:, None, :, None].to(device=weights.device, dtype=weights.dtype)
+            real = real[:, None, :, None].to(device=weights.device, dtype=weights.dtype)
+            weights = weights * real
         kept = self._gathered(self._select_heads(weights))
         if self.options.dtype is not None:
             kept = kept.to(self.options.dtype)

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["ROW_IMPLEMENTATIONS", "eager_rows_mask", "implementation_function", "mask_builder", "take_rows"]
+__all__ = [
+    "ROW_IMPLEMENTATIONS", "eager_rows_mask", "implementation_function", "mask_builder", "take_rows",
+]
 
 ROW_IMPLEMENTATIONS = ("sdpa", "eager")
 """Original implementations whose output probe can reproduce while computing only some rows."""

@@ -7,7 +7,9 @@ uniquely named attention function (and the matching eager mask builder), points 
 of the model at it, and restores every config and both registries in ``finally``. The function
 calls the model's *own* ``eager_attention_forward`` (so T5 position bias, GPT-2 casts, GQA,
 soft-capping and sinks are handled by the model's code), which is exactly what
-``output_attentions=True`` under eager attention returns.
+``output_attentions=True`` under eager attention returns. When only some query rows are kept,
+SDPA- and eager-loaded models keep their own mask and output and only the kept rows are
+computed eagerly (:mod:`probe.capture.adapters._hf_rows`).
 """
 
 from __future__ import annotations
