@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture._locks import model_lock
 from probe.capture._recorder import CaptureOptions, StackRecorder, StreamOptions, check_unique
+from probe.capture._row_recorder import RowRecorder, check_query_rows, resolve_query_rows
 from probe.capture._trace import Trace
 from probe.capture.adapters import Prepared, Site, adapter_for
 
@@ -37,6 +38,7 @@ def trace(
     discard_ratio: float = 0.0,
     start_layer: int = 0,
     chunk_size: int | None = None,
+    query_rows: int | Sequence[int] | slice | range | None = None,
     model_name: str | None = None,
     device: torch.device | str | None = None,
     **forward_kwargs: Any,
@@ -71,6 +73,20 @@ def trace(
             ``start_layer`` are the rollout options (see :func:`probe.rollout`).
         chunk_size: compute attention this many query rows at a time (default: 256 in streaming
             mode on HF models, whole layers otherwise); results are identical.
+        query_rows: keep only these query rows of the main stack (``trace.attentions``: the
+            encoder of encoder-decoders): an int, a list of ints (negative counts from the end,
+            ``-1`` is the last token) or a slice. ``attentions`` becomes ``[layer, batch,
+            head, rows, key]`` and ``trace.query_indices`` names the rows; memory grows with
+            ``rows x seq`` instead of ``seq^2``. On HF models loaded with SDPA the output comes
+            from SDPA itself (bitwise unchanged) and only the kept rows are computed eagerly;
+            eager-loaded models compute every row as their own forward does and keep the
+            selected ones; other implementations (flash attention) fall back to the chunked
+            eager path (``chunk_size``), and timm models keep the rows of their unfused
+            attention. Rows index the (padded) sequence, the same for every batch item;
+            padded query rows are zero as in full captures. Not with ``stream=True`` (the
+            rollout needs every row) nor ``requires_grad=True`` (the kept rows are computed
+            beside the model's own attention); analyses of the whole matrix (rollout, flow,
+            relevance, ...) refuse a row-selected trace.
         model_name: name recorded in the trace (default: the model's own name).
         device: where the captured attention is gathered (``"cpu"``, ``"cuda:0"``, ...). Each
             layer's attention is recorded on the device that layer runs on, then copied here;
@@ -100,6 +116,8 @@ def trace(
         layers, heads, average_heads, dtype, requires_grad, stream, head_fusion,
         discard_ratio, start_layer, chunk_size, device,
     )
+    if query_rows is not None:
+        _check_query_rows(query_rows, stream, requires_grad)
     adapter = adapter_for(model)
     _check_forward_kwargs(adapter, forward_kwargs)
     sites = adapter.sites()
@@ -116,12 +134,18 @@ def trace(
 
     geometry = adapter.vision_geometry(prepared.main) if vision else None
     main_mask = prepared.attention_mask
-    recorders: dict[str, StackRecorder] = {
-        "self": StackRecorder(
+    recorders: dict[str, StackRecorder] = {}
+    if query_rows is not None:
+        if prepared.input_ids is not None:  # vision: the token count is known at the first layer
+            resolve_query_rows(query_rows, int(prepared.input_ids.shape[-1]))
+        recorders["self"] = RowRecorder(
+            "self", stacks["self"], options, main_mask, main_mask, query_rows
+        )
+    else:
+        recorders["self"] = StackRecorder(
             "self", stacks["self"], options, key_mask=main_mask, query_mask=main_mask,
             num_prefix_tokens=geometry.num_prefix_tokens if geometry else 0, stream=stream,
         )
-    }
     other_options = replace(options, layers=()) if stream else options
     dec_mask = prepared.decoder_mask
     if stacks.get("decoder"):
@@ -194,6 +218,7 @@ def trace(
         pixel_values=prepared.pixel_values,
         num_heads=main.num_heads,
         num_model_layers=len(stacks["self"]),
+        query_indices=stack.query_indices,
     )
 
 
@@ -264,6 +289,19 @@ def _options(
         chunk_size=chunk_size,
         device=gather,
     )
+
+
+def _check_query_rows(query_rows: Any, stream: bool, requires_grad: bool) -> None:
+    check_query_rows(query_rows)
+    if stream:
+        raise ProbeError(
+            "stream=True folds every query row into the rollout: drop query_rows (or stream)"
+        )
+    if requires_grad:
+        raise ProbeError(
+            "query_rows computes the kept rows beside the model's own attention, so they carry "
+            "no gradient: drop query_rows to capture with requires_grad=True"
+        )
 
 
 def _gather_device(device: Any) -> torch.device | None:

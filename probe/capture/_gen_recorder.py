@@ -91,6 +91,22 @@ class GenerationRecorder(StackRecorder):
             if last > q_start:
                 self.prompt[layer][:, :, q_start:last] = kept[:, :, : last - q_start]
 
+    @property
+    def selects_rows(self) -> bool:  # type: ignore[override]
+        return not self.keep_prompt
+
+    def wanted_rows(self, layer: int, q_total: int) -> tuple[int, ...] | None:
+        """Without the prompt rows only the last row of each step is kept."""
+        return None if self.keep_prompt else (q_total - 1,)
+
+    def record_rows(
+        self, layer: int, rows: tuple[int, ...], weights: torch.Tensor, q_total: int
+    ) -> None:
+        """Record the last row ``weights`` ``[batch, head, 1, key]`` of one call."""
+        if rows[0] != 0:  # record() counts a call at its row 0, absent here
+            self.calls[layer] += 1
+        self.record(layer, rows[0], weights, q_total)
+
     def _check_keys(self, layer: int, step: int, q_total: int, keys: int) -> None:
         """Self-attention keys must be every position so far (no sliding-window cache)."""
         if step == 0:

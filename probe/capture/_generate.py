@@ -55,9 +55,13 @@ def generate(
         layers, heads, average_heads, dtype: as in :func:`probe.trace` (every stack).
         keep_prompt: keep the prompt's own attention rows of the first step (``P x P`` per
             head and layer). ``False`` keeps only the generated rows, so a long prompt costs
-            ``generated x P`` memory instead of ``P^2``; with ``chunk_size`` the prompt step
-            never holds more than ``chunk_size x P`` weights per layer at a time either.
-        chunk_size: compute attention this many query rows at a time (results identical).
+            ``generated x P`` memory instead of ``P^2``: on models loaded with SDPA each step's
+            output comes from SDPA itself (bitwise as without probe) and only the last query
+            row is computed eagerly; eager-loaded models compute the prompt rows as their own
+            forward does; other implementations (flash attention) fall back to eager attention
+            in chunks of ``chunk_size`` rows.
+        chunk_size: compute eagerly computed attention this many query rows at a time (results
+            identical); irrelevant to the rows computed alone with ``keep_prompt=False``.
         model_name: name recorded in the result (default: the model's own name).
         **generate_kwargs: passed to ``model.generate`` (``do_sample``, ``temperature``,
             ``top_k``, ``eos_token_id``, ``generation_config``, ...). Beam search, several

@@ -115,6 +115,22 @@ class StackRecorder:
             return layer >= self.stream.start_layer
         return layer in self.keep
 
+    selects_rows = False
+    """Whether this recorder may keep only some query rows (see :meth:`wanted_rows`)."""
+
+    def wanted_rows(self, layer: int, q_total: int) -> tuple[int, ...] | None:
+        """Query rows of ``layer``'s call with ``q_total`` rows to record; ``None``: all.
+
+        When a tuple, the capture site computes only those rows and calls
+        :meth:`record_rows` (subclasses that select rows implement it)."""
+        return None
+
+    def record_rows(
+        self, layer: int, rows: tuple[int, ...], weights: torch.Tensor, q_total: int
+    ) -> None:
+        """Record ``weights`` ``[batch, head, len(rows), key]`` of query ``rows`` (one call)."""
+        raise NotImplementedError(f"{type(self).__name__} records whole layers only")
+
     def _select_heads(self, weights: torch.Tensor) -> torch.Tensor:
         """``[batch, head, q, k]`` -> the kept heads (averaged when asked)."""
         if self.options.heads is not None:

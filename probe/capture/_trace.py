@@ -35,6 +35,8 @@ class AttentionStack:
         layer_tensors: with ``requires_grad=True`` capture, the per-layer tensors
             ``[batch, head, query, key]`` that live in the autograd graph; read their
             ``.grad`` after a backward pass (``attentions`` is a detached stacked copy).
+        query_indices: with ``query_rows=`` capture, the query position of each kept row
+            (``attentions`` is ``[layer, batch, head, rows, key]``); ``None``: every row.
     """
 
     kind: Literal["self", "cross"]
@@ -43,6 +45,7 @@ class AttentionStack:
     layer_indices: tuple[int, ...]
     head_indices: tuple[int, ...] | None
     layer_tensors: tuple[torch.Tensor, ...] | None = None
+    query_indices: tuple[int, ...] | None = None
 
     @property
     def num_layers(self) -> int:
@@ -103,6 +106,9 @@ class Trace:
         layer_tensors: see :class:`AttentionStack` (gradient capture).
         input_ids: ``[batch, seq]`` token ids (text models).
         pixel_values: ``[batch, channel, height, width]`` model input (vision models), a copy.
+        query_indices: with ``probe.trace(..., query_rows=...)``, the query position of each
+            kept row of ``attentions`` (then ``[layer, batch, head, rows, key]``); ``None``
+            when every query row was kept (a square ``[..., seq, seq]`` map).
     """
 
     attentions: torch.Tensor | None
@@ -130,6 +136,7 @@ class Trace:
     pixel_values: torch.Tensor | None = field(default=None, repr=False)
     num_heads: int = 0
     num_model_layers: int = 0
+    query_indices: tuple[int, ...] | None = None
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -159,14 +166,28 @@ class Trace:
             layer_indices=self.layer_indices,
             head_indices=self.head_indices,
             layer_tensors=self.layer_tensors,
+            query_indices=self.query_indices,
         )
 
     def require_attentions(self) -> torch.Tensor:
-        """``attentions``, or a clear error for streaming traces that did not keep them."""
+        """``attentions`` ``[layer, batch, head, query, key]`` with every query row.
+
+        Raises:
+            ProbeError: a streaming trace (no attention kept) or a row-selected trace (only
+                some query rows kept, ``query_rows=``), which analyses of the whole
+                attention matrix cannot use.
+        """
         if self.attentions is None:
             raise ProbeError(
                 "this trace was captured in streaming mode and holds only the rollout; "
                 "capture again without stream=True to get per-layer attention"
+            )
+        if self.query_indices is not None:
+            rows = list(self.query_indices)
+            shown = rows if len(rows) <= 6 else [*rows[:6], "..."]
+            raise ProbeError(
+                f"this trace keeps only query rows {shown} (query_rows=...) and this analysis "
+                "needs every row of the attention matrix: capture again without query_rows"
             )
         return self.attentions
 

@@ -75,6 +75,8 @@ def trace_attention(
     if attn is None:
         raise ProbeError("this trace holds no attention (streaming capture): trace again "
                          "without streaming to use the attention views")
+    if getattr(trace, "query_indices", None) is not None:
+        trace.require_attentions()  # refuses a row-selected trace: the views need every row
     if not 0 <= batch_index < attn.shape[1]:
         raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
     n = _valid_length(trace, batch_index)

@@ -7,7 +7,9 @@ uniquely named attention function (and the matching eager mask builder), points 
 of the model at it, and restores every config and both registries in ``finally``. The function
 calls the model's *own* ``eager_attention_forward`` (so T5 position bias, GPT-2 casts, GQA,
 soft-capping and sinks are handled by the model's code), which is exactly what
-``output_attentions=True`` under eager attention returns.
+``output_attentions=True`` under eager attention returns. When only some query rows are kept,
+SDPA- and eager-loaded models keep their own mask and output and only the kept rows are
+computed eagerly (:mod:`probe.capture.adapters._hf_rows`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import UnsupportedModelError
 from probe.capture.adapters._base import Site, StackName, number_sites
+from probe.capture.adapters._hf_rows import (
+    ROW_IMPLEMENTATIONS,
+    eager_rows_mask,
+    implementation_function,
+    mask_builder,
+    take_rows,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -130,6 +139,82 @@ def _configs_of(model: nn.Module) -> list[Any]:
     return list(seen.values())
 
 
+def _all_rows(
+    eager: Callable[..., Any],
+    module: nn.Module,
+    recorder: StackRecorder,
+    layer: int,
+    chunk_size: int | None,
+    query: torch.Tensor,
+    key_states: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every query row through ``eager``, ``chunk_size`` rows at a time; output and weights."""
+    import torch
+
+    q_total = query.shape[-2]
+    step = chunk_size or q_total
+    if step >= q_total or not recorder.wants(layer):
+        out, weights = eager(module, query, key_states, value, attention_mask, **kwargs)
+        recorder.record(layer, 0, weights, q_total)
+        return out, (None if recorder.stream is not None else weights)
+    outs = []
+    for start in range(0, q_total, step):
+        stop = min(start + step, q_total)
+        chunk_kwargs = {k: _slice_rows(v, start, stop, q_total) for k, v in kwargs.items()}
+        out, weights = eager(
+            module,
+            query[..., start:stop, :],
+            key_states,
+            value,
+            _slice_rows(attention_mask, start, stop, q_total),
+            **chunk_kwargs,
+        )
+        recorder.record(layer, start, weights, q_total)
+        del weights
+        outs.append(out)
+    return torch.cat(outs, dim=1), None
+
+
+def _kept_rows(
+    impl: str,
+    eager: Callable[..., Any],
+    module: nn.Module,
+    recorder: StackRecorder,
+    layer: int,
+    rows: tuple[int, ...],
+    query: torch.Tensor,
+    key_states: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    kwargs: dict[str, Any],
+) -> tuple[torch.Tensor, None]:
+    """The output from the original implementation ``impl``; eager weights of ``rows`` only."""
+    import torch
+
+    q_total = query.shape[-2]
+    idx = torch.tensor(rows, dtype=torch.long, device=query.device)
+    if impl == "eager":  # the model's own forward computes every row: keep the wanted ones
+        out, weights = eager(module, query, key_states, value, attention_mask, **kwargs)
+        recorder.record_rows(layer, rows, weights.index_select(-2, idx), q_total)
+        return out, None
+    original = implementation_function(impl, eager)
+    out = original(module, query, key_states, value, attention_mask, **kwargs)[0]
+    mask = eager_rows_mask(
+        impl, attention_mask, module, query, key_states, idx, kwargs.get("is_causal")
+    )
+    row_kwargs = {k: take_rows(v, idx, q_total) for k, v in kwargs.items()}
+    if "dropout" in row_kwargs:
+        row_kwargs["dropout"] = 0.0  # the probabilities, not a second dropout draw
+    _, weights = eager(
+        module, query.index_select(-2, idx), key_states, value, mask, **row_kwargs
+    )
+    recorder.record_rows(layer, rows, weights, q_total)
+    return out, None
+
+
 @contextmanager
 def intercept_hf(
     model: nn.Module,
@@ -139,63 +224,85 @@ def intercept_hf(
 ) -> Iterator[None]:
     """Route every attention call of ``model`` through probe for the duration of the block.
 
+    Full captures run every attention call through the model's eager function (in chunks of
+    ``chunk_size`` query rows). When a recorder keeps only some query rows
+    (``recorder.selects_rows``), configs whose implementation is ``"sdpa"`` or ``"eager"``
+    keep their own mask builder and output, and only the kept rows are computed eagerly (see
+    :mod:`probe.capture.adapters._hf_rows`); other implementations (flash, flex, custom
+    kernels) fall back to the chunked eager path and the recorder picks its rows.
+
     Everything switched is restored in ``finally``: each config's ``_attn_implementation`` and
-    the two registries, also when the forward raises.
+    the entries added to the two registries, also when the forward raises.
     """
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
     from transformers.modeling_utils import AttentionInterface
 
     by_module = {id(s.module): s for s in sites}
-    key = f"probe_capture_{next(_counter)}"
+    base = f"probe_capture_{next(_counter)}"
+    selecting = any(r.selects_rows for r in recorders.values())
 
-    def probe_attention(
-        module: nn.Module,
-        query: torch.Tensor,
-        key_states: torch.Tensor,
-        value: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        **kwargs: Any,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        import torch
+    def attention_for(impl: str | None) -> Callable[..., Any]:
+        def probe_attention(
+            module: nn.Module,
+            query: torch.Tensor,
+            key_states: torch.Tensor,
+            value: torch.Tensor,
+            attention_mask: torch.Tensor | None,
+            **kwargs: Any,
+        ) -> tuple[torch.Tensor, torch.Tensor | None]:
+            import torch
 
-        eager = _eager_for(module)
-        site = by_module.get(id(module))
-        if site is None:
-            return eager(module, query, key_states, value, attention_mask, **kwargs)
-        recorder = recorders[site.stack]
-        q_total = query.shape[-2]
-        step = chunk_size or q_total
-        if step >= q_total or not recorder.wants(site.layer):
-            out, weights = eager(module, query, key_states, value, attention_mask, **kwargs)
-            recorder.record(site.layer, 0, weights, q_total)
-            return out, (None if recorder.stream is not None else weights)
-        outs = []
-        for start in range(0, q_total, step):
-            stop = min(start + step, q_total)
-            chunk_kwargs = {k: _slice_rows(v, start, stop, q_total) for k, v in kwargs.items()}
-            out, weights = eager(
-                module,
-                query[..., start:stop, :],
-                key_states,
-                value,
-                _slice_rows(attention_mask, start, stop, q_total),
-                **chunk_kwargs,
-            )
-            recorder.record(site.layer, start, weights, q_total)
-            del weights
-            outs.append(out)
-        return torch.cat(outs, dim=1), None
+            eager = _eager_for(module)
+            site = by_module.get(id(module))
+            args = (query, key_states, value, attention_mask)
+            if impl is None:  # every row through eager: full capture, or the fallback
+                if site is None:
+                    return eager(module, *args, **kwargs)
+                recorder = recorders[site.stack]
+                return _all_rows(eager, module, recorder, site.layer, chunk_size, *args, kwargs)
+            original = implementation_function(impl, eager)
+            if site is None:
+                return original(module, *args, **kwargs)
+            recorder = recorders[site.stack]
+            q_total = query.shape[-2]
+            if not recorder.wants(site.layer):  # count the call; no weights are needed
+                empty = query.new_empty((*query.shape[:2], 0, key_states.shape[-2]))
+                recorder.record(site.layer, 0, empty, q_total)
+                return original(module, *args, **kwargs)
+            rows = recorder.wanted_rows(site.layer, q_total)
+            if rows is not None:
+                return _kept_rows(impl, eager, module, recorder, site.layer, rows, *args, kwargs)
+            if impl != "eager":  # this stack keeps every row: eager on the converted mask
+                every = torch.arange(q_total, device=query.device)
+                mask = eager_rows_mask(
+                    impl, attention_mask, module, query, key_states, every, kwargs.get("is_causal")
+                )
+                args = (query, key_states, value, mask)
+            return _all_rows(eager, module, recorder, site.layer, chunk_size, *args, kwargs)
+
+        return probe_attention
 
     configs = _configs_of(model)
     previous = [(cfg, cfg._attn_implementation_internal) for cfg in configs]
-    AttentionInterface._global_mapping[key] = probe_attention
-    AttentionMaskInterface._global_mapping[key] = eager_mask
+    modes: dict[str, str | None] = {}
+    assigned = []
+    for cfg, impl in previous:
+        mode = impl if selecting and impl in ROW_IMPLEMENTATIONS else None
+        key = base if mode is None else f"{base}_{mode}"
+        modes[key] = mode
+        assigned.append((cfg, key))
     try:
-        for cfg in configs:
+        for key, mode in modes.items():
+            AttentionInterface._global_mapping[key] = attention_for(mode)
+            AttentionMaskInterface._global_mapping[key] = (
+                eager_mask if mode is None else mask_builder(mode)
+            )
+        for cfg, key in assigned:
             cfg._attn_implementation_internal = key
         yield
     finally:
         for cfg, value in previous:
             cfg._attn_implementation_internal = value
-        AttentionInterface._global_mapping.pop(key, None)
-        AttentionMaskInterface._global_mapping.pop(key, None)
+        for key in modes:
+            AttentionInterface._global_mapping.pop(key, None)
+            AttentionMaskInterface._global_mapping.pop(key, None)

@@ -6,9 +6,10 @@
   medians, the ratio capture / eager (goal at most 1.10).
 * **memory**: the peak resident memory one generation adds on a long prompt, one fresh
   process per measurement (``python -m probe.commands.bench._generation``), on a 6-layer
-  random-init Llama-style model: plain generation, full capture (the prompt's ``P x P`` rows
-  per head and layer kept) and ``keep_prompt=False, chunk_size=256`` (only the generated
-  rows; goal at least 20x less than full capture).
+  random-init Llama-style model (loaded with SDPA): plain generation, full capture (the
+  prompt's ``P x P`` rows per head and layer kept) and ``keep_prompt=False`` (only the
+  generated rows: the prompt step's output comes from SDPA and only its last row is computed
+  eagerly; goal at least 20x less than full capture).
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ def _measure(mode: str, tokens: int, device: str) -> dict[str, Any]:
             gen = probe.generate(model, ids, **kwargs)
             kept = gen.attentions.numel() + gen.prompt_attentions.numel()
         else:
-            gen = probe.generate(model, ids, keep_prompt=False, chunk_size=256, **kwargs)
+            gen = probe.generate(model, ids, keep_prompt=False, **kwargs)
             kept = gen.attentions.numel()
     if cuda:
         torch.cuda.synchronize()
