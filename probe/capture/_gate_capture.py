@@ -99,7 +99,8 @@ def trace_gates(
             source = None
             stored = values.detach().to(dtype or values.dtype).clone()
         found.append(
-            Gate(site.name, site.kind, site.module_type, site.stage, size, stride, stored, source)
+            Gate(site.name, site.kind, site.module_type, site.stage, size, stride, stored, source,
+                 site.branches)
         )
 
     grad_context = torch.enable_grad() if requires_grad else torch.no_grad()
