@@ -199,8 +199,8 @@ def test_cnns_get_clear_errors() -> None:
         probe.trace_gates(plain, _pixels(1))
     with pytest.raises(probe.UnsupportedModelError, match="trace_gates"):
         probe.trace(_resnet("se"), _pixels(1))
-    with pytest.raises(probe.UnsupportedModelError, match="BatNonLocalAttn"):
-        probe.trace_gates(_resnet("bat"), _pixels(1))
+    with pytest.raises(probe.UnsupportedModelError, match="EfficientLocalAttn"):
+        probe.trace_gates(_resnet("ela"), _pixels(1))
     with pytest.raises(probe.ProbeError, match="unsqueeze"):
         probe.trace_gates(_resnet("se"), _pixels(1)[0])
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8)

@@ -1,6 +1,7 @@
 """Branch gates (selective kernel, split attention), channel-spatial gates (gather-excite with a
-local extent, coordinate attention) and global-context pooling maps: exact capture from timm
-models built with pretrained=False, checked against each module's formula and output."""
+local extent, coordinate attention), global-context pooling maps and bilinear non-local (BAT)
+attention: exact capture from timm models built with pretrained=False, checked against each
+module's formula and output."""
 
 from __future__ import annotations
 
@@ -219,3 +220,24 @@ def test_gc_models_in_the_timm_zoo() -> None:
     model = timm.create_model("gcresnet33ts", pretrained=False).eval()  # byobnet, attn_layer gca
     gt = probe.trace_gates(model, _pixels(1, 64))
     assert "context" in gt.kinds and all(g.stage >= 0 for g in gt.gates)
+
+
+def test_bilinear_nonlocal_attention() -> None:
+    """BAT (Chi et al. 2020): y = P x Q per channel group, as A[(i,j),(k,l)] = P[i,k] Q[l,j]."""
+    model = _resnet(functools.partial(timm.layers.BatNonLocalAttn, block_size=2))
+    x = _pixels(2, 64)
+    gt = _unchanged(model, x)
+    assert gt.kinds == ("bilinear",) and len(gt.gates) == 4 and not gt.skipped
+    names = [f"{g.name}.ba{sub}" for g in gt.gates for sub in ("", ".conv2")]
+    io = _io(model, names, x)
+    for g in gt.gates:
+        ba = model.get_submodule(g.name).ba
+        inp = io[f"{g.name}.ba"][0]  # [B, C, H, W]
+        mixed = io[f"{g.name}.ba.conv2"][0]  # P x Q, the input of conv2
+        b, c, h, w = inp.shape
+        assert g.values.shape == (b, ba.groups, h * w, h * w) and g.feature_size == (h, w)
+        assert bool((g.values >= 0).all())
+        torch.testing.assert_close(g.values.sum(-1), torch.ones(b, ba.groups, h * w))
+        groups = torch.arange(c) // (c // ba.groups)  # channel -> group, as BAT expands p and q
+        ref = torch.einsum("bcqk,bck->bcq", g.values[:, groups], inp.flatten(2))
+        torch.testing.assert_close(mixed.flatten(2), ref, rtol=1e-5, atol=1e-5)

@@ -7,10 +7,10 @@ with a local extent, coordinate attention) scales every channel at every positio
 gate (selective kernel, split attention) mixes parallel convolution branches through a softmax
 over the branches per channel, a context map (global context blocks) pools the positions
 through a softmax, and a non-local block mixes positions through a full softmax attention
-matrix. A :class:`GateTrace` holds what one forward pass of a
-model computed in each of these modules, with the geometry needed to put it on the image: the
-stage each module belongs to, the size of the feature map it gated and that map's stride
-relative to the input.
+matrix (a bilinear one through a factorised one per channel group). A :class:`GateTrace` holds
+what one forward pass of a model computed in each of these modules, with the geometry needed
+to put it on the image: the stage each module belongs to, the size of the feature map it gated
+and that map's stride relative to the input.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Gate", "GateKind", "GateSite", "GateTrace", "GATE_KINDS"]
 
-GateKind = Literal["channel", "spatial", "channel_spatial", "branch", "context", "nonlocal"]
+GateKind = Literal[
+    "channel", "spatial", "channel_spatial", "branch", "context", "nonlocal", "bilinear"
+]
 GATE_KINDS: tuple[str, ...] = (
-    "channel", "spatial", "channel_spatial", "branch", "context", "nonlocal"
+    "channel", "spatial", "channel_spatial", "branch", "context", "nonlocal", "bilinear"
 )
 """Every kind of gate, in the order :attr:`GateTrace.kinds` lists them."""
 
@@ -78,6 +80,10 @@ class Gate:
               global-context block pools its context vector (sums to 1 over the map);
             * ``nonlocal``: ``[batch, query, key]`` over the ``height * width`` positions
               (row-major), each row summing to 1.
+            * ``bilinear``: ``[batch, group, query, key]``, the attention a bilinear non-local
+              block (BAT, ``BatNonLocalAttn``) applies to the channels of each group: its
+              transform ``y = P x Q`` is ``A[(i, j), (k, l)] = P[i, k] * Q[l, j]``, rows
+              summing to 1.
         source: with ``requires_grad=True`` capture of a hooked gate, the tensor the model
             multiplied by, in the autograd graph (read its gradient with :meth:`gradient`).
         branches: for branch gates, one label per branch (kernel and dilation of a selective
@@ -181,7 +187,7 @@ class GateTrace:
         Channel gates give ``[module, batch, channel]``, spatial and context maps ``[module,
         batch, height, width]``, channel-spatial ``[module, batch, channel, height, width]``,
         branch gates ``[module, batch, branch, channel]``, non-local ``[module, batch, query,
-        key]``.
+        key]``, bilinear ``[module, batch, group, query, key]``.
 
         Raises:
             ProbeError: the selected modules have different shapes (pick one ``stage``).

@@ -15,14 +15,16 @@ captured by :func:`probe.trace_gates`:
   Li et al. 2019) and ``SplitAttn`` with ``radix > 1`` (ResNeSt, Zhang et al. 2020);
 * context maps, the softmax over positions with which ``GlobalContext`` (Cao et al. 2019)
   pools its context, in both fusions (its additive term is not a gate and is not captured);
-* non-local blocks (``NonLocalAttn``): a softmax attention matrix over the positions.
+* non-local blocks (``NonLocalAttn``): a softmax attention matrix over the positions;
+  bilinear ones (``BatNonLocalAttn``, Chi et al. 2020): ``y = P x Q`` per channel group, an
+  attention matrix ``P[i, k] * Q[l, j]`` over the positions for each group.
 
 Where a module applies its gate through a ``gate`` activation submodule (or a softmax
 submodule: ``SelectiveKernelAttn``, ``RadixSoftmax``), a forward hook on that submodule reads
-the very tensor the model multiplies by. ``LightChannelAttn`` (an inline ``F.sigmoid``) and
-``NonLocalAttn`` (an inline softmax) are recomputed from the module's own layers in a hook on
-the module's input, the context map from the logits ``conv_attn`` returned, with the same
-operations in the same order. Hooks are removed in ``finally``; no flag of the model is
+the very tensor the model multiplies by. ``LightChannelAttn`` (an inline ``F.sigmoid``),
+``NonLocalAttn`` (an inline softmax) and ``BatNonLocalAttn`` (inline normalised sigmoids) are
+recomputed from the module's own layers in a hook on the module's input, the context map from
+the logits ``conv_attn`` returned, with the same operations in the same order. Hooks are removed in ``finally``; no flag of the model is
 switched.
 """
 
@@ -61,10 +63,12 @@ _GATED: dict[str, GateKind] = {
     "SimpleCoordAttn": "channel_spatial",
 }
 # modules whose gate or softmax is computed inline: recomputed from the module's own layers
-_RECOMPUTED: dict[str, GateKind] = {"LightChannelAttn": "channel", "NonLocalAttn": "nonlocal"}
+_RECOMPUTED: dict[str, GateKind] = {
+    "LightChannelAttn": "channel", "NonLocalAttn": "nonlocal", "BatNonLocalAttn": "bilinear",
+}
 # attention-like modules probe finds but does not capture yet
 _NOT_CAPTURED = (
-    "BatNonLocalAttn", "EfficientLocalAttn", "StripAttn", "LambdaLayer", "BottleneckAttn",
+    "EfficientLocalAttn", "StripAttn", "LambdaLayer", "BottleneckAttn",
     "HaloAttn",
 )
 _STAGE = (re.compile(r"(?:^|\.)layer(\d+)(?:\.|$)"), re.compile(r"(?:^|\.)stages?\.(\d+)(?:\.|$)"),
@@ -158,6 +162,27 @@ def _nonlocal(m: Any, x: torch.Tensor) -> torch.Tensor:
     return F.softmax(torch.bmm(t, p) * m.scale, dim=2)
 
 
+def _bilinear(ba: Any, x: torch.Tensor) -> torch.Tensor:
+    """BAT's attention ``[batch, group, HW, HW]`` from ``BilinearAttnTransform`` ``ba``'s input.
+
+    ``p`` (rows) and ``q`` (columns) are computed as its forward does and expanded with its own
+    ``resize_mat``; output position ``(i, j)`` takes ``P[i, k] * Q[l, j]`` of input ``(k, l)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    b, _, h, w = x.shape
+    n, g = ba.block_size, ba.groups
+    out = ba.conv1(x)
+    rp = F.adaptive_max_pool2d(out, (n, 1))
+    cp = F.adaptive_max_pool2d(out, (1, n))
+    p = ba.conv_p(rp).view(b, g, n, n).sigmoid()
+    q = ba.conv_q(cp).view(b, g, n, n).sigmoid()
+    p = ba.resize_mat(p / p.sum(dim=3, keepdim=True), h // n)  # [B, G, H, H]
+    q = ba.resize_mat(q / q.sum(dim=2, keepdim=True), w // n)  # [B, G, W, W]
+    return torch.einsum("bgik,bglj->bgijkl", p, q).reshape(b, g, h * w, h * w)
+
+
 def _context(logits: torch.Tensor) -> torch.Tensor:
     """``GlobalContext``'s pooling weights ``[batch, H, W]`` from ``conv_attn``'s output."""
     import torch.nn.functional as F
@@ -187,6 +212,12 @@ def _hook_site(site: GateSite, record: Record) -> list[Any]:
             record(site, out.reshape(out.shape[:3]), (int(x.shape[-2]), int(x.shape[-1])), out)
 
         return [m.register_forward_hook(branch)]
+    if cls == "BatNonLocalAttn":  # the transform's input: conv1's output
+        def bat(_m: Any, args: tuple[Any, ...]) -> None:
+            x = args[0]
+            record(site, _bilinear(m.ba, x), (int(x.shape[-2]), int(x.shape[-1])))
+
+        return [m.ba.register_forward_pre_hook(bat)]
     if cls in _RECOMPUTED:
         def pre(_m: Any, args: tuple[Any, ...]) -> None:
             x = args[0]
