@@ -65,6 +65,7 @@ _LAZY: dict[str, str] = {
     "upsample": "probe.analysis._patches",
     "rollout_map": "probe.analysis._patches",
     "relevance_map": "probe.analysis._patches",
+    "query_point_map": "probe.analysis._gates",
     # attribution registry
     "Attribution": "probe.attribution._registry",
     "MethodContext": "probe.attribution._registry",

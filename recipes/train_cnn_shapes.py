@@ -22,6 +22,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from probe.recipes.train_vit_shapes import (
@@ -44,9 +45,14 @@ WARMUP_STEPS = 100
 
 
 def train(
-    *, seed: int, steps: int, batch_size: int, lr: float, weight_decay: float, quiet: bool = False
+    *, seed: int, steps: int, batch_size: int, lr: float, weight_decay: float, quiet: bool = False,
+    build: Callable[[], nn.Module] | None = None,
 ) -> nn.Module:
-    """Train a fresh ``cnn-shapes`` model for ``steps`` optimiser steps; returns it in eval mode."""
+    """Train a fresh ``cnn-shapes`` model for ``steps`` optimiser steps; returns it in eval mode.
+
+    ``build`` makes the untrained network (default ``build_cnn_shapes``; ``cnn-shapes-nl``
+    passes its own); it runs right after ``torch.manual_seed(seed)``.
+    """
     import torch
     import torch.nn.functional as F
 
@@ -54,7 +60,7 @@ def train(
     from probe.models._shapes import make_shapes
 
     torch.manual_seed(seed)
-    model = build_cnn_shapes()
+    model = (build or build_cnn_shapes)()
     params = list(model.named_parameters())
     optimizer = torch.optim.AdamW(
         [

@@ -41,6 +41,17 @@ def test_query_point_view_marks_the_query() -> None:
         query_point_view(_image(), heat, (4, 0))
 
 
+def test_query_point_view_several_queries_share_one_scale() -> None:
+    heat = np.random.default_rng(1).random((2, 4, 4))
+    fig = query_point_view(_image(), heat, [(0, 0), (3, 3)], labels=["on object", "background"])
+    assert [fig.axes[i].get_title() for i in (1, 2)] == ["on object", "background"]
+    assert len(fig.axes) == 4  # input, two overlays, one shared colorbar
+    assert fig.axes[3].get_ylim()[1] == pytest.approx(heat.max())
+    assert fig.axes[0].lines[1].get_data()[0][0] == 28.0  # the second query's cross, x
+    with pytest.raises(probe.ProbeError, match="one of each per query"):
+        query_point_view(_image(), heat, [(0, 0)])
+
+
 def test_detr_queries_view_draws_boxes() -> None:
     fig = detr_queries_view(_image(), np.random.rand(2, 4, 4), np.array([[0.5, 0.5, 0.5, 0.25]] * 2),
                             ["cat", "dog"], scores=[0.9, 0.4])

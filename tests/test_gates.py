@@ -63,7 +63,7 @@ def test_gates_are_what_the_model_multiplied_by(attn: str) -> None:
     gt = probe.trace_gates(model, x)
     torch.testing.assert_close(gt.output, plain, rtol=0, atol=0)  # outputs unchanged
     io = _module_io(model, [g.name for g in gt.gates], x)
-    assert len(gt.gates) == 4 * (2 if "cbam" in attn else 1)
+    assert len(gt.gates) == 4 * (2 if "cbam" in attn or attn == "gc" else 1)
     for g in gt.gates:
         inp, out = io[g.name]
         assert g.feature_size == tuple(inp.shape[-2:])
@@ -72,6 +72,8 @@ def test_gates_are_what_the_model_multiplied_by(attn: str) -> None:
             assert g.values.shape == inp.shape[:2]
             assert bool(((g.values >= 0) & (g.values <= 1)).all())
             torch.testing.assert_close(out, inp * g.values[:, :, None, None], rtol=1e-6, atol=1e-6)
+        elif g.kind == "context":  # GC's pooling map: tests/test_gates_branch.py
+            assert g.name.endswith(".conv_attn") and g.values.shape == (2, *g.feature_size)
         elif g.kind == "spatial":
             assert g.values.shape == (inp.shape[0], *inp.shape[-2:])
             torch.testing.assert_close(out, inp * g.values[:, None], rtol=1e-6, atol=1e-6)
@@ -197,8 +199,8 @@ def test_cnns_get_clear_errors() -> None:
         probe.trace_gates(plain, _pixels(1))
     with pytest.raises(probe.UnsupportedModelError, match="trace_gates"):
         probe.trace(_resnet("se"), _pixels(1))
-    with pytest.raises(probe.UnsupportedModelError, match="BatNonLocalAttn"):
-        probe.trace_gates(_resnet("bat"), _pixels(1))
+    with pytest.raises(probe.UnsupportedModelError, match="EfficientLocalAttn"):
+        probe.trace_gates(_resnet("ela"), _pixels(1))
     with pytest.raises(probe.ProbeError, match="unsqueeze"):
         probe.trace_gates(_resnet("se"), _pixels(1)[0])
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8)

@@ -4,7 +4,7 @@
   GradCAM, ...), side by side.
 * :func:`channel_profiles_view`: mean channel gate per class, one panel per stage (the
   SENet paper's excitation profiles).
-* :func:`query_point_view`: where one position of a non-local block attends.
+* :func:`query_point_view`: where one or more positions of a non-local block attend.
 * :func:`detr_queries_view`: each object query's cross-attention over the image, with its
   predicted box and class.
 """
@@ -132,34 +132,49 @@ def channel_profiles_view(
 def query_point_view(
     image: Any,
     attention_map: Any,
-    point: tuple[int, int],
+    point: tuple[int, int] | Sequence[tuple[int, int]],
     *,
+    labels: Sequence[str] | None = None,
     title: str | None = None,
     alpha: float = 0.6,
 ) -> Figure:
-    """Where one query position of a non-local block attends, over the image.
+    """Where query positions of a non-local block attend, over the image (Wang et al. 2018).
 
     Args:
         image: RGB ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1``.
-        attention_map: ``[h, w]`` attention of the query over the feature map (sums to 1).
-        point: ``(row, col)`` of the query on the ``h x w`` feature map (marked with a cross).
+        attention_map: ``[h, w]`` attention of one query over the feature map (sums to 1), or
+            ``[query, h, w]`` for several queries, drawn side by side on one shared colour
+            scale (so their weights compare).
+        point: ``(row, col)`` of the query on the ``h x w`` feature map (marked with a cross),
+            or one ``(row, col)`` per query.
+        labels: panel title of each query (default ``"query (row, col)"``).
     """
     img = as_image(image)
-    heat = as_array(attention_map, "attention_map", 2, "[h, w]")
-    h, w = heat.shape
-    row, col = point
-    if not (0 <= row < h and 0 <= col < w):
-        raise ProbeError(f"point {point} is outside the {h}x{w} feature map")
-    fig = new_figure((5.0, 2.6))
-    axes = fig.subplots(1, 2, squeeze=False)[0]
+    heat = as_array(attention_map, "attention_map", (2, 3), "[h, w] or [query, h, w]")
+    single = heat.ndim == 2
+    heat = heat[None] if single else heat
+    points = [tuple(point)] if single else [tuple(p) for p in point]  # type: ignore[union-attr]
+    q, h, w = heat.shape
+    if len(points) != q or (labels is not None and len(labels) != q):
+        raise ProbeError(
+            f"{q} attention maps, {len(points)} points"
+            f"{'' if labels is None else f', {len(labels)} labels'}: pass one of each per query"
+        )
+    for row, col in points:
+        if not (0 <= row < h and 0 <= col < w):
+            raise ProbeError(f"point {(row, col)} is outside the {h}x{w} feature map")
+    fig = new_figure((2.5 * (q + 1), 2.6))
+    axes = fig.subplots(1, q + 1, squeeze=False)[0]
     draw_image(axes[0], img, "input")
     norm = make_norm(heat, False, zero_based=True)
-    draw_overlay(axes[1], img, heat, norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
     sy, sx = img.shape[0] / h, img.shape[1] / w
-    for ax in axes:
-        ax.plot([(col + 0.5) * sx], [(row + 0.5) * sy], marker="x", color="red", ms=9, mew=2)
-    axes[1].set_title(f"query ({row}, {col})", fontsize=FONT_SIZES["label"], pad=3)
-    _colorbar(fig, axes[1], norm, "attention")
+    for i, (ax, (row, col)) in enumerate(zip(axes[1:], points)):
+        draw_overlay(ax, img, heat[i], norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
+        for a in (axes[0], ax):
+            a.plot([(col + 0.5) * sx], [(row + 0.5) * sy], marker="x", color="red", ms=9, mew=2)
+        name = labels[i] if labels is not None else f"query ({row}, {col})"
+        ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
+    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention")
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
     return fig

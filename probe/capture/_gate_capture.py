@@ -32,12 +32,16 @@ def trace_gates(
 
     Channel gates (squeeze-and-excitation, Hu et al. 2018; ECA, Wang et al. 2020; the channel
     half of CBAM, Woo et al. 2018; gather-excite; global context) come back as ``[batch,
-    channel]``, CBAM's spatial gates as ``[batch, height, width]``, non-local blocks (Wang et
-    al. 2018) as their softmax attention ``[batch, HW, HW]``; each with its stage, feature-map
-    size and stride (see :class:`GateTrace`). The values are the tensors the model multiplied
-    by (read by hooks on the gate activations) or, for the modules that compute them inline
-    (``LightChannelAttn``, ``NonLocalAttn``), recomputed from the module's own layers with
-    the same operations. Outputs are unchanged and every hook is removed, also when the
+    channel]``, CBAM's spatial gates as ``[batch, height, width]``, channel-spatial gates
+    (gather-excite with a local extent, coordinate attention) as ``[batch, channel, height,
+    width]``, branch gates (selective kernel, Li et al. 2019; split attention, Zhang et al.
+    2020) as ``[batch, branch, channel]``, global-context pooling maps (Cao et al. 2019) as
+    ``[batch, height, width]``, non-local blocks (Wang et al. 2018) as their softmax attention
+    ``[batch, HW, HW]`` and bilinear ones (BAT) as ``[batch, group, HW, HW]``; each with its
+    stage, feature-map size and stride (see :class:`Gate`). The values are the tensors the
+    model multiplied by (read by hooks on the gate activations) or, for the modules that
+    compute them inline (``LightChannelAttn``, ``NonLocalAttn``, ``BatNonLocalAttn``, GC's
+    pooling), recomputed from the module's own layers with the same operations. Outputs are unchanged and every hook is removed, also when the
     forward raises.
 
     Args:
@@ -45,7 +49,7 @@ def trace_gates(
             ``block_args=dict(attn_layer="cbam")``, ``probe.load_model("cnn-shapes")``).
         pixels: ``[batch, channel, height, width]`` float images, normalised for the model.
         modules: keep only these gates: module names (``"layer4.0.se.spatial"``) and/or kinds
-            (``"channel"``, ``"spatial"``, ``"nonlocal"``); default all.
+            (``"channel"``, ``"spatial"``, ``"branch"``, ... :data:`GATE_KINDS`); default all.
         dtype: storage dtype of the values (``torch.float16``, ``"bfloat16"``, ...); with
             ``requires_grad=True`` the values keep the model's dtype (they live in its graph).
         requires_grad: keep the gates in the autograd graph; after a backward pass from
@@ -99,7 +103,8 @@ def trace_gates(
             source = None
             stored = values.detach().to(dtype or values.dtype).clone()
         found.append(
-            Gate(site.name, site.kind, site.module_type, site.stage, size, stride, stored, source)
+            Gate(site.name, site.kind, site.module_type, site.stage, size, stride, stored, source,
+                 site.branches)
         )
 
     grad_context = torch.enable_grad() if requires_grad else torch.no_grad()

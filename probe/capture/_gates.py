@@ -2,11 +2,15 @@
 
 Convolutional networks attend through gates rather than attention matrices: a channel gate
 (squeeze-and-excitation and its relatives) scales every channel of a feature map by one number
-per image, a spatial gate (CBAM) scales every position, and a non-local block mixes positions
-through a full softmax attention matrix. A :class:`GateTrace` holds what one forward pass of a
-model computed in each of these modules, with the geometry needed to put it on the image: the
-stage each module belongs to, the size of the feature map it gated and that map's stride
-relative to the input.
+per image, a spatial gate (CBAM) scales every position, a channel-spatial gate (gather-excite
+with a local extent, coordinate attention) scales every channel at every position, a branch
+gate (selective kernel, split attention) mixes parallel convolution branches through a softmax
+over the branches per channel, a context map (global context blocks) pools the positions
+through a softmax, and a non-local block mixes positions through a full softmax attention
+matrix (a bilinear one through a factorised one per channel group). A :class:`GateTrace` holds
+what one forward pass of a model computed in each of these modules, with the geometry needed
+to put it on the image: the stage each module belongs to, the size of the feature map it gated
+and that map's stride relative to the input.
 """
 
 from __future__ import annotations
@@ -21,8 +25,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Gate", "GateKind", "GateSite", "GateTrace", "GATE_KINDS"]
 
-GateKind = Literal["channel", "spatial", "nonlocal"]
-GATE_KINDS: tuple[str, ...] = ("channel", "spatial", "nonlocal")
+GateKind = Literal[
+    "channel", "spatial", "channel_spatial", "branch", "context", "nonlocal", "bilinear"
+]
+GATE_KINDS: tuple[str, ...] = (
+    "channel", "spatial", "channel_spatial", "branch", "context", "nonlocal", "bilinear"
+)
+"""Every kind of gate, in the order :attr:`GateTrace.kinds` lists them."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +41,10 @@ class GateSite:
     Attributes:
         module: the module (e.g. timm ``SEModule``, CBAM's ``SpatialAttn``).
         name: its path in the model (``"layer4.0.se.spatial"``).
-        kind: ``"channel"``, ``"spatial"`` or ``"nonlocal"``.
+        kind: one of :data:`GATE_KINDS`.
         stage: index of the network stage holding it (0 = first stage), ``-1`` if unknown.
         module_type: the module's class name.
+        branches: for branch gates, one label per branch (``"3x3"``, ``"3x3 dil 2 (5x5)"``).
     """
 
     module: Any
@@ -42,6 +52,7 @@ class GateSite:
     kind: GateKind
     stage: int
     module_type: str
+    branches: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -50,16 +61,33 @@ class Gate:
 
     Attributes:
         name: module path in the model.
-        kind: ``"channel"``, ``"spatial"`` or ``"nonlocal"``.
+        kind: one of :data:`GATE_KINDS`.
         module_type: class name of the module (``"SEModule"``, ``"SpatialAttn"``, ...).
         stage: network stage of the module (0 = first), ``-1`` if unknown.
         feature_size: ``(height, width)`` of the feature map the module gated.
         stride: ``(rows, cols)`` input pixels per feature-map cell (input size / feature size).
-        values: channel gates ``[batch, channel]``; spatial gates ``[batch, height, width]``;
-            non-local attention ``[batch, query, key]`` over the ``height * width`` positions
-            (row-major), each row summing to 1.
+        values: by kind:
+
+            * ``channel``: ``[batch, channel]``, the factor of each channel;
+            * ``spatial``: ``[batch, height, width]``, the factor of each position;
+            * ``channel_spatial``: ``[batch, channel, height, width]``, the factor of each
+              channel at each position, at the resolution of the gated map (gather-excite's
+              coarse gate as the model upsampled it; coordinate attention's ``a_h * a_w``);
+            * ``branch``: ``[batch, branch, channel]``, a softmax over the branches for each
+              channel (rows sum to 1 over ``branch``): the module outputs
+              ``sum_b values[:, b, :, None, None] * branch_b``;
+            * ``context``: ``[batch, height, width]``, the softmax over positions with which a
+              global-context block pools its context vector (sums to 1 over the map);
+            * ``nonlocal``: ``[batch, query, key]`` over the ``height * width`` positions
+              (row-major), each row summing to 1.
+            * ``bilinear``: ``[batch, group, query, key]``, the attention a bilinear non-local
+              block (BAT, ``BatNonLocalAttn``) applies to the channels of each group: its
+              transform ``y = P x Q`` is ``A[(i, j), (k, l)] = P[i, k] * Q[l, j]``, rows
+              summing to 1.
         source: with ``requires_grad=True`` capture of a hooked gate, the tensor the model
             multiplied by, in the autograd graph (read its gradient with :meth:`gradient`).
+        branches: for branch gates, one label per branch (kernel and dilation of a selective
+            kernel's paths, ``"radix i"`` for split attention); empty otherwise.
     """
 
     name: str
@@ -70,6 +98,7 @@ class Gate:
     stride: tuple[float, float]
     values: torch.Tensor
     source: torch.Tensor | None = field(default=None, repr=False, compare=False)
+    branches: tuple[str, ...] = ()
 
     def gradient(self) -> torch.Tensor:
         """Gradient of the gate, shaped like :attr:`values`, after a backward pass.
@@ -102,7 +131,7 @@ class GateTrace:
         pixel_values: ``[batch, channel, height, width]`` copy of the input.
         output: the model's output (logits ``[batch, classes]`` for classifiers).
         skipped: names of attention-like modules probe found but does not capture (e.g.
-            selective-kernel or bilinear non-local blocks), with their class names.
+            lambda or halo attention layers), with their class names.
     """
 
     gates: tuple[Gate, ...]
@@ -155,8 +184,10 @@ class GateTrace:
     def stack(self, kind: GateKind, stage: int | None = None) -> torch.Tensor:
         """The values of the selected gates stacked: ``[module, batch, ...]``.
 
-        Channel gates give ``[module, batch, channel]``, spatial ``[module, batch, height,
-        width]``, non-local ``[module, batch, query, key]``.
+        Channel gates give ``[module, batch, channel]``, spatial and context maps ``[module,
+        batch, height, width]``, channel-spatial ``[module, batch, channel, height, width]``,
+        branch gates ``[module, batch, branch, channel]``, non-local ``[module, batch, query,
+        key]``, bilinear ``[module, batch, group, query, key]``.
 
         Raises:
             ProbeError: the selected modules have different shapes (pick one ``stage``).

@@ -8,6 +8,8 @@ Embedded models load with no network access:
   (``recipes/train_vit_shapes.py``), weights shipped with probe.
 * ``"cnn-shapes"``: a small timm ResNet with CBAM attention trained by probe on the same
   shapes (``recipes/train_cnn_shapes.py``), weights shipped with probe.
+* ``"cnn-shapes-nl"``: a small timm ResNet with one non-local block trained by probe on the
+  same shapes (``recipes/train_cnn_shapes_nl.py``), weights shipped with probe.
 
 A new embedded model plugs in with one function decorated by :func:`register_model`.
 """
@@ -108,6 +110,19 @@ def _cnn_shapes() -> LoadedModel:
 
     model = load_cnn_shapes()
     model.probe_name = "cnn-shapes"
+    return LoadedModel(model, None)
+
+
+@register_model(
+    "cnn-shapes-nl",
+    modality="vision",
+    description="small timm ResNet with one non-local block trained by probe on generated shapes",
+)
+def _cnn_shapes_nl() -> LoadedModel:
+    from probe.models._cnn_shapes_nl import load_cnn_shapes_nl
+
+    model = load_cnn_shapes_nl()
+    model.probe_name = "cnn-shapes-nl"
     return LoadedModel(model, None)
 
 

@@ -1,4 +1,4 @@
-"""timm convolutional networks and their attention gates (SE, ECA, CBAM, non-local, ...).
+"""timm convolutional networks and their attention gates (SE, ECA, CBAM, SK, non-local, ...).
 
 A timm CNN has no attention matrix for :func:`probe.trace`; what it has are gating modules,
 captured by :func:`probe.trace_gates`:
@@ -6,15 +6,26 @@ captured by :func:`probe.trace_gates`:
 * channel gates, one number per channel and image: ``SEModule``, ``EffectiveSEModule``,
   ``SqueezeExcite`` (EfficientNet/MobileNet blocks), ``EcaModule``, ``CecaModule``,
   ``GatherExcite`` (global extent), ``GlobalContext`` (scaling fusion), the channel half of
-  CBAM (``ChannelAttn``, ``LightChannelAttn``);
+  CBAM (``ChannelAttn``, ``LightChannelAttn``), ``SplitAttn`` with ``radix=1`` (a sigmoid);
 * spatial gates, one number per position: CBAM's ``SpatialAttn`` and ``LightSpatialAttn``;
-* non-local blocks (``NonLocalAttn``): a softmax attention matrix over the positions.
+* channel-spatial gates, one number per channel and position: ``GatherExcite`` with a local
+  extent (its coarse gate as upsampled by the module), ``CoordAttn`` (``a_h * a_w``),
+  ``SimpleCoordAttn``;
+* branch gates, a softmax over parallel branches per channel: ``SelectiveKernel`` (SKNet,
+  Li et al. 2019) and ``SplitAttn`` with ``radix > 1`` (ResNeSt, Zhang et al. 2020);
+* context maps, the softmax over positions with which ``GlobalContext`` (Cao et al. 2019)
+  pools its context, in both fusions (its additive term is not a gate and is not captured);
+* non-local blocks (``NonLocalAttn``): a softmax attention matrix over the positions;
+  bilinear ones (``BatNonLocalAttn``, Chi et al. 2020): ``y = P x Q`` per channel group, an
+  attention matrix ``P[i, k] * Q[l, j]`` over the positions for each group.
 
-Where a module applies its gate through a ``gate`` activation submodule, a forward hook on
-that submodule reads the very tensor the model multiplies by. ``LightChannelAttn`` (an inline
-``F.sigmoid``) and ``NonLocalAttn`` (an inline softmax) are recomputed from the module's own
-layers in a hook on the module's input, with the same operations in the same order. Hooks are
-removed in ``finally``; no flag of the model is switched.
+Where a module applies its gate through a ``gate`` activation submodule (or a softmax
+submodule: ``SelectiveKernelAttn``, ``RadixSoftmax``), a forward hook on that submodule reads
+the very tensor the model multiplies by. ``LightChannelAttn`` (an inline ``F.sigmoid``),
+``NonLocalAttn`` (an inline softmax) and ``BatNonLocalAttn`` (inline normalised sigmoids) are
+recomputed from the module's own layers in a hook on the module's input, the context map from
+the logits ``conv_attn`` returned, with the same operations in the same order. Hooks are removed in ``finally``; no flag of the model is
+switched.
 """
 
 from __future__ import annotations
@@ -48,13 +59,17 @@ _GATED: dict[str, GateKind] = {
     "GlobalContext": "channel",
     "SpatialAttn": "spatial",
     "LightSpatialAttn": "spatial",
+    "CoordAttn": "channel_spatial",
+    "SimpleCoordAttn": "channel_spatial",
 }
 # modules whose gate or softmax is computed inline: recomputed from the module's own layers
-_RECOMPUTED: dict[str, GateKind] = {"LightChannelAttn": "channel", "NonLocalAttn": "nonlocal"}
+_RECOMPUTED: dict[str, GateKind] = {
+    "LightChannelAttn": "channel", "NonLocalAttn": "nonlocal", "BatNonLocalAttn": "bilinear",
+}
 # attention-like modules probe finds but does not capture yet
 _NOT_CAPTURED = (
-    "BatNonLocalAttn", "SelectiveKernel", "SplitAttn", "CoordAttn", "SimpleCoordAttn",
-    "EfficientLocalAttn", "StripAttn", "LambdaLayer", "BottleneckAttn", "HaloAttn",
+    "EfficientLocalAttn", "StripAttn", "LambdaLayer", "BottleneckAttn",
+    "HaloAttn",
 )
 _STAGE = (re.compile(r"(?:^|\.)layer(\d+)(?:\.|$)"), re.compile(r"(?:^|\.)stages?\.(\d+)(?:\.|$)"),
           re.compile(r"^blocks\.(\d+)(?:\.|$)"))
@@ -72,6 +87,17 @@ def _is_timm(module: Any) -> bool:
     return type(module).__module__.startswith("timm.")
 
 
+def _kernel_labels(m: Any) -> tuple[str, ...]:
+    """One label per path of a ``SelectiveKernel``: kernel, dilation, effective size."""
+    labels = []
+    for path in m.paths:
+        conv = path.conv
+        k, d = int(conv.kernel_size[0]), int(conv.dilation[0])
+        e = d * (k - 1) + 1
+        labels.append(f"{k}x{k}" if d == 1 else f"{k}x{k} dil {d} ({e}x{e})")
+    return tuple(labels)
+
+
 def find_gates(model: nn.Module) -> tuple[list[GateSite], list[str]]:
     """The gating modules of a timm model, and the attention-like ones probe skips.
 
@@ -87,12 +113,25 @@ def find_gates(model: nn.Module) -> tuple[list[GateSite], list[str]]:
             continue
         kind = _GATED.get(cls) or _RECOMPUTED.get(cls)
         if cls == "GatherExcite" and getattr(m, "extent", 0) != 0:
-            skipped.append(f"{name} ({cls} with extent {m.extent}: a channel-by-position gate)")
-            continue
-        if cls == "GlobalContext" and getattr(m, "mlp_scale", None) is None:
-            skipped.append(f"{name} ({cls} with additive fusion only: no gate)")
-            continue
-        if kind is not None:
+            kind = "channel_spatial"
+        if cls == "GlobalContext":
+            if m.conv_attn is not None:
+                sites.append(
+                    GateSite(m.conv_attn, f"{name}.conv_attn", "context", _stage(name), cls)
+                )
+            if m.mlp_scale is None:
+                if m.conv_attn is None:
+                    skipped.append(f"{name} ({cls} with additive fusion and no attention pooling)")
+                continue
+        if cls == "SelectiveKernel":
+            sites.append(GateSite(m.attn, f"{name}.attn", "branch", _stage(name), cls,
+                                  _kernel_labels(m)))
+        elif cls == "SplitAttn":
+            radix = int(m.radix)
+            branches = tuple(f"radix {i}" for i in range(radix)) if radix > 1 else ()
+            sites.append(GateSite(m, name, "branch" if radix > 1 else "channel", _stage(name),
+                                  cls, branches))
+        elif kind is not None:
             sites.append(GateSite(m, name, kind, _stage(name), cls))
         elif cls in _NOT_CAPTURED:
             skipped.append(f"{name} ({cls})")
@@ -123,41 +162,116 @@ def _nonlocal(m: Any, x: torch.Tensor) -> torch.Tensor:
     return F.softmax(torch.bmm(t, p) * m.scale, dim=2)
 
 
+def _bilinear(ba: Any, x: torch.Tensor) -> torch.Tensor:
+    """BAT's attention ``[batch, group, HW, HW]`` from ``BilinearAttnTransform`` ``ba``'s input.
+
+    ``p`` (rows) and ``q`` (columns) are computed as its forward does and expanded with its own
+    ``resize_mat``; output position ``(i, j)`` takes ``P[i, k] * Q[l, j]`` of input ``(k, l)``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    b, _, h, w = x.shape
+    n, g = ba.block_size, ba.groups
+    out = ba.conv1(x)
+    rp = F.adaptive_max_pool2d(out, (n, 1))
+    cp = F.adaptive_max_pool2d(out, (1, n))
+    p = ba.conv_p(rp).view(b, g, n, n).sigmoid()
+    q = ba.conv_q(cp).view(b, g, n, n).sigmoid()
+    p = ba.resize_mat(p / p.sum(dim=3, keepdim=True), h // n)  # [B, G, H, H]
+    q = ba.resize_mat(q / q.sum(dim=2, keepdim=True), w // n)  # [B, G, W, W]
+    return torch.einsum("bgik,bglj->bgijkl", p, q).reshape(b, g, h * w, h * w)
+
+
+def _context(logits: torch.Tensor) -> torch.Tensor:
+    """``GlobalContext``'s pooling weights ``[batch, H, W]`` from ``conv_attn``'s output."""
+    import torch.nn.functional as F
+
+    b, _, h, w = logits.shape
+    return F.softmax(logits.reshape(b, 1, h * w), dim=-1).reshape(b, h, w)
+
+
+def _hook_site(site: GateSite, record: Record) -> list[Any]:
+    """Register the hooks that make ``record`` see ``site``'s gate; returns their handles."""
+    m, cls = site.module, site.module_type
+    size: list[tuple[int, int]] = []
+    pending: list[Any] = []
+
+    def remember(x: torch.Tensor, channels_last: bool = False) -> None:
+        hw = x.shape[1:3] if channels_last else x.shape[-2:]
+        size[:] = [(int(hw[0]), int(hw[1]))]
+
+    if site.kind == "context":  # the conv_attn logits -> softmax over positions
+        def context(_m: Any, _a: Any, out: torch.Tensor) -> None:
+            record(site, _context(out), (int(out.shape[-2]), int(out.shape[-1])))
+
+        return [m.register_forward_hook(context)]
+    if cls == "SelectiveKernel":  # SelectiveKernelAttn: [B, path, C, H, W] -> [B, path, C, 1, 1]
+        def branch(_m: Any, args: tuple[Any, ...], out: torch.Tensor) -> None:
+            x = args[0]
+            record(site, out.reshape(out.shape[:3]), (int(x.shape[-2]), int(x.shape[-1])), out)
+
+        return [m.register_forward_hook(branch)]
+    if cls == "BatNonLocalAttn":  # the transform's input: conv1's output
+        def bat(_m: Any, args: tuple[Any, ...]) -> None:
+            x = args[0]
+            record(site, _bilinear(m.ba, x), (int(x.shape[-2]), int(x.shape[-1])))
+
+        return [m.ba.register_forward_pre_hook(bat)]
+    if cls in _RECOMPUTED:
+        def pre(_m: Any, args: tuple[Any, ...]) -> None:
+            x = args[0]
+            remember(x)
+            fn = _light_channel if cls == "LightChannelAttn" else _nonlocal
+            record(site, fn(m, x), size[0])
+
+        return [m.register_forward_pre_hook(pre)]
+
+    # the gate is the output of a submodule (called twice by CoordAttn); recorded at the end
+    # of the module's forward, where the size of the gated map is known
+    def keep(_m: Any, _a: Any, out: torch.Tensor) -> None:
+        pending.append(out)
+
+    def start(_m: Any, args: tuple[Any, ...]) -> None:
+        pending.clear()
+        if cls != "SplitAttn":
+            remember(args[0], cls == "SqueezeExciteCl")
+
+    def finish(_m: Any, _a: Any, out: torch.Tensor) -> None:
+        if cls == "SplitAttn":
+            remember(out)
+        b = int(out.shape[0])
+        # CoordAttn multiplies by a_w then a_h: their product is off the output's path
+        gate, source = (pending[0], pending[0]) if len(pending) == 1 else (
+            pending[0] * pending[1], None)
+        pending.clear()
+        if site.kind == "spatial":
+            values = gate.reshape(b, *gate.shape[-2:])
+        elif site.kind == "channel_spatial":
+            values = gate.expand(b, -1, *size[0]) if gate.dim() == 4 else gate
+        elif site.kind == "branch":  # RadixSoftmax: [B, radix * C], radix-major
+            values = gate.reshape(b, len(site.branches), -1)
+        else:
+            values = gate.reshape(b, -1)
+        record(site, values, size[0], source)
+
+    sub = m.rsoftmax if cls == "SplitAttn" else m.gate
+    return [m.register_forward_pre_hook(start), sub.register_forward_hook(keep),
+            m.register_forward_hook(finish)]
+
+
 @contextmanager
 def intercept_gates(sites: list[GateSite], record: Record) -> Iterator[None]:
-    """Hook every site so that ``record(site, values, feature_size)`` sees its gate.
+    """Hook every site so that ``record(site, values, feature_size, source)`` sees its gate.
 
-    ``values`` is the gate as the module computed it (``source``: the hooked tensor itself,
-    ``None`` for recomputed gates), reshaped to ``[batch, channel]``
-    (channel), ``[batch, height, width]`` (spatial) or ``[batch, HW, HW]`` (non-local).
+    ``values`` is the gate as the module computed it, shaped as :class:`probe.Gate` documents
+    for its kind; ``source`` is the hooked tensor itself (``None`` for recomputed gates).
     Every hook is removed on exit, also when the forward raises.
     """
-    handles = []
-    sizes: dict[int, tuple[int, int]] = {}
+    handles: list[Any] = []
     try:
-        for i, site in enumerate(sites):
-            def pre(_m: Any, args: tuple[Any, ...], i: int = i, site: GateSite = site) -> None:
-                x = args[0]
-                hw = x.shape[1:3] if site.module_type == "SqueezeExciteCl" else x.shape[-2:]
-                sizes[i] = (int(hw[0]), int(hw[1]))
-                if site.module_type == "LightChannelAttn":
-                    record(site, _light_channel(site.module, x), sizes[i])
-                elif site.module_type == "NonLocalAttn":
-                    record(site, _nonlocal(site.module, x), sizes[i])
-
-            handles.append(site.module.register_forward_pre_hook(pre))
-            if site.module_type in _RECOMPUTED:
-                continue
-
-            def post(_m: Any, _args: Any, out: torch.Tensor, i: int = i, site: GateSite = site) -> None:
-                batch = int(out.shape[0])
-                if site.kind == "spatial":
-                    values = out.reshape(batch, *out.shape[-2:])
-                else:
-                    values = out.reshape(batch, -1)
-                record(site, values, sizes[i], out)
-
-            handles.append(site.module.gate.register_forward_hook(post))
+        for site in sites:
+            handles.extend(_hook_site(site, record))
         yield
     finally:
         for handle in handles:

@@ -60,18 +60,35 @@ def check_attention_view(s: Session) -> None:
 
 @register_view("gates")
 def _gates(s: Session) -> list[tuple[str, Figure]]:
-    """Every spatial gate (CBAM) per stage over the image, then GradCAM on the last stage;
-    a CNN with only channel gates shows GradCAM alone (the channel gates have no map)."""
+    """Every spatial gate (CBAM) and global-context pooling map per stage over the image, the
+    attention of a non-local block's query at the GradCAM peak, then GradCAM on the last stage;
+    a CNN with only channel or branch gates shows GradCAM alone (those gates have no map)."""
+    import torch.nn.functional as F
+
     import probe
     from probe.viewers import gate_maps
 
     gt = probe.trace_gates(s.model, s.pixel_values)
-    spatial = [g for g in gt.gates if g.kind == "spatial"]
-    maps = {f"stage {g.stage} spatial gate": g.values[0] for g in spatial}
-    maps["GradCAM (last stage)"] = probe.attribute(s.model, s.pixel_values, "gradcam").as_grid()[0]
+    cam = probe.attribute(s.model, s.pixel_values, "gradcam").as_grid()[0]
+    maps = {}
+    units = {}
+    for g in gt.gates:
+        if g.kind == "spatial":
+            maps[f"stage {g.stage} spatial gate"] = g.values[0]
+        elif g.kind == "context":
+            maps[f"stage {g.stage} context pooling"] = g.values[0]
+            units[f"stage {g.stage} context pooling"] = "weight"
+        elif g.kind == "nonlocal":
+            h, w = g.feature_size
+            peak = F.interpolate(cam[None, None].float(), size=(h, w), mode="bilinear")
+            row, col = divmod(int(peak.flatten().argmax()), w)
+            title = f"stage {g.stage} non-local, query ({row}, {col})"
+            maps[title] = probe.query_point_map(g.values, g.feature_size, (row, col))[0]
+            units[title] = "attention"
+    maps["GradCAM (last stage)"] = cam
     kinds = ", ".join(f"{sum(g.kind == k for g in gt.gates)} {k}" for k in gt.kinds) or "no"
     fig = gate_maps(
-        s.display, maps,
-        title=f"{s.model_name}: spatial gates and GradCAM ({kinds} gates captured)",
+        s.display, maps, units=units,
+        title=f"{s.model_name}: attention maps and GradCAM ({kinds} gates captured)",
     )
     return [(_stem(s, "gates", "spatial-gradcam"), fig)]
