@@ -104,3 +104,13 @@ def test_batch_size_is_refused_where_it_means_nothing(capsys):
         from probe.evaluation._alignment_eval import eval_alignment
 
         eval_alignment(None, None, n=2, batch_size=0)  # type: ignore[arg-type]
+
+
+def test_idle_processes_are_reported(capsys):
+    from probe.commands._eval import _note_idle
+
+    _note_idle([2, 2])
+    assert capsys.readouterr().err == ""
+    _note_idle([1, 0, 0])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "process(es) 1, 2 of 3 got no work" in err[0]

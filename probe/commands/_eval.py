@@ -187,6 +187,7 @@ def run_eval(
     if current.rank != 0:
         return 0
     result["processes"] = {"count": current.world_size, "items_per_process": items}
+    _note_idle(items)
     result["quick"] = bool(args.quick)
     result["versions"] = _versions()
     if (args.model or (tasks.DEFAULT_MODEL[task] if model is None else None)) == "vit-shapes":
@@ -292,6 +293,7 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
     if current.rank != 0:
         return 0
     result["processes"] = {"count": current.world_size, "items_per_process": items}
+    _note_idle(items)
     result["quick"] = bool(args.quick)
     result["versions"] = _versions()
     print(task.alignment_markdown(result))
@@ -299,6 +301,20 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
+
+
+def _note_idle(items: list[int]) -> None:
+    """One line on stderr when some processes got no unit of work (fewer units than
+    processes): the run is correct but those processes only loaded the model."""
+    idle = [rank for rank, count in enumerate(items) if count == 0]
+    if idle:
+        import sys
+
+        print(
+            f"probe eval: process(es) {', '.join(map(str, idle))} of {len(items)} got no work "
+            "(fewer units than processes): lower --batch-size or raise --n to use them",
+            file=sys.stderr,
+        )
 
 
 def _versions() -> dict[str, str | None]:
