@@ -1,10 +1,12 @@
-"""``probe eval sanity|coref|alignment`` split over two processes, and the accelerate command.
+"""``probe eval sanity|coref|alignment|text`` over two processes; the accelerate command.
 
 Each two-process run is compared with the one-process run of the same command line: the
 JSONs must agree to float tolerance (timings, versions and the process split aside), and each
-process must have done its share. One ``torchrun`` start-up serves the three evals
-(``tests/_eval_driver.py``); ``accelerate launch --multi_gpu --num_processes 2`` is checked
-on its own, as the README shows it, because ``accelerate launch --cpu`` starts one process.
+process must have done its share. One launcher start-up serves the four evals
+(``tests/_eval_driver.py``), through ``accelerate launch --multi_gpu --num_processes 2``, the
+accelerate form that starts two processes on a CPU machine (``--cpu`` starts one); torchrun
+itself is tested in ``tests/test_distributed_eval.py``. The README's exact command line
+(``-m probe.cli``) runs under ``-m slow``.
 """
 
 from __future__ import annotations
@@ -23,14 +25,22 @@ from tests._eval_driver import differences
 
 DRIVER = Path(__file__).with_name("_eval_driver.py")
 # small and cheap, but each eval split: 4 sentences of 2 pairs, 2 batches of 2 images,
-# 2 batches of 2 sentences; sanity with one attention and one gradient method
+# 2 batches of 2 sentences, 2 sentence pairs; sanity with one attention and one gradient
+# method, text with attention against an 8-step Integrated Gradients
 COMMANDS = {
     "coref": ["eval", "coref", "--n", "2", "--quiet"],
     "sanity": ["eval", "sanity", "--n", "4", "--batch-size", "2", "--method", "attention",
                "--method", "gradcam", "--quiet"],
     "alignment": ["eval", "alignment", "--n", "4", "--batch-size", "2", "--quiet"],
+    "text": ["eval", "text", "--n", "2", "--method", "attention", "--option", "ig.n_steps=8",
+             "--quiet"],
 }
-SHARES = {"coref": [2, 2], "sanity": [1, 1], "alignment": [1, 1]}
+SHARES = {"coref": [2, 2], "sanity": [1, 1], "alignment": [1, 1], "text": [1, 1]}
+# the README's accelerate command: --multi_gpu is accelerate's multi-process launcher
+# (torchrun underneath), CPU machines included; port 0: a free port
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+              "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+              "--dynamo_backend", "no", "--main_process_port", "0"]
 
 
 def _env() -> dict[str, str]:
@@ -48,12 +58,11 @@ def _one_process(tmp_path: Path, task: str) -> dict:
     return json.loads(out.read_text())
 
 
-def test_sanity_coref_alignment_two_processes_give_the_one_process_json(tmp_path: Path):
+def test_sanity_coref_alignment_text_two_processes_give_the_one_process_json(tmp_path: Path):
     commands = [[*argv, "--json", str(tmp_path / f"two-{task}.json")]
                 for task, argv in COMMANDS.items()]
     launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(DRIVER), json.dumps(commands)],
+        [*ACCELERATE, str(DRIVER), json.dumps(commands)],
         env=_env(), capture_output=True, text=True, timeout=600,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
@@ -67,14 +76,11 @@ def test_sanity_coref_alignment_two_processes_give_the_one_process_json(tmp_path
         assert differences(one, two) == [], task
 
 
-def test_accelerate_launch_multi_gpu_starts_two_cpu_processes(tmp_path: Path):
-    pytest.importorskip("accelerate")  # pinned in setup.cfg; the launcher is the thing tested
+@pytest.mark.slow
+def test_the_readme_accelerate_command_starts_two_cpu_processes(tmp_path: Path):
     two = tmp_path / "two.json"
     launched = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes",
-         "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         "--main_process_port", "0", "-m", "probe.cli", *COMMANDS["coref"],
-         "--json", str(two)],
+        [*ACCELERATE, "-m", "probe.cli", *COMMANDS["coref"], "--json", str(two)],
         env=_env(), capture_output=True, text=True, timeout=600,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
