@@ -72,6 +72,7 @@ _LAZY: dict[str, str] = {
     "attribute": "probe.attribution._registry",
     "attribute_batches": "probe.attribution._batches",
     "faithfulness_batches": "probe.evaluation._batches",
+    "compare_batches": "probe.evaluation._compare_batches",
     "list_methods": "probe.attribution._registry",
     "register_method": "probe.attribution._registry",
     "unregister_method": "probe.attribution._registry",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["EvalArgs", "add_parser", "run", "run_eval"]
 
 EVALS = ("faithfulness", "sanity", "text", "coref", "alignment")
+BATCHED = ("faithfulness", "sanity", "alignment")  # evals taking --batch-size
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     ev.add_argument(
         "--batch-size", type=int, dest="batch_size", metavar="B",
-        help="faithfulness: images per attribution call (default 50); the unit split between "
-        "processes under accelerate launch/torchrun, and the unit of the per-batch seeds",
+        help="faithfulness: images per attribution call (default 50); sanity: images per "
+        "randomisation cascade (default 4); alignment: sentences generated at once (default "
+        "50). The unit split between processes under accelerate launch/torchrun, and the "
+        "unit of the per-batch seeds",
     )
     ev.add_argument("--quick", action="store_true", help="small fast run")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -89,8 +92,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(ns: argparse.Namespace) -> int:
     """Run ``probe eval`` from parsed arguments."""
-    from probe._progress import silence_library_bars, silence_progress
+    import sys
 
+    from probe._progress import silence_library_bars, silence_progress
+    from probe.evaluation._distributed import launcher_hint
+
+    hint = launcher_hint()
+    if hint:
+        print(f"probe eval: {hint}", file=sys.stderr)
     silence_library_bars()
     if ns.quiet:
         silence_progress()
@@ -134,8 +143,10 @@ def run_eval(
         raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
     if args.n is not None and args.n < 1:
         raise ProbeError(f"--n must be a positive integer, got {args.n}")
-    if args.batch_size is not None and task != "faithfulness":
-        raise ProbeError(f"--batch-size applies to the faithfulness eval only, not to {task!r}")
+    if args.batch_size is not None and task not in BATCHED:
+        raise ProbeError(
+            f"--batch-size applies to the {', '.join(BATCHED)} evals, not to {task!r}: drop it"
+        )
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.json:
@@ -176,6 +187,7 @@ def run_eval(
     if current.rank != 0:
         return 0
     result["processes"] = {"count": current.world_size, "items_per_process": items}
+    _note_idle(items)
     result["quick"] = bool(args.quick)
     result["versions"] = _versions()
     if (args.model or (tasks.DEFAULT_MODEL[task] if model is None else None)) == "vit-shapes":
@@ -224,7 +236,7 @@ def _run_task(
         ),
         "sanity": lambda: tasks.eval_sanity(
             model, n=n, seed=args.seed, methods=args.methods, quiet=quiet, model_name=name,
-            options=method_opts,
+            options=method_opts, **batch,
         ),
         "text": lambda: tasks.eval_text(
             model, tokenizer, n=n, seed=args.seed, methods=args.methods, quiet=args.quiet,
@@ -254,13 +266,34 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
     if args.methods or args.options:
         raise ProbeError("probe eval alignment takes no --method or --option: drop them")
+    if args.n is not None and args.n < 1:
+        raise ProbeError(f"--n must be a positive integer, got {args.n}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.json:
+        check_output_file(args.json)
     n = args.n if args.n is not None else (task.QUICK_N if args.quick else task.DEFAULT_N)
     name = args.model or "toy-mt"
     if model is None:
         from probe.models._registry import load_model
 
         model, tokenizer = load_model(name)
-    result = task.eval_alignment(model, tokenizer, n=n, seed=args.seed, model_name=name)
+    batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
+    from probe._progress import silence_progress
+    from probe.evaluation._distributed import gather_list, session
+
+    with session() as current:
+        if current.rank != 0:
+            silence_progress()
+        result = task.eval_alignment(
+            model, tokenizer, n=n, seed=args.seed, model_name=name,
+            quiet=args.quiet or current.rank != 0, **batch,
+        )
+        items = gather_list(sum(current.shards))
+    if current.rank != 0:
+        return 0
+    result["processes"] = {"count": current.world_size, "items_per_process": items}
+    _note_idle(items)
     result["quick"] = bool(args.quick)
     result["versions"] = _versions()
     print(task.alignment_markdown(result))
@@ -268,6 +301,20 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
+
+
+def _note_idle(items: list[int]) -> None:
+    """One line on stderr when some processes got no unit of work (fewer units than
+    processes): the run is correct but those processes only loaded the model."""
+    idle = [rank for rank, count in enumerate(items) if count == 0]
+    if idle:
+        import sys
+
+        print(
+            f"probe eval: process(es) {', '.join(map(str, idle))} of {len(items)} got no work "
+            "(fewer units than processes): lower --batch-size or raise --n to use them",
+            file=sys.stderr,
+        )
 
 
 def _versions() -> dict[str, str | None]:

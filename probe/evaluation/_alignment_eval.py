@@ -14,6 +14,7 @@ Uncertainty: a 95% bootstrap interval over sentences (1000 resamples, seeded).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
@@ -46,6 +47,25 @@ def _aer_with_interval(counts: list[tuple[int, int]], seed: int) -> dict[str, fl
     return {"aer": point, "ci_low": low, "ci_high": high}
 
 
+def _shaped_like(target: Sequence[str], source: Sequence[str]) -> Any:
+    """An attention-free :class:`Alignment` with the words of one pair (the shape
+    :func:`random_alignment` draws for)."""
+    import torch
+
+    from probe.analysis._alignment import Alignment
+
+    scores = torch.zeros((1, 1, len(target), len(source)), dtype=torch.float64)
+    return Alignment(scores, tuple(target), tuple(source), (0,), (0,))
+
+
+def _progress(items: list[int], quiet: bool) -> Any:
+    if quiet:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc="alignment (batches)", leave=False)
+
+
 def eval_alignment(
     model: nn.Module,
     tokenizer: Any,
@@ -63,7 +83,11 @@ def eval_alignment(
         tokenizer: its tokenizer.
         n: held-out pairs to translate (at most the held-out split).
         seed: seed of the random baseline and of the bootstrap.
-        batch_size: sentences generated at once.
+        batch_size: sentences generated at once; the unit of work split between processes
+            under ``torchrun``/``accelerate launch`` (:mod:`probe.evaluation._distributed`),
+            which gives the one-process result: the random baseline is drawn after gathering,
+            in sentence order.
+        quiet: no progress bar.
 
     Returns:
         A JSON-able dict: ``n``, ``n_exact`` (sentences translated exactly, the ones scored),
@@ -76,31 +100,35 @@ def eval_alignment(
     from probe.analysis._alignment import alignment, random_alignment
     from probe.attribution._alignment_grad import gradient_alignment
     from probe.capture._generate import generate
+    from probe.evaluation._distributed import gather, shard
     from probe.models._translation import toy_split
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ProbeError(f"n must be a positive integer, got {n!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
     pairs = toy_split()[1][:n]
     counts: dict[str, list[tuple[int, int]]] = {}
-    exact = 0
-    rng = torch.Generator().manual_seed(seed)
-    layers: tuple[int, ...] = ()
-    heads: tuple[int, ...] = ()
-    for start in range(0, len(pairs), batch_size):
+    exact: list[int] = []  # global indices of the sentences translated exactly
+    layers: list[int] = []
+    heads: list[int] = []
+    # the unit of work split between processes (torchrun / accelerate launch) is a batch
+    starts = shard(list(range(0, len(pairs), batch_size)))
+    for start in _progress(starts, quiet):
         chunk = pairs[start : start + batch_size]
         gen = generate(model, [p.source_text for p in chunk], tokenizer=tokenizer,
                        max_new_tokens=32, do_sample=False)
         for b, pair in enumerate(chunk):
             if gen.text is None or gen.text[b].strip() != pair.target_text:
                 continue
-            exact += 1
+            exact.append(start + b)
             al = alignment(gen, b)
             if al.target_words != pair.target or al.source_words != pair.source:
                 raise ProbeError(
                     "the tokenizer's words differ from the toy pair's words: evaluate with the "
                     "toy-mt tokenizer"
                 )
-            layers, heads = al.layer_indices, al.head_indices or (0,)
+            layers, heads = list(al.layer_indices), list(al.head_indices or (0,))
             gold = (pair.sure, pair.possible)
             for layer in layers:
                 for head in heads:
@@ -111,11 +139,24 @@ def eval_alignment(
             for method in ("saliency", "grad_x_input"):
                 grad = gradient_alignment(model, gen, b, method=method)
                 counts.setdefault(method, []).append(_counts(grad.links(), *gold))
-            counts.setdefault("random", []).append(_counts(random_alignment(al, rng).links(), *gold))
             counts.setdefault("argmax_floor", []).append(_counts(
                 frozenset((t, min(s for t2, s in pair.sure if t2 == t)) for t, _ in pair.sure), *gold
             ))
-    if exact == 0:
+    merged = gather({"counts": counts, "exact": exact, "geometry": [(layers, heads)]})
+    counts, exact = merged["counts"], merged["exact"]
+    layers, heads = next(((la, he) for la, he in merged["geometry"] if la), ([], []))
+    # the random baseline after gathering: one generator over the exactly translated
+    # sentences in order, whatever the number of processes (a random alignment depends only
+    # on the sentence's word counts)
+    rng = torch.Generator().manual_seed(seed)
+    for index in exact:
+        pair = pairs[index]
+        like = _shaped_like(pair.target, pair.source)
+        counts.setdefault("random", []).append(
+            _counts(random_alignment(like, rng).links(), pair.sure, pair.possible)
+        )
+    exact_count = len(exact)
+    if exact_count == 0:
         raise ProbeError(
             "the model translated none of the held-out sentences exactly: nothing to score "
             "(is this the toy-mt model?)"
@@ -127,8 +168,8 @@ def eval_alignment(
         "task": "alignment",
         "model": model_name or getattr(model, "probe_name", type(model).__name__),
         "n": len(pairs),
-        "n_exact": exact,
-        "exact_match": exact / len(pairs),
+        "n_exact": exact_count,
+        "exact_match": exact_count / len(pairs),
         "rule": "argmax",
         "seed": seed,
         "bootstrap": BOOTSTRAP,
@@ -140,6 +181,7 @@ def eval_alignment(
         "random": scored["random"],
         "argmax_floor": scored["argmax_floor"],
         "best_head": {"name": best, **head_table[best]},
+        "batch_size": batch_size,
         "num_layers": len(layers),
         "num_heads": len(heads),
     }

@@ -30,8 +30,8 @@ from typing import Any, TypeVar
 from probe._errors import ProbeError
 
 __all__ = [
-    "Session", "block_range", "gather", "gather_list", "is_main", "merge", "rank", "session",
-    "shard", "world_size",
+    "Session", "block_range", "gather", "gather_list", "is_main", "launcher_hint", "merge",
+    "rank", "session", "shard", "world_size",
 ]
 
 T = TypeVar("T")
@@ -208,6 +208,32 @@ def session(backend: str = "gloo") -> Iterator[Session]:
         _CURRENT = None
         if current.joined:
             _dist().destroy_process_group()
+
+
+def launcher_hint(environ: dict[str, str] | None = None) -> str | None:
+    """Why this process is alone although a multi-process launch was asked for, or ``None``.
+
+    ``accelerate launch --cpu --num_processes N`` (and a config with ``distributed_type:
+    MULTI_CPU``) starts one process and expects an MPI launcher (``--mpirun_hostfile``) to
+    start the others; without one there is a single process, recognisable by accelerate's
+    ``ACCELERATE_USE_CPU`` and ``MASTER_ADDR`` (set for ``N > 1``) without ``WORLD_SIZE``.
+    ``accelerate launch --multi_gpu --num_processes N`` starts ``N`` processes through
+    torchrun, also on a machine without GPUs (this module joins them over gloo).
+    """
+    env = os.environ if environ is None else environ
+    mpi = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "MV2_COMM_WORLD_SIZE", "PMIX_RANK")
+    if (
+        env.get("ACCELERATE_USE_CPU", "").lower() == "true"
+        and "MASTER_ADDR" in env
+        and "WORLD_SIZE" not in env
+        and not any(name in env for name in mpi)
+    ):
+        return (
+            "accelerate launch --cpu started one process (its multi-CPU mode needs mpirun): "
+            "for N CPU processes use 'accelerate launch --multi_gpu --num_processes N "
+            "--main_process_port 0 -m probe.cli eval ...' or torchrun; running on one process"
+        )
+    return None
 
 
 def _env_int(name: str, default: int) -> int:

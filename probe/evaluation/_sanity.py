@@ -280,6 +280,7 @@ def sanity_check(
     absolute: bool | None = None,
     mask: torch.Tensor | None = None,
     fix_target: bool = True,
+    method_seed: int | None = None,
     **options: Any,
 ) -> SanityResult:
     """Cascading model-parameter randomisation (Adebayo et al. 2018, "Sanity Checks for
@@ -312,6 +313,9 @@ def sanity_check(
         mask: valid units ``[batch, num_units]`` for the correlation; default: every patch
             (vision), real non-special tokens (text).
         fix_target: see ``target``.
+        method_seed: seed passed to stochastic methods (default: ``seed``). Evaluations that
+            run the check batch by batch keep ``seed`` for the re-initialisation, so every batch
+            meets the same randomised weights, and give each batch its own ``method_seed``.
         **options: method options passed to :func:`probe.attribute` (registered names only).
 
     Returns:
@@ -325,9 +329,13 @@ def sanity_check(
 
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ProbeError(f"seed must be an int, got {seed!r}")
+    if method_seed is None:
+        method_seed = seed
+    elif isinstance(method_seed, bool) or not isinstance(method_seed, int):
+        raise ProbeError(f"method_seed must be an int or None, got {method_seed!r}")
     order = cascade_order(model)  # fails early for unsupported models
     target_box: list[Any] = [target]
-    explainers = _explainers(methods, inputs, tokenizer, seed, dict(options), target_box)
+    explainers = _explainers(methods, inputs, tokenizer, method_seed, dict(options), target_box)
 
     clone = working_copy(model)
     clone.eval()

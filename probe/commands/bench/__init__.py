@@ -22,6 +22,8 @@ Parts (``--part``; all by default; the registry is :data:`~probe.commands.bench.
   one forward plus one backward; and the throughput (images per second) of every vision
   attribution method on ``vit-shapes`` and ViT-S at batch 1 and 32.
 * ``cli`` (:mod:`._cli`): cold start of ``probe --help`` and ``probe render coref`` end to end.
+* ``parallel`` (:mod:`._parallel`): ``probe eval sanity`` in one process and in two
+  (``torchrun``), eval time, wall clock and CPU time side by side, the JSONs compared.
 
 The results are one JSON document (machine, settings, raw medians, ratios, goals and whether
 each is met; :mod:`._run`, :mod:`._goals`); :func:`to_markdown` renders it as tables

@@ -133,6 +133,11 @@ def to_markdown(results: dict[str, Any]) -> str:
             ["probe render coref (MiniLM)", _fmt(r.get("median_s"), 2), r.get("status", "")],
         ]
         lines += ["### CLI cold start", ""] + _table(["command", "median s", "note"], rows) + [""]
+    parallel = results.get("parallel")
+    if parallel:
+        from probe.commands.bench._parallel import parallel_markdown
+
+        lines += parallel_markdown(parallel)
     html = results.get("html")
     if html:
         from probe.commands.bench._html import to_markdown as html_markdown

@@ -76,6 +76,12 @@ PARTS: dict[str, BenchPart] = {
         per_device=False,
         description="cold start of probe --help and probe render coref",
     ),
+    "parallel": BenchPart(
+        run=lambda s, _device, progress: _bench_parallel(s, progress),
+        steps=lambda s: 2,
+        per_device=False,
+        description="probe eval sanity in one process and in two (torchrun), JSONs compared",
+    ),
     "html": BenchPart(
         run=lambda s, _device, _progress: _bench_html(s.repeats, s.quick),
         steps=lambda s: 0,
@@ -83,6 +89,12 @@ PARTS: dict[str, BenchPart] = {
         description="HTML view size and time until interactive in headless Chromium",
     ),
 }
+
+
+def _bench_parallel(settings: BenchSettings, progress: Progress) -> dict[str, Any]:
+    from probe.commands.bench._parallel import bench_parallel
+
+    return bench_parallel(settings, progress=progress)
 
 
 def _bench_html(repeats: int, quick: bool) -> dict[str, Any]:

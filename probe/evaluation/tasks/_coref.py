@@ -260,11 +260,17 @@ def eval_coref(
         quiet: no progress bar.
         model_name: name recorded in the result.
 
+    Under ``torchrun``/``accelerate launch`` (:mod:`probe.evaluation._distributed`) each
+    process scores a contiguous block of the sentences and every process gets the whole
+    result back, equal to the one-process result.
+
     Returns:
         A JSON-ready dict: ``heads`` (one summary per head: accuracy, pair accuracy, binomial
         p-value), ``rollout``, ``majority``, ``nearest`` (the positional rule), ``best_head``
         (in-sample, with its Bonferroni p-value) and ``held_out`` (two folds).
     """
+    from probe.evaluation._distributed import gather, shard
+
     if tokenizer is None:
         raise ProbeError("the coref eval needs a text model with a tokenizer: use --model minilm")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -278,9 +284,16 @@ def eval_coref(
         raise ProbeError("no coreference pairs to evaluate")
     started = time.perf_counter()
     items = [(p, item) for p in range(len(all_pairs)) for item in all_pairs[p]["items"]]
+    # under several processes each scores a contiguous block of the sentences (deterministic:
+    # no seeds involved); the blocks come back in sentence order
+    mine = shard(items)
+    mine_scored = [
+        (p, _score_item(model, tokenizer, item))
+        for p, item in _progress(mine, quiet, "coref", len(mine))
+    ]
     scored: list[list[dict[str, Any]]] = [[] for _ in all_pairs]
-    for p, item in _progress(items, quiet, "coref", len(items)):
-        scored[p].append(_score_item(model, tokenizer, item))
+    for p, score in gather(mine_scored):
+        scored[p].append(score)
     first = scored[0][0]
     labels = [(layer, head) for layer in first["layers"] for head in first["head_indices"]]
     per_head = [[[s["heads"][h] for s in pair] for pair in scored] for h in range(len(labels))]

@@ -3,6 +3,7 @@ vision method, averaged over generated shapes."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,47 +36,80 @@ def eval_sanity(
     quiet: bool = True,
     model_name: str | None = None,
     options: dict[str, dict[str, Any]] | None = None,
+    batch_size: int = 4,
 ) -> dict[str, Any]:
     """Cascading randomisation (Adebayo et al. 2018) of every vision method, averaged over images.
 
     Runs :func:`probe.evaluation._sanity.sanity_check` on ``n`` generated images (seeded as for
-    :func:`eval_faithfulness`) for each method and records the mean rank correlation with the
-    original map after each randomisation step. Methods that refuse the input are skipped with
-    their reason.
+    :func:`eval_faithfulness`) for each method, ``batch_size`` images at a time, and records the
+    mean rank correlation with the original map after each randomisation step. Every batch
+    meets the same randomised weights (the re-initialisation is seeded by ``seed`` alone);
+    stochastic methods get a seed per batch (``1000 * seed + batch number``). Methods that
+    refuse the input are skipped with their reason.
+
+    Under ``torchrun``/``accelerate launch`` (:mod:`probe.evaluation._distributed`) the batches
+    are split between the processes, each running the whole cascade on its batches; the
+    per-image correlations are gathered in image order, so the result equals the one-process
+    result to float tolerance.
 
     Returns:
         A JSON-ready dict.
     """
+    from probe.evaluation._distributed import gather, shard
     from probe.evaluation._sanity import sanity_check
     from probe.models._shapes import make_shapes
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ProbeError(f"--n must be a positive integer, got {n!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
     image_size = _vision_input(model)
     names = _select_methods("vision", methods)
     opts = _check_options(options, names)
     image_seed = _image_seed(seed)
     data = make_shapes(n, seed=image_seed, image_size=image_size)
     started = time.perf_counter()
-    results: dict[str, Any] = {}
+    per: dict[str, list[list[float]]] = {name: [] for name in names}  # per image: [steps]
+    steps: dict[str, list[str]] = {}
+    absolute: dict[str, bool] = {}
+    seconds = {name: 0.0 for name in names}
     skipped: dict[str, str] = {}
-    for name in _progress(names, quiet, "sanity"):
+    mine = shard(list(enumerate(range(0, n, batch_size))))  # (batch number, first image)
+    work = [(number, first, name) for number, first in mine for name in names]
+    for number, first, name in _progress(work, quiet, "sanity", len(work)):
+        if name in skipped:
+            continue
         t0 = time.perf_counter()
         try:
             check = sanity_check(
-                model, data.images, name, seed=seed, **dict(opts.get(name, {}))
+                model, data.images[first : first + batch_size], name, seed=seed,
+                method_seed=1000 * seed + number, **dict(opts.get(name, {})),
             )
         except ProbeError as exc:
             skipped[name] = str(exc)
             continue
-        results[name] = _sanity_entry(check, name)
-        results[name]["seconds"] = time.perf_counter() - t0
+        per[name] += check.per_item[name].T.tolist()  # [batch, steps]
+        steps[name] = list(check.steps)
+        absolute[name] = bool(check.absolute.get(name, False))
+        seconds[name] += time.perf_counter() - t0
+    merged = gather({"per": per, "seconds": seconds, "skipped": skipped,
+                     "steps": [steps], "absolute": [absolute]})
+    skipped = merged["skipped"]
+    steps = {k: v for part in merged["steps"] for k, v in part.items()}
+    absolute = {k: v for part in merged["absolute"] for k, v in part.items()}
+    results: dict[str, Any] = {}
+    for name in names:
+        if name in skipped:
+            continue
+        results[name] = _sanity_entry(steps[name], merged["per"][name], absolute[name])
+        results[name]["seconds"] = merged["seconds"][name]
     return {
         "task": "sanity",
         "model": _model_name(model, model_name),
         "n": n,
         "seed": seed,
         "image_seed": image_seed,
+        "batch_size": batch_size,
         "protocol": {
             "test": "cascading model-parameter randomisation (Adebayo et al. 2018, 'Sanity "
             "Checks for Saliency Maps'), probe.evaluation._sanity.sanity_check: parameters are re-drawn from "
@@ -87,6 +121,8 @@ def eval_sanity(
             "classifier head by construction. 'random' draws the same seeded map at every step "
             "(a model-independent negative control): it stays at 1.",
             "images": f"probe.make_shapes({n}, seed={image_seed})",
+            "batches": f"{batch_size} images per cascade, the same randomised weights (seed "
+            f"{seed}) for every batch; stochastic methods seeded 1000 * seed + batch number",
         },
         "methods": results,
         "skipped": skipped,
@@ -94,24 +130,23 @@ def eval_sanity(
     }
 
 
-def _sanity_entry(check: Any, name: str) -> dict[str, Any]:
-    """JSON-ready summary of one method's :class:`probe.evaluation._sanity.SanityResult`."""
-    import torch
-
-    per_item = check.per_item[name]  # [steps, batch]
-    se = []
-    for row in per_item:
-        se.append(_mean_se(row.tolist())[1])
-    values = check.correlations[name].double()
-    finite = values[torch.isfinite(values)]
+def _sanity_entry(steps: list[str], per_image: list[list[float]], absolute: bool) -> dict[str, Any]:
+    """JSON-ready summary of one method: ``per_image[image][step]`` Spearman correlations,
+    averaged over the images per step (NaN images left out, as ``torch.nanmean``)."""
+    spearman, se = [], []
+    for column in zip(*per_image):
+        mean, error, _ = _mean_se(column)
+        spearman.append(mean)
+        se.append(error)
+    finite = [v for v in spearman[1:] if math.isfinite(v)]
     return {
-        "steps": list(check.steps),
-        "spearman": values.tolist(),
+        "steps": steps,
+        "spearman": spearman,
         "spearman_se": se,
-        "absolute": bool(check.absolute.get(name, False)),
-        "after_first_step": float(values[1]) if len(values) > 1 else float("nan"),
-        "fully_random": float(values[-1]),
-        "max_after_randomising": float(finite[1:].max()) if finite.numel() > 1 else float("nan"),
+        "absolute": absolute,
+        "after_first_step": spearman[1] if len(spearman) > 1 else float("nan"),
+        "fully_random": spearman[-1],
+        "max_after_randomising": max(finite) if finite else float("nan"),
     }
 
 
