@@ -59,7 +59,7 @@ Run time, measured on the 2-core shared CPU with ``OMP_NUM_THREADS=1`` (wall clo
 start-up and model loading; ``"run_time_s"`` in ``benchmarks/eval-*.json`` is the evaluation
 alone): ``faithfulness`` with ``N = 500`` 5 min 8 s (Integrated Gradients is 70% of it, 0.22 s
 per image; 4.5 GB peak memory), ``--quick`` (``N = 48``) about 1 min; ``sanity`` (``N = 16``)
-42 s; ``text`` (25 pairs) 68 s. On a CPU shared with other jobs, set ``OMP_NUM_THREADS=1``:
+about 100 s (Integrated Gradients and flow dominate); ``text`` (25 pairs) 68 s. On a CPU shared with other jobs, set ``OMP_NUM_THREADS=1``:
 these evals run many small forward passes, and two OpenMP threads spin-waiting for each other
 on busy cores made them about 10x slower in our measurements.
 """
