@@ -70,7 +70,9 @@ class LazyStack:
     def layer(self, position: int) -> torch.Tensor:
         """``[batch, head, query, key]`` of the layer at ``position`` (no stacking)."""
         layers = self._layers
-        return layers[position] if layers is not None else self._stacked[position]  # type: ignore[index]
+        if layers is None:
+            return self._stacked[position]  # type: ignore[index]
+        return layers[position]
 
     def stacked(self) -> torch.Tensor:
         """The ``[layer, batch, head, query, key]`` tensor (built once, then cached)."""
