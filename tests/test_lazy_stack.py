@@ -235,3 +235,19 @@ def test_recorder_mixing_whole_and_chunked_layers():
     assert torch.equal(lazy.attentions, torch.stack(layers))
     with pytest.raises(ValueError, match="at least one layer"):
         LazyStack([])
+
+
+def test_generate_encoder_stack_shares_no_memory_with_returned_maps():
+    model, inputs = HF_TEXT["t5"]()
+    ids = inputs["input_ids"][:1]
+    kwargs = {"max_new_tokens": 2, "eos_token_id": None, "min_new_tokens": 2}
+    plain = probe.generate(model, ids, **kwargs)
+    assert not stored_attentions(plain.encoder).stacked_yet  # stacked on first read only
+    gen = probe.generate(model, ids, output_attentions=True, **kwargs)
+    returned = gen.output.encoder_attentions
+    assert stored_attentions(gen.encoder).stacked_yet  # the maps went to the caller: copied
+    before = gen.encoder.attentions.clone()
+    for maps in returned:
+        maps.mul_(0)
+    assert torch.equal(gen.encoder.attentions, before) and before.abs().sum() > 0
+    assert_close(plain.encoder.attentions, before, atol=1e-6, rtol=0)
