@@ -84,10 +84,17 @@ def test_capture_schema_and_ratios() -> None:
     assert all(m.fused_attn for m in vit.modules() if hasattr(m, "fused_attn"))
 
     goals = evaluate_goals({"results": {"cpu": {"capture": result}}})
-    assert [g["id"] for g in goals] == ["capture_vs_eager"]
-    assert goals[0]["met"] in (True, False)
+    assert [g["id"] for g in goals] == ["capture_vs_eager", "capture_attentions_vs_eager"]
+    assert all(g["met"] in (True, False) for g in goals)
     text = to_markdown({"results": {"cpu": {"capture": result}}, "goals": goals})
     assert "| model / input |" in text and "probe.trace(stream=True)" in text
+    assert "probe.trace then .attentions read" in text
+    # a run from before the .attentions variant existed still reports the probe.trace goal
+    for case in result["cases"].values():
+        for key in ("vs_eager", "vs_eager_output_attentions"):
+            del case[key]["trace_attentions"]
+    old = evaluate_goals({"results": {"cpu": {"capture": result}}})
+    assert [g["id"] for g in old] == ["capture_vs_eager"]
 
 
 def test_memory_worker_in_process() -> None:

@@ -242,9 +242,10 @@ def rollout(
     """
     check_head_fusion(head_fusion)
     discard_ratio = check_discard_ratio(discard_ratio)
-    if trace.attentions is None and trace.rollout_result is not None:
-        return _stored_rollout(trace, head_fusion, discard_ratio, start_layer)
-    attentions = trace.require_attentions()
+    if not trace.has_attentions:
+        if trace.rollout_result is not None:
+            return _stored_rollout(trace, head_fusion, discard_ratio, start_layer)
+        trace.require_attentions()  # raises: a streaming trace without its rollout
     if trace.head_indices is None and head_fusion != "mean":
         raise ProbeError(
             f"heads were averaged during capture, so head_fusion={head_fusion!r} cannot be "
@@ -252,10 +253,11 @@ def rollout(
         )
     positions = consecutive_layers(trace, start_layer, "rollout")
     key_mask = trace.attention_mask
-    fused = fuse_heads(attentions[positions[0]], head_fusion)
+    # layer by layer: a capture's layers are never stacked into one tensor here
+    fused = fuse_heads(trace.layer_attentions(positions[0]), head_fusion)
     state = rollout_step(fused, None, discard_ratio, trace.num_prefix_tokens, key_mask)
     for pos in positions[1:]:
-        fused = fuse_heads(attentions[pos], head_fusion)
+        fused = fuse_heads(trace.layer_attentions(pos), head_fusion)
         state = rollout_step(fused, state, discard_ratio, trace.num_prefix_tokens, key_mask)
     return state
 

@@ -186,8 +186,8 @@ def _attention(ctx: MethodContext) -> torch.Tensor:
 
     opts = ctx.options
     trace = ctx.trace()
-    attentions = trace.require_attentions()
-    layer = attentions[trace.layer_position(opts["layer"])]  # [batch, head, query, key]
+    # one layer, read without stacking the capture's layers
+    layer = trace.layer_attentions(trace.layer_position(opts["layer"]))  # [batch, head, q, k]
     return reduce_map(trace, fuse_heads(layer, opts["head_fusion"]), opts["query"], ctx.model)
 
 

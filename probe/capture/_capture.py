@@ -8,9 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture._locks import model_lock
-from probe.capture._recorder import CaptureOptions, StackRecorder, StreamOptions, check_unique
+from probe.capture._recorder import (
+    CaptureOptions,
+    StackRecorder,
+    StreamOptions,
+    check_unique,
+    unshare_outputs,
+)
 from probe.capture._row_recorder import RowRecorder, check_query_rows, resolve_query_rows
-from probe.capture._trace import Trace
+from probe.capture._trace import Trace, stored_attentions
 from probe.capture.adapters import Prepared, Site, adapter_for
 
 if TYPE_CHECKING:
@@ -171,6 +177,7 @@ def trace(
     stack = main.finish()
     decoder = recorders["decoder"].finish() if "decoder" in recorders and not stream else None
     cross = recorders["cross"].finish() if "cross" in recorders and not stream else None
+    unshare_outputs(output, [stack, decoder, cross])
 
     seq_len = _seq_len(stack, main)
     batch = _batch_size(prepared, stack, main)
@@ -193,7 +200,7 @@ def trace(
         special = torch.zeros(batch, seq_len, dtype=torch.bool)
 
     return Trace(
-        attentions=stack.attentions,
+        attentions=stored_attentions(stack),  # type: ignore[arg-type]
         layer_names=stack.layer_names,
         layer_indices=stack.layer_indices,
         head_indices=stack.head_indices,
@@ -386,8 +393,9 @@ def _check_layers(
 
 # --------------------------------------------------------------------------- metadata
 def _seq_len(stack: Any, recorder: StackRecorder) -> int:
-    if stack.attentions is not None:
-        return int(stack.attentions.shape[-1])
+    stored = stored_attentions(stack)
+    if stored is not None:
+        return int(stored.shape[-1])
     if recorder.rollout_state is not None:
         return int(recorder.rollout_state.shape[-1])
     return int(stack.layer_tensors[0].shape[-1])
@@ -398,6 +406,7 @@ def _batch_size(p: Prepared, stack: Any, recorder: StackRecorder) -> int:
         return p.batch
     if p.attention_mask is not None:
         return int(p.attention_mask.shape[0])
-    if stack.attentions is not None:
-        return int(stack.attentions.shape[1])
+    stored = stored_attentions(stack)
+    if stored is not None:
+        return int(stored.shape[1])
     return int(recorder.rollout_state.shape[0])

@@ -10,7 +10,7 @@ from probe.capture._capture import _check_layers, _options, _stack_sizes
 from probe.capture._gen_recorder import GenerationRecorder
 from probe.capture._generation_trace import GenerationTrace
 from probe.capture._locks import model_lock
-from probe.capture._recorder import StackRecorder
+from probe.capture._recorder import StackRecorder, unshare_outputs
 from probe.capture._trace import AttentionStack
 from probe.capture.adapters import adapter_for
 
@@ -132,6 +132,7 @@ def generate(
     extra: dict[str, Any] = {}
     if seq2seq:
         encoder = recorders["self"].finish()
+        unshare_outputs(result.output, [encoder])  # output_attentions=True returns its maps
         cross_rows, cross_prompt = recorders["cross"].finish_steps(None)
         cross = recorders["cross"]
         extra = dict(

@@ -3,6 +3,8 @@
 A :class:`StackRecorder` receives each layer's attention probabilities (whole, or in chunks of
 query rows), applies the capture options (layer and head selection, head averaging, storage
 dtype, streaming rollout) and assembles an :class:`~probe.capture._trace.AttentionStack` at the end.
+A layer recorded whole is kept as the tensor the model computed (no copy) and the layers are
+stacked lazily (:class:`~probe.capture._trace.LazyStack`); chunked layers fill one buffer.
 Both the HuggingFace and the timm capture sites feed it, so the options behave identically for
 every model family.
 """
@@ -13,12 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.capture._trace import AttentionStack
+from probe.capture._trace import AttentionStack, LazyStack, stored_attentions
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CaptureOptions", "StackRecorder", "StreamOptions", "check_unique"]
+__all__ = ["CaptureOptions", "StackRecorder", "StreamOptions", "check_unique", "unshare_outputs"]
 
 
 def check_unique(name: str, given: tuple[int, ...], normalised: tuple[int, ...]) -> None:
@@ -102,6 +104,7 @@ class StackRecorder:
             self.keep = list(range(n))
         self.calls = [0] * n
         self.buffer: torch.Tensor | None = None
+        self.layers: dict[int, torch.Tensor] = {}  # whole layers, as recorded (no copy)
         self.graph_tensors: dict[int, torch.Tensor] = {}
         self.rollout_state: torch.Tensor | None = None
         self._fused: torch.Tensor | None = None
@@ -186,6 +189,11 @@ class StackRecorder:
             self._stream_chunk(layer, q_start, weights, q_total)
             return
         kept = self._gathered(self._select_heads(weights.detach()))
+        if self.buffer is None and q_start == 0 and kept.shape[-2] == q_total:
+            # a whole layer: keep the very tensor (the model does not change it afterwards)
+            dtype = self.options.dtype
+            self.layers[layer] = kept if dtype is None else kept.to(dtype)
+            return
         if self.buffer is None:
             b, h, _, k = kept.shape
             dtype = self.options.dtype or kept.dtype
@@ -269,24 +277,78 @@ class StackRecorder:
         else:
             head_indices = tuple(range(self.num_heads))
         layer_tensors = None
-        attentions = self.buffer
+        attentions: torch.Tensor | LazyStack | None = self.buffer
+        if self.layers and self.buffer is not None:  # some layers whole, others chunked
+            for layer, kept in self.layers.items():
+                self.buffer[self.keep.index(layer)] = kept
+        elif self.layers:
+            attentions = LazyStack([self.layers[i] for i in self.keep])
         if self.options.requires_grad and self.stream is None:
             layer_tensors = tuple(self.graph_tensors[i] for i in self.keep)
+            # stacked now, a new tensor: attentions shares no memory with the graph tensors
             attentions = torch.stack(
                 [
                     self._gathered(self._select_heads(self._zero_padded_queries(t.detach(), 0)))
                     for t in layer_tensors
                 ]
-            ).clone()
+            )
             if self.options.dtype is not None:
                 attentions = attentions.to(self.options.dtype)
         if self.stream is not None:
             attentions = None
         return AttentionStack(
             kind=self.kind,  # type: ignore[arg-type]
-            attentions=attentions,
+            attentions=attentions,  # type: ignore[arg-type]
             layer_names=tuple(self.layer_names[i] for i in self.keep),
             layer_indices=tuple(self.keep),
             head_indices=head_indices,
             layer_tensors=layer_tensors,
         )
+
+
+def unshare_outputs(output: Any, stacks: list[AttentionStack | None]) -> None:
+    """Stack now every lazily kept stack whose layers the model also returned.
+
+    A model asked for ``output_attentions=True`` (or hooks that keep the maps) hands the very
+    tensors probe keeps to the caller, who may change them; stacking copies them, so that
+    ``trace.attentions`` stays what the forward computed.
+
+    Args:
+        output: the model's output (tensors, tuples, lists and mappings are searched).
+        stacks: the stacks of the capture (``None`` entries are skipped).
+    """
+    lazy = [s for s in stacks if s is not None and isinstance(stored_attentions(s), LazyStack)]
+    if not lazy:
+        return
+    returned = _storages(output, depth=4)
+    if not returned:
+        return
+    for stack in lazy:
+        stored = stored_attentions(stack)
+        if any(_storage(stored.layer(i)) in returned for i in range(len(stored))):
+            stored.stacked()
+
+
+def _storage(tensor: Any) -> int:
+    return int(tensor.untyped_storage().data_ptr())
+
+
+def _storages(value: Any, depth: int) -> set[int]:
+    """Data pointers of the storages of every tensor in ``value`` (nested ``depth`` deep)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        ptr = _storage(value)
+        return {ptr} if ptr else set()
+    if depth == 0:
+        return set()
+    if isinstance(value, dict):
+        items = list(value.values())
+    elif isinstance(value, (tuple, list)):
+        items = list(value)
+    else:
+        return set()
+    found: set[int] = set()
+    for item in items:
+        found |= _storages(item, depth - 1)
+    return found

@@ -3,10 +3,16 @@
 A trace is the contract between capture and everything downstream. It carries the attention
 tensors and all the geometry needed to interpret them (tokens, words, patch grid, prefix
 tokens, padding), so that no analyzer ever has to guess it.
+
+The ``attentions`` of a capture are kept as the per-layer tensors the model computed and
+stacked into one ``[layer, batch, head, query, key]`` tensor the first time ``attentions`` is
+read (:class:`LazyStack`); :meth:`Trace.layer_attentions` reads one layer without stacking.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -15,9 +21,116 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Trace", "AttentionStack"]
+__all__ = ["AttentionStack", "LazyStack", "Trace", "stored_attentions"]
 
 Family = Literal["encoder", "decoder", "encoder-decoder", "vision"]
+
+
+class LazyStack:
+    """Per-layer attention tensors ``[batch, head, query, key]``, stacked on first use.
+
+    :func:`probe.trace` keeps each layer's attention exactly as the model computed it (no copy
+    during the forward pass); the ``[layer, batch, head, query, key]`` tensor costs one
+    allocation and one copy, paid by the code that reads ``attentions``. The stack is built
+    once, under a lock (threads reading at the same time get the same tensor), and then
+    replaces the per-layer references: memory peaks at twice the attention while stacking.
+
+    Args:
+        layers: one ``[batch, head, query, key]`` tensor per kept layer, all of one shape,
+            dtype and device, owned by the trace from now on.
+    """
+
+    __slots__ = ("_layers", "_stacked", "_lock")
+
+    def __init__(self, layers: Sequence[torch.Tensor]) -> None:
+        if not layers:
+            raise ValueError("LazyStack needs at least one layer")
+        self._layers: tuple[torch.Tensor, ...] | None = tuple(layers)
+        self._stacked: torch.Tensor | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._layers) if self._layers is not None else int(self._stacked.shape[0])
+
+    @property
+    def stacked_yet(self) -> bool:
+        """Whether the ``[layer, ...]`` tensor exists (``attentions`` was read)."""
+        return self._stacked is not None
+
+    @property
+    def shape(self) -> torch.Size:
+        """``[layer, batch, head, query, key]``, without stacking."""
+        import torch
+
+        layers = self._layers
+        if layers is None:
+            return self._stacked.shape  # type: ignore[union-attr]
+        return torch.Size((len(layers), *layers[0].shape))
+
+    def layer(self, position: int) -> torch.Tensor:
+        """``[batch, head, query, key]`` of the layer at ``position`` (no stacking)."""
+        layers = self._layers
+        if layers is None:
+            return self._stacked[position]  # type: ignore[index]
+        return layers[position]
+
+    def stacked(self) -> torch.Tensor:
+        """The ``[layer, batch, head, query, key]`` tensor (built once, then cached)."""
+        stacked = self._stacked
+        if stacked is not None:
+            return stacked
+        import torch
+
+        with self._lock:
+            if self._stacked is None:
+                self._stacked = torch.stack(self._layers)  # type: ignore[arg-type]
+                self._layers = None
+            return self._stacked
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"layers": self._layers, "stacked": self._stacked}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._layers = state["layers"]
+        self._stacked = state["stacked"]
+        self._lock = threading.Lock()
+
+
+class _Attentions:
+    """The ``attentions`` field: holds a tensor, ``None`` or a :class:`LazyStack` and reads as
+    a tensor (stacking a :class:`LazyStack` on first read)."""
+
+    slot = "_attentions_stored"
+
+    def __get__(self, obj: Any, owner: Any = None) -> torch.Tensor | None:
+        if obj is None:
+            raise AttributeError("attentions")  # tells dataclass: no default value
+        value = obj.__dict__[self.slot]
+        return value.stacked() if isinstance(value, LazyStack) else value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value  # only dataclass __init__ gets here: frozen otherwise
+
+
+def stored_attentions(obj: AttentionStack | Trace) -> torch.Tensor | LazyStack | None:
+    """What ``obj.attentions`` holds, without stacking a :class:`LazyStack`."""
+    return obj.__dict__[_Attentions.slot]
+
+
+def _layer_of(obj: AttentionStack | Trace, position: int) -> torch.Tensor:
+    stored = stored_attentions(obj)
+    if stored is None:
+        raise ProbeError(
+            "this trace was captured in streaming mode and holds only the rollout; "
+            "capture again without stream=True to get per-layer attention"
+        )
+    n = len(stored) if isinstance(stored, LazyStack) else int(stored.shape[0])
+    if isinstance(position, bool) or not isinstance(position, int) or not -n <= position < n:
+        raise ProbeError(
+            f"layer position {position!r} is out of range: the trace holds {n} layers (use "
+            f"0..{n - 1}; trace.layer_position(layer) maps a model layer to its position)"
+        )
+    return stored.layer(position) if isinstance(stored, LazyStack) else stored[position]
 
 
 @dataclass(frozen=True)
@@ -27,7 +140,10 @@ class AttentionStack:
     Attributes:
         kind: ``"self"`` or ``"cross"``.
         attentions: ``[layer, batch, head, query, key]`` float tensor, or ``None`` when the
-            trace was captured in streaming mode (only the rollout was kept).
+            trace was captured in streaming mode (only the rollout was kept). The constructor
+            also takes a :class:`LazyStack`, stacked on the first read of ``attentions``
+            (then the same tensor on every read); :meth:`layer_attentions` reads one layer
+            without stacking.
         layer_names: module name of each kept layer (``len == attentions.shape[0]``).
         layer_indices: index of each kept layer in the model's own numbering.
         head_indices: the model's head index of each kept head, or ``None`` when heads were
@@ -40,7 +156,7 @@ class AttentionStack:
     """
 
     kind: Literal["self", "cross"]
-    attentions: torch.Tensor | None
+    attentions: torch.Tensor | None = _Attentions()  # type: ignore[assignment]
     layer_names: tuple[str, ...]
     layer_indices: tuple[int, ...]
     head_indices: tuple[int, ...] | None
@@ -50,6 +166,14 @@ class AttentionStack:
     @property
     def num_layers(self) -> int:
         return len(self.layer_indices)
+
+    def layer_attentions(self, position: int) -> torch.Tensor:
+        """``[batch, head, query, key]``: ``attentions[position]`` without stacking the layers.
+
+        ``position`` indexes the kept layers. The tensor is the trace's own data, as the view
+        ``attentions[position]`` is: read it, do not modify it in place.
+        """
+        return _layer_of(self, position)
 
     def gradients(self) -> torch.Tensor:
         """Gradients of the kept attention tensors: ``[layer, batch, head, query, key]``.
@@ -80,7 +204,11 @@ class Trace:
     Attributes:
         attentions: self-attention ``[layer, batch, head, query, key]`` of the main stack:
             the encoder for encoders and encoder-decoders, the decoder for decoder-only
-            models, the transformer for vision models. ``None`` in streaming mode.
+            models, the transformer for vision models. ``None`` in streaming mode. A capture
+            keeps the layers apart and stacks them on the first read (a :class:`LazyStack`:
+            one copy, once; the same tensor on every later read, which shares memory with
+            nothing the model returned); :meth:`layer_attentions` reads one layer without
+            stacking.
         tokens: per batch item, the token strings (text models), padding included.
         words: per batch item, the words of the original text (text models with a fast
             tokenizer), in order.
@@ -111,7 +239,7 @@ class Trace:
             when every query row was kept (a square ``[..., seq, seq]`` map).
     """
 
-    attentions: torch.Tensor | None
+    attentions: torch.Tensor | None = _Attentions()  # type: ignore[assignment]
     layer_names: tuple[str, ...]
     layer_indices: tuple[int, ...]
     head_indices: tuple[int, ...] | None
@@ -161,13 +289,19 @@ class Trace:
         """The main self-attention stack as an :class:`AttentionStack`."""
         return AttentionStack(
             kind="self",
-            attentions=self.attentions,
+            attentions=stored_attentions(self),  # type: ignore[arg-type]
             layer_names=self.layer_names,
             layer_indices=self.layer_indices,
             head_indices=self.head_indices,
             layer_tensors=self.layer_tensors,
             query_indices=self.query_indices,
         )
+
+    @property
+    def has_attentions(self) -> bool:
+        """Whether the trace holds per-layer attention (False in streaming mode), without
+        stacking it."""
+        return stored_attentions(self) is not None
 
     def require_attentions(self) -> torch.Tensor:
         """``attentions`` ``[layer, batch, head, query, key]`` with every query row.
@@ -190,6 +324,18 @@ class Trace:
                 "needs every row of the attention matrix: capture again without query_rows"
             )
         return self.attentions
+
+    def layer_attentions(self, position: int) -> torch.Tensor:
+        """``[batch, head, query, key]``: ``attentions[position]`` without stacking the layers.
+
+        ``position`` indexes the kept layers (:meth:`layer_position` maps a model layer to
+        it). The tensor is the trace's own data, as the view ``attentions[position]`` is:
+        read it, do not modify it in place.
+
+        Raises:
+            ProbeError: a streaming trace (no per-layer attention) or a position out of range.
+        """
+        return _layer_of(self, position)
 
     def gradients(self) -> torch.Tensor:
         """``[layer, batch, head, query, key]`` gradients of the main stack's attention."""
@@ -242,10 +388,12 @@ class Trace:
 
     def replace(self, **changes: Any) -> Trace:
         """A new trace with some fields changed (the original is untouched)."""
+        changes.setdefault("attentions", stored_attentions(self))  # not stacked by a copy
         return replace(self, **changes)
 
     def __repr__(self) -> str:
-        shape = None if self.attentions is None else tuple(self.attentions.shape)
+        stored = stored_attentions(self)
+        shape = None if stored is None else tuple(stored.shape)
         extra = ""
         if self.grid is not None:
             extra = f", grid={self.grid}, num_prefix_tokens={self.num_prefix_tokens}"

@@ -128,7 +128,9 @@ def _slice_rows(t: Any, start: int, stop: int, q_total: int) -> Any:
 def _configs_of(model: nn.Module) -> list[Any]:
     """Every config object the model's modules read, sub-configs included (unique)."""
     seen: dict[int, Any] = {}
-    stack = [m.config for m in model.modules() if hasattr(m, "config")]
+    # vars(): a module's config is a plain attribute; hasattr would go through
+    # nn.Module.__getattr__ and an exception for every module without one
+    stack = [getattr(model, "config", None)] + [vars(m).get("config") for m in model.modules()]
     while stack:
         cfg = stack.pop()
         if cfg is None or id(cfg) in seen or not hasattr(cfg, "_attn_implementation_internal"):

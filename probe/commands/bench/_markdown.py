@@ -46,6 +46,12 @@ def to_markdown(results: dict[str, Any]) -> str:
         capture = parts.get("capture")
         if capture:
             lines += [f"### Capture overhead ({device})", ""]
+            run = results.get("capture_run")
+            if run:  # capture numbers from a later run than the rest of the document
+                lines += [f"From a capture-only run of {run.get('created')}: median of "
+                          f"{run.get('settings', {}).get('repeats')} interleaved repeats, load "
+                          f"average {run.get('machine', {}).get('load_average_start')} at "
+                          "start.", ""]
             rows = []
             for name, c in capture["cases"].items():
                 for v, label in capture["variants"].items():
