@@ -246,6 +246,8 @@ def rollout(
         if trace.rollout_result is not None:
             return _stored_rollout(trace, head_fusion, discard_ratio, start_layer)
         trace.require_attentions()  # raises: a streaming trace without its rollout
+    if trace.query_indices is not None:
+        trace.require_attentions()  # raises: rollout needs every query row
     if trace.head_indices is None and head_fusion != "mean":
         raise ProbeError(
             f"heads were averaged during capture, so head_fusion={head_fusion!r} cannot be "
