@@ -133,6 +133,11 @@ def to_markdown(results: dict[str, Any]) -> str:
             ["probe render coref (MiniLM)", _fmt(r.get("median_s"), 2), r.get("status", "")],
         ]
         lines += ["### CLI cold start", ""] + _table(["command", "median s", "note"], rows) + [""]
+    startup = results.get("startup")
+    if startup:
+        from probe.commands.bench._startup import to_markdown as startup_markdown
+
+        lines += ["### Start-up of probe render coref (MiniLM)", "", startup_markdown(startup), ""]
     html = results.get("html")
     if html:
         from probe.commands.bench._html import to_markdown as html_markdown
