@@ -162,3 +162,46 @@ def test_minilm_load_imports_no_auto_classes() -> None:
         "'transformers.models.auto.image_processing_auto')))))\n"
     )
     assert out == []
+
+
+_EXIT = r"""
+import atexit, sys
+from probe.cli import run
+
+class Teardown:
+    def __del__(self):
+        print("teardown ran")
+
+kept = Teardown()  # freed only by the interpreter's teardown
+atexit.register(lambda: print("atexit ran"))
+sys.stdout.write("x" * 100_000 + "\n")  # still in the buffer: stdout is a pipe
+sys.argv = ["probe", *sys.argv[1:]]
+run()
+"""
+
+
+@pytest.mark.parametrize("args, code", [(["--version"], 0), (["render", "nope"], 2)])
+def test_console_script_skips_teardown_but_not_output(args: list[str], code: int) -> None:
+    env = {k: v for k, v in _ENV.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-c", _EXIT, *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "x" * 100_000 and "atexit ran" in lines
+    assert "teardown ran" not in proc.stdout
+    if code == 0:
+        assert lines[1].startswith("probe ")
+    else:
+        assert proc.stderr.count("\n") == 1 and "invalid choice" in proc.stderr
+
+
+def test_module_entry_uses_the_console_script_path() -> None:
+    proc = subprocess.run([sys.executable, "-m", "probe.cli", "--version"], capture_output=True,
+                          text=True, timeout=120, env=_ENV)
+    assert proc.returncode == 0 and proc.stdout.startswith("probe ")
+    import configparser
+    from pathlib import Path
+
+    cfg = configparser.ConfigParser()
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")
+    assert cfg["options.entry_points"]["console_scripts"].strip() == "probe = probe.cli:run"
