@@ -8,7 +8,10 @@ Each repeat runs, in this order rotated by one per repeat (so no command always 
 * the same steps in one process, timed one by one (``_startup_worker.py``);
 * the import floor: ``python -c "import torch, <the BERT code of transformers>"``, what
   any way of loading MiniLM as a transformers model pays before doing anything;
-* ``python -c pass``, the interpreter alone.
+* the interpreter alone.
+
+The last two leave with ``os._exit`` as the ``probe`` console script does
+(:func:`probe.cli.run`), so none of the three pays the interpreter's teardown.
 
 Medians over the repeats, and the best (smallest) wall time, are reported.
 """
@@ -95,8 +98,10 @@ def bench_startup(settings: BenchSettings, progress: Progress | None = None) -> 
             "end_to_end": render,
             "worker": [sys.executable, "-m", "probe.commands.bench._startup_worker",
                        os.path.join(out, "worker")],
-            "import_floor": [sys.executable, "-c", "import " + ", ".join(_FLOOR_MODULES)],
-            "interpreter": [sys.executable, "-c", "pass"],
+            # leaving with os._exit, as the console script does (no interpreter teardown)
+            "import_floor": [sys.executable, "-c",
+                             f"import os, {', '.join(_FLOOR_MODULES)}; os._exit(0)"],
+            "interpreter": [sys.executable, "-c", "import os; os._exit(0)"],
         }
         _timed(render, env)  # warm the file cache (and fail early)
         walls: dict[str, list[float]] = {k: [] for k in commands}
@@ -152,7 +157,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         f"({cell(e['wall_min_s'])}) | {cell(e['cpu_median_s'])} |",
         f"| import floor: torch + transformers' BERT code | {cell(f['wall_median_s'])} "
         f"({cell(f['wall_min_s'])}) | {cell(f['cpu_median_s'])} |",
-        f"| python -c pass | {cell(i['wall_median_s'])} ({cell(i['wall_min_s'])}) | "
+        f"| python interpreter alone | {cell(i['wall_median_s'])} ({cell(i['wall_min_s'])}) | "
         f"{cell(i['cpu_median_s'])} |",
         "",
         "| step (one process, in order) | wall s | CPU s |",

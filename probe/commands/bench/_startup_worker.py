@@ -117,4 +117,5 @@ def measure_phases(out_dir: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure_phases(sys.argv[1])))
+    print(json.dumps(measure_phases(sys.argv[1])), flush=True)
+    os._exit(0)  # as the probe console script leaves: no interpreter teardown
