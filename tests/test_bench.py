@@ -206,3 +206,43 @@ def test_registered_part_runs_and_lands_in_the_document(tmp_path, monkeypatch, c
     assert f"results written to {out}" in capsys.readouterr().out
     with pytest.raises(ProbeError, match="folder"):
         run_bench(BenchArgs(json=str(tmp_path / "missing" / "b.json"), parts=("fake",)))
+
+
+def test_startup_part_steps_and_markdown(tmp_path) -> None:
+    """The start-up worker's steps in this process (imports already done: near zero), and the
+    part's tables from a result of that shape; the fresh-process part itself is too slow for
+    the default run (``probe bench --part startup``)."""
+    from probe.commands.bench._startup import to_markdown as startup_markdown
+    from probe.commands.bench._startup_worker import IMPORT_GROUPS, measure_phases
+
+    out = measure_phases(str(tmp_path))
+    names = [p[0] for p in out["phases"]]
+    assert names[: len(IMPORT_GROUPS)] == [name for name, _ in IMPORT_GROUPS]
+    assert names[len(IMPORT_GROUPS):] == [
+        "import probe render command", "load model (config, weights, tokenizer)",
+        "capture (probe.trace)", "import matplotlib + probe.viewers", "figure (coref view)",
+        "save PNG (draw, encode, write)"]
+    assert all(w >= 0 and c >= 0 for _, w, c in out["phases"])
+    assert len(out["files"]) == 1 and (tmp_path / out["files"][0]).stat().st_size > 10_000
+    summary = {"wall_median_s": 1.0, "wall_min_s": 0.9, "cpu_median_s": 0.8,
+               "wall_samples_s": [1.0], "cpu_samples_s": [0.8]}
+    result = {"command": "probe render coref", "repeats": 1, "load_average": [0.5, 0.6],
+              "cpus": 2, "end_to_end": summary, "worker": summary,
+              "import_floor": {**summary, "modules": ["torch"]}, "interpreter": summary,
+              "phases": [{"name": n, "wall_median_s": w, "wall_min_s": w, "cpu_median_s": c}
+                         for n, w, c in out["phases"]]}
+    text = startup_markdown(result)
+    assert "| probe render coref, end to end | 1.00 (0.90) | 0.80 |" in text
+    assert all(f"| {n} |" in text for n in names)
+    goals = evaluate_goals({"startup": result})
+    assert [(g["id"], g["met"]) for g in goals] == [("render_coref_s", True)]
+    assert "### Start-up of probe render coref" in to_markdown({"startup": result})
+
+
+@pytest.mark.slow
+def test_startup_part_in_fresh_processes() -> None:
+    from probe.commands.bench._startup import bench_startup
+
+    result = bench_startup(BenchSettings(render_repeats=1))
+    assert result["end_to_end"]["wall_median_s"] > result["interpreter"]["wall_median_s"] > 0
+    assert len(result["phases"]) == 12 and result["import_floor"]["modules"][0] == "torch"

@@ -5,31 +5,42 @@ Every text of a viewer is drawn with the family list :func:`font_families`: Deja
 fonts that probe depends on (``noto-cjk-sans-otc``: Chinese, Japanese, Korean;
 ``fontpkg-noto-sans-arabic``, ``-devanagari``, ``-thai``; all SIL OFL 1.1). Matplotlib
 (>= 3.6) falls back glyph by glyph along the list, so a sentence mixing scripts renders
-with real glyphs and no "Glyph missing" warning. The fonts are registered with
-matplotlib's font manager on first use (:func:`register_fonts`); rcParams are never
-changed: viewers run inside :func:`styled`, which applies the list to the figure's text.
+with real glyphs and no "Glyph missing" warning. rcParams are never changed: viewers run
+inside :func:`styled`, which applies the list to the figure's text.
+
+The fallback fonts cost start-up time (the CJK one is a 19 MB file), so they are only
+registered and used when a text needs them: a figure whose strings DejaVu Sans covers
+entirely (:func:`families_for`) is drawn with DejaVu Sans alone, which gives the same pixels,
+since every glyph comes from DejaVu Sans either way; a figure with any other character gets
+the whole list (:func:`register_fonts` registers the fonts with matplotlib on first use).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["apply_fonts", "font_families", "register_fonts", "styled", "text_width_pt"]
+__all__ = [
+    "apply_fonts",
+    "families_for",
+    "font_families",
+    "register_fonts",
+    "styled",
+    "text_width_pt",
+]
 
 
 def text_width_pt(text: str, fontsize: float, weight: str = "normal") -> float:
     """Width of ``text`` in points at ``fontsize`` (backend-independent measurement)."""
     from matplotlib.font_manager import FontProperties
 
-    register_fonts()
-    prop = FontProperties(family=font_families(), size=fontsize, weight=weight)
+    prop = FontProperties(family=families_for(text), size=fontsize, weight=weight)
     width, _, _ = _TEXT_TO_PATH().get_text_width_height_descent(
         text.replace(r"\$", "$"), prop, ismath=False
     )
@@ -111,19 +122,94 @@ def register_fonts() -> list[str]:
 
 
 def font_families() -> list[str]:
-    """The font family list every viewer draws text with (first match per glyph wins)."""
+    """The whole font family list (first match per glyph wins), fonts registered."""
     return register_fonts()
+
+
+_BASE_CODES: list[frozenset[int]] = []
+
+
+def _base_codes() -> frozenset[int]:
+    """The characters every installed DejaVu Sans face (regular, bold, oblique...) has."""
+    if not _BASE_CODES:
+        from matplotlib import font_manager
+        from matplotlib.ft2font import FT2Font
+
+        codes: frozenset[int] | None = None
+        for entry in font_manager.fontManager.ttflist:
+            if entry.name == _BASE_FAMILY:
+                face = frozenset(FT2Font(entry.fname).get_charmap())
+                codes = face if codes is None else codes & face
+        _BASE_CODES.append(codes or frozenset())
+    return _BASE_CODES[0]
+
+
+def _covered(text: str) -> bool:
+    """Whether DejaVu Sans alone draws ``text`` (ASCII always: no font file is read)."""
+    if text.isascii():
+        return True
+    codes = _base_codes()
+    return all(ord(ch) in codes or ch in "\n\r\t" for ch in text)
+
+
+def _strings(value: Any, depth: int = 0) -> Iterator[str]:
+    """The strings in ``value``: a string, or lists, tuples, sets, dict keys and values and
+    numpy arrays of them, nested a few levels deep."""
+    if isinstance(value, str):
+        yield value
+    elif depth < 4 and isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            yield from _strings(item, depth + 1)
+    elif depth < 4 and isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, depth + 1)
+            yield from _strings(item, depth + 1)
+    elif depth < 4 and getattr(getattr(value, "dtype", None), "kind", None) in ("U", "O"):
+        yield from _strings(value.tolist(), depth + 1)
+
+
+def families_for(*texts: Any) -> list[str]:
+    """The family list to draw ``texts`` with: DejaVu Sans alone when it has every
+    character, else the whole fallback list (fonts registered on this first need).
+
+    Args:
+        texts: strings, or containers of strings (see :func:`_strings`).
+    """
+    if all(_covered(s) for t in texts for s in _strings(t)):
+        return [_BASE_FAMILY]
+    return register_fonts()
+
+
+def _figure_strings(fig: Figure) -> Iterator[str]:
+    """Every text of ``fig``, with the fixed tick labels not drawn yet."""
+    from matplotlib.text import Text
+    from matplotlib.ticker import FixedFormatter
+
+    for text in fig.findobj(Text):
+        yield text.get_text()
+    for ax in fig.findobj(lambda a: hasattr(a, "xaxis") and hasattr(a, "yaxis")):
+        for axis in (ax.xaxis, ax.yaxis):
+            for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                if isinstance(formatter, FixedFormatter):
+                    yield from (str(label) for label in formatter.seq)
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def apply_fonts(fig: Figure) -> Figure:
+def apply_fonts(fig: Figure, families: list[str] | None = None) -> Figure:
     """Give every text of ``fig`` (titles, labels, tables, legends, tick labels, including
-    tick labels created later at draw time) the fallback family list."""
+    tick labels created later at draw time) the family list its texts need.
+
+    Args:
+        fig: the figure.
+        families: the list its texts were created with; the whole fallback list replaces it
+            when a text of the figure needs a font it does not have.
+    """
     from matplotlib.text import Text
 
-    families = font_families()
+    if families is None or families == [_BASE_FAMILY]:
+        families = families_for(list(_figure_strings(fig)))
     for text in fig.findobj(Text):
         text.set_fontfamily(families)
     for ax in fig.findobj(lambda a: hasattr(a, "xaxis") and hasattr(a, "tick_params")):
@@ -132,16 +218,18 @@ def apply_fonts(fig: Figure) -> Figure:
 
 
 def styled(function: _F) -> _F:
-    """Decorator of the public viewers: text is created with the fallback family list
-    (through a local ``rc_context``: the global rcParams are untouched) and the returned
-    figure is passed through :func:`apply_fonts`."""
+    """Decorator of the public viewers: text is created with the family list the strings
+    among the arguments need (:func:`families_for`, through a local ``rc_context``: the
+    global rcParams are untouched) and the returned figure is passed through
+    :func:`apply_fonts`, which also looks at the texts the viewer made itself."""
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import matplotlib
 
-        with matplotlib.rc_context({"font.family": font_families()}):
+        families = families_for(args, kwargs)
+        with matplotlib.rc_context({"font.family": families}):
             fig = function(*args, **kwargs)
-            return apply_fonts(fig)
+            return apply_fonts(fig, families)
 
     return wrapper  # type: ignore[return-value]

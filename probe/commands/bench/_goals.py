@@ -16,6 +16,7 @@ GOALS = {
     "rollout_vs_forward": 0.05,
     "relevance_vs_forward_backward": 1.3,
     "cli_help_s": 0.3,
+    "render_coref_s": 4.0,
     "flow_cls_row_s": 2.0,
 }
 
@@ -117,5 +118,16 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
                            f"< {GOALS['cli_help_s']} s", t, t < GOALS["cli_help_s"],
                            f"bare interpreter start "
                            f"{cli['help']['python_startup_median_s']:.3f} s"))
+    startup = results.get("startup")
+    if startup:
+        e, floor = startup["end_to_end"], startup["import_floor"]
+        t = e["wall_median_s"]
+        goals.append(_goal(
+            "render_coref_s", None, "probe render coref on MiniLM under 4 s end to end",
+            f"< {GOALS['render_coref_s']} s", t, t < GOALS["render_coref_s"],
+            f"best {e['wall_min_s']:.2f} s, CPU {format_value(e['cpu_median_s'], 2)} s; "
+            f"importing torch + transformers' BERT code alone: {floor['wall_median_s']:.2f} s "
+            f"wall, CPU {format_value(floor['cpu_median_s'], 2)} s",
+        ))
     return goals
 

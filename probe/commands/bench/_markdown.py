@@ -144,6 +144,11 @@ def to_markdown(results: dict[str, Any]) -> str:
         from probe.commands.bench._parallel import parallel_markdown
 
         lines += parallel_markdown(parallel)
+    startup = results.get("startup")
+    if startup:
+        from probe.commands.bench._startup import to_markdown as startup_markdown
+
+        lines += ["### Start-up of probe render coref (MiniLM)", "", startup_markdown(startup), ""]
     html = results.get("html")
     if html:
         from probe.commands.bench._html import to_markdown as html_markdown

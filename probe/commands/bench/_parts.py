@@ -17,6 +17,7 @@ from probe.commands.bench._cli import bench_cli
 from probe.commands.bench._flow import bench_flow
 from probe.commands.bench._generation import bench_generation, generation_steps
 from probe.commands.bench._memory import bench_memory
+from probe.commands.bench._startup import bench_startup, startup_steps
 
 if TYPE_CHECKING:
     from probe.commands.bench._settings import BenchSettings
@@ -81,6 +82,13 @@ PARTS: dict[str, BenchPart] = {
         steps=lambda s: 2,
         per_device=False,
         description="probe eval sanity in one process and in two (torchrun), JSONs compared",
+    ),
+    "startup": BenchPart(
+        run=lambda s, _device, progress: bench_startup(s, progress=progress),
+        steps=startup_steps,
+        per_device=False,
+        description="where the start-up of probe render coref goes: imports, load, capture, "
+        "figure, save",
     ),
     "html": BenchPart(
         run=lambda s, _device, _progress: _bench_html(s.repeats, s.quick),

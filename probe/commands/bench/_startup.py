@@ -1,0 +1,172 @@
+"""``probe bench --part startup``: where the start-up time of ``probe render coref`` on
+MiniLM goes, in fresh processes.
+
+Each repeat runs, in this order rotated by one per repeat (so no command always runs first):
+
+* ``probe render coref ... --quiet`` end to end (wall clock and the child's CPU time,
+  user + system, which the load of a shared machine distorts less);
+* the same steps in one process, timed one by one (``_startup_worker.py``);
+* the import floor: ``python -c "import torch, <the BERT code of transformers>"``, what
+  any way of loading MiniLM as a transformers model pays before doing anything;
+* the interpreter alone.
+
+The last two leave with ``os._exit`` as the ``probe`` console script does
+(:func:`probe.cli.run`), so none of the three pays the interpreter's teardown.
+
+Medians over the repeats, and the best (smallest) wall time, are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe.commands.bench._cli import COREF_TEXT, _probe_command
+from probe.commands.bench._startup_worker import IMPORT_GROUPS
+from probe.commands.bench._timing import median
+
+if TYPE_CHECKING:
+    from probe.commands.bench._settings import BenchSettings
+    from probe.commands.bench._timing import Progress
+
+__all__ = ["bench_startup", "startup_steps", "to_markdown"]
+
+_FLOOR_MODULES = [m for _, modules in IMPORT_GROUPS for m in modules]
+
+
+def startup_steps(settings: BenchSettings) -> int:
+    """Progress steps of the part: one per repeat."""
+    return settings.render_repeats
+
+
+def _child_cpu() -> float | None:
+    try:
+        import resource
+    except ImportError:  # Windows: no per-child CPU time
+        return None
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float | None, str]:
+    """``(wall s, CPU s of the child or None, stdout)`` of one fresh process."""
+    cpu0 = _child_cpu()
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
+    wall = time.perf_counter() - start
+    cpu1 = _child_cpu()
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
+        raise ProbeError(f"{' '.join(cmd[:4])} ... failed with exit code {proc.returncode}: {tail}")
+    cpu = None if cpu0 is None or cpu1 is None else cpu1 - cpu0
+    return wall, cpu, proc.stdout
+
+
+def _summary(walls: list[float], cpus: list[float | None]) -> dict[str, Any]:
+    known = [c for c in cpus if c is not None]
+    return {
+        "wall_median_s": round(median(walls), 3), "wall_min_s": round(min(walls), 3),
+        "cpu_median_s": round(median(known), 3) if known else None,
+        "wall_samples_s": [round(w, 3) for w in walls],
+        "cpu_samples_s": [round(c, 3) for c in known],
+    }
+
+
+def bench_startup(settings: BenchSettings, progress: Progress | None = None) -> dict[str, Any]:
+    """The start-up of ``probe render coref`` on MiniLM: end to end, per step, and the floor
+    of importing torch and transformers' BERT code, ``settings.render_repeats`` times each in
+    fresh processes.
+
+    Returns:
+        ``{"command", "repeats", "load_average", "cpus", "end_to_end", "import_floor",
+        "interpreter", "phases": [{"name", "wall_median_s", "wall_min_s", "cpu_median_s"}]}``
+        (CPU times are ``None`` where the OS gives no per-child CPU time).
+    """
+    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+           "MPLBACKEND": "Agg"}
+    load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
+    with tempfile.TemporaryDirectory(prefix="probe-bench-startup-") as out:
+        render = [*_probe_command(), "render", "coref", "--model", "minilm", "--text",
+                  COREF_TEXT, "--word", "it", "--out", os.path.join(out, "cli"), "--quiet"]
+        commands = {
+            "end_to_end": render,
+            "worker": [sys.executable, "-m", "probe.commands.bench._startup_worker",
+                       os.path.join(out, "worker")],
+            # leaving with os._exit, as the console script does (no interpreter teardown)
+            "import_floor": [sys.executable, "-c",
+                             f"import os, {', '.join(_FLOOR_MODULES)}; os._exit(0)"],
+            "interpreter": [sys.executable, "-c", "import os; os._exit(0)"],
+        }
+        _timed(render, env)  # warm the file cache (and fail early)
+        walls: dict[str, list[float]] = {k: [] for k in commands}
+        cpus: dict[str, list[float | None]] = {k: [] for k in commands}
+        phases: list[list[list[Any]]] = []
+        names = list(commands)
+        for r in range(settings.render_repeats):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                wall, cpu, stdout = _timed(commands[name], env)
+                walls[name].append(wall)
+                cpus[name].append(cpu)
+                if name == "worker":
+                    phases.append(json.loads(stdout.strip().splitlines()[-1])["phases"])
+            if progress:
+                progress.step("render coref start-up")
+    load_end = os.getloadavg() if hasattr(os, "getloadavg") else None
+    steps = []
+    for i, (name, _, _) in enumerate(phases[0]):
+        step_walls = [run[i][1] for run in phases]
+        steps.append({"name": name, "wall_median_s": round(median(step_walls), 3),
+                      "wall_min_s": round(min(step_walls), 3),
+                      "cpu_median_s": round(median([run[i][2] for run in phases]), 3)})
+    display = " ".join(f'"{c}"' if " " in c else c for c in render[render.index("render"):])
+    return {
+        "command": "probe " + display.replace(os.path.join(out, "cli"), "OUT"),
+        "repeats": settings.render_repeats,
+        "load_average": [round(x, 2) for x in (load_start or ())[:1] + (load_end or ())[:1]],
+        "cpus": os.cpu_count(),
+        "end_to_end": _summary(walls["end_to_end"], cpus["end_to_end"]),
+        "worker": _summary(walls["worker"], cpus["worker"]),
+        "import_floor": {**_summary(walls["import_floor"], cpus["import_floor"]),
+                         "modules": _FLOOR_MODULES},
+        "interpreter": _summary(walls["interpreter"], cpus["interpreter"]),
+        "phases": steps,
+    }
+
+
+def to_markdown(result: dict[str, Any]) -> str:
+    """The part's tables: end to end against the floors, then the steps."""
+
+    def cell(x: float | None, digits: int = 2) -> str:
+        return "-" if x is None else f"{x:.{digits}f}"
+
+    e, f, i = result["end_to_end"], result["import_floor"], result["interpreter"]
+    lines = [
+        f"`{result['command']}`, {result['repeats']} fresh processes per row, load average "
+        f"{' -> '.join(str(x) for x in result['load_average']) or '-'} on {result['cpus']} "
+        "CPUs (CPU = user + system of the process; wall = median, best in brackets):",
+        "",
+        "| what | wall s | CPU s |",
+        "|---|---:|---:|",
+        f"| probe render coref, end to end | {cell(e['wall_median_s'])} "
+        f"({cell(e['wall_min_s'])}) | {cell(e['cpu_median_s'])} |",
+        f"| import floor: torch + transformers' BERT code | {cell(f['wall_median_s'])} "
+        f"({cell(f['wall_min_s'])}) | {cell(f['cpu_median_s'])} |",
+        f"| python interpreter alone | {cell(i['wall_median_s'])} ({cell(i['wall_min_s'])}) | "
+        f"{cell(i['cpu_median_s'])} |",
+        "",
+        "| step (one process, in order) | wall s | CPU s |",
+        "|---|---:|---:|",
+    ]
+    for step in result["phases"]:
+        lines.append(f"| {step['name']} | {cell(step['wall_median_s'])} "
+                     f"({cell(step['wall_min_s'])}) | {cell(step['cpu_median_s'])} |")
+    total_cpu = sum(s["cpu_median_s"] for s in result["phases"])
+    total_wall = sum(s["wall_median_s"] for s in result["phases"])
+    lines.append(f"| sum of the steps | {cell(total_wall)} | {cell(total_cpu)} |")
+    return "\n".join(lines)
