@@ -217,6 +217,13 @@ def _choose_model(args: RenderArgs) -> str:
     if args.view == "gates":
         return "cnn-shapes"
     if args.view == "detr":
+        from probe.models._registry import list_models
+
+        if "detr-shapes" not in list_models():
+            raise ProbeError(
+                "the detr view needs --model: a local DETR folder (DetrForObjectDetection "
+                "saved with save_pretrained)"
+            )
         return "detr-shapes"
     if args.image is not None:
         return "vit-shapes"
