@@ -116,6 +116,7 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
         (["--model", str(folder), "--head", "0"], "drop --head"),
         (["--model", str(folder), "--method", "gradcam"], "--method does not apply"),
         (["--model", str(folder), "--format", "html"], "no HTML form"),
+        ([], "the detr view needs --model"),
     ]
     for argv, needle in cases:
         rc, out, err = _run(["render", "detr", *argv, "--out", str(out_dir), "--quiet"], capsys)
