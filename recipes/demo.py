@@ -2,7 +2,8 @@
 
 Runs the coreference demo, the ViT patch saliency comparison on vit-shapes, the
 attention-versus-gradients comparison on MiniLM sentence similarity, the toy-mt alignment
-figures and the cnn-shapes CBAM gate figures, plus the model view and
+figures, the cnn-shapes CBAM gate figures and the detr-shapes decoder-attention figures, plus
+the model view and
 the link view of the coreference sentence, and the interactive HTML views (under
 ``OUT/html``). Everything is offline and deterministic.
 
@@ -13,7 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes import alignment_demo, cnn_attention, coref_demo, similarity, vit_saliency
+from probe.recipes import (
+    alignment_demo,
+    cnn_attention,
+    coref_demo,
+    detr_attention,
+    similarity,
+    vit_saliency,
+)
 from probe.recipes._common import parser, quiet, save
 
 
@@ -66,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths += vit_saliency.run(args.out, formats, args.dpi, quiet=args.quiet)
     paths += alignment_demo.run(args.out, formats, args.dpi)
     paths += cnn_attention.gate_figures(args.out, formats, args.dpi)
+    paths += detr_attention.query_figures(args.out, formats, args.dpi)
     paths += html_views(args.out)
     print("\nwrote:")
     for path in paths:

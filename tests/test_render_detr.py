@@ -74,6 +74,14 @@ def test_render_detr_writes_the_figure(folder, image, tmp_path, capsys):
     assert "q3 " in svg and "q1 " in svg  # panel titles: query index and class name
 
 
+def test_render_detr_defaults_to_detr_shapes_on_a_generated_scene(tmp_path, capsys):
+    rc, out, err = _run(["render", "detr", "--seed", "4", "--out", str(tmp_path), "--quiet",
+                         "--dpi", "60"], capsys)
+    assert rc == 0, err
+    [path] = [Path(p) for p in out.split()]
+    assert path.name.startswith("detr_detr-shapes_L1_top_scenes-seed4-")
+
+
 def test_detr_processor_keeps_the_aspect_ratio(folder):
     model, processor = probe.load_model(str(folder))
     assert isinstance(processor, DetrImageProcessor)
@@ -116,7 +124,6 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
         (["--model", str(folder), "--head", "0"], "drop --head"),
         (["--model", str(folder), "--method", "gradcam"], "--method does not apply"),
         (["--model", str(folder), "--format", "html"], "no HTML form"),
-        ([], "the detr view needs --model"),
     ]
     for argv, needle in cases:
         rc, out, err = _run(["render", "detr", *argv, "--out", str(out_dir), "--quiet"], capsys)

@@ -37,10 +37,12 @@ class ModelImage:
 
 def _input_spec(model: nn.Module, processor: Any) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
     """(height, width), mean, std expected by the model."""
-    if getattr(model, "probe_name", None) == "vit-shapes":
+    name = getattr(model, "probe_name", None)
+    if name in ("vit-shapes", "detr-shapes"):
         from probe.models._shapes import NORMALIZE_MEAN, NORMALIZE_STD
 
-        return (32, 32), (NORMALIZE_MEAN,) * 3, (NORMALIZE_STD,) * 3
+        side = 32 if name == "vit-shapes" else 64
+        return (side, side), (NORMALIZE_MEAN,) * 3, (NORMALIZE_STD,) * 3
     if processor is not None and hasattr(processor, "image_mean"):
         size = getattr(processor, "size", {}) or {}
         h = size.get("height") or size.get("shortest_edge") or 224

@@ -8,6 +8,8 @@ Embedded models load with no network access:
   (``recipes/train_vit_shapes.py``), weights shipped with probe.
 * ``"cnn-shapes"``: a small timm ResNet with CBAM attention trained by probe on the same
   shapes (``recipes/train_cnn_shapes.py``), weights shipped with probe.
+* ``"detr-shapes"``: a small HF DETR trained by probe to detect generated shapes
+  (``recipes/train_detr_shapes.py``), weights shipped with probe.
 
 A new embedded model plugs in with one function decorated by :func:`register_model`.
 """
@@ -108,6 +110,20 @@ def _cnn_shapes() -> LoadedModel:
 
     model = load_cnn_shapes()
     model.probe_name = "cnn-shapes"
+    return LoadedModel(model, None)
+
+
+@register_model(
+    "detr-shapes",
+    modality="vision",
+    description="small HF DETR (ResNet backbone, 2+2 layers x 4 heads, 8 queries) trained by "
+    "probe to detect generated shapes (64x64, 1-3 objects, 4 classes)",
+)
+def _detr_shapes() -> LoadedModel:
+    from probe.models._detr_shapes import load_detr_shapes
+
+    model = load_detr_shapes()
+    model.probe_name = "detr-shapes"
     return LoadedModel(model, None)
 
 

@@ -181,7 +181,7 @@ _VIEW_HELP = {
     "alignment": "word alignment of --text and its translation (toy-mt, cross-attention)",
     "gates": "CNN attention gates per stage beside GradCAM (cnn-shapes)",
     "detr": "each DETR object query's cross-attention over the image with its box and class "
-    "(--model a DETR folder; --query, --layer)",
+    "(default detr-shapes, or a DETR folder; --query, --layer)",
 }
 
 

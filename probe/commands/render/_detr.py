@@ -48,7 +48,8 @@ def _detector(s: Session) -> Any:
     if adapter is None or not hasattr(adapter, "detection_outputs"):
         raise ProbeError(
             f"the detr view needs a DETR object detector (DetrForObjectDetection: --model "
-            f"a local DETR folder); {s.model_name} is not one: use heads, rollout or saliency"
+            f"detr-shapes or a local DETR folder); {s.model_name} is not one: use heads, "
+            "rollout or saliency"
         )
     return adapter
 

@@ -216,11 +216,8 @@ def _choose_model(args: RenderArgs) -> str:
         return "toy-mt"
     if args.view == "gates":
         return "cnn-shapes"
-    if args.view == "detr":  # no embedded DETR ships (detr-shapes did not train in budget)
-        raise ProbeError(
-            "the detr view needs --model: a local DETR folder (DetrForObjectDetection saved "
-            "with save_pretrained)"
-        )
+    if args.view == "detr":
+        return "detr-shapes"
     if args.image is not None:
         return "vit-shapes"
     if args.view in TEXT_ONLY_VIEWS or args.text is not None:
@@ -407,6 +404,13 @@ def _session(args: RenderArgs) -> Session:
 def _generated_sample(s: Session, seed: int) -> None:
     from probe.models._shapes import make_shapes
 
+    if getattr(s.model, "probe_name", None) == "detr-shapes":
+        from probe.models._scenes import make_scenes
+
+        scenes = make_scenes(1, seed=seed)
+        s.pixel_values, s.display = scenes.images, scenes.to_display(0)
+        s.source = f"scenes-seed{seed}"
+        return
     if getattr(s.model, "probe_name", None) in ("vit-shapes", "cnn-shapes"):
         batch = make_shapes(1, seed=seed)
         s.pixel_values, s.display, s.mask = batch.images, batch.to_display(0), batch.masks[0]
