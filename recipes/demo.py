@@ -2,8 +2,8 @@
 
 Runs the coreference demo, the ViT patch saliency comparison on vit-shapes, the
 attention-versus-gradients comparison on MiniLM sentence similarity, the toy-mt alignment
-figures, the cnn-shapes CBAM gate figures and the cnn-shapes-nl non-local query-point
-figures, plus the model view and
+figures, the cnn-shapes CBAM gate figures, the cnn-shapes-nl non-local query-point
+figures and the detr-shapes decoder-attention figures, plus the model view and
 the link view of the coreference sentence, and the interactive HTML views (under
 ``OUT/html``). Everything is offline and deterministic.
 
@@ -18,6 +18,7 @@ from probe.recipes import (
     alignment_demo,
     cnn_attention,
     coref_demo,
+    detr_attention,
     nonlocal_demo,
     similarity,
     vit_saliency,
@@ -75,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths += alignment_demo.run(args.out, formats, args.dpi)
     paths += cnn_attention.gate_figures(args.out, formats, args.dpi)
     paths += nonlocal_demo.nonlocal_figures(args.out, formats, args.dpi)
+    paths += detr_attention.query_figures(args.out, formats, args.dpi)
     paths += html_views(args.out)
     print("\nwrote:")
     for path in paths:

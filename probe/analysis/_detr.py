@@ -10,7 +10,7 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["detr_predictions", "query_maps"]
+__all__ = ["box_iou", "detr_predictions", "match_detections", "query_maps"]
 
 
 def query_maps(trace: Any, layer: int = -1) -> torch.Tensor:
@@ -55,3 +55,63 @@ def detr_predictions(
     probs = logits.float().softmax(-1)[..., :-1]
     scores, classes = probs.max(-1)
     return classes, scores, boxes.float()
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Intersection over union of boxes ``a [n, 4]`` and ``b [m, 4]`` given as ``(cx, cy, w, h)``:
+    ``[n, m]``."""
+    import torch
+
+    def corners(t: torch.Tensor) -> torch.Tensor:
+        t = t.float()
+        return torch.cat([t[:, :2] - t[:, 2:] / 2, t[:, :2] + t[:, 2:] / 2], 1)
+
+    ca, cb = corners(a), corners(b)
+    lo = torch.maximum(ca[:, None, :2], cb[None, :, :2])
+    hi = torch.minimum(ca[:, None, 2:], cb[None, :, 2:])
+    inter = (hi - lo).clamp(min=0).prod(-1)
+    area_a = (ca[:, 2:] - ca[:, :2]).prod(-1)
+    area_b = (cb[:, 2:] - cb[:, :2]).prod(-1)
+    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-12)
+
+
+def match_detections(
+    classes: torch.Tensor,
+    scores: torch.Tensor,
+    boxes: torch.Tensor,
+    gold_classes: torch.Tensor,
+    gold_boxes: torch.Tensor,
+    *,
+    threshold: float = 0.5,
+    iou: float = 0.5,
+) -> list[int]:
+    """Match one image's detections to its gold objects, PASCAL-VOC style.
+
+    Detections with ``score >= threshold`` are taken in decreasing score order; each is a
+    true positive when it has the class and an IoU above ``iou`` with a gold object not
+    matched yet (the one of highest IoU), else a false positive.
+
+    Args:
+        classes, scores: ``[query]`` predicted class and its probability.
+        boxes: ``[query, 4]`` predicted ``(cx, cy, w, h)``; ``gold_boxes`` ``[m, 4]`` likewise.
+        gold_classes: ``[m]`` gold class of each object.
+
+    Returns:
+        ``[q]`` for each gold object, the index of the query matched to it, ``-1`` if none;
+        ``len([i for i in result if i >= 0])`` is the number of true positives.
+    """
+    import torch
+
+    kept = [int(i) for i in torch.argsort(scores, descending=True) if scores[i] >= threshold]
+    result = [-1] * int(gold_classes.shape[0])
+    if not kept or not result:
+        return result
+    overlap = box_iou(boxes, gold_boxes)
+    for q in kept:
+        best, best_iou = -1, iou
+        for g in range(len(result)):
+            if result[g] < 0 and int(gold_classes[g]) == int(classes[q]) and overlap[q, g] > best_iou:
+                best, best_iou = g, float(overlap[q, g])
+        if best >= 0:
+            result[best] = q
+    return result

@@ -37,10 +37,12 @@ class ModelImage:
 
 def _input_spec(model: nn.Module, processor: Any) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
     """(height, width), mean, std expected by the model."""
-    if getattr(model, "probe_name", None) == "vit-shapes":
+    name = getattr(model, "probe_name", None)
+    if name in ("vit-shapes", "detr-shapes"):
         from probe.models._shapes import NORMALIZE_MEAN, NORMALIZE_STD
 
-        return (32, 32), (NORMALIZE_MEAN,) * 3, (NORMALIZE_STD,) * 3
+        side = 32 if name == "vit-shapes" else 64
+        return (side, side), (NORMALIZE_MEAN,) * 3, (NORMALIZE_STD,) * 3
     if processor is not None and hasattr(processor, "image_mean"):
         size = getattr(processor, "size", {}) or {}
         h = size.get("height") or size.get("shortest_edge") or 224
@@ -53,9 +55,51 @@ def _input_spec(model: nn.Module, processor: Any) -> tuple[tuple[int, int], tupl
         _, h, w = cfg["input_size"]
         return (int(h), int(w)), tuple(cfg["mean"]), tuple(cfg["std"])
     cfg = getattr(model, "config", None)
+    if _is_detr(model):
+        return (DETR_EDGES[0], DETR_EDGES[0]), IMAGENET_MEAN, IMAGENET_STD
     size = getattr(cfg, "image_size", 224)
     h, w = (size, size) if isinstance(size, int) else size
     return (int(h), int(w)), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+#: DETR's own preprocessing, used for a DETR folder without ``preprocessor_config.json``:
+#: resize keeping the aspect ratio so the shorter side is 800 pixels and the longer at most
+#: 1333, then normalise with the ImageNet mean and standard deviation.
+DETR_EDGES: tuple[int, int] = (800, 1333)
+IMAGENET_MEAN: tuple[float, ...] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+
+def _is_detr(model: nn.Module) -> bool:
+    cfg = getattr(model, "config", None)
+    return getattr(cfg, "model_type", None) == "detr" and getattr(model, "probe_name", None) is None
+
+
+def _size_entry(size: Any, key: str) -> int | None:
+    value = size.get(key) if hasattr(size, "get") else getattr(size, key, None)
+    return int(value) if value else None
+
+
+def _aspect_edges(model: nn.Module, processor: Any) -> tuple[int, int] | None:
+    """``(shortest, longest)`` edge of a resize that keeps the aspect ratio: a processor whose
+    ``size`` has both and no fixed height/width (DETR's), or :data:`DETR_EDGES` for a DETR
+    loaded without processor; ``None`` for a fixed-size resize."""
+    if processor is not None and hasattr(processor, "image_mean"):
+        size = getattr(processor, "size", None) or {}
+        short, long = _size_entry(size, "shortest_edge"), _size_entry(size, "longest_edge")
+        if short and long and not _size_entry(size, "height"):
+            return short, long
+        return None
+    return DETR_EDGES if _is_detr(model) else None
+
+
+def _aspect_size(width: int, height: int, short: int, long: int) -> tuple[int, int]:
+    """``(width, height)`` scaled so the shorter side is ``short`` and the longer at most
+    ``long`` (DETR's resize rule)."""
+    scale = short / min(width, height)
+    if max(width, height) * scale > long:
+        scale = long / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
 
 
 #: PIL modes of single-channel images with more than 8 bits per pixel
@@ -97,7 +141,9 @@ def to_rgb8(image: Any) -> Any:
 
 
 def preprocess_image(image: Any, model: nn.Module, processor: Any = None, source: str = "") -> ModelImage:
-    """Resize and normalise a PIL image (or ``[H, W, 3]`` array in 0..1) for ``model``."""
+    """Resize and normalise a PIL image (or ``[H, W, 3]`` array in 0..1) for ``model``: to its
+    fixed input size, or keeping the aspect ratio for DETR-style processors (shortest and
+    longest edge, :data:`DETR_EDGES` for a DETR folder without processor)."""
     import numpy as np
     import torch
     from PIL import Image
@@ -106,6 +152,9 @@ def preprocess_image(image: Any, model: nn.Module, processor: Any = None, source
         image = Image.fromarray((np.clip(image, 0, 1) * 255).astype("uint8"))
     image = to_rgb8(image)
     (h, w), mean, std = _input_spec(model, processor)
+    edges = _aspect_edges(model, processor)
+    if edges is not None:
+        w, h = _aspect_size(image.width, image.height, *edges)
     rgb = image.convert("RGB").resize((w, h), Image.BILINEAR)
     display = np.asarray(rgb, dtype=np.float32) / 255.0
     pixels = torch.from_numpy(display).permute(2, 0, 1)

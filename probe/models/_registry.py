@@ -10,6 +10,8 @@ Embedded models load with no network access:
   shapes (``recipes/train_cnn_shapes.py``), weights shipped with probe.
 * ``"cnn-shapes-nl"``: a small timm ResNet with one non-local block trained by probe on the
   same shapes (``recipes/train_cnn_shapes_nl.py``), weights shipped with probe.
+* ``"detr-shapes"``: a small HF DETR trained by probe to detect generated shapes
+  (``recipes/train_detr_shapes.py``), weights shipped with probe.
 
 A new embedded model plugs in with one function decorated by :func:`register_model`.
 """
@@ -124,6 +126,20 @@ def _cnn_shapes_nl() -> LoadedModel:
 
     model = load_cnn_shapes_nl()
     model.probe_name = "cnn-shapes-nl"
+    return LoadedModel(model, None)
+
+
+@register_model(
+    "detr-shapes",
+    modality="vision",
+    description="small HF DETR (ResNet backbone, 2+2 layers x 4 heads, 8 queries) trained by "
+    "probe to detect generated shapes (64x64, 1-3 objects, 4 classes)",
+)
+def _detr_shapes() -> LoadedModel:
+    from probe.models._detr_shapes import load_detr_shapes
+
+    model = load_detr_shapes()
+    model.probe_name = "detr-shapes"
     return LoadedModel(model, None)
 
 

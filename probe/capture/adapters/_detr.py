@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from probe._errors import UnsupportedModelError
+from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture.adapters._base import Family, Site, VisionGeometry, register_adapter
 from probe.capture.adapters._hf_sites import find_hf_sites, is_hf_model
 from probe.capture.adapters._vision import HFVision
@@ -27,6 +27,12 @@ if TYPE_CHECKING:
 __all__ = ["HFDetr"]
 
 _SUPPORTED = ("detr",)
+
+
+def _conv_encoder(model: Any) -> Any:
+    """The ``DetrConvEncoder`` of a ``DetrForObjectDetection`` or ``DetrModel``."""
+    inner = getattr(model, "model", model)
+    return getattr(inner, "backbone", None)
 
 
 def _model_type(model: Any) -> str:
@@ -58,8 +64,46 @@ class HFDetr(HFVision):
         return None  # DETR takes any image size
 
     def stride(self) -> int:
-        """Input pixels per cell of the backbone's last feature map (16 with ``dilation``)."""
-        return 16 if getattr(self.model.config, "dilation", False) else 32
+        """Input pixels per cell of the backbone's last feature map, the one DETR encodes.
+
+        A timm backbone reports it (``feature_info``, 16 with ``dilation``); an HF ResNet
+        backbone is 4 (stem) times 2 per later stage up to its last ``out_features`` stage
+        (``downsample_in_first_stage`` adds one). Other backbones raise
+        :class:`UnsupportedModelError`.
+        """
+        net = getattr(_conv_encoder(self.model), "model", None)
+        info = getattr(net, "feature_info", None)
+        if info is not None and hasattr(info, "reduction"):
+            return int(info.reduction()[-1])
+        cfg = getattr(net, "config", None)
+        stages = list(getattr(cfg, "out_features", None) or [])
+        if getattr(cfg, "model_type", "") == "resnet" and stages and stages[-1].startswith("stage"):
+            last = int(stages[-1][len("stage"):])
+            first = 2 if getattr(cfg, "downsample_in_first_stage", False) else 1
+            return 4 * first * 2 ** (last - 1)
+        raise UnsupportedModelError(
+            f"{type(self.model).__name__} has a {type(net).__name__} backbone whose stride "
+            "probe cannot read: probe supports DETR with a timm backbone or an HF ResNet one"
+        )
+
+    def class_names(self) -> list[str]:
+        """Names of the detector's classes, by index (``config.id2label``; ``class i`` when
+        the config has none)."""
+        cfg = self.model.config
+        n = int(getattr(cfg, "num_labels", 0) or 0)
+        names = getattr(cfg, "id2label", None) or {}
+        return [str(names.get(i, names.get(str(i), f"class {i}"))) for i in range(n)]
+
+    def detection_outputs(self, output: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits [batch, query, classes + 1], boxes [batch, query, 4])`` of a forward
+        output; raises :class:`ProbeError` for a ``DetrModel`` without detection heads."""
+        logits, boxes = getattr(output, "logits", None), getattr(output, "pred_boxes", None)
+        if logits is None or boxes is None:
+            raise ProbeError(
+                f"{type(self.model).__name__} has no detection heads (class logits and boxes): "
+                "load DetrForObjectDetection"
+            )
+        return logits, boxes
 
     def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
         """The feature-map grid: each stride-2 stage of the backbone halves the size, rounding

@@ -45,6 +45,7 @@ class RenderArgs:
     quiet: bool = False
     generate: int | None = None
     stack: str | None = None
+    queries: tuple[int, ...] = ()
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 STACKS = ("encoder", "decoder", "cross")
@@ -57,7 +58,7 @@ DEFAULT_IMAGE_METHODS = (
 )
 
 #: Views whose output does not depend on a target: ``--pair`` would be silently ignored.
-PAIR_IGNORED_VIEWS = ("heads", "head", "links", "coref", "rollout")
+PAIR_IGNORED_VIEWS = ("heads", "head", "links", "coref", "rollout", "detr")
 
 
 def check_view_options(args: RenderArgs) -> None:
@@ -73,6 +74,13 @@ def check_view_options(args: RenderArgs) -> None:
     ):
         raise ProbeError(
             f"--occurrence must be 0 (the first), 1 (the second), ..., got {args.occurrence!r}"
+        )
+    if args.queries and args.view != "detr":
+        raise ProbeError(f"--query only applies to the detr view, not {args.view}: drop it")
+    if args.view == "detr" and args.head is not None:
+        raise ProbeError(
+            "the detr view averages the heads of a decoder layer: drop --head (pick the layer "
+            "with --layer)"
         )
     if args.pair is not None and args.view in PAIR_IGNORED_VIEWS:
         raise ProbeError(

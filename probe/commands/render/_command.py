@@ -16,6 +16,7 @@ from typing import Any
 
 from probe._errors import ProbeError
 from probe.commands.render._args import FORMATS, STACKS, RenderArgs
+from probe.commands.render import _detr  # noqa: F401  (registers the detr view)
 from probe.commands.render._cnn import check_attention_view
 from probe.commands.render._figures import VIEWS
 from probe.commands.render._html import HTML_VIEWS, html_pages
@@ -179,6 +180,8 @@ _VIEW_HELP = {
     "curves": "deletion/insertion curves of several methods",
     "alignment": "word alignment of --text and its translation (toy-mt, cross-attention)",
     "gates": "CNN attention gates per stage beside GradCAM (cnn-shapes)",
+    "detr": "each DETR object query's cross-attention over the image with its box and class "
+    "(default detr-shapes, or a DETR folder; --query, --layer)",
 }
 
 
@@ -256,6 +259,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--stack", choices=STACKS, metavar="STACK",
         help="encoder, decoder or cross: which attention of an encoder-decoder "
         "heads/head/links show (cross: decoder tokens attend to source tokens)",
+    )
+    add(
+        "--query", type=int, action="append", dest="queries", default=[], metavar="I",
+        help="detr: an object query to show (repeatable; default: those scoring >= 0.5)",
     )
     render_parser.set_defaults(run=run)
     return render_parser

@@ -216,6 +216,8 @@ def _choose_model(args: RenderArgs) -> str:
         return "toy-mt"
     if args.view == "gates":
         return "cnn-shapes"
+    if args.view == "detr":
+        return "detr-shapes"
     if args.image is not None:
         return "vit-shapes"
     if args.view in TEXT_ONLY_VIEWS or args.text is not None:
@@ -239,7 +241,7 @@ def _check_applicable(args: RenderArgs) -> None:
         )
     if args.discard and args.view not in _DISCARD_VIEWS:
         raise ProbeError(f"--discard only applies to rollout methods, not the {args.view} view")
-    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment", "gates"):
+    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment", "gates", "detr"):
         raise ProbeError(
             f"--method does not apply to the {args.view} view: use saliency, compare or curves"
         )
@@ -402,6 +404,13 @@ def _session(args: RenderArgs) -> Session:
 def _generated_sample(s: Session, seed: int) -> None:
     from probe.models._shapes import make_shapes
 
+    if getattr(s.model, "probe_name", None) == "detr-shapes":
+        from probe.models._scenes import make_scenes
+
+        scenes = make_scenes(1, seed=seed)
+        s.pixel_values, s.display = scenes.images, scenes.to_display(0)
+        s.source = f"scenes-seed{seed}"
+        return
     if getattr(s.model, "probe_name", None) in ("vit-shapes", "cnn-shapes"):
         batch = make_shapes(1, seed=seed)
         s.pixel_values, s.display, s.mask = batch.images, batch.to_display(0), batch.masks[0]
