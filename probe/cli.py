@@ -37,8 +37,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="probe",
         description="Attention interpretability for PyTorch transformers: capture, analyze, render.",
-        epilog="Embedded offline models: minilm (text), vit-shapes (vision). "
-        "Run 'probe models' for the list.",
+        epilog="Embedded offline models (minilm, toy-mt, vit-shapes, cnn-shapes, ...): run "
+        "'probe models' for the list.",
     )
     parser.add_argument("--version", action="version", version=f"probe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

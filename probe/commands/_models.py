@@ -23,19 +23,23 @@ def run(ns: argparse.Namespace) -> int:
     """Print the models (and methods with their options)."""
     from probe.models._registry import list_models
 
+    models = list_models()
+    width = max([12, *(len(name) for name in models)])
     print("embedded models (offline):")
-    for name, (modality, desc) in list_models().items():
-        print(f"  {name:<12} {modality:<7} {desc}")
+    for name, (modality, desc) in models.items():
+        print(f"  {name:<{width}} {modality:<7} {desc}")
     print("also: timm:<name> (random init, --pretrained to download), a HF folder or hub id")
     if ns.methods:
         from probe._text import plain_text
         from probe.attribution._registry import list_methods, method_spec
 
         print("attribution methods (options: name=default):")
-        for name in list_methods():
+        names = list_methods()
+        width = max([12, *(len(name) for name in names)])
+        for name in names:
             spec = method_spec(name)
-            print(f"  {name:<12} {'/'.join(spec.modalities):<12} {plain_text(spec.description)}")
+            print(f"  {name:<{width}} {'/'.join(spec.modalities):<12} {plain_text(spec.description)}")
             if spec.options:
                 opts = ", ".join(f"{o.name}={o.default!r}" for o in spec.options)
-                print(f"  {'':<12} {'':<12} options: {opts}")
+                print(f"  {'':<{width}} {'':<12} options: {opts}")
     return 0
