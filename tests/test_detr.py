@@ -92,3 +92,50 @@ def test_deformable_detr_is_not_supported_yet() -> None:
     model = DeformableDetrForObjectDetection(cfg).eval()
     with pytest.raises(probe.UnsupportedModelError, match="not supported yet"):
         probe.trace(model, torch.randn(1, 3, 64, 64))
+
+
+def test_conditional_detr_shares_detr_attention_and_is_exact() -> None:
+    """Conditional DETR's queries attend over the whole feature map like DETR's (their
+    queries add a learned spatial part): captured exactly, with the same geometry."""
+    from transformers import ConditionalDetrConfig, ConditionalDetrForObjectDetection
+
+    base = dict(
+        use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False, num_queries=5,
+        d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = ConditionalDetrForObjectDetection(
+        ConditionalDetrConfig(**base, attn_implementation="sdpa")
+    ).eval()
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    x = _pixels()
+    with torch.no_grad():
+        ref = eager(pixel_values=x, output_attentions=True)
+        plain = model(pixel_values=x)
+    tr = probe.trace(model, x)
+    assert model.config._attn_implementation == "sdpa"
+    assert tr.grid == (2, 3)
+    torch.testing.assert_close(tr.output.logits, plain.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(tr.attentions, torch.stack(ref.encoder_attentions), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.decoder.attentions, torch.stack(ref.decoder_attentions), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.cross.attentions, torch.stack(ref.cross_attentions), rtol=1e-5, atol=1e-6)
+    maps = query_maps(tr)
+    assert maps.shape == (2, 5, 2, 3)
+    torch.testing.assert_close(maps.sum((-1, -2)), torch.ones(2, 5))
+
+
+def test_table_transformer_is_refused_clearly() -> None:
+    """Table Transformer is a DETR whose attention is written by hand (no dispatch): refused
+    with the message every hand-written attention gets, never a crash."""
+    from transformers import TableTransformerConfig, TableTransformerForObjectDetection
+
+    cfg = TableTransformerConfig(
+        use_timm_backbone=True, backbone="resnet18", use_pretrained_backbone=False, num_queries=4,
+        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32, num_labels=2,
+    )
+    model = TableTransformerForObjectDetection(cfg).eval()
+    with pytest.raises(probe.UnsupportedModelError, match="no attention modules found"):
+        probe.trace(model, torch.randn(1, 3, 64, 64))

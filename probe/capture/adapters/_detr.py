@@ -1,4 +1,5 @@
-"""HuggingFace DETR (``DetrForObjectDetection``, ``DetrModel``): object queries over the image.
+"""HuggingFace DETR (``DetrForObjectDetection``, ``DetrModel``, and Conditional DETR, which shares
+its attention over the whole feature map): object queries over the image.
 
 DETR runs a CNN backbone, flattens its last feature map row-major into a sequence of
 ``rows * cols`` tokens, encodes it with transformer self-attention, and decodes a fixed set of
@@ -9,7 +10,9 @@ the model was loaded with; this adapter adds the geometry: the feature-map grid 
 encoder tokens and the cross-attention keys are laid out on.
 
 Deformable DETR and other DETR variants that sample features instead of attending over the
-whole map raise :class:`UnsupportedModelError` ("not supported yet").
+whole map raise :class:`UnsupportedModelError` ("not supported yet"); Table Transformer, a
+DETR whose attention is written by hand instead of dispatching, is refused as every such
+model is.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["HFDetr"]
 
-_SUPPORTED = ("detr",)
+_SUPPORTED = ("detr", "conditional_detr")
 
 
 def _conv_encoder(model: Any) -> Any:
@@ -55,7 +58,7 @@ class HFDetr(HFVision):
         if kind not in _SUPPORTED:
             raise UnsupportedModelError(
                 f"{type(self.model).__name__} ({kind}) is not supported yet: probe captures "
-                "DETR (DetrForObjectDetection), whose queries attend over the whole feature map; "
+                "DETR and Conditional DETR, whose queries attend over the whole feature map; "
                 "deformable attention samples a few points per query and has no attention matrix"
             )
         return find_hf_sites(self.model)
