@@ -5,8 +5,9 @@ rejects bad values with one line on stderr and exit code 2 (:func:`valid_args`),
 :func:`deterministic` (fixed thread count, the caller's RNG state and thread count restored
 on return), refuses to write weights below its quality floor with exit code 1
 (:func:`below_floor`), and writes the weights atomically (:func:`save_weights`). The
-learning-rate schedule, the per-step data seeds and the accuracy of the shape classifiers are
-shared too (:func:`lr_at`, :func:`train_seed`, :func:`evaluate`).
+optimiser, learning-rate schedule, per-step data seeds and loss log are shared too
+(:func:`adamw`, :func:`lr_at`, :func:`train_seed`, :class:`LossLog`), and so are the training
+loop and the accuracy of the shape classifiers (:func:`train_classifier`, :func:`evaluate`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -26,12 +28,15 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "LossLog",
+    "adamw",
     "below_floor",
     "deterministic",
     "evaluate",
     "float_state",
     "lr_at",
     "save_weights",
+    "train_classifier",
     "train_seed",
     "training_parser",
     "valid_args",
@@ -130,6 +135,107 @@ def lr_at(step: int, steps: int, peak: float, warmup: int) -> float:
     if step < warmup:
         return peak * (step + 1) / warmup
     return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+
+def adamw(
+    model: nn.Module,
+    *,
+    lr: float,
+    weight_decay: float,
+    decays: Callable[[str, torch.Tensor], bool] | None = None,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> torch.optim.AdamW:
+    """AdamW over two groups: ``weight_decay`` on the parameters ``decays(name, p)`` selects
+    (default: matrices and kernels, ``p.ndim >= 2``), none on the others."""
+    import torch
+
+    def matrices(_name: str, p: torch.Tensor) -> bool:
+        return p.ndim >= 2
+
+    chosen = decays or matrices
+    params = list(model.named_parameters())
+    return torch.optim.AdamW(
+        [
+            {"params": [p for n, p in params if chosen(n, p)], "weight_decay": weight_decay},
+            {"params": [p for n, p in params if not chosen(n, p)], "weight_decay": 0.0},
+        ],
+        lr=lr,
+        betas=betas,
+    )
+
+
+class LossLog:
+    """Mean training loss over windows of ``every`` steps, printed at the end of each window and
+    at the last step (never when ``quiet``); the clock starts when the log is made."""
+
+    def __init__(self, steps: int, every: int, quiet: bool) -> None:
+        self.steps, self.every, self.quiet = steps, every, quiet
+        self.running = 0.0
+        self.start = time.perf_counter()
+
+    def add(self, step: int, loss: float) -> bool:
+        """Count the loss of ``step`` (0-based); ``True`` when a line is due after it."""
+        self.running += loss
+        return not self.quiet and ((step + 1) % self.every == 0 or step + 1 == self.steps)
+
+    def print(self, step: int, middle: str = "", suffix: str = "") -> None:
+        """Print ``step n/N  loss x  <middle><seconds>s<suffix>`` and start a new window."""
+        window = self.every if (step + 1) % self.every == 0 else (step + 1) % self.every
+        print(
+            f"step {step + 1}/{self.steps}  loss {self.running / window:.4f}  "
+            f"{middle}{time.perf_counter() - self.start:.0f}s{suffix}",
+            flush=True,
+        )
+        self.running = 0.0
+
+
+def train_classifier(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    *,
+    seed: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    warmup: int,
+    image_size: int,
+    curriculum_fraction: float,
+    curriculum_sizes: tuple[int, int],
+    log_every: int,
+    log_lr: bool,
+    quiet: bool,
+) -> nn.Module:
+    """The training loop of the shape classifiers (``vit-shapes``, ``cnn-shapes``, ``-nl``).
+
+    Every step draws a fresh batch of ``batch_size`` images from
+    :func:`probe.models._shapes.make_shapes` with seed :func:`train_seed` (bounding boxes of
+    ``curriculum_sizes`` pixels during the first ``curriculum_fraction`` of the steps, the full
+    range after), sets the learning rate :func:`lr_at` (peak ``lr``, ``warmup`` steps), and
+    takes one cross-entropy step with gradient clipping at 1.0. Logs every ``log_every`` steps
+    (with the learning rate when ``log_lr``). Returns ``model`` in eval mode.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from probe.models._shapes import make_shapes
+
+    log = LossLog(steps, log_every, quiet)
+    for step in range(steps):
+        sizes = curriculum_sizes if step < curriculum_fraction * steps else None
+        data = make_shapes(
+            batch_size, seed=train_seed(seed, step), image_size=image_size, size_range=sizes
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, steps, lr, warmup)
+        model.train()
+        loss = F.cross_entropy(model(data.images), data.labels)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if log.add(step, loss.item()):
+            log.print(step, middle=f"lr {optimizer.param_groups[0]['lr']:.2e}  " if log_lr else "")
+    return model.eval()
 
 
 def evaluate(

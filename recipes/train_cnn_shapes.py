@@ -25,13 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from probe.recipes._training import (
+    adamw,
     below_floor,
     deterministic,
     evaluate,
     float_state,
-    lr_at,
     save_weights,
-    train_seed,
+    train_classifier,
     training_parser,
     valid_args,
 )
@@ -56,46 +56,18 @@ def train(
     passes its own); it runs right after ``torch.manual_seed(seed)``.
     """
     import torch
-    import torch.nn.functional as F
 
     from probe.models._cnn_shapes import CNN_SHAPES_IMAGE_SIZE, build_cnn_shapes
-    from probe.models._shapes import make_shapes
 
     torch.manual_seed(seed)
     model = (build or build_cnn_shapes)()
-    params = list(model.named_parameters())
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=lr,
+    optimizer = adamw(model, lr=lr, weight_decay=weight_decay)
+    return train_classifier(
+        model, optimizer, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
+        warmup=WARMUP_STEPS, image_size=CNN_SHAPES_IMAGE_SIZE,
+        curriculum_fraction=CURRICULUM_FRACTION, curriculum_sizes=CURRICULUM_SIZES,
+        log_every=100, log_lr=False, quiet=quiet,
     )
-    running, start = 0.0, time.perf_counter()
-    for step in range(steps):
-        sizes = CURRICULUM_SIZES if step < CURRICULUM_FRACTION * steps else None
-        data = make_shapes(
-            batch_size, seed=train_seed(seed, step), image_size=CNN_SHAPES_IMAGE_SIZE,
-            size_range=sizes,
-        )
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, steps, lr, WARMUP_STEPS)
-        model.train()
-        loss = F.cross_entropy(model(data.images), data.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        running += loss.item()
-        if not quiet and ((step + 1) % 100 == 0 or step + 1 == steps):
-            window = 100 if (step + 1) % 100 == 0 else (step + 1) % 100
-            print(
-                f"step {step + 1}/{steps}  loss {running / window:.4f}  "
-                f"{time.perf_counter() - start:.0f}s",
-                flush=True,
-            )
-            running = 0.0
-    return model.eval()
 
 
 def _parser() -> argparse.ArgumentParser:

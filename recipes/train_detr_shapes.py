@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe.recipes._training import (
+    LossLog,
+    adamw,
     below_floor,
     deterministic,
     float_state,
@@ -87,15 +89,8 @@ def train(
     torch.manual_seed(seed)
     model = build_detr_shapes()
     _detr_init(model)
-    params = list(model.named_parameters())
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=lr,
-    )
-    running, start = 0.0, time.perf_counter()
+    optimizer = adamw(model, lr=lr, weight_decay=weight_decay)
+    log = LossLog(steps, 100, quiet)
     model.train()
     for step in range(steps):
         objects = (1, 1) if step < CURRICULUM_FRACTION * steps else (1, 3)
@@ -110,21 +105,14 @@ def train(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
         optimizer.step()
-        running += loss.item()
-        if not quiet and ((step + 1) % 100 == 0 or step + 1 == steps):
-            window = 100 if (step + 1) % 100 == 0 else (step + 1) % 100
+        if log.add(step, loss.item()):
             extra = ""
             if (step + 1) % 400 == 0:  # a quick look at held-out scenes (no effect on training)
                 model.eval()
                 q = detection_quality(model, 100)
                 model.train()
                 extra = f"  held-out recall {q['recall']:.3f} precision {q['precision']:.3f}"
-            print(
-                f"step {step + 1}/{steps}  loss {running / window:.4f}  "
-                f"{time.perf_counter() - start:.0f}s{extra}",
-                flush=True,
-            )
-            running = 0.0
+            log.print(step, suffix=extra)
     return model.eval()
 
 

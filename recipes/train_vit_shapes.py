@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from probe.recipes._training import (
+    adamw,
     below_floor,
     deterministic,
     evaluate,
     float_state,
-    lr_at,
     save_weights,
-    train_seed,
+    train_classifier,
     training_parser,
     valid_args,
 )
@@ -70,9 +70,7 @@ def train(
     """Train a fresh ``vit-shapes`` model for ``steps`` optimiser steps; returns it in eval mode."""
     import timm
     import torch
-    import torch.nn.functional as F
 
-    from probe.models._shapes import make_shapes
     from probe.models._vit_shapes import VIT_SHAPES_BASE, VIT_SHAPES_CONFIG
 
     torch.manual_seed(seed)
@@ -81,37 +79,13 @@ def train(
     def decays(name: str, p: torch.Tensor) -> bool:
         return p.ndim >= 2 and "pos_embed" not in name and "cls_token" not in name
 
-    params = list(model.named_parameters())
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for n, p in params if decays(n, p)], "weight_decay": weight_decay},
-            {"params": [p for n, p in params if not decays(n, p)], "weight_decay": 0.0},
-        ],
-        lr=lr,
-        betas=(0.9, 0.98),
+    optimizer = adamw(model, lr=lr, weight_decay=weight_decay, decays=decays, betas=(0.9, 0.98))
+    return train_classifier(
+        model, optimizer, seed=seed, steps=steps, batch_size=batch_size, lr=lr,
+        warmup=WARMUP_STEPS, image_size=int(VIT_SHAPES_CONFIG["img_size"]),
+        curriculum_fraction=CURRICULUM_FRACTION, curriculum_sizes=CURRICULUM_SIZES,
+        log_every=250, log_lr=True, quiet=quiet,
     )
-    running, start = 0.0, time.perf_counter()
-    for step in range(steps):
-        sizes = CURRICULUM_SIZES if step < CURRICULUM_FRACTION * steps else None
-        data = make_shapes(batch_size, seed=train_seed(seed, step), size_range=sizes)
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, steps, lr, WARMUP_STEPS)
-        model.train()
-        loss = F.cross_entropy(model(data.images), data.labels)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        running += loss.item()
-        if not quiet and ((step + 1) % 250 == 0 or step + 1 == steps):
-            window = 250 if (step + 1) % 250 == 0 else (step + 1) % 250
-            print(
-                f"step {step + 1}/{steps}  loss {running / window:.4f}  "
-                f"lr {optimizer.param_groups[0]['lr']:.2e}  {time.perf_counter() - start:.0f}s",
-                flush=True,
-            )
-            running = 0.0
-    return model.eval()
 
 
 def _parser() -> argparse.ArgumentParser:
