@@ -35,6 +35,7 @@ __all__ = [
     "evaluate",
     "float_state",
     "lr_at",
+    "run_metadata",
     "save_weights",
     "train_classifier",
     "train_seed",
@@ -261,6 +262,24 @@ def evaluate(
             logits = model(images[start : start + batch])
             correct += int((logits.argmax(-1) == labels[start : start + batch]).sum())
     return correct / images.shape[0]
+
+
+def run_metadata(args: argparse.Namespace, eval_seed: int) -> dict[str, str]:
+    """What every shape recipe records in its weights file about the run: the input
+    normalisation, the options, the held-out split (``eval_seed``, ``--n-eval``) and torch."""
+    import torch
+
+    return {
+        "normalize": "(pixels - 0.5) / 0.5",
+        "seed": str(args.seed),
+        "steps": str(args.steps),
+        "batch_size": str(args.batch_size),
+        "lr": str(args.lr),
+        "threads": str(args.threads),
+        "eval_seed": str(eval_seed),
+        "eval_n": str(args.n_eval),
+        "torch": torch.__version__,
+    }
 
 
 def float_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -30,6 +30,7 @@ from probe.recipes._training import (
     deterministic,
     evaluate,
     float_state,
+    run_metadata,
     save_weights,
     train_classifier,
     training_parser,
@@ -87,8 +88,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 accuracy too low, 2 bad args)."""
-    import torch
-
     from probe.models._cnn_shapes import CNN_SHAPES_CONFIG, CNN_SHAPES_IMAGE_SIZE
     from probe.models._shapes import SHAPE_CLASSES, make_shapes
 
@@ -116,16 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         "config": repr(CNN_SHAPES_CONFIG),
         "image_size": str(CNN_SHAPES_IMAGE_SIZE),
         "classes": ",".join(SHAPE_CLASSES),
-        "normalize": "(pixels - 0.5) / 0.5",
-        "seed": str(args.seed),
-        "steps": str(args.steps),
-        "batch_size": str(args.batch_size),
-        "lr": str(args.lr),
-        "threads": str(args.threads),
-        "eval_seed": str(EVAL_SEED),
-        "eval_n": str(args.n_eval),
+        **run_metadata(args, EVAL_SEED),
         "accuracy": f"{accuracy:.4f}",
-        "torch": torch.__version__,
     }
     save_weights(float_state(model), Path(args.out), metadata)
     if not args.quiet:

@@ -35,6 +35,7 @@ from probe.recipes._training import (
     deterministic,
     float_state,
     lr_at,
+    run_metadata,
     save_weights,
     train_seed,
     training_parser,
@@ -177,8 +178,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 recall too low, 2 bad args)."""
-    import torch
-
     from probe.models._detr_shapes import DETR_BACKBONE_CONFIG, DETR_SHAPES_CONFIG
 
     args = _parser().parse_args(argv)
@@ -204,17 +203,9 @@ def main(argv: list[str] | None = None) -> int:
         "class": "transformers.DetrForObjectDetection",
         "config": repr(DETR_SHAPES_CONFIG),
         "backbone_config": repr(DETR_BACKBONE_CONFIG),
-        "normalize": "(pixels - 0.5) / 0.5",
-        "seed": str(args.seed),
-        "steps": str(args.steps),
-        "batch_size": str(args.batch_size),
-        "lr": str(args.lr),
+        **run_metadata(args, EVAL_SEED),
         "curriculum": f"one object per scene for the first {CURRICULUM_FRACTION:g} of the steps",
-        "threads": str(args.threads),
-        "eval_seed": str(EVAL_SEED),
-        "eval_n": str(args.n_eval),
         **{k: (f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in quality.items()},
-        "torch": torch.__version__,
     }
     save_weights(float_state(model), Path(args.out), metadata)
     if not args.quiet:

@@ -33,6 +33,7 @@ from probe.recipes._training import (
     deterministic,
     evaluate,
     float_state,
+    run_metadata,
     save_weights,
     train_classifier,
     training_parser,
@@ -105,8 +106,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 accuracy too low, 2 bad args)."""
-    import torch
-
     from probe.models._shapes import SHAPE_CLASSES, make_shapes
     from probe.models._vit_shapes import VIT_SHAPES_BASE, VIT_SHAPES_CONFIG
 
@@ -143,16 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": str(VIT_SHAPES_CONFIG["img_size"]),
         "patch_size": str(VIT_SHAPES_CONFIG["patch_size"]),
         "classes": ",".join(SHAPE_CLASSES),
-        "normalize": "(pixels - 0.5) / 0.5",
-        "seed": str(args.seed),
-        "steps": str(steps),
-        "batch_size": str(batch_size),
-        "lr": str(args.lr),
-        "threads": str(args.threads),
-        "eval_seed": str(EVAL_SEED),
-        "eval_n": str(args.n_eval),
+        **run_metadata(args, EVAL_SEED),
         "accuracy": f"{accuracy:.4f}",
-        "torch": torch.__version__,
     }
     save_weights(float_state(model), Path(args.out), metadata)
     if not args.quiet:
