@@ -11,9 +11,19 @@ process's RNG state and thread count restored on return.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
+
+from probe.recipes._training import (
+    below_floor,
+    deterministic,
+    evaluate,
+    float_state,
+    run_metadata,
+    save_weights,
+    training_parser,
+    valid_args,
+)
 
 __all__ = ["DEFAULT_STEPS", "main"]
 
@@ -24,70 +34,43 @@ DEFAULT_STEPS = 700
 def _parser() -> argparse.ArgumentParser:
     from probe.models._cnn_shapes_nl import CNN_NL_WEIGHTS_PATH
 
-    parser = argparse.ArgumentParser(
+    return training_parser(
         prog="python -m probe.recipes.train_cnn_shapes_nl",
         description="Train cnn-shapes-nl on generated shape images and write safetensors weights.",
+        steps=DEFAULT_STEPS,
+        n_eval=5_000,
+        batch_size=96,
+        lr=3e-3,
+        weight_decay=0.05,
+        out=CNN_NL_WEIGHTS_PATH,
     )
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
-                        help=f"optimiser steps (default {DEFAULT_STEPS})")
-    parser.add_argument("--n-eval", type=int, default=5_000, help="held-out images")
-    parser.add_argument("--batch-size", type=int, default=96, help="fresh images per step")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    parser.add_argument("--weight-decay", type=float, default=0.05)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument(
-        "--min-accuracy", type=float, default=0.97,
-        help="refuse to write weights below this held-out accuracy (default 0.97)",
-    )
-    parser.add_argument("--out", type=Path, default=CNN_NL_WEIGHTS_PATH,
-                        help="output safetensors file")
-    parser.add_argument("--quiet", action="store_true", help="print only the final result")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 accuracy too low, 2 bad args)."""
-    import torch
-
     from probe.models._cnn_shapes import CNN_SHAPES_IMAGE_SIZE
     from probe.models._cnn_shapes_nl import CNN_NL_CONFIG, CNN_NL_STAGE, build_cnn_shapes_nl
     from probe.models._shapes import SHAPE_CLASSES, make_shapes
     from probe.recipes.train_cnn_shapes import train
-    from probe.recipes.train_vit_shapes import EVAL_SEED, _save_atomic, evaluate
+    from probe.recipes.train_vit_shapes import EVAL_SEED
 
     args = _parser().parse_args(argv)
-    for name in ("n_eval", "batch_size", "threads", "steps"):
-        if getattr(args, name) < 1:
-            print(f"error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
-            return 2
-    if args.seed < 0:
-        print("error: --seed must be >= 0", file=sys.stderr)
+    if not valid_args(args):
         return 2
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            start, cpu = time.perf_counter(), time.process_time()
-            model = train(
-                seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                weight_decay=args.weight_decay, quiet=args.quiet, build=build_cnn_shapes_nl,
-            )
-            seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-            held_out = make_shapes(args.n_eval, seed=EVAL_SEED, image_size=CNN_SHAPES_IMAGE_SIZE)
-            accuracy = evaluate(model, held_out.images, held_out.labels)
-    finally:
-        torch.set_num_threads(previous_threads)
+    with deterministic(args.threads):
+        start, cpu = time.perf_counter(), time.process_time()
+        model = train(
+            seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+            weight_decay=args.weight_decay, quiet=args.quiet, build=build_cnn_shapes_nl,
+        )
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        held_out = make_shapes(args.n_eval, seed=EVAL_SEED, image_size=CNN_SHAPES_IMAGE_SIZE)
+        accuracy = evaluate(model, held_out.images, held_out.labels)
     print(
         f"held-out accuracy {accuracy:.4f} on {args.n_eval} images (seed {EVAL_SEED}); "
         f"{args.steps} steps in {seconds:.0f}s wall, {cpu:.0f}s CPU"
     )
-    if accuracy < args.min_accuracy:
-        print(
-            f"error: accuracy {accuracy:.4f} is below --min-accuracy {args.min_accuracy}; "
-            "weights not written (train longer with --steps)",
-            file=sys.stderr,
-        )
+    if below_floor("accuracy", accuracy, args.min_accuracy):
         return 1
     metadata = {
         "model": "cnn-shapes-nl",
@@ -96,18 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         "nonlocal_stage": str(CNN_NL_STAGE),
         "image_size": str(CNN_SHAPES_IMAGE_SIZE),
         "classes": ",".join(SHAPE_CLASSES),
-        "normalize": "(pixels - 0.5) / 0.5",
-        "seed": str(args.seed),
-        "steps": str(args.steps),
-        "batch_size": str(args.batch_size),
-        "lr": str(args.lr),
-        "threads": str(args.threads),
-        "eval_seed": str(EVAL_SEED),
-        "eval_n": str(args.n_eval),
+        **run_metadata(args, EVAL_SEED),
         "accuracy": f"{accuracy:.4f}",
-        "torch": torch.__version__,
     }
-    _save_atomic(model, Path(args.out), metadata)
+    save_weights(float_state(model), Path(args.out), metadata)
     if not args.quiet:
         print(f"wrote {args.out}")
     return 0

@@ -24,12 +24,23 @@ default 1), and the global RNG state and thread count of the caller are restored
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from probe.recipes.train_vit_shapes import _lr_at, _save_atomic, _train_seed
+from probe.recipes._training import (
+    LossLog,
+    adamw,
+    below_floor,
+    deterministic,
+    float_state,
+    lr_at,
+    run_metadata,
+    save_weights,
+    train_seed,
+    training_parser,
+    valid_args,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -79,44 +90,30 @@ def train(
     torch.manual_seed(seed)
     model = build_detr_shapes()
     _detr_init(model)
-    params = list(model.named_parameters())
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": weight_decay},
-            {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
-        ],
-        lr=lr,
-    )
-    running, start = 0.0, time.perf_counter()
+    optimizer = adamw(model, lr=lr, weight_decay=weight_decay)
+    log = LossLog(steps, 100, quiet)
     model.train()
     for step in range(steps):
         objects = (1, 1) if step < CURRICULUM_FRACTION * steps else (1, 3)
         data = make_scenes(
-            batch_size, seed=_train_seed(seed, step), image_size=DETR_SHAPES_IMAGE_SIZE,
+            batch_size, seed=train_seed(seed, step), image_size=DETR_SHAPES_IMAGE_SIZE,
             objects=objects,
         )
         for group in optimizer.param_groups:
-            group["lr"] = _lr_at(step, steps, lr, WARMUP_STEPS)
+            group["lr"] = lr_at(step, steps, lr, WARMUP_STEPS)
         loss = model(pixel_values=data.images, labels=data.targets()).loss
         optimizer.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
         optimizer.step()
-        running += loss.item()
-        if not quiet and ((step + 1) % 100 == 0 or step + 1 == steps):
-            window = 100 if (step + 1) % 100 == 0 else (step + 1) % 100
+        if log.add(step, loss.item()):
             extra = ""
             if (step + 1) % 400 == 0:  # a quick look at held-out scenes (no effect on training)
                 model.eval()
                 q = detection_quality(model, 100)
                 model.train()
                 extra = f"  held-out recall {q['recall']:.3f} precision {q['precision']:.3f}"
-            print(
-                f"step {step + 1}/{steps}  loss {running / window:.4f}  "
-                f"{time.perf_counter() - start:.0f}s{extra}",
-                flush=True,
-            )
-            running = 0.0
+            log.print(step, suffix=extra)
     return model.eval()
 
 
@@ -164,83 +161,53 @@ def detection_quality(model: nn.Module, n: int, seed: int = EVAL_SEED) -> dict[s
 def _parser() -> argparse.ArgumentParser:
     from probe.models._detr_shapes import DETR_WEIGHTS_PATH
 
-    parser = argparse.ArgumentParser(
+    return training_parser(
         prog="python -m probe.recipes.train_detr_shapes",
         description="Train detr-shapes on generated scenes and write safetensors weights.",
+        steps=2400,
+        n_eval=1_000,
+        batch_size=32,
+        lr=1e-3,
+        weight_decay=1e-4,
+        out=DETR_WEIGHTS_PATH,
+        floor="recall",
+        floor_default=0.4,
+        batch_unit="scenes",
     )
-    parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    parser.add_argument("--steps", type=int, default=2400, help="optimiser steps (default 2400)")
-    parser.add_argument("--n-eval", type=int, default=1_000, help="held-out images")
-    parser.add_argument("--batch-size", type=int, default=32, help="fresh scenes per step")
-    parser.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument(
-        "--min-recall", type=float, default=0.4,
-        help="refuse to write weights below this held-out recall (default 0.4)",
-    )
-    parser.add_argument("--out", type=Path, default=DETR_WEIGHTS_PATH, help="output safetensors file")
-    parser.add_argument("--quiet", action="store_true", help="print only the final result")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 recall too low, 2 bad args)."""
-    import torch
-
     from probe.models._detr_shapes import DETR_BACKBONE_CONFIG, DETR_SHAPES_CONFIG
 
     args = _parser().parse_args(argv)
-    for name in ("n_eval", "batch_size", "threads", "steps"):
-        if getattr(args, name) < 1:
-            print(f"error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
-            return 2
-    if args.seed < 0:
-        print("error: --seed must be >= 0", file=sys.stderr)
+    if not valid_args(args):
         return 2
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            start = time.perf_counter()
-            model = train(
-                seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                weight_decay=args.weight_decay, quiet=args.quiet,
-            )
-            seconds = time.perf_counter() - start
-            quality = detection_quality(model, args.n_eval)
-    finally:
-        torch.set_num_threads(previous_threads)
+    with deterministic(args.threads):
+        start = time.perf_counter()
+        model = train(
+            seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+            weight_decay=args.weight_decay, quiet=args.quiet,
+        )
+        seconds = time.perf_counter() - start
+        quality = detection_quality(model, args.n_eval)
     print(
         f"held-out: recall {quality['recall']:.4f}, precision {quality['precision']:.4f}, "
         f"mean IoU {quality['mean_iou']:.3f} ({quality['objects']} objects in {args.n_eval} "
         f"images, seed {EVAL_SEED}); {args.steps} steps in {seconds:.0f}s"
     )
-    if quality["recall"] < args.min_recall:
-        print(
-            f"error: recall {quality['recall']:.4f} is below --min-recall {args.min_recall}; "
-            "weights not written (train longer with --steps)",
-            file=sys.stderr,
-        )
+    if below_floor("recall", quality["recall"], args.min_recall):
         return 1
     metadata = {
         "model": "detr-shapes",
         "class": "transformers.DetrForObjectDetection",
         "config": repr(DETR_SHAPES_CONFIG),
         "backbone_config": repr(DETR_BACKBONE_CONFIG),
-        "normalize": "(pixels - 0.5) / 0.5",
-        "seed": str(args.seed),
-        "steps": str(args.steps),
-        "batch_size": str(args.batch_size),
-        "lr": str(args.lr),
+        **run_metadata(args, EVAL_SEED),
         "curriculum": f"one object per scene for the first {CURRICULUM_FRACTION:g} of the steps",
-        "threads": str(args.threads),
-        "eval_seed": str(EVAL_SEED),
-        "eval_n": str(args.n_eval),
         **{k: (f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in quality.items()},
-        "torch": torch.__version__,
     }
-    _save_atomic(model, Path(args.out), metadata)
+    save_weights(float_state(model), Path(args.out), metadata)
     if not args.quiet:
         print(f"wrote {args.out}")
     return 0

@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from probe._atomic import atomic_write
+from probe.recipes._training import deterministic, save_weights
 
 if TYPE_CHECKING:
     from torch import nn
@@ -70,9 +71,7 @@ def train(
     from probe.models._toy_mt import build_toy_mt, build_toy_tokenizer
     from probe.models._translation import toy_split
 
-    previous_threads, state = torch.get_num_threads(), torch.random.get_rng_state()
-    torch.set_num_threads(threads)
-    try:
+    with deterministic(threads):
         tokenizer = build_toy_tokenizer()
         train_pairs, test_pairs = toy_split()
         ids, mask, labels = encode_pairs(tokenizer, train_pairs)
@@ -119,15 +118,10 @@ def train(
             "train_seconds": f"{time.time() - start:.0f}",
         }
         return model, tokenizer, metadata
-    finally:
-        torch.set_num_threads(previous_threads)
-        torch.random.set_rng_state(state)
 
 
 def save(model: nn.Module, tokenizer: Any, metadata: dict, weights: Path, tokenizer_path: Path) -> None:
     """Write weights (tied copies once) and tokenizer atomically."""
-    from safetensors.torch import save_file
-
     seen: set[int] = set()
     state = {}
     for name, tensor in model.state_dict().items():
@@ -135,18 +129,10 @@ def save(model: nn.Module, tokenizer: Any, metadata: dict, weights: Path, tokeni
             continue
         seen.add(tensor.data_ptr())
         state[name] = tensor.detach().contiguous().clone()
-    for path, write in ((weights, lambda p: save_file(state, p, metadata=metadata)),
-                        (tokenizer_path, lambda p: tokenizer.backend_tokenizer.save(p))):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            write(tmp)
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    save_weights(state, weights, metadata)
+    tokenizer_path.parent.mkdir(parents=True, exist_ok=True)
+    text = tokenizer.backend_tokenizer.to_str(pretty=True)  # what ``Tokenizer.save`` writes
+    atomic_write(tokenizer_path, lambda fh: fh.write(text), what="tokenizer", binary=False)
 
 
 def main(argv: list[str] | None = None) -> int:
