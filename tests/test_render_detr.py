@@ -124,6 +124,8 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
         (["--model", str(folder), "--head", "0"], "drop --head"),
         (["--model", str(folder), "--method", "gradcam"], "--method does not apply"),
         (["--model", str(folder), "--format", "html"], "no HTML form"),
+        (["--model", str(folder), "--query", "1", "--query", "1"], "--query 1 is given twice"),
+        (["--model", "minilm"], "needs a DETR detector (e.g. --model detr-shapes"),
     ]
     for argv, needle in cases:
         rc, out, err = _run(["render", "detr", *argv, "--out", str(out_dir), "--quiet"], capsys)
@@ -132,6 +134,16 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
         assert not out_dir.exists() and not out
     rc, _, err = _run(["render", "heads", "--query", "1", "--text", "a b"], capsys)
     assert rc == 2 and "--query only applies to the detr view" in err
+    # the gates view: a text model is named as such, and options it would ignore are errors
+    for argv, needle in [
+        (["--model", "minilm"], "needs a CNN with attention gates (e.g. --model cnn-shapes); minilm is a text model"),
+        (["--layer", "2"], "--layer does not apply to the gates view"),
+        (["--head", "0"], "--head does not apply to the gates view"),
+    ]:
+        rc, out, err = _run(["render", "gates", *argv, "--out", str(out_dir), "--quiet"], capsys)
+        lines = err.strip().splitlines()
+        assert rc == 2 and len(lines) == 1 and needle in lines[0], (argv, err)
+        assert not out_dir.exists() and not out
 
 
 def test_render_detr_error_as_subprocess(deformable, tmp_path):

@@ -77,6 +77,14 @@ def check_view_options(args: RenderArgs) -> None:
         )
     if args.queries and args.view != "detr":
         raise ProbeError(f"--query only applies to the detr view, not {args.view}: drop it")
+    repeated = sorted({q for q in args.queries if list(args.queries).count(q) > 1})
+    if repeated:
+        raise ProbeError(f"--query {repeated[0]} is given twice: name each query once")
+    if args.view == "gates" and (args.layer is not None or args.head is not None):
+        flag = "--layer" if args.layer is not None else "--head"
+        raise ProbeError(
+            f"{flag} does not apply to the gates view (it shows every stage's gates): drop it"
+        )
     if args.view == "detr" and args.head is not None:
         raise ProbeError(
             "the detr view averages the heads of a decoder layer: drop --head (pick the layer "

@@ -85,10 +85,12 @@ def _gates(s: Session) -> list[tuple[str, Figure]]:
             title = f"stage {g.stage} non-local, query ({row}, {col})"
             maps[title] = probe.query_point_map(g.values, g.feature_size, (row, col))[0]
             units[title] = "attention"
+    drawn = bool(maps)
     maps["GradCAM (last stage)"] = cam
     kinds = ", ".join(f"{sum(g.kind == k for g in gt.gates)} {k}" for k in gt.kinds) or "no"
-    fig = gate_maps(
-        s.display, maps, units=units,
-        title=f"{s.model_name}: attention maps and GradCAM ({kinds} gates captured)",
-    )
-    return [(_stem(s, "gates", "spatial-gradcam"), fig)]
+    if drawn:
+        title = f"{s.model_name}: attention maps and GradCAM\n({kinds} gates captured)"
+    else:  # channel or branch gates only: one number per channel, nothing to draw on the image
+        title = f"{s.model_name}: GradCAM\n({kinds} gates captured, none with a spatial map)"
+    fig = gate_maps(s.display, maps, units=units, title=title)
+    return [(_stem(s, "gates", "spatial-gradcam" if drawn else "gradcam"), fig)]

@@ -229,6 +229,12 @@ def _choose_model(args: RenderArgs) -> str:
 
 _DISCARD_VIEWS = ("rollout", "saliency", "compare", "curves")
 
+#: views that only image models of one kind can show, and what to pass instead
+_IMAGE_MODEL_VIEWS = {
+    "gates": "a CNN with attention gates (e.g. --model cnn-shapes)",
+    "detr": "a DETR detector (e.g. --model detr-shapes or a local DETR folder)",
+}
+
 
 def _check_applicable(args: RenderArgs) -> None:
     """Options the chosen view would ignore are errors, not silent no-ops."""
@@ -370,6 +376,10 @@ def _session(args: RenderArgs) -> Session:
         raise ProbeError(f"{name} is an image model: drop --text or choose a text model with --model")
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(f"the {args.view} view needs a text model: drop --model or pass a text model")
+    if modality == "text" and args.view in _IMAGE_MODEL_VIEWS:
+        raise ProbeError(
+            f"the {args.view} view needs {_IMAGE_MODEL_VIEWS[args.view]}; {name} is a text model"
+        )
     if modality == "text" and not args.text:
         raise ProbeError(f"the {args.view} view on {name} needs --text \"a sentence\"")
     model, processor = load_model(name, pretrained=args.pretrained)
