@@ -191,3 +191,13 @@ def test_order_of_hf_models() -> None:
     assert result.steps[1] == "pooler.dense"
     assert result.correlations["norm"][1] == 1.0  # the pooler does not feed the hidden states
     assert result.correlations["norm"].shape == (len(bert_names) + 1,)
+
+
+def test_empty_or_unbatched_inputs_refused_before_any_work(vit_square) -> None:
+    model, x = vit_square
+    with pytest.raises(ProbeError, match="no inputs: pass at least one item"):
+        sanity_check(model, x[:0], ["rollout"])
+    with pytest.raises(ProbeError, match="no inputs"):
+        sanity_check(model, [], ["rollout"])
+    with pytest.raises(ProbeError, match=r"\[batch, channel, height, width\].*unsqueeze\(0\)"):
+        sanity_check(model, x[0], ["rollout"])

@@ -236,6 +236,23 @@ def _as_map(value: Any, name: str) -> tuple[torch.Tensor, bool | None]:
     return (value if value.dim() == 2 else value[None]), signed
 
 
+def _check_inputs(model: nn.Module, inputs: Any, tokenizer: Any) -> None:
+    """Refuse empty inputs and inputs the model's adapter refuses (e.g. one image ``[3, H, W]``)
+    before any work, with the adapter's own message."""
+    import torch
+
+    from probe.capture import adapter_for
+
+    tensors = (
+        list(inputs.values()) if isinstance(inputs, Mapping)
+        else [inputs] if isinstance(inputs, torch.Tensor) else []
+    )
+    empty = any(isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == 0 for t in tensors)
+    if empty or (isinstance(inputs, Sequence) and not isinstance(inputs, str) and not inputs):
+        raise ProbeError("no inputs: pass at least one item")
+    adapter_for(model).prepare(inputs, tokenizer=tokenizer)
+
+
 def _fixed_target(model: nn.Module, inputs: Any, tokenizer: Any) -> Any:
     """The classes the trained model predicts (``Tensor [batch]``), or ``None`` for models
     without class logits."""
@@ -334,6 +351,7 @@ def sanity_check(
     elif isinstance(method_seed, bool) or not isinstance(method_seed, int):
         raise ProbeError(f"method_seed must be an int or None, got {method_seed!r}")
     order = cascade_order(model)  # fails early for unsupported models
+    _check_inputs(model, inputs, tokenizer)
     target_box: list[Any] = [target]
     explainers = _explainers(methods, inputs, tokenizer, method_seed, dict(options), target_box)
 
