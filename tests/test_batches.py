@@ -66,6 +66,16 @@ def test_faithfulness_batches_equal_one_call(vit):
     assert 0.0 <= with_random.random_deletion_auc <= 1.0
 
 
+def test_faithfulness_batches_takes_one_method_name(vit):
+    model, x = vit
+    loader = DataLoader(TensorDataset(x, torch.arange(7)), batch_size=4)
+    one = probe.faithfulness_batches(model, loader, "rollout", steps=4, n_random=0, progress=False)
+    listed = probe.faithfulness_batches(model, x, ["rollout"], batch_size=4, steps=4, n_random=0,
+                                        progress=False)
+    assert one.methods == ("rollout",)
+    assert_close(one.deletion_auc, listed.deletion_auc)
+
+
 def test_bad_datasets(vit):
     model, _ = vit
     with pytest.raises(ProbeError, match="empty"):
