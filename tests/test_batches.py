@@ -86,3 +86,11 @@ def test_bad_datasets(vit):
         probe.attribute_batches(model, "a text", "rollout")
     with pytest.raises(ProbeError, match="cannot iterate"):
         probe.attribute_batches(model, 3, "rollout")
+
+
+def test_attribute_batches_refuses_several_methods(vit):
+    model, x = vit
+    with pytest.raises(ProbeError, match="runs one method: pass a name, or use compare_batches"):
+        probe.attribute_batches(model, x, ["rollout"], batch_size=2, progress=False)
+    with pytest.raises(ProbeError, match="runs one method.*got int"):
+        probe.attribute_batches(model, x, 3, batch_size=2, progress=False)
