@@ -606,6 +606,8 @@ def test_plot_views_of_a_trace() -> None:
         assert probe.plot(trace, view).axes
     with pytest.raises(probe.ProbeError, match="unknown view"):
         probe.plot(trace, "nope")
+    with pytest.raises(probe.ProbeError, match=r"^pass a view name: one of \['model', "):
+        probe.plot(trace)
     with pytest.raises(probe.ProbeError, match="does not take"):
         probe.plot(trace, "head", colour="red")
 
