@@ -616,3 +616,11 @@ def test_plain_text_strips_rst() -> None:
     from probe._text import plain_text
 
     assert plain_text("see :func:`~probe.coref` and ``x``\n  and `y`") == "see coref and x and y"
+
+
+def test_with_article() -> None:
+    from probe._text import with_article
+
+    assert [with_article(w) for w in ("encoder", "encoder-decoder", "decoder", "vision", "")] == [
+        "an encoder", "an encoder-decoder", "a decoder", "a vision", "a ",
+    ]
