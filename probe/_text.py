@@ -1,10 +1,10 @@
-"""Plain text from docstrings, for what the command line prints."""
+"""Plain text from docstrings, for what the command line prints; words with their article."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["plain_text"]
+__all__ = ["plain_text", "with_article"]
 
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
 _LITERAL = re.compile(r"``([^`]+)``")
@@ -26,3 +26,8 @@ def plain_text(text: str) -> str:
     out = _LITERAL.sub(r"\1", out)
     out = _INTERPRETED.sub(r"\1", out)
     return " ".join(out.split())
+
+
+def with_article(word: str) -> str:
+    """``word`` after ``"a"`` or ``"an"`` by its first letter: ``"an encoder"``, ``"a vision"``."""
+    return f"{'an' if word[:1].lower() in 'aeiou' and word[:1] else 'a'} {word}"

@@ -39,6 +39,17 @@ def test_merge_rule_and_hard_links() -> None:
         probe.hard_alignment(merged, rule="threshold", threshold=1.5)
 
 
+def test_hard_alignment_refuses_non_tensors_saying_what_to_pass() -> None:
+    from tests._factories import make_trace, random_attention
+
+    trace = make_trace(random_attention(1, 1, 1, 3))
+    with pytest.raises(probe.ProbeError, match=r"got Trace: pass probe\.alignment\(generation\)"
+                       r"\.matrix\(\), not the Trace"):
+        probe.hard_alignment(trace)
+    with pytest.raises(probe.ProbeError, match="got list"):
+        probe.hard_alignment([[1.0, 0.0]])
+
+
 def test_random_baseline_is_row_stochastic_and_seeded() -> None:
     like = probe.Alignment(torch.zeros(1, 1, 3, 5), ("a", "b", "c"), tuple("vwxyz"), (0,), (0,))
     r1 = probe.random_alignment(like, torch.Generator().manual_seed(0))

@@ -66,6 +66,16 @@ def test_faithfulness_batches_equal_one_call(vit):
     assert 0.0 <= with_random.random_deletion_auc <= 1.0
 
 
+def test_faithfulness_batches_takes_one_method_name(vit):
+    model, x = vit
+    loader = DataLoader(TensorDataset(x, torch.arange(7)), batch_size=4)
+    one = probe.faithfulness_batches(model, loader, "rollout", steps=4, n_random=0, progress=False)
+    listed = probe.faithfulness_batches(model, x, ["rollout"], batch_size=4, steps=4, n_random=0,
+                                        progress=False)
+    assert one.methods == ("rollout",)
+    assert_close(one.deletion_auc, listed.deletion_auc)
+
+
 def test_bad_datasets(vit):
     model, _ = vit
     with pytest.raises(ProbeError, match="empty"):
@@ -76,3 +86,11 @@ def test_bad_datasets(vit):
         probe.attribute_batches(model, "a text", "rollout")
     with pytest.raises(ProbeError, match="cannot iterate"):
         probe.attribute_batches(model, 3, "rollout")
+
+
+def test_attribute_batches_refuses_several_methods(vit):
+    model, x = vit
+    with pytest.raises(ProbeError, match="runs one method: pass a name, or use compare_batches"):
+        probe.attribute_batches(model, x, ["rollout"], batch_size=2, progress=False)
+    with pytest.raises(ProbeError, match="runs one method.*got int"):
+        probe.attribute_batches(model, x, 3, batch_size=2, progress=False)

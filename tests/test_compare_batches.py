@@ -88,3 +88,16 @@ def test_bad_calls(vit):
         probe.compare_batches(model, iter([]), METHODS, progress=False)
     with pytest.raises(ProbeError, match="duplicate"):
         probe.compare_batches(model, x, ["rollout", "rollout"], progress=False)
+
+
+def test_mapping_chooses_labels_as_the_duplicate_message_suggests(vit):
+    model, x = vit
+    with pytest.raises(ProbeError, match="duplicate.*mapping"):
+        probe.compare_batches(model, x, ["rollout", ("rollout", {})], progress=False)
+    methods = {"mean": "rollout", "max": ("rollout", {"head_fusion": "max"}), "grad": "saliency"}
+    table = probe.compare_batches(model, x, methods, batch_size=3, progress=False)
+    listed = probe.compare_batches(model, x, list(methods.values()), batch_size=3, progress=False)
+    assert table.methods == ("mean", "max", "grad")
+    assert_close(table.values, listed.values, atol=0, rtol=0)
+    with pytest.raises(ProbeError, match="at least two methods"):
+        probe.compare_batches(model, x, {"only": "rollout"}, progress=False)

@@ -172,6 +172,15 @@ def test_random_baseline_is_seeded() -> None:
     assert math.isnan(none.random_deletion_auc) and none.random_curves is None
 
 
+def test_no_random_baseline_printed_as_a_dash() -> None:
+    model, x = _toy()
+    maps = {"m": W.flatten()[None].expand(2, -1)}
+    table = faithfulness(model, x, maps, baseline="zero", grid=(4, 4), steps=8, n_random=0)
+    row = str(table).splitlines()[2]
+    assert "nan" not in row and row.count("–") == 2 and row.endswith("| – |")
+    assert math.isnan(table.to_rows()[0]["deletion_auc_random"])  # the data stays nan
+
+
 # ------------------------------------------------------------------ baselines and geometry
 def test_mean_and_blur_baselines() -> None:
     model, _ = _toy(1)

@@ -243,6 +243,19 @@ def test_bad_query_rows_raise(options: dict, match: str) -> None:
         probe.trace(model, inputs, **options)
 
 
+def test_integral_scalars_of_any_kind_select_a_row() -> None:
+    import numpy as np
+
+    model, inputs = _build("bert")
+    one = probe.trace(model, inputs, query_rows=1)
+    for rows in (np.int64(1), torch.tensor(1), [np.int32(1)], torch.tensor([1])):
+        tr = probe.trace(model, inputs, query_rows=rows)
+        torch.testing.assert_close(tr.attentions, one.attentions, atol=0, rtol=0)
+    for bad in (torch.tensor(True), np.bool_(True), np.float64(1.0), torch.tensor(1.0)):
+        with pytest.raises(probe.ProbeError, match="query_rows"):
+            probe.trace(model, inputs, query_rows=bad)
+
+
 def test_exception_in_forward_restores_everything() -> None:
     from transformers.masking_utils import AttentionMaskInterface
     from transformers.modeling_utils import AttentionInterface

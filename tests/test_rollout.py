@@ -200,6 +200,16 @@ def test_bad_options_raise() -> None:
     assert rollout(averaged).shape == (1, 3, 3)
 
 
+def test_fuse_heads_refuses_a_trace_saying_what_to_pass() -> None:
+    trace = make_trace(random_attention(2, 1, 2, 3))
+    with pytest.raises(ProbeError, match=r"attention tensor \[\.\.\., head, query, key\], got "
+                       r"Trace: pass trace\.attentions\[layer\], not the Trace"):
+        fuse_heads(trace)  # type: ignore[arg-type]
+    with pytest.raises(ProbeError, match="got list: pass a tensor"):
+        fuse_heads([[0.5, 0.5]])  # type: ignore[arg-type]
+    assert fuse_heads(trace.attentions[0]).shape == (1, 3, 3)
+
+
 def test_registered_fusion_plugs_into_rollout() -> None:
     @register_head_fusion("test-first-head")  # unregistered by conftest.py
     def _first(attn: torch.Tensor) -> torch.Tensor:

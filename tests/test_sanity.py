@@ -191,3 +191,28 @@ def test_order_of_hf_models() -> None:
     assert result.steps[1] == "pooler.dense"
     assert result.correlations["norm"][1] == 1.0  # the pooler does not feed the hidden states
     assert result.correlations["norm"].shape == (len(bert_names) + 1,)
+
+
+def test_empty_or_unbatched_inputs_refused_before_any_work(vit_square) -> None:
+    model, x = vit_square
+    with pytest.raises(ProbeError, match="no inputs: pass at least one item"):
+        sanity_check(model, x[:0], ["rollout"])
+    with pytest.raises(ProbeError, match="no inputs"):
+        sanity_check(model, [], ["rollout"])
+    with pytest.raises(ProbeError, match=r"\[batch, channel, height, width\].*unsqueeze\(0\)"):
+        sanity_check(model, x[0], ["rollout"])
+
+
+def test_name_options_pairs_as_compare_batches_takes_them(vit_square) -> None:
+    model, x = vit_square
+    pair = ("rollout", {"head_fusion": "max"})
+    result = sanity_check(model, x, ["rollout", pair], seed=3)
+    assert result.methods == ("rollout", "rollout[head_fusion=max]")
+    alone = sanity_check(model, x, "rollout", seed=3, head_fusion="max")
+    assert torch.equal(result.correlations["rollout[head_fusion=max]"], alone.correlations["rollout"])
+    assert not torch.equal(result.maps["rollout"], result.maps["rollout[head_fusion=max]"])
+    assert sanity_check(model, x, {"mx": pair}, seed=3).methods == ("mx",)
+    with pytest.raises(ProbeError, match="duplicate"):
+        sanity_check(model, x, ["rollout", ("rollout", {})])
+    with pytest.raises(ProbeError, match="head_fusion"):
+        sanity_check(model, x, [("rollout", {"head_fusion": "nope"})])

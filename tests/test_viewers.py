@@ -606,6 +606,8 @@ def test_plot_views_of_a_trace() -> None:
         assert probe.plot(trace, view).axes
     with pytest.raises(probe.ProbeError, match="unknown view"):
         probe.plot(trace, "nope")
+    with pytest.raises(probe.ProbeError, match=r"^pass a view name: one of \['model', "):
+        probe.plot(trace)
     with pytest.raises(probe.ProbeError, match="does not take"):
         probe.plot(trace, "head", colour="red")
 
@@ -614,3 +616,11 @@ def test_plain_text_strips_rst() -> None:
     from probe._text import plain_text
 
     assert plain_text("see :func:`~probe.coref` and ``x``\n  and `y`") == "see coref and x and y"
+
+
+def test_with_article() -> None:
+    from probe._text import with_article
+
+    assert [with_article(w) for w in ("encoder", "encoder-decoder", "decoder", "vision", "")] == [
+        "an encoder", "an encoder-decoder", "a decoder", "a vision", "a ",
+    ]

@@ -157,7 +157,7 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
         obj: a :class:`probe.Trace` (``probe.trace``) or a :class:`probe.Attribution`
             (``probe.attribute``).
         view: for a trace, one of ``"model"``, ``"heads"``, ``"head"``, ``"links"``,
-            ``"coref"``, ``"rollout"``, ``"cls"``; for an attribution ``"strip"`` (text) or
+            ``"coref"``, ``"rollout"``, ``"cls"`` (required); for an attribution ``"strip"`` (text) or
             ``"saliency"`` (vision; pass ``image=``), default the one that fits.
         batch_index: which item of the batch to draw.
         **options: ``layer=`` / ``head=`` (model indices; default the last layer, head 0),
@@ -181,6 +181,10 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
             "probe.trace(...) or probe.attribute(...) returned"
         )
     trace = obj
+    if view is None:
+        raise ProbeError(
+            f"pass a view name: one of {list(TRACE_VIEWS)}, e.g. probe.plot(trace, 'heads')"
+        )
     if view not in TRACE_VIEWS:
         raise ProbeError(f"unknown view {view!r} for a trace: use one of {list(TRACE_VIEWS)}")
     b = _batch(trace, batch_index)

@@ -195,6 +195,13 @@ def hard_alignment(
     """
     import torch
 
+    if not isinstance(matrix, torch.Tensor):
+        got = type(matrix).__name__
+        raise ProbeError(
+            f"hard_alignment takes a [target_word, source_word] score tensor, got {got}: pass "
+            + ("alignment.matrix(), or call alignment.hard()" if got == "Alignment" else
+               "probe.alignment(generation).matrix()" + (", not the Trace" if got == "Trace" else ""))
+        )
     if matrix.dim() != 2:
         raise ProbeError(f"hard_alignment takes a [target, source] matrix, got {tuple(matrix.shape)}")
     if rule not in ("argmax", "threshold"):

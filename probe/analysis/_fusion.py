@@ -92,7 +92,15 @@ def fuse_heads(attn: torch.Tensor, name: HeadFusion = "mean") -> torch.Tensor:
     Returns:
         A new tensor ``[..., query, key]``; ``attn`` is not modified.
     """
+    import torch
+
     check_head_fusion(name)
+    if not isinstance(attn, torch.Tensor):
+        got = type(attn).__name__
+        raise ProbeError(
+            f"fuse_heads takes an attention tensor [..., head, query, key], got {got}: pass "
+            + ("trace.attentions[layer], not the Trace" if got == "Trace" else "a tensor")
+        )
     if attn.dim() < 3:
         raise ProbeError(
             f"fuse_heads needs attention shaped [..., head, query, key], got {tuple(attn.shape)}"

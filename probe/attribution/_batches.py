@@ -113,6 +113,11 @@ def attribute_batches(
     """
     import torch
 
+    if not isinstance(method, str):
+        raise ProbeError(
+            "attribute_batches runs one method: pass a name, or use compare_batches for several"
+            + ("" if isinstance(method, (list, tuple, Mapping)) else f" (got {type(method).__name__})")
+        )
     batches = iter_batches(data, batch_size)
     if progress:
         from tqdm.auto import tqdm

@@ -45,6 +45,7 @@ __all__ = [
     "MethodSpec",
     "attribute",
     "list_methods",
+    "method_label",
     "method_options",
     "method_spec",
     "parse_method_options",
@@ -93,15 +94,7 @@ class Attribution:
         """The method name plus the options that differ from its defaults, e.g.
         ``"rollout[head_fusion=median]"``: how :func:`probe.compare` and
         :func:`probe.faithfulness` name this attribution."""
-        try:
-            defaults = method_spec(self.method).defaults()
-        except ProbeError:  # unregistered since
-            defaults = {}
-        changed = [
-            f"{k}={_short(v)}" for k, v in self.options.items()
-            if k not in defaults or not _same(v, defaults[k])
-        ]
-        return f"{self.method}[{','.join(changed)}]" if changed else self.method
+        return method_label(self.method, self.options)
 
     def as_grid(self) -> torch.Tensor:
         """Vision scores as ``[batch, rows, cols]``."""
@@ -112,6 +105,20 @@ class Attribution:
 
 def _is_tensor(value: Any) -> bool:
     return type(value).__module__.startswith("torch")
+
+
+def method_label(method: str, options: Mapping[str, Any]) -> str:
+    """``method`` plus the ``options`` that differ from its defaults, e.g.
+    ``"rollout[head_fusion=median]"`` (:attr:`Attribution.label`)."""
+    try:
+        defaults = method_spec(method).defaults()
+    except ProbeError:  # unregistered (since)
+        defaults = {}
+    changed = [
+        f"{k}={_short(v)}" for k, v in options.items()
+        if k not in defaults or not _same(v, defaults[k])
+    ]
+    return f"{method}[{','.join(changed)}]" if changed else method
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._text import with_article
 from probe.capture._gates import GATE_KINDS, Gate, GateSite, GateTrace
 from probe.capture._locks import model_lock
 from probe.capture.adapters import adapter_for
@@ -72,7 +73,7 @@ def trace_gates(
     if find is None:
         raise UnsupportedModelError(
             f"probe.trace_gates captures the gates of timm CNNs (SE, ECA, CBAM, non-local); "
-            f"{adapter.name} is a {adapter.family} model without them: use probe.trace"
+            f"{adapter.name} is {with_article(adapter.family)} model without them: use probe.trace"
         )
     sites, skipped = find()
     if not sites:

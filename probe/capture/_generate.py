@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._text import with_article
 from probe.capture._capture import _check_layers, _options, _stack_sizes
 from probe.capture._gen_recorder import GenerationRecorder
 from probe.capture._generation_trace import GenerationTrace
@@ -86,8 +87,8 @@ def generate(
     adapter = adapter_for(model)
     if adapter.family not in ("decoder", "encoder-decoder"):
         raise UnsupportedModelError(
-            f"{adapter.name} is a {adapter.family} model: probe.generate needs a decoder or an "
-            "encoder-decoder with a language-model head"
+            f"{adapter.name} is {with_article(adapter.family)} model: probe.generate needs a "
+            "decoder or an encoder-decoder with a language-model head"
         )
     sites = adapter.sites()
     prepared = adapter.prepare(inputs, tokenizer=tokenizer)

@@ -9,6 +9,7 @@ rows (timm, flash-attention fallbacks) hand it everything and it picks its rows.
 
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
@@ -23,6 +24,20 @@ __all__ = ["RowRecorder", "check_query_rows", "resolve_query_rows"]
 _FIX = "pass an int, a list of ints (negative counts from the end) or a slice"
 
 
+def _integer(value: Any) -> int | None:
+    """``value`` as an int if it is an integral scalar (Python or numpy integer, 0-d integer
+    tensor), else ``None``; bools and floats are not integers here."""
+    if isinstance(value, bool) or "bool" in type(value).__name__:
+        return None
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and (getattr(value, "ndim", 0) != 0 or "bool" in str(dtype)):
+        return None  # arrays and bool tensors (which __index__ would turn into 0 or 1)
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
 def check_query_rows(query_rows: Any) -> Any:
     """Validate the type of ``query_rows`` (its range needs the sequence length).
 
@@ -34,19 +49,23 @@ def check_query_rows(query_rows: Any) -> Any:
     """
     if isinstance(query_rows, bool):
         raise ProbeError(f"query_rows must select query rows, got {query_rows!r}: {_FIX}")
-    if isinstance(query_rows, int):
-        return query_rows
+    row = _integer(query_rows)
+    if row is not None:
+        return row
     if isinstance(query_rows, (slice, range)):
         if query_rows.step == 0:
             raise ProbeError(f"query_rows {query_rows!r} has step 0: use a positive step")
         return query_rows
     if isinstance(query_rows, (list, tuple)) or type(query_rows).__name__ == "Tensor":
         values = query_rows.tolist() if type(query_rows).__name__ == "Tensor" else list(query_rows)
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        if not isinstance(values, list):  # a 0-d tensor of floats or bools
+            values = [values]
+        rows = [_integer(v) for v in values]
+        if any(r is None for r in rows):
             raise ProbeError(f"query_rows must be integers, got {query_rows!r}: {_FIX}")
-        if not values:
+        if not rows:
             raise ProbeError("query_rows is empty: pass None to keep every query row")
-        return tuple(values)
+        return tuple(rows)
     raise ProbeError(
         f"query_rows must be an int, a list of ints or a slice, got {query_rows!r}: {_FIX}"
     )

@@ -26,7 +26,7 @@ __all__ = ["faithfulness_batches"]
 def faithfulness_batches(
     model: nn.Module,
     data: Any,
-    methods: Sequence[str] | Mapping[str, Mapping[str, Any]],
+    methods: str | Sequence[str] | Mapping[str, Mapping[str, Any]],
     *,
     batch_size: int | None = 32,
     tokenizer: Any = None,
@@ -40,7 +40,7 @@ def faithfulness_batches(
     Args:
         model: the model.
         data: a dataset as :func:`probe.attribute_batches` takes it.
-        methods: method names, or a mapping name -> that method's options.
+        methods: a method name, method names, or a mapping name -> that method's options.
         batch_size: items per batch for tensors, texts and mappings.
         tokenizer, target: as for :func:`probe.attribute` and :func:`probe.faithfulness`.
         seed: seed of stochastic methods and of the random orders.
@@ -55,6 +55,8 @@ def faithfulness_batches(
 
     from probe.attribution._registry import attribute
 
+    if isinstance(methods, str):
+        methods = [methods]  # one method, as faithfulness takes one Attribution
     named = dict(methods) if isinstance(methods, Mapping) else {m: {} for m in methods}
     if not named:
         raise ProbeError("methods is empty: name at least one registered method")

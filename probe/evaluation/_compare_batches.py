@@ -35,7 +35,10 @@ __all__ = ["compare_batches"]
 def compare_batches(
     model: nn.Module,
     data: Any,
-    methods: Sequence[str] | Sequence[tuple[str, Mapping[str, Any]]],
+    methods: (
+        Sequence[str | tuple[str, Mapping[str, Any]]]
+        | Mapping[str, str | tuple[str, Mapping[str, Any]]]
+    ),
     metric: Metric = "spearman",
     *,
     k: int | float | None = None,
@@ -64,7 +67,8 @@ def compare_batches(
             (``(inputs, labels)`` tuples included).
         methods: at least two registered method names, or ``(name, options)`` pairs to
             compare variants of one method (labelled like :attr:`Attribution.label`, e.g.
-            ``"rollout[head_fusion=max]"``).
+            ``"rollout[head_fusion=max]"``), or a mapping ``{label: name or (name, options)}``
+            to choose the labels.
         metric: ``"spearman"``, ``"kendall"`` or ``"topk"`` (needs ``k``), as for
             :func:`probe.compare`.
         k: for ``"topk"``: a count of units or a fraction in ``(0, 1]``.
@@ -81,7 +85,7 @@ def compare_batches(
         :func:`probe.compare`).
 
     Raises:
-        ProbeError: fewer than two methods, duplicate labels, a bad metric or ``k``, an
+        ProbeError: fewer than two methods, duplicate labels (pass a mapping), a bad metric or ``k``, an
             empty dataset, or whatever :func:`probe.attribute` refuses.
     """
     import torch
@@ -90,7 +94,7 @@ def compare_batches(
     from probe.capture import adapter_for
     from probe.capture._capture import trace as capture
 
-    runs = _runs(methods)
+    labels, runs = _runs(methods)
     fn = _metric(metric, k)
     text = adapter_for(model).modality == "text"
     batches = iter_batches(data, batch_size)
@@ -107,7 +111,8 @@ def compare_batches(
                       trace=tr, **options)
             for name, options in runs
         ]
-        names, maps = _named_maps(attrs, absolute)  # labels depend on the options only
+        named = attrs if labels is None else dict(zip(labels, attrs))
+        names, maps = _named_maps(named, absolute)  # labels depend on the options only
         mask = unit_mask(tr) if tr is not None else None
         for i in range(len(maps)):
             for j in range(i + 1, len(maps)):
@@ -123,15 +128,22 @@ def compare_batches(
     return AgreementTable(names, values, metric, k)
 
 
-def _runs(methods: Any) -> list[tuple[str, dict[str, Any]]]:
-    """``methods`` as ``[(name, options)]``, at least two."""
-    if isinstance(methods, (str, bytes)) or not isinstance(methods, Sequence):
-        raise ProbeError(
-            "methods must be a list of at least two method names or (name, options) pairs, "
-            f"got {type(methods).__name__}"
-        )
+def _runs(methods: Any) -> tuple[tuple[str, ...] | None, list[tuple[str, dict[str, Any]]]]:
+    """``methods`` as ``(labels, [(name, options)])``, at least two; ``labels`` are the keys of
+    a mapping, ``None`` for a list (labelled by :attr:`Attribution.label`)."""
+    fix = (
+        "pass a list of at least two method names or (name, options) pairs, or a mapping "
+        "{label: name or (name, options)}"
+    )
+    if isinstance(methods, Mapping):
+        labels: tuple[str, ...] | None = tuple(str(k) for k in methods)
+        items = list(methods.values())
+    elif isinstance(methods, (str, bytes)) or not isinstance(methods, Sequence):
+        raise ProbeError(f"methods must be several methods, got {type(methods).__name__}: {fix}")
+    else:
+        labels, items = None, list(methods)
     runs = []
-    for m in methods:
+    for m in items:
         if isinstance(m, str):
             runs.append((m, {}))
         elif (
@@ -144,8 +156,8 @@ def _runs(methods: Any) -> list[tuple[str, dict[str, Any]]]:
                 f"each method must be a registered name or a (name, options) pair, got {m!r}"
             )
     if len(runs) < 2:
-        raise ProbeError(f"compare_batches needs at least two methods, got {len(runs)}")
-    return runs
+        raise ProbeError(f"compare_batches needs at least two methods, got {len(runs)}: {fix}")
+    return labels, runs
 
 
 def _metric(metric: Any, k: int | float | None) -> Callable[..., torch.Tensor]:

@@ -106,7 +106,8 @@ def faithfulness(
     Args:
         attributions: :class:`Attribution` objects (named by ``Attribution.label``) or a mapping
             name -> scores ``[batch, num_units]``.
-        n_random: number of random orders (0: no random baseline, reported as ``nan``).
+        n_random: number of random orders (0: no random baseline: ``nan`` in the table, printed
+            as a dash).
         seed: seed of the random orders.
         Others: as for :func:`deletion_curve`.
 

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
 __all__ = ["SanityResult", "cascade_order", "sanity_check"]
 
 Explain = Callable[["nn.Module"], Union["torch.Tensor", Attribution]]
-Methods = Union[str, Explain, Sequence[Union[str, Explain]], Mapping[str, Union[str, Explain]]]
+Run = Union[str, tuple[str, Mapping[str, Any]], Explain]
+Methods = Union[Run, Sequence[Run], Mapping[str, Run]]
 
 ORIGINAL = "original"
 """Name of step 0: the copy before any parameter is randomised."""
@@ -169,7 +170,7 @@ def _explainers(
     target_box: list[Any],
 ) -> list[tuple[str, Explain, bool]]:
     """``(name, explain(model) -> scores, is_registered_name)`` for every method."""
-    if isinstance(methods, str) or callable(methods):
+    if isinstance(methods, str) or callable(methods) or _is_pair(methods):
         items: list[tuple[str, Any]] = [(_name(methods), methods)]
     elif isinstance(methods, Mapping):
         items = [(str(k), v) for k, v in methods.items()]
@@ -187,12 +188,16 @@ def _explainers(
         raise ProbeError(f"duplicate method names {names}: pass a mapping with distinct names")
     out = []
     for name, m in items:
-        if isinstance(m, str):
+        if isinstance(m, str) or _is_pair(m):
             from probe.attribution._registry import attribute, method_options
 
-            method_options(m, options)  # unknown names and bad options fail before any work
+            method, own = (m, {}) if isinstance(m, str) else m
+            merged = {**options, **own}
+            method_options(method, merged)  # unknown names and bad options fail before any work
 
-            def explain(model: nn.Module, _m: str = m) -> Attribution:
+            def explain(
+                model: nn.Module, _m: str = method, _o: dict[str, Any] = merged
+            ) -> Attribution:
                 return attribute(
                     model,
                     inputs,
@@ -200,7 +205,7 @@ def _explainers(
                     tokenizer=tokenizer,
                     target=target_box[0],
                     seed=seed,
-                    **options,
+                    **_o,
                 )
 
             out.append((name, explain, True))
@@ -208,15 +213,27 @@ def _explainers(
             out.append((name, m, False))
         else:
             raise ProbeError(
-                f"method {name!r} must be a registered name or a callable explain(model), "
+                f"method {name!r} must be a registered name, a (name, options) pair or a "
+                "callable explain(model), "
                 f"got {type(m).__name__}"
             )
     return out
 
 
+def _is_pair(m: Any) -> bool:
+    """``m`` is a ``(method name, options)`` pair."""
+    return isinstance(m, tuple) and len(m) == 2 and isinstance(m[0], str) and isinstance(
+        m[1], Mapping
+    )
+
+
 def _name(m: Any) -> str:
     if isinstance(m, str):
         return m
+    if _is_pair(m):
+        from probe.attribution._registry import method_label
+
+        return method_label(m[0], m[1])  # as compare_batches labels it
     return str(getattr(m, "__name__", type(m).__name__))
 
 
@@ -234,6 +251,23 @@ def _as_map(value: Any, name: str) -> tuple[torch.Tensor, bool | None]:
         )
     value = value.detach().to("cpu", torch.float64)
     return (value if value.dim() == 2 else value[None]), signed
+
+
+def _check_inputs(model: nn.Module, inputs: Any, tokenizer: Any) -> None:
+    """Refuse empty inputs and inputs the model's adapter refuses (e.g. one image ``[3, H, W]``)
+    before any work, with the adapter's own message."""
+    import torch
+
+    from probe.capture import adapter_for
+
+    tensors = (
+        list(inputs.values()) if isinstance(inputs, Mapping)
+        else [inputs] if isinstance(inputs, torch.Tensor) else []
+    )
+    empty = any(isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] == 0 for t in tensors)
+    if empty or (isinstance(inputs, Sequence) and not isinstance(inputs, str) and not inputs):
+        raise ProbeError("no inputs: pass at least one item")
+    adapter_for(model).prepare(inputs, tokenizer=tokenizer)
 
 
 def _fixed_target(model: nn.Module, inputs: Any, tokenizer: Any) -> Any:
@@ -299,7 +333,8 @@ def sanity_check(
         model: HF or timm transformer; never modified (only its copy is run).
         inputs: as for :func:`probe.attribute` (images ``[batch, 3, H, W]``, text, ids).
         methods: a registered method name (run through :func:`probe.attribute` on the copy),
-            a callable ``explain(model) -> scores [batch, num_units]`` (or an Attribution), or a
+            a ``(name, options)`` pair (named like :attr:`Attribution.label`, e.g.
+            ``"rollout[head_fusion=max]"``, as in :func:`probe.compare_batches`), a callable ``explain(model) -> scores [batch, num_units]`` (or an Attribution), or a
             list or ``{name: method}`` mapping of them.
         tokenizer: text models: the tokenizer.
         target: as for :func:`probe.attribute`. With ``None`` and ``fix_target=True`` the class
@@ -334,6 +369,7 @@ def sanity_check(
     elif isinstance(method_seed, bool) or not isinstance(method_seed, int):
         raise ProbeError(f"method_seed must be an int or None, got {method_seed!r}")
     order = cascade_order(model)  # fails early for unsupported models
+    _check_inputs(model, inputs, tokenizer)
     target_box: list[Any] = [target]
     explainers = _explainers(methods, inputs, tokenizer, method_seed, dict(options), target_box)
 

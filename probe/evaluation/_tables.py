@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from probe._report import markdown_table
+import math
+
+from probe._report import MISSING, markdown_table
 
 __all__ = ["ScoreTable"]
 
@@ -34,8 +36,11 @@ class ScoreTable:
         header = ["method"]
         for _, title in self.SCORES:
             header += [title, "random"]
-        return markdown_table(header, [list(r.values()) for r in self.to_rows()], digits,
-                              missing=None)
+        rows = [
+            [MISSING if k.endswith("_random") and math.isnan(v) else v for k, v in r.items()]
+            for r in self.to_rows()
+        ]  # no random baseline (n_random=0): a dash; a method's own nan stays visible
+        return markdown_table(header, rows, digits, missing=None)
 
     def __str__(self) -> str:
         return self.to_markdown()

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._text import with_article
 
 if TYPE_CHECKING:
     import torch
@@ -210,7 +211,7 @@ class ModelAdapter:
     def generate(self, prepared: Prepared, max_new_tokens: int, kwargs: dict[str, Any]) -> Any:
         """Generate from prepared inputs with the KV cache on (text generation families)."""
         raise UnsupportedModelError(
-            f"{self.name} is a {self.family} model: probe.generate needs a HuggingFace "
+            f"{self.name} is {with_article(self.family)} model: probe.generate needs a HuggingFace "
             "decoder or encoder-decoder with a language-model head"
         )
 
@@ -293,7 +294,9 @@ class ModelAdapter:
     # ------------------------------------------------------------------ geometry
     def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
         """Patch grid, prefix tokens, image and patch size for ``pixels`` (vision families)."""
-        raise ProbeError(f"{self.name} is a {self.modality} model: it has no patch grid")
+        raise ProbeError(
+            f"{self.name} is {with_article(self.modality)} model: it has no patch grid"
+        )
 
     def input_size(self) -> tuple[int, int] | None:
         """``(height, width)`` the model expects, or ``None`` if it takes any size."""

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from probe._errors import ProbeError
+from probe._text import with_article
 from probe.capture.adapters._base import (
     Family,
     ModelAdapter,
@@ -230,8 +231,8 @@ class HFTextModel(ModelAdapter):
         """Encoder-decoders add decoder inputs here; text encoders and decoders take none."""
         if decoder_inputs is not None:
             raise ProbeError(
-                f"decoder_inputs= is for encoder-decoder models; {self.name} is a {self.family} "
-                "model: drop it"
+                f"decoder_inputs= is for encoder-decoder models; {self.name} is "
+                f"{with_article(self.family)} model: drop it"
             )
 
     def accepts(self, name: str, strict: bool = False) -> bool:
