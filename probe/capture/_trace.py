@@ -50,7 +50,8 @@ class LazyStack:
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._layers) if self._layers is not None else int(self._stacked.shape[0])
+        layers = self._layers  # read once: another thread may stack in between
+        return len(layers) if layers is not None else int(self._stacked.shape[0])  # type: ignore[union-attr]
 
     @property
     def stacked_yet(self) -> bool:
