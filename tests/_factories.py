@@ -14,7 +14,7 @@ import torch
 
 from probe.capture._trace import Trace
 
-__all__ = ["make_trace", "random_attention", "SPECIAL_TOKENS"]
+__all__ = ["make_trace", "module_io", "random_attention", "SPECIAL_TOKENS"]
 
 SPECIAL_TOKENS = frozenset({"[CLS]", "[SEP]", "[PAD]", "<s>", "</s>", "<pad>", "<|endoftext|>"})
 
@@ -133,3 +133,24 @@ def random_attention(
         keep = attention_mask.bool()[None, :, None, None, :]
         logits = logits.masked_fill(~keep, float("-inf"))
     return logits.softmax(dim=-1)
+
+
+def module_io(
+    model: torch.nn.Module, names: list[str], x: torch.Tensor
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Input and output of each named module in one plain forward of ``model`` on ``x`` (the
+    reference for capture tests); the hooks are removed also when the forward raises."""
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    handles = [
+        model.get_submodule(n).register_forward_hook(
+            lambda _m, a, o, n=n: seen.__setitem__(n, (a[0].detach().clone(), o.detach().clone()))
+        )
+        for n in names
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from timm.layers import GatherExcite
 
 import probe
+from tests._factories import module_io
 from probe.capture.adapters._timm_cnn import TimmCNN
 
 ATTN = ["se", "ese", "eca", "ecam", "ceca", "gc", "cbam", "lcbam", "nl"]
@@ -35,24 +36,6 @@ def _pixels(batch: int = 2, size: int = 64, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def _module_io(model: torch.nn.Module, names: list[str], x: torch.Tensor) -> dict:
-    """Inputs and outputs of the named modules in a plain forward (the reference)."""
-    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    handles = [
-        model.get_submodule(n).register_forward_hook(
-            lambda _m, a, o, n=n: seen.__setitem__(n, (a[0].detach().clone(), o.detach().clone()))
-        )
-        for n in names
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen
-
-
 @pytest.mark.parametrize("attn", ATTN + ["ge"])
 def test_gates_are_what_the_model_multiplied_by(attn: str) -> None:
     layer = functools.partial(GatherExcite, use_mlp=False) if attn == "ge" else attn
@@ -62,7 +45,7 @@ def test_gates_are_what_the_model_multiplied_by(attn: str) -> None:
         plain = model(x)
     gt = probe.trace_gates(model, x)
     torch.testing.assert_close(gt.output, plain, rtol=0, atol=0)  # outputs unchanged
-    io = _module_io(model, [g.name for g in gt.gates], x)
+    io = module_io(model, [g.name for g in gt.gates], x)
     assert len(gt.gates) == 4 * (2 if "cbam" in attn or attn == "gc" else 1)
     for g in gt.gates:
         inp, out = io[g.name]
@@ -105,7 +88,7 @@ def test_se_against_its_formula() -> None:
     model = _resnet("se")
     x = _pixels()
     gt = probe.trace_gates(model, x)
-    io = _module_io(model, [g.name for g in gt.gates], x)
+    io = module_io(model, [g.name for g in gt.gates], x)
     for g in gt.gates:
         m = model.get_submodule(g.name)
         s = io[g.name][0].mean((2, 3))

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from timm.layers import GatherExcite, GlobalContext
 
 import probe
+from tests._factories import module_io
 
 
 SMALL = dict(layers=(1, 1, 1, 1), channels=(16, 32, 48, 64), stem_width=16)
@@ -41,24 +42,6 @@ def _pixels(batch: int = 2, size: int = 48, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
 
 
-def _io(model: torch.nn.Module, names: list[str], x: torch.Tensor) -> dict:
-    """Input and output of each named module in a plain forward (the reference)."""
-    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    handles = [
-        model.get_submodule(n).register_forward_hook(
-            lambda _m, a, o, n=n: seen.__setitem__(n, (a[0].detach().clone(), o.detach().clone()))
-        )
-        for n in names
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return seen
-
-
 def _unchanged(model: torch.nn.Module, x: torch.Tensor, **kwargs: object) -> probe.GateTrace:
     with torch.no_grad():
         plain = model(x)
@@ -74,7 +57,7 @@ def test_selective_kernel_branch_gates() -> None:
     gt = _unchanged(model, x)
     assert gt.kinds == ("branch",) and len(gt.gates) == 4 and gt.stages == (0, 1, 2, 3)
     parents = [g.name.removesuffix(".attn") for g in gt.gates]
-    io = _io(model, [g.name for g in gt.gates] + parents, x)
+    io = module_io(model, [g.name for g in gt.gates] + parents, x)
     for g, parent in zip(gt.gates, parents):
         sk = model.get_submodule(parent)
         paths = io[g.name][0]  # [B, path, C, H, W]: the branches the module mixes
@@ -96,7 +79,7 @@ def test_split_attention_branch_gates_and_radix_one() -> None:
     x = _pixels()
     gt = _unchanged(model, x)
     assert gt.kinds == ("branch",) and len(gt.gates) == 4
-    io = _io(model, [g.name for g in gt.gates], x)
+    io = module_io(model, [g.name for g in gt.gates], x)
     for g in gt.gates:
         m = model.get_submodule(g.name)
         inp, out = io[g.name]
@@ -114,7 +97,7 @@ def test_split_attention_branch_gates_and_radix_one() -> None:
     one = _resnet(functools.partial(timm.layers.SplitAttn, radix=1))
     gt1 = _unchanged(one, x)
     assert gt1.kinds == ("channel",)
-    io1 = _io(one, [g.name for g in gt1.gates], x)
+    io1 = module_io(one, [g.name for g in gt1.gates], x)
     for g in gt1.gates:
         m = one.get_submodule(g.name)
         u = m.act0(m.bn0(m.conv(io1[g.name][0])))
@@ -128,7 +111,7 @@ def test_channel_spatial_gates(attn: str) -> None:
     x = _pixels()
     gt = _unchanged(model, x)
     assert gt.kinds == ("channel_spatial",) and len(gt.gates) == 4
-    io = _io(model, [g.name for g in gt.gates], x)
+    io = module_io(model, [g.name for g in gt.gates], x)
     for g in gt.gates:
         m = model.get_submodule(g.name)
         inp, out = io[g.name]
@@ -167,7 +150,7 @@ def test_global_context_pooling_maps(fusion: str) -> None:
     if fusion == "add":
         assert gt.kinds == ("context",)
     parents = [g.name.removesuffix(".conv_attn") for g in maps]
-    io = _io(model, parents, x)
+    io = module_io(model, parents, x)
     for g, parent in zip(maps, parents):
         m = model.get_submodule(parent)
         inp, out = io[parent]
@@ -229,7 +212,7 @@ def test_bilinear_nonlocal_attention() -> None:
     gt = _unchanged(model, x)
     assert gt.kinds == ("bilinear",) and len(gt.gates) == 4 and not gt.skipped
     names = [f"{g.name}.ba{sub}" for g in gt.gates for sub in ("", ".conv2")]
-    io = _io(model, names, x)
+    io = module_io(model, names, x)
     for g in gt.gates:
         ba = model.get_submodule(g.name).ba
         inp = io[f"{g.name}.ba"][0]  # [B, C, H, W]
