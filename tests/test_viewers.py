@@ -624,3 +624,48 @@ def test_with_article() -> None:
     assert [with_article(w) for w in ("encoder", "encoder-decoder", "decoder", "vision", "")] == [
         "an encoder", "an encoder-decoder", "a decoder", "a vision", "a ",
     ]
+
+
+@pytest.mark.parametrize("fmt", ["svg", "pdf", "png"])
+def test_saved_figures_are_byte_identical_across_saves(fmt, tmp_path):
+    """SVG ids are salted with a random UUID and PDFs carry a creation date unless told
+    otherwise: probe's files must not change when nothing drawn changed."""
+    import matplotlib
+
+    from probe.viewers import save_figure
+
+    def figure():
+        from probe.viewers import head_heatmap
+
+        return head_heatmap(torch.rand(5, 5, generator=torch.Generator().manual_seed(0)),
+                            list("abcdé"))
+
+    before = dict(matplotlib.rcParams)
+    first = save_figure(figure(), tmp_path / f"a.{fmt}").read_bytes()
+    second = save_figure(figure(), tmp_path / f"b.{fmt}").read_bytes()
+    assert first == second
+    assert dict(matplotlib.rcParams) == before  # the salt is set for the call only
+    if fmt == "svg":
+        with matplotlib.rc_context({"svg.hashsalt": "mine"}):  # a user's salt is kept
+            mine = save_figure(figure(), tmp_path / "c.svg").read_bytes()
+            assert matplotlib.rcParams["svg.hashsalt"] == "mine"
+        assert mine != first
+
+
+def test_svg_salt_is_restored_when_saving_raises(tmp_path, monkeypatch):
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from probe.viewers import save_figure
+
+    fig = Figure()
+
+    def broken(*args, **kwargs):
+        assert matplotlib.rcParams["svg.hashsalt"] == "probe"
+        raise RuntimeError("renderer failed")
+
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(RuntimeError, match="renderer failed"):
+        save_figure(fig, tmp_path / "x.svg")
+    assert matplotlib.rcParams["svg.hashsalt"] is None
+    assert not (tmp_path / "x.svg").exists()

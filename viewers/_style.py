@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -362,8 +363,39 @@ def save_figure(
     if target.is_dir():
         raise ProbeError(f"cannot save figure: {str(target)!r} is a directory; pass a file name")
     return atomic_write(
-        target, lambda fh: fig.savefig(fh, format=fmt, dpi=dpi), what="figure", binary=True
+        target, lambda fh: _savefig_reproducibly(fig, fh, fmt, dpi), what="figure", binary=True
     )
+
+
+#: matplotlib's SVG ids (clip paths, hatches) are hashes salted with ``svg.hashsalt``, a
+#: random UUID per file when unset; saving holds this lock while it fixes the salt.
+_SALT_LOCK = threading.Lock()
+_SVG_SALT = "probe"
+
+
+def _savefig_reproducibly(fig: Figure, fh: Any, fmt: str, dpi: float) -> None:
+    """``fig.savefig``, byte-identical for the same figure: no creation date in SVG or PDF and,
+    unless the user set ``svg.hashsalt``, a fixed salt for SVG ids (set for this call only,
+    under :data:`_SALT_LOCK`, and restored; rcParams are otherwise untouched)."""
+    import matplotlib
+
+    if fmt == "png":
+        fig.savefig(fh, format=fmt, dpi=dpi)
+        return
+    metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None}
+    if fmt != "svg":
+        fig.savefig(fh, format=fmt, dpi=dpi, metadata=metadata)
+        return
+    with _SALT_LOCK:
+        params = matplotlib.rcParams
+        salted = params["svg.hashsalt"] is None
+        if salted:
+            params["svg.hashsalt"] = _SVG_SALT
+        try:
+            fig.savefig(fh, format=fmt, dpi=dpi, metadata=metadata)
+        finally:
+            if salted:
+                params["svg.hashsalt"] = None
 
 
 # --------------------------------------------------------------------------- input checks
