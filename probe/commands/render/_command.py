@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from probe._errors import ProbeError
@@ -23,7 +24,7 @@ from probe.commands.render._html import HTML_VIEWS, html_pages
 from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
 from probe.commands.render._stacks import STACK_FIGURES, STACK_PAGES
 
-__all__ = ["add_parser", "render", "run"]
+__all__ = ["add_parser", "render", "render_batch", "run"]
 
 
 def _make_out(path: str) -> bool:
@@ -48,16 +49,75 @@ def render(args: RenderArgs) -> list[str]:
     Returns:
         The paths written, in order.
     """
-    args = normalize_args(args)
-    _check_args(args)
+    return render_batch([args])
+
+
+def render_batch(batch: Sequence[RenderArgs]) -> list[str]:
+    """:func:`render` for several inputs (``--text`` or ``--image`` repeated) in one go.
+
+    Every input is checked before the model loads; the model loads once; each input's
+    figures are saved (and dropped) before the next input is prepared, so memory holds one
+    input's figures at a time. All or nothing over the whole batch: an error on any input
+    writes nothing, and names the input (``--text 3 of 5 ('...')``) when there are several.
+
+    Args:
+        batch: one :class:`RenderArgs` per input, differing only in ``text`` / ``image``.
+
+    Returns:
+        The paths written, input by input, in order.
+    """
+    batch = [normalize_args(args) for args in batch]
+    if not batch:
+        raise ProbeError("nothing to render: pass --text or --image")
+    for args in batch:
+        _check_args(args)
+    _check_distinct(batch)
     from probe._progress import silence_library_bars, silence_progress
 
+    first = batch[0]
     silence_library_bars()
-    if args.quiet:
+    if first.quiet:
         silence_progress()
-    if "html" in args.formats and args.view not in HTML_VIEWS:
-        html_pages(args.view, None)  # type: ignore[arg-type]  # raises: no HTML form
-    session = _session(args)
+    if "html" in first.formats and first.view not in HTML_VIEWS:
+        html_pages(first.view, None)  # type: ignore[arg-type]  # raises: no HTML form
+    out = first.out
+    created = _make_out(out)
+    import shutil
+    import tempfile
+
+    done = False
+    staging = tempfile.mkdtemp(prefix=".probe-render-", dir=out)
+    try:
+        staged: list[str] = []
+        generated: list[str] = []
+        loaded: dict[Any, Any] = {}
+        for index, args in enumerate(batch):
+            try:
+                session = _stage(args, staging, staged, loaded)
+            except ProbeError as exc:
+                if len(batch) == 1:
+                    raise
+                raise ProbeError(f"{_which(batch, index)}: {exc}") from None
+            if "generated" in session.extra:
+                generated.append(session.extra["generated"])
+        paths = _commit(staging, out, staged)
+        done = True
+        for text in generated:
+            _report_generated(text)
+        return paths
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not done:
+            try:
+                os.rmdir(out)  # only if still empty
+            except OSError:
+                pass
+
+
+def _stage(args: RenderArgs, staging: str, staged: list[str], loaded: dict[Any, Any]) -> Any:
+    """Build one input's figures and pages and save them into ``staging`` (names appended to
+    ``staged``); returns the :class:`Session`."""
+    session = _session(args, loaded)
     check_attention_view(session)
     fig_formats = [f for f in args.formats if f != "html"]
     view = STACK_FIGURES[args.view] if args.stack is not None else VIEWS[args.view]
@@ -70,34 +130,39 @@ def render(args: RenderArgs) -> list[str]:
         pages = html_pages(args.view, session)
     from probe.viewers import save_figure
 
-    created = _make_out(args.out)
-    import shutil
-    import tempfile
+    names = [f"{stem}.{fmt}" for stem, _ in figures for fmt in fig_formats]
+    names += [f"{stem}.html" for stem, _ in pages]
+    clash = sorted(set(names) & set(staged))
+    if clash:  # the file name digests every option and the input: a true duplicate
+        raise ProbeError(f"{clash[0]} would be written twice: pass each input once")
+    for stem, fig in figures:
+        for fmt in fig_formats:
+            save_figure(fig, os.path.join(staging, f"{stem}.{fmt}"), format=fmt, dpi=args.dpi)
+    for stem, page in pages:
+        page.save(os.path.join(staging, f"{stem}.html"))
+    staged.extend(names)
+    return session
 
-    done = False
-    staging = tempfile.mkdtemp(prefix=".probe-render-", dir=args.out)
-    try:
-        staged = []
-        for stem, fig in figures:
-            for fmt in fig_formats:
-                name = f"{stem}.{fmt}"
-                save_figure(fig, os.path.join(staging, name), format=fmt, dpi=args.dpi)
-                staged.append(name)
-        for stem, page in pages:
-            page.save(os.path.join(staging, f"{stem}.html"))
-            staged.append(f"{stem}.html")
-        paths = _commit(staging, args.out, staged)
-        done = True
-        if "generated" in session.extra:
-            _report_generated(session.extra["generated"])
-        return paths
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if created and not done:
-            try:
-                os.rmdir(args.out)  # only if still empty
-            except OSError:
-                pass
+
+def _check_distinct(batch: Sequence[RenderArgs]) -> None:
+    """The inputs of a batch: all text or all image, each given once."""
+    for flag, values in (("--text", [a.text for a in batch]), ("--image", [a.image for a in batch])):
+        seen: set[str] = set()
+        for value in values:
+            if value is None:
+                continue
+            key = os.path.abspath(value) if flag == "--image" else value
+            if key in seen:
+                raise ProbeError(f"{flag} {value!r} is given twice: pass each input once")
+            seen.add(key)
+
+
+def _which(batch: Sequence[RenderArgs], index: int) -> str:
+    """``--text 3 of 5 ('The animal ...')``: which input of a batch an error is about."""
+    args = batch[index]
+    flag, value = ("--image", args.image) if args.image is not None else ("--text", args.text)
+    shown = value if value is None or len(value) <= 40 else value[:37] + "..."
+    return f"{flag} {index + 1} of {len(batch)} ({shown!r})"
 
 
 def _report_generated(text: str) -> None:
@@ -213,9 +278,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add = render_parser.add_argument
     add("view", choices=views, metavar="VIEW", help="one of: " + ", ".join(views))
     add("--model", help="minilm, vit-shapes, timm:<name>, a HF folder or hub id")
-    add("--text", help="input sentence (text models)")
-    add("--pair", help="second sentence: target = cosine similarity to it")
-    add("--image", help="image file (image models); default: a generated sample")
+    add(
+        "--text", action="append", dest="texts", default=[],
+        help="input sentence (text models); repeat it to render several sentences with one "
+        "model load",
+    )
+    add(
+        "--text-file", metavar="FILE",
+        help="render every non-blank line of this UTF-8 file as a --text",
+    )
+    add("--pair", help="second sentence: target = cosine similarity to it (for every --text)")
+    add(
+        "--image", action="append", dest="images", default=[],
+        help="image file (image models; repeatable); default: a generated sample",
+    )
     add("--word", help="word of --text to follow (coref)")
     add(
         "--occurrence", type=int, default=0, metavar="N",
@@ -270,13 +346,46 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(ns: argparse.Namespace) -> int:
     """Run ``probe render`` from parsed arguments: render, print the written paths."""
+    import dataclasses
+
     names = RenderArgs.__dataclass_fields__
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(ns).items() if k in names}
     if not values.get("formats"):
         values["formats"] = ("png",)
-    for path in render(RenderArgs(**values)):
+    base = RenderArgs(**values)
+    texts = list(ns.texts) + (_read_text_file(ns.text_file) if ns.text_file is not None else [])
+    if texts and ns.images:
+        raise ProbeError("pass either --text or --image, not both")
+    if texts:
+        batch = [dataclasses.replace(base, text=text) for text in texts]
+    elif ns.images:
+        batch = [dataclasses.replace(base, image=image) for image in ns.images]
+    else:
+        batch = [base]
+    for path in render_batch(batch):
         _print_path(path)
     return 0
+
+
+def _read_text_file(path: str) -> list[str]:
+    """The non-blank lines of ``--text-file`` (UTF-8, a BOM allowed), each stripped."""
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            lines = [line.strip() for line in fh]
+    except FileNotFoundError:
+        raise ProbeError(f"--text-file {path!r} does not exist: pass a text file") from None
+    except IsADirectoryError:
+        raise ProbeError(f"--text-file {path!r} is a directory: pass a text file") from None
+    except UnicodeDecodeError as exc:
+        raise ProbeError(
+            f"--text-file {path!r} is not UTF-8 (byte {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ProbeError(f"cannot read --text-file {path!r} ({exc.strerror})") from None
+    texts = [line for line in lines if line]
+    if not texts:
+        raise ProbeError(f"--text-file {path!r} has no non-blank line: one sentence per line")
+    return texts
 
 
 def _print_path(path: str) -> None:

@@ -363,7 +363,9 @@ def _check_flag(flag: str, option: MethodOption, value: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- loading
-def _session(args: RenderArgs) -> Session:
+def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
+    """Load the model of ``args`` (or take it from ``loaded``, filled on the first call, so a
+    batch of inputs loads it once) and prepare the input."""
     from probe.models._registry import load_model, model_modality
 
     name = _choose_model(args)
@@ -382,7 +384,13 @@ def _session(args: RenderArgs) -> Session:
         )
     if modality == "text" and not args.text:
         raise ProbeError(f"the {args.view} view on {name} needs --text \"a sentence\"")
-    model, processor = load_model(name, pretrained=args.pretrained)
+    key = (name, args.pretrained)
+    if loaded is not None and key in loaded:
+        model, processor = loaded[key]
+    else:
+        model, processor = load_model(name, pretrained=args.pretrained)
+        if loaded is not None:
+            loaded[key] = (model, processor)
     from probe.capture import adapter_for
 
     adapter = adapter_for(model)
