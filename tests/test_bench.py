@@ -228,11 +228,14 @@ def test_startup_part_steps_and_markdown(tmp_path) -> None:
                "wall_samples_s": [1.0], "cpu_samples_s": [0.8]}
     result = {"command": "probe render coref", "repeats": 1, "load_average": [0.5, 0.6],
               "cpus": 2, "end_to_end": summary, "worker": summary,
+              "batch": {**summary, "wall_median_s": 3.0, "cpu_median_s": 2.0, "sentences": 5},
               "import_floor": {**summary, "modules": ["torch"]}, "interpreter": summary,
               "phases": [{"name": n, "wall_median_s": w, "wall_min_s": w, "cpu_median_s": c}
                          for n, w, c in out["phases"]]}
     text = startup_markdown(result)
     assert "| probe render coref, end to end | 1.00 (0.90) | 0.80 |" in text
+    assert "| the same with 5 sentences (--text repeated) | 3.00 (0.90) | 2.00 |" in text
+    assert "| each sentence after the first | 0.50 | 0.30 |" in text
     assert all(f"| {n} |" in text for n in names)
     goals = evaluate_goals({"startup": result})
     assert [(g["id"], g["met"]) for g in goals] == [("render_coref_s", True)]
@@ -246,3 +249,5 @@ def test_startup_part_in_fresh_processes() -> None:
     result = bench_startup(BenchSettings(render_repeats=1))
     assert result["end_to_end"]["wall_median_s"] > result["interpreter"]["wall_median_s"] > 0
     assert len(result["phases"]) == 12 and result["import_floor"]["modules"][0] == "torch"
+    assert result["batch"]["sentences"] == 5
+    assert result["batch"]["wall_median_s"] > result["end_to_end"]["wall_median_s"] * 0.8

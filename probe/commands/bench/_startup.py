@@ -39,6 +39,14 @@ __all__ = ["bench_startup", "startup_steps", "to_markdown"]
 
 _FLOOR_MODULES = [m for _, modules in IMPORT_GROUPS for m in modules]
 
+#: four more sentences for the batch row: ``--text`` repeated, one start-up for all five
+_MORE_TEXTS = (
+    "The trophy didn't fit in the suitcase because it was too big.",
+    "The city council refused the demonstrators a permit because it feared violence.",
+    "The ball broke the table because it was made of steel.",
+    "The man couldn't lift his son because it was too heavy for him.",
+)
+
 
 def startup_steps(settings: BenchSettings) -> int:
     """Progress steps of the part: one per repeat."""
@@ -94,8 +102,11 @@ def bench_startup(settings: BenchSettings, progress: Progress | None = None) -> 
     with tempfile.TemporaryDirectory(prefix="probe-bench-startup-") as out:
         render = [*_probe_command(), "render", "coref", "--model", "minilm", "--text",
                   COREF_TEXT, "--word", "it", "--out", os.path.join(out, "cli"), "--quiet"]
+        batch = [*render[: render.index("--out")], *(a for t in _MORE_TEXTS for a in ("--text", t)),
+                 "--out", os.path.join(out, "batch"), "--quiet"]
         commands = {
             "end_to_end": render,
+            "batch": batch,
             "worker": [sys.executable, "-m", "probe.commands.bench._startup_worker",
                        os.path.join(out, "worker")],
             # leaving with os._exit, as the console script does (no interpreter teardown)
@@ -131,12 +142,20 @@ def bench_startup(settings: BenchSettings, progress: Progress | None = None) -> 
         "load_average": [round(x, 2) for x in (load_start or ())[:1] + (load_end or ())[:1]],
         "cpus": os.cpu_count(),
         "end_to_end": _summary(walls["end_to_end"], cpus["end_to_end"]),
+        "batch": {**_summary(walls["batch"], cpus["batch"]), "sentences": 1 + len(_MORE_TEXTS)},
         "worker": _summary(walls["worker"], cpus["worker"]),
         "import_floor": {**_summary(walls["import_floor"], cpus["import_floor"]),
                          "modules": _FLOOR_MODULES},
         "interpreter": _summary(walls["interpreter"], cpus["interpreter"]),
         "phases": steps,
     }
+
+
+def _extra(one: dict[str, Any], batch: dict[str, Any], key: str) -> float | None:
+    """What each sentence after the first adds: ``(batch - one) / (sentences - 1)``."""
+    if one[key] is None or batch[key] is None:
+        return None
+    return (batch[key] - one[key]) / (batch["sentences"] - 1)
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -146,6 +165,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         return "-" if x is None else f"{x:.{digits}f}"
 
     e, f, i = result["end_to_end"], result["import_floor"], result["interpreter"]
+    b = result["batch"]
     lines = [
         f"`{result['command']}`, {result['repeats']} fresh processes per row, load average "
         f"{' -> '.join(str(x) for x in result['load_average']) or '-'} on {result['cpus']} "
@@ -155,6 +175,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         "|---|---:|---:|",
         f"| probe render coref, end to end | {cell(e['wall_median_s'])} "
         f"({cell(e['wall_min_s'])}) | {cell(e['cpu_median_s'])} |",
+        f"| the same with {b['sentences']} sentences (--text repeated) | "
+        f"{cell(b['wall_median_s'])} ({cell(b['wall_min_s'])}) | {cell(b['cpu_median_s'])} |",
+        f"| each sentence after the first | {cell(_extra(e, b, 'wall_median_s'))} | "
+        f"{cell(_extra(e, b, 'cpu_median_s'))} |",
         f"| import floor: torch + transformers' BERT code | {cell(f['wall_median_s'])} "
         f"({cell(f['wall_min_s'])}) | {cell(f['cpu_median_s'])} |",
         f"| python interpreter alone | {cell(i['wall_median_s'])} ({cell(i['wall_min_s'])}) | "
