@@ -138,7 +138,9 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public API: ``__all__`` and the public subpackages, not this module's own imports
+    (``importlib``, ``Any``) nor the rooms loaded as submodules along the way."""
+    return sorted({*__all__, *_SUBPACKAGES})
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

@@ -23,7 +23,14 @@ from typing import Any, Literal
 from probe._atomic import atomic_write
 from probe._errors import ProbeError
 
-__all__ = ["check_output_file", "format_value", "jsonable", "markdown_table", "write_json"]
+__all__ = [
+    "check_output_dir",
+    "check_output_file",
+    "format_value",
+    "jsonable",
+    "markdown_table",
+    "write_json",
+]
 
 Align = Literal["left", "right"]
 
@@ -144,6 +151,33 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
         )
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ProbeError(f"cannot write {path}: {ancestor} is not writable; choose another output path")
+
+
+def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> None:
+    """Fail fast, before any work, when files could not be written into the folder ``path``.
+
+    Nothing is created: the folder (and missing parents) is made later, by the writer.
+
+    Raises:
+        ProbeError: ``path`` is a regular file, lies under a regular file, or its nearest
+            existing folder is not writable; the message names ``option``.
+    """
+    target = Path(os.path.abspath(os.fspath(path)))
+    if target.exists() and not target.is_dir():
+        raise ProbeError(f"{option} {os.fspath(path)!r} is a file: pass a folder")
+    ancestor = target
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ProbeError(
+            f"cannot create {option} {os.fspath(path)!r}: {str(ancestor)!r} is a file; "
+            "choose another output folder"
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ProbeError(
+            f"cannot write to {option} {os.fspath(path)!r}: {str(ancestor)!r} is not writable; "
+            "choose another output folder"
+        )
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> Path:

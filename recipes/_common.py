@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,35 @@ def parser(description: str, default_out: str = "probe-out") -> argparse.Argumen
     p.add_argument("--dpi", type=int, default=150)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def valid_outputs(args: argparse.Namespace, *, counts: Sequence[str] = ()) -> bool:
+    """``False`` (after one ``error:`` line on stderr) when an option is out of range.
+
+    Checked before any work, creating nothing: ``--out`` must be a folder that can be made and
+    written (not a file, not under a file, not read-only), ``--dpi`` in 10..2400 (as ``probe
+    render``), ``--json`` (when the recipe has it) a writable file path, and every option in
+    ``counts`` (attribute names, e.g. ``"images"``) >= 0.
+    """
+    from probe._errors import ProbeError
+    from probe._report import check_output_dir, check_output_file
+
+    try:
+        for name in counts:
+            if getattr(args, name) < 0:
+                raise ProbeError(f"--{name.replace('_', '-')} must be >= 0")
+        if not 10 <= args.dpi <= 2400:
+            raise ProbeError(f"--dpi {args.dpi} is out of range: use 10..2400 (e.g. 150)")
+        check_output_dir(args.out)
+        if getattr(args, "json", None):
+            try:
+                check_output_file(args.json)
+            except ProbeError as exc:
+                raise ProbeError(f"--json: {exc}") from None
+    except ProbeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def quiet(enabled: bool) -> None:

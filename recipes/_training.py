@@ -41,6 +41,7 @@ __all__ = [
     "train_seed",
     "training_parser",
     "valid_args",
+    "writable_files",
 ]
 
 
@@ -85,7 +86,11 @@ def training_parser(
 
 
 def valid_args(args: argparse.Namespace) -> bool:
-    """``False`` (after one ``error:`` line on stderr) when a count is below 1 or the seed < 0."""
+    """``False`` (after one ``error:`` line on stderr) when a count is below 1, the seed < 0,
+    the learning rate not > 0, the weight decay not >= 0, or ``--out`` cannot be written.
+
+    Checked before any training, creating nothing.
+    """
     for name in ("n_eval", "batch_size", "threads", "steps"):
         if getattr(args, name) < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
@@ -93,6 +98,30 @@ def valid_args(args: argparse.Namespace) -> bool:
     if args.seed < 0:
         print("error: --seed must be >= 0", file=sys.stderr)
         return False
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        print(f"error: --lr must be a number > 0, not {args.lr}", file=sys.stderr)
+        return False
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        print(
+            f"error: --weight-decay must be a number >= 0, not {args.weight_decay}",
+            file=sys.stderr,
+        )
+        return False
+    return writable_files(out=args.out)
+
+
+def writable_files(**options: Path) -> bool:
+    """``False`` (after one ``error:`` line on stderr naming the option) when a file option
+    (``out=path`` for ``--out``) is a folder, lies under a file, or is in a read-only folder."""
+    from probe._errors import ProbeError
+    from probe._report import check_output_file
+
+    for name, path in options.items():
+        try:
+            check_output_file(path)
+        except ProbeError as exc:
+            print(f"error: --{name.replace('_', '-')}: {exc}", file=sys.stderr)
+            return False
     return True
 
 

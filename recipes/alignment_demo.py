@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, quiet, save
+from probe.recipes._common import parser, quiet, save, valid_outputs
 
 SENTENCE_INDEX = 3
 """Which held-out pair to show (one with a compound noun, a one-to-many word and reordering)."""
@@ -66,6 +66,8 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150) -> list[str
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    if not valid_outputs(args):
+        return 2
     quiet(args.quiet)
     for path in run(args.out, args.formats, args.dpi):
         print(path)

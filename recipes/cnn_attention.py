@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import os
 import sys
 
-from probe.recipes._common import parser, quiet, save
+from probe.recipes._common import parser, quiet, save, valid_outputs
 
 
 def gate_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.n < 1 or args.images < 0:
         print("error: --n must be >= 1 and --images >= 0", file=sys.stderr)
+        return 2
+    if not valid_outputs(args):
         return 2
     quiet(args.quiet)
     import torch

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, quiet, save
+from probe.recipes._common import parser, quiet, save, valid_outputs
 
 SENTENCES = (
     "The animal didn't cross the street because it was too tired.",
@@ -48,6 +48,8 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150, word: str =
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    if not valid_outputs(args):
+        return 2
     quiet(args.quiet)
     for path in run(args.out, args.formats, args.dpi):
         print(path)

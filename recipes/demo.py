@@ -23,7 +23,7 @@ from probe.recipes import (
     similarity,
     vit_saliency,
 )
-from probe.recipes._common import parser, quiet, save
+from probe.recipes._common import parser, quiet, save, valid_outputs
 
 
 def attention_views(out: str, formats: Sequence[str], dpi: int) -> list[str]:
@@ -67,6 +67,8 @@ def html_views(out: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0], default_out="docs/figures").parse_args(argv)
+    if not valid_outputs(args):
+        return 2
     quiet(args.quiet)
     formats = args.formats or ["png"]
     paths = coref_demo.run(args.out, formats, args.dpi)

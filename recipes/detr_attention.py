@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from probe.recipes._common import parser, quiet, save
+from probe.recipes._common import parser, quiet, save, valid_outputs
 
 if TYPE_CHECKING:
     import torch
@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.n < 1 or args.images < 0:
         print("error: --n must be >= 1 and --images >= 0", file=sys.stderr)
+        return 2
+    if not valid_outputs(args):
         return 2
     quiet(args.quiet)
     import torch

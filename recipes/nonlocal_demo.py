@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from probe.recipes._common import parser, quiet, save
+from probe.recipes._common import parser, quiet, save, valid_outputs
 
 if TYPE_CHECKING:
     import torch
@@ -183,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.n < 2 or args.images < 0:
         print("error: --n must be >= 2 and --images >= 0", file=sys.stderr)
+        return 2
+    if not valid_outputs(args):
         return 2
     quiet(args.quiet)
     import torch

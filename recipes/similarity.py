@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, quiet, save
+from probe.recipes._common import parser, quiet, save, valid_outputs
 
 PAIR = ("A man is playing a guitar on the stage.", "Someone performs music for an audience.")
 METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "inputxgrad", "random")
@@ -59,6 +59,8 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150, quiet: bool
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    if not valid_outputs(args):
+        return 2
     quiet(args.quiet)
     for path in run(args.out, args.formats, args.dpi, quiet=args.quiet):
         print(path)

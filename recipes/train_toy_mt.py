@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe._atomic import atomic_write
-from probe.recipes._training import deterministic, save_weights
+from probe.recipes._training import deterministic, save_weights, writable_files
 
 if TYPE_CHECKING:
     from torch import nn
@@ -146,6 +146,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=WEIGHTS_PATH)
     parser.add_argument("--tokenizer", type=Path, default=TOKENIZER_PATH)
     args = parser.parse_args(argv)
+    for name in ("steps", "threads"):
+        if getattr(args, name) < 1:
+            print(f"error: --{name} must be >= 1", file=sys.stderr)
+            return 2
+    if args.seed < 0 or not (math.isfinite(args.lr) and args.lr > 0):
+        print("error: --seed must be >= 0 and --lr a number > 0", file=sys.stderr)
+        return 2
+    if not writable_files(weights=args.weights, tokenizer=args.tokenizer):
+        return 2
     model, tokenizer, metadata = train(args.steps, args.seed, args.threads, args.lr)
     save(model, tokenizer, metadata, args.weights, args.tokenizer)
     print(f"wrote {args.weights} and {args.tokenizer}", file=sys.stderr)

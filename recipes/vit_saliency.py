@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, quiet, save
+from probe.recipes._common import parser, quiet, save, valid_outputs
 
 HELD_OUT_SEED = 20_261_121
 
@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=2, help="comparison panels to render")
     args = p.parse_args(argv)
+    if not valid_outputs(args, counts=("images",)):
+        return 2
     quiet(args.quiet)
     for path in run(args.out, args.formats, args.dpi, n_images=args.images, quiet=args.quiet):
         print(path)

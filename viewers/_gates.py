@@ -190,6 +190,7 @@ def detr_queries_view(
     scores: Sequence[float] | None = None,
     title: str | None = None,
     alpha: float = 0.6,
+    image_size: tuple[int, int] | None = None,
 ) -> Figure:
     """Each object query's cross-attention over the image, with its predicted box and class.
 
@@ -199,6 +200,11 @@ def detr_queries_view(
         boxes: ``[query, 4]`` predicted boxes ``(cx, cy, w, h)`` relative to the image (DETR's).
         labels: predicted class name of each query.
         scores: probability of each predicted class (shown in the panel titles).
+        image_size: ``(height, width)`` to draw at, when ``image`` is the model's input resized
+            from an image of another aspect ratio (a fixed-size model squashes a wide image to
+            a square): the image and the maps are stretched back to it, and the relative boxes
+            scaled to it, so all three line up on the original's proportions. Default: the
+            image's own size.
     """
     img = as_image(image)
     heat = as_array(maps, "maps", 3, "[query, h, w]")
@@ -211,13 +217,24 @@ def detr_queries_view(
         )
     from matplotlib.patches import Rectangle
 
-    H, W = img.shape[:2]
-    fig = new_figure((2.3 * q, 2.6))
+    if image_size is not None and (
+        len(image_size) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1
+                                    for v in image_size)
+    ):
+        raise ProbeError(f"image_size must be (height, width) in pixels, got {image_size!r}")
+    H, W = image_size or img.shape[:2]
+    # panels 2.3 in wide for square and tall images (at most 3.45 in tall), up to 2.5 times
+    # wider for wide ones, plus room for the titles (a two-line title needs about 4.6 in)
+    width = 2.3 * min(max(W / H, 1.0), 2.5)
+    height = min(width * H / W, 3.45)
+    fig = new_figure((max(height * W / H * q, 4.6 if title else 0.0),
+                      height + 0.3 + (0.45 if title else 0.0)))
     axes = fig.subplots(1, q, squeeze=False)[0]
     colors = categorical_colors(q)
     for i, ax in enumerate(axes):
         norm = make_norm(heat[i], False, zero_based=True)
-        draw_overlay(ax, img, heat[i], norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
+        draw_overlay(ax, img, heat[i], norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha,
+                     size=(H, W))
         cx, cy, bw, bh = box[i]
         ax.add_patch(Rectangle(((cx - bw / 2) * W, (cy - bh / 2) * H), bw * W, bh * H,
                                fill=False, edgecolor=colors[i], lw=1.8))

@@ -130,17 +130,22 @@ def draw_overlay(
     norm: Normalize,
     cmap: Colormap,
     alpha: float,
+    size: tuple[int, int] | None = None,
 ) -> None:
-    """Grey image (:func:`grey_image`), then the upsampled heatmap over it with ``alpha``."""
+    """Grey image (:func:`grey_image`), then the upsampled heatmap over it with ``alpha``.
+
+    ``size`` ``(height, width)``: the data extent both are stretched to (default the image's
+    own pixel size), e.g. the original size of an image resized to a model's input.
+    """
     height, width = image.shape[:2]
-    extent = (0, width, height, 0)
+    extent = (0, width, height, 0) if size is None else (0, size[1], size[0], 0)
     ax.imshow(grey_image(image), extent=extent, interpolation="antialiased")
     ax.imshow(upsample_bilinear(heatmap, (height, width)), cmap=cmap, norm=norm, alpha=alpha,
               extent=extent, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_xlim(0, width)
-    ax.set_ylim(height, 0)
+    ax.set_xlim(0, extent[1])
+    ax.set_ylim(extent[2], 0)
 
 
 def _check_alpha(alpha: float) -> float:

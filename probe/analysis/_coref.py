@@ -250,14 +250,15 @@ def word_attention(
     Returns:
         ``[layer, head, num_words]`` float tensor (a new one).
     """
-    attentions = trace.require_attentions()
     words, _ = _words(trace, batch_index)
     member = word_membership(trace, batch_index)
     index = resolve_word(words, member, word, occurrence)
     b = batch_index % trace.batch_size
+    positions = member[index].nonzero().flatten().tolist()  # the word's tokens
+    attentions = trace.require_rows(positions)[:, b]  # [layer, head, tokens, key]
     member = member.to(device=attentions.device, dtype=_work_dtype(attentions))
-    query = member[index] / member[index].sum()  # mean over the word's tokens
-    rows = query @ attentions[:, b].to(member.dtype)  # [layer, head, key]
+    query = member[index, positions] / member[index].sum()  # mean over the word's tokens
+    rows = query @ attentions.to(member.dtype)  # [layer, head, key]
     return rows @ member.T
 
 
@@ -341,7 +342,6 @@ def best_antecedents(
     """
     import torch
 
-    attentions = trace.require_attentions()
     words, _ = _words(trace, batch_index)
     member = word_membership(trace, batch_index)
     index = resolve_word(words, member, word, occurrence)
@@ -350,7 +350,7 @@ def best_antecedents(
     best_weight, best = weights.max(-1)
     per_head = []
     for li, layer in enumerate(trace.layer_indices):
-        for hi in range(attentions.shape[2]):
+        for hi in range(weights.shape[1]):
             head = -1 if trace.head_indices is None else trace.head_indices[hi]
             antecedent = chosen[int(best[li, hi])]
             per_head.append(

@@ -74,7 +74,8 @@ def patch_maps(trace: Trace, query: int = 0, batch_index: int | None = None) -> 
     sum to at most 1 over the grid (the rest goes to prefix tokens).
 
     Args:
-        trace: a vision trace.
+        trace: a vision trace; a row-selected one (``query_rows=``) must have kept row
+            ``query``.
         query: the token whose attention is shown (0 is CLS; a patch token is
             ``num_prefix_tokens + row * cols + col``).
         batch_index: one batch item (kept as a size-1 dimension) or ``None`` for all.
@@ -83,9 +84,9 @@ def patch_maps(trace: Trace, query: int = 0, batch_index: int | None = None) -> 
         ``[layer, batch, head, rows, cols]`` new tensor.
     """
     rows, cols = _grid(trace)
-    attentions = trace.require_attentions()
     q = _query(trace, query)
-    picked = attentions[:, _batch_slice(trace, batch_index), :, q, trace.num_prefix_tokens :]
+    attentions = trace.require_rows([q])  # [layer, batch, head, 1, key]; row-selected too
+    picked = attentions[:, _batch_slice(trace, batch_index), :, 0, trace.num_prefix_tokens :]
     return picked.reshape(*picked.shape[:-1], rows, cols).clone()
 
 

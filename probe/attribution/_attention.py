@@ -117,7 +117,8 @@ def reduce_map(
 
     Args:
         trace: the trace the map was computed from (geometry, padding, model family).
-        maps: ``[batch, query, key]``, e.g. a rollout.
+        maps: ``[batch, query, key]``, e.g. a rollout; or ``[batch, rows, key]``, the kept
+            rows of a row-selected trace (``query_rows=``), which must hold every row read.
         query: which rows to read: ``"auto"``, ``"cls"``, ``"mean"``, ``"last"`` or an index.
         model: the model, so that ``"auto"`` can see how a vision model pools.
 
@@ -127,12 +128,18 @@ def reduce_map(
     """
     import torch
 
-    if maps.dim() != 3 or tuple(maps.shape[::2]) != (trace.batch_size, trace.seq_len):
+    rows = trace.query_indices
+    n_rows = trace.seq_len if rows is None else len(rows)
+    if maps.dim() != 3 or tuple(maps.shape) != (trace.batch_size, n_rows, trace.seq_len):
         raise ProbeError(
-            f"expected a map [batch, query, key] = [{trace.batch_size}, {trace.seq_len}, "
+            f"expected a map [batch, query, key] = [{trace.batch_size}, {n_rows}, "
             f"{trace.seq_len}], got {tuple(maps.shape)}"
         )
-    weights = query_weights(trace, query, model).to(device=maps.device, dtype=torch.float64)
+    weights = query_weights(trace, query, model)
+    if rows is not None:  # the kept rows of a row-selected trace: every row read must be there
+        trace.row_positions(weights.ne(0).any(0).nonzero().flatten().tolist())  # or raise
+        weights = weights[:, list(rows)]
+    weights = weights.to(device=maps.device, dtype=torch.float64)
     scores = torch.einsum("bq,bqk->bk", weights, maps.detach().double())
     scores = scores * trace.attention_mask.to(device=scores.device, dtype=scores.dtype)
     if trace.is_vision:

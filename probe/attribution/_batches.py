@@ -8,11 +8,12 @@ items in order, equal to the attribution of the whole dataset in one call.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.attribution._registry import Attribution, attribute
+from probe.attribution._registry import Attribution, attribute, resolve_run
 
 if TYPE_CHECKING:
     import torch
@@ -24,6 +25,10 @@ __all__ = ["attribute_batches", "iter_batches"]
 def iter_batches(data: Any, batch_size: int | None) -> Iterator[Any]:
     """Model inputs, one batch at a time, from a dataset in any of the usual forms.
 
+    Everything that can be checked is checked when this is called, not when the batches are
+    iterated: the batch size, the form of ``data``, and that it holds at least one batch (an
+    iterable's first batch is read for that, and yielded first).
+
     Args:
         data: a tensor ``[N, ...]`` (pixels or ids), a list of strings, a mapping of forward
             tensors ``[N, ...]`` (a tokenizer output): split into chunks of ``batch_size``;
@@ -34,7 +39,8 @@ def iter_batches(data: Any, batch_size: int | None) -> Iterator[Any]:
             batches are used as they come).
 
     Raises:
-        ProbeError: a bad ``batch_size`` or an empty dataset.
+        ProbeError: a bad ``batch_size``, a form of ``data`` that is not a dataset, or an
+            empty dataset.
     """
     import torch
 
@@ -44,40 +50,49 @@ def iter_batches(data: Any, batch_size: int | None) -> Iterator[Any]:
         raise ProbeError(f"batch_size must be a positive integer or None, got {batch_size!r}")
     if isinstance(data, (str, bytes)):
         raise ProbeError("pass a list of texts (a dataset), not one string: use probe.attribute")
-    seen = False
     if isinstance(data, torch.Tensor) or (
         isinstance(data, Sequence) and data and all(isinstance(t, str) for t in data)
     ):
-        n = len(data)
-        step = batch_size or n
-        for start in range(0, n, step):
-            seen = True
-            yield data[start : start + step]
+        batches = _chunks(data, len(data), batch_size)
     elif isinstance(data, Mapping):
         sizes = {int(v.shape[0]) for v in data.values() if isinstance(v, torch.Tensor)}
         if len(sizes) != 1:
             raise ProbeError("a mapping dataset needs tensors with one batch size [N, ...]")
-        n = sizes.pop()
-        step = batch_size or n
-        for start in range(0, n, step):
-            seen = True
-            yield {
-                k: (v[start : start + step] if isinstance(v, torch.Tensor) else v)
-                for k, v in data.items()
-            }
+        batches = _mapping_chunks(data, sizes.pop(), batch_size)
     elif isinstance(data, Iterable):
-        for batch in data:
-            seen = True
-            yield batch[0] if isinstance(batch, (tuple, list)) and batch and not isinstance(
+        batches = (
+            batch[0] if isinstance(batch, (tuple, list)) and batch and not isinstance(
                 batch[0], str
             ) else batch
+            for batch in data
+        )
     else:
         raise ProbeError(
             f"cannot iterate over a {type(data).__name__}: pass a tensor, a list of texts, a "
             "tokenizer output or an iterable/DataLoader of batches"
         )
-    if not seen:
+    empty = object()
+    first = next(batches, empty)
+    if first is empty:
         raise ProbeError("the dataset is empty: pass at least one item")
+    return itertools.chain([first], batches)
+
+
+def _chunks(data: Any, n: int, batch_size: int | None) -> Iterator[Any]:
+    step = batch_size or max(n, 1)
+    for start in range(0, n, step):
+        yield data[start : start + step]
+
+
+def _mapping_chunks(data: Mapping[str, Any], n: int, batch_size: int | None) -> Iterator[Any]:
+    import torch
+
+    step = batch_size or max(n, 1)
+    for start in range(0, n, step):
+        yield {
+            k: (v[start : start + step] if isinstance(v, torch.Tensor) else v)
+            for k, v in data.items()
+        }
 
 
 def attribute_batches(
@@ -118,6 +133,7 @@ def attribute_batches(
             "attribute_batches runs one method: pass a name, or use compare_batches for several"
             + ("" if isinstance(method, (list, tuple, Mapping)) else f" (got {type(method).__name__})")
         )
+    resolve_run(model, method, options)  # before the first batch and the progress bar
     batches = iter_batches(data, batch_size)
     if progress:
         from tqdm.auto import tqdm

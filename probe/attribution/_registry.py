@@ -50,6 +50,7 @@ __all__ = [
     "method_spec",
     "parse_method_options",
     "register_method",
+    "resolve_run",
     "unregister_method",
 ]
 
@@ -437,6 +438,30 @@ def parse_method_options(assignments: Iterable[str]) -> dict[str, dict[str, Any]
     return out
 
 
+def resolve_run(
+    model: nn.Module, method: str, options: Mapping[str, Any]
+) -> tuple[MethodSpec, dict[str, Any], Modality]:
+    """What :func:`attribute` checks before running: the method's registration, its options
+    validated with defaults filled in (what :attr:`Attribution.options` will hold), and the
+    model's modality, which the method must apply to. Runs nothing.
+
+    Raises:
+        ProbeError: an unknown method, an option it does not take, a bad option value, or a
+            method that does not apply to the model's modality.
+    """
+    spec = method_spec(method)
+    resolved = spec.resolve(options)
+    from probe.capture import adapter_for
+
+    modality: Modality = adapter_for(model).modality
+    if modality not in spec.modalities:
+        raise ProbeError(
+            f"method {method!r} does not apply to {modality} models: use one of "
+            f"{list(list_methods(modality))}"
+        )
+    return spec, resolved, modality
+
+
 def attribute(
     model: nn.Module,
     inputs: Any,
@@ -468,16 +493,7 @@ def attribute(
     Raises:
         ProbeError: an unknown method, an option it does not take, or a bad option value.
     """
-    spec = method_spec(method)
-    resolved = spec.resolve(options)
-    from probe.capture import adapter_for
-
-    modality: Modality = adapter_for(model).modality
-    if modality not in spec.modalities:
-        raise ProbeError(
-            f"method {method!r} does not apply to {modality} models: use one of "
-            f"{list(list_methods(modality))}"
-        )
+    spec, resolved, modality = resolve_run(model, method, options)
     ctx = MethodContext(model, inputs, tokenizer, target, resolved, modality, seed, trace)
     scores = spec.fn(ctx)
     if modality == "vision" and ctx._trace is None:

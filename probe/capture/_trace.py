@@ -318,13 +318,47 @@ class Trace:
                 "capture again without stream=True to get per-layer attention"
             )
         if self.query_indices is not None:
-            rows = list(self.query_indices)
-            shown = rows if len(rows) <= 6 else [*rows[:6], "..."]
             raise ProbeError(
-                f"this trace keeps only query rows {shown} (query_rows=...) and this analysis "
-                "needs every row of the attention matrix: capture again without query_rows"
+                f"this trace keeps only query rows {_shown(self.query_indices)} (query_rows=...) "
+                "and this analysis needs every row of the attention matrix: capture again "
+                "without query_rows"
             )
         return self.attentions
+
+    def row_positions(self, rows: Sequence[int]) -> list[int]:
+        """Where the query positions ``rows`` (``0..seq_len - 1``) sit in the query dimension
+        of ``attentions``: ``rows`` themselves in a full trace, their places in
+        ``query_indices`` in a row-selected one (``query_rows=``) that kept them all.
+
+        Raises:
+            ProbeError: a streaming trace, or a row-selected trace without some of ``rows``.
+        """
+        rows = [int(r) for r in rows]
+        if stored_attentions(self) is None:
+            self.require_attentions()  # raises: a streaming trace
+        if self.query_indices is None:
+            return rows
+        kept = {q: i for i, q in enumerate(self.query_indices)}
+        missing = [r for r in rows if r not in kept]
+        if missing:
+            raise ProbeError(
+                f"this trace keeps only query rows {_shown(self.query_indices)} (query_rows=...) "
+                f"and this analysis needs rows {_shown(missing)}: capture again with query_rows "
+                "including them, or without query_rows"
+            )
+        return [kept[r] for r in rows]
+
+    def require_rows(self, rows: Sequence[int]) -> torch.Tensor:
+        """``[layer, batch, head, len(rows), key]``: the attention of the query positions
+        ``rows`` (``0..seq_len - 1``), in that order, from a full trace or from a row-selected
+        one that kept them all (see :meth:`row_positions`). A new tensor, the same values
+        either way.
+
+        Raises:
+            ProbeError: a streaming trace, or a row-selected trace without some of ``rows``.
+        """
+        positions = self.row_positions(rows)
+        return self.attentions[:, :, :, positions]
 
     def layer_attentions(self, position: int) -> torch.Tensor:
         """``[batch, head, query, key]``: ``attentions[position]`` without stacking the layers.
@@ -402,3 +436,9 @@ class Trace:
             f"Trace(model={self.model_name!r}, family={self.family!r}, "
             f"attentions={shape}{extra})"
         )
+
+
+def _shown(rows: Sequence[int]) -> str:
+    """``[0, 3, 5]``, or the first six and ``...``: row indices for messages."""
+    rows = [int(r) for r in rows]
+    return str(rows) if len(rows) <= 6 else f"[{', '.join(map(str, rows[:6]))}, ...]"

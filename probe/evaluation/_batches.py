@@ -9,13 +9,16 @@ random curves (each batch draws its orders from ``seed``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe.attribution._batches import iter_batches
-from probe.evaluation._curves import Curve
+from probe.attribution._registry import resolve_run
+from probe.evaluation._curves import Curve, _check_n_random, _check_steps
 from probe.evaluation._faithfulness import FaithfulnessTable, faithfulness
+from probe.evaluation._perturb import _check_output
 
 if TYPE_CHECKING:
     from torch import nn
@@ -60,6 +63,9 @@ def faithfulness_batches(
     named = dict(methods) if isinstance(methods, Mapping) else {m: {} for m in methods}
     if not named:
         raise ProbeError("methods is empty: name at least one registered method")
+    for m, o in named.items():  # before the first batch and the progress bar
+        resolve_run(model, m, dict(o))
+    _check_options(faithfulness_options)
     batches = iter_batches(data, batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -114,3 +120,25 @@ def faithfulness_batches(
         seed=first.seed,
         baseline=first.baseline,
     )
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    """The keyword options of :func:`probe.faithfulness` that can be checked without data."""
+    taken = set(inspect.signature(faithfulness).parameters) - _SET_PER_BATCH
+    unknown = sorted(set(options) - taken)
+    if unknown:
+        raise ProbeError(
+            f"faithfulness_batches does not take {', '.join(map(repr, unknown))}: its "
+            f"faithfulness options are {sorted(taken)}"
+        )
+    if "steps" in options:
+        _check_steps(options["steps"])
+    if "n_random" in options:
+        _check_n_random(options["n_random"])
+    if "output" in options:
+        _check_output(options["output"])
+
+
+#: arguments of :func:`probe.faithfulness` that ``faithfulness_batches`` sets itself (its own
+#: ``batch_size`` splits the data; each batch is scored with faithfulness's default)
+_SET_PER_BATCH = {"model", "inputs", "attributions", "target", "tokenizer", "seed", "batch_size"}

@@ -96,6 +96,7 @@ def compare_batches(
 
     labels, runs = _runs(methods)
     fn = _metric(metric, k)
+    _check_labels(model, labels, runs)  # before the first batch and the progress bar
     text = adapter_for(model).modality == "text"
     batches = iter_batches(data, batch_size)
     if progress:
@@ -158,6 +159,23 @@ def _runs(methods: Any) -> tuple[tuple[str, ...] | None, list[tuple[str, dict[st
     if len(runs) < 2:
         raise ProbeError(f"compare_batches needs at least two methods, got {len(runs)}: {fix}")
     return labels, runs
+
+
+def _check_labels(
+    model: nn.Module, labels: tuple[str, ...] | None, runs: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Every run's method and options as :func:`probe.attribute` checks them, and distinct
+    labels: those given, or the :attr:`Attribution.label` each run will get."""
+    from probe.attribution._registry import method_label, resolve_run
+
+    resolved = [resolve_run(model, name, options)[1] for name, options in runs]
+    names = labels or tuple(method_label(name, r) for (name, _), r in zip(runs, resolved))
+    if len(set(names)) != len(names):
+        raise ProbeError(
+            f"duplicate method names {sorted(n for n in set(names) if names.count(n) > 1)}: pass "
+            "a mapping with distinct labels, e.g. {'ig-32': ('ig', {'n_steps': 32}), "
+            "'ig-64': ('ig', {'n_steps': 64})}"
+        )
 
 
 def _metric(metric: Any, k: int | float | None) -> Callable[..., torch.Tensor]:

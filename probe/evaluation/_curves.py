@@ -129,11 +129,16 @@ def _curve(p: _Problem, scores: torch.Tensor, steps: int, kind: CurveKind, metho
     return Curve(fractions, values, curve_auc(fractions, values), kind, method)
 
 
+def _check_n_random(n_random: Any) -> int:
+    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 0:
+        raise ProbeError(f"n_random must be a non-negative int, got {n_random!r}")
+    return n_random
+
+
 def _random_scores(p: _Problem, n_random: int, seed: int) -> list[torch.Tensor]:
     import torch
 
-    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 0:
-        raise ProbeError(f"n_random must be a non-negative int, got {n_random!r}")
+    _check_n_random(n_random)
     gen = torch.Generator().manual_seed(int(seed))
     return [torch.rand(p.valid.shape, generator=gen, dtype=torch.float64) for _ in range(n_random)]
 

@@ -116,6 +116,12 @@ class _Problem:
         return out.reshape(batch, variants)
 
 
+def _check_output(output: Any) -> None:
+    """The scored output, as :func:`_problem` takes it."""
+    if output not in ("probability", "logit"):
+        raise ProbeError(f"output must be 'probability' or 'logit', got {output!r}")
+
+
 def _problem(
     model: nn.Module,
     inputs: Any,
@@ -132,8 +138,7 @@ def _problem(
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ProbeError(f"batch_size must be a positive int, got {batch_size!r}")
-    if output not in ("probability", "logit"):
-        raise ProbeError(f"output must be 'probability' or 'logit', got {output!r}")
+    _check_output(output)
     if score_fn is not None and not callable(score_fn):
         raise ProbeError(
             f"score_fn must be a callable (model, inputs) -> [batch], got {score_fn!r}"

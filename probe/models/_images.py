@@ -28,11 +28,14 @@ class ModelImage:
         pixel_values: ``[1, 3, H, W]`` normalised model input.
         display: ``[H, W, 3]`` float array in ``0..1``: the same pixels, for plotting.
         source: where the image came from (a path, or a description of a generated sample).
+        original_size: ``(height, width)`` of the image before it was resized for the model
+            (whose input may have another aspect ratio); ``None`` when unknown.
     """
 
     pixel_values: torch.Tensor
     display: np.ndarray
     source: str
+    original_size: tuple[int, int] | None = None
 
 
 def _input_spec(model: nn.Module, processor: Any) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
@@ -159,7 +162,7 @@ def preprocess_image(image: Any, model: nn.Module, processor: Any = None, source
     display = np.asarray(rgb, dtype=np.float32) / 255.0
     pixels = torch.from_numpy(display).permute(2, 0, 1)
     pixels = (pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-    return ModelImage(pixels.unsqueeze(0).float(), display, source)
+    return ModelImage(pixels.unsqueeze(0).float(), display, source, (image.height, image.width))
 
 
 @contextmanager

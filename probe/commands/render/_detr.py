@@ -79,6 +79,7 @@ def _detr(s: Session) -> list[tuple[str, Figure]]:
         scores=[float(scores[0, q]) for q in shown],
         title=f"{s.model_name}: object queries' cross-attention, decoder layer "
         f"{layer % n_layers}\n(heads averaged; {note})",
+        image_size=s.display_size,  # the image file's proportions, not the model input's
     )
     part = "q" + "-".join(str(q) for q in shown) if s.args.queries else "top"
     return [(_stem(s, "detr", f"L{layer % n_layers}", part), fig)]

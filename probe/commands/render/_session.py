@@ -41,6 +41,8 @@ class Session:
     text: str | None = None
     pixel_values: torch.Tensor | None = None
     display: np.ndarray | None = None
+    #: ``(height, width)`` of the image file before it was resized for the model
+    display_size: tuple[int, int] | None = None
     mask: torch.Tensor | None = None
     source: str = ""
     _trace: Trace | None = None
@@ -414,6 +416,7 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
 
         img = load_image(args.image, model, processor)
         s.pixel_values, s.display, s.source = img.pixel_values, img.display, img.source
+        s.display_size = img.original_size
     else:
         _generated_sample(s, args.seed)
     return s
