@@ -96,8 +96,6 @@ def eval_cnn_faithfulness(
         level of pointing game and mass), ``grid`` and per method label the means, standard
         errors and ``n``.
     """
-    import torch
-
     from probe.attribution._registry import attribute
     from probe.capture import adapter_for
     from probe.evaluation._faithfulness import faithfulness
