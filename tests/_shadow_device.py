@@ -27,8 +27,10 @@ the same device return a fresh alias (``detach`` or ``view_as``) so the source k
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -52,18 +54,38 @@ class ShadowDevice(TorchFunctionMode):
 
     Attributes:
         violations: one line per device mix, with the probe source line that made it.
+        device_ops: how many torch calls produced a result on the shadow device (a check
+            that saw none checked nothing).
     """
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module | None = None) -> None:
         super().__init__()
         self._state: dict[int, tuple[weakref.ref, str]] = {}
         self.violations: list[str] = []
         self._model = model
+        self._paused = False
+        self.device_ops = 0  # ops whose result sits on the shadow device: the check is not idle
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Run without bookkeeping, e.g. model loading: transformers' loader leaves the
+        non-persistent buffers of a model (BERT's ``position_ids``) uninitialised when any
+        torch function mode is active while it builds the model."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
 
     # ----------------------------------------------------------------- bookkeeping
-    def __enter__(self) -> ShadowDevice:
-        for tensor in (*self._model.parameters(), *self._model.buffers()):
+    def track(self, model: torch.nn.Module) -> None:
+        """Put ``model``'s parameters and buffers on the shadow device (a model loaded later)."""
+        for tensor in (*model.parameters(), *model.buffers()):
             self._set(tensor, _DEV)
+
+    def __enter__(self) -> ShadowDevice:
+        if self._model is not None:
+            self.track(self._model)
         # nn.Parameter builds its deep copy with _make_subclass, which no mode sees: a copy
         # of the model (the sanity check's working copy) keeps its side through this wrapper
         original = self._deepcopy = torch.nn.Parameter.__deepcopy__
@@ -121,6 +143,8 @@ class ShadowDevice(TorchFunctionMode):
     # ----------------------------------------------------------------- the rules
     def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: C901
         kwargs = kwargs or {}
+        if self._paused:
+            return func(*args, **kwargs)
         name = getattr(func, "__name__", "")
         owner = getattr(func, "__self__", None)
         if name == "__get__" and owner is not None:  # a property getter: t.device, t.grad, ...
@@ -138,7 +162,7 @@ class ShadowDevice(TorchFunctionMode):
         tensors = [t for t in flat if isinstance(t, torch.Tensor)]
         if name in _FREE:
             return func(*args, **kwargs)
-        if name == "numpy":
+        if name in ("numpy", "__array__"):
             if tensors and self._get(tensors[0]) == _DEV:
                 self._flag(".numpy() of a tensor on the model's device (call .cpu() first)")
             return func(*args, **kwargs)
@@ -169,6 +193,7 @@ class ShadowDevice(TorchFunctionMode):
             generator.device.type == "cpu"
         ):
             self._flag(f"{name} draws with a CPU generator onto the model's device")
+        self.device_ops += side == _DEV
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor) and not any(t is s for s in tensors):
                 self._set(t, side)  # an input returned (in place) keeps its side

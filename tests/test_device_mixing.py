@@ -62,7 +62,7 @@ def test_control_the_cnn_accuracy_line_before_device_placement():
         from probe.evaluation._cnn_eval import eval_cnn_faithfulness
 
         result = eval_cnn_faithfulness(cnn, n=2, batch_size=1)
-    assert shadow.violations == [] and result["accuracy"] >= 0.5
+    assert shadow.violations == [] and shadow.device_ops > 100 and result["accuracy"] >= 0.5
 
 
 def test_the_shadow_changes_no_number(vit):
@@ -87,7 +87,7 @@ def test_vision_evals_keep_devices_apart(vit):
     with ShadowDevice(vit) as shadow:
         faith = eval_faithfulness(vit, n=1, batch_size=1, options=fast)
         sanity = eval_sanity(vit, n=1, batch_size=1, methods=some, options=fast)
-    assert shadow.violations == []
+    assert shadow.violations == [] and shadow.device_ops > 1000
     assert len(faith["methods"]) >= 10 and sorted(sanity["methods"]) == sorted(some)
 
 
@@ -97,7 +97,7 @@ def test_the_sanity_eval_of_every_method_keeps_devices_apart(vit):
 
     with ShadowDevice(vit) as shadow:
         sanity = eval_sanity(vit, n=2, batch_size=1, options={"ig": {"n_steps": 8}})
-    assert shadow.violations == [] and len(sanity["methods"]) >= 10
+    assert shadow.violations == [] and shadow.device_ops > 1000 and len(sanity["methods"]) >= 10
 
 
 def test_text_coref_and_alignment_evals_keep_devices_apart():
@@ -108,8 +108,8 @@ def test_text_coref_and_alignment_evals_keep_devices_apart():
     with ShadowDevice(model) as shadow:
         text = eval_text(model, tokenizer, n=1, options={"ig": {"n_steps": 4}})
         eval_coref(model, tokenizer, n=2)
-    assert shadow.violations == [] and len(text["methods"]) >= 8
+    assert shadow.violations == [] and shadow.device_ops > 1000 and len(text["methods"]) >= 8
     toy, toy_tokenizer = probe.load_model("toy-mt")
     with ShadowDevice(toy) as shadow:
         result = eval_alignment(toy, toy_tokenizer, n=2, batch_size=2)
-    assert shadow.violations == [] and result["n_exact"] >= 1
+    assert shadow.violations == [] and shadow.device_ops > 100 and result["n_exact"] >= 1

@@ -70,8 +70,8 @@ def test_device_resolution_table(spec, env, available, count, device, noted):
         ("gpu", ONE, True, 1, "not a device torch understands"),
         ("cuda:x", ONE, True, 1, "not a device torch understands"),
         ("cuda:-1", ONE, True, 1, "not a device torch understands|cuda:N"),
-        ("mps", ONE, True, 1, "runs on cpu or cuda"),
-        ("meta", ONE, True, 1, "runs on cpu or cuda"),
+        ("mps", ONE, True, 1, "models on cpu or cuda"),
+        ("meta", ONE, True, 1, "models on cpu or cuda"),
         ("", ONE, True, 1, "auto, cpu, cuda or cuda:N"),
         ("auto", {"WORLD_SIZE": "two"}, True, 1, "WORLD_SIZE='two' must be an integer"),
         ("cuda", {"WORLD_SIZE": "2", "LOCAL_RANK": "-1"}, True, 1, "LOCAL_RANK=-1"),
@@ -111,7 +111,7 @@ FAITH = ["eval", "faithfulness", "--quick", "--n", "2", "--batch-size", "1", "--
     ("cuda", "no CUDA device here: use --device cpu"),
     ("cuda:1", "no CUDA device here"),
     ("tpu!", "is not a device torch understands"),
-    ("mps", "runs on cpu or cuda"),
+    ("mps", "models on cpu or cuda"),
 ])
 def test_cli_refuses_a_device_with_one_line_and_exit_2(capsys, tmp_path, device, message):
     from probe.cli import main

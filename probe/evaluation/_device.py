@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["DEVICE_HELP", "DeviceChoice", "place_model", "resolve_device"]
+__all__ = ["DEVICE_HELP", "DeviceChoice", "move_model", "place_model", "resolve_device"]
 
 DEVICE_HELP = (
     "where the model runs: auto (default: cuda:LOCAL_RANK under accelerate launch/torchrun "
@@ -113,7 +113,7 @@ def resolve_device(
         return DeviceChoice("cpu")
     if device.type != "cuda":
         raise ProbeError(
-            f"--device {spec}: probe eval runs on cpu or cuda; use auto, cpu, cuda or cuda:N"
+            f"--device {spec}: probe runs models on cpu or cuda; use auto, cpu, cuda or cuda:N"
         )
     if not cuda_available or device_count < 1:
         raise ProbeError(
@@ -162,6 +162,20 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ProbeError(f"environment variable {name}={raw!r} must be an integer") from None
+
+
+def move_model(model: nn.Module, device: str) -> str:
+    """Move ``model`` to ``device`` in place (``nn.Module.to``) unless accelerate dispatched it.
+
+    Returns:
+        The device the model computes on (for a dispatched model, its execution device).
+    """
+    from probe.capture import adapter_for
+    from probe.capture.adapters._dispatch import is_dispatched
+
+    if not is_dispatched(model):
+        model.to(device)
+    return str(adapter_for(model).device)
 
 
 @contextlib.contextmanager

@@ -382,7 +382,11 @@ def _session(args: RenderArgs) -> Session:
         )
     if modality == "text" and not args.text:
         raise ProbeError(f"the {args.view} view on {name} needs --text \"a sentence\"")
+    from probe.evaluation._device import move_model, resolve_device
+
+    device = resolve_device(args.device).device  # a bad --device fails before loading
     model, processor = load_model(name, pretrained=args.pretrained)
+    move_model(model, device)
     from probe.capture import adapter_for
 
     adapter = adapter_for(model)
