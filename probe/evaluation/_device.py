@@ -1,18 +1,18 @@
-"""Where ``probe eval`` runs its model: ``--device auto|cpu|cuda|cuda:N``, also per launcher rank.
+"""Where ``probe eval`` (and ``probe render``) run the model: ``--device auto|cpu|cuda|cuda:N``.
 
 :func:`resolve_device` turns the ``--device`` string into one concrete device for this
 process. It is a pure function of the string, the launcher's environment (``WORLD_SIZE``,
 ``LOCAL_RANK``) and what CUDA reports, so every case can be tested on a machine without a GPU
 by passing the environment and a device count:
 
-========== ================================ ============================================
-``--device`` one process                   a launcher rank (``WORLD_SIZE`` > 1)
-========== ================================ ============================================
-``auto``   ``cuda`` with CUDA, else ``cpu`` ``cuda:LOCAL_RANK`` with CUDA, else ``cpu``
-``cpu``    ``cpu``                          ``cpu``
-``cuda``   ``cuda`` (error without CUDA)    ``cuda:LOCAL_RANK`` (error without CUDA)
-``cuda:N`` ``cuda:N`` (error if N >= count) ``cuda:N`` on every rank (the user's choice)
-========== ================================ ============================================
+============ ================================ ============================================
+``--device`` one process                      a launcher rank (``WORLD_SIZE`` > 1)
+============ ================================ ============================================
+``auto``     ``cuda`` with CUDA, else ``cpu`` ``cuda:LOCAL_RANK`` with CUDA, else ``cpu``
+``cpu``      ``cpu``                          ``cpu``
+``cuda``     ``cuda`` (error without CUDA)    ``cuda:LOCAL_RANK`` (error without CUDA)
+``cuda:N``   ``cuda:N`` (error if N >= count) ``cuda:N`` on every rank (the user's choice)
+============ ================================ ============================================
 
 More ranks than GPUs (``LOCAL_RANK >= device_count``) **wrap around**: rank ``r`` runs on
 ``cuda:(r % device_count)``, with a note for stderr, so two ranks can share one GPU. That is
@@ -93,6 +93,8 @@ def resolve_device(
     if not isinstance(spec, str) or not spec.strip():
         raise ProbeError(f"--device must be auto, cpu, cuda or cuda:N, got {spec!r}")
     spec = spec.strip().lower()
+    if spec == "cpu":
+        return DeviceChoice("cpu")  # without asking CUDA anything (probe render's default)
     if cuda_available is None or device_count is None:
         import torch
 
