@@ -2,7 +2,8 @@
 
 The two-process test runs ``torchrun --nproc_per_node 2`` (gloo on CPU) on the quick
 vit-shapes faithfulness eval and checks that the JSON equals the one-process JSON to float
-tolerance (timings and process metadata aside) and that each process did half the work.
+tolerance (timings and process metadata aside) and that each process did half the work; the
+one-process run takes the default ``--device auto``, the two processes ``--device cpu``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import probe
 from probe.evaluation._distributed import block_range, gather, merge, session, shard
@@ -92,12 +94,14 @@ def test_two_processes_give_the_one_process_json(tmp_path: Path):
     env.pop("WORLD_SIZE", None)
     launched = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         "--no-python", "--", sys.executable, "-m", "probe.cli", *EVAL, "--json", str(two)],
+         "--no-python", "--", sys.executable, "-m", "probe.cli", *EVAL, "--device", "cpu",
+         "--json", str(two)],
         env=env, capture_output=True, text=True, timeout=300,
     )
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert launched.stdout.count("wrote ") == 1  # the main process alone writes
     a, b = json.loads(one.read_text()), json.loads(two.read_text())
-    assert a["processes"] == {"count": 1, "items_per_process": [4]}
-    assert b["processes"] == {"count": 2, "items_per_process": [2, 2]}
+    auto = "cuda:0" if torch.cuda.is_available() else "cpu"  # --device auto
+    assert a["processes"] == {"count": 1, "items_per_process": [4], "devices": [auto]}
+    assert b["processes"] == {"count": 2, "items_per_process": [2, 2], "devices": ["cpu", "cpu"]}
     assert _differences(a, b) == []

@@ -26,14 +26,16 @@ from tests._eval_driver import differences
 DRIVER = Path(__file__).with_name("_eval_driver.py")
 # small and cheap, but each eval split: 4 sentences of 2 pairs, 2 batches of 2 images,
 # 2 batches of 2 sentences, 2 sentence pairs; sanity with one attention and one gradient
-# method, text with attention against an 8-step Integrated Gradients
+# method, text with attention against an 8-step Integrated Gradients; on the CPU also where
+# CUDA is available (benchmarks/gpu.sh runs the GPU comparison)
 COMMANDS = {
-    "coref": ["eval", "coref", "--n", "2", "--quiet"],
+    "coref": ["eval", "coref", "--n", "2", "--quiet", "--device", "cpu"],
     "sanity": ["eval", "sanity", "--n", "4", "--batch-size", "2", "--method", "attention",
-               "--method", "gradcam", "--quiet"],
-    "alignment": ["eval", "alignment", "--n", "4", "--batch-size", "2", "--quiet"],
+               "--method", "gradcam", "--quiet", "--device", "cpu"],
+    "alignment": ["eval", "alignment", "--n", "4", "--batch-size", "2", "--quiet",
+                  "--device", "cpu"],
     "text": ["eval", "text", "--n", "2", "--method", "attention", "--option", "ig.n_steps=8",
-             "--quiet"],
+             "--quiet", "--device", "cpu"],
 }
 SHARES = {"coref": [2, 2], "sanity": [1, 1], "alignment": [1, 1], "text": [1, 1]}
 # the README's accelerate command: --multi_gpu is accelerate's multi-process launcher
@@ -71,8 +73,12 @@ def test_sanity_coref_alignment_text_two_processes_give_the_one_process_json(tmp
         one = _one_process(tmp_path, task)
         two = json.loads((tmp_path / f"two-{task}.json").read_text())
         items = sum(SHARES[task])
-        assert one["processes"] == {"count": 1, "items_per_process": [items]}, task
-        assert two["processes"] == {"count": 2, "items_per_process": SHARES[task]}, task
+        assert one["processes"] == {
+            "count": 1, "items_per_process": [items], "devices": ["cpu"],
+        }, task
+        assert two["processes"] == {
+            "count": 2, "items_per_process": SHARES[task], "devices": ["cpu", "cpu"],
+        }, task
         assert differences(one, two) == [], task
 
 
@@ -86,7 +92,9 @@ def test_the_readme_accelerate_command_starts_two_cpu_processes(tmp_path: Path):
     assert launched.returncode == 0, launched.stderr[-3000:]
     assert launched.stdout.count("wrote ") == 1
     result = json.loads(two.read_text())
+    devices = result["processes"].pop("devices")  # the default --device auto: GPUs if any
     assert result["processes"] == {"count": 2, "items_per_process": SHARES["coref"]}
+    assert len(devices) == 2
     assert differences(_one_process(tmp_path, "coref"), result) == []
 
 

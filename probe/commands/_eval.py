@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe._report import check_output_file, jsonable, write_json
+from probe.evaluation._device import DEVICE_HELP
 
 if TYPE_CHECKING:
     from torch import nn
@@ -43,6 +44,7 @@ class EvalArgs:
     quiet: bool = False
     batch_size: int | None = None
     data: str | None = None
+    device: str = "auto"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -84,6 +86,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "50). The unit split between processes under accelerate launch/torchrun, and the "
         "unit of the per-batch seeds",
     )
+    ev.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
     ev.add_argument("--quick", action="store_true", help="small fast run")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(run=run)
@@ -108,6 +111,7 @@ def run(ns: argparse.Namespace) -> int:
         methods=tuple(ns.methods), options=tuple(ns.options), quick=ns.quick, quiet=ns.quiet,
         batch_size=ns.batch_size,
         data=ns.data,
+        device=ns.device,
     )
     return run_eval(args)
 
@@ -124,7 +128,8 @@ def run_eval(
     Args:
         args: the parsed options.
         model: use this model instead of loading ``args.model`` (tests inject tiny models);
-            ``tokenizer`` goes with it for text.
+            ``tokenizer`` goes with it for text. It runs on ``args.device`` and goes back to
+            its own device afterwards (a loaded model is moved once and stays).
         options: method -> keyword options for :func:`probe.attribute`, merged over the
             ``--option`` assignments of ``args`` (default: the methods' defaults).
 
@@ -151,6 +156,7 @@ def run_eval(
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.json:
         check_output_file(args.json)  # before minutes of work, not after
+    device = _device(args.device)
     if args.data is not None and task != "coref":
         raise ProbeError(f"--data only applies to the coref eval, not {task}: drop it")
     if task == "coref" and (args.methods or args.options or options):
@@ -182,11 +188,14 @@ def run_eval(
         if current.rank != 0:
             silence_progress()  # one progress bar: the main process's
         quiet = args.quiet or current.rank != 0
-        result = _run_task(args, n, method_opts, model, tokenizer, quiet=quiet)
+        result, where = _run_task(args, n, method_opts, model, tokenizer, device, quiet=quiet)
         items = gather_list(sum(current.shards))
+        devices = gather_list(where)
     if current.rank != 0:
         return 0
-    result["processes"] = {"count": current.world_size, "items_per_process": items}
+    result["processes"] = {
+        "count": current.world_size, "items_per_process": items, "devices": devices,
+    }
     _note_idle(items)
     result["quick"] = bool(args.quick)
     result["versions"] = _versions()
@@ -215,14 +224,18 @@ def _run_task(
     method_opts: Any,
     model: nn.Module | None,
     tokenizer: Any,
+    device: str,
     *,
     quiet: bool,
-) -> dict[str, Any]:
-    """Load the model unless given and run the task on this process's share of the items."""
+) -> tuple[dict[str, Any], str]:
+    """Load the model unless given, place it on ``device`` and run the task on this
+    process's share of the items; returns the result and the device the model ran on."""
     from probe.evaluation import tasks
+    from probe.evaluation._device import place_model
 
     task = args.task
     name = args.model
+    injected = model is not None
     if model is None:
         from probe.models._registry import load_model
 
@@ -255,7 +268,8 @@ def _run_task(
         runner["faithfulness"] = lambda: _cnn_eval.eval_cnn_faithfulness(
             model, n=n, seed=args.seed, methods=chosen
         )
-    return runner[task]()
+    with place_model(model, device, restore=injected) as where:
+        return runner[task](), where
 
 
 def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> int:
@@ -272,27 +286,34 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.json:
         check_output_file(args.json)
+    device = _device(args.device)
     n = args.n if args.n is not None else (task.QUICK_N if args.quick else task.DEFAULT_N)
     name = args.model or "toy-mt"
+    injected = model is not None
     if model is None:
         from probe.models._registry import load_model
 
         model, tokenizer = load_model(name)
     batch = {} if args.batch_size is None else {"batch_size": args.batch_size}
     from probe._progress import silence_progress
+    from probe.evaluation._device import place_model
     from probe.evaluation._distributed import gather_list, session
 
     with session() as current:
         if current.rank != 0:
             silence_progress()
-        result = task.eval_alignment(
-            model, tokenizer, n=n, seed=args.seed, model_name=name,
-            quiet=args.quiet or current.rank != 0, **batch,
-        )
+        with place_model(model, device, restore=injected) as where:
+            result = task.eval_alignment(
+                model, tokenizer, n=n, seed=args.seed, model_name=name,
+                quiet=args.quiet or current.rank != 0, **batch,
+            )
         items = gather_list(sum(current.shards))
+        devices = gather_list(where)
     if current.rank != 0:
         return 0
-    result["processes"] = {"count": current.world_size, "items_per_process": items}
+    result["processes"] = {
+        "count": current.world_size, "items_per_process": items, "devices": devices,
+    }
     _note_idle(items)
     result["quick"] = bool(args.quick)
     result["versions"] = _versions()
@@ -301,6 +322,18 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
+
+
+def _device(spec: str) -> str:
+    """``--device`` resolved for this process (:func:`resolve_device`), its note on stderr."""
+    from probe.evaluation._device import resolve_device
+
+    choice = resolve_device(spec)
+    if choice.note:
+        import sys
+
+        print(f"probe eval: {choice.note}", file=sys.stderr)
+    return choice.device
 
 
 def _note_idle(items: list[int]) -> None:

@@ -96,9 +96,8 @@ def eval_cnn_faithfulness(
         level of pointing game and mass), ``grid`` and per method label the means, standard
         errors and ``n``.
     """
-    import torch
-
     from probe.attribution._registry import attribute
+    from probe.capture import adapter_for
     from probe.evaluation._faithfulness import faithfulness
     from probe.evaluation._geometry import mass_on_object, object_patch_mask, pointing_game
     from probe.evaluation.tasks import EVAL_IMAGE_SEED
@@ -107,6 +106,7 @@ def eval_cnn_faithfulness(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ProbeError(f"n must be a positive integer, got {n!r}")
     methods = default_methods(model) if methods is None else tuple(methods)
+    adapter = adapter_for(model)
     data = make_shapes(n, seed=EVAL_IMAGE_SEED + 1000 * seed, image_size=image_size)
     per: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
@@ -116,8 +116,8 @@ def eval_cnn_faithfulness(
     for number, start in enumerate(range(0, n, batch_size)):
         images = data.images[start : start + batch_size]
         masks = data.masks[start : start + batch_size]
-        with torch.no_grad():
-            correct += int((model(images).argmax(-1) == data.labels[start : start + batch_size]).sum())
+        predicted = adapter.predicted_class(adapter.prepare(images))  # on the CPU
+        correct += int((predicted == data.labels[start : start + batch_size]).sum())
         attrs = {}
         for method, options in methods:
             t0 = time.perf_counter()

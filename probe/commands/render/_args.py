@@ -46,6 +46,7 @@ class RenderArgs:
     generate: int | None = None
     stack: str | None = None
     queries: tuple[int, ...] = ()
+    device: str = "cpu"
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 STACKS = ("encoder", "decoder", "cross")

@@ -340,6 +340,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--query", type=int, action="append", dest="queries", default=[], metavar="I",
         help="detr: an object query to show (repeatable; default: those scoring >= 0.5)",
     )
+    add(
+        "--device", default="cpu", metavar="DEVICE",
+        help="where the model runs: cpu (default), cuda, cuda:N or auto (cuda when available); "
+        "the model is moved once after loading, inputs follow it, figures are drawn from "
+        "CPU copies",
+    )
     render_parser.set_defaults(run=run)
     return render_parser
 

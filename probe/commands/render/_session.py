@@ -386,11 +386,15 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
         )
     if modality == "text" and not args.text:
         raise ProbeError(f"the {args.view} view on {name} needs --text \"a sentence\"")
-    key = (name, args.pretrained)
+    from probe.evaluation._device import move_model, resolve_device
+
+    device = resolve_device(args.device).device  # a bad --device fails before loading
+    key = (name, args.pretrained, str(device))
     if loaded is not None and key in loaded:
         model, processor = loaded[key]
     else:
         model, processor = load_model(name, pretrained=args.pretrained)
+        move_model(model, device)
         if loaded is not None:
             loaded[key] = (model, processor)
     from probe.capture import adapter_for
