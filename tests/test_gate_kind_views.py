@@ -252,8 +252,10 @@ def test_gate_figures_refusals() -> None:
         gate_figures(gt, _image(), item=1)
     se = probe.trace_gates(timm.create_model("resnet10t", num_classes=5, **SMALL,
                                              block_args=dict(attn_layer="se")).eval(), _pixels())
-    with pytest.raises(probe.ProbeError, match="has only 4 channel gates: one number per channel"):
+    with pytest.raises(probe.ProbeError, match=r"nothing to draw for resnet10t: its gates are 4 "
+                                               r"channel, and channel gates .* channel_profiles"):
         gate_figures(se, _image())
+    assert list(gate_figures(se, _image(), cam=torch.rand(2, 2))) == ["cam"]
 
 
 def test_many_blocks_are_thinned() -> None:

@@ -370,8 +370,8 @@ def gate_figures(
         )
     if not figures:
         raise ProbeError(
-            f"{gate_trace.model_name} has only {counts} gates{where}: one number per channel, "
-            "nothing to draw over the image; pass cam= or draw them per class with "
-            "channel_profiles_view"
+            f"nothing to draw for {gate_trace.model_name}{where}: its gates are {counts}, and "
+            "channel gates (one number per channel) are drawn per class by "
+            "channel_profiles_view; pass cam= to draw a map beside them"
         )
     return figures
