@@ -301,12 +301,19 @@ def _texts(fig):
     return fig.bbox.width, fig.bbox.height, out
 
 
-@pytest.mark.parametrize("kind", ["branch", "channel_spatial", "maps"])
+@pytest.mark.parametrize("kind", ["branch", "channel_spatial", "maps", "maps of one stage"])
 def test_look_of_the_new_figures(kind: str) -> None:
-    model = {"branch": ("skresnet18", None), "channel_spatial": ("resnet10t", "ge2"),
-             "maps": ("resnet10t", "bat")}[kind]
-    gt = probe.trace_gates(_model(*model), _pixels())
-    fig = gate_figures(gt, _image(), cam=torch.rand(2, 2))[kind]
+    if kind == "maps of one stage":  # three GC blocks in stage 2, titled by their long names
+        torch.manual_seed(0)
+        gt = probe.trace_gates(timm.create_model("gcresnet33ts", pretrained=False).eval(),
+                               _pixels())
+        fig = gate_figures(gt, _image(), cam=torch.rand(2, 2), stage=2)["maps"]
+        assert fig.axes[1].get_title() == "stages.2.0.attn.conv_attn\ncontext pooling"
+    else:
+        model = {"branch": ("skresnet18", None), "channel_spatial": ("resnet10t", "ge2"),
+                 "maps": ("resnet10t", "bat")}[kind]
+        gt = probe.trace_gates(_model(*model), _pixels())
+        fig = gate_figures(gt, _image(), cam=torch.rand(2, 2))[kind]
     width, height, texts = _texts(fig)
     outside = [t for t, b, _ in texts if b.x0 < -1 or b.y0 < -1 or b.x1 > width + 1
                or b.y1 > height + 1]

@@ -325,8 +325,9 @@ def gate_figures(
     marks: dict[str, tuple[float, float]] = {}
     for g in drawn:
         text, unit = _MAP_TEXT[g.kind]
-        where = literal(g.name) if (g.kind, g.stage) in twice else f"stage {g.stage}"
-        label = f"{where} {text}"
+        # several blocks of one stage: named by module, on a line of its own
+        label = (f"{literal(g.name)}\n{text}" if (g.kind, g.stage) in twice
+                 else f"stage {g.stage} {text}")
         if g.kind in ("nonlocal", "bilinear"):
             row, col = _query_point(cam, g.feature_size)
             fn = query_point_map if g.kind == "nonlocal" else bilinear_query_map
