@@ -104,15 +104,17 @@ def test_render_gates_on_the_nonlocal_model(tmp_path: Path, capsys) -> None:
 
 
 def test_render_gates_names_what_it_draws_for_branch_gates(tmp_path: Path, capsys) -> None:
-    """skresnet18 has only branch gates (one weight per kernel and channel): the figure is
-    GradCAM alone, and its file name and title say so."""
+    """skresnet18 has only branch gates (one weight per kernel and channel): no map over the
+    image, so the first figure is GradCAM alone and its file name says so; the branch gates get
+    a figure of their own."""
     from probe.cli import main
 
     rc = main(["render", "gates", "--model", "timm:skresnet18", "--out", str(tmp_path), "--quiet"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    [path] = [Path(line) for line in out.strip().splitlines()]
-    assert path.name.startswith("gates_skresnet18_gradcam_") and path.stat().st_size > 1000
+    cam, branch = [Path(line) for line in out.strip().splitlines()]
+    assert cam.name.startswith("gates_skresnet18_gradcam_") and cam.stat().st_size > 1000
+    assert branch.name.startswith("gates_skresnet18_branch_") and branch.stat().st_size > 1000
 
 
 @pytest.mark.slow

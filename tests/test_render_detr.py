@@ -137,7 +137,7 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
     # the gates view: a text model is named as such, and options it would ignore are errors
     for argv, needle in [
         (["--model", "minilm"], "needs a CNN with attention gates (e.g. --model cnn-shapes); minilm is a text model"),
-        (["--layer", "2"], "--layer does not apply to the gates view"),
+        (["--layer", "9"], "--layer picks a stage in the gates view: stage 9 has no gates"),
         (["--head", "0"], "--head does not apply to the gates view"),
     ]:
         rc, out, err = _run(["render", "gates", *argv, "--out", str(out_dir), "--quiet"], capsys)

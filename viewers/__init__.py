@@ -10,7 +10,8 @@ Attention: :func:`head_heatmap`, :func:`head_grid`, :func:`model_view`, :func:`l
 :func:`coref_view`, :func:`alignment_view`. Attributions: :func:`token_strip`,
 :func:`saliency_overlay`, :func:`cls_head_grid`, :func:`comparison_panel`, :func:`curves_view`.
 CNN gates and DETR queries: :func:`gate_maps`, :func:`channel_profiles_view`,
-:func:`query_point_view`, :func:`detr_queries_view`. Shared look:
+:func:`query_point_view`, :func:`branch_gates_view`, :func:`channel_spatial_view`,
+:func:`gate_figures` (every gate figure of a ``GateTrace``), :func:`detr_queries_view`. Shared look:
 :func:`title`, :func:`cmap_for`, :func:`new_figure` and the colormap constants.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from probe.viewers._alignment import alignment_view
 from probe.viewers._compare import comparison_panel, curve_auc, curves_view
+from probe.viewers._gate_kinds import branch_gates_view, channel_spatial_view, gate_figures
 from probe.viewers._gates import channel_profiles_view, detr_queries_view, gate_maps, query_point_view
 from probe.viewers._heatmaps import head_grid, head_heatmap, model_view
 from probe.viewers._links import coref_view, link_view
@@ -40,6 +42,8 @@ __all__ = [
     "TEXT_SEQUENTIAL_CMAP",
     "channel_profiles_view",
     "alignment_view",
+    "branch_gates_view",
+    "channel_spatial_view",
     "cls_head_grid",
     "cmap_for",
     "comparison_panel",
@@ -47,6 +51,7 @@ __all__ = [
     "curve_auc",
     "curves_view",
     "detr_queries_view",
+    "gate_figures",
     "gate_maps",
     "head_grid",
     "head_heatmap",

@@ -52,8 +52,11 @@ def gate_maps(
     units: Mapping[str, str] | None = None,
     title: str | None = None,
     alpha: float = 0.6,
+    columns: int = 6,
+    marks: Mapping[str, tuple[float, float]] | None = None,
 ) -> Figure:
-    """The image, then each map of ``maps`` over it (upsampled bilinearly), side by side.
+    """The image, then each map of ``maps`` over it (upsampled bilinearly), side by side
+    (in rows of ``columns`` panels when there are more).
 
     Args:
         image: RGB ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1``.
@@ -63,19 +66,31 @@ def gate_maps(
             "gate", else ``"score"``).
         title: figure title.
         alpha: opacity of the maps.
+        columns: most panels (the image included) per row.
+        marks: panel title -> ``(x, y)`` in image pixels, marked with a red cross (e.g. the
+            query of a non-local map).
     """
     img = as_image(image)
     if not maps:
         raise ProbeError("maps is empty: pass at least one {title: [h, w] map}")
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 2:
+        raise ProbeError(f"columns must be an integer >= 2, got {columns!r}")
     arrays = {k: as_array(v, f"maps[{k!r}]", 2, "[h, w]") for k, v in maps.items()}
     n = len(arrays) + 1
-    fig = new_figure((2.3 * n, 2.6))
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    cols, rows = min(n, columns), -(-n // columns)
+    fig = new_figure((2.3 * cols, 2.6 * rows + (0.3 if title and rows > 1 else 0)))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    for ax in grid.flat[n:]:
+        ax.remove()
+    axes = grid.flat[:n]
     draw_image(axes[0], img, "input")
     for ax, (name, heat) in zip(axes[1:], arrays.items()):
         norm = make_norm(heat, False)
         draw_overlay(ax, img, heat, norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
+        if marks and name in marks:
+            x, y = marks[name]
+            ax.plot([x], [y], marker="x", color="red", ms=8, mew=2)
         label = (units or {}).get(name, "gate" if "gate" in name.lower() else "score")
         _colorbar(fig, ax, norm, label)
     if title:

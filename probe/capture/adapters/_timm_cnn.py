@@ -215,6 +215,14 @@ def _hook_site(site: GateSite, record: Record) -> list[Any]:
     if cls == "BatNonLocalAttn":  # the transform's input: conv1's output
         def bat(_m: Any, args: tuple[Any, ...]) -> None:
             x = args[0]
+            n = m.ba.block_size
+            if x.shape[-2] % n or x.shape[-1] % n:  # timm asserts it too, without a message
+                raise ProbeError(
+                    f"{site.name} (BatNonLocalAttn) needs feature maps divisible by its block "
+                    f"size {n}, got {x.shape[-2]}x{x.shape[-1]}: use the input size the model "
+                    "was built for (timm's pretrained_cfg input_size, e.g. 256 for "
+                    "bat_resnext26ts)"
+                )
             record(site, _bilinear(m.ba, x), (int(x.shape[-2]), int(x.shape[-1])))
 
         return [m.ba.register_forward_pre_hook(bat)]

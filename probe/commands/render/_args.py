@@ -81,10 +81,10 @@ def check_view_options(args: RenderArgs) -> None:
     repeated = sorted({q for q in args.queries if list(args.queries).count(q) > 1})
     if repeated:
         raise ProbeError(f"--query {repeated[0]} is given twice: name each query once")
-    if args.view == "gates" and (args.layer is not None or args.head is not None):
-        flag = "--layer" if args.layer is not None else "--head"
+    if args.view == "gates" and args.head is not None:
         raise ProbeError(
-            f"{flag} does not apply to the gates view (it shows every stage's gates): drop it"
+            "--head does not apply to the gates view (CNN gates have no heads): drop it (pick a "
+            "stage with --layer)"
         )
     if args.view == "detr" and args.head is not None:
         raise ProbeError(

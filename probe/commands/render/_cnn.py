@@ -1,5 +1,6 @@
 """The ``gates`` view of ``probe render``: the attention gates of a CNN (``probe.trace_gates``)
-over the image, one panel per stage, beside GradCAM; and the one-line refusal of the
+as drawn by :func:`probe.viewers.gate_figures` (maps over the image beside GradCAM, branch and
+channel-spatial gates in figures of their own); and the one-line refusal of the
 attention-matrix views on a CNN."""
 
 from __future__ import annotations
@@ -58,39 +59,29 @@ def check_attention_view(s: Session) -> None:
         )
 
 
+#: file-name part of each figure of :func:`probe.viewers.gate_figures`
+_PARTS = {"maps": "spatial-gradcam", "cam": "gradcam", "branch": "branch",
+          "channel_spatial": "channel-spatial"}
+
+
 @register_view("gates")
 def _gates(s: Session) -> list[tuple[str, Figure]]:
-    """Every spatial gate (CBAM) and global-context pooling map per stage over the image, the
-    attention of a non-local block's query at the GradCAM peak, then GradCAM on the last stage;
-    a CNN with only channel or branch gates shows GradCAM alone (those gates have no map)."""
-    import torch.nn.functional as F
-
+    """The gate figures of :func:`probe.viewers.gate_figures`: spatial gates (CBAM),
+    global-context pooling maps and the attention of non-local and bilinear (BAT) blocks' query
+    at the GradCAM peak over the image beside GradCAM on the last stage; branch gates (SK,
+    ResNeSt) and channel-spatial gates (gather-excite, coordinate attention) in figures of their
+    own. ``--layer S`` shows stage ``S``'s blocks (at most 6 per kind), else the last block of
+    every stage."""
     import probe
-    from probe.viewers import gate_maps
+    from probe.analysis._gate_views import resolve_stage
+    from probe.viewers import gate_figures
 
     gt = probe.trace_gates(s.model, s.pixel_values)
+    try:
+        stage = resolve_stage(gt.stages, s.args.layer)
+    except ProbeError as exc:
+        raise ProbeError(f"--layer picks a stage in the gates view: {exc}") from None
     cam = probe.attribute(s.model, s.pixel_values, "gradcam").as_grid()[0]
-    maps = {}
-    units = {}
-    for g in gt.gates:
-        if g.kind == "spatial":
-            maps[f"stage {g.stage} spatial gate"] = g.values[0]
-        elif g.kind == "context":
-            maps[f"stage {g.stage} context pooling"] = g.values[0]
-            units[f"stage {g.stage} context pooling"] = "weight"
-        elif g.kind == "nonlocal":
-            h, w = g.feature_size
-            peak = F.interpolate(cam[None, None].float(), size=(h, w), mode="bilinear")
-            row, col = divmod(int(peak.flatten().argmax()), w)
-            title = f"stage {g.stage} non-local, query ({row}, {col})"
-            maps[title] = probe.query_point_map(g.values, g.feature_size, (row, col))[0]
-            units[title] = "attention"
-    drawn = bool(maps)
-    maps["GradCAM (last stage)"] = cam
-    kinds = ", ".join(f"{sum(g.kind == k for g in gt.gates)} {k}" for k in gt.kinds) or "no"
-    if drawn:
-        title = f"{s.model_name}: attention maps and GradCAM\n({kinds} gates captured)"
-    else:  # channel or branch gates only: one number per channel, nothing to draw on the image
-        title = f"{s.model_name}: GradCAM\n({kinds} gates captured, none with a spatial map)"
-    fig = gate_maps(s.display, maps, units=units, title=title)
-    return [(_stem(s, "gates", "spatial-gradcam" if drawn else "gradcam"), fig)]
+    figures = gate_figures(gt, s.display, cam=cam, stage=stage)
+    part = None if stage is None else f"S{stage}"
+    return [(_stem(s, "gates", part, _PARTS[key]), fig) for key, fig in figures.items()]

@@ -244,7 +244,8 @@ _VIEW_HELP = {
     "--pair: the methods that need no target, and no faithfulness)",
     "curves": "deletion/insertion curves of several methods",
     "alignment": "word alignment of --text and its translation (toy-mt, cross-attention)",
-    "gates": "CNN attention gates per stage beside GradCAM (cnn-shapes)",
+    "gates": "CNN attention gates beside GradCAM (cnn-shapes; branch and channel-spatial "
+    "gates get figures of their own; --layer S: stage S's blocks, else each stage's last)",
     "detr": "each DETR object query's cross-attention over the image with its box and class "
     "(default detr-shapes, or a DETR folder; --query, --layer)",
 }
@@ -302,7 +303,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="coref: a candidate antecedent (repeatable; default: the content words before "
         "--word)",
     )
-    add("--layer", type=int, help="layer index (negative counts from the end)")
+    add("--layer", type=int, help="layer index (negative counts from the end); gates: the stage")
     add("--head", type=int, help="head index")
     add(
         "--method", action="append", dest="methods", default=[],
