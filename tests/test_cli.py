@@ -162,7 +162,8 @@ def test_bad_inputs_in_process(tmp_path, capsys):
         assert not out_dir.exists() or not any(out_dir.iterdir()), argv
 
 
-@pytest.mark.parametrize("case", [0, 4, 8], ids=["unknown-view", "word-missing", "not-image"])
+@pytest.mark.parametrize("case", [0, 4, 8, 11],
+                         ids=["unknown-view", "word-missing", "not-image", "too-long"])
 def test_bad_inputs_as_subprocess(case, tmp_path):
     argv, needle = _bad_cases(tmp_path)[case]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
