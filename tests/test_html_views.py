@@ -482,3 +482,23 @@ def test_trace_views_of_a_capture_from_ids_label_positions():
     trace = make_trace(torch.from_numpy(_softmax_attention(2, 3, 4)).unsqueeze(1))
     for view in (heads_html(trace), model_html(trace)):
         assert _data_block(view.html)["qtokens"] == ["0", "1", "2", "3"]
+
+
+def test_show_coref_reads_the_chosen_batch_item():
+    """``probe.show(trace, "coref", batch_index=1)`` shows item 1's words (it read item 0's)."""
+    import torch
+
+    import probe
+    from _factories import make_trace
+
+    attn = torch.from_numpy(_softmax_attention(2, 3, 5)).unsqueeze(1).repeat(1, 2, 1, 1, 1)
+    tokens = [["[CLS]", "a", "cat", "sat", "[SEP]"], ["[CLS]", "dogs", "bark", "loudly", "[SEP]"]]
+    words = [["a", "cat", "sat"], ["dogs", "bark", "loudly"]]
+    word_ids = [[None, 0, 1, 2, None]] * 2
+    trace = make_trace(attn, tokens=tokens, words=words, word_ids=word_ids, num_prefix_tokens=1)
+    data = _data_block(probe.show(trace, "coref", batch_index=1).html)
+    assert data["words"] == words[1]
+    data = _data_block(probe.show(trace, "coref", word="loudly", batch_index=1).html)
+    assert data["words"] == words[1]
+    with pytest.raises(ProbeError, match="batch_index"):
+        probe.show(trace, "coref", batch_index=2)
