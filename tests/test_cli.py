@@ -144,6 +144,13 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["render", "head", "--text", SENTENCE, "--method", "ig"], "--method does not apply"),
         (["render", "saliency", "--pair", "a sentence"], "--pair"),
         (["render", "saliency", "--text", SENTENCE, "--method", "ig"], "--pair"),
+        (["render", "compare", "--text", SENTENCE, "--pair", ""], "--pair is blank"),
+        (["render", "compare", "--text", SENTENCE, "--pair", "  "], "--pair is blank"),
+        (["render", "heads", "--text", SENTENCE, "--layer", "1", "--head", "2"], "--head does not apply"),
+        (["render", "rollout", "--text", SENTENCE, "--layer", "1"], "--layer does not apply"),
+        (["render", "coref", "--text", SENTENCE, "--word", "it", "--head", "1"], "--head does not apply"),
+        (["render", "compare", "--text", SENTENCE, "--layer", "0"], "--layer does not apply"),
+        (["render", "saliency", "--head", "1"], "--head does not apply"),
     ]
 
 
