@@ -178,6 +178,7 @@ def test_words_of_generated_text_and_eos_mask() -> None:
         ({"keep_prompt": "yes"}, "keep_prompt"),
         ({"layers": [5]}, "out of range"),
         ({"max_length": 3}, "max_new_tokens=N instead of max_length=3"),  # was overridden by 20
+        ({"max_new_tokens": 60}, "9 tokens and max_new_tokens=60.*at most 64.*<= 55"),  # IndexError
     ],
 )
 def test_bad_options_raise(kwargs: dict, match: str) -> None:
