@@ -448,7 +448,7 @@ def test_trace_views_keep_the_real_tokens_of_a_left_padded_item():
 
     import torch
 
-    from _factories import make_trace
+    from tests._factories import make_trace
     from probe import AttentionStack
     from probe.viewers.html import cross_html, heads_html, trace_attention
 
@@ -476,7 +476,7 @@ def test_trace_views_of_a_capture_from_ids_label_positions():
     """A trace captured from ids alone has no token strings and no grid: numbered labels."""
     import torch
 
-    from _factories import make_trace
+    from tests._factories import make_trace
     from probe.viewers.html import heads_html, model_html
 
     trace = make_trace(torch.from_numpy(_softmax_attention(2, 3, 4)).unsqueeze(1))
@@ -489,7 +489,7 @@ def test_show_coref_reads_the_chosen_batch_item():
     import torch
 
     import probe
-    from _factories import make_trace
+    from tests._factories import make_trace
 
     attn = torch.from_numpy(_softmax_attention(2, 3, 5)).unsqueeze(1).repeat(1, 2, 1, 1, 1)
     tokens = [["[CLS]", "a", "cat", "sat", "[SEP]"], ["[CLS]", "dogs", "bark", "loudly", "[SEP]"]]

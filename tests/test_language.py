@@ -100,12 +100,9 @@ def test_combining_marks_stay_in_their_word_and_words_match_any_spelling() -> No
     """An uncased WordPiece tokenizer drops accents written as combining marks (and the emoji
     variation selector): no token covers them, yet they are part of the word as written; a
     word is found whatever its case or Unicode composition."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _tokenizers import wordpiece
     from transformers import BertConfig, BertModel
+
+    from tests._tokenizers import wordpiece
 
     tokenizer = wordpiece()
     text = "the cafe\u0301 was nice \u2764\ufe0f and the STRASSE too"
