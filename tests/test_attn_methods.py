@@ -117,6 +117,20 @@ def test_text_classifier_reads_the_cls_row(bert_cls):
     torch.testing.assert_close(third, tr.attentions[-1].mean(1)[:, 2, :].float() * mask)
 
 
+def test_left_padded_classifier_cls_row_is_refused(bert_cls):
+    """Left padding puts padding where the classifier reads [CLS]: that row is zero, so every
+    score would silently be 0; refused with the fix, and an explicit query still works."""
+    model, inputs = bert_cls
+    flipped = {k: v.flip(-1) for k, v in inputs.items()}  # item 1: padding first
+    tr = probe.trace(model, flipped)
+    for method in [m for m in ATTN_METHODS if m != "random"] + ["flow"]:
+        with pytest.raises(ProbeError, match="left-padded.*padding_side"):
+            attribute(model, flipped, method, trace=tr)
+    last = attribute(model, flipped, "attention", trace=tr, query=-1).scores
+    torch.testing.assert_close(last, tr.attentions[-1].mean(1)[:, -1, :].float()
+                               * flipped["attention_mask"])
+
+
 def test_text_relevance_matches_independent_gradients(bert_cls):
     model, inputs = bert_cls
     before = snapshot(model)

@@ -251,3 +251,15 @@ def test_startup_part_in_fresh_processes() -> None:
     assert len(result["phases"]) == 12 and result["import_floor"]["modules"][0] == "torch"
     assert result["batch"]["sentences"] == 5
     assert result["batch"]["wall_median_s"] > result["end_to_end"]["wall_median_s"] * 0.8
+
+
+def test_unusable_json_path_fails_before_any_part_runs(tmp_path, monkeypatch) -> None:
+    """``--json`` naming a folder (or a path under a file) fails first, not after the bench."""
+    ran: list[object] = []
+    monkeypatch.setitem(PARTS, "fake", BenchPart(
+        run=lambda s, device, progress: ran.append(device) or {}, steps=lambda s: 1))
+    (tmp_path / "file").write_text("x")
+    for bad in (tmp_path, tmp_path / "file" / "b.json"):
+        with pytest.raises(ProbeError, match="folder"):
+            run_bench(BenchArgs(json=str(bad), device="cpu", quiet=True, parts=("fake",)))
+    assert ran == []

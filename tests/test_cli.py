@@ -144,6 +144,13 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["render", "head", "--text", SENTENCE, "--method", "ig"], "--method does not apply"),
         (["render", "saliency", "--pair", "a sentence"], "--pair"),
         (["render", "saliency", "--text", SENTENCE, "--method", "ig"], "--pair"),
+        (["render", "compare", "--text", SENTENCE, "--pair", ""], "--pair is blank"),
+        (["render", "compare", "--text", SENTENCE, "--pair", "  "], "--pair is blank"),
+        (["render", "heads", "--text", SENTENCE, "--layer", "1", "--head", "2"], "--head does not apply"),
+        (["render", "rollout", "--text", SENTENCE, "--layer", "1"], "--layer does not apply"),
+        (["render", "coref", "--text", SENTENCE, "--word", "it", "--head", "1"], "--head does not apply"),
+        (["render", "compare", "--text", SENTENCE, "--layer", "0"], "--layer does not apply"),
+        (["render", "saliency", "--head", "1"], "--head does not apply"),
     ]
 
 
@@ -162,7 +169,8 @@ def test_bad_inputs_in_process(tmp_path, capsys):
         assert not out_dir.exists() or not any(out_dir.iterdir()), argv
 
 
-@pytest.mark.parametrize("case", [0, 4, 8], ids=["unknown-view", "word-missing", "not-image"])
+@pytest.mark.parametrize("case", [0, 4, 8, 11],
+                         ids=["unknown-view", "word-missing", "not-image", "too-long"])
 def test_bad_inputs_as_subprocess(case, tmp_path):
     argv, needle = _bad_cases(tmp_path)[case]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

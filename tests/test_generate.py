@@ -177,12 +177,30 @@ def test_words_of_generated_text_and_eos_mask() -> None:
         ({"max_new_tokens": 0}, "max_new_tokens"),
         ({"keep_prompt": "yes"}, "keep_prompt"),
         ({"layers": [5]}, "out of range"),
+        ({"max_length": 3}, "max_new_tokens=N instead of max_length=3"),  # was overridden by 20
+        ({"max_new_tokens": 60}, "9 tokens and max_new_tokens=60.*at most 64.*<= 55"),  # IndexError
     ],
 )
 def test_bad_options_raise(kwargs: dict, match: str) -> None:
     model, inputs = _build("gpt2")
     with pytest.raises(probe.ProbeError, match=match):
         probe.generate(model, inputs["input_ids"][:1], **kwargs)
+
+
+def test_generation_config_sets_the_length_unless_max_new_tokens_is_given() -> None:
+    """A ``generation_config=`` with ``max_new_tokens`` is obeyed as ``model.generate`` obeys it
+    (probe's default of 20 overrode it); an explicit ``max_new_tokens=`` still wins."""
+    from transformers import GenerationConfig
+
+    model, inputs = _build("gpt2")
+    config = GenerationConfig(max_new_tokens=3, min_new_tokens=3, do_sample=False)
+    gen = probe.generate(model, inputs["input_ids"][:1], generation_config=config)
+    assert gen.generated_ids.shape[1] == 3
+    plain = model.generate(inputs["input_ids"][:1], generation_config=config)
+    assert torch.equal(gen.sequences, plain)
+    gen = probe.generate(model, inputs["input_ids"][:1], generation_config=config, max_new_tokens=5,
+                         min_new_tokens=5)
+    assert gen.generated_ids.shape[1] == 5
 
 
 def test_right_padding_and_encoders_are_refused() -> None:

@@ -439,3 +439,66 @@ def test_alignment_view_in_browser(browser, tmp_path):
     assert len(browser.find_elements(By.CSS_SELECTOR, "canvas")) >= align.scores.shape[0]
     with pytest.raises(ProbeError, match="Alignment of probe.alignment"):
         probe.show(gen.to_trace(), "alignment")
+
+
+def test_trace_views_keep_the_real_tokens_of_a_left_padded_item():
+    """Left padding puts the padding first: the views must show the real tokens, not the
+    first ``n`` positions (which are padding and all-zero attention)."""
+    import dataclasses
+
+    import torch
+
+    from tests._factories import make_trace
+    from probe import AttentionStack
+    from probe.viewers.html import cross_html, heads_html, trace_attention
+
+    attn = torch.from_numpy(_softmax_attention(2, 3, 4)).unsqueeze(1).repeat(1, 2, 1, 1, 1)
+    attn[:, 1, :, :, :2] = 0  # item 1: two left-padding positions
+    attn[:, 1, :, :2, :] = 0
+    mask = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
+    tokens = [["a", "b", "c", "d"], ["<pad>", "<pad>", "hi", "there"]]
+    trace = make_trace(attn, tokens=tokens, attention_mask=mask)
+    sel, toks, _, _ = trace_attention(trace, batch_index=1)
+    assert toks == ["hi", "there"]
+    np.testing.assert_array_equal(sel, attn[:, 1, :, 2:, 2:].numpy())
+    sel, toks, _, _ = trace_attention(trace, batch_index=1, window=(1, 2))
+    assert toks == ["there"] and sel.shape[-1] == 1
+    assert _data_block(heads_html(trace, batch_index=1).html)["qtokens"] == ["hi", "there"]
+    cross = torch.from_numpy(_softmax_attention(2, 3, 3, 4)).unsqueeze(1).repeat(1, 2, 1, 1, 1)
+    cross[:, 1, :, :, :2] = 0
+    stack = AttentionStack(kind="cross", attentions=cross, layer_names=("l0", "l1"),
+                           layer_indices=(0, 1), head_indices=(0, 1, 2))
+    view = cross_html(dataclasses.replace(trace, cross=stack), batch_index=1)
+    assert _data_block(view.html)["ktokens"] == ["hi", "there"]
+
+
+def test_trace_views_of_a_capture_from_ids_label_positions():
+    """A trace captured from ids alone has no token strings and no grid: numbered labels."""
+    import torch
+
+    from tests._factories import make_trace
+    from probe.viewers.html import heads_html, model_html
+
+    trace = make_trace(torch.from_numpy(_softmax_attention(2, 3, 4)).unsqueeze(1))
+    for view in (heads_html(trace), model_html(trace)):
+        assert _data_block(view.html)["qtokens"] == ["0", "1", "2", "3"]
+
+
+def test_show_coref_reads_the_chosen_batch_item():
+    """``probe.show(trace, "coref", batch_index=1)`` shows item 1's words (it read item 0's)."""
+    import torch
+
+    import probe
+    from tests._factories import make_trace
+
+    attn = torch.from_numpy(_softmax_attention(2, 3, 5)).unsqueeze(1).repeat(1, 2, 1, 1, 1)
+    tokens = [["[CLS]", "a", "cat", "sat", "[SEP]"], ["[CLS]", "dogs", "bark", "loudly", "[SEP]"]]
+    words = [["a", "cat", "sat"], ["dogs", "bark", "loudly"]]
+    word_ids = [[None, 0, 1, 2, None]] * 2
+    trace = make_trace(attn, tokens=tokens, words=words, word_ids=word_ids, num_prefix_tokens=1)
+    data = _data_block(probe.show(trace, "coref", batch_index=1).html)
+    assert data["words"] == words[1]
+    data = _data_block(probe.show(trace, "coref", word="loudly", batch_index=1).html)
+    assert data["words"] == words[1]
+    with pytest.raises(ProbeError, match="batch_index"):
+        probe.show(trace, "coref", batch_index=2)

@@ -94,3 +94,27 @@ def test_mixed_scripts_have_glyphs() -> None:
         warnings.simplefilter("error")
         fig = token_strip(tokens, [float(i) for i in range(len(tokens))])
         _covered(fig)
+
+
+def test_combining_marks_stay_in_their_word_and_words_match_any_spelling() -> None:
+    """An uncased WordPiece tokenizer drops accents written as combining marks (and the emoji
+    variation selector): no token covers them, yet they are part of the word as written; a
+    word is found whatever its case or Unicode composition."""
+    from transformers import BertConfig, BertModel
+
+    from tests._tokenizers import wordpiece
+
+    tokenizer = wordpiece()
+    text = "the cafe\u0301 was nice \u2764\ufe0f and the STRASSE too"
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                                 num_attention_heads=2, intermediate_size=32)).eval()
+    trace = probe.trace(model, text, tokenizer=tokenizer)
+    assert "cafe\u0301" in trace.words[0] and "\u2764\ufe0f" in trace.words[0]
+    assert "".join(trace.words[0]) == "".join(text.split())
+    weights = probe.word_attention(trace, "CAF\u00c9")  # precomposed, upper case
+    torch.testing.assert_close(weights, probe.word_attention(trace, trace.words[0].index("cafe\u0301")))
+    torch.testing.assert_close(probe.word_attention(trace, "stra\u00dfe"),
+                               probe.word_attention(trace, "strasse"))
+    links = probe.coref(trace, "too", candidates=["Caf\u00e9"])
+    assert {link.antecedent for link in links} == {"cafe\u0301"}

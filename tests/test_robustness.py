@@ -130,6 +130,15 @@ CASES: list[tuple[str, Callable[[Ctx], Any], str]] = [
                                                      "attention_mask": torch.zeros(1, 3)}), r"masks every token"),
     ("no_words_from_plain_dict", lambda c: probe.coref(probe.trace(
         c.minilm, dict(c.tok(SENTENCE, return_tensors="pt")), tokenizer=c.tok), "it"), r"tok\(text, return_tensors='pt'\)"),
+    # ---- gradients inside torch.inference_mode() (no_grad is fine: probe enables grad)
+    ("inference_mode_requires_grad", lambda c: _in_inference_mode(lambda: probe.trace(*c.bert, requires_grad=True)),
+     r"needs gradients.*inference_mode"),
+    ("inference_mode_gradient_method", lambda c: _in_inference_mode(lambda: probe.attribute(
+        c.bert[0], c.bert[1], "saliency", target=lambda out, *_: out.last_hidden_state.sum((1, 2)))),
+     r"needs gradients.*inference_mode"),
+    ("inference_mode_gates", lambda c: _in_inference_mode(lambda: probe.trace_gates(
+        __import__("timm").create_model("seresnet18").eval(), torch.randn(1, 3, 32, 32), requires_grad=True)),
+     r"needs gradients.*inference_mode"),
     # ---- models
     ("model_name_as_model", lambda c: probe.trace("minilm", "hi"), r"load it first"),
     ("data_parallel", lambda c: probe.trace(nn.DataParallel(c.vit[0]), c.vit[1]), r"model\.module"),
@@ -152,6 +161,11 @@ CASES: list[tuple[str, Callable[[Ctx], Any], str]] = [
     ("load_pickle_weights_only", _load_pickle_bomb, r"cannot load the model weights"),
     ("load_timm_unknown", lambda c: probe.load_model("timm:not_a_model"), r"unknown timm model"),
 ]
+
+
+def _in_inference_mode(call: Callable[[], Any]) -> Any:
+    with torch.inference_mode():
+        return call()
 
 
 @pytest.mark.parametrize("case_id, call, pattern", CASES, ids=[c[0] for c in CASES])

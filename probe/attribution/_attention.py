@@ -93,6 +93,13 @@ def query_weights(trace: Trace, query: QueryRows = "auto", model: Any = None) ->
     batch, seq = mask.shape
     weights = torch.zeros(batch, seq, dtype=torch.float64)
     if resolved == "cls":
+        if not bool(mask[:, 0].all()):
+            item = int((~mask[:, 0]).nonzero()[0, 0])
+            raise ProbeError(
+                f"item {item} is left-padded: its first position, the row the classifier reads "
+                "as [CLS], is padding; pad encoders on the right (tokenizer.padding_side = "
+                "'right') or pass query= another row"
+            )
         weights[:, 0] = 1.0
     elif resolved == "last":
         positions = torch.arange(seq).expand(batch, seq)

@@ -76,8 +76,10 @@ def differentiable(model: nn.Module) -> Iterator[None]:
     """
     import torch
 
+    from probe.capture._autograd import require_autograd
     from probe.capture._locks import model_lock
 
+    require_autograd("this gradient method")
     with model_lock(model):
         frozen = [p for p in model.parameters() if not p.requires_grad]
         try:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe.capture._autograd import require_autograd
 from probe.capture._locks import model_lock
 from probe.capture._recorder import (
     CaptureOptions,
@@ -124,6 +125,8 @@ def trace(
     )
     if query_rows is not None:
         _check_query_rows(query_rows, stream, requires_grad)
+    if requires_grad:
+        require_autograd("probe.trace(..., requires_grad=True)")
     adapter = adapter_for(model)
     _check_forward_kwargs(adapter, forward_kwargs)
     sites = adapter.sites()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from probe._errors import ProbeError, UnsupportedModelError
 from probe._text import with_article
 from probe.capture._gates import GATE_KINDS, Gate, GateSite, GateTrace
+from probe.capture._autograd import require_autograd
 from probe.capture._locks import model_lock
 from probe.capture.adapters import adapter_for
 
@@ -68,6 +69,8 @@ def trace_gates(
     import torch
 
     dtype = _check_dtype(dtype)
+    if requires_grad:
+        require_autograd("probe.trace_gates(..., requires_grad=True)")
     adapter = adapter_for(model)
     find = getattr(adapter, "find_gates", None)
     if find is None:

@@ -27,7 +27,7 @@ def generate(
     inputs: Any,
     *,
     tokenizer: Any = None,
-    max_new_tokens: int = 20,
+    max_new_tokens: int | None = None,
     layers: Sequence[int] | None = None,
     heads: Sequence[int] | None = None,
     average_heads: bool = False,
@@ -52,7 +52,9 @@ def generate(
             ``tokenizer.padding_side == "left"``), a tokenizer output or ``input_ids``
             ``[batch, prompt]``.
         tokenizer: HF tokenizer, to encode text and to name tokens and words.
-        max_new_tokens: tokens to generate at most.
+        max_new_tokens: tokens to generate at most; default: the ``max_new_tokens`` of a
+            ``generation_config=`` passed, else 20. ``max_length=`` is refused (it would be
+            overridden): count new tokens instead.
         layers, heads, average_heads, dtype: as in :func:`probe.trace` (every stack).
         keep_prompt: keep the prompt's own attention rows of the first step (``P x P`` per
             head and layer). ``False`` keeps only the generated rows, so a long prompt costs
@@ -79,6 +81,14 @@ def generate(
     """
     import torch
 
+    if "max_length" in generate_kwargs:
+        raise ProbeError(
+            "probe.generate counts new tokens: pass max_new_tokens=N instead of "
+            f"max_length={generate_kwargs['max_length']!r} (prompt included, it would be overridden)"
+        )
+    if max_new_tokens is None:
+        configured = getattr(generate_kwargs.get("generation_config"), "max_new_tokens", None)
+        max_new_tokens = 20 if configured is None else configured
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise ProbeError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
     if not isinstance(keep_prompt, bool):

@@ -59,7 +59,8 @@ def show(
         layers, heads, window: select the model's layers / heads and a token window
             ``(start, stop)`` (heads / model views) to stay within the size budget.
         faithfulness: image view: compute deletion / insertion AUC per method.
-        **options: passed to the view function in ``probe.viewers.html``.
+        **options: passed to the view function in ``probe.viewers.html``; ``batch_index=``
+            picks the batch item of the heads, model, cross and coref views (default 0).
 
     Returns:
         An :class:`~probe.viewers.html.HtmlView` (displays itself in Jupyter; ``.save(path)``).
@@ -106,13 +107,17 @@ def _unpack(source: Any, tokenizer: Any) -> tuple[Any, Any]:
     return source, tokenizer
 
 
-def _coref(trace: Any, word: Any, **options: Any) -> HtmlView:
+def _coref(trace: Any, word: Any, batch_index: int = 0, **options: Any) -> HtmlView:
     import probe
     from probe.viewers.html import coref_view_html
 
     if trace.words is None or trace.word_ids is None:
         raise ProbeError("the coref view needs a text trace with words (a fast tokenizer)")
-    words = list(trace.words[0])
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or not (
+        0 <= batch_index < len(trace.words)
+    ):
+        raise ProbeError(f"batch_index must be in 0..{len(trace.words) - 1}, got {batch_index!r}")
+    words = list(trace.words[batch_index])
     if word is None:
         wanted: list[Any] = list(range(len(words)))[:_MAX_COREF_WORDS]
     else:
@@ -120,13 +125,13 @@ def _coref(trace: Any, word: Any, **options: Any) -> HtmlView:
     weights, top, cands = {}, {}, {}
     for w in wanted:
         try:
-            report = probe.best_antecedents(trace, w, with_rollout=False)
+            report = probe.best_antecedents(trace, w, batch_index, with_rollout=False)
         except ProbeError:
             if word is not None:
                 raise
             continue  # no candidate antecedent (e.g. the first word, punctuation)
         i = report.word_index
-        weights[i] = probe.word_attention(trace, i)
+        weights[i] = probe.word_attention(trace, i, batch_index)
         ranked = sorted(report.per_head, key=lambda link: (-link.weight, link.layer, link.head))
         top[i] = [(link.layer, link.head, link.antecedent_index, link.weight) for link in ranked]
         cands[i] = list(report.candidates)

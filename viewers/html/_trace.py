@@ -23,20 +23,25 @@ __all__ = ["alignment_html", "cross_html", "trace_attention", "trace_tokens", "t
 
 
 def trace_tokens(trace: Any, batch_index: int = 0) -> list[str]:
-    """Display labels of the (unpadded) positions: the tokens, or prefix names + ``r,c``."""
-    n = _valid_length(trace, batch_index)
+    """Display labels of the real (unpadded) positions: the tokens, prefix names + ``r,c`` for
+    vision, or position numbers when the trace has neither (a capture from ids alone)."""
+    real = _real_positions(trace, batch_index)
     if getattr(trace, "tokens", None) is not None:
-        return list(trace.tokens[batch_index][:n])
+        tokens = trace.tokens[batch_index]
+        return [tokens[i] for i in real]
+    if getattr(trace, "grid", None) is None:
+        return [str(i) for i in real]
     prefix = ["CLS"] + [f"P{i}" for i in range(1, trace.num_prefix_tokens)]
     rows, cols = trace.grid
     return prefix[: trace.num_prefix_tokens] + [f"{r},{c}" for r in range(rows) for c in range(cols)]
 
 
-def _valid_length(trace: Any, batch_index: int) -> int:
+def _real_positions(trace: Any, batch_index: int) -> list[int]:
+    """Positions of item ``batch_index`` that are not padding, left or right padded alike."""
     mask = getattr(trace, "attention_mask", None)
     if mask is None:
-        return int(trace.attentions.shape[-1])
-    return int(_to_numpy(mask[batch_index]).sum())
+        return list(range(int(trace.attentions.shape[-1])))
+    return [int(i) for i in np.flatnonzero(np.asarray(_to_numpy(mask[batch_index])))]
 
 
 def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str) -> list[int]:
@@ -79,7 +84,8 @@ def trace_attention(
         trace.require_attentions()  # refuses a row-selected trace: the views need every row
     if not 0 <= batch_index < attn.shape[1]:
         raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
-    n = _valid_length(trace, batch_index)
+    real = _real_positions(trace, batch_index)
+    n = len(real)
     layer_ids = list(trace.layer_indices)
     head_ids = list(trace.head_indices) if trace.head_indices is not None else [-1]
     lpos = _positions(layer_ids, layers, "layers")
@@ -93,8 +99,9 @@ def trace_attention(
             raise ProbeError(f"window must be (start, stop) token positions, got {window!r}") from None
         if not 0 <= start < stop <= n:
             raise ProbeError(f"window must satisfy 0 <= start < stop <= {n}, got {window!r}")
-    sel = attn[lpos][:, batch_index][:, hpos][:, :, start:stop, start:stop]
-    return (np.asarray(_to_numpy(sel), dtype=np.float32), tokens[start:stop],
+    keep = real[start:stop]
+    sel = np.asarray(_to_numpy(attn[lpos][:, batch_index][:, hpos]), dtype=np.float32)
+    return (sel[:, :, keep][:, :, :, keep], tokens[start:stop],
             [layer_ids[i] for i in lpos], [head_ids[i] for i in hpos])
 
 
@@ -142,7 +149,8 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
     attn = stack.attentions
     if not 0 <= batch_index < attn.shape[1]:
         raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
-    n_src = _valid_length(trace, batch_index)
+    source = _real_positions(trace, batch_index)
+    n_src = len(source)
     dec = getattr(trace, "decoder_tokens", None)
     n_tgt = int(attn.shape[-2])
     targets = list(dec[batch_index])[:n_tgt] if dec is not None else [f"t{i}" for i in range(n_tgt)]
@@ -151,10 +159,10 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
     lpos = _positions(layer_ids, layers, "layers")
     hpos = _positions(head_ids, heads, "heads")
     check_budget((len(lpos), len(hpos), n_tgt, n_src), max_values, "the selected attention")
-    sel = attn[lpos][:, batch_index][:, hpos][:, :, :, :n_src]
+    sel = np.asarray(_to_numpy(attn[lpos][:, batch_index][:, hpos]), dtype=np.float32)
     return head_view_html(
-        np.asarray(_to_numpy(sel), dtype=np.float32), query_tokens=targets,
-        key_tokens=trace_tokens(trace, batch_index)[:n_src], layers=[layer_ids[i] for i in lpos],
+        sel[:, :, :, source], query_tokens=targets,
+        key_tokens=trace_tokens(trace, batch_index), layers=[layer_ids[i] for i in lpos],
         heads=[head_ids[i] for i in hpos], model_name=trace.model_name, method="cross-attention",
         max_values=max_values, **options,
     )

@@ -110,7 +110,7 @@ def generated_words(
         return (), (None,) * len(ids)
     try:
         text = tokenizer.decode(real, skip_special_tokens=True)
-        enc = tokenizer([text], add_special_tokens=False)
+        enc = tokenizer([text], add_special_tokens=False, verbose=False)
     except (TypeError, ValueError, AttributeError, KeyError):
         return None
     if list(enc["input_ids"][0]) != real:

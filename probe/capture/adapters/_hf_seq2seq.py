@@ -65,7 +65,7 @@ class HFEncoderDecoder(HFTextModel):
             if tokenizer is None:
                 raise ProbeError("decoder text needs a tokenizer: pass tokenizer=...")
             texts = [decoder_inputs] if isinstance(decoder_inputs, str) else list(decoder_inputs)
-            enc = tokenizer(text_target=texts, return_tensors="pt", padding=True)
+            enc = tokenizer(text_target=texts, return_tensors="pt", padding=True, verbose=False)
             return {
                 "decoder_input_ids": enc["input_ids"],
                 "decoder_attention_mask": enc["attention_mask"],

@@ -166,6 +166,14 @@ class HFTextModel(ModelAdapter):
                 "the batch is right-padded: decoder-only generation needs left padding; set "
                 "tokenizer.padding_side = 'left' before encoding"
             )
+        limit = self.max_length()
+        prompt = int(prepared.input_ids.shape[1]) if prepared.input_ids is not None else 0
+        if self.family == "decoder" and limit is not None and prompt + max_new_tokens > limit:
+            raise ProbeError(
+                f"the prompt is {prompt} tokens and max_new_tokens={max_new_tokens} would reach "
+                f"{prompt + max_new_tokens} positions, but {self.name} accepts at most {limit}: "
+                f"use max_new_tokens <= {max(limit - prompt, 0)} or a shorter prompt"
+            )
         drop = ("position_ids", "decoder_input_ids", "decoder_attention_mask")
         model_kwargs = {k: v for k, v in prepared.kwargs.items() if k not in drop}
         return hf_generate(self.model, model_kwargs, max_new_tokens, kwargs)

@@ -36,9 +36,10 @@ def encode_texts(tokenizer: Any, texts: list[str]) -> tuple[Any, dict[str, Any],
     import torch
 
     if len(texts) == 1 or _pad_id(tokenizer) is not None:
-        enc = tokenizer(texts, return_tensors="pt", padding=len(texts) > 1, truncation=False)
+        enc = tokenizer(texts, return_tensors="pt", padding=len(texts) > 1, truncation=False,
+                        verbose=False)  # probe checks the length against the model itself
         return enc, dict(enc), None
-    enc = tokenizer(texts, truncation=False)
+    enc = tokenizer(texts, truncation=False, verbose=False)
     lengths = [len(row) for row in enc["input_ids"]]
     longest = max(lengths)
     left = getattr(tokenizer, "padding_side", "right") == "left"

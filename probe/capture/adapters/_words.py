@@ -16,6 +16,7 @@ Special tokens are the tokenizer's structural ones only (CLS, SEP, BOS, EOS, PAD
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ def words_of_encoding(
             groups.append([])
         groups[-1].append(t)
         word_of.append(len(groups) - 1)
-    texts = [_word_text(g, offsets, ids, tokenizer, text) for g in groups]
+    ends = [_first_start(g, offsets) for g in groups[1:]] + [None]
+    texts = [_word_text(g, offsets, ids, tokenizer, text, end) for g, end in zip(groups, ends)]
     # words that are only whitespace (runs of spaces some tokenizers keep) name no word
     keep = [i for i, w in enumerate(texts) if w]
     renumber = {old: new for new, old in enumerate(keep)}
@@ -122,16 +124,29 @@ def _after_gap(offsets: list[tuple[int, int]], t: int) -> bool:
     return t == 0 or offsets[t][0] > offsets[t - 1][1]
 
 
+def _first_start(group: list[int], offsets: list[tuple[int, int]]) -> int | None:
+    starts = [offsets[t][0] for t in group if offsets[t][1] > offsets[t][0]]
+    return min(starts) if starts else None
+
+
 def _word_text(
     group: list[int],
     offsets: list[tuple[int, int]],
     ids: list[int],
     tokenizer: Any,
     text: str | None,
+    limit: int | None = None,
 ) -> str:
+    """The word's text; ``limit``: where the next word starts (``None``: the text's end)."""
     if text is not None:
         spans = [offsets[t] for t in group if offsets[t][1] > offsets[t][0]]
-        if spans:
-            return text[min(s for s, _ in spans) : max(e for _, e in spans)].strip()
-        return ""
+        if not spans:
+            return ""
+        end = max(e for _, e in spans)
+        stop = len(text) if limit is None else max(limit, end)
+        # combining marks that a normaliser dropped (accents of BERT's uncased tokenizer,
+        # the emoji variation selector U+FE0F) are covered by no token, yet belong to the word
+        while end < stop and unicodedata.category(text[end]).startswith("M"):
+            end += 1
+        return text[min(s for s, _ in spans) : end].strip()
     return str(tokenizer.decode([ids[t] for t in group])).strip()

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe._report import write_json
+from probe._report import check_output_file, write_json
 from probe.commands.bench._goals import evaluate_goals
 from probe.commands.bench._markdown import to_markdown
 from probe.commands.bench._parts import PARTS
@@ -99,6 +99,7 @@ def run_bench(args: BenchArgs) -> int:
         directory = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(directory):
             raise ProbeError(f"cannot write {args.json}: the folder {directory} does not exist")
+        check_output_file(args.json)  # a folder or an unwritable place: before the bench
     previous_threads = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)

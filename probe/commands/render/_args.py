@@ -62,6 +62,12 @@ DEFAULT_IMAGE_METHODS = (
 PAIR_IGNORED_VIEWS = ("heads", "head", "links", "coref", "rollout", "detr")
 
 
+#: Views that draw no single layer or head: ``--layer`` / ``--head`` would be silently ignored
+#: (gates and detr have their own messages; saliency reads ``--layer`` for vision CLS maps).
+LAYER_IGNORED_VIEWS = ("coref", "rollout", "compare", "curves")
+HEAD_IGNORED_VIEWS = ("heads", "coref", "rollout", "saliency", "compare", "curves")
+
+
 def check_view_options(args: RenderArgs) -> None:
     """``--occurrence``, ``--candidate`` and ``--pair`` on a view that ignores them are errors
     (like the other ignored options), and ``--occurrence`` is a non-negative integer."""
@@ -86,10 +92,24 @@ def check_view_options(args: RenderArgs) -> None:
             "--head does not apply to the gates view (CNN gates have no heads): drop it (pick a "
             "stage with --layer)"
         )
+    if args.layer is not None and args.view in LAYER_IGNORED_VIEWS:
+        raise ProbeError(
+            f"--layer does not apply to the {args.view} view (it uses every layer): drop it, or "
+            "use heads, head or links for one layer"
+        )
+    if args.head is not None and args.view in HEAD_IGNORED_VIEWS:
+        raise ProbeError(
+            f"--head does not apply to the {args.view} view (it shows no single head): drop it, "
+            "or use head or links --head H for one head"
+        )
     if args.view == "detr" and args.head is not None:
         raise ProbeError(
             "the detr view averages the heads of a decoder layer: drop --head (pick the layer "
             "with --layer)"
+        )
+    if args.pair is not None and not args.pair.strip():
+        raise ProbeError(
+            "--pair is blank: pass the second sentence of the similarity target, or drop --pair"
         )
     if args.pair is not None and args.view in PAIR_IGNORED_VIEWS:
         raise ProbeError(
