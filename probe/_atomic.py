@@ -13,7 +13,8 @@ from probe._errors import ProbeError
 __all__ = ["atomic_write"]
 
 
-def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, what: str, binary: bool) -> Path:
+def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, what: str,
+                 binary: bool) -> Path:
     """Write ``target`` through a temporary file in its folder, then ``os.replace`` it.
 
     Readers never see a half-written file; on any error the temporary file is removed and
@@ -39,7 +40,8 @@ def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, what: str, b
             f"({exc.strerror or exc}); choose another output path"
         ) from None
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+        text_options = {} if binary else {"encoding": "utf-8"}
+        with os.fdopen(fd, "wb" if binary else "w", **text_options) as fh:
             write(fh)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, target)

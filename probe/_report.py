@@ -150,7 +150,8 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
             "choose another output path"
         )
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ProbeError(f"cannot write {path}: {ancestor} is not writable; choose another output path")
+        raise ProbeError(
+            f"cannot write {path}: {ancestor} is not writable; choose another output path")
 
 
 def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> None:

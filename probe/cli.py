@@ -36,7 +36,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(
         prog="probe",
-        description="Attention interpretability for PyTorch transformers: capture, analyze, render.",
+        description="Attention interpretability for PyTorch transformers: "
+                    "capture, analyze, render.",
         epilog="Embedded offline models (minilm, toy-mt, vit-shapes, cnn-shapes, ...): run "
         "'probe models' for the list.",
     )

@@ -66,7 +66,8 @@ def training_parser(
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
-    parser.add_argument("--steps", type=int, default=steps, help=f"optimiser steps (default {steps})")
+    parser.add_argument("--steps", type=int, default=steps,
+                        help=f"optimiser steps (default {steps})")
     parser.add_argument("--n-eval", type=int, default=n_eval, help="held-out images")
     parser.add_argument(
         "--batch-size", type=int, default=batch_size, help=f"fresh {batch_unit} per step"

@@ -35,7 +35,8 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150) -> list[str
     last = attention.layer_indices[-1]
     best_head = min(
         attention.head_indices or (0,),
-        key=lambda h: probe.alignment_error_rate(attention.links(last, h), pair.sure, pair.possible),
+        key=lambda h: probe.alignment_error_rate(attention.links(last, h), pair.sure,
+                                                 pair.possible),
     )
     panels = {
         f"layer {last}, heads averaged": (attention.matrix(last), attention.links(last)),

@@ -1,7 +1,7 @@
 """DETR decoder attention on ``detr-shapes``: figures and numbers for the README.
 
-``python -m probe.recipes.detr_attention --out docs/figures --json benchmarks/eval-detr-shapes.json``
-writes
+``python -m probe.recipes.detr_attention --out docs/figures --json JSON`` (the README's JSON
+is ``benchmarks/eval-detr-shapes.json``) writes
 
 * ``detr_queries_<i>.png``: a held-out scene and, for every gold object, the query matched to
   it (its predicted box, class and score) with its cross-attention over the image, as in the
@@ -88,7 +88,8 @@ def evaluate(n: int = 500) -> dict[str, Any]:
             area.append(float(gold[g, 2] * gold[g, 3]))
             for layer in range(tr.cross.attentions.shape[0]):
                 cells = query_maps(tr, layer)[0, q]
-                inside.setdefault(layer, []).append(_box_mass(cells, gold[g], DETR_SHAPES_IMAGE_SIZE))
+                inside.setdefault(layer, []).append(
+                    _box_mass(cells, gold[g], DETR_SHAPES_IMAGE_SIZE))
     return {
         "model": "detr-shapes",
         "eval_seed": EVAL_SEED,

@@ -21,7 +21,8 @@ PAIR = ("A man is playing a guitar on the stage.", "Someone performs music for a
 METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "inputxgrad", "random")
 
 
-def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150, quiet: bool = False) -> list[str]:
+def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
+        quiet: bool = False) -> list[str]:
     """Render the comparison panel of every method; print agreement and ERASER scores."""
     from tqdm.auto import tqdm
 
@@ -41,7 +42,8 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150, quiet: bool
     print(f"{sentence!r} vs {other!r}\n\nSpearman agreement (real non-special tokens):\n{table}")
     print(f"\nERASER (higher comprehensiveness and lower sufficiency are better):\n{eraser}")
     # strips show the real, non-special tokens ([CLS]/[SEP] dominate attention-based maps)
-    keep = [i for i, k in enumerate((trace.attention_mask[0] & ~trace.special_tokens_mask[0]).tolist()) if k]
+    real = trace.attention_mask[0] & ~trace.special_tokens_mask[0]
+    keep = [i for i, k in enumerate(real.tolist()) if k]
     tokens = [trace.tokens[0][i] for i in keep]
     # one random row: the registered "random" method, scored like every other method (the
     # table's random orders are printed above)

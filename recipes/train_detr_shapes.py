@@ -12,12 +12,12 @@ transformers' default ``N(0, 0.02)`` init the same recipe learned nothing from t
 2400 steps (held-out recall 0; see the README). The shipped weights (2400 steps of 32 scenes,
 about 13 minutes of wall-clock time on one thread of a shared machine) find 44% of the
 held-out objects (recall 0.442, precision 0.461 at score 0.5, mean IoU 0.795 of the found
-ones; 1000 scenes, 1969 objects): a weak detector, reported as it is. The loss is DETR's own (transformers' ``DetrForObjectDetection`` with
-``labels``: Hungarian matching, cross-entropy with a 0.1 weight on "no object", L1 and
-generalised-IoU box losses, the same losses on every decoder layer's output through
-``auxiliary_loss``). Optimiser: AdamW (weight decay 1e-4 on weights), linear warm-up then
-cosine decay, gradient clipping at 0.1 as in DETR. Determinism as for ``vit-shapes``: the
-initialisation uses ``torch.manual_seed(seed)``, the thread count is fixed (``--threads``,
+ones; 1000 scenes, 1969 objects): a weak detector, reported as it is. The loss is DETR's own
+(transformers' ``DetrForObjectDetection`` with ``labels``: Hungarian matching, cross-entropy with a
+0.1 weight on "no object", L1 and generalised-IoU box losses, the same losses on every decoder
+layer's output through ``auxiliary_loss``). Optimiser: AdamW (weight decay 1e-4 on weights), linear
+warm-up then cosine decay, gradient clipping at 0.1 as in DETR. Determinism as for ``vit-shapes``:
+the initialisation uses ``torch.manual_seed(seed)``, the thread count is fixed (``--threads``,
 default 1), and the global RNG state and thread count of the caller are restored on return.
 """
 
@@ -81,7 +81,8 @@ def _detr_init(model: nn.Module) -> None:
 def train(
     *, seed: int, steps: int, batch_size: int, lr: float, weight_decay: float, quiet: bool = False
 ) -> nn.Module:
-    """Train a fresh ``detr-shapes`` model for ``steps`` optimiser steps; returns it in eval mode."""
+    """Train a fresh ``detr-shapes`` model for ``steps`` optimiser steps; returns it in eval
+    mode."""
     import torch
 
     from probe.models._detr_shapes import DETR_SHAPES_IMAGE_SIZE, build_detr_shapes

@@ -99,7 +99,8 @@ def train(
             b_ids, b_mask, b_labels = ids[idx], mask[idx], labels[idx]
             keep = int(b_mask.sum(-1).max())
             keep_t = int((b_labels != -100).sum(-1).max())
-            loss = model(input_ids=b_ids[:, :keep].contiguous(), attention_mask=b_mask[:, :keep].contiguous(),
+            loss = model(input_ids=b_ids[:, :keep].contiguous(),
+                         attention_mask=b_mask[:, :keep].contiguous(),
                          labels=b_labels[:, :keep_t].contiguous()).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -120,7 +121,8 @@ def train(
         return model, tokenizer, metadata
 
 
-def save(model: nn.Module, tokenizer: Any, metadata: dict, weights: Path, tokenizer_path: Path) -> None:
+def save(model: nn.Module, tokenizer: Any, metadata: dict, weights: Path,
+         tokenizer_path: Path) -> None:
     """Write weights (tied copies once) and tokenizer atomically."""
     seen: set[int] = set()
     state = {}

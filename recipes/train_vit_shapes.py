@@ -3,8 +3,8 @@
 Run ``python -m probe.recipes.train_vit_shapes`` (3000 steps, about 25 minutes on one CPU
 core of this project's machines) to reproduce ``probe/models/weights/vit_shapes.safetensors``.
 
-Data: every optimiser step draws a fresh batch from :func:`probe.models._shapes.make_shapes` with seed
-``2_000_000 + 1_000_000 * seed + step`` (the random size, position, colours and noise of the
+Data: every optimiser step draws a fresh batch from :func:`probe.models._shapes.make_shapes` with
+seed ``2_000_000 + 1_000_000 * seed + step`` (the random size, position, colours and noise of the
 generator are the augmentation). Curriculum: during the first quarter of the steps the shapes
 are drawn with bounding boxes of 12..16 pixels, then over the full 8..16 range. Accuracy is
 measured on a held-out split generated with seed :data:`EVAL_SEED` (below one million, so never

@@ -34,7 +34,8 @@ def bert() -> tuple[Any, dict]:
 def roberta() -> tuple[Any, dict]:
     from transformers import RobertaConfig, RobertaModel
 
-    cfg = RobertaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+    cfg = RobertaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=66, pad_token_id=1)
     inputs = _ids()
     inputs["input_ids"][1, 6:] = 1
@@ -67,7 +68,8 @@ def llama() -> tuple[Any, dict]:
 def t5() -> tuple[Any, dict]:
     from transformers import T5Config, T5ForConditionalGeneration
 
-    cfg = T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+    cfg = T5Config(vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                   num_decoder_layers=2,
                    num_heads=4, decoder_start_token_id=0, pad_token_id=0)
     inputs = _ids()
     inputs["decoder_input_ids"] = torch.tensor([[0, 7, 8, 9], [0, 10, 11, 12]])
@@ -88,7 +90,8 @@ def bart() -> tuple[Any, dict]:
 def hf_vit() -> tuple[Any, torch.Tensor]:
     from transformers import ViTConfig, ViTForImageClassification
 
-    cfg = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=2,
+    cfg = ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=32,
+                    num_hidden_layers=2,
                     num_attention_heads=4, intermediate_size=64, num_labels=3)
     return ViTForImageClassification(cfg).eval(), _pixels(32, 32)
 
@@ -98,7 +101,8 @@ def _pixels(h: int, w: int, batch: int = 2) -> torch.Tensor:
     return torch.randn(batch, 3, h, w, generator=g)
 
 
-def timm_model(name: str, img: int | tuple[int, int] = 32, **kwargs: Any) -> tuple[Any, torch.Tensor]:
+def timm_model(name: str, img: int | tuple[int, int] = 32,
+               **kwargs: Any) -> tuple[Any, torch.Tensor]:
     import timm
 
     size = (img, img) if isinstance(img, int) else img

@@ -67,7 +67,8 @@ def minilm():
 
 @pytest.fixture(scope="module")
 def vit():
-    """Tiny timm ViT on 32x48 images: a 4x6 patch grid, one CLS token; ``(model, [2, 3, 32, 48])``."""
+    """Tiny timm ViT on 32x48 images: a 4x6 patch grid, one CLS token;
+    ``(model, [2, 3, 32, 48])``."""
     from tests._tiny import timm_model
 
     return timm_model("vit_small_patch16_224", img=(32, 48))

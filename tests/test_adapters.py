@@ -86,7 +86,8 @@ def test_a_model_name_is_not_a_model():
         probe.trace(42, torch.zeros(1, 3))
 
 
-@pytest.mark.parametrize("wrap, hint", [(nn.DataParallel, "model.module"), (nn.Sequential, "nn.Sequential")])
+@pytest.mark.parametrize("wrap, hint",
+                         [(nn.DataParallel, "model.module"), (nn.Sequential, "nn.Sequential")])
 def test_wrapped_models_get_a_clear_error(wrap, hint):
     model, inputs = bert()
     with pytest.raises(UnsupportedModelError, match=hint):

@@ -15,7 +15,8 @@ def test_aer_hand_computed() -> None:
     sure = {(0, 0), (1, 2)}
     possible = {(0, 0), (1, 2), (1, 1)}
     # A = {(0,0), (1,1), (2,2)}: |A∩S| = 1, |A∩P| = 2, |A| = 3, |S| = 2 -> 1 - 3/5
-    assert probe.alignment_error_rate({(0, 0), (1, 1), (2, 2)}, sure, possible) == pytest.approx(0.4)
+    aer = probe.alignment_error_rate({(0, 0), (1, 1), (2, 2)}, sure, possible)
+    assert aer == pytest.approx(0.4)
     assert probe.alignment_error_rate(sure, sure) == 0.0
     assert probe.alignment_error_rate({(5, 5)}, sure) == 1.0
     # corpus AER sums counts before the ratio
@@ -150,7 +151,8 @@ def test_alignment_view_marks_gold_and_predicted() -> None:
     assert ax.get_xlabel() == "source word" and ax.get_ylabel() == "target word"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     gold_boxes = [p for p in ax.patches if p.get_label() == "gold"]
-    assert sorted((p.get_xy()[1] + 0.5, p.get_xy()[0] + 0.5) for p in gold_boxes) == [(0, 0), (1, 1)]
+    centres = sorted((p.get_xy()[1] + 0.5, p.get_xy()[0] + 0.5) for p in gold_boxes)
+    assert centres == [(0, 0), (1, 1)]
     offsets = ax.collections[0].get_offsets().tolist()
     assert sorted(offsets) == [[0.0, 0.0], [2.0, 1.0]]
     with pytest.raises(probe.ProbeError, match="outside"):

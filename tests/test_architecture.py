@@ -34,7 +34,9 @@ FACADE = "probe"
 MAX_LINES = 600
 
 ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("probe._errors", "probe._version", "probe._progress", "probe._report", "probe._text", "probe._atomic")),
+    ("base",
+     ("probe._errors", "probe._version", "probe._progress", "probe._report", "probe._text",
+      "probe._atomic")),
     ("analysis", ("probe.analysis",)),
     ("models", ("probe.models",)),
     ("capture", ("probe.capture",)),
@@ -291,7 +293,8 @@ def test_every_module_imports_on_its_own():
         "print(json.dumps(failures))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, json.dumps(sorted(m for m in MODULES if not m.endswith(".__main__")))],
+        [sys.executable, "-c", code,
+         json.dumps(sorted(m for m in MODULES if not m.endswith(".__main__")))],
         capture_output=True, text=True, cwd=ROOT, timeout=300,
         env={**__import__("os").environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg"},
     )
@@ -413,4 +416,37 @@ def test_modules_are_short():
     }
     assert not long, f"modules over {MAX_LINES} lines:\n" + "\n".join(
         f"  {path}: {n}" for path, n in sorted(long.items())
+    )
+
+
+MAX_WIDTH = 100  # pyproject.toml [tool.ruff] line-length
+#: folders whose Python files keep to MAX_WIDTH (the README's tables are not Python)
+WIDTH_FOLDERS = ("probe", "viewers", "recipes", "tests")
+
+
+def _too_wide(text: str) -> list[tuple[int, int]]:
+    """``(line number, width)`` of the lines over :data:`MAX_WIDTH` characters; a line holding a
+    URL is exempt (a URL cannot be wrapped)."""
+    return [
+        (number, len(line))
+        for number, line in enumerate(text.splitlines(), 1)
+        if len(line) > MAX_WIDTH and "http://" not in line and "https://" not in line
+    ]
+
+
+def test_the_width_rule_counts_characters_and_exempts_urls():
+    assert _too_wide("x" * 100 + "\n" + "é" * 100) == []  # characters, not bytes
+    assert _too_wide("ok\n" + "y" * 101) == [(2, 101)]
+    assert _too_wide("# see https://example.org/" + "p" * 100) == []
+
+
+def test_lines_fit_the_width():
+    wide = {
+        f"{path.relative_to(ROOT)}:{number}": width
+        for folder in WIDTH_FOLDERS
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        for number, width in _too_wide(path.read_text(encoding="utf-8"))
+    }
+    assert not wide, f"lines over {MAX_WIDTH} characters (wrap them):\n" + "\n".join(
+        f"  {where}: {width}" for where, width in sorted(wide.items())
     )

@@ -53,7 +53,8 @@ def test_texts_pad_scores_and_keep_tokens(minilm):
 
 def test_faithfulness_batches_equal_one_call(vit):
     model, x = vit
-    whole = probe.faithfulness(model, x, [probe.attribute(model, x, m) for m in ("rollout", "saliency")],
+    whole = probe.faithfulness(model, x,
+                               [probe.attribute(model, x, m) for m in ("rollout", "saliency")],
                                steps=4, n_random=0)
     parts = probe.faithfulness_batches(model, x, ["rollout", "saliency"], batch_size=3,
                                        steps=4, n_random=0, progress=False)

@@ -110,7 +110,8 @@ def test_memory_worker_in_process() -> None:
 
 
 def test_memory_worker_subprocess() -> None:
-    cmd = [sys.executable, "-m", "probe.commands.bench._memory_worker", "--mode", "stream", "--tokens", "24",
+    cmd = [sys.executable, "-m", "probe.commands.bench._memory_worker", "--mode", "stream",
+           "--tokens", "24",
            "--config", json.dumps(TINY_BERT), "--threads", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

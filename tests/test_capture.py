@@ -76,7 +76,8 @@ def test_hf_attention_equals_eager_output_attentions(name):
     ref = _hf_reference(model, inputs)
     tr = probe.trace(model, inputs)
     mask = tr.attention_mask
-    enc_ref = ref.encoder_attentions if hasattr(ref, "encoder_attentions") and ref.encoder_attentions else ref.attentions
+    has_encoder = hasattr(ref, "encoder_attentions") and ref.encoder_attentions
+    enc_ref = ref.encoder_attentions if has_encoder else ref.attentions
     assert_close(tr.attentions, _real_rows(torch.stack(enc_ref), mask), atol=1e-5, rtol=0)
     if tr.family == "encoder-decoder":
         assert_close(tr.decoder.attentions, torch.stack(ref.decoder_attentions), atol=1e-5, rtol=0)
@@ -217,7 +218,8 @@ def test_forward_that_raises_leaves_no_trace(name):
     before = _state(model)
     regs = _registries()
     # make the last attention layer raise in the middle of the forward pass
-    target = [m for m in model.modules() if type(m).__name__ in ("BertSelfOutput", "T5LayerFF", "Mlp")][-1]
+    blocks = ("BertSelfOutput", "T5LayerFF", "Mlp")
+    target = [m for m in model.modules() if type(m).__name__ in blocks][-1]
 
     def explode(*_):
         raise _Boom("forward failed")

@@ -55,7 +55,8 @@ def _check_files(paths: list[Path]) -> None:
     ids=lambda a: "-".join(a),
 )
 def test_text_views(argv, tmp_path, capsys):
-    rc, out, err = _run(["render", *argv, "--text", SENTENCE, "--out", str(tmp_path), "--quiet"], capsys)
+    rc, out, err = _run(["render", *argv, "--text", SENTENCE, "--out", str(tmp_path), "--quiet"],
+                        capsys)
     assert rc == 0, err
     _check_files(_written(out))
 
@@ -146,9 +147,11 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["render", "saliency", "--text", SENTENCE, "--method", "ig"], "--pair"),
         (["render", "compare", "--text", SENTENCE, "--pair", ""], "--pair is blank"),
         (["render", "compare", "--text", SENTENCE, "--pair", "  "], "--pair is blank"),
-        (["render", "heads", "--text", SENTENCE, "--layer", "1", "--head", "2"], "--head does not apply"),
+        (["render", "heads", "--text", SENTENCE, "--layer", "1", "--head", "2"],
+         "--head does not apply"),
         (["render", "rollout", "--text", SENTENCE, "--layer", "1"], "--layer does not apply"),
-        (["render", "coref", "--text", SENTENCE, "--word", "it", "--head", "1"], "--head does not apply"),
+        (["render", "coref", "--text", SENTENCE, "--word", "it", "--head", "1"],
+         "--head does not apply"),
         (["render", "compare", "--text", SENTENCE, "--layer", "0"], "--layer does not apply"),
         (["render", "saliency", "--head", "1"], "--head does not apply"),
     ]
@@ -223,7 +226,7 @@ def test_curves_and_compare_names_carry_the_methods(tmp_path, capsys):
     assert len(names) == 4, names  # nothing overwritten
 
 
-# ----------------------------------------------------------------------------- options reach the output
+# ----------------------------------------------------------------- options reach the output
 def _svg_texts(path: Path) -> list[str]:
     """The strings drawn in a matplotlib SVG (it writes each one as a comment before its glyphs)."""
     return re.findall(r"<!-- (.*?) -->", path.read_text())
@@ -252,8 +255,9 @@ def test_layer_head_dpi_and_format_reach_the_files(tmp_path, capsys):
     # --layer/--head: in the file name, in the title and in the data drawn
     assert all(p.name.startswith("head_minilm_L3H1_") for p in files["picked"].values())
     assert all(p.name.startswith("head_minilm_L5H0_") for p in files["default"].values())
-    assert "minilm \u00b7 layer 3 \u00b7 head 1 \u00b7 attention" in _svg_texts(files["picked"][".svg"])
-    assert "minilm \u00b7 layer 5 \u00b7 head 0 \u00b7 attention" in _svg_texts(files["default"][".svg"])
+    picked, default = _svg_texts(files["picked"][".svg"]), _svg_texts(files["default"][".svg"])
+    assert "minilm \u00b7 layer 3 \u00b7 head 1 \u00b7 attention" in picked
+    assert "minilm \u00b7 layer 5 \u00b7 head 0 \u00b7 attention" in default
     assert _svg_images(files["picked"][".svg"])[0] != _svg_images(files["default"][".svg"])[0]
     # --format svg: a real SVG document
     root = ET.parse(files["picked"][".svg"]).getroot()

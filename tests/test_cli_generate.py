@@ -38,7 +38,8 @@ def _files(out: str) -> list[Path]:
     ("argv", "prefix"),
     [
         (["heads", "--stack", "cross"], "heads_toy-mt_cross_all_"),
-        (["head", "--stack", "decoder", "--layer", "1", "--head", "2"], "head_toy-mt_decoder_L1H2_"),
+        (["head", "--stack", "decoder", "--layer", "1", "--head", "2"],
+         "head_toy-mt_decoder_L1H2_"),
         (["links", "--stack", "cross", "--layer", "0"], "links_toy-mt_cross_L0_"),
         (["heads", "--stack", "encoder", "--layer", "-1"], "heads_toy-mt_encoder_L1_"),
     ],
@@ -53,7 +54,8 @@ def test_generate_stacks_on_toy_mt(tmp_path, capsys, argv, prefix):
     [path] = _files(stdout)
     assert path.name.startswith(prefix)
     # stdout holds only paths; the translation is one line on stderr
-    assert stderr.strip().splitlines()[-1] == "generated: un arbo tre grana un pompo hodie ho salutas"
+    last = stderr.strip().splitlines()[-1]
+    assert last == "generated: un arbo tre grana un pompo hodie ho salutas"
 
 
 def test_generate_changes_the_name(tmp_path, capsys):
@@ -67,7 +69,8 @@ def test_generate_changes_the_name(tmp_path, capsys):
 
 
 def test_alignment_view(tmp_path, capsys):
-    rc, stdout, stderr = _run(["alignment", "--text", SRC, "--out", str(tmp_path), "--quiet"], capsys)
+    rc, stdout, stderr = _run(["alignment", "--text", SRC, "--out", str(tmp_path), "--quiet"],
+                              capsys)
     assert rc == 0, stderr
     [path] = _files(stdout)
     assert path.name.startswith("alignment_toy-mt_L1_")
@@ -91,7 +94,8 @@ def test_gates_view(tmp_path, capsys):
         (["heads", "--text", "the cat", "--stack", "cross"], "has no cross attention"),
         (["heads", "--text", "the cat", "--stack", "decoder"], "has no decoder attention"),
         (["rollout", "--text", "the cat", "--stack", "encoder"], "--stack only applies"),
-        (["coref", "--text", "the cat", "--word", "cat", "--generate", "3"], "--generate only applies"),
+        (["coref", "--text", "the cat", "--word", "cat", "--generate", "3"],
+         "--generate only applies"),
         (["heads", "--model", "toy-mt", "--text", SRC, "--generate", "0"], "out of range"),
         (["heads", "--text", "the cat", "--generate", "3"], "minilm"),
         (["heads", "--model", "vit-shapes", "--generate", "3"], "needs a text model"),
@@ -133,7 +137,8 @@ def test_stack_views_have_an_html_form(tmp_path, capsys, view, prefix):
     assert sorted(p.suffix for p in paths) == [".html", ".png"]
     page = next(p for p in paths if p.suffix == ".html")
     assert page.name.startswith(prefix)
-    block = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', page.read_text(), re.S)
+    block = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', page.read_text(),
+                      re.S)
     data = json.loads(block.group(1))
     assert data["qtokens"] != data["ktokens"]  # target tokens left, source tokens right
 
@@ -145,7 +150,8 @@ def test_stack_views_have_an_html_form(tmp_path, capsys, view, prefix):
         (["saliency", "--method", "cbam-spatial"], ["saliency_cnn-shapes_cbam-spatial_"]),
         (["compare"], ["compare_cnn-shapes_all_"]),
         (["curves", "--method", "gradcam", "--method", "random"],
-         ["curves_cnn-shapes_deletion_gradcam-random_", "curves_cnn-shapes_insertion_gradcam-random_"]),
+         ["curves_cnn-shapes_deletion_gradcam-random_",
+          "curves_cnn-shapes_insertion_gradcam-random_"]),
     ],
 )
 def test_attribution_views_on_a_cnn(tmp_path, capsys, argv, stems):

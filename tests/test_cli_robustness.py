@@ -65,34 +65,57 @@ def _file(tmp: Path) -> str:
 
 # (id, argv built from tmp_path, regex the one line must match)
 BAD: list[tuple[str, Callable[[Path], list[str]], str]] = [
-    ("text_lone_surrogate", lambda t: ["render", "head", "--text", "it was \udcff tired"], r"--text is not valid UTF-8"),
-    ("word_lone_surrogate", lambda t: ["render", "coref", "--text", SENTENCE, "--word", "i\udcfft"], r"--word is not valid UTF-8"),
-    ("pair_lone_surrogate", lambda t: ["render", "compare", "--text", SENTENCE, "--pair", "\ud800"], r"--pair is not valid UTF-8"),
-    ("word_blank", lambda t: ["render", "coref", "--text", SENTENCE, "--word", "   "], r"--word is blank"),
-    ("model_empty_string", lambda t: ["render", "head", "--text", SENTENCE, "--model", ""], r"--model is empty"),
+    ("text_lone_surrogate", lambda t: ["render", "head", "--text", "it was \udcff tired"],
+     r"--text is not valid UTF-8"),
+    ("word_lone_surrogate", lambda t: ["render", "coref", "--text", SENTENCE, "--word", "i\udcfft"],
+     r"--word is not valid UTF-8"),
+    ("pair_lone_surrogate", lambda t: ["render", "compare", "--text", SENTENCE, "--pair", "\ud800"],
+     r"--pair is not valid UTF-8"),
+    ("word_blank", lambda t: ["render", "coref", "--text", SENTENCE, "--word", "   "],
+     r"--word is blank"),
+    ("model_empty_string", lambda t: ["render", "head", "--text", SENTENCE, "--model", ""],
+     r"--model is empty"),
     ("model_blank", lambda t: ["render", "saliency", "--model", "  "], r"--model is empty"),
-    ("model_empty_folder", lambda t: ["render", "head", "--text", "hi", "--model", _folder(t, "e", {})], r"is empty"),
+    ("model_empty_folder",
+     lambda t: ["render", "head", "--text", "hi", "--model", _folder(t, "e", {})], r"is empty"),
     ("model_config_only", lambda t: ["render", "head", "--text", "hi", "--model", _folder(
-        t, "c", {"config.json": {"model_type": "bert", "architectures": ["BertModel"]}})], r"no weights"),
-    ("model_non_model_class", lambda t: ["render", "head", "--text", "hi", "--model", _non_model_architecture(t)],
+        t, "c", {"config.json": {"model_type": "bert", "architectures": ["BertModel"]}})],
+        r"no weights"),
+    ("model_non_model_class",
+     lambda t: ["render", "head", "--text", "hi", "--model", _non_model_architecture(t)],
      r"'BertTokenizer'.*not a transformers model class"),
-    ("model_mathtext_unknown", lambda t: ["render", "head", "--text", "hi", "--model", "$x^2$"], r"unknown model '\$x\^2\$'"),
+    ("model_mathtext_unknown", lambda t: ["render", "head", "--text", "hi", "--model", "$x^2$"],
+     r"unknown model '\$x\^2\$'"),
     ("model_unknown", lambda t: ["render", "head", "--text", "hi", "--model", "no-such-model"],
      r"^probe: error: unknown model 'no-such-model': not an embedded model, an existing folder"),
-    ("model_missing_folder", lambda t: ["render", "head", "--text", "hi", "--model", "./no/such/dir"], r"no folder './no/such/dir'"),
-    ("model_timm_unknown", lambda t: ["render", "rollout", "--model", "timm:not_a_model_at_all"], r"unknown timm model .*timm\.list_models"),
-    ("cnn_on_image_view", lambda t: ["render", "rollout", "--model", "timm:resnet18"], r"convolutional network.*probe.attribute"),
-    ("cnn_on_attention_view", lambda t: ["render", "heads", "--model", "timm:resnet18"], r"convolutional network.*probe.attribute"),
-    ("seed_beyond_64_bits", lambda t: ["render", "saliency", "--seed", str(2**70)], r"--seed .* out of range: use 0\.\.2\*\*64-1"),
-    ("seed_negative", lambda t: ["render", "rollout", "--seed", "-1"], r"--seed -1 is out of range"),
-    ("seed_not_int", lambda t: ["render", "rollout", "--seed", "1e3"], r"--seed: invalid int value"),
-    ("only_special_tokens", lambda t: ["render", "head", "--text", "[CLS] [SEP]"], r"only special tokens"),
+    ("model_missing_folder",
+     lambda t: ["render", "head", "--text", "hi", "--model", "./no/such/dir"],
+     r"no folder './no/such/dir'"),
+    ("model_timm_unknown", lambda t: ["render", "rollout", "--model", "timm:not_a_model_at_all"],
+     r"unknown timm model .*timm\.list_models"),
+    ("cnn_on_image_view", lambda t: ["render", "rollout", "--model", "timm:resnet18"],
+     r"convolutional network.*probe.attribute"),
+    ("cnn_on_attention_view", lambda t: ["render", "heads", "--model", "timm:resnet18"],
+     r"convolutional network.*probe.attribute"),
+    ("seed_beyond_64_bits", lambda t: ["render", "saliency", "--seed", str(2**70)],
+     r"--seed .* out of range: use 0\.\.2\*\*64-1"),
+    ("seed_negative", lambda t: ["render", "rollout", "--seed", "-1"],
+     r"--seed -1 is out of range"),
+    ("seed_not_int", lambda t: ["render", "rollout", "--seed", "1e3"],
+     r"--seed: invalid int value"),
+    ("only_special_tokens", lambda t: ["render", "head", "--text", "[CLS] [SEP]"],
+     r"only special tokens"),
     ("only_whitespace_text", lambda t: ["render", "head", "--text", "  \t "], r"text"),
-    ("layer_out_of_range", lambda t: ["render", "head", "--text", SENTENCE, "--layer", "-7"], r"out of range"),
-    ("dpi_too_large", lambda t: ["render", "head", "--text", SENTENCE, "--dpi", "99999"], r"--dpi 99999 is out of range"),
-    ("out_under_file", lambda t: ["render", "head", "--text", SENTENCE, "--out", _file(t) + "/sub"], r"is a file"),
-    ("json_under_file", lambda t: ["eval", "sanity", "--quick", "--json", _file(t) + "/x.json"], r"a file is in the way"),
-    ("json_is_folder", lambda t: ["eval", "faithfulness", "--quick", "--json", str(t)], r"it is a folder"),
+    ("layer_out_of_range", lambda t: ["render", "head", "--text", SENTENCE, "--layer", "-7"],
+     r"out of range"),
+    ("dpi_too_large", lambda t: ["render", "head", "--text", SENTENCE, "--dpi", "99999"],
+     r"--dpi 99999 is out of range"),
+    ("out_under_file", lambda t: ["render", "head", "--text", SENTENCE, "--out", _file(t) + "/sub"],
+     r"is a file"),
+    ("json_under_file", lambda t: ["eval", "sanity", "--quick", "--json", _file(t) + "/x.json"],
+     r"a file is in the way"),
+    ("json_is_folder", lambda t: ["eval", "faithfulness", "--quick", "--json", str(t)],
+     r"it is a folder"),
 ]
 
 
@@ -138,8 +161,10 @@ def _probe(*argv: str | bytes, **kw: Any) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "argv, pattern",
     [
-        ([b"render", b"head", b"--text", b"caf\xe9 \xff it", b"--quiet"], r"--text is not valid UTF-8"),
-        ([b"render", b"coref", b"--text", SENTENCE.encode(), b"--word", b"\xfeit", b"--quiet"], r"--word is not valid UTF-8"),
+        ([b"render", b"head", b"--text", b"caf\xe9 \xff it", b"--quiet"],
+         r"--text is not valid UTF-8"),
+        ([b"render", b"coref", b"--text", SENTENCE.encode(), b"--word", b"\xfeit", b"--quiet"],
+         r"--word is not valid UTF-8"),
         (["render", "head", "--text", SENTENCE, "--model", "", "--quiet"], r"--model is empty"),
         (["render", "saliency", "--seed", str(2**64), "--quiet"], r"--seed .* out of range"),
     ],
@@ -153,7 +178,7 @@ def test_bad_command_line_as_subprocess(argv, pattern, tmp_path):
     assert _files(out) == []
 
 
-# ----------------------------------------------------------------------------- good input stays good
+# ------------------------------------------------------------------ good input stays good
 def test_word_with_surrounding_spaces_is_stripped(tmp_path, capsys):
     names = []
     for word in ("it", "  it\t"):

@@ -9,7 +9,11 @@ import pytest
 import torch
 
 import probe
-from probe.evaluation._cnn_eval import cnn_faithfulness_markdown, eval_cnn_faithfulness, eval_cnn_gates
+from probe.evaluation._cnn_eval import (
+    cnn_faithfulness_markdown,
+    eval_cnn_faithfulness,
+    eval_cnn_gates,
+)
 from probe.models._cnn_shapes import (
     CNN_WEIGHTS_PATH,
     build_cnn_shapes,

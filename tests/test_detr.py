@@ -42,9 +42,12 @@ def test_detr_attention_equals_eager_output_attentions(detr: DetrForObjectDetect
     assert detr.config._attn_implementation == "sdpa"
     assert tr.family == "encoder-decoder" and tr.grid == (2, 3) and tr.num_prefix_tokens == 0
     torch.testing.assert_close(tr.output.logits, plain.logits, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(tr.attentions, torch.stack(ref.encoder_attentions), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(tr.decoder.attentions, torch.stack(ref.decoder_attentions), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(tr.cross.attentions, torch.stack(ref.cross_attentions), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.attentions, torch.stack(ref.encoder_attentions), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(tr.decoder.attentions, torch.stack(ref.decoder_attentions),
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.cross.attentions, torch.stack(ref.cross_attentions), rtol=1e-5,
+                               atol=1e-6)
     assert tr.cross.attentions.shape == (2, 2, 4, 5, 6)
     maps = query_maps(tr)
     assert maps.shape == (2, 5, 2, 3)
@@ -118,9 +121,12 @@ def test_conditional_detr_shares_detr_attention_and_is_exact() -> None:
     assert model.config._attn_implementation == "sdpa"
     assert tr.grid == (2, 3)
     torch.testing.assert_close(tr.output.logits, plain.logits, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(tr.attentions, torch.stack(ref.encoder_attentions), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(tr.decoder.attentions, torch.stack(ref.decoder_attentions), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(tr.cross.attentions, torch.stack(ref.cross_attentions), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.attentions, torch.stack(ref.encoder_attentions), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(tr.decoder.attentions, torch.stack(ref.decoder_attentions),
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.cross.attentions, torch.stack(ref.cross_attentions), rtol=1e-5,
+                               atol=1e-6)
     maps = query_maps(tr)
     assert maps.shape == (2, 5, 2, 3)
     torch.testing.assert_close(maps.sum((-1, -2)), torch.ones(2, 5))

@@ -92,4 +92,5 @@ def test_box_mass_by_hand() -> None:
     assert _box_mass(cells, cell, 64) == pytest.approx(0.75)
     half = torch.tensor([3.75 / 8, 2.5 / 8, 0.5 / 8, 1 / 8])  # its right half
     assert _box_mass(cells, half, 64) == pytest.approx(0.375)
-    assert _box_mass(torch.full((8, 8), 1 / 64), torch.tensor([0.5, 0.5, 0.5, 0.25]), 64) == pytest.approx(0.125)
+    mass = _box_mass(torch.full((8, 8), 1 / 64), torch.tensor([0.5, 0.5, 0.5, 0.25]), 64)
+    assert mass == pytest.approx(0.125)

@@ -15,7 +15,13 @@ from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 from probe.evaluation._curves import Curve, deletion_curve, insertion_curve
 from probe.evaluation._curves_math import curve_auc
-from probe.evaluation._eraser import ERASER_BINS, EraserTable, comprehensiveness, eraser, sufficiency
+from probe.evaluation._eraser import (
+    ERASER_BINS,
+    EraserTable,
+    comprehensiveness,
+    eraser,
+    sufficiency,
+)
 from probe.evaluation._faithfulness import FaithfulnessTable, faithfulness
 from probe.evaluation._perturb import _blur
 

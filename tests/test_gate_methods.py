@@ -86,13 +86,15 @@ def test_gate_methods_are_listed_on_request_only() -> None:
     assert "cbam-spatial" in list_methods("vision", needs="gates")
     torch.manual_seed(0)
     se = timm.create_model("seresnet18", pretrained=False, num_classes=3).eval()
-    with pytest.raises(probe.UnsupportedModelError, match=r"no spatial gates: its gates are \['channel'\]"):
+    with pytest.raises(probe.UnsupportedModelError,
+                       match=r"no spatial gates: its gates are \['channel'\]"):
         probe.attribute(se, torch.randn(1, 3, 32, 32), "cbam-spatial")
 
 
 def test_to_unit_grid_math() -> None:
     maps = torch.arange(16.0).reshape(1, 4, 4)
-    torch.testing.assert_close(to_unit_grid(maps, (2, 2)), torch.tensor([[[2.5, 4.5], [10.5, 12.5]]]))
+    torch.testing.assert_close(to_unit_grid(maps, (2, 2)),
+                               torch.tensor([[[2.5, 4.5], [10.5, 12.5]]]))
     assert to_unit_grid(maps, (4, 4)) is maps
     up = to_unit_grid(torch.ones(1, 2, 2), (4, 4))
     torch.testing.assert_close(up, torch.ones(1, 4, 4))

@@ -14,7 +14,9 @@ def _image() -> np.ndarray:
 
 
 def test_gate_maps_panels_and_colorbars() -> None:
-    fig = gate_maps(_image(), {"stage 0 spatial gate": np.random.rand(16, 16), "GradCAM": np.random.rand(8, 8)})
+    fig = gate_maps(_image(),
+                    {"stage 0 spatial gate": np.random.rand(16, 16),
+                     "GradCAM": np.random.rand(8, 8)})
     axes = fig.axes
     assert len(axes) == 5  # input, two overlays, two colorbars
     assert axes[1].get_title() == "stage 0 spatial gate"
@@ -53,7 +55,8 @@ def test_query_point_view_several_queries_share_one_scale() -> None:
 
 
 def test_detr_queries_view_draws_boxes() -> None:
-    fig = detr_queries_view(_image(), np.random.rand(2, 4, 4), np.array([[0.5, 0.5, 0.5, 0.25]] * 2),
+    fig = detr_queries_view(_image(), np.random.rand(2, 4, 4),
+                            np.array([[0.5, 0.5, 0.5, 0.25]] * 2),
                             ["cat", "dog"], scores=[0.9, 0.4])
     rect = fig.axes[0].patches[0]
     assert rect.get_xy() == (8.0, 12.0) and rect.get_width() == 16.0 and rect.get_height() == 8.0

@@ -85,7 +85,8 @@ def test_generation_equals_teacher_forced_eager(name: str, sample: bool) -> None
     if name in DECODERS:
         torch.testing.assert_close(trace.attentions, self_ref, atol=1e-5, rtol=0)
         # the generated rows alone, padded with the not-yet-existing last key
-        torch.testing.assert_close(gen.attentions[..., :-1], self_ref[:, :, :, -NEW:], atol=1e-5, rtol=0)
+        torch.testing.assert_close(gen.attentions[..., :-1], self_ref[:, :, :, -NEW:], atol=1e-5,
+                                   rtol=0)
     else:
         torch.testing.assert_close(trace.decoder.attentions, self_ref, atol=1e-5, rtol=0)
         torch.testing.assert_close(gen.cross.attentions, cross_ref, atol=1e-5, rtol=0)
@@ -236,7 +237,8 @@ def test_model_and_registries_restored_also_when_generation_raises(name: str) ->
     model, inputs = _build(name)
     before = _tiny.snapshot(model)
     impl = model.config._attn_implementation
-    registries = (set(AttentionInterface._global_mapping), set(AttentionMaskInterface._global_mapping))
+    registries = (set(AttentionInterface._global_mapping),
+                  set(AttentionMaskInterface._global_mapping))
     with pytest.raises(RuntimeError, match="boom"):
         probe.generate(model, inputs["input_ids"][:1], max_new_tokens=5, **NO_STOP,
                        logits_processor=LogitsProcessorList([_Boom()]))
@@ -244,7 +246,8 @@ def test_model_and_registries_restored_also_when_generation_raises(name: str) ->
         probe.generate(model, inputs["input_ids"][:1], max_new_tokens=2)
     _tiny.assert_unchanged(model, before)
     assert model.config._attn_implementation == impl
-    assert (set(AttentionInterface._global_mapping), set(AttentionMaskInterface._global_mapping)) == registries
+    now = (set(AttentionInterface._global_mapping), set(AttentionMaskInterface._global_mapping))
+    assert now == registries
 
 
 def test_hundred_generations_leave_nothing_behind() -> None:
@@ -257,7 +260,8 @@ def test_hundred_generations_leave_nothing_behind() -> None:
     for _ in range(100):
         probe.generate(model, inputs["input_ids"][:1, :4], max_new_tokens=2)
     _tiny.assert_unchanged(model, before)
-    assert (len(AttentionInterface._global_mapping), len(AttentionMaskInterface._global_mapping)) == sizes
+    now = (len(AttentionInterface._global_mapping), len(AttentionMaskInterface._global_mapping))
+    assert now == sizes
 
 
 def test_bench_memory_measure_keeps_rows_only() -> None:

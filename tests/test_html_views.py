@@ -154,7 +154,8 @@ def test_head_view_in_browser(browser, tmp_path):
     toks = browser.find_elements(By.CSS_SELECTOR, ".p-left .p-tok")
     assert [t.text for t in toks[1:3]] == [XSS_TOKENS[0], XSS_TOKENS[1]]
     assert dataset(browser)["layer"] == "1"
-    all_lines = int(browser.find_element(By.CSS_SELECTOR, "canvas.p-lines").get_attribute("data-lines"))
+    all_lines = int(
+        browser.find_element(By.CSS_SELECTOR, "canvas.p-lines").get_attribute("data-lines"))
     enc = _data_block(view.html)["attn"]
     q = np.rint((ATTN - enc["lo"]) / enc["step"])
     thr = np.ceil((0.05 - enc["lo"]) / enc["step"])
@@ -224,7 +225,8 @@ def test_token_view_in_browser(browser, tmp_path):
     view = token_view_html(TOKENS, scores, model_name=XSS_MODEL)
     _open(browser, view, tmp_path, "tokens")
     rows = browser.find_elements(By.CSS_SELECTOR, ".p-row")
-    assert len(rows) == 2 and rows[1].find_element(By.CSS_SELECTOR, ".p-rowlab").text == XSS_TOKENS[1]
+    assert len(rows) == 2
+    assert rows[1].find_element(By.CSS_SELECTOR, ".p-rowlab").text == XSS_TOKENS[1]
     spans = rows[0].find_elements(By.CSS_SELECTOR, ".p-tok")
     assert [s.get_attribute("textContent") for s in spans] == TOKENS
     colours = {s.value_of_css_property("background-color") for s in spans}
@@ -235,7 +237,8 @@ def test_token_view_in_browser(browser, tmp_path):
     shown = re.search(r"attention: (-?[0-9.]+)", tip)  # the quantised value, 2 decimals
     step = _data_block(view.html)["scores"]["step"]
     assert shown and abs(float(shown.group(1)) - scores["attention"][3]) <= step / 2 + 0.005
-    values = np.array(browser.execute_script(f"return window.probeValues('scores', 0, {2 * len(TOKENS)})"))
+    values = np.array(
+        browser.execute_script(f"return window.probeValues('scores', 0, {2 * len(TOKENS)})"))
     expect = np.concatenate(list(scores.values()))
     step = _data_block(view.html)["scores"]["step"]
     assert np.max(np.abs(values - expect)) <= step / 2 + 1e-6
@@ -268,7 +271,8 @@ def test_image_view_in_browser(browser, tmp_path):
     tabs[1].click()
     assert dataset(browser)["method"] == "1"
     assert canvas_sum(browser, "canvas.p-main") != before
-    assert "sel" in browser.find_elements(By.CSS_SELECTOR, "table.p-table tr")[2].get_attribute("class")
+    row = browser.find_elements(By.CSS_SELECTOR, "table.p-table tr")[2]
+    assert "sel" in row.get_attribute("class")
     # the per-head CLS grid follows the layer selector
     thumbs = "figure canvas"
     before = canvas_sum(browser, thumbs)

@@ -80,7 +80,9 @@ def test_text_model_dispatched_by_accelerate(how, tmp_path):
     model, inputs = bert_classifier()
     reference = copy.deepcopy(model)
     expected = probe.trace(reference, inputs)
-    expected_attr = {m: probe.attribute(reference, inputs, m, seed=0, **OPTIONS.get(m, {})) for m in TEXT_METHODS}
+    expected_attr = {
+        m: probe.attribute(reference, inputs, m, seed=0, **OPTIONS.get(m, {}))
+        for m in TEXT_METHODS}
     dispatched = _dispatch(model, how, str(tmp_path))
     offloaded = _offloaded(dispatched)
     assert offloaded, "the test must offload some weights to mean anything"
@@ -105,7 +107,9 @@ def test_timm_vit_dispatched_by_accelerate(how, tmp_path):
     model, pixels = TIMM["vit"]()
     reference = copy.deepcopy(model)
     expected = probe.trace(reference, pixels)
-    expected_attr = {m: probe.attribute(reference, pixels, m, seed=0, **OPTIONS.get(m, {})) for m in VISION_METHODS}
+    expected_attr = {
+        m: probe.attribute(reference, pixels, m, seed=0, **OPTIONS.get(m, {}))
+        for m in VISION_METHODS}
     dispatched = _dispatch(model, how, str(tmp_path))
     assert _offloaded(dispatched)
     hooks, before = _accelerate_state(dispatched), _probe_state(dispatched)

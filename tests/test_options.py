@@ -49,7 +49,8 @@ def median():
 # --------------------------------------------------------------------------- declarations
 def test_every_method_declares_its_options():
     spec = probe.method_spec("rollout")
-    assert [o.name for o in spec.options] == ["head_fusion", "discard_ratio", "start_layer", "query"]
+    assert [o.name for o in spec.options] == ["head_fusion", "discard_ratio", "start_layer",
+                                              "query"]
     assert spec.defaults()["head_fusion"] == "mean"
     assert probe.method_spec("rollout-max").defaults()["head_fusion"] == "max"
     assert probe.method_spec("rollout-min").defaults()["head_fusion"] == "min"
@@ -69,7 +70,8 @@ def test_a_fusion_registered_later_is_a_valid_choice(median):
 
 
 def test_unknown_options_name_the_closest_one():
-    with pytest.raises(ProbeError, match="does not take option 'discard'.*did you mean 'discard_ratio'"):
+    with pytest.raises(ProbeError,
+                       match="does not take option 'discard'.*did you mean 'discard_ratio'"):
         method_options("rollout", {"discard": 0.5})
     with pytest.raises(ProbeError, match="did you mean 'n_steps'"):
         method_options("ig", {"nsteps": 8})
@@ -194,7 +196,8 @@ def test_presets_are_the_rollout_method_with_another_default(vit):
 def test_compare_and_faithfulness_with_a_user_fusion(vit, median):
     model, x = vit
     tr = probe.trace(model, x)
-    attrs = [probe.attribute(model, x, "rollout", trace=tr, head_fusion=f) for f in ("mean", "median")]
+    attrs = [probe.attribute(model, x, "rollout", trace=tr, head_fusion=f)
+             for f in ("mean", "median")]
     table = probe.compare(attrs)
     assert table.methods == ("rollout", "rollout[head_fusion=median]")
     assert float(table.values[0, 1]) < 1.0
@@ -269,7 +272,8 @@ def test_render_fusion_reaches_the_map_and_the_file_name(tmp_path, capsys, monke
     for fusion, (paths, attr) in runs.items():
         # README: view, model, options (fusion, discard), input
         [name] = [p.name for p in paths]
-        assert re.fullmatch(rf"rollout_vit-shapes_{fusion}-d0_shapes-seed0-[0-9a-f]{{8}}\.png", name)
+        assert re.fullmatch(rf"rollout_vit-shapes_{fusion}-d0_shapes-seed0-[0-9a-f]{{8}}\.png",
+                            name)
         assert attr.method == "rollout" and attr.options["head_fusion"] == fusion
     mean_scores = runs["mean"][1].scores
     for fusion in ("max", "median"):

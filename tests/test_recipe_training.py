@@ -1,4 +1,5 @@
-"""The shared scaffolding of the training recipes (``probe.recipes._training``), without training."""
+"""The shared scaffolding of the training recipes (``probe.recipes._training``), without
+training."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def test_parser_defaults_and_floor_option() -> None:
     detr = _parser(floor="recall", floor_default=0.4, batch_unit="scenes")
     assert detr.parse_args([]).min_recall == 0.4
     text = " ".join(detr.format_help().split())  # argparse wraps the help lines
-    assert "--min-recall" in text and "--min-accuracy" not in text and "fresh scenes per step" in text
+    assert "--min-recall" in text and "--min-accuracy" not in text
+    assert "fresh scenes per step" in text
     assert "optimiser steps (default 10)" in text
     assert "below this held-out recall (default 0.4)" in text
 
@@ -105,7 +107,8 @@ def test_loss_log_windows(capsys) -> None:
     for step in range(5):
         due.append(log.add(step, float(step + 1)))  # losses 1..5
         if due[-1]:
-            log.print(step, middle="lr x  " if step == 1 else "", suffix="  extra" if step == 4 else "")
+            log.print(step, middle="lr x  " if step == 1 else "",
+                      suffix="  extra" if step == 4 else "")
     assert due == [False, True, False, True, True]
     lines = [line.split("  ") for line in capsys.readouterr().out.splitlines()]
     assert [line[:2] for line in lines] == [
@@ -124,7 +127,8 @@ def test_save_weights_is_atomic(tmp_path: Path) -> None:
     save_weights(state, out, {"model": "m"})
     with safe_open(str(out), "pt") as fh:
         assert fh.metadata() == {"model": "m"}
-        assert torch.equal(fh.get_tensor("a"), state["a"]) and torch.equal(fh.get_tensor("b"), state["b"])
+        assert torch.equal(fh.get_tensor("a"), state["a"]) and torch.equal(
+            fh.get_tensor("b"), state["b"])
     before = out.read_bytes()
     with pytest.raises(Exception):
         save_weights({"a": "not a tensor"}, out, {"model": "m"})  # type: ignore[dict-item]

@@ -40,7 +40,8 @@ def test_occurrence_and_candidates_reach_the_analysis(minilm, tmp_path, capsys):
                                 "street", "--format", "png", "--format", "html"], capsys)
     assert rc == 0, err
     names = [Path(line).name for line in out.split()]
-    assert len(names) == 2 and all(n.startswith("coref_minilm_it-1-c-animal-street_") for n in names)
+    assert len(names) == 2 and all(
+        n.startswith("coref_minilm_it-1-c-animal-street_") for n in names)
     rc, out, err = _run(base, capsys)  # defaults keep the plain name
     assert rc == 0 and Path(out.strip()).name.startswith("coref_minilm_it_")
 
@@ -102,7 +103,8 @@ def test_text_compare_without_pair_uses_the_methods_that_need_no_target(tmp_path
                          "--quiet"], capsys)
     assert rc == 0, err
     paths = [Path(p) for p in out.split()]
-    assert [p.suffix for p in paths] == [".png", ".html"] and all(p.stat().st_size > 1000 for p in paths)
+    assert [p.suffix for p in paths] == [".png", ".html"] and all(
+        p.stat().st_size > 1000 for p in paths)
     # asking for a gradient method without a target is still an error naming the fix
     rc, _, err = _run(["render", "compare", "--text", "A man.", "--method", "ig", "--out",
                        str(tmp_path), "--quiet"], capsys)

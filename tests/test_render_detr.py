@@ -93,7 +93,8 @@ def test_detr_processor_keeps_the_aspect_ratio(folder):
     plain = preprocess_image(np.full((40, 60, 3), 0.5), model, None)
     assert tuple(plain.pixel_values.shape) == (1, 3, DETR_EDGES[0], 1200)
     torch.testing.assert_close(
-        plain.pixel_values[0, :, 0, 0], (127 / 255 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]),
+        plain.pixel_values[0, :, 0, 0],
+        (127 / 255 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]),
         atol=3e-3, rtol=0,
     )
 
@@ -136,7 +137,8 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
     assert rc == 2 and "--query only applies to the detr view" in err
     # the gates view: a text model is named as such, and options it would ignore are errors
     for argv, needle in [
-        (["--model", "minilm"], "needs a CNN with attention gates (e.g. --model cnn-shapes); minilm is a text model"),
+        (["--model", "minilm"],
+         "needs a CNN with attention gates (e.g. --model cnn-shapes); minilm is a text model"),
         (["--layer", "9"], "--layer picks a stage in the gates view: stage 9 has no gates"),
         (["--head", "0"], "--head does not apply to the gates view"),
     ]:
@@ -168,8 +170,10 @@ def test_hf_resnet_backbone_grid_and_exactness(stage, grid):
         ref = eager(pixel_values=x, output_attentions=True)
     tr = probe.trace(model, x)
     assert tr.grid == grid and model.config._attn_implementation == "sdpa"
-    torch.testing.assert_close(tr.attentions, torch.stack(ref.encoder_attentions), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(tr.cross.attentions, torch.stack(ref.cross_attentions), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(tr.attentions, torch.stack(ref.encoder_attentions), rtol=1e-5,
+                               atol=1e-6)
+    torch.testing.assert_close(tr.cross.attentions, torch.stack(ref.cross_attentions), rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_make_scenes_is_deterministic_and_its_boxes_fit_the_masks():
@@ -205,4 +209,5 @@ def test_box_iou_and_match_detections_by_hand():
     # query 2 (score 0.95) takes object 0 first; query 1 is a duplicate; query 3 is below 0.5
     assert match_detections(classes, scores, boxes, torch.tensor([0, 1]), gold) == [2, 0]
     assert match_detections(classes, scores, boxes, torch.tensor([1, 1]), gold) == [-1, 0]
-    assert match_detections(classes, scores, boxes, torch.tensor([0, 1]), gold, threshold=0.99) == [-1, -1]
+    matched = match_detections(classes, scores, boxes, torch.tensor([0, 1]), gold, threshold=0.99)
+    assert matched == [-1, -1]

@@ -93,7 +93,8 @@ def _pickle_bomb(ctx: Ctx) -> str:
         def __reduce__(self):  # pragma: no cover - only ever executed by an unsafe loader
             return (os.system, ("touch " + os.path.join(path, "PWNED"),))
 
-    torch.save({"embeddings.word_embeddings.weight": Bomb()}, os.path.join(path, "pytorch_model.bin"))
+    torch.save({"embeddings.word_embeddings.weight": Bomb()},
+               os.path.join(path, "pytorch_model.bin"))
     return path
 
 
@@ -107,57 +108,84 @@ def _load_pickle_bomb(ctx: Ctx) -> None:
 
 CASES: list[tuple[str, Callable[[Ctx], Any], str]] = [
     # ---- options: typos, booleans, duplicates
-    ("typo_average_head", lambda c: probe.trace(*c.bert, average_head=True), r"did you mean 'average_heads'"),
-    ("typo_on_timm", lambda c: probe.trace(*c.vit, layer=[0]), r"unknown option 'layer'.*did you mean 'layers'"),
+    ("typo_average_head", lambda c: probe.trace(*c.bert, average_head=True),
+     r"did you mean 'average_heads'"),
+    ("typo_on_timm", lambda c: probe.trace(*c.vit, layer=[0]),
+     r"unknown option 'layer'.*did you mean 'layers'"),
     ("unknown_kwarg_timm", lambda c: probe.trace(*c.vit, foo=1), r"unknown option 'foo'"),
     ("heads_duplicate", lambda c: probe.trace(*c.bert, heads=[0, 0]), r"head 0 twice"),
     ("heads_duplicate_negative", lambda c: probe.trace(*c.bert, heads=[0, -4]), r"head 0 twice"),
     ("layers_duplicate_negative", lambda c: probe.trace(*c.bert, layers=[0, -3]), r"layer 0 twice"),
-    ("layers_bool", lambda c: probe.trace(*c.bert, layers=[True]), r"layers must be a list of integers"),
+    ("layers_bool", lambda c: probe.trace(*c.bert, layers=[True]),
+     r"layers must be a list of integers"),
     ("heads_bool", lambda c: probe.trace(*c.bert, heads=True), r"heads must be a list of integers"),
-    ("chunk_size_bool", lambda c: probe.trace(*c.bert, chunk_size=True), r"chunk_size must be a positive"),
-    ("start_layer_bool", lambda c: probe.trace(*c.bert, stream=True, start_layer=True), r"start_layer must be an integer"),
+    ("chunk_size_bool", lambda c: probe.trace(*c.bert, chunk_size=True),
+     r"chunk_size must be a positive"),
+    ("start_layer_bool", lambda c: probe.trace(*c.bert, stream=True, start_layer=True),
+     r"start_layer must be an integer"),
     # ---- text inputs
-    ("lone_surrogate_text", lambda c: probe.trace(c.minilm, "it was \udcff tired", tokenizer=c.tok), r"not valid UTF-8.*character 7"),
-    ("only_special_tokens", lambda c: probe.trace(c.minilm, "[CLS] [SEP]", tokenizer=c.tok), r"only special tokens"),
-    ("zero_length_ids", lambda c: probe.trace(c.minilm, torch.zeros(1, 0, dtype=torch.long)), r"hold no tokens"),
-    ("ids_outside_vocab", lambda c: probe.trace(c.minilm, torch.tensor([[101, 10**6, 102]])), r"outside the vocabulary.*tokenizer"),
-    ("negative_ids", lambda c: probe.trace(c.minilm, torch.tensor([[101, -3, 102]])), r"outside the vocabulary"),
+    ("lone_surrogate_text", lambda c: probe.trace(c.minilm, "it was \udcff tired", tokenizer=c.tok),
+     r"not valid UTF-8.*character 7"),
+    ("only_special_tokens", lambda c: probe.trace(c.minilm, "[CLS] [SEP]", tokenizer=c.tok),
+     r"only special tokens"),
+    ("zero_length_ids", lambda c: probe.trace(c.minilm, torch.zeros(1, 0, dtype=torch.long)),
+     r"hold no tokens"),
+    ("ids_outside_vocab", lambda c: probe.trace(c.minilm, torch.tensor([[101, 10**6, 102]])),
+     r"outside the vocabulary.*tokenizer"),
+    ("negative_ids", lambda c: probe.trace(c.minilm, torch.tensor([[101, -3, 102]])),
+     r"outside the vocabulary"),
     ("float_ids", lambda c: probe.trace(c.minilm, torch.rand(1, 4)), r"integer tensor"),
-    ("mask_wrong_length", lambda c: probe.trace(c.minilm, {"input_ids": torch.tensor([[101, 2000, 102]]),
-                                                         "attention_mask": torch.ones(1, 5)}), r"attention_mask \(1, 5\) does not match"),
-    ("mask_all_zero", lambda c: probe.trace(c.minilm, {"input_ids": torch.tensor([[101, 2000, 102]]),
-                                                     "attention_mask": torch.zeros(1, 3)}), r"masks every token"),
+    ("mask_wrong_length",
+     lambda c: probe.trace(c.minilm, {"input_ids": torch.tensor([[101, 2000, 102]]),
+                                                         "attention_mask": torch.ones(1, 5)}),
+                                                         r"attention_mask \(1, 5\) does not match"),
+    ("mask_all_zero",
+     lambda c: probe.trace(c.minilm, {"input_ids": torch.tensor([[101, 2000, 102]]),
+                                                     "attention_mask": torch.zeros(1, 3)}),
+                                                     r"masks every token"),
     ("no_words_from_plain_dict", lambda c: probe.coref(probe.trace(
-        c.minilm, dict(c.tok(SENTENCE, return_tensors="pt")), tokenizer=c.tok), "it"), r"tok\(text, return_tensors='pt'\)"),
+        c.minilm, dict(c.tok(SENTENCE, return_tensors="pt")), tokenizer=c.tok), "it"),
+        r"tok\(text, return_tensors='pt'\)"),
     # ---- gradients inside torch.inference_mode() (no_grad is fine: probe enables grad)
-    ("inference_mode_requires_grad", lambda c: _in_inference_mode(lambda: probe.trace(*c.bert, requires_grad=True)),
+    ("inference_mode_requires_grad",
+     lambda c: _in_inference_mode(lambda: probe.trace(*c.bert, requires_grad=True)),
      r"needs gradients.*inference_mode"),
     ("inference_mode_gradient_method", lambda c: _in_inference_mode(lambda: probe.attribute(
-        c.bert[0], c.bert[1], "saliency", target=lambda out, *_: out.last_hidden_state.sum((1, 2)))),
+        c.bert[0], c.bert[1], "saliency",
+        target=lambda out, *_: out.last_hidden_state.sum((1, 2)))),
      r"needs gradients.*inference_mode"),
     ("inference_mode_gates", lambda c: _in_inference_mode(lambda: probe.trace_gates(
-        __import__("timm").create_model("seresnet18").eval(), torch.randn(1, 3, 32, 32), requires_grad=True)),
+        __import__("timm").create_model("seresnet18").eval(), torch.randn(1, 3, 32, 32),
+        requires_grad=True)),
      r"needs gradients.*inference_mode"),
     # ---- models
     ("model_name_as_model", lambda c: probe.trace("minilm", "hi"), r"load it first"),
     ("data_parallel", lambda c: probe.trace(nn.DataParallel(c.vit[0]), c.vit[1]), r"model\.module"),
-    ("sequential", lambda c: probe.trace(nn.Sequential(c.vit[0]), c.vit[1]), r"not an nn\.Sequential"),
+    ("sequential", lambda c: probe.trace(nn.Sequential(c.vit[0]), c.vit[1]),
+     r"not an nn\.Sequential"),
     ("timm_cnn", lambda c: probe.trace(__import__("timm").create_model("resnet18").eval(),
-                                       torch.randn(1, 3, 32, 32)), r"convolutional network: probe.trace captures attention matrices.*gradient methods"),
-    ("uint8_pixels", lambda c: probe.trace(c.vit[0], (c.vit[1] * 50).clamp(0, 255).to(torch.uint8)), r"uint8.*normalise"),
+                                       torch.randn(1, 3, 32, 32)),
+                                       r"convolutional network: probe.trace captures attention "
+                                       r"matrices.*gradient methods"),
+    ("uint8_pixels", lambda c: probe.trace(c.vit[0], (c.vit[1] * 50).clamp(0, 255).to(torch.uint8)),
+     r"uint8.*normalise"),
     ("uint8_pixels_generic", lambda c: probe.adapter_for(nn.Conv2d(3, 3, 1)).prepare(
         torch.zeros(1, 3, 8, 8, dtype=torch.uint8)), r"uint8.*normalise"),
     # ---- loading
     ("load_empty_name", lambda c: probe.load_model(""), r"non-empty"),
-    ("load_unknown_name", lambda c: probe.load_model("bert-base-uncased"), r"unknown model 'bert-base-uncased'.*owner/name"),
-    ("load_empty_folder", lambda c: (c.tmp / "e").mkdir() or probe.load_model(str(c.tmp / "e")), r"is empty"),
+    ("load_unknown_name", lambda c: probe.load_model("bert-base-uncased"),
+     r"unknown model 'bert-base-uncased'.*owner/name"),
+    ("load_empty_folder", lambda c: (c.tmp / "e").mkdir() or probe.load_model(str(c.tmp / "e")),
+     r"is empty"),
     ("load_config_only", lambda c: probe.load_model(c.folder("cfg", weights=False)), r"no weights"),
-    ("load_non_model_architecture", lambda c: probe.load_model(c.folder("arch", config={"architectures": ["BertTokenizer"]})),
+    ("load_non_model_architecture",
+     lambda c: probe.load_model(c.folder("arch", config={"architectures": ["BertTokenizer"]})),
      r"'BertTokenizer'.*not a transformers model class"),
-    ("load_no_tokenizer", lambda c: probe.load_model(c.folder("notok", tokenizer=False)), r"no usable tokenizer"),
+    ("load_no_tokenizer", lambda c: probe.load_model(c.folder("notok", tokenizer=False)),
+     r"no usable tokenizer"),
     ("load_remote_code", lambda c: probe.load_model(c.folder("remote", config={
-        "auto_map": {"AutoModel": "modeling_x.X"}, "architectures": ["XModel"]})), r"auto_map.*Python API"),
+        "auto_map": {"AutoModel": "modeling_x.X"}, "architectures": ["XModel"]})),
+        r"auto_map.*Python API"),
     ("load_pickle_weights_only", _load_pickle_bomb, r"cannot load the model weights"),
     ("load_timm_unknown", lambda c: probe.load_model("timm:not_a_model"), r"unknown timm model"),
 ]

@@ -209,7 +209,8 @@ def test_name_options_pairs_as_compare_batches_takes_them(vit_square) -> None:
     result = sanity_check(model, x, ["rollout", pair], seed=3)
     assert result.methods == ("rollout", "rollout[head_fusion=max]")
     alone = sanity_check(model, x, "rollout", seed=3, head_fusion="max")
-    assert torch.equal(result.correlations["rollout[head_fusion=max]"], alone.correlations["rollout"])
+    assert torch.equal(result.correlations["rollout[head_fusion=max]"],
+                       alone.correlations["rollout"])
     assert not torch.equal(result.maps["rollout"], result.maps["rollout[head_fusion=max]"])
     assert sanity_check(model, x, {"mx": pair}, seed=3).methods == ("mx",)
     with pytest.raises(ProbeError, match="duplicate"):

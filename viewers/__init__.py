@@ -20,7 +20,12 @@ from __future__ import annotations
 from probe.viewers._alignment import alignment_view
 from probe.viewers._compare import comparison_panel, curve_auc, curves_view
 from probe.viewers._gate_kinds import branch_gates_view, channel_spatial_view, gate_figures
-from probe.viewers._gates import channel_profiles_view, detr_queries_view, gate_maps, query_point_view
+from probe.viewers._gates import (
+    channel_profiles_view,
+    detr_queries_view,
+    gate_maps,
+    query_point_view,
+)
 from probe.viewers._heatmaps import head_grid, head_heatmap, model_view
 from probe.viewers._links import coref_view, link_view
 from probe.viewers._plot import plot

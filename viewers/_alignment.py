@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["alignment_view"]
 
 
-def _check_links(links: Iterable[tuple[int, int]] | None, shape: tuple[int, int], name: str) -> list:
+def _check_links(links: Iterable[tuple[int, int]] | None, shape: tuple[int, int],
+                 name: str) -> list:
     if links is None:
         return []
     out = []

@@ -234,12 +234,13 @@ def comparison_panel(
     own colours first (``image_title``), then each map over a grey copy of it; for text,
     token strips (one labelled block per method). Baseline methods (``random``) come last,
     styled as baselines (grey, dashed frame, italic), in the maps, the agreement matrix and
-    the table; table headers of known metrics carry an arrow for the better direction. Each map is divided by its largest
+    the table; table headers of known metrics carry an arrow for the better direction. Each map is
+    divided by its largest
     magnitude so methods on different scales share a colourbar: for images, unsigned maps
     use ``viridis`` on ``[0, 1]`` and signed maps ``RdBu_r`` on ``[-1, 1]`` (one colourbar
-    each); for text, one colourbar (``RdBu_r`` when any map is signed, else ``Reds``). Below, when given: the
-    agreement matrix as an annotated heatmap (``RdBu_r`` from -1 to 1) and the faithfulness
-    scores as a table beside it.
+    each); for text, one colourbar (``RdBu_r`` when any map is signed, else ``Reds``). Below, when
+    given: the agreement matrix as an annotated heatmap (``RdBu_r`` from -1 to 1) and the
+    faithfulness scores as a table beside it.
 
     Args:
         image_or_tokens: an image ``[H, W, 3]`` / ``[3, H, W]`` in ``0..1``, or a token list.

@@ -116,7 +116,8 @@ def channel_profiles_view(
     """
     if not profiles:
         raise ProbeError("profiles is empty: pass {stage: [class, channel] mean gates}")
-    arrays = {k: as_array(v, f"profiles[{k!r}]", 2, "[class, channel]") for k, v in profiles.items()}
+    arrays = {
+        k: as_array(v, f"profiles[{k!r}]", 2, "[class, channel]") for k, v in profiles.items()}
     for k, v in arrays.items():
         if v.shape[0] != len(class_names):
             raise ProbeError(

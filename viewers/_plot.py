@@ -157,8 +157,8 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
         obj: a :class:`probe.Trace` (``probe.trace``) or a :class:`probe.Attribution`
             (``probe.attribute``).
         view: for a trace, one of ``"model"``, ``"heads"``, ``"head"``, ``"links"``,
-            ``"coref"``, ``"rollout"``, ``"cls"`` (required); for an attribution ``"strip"`` (text) or
-            ``"saliency"`` (vision; pass ``image=``), default the one that fits.
+            ``"coref"``, ``"rollout"``, ``"cls"`` (required); for an attribution ``"strip"`` (text)
+            or ``"saliency"`` (vision; pass ``image=``), default the one that fits.
         batch_index: which item of the batch to draw.
         **options: ``layer=`` / ``head=`` (model indices; default the last layer, head 0),
             ``word=`` (``coref``; highlighted in ``links``), ``occurrence=`` and

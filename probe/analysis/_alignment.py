@@ -82,7 +82,8 @@ class Alignment:
         rule: Rule = "argmax",
         threshold: float = 0.5,
     ) -> frozenset[Link]:
-        """Hard links ``(target_word, source_word)`` of :meth:`matrix` (see :func:`hard_alignment`)."""
+        """Hard links ``(target_word, source_word)`` of :meth:`matrix` (see
+        :func:`hard_alignment`)."""
         return hard_alignment(self.matrix(layer, head), rule=rule, threshold=threshold)
 
     @staticmethod
@@ -172,9 +173,12 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
                       for i, w in enumerate(target_ids)]
     source_ids = list(src_ids[b])
     if generation.source_mask is not None:
-        source_ids = [w if bool(generation.source_mask[b, t]) else None for t, w in enumerate(source_ids)]
+        source_ids = [
+            w if bool(generation.source_mask[b, t]) else None for t, w in enumerate(source_ids)
+        ]
     merged = word_alignment_scores(
-        cross.attentions[:, b].detach().cpu(), target_ids, source_ids, len(words[b]), len(src_words[b])
+        cross.attentions[:, b].detach().cpu(), target_ids, source_ids, len(words[b]),
+        len(src_words[b])
     )
     return Alignment(
         scores=merged, target_words=tuple(words[b]), source_words=tuple(src_words[b]),
@@ -200,13 +204,18 @@ def hard_alignment(
         raise ProbeError(
             f"hard_alignment takes a [target_word, source_word] score tensor, got {got}: pass "
             + ("alignment.matrix(), or call alignment.hard()" if got == "Alignment" else
-               "probe.alignment(generation).matrix()" + (", not the Trace" if got == "Trace" else ""))
+               "probe.alignment(generation).matrix()"
+               + (", not the Trace" if got == "Trace" else ""))
         )
     if matrix.dim() != 2:
-        raise ProbeError(f"hard_alignment takes a [target, source] matrix, got {tuple(matrix.shape)}")
+        raise ProbeError(
+            f"hard_alignment takes a [target, source] matrix, got {tuple(matrix.shape)}")
     if rule not in ("argmax", "threshold"):
         raise ProbeError(f"rule must be 'argmax' or 'threshold', got {rule!r}")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 < threshold <= 1:
+    if (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+        or not 0 < threshold <= 1
+    ):
         raise ProbeError(f"threshold must be in (0, 1], got {threshold!r}")
     m = matrix.detach().to(torch.float64).clamp_min(0.0)
     totals = m.sum(-1)

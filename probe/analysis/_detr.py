@@ -110,7 +110,8 @@ def match_detections(
     for q in kept:
         best, best_iou = -1, iou
         for g in range(len(result)):
-            if result[g] < 0 and int(gold_classes[g]) == int(classes[q]) and overlap[q, g] > best_iou:
+            same_class = int(gold_classes[g]) == int(classes[q])
+            if result[g] < 0 and same_class and overlap[q, g] > best_iou:
                 best, best_iou = g, float(overlap[q, g])
         if best >= 0:
             result[best] = q

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "HeadFusion", "register_head_fusion", "unregister_head_fusion", "fuse_heads", "list_head_fusions",
+    "HeadFusion", "register_head_fusion", "unregister_head_fusion", "fuse_heads",
+    "list_head_fusions",
 ]
 
 #: Built-in fusion names; any registered name is accepted where a ``HeadFusion`` is expected.

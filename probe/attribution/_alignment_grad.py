@@ -56,7 +56,8 @@ def gradient_alignment(
             "gradient_alignment needs an encoder-decoder model and its probe.generate result"
         )
     if generation.words is None or generation.prompt_words is None:
-        raise ProbeError("gradient_alignment needs words: pass text and tokenizer=... to probe.generate")
+        raise ProbeError(
+            "gradient_alignment needs words: pass text and tokenizer=... to probe.generate")
     b = batch_index % generation.batch_size
     device = adapter.device
     n = generation.num_generated
@@ -96,7 +97,8 @@ def gradient_alignment(
         for t, w in enumerate(generation.prompt_word_ids[b])
     ]
     merged = word_alignment_scores(
-        token_scores, target_ids, source_ids, len(generation.words[b]), len(generation.prompt_words[b])
+        token_scores, target_ids, source_ids, len(generation.words[b]),
+        len(generation.prompt_words[b])
     )
     return Alignment(
         merged[None, None], tuple(generation.words[b]), tuple(generation.prompt_words[b]),

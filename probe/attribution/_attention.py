@@ -242,7 +242,8 @@ register_method(
         MethodOption(
             "max_tokens", None, int, minimum=1,
             doc=f"size limit in real tokens (exact max-flow is slow); default "
-            f"{DEFAULT_MAX_TOKENS} when every query row is read, {DEFAULT_MAX_ROW_TOKENS} otherwise",
+            f"{DEFAULT_MAX_TOKENS} when every query row is read, {DEFAULT_MAX_ROW_TOKENS} "
+            "otherwise",
         ),
         START_LAYER,
         QUERY,

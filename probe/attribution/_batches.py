@@ -131,7 +131,10 @@ def attribute_batches(
     if not isinstance(method, str):
         raise ProbeError(
             "attribute_batches runs one method: pass a name, or use compare_batches for several"
-            + ("" if isinstance(method, (list, tuple, Mapping)) else f" (got {type(method).__name__})")
+            + (
+                "" if isinstance(method, (list, tuple, Mapping))
+                else f" (got {type(method).__name__})"
+            )
         )
     resolve_run(model, method, options)  # before the first batch and the progress bar
     batches = iter_batches(data, batch_size)
@@ -142,7 +145,8 @@ def attribute_batches(
     parts: list[Attribution] = []
     for batch in batches:
         parts.append(
-            attribute(model, batch, method, tokenizer=tokenizer, target=target, seed=seed, **options)
+            attribute(model, batch, method, tokenizer=tokenizer, target=target, seed=seed,
+                      **options)
         )
     first = parts[0]
     width = max(int(p.scores.shape[-1]) for p in parts)

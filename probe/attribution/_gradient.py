@@ -1,8 +1,8 @@
 """Gradient-based attribution methods (captum), registered in the method registry.
 
 Every method runs captum on a forward function built from the model and the target (see
-:mod:`probe.attribution._targets`): ``forward(x, *per_item_kwargs, classes) -> [batch]``. The attention
-mask and the other per-item keyword tensors of text models travel as captum's
+:mod:`probe.attribution._targets`): ``forward(x, *per_item_kwargs, classes) -> [batch]``. The
+attention mask and the other per-item keyword tensors of text models travel as captum's
 ``additional_forward_args``, so captum expands them together with the inputs (Integrated
 Gradients runs ``n_steps`` copies of the batch at once); ``target=None`` is fixed to the
 predicted class of the unmodified input before any attribution runs.
@@ -318,7 +318,8 @@ def integrated_gradients(
     Args:
         model: HF text or vision model, or timm ViT (left unchanged).
         inputs: as for :func:`probe.trace`.
-        target: what to explain (see :mod:`probe.attribution._targets`); ``None``: the predicted class.
+        target: what to explain (see :mod:`probe.attribution._targets`); ``None``: the predicted
+        class.
         tokenizer: text models: the tokenizer.
         n_steps: integration steps.
         baseline: text: ``None`` ([PAD]), a token id, or ids ``[batch, seq]``; vision: ``None``
@@ -560,7 +561,8 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
         with differentiable(ctx.model):
             classes = _fix_target(ctx.model, batch, ctx.target)
             forward = _forward_fn(ctx.model, batch, ctx.target)
-            return gradcam_on_layer(forward, layer, batch.x, classes, batch.grid)  # type: ignore[arg-type]
+            return gradcam_on_layer(forward, layer, batch.x, classes,
+                                    batch.grid)  # type: ignore[arg-type]
     block = batch.adapter.block(opts["block"])
     view = _token_grid(batch.grid)  # type: ignore[arg-type]
 

@@ -353,14 +353,16 @@ def register_method(
         raise ProbeError(f"method name must be a non-empty string, got {name!r}")
     options = tuple(options)
     if not all(isinstance(o, MethodOption) for o in options):
-        raise ProbeError("options must be MethodOption declarations, e.g. MethodOption('n_steps', 50, int)")
+        raise ProbeError(
+            "options must be MethodOption declarations, e.g. MethodOption('n_steps', 50, int)")
     names = [o.name for o in options]
     if len(set(names)) != len(names):
         raise ProbeError(f"method {name!r} declares an option twice: {names}")
 
     def decorator(fn: MethodFn) -> MethodFn:
         if name in _METHODS and not overwrite:
-            raise ProbeError(f"method {name!r} is already registered; pass overwrite=True to replace it")
+            raise ProbeError(
+                f"method {name!r} is already registered; pass overwrite=True to replace it")
         doc = description or (fn.__doc__ or "").strip().split("\n")[0]
         _METHODS[name] = MethodSpec(
             name, fn, tuple(modalities), signed, uses_gradients, doc, options, needs

@@ -184,12 +184,14 @@ def trace(
 
     seq_len = _seq_len(stack, main)
     batch = _batch_size(prepared, stack, main)
-    attention_mask = main_mask if main_mask is not None else torch.ones(batch, seq_len, dtype=torch.bool)
+    attention_mask = main_mask if main_mask is not None else torch.ones(
+        batch, seq_len, dtype=torch.bool)
     special = prepared.special_tokens_mask
     grid = image_size = None
     num_prefix = 0
     if geometry is not None:
-        grid, num_prefix, image_size = geometry.grid, geometry.num_prefix_tokens, geometry.image_size
+        grid, num_prefix = geometry.grid, geometry.num_prefix_tokens
+        image_size = geometry.image_size
         if num_prefix < 0 or num_prefix + grid[0] * grid[1] != seq_len:
             num_prefix = seq_len - grid[0] * grid[1]
             if num_prefix < 0:
@@ -209,7 +211,10 @@ def trace(
         head_indices=stack.head_indices,
         model_name=model_name or adapter.name,
         family=adapter.family,
-        attention_mask=attention_mask.to(torch.bool).cpu() if attention_mask.device.type != "cpu" else attention_mask.to(torch.bool),
+        attention_mask=(
+            attention_mask.to(torch.bool).cpu() if attention_mask.device.type != "cpu"
+            else attention_mask.to(torch.bool)
+        ),
         special_tokens_mask=special.to(torch.bool).cpu(),
         num_prefix_tokens=num_prefix,
         tokens=prepared.tokens,
@@ -267,7 +272,8 @@ def _options(
             raise ProbeError(f"dtype {dtype!r} is not supported: use one of {list(_FLOAT_DTYPES)}")
         dtype = getattr(torch, dtype)
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
-        raise ProbeError(f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
+        raise ProbeError(
+            f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
     stream_options = None
     if stream:
         from probe.analysis._fusion import check_head_fusion
@@ -282,7 +288,8 @@ def _options(
                 "stream=True folds every layer into the rollout: drop layers=..., use start_layer"
             )
         if requires_grad:
-            raise ProbeError("stream=True keeps no attention, so it cannot be combined with requires_grad")
+            raise ProbeError(
+                "stream=True keeps no attention, so it cannot be combined with requires_grad")
         stream_options = StreamOptions(head_fusion, float(discard_ratio), int(start_layer))
     if not _is_int(start_layer):
         raise ProbeError(f"start_layer must be an integer layer index, got {start_layer!r}")

@@ -1,4 +1,5 @@
-"""``probe.trace_gates``: run a CNN once and capture its attention gates into a :class:`GateTrace`."""
+"""``probe.trace_gates``: run a CNN once and capture its attention gates into a
+:class:`GateTrace`."""
 
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ def trace_gates(
     stage, feature-map size and stride (see :class:`Gate`). The values are the tensors the
     model multiplied by (read by hooks on the gate activations) or, for the modules that
     compute them inline (``LightChannelAttn``, ``NonLocalAttn``, ``BatNonLocalAttn``, GC's
-    pooling), recomputed from the module's own layers with the same operations. Outputs are unchanged and every hook is removed, also when the
-    forward raises.
+    pooling), recomputed from the module's own layers with the same operations. Outputs are
+    unchanged and every hook is removed, also when the forward raises.
 
     Args:
         model: a timm CNN (e.g. ``seresnet50``, ``ecaresnet50d``, a ResNet built with
@@ -137,7 +138,8 @@ def _check_dtype(dtype: Any) -> Any:
             raise ProbeError(f"dtype {dtype!r} is not supported: use one of {list(_FLOAT_DTYPES)}")
         dtype = getattr(torch, dtype)
     if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
-        raise ProbeError(f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
+        raise ProbeError(
+            f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
     return dtype
 
 

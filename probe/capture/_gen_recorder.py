@@ -67,7 +67,8 @@ class GenerationRecorder(StackRecorder):
             return
         if step > 0 and q_total != 1:
             raise ProbeError(
-                f"generation step {step} fed {q_total} tokens at once to {self.layer_names[layer]!r}: "
+                f"generation step {step} fed {q_total} tokens at once to "
+                f"{self.layer_names[layer]!r}: "
                 "assisted or speculative decoding is not supported; generate one token per step"
             )
         if self.kind == "self":
@@ -140,7 +141,8 @@ class GenerationRecorder(StackRecorder):
         first = self.rows[self.keep[0]][0]
         b, h, k0 = first.shape
         width = num_keys if num_keys is not None else k0
-        out = torch.zeros((len(self.keep), b, h, steps, width), dtype=first.dtype, device=first.device)
+        out = torch.zeros((len(self.keep), b, h, steps, width), dtype=first.dtype,
+                          device=first.device)
         for pos, layer in enumerate(self.keep):
             for s, row in enumerate(self.rows[layer]):
                 k = min(int(row.shape[-1]), width)

@@ -84,16 +84,21 @@ def generate(
     if "max_length" in generate_kwargs:
         raise ProbeError(
             "probe.generate counts new tokens: pass max_new_tokens=N instead of "
-            f"max_length={generate_kwargs['max_length']!r} (prompt included, it would be overridden)"
+            f"max_length={generate_kwargs['max_length']!r} (prompt included, it would be "
+            "overridden)"
         )
     if max_new_tokens is None:
         configured = getattr(generate_kwargs.get("generation_config"), "max_new_tokens", None)
         max_new_tokens = 20 if configured is None else configured
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+    if (
+        isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int)
+        or max_new_tokens < 1
+    ):
         raise ProbeError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
     if not isinstance(keep_prompt, bool):
         raise ProbeError(f"keep_prompt must be True or False, got {keep_prompt!r}")
-    options = _options(layers, heads, average_heads, dtype, False, False, "mean", 0.0, 0, chunk_size)
+    options = _options(layers, heads, average_heads, dtype, False, False, "mean", 0.0, 0,
+                       chunk_size)
     adapter = adapter_for(model)
     if adapter.family not in ("decoder", "encoder-decoder"):
         raise UnsupportedModelError(
@@ -110,8 +115,10 @@ def generate(
     recorders: dict[str, Any] = {}
     if seq2seq:
         recorders["self"] = StackRecorder("self", stacks["self"], options, mask, mask)
-        recorders["decoder"] = GenerationRecorder("self", stacks["decoder"], options, None, keep_prompt)
-        recorders["cross"] = GenerationRecorder("cross", stacks["cross"], options, None, keep_prompt)
+        recorders["decoder"] = GenerationRecorder("self", stacks["decoder"], options, None,
+                                                  keep_prompt)
+        recorders["cross"] = GenerationRecorder("cross", stacks["cross"], options, None,
+                                                keep_prompt)
         generating = recorders["decoder"]
     else:
         generating = GenerationRecorder("self", stacks["self"], options, mask, keep_prompt)

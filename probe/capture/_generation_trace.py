@@ -142,7 +142,8 @@ class GenerationTrace:
         square = torch.cat(parts, dim=3)[..., :total]
         tokens = None if self.tokens is None else tuple(row[:total] for row in self.tokens)
         mask = self.attention_mask[:, :total]
-        stack = AttentionStack("self", square, self.layer_names, self.layer_indices, self.head_indices)
+        stack = AttentionStack("self", square, self.layer_names, self.layer_indices,
+                               self.head_indices)
         common = dict(
             model_name=self.model_name, family=self.family, num_heads=self.num_heads,
             num_model_layers=self.num_model_layers, output=self.output,

@@ -51,7 +51,9 @@ class LazyStack:
 
     def __len__(self) -> int:
         layers = self._layers  # read once: another thread may stack in between
-        return len(layers) if layers is not None else int(self._stacked.shape[0])  # type: ignore[union-attr]
+        if layers is not None:
+            return len(layers)
+        return int(self._stacked.shape[0])  # type: ignore[union-attr]
 
     @property
     def stacked_yet(self) -> bool:

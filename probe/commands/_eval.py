@@ -73,7 +73,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "consecutive lines pairing up (default: the shipped pairs)",
     )
     ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--method", action="append", dest="methods", default=[], help="restrict methods")
+    ev.add_argument("--method", action="append", dest="methods", default=[],
+                    help="restrict methods")
     ev.add_argument(
         "--option", action="append", dest="options", default=[], metavar="METHOD.OPTION=VALUE",
         help="a method option (repeatable), e.g. rollout.head_fusion=max or ig.n_steps=16; "

@@ -38,7 +38,8 @@ def run(ns: argparse.Namespace) -> int:
         width = max([12, *(len(name) for name in names)])
         for name in names:
             spec = method_spec(name)
-            print(f"  {name:<{width}} {'/'.join(spec.modalities):<12} {plain_text(spec.description)}")
+            print(
+                f"  {name:<{width}} {'/'.join(spec.modalities):<12} {plain_text(spec.description)}")
             if spec.options:
                 opts = ", ".join(f"{o.name}={o.default!r}" for o in spec.options)
                 print(f"  {'':<{width}} {'':<12} options: {opts}")

@@ -47,8 +47,9 @@ def show(
             ``tokenizer``; a :class:`probe.LoadedModel` or ``(model, tokenizer)`` also works).
         view: ``"heads"`` (head view), ``"cross"`` (head view of an encoder-decoder's
             cross-attention: target tokens left, source tokens right), ``"alignment"`` (the
-            word-alignment matrices of ``source = probe.alignment(...)``), ``"model"`` (model view), ``"coref"`` (coreference,
-            text), ``"tokens"`` (token attribution, needs the model), ``"image"`` (image
+            word-alignment matrices of ``source = probe.alignment(...)``), ``"model"`` (model view),
+            ``"coref"`` (coreference, text), ``"tokens"`` (token attribution, needs the model),
+            ``"image"`` (image
             view: per-head CLS maps and hover-a-patch maps from the trace; with the model also
             the methods' saliency maps, their agreement and faithfulness).
         inputs: the text or image (``probe.trace`` inputs) when ``source`` is a model.

@@ -92,8 +92,8 @@ def eval_alignment(
     Returns:
         A JSON-able dict: ``n``, ``n_exact`` (sentences translated exactly, the ones scored),
         ``exact_match``, ``heads`` (per layer and head), ``layers`` (heads fused by mean),
-        ``fused``, ``saliency``, ``grad_x_input``, ``random``, ``argmax_floor`` (each ``aer``, ``ci_low``,
-        ``ci_high``), ``best_head``.
+        ``fused``, ``saliency``, ``grad_x_input``, ``random``, ``argmax_floor`` (each ``aer``,
+        ``ci_low``, ``ci_high``), ``best_head``.
     """
     import torch
 
@@ -140,8 +140,8 @@ def eval_alignment(
                 grad = gradient_alignment(model, gen, b, method=method)
                 counts.setdefault(method, []).append(_counts(grad.links(), *gold))
             counts.setdefault("argmax_floor", []).append(_counts(
-                frozenset((t, min(s for t2, s in pair.sure if t2 == t)) for t, _ in pair.sure), *gold
-            ))
+                frozenset((t, min(s for t2, s in pair.sure if t2 == t)) for t, _ in pair.sure),
+                *gold))
     merged = gather({"counts": counts, "exact": exact, "geometry": [(layers, heads)]})
     counts, exact = merged["counts"], merged["exact"]
     layers, heads = next(((la, he) for la, he in merged["geometry"] if la), ([], []))

@@ -109,8 +109,10 @@ def faithfulness_batches(
     nan = float("nan")
     return FaithfulnessTable(
         methods=first.methods,
-        deletion_auc=torch.tensor([curves[m][0].mean_auc for m in first.methods], dtype=torch.float64),
-        insertion_auc=torch.tensor([curves[m][1].mean_auc for m in first.methods], dtype=torch.float64),
+        deletion_auc=torch.tensor([curves[m][0].mean_auc for m in first.methods],
+                                  dtype=torch.float64),
+        insertion_auc=torch.tensor([curves[m][1].mean_auc for m in first.methods],
+                                   dtype=torch.float64),
         random_deletion_auc=random_curves[0].mean_auc if random_curves else nan,
         random_insertion_auc=random_curves[1].mean_auc if random_curves else nan,
         curves=curves,  # type: ignore[arg-type]

@@ -131,7 +131,8 @@ def eval_cnn_faithfulness(
                              batch_size=1024)
         for label, attr in attrs.items():
             maps = attr.as_grid()
-            entry = per.setdefault(label, {"pointing": [], "mass": [], "deletion": [], "insertion": []})
+            entry = per.setdefault(label,
+                                   {"pointing": [], "mass": [], "deletion": [], "insertion": []})
             entry["pointing"] += pointing_game(maps, masks, seed=seed + start).double().tolist()
             entry["mass"] += mass_on_object(maps, cells).tolist()
             deletion, insertion = table.curves[label]
@@ -198,11 +199,12 @@ def cnn_faithfulness_markdown(result: dict[str, Any]) -> str:
         return f"{row[key]:.3f} ± {row[key + '_se']:.3f}"
 
     lines = [
-        f"{result.get('model', 'cnn')}, N = {result['n']} images (seed {result['image_seed']}), grid "
-        f"{result['grid'][0]}x{result['grid'][1]}, accuracy {result['accuracy']:.3f}; chance "
+        f"{result.get('model', 'cnn')}, N = {result['n']} images (seed {result['image_seed']}), "
+        f"grid {result['grid'][0]}x{result['grid'][1]}, accuracy {result['accuracy']:.3f}; chance "
         f"(object-cell fraction) {result['chance']:.3f}",
         "",
-        "| method | pointing game ↑ | mass on object ↑ | deletion AUC ↓ | insertion AUC ↑ | s/image |",
+        "| method | pointing game ↑ | mass on object ↑ | deletion AUC ↓ | insertion AUC ↑ | "
+        "s/image |",
         "|---|---|---|---|---|---|",
     ]
     for label, row in result["methods"].items():

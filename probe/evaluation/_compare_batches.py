@@ -85,7 +85,8 @@ def compare_batches(
         :func:`probe.compare`).
 
     Raises:
-        ProbeError: fewer than two methods, duplicate labels (pass a mapping), a bad metric or ``k``, an
+        ProbeError: fewer than two methods, duplicate labels (pass a mapping), a bad metric or
+        ``k``, an
             empty dataset, or whatever :func:`probe.attribute` refuses.
     """
     import torch

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 from probe.evaluation._curves_math import curve_auc
-from probe.evaluation._perturb import Baseline, Output, ScoreFn, Scores, _eval_mode, _Problem, _problem
+from probe.evaluation._perturb import (
+    Baseline,
+    Output,
+    ScoreFn,
+    Scores,
+    _eval_mode,
+    _Problem,
+    _problem,
+)
 
 if TYPE_CHECKING:
     import torch

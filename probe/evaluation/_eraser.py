@@ -15,7 +15,15 @@ from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 from probe.evaluation._tables import ScoreTable
 from probe.evaluation._curves import _grid_of, _named, _random_scores, _ranks, _scores
-from probe.evaluation._perturb import Baseline, Output, ScoreFn, Scores, _eval_mode, _Problem, _problem
+from probe.evaluation._perturb import (
+    Baseline,
+    Output,
+    ScoreFn,
+    Scores,
+    _eval_mode,
+    _Problem,
+    _problem,
+)
 
 if TYPE_CHECKING:
     import torch

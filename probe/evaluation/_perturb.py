@@ -386,7 +386,12 @@ def _scorer(
 ) -> Callable[[Any, Any, torch.Tensor], torch.Tensor]:
     import torch
 
-    from probe.attribution._targets import check_scalar_per_item, model_logits, predicted_class, resolve_target
+    from probe.attribution._targets import (
+        check_scalar_per_item,
+        model_logits,
+        predicted_class,
+        resolve_target,
+    )
 
     if score_fn is not None:
 

@@ -334,8 +334,9 @@ def sanity_check(
         inputs: as for :func:`probe.attribute` (images ``[batch, 3, H, W]``, text, ids).
         methods: a registered method name (run through :func:`probe.attribute` on the copy),
             a ``(name, options)`` pair (named like :attr:`Attribution.label`, e.g.
-            ``"rollout[head_fusion=max]"``, as in :func:`probe.compare_batches`), a callable ``explain(model) -> scores [batch, num_units]`` (or an Attribution), or a
-            list or ``{name: method}`` mapping of them.
+            ``"rollout[head_fusion=max]"``, as in :func:`probe.compare_batches`), a callable
+            ``explain(model) -> scores [batch, num_units]`` (or an Attribution), or a list or
+            ``{name: method}`` mapping of them.
         tokenizer: text models: the tokenizer.
         target: as for :func:`probe.attribute`. With ``None`` and ``fix_target=True`` the class
             the trained model predicts is fixed for every step (otherwise the randomised

@@ -38,7 +38,8 @@ class ModelImage:
     original_size: tuple[int, int] | None = None
 
 
-def _input_spec(model: nn.Module, processor: Any) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
+def _input_spec(model: nn.Module,
+                processor: Any) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
     """(height, width), mean, std expected by the model."""
     name = getattr(model, "probe_name", None)
     if name in ("vit-shapes", "detr-shapes"):
@@ -143,7 +144,8 @@ def to_rgb8(image: Any) -> Any:
     return gray.convert("RGB")
 
 
-def preprocess_image(image: Any, model: nn.Module, processor: Any = None, source: str = "") -> ModelImage:
+def preprocess_image(image: Any, model: nn.Module, processor: Any = None,
+                     source: str = "") -> ModelImage:
     """Resize and normalise a PIL image (or ``[H, W, 3]`` array in 0..1) for ``model``: to its
     fixed input size, or keeping the aspect ratio for DETR-style processors (shortest and
     longest edge, :data:`DETR_EDGES` for a DETR folder without processor)."""

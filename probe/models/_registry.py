@@ -185,7 +185,8 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
         model, tok = _load_hf(name, local_only=True)
         return LoadedModel(model, tok)
     if os.path.exists(name):
-        raise ProbeError(f"{name} is a file, not a model folder: pass the folder holding config.json")
+        raise ProbeError(
+            f"{name} is a file, not a model folder: pass the folder holding config.json")
     looks_like_id = name.count("/") == 1 and not name.startswith((".", "/", "~"))
     if not looks_like_id and (os.sep in name or name.startswith((".", "~"))):
         raise ProbeError(

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.models._shapes import NORMALIZE_MEAN, NORMALIZE_STD, SHAPE_CLASSES, _shape_masks, denormalize
+from probe.models._shapes import (
+    NORMALIZE_MEAN,
+    NORMALIZE_STD,
+    SHAPE_CLASSES,
+    _shape_masks,
+    denormalize,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -68,7 +74,8 @@ class ScenesBatch:
         return denormalize(self.images[i])
 
 
-def _place(size: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+def _place(size: torch.Tensor, x0: torch.Tensor, y0: torch.Tensor,
+           wanted: torch.Tensor) -> torch.Tensor:
     """Choose, per image and object, the first candidate box that keeps a 2-pixel gap to the
     objects already placed: ``[n, k]`` index into the candidates, ``-1`` where none fits or
     the object is not wanted. Inputs are ``[n, k, tries]`` (size, x0, y0) and ``[n]``."""
@@ -134,7 +141,8 @@ def make_scenes(
         and lo <= r[0] <= r[1] <= hi
     )
     if not ok(objects, 1, 6):
-        raise ProbeError(f"objects {objects!r} is invalid: pass (fewest, most) with 1 <= fewest <= most <= 6")
+        raise ProbeError(
+            f"objects {objects!r} is invalid: pass (fewest, most) with 1 <= fewest <= most <= 6")
     if size_range is None:
         size_range = (image_size // 6, image_size * 3 // 8)
     if not ok(size_range, 4, image_size // 2):

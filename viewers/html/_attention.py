@@ -68,7 +68,8 @@ P.start(async (root, d) => {
   const ctx = cv.getContext("2d");
   function token(col, text, side, i) {
     const s = P.el("div", "p-tok", text);
-    s.addEventListener("mouseenter", ev => { if (!locked) { focus = {side, i}; draw(); } tip(ev, side, i); });
+    s.addEventListener("mouseenter", ev => { if (!locked) { focus = {side, i}; draw(); } tip(ev,
+      side, i); });
     s.addEventListener("mousemove", ev => tip(ev, side, i));
     s.addEventListener("mouseleave", () => { P.hideTip(); if (!locked) { focus = null; draw(); } });
     s.addEventListener("click", () => {
@@ -91,7 +92,8 @@ P.start(async (root, d) => {
       for (const h of heads) lines.push("head " + d.heads[h] + ": " + P.fmt(w(h, q, k)));
     } else {
       const n = side === "q" ? K : Q, sums = new Float64Array(n);
-      for (const h of heads) for (let j = 0; j < n; j++) sums[j] += side === "q" ? w(h, i, j) : w(h, j, i);
+      for (const h of heads) for (let j = 0; j < n; j++) sums[j] += side === "q" ? w(h, i, j) : w(h,
+        j, i);
       const order = [...sums.keys()].sort((a, b) => sums[b] - sums[a]).slice(0, 5);
       lines.push((side === "q" ? d.qtokens[i] + " attends to" : d.ktokens[i] + " is attended by") +
                  " (mean of " + heads.length + " head" + (heads.length === 1 ? "" : "s") + ")");
@@ -105,8 +107,10 @@ P.start(async (root, d) => {
     const qOff = (rows - Q) / 2 * ROW + ROW / 2, kOff = (rows - K) / 2 * ROW + ROW / 2;
     let thr = Math.max(1, Math.ceil((d.threshold - A.lo) / (A.step || 1)));
     let n = 0;
-    const q0 = focus && focus.side === "q" ? focus.i : 0, q1 = focus && focus.side === "q" ? focus.i + 1 : Q;
-    const k0 = focus && focus.side === "k" ? focus.i : 0, k1 = focus && focus.side === "k" ? focus.i + 1 : K;
+    const q0 = focus && focus.side === "q" ? focus.i : 0, q1 = focus && focus.side === "q" ?
+      focus.i + 1 : Q;
+    const k0 = focus && focus.side === "k" ? focus.i : 0, k1 = focus && focus.side === "k" ?
+      focus.i + 1 : K;
     // long inputs: draw only the strongest d.maxLines lines (raise the threshold level)
     const hist = new Uint32Array(256);
     for (let h = 0; h < H; h++) {
@@ -122,7 +126,8 @@ P.start(async (root, d) => {
       total += hist[v];
     }
     note.textContent = capped ? "showing the strongest " + total + " lines (weight ≥ " +
-      P.fmt(A.lo + thr * A.step) + "); hover a token for its lines" : "hover a token: its lines; click: lock";
+      P.fmt(A.lo + thr * A.step) + "); hover a token for its lines" :
+        "hover a token: its lines; click: lock";
     ctx.lineWidth = 1.5;
     for (let h = 0; h < H; h++) {
       if (!active[h]) continue;
@@ -134,7 +139,8 @@ P.start(async (root, d) => {
           if (v < thr) continue;
           // one short path per line: the rasteriser's fast path (one big path is slow)
           ctx.globalAlpha = Math.min(1, Math.max(1 / 16, A.lo + v * A.step));
-          ctx.beginPath(); ctx.moveTo(0, qOff + q * ROW); ctx.lineTo(W, kOff + k * ROW); ctx.stroke();
+          ctx.beginPath(); ctx.moveTo(0, qOff + q * ROW); ctx.lineTo(W, kOff + k * ROW);
+            ctx.stroke();
           n++;
         }
       }
@@ -246,7 +252,8 @@ P.start(async (root, d) => {
       octx.clearRect(0, 0, S, S);
       octx.fillStyle = "rgba(255,255,255,0.55)";
       octx.fillRect(0, 0, S, q * ch); octx.fillRect(0, (q + 1) * ch, S, S - (q + 1) * ch);
-      octx.strokeStyle = "#d62728"; octx.lineWidth = 2; octx.strokeRect(1, q * ch, S - 2, Math.max(ch, 2));
+      octx.strokeStyle = "#d62728"; octx.lineWidth = 2; octx.strokeRect(1, q * ch, S - 2,
+        Math.max(ch, 2));
       const ws = [];
       for (let k2 = 0; k2 < K; k2++) ws.push([A.get(off + q * K + k2), k2]);
       ws.sort((a, b) => b[0] - a[0]);
@@ -347,7 +354,10 @@ def head_view_html(
         attn, tokens, query_tokens, key_tokens, layers, heads, max_values
     )
     n_l = data.shape[0]
-    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not -n_l <= layer < n_l:
+    if (
+        isinstance(layer, bool) or not isinstance(layer, (int, np.integer))
+        or not -n_l <= layer < n_l
+    ):
         raise ProbeError(f"layer must be a position in attn's {n_l} layers, got {layer!r}")
     if isinstance(max_lines, bool) or not isinstance(max_lines, int) or max_lines < 1:
         raise ProbeError(f"max_lines must be a positive integer, got {max_lines!r}")

@@ -78,7 +78,8 @@ P.start(async (root, d) => {
   img.src = d.image;
   await img.decode();
   const [IH, IW] = d.size, SIDE = 300;
-  const cw = IW >= IH ? SIDE : Math.round(SIDE * IW / IH), ch = IH >= IW ? SIDE : Math.round(SIDE * IH / IW);
+  const cw = IW >= IH ? SIDE : Math.round(SIDE * IW / IH), ch = IH >= IW ? SIDE :
+    Math.round(SIDE * IH / IW);
   const [GH, GW] = d.grid, A8 = Math.round(d.alpha * 255);
   const seq = P.lut(d.seq), div = P.lut(d.div);
   function overlay(c, T, off, rows, cols, norm, l, w, h) {
@@ -110,10 +111,12 @@ P.start(async (root, d) => {
       buttons.forEach((b, j) => b.classList.toggle("sel", j === k));
       const off = k * GH * GW, scale = P.sliceAbsMax(Mp, off, GH * GW) || 1;
       const signed = d.signed[k];
-      overlay(main, Mp, off, GH, GW, signed ? (v => 0.5 + 0.5 * v / scale) : (v => Math.max(0, v / scale)),
+      overlay(main, Mp, off, GH, GW, signed ? (v => 0.5 + 0.5 * v / scale) : (v => Math.max(0,
+        v / scale)),
               signed ? div : seq, cw, ch);
       legend.textContent = "";
-      legend.appendChild(P.colorbar(signed ? div : seq, 120, 10, signed ? -1 : 0, 1, "(normalized)"));
+      legend.appendChild(P.colorbar(signed ? div : seq, 120, 10, signed ? -1 : 0, 1,
+        "(normalized)"));
       side.textContent = "";
       const f = d.faithfulness[d.methods[k]];
       if (f) {
@@ -138,7 +141,8 @@ P.start(async (root, d) => {
           tr.appendChild(P.el("th", null, n));
           d.agreement.values[i].forEach(v => {
             const td = P.el("td", null, v === null ? "\u2013" : v.toFixed(2));
-            if (v !== null) { const c = P.rgb(div, 0.5 + 0.5 * v); td.style.background = P.css(c); td.style.color = P.ink(c); }
+            if (v !== null) { const c = P.rgb(div, 0.5 + 0.5 * v); td.style.background = P.css(c);
+              td.style.color = P.ink(c); }
             tr.appendChild(td);
           });
           t.appendChild(tr);
@@ -178,7 +182,8 @@ P.start(async (root, d) => {
     const bar = P.el("div", "p-bar"); root.appendChild(bar);
     let l = L - 1, h = H, p = Math.floor(GH / 2) * GW + Math.floor(GW / 2);
     bar.appendChild(P.labelled("Layer", P.select(d.layers, v => { l = v; draw(); }, l)));
-    bar.appendChild(P.labelled("Head", P.select(d.heads.map(x => "head " + x).concat(["mean of heads"]),
+    bar.appendChild(P.labelled("Head", P.select(d.heads.map(x => "head " +
+      x).concat(["mean of heads"]),
                                                  v => { h = v; draw(); }, H)));
     const c = P.canvas(cw, ch, "p-patch"); c.style.cursor = "crosshair";
     root.appendChild(c);
@@ -201,7 +206,8 @@ P.start(async (root, d) => {
       const ctx = c.getContext("2d"), r = Math.floor(p / GW), k = p % GW;
       ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2;
       ctx.strokeRect(k * cw / GW, r * ch / GH, cw / GW, ch / GH);
-      readout.textContent = "query patch (row " + r + ", col " + k + "), layer " + d.layers[l] + ", " +
+      readout.textContent = "query patch (row " + r + ", col " + k + "), layer " + d.layers[l] +
+        ", " +
         (h === H ? "mean of heads" : "head " + d.heads[h]) + ": max weight " + P.fmt(vmax);
       root.dataset.patch = String(p);
       root.dataset.patchLayer = String(l);
@@ -365,7 +371,8 @@ def image_view_html(
     if cls_maps is not None:
         cls = _grid_of(np.asarray(_to_numpy(cls_maps), dtype=np.float32), "cls_maps", 4)
         if grid is not None and cls.shape[2:] != grid:
-            raise ProbeError(f"cls_maps grid {list(cls.shape[2:])} differs from the maps' {list(grid)}")
+            raise ProbeError(
+                f"cls_maps grid {list(cls.shape[2:])} differs from the maps' {list(grid)}")
         grid = (int(cls.shape[2]), int(cls.shape[3]))
     patch = None
     if patch_attn is not None:
@@ -391,7 +398,8 @@ def image_view_html(
                 "pass methods= with one name per row"
             )
         agree = {"methods": agree_names,
-                 "values": [[None if not np.isfinite(v) else float(v) for v in row] for row in matrix]}
+                 "values": [[None if not np.isfinite(v) else float(v) for v in row]
+                            for row in matrix]}
     faith = {}
     for m, metrics in (faithfulness or {}).items():
         faith[str(m)] = {str(k): (None if v is None or not np.isfinite(float(v)) else float(v))
@@ -409,5 +417,6 @@ def image_view_html(
         "seq": cmap_hex(SEQUENTIAL_CMAP), "div": cmap_hex(DIVERGING_CMAP),
     }
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _IMAGE_JS, data=payload)
-    height = 120 + (420 if names else 0) + (260 if cls is not None else 0) + (400 if patch is not None else 0)
+    height = 120 + (420 if names else 0) + (260 if cls is not None else 0) + (
+        400 if patch is not None else 0)
     return HtmlView(page, view="image", height=height)

@@ -31,16 +31,20 @@ P.start(async (root, d) => {
   const reds = P.lut(d.cmap);
   const bar = P.el("div", "p-bar"); root.appendChild(bar);
   let c = 0, head = null;  // head: null = mean of all heads, else [layerPos, headPos]
-  const chooser = P.select(d.choices.map(x => "\u201c" + d.words[x.index] + "\u201d (" + x.index + ")"),
+  const chooser = P.select(d.choices.map(x => "\u201c" + d.words[x.index] + "\u201d (" + x.index +
+    ")"),
                            v => choose(v), 0);
   bar.appendChild(P.labelled("Word", chooser));
-  bar.appendChild(P.el("span", "p-note", "click an underlined word to follow it; click a head to see its weights"));
+  bar.appendChild(P.el("span", "p-note",
+    "click an underlined word to follow it; click a head to see its weights"));
   const flow = P.el("div", "p-flow"); root.appendChild(flow);
   const byIndex = new Map(d.choices.map((x, i) => [x.index, i]));
   const spans = d.words.map((w, i) => {
     const s = P.el("span", "p-tok", w);
-    if (byIndex.has(i)) { s.classList.add("cand"); s.addEventListener("click", () => { chooser.value = String(byIndex.get(i)); choose(byIndex.get(i)); }); }
-    s.addEventListener("mousemove", ev => P.showTip(ev, [w + " (" + i + ")", "weight " + P.fmt(weights()[i])]));
+    if (byIndex.has(i)) { s.classList.add("cand"); s.addEventListener("click", () => {
+      chooser.value = String(byIndex.get(i)); choose(byIndex.get(i)); }); }
+    s.addEventListener("mousemove", ev => P.showTip(ev, [w + " (" + i + ")", "weight " +
+      P.fmt(weights()[i])]));
     s.addEventListener("mouseleave", P.hideTip);
     flow.appendChild(s);
     return s;
@@ -69,15 +73,19 @@ P.start(async (root, d) => {
     });
     const cands = ch.candidates.slice().sort((a, b) => w[b] - w[a]);
     antes.textContent = "";
-    antes.appendChild(P.el("div", "p-title", "antecedents of \u201c" + d.words[ch.index] + "\u201d \u00b7 " +
-      (head === null ? "mean of all heads" : "layer " + d.layers[head[0]] + ", head " + d.heads[head[1]])));
+    antes.appendChild(P.el("div", "p-title", "antecedents of \u201c" + d.words[ch.index] +
+      "\u201d \u00b7 " +
+      (head === null ? "mean of all heads" : "layer " + d.layers[head[0]] + ", head " +
+        d.heads[head[1]])));
     const ol = P.el("ol", "p-antes");
-    cands.slice(0, d.topK).forEach(k => ol.appendChild(P.el("li", null, d.words[k] + " (" + k + ")  " + P.fmt(w[k]))));
+    cands.slice(0, d.topK).forEach(k => ol.appendChild(P.el("li", null, d.words[k] + " (" + k +
+      ")  " + P.fmt(w[k]))));
     antes.appendChild(ol);
     heads.textContent = "";
     heads.appendChild(P.el("div", "p-title", "heads ranked (probe.coref)"));
     const t = P.el("table", "p-table"), hr = P.el("tr");
-    ["rank", "layer", "head", "antecedent", "weight"].forEach(x => hr.appendChild(P.el("th", null, x)));
+    ["rank", "layer", "head", "antecedent", "weight"].forEach(x => hr.appendChild(P.el("th", null,
+      x)));
     t.appendChild(hr);
     const all = P.el("tr", "click" + (head === null ? " sel" : ""));
     all.appendChild(P.el("td", null, "\u2013"));
@@ -86,7 +94,8 @@ P.start(async (root, d) => {
     t.appendChild(all);
     ch.top.forEach((r, i) => {
       const tr = P.el("tr", "click" + (head && head[0] === r[0] && head[1] === r[1] ? " sel" : ""));
-      [String(i + 1), d.layers[r[0]], d.heads[r[1]], d.words[r[2]], P.fmt(r[3])].forEach(x => tr.appendChild(P.el("td", null, x)));
+      [String(i + 1), d.layers[r[0]], d.heads[r[1]], d.words[r[2]],
+        P.fmt(r[3])].forEach(x => tr.appendChild(P.el("td", null, x)));
       tr.addEventListener("click", () => { head = [r[0], r[1]]; draw(); });
       t.appendChild(tr);
     });
@@ -95,7 +104,8 @@ P.start(async (root, d) => {
     root.dataset.head = head === null ? "mean" : head.join(",");
     root.dataset.top = cands.slice(0, d.topK).join(",");
   }
-  function choose(i) { c = i; const top = d.choices[c].top; head = top.length ? [top[0][0], top[0][1]] : null; draw(); }
+  function choose(i) { c = i; const top = d.choices[c].top; head = top.length ? [top[0][0],
+    top[0][1]] : null; draw(); }
   choose(0);
 });
 """
@@ -155,7 +165,8 @@ def coref_view_html(
                 f"{list(a.shape)}"
             )
         if shape is not None and a.shape != shape:
-            raise ProbeError("every weights entry must have the same [layer, head, num_words] shape")
+            raise ProbeError(
+                "every weights entry must have the same [layer, head, num_words] shape")
         if (a < 0).any():
             raise ProbeError(f"weights[{idx!r}] has negative values: pass attention weights")
         if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)) or not 0 <= idx < n:

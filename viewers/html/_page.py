@@ -48,7 +48,8 @@ def encode_array(values: Any, name: str = "array") -> dict[str, Any]:
     """
     arr = np.asarray(_to_numpy(values), dtype=np.float64)
     if arr.size and not np.all(np.isfinite(arr)):
-        raise ProbeError(f"{name} has NaN or infinite values: the view can only show finite numbers")
+        raise ProbeError(
+            f"{name} has NaN or infinite values: the view can only show finite numbers")
     lo = float(arr.min()) if arr.size else 0.0
     hi = float(arr.max()) if arr.size else 0.0
     step = (hi - lo) / 255.0
@@ -144,7 +145,8 @@ class HtmlView:
         _IFRAME_COUNTER[0] += 1
         srcdoc = html.escape(self.html, quote=True)
         return (
-            f"<iframe id=\"probe-view-{_IFRAME_COUNTER[0]}\" title=\"probe {html.escape(self.view)} "
+            f"<iframe id=\"probe-view-{_IFRAME_COUNTER[0]}\" title=\"probe "
+            f"{html.escape(self.view)} "
             f"view\" sandbox=\"allow-scripts\" srcdoc=\"{srcdoc}\" style=\"width:100%;"
             f"height:{self.height}px;border:1px solid #ddd;resize:vertical\"></iframe>"
         )

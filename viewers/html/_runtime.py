@@ -141,7 +141,8 @@ const P = (() => {
   }
   function select(labels, onchange, value) {
     const s = el("select");
-    labels.forEach((lab, i) => { const o = el("option", null, lab); o.value = String(i); s.appendChild(o); });
+    labels.forEach((lab, i) => { const o = el("option", null, lab); o.value = String(i);
+      s.appendChild(o); });
     s.value = String(value || 0);
     s.addEventListener("change", () => onchange(Number(s.value)));
     return s;
@@ -178,7 +179,8 @@ const P = (() => {
     const img = ctx.createImageData(cols, rows), px = img.data, q = T.q;
     for (let i = 0, n = rows * cols; i < n; i++) {
       const t = 4 * q[offset + i];
-      px[4 * i] = tab[t]; px[4 * i + 1] = tab[t + 1]; px[4 * i + 2] = tab[t + 2]; px[4 * i + 3] = tab[t + 3];
+      px[4 * i] = tab[t]; px[4 * i + 1] = tab[t + 1]; px[4 * i + 2] = tab[t + 2]; px[4 * i +
+        3] = tab[t + 3];
     }
     ctx.putImageData(img, 0, 0);
     return scratch;
@@ -198,7 +200,8 @@ const P = (() => {
     wrap.appendChild(el("span", "p-lab", fmt(lo)));
     const c = canvas(w, h);
     const ctx = c.getContext("2d");
-    for (let x = 0; x < w; x++) { ctx.fillStyle = css(rgb(l, x / (w - 1))); ctx.fillRect(x, 0, 1, h); }
+    for (let x = 0; x < w; x++) { ctx.fillStyle = css(rgb(l, x / (w - 1))); ctx.fillRect(x, 0, 1,
+      h); }
     wrap.appendChild(c);
     wrap.appendChild(el("span", "p-lab", fmt(hi) + (label ? "  " + label : "")));
     return wrap;

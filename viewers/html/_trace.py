@@ -18,7 +18,8 @@ from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html
 from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, _to_numpy
 
-__all__ = ["alignment_html", "cross_html", "trace_attention", "trace_tokens", "trace_image", "heads_html", "model_html",
+__all__ = ["alignment_html", "cross_html", "trace_attention", "trace_tokens", "trace_image",
+           "heads_html", "model_html",
            "patches_html"]
 
 
@@ -33,7 +34,8 @@ def trace_tokens(trace: Any, batch_index: int = 0) -> list[str]:
         return [str(i) for i in real]
     prefix = ["CLS"] + [f"P{i}" for i in range(1, trace.num_prefix_tokens)]
     rows, cols = trace.grid
-    return prefix[: trace.num_prefix_tokens] + [f"{r},{c}" for r in range(rows) for c in range(cols)]
+    cells = [f"{r},{c}" for r in range(rows) for c in range(cols)]
+    return prefix[: trace.num_prefix_tokens] + cells
 
 
 def _real_positions(trace: Any, batch_index: int) -> list[int]:
@@ -96,7 +98,9 @@ def trace_attention(
         try:
             start, stop = (int(v) for v in window)
         except (TypeError, ValueError):
-            raise ProbeError(f"window must be (start, stop) token positions, got {window!r}") from None
+            raise ProbeError(
+                f"window must be (start, stop) token positions, got {window!r}"
+            ) from None
         if not 0 <= start < stop <= n:
             raise ProbeError(f"window must satisfy 0 <= start < stop <= {n}, got {window!r}")
     keep = real[start:stop]

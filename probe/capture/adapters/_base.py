@@ -253,7 +253,9 @@ class ModelAdapter:
         cfg = getattr(model, "config", None)
         path = getattr(cfg, "_name_or_path", "") if cfg is not None else ""
         if path:
-            return os.path.basename(str(path).rstrip("/")) if os.path.isabs(str(path)) else str(path)
+            if os.path.isabs(str(path)):
+                return os.path.basename(str(path).rstrip("/"))
+            return str(path)
         pretrained = getattr(model, "pretrained_cfg", None) or {}
         if isinstance(pretrained, dict) and pretrained.get("architecture"):
             return str(pretrained["architecture"])

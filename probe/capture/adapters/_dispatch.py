@@ -25,7 +25,8 @@ __all__ = ["is_dispatched", "working_copy"]
 
 #: instance attributes accelerate sets: the hook and the wrapped ``forward`` on each hooked
 #: module, and on a dispatched model the wrapped device-moving methods that refuse to move it
-_HOOK_ATTRS = ("_hf_hook", "_old_forward", "forward", "to", "cuda", "npu", "xpu", "mlu", "sdaa", "musa")
+_HOOK_ATTRS = ("_hf_hook", "_old_forward", "forward", "to", "cuda", "npu", "xpu", "mlu", "sdaa",
+               "musa")
 
 
 def _hooks(module: nn.Module) -> list[Any]:

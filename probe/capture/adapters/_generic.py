@@ -89,7 +89,8 @@ class GenericModule(HFTextModel):
             p.batch = int(inputs.shape[0])
             return p
         return super().prepare(
-            inputs, tokenizer=tokenizer, decoder_inputs=decoder_inputs, forward_kwargs=forward_kwargs
+            inputs, tokenizer=tokenizer, decoder_inputs=decoder_inputs,
+            forward_kwargs=forward_kwargs
         )
 
     def max_length(self) -> int | None:

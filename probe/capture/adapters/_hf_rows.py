@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
-    "ROW_IMPLEMENTATIONS", "eager_rows_mask", "implementation_function", "mask_builder", "take_rows",
+    "ROW_IMPLEMENTATIONS", "eager_rows_mask", "implementation_function", "mask_builder",
+    "take_rows",
 ]
 
 ROW_IMPLEMENTATIONS = ("sdpa", "eager")

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["find_hf_sites", "intercept_hf", "is_hf_model"]
 
-_CROSS_NAMES = {"encoder_attn", "encdecattention", "crossattention", "cross_attn", "cross_attention"}
+_CROSS_NAMES = {"encoder_attn", "encdecattention", "crossattention", "cross_attn",
+                "cross_attention"}
 _counter = itertools.count()
 
 

@@ -91,7 +91,8 @@ class HFTextModel(ModelAdapter):
         ):
             if tokenizer is None:
                 raise ProbeError(
-                    "text inputs need a tokenizer: pass tokenizer=... (probe.load_model returns one)"
+                    "text inputs need a tokenizer: pass tokenizer=... "
+                    "(probe.load_model returns one)"
                 )
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
             if any(not t.strip() for t in texts):
@@ -149,7 +150,8 @@ class HFTextModel(ModelAdapter):
         kwargs.update(forward_kwargs or {})
         self.add_left_padding_positions(kwargs, p.attention_mask)
         device = self.device
-        p.kwargs = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
+        p.kwargs = {
+            k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
         return p
 
     def generate(self, prepared: Prepared, max_new_tokens: int, kwargs: dict[str, Any]) -> Any:
@@ -256,7 +258,8 @@ class HFTextModel(ModelAdapter):
         for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
             value = getattr(cfg, name, None)
             if isinstance(value, int) and value > 0:
-                roberta_like = getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta", "camembert")
+                roberta_like = getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta",
+                                                                  "camembert")
                 return value - (2 if roberta_like else 0)
         return None
 
@@ -276,7 +279,8 @@ class HFTextModel(ModelAdapter):
         cfg = self.model.config
         ids = {
             getattr(cfg, n, None)
-            for n in ("bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id", "pad_token_id")
+            for n in ("bos_token_id", "eos_token_id", "cls_token_id", "sep_token_id",
+                      "pad_token_id")
         }
         ids.discard(None)
         flat = {i for x in ids for i in (x if isinstance(x, list) else [x])}

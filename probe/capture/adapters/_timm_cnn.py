@@ -24,8 +24,8 @@ submodule: ``SelectiveKernelAttn``, ``RadixSoftmax``), a forward hook on that su
 the very tensor the model multiplies by. ``LightChannelAttn`` (an inline ``F.sigmoid``),
 ``NonLocalAttn`` (an inline softmax) and ``BatNonLocalAttn`` (inline normalised sigmoids) are
 recomputed from the module's own layers in a hook on the module's input, the context map from
-the logits ``conv_attn`` returned, with the same operations in the same order. Hooks are removed in ``finally``; no flag of the model is
-switched.
+the logits ``conv_attn`` returned, with the same operations in the same order. Hooks are removed in
+``finally``; no flag of the model is switched.
 """
 
 from __future__ import annotations
@@ -373,7 +373,9 @@ class TimmCNN(TimmViT):
         model = self.model
         stages = getattr(model, "stages", None)
         if stages is None and hasattr(model, "layer1"):
-            stages = [getattr(model, f"layer{i}") for i in range(1, 5) if hasattr(model, f"layer{i}")]
+            stages = [
+                getattr(model, f"layer{i}") for i in range(1, 5) if hasattr(model, f"layer{i}")
+            ]
         if stages is None:
             blocks = getattr(model, "blocks", None)
             stages = list(blocks) if blocks is not None else None

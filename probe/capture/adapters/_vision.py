@@ -185,7 +185,8 @@ class TimmViT(VisionModel):
 
     def strict_size(self) -> bool:
         pe = self._patch_embed()
-        return bool(getattr(pe, "strict_img_size", True)) and not getattr(pe, "dynamic_img_size", False)
+        strict = bool(getattr(pe, "strict_img_size", True))
+        return strict and not getattr(pe, "dynamic_img_size", False)
 
     def input_size(self) -> tuple[int, int] | None:
         size = getattr(self._patch_embed(), "img_size", None)

@@ -34,7 +34,8 @@ WORKER = "probe.commands.bench._generation"
 TIME_CONFIG = dict(vocab_size=512, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
                    num_key_value_heads=2, intermediate_size=256, max_position_embeddings=512)
 MEMORY_CONFIG = dict(vocab_size=512, hidden_size=256, num_hidden_layers=6, num_attention_heads=4,
-                     num_key_value_heads=2, intermediate_size=512, max_position_embeddings=8192 + 16)
+                     num_key_value_heads=2, intermediate_size=512,
+                     max_position_embeddings=8192 + 16)
 MEMORY_MODES = ("plain", "full", "rows")
 NEW_TOKENS = 32
 
@@ -102,9 +103,11 @@ def bench_generation(
     model = _llama(TIME_CONFIG, "sdpa", device)
     eager = copy.deepcopy(model)
     eager.set_attn_implementation("eager")
-    ids = torch.randint(3, TIME_CONFIG["vocab_size"], (1, 64), generator=torch.Generator().manual_seed(0))
+    ids = torch.randint(3, TIME_CONFIG["vocab_size"], (1, 64),
+                        generator=torch.Generator().manual_seed(0))
     inputs = {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device)}
-    out: dict[str, Any] = {"llama": _time_pair(model, eager, inputs, settings.repeats, progress, **new)}
+    out: dict[str, Any] = {
+        "llama": _time_pair(model, eager, inputs, settings.repeats, progress, **new)}
     out["llama"]["setup"] = {"config": TIME_CONFIG, "prompt": 64, "new_tokens": NEW_TOKENS}
     try:
         from probe.models._registry import load_model
@@ -124,7 +127,8 @@ def bench_generation(
     return out
 
 
-def _bench_memory(settings: BenchSettings, device: str, progress: Progress | None) -> dict[str, Any]:
+def _bench_memory(settings: BenchSettings, device: str,
+                  progress: Progress | None) -> dict[str, Any]:
     rows = []
     for tokens in _memory_tokens(settings.quick):
         for mode in MEMORY_MODES:
@@ -156,7 +160,10 @@ def _run_worker(mode: str, tokens: int, device: str, threads: int) -> dict[str, 
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0 or not lines:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1][:300]
-        why = "killed (out of memory?)" if proc.returncode in (-9, 137) else f"exit {proc.returncode}"
+        why = (
+            "killed (out of memory?)" if proc.returncode in (-9, 137)
+            else f"exit {proc.returncode}"
+        )
         return {"mode": mode, "tokens": tokens, "status": f"failed: {why}: {tail}"}
     result = json.loads(lines[-1])
     result["status"] = "ok"

@@ -84,7 +84,8 @@ def bench_html(repeats: int, quick: bool) -> dict[str, Any]:
         cases.append((f"heads 6x12x{n}", lambda a=attn, t=tokens: head_view_html(a, t)))
     if not quick:
         cases.append(("model 12x12x512",
-                      lambda: model_view_html(_attention(12, 12, 512), [f"t{i}" for i in range(512)])))
+                      lambda: model_view_html(_attention(12, 12, 512),
+                                              [f"t{i}" for i in range(512)])))
     grid = 14
     patch = _attention(12, 12, grid * grid) if not quick else _attention(4, 12, grid * grid)
     yy, xx = np.mgrid[0:224, 0:224] / 224.0

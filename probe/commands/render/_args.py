@@ -53,7 +53,8 @@ STACKS = ("encoder", "decoder", "cross")
 STACK_VIEWS = ("heads", "head", "links")
 GENERATE_VIEWS = ("heads", "head", "links", "alignment")
 IMAGE_DEFAULT_VIEWS = ("saliency",)
-DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "inputxgrad", "random")
+DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "inputxgrad",
+                        "random")
 DEFAULT_IMAGE_METHODS = (
     "attention", "rollout", "relevance", "ig", "saliency", "gradcam", "random",
 )

@@ -146,7 +146,8 @@ def _stage(args: RenderArgs, staging: str, staged: list[str], loaded: dict[Any, 
 
 def _check_distinct(batch: Sequence[RenderArgs]) -> None:
     """The inputs of a batch: all text or all image, each given once."""
-    for flag, values in (("--text", [a.text for a in batch]), ("--image", [a.image for a in batch])):
+    inputs = (("--text", [a.text for a in batch]), ("--image", [a.image for a in batch]))
+    for flag, values in inputs:
         seen: set[str] = set()
         for value in values:
             if value is None:

@@ -118,7 +118,8 @@ def _saliency(s: Session) -> list[tuple[str, Figure]]:
             f"--layer adds per-head CLS maps of a vision transformer; {s.model_name} is a CNN "
             "without attention heads: drop --layer (the gates view shows its attention gates)"
         )
-    out = _single_method(s, method, "saliency", _methods_part(s, [method]) if s.args.methods else method)
+    out = _single_method(s, method, "saliency",
+                         _methods_part(s, [method]) if s.args.methods else method)
     if s.modality == "vision" and s.args.layer is not None:
         import probe
         from probe.viewers import cls_head_grid
@@ -190,4 +191,5 @@ def _curves(s: Session) -> list[tuple[str, Figure]]:
     fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name)
     fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name)
     part = _methods_part(s, methods)
-    return [(_stem(s, "curves", "deletion", part), fig_d), (_stem(s, "curves", "insertion", part), fig_i)]
+    return [(_stem(s, "curves", "deletion", part), fig_d),
+            (_stem(s, "curves", "insertion", part), fig_i)]

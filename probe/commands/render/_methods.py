@@ -39,7 +39,8 @@ def _methods(s: Session) -> list[str]:
         available = probe.list_methods(s.modality, needs=gates)  # type: ignore[arg-type]
         for m in s.args.methods:
             if m not in available:
-                raise ProbeError(f"unknown --method {m!r} for {s.modality} models: use {list(available)}")
+                raise ProbeError(
+                    f"unknown --method {m!r} for {s.modality} models: use {list(available)}")
         return list(dict.fromkeys(s.args.methods))
     default = DEFAULT_IMAGE_METHODS if s.modality == "vision" else DEFAULT_TEXT_METHODS
     if gates is not None:  # a CNN: no attention to read; its gates, GradCAM, IG and random
@@ -50,7 +51,8 @@ def _methods(s: Session) -> list[str]:
         from probe.attribution._registry import method_spec
 
         default = tuple(m for m in default if not method_spec(m).uses_gradients)
-    return [m for m in default if m in probe.list_methods(s.modality, needs=gates)]  # type: ignore[arg-type]
+    return [m for m in default if m in probe.list_methods(s.modality,
+                                                          needs=gates)]  # type: ignore[arg-type]
 
 
 def _has_target(s: Session) -> bool:

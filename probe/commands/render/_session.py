@@ -93,7 +93,8 @@ class Session:
             return list(tr.tokens[0][:n])
         prefix = ["CLS"] + [f"P{i}" for i in range(1, tr.num_prefix_tokens)]
         rows, cols = tr.grid  # type: ignore[misc]
-        return prefix[: tr.num_prefix_tokens] + [f"{r},{c}" for r in range(rows) for c in range(cols)]
+        cells = [f"{r},{c}" for r in range(rows) for c in range(cols)]
+        return prefix[: tr.num_prefix_tokens] + cells
 
     def content_positions(self) -> list[int]:
         """Text: positions of the real, non-special tokens of batch item 0 (what strips show)."""
@@ -249,7 +250,8 @@ def _check_applicable(args: RenderArgs) -> None:
         )
     if args.discard and args.view not in _DISCARD_VIEWS:
         raise ProbeError(f"--discard only applies to rollout methods, not the {args.view} view")
-    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment", "gates", "detr"):
+    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment",
+                                      "gates", "detr"):
         raise ProbeError(
             f"--method does not apply to the {args.view} view: use saliency, compare or curves"
         )
@@ -375,11 +377,14 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
     if args.image is not None and args.text is not None:
         raise ProbeError("pass either --text or --image, not both")
     if modality == "text" and args.image is not None:
-        raise ProbeError(f"{name} is a text model: drop --image or choose an image model with --model")
+        raise ProbeError(
+            f"{name} is a text model: drop --image or choose an image model with --model")
     if modality == "vision" and args.text is not None:
-        raise ProbeError(f"{name} is an image model: drop --text or choose a text model with --model")
+        raise ProbeError(
+            f"{name} is an image model: drop --text or choose a text model with --model")
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
-        raise ProbeError(f"the {args.view} view needs a text model: drop --model or pass a text model")
+        raise ProbeError(
+            f"the {args.view} view needs a text model: drop --model or pass a text model")
     if modality == "text" and args.view in _IMAGE_MODEL_VIEWS:
         raise ProbeError(
             f"the {args.view} view needs {_IMAGE_MODEL_VIEWS[args.view]}; {name} is a text model"
@@ -412,7 +417,8 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
     s = Session(args, model, processor, adapter.name, modality)
     s.extra["adapter"] = adapter
     if args.generate is not None and modality != "text":
-        raise ProbeError(f"--generate needs a text model that generates, not the image model {name}")
+        raise ProbeError(
+            f"--generate needs a text model that generates, not the image model {name}")
     if modality == "text":
         s.text = args.text
     elif args.image is not None:

@@ -20,8 +20,8 @@ Four tasks, each printing a markdown table and optionally writing a JSON file:
       (a patch containing any object pixel, :func:`object_patch_mask`); negative scores are
       ignored, maps without positive mass are left out of the mean (:func:`mass_on_object`).
       Chance level is again the mean object-patch fraction.
-    * **deletion and insertion AUC** from :func:`probe.evaluation._faithfulness.faithfulness`: patches
-      are removed (replaced by the image's own mean colour, ``baseline="mean"``) or revealed
+    * **deletion and insertion AUC** from :func:`probe.evaluation._faithfulness.faithfulness`:
+      patches are removed (replaced by the image's own mean colour, ``baseline="mean"``) or revealed
       on an all-mean-colour image in order of decreasing raw score, in ``steps=16`` equal
       steps (4 of the 64 patches each); the score is the softmax probability of the class
       predicted on the clean image; AUC by the trapezoid rule over the fraction in ``[0, 1]``.
@@ -34,17 +34,17 @@ Four tasks, each printing a markdown table and optionally writing a JSON file:
 
 ``sanity`` (vision, default ``vit-shapes``, ``N = 16``)
     The cascading model-parameter randomisation test (Adebayo et al. 2018) of
-    :func:`probe.evaluation._sanity.sanity_check` for every vision method: the rank correlation of each
-    map with the original after each randomisation step, averaged over the images. Attention-
+    :func:`probe.evaluation._sanity.sanity_check` for every vision method: the rank correlation of
+    each map with the original after each randomisation step, averaged over the images. Attention-
     only methods are reported like every other method, whatever they show.
 
 ``text`` (default ``minilm``)
     The sentence pairs shipped in ``probe/models/data/sentence_pairs.json``: for each pair the first
     sentence is explained with the target "cosine similarity of its embedding to the second
-    sentence's" (:func:`probe.attribution._targets.similarity_target`). Per method: Spearman and Kendall
-    agreement with Integrated Gradients over the real, non-special tokens (IG taken in absolute
-    value: a strongly negative token matters as much as a strongly positive one; signed values
-    are in the JSON too), and ERASER comprehensiveness/sufficiency (``[MASK]`` replacement,
+    sentence's" (:func:`probe.attribution._targets.similarity_target`). Per method: Spearman and
+    Kendall agreement with Integrated Gradients over the real, non-special tokens (IG taken in
+    absolute value: a strongly negative token matters as much as a strongly positive one; signed
+    values are in the JSON too), and ERASER comprehensiveness/sufficiency (``[MASK]`` replacement,
     next to random orders and the ``random`` method).
 
 ``coref`` (default ``minilm``)
@@ -59,14 +59,19 @@ Run time, measured on the 2-core shared CPU with ``OMP_NUM_THREADS=1`` (wall clo
 start-up and model loading; ``"run_time_s"`` in ``benchmarks/eval-*.json`` is the evaluation
 alone): ``faithfulness`` with ``N = 500`` 5 min 8 s (Integrated Gradients is 70% of it, 0.22 s
 per image; 4.5 GB peak memory), ``--quick`` (``N = 48``) about 1 min; ``sanity`` (``N = 16``)
-about 100 s (Integrated Gradients and flow dominate); ``text`` (25 pairs) 68 s. On a CPU shared with other jobs, set ``OMP_NUM_THREADS=1``:
-these evals run many small forward passes, and two OpenMP threads spin-waiting for each other
-on busy cores made them about 10x slower in our measurements.
+about 100 s (Integrated Gradients and flow dominate); ``text`` (25 pairs) 68 s. On a CPU shared with
+other jobs, set ``OMP_NUM_THREADS=1``: these evals run many small forward passes, and two OpenMP
+threads spin-waiting for each other on busy cores made them about 10x slower in our measurements.
 """
 
 from __future__ import annotations
 
-from probe.evaluation._geometry import mass_on_object, object_patch_mask, pointing_game, to_patch_grid
+from probe.evaluation._geometry import (
+    mass_on_object,
+    object_patch_mask,
+    pointing_game,
+    to_patch_grid,
+)
 from probe.evaluation.tasks._coref import (
     coref_markdown,
     eval_coref,

@@ -172,7 +172,8 @@ def score_trace(tr: Trace, item: dict[str, str]) -> dict[str, Any]:
     correct = _positions(words, item["correct"], sentence, "correct antecedent")
     distractor = _positions(words, item["distractor"], sentence, "distractor")
     if set(correct) & set(distractor) or pronoun in correct + distractor:
-        raise ProbeError(f"{sentence!r}: the pronoun, correct antecedent and distractor must differ")
+        raise ProbeError(
+            f"{sentence!r}: the pronoun, correct antecedent and distractor must differ")
     weights = word_attention(tr, pronoun)  # [layer, head, word]
     c, d = weights[..., correct].amax(-1), weights[..., distractor].amax(-1)
     roll = merge_to_words(rollout(tr)[0], member)[pronoun]  # [word]

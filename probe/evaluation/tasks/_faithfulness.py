@@ -11,7 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe._report import format_value, markdown_table
-from probe.evaluation._geometry import mass_on_object, object_patch_mask, pointing_game, to_patch_grid
+from probe.evaluation._geometry import (
+    mass_on_object,
+    object_patch_mask,
+    pointing_game,
+    to_patch_grid,
+)
 from probe.evaluation.tasks._common import (
     _RECIPE_EVAL_SEED,
     _TRAINING_SEEDS_FROM,
@@ -92,8 +97,8 @@ def chefer_ordering(deletion: dict[str, float], insertion: dict[str, float]) -> 
         "verdict", "deletion_order", "insertion_order", "expected_order", "concordant_pairs",
         "explanation"}`` (``None`` when a method is missing or undefined). ``reproduced`` is
         true only when both tests give the paper's order; ``verdict`` says it in words
-        ("reproduced", "partly reproduced (deletion only)", "not reproduced", "undefined"). ``concordant_pairs`` counts the 6
-        method pairs ordered as in the paper, per test.
+        ("reproduced", "partly reproduced (deletion only)", "not reproduced", "undefined").
+        ``concordant_pairs`` counts the 6 method pairs ordered as in the paper, per test.
     """
     expected = list(CHEFER_ORDER)
     missing = [
@@ -104,7 +109,8 @@ def chefer_ordering(deletion: dict[str, float], insertion: dict[str, float]) -> 
     if missing:
         return {
             "reproduced": None, "deletion_reproduced": None, "insertion_reproduced": None,
-            "verdict": "undefined", "deletion_order": None, "insertion_order": None, "expected_order": expected,
+            "verdict": "undefined", "deletion_order": None, "insertion_order": None,
+            "expected_order": expected,
             "concordant_pairs": None,
             "explanation": f"cannot compare: no deletion/insertion AUC for {missing}",
         }
@@ -310,7 +316,8 @@ def eval_faithfulness(
             "mass_on_object": "sum of positive scores on object patches / sum of positive scores "
             "(object patch = patch containing any object pixel; maps without positive mass left "
             "out, mass_on_object_n counts the rest); chance = object_patch_fraction",
-            "deletion_insertion": f"probe.evaluation._faithfulness.faithfulness: patches removed/revealed in "
+            "deletion_insertion": "probe.evaluation._faithfulness.faithfulness: patches "
+                                  "removed/revealed in "
             f"order of decreasing raw score, {steps} equal steps, removed patches replaced by "
             f"baseline={baseline!r}"
             + (" (each image's own per-channel mean colour)" if baseline == "mean" else "")

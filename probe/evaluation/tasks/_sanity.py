@@ -112,7 +112,8 @@ def eval_sanity(
         "batch_size": batch_size,
         "protocol": {
             "test": "cascading model-parameter randomisation (Adebayo et al. 2018, 'Sanity "
-            "Checks for Saliency Maps'), probe.evaluation._sanity.sanity_check: parameters are re-drawn from "
+            "Checks for Saliency Maps'), probe.evaluation._sanity.sanity_check: parameters are "
+            "re-drawn from "
             "the output layer down, one step at a time, and each step's map is compared with the "
             "map of the trained model",
             "reading": "a method that depends on the learned parameters drops towards 0 "

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe._report import format_value, markdown_table
-from probe.evaluation.tasks._common import _check_options, _mean_se, _model_name, _progress, _select_methods
+from probe.evaluation.tasks._common import (
+    _check_options,
+    _mean_se,
+    _model_name,
+    _progress,
+    _select_methods,
+)
 
 if TYPE_CHECKING:
     from torch import nn
@@ -57,10 +63,10 @@ def eval_text(
     """Agreement with Integrated Gradients and ERASER scores of every text method.
 
     For each sentence pair the first sentence is explained with the target "cosine similarity
-    of its embedding to the second sentence's" (:func:`probe.attribution._targets.similarity_target`).
-    Agreement is measured over the real, non-special tokens against ``|IG|`` (and signed IG);
-    ERASER comprehensiveness/sufficiency replace removed tokens by ``[MASK]`` and come with
-    the mean of 3 random orders per pair.
+    of its embedding to the second sentence's"
+    (:func:`probe.attribution._targets.similarity_target`). Agreement is measured over the real,
+    non-special tokens against ``|IG|`` (and signed IG); ERASER comprehensiveness/sufficiency
+    replace removed tokens by ``[MASK]`` and come with the mean of 3 random orders per pair.
 
     Args:
         model: a sentence-embedding text model (e.g. ``minilm``), left unchanged.
