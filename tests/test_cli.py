@@ -153,6 +153,10 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["render", "coref", "--text", SENTENCE, "--word", "it", "--head", "1"],
          "--head does not apply"),
         (["render", "compare", "--text", SENTENCE, "--layer", "0"], "--layer does not apply"),
+        (["render", "saliency", "--text", SENTENCE, "--layer", "0"],
+         "--layer adds per-head CLS maps to the saliency view of image models"),
+        (["render", "saliency", "--model", "minilm", "--text", SENTENCE, "--layer", "-1"],
+         "for a text model drop it"),
         (["render", "saliency", "--head", "1"], "--head does not apply"),
     ]
 

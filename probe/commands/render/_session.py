@@ -391,6 +391,7 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
         )
     if modality == "text" and not args.text:
         raise ProbeError(f"the {args.view} view on {name} needs --text \"a sentence\"")
+    _check_text_saliency_layer(args, modality)
     from probe.evaluation._device import move_model, resolve_device
 
     device = resolve_device(args.device).device  # a bad --device fails before loading
@@ -414,6 +415,7 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
         raise ProbeError("--pair is a second sentence for text models: drop it for image models")
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(f"the {args.view} view needs a text model such as minilm")
+    _check_text_saliency_layer(args, modality)
     s = Session(args, model, processor, adapter.name, modality)
     s.extra["adapter"] = adapter
     if args.generate is not None and modality != "text":
@@ -430,6 +432,16 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
     else:
         _generated_sample(s, args.seed)
     return s
+
+
+def _check_text_saliency_layer(args: RenderArgs, modality: str) -> None:
+    """``--layer`` on the saliency view adds per-head CLS maps, which only image models have:
+    on a text model it would be ignored, so it is an error."""
+    if args.view == "saliency" and modality == "text" and args.layer is not None:
+        raise ProbeError(
+            "--layer adds per-head CLS maps to the saliency view of image models; for a text "
+            "model drop it (or see one layer's heads with the heads view)"
+        )
 
 
 def _generated_sample(s: Session, seed: int) -> None:
