@@ -124,6 +124,12 @@ CASES: list[tuple[str, Callable[[Ctx], Any], str]] = [
     ("start_layer_bool", lambda c: probe.trace(*c.bert, stream=True, start_layer=True),
      r"start_layer must be an integer"),
     # ---- text inputs
+    ("empty_text", lambda c: probe.trace(c.minilm, "  ", tokenizer=c.tok),
+     r"^empty text: pass a non-empty string$"),
+    ("empty_text_in_batch", lambda c: probe.trace(c.minilm, ["a cat", ""], tokenizer=c.tok),
+     r"empty text at index 1 of the 2 texts"),
+    ("empty_text_list", lambda c: probe.trace(c.minilm, [], tokenizer=c.tok),
+     r"the inputs are an empty list: pass at least one string"),
     ("lone_surrogate_text", lambda c: probe.trace(c.minilm, "it was \udcff tired", tokenizer=c.tok),
      r"not valid UTF-8.*character 7"),
     ("only_special_tokens", lambda c: probe.trace(c.minilm, "[CLS] [SEP]", tokenizer=c.tok),

@@ -95,8 +95,14 @@ class HFTextModel(ModelAdapter):
                     "(probe.load_model returns one)"
                 )
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
-            if any(not t.strip() for t in texts):
+            blank = [i for i, t in enumerate(texts) if not t.strip()]
+            if blank and isinstance(inputs, str):
                 raise ProbeError("empty text: pass a non-empty string")
+            if blank:
+                raise ProbeError(
+                    f"empty text at index {blank[0]} of the {len(texts)} texts: pass non-empty "
+                    "strings (drop or fill that item)"
+                )
             for text in texts:
                 check_encodable(text, "text")
             encoding, kwargs, pads = encode_texts(tokenizer, texts)
@@ -113,6 +119,10 @@ class HFTextModel(ModelAdapter):
                     "ids.unsqueeze(0)"
                 )
             kwargs = {"input_ids": inputs}
+        elif isinstance(inputs, (list, tuple)) and not inputs:
+            raise ProbeError(
+                f"the inputs are an empty {type(inputs).__name__}: pass at least one string"
+            )
         else:
             raise ProbeError(
                 f"unsupported inputs of type {type(inputs).__name__}: pass a string, a list of "
