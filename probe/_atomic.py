@@ -10,7 +10,43 @@ from typing import IO, Any
 
 from probe._errors import ProbeError
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "output_path"]
+
+
+def output_path(path: str | bytes | os.PathLike[Any], what: str) -> Path:
+    """The file a save function will write: ``path`` as a ``Path`` (bytes decoded as the file
+    system does, ``~`` expanded), its folder checked to exist and be a folder, the file itself
+    not a folder.
+
+    Args:
+        path: the file name the caller passed.
+        what: names the output in error messages (``"figure"``, ``"view"``).
+
+    Raises:
+        ProbeError: a path of another type, a missing folder, a folder that is a file, or a
+            target that is a folder.
+    """
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise ProbeError(
+            f"cannot save {what}: the path must be a string or a path, got {type(path).__name__}"
+        )
+    target = Path(os.fsdecode(os.fspath(path))).expanduser()
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        ancestor = directory
+        while not ancestor.exists() and ancestor != ancestor.parent:
+            ancestor = ancestor.parent
+        if ancestor.exists() and not ancestor.is_dir():
+            raise ProbeError(
+                f"cannot save {what}: {str(ancestor)!r} is a file, not a folder; choose "
+                "another path"
+            )
+        raise ProbeError(
+            f"cannot save {what}: directory {str(directory)!r} does not exist; create it first"
+        )
+    if target.is_dir():
+        raise ProbeError(f"cannot save {what}: {str(target)!r} is a directory; pass a file name")
+    return target
 
 
 def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, what: str,

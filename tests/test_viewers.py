@@ -9,6 +9,7 @@ scores, colourbar limits match the map, the legend shows the AUC).
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -669,3 +670,31 @@ def test_svg_salt_is_restored_when_saving_raises(tmp_path, monkeypatch):
         save_figure(fig, tmp_path / "x.svg")
     assert matplotlib.rcParams["svg.hashsalt"] is None
     assert not (tmp_path / "x.svg").exists()
+
+
+def test_save_paths_bytes_home_and_a_file_in_the_way(tmp_path, monkeypatch):
+    """Figures and HTML views take the paths ``open`` takes: bytes, ``~``; a file where the
+    folder should be is named as such."""
+    import probe
+    from probe.viewers import head_heatmap, save_figure
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    attn = torch.full((3, 3), 1 / 3)
+    fig = head_heatmap(attn, ["a", "b", "c"])
+    assert save_figure(fig, os.fsencode(tmp_path / "b.png")) == tmp_path / "b.png"
+    assert save_figure(fig, "~/home.svg") == tmp_path / "home.svg"
+    assert (tmp_path / "home.svg").stat().st_size > 1000
+    (tmp_path / "blocker").write_text("x")
+    with pytest.raises(probe.ProbeError, match=r"blocker' is a file, not a folder"):
+        save_figure(fig, tmp_path / "blocker" / "sub" / "x.png")
+    with pytest.raises(probe.ProbeError, match="must be a string or a path, got int"):
+        save_figure(fig, 3)
+    from probe.viewers.html import head_view_html
+
+    page = head_view_html(attn[None, None], ["a", "b", "c"])
+    assert page.save(os.fsencode(tmp_path / "v.html")) == tmp_path / "v.html"
+    assert page.save("~/w.html") == tmp_path / "w.html"
+    with pytest.raises(probe.ProbeError, match=r"blocker' is a file, not a folder"):
+        page.save(tmp_path / "blocker" / "v.html")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "b.png", "blocker", "home.svg", "v.html", "w.html"]

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from probe._atomic import atomic_write
+from probe._atomic import atomic_write, output_path
 from probe._errors import ProbeError
 from probe.viewers._fonts import apply_fonts, font_families, register_fonts, styled, text_width_pt
 
@@ -342,7 +342,7 @@ def save_figure(
             f"save_figure needs a matplotlib Figure, got {type(fig).__name__}: pass what a "
             "probe viewer returned"
         )
-    target = Path(os.fspath(path))
+    target = output_path(path, "figure")
     fmt = (format or target.suffix.lstrip(".")).lower()
     if not fmt:
         raise ProbeError(
@@ -355,13 +355,6 @@ def save_figure(
         )
     if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not dpi > 0:
         raise ProbeError(f"dpi must be a positive number, got {dpi!r}")
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise ProbeError(
-            f"cannot save figure: directory {str(directory)!r} does not exist; create it first"
-        )
-    if target.is_dir():
-        raise ProbeError(f"cannot save figure: {str(target)!r} is a directory; pass a file name")
     return atomic_write(
         target, lambda fh: _savefig_reproducibly(fig, fh, fmt, dpi), what="figure", binary=True
     )

@@ -154,15 +154,11 @@ class HtmlView:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the page to ``path`` atomically (temporary file in the same directory, then
         ``os.replace``) and return the path. A missing suffix is an error; use ``.html``."""
-        target = Path(os.fspath(path))
+        from probe._atomic import atomic_write, output_path
+
+        target = output_path(path, "view")
         if target.suffix.lower() not in (".html", ".htm"):
             raise ProbeError(f"cannot save an HTML view to {str(target)!r}: use a .html file name")
-        directory = target.parent if str(target.parent) else Path(".")
-        if not directory.is_dir():
-            raise ProbeError(
-                f"cannot save view: directory {str(directory)!r} does not exist; create it first"
-            )
-        from probe._atomic import atomic_write
 
         return atomic_write(target, lambda fh: fh.write(self.html), what="view", binary=False)
 
