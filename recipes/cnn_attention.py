@@ -13,10 +13,8 @@ writes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import os
 import sys
+from collections.abc import Sequence
 
 from probe.recipes._common import parser, quiet, save, valid_outputs
 

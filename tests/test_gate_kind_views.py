@@ -26,7 +26,6 @@ from probe.analysis._gate_views import (
     resolve_stage,
     varying_channels,
 )
-from probe.analysis._gates import query_point_map
 from probe.viewers import branch_gates_view, channel_spatial_view, gate_figures, upsample_bilinear
 from probe.viewers._style import MIN_FONT_PT
 
