@@ -350,9 +350,11 @@ def _fuzz_argv(rng: random.Random, out: Path) -> list[str]:
         word = rng.choice(_ODD_WORDS)
         if word is not None:
             argv += ["--word", word]
-    if view != "heads" or rng.random() < 0.9:  # the full minilm model view is slow
+    # --layer and --head where the view reads them (else an error), now and then anyway
+    takes_layer = view in ("head", "heads", "links") or (view == "saliency" and image)
+    if takes_layer or rng.random() < 0.1:  # (the full minilm model view without it is slow)
         argv += ["--layer", str(odd([0, 1, -1, 3], [6, -7, 10**30]))]
-    if rng.random() < 0.5:
+    if (view in ("head", "links") and rng.random() < 0.5) or rng.random() < 0.1:
         argv += ["--head", str(odd([0, 3, -1], [12, -13]))]
     if view == "saliency":
         argv += ["--method", odd(["attention", "rollout"], ["bogus"])]
