@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
+from probe.evaluation._distributed import _env_int
 
 if TYPE_CHECKING:
     import torch
@@ -104,8 +105,8 @@ def resolve_device(
             device_count = int(torch.cuda.device_count()) if cuda_available else 0
     if not cuda_available:
         device_count = 0
-    launched = _env_int(env, "WORLD_SIZE", 1) > 1
-    local = _env_int(env, "LOCAL_RANK", 0)
+    launched = _env_int("WORLD_SIZE", 1, env) > 1
+    local = _env_int("LOCAL_RANK", 0, env)
     if spec == "auto":
         if not cuda_available or device_count < 1:
             return DeviceChoice("cpu")
@@ -154,16 +155,6 @@ def _parse(spec: str) -> torch.device:
         raise ProbeError(
             f"--device {spec!r} is not a device torch understands: use auto, cpu, cuda or cuda:N"
         ) from None
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ProbeError(f"environment variable {name}={raw!r} must be an integer") from None
 
 
 def move_model(model: nn.Module, device: str) -> str:

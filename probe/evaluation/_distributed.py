@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -236,8 +236,9 @@ def launcher_hint(environ: dict[str, str] | None = None) -> str | None:
     return None
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
+def _env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> int:
+    """The integer environment variable ``name`` (of ``env``, default ``os.environ``)."""
+    raw = (os.environ if env is None else env).get(name)
     if raw is None or raw == "":
         return default
     try:
