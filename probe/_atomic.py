@@ -10,7 +10,14 @@ from typing import IO, Any
 
 from probe._errors import ProbeError
 
-__all__ = ["atomic_write", "output_path"]
+__all__ = ["atomic_write", "nearest_existing", "output_path"]
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself or its nearest ancestor that exists (what a writer would create in)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def output_path(path: str | bytes | os.PathLike[Any], what: str) -> Path:
@@ -33,9 +40,7 @@ def output_path(path: str | bytes | os.PathLike[Any], what: str) -> Path:
     target = Path(os.fsdecode(os.fspath(path))).expanduser()
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
-        ancestor = directory
-        while not ancestor.exists() and ancestor != ancestor.parent:
-            ancestor = ancestor.parent
+        ancestor = nearest_existing(directory)
         if ancestor.exists() and not ancestor.is_dir():
             raise ProbeError(
                 f"cannot save {what}: {str(ancestor)!r} is a file, not a folder; choose "

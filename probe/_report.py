@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from probe._atomic import atomic_write
+from probe._atomic import atomic_write, nearest_existing
 from probe._errors import ProbeError
 
 __all__ = [
@@ -141,9 +141,7 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
     target = Path(os.path.abspath(os.fspath(path)))
     if target.is_dir():
         raise ProbeError(f"cannot write {path}: it is a folder; pass a file name")
-    ancestor = target.parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+    ancestor = nearest_existing(target.parent)
     if not ancestor.is_dir():
         raise ProbeError(
             f"cannot write {path}: {ancestor} is not a folder (a file is in the way); "
@@ -166,9 +164,7 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
     target = Path(os.path.abspath(os.fspath(path)))
     if target.exists() and not target.is_dir():
         raise ProbeError(f"{option} {os.fspath(path)!r} is a file: pass a folder")
-    ancestor = target
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
+    ancestor = nearest_existing(target)
     if not ancestor.is_dir():
         raise ProbeError(
             f"cannot create {option} {os.fspath(path)!r}: {str(ancestor)!r} is a file; "

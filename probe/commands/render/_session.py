@@ -336,16 +336,9 @@ def _check_args(args: RenderArgs) -> None:
         from probe.models._images import check_image_file
 
         check_image_file(args.image)  # fail fast, before loading a model
-    out = os.path.abspath(args.out)
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise ProbeError(f"--out {args.out!r} is a file: pass a directory")
-    ancestor = out
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        raise ProbeError(f"cannot create --out {args.out!r}: {ancestor!r} is a file")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ProbeError(f"cannot write to --out {args.out!r}: choose a writable directory")
+    from probe._report import check_output_dir
+
+    check_output_dir(args.out)
 
 
 def _rollout_option(name: str) -> MethodOption:
