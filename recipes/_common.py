@@ -51,6 +51,34 @@ def valid_outputs(args: argparse.Namespace, *, counts: Sequence[str] = ()) -> bo
     return True
 
 
+def eval_args(description: str, argv: list[str] | None, *, what: str, images: int,
+              min_n: int = 1, json_help: str = "write the evaluation JSON here",
+              ) -> argparse.Namespace | None:
+    """The options the figure-and-evaluation recipes share (``--n``, ``--images``, ``--json``,
+    ``--threads`` and :func:`parser`'s), parsed and checked before any work; ``None`` after
+    one ``error:`` line on stderr when one is out of range (the recipe returns 2).
+
+    Args:
+        description: the recipe's ``--help`` line.
+        argv: the command line (``None``: ``sys.argv``).
+        what: what ``--n`` counts, e.g. ``"images"``.
+        images: the default of ``--images``, the inputs drawn as figures.
+        min_n: the smallest ``--n`` the evaluation can use.
+        json_help: the help of ``--json``.
+    """
+    p = parser(description)
+    p.add_argument("--n", type=int, default=500, help=f"evaluation {what} (default 500)")
+    p.add_argument("--images", type=int, default=images,
+                   help=f"{what} with figures (default {images})")
+    p.add_argument("--json", default=None, help=json_help)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = p.parse_args(argv)
+    if args.n < min_n or args.images < 0:
+        print(f"error: --n must be >= {min_n} and --images >= 0", file=sys.stderr)
+        return None
+    return args if valid_outputs(args) else None
+
+
 def quiet(enabled: bool) -> None:
     """Silence progress bars when ``enabled`` (the recipes' ``--quiet``)."""
     if enabled:

@@ -13,10 +13,9 @@ writes
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, quiet, save, valid_outputs
+from probe.recipes._common import eval_args, quiet, save
 
 
 def gate_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
@@ -43,16 +42,9 @@ def gate_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser("CBAM and SE gates of cnn-shapes: figures and evaluation.")
-    p.add_argument("--n", type=int, default=500, help="evaluation images (default 500)")
-    p.add_argument("--images", type=int, default=3, help="images with gate figures (default 3)")
-    p.add_argument("--json", default=None, help="write the evaluation JSON here")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = p.parse_args(argv)
-    if args.n < 1 or args.images < 0:
-        print("error: --n must be >= 1 and --images >= 0", file=sys.stderr)
-        return 2
-    if not valid_outputs(args):
+    args = eval_args("CBAM and SE gates of cnn-shapes: figures and evaluation.", argv,
+                     what="images", images=3)
+    if args is None:
         return 2
     quiet(args.quiet)
     import torch

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from probe.recipes._common import parser, quiet, save, valid_outputs
+from probe.recipes._common import eval_args, quiet, save
 
 if TYPE_CHECKING:
     import torch
@@ -135,16 +134,9 @@ def query_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser("DETR decoder attention on detr-shapes: figures and evaluation.")
-    p.add_argument("--n", type=int, default=500, help="evaluation scenes (default 500)")
-    p.add_argument("--images", type=int, default=2, help="scenes with figures (default 2)")
-    p.add_argument("--json", default=None, help="write the evaluation JSON here")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = p.parse_args(argv)
-    if args.n < 1 or args.images < 0:
-        print("error: --n must be >= 1 and --images >= 0", file=sys.stderr)
-        return 2
-    if not valid_outputs(args):
+    args = eval_args("DETR decoder attention on detr-shapes: figures and evaluation.", argv,
+                     what="scenes", images=2)
+    if args is None:
         return 2
     quiet(args.quiet)
     import torch

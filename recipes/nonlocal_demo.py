@@ -8,11 +8,10 @@ held-out images (default 500; ``--json`` writes them).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from probe.recipes._common import parser, quiet, save, valid_outputs
+from probe.recipes._common import eval_args, quiet, save
 
 if TYPE_CHECKING:
     import torch
@@ -175,16 +174,10 @@ def stats_markdown(stats: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser("Non-local attention of cnn-shapes-nl: query-point figures and numbers.")
-    p.add_argument("--n", type=int, default=500, help="evaluation images (default 500)")
-    p.add_argument("--images", type=int, default=2, help="images with figures (default 2)")
-    p.add_argument("--json", default=None, help="write the numbers as JSON here")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    args = p.parse_args(argv)
-    if args.n < 2 or args.images < 0:
-        print("error: --n must be >= 2 and --images >= 0", file=sys.stderr)
-        return 2
-    if not valid_outputs(args):
+    args = eval_args("Non-local attention of cnn-shapes-nl: query-point figures and numbers.",
+                     argv, what="images", images=2, min_n=2,
+                     json_help="write the numbers as JSON here")
+    if args is None:
         return 2
     quiet(args.quiet)
     import torch

@@ -110,6 +110,16 @@ def test_json_option_is_checked_up_front(recipe, tmp_path, monkeypatch, capsys):
     assert _tree(tmp_path) == before
 
 
+@pytest.mark.parametrize("recipe, min_n", [(cnn_attention, 1), (detr_attention, 1),
+                                           (nonlocal_demo, 2)],
+                         ids=lambda m: getattr(m, "__name__", str(m)).rsplit(".", 1)[-1])
+def test_evaluation_counts_are_checked_up_front(recipe, min_n, tmp_path, capsys):
+    for bad in (["--n", str(min_n - 1)], ["--images", "-1"]):
+        assert recipe.main(["--out", str(tmp_path / "figs"), *bad]) == 2
+        _one_error(capsys, f"--n must be >= {min_n} and --images >= 0")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_vit_saliency_refuses_negative_images(tmp_path, capsys):
     assert vit_saliency.main(["--out", str(tmp_path), "--images", "-1"]) == 2
     _one_error(capsys, "--images must be >= 0")
