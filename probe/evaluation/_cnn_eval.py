@@ -100,7 +100,7 @@ def eval_cnn_faithfulness(
     from probe.capture import adapter_for
     from probe.evaluation._faithfulness import faithfulness
     from probe.evaluation._geometry import mass_on_object, object_patch_mask, pointing_game
-    from probe.evaluation.tasks import EVAL_IMAGE_SEED
+    from probe.evaluation.tasks._common import EVAL_IMAGE_SEED
     from probe.models._shapes import make_shapes
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -175,7 +175,7 @@ def eval_cnn_gates(model: nn.Module, *, n: int = 500, seed: int = 0) -> dict[str
 
     from probe.analysis._gates import channel_profiles, gate_specificity
     from probe.capture._gate_capture import trace_gates
-    from probe.evaluation.tasks import EVAL_IMAGE_SEED
+    from probe.evaluation.tasks._common import EVAL_IMAGE_SEED
     from probe.models._shapes import SHAPE_CLASSES, make_shapes
 
     data = make_shapes(n, seed=EVAL_IMAGE_SEED + 1000 * seed, image_size=32)

@@ -12,9 +12,11 @@ and that is worth seeing.
 
 The order is found generically (:func:`cascade_order`): the transformer stack is the
 ``ModuleList``/``Sequential`` named ``blocks``, ``layer``, ``layers``, ``h`` or ``block`` (timm
-``model.blocks``, HF ``encoder.layer``, ``model.layers``, ``transformer.h``, ...); parameters
-registered after the first block are the layers above it, parameters registered before it are
-the embeddings. The original model is never modified, and not even run.
+``model.blocks``, HF ``encoder.layer``, ``model.layers``, ``transformer.h``, ...); a CNN's
+stacks are its stages (ResNet ``layer1..4``, timm ``stages.i`` or ``blocks.i``), one residual
+block per step. Parameters registered after the first block are the layers above it,
+parameters registered before it are the embeddings (a CNN's stem). The original model is never
+modified, and not even run.
 """
 
 from __future__ import annotations
@@ -95,18 +97,19 @@ class SanityResult:
 def cascade_order(model: nn.Module) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The order of cascading randomisation: ``((step name, parameter names), ...)``, top-down.
 
-    Parameters are grouped into units: each block of a transformer stack (``blocks.3``,
-    ``bert.encoder.layer.5``) and, outside the stacks, each module owning parameters
-    (``head``, ``norm``, ``classifier``, ``bert.pooler.dense``; a parameter set on the model
-    itself, such as timm's ``cls_token``, is its own unit). Units registered before the first
-    block form one last step named ``embeddings`` (or their common module prefix, e.g.
-    ``bert.embeddings``); all others are steps in reverse registration order, so the classifier
-    head comes first and the first block last before the embeddings. Tied parameters appear
-    once (under their first name).
+    Parameters are grouped into units: each block of a stack (``blocks.3``,
+    ``bert.encoder.layer.5``, a CNN's ``layer4.1``) and, outside the stacks, each module owning
+    parameters (``head``, ``norm``, ``classifier``, ``bert.pooler.dense``; a parameter set on
+    the model itself, such as timm's ``cls_token``, is its own unit). Units registered before
+    the first block form one last step named ``embeddings`` (``stem`` for CNNs; or their common
+    module prefix, e.g. ``bert.embeddings``); all others are steps in reverse registration
+    order, so the classifier head comes first and the first block last before the embeddings.
+    Tied parameters appear once (under their first name).
     """
     from probe.capture import adapter_for
 
-    stacks = adapter_for(model).stacks()
+    adapter = adapter_for(model)
+    stacks = adapter.stacks()
     units: dict[str, list[str]] = {}
     blocks: set[str] = set()
     for pname, _ in model.named_parameters():
@@ -130,7 +133,7 @@ def cascade_order(model: nn.Module) -> tuple[tuple[str, tuple[str, ...]], ...]:
         prefix = _common_prefix(below)
         # name the step after a module holding only embeddings (e.g. "bert.embeddings")
         if not prefix or prefix not in modules or any(s.startswith(prefix + ".") for s in stacks):
-            prefix = "embeddings"
+            prefix = adapter.input_step
         steps.append((prefix, params))
     return tuple(steps)
 
@@ -330,7 +333,7 @@ def sanity_check(
     absolute values (importance regardless of sign).
 
     Args:
-        model: HF or timm transformer; never modified (only its copy is run).
+        model: HF or timm transformer, or timm CNN; never modified (only its copy is run).
         inputs: as for :func:`probe.attribute` (images ``[batch, 3, H, W]``, text, ids).
         methods: a registered method name (run through :func:`probe.attribute` on the copy),
             a ``(name, options)`` pair (named like :attr:`Attribution.label`, e.g.

@@ -149,6 +149,8 @@ class ModelAdapter:
     priority: ClassVar[int] = 0
     #: True only for the fallback that runs any module but knows nothing about it
     generic: ClassVar[bool] = False
+    #: name of the last step of a sanity check's cascade: the parameters below the first block
+    input_step: ClassVar[str] = "embeddings"
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -337,7 +339,8 @@ class ModelAdapter:
         return self.model.get_submodule(".".join(parts[: numbered[-1] + 1]))
 
     def stacks(self) -> list[str]:
-        """Names of the outermost stacks of transformer blocks (sanity checks randomise them)."""
+        """Names of the outermost stacks of blocks (sanity checks randomise them block by block:
+        each child of a stack is one step)."""
         from probe.capture.adapters._blocks import outer_stacks
 
         return outer_stacks(self.model)

@@ -297,6 +297,7 @@ class TimmCNN(TimmViT):
     """
 
     priority: ClassVar[int] = 45
+    input_step: ClassVar[str] = "stem"
 
     @classmethod
     def detect(cls, model: Any) -> bool:
@@ -368,17 +369,74 @@ class TimmCNN(TimmViT):
     def pools_patches(self) -> bool:
         return True
 
-    def feature_layer(self, stage: int = -1) -> nn.Module:
-        """The module whose output is the feature map of network stage ``stage`` (GradCAM)."""
+    def _stage_names(self) -> list[str]:
+        """Names of the network's stages, input first: ``stages.i`` (ConvNeXt, ...),
+        ``layer1..4`` (ResNet), ``blocks.i`` (EfficientNet, MobileNet) or the stages timm's
+        ``feature_info`` names (RegNet's ``s1..s4``); empty if none."""
         model = self.model
         stages = getattr(model, "stages", None)
         if stages is None and hasattr(model, "layer1"):
-            stages = [
-                getattr(model, f"layer{i}") for i in range(1, 5) if hasattr(model, f"layer{i}")
-            ]
-        if stages is None:
-            blocks = getattr(model, "blocks", None)
-            stages = list(blocks) if blocks is not None else None
+            return [f"layer{i}" for i in range(1, 5) if hasattr(model, f"layer{i}")]
+        parent = "stages" if stages is not None else "blocks"
+        container = getattr(model, parent, None)
+        if container is not None and hasattr(container, "named_children"):
+            return [f"{parent}.{name}" for name, _ in container.named_children()]
+        # else timm's feature_info: the modules whose children with parameters are all one
+        # kind of block (RegNet's s1..s4; a stem mixes convolutions and norms)
+        names = []
+        for info in getattr(model, "feature_info", None) or []:
+            name = info.get("module") if isinstance(info, dict) else None
+            try:
+                module = model.get_submodule(name) if isinstance(name, str) and name else None
+            except AttributeError:
+                module = None
+            kinds = {
+                type(c) for c in module.children() if any(True for _ in c.parameters())
+            } if module is not None else set()
+            if len(kinds) == 1:
+                names.append(name)
+        return names
+
+    def stacks(self) -> list[str]:
+        """The stages' lists of blocks (sanity checks randomise one residual block at a time).
+
+        A stage that is itself a list of blocks (``layer3``, ``blocks.2``) is a stack; a stage
+        module that holds its blocks in a list named like a transformer stack (ConvNeXt's
+        ``stages.2.blocks``) contributes that list, and its other parts (a downsampling layer)
+        are steps of their own; any other stage (RegNet's ``s3`` with blocks ``b1``, ``b2``,
+        ...) is a stack of its children. Models without recognisable stages fall back to the
+        transformer search.
+        """
+        from torch import nn
+
+        from probe.capture.adapters._blocks import STACK_NAMES
+
+        found = []
+        for name in self._stage_names():
+            stage = self.model.get_submodule(name)
+            if not any(True for _ in stage.parameters()):
+                continue
+            if not isinstance(stage, (nn.Sequential, nn.ModuleList)):
+                inner = [
+                    child for child, m in stage.named_children()
+                    if child in STACK_NAMES and isinstance(m, (nn.Sequential, nn.ModuleList))
+                ]
+                if len(inner) == 1:
+                    name = f"{name}.{inner[0]}"
+            found.append(name)
+        if found:
+            return found
+        try:
+            return super().stacks()
+        except ProbeError:
+            raise ProbeError(
+                f"cannot find the stages of {self.name} (layer1..4, stages, blocks or timm's "
+                "feature_info): the sanity check randomises it one residual block at a time"
+            ) from None
+
+    def feature_layer(self, stage: int = -1) -> nn.Module:
+        """The module whose output is the feature map of network stage ``stage`` (GradCAM)."""
+        stages = [self.model.get_submodule(name) for name in self._stage_names()]
         if not stages:
             raise ProbeError(
                 f"cannot find the stages of {self.name} (layer1..4, stages or blocks); GradCAM "

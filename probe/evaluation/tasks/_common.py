@@ -61,10 +61,14 @@ def _progress(
     return tqdm(iterable, desc=desc, total=total, leave=False)
 
 
-def _select_methods(modality: str, methods: Sequence[str]) -> tuple[str, ...]:
+def _select_methods(
+    modality: str, methods: Sequence[str], needs: str | None = None
+) -> tuple[str, ...]:
+    """``methods`` (every method of ``modality`` when empty) checked against the registry;
+    ``needs`` adds the methods that need that model capability (``"gates"``)."""
     from probe.attribution._registry import list_methods, method_spec
 
-    available = list_methods(modality)  # type: ignore[arg-type]
+    available = list_methods(modality, needs=needs)  # type: ignore[arg-type]
     if not methods:
         return available
     for name in methods:
@@ -84,12 +88,16 @@ def _vision_input(model: nn.Module) -> int:
     if adapter.modality != "vision":
         raise ProbeError(
             f"{type(model).__name__} is not a vision model: the faithfulness and sanity evals "
-            "run on images (use --model vit-shapes or a timm ViT)"
+            "run on images (use --model vit-shapes, cnn-shapes or a timm model)"
         )
     size = adapter.input_size()
+    if size is None:  # CNNs take any size: the one they were trained at (timm's config)
+        configured = (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
+        size = tuple(configured[-2:]) if isinstance(configured, (tuple, list)) else None
     if size is None:
         raise ProbeError(
-            f"cannot tell the input size of {type(model).__name__}; use a timm or HF ViT"
+            f"cannot tell the input size of {type(model).__name__} (no fixed size and no "
+            "pretrained_cfg['input_size']); set model.pretrained_cfg = {'input_size': (3, H, W)}"
         )
     h, w = size
     if h != w or h < 16:

@@ -64,8 +64,8 @@ def eval_sanity(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
     image_size = _vision_input(model)
-    names = _select_methods("vision", methods)
-    opts = _check_options(options, names)
+    runs = _runs(model, methods, options)
+    names = list(runs)
     image_seed = _image_seed(seed)
     data = make_shapes(n, seed=image_seed, image_size=image_size)
     started = time.perf_counter()
@@ -82,8 +82,8 @@ def eval_sanity(
         t0 = time.perf_counter()
         try:
             check = sanity_check(
-                model, data.images[first : first + batch_size], name, seed=seed,
-                method_seed=1000 * seed + number, **dict(opts.get(name, {})),
+                model, data.images[first : first + batch_size], {name: runs[name]}, seed=seed,
+                method_seed=1000 * seed + number,
             )
         except ProbeError as exc:
             skipped[name] = str(exc)
@@ -129,6 +129,33 @@ def eval_sanity(
         "skipped": skipped,
         "run_time_s": time.perf_counter() - started,
     }
+
+
+def _runs(
+    model: nn.Module, methods: Sequence[str], options: dict[str, dict[str, Any]] | None
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{name: (method, options)}``: the methods to check with their checked options, named
+    by the method (the CNN defaults, which run a method with several options, as
+    :attr:`probe.Attribution.label`). Transformers: every vision method (or ``methods``). CNNs:
+    by default :data:`probe.evaluation._cnn_eval.CNN_METHODS` (CBAM's spatial gate per stage
+    and their mean where the model has CBAM, GradCAM, IG, random) plus input-gradient saliency
+    and input x gradient, the maps Adebayo et al. tested; ``methods`` may name the gate methods
+    too."""
+    from probe.attribution._registry import method_label
+    from probe.evaluation._cnn_eval import default_methods, is_cnn
+
+    if not is_cnn(model):
+        names = _select_methods("vision", methods)
+        opts = _check_options(options, names)
+        return {m: (m, dict(opts.get(m, {}))) for m in names}
+    if methods:  # attention methods refuse a CNN when run: skipped with that reason
+        names = _select_methods("vision", methods, needs="gates")
+        opts = _check_options(options, names)
+        return {m: (m, dict(opts.get(m, {}))) for m in names}
+    defaults = [*default_methods(model), ("saliency", {}), ("inputxgrad", {})]
+    opts = _check_options(options, list(dict.fromkeys(m for m, _ in defaults)))
+    pairs = [(m, {**o, **opts.get(m, {})}) for m, o in defaults]
+    return {method_label(m, o): (m, o) for m, o in pairs}
 
 
 def _sanity_entry(steps: list[str], per_image: list[list[float]], absolute: bool) -> dict[str, Any]:
