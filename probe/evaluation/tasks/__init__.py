@@ -36,7 +36,10 @@ Four tasks, each printing a markdown table and optionally writing a JSON file:
     The cascading model-parameter randomisation test (Adebayo et al. 2018) of
     :func:`probe.evaluation._sanity.sanity_check` for every vision method: the rank correlation of
     each map with the original after each randomisation step, averaged over the images. Attention-
-    only methods are reported like every other method, whatever they show.
+    only methods are reported like every other method, whatever they show. On a CNN
+    (``cnn-shapes``, timm CNNs at their configured input size) the cascade walks the residual
+    blocks, and the methods are CBAM's spatial gates (per stage and their mean, where the model
+    has CBAM), GradCAM, IG, saliency, input x gradient and random.
 
 ``text`` (default ``minilm``)
     The sentence pairs shipped in ``probe/models/data/sentence_pairs.json``: for each pair the first
