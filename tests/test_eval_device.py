@@ -162,3 +162,36 @@ def test_place_model_moves_and_restores_and_leaves_dispatched_models_alone():
         assert where == "cpu"
     assert [m.__dict__.get("_hf_hook") for m in dispatched.modules()] == hooks
     assert any(p.device.type == "meta" for p in dispatched.parameters())  # still offloaded
+
+
+def test_place_model_makes_the_rank_gpu_current_and_restores_it(monkeypatch):
+    """cuda:N is CUDA's current device while the body runs, undone also when it raises (a
+    recording stand-in for torch.cuda.device: this machine has no GPU)."""
+    from tests._tiny import TIMM
+
+    events = []
+
+    class Current:
+        def __init__(self, device):
+            self.device = device
+
+        def __enter__(self):
+            events.append(("enter", str(self.device)))
+
+        def __exit__(self, *exc):
+            events.append(("exit", str(self.device)))
+            return False
+
+    monkeypatch.setattr(torch.cuda, "device", Current)
+    model, _ = TIMM["vit"]()
+    model.to = lambda *a, **k: model  # no GPU to move to: only the device switch is checked
+    monkeypatch.setattr("probe.capture.adapter_for", lambda m: type("A", (), {"device": "x"}))
+    with pytest.raises(RuntimeError, match="boom"):
+        with place_model(model, "cuda:1"):
+            assert events == [("enter", "cuda:1")]
+            raise RuntimeError("boom")
+    assert events == [("enter", "cuda:1"), ("exit", "cuda:1")]
+    events.clear()
+    with place_model(model, "cpu"):
+        pass
+    assert events == []  # the CPU switches nothing

@@ -177,7 +177,8 @@ def place_model(model: nn.Module, device: str, *, restore: bool = False) -> Iter
 
     A model dispatched by accelerate (any module carrying its ``_hf_hook``) is left where its
     device map put it, and the yielded device is its execution device. Otherwise the model is
-    moved with ``model.to(device)`` (in place, as ``nn.Module.to`` does). With ``restore``
+    moved with ``model.to(device)`` (in place, as ``nn.Module.to`` does), and a ``cuda:N``
+    device is CUDA's current device for the duration (``torch.cuda.device``). With ``restore``
     (a model the caller handed in, not one probe loaded) it goes back to the device it came
     from on exit, also when the body raises; a model spread over several devices without
     accelerate is then not moved at all (moving it back could not restore the spread).
@@ -205,8 +206,15 @@ def place_model(model: nn.Module, device: str, *, restore: bool = False) -> Iter
         return
     before = next(iter(devices), None)
     model.to(target)
+    # the rank's GPU is also CUDA's current device meanwhile, so that nothing allocated on a
+    # bare "cuda" (by probe, captum or torch itself) lands on GPU 0; restored on exit
+    current = (
+        torch.cuda.device(target) if target.type == "cuda" and target.index is not None
+        else contextlib.nullcontext()
+    )
     try:
-        yield str(adapter_for(model).device)
+        with current:
+            yield str(adapter_for(model).device)
     finally:
         if restore and before is not None and before != target:
             model.to(before)
