@@ -7,7 +7,9 @@ on return), refuses to write weights below its quality floor with exit code 1
 (:func:`below_floor`), and writes the weights atomically (:func:`save_weights`). The
 optimiser, learning-rate schedule, per-step data seeds and loss log are shared too
 (:func:`adamw`, :func:`lr_at`, :func:`train_seed`, :class:`LossLog`), and so are the training
-loop and the accuracy of the shape classifiers (:func:`train_classifier`, :func:`evaluate`).
+loop and the accuracy of the shape classifiers (:func:`train_classifier`, :func:`evaluate`),
+and what every recipe's ``main`` does after parsing: train, assess on the held-out split,
+refuse or save (:func:`train_and_save`, :func:`held_out_accuracy`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -28,15 +31,18 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "Assessment",
     "LossLog",
     "adamw",
     "below_floor",
     "deterministic",
     "evaluate",
     "float_state",
+    "held_out_accuracy",
     "lr_at",
     "run_metadata",
     "save_weights",
+    "train_and_save",
     "train_classifier",
     "train_seed",
     "training_parser",
@@ -330,3 +336,72 @@ def save_weights(
     out.parent.mkdir(parents=True, exist_ok=True)
     data = save(dict(state), metadata=dict(metadata))
     atomic_write(out, lambda fh: fh.write(data), what="weights", binary=True)
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """How good a trained model is on the held-out split.
+
+    Attributes:
+        summary: what the recipe prints after "held-out ", e.g. ``"accuracy 0.9950 on 5000
+            images (seed 10000)"``.
+        floor: the quality ``--min-accuracy`` or ``--min-recall`` guards.
+        value: that quality, in ``0..1``.
+        metadata: what the weights file records about it.
+    """
+
+    summary: str
+    floor: Literal["accuracy", "recall"]
+    value: float
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def held_out_accuracy(
+    image_size: int, eval_seed: int, n_eval: int
+) -> Callable[[nn.Module], Assessment]:
+    """The assessment of the shape classifiers: accuracy on ``make_shapes(n_eval,
+    seed=eval_seed, image_size=image_size)``."""
+
+    def assess(model: nn.Module) -> Assessment:
+        from probe.models._shapes import make_shapes
+
+        held_out = make_shapes(n_eval, seed=eval_seed, image_size=image_size)
+        accuracy = evaluate(model, held_out.images, held_out.labels)
+        return Assessment(
+            f"accuracy {accuracy:.4f} on {n_eval} images (seed {eval_seed})", "accuracy",
+            accuracy, {"accuracy": f"{accuracy:.4f}"},
+        )
+
+    return assess
+
+
+def train_and_save(
+    args: argparse.Namespace,
+    train: Callable[[], nn.Module],
+    assess: Callable[[nn.Module], Assessment],
+    metadata: Mapping[str, str],
+    eval_seed: int,
+) -> int:
+    """A training recipe's ``main`` after its options were checked: train and assess inside
+    :func:`deterministic`, print one line (the assessment, wall and CPU seconds), and write the
+    weights with ``metadata``, :func:`run_metadata` and the assessment's own, unless the
+    quality is below the floor.
+
+    Returns:
+        The exit code: 0 written, 1 below ``--min-accuracy`` / ``--min-recall`` (nothing
+        written).
+    """
+    with deterministic(args.threads):
+        start, cpu = time.perf_counter(), time.process_time()
+        model = train()
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        quality = assess(model)
+    print(f"held-out {quality.summary}; {args.steps} steps in {seconds:.0f}s wall, "
+          f"{cpu:.0f}s CPU")
+    if below_floor(quality.floor, quality.value, getattr(args, f"min_{quality.floor}")):
+        return 1
+    everything = {**metadata, **run_metadata(args, eval_seed), **quality.metadata}
+    save_weights(float_state(model), Path(args.out), everything)
+    if not args.quiet:
+        print(f"wrote {args.out}")
+    return 0

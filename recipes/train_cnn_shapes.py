@@ -19,19 +19,13 @@ global RNG state and thread count of the calling process are restored on return.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from probe.recipes._training import (
     adamw,
-    below_floor,
-    deterministic,
-    evaluate,
-    float_state,
-    run_metadata,
-    save_weights,
+    held_out_accuracy,
+    train_and_save,
     train_classifier,
     training_parser,
     valid_args,
@@ -89,39 +83,26 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 accuracy too low, 2 bad args)."""
     from probe.models._cnn_shapes import CNN_SHAPES_CONFIG, CNN_SHAPES_IMAGE_SIZE
-    from probe.models._shapes import SHAPE_CLASSES, make_shapes
+    from probe.models._shapes import SHAPE_CLASSES
 
     args = _parser().parse_args(argv)
     if not valid_args(args):
         return 2
-    with deterministic(args.threads):
-        start = time.perf_counter()
-        model = train(
-            seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            weight_decay=args.weight_decay, quiet=args.quiet,
-        )
-        seconds = time.perf_counter() - start
-        held_out = make_shapes(args.n_eval, seed=EVAL_SEED, image_size=CNN_SHAPES_IMAGE_SIZE)
-        accuracy = evaluate(model, held_out.images, held_out.labels)
-    print(
-        f"held-out accuracy {accuracy:.4f} on {args.n_eval} images (seed {EVAL_SEED}); "
-        f"{args.steps} steps in {seconds:.0f}s"
-    )
-    if below_floor("accuracy", accuracy, args.min_accuracy):
-        return 1
     metadata = {
         "model": "cnn-shapes",
         "timm_class": "timm.models.resnet.ResNet(BasicBlock)",
         "config": repr(CNN_SHAPES_CONFIG),
         "image_size": str(CNN_SHAPES_IMAGE_SIZE),
         "classes": ",".join(SHAPE_CLASSES),
-        **run_metadata(args, EVAL_SEED),
-        "accuracy": f"{accuracy:.4f}",
     }
-    save_weights(float_state(model), Path(args.out), metadata)
-    if not args.quiet:
-        print(f"wrote {args.out}")
-    return 0
+    return train_and_save(
+        args,
+        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay, quiet=args.quiet),
+        held_out_accuracy(CNN_SHAPES_IMAGE_SIZE, EVAL_SEED, args.n_eval),
+        metadata,
+        EVAL_SEED,
+    )
 
 
 if __name__ == "__main__":

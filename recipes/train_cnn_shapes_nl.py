@@ -11,16 +11,10 @@ process's RNG state and thread count restored on return.
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
 from probe.recipes._training import (
-    below_floor,
-    deterministic,
-    evaluate,
-    float_state,
-    run_metadata,
-    save_weights,
+    held_out_accuracy,
+    train_and_save,
     training_parser,
     valid_args,
 )
@@ -50,28 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 accuracy too low, 2 bad args)."""
     from probe.models._cnn_shapes import CNN_SHAPES_IMAGE_SIZE
     from probe.models._cnn_shapes_nl import CNN_NL_CONFIG, CNN_NL_STAGE, build_cnn_shapes_nl
-    from probe.models._shapes import SHAPE_CLASSES, make_shapes
+    from probe.models._shapes import SHAPE_CLASSES
     from probe.recipes.train_cnn_shapes import train
     from probe.recipes.train_vit_shapes import EVAL_SEED
 
     args = _parser().parse_args(argv)
     if not valid_args(args):
         return 2
-    with deterministic(args.threads):
-        start, cpu = time.perf_counter(), time.process_time()
-        model = train(
-            seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            weight_decay=args.weight_decay, quiet=args.quiet, build=build_cnn_shapes_nl,
-        )
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        held_out = make_shapes(args.n_eval, seed=EVAL_SEED, image_size=CNN_SHAPES_IMAGE_SIZE)
-        accuracy = evaluate(model, held_out.images, held_out.labels)
-    print(
-        f"held-out accuracy {accuracy:.4f} on {args.n_eval} images (seed {EVAL_SEED}); "
-        f"{args.steps} steps in {seconds:.0f}s wall, {cpu:.0f}s CPU"
-    )
-    if below_floor("accuracy", accuracy, args.min_accuracy):
-        return 1
     metadata = {
         "model": "cnn-shapes-nl",
         "timm_class": "timm.models.resnet.ResNet(BasicBlock)",
@@ -79,13 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         "nonlocal_stage": str(CNN_NL_STAGE),
         "image_size": str(CNN_SHAPES_IMAGE_SIZE),
         "classes": ",".join(SHAPE_CLASSES),
-        **run_metadata(args, EVAL_SEED),
-        "accuracy": f"{accuracy:.4f}",
     }
-    save_weights(float_state(model), Path(args.out), metadata)
-    if not args.quiet:
-        print(f"wrote {args.out}")
-    return 0
+    return train_and_save(
+        args,
+        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay, quiet=args.quiet,
+                      build=build_cnn_shapes_nl),
+        held_out_accuracy(CNN_SHAPES_IMAGE_SIZE, EVAL_SEED, args.n_eval),
+        metadata,
+        EVAL_SEED,
+    )
 
 
 if __name__ == "__main__":

@@ -24,19 +24,14 @@ default 1), and the global RNG state and thread count of the caller are restored
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe.recipes._training import (
+    Assessment,
     LossLog,
     adamw,
-    below_floor,
-    deterministic,
-    float_state,
     lr_at,
-    run_metadata,
-    save_weights,
+    train_and_save,
     train_seed,
     training_parser,
     valid_args,
@@ -184,34 +179,32 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not valid_args(args):
         return 2
-    with deterministic(args.threads):
-        start = time.perf_counter()
-        model = train(
-            seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-            weight_decay=args.weight_decay, quiet=args.quiet,
+
+    def assess(model: nn.Module) -> Assessment:
+        q = detection_quality(model, args.n_eval)
+        summary = (
+            f"recall {q['recall']:.4f}, precision {q['precision']:.4f}, mean IoU "
+            f"{q['mean_iou']:.3f} ({q['objects']} objects in {args.n_eval} images, seed "
+            f"{EVAL_SEED})"
         )
-        seconds = time.perf_counter() - start
-        quality = detection_quality(model, args.n_eval)
-    print(
-        f"held-out: recall {quality['recall']:.4f}, precision {quality['precision']:.4f}, "
-        f"mean IoU {quality['mean_iou']:.3f} ({quality['objects']} objects in {args.n_eval} "
-        f"images, seed {EVAL_SEED}); {args.steps} steps in {seconds:.0f}s"
-    )
-    if below_floor("recall", quality["recall"], args.min_recall):
-        return 1
+        recorded = {k: (f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in q.items()}
+        return Assessment(summary, "recall", q["recall"], recorded)
+
     metadata = {
         "model": "detr-shapes",
         "class": "transformers.DetrForObjectDetection",
         "config": repr(DETR_SHAPES_CONFIG),
         "backbone_config": repr(DETR_BACKBONE_CONFIG),
-        **run_metadata(args, EVAL_SEED),
         "curriculum": f"one object per scene for the first {CURRICULUM_FRACTION:g} of the steps",
-        **{k: (f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in quality.items()},
     }
-    save_weights(float_state(model), Path(args.out), metadata)
-    if not args.quiet:
-        print(f"wrote {args.out}")
-    return 0
+    return train_and_save(
+        args,
+        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay, quiet=args.quiet),
+        assess,
+        metadata,
+        EVAL_SEED,
+    )
 
 
 if __name__ == "__main__":

@@ -23,18 +23,13 @@ RNG state and thread count of the calling process are restored on return.
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from probe.recipes._training import (
     adamw,
-    below_floor,
-    deterministic,
     evaluate,
-    float_state,
-    run_metadata,
-    save_weights,
+    held_out_accuracy,
+    train_and_save,
     train_classifier,
     training_parser,
     valid_args,
@@ -106,49 +101,27 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 accuracy too low, 2 bad args)."""
-    from probe.models._shapes import SHAPE_CLASSES, make_shapes
+    from probe.models._shapes import SHAPE_CLASSES
     from probe.models._vit_shapes import VIT_SHAPES_BASE, VIT_SHAPES_CONFIG
 
     args = _parser().parse_args(argv)
     if not valid_args(args):
         return 2
-    batch_size, steps = args.batch_size, args.steps
-
-    with deterministic(args.threads):
-        start = time.perf_counter()
-        model = train(
-            seed=args.seed,
-            steps=steps,
-            batch_size=batch_size,
-            lr=args.lr,
-            weight_decay=args.weight_decay,
-            quiet=args.quiet,
-        )
-        seconds = time.perf_counter() - start
-        held_out = make_shapes(
-            args.n_eval, seed=EVAL_SEED, image_size=int(VIT_SHAPES_CONFIG["img_size"])
-        )
-        accuracy = evaluate(model, held_out.images, held_out.labels)
-
-    print(
-        f"held-out accuracy {accuracy:.4f} on {args.n_eval} images (seed {EVAL_SEED}); "
-        f"{steps} steps in {seconds:.0f}s"
-    )
-    if below_floor("accuracy", accuracy, args.min_accuracy):
-        return 1
     metadata = {
         "model": "vit-shapes",
         "timm_base": VIT_SHAPES_BASE,
         "image_size": str(VIT_SHAPES_CONFIG["img_size"]),
         "patch_size": str(VIT_SHAPES_CONFIG["patch_size"]),
         "classes": ",".join(SHAPE_CLASSES),
-        **run_metadata(args, EVAL_SEED),
-        "accuracy": f"{accuracy:.4f}",
     }
-    save_weights(float_state(model), Path(args.out), metadata)
-    if not args.quiet:
-        print(f"wrote {args.out}")
-    return 0
+    return train_and_save(
+        args,
+        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay, quiet=args.quiet),
+        held_out_accuracy(int(VIT_SHAPES_CONFIG["img_size"]), EVAL_SEED, args.n_eval),
+        metadata,
+        EVAL_SEED,
+    )
 
 
 if __name__ == "__main__":
