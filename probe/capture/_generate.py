@@ -69,7 +69,9 @@ def generate(
         model_name: name recorded in the result (default: the model's own name).
         **generate_kwargs: passed to ``model.generate`` (``do_sample``, ``temperature``,
             ``top_k``, ``eos_token_id``, ``generation_config``, ...). Beam search, several
-            return sequences and assisted decoding are refused (:class:`ProbeError`).
+            return sequences and assisted decoding are refused (:class:`ProbeError`), and so
+            are sampling options transformers would reject (``do_sample=True`` with
+            ``temperature=0.0``, a negative ``top_k``, ...), before any forward pass.
 
     Returns:
         A frozen :class:`GenerationTrace`: ``attentions`` ``[layer, batch, head, generated,
