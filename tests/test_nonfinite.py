@@ -220,3 +220,14 @@ def test_check_finite_is_silent_on_finite_and_integer_tensors() -> None:
     message = "x: the captured attention is not finite: NaN at layer 0, head 0"
     with pytest.raises(ProbeError, match=re.escape(message)):
         check_finite(torch.full((1, 1, 2, 1, 1), float("nan")), "x")
+
+
+def test_row_selected_trace_names_the_query_position() -> None:
+    full = _poisoned(2, 3, 5, (1, 0, 2, 3, 1), float("nan"))
+    rows = full[:, :, :, [0, 3]].clone()  # kept query rows 0 and 3
+    trace = make_trace(full, grid=(2, 2), num_prefix_tokens=1).replace(
+        attentions=rows, query_indices=(0, 3))
+    assert torch.isfinite(probe.patch_maps(trace, query=0)).all()
+    with pytest.raises(ProbeError, match=r"NaN at layer 1, head 2 of the self-attention "
+                       r"\(batch item 0, query 3, key 1\)"):
+        probe.patch_maps(trace, query=3)
