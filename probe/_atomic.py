@@ -10,7 +10,7 @@ from typing import IO, Any
 
 from probe._errors import ProbeError
 
-__all__ = ["atomic_write", "nearest_existing", "output_path"]
+__all__ = ["atomic_write", "creation_error", "nearest_existing", "output_path"]
 
 
 def nearest_existing(path: Path) -> Path:
@@ -18,6 +18,40 @@ def nearest_existing(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def creation_error(folder: Path, *, directory: bool = False) -> str | None:
+    """Why nothing can be created in ``folder``, or ``None`` when it can.
+
+    ``os.access`` reads permission bits, which root bypasses, so as root it calls ``/proc``,
+    ``/sys`` and similar places writable although creating a file there fails. This tries it:
+    a temporary file (or, with ``directory=True``, a temporary folder: what a writer that
+    creates missing folders does first) is created in ``folder`` the way :func:`atomic_write`
+    creates its own, and removed at once; nothing is left behind.
+
+    Args:
+        folder: an existing folder.
+        directory: try a folder instead of a file.
+
+    Returns:
+        The operating system's reason (``"No such file or directory"``, ...) or ``None``.
+    """
+    made = None
+    try:
+        if directory:
+            made = tempfile.mkdtemp(prefix=".probe-check.", dir=folder)
+        else:
+            fd, made = tempfile.mkstemp(prefix=".probe-check.", suffix=".tmp", dir=folder)
+            os.close(fd)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    finally:
+        if made is not None:
+            try:
+                os.rmdir(made) if directory else os.unlink(made)
+            except OSError:
+                pass
+    return None
 
 
 def output_path(path: str | bytes | os.PathLike[Any], what: str) -> Path:

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from probe._atomic import atomic_write, nearest_existing
+from probe._atomic import atomic_write, creation_error, nearest_existing
 from probe._errors import ProbeError
 
 __all__ = [
@@ -134,6 +134,10 @@ def jsonable(obj: Any) -> Any:
 def check_output_file(path: str | os.PathLike[str]) -> None:
     """Fail fast, before any work, when :func:`write_json` could not write ``path``.
 
+    Besides ``os.access``, a temporary file (a folder when folders are missing) is created in
+    the nearest existing folder and removed (:func:`probe._atomic.creation_error`): as root,
+    ``os.access`` calls ``/proc`` writable.
+
     Raises:
         ProbeError: ``path`` is a folder, lies under a regular file, or its nearest existing
             folder is not writable.
@@ -150,12 +154,21 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ProbeError(
             f"cannot write {path}: {ancestor} is not writable; choose another output path")
+    # os.access trusts permission bits, which root bypasses (/proc): try what the writer does
+    reason = creation_error(ancestor, directory=ancestor != target.parent)
+    if reason is not None:
+        raise ProbeError(
+            f"cannot write {path}: nothing can be created in {ancestor} ({reason}); choose "
+            "another output path"
+        )
 
 
 def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> None:
     """Fail fast, before any work, when files could not be written into the folder ``path``.
 
-    Nothing is created: the folder (and missing parents) is made later, by the writer.
+    Nothing is left behind: the folder (and missing parents) is made later, by the writer;
+    the check creates and removes a temporary file (or folder, when ``path`` is missing) in
+    the nearest existing folder, since as root ``os.access`` calls ``/proc`` writable.
 
     Raises:
         ProbeError: ``path`` is a regular file, lies under a regular file, or its nearest
@@ -174,6 +187,13 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
         raise ProbeError(
             f"cannot write to {option} {os.fspath(path)!r}: {str(ancestor)!r} is not writable; "
             "choose another output folder"
+        )
+    # os.access trusts permission bits, which root bypasses (/proc): try what the writer does
+    reason = creation_error(ancestor, directory=ancestor != target)
+    if reason is not None:
+        raise ProbeError(
+            f"cannot write to {option} {os.fspath(path)!r}: nothing can be created in "
+            f"{str(ancestor)!r} ({reason}); choose another output folder"
         )
 
 

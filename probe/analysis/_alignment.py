@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
     import torch
@@ -176,6 +177,9 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
         source_ids = [
             w if bool(generation.source_mask[b, t]) else None for t, w in enumerate(source_ids)
         ]
+    check_trace_finite(
+        cross.attentions[:, b : b + 1], "alignment", cross, items=[b], stack="cross-attention"
+    )
     merged = word_alignment_scores(
         cross.attentions[:, b].detach().cpu(), target_ids, source_ids, len(words[b]),
         len(src_words[b])

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
     import torch
@@ -254,6 +255,8 @@ def word_attention(
         batch_index: the batch item.
         occurrence: which occurrence of ``word`` if it appears several times (0 = first).
 
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+
     Returns:
         ``[layer, head, num_words]`` float tensor (a new one).
     """
@@ -263,6 +266,9 @@ def word_attention(
     b = batch_index % trace.batch_size
     positions = member[index].nonzero().flatten().tolist()  # the word's tokens
     attentions = trace.require_rows(positions)[:, b]  # [layer, head, tokens, key]
+    check_trace_finite(
+        attentions[:, None], "coref/word_attention", trace, queries=positions, items=[b]
+    )
     member = member.to(device=attentions.device, dtype=_work_dtype(attentions))
     query = member[index, positions] / member[index].sum()  # mean over the word's tokens
     rows = query @ attentions.to(member.dtype)  # [layer, head, key]
@@ -308,6 +314,8 @@ def coref(
         batch_index: the batch item.
         occurrence: which occurrence of ``word`` (0 = first).
         candidates: explicit candidate antecedents (default: see above).
+
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
 
     Returns:
         One :class:`CorefLink` per captured (layer, head), sorted by weight, descending.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +30,10 @@ def query_maps(trace: Any, layer: int = -1) -> torch.Tensor:
     if isinstance(layer, bool) or not isinstance(layer, int) or not -n <= layer < n:
         raise ProbeError(f"layer must be in -{n}..{n - 1} (kept decoder layers), got {layer!r}")
     rows, cols = trace.grid
+    check_trace_finite(
+        cross.attentions[layer][None], "query_maps", cross, positions=[layer % n],
+        stack="cross-attention",
+    )
     att = cross.attentions[layer].float().mean(1)  # [batch, query, key]
     if att.shape[-1] != rows * cols:
         raise ProbeError(

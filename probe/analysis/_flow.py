@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
 from probe.analysis._rollout import consecutive_layers, residual_attention
 
@@ -76,6 +77,8 @@ def attention_flow(
         normalize: divide each row by its sum (see Normalisation).
         rows: query positions to compute (negative counts from the end); ``None``: all.
 
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+
     Returns:
         ``[batch, query, key]`` float64 tensor (``batch`` is 1 when ``batch_index`` is given).
     """
@@ -107,6 +110,10 @@ def attention_flow(
             f"(rows=[...]) or pass max_tokens={n} knowingly (cost grows like {per} * layers)"
         )
 
+    every = len(items) == trace.batch_size
+    for pos in positions:  # the layers and items the graph is built from
+        read = attentions[pos : pos + 1] if every else attentions[pos : pos + 1, items]
+        check_trace_finite(read, "attention_flow", trace, positions=[pos], items=items)
     mask = trace.attention_mask.bool()
     out = torch.zeros(len(items), seq, seq, dtype=torch.float64)
     for row, b in enumerate(items):

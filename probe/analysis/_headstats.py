@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
     import torch
@@ -89,6 +90,8 @@ def head_stats(trace: Trace, batch_index: int | None = None) -> HeadStats:
         trace: any trace with per-layer attention.
         batch_index: one batch item, or ``None`` for the average over the batch.
 
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+
     Returns:
         :class:`HeadStats` of ``[layer, head]`` float64 tensors.
     """
@@ -109,6 +112,10 @@ def head_stats(trace: Trace, batch_index: int | None = None) -> HeadStats:
     if trace.is_vision and trace.grid is None:
         raise ProbeError("this vision trace has no patch grid; capture it with probe.trace")
 
+    check_trace_finite(
+        attentions if len(items) == trace.batch_size else attentions[:, items], "head_stats",
+        trace, items=items,
+    )
     per_item = [_item_stats(trace, attentions[:, b].double(), b) for b in items]
     stacked = {name: torch.stack([s[name] for s in per_item]).mean(0) for name in _METRICS}
     return HeadStats(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion
 
 if TYPE_CHECKING:
@@ -80,13 +81,20 @@ def patch_maps(trace: Trace, query: int = 0, batch_index: int | None = None) -> 
             ``num_prefix_tokens + row * cols + col``).
         batch_index: one batch item (kept as a size-1 dimension) or ``None`` for all.
 
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+
     Returns:
         ``[layer, batch, head, rows, cols]`` new tensor.
     """
     rows, cols = _grid(trace)
     q = _query(trace, query)
     attentions = trace.require_rows([q])  # [layer, batch, head, 1, key]; row-selected too
-    picked = attentions[:, _batch_slice(trace, batch_index), :, 0, trace.num_prefix_tokens :]
+    items = _batch_slice(trace, batch_index)
+    check_trace_finite(
+        attentions[:, items], "patch_maps", trace, queries=[q],
+        items=range(trace.batch_size)[items],
+    )
+    picked = attentions[:, items, :, 0, trace.num_prefix_tokens :]
     return picked.reshape(*picked.shape[:-1], rows, cols).clone()
 
 

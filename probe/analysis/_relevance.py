@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_finite, check_trace_finite
 from probe.analysis._rollout import consecutive_layers
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ def relevance_from_gradients(attentions: torch.Tensor, gradients: torch.Tensor) 
         gradients: ``[layer, batch, head, query, key]`` gradient of the explained scalar (e.g.
             the target class logit) with respect to ``attentions``.
 
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+
     Returns:
         ``[batch, query, key]`` new tensor (float32 for half inputs). Rows are not normalised:
         ``R - I`` is the relevance the layers add; zero gradients give the identity.
@@ -51,6 +54,9 @@ def relevance_from_gradients(attentions: torch.Tensor, gradients: torch.Tensor) 
             f"gradients {tuple(gradients.shape)} must have the shape of attentions "
             f"{tuple(attentions.shape)}; pass the gradient of each attention weight"
         )
+    check_finite(attentions, "relevance_from_gradients", stack="self-attention")
+    check_finite(gradients, "relevance_from_gradients", stack="self-attention",
+                 what="attention gradient")
     dtype = torch.promote_types(attentions.dtype, gradients.dtype)
     if dtype in (torch.float16, torch.bfloat16) or not dtype.is_floating_point:
         dtype = torch.float32
@@ -72,6 +78,8 @@ def relevance(trace: Trace) -> torch.Tensor:
     ``.backward()`` on the explained scalar of the output first. The rule needs every layer
     of the model and every head on its own.
 
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+
     Returns:
         ``[batch, query, key]``; for a classifier, row 0 (CLS) holds the relevance of every
         input token for the explained output.
@@ -87,4 +95,8 @@ def relevance(trace: Trace) -> torch.Tensor:
     if positions != list(range(attentions.shape[0])):  # reorder into model layer order
         attentions = attentions[positions]
         gradients = gradients[positions]
+    check_trace_finite(attentions, "relevance", trace, positions=positions)
+    check_trace_finite(
+        gradients, "relevance", trace, positions=positions, what="attention gradient"
+    )
     return relevance_from_gradients(attentions, gradients)

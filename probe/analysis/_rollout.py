@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe.analysis._finite import CAUSES, all_finite, check_finite, check_trace_finite
 from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
 
 if TYPE_CHECKING:
@@ -152,6 +153,7 @@ def rollout_step(
     key_mask: torch.Tensor | None = None,
     *,
     _consume: bool = False,
+    _checked: bool = False,
 ) -> torch.Tensor:
     """Fold one layer into a running attention rollout: ``R <- A_hat @ R``.
 
@@ -166,11 +168,17 @@ def rollout_step(
         num_prefix_tokens: leading tokens whose weights are never discarded.
         key_mask: ``[batch, key]`` bool, True for real tokens.
         _consume: internal (streaming capture): ``fused`` is a float32 buffer the caller drops
-            after the call, so it is overwritten instead of copied.
+            after the call, so it is overwritten instead of copied, and it is not checked for
+            NaN (capture records; :func:`rollout` refuses a non-finite result).
+        _checked: internal (:func:`rollout`): ``fused`` is known to be finite.
+
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
 
     Returns:
         The new ``[batch, query, key]`` state (a new tensor; rows sum to 1).
     """
+    if not (_consume or _checked) and fused.dim() == 3:
+        check_finite(fused[None, :, None], "rollout_step", stack="fused attention")
     a_hat = residual_attention(
         fused, discard_ratio, num_prefix_tokens, key_mask, _consume=_consume
     )
@@ -236,6 +244,8 @@ def rollout(
         start_layer: first model layer to include (the model's numbering; negative counts
             back from the last layer).
 
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+
     Returns:
         ``[batch, query, key]``: a new tensor; every row sums to 1. Real rows put zero weight
         on padded keys; padded rows are identity rows.
@@ -256,12 +266,17 @@ def rollout(
     positions = consecutive_layers(trace, start_layer, "rollout")
     key_mask = trace.attention_mask
     # layer by layer: a capture's layers are never stacked into one tensor here
-    fused = fuse_heads(trace.layer_attentions(positions[0]), head_fusion)
-    state = rollout_step(fused, None, discard_ratio, trace.num_prefix_tokens, key_mask)
-    for pos in positions[1:]:
-        fused = fuse_heads(trace.layer_attentions(pos), head_fusion)
-        state = rollout_step(fused, state, discard_ratio, trace.num_prefix_tokens, key_mask)
-    return state
+    state = None
+    for pos in positions:
+        layer = trace.layer_attentions(pos)
+        fused = fuse_heads(layer, head_fusion)
+        finite = all_finite(fused)  # NaN and inf reach the fused map: one small reduction
+        if not finite:  # name the layer and head (a fusion that makes NaN itself: rollout_step)
+            check_trace_finite(layer[None], "rollout", trace, positions=[pos])
+        state = rollout_step(
+            fused, state, discard_ratio, trace.num_prefix_tokens, key_mask, _checked=finite
+        )
+    return state  # type: ignore[return-value]
 
 
 def _stored_rollout(
@@ -286,5 +301,11 @@ def _stored_rollout(
         raise ProbeError(
             f"this streaming trace holds the rollout for {have}, not {wanted}; call rollout with "
             "those options or capture again without stream=True"
+        )
+    if not all_finite(trace.rollout_result):  # type: ignore[arg-type]
+        raise ProbeError(
+            "rollout: the rollout folded during streaming capture is not finite (a layer's "
+            f"attention held NaN or inf); {CAUSES}; to see which layer and head, capture "
+            "again without stream=True and call probe.rollout"
         )
     return trace.rollout_result.clone()  # type: ignore[union-attr]

@@ -196,12 +196,15 @@ def _attention(ctx: MethodContext) -> torch.Tensor:
     Options: ``layer`` (model layer, default ``-1``), ``head_fusion`` (default ``"mean"``),
     ``query`` (see :func:`reduce_map`).
     """
+    from probe.analysis._finite import check_trace_finite
     from probe.analysis._fusion import fuse_heads
 
     opts = ctx.options
     trace = ctx.trace()
     # one layer, read without stacking the capture's layers
-    layer = trace.layer_attentions(trace.layer_position(opts["layer"]))  # [batch, head, q, k]
+    position = trace.layer_position(opts["layer"])
+    layer = trace.layer_attentions(position)  # [batch, head, q, k]
+    check_trace_finite(layer[None], "attention", trace, positions=[position])
     return reduce_map(trace, fuse_heads(layer, opts["head_fusion"]), opts["query"], ctx.model)
 
 
@@ -325,6 +328,7 @@ def _relevance_and_trace(
 
     from probe.capture._capture import trace as capture
     from probe.attribution._gradient import differentiable
+    from probe.analysis._finite import check_trace_finite
     from probe.analysis._relevance import relevance_from_gradients
     from probe.attribution._targets import resolve_target
 
@@ -337,6 +341,7 @@ def _relevance_and_trace(
         # autograd.grad, not .backward(): the model's parameter .grad stay untouched
         grads = torch.autograd.grad(scalar.sum(), tensors, allow_unused=True)
     attentions = tr.require_attentions()
+    check_trace_finite(attentions, "relevance", tr)
     gradients = torch.stack(
         [
             torch.zeros_like(t) if g is None else g.detach()

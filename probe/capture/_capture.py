@@ -18,6 +18,7 @@ from probe.capture._recorder import (
 )
 from probe.capture._row_recorder import RowRecorder, check_query_rows, resolve_query_rows
 from probe.capture._trace import Trace, stored_attentions
+from probe.capture._train_mode import warn_if_dropout
 from probe.capture.adapters import Prepared, Site, adapter_for
 
 if TYPE_CHECKING:
@@ -110,6 +111,10 @@ def trace(
     Threads: captures and gradient methods on the same model run one at a time (a re-entrant
     lock per model); captures on different models run in parallel.
 
+    Training mode: with attention dropout active the weights are recorded after dropout (what
+    the model used; random, rows not summing to 1), also with ``query_rows`` (such layers then
+    run eagerly on every row), and one ``UserWarning`` per call says to call ``model.eval()``.
+
     Returns:
         A frozen :class:`Trace`; ``trace.output`` holds the model's output.
 
@@ -177,6 +182,7 @@ def trace(
             f"no attention was recorded during the forward pass of {type(model).__name__}: its "
             "attention modules were not called through a path probe intercepts"
         )
+    warn_if_dropout(recorders.values(), "probe.trace")
     stack = main.finish()
     decoder = recorders["decoder"].finish() if "decoder" in recorders and not stream else None
     cross = recorders["cross"].finish() if "cross" in recorders and not stream else None

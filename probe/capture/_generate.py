@@ -13,6 +13,7 @@ from probe.capture._generation_trace import GenerationTrace
 from probe.capture._locks import model_lock
 from probe.capture._recorder import StackRecorder, unshare_outputs
 from probe.capture._trace import AttentionStack
+from probe.capture._train_mode import warn_if_dropout
 from probe.capture.adapters import adapter_for
 
 if TYPE_CHECKING:
@@ -68,7 +69,9 @@ def generate(
         model_name: name recorded in the result (default: the model's own name).
         **generate_kwargs: passed to ``model.generate`` (``do_sample``, ``temperature``,
             ``top_k``, ``eos_token_id``, ``generation_config``, ...). Beam search, several
-            return sequences and assisted decoding are refused (:class:`ProbeError`).
+            return sequences and assisted decoding are refused (:class:`ProbeError`), and so
+            are sampling options transformers would reject (``do_sample=True`` with
+            ``temperature=0.0``, a negative ``top_k``, ...), before any forward pass.
 
     Returns:
         A frozen :class:`GenerationTrace`: ``attentions`` ``[layer, batch, head, generated,
@@ -133,6 +136,7 @@ def generate(
             f"no attention was recorded while {type(model).__name__} generated: its attention "
             "modules were not called through a path probe intercepts"
         )
+    warn_if_dropout(recorders.values(), "probe.generate")
     total = int(result.sequences.shape[1])
     if generating.steps != int(result.scores.shape[1]):
         raise ProbeError(

@@ -110,6 +110,7 @@ class StackRecorder:
         self._fused: torch.Tensor | None = None
         self.num_heads = 0
         self._target: torch.device | None = None
+        self.dropout_active = False  # a recorded layer ran with attention dropout (training)
 
     # ---------------------------------------------------------------- selection
     def wants(self, layer: int) -> bool:

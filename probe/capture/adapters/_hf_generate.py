@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe.capture.adapters._hf_sampling import check_sampling
 from probe.capture.adapters._words import WordIds, Words, words_of_encoding
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ def check_generate_kwargs(model: nn.Module, kwargs: dict[str, Any]) -> None:
                 f"{name}= (assisted decoding) feeds several tokens per step and is not "
                 "supported by probe.generate: drop it"
             )
+    check_sampling(model, kwargs)
 
 
 def hf_generate(

@@ -117,6 +117,11 @@ def _generic_eager(
     return out, weights
 
 
+def _dropout_active(module: nn.Module, kwargs: dict[str, Any]) -> bool:
+    """Whether this attention call applies dropout (``dropout > 0`` in training mode)."""
+    return bool(module.training) and float(kwargs.get("dropout") or 0.0) > 0.0
+
+
 def _slice_rows(t: Any, start: int, stop: int, q_total: int) -> Any:
     """Rows ``start:stop`` of a ``[..., query, key]`` tensor; broadcast tensors unchanged."""
     import torch
@@ -199,7 +204,15 @@ def _kept_rows(
 
     q_total = query.shape[-2]
     idx = torch.tensor(rows, dtype=torch.long, device=query.device)
-    if impl == "eager":  # the model's own forward computes every row: keep the wanted ones
+    # the model's own eager forward computes every row: keep the wanted ones. Also with active
+    # dropout: SDPA's dropout mask cannot be reproduced, so output and kept weights both come
+    # from one eager call (one mask), as in a full capture
+    if impl == "eager" or _dropout_active(module, kwargs):
+        if impl != "eager":  # the model built an SDPA mask: the eager function needs its own
+            every = torch.arange(q_total, device=query.device)
+            attention_mask = eager_rows_mask(
+                impl, attention_mask, module, query, key_states, every, kwargs.get("is_causal")
+            )
         out, weights = eager(module, query, key_states, value, attention_mask, **kwargs)
         recorder.record_rows(layer, rows, weights.index_select(-2, idx), q_total)
         return out, None
@@ -210,7 +223,7 @@ def _kept_rows(
     )
     row_kwargs = {k: take_rows(v, idx, q_total) for k, v in kwargs.items()}
     if "dropout" in row_kwargs:
-        row_kwargs["dropout"] = 0.0  # the probabilities, not a second dropout draw
+        row_kwargs["dropout"] = 0.0  # inactive here (eval mode): never a second dropout draw
     _, weights = eager(
         module, query.index_select(-2, idx), key_states, value, mask, **row_kwargs
     )
@@ -258,6 +271,8 @@ def intercept_hf(
             eager = _eager_for(module)
             site = by_module.get(id(module))
             args = (query, key_states, value, attention_mask)
+            if site is not None and _dropout_active(module, kwargs):
+                recorders[site.stack].dropout_active = True
             if impl is None:  # every row through eager: full capture, or the fallback
                 if site is None:
                     return eager(module, *args, **kwargs)

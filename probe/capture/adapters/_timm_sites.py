@@ -71,6 +71,8 @@ def intercept_timm(
                 layer: int = site.layer,
                 recorder: StackRecorder = recorders[site.stack],
             ) -> None:
+                if _mod.training and float(getattr(_mod, "p", 0.0)) > 0.0:
+                    recorder.dropout_active = True  # out is after dropout, as the model used it
                 recorder.record(layer, 0, out, out.shape[-2])
 
             handles.append(site.module.attn_drop.register_forward_hook(hook))

@@ -1,0 +1,35 @@
+"""Warning about captures from a model whose attention dropout is active (training mode).
+
+In training mode with attention dropout ``p > 0``, every attention weight the model uses is
+the softmax with a random mask applied (zeros, the rest scaled by ``1 / (1 - p)``): the
+captured weights are exactly what the model used, as with HF's own ``output_attentions``,
+but they change from run to run and rows do not sum to 1. probe neither switches the mode
+nor refuses: it warns once per call. The capture sites (HF attention function, timm
+``attn_drop`` hook) set ``recorder.dropout_active`` when a recorded layer ran with dropout.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["warn_if_dropout"]
+
+
+def warn_if_dropout(recorders: Iterable[Any], what: str, stacklevel: int = 3) -> None:
+    """Warn once if any recorder saw an attention layer run with active dropout.
+
+    Args:
+        recorders: the capture's recorders (their ``dropout_active`` flags).
+        what: the public call, first in the message (``"probe.trace"``).
+        stacklevel: passed to :func:`warnings.warn` so the warning points at the caller.
+    """
+    if any(getattr(r, "dropout_active", False) for r in recorders):
+        warnings.warn(
+            f"{what}: the model is in training mode with attention dropout active, so the "
+            "captured weights are random (dropout applied; rows do not sum to 1); call "
+            "model.eval() for deterministic attention",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
