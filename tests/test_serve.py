@@ -40,16 +40,21 @@ def _env(sock: Path | str, **extra: str) -> dict[str, str]:
     return env
 
 
+def _umask() -> None:
+    os.umask(0o027)  # not the server's: the worker must take the client's
+
+
 def _run(args: list[str], env: dict[str, str], cwd: Path,
          prefix: list[str] | None = None) -> subprocess.CompletedProcess:
     cwd.mkdir(parents=True, exist_ok=True)
     return subprocess.run([*(prefix or _probe()), *args], capture_output=True, env=env,
-                          cwd=cwd, timeout=600)
+                          cwd=cwd, timeout=600, preexec_fn=_umask)
 
 
-def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+def _files(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Relative path -> (mode, bytes) of every file and folder under ``folder``."""
+    return {str(p.relative_to(folder)): (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
+            for p in sorted(folder.rglob("*"))}
 
 
 def _log(path: Path) -> list[dict]:
@@ -106,7 +111,7 @@ def _run_served(server, args: list[str], cwd: Path, **extra: str):
     """Run ``args`` through the server; the result and the server's record of it."""
     cwd.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([*_probe(), *args], env=_env(server["sock"], **extra), cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=_umask)
     out, err = proc.communicate(timeout=600)
     return proc.returncode, out, err, _served_by(server, proc.pid), proc.pid
 
@@ -124,7 +129,9 @@ def test_served_render_is_the_cold_run(server, cold, name, args, tmp_path):
         assert ref.returncode == 2 and len(ref.stderr.splitlines()) == 1
         assert not (tmp_path / "out").exists()
     else:
-        assert ref.returncode == 0 and len(_files(tmp_path)) == 1
+        files = _files(tmp_path / "out")
+        assert ref.returncode == 0 and len(files) == 1
+        assert [mode & 0o777 for mode, _ in files.values()] == [0o640]
 
 
 def test_help_and_parse_errors_are_served_unchanged(server, tmp_path):
@@ -143,7 +150,8 @@ def test_two_clients_at_once(server, cold, tmp_path):
     for d in ("a", "b"):
         (tmp_path / d).mkdir()
         procs.append(subprocess.Popen([*_probe(), *COREF], env=env, cwd=tmp_path / d,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      preexec_fn=_umask))
     results = [p.communicate(timeout=600) for p in procs]
     ref, ref_dir = cold["coref"]
     for proc, (out, err), d in zip(procs, results, ("a", "b")):

@@ -79,9 +79,12 @@ def served(argv: Sequence[str]) -> int | None:
             if uid != os.getuid():
                 _note(f"the socket {path} belongs to user id {uid}, not to you")
                 return None
+            umask = os.umask(0o022)
+            os.umask(umask)
             send_request(sock, {
                 "argv": list(argv), "sys_argv": list(sys.argv), "cwd": os.getcwd(),
-                "env": dict(os.environ), "fingerprint": fingerprint(), "stdio": _stdio(),
+                "umask": umask, "env": dict(os.environ), "fingerprint": fingerprint(),
+                "stdio": _stdio(),
                 "unbuffered": bool(getattr(sys.stdout, "write_through", False)),
             }, [0, 1, 2])
             stream = sock.makefile("rb")

@@ -9,7 +9,7 @@ The server itself only accepts, forks and reaps: no state survives a request.
 
 The worker makes itself look like a fresh ``probe`` process: default signal handlers, the
 client's stdin/stdout/stderr as fds 0/1/2 (new Python streams over them), the client's
-working directory, environment and ``sys.argv``, ``random`` (and numpy's global generator)
+working directory, umask, environment and ``sys.argv``, ``random`` (and numpy's global generator)
 reseeded from the OS; then it runs ``probe.cli.main(argv)`` and leaves as the console
 script does.
 """
@@ -338,6 +338,7 @@ def _work(request: dict[str, Any], fds: list[int], conn: socket.socket, state: _
             os.close(fd)
         _fresh_stdio(request.get("stdio") or [], bool(request.get("unbuffered")))
         os.chdir(request["cwd"])
+        os.umask(int(request["umask"]))
         os.environ.clear()
         os.environ.update(request["env"])
         sys.argv = list(request.get("sys_argv") or ["probe"])
