@@ -9,6 +9,7 @@ cold. Timings are measured by ``probe bench --part startup``, never asserted her
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -160,17 +161,30 @@ def test_two_clients_at_once(server, cold, tmp_path):
         assert len(_served_by(server, proc.pid)) == 1
 
 
-def test_ctrl_c_reaches_the_worker_and_writes_nothing(server, tmp_path):
+def _long_render(server, cwd: Path) -> tuple[subprocess.Popen, dict]:
+    """A served render of 12 sentences, once its worker has started: (client, start record)."""
     texts = [f"Sentence number {i} is here because it was needed." for i in range(12)]
     args = ["render", "coref", "--word", "it", "--out", "out"]
     args += [a for t in texts for a in ("--text", t)]
-    proc = subprocess.Popen([*_probe(), *args], env=_env(server["sock"]), cwd=tmp_path,
+    cwd.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([*_probe(), *args], env=_env(server["sock"]), cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not any(r.get("client") == proc.pid and r.get("started")
-                  for r in _log(server["log"])):
+    while True:
+        started = [r for r in _log(server["log"]) if r.get("client") == proc.pid
+                   and r.get("started")]
+        if started:
+            return proc, started[0]
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_ctrl_c_reaches_the_worker_and_writes_nothing(server, tmp_path):
+    proc, _ = _long_render(server, tmp_path)
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -178,6 +192,45 @@ def test_ctrl_c_reaches_the_worker_and_writes_nothing(server, tmp_path):
     assert err.decode().endswith("probe: interrupted\n") and out == b""
     assert not (tmp_path / "out").exists() or _files(tmp_path / "out") == {}
     assert [r["exit"] for r in _served_by(server, proc.pid)] == [130]
+
+
+def test_a_killed_worker_and_a_lost_connection_end_the_client(server, tmp_path):
+    proc, started = _long_render(server, tmp_path / "killed")
+    os.kill(started["worker"], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGKILL and out == b""
+    assert err.decode() == (f"probe: the probe server's worker (pid {started['worker']}) was "
+                            "killed by SIGKILL\n")
+    # the supervisor gone while the worker runs: never rerun here, one line, exit 1
+    proc, started = _long_render(server, tmp_path / "lost")
+    os.kill(started["supervisor"], signal.SIGKILL)
+    code = proc.wait(timeout=120)
+    with contextlib.suppress(ProcessLookupError):  # the orphaned worker holds the pipes
+        os.kill(started["worker"], signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert code == 1
+    assert (f"probe: lost the connection to the probe server (pid {server['proc'].pid}) while "
+            f"its worker (pid {started['worker']}) ran the command; not rerunning it here\n"
+            ) in err.decode()
+
+
+def test_no_zombies_are_left(server):
+    deadline = time.monotonic() + 30
+    while _children(server["proc"].pid):  # supervisors still running or not yet reaped
+        assert time.monotonic() < deadline, _children(server["proc"].pid)
+        time.sleep(0.2)
+
+
+def test_elsewhere_than_linux_nothing_is_tried(monkeypatch, capsys):
+    from probe.cli import main
+    from probe.commands.serve import served
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert served(["render", "--help"]) is None
+    assert main(["serve"]) == 2
+    assert capsys.readouterr().err == (
+        "probe: error: probe serve runs on Linux only (it forks and passes file descriptors "
+        "over a Unix socket); run probe render directly\n")
 
 
 def test_stale_socket_runs_locally(tmp_path):
@@ -253,6 +306,9 @@ def test_idle_timeout_and_sigterm_stop_and_remove_the_socket(tmp_path):
     code, rest = proc.wait(timeout=120), proc.stderr.read().decode()
     assert code == 0 and rest == "probe serve: no request for 0.02 minutes; stopped\n"
     assert sorted(os.listdir(tmp_path)) == []
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock))
+    listener.close()  # a stale socket: the next server replaces it
     proc = _start(sock, log, "--idle-timeout", "0", PROBE_SERVE_PRELOAD="0")
     code, rest = _stop(proc)
     assert code == 128 + signal.SIGTERM and rest == "probe: terminated\n"

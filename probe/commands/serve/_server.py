@@ -279,7 +279,8 @@ def _supervise(conn: socket.socket, listener: socket.socket, state: _State) -> N
         for fd in fds:
             os.close(fd)
         send_message(conn, {"pid": worker})
-        _log(state, {"client": client_pid, "worker": worker, "started": True})
+        _log(state, {"client": client_pid, "worker": worker, "supervisor": os.getpid(),
+                     "started": True})
         status, usage = _wait(worker, conn)
         end: dict[str, Any] = (
             {"signal": os.WTERMSIG(status)} if os.WIFSIGNALED(status)
