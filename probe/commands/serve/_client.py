@@ -69,6 +69,14 @@ def served(argv: Sequence[str]) -> int | None:
     """
     if not supported():
         return None
+    try:
+        return _served(argv)
+    except KeyboardInterrupt:  # before the worker's pid came: nothing to forward it to
+        print("probe: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+def _served(argv: Sequence[str]) -> int | None:
     path = socket_path(os.environ)
     sock = _connect(path)
     if sock is None:

@@ -174,7 +174,7 @@ def _serve(path: str, idle_minutes: float, entry: Callable[[Sequence[str]], int]
     state = _State(fingerprint(), import_env(os.environ), entry, os.environ.get(LOG_ENV))
     _preload()
     listener = _bind(path)
-    bound = os.stat(path)
+    bound, server = os.stat(path), os.getpid()
     try:
         print(f"probe serve: ready on {path} (pid {os.getpid()}); probe render now runs "
               "through it; Ctrl-C stops", file=sys.stderr, flush=True)
@@ -186,6 +186,8 @@ def _serve(path: str, idle_minutes: float, entry: Callable[[Sequence[str]], int]
         listener.close()
         with contextlib.suppress(OSError):
             now = os.stat(path)
+            if os.getpid() != server:  # never from a child
+                raise OSError
             if (now.st_dev, now.st_ino) == (bound.st_dev, bound.st_ino):
                 os.unlink(path)
 
@@ -217,9 +219,14 @@ def _loop(listener: socket.socket, state: _State, idle_s: float) -> None:
         last = time.monotonic()
         sys.stdout.flush()
         sys.stderr.flush()
-        child = os.fork()
-        if child == 0:  # pragma: no cover - runs in the child, ends with os._exit
-            _supervise(conn, listener, state)
+        # blocked across the fork: a Ctrl-C must not unwind the child through this loop
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
+        try:
+            child = os.fork()
+            if child == 0:  # pragma: no cover - runs in the child, ends with os._exit
+                _supervise(conn, listener, state)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         children.add(child)
         conn.close()
 
@@ -253,6 +260,7 @@ def _supervise(conn: socket.socket, listener: socket.socket, state: _State) -> N
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker itself
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         listener.close()
         conn.setblocking(True)
         client_pid, uid = peer(conn)
@@ -278,7 +286,10 @@ def _supervise(conn: socket.socket, listener: socket.socket, state: _State) -> N
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
         for fd in fds:
             os.close(fd)
-        send_message(conn, {"pid": worker})
+        try:
+            send_message(conn, {"pid": worker})
+        except OSError:  # the client is gone: stop the worker (then report nothing)
+            os.kill(worker, signal.SIGTERM)
         _log(state, {"client": client_pid, "worker": worker, "supervisor": os.getpid(),
                      "started": True})
         status, usage = _wait(worker, conn)
