@@ -300,7 +300,7 @@ def test_a_second_server_is_refused(server, tmp_path):
     assert (server["sock"].stat().st_mode & 0o777) == 0o600
 
 
-def test_idle_timeout_and_sigterm_stop_and_remove_the_socket(tmp_path):
+def test_idle_timeout_sigterm_and_ctrl_c_stop_and_remove_the_socket(tmp_path):
     sock, log = tmp_path / "idle.sock", tmp_path / "log"
     proc = _start(sock, log, "--idle-timeout", "0.02", PROBE_SERVE_PRELOAD="0")
     code, rest = proc.wait(timeout=120), proc.stderr.read().decode()
@@ -312,6 +312,10 @@ def test_idle_timeout_and_sigterm_stop_and_remove_the_socket(tmp_path):
     proc = _start(sock, log, "--idle-timeout", "0", PROBE_SERVE_PRELOAD="0")
     code, rest = _stop(proc)
     assert code == 128 + signal.SIGTERM and rest == "probe: terminated\n"
+    assert sorted(os.listdir(tmp_path)) == []
+    proc = _start(sock, log, PROBE_SERVE_PRELOAD="0")
+    proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert proc.wait(timeout=60) == 130 and proc.stderr.read() == b"probe: interrupted\n"
     assert sorted(os.listdir(tmp_path)) == []
 
 
