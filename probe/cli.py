@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    from probe.commands import _eval, _models, render
+    from probe.commands import _eval, _models, render, serve
     from probe.commands.bench import _command as _bench
 
     parser = _Parser(
@@ -43,8 +43,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"probe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in (render, _models, _eval, _bench):
+    for command in (render, _models, _eval, _bench, serve):
         command.add_parser(sub)
+    parser.set_defaults(main=main)  # what probe serve's workers run
     return parser
 
 
@@ -108,8 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> NoReturn:
     """The ``probe`` console script (and ``python -m probe.cli``): :func:`main` on
-    ``sys.argv``, then :func:`_exit_now` with its exit code."""
-    _exit_now(main())
+    ``sys.argv``, then :func:`_exit_now` with its exit code.
+
+    ``probe render`` first asks a running ``probe serve`` of this user to run it (no heavy
+    import here); when none can, it runs in this process.
+    """
+    argv = sys.argv[1:]
+    if argv[:1] == ["render"]:
+        from probe.commands.serve import served
+
+        code = served(argv)
+        if code is not None:
+            _exit_now(code)
+    _exit_now(main(argv))
 
 
 def _exit_now(code: int) -> NoReturn:

@@ -231,12 +231,16 @@ def test_startup_part_steps_and_markdown(tmp_path) -> None:
               "cpus": 2, "end_to_end": summary, "worker": summary,
               "batch": {**summary, "wall_median_s": 3.0, "cpu_median_s": 2.0, "sentences": 5},
               "import_floor": {**summary, "modules": ["torch"]}, "interpreter": summary,
+              "served": {**summary, "wall_median_s": 0.5, "worker_cpu_median_s": 0.6,
+                         "server_start_s": 9.0},
               "phases": [{"name": n, "wall_median_s": w, "wall_min_s": w, "cpu_median_s": c}
                          for n, w, c in out["phases"]]}
     text = startup_markdown(result)
     assert "| probe render coref, end to end | 1.00 (0.90) | 0.80 |" in text
     assert "| the same with 5 sentences (--text repeated) | 3.00 (0.90) | 2.00 |" in text
     assert "| each sentence after the first | 0.50 | 0.30 |" in text
+    assert ("| the same, served by `probe serve` (client + worker; the server started once in "
+            "9.0 s) | 0.50 (0.90) | 0.80 |") in text
     assert all(f"| {n} |" in text for n in names)
     goals = evaluate_goals({"startup": result})
     assert [(g["id"], g["met"]) for g in goals] == [("render_coref_s", True)]
@@ -251,6 +255,8 @@ def test_startup_part_in_fresh_processes() -> None:
     assert result["end_to_end"]["wall_median_s"] > result["interpreter"]["wall_median_s"] > 0
     assert len(result["phases"]) == 12 and result["import_floor"]["modules"][0] == "torch"
     assert result["batch"]["sentences"] == 5
+    served = result["served"]
+    assert 0 < served["worker_cpu_median_s"] <= served["cpu_median_s"]
     assert result["batch"]["wall_median_s"] > result["end_to_end"]["wall_median_s"] * 0.8
 
 

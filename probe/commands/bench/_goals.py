@@ -127,7 +127,10 @@ def evaluate_goals(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"< {GOALS['render_coref_s']} s", t, t < GOALS["render_coref_s"],
             f"best {e['wall_min_s']:.2f} s, CPU {format_value(e['cpu_median_s'], 2)} s; "
             f"importing torch + transformers' BERT code alone: {floor['wall_median_s']:.2f} s "
-            f"wall, CPU {format_value(floor['cpu_median_s'], 2)} s",
+            f"wall, CPU {format_value(floor['cpu_median_s'], 2)} s"
+            + (f"; served by probe serve: {startup['served']['wall_median_s']:.2f} s wall, CPU "
+               f"{format_value(startup['served']['cpu_median_s'], 2)} s"
+               if startup.get("served") else ""),
         ))
     return goals
 

@@ -8,7 +8,10 @@ Each repeat runs, in this order rotated by one per repeat (so no command always 
 * the same steps in one process, timed one by one (``_startup_worker.py``);
 * the import floor: ``python -c "import torch, <the BERT code of transformers>"``, what
   any way of loading MiniLM as a transformers model pays before doing anything;
-* the interpreter alone.
+* the interpreter alone;
+* ``probe render coref`` served by ``probe serve`` (started once for the part, stopped at
+  its end): wall clock of the client, CPU of the client plus that of the server's worker
+  (which the server reports from ``os.wait4``).
 
 The last two leave with ``os._exit`` as the ``probe`` console script does
 (:func:`probe.cli.run`), so none of the three pays the interpreter's teardown.
@@ -18,12 +21,15 @@ Medians over the repeats, and the best (smallest) wall time, are reported.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
@@ -76,6 +82,55 @@ def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float | None, st
     return wall, cpu, proc.stdout
 
 
+@contextlib.contextmanager
+def _server(folder: str, env: dict[str, str]) -> Iterator[tuple[dict[str, str], str, float]]:
+    """A ``probe serve`` of its own for the part: ``(client env, its log, start-up wall s)``;
+    stopped (SIGTERM) on the way out."""
+    sock, log = os.path.join(folder, "serve", "serve.sock"), os.path.join(folder, "serve.log")
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [*_probe_command(), "serve", "--idle-timeout", "30"], stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, env={**env, "PROBE_SERVE_SOCKET": sock, "PROBE_SERVE_LOG": log})
+    try:
+        line = proc.stderr.readline().decode(errors="replace") if proc.stderr else ""
+        if not line.startswith("probe serve: ready"):
+            raise ProbeError(f"probe serve did not start: {line.strip() or 'no output'}")
+        yield {**env, "PROBE_SERVE_SOCKET": sock}, log, time.perf_counter() - start
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def _timed_served(cmd: list[str], env: dict[str, str], log: str) -> tuple[float, float | None,
+                                                                            float]:
+    """``(wall s, CPU s of client + worker or None, worker CPU s)`` of one served run."""
+    cpu0 = _child_cpu()
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        _, err = proc.communicate(timeout=900)
+    except BaseException:  # as subprocess.run: no client left behind
+        proc.kill()
+        proc.wait()
+        raise
+    wall = time.perf_counter() - start
+    cpu1 = _child_cpu()
+    with open(log, encoding="utf-8") as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    served = [r for r in records if r.get("client") == proc.pid and "cpu_s" in r]
+    if proc.returncode != 0 or not served:
+        tail = (err.decode(errors="replace").strip().splitlines() or ["(no output)"])[-1]
+        raise ProbeError(f"served {' '.join(cmd[:4])} ... failed (exit code {proc.returncode}, "
+                         f"served: {bool(served)}): {tail[:300]}")
+    worker = float(served[-1]["cpu_s"])
+    return wall, None if cpu0 is None or cpu1 is None else cpu1 - cpu0 + worker, worker
+
+
 def _summary(walls: list[float], cpus: list[float | None]) -> dict[str, Any]:
     known = [c for c in cpus if c is not None]
     return {
@@ -93,13 +148,14 @@ def bench_startup(settings: BenchSettings, progress: Progress | None = None) -> 
 
     Returns:
         ``{"command", "repeats", "load_average", "cpus", "end_to_end", "import_floor",
-        "interpreter", "phases": [{"name", "wall_median_s", "wall_min_s", "cpu_median_s"}]}``
+        "interpreter", "served", "phases": [{"name", "wall_median_s", "wall_min_s",
+        "cpu_median_s"}]}`` (``served`` adds ``worker_cpu_median_s`` and ``server_start_s``)
         (CPU times are ``None`` where the OS gives no per-child CPU time).
     """
-    env = {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-           "MPLBACKEND": "Agg"}
     load_start = os.getloadavg() if hasattr(os, "getloadavg") else None
-    with tempfile.TemporaryDirectory(prefix="probe-bench-startup-") as out:
+    with tempfile.TemporaryDirectory(prefix="probe-bench-startup-") as out, \
+            _server(out, _env(out)) as (served_env, log, server_start_s):
+        env = _env(out)
         render = [*_probe_command(), "render", "coref", "--model", "minilm", "--text",
                   COREF_TEXT, "--word", "it", "--out", os.path.join(out, "cli"), "--quiet"]
         batch = [*render[: render.index("--out")], *(a for t in _MORE_TEXTS for a in ("--text", t)),
@@ -114,13 +170,24 @@ def bench_startup(settings: BenchSettings, progress: Progress | None = None) -> 
                              f"import os, {', '.join(_FLOOR_MODULES)}; os._exit(0)"],
             "interpreter": [sys.executable, "-c", "import os; os._exit(0)"],
         }
+        served = [*render[: render.index("--out")], "--out", os.path.join(out, "served"),
+                  "--quiet"]
+        commands["served"] = served
         _timed(render, env)  # warm the file cache (and fail early)
+        _timed_served(served, served_env, log)
         walls: dict[str, list[float]] = {k: [] for k in commands}
         cpus: dict[str, list[float | None]] = {k: [] for k in commands}
+        worker_cpus: list[float] = []
         phases: list[list[list[Any]]] = []
         names = list(commands)
         for r in range(settings.render_repeats):
             for name in names[r % len(names):] + names[: r % len(names)]:
+                if name == "served":
+                    wall, cpu, worker_cpu = _timed_served(served, served_env, log)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
+                    worker_cpus.append(worker_cpu)
+                    continue
                 wall, cpu, stdout = _timed(commands[name], env)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
@@ -147,8 +214,17 @@ def bench_startup(settings: BenchSettings, progress: Progress | None = None) -> 
         "import_floor": {**_summary(walls["import_floor"], cpus["import_floor"]),
                          "modules": _FLOOR_MODULES},
         "interpreter": _summary(walls["interpreter"], cpus["interpreter"]),
+        "served": {**_summary(walls["served"], cpus["served"]),
+                   "worker_cpu_median_s": round(median(worker_cpus), 3),
+                   "server_start_s": round(server_start_s, 3)},
         "phases": steps,
     }
+
+
+def _env(out: str) -> dict[str, str]:
+    """The cold runs' environment: offline, Agg, and no server of the user's in reach."""
+    return {**os.environ, "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+            "MPLBACKEND": "Agg", "PROBE_SERVE_SOCKET": os.path.join(out, "no-server.sock")}
 
 
 def _extra(one: dict[str, Any], batch: dict[str, Any], key: str) -> float | None:
@@ -156,6 +232,16 @@ def _extra(one: dict[str, Any], batch: dict[str, Any], key: str) -> float | None
     if one[key] is None or batch[key] is None:
         return None
     return (batch[key] - one[key]) / (batch["sentences"] - 1)
+
+
+def _served_rows(result: dict[str, Any]) -> list[str]:
+    served = result.get("served")
+    if not served:
+        return []
+    cpu = "-" if served["cpu_median_s"] is None else f"{served['cpu_median_s']:.2f}"
+    return [f"| the same, served by `probe serve` (client + worker; the server started once "
+            f"in {served['server_start_s']:.1f} s) | {served['wall_median_s']:.2f} "
+            f"({served['wall_min_s']:.2f}) | {cpu} |"]
 
 
 def to_markdown(result: dict[str, Any]) -> str:
@@ -175,6 +261,7 @@ def to_markdown(result: dict[str, Any]) -> str:
         "|---|---:|---:|",
         f"| probe render coref, end to end | {cell(e['wall_median_s'])} "
         f"({cell(e['wall_min_s'])}) | {cell(e['cpu_median_s'])} |",
+        *_served_rows(result),
         f"| the same with {b['sentences']} sentences (--text repeated) | "
         f"{cell(b['wall_median_s'])} ({cell(b['wall_min_s'])}) | {cell(b['cpu_median_s'])} |",
         f"| each sentence after the first | {cell(_extra(e, b, 'wall_median_s'))} | "
