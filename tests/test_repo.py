@@ -49,6 +49,39 @@ def test_no_generic_top_level_packages():
     assert Path(probe.recipes.__file__).parent.name == "recipes"
 
 
+def test_every_package_and_data_file_is_installed():
+    """A non-editable install (``pip install .``) ships only what setup.cfg lists: every
+    folder with an ``__init__.py`` must be a listed package (probe.capture.adapters once was
+    not) and every data file must match a package_data pattern."""
+    import fnmatch
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    roots = {"probe": ROOT / "probe", "probe.viewers": ROOT / "viewers",
+             "probe.recipes": ROOT / "recipes"}
+    found, data = set(), []
+    for name, folder in roots.items():
+        for init in folder.rglob("__init__.py"):
+            rel = init.parent.relative_to(folder).parts
+            if name == "probe" and rel[:1] in (("viewers",), ("recipes",)):
+                continue
+            found.add(".".join((name, *rel)))
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix not in (".py", ".pyc"):
+                data.append(path)
+    assert found == listed, f"not listed: {sorted(found - listed)}; not a package: " \
+        f"{sorted(listed - found)}"
+    patterns: dict[str, list[str]] = {}
+    for line in cfg["options.package_data"].get("probe.models", "").split(","):
+        patterns.setdefault("probe/models", []).append(line.strip())
+    for path in data:
+        rel = path.relative_to(ROOT).as_posix()
+        assert rel.startswith("probe/models/"), f"{rel} is not shipped by package_data"
+        inside = rel[len("probe/models/"):]
+        assert any(fnmatch.fnmatch(inside, p) for p in patterns["probe/models"]), rel
+
+
 def test_help_does_not_import_torch():
     code = (
         "import sys, probe.cli\n"
