@@ -7,7 +7,8 @@ whole :class:`~probe.GateTrace`; they take data, never models.
 * :func:`channel_spatial_view`: channel-spatial gates (gather-excite with an extent,
   coordinate attention), one row per block: the channel mean over the image, the channels that
   vary most over the image, and the channel profile.
-* :func:`gate_figures`: every figure ``probe render gates`` draws, from a ``GateTrace``.
+* :func:`gate_figures`: every figure ``probe render gates`` draws, from a ``GateTrace``
+  (channel gates by :func:`~probe.viewers.channel_gates_view`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._channel_gates import channel_gates_view
 from probe.viewers._gates import _colorbar, gate_maps
 from probe.viewers._saliency import as_image, draw_overlay
 from probe.viewers._style import (
@@ -258,6 +260,7 @@ def gate_figures(
     item: int = 0,
     top_channels: int = DEFAULT_TOP_CHANNELS,
     max_blocks: int | None = None,
+    channel_items: Sequence[int] | None = None,
 ) -> dict[str, Figure]:
     """Every gate figure of one image of a :class:`~probe.GateTrace` (what ``probe render
     gates`` writes).
@@ -271,9 +274,10 @@ def gate_figures(
     * ``"branch"``: :func:`branch_gates_view` of the branch gates (summary of every block of
       the stage, or of the model without ``stage``; heatmaps of the shown blocks).
     * ``"channel_spatial"``: :func:`channel_spatial_view` of the shown channel-spatial gates.
-
-    Channel gates (one number per channel) are not drawn here: :func:`channel_profiles_view`
-    draws them per class.
+    * ``"channel"``: :func:`channel_gates_view` of the channel gates (SE, ECA, CBAM's channel
+      part) of ``channel_items`` (default ``item`` alone): the summary of every block of the
+      stage (or of the model without ``stage``), the sorted factors of the shown blocks.
+      (:func:`channel_profiles_view` draws them per class from many labelled images.)
 
     Which blocks are shown: without ``stage``, the last block of every stage, per kind; with
     ``stage`` (negative counts from the last stage with gates), every block of that stage,
@@ -289,9 +293,11 @@ def gate_figures(
         item: batch item drawn.
         top_channels: most varying channels per channel-spatial block.
         max_blocks: most blocks of one kind shown for one stage.
+        channel_items: the batch items whose channel gates are drawn together (their spread
+            over the images is what shows which channels switch with the input).
 
     Raises:
-        ProbeError: no such stage or item, or nothing to draw (channel gates only, no ``cam``).
+        ProbeError: no such stage or item, or nothing to draw.
     """
     from probe.analysis._gate_views import (
         MAX_BLOCKS,
@@ -306,6 +312,11 @@ def gate_figures(
     batch = gate_trace.batch_size
     if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < batch:
         raise ProbeError(f"item {item!r} is out of range: the trace holds {batch} images")
+    items = [item] if channel_items is None else list(channel_items)
+    bad = [i for i in items if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < batch]
+    if bad or not items:
+        raise ProbeError(f"channel_items must be image indices in 0..{batch - 1}, got "
+                         f"{channel_items!r}")
     limit = MAX_BLOCKS if max_blocks is None else max_blocks
 
     def pick(kind: str) -> tuple[list[Gate], list[Gate]]:
@@ -369,10 +380,18 @@ def gate_figures(
             top_channels=top_channels,
             title=f"{model}: channel-spatial gates ({_block_note(chosen, len(mixed), len(pool))})",
         )
+    channel, pool = pick("channel")
+    if channel:
+        key = {id(g): f"stage {g.stage} \u00b7 {g.name}" for g in pool}
+        n, types = len(items), ", ".join(sorted({g.module_type for g in pool}))
+        figures["channel"] = channel_gates_view(
+            {key[id(g)]: g.values[items] for g in pool}, detail=[key[id(g)] for g in channel],
+            title=f"{model}: channel gates ({literal(types)}), the factor multiplying each "
+            f"channel; {'one image' if n == 1 else f'{n} images'}\n"
+            f"(detail: {_block_note(chosen, len(channel), len(pool))})",
+        )
     if not figures:
         raise ProbeError(
-            f"nothing to draw for {gate_trace.model_name}{where}: its gates are {counts}, and "
-            "channel gates (one number per channel) are drawn per class by "
-            "channel_profiles_view; pass cam= to draw a map beside them"
+            f"nothing to draw for {gate_trace.model_name}{where}: its gates are {counts}"
         )
     return figures
