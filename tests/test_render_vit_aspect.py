@@ -182,3 +182,30 @@ def test_placement_errors(kw, match):
 def test_tokens_take_no_placement():
     with pytest.raises(probe.ProbeError, match="image_size and region place an image"):
         comparison_panel(["a", "b"], {"m": np.ones(2)}, image_size=(2, 3))
+
+
+@pytest.mark.parametrize("model", ["cnn-shapes", "cnn-shapes-nl"])
+def test_cli_gates_view_keeps_the_aspect_ratio(model, tmp_path, monkeypatch):
+    maps = _record(monkeypatch, "gate_maps")
+    import probe.viewers._gate_kinds as kinds
+
+    monkeypatch.setattr(kinds, "gate_maps", probe.viewers.gate_maps)
+    assert main(["render", "gates", "--model", model, "--image", str(_file(tmp_path, "wide")),
+                 "--out", str(tmp_path), "--quiet", "--dpi", "40"]) == 0
+    [(_, kwargs, fig)] = maps
+    assert kwargs["image_size"] == (90, 160)
+    _check_extent(fig, (90, 160))
+    for _, (x, y) in kwargs["marks"].items():  # a non-local query, in the drawn pixels
+        col, row = x / 160 * 8 - 0.5, y / 90 * 8 - 0.5  # cnn-shapes-nl: an 8 x 8 map
+        assert col == pytest.approx(round(col)) and row == pytest.approx(round(row))
+    assert bool(kwargs["marks"]) == (model == "cnn-shapes-nl")
+
+
+def test_gate_figures_square_size_is_unchanged():
+    model, _ = probe.load_model("cnn-shapes")
+    batch = probe.make_shapes(1, seed=4)
+    gt = probe.trace_gates(model, batch.images)
+    img = batch.to_display(0)
+    before = {k: _png(f) for k, f in probe.viewers.gate_figures(gt, img).items()}
+    after = probe.viewers.gate_figures(gt, img, image_size=(96, 96))
+    assert {k: _png(f) for k, f in after.items()} == before

@@ -82,6 +82,6 @@ def _gates(s: Session) -> list[tuple[str, Figure]]:
     except ProbeError as exc:
         raise ProbeError(f"--layer picks a stage in the gates view: {exc}") from None
     cam = probe.attribute(s.model, s.pixel_values, "gradcam").as_grid()[0]
-    figures = gate_figures(gt, s.display, cam=cam, stage=stage)
+    figures = gate_figures(gt, s.display, cam=cam, stage=stage, image_size=s.display_size)
     part = None if stage is None else f"S{stage}"
     return [(_stem(s, "gates", part, _PARTS[key]), fig) for key, fig in figures.items()]
