@@ -130,3 +130,12 @@ def test_cli_labels(tmp_path, monkeypatch):
     assert main(["render", "head", "--model", str(folder), "--text", MIXED, "--layer", "0",
                  "--head", "0", "--out", str(tmp_path / "out"), "--quiet", "--dpi", "30"]) == 0
     assert seen == [list(byte_level_labels(_tokens(tok, MIXED)))]
+
+
+def test_generation_trace_labels():
+    tok = TOKENIZERS["byte_level"]()
+    gen = probe.generate(_gpt2(len(tok)), MIXED, tokenizer=tok, max_new_tokens=2)
+    assert gen.byte_level
+    tr = gen.to_trace()
+    assert tr.byte_level and tr.labels == tuple(byte_level_labels(row) for row in tr.tokens)
+    assert tr.tokens[0][: len(_tokens(tok, MIXED))] == tuple(_tokens(tok, MIXED))  # raw
