@@ -209,3 +209,29 @@ def test_gate_figures_square_size_is_unchanged():
     before = {k: _png(f) for k, f in probe.viewers.gate_figures(gt, img).items()}
     after = probe.viewers.gate_figures(gt, img, image_size=(96, 96))
     assert {k: _png(f) for k, f in after.items()} == before
+
+
+def test_html_image_view_keeps_the_aspect_ratio(tmp_path, monkeypatch):
+    from tests.test_html_views import _data_block
+
+    import probe.viewers.html as html
+
+    pages = []
+    view = html.patches_html
+
+    def recorded(*args, **kwargs):
+        pages.append((kwargs, view(*args, **kwargs)))
+        return pages[-1][1]
+
+    monkeypatch.setattr(html, "patches_html", recorded)
+    assert main(["render", "saliency", "--model", "vit-shapes", "--image",
+                 str(_file(tmp_path, "wide")), "--format", "html", "--out", str(tmp_path),
+                 "--quiet"]) == 0
+    [(kwargs, page)] = pages
+    assert kwargs["image_size"] == (90, 160)
+    data = _data_block(page.html)
+    assert data["size"] == [90, 160] and data["grid"] == [8, 8]
+    assert data["subtitle"].startswith("90 x 160 image")
+    square = html.image_view_html(_image(32, 32), {"m": np.ones((4, 4))})
+    assert _data_block(square.html) == _data_block(
+        html.image_view_html(_image(32, 32), {"m": np.ones((4, 4))}, image_size=(32, 32)).html)
