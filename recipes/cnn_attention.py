@@ -6,6 +6,9 @@ writes
 * ``cnn_gates_<i>.png``: an image, CBAM's spatial gate of every stage and GradCAM, side by side;
 * ``cnn_channel_profiles.png``: mean channel gate per class and stage (SENet's Fig. 6 question:
   are late-stage gates class-specific?);
+* ``cnn_channel_gates.png``: what the CBAM channel gates do over 64 held-out images
+  (:func:`probe.viewers.channel_gates_view`: which channels each stage shuts, passes, or
+  switches with the input);
 * the JSON of :func:`probe.evaluation._cnn_eval.eval_cnn_faithfulness` and
   :func:`~probe.evaluation._cnn_eval.eval_cnn_gates` (``--n`` images, default 500), and prints
   the markdown table.
@@ -41,6 +44,24 @@ def gate_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
     return written
 
 
+def channel_gates_figure(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
+                         n: int = 64) -> list[str]:
+    """``cnn_channel_gates``: the CBAM channel gates of every stage over ``n`` held-out shapes
+    (the images of the evaluation). Returns the written paths."""
+    import probe
+    from probe.evaluation.tasks import EVAL_IMAGE_SEED
+    from probe.viewers import channel_gates_view
+
+    model, _ = probe.load_model("cnn-shapes")
+    gt = probe.trace_gates(model, probe.make_shapes(n, seed=EVAL_IMAGE_SEED).images)
+    fig = channel_gates_view(
+        {f"stage {g.stage} \u00b7 {g.name}": g.values for g in gt.select("channel")},
+        title=f"cnn-shapes: CBAM channel gates over {n} held-out images "
+        f"(seed {EVAL_IMAGE_SEED})",
+    )
+    return save(fig, out, "cnn_channel_gates", formats, dpi)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = eval_args("CBAM and SE gates of cnn-shapes: figures and evaluation.", argv,
                      what="images", images=3)
@@ -67,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     fig = channel_profiles_view(profiles, probe.SHAPE_CLASSES, specificity=ratios,
                                 title="cnn-shapes: mean CBAM channel gate per class")
     written += save(fig, args.out, "cnn_channel_profiles", args.formats, args.dpi)
+    written += channel_gates_figure(args.out, args.formats, args.dpi)
     print(cnn_faithfulness_markdown(faith))
     print("channel-gate class specificity (between/within):",
           ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))

@@ -84,8 +84,9 @@ def test_alignment_view(tmp_path, capsys):
 def test_gates_view(tmp_path, capsys):
     rc, stdout, stderr = _run(["gates", "--out", str(tmp_path), "--quiet", "--seed", "3"], capsys)
     assert rc == 0, stderr
-    [path] = _files(stdout)
-    assert path.name.startswith("gates_cnn-shapes_spatial-gradcam_shapes-seed3-")
+    maps, channel = _files(stdout)  # CBAM's spatial gates beside GradCAM; its channel gates
+    assert maps.name.startswith("gates_cnn-shapes_spatial-gradcam_shapes-seed3-")
+    assert channel.name.startswith("gates_cnn-shapes_channel_shapes-seed3-")
 
 
 @pytest.mark.parametrize(

@@ -221,8 +221,8 @@ def test_maps_of_bilinear_and_context_blocks_and_the_query_at_the_cam_peak() -> 
         ("resnet10t", "scoord", ["channel_spatial"]),
         ("resnet10t", "ge2", ["channel_spatial"]),
         ("resnet10t", "bat", ["maps"]),
-        ("resnet10t", "gc", ["maps"]),
-        ("resnet10t", "cbam", ["maps"]),
+        ("resnet10t", "gc", ["maps", "channel"]),  # its channel gates too
+        ("resnet10t", "cbam", ["maps", "channel"]),  # its channel gates too
         ("resnet10t", "nl", ["maps"]),
         ("skresnet18", "coord", ["channel_spatial", "branch"]),
         ("skresnet18", "bat", ["maps", "branch"]),
@@ -251,10 +251,8 @@ def test_gate_figures_refusals() -> None:
         gate_figures(gt, _image(), item=1)
     se = probe.trace_gates(timm.create_model("resnet10t", num_classes=5, **SMALL,
                                              block_args=dict(attn_layer="se")).eval(), _pixels())
-    with pytest.raises(probe.ProbeError, match=r"nothing to draw for resnet10t: its gates are 4 "
-                                               r"channel, and channel gates .* channel_profiles"):
-        gate_figures(se, _image())
-    assert list(gate_figures(se, _image(), cam=torch.rand(2, 2))) == ["cam"]
+    assert list(gate_figures(se, _image())) == ["channel"]  # SE gates alone: their own figure
+    assert list(gate_figures(se, _image(), cam=torch.rand(2, 2))) == ["cam", "channel"]
 
 
 def test_many_blocks_are_thinned() -> None:

@@ -11,6 +11,7 @@ Attention: :func:`head_heatmap`, :func:`head_grid`, :func:`model_view`, :func:`l
 :func:`saliency_overlay`, :func:`cls_head_grid`, :func:`comparison_panel`, :func:`curves_view`.
 CNN gates and DETR queries: :func:`gate_maps`, :func:`channel_profiles_view`,
 :func:`query_point_view`, :func:`branch_gates_view`, :func:`channel_spatial_view`,
+:func:`channel_gates_view`,
 :func:`gate_figures` (every gate figure of a ``GateTrace``), :func:`detr_queries_view`. Shared look:
 :func:`title`, :func:`cmap_for`, :func:`new_figure` and the colormap constants.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from probe.viewers._alignment import alignment_view
 from probe.viewers._compare import comparison_panel, curve_auc, curves_view
+from probe.viewers._channel_gates import channel_gates_view
 from probe.viewers._gate_kinds import branch_gates_view, channel_spatial_view, gate_figures
 from probe.viewers._gates import (
     channel_profiles_view,
@@ -48,6 +50,7 @@ __all__ = [
     "channel_profiles_view",
     "alignment_view",
     "branch_gates_view",
+    "channel_gates_view",
     "channel_spatial_view",
     "cls_head_grid",
     "cmap_for",

@@ -227,6 +227,8 @@ def comparison_panel(
     cell_size: float = 2.0,
     width: float = 9.0,
     image_title: str | None = "input",
+    image_size: tuple[int, int] | None = None,
+    region: tuple[float, float, float, float] | None = None,
 ) -> Figure:
     """One input under several attribution methods, with their agreement and faithfulness.
 
@@ -257,14 +259,18 @@ def comparison_panel(
             shrinks to the text when it is shorter).
         image_title: title of the input panel (e.g. ``"input · true disk · predicted
             disk"``); ``None`` leaves the input panel out.
+        image_size, region: images only, as in :func:`~probe.viewers.saliency_overlay`: draw
+            the image at its original proportions and the maps over the region the model saw.
 
     Returns:
         The ``Figure``.
     """
     from probe.viewers._heatmaps import _check_cell, _check_ncols
     from probe.viewers._saliency import (
+        REGION_NOTE,
         _check_alpha,
         as_image,
+        check_placement,
         fill_columns,
         overlay_grid,
         overlay_grid_size,
@@ -276,6 +282,8 @@ def comparison_panel(
     text_mode = _is_tokens(image_or_tokens)
     text = make_title(model_name, None, None, "method comparison") if title is None else title
     if text_mode:
+        if image_size is not None or region is not None:
+            raise ProbeError("image_size and region place an image: drop them for tokens")
         tokens = [str(t) for t in image_or_tokens]
         names, arrays, signed = _normalize_maps(maps, 1, "[n]")
         for name, a in zip(names, arrays):
@@ -288,6 +296,9 @@ def comparison_panel(
         image = as_image(image_or_tokens)
         names, arrays, signed = _normalize_maps(maps, 2, "[h, w]")
         alpha = _check_alpha(alpha)
+        drawn, box = check_placement(image, image_size, region)
+        if box is not None and image_title is not None:
+            image_title = f"{image_title}\n({REGION_NOTE})"
     matrix = agreement_names = None
     if agreement is not None:
         matrix, agreement_names = _check_agreement(agreement, methods, names)
@@ -318,7 +329,7 @@ def comparison_panel(
         cell = _check_cell(cell_size)
         n_bars = len({is_signed(a) for a in arrays})
         lines = 1 + max(t.count("\n") for t in [*names, image_title or ""])
-        block_w, maps_h = overlay_grid_size(image, n_panels, cols, cell, n_bars, lines)
+        block_w, maps_h = overlay_grid_size(image, n_panels, cols, cell, n_bars, lines, drawn)
     bottom_h = bottom_w = 0.0
     if matrix is not None:
         m = len(agreement_names)
@@ -380,7 +391,8 @@ def comparison_panel(
         titles = [f"{n} \u00b1" if both and k else n for n, k in zip(names, kinds)]
         overlay_grid(fig, image, arrays, titles, origin=((fig_w - block_w) / 2, top_h),
                      ncols=cols, cell=cell, scales=[scale_of[k] for k in kinds],
-                     colorbars=colorbars, alpha=alpha, image_title=image_title)
+                     colorbars=colorbars, alpha=alpha, image_title=image_title, size=drawn,
+                     region=box)
 
     # ---- agreement and faithfulness, centred below
     y = top_h + maps_h + gap

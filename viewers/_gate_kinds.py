@@ -7,7 +7,8 @@ whole :class:`~probe.GateTrace`; they take data, never models.
 * :func:`channel_spatial_view`: channel-spatial gates (gather-excite with an extent,
   coordinate attention), one row per block: the channel mean over the image, the channels that
   vary most over the image, and the channel profile.
-* :func:`gate_figures`: every figure ``probe render gates`` draws, from a ``GateTrace``.
+* :func:`gate_figures`: every figure ``probe render gates`` draws, from a ``GateTrace``
+  (channel gates by :func:`~probe.viewers.channel_gates_view`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._channel_gates import channel_gates_view
 from probe.viewers._gates import _colorbar, gate_maps
-from probe.viewers._saliency import as_image, draw_overlay
+from probe.viewers._saliency import as_image, check_placement, draw_overlay
 from probe.viewers._style import (
     FONT_SIZES,
     SEQUENTIAL_CMAP,
@@ -152,6 +154,7 @@ def channel_spatial_view(
     top_channels: int = DEFAULT_TOP_CHANNELS,
     title: str | None = None,
     alpha: float = 0.6,
+    image_size: tuple[int, int] | None = None,
 ) -> Figure:
     """Channel-spatial gates (gather-excite with an extent, coordinate attention), one row per
     block: the mean over channels over the image, the ``top_channels`` channels whose gate
@@ -167,10 +170,13 @@ def channel_spatial_view(
         top_channels: most varying channels drawn per block (0: the mean map and profile only).
         title: figure title.
         alpha: opacity of the maps.
+        image_size: ``(height, width)`` to draw the image and maps at, as in
+            :func:`gate_maps`.
     """
     from probe.analysis._gate_views import channel_mean_map, channel_profile, varying_channels
 
     img = as_image(image)
+    size, _ = check_placement(img, image_size, None)
     if not gates:
         raise ProbeError("gates is empty: pass {block: [channel, h, w] gate}")
     if isinstance(top_channels, bool) or not isinstance(top_channels, int) or top_channels < 0:
@@ -187,13 +193,13 @@ def channel_spatial_view(
         axes = sub.subplots(1, k + 2, squeeze=False,
                             gridspec_kw={"width_ratios": [1.0] * (k + 1) + [1.5]})[0]
         norm = make_norm(mean, False)
-        draw_overlay(axes[0], img, mean, norm=norm, cmap=cmap, alpha=alpha)
+        draw_overlay(axes[0], img, mean, norm=norm, cmap=cmap, alpha=alpha, size=size)
         axes[0].set_title("channel mean", fontsize=FONT_SIZES["label"], pad=3)
         _colorbar(sub, axes[0], norm, "gate")
         if k:
             shared = make_norm(gate[top], False)
             for ax, c in zip(axes[1 : k + 1], top):
-                draw_overlay(ax, img, gate[c], norm=shared, cmap=cmap, alpha=alpha)
+                draw_overlay(ax, img, gate[c], norm=shared, cmap=cmap, alpha=alpha, size=size)
                 ax.set_title(f"channel {c}", fontsize=FONT_SIZES["label"], pad=3)
             _colorbar(sub, list(axes[1 : k + 1]), shared, "gate")
         _profile(axes[-1], gate, channel_profile(t)[0].numpy(), top, legend=sub is rows[0])
@@ -258,6 +264,8 @@ def gate_figures(
     item: int = 0,
     top_channels: int = DEFAULT_TOP_CHANNELS,
     max_blocks: int | None = None,
+    channel_items: Sequence[int] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> dict[str, Figure]:
     """Every gate figure of one image of a :class:`~probe.GateTrace` (what ``probe render
     gates`` writes).
@@ -271,9 +279,10 @@ def gate_figures(
     * ``"branch"``: :func:`branch_gates_view` of the branch gates (summary of every block of
       the stage, or of the model without ``stage``; heatmaps of the shown blocks).
     * ``"channel_spatial"``: :func:`channel_spatial_view` of the shown channel-spatial gates.
-
-    Channel gates (one number per channel) are not drawn here: :func:`channel_profiles_view`
-    draws them per class.
+    * ``"channel"``: :func:`channel_gates_view` of the channel gates (SE, ECA, CBAM's channel
+      part) of ``channel_items`` (default ``item`` alone): the summary of every block of the
+      stage (or of the model without ``stage``), the sorted factors of the shown blocks.
+      (:func:`channel_profiles_view` draws them per class from many labelled images.)
 
     Which blocks are shown: without ``stage``, the last block of every stage, per kind; with
     ``stage`` (negative counts from the last stage with gates), every block of that stage,
@@ -289,9 +298,13 @@ def gate_figures(
         item: batch item drawn.
         top_channels: most varying channels per channel-spatial block.
         max_blocks: most blocks of one kind shown for one stage.
+        channel_items: the batch items whose channel gates are drawn together (their spread
+            over the images is what shows which channels switch with the input).
+        image_size: ``(height, width)`` of the original image when ``image`` is the model's
+            input resized from another aspect ratio: the maps are drawn at its proportions.
 
     Raises:
-        ProbeError: no such stage or item, or nothing to draw (channel gates only, no ``cam``).
+        ProbeError: no such stage or item, or nothing to draw.
     """
     from probe.analysis._gate_views import (
         MAX_BLOCKS,
@@ -302,10 +315,17 @@ def gate_figures(
     from probe.analysis._gates import query_point_map
 
     img = as_image(image)
+    size, _ = check_placement(img, image_size, None)
+    drawn_h, drawn_w = size or img.shape[:2]
     chosen = resolve_stage(gate_trace.stages, stage)
     batch = gate_trace.batch_size
     if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < batch:
         raise ProbeError(f"item {item!r} is out of range: the trace holds {batch} images")
+    items = [item] if channel_items is None else list(channel_items)
+    bad = [i for i in items if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < batch]
+    if bad or not items:
+        raise ProbeError(f"channel_items must be image indices in 0..{batch - 1}, got "
+                         f"{channel_items!r}")
     limit = MAX_BLOCKS if max_blocks is None else max_blocks
 
     def pick(kind: str) -> tuple[list[Gate], list[Gate]]:
@@ -334,7 +354,7 @@ def gate_figures(
             value = fn(g.values, g.feature_size, (row, col))[item]
             label += f"\nquery ({row}, {col})"
             h, w = g.feature_size
-            marks[label] = ((col + 0.5) * img.shape[1] / w, (row + 0.5) * img.shape[0] / h)
+            marks[label] = ((col + 0.5) * drawn_w / w, (row + 0.5) * drawn_h / h)
         else:
             value = g.values[item]
         maps[label], units[label] = value, unit
@@ -347,7 +367,7 @@ def gate_figures(
             what = f"{what} and {cam_label.split(' (')[0]}" if what else cam_label
         note = "" if drawn else "; none is a map over the image"
         figures["maps" if drawn else "cam"] = gate_maps(
-            img, maps, units=units, marks=marks,
+            img, maps, units=units, marks=marks, image_size=size,
             title=f"{model}: {literal(what)}{where}\n({counts} gates captured{note})",
         )
     branch, pool = pick("branch")
@@ -366,13 +386,21 @@ def gate_figures(
             img,
             {f"stage {g.stage} \u00b7 {g.name} ({g.module_type}, {g.feature_size[0]}x"
              f"{g.feature_size[1]} map, stride {g.stride[0]:g})": g.values[item] for g in mixed},
-            top_channels=top_channels,
+            top_channels=top_channels, image_size=size,
             title=f"{model}: channel-spatial gates ({_block_note(chosen, len(mixed), len(pool))})",
+        )
+    channel, pool = pick("channel")
+    if channel:
+        key = {id(g): f"stage {g.stage} \u00b7 {g.name}" for g in pool}
+        n, types = len(items), ", ".join(sorted({g.module_type for g in pool}))
+        figures["channel"] = channel_gates_view(
+            {key[id(g)]: g.values[items] for g in pool}, detail=[key[id(g)] for g in channel],
+            title=f"{model}: channel gates ({literal(types)}), the factor multiplying each "
+            f"channel; {'one image' if n == 1 else f'{n} images'}\n"
+            f"(detail: {_block_note(chosen, len(channel), len(pool))})",
         )
     if not figures:
         raise ProbeError(
-            f"nothing to draw for {gate_trace.model_name}{where}: its gates are {counts}, and "
-            "channel gates (one number per channel) are drawn per class by "
-            "channel_profiles_view; pass cam= to draw a map beside them"
+            f"nothing to draw for {gate_trace.model_name}{where}: its gates are {counts}"
         )
     return figures

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
-from probe.viewers._saliency import as_image, draw_image, draw_overlay
+from probe.viewers._saliency import as_image, check_placement, draw_image, draw_overlay
 from probe.viewers._style import (
     FONT_SIZES,
     SEQUENTIAL_CMAP,
@@ -54,6 +54,7 @@ def gate_maps(
     alpha: float = 0.6,
     columns: int = 6,
     marks: Mapping[str, tuple[float, float]] | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> Figure:
     """The image, then each map of ``maps`` over it (upsampled bilinearly), side by side
     (in rows of ``columns`` panels when there are more).
@@ -67,10 +68,15 @@ def gate_maps(
         title: figure title.
         alpha: opacity of the maps.
         columns: most panels (the image included) per row.
-        marks: panel title -> ``(x, y)`` in image pixels, marked with a red cross (e.g. the
-            query of a non-local map).
+        marks: panel title -> ``(x, y)`` in image pixels (of ``image_size`` when given), marked
+            with a red cross (e.g. the query of a non-local map).
+        image_size: ``(height, width)`` to draw at, when ``image`` is the model's input resized
+            from an image of another aspect ratio: image and maps are stretched back to it
+            (as :func:`saliency_overlay`'s). Default: the image's own size.
     """
     img = as_image(image)
+    size, _ = check_placement(img, image_size, None)
+    H, W = size or img.shape[:2]
     if not maps:
         raise ProbeError("maps is empty: pass at least one {title: [h, w] map}")
     if isinstance(columns, bool) or not isinstance(columns, int) or columns < 2:
@@ -78,15 +84,17 @@ def gate_maps(
     arrays = {k: as_array(v, f"maps[{k!r}]", 2, "[h, w]") for k, v in maps.items()}
     n = len(arrays) + 1
     cols, rows = min(n, columns), -(-n // columns)
-    fig = new_figure((2.3 * cols, 2.6 * rows + (0.3 if title and rows > 1 else 0)))
+    aspect = min(max(W / H, 1.0), 2.5) if size else 1.0  # wider panels for wide images
+    fig = new_figure((2.3 * aspect * cols, 2.6 * rows + (0.3 if title and rows > 1 else 0)))
     grid = fig.subplots(rows, cols, squeeze=False)
     for ax in grid.flat[n:]:
         ax.remove()
     axes = grid.flat[:n]
-    draw_image(axes[0], img, "input")
+    draw_image(axes[0], img, "input", size)
     for ax, (name, heat) in zip(axes[1:], arrays.items()):
         norm = make_norm(heat, False)
-        draw_overlay(ax, img, heat, norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
+        draw_overlay(ax, img, heat, norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha,
+                     size=size)
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
         if marks and name in marks:
             x, y = marks[name]

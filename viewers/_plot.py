@@ -62,9 +62,10 @@ def _real(trace: Any, b: int) -> np.ndarray:
 
 
 def _tokens(trace: Any, b: int, keep: np.ndarray) -> list[str] | None:
-    if trace.tokens is None:
+    labels = trace.labels  # the tokens, byte-level symbols decoded for display
+    if labels is None:
         return None
-    return [trace.tokens[b][i] for i in keep]
+    return [labels[b][i] for i in keep]
 
 
 def sentence_of(words: Sequence[str]) -> str:
@@ -145,7 +146,8 @@ def _plot_attribution(attr: Any, view: str | None, b: int, options: dict[str, An
     if vision:
         raise ProbeError("the strip view needs a text attribution; use view='saliency'")
     scores = attr.scores[b].detach().double().cpu().numpy()
-    tokens = list(attr.tokens[b]) if attr.tokens else [str(i) for i in range(len(scores))]
+    labels = attr.token_labels  # the tokens, byte-level symbols decoded for display
+    tokens = list(labels[b]) if labels else [str(i) for i in range(len(scores))]
     keep = [i for i, t in enumerate(tokens) if i < len(scores)]
     return _call(token_strip, view, ([tokens[i] for i in keep], scores[keep]), base, options)
 

@@ -110,10 +110,68 @@ def grey_image(image: np.ndarray) -> np.ndarray:
     return np.repeat((0.3 + 0.6 * lum)[..., None], 3, axis=-1)
 
 
-def draw_image(ax: Axes, image: np.ndarray, title: str | None = None) -> None:
-    """The input image in its own colours (no map), no ticks."""
-    height, width = image.shape[:2]
+Region = tuple[float, float, float, float]
+"""``(left, top, right, bottom)`` of the part of the image a model saw, in drawn pixels."""
+
+REGION_NOTE = "dashed: the region the model saw"
+"""What the dashed box of a ``region`` means, as figures say it."""
+
+
+def check_placement(
+    image: np.ndarray, image_size: Any, region: Any
+) -> tuple[tuple[int, int] | None, Region | None]:
+    """Validate where an image is drawn and where its map goes.
+
+    Args:
+        image: ``[H, W, 3]`` the image array.
+        image_size: ``(height, width)`` in pixels to draw the image at (e.g. the original size
+            of a model input resized from another aspect ratio), or ``None`` for its own.
+        region: ``(left, top, right, bottom)`` in those pixels: the part of the image the
+            model saw (e.g. a center crop), which the map covers; ``None`` for all of it.
+
+    Returns:
+        ``(image_size, region)``; a region covering the whole image comes back ``None``.
+    """
+    if image_size is not None:
+        if (isinstance(image_size, (str, bytes)) or not hasattr(image_size, "__len__")
+                or len(image_size) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
+                       for v in image_size)):
+            raise ProbeError(f"image_size must be (height, width) in pixels, got {image_size!r}")
+        image_size = (int(image_size[0]), int(image_size[1]))
+    height, width = image_size or image.shape[:2]
+    if region is None:
+        return image_size, None
+    box = np.asarray(region, dtype=float) if not isinstance(region, (str, bytes)) else None
+    if (box is None or box.shape != (4,) or not np.all(np.isfinite(box))
+            or not (0 <= box[0] < box[2] <= width and 0 <= box[1] < box[3] <= height)):
+        raise ProbeError(
+            f"region must be (left, top, right, bottom) inside the {width}x{height} image, "
+            f"got {region!r}: e.g. the center crop the model saw"
+        )
+    if tuple(box) == (0, 0, width, height):
+        return image_size, None
+    return image_size, (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+
+
+def _frame(ax: Axes, region: Region) -> None:
+    """A dashed box around ``region`` (white over black, visible on any image)."""
+    from matplotlib.patches import Rectangle
+
+    x0, y0, x1, y1 = region
+    for color, style in (("black", "-"), ("white", "--")):
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color,
+                               linestyle=style, lw=1.2, zorder=5))
+
+
+def draw_image(ax: Axes, image: np.ndarray, title: str | None = None,
+               size: tuple[int, int] | None = None, region: Region | None = None) -> None:
+    """The input image in its own colours (no map), no ticks; ``size`` ``(height, width)``
+    stretches it (as in :func:`draw_overlay`), ``region`` gets a dashed box."""
+    height, width = image.shape[:2] if size is None else size
     ax.imshow(image, extent=(0, width, height, 0), interpolation="antialiased")
+    if region is not None:
+        _frame(ax, region)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlim(0, width)
@@ -131,17 +189,28 @@ def draw_overlay(
     cmap: Colormap,
     alpha: float,
     size: tuple[int, int] | None = None,
+    region: Region | None = None,
 ) -> None:
     """Grey image (:func:`grey_image`), then the upsampled heatmap over it with ``alpha``.
 
     ``size`` ``(height, width)``: the data extent both are stretched to (default the image's
     own pixel size), e.g. the original size of an image resized to a model's input.
+    ``region`` ``(left, top, right, bottom)`` in those units: the map covers only this part
+    (what the model saw, e.g. a center crop), upsampled to its pixels, inside a dashed box.
     """
     height, width = image.shape[:2]
     extent = (0, width, height, 0) if size is None else (0, size[1], size[0], 0)
     ax.imshow(grey_image(image), extent=extent, interpolation="antialiased")
-    ax.imshow(upsample_bilinear(heatmap, (height, width)), cmap=cmap, norm=norm, alpha=alpha,
-              extent=extent, interpolation="nearest")
+    if region is None:
+        ax.imshow(upsample_bilinear(heatmap, (height, width)), cmap=cmap, norm=norm,
+                  alpha=alpha, extent=extent, interpolation="nearest")
+    else:
+        x0, y0, x1, y1 = region
+        sy, sx = height / extent[2], width / extent[1]  # image pixels per drawn unit
+        pixels = (max(1, round((y1 - y0) * sy)), max(1, round((x1 - x0) * sx)))
+        ax.imshow(upsample_bilinear(heatmap, pixels), cmap=cmap, norm=norm, alpha=alpha,
+                  extent=(x0, x1, y1, y0), interpolation="nearest")
+        _frame(ax, region)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_xlim(0, extent[1])
@@ -154,8 +223,9 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-def _panel_size(image: np.ndarray, long_side: float) -> tuple[float, float]:
-    height, width = image.shape[:2]
+def _panel_size(image: np.ndarray, long_side: float,
+                size: tuple[int, int] | None = None) -> tuple[float, float]:
+    height, width = image.shape[:2] if size is None else size
     if width >= height:
         return long_side, long_side * height / width
     return long_side * width / height, long_side
@@ -182,6 +252,8 @@ def saliency_overlay(
     title: str | None = None,
     size: float = 3.0,
     ax: Axes | None = None,
+    image_size: tuple[int, int] | None = None,
+    region: Region | None = None,
 ) -> Figure:
     """A saliency map over its image, with a colourbar for the map.
 
@@ -204,15 +276,27 @@ def saliency_overlay(
         title: replaces the generated title (``""`` for none).
         size: each panel's longer side in inches (new figure only).
         ax: draw into this axes (the overlay only) instead of a new figure.
+        image_size: ``(height, width)`` to draw at, when ``image`` is the model's input
+            resized from an image of another aspect ratio (a 640x360 photo squashed to a
+            224x224 ViT input): the image and the map are stretched back to the original's
+            proportions, as the model's plain resize mapped the whole image onto its grid.
+            Default: the image's own size.
+        region: ``(left, top, right, bottom)`` in drawn pixels: the part of the image the
+            model saw, when its preprocessing cropped (a resize of the shorter side to ``S``
+            then a center crop ``C`` saw the central box of side ``C * min(H, W) / S``); the
+            map covers only that box, drawn dashed on both panels (the panel title says so).
+            Pass the original image then. Default: the whole image (a plain resize).
 
     Returns:
-        The ``Figure``; the overlay axes' ``images`` are the grey image and the map.
+        The ``Figure``; the overlay axes' ``images`` are the grey image and the map (its
+        ``get_extent()`` is the region the map covers).
     """
     from matplotlib.cm import ScalarMappable
 
     img = as_image(image)
     grid = as_array(heatmap, "heatmap", 2, "[h, w]")
     alpha = _check_alpha(alpha)
+    drawn, box = check_placement(img, image_size, region)
     signed = is_signed(grid) if signed is None else bool(signed)
     norm = make_norm(grid, signed, vmin=vmin, vmax=vmax)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
@@ -220,10 +304,11 @@ def saliency_overlay(
     if ax is None:
         if isinstance(size, bool) or not isinstance(size, (int, float)) or not 1 <= size <= 20:
             raise ProbeError(f"size must be in [1, 20] inches, got {size!r}")
-        pw, ph = _panel_size(img, float(size))
+        pw, ph = _panel_size(img, float(size), drawn)
         gap = 0.15
         left, right = 0.15, (0.95 if colorbar else 0.15)
-        panel_title = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (image_title or "").count("\n"))
+        lines = (image_title or "").count("\n") + (box is not None)
+        panel_title = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * lines)
         top, bottom = (0.4 if text else 0.1) + panel_title, 0.12
         n_panels = 2 if show_image else 1
         width = left + n_panels * pw + (n_panels - 1) * gap + right
@@ -232,7 +317,7 @@ def saliency_overlay(
         x = left
         if show_image:
             iax = fig.add_axes((x / width, bottom / height, pw / width, ph / height))
-            draw_image(iax, img, image_title)
+            draw_image(iax, img, image_title, drawn, box)
             x += pw + gap
         ax = fig.add_axes((x / width, bottom / height, pw / width, ph / height))
         cax = (fig.add_axes(((x + pw + 0.12) / width, bottom / height, 0.14 / width,
@@ -241,14 +326,17 @@ def saliency_overlay(
         ax = check_ax(ax)
         fig = root_figure(ax)
         cax = None
-    draw_overlay(ax, img, grid, norm=norm, cmap=cmap_obj, alpha=alpha)
+    draw_overlay(ax, img, grid, norm=norm, cmap=cmap_obj, alpha=alpha, size=drawn, region=box)
+    note = "" if box is None else f"\n({REGION_NOTE})"
     if text:
         if cax is not None or show_image:
-            ax.set_title(method or "map", fontsize=FONT_SIZES["label"], pad=3)
+            ax.set_title((method or "map") + note, fontsize=FONT_SIZES["label"], pad=3)
             fig_h = float(fig.get_size_inches()[1])
             fig.suptitle(text, fontsize=FONT_SIZES["title"], y=1 - 0.08 / fig_h, va="top")
         else:
-            ax.set_title(text, fontsize=FONT_SIZES["title"])
+            ax.set_title(text + note, fontsize=FONT_SIZES["title"])
+    elif note:
+        ax.set_title(note.strip(), fontsize=FONT_SIZES["label"], pad=3)
     if colorbar:
         mappable = ScalarMappable(norm=norm, cmap=cmap_obj)
         if cax is not None:
@@ -274,6 +362,8 @@ def overlay_grid(
     colorbars: Sequence[tuple[Normalize, Colormap, str]],
     alpha: float,
     image_title: str | None = None,
+    size: tuple[int, int] | None = None,
+    region: Region | None = None,
 ) -> tuple[float, float]:
     """Draw overlays on a grid whose top-left corner is ``origin`` (inches from the figure's
     top-left), with the colourbars side by side on the right; return the block's
@@ -282,11 +372,12 @@ def overlay_grid(
     With ``image_title``, the first panel is the input image in its own colours. Baseline
     methods (``random``) get a dashed grey frame and a grey title. ``colorbars`` holds one
     ``(norm, cmap, label)`` colour scale per kind of map; map ``i`` uses ``scales[i]``.
+    ``size`` and ``region`` place the image and the maps as in :func:`draw_overlay`.
     """
     from matplotlib.cm import ScalarMappable
 
     fig_w, fig_h = fig.get_size_inches()
-    pw, ph = _panel_size(image, cell)
+    pw, ph = _panel_size(image, cell, size)
     lines = 1 + max(t.count("\n") for t in [*titles, image_title or ""])
     gap_w, title_h = 0.12, FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (lines - 1))
     offset = 1 if image_title is not None else 0
@@ -301,11 +392,12 @@ def overlay_grid(
         return fig.add_axes((x / fig_w, 1 - (y + ph) / fig_h, pw / fig_w, ph / fig_h))
 
     if image_title is not None:
-        draw_image(panel(0), image, image_title)
+        draw_image(panel(0), image, image_title, size, region)
     for idx, (grid, name) in enumerate(zip(maps, titles)):
         ax = panel(idx + offset)
         norm, cmap, _ = colorbars[scales[idx]]
-        draw_overlay(ax, image, grid, norm=norm, cmap=cmap, alpha=alpha)
+        draw_overlay(ax, image, grid, norm=norm, cmap=cmap, alpha=alpha, size=size,
+                     region=region)
         baseline = is_baseline(name)
         ax.set_title(name + (" (baseline)" if baseline and "baseline" not in name else ""),
                      fontsize=FONT_SIZES["label"], pad=3, color="0.4" if baseline else "black",
@@ -331,11 +423,11 @@ def overlay_grid(
 
 def overlay_grid_size(
     image: np.ndarray, n: int, ncols: int, cell: float, n_colorbars: int = 1,
-    title_lines: int = 1,
+    title_lines: int = 1, size: tuple[int, int] | None = None,
 ) -> tuple[float, float]:
     """(width, height) in inches that :func:`overlay_grid` needs for ``n`` panels whose
-    longest title has ``title_lines`` lines."""
-    pw, ph = _panel_size(image, cell)
+    longest title has ``title_lines`` lines (drawn at ``size``, as :func:`overlay_grid`)."""
+    pw, ph = _panel_size(image, cell, size)
     nrows = -(-n // ncols)
     title_h = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (title_lines - 1))
     return ncols * pw + (ncols - 1) * 0.12 + 1.0 * n_colorbars, nrows * (ph + title_h)
@@ -367,6 +459,8 @@ def cls_head_grid(
     colorbar_label: str | None = None,
     image_title: str | None = "input",
     title: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    region: Region | None = None,
 ) -> Figure:
     """Per-head CLS attention maps, each over the image, on one grid with one colourbar.
 
@@ -388,6 +482,9 @@ def cls_head_grid(
             scale over all heads, ``min..max``.
         signed, cmap, colorbar_label, title: as in :func:`saliency_overlay`; the default
             colourbar label is ``"attention weight"``.
+        image_size, region: as in :func:`saliency_overlay`: draw the image at its original
+            proportions, and the maps over the region the model saw only (the input panel's
+            title, or the figure title without one, then says what the dashed box is).
 
     Returns:
         The ``Figure``; its first axes are the panels, in head order.
@@ -397,6 +494,9 @@ def cls_head_grid(
     img = as_image(image)
     data = as_array(maps, "maps", 3, "[head, h, w]")
     alpha = _check_alpha(alpha)
+    drawn, box = check_placement(img, image_size, region)
+    if box is not None and image_title is not None:
+        image_title = f"{image_title}\n({REGION_NOTE})"
     names = _head_names(heads, data.shape[0], "heads")
     n_panels = data.shape[0] + (image_title is not None)
     ncols = fill_columns(n_panels) if ncols is None else _check_ncols(ncols, n_panels)
@@ -410,14 +510,17 @@ def cls_head_grid(
     norm = make_norm(data, signed)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
     text = make_title(model_name, layer, None, method) if title is None else title
+    if box is not None and image_title is None:
+        text = f"{text} ({REGION_NOTE})" if text else REGION_NOTE
     lines = 1 + (image_title or "").count("\n")
-    block_w, block_h = overlay_grid_size(img, n_panels, ncols, cell, 1, lines)
+    block_w, block_h = overlay_grid_size(img, n_panels, ncols, cell, 1, lines, drawn)
     top = 0.15 + (0.35 if text else 0.0)
     width, height = block_w + 0.3, top + block_h + 0.15
     fig = new_figure((width, height), layout="none")
     overlay_grid(fig, img, list(data), [f"head {h}" for h in names], origin=(0.15, top),
                  ncols=ncols, cell=cell, scales=[0] * len(data),
-                 colorbars=[(norm, cmap_obj, label)], alpha=alpha, image_title=image_title)
+                 colorbars=[(norm, cmap_obj, label)], alpha=alpha, image_title=image_title,
+                 size=drawn, region=box)
     if text:
         fig.suptitle(text, fontsize=FONT_SIZES["suptitle"], x=(0.15 + block_w / 2 - 0.5) / width,
                      y=1 - 0.12 / height, va="top")

@@ -164,5 +164,5 @@ def attribute_batches(
         scores=scores, method=first.method, modality=first.modality, signed=first.signed,
         tokens=joined("tokens"), words=joined("words"), word_scores=joined("word_scores"),
         grid=first.grid, image_size=first.image_size, model_name=first.model_name,
-        info={"batches": len(parts)}, options=first.options,
+        info={"batches": len(parts)}, options=first.options, byte_level=first.byte_level,
     )

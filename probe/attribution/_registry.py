@@ -75,6 +75,7 @@ class Attribution:
         model_name: the model's name.
         info: method-specific extras (e.g. the IG convergence delta).
         options: the method's options as it ran (every declared option, defaults included).
+        byte_level: ``tokens`` are byte-level BPE symbols (see :attr:`probe.Trace.labels`).
     """
 
     scores: torch.Tensor
@@ -89,6 +90,17 @@ class Attribution:
     model_name: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    byte_level: bool = False
+
+    @property
+    def token_labels(self) -> tuple[tuple[str, ...], ...] | None:
+        """Per batch item, a readable display label per token: ``tokens``, byte-level
+        symbols decoded as :attr:`probe.Trace.labels` does."""
+        if self.tokens is None or not self.byte_level:
+            return self.tokens
+        from probe._text import byte_level_labels
+
+        return tuple(byte_level_labels(row) for row in self.tokens)
 
     @property
     def label(self) -> str:
@@ -558,6 +570,6 @@ def _wrap(
         )
     return Attribution(
         scores, spec.name, modality, spec.signed, tokens=tr.tokens, words=tr.words,
-        word_scores=word_scores, model_name=tr.model_name,
+        word_scores=word_scores, model_name=tr.model_name, byte_level=tr.byte_level,
         info=dict(ctx.info), options=dict(ctx.options),
     )

@@ -231,6 +231,7 @@ def trace(
         decoder=decoder,
         cross=cross,
         decoder_tokens=prepared.decoder_tokens,
+        byte_level=prepared.byte_level,
         rollout_result=main.rollout_state if stream else None,
         rollout_options=options.stream.as_dict() if options.stream else None,
         output=output,

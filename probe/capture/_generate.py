@@ -176,6 +176,7 @@ def generate(
         model_name=model_name or adapter.name,
         family=adapter.family,
         tokens=_tokens(tokenizer, sequences),
+        byte_level=prepared.byte_level,
         num_prompt_tokens=n_prompt,
         sequences=sequences,
         scores=result.scores.cpu(),

@@ -50,6 +50,7 @@ class GenerationTrace:
         source_tokens: encoder-decoders: per batch item, the source tokens.
         source_ids: encoder-decoders: ``[batch, source]`` the source token ids.
         text: per batch item, the generated text (special tokens skipped).
+        byte_level: the tokens are byte-level BPE symbols (see :attr:`Trace.labels`).
         sequences: ``[batch, total]`` token ids (prompt / decoder start + generated).
         scores: ``[batch, generated, vocab]`` the processed next-token scores of each step
             (what the sampler or argmax saw).
@@ -89,6 +90,7 @@ class GenerationTrace:
     num_heads: int = 0
     num_model_layers: int = 0
     output: Any = field(default=None, repr=False, compare=False)
+    byte_level: bool = False
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -147,6 +149,7 @@ class GenerationTrace:
         common = dict(
             model_name=self.model_name, family=self.family, num_heads=self.num_heads,
             num_model_layers=self.num_model_layers, output=self.output,
+            byte_level=self.byte_level,
         )
         if not self.is_encoder_decoder:
             return Trace(

@@ -231,6 +231,8 @@ class Trace:
         cross: cross-attention stack of encoder-decoder models ``[layer, batch, head,
             target, source]``.
         decoder_tokens: per batch item, the decoder token strings (encoder-decoder).
+        byte_level: the tokens are byte-level BPE symbols (GPT-2, RoBERTa, BART, Llama 3:
+            ``Ġthe``); :attr:`labels` decodes them for display.
         rollout_result: ``[batch, query, key]`` attention rollout folded layer by layer in
             streaming mode, and ``rollout_options`` the options it was computed with.
         output: the model's output object (logits etc.) from the same forward pass.
@@ -268,6 +270,22 @@ class Trace:
     num_heads: int = 0
     num_model_layers: int = 0
     query_indices: tuple[int, ...] | None = None
+    byte_level: bool = False
+
+    # ------------------------------------------------------------------ labels
+    @property
+    def labels(self) -> tuple[tuple[str, ...], ...] | None:
+        """Per batch item, one readable display label per token (what figures show), or
+        ``None`` without tokens. The token strings themselves, except for byte-level
+        tokenizers, whose symbols are decoded (:func:`probe._text.byte_level_labels`:
+        ``Ġthe`` -> ``▁the``, a character split over tokens whole on its first token and
+        ``<0xAD>`` escapes on the rest). ``tokens`` stays the tokenizer's own strings."""
+        return _labels(self.tokens, self.byte_level)
+
+    @property
+    def decoder_labels(self) -> tuple[tuple[str, ...], ...] | None:
+        """:attr:`labels` of ``decoder_tokens`` (encoder-decoders)."""
+        return _labels(self.decoder_tokens, self.byte_level)
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -444,3 +462,12 @@ def _shown(rows: Sequence[int]) -> str:
     """``[0, 3, 5]``, or the first six and ``...``: row indices for messages."""
     rows = [int(r) for r in rows]
     return str(rows) if len(rows) <= 6 else f"[{', '.join(map(str, rows[:6]))}, ...]"
+
+
+def _labels(rows: tuple[tuple[str, ...], ...] | None,
+            byte_level: bool) -> tuple[tuple[str, ...], ...] | None:
+    if rows is None or not byte_level:
+        return rows
+    from probe._text import byte_level_labels
+
+    return tuple(byte_level_labels(row) for row in rows)

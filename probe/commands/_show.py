@@ -181,7 +181,7 @@ def _tokens(model: Any, tokenizer: Any, inputs: Any, trace: Any, methods: Any, t
     attrs = _attributions(model, inputs, tokenizer, trace, _methods(methods, "text"), target)
     keep = [i for i, k in enumerate((trace.attention_mask[0] & ~trace.special_tokens_mask[0])
                                     .tolist()) if k]
-    tokens = [trace.tokens[0][i] for i in keep]
+    tokens = [trace.labels[0][i] for i in keep]
     scores = {m: a.scores[0, keep] for m, a in attrs.items()}
     signed = {m: bool(a.signed) for m, a in attrs.items()}
     return token_view_html(tokens, scores, signed=signed, model_name=trace.model_name, **options)

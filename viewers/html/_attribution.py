@@ -317,6 +317,7 @@ def image_view_html(
     model_name: str | None = None,
     title: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,
+    image_size: tuple[int, int] | None = None,
 ) -> HtmlView:
     """Interactive image view: saliency overlays with method tabs, agreement and
     faithfulness numbers, a per-head CLS-map grid with a layer selector, and the attention
@@ -340,13 +341,20 @@ def image_view_html(
         alpha: opacity of the maps over the image.
         model_name: goes into the title; title: replaces it.
         max_values: the size budget for ``patch_attn``.
+        image_size: ``(height, width)`` to show the image at, when ``image`` is the model's
+            input resized from an image of another aspect ratio: image and maps are stretched
+            back to the original's proportions (the maps over the whole image, as the plain
+            resize showed it to the model). Default: the image's own size.
 
     Returns:
         An :class:`HtmlView`.
     """
+    from probe.viewers._saliency import as_image, check_placement
     from probe.viewers._style import DIVERGING_CMAP, SEQUENTIAL_CMAP
 
     url, size = _image_data_url(image)
+    drawn, _ = check_placement(as_image(image), image_size, None)
+    size = drawn or size
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 <= alpha <= 1:
         raise ProbeError(f"alpha must be in [0, 1], got {alpha!r}")
     grid: tuple[int, int] | None = None

@@ -28,7 +28,8 @@ def trace_tokens(trace: Any, batch_index: int = 0) -> list[str]:
     vision, or position numbers when the trace has neither (a capture from ids alone)."""
     real = _real_positions(trace, batch_index)
     if getattr(trace, "tokens", None) is not None:
-        tokens = trace.tokens[batch_index]
+        tokens = getattr(trace, "labels", None) or trace.tokens  # byte-level symbols decoded
+        tokens = tokens[batch_index]
         return [tokens[i] for i in real]
     if getattr(trace, "grid", None) is None:
         return [str(i) for i in real]
@@ -155,7 +156,7 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
         raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
     source = _real_positions(trace, batch_index)
     n_src = len(source)
-    dec = getattr(trace, "decoder_tokens", None)
+    dec = getattr(trace, "decoder_labels", None) or getattr(trace, "decoder_tokens", None)
     n_tgt = int(attn.shape[-2])
     targets = list(dec[batch_index])[:n_tgt] if dec is not None else [f"t{i}" for i in range(n_tgt)]
     layer_ids = list(stack.layer_indices)

@@ -107,6 +107,7 @@ class Prepared:
         decoder_mask: ``[batch, target]`` bool, encoder-decoders.
         tokens, words, word_ids, decoder_tokens: labels (text models with a tokenizer).
         special_tokens_mask: ``[batch, key]`` bool, structural special tokens.
+        byte_level: the tokens are byte-level BPE symbols (``Ġthe``; GPT-2, RoBERTa, Llama 3).
         input_ids: ``[batch, seq]`` copy of the token ids (text).
         pixel_values: ``[batch, channel, height, width]`` copy of the pixels (vision).
         batch: batch size when known before the forward pass.
@@ -121,6 +122,7 @@ class Prepared:
     word_ids: tuple[tuple[int | None, ...], ...] | None = None
     decoder_tokens: tuple[tuple[str, ...], ...] | None = None
     special_tokens_mask: torch.Tensor | None = None
+    byte_level: bool = False
     input_ids: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None
     batch: int | None = None

@@ -26,6 +26,7 @@ from probe.capture.adapters._text_inputs import (
     check_mask,
     check_not_only_special,
     encode_texts,
+    is_byte_level,
     word_labels,
 )
 from probe.capture.adapters._words import special_mask
@@ -144,6 +145,7 @@ class HFTextModel(ModelAdapter):
             p.tokens = tuple(
                 tuple(tokenizer.convert_ids_to_tokens(row.tolist())) for row in input_ids
             )
+            p.byte_level = is_byte_level(tokenizer)
             special = special_mask(input_ids, tokenizer)
             p.special_tokens_mask = (
                 special & p.attention_mask if p.attention_mask is not None else special

@@ -18,7 +18,8 @@ from probe.capture.adapters._words import WordIds, Words, words_of_encoding
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_mask", "check_not_only_special", "encode_texts", "word_labels"]
+__all__ = ["check_mask", "check_not_only_special", "encode_texts", "is_byte_level",
+           "word_labels"]
 
 Pads = list[tuple[int, int]]
 
@@ -113,3 +114,12 @@ def word_labels(
         words_all.append(words)
         ids_all.append(word_ids)
     return tuple(words_all), tuple(ids_all)
+
+
+def is_byte_level(tokenizer: Any) -> bool:
+    """True when ``tokenizer``'s tokens are byte-level BPE symbols (GPT-2, RoBERTa, BART,
+    Llama 3): its own decoder turns the symbols of a space and a newline into those bytes."""
+    try:
+        return tokenizer.convert_tokens_to_string(["\u0120", "\u010a"]) == " \n"
+    except Exception:  # a tokenizer that cannot decode these symbols is not byte-level
+        return False

@@ -61,7 +61,7 @@ def check_attention_view(s: Session) -> None:
 
 #: file-name part of each figure of :func:`probe.viewers.gate_figures`
 _PARTS = {"maps": "spatial-gradcam", "cam": "gradcam", "branch": "branch",
-          "channel_spatial": "channel-spatial"}
+          "channel_spatial": "channel-spatial", "channel": "channel"}
 
 
 @register_view("gates")
@@ -69,9 +69,9 @@ def _gates(s: Session) -> list[tuple[str, Figure]]:
     """The gate figures of :func:`probe.viewers.gate_figures`: spatial gates (CBAM),
     global-context pooling maps and the attention of non-local and bilinear (BAT) blocks' query
     at the GradCAM peak over the image beside GradCAM on the last stage; branch gates (SK,
-    ResNeSt) and channel-spatial gates (gather-excite, coordinate attention) in figures of their
-    own. ``--layer S`` shows stage ``S``'s blocks (at most 6 per kind), else the last block of
-    every stage."""
+    ResNeSt), channel-spatial gates (gather-excite, coordinate attention) and channel gates (SE,
+    ECA, CBAM's channel part) in figures of their own. ``--layer S`` shows stage ``S``'s blocks
+    (at most 6 per kind), else the last block of every stage."""
     import probe
     from probe.analysis._gate_views import resolve_stage
     from probe.viewers import gate_figures
@@ -82,6 +82,6 @@ def _gates(s: Session) -> list[tuple[str, Figure]]:
     except ProbeError as exc:
         raise ProbeError(f"--layer picks a stage in the gates view: {exc}") from None
     cam = probe.attribute(s.model, s.pixel_values, "gradcam").as_grid()[0]
-    figures = gate_figures(gt, s.display, cam=cam, stage=stage)
+    figures = gate_figures(gt, s.display, cam=cam, stage=stage, image_size=s.display_size)
     part = None if stage is None else f"S{stage}"
     return [(_stem(s, "gates", part, _PARTS[key]), fig) for key, fig in figures.items()]

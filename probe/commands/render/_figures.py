@@ -127,7 +127,8 @@ def _saliency(s: Session) -> list[tuple[str, Figure]]:
         layer = s.layer()
         tr = s.trace()
         maps = probe.patch_maps(tr, batch_index=0)[tr.layer_position(layer), 0]
-        fig = cls_head_grid(s.display, maps, model_name=s.model_name, layer=layer)
+        fig = cls_head_grid(s.display, maps, model_name=s.model_name, layer=layer,
+                            image_size=s.display_size)
         out.append((_stem(s, "saliency", "cls-heads", f"L{layer}"), fig))
     return out
 
@@ -140,8 +141,9 @@ def _single_method(
     _needs_target(s, [method])
     attr = _attribution(s, method, **options)
     if s.modality == "vision":
-        fig = saliency_overlay(
+        fig = saliency_overlay(  # at the image file's proportions, not the model input's
             s.display, attr.as_grid()[0], model_name=s.model_name, method=attr.label,
+            image_size=s.display_size,
         )
     else:
         keep = s.content_positions()
@@ -173,6 +175,7 @@ def _compare(s: Session) -> list[tuple[str, Figure]]:
     fig = comparison_panel(
         subject, maps, agreement=table.values, methods=list(table.methods),
         faithfulness=faith, model_name=s.model_name,
+        image_size=s.display_size if s.modality == "vision" else None,
     )
     return [(_stem(s, "compare", _methods_part(s, methods)), fig)]
 

@@ -116,7 +116,8 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
                           mask=s.trace() if s.captures() else None)
             extra = dict(agreement=table.values.numpy(), methods=list(table.methods),
                          faithfulness=_faithfulness(s, attrs))
-        page = patches_html(s.trace(), image=s.display, maps=maps, **extra)
+        page = patches_html(s.trace(), image=s.display, maps=maps,  # at the file's proportions
+                            image_size=s.display_size, **extra)
     else:
         keep = s.content_positions()
         page = token_view_html(s.content_tokens(), {m: a.scores[0, keep] for m, a in attrs.items()},

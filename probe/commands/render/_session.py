@@ -88,9 +88,9 @@ class Session:
 
     def tokens(self) -> list[str]:
         tr = self.trace()
-        if tr.tokens is not None:
+        if tr.labels is not None:  # readable labels: byte-level symbols decoded
             n = tr.valid_length(0)
-            return list(tr.tokens[0][:n])
+            return list(tr.labels[0][:n])
         prefix = ["CLS"] + [f"P{i}" for i in range(1, tr.num_prefix_tokens)]
         rows, cols = tr.grid  # type: ignore[misc]
         cells = [f"{r},{c}" for r in range(rows) for c in range(cols)]
@@ -103,8 +103,8 @@ class Session:
         return [i for i, k in enumerate(keep.tolist()) if k]
 
     def content_tokens(self) -> list[str]:
-        tokens = self.trace().tokens[0]  # type: ignore[index]
-        return [tokens[i] for i in self.content_positions()]
+        labels = self.trace().labels[0]  # type: ignore[index]
+        return [labels[i] for i in self.content_positions()]
 
     def attention(self) -> torch.Tensor:
         """``[layer, head, q, k]`` of batch item 0, padding removed."""

@@ -32,9 +32,9 @@ class _Stack:
         name = s.args.stack or "encoder"
         family = tr.family
         n_src = tr.valid_length(0)
-        src = list(tr.tokens[0][:n_src]) if tr.tokens is not None else None
+        src = list(tr.labels[0][:n_src]) if tr.labels is not None else None
         if family == "encoder-decoder":
-            dec = list(tr.decoder_tokens[0]) if tr.decoder_tokens is not None else None
+            dec = list(tr.decoder_labels[0]) if tr.decoder_labels is not None else None
             stacks = {"encoder": (tr.encoder, src, src), "decoder": (tr.decoder, dec, dec),
                       "cross": (tr.cross, dec, src)}
         elif family == "decoder":
