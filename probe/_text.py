@@ -1,4 +1,6 @@
-"""Plain text from docstrings, for what the command line prints; words with their article."""
+"""Text helpers of the base room: plain text from docstrings (what the command line prints),
+words with their article, and readable labels for byte-level BPE tokens
+(:func:`byte_level_labels`)."""
 
 from __future__ import annotations
 
