@@ -131,6 +131,18 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
+def _absolute(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute; a relative path in a deleted working folder is a ProbeError (the
+    folder's files are gone, and ``os.getcwd`` raises FileNotFoundError)."""
+    try:
+        return Path(os.path.abspath(os.fspath(path)))
+    except FileNotFoundError:
+        raise ProbeError(
+            f"cannot write {os.fspath(path)!r}: the current folder no longer exists (it was "
+            "deleted); cd to an existing folder or pass an absolute path"
+        ) from None
+
+
 def check_output_file(path: str | os.PathLike[str]) -> None:
     """Fail fast, before any work, when :func:`write_json` could not write ``path``.
 
@@ -142,7 +154,7 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
         ProbeError: ``path`` is a folder, lies under a regular file, or its nearest existing
             folder is not writable.
     """
-    target = Path(os.path.abspath(os.fspath(path)))
+    target = _absolute(path)
     if target.is_dir():
         raise ProbeError(f"cannot write {path}: it is a folder; pass a file name")
     ancestor = nearest_existing(target.parent)
@@ -174,7 +186,7 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
         ProbeError: ``path`` is a regular file, lies under a regular file, or its nearest
             existing folder is not writable; the message names ``option``.
     """
-    target = Path(os.path.abspath(os.fspath(path)))
+    target = _absolute(path)
     if target.exists() and not target.is_dir():
         raise ProbeError(f"{option} {os.fspath(path)!r} is a file: pass a folder")
     ancestor = nearest_existing(target)

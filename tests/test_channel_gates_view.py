@@ -121,9 +121,26 @@ def test_view_refusals() -> None:
 
 def test_channel_items_are_checked(shapes_gates) -> None:
     gt, batch = shapes_gates
-    for bad in ([6], [], [True], [0, -1]):
-        with pytest.raises(probe.ProbeError, match="channel_items must be image indices in 0..5"):
+    for bad in ([6], [], [True], [0, -1], [1, 1], np.array([2, 2])):
+        with pytest.raises(probe.ProbeError,
+                           match="channel_items must be distinct image indices in 0..5"):
             gate_figures(gt, batch.to_display(0), channel_items=bad)
+
+
+def test_numpy_indices_are_taken_and_counts_named(shapes_gates) -> None:
+    """Indices from numpy (np.arange, np.int64) work like ints; a bad item or max_blocks is
+    named as the caller wrote it (item 1 of 6 was called 'out of range', max_blocks 'limit')."""
+    gt, batch = shapes_gates
+    plain = gate_figures(gt, batch.to_display(1), item=1, channel_items=[0, 1, 2])["channel"]
+    numpy = gate_figures(gt, batch.to_display(1), item=np.int64(1),
+                         channel_items=np.arange(3))["channel"]
+    assert [np.asarray(ln.get_ydata()).tolist() for ax in numpy.axes for ln in ax.lines] == \
+        [np.asarray(ln.get_ydata()).tolist() for ax in plain.axes for ln in ax.lines]
+    assert numpy.get_suptitle() == plain.get_suptitle()
+    with pytest.raises(probe.ProbeError, match=r"item must be an image index in 0..5, got 6"):
+        gate_figures(gt, batch.to_display(0), item=6)
+    with pytest.raises(probe.ProbeError, match="max_blocks must be a positive integer, got 0"):
+        gate_figures(gt, batch.to_display(0), max_blocks=0)
 
 
 def test_render_gates_draws_the_channel_gates(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -247,7 +247,7 @@ def test_gate_figures_refusals() -> None:
     gt = probe.trace_gates(_model("resnet10t", "coord"), _pixels())
     with pytest.raises(probe.ProbeError, match=r"stage 4 has no gates: stages with gates are"):
         gate_figures(gt, _image(), stage=4)
-    with pytest.raises(probe.ProbeError, match="item 1 is out of range"):
+    with pytest.raises(probe.ProbeError, match=r"item must be an image index in 0..0, got 1"):
         gate_figures(gt, _image(), item=1)
     se = probe.trace_gates(timm.create_model("resnet10t", num_classes=5, **SMALL,
                                              block_args=dict(attn_layer="se")).eval(), _pixels())

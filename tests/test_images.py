@@ -96,3 +96,21 @@ def test_cli_sixteen_bit_image_renders(tmp_path):
     rc = main(["render", "rollout", "--image", str(path), "--out", str(out), "--quiet"])
     assert rc == 0
     assert len(list(out.iterdir())) == 1
+
+
+def test_exif_orientation_is_applied(tmp_path, vit_shapes):
+    """A phone photo stored sideways (EXIF orientation 6: rotate 90 degrees clockwise to view)
+    reaches the model and the figures upright, at the viewed proportions."""
+    stored = (np.tile(_ramp(32, 64)[..., None], (1, 1, 3)) * 255).astype(np.uint8)  # dark left
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    path = tmp_path / "phone.jpg"
+    image.save(path, exif=exif, quality=95)
+    img = load_image(str(path), *vit_shapes)
+    assert img.original_size == (64, 32)  # (height, width) as viewed: portrait
+    half = img.display.shape[0] // 2
+    assert img.display[:half].mean() + 0.3 < img.display[half:].mean()  # dark side on top
+    plain = tmp_path / "plain.jpg"
+    image.save(plain, quality=95)
+    assert load_image(str(plain), *vit_shapes).original_size == (32, 64)

@@ -77,3 +77,22 @@ def test_render_out_to_proc_is_one_line_exit_2(access, capsys) -> None:
     _, err = capsys.readouterr()
     assert rc == 2 and err.count("\n") == 1
     assert "cannot write to --out '/proc/probe-render'" in err
+
+
+def test_relative_output_in_a_deleted_working_folder(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A shell still in a removed folder: one line naming it and the fix, exit 2 (it was an
+    'internal error: FileNotFoundError'); an absolute --out still works from there."""
+    from probe.cli import main
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    for check in (check_output_file, check_output_dir):
+        with pytest.raises(ProbeError, match=r"'o': the current folder no longer exists .* cd "):
+            check("o")
+    check_output_dir(tmp_path / "o")
+    rc = main(["render", "coref", "--text", "the cat saw it", "--word", "it", "--out", "o"])
+    _, err = capsys.readouterr()
+    assert rc == 2 and err.count("\n") == 1 and "current folder no longer exists" in err
+    assert list(tmp_path.iterdir()) == []

@@ -235,3 +235,24 @@ def test_html_image_view_keeps_the_aspect_ratio(tmp_path, monkeypatch):
     square = html.image_view_html(_image(32, 32), {"m": np.ones((4, 4))})
     assert _data_block(square.html) == _data_block(
         html.image_view_html(_image(32, 32), {"m": np.ones((4, 4))}, image_size=(32, 32)).html)
+
+
+def test_very_thin_image_keeps_its_ratio_in_a_readable_panel():
+    """A 1000x10 strip: drawn at 100:1, but its panel box (and so the colorbar beside it) is at
+    most 4:1 (the colorbar was 1/100 of the panel width: its ticks printed over each other)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    image = np.random.default_rng(0).random((16, 16, 3))
+    fig = saliency_overlay(image, np.random.default_rng(1).random((4, 4)), image_size=(10, 1000),
+                           title="t", size=4)
+    fig.canvas.draw()
+    cbar, strip = fig.axes[-1], fig.axes[-2]
+    assert strip.get_xlim() == (0.0, 1000.0) and strip.get_ylim() == (10.0, 0.0)
+    w, h = fig.get_size_inches()
+    box = strip.get_position()  # with the equal aspect applied
+    assert (box.width * w) / (box.height * h) == pytest.approx(100, rel=0.05)  # its own ratio
+    assert cbar.get_position().height * h == pytest.approx(1.0)  # the panel box: 4 in x 1 in
+    ticks = [t.get_window_extent() for t in cbar.get_yticklabels() if t.get_text()]
+    assert len(ticks) >= 2 and all(a.y1 <= b.y0 or b.y1 <= a.y0
+                                   for a, b in zip(ticks, ticks[1:]))

@@ -121,6 +121,20 @@ def test_cli_sanity_on_cnn_shapes(tmp_path, capsys) -> None:
     assert "Skipped rollout: " in capsys.readouterr().out
 
 
+def test_cli_sanity_where_no_method_runs_is_an_error(tmp_path, capsys) -> None:
+    """Only methods the CNN refuses: exit 2 with one line (not an empty table, exit 0), no JSON."""
+    from probe.cli import main
+
+    out = tmp_path / "s.json"
+    code = main(["eval", "sanity", "--model", "cnn-shapes", "--n", "1", "--method", "rollout",
+                 "--json", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("probe: error: no method could run the sanity check (rollout: ")
+    assert "probe models --methods" in err and err.count("\n") == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
 def test_cnn_without_input_size_is_refused_clearly() -> None:
     import timm
 

@@ -111,6 +111,25 @@ def test_figures_show_the_labels():
     assert "中" in shown and not any("Ġ" in s or "ä¸" in s for s in shown)
 
 
+def test_characters_no_font_draws_are_code_points_without_warnings():
+    """Decoded labels now hold emoji, which no probe font has: they were empty boxes with a
+    "Glyph missing" warning per glyph on stderr; now ``<U+1F44D>``, other scripts unchanged."""
+    import warnings
+
+    from probe.viewers._style import format_token
+
+    assert format_token("\U0001F44D") == "<U+1F44D>"
+    assert format_token("\u2581\u732b\u00e9x\u0303") == "\u2581\u732b\u00e9x\u0303"
+    tok = TOKENIZERS["byte_level"]()
+    tr = probe.trace(_gpt2(len(tok)), "Hi \U0001F44D\U0001F3FD \u732b", tokenizer=tok)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = probe.plot(tr, "head", layer=0, head=0)
+        fig.canvas.draw()
+    shown = [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
+    assert "<U+1F44D>" in shown and "<U+1F3FD>" in shown and "\u732b" in shown
+
+
 def test_cli_labels(tmp_path, monkeypatch):
     import probe.viewers
     from probe.cli import main

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "apply_fonts",
+    "drawable",
     "families_for",
     "font_families",
     "register_fonts",
@@ -150,6 +151,35 @@ def _covered(text: str) -> bool:
         return True
     codes = _base_codes()
     return all(ord(ch) in codes or ch in "\n\r\t" for ch in text)
+
+
+_ALL_CODES: list[frozenset[int]] = []
+
+
+def _all_codes() -> frozenset[int]:
+    """The characters some font of :func:`font_families` has (fonts registered)."""
+    if not _ALL_CODES:
+        from matplotlib import font_manager
+        from matplotlib.ft2font import FT2Font
+
+        families = set(register_fonts())
+        codes: set[int] = set(_base_codes())
+        for entry in font_manager.fontManager.ttflist:
+            if entry.name in families and entry.name != _BASE_FAMILY:
+                codes.update(FT2Font(entry.fname).get_charmap())
+        _ALL_CODES.append(frozenset(codes))
+    return _ALL_CODES[0]
+
+
+def drawable(text: str) -> str:
+    """``text`` with every character that no font of :func:`font_families` draws (emoji,
+    rare scripts) written as its code point ``<U+1F44D>``: an empty box and a "Glyph missing"
+    warning per figure otherwise. Text DejaVu Sans covers comes back unchanged, no font read."""
+    if _covered(text):
+        return text
+    codes = _all_codes()
+    return "".join(ch if ord(ch) in codes or ch in "\n\r\t" else f"<U+{ord(ch):04X}>"
+                   for ch in text)
 
 
 def _strings(value: Any, depth: int = 0) -> Iterator[str]:

@@ -319,14 +319,27 @@ def gate_figures(
     drawn_h, drawn_w = size or img.shape[:2]
     chosen = resolve_stage(gate_trace.stages, stage)
     batch = gate_trace.batch_size
-    if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < batch:
-        raise ProbeError(f"item {item!r} is out of range: the trace holds {batch} images")
-    items = [item] if channel_items is None else list(channel_items)
-    bad = [i for i in items if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < batch]
-    if bad or not items:
-        raise ProbeError(f"channel_items must be image indices in 0..{batch - 1}, got "
-                         f"{channel_items!r}")
-    limit = MAX_BLOCKS if max_blocks is None else max_blocks
+
+    def index(i: Any) -> bool:  # Python or numpy integers, not bools
+        return not isinstance(i, (bool, np.bool_)) and isinstance(i, (int, np.integer))
+
+    if not index(item) or not 0 <= item < batch:
+        raise ProbeError(f"item must be an image index in 0..{batch - 1}, got {item!r}")
+    item = int(item)
+    if channel_items is None:
+        items = [item]
+    elif hasattr(channel_items, "__array__"):  # numpy arrays, tensors
+        items = list(np.asarray(channel_items).ravel())
+    else:
+        items = list(channel_items)
+    bad = [i for i in items if not index(i) or not 0 <= i < batch]
+    if bad or not items or len(set(map(int, items))) != len(items):
+        raise ProbeError(f"channel_items must be distinct image indices in 0..{batch - 1}, "
+                         f"got {channel_items!r}")
+    items = [int(i) for i in items]
+    if max_blocks is not None and (not index(max_blocks) or max_blocks < 1):
+        raise ProbeError(f"max_blocks must be a positive integer, got {max_blocks!r}")
+    limit = MAX_BLOCKS if max_blocks is None else int(max_blocks)
 
     def pick(kind: str) -> tuple[list[Gate], list[Gate]]:
         mine = [g for g in gate_trace.gates if g.kind == kind]

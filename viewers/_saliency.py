@@ -223,12 +223,18 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
+#: the most elongated panel box drawn (long side / short side); a thinner image keeps its
+#: aspect ratio inside the box, so colorbars and titles stay readable (a 1000x10 strip)
+MAX_PANEL_RATIO = 4.0
+
+
 def _panel_size(image: np.ndarray, long_side: float,
                 size: tuple[int, int] | None = None) -> tuple[float, float]:
+    """``(width, height)`` in inches of one panel: the image's proportions with the longer
+    side ``long_side``, the shorter at least ``long_side / MAX_PANEL_RATIO``."""
     height, width = image.shape[:2] if size is None else size
-    if width >= height:
-        return long_side, long_side * height / width
-    return long_side * width / height, long_side
+    short = max(min(height, width) / max(height, width), 1 / MAX_PANEL_RATIO) * long_side
+    return (long_side, short) if width >= height else (short, long_side)
 
 
 @styled

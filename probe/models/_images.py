@@ -210,13 +210,16 @@ def check_image_file(path: str) -> None:
 def load_image(path: str, model: nn.Module, processor: Any = None) -> ModelImage:
     """Read an image file and prepare it for ``model`` (resize to its input size, normalise).
 
+    The image is taken upright as viewers show it: a JPEG's EXIF orientation (a phone photo
+    stored sideways) is applied first, as ``transformers.image_utils.load_image`` does.
+
     Raises:
         ProbeError: the file does not exist or is not a readable image.
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     check_image_file(path)
     with _safe_decoding(path), Image.open(path) as img:
         img.load()
-        rgb = to_rgb8(img)
+        rgb = to_rgb8(ImageOps.exif_transpose(img))
     return preprocess_image(rgb, model, processor, source=os.path.basename(path))

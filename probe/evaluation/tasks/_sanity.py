@@ -97,6 +97,12 @@ def eval_sanity(
     skipped = merged["skipped"]
     steps = {k: v for part in merged["steps"] for k, v in part.items()}
     absolute = {k: v for part in merged["absolute"] for k, v in part.items()}
+    if names and all(name in skipped for name in names):  # nothing to report: an error
+        first = names[0]
+        raise ProbeError(
+            f"no method could run the sanity check ({first}: {skipped[first]}); pick methods "
+            "that apply to this model (see 'probe models --methods')"
+        )
     results: dict[str, Any] = {}
     for name in names:
         if name in skipped:
