@@ -147,3 +147,18 @@ def test_repeated_image_equals_one_command_per_image(tmp_path, capsys, monkeypat
                          str(tmp_path / "." / "shape0.png"), "--out", str(tmp_path / "d"),
                          "--quiet"], capsys)
     assert rc == 2 and "is given twice" in err
+
+
+def test_a_bad_image_in_a_batch_is_named_by_its_place(tmp_path, capsys):
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (32, 32), (255, 255, 255)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    rc, out, err = _run(["render", "rollout", "--model", "vit-shapes", "--image", str(good),
+                         "--image", str(bad), "--out", str(tmp_path / "o"), "--quiet"], capsys)
+    lines = err.strip().splitlines()
+    assert rc == 2 and out == "" and len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("probe: error: --image 2 of 2 (") and "bad.png'):" in lines[0]
+    assert not (tmp_path / "o").exists()

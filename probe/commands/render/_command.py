@@ -69,8 +69,13 @@ def render_batch(batch: Sequence[RenderArgs]) -> list[str]:
     batch = [normalize_args(args) for args in batch]
     if not batch:
         raise ProbeError("nothing to render: pass --text or --image")
-    for args in batch:
-        _check_args(args)
+    for index, args in enumerate(batch):
+        try:
+            _check_args(args)
+        except ProbeError as exc:
+            if len(batch) == 1:
+                raise
+            raise ProbeError(f"{_which(batch, index)}: {exc}") from None
     _check_distinct(batch)
     from probe._progress import silence_library_bars, silence_progress
 
@@ -162,7 +167,9 @@ def _which(batch: Sequence[RenderArgs], index: int) -> str:
     """``--text 3 of 5 ('The animal ...')``: which input of a batch an error is about."""
     args = batch[index]
     flag, value = ("--image", args.image) if args.image is not None else ("--text", args.text)
-    shown = value if value is None or len(value) <= 40 else value[:37] + "..."
+    shown = value if value is None or len(value) <= 40 else (
+        "..." + value[-37:] if flag == "--image" else value[:37] + "..."  # a path's end names it
+    )
     return f"{flag} {index + 1} of {len(batch)} ({shown!r})"
 
 
