@@ -163,16 +163,9 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
             f"cannot write {path}: {ancestor} is not a folder (a file is in the way); "
             "choose another output path"
         )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ProbeError(
-            f"cannot write {path}: {ancestor} is not writable; choose another output path")
-    # os.access trusts permission bits, which root bypasses (/proc): try what the writer does
-    reason = creation_error(ancestor, directory=ancestor != target.parent)
+    reason = _unwritable(ancestor, directory=ancestor != target.parent)
     if reason is not None:
-        raise ProbeError(
-            f"cannot write {path}: nothing can be created in {ancestor} ({reason}); choose "
-            "another output path"
-        )
+        raise ProbeError(f"cannot write {path}: {ancestor} {reason}; choose another output path")
 
 
 def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> None:
@@ -195,18 +188,23 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
             f"cannot create {option} {os.fspath(path)!r}: {str(ancestor)!r} is a file; "
             "choose another output folder"
         )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ProbeError(
-            f"cannot write to {option} {os.fspath(path)!r}: {str(ancestor)!r} is not writable; "
-            "choose another output folder"
-        )
-    # os.access trusts permission bits, which root bypasses (/proc): try what the writer does
-    reason = creation_error(ancestor, directory=ancestor != target)
+    reason = _unwritable(ancestor, directory=ancestor != target)
     if reason is not None:
         raise ProbeError(
-            f"cannot write to {option} {os.fspath(path)!r}: nothing can be created in "
-            f"{str(ancestor)!r} ({reason}); choose another output folder"
+            f"cannot write to {option} {os.fspath(path)!r}: {str(ancestor)!r} {reason}; "
+            "choose another output folder"
         )
+
+
+def _unwritable(folder: Path, *, directory: bool) -> str | None:
+    """Why nothing can be written into the existing ``folder`` (``"is not writable"``, or
+    ``"cannot hold new files (reason)"``), else ``None``. ``os.access`` trusts permission bits,
+    which root bypasses (``/proc``), so a temporary file (``directory``: folder) is also
+    created and removed there, as the writer will."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "is not writable"
+    reason = creation_error(folder, directory=directory)
+    return None if reason is None else f"cannot hold new files ({reason})"
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2) -> Path:
