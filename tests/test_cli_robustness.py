@@ -73,6 +73,8 @@ BAD: list[tuple[str, Callable[[Path], list[str]], str]] = [
      r"--pair is not valid UTF-8"),
     ("word_blank", lambda t: ["render", "coref", "--text", SENTENCE, "--word", "   "],
      r"--word is blank"),
+    ("coref_without_word", lambda t: ["render", "coref", "--text", SENTENCE],
+     r"the coref view needs --word: .* e\.g\. --word it"),
     ("model_empty_string", lambda t: ["render", "head", "--text", SENTENCE, "--model", ""],
      r"--model is empty"),
     ("model_blank", lambda t: ["render", "saliency", "--model", "  "], r"--model is empty"),
@@ -153,6 +155,21 @@ def test_bad_command_line_is_one_line_exit_2(case_id, build, pattern, tmp_path, 
 
 
 # ----------------------------------------------------------------------------- subprocess
+@pytest.mark.parametrize("argv", [
+    ["render", "coref", "--text", SENTENCE],
+    ["render", "coref", "--text", SENTENCE, "--word", "it", "--dpi", "5"],
+    ["render", "heads", "--text", SENTENCE, "--word", "it"],
+], ids=["coref-without-word", "dpi", "word-on-heads"])
+def test_up_front_errors_come_before_torch_is_imported(argv, tmp_path):
+    """Mistakes on the command line are reported in a fraction of a second, before the
+    model (or even torch) loads."""
+    code = ("import sys; from probe.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, 'torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv, "--out", str(tmp_path / "o")],
+                          capture_output=True, text=True, env=ENV, timeout=120)
+    assert proc.stdout.split() == ["2", "False"], proc.stderr
+
+
 def _probe(*argv: str | bytes, **kw: Any) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "probe.cli", *argv], capture_output=True,
                           env=ENV, timeout=300, **kw)

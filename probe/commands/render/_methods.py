@@ -133,8 +133,6 @@ def _coref_report(s: Session) -> Any:
     session's text, with the API's error messages worded for the command line."""
     import probe
 
-    if not s.args.word:
-        raise ProbeError("the coref view needs --word: the word to follow, e.g. --word it")
     try:
         return probe.best_antecedents(
             s.trace(), s.args.word, 0, list(s.args.candidates) or None,

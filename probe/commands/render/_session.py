@@ -243,6 +243,8 @@ def _check_applicable(args: RenderArgs) -> None:
     """Options the chosen view would ignore are errors, not silent no-ops."""
     if args.word is not None and args.view != "coref":
         raise ProbeError(f"--word only applies to the coref view, not {args.view}: drop it")
+    if args.view == "coref" and not args.word:  # before the model loads, not after
+        raise ProbeError("the coref view needs --word: the word to follow, e.g. --word it")
     if args.fusion != _rollout_option("head_fusion").default and args.view != "rollout":
         raise ProbeError(
             f"--fusion only applies to the rollout view; for {args.view} pick --method "
