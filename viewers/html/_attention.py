@@ -388,6 +388,7 @@ def model_view_html(
     model_name: str | None = None,
     method: str = "attention",
     thumb: int = 56,
+    selected: tuple[int, int] | None = None,
     title: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,
 ) -> HtmlView:
@@ -402,6 +403,8 @@ def model_view_html(
         tokens, query_tokens, key_tokens, layers, heads: as in :func:`head_view_html`.
         model_name, method: go into the title; title: replaces it.
         thumb: thumbnail side in CSS pixels (default 56).
+        selected: ``(layer, head)`` positions of the map enlarged at the start (default the
+            last layer's first head).
         max_values: the size budget (see :data:`DEFAULT_MAX_VALUES`).
 
     Returns:
@@ -415,13 +418,21 @@ def model_view_html(
     if isinstance(thumb, bool) or not isinstance(thumb, int) or not 16 <= thumb <= 256:
         raise ProbeError(f"thumb must be a size in pixels in [16, 256], got {thumb!r}")
     n_l, n_h = data.shape[:2]
+    first = (n_l - 1, 0) if selected is None else selected
+    if (not isinstance(first, (tuple, list)) or len(first) != 2
+            or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in first)
+            or not (0 <= first[0] < n_l and 0 <= first[1] < n_h)):
+        raise ProbeError(
+            f"selected must be (layer, head) positions in 0..{n_l - 1} and 0..{n_h - 1}, got "
+            f"{selected!r}"
+        )
     payload = {
         "title": view_title(model_name, f"{method} \u00b7 model view", title),
         "subtitle": f"{n_l} layers x {n_h} heads, {data.shape[2]} query x {data.shape[3]} "
                     "key tokens",
         "attn": encode_array(data, "attn"),
         "qtokens": q_tok, "ktokens": k_tok, "layers": layer_labels, "heads": head_labels,
-        "thumb": thumb, "cmap": cmap_hex(SEQUENTIAL_CMAP), "open": [n_l - 1, 0],
+        "thumb": thumb, "cmap": cmap_hex(SEQUENTIAL_CMAP), "open": [int(first[0]), int(first[1])],
     }
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _MODEL_JS, data=payload)
     height = min(1000, max(140 + n_l * (thumb + 5), 760))

@@ -126,3 +126,62 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
     if view == "rollout":  # named like the figure of the same view
         return [(_stem(s, view, f"{s.args.fusion}-d{s.args.discard:g}"), page)]
     return [(_stem(s, view, _methods_part(s, methods)), page)]
+
+
+@_register("detr")
+def _detr_page(s: Session) -> list[tuple[str, HtmlView]]:
+    """The figure's queries (``--query``, else those scoring >= 0.5) with boxes drawn; every
+    query in the list, each decoder layer and head (or their mean) one hover away; opens on
+    ``--layer`` (default the last)."""
+    from probe.analysis._detr import detr_predictions
+    from probe.commands.render._detr import _detector, pick_queries
+    from probe.viewers.html import detr_html
+
+    adapter = _detector(s)
+    tr = s.trace()
+    n_layers = tr.cross.attentions.shape[0]
+    layer = -1 if s.args.layer is None else s.args.layer
+    if not -n_layers <= layer < n_layers:
+        raise ProbeError(f"--layer: layer must be in -{n_layers}..{n_layers - 1} (kept decoder "
+                         f"layers), got {layer}")
+    logits, boxes = adapter.detection_outputs(tr.output)
+    classes, scores, boxes = detr_predictions(logits, boxes)
+    shown, note = pick_queries(scores[0].tolist(), s.args.queries)
+    names = adapter.class_names()
+    page = detr_html(
+        tr, boxes[0], [names[int(c)] for c in classes[0]], scores[0].tolist(), image=s.display,
+        image_size=s.display_size, kept=shown, layer=layer,
+        title=f"{s.model_name} \u00b7 object queries' cross-attention ({note})",
+    )
+    part = "q" + "-".join(str(q) for q in shown) if s.args.queries else "top"
+    return [(_stem(s, "detr", f"L{layer % n_layers}", part), page)]
+
+
+@_register("alignment")
+def _alignment_page(s: Session) -> list[tuple[str, HtmlView]]:
+    """Every layer x head of the word alignment (``probe.alignment`` of the translation of
+    ``--text``), opened on ``--layer`` (default the last) and ``--head`` (default 0)."""
+    import probe
+    from probe.viewers.html import alignment_html
+
+    gen = s.generation()
+    if not gen.is_encoder_decoder:
+        raise ProbeError(
+            f"the alignment view needs an encoder-decoder (e.g. --model toy-mt); {s.model_name} "
+            "is decoder-only"
+        )
+    al = probe.alignment(gen)
+    layers = list(al.layer_indices)
+    n = max(layers) + 1
+    layer = s.args.layer if s.args.layer is not None else -1
+    if not -n <= layer < n:
+        raise ProbeError(f"layer {layer} is out of range: the model has {n} cross-attention "
+                         f"layers (use 0..{n - 1} or negative indices)")
+    layer %= n
+    head, hpos = None, 0
+    if s.args.head is not None:
+        s.trace().head_position(s.args.head)  # validates the range
+        head = s.args.head % al.scores.shape[1]
+        hpos = list(al.head_indices).index(head) if al.head_indices is not None else 0
+    page = alignment_html(al, model_name=s.model_name, selected=(layers.index(layer), hpos))
+    return [(_stem(s, "alignment", f"L{layer}" + ("" if head is None else f"H{head}")), page)]
