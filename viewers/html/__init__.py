@@ -6,7 +6,8 @@ embedded as quantised uint8, no network access, every string escaped) that displ
 in Jupyter through ``_repr_html_`` and saves with ``.save(path)``.
 
 Views: :func:`head_view_html`, :func:`model_view_html`, :func:`token_view_html`,
-:func:`image_view_html`, :func:`coref_view_html`, :func:`detr_view_html`. From a trace:
+:func:`image_view_html`, :func:`coref_view_html`, :func:`detr_view_html`,
+:func:`curves_view_html`. From a trace:
 :func:`heads_html`, :func:`model_html`, :func:`patches_html`, :func:`cross_html`,
 :func:`detr_html`; from an alignment: :func:`alignment_html` (the one call with a model is
 ``probe.show``). Size budget: :data:`DEFAULT_MAX_VALUES`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html, token_view_html
 from probe.viewers.html._coref import coref_view_html
+from probe.viewers.html._curves import curves_view_html
 from probe.viewers.html._detr import detr_html, detr_view_html
 from probe.viewers.html._trace import (
     alignment_html,
@@ -34,6 +36,7 @@ __all__ = [
     "alignment_html",
     "coref_view_html",
     "cross_html",
+    "curves_view_html",
     "DEFAULT_MAX_VALUES",
     "detr_html",
     "detr_view_html",

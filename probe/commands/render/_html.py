@@ -12,6 +12,7 @@ from probe.commands.render._methods import (
     _compute_all,
     _coref_report,
     _coref_suffix,
+    _curves_for,
     _faithfulness,
     _methods,
     _methods_part,
@@ -185,3 +186,29 @@ def _alignment_page(s: Session) -> list[tuple[str, HtmlView]]:
         hpos = list(al.head_indices).index(head) if al.head_indices is not None else 0
     page = alignment_html(al, model_name=s.model_name, selected=(layers.index(layer), hpos))
     return [(_stem(s, "alignment", f"L{layer}" + ("" if head is None else f"H{head}")), page)]
+
+
+@_register("curves")
+def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
+    """Both curves of every method on one page; hover a point for the input at that step."""
+    from probe.viewers.html import curves_view_html
+
+    methods = _methods(s)
+    _needs_target(s, methods)
+    if s.modality == "text" and not s.args.pair:
+        raise ProbeError("text curves need a target: pass --pair \"second sentence\"")
+    attrs = _compute_all(s, methods)
+    curves = _curves_for(s, attrs)
+    deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
+    insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
+    if s.modality == "vision":
+        scores = {m: a.scores[0] for m, a in attrs.items()}
+        grid = attrs[next(iter(attrs))].grid
+        page = curves_view_html(deletion, insertion, scores, image=s.display, grid=grid,
+                                image_size=s.display_size, model_name=s.model_name)
+    else:
+        keep = s.content_positions()
+        scores = {m: a.scores[0, keep] for m, a in attrs.items()}
+        page = curves_view_html(deletion, insertion, scores, tokens=s.content_tokens(),
+                                model_name=s.model_name)
+    return [(_stem(s, "curves", _methods_part(s, methods)), page)]
