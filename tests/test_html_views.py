@@ -383,10 +383,22 @@ def test_cli_image_compare_html_in_browser(browser, tmp_path, capsys):
     assert dataset(browser)["method"] == "0" and "patch" in dataset(browser)
 
 
-def test_cli_html_for_a_view_without_one_is_all_or_nothing(tmp_path, capsys):
-    rc, out, err = _cli(["render", "curves", "--format", "png", "--format", "html",
-                         "--out", str(tmp_path), "--quiet"], capsys)
-    assert rc == 2 and "no HTML form" in err and len(err.strip().splitlines()) == 1
+def test_every_render_view_has_an_html_form():
+    """Every ``probe render`` view answers ``--format html``; a view without one would be
+    refused up front, naming the views that have one."""
+    from probe.commands.render._command import VIEWS
+    from probe.commands.render._html import HTML_VIEWS, html_pages
+
+    assert set(VIEWS) == set(HTML_VIEWS)
+    with pytest.raises(ProbeError, match="the nope view has no HTML form: use --format html "
+                                         "with one of alignment, "):
+        html_pages("nope", None)
+
+
+def test_cli_html_error_is_all_or_nothing(tmp_path, capsys):
+    rc, out, err = _cli(["render", "curves", "--text", "a dog", "--format", "png", "--format",
+                         "html", "--out", str(tmp_path / "new"), "--quiet"], capsys)
+    assert rc == 2 and "--pair" in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
 
 

@@ -7,7 +7,7 @@ in Jupyter through ``_repr_html_`` and saves with ``.save(path)``.
 
 Views: :func:`head_view_html`, :func:`model_view_html`, :func:`token_view_html`,
 :func:`image_view_html`, :func:`coref_view_html`, :func:`detr_view_html`,
-:func:`curves_view_html`. From a trace:
+:func:`curves_view_html`, :func:`gates_view_html`. From a trace:
 :func:`heads_html`, :func:`model_html`, :func:`patches_html`, :func:`cross_html`,
 :func:`detr_html`; from an alignment: :func:`alignment_html` (the one call with a model is
 ``probe.show``). Size budget: :data:`DEFAULT_MAX_VALUES`.
@@ -20,6 +20,7 @@ from probe.viewers.html._attribution import image_view_html, token_view_html
 from probe.viewers.html._coref import coref_view_html
 from probe.viewers.html._curves import curves_view_html
 from probe.viewers.html._detr import detr_html, detr_view_html
+from probe.viewers.html._gates import gates_view_html
 from probe.viewers.html._trace import (
     alignment_html,
     cross_html,
@@ -43,6 +44,7 @@ __all__ = [
     "HtmlView",
     "decode_array",
     "encode_array",
+    "gates_view_html",
     "head_view_html",
     "heads_html",
     "image_view_html",

@@ -212,3 +212,47 @@ def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
         page = curves_view_html(deletion, insertion, scores, tokens=s.content_tokens(),
                                 model_name=s.model_name)
     return [(_stem(s, "curves", _methods_part(s, methods)), page)]
+
+
+@_register("gates")
+def _gates_page(s: Session) -> list[tuple[str, HtmlView]]:
+    """Every gate block with a map (spatial, context) or attention between positions
+    (non-local, bilinear with the groups averaged) of every stage, or of stage ``--layer``;
+    GradCAM beside. Channel, branch and channel-spatial gates stay in the figures."""
+    import probe
+    from probe.analysis._gate_views import resolve_stage
+    from probe.viewers.html import gates_view_html
+
+    gt = probe.trace_gates(s.model, s.pixel_values)
+    try:
+        stage = resolve_stage(gt.stages, s.args.layer)
+    except ProbeError as exc:
+        raise ProbeError(f"--layer picks a stage in the gates view: {exc}") from None
+    cam = probe.attribute(s.model, s.pixel_values, "gradcam").as_grid()[0]
+    peak = divmod(int(cam.flatten().argmax()), int(cam.shape[1]))
+    blocks: dict[str, dict[str, Any]] = {}
+    for g in gt.gates:
+        if stage is not None and g.stage != stage:
+            continue
+        if g.kind in ("spatial", "context"):
+            values = g.values[0]
+        elif g.kind in ("nonlocal", "bilinear"):
+            rows, cols = g.feature_size
+            att = g.values[0] if g.kind == "nonlocal" else g.values[0].float().mean(0)
+            values = att.reshape(rows, cols, rows, cols)
+        else:
+            continue
+        h, w = int(values.shape[0]), int(values.shape[1])
+        query = (int((peak[0] + 0.5) * h / cam.shape[0]), int((peak[1] + 0.5) * w / cam.shape[1]))
+        blocks[g.name] = {"kind": g.kind, "stage": g.stage, "type": g.module_type,
+                          "values": values, "query": query}
+    if not blocks:
+        where = "" if stage is None else f" in stage {stage}"
+        raise ProbeError(
+            f"{s.model_name} has no gate with a map over the image{where} (its gates: "
+            f"{', '.join(gt.kinds)}): the HTML gates view shows spatial and context maps and "
+            "non-local attention; use --format png for channel and branch gates"
+        )
+    page = gates_view_html(s.display, blocks, cam=cam, cam_label="GradCAM (last stage)",
+                           image_size=s.display_size, model_name=s.model_name)
+    return [(_stem(s, "gates", None if stage is None else f"S{stage}", "interactive"), page)]
