@@ -172,7 +172,7 @@ def detr_view_html(
     layer: int = -1,
     alpha: float = 0.6,
     image_size: tuple[int, int] | None = None,
-    side: int = 480,
+    side: int = 420,
     model_name: str | None = None,
     title: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,

@@ -36,6 +36,7 @@ _GATES_CSS = """
 .p-gates{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-gates canvas{border:1px solid #ccc;display:block}
 .p-gates canvas.p-scene{cursor:crosshair}
+.p-gates .p-readout{max-width:280px}
 .p-blocks td.p-name{text-align:left;max-width:16em;overflow:hidden;text-overflow:ellipsis;
 white-space:nowrap}
 .p-blocks tr.hot td{background:#fff3c4}
