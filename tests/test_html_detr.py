@@ -98,7 +98,7 @@ def test_image_size_and_layer_and_kept_defaults():
     (dict(kept=[]), "kept is empty"),
     (dict(layer=2), "layer must be"),
     (dict(alpha=2.0), "alpha"),
-    (dict(max_values=100), "over the interactive view's budget"),
+    (dict(max_values=100), "budget of 100: pass fewer queries or layers"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_bad_input_is_refused_naming_the_problem(change, match):
     args = dict(image=IMAGE, maps=MAPS, boxes=BOXES, classes=CLASSES, scores=SCORES)

@@ -74,7 +74,7 @@ def test_blocks_are_embedded_each_on_its_own_range():
     (dict(blocks={"a": {"kind": "nonlocal", "values": NONLOCAL, "query": (2, 0)}}), "outside"),
     (dict(blocks={"a": {"kind": "spatial", "values": np.full((2, 2), np.nan)}}), "NaN"),
     (dict(cam=np.ones(3)), "cam must be"),
-    (dict(max_values=10), "over the interactive view's budget"),
+    (dict(max_values=10), "budget of 10: pass fewer blocks"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_bad_input_is_refused_naming_the_problem(change, match):
     args = dict(image=IMAGE, blocks=BLOCKS)

@@ -124,7 +124,10 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
         (["--model", str(folder), "--layer", "2"], "--layer: layer must be in -2..1"),
         (["--model", str(folder), "--head", "0"], "drop --head"),
         (["--model", str(folder), "--method", "gradcam"], "--method does not apply"),
-        (["--model", str(folder), "--format", "html"], "no HTML form"),
+        (["--model", str(folder), "--format", "html", "--format", "png", "--query", "4"],
+         "--query 4 is out of range"),
+        (["--model", str(folder), "--format", "html", "--layer", "2"],
+         "--layer: layer must be in -2..1"),
         (["--model", str(folder), "--query", "1", "--query", "1"], "--query 1 is given twice"),
         (["--model", "minilm"], "needs a DETR detector (e.g. --model detr-shapes"),
     ]

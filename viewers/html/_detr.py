@@ -33,6 +33,9 @@ from probe.viewers.html._runtime import CSS, RUNTIME_JS
 
 __all__ = ["detr_html", "detr_view_html"]
 
+_DETR_HINT = ("pass fewer queries or layers (e.g. maps[:, :, kept] with their boxes, classes and "
+              "scores), a smaller image")
+
 _DETR_CSS = """
 .p-detr{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-detr canvas.p-scene{cursor:pointer;border:1px solid #ccc;display:block}
@@ -218,8 +221,8 @@ def detr_view_html(
             f"{list(heat.shape)}"
         )
     n_l, n_h, n_q, gh, gw = heat.shape
-    check_budget((n_l, n_h + 1, n_q, gh, gw), max_values,
-                 "maps (with the mean of the heads)")
+    check_budget((n_l, n_h + 1, n_q, gh, gw), max_values, "maps (with the mean of the heads)",
+                 _DETR_HINT)
     if not np.isfinite(heat).all():
         raise ProbeError("maps has NaN or infinite values: the view can only show finite numbers")
     if heat.min() < 0:
@@ -317,7 +320,7 @@ def detr_html(
     if n_k != rows * cols:
         raise ProbeError(f"cross-attention has {n_k} keys but the grid is {rows}x{cols}")
     check_budget((n_l, n_h + 1, n_q, rows, cols), options.get("max_values", DEFAULT_MAX_VALUES),
-                 "maps (with the mean of the heads)")
+                 "maps (with the mean of the heads)", _DETR_HINT)
     maps = np.asarray(_to_numpy(attn[:, batch_index]), dtype=np.float32)
     heads = list(cross.head_indices) if cross.head_indices is not None else None
     options.setdefault("layers", list(cross.layer_indices))

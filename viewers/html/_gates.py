@@ -219,7 +219,8 @@ def gates_view_html(
             "query": int(row) * gw + int(col), "unit": _UNITS.get(kind, ""),
             "data": values.reshape(gh * gw, gh * gw) if attention else values,
         })
-    check_budget((int(np.sum(shapes)),), max_values, "the gate maps together")
+    check_budget((int(np.sum(shapes)),), max_values, "the gate maps together",
+                 "pass fewer blocks (probe render gates --layer S: one stage), a smaller image")
     for p in parsed:
         p["data"] = encode_array(p["data"], p["name"])
     url, size = _image_data_url(image)

@@ -190,8 +190,10 @@ def head_colors(n: int) -> list[str]:
     ]
 
 
-def check_budget(shape: Sequence[int], max_values: int, what: str) -> None:
-    """Refuse data over the size budget with a message saying what to select."""
+def check_budget(shape: Sequence[int], max_values: int, what: str,
+                 hint: str | None = None) -> None:
+    """Refuse data over the size budget with a message saying what to select (``hint``:
+    the view's own way to select less, instead of layers / heads / a token window)."""
     n = int(np.prod(shape))
     if isinstance(max_values, bool) or not isinstance(max_values, int) or max_values < 1:
         raise ProbeError(f"max_values must be a positive integer, got {max_values!r}")
@@ -199,8 +201,10 @@ def check_budget(shape: Sequence[int], max_values: int, what: str) -> None:
         dims = " x ".join(str(int(s)) for s in shape)
         raise ProbeError(
             f"{what} has {n:,} values ({dims}), over the interactive view's budget of "
-            f"{max_values:,}: select fewer layers or heads (layers=, heads=), a token window "
-            "(window=(start, stop)), or raise max_values"
+            f"{max_values:,}: "
+            + (hint or "select fewer layers or heads (layers=, heads=), a token window "
+               "(window=(start, stop))")
+            + ", or raise max_values"
         )
 
 
