@@ -193,3 +193,32 @@ def test_cli_gates_html_without_a_map_writes_nothing(tmp_path, capsys):
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "no gate with a map over the image" in err and "--format png" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_render_gates_page_of_a_bilinear_block_averages_its_groups():
+    """BAT blocks: each position's row is the groups' mean, as ``bilinear_query_map`` (the
+    figure's map) computes it; without ``--layer`` the blocks are over the size budget."""
+    import probe
+    from probe.analysis._gate_views import bilinear_query_map
+    from probe.commands.render._args import RenderArgs
+    from probe.commands.render._html import HTML_VIEWS
+    from probe.commands.render._session import _session
+
+    s = _session(RenderArgs(view="gates", model="timm:bat_resnext26ts", layer=-1,
+                            formats=("html",), quiet=True))
+    [(_, page)] = HTML_VIEWS["gates"](s)
+    blocks = _data_block(page.html)["blocks"]
+    gates = {g.name: g for g in probe.trace_gates(s.model, s.pixel_values).select("bilinear")}
+    assert blocks and all(b["kind"] == "bilinear" and b["name"] in gates for b in blocks)
+    for blk in blocks:
+        gate = gates[blk["name"]]
+        h, w = gate.feature_size
+        rows = decode_array(blk["data"])
+        for q in (0, blk["query"], h * w - 1):
+            expect = bilinear_query_map(gate.values, gate.feature_size, divmod(q, w))[0]
+            np.testing.assert_allclose(rows[q], expect.flatten().numpy(),
+                                       atol=blk["data"]["step"] / 2 + 1e-6)
+    s.args = RenderArgs(view="gates", model="timm:bat_resnext26ts", formats=("html",))
+    with pytest.raises(ProbeError, match="pass fewer blocks"):
+        HTML_VIEWS["gates"](s)
