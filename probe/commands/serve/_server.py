@@ -408,16 +408,13 @@ def _reseed() -> None:
 
 
 def _finish(code: int) -> int:
-    """What ``probe.cli.run`` does after ``main``: atexit handlers, flush the streams (exit
-    code 120 when that fails, as CPython's)."""
+    """What ``probe.cli.run`` does after ``main``: atexit handlers, then flush the streams as
+    :func:`probe.commands._streams.finish` does (a broken pipe: 141)."""
     import atexit
+
+    from probe.commands._streams import finish
 
     run_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_handlers is not None:
         run_handlers()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            code = code or 120
-    return code
+    return finish(code)
