@@ -24,9 +24,9 @@ from probe._errors import ProbeError
 from probe._version import __version__
 
 __all__ = [
-    "LOG_ENV", "PACKAGES", "installed_packages", "SOCKET_ENV", "check_socket_dir", "fingerprint", "import_env", "peer",
-    "read_message", "read_request", "send_message", "send_request", "socket_path",
-    "supported",
+    "LOG_ENV", "PACKAGES", "SOCKET_ENV", "check_socket_dir", "fingerprint", "import_env",
+    "installed_packages", "peer", "read_message", "read_request", "send_message",
+    "send_request", "socket_path", "supported",
 ]
 
 #: overrides the socket path (tests use it to keep each server to itself)
