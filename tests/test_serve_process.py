@@ -151,9 +151,28 @@ def _wait_state(pid: int, states: str) -> str:
     return state
 
 
-def test_ctrl_z_stops_and_continues_the_worker_with_the_client(server):
+def _catching_tstp(pid: int) -> None:
+    """Wait until ``pid`` handles SIGTSTP (the client got the worker's pid and follows it)."""
+    deadline = time.monotonic() + 30
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1],
+                     16)
+        if caught >> (signal.SIGTSTP - 1) & 1:
+            return
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def _follows(server: dict[str, Any]) -> tuple[subprocess.Popen, int]:
     proc = _client(server["sock"], "wait", stdin=subprocess.PIPE)
     worker = json.loads(proc.stdout.readline())["pid"]
+    _catching_tstp(proc.pid)
+    return proc, worker
+
+
+def test_ctrl_z_stops_and_continues_the_worker_with_the_client(server):
+    proc, worker = _follows(server)
     proc.send_signal(signal.SIGTSTP)
     assert _wait_state(proc.pid, "T") == "T"
     assert _wait_state(worker, "Tt") in "Tt"
@@ -165,8 +184,7 @@ def test_ctrl_z_stops_and_continues_the_worker_with_the_client(server):
 
 
 def test_a_killed_stopped_client_does_not_leave_a_stopped_worker(server):
-    proc = _client(server["sock"], "wait", stdin=subprocess.PIPE)
-    worker = json.loads(proc.stdout.readline())["pid"]
+    proc, worker = _follows(server)
     proc.send_signal(signal.SIGTSTP)
     _wait_state(worker, "Tt")
     proc.kill()

@@ -120,6 +120,18 @@ def test_full_device_is_one_line_and_exit_2(tmp_path):
     assert (got.returncode, got.stderr.decode()) == (2, FULL)
 
 
+def test_full_device_on_render_keeps_the_complete_files(tmp_path):
+    with open("/dev/full", "wb") as full:
+        got = subprocess.run([*_probe(), *COREF], stdout=full, stderr=subprocess.PIPE,
+                             env=_env(tmp_path / "none.sock"), cwd=tmp_path, timeout=600)
+    assert (got.returncode, got.stderr.decode()) == (2, FULL)
+    [png] = (tmp_path / "out").iterdir()
+    from PIL import Image
+
+    with Image.open(png) as image:
+        image.load()
+
+
 class _Failing(io.StringIO):
     def __init__(self, error: OSError) -> None:
         super().__init__()
