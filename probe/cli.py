@@ -72,10 +72,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``probe`` command. Returns the exit code."""
+    """Entry point of the ``probe`` command. Returns the exit code.
+
+    A closed standard output is refused before anything runs (one line, exit 2; ``probe
+    serve`` excepted: it prints nothing there); a broken pipe on it ends the command quietly
+    with exit code 141 (see :mod:`probe.commands._streams`).
+    """
+    from probe.commands import _streams
+
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if sys.stdout is None and args[:1] != ["serve"]:
+        print(f"probe: error: {_streams.CLOSED}", file=sys.stderr)
+        return 2
     try:
         parser = _build_parser()
-        ns = parser.parse_args(list(argv) if argv is not None else None)
+        ns = parser.parse_args(args)
     except SystemExit as exc:  # --help, --version, parse errors
         return int(exc.code or 0)
     except ProbeError as exc:  # e.g. a broken registration seen while building the options
@@ -84,9 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if ns.command is None:
         parser.print_help()
         return 0
+    stdout = None
     try:
-        with _sigterm_as_interrupt():
-            return int(ns.run(ns))
+        with _sigterm_as_interrupt(), _streams.watch_stdout() as stdout:
+            code = int(ns.run(ns))
+            if stdout is not None:
+                stdout.flush()  # a write error of stdout shows here, not at exit
+            return code
     except ProbeError as exc:
         print(f"probe: error: {exc}", file=sys.stderr)
         return 2
@@ -96,7 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout (or stderr) left: quiet, as 'head' expects
+        _streams.discard_stdout()
+        return _streams.EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug, not bad input: one line unless debugging
+        if isinstance(exc, OSError) and exc is getattr(stdout, "error", None):
+            _streams.discard_stdout()
+            print(f"probe: error: {_streams.stdout_error(exc)}", file=sys.stderr)
+            return 2
         if os.environ.get("PROBE_DEBUG"):
             raise
         print(
@@ -115,7 +137,7 @@ def run() -> NoReturn:
     import here); when none can, it runs in this process.
     """
     argv = sys.argv[1:]
-    if argv[:1] == ["render"]:
+    if argv[:1] == ["render"] and sys.stdout is not None:  # closed: main refuses it
         from probe.commands.serve import served
 
         code = served(argv)
@@ -131,21 +153,20 @@ def _exit_now(code: int) -> NoReturn:
     Freeing every module of torch and transformers and unloading their libraries costs about
     a second of CPU at exit (``probe bench --part startup``) and does nothing a finished
     command needs: its files are written and closed. The atexit handlers still run (logging,
-    multiprocessing children, temporary folders), then stdout and stderr are flushed and the
-    process leaves with :func:`os._exit`. Without CPython's handler runner, a normal exit.
+    multiprocessing children, temporary folders), then stdout and stderr are flushed
+    (:func:`probe.commands._streams.finish`: a broken pipe is exit code 141, another write
+    error one line and exit code 2) and the process leaves with :func:`os._exit`. Without
+    CPython's handler runner, a normal exit.
     """
     import atexit
 
+    from probe.commands._streams import finish
+
     run_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_handlers is None:  # pragma: no cover - not CPython
-        sys.exit(code)
+        sys.exit(finish(code))
     run_handlers()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):  # closed pipe or stream
-            code = code or 120  # what CPython returns when stdout cannot be flushed at exit
-    os._exit(code)
+    os._exit(finish(code))
 
 
 if __name__ == "__main__":  # pragma: no cover

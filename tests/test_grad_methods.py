@@ -232,6 +232,9 @@ def test_no_side_effects_vision(method, vit):
 
 
 @pytest.mark.parametrize("method", ["ig", "saliency", "inputxgrad"])
+@pytest.mark.filterwarnings(  # the twin runs in train mode on purpose, with attention dropout
+    "ignore:probe.trace. the model is in training mode with attention dropout:UserWarning"
+)
 def test_no_side_effects_text(method, bert_cls):
     model, inputs = bert_cls
     twin = copy.deepcopy(model).train()

@@ -21,7 +21,9 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["all_finite", "check_finite", "check_trace_finite", "stack_labels"]
+__all__ = [
+    "all_finite", "check_finite", "check_tensor_finite", "check_trace_finite", "stack_labels",
+]
 
 CAUSES = (
     "likely causes: a float16 overflow (load the model in float32 or bfloat16) or a query row "
@@ -145,3 +147,36 @@ def check_trace_finite(
     if queries is not None:
         labels["queries"] = tuple(queries)
     check_finite(attn, analysis, items=items, what=what, **labels)
+
+
+def check_tensor_finite(tensor: torch.Tensor, analysis: str, dims: Sequence[str]) -> None:
+    """:func:`check_finite` for a bare tensor of any rank (the building blocks, which know no
+    trace): the first NaN or inf is named by its index along ``dims``.
+
+    Args:
+        tensor: the tensor the building block is about to read.
+        analysis: the function's name, first in the message (``"fuse_heads"``).
+        dims: the name of each dimension, last ones last (``("head", "query", "key")``);
+            the index along leading dimensions beyond them is given as a tuple.
+
+    Raises:
+        ProbeError: ``tensor`` holds a NaN or an infinite value.
+    """
+    import torch
+
+    if all_finite(tensor):
+        return
+    bad = (~torch.isfinite(tensor)).nonzero()
+    index = [int(v) for v in bad[0].tolist()]
+    value = float(tensor[tuple(index)])
+    kind = "NaN" if value != value else ("+inf" if value > 0 else "-inf")
+    names = list(dims)[-tensor.dim():] if tensor.dim() else []
+    lead = len(index) - len(names)
+    parts = [f"{name} {i}" for name, i in zip(names, index[lead:])]
+    if lead:
+        parts.insert(0, f"index {tuple(index[:lead])} of the leading dimensions")
+    where = ", ".join(parts)
+    raise ProbeError(
+        f"{analysis}: the attention is not finite: {kind} at {where}, {len(bad)} non-finite "
+        f"value(s) in the tensor passed; {CAUSES}"
+    )

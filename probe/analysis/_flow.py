@@ -120,7 +120,8 @@ def attention_flow(
         real = torch.nonzero(mask[b]).flatten().tolist()
         a_hats = [
             residual_attention(
-                fuse_heads(attentions[pos, b : b + 1], head_fusion), key_mask=mask[b : b + 1]
+                fuse_heads(attentions[pos, b : b + 1], head_fusion, check=False),
+                key_mask=mask[b : b + 1],
             )[0].double().cpu()[real][:, real]
             for pos in positions
         ]

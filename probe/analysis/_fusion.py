@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Literal, TypeVar, Union
 
 from probe._errors import ProbeError
+from probe.analysis._finite import all_finite, check_tensor_finite
 
 if TYPE_CHECKING:
     import torch
@@ -82,13 +83,24 @@ def check_head_fusion(name: str) -> None:
         )
 
 
-def fuse_heads(attn: torch.Tensor, name: HeadFusion = "mean") -> torch.Tensor:
+def fuse_heads(
+    attn: torch.Tensor, name: HeadFusion = "mean", *, check: bool = True
+) -> torch.Tensor:
     """Combine the heads of ``attn`` ``[..., head, query, key]`` into ``[..., query, key]``.
 
     Args:
         attn: attention weights with the head dimension third from last, e.g.
             ``[layer, batch, head, query, key]`` or ``[batch, head, query, key]``.
         name: a registered fusion: ``"mean"``, ``"max"``, ``"min"`` or your own.
+        check: refuse a non-finite result; ``False`` for callers that check themselves
+            (rollout names the layer and head) or must not refuse (streaming capture records
+            what the model computed).
+
+    A NaN or inf that reaches the fused map raises :class:`ProbeError` naming its index in
+    ``attn`` (or the fusion, when ``attn`` is finite). The check is one reduction over the
+    fused map (``1/heads`` of ``attn``): mean fusion carries every NaN and inf into it, max and
+    min every NaN and the inf on their side; a value a fusion drops (``-inf`` under max,
+    ``+inf`` under min) leaves a finite, well-defined result and is not refused.
 
     Returns:
         A new tensor ``[..., query, key]``; ``attn`` is not modified.
@@ -107,6 +119,11 @@ def fuse_heads(attn: torch.Tensor, name: HeadFusion = "mean") -> torch.Tensor:
             f"fuse_heads needs attention shaped [..., head, query, key], got {tuple(attn.shape)}"
         )
     fused = _REGISTRY[name](attn)
+    if check and not all_finite(fused):  # the fused map: 1/heads of the input's size
+        dims = ("layer", "batch") if attn.dim() >= 5 else ("batch",)
+        check_tensor_finite(attn, "fuse_heads", (*dims, "head", "query", "key"))
+        check_tensor_finite(fused, f"fuse_heads (the {name!r} fusion's output)",
+                            (*dims, "query", "key"))  # the fusion made it
     expected = tuple(attn.shape[:-3]) + tuple(attn.shape[-2:])
     if tuple(fused.shape) != expected:
         raise ProbeError(

@@ -14,7 +14,13 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.analysis._finite import CAUSES, all_finite, check_finite, check_trace_finite
+from probe.analysis._finite import (
+    CAUSES,
+    all_finite,
+    check_finite,
+    check_tensor_finite,
+    check_trace_finite,
+)
 from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
 
 if TYPE_CHECKING:
@@ -46,6 +52,7 @@ def residual_attention(
     key_mask: torch.Tensor | None = None,
     *,
     _consume: bool = False,
+    _checked: bool = False,
 ) -> torch.Tensor:
     """One layer's residual-augmented attention ``A_hat`` (Abnar & Zuidema 2020).
 
@@ -70,6 +77,9 @@ def residual_attention(
         num_prefix_tokens: number of leading tokens that are never discarded.
         key_mask: ``[batch, key]`` bool, True for real tokens; ``None`` means all real.
 
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its index (one
+    reduction over ``fused``; :func:`rollout_step` checks once, streaming capture never).
+
     Returns:
         A new ``[batch, query, key]`` tensor whose rows sum to 1 (float32 for half inputs).
     """
@@ -83,6 +93,8 @@ def residual_attention(
     discard_ratio = check_discard_ratio(discard_ratio)
     if num_prefix_tokens < 0:
         raise ProbeError(f"num_prefix_tokens must be >= 0, got {num_prefix_tokens}")
+    if not (_consume or _checked):
+        check_tensor_finite(fused, "residual_attention", ("batch", "query", "key"))
     attn = fused.detach()
     if not attn.is_floating_point() or attn.dtype in (torch.float16, torch.bfloat16):
         attn = attn.float()  # a new tensor already
@@ -180,7 +192,7 @@ def rollout_step(
     if not (_consume or _checked) and fused.dim() == 3:
         check_finite(fused[None, :, None], "rollout_step", stack="fused attention")
     a_hat = residual_attention(
-        fused, discard_ratio, num_prefix_tokens, key_mask, _consume=_consume
+        fused, discard_ratio, num_prefix_tokens, key_mask, _consume=_consume, _checked=True
     )
     if state is None:
         return a_hat
@@ -269,7 +281,7 @@ def rollout(
     state = None
     for pos in positions:
         layer = trace.layer_attentions(pos)
-        fused = fuse_heads(layer, head_fusion)
+        fused = fuse_heads(layer, head_fusion, check=False)
         finite = all_finite(fused)  # NaN and inf reach the fused map: one small reduction
         if not finite:  # name the layer and head (a fusion that makes NaN itself: rollout_step)
             check_trace_finite(layer[None], "rollout", trace, positions=[pos])

@@ -221,7 +221,8 @@ class StackRecorder:
 
         assert self.stream is not None
         fused = self._gathered(
-            fuse_heads(self._select_heads(weights.detach()), self.stream.head_fusion)
+            fuse_heads(self._select_heads(weights.detach()), self.stream.head_fusion,
+                       check=False)  # capture records NaN; rollout refuses the result
         )
         if self._fused is None or q_start == 0:
             b, _, k = fused.shape

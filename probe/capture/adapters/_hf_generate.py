@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
-from probe.capture.adapters._hf_sampling import check_sampling
+from probe.capture.adapters._hf_sampling import check_generation_config, check_sampling
 from probe.capture.adapters._words import WordIds, Words, words_of_encoding
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def check_generate_kwargs(model: nn.Module, kwargs: dict[str, Any]) -> None:
                 "supported by probe.generate: drop it"
             )
     check_sampling(model, kwargs)
+    check_generation_config(model, kwargs)
 
 
 def hf_generate(

@@ -6,6 +6,12 @@ prompt's forward pass and raises its own ``ValueError`` from deep inside ``gener
 (the call's keyword, else the ``generation_config=`` passed, else the model's own), and raises
 :class:`ProbeError` naming the option, where it came from and the fix. It refuses exactly what
 ``transformers`` 5 refuses (``tests/test_generate_options.py`` holds both side by side).
+
+:func:`check_generation_config` then runs transformers' own preparation of the generation
+config (``_prepare_generation_config``: the model's config, the one passed, the call's
+keywords, and ``GenerationConfig.validate``) and its check of unused keywords, still before
+any forward pass, and turns whatever they refuse into one line naming the option and its
+source (``tests/test_generate_config.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +23,14 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["check_sampling"]
+__all__ = ["check_generation_config", "check_sampling"]
+
+#: ``generate``'s own parameters: not generation options, never in the config
+_GENERATE_ARGS = (
+    "generation_config", "logits_processor", "stopping_criteria", "prefix_allowed_tokens_fn",
+    "synced_gpus", "assistant_model", "streamer", "negative_prompt_ids",
+    "negative_prompt_attention_mask", "custom_generate", "use_model_defaults", "tokenizer",
+)
 
 
 def _value(model: nn.Module, kwargs: dict[str, Any], name: str) -> tuple[Any, str]:
@@ -90,3 +103,93 @@ def check_sampling(model: nn.Module, kwargs: dict[str, Any]) -> None:
         value, text = _value(model, kwargs, name)
         if value is not None and (not _number(value) or invalid(float(value))):
             raise ProbeError(f"{text} cannot be used with do_sample=True: pass {fix}")
+
+
+def _one_line(exc: BaseException) -> str:
+    """transformers' message, on one line, without its final period."""
+    return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+
+
+def _source(model: nn.Module, kwargs: dict[str, Any], name: str) -> str:
+    """``name=value`` and where it comes from: the call, the config passed or the model's."""
+    if name in kwargs:
+        return f"{name}={kwargs[name]!r} (passed to generate)"
+    return _value(model, kwargs, name)[1]
+
+
+def _named(model: nn.Module, kwargs: dict[str, Any], message: str) -> list[str]:
+    """The generation options a transformers message names in backquotes, in its order."""
+    import re
+
+    from transformers import GenerationConfig
+
+    known = set(vars(GenerationConfig()))
+    names: list[str] = []
+    for name in re.findall(r"`([A-Za-z_][A-Za-z0-9_]*)`", message):
+        if name not in names and (name in kwargs or name in known):
+            names.append(name)
+    return names
+
+
+def _refusal(model: nn.Module, kwargs: dict[str, Any], exc: BaseException) -> str:
+    message = _one_line(exc)
+    names = _named(model, kwargs, message)
+    if not names:
+        return (f"transformers refuses the generation settings: {message}; fix the call's "
+                "options or the model's generation_config")
+    given = [name for name in names if name in kwargs]
+    names = given or [n for n in names if _value(model, kwargs, n)[0] is not None][:2] or names[:1]
+    options = " with ".join(_source(model, kwargs, name) for name in names)
+    if names[0] in kwargs:
+        fix = "fix or drop it"
+    elif kwargs.get("generation_config") is not None:
+        fix = "fix the generation_config passed"
+    else:  # transformers validates the model's config before the call's keywords apply
+        fix = (f"fix the model's generation_config (model.generation_config.{names[0]}, or "
+               "generation_config.json in its folder)")
+    return f"{options} is refused by transformers' generate: {message}; {fix}"
+
+
+def _unused(model: nn.Module, unused: dict[str, Any]) -> None:
+    """Refuse keywords that are neither generation options nor inputs of the model."""
+    import difflib
+
+    from transformers import GenerationConfig
+
+    validate = getattr(model, "_validate_model_kwargs", None)
+    if not callable(validate) or not unused:
+        return
+    try:
+        validate(dict(unused))
+    except ValueError:
+        known = [k for k in vars(GenerationConfig()) if not k.startswith("_")]
+        for name in unused:
+            try:
+                validate({name: unused[name]})
+            except ValueError:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ProbeError(
+                    f"{name}={unused[name]!r} (passed to generate) is neither a generation "
+                    f"option nor an input of {type(model).__name__}{hint}: fix its spelling or "
+                    "drop it"
+                ) from None
+        raise
+
+
+def check_generation_config(model: nn.Module, kwargs: dict[str, Any]) -> None:
+    """Raise :class:`ProbeError` for options transformers' ``generate`` would refuse while
+    preparing its config (``GenerationConfig.validate``) or its keywords (typos).
+
+    Runs the model's own ``_prepare_generation_config`` (a copy of the configs; no forward
+    pass, nothing of the model changed) where the model has one.
+    """
+    prepare = getattr(model, "_prepare_generation_config", None)
+    if not callable(prepare):
+        return
+    options = {k: v for k, v in kwargs.items() if k not in _GENERATE_ARGS}
+    try:
+        _, unused = prepare(kwargs.get("generation_config"), **options)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ProbeError(_refusal(model, kwargs, exc)) from None
+    _unused(model, unused)

@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from probe.commands.serve import _limits
 from probe.commands.serve._protocol import (
     fingerprint,
     peer,
@@ -94,6 +95,7 @@ def _served(argv: Sequence[str]) -> int | None:
                 "umask": umask, "env": dict(os.environ), "fingerprint": fingerprint(),
                 "stdio": _stdio(),
                 "unbuffered": bool(getattr(sys.stdout, "write_through", False)),
+                "limits": _limits.current(),
             }, [0, 1, 2])
             stream = sock.makefile("rb")
             first = read_message(stream)
@@ -108,7 +110,12 @@ def _served(argv: Sequence[str]) -> int | None:
 
 
 def _follow(stream: Any, worker: int, server_pid: int) -> int:
-    """Forward signals to the worker until it ends; its exit code."""
+    """Forward signals to the worker until it ends; its exit code.
+
+    Ctrl-Z (``SIGTSTP``) stops the worker (``SIGSTOP``: the worker's process group is not the
+    terminal's and may be orphaned, where the kernel drops ``SIGTSTP``), then this process;
+    when the shell continues it (``fg``, ``bg``), the worker continues too.
+    """
 
     def forward(signum: int, frame: object) -> None:
         try:
@@ -116,7 +123,17 @@ def _follow(stream: Any, worker: int, server_pid: int) -> int:
         except OSError:  # already gone
             pass
 
-    previous = {s: signal.signal(s, forward) for s in _FORWARDED}
+    def stop(signum: int, frame: object) -> None:
+        forward(signal.SIGSTOP, frame)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        try:
+            os.kill(os.getpid(), signal.SIGTSTP)  # stops here until SIGCONT
+        finally:
+            signal.signal(signal.SIGTSTP, stop)
+            forward(signal.SIGCONT, frame)
+
+    previous = {s: signal.signal(s, forward) for s in (*_FORWARDED, signal.SIGCONT)}
+    previous[signal.SIGTSTP] = signal.signal(signal.SIGTSTP, stop)
     try:
         last = read_message(stream)
     except (OSError, ValueError):

@@ -9,7 +9,8 @@ The server itself only accepts, forks and reaps: no state survives a request.
 
 The worker makes itself look like a fresh ``probe`` process: default signal handlers, the
 client's stdin/stdout/stderr as fds 0/1/2 (new Python streams over them), the client's
-working directory, umask, environment and ``sys.argv``, ``random`` (and numpy's global generator)
+working directory, umask, environment, resource limits and niceness (:mod:`._limits`) and
+``sys.argv``, ``random`` (and numpy's global generator)
 reseeded from the OS; then it runs ``probe.cli.main(argv)`` and leaves as the console
 script does.
 """
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe._errors import ProbeError
+from probe.commands.serve import _limits
 from probe.commands.serve._protocol import (
     LOG_ENV,
     fingerprint,
@@ -243,6 +245,12 @@ def _refusal(request: dict[str, Any], state: _State) -> tuple[str, str] | None:
     theirs = request.get("fingerprint") or {}
     if theirs.get("python") != state.fingerprint["python"]:
         return f"runs another Python ({state.fingerprint['python']})", ""
+    ours, installed = state.fingerprint.get("packages") or {}, theirs.get("packages") or {}
+    changed = [name for name in sorted(set(ours) | set(installed))
+               if ours.get(name) != installed.get(name)]
+    if changed:
+        return (f"imported {_versions(changed, ours, installed)}, installed differently since "
+                "it started (restart it)", "")
     if theirs != state.fingerprint:
         return "runs older probe code (files changed since it started; restart it)", ""
     env = import_env(request.get("env") or {})
@@ -251,7 +259,23 @@ def _refusal(request: dict[str, Any], state: _State) -> tuple[str, str] | None:
             return f"was started with a different {name}", name
     if not os.path.isdir(str(request.get("cwd"))):
         return "cannot enter the working directory", ""
+    limited = _limits.refusal(request.get("limits"))
+    if limited is not None:
+        return limited, ""
     return None
+
+
+def _versions(names: list[str], ours: dict[str, str], installed: dict[str, str]) -> str:
+    """``torch 2.14.1 (now 2.15.0)`` for the first changed package (and how many more)."""
+
+    def version(entry: str | None) -> str:
+        return entry.split(" ")[0] if entry else "none"
+
+    name = names[0]
+    text = f"{name} {version(ours.get(name))} (now {version(installed.get(name))})"
+    if version(ours.get(name)) == version(installed.get(name)):
+        text = f"{name} {version(ours.get(name))} (now reinstalled)"
+    return text + (f" and {len(names) - 1} more" if len(names) > 1 else "")
 
 
 def _supervise(conn: socket.socket, listener: socket.socket, state: _State) -> None:
@@ -332,6 +356,7 @@ def _wait(worker: int, conn: socket.socket) -> tuple[int, Any]:
                     poller.unregister(conn)
                     with contextlib.suppress(OSError):
                         os.kill(worker, signal.SIGTERM)
+                        os.kill(worker, signal.SIGCONT)  # stopped by a Ctrl-Z: let it end
         os.close(pidfd)
     _, status, usage = os.wait4(worker, 0)
     return status, usage
@@ -353,6 +378,7 @@ def _work(request: dict[str, Any], fds: list[int], conn: socket.socket, state: _
         os.umask(int(request["umask"]))
         os.environ.clear()
         os.environ.update(request["env"])
+        _limits.apply(request["limits"])
         sys.argv = list(request.get("sys_argv") or ["probe"])
         _reseed()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)
@@ -408,16 +434,13 @@ def _reseed() -> None:
 
 
 def _finish(code: int) -> int:
-    """What ``probe.cli.run`` does after ``main``: atexit handlers, flush the streams (exit
-    code 120 when that fails, as CPython's)."""
+    """What ``probe.cli.run`` does after ``main``: atexit handlers, then flush the streams as
+    :func:`probe.commands._streams.finish` does (a broken pipe: 141)."""
     import atexit
+
+    from probe.commands._streams import finish
 
     run_handlers = getattr(atexit, "_run_exitfuncs", None)
     if run_handlers is not None:
         run_handlers()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            code = code or 120
-    return code
+    return finish(code)
