@@ -14,28 +14,16 @@ import torch.nn.functional as F
 from timm.layers import GatherExcite, GlobalContext
 
 import probe
+from tests._cnn import timm_cnn
 from tests._factories import module_io
 
 
-SMALL = dict(layers=(1, 1, 1, 1), channels=(16, 32, 48, 64), stem_width=16)
-"""Narrow one-block-per-stage variants of the timm models: fast, same modules."""
-
-
 def _model(name: str, seed: int = 0, **kwargs: object) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = timm.create_model(name, pretrained=False, num_classes=5, **SMALL, **kwargs).eval()
-    with torch.no_grad():  # non-trivial norms and biases (timm zero-initialises some of them)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
+    return timm_cnn(name, seed=seed, **kwargs)
 
 
 def _resnet(attn: object) -> torch.nn.Module:
-    return _model("resnet10t", block_args=dict(attn_layer=attn))
+    return timm_cnn("resnet10t", attn)
 
 
 def _pixels(batch: int = 2, size: int = 48, seed: int = 1) -> torch.Tensor:
