@@ -60,3 +60,29 @@ def timm_cnn(
         name, pretrained=False, num_classes=5, **(SMALL if small else {}), **kwargs
     )
     return randomize_norms(model.eval(), running_stats=running_stats)
+
+
+def assert_no_hooks_left(
+    model: torch.nn.Module, x: torch.Tensor, failing: torch.nn.Module, repeats: int
+) -> None:
+    """``probe.trace_gates(model, x)`` leaves no forward (pre-)hook behind when the forward
+    raises (a hook on the submodule ``failing`` raises), nor after ``repeats`` captures of
+    ``x[:1]``."""
+    import pytest
+
+    import probe
+
+    def hooks() -> list[tuple[int, int]]:
+        return [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
+
+    def boom(*_: object) -> None:
+        raise RuntimeError("boom")
+
+    before = hooks()
+    handle = failing.register_forward_hook(boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        probe.trace_gates(model, x)
+    handle.remove()
+    for _ in range(repeats):
+        probe.trace_gates(model, x[:1])
+    assert hooks() == before

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from timm.layers import GatherExcite, GlobalContext
 
 import probe
-from tests._cnn import timm_cnn
+from tests._cnn import assert_no_hooks_left, timm_cnn
 from tests._factories import module_io
 
 
@@ -171,19 +171,7 @@ def test_options_gradients_and_cleanup_on_new_kinds() -> None:
         coord.gates[0].gradient()  # a_h * a_w is formed by probe, not by the model
 
     for m in (model, _resnet("coord"), _model("resnest14d")):
-        before = [(len(s._forward_hooks), len(s._forward_pre_hooks)) for s in m.modules()]
-
-        def boom(*_):
-            raise RuntimeError("boom")
-
-        handle = m.layer2.register_forward_hook(boom)
-        with pytest.raises(RuntimeError, match="boom"):
-            probe.trace_gates(m, x)
-        handle.remove()
-        for _ in range(5):
-            probe.trace_gates(m, x[:1])
-        after = [(len(s._forward_hooks), len(s._forward_pre_hooks)) for s in m.modules()]
-        assert after == before
+        assert_no_hooks_left(m, x, m.layer2, repeats=5)
 
 
 def test_gc_models_in_the_timm_zoo() -> None:
