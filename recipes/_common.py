@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -49,6 +49,29 @@ def valid_outputs(args: argparse.Namespace, *, counts: Sequence[str] = ()) -> bo
         print(f"error: {exc}", file=sys.stderr)
         return False
     return True
+
+
+def figures_main(
+    argv: Sequence[str] | None,
+    p: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], list[str]],
+    *,
+    counts: Sequence[str] = (),
+) -> int:
+    """A figure recipe's ``main``: parse ``argv`` with ``p``, check the options
+    (:func:`valid_outputs`, with ``counts``), honour ``--quiet``, then print every path that
+    ``run(args)`` wrote, one a line.
+
+    Returns:
+        The exit code: 0 done, 2 bad options (nothing done).
+    """
+    args = p.parse_args(argv)
+    if not valid_outputs(args, counts=counts):
+        return 2
+    quiet(args.quiet)
+    for path in run(args):
+        print(path)
+    return 0
 
 
 def eval_args(description: str, argv: list[str] | None, *, what: str, images: int,
