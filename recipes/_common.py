@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -100,6 +100,24 @@ def eval_args(description: str, argv: list[str] | None, *, what: str, images: in
         print(f"error: --n must be >= {min_n} and --images >= 0", file=sys.stderr)
         return None
     return args if valid_outputs(args) else None
+
+
+def write_results(args: argparse.Namespace, written: list[str], result: Any) -> int:
+    """The end of an evaluation recipe: write ``result`` as JSON to ``--json`` when given (its
+    path joins ``written``), then print ``wrote <path>`` for every path in ``written`` unless
+    ``--quiet``.
+
+    Returns:
+        0, the exit code.
+    """
+    if args.json:
+        from probe._report import jsonable, write_json
+
+        write_json(args.json, jsonable(result), indent=1)
+        written.append(args.json)
+    if not args.quiet:
+        print("\n".join(f"wrote {w}" for w in written))
+    return 0
 
 
 def quiet(enabled: bool) -> None:

@@ -45,3 +45,24 @@ def test_a_negative_count_is_refused_before_run(
     monkeypatch.setattr(vit_saliency, "run", lambda *a, **k: pytest.fail("run started"))
     assert vit_saliency.main(["--out", str(tmp_path), "--images", "-1"]) == 2
     assert capsys.readouterr().err == "error: --images must be >= 0\n"
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_write_results_writes_the_json_and_lists_the_files(
+    quiet: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+    import json
+
+    from probe.recipes._common import write_results
+
+    written = [str(tmp_path / "a.png")]
+    args = argparse.Namespace(json=str(tmp_path / "r.json"), quiet=quiet)
+    assert write_results(args, written, {"n": 3, "x": (1.5, 2)}) == 0
+    assert json.loads((tmp_path / "r.json").read_text()) == {"n": 3, "x": [1.5, 2]}
+    assert written == [str(tmp_path / "a.png"), str(tmp_path / "r.json")]
+    expected = "" if quiet else f"wrote {tmp_path / 'a.png'}\nwrote {tmp_path / 'r.json'}\n"
+    assert capsys.readouterr().out == expected
+    args = argparse.Namespace(json=None, quiet=False)
+    assert write_results(args, [], {"n": 1}) == 0
+    assert capsys.readouterr().out == "\n"  # as before: an empty list prints one empty line
