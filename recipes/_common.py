@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,6 +51,29 @@ def valid_outputs(args: argparse.Namespace, *, counts: Sequence[str] = ()) -> bo
     return True
 
 
+def figures_main(
+    argv: Sequence[str] | None,
+    p: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], list[str]],
+    *,
+    counts: Sequence[str] = (),
+) -> int:
+    """A figure recipe's ``main``: parse ``argv`` with ``p``, check the options
+    (:func:`valid_outputs`, with ``counts``), honour ``--quiet``, then print every path that
+    ``run(args)`` wrote, one a line.
+
+    Returns:
+        The exit code: 0 done, 2 bad options (nothing done).
+    """
+    args = p.parse_args(argv)
+    if not valid_outputs(args, counts=counts):
+        return 2
+    quiet(args.quiet)
+    for path in run(args):
+        print(path)
+    return 0
+
+
 def eval_args(description: str, argv: list[str] | None, *, what: str, images: int,
               min_n: int = 1, json_help: str = "write the evaluation JSON here",
               ) -> argparse.Namespace | None:
@@ -77,6 +100,24 @@ def eval_args(description: str, argv: list[str] | None, *, what: str, images: in
         print(f"error: --n must be >= {min_n} and --images >= 0", file=sys.stderr)
         return None
     return args if valid_outputs(args) else None
+
+
+def write_results(args: argparse.Namespace, written: list[str], result: Any) -> int:
+    """The end of an evaluation recipe: write ``result`` as JSON to ``--json`` when given (its
+    path joins ``written``), then print ``wrote <path>`` for every path in ``written`` unless
+    ``--quiet``.
+
+    Returns:
+        0, the exit code.
+    """
+    if args.json:
+        from probe._report import jsonable, write_json
+
+        write_json(args.json, jsonable(result), indent=1)
+        written.append(args.json)
+    if not args.quiet:
+        print("\n".join(f"wrote {w}" for w in written))
+    return 0
 
 
 def quiet(enabled: bool) -> None:

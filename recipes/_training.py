@@ -8,8 +8,8 @@ on return), refuses to write weights below its quality floor with exit code 1
 optimiser, learning-rate schedule, per-step data seeds and loss log are shared too
 (:func:`adamw`, :func:`lr_at`, :func:`train_seed`, :class:`LossLog`), and so are the training
 loop and the accuracy of the shape classifiers (:func:`train_classifier`, :func:`evaluate`),
-and what every recipe's ``main`` does after parsing: train, assess on the held-out split,
-refuse or save (:func:`train_and_save`, :func:`held_out_accuracy`).
+and what every recipe's ``main`` does: parse and check, train, assess on the held-out split,
+refuse or save (:func:`train_main`, :func:`train_and_save`, :func:`held_out_accuracy`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ __all__ = [
     "save_weights",
     "train_and_save",
     "train_classifier",
+    "train_main",
     "train_seed",
     "training_parser",
     "valid_args",
@@ -405,3 +406,32 @@ def train_and_save(
     if not args.quiet:
         print(f"wrote {args.out}")
     return 0
+
+
+def train_main(
+    argv: list[str] | None,
+    parser: argparse.ArgumentParser,
+    train: Callable[..., nn.Module],
+    assessment: Callable[[int], Callable[[nn.Module], Assessment]],
+    metadata: Mapping[str, str],
+    eval_seed: int,
+) -> int:
+    """A training recipe's ``main``: parse ``argv`` with ``parser`` and check the options
+    (:func:`valid_args`, exit code 2), then :func:`train_and_save` what ``train(seed=, steps=,
+    batch_size=, lr=, weight_decay=, quiet=)`` returns for the parsed options, assessed by
+    ``assessment(n_eval)``.
+
+    Returns:
+        The exit code: 0 written, 1 below the quality floor, 2 bad options.
+    """
+    args = parser.parse_args(argv)
+    if not valid_args(args):
+        return 2
+    return train_and_save(
+        args,
+        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+                      weight_decay=args.weight_decay, quiet=args.quiet),
+        assessment(args.n_eval),
+        metadata,
+        eval_seed,
+    )

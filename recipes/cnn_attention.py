@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes._common import eval_args, quiet, save
+from probe.recipes._common import eval_args, quiet, save, write_results
 
 
 def gate_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
@@ -92,14 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     print(cnn_faithfulness_markdown(faith))
     print("channel-gate class specificity (between/within):",
           ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
-    if args.json:
-        from probe._report import jsonable, write_json
-
-        write_json(args.json, jsonable({"faithfulness": faith, "gates": gates}), indent=1)
-        written.append(args.json)
-    if not args.quiet:
-        print("\n".join(f"wrote {w}" for w in written))
-    return 0
+    return write_results(args, written, {"faithfulness": faith, "gates": gates})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from probe.recipes._common import eval_args, quiet, save
+from probe.recipes._common import eval_args, quiet, save, write_results
 
 if TYPE_CHECKING:
     import torch
@@ -186,14 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     written = nonlocal_figures(args.out, args.formats, args.dpi, images=args.images)
     stats = nonlocal_stats(args.n)
     print(stats_markdown(stats))
-    if args.json:
-        from probe._report import jsonable, write_json
-
-        write_json(args.json, jsonable(stats), indent=1)
-        written.append(args.json)
-    if not args.quiet:
-        print("\n".join(f"wrote {w}" for w in written))
-    return 0
+    return write_results(args, written, stats)
 
 
 if __name__ == "__main__":

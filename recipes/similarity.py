@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, quiet, save, valid_outputs
+from probe.recipes._common import figures_main, parser, save
 
 PAIR = ("A man is playing a guitar on the stage.", "Someone performs music for an audience.")
 METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "inputxgrad", "random")
@@ -60,13 +60,10 @@ def run(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser(__doc__.splitlines()[0]).parse_args(argv)
-    if not valid_outputs(args):
-        return 2
-    quiet(args.quiet)
-    for path in run(args.out, args.formats, args.dpi, quiet=args.quiet):
-        print(path)
-    return 0
+    return figures_main(
+        argv, parser(__doc__.splitlines()[0]),
+        lambda a: run(a.out, a.formats, a.dpi, quiet=a.quiet),
+    )
 
 
 if __name__ == "__main__":

@@ -19,16 +19,16 @@ global RNG state and thread count of the calling process are restored on return.
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from probe.recipes._training import (
     adamw,
     held_out_accuracy,
-    train_and_save,
     train_classifier,
+    train_main,
     training_parser,
-    valid_args,
 )
 from probe.recipes.train_vit_shapes import CURRICULUM_FRACTION, CURRICULUM_SIZES, EVAL_SEED
 
@@ -85,9 +85,6 @@ def main(argv: list[str] | None = None) -> int:
     from probe.models._cnn_shapes import CNN_SHAPES_CONFIG, CNN_SHAPES_IMAGE_SIZE
     from probe.models._shapes import SHAPE_CLASSES
 
-    args = _parser().parse_args(argv)
-    if not valid_args(args):
-        return 2
     metadata = {
         "model": "cnn-shapes",
         "timm_class": "timm.models.resnet.ResNet(BasicBlock)",
@@ -95,14 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": str(CNN_SHAPES_IMAGE_SIZE),
         "classes": ",".join(SHAPE_CLASSES),
     }
-    return train_and_save(
-        args,
-        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, quiet=args.quiet),
-        held_out_accuracy(CNN_SHAPES_IMAGE_SIZE, EVAL_SEED, args.n_eval),
-        metadata,
-        EVAL_SEED,
-    )
+    assessment = functools.partial(held_out_accuracy, CNN_SHAPES_IMAGE_SIZE, EVAL_SEED)
+    return train_main(argv, _parser(), train, assessment, metadata, EVAL_SEED)
 
 
 if __name__ == "__main__":

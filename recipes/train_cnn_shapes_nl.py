@@ -11,13 +11,9 @@ process's RNG state and thread count restored on return.
 from __future__ import annotations
 
 import argparse
+import functools
 
-from probe.recipes._training import (
-    held_out_accuracy,
-    train_and_save,
-    training_parser,
-    valid_args,
-)
+from probe.recipes._training import held_out_accuracy, train_main, training_parser
 
 __all__ = ["DEFAULT_STEPS", "main"]
 
@@ -48,9 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     from probe.recipes.train_cnn_shapes import train
     from probe.recipes.train_vit_shapes import EVAL_SEED
 
-    args = _parser().parse_args(argv)
-    if not valid_args(args):
-        return 2
     metadata = {
         "model": "cnn-shapes-nl",
         "timm_class": "timm.models.resnet.ResNet(BasicBlock)",
@@ -59,12 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": str(CNN_SHAPES_IMAGE_SIZE),
         "classes": ",".join(SHAPE_CLASSES),
     }
-    return train_and_save(
-        args,
-        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, quiet=args.quiet,
-                      build=build_cnn_shapes_nl),
-        held_out_accuracy(CNN_SHAPES_IMAGE_SIZE, EVAL_SEED, args.n_eval),
+    return train_main(
+        argv,
+        _parser(),
+        functools.partial(train, build=build_cnn_shapes_nl),
+        functools.partial(held_out_accuracy, CNN_SHAPES_IMAGE_SIZE, EVAL_SEED),
         metadata,
         EVAL_SEED,
     )

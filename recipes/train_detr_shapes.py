@@ -24,6 +24,7 @@ default 1), and the global RNG state and thread count of the caller are restored
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from probe.recipes._training import (
@@ -31,10 +32,9 @@ from probe.recipes._training import (
     LossLog,
     adamw,
     lr_at,
-    train_and_save,
+    train_main,
     train_seed,
     training_parser,
-    valid_args,
 )
 
 if TYPE_CHECKING:
@@ -154,6 +154,22 @@ def detection_quality(model: nn.Module, n: int, seed: int = EVAL_SEED) -> dict[s
     }
 
 
+def _assessment(n_eval: int) -> Callable[[nn.Module], Assessment]:
+    """Detection quality on ``n_eval`` held-out scenes; ``--min-recall`` guards the recall."""
+
+    def assess(model: nn.Module) -> Assessment:
+        q = detection_quality(model, n_eval)
+        summary = (
+            f"recall {q['recall']:.4f}, precision {q['precision']:.4f}, mean IoU "
+            f"{q['mean_iou']:.3f} ({q['objects']} objects in {n_eval} images, seed "
+            f"{EVAL_SEED})"
+        )
+        recorded = {k: (f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in q.items()}
+        return Assessment(summary, "recall", q["recall"], recorded)
+
+    return assess
+
+
 def _parser() -> argparse.ArgumentParser:
     from probe.models._detr_shapes import DETR_WEIGHTS_PATH
 
@@ -176,20 +192,6 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit code (0 ok, 1 recall too low, 2 bad args)."""
     from probe.models._detr_shapes import DETR_BACKBONE_CONFIG, DETR_SHAPES_CONFIG
 
-    args = _parser().parse_args(argv)
-    if not valid_args(args):
-        return 2
-
-    def assess(model: nn.Module) -> Assessment:
-        q = detection_quality(model, args.n_eval)
-        summary = (
-            f"recall {q['recall']:.4f}, precision {q['precision']:.4f}, mean IoU "
-            f"{q['mean_iou']:.3f} ({q['objects']} objects in {args.n_eval} images, seed "
-            f"{EVAL_SEED})"
-        )
-        recorded = {k: (f"{v:.4f}" if isinstance(v, float) else str(v)) for k, v in q.items()}
-        return Assessment(summary, "recall", q["recall"], recorded)
-
     metadata = {
         "model": "detr-shapes",
         "class": "transformers.DetrForObjectDetection",
@@ -197,14 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         "backbone_config": repr(DETR_BACKBONE_CONFIG),
         "curriculum": f"one object per scene for the first {CURRICULUM_FRACTION:g} of the steps",
     }
-    return train_and_save(
-        args,
-        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, quiet=args.quiet),
-        assess,
-        metadata,
-        EVAL_SEED,
-    )
+    return train_main(argv, _parser(), train, _assessment, metadata, EVAL_SEED)
 
 
 if __name__ == "__main__":

@@ -23,16 +23,16 @@ RNG state and thread count of the calling process are restored on return.
 from __future__ import annotations
 
 import argparse
+import functools
 from typing import TYPE_CHECKING
 
 from probe.recipes._training import (
     adamw,
     evaluate,
     held_out_accuracy,
-    train_and_save,
     train_classifier,
+    train_main,
     training_parser,
-    valid_args,
 )
 
 if TYPE_CHECKING:
@@ -104,9 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     from probe.models._shapes import SHAPE_CLASSES
     from probe.models._vit_shapes import VIT_SHAPES_BASE, VIT_SHAPES_CONFIG
 
-    args = _parser().parse_args(argv)
-    if not valid_args(args):
-        return 2
     metadata = {
         "model": "vit-shapes",
         "timm_base": VIT_SHAPES_BASE,
@@ -114,14 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         "patch_size": str(VIT_SHAPES_CONFIG["patch_size"]),
         "classes": ",".join(SHAPE_CLASSES),
     }
-    return train_and_save(
-        args,
-        lambda: train(seed=args.seed, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      weight_decay=args.weight_decay, quiet=args.quiet),
-        held_out_accuracy(int(VIT_SHAPES_CONFIG["img_size"]), EVAL_SEED, args.n_eval),
-        metadata,
-        EVAL_SEED,
-    )
+    assessment = functools.partial(held_out_accuracy, int(VIT_SHAPES_CONFIG["img_size"]), EVAL_SEED)
+    return train_main(argv, _parser(), train, assessment, metadata, EVAL_SEED)
 
 
 if __name__ == "__main__":

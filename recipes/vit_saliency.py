@@ -15,7 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 
-from probe.recipes._common import parser, quiet, save, valid_outputs
+from probe.recipes._common import figures_main, parser, save
 
 HELD_OUT_SEED = 20_261_121
 
@@ -91,13 +91,10 @@ def run(
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--images", type=int, default=2, help="comparison panels to render")
-    args = p.parse_args(argv)
-    if not valid_outputs(args, counts=("images",)):
-        return 2
-    quiet(args.quiet)
-    for path in run(args.out, args.formats, args.dpi, n_images=args.images, quiet=args.quiet):
-        print(path)
-    return 0
+    return figures_main(
+        argv, p, lambda a: run(a.out, a.formats, a.dpi, n_images=a.images, quiet=a.quiet),
+        counts=("images",),
+    )
 
 
 if __name__ == "__main__":

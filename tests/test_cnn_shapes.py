@@ -20,6 +20,7 @@ from probe.models._cnn_shapes import (
     load_cnn_shapes,
     read_cnn_shapes_metadata,
 )
+from tests._shipped import assert_bad_weights_refused, assert_recipe_keeps_its_floor
 
 
 def test_weights_are_small_and_carry_their_recipe() -> None:
@@ -43,14 +44,7 @@ def test_shipped_weights_accuracy_and_gates() -> None:
 
 
 def test_missing_and_mismatched_weights_raise(tmp_path: Path) -> None:
-    with pytest.raises(probe.ProbeError, match="train_cnn_shapes"):
-        load_cnn_shapes(tmp_path / "missing.safetensors")
-    from safetensors.torch import save_file
-
-    bad = tmp_path / "bad.safetensors"
-    save_file({"x": torch.zeros(1)}, str(bad))
-    with pytest.raises(probe.ProbeError, match="do not match"):
-        load_cnn_shapes(bad)
+    assert_bad_weights_refused(load_cnn_shapes, tmp_path, "train_cnn_shapes")
 
 
 def test_recipe_writes_weights_only_above_the_accuracy_floor(tmp_path: Path, capsys) -> None:
@@ -58,16 +52,7 @@ def test_recipe_writes_weights_only_above_the_accuracy_floor(tmp_path: Path, cap
 
     out = tmp_path / "w.safetensors"
     tiny = ["--steps", "2", "--batch-size", "8", "--n-eval", "16", "--quiet", "--out", str(out)]
-    assert recipe.main(tiny) == 1 and not out.exists()  # two steps cannot reach 97%
-    assert recipe.main([*tiny, "--min-accuracy", "0"]) == 0
-    from safetensors.torch import load_file
-
-    first = load_file(str(out))
-    assert recipe.main([*tiny, "--min-accuracy", "0"]) == 0
-    second = load_file(str(out))  # deterministic: bit-identical tensors
-    assert first.keys() == second.keys()
-    assert all(torch.equal(first[k], second[k]) for k in first)
-    assert recipe.main(["--steps", "0"]) == 2
+    assert_recipe_keeps_its_floor(recipe, out, tiny, "accuracy")
 
 
 def test_eval_on_a_random_model_is_near_chance() -> None:

@@ -16,6 +16,7 @@ from probe.models._cnn_shapes_nl import (
     load_cnn_shapes_nl,
     read_cnn_shapes_nl_metadata,
 )
+from tests._shipped import assert_bad_weights_refused, assert_recipe_keeps_its_floor
 
 
 def test_weights_are_small_and_carry_their_recipe() -> None:
@@ -41,31 +42,16 @@ def test_shipped_weights_accuracy_and_attention() -> None:
 
 
 def test_missing_and_mismatched_weights_raise(tmp_path: Path) -> None:
-    with pytest.raises(probe.ProbeError, match="train_cnn_shapes_nl"):
-        load_cnn_shapes_nl(tmp_path / "missing.safetensors")
-    from safetensors.torch import save_file
-
-    bad = tmp_path / "bad.safetensors"
-    save_file({"x": torch.zeros(1)}, str(bad))
-    with pytest.raises(probe.ProbeError, match="do not match"):
-        load_cnn_shapes_nl(bad)
+    assert_bad_weights_refused(load_cnn_shapes_nl, tmp_path, "train_cnn_shapes_nl")
 
 
 def test_recipe_is_deterministic_and_keeps_the_accuracy_floor(tmp_path: Path) -> None:
-    from safetensors.torch import load_file
-
     from probe.recipes import train_cnn_shapes_nl as recipe
 
     out = tmp_path / "w.safetensors"
     tiny = ["--steps", "2", "--batch-size", "8", "--n-eval", "16", "--quiet", "--out", str(out)]
-    assert recipe.main(tiny) == 1 and not out.exists()  # two steps cannot reach 97%
-    assert recipe.main([*tiny, "--min-accuracy", "0"]) == 0
-    first = load_file(str(out))
-    assert recipe.main([*tiny, "--min-accuracy", "0"]) == 0
-    second = load_file(str(out))
-    assert first.keys() == set(build_cnn_shapes_nl().state_dict())
-    assert all(torch.equal(first[k], second[k]) for k in first)
-    assert recipe.main(["--steps", "0"]) == 2
+    written = assert_recipe_keeps_its_floor(recipe, out, tiny, "accuracy")
+    assert written.keys() == set(build_cnn_shapes_nl().state_dict())
 
 
 def test_query_points_on_a_hand_made_mask() -> None:

@@ -14,6 +14,7 @@ from probe.models._detr_shapes import (
     load_detr_shapes,
     read_detr_shapes_metadata,
 )
+from tests._shipped import assert_bad_weights_refused, assert_recipe_keeps_its_floor
 
 MIN_RECALL = 0.35  # floor on 200 held-out scenes (the shipped weights: 0.44 on 1000, README)
 
@@ -36,14 +37,7 @@ def test_shipped_weights_detect_held_out_scenes() -> None:
 
 
 def test_missing_and_mismatched_weights_raise(tmp_path: Path) -> None:
-    with pytest.raises(probe.ProbeError, match="train_detr_shapes"):
-        load_detr_shapes(tmp_path / "missing.safetensors")
-    from safetensors.torch import save_file
-
-    bad = tmp_path / "bad.safetensors"
-    save_file({"x": torch.zeros(1)}, str(bad))
-    with pytest.raises(probe.ProbeError, match="do not match"):
-        load_detr_shapes(bad)
+    assert_bad_weights_refused(load_detr_shapes, tmp_path, "train_detr_shapes")
 
 
 def test_every_parameter_trains_and_the_grid_is_8x8() -> None:
@@ -58,16 +52,7 @@ def test_recipe_is_deterministic_and_keeps_its_floor(tmp_path: Path) -> None:
 
     out = tmp_path / "w.safetensors"
     tiny = ["--steps", "2", "--batch-size", "4", "--n-eval", "8", "--quiet", "--out", str(out)]
-    assert recipe.main(tiny) == 1 and not out.exists()  # two steps cannot reach the recall floor
-    assert recipe.main([*tiny, "--min-recall", "0"]) == 0
-    from safetensors.torch import load_file
-
-    first = load_file(str(out))
-    assert recipe.main([*tiny, "--min-recall", "0"]) == 0
-    second = load_file(str(out))
-    assert first.keys() == second.keys()
-    assert all(torch.equal(first[k], second[k]) for k in first)
-    assert recipe.main(["--steps", "0"]) == 2
+    assert_recipe_keeps_its_floor(recipe, out, tiny, "recall")
 
 
 def test_attention_recipe_figures_and_numbers(tmp_path: Path) -> None:

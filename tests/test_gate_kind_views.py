@@ -28,8 +28,8 @@ from probe.analysis._gate_views import (
 )
 from probe.viewers import branch_gates_view, channel_spatial_view, gate_figures, upsample_bilinear
 from probe.viewers._style import MIN_FONT_PT
+from tests._cnn import SMALL, timm_cnn
 
-SMALL = dict(layers=(1, 1, 1, 1), channels=(16, 32, 48, 64), stem_width=16)
 ATTN = {
     "coord": "coord",
     "scoord": "scoord",
@@ -44,14 +44,8 @@ ATTN = {
 def _model(name: str, attn: str | None = None, seed: int = 0) -> torch.nn.Module:
     """A narrow timm model; gate layers get random weights (timm zero-initialises some, which
     makes every gate constant)."""
-    torch.manual_seed(seed)
-    extra = {} if attn is None else dict(block_args=dict(attn_layer=ATTN[attn]))
-    model = timm.create_model(name, pretrained=False, num_classes=5, **SMALL, **extra).eval()
-    with torch.no_grad():  # timm zero-initialises each block's last norm: the gates see zeros
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
+    model = timm_cnn(name, None if attn is None else ATTN[attn], seed=seed, running_stats=False)
+    with torch.no_grad():
         for mod_name, m in model.named_modules():
             if isinstance(m, torch.nn.Conv2d | torch.nn.Linear) and (".se" in mod_name
                                                                      or ".attn" in mod_name):

@@ -10,19 +10,14 @@ import probe
 from probe.analysis._gates import channel_profiles, gate_specificity, query_point_map, to_unit_grid
 from probe.attribution._registry import list_methods
 from probe.models._cnn_shapes import build_cnn_shapes
+from tests._cnn import randomize_norms
 from tests._tiny import assert_unchanged, snapshot
 
 
 @pytest.fixture(scope="module")
 def cnn() -> torch.nn.Module:
     torch.manual_seed(0)
-    model = build_cnn_shapes().eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-    return model
+    return randomize_norms(build_cnn_shapes().eval(), running_stats=False)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from timm.layers import GatherExcite
 
 import probe
+from tests._cnn import assert_no_hooks_left, timm_cnn
 from tests._factories import module_io
 from probe.capture.adapters._timm_cnn import TimmCNN
 
@@ -18,18 +19,7 @@ ATTN = ["se", "ese", "eca", "ecam", "ceca", "gc", "cbam", "lcbam", "nl"]
 
 
 def _resnet(attn: object, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = timm.create_model(
-        "resnet10t", pretrained=False, num_classes=5, block_args=dict(attn_layer=attn)
-    ).eval()
-    with torch.no_grad():  # non-trivial norms and biases (timm zero-initialises some of them)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
+    return timm_cnn("resnet10t", attn, seed=seed, small=False)
 
 
 def _pixels(batch: int = 2, size: int = 64, seed: int = 1) -> torch.Tensor:
@@ -156,20 +146,7 @@ def test_nothing_left_behind_also_when_the_forward_raises() -> None:
 
     torch.manual_seed(0)
     model = build_cnn_shapes().eval()  # timm ResNet with CBAM, small enough for 100 captures
-    x = _pixels(2, 32)
-    before = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
-
-    def boom(*_):
-        raise RuntimeError("boom")
-
-    handle = model.layer3.register_forward_hook(boom)
-    with pytest.raises(RuntimeError, match="boom"):
-        probe.trace_gates(model, x)
-    handle.remove()
-    for _ in range(100):
-        probe.trace_gates(model, x[:1])
-    after = [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()]
-    assert after == before
+    assert_no_hooks_left(model, _pixels(2, 32), model.layer3, repeats=100)
 
 
 def test_cnns_get_clear_errors() -> None:

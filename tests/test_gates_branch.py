@@ -14,28 +14,16 @@ import torch.nn.functional as F
 from timm.layers import GatherExcite, GlobalContext
 
 import probe
+from tests._cnn import assert_no_hooks_left, timm_cnn
 from tests._factories import module_io
 
 
-SMALL = dict(layers=(1, 1, 1, 1), channels=(16, 32, 48, 64), stem_width=16)
-"""Narrow one-block-per-stage variants of the timm models: fast, same modules."""
-
-
 def _model(name: str, seed: int = 0, **kwargs: object) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    model = timm.create_model(name, pretrained=False, num_classes=5, **SMALL, **kwargs).eval()
-    with torch.no_grad():  # non-trivial norms and biases (timm zero-initialises some of them)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model
+    return timm_cnn(name, seed=seed, **kwargs)
 
 
 def _resnet(attn: object) -> torch.nn.Module:
-    return _model("resnet10t", block_args=dict(attn_layer=attn))
+    return timm_cnn("resnet10t", attn)
 
 
 def _pixels(batch: int = 2, size: int = 48, seed: int = 1) -> torch.Tensor:
@@ -183,19 +171,7 @@ def test_options_gradients_and_cleanup_on_new_kinds() -> None:
         coord.gates[0].gradient()  # a_h * a_w is formed by probe, not by the model
 
     for m in (model, _resnet("coord"), _model("resnest14d")):
-        before = [(len(s._forward_hooks), len(s._forward_pre_hooks)) for s in m.modules()]
-
-        def boom(*_):
-            raise RuntimeError("boom")
-
-        handle = m.layer2.register_forward_hook(boom)
-        with pytest.raises(RuntimeError, match="boom"):
-            probe.trace_gates(m, x)
-        handle.remove()
-        for _ in range(5):
-            probe.trace_gates(m, x[:1])
-        after = [(len(s._forward_hooks), len(s._forward_pre_hooks)) for s in m.modules()]
-        assert after == before
+        assert_no_hooks_left(m, x, m.layer2, repeats=5)
 
 
 def test_gc_models_in_the_timm_zoo() -> None:

@@ -245,6 +245,21 @@ def trace(
 
 
 # --------------------------------------------------------------------------- options
+def _check_dtype(dtype: Any) -> Any:
+    """``dtype`` (a floating ``torch.dtype``, its name, or ``None``) as a ``torch.dtype`` or
+    ``None``; anything else raises."""
+    import torch
+
+    if isinstance(dtype, str):
+        if dtype not in _FLOAT_DTYPES:
+            raise ProbeError(f"dtype {dtype!r} is not supported: use one of {list(_FLOAT_DTYPES)}")
+        dtype = getattr(torch, dtype)
+    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
+        raise ProbeError(
+            f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
+    return dtype
+
+
 def _options(
     layers: Sequence[int] | None,
     heads: Sequence[int] | None,
@@ -258,8 +273,6 @@ def _options(
     chunk_size: int | None,
     device: Any = None,
 ) -> CaptureOptions:
-    import torch
-
     def ints(name: str, value: Sequence[int] | None) -> tuple[int, ...] | None:
         if value is None:
             return None
@@ -274,13 +287,7 @@ def _options(
         check_unique(name, tuple(value), tuple(value))
         return tuple(value)
 
-    if isinstance(dtype, str):
-        if dtype not in _FLOAT_DTYPES:
-            raise ProbeError(f"dtype {dtype!r} is not supported: use one of {list(_FLOAT_DTYPES)}")
-        dtype = getattr(torch, dtype)
-    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
-        raise ProbeError(
-            f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
+    dtype = _check_dtype(dtype)
     stream_options = None
     if stream:
         from probe.analysis._fusion import check_head_fusion

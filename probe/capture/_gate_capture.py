@@ -10,6 +10,7 @@ from probe._errors import ProbeError, UnsupportedModelError
 from probe._text import with_article
 from probe.capture._gates import GATE_KINDS, Gate, GateSite, GateTrace
 from probe.capture._autograd import require_autograd
+from probe.capture._capture import _check_dtype
 from probe.capture._locks import model_lock
 from probe.capture.adapters import adapter_for
 
@@ -18,8 +19,6 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ["trace_gates"]
-
-_FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 
 def trace_gates(
@@ -128,19 +127,6 @@ def trace_gates(
         output=output,
         skipped=tuple(skipped),
     )
-
-
-def _check_dtype(dtype: Any) -> Any:
-    import torch
-
-    if isinstance(dtype, str):
-        if dtype not in _FLOAT_DTYPES:
-            raise ProbeError(f"dtype {dtype!r} is not supported: use one of {list(_FLOAT_DTYPES)}")
-        dtype = getattr(torch, dtype)
-    if dtype is not None and (not isinstance(dtype, torch.dtype) or not dtype.is_floating_point):
-        raise ProbeError(
-            f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
-    return dtype
 
 
 def _select(sites: list[GateSite], modules: Sequence[str] | None) -> list[GateSite]:

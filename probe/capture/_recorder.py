@@ -260,24 +260,29 @@ class StackRecorder:
     def called(self) -> bool:
         return any(self.calls)
 
-    def finish(self) -> AttentionStack:
-        """Assemble the recorded layers into an :class:`AttentionStack`."""
-        import torch
-
-        self.check_calls()
-        missing = [self.layer_names[i] for i in self.keep if self.calls[i] == 0]
+    def _check_ran(self, missing: list[str]) -> None:
+        """Raise if kept layers (the names in ``missing``) did not run; a streaming capture
+        folds the layers that ran."""
         if missing and self.stream is None:
             raise ProbeError(
                 f"attention layers {missing[:3]} did not run in the forward pass; probe cannot "
                 "capture layers the model skips (check the inputs or select other layers)"
             )
-        head_indices: tuple[int, ...] | None
+
+    def _head_indices(self) -> tuple[int, ...] | None:
+        """The heads kept, as indices into the layer's heads (``None``: averaged)."""
         if self.options.average_heads:
-            head_indices = None
-        elif self.options.heads is not None:
-            head_indices = tuple(h % self.num_heads for h in self.options.heads)
-        else:
-            head_indices = tuple(range(self.num_heads))
+            return None
+        if self.options.heads is not None:
+            return tuple(h % self.num_heads for h in self.options.heads)
+        return tuple(range(self.num_heads))
+
+    def finish(self) -> AttentionStack:
+        """Assemble the recorded layers into an :class:`AttentionStack`."""
+        import torch
+
+        self.check_calls()
+        self._check_ran([self.layer_names[i] for i in self.keep if self.calls[i] == 0])
         layer_tensors = None
         attentions: torch.Tensor | LazyStack | None = self.buffer
         if self.layers and self.buffer is not None:  # some layers whole, others chunked
@@ -303,7 +308,7 @@ class StackRecorder:
             attentions=attentions,  # type: ignore[arg-type]
             layer_names=tuple(self.layer_names[i] for i in self.keep),
             layer_indices=tuple(self.keep),
-            head_indices=head_indices,
+            head_indices=self._head_indices(),
             layer_tensors=layer_tensors,
         )
 

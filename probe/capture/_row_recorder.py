@@ -200,24 +200,12 @@ class RowRecorder(StackRecorder):
         import torch
 
         self.check_calls()
-        missing = [self.layer_names[i] for i in self.keep if i not in self.kept]
-        if missing:
-            raise ProbeError(
-                f"attention layers {missing[:3]} did not run in the forward pass; probe cannot "
-                "capture layers the model skips (check the inputs or select other layers)"
-            )
-        head_indices: tuple[int, ...] | None
-        if self.options.average_heads:
-            head_indices = None
-        elif self.options.heads is not None:
-            head_indices = tuple(h % self.num_heads for h in self.options.heads)
-        else:
-            head_indices = tuple(range(self.num_heads))
+        self._check_ran([self.layer_names[i] for i in self.keep if i not in self.kept])
         return AttentionStack(
             kind=self.kind,  # type: ignore[arg-type]
             attentions=torch.stack([self.kept.pop(i) for i in self.keep]),
             layer_names=tuple(self.layer_names[i] for i in self.keep),
             layer_indices=tuple(self.keep),
-            head_indices=head_indices,
+            head_indices=self._head_indices(),
             query_indices=self.query_indices,
         )

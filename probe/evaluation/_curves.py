@@ -159,34 +159,35 @@ def _mean_curve(curves: list[Curve]) -> Curve:
     return Curve(curves[0].fractions, values, auc, curves[0].kind, "random")
 
 
+_SETTINGS = ("tokenizer", "target", "baseline", "score_fn", "batch_size", "output")
+
+
+def _settings(args: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings every faithfulness test passes on to :func:`_problem` as they are (all its
+    keyword arguments but ``grid``), picked by name from a public function's ``locals()``."""
+    return {name: args[name] for name in _SETTINGS}
+
+
+def _map_problem(
+    model: nn.Module, inputs: Any, scores: Scores, grid: tuple[int, int] | None, **settings: Any
+) -> _Problem:
+    """The problem of one map; ``grid`` defaults to the map's own (an :class:`Attribution`'s)."""
+    if grid is None and isinstance(scores, Attribution):
+        grid = scores.grid
+    return _problem(model, inputs, grid=grid, **settings)
+
+
 def _one_curve(
     kind: CurveKind,
     model: nn.Module,
     inputs: Any,
     scores: Scores,
-    target: Any,
     steps: int,
-    baseline: Baseline,
-    score_fn: ScoreFn | None,
-    tokenizer: Any,
     grid: tuple[int, int] | None,
-    batch_size: int,
-    output: Output,
+    **settings: Any,
 ) -> Curve:
     steps = _check_steps(steps)
-    if grid is None and isinstance(scores, Attribution):
-        grid = scores.grid
-    p = _problem(
-        model,
-        inputs,
-        tokenizer=tokenizer,
-        target=target,
-        baseline=baseline,
-        score_fn=score_fn,
-        grid=grid,
-        batch_size=batch_size,
-        output=output,
-    )
+    p = _map_problem(model, inputs, scores, grid, **settings)
     method = scores.label if isinstance(scores, Attribution) else ""
     return _curve(p, _scores(scores, p, method or "the map"), steps, kind, method)
 
@@ -238,20 +239,7 @@ def deletion_curve(
     Returns:
         A :class:`Curve` with ``values [batch, steps + 1]`` and ``auc [batch]``.
     """
-    return _one_curve(
-        "deletion",
-        model,
-        inputs,
-        scores,
-        target,
-        steps,
-        baseline,
-        score_fn,
-        tokenizer,
-        grid,
-        batch_size,
-        output,
-    )
+    return _one_curve("deletion", model, inputs, scores, steps, grid, **_settings(locals()))
 
 
 def insertion_curve(
@@ -278,20 +266,7 @@ def insertion_curve(
     Returns:
         A :class:`Curve` with ``values [batch, steps + 1]`` and ``auc [batch]``.
     """
-    return _one_curve(
-        "insertion",
-        model,
-        inputs,
-        scores,
-        target,
-        steps,
-        baseline,
-        score_fn,
-        tokenizer,
-        grid,
-        batch_size,
-        output,
-    )
+    return _one_curve("insertion", model, inputs, scores, steps, grid, **_settings(locals()))
 
 
 def _named(attributions: Any) -> list[tuple[str, Any]]:
@@ -331,3 +306,16 @@ def _grid_of(items: list[tuple[str, Any]], grid: tuple[int, int] | None) -> tupl
             "same model"
         )
     return grids.pop() if grids else None
+
+
+def _methods_problem(
+    model: nn.Module,
+    inputs: Any,
+    attributions: Sequence[Attribution] | Mapping[str, Scores] | Attribution,
+    grid: tuple[int, int] | None,
+    **settings: Any,
+) -> tuple[list[tuple[str, Any]], _Problem]:
+    """``(name, scores)`` of every method and their common problem (``grid`` defaults to the
+    one the attributions share)."""
+    items = _named(attributions)
+    return items, _problem(model, inputs, grid=_grid_of(items, grid), **settings)

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 from probe.evaluation._tables import ScoreTable
-from probe.evaluation._curves import _grid_of, _named, _random_scores, _ranks, _scores
+from probe.evaluation._curves import (
+    _map_problem,
+    _methods_problem,
+    _random_scores,
+    _ranks,
+    _scores,
+    _settings,
+)
 from probe.evaluation._perturb import (
     Baseline,
     Output,
@@ -22,7 +29,6 @@ from probe.evaluation._perturb import (
     Scores,
     _eval_mode,
     _Problem,
-    _problem,
 )
 
 if TYPE_CHECKING:
@@ -106,12 +112,10 @@ def _eraser_one(
     scores: Scores,
     bins: Sequence[float],
     grid: tuple[int, int] | None,
-    **kwargs: Any,
+    **settings: Any,
 ) -> torch.Tensor:
     bins_t = _check_bins(bins)
-    if grid is None and isinstance(scores, Attribution):
-        grid = scores.grid
-    p = _problem(model, inputs, grid=grid, **kwargs)
+    p = _map_problem(model, inputs, scores, grid, **settings)
     return _eraser(p, _scores(scores, p, "the map"), bins_t)[which]
 
 
@@ -141,20 +145,7 @@ def comprehensiveness(
     Returns:
         ``[batch]`` float64 (``nan`` for items without valid units).
     """
-    return _eraser_one(
-        0,
-        model,
-        inputs,
-        scores,
-        bins,
-        grid,
-        target=target,
-        baseline=baseline,
-        score_fn=score_fn,
-        tokenizer=tokenizer,
-        batch_size=batch_size,
-        output=output,
-    )
+    return _eraser_one(0, model, inputs, scores, bins, grid, **_settings(locals()))
 
 
 def sufficiency(
@@ -180,20 +171,7 @@ def sufficiency(
     Returns:
         ``[batch]`` float64 (``nan`` for items without valid units).
     """
-    return _eraser_one(
-        1,
-        model,
-        inputs,
-        scores,
-        bins,
-        grid,
-        target=target,
-        baseline=baseline,
-        score_fn=score_fn,
-        tokenizer=tokenizer,
-        batch_size=batch_size,
-        output=output,
-    )
+    return _eraser_one(1, model, inputs, scores, bins, grid, **_settings(locals()))
 
 
 def eraser(
@@ -224,18 +202,7 @@ def eraser(
     import torch
 
     bins_t = _check_bins(bins)
-    items = _named(attributions)
-    p = _problem(
-        model,
-        inputs,
-        tokenizer=tokenizer,
-        target=target,
-        baseline=baseline,
-        score_fn=score_fn,
-        grid=_grid_of(items, grid),
-        batch_size=batch_size,
-        output=output,
-    )
+    items, p = _methods_problem(model, inputs, attributions, grid, **_settings(locals()))
     per_item = {name: _eraser(p, _scores(s, p, name), bins_t) for name, s in items}
     rand_c = rand_s = float("nan")
     randoms = [_eraser(p, s, bins_t) for s in _random_scores(p, n_random, seed)]

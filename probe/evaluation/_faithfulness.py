@@ -35,12 +35,12 @@ from probe.evaluation._curves import (
     _check_steps,
     _curve,
     _mean_curve,
+    _methods_problem,
     _random_scores,
-    _grid_of,
-    _named,
     _scores,
+    _settings,
 )
-from probe.evaluation._perturb import Baseline, Output, ScoreFn, Scores, _problem
+from probe.evaluation._perturb import Baseline, Output, ScoreFn, Scores
 
 if TYPE_CHECKING:
     import torch
@@ -117,18 +117,7 @@ def faithfulness(
     import torch
 
     steps = _check_steps(steps)
-    items = _named(attributions)
-    p = _problem(
-        model,
-        inputs,
-        tokenizer=tokenizer,
-        target=target,
-        baseline=baseline,
-        score_fn=score_fn,
-        grid=_grid_of(items, grid),
-        batch_size=batch_size,
-        output=output,
-    )
+    items, p = _methods_problem(model, inputs, attributions, grid, **_settings(locals()))
     score_maps = [(name, _scores(s, p, name)) for name, s in items]
     random_maps = _random_scores(p, n_random, seed)
     curves = {

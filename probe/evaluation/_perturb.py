@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe.evaluation._geometry import _grid_tuple
 
 if TYPE_CHECKING:
     import torch
@@ -179,7 +180,7 @@ def _vision_problem(
     device = adapter.device
     x = x.detach().to(device)
     height, width = int(x.shape[-2]), int(x.shape[-1])
-    rows, cols = _model_grid(adapter, x) if grid is None else _check_grid(grid)
+    rows, cols = _model_grid(adapter, x) if grid is None else _grid_tuple(grid)
     ph, pw = height // rows, width // cols
     if ph < 1 or pw < 1:
         raise ProbeError(
@@ -230,23 +231,13 @@ def _vision_problem(
     )
 
 
-def _check_grid(grid: Any) -> tuple[int, int]:
-    if (
-        not isinstance(grid, (tuple, list))
-        or len(grid) != 2
-        or not all(isinstance(g, int) and not isinstance(g, bool) and g > 0 for g in grid)
-    ):
-        raise ProbeError(f"grid must be (rows, cols) of positive ints, got {grid!r}")
-    return int(grid[0]), int(grid[1])
-
-
 def _model_grid(adapter: ModelAdapter, x: torch.Tensor) -> tuple[int, int]:
     if adapter.modality != "vision" or adapter.generic:
         raise ProbeError(
             f"cannot tell the patch grid of {adapter.name}: pass grid=(rows, cols) or an "
             "Attribution (it carries its grid)"
         )
-    return _check_grid(adapter.vision_geometry(x).grid)
+    return _grid_tuple(adapter.vision_geometry(x).grid)
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
