@@ -19,6 +19,7 @@ from probe.capture._recorder import (
 from probe.capture._row_recorder import RowRecorder, check_query_rows, resolve_query_rows
 from probe.capture._trace import Trace, stored_attentions
 from probe.capture._train_mode import warn_if_dropout
+from probe.capture._windows import trace_windows
 from probe.capture.adapters import Prepared, Site, adapter_for
 
 if TYPE_CHECKING:
@@ -134,6 +135,9 @@ def trace(
         require_autograd("probe.trace(..., requires_grad=True)")
     adapter = adapter_for(model)
     _check_forward_kwargs(adapter, forward_kwargs)
+    if getattr(adapter, "windowed", False):  # Swin: blocks of windows, see _windows.py
+        return trace_windows(adapter, inputs, options, query_rows=query_rows,
+                             model_name=model_name, forward_kwargs=forward_kwargs)
     sites = adapter.sites()
     vision = adapter.modality == "vision"
     prepared = adapter.prepare(
