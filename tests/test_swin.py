@@ -146,6 +146,17 @@ def test_head_stats_by_hand():
     assert stats.window_entropy == pytest.approx(math.log(2))
 
 
+def test_non_finite_windows_are_refused():
+    weights = torch.full((4, 2, 4, 4), 0.25)
+    weights[2, 1, 0, 3] = float("nan")
+    layout = WindowLayout((4, 4), (2, 2))
+    for fn in (windows_to_image, window_head_stats):
+        with pytest.raises(probe.ProbeError, match=r"not finite: NaN at layer 0, head 1"):
+            fn(weights, layout)
+    with pytest.raises(probe.ProbeError, match="window_query_map: the captured attention"):
+        window_query_map(weights, layout, (0, 0))
+
+
 def test_layout_and_shapes_are_checked():
     with pytest.raises(probe.ProbeError, match="two integers"):
         WindowLayout((4, 4), 2, (0, 0))  # type: ignore[arg-type]
@@ -358,9 +369,11 @@ def test_unsupported_options_are_refused(option):
         probe.trace(timm_swin(), _pixels(32, 48), **option)
 
 
-def test_gradient_methods_refuse_clearly():
-    with pytest.raises(probe.ProbeError, match="windowed"):
-        probe.attribute(timm_swin(), _pixels(32, 48, batch=1), "rollout")
+@pytest.mark.parametrize("method", ["attention", "rollout", "relevance"])
+def test_attention_methods_refuse_clearly(method):
+    with pytest.raises(probe.ProbeError, match="windowed attention") as err:
+        probe.attribute(timm_swin(), _pixels(32, 48, batch=1), method)
+    assert "\n" not in str(err.value)
 
 
 # ----------------------------------------------------------------------------- views

@@ -121,16 +121,21 @@ class WindowLayout:
 
 
 def _split(
-    weights: torch.Tensor, layout: WindowLayout, mask: torch.Tensor | None
+    weights: torch.Tensor, layout: WindowLayout, mask: torch.Tensor | None, analysis: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``weights`` as ``[batch, windows, head, N, N]``, the token index ``[windows, N]`` and
-    the kept pairs ``[windows, N, N]`` (both tokens real, not separated by ``mask``)."""
+    the kept pairs ``[windows, N, N]`` (both tokens real, not separated by ``mask``); refuses
+    non-finite weights (:func:`~probe.analysis._finite.check_finite`)."""
+    from probe.analysis._finite import check_finite
+
     n_w, area = layout.num_windows, layout.window_area
     if weights.dim() != 4 or weights.shape[-2:] != (area, area) or weights.shape[0] % n_w:
         raise ProbeError(
             f"window attention must be [batch * {n_w} windows, head, {area}, {area}] for "
             f"layout {layout}, got {list(weights.shape)}"
         )
+    # "batch item" of the message: the window's place in batch * windows
+    check_finite(weights[None], analysis, stack="windowed self-attention")
     index = layout.token_index(weights.device)
     keep = (index[:, :, None] >= 0) & (index[:, None, :] >= 0)
     if mask is not None:
@@ -161,7 +166,7 @@ def windows_to_image(
     """
     import torch
 
-    w5, index, keep = _split(weights, layout, mask)
+    w5, index, keep = _split(weights, layout, mask, "windows_to_image")
     batch, _, heads, _, _ = w5.shape
     n = layout.num_tokens
     win, qs, ks = keep.nonzero(as_tuple=True)
@@ -194,7 +199,7 @@ def window_query_map(
     r, c = query
     if not (0 <= r < rows and 0 <= c < cols):
         raise ProbeError(f"query {tuple(query)} is outside the block's {rows}x{cols} token grid")
-    w5, index, keep = _split(weights, layout, mask)
+    w5, index, keep = _split(weights, layout, mask, "window_query_map")
     batch, _, heads, _, _ = w5.shape
     win, slot = (index == r * cols + c).nonzero(as_tuple=True)
     win, slot = int(win[0]), int(slot[0])
@@ -242,7 +247,7 @@ def window_head_stats(
 
     import torch
 
-    w5, index, keep = _split(weights, layout, mask)
+    w5, index, keep = _split(weights, layout, mask, "window_head_stats")
     probs = w5.double()
     real_q = index >= 0  # [windows, N]
     n_real = float(real_q.sum()) * 1.0

@@ -240,11 +240,17 @@ class WindowRecorder:
 
 
 def _refuse_options(options: CaptureOptions, query_rows: Any) -> None:
+    if options.requires_grad:
+        raise ProbeError(
+            "requires_grad=True (gradient-weighted relevance) is not supported on windowed "
+            "attention (Swin): relevance propagates one [query, key] map through every layer, "
+            "and Swin's stages change resolution; use a gradient method (ig, saliency, "
+            "inputxgrad) or trace.windows"
+        )
     given = [
         name for name, on in (
             ("heads=", options.heads is not None),
             ("average_heads=True", options.average_heads),
-            ("requires_grad=True", options.requires_grad),
             ("stream=True", options.stream is not None),
             ("chunk_size=", options.chunk_size is not None),
             ("query_rows=", query_rows is not None),
