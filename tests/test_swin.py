@@ -409,3 +409,75 @@ def test_head_stats_of_a_block_are_per_head_and_bounded():
         wh, ww = block.layout.window
         th, tw = block.token_size
         assert (stats.distance < math.hypot((wh - 1) * th, (ww - 1) * tw)).all()
+
+
+# ----------------------------------------------------------------------------- the CLI
+def _run(argv: list[str], capsys: Any) -> tuple[int, str, str]:
+    from probe.cli import main
+
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.fixture(scope="module")
+def swin_folder(tmp_path_factory: Any) -> str:
+    """A tiny random-init HF Swin classifier saved as a model folder (with its processor)."""
+    from transformers import ViTImageProcessor
+
+    folder = tmp_path_factory.mktemp("swin")
+    hf_swin().save_pretrained(folder)
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
+    return str(folder)
+
+
+def test_render_window_timm_writes_one_figure_per_query(tmp_path, capsys):
+    from PIL import Image
+
+    argv = ["render", "window", "--model", "timm:swin_tiny_patch4_window7_224", "--quiet",
+            "--layer", "1", "--query", "0", "--query", "57", "--out", str(tmp_path),
+            "--dpi", "50"]
+    rc, out, err = _run(argv, capsys)
+    assert rc == 0, err
+    paths = out.split()
+    assert len(paths) == 2 and "_L1_q0_" in paths[0] and "_L1_q57_" in paths[1]
+    with Image.open(paths[0]) as img:
+        assert img.size[0] > 100
+
+
+def test_render_window_hf_folder(swin_folder, tmp_path, capsys):
+    rc, out, err = _run(["render", "window", "--model", swin_folder, "--quiet", "--format",
+                         "svg", "--out", str(tmp_path)], capsys)
+    assert rc == 0, err
+    [path] = out.split()
+    assert "_L3_q10_" in path and path.endswith(".svg")  # last block, 4x4 grid: (2, 2) = 10
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (None, "needs a Swin model: pass --model timm:swin"),
+        (["--model", "vit-shapes"], "vit-shapes is not one"),
+        (["--query", "16"], r"--query 16 is out of range: block 3 has 4x4 tokens \(0..15"),
+        (["--layer", "4"], "--layer: layer 4 is out of range"),
+        (["--head", "0"], "--head does not apply to the window view"),
+        (["--pair", "a"], "--pair"),
+    ],
+)
+def test_render_window_errors_are_one_line(extra, message, swin_folder, tmp_path, capsys):
+    import re
+
+    argv = ["render", "window", *(extra if extra is not None else [])]
+    if extra is not None and "--model" not in extra:
+        argv += ["--model", swin_folder]
+    rc, out, err = _run([*argv, "--out", str(tmp_path)], capsys)
+    assert rc == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert re.search(message, err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_render_attention_views_refuse_swin(swin_folder, tmp_path, capsys):
+    rc, out, err = _run(["render", "rollout", "--model", swin_folder, "--out", str(tmp_path)],
+                        capsys)
+    assert rc == 2 and "windowed attention (Swin)" in err and len(err.strip().splitlines()) == 1
