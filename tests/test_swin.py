@@ -481,3 +481,40 @@ def test_render_attention_views_refuse_swin(swin_folder, tmp_path, capsys):
     rc, out, err = _run(["render", "rollout", "--model", swin_folder, "--out", str(tmp_path)],
                         capsys)
     assert rc == 2 and "windowed attention (Swin)" in err and len(err.strip().splitlines()) == 1
+
+
+# ----------------------------------------------------------------------------- more inputs
+def test_timm_any_size_swin_reads_the_grid_from_the_pixels():
+    import timm
+
+    torch.manual_seed(0)
+    model = timm.create_model(
+        "swin_tiny_patch4_window7_224", pretrained=False, img_size=32, patch_size=4,
+        embed_dim=16, depths=(2, 2), num_heads=(2, 4), window_size=4, num_classes=5,
+        strict_img_size=False,
+    ).eval()
+    x = _pixels(40, 56)
+    ref, _ = _timm_reference(model, x)
+    tr = probe.trace(model, x)
+    assert tr.grid == (10, 14) == tr.windows[0].grid and tr.windows[2].grid == (5, 7)
+    for block, expected in zip(tr.windows, ref):
+        assert_close(block.weights, expected, atol=1e-5, rtol=0)
+
+
+def test_training_mode_with_attention_dropout_warns():
+    model = timm_swin(depths=(2,), heads=(2,))
+    for m in model.modules():
+        if type(m).__name__ == "WindowAttention":
+            m.attn_drop.p = 0.2
+    model.train()
+    with pytest.warns(UserWarning, match="training mode with attention dropout"):
+        probe.trace(model, _pixels(32, 48))
+
+
+def test_hf_output_attentions_do_not_share_the_trace():
+    model = hf_swin("eager")
+    tr = probe.trace(model, _pixels(32, 32), output_attentions=True)
+    returned = tr.output.attentions[0]
+    assert_close(tr.windows[1].weights, returned, atol=0, rtol=0)
+    returned.zero_()
+    assert tr.windows[1].weights.sum() > 0

@@ -112,6 +112,12 @@ def trace(
     Threads: captures and gradient methods on the same model run one at a time (a re-entrant
     lock per model); captures on different models run in parallel.
 
+    Windowed attention (Swin, timm and HF): each block's windows ``[batch * windows, head, N,
+    N]`` go to ``trace.windows`` (:class:`~probe.capture._windows.WindowBlock`, with the
+    geometry to map them back to image tokens); reading ``trace.attentions`` raises, as
+    blocks of different stages do not stack. Only ``layers``, ``dtype``, ``device`` and
+    ``model_name`` apply.
+
     Training mode: with attention dropout active the weights are recorded after dropout (what
     the model used; random, rows not summing to 1), also with ``query_rows`` (such layers then
     run eagerly on every row), and one ``UserWarning`` per call says to call ``model.eval()``.

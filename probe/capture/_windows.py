@@ -239,6 +239,23 @@ class WindowRecorder:
         return tuple(self.blocks[i] for i in self.keep)
 
 
+def _unshared(blocks: tuple[WindowBlock, ...], output: Any) -> tuple[WindowBlock, ...]:
+    """Copies of the blocks whose weights the model also returned (HF's
+    ``output_attentions=True``), so that changing the output never changes the trace."""
+    from dataclasses import replace
+
+    from probe.capture._recorder import _storages
+
+    returned = _storages(output, depth=4)
+    if not returned:
+        return blocks
+    return tuple(
+        replace(b, weights=b.weights.clone())
+        if b.weights.untyped_storage().data_ptr() in returned else b
+        for b in blocks
+    )
+
+
 def _refuse_options(options: CaptureOptions, query_rows: Any) -> None:
     if options.requires_grad:
         raise ProbeError(
@@ -300,7 +317,7 @@ def trace_windows(
         with torch.no_grad():
             output = adapter.run(prepared)
     warn_if_dropout([recorder], "probe.trace", stacklevel=4)
-    blocks = recorder.finish()
+    blocks = _unshared(recorder.finish(), output)
     batch = int(prepared.main.shape[0])
     rows, cols = geometry.grid
     heads = tuple(range(blocks[0].num_heads))

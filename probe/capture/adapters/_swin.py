@@ -93,8 +93,16 @@ class TimmSwin(TimmViT):
         return (ph * 2**stage, pw * 2**stage)
 
     def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
-        geometry = super().vision_geometry(pixels)
-        return VisionGeometry(geometry.grid, 0, geometry.image_size, geometry.patch_size)
+        # from the pixels: a Swin built with strict_img_size=False takes other sizes than its
+        # patch_embed.grid_size (the patch convolution floors, or pads with dynamic_img_pad)
+        h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
+        pe = self._patch_embed()
+        ph, pw = _pair(pe.patch_size)
+        if getattr(pe, "dynamic_img_pad", False):
+            grid = (-(-h // ph), -(-w // pw))
+        else:
+            grid = (h // ph, w // pw)
+        return VisionGeometry(grid, 0, (h, w), (ph, pw))
 
     @contextmanager
     def intercept(  # type: ignore[override]
