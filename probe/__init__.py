@@ -66,6 +66,13 @@ _LAZY: dict[str, str] = {
     "rollout_map": "probe.analysis._patches",
     "relevance_map": "probe.analysis._patches",
     "query_point_map": "probe.analysis._gates",
+    # windowed attention (Swin)
+    "WindowLayout": "probe.analysis._windows",
+    "WindowHeadStats": "probe.analysis._windows",
+    "windows_to_image": "probe.analysis._windows",
+    "window_query_map": "probe.analysis._windows",
+    "window_head_stats": "probe.analysis._windows",
+    "WindowBlock": "probe.capture._windows",
     # attribution registry
     "Attribution": "probe.attribution._registry",
     "MethodContext": "probe.attribution._registry",

@@ -137,7 +137,7 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
         assert rc == 2 and len(lines) == 1 and needle in lines[0], (argv, err)
         assert not out_dir.exists() and not out
     rc, _, err = _run(["render", "heads", "--query", "1", "--text", "a b"], capsys)
-    assert rc == 2 and "--query only applies to the detr view" in err
+    assert rc == 2 and "--query only applies to the detr and window views" in err
     # the gates view: a text model is named as such, and options it would ignore are errors
     for argv, needle in [
         (["--model", "minilm"],

@@ -12,7 +12,8 @@ Attention: :func:`head_heatmap`, :func:`head_grid`, :func:`model_view`, :func:`l
 CNN gates and DETR queries: :func:`gate_maps`, :func:`channel_profiles_view`,
 :func:`query_point_view`, :func:`branch_gates_view`, :func:`channel_spatial_view`,
 :func:`channel_gates_view`,
-:func:`gate_figures` (every gate figure of a ``GateTrace``), :func:`detr_queries_view`. Shared look:
+:func:`gate_figures` (every gate figure of a ``GateTrace``), :func:`detr_queries_view`.
+Windowed attention (Swin): :func:`window_query_view`. Shared look:
 :func:`title`, :func:`cmap_for`, :func:`new_figure` and the colormap constants.
 """
 
@@ -42,6 +43,7 @@ from probe.viewers._style import (
     title,
 )
 from probe.viewers._tokens import token_strip
+from probe.viewers._windows import window_query_view
 
 __all__ = [
     "DIVERGING_CMAP",
@@ -72,5 +74,6 @@ __all__ = [
     "save_figure",
     "title",
     "token_strip",
+    "window_query_view",
     "upsample_bilinear",
 ]

@@ -10,7 +10,9 @@ Views of a trace: ``"model"`` (every layer x head), ``"heads"`` (every head of `
 without it the model view), ``"head"`` (one head's heatmap), ``"links"`` (link view of
 ``layer=``, all heads or ``head=``; ``word=`` highlights a word), ``"coref"`` (``word=``,
 the top head unless ``layer=``/``head=``), ``"rollout"`` (text: token strip; vision:
-overlay), ``"cls"`` (vision: per-head CLS maps of ``layer=``). Views of an attribution
+overlay), ``"cls"`` (vision: per-head CLS maps of ``layer=``), ``"window"``
+(windowed attention, Swin: where token ``query=(row, col)`` of block ``layer=`` attends,
+per head). Views of an attribution
 (``probe.attribute`` output): ``"strip"`` (text) and ``"saliency"`` (vision), or ``None``
 for the right one. Remaining keyword options go to the viewer (``title=``, ``width=``...).
 """
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["plot", "TRACE_VIEWS", "ATTRIBUTION_VIEWS"]
 
-TRACE_VIEWS = ("model", "heads", "head", "links", "coref", "rollout", "cls")
+TRACE_VIEWS = ("model", "heads", "head", "links", "coref", "rollout", "cls", "window")
 ATTRIBUTION_VIEWS = ("strip", "saliency")
 
 
@@ -159,13 +161,15 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
         obj: a :class:`probe.Trace` (``probe.trace``) or a :class:`probe.Attribution`
             (``probe.attribute``).
         view: for a trace, one of ``"model"``, ``"heads"``, ``"head"``, ``"links"``,
-            ``"coref"``, ``"rollout"``, ``"cls"`` (required); for an attribution ``"strip"`` (text)
-            or ``"saliency"`` (vision; pass ``image=``), default the one that fits.
+            ``"coref"``, ``"rollout"``, ``"cls"``, ``"window"`` (required); for an attribution
+            ``"strip"`` (text) or ``"saliency"`` (vision; pass ``image=``), default the one
+            that fits.
         batch_index: which item of the batch to draw.
         **options: ``layer=`` / ``head=`` (model indices; default the last layer, head 0),
             ``word=`` (``coref``; highlighted in ``links``), ``occurrence=`` and
             ``candidates=`` (``coref``, as in :func:`probe.coref`), ``fusion=`` and
-            ``discard=`` (``rollout``), ``image=`` (vision views); anything else goes to
+            ``discard=`` (``rollout``), ``image=`` (vision views), ``query=`` (``window``: a
+            ``(row, col)`` token of the block's grid, default its centre); anything else goes to
             the viewer (e.g. ``title=``, ``width=``, ``top_k=``).
 
     Returns:
@@ -338,7 +342,37 @@ def _cls(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     return _call(cls_head_grid, "cls", (image, maps), kwargs, options)
 
 
+def _window(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    from probe.viewers._style import title
+    from probe.viewers._windows import window_query_view
+
+    windows = getattr(trace, "windows", None)
+    if windows is None:
+        raise ProbeError(
+            "the 'window' view needs a windowed-attention trace (Swin); for other vision "
+            "models use 'cls' or 'rollout'"
+        )
+    layer, pos = _layer(trace, options.pop("layer", None))
+    block = windows[pos]
+    query = options.pop("query", None)
+    if query is None:
+        query = (block.grid[0] // 2, block.grid[1] // 2)
+    if not isinstance(query, (tuple, list)) or len(query) != 2 or not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in query
+    ):
+        raise ProbeError(f"query must be a (row, col) token of the block's grid, got {query!r}")
+    query = (int(query[0]), int(query[1]))
+    image = _display_image(trace, b, options.pop("image", None))
+    maps = block.query_map(*query)[b]
+    name = title(trace.model_name, layer, method=f"stage {block.stage}, token {query}")
+    kwargs = {"heads": list(range(block.num_heads)), "title": name}
+    if "title" in options:
+        kwargs["title"] = options.pop("title")
+    return _call(window_query_view, "window", (image, maps, query, block.token_size), kwargs,
+                 options)
+
+
 _VIEWS: dict[str, Callable[[Any, int, dict[str, Any]], Figure]] = {
     "model": _model, "heads": _heads, "head": _one_head, "links": _links, "coref": _coref,
-    "rollout": _rollout, "cls": _cls,
+    "rollout": _rollout, "cls": _cls, "window": _window,
 }

@@ -19,6 +19,7 @@ from probe.capture._recorder import (
 from probe.capture._row_recorder import RowRecorder, check_query_rows, resolve_query_rows
 from probe.capture._trace import Trace, stored_attentions
 from probe.capture._train_mode import warn_if_dropout
+from probe.capture._windows import trace_windows
 from probe.capture.adapters import Prepared, Site, adapter_for
 
 if TYPE_CHECKING:
@@ -111,6 +112,12 @@ def trace(
     Threads: captures and gradient methods on the same model run one at a time (a re-entrant
     lock per model); captures on different models run in parallel.
 
+    Windowed attention (Swin, timm and HF): each block's windows ``[batch * windows, head, N,
+    N]`` go to ``trace.windows`` (:class:`~probe.capture._windows.WindowBlock`, with the
+    geometry to map them back to image tokens); reading ``trace.attentions`` raises, as
+    blocks of different stages do not stack. Only ``layers``, ``dtype``, ``device`` and
+    ``model_name`` apply.
+
     Training mode: with attention dropout active the weights are recorded after dropout (what
     the model used; random, rows not summing to 1), also with ``query_rows`` (such layers then
     run eagerly on every row), and one ``UserWarning`` per call says to call ``model.eval()``.
@@ -134,6 +141,9 @@ def trace(
         require_autograd("probe.trace(..., requires_grad=True)")
     adapter = adapter_for(model)
     _check_forward_kwargs(adapter, forward_kwargs)
+    if getattr(adapter, "windowed", False):  # Swin: blocks of windows, see _windows.py
+        return trace_windows(adapter, inputs, options, query_rows=query_rows,
+                             model_name=model_name, forward_kwargs=forward_kwargs)
     sites = adapter.sites()
     vision = adapter.modality == "vision"
     prepared = adapter.prepare(

@@ -242,6 +242,11 @@ class Trace:
         query_indices: with ``probe.trace(..., query_rows=...)``, the query position of each
             kept row of ``attentions`` (then ``[layer, batch, head, rows, key]``); ``None``
             when every query row was kept (a square ``[..., seq, seq]`` map).
+        windows: windowed-attention models (Swin): one
+            :class:`~probe.capture._windows.WindowBlock` per kept block, its raw windows
+            ``[batch * windows, head, N, N]`` with their geometry; then ``grid`` is the patch
+            grid of the first stage and reading ``attentions`` raises (blocks of different
+            stages do not stack). ``None`` for every other model.
     """
 
     attentions: torch.Tensor | None = _Attentions()  # type: ignore[assignment]
@@ -271,6 +276,7 @@ class Trace:
     num_model_layers: int = 0
     query_indices: tuple[int, ...] | None = None
     byte_level: bool = False
+    windows: tuple[Any, ...] | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ labels
     @property
@@ -448,7 +454,10 @@ class Trace:
 
     def __repr__(self) -> str:
         stored = stored_attentions(self)
-        shape = None if stored is None else tuple(stored.shape)
+        if self.windows is not None:
+            shape = f"{len(self.windows)} windowed blocks"
+        else:
+            shape = None if stored is None else tuple(stored.shape)
         extra = ""
         if self.grid is not None:
             extra = f", grid={self.grid}, num_prefix_tokens={self.num_prefix_tokens}"

@@ -1,8 +1,8 @@
 """Model adapters: the one room that knows HuggingFace and timm.
 
 Importing this package registers the built-in families (HF text encoders, HF decoders, HF
-encoder-decoders, HF vision transformers, timm vision transformers). :func:`adapter_for`
-returns the adapter of a model; a new family is one file with one
+encoder-decoders, HF vision transformers, timm vision transformers, timm and HF Swin).
+:func:`adapter_for` returns the adapter of a model; a new family is one file with one
 ``@register_adapter`` class (see :mod:`probe.capture.adapters._base`).
 """
 
@@ -11,6 +11,7 @@ from probe.capture.adapters import (  # noqa: F401  (register the built-in famil
     _generic,
     _hf_seq2seq,
     _hf_text,
+    _swin,
     _timm_cnn,
     _vision,
 )

@@ -66,7 +66,7 @@ PAIR_IGNORED_VIEWS = ("heads", "head", "links", "coref", "rollout", "detr")
 #: Views that draw no single layer or head: ``--layer`` / ``--head`` would be silently ignored
 #: (gates and detr have their own messages; saliency reads ``--layer`` for vision CLS maps).
 LAYER_IGNORED_VIEWS = ("coref", "rollout", "compare", "curves")
-HEAD_IGNORED_VIEWS = ("heads", "coref", "rollout", "saliency", "compare", "curves")
+HEAD_IGNORED_VIEWS = ("heads", "coref", "rollout", "saliency", "compare", "curves", "window")
 
 
 def check_view_options(args: RenderArgs) -> None:
@@ -83,8 +83,9 @@ def check_view_options(args: RenderArgs) -> None:
         raise ProbeError(
             f"--occurrence must be 0 (the first), 1 (the second), ..., got {args.occurrence!r}"
         )
-    if args.queries and args.view != "detr":
-        raise ProbeError(f"--query only applies to the detr view, not {args.view}: drop it")
+    if args.queries and args.view not in ("detr", "window"):
+        raise ProbeError(
+            f"--query only applies to the detr and window views, not {args.view}: drop it")
     repeated = sorted({q for q in args.queries if list(args.queries).count(q) > 1})
     if repeated:
         raise ProbeError(f"--query {repeated[0]} is given twice: name each query once")

@@ -18,6 +18,7 @@ from typing import Any
 from probe._errors import ProbeError
 from probe.commands.render._args import FORMATS, STACKS, RenderArgs
 from probe.commands.render import _detr  # noqa: F401  (registers the detr view)
+from probe.commands.render import _windows  # noqa: F401  (registers the window view)
 from probe.commands.render._cnn import check_attention_view
 from probe.commands.render._figures import VIEWS
 from probe.commands.render._html import HTML_VIEWS, html_pages
@@ -254,6 +255,8 @@ _VIEW_HELP = {
     "alignment": "word alignment of --text and its translation (toy-mt, cross-attention)",
     "gates": "CNN attention gates beside GradCAM (cnn-shapes; branch and channel-spatial "
     "gates get figures of their own; --layer S: stage S's blocks, else each stage's last)",
+    "window": "Swin: where token --query (row-major on the grid of block --layer) attends "
+    "within its window, per head, over the image (--model timm:swin_...)",
     "detr": "each DETR object query's cross-attention over the image with its box and class "
     "(default detr-shapes, or a DETR folder; --query, --layer)",
 }
@@ -347,7 +350,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add(
         "--query", type=int, action="append", dest="queries", default=[], metavar="I",
-        help="detr: an object query to show (repeatable; default: those scoring >= 0.5)",
+        help="detr: an object query to show (repeatable; default: those scoring >= 0.5); "
+        "window: a query token, row-major on the block's grid (default the centre)",
     )
     add(
         "--device", default="cpu", metavar="DEVICE",

@@ -221,6 +221,11 @@ def _choose_model(args: RenderArgs) -> str:
         return "cnn-shapes"
     if args.view == "detr":
         return "detr-shapes"
+    if args.view == "window":
+        raise ProbeError(
+            "the window view needs a Swin model: pass --model timm:swin_tiny_patch4_window7_224 "
+            "(random init offline) or a HuggingFace Swin folder"
+        )
     if args.image is not None:
         return "vit-shapes"
     if args.view in TEXT_ONLY_VIEWS or args.text is not None:
@@ -236,6 +241,7 @@ _DISCARD_VIEWS = ("rollout", "saliency", "compare", "curves")
 _IMAGE_MODEL_VIEWS = {
     "gates": "a CNN with attention gates (e.g. --model cnn-shapes)",
     "detr": "a DETR detector (e.g. --model detr-shapes or a local DETR folder)",
+    "window": "a Swin model (e.g. --model timm:swin_tiny_patch4_window7_224)",
 }
 
 
@@ -253,7 +259,7 @@ def _check_applicable(args: RenderArgs) -> None:
     if args.discard and args.view not in _DISCARD_VIEWS:
         raise ProbeError(f"--discard only applies to rollout methods, not the {args.view} view")
     if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment",
-                                      "gates", "detr"):
+                                      "gates", "detr", "window"):
         raise ProbeError(
             f"--method does not apply to the {args.view} view: use saliency, compare or curves"
         )

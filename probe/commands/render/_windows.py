@@ -1,0 +1,59 @@
+"""The ``window`` view of ``probe render``: where one query token of a Swin block attends
+within its window, per head, over the image (windowed attention, ``trace.windows``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from probe._errors import ProbeError
+from probe.commands.render._figures import register_view
+from probe.commands.render._session import Session, _stem
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__: list[str] = []
+
+
+@register_view("window")
+def _window(s: Session) -> list[tuple[str, Figure]]:
+    """Block ``--layer`` (default the last), query tokens ``--query`` (row-major token index
+    on the block's grid, repeatable; default the centre token): one figure per query."""
+    from probe.viewers import title, window_query_view
+
+    tr = s.trace()
+    windows = getattr(tr, "windows", None)
+    if windows is None:
+        raise ProbeError(
+            f"the window view needs a Swin model (windowed attention, e.g. --model "
+            f"timm:swin_tiny_patch4_window7_224); {s.model_name} is not one: use heads, "
+            "rollout or saliency"
+        )
+    layer = -1 if s.args.layer is None else s.args.layer
+    try:
+        pos = tr.layer_position(layer)
+    except ProbeError as exc:
+        raise ProbeError(f"--layer: {exc}") from None
+    block = windows[pos]
+    rows, cols = block.grid
+    asked = s.args.queries or (rows // 2 * cols + cols // 2,)
+    bad = [q for q in asked if not 0 <= q < rows * cols]
+    if bad:
+        raise ProbeError(
+            f"--query {bad[0]} is out of range: block {block.layer} has {rows}x{cols} tokens "
+            f"(0..{rows * cols - 1}, row-major)"
+        )
+    # the maps are in model-input pixels; the display image may have another size
+    in_h, in_w = tr.image_size
+    disp_h, disp_w = s.display.shape[:2]
+    size = (block.token_size[0] * disp_h / in_h, block.token_size[1] * disp_w / in_w)
+    out = []
+    for q in asked:
+        r, c = divmod(int(q), cols)
+        name = title(s.model_name, block.layer, method=f"stage {block.stage}, token ({r}, {c})")
+        fig = window_query_view(
+            s.display, block.query_map(r, c)[0], (r, c), size,
+            heads=list(range(block.num_heads)), title=name,
+        )
+        out.append((_stem(s, "window", f"L{block.layer}", f"q{q}"), fig))
+    return out

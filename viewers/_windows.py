@@ -1,0 +1,97 @@
+"""Windowed attention (Swin) over the image: :func:`window_query_view`.
+
+One block, one query token: each head's weights over the block's token grid, drawn token by
+token (no interpolation: a token's weight covers its own pixels) over a grey copy of the
+image, with the query token outlined. In a shifted block a query near the image border
+attends only to the part of its window on its own side (the shift mask), which the figure
+shows as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe.viewers._fonts import styled
+from probe.viewers._saliency import as_image, draw_image, grey_image
+from probe.viewers._style import (
+    FONT_SIZES,
+    SEQUENTIAL_CMAP,
+    as_array,
+    get_cmap,
+    make_norm,
+    new_figure,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["window_query_view"]
+
+
+@styled
+def window_query_view(
+    image: Any,
+    maps: Any,
+    query: tuple[int, int],
+    token_size: tuple[float, float],
+    *,
+    heads: Sequence[int] | None = None,
+    title: str | None = None,
+    alpha: float = 0.65,
+) -> Figure:
+    """Where one query token of a windowed-attention block attends, per head, over the image.
+
+    Args:
+        image: RGB ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1``: the model input.
+        maps: ``[head, rows, cols]`` the query's weights on the block's token grid
+            (``trace.windows[i].query_map(row, col)[batch]``).
+        query: ``(row, col)`` of the query token on that grid (outlined in red).
+        token_size: ``(height, width)`` of one of the block's tokens in image pixels
+            (``trace.windows[i].token_size``); tokens past the image edge (padding of odd
+            grids) are cut at the edge.
+        heads: the model's index of each map (panel titles), default ``0..head-1``.
+        title: the figure title.
+        alpha: opacity of the maps over the grey image.
+    """
+    from matplotlib.patches import Rectangle
+
+    img = as_image(image)
+    heat = as_array(maps, "maps", 3, "[head, rows, cols]")
+    n, rows, cols = heat.shape
+    row, col = (int(v) for v in query)
+    if not (0 <= row < rows and 0 <= col < cols):
+        raise ProbeError(f"query {(row, col)} is outside the {rows}x{cols} token grid")
+    th, tw = (float(v) for v in token_size)
+    if th <= 0 or tw <= 0:
+        raise ProbeError(f"token_size must be two positive numbers, got {token_size!r}")
+    names = list(heads) if heads is not None else list(range(n))
+    if len(names) != n:
+        raise ProbeError(f"{n} maps and {len(names)} head indices: pass one index per map")
+    height, width = img.shape[:2]
+    fig = new_figure((2.4 * (n + 1), 2.6))
+    axes = fig.subplots(1, n + 1, squeeze=False)[0]
+    draw_image(axes[0], img, "input")
+    norm = make_norm(heat, False, zero_based=True)
+    cmap = get_cmap(SEQUENTIAL_CMAP)
+    extent = (0, cols * tw, rows * th, 0)
+    for i, ax in enumerate(axes[1:]):
+        ax.imshow(grey_image(img), extent=(0, width, height, 0), interpolation="antialiased")
+        ax.imshow(heat[i], cmap=cmap, norm=norm, alpha=alpha, extent=extent,
+                  interpolation="nearest")
+        ax.set_title(f"head {names[i]}", fontsize=FONT_SIZES["label"], pad=3)
+    for ax in axes:
+        ax.add_patch(Rectangle((col * tw, row * th), tw, th, fill=False, edgecolor="red", lw=1.5))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlim(0, width)
+        ax.set_ylim(height, 0)
+    from matplotlib.cm import ScalarMappable
+
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[1:]),
+                       fraction=0.046, pad=0.02)
+    bar.set_label("attention", fontsize=FONT_SIZES["label"])
+    bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
+    fig.suptitle(title or f"query token ({row}, {col})", fontsize=FONT_SIZES["suptitle"])
+    return fig
