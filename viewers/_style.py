@@ -43,6 +43,7 @@ import numpy as np
 
 from probe._atomic import atomic_write, output_path
 from probe._errors import ProbeError
+from probe._text import visible_text
 from probe.viewers._fonts import (
     apply_fonts,
     drawable,
@@ -469,13 +470,14 @@ def check_mapping(value: Any, name: str, hint: str) -> Mapping[str, Any]:
 def format_token(token: str, max_chars: int = MAX_LABEL_CHARS) -> str:
     """A token as a safe, short label.
 
-    Newlines and tabs become visible escapes, an empty or blank token becomes ``␣``,
-    characters no font draws become their code point (``<U+1F44D>``, :func:`drawable`), ``$``
-    is escaped so matplotlib never reads it as math, and labels longer than ``max_chars`` are
-    cut with an ellipsis.
+    Newlines and tabs become visible escapes, characters that draw as nothing or mislead
+    (zero-width, bidi controls, a lone combining mark...: :func:`probe._text.visible_text`)
+    and characters no font draws (:func:`drawable`) become their code point (``<U+200B>``,
+    ``<U+1F44D>``), an empty or blank token becomes ``␣``, ``$`` is escaped so matplotlib
+    never reads it as math, and labels longer than ``max_chars`` are cut with an ellipsis.
     """
     text = str(token).replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    text = drawable(text)
+    text = drawable(visible_text(text))
     if not text.strip():
         text = "\u2423" * max(1, len(text))
     if len(text) > max_chars:
