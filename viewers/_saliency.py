@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._panels import panel_size
 from probe.viewers._style import (
     BASELINE_STYLE,
     is_baseline,
@@ -223,18 +224,10 @@ def _check_alpha(alpha: float) -> float:
     return float(alpha)
 
 
-#: the most elongated panel box drawn (long side / short side); a thinner image keeps its
-#: aspect ratio inside the box, so colorbars and titles stay readable (a 1000x10 strip)
-MAX_PANEL_RATIO = 4.0
-
-
 def _panel_size(image: np.ndarray, long_side: float,
                 size: tuple[int, int] | None = None) -> tuple[float, float]:
-    """``(width, height)`` in inches of one panel: the image's proportions with the longer
-    side ``long_side``, the shorter at least ``long_side / MAX_PANEL_RATIO``."""
-    height, width = image.shape[:2] if size is None else size
-    short = max(min(height, width) / max(height, width), 1 / MAX_PANEL_RATIO) * long_side
-    return (long_side, short) if width >= height else (short, long_side)
+    """:func:`panel_size` of ``image`` drawn at ``size`` (default its own pixel size)."""
+    return panel_size(image.shape[:2] if size is None else size, long_side)
 
 
 @styled
@@ -383,7 +376,7 @@ def overlay_grid(
     from matplotlib.cm import ScalarMappable
 
     fig_w, fig_h = fig.get_size_inches()
-    pw, ph = _panel_size(image, cell, size)
+    pw, ph = _grid_panel(image, cell, size, [*titles, image_title or ""])
     lines = 1 + max(t.count("\n") for t in [*titles, image_title or ""])
     gap_w, title_h = 0.12, FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (lines - 1))
     offset = 1 if image_title is not None else 0
@@ -405,7 +398,7 @@ def overlay_grid(
         draw_overlay(ax, image, grid, norm=norm, cmap=cmap, alpha=alpha, size=size,
                      region=region)
         baseline = is_baseline(name)
-        ax.set_title(name + (" (baseline)" if baseline and "baseline" not in name else ""),
+        ax.set_title(_shown_title(name),
                      fontsize=FONT_SIZES["label"], pad=3, color="0.4" if baseline else "black",
                      fontstyle="italic" if baseline else "normal")
         if baseline:
@@ -416,27 +409,55 @@ def overlay_grid(
     grid_w = ncols * pw + (ncols - 1) * gap_w
     grid_h = nrows * (ph + title_h)
     area = grid_h - title_h
-    bar_h = min(area, max(1.5, 0.85 * area))
-    bar_top = y_org + title_h + (area - bar_h) / 2
+    bar_h = min(area, max(1.5, 0.85 * area)) if area >= MIN_BAR else MIN_BAR
+    bar_top = y_org + title_h + max(area - bar_h, 0.0) / 2
     for k, (norm, cmap, label) in enumerate(colorbars):  # side by side, 1 inch each
         cax = fig.add_axes(((x_org + grid_w + 0.15 + k * 1.0) / fig_w,
                             1 - (bar_top + bar_h) / fig_h, 0.13 / fig_w, bar_h / fig_h))
         cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
         cbar.set_label(label, fontsize=FONT_SIZES["label"])
         cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
-    return grid_w + 1.0 * len(colorbars), grid_h
+    return grid_w + 1.0 * len(colorbars), max(grid_h, title_h + MIN_BAR)
+
+
+#: the shortest colourbar of a grid (inches): its label ("signed maps (±): attribution" is
+#: 1.8 in) fits along it, also beside a row of 4:1 strips (the grid is made that tall)
+MIN_BAR = 1.9
+
+
+def _shown_title(name: str) -> str:
+    """A panel title of :func:`overlay_grid`: baselines say so."""
+    return name + (" (baseline)" if is_baseline(name) and "baseline" not in name else "")
+
+
+def _grid_panel(image: np.ndarray, cell: float, size: tuple[int, int] | None,
+                titles: Sequence[str]) -> tuple[float, float]:
+    """The panel box of :func:`overlay_grid`: :func:`_panel_size`, a box taller than wide
+    widened to its longest title line (the image stays centred at its own ratio), so the
+    titles of narrow panels side by side never run into each other."""
+    from probe.viewers._fonts import text_width_pt
+
+    pw, ph = _panel_size(image, cell, size)
+    if pw < ph:
+        widest = max(text_width_pt(line, FONT_SIZES["label"]) / 72
+                     for t in titles for line in _shown_title(t).split("\n"))
+        pw = min(max(pw, widest + 0.05), ph)
+    return pw, ph
 
 
 def overlay_grid_size(
     image: np.ndarray, n: int, ncols: int, cell: float, n_colorbars: int = 1,
     title_lines: int = 1, size: tuple[int, int] | None = None,
+    titles: Sequence[str] = (),
 ) -> tuple[float, float]:
     """(width, height) in inches that :func:`overlay_grid` needs for ``n`` panels whose
-    longest title has ``title_lines`` lines (drawn at ``size``, as :func:`overlay_grid`)."""
-    pw, ph = _panel_size(image, cell, size)
+    longest title has ``title_lines`` lines (drawn at ``size``, as :func:`overlay_grid`;
+    ``titles``: the panel titles, which may widen narrow panels)."""
+    pw, ph = _grid_panel(image, cell, size, [*titles, ""])
     nrows = -(-n // ncols)
     title_h = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (title_lines - 1))
-    return ncols * pw + (ncols - 1) * 0.12 + 1.0 * n_colorbars, nrows * (ph + title_h)
+    return (ncols * pw + (ncols - 1) * 0.12 + 1.0 * n_colorbars,
+            max(nrows * (ph + title_h), title_h + MIN_BAR))
 
 
 def fill_columns(n: int, lo: int = 3, hi: int = 6) -> int:
@@ -519,11 +540,13 @@ def cls_head_grid(
     if box is not None and image_title is None:
         text = f"{text} ({REGION_NOTE})" if text else REGION_NOTE
     lines = 1 + (image_title or "").count("\n")
-    block_w, block_h = overlay_grid_size(img, n_panels, ncols, cell, 1, lines, drawn)
+    heads = [f"head {h}" for h in names]
+    block_w, block_h = overlay_grid_size(img, n_panels, ncols, cell, 1, lines, drawn,
+                                         [*heads, image_title or ""])
     top = 0.15 + (0.35 if text else 0.0)
     width, height = block_w + 0.3, top + block_h + 0.15
     fig = new_figure((width, height), layout="none")
-    overlay_grid(fig, img, list(data), [f"head {h}" for h in names], origin=(0.15, top),
+    overlay_grid(fig, img, list(data), heads, origin=(0.15, top),
                  ncols=ncols, cell=cell, scales=[0] * len(data),
                  colorbars=[(norm, cmap_obj, label)], alpha=alpha, image_title=image_title,
                  size=drawn, region=box)
