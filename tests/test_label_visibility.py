@@ -225,3 +225,12 @@ def test_browser_keeps_query_arrow_key_order_with_hebrew_tokens(tmp_path):
         drv.quit()
     q_first, q_last, arrow, k_first = xs
     assert q_last < q_first < arrow < k_first  # query (right to left), arrow, key
+
+
+def test_long_labels_are_never_cut_inside_a_code_point():
+    from probe.viewers._style import format_token
+
+    assert format_token("abcdefgh\u200bxyz", 10) == "abcdefgh\u2026"  # was "abcdefgh<…"
+    assert format_token("\U0001F44D" * 3, 12) == "<U+1F44D>\u2026"
+    assert format_token("\u200b" * 3, 5) == "<U+200B>\u2026"
+    assert format_token("a" * 30, 10) == "a" * 9 + "\u2026"

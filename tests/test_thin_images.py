@@ -108,7 +108,8 @@ def _square_cases() -> dict:
     m = rng.random((4, 4))
     boxes = np.array([[.5, .5, .4, .4]] * 3)
     return {
-        "compare": lambda: comparison_panel(img, {"attention": m, "ig": m - 0.5, "random": m[::-1]}),
+        "compare": lambda: comparison_panel(img, {"attention": m, "ig": m - 0.5,
+                                                  "random": m[::-1]}),
         "compare_size": lambda: comparison_panel(img, {"attention": m}, image_size=(24, 24)),
         "cls": lambda: cls_head_grid(img, rng.random((3, 4, 4)), layer=2, model_name="vit"),
         "cls_norm": lambda: cls_head_grid(img, rng.random((7, 4, 4)), normalize=True),

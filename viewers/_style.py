@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -467,6 +468,10 @@ def check_mapping(value: Any, name: str, hint: str) -> Mapping[str, Any]:
     return value
 
 
+#: a code point or byte escape of a label (``<U+200B>``, ``<0xAD>``), never cut in half
+_ESCAPE = re.compile(r"<(?:U\+[0-9A-F]{4,6}|0x[0-9A-F]{2})>")
+
+
 def format_token(token: str, max_chars: int = MAX_LABEL_CHARS) -> str:
     """A token as a safe, short label.
 
@@ -481,7 +486,11 @@ def format_token(token: str, max_chars: int = MAX_LABEL_CHARS) -> str:
     if not text.strip():
         text = "\u2423" * max(1, len(text))
     if len(text) > max_chars:
-        text = text[: max(1, max_chars - 1)] + "\u2026"
+        cut = max(1, max_chars - 1)
+        for escape in _ESCAPE.finditer(text, 0, cut + 10):  # never half a code point: <U+1F…
+            if escape.start() < cut < escape.end():
+                cut = escape.start() or escape.end()  # a first escape stays whole
+        text = text[:cut] + "\u2026"
     return text.replace("$", r"\$")
 
 
