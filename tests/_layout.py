@@ -42,7 +42,8 @@ def drawn_texts(fig: Any) -> list[tuple[str, Any, Any]]:
 
 
 def layout_problems(fig: Any) -> list[str]:
-    """Overlapping texts, texts outside the canvas, and texts over another axes' image."""
+    """Overlapping texts, texts outside the canvas, and texts over another axes' image or
+    over a colourbar not their own."""
     texts = drawn_texts(fig)
     width, height = fig.bbox.width, fig.bbox.height
     problems = [f"outside: {t!r}" for t, b, _ in texts
@@ -50,18 +51,21 @@ def layout_problems(fig: Any) -> list[str]:
     for (ta, a, _), (tb, b, _) in itertools.combinations(texts, 2):
         if min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1:
             problems.append(f"overlap: {ta!r} / {tb!r}")
-    boxes = [(ax, ax.get_window_extent()) for ax in image_axes(fig)]
+    panels = [*image_axes(fig), *(ax for ax in fig.axes if hasattr(ax, "_colorbar"))]
+    boxes = [(ax, ax.get_window_extent()) for ax in panels]
     for t, b, own in texts:
         for ax, box in boxes:
             if ax is not own and min(b.x1, box.x1) - max(b.x0, box.x0) > 1 and \
                     min(b.y1, box.y1) - max(b.y0, box.y0) > 1:
-                problems.append(f"over an image: {t!r}")
+                problems.append(f"over an image or a colourbar: {t!r}")
     return problems
 
 
 def image_axes(fig: Any) -> list[Any]:
-    """The axes that draw an image (imshow), colourbars excluded."""
-    return [ax for ax in fig.axes if ax.images and not hasattr(ax, "_colorbar")]
+    """The axes that draw a picture (an RGB image: the input or its grey copy under a map),
+    not a matrix or a colourbar."""
+    return [ax for ax in fig.axes if not hasattr(ax, "_colorbar")
+            and any(np.asarray(im.get_array()).ndim == 3 for im in ax.images)]
 
 
 def drawn_ratios(fig: Any) -> list[float]:

@@ -51,7 +51,8 @@ def _figure(view: str, image: np.ndarray, size) -> object:
         if view == "cls":
             return cls_head_grid(image, rng.random((3, 4, 4)), layer=2, model_name="vit", **kw)
         if view == "gates":
-            return gate_maps(image, {"stage 3 spatial gate": m, "GradCAM": m}, title="g", **kw)
+            return gate_maps(image, {"stage 1 non-local\nquery (2, 4)": m,
+                                     "GradCAM (last stage)": m}, title="g", **kw)
         if view == "channel_spatial":
             return channel_spatial_view(image, {"block 1": rng.random((12, 4, 4))}, **kw)
         if view == "detr":
@@ -159,3 +160,43 @@ def test_square_images_draw_the_same_pixels_as_before():
         canvas.draw()
         drawn[name] = hashlib.sha256(bytes(canvas.buffer_rgba())).hexdigest()[:16]
     assert drawn == BEFORE
+
+
+# ----------------------------------------------------------------------------- the CLI
+@pytest.mark.parametrize("shape", [(10, 1000), (1000, 10)])
+def test_cli_image_views_of_a_thin_file(shape, tmp_path, monkeypatch):
+    """``probe render saliency --layer``, ``compare``, ``gates`` and ``detr`` on a 1000x10 and a
+    10x1000 file: every figure drawn at the file's ratio, its texts clear of each other."""
+    from PIL import Image
+
+    import probe.viewers
+    import probe.viewers._gate_kinds as kinds
+    from probe.cli import main
+
+    h, w = shape
+    pixels = np.full((h, w, 3), 200, np.uint8)
+    pixels[: max(1, h // 2), : max(1, w // 2)] = (220, 30, 30)
+    path = tmp_path / "thin.png"
+    Image.fromarray(pixels).save(path)
+    figures = []
+    for name in ("cls_head_grid", "comparison_panel", "gate_maps", "detr_queries_view"):
+        view = getattr(probe.viewers, name)
+
+        def recorded(*args, _view=view, **kwargs):
+            figures.append(_view(*args, **kwargs))
+            return figures[-1]
+
+        monkeypatch.setattr(probe.viewers, name, recorded)
+        if name == "gate_maps":
+            monkeypatch.setattr(kinds, "gate_maps", recorded)
+    out = ["--image", str(path), "--out", str(tmp_path / "out"), "--quiet", "--dpi", "30"]
+    assert main(["render", "saliency", "--model", "vit-shapes", "--layer", "1", *out]) == 0
+    assert main(["render", "compare", "--model", "vit-shapes", "--method", "rollout",
+                 "--method", "attention", *out]) == 0
+    assert main(["render", "gates", "--model", "cnn-shapes-nl", *out]) == 0
+    assert main(["render", "detr", "--model", "detr-shapes", *out]) == 0
+    assert len(figures) == 4
+    for fig in figures:
+        assert layout_problems(fig) == []
+        assert data_ratios(fig) == pytest.approx([w / h] * len(image_axes(fig)), rel=1e-6)
+        assert drawn_ratios(fig) == pytest.approx(data_ratios(fig), rel=0.03)

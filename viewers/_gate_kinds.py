@@ -201,13 +201,13 @@ def channel_spatial_view(
         norm = make_norm(mean, False)
         draw_overlay(axes[0], img, mean, norm=norm, cmap=cmap, alpha=alpha, size=size)
         axes[0].set_title("channel mean", fontsize=FONT_SIZES["label"], pad=3)
-        _colorbar(sub, axes[0], norm, "gate")
+        _colorbar(sub, axes[0], norm, "gate", centred=cell_w < cell_h)
         if k:
             shared = make_norm(gate[top], False)
             for ax, c in zip(axes[1 : k + 1], top):
                 draw_overlay(ax, img, gate[c], norm=shared, cmap=cmap, alpha=alpha, size=size)
                 ax.set_title(f"channel {c}", fontsize=FONT_SIZES["label"], pad=3)
-            _colorbar(sub, list(axes[1 : k + 1]), shared, "gate")
+            _colorbar(sub, list(axes[1 : k + 1]), shared, "gate", centred=cell_w < cell_h)
         _profile(axes[-1], gate, channel_profile(t)[0].numpy(), top, legend=sub is rows[0])
         sub.suptitle(literal(name), fontsize=FONT_SIZES["title"])
     if title:

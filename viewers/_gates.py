@@ -36,11 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["channel_profiles_view", "detr_queries_view", "gate_maps", "query_point_view"]
 
 
-def _colorbar(fig: Any, ax: Any, norm: Any, label: str) -> None:
+def _colorbar(fig: Any, ax: Any, norm: Any, label: str, centred: bool = False) -> None:
+    """A colourbar beside ``ax``; ``centred``: the image stays in the middle of its box (a
+    tall image, whose centred title would otherwise run over the colourbar), not against
+    the bar."""
     from matplotlib.cm import ScalarMappable
 
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP)), ax=ax,
-                       fraction=0.046, pad=0.02)
+                       fraction=0.046, pad=0.02, **({"panchor": False} if centred else {}))
     bar.set_label(label, fontsize=FONT_SIZES["label"])
     bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
 
@@ -105,7 +108,7 @@ def gate_maps(
             x, y = marks[name]
             ax.plot([x], [y], marker="x", color="red", ms=8, mew=2)
         label = (units or {}).get(name, "gate" if "gate" in name.lower() else "score")
-        _colorbar(fig, ax, norm, label)
+        _colorbar(fig, ax, norm, label, centred=cell_w < cell_h)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
     return fig
@@ -217,7 +220,8 @@ def query_point_view(
             a.plot([(col + 0.5) * sx], [(row + 0.5) * sy], marker="x", color="red", ms=9, mew=2)
         name = labels[i] if labels is not None else f"query ({row}, {col})"
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
-    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention")
+    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention",
+              centred=cell_w < cell_h)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
     return fig
