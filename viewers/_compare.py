@@ -266,15 +266,8 @@ def comparison_panel(
         The ``Figure``.
     """
     from probe.viewers._heatmaps import _check_cell, _check_ncols
-    from probe.viewers._saliency import (
-        REGION_NOTE,
-        _check_alpha,
-        as_image,
-        check_placement,
-        fill_columns,
-        overlay_grid,
-        overlay_grid_size,
-    )
+    from probe.viewers._grid import fill_columns, overlay_grid, overlay_grid_size
+    from probe.viewers._saliency import REGION_NOTE, _check_alpha, as_image, check_placement
     from probe.viewers._tokens import axes_width_pt, draw_strip, points_axes
 
     maps = check_mapping(maps, "maps", "{method: map}")
