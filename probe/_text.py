@@ -1,13 +1,33 @@
-"""Text helpers of the base room: plain text from docstrings (what the command line prints),
-words with their article, and readable labels for byte-level BPE tokens
-(:func:`byte_level_labels`)."""
+"""Text helpers of the base room, with no dependency.
+
+* :func:`plain_text`: text without reStructuredText markup, on one line (what the command
+  line prints from docstrings); :func:`with_article`: ``"an encoder"``, ``"a vision"``.
+* Token labels (what figures, HTML views and file names show of a token; the token strings
+  themselves stay the tokenizer's own):
+
+  - :func:`byte_level_labels` decodes byte-level BPE symbols (``Ġthe`` -> ``▁the``, split
+    UTF-8 characters whole on their first token, stray bytes as ``<0xAD>``);
+  - :func:`visible_text` writes every character that draws as nothing or misleads as its
+    code point ``<U+200B>`` (:func:`code_point`, the spelling the viewers also use for
+    characters no font draws, such as emoji): zero-width and bidi-control characters, other
+    format and control characters, a token made only of unusual whitespace (``<U+3000>``), a
+    combining mark with no letter to sit on.
+"""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 
-__all__ = ["WORD_START", "byte_level_labels", "plain_text", "with_article"]
+__all__ = [
+    "WORD_START",
+    "byte_level_labels",
+    "code_point",
+    "plain_text",
+    "visible_text",
+    "with_article",
+]
 
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
 _LITERAL = re.compile(r"``([^`]+)``")
@@ -126,3 +146,74 @@ def byte_level_labels(tokens: Sequence[str]) -> tuple[str, ...]:
                 pos += need
         labels.append("".join(out))
     return tuple(labels)
+
+
+# ----------------------------------------------------------------- invisible characters
+def code_point(ch: str) -> str:
+    """How a label writes a character it cannot show: ``<U+200B>``, ``<U+1F44D>``."""
+    return f"<U+{ord(ch):04X}>"
+
+
+#: letters that draw as nothing (Hangul fillers: default-ignorable, yet category Lo)
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+#: joiners that change how their neighbours draw (a Persian non-joining, an emoji sequence)
+_JOINERS = frozenset("\u200c\u200d")
+#: whitespace a label shows as itself: a space (figures then draw ``␣`` for a blank token),
+#: and newlines and tabs, which figures write ``\n``, ``\t``
+_PLAIN_SPACE = frozenset(" \n\r\t")
+
+
+def _hidden(ch: str) -> bool:
+    """Whether ``ch`` draws as nothing or changes how other text draws: control and format
+    characters (zero-width space, word joiner, BOM, bidi controls, soft hyphen...), line and
+    paragraph separators, private-use, surrogate and unassigned code points, blank letters."""
+    if ch in _PLAIN_SPACE:
+        return False
+    return unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp") \
+        or ch in _BLANK_LETTERS
+
+
+def visible_text(text: str) -> str:
+    """``text`` with every character that would draw as nothing or mislead written as its
+    code point (:func:`code_point`), so a label always shows what its token holds.
+
+    One rule, applied character by character:
+
+    * control and format characters (category Cc, Cf: zero-width space U+200B, word joiner
+      U+2060, BOM U+FEFF, soft hyphen, the bidi marks U+200E/F, embeddings and overrides
+      U+202A-202E and isolates U+2066-2069, which would reorder the label), line/paragraph
+      separators, private-use and unassigned code points, Hangul fillers -> ``<U+XXXX>``.
+      Newline, tab and carriage return are left to the caller (figures write ``\n``).
+      The joiners U+200C/U+200D stay when they sit between two shown characters, where they
+      do something visible (a Persian word's non-joining, an emoji sequence); elsewhere
+      (alone, at an edge) they are written as code points too.
+    * a text made only of whitespace, some of it not a plain space (U+3000 ideographic
+      space, U+00A0 no-break space): every such character -> ``<U+3000>`` (a plain-space
+      token stays blank; figures draw it as ``␣``).
+    * a combining mark (category M) with no character to sit on (at the start, or after a
+      space, ``▁`` or a character written as a code point): ``<U+0301>``. Unicode's own
+      convention, the mark on a dotted circle (◌́), needs a font and text shaping that
+      place the mark there for every script; the code point reads the same everywhere.
+
+    Everything else is unchanged (the result of ordinary text is ``text`` itself).
+    """
+    text = str(text)
+    if text.isascii() and text.isprintable():
+        return text
+    if text and text.isspace() and any(ch not in _PLAIN_SPACE for ch in text):
+        return "".join(ch if ch in _PLAIN_SPACE else code_point(ch) for ch in text)
+    out: list[str] = []
+    base = False  # whether the previous character shown can carry a combining mark
+    for i, ch in enumerate(text):
+        if ch in _JOINERS:
+            after = text[i + 1 : i + 2]
+            keep = base and bool(after) and not after.isspace() and not _hidden(after)
+            out.append(ch if keep else code_point(ch))
+            continue
+        if _hidden(ch) or (unicodedata.category(ch).startswith("M") and not base):
+            out.append(code_point(ch))
+            base = False
+            continue
+        out.append(ch)
+        base = not ch.isspace() and ch != WORD_START
+    return "".join(out)

@@ -266,15 +266,8 @@ def comparison_panel(
         The ``Figure``.
     """
     from probe.viewers._heatmaps import _check_cell, _check_ncols
-    from probe.viewers._saliency import (
-        REGION_NOTE,
-        _check_alpha,
-        as_image,
-        check_placement,
-        fill_columns,
-        overlay_grid,
-        overlay_grid_size,
-    )
+    from probe.viewers._grid import fill_columns, overlay_grid, overlay_grid_size
+    from probe.viewers._saliency import REGION_NOTE, _check_alpha, as_image, check_placement
     from probe.viewers._tokens import axes_width_pt, draw_strip, points_axes
 
     maps = check_mapping(maps, "maps", "{method: map}")
@@ -329,7 +322,11 @@ def comparison_panel(
         cell = _check_cell(cell_size)
         n_bars = len({is_signed(a) for a in arrays})
         lines = 1 + max(t.count("\n") for t in [*names, image_title or ""])
-        block_w, maps_h = overlay_grid_size(image, n_panels, cols, cell, n_bars, lines, drawn)
+        kinds = [is_signed(a) for a in arrays]
+        both = len(set(kinds)) > 1
+        titles = [f"{n} \u00b1" if both and k else n for n, k in zip(names, kinds)]
+        block_w, maps_h = overlay_grid_size(image, n_panels, cols, cell, n_bars, lines, drawn,
+                                            [*titles, image_title or ""])
     bottom_h = bottom_w = 0.0
     if matrix is not None:
         m = len(agreement_names)
@@ -374,8 +371,6 @@ def comparison_panel(
         cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
     else:
         # unsigned maps on the sequential scale, signed ones on the diverging scale
-        kinds = [is_signed(a) for a in arrays]
-        both = len(set(kinds)) > 1
         colorbars, scale_of = [], {}
         for kind in sorted(set(kinds)):
             scale_of[kind] = len(colorbars)
@@ -388,7 +383,6 @@ def comparison_panel(
                 (make_norm(np.array([-1.0, 1.0] if kind else [0.0, 1.0]), kind),
                  get_cmap(cmap_for(kind)), label)
             )
-        titles = [f"{n} \u00b1" if both and k else n for n, k in zip(names, kinds)]
         overlay_grid(fig, image, arrays, titles, origin=((fig_w - block_w) / 2, top_h),
                      ncols=cols, cell=cell, scales=[scale_of[k] for k in kinds],
                      colorbars=colorbars, alpha=alpha, image_title=image_title, size=drawn,

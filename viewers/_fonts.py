@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from probe._text import code_point
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -130,17 +132,24 @@ def font_families() -> list[str]:
 _BASE_CODES: list[frozenset[int]] = []
 
 
+def _base_faces() -> list[Any]:
+    """The DejaVu Sans faces viewers draw with: regular and bold weights, upright or oblique
+    (not ExtraLight, which lacks Hebrew, Arabic and most of Cyrillic)."""
+    from matplotlib import font_manager
+
+    return [entry for entry in font_manager.fontManager.ttflist
+            if entry.name == _BASE_FAMILY and entry.weight in (400, 700, "normal", "bold")]
+
+
 def _base_codes() -> frozenset[int]:
-    """The characters every installed DejaVu Sans face (regular, bold, oblique...) has."""
+    """The characters every DejaVu Sans face viewers draw with (:func:`_base_faces`) has."""
     if not _BASE_CODES:
-        from matplotlib import font_manager
         from matplotlib.ft2font import FT2Font
 
         codes: frozenset[int] | None = None
-        for entry in font_manager.fontManager.ttflist:
-            if entry.name == _BASE_FAMILY:
-                face = frozenset(FT2Font(entry.fname).get_charmap())
-                codes = face if codes is None else codes & face
+        for entry in _base_faces():
+            face = frozenset(FT2Font(entry.fname).get_charmap())
+            codes = face if codes is None else codes & face
         _BASE_CODES.append(codes or frozenset())
     return _BASE_CODES[0]
 
@@ -164,6 +173,9 @@ def _all_codes() -> frozenset[int]:
 
         families = set(register_fonts())
         codes: set[int] = set(_base_codes())
+        for entry in _base_faces():  # the regular face draws what an oblique one lacks
+            if entry.style == "normal" and entry.weight in (400, "normal"):
+                codes.update(FT2Font(entry.fname).get_charmap())
         for entry in font_manager.fontManager.ttflist:
             if entry.name in families and entry.name != _BASE_FAMILY:
                 codes.update(FT2Font(entry.fname).get_charmap())
@@ -178,8 +190,7 @@ def drawable(text: str) -> str:
     if _covered(text):
         return text
     codes = _all_codes()
-    return "".join(ch if ord(ch) in codes or ch in "\n\r\t" else f"<U+{ord(ch):04X}>"
-                   for ch in text)
+    return "".join(ch if ord(ch) in codes or ch in "\n\r\t" else code_point(ch) for ch in text)
 
 
 def _strings(value: Any, depth: int = 0) -> Iterator[str]:

@@ -21,6 +21,7 @@ import numpy as np
 from probe._errors import ProbeError
 from probe.viewers._channel_gates import channel_gates_view
 from probe.viewers._gates import _colorbar, gate_maps
+from probe.viewers._panels import cell_size, title_width
 from probe.viewers._saliency import as_image, check_placement, draw_overlay
 from probe.viewers._style import (
     FONT_SIZES,
@@ -183,7 +184,12 @@ def channel_spatial_view(
         raise ProbeError(f"top_channels must be a non-negative integer, got {top_channels!r}")
     arrays = {k: as_array(v, f"gates[{k!r}]", 3, "[channel, h, w]") for k, v in gates.items()}
     k = min(top_channels, min(a.shape[0] for a in arrays.values()))
-    fig = new_figure((2.1 * (k + 1) + 3.0, 2.25 * len(arrays)))
+    cell_w, cell_h = cell_size(size or img.shape[:2], 2.1)  # wider for wide images, <= 4:1
+    if cell_w < cell_h:  # a tall image: room for the titles and the colourbars
+        names = ["channel mean", *(f"channel {a.shape[0] - 1}" for a in arrays.values())]
+        cell_w = min(max(cell_w, title_width(names, FONT_SIZES["label"]) + 0.9), cell_h)
+    # rows at least as tall as a square image's: the channel profile keeps its height
+    fig = new_figure((cell_w * (k + 1) + 3.0, max(cell_h + 0.15, 2.25) * len(arrays)))
     rows = fig.subfigures(len(arrays), 1, squeeze=False)[:, 0]
     cmap = get_cmap(SEQUENTIAL_CMAP)
     for sub, (name, gate) in zip(rows, arrays.items()):
@@ -191,17 +197,17 @@ def channel_spatial_view(
         mean = channel_mean_map(t)[0].numpy()
         top = varying_channels(t[0], k)
         axes = sub.subplots(1, k + 2, squeeze=False,
-                            gridspec_kw={"width_ratios": [1.0] * (k + 1) + [1.5]})[0]
+                            gridspec_kw={"width_ratios": [1.0] * (k + 1) + [1.5 * 2.1 / cell_w]})[0]
         norm = make_norm(mean, False)
         draw_overlay(axes[0], img, mean, norm=norm, cmap=cmap, alpha=alpha, size=size)
         axes[0].set_title("channel mean", fontsize=FONT_SIZES["label"], pad=3)
-        _colorbar(sub, axes[0], norm, "gate")
+        _colorbar(sub, axes[0], norm, "gate", centred=cell_w < cell_h)
         if k:
             shared = make_norm(gate[top], False)
             for ax, c in zip(axes[1 : k + 1], top):
                 draw_overlay(ax, img, gate[c], norm=shared, cmap=cmap, alpha=alpha, size=size)
                 ax.set_title(f"channel {c}", fontsize=FONT_SIZES["label"], pad=3)
-            _colorbar(sub, list(axes[1 : k + 1]), shared, "gate")
+            _colorbar(sub, list(axes[1 : k + 1]), shared, "gate", centred=cell_w < cell_h)
         _profile(axes[-1], gate, channel_profile(t)[0].numpy(), top, legend=sub is rows[0])
         sub.suptitle(literal(name), fontsize=FONT_SIZES["title"])
     if title:

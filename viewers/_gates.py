@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._panels import cell_size, title_width
 from probe.viewers._saliency import as_image, check_placement, draw_image, draw_overlay
 from probe.viewers._style import (
     FONT_SIZES,
@@ -35,11 +36,14 @@ if TYPE_CHECKING:
 __all__ = ["channel_profiles_view", "detr_queries_view", "gate_maps", "query_point_view"]
 
 
-def _colorbar(fig: Any, ax: Any, norm: Any, label: str) -> None:
+def _colorbar(fig: Any, ax: Any, norm: Any, label: str, centred: bool = False) -> None:
+    """A colourbar beside ``ax``; ``centred``: the image stays in the middle of its box (a
+    tall image, whose centred title would otherwise run over the colourbar), not against
+    the bar."""
     from matplotlib.cm import ScalarMappable
 
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP)), ax=ax,
-                       fraction=0.046, pad=0.02)
+                       fraction=0.046, pad=0.02, **({"panchor": False} if centred else {}))
     bar.set_label(label, fontsize=FONT_SIZES["label"])
     bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
 
@@ -84,8 +88,12 @@ def gate_maps(
     arrays = {k: as_array(v, f"maps[{k!r}]", 2, "[h, w]") for k, v in maps.items()}
     n = len(arrays) + 1
     cols, rows = min(n, columns), -(-n // columns)
-    aspect = min(max(W / H, 1.0), 2.5) if size else 1.0  # wider panels for wide images
-    fig = new_figure((2.3 * aspect * cols, 2.6 * rows + (0.3 if title and rows > 1 else 0)))
+    cell_w, cell_h = cell_size((H, W), 2.3)  # wider for wide images, at most 4:1
+    if cell_w < cell_h:  # a tall image: room for the title and the colourbar beside it
+        cell_w = min(max(cell_w, title_width(["input", *arrays], FONT_SIZES["label"]) + 0.8),
+                     cell_h)
+    fig = new_figure((cell_w * cols,
+                      (cell_h + 0.3) * rows + (0.3 if title and rows > 1 else 0)))
     grid = fig.subplots(rows, cols, squeeze=False)
     for ax in grid.flat[n:]:
         ax.remove()
@@ -100,7 +108,7 @@ def gate_maps(
             x, y = marks[name]
             ax.plot([x], [y], marker="x", color="red", ms=8, mew=2)
         label = (units or {}).get(name, "gate" if "gate" in name.lower() else "score")
-        _colorbar(fig, ax, norm, label)
+        _colorbar(fig, ax, norm, label, centred=cell_w < cell_h)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
     return fig
@@ -161,6 +169,7 @@ def query_point_view(
     labels: Sequence[str] | None = None,
     title: str | None = None,
     alpha: float = 0.6,
+    image_size: tuple[int, int] | None = None,
 ) -> Figure:
     """Where query positions of a non-local block attend, over the image (Wang et al. 2018).
 
@@ -172,8 +181,15 @@ def query_point_view(
         point: ``(row, col)`` of the query on the ``h x w`` feature map (marked with a cross),
             or one ``(row, col)`` per query.
         labels: panel title of each query (default ``"query (row, col)"``).
+        title: figure title.
+        alpha: opacity of the maps.
+        image_size: ``(height, width)`` to draw at, when ``image`` is the model's input resized
+            from an image of another aspect ratio: the image, the maps and the crosses are
+            stretched back to it (as :func:`gate_maps`'s). Default: the image's own size.
     """
     img = as_image(image)
+    size, _ = check_placement(img, image_size, None)
+    H, W = size or img.shape[:2]
     heat = as_array(attention_map, "attention_map", (2, 3), "[h, w] or [query, h, w]")
     single = heat.ndim == 2
     heat = heat[None] if single else heat
@@ -187,18 +203,25 @@ def query_point_view(
     for row, col in points:
         if not (0 <= row < h and 0 <= col < w):
             raise ProbeError(f"point {(row, col)} is outside the {h}x{w} feature map")
-    fig = new_figure((2.5 * (q + 1), 2.6))
+    cell_w, cell_h = cell_size((H, W), 2.5)  # wider for wide images, at most 4:1
+    if cell_w < cell_h:  # a tall image: room for the titles, and the colourbar at the end
+        names = labels if labels is not None else [f"query {p}" for p in points]
+        cell_w = min(max(cell_w, title_width(["input", *names], FONT_SIZES["label"]) + 0.15
+                         + 0.8 / (q + 1)), cell_h)
+    fig = new_figure((cell_w * (q + 1), cell_h + 0.1))
     axes = fig.subplots(1, q + 1, squeeze=False)[0]
-    draw_image(axes[0], img, "input")
+    draw_image(axes[0], img, "input", size)
     norm = make_norm(heat, False, zero_based=True)
-    sy, sx = img.shape[0] / h, img.shape[1] / w
+    sy, sx = H / h, W / w
     for i, (ax, (row, col)) in enumerate(zip(axes[1:], points)):
-        draw_overlay(ax, img, heat[i], norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha)
+        draw_overlay(ax, img, heat[i], norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha,
+                     size=size)
         for a in (axes[0], ax):
             a.plot([(col + 0.5) * sx], [(row + 0.5) * sy], marker="x", color="red", ms=9, mew=2)
         name = labels[i] if labels is not None else f"query ({row}, {col})"
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
-    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention")
+    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention",
+              centred=cell_w < cell_h)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
     return fig
@@ -248,10 +271,10 @@ def detr_queries_view(
         raise ProbeError(f"image_size must be (height, width) in pixels, got {image_size!r}")
     H, W = image_size or img.shape[:2]
     # panels 2.3 in wide for square and tall images (at most 3.45 in tall), up to 2.5 times
-    # wider for wide ones, plus room for the titles (a two-line title needs about 4.6 in)
-    width = 2.3 * min(max(W / H, 1.0), 2.5)
-    height = min(width * H / W, 3.45)
-    fig = new_figure((max(height * W / H * q, 4.6 if title else 0.0),
+    # wider for wide ones, never over 4:1, plus room for the titles (a two-line title needs
+    # about 4.6 in)
+    width, height = cell_size((H, W), 2.3, max_tall=1.5)
+    fig = new_figure((max(width * q, 4.6 if title else 0.0),
                       height + 0.3 + (0.45 if title else 0.0)))
     axes = fig.subplots(1, q, squeeze=False)[0]
     colors = categorical_colors(q)

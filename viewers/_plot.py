@@ -332,7 +332,7 @@ def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
 def _cls(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     import probe
-    from probe.viewers._saliency import cls_head_grid
+    from probe.viewers._grid import cls_head_grid
 
     layer, pos = _layer(trace, options.pop("layer", None))
     image = _display_image(trace, b, options.pop("image", None))

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ import numpy as np
 
 from probe._atomic import atomic_write, output_path
 from probe._errors import ProbeError
+from probe._text import visible_text
 from probe.viewers._fonts import (
     apply_fonts,
     drawable,
@@ -466,20 +468,29 @@ def check_mapping(value: Any, name: str, hint: str) -> Mapping[str, Any]:
     return value
 
 
+#: a code point or byte escape of a label (``<U+200B>``, ``<0xAD>``), never cut in half
+_ESCAPE = re.compile(r"<(?:U\+[0-9A-F]{4,6}|0x[0-9A-F]{2})>")
+
+
 def format_token(token: str, max_chars: int = MAX_LABEL_CHARS) -> str:
     """A token as a safe, short label.
 
-    Newlines and tabs become visible escapes, an empty or blank token becomes ``␣``,
-    characters no font draws become their code point (``<U+1F44D>``, :func:`drawable`), ``$``
-    is escaped so matplotlib never reads it as math, and labels longer than ``max_chars`` are
-    cut with an ellipsis.
+    Newlines and tabs become visible escapes, characters that draw as nothing or mislead
+    (zero-width, bidi controls, a lone combining mark...: :func:`probe._text.visible_text`)
+    and characters no font draws (:func:`drawable`) become their code point (``<U+200B>``,
+    ``<U+1F44D>``), an empty or blank token becomes ``␣``, ``$`` is escaped so matplotlib
+    never reads it as math, and labels longer than ``max_chars`` are cut with an ellipsis.
     """
     text = str(token).replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-    text = drawable(text)
+    text = drawable(visible_text(text))
     if not text.strip():
         text = "\u2423" * max(1, len(text))
     if len(text) > max_chars:
-        text = text[: max(1, max_chars - 1)] + "\u2026"
+        cut = max(1, max_chars - 1)
+        for escape in _ESCAPE.finditer(text, 0, cut + 10):  # never half a code point: <U+1F…
+            if escape.start() < cut < escape.end():
+                cut = escape.start() or escape.end()  # a first escape stays whole
+        text = text[:cut] + "\u2026"
     return text.replace("$", r"\$")
 
 

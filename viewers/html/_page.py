@@ -20,6 +20,7 @@ import hashlib
 import html
 import json
 import os
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe._text import visible_text
 
 __all__ = ["HtmlView", "DEFAULT_MAX_VALUES", "encode_array", "decode_array", "build_page"]
 
@@ -219,7 +221,13 @@ def labels(values: Sequence[Any] | None, n: int, what: str) -> list[str]:
 
 
 def clean_tokens(tokens: Sequence[str], n: int, what: str, against: str) -> list[str]:
-    """Token strings as display text (newlines and tabs made visible), checked for length."""
+    """Token strings as display text, checked for length: newlines and tabs made visible,
+    characters that draw as nothing or mislead (zero-width, bidi controls, a lone combining
+    mark...) written as code points ``<U+200B>`` (:func:`probe._text.visible_text`, as in the
+    matplotlib figures), a blank token as ``␣``. A label with right-to-left letters (Arabic,
+    Hebrew) is wrapped in FIRST STRONG ISOLATE ... POP DIRECTIONAL ISOLATE (U+2068, U+2069):
+    the browser lays it out in its own direction, and text around it ("query → key" in a
+    tooltip, the token list) keeps its order."""
     if isinstance(tokens, str) or not isinstance(tokens, Sequence):
         raise ProbeError(f"{what} must be a list of strings, got {type(tokens).__name__}")
     if len(tokens) != n:
@@ -229,5 +237,9 @@ def clean_tokens(tokens: Sequence[str], n: int, what: str, against: str) -> list
     out = []
     for t in tokens:
         s = str(t).replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
-        out.append(s if s.strip() else "\u2423" * max(1, len(s)))
+        s = visible_text(s)
+        s = s if s.strip() else "\u2423" * max(1, len(s))
+        if any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in s):
+            s = "\u2068" + s + "\u2069"  # isolated: its own direction inside any line
+        out.append(s)
     return out

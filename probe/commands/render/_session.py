@@ -136,14 +136,37 @@ class Session:
 
 # ----------------------------------------------------------------------------- naming
 def _slug(value: str, limit: int = 24) -> str:
-    """Lower-case letters and digits of any script (CJK, Arabic, ... kept, so "它" and "他"
-    name different files), everything else one ``-``."""
+    """A readable file-name part of ``value``: lower-case letters and digits of any script
+    (CJK, Arabic, Devanagari... kept, so "它" and "他" name different files), everything
+    else one ``-``.
+
+    Characters a label writes as code points (zero-width and bidi controls, a lone combining
+    mark...: :func:`probe._text.visible_text`) are written ``u200b``. A value with no letter
+    or digit names its symbols and punctuation by their Unicode names: "👍" gives
+    ``thumbs-up-sign``, "?" ``question-mark``; ``x`` only when nothing is left (blank).
+    The hash in :func:`_stem` keeps names unique whatever the slug.
+    """
     import unicodedata
 
-    kept = "".join(
-        ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else "-"
-        for ch in unicodedata.normalize("NFC", value)
-    )
+    from probe._text import visible_text
+
+    pieces = re.split(r"<U\+([0-9A-F]{4,6})>", visible_text(unicodedata.normalize("NFC", value)))
+    readable = any(ch.isalnum() for piece in pieces[::2] for ch in piece)
+
+    out: list[str] = []
+    for i, piece in enumerate(pieces):
+        if i % 2:  # a code point
+            out.append(f"-u{piece.lower()}-")
+            continue
+        for ch in piece:
+            kind = unicodedata.category(ch)
+            if ch.isalnum() or (kind[0] == "M" and out and out[-1][-1:] != "-"):
+                out.append(ch)  # a mark only on a kept letter (not on a dropped emoji)
+            elif not readable and kind[0] in "SP":
+                out.append("-" + re.sub(r"[^A-Za-z0-9]+", "-", unicodedata.name(ch, "")) + "-")
+            else:
+                out.append("-")
+    kept = "".join(out)
     slug = re.sub(r"-+", "-", kept).strip("-").lower()
     return slug[:limit].strip("-") or "x"
 

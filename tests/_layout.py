@@ -1,0 +1,84 @@
+"""Layout measurements of drawn figures, for the tests of image views at any aspect ratio:
+texts that overlap or leave the canvas (measured with the renderer's text bounding boxes),
+and the ratio each image is drawn at."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+
+def drawn_texts(fig: Any) -> list[tuple[str, Any, Any]]:
+    """(text, window extent, its axes) of every text ``fig`` draws (tick labels only when
+    drawn)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    tick_labels, drawn = set(), set()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                tick_labels |= {id(tick.label1), id(tick.label2)}
+            if ax.axison and axis.get_visible():
+                for tick in axis._update_ticks():
+                    drawn |= {id(t) for t in (tick.label1, tick.label2) if t.get_visible()}
+    out = []
+    for text in fig.findobj(Text):
+        if not text.get_visible() or not text.get_text().strip():
+            continue
+        if id(text) in tick_labels and id(text) not in drawn:
+            continue
+        if text.axes is not None and not text.axes.get_visible():
+            continue
+        box = text.get_window_extent(renderer)
+        if np.all(np.isfinite(box.extents)) and box.width > 0:
+            out.append((text.get_text(), box, text.axes))
+    return out
+
+
+def layout_problems(fig: Any) -> list[str]:
+    """Overlapping texts, texts outside the canvas, and texts over another axes' image or
+    over a colourbar not their own."""
+    texts = drawn_texts(fig)
+    width, height = fig.bbox.width, fig.bbox.height
+    problems = [f"outside: {t!r}" for t, b, _ in texts
+                if b.x0 < -1 or b.y0 < -1 or b.x1 > width + 1 or b.y1 > height + 1]
+    for (ta, a, _), (tb, b, _) in itertools.combinations(texts, 2):
+        if min(a.x1, b.x1) - max(a.x0, b.x0) > 1 and min(a.y1, b.y1) - max(a.y0, b.y0) > 1:
+            problems.append(f"overlap: {ta!r} / {tb!r}")
+    panels = [*image_axes(fig), *(ax for ax in fig.axes if hasattr(ax, "_colorbar"))]
+    boxes = [(ax, ax.get_window_extent()) for ax in panels]
+    for t, b, own in texts:
+        for ax, box in boxes:
+            if ax is not own and min(b.x1, box.x1) - max(b.x0, box.x0) > 1 and \
+                    min(b.y1, box.y1) - max(b.y0, box.y0) > 1:
+                problems.append(f"over an image or a colourbar: {t!r}")
+    return problems
+
+
+def image_axes(fig: Any) -> list[Any]:
+    """The axes that draw a picture (an RGB image: the input or its grey copy under a map),
+    not a matrix or a colourbar."""
+    return [ax for ax in fig.axes if not hasattr(ax, "_colorbar")
+            and any(np.asarray(im.get_array()).ndim == 3 for im in ax.images)]
+
+
+def drawn_ratios(fig: Any) -> list[float]:
+    """Width / height on the canvas of each image axes (drawn with its data limits filling
+    the box, as ``aspect="equal"`` makes them)."""
+    return [b.width / b.height for b in (ax.get_window_extent() for ax in image_axes(fig))]
+
+
+def data_ratios(fig: Any) -> list[float]:
+    """Width / height of each image axes' data limits (the image's own proportions)."""
+    out = []
+    for ax in image_axes(fig):
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        out.append(abs(x1 - x0) / abs(y1 - y0))
+    return out
