@@ -298,3 +298,15 @@ def test_the_demo_writes_every_show_view():
     source = inspect.getsource(demo.html_views)
     missing = [v for v in SHOW_VIEWS if f'"{v}"' not in source]
     assert not missing, f"the demo writes no {missing} page"
+
+
+@pytest.mark.slow
+def test_the_demo_pages_are_written_and_load_clean(browser, tmp_path):
+    from probe.commands._show import SHOW_VIEWS
+    from probe.recipes.demo import html_views
+
+    paths = html_views(str(tmp_path))
+    assert sorted(p.rsplit("html_", 1)[1][:-5] for p in paths) == sorted(SHOW_VIEWS)
+    for path in paths:
+        assert load(browser, path) == "1", path
+        assert console_errors(browser) == [] and resources(browser) == 0, path
