@@ -195,6 +195,26 @@ def test_text_curves_from_python_embed_what_the_cli_page_embeds():
         probe.show((s.model, s.processor), "curves", text)
 
 
+def test_text_classifier_curves_need_no_target():
+    """A classifier explains its predicted class: no target, the CLI's default text methods
+    (gradient methods included), the content tokens as units; without a tokenizer, an error."""
+    from tests._tiny import bert_classifier
+    from tests._tokenizers import wordpiece
+
+    model, _ = bert_classifier()
+    tok = wordpiece()
+    text = "the cat sat on the mat"
+    data = _data_block(probe.show(model, "curves", text, tokenizer=tok).html)
+    assert data["tokens"] == text.split() and data["unit"] == "tokens"
+    assert data["methods"] == ["attention", "rollout", "relevance", "ig", "saliency",
+                               "inputxgrad", "random"]
+    attr = probe.attribute(model, text, "ig", tokenizer=tok)
+    dele = probe.deletion_curve(model, text, attr, tokenizer=tok)
+    np.testing.assert_allclose(data["kinds"][0]["values"][3], dele.values[0].numpy(), rtol=1e-5)
+    with pytest.raises(ProbeError, match=r"^text curves show the tokens: pass tokenizer="):
+        probe.show(model, "curves", torch.tensor([[1, 5, 6, 2]]))
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(methods=["nope"]), r"^unknown methods= 'nope' for vision models: use \["),
     (dict(layer=1), r"^layer= does not apply to the curves view \(it is for the detr view\)"),

@@ -25,7 +25,8 @@ DEFAULT_IMAGE_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", 
 _MAX_COREF_WORDS = 40
 
 
-# the options each view reads (views not listed read the original ones: they predate this)
+# the options each of these views reads: any other is refused; the views not listed refuse
+# only these views' own options (they ignore the other shared ones, as they always did)
 _OWN_OPTIONS = {
     "detr": {"layers", "heads", "layer", "queries", "threshold", "detections"},
     "curves": {"methods", "target"},
@@ -105,11 +106,17 @@ def show(
         detections: detr from a trace: ``(boxes [query, 4], class names [query], scores
             [query])`` of batch item ``batch_index`` (with the model they are its own).
         stage: gates: show only this stage's blocks (``--layer S``; default every stage).
-        **options: passed to the view function in ``probe.viewers.html``; ``batch_index=``
-            picks the batch item of the heads, model, cross and coref views (default 0).
+        **options: passed to the view function in ``probe.viewers.html`` (detr, curves,
+            gates: ``image=`` the picture to draw on, default the model input min-max scaled,
+            ``image_size=``, ``title=``, ...); ``batch_index=`` picks the batch item of the
+            heads, model, cross, coref and detr views (default 0; curves and gates show item 0).
 
     Returns:
         An :class:`~probe.viewers.html.HtmlView` (displays itself in Jupyter; ``.save(path)``).
+
+    The detr, curves and gates views run the model in the mode it is in (train mode: a CNN's
+    BatchNorm uses the batch's statistics) and leave it as it was (modes, ``requires_grad``,
+    gradients, hooks, weights).
     """
     from probe.viewers import html as H
 
@@ -343,6 +350,8 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
     modality = adapter.modality
     options.setdefault("model_name", adapter.name)
     trace = probe.trace(model, inputs, tokenizer=tokenizer) if captures(model) else None
+    if modality == "text" and trace is not None and trace.labels is None:
+        raise ProbeError("text curves show the tokens: pass tokenizer= (or (model, tokenizer))")
     if modality == "text" and target is None:
         logits = model_logits(trace.output, model) if trace is not None else None
         if logits is None or logits.dim() != 2:  # not a classifier: nothing to score
