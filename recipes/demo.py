@@ -41,11 +41,15 @@ def attention_views(out: str, formats: Sequence[str], dpi: int) -> list[str]:
 
 
 def html_views(out: str) -> list[str]:
-    """The interactive HTML views (probe.show) of the coreference sentence and of a
-    vit-shapes image, written under ``out/html``."""
+    """The interactive HTML views (probe.show) of the coreference sentence, a vit-shapes
+    image (image view, deletion and insertion curves), a toy-mt translation (cross-attention,
+    word alignment), a detr-shapes scene and the cnn-shapes-nl gates, written under
+    ``out/html``."""
     import os
 
     import probe
+    from probe.models._scenes import make_scenes
+    from probe.models._translation import toy_split
 
     folder = os.path.join(out, "html")
     os.makedirs(folder, exist_ok=True)
@@ -61,6 +65,15 @@ def html_views(out: str) -> list[str]:
     vit = probe.load_model("vit-shapes")
     image = probe.make_shapes(1, seed=0).images[:1]
     pages["image"] = probe.show(vit, "image", image)
+    pages["curves"] = probe.show(vit, "curves", image)  # the CLI's methods, random included
+    mt = probe.load_model("toy-mt")
+    source = toy_split()[1][alignment_demo.SENTENCE_INDEX].source_text  # the alignment figures'
+    gen = probe.generate(mt.model, source, tokenizer=mt.processor, max_new_tokens=24)
+    pages["cross"] = probe.show(gen.to_trace(), "cross")
+    pages["alignment"] = probe.show(probe.alignment(gen), "alignment")
+    pages["detr"] = probe.show(probe.load_model("detr-shapes"), "detr",
+                               make_scenes(1, seed=0).images)
+    pages["gates"] = probe.show(probe.load_model("cnn-shapes-nl"), "gates", image)
     return [str(page.save(os.path.join(folder, f"html_{name}.html")))
             for name, page in pages.items()]
 

@@ -1,6 +1,8 @@
 """One call from a trace, or a model and its input, to an interactive HTML view:
 :func:`show`. Views that need the model (attribution methods, faithfulness) run them here;
-the pages themselves are built by ``probe.viewers.html`` from plain data."""
+the pages themselves are built by ``probe.viewers.html`` from plain data, those of the detr,
+curves and gates views by ``probe.commands._pages``, as ``probe render --format html``
+builds them."""
 
 from __future__ import annotations
 
@@ -14,11 +16,33 @@ if TYPE_CHECKING:
 
 __all__ = ["show", "SHOW_VIEWS"]
 
-ShowView = Literal["heads", "cross", "alignment", "model", "coref", "tokens", "image"]
-SHOW_VIEWS: tuple[str, ...] = ("heads", "cross", "alignment", "model", "coref", "tokens", "image")
+ShowView = Literal["heads", "cross", "alignment", "model", "coref", "tokens", "image", "detr",
+                   "curves", "gates"]
+SHOW_VIEWS: tuple[str, ...] = ("heads", "cross", "alignment", "model", "coref", "tokens", "image",
+                               "detr", "curves", "gates")
 DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency")
 DEFAULT_IMAGE_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "gradcam")
 _MAX_COREF_WORDS = 40
+
+
+# the options each of these views reads: any other is refused; the views not listed refuse
+# only these views' own options (they ignore the other shared ones, as they always did)
+_OWN_OPTIONS = {
+    "detr": {"layers", "heads", "layer", "queries", "threshold", "detections"},
+    "curves": {"methods", "target"},
+    "gates": {"stage"},
+}
+_NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "stage"}
+
+
+def _check_options(view: str, given: set[str]) -> None:
+    """An option the view would ignore is an error naming the view that reads it."""
+    own = _OWN_OPTIONS.get(view)
+    extra = sorted(given - own if own is not None else given & _NEW_OPTIONS)
+    if extra:
+        users = [v for v, opts in _OWN_OPTIONS.items() if extra[0] in opts]
+        where = f" (it is for the {' / '.join(users)} view)" if users else ""
+        raise ProbeError(f"{extra[0]}= does not apply to the {view} view{where}: drop it")
 
 
 def _is_trace(value: Any) -> bool:
@@ -38,6 +62,11 @@ def show(
     heads: Sequence[int] | None = None,
     window: tuple[int, int] | None = None,
     faithfulness: bool = True,
+    layer: int | None = None,
+    queries: Sequence[int] | None = None,
+    threshold: float | None = None,
+    detections: tuple[Any, Sequence[str], Sequence[float]] | None = None,
+    stage: int | None = None,
     **options: Any,
 ) -> HtmlView:
     """An interactive view of a trace, or of a model and its input.
@@ -51,25 +80,66 @@ def show(
             ``"coref"`` (coreference, text), ``"tokens"`` (token attribution, needs the model),
             ``"image"`` (image
             view: per-head CLS maps and hover-a-patch maps from the trace; with the model also
-            the methods' saliency maps, their agreement and faithfulness).
+            the methods' saliency maps, their agreement and faithfulness), ``"detr"`` (a DETR
+            detector's object queries: boxes, classes, each query's cross-attention per
+            decoder layer and head), ``"curves"`` (deletion and insertion curves of the
+            methods, hover a point for the input at that step; needs the model), ``"gates"``
+            (a timm CNN's attention gates with a map over the image, GradCAM beside; needs
+            the model). These three are ``probe render detr|curves|gates --format html``.
         inputs: the text or image (``probe.trace`` inputs) when ``source`` is a model.
         methods: attribution methods of the tokens / image views (default: attention,
-            rollout, relevance, ig, saliency, and gradcam for images).
-        target: attribution target (see ``probe.attribute``).
+            rollout, relevance, ig, saliency, and gradcam for images); of the curves view
+            (default as ``probe render curves``: those plus inputxgrad for text, and random,
+            the baseline; a CNN's gate methods, GradCAM, IG and random).
+        target: attribution target (see ``probe.attribute``); text curves need one unless
+            the model is a classifier (``probe.similarity_target(model, tokenizer, "...")``).
         word: coref: the word(s) to offer (default: every word with a candidate antecedent).
         layers, heads, window: select the model's layers / heads and a token window
-            ``(start, stop)`` (heads / model views) to stay within the size budget.
+            ``(start, stop)`` (heads / model views) to stay within the size budget; detr: the
+            decoder layers and heads embedded (default all).
         faithfulness: image view: compute deletion / insertion AUC per method.
-        **options: passed to the view function in ``probe.viewers.html``; ``batch_index=``
-            picks the batch item of the heads, model, cross and coref views (default 0).
+        layer: detr: the decoder layer the page opens on (a position among the embedded
+            layers, default the last; ``--layer``).
+        queries: detr: the object queries whose boxes are drawn (``--query``); default those
+            scoring at least ``threshold`` (default 0.5), best first, at most 6 (the best 3
+            when none does).
+        detections: detr from a trace: ``(boxes [query, 4], class names [query], scores
+            [query])`` of batch item ``batch_index`` (with the model they are its own).
+        stage: gates: show only this stage's blocks (``--layer S``; default every stage).
+        **options: passed to the view function in ``probe.viewers.html`` (detr, curves,
+            gates: ``image=`` the picture to draw on, default the model input min-max scaled,
+            ``image_size=``, ``title=``, ...); ``batch_index=`` picks the batch item of the
+            heads, model, cross, coref and detr views (default 0; curves and gates show item 0).
 
     Returns:
         An :class:`~probe.viewers.html.HtmlView` (displays itself in Jupyter; ``.save(path)``).
+
+    The detr, curves and gates views run the model in the mode it is in (train mode: a CNN's
+    BatchNorm uses the batch's statistics) and leave it as it was (modes, ``requires_grad``,
+    gradients, hooks, weights).
     """
     from probe.viewers import html as H
 
     if view not in SHOW_VIEWS:
         raise ProbeError(f"unknown view {view!r}: use one of {', '.join(SHOW_VIEWS)}")
+    given = dict(methods=methods, target=target, word=word, layers=layers, heads=heads,
+                 window=window, layer=layer, queries=queries, threshold=threshold,
+                 detections=detections, stage=stage)
+    _check_options(view, {k for k, v in given.items() if v is not None})
+    if view == "detr":
+        return _detr(source, inputs, tokenizer, layers, heads, layer, queries, threshold,
+                     detections, **options)
+    if view in ("curves", "gates"):
+        if _is_trace(source):
+            raise ProbeError(f"the {view} view runs the model: pass the model and inputs "
+                             "(show(model, view, inputs)), not a trace")
+        model, tokenizer = _unpack(source, tokenizer)
+        if inputs is None:
+            raise ProbeError(f"pass inputs= (the {'image' if view == 'gates' else 'text or image'}"
+                             ") when showing a model")
+        if view == "gates":
+            return _gates(model, inputs, stage, **options)
+        return _curves(model, tokenizer, inputs, methods, target, **options)
     if view == "alignment":  # the word alignment of probe.alignment(...)
         return H.alignment_html(source, **options)
     model = None
@@ -179,9 +249,7 @@ def _tokens(model: Any, tokenizer: Any, inputs: Any, trace: Any, methods: Any, t
     if trace.tokens is None:
         raise ProbeError("the tokens view is for text models; use view='image' for images")
     attrs = _attributions(model, inputs, tokenizer, trace, _methods(methods, "text"), target)
-    keep = [i for i, k in enumerate((trace.attention_mask[0] & ~trace.special_tokens_mask[0])
-                                    .tolist()) if k]
-    tokens = [trace.labels[0][i] for i in keep]
+    keep, tokens = _content(trace)
     scores = {m: a.scores[0, keep] for m, a in attrs.items()}
     signed = {m: bool(a.signed) for m, a in attrs.items()}
     return token_view_html(tokens, scores, signed=signed, model_name=trace.model_name, **options)
@@ -210,3 +278,118 @@ def _image(model: Any, inputs: Any, trace: Any, methods: Any, target: Any, faith
     return patches_html(trace, maps=maps, agreement=table.values.numpy(),
                         methods=list(table.methods), faithfulness=scores, layers=layers,
                         heads=heads, **options)
+
+
+def _content(trace: Any) -> tuple[list[int], list[str]]:
+    """Positions and display labels of the real, non-special tokens of batch item 0."""
+    keep = trace.attention_mask[0] & ~trace.special_tokens_mask[0]
+    positions = [i for i, k in enumerate(keep.tolist()) if k]
+    return positions, [trace.labels[0][i] for i in positions]
+
+
+# ----------------------------------------------------------------------------- the views of
+# probe render detr / curves / gates --format html (built by probe.commands._pages)
+def _detr(source: Any, inputs: Any, tokenizer: Any, layers: Any, heads: Any, layer: Any,
+          queries: Any, threshold: Any, found: Any, batch_index: int = 0,
+          **options: Any) -> HtmlView:
+    from probe.commands._pages import PYTHON, SCORE_THRESHOLD, detections, detr_page, select_cross
+
+    if _is_trace(source):
+        trace = source
+        if found is None:
+            raise ProbeError("the detr view of a trace needs the predictions: pass detections=("
+                             "boxes, classes, scores), or show the model and its image instead")
+        boxes, classes, scores = found
+    else:
+        import probe
+        from probe.capture import adapter_for
+
+        model, _ = _unpack(source, tokenizer)
+        if inputs is None:
+            raise ProbeError("pass inputs= (the image) when showing a model")
+        if found is not None:
+            raise ProbeError("detections= goes with a trace; with the model its own predictions "
+                             "are shown: drop detections=")
+        adapter = adapter_for(model)
+        if not hasattr(adapter, "detection_outputs"):
+            raise ProbeError(
+                f"the detr view needs a DETR object detector (DetrForObjectDetection, e.g. "
+                f"probe.load_model('detr-shapes')); {adapter.name} is not one: use view='heads' "
+                "or 'image'"
+            )
+        trace = probe.trace(model, inputs)
+        if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
+                not 0 <= batch_index < trace.cross.attentions.shape[1]:
+            raise ProbeError(f"batch_index must be in 0..{trace.cross.attentions.shape[1] - 1}, "
+                             f"got {batch_index!r}")
+        boxes, classes, scores = detections(adapter, trace, batch_index)
+    page, _, _ = detr_page(
+        select_cross(trace, layers, heads), boxes, classes, scores, queries=queries or (),
+        threshold=SCORE_THRESHOLD if threshold is None else threshold, layer=layer,
+        batch_index=batch_index, words=PYTHON, **options,
+    )
+    return page
+
+
+def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
+            **options: Any) -> HtmlView:
+    import probe
+    from probe.attribution._targets import model_logits
+    from probe.capture import adapter_for
+    from probe.commands._pages import (
+        PYTHON,
+        captures,
+        compute_attributions,
+        curve_methods,
+        curves_page,
+        deletion_insertion,
+    )
+    from probe.viewers.html import trace_image
+
+    adapter = adapter_for(model)
+    modality = adapter.modality
+    options.setdefault("model_name", adapter.name)
+    trace = probe.trace(model, inputs, tokenizer=tokenizer) if captures(model) else None
+    if modality == "text" and trace is not None and trace.labels is None:
+        raise ProbeError("text curves show the tokens: pass tokenizer= (or (model, tokenizer))")
+    if modality == "text" and target is None:
+        logits = model_logits(trace.output, model) if trace is not None else None
+        if logits is None or logits.dim() != 2:  # not a classifier: nothing to score
+            raise ProbeError(
+                "text curves need a target: pass target=probe.similarity_target(model, "
+                "tokenizer, \"second sentence\") (a classifier needs none)"
+            )
+    chosen = curve_methods(model, modality, methods or (), captures=trace is not None,
+                           has_target=True, words=PYTHON)
+    attrs = compute_attributions(model, inputs, chosen, tokenizer=tokenizer, target=target,
+                                 trace=trace)
+    curves = deletion_insertion(model, inputs, attrs, target=target, tokenizer=tokenizer)
+    if modality == "vision":
+        image = options.pop("image", None)
+        if image is None:  # the model input, min-max scaled (as the image view shows it)
+            image = trace_image(trace if trace is not None else _Pixels(inputs))
+        return curves_page(attrs, curves, image=image, **options)
+    keep, tokens = _content(trace)
+    return curves_page(attrs, curves, keep=keep, tokens=tokens, **options)
+
+
+class _Pixels:
+    """What :func:`probe.viewers.html.trace_image` reads of a trace: the pixels."""
+
+    def __init__(self, pixel_values: Any) -> None:
+        self.pixel_values = pixel_values
+
+
+def _gates(model: Any, inputs: Any, stage: int | None, **options: Any) -> HtmlView:
+    from probe.capture import adapter_for
+    from probe.commands._pages import PYTHON, captures, gates_page, has_gates
+
+    adapter = adapter_for(model)
+    if captures(model) or not has_gates(adapter):
+        raise ProbeError(
+            f"the gates view needs a CNN with attention gates (SE, CBAM, non-local, ...; e.g. "
+            f"probe.load_model('cnn-shapes')); {adapter.name} has none: use view='image' or "
+            "'curves'"
+        )
+    page, _ = gates_page(model, inputs, stage=stage, words=PYTHON, **options)
+    return page

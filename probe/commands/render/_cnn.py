@@ -33,13 +33,9 @@ def _has_matrices(s: Session) -> bool:
 
 def _has_gates(s: Session) -> bool:
     """True when the model has attention gates for :func:`probe.trace_gates`."""
-    find = getattr(s.extra.get("adapter"), "find_gates", None)
-    if find is None:
-        return False
-    try:
-        return bool(find()[0])
-    except ProbeError:
-        return False
+    from probe.commands._pages import has_gates
+
+    return has_gates(s.extra.get("adapter"))
 
 
 def check_attention_view(s: Session) -> None:

@@ -134,28 +134,16 @@ def _detr_page(s: Session) -> list[tuple[str, HtmlView]]:
     """The figure's queries (``--query``, else those scoring >= 0.5) with boxes drawn; every
     query in the list, each decoder layer and head (or their mean) one hover away; opens on
     ``--layer`` (default the last)."""
-    from probe.analysis._detr import detr_predictions
-    from probe.commands.render._detr import _detector, pick_queries
-    from probe.viewers.html import detr_html
+    from probe.commands._pages import detections, detr_page
+    from probe.commands.render._detr import _detector
 
-    adapter = _detector(s)
     tr = s.trace()
-    n_layers = tr.cross.attentions.shape[0]
-    layer = -1 if s.args.layer is None else s.args.layer
-    if not -n_layers <= layer < n_layers:
-        raise ProbeError(f"--layer: layer must be in -{n_layers}..{n_layers - 1} (kept decoder "
-                         f"layers), got {layer}")
-    logits, boxes = adapter.detection_outputs(tr.output)
-    classes, scores, boxes = detr_predictions(logits, boxes)
-    shown, note = pick_queries(scores[0].tolist(), s.args.queries)
-    names = adapter.class_names()
-    page = detr_html(
-        tr, boxes[0], [names[int(c)] for c in classes[0]], scores[0].tolist(), image=s.display,
-        image_size=s.display_size, kept=shown, layer=layer,
-        title=f"{s.model_name} \u00b7 object queries' cross-attention ({note})",
-    )
+    boxes, classes, scores = detections(_detector(s), tr)
+    page, shown, layer = detr_page(tr, boxes, classes, scores, queries=s.args.queries,
+                                   layer=s.args.layer, image=s.display,
+                                   image_size=s.display_size, model_name=s.model_name)
     part = "q" + "-".join(str(q) for q in shown) if s.args.queries else "top"
-    return [(_stem(s, "detr", f"L{layer % n_layers}", part), page)]
+    return [(_stem(s, "detr", f"L{layer}", part), page)]
 
 
 @_register("alignment")
@@ -191,7 +179,7 @@ def _alignment_page(s: Session) -> list[tuple[str, HtmlView]]:
 @_register("curves")
 def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
     """Both curves of every method on one page; hover a point for the input at that step."""
-    from probe.viewers.html import curves_view_html
+    from probe.commands._pages import curves_page
 
     methods = _methods(s)
     _needs_target(s, methods)
@@ -199,18 +187,12 @@ def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
         raise ProbeError("text curves need a target: pass --pair \"second sentence\"")
     attrs = _compute_all(s, methods)
     curves = _curves_for(s, attrs)
-    deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
-    insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
     if s.modality == "vision":
-        scores = {m: a.scores[0] for m, a in attrs.items()}
-        grid = attrs[next(iter(attrs))].grid
-        page = curves_view_html(deletion, insertion, scores, image=s.display, grid=grid,
-                                image_size=s.display_size, model_name=s.model_name)
+        page = curves_page(attrs, curves, image=s.display, image_size=s.display_size,
+                           model_name=s.model_name)
     else:
-        keep = s.content_positions()
-        scores = {m: a.scores[0, keep] for m, a in attrs.items()}
-        page = curves_view_html(deletion, insertion, scores, tokens=s.content_tokens(),
-                                model_name=s.model_name)
+        page = curves_page(attrs, curves, keep=s.content_positions(),
+                           tokens=s.content_tokens(), model_name=s.model_name)
     return [(_stem(s, "curves", _methods_part(s, methods)), page)]
 
 
@@ -219,40 +201,8 @@ def _gates_page(s: Session) -> list[tuple[str, HtmlView]]:
     """Every gate block with a map (spatial, context) or attention between positions
     (non-local, bilinear with the groups averaged) of every stage, or of stage ``--layer``;
     GradCAM beside. Channel, branch and channel-spatial gates stay in the figures."""
-    import probe
-    from probe.analysis._gate_views import resolve_stage
-    from probe.viewers.html import gates_view_html
+    from probe.commands._pages import gates_page
 
-    gt = probe.trace_gates(s.model, s.pixel_values)
-    try:
-        stage = resolve_stage(gt.stages, s.args.layer)
-    except ProbeError as exc:
-        raise ProbeError(f"--layer picks a stage in the gates view: {exc}") from None
-    cam = probe.attribute(s.model, s.pixel_values, "gradcam").as_grid()[0]
-    peak = divmod(int(cam.flatten().argmax()), int(cam.shape[1]))
-    blocks: dict[str, dict[str, Any]] = {}
-    for g in gt.gates:
-        if stage is not None and g.stage != stage:
-            continue
-        if g.kind in ("spatial", "context"):
-            values = g.values[0]
-        elif g.kind in ("nonlocal", "bilinear"):
-            rows, cols = g.feature_size
-            att = g.values[0] if g.kind == "nonlocal" else g.values[0].float().mean(0)
-            values = att.reshape(rows, cols, rows, cols)
-        else:
-            continue
-        h, w = int(values.shape[0]), int(values.shape[1])
-        query = (int((peak[0] + 0.5) * h / cam.shape[0]), int((peak[1] + 0.5) * w / cam.shape[1]))
-        blocks[g.name] = {"kind": g.kind, "stage": g.stage, "type": g.module_type,
-                          "values": values, "query": query}
-    if not blocks:
-        where = "" if stage is None else f" in stage {stage}"
-        raise ProbeError(
-            f"{s.model_name} has no gate with a map over the image{where} (its gates: "
-            f"{', '.join(gt.kinds)}): the HTML gates view shows spatial and context maps and "
-            "non-local attention; use --format png for channel and branch gates"
-        )
-    page = gates_view_html(s.display, blocks, cam=cam, cam_label="GradCAM (last stage)",
-                           image_size=s.display_size, model_name=s.model_name)
+    page, stage = gates_page(s.model, s.pixel_values, stage=s.args.layer, image=s.display,
+                             image_size=s.display_size, model_name=s.model_name)
     return [(_stem(s, "gates", None if stage is None else f"S{stage}", "interactive"), page)]

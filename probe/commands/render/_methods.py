@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from probe._errors import ProbeError
-from probe.commands.render._args import DEFAULT_IMAGE_METHODS, DEFAULT_TEXT_METHODS
 from probe.commands.render._session import Session, _slug
 
 __all__: list[str] = []
@@ -32,27 +31,10 @@ def _attribution(s: Session, method: str, **options: Any) -> Any:
 
 
 def _methods(s: Session) -> list[str]:
-    import probe
+    from probe.commands._pages import curve_methods
 
-    gates = None if s.captures() else "gates"  # CNNs: the gate methods join the list
-    if s.args.methods:
-        available = probe.list_methods(s.modality, needs=gates)  # type: ignore[arg-type]
-        for m in s.args.methods:
-            if m not in available:
-                raise ProbeError(
-                    f"unknown --method {m!r} for {s.modality} models: use {list(available)}")
-        return list(dict.fromkeys(s.args.methods))
-    default = DEFAULT_IMAGE_METHODS if s.modality == "vision" else DEFAULT_TEXT_METHODS
-    if gates is not None:  # a CNN: no attention to read; its gates, GradCAM, IG and random
-        from probe.evaluation._cnn_eval import default_methods
-
-        default = tuple(dict.fromkeys(m for m, _ in default_methods(s.model)))
-    if not _has_target(s):  # text without --pair: only the methods that need no target
-        from probe.attribution._registry import method_spec
-
-        default = tuple(m for m in default if not method_spec(m).uses_gradients)
-    return [m for m in default if m in probe.list_methods(s.modality,
-                                                          needs=gates)]  # type: ignore[arg-type]
+    return curve_methods(s.model, s.modality, s.args.methods, captures=s.captures(),
+                         has_target=bool(s.args.methods) or _has_target(s))
 
 
 def _has_target(s: Session) -> bool:
@@ -77,13 +59,12 @@ def _needs_target(s: Session, methods: list[str]) -> None:
 
 
 def _compute_all(s: Session, methods: list[str]) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+    from probe.commands._pages import compute_attributions
 
-    out = {}
-    for m in tqdm(methods, desc="methods", disable=s.args.quiet, leave=False):
-        attr = _attribution(s, m)
-        out[attr.label] = attr  # named as compare names it (options that differ included)
-    return out
+    return compute_attributions(s.model, s.inputs, methods, tokenizer=s.processor,
+                                target=s.target(), trace=s.trace() if s.captures() and any(
+                                    m != "relevance" for m in methods) else None,
+                                discard=s.args.discard, quiet=s.args.quiet)
 
 
 def _faithfulness(s: Session, attrs: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -96,19 +77,12 @@ def _faithfulness(s: Session, attrs: dict[str, Any]) -> dict[str, dict[str, floa
 
 def _curves_for(s: Session, attrs: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Deletion and insertion curves of every attribution (empty for text without a target)."""
-    import probe
+    from probe.commands._pages import deletion_insertion
 
     target = s.target()
     if s.modality == "text" and target is None and not _is_classifier(s):
         return {}
-    out = {}
-    for m, a in attrs.items():
-        kwargs = dict(target=target, tokenizer=s.processor)
-        out[m] = (
-            probe.deletion_curve(s.model, s.inputs, a, **kwargs),
-            probe.insertion_curve(s.model, s.inputs, a, **kwargs),
-        )
-    return out
+    return deletion_insertion(s.model, s.inputs, attrs, target=target, tokenizer=s.processor)
 
 
 def _is_classifier(s: Session) -> bool:

@@ -55,14 +55,9 @@ class Session:
 
     def captures(self) -> bool:
         """Whether probe can capture this model's attention (CNNs: no, they have gates)."""
-        from probe._errors import UnsupportedModelError
-        from probe.capture import adapter_for
+        from probe.commands._pages import captures
 
-        try:
-            adapter_for(self.model).sites()
-        except UnsupportedModelError:
-            return False
-        return True
+        return captures(self.model)
 
     def trace(self) -> Trace:
         if self._trace is None:

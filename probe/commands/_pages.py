@@ -1,0 +1,347 @@
+"""The HTML pages that need more than one trace (a detector's predictions, attribution methods
+run through deletion and insertion, a CNN's gates with GradCAM beside), built once for both
+``probe render VIEW --format html`` (``render/_html.py``) and :func:`probe.show`.
+
+Each builder takes plain values (model, input, trace, options) and a :class:`Wording`, so an
+error names the option as its caller spells it (``--layer`` on the command line, ``layer=``
+in Python).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    import torch
+
+    from probe.viewers.html import HtmlView
+
+__all__ = [
+    "CLI",
+    "MAX_DEFAULT_QUERIES",
+    "PYTHON",
+    "SCORE_THRESHOLD",
+    "Wording",
+    "captures",
+    "compute_attributions",
+    "curve_methods",
+    "curves_page",
+    "deletion_insertion",
+    "detections",
+    "detr_page",
+    "gates_page",
+    "has_gates",
+    "pick_queries",
+    "select_cross",
+]
+
+SCORE_THRESHOLD = 0.5
+"""Without chosen queries, the DETR views show the queries whose class probability reaches
+this."""
+
+MAX_DEFAULT_QUERIES = 6
+"""... at most this many, highest score first (the best 3 when none reaches the threshold)."""
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How the caller names each option in an error message (``layer``: how the DETR layer
+    error begins)."""
+
+    layer: str
+    query: str
+    stage: str
+    method: str
+    static: str
+
+
+CLI = Wording(layer="--layer: layer", query="--query", stage="--layer", method="--method",
+              static="--format png")
+PYTHON = Wording(layer="layer", query="queries=", stage="stage=", method="methods=",
+                 static="probe.viewers.gate_figures")
+
+
+def captures(model: Any) -> bool:
+    """Whether probe can capture this model's attention (CNNs: no, they have gates)."""
+    from probe.capture import adapter_for
+
+    try:
+        adapter_for(model).sites()
+    except UnsupportedModelError:
+        return False
+    return True
+
+
+def has_gates(adapter: Any) -> bool:
+    """Whether the model of ``adapter`` has attention gates for :func:`probe.trace_gates`."""
+    find = getattr(adapter, "find_gates", None)
+    if find is None:
+        return False
+    try:
+        return bool(find()[0])
+    except ProbeError:
+        return False
+
+
+# ----------------------------------------------------------------------------- DETR
+def pick_queries(scores: Sequence[float], asked: Sequence[int], *,
+                 threshold: float = SCORE_THRESHOLD,
+                 words: Wording = CLI) -> tuple[list[int], str]:
+    """The queries to show and a note for the title.
+
+    ``asked`` are taken as given, after a range check; else the queries scoring at least
+    ``threshold``, best first, at most :data:`MAX_DEFAULT_QUERIES`, or the best 3 when none
+    does.
+    """
+    n = len(scores)
+    if asked:
+        bad = [q for q in asked if not -n <= q < n]
+        if bad:
+            raise ProbeError(
+                f"{words.query} {bad[0]} is out of range: the model has {n} object queries "
+                f"(0..{n - 1})"
+            )
+        return [q % n for q in dict.fromkeys(asked)], "chosen queries"
+    order = sorted(range(n), key=lambda q: -scores[q])
+    kept = [q for q in order if scores[q] >= threshold][:MAX_DEFAULT_QUERIES]
+    if kept:
+        return kept, f"queries with score >= {threshold:g}"
+    return order[:3], f"no query scores >= {threshold:g}: the best 3"
+
+
+def detections(adapter: Any, trace: Any, batch_index: int = 0) -> tuple[Any, list[str],
+                                                                          list[float]]:
+    """A DETR trace's predictions for item ``batch_index``: boxes ``[query, 4]`` (``cx, cy, w,
+    h`` relative), each query's class name and its score (``probe.analysis.detr_predictions``
+    of the output, names from the detector's config)."""
+    from probe.analysis._detr import detr_predictions
+
+    logits, boxes = adapter.detection_outputs(trace.output)
+    classes, scores, boxes = detr_predictions(logits, boxes)
+    names = adapter.class_names()
+    return (boxes[batch_index], [names[int(c)] for c in classes[batch_index]],
+            scores[batch_index].tolist())
+
+
+def select_cross(trace: Any, layers: Sequence[int] | None,
+                 heads: Sequence[int] | None) -> Any:
+    """``trace`` with only these cross-attention layers (the model's numbering; negative:
+    from the last kept) and heads (the model's numbering) kept, for a smaller page."""
+    import dataclasses
+
+    cross = getattr(trace, "cross", None)
+    if (layers is None and heads is None) or cross is None or cross.attentions is None:
+        return trace
+    att = cross.attentions
+    lpos = list(range(len(cross.layer_indices)))
+    if layers is not None:
+        lpos = [_position(list(cross.layer_indices), lay, "layers", "decoder layers")
+                for lay in dict.fromkeys(layers)]
+        att = att[lpos]
+    hids = cross.head_indices
+    if heads is not None:
+        if hids is None:
+            raise ProbeError("heads=: this trace averaged the heads: drop heads=")
+        hpos = [_position(list(hids), h, "heads", "heads") for h in dict.fromkeys(heads)]
+        att, hids = att[:, :, hpos], tuple(hids[p] for p in hpos)
+    kept = dataclasses.replace(
+        cross, attentions=att, layer_tensors=None,
+        layer_names=tuple(cross.layer_names[p] for p in lpos),
+        layer_indices=tuple(cross.layer_indices[p] for p in lpos), head_indices=hids,
+    )
+    return dataclasses.replace(trace, cross=kept)
+
+
+def _position(ids: list[int], value: Any, what: str, noun: str) -> int:
+    if not isinstance(value, bool) and isinstance(value, int):
+        if value in ids:
+            return ids.index(value)
+        if -len(ids) <= value < 0:
+            return value % len(ids)
+    raise ProbeError(f"{what}= holds {value!r}: the trace kept {noun} {ids} (negative indices "
+                     "count from the last)")
+
+
+def detr_page(
+    trace: Any,
+    boxes: Any,
+    classes: Sequence[str],
+    scores: Sequence[float],
+    *,
+    queries: Sequence[int] = (),
+    threshold: float = SCORE_THRESHOLD,
+    layer: int | None = None,
+    image: Any = None,
+    image_size: tuple[int, int] | None = None,
+    model_name: str | None = None,
+    batch_index: int = 0,
+    words: Wording = CLI,
+    **options: Any,
+) -> tuple[HtmlView, list[int], int]:
+    """The DETR page of ``trace`` (every decoder layer and head it kept): the chosen queries'
+    boxes drawn (``queries``, else :func:`pick_queries` by ``threshold``), opened on decoder
+    layer ``layer`` (a position among the kept layers, default the last).
+
+    Returns:
+        The page, the queries drawn, and the opening layer's position (``0..n-1``).
+    """
+    from probe.viewers.html import detr_html
+
+    cross = getattr(trace, "cross", None)
+    if cross is None or getattr(cross, "attentions", None) is None:
+        raise ProbeError("the detr view needs a trace of a DETR detector (DetrForObjectDetection) "
+                         "with its cross-attention (not stream=True)")
+    n_layers = cross.attentions.shape[0]
+    at = -1 if layer is None else layer
+    if isinstance(at, bool) or not isinstance(at, int) or not -n_layers <= at < n_layers:
+        raise ProbeError(f"{words.layer} must be in -{n_layers}..{n_layers - 1} (kept "
+                         f"decoder layers), got {at!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or \
+            not 0 <= threshold <= 1:
+        raise ProbeError(f"threshold must be a score in [0, 1], got {threshold!r}")
+    shown, note = pick_queries(list(scores), tuple(queries), threshold=threshold, words=words)
+    page = detr_html(
+        trace, boxes, classes, scores, image=image, image_size=image_size, kept=shown, layer=at,
+        batch_index=batch_index,
+        title=f"{model_name or trace.model_name} \u00b7 object queries' cross-attention "
+        f"({note})", **options,
+    )
+    return page, shown, at % n_layers
+
+
+# ----------------------------------------------------------------------------- curves
+def curve_methods(model: Any, modality: str, asked: Sequence[str], *, captures: bool,
+                  has_target: bool, words: Wording = CLI) -> list[str]:
+    """The methods of the compare and curves views: ``asked`` (checked against the registry),
+    else the defaults for the modality (a CNN's: its gate methods, GradCAM, IG and random);
+    without a target (``has_target`` false) only the methods that need none."""
+    import probe
+    from probe.commands.render._args import DEFAULT_IMAGE_METHODS, DEFAULT_TEXT_METHODS
+
+    gates = None if captures else "gates"  # CNNs: the gate methods join the list
+    available = probe.list_methods(modality, needs=gates)  # type: ignore[arg-type]
+    if asked:
+        for m in asked:
+            if m not in available:
+                raise ProbeError(
+                    f"unknown {words.method} {m!r} for {modality} models: use {list(available)}")
+        return list(dict.fromkeys(asked))
+    default = DEFAULT_IMAGE_METHODS if modality == "vision" else DEFAULT_TEXT_METHODS
+    if gates is not None:  # a CNN: no attention to read; its gates, GradCAM, IG and random
+        from probe.evaluation._cnn_eval import default_methods
+
+        default = tuple(dict.fromkeys(m for m, _ in default_methods(model)))
+    if not has_target:  # text without a target: only the methods that need no target
+        from probe.attribution._registry import method_spec
+
+        default = tuple(m for m in default if not method_spec(m).uses_gradients)
+    return [m for m in default if m in available]
+
+
+def compute_attributions(model: Any, inputs: Any, methods: Sequence[str], *, tokenizer: Any,
+                         target: Any, trace: Any, discard: float = 0.0,
+                         quiet: bool = True) -> dict[str, Any]:
+    """``probe.attribute`` of every method, keyed by the attribution's label (as
+    ``probe.compare`` names it); ``trace`` is reused by every method but relevance (which
+    captures its own), ``discard`` goes to the methods that declare ``discard_ratio``."""
+    import probe
+    from probe.attribution._registry import method_spec
+    from tqdm.auto import tqdm
+
+    out = {}
+    for m in tqdm(methods, desc="methods", disable=quiet, leave=False):
+        options = {}
+        if discard and method_spec(m).option("discard_ratio") is not None:
+            options["discard_ratio"] = discard
+        attr = probe.attribute(model, inputs, m, tokenizer=tokenizer, target=target,
+                               trace=None if m == "relevance" else trace, **options)
+        out[attr.label] = attr
+    return out
+
+
+def deletion_insertion(model: Any, inputs: Any, attrs: Mapping[str, Any], *, target: Any,
+                       tokenizer: Any) -> dict[str, tuple[Any, Any]]:
+    """``{method: (probe.deletion_curve, probe.insertion_curve)}`` of every attribution."""
+    import probe
+
+    return {
+        m: (probe.deletion_curve(model, inputs, a, target=target, tokenizer=tokenizer),
+            probe.insertion_curve(model, inputs, a, target=target, tokenizer=tokenizer))
+        for m, a in attrs.items()
+    }
+
+
+def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]], *,
+                image: Any = None, image_size: tuple[int, int] | None = None,
+                keep: Sequence[int] | None = None, tokens: Sequence[str] | None = None,
+                model_name: str | None = None, **options: Any) -> HtmlView:
+    """Both curves of every method, with the units each method ranked: the image's patches
+    (``image``, item 0) or the text's ``tokens`` at positions ``keep`` (item 0)."""
+    from probe.viewers.html import curves_view_html
+
+    deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
+    insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
+    if image is not None:
+        scores = {m: a.scores[0] for m, a in attrs.items()}
+        grid = attrs[next(iter(attrs))].grid
+        return curves_view_html(deletion, insertion, scores, image=image, grid=grid,
+                                image_size=image_size, model_name=model_name, **options)
+    scores = {m: a.scores[0, list(keep or ())] for m, a in attrs.items()}
+    return curves_view_html(deletion, insertion, scores, tokens=tokens, model_name=model_name,
+                            **options)
+
+
+# ----------------------------------------------------------------------------- gates
+def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, image: Any = None,
+               image_size: tuple[int, int] | None = None, model_name: str | None = None,
+               words: Wording = CLI, **options: Any) -> tuple[HtmlView, int | None]:
+    """Every gate block with a map (spatial, context) or attention between positions
+    (non-local, bilinear with the groups averaged) of every stage, or of ``stage``; GradCAM
+    of the last stage beside, each attention block opened on the position under its peak.
+
+    Returns:
+        The page and the stage shown (``None``: all).
+    """
+    import probe
+    from probe.analysis._gate_views import resolve_stage
+    from probe.viewers.html import gates_view_html, trace_image
+
+    gt = probe.trace_gates(model, pixels)
+    try:
+        picked = resolve_stage(gt.stages, stage)
+    except ProbeError as exc:
+        raise ProbeError(f"{words.stage} picks a stage in the gates view: {exc}") from None
+    cam = probe.attribute(model, pixels, "gradcam").as_grid()[0]
+    peak = divmod(int(cam.flatten().argmax()), int(cam.shape[1]))
+    blocks: dict[str, dict[str, Any]] = {}
+    for g in gt.gates:
+        if picked is not None and g.stage != picked:
+            continue
+        if g.kind in ("spatial", "context"):
+            values = g.values[0]
+        elif g.kind in ("nonlocal", "bilinear"):
+            rows, cols = g.feature_size
+            att = g.values[0] if g.kind == "nonlocal" else g.values[0].float().mean(0)
+            values = att.reshape(rows, cols, rows, cols)
+        else:
+            continue
+        h, w = int(values.shape[0]), int(values.shape[1])
+        query = (int((peak[0] + 0.5) * h / cam.shape[0]), int((peak[1] + 0.5) * w / cam.shape[1]))
+        blocks[g.name] = {"kind": g.kind, "stage": g.stage, "type": g.module_type,
+                          "values": values, "query": query}
+    name = model_name or gt.model_name
+    if not blocks:
+        where = "" if picked is None else f" in stage {picked}"
+        raise ProbeError(
+            f"{name} has no gate with a map over the image{where} (its gates: "
+            f"{', '.join(gt.kinds)}): the HTML gates view shows spatial and context maps and "
+            f"non-local attention; use {words.static} for channel and branch gates"
+        )
+    page = gates_view_html(trace_image(gt) if image is None else image, blocks, cam=cam,
+                           cam_label="GradCAM (last stage)", image_size=image_size,
+                           model_name=name, **options)
+    return page, picked
