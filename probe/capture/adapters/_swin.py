@@ -61,27 +61,22 @@ def _mask_arg(args: tuple[Any, ...], kwargs: dict[str, Any], key: str) -> Any:
     return kwargs.get(key, args[1] if len(args) > 1 else None)
 
 
-# --------------------------------------------------------------------------- timm
-@register_adapter
-class TimmSwin(TimmViT):
-    """timm Swin Transformer (``swin_*`` models of ``timm.models.swin_transformer``)."""
+# --------------------------------------------------------------------------- both
+class _SwinSites:
+    """What timm's and HF's Swin share: one attention module per block, found by class name,
+    stage ``i`` from ``...layers.<i>.blocks...``, tokens ``2**i`` patches wide."""
 
-    priority: ClassVar[int] = 50
-    windowed: ClassVar[bool] = True
+    model: Any
+    attention_class: ClassVar[str]
 
-    @classmethod
-    def detect(cls, model: Any) -> bool:
-        return type(model).__module__ == "timm.models.swin_transformer"
+    def is_site(self, module: Any) -> bool:
+        return type(module).__name__ == self.attention_class
 
     def find_sites(self) -> list[Site]:
-        found = [
-            (name, m, "self")
-            for name, m in self.model.named_modules()
-            if type(m).__name__ == "WindowAttention" and hasattr(m, "fused_attn")
-        ]
+        found = [(name, m, "self") for name, m in self.model.named_modules() if self.is_site(m)]
         if not found:
             raise UnsupportedModelError(
-                f"no WindowAttention modules found in {type(self.model).__name__}"
+                f"no {self.attention_class} modules found in {type(self.model).__name__}"
             )
         return number_sites(found)  # type: ignore[arg-type]
 
@@ -91,6 +86,24 @@ class TimmSwin(TimmViT):
     def token_size(self, stage: int, geometry: VisionGeometry) -> tuple[int, int]:
         ph, pw = geometry.patch_size
         return (ph * 2**stage, pw * 2**stage)
+
+
+# --------------------------------------------------------------------------- timm
+@register_adapter
+class TimmSwin(_SwinSites, TimmViT):
+    """timm Swin Transformer (``swin_*`` models of ``timm.models.swin_transformer``)."""
+
+    priority: ClassVar[int] = 50
+    windowed: ClassVar[bool] = True
+
+    @classmethod
+    def detect(cls, model: Any) -> bool:
+        return type(model).__module__ == "timm.models.swin_transformer"
+
+    attention_class: ClassVar[str] = "WindowAttention"
+
+    def is_site(self, module: Any) -> bool:
+        return super().is_site(module) and hasattr(module, "fused_attn")
 
     def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
         # from the pixels: a Swin built with strict_img_size=False takes other sizes than its
@@ -149,7 +162,7 @@ class TimmSwin(TimmViT):
 
 # --------------------------------------------------------------------------- HuggingFace
 @register_adapter
-class HFSwin(HFVision):
+class HFSwin(_SwinSites, HFVision):
     """HuggingFace Swin (``config.model_type == "swin"``: ``SwinModel``,
     ``SwinForImageClassification``, ``SwinForMaskedImageModeling``, ``SwinBackbone``)."""
 
@@ -160,24 +173,7 @@ class HFSwin(HFVision):
     def detect(cls, model: Any) -> bool:
         return is_hf_model(model) and getattr(model.config, "model_type", "") == "swin"
 
-    def find_sites(self) -> list[Site]:
-        found = [
-            (name, m, "self")
-            for name, m in self.model.named_modules()
-            if type(m).__name__ == "SwinAttention"
-        ]
-        if not found:
-            raise UnsupportedModelError(
-                f"no SwinAttention modules found in {type(self.model).__name__}"
-            )
-        return number_sites(found)  # type: ignore[arg-type]
-
-    def stage_of(self, site: Site) -> int:
-        return _stage(site.name)
-
-    def token_size(self, stage: int, geometry: VisionGeometry) -> tuple[int, int]:
-        ph, pw = geometry.patch_size
-        return (ph * 2**stage, pw * 2**stage)
+    attention_class: ClassVar[str] = "SwinAttention"
 
     def strict_size(self) -> bool:
         # relative position bias only: any size works (the model pads to whole patches)
