@@ -256,3 +256,20 @@ def _gates_page(s: Session) -> list[tuple[str, HtmlView]]:
     page = gates_view_html(s.display, blocks, cam=cam, cam_label="GradCAM (last stage)",
                            image_size=s.display_size, model_name=s.model_name)
     return [(_stem(s, "gates", None if stage is None else f"S{stage}", "interactive"), page)]
+
+
+@_register("window")
+def _window_page(s: Session) -> list[tuple[str, HtmlView]]:
+    """Every captured block of the Swin model on one page, opened on block ``--layer``
+    (default the last) and the first ``--query`` token (default the centre)."""
+    from probe.commands.render._windows import window_block
+    from probe.viewers.html import windows_html
+
+    block, asked = window_block(s)
+    tr = s.trace()
+    cols = block.grid[1]
+    page = windows_html(tr, image=s.display, image_size=s.display_size,
+                        open=[b is block for b in tr.windows].index(True),
+                        query=divmod(asked[0], cols))
+    part = "q" + "-".join(str(q) for q in asked)
+    return [(_stem(s, "window", f"L{block.layer}", part), page)]
