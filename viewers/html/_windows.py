@@ -236,7 +236,8 @@ def _block(i: int, blk: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "label": f"stage {stage} \u00b7 block {layer} ({how}; {rows}\u00d7{cols} tokens, "
                  f"{layout.window[0]}\u00d7{layout.window[1]} windows)",
-        "name": name, "stage": int(stage), "grid": [rows, cols], "area": area, "windows": n_w, "heads": heads,
+        "name": name, "stage": int(stage), "grid": [rows, cols], "area": area, "windows": n_w,
+        "heads": heads,
         "token": list(_pair(blk["token_size"], f"blocks[{i}] token_size")),
         "index": index.reshape(-1).tolist(), "win": win.tolist(), "slot": slot.tolist(),
         "unit": unit, "scale": scale,
