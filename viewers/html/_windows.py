@@ -146,8 +146,9 @@ P.start(async (root, d) => {
     }
     sctx.putImageData(im, 0, 0);
     const ctx = scene.getContext("2d"), sx = cw / INW, sy = ch / INH;
-    ctx.clearRect(0, 0, cw, ch); ctx.drawImage(img, 0, 0, cw, ch);
-    ctx.imageSmoothingEnabled = false;
+    ctx.clearRect(0, 0, cw, ch); ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(img, 0, 0, cw, ch);
+    ctx.imageSmoothingEnabled = false;  // one colour per token, as the static view
     ctx.drawImage(scratch, 0, 0, C * tw * sx, R * th * sy);
     ctx.lineWidth = 1; ctx.strokeStyle = "rgba(255,255,255,0.55)";
     outline(ctx, blk, () => true, sx, sy);
