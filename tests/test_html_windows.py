@@ -105,6 +105,14 @@ def test_page_of_a_trace_is_far_smaller_than_the_dense_maps():
     assert [b["grid"] for b in data["blocks"]] == [[8, 12], [8, 12], [4, 6], [4, 6]]
     assert data["open"] == 3 and data["input"] == [32.0, 48.0]
     assert [b["token"] for b in data["blocks"]] == [[4.0, 4.0]] * 2 + [[8.0, 8.0]] * 2
+    # a selection of blocks, opened on one of them
+    data = _data_block(windows_html(tr, layers=[2, -1], layer=2, note="two blocks").html)
+    assert [b["grid"] for b in data["blocks"]] == [[4, 6], [4, 6]] and data["open"] == 0
+    assert data["subtitle"].endswith("\u00b7 two blocks")
+    with pytest.raises(ProbeError, match=r"layer 0 is not among the blocks shown \(\[2, 3\]\)"):
+        windows_html(tr, layers=[2, 3], layer=0)
+    with pytest.raises(ProbeError, match="layer 4 is out of range"):
+        windows_html(tr, layers=[4])
     with pytest.raises(ProbeError, match="batch_index"):
         windows_html(tr, batch_index=2)
     with pytest.raises(ProbeError, match=r"budget of 100: pass fewer blocks"):
@@ -302,3 +310,17 @@ def test_cli_window_html_errors_write_nothing(extra, message, swin_folder, tmp_p
                          "--format", "html", "--out", str(tmp_path), "--quiet"], capsys)
     assert rc == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_window_html_over_the_budget_keeps_the_stage_of_layer(swin_folder, tmp_path, capsys,
+                                                                 monkeypatch):
+    import probe.viewers.html as html
+
+    monkeypatch.setattr(html, "DEFAULT_MAX_VALUES", 5000)  # the 4 blocks hold 6144 weights
+    rc, out, err = _cli(["render", "window", "--model", swin_folder, "--layer", "0",
+                         "--format", "html", "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc == 0, err
+    data = _data_block(Path(out.split()[0]).read_text())
+    assert len(data["blocks"]) == 2 and data["open"] == 0
+    assert [b["grid"] for b in data["blocks"]] == [[8, 8], [8, 8]]
+    assert "the blocks of stage 0 only: all 4 blocks" in data["subtitle"]

@@ -39,8 +39,7 @@ from probe.viewers.html._runtime import CSS, RUNTIME_JS
 
 __all__ = ["window_view_html", "windows_html"]
 
-_HINT = ("pass fewer blocks (probe.trace(..., layers=[...]) or probe render window --layer L "
-         "opens on one block but embeds all: capture fewer layers), a smaller image")
+_HINT = "pass fewer blocks (windows_html(trace, layers=[...]), or blocks=), a smaller image"
 
 _WIN_CSS = """
 .p-win{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
@@ -258,6 +257,7 @@ def window_view_html(
     side: int = 420,
     model_name: str | None = None,
     title: str | None = None,
+    note: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,
 ) -> HtmlView:
     """Interactive windowed-attention (Swin) view of one image.
@@ -279,6 +279,7 @@ def window_view_html(
         image_size: ``(height, width)`` to draw the image at (the file's proportions).
         side: the longer side of the drawn image in CSS pixels (160..1200).
         model_name: goes into the title; title: replaces it.
+        note: a sentence added to the subtitle (e.g. which blocks were left out).
         max_values: the size budget over all blocks' weights.
 
     Returns:
@@ -324,7 +325,8 @@ def window_view_html(
     payload = {
         "title": view_title(model_name, "windowed attention", title),
         "subtitle": f"{n} windowed block{'s' if n != 1 else ''} (stages {stages}); hover a "
-                    "patch: where it attends within its window; click to keep it",
+                    "patch: where it attends within its window; click to keep it"
+                    + ("" if note is None else f" \u00b7 {note}"),
         "image": url, "size": list(drawn or size), "input": [float(v) for v in in_size],
         "side": side, "alpha": float(alpha), "blocks": parsed, "open": int(open) % n,
         "query": int(row) * cols + int(col), "cmap": cmap_hex(SEQUENTIAL_CMAP),
@@ -335,12 +337,19 @@ def window_view_html(
 
 
 def windows_html(
-    trace: Any, *, image: Any = None, batch_index: int = 0, **options: Any
+    trace: Any, *, image: Any = None, batch_index: int = 0,
+    layers: Sequence[int] | None = None, layer: int = -1, **options: Any
 ) -> HtmlView:
     """The window view of a Swin trace (``trace.windows``, see :func:`window_view_html`;
-    options go there): every captured block of batch item ``batch_index``, over ``image``
+    options go there): the captured blocks of batch item ``batch_index``, over ``image``
     (default the trace's ``pixel_values``, min-max scaled); token sizes are in the trace's
-    ``image_size`` pixels."""
+    ``image_size`` pixels.
+
+    Args:
+        layers: the model's block indices to embed (``trace.layer_indices``, negative counts
+            back), default every captured block.
+        layer: the block the page opens on (a model block index; default the last embedded).
+    """
     from probe.viewers.html._trace import trace_image
 
     windows = getattr(trace, "windows", None)
@@ -351,13 +360,22 @@ def windows_html(
     if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
             not 0 <= batch_index < batch:
         raise ProbeError(f"batch_index must be in 0..{batch - 1}, got {batch_index!r}")
-    total = sum(int(b.weights[0].numel()) * b.layout.num_windows for b in windows)
+    wanted = [trace.layer_position(v) for v in (layers if layers is not None else
+                                                trace.layer_indices)]
+    if not wanted:
+        raise ProbeError("layers is empty: pass the block indices to show (or None: all)")
+    chosen = [windows[p] for p in sorted(set(wanted))]
+    at = chosen[-1] if layer == -1 else windows[trace.layer_position(layer)]
+    if all(b is not at for b in chosen):
+        raise ProbeError(f"layer {layer} is not among the blocks shown "
+                         f"({[b.layer for b in chosen]}): open one of them")
+    total = sum(int(b.weights[0].numel()) * b.layout.num_windows for b in chosen)
     check_budget((total,), options.get("max_values", DEFAULT_MAX_VALUES),
                  "the blocks' window weights together", _HINT)
     blocks = [{"weights": b.windows()[batch_index], "layout": b.layout, "mask": b.mask,
                "token_size": b.token_size, "layer": b.layer, "stage": b.stage, "name": b.name}
-              for b in windows]
+              for b in chosen]
     options.setdefault("model_name", trace.model_name)
     options.setdefault("input_size", tuple(trace.image_size))
     return window_view_html(trace_image(trace, batch_index) if image is None else image,
-                            blocks, **options)
+                            blocks, open=[b is at for b in chosen].index(True), **options)
