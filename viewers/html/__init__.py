@@ -7,10 +7,10 @@ in Jupyter through ``_repr_html_`` and saves with ``.save(path)``.
 
 Views: :func:`head_view_html`, :func:`model_view_html`, :func:`token_view_html`,
 :func:`image_view_html`, :func:`coref_view_html`, :func:`detr_view_html`,
-:func:`curves_view_html`, :func:`gates_view_html`. From a trace:
+:func:`curves_view_html`, :func:`gates_view_html`, :func:`window_view_html`. From a trace:
 :func:`heads_html`, :func:`model_html`, :func:`patches_html`, :func:`cross_html`,
-:func:`detr_html`; from an alignment: :func:`alignment_html` (the one call with a model is
-``probe.show``). Size budget: :data:`DEFAULT_MAX_VALUES`.
+:func:`detr_html`, :func:`windows_html`; from an alignment: :func:`alignment_html` (the one
+call with a model is ``probe.show``). Size budget: :data:`DEFAULT_MAX_VALUES`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from probe.viewers.html._trace import (
     trace_tokens,
 )
 from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, decode_array, encode_array
+from probe.viewers.html._windows import window_view_html, windows_html
 
 __all__ = [
     "alignment_html",
@@ -55,4 +56,6 @@ __all__ = [
     "trace_attention",
     "trace_image",
     "trace_tokens",
+    "window_view_html",
+    "windows_html",
 ]

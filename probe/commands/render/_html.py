@@ -206,3 +206,26 @@ def _gates_page(s: Session) -> list[tuple[str, HtmlView]]:
     page, stage = gates_page(s.model, s.pixel_values, stage=s.args.layer, image=s.display,
                              image_size=s.display_size, model_name=s.model_name)
     return [(_stem(s, "gates", None if stage is None else f"S{stage}", "interactive"), page)]
+
+
+@_register("window")
+def _window_page(s: Session) -> list[tuple[str, HtmlView]]:
+    """Every captured block of the Swin model on one page (or, over the page's size budget,
+    the blocks of ``--layer``'s stage, as the subtitle says), opened on block ``--layer``
+    (default the last) and the first ``--query`` token (default the centre)."""
+    from probe.commands.render._windows import window_block
+    from probe.viewers.html import DEFAULT_MAX_VALUES, windows_html
+
+    block, asked = window_block(s)
+    tr = s.trace()
+    layers = list(tr.layer_indices)
+    note = None
+    if sum(b.weights[0].numel() * b.layout.num_windows for b in tr.windows) > DEFAULT_MAX_VALUES:
+        layers = [b.layer for b in tr.windows if b.stage == block.stage]
+        note = (f"the blocks of stage {block.stage} only: all {len(tr.windows)} blocks are "
+                "over the page's size budget (--layer picks a block of another stage)")
+    page = windows_html(tr, image=s.display, image_size=s.display_size, layers=layers,
+                        layer=block.layer, query=divmod(asked[0], block.grid[1]),
+                        note=note)
+    part = "q" + "-".join(str(q) for q in asked)
+    return [(_stem(s, "window", f"L{block.layer}", part), page)]

@@ -3,7 +3,7 @@ within its window, per head, over the image (windowed attention, ``trace.windows
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe.commands.render._figures import register_view
@@ -12,15 +12,12 @@ from probe.commands.render._session import Session, _stem
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__: list[str] = []
+__all__ = ["window_block"]
 
 
-@register_view("window")
-def _window(s: Session) -> list[tuple[str, Figure]]:
-    """Block ``--layer`` (default the last), query tokens ``--query`` (row-major token index
-    on the block's grid, repeatable; default the centre token): one figure per query."""
-    from probe.viewers import title, window_query_view
-
+def window_block(s: Session) -> tuple[Any, list[int]]:
+    """The block ``--layer`` (default the last) of the session's Swin trace and the query
+    tokens ``--query`` (row-major on its grid; default the centre token), checked."""
     tr = s.trace()
     windows = getattr(tr, "windows", None)
     if windows is None:
@@ -36,13 +33,25 @@ def _window(s: Session) -> list[tuple[str, Figure]]:
         raise ProbeError(f"--layer: {exc}") from None
     block = windows[pos]
     rows, cols = block.grid
-    asked = s.args.queries or (rows // 2 * cols + cols // 2,)
+    asked = [int(q) for q in s.args.queries or (rows // 2 * cols + cols // 2,)]
     bad = [q for q in asked if not 0 <= q < rows * cols]
     if bad:
         raise ProbeError(
             f"--query {bad[0]} is out of range: block {block.layer} has {rows}x{cols} tokens "
             f"(0..{rows * cols - 1}, row-major)"
         )
+    return block, asked
+
+
+@register_view("window")
+def _window(s: Session) -> list[tuple[str, Figure]]:
+    """Block ``--layer`` (default the last), query tokens ``--query`` (row-major token index
+    on the block's grid, repeatable; default the centre token): one figure per query."""
+    from probe.viewers import title, window_query_view
+
+    tr = s.trace()
+    block, asked = window_block(s)
+    rows, cols = block.grid
     # the maps are in model-input pixels; the display image may have another size
     in_h, in_w = tr.image_size
     disp_h, disp_w = s.display.shape[:2]
