@@ -121,6 +121,29 @@ def test_page_of_a_trace_is_far_smaller_than_the_dense_maps():
         windows_html(object())
 
 
+def test_probe_show_window_is_the_page_of_windows_html():
+    """``probe.show(trace | model, "window")`` embeds what ``windows_html`` embeds."""
+    model, pixels = timm_swin(), _pixels(32, 48)
+    tr = probe.trace(model, pixels)
+    want = _data_block(windows_html(tr, layers=[2, 3], layer=2).html)
+    assert _data_block(probe.show(tr, "window", layers=[2, 3], layer=2).html) == want
+    assert _data_block(probe.show(model, "window", pixels, layers=[2, 3], layer=2).html) == want
+    assert _data_block(probe.show(tr, "window").html) == _data_block(windows_html(tr).html)
+    with pytest.raises(ProbeError, match=r"heads= does not apply to the window view"):
+        probe.show(tr, "window", heads=[0])
+    with pytest.raises(ProbeError, match="needs a trace of a Swin model"):
+        probe.show(probe.trace(*_vit_and_pixels()), "window")
+
+
+def _vit_and_pixels() -> tuple[Any, torch.Tensor]:
+    import timm
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, depth=1,
+                            num_classes=3).eval()
+    return vit, torch.rand(1, 3, 32, 32)
+
+
 @pytest.mark.parametrize("change, match", [
     (dict(blocks=[]), "one or more block"),
     (dict(blocks=[{"weights": WEIGHTS}]), "weights, layout and token_size"),

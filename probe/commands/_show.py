@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["show", "SHOW_VIEWS"]
 
 ShowView = Literal["heads", "cross", "alignment", "model", "coref", "tokens", "image", "detr",
-                   "curves", "gates"]
+                   "curves", "gates", "window"]
 SHOW_VIEWS: tuple[str, ...] = ("heads", "cross", "alignment", "model", "coref", "tokens", "image",
-                               "detr", "curves", "gates")
+                               "detr", "curves", "gates", "window")
 DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency")
 DEFAULT_IMAGE_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "gradcam")
 _MAX_COREF_WORDS = 40
@@ -31,6 +31,7 @@ _OWN_OPTIONS = {
     "detr": {"layers", "heads", "layer", "queries", "threshold", "detections"},
     "curves": {"methods", "target"},
     "gates": {"stage"},
+    "window": {"layers", "layer"},
 }
 _NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "stage"}
 
@@ -46,7 +47,9 @@ def _check_options(view: str, given: set[str]) -> None:
 
 
 def _is_trace(value: Any) -> bool:
-    return hasattr(value, "attentions") and hasattr(value, "layer_indices")
+    import probe
+
+    return isinstance(value, probe.Trace)  # not hasattr: a Swin trace's attentions raise
 
 
 def show(
@@ -86,6 +89,8 @@ def show(
             methods, hover a point for the input at that step; needs the model), ``"gates"``
             (a timm CNN's attention gates with a map over the image, GradCAM beside; needs
             the model). These three are ``probe render detr|curves|gates --format html``.
+            ``"window"``: a Swin model's windowed attention, block by block (hover a patch
+            for where it attends within its window; ``probe render window --format html``).
         inputs: the text or image (``probe.trace`` inputs) when ``source`` is a model.
         methods: attribution methods of the tokens / image views (default: attention,
             rollout, relevance, ig, saliency, and gradcam for images); of the curves view
@@ -96,10 +101,11 @@ def show(
         word: coref: the word(s) to offer (default: every word with a candidate antecedent).
         layers, heads, window: select the model's layers / heads and a token window
             ``(start, stop)`` (heads / model views) to stay within the size budget; detr: the
-            decoder layers and heads embedded (default all).
+            decoder layers and heads embedded (default all); window: the Swin blocks embedded.
         faithfulness: image view: compute deletion / insertion AUC per method.
         layer: detr: the decoder layer the page opens on (a position among the embedded
-            layers, default the last; ``--layer``).
+            layers, default the last; ``--layer``); window: the Swin block it opens on (a
+            model block index, default the last embedded).
         queries: detr: the object queries whose boxes are drawn (``--query``); default those
             scoring at least ``threshold`` (default 0.5), best first, at most 6 (the best 3
             when none does).
@@ -152,6 +158,9 @@ def show(
         import probe
 
         trace = probe.trace(model, inputs, tokenizer=tokenizer)
+    if view == "window":
+        return H.windows_html(trace, layers=layers, layer=-1 if layer is None else layer,
+                              **options)
     if view == "cross":
         return H.cross_html(trace, layers=layers, heads=heads, **options)
     if view == "heads":
