@@ -150,28 +150,14 @@ def _detr_page(s: Session) -> list[tuple[str, HtmlView]]:
 def _alignment_page(s: Session) -> list[tuple[str, HtmlView]]:
     """Every layer x head of the word alignment (``probe.alignment`` of the translation of
     ``--text``), opened on ``--layer`` (default the last) and ``--head`` (default 0)."""
-    import probe
+    from probe.commands.render._stacks import alignment_choice
     from probe.viewers.html import alignment_html
 
-    gen = s.generation()
-    if not gen.is_encoder_decoder:
-        raise ProbeError(
-            f"the alignment view needs an encoder-decoder (e.g. --model toy-mt); {s.model_name} "
-            "is decoder-only"
-        )
-    al = probe.alignment(gen)
+    al, layer, head = alignment_choice(s)
     layers = list(al.layer_indices)
-    n = max(layers) + 1
-    layer = s.args.layer if s.args.layer is not None else -1
-    if not -n <= layer < n:
-        raise ProbeError(f"layer {layer} is out of range: the model has {n} cross-attention "
-                         f"layers (use 0..{n - 1} or negative indices)")
-    layer %= n
-    head, hpos = None, 0
-    if s.args.head is not None:
-        s.trace().head_position(s.args.head)  # validates the range
-        head = s.args.head % al.scores.shape[1]
-        hpos = list(al.head_indices).index(head) if al.head_indices is not None else 0
+    hpos = 0
+    if head is not None and al.head_indices is not None:
+        hpos = list(al.head_indices).index(head)
     page = alignment_html(al, model_name=s.model_name, selected=(layers.index(layer), hpos))
     return [(_stem(s, "alignment", f"L{layer}" + ("" if head is None else f"H{head}")), page)]
 

@@ -9,7 +9,7 @@ decoder tokens as query labels and the source tokens as key labels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe.commands.render._figures import register_view
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from probe.viewers.html import HtmlView
 
-__all__ = ["STACK_FIGURES", "STACK_PAGES"]
+__all__ = ["STACK_FIGURES", "STACK_PAGES", "alignment_choice"]
 
 
 class _Stack:
@@ -146,12 +146,10 @@ def _links_page(s: Session) -> list[tuple[str, HtmlView]]:
 STACK_PAGES = {"heads": _heads_page, "head": _links_page, "links": _links_page}
 
 
-@register_view("alignment")
-def _alignment(s: Session) -> list[tuple[str, Figure]]:
-    """Word alignment of ``--text`` and its translation: cross-attention merged into words
-    (``--layer``, default last; ``--head``, default all heads averaged)."""
+def alignment_choice(s: Session) -> tuple[Any, int, int | None]:
+    """``probe.alignment`` of the translation of ``--text``, with ``--layer`` (default the
+    last; checked, made non-negative) and ``--head`` (checked; ``None``: all heads)."""
     import probe
-    from probe.viewers import alignment_view
 
     gen = s.generation()
     if not gen.is_encoder_decoder:
@@ -165,11 +163,20 @@ def _alignment(s: Session) -> list[tuple[str, Figure]]:
     if not -n <= layer < n:
         raise ProbeError(f"layer {layer} is out of range: the model has {n} cross-attention "
                          f"layers (use 0..{n - 1} or negative indices)")
-    layer %= n
     head = None
     if s.args.head is not None:
-        head = s.args.head % al.scores.shape[1]
         s.trace().head_position(s.args.head)  # validates the range
+        head = s.args.head % al.scores.shape[1]
+    return al, layer % n, head
+
+
+@register_view("alignment")
+def _alignment(s: Session) -> list[tuple[str, Figure]]:
+    """Word alignment of ``--text`` and its translation: cross-attention merged into words
+    (``--layer``, default last; ``--head``, default all heads averaged)."""
+    from probe.viewers import alignment_view
+
+    al, layer, head = alignment_choice(s)
     matrix = al.matrix(layer=layer, head=head)
     fig = alignment_view(
         matrix, al.target_words, al.source_words, predicted=al.links(layer=layer, head=head),
