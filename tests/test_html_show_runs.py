@@ -217,7 +217,8 @@ def test_text_classifier_curves_need_no_target():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(methods=["nope"]), r"^unknown methods= 'nope' for vision models: use \["),
-    (dict(layer=1), r"^layer= does not apply to the curves view \(it is for the detr view\)"),
+    (dict(layer=1),
+     r"^layer= does not apply to the curves view \(it is for the detr / window view\)"),
     (dict(word="x"), r"^word= does not apply to the curves view: drop it$"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_curves_bad_input_is_one_line_naming_the_fix(vit, kwargs, match):
@@ -262,7 +263,7 @@ def test_gates_bad_input_is_one_line_naming_the_fix(gates_cli, vit):
         (lambda: probe.show(s.model, "gates", s.pixel_values, stage=7),
          r"^stage= picks a stage in the gates view: stage 7 has no gates"),
         (lambda: probe.show(s.model, "gates", s.pixel_values, layers=[0]),
-         r"^layers= does not apply to the gates view \(it is for the detr view\)"),
+         r"^layers= does not apply to the gates view \(it is for the detr / window view\)"),
         (lambda: probe.show(vit[0], "gates", vit[1]),
          r"^the gates view needs a CNN with attention gates .*vit-shapes has none"),
         (lambda: probe.show(_se_resnet(), "gates", torch.randn(1, 3, 64, 64)),
