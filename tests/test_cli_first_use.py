@@ -1,0 +1,72 @@
+"""What a first-time user hit on the CLI: repeated options and ``~`` in ``--out``.
+
+- a repeated ``--format``, ``--method`` or ``--candidate`` is refused up front like a repeated
+  ``--query`` (``--format png --format png`` used to fail after the model ran with "cannot
+  write .../.probe-render-.../x.png (No such file or directory)": the second rename of the same
+  staged file; ``compare --method rollout --method rollout`` said "compare needs at least two
+  attributions, got 1" after computing);
+- ``--out '~/figs'`` (a literal ``~``, as ``--out=~/figs`` reaches probe from bash) is one
+  folder: the staging folder was made in ``./~/figs`` but matplotlib's writer expanded the
+  same path to ``$HOME/figs``, so the render failed after the work and left an empty ``./~``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from probe.cli import main
+
+
+def _run(argv: list[str], capsys: Any) -> tuple[int, str, str]:
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["render", "heads", "--text", "hi", "--layer", "0", "--format", "png", "--format",
+          "png"], "--format png"),
+        (["render", "compare", "--method", "rollout", "--method", "rollout"], "--method rollout"),
+        (["render", "coref", "--text", "The cat saw it.", "--word", "it", "--candidate", "cat",
+          "--candidate", "cat"], "--candidate 'cat'"),
+    ],
+    ids=["format", "method", "candidate"],
+)
+def test_repeated_option_is_refused_before_the_model_loads(argv, flag, tmp_path, capsys,
+                                                           monkeypatch) -> None:
+    from probe.models import _registry
+
+    def no_load(*_args, **_kwargs):
+        raise AssertionError("the model was loaded before the options were checked")
+
+    monkeypatch.setattr(_registry, "load_model", no_load)
+    out = tmp_path / "out"
+    rc, stdout, err = _run([*argv, "--out", str(out), "--quiet"], capsys)
+    assert rc == 2, err
+    assert stdout == ""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"probe: error: {flag} is given twice"), err
+    assert not out.exists()
+
+
+def test_out_with_a_literal_tilde_is_one_folder(tmp_path, capsys, monkeypatch) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    rc, stdout, err = _run(["render", "heads", "--text", "hi", "--layer", "0", "--out",
+                            "~/figs", "--dpi", "20", "--quiet"], capsys)
+    assert rc == 0, err
+    written = stdout.split()
+    assert len(written) == 1 and written[0].startswith("~/figs/heads_minilm_L0_hi-")
+    assert (work / written[0]).is_file()  # the path printed is the file written
+    assert os.listdir(work / "~" / "figs") == [Path(written[0]).name]  # no staging left
+    assert not (home / "figs").exists()
