@@ -91,7 +91,8 @@ def render_batch(batch: Sequence[RenderArgs]) -> list[str]:
     import tempfile
 
     done = False
-    staging = tempfile.mkdtemp(prefix=".probe-render-", dir=out)
+    # absolute: the writers expand a leading "~", which --out (like --image) keeps literal
+    staging = tempfile.mkdtemp(prefix=".probe-render-", dir=os.path.abspath(out))
     try:
         staged: list[str] = []
         generated: list[str] = []
