@@ -70,3 +70,37 @@ def test_out_with_a_literal_tilde_is_one_folder(tmp_path, capsys, monkeypatch) -
     assert (work / written[0]).is_file()  # the path printed is the file written
     assert os.listdir(work / "~" / "figs") == [Path(written[0]).name]  # no staging left
     assert not (home / "figs").exists()
+
+
+def test_readme_example_file_name_is_what_the_cli_writes(tmp_path, capsys) -> None:
+    """The README's example name (``coref_minilm_it_the-animal-didn-HASH.png``) went stale
+    each time an option was added, since every option, also at its default, was hashed."""
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    named = re.search(r"`(coref_minilm_it_the-animal-didn-[0-9a-f]{8}\.png)`", readme)
+    assert named is not None
+    rc, stdout, err = _run(["render", "coref", "--text", "The animal didn't cross the street "
+                            "because it was too tired.", "--word", "it", "--out",
+                            str(tmp_path), "--quiet"], capsys)
+    assert rc == 0, err
+    assert [Path(p).name for p in stdout.split("\n") if p] == [named.group(1)]
+
+
+def test_an_option_at_its_default_does_not_change_the_file_name(monkeypatch) -> None:
+    import dataclasses
+
+    from probe.commands.render import _args, _session
+
+    def digest(args_type) -> str:
+        session = _session.Session(args=args_type(view="head", text="hi"), model=None,
+                                   processor=None, model_name="minilm", modality="text")
+        return _session._input_digest(session)
+
+    before = digest(_args.RenderArgs)
+    extended = dataclasses.make_dataclass(
+        "RenderArgs", [("new_option", int, dataclasses.field(default=7))],
+        bases=(_args.RenderArgs,), frozen=True)
+    assert digest(extended) == before
+    changed = digest(lambda **kw: extended(**kw, new_option=8))
+    assert changed != before
