@@ -23,3 +23,19 @@ def test_sanity_table_prints_standard_errors() -> None:
     assert "| rollout | 1.00 | 0.93 ± 0.04 | 0.05 ± 0.15 |" in table, table
     assert "| flow | 1.00 | – | 0.20 ± 0.10 |" in table, table  # a missing step stays a dash
     assert "standard error" in table
+
+
+def test_coref_heads_expected_below_0_05_by_chance_is_exact() -> None:
+    """The coref eval said "3.6 would by chance" (0.05 x 72 heads) whatever the number of
+    sentences: on 2 sentences no outcome reaches p < 0.05, and the exact binomial test's rate
+    at 92 sentences is 0.047, not 0.05."""
+    from scipy.stats import binom, binomtest
+
+    from probe.evaluation.tasks._coref import _chance_below_0_05
+
+    assert _chance_below_0_05(2) == 0.0
+    for n in (10, 92):
+        by_hand = sum(binom.pmf(k, n, 0.5) for k in range(n + 1)
+                      if binomtest(k, n, 0.5).pvalue < 0.05)
+        assert abs(_chance_below_0_05(n) - by_hand) < 1e-12
+    assert abs(72 * _chance_below_0_05(92) - 3.385) < 1e-3
