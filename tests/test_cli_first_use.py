@@ -104,3 +104,20 @@ def test_an_option_at_its_default_does_not_change_the_file_name(monkeypatch) -> 
     assert digest(extended) == before
     changed = digest(lambda **kw: extended(**kw, new_option=8))
     assert changed != before
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    """``probe bench --help`` listed ``--repeats REPEATS`` with no word on what it does, and
+    ``--threads`` without its documented 0 (torch's default)."""
+    import argparse
+
+    from probe.cli import _build_parser
+
+    parser = _build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    bare = [f"{name} {'/'.join(action.option_strings)}"
+            for name, sub in commands.choices.items() for action in sub._actions
+            if action.option_strings and not action.help]
+    assert bare == []
+    bench = commands.choices["bench"].format_help()
+    assert "0: torch's default" in " ".join(bench.split())
