@@ -121,3 +121,38 @@ def test_every_option_of_every_command_has_help() -> None:
     assert bare == []
     bench = commands.choices["bench"].format_help()
     assert "0: torch's default" in " ".join(bench.split())
+
+
+def test_words_the_model_reads_as_unknown_are_noted_after_success(tmp_path, capsys) -> None:
+    """toy-mt's vocabulary has no capitals or punctuation: "A ... today." reached the model as
+    ``<unk>`` while the alignment figure labels the words as typed, without a word about it."""
+    rc, stdout, err = _run(["render", "alignment", "--text",
+                            "A huge tree greets a fire truck today.", "--out", str(tmp_path),
+                            "--dpi", "20", "--quiet"], capsys)
+    assert rc == 0, err
+    assert len(stdout.split()) == 1
+    notes = [line for line in err.splitlines() if line.startswith("probe: note:")]
+    assert notes == ["probe: note: 2 words of --text are not in toy-mt's vocabulary and reach "
+                     "the model as <unk>: 'A', 'today.'"]
+    # an error stays the only line: no note before it
+    rc, stdout, err = _run(["render", "heads", "--model", "toy-mt", "--text", "A tree",
+                            "--layer", "7", "--out", str(tmp_path / "x"), "--quiet"], capsys)
+    assert rc == 2 and stdout == ""
+    assert err.count("\n") == 1 and err.startswith("probe: error: layer 7"), err
+    # words the vocabulary has: no note
+    rc, _, err = _run(["render", "heads", "--model", "toy-mt", "--text", "a huge tree",
+                       "--layer", "0", "--out", str(tmp_path), "--dpi", "20", "--quiet"], capsys)
+    assert rc == 0 and "note" not in err, err
+
+
+def test_unknown_words_follow_the_tokenizer() -> None:
+    from probe.commands.render._notes import unknown_words
+    from tests._tokenizers import wordpiece
+
+    tok = wordpiece()
+    text = "the zzqqxx cat \u2603 sat"
+    expected = [w for w in text.split() if all(
+        t == tok.unk_token_id for t in tok(w, add_special_tokens=False)["input_ids"])]
+    assert expected  # the case tests something
+    assert unknown_words(tok, text) == expected
+    assert unknown_words(tok, "") == []
