@@ -156,3 +156,19 @@ def test_unknown_words_follow_the_tokenizer() -> None:
     assert expected  # the case tests something
     assert unknown_words(tok, text) == expected
     assert unknown_words(tok, "") == []
+
+
+def test_models_methods_lists_every_method_render_accepts(capsys) -> None:
+    """``probe render --help`` points at ``probe models --methods`` for --method names, but
+    the list left out ``cbam-spatial`` (a method that needs CBAM gates), which the README's
+    CNN section uses."""
+    from probe.attribution._registry import list_methods
+
+    rc, stdout, _ = _run(["models", "--methods"], capsys)
+    assert rc == 0
+    listed = [line.split()[0] for line in stdout.split("attribution methods")[1].splitlines()
+              if line.startswith("  ") and not line.startswith("   ")]
+    expected = set(list_methods("text")) | set(list_methods("vision", needs="gates"))
+    assert "cbam-spatial" in expected
+    assert set(listed) == expected
+    assert "needs: a model with gates" in stdout
