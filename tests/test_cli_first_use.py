@@ -172,3 +172,18 @@ def test_models_methods_lists_every_method_render_accepts(capsys) -> None:
     assert "cbam-spatial" in expected
     assert set(listed) == expected
     assert "needs: a model with gates" in stdout
+
+
+def test_heads_html_follows_layer_like_the_figure(tmp_path, capsys) -> None:
+    """``probe render heads --layer 2 --format html --format png``: the figure showed layer 2,
+    the page every layer (and was named ``heads_minilm_all_...``)."""
+    rc, stdout, err = _run(["render", "heads", "--text", "The cat sat.", "--layer", "2",
+                            "--format", "html", "--format", "png", "--out", str(tmp_path),
+                            "--dpi", "20", "--quiet"], capsys)
+    assert rc == 0, err
+    names = sorted(Path(p).name for p in stdout.split())
+    assert [n.rsplit(".", 1)[1] for n in names] == ["html", "png"]
+    assert names[0].rsplit(".", 1)[0] == names[1].rsplit(".", 1)[0]  # one stem: heads_..._L2_
+    assert "_L2_" in names[0]
+    page = (tmp_path / names[0]).read_text(encoding="utf-8")
+    assert "1 layer x 12 heads, 6 query x 6 key tokens" in page
