@@ -39,3 +39,23 @@ def test_coref_heads_expected_below_0_05_by_chance_is_exact() -> None:
                       if binomtest(k, n, 0.5).pvalue < 0.05)
         assert abs(_chance_below_0_05(n) - by_hand) < 1e-12
     assert abs(72 * _chance_below_0_05(92) - 3.385) < 1e-3
+
+
+def test_faithfulness_table_prints_standard_errors() -> None:
+    """The JSON holds a standard error per metric; the printed table had the means only."""
+    import json
+    from pathlib import Path
+
+    from probe.evaluation.tasks._faithfulness import faithfulness_markdown
+
+    saved = Path(__file__).resolve().parents[1] / "benchmarks" / "eval-faithfulness.json"
+    result = json.loads(saved.read_text(encoding="utf-8"))
+    row = result["methods"]["rollout"]
+    table = faithfulness_markdown(result)
+    expected = (f"| rollout | {row['pointing_game']:.3f} ± {row['pointing_game_se']:.3f} | "
+                f"{row['mass_on_object']:.3f} ± {row['mass_on_object_se']:.3f} | "
+                f"{row['deletion_auc']:.3f} ± {row['deletion_auc_se']:.3f} | ")
+    assert expected in table, table
+    assert "Mean ± standard error over images" in table
+    del row["deletion_auc_se"]  # results without a standard error print the mean alone
+    assert f"| {row['deletion_auc']:.3f} | " in faithfulness_markdown(result)
