@@ -22,6 +22,7 @@ def test_title_of_averaged_heads_reads_heads_averaged() -> None:
     mean · attention"; the recipe's own figure says "heads averaged"."""
     from probe.viewers._style import title
 
-    assert title("toy-mt", 1, "mean", "attention") == "toy-mt · layer 1 · heads averaged · attention"
+    assert title("toy-mt", 1, "mean", "attention") == (
+        "toy-mt · layer 1 · heads averaged · attention")
     assert title("m", 0, 3) == "m · layer 0 · head 3"
     assert title("m", 0, "CLS") == "m · layer 0 · head CLS"
