@@ -187,3 +187,15 @@ def test_heads_html_follows_layer_like_the_figure(tmp_path, capsys) -> None:
     assert "_L2_" in names[0]
     page = (tmp_path / names[0]).read_text(encoding="utf-8")
     assert "1 layer x 12 heads, 6 query x 6 key tokens" in page
+
+
+def test_stack_heads_html_follows_layer_like_the_figure(tmp_path, capsys) -> None:
+    """The same for ``--stack cross --layer 1``: the page showed both cross layers."""
+    rc, stdout, err = _run(["render", "heads", "--model", "toy-mt", "--text", "a huge tree",
+                            "--stack", "cross", "--layer", "1", "--format", "html", "--format",
+                            "png", "--out", str(tmp_path), "--dpi", "20", "--quiet"], capsys)
+    assert rc == 0, err
+    names = sorted(Path(p).name for p in stdout.split())
+    assert all("_cross_L1_" in n for n in names) and len(names) == 2, names
+    page = (tmp_path / names[0]).read_text(encoding="utf-8")
+    assert "1 layer x 4 heads" in page
