@@ -134,7 +134,8 @@ Layout = Literal["constrained", "none"]
 
 def _describe(value: Any, singular: str, plural: str) -> str:
     if isinstance(value, str):
-        return f"{singular} {value}"
+        # "mean" is a fusion, not a name: "heads averaged", never "head mean"
+        return f"{plural} averaged" if value == "mean" else f"{singular} {value}"
     if isinstance(value, Sequence) and not isinstance(value, str):
         items = [int(v) if isinstance(v, (int, np.integer)) else v for v in value]
         if len(items) == 1:

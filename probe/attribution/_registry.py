@@ -391,15 +391,17 @@ def unregister_method(name: str) -> None:
     del _METHODS[name]
 
 
-def list_methods(modality: Modality | None = None, *, needs: str | None = None) -> tuple[str, ...]:
+def list_methods(modality: Modality | None = None, *, needs: str | None = None,
+                 every: bool = False) -> tuple[str, ...]:
     """Registered method names (for one modality when given), in registration order.
 
     Methods that need a model capability (e.g. ``needs="gates"``: ``cbam-spatial`` on CNNs
-    with CBAM) are listed only when ``needs`` names it, next to the general methods.
+    with CBAM) are listed only when ``needs`` names it, next to the general methods, or with
+    ``every=True`` (all methods, whatever they need: what ``probe models --methods`` lists).
     """
     return tuple(
         n for n, s in _METHODS.items()
-        if (modality is None or modality in s.modalities) and s.needs in (None, needs)
+        if (modality is None or modality in s.modalities) and (every or s.needs in (None, needs))
     )
 
 

@@ -72,7 +72,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="coref: minimal pairs, one 'sentence|pronoun|correct|distractor' per line, "
         "consecutive lines pairing up (default: the shipped pairs)",
     )
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--seed", type=int, default=0,
+                    help="evaluation seed (default 0): images, randomised weights, random "
+                    "baselines, bootstrap and the coref held-out split")
     ev.add_argument("--method", action="append", dest="methods", default=[],
                     help="restrict methods")
     ev.add_argument(

@@ -34,7 +34,7 @@ def run(ns: argparse.Namespace) -> int:
         from probe.attribution._registry import list_methods, method_spec
 
         print("attribution methods (options: name=default):")
-        names = list_methods()
+        names = list_methods(every=True)
         width = max([12, *(len(name) for name in names)])
         for name in names:
             spec = method_spec(name)
@@ -43,4 +43,6 @@ def run(ns: argparse.Namespace) -> int:
             if spec.options:
                 opts = ", ".join(f"{o.name}={o.default!r}" for o in spec.options)
                 print(f"  {'':<{width}} {'':<12} options: {opts}")
+            if spec.needs is not None:
+                print(f"  {'':<{width}} {'':<12} needs: a model with {spec.needs}")
     return 0

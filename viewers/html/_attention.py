@@ -428,8 +428,8 @@ def model_view_html(
         )
     payload = {
         "title": view_title(model_name, f"{method} \u00b7 model view", title),
-        "subtitle": f"{n_l} layers x {n_h} heads, {data.shape[2]} query x {data.shape[3]} "
-                    "key tokens",
+        "subtitle": f"{n_l} layer{'s' if n_l != 1 else ''} x {n_h} head{'s' if n_h != 1 else ''}"
+                    f", {data.shape[2]} query x {data.shape[3]} key tokens",
         "attn": encode_array(data, "attn"),
         "qtokens": q_tok, "ktokens": k_tok, "layers": layer_labels, "heads": head_labels,
         "thumb": thumb, "cmap": cmap_hex(SEQUENTIAL_CMAP), "open": [int(first[0]), int(first[1])],

@@ -414,7 +414,8 @@ def image_view_html(
                          for k, v in metrics.items()}
     payload = {
         "title": view_title(model_name, "image attribution", title),
-        "subtitle": f"{size[0]} x {size[1]} image, {grid[0]} x {grid[1]} patches",
+        # width x height, as image sizes are written (a 640 x 360 photo is wide)
+        "subtitle": f"{size[1]} x {size[0]} image, {grid[1]} x {grid[0]} patches",
         "image": url, "size": list(size), "grid": list(grid), "alpha": float(alpha),
         "methods": names, "signed": flags,
         "maps": encode_array(stacked, "maps") if stacked is not None else None,

@@ -35,13 +35,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     bench.add_argument("--json", help="write the results to this JSON file")
     bench.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     bench.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    bench.add_argument("--repeats", type=int, default=5)
+    bench.add_argument("--repeats", type=int, default=5,
+                       help="timed runs per measurement, median reported (default 5; --quick "
+                       "uses at most 3)")
     bench.add_argument(
         "--part", action="append", dest="parts", default=[], choices=tuple(PARTS),
         help="run only these parts (repeatable)",
     )
     bench.add_argument(
-        "--threads", type=int, help="torch CPU threads (default 1, or PROBE_BENCH_THREADS)"
+        "--threads", type=int,
+        help="torch CPU threads (default 1, or PROBE_BENCH_THREADS; 0: torch's default)"
     )
     bench.add_argument("--quiet", action="store_true", help="no progress bars")
     bench.set_defaults(run=run)

@@ -89,6 +89,11 @@ def check_view_options(args: RenderArgs) -> None:
     repeated = sorted({q for q in args.queries if list(args.queries).count(q) > 1})
     if repeated:
         raise ProbeError(f"--query {repeated[0]} is given twice: name each query once")
+    for flag, values, shown in (("--format", args.formats, str), ("--method", args.methods, str),
+                                ("--candidate", args.candidates, repr)):
+        twice = [v for i, v in enumerate(values) if v in list(values)[:i]]
+        if twice:
+            raise ProbeError(f"{flag} {shown(twice[0])} is given twice: pass each once")
     if args.view == "gates" and args.head is not None:
         raise ProbeError(
             "--head does not apply to the gates view (CNN gates have no heads): drop it (pick a "

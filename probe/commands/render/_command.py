@@ -22,6 +22,7 @@ from probe.commands.render import _windows  # noqa: F401  (registers the window 
 from probe.commands.render._cnn import check_attention_view
 from probe.commands.render._figures import VIEWS
 from probe.commands.render._html import HTML_VIEWS, html_pages
+from probe.commands.render._notes import unknown_words_note
 from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
 from probe.commands.render._stacks import STACK_FIGURES, STACK_PAGES
 
@@ -92,10 +93,12 @@ def render_batch(batch: Sequence[RenderArgs]) -> list[str]:
     import tempfile
 
     done = False
-    staging = tempfile.mkdtemp(prefix=".probe-render-", dir=out)
+    # absolute: the writers expand a leading "~", which --out (like --image) keeps literal
+    staging = tempfile.mkdtemp(prefix=".probe-render-", dir=os.path.abspath(out))
     try:
         staged: list[str] = []
         generated: list[str] = []
+        notes: list[str] = []
         loaded: dict[Any, Any] = {}
         for index, args in enumerate(batch):
             try:
@@ -106,10 +109,18 @@ def render_batch(batch: Sequence[RenderArgs]) -> list[str]:
                 raise ProbeError(f"{_which(batch, index)}: {exc}") from None
             if "generated" in session.extra:
                 generated.append(session.extra["generated"])
+            if session.modality == "text" and session.text:
+                which = "--text" if len(batch) == 1 else f"--text {index + 1} of {len(batch)}"
+                note = unknown_words_note(session.processor, session.text, session.model_name,
+                                          which)
+                if note is not None:
+                    notes.append(note)
         paths = _commit(staging, out, staged)
         done = True
         for text in generated:
             _report_generated(text)
+        for note in notes:  # after success: an error stays the only line
+            _report_note(note)
         return paths
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -172,6 +183,12 @@ def _which(batch: Sequence[RenderArgs], index: int) -> str:
         "..." + value[-37:] if flag == "--image" else value[:37] + "..."  # a path's end names it
     )
     return f"{flag} {index + 1} of {len(batch)} ({shown!r})"
+
+
+def _report_note(note: str) -> None:
+    import sys
+
+    print(note, file=sys.stderr, flush=True)
 
 
 def _report_generated(text: str) -> None:

@@ -53,9 +53,15 @@ def _heads(s: Session) -> list[tuple[str, HtmlView]]:
     from probe.viewers.html import model_view_html
 
     tr = s.trace()
-    page = model_view_html(s.attention(), s.tokens(), layers=list(tr.layer_indices),
+    if s.args.layer is None:
+        page = model_view_html(s.attention(), s.tokens(), layers=list(tr.layer_indices),
+                               heads=_heads_of(tr), model_name=s.model_name)
+        return [(_stem(s, "heads", "all"), page)]
+    layer = s.layer()  # --layer: that layer's heads, as the figure shows them
+    pos = tr.layer_position(layer)
+    page = model_view_html(s.attention()[pos:pos + 1], s.tokens(), layers=[layer],
                            heads=_heads_of(tr), model_name=s.model_name)
-    return [(_stem(s, "heads", "all"), page)]
+    return [(_stem(s, "heads", f"L{layer}"), page)]
 
 
 @_register("links", "head")

@@ -199,7 +199,9 @@ def _input_digest(session: Session) -> str:
 
     Every :class:`RenderArgs` field except ``out``, ``formats`` and ``quiet`` counts (a new
     option is covered without listing it), plus the resolved model (an absolute folder path
-    for a folder) and the bytes of ``--image``.
+    for a folder) and the bytes of ``--image``. Fields at their default value are left out of
+    the hash, so adding an option to probe does not rename the files of commands that do not
+    use it.
     """
     if "name_digest" in session.extra:
         return str(session.extra["name_digest"])
@@ -208,7 +210,9 @@ def _input_digest(session: Session) -> str:
 
     args = session.args
     key: dict[str, Any] = {
-        f.name: getattr(args, f.name) for f in dataclasses.fields(args) if f.name not in _NOT_OUTPUT
+        f.name: getattr(args, f.name) for f in dataclasses.fields(args)
+        if f.name not in _NOT_OUTPUT and (f.default is dataclasses.MISSING
+                                          or getattr(args, f.name) != f.default)
     }
     model = _choose_model(args)
     key["model"] = os.path.abspath(model) if os.path.isdir(model) else model

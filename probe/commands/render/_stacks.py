@@ -126,9 +126,14 @@ def _heads_page(s: Session) -> list[tuple[str, HtmlView]]:
 
     st = _Stack(s)
     heads = list(st.head_indices) if st.head_indices is not None else None
-    page = model_view_html(st.attn, **st.labels(), layers=list(st.layer_indices), heads=heads,
+    if s.args.layer is None:
+        page = model_view_html(st.attn, **st.labels(), layers=list(st.layer_indices),
+                               heads=heads, model_name=f"{s.model_name} {st.name}")
+        return [(_stem(s, "heads", st.name, "all"), page)]
+    layer, pos = st.layer(s)  # --layer: that layer's heads, as the figure shows them
+    page = model_view_html(st.attn[pos:pos + 1], **st.labels(), layers=[layer], heads=heads,
                            model_name=f"{s.model_name} {st.name}")
-    return [(_stem(s, "heads", st.name, "all"), page)]
+    return [(_stem(s, "heads", st.name, f"L{layer}"), page)]
 
 
 def _links_page(s: Session) -> list[tuple[str, HtmlView]]:

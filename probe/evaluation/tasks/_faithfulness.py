@@ -342,11 +342,9 @@ def eval_faithfulness(
 
 def faithfulness_markdown(result: dict[str, Any]) -> str:
     """The printed table of :func:`eval_faithfulness` (with the reference footer)."""
+    metrics = ("pointing_game", "mass_on_object", "deletion_auc", "insertion_auc")
     rows = [
-        [
-            m, r["pointing_game"], r["mass_on_object"], r["deletion_auc"], r["insertion_auc"],
-            f"{1000 * r['seconds_per_image']:.1f}",
-        ]
+        [m, *(_with_se(r, k) for k in metrics), f"{1000 * r['seconds_per_image']:.1f}"]
         for m, r in result["methods"].items()
     ]
     header = ["method", "pointing game ↑", "mass on object ↑", "deletion AUC ↓",
@@ -360,8 +358,9 @@ def faithfulness_markdown(result: dict[str, Any]) -> str:
         markdown_table(header, rows),
         "",
         (
-            "Chance level of pointing game and mass on object: object-patch fraction "
-            f"{format_value(result['object_patch_fraction'])}. Deletion/insertion: "
+            "Mean ± standard error over images. Chance level of pointing game and mass on "
+            f"object: object-patch fraction {format_value(result['object_patch_fraction'])}. "
+            "Deletion/insertion: "
             f"{result['protocol']['steps']} steps, removed patches = baseline "
             f"{result['protocol']['baseline']!r}, score = predicted-class probability."
         ),
@@ -370,6 +369,16 @@ def faithfulness_markdown(result: dict[str, Any]) -> str:
         lines.append(f"Skipped {name}: {reason}")
     lines += _reference_footer(result)
     return "\n".join(lines)
+
+
+def _with_se(row: dict[str, Any], key: str) -> str:
+    """``0.418 ± 0.013``: a metric with its standard error (the mean alone when the result
+    has none or it is not finite)."""
+    cell = format_value(row[key])
+    se = row.get(f"{key}_se")
+    if isinstance(se, (int, float)) and math.isfinite(se) and cell != format_value(None):
+        cell += f" ± {se:.3f}"
+    return cell
 
 
 def _reference_footer(result: dict[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe._report import markdown_table
+from probe._report import format_value, markdown_table
 from probe.evaluation.tasks._common import (
     _check_options,
     _image_seed,
@@ -187,7 +187,7 @@ def _sanity_entry(steps: list[str], per_image: list[list[float]], absolute: bool
 def sanity_markdown(result: dict[str, Any]) -> str:
     """The printed table of :func:`eval_sanity`: methods as rows, cumulative steps as columns."""
     steps: list[str] = next((list(e["steps"]) for e in result["methods"].values()), [])
-    rows = [[name, *entry["spearman"]] for name, entry in result["methods"].items()]
+    rows = [[name, *_cells(entry)] for name, entry in result["methods"].items()]
     lines = [
         f"probe eval sanity: {result['model']}, {result['n']} images (seed {result['image_seed']})",
         "",
@@ -195,7 +195,8 @@ def sanity_markdown(result: dict[str, Any]) -> str:
             "Spearman rank correlation with the trained model's map after randomising, "
             "cumulatively from the output down, up to and including each column (Adebayo et "
             "al. 2018); signed maps compared by absolute value. Near 0 = the map depends on the "
-            "weights; staying high = it does not reflect what the model learned."
+            "weights; staying high = it does not reflect what the model learned. Mean ± "
+            "standard error over images."
         ),
         "",
         markdown_table(["method", *steps], rows, digits=2),
@@ -203,3 +204,15 @@ def sanity_markdown(result: dict[str, Any]) -> str:
     for name, reason in result["skipped"].items():
         lines.append(f"Skipped {name}: {reason}")
     return "\n".join(lines)
+
+
+def _cells(entry: dict[str, Any]) -> list[str]:
+    """``mean ± se`` per step (the first, the trained model itself, as the mean alone)."""
+    means, errors = entry["spearman"], entry.get("spearman_se") or [None] * len(entry["spearman"])
+    cells = []
+    for index, (mean, error) in enumerate(zip(means, errors)):
+        cell = format_value(mean, 2)
+        if index and error is not None and math.isfinite(mean) and math.isfinite(error):
+            cell += f" ± {error:.2f}"
+        cells.append(cell)
+    return cells
