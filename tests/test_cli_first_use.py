@@ -199,3 +199,28 @@ def test_stack_heads_html_follows_layer_like_the_figure(tmp_path, capsys) -> Non
     assert all("_cross_L1_" in n for n in names) and len(names) == 2, names
     page = (tmp_path / names[0]).read_text(encoding="utf-8")
     assert "1 layer x 4 heads" in page
+
+
+@pytest.mark.parametrize(("view", "extra", "stem"), [
+    ("head", ["--head", "3"], "_L5H3_"),
+    ("head", [], "_L5H0_"),  # the figure's default head
+    ("links", ["--layer", "2", "--head", "3"], "_L2H3_"),
+], ids=["head-3", "head-default", "links-head-3"])
+def test_one_head_html_follows_head_like_the_figure(view, extra, stem, tmp_path, capsys):
+    """``probe render head --head 3 --format html``: the figure drew head 3, the page every
+    head (``--head`` was dropped and the page named ``..._L5_...``)."""
+    import json
+    import re
+
+    rc, stdout, err = _run(["render", view, "--text", "The cat sat.", *extra, "--format",
+                            "html", "--format", "png", "--out", str(tmp_path), "--dpi", "20",
+                            "--quiet"], capsys)
+    assert rc == 0, err
+    names = sorted(Path(p).name for p in stdout.split())
+    assert [n.rsplit(".", 1)[1] for n in names] == ["html", "png"]
+    assert names[0].rsplit(".", 1)[0] == names[1].rsplit(".", 1)[0] and stem in names[0], names
+    page = (tmp_path / names[0]).read_text(encoding="utf-8")
+    data = json.loads(re.search(r'<script type="application/json"[^>]*>(.*?)</script>', page,
+                                re.S).group(1))
+    assert data["heads"] == [stem.split("H")[1].rstrip("_")]
+    assert data["subtitle"].endswith("6 layers x 1 head")

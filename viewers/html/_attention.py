@@ -366,7 +366,7 @@ def head_view_html(
     payload = {
         "title": view_title(model_name, f"{method} \u00b7 head view", title),
         "subtitle": f"{data.shape[2]} query x {data.shape[3]} key tokens, "
-                    f"{data.shape[0]} layers x {data.shape[1]} heads",
+                    f"{_count(data.shape[0], 'layer')} x {_count(data.shape[1], 'head')}",
         "attn": encode_array(data, "attn"),
         "qtokens": q_tok, "ktokens": k_tok, "layers": layer_labels, "heads": head_labels,
         "layer0": int(layer) % n_l, "threshold": float(threshold), "maxLines": int(max_lines),
@@ -428,8 +428,8 @@ def model_view_html(
         )
     payload = {
         "title": view_title(model_name, f"{method} \u00b7 model view", title),
-        "subtitle": f"{n_l} layer{'s' if n_l != 1 else ''} x {n_h} head{'s' if n_h != 1 else ''}"
-                    f", {data.shape[2]} query x {data.shape[3]} key tokens",
+        "subtitle": f"{_count(n_l, 'layer')} x {_count(n_h, 'head')}, "
+                    f"{data.shape[2]} query x {data.shape[3]} key tokens",
         "attn": encode_array(data, "attn"),
         "qtokens": q_tok, "ktokens": k_tok, "layers": layer_labels, "heads": head_labels,
         "thumb": thumb, "cmap": cmap_hex(SEQUENTIAL_CMAP), "open": [int(first[0]), int(first[1])],
@@ -437,3 +437,8 @@ def model_view_html(
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _MODEL_JS, data=payload)
     height = min(1000, max(140 + n_l * (thumb + 5), 760))
     return HtmlView(page, view="model", height=height)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 head``, ``12 heads``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

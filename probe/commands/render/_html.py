@@ -70,10 +70,14 @@ def _links(s: Session) -> list[tuple[str, HtmlView]]:
 
     tr = s.trace()
     layer = s.layer()
-    page = head_view_html(s.attention(), s.tokens(), layers=list(tr.layer_indices),
-                          heads=_heads_of(tr), layer=tr.layer_position(layer),
-                          model_name=s.model_name)
-    return [(_stem(s, s.args.view, f"L{layer}"), page)]
+    attn, heads, suffix = s.attention(), _heads_of(tr), f"L{layer}"
+    if s.args.view == "head" or s.args.head is not None:  # one head, as the figure draws it
+        head = s.head()
+        pos = tr.head_position(head)
+        attn, heads, suffix = attn[:, pos:pos + 1], [head], f"{suffix}H{head}"
+    page = head_view_html(attn, s.tokens(), layers=list(tr.layer_indices), heads=heads,
+                          layer=tr.layer_position(layer), model_name=s.model_name)
+    return [(_stem(s, s.args.view, suffix), page)]
 
 
 def _heads_of(tr: Any) -> list[int]:
