@@ -59,3 +59,18 @@ def test_faithfulness_table_prints_standard_errors() -> None:
     assert "Mean ± standard error over images" in table
     del row["deletion_auc_se"]  # results without a standard error print the mean alone
     assert f"| {row['deletion_auc']:.3f} | " in faithfulness_markdown(result)
+
+
+def test_random_baseline_is_the_last_row_by_default() -> None:
+    """The printed tables listed ``random`` mid-table (registration order: before ig,
+    saliency, ...), the README's tables last. Every method is seeded per item, so the order
+    changes no number; an explicit ``--method`` order is kept."""
+    from probe.attribution._registry import list_methods
+    from probe.evaluation.tasks._common import _select_methods
+
+    for modality, needs in (("text", None), ("vision", None), ("vision", "gates")):
+        names = _select_methods(modality, (), needs=needs)
+        assert names[-1] == "random" and sorted(names) == sorted(list_methods(modality,
+                                                                              needs=needs))
+        assert names.index("ig") < names.index("random")
+    assert _select_methods("text", ("random", "ig")) == ("random", "ig")

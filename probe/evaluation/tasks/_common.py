@@ -64,13 +64,14 @@ def _progress(
 def _select_methods(
     modality: str, methods: Sequence[str], needs: str | None = None
 ) -> tuple[str, ...]:
-    """``methods`` (every method of ``modality`` when empty) checked against the registry;
+    """``methods`` (every method of ``modality`` when empty, the random baseline last)
+    checked against the registry;
     ``needs`` adds the methods that need that model capability (``"gates"``)."""
     from probe.attribution._registry import list_methods, method_spec
 
     available = list_methods(modality, needs=needs)  # type: ignore[arg-type]
-    if not methods:
-        return available
+    if not methods:  # the random baseline last, as the README's tables show it
+        return tuple(sorted(available, key=lambda name: name == "random"))
     for name in methods:
         method_spec(name)  # unknown names raise
         if name not in available:
