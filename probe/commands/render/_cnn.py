@@ -39,14 +39,15 @@ def _has_gates(s: Session) -> bool:
 
 
 def check_attention_view(s: Session) -> None:
-    """A CNN with gates has no attention matrices: refuse the matrix views and name the gates
-    view (a CNN without gates gets the capture's own message, which names gradient methods)."""
-    if s.args.view in _MATRIX_VIEWS and not _has_matrices(s) and _has_gates(s):
+    """A CNN has no attention matrices: refuse the matrix views naming the CLI views that do
+    apply (gates, when it has attention gates; saliency and compare)."""
+    if s.args.view in _MATRIX_VIEWS and not _has_matrices(s):
+        gates = ("the gates view (probe render gates --model ...) for its attention gates, or "
+                 if _has_gates(s) else "")
         raise ProbeError(
             f"{s.model_name} is a convolutional network: it has no attention matrices for the "
-            f"{s.args.view} view; use the gates view (probe render gates --model ...) for its "
-            "attention gates, or gradient methods from Python (probe.attribute(model, pixels, "
-            "'gradcam'))"
+            f"{s.args.view} view; use {gates}its gradient maps: probe render saliency (GradCAM)"
+            " or probe render compare (GradCAM, IG, saliency, ...)"
         )
     if s.args.view == "gates" and (_has_matrices(s) or not _has_gates(s)):
         raise ProbeError(
