@@ -88,6 +88,8 @@ BAD: list[tuple[str, Callable[[Path], list[str]], str]] = [
      r"'BertTokenizer'.*not a transformers model class"),
     ("model_mathtext_unknown", lambda t: ["render", "head", "--text", "hi", "--model", "$x^2$"],
      r"unknown model '\$x\^2\$'"),
+    ("model_typo", lambda t: ["render", "head", "--text", "hi", "--model", "minlm"],
+     r"^probe: error: unknown model 'minlm' \(did you mean 'minilm'\?\): not an embedded"),
     ("model_unknown", lambda t: ["render", "head", "--text", "hi", "--model", "no-such-model"],
      r"^probe: error: unknown model 'no-such-model': not an embedded model, an existing folder"),
     ("model_missing_folder",

@@ -205,9 +205,13 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
                 f"could not load {name!r} from the HuggingFace hub ({type(exc).__name__}): check "
                 f"the id and your network, or use an embedded model: {sorted(_EMBEDDED)}"
             ) from None
+    import difflib
+
+    close = difflib.get_close_matches(name, list(_EMBEDDED), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ProbeError(
-        f"unknown model {name!r}: not an embedded model, an existing folder, 'timm:<name>' or "
-        f"an 'owner/name' hub id; use one of {sorted(_EMBEDDED)}, a local HF model folder, "
+        f"unknown model {name!r}{hint}: not an embedded model, an existing folder, 'timm:<name>' "
+        f"or an 'owner/name' hub id; use one of {sorted(_EMBEDDED)}, a local HF model folder, "
         "'timm:vit_small_patch16_224' or a hub id such as 'google-bert/bert-base-uncased'"
     )
 
