@@ -81,6 +81,45 @@ def test_text_file_lines_are_texts(tmp_path, capsys):
     assert _files(tmp_path / "a") == _files(alone)
 
 
+def test_text_file_dash_reads_standard_input(tmp_path, capsys, monkeypatch):
+    """``--text-file -`` reads the sentences from standard input (CRLF and a BOM allowed),
+    as ``--text-file FILE`` reads a file; a closed standard input is one line."""
+    import io
+    import sys
+
+    data = ("\ufeff" + TEXTS[0] + "\r\n\r\n" + TEXTS[1] + "\r\n").encode("utf-8")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    rc, out, err = _run(["render", "coref", "--word", "it", "--text-file", "-", "--out",
+                         str(tmp_path / "a"), "--quiet"], capsys)
+    assert rc == 0, err
+    listing = tmp_path / "s.txt"
+    listing.write_bytes(data)
+    assert _run(["render", "coref", "--word", "it", "--text-file", str(listing), "--out",
+                 str(tmp_path / "b"), "--quiet"], capsys)[0] == 0
+    assert len(out.splitlines()) == 2 and _files(tmp_path / "a") == _files(tmp_path / "b")
+    closed = io.TextIOWrapper(io.BytesIO(b""))
+    closed.close()
+    monkeypatch.setattr(sys, "stdin", closed)
+    rc, out, err = _run(["render", "coref", "--word", "it", "--text-file", "-", "--out",
+                         str(tmp_path / "c"), "--quiet"], capsys)
+    assert rc == 2 and "--text-file -: standard input is closed" in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_text_file_lines_split_on_newlines_only():
+    """A U+2028 inside a line does not split it (it did not before ``-`` was read)."""
+    from probe.commands.render._command import _read_text_file
+
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as fh:
+        fh.write("one\u2028line\rtwo\n".encode("utf-8"))
+    try:
+        assert _read_text_file(fh.name) == ["one\u2028line", "two"]
+    finally:
+        os.unlink(fh.name)
+
+
 def test_an_error_on_one_input_writes_nothing_and_names_it(tmp_path, capsys):
     out_dir = tmp_path / "out"
     (out_dir).mkdir()

@@ -314,7 +314,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     add(
         "--text-file", metavar="FILE",
-        help="render every non-blank line of this UTF-8 file as a --text",
+        help="render every non-blank line of this UTF-8 file as a --text (- reads standard "
+        "input)",
     )
     add("--pair", help="second sentence: target = cosine similarity to it (for every --text)")
     add(
@@ -404,23 +405,34 @@ def run(ns: argparse.Namespace) -> int:
 
 
 def _read_text_file(path: str) -> list[str]:
-    """The non-blank lines of ``--text-file`` (UTF-8, a BOM allowed), each stripped."""
+    """The non-blank lines of ``--text-file`` (UTF-8, a BOM allowed; ``-`` reads standard
+    input), each stripped."""
+    import sys
+
+    name = "- (standard input)" if path == "-" else repr(path)
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            lines = [line.strip() for line in fh]
+        if path == "-":
+            if sys.stdin is None or sys.stdin.closed:
+                raise ProbeError("--text-file -: standard input is closed: pipe the sentences in")
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
+        lines = [line.strip() for line in text.split("\n")]  # not splitlines: U+2028 stays
     except FileNotFoundError:
-        raise ProbeError(f"--text-file {path!r} does not exist: pass a text file") from None
+        raise ProbeError(f"--text-file {name} does not exist: pass a text file") from None
     except IsADirectoryError:
-        raise ProbeError(f"--text-file {path!r} is a directory: pass a text file") from None
+        raise ProbeError(f"--text-file {name} is a directory: pass a text file") from None
     except UnicodeDecodeError as exc:
         raise ProbeError(
-            f"--text-file {path!r} is not UTF-8 (byte {exc.start}): save it as UTF-8"
+            f"--text-file {name} is not UTF-8 (byte {exc.start}): save it as UTF-8"
         ) from None
     except OSError as exc:
-        raise ProbeError(f"cannot read --text-file {path!r} ({exc.strerror})") from None
+        raise ProbeError(f"cannot read --text-file {name} ({exc.strerror})") from None
     texts = [line for line in lines if line]
     if not texts:
-        raise ProbeError(f"--text-file {path!r} has no non-blank line: one sentence per line")
+        raise ProbeError(f"--text-file {name} has no non-blank line: one sentence per line")
     return texts
 
 
