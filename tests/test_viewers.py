@@ -494,6 +494,12 @@ def test_save_to_missing_directory_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     path = V.save_figure(fig, tmp_path / "out", format="svg")
     assert path.read_bytes().lstrip().startswith(b"<?xml")
+    # a format that contradicts a known suffix: a PDF named .png was written before
+    with pytest.raises(ProbeError, match=r"ends in \.png but format='pdf'.*end the path in \.pdf"):
+        V.save_figure(fig, tmp_path / "x.png", format="pdf")
+    assert not (tmp_path / "x.png").exists()
+    assert V.save_figure(fig, tmp_path / "y.PNG", format="png").read_bytes()[:4] == b"\x89PNG"
+    assert V.save_figure(fig, tmp_path / "fig.v2", format="pdf").read_bytes()[:4] == b"%PDF"
 
 
 def test_failed_render_leaves_target_and_no_temp_file(tmp_path, monkeypatch):

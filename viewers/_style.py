@@ -359,6 +359,12 @@ def save_figure(
             f"cannot tell the format of {str(target)!r}: add a suffix (.png, .svg, .pdf) or "
             "pass format="
         )
+    suffix = target.suffix.lstrip(".").lower()
+    if format is not None and suffix in SAVE_FORMATS and suffix != fmt:
+        raise ProbeError(
+            f"{str(target)!r} ends in .{suffix} but format={format!r}: the file would be "
+            f"{fmt.upper()} under a .{suffix} name; drop format= or end the path in .{fmt}"
+        )
     if fmt not in SAVE_FORMATS:
         raise ProbeError(
             f"unsupported figure format {fmt!r}: use one of {', '.join(SAVE_FORMATS)}"
