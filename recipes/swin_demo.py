@@ -17,9 +17,9 @@ BLOCKS = (1, 3)
 (stage 1, ``4x4`` tokens in one window)."""
 
 
-def object_token(mask: object, token_size: float) -> tuple[int, int]:
+def object_token(mask: object, token_size: tuple[float, float]) -> tuple[int, int]:
     """The (row, col) token under the centroid of a boolean ``[H, W]`` object mask, for tokens
-    of ``token_size`` pixels."""
+    of ``token_size`` = (height, width) pixels."""
     import torch
 
     ys, xs = torch.as_tensor(mask).nonzero(as_tuple=True)
@@ -27,7 +27,7 @@ def object_token(mask: object, token_size: float) -> tuple[int, int]:
         from probe._errors import ProbeError
 
         raise ProbeError("the object mask is empty: there is no token on the object")
-    return int(ys.float().mean() // token_size), int(xs.float().mean() // token_size)
+    return int(ys.float().mean() // token_size[0]), int(xs.float().mean() // token_size[1])
 
 
 def window_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150) -> list[str]:

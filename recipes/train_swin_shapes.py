@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
         lr=1.5e-3,
         weight_decay=0.05,
         out=SWIN_WEIGHTS_PATH,
-        floor_default=0.9,
+        floor_default=0.95,
     )
 
 
