@@ -77,6 +77,14 @@ def test_recipe_is_deterministic_and_keeps_the_accuracy_floor(tmp_path: Path) ->
     assert written.keys() == build_swin_shapes().state_dict().keys()
 
 
+def test_probe_models_lists_it(capsys) -> None:
+    from probe.cli import main
+
+    assert main(["models"]) == 0
+    [line] = [ln for ln in capsys.readouterr().out.splitlines() if "swin-shapes" in ln]
+    assert "vision" in line and "Swin" in line
+
+
 def test_render_window_defaults_to_swin_shapes(tmp_path: Path, capsys) -> None:
     from probe.cli import main
 
