@@ -3,9 +3,9 @@
 Runs the coreference demo, the ViT patch saliency comparison on vit-shapes, the
 attention-versus-gradients comparison on MiniLM sentence similarity, the toy-mt alignment
 figures, the cnn-shapes CBAM gate figures, the cnn-shapes-nl non-local query-point
-figures and the detr-shapes decoder-attention figures, plus the model view and
-the link view of the coreference sentence, and the interactive HTML views (under
-``OUT/html``). Everything is offline and deterministic.
+figures, the detr-shapes decoder-attention figures and the swin-shapes window figures,
+plus the model view and the link view of the coreference sentence, and the interactive HTML
+views (under ``OUT/html``). Everything is offline and deterministic.
 
 Run: ``python -m probe.recipes.demo --out docs/figures``
 """
@@ -21,6 +21,7 @@ from probe.recipes import (
     detr_attention,
     nonlocal_demo,
     similarity,
+    swin_demo,
     vit_saliency,
 )
 from probe.recipes._common import parser, quiet, save, valid_outputs
@@ -43,7 +44,8 @@ def attention_views(out: str, formats: Sequence[str], dpi: int) -> list[str]:
 def html_views(out: str) -> list[str]:
     """The interactive HTML views (probe.show) of the coreference sentence, a vit-shapes
     image (image view, deletion and insertion curves), a toy-mt translation (cross-attention,
-    word alignment), a detr-shapes scene and the cnn-shapes-nl gates, written under
+    word alignment), a detr-shapes scene, the cnn-shapes-nl gates and the swin-shapes
+    windows, written under
     ``out/html``."""
     import os
 
@@ -74,6 +76,7 @@ def html_views(out: str) -> list[str]:
     pages["detr"] = probe.show(probe.load_model("detr-shapes"), "detr",
                                make_scenes(1, seed=0).images)
     pages["gates"] = probe.show(probe.load_model("cnn-shapes-nl"), "gates", image)
+    pages["window"] = probe.show(probe.load_model("swin-shapes"), "window", image)
     return [str(page.save(os.path.join(folder, f"html_{name}.html")))
             for name, page in pages.items()]
 
@@ -92,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths += cnn_attention.gate_figures(args.out, formats, args.dpi)
     paths += nonlocal_demo.nonlocal_figures(args.out, formats, args.dpi)
     paths += detr_attention.query_figures(args.out, formats, args.dpi)
+    paths += swin_demo.window_figures(args.out, formats, args.dpi)
     paths += html_views(args.out)
     print("\nwrote:")
     for path in paths:

@@ -23,17 +23,20 @@ from probe.recipes import (
     detr_attention,
     nonlocal_demo,
     similarity,
+    swin_demo,
     train_cnn_shapes,
     train_cnn_shapes_nl,
     train_detr_shapes,
+    train_swin_shapes,
     train_toy_mt,
     train_vit_shapes,
     vit_saliency,
 )
 
 FIGURES = [alignment_demo, cnn_attention, coref_demo, demo, detr_attention, nonlocal_demo,
-           similarity, vit_saliency]
-TRAINING = [train_cnn_shapes, train_cnn_shapes_nl, train_detr_shapes, train_vit_shapes]
+           similarity, swin_demo, vit_saliency]
+TRAINING = [train_cnn_shapes, train_cnn_shapes_nl, train_detr_shapes, train_swin_shapes,
+            train_vit_shapes]
 
 
 @pytest.fixture(autouse=True)
@@ -45,8 +48,8 @@ def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in [*TRAINING, train_toy_mt]:  # train_cnn_shapes_nl uses train_cnn_shapes.train
         if hasattr(module, "train"):
             monkeypatch.setattr(module, "train", started)
-    for module in (detr_attention, nonlocal_demo, cnn_attention):
-        for name in ("query_figures", "nonlocal_figures", "gate_figures"):
+    for module in (detr_attention, nonlocal_demo, cnn_attention, swin_demo):
+        for name in ("query_figures", "nonlocal_figures", "gate_figures", "window_figures"):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, started)
 

@@ -10,6 +10,8 @@ Embedded models load with no network access:
   shapes (``recipes/train_cnn_shapes.py``), weights shipped with probe.
 * ``"cnn-shapes-nl"``: a small timm ResNet with one non-local block trained by probe on the
   same shapes (``recipes/train_cnn_shapes_nl.py``), weights shipped with probe.
+* ``"swin-shapes"``: a small timm Swin Transformer (windowed attention) trained by probe on
+  the same shapes (``recipes/train_swin_shapes.py``), weights shipped with probe.
 * ``"detr-shapes"``: a small HF DETR trained by probe to detect generated shapes
   (``recipes/train_detr_shapes.py``), weights shipped with probe.
 
@@ -126,6 +128,20 @@ def _cnn_shapes_nl() -> LoadedModel:
 
     model = load_cnn_shapes_nl()
     model.probe_name = "cnn-shapes-nl"
+    return LoadedModel(model, None)
+
+
+@register_model(
+    "swin-shapes",
+    modality="vision",
+    description="small timm Swin (2 stages x 2 blocks, 4x4-token windows, shifted blocks) "
+    "trained by probe on generated shapes (32x32, 4 classes)",
+)
+def _swin_shapes() -> LoadedModel:
+    from probe.models._swin_shapes import load_swin_shapes
+
+    model = load_swin_shapes()
+    model.probe_name = "swin-shapes"
     return LoadedModel(model, None)
 
 

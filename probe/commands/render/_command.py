@@ -273,7 +273,7 @@ _VIEW_HELP = {
     "gates": "CNN attention gates beside GradCAM (cnn-shapes; branch and channel-spatial "
     "gates get figures of their own; --layer S: stage S's blocks, else each stage's last)",
     "window": "Swin: where token --query (row-major on the grid of block --layer) attends "
-    "within its window, per head, over the image (--model timm:swin_...)",
+    "within its window, per head, over the image (default swin-shapes, or --model timm:swin_...)",
     "detr": "each DETR object query's cross-attention over the image with its box and class "
     "(default detr-shapes, or a DETR folder; --query, --layer)",
 }

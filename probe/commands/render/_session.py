@@ -244,10 +244,7 @@ def _choose_model(args: RenderArgs) -> str:
     if args.view == "detr":
         return "detr-shapes"
     if args.view == "window":
-        raise ProbeError(
-            "the window view needs a Swin model: pass --model timm:swin_tiny_patch4_window7_224 "
-            "(random init offline) or a HuggingFace Swin folder"
-        )
+        return "swin-shapes"
     if args.image is not None:
         return "vit-shapes"
     if args.view in TEXT_ONLY_VIEWS or args.text is not None:
@@ -263,7 +260,7 @@ _DISCARD_VIEWS = ("rollout", "saliency", "compare", "curves")
 _IMAGE_MODEL_VIEWS = {
     "gates": "a CNN with attention gates (e.g. --model cnn-shapes)",
     "detr": "a DETR detector (e.g. --model detr-shapes or a local DETR folder)",
-    "window": "a Swin model (e.g. --model timm:swin_tiny_patch4_window7_224)",
+    "window": "a Swin model (e.g. --model swin-shapes or timm:swin_tiny_patch4_window7_224)",
 }
 
 
@@ -477,7 +474,7 @@ def _generated_sample(s: Session, seed: int) -> None:
         s.pixel_values, s.display = scenes.images, scenes.to_display(0)
         s.source = f"scenes-seed{seed}"
         return
-    if getattr(s.model, "probe_name", None) in ("vit-shapes", "cnn-shapes"):
+    if getattr(s.model, "probe_name", None) in ("vit-shapes", "cnn-shapes", "swin-shapes"):
         batch = make_shapes(1, seed=seed)
         s.pixel_values, s.display, s.mask = batch.images, batch.to_display(0), batch.masks[0]
         s.source = f"shapes-seed{seed}"

@@ -22,8 +22,8 @@ def window_block(s: Session) -> tuple[Any, list[int]]:
     windows = getattr(tr, "windows", None)
     if windows is None:
         raise ProbeError(
-            f"the window view needs a Swin model (windowed attention, e.g. --model "
-            f"timm:swin_tiny_patch4_window7_224); {s.model_name} is not one: use heads, "
+            f"the window view needs a Swin model (windowed attention, e.g. --model swin-shapes "
+            f"or timm:swin_tiny_patch4_window7_224); {s.model_name} is not one: use heads, "
             "rollout or saliency"
         )
     layer = -1 if s.args.layer is None else s.args.layer
