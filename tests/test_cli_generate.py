@@ -105,7 +105,7 @@ def test_gates_view(tmp_path, capsys):
         (["heads", "--model", "cnn-shapes"], "use the gates view"),
         (["gates", "--model", "vit-shapes"], "needs a CNN"),
         (["gates", "--model", "timm:resnet18"], "needs a CNN"),
-        (["heads", "--model", "timm:resnet18"], "probe.attribute"),
+        (["heads", "--model", "timm:resnet18"], "probe render saliency (GradCAM)"),
         (["gates", "--method", "gradcam"], "--method does not apply"),
         (["head", "--model", "toy-mt", "--text", SRC, "--stack", "cross", "--layer", "5"],
          "out of range"),

@@ -231,7 +231,7 @@ def test_html_image_view_keeps_the_aspect_ratio(tmp_path, monkeypatch):
     assert kwargs["image_size"] == (90, 160)
     data = _data_block(page.html)
     assert data["size"] == [90, 160] and data["grid"] == [8, 8]
-    assert data["subtitle"].startswith("90 x 160 image")
+    assert data["subtitle"].startswith("160 x 90 image")
     square = html.image_view_html(_image(32, 32), {"m": np.ones((4, 4))})
     assert _data_block(square.html) == _data_block(
         html.image_view_html(_image(32, 32), {"m": np.ones((4, 4))}, image_size=(32, 32)).html)
