@@ -67,7 +67,13 @@ def build_cnn_shapes() -> nn.Module:
     model.maxpool = nn.Identity()
     for info in model.feature_info[1:]:  # the stages now run at half timm's stated stride
         info["reduction"] //= 2
-    model.pretrained_cfg = {"architecture": "cnn-shapes", "input_size": (3, 32, 32)}
+    from probe.models._shapes import NORMALIZE_MEAN, NORMALIZE_STD
+
+    # the input it was trained on: (pixels - 0.5) / 0.5 (ImageNet's statistics, timm's
+    # default, would feed files to it wrongly normalised)
+    model.pretrained_cfg = {"architecture": "cnn-shapes", "input_size": (3, 32, 32),
+                            "mean": (NORMALIZE_MEAN,) * 3, "std": (NORMALIZE_STD,) * 3,
+                            "crop_pct": 1.0}
     return model
 
 

@@ -65,7 +65,13 @@ def build_cnn_shapes_nl() -> nn.Module:
         info["reduction"] //= 2
     block = getattr(model, f"layer{CNN_NL_STAGE + 1}")[0]
     block.se = NonLocalAttn(CNN_NL_CONFIG["channels"][CNN_NL_STAGE])
-    model.pretrained_cfg = {"architecture": "cnn-shapes-nl", "input_size": (3, 32, 32)}
+    from probe.models._shapes import NORMALIZE_MEAN, NORMALIZE_STD
+
+    # the input it was trained on: (pixels - 0.5) / 0.5 (ImageNet's statistics, timm's
+    # default, would feed files to it wrongly normalised)
+    model.pretrained_cfg = {"architecture": "cnn-shapes-nl", "input_size": (3, 32, 32),
+                            "mean": (NORMALIZE_MEAN,) * 3, "std": (NORMALIZE_STD,) * 3,
+                            "crop_pct": 1.0}
     return model
 
 
