@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -107,6 +108,25 @@ def canvas_sum(drv: Any, css: str) -> float:
         ".getImageData(0, 0, c.width, c.height).data; var s = 0;"
         "for (var i = 0; i < d.length; i++) s += d[i] * ((i % 7) + 1); return s;", css
     )
+
+
+def open_clean(drv: Any, view: Any, folder: Any, name: str) -> None:
+    """Save ``view`` as ``folder/name.html`` and open it: it loads, logs no console error,
+    fetches nothing, raises no alert, runs no injected script and draws something."""
+    path = view.save(Path(folder) / f"{name}.html")
+    assert load(drv, path) == "1"
+    assert console_errors(drv) == []
+    assert resources(drv) == 0
+    assert no_alert(drv)
+    assert drv.execute_script("return window.__xss") is None
+    assert screenshot_colors(drv) > 20
+
+
+def hover(drv: Any, element: Any, dx: int = 0, dy: int = 0) -> None:
+    """Move the pointer to ``dx, dy`` pixels from the centre of ``element``."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(drv).move_to_element_with_offset(element, dx, dy).perform()
 
 
 def dataset(drv: Any) -> dict:

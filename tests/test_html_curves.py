@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from _browser import (
+    open_clean as _open,
     XSS_TOKENS,
     canvas_sum,
     console_errors,
@@ -21,7 +22,6 @@ from _browser import (
     load,
     no_alert,
     resources,
-    screenshot_colors,
     start_browser,
 )
 from probe import ProbeError
@@ -118,15 +118,6 @@ def browser():
     yield drv
     drv.quit()
 
-
-def _open(browser, view, tmp_path, name: str) -> None:
-    path = view.save(tmp_path / f"{name}.html")
-    assert load(browser, path) == "1"
-    assert console_errors(browser) == []
-    assert resources(browser) == 0
-    assert no_alert(browser)
-    assert browser.execute_script("return window.__xss") is None
-    assert screenshot_colors(browser) > 20
 
 
 def _point(browser, chart, fraction: float, value: float, data: dict) -> None:

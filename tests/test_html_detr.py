@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 
 from _browser import (
+    open_clean as _open,
+    hover as _hover,
     XSS_TOKENS,
     canvas_sum,
     console_errors,
@@ -22,7 +24,6 @@ from _browser import (
     load,
     no_alert,
     resources,
-    screenshot_colors,
     start_browser,
 )
 from probe import ProbeError
@@ -153,20 +154,6 @@ def browser():
     drv.quit()
 
 
-def _open(browser, view, tmp_path, name: str) -> None:
-    path = view.save(tmp_path / f"{name}.html")
-    assert load(browser, path) == "1"
-    assert console_errors(browser) == []
-    assert resources(browser) == 0
-    assert no_alert(browser)
-    assert browser.execute_script("return window.__xss") is None
-    assert screenshot_colors(browser) > 20
-
-
-def _hover(browser, element, dx: int = 0, dy: int = 0) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    ActionChains(browser).move_to_element_with_offset(element, dx, dy).perform()
 
 
 def test_detr_view_in_browser(browser, tmp_path):

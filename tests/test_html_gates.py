@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from _browser import (
+    hover as _hover,
     XSS_TOKENS,
     canvas_sum,
     console_errors,
@@ -89,11 +90,6 @@ def browser():
     yield drv
     drv.quit()
 
-
-def _hover(browser, element, dx: int = 0, dy: int = 0) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    ActionChains(browser).move_to_element_with_offset(element, dx, dy).perform()
 
 
 def test_gates_view_in_browser(browser, tmp_path):

@@ -18,6 +18,8 @@ import torch
 
 import probe
 from _browser import (
+    open_clean as _open,
+    hover as _hover,
     XSS_TOKENS,
     canvas_sum,
     console_errors,
@@ -25,7 +27,6 @@ from _browser import (
     load,
     no_alert,
     resources,
-    screenshot_colors,
     start_browser,
 )
 from probe import ProbeError, WindowLayout, window_query_map, windows_to_image
@@ -173,20 +174,6 @@ def browser():
     drv.quit()
 
 
-def _open(browser, view, tmp_path, name: str) -> None:
-    path = view.save(tmp_path / f"{name}.html")
-    assert load(browser, path) == "1"
-    assert console_errors(browser) == []
-    assert resources(browser) == 0
-    assert no_alert(browser)
-    assert browser.execute_script("return window.__xss") is None
-    assert screenshot_colors(browser) > 20
-
-
-def _hover(browser, element, dx: int = 0, dy: int = 0) -> None:
-    from selenium.webdriver.common.action_chains import ActionChains
-
-    ActionChains(browser).move_to_element_with_offset(element, dx, dy).perform()
 
 
 def _page_maps(browser, block: int, head: int, tokens: int) -> np.ndarray:
