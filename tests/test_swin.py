@@ -13,7 +13,7 @@ import torch
 from torch.testing import assert_close
 
 import probe
-from probe import WindowLayout, window_head_stats, window_query_map, windows_to_image
+from probe import ProbeError, WindowLayout, window_head_stats, window_query_map, windows_to_image
 from tests._tiny import assert_unchanged, snapshot
 
 
@@ -518,3 +518,23 @@ def test_hf_output_attentions_do_not_share_the_trace():
     assert_close(tr.windows[1].weights, returned, atol=0, rtol=0)
     returned.zero_()
     assert tr.windows[1].weights.sum() > 0
+
+
+def test_hf_swin_layers_keep_their_window_and_shift_after_a_trace():
+    """HF's SwinLayer shrinks its own ``window_size`` / ``shift_size`` on small grids and keeps
+    them (a later larger input would run unshifted); a grid smaller than the window fails on
+    the relative-position bias and used to leave the model broken for every later input."""
+    model = hf_swin()
+    reference = copy.deepcopy(model)
+    layers = [m for m in model.modules() if type(m).__name__ == "SwinLayer"]
+    before = [(m.window_size, m.shift_size) for m in layers]
+    assert (4, 2) in before  # a shifted block whose stage-1 grid (4x4 at 32 px) equals the window
+    probe.trace(model, _pixels(32, 32))
+    assert [(m.window_size, m.shift_size) for m in layers] == before
+    with pytest.raises(ProbeError, match=r"block \d+ a 2x2 token grid, smaller than its 4x4 "
+                                         r"window .*use a larger image"):
+        probe.trace(model, _pixels(16, 16))
+    assert [(m.window_size, m.shift_size) for m in layers] == before
+    big = _pixels(64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(model(big).logits, reference(big).logits, atol=0, rtol=0)

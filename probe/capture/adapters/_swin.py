@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from probe._errors import UnsupportedModelError
+from probe._errors import ProbeError, UnsupportedModelError
 from probe.analysis._windows import WindowLayout
 from probe.capture.adapters._base import Site, VisionGeometry, number_sites, register_adapter
 from probe.capture.adapters._hf_sites import intercept_hf, is_hf_model
@@ -195,13 +195,24 @@ class HFSwin(_SwinSites, HFVision):
             stack.callback(lambda: [h.remove() for h in handles])
             for site in sites:
                 layer_module = _parent(self.model, site.name)
+                # SwinLayer shrinks its own window_size / shift_size on small grids and keeps
+                # them: put them back, so the model is as it was after the trace
+                stack.callback(setattr, layer_module, "shift_size", layer_module.shift_size)
+                stack.callback(setattr, layer_module, "window_size", layer_module.window_size)
 
                 def on_layer(
                     _m: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                    layer: int = site.layer,
+                    layer: int = site.layer, window: int = int(layer_module.window_size),
                 ) -> None:
                     dims = kwargs.get("input_dimensions", args[1] if len(args) > 1 else None)
                     grids[layer] = (int(dims[0]), int(dims[1]))
+                    if min(grids[layer]) < window:  # HF would fail on its position bias
+                        raise ProbeError(
+                            f"this input gives Swin block {layer} a {grids[layer][0]}x"
+                            f"{grids[layer][1]} token grid, smaller than its {window}x{window} "
+                            "window (HF Swin's relative-position bias is sized for the window): "
+                            "use a larger image"
+                        )
 
                 def on_attn(
                     _m: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
