@@ -331,3 +331,31 @@ def test_the_demo_pages_are_written_and_load_clean(browser, tmp_path):
     for path in paths:
         assert load(browser, path) == "1", path
         assert console_errors(browser) == [] and resources(browser) == 0, path
+
+
+def test_curves_of_models_probe_cannot_trace():
+    """A plain text module: its default methods would read attention, so the view says to
+    pass gradient methods (was an AttributeError from the CNN gate lookup); a plain torch
+    CNN gets GradCAM, IG and random."""
+    import torch
+
+    class Text(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.out = torch.nn.Embedding(10, 4), torch.nn.Linear(4, 2)
+
+        def forward(self, input_ids=None, **_):
+            return self.out(self.emb(input_ids).mean(1))
+
+    with pytest.raises(ProbeError, match=r"^probe cannot capture attention from this text model "
+                                         r"\(Text\).*pass methods= with methods that need none"):
+        probe.show(Text().eval(), "curves", torch.tensor([[1, 2, 3]]), target=0)
+
+    from probe.commands._pages import curve_methods
+
+    torch.manual_seed(0)
+    cnn = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                              torch.nn.Linear(4, 4)).eval()
+    assert curve_methods(cnn, "vision", (), captures=False, has_target=True) == \
+        ["gradcam", "ig", "random"]

@@ -231,6 +231,12 @@ def curve_methods(model: Any, modality: str, asked: Sequence[str], *, captures: 
                     f"unknown {words.method} {m!r} for {modality} models: use {list(available)}")
         return list(dict.fromkeys(asked))
     default = DEFAULT_IMAGE_METHODS if modality == "vision" else DEFAULT_TEXT_METHODS
+    if gates is not None and modality != "vision":  # nothing to read attention from
+        raise ProbeError(
+            f"probe cannot capture attention from this {modality} model ({type(model).__name__}"
+            f"), which the default methods read: pass {words.method} with methods that need "
+            "none, e.g. ig, saliency, inputxgrad, random"
+        )
     if gates is not None:  # a CNN: no attention to read; its gates, GradCAM, IG and random
         from probe.evaluation._cnn_eval import default_methods
 

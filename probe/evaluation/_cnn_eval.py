@@ -65,7 +65,8 @@ def default_methods(model: nn.Module) -> tuple[tuple[str, dict[str, Any]], ...]:
     """:data:`CNN_METHODS` for models with CBAM spatial gates, else GradCAM, IG and random."""
     from probe.capture import adapter_for
 
-    sites, _ = adapter_for(model).find_gates()  # type: ignore[attr-defined]
+    find = getattr(adapter_for(model), "find_gates", None)  # a CNN probe has no gate finder for
+    sites = find()[0] if find is not None else []
     if any(s.kind == "spatial" for s in sites):
         return CNN_METHODS
     return tuple(m for m in CNN_METHODS if m[0] != "cbam-spatial")
