@@ -138,12 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("probe: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # the reader of stdout (or stderr) left: quiet, as 'head' expects
-        _streams.discard_stdout()
-        return _streams.EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug, not bad input: one line unless debugging
         if isinstance(exc, OSError) and exc is getattr(stdout, "error", None):
             _streams.discard_stdout()
+            if isinstance(exc, BrokenPipeError):  # the reader left: quiet, as 'head' expects
+                return _streams.EXIT_BROKEN_PIPE
             print(f"probe: error: {_streams.stdout_error(exc)}", file=sys.stderr)
             return 2
         if os.environ.get("PROBE_DEBUG"):

@@ -158,13 +158,17 @@ def test_a_write_error_mid_command_is_handled_in_main(error, code, message, monk
     assert capsys.readouterr().err == message
 
 
-def test_an_oserror_of_the_command_itself_is_not_a_stdout_error(monkeypatch, capsys):
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"),
+                                   BrokenPipeError(32, "Broken pipe")], ids=["oserror", "pipe"])
+def test_an_oserror_of_the_command_itself_is_not_a_stdout_error(error, monkeypatch, capsys):
+    """A write error of another file, socket or pipe inside a command is a bug report, not
+    stdout's reader leaving (a broken pipe of a subprocess used to exit 141 silently)."""
     from probe.cli import main
     from probe.commands import _models
 
     def fails(ns: Any) -> int:
-        raise OSError(28, "No space left on device")
+        raise error
 
     monkeypatch.setattr(_models, "run", fails)
     assert main(["models"]) == 1
-    assert capsys.readouterr().err.startswith("probe: internal error: OSError")
+    assert capsys.readouterr().err.startswith(f"probe: internal error: {type(error).__name__}")
