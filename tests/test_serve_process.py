@@ -223,3 +223,18 @@ def test_installed_packages_follow_an_upgrade_and_a_reinstall(tmp_path):
     os.utime(tmp_path / "torch-2.0.dist-info", ns=(0, 12345))
     assert installed_packages([str(tmp_path)])["torch"] == "2.0 12345"
     assert fingerprint()["packages"] == installed_packages()
+
+
+def test_a_client_without_package_versions_is_told_its_code_differs():
+    """An older client sends no ``packages``: restarting the server would not help, so it is
+    not told that packages were installed differently."""
+    from probe.commands.serve._protocol import fingerprint
+    from probe.commands.serve._server import _refusal, _State
+
+    ours = fingerprint()
+    state = _State(fingerprint=ours, env={}, entry=lambda argv: 0, log=None)
+    older = {k: v for k, v in ours.items() if k != "packages"}
+    assert _refusal({"fingerprint": older}, state) == (
+        "runs older probe code (files changed since it started; restart it)", "")
+    changed = {**ours, "packages": {**ours["packages"], "torch": "0.0.1 1"}}
+    assert "installed differently" in _refusal({"fingerprint": changed}, state)[0]

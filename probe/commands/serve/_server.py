@@ -248,7 +248,7 @@ def _refusal(request: dict[str, Any], state: _State) -> tuple[str, str] | None:
     ours, installed = state.fingerprint.get("packages") or {}, theirs.get("packages") or {}
     changed = [name for name in sorted(set(ours) | set(installed))
                if ours.get(name) != installed.get(name)]
-    if changed:
+    if changed and "packages" in theirs:  # an older client sends none: its code differs
         return (f"imported {_versions(changed, ours, installed)}, installed differently since "
                 "it started (restart it)", "")
     if theirs != state.fingerprint:
