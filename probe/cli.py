@@ -53,6 +53,10 @@ class _Parser(argparse.ArgumentParser):
         ns.__dict__.pop(_GIVEN, None)
         return ns, extras
 
+    def _print_message(self, message: str, file: Any = None) -> None:
+        if message:  # argparse swallows a write error here: --help >/dev/full would exit 0
+            (file or sys.stderr).write(message)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
@@ -116,6 +120,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ns = parser.parse_args(args)
     except SystemExit as exc:  # --help, --version, parse errors
         return int(exc.code or 0)
+    except OSError as exc:  # --help / --version / usage could not be written
+        _streams.discard_stdout()
+        if isinstance(exc, BrokenPipeError):
+            return _streams.EXIT_BROKEN_PIPE
+        with contextlib.suppress(OSError):
+            print(f"probe: error: {_streams.stdout_error(exc)}", file=sys.stderr)
+        return 2
     except ProbeError as exc:  # e.g. a broken registration seen while building the options
         print(f"probe: error: {exc}", file=sys.stderr)
         return 2

@@ -172,3 +172,29 @@ def test_an_oserror_of_the_command_itself_is_not_a_stdout_error(error, monkeypat
     monkeypatch.setattr(_models, "run", fails)
     assert main(["models"]) == 1
     assert capsys.readouterr().err.startswith(f"probe: internal error: {type(error).__name__}")
+
+
+@pytest.mark.parametrize("error, code, message", [
+    (BrokenPipeError(32, "Broken pipe"), 141, ""),
+    (OSError(28, "No space left on device"), 2, FULL),
+], ids=["pipe", "full"])
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["render", "--help"]],
+                         ids=["version", "help", "render-help"])
+def test_help_and_version_that_cannot_be_written(argv, error, code, message, monkeypatch,
+                                                 capsys):
+    """argparse swallowed the write error of --help / --version, so unbuffered (python -u,
+    PYTHONUNBUFFERED=1) ``probe --version >/dev/full`` exited 0 with nothing said."""
+    from probe.cli import main
+
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "stdout", _Failing(error))
+    assert main(argv) == code
+    monkeypatch.undo()
+    assert capsys.readouterr().err == message
+
+
+def test_version_to_dev_full_unbuffered_is_one_line_exit_2():
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run([sys.executable, "-u", "-m", "probe.cli", "--version"],
+                              stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (proc.returncode, proc.stderr) == (2, FULL)
