@@ -198,3 +198,13 @@ def test_version_to_dev_full_unbuffered_is_one_line_exit_2():
         proc = subprocess.run([sys.executable, "-u", "-m", "probe.cli", "--version"],
                               stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
     assert (proc.returncode, proc.stderr) == (2, FULL)
+
+
+def test_writelines_errors_are_stdout_errors():
+    """``sys.stdout.writelines`` inside a command is watched like ``write``."""
+    from probe.commands._streams import _Watched
+
+    watched = _Watched(_Failing(OSError(28, "No space left on device")))
+    with pytest.raises(OSError):
+        watched.writelines(["a\n", "b\n"])
+    assert watched.error is not None and watched.error.errno == 28

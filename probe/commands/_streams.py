@@ -50,8 +50,8 @@ def discard_stdout() -> None:
 
 
 class _Watched:
-    """``sys.stdout`` as it was, remembering the last ``OSError`` its ``write``/``flush``
-    raised; every other attribute is the stream's own."""
+    """``sys.stdout`` as it was, remembering the last ``OSError`` its ``write``/``writelines``/
+    ``flush`` raised; every other attribute is the stream's own."""
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
@@ -63,6 +63,10 @@ class _Watched:
         except OSError as exc:
             self.error = exc
             raise
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
 
     def flush(self) -> None:
         try:
