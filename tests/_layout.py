@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 
 
-def drawn_texts(fig: Any) -> list[tuple[str, Any, Any]]:
-    """(text, window extent, its axes) of every text ``fig`` draws (tick labels only when
-    drawn)."""
+def drawn_text_artists(fig: Any) -> list[tuple[Any, Any]]:
+    """(``Text``, window extent) of every non-empty text ``fig`` draws on an Agg canvas (tick
+    labels only when drawn: visible axis, tick within the view limits; texts of hidden axes
+    left out)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
@@ -37,8 +38,14 @@ def drawn_texts(fig: Any) -> list[tuple[str, Any, Any]]:
             continue
         box = text.get_window_extent(renderer)
         if np.all(np.isfinite(box.extents)) and box.width > 0:
-            out.append((text.get_text(), box, text.axes))
+            out.append((text, box))
     return out
+
+
+def drawn_texts(fig: Any) -> list[tuple[str, Any, Any]]:
+    """(text, window extent, its axes) of every text ``fig`` draws (tick labels only when
+    drawn)."""
+    return [(t.get_text(), box, t.axes) for t, box in drawn_text_artists(fig)]
 
 
 def layout_problems(fig: Any) -> list[str]:

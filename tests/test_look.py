@@ -91,36 +91,13 @@ def _figures() -> dict:
 @pytest.fixture(scope="module")
 def measured() -> dict:
     """Per figure: canvas size (px) and (text, extent, font size) of every drawn text."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.text import Text
+    from _layout import drawn_text_artists
 
     out = {}
     for name, fig in _figures().items():
-        canvas = FigureCanvasAgg(fig)
         fig.set_dpi(100)
-        canvas.draw()
-        renderer = canvas.get_renderer()
-        # tick labels count only when drawn: visible axis, tick within the view limits
-        tick_labels, drawn = set(), set()
-        for ax in fig.axes:
-            for axis in (ax.xaxis, ax.yaxis):
-                for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                    tick_labels |= {id(tick.label1), id(tick.label2)}
-                if ax.axison and axis.get_visible():
-                    for tick in axis._update_ticks():
-                        drawn |= {id(t) for t in (tick.label1, tick.label2) if t.get_visible()}
-        texts = []
-        for text in fig.findobj(Text):
-            if not text.get_visible() or not text.get_text().strip():
-                continue
-            if id(text) in tick_labels and id(text) not in drawn:
-                continue
-            box = text.get_window_extent(renderer)
-            if not np.all(np.isfinite(box.extents)) or box.width == 0:
-                continue
-            if text.axes is not None and not text.axes.get_visible():
-                continue
-            texts.append((text.get_text(), box, float(text.get_fontsize())))
+        texts = [(t.get_text(), box, float(t.get_fontsize()))
+                 for t, box in drawn_text_artists(fig)]
         out[name] = (fig.bbox.width, fig.bbox.height, texts)
     return out
 
