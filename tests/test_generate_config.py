@@ -93,9 +93,16 @@ def test_valid_options_still_generate_as_transformers_does(model_and_ids):
     assert torch.equal(gen.sequences, ref)
 
 
-def test_cli_generate_with_an_invalid_model_generation_config_is_one_line_exit_2(
-    tmp_path, capsys, monkeypatch
+@pytest.mark.parametrize("settings, start", [
+    ({"early_stopping": "sometimes"}, "probe: error: early_stopping='sometimes' (from the "
+     "model's generation_config) is refused by transformers' generate: "),
+    ({"do_sample": True, "temperature": 0.0},
+     "probe: error: temperature=0.0 (from the model's generation_config)"),
+], ids=["invalid-config", "bad-sampling"])
+def test_cli_generate_with_a_bad_model_generation_config_is_one_line_exit_2(
+    settings, start, tmp_path, capsys, monkeypatch
 ):
+    """One the config validation refuses, and one the sampling checks refuse."""
     from probe.cli import main
     from probe.models import _registry
 
@@ -104,7 +111,8 @@ def test_cli_generate_with_an_invalid_model_generation_config_is_one_line_exit_2
     def load_broken(name, **kwargs):
         model, processor = original(name, **kwargs)
         model = copy.deepcopy(model)
-        model.generation_config.early_stopping = "sometimes"
+        for key, value in settings.items():
+            setattr(model.generation_config, key, value)
         return model, processor
 
     monkeypatch.setattr(_registry, "load_model", load_broken)
@@ -114,6 +122,5 @@ def test_cli_generate_with_an_invalid_model_generation_config_is_one_line_exit_2
     _, err = capsys.readouterr()
     assert rc == 2
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert err.startswith("probe: error: early_stopping='sometimes' (from the model's "
-                          "generation_config) is refused by transformers' generate: ")
+    assert err.startswith(start), err
     assert not out.exists() or not any(out.iterdir())

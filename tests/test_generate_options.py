@@ -90,29 +90,3 @@ def test_options_from_a_generation_config_are_named_with_their_source(model_and_
         probe.generate(own, ids, max_new_tokens=2, pad_token_id=0)
     # the call's keyword wins over the config, as in transformers
     probe.generate(own, ids, max_new_tokens=2, pad_token_id=0, temperature=0.5)
-
-
-def test_cli_generate_with_a_bad_generation_config_is_one_line_exit_2(
-    tmp_path, capsys, monkeypatch
-):
-    from probe.cli import main
-    from probe.models import _registry
-
-    original = _registry.load_model
-
-    def load_broken(name, **kwargs):
-        model, processor = original(name, **kwargs)
-        model = copy.deepcopy(model)
-        model.generation_config.do_sample = True
-        model.generation_config.temperature = 0.0
-        return model, processor
-
-    monkeypatch.setattr(_registry, "load_model", load_broken)
-    out = tmp_path / "out"
-    rc = main(["render", "heads", "--model", "toy-mt", "--text", "a huge tree", "--generate",
-               "3", "--out", str(out), "--quiet"])
-    _, err = capsys.readouterr()
-    assert rc == 2
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert "temperature=0.0 (from the model's generation_config)" in err
-    assert not out.exists() or not any(out.iterdir())
