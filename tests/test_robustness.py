@@ -383,3 +383,71 @@ def test_capture_inside_a_gradient_block_does_not_deadlock():
     th.start()
     th.join(timeout=120)
     assert done, "a capture inside differentiable() on the same model deadlocked"
+
+
+def _blocks(hold: Any, then: Any) -> bool:
+    """Whether ``model_lock(then)`` on a second thread waits while this thread holds ``hold``."""
+    from probe.capture._locks import model_lock
+
+    entered = threading.Event()
+
+    def other() -> None:
+        with model_lock(then):
+            entered.set()
+
+    with model_lock(hold):
+        th = threading.Thread(target=other)
+        th.start()
+        waited = not entered.wait(timeout=0.5)
+    th.join(timeout=30)
+    assert entered.is_set() and not th.is_alive(), "the second thread never got the lock"
+    return waited
+
+
+def test_a_wrapper_and_the_model_inside_it_take_turns():
+    # a capture on Wrapper(model) and one on model switch the same attention modules' flags:
+    # they must not run at once in either order (the lock used to be per object passed in)
+    model, _ = TIMM["vit"]()
+    wrapper = torch.nn.Sequential(model)
+    assert _blocks(wrapper, model)
+    assert _blocks(model, wrapper)
+    assert _blocks(model.blocks[0], wrapper)  # any shared submodule
+    other, _ = TIMM["vit"]()
+    assert not _blocks(model, other)  # models sharing no module never wait
+    assert not _blocks(object(), object())  # non-modules: locked as themselves
+
+
+def test_the_lock_is_reentrant_through_a_wrapper():
+    from probe.capture._locks import model_lock
+
+    model, x = TIMM["vit"]()
+    wrapper = torch.nn.Sequential(model)
+    done = []
+
+    def nested() -> None:
+        with model_lock(wrapper), model_lock(model), model_lock(wrapper):
+            done.append(probe.trace(model, x))
+
+    th = threading.Thread(target=nested)
+    th.start()
+    th.join(timeout=120)
+    assert done, "nested locks on a wrapper and its model deadlocked"
+    assert _blocks(model, wrapper) is True  # and everything was released again
+
+
+def test_threads_on_a_head_model_and_its_base_model_restore_the_attention_path():
+    # BertForSequenceClassification and its .bert share modules and config: traced on two
+    # threads at once, each switches config._attn_implementation for its forward pass
+    from tests._tiny import bert_classifier
+
+    clf, ids = bert_classifier()
+    clf.config._attn_implementation = "sdpa"
+    reference = probe.trace(clf.bert, ids).attentions
+
+    def work(i: int) -> Any:
+        return probe.trace(clf if i % 2 else clf.bert, ids).attentions
+
+    for r in _run_threads(work):
+        assert_close(r, reference, atol=1e-6, rtol=0)
+    assert clf.config._attn_implementation == "sdpa"
+    assert clf.bert.config._attn_implementation == "sdpa"
