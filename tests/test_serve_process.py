@@ -140,10 +140,15 @@ def test_limits_the_worker_cannot_take_run_locally(tmp_path):
 
 
 def _state(pid: int) -> str:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    """``pid``'s state letter (``/proc/PID/stat``), or ``"gone"`` once it was reaped (which can
+    happen between any two looks: under load an exists-then-read check raced with it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return "gone"
 
 
-def _wait_state(pid: int, states: str) -> str:
+def _wait_state(pid: int, states: str | tuple[str, ...]) -> str:
     deadline = time.monotonic() + 30
     while (state := _state(pid)) not in states:
         assert time.monotonic() < deadline, state
@@ -189,10 +194,7 @@ def test_a_killed_stopped_client_does_not_leave_a_stopped_worker(server):
     _wait_state(worker, "Tt")
     proc.kill()
     proc.wait(timeout=60)
-    deadline = time.monotonic() + 30
-    while os.path.exists(f"/proc/{worker}") and _state(worker) != "Z":
-        assert time.monotonic() < deadline, _state(worker)
-        time.sleep(0.05)
+    _wait_state(worker, ("Z", "gone"))
 
 
 def test_an_upgraded_library_runs_locally(server, tmp_path):
