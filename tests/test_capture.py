@@ -201,11 +201,12 @@ def test_timm_geometry_from_the_model():
 def test_other_windowed_models_are_a_clear_not_supported_error():
     import timm
 
-    # Swin v1 is captured (tests/test_swin.py); Swin v2's windows are not mapped yet
-    model = timm.create_model("swinv2_tiny_window8_256", pretrained=False, img_size=32,
+    # Swin v1 and v2 are captured (tests/test_swin.py, tests/test_swin_v2.py); timm's separate
+    # swinv2_cr implementation is not
+    model = timm.create_model("swinv2_cr_tiny_224", pretrained=False, img_size=(32, 32),
                               embed_dim=16, depths=(1, 1), num_heads=(2, 2), window_size=4,
                               num_classes=3).eval()
-    with pytest.raises(probe.UnsupportedModelError, match="not supported yet.*Swin v1 is"):
+    with pytest.raises(probe.UnsupportedModelError, match="not supported yet.*swinv2_"):
         probe.trace(model, torch.randn(1, 3, 32, 32))
 
 

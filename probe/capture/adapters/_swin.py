@@ -1,5 +1,6 @@
-"""Swin Transformers (windowed attention): timm ``SwinTransformer`` and HuggingFace
-``SwinModel`` / ``SwinForImageClassification``.
+"""Swin Transformers (windowed attention): timm ``SwinTransformer`` and
+``SwinTransformerV2``, HuggingFace ``SwinModel`` / ``SwinForImageClassification``, their
+``Swinv2`` counterparts and Donut's ``DonutSwinModel``.
 
 Each block rolls its token grid by ``-shift`` (every second block), pads it to whole windows
 and attends within each window; probe records every block's softmax weights
@@ -15,6 +16,11 @@ model added, into ``trace.windows`` (see :mod:`probe.capture._windows`).
   ``eager_attention_forward`` (:func:`~probe.capture.adapters._hf_sites.intercept_hf`) and reads
   the grid from ``SwinLayer``'s ``input_dimensions`` and the window and shift from the layer at
   call time (the model shrinks them on small grids). HF pads the grid and then rolls it.
+- Swin V2 (scaled cosine attention with a log-spaced continuous position bias) computes its
+  attention by hand in both libraries, with no fused path, and so does HF's ``DonutSwin`` (V1
+  otherwise): probe hooks the dropout that follows the softmax (timm ``attn_drop``, HF
+  ``<...>SelfAttention.dropout``), the model's own and only path, and reads grid, window,
+  shift and mask as for V1.
 
 Flags, configs and hooks are restored in ``finally``, also when the forward raises.
 """
@@ -38,7 +44,7 @@ if TYPE_CHECKING:
 
     from probe.capture._windows import WindowRecorder
 
-__all__ = ["HFSwin", "TimmSwin"]
+__all__ = ["HFDonutSwin", "HFSwin", "HFSwinV2", "TimmSwin", "TimmSwinV2"]
 
 _STAGE = re.compile(r"(?:^|\.)layers\.(\d+)\.blocks\.\d+\.")
 
@@ -59,6 +65,18 @@ def _parent(model: nn.Module, name: str) -> nn.Module:
 
 def _mask_arg(args: tuple[Any, ...], kwargs: dict[str, Any], key: str) -> Any:
     return kwargs.get(key, args[1] if len(args) > 1 else None)
+
+
+def _on_weights(recorder: WindowRecorder, layer: int) -> Any:
+    """A forward hook on the dropout after a block's softmax: records its output (the weights
+    the model used; after dropout in training mode, which the recorder then warns about)."""
+
+    def hook(mod: Any, _inp: Any, out: torch.Tensor) -> None:
+        if mod.training and float(getattr(mod, "p", 0.0)) > 0.0:
+            recorder.dropout_active = True  # out is after dropout, as the model used
+        recorder.record(layer, 0, out, out.shape[-2])
+
+    return hook
 
 
 # --------------------------------------------------------------------------- both
@@ -124,11 +142,13 @@ class TimmSwin(_SwinSites, TimmViT):
         recorder = recorders["self"]
         grids: dict[int, tuple[int, int]] = {}
         handles = []
-        previous = [(s.module, s.module.fused_attn) for s in sites]
+        previous = [(s.module, s.module.fused_attn) for s in sites
+                    if hasattr(s.module, "fused_attn")]
         try:
             for site in sites:
                 block = _parent(self.model, site.name)
-                site.module.fused_attn = False
+                if hasattr(site.module, "fused_attn"):  # V1; V2 has only the unfused path
+                    site.module.fused_attn = False
 
                 def on_block(_m: Any, args: tuple[Any, ...], layer: int = site.layer) -> None:
                     grids[layer] = (int(args[0].shape[1]), int(args[0].shape[2]))  # [B, H, W, C]
@@ -142,22 +162,32 @@ class TimmSwin(_SwinSites, TimmViT):
                     )
                     recorder.geometry(layer, layout, _mask_arg(args, kwargs, "mask"))
 
-                def on_weights(
-                    mod: Any, _inp: Any, out: torch.Tensor, layer: int = site.layer
-                ) -> None:
-                    if mod.training and float(getattr(mod, "p", 0.0)) > 0.0:
-                        recorder.dropout_active = True  # out is after dropout, as the model used
-                    recorder.record(layer, 0, out, out.shape[-2])
-
                 handles.append(block.register_forward_pre_hook(on_block))
                 handles.append(site.module.register_forward_pre_hook(on_attn, with_kwargs=True))
-                handles.append(site.module.attn_drop.register_forward_hook(on_weights))
+                handles.append(site.module.attn_drop.register_forward_hook(
+                    _on_weights(recorder, site.layer)))
             yield
         finally:
             for h in handles:
                 h.remove()
             for module, flag in previous:
                 module.fused_attn = flag
+
+
+@register_adapter
+class TimmSwinV2(TimmSwin):
+    """timm Swin Transformer V2 (``swinv2_*`` models of ``timm.models.swin_transformer_v2``;
+    not the separate ``swinv2_cr_*`` implementation)."""
+
+    @classmethod
+    def detect(cls, model: Any) -> bool:
+        return type(model).__module__ == "timm.models.swin_transformer_v2"
+
+    def is_site(self, module: Any) -> bool:
+        from torch import nn
+
+        return (_SwinSites.is_site(self, module)
+                and isinstance(getattr(module, "attn_drop", None), nn.Dropout))
 
 
 # --------------------------------------------------------------------------- HuggingFace
@@ -168,12 +198,16 @@ class HFSwin(_SwinSites, HFVision):
 
     priority: ClassVar[int] = 50
     windowed: ClassVar[bool] = True
+    model_type: ClassVar[str] = "swin"
+    attention_class: ClassVar[str] = "SwinAttention"
+    #: attention computed by hand (no ``AttentionInterface``): hook the dropout after softmax
+    hand_computed: ClassVar[bool] = False
+    #: the layer shrinks its own ``window_size`` / ``shift_size`` at call time on small grids
+    shrinks_window: ClassVar[bool] = True
 
     @classmethod
     def detect(cls, model: Any) -> bool:
-        return is_hf_model(model) and getattr(model.config, "model_type", "") == "swin"
-
-    attention_class: ClassVar[str] = "SwinAttention"
+        return is_hf_model(model) and getattr(model.config, "model_type", "") == cls.model_type
 
     def strict_size(self) -> bool:
         # relative position bias only: any size works (the model pads to whole patches)
@@ -195,10 +229,12 @@ class HFSwin(_SwinSites, HFVision):
             stack.callback(lambda: [h.remove() for h in handles])
             for site in sites:
                 layer_module = _parent(self.model, site.name)
-                # SwinLayer shrinks its own window_size / shift_size on small grids and keeps
-                # them: put them back, so the model is as it was after the trace
-                stack.callback(setattr, layer_module, "shift_size", layer_module.shift_size)
-                stack.callback(setattr, layer_module, "window_size", layer_module.window_size)
+                if self.shrinks_window:
+                    # the layer shrinks its own window_size / shift_size on small grids and
+                    # keeps them: put them back, so the model is as it was after the trace
+                    stack.callback(setattr, layer_module, "shift_size", layer_module.shift_size)
+                    stack.callback(setattr, layer_module, "window_size",
+                                   layer_module.window_size)
 
                 def on_layer(
                     _m: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -206,7 +242,8 @@ class HFSwin(_SwinSites, HFVision):
                 ) -> None:
                     dims = kwargs.get("input_dimensions", args[1] if len(args) > 1 else None)
                     grids[layer] = (int(dims[0]), int(dims[1]))
-                    if min(grids[layer]) < window:  # HF would fail on its position bias
+                    if self.shrinks_window and min(grids[layer]) < window:
+                        # HF would fail on its position bias
                         raise ProbeError(
                             f"this input gives Swin block {layer} a {grids[layer][0]}x"
                             f"{grids[layer][1]} token grid, smaller than its {window}x{window} "
@@ -224,6 +261,37 @@ class HFSwin(_SwinSites, HFVision):
 
                 handles.append(layer_module.register_forward_pre_hook(on_layer, with_kwargs=True))
                 handles.append(site.module.register_forward_pre_hook(on_attn, with_kwargs=True))
-            routes = intercept_hf(self.model, sites, recorders, None)  # type: ignore[arg-type]
-            stack.enter_context(routes)
+                if self.hand_computed:
+                    handles.append(site.module.self.dropout.register_forward_hook(
+                        _on_weights(recorder, site.layer)))
+            if not self.hand_computed:
+                routes = intercept_hf(self.model, sites, recorders, None)  # type: ignore[arg-type]
+                stack.enter_context(routes)
             yield
+
+
+@register_adapter
+class HFSwinV2(HFSwin):
+    """HuggingFace Swin V2 (``config.model_type == "swinv2"``: ``Swinv2Model``,
+    ``Swinv2ForImageClassification``, ``Swinv2ForMaskedImageModeling``, ``Swinv2Backbone``).
+
+    ``Swinv2SelfAttention`` computes its weights by hand (no attention implementation to
+    switch), so probe only hooks: the layer's ``input_dimensions`` for the grid, the attention
+    call for the mask, the dropout after the softmax for the weights. Window and shift are
+    fixed when the model is built (no shrinking at call time, unlike V1).
+    """
+
+    model_type: ClassVar[str] = "swinv2"
+    attention_class: ClassVar[str] = "Swinv2Attention"
+    hand_computed: ClassVar[bool] = True
+    shrinks_window: ClassVar[bool] = False
+
+
+@register_adapter
+class HFDonutSwin(HFSwin):
+    """HuggingFace Donut's Swin encoder (``config.model_type == "donut-swin"``:
+    ``DonutSwinModel``): Swin V1 with its attention computed by hand."""
+
+    model_type: ClassVar[str] = "donut-swin"
+    attention_class: ClassVar[str] = "DonutSwinAttention"
+    hand_computed: ClassVar[bool] = True

@@ -33,8 +33,9 @@ def find_timm_sites(model: nn.Module) -> list[Site]:
         if "WindowAttention" in cls or type(model).__name__.lower().startswith("swin"):
             raise UnsupportedModelError(
                 f"{type(model).__name__} uses windowed attention that probe cannot map back "
-                "to the image yet (not supported yet; Swin v1 is: timm swin_* models); use "
-                "swin_*, or a global-attention ViT such as vit_small_patch16_224, deit, eva, beit"
+                "to the image yet (not supported yet; Swin v1 and v2 are: timm swin_* and "
+                "swinv2_* models); use those, or a global-attention ViT such as "
+                "vit_small_patch16_224, deit, eva, beit"
             )
         if hasattr(m, "fused_attn") and isinstance(getattr(m, "attn_drop", None), nn.Dropout):
             found.append((name, m, "self"))
