@@ -265,3 +265,76 @@ def test_swinv2_cr_is_still_a_clear_not_supported_error():
                               num_classes=3).eval()
     with pytest.raises(probe.UnsupportedModelError, match="not supported yet.*swinv2_\\*"):
         probe.trace(model, torch.randn(1, 3, 32, 32))
+
+
+# ----------------------------------------------------------------------------- GradCAM
+def _gradcam_by_hand(model: Any, x: torch.Tensor, block: Any) -> torch.Tensor:
+    """GradCAM on ``block``'s input computed with autograd directly: ``[batch, rows, cols]``.
+
+    The block's input is replaced by a leaf copy (same values), the predicted class's logit
+    differentiated w.r.t. it, ``ReLU(sum_d mean_rc(grad_d) * A_d)``.
+    """
+    seen: dict[str, Any] = {}
+
+    def leaf(_m: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        seen["a"] = hidden.detach().clone().requires_grad_(True)
+        seen["dims"] = kwargs.get("input_dimensions", args[1] if len(args) > 1 else None)
+        if args:
+            return (seen["a"], *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": seen["a"]}
+
+    handle = block.register_forward_pre_hook(leaf, with_kwargs=True)
+    try:
+        out = model(x)
+    finally:
+        handle.remove()
+    logits = out if isinstance(out, torch.Tensor) else out.logits
+    score = logits.gather(1, logits.argmax(-1, keepdim=True)).sum()
+    (grad,) = torch.autograd.grad(score, seen["a"])
+    a = seen["a"].detach()
+    if a.dim() == 4:  # timm [batch, rows, cols, dim]
+        a, grad = a.permute(0, 3, 1, 2), grad.permute(0, 3, 1, 2)
+    else:  # HF [batch, rows * cols, dim]
+        rows, cols = (int(v) for v in seen["dims"])
+        a = a.transpose(1, 2).reshape(a.shape[0], -1, rows, cols)
+        grad = grad.transpose(1, 2).reshape(grad.shape[0], -1, rows, cols)
+    weights = grad.mean(dim=(2, 3), keepdim=True)
+    return torch.relu((weights * a).sum(1))
+
+
+def _swin_blocks(model: Any) -> list[Any]:
+    names = ("SwinTransformerBlock", "SwinTransformerV2Block", "SwinLayer", "Swinv2Layer")
+    return [m for m in model.modules() if type(m).__name__ in names]
+
+
+@pytest.mark.parametrize("build", ["timm_v1", "timm_v2", "hf_v1", "hf_v2"])
+def test_gradcam_on_swin_equals_gradcam_by_hand(build):
+    from probe.analysis._gates import to_unit_grid
+    from tests.test_swin import hf_swin, timm_swin
+
+    model = {"timm_v1": timm_swin, "timm_v2": timm_swinv2, "hf_v1": hf_swin,
+             "hf_v2": hf_swinv2}[build]()
+    x = _pixels(32, 48) if build.startswith("timm") else _pixels(32, 32)
+    pixels = x.clone()
+    before = snapshot(model)
+    blocks = _swin_blocks(model)
+    grid = probe.trace(model, x).windows[0].grid
+    # a stage-0 block: its map is the patch grid itself
+    first = probe.attribute(model, x, "gradcam", block=1).scores
+    expected = _gradcam_by_hand(model, x, blocks[1])
+    assert expected.shape[1:] == grid
+    assert expected.sum() > 0
+    assert_close(first, expected.flatten(1), atol=1e-6, rtol=1e-5)
+    # the last block (stage 1, half the grid): resampled to the patch grid
+    last = probe.attribute(model, x, "gradcam").scores
+    coarse = _gradcam_by_hand(model, x, blocks[-1])
+    assert coarse.shape[1:] == (grid[0] // 2, grid[1] // 2)
+    assert_close(last, to_unit_grid(coarse, grid).flatten(1), atol=1e-6, rtol=1e-5)
+    assert_unchanged(model, before)
+    assert torch.equal(x, pixels)
+
+
+def test_gradcam_on_swin_block_out_of_range_is_one_line():
+    with pytest.raises(probe.ProbeError, match=r"block must be a block index in -4\.\.3, got 4"):
+        probe.attribute(hf_swinv2(), _pixels(32, 32), "gradcam", block=4)

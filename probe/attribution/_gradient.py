@@ -547,7 +547,10 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
     Options: ``block`` (``-1``: the last block; CNNs: the stage, ``-1`` the last one).
 
     CNNs (timm ResNets and relatives): the classic GradCAM on the feature map a stage outputs,
-    resampled to the unit grid (:func:`probe.attribution._cnn.gradcam_on_layer`).
+    resampled to the unit grid (:func:`probe.attribution._cnn.gradcam_on_layer`). Swin: the
+    block's input feature map at its stage's resolution, resampled to the stage-0 patch grid
+    (:func:`probe.attribution._windowed.gradcam_on_windowed_block`; ``block`` counts blocks
+    over all stages).
     """
     import torch
     from captum.attr import LayerGradCam
@@ -564,6 +567,14 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
             return gradcam_on_layer(forward, layer, batch.x, classes,
                                     batch.grid)  # type: ignore[arg-type]
     block = batch.adapter.block(opts["block"])
+    if getattr(batch.adapter, "windowed", False):  # Swin: the block's input feature map
+        from probe.attribution._windowed import gradcam_on_windowed_block
+
+        with differentiable(ctx.model):
+            classes = _fix_target(ctx.model, batch, ctx.target)
+            forward = _forward_fn(ctx.model, batch, ctx.target)
+            return gradcam_on_windowed_block(forward, block, batch.x, (*batch.extras, classes),
+                                             batch.grid)  # type: ignore[arg-type]
     view = _token_grid(batch.grid)  # type: ignore[arg-type]
 
     def through_view(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
