@@ -122,3 +122,27 @@ def test_window_figures_and_object_token(tmp_path: Path) -> None:
     paths = window_figures(str(tmp_path))
     assert [Path(p).name for p in paths] == [f"swin_window_L{b}.png" for b in BLOCKS]
     assert all(Path(p).stat().st_size > 1000 for p in paths)
+
+
+def test_render_compare_and_curves_on_swin_take_the_methods_that_apply(tmp_path: Path,
+                                                                      capsys) -> None:
+    """No whole-image attention to read: IG, saliency, GradCAM and random by default, and an
+    attention method asked for is refused in one line."""
+    from probe.cli import main
+    from probe.commands._pages import curve_methods
+    from probe.commands.render._args import DEFAULT_WINDOWED_METHODS
+    from probe.evaluation._cnn_eval import SWIN_METHODS, default_methods
+
+    model = probe.load_model("swin-shapes").model
+    assert curve_methods(model, "vision", [], captures=True, has_target=True) == list(
+        DEFAULT_WINDOWED_METHODS) == ["ig", "saliency", "gradcam", "random"]
+    assert default_methods(model) == SWIN_METHODS
+    rc = main(["render", "compare", "--model", "swin-shapes", "--quiet", "--out", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    [path] = out.split()
+    assert "compare_swin-shapes_all" in path and Path(path).stat().st_size > 10_000
+    rc = main(["render", "compare", "--model", "swin-shapes", "--method", "rollout",
+               "--method", "gradcam", "--quiet", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "windowed attention (Swin)" in err[0]

@@ -264,12 +264,13 @@ def _run_task(
         ),
     }
     if task == "faithfulness" and _is_cnn(model):
-        # CNNs: CBAM spatial gates, GradCAM, IG and random on the unit grid
+        # CNNs: CBAM spatial gates, GradCAM, IG and random on the unit grid; Swin: GradCAM,
+        # IG, saliency and random on the stage-0 patch grid (no whole-image attention)
         from probe.evaluation import _cnn_eval
 
         chosen = tuple((m, dict((method_opts or {}).get(m, {}))) for m in args.methods) or None
         runner["faithfulness"] = lambda: _cnn_eval.eval_cnn_faithfulness(
-            model, n=n, seed=args.seed, methods=chosen
+            model, n=n, seed=args.seed, methods=chosen, **batch
         )
     with place_model(model, device, restore=injected) as where:
         return runner[task](), where
@@ -381,6 +382,7 @@ def _vit_shapes_weights() -> dict[str, Any]:
 
 
 def _is_cnn(model: Any) -> bool:
-    from probe.evaluation._cnn_eval import is_cnn
+    """CNNs and windowed-attention models: evaluated on their unit grid without attention."""
+    from probe.evaluation._cnn_eval import is_cnn, is_windowed
 
-    return is_cnn(model)
+    return is_cnn(model) or is_windowed(model)

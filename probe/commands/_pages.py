@@ -217,10 +217,16 @@ def detr_page(
 def curve_methods(model: Any, modality: str, asked: Sequence[str], *, captures: bool,
                   has_target: bool, words: Wording = CLI) -> list[str]:
     """The methods of the compare and curves views: ``asked`` (checked against the registry),
-    else the defaults for the modality (a CNN's: its gate methods, GradCAM, IG and random);
+    else the defaults for the modality (a CNN's: its gate methods, GradCAM, IG and random; a
+    Swin's: IG, saliency, GradCAM and random);
     without a target (``has_target`` false) only the methods that need none."""
     import probe
-    from probe.commands.render._args import DEFAULT_IMAGE_METHODS, DEFAULT_TEXT_METHODS
+    from probe.capture import adapter_for
+    from probe.commands.render._args import (
+        DEFAULT_IMAGE_METHODS,
+        DEFAULT_TEXT_METHODS,
+        DEFAULT_WINDOWED_METHODS,
+    )
 
     gates = None if captures else "gates"  # CNNs: the gate methods join the list
     available = probe.list_methods(modality, needs=gates)  # type: ignore[arg-type]
@@ -231,6 +237,8 @@ def curve_methods(model: Any, modality: str, asked: Sequence[str], *, captures: 
                     f"unknown {words.method} {m!r} for {modality} models: use {list(available)}")
         return list(dict.fromkeys(asked))
     default = DEFAULT_IMAGE_METHODS if modality == "vision" else DEFAULT_TEXT_METHODS
+    if getattr(adapter_for(model), "windowed", False):  # Swin: gradients, GradCAM, random
+        default = DEFAULT_WINDOWED_METHODS
     if gates is not None and modality != "vision":  # nothing to read attention from
         raise ProbeError(
             f"probe cannot capture attention from this {modality} model ({type(model).__name__}"

@@ -29,6 +29,8 @@ __all__ = [
     "eval_cnn_faithfulness",
     "eval_cnn_gates",
     "is_cnn",
+    "is_windowed",
+    "SWIN_METHODS",
 ]
 
 CNN_METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -61,10 +63,30 @@ def is_cnn(model: Any) -> bool:
     return hasattr(adapter_for(model), "feature_layer")
 
 
-def default_methods(model: nn.Module) -> tuple[tuple[str, dict[str, Any]], ...]:
-    """:data:`CNN_METHODS` for models with CBAM spatial gates, else GradCAM, IG and random."""
+SWIN_METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("gradcam", {}),
+    ("ig", {"n_steps": 16}),
+    ("saliency", {}),
+    ("random", {}),
+)
+"""``(method, options)`` evaluated by default on windowed-attention models (Swin)."""
+
+
+def is_windowed(model: Any) -> bool:
+    """Whether ``model`` has windowed attention (Swin): scored on its stage-0 patch grid, with
+    no attention over the whole image to read."""
     from probe.capture import adapter_for
 
+    return bool(getattr(adapter_for(model), "windowed", False))
+
+
+def default_methods(model: nn.Module) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """:data:`CNN_METHODS` for models with CBAM spatial gates, else GradCAM, IG and random;
+    :data:`SWIN_METHODS` for windowed-attention models."""
+    from probe.capture import adapter_for
+
+    if is_windowed(model):
+        return SWIN_METHODS
     find = getattr(adapter_for(model), "find_gates", None)  # a CNN probe has no gate finder for
     sites = find()[0] if find is not None else []
     if any(s.kind == "spatial" for s in sites):
@@ -99,6 +121,7 @@ def eval_cnn_faithfulness(
     """
     from probe.attribution._registry import attribute
     from probe.capture import adapter_for
+    from probe.evaluation._distributed import gather, gather_list, shard
     from probe.evaluation._faithfulness import faithfulness
     from probe.evaluation._geometry import mass_on_object, object_patch_mask, pointing_game
     from probe.evaluation.tasks._common import EVAL_IMAGE_SEED
@@ -114,7 +137,9 @@ def eval_cnn_faithfulness(
     correct, chance = 0, []
     grid: tuple[int, int] | None = None
     started = time.perf_counter()
-    for number, start in enumerate(range(0, n, batch_size)):
+    # under accelerate launch / torchrun each process takes a block of batches (seeds per
+    # batch number, not per process), gathered below
+    for number, start in shard(list(enumerate(range(0, n, batch_size)))):
         images = data.images[start : start + batch_size]
         masks = data.masks[start : start + batch_size]
         predicted = adapter.predicted_class(adapter.prepare(images))  # on the CPU
@@ -139,6 +164,9 @@ def eval_cnn_faithfulness(
             deletion, insertion = table.curves[label]
             entry["deletion"] += deletion.auc.tolist()
             entry["insertion"] += insertion.auc.tolist()
+    merged = gather({"per": per, "seconds": seconds, "correct": correct, "chance": chance})
+    per, seconds, correct, chance = (merged[k] for k in ("per", "seconds", "correct", "chance"))
+    grid = next((g for g in gather_list(grid) if g is not None), None)
     results: dict[str, Any] = {}
     for label, entry in per.items():
         row: dict[str, Any] = {}

@@ -58,6 +58,8 @@ DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "
 DEFAULT_IMAGE_METHODS = (
     "attention", "rollout", "relevance", "ig", "saliency", "gradcam", "random",
 )
+#: windowed-attention models (Swin): no attention over the whole image to read
+DEFAULT_WINDOWED_METHODS = ("ig", "saliency", "gradcam", "random")
 
 #: Views whose output does not depend on a target: ``--pair`` would be silently ignored.
 PAIR_IGNORED_VIEWS = ("heads", "head", "links", "coref", "rollout", "detr")
