@@ -132,6 +132,36 @@ def show(
                  window=window, layer=layer, queries=queries, threshold=threshold,
                  detections=detections, stage=stage)
     _check_options(view, {k for k, v in given.items() if v is not None})
+    try:
+        return _view(source, view, inputs, tokenizer, methods, target, word, layers, heads,
+                     window, faithfulness, layer, queries, threshold, detections, stage,
+                     **options)
+    except H.BudgetError as exc:  # named as this call spells the options
+        raise exc.reworded(_BUDGET_HINTS[view], "max_values=") from None
+
+
+# how to select less in each view of probe.show, for its size-budget refusals
+_TOKEN_WINDOW = ("select fewer layers or heads (layers=, heads=), a token window "
+                 "(window=(start, stop))")
+_BUDGET_HINTS = {
+    "heads": _TOKEN_WINDOW, "model": _TOKEN_WINDOW,
+    "cross": "select fewer layers or heads (layers=, heads=)",
+    "image": "select fewer layers or heads (layers=, heads=)",
+    "alignment": "a shorter source text or generation",
+    "detr": "embed fewer decoder layers or heads (layers=, heads=), a smaller image",
+    "window": "embed fewer blocks (layers=[...]), a smaller image",
+    "gates": "show one stage's blocks (stage=S), a smaller image",
+    "coref": "fewer words (word=)", "tokens": "a shorter text", "curves": "a shorter text",
+}
+
+
+def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, target: Any,
+          word: Any, layers: Any, heads: Any, window: Any, faithfulness: bool, layer: Any,
+          queries: Any, threshold: Any, detections: Any, stage: Any,
+          **options: Any) -> HtmlView:
+    """:func:`show` once its options are checked."""
+    from probe.viewers import html as H
+
     if view == "detr":
         return _detr(source, inputs, tokenizer, layers, heads, layer, queries, threshold,
                      detections, **options)
