@@ -282,23 +282,62 @@ def deletion_insertion(model: Any, inputs: Any, attrs: Mapping[str, Any], *, tar
 
 
 def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]], *,
-                image: Any = None, image_size: tuple[int, int] | None = None,
+                model: Any = None, pixels: Any = None, image: Any = None,
+                image_size: tuple[int, int] | None = None,
                 keep: Sequence[int] | None = None, tokens: Sequence[str] | None = None,
-                model_name: str | None = None, **options: Any) -> HtmlView:
-    """Both curves of every method, with the units each method ranked: the image's patches
-    (``image``, item 0) or the text's ``tokens`` at positions ``keep`` (item 0)."""
+                model_name: str | None = None, batch_index: int = 0,
+                **options: Any) -> HtmlView:
+    """Both curves of every method of batch item ``batch_index``, with the units each method
+    ranked: the image's patches or the text's ``tokens`` at positions ``keep``.
+
+    Images: with ``model`` and its input ``pixels [batch, C, H, W]`` the page shows what the
+    model saw at each step: the input and the all-removed input the curves built
+    (:func:`probe.perturbed_input`, default baseline), both min-max scaled per channel with
+    the input's range (as the image view shows an input); with ``image`` (your picture) the
+    replaced patches are greyed instead.
+    """
     from probe.viewers.html import curves_view_html
 
-    deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
-    insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
-    if image is not None:
-        scores = {m: a.scores[0] for m, a in attrs.items()}
+    first = next(iter(curves.values()))[0]
+    n = int(first.values.shape[0])
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
+            not 0 <= batch_index < n:
+        raise ProbeError(f"item must be a batch index in 0..{n - 1}, got {batch_index!r}")
+    b = batch_index
+    deletion = {m: (c[0].fractions, c[0].values[b]) for m, c in curves.items()}
+    insertion = {m: (c[1].fractions, c[1].values[b]) for m, c in curves.items()}
+    if image is not None or pixels is not None:
+        scores = {m: a.scores[b] for m, a in attrs.items()}
         grid = attrs[next(iter(attrs))].grid
+        baseline = None
+        if image is None:
+            image, baseline = _model_saw(model, pixels, attrs, int(first.fractions.numel()) - 1,
+                                         b)
         return curves_view_html(deletion, insertion, scores, image=image, grid=grid,
-                                image_size=image_size, model_name=model_name, **options)
-    scores = {m: a.scores[0, list(keep or ())] for m, a in attrs.items()}
+                                baseline=baseline, image_size=image_size,
+                                model_name=model_name, **options)
+    scores = {m: a.scores[b, list(keep or ())] for m, a in attrs.items()}
     return curves_view_html(deletion, insertion, scores, tokens=tokens, model_name=model_name,
                             **options)
+
+
+def _model_saw(model: Any, pixels: Any, attrs: Mapping[str, Any], steps: int,
+               item: int) -> tuple[Any, Any]:
+    """Item ``item``'s input ``[H, W, 3]`` and its all-removed input (last deletion step, as
+    the curves built it), each channel scaled by the input's own min-max; the baseline
+    clipped to ``0..1`` (a tensor baseline may leave the input's range)."""
+    import numpy as np
+
+    import probe
+
+    full = probe.perturbed_input(model, pixels, next(iter(attrs.values())), steps,
+                                 kind="deletion", steps=steps)
+    x = pixels[item].detach().cpu().double().numpy().transpose(1, 2, 0)
+    base = full[item].detach().cpu().double().numpy().transpose(1, 2, 0)
+    lo = x.min(axis=(0, 1), keepdims=True)
+    span = np.where(x.max(axis=(0, 1), keepdims=True) > lo,
+                    x.max(axis=(0, 1), keepdims=True) - lo, 1.0)
+    return (x - lo) / span, np.clip((base - lo) / span, 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- gates

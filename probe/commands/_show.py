@@ -383,7 +383,6 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
         curves_page,
         deletion_insertion,
     )
-    from probe.viewers.html import trace_image
 
     adapter = adapter_for(model)
     modality = adapter.modality
@@ -403,20 +402,10 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
     attrs = compute_attributions(model, inputs, chosen, tokenizer=tokenizer, target=target,
                                  trace=trace)
     curves = deletion_insertion(model, inputs, attrs, target=target, tokenizer=tokenizer)
-    if modality == "vision":
-        image = options.pop("image", None)
-        if image is None:  # the model input, min-max scaled (as the image view shows it)
-            image = trace_image(trace if trace is not None else _Pixels(inputs))
-        return curves_page(attrs, curves, image=image, **options)
+    if modality == "vision":  # what the model saw at each step (image=: greyed on yours)
+        return curves_page(attrs, curves, model=model, pixels=inputs, **options)
     keep, tokens = _content(trace)
     return curves_page(attrs, curves, keep=keep, tokens=tokens, **options)
-
-
-class _Pixels:
-    """What :func:`probe.viewers.html.trace_image` reads of a trace: the pixels."""
-
-    def __init__(self, pixel_values: Any) -> None:
-        self.pixel_values = pixel_values
 
 
 def _gates(model: Any, inputs: Any, stage: int | None, **options: Any) -> HtmlView:

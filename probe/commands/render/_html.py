@@ -210,8 +210,8 @@ def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
     attrs = _compute_all(s, methods)
     curves = _curves_for(s, attrs)
     if s.modality == "vision":
-        page = curves_page(attrs, curves, image=s.display, image_size=s.display_size,
-                           model_name=s.model_name)
+        page = curves_page(attrs, curves, model=s.model, pixels=s.inputs,  # what it saw
+                           image_size=s.display_size, model_name=s.model_name)
     else:
         page = curves_page(attrs, curves, keep=s.content_positions(),
                            tokens=s.content_tokens(), model_name=s.model_name)
