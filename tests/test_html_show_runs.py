@@ -143,7 +143,7 @@ def test_detr_needs_a_detector_or_the_predictions(vit):
     model, pixels = vit
     with pytest.raises(ProbeError, match=r"needs a DETR object detector.*vit-shapes is not one"):
         probe.show(model, "detr", pixels)
-    with pytest.raises(ProbeError, match=r"pass detections=\(boxes, classes, scores\)"):
+    with pytest.raises(ProbeError, match=r"needs a trace of a DETR detector"):
         probe.show(probe.trace(model, pixels), "detr")
 
 

@@ -302,7 +302,7 @@ def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]],
     n = int(first.values.shape[0])
     if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
             not 0 <= batch_index < n:
-        raise ProbeError(f"item must be a batch index in 0..{n - 1}, got {batch_index!r}")
+        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
     b = batch_index
     deletion = {m: (c[0].fractions, c[0].values[b]) for m, c in curves.items()}
     insertion = {m: (c[1].fractions, c[1].values[b]) for m, c in curves.items()}
@@ -343,10 +343,12 @@ def _model_saw(model: Any, pixels: Any, attrs: Mapping[str, Any], steps: int,
 # ----------------------------------------------------------------------------- gates
 def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, image: Any = None,
                image_size: tuple[int, int] | None = None, model_name: str | None = None,
-               words: Wording = CLI, **options: Any) -> tuple[HtmlView, int | None]:
+               batch_index: int = 0, words: Wording = CLI,
+               **options: Any) -> tuple[HtmlView, int | None]:
     """Every gate block with a map (spatial, context) or attention between positions
     (non-local, bilinear with the groups averaged) of every stage, or of ``stage``; GradCAM
-    of the last stage beside, each attention block opened on the position under its peak.
+    of the last stage beside, each attention block opened on the position under its peak;
+    all of batch item ``batch_index``.
 
     Returns:
         The page and the stage shown (``None``: all).
@@ -356,21 +358,26 @@ def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, im
     from probe.viewers.html import gates_view_html, trace_image
 
     gt = probe.trace_gates(model, pixels)
+    n = int(pixels.shape[0])
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
+            not 0 <= batch_index < n:
+        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+    b = batch_index
     try:
         picked = resolve_stage(gt.stages, stage)
     except ProbeError as exc:
         raise ProbeError(f"{words.stage} picks a stage in the gates view: {exc}") from None
-    cam = probe.attribute(model, pixels, "gradcam").as_grid()[0]
+    cam = probe.attribute(model, pixels, "gradcam").as_grid()[b]
     peak = divmod(int(cam.flatten().argmax()), int(cam.shape[1]))
     blocks: dict[str, dict[str, Any]] = {}
     for g in gt.gates:
         if picked is not None and g.stage != picked:
             continue
         if g.kind in ("spatial", "context"):
-            values = g.values[0]
+            values = g.values[b]
         elif g.kind in ("nonlocal", "bilinear"):
             rows, cols = g.feature_size
-            att = g.values[0] if g.kind == "nonlocal" else g.values[0].float().mean(0)
+            att = g.values[b] if g.kind == "nonlocal" else g.values[b].float().mean(0)
             values = att.reshape(rows, cols, rows, cols)
         else:
             continue
@@ -386,7 +393,7 @@ def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, im
             f"{', '.join(gt.kinds)}): the HTML gates view shows spatial and context maps and "
             f"non-local attention; use {words.static} for channel and branch gates"
         )
-    page = gates_view_html(trace_image(gt) if image is None else image, blocks, cam=cam,
+    page = gates_view_html(trace_image(gt, b) if image is None else image, blocks, cam=cam,
                            cam_label="GradCAM (last stage)", image_size=image_size,
                            model_name=name, **options)
     return page, picked
