@@ -105,6 +105,7 @@ _LAZY: dict[str, str] = {
     "AgreementTable": "probe.evaluation._agreement",
     "deletion_curve": "probe.evaluation._curves",
     "insertion_curve": "probe.evaluation._curves",
+    "perturbed_input": "probe.evaluation._curves",
     "Curve": "probe.evaluation._curves",
     "curve_auc": "probe.evaluation._curves_math",
     "faithfulness": "probe.evaluation._faithfulness",

@@ -270,3 +270,22 @@ def test_unusable_json_path_fails_before_any_part_runs(tmp_path, monkeypatch) ->
         with pytest.raises(ProbeError, match="folder"):
             run_bench(BenchArgs(json=str(bad), device="cpu", quiet=True, parts=("fake",)))
     assert ran == []
+
+
+def test_html_part_quick_reports_a_row_per_view(monkeypatch) -> None:
+    """``--part html --quick`` builds every view's page (the attention views, image, detr,
+    curves, gates, window) and reports its size and build time side by side; run without the
+    browser here (the time to interactive is then ``None``, as the part reports it)."""
+    import probe.commands.bench._html as bench_html_module
+
+    monkeypatch.setattr(bench_html_module, "_browser", lambda: None)
+    result = PARTS["html"].run(BenchSettings(repeats=1, quick=True), None, None)
+    views = [r["view"].split()[0] for r in result["cases"]]
+    assert views == ["model", "heads", "image", "detr", "curves", "gates", "window"]
+    for row in result["cases"]:
+        assert "refused" not in row, row
+        assert _positive_finite(row["size_mb"]) and row["build_s"] >= 0
+        assert row["interactive_s"] is None
+    assert result["browser"] is False
+    table = to_markdown({"html": result})
+    assert all(r["view"] in table for r in result["cases"])

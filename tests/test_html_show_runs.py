@@ -41,8 +41,8 @@ def _cli_page(view: str, **args):
 def _same_as_cli(view: str, session, page, **kwargs) -> dict:
     """``probe.show`` of the session's model and image: the CLI page's data exactly (all of
     it: arrays, labels, title, image); returns it."""
-    shown = probe.show(session.model, view, session.pixel_values, image=session.display,
-                       **kwargs)
+    kwargs.setdefault("image", session.display)
+    shown = probe.show(session.model, view, session.pixel_values, **kwargs)
     assert shown.view == view
     data = _data_block(shown.html)
     assert data == _data_block(page.html)
@@ -143,7 +143,7 @@ def test_detr_needs_a_detector_or_the_predictions(vit):
     model, pixels = vit
     with pytest.raises(ProbeError, match=r"needs a DETR object detector.*vit-shapes is not one"):
         probe.show(model, "detr", pixels)
-    with pytest.raises(ProbeError, match=r"pass detections=\(boxes, classes, scores\)"):
+    with pytest.raises(ProbeError, match=r"needs a trace of a DETR detector"):
         probe.show(probe.trace(model, pixels), "detr")
 
 
@@ -160,7 +160,8 @@ def test_image_curves_from_python_embed_what_the_cli_page_embeds():
     """The CLI's default methods (random included) on the same image: the same curves, ranks
     and image."""
     s, page = _cli_page("curves", model="vit-shapes", seed=3)
-    data = _same_as_cli("curves", s, page)
+    # both draw what the model saw (no display image), at the file's proportions
+    data = _same_as_cli("curves", s, page, image=None, image_size=s.display_size)
     assert data["methods"] == ["attention", "rollout", "relevance", "ig", "saliency", "gradcam",
                                "random"]
 

@@ -290,32 +290,73 @@ def deletion_insertion(model: Any, inputs: Any, attrs: Mapping[str, Any], *, tar
 
 
 def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]], *,
-                image: Any = None, image_size: tuple[int, int] | None = None,
+                model: Any = None, pixels: Any = None, image: Any = None,
+                image_size: tuple[int, int] | None = None,
                 keep: Sequence[int] | None = None, tokens: Sequence[str] | None = None,
-                model_name: str | None = None, **options: Any) -> HtmlView:
-    """Both curves of every method, with the units each method ranked: the image's patches
-    (``image``, item 0) or the text's ``tokens`` at positions ``keep`` (item 0)."""
+                model_name: str | None = None, batch_index: int = 0,
+                **options: Any) -> HtmlView:
+    """Both curves of every method of batch item ``batch_index``, with the units each method
+    ranked: the image's patches or the text's ``tokens`` at positions ``keep``.
+
+    Images: with ``model`` and its input ``pixels [batch, C, H, W]`` the page shows what the
+    model saw at each step: the input and the all-removed input the curves built
+    (:func:`probe.perturbed_input`, default baseline), both min-max scaled per channel with
+    the input's range (as the image view shows an input); with ``image`` (your picture) the
+    replaced patches are greyed instead.
+    """
     from probe.viewers.html import curves_view_html
 
-    deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
-    insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
-    if image is not None:
-        scores = {m: a.scores[0] for m, a in attrs.items()}
+    first = next(iter(curves.values()))[0]
+    n = int(first.values.shape[0])
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
+            not 0 <= batch_index < n:
+        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+    b = batch_index
+    deletion = {m: (c[0].fractions, c[0].values[b]) for m, c in curves.items()}
+    insertion = {m: (c[1].fractions, c[1].values[b]) for m, c in curves.items()}
+    if image is not None or pixels is not None:
+        scores = {m: a.scores[b] for m, a in attrs.items()}
         grid = attrs[next(iter(attrs))].grid
+        baseline = None
+        if image is None:
+            image, baseline = _model_saw(model, pixels, attrs, int(first.fractions.numel()) - 1,
+                                         b)
         return curves_view_html(deletion, insertion, scores, image=image, grid=grid,
-                                image_size=image_size, model_name=model_name, **options)
-    scores = {m: a.scores[0, list(keep or ())] for m, a in attrs.items()}
+                                baseline=baseline, image_size=image_size,
+                                model_name=model_name, **options)
+    scores = {m: a.scores[b, list(keep or ())] for m, a in attrs.items()}
     return curves_view_html(deletion, insertion, scores, tokens=tokens, model_name=model_name,
                             **options)
+
+
+def _model_saw(model: Any, pixels: Any, attrs: Mapping[str, Any], steps: int,
+               item: int) -> tuple[Any, Any]:
+    """Item ``item``'s input ``[H, W, 3]`` and its all-removed input (last deletion step, as
+    the curves built it), each channel scaled by the input's own min-max; the baseline
+    clipped to ``0..1`` (a tensor baseline may leave the input's range)."""
+    import numpy as np
+
+    import probe
+
+    full = probe.perturbed_input(model, pixels, next(iter(attrs.values())), steps,
+                                 kind="deletion", steps=steps)
+    x = pixels[item].detach().cpu().double().numpy().transpose(1, 2, 0)
+    base = full[item].detach().cpu().double().numpy().transpose(1, 2, 0)
+    lo = x.min(axis=(0, 1), keepdims=True)
+    span = np.where(x.max(axis=(0, 1), keepdims=True) > lo,
+                    x.max(axis=(0, 1), keepdims=True) - lo, 1.0)
+    return (x - lo) / span, np.clip((base - lo) / span, 0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- gates
 def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, image: Any = None,
                image_size: tuple[int, int] | None = None, model_name: str | None = None,
-               words: Wording = CLI, **options: Any) -> tuple[HtmlView, int | None]:
+               batch_index: int = 0, words: Wording = CLI,
+               **options: Any) -> tuple[HtmlView, int | None]:
     """Every gate block with a map (spatial, context) or attention between positions
     (non-local, bilinear with the groups averaged) of every stage, or of ``stage``; GradCAM
-    of the last stage beside, each attention block opened on the position under its peak.
+    of the last stage beside, each attention block opened on the position under its peak;
+    all of batch item ``batch_index``.
 
     Returns:
         The page and the stage shown (``None``: all).
@@ -325,21 +366,26 @@ def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, im
     from probe.viewers.html import gates_view_html, trace_image
 
     gt = probe.trace_gates(model, pixels)
+    n = int(pixels.shape[0])
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
+            not 0 <= batch_index < n:
+        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+    b = batch_index
     try:
         picked = resolve_stage(gt.stages, stage)
     except ProbeError as exc:
         raise ProbeError(f"{words.stage} picks a stage in the gates view: {exc}") from None
-    cam = probe.attribute(model, pixels, "gradcam").as_grid()[0]
+    cam = probe.attribute(model, pixels, "gradcam").as_grid()[b]
     peak = divmod(int(cam.flatten().argmax()), int(cam.shape[1]))
     blocks: dict[str, dict[str, Any]] = {}
     for g in gt.gates:
         if picked is not None and g.stage != picked:
             continue
         if g.kind in ("spatial", "context"):
-            values = g.values[0]
+            values = g.values[b]
         elif g.kind in ("nonlocal", "bilinear"):
             rows, cols = g.feature_size
-            att = g.values[0] if g.kind == "nonlocal" else g.values[0].float().mean(0)
+            att = g.values[b] if g.kind == "nonlocal" else g.values[b].float().mean(0)
             values = att.reshape(rows, cols, rows, cols)
         else:
             continue
@@ -355,7 +401,7 @@ def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, im
             f"{', '.join(gt.kinds)}): the HTML gates view shows spatial and context maps and "
             f"non-local attention; use {words.static} for channel and branch gates"
         )
-    page = gates_view_html(trace_image(gt) if image is None else image, blocks, cam=cam,
+    page = gates_view_html(trace_image(gt, b) if image is None else image, blocks, cam=cam,
                            cam_label="GradCAM (last stage)", image_size=image_size,
                            model_name=name, **options)
     return page, picked

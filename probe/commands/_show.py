@@ -6,7 +6,8 @@ builds them."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
@@ -28,12 +29,12 @@ _MAX_COREF_WORDS = 40
 # the options each of these views reads: any other is refused; the views not listed refuse
 # only these views' own options (they ignore the other shared ones, as they always did)
 _OWN_OPTIONS = {
-    "detr": {"layers", "heads", "layer", "queries", "threshold", "detections"},
+    "detr": {"layers", "heads", "layer", "queries", "threshold", "detections", "class_names"},
     "curves": {"methods", "target"},
     "gates": {"stage"},
     "window": {"layers", "layer"},
 }
-_NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "stage"}
+_NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "class_names", "stage"}
 
 
 def _check_options(view: str, given: set[str]) -> None:
@@ -69,6 +70,7 @@ def show(
     queries: Sequence[int] | None = None,
     threshold: float | None = None,
     detections: tuple[Any, Sequence[str], Sequence[float]] | None = None,
+    class_names: Sequence[str] | Mapping[int, str] | None = None,
     stage: int | None = None,
     **options: Any,
 ) -> HtmlView:
@@ -110,12 +112,18 @@ def show(
             scoring at least ``threshold`` (default 0.5), best first, at most 6 (the best 3
             when none does).
         detections: detr from a trace: ``(boxes [query, 4], class names [query], scores
-            [query])`` of batch item ``batch_index`` (with the model they are its own).
+            [query])`` of batch item ``batch_index``; default the trace's own predictions
+            (``detr_predictions`` of its output's ``logits`` and ``pred_boxes``; with the
+            model they are its own).
+        class_names: detr from a trace without ``detections``: the detector's class names,
+            a list by class index or ``model.config.id2label`` (default ``class i``: a trace
+            does not hold the detector's config).
         stage: gates: show only this stage's blocks (``--layer S``; default every stage).
         **options: passed to the view function in ``probe.viewers.html`` (detr, curves,
             gates: ``image=`` the picture to draw on, default the model input min-max scaled,
             ``image_size=``, ``title=``, ...); ``batch_index=`` picks the batch item of the
-            heads, model, cross, coref and detr views (default 0; curves and gates show item 0).
+            heads, model, cross, coref, image, detr, curves, gates and window views (default
+            0).
 
     Returns:
         An :class:`~probe.viewers.html.HtmlView` (displays itself in Jupyter; ``.save(path)``).
@@ -130,11 +138,41 @@ def show(
         raise ProbeError(f"unknown view {view!r}: use one of {', '.join(SHOW_VIEWS)}")
     given = dict(methods=methods, target=target, word=word, layers=layers, heads=heads,
                  window=window, layer=layer, queries=queries, threshold=threshold,
-                 detections=detections, stage=stage)
+                 detections=detections, class_names=class_names, stage=stage)
     _check_options(view, {k for k, v in given.items() if v is not None})
+    try:
+        return _view(source, view, inputs, tokenizer, methods, target, word, layers, heads,
+                     window, faithfulness, layer, queries, threshold,
+                     (detections, class_names), stage, **options)
+    except H.BudgetError as exc:  # named as this call spells the options
+        raise exc.reworded(_BUDGET_HINTS[view], "max_values=") from None
+
+
+# how to select less in each view of probe.show, for its size-budget refusals
+_TOKEN_WINDOW = ("select fewer layers or heads (layers=, heads=), a token window "
+                 "(window=(start, stop))")
+_BUDGET_HINTS = {
+    "heads": _TOKEN_WINDOW, "model": _TOKEN_WINDOW,
+    "cross": "select fewer layers or heads (layers=, heads=)",
+    "image": "select fewer layers or heads (layers=, heads=)",
+    "alignment": "a shorter source text or generation",
+    "detr": "embed fewer decoder layers or heads (layers=, heads=), a smaller image",
+    "window": "embed fewer blocks (layers=[...]), a smaller image",
+    "gates": "show one stage's blocks (stage=S), a smaller image",
+    "coref": "fewer words (word=)", "tokens": "a shorter text", "curves": "a shorter text",
+}
+
+
+def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, target: Any,
+          word: Any, layers: Any, heads: Any, window: Any, faithfulness: bool, layer: Any,
+          queries: Any, threshold: Any, detections: Any, stage: Any,
+          **options: Any) -> HtmlView:
+    """:func:`show` once its options are checked."""
+    from probe.viewers import html as H
+
     if view == "detr":
         return _detr(source, inputs, tokenizer, layers, heads, layer, queries, threshold,
-                     detections, **options)
+                     *detections, **options)
     if view in ("curves", "gates"):
         if _is_trace(source):
             raise ProbeError(f"the {view} view runs the model: pass the model and inputs "
@@ -257,9 +295,10 @@ def _tokens(model: Any, tokenizer: Any, inputs: Any, trace: Any, methods: Any, t
 
     if trace.tokens is None:
         raise ProbeError("the tokens view is for text models; use view='image' for images")
+    b = _item(options.pop("batch_index", 0), len(trace.tokens))
     attrs = _attributions(model, inputs, tokenizer, trace, _methods(methods, "text"), target)
-    keep, tokens = _content(trace)
-    scores = {m: a.scores[0, keep] for m, a in attrs.items()}
+    keep, tokens = _content(trace, b)
+    scores = {m: a.scores[b, keep] for m, a in attrs.items()}
     signed = {m: bool(a.signed) for m, a in attrs.items()}
     return token_view_html(tokens, scores, signed=signed, model_name=trace.model_name, **options)
 
@@ -271,12 +310,17 @@ def _image(model: Any, inputs: Any, trace: Any, methods: Any, target: Any, faith
 
     if trace.grid is None:
         raise ProbeError("the image view is for vision models; use view='tokens' for text")
+    n = int(trace.batch_size)
+    b = _item(options.pop("batch_index", 0), n)
     attrs = _attributions(model, inputs, None, trace, _methods(methods, "vision"), target)
-    maps = {m: a.as_grid()[0] for m, a in attrs.items()}
-    table = probe.compare(list(attrs.values()), metric="spearman", mask=trace)
+    maps = {m: a.as_grid()[b] for m, a in attrs.items()}
+    one = [a if n == 1 else dataclasses.replace(a, scores=a.scores[b:b + 1])
+           for a in attrs.values()]  # item b's maps: its agreement and faithfulness
+    table = probe.compare(one, metric="spearman", mask=trace if n == 1 else None)
     scores = None
     if faith:
-        ft = probe.faithfulness(model, inputs, list(attrs.values()), target=target, n_random=1)
+        x, tgt = (inputs, target) if n == 1 else (inputs[b:b + 1], _item_target(target, b))
+        ft = probe.faithfulness(model, x, one, target=tgt, n_random=1)
         scores = {
             m: {"deletion AUC \u2193": float(ft.deletion_auc[i]),
                 "insertion AUC \u2191": float(ft.insertion_auc[i]),
@@ -286,28 +330,47 @@ def _image(model: Any, inputs: Any, trace: Any, methods: Any, target: Any, faith
         }
     return patches_html(trace, maps=maps, agreement=table.values.numpy(),
                         methods=list(table.methods), faithfulness=scores, layers=layers,
-                        heads=heads, **options)
+                        heads=heads, batch_index=b, **options)
 
 
-def _content(trace: Any) -> tuple[list[int], list[str]]:
-    """Positions and display labels of the real, non-special tokens of batch item 0."""
-    keep = trace.attention_mask[0] & ~trace.special_tokens_mask[0]
+def _item(batch_index: Any, n: int) -> int:
+    """``batch_index`` checked against a batch of ``n``."""
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
+            not 0 <= batch_index < n:
+        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+    return batch_index
+
+
+def _item_target(target: Any, b: int) -> Any:
+    """A per-item target (``Tensor [batch]``) cut to item ``b``; others as they are."""
+    import torch
+
+    if isinstance(target, torch.Tensor) and target.dim() > 0:
+        return target[b:b + 1]
+    return target
+
+
+def _content(trace: Any, b: int = 0) -> tuple[list[int], list[str]]:
+    """Positions and display labels of the real, non-special tokens of batch item ``b``."""
+    keep = trace.attention_mask[b] & ~trace.special_tokens_mask[b]
     positions = [i for i, k in enumerate(keep.tolist()) if k]
-    return positions, [trace.labels[0][i] for i in positions]
+    return positions, [trace.labels[b][i] for i in positions]
 
 
 # ----------------------------------------------------------------------------- the views of
 # probe render detr / curves / gates --format html (built by probe.commands._pages)
 def _detr(source: Any, inputs: Any, tokenizer: Any, layers: Any, heads: Any, layer: Any,
-          queries: Any, threshold: Any, found: Any, batch_index: int = 0,
+          queries: Any, threshold: Any, found: Any, names: Any, batch_index: int = 0,
           **options: Any) -> HtmlView:
     from probe.commands._pages import PYTHON, SCORE_THRESHOLD, detections, detr_page, select_cross
 
     if _is_trace(source):
         trace = source
         if found is None:
-            raise ProbeError("the detr view of a trace needs the predictions: pass detections=("
-                             "boxes, classes, scores), or show the model and its image instead")
+            found = _trace_detections(trace, batch_index, names)
+        elif names is not None:
+            raise ProbeError("class_names= names the trace's own predictions; detections= "
+                             "carry their class names: drop class_names=")
         boxes, classes, scores = found
     else:
         import probe
@@ -316,9 +379,10 @@ def _detr(source: Any, inputs: Any, tokenizer: Any, layers: Any, heads: Any, lay
         model, _ = _unpack(source, tokenizer)
         if inputs is None:
             raise ProbeError("pass inputs= (the image) when showing a model")
-        if found is not None:
-            raise ProbeError("detections= goes with a trace; with the model its own predictions "
-                             "are shown: drop detections=")
+        if found is not None or names is not None:
+            flag = "detections=" if found is not None else "class_names="
+            raise ProbeError(f"{flag} goes with a trace; with the model its own predictions "
+                             f"and class names are shown: drop {flag}")
         adapter = adapter_for(model)
         if not hasattr(adapter, "detection_outputs"):
             raise ProbeError(
@@ -340,6 +404,45 @@ def _detr(source: Any, inputs: Any, tokenizer: Any, layers: Any, heads: Any, lay
     return page
 
 
+def _trace_detections(trace: Any, batch_index: Any,
+                      names: Any) -> tuple[Any, list[str], list[float]]:
+    """Item ``batch_index``'s predictions from a DETR trace's own output (``logits``,
+    ``pred_boxes``), each class named by ``names`` (a list, or ``{index: name}``)."""
+    from probe.analysis._detr import detr_predictions
+
+    cross = getattr(trace, "cross", None)
+    if cross is None or getattr(cross, "attentions", None) is None or trace.grid is None:
+        raise ProbeError("the detr view needs a trace of a DETR detector (DetrForObjectDetection)"
+                         " with its cross-attention (not stream=True)")
+    out = trace.output
+    logits, boxes = getattr(out, "logits", None), getattr(out, "pred_boxes", None)
+    if logits is None or boxes is None:
+        raise ProbeError(
+            "this trace's output holds no detections (logits and pred_boxes of a "
+            "DetrForObjectDetection): pass detections=(boxes, classes, scores), or show the "
+            "model and its image")
+    n = int(logits.shape[0])
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
+            not 0 <= batch_index < n:
+        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+    k = int(logits.shape[-1]) - 1  # the last class is "no object"
+    if names is None:
+        table = [f"class {i}" for i in range(k)]
+    elif isinstance(names, Mapping):
+        table = [str(names.get(i, names.get(str(i), f"class {i}")))  # type: ignore[call-overload]
+                 for i in range(k)]
+    elif isinstance(names, Sequence) and not isinstance(names, str) and len(names) == k:
+        table = [str(v) for v in names]
+    else:
+        got = (f"{len(names)} names" if isinstance(names, Sequence) and not
+               isinstance(names, str) else repr(names))
+        raise ProbeError(f"class_names must name the detector's {k} classes (a list by index "
+                         f"or model.config.id2label), got {got}")
+    classes, scores, pred = detr_predictions(logits.detach().cpu(), boxes.detach().cpu())
+    return (pred[batch_index], [table[int(c)] for c in classes[batch_index]],
+            scores[batch_index].tolist())
+
+
 def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
             **options: Any) -> HtmlView:
     import probe
@@ -353,7 +456,6 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
         curves_page,
         deletion_insertion,
     )
-    from probe.viewers.html import trace_image
 
     adapter = adapter_for(model)
     modality = adapter.modality
@@ -373,20 +475,10 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
     attrs = compute_attributions(model, inputs, chosen, tokenizer=tokenizer, target=target,
                                  trace=trace)
     curves = deletion_insertion(model, inputs, attrs, target=target, tokenizer=tokenizer)
-    if modality == "vision":
-        image = options.pop("image", None)
-        if image is None:  # the model input, min-max scaled (as the image view shows it)
-            image = trace_image(trace if trace is not None else _Pixels(inputs))
-        return curves_page(attrs, curves, image=image, **options)
-    keep, tokens = _content(trace)
+    if modality == "vision":  # what the model saw at each step (image=: greyed on yours)
+        return curves_page(attrs, curves, model=model, pixels=inputs, **options)
+    keep, tokens = _content(trace, _item(options.get("batch_index", 0), len(trace.labels)))
     return curves_page(attrs, curves, keep=keep, tokens=tokens, **options)
-
-
-class _Pixels:
-    """What :func:`probe.viewers.html.trace_image` reads of a trace: the pixels."""
-
-    def __init__(self, pixel_values: Any) -> None:
-        self.pixel_values = pixel_values
 
 
 def _gates(model: Any, inputs: Any, stage: int | None, **options: Any) -> HtmlView:

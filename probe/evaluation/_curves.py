@@ -27,13 +27,15 @@ from probe.evaluation._perturb import (
     _eval_mode,
     _Problem,
     _problem,
+    _text_problem,
+    _vision_problem,
 )
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["Curve", "CurveKind", "deletion_curve", "insertion_curve"]
+__all__ = ["Curve", "CurveKind", "deletion_curve", "insertion_curve", "perturbed_input"]
 
 CurveKind = Literal["deletion", "insertion"]
 
@@ -267,6 +269,51 @@ def insertion_curve(
         A :class:`Curve` with ``values [batch, steps + 1]`` and ``auc [batch]``.
     """
     return _one_curve("insertion", model, inputs, scores, steps, grid, **_settings(locals()))
+
+
+def perturbed_input(
+    model: nn.Module,
+    inputs: Any,
+    scores: Scores,
+    step: int,
+    *,
+    kind: CurveKind = "deletion",
+    steps: int = 20,
+    baseline: Baseline = None,
+    tokenizer: Any = None,
+    grid: tuple[int, int] | None = None,
+) -> Any:
+    """The input a deletion or insertion curve scores at step ``step``, built as the curve
+    builds it (:func:`deletion_curve` / :func:`insertion_curve` with the same ``scores``,
+    ``steps``, ``baseline`` and ``grid``): the ``round(step * n / steps)`` top-ranked units
+    replaced by the baseline (deletion) or the only ones kept (insertion). Runs no model.
+
+    Args:
+        model, inputs, scores, steps, baseline, tokenizer, grid: as for :func:`deletion_curve`.
+        step: ``0..steps``.
+        kind: ``"deletion"`` or ``"insertion"``.
+
+    Returns:
+        Images ``[batch, channel, height, width]`` on the model's device, or for text the
+        model's keyword tensors (``input_ids [batch, seq]``, ``attention_mask``, ...).
+    """
+    import torch
+
+    steps = _check_steps(steps)
+    if kind not in ("deletion", "insertion"):
+        raise ProbeError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= steps:
+        raise ProbeError(f"step must be an int in 0..{steps} (steps={steps}), got {step!r}")
+    if grid is None and isinstance(scores, Attribution):
+        grid = scores.grid
+    if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
+        p = _vision_problem(model, inputs, baseline, grid, 1)
+    else:
+        p = _text_problem(model, inputs, tokenizer, baseline, 1)
+    method = scores.label if isinstance(scores, Attribution) else ""
+    keep = _curve_keep(_ranks(_scores(scores, p, method or "the map"), p.valid), p.valid,
+                       steps, kind)[:, step]
+    return p.build(keep, torch.arange(int(keep.shape[0])))
 
 
 def _named(attributions: Any) -> list[tuple[str, Any]]:

@@ -10,7 +10,8 @@ Views: :func:`head_view_html`, :func:`model_view_html`, :func:`token_view_html`,
 :func:`curves_view_html`, :func:`gates_view_html`, :func:`window_view_html`. From a trace:
 :func:`heads_html`, :func:`model_html`, :func:`patches_html`, :func:`cross_html`,
 :func:`detr_html`, :func:`windows_html`; from an alignment: :func:`alignment_html` (the one
-call with a model is ``probe.show``). Size budget: :data:`DEFAULT_MAX_VALUES`.
+call with a model is ``probe.show``). Size budget: :data:`DEFAULT_MAX_VALUES` (over it:
+:class:`BudgetError`).
 """
 
 from __future__ import annotations
@@ -31,11 +32,18 @@ from probe.viewers.html._trace import (
     trace_image,
     trace_tokens,
 )
-from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, decode_array, encode_array
+from probe.viewers.html._page import (
+    DEFAULT_MAX_VALUES,
+    BudgetError,
+    HtmlView,
+    decode_array,
+    encode_array,
+)
 from probe.viewers.html._windows import window_view_html, windows_html
 
 __all__ = [
     "alignment_html",
+    "BudgetError",
     "coref_view_html",
     "cross_html",
     "curves_view_html",

@@ -1,12 +1,17 @@
 """Interactive faithfulness curves: the deletion and insertion curves of several methods side
-by side; hover a point to see the input the model scored at that step (the image with the
-removed or not yet revealed patches greyed, or the text with those tokens struck through).
+by side; hover a point to see the input the model scored at that step: the image with the
+removed or not yet revealed patches replaced by the baseline's own pixels (``baseline=``, e.g.
+from :func:`probe.perturbed_input`; without it they are greyed), or the text with those
+tokens struck through.
 
-The units greyed at step ``s`` follow the curves' own rule (:mod:`probe.evaluation`): units
+The units replaced at step ``s`` follow the curves' own rule (:mod:`probe.evaluation`): units
 ranked by decreasing score, ties by position; after step ``s`` of ``steps`` the
 ``round(s * n / steps)`` top-ranked units are removed (deletion) or are the only ones revealed
 (insertion). The ranks and counts are computed here from the exact scores, not from a
-quantised copy. Grey stands for the baseline the model saw (``"mean"`` for images by default).
+quantised copy. A patch is the curves' pixel block: ``H // rows`` x ``W // cols`` pixels from
+the top left (pixels beyond the last full patch are never replaced), so the page composes,
+pixel for pixel, the input :func:`probe.perturbed_input` builds (both images embedded as
+8-bit PNG).
 """
 
 from __future__ import annotations
@@ -71,12 +76,18 @@ P.start(async (root, d) => {
     c.addEventListener("mousemove", ev => pick(ev, ki, c));
     return {c, auc};
   });
-  let scene = null, spans = null, cw = 0, ch = 0, img = null;
+  let scene = null, spans = null, cw = 0, ch = 0, img = null, base = null, inp = null;
   if (d.image) {
     img = new Image(); img.src = d.image; await img.decode();
+    if (d.baseline) {  // the model's input composed at its own pixels, then drawn scaled
+      base = new Image(); base.src = d.baseline; await base.decode();
+      inp = document.createElement("canvas"); inp.className = "p-input";
+      inp.width = img.naturalWidth; inp.height = img.naturalHeight; inp.style.display = "none";
+    }
     const [IH, IW] = d.size, S = 260;
     cw = IW >= IH ? S : Math.round(S * IW / IH); ch = IH >= IW ? S : Math.round(S * IH / IW);
     scene = P.canvas(cw, ch, "p-scene"); side.appendChild(scene);
+    if (inp) side.appendChild(inp);
   } else {
     const flow = P.el("div", "p-flow"); flow.style.maxWidth = "300px"; side.appendChild(flow);
     spans = d.tokens.map(t => { const s = P.el("span", "p-tok", t); flow.appendChild(s);
@@ -138,9 +149,18 @@ P.start(async (root, d) => {
     if (R) for (let u = 0; u < R.length; u++) if (del ? R[u] < count : R[u] >= count) grey.push(u);
     if (scene) {
       const ctx = scene.getContext("2d"), [GH, GW] = d.grid;
-      ctx.clearRect(0, 0, cw, ch); ctx.drawImage(img, 0, 0, cw, ch);
+      ctx.clearRect(0, 0, cw, ch);
+      if (inp) {
+        const ic = inp.getContext("2d"), [PH, PW] = d.patch;
+        ic.drawImage(img, 0, 0);
+        for (const u of grey) {
+          const x0 = (u % GW) * PW, y0 = Math.floor(u / GW) * PH;
+          ic.drawImage(base, x0, y0, PW, PH, x0, y0, PW, PH);
+        }
+        ctx.drawImage(inp, 0, 0, cw, ch);
+      }
       ctx.fillStyle = "rgba(128,128,128,0.92)";
-      for (const u of grey) {
+      if (!inp) for (const u of grey) {
         const r = Math.floor(u / GW), k = u % GW;
         const x0 = Math.round(k * cw / GW), y0 = Math.round(r * ch / GH);
         ctx.fillRect(x0, y0, Math.round((k + 1) * cw / GW) - x0,
@@ -154,8 +174,9 @@ P.start(async (root, d) => {
     readout.textContent = K.name + " \u00b7 " + d.methods[m] + " \u00b7 step " + step + " of " +
       (K.fractions[m].length - 1) + ": score " + P.fmt(K.values[m][step]) + " at " +
       Math.round(100 * frac) + "% " + (del ? "removed" : "revealed") + (R ? " (" +
-      count + " of " + n + " " + d.unit + "; grey: " + (del ? "removed" :
-      "not yet revealed") + ")" : " (random orders: no single input to show)");
+      count + " of " + n + " " + d.unit + "; " + (inp ? "the baseline's pixels" : "grey") +
+      ": " + (del ? "removed" : "not yet revealed") + ")" :
+      " (random orders: no single input to show)");
     root.dataset.kind = K.name;
     root.dataset.method = String(m);
     root.dataset.step = String(step);
@@ -204,6 +225,7 @@ def curves_view_html(
     *,
     image: Any = None,
     grid: tuple[int, int] | None = None,
+    baseline: Any = None,
     tokens: Sequence[str] | None = None,
     image_size: tuple[int, int] | None = None,
     model_name: str | None = None,
@@ -221,6 +243,9 @@ def curves_view_html(
             random orders) is drawn dashed and shows no input.
         image, grid: the model's input ``[H, W, 3]`` in ``0..1`` and its ``(rows, cols)`` patch
             grid; or ``tokens``: ``[n]`` the units' token strings.
+        baseline: ``[H, W, 3]`` in ``0..1``, the image with every unit removed (the input of
+            the last deletion step, e.g. :func:`probe.perturbed_input` scaled as ``image``):
+            a replaced patch shows its pixels; without it, replaced patches are greyed.
         image_size: ``(height, width)`` to draw the image at (the file's proportions).
         model_name: goes into the title; title: replaces it.
 
@@ -273,7 +298,17 @@ def curves_view_html(
             raise ProbeError(f"grid {rows}x{cols} has {rows * cols} patches but scores have {n}")
         url, size = _image_data_url(image)
         drawn, _ = check_placement(as_image(image), image_size, None)
-        payload.update(image=url, size=list(drawn or size), grid=[rows, cols], unit="patches")
+        payload.update(image=url, size=list(drawn or size), grid=[rows, cols], unit="patches",
+                       baseline=None)
+        if baseline is not None:
+            base_url, base_size = _image_data_url(baseline)
+            if base_size != size:
+                raise ProbeError(f"baseline is {base_size[0]}x{base_size[1]} but image is "
+                                 f"{size[0]}x{size[1]}: pass the baseline at the image's size")
+            if size[0] < rows or size[1] < cols:
+                raise ProbeError(f"a {rows}x{cols} grid does not fit a {size[0]}x{size[1]} "
+                                 "image: pass the model's input (baseline= composes its pixels)")
+            payload.update(baseline=base_url, patch=[size[0] // rows, size[1] // cols])
     else:
         toks = clean_tokens(tokens, len(tokens) if isinstance(tokens, Sequence) else -1,
                             "tokens", "the units")

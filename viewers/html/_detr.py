@@ -35,6 +35,8 @@ __all__ = ["detr_html", "detr_view_html"]
 
 _DETR_HINT = ("pass fewer queries or layers (e.g. maps[:, :, kept] with their boxes, classes and "
               "scores), a smaller image")
+_TRACE_HINT = ("keep fewer decoder layers or heads (probe.show(trace, 'detr', layers=[...], "
+               "heads=[...])), a smaller image")
 
 _DETR_CSS = """
 .p-detr{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
@@ -320,7 +322,7 @@ def detr_html(
     if n_k != rows * cols:
         raise ProbeError(f"cross-attention has {n_k} keys but the grid is {rows}x{cols}")
     check_budget((n_l, n_h + 1, n_q, rows, cols), options.get("max_values", DEFAULT_MAX_VALUES),
-                 "maps (with the mean of the heads)", _DETR_HINT)
+                 "maps (with the mean of the heads)", _TRACE_HINT)
     maps = np.asarray(_to_numpy(attn[:, batch_index]), dtype=np.float32)
     heads = list(cross.head_indices) if cross.head_indices is not None else None
     options.setdefault("layers", list(cross.layer_indices))

@@ -220,7 +220,8 @@ def gates_view_html(
             "data": values.reshape(gh * gw, gh * gw) if attention else values,
         })
     check_budget((int(np.sum(shapes)),), max_values, "the gate maps together",
-                 "pass fewer blocks (probe render gates --layer S: one stage), a smaller image")
+                 "pass fewer blocks (probe.show(model, 'gates', x, stage=S): one stage), a smaller "
+                 "image")
     for p in parsed:
         p["data"] = encode_array(p["data"], p["name"])
     url, size = _image_data_url(image)

@@ -31,7 +31,8 @@ import numpy as np
 from probe._errors import ProbeError
 from probe._text import visible_text
 
-__all__ = ["HtmlView", "DEFAULT_MAX_VALUES", "encode_array", "decode_array", "build_page"]
+__all__ = ["BudgetError", "HtmlView", "DEFAULT_MAX_VALUES", "encode_array", "decode_array",
+           "build_page"]
 
 #: The size budget: a view refuses attention with more values than this (uint8 each before
 #: compression), with a message saying how to select layers, heads or a token window.
@@ -192,22 +193,45 @@ def head_colors(n: int) -> list[str]:
     ]
 
 
+class BudgetError(ProbeError):
+    """Data over an interactive view's size budget (:func:`check_budget`).
+
+    The message names how to select less and how to raise the budget in the caller's own
+    words: the view functions word it for Python (``layers=``, ``max_values=``); ``probe.show``
+    and ``probe render --format html`` reword it with :meth:`reworded` for the options that
+    work where the user is (``stage=``; ``--layer``, ``--max-values``).
+    """
+
+    def __init__(self, what: str, shape: Sequence[int], max_values: int, hint: str,
+                 raise_with: str = "max_values=") -> None:
+        self.what = what
+        self.shape = tuple(int(s) for s in shape)
+        self.max_values = max_values
+        self.values = int(np.prod(self.shape))
+        dims = " x ".join(str(s) for s in self.shape)
+        super().__init__(
+            f"{what} has {self.values:,} values ({dims}), over the interactive view's budget of "
+            f"{max_values:,}: " + (f"{hint}, or raise {raise_with}" if hint else
+                                   f"raise {raise_with}")
+        )
+
+    def reworded(self, hint: str, raise_with: str) -> BudgetError:
+        """The same refusal with ``hint`` (how to select less; empty: no way but a larger
+        budget) and ``raise_with`` (the option that raises it, e.g. ``--max-values N``)."""
+        return BudgetError(self.what, self.shape, self.max_values, hint, raise_with)
+
+
 def check_budget(shape: Sequence[int], max_values: int, what: str,
                  hint: str | None = None) -> None:
-    """Refuse data over the size budget with a message saying what to select (``hint``:
-    the view's own way to select less, instead of layers / heads / a token window)."""
-    n = int(np.prod(shape))
+    """Refuse data over the size budget with a :class:`BudgetError` saying what to select
+    (``hint``: the view's own way to select less, instead of layers / heads / a token
+    window)."""
     if isinstance(max_values, bool) or not isinstance(max_values, int) or max_values < 1:
         raise ProbeError(f"max_values must be a positive integer, got {max_values!r}")
-    if n > max_values:
-        dims = " x ".join(str(int(s)) for s in shape)
-        raise ProbeError(
-            f"{what} has {n:,} values ({dims}), over the interactive view's budget of "
-            f"{max_values:,}: "
-            + (hint or "select fewer layers or heads (layers=, heads=), a token window "
-               "(window=(start, stop))")
-            + ", or raise max_values"
-        )
+    if int(np.prod(shape)) > max_values:
+        raise BudgetError(what, shape, max_values, hint or (
+            "select fewer layers or heads (layers=, heads=), a token window "
+            "(window=(start, stop))"))
 
 
 def labels(values: Sequence[Any] | None, n: int, what: str) -> list[str]:

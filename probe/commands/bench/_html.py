@@ -1,5 +1,7 @@
 """``probe bench --part html``: size and time-to-interactive of the interactive HTML views
-in headless Chromium (selenium), on synthetic attention of BERT-base-like shapes.
+in headless Chromium (selenium), on synthetic attention of BERT-base-like shapes, and of the
+detr, curves, gates and window views on synthetic data of real models' shapes
+(``_html_views.py``).
 
 Goals (the issue's): model view at 6 layers x 12 heads x 128 tokens under 1.5 MB and
 interactive in under 1 s; 12 x 12 x 512 usable (under 3 s) or refused with a clear message.
@@ -97,6 +99,11 @@ def bench_html(repeats: int, quick: bool) -> dict[str, Any]:
                   lambda: image_view_html(image, maps, agreement=np.eye(6),
                                           cls_maps=patch[:, :, 0].reshape(-1, 12, grid, grid),
                                           patch_attn=patch)))
+    from probe.commands.bench._html_views import view_cases
+
+    cases += view_cases(quick)  # detr, curves, gates, window
+    import torch  # noqa: F401  (the window view imports it: no case's clock pays for that)
+
     drv = _browser()
     out: list[dict[str, Any]] = []
     folder = tempfile.mkdtemp(prefix="probe-bench-html-")

@@ -47,6 +47,7 @@ class RenderArgs:
     stack: str | None = None
     queries: tuple[int, ...] = ()
     device: str = "cpu"
+    max_values: int | None = None
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 STACKS = ("encoder", "decoder", "cross")
@@ -68,6 +69,10 @@ PAIR_IGNORED_VIEWS = ("heads", "head", "links", "coref", "rollout", "detr")
 #: Views that draw no single layer or head: ``--layer`` / ``--head`` would be silently ignored
 #: (gates and detr have their own messages; saliency reads ``--layer`` for vision CLS maps).
 LAYER_IGNORED_VIEWS = ("coref", "rollout", "compare", "curves")
+#: Views whose HTML page embeds no attention under the size budget: ``--max-values`` would be
+#: ignored (the text forms of saliency / rollout / compare embed one score per token and take
+#: it without effect, as their image forms use it).
+MAX_VALUES_IGNORED_VIEWS = ("coref", "curves")
 HEAD_IGNORED_VIEWS = ("heads", "coref", "rollout", "saliency", "compare", "curves", "window")
 
 
@@ -96,6 +101,7 @@ def check_view_options(args: RenderArgs) -> None:
         twice = [v for i, v in enumerate(values) if v in list(values)[:i]]
         if twice:
             raise ProbeError(f"{flag} {shown(twice[0])} is given twice: pass each once")
+    _check_max_values(args)
     if args.view == "gates" and args.head is not None:
         raise ProbeError(
             "--head does not apply to the gates view (CNN gates have no heads): drop it (pick a "
@@ -125,3 +131,22 @@ def check_view_options(args: RenderArgs) -> None:
             f"--pair sets the target of gradient methods; the {args.view} view shows attention "
             "only and would ignore it: drop it (or use saliency, compare or curves)"
         )
+
+
+def _check_max_values(args: RenderArgs) -> None:
+    """``--max-values``: a positive integer, with ``--format html``, on a view whose page has
+    a size budget."""
+    from probe._errors import ProbeError
+
+    n = args.max_values
+    if n is None:
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ProbeError(f"--max-values must be a positive integer (the values one HTML page "
+                         f"may embed; default 20000000), got {n!r}")
+    if "html" not in args.formats:
+        raise ProbeError("--max-values is the size budget of the HTML page: add --format html, "
+                         "or drop it")
+    if args.view in MAX_VALUES_IGNORED_VIEWS:
+        raise ProbeError(f"--max-values does not apply to the {args.view} view (its page has no "
+                         "size budget of attention values): drop it")

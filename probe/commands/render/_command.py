@@ -372,6 +372,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "window: a query token, row-major on the block's grid (default the centre)",
     )
     add(
+        "--max-values", type=int, metavar="N",
+        help="with --format html: the page's size budget in embedded values (default "
+        "20000000); a page over it is refused with the options that select less",
+    )
+    add(
         "--device", default="cpu", metavar="DEVICE",
         help="where the model runs: cpu (default), cuda, cuda:N or auto (cuda when available); "
         "the model is moved once after loading, inputs follow it, figures are drawn from "

@@ -40,12 +40,34 @@ def _register(*names: str) -> Callable[[PageFn], PageFn]:
 
 def html_pages(view: str, session: Session) -> list[tuple[str, HtmlView]]:
     """The ``(file stem, page)`` pairs of ``view``; a view without an HTML form is an error."""
+    from probe.viewers.html import BudgetError
+
     if view not in HTML_VIEWS:
         raise ProbeError(
             f"the {view} view has no HTML form: use --format html with one of "
             f"{', '.join(sorted(HTML_VIEWS))}"
         )
-    return HTML_VIEWS[view](session)
+    try:
+        return HTML_VIEWS[view](session)
+    except BudgetError as exc:  # named as the command line spells the options
+        raise exc.reworded(_BUDGET_HINTS.get(view, ""), "--max-values N") from None
+
+
+# how to select less in each view's page on the command line ("": only --max-values)
+_BUDGET_HINTS = {
+    "heads": "show one layer (--layer L), a shorter --text",
+    "head": "a shorter --text", "links": "show one head (--head H), a shorter --text",
+    "alignment": "a shorter --text or fewer --generate tokens",
+    "gates": "show one stage's blocks (--layer S)",
+    "window": "pick a block of a later stage with --layer (later stages hold fewer tokens)",
+}
+
+
+def _budget(s: Session) -> int:
+    """``--max-values``, else the views' default size budget."""
+    from probe.viewers.html import DEFAULT_MAX_VALUES
+
+    return DEFAULT_MAX_VALUES if s.args.max_values is None else s.args.max_values
 
 
 @_register("heads")
@@ -55,12 +77,13 @@ def _heads(s: Session) -> list[tuple[str, HtmlView]]:
     tr = s.trace()
     if s.args.layer is None:
         page = model_view_html(s.attention(), s.tokens(), layers=list(tr.layer_indices),
-                               heads=_heads_of(tr), model_name=s.model_name)
+                               heads=_heads_of(tr), model_name=s.model_name,
+                               max_values=_budget(s))
         return [(_stem(s, "heads", "all"), page)]
     layer = s.layer()  # --layer: that layer's heads, as the figure shows them
     pos = tr.layer_position(layer)
     page = model_view_html(s.attention()[pos:pos + 1], s.tokens(), layers=[layer],
-                           heads=_heads_of(tr), model_name=s.model_name)
+                           heads=_heads_of(tr), model_name=s.model_name, max_values=_budget(s))
     return [(_stem(s, "heads", f"L{layer}"), page)]
 
 
@@ -76,7 +99,8 @@ def _links(s: Session) -> list[tuple[str, HtmlView]]:
         pos = tr.head_position(head)
         attn, heads, suffix = attn[:, pos:pos + 1], [head], f"{suffix}H{head}"
     page = head_view_html(attn, s.tokens(), layers=list(tr.layer_indices), heads=heads,
-                          layer=tr.layer_position(layer), model_name=s.model_name)
+                          layer=tr.layer_position(layer), model_name=s.model_name,
+                          max_values=_budget(s))
     return [(_stem(s, s.args.view, suffix), page)]
 
 
@@ -128,7 +152,7 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
             extra = dict(agreement=table.values.numpy(), methods=list(table.methods),
                          faithfulness=_faithfulness(s, attrs))
         page = patches_html(s.trace(), image=s.display, maps=maps,  # at the file's proportions
-                            image_size=s.display_size, **extra)
+                            image_size=s.display_size, max_values=_budget(s), **extra)
     else:
         keep = s.content_positions()
         page = token_view_html(s.content_tokens(), {m: a.scores[0, keep] for m, a in attrs.items()},
@@ -151,7 +175,8 @@ def _detr_page(s: Session) -> list[tuple[str, HtmlView]]:
     boxes, classes, scores = detections(_detector(s), tr)
     page, shown, layer = detr_page(tr, boxes, classes, scores, queries=s.args.queries,
                                    layer=s.args.layer, image=s.display,
-                                   image_size=s.display_size, model_name=s.model_name)
+                                   image_size=s.display_size, model_name=s.model_name,
+                                   max_values=_budget(s))
     part = "q" + "-".join(str(q) for q in shown) if s.args.queries else "top"
     return [(_stem(s, "detr", f"L{layer}", part), page)]
 
@@ -168,7 +193,8 @@ def _alignment_page(s: Session) -> list[tuple[str, HtmlView]]:
     hpos = 0
     if head is not None and al.head_indices is not None:
         hpos = list(al.head_indices).index(head)
-    page = alignment_html(al, model_name=s.model_name, selected=(layers.index(layer), hpos))
+    page = alignment_html(al, model_name=s.model_name, selected=(layers.index(layer), hpos),
+                          max_values=_budget(s))
     return [(_stem(s, "alignment", f"L{layer}" + ("" if head is None else f"H{head}")), page)]
 
 
@@ -184,8 +210,8 @@ def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
     attrs = _compute_all(s, methods)
     curves = _curves_for(s, attrs)
     if s.modality == "vision":
-        page = curves_page(attrs, curves, image=s.display, image_size=s.display_size,
-                           model_name=s.model_name)
+        page = curves_page(attrs, curves, model=s.model, pixels=s.inputs,  # what it saw
+                           image_size=s.display_size, model_name=s.model_name)
     else:
         page = curves_page(attrs, curves, keep=s.content_positions(),
                            tokens=s.content_tokens(), model_name=s.model_name)
@@ -200,7 +226,8 @@ def _gates_page(s: Session) -> list[tuple[str, HtmlView]]:
     from probe.commands._pages import gates_page
 
     page, stage = gates_page(s.model, s.pixel_values, stage=s.args.layer, image=s.display,
-                             image_size=s.display_size, model_name=s.model_name)
+                             image_size=s.display_size, model_name=s.model_name,
+                             max_values=_budget(s))
     return [(_stem(s, "gates", None if stage is None else f"S{stage}", "interactive"), page)]
 
 
@@ -210,18 +237,18 @@ def _window_page(s: Session) -> list[tuple[str, HtmlView]]:
     the blocks of ``--layer``'s stage, as the subtitle says), opened on block ``--layer``
     (default the last) and the first ``--query`` token (default the centre)."""
     from probe.commands.render._windows import window_block
-    from probe.viewers.html import DEFAULT_MAX_VALUES, windows_html
+    from probe.viewers.html import windows_html
 
     block, asked = window_block(s)
     tr = s.trace()
     layers = list(tr.layer_indices)
     note = None
-    if sum(b.weights[0].numel() * b.layout.num_windows for b in tr.windows) > DEFAULT_MAX_VALUES:
+    if sum(b.weights[0].numel() * b.layout.num_windows for b in tr.windows) > _budget(s):
         layers = [b.layer for b in tr.windows if b.stage == block.stage]
         note = (f"the blocks of stage {block.stage} only: all {len(tr.windows)} blocks are "
                 "over the page's size budget (--layer picks a block of another stage)")
     page = windows_html(tr, image=s.display, image_size=s.display_size, layers=layers,
                         layer=block.layer, query=divmod(asked[0], block.grid[1]),
-                        note=note)
+                        note=note, max_values=_budget(s))
     part = "q" + "-".join(str(q) for q in asked)
     return [(_stem(s, "window", f"L{block.layer}", part), page)]
