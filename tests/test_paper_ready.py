@@ -67,3 +67,72 @@ def test_detr_view_scale_each_gives_every_query_its_own_labelled_bar():
     assert layout_problems(fig) == []
     with pytest.raises(probe.ProbeError, match="scale"):
         _detr_figure(scale="per-query")
+
+
+# ----------------------------------------------------------------------------- glyphs
+def _font_draws(ch: str) -> bool:
+    """Whether a font of the viewers' family list has ``ch`` (read from the font files)."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    from probe.viewers._fonts import font_families
+
+    return any(ord(ch) in FT2Font(font_manager.findfont(family)).get_charmap()
+               for family in font_families())
+
+
+def _shown(ch: str) -> str:
+    return ch if _font_draws(ch) else f"<U+{ord(ch):04X}>"
+
+
+def test_labels_and_title_show_a_character_alike():
+    """An emoji a font draws is drawn in labels and title; one no font draws (U+1F44D here:
+    no installed font has it) is ``<U+1F44D>`` in both (the title drew an empty box with a
+    "Glyph missing" warning); bytes of a split character are ``<0x..>`` escapes on the
+    tokens that continue it, never mojibake (``ð``, ``Ł``)."""
+    import warnings
+
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from tests._tokenizers import byte_level
+    from tests.test_token_labels import _gpt2
+
+    matplotlib.use("Agg")
+    smile, thumb, cat = "\U0001F600", "\U0001F44D", "\u732b"
+    assert _font_draws(smile) and not _font_draws(thumb)  # the case this test is about
+    tok = byte_level()
+    tr = probe.trace(_gpt2(len(tok)), f"Hi {thumb} {smile} {cat} ok", tokenizer=tok)
+    # one token per byte here (the tiny tokenizer never saw these characters)
+    assert tr.labels[0][3:7] == (thumb, "<0x9F>", "<0x91>", "<0x8D>")
+    for view, options in (("heads", {"layer": 0}), ("links", {"layer": 0}),
+                          ("head", {"layer": 0, "head": 0})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no "Glyph missing"
+            fig = probe.plot(tr, view, **options)
+            FigureCanvasAgg(fig).draw()  # a bare Figure's own canvas draws nothing
+        texts = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        texts += [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
+        joined = " ".join(texts)
+        assert thumb not in joined and "<U+1F44D>" in joined, view
+        assert smile in joined and "<U+1F600>" not in joined, view
+        assert cat in joined and not any(c in joined for c in "\u00f0\u0141\u00e7"), view
+        if view == "heads":  # the title quotes the sentence
+            title = fig._suptitle.get_text()
+            assert f"<U+1F44D> {smile} {cat}" in title
+
+
+def test_title_shows_invisible_characters_as_the_labels_do():
+    """A zero-width space or a bidi override in the sentence is ``<U+200B>`` / ``<U+202E>``
+    in the title quoting it, as in the token labels (it vanished, or reordered the title)."""
+    from tests._tokenizers import byte_level
+    from tests.test_token_labels import _gpt2
+
+    tok = byte_level()
+    tr = probe.trace(_gpt2(len(tok)), "the cat\u200b sat \u202eon", tokenizer=tok)
+    fig = probe.plot(tr, "heads", layer=0)
+    title = fig._suptitle.get_text()
+    assert "<U+200B>" in title and "<U+202E>" in title
+    assert "\u200b" not in title and "\u202e" not in title
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
+    assert any("<U+200B>" in t for t in labels) or any("<U+200B>" in t for t in tr.labels[0])
