@@ -136,3 +136,51 @@ def test_title_shows_invisible_characters_as_the_labels_do():
     assert "\u200b" not in title and "\u202e" not in title
     labels = [t.get_text() for ax in fig.axes for t in ax.get_xticklabels()]
     assert any("<U+200B>" in t for t in labels) or any("<U+200B>" in t for t in tr.labels[0])
+
+
+# ----------------------------------------------------------------------------- --help
+COMMANDS = [[], ["render"], ["models"], ["eval"], ["bench"], ["serve"]]
+
+
+def _help(argv: list[str], columns: int, monkeypatch, capsys, tmp_path) -> str:
+    from probe.cli import main
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    monkeypatch.setenv("PROBE_SERVE_SOCKET", str(tmp_path / "none.sock"))  # no server
+    assert main([*argv, "--help"]) == 0
+    return capsys.readouterr().out
+
+
+def test_every_command_has_a_help_that_fits_the_terminal():
+    """Every command's ``--help`` is listed here (so a new command is not forgotten)."""
+    import argparse
+
+    from probe.cli import _build_parser
+
+    sub = next(a for a in _build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(sub.choices) == sorted(c[0] for c in COMMANDS if c)
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+@pytest.mark.parametrize("argv", COMMANDS, ids=lambda a: " ".join(a) or "probe")
+def test_help_lines_fit_an_80_column_terminal(argv, columns, monkeypatch, capsys, tmp_path):
+    """``probe render --help`` printed its description as one 235-character line, and a view
+    summary ran to 120; every line now fits the terminal (argparse wraps to its width - 2),
+    save a single word longer than a line could hold."""
+    out = _help(argv, columns, monkeypatch, capsys, tmp_path)
+    long = [line for line in out.splitlines()
+            if len(line) > columns and len(max(line.split(), key=len)) < columns - 30]
+    assert long == []
+
+
+def test_render_help_lists_each_view_on_one_line(monkeypatch, capsys, tmp_path):
+    from probe.commands.render import VIEWS
+
+    out = _help(["render"], 80, monkeypatch, capsys, tmp_path)
+    block = out.split("\nviews:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in block] == list(VIEWS)  # one line each, no wrapping
+    assert all(len(line.split()) >= 4 for line in block)  # with a summary
+    assert out.split("\n\n")[1].startswith("Render one analysis")
+    assert "one sentence is no evidence" in " ".join(out.lower().split())  # details kept
+    examples = out.split("\nexamples:\n", 1)[1]
+    assert "\\\n      --text" in examples  # a long example continues as a shell line
