@@ -184,3 +184,20 @@ def test_render_help_lists_each_view_on_one_line(monkeypatch, capsys, tmp_path):
     assert "one sentence is no evidence" in " ".join(out.lower().split())  # details kept
     examples = out.split("\nexamples:\n", 1)[1]
     assert "\\\n      --text" in examples  # a long example continues as a shell line
+
+
+def test_link_view_title_names_a_run_of_heads_as_a_range():
+    """``probe render links --layer 2`` was titled "heads 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11"
+    (the view names heads by strings): now "heads 0–11", as the other views write it."""
+    import numpy as np
+
+    from probe.viewers import link_view
+    from probe.viewers._style import title
+
+    assert title("m", 2, [str(h) for h in range(12)]) == "m \u00b7 layer 2 \u00b7 heads 0\u201311"
+    assert title("m", 2, ["0", "2"]) == "m \u00b7 layer 2 \u00b7 heads 0, 2"
+    attn = np.full((12, 3, 3), 1 / 3)
+    fig = link_view(attn, ["a", "b", "c"], layer=2, model_name="m")
+    titles = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))
+              if "heads" in t.get_text()]
+    assert titles == ["m \u00b7 layer 2 \u00b7 heads 0\u201311 \u00b7 attention"]
