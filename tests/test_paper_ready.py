@@ -201,3 +201,22 @@ def test_link_view_title_names_a_run_of_heads_as_a_range():
     titles = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))
               if "heads" in t.get_text()]
     assert titles == ["m \u00b7 layer 2 \u00b7 heads 0\u201311 \u00b7 attention"]
+
+
+def test_attention_colourbars_say_attention_weight_in_every_view():
+    """The window and non-local views labelled their bars "attention", the heatmaps
+    "attention weight": one quantity, one label."""
+    import numpy as np
+
+    from probe.viewers import head_heatmap, query_point_view, window_query_view
+
+    rng = np.random.default_rng(0)
+    image = rng.random((16, 16, 3))
+    figures = [
+        window_query_view(image, rng.random((2, 4, 4)), (1, 1), (4.0, 4.0)),
+        query_point_view(image, rng.random((4, 4)), (1, 2)),
+        head_heatmap(rng.random((3, 3)), ["a", "b", "c"]),
+    ]
+    labels = [[ax._colorbar.ax.get_ylabel() for ax in fig.axes if hasattr(ax, "_colorbar")]
+              for fig in figures]
+    assert labels == [["attention weight"]] * 3

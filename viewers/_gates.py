@@ -220,7 +220,7 @@ def query_point_view(
             a.plot([(col + 0.5) * sx], [(row + 0.5) * sy], marker="x", color="red", ms=9, mew=2)
         name = labels[i] if labels is not None else f"query ({row}, {col})"
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
-    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention",
+    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention weight",
               centred=cell_w < cell_h)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])

@@ -91,7 +91,7 @@ def window_query_view(
 
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[1:]),
                        fraction=0.046, pad=0.02)
-    bar.set_label("attention", fontsize=FONT_SIZES["label"])
+    bar.set_label("attention weight", fontsize=FONT_SIZES["label"])
     bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
     fig.suptitle(title or f"query token ({row}, {col})", fontsize=FONT_SIZES["suptitle"])
     return fig
