@@ -220,3 +220,27 @@ def test_attention_colourbars_say_attention_weight_in_every_view():
     labels = [[ax._colorbar.ax.get_ylabel() for ax in fig.axes if hasattr(ax, "_colorbar")]
               for fig in figures]
     assert labels == [["attention weight"]] * 3
+
+
+def test_rollout_over_text_and_over_an_image_has_one_colourbar_label(tmp_path, monkeypatch):
+    """``probe render rollout`` labelled the same quantity "score" over tokens and "saliency"
+    over an image: both now name the method, "rollout score" ("ig attribution" if signed)."""
+    import probe.viewers
+    from probe.cli import main
+
+    monkeypatch.setenv("PROBE_SERVE_SOCKET", str(tmp_path / "none.sock"))
+    figures = []
+    for name in ("saliency_overlay", "token_strip"):
+        view = getattr(probe.viewers, name)
+
+        def recorded(*args, _view=view, **kwargs):
+            figures.append(_view(*args, **kwargs))
+            return figures[-1]
+
+        monkeypatch.setattr(probe.viewers, name, recorded)
+    out = ["--out", str(tmp_path), "--quiet", "--dpi", "20"]
+    assert main(["render", "rollout", "--text", "The cat sat on the mat.", *out]) == 0
+    assert main(["render", "rollout", "--model", "vit-shapes", *out]) == 0
+    labels = [[ax._colorbar.ax.get_xlabel() or ax._colorbar.ax.get_ylabel()
+               for ax in fig.axes if hasattr(ax, "_colorbar")] for fig in figures]
+    assert labels == [["rollout score"], ["rollout score"]]
