@@ -244,3 +244,27 @@ def test_rollout_over_text_and_over_an_image_has_one_colourbar_label(tmp_path, m
     labels = [[ax._colorbar.ax.get_xlabel() or ax._colorbar.ax.get_ylabel()
                for ax in fig.axes if hasattr(ax, "_colorbar")] for fig in figures]
     assert labels == [["rollout score"], ["rollout score"]]
+
+
+def test_window_view_wraps_many_heads_into_rows():
+    """Six heads in one row made a 17 x 2.6 inch figure (3-point text on a two-column
+    page); panels now wrap after ``columns`` (default 4), one colourbar for all heads."""
+    import numpy as np
+
+    from _layout import image_axes, layout_problems
+    from probe.viewers import window_query_view
+
+    rng = np.random.default_rng(0)
+    fig = window_query_view(rng.random((32, 32, 3)), rng.random((6, 4, 4)), (1, 1), (8.0, 8.0),
+                            title="swin · layer 3")
+    width, height = fig.get_size_inches()
+    assert width <= 10.5 and height >= 4.5
+    assert len(image_axes(fig)) == 7 and len(_colorbars(fig)) == 1
+    rows = {ax.get_subplotspec().rowspan.start for ax in image_axes(fig)}
+    assert len(rows) == 2
+    assert layout_problems(fig) == []
+    small = window_query_view(rng.random((32, 32, 3)), rng.random((2, 4, 4)), (1, 1), (8.0, 8.0))
+    assert tuple(small.get_size_inches()) == pytest.approx((7.2, 2.6))  # one row: as before
+    with pytest.raises(probe.ProbeError, match="columns"):
+        window_query_view(rng.random((32, 32, 3)), rng.random((2, 4, 4)), (1, 1), (8.0, 8.0),
+                          columns=1)
