@@ -44,6 +44,9 @@ class _Parser(argparse.ArgumentParser):
     option given twice."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from probe.commands._help import HelpFormatter
+
+        kwargs.setdefault("formatter_class", HelpFormatter)  # paragraphs wrapped, lists kept
         super().__init__(*args, **kwargs)
         self.register("action", None, _StoreOnce)
         self.register("action", "store", _StoreOnce)

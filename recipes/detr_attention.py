@@ -127,6 +127,7 @@ def query_figures(out: str, formats: Sequence[str] = ("png",), dpi: int = 150,
             scenes.to_display(i), maps[shown], boxes[shown], labels,
             scores=[float(scores[q]) for q in shown],
             title=f"detr-shapes, scene {i}: matched queries (last layer)",
+            colorbar_label="cross-attention weight\n(last layer, heads averaged)",
         )
         written += save(fig, out, f"detr_queries_{len(written) // len(formats or ('png',))}",
                         formats, dpi)

@@ -130,7 +130,9 @@ def _square_cases() -> dict:
 
 
 #: SHA-256 (first 16 hex digits) of the RGBA pixels each square case drew at 40 dpi before the
-#: thin-image layouts (matplotlib 3.11.2 as pinned; cases built in this order, one generator)
+#: thin-image layouts (matplotlib 3.11.2 as pinned; cases built in this order, one generator);
+#: detr and detr1 as drawn since the DETR figure got its colourbar (one shared colour scale),
+#: query and query2 since their colourbar reads "attention weight" (was "attention")
 BEFORE = {
     "compare": "7f4f03ba5904e023",
     "compare_size": "5436d5682ebabb05",
@@ -139,10 +141,10 @@ BEFORE = {
     "gates": "42f5312c3ecd03ac",
     "gates_rows": "a3222448565831e9",
     "chspatial": "ffe64eaffc2dbc64",
-    "detr": "bf86a1e6dd74ba0e",
-    "detr1": "6bda2fc5b8cae9b7",
-    "query": "dcd54e5bd5555d1c",
-    "query2": "5eb4434990bd1fa5",
+    "detr": "28beb7a1ffd7700a",
+    "detr1": "aa68307482743863",
+    "query": "1e86cba9e5a2332d",
+    "query2": "9dc25434ad38de07",
     "saliency": "4ced6d8ca6cddcdb",
 }
 

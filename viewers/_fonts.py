@@ -40,8 +40,11 @@ __all__ = [
 
 
 def text_width_pt(text: str, fontsize: float, weight: str = "normal") -> float:
-    """Width of ``text`` in points at ``fontsize`` (backend-independent measurement)."""
+    """Width of ``text`` in points at ``fontsize`` (backend-independent measurement), as
+    drawn: characters no font has written as code points (:func:`drawable`)."""
     from matplotlib.font_manager import FontProperties
+
+    text = drawable(text)
 
     prop = FontProperties(family=families_for(text), size=fontsize, weight=weight)
     width, _, _ = _TEXT_TO_PATH().get_text_width_height_descent(
@@ -240,7 +243,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 def apply_fonts(fig: Figure, families: list[str] | None = None) -> Figure:
     """Give every text of ``fig`` (titles, labels, tables, legends, tick labels, including
-    tick labels created later at draw time) the family list its texts need.
+    tick labels created later at draw time) the family list its texts need, and write the
+    characters no font of it draws as their code points (:func:`drawable`), in titles as
+    in token labels: ``<U+1F44D>``, not an empty box.
 
     Args:
         fig: the figure.
@@ -253,6 +258,10 @@ def apply_fonts(fig: Figure, families: list[str] | None = None) -> Figure:
         families = families_for(list(_figure_strings(fig)))
     for text in fig.findobj(Text):
         text.set_fontfamily(families)
+        if families != [_BASE_FAMILY]:  # a character no font draws: as the labels write it
+            shown = text.get_text()
+            if drawable(shown) != shown:
+                text.set_text(drawable(shown))
     for ax in fig.findobj(lambda a: hasattr(a, "xaxis") and hasattr(a, "tick_params")):
         ax.tick_params(which="both", labelfontfamily=families)
     return fig

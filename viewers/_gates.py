@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -220,7 +220,7 @@ def query_point_view(
             a.plot([(col + 0.5) * sx], [(row + 0.5) * sy], marker="x", color="red", ms=9, mew=2)
         name = labels[i] if labels is not None else f"query ({row}, {col})"
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
-    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention",
+    _colorbar(fig, list(axes[1:]) if q > 1 else axes[1], norm, "attention weight",
               centred=cell_w < cell_h)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
@@ -238,6 +238,8 @@ def detr_queries_view(
     title: str | None = None,
     alpha: float = 0.6,
     image_size: tuple[int, int] | None = None,
+    scale: Literal["shared", "each"] = "shared",
+    colorbar_label: str = "cross-attention weight",
 ) -> Figure:
     """Each object query's cross-attention over the image, with its predicted box and class.
 
@@ -252,7 +254,15 @@ def detr_queries_view(
             a square): the image and the maps are stretched back to it, and the relative boxes
             scaled to it, so all three line up on the original's proportions. Default: the
             image's own size.
+        scale: ``"shared"``: every panel on one colour scale from 0 to the largest weight
+            shown, with one colourbar (the queries' weights compare); ``"each"``: each panel
+            on its own scale from 0 to its own largest weight, with its own colourbar (faint
+            queries stay visible; the DETR paper's figures).
+        colorbar_label: what the colour shows (say which layer and whether heads are averaged,
+            e.g. ``"cross-attention weight\n(decoder layer 5, heads averaged)"``).
     """
+    if scale not in ("shared", "each"):
+        raise ProbeError(f"scale must be 'shared' or 'each', got {scale!r}")
     img = as_image(image)
     heat = as_array(maps, "maps", 3, "[query, h, w]")
     box = as_array(boxes, "boxes", 2, "[query, 4]")
@@ -273,13 +283,19 @@ def detr_queries_view(
     # panels 2.3 in wide for square and tall images (at most 3.45 in tall), up to 2.5 times
     # wider for wide ones, never over 4:1, plus room for the titles (a two-line title needs
     # about 4.6 in)
+    # (and 0.8 in per colourbar)
     width, height = cell_size((H, W), 2.3, max_tall=1.5)
-    fig = new_figure((max(width * q, 4.6 if title else 0.0),
+    bars = q if scale == "each" else 1
+    tall = width < height
+    if tall:  # a tall image: room for the titles beside each other
+        width = min(max(width, title_width(labels, FONT_SIZES["label"]) + 0.15), height)
+    fig = new_figure((max(width * q + 0.8 * bars, 4.6 if title else 0.0),
                       height + 0.3 + (0.45 if title else 0.0)))
     axes = fig.subplots(1, q, squeeze=False)[0]
     colors = categorical_colors(q)
+    shared = make_norm(heat, False, zero_based=True)
     for i, ax in enumerate(axes):
-        norm = make_norm(heat[i], False, zero_based=True)
+        norm = shared if scale == "shared" else make_norm(heat[i], False, zero_based=True)
         draw_overlay(ax, img, heat[i], norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha,
                      size=(H, W))
         cx, cy, bw, bh = box[i]
@@ -287,6 +303,10 @@ def detr_queries_view(
                                fill=False, edgecolor=colors[i], lw=1.8))
         name = labels[i] if scores is None else f"{labels[i]} {scores[i]:.2f}"
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
+        if scale == "each":
+            _colorbar(fig, ax, norm, colorbar_label, centred=tall)
+    if scale == "shared":
+        _colorbar(fig, list(axes) if q > 1 else axes[0], shared, colorbar_label, centred=tall)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
     return fig

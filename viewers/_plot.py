@@ -81,7 +81,9 @@ def sentence_of(words: Sequence[str]) -> str:
 def _quoted(trace: Any, b: int, max_chars: int = 70) -> str | None:
     if not trace.words:
         return None
-    text = sentence_of(list(trace.words[b]))
+    from probe._text import visible_text
+
+    text = visible_text(sentence_of(list(trace.words[b])))  # as the token labels show it
     if len(text) > max_chars:
         text = text[: max_chars - 1] + "\u2026"
     return f"\u201c{text}\u201d"

@@ -137,7 +137,8 @@ def _describe(value: Any, singular: str, plural: str) -> str:
         # "mean" is a fusion, not a name: "heads averaged", never "head mean"
         return f"{plural} averaged" if value == "mean" else f"{singular} {value}"
     if isinstance(value, Sequence) and not isinstance(value, str):
-        items = [int(v) if isinstance(v, (int, np.integer)) else v for v in value]
+        items = [int(v) if isinstance(v, (int, np.integer))
+                 or (isinstance(v, str) and v.isascii() and v.isdigit()) else v for v in value]
         if len(items) == 1:
             return f"{singular} {items[0]}"
         if all(isinstance(v, int) for v in items) and items == list(range(items[0], items[-1] + 1)):

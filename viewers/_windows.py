@@ -40,6 +40,7 @@ def window_query_view(
     heads: Sequence[int] | None = None,
     title: str | None = None,
     alpha: float = 0.65,
+    columns: int = 4,
 ) -> Figure:
     """Where one query token of a windowed-attention block attends, per head, over the image.
 
@@ -54,6 +55,9 @@ def window_query_view(
         heads: the model's index of each map (panel titles), default ``0..head-1``.
         title: the figure title.
         alpha: opacity of the maps over the grey image.
+        columns: most panels (the image included) per row; more heads wrap to further rows,
+            so the figure keeps a width a page can hold (6 heads in one row were 17 inches
+            wide: its text shrank to 3 points on a two-column page).
     """
     from matplotlib.patches import Rectangle
 
@@ -69,9 +73,15 @@ def window_query_view(
     names = list(heads) if heads is not None else list(range(n))
     if len(names) != n:
         raise ProbeError(f"{n} maps and {len(names)} head indices: pass one index per map")
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 2:
+        raise ProbeError(f"columns must be an integer >= 2, got {columns!r}")
     height, width = img.shape[:2]
-    fig = new_figure((2.4 * (n + 1), 2.6))
-    axes = fig.subplots(1, n + 1, squeeze=False)[0]
+    cols, rows = min(n + 1, columns), -(-(n + 1) // columns)
+    fig = new_figure((2.4 * cols + (0.4 if rows > 1 else 0.0), 2.3 * rows + 0.3))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    for ax in grid.flat[n + 1:]:
+        ax.remove()
+    axes = grid.flat[: n + 1]
     draw_image(axes[0], img, "input")
     norm = make_norm(heat, False, zero_based=True)
     cmap = get_cmap(SEQUENTIAL_CMAP)
@@ -91,7 +101,7 @@ def window_query_view(
 
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[1:]),
                        fraction=0.046, pad=0.02)
-    bar.set_label("attention", fontsize=FONT_SIZES["label"])
+    bar.set_label("attention weight", fontsize=FONT_SIZES["label"])
     bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
     fig.suptitle(title or f"query token ({row}, {col})", fontsize=FONT_SIZES["suptitle"])
     return fig

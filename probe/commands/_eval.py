@@ -53,12 +53,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "eval",
         help="evaluate methods: faithfulness on ground truth, sanity checks, text agreement, "
         "coreference heads on minimal pairs",
-        description="faithfulness: pointing game, mass on object, deletion/insertion AUC and "
-        "time per image on generated shapes; sanity: cascading randomisation; text: agreement "
-        "with Integrated Gradients and ERASER scores on shipped sentence pairs; coref: per head, "
-        "rollout and majority of heads, accuracy on Winograd-style minimal pairs with binomial "
-        "p-values and a held-out choice of the best head; alignment: alignment error rate of "
-        "cross-attention heads, gradients and random on the toy-mt language pair.",
+        description="Evaluate attribution methods and attention heads. TASK is one of:\n\n"
+        "  faithfulness  pointing game, mass on object, deletion/insertion AUC and time per "
+        "image on generated shapes\n"
+        "  sanity        cascading randomisation\n"
+        "  text          agreement with Integrated Gradients and ERASER scores on shipped "
+        "sentence pairs\n"
+        "  coref         per head, rollout and majority of heads: accuracy on Winograd-style "
+        "minimal pairs, binomial p-values, a held-out choice of the best head\n"
+        "  alignment     alignment error rate of cross-attention heads, gradients and random "
+        "on the toy-mt language pair",
     )
     ev.add_argument("task", choices=EVALS, metavar="TASK", help="one of: " + ", ".join(EVALS))
     ev.add_argument(

@@ -35,6 +35,14 @@ _OWN_OPTIONS = {
     "window": {"layers", "layer"},
 }
 _NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "class_names", "stage"}
+#: the message of an option whose name alone reads as the refusing view's own thing
+_CONFUSABLE = {
+    ("window", "window"): (
+        "window=(start, stop) is a token window of the heads and model views, not something "
+        "the window view reads (it draws the Swin model's own attention windows): drop it; "
+        "pick the blocks with layers= and the block the page opens on with layer="
+    ),
+}
 
 
 def _check_options(view: str, given: set[str]) -> None:
@@ -44,7 +52,8 @@ def _check_options(view: str, given: set[str]) -> None:
     if extra:
         users = [v for v, opts in _OWN_OPTIONS.items() if extra[0] in opts]
         where = f" (it is for the {' / '.join(users)} view)" if users else ""
-        raise ProbeError(f"{extra[0]}= does not apply to the {view} view{where}: drop it")
+        raise ProbeError(_CONFUSABLE.get(
+            (extra[0], view), f"{extra[0]}= does not apply to the {view} view{where}: drop it"))
 
 
 def _is_trace(value: Any) -> bool:

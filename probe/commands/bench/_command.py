@@ -40,7 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                        "uses at most 3)")
     bench.add_argument(
         "--part", action="append", dest="parts", default=[], choices=tuple(PARTS),
-        help="run only these parts (repeatable)",
+        metavar="PART", help=f"run only this part (repeatable): {', '.join(PARTS)}",
     )
     bench.add_argument(
         "--threads", type=int,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from probe._errors import ProbeError
+from probe.commands._help import HelpFormatter
 from probe.commands.render._args import FORMATS, STACKS, RenderArgs
 from probe.commands.render import _detr  # noqa: F401  (registers the detr view)
 from probe.commands.render import _windows  # noqa: F401  (registers the window view)
@@ -258,24 +259,31 @@ def _keep_copy(path: str, backup: str) -> None:
 
 
 # ----------------------------------------------------------------------------- command line
+#: one line per view in ``probe render --help`` (at most 64 characters: one line of an
+#: 80-column terminal), and the details of some, wrapped under them
 _VIEW_HELP = {
-    "heads": "every head of --layer, or every layer x head without --layer",
+    "heads": "every head of --layer; every layer x head without --layer",
     "head": "one head (--layer, --head) as a heatmap with token labels",
     "links": "bertviz-style link diagram of --layer (all heads, or --head)",
-    "coref": "which words --word links to, per head (--text, --word; --occurrence, "
-    "--candidate); one sentence is no evidence: see 'probe eval coref'",
-    "rollout": "attention rollout: token strip (text) or saliency overlay (image)",
-    "saliency": "one method (--method) as token strip or image overlay + per-head CLS maps",
-    "compare": "several methods side by side with agreement and faithfulness (text without "
-    "--pair: the methods that need no target, and no faithfulness)",
+    "coref": "which words --word links to, per head",
+    "rollout": "attention rollout: token strip (text) or image overlay",
+    "saliency": "one --method as token strip or image overlay + per-head CLS maps",
+    "compare": "several methods side by side, with agreement and faithfulness",
     "curves": "deletion/insertion curves of several methods",
-    "alignment": "word alignment of --text and its translation (toy-mt, cross-attention)",
-    "gates": "CNN attention gates beside GradCAM (cnn-shapes; branch and channel-spatial "
-    "gates get figures of their own; --layer S: stage S's blocks, else each stage's last)",
-    "window": "Swin: where token --query (row-major on the grid of block --layer) attends "
-    "within its window, per head, over the image (default swin-shapes, or --model timm:swin_...)",
-    "detr": "each DETR object query's cross-attention over the image with its box and class "
-    "(default detr-shapes, or a DETR folder; --query, --layer)",
+    "detr": "each DETR object query's cross-attention, box and class",
+    "window": "Swin: where token --query attends within its window, per head",
+    "gates": "CNN attention gates beside GradCAM (cnn-shapes)",
+    "alignment": "word alignment of --text and its translation (toy-mt)",
+}
+_VIEW_DETAILS = {
+    "coref": "--text, --word; --occurrence, --candidate. One sentence is no evidence: see "
+    "'probe eval coref'",
+    "compare": "text without --pair: the methods that need no target, and no faithfulness",
+    "detr": "default detr-shapes, or a DETR folder; --query, --layer",
+    "window": "--query is row-major on the grid of block --layer (default the centre); "
+    "default swin-shapes, or --model timm:swin_...",
+    "gates": "branch and channel-spatial gates get figures of their own; --layer S: stage "
+    "S's blocks, else each stage's last",
 }
 
 
@@ -291,18 +299,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     render_parser = subparsers.add_parser(
         "render",
         help="render a figure (PNG/SVG/PDF) of one analysis",
-        description="Render one analysis of one input as figure files and print their paths. "
-        "Text views default to --model minilm; image views (rollout/saliency/compare/curves "
-        "with an image model) default to --model vit-shapes and a generated sample image.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Render one analysis of one input as figure files and print their "
+        "paths.\n\nText views default to --model minilm; image views "
+        "(rollout/saliency/compare/curves with an image model) default to --model vit-shapes "
+        "and a generated sample image.",
+        formatter_class=HelpFormatter,
         epilog="views:\n"
-        + "".join(f"  {name:<9} {_VIEW_HELP.get(name, '')}\n" for name in views)
+        + "".join(f"  {name:<10} {_VIEW_HELP.get(name, '')}\n" for name in views)
+        + "\ndetails:\n"
+        + "".join(f"  {name:<10} {_VIEW_DETAILS[name]}\n" for name in views
+                  if name in _VIEW_DETAILS)
         + "\nexamples:\n"
-        "  probe render coref --text \"The animal didn't cross the street because it was too "
-        "tired.\" --word it\n"
+        "  probe render coref --word it \\\n"
+        "      --text \"The animal didn't cross the street because it was too tired.\"\n"
         "  probe render saliency --method relevance --format png --format pdf\n"
-        "  probe render compare --text \"A man is playing a guitar.\" --pair \"Someone plays "
-        "music.\"",
+        "  probe render compare --text \"A man is playing a guitar.\" \\\n"
+        "      --pair \"Someone plays music.\"",
     )
     add = render_parser.add_argument
     add("view", choices=views, metavar="VIEW", help="one of: " + ", ".join(views))

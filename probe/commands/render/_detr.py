@@ -49,6 +49,7 @@ def _detr(s: Session) -> list[tuple[str, Figure]]:
         title=f"{s.model_name}: object queries' cross-attention, decoder layer "
         f"{layer % n_layers}\n(heads averaged; {note})",
         image_size=s.display_size,  # the image file's proportions, not the model input's
+        colorbar_label=f"cross-attention weight\n(layer {layer % n_layers}, heads averaged)",
     )
     part = "q" + "-".join(str(q) for q in shown) if s.args.queries else "top"
     return [(_stem(s, "detr", f"L{layer % n_layers}", part), fig)]

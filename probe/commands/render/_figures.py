@@ -140,16 +140,18 @@ def _single_method(
 
     _needs_target(s, [method])
     attr = _attribution(s, method, **options)
+    # one label for one quantity, over an image or over tokens: "rollout score", "ig attribution"
+    label = f"{attr.label} {'attribution' if attr.signed else 'score'}"
     if s.modality == "vision":
         fig = saliency_overlay(  # at the image file's proportions, not the model input's
             s.display, attr.as_grid()[0], model_name=s.model_name, method=attr.label,
-            image_size=s.display_size,
+            image_size=s.display_size, colorbar_label=label,
         )
     else:
         keep = s.content_positions()
         fig = token_strip(
             s.content_tokens(), {attr.label: attr.scores[0, keep]}, signed=attr.signed,
-            model_name=s.model_name, method=attr.label,
+            model_name=s.model_name, method=attr.label, colorbar_label=label,
         )
     return [(_stem(s, view, suffix), fig)]
 
