@@ -159,3 +159,17 @@ def test_alignment_view_marks_gold_and_predicted() -> None:
         alignment_view(m, ["x", "y"], ["a", "b", "c"], gold={(2, 0)})
     with pytest.raises(probe.ProbeError, match="do not label"):
         alignment_view(m, ["x"], ["a", "b", "c"])
+
+
+def test_alignment_batch_index_out_of_range_is_refused_not_wrapped() -> None:
+    model, tok = _tiny_marian_with_words()
+    gen = probe.generate(model, ["the big dog sees a ice cream", "a cat likes the tea pot"],
+                         tokenizer=tok, max_new_tokens=3, eos_token_id=None, min_new_tokens=3)
+    assert probe.alignment(gen, -1).source_words == probe.alignment(gen, 1).source_words
+    for bad in (2, 5, -3):
+        with pytest.raises(probe.ProbeError, match=rf"batch_index {bad} is out of range .* 2"):
+            probe.alignment(gen, bad)
+        with pytest.raises(probe.ProbeError, match=rf"batch_index {bad} is out of range .* 2"):
+            probe.gradient_alignment(model, gen, bad)
+    with pytest.raises(probe.ProbeError, match="batch_index must be an int"):
+        probe.alignment(gen, True)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Alignment",
     "alignment",
+    "batch_item",
     "alignment_error_rate",
     "corpus_aer",
     "hard_alignment",
@@ -166,7 +167,7 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
             "alignment needs the words of both sides: pass text and tokenizer=... (a fast "
             "tokenizer) to probe.generate"
         )
-    b = batch_index % generation.batch_size
+    b = batch_item(batch_index, generation.batch_size)
     steps = cross.attentions.shape[3]
     target_ids = list(word_ids[b])[:steps]
     if generation.generated_mask is not None:
@@ -235,6 +236,22 @@ def hard_alignment(
         if float(totals[t]) > 0:
             links.add((int(t), int(s)))
     return frozenset(links)
+
+
+def batch_item(batch_index: int, batch_size: int) -> int:
+    """``batch_index`` (negative counts from the end) as a position in ``range(batch_size)``.
+
+    Raises:
+        ProbeError: not an int, or out of range (never wrapped around the batch).
+    """
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
+        raise ProbeError(f"batch_index must be an int, got {batch_index!r}")
+    if not -batch_size <= batch_index < batch_size:
+        raise ProbeError(
+            f"batch_index {batch_index} is out of range for a batch of {batch_size}; "
+            f"use 0..{batch_size - 1} (or -{batch_size}..-1)"
+        )
+    return batch_index % batch_size
 
 
 def alignment_error_rate(
