@@ -48,6 +48,12 @@ class GenericModule(HFTextModel):
         inner = getattr(model, "module", None)
         if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             hint = f"pass the wrapped model (model.module, a {type(inner).__name__}) instead"
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile
+            hint = (
+                "a torch.compile'd model runs compiled code that probe cannot hook: pass the "
+                f"original (model._orig_mod, a {type(model._orig_mod).__name__}), which shares "
+                "its weights"
+            )
         elif isinstance(model, nn.Sequential):
             hint = "pass the transformer model itself, not an nn.Sequential around it"
         else:
