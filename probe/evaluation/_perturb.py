@@ -178,7 +178,7 @@ def _vision_problem(
 
     adapter = adapter_for(model)
     device = adapter.device
-    x = x.detach().to(device)
+    x = x.detach().to(device, adapter.dtype) if x.is_floating_point() else x.detach().to(device)
     height, width = int(x.shape[-2]), int(x.shape[-1])
     rows, cols = _model_grid(adapter, x) if grid is None else _grid_tuple(grid)
     ph, pw = height // rows, width // cols

@@ -90,7 +90,7 @@ class GenericModule(HFTextModel):
                     f"images must be [batch, channel, height, width], got shape "
                     f"{tuple(inputs.shape)}" + ("; use x.unsqueeze(0)" if inputs.dim() == 3 else "")
                 )
-            p = Prepared(main_key="x", kwargs={"x": inputs.to(self.device)})
+            p = Prepared(main_key="x", kwargs={"x": inputs.to(self.device, self.dtype)})
             p.pixel_values = inputs.detach().clone()
             p.batch = int(inputs.shape[0])
             return p

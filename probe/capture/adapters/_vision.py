@@ -59,7 +59,9 @@ class VisionModel(ModelAdapter):
             raise ProbeError("decoder_inputs= is for encoder-decoder text models: drop it")
         self.check_pixels(inputs)
         p = Prepared(main_key=self.main_key)
-        p.kwargs = {self.main_key: inputs.to(self.device), **self.extra_kwargs(forward_kwargs)}
+        # float32 pixels for a float16/bfloat16 model: cast as HF ViT does itself (timm does not)
+        pixels = inputs.to(self.device, self.dtype)
+        p.kwargs = {self.main_key: pixels, **self.extra_kwargs(forward_kwargs)}
         p.pixel_values = inputs.detach().clone()
         p.batch = int(inputs.shape[0])
         return p
