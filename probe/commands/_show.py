@@ -148,6 +148,11 @@ def show(
         return _curves(model, tokenizer, inputs, methods, target, **options)
     if view == "alignment":  # the word alignment of probe.alignment(...)
         return H.alignment_html(source, **options)
+    import probe
+
+    if isinstance(source, probe.GenerationTrace):  # not a model: it has no inputs to take
+        raise ProbeError(f"this is a GenerationTrace, not a probe.Trace: pass gen.to_trace() "
+                         f"to probe.show(..., {view!r})")
     model = None
     if _is_trace(source):
         trace = source
@@ -155,8 +160,6 @@ def show(
         model, tokenizer = _unpack(source, tokenizer)
         if inputs is None:
             raise ProbeError("pass inputs= (the text or image) when showing a model")
-        import probe
-
         trace = probe.trace(model, inputs, tokenizer=tokenizer)
     if view == "window":
         return H.windows_html(trace, layers=layers, layer=-1 if layer is None else layer,
