@@ -87,11 +87,20 @@ def test_a_model_name_is_not_a_model():
 
 
 @pytest.mark.parametrize("wrap, hint",
-                         [(nn.DataParallel, "model.module"), (nn.Sequential, "nn.Sequential")])
+                         [(nn.DataParallel, "model.module"), (nn.Sequential, "nn.Sequential"),
+                          (torch.compile, r"torch.compile.*model\._orig_mod, a BertModel")])
 def test_wrapped_models_get_a_clear_error(wrap, hint):
     model, inputs = bert()
     with pytest.raises(UnsupportedModelError, match=hint):
         probe.trace(wrap(model), inputs)
+
+
+def test_the_model_inside_torch_compile_is_captured_as_it_is():
+    """The fix the compile message names works: ``_orig_mod`` is the model, run eagerly."""
+    model, inputs = bert()
+    compiled = torch.compile(model)
+    torch.testing.assert_close(probe.trace(compiled._orig_mod, inputs).attentions,
+                               probe.trace(model, inputs).attentions, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------------------- a new family

@@ -159,3 +159,40 @@ def test_alignment_view_marks_gold_and_predicted() -> None:
         alignment_view(m, ["x", "y"], ["a", "b", "c"], gold={(2, 0)})
     with pytest.raises(probe.ProbeError, match="do not label"):
         alignment_view(m, ["x"], ["a", "b", "c"])
+
+
+def test_alignment_batch_index_out_of_range_is_refused_not_wrapped() -> None:
+    model, tok = _tiny_marian_with_words()
+    gen = probe.generate(model, ["the big dog sees a ice cream", "a cat likes the tea pot"],
+                         tokenizer=tok, max_new_tokens=3, eos_token_id=None, min_new_tokens=3)
+    assert probe.alignment(gen, -1).source_words == probe.alignment(gen, 1).source_words
+    for bad in (2, 5, -3):
+        with pytest.raises(probe.ProbeError, match=rf"batch_index {bad} is out of range .* 2"):
+            probe.alignment(gen, bad)
+        with pytest.raises(probe.ProbeError, match=rf"batch_index {bad} is out of range .* 2"):
+            probe.gradient_alignment(model, gen, bad)
+    with pytest.raises(probe.ProbeError, match="batch_index must be an int"):
+        probe.alignment(gen, True)
+
+
+def test_alignment_without_generated_words_says_why_when_the_tokenizer_was_given() -> None:
+    """Generated tokens that are not how the tokenizer writes their text (here pieces without
+    the word marker: 'e' 'e' 'e' decodes to 'eee', which encodes as '▁eee' pieces) have no
+    trustworthy words: the error says so, not "pass text and tokenizer=" (they were passed)."""
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from tests._tokenizers import sentencepiece_unigram
+
+    tok = sentencepiece_unigram()
+    torch.manual_seed(0)
+    model = T5ForConditionalGeneration(T5Config(
+        vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_decoder_layers=1,
+        num_heads=2, decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)).eval()
+    e = tok.convert_tokens_to_ids("e")
+    gen = probe.generate(model, "The cat sat on the mat.", tokenizer=tok, max_new_tokens=3,
+                         prefix_allowed_tokens_fn=lambda _b, _ids: [e])
+    assert gen.prompt_words is not None and gen.words is None
+    for call in (lambda: probe.alignment(gen), lambda: probe.gradient_alignment(model, gen)):
+        with pytest.raises(probe.ProbeError, match=r"generated tokens .* not how the tokenizer "
+                                                   r"writes .*gen\.cross\.attentions"):
+            call()

@@ -252,3 +252,27 @@ def test_bad_options(vit):
 def test_all_methods_are_registered():
     assert set(ATTN_METHODS) | {"flow"} <= set(list_methods("text"))
     assert set(ATTN_METHODS) | {"flow"} <= set(list_methods("vision"))
+
+
+# --------------------------------------------------------------------------- trace= reuse
+def test_a_trace_of_other_inputs_is_refused_not_used(vit, bert_cls):
+    """``trace=`` saves a forward pass on *the same* inputs; one of other inputs (other images,
+    other text, another length or batch) used to be read silently: another input's scores."""
+    model, x = vit
+    other = probe.trace(model, x.flip(0))
+    for method in ("attention", "rollout", "relevance"):
+        with pytest.raises(ProbeError, match=r"trace= was captured from other inputs"):
+            attribute(model, x, method, trace=other)
+    with pytest.raises(ProbeError, match=r"trace= was captured from other inputs"):
+        attribute(model, x[:1], "rollout", trace=probe.trace(model, x))
+    same = probe.trace(model, x.clone())  # equal inputs, another tensor: reused
+    torch.testing.assert_close(attribute(model, x, "rollout", trace=same).scores,
+                               attribute(model, x, "rollout").scores)
+    text_model, inputs = bert_cls
+    shorter = {k: v[:, :5] for k, v in inputs.items()}
+    for wrong in (probe.trace(text_model, shorter),
+                  probe.trace(text_model, {**inputs, "input_ids": inputs["input_ids"].flip(1)})):
+        with pytest.raises(ProbeError, match=r"trace= was captured from other inputs"):
+            attribute(text_model, inputs, "attention", trace=wrong)
+    with pytest.raises(ProbeError, match=r"trace= must be a probe\.Trace"):
+        attribute(text_model, inputs, "attention", trace=inputs)

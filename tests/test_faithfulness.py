@@ -482,3 +482,28 @@ def test_hf_vision_model_grid_from_config() -> None:
         probs = model(pixel_values=x).logits.softmax(-1)
     assert_close(curve.values[:, -1], probs.max(-1).values.double())
     assert curve.values.shape == (2, 5)
+
+
+def test_text_attribution_of_other_tokens_is_refused(minilm) -> None:
+    """A text Attribution knows its tokens: curves and ERASER of another sentence of the same
+    length (or of the same sentences in another order) used to rank that sentence's tokens by
+    the first one's scores, silently."""
+    import probe
+
+    model, tok = minilm
+    target = probe.similarity_target(model, tok, "Someone plays music.")
+    texts = ["A man is playing a guitar.", "A woman sings a song loudly."]  # 9 tokens each
+    attr = probe.attribute(model, texts, "saliency", tokenizer=tok, target=target)
+    for fn in (probe.deletion_curve, probe.insertion_curve):
+        with pytest.raises(ProbeError, match=r"saliency was computed on other tokens .* item 0"):
+            fn(model, texts[::-1], attr, tokenizer=tok, target=target, steps=2)
+    with pytest.raises(ProbeError, match=r"saliency was computed on other tokens"):
+        probe.eraser(model, texts[::-1], [attr], tokenizer=tok, target=target, n_random=1)
+    # the same sentences, and a batch of attribute_batches padded wider, still pass
+    assert probe.deletion_curve(model, texts, attr, tokenizer=tok, target=target, steps=2)
+    one = probe.attribute(model, texts[0], "saliency", tokenizer=tok, target=target)
+    assert probe.deletion_curve(model, texts[0], one, tokenizer=tok, target=target, steps=2)
+    mixed = ["Short.", texts[0]]
+    batched = probe.attribute_batches(model, mixed, "saliency", tokenizer=tok, target=target,
+                                      batch_size=1)
+    assert probe.eraser(model, mixed, [batched], tokenizer=tok, target=target, n_random=1)

@@ -150,6 +150,25 @@ def test_gather_device_is_the_users_choice(tmp_path):
             probe.trace(dispatched, inputs, device=bad)
 
 
+def test_a_gather_device_torch_cannot_use_here_is_refused_before_the_forward():
+    """``device='cuda'`` on a machine without one (``cuda:N`` past the count on one with GPUs)
+    is one ProbeError line before the model runs, not torch's RuntimeError after it."""
+    model, inputs = bert_classifier()
+    calls = []
+    handle = model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        missing = f"cuda:{torch.cuda.device_count()}"
+        with pytest.raises(probe.ProbeError, match=rf"device='{missing}' is not usable here: .*"
+                                                    r"gather on 'cpu'"):
+            probe.trace(model, inputs, device=missing)
+        if not torch.cuda.is_available():
+            with pytest.raises(probe.ProbeError, match=r"device='cuda' is not usable here"):
+                probe.trace(model, inputs, device="cuda")
+    finally:
+        handle.remove()
+    assert calls == []
+
+
 class _Boom(RuntimeError):
     pass
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Alignment",
     "alignment",
+    "batch_item",
+    "check_generation_words",
     "alignment_error_rate",
     "corpus_aer",
     "hard_alignment",
@@ -159,14 +161,10 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
             "alignment needs cross-attention: generate with an encoder-decoder model "
             "(probe.generate(model, text, tokenizer=tok))"
         )
+    check_generation_words(generation, "alignment")
     words, word_ids = generation.words, generation.word_ids
     src_words, src_ids = generation.prompt_words, generation.prompt_word_ids
-    if words is None or word_ids is None or src_words is None or src_ids is None:
-        raise ProbeError(
-            "alignment needs the words of both sides: pass text and tokenizer=... (a fast "
-            "tokenizer) to probe.generate"
-        )
-    b = batch_index % generation.batch_size
+    b = batch_item(batch_index, generation.batch_size)
     steps = cross.attentions.shape[3]
     target_ids = list(word_ids[b])[:steps]
     if generation.generated_mask is not None:
@@ -235,6 +233,43 @@ def hard_alignment(
         if float(totals[t]) > 0:
             links.add((int(t), int(s)))
     return frozenset(links)
+
+
+def check_generation_words(generation: Any, what: str) -> None:
+    """Raise if ``generation`` lacks the words of the source or of the generated text.
+
+    Raises:
+        ProbeError: naming why they are missing: no text or fast tokenizer given, or generated
+            tokens that do not re-encode to themselves (no word boundary can be trusted).
+    """
+    if generation.prompt_words is None or generation.prompt_word_ids is None:
+        raise ProbeError(
+            f"{what} needs the words of both sides: pass text and tokenizer=... (a fast "
+            "tokenizer) to probe.generate"
+        )
+    if generation.words is None or generation.word_ids is None:
+        raise ProbeError(
+            f"{what} needs the words of the generated text, but the generated tokens of some "
+            "batch item are not how the tokenizer writes their decoded text (encoding it again "
+            "gives other tokens), so no word boundary can be trusted: read the token-level "
+            "gen.cross.attentions [layer, batch, head, generated, source] instead"
+        )
+
+
+def batch_item(batch_index: int, batch_size: int) -> int:
+    """``batch_index`` (negative counts from the end) as a position in ``range(batch_size)``.
+
+    Raises:
+        ProbeError: not an int, or out of range (never wrapped around the batch).
+    """
+    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
+        raise ProbeError(f"batch_index must be an int, got {batch_index!r}")
+    if not -batch_size <= batch_index < batch_size:
+        raise ProbeError(
+            f"batch_index {batch_index} is out of range for a batch of {batch_size}; "
+            f"use 0..{batch_size - 1} (or -{batch_size}..-1)"
+        )
+    return batch_index % batch_size
 
 
 def alignment_error_rate(

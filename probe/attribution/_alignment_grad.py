@@ -14,7 +14,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
-from probe.analysis._alignment import Alignment, word_alignment_scores
+from probe.analysis._alignment import (
+    Alignment,
+    batch_item,
+    check_generation_words,
+    word_alignment_scores,
+)
 from probe.attribution._gradient import differentiable
 from probe.capture.adapters import adapter_for
 
@@ -55,10 +60,8 @@ def gradient_alignment(
         raise ProbeError(
             "gradient_alignment needs an encoder-decoder model and its probe.generate result"
         )
-    if generation.words is None or generation.prompt_words is None:
-        raise ProbeError(
-            "gradient_alignment needs words: pass text and tokenizer=... to probe.generate")
-    b = batch_index % generation.batch_size
+    check_generation_words(generation, "gradient_alignment")
+    b = batch_item(batch_index, generation.batch_size)
     device = adapter.device
     n = generation.num_generated
     source = generation.source_ids[b : b + 1].to(device).repeat(n, 1)

@@ -499,7 +499,8 @@ def attribute(
         target: ``None`` (predicted class, or the model's output for embedding models), a class
             index, or a callable mapping the model output to one scalar per batch item.
         seed: seed of stochastic methods.
-        trace: a plain capture of the same inputs to reuse (saves a forward pass).
+        trace: a plain capture of the same inputs to reuse (saves a forward pass); one of
+            other inputs is refused.
         **options: the method's options (``method_spec(method).options``; e.g. ``n_steps``
             for Integrated Gradients, ``head_fusion`` for rollout).
 
@@ -510,6 +511,10 @@ def attribute(
         ProbeError: an unknown method, an option it does not take, or a bad option value.
     """
     spec, resolved, modality = resolve_run(model, method, options)
+    if trace is not None:
+        from probe.attribution._trace_reuse import check_trace_inputs
+
+        check_trace_inputs(model, inputs, tokenizer, trace)
     ctx = MethodContext(model, inputs, tokenizer, target, resolved, modality, seed, trace)
     scores = spec.fn(ctx)
     if modality == "vision" and ctx._trace is None:

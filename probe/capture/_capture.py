@@ -359,6 +359,15 @@ def _gather_device(device: Any) -> torch.device | None:
         ) from None
     if gather.type == "meta":
         raise ProbeError("device='meta' holds no data: gather the attention on 'cpu' or a GPU")
+    try:
+        torch.empty(0, device=gather)  # no CUDA here, an ordinal past the count, no MPS ...
+    except (RuntimeError, AssertionError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        reason = reason.split(". ")[0].rstrip(".")  # its first sentence
+        raise ProbeError(
+            f"device={str(device) if isinstance(device, str) else str(gather)!r} is not usable "
+            f"here: {reason}; gather on 'cpu' or a device torch sees"
+        ) from None
     return gather
 
 

@@ -27,6 +27,11 @@ Rows = tuple[tuple[str, ...], ...]
 WordIds = tuple[tuple[int | None, ...], ...]
 
 
+class NotATraceError(ProbeError, AttributeError):
+    """A :class:`Trace` attribute read from a :class:`GenerationTrace` (an AttributeError too,
+    so ``getattr(gen, name, default)`` keeps working)."""
+
+
 @dataclass(frozen=True)
 class GenerationTrace:
     """Attention of every generation step, assembled per layer. Immutable.
@@ -195,6 +200,17 @@ class GenerationTrace:
             words_all.append(tuple(words))
             ids_all.append(tuple(ids))
         return {"words": tuple(words_all), "word_ids": tuple(ids_all)}
+
+    def __getattr__(self, name: str) -> Any:
+        """Only called for names the generation lacks: a :class:`Trace` name says to convert."""
+        if not name.startswith("__") and (
+            name in Trace.__dataclass_fields__ or hasattr(Trace, name)
+        ):
+            raise NotATraceError(
+                f"this is a GenerationTrace, not a probe.Trace: pass gen.to_trace() (the "
+                f"attention over every token the model read), which has {name!r}"
+            )
+        raise AttributeError(f"'GenerationTrace' object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         extra = "" if self.cross is None else f", cross={tuple(self.cross.attentions.shape)}"

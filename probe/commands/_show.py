@@ -195,6 +195,11 @@ def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, tar
         return _curves(model, tokenizer, inputs, methods, target, **options)
     if view == "alignment":  # the word alignment of probe.alignment(...)
         return H.alignment_html(source, **options)
+    import probe
+
+    if isinstance(source, probe.GenerationTrace):  # not a model: it has no inputs to take
+        raise ProbeError(f"this is a GenerationTrace, not a probe.Trace: pass gen.to_trace() "
+                         f"to probe.show(..., {view!r})")
     model = None
     if _is_trace(source):
         trace = source
@@ -202,8 +207,6 @@ def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, tar
         model, tokenizer = _unpack(source, tokenizer)
         if inputs is None:
             raise ProbeError("pass inputs= (the text or image) when showing a model")
-        import probe
-
         trace = probe.trace(model, inputs, tokenizer=tokenizer)
     if view == "window":
         return H.windows_html(trace, layers=layers, layer=-1 if layer is None else layer,

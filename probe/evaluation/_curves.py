@@ -72,6 +72,7 @@ def _scores(scores: Any, p: _Problem, name: str) -> torch.Tensor:
     import torch
 
     if isinstance(scores, Attribution):
+        _check_tokens(scores, p, name)
         scores = scores.scores
     if not isinstance(scores, torch.Tensor):
         raise ProbeError(
@@ -92,6 +93,20 @@ def _scores(scores: Any, p: _Problem, name: str) -> torch.Tensor:
     if bool(torch.isnan(s).any()):
         raise ProbeError(f"scores of {name} contain NaN: fix the attribution first")
     return s
+
+
+def _check_tokens(attribution: Attribution, p: _Problem, name: str) -> None:
+    """A text attribution's tokens must be those of the inputs (padding aside)."""
+    if attribution.tokens is None or p.tokens is None:
+        return
+    theirs = [tuple(t for t in row if t != p.pad_token) for row in attribution.tokens]
+    for b, (mine, other) in enumerate(zip(p.tokens, theirs)):
+        if mine != other:
+            raise ProbeError(
+                f"{name} was computed on other tokens than these inputs (batch item {b}: "
+                f"{len(other)} tokens starting {list(other[:4])}, the inputs have {len(mine)} "
+                f"starting {list(mine[:4])}): attribute these inputs, in this order"
+            )
 
 
 def _ranks(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

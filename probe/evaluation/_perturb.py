@@ -86,6 +86,8 @@ class _Problem:
     batch_size: int
     baseline: str
     grid: tuple[int, int] | None = None
+    tokens: tuple[tuple[str, ...], ...] | None = None  # text with a tokenizer, padding dropped
+    pad_token: str | None = None
 
     @property
     def num_units(self) -> int:
@@ -178,7 +180,7 @@ def _vision_problem(
 
     adapter = adapter_for(model)
     device = adapter.device
-    x = x.detach().to(device)
+    x = x.detach().to(device, adapter.dtype) if x.is_floating_point() else x.detach().to(device)
     height, width = int(x.shape[-2]), int(x.shape[-1])
     rows, cols = _model_grid(adapter, x) if grid is None else _grid_tuple(grid)
     ph, pw = height // rows, width // cols
@@ -360,6 +362,10 @@ def _text_problem(
             out["attention_mask"] = out["attention_mask"].masked_fill(drop, 0)
         return {**fixed, **out}
 
+    pad = getattr(tokenizer, "pad_token", None)
+    tokens = None if tokenizer is None else tuple(
+        tuple(t for t in tokenizer.convert_ids_to_tokens(row) if t != pad) for row in ids.tolist()
+    )
     return _Problem(
         model=model,
         modality="text",
@@ -369,6 +375,8 @@ def _text_problem(
         score=None,  # type: ignore[arg-type]  # set by _problem
         batch_size=batch_size,
         baseline=name,
+        tokens=tokens,
+        pad_token=pad,
     )
 
 

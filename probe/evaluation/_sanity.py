@@ -285,7 +285,7 @@ def _fixed_target(model: nn.Module, inputs: Any, tokenizer: Any) -> Any:
     adapter = adapter_for(model)
     with _eval_mode(model):
         if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():
-            out = adapter.call(inputs.detach().to(adapter.device))
+            out = adapter.call(inputs.detach().to(adapter.device, adapter.dtype))
         else:
             kwargs, _ = text_inputs(model, inputs, tokenizer)
             out = adapter.forward(kwargs)

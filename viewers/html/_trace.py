@@ -63,6 +63,9 @@ def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str
         if idx not in available:
             raise ProbeError(f"{what[:-1]} {w} was not captured: the trace has {list(available)}"
                              f" ({n} {what})")
+        if list(available).index(idx) in out:
+            alias = "" if int(w) == idx else f" (as {idx})"
+            raise ProbeError(f"{what} lists {what[:-1]} {w} twice{alias}: list each once")
         out.append(list(available).index(idx))
     return out
 

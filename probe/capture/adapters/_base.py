@@ -47,6 +47,7 @@ __all__ = [
     "Site",
     "VisionGeometry",
     "adapter_for",
+    "dataset_hint",
     "list_adapters",
     "number_sites",
     "register_adapter",
@@ -428,3 +429,31 @@ def _execution_device(hook: Any) -> torch.device | None:
                 return torch.device("cuda", device)
             return torch.device(device)
     return None
+
+
+def dataset_hint(inputs: Any) -> str:
+    """``"; ..."`` naming the fix for inputs that are a dataset or one of its batches, else ``""``.
+
+    A DataLoader (or another iterable of batches) goes to ``probe.attribute_batches``; an
+    ``(inputs, labels, ...)`` batch, as a DataLoader yields it, holds the inputs at index 0.
+    """
+    from collections.abc import Iterable, Mapping
+
+    import torch
+
+    labels = (
+        isinstance(inputs, (tuple, list)) and len(inputs) >= 2
+        and isinstance(inputs[1], torch.Tensor) and inputs[1].dim() <= 1
+    )
+    if labels and (isinstance(inputs[0], (torch.Tensor, Mapping)) or (
+        isinstance(inputs[0], (list, tuple)) and all(isinstance(t, str) for t in inputs[0])
+    )):
+        return "; this looks like an (inputs, labels, ...) batch: pass batch[0]"
+    if isinstance(inputs, Iterable) and not hasattr(inputs, "__array__") and not isinstance(
+        inputs, (str, bytes, torch.Tensor, Mapping, list, tuple)
+    ):  # numpy arrays and PIL images are pictures, not datasets
+        return (
+            f"; for a {type(inputs).__name__} of batches use probe.attribute_batches (or "
+            "iterate and pass one batch at a time)"
+        )
+    return ""

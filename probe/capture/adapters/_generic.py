@@ -48,6 +48,12 @@ class GenericModule(HFTextModel):
         inner = getattr(model, "module", None)
         if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             hint = f"pass the wrapped model (model.module, a {type(inner).__name__}) instead"
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile
+            hint = (
+                "a torch.compile'd model runs compiled code that probe cannot hook: pass the "
+                f"original (model._orig_mod, a {type(model._orig_mod).__name__}), which shares "
+                "its weights"
+            )
         elif isinstance(model, nn.Sequential):
             hint = "pass the transformer model itself, not an nn.Sequential around it"
         else:
@@ -84,7 +90,7 @@ class GenericModule(HFTextModel):
                     f"images must be [batch, channel, height, width], got shape "
                     f"{tuple(inputs.shape)}" + ("; use x.unsqueeze(0)" if inputs.dim() == 3 else "")
                 )
-            p = Prepared(main_key="x", kwargs={"x": inputs.to(self.device)})
+            p = Prepared(main_key="x", kwargs={"x": inputs.to(self.device, self.dtype)})
             p.pixel_values = inputs.detach().clone()
             p.batch = int(inputs.shape[0])
             return p

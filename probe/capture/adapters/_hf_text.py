@@ -19,6 +19,7 @@ from probe.capture.adapters._base import (
     ModelAdapter,
     Prepared,
     Site,
+    dataset_hint,
     register_adapter,
 )
 from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_model
@@ -127,7 +128,7 @@ class HFTextModel(ModelAdapter):
         else:
             raise ProbeError(
                 f"unsupported inputs of type {type(inputs).__name__}: pass a string, a list of "
-                "strings, a tokenizer output or an input_ids tensor"
+                "strings, a tokenizer output or an input_ids tensor" + dataset_hint(inputs)
             )
         if not self.accepts("token_type_ids"):
             kwargs.pop("token_type_ids", None)

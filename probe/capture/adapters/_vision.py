@@ -17,6 +17,7 @@ from probe.capture.adapters._base import (
     Prepared,
     Site,
     VisionGeometry,
+    dataset_hint,
     register_adapter,
 )
 from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_model
@@ -51,15 +52,18 @@ class VisionModel(ModelAdapter):
         import torch
 
         if not isinstance(inputs, torch.Tensor):
+            hint = dataset_hint(inputs) or "; convert images with the model's preprocessing first"
             raise ProbeError(
                 f"vision models take a pixel tensor [batch, channel, height, width], got "
-                f"{type(inputs).__name__}; convert images with the model's preprocessing first"
+                f"{type(inputs).__name__}{hint}"
             )
         if decoder_inputs is not None:
             raise ProbeError("decoder_inputs= is for encoder-decoder text models: drop it")
         self.check_pixels(inputs)
         p = Prepared(main_key=self.main_key)
-        p.kwargs = {self.main_key: inputs.to(self.device), **self.extra_kwargs(forward_kwargs)}
+        # float32 pixels for a float16/bfloat16 model: cast as HF ViT does itself (timm does not)
+        pixels = inputs.to(self.device, self.dtype)
+        p.kwargs = {self.main_key: pixels, **self.extra_kwargs(forward_kwargs)}
         p.pixel_values = inputs.detach().clone()
         p.batch = int(inputs.shape[0])
         return p
