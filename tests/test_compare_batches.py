@@ -66,8 +66,19 @@ def test_text_batches_ignore_padding(minilm):
     parts = probe.compare_batches(model, texts, methods, tokenizer=tok, target=target,
                                   batch_size=3, progress=False)
     assert_close(parts.values, whole.values, atol=1e-6, rtol=0)
-    padded = probe.compare(whole_attrs)  # padding and specials counted: a different number
+    # text Attributions carry their valid tokens: the default is the trace's mask
+    assert_close(probe.compare(whole_attrs).values, whole.values, atol=0, rtol=0)
+    # plain tensors have no units: padding and specials counted, a different number
+    padded = probe.compare({a.label: a.scores for a in whole_attrs})
     assert not torch.allclose(padded.values, parts.values)
+    # attribute_batches keeps each item's valid tokens through the padding between batches
+    batched = [probe.attribute_batches(model, texts, m, tokenizer=tok, target=target,
+                                       batch_size=3, progress=False) for m in methods]
+    assert batched[0].units.shape == batched[0].scores.shape
+    assert_close(probe.compare(batched).values, parts.values, atol=1e-6, rtol=0)
+    with pytest.raises(ProbeError, match="mark different tokens as valid.*same inputs"):
+        probe.compare([whole_attrs[0], probe.attribute(model, texts[::-1], "random",
+                                                       tokenizer=tok)])
 
 
 def test_bad_calls(vit):

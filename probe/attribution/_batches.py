@@ -160,9 +160,14 @@ def attribute_batches(
             return None
         return tuple(x for v in values for x in v)
 
+    units = None
+    if all(p.units is not None for p in parts):  # text: padding is never a unit
+        units = torch.cat([torch.nn.functional.pad(p.units, (0, width - int(p.units.shape[-1])))
+                           for p in parts])  # type: ignore[union-attr]
     return Attribution(
         scores=scores, method=first.method, modality=first.modality, signed=first.signed,
         tokens=joined("tokens"), words=joined("words"), word_scores=joined("word_scores"),
         grid=first.grid, image_size=first.image_size, model_name=first.model_name,
         info={"batches": len(parts)}, options=first.options, byte_level=first.byte_level,
+        units=units,
     )

@@ -76,6 +76,9 @@ class Attribution:
         info: method-specific extras (e.g. the IG convergence delta).
         options: the method's options as it ran (every declared option, defaults included).
         byte_level: ``tokens`` are byte-level BPE symbols (see :attr:`probe.Trace.labels`).
+        units: text: ``[batch, num_units]`` bool, the real tokens that are not special tokens
+            (no padding, [CLS], [SEP], BOS, ...): the units :func:`probe.compare` compares by
+            default; ``None`` for vision (every patch is a unit).
     """
 
     scores: torch.Tensor
@@ -91,6 +94,7 @@ class Attribution:
     info: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     byte_level: bool = False
+    units: torch.Tensor | None = None
 
     @property
     def token_labels(self) -> tuple[tuple[str, ...], ...] | None:
@@ -575,8 +579,9 @@ def _wrap(
             )
             for b, (words, ids) in enumerate(zip(tr.words, tr.word_ids))  # type: ignore[arg-type]
         )
+    units = tr.attention_mask.bool().cpu() & ~tr.special_tokens_mask.bool().cpu()
     return Attribution(
         scores, spec.name, modality, spec.signed, tokens=tr.tokens, words=tr.words,
         word_scores=word_scores, model_name=tr.model_name, byte_level=tr.byte_level,
-        info=dict(ctx.info), options=dict(ctx.options),
+        info=dict(ctx.info), options=dict(ctx.options), units=units,
     )

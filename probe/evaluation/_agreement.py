@@ -384,6 +384,26 @@ class AgreementTable:
         return self.to_markdown()
 
 
+def _units_of(
+    attributions: Sequence[Attribution] | Mapping[str, Any],
+) -> torch.Tensor | None:
+    """The valid units the text Attributions among ``attributions`` share (``None`` when none
+    carries any); attributions of different tokens are refused."""
+    import torch
+
+    values = attributions.values() if isinstance(attributions, Mapping) else attributions
+    units = [a.units for a in values if isinstance(a, Attribution) and a.units is not None]
+    if not units:
+        return None
+    first = units[0]
+    if any(u.shape != first.shape or not torch.equal(u, first) for u in units[1:]):
+        raise ProbeError(
+            "the attributions mark different tokens as valid (padding / special tokens): they "
+            "were computed on different inputs; compare attributions of the same inputs"
+        )
+    return first
+
+
 def _named_maps(
     attributions: Sequence[Attribution] | Mapping[str, Any], absolute: bool | None
 ) -> tuple[tuple[str, ...], list[torch.Tensor]]:
@@ -448,8 +468,10 @@ def compare(
             ``"topk"`` (:func:`topk_overlap`, needs ``k``).
         k: for ``"topk"``: a count of units or a fraction in ``(0, 1]``.
         mask: valid units as for :func:`spearman` (a :class:`Trace` gives :func:`unit_mask`:
-            text padding and special tokens excluded). Default: every unit; for padded text
-            batches pass the trace, or the zero scores of padding count as agreement.
+            text padding and special tokens excluded). Default: the units the text
+            Attributions mark valid (:attr:`Attribution.units`, the same as ``mask=trace``),
+            so padding and special tokens never count as agreement; plain tensors and vision
+            attributions: every unit.
         absolute: compare absolute scores: ``None`` (default) for signed attributions only
             (``Attribution.signed``, e.g. Integrated Gradients, where a large negative score is
             as important as a large positive one); ``True`` for all maps; ``False`` never.
@@ -469,6 +491,8 @@ def compare(
     elif k is not None:
         raise ProbeError(f"k applies to metric='topk' only, not {metric!r}: drop k=")
     names, maps = _named_maps(attributions, absolute)
+    if mask is None:
+        mask = _units_of(attributions)
     fn: Any = {"spearman": spearman, "kendall": kendall}.get(metric)
     m = len(names)
     values = torch.eye(m, dtype=torch.float64)
