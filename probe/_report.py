@@ -143,7 +143,17 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
         ) from None
 
 
-def check_output_file(path: str | os.PathLike[str]) -> None:
+def _refuse_dash(path: str | os.PathLike[str], option: str, kind: str) -> None:
+    """``-`` means standard output to a shell user; probe writes files, so it is refused rather
+    than taken for a file or folder named ``-`` in the current folder (``./-`` still is)."""
+    if os.fspath(path) == "-":
+        raise ProbeError(
+            f"{option} - is not standard output here: probe writes a {kind}; pass a {kind} "
+            f"name (./- for a {kind} literally named '-')"
+        )
+
+
+def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -> None:
     """Fail fast, before any work, when :func:`write_json` could not write ``path``.
 
     Besides ``os.access``, a temporary file (a folder when folders are missing) is created in
@@ -151,9 +161,10 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
     ``os.access`` calls ``/proc`` writable.
 
     Raises:
-        ProbeError: ``path`` is a folder, lies under a regular file, or its nearest existing
-            folder is not writable.
+        ProbeError: ``path`` is ``-`` (``option`` is named), a folder, lies under a regular
+            file, or its nearest existing folder is not writable.
     """
+    _refuse_dash(path, option, "file")
     target = _absolute(path)
     if target.is_dir():
         raise ProbeError(f"cannot write {path}: it is a folder; pass a file name")
@@ -176,9 +187,10 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
     the nearest existing folder, since as root ``os.access`` calls ``/proc`` writable.
 
     Raises:
-        ProbeError: ``path`` is a regular file, lies under a regular file, or its nearest
-            existing folder is not writable; the message names ``option``.
+        ProbeError: ``path`` is ``-``, a regular file, lies under a regular file, or its
+            nearest existing folder is not writable; the message names ``option``.
     """
+    _refuse_dash(path, option, "folder")
     target = _absolute(path)
     if target.exists() and not target.is_dir():
         raise ProbeError(f"{option} {os.fspath(path)!r} is a file: pass a folder")

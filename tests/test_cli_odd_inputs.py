@@ -1,0 +1,77 @@
+"""Odd command-line values nobody tried before: each is one line on stderr, exit code 2, no
+traceback, no file, and it comes before any work (no model loads, no eval runs).
+
+Found by an attack on the error promise (``--out -``, ``--json -``, a huge ``--n``, ``nan``
+as a method option, blank ``--model`` / ``--socket``, a file in the way of ``probe bench
+--json``, a UTF-16 ``--text-file``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import probe
+from probe.cli import main
+
+
+def _one_line_exit_2(argv: list[str], capsys: Any, pattern: str) -> str:
+    start = time.process_time()
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert re.search(pattern, lines[0]), lines[0]
+    assert time.process_time() - start < 20, "the error came after work, not before it"
+    return lines[0]
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["render", "head", "--text", "The cat sat.", "--out", "-", "--quiet"],
+     r"--out - .*not standard output.*\./-"),
+    (["eval", "faithfulness", "--quick", "--json", "-"],
+     r"--json - .*not standard output.*\./-"),
+    (["eval", "alignment", "--quick", "--json", "-"],
+     r"--json - .*not standard output.*\./-"),
+    (["bench", "--quick", "--part", "html", "--json", "-"],
+     r"--json - .*not standard output.*\./-"),
+], ids=["render-out", "eval-json", "eval-alignment-json", "bench-json"])
+def test_dash_is_not_taken_for_a_file_named_dash(argv, pattern, tmp_path, capsys, monkeypatch):
+    """``-`` reads as standard output to a shell user; probe writes files, so it is refused
+    (``./-`` still names a file or folder called ``-``) and nothing appears in the cwd."""
+    monkeypatch.chdir(tmp_path)
+    _one_line_exit_2(argv, capsys, pattern)
+    assert _listing(tmp_path) == []
+
+
+def test_a_folder_named_dash_is_still_possible(tmp_path, monkeypatch):
+    from probe._report import check_output_dir, check_output_file
+
+    monkeypatch.chdir(tmp_path)
+    check_output_dir("./-")
+    check_output_file("./-")
+    with pytest.raises(probe.ProbeError, match=r"--out - .*\./-"):
+        check_output_dir("-")
+
+
+def test_bench_json_under_a_file_names_the_file(tmp_path, capsys):
+    """Was 'the folder ... does not exist' for a path whose folder is a file."""
+    (tmp_path / "a-file").write_text("x")
+    line = _one_line_exit_2(["bench", "--quick", "--part", "html", "--json",
+                             str(tmp_path / "a-file" / "x.json")], capsys, r"a file is in the way")
+    assert "does not exist" not in line
+
+
+def test_bench_json_in_a_missing_folder_says_what_to_do(tmp_path, capsys):
+    _one_line_exit_2(["bench", "--quick", "--part", "html", "--json",
+                      str(tmp_path / "no" / "x.json")], capsys, r"does not exist: create it")
