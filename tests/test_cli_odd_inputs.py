@@ -64,6 +64,13 @@ def test_a_folder_named_dash_is_still_possible(tmp_path, monkeypatch):
         check_output_dir("-")
 
 
+@pytest.mark.parametrize("task", ["faithfulness", "sanity", "alignment"])
+def test_eval_n_beyond_what_memory_holds_is_refused(task, capsys):
+    """``--n 99999999999`` was an internal error (torch failed to allocate 800 GB)."""
+    _one_line_exit_2(["eval", task, "--n", str(10**11)], capsys, r"--n 100000000000 is out of "
+                     r"range: use 1\.\.100000")
+
+
 def test_bench_json_under_a_file_names_the_file(tmp_path, capsys):
     """Was 'the folder ... does not exist' for a path whose folder is a file."""
     (tmp_path / "a-file").write_text("x")
