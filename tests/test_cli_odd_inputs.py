@@ -71,6 +71,18 @@ def test_eval_n_beyond_what_memory_holds_is_refused(task, capsys):
                      r"range: use 1\.\.100000")
 
 
+def test_eval_nan_method_option_is_refused_before_the_eval(capsys):
+    """``rollout.discard_ratio=nan`` passed the declared range (NaN compares False) and the
+    eval ran for minutes."""
+    _one_line_exit_2(["eval", "faithfulness", "--quick", "--option",
+                      "rollout.discard_ratio=nan"], capsys,
+                     r"option 'discard_ratio' of method 'rollout' must be a number, got nan")
+    from probe.attribution._registry import method_options
+
+    with pytest.raises(probe.ProbeError, match="must be a number, got nan: pass e.g. 0.0"):
+        method_options("rollout", {"discard_ratio": float("nan")})
+
+
 def test_bench_json_under_a_file_names_the_file(tmp_path, capsys):
     """Was 'the folder ... does not exist' for a path whose folder is a file."""
     (tmp_path / "a-file").write_text("x")

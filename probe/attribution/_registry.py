@@ -252,6 +252,8 @@ class MethodOption:
             if not ok:
                 names = " or ".join(k.__name__ for k in kinds)
                 raise ProbeError(f"{where} must be {names}, got {value!r}")
+        if isinstance(value, float) and value != value:  # NaN passes every range check
+            raise ProbeError(f"{where} must be a number, got nan: pass e.g. {self.default!r}")
         choices = self.valid_choices()
         if choices is not None and value not in choices:
             raise ProbeError(f"{where} must be one of {list(choices)}, got {value!r}")
