@@ -83,6 +83,14 @@ def test_eval_nan_method_option_is_refused_before_the_eval(capsys):
         method_options("rollout", {"discard_ratio": float("nan")})
 
 
+@pytest.mark.parametrize("task", ["faithfulness", "text", "alignment"])
+@pytest.mark.parametrize("model", ["", "  "])
+def test_eval_blank_model_is_refused(task, model, capsys):
+    """``probe eval ... --model ""`` ran the default model (``probe render`` refuses it)."""
+    _one_line_exit_2(["eval", task, "--quick", "--model", model], capsys,
+                     r"--model is empty: drop it for the task.s default model")
+
+
 def test_bench_json_under_a_file_names_the_file(tmp_path, capsys):
     """Was 'the folder ... does not exist' for a path whose folder is a file."""
     (tmp_path / "a-file").write_text("x")

@@ -151,6 +151,7 @@ def run_eval(
     if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
         raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
     _check_n(args.n)
+    _check_model(args.model)
     if args.batch_size is not None and task not in BATCHED:
         raise ProbeError(
             f"--batch-size applies to the {', '.join(BATCHED)} evals, not to {task!r}: drop it"
@@ -284,6 +285,7 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
     if args.methods or args.options:
         raise ProbeError("probe eval alignment takes no --method or --option: drop them")
     _check_n(args.n)
+    _check_model(args.model)
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.json:
@@ -332,6 +334,11 @@ def _check_n(n: int | None) -> None:
     if n is not None and n > MAX_N:
         raise ProbeError(f"--n {n} is out of range: use 1..{MAX_N} (the eval holds its "
                          "inputs in memory)")
+
+
+def _check_model(name: str | None) -> None:
+    if name is not None and not name.strip():  # "" ran the default model
+        raise ProbeError("--model is empty: drop it for the task's default model or name one")
 
 
 def _device(spec: str) -> str:
