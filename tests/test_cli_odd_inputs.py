@@ -91,6 +91,11 @@ def test_eval_blank_model_is_refused(task, model, capsys):
                      r"--model is empty: drop it for the task.s default model")
 
 
+def test_serve_blank_socket_is_refused(capsys):
+    """``probe serve --socket ""`` served on the default socket instead."""
+    _one_line_exit_2(["serve", "--socket", ""], capsys, r"--socket is empty")
+
+
 def test_bench_json_under_a_file_names_the_file(tmp_path, capsys):
     """Was 'the folder ... does not exist' for a path whose folder is a file."""
     (tmp_path / "a-file").write_text("x")

@@ -54,6 +54,8 @@ def run(ns: argparse.Namespace) -> int:
     entry = getattr(ns, "main", None)
     if entry is None:
         raise ProbeError("probe serve must be started from the probe command line")
+    if ns.socket is not None and not ns.socket.strip():  # "" served on the default socket
+        raise ProbeError("--socket is empty: drop it for the default socket or pass a path")
     path = os.path.abspath(ns.socket) if ns.socket else socket_path(os.environ)
     check_socket_dir(path, own=not ns.socket and not os.environ.get(SOCKET_ENV))
     from probe.commands.serve._server import serve
