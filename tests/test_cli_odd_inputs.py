@@ -107,3 +107,32 @@ def test_bench_json_under_a_file_names_the_file(tmp_path, capsys):
 def test_bench_json_in_a_missing_folder_says_what_to_do(tmp_path, capsys):
     _one_line_exit_2(["bench", "--quick", "--part", "html", "--json",
                       str(tmp_path / "no" / "x.json")], capsys, r"does not exist: create it")
+
+
+@pytest.mark.parametrize("encoding, name", [
+    ("utf-16", "UTF-16"), ("utf-16-le", "UTF-16"), ("utf-32", "UTF-32"),
+])
+def test_text_file_in_utf16_is_named(encoding, name, tmp_path, capsys):
+    """A UTF-16 file (Windows Notepad's 'Unicode') was 'not UTF-8 (byte 0)'."""
+    path = tmp_path / "s.txt"
+    text = "The cat sat.\n"
+    path.write_bytes(("\ufeff" + text).encode(encoding) if encoding == "utf-16-le"
+                     else text.encode(encoding))
+    _one_line_exit_2(["render", "head", "--text-file", str(path), "--out",
+                      str(tmp_path / "o"), "--quiet"], capsys,
+                     rf"is {name} \(it starts with a {name} byte order mark\): save it as UTF-8")
+    assert not (tmp_path / "o").exists()
+
+
+def test_coref_data_in_utf16_is_named_and_a_utf8_bom_is_read(tmp_path, capsys):
+    line = "The trophy didn't fit in the suitcase because it was too big.|it|trophy|suitcase\n"
+    pair = line + line.replace("big", "small").replace("|trophy|suitcase", "|suitcase|trophy")
+    (tmp_path / "u16.txt").write_bytes(pair.encode("utf-16"))
+    _one_line_exit_2(["eval", "coref", "--data", str(tmp_path / "u16.txt")], capsys,
+                     r"u16\.txt is UTF-16 \(it starts with a UTF-16 byte order mark\): save it "
+                     r"as UTF-8")
+    (tmp_path / "bom.txt").write_bytes(pair.encode("utf-8-sig"))
+    from probe.evaluation.tasks import load_coref_pairs
+
+    items = load_coref_pairs(str(tmp_path / "bom.txt"))[0]["items"]
+    assert items[0]["sentence"].startswith("The trophy")

@@ -409,6 +409,8 @@ def _read_text_file(path: str) -> list[str]:
     input), each stripped."""
     import sys
 
+    from probe._text import not_utf8
+
     name = "- (standard input)" if path == "-" else repr(path)
     try:
         if path == "-":
@@ -425,11 +427,11 @@ def _read_text_file(path: str) -> list[str]:
     except IsADirectoryError:
         raise ProbeError(f"--text-file {name} is a directory: pass a text file") from None
     except UnicodeDecodeError as exc:
-        raise ProbeError(
-            f"--text-file {name} is not UTF-8 (byte {exc.start}): save it as UTF-8"
-        ) from None
+        raise ProbeError(f"--text-file {name} {not_utf8(data, exc)}: save it as UTF-8") from None
     except OSError as exc:
-        raise ProbeError(f"cannot read --text-file {name} ({exc.strerror})") from None
+        raise ProbeError(
+            f"cannot read --text-file {name} ({exc.strerror}): pass a readable text file"
+        ) from None
     texts = [line for line in lines if line]
     if not texts:
         raise ProbeError(f"--text-file {name} has no non-blank line: one sentence per line")
