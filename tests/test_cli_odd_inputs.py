@@ -136,3 +136,28 @@ def test_coref_data_in_utf16_is_named_and_a_utf8_bom_is_read(tmp_path, capsys):
 
     items = load_coref_pairs(str(tmp_path / "bom.txt"))[0]["items"]
     assert items[0]["sentence"].startswith("The trophy")
+
+
+def _probe_env(tmp_path: Path, *argv: str, **env: str) -> Any:
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "probe.cli", *argv], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", **env})
+
+
+@pytest.mark.parametrize("command", ["render", "serve"])
+def test_bad_mplbackend_is_one_line(command, tmp_path):
+    """``MPLBACKEND=nonsense`` made matplotlib's import raise ValueError: an internal error
+    (exit 1) after the model had loaded."""
+    argv = (["render", "head", "--text", "The cat sat.", "--out", "o", "--quiet"]
+            if command == "render" else ["serve", "--socket", str(tmp_path / "s.sock")])
+    proc = _probe_env(tmp_path, *argv, MPLBACKEND="nonsense",
+                      PROBE_SERVE_SOCKET=str(tmp_path / "none.sock"))
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2, proc.stderr
+    assert lines == ["probe: error: MPLBACKEND='nonsense' is not a matplotlib backend: unset it "
+                     "or set MPLBACKEND=Agg (probe saves files and needs no display)"], lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

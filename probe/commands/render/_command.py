@@ -80,6 +80,9 @@ def render_batch(batch: Sequence[RenderArgs]) -> list[str]:
             raise ProbeError(f"{_which(batch, index)}: {exc}") from None
     _check_distinct(batch)
     from probe._progress import silence_library_bars, silence_progress
+    from probe.commands._backend import import_matplotlib
+
+    import_matplotlib()  # a bad MPLBACKEND before the model loads
 
     first = batch[0]
     silence_library_bars()
