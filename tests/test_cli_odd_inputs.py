@@ -161,3 +161,25 @@ def test_bad_mplbackend_is_one_line(command, tmp_path):
     assert lines == ["probe: error: MPLBACKEND='nonsense' is not a matplotlib backend: unset it "
                      "or set MPLBACKEND=Agg (probe saves files and needs no display)"], lines
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_cnn_faithfulness_eval_takes_batch_size_and_reports_its_work(tmp_path, capsys):
+    """On a CNN, ``probe eval faithfulness`` ignored ``--batch-size`` and, never sharding its
+    batches, printed 'process(es) 0 of 1 got no work' on every run (torchrun processes would
+    each have run all of it)."""
+    import json
+
+    import torch
+
+    from probe.commands._eval import EvalArgs, run_eval
+    from probe.models._cnn_shapes import build_cnn_shapes
+
+    torch.manual_seed(0)
+    out = tmp_path / "r.json"
+    rc = run_eval(EvalArgs(task="faithfulness", n=4, batch_size=2, quiet=True, json=str(out),
+                           methods=("random", "gradcam")), model=build_cnn_shapes().eval())
+    err = capsys.readouterr().err
+    assert rc == 0 and "got no work" not in err, err
+    result = json.loads(out.read_text())
+    assert result["processes"]["items_per_process"] == [2]  # 2 batches of 2 images
+    assert result["methods"]["random"]["pointing_game_n"] == 4

@@ -270,7 +270,7 @@ def _run_task(
 
         chosen = tuple((m, dict((method_opts or {}).get(m, {}))) for m in args.methods) or None
         runner["faithfulness"] = lambda: _cnn_eval.eval_cnn_faithfulness(
-            model, n=n, seed=args.seed, methods=chosen
+            model, n=n, seed=args.seed, methods=chosen, **batch
         )
     with place_model(model, device, restore=injected) as where:
         return runner[task](), where

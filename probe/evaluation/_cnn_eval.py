@@ -99,6 +99,7 @@ def eval_cnn_faithfulness(
     """
     from probe.attribution._registry import attribute
     from probe.capture import adapter_for
+    from probe.evaluation._distributed import gather, gather_list, shard
     from probe.evaluation._faithfulness import faithfulness
     from probe.evaluation._geometry import mass_on_object, object_patch_mask, pointing_game
     from probe.evaluation.tasks._common import EVAL_IMAGE_SEED
@@ -114,7 +115,7 @@ def eval_cnn_faithfulness(
     correct, chance = 0, []
     grid: tuple[int, int] | None = None
     started = time.perf_counter()
-    for number, start in enumerate(range(0, n, batch_size)):
+    for number, start in shard(list(enumerate(range(0, n, batch_size)))):  # torchrun: a block
         images = data.images[start : start + batch_size]
         masks = data.masks[start : start + batch_size]
         predicted = adapter.predicted_class(adapter.prepare(images))  # on the CPU
@@ -139,6 +140,9 @@ def eval_cnn_faithfulness(
             deletion, insertion = table.curves[label]
             entry["deletion"] += deletion.auc.tolist()
             entry["insertion"] += insertion.auc.tolist()
+    merged = gather({"per": per, "seconds": seconds, "correct": correct, "chance": chance})
+    per, seconds, correct, chance = (merged[k] for k in ("per", "seconds", "correct", "chance"))
+    grid = next((g for g in gather_list(grid) if g is not None), None)
     results: dict[str, Any] = {}
     for label, entry in per.items():
         row: dict[str, Any] = {}
