@@ -183,3 +183,11 @@ def test_cnn_faithfulness_eval_takes_batch_size_and_reports_its_work(tmp_path, c
     result = json.loads(out.read_text())
     assert result["processes"]["items_per_process"] == [2]  # 2 batches of 2 images
     assert result["methods"]["random"]["pointing_game_n"] == 4
+
+
+@pytest.mark.parametrize("model, family", [("minilm", "an encoder"), ("vit-shapes", "a vision")])
+def test_alignment_eval_on_a_model_that_does_not_translate_is_one_line(model, family, capsys):
+    """Was a progress bar, then generate's error from inside the first batch."""
+    _one_line_exit_2(["eval", "alignment", "--quick", "--model", model], capsys,
+                     rf"the alignment eval needs a translation model \(encoder-decoder\), got "
+                     rf"{family} model: use --model toy-mt")
