@@ -43,3 +43,20 @@ def test_an_analysis_given_a_generation_names_to_trace():
     with pytest.raises(probe.ProbeError, match=r"got \w+: a generation: pass gen\.to_trace\(\)"):
         probe.rollout(gen)
     assert probe.rollout(gen.to_trace()).dim() == 3
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return probe.load_model("minilm")
+
+
+@pytest.mark.parametrize("layers", [
+    __import__("numpy").int64(2), (i for i in range(2)), {0, 1}, torch.tensor([0, 1]), "1", b"1",
+], ids=["numpy-int", "generator", "set", "tensor", "str", "bytes"])
+def test_trace_layers_that_are_no_list_of_ints(layers, minilm):
+    """``layers=np.int64(2)`` was ``TypeError: 'numpy.int64' object is not iterable``; a
+    generator was consumed by the check and then failed on ``len``."""
+    model, tokenizer = minilm
+    with pytest.raises(probe.ProbeError, match=r"^layers must be a list of integers, got "):
+        probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=layers)
+    assert probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=range(2)).num_layers == 2
