@@ -60,3 +60,11 @@ def test_trace_layers_that_are_no_list_of_ints(layers, minilm):
     with pytest.raises(probe.ProbeError, match=r"^layers must be a list of integers, got "):
         probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=layers)
     assert probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=range(2)).num_layers == 2
+
+
+@pytest.mark.parametrize("tokenizer", [5, "bert-base-uncased"], ids=["int", "str"])
+def test_trace_with_something_that_is_no_tokenizer(tokenizer, minilm):
+    """Was ``TypeError: 'int' object is not callable`` from the encoding."""
+    with pytest.raises(probe.ProbeError, match=r"^tokenizer must be a tokenizer, got (int|str): "
+                       r"pass the one probe\.load_model returned"):
+        probe.trace(minilm[0], "The cat sat.", tokenizer=tokenizer)

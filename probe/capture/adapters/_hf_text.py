@@ -95,6 +95,11 @@ class HFTextModel(ModelAdapter):
                     "text inputs need a tokenizer: pass tokenizer=... "
                     "(probe.load_model returns one)"
                 )
+            if not callable(tokenizer):
+                raise ProbeError(
+                    f"tokenizer must be a tokenizer, got {type(tokenizer).__name__}: pass the "
+                    "one probe.load_model returned (model, tokenizer)"
+                )
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
             blank = [i for i, t in enumerate(texts) if not t.strip()]
             if blank and isinstance(inputs, str):
