@@ -51,15 +51,16 @@ def minilm():
 
 
 @pytest.mark.parametrize("layers", [
-    __import__("numpy").int64(2), (i for i in range(2)), {0, 1}, torch.tensor([0, 1]), "1", b"1",
-], ids=["numpy-int", "generator", "set", "tensor", "str", "bytes"])
+    __import__("numpy").int64(2), (i for i in range(2)), torch.tensor([0, 1]), "1", b"1",
+], ids=["numpy-int", "generator", "tensor", "str", "bytes"])
 def test_trace_layers_that_are_no_list_of_ints(layers, minilm):
     """``layers=np.int64(2)`` was ``TypeError: 'numpy.int64' object is not iterable``; a
     generator was consumed by the check and then failed on ``len``."""
     model, tokenizer = minilm
     with pytest.raises(probe.ProbeError, match=r"^layers must be a list of integers, got "):
         probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=layers)
-    assert probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=range(2)).num_layers == 2
+    for kept in (range(2), {0, 1}):  # ranges and sets of ints stay accepted
+        assert probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=kept).num_layers == 2
 
 
 @pytest.mark.parametrize("tokenizer", [5, "bert-base-uncased"], ids=["int", "str"])

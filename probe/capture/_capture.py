@@ -288,7 +288,7 @@ def _options(
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        if not isinstance(value, (list, tuple, range)) or not all(  # np.int64(2), generators
+        if not isinstance(value, (list, tuple, range, set, frozenset)) or not all(  # np.int64(2)
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             raise ProbeError(f"{name} must be a list of integers, got {value!r}")
