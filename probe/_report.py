@@ -13,6 +13,7 @@ recognised by duck typing (``tolist``), so importing this module never imports t
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -153,6 +154,22 @@ def _refuse_dash(path: str | os.PathLike[str], option: str, kind: str) -> None:
         )
 
 
+def _check_length(target: Path, option: str) -> None:
+    """A path the file system cannot name (a part over 255 bytes, ``ENAMETOOLONG``) is one
+    ProbeError; ``Path.exists`` raised it as an OSError."""
+    try:
+        target.exists()
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        longest = max(target.parts, key=lambda part: len(os.fsencode(part)))
+        shown = longest if len(longest) <= 24 else longest[:20] + "..."
+        raise ProbeError(
+            f"{option} is too long for the file system ({exc.strerror}: {shown!r} is "
+            f"{len(os.fsencode(longest))} bytes); choose a shorter name"
+        ) from None
+
+
 def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -> None:
     """Fail fast, before any work, when :func:`write_json` could not write ``path``.
 
@@ -166,6 +183,7 @@ def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -
     """
     _refuse_dash(path, option, "file")
     target = _absolute(path)
+    _check_length(target, option)
     if target.is_dir():
         raise ProbeError(f"cannot write {path}: it is a folder; pass a file name")
     ancestor = nearest_existing(target.parent)
@@ -192,6 +210,7 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
     """
     _refuse_dash(path, option, "folder")
     target = _absolute(path)
+    _check_length(target, option)
     if target.exists() and not target.is_dir():
         raise ProbeError(f"{option} {os.fspath(path)!r} is a file: pass a folder")
     ancestor = nearest_existing(target)

@@ -191,3 +191,17 @@ def test_alignment_eval_on_a_model_that_does_not_translate_is_one_line(model, fa
     _one_line_exit_2(["eval", "alignment", "--quick", "--model", model], capsys,
                      rf"the alignment eval needs a translation model \(encoder-decoder\), got "
                      rf"{family} model: use --model toy-mt")
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["render", "head", "--text", "The cat sat.", "--quiet", "--out"], "--out"),
+    (["eval", "coref", "--json"], "--json"),
+    (["bench", "--quick", "--part", "html", "--json"], "--json"),
+], ids=["render-out", "eval-json", "bench-json"])
+def test_an_output_name_too_long_for_the_file_system(argv, option, tmp_path, capsys):
+    """A 300-byte folder or file name was an internal error (OSError ENAMETOOLONG)."""
+    long = tmp_path / ("a" * 300) / "x.json"
+    _one_line_exit_2([*argv, str(long)], capsys,
+                     rf"^probe: error: {option} is too long for the file system \(File name too "
+                     r"long: 'a{20}\.\.\.' is 300 bytes\); choose a shorter name$")
+    assert _listing(tmp_path) == []
