@@ -69,3 +69,37 @@ def test_trace_with_something_that_is_no_tokenizer(tokenizer, minilm):
     with pytest.raises(probe.ProbeError, match=r"^tokenizer must be a tokenizer, got (int|str): "
                        r"pass the one probe\.load_model returned"):
         probe.trace(minilm[0], "The cat sat.", tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="module")
+def vit_shapes():
+    return probe.load_model("vit-shapes")[0]
+
+
+def _cnn() -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),
+                               torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
+                               torch.nn.Linear(4, 2)).eval()
+
+
+@pytest.mark.parametrize("method", ["ig", "rollout"])
+def test_an_empty_image_batch_is_one_line(method, vit_shapes):
+    """``probe.attribute(vit, x[:0], 'ig')`` was an IndexError from inside captum."""
+    with pytest.raises(probe.ProbeError, match=r"^pixel_values \(0, 3, 32, 32\) hold no images: "
+                       r"pass at least one image$"):
+        probe.attribute(vit_shapes, torch.zeros(0, 3, 32, 32), method)
+
+
+def test_an_empty_image_batch_on_a_plain_cnn_is_one_line():
+    from probe.capture import adapter_for
+
+    with pytest.raises(probe.ProbeError, match=r"^images \(0, 3, 8, 8\) hold no images"):
+        adapter_for(_cnn()).prepare(torch.zeros(0, 3, 8, 8))  # what perturbation methods call
+
+
+def test_meta_tensors_are_one_line(vit_shapes, minilm):
+    """A meta tensor (no data) failed deep inside: NotImplementedError / RuntimeError."""
+    with pytest.raises(probe.ProbeError, match=r"pixel_values are on the meta device"):
+        probe.trace(vit_shapes, torch.zeros(1, 3, 32, 32, device="meta"))
+    with pytest.raises(probe.ProbeError, match=r"input_ids are on the meta device"):
+        probe.trace(minilm[0], torch.zeros(1, 4, dtype=torch.long, device="meta"))

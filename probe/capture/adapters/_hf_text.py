@@ -215,6 +215,8 @@ class HFTextModel(ModelAdapter):
             raise ProbeError(
                 f"input_ids {tuple(input_ids.shape)} hold no tokens: pass at least one token"
             )
+        if input_ids.is_meta:  # no values to read (.item() failed deep inside)
+            raise ProbeError("input_ids are on the meta device and hold no values: pass real ids")
         self.check_length(input_ids)
         vocab = self.vocab_size()
         low, high = int(input_ids.min()), int(input_ids.max())
