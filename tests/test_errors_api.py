@@ -90,6 +90,15 @@ def test_an_empty_image_batch_is_one_line(method, vit_shapes):
         probe.attribute(vit_shapes, torch.zeros(0, 3, 32, 32), method)
 
 
+@pytest.mark.parametrize("method", ["gradcam", "ig", "saliency", "random", "rollout"])
+def test_attribute_on_a_plain_torch_module_names_what_to_pass(method):
+    """A plain CNN was guessed to be a text model: gradcam 'does not apply to text models', ig
+    'needs token ids', random 'cannot capture attention'."""
+    with pytest.raises(probe.ProbeError, match=r"^probe\.attribute needs a model probe recognises "
+                       r"\(HuggingFace or timm\); Sequential is a plain torch module"):
+        probe.attribute(_cnn(), torch.rand(1, 3, 8, 8), method)
+
+
 def test_an_empty_image_batch_on_a_plain_cnn_is_one_line():
     from probe.capture import adapter_for
 

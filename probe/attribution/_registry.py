@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from probe._errors import ProbeError
+from probe._errors import ProbeError, UnsupportedModelError
 
 if TYPE_CHECKING:
     import torch
@@ -471,7 +471,15 @@ def resolve_run(
     resolved = spec.resolve(options)
     from probe.capture import adapter_for
 
-    modality: Modality = adapter_for(model).modality
+    adapter = adapter_for(model)
+    if getattr(adapter, "generic", False):  # "text" was a guess: gradcam "does not apply to text"
+        raise UnsupportedModelError(
+            f"probe.attribute needs a model probe recognises (HuggingFace or timm); "
+            f"{type(model).__name__} is a plain torch module, which probe can call but not look "
+            "inside: pass a timm or HuggingFace model, or score your own maps with "
+            "probe.faithfulness"
+        )
+    modality: Modality = adapter.modality
     if modality not in spec.modalities:
         raise ProbeError(
             f"method {method!r} does not apply to {modality} models: use one of "
