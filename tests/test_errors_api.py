@@ -112,3 +112,24 @@ def test_meta_tensors_are_one_line(vit_shapes, minilm):
         probe.trace(vit_shapes, torch.zeros(1, 3, 32, 32, device="meta"))
     with pytest.raises(probe.ProbeError, match=r"input_ids are on the meta device"):
         probe.trace(minilm[0], torch.zeros(1, 4, dtype=torch.long, device="meta"))
+
+
+def test_inputs_made_under_inference_mode_work_with_gradient_methods(minilm, vit_shapes):
+    """Ids tokenized (or pixels made) under ``torch.inference_mode()`` and used outside it:
+    relevance and saliency failed with torch's 'Inference tensors cannot be saved for
+    backward'. The caller's objects stay as they were."""
+    model, tokenizer = minilm
+    with torch.inference_mode():
+        encoding = tokenizer("The cat sat because it was tired.", return_tensors="pt")
+        pixels = torch.rand(1, 3, 32, 32)
+    ids = encoding["input_ids"]
+    target = probe.similarity_target(model, tokenizer, "A dog slept.")
+    for method in ("relevance", "saliency"):
+        attr = probe.attribute(model, encoding, method, target=target)
+        assert attr.scores.shape[-1] == ids.shape[-1] and torch.isfinite(attr.scores).all()
+        assert probe.attribute(vit_shapes, pixels, method).scores.isfinite().all()
+    assert encoding["input_ids"] is ids and ids.is_inference() and pixels.is_inference()
+    trace = probe.trace(model, encoding, tokenizer=tokenizer, requires_grad=True)
+    plain = tokenizer("The cat sat because it was tired.", return_tensors="pt")
+    assert trace.words is not None  # the BatchEncoding's word information survived the copy
+    assert trace.words == probe.trace(model, plain, tokenizer=tokenizer).words

@@ -520,6 +520,9 @@ def attribute(
         ProbeError: an unknown method, an option it does not take, or a bad option value.
     """
     spec, resolved, modality = resolve_run(model, method, options)
+    from probe.capture._inference import usable_outside_inference
+
+    inputs = usable_outside_inference(inputs)  # tokenized under inference_mode: no backward
     ctx = MethodContext(model, inputs, tokenizer, target, resolved, modality, seed, trace)
     scores = spec.fn(ctx)
     if modality == "vision" and ctx._trace is None:

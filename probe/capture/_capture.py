@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture._autograd import require_autograd
+from probe.capture._inference import usable_outside_inference
 from probe.capture._locks import model_lock
 from probe.capture._recorder import (
     CaptureOptions,
@@ -131,6 +132,8 @@ def trace(
     """
     import torch
 
+    inputs = usable_outside_inference(inputs)
+    decoder_inputs = usable_outside_inference(decoder_inputs)
     options = _options(
         layers, heads, average_heads, dtype, requires_grad, stream, head_fusion,
         discard_ratio, start_layer, chunk_size, device,
