@@ -133,3 +133,10 @@ def test_inputs_made_under_inference_mode_work_with_gradient_methods(minilm, vit
     plain = tokenizer("The cat sat because it was tired.", return_tensors="pt")
     assert trace.words is not None  # the BatchEncoding's word information survived the copy
     assert trace.words == probe.trace(model, plain, tokenizer=tokenizer).words
+
+
+def test_ig_with_more_steps_than_memory_holds_is_one_line(vit_shapes):
+    """``n_steps=10**9`` was a MemoryError (numpy tried to allocate 7 EiB)."""
+    with pytest.raises(probe.ProbeError, match=r"^n_steps 1000000000 is too many: use at most "
+                       r"4096 \(the default is 50"):
+        probe.attribute(vit_shapes, torch.rand(1, 3, 32, 32), "ig", n_steps=10**9)
