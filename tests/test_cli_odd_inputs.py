@@ -205,3 +205,21 @@ def test_an_output_name_too_long_for_the_file_system(argv, option, tmp_path, cap
                      rf"^probe: error: {option} is too long for the file system \(File name too "
                      r"long: 'a{20}\.\.\.' is 300 bytes\); choose a shorter name$")
     assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("text", ["   ", "\t\n", "\u3000"],
+                         ids=["spaces", "tab-newline", "ideographic"])
+def test_blank_text_is_named_before_the_model_loads(text, tmp_path, capsys):
+    """Was 'empty text: pass a non-empty string' (not naming --text) after the model loaded."""
+    code = ("import sys; from probe.cli import main; rc = main(sys.argv[1:]); "
+            "print(rc, 'torch' in sys.modules)")
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code, "render", "head", "--text", text, "--out",
+                           str(tmp_path / "o")], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.stdout.split() == ["2", "False"], proc.stderr
+    assert proc.stderr.strip() == 'probe: error: --text is blank: pass a sentence, e.g. --text ' \
+                                  '"The cat sat."'
