@@ -223,3 +223,11 @@ def test_blank_text_is_named_before_the_model_loads(text, tmp_path, capsys):
     assert proc.stdout.split() == ["2", "False"], proc.stderr
     assert proc.stderr.strip() == 'probe: error: --text is blank: pass a sentence, e.g. --text ' \
                                   '"The cat sat."'
+
+
+def test_detr_query_named_twice_by_a_negative_index_is_drawn_once():
+    """``--query -1 --query 7`` on 8 queries drew query 7 twice (deduplicated before -1 became
+    7)."""
+    from probe.commands._pages import pick_queries
+
+    assert pick_queries([0.1] * 8, [-1, 7, 0, -8]) == ([7, 0], "chosen queries")
