@@ -213,6 +213,11 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
     _check_length(target, option)
     if target.exists() and not target.is_dir():
         raise ProbeError(f"{option} {os.fspath(path)!r} is a file: pass a folder")
+    if target.is_symlink() and not target.exists():  # was "cannot create --out (File exists)"
+        raise ProbeError(
+            f"{option} {os.fspath(path)!r} is a link to {os.readlink(target)!r}, which does not "
+            "exist: create that folder or pass another output folder"
+        )
     ancestor = nearest_existing(target)
     if not ancestor.is_dir():
         raise ProbeError(

@@ -231,3 +231,13 @@ def test_detr_query_named_twice_by_a_negative_index_is_drawn_once():
     from probe.commands._pages import pick_queries
 
     assert pick_queries([0.1] * 8, [-1, 7, 0, -8]) == ([7, 0], "chosen queries")
+
+
+def test_out_as_a_dangling_link_names_the_missing_target(tmp_path, capsys):
+    """Was 'cannot create --out ... (File exists)', which did not say why."""
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    _one_line_exit_2(["render", "head", "--text", "The cat sat.", "--quiet", "--out",
+                      str(tmp_path / "link")], capsys,
+                     r"--out '.*link' is a link to '.*gone', which does not exist: create that "
+                     r"folder or pass another output folder")
+    assert _listing(tmp_path) == ["link"]
