@@ -13,6 +13,7 @@ recognised by duck typing (``tolist``), so importing this module never imports t
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
@@ -143,7 +144,33 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
         ) from None
 
 
-def check_output_file(path: str | os.PathLike[str]) -> None:
+def _refuse_dash(path: str | os.PathLike[str], option: str, kind: str) -> None:
+    """``-`` means standard output to a shell user; probe writes files, so it is refused rather
+    than taken for a file or folder named ``-`` in the current folder (``./-`` still is)."""
+    if os.fspath(path) == "-":
+        raise ProbeError(
+            f"{option} - is not standard output here: probe writes a {kind}; pass a {kind} "
+            f"name (./- for a {kind} literally named '-')"
+        )
+
+
+def _check_length(target: Path, option: str) -> None:
+    """A path the file system cannot name (a part over 255 bytes, ``ENAMETOOLONG``) is one
+    ProbeError; ``Path.exists`` raised it as an OSError."""
+    try:
+        target.exists()
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        longest = max(target.parts, key=lambda part: len(os.fsencode(part)))
+        shown = longest if len(longest) <= 24 else longest[:20] + "..."
+        raise ProbeError(
+            f"{option} is too long for the file system ({exc.strerror}: {shown!r} is "
+            f"{len(os.fsencode(longest))} bytes); choose a shorter name"
+        ) from None
+
+
+def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -> None:
     """Fail fast, before any work, when :func:`write_json` could not write ``path``.
 
     Besides ``os.access``, a temporary file (a folder when folders are missing) is created in
@@ -151,10 +178,12 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
     ``os.access`` calls ``/proc`` writable.
 
     Raises:
-        ProbeError: ``path`` is a folder, lies under a regular file, or its nearest existing
-            folder is not writable.
+        ProbeError: ``path`` is ``-`` (``option`` is named), a folder, lies under a regular
+            file, or its nearest existing folder is not writable.
     """
+    _refuse_dash(path, option, "file")
     target = _absolute(path)
+    _check_length(target, option)
     if target.is_dir():
         raise ProbeError(f"cannot write {path}: it is a folder; pass a file name")
     ancestor = nearest_existing(target.parent)
@@ -176,12 +205,19 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
     the nearest existing folder, since as root ``os.access`` calls ``/proc`` writable.
 
     Raises:
-        ProbeError: ``path`` is a regular file, lies under a regular file, or its nearest
-            existing folder is not writable; the message names ``option``.
+        ProbeError: ``path`` is ``-``, a regular file, lies under a regular file, or its
+            nearest existing folder is not writable; the message names ``option``.
     """
+    _refuse_dash(path, option, "folder")
     target = _absolute(path)
+    _check_length(target, option)
     if target.exists() and not target.is_dir():
         raise ProbeError(f"{option} {os.fspath(path)!r} is a file: pass a folder")
+    if target.is_symlink() and not target.exists():  # was "cannot create --out (File exists)"
+        raise ProbeError(
+            f"{option} {os.fspath(path)!r} is a link to {os.readlink(target)!r}, which does not "
+            "exist: create that folder or pass another output folder"
+        )
     ancestor = nearest_existing(target)
     if not ancestor.is_dir():
         raise ProbeError(

@@ -2,6 +2,7 @@
 
 * :func:`plain_text`: text without reStructuredText markup, on one line (what the command
   line prints from docstrings); :func:`with_article`: ``"an encoder"``, ``"a vision"``.
+* :func:`not_utf8`: why bytes are not UTF-8, naming UTF-16 and UTF-32 by their byte order mark.
 * Token labels (what figures, HTML views and file names show of a token; the token strings
   themselves stay the tokenizer's own):
 
@@ -24,6 +25,7 @@ __all__ = [
     "WORD_START",
     "byte_level_labels",
     "code_point",
+    "not_utf8",
     "plain_text",
     "visible_text",
     "with_article",
@@ -32,6 +34,22 @@ __all__ = [
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
 _LITERAL = re.compile(r"``([^`]+)``")
 _INTERPRETED = re.compile(r"`([^`]+)`")
+
+
+_BOMS = (  # UTF-32 first: its little-endian mark starts with UTF-16's
+    (b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"),
+)
+
+
+def not_utf8(data: bytes, error: UnicodeDecodeError) -> str:
+    """What is wrong with ``data``, which failed to decode as UTF-8 with ``error``:
+    ``"is UTF-16 (it starts with a UTF-16 byte order mark)"`` (Windows Notepad's "Unicode"),
+    likewise UTF-32, else ``"is not UTF-8 (byte N)"``. The caller adds the fix."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return f"is {name} (it starts with a {name} byte order mark)"
+    return f"is not UTF-8 (byte {error.start})"
 
 
 def plain_text(text: str) -> str:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
+from probe.analysis._trace_input import require_trace
 
 if TYPE_CHECKING:
     import torch
@@ -260,6 +261,7 @@ def word_attention(
     Returns:
         ``[layer, head, num_words]`` float tensor (a new one).
     """
+    require_trace(trace, "probe.word_attention")
     words, _ = _words(trace, batch_index)
     member = word_membership(trace, batch_index)
     index = resolve_word(words, member, word, occurrence)
@@ -320,6 +322,7 @@ def coref(
     Returns:
         One :class:`CorefLink` per captured (layer, head), sorted by weight, descending.
     """
+    require_trace(trace, "probe.coref")
     report = best_antecedents(
         trace, word, batch_index, candidates, occurrence=occurrence, with_rollout=False
     )

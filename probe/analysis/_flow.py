@@ -12,6 +12,7 @@ from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
 from probe.analysis._rollout import consecutive_layers, residual_attention
+from probe.analysis._trace_input import require_trace
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,6 +83,7 @@ def attention_flow(
     Returns:
         ``[batch, query, key]`` float64 tensor (``batch`` is 1 when ``batch_index`` is given).
     """
+    require_trace(trace, "probe.attention_flow")
     import torch
 
     check_head_fusion(head_fusion)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
+from probe.analysis._trace_input import require_trace
 
 if TYPE_CHECKING:
     import torch
@@ -95,6 +96,7 @@ def head_stats(trace: Trace, batch_index: int | None = None) -> HeadStats:
     Returns:
         :class:`HeadStats` of ``[layer, head]`` float64 tensors.
     """
+    require_trace(trace, "probe.head_stats")
     import torch
 
     attentions = trace.require_attentions()

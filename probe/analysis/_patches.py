@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion
+from probe.analysis._trace_input import require_trace
 
 if TYPE_CHECKING:
     import torch
@@ -86,6 +87,7 @@ def patch_maps(trace: Trace, query: int = 0, batch_index: int | None = None) -> 
     Returns:
         ``[layer, batch, head, rows, cols]`` new tensor.
     """
+    require_trace(trace, "probe.patch_maps")
     rows, cols = _grid(trace)
     q = _query(trace, query)
     attentions = trace.require_rows([q])  # [layer, batch, head, 1, key]; row-selected too
@@ -162,6 +164,7 @@ def rollout_map(
     Returns:
         ``[batch, rows, cols]`` new tensor.
     """
+    require_trace(trace, "probe.rollout_map")
     from probe.analysis._rollout import rollout
 
     _grid(trace)
@@ -179,6 +182,7 @@ def relevance_map(trace: Trace, query: int = 0) -> torch.Tensor:
     Returns:
         ``[batch, rows, cols]`` new tensor.
     """
+    require_trace(trace, "probe.relevance_map")
     from probe.analysis._relevance import relevance
 
     _grid(trace)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from probe._errors import ProbeError
 from probe.analysis._finite import check_finite, check_trace_finite
 from probe.analysis._rollout import consecutive_layers
+from probe.analysis._trace_input import require_trace
 
 if TYPE_CHECKING:
     import torch
@@ -84,6 +85,7 @@ def relevance(trace: Trace) -> torch.Tensor:
         ``[batch, query, key]``; for a classifier, row 0 (CLS) holds the relevance of every
         input token for the explained output.
     """
+    require_trace(trace, "probe.relevance")
     attentions = trace.require_attentions()
     if trace.head_indices is None:
         raise ProbeError(

@@ -22,6 +22,7 @@ from probe.analysis._finite import (
     check_trace_finite,
 )
 from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
+from probe.analysis._trace_input import require_trace
 
 if TYPE_CHECKING:
     import torch
@@ -262,6 +263,7 @@ def rollout(
         ``[batch, query, key]``: a new tensor; every row sums to 1. Real rows put zero weight
         on padded keys; padded rows are identity rows.
     """
+    require_trace(trace, "probe.rollout")
     check_head_fusion(head_fusion)
     discard_ratio = check_discard_ratio(discard_ratio)
     if not trace.has_attentions:

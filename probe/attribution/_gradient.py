@@ -203,6 +203,9 @@ def _patch_sum(attr: torch.Tensor, batch: _Batch) -> torch.Tensor:
     return per_pixel.reshape(-1, rows, ph, cols, pw).sum(dim=(2, 4)).flatten(1)
 
 
+MAX_IG_STEPS = 4096  # 134 MB of Legendre matrix; captum's examples use 50 to 300
+
+
 def _check_int(name: str, value: Any, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ProbeError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -335,6 +338,11 @@ def integrated_gradients(
     from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
     n_steps = _check_int("n_steps", n_steps)
+    if n_steps > MAX_IG_STEPS:  # 10**9 was a MemoryError (numpy's 7 EiB Legendre matrix)
+        raise ProbeError(
+            f"n_steps {n_steps} is too many: use at most {MAX_IG_STEPS} (the default is 50; "
+            "the Gauss-Legendre nodes of n steps alone take 8*n*n bytes)"
+        )
     if internal_batch_size is not None:
         internal_batch_size = _check_int("internal_batch_size", internal_batch_size)
     if integration not in _IG_METHODS:

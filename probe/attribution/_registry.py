@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
-from probe._errors import ProbeError
+from probe._errors import ProbeError, UnsupportedModelError
 
 if TYPE_CHECKING:
     import torch
@@ -256,6 +256,8 @@ class MethodOption:
             if not ok:
                 names = " or ".join(k.__name__ for k in kinds)
                 raise ProbeError(f"{where} must be {names}, got {value!r}")
+        if isinstance(value, float) and value != value:  # NaN passes every range check
+            raise ProbeError(f"{where} must be a number, got nan: pass e.g. {self.default!r}")
         choices = self.valid_choices()
         if choices is not None and value not in choices:
             raise ProbeError(f"{where} must be one of {list(choices)}, got {value!r}")
@@ -473,7 +475,15 @@ def resolve_run(
     resolved = spec.resolve(options)
     from probe.capture import adapter_for
 
-    modality: Modality = adapter_for(model).modality
+    adapter = adapter_for(model)
+    if getattr(adapter, "generic", False):  # "text" was a guess: gradcam "does not apply to text"
+        raise UnsupportedModelError(
+            f"probe.attribute needs a model probe recognises (HuggingFace or timm); "
+            f"{type(model).__name__} is a plain torch module, which probe can call but not look "
+            "inside: pass a timm or HuggingFace model, or score your own maps with "
+            "probe.faithfulness"
+        )
+    modality: Modality = adapter.modality
     if modality not in spec.modalities:
         raise ProbeError(
             f"method {method!r} does not apply to {modality} models: use one of "
@@ -515,6 +525,9 @@ def attribute(
         ProbeError: an unknown method, an option it does not take, or a bad option value.
     """
     spec, resolved, modality = resolve_run(model, method, options)
+    from probe.capture._inference import usable_outside_inference
+
+    inputs = usable_outside_inference(inputs)  # tokenized under inference_mode: no backward
     if trace is not None:
         from probe.attribution._trace_reuse import check_trace_inputs
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture._autograd import require_autograd
+from probe.capture._inference import usable_outside_inference
 from probe.capture._locks import model_lock
 from probe.capture._recorder import (
     CaptureOptions,
@@ -131,6 +132,8 @@ def trace(
     """
     import torch
 
+    inputs = usable_outside_inference(inputs)
+    decoder_inputs = usable_outside_inference(decoder_inputs)
     options = _options(
         layers, heads, average_heads, dtype, requires_grad, stream, head_fusion,
         discard_ratio, start_layer, chunk_size, device,
@@ -288,7 +291,7 @@ def _options(
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
-        if isinstance(value, (str, bytes, bool)) or not all(
+        if not isinstance(value, (list, tuple, range, set, frozenset)) or not all(  # np.int64(2)
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
             raise ProbeError(f"{name} must be a list of integers, got {value!r}")

@@ -27,6 +27,7 @@ __all__ = ["EvalArgs", "add_parser", "run", "run_eval"]
 
 EVALS = ("faithfulness", "sanity", "text", "coref", "alignment")
 BATCHED = ("faithfulness", "sanity", "alignment")  # evals taking --batch-size
+MAX_N = 100_000  # 200x the default; beyond it the generated images alone outgrow memory
 
 
 @dataclass(frozen=True)
@@ -153,8 +154,8 @@ def run_eval(
         raise ProbeError(f"unknown eval task {task!r}: use one of {sorted(tasks.DEFAULT_N)}")
     if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
         raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
-    if args.n is not None and args.n < 1:
-        raise ProbeError(f"--n must be a positive integer, got {args.n}")
+    _check_n(args.n)
+    _check_model(args.model)
     if args.batch_size is not None and task not in BATCHED:
         raise ProbeError(
             f"--batch-size applies to the {', '.join(BATCHED)} evals, not to {task!r}: drop it"
@@ -288,8 +289,8 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
     if args.methods or args.options:
         raise ProbeError("probe eval alignment takes no --method or --option: drop them")
-    if args.n is not None and args.n < 1:
-        raise ProbeError(f"--n must be a positive integer, got {args.n}")
+    _check_n(args.n)
+    _check_model(args.model)
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
     if args.json:
@@ -330,6 +331,19 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
+
+
+def _check_n(n: int | None) -> None:
+    if n is not None and n < 1:
+        raise ProbeError(f"--n must be a positive integer, got {n}")
+    if n is not None and n > MAX_N:
+        raise ProbeError(f"--n {n} is out of range: use 1..{MAX_N} (the eval holds its "
+                         "inputs in memory)")
+
+
+def _check_model(name: str | None) -> None:
+    if name is not None and not name.strip():  # "" ran the default model
+        raise ProbeError("--model is empty: drop it for the task's default model or name one")
 
 
 def _device(spec: str) -> str:

@@ -105,7 +105,7 @@ def pick_queries(scores: Sequence[float], asked: Sequence[int], *,
                 f"{words.query} {bad[0]} is out of range: the model has {n} object queries "
                 f"(0..{n - 1})"
             )
-        return [q % n for q in dict.fromkeys(asked)], "chosen queries"
+        return list(dict.fromkeys(q % n for q in asked)), "chosen queries"  # -1 is n-1
     order = sorted(range(n), key=lambda q: -scores[q])
     kept = [q for q in order if scores[q] >= threshold][:MAX_DEFAULT_QUERIES]
     if kept:

@@ -99,6 +99,8 @@ def eval_alignment(
 
     from probe.analysis._alignment import alignment, random_alignment
     from probe.attribution._alignment_grad import gradient_alignment
+    from probe._text import with_article
+    from probe.capture import adapter_for
     from probe.capture._generate import generate
     from probe.evaluation._distributed import gather, shard
     from probe.models._translation import toy_split
@@ -107,6 +109,12 @@ def eval_alignment(
         raise ProbeError(f"n must be a positive integer, got {n!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
+    family = adapter_for(model).family
+    if family != "encoder-decoder":  # before the first batch and its progress bar
+        raise ProbeError(
+            f"the alignment eval needs a translation model (encoder-decoder), got "
+            f"{with_article(family)} model: use --model toy-mt (the default)"
+        )
     pairs = toy_split()[1][:n]
     counts: dict[str, list[tuple[int, int]]] = {}
     exact: list[int] = []  # global indices of the sentences translated exactly

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture.adapters._base import Prepared, Site, register_adapter
 from probe.capture.adapters._hf_text import HFTextModel
+from probe.capture.adapters._vision import check_some_pixels
 
 if TYPE_CHECKING:
     from probe.capture._recorder import StackRecorder
@@ -90,6 +91,7 @@ class GenericModule(HFTextModel):
                     f"images must be [batch, channel, height, width], got shape "
                     f"{tuple(inputs.shape)}" + ("; use x.unsqueeze(0)" if inputs.dim() == 3 else "")
                 )
+            check_some_pixels(inputs, "images")
             p = Prepared(main_key="x", kwargs={"x": inputs.to(self.device, self.dtype)})
             p.pixel_values = inputs.detach().clone()
             p.batch = int(inputs.shape[0])

@@ -96,6 +96,11 @@ class HFTextModel(ModelAdapter):
                     "text inputs need a tokenizer: pass tokenizer=... "
                     "(probe.load_model returns one)"
                 )
+            if not callable(tokenizer):
+                raise ProbeError(
+                    f"tokenizer must be a tokenizer, got {type(tokenizer).__name__}: pass the "
+                    "one probe.load_model returned (model, tokenizer)"
+                )
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
             blank = [i for i, t in enumerate(texts) if not t.strip()]
             if blank and isinstance(inputs, str):
@@ -211,6 +216,8 @@ class HFTextModel(ModelAdapter):
             raise ProbeError(
                 f"input_ids {tuple(input_ids.shape)} hold no tokens: pass at least one token"
             )
+        if input_ids.is_meta:  # no values to read (.item() failed deep inside)
+            raise ProbeError("input_ids are on the meta device and hold no values: pass real ids")
         self.check_length(input_ids)
         vocab = self.vocab_size()
         low, high = int(input_ids.min()), int(input_ids.max())

@@ -94,6 +94,7 @@ class VisionModel(ModelAdapter):
                 f"pixel_values must be a float tensor [batch, channel, height, width], got "
                 f"{x.dtype} {tuple(x.shape)}"
             )
+        check_some_pixels(x, "pixel_values")
         channels = self.expected_channels(x)
         if x.shape[1] != channels:
             raise ProbeError(
@@ -106,6 +107,14 @@ class VisionModel(ModelAdapter):
                 f"the model expects {expected[0]}x{expected[1]} images, got "
                 f"{x.shape[-2]}x{x.shape[-1]}: resize the image first"
             )
+
+
+def check_some_pixels(x: torch.Tensor, name: str) -> None:
+    """``x`` ``[batch, channel, height, width]`` holds at least one image, with values."""
+    if x.numel() == 0:
+        raise ProbeError(f"{name} {tuple(x.shape)} hold no images: pass at least one image")
+    if x.is_meta:
+        raise ProbeError(f"{name} are on the meta device and hold no values: pass real pixels")
 
 
 @register_adapter

@@ -96,10 +96,11 @@ def run_bench(args: BenchArgs) -> int:
 
     settings = make_settings(args)
     if args.json:
+        check_output_file(args.json)  # -, a folder, a file in the way: before the bench
         directory = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(directory):
-            raise ProbeError(f"cannot write {args.json}: the folder {directory} does not exist")
-        check_output_file(args.json)  # a folder or an unwritable place: before the bench
+            raise ProbeError(f"cannot write {args.json}: the folder {directory} does not "
+                             "exist: create it first or pass another path")
     previous_threads = torch.get_num_threads()
     if settings.threads:
         torch.set_num_threads(settings.threads)

@@ -122,6 +122,8 @@ def check_view_options(args: RenderArgs) -> None:
             "the detr view averages the heads of a decoder layer: drop --head (pick the layer "
             "with --layer)"
         )
+    if args.text and not args.text.strip():  # was 'empty text' after the model had loaded
+        raise ProbeError("--text is blank: pass a sentence, e.g. --text \"The cat sat.\"")
     if args.pair is not None and not args.pair.strip():
         raise ProbeError(
             "--pair is blank: pass the second sentence of the similarity target, or drop --pair"

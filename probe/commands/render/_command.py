@@ -81,6 +81,9 @@ def render_batch(batch: Sequence[RenderArgs]) -> list[str]:
             raise ProbeError(f"{_which(batch, index)}: {exc}") from None
     _check_distinct(batch)
     from probe._progress import silence_library_bars, silence_progress
+    from probe.commands._backend import import_matplotlib
+
+    import_matplotlib()  # a bad MPLBACKEND before the model loads
 
     first = batch[0]
     silence_library_bars()
@@ -426,6 +429,8 @@ def _read_text_file(path: str) -> list[str]:
     input), each stripped."""
     import sys
 
+    from probe._text import not_utf8
+
     name = "- (standard input)" if path == "-" else repr(path)
     try:
         if path == "-":
@@ -442,11 +447,11 @@ def _read_text_file(path: str) -> list[str]:
     except IsADirectoryError:
         raise ProbeError(f"--text-file {name} is a directory: pass a text file") from None
     except UnicodeDecodeError as exc:
-        raise ProbeError(
-            f"--text-file {name} is not UTF-8 (byte {exc.start}): save it as UTF-8"
-        ) from None
+        raise ProbeError(f"--text-file {name} {not_utf8(data, exc)}: save it as UTF-8") from None
     except OSError as exc:
-        raise ProbeError(f"cannot read --text-file {name} ({exc.strerror})") from None
+        raise ProbeError(
+            f"cannot read --text-file {name} ({exc.strerror}): pass a readable text file"
+        ) from None
     texts = [line for line in lines if line]
     if not texts:
         raise ProbeError(f"--text-file {name} has no non-blank line: one sentence per line")

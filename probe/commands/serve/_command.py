@@ -54,8 +54,13 @@ def run(ns: argparse.Namespace) -> int:
     entry = getattr(ns, "main", None)
     if entry is None:
         raise ProbeError("probe serve must be started from the probe command line")
+    if ns.socket is not None and not ns.socket.strip():  # "" served on the default socket
+        raise ProbeError("--socket is empty: drop it for the default socket or pass a path")
     path = os.path.abspath(ns.socket) if ns.socket else socket_path(os.environ)
     check_socket_dir(path, own=not ns.socket and not os.environ.get(SOCKET_ENV))
+    from probe.commands._backend import import_matplotlib
     from probe.commands.serve._server import serve
+
+    import_matplotlib()  # a bad MPLBACKEND is one line, not an internal error
 
     return serve(path, ns.idle_timeout, entry)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe._report import markdown_table
+from probe._text import not_utf8
 from probe.evaluation.tasks._common import _model_name, _progress
 
 if TYPE_CHECKING:
@@ -94,9 +95,14 @@ def load_coref_pairs(path: str | Path | None = None) -> list[dict[str, Any]]:
     """
     file = Path(path) if path is not None else _DEFAULT_DATA
     try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProbeError(f"cannot read coreference pairs from {file}: {exc}") from None
+        data = file.read_bytes()
+        text = data.decode("utf-8-sig")
+    except OSError as exc:
+        raise ProbeError(f"cannot read coreference pairs from {file} ({exc.strerror}): pass a "
+                         "readable file") from None
+    except UnicodeDecodeError as exc:
+        raise ProbeError(f"coreference pairs file {file} {not_utf8(data, exc)}: save it as "
+                         "UTF-8") from None
     if file.suffix.lower() != ".json":
         return parse_coref_lines(text, str(file))
     try:
