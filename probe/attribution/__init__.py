@@ -6,4 +6,9 @@ nothing of them, the method modules import the registry, and this package sits a
 None of these modules imports torch at import time.
 """
 
-from probe.attribution import _attention, _cnn, _gradient  # noqa: F401  (register the built-ins)
+from probe.attribution import (  # noqa: F401  (register the built-ins)
+    _attention,
+    _cnn,
+    _gradcam,
+    _gradient,
+)

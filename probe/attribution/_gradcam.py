@@ -1,0 +1,113 @@
+"""GradCAM (Selvaraju et al. 2017) on every vision model probe knows: the patch tokens entering
+a ViT block, a CNN stage's feature map, a Swin block's input feature map.
+
+Split from :mod:`probe.attribution._gradient`, whose model-state and input helpers it uses.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError
+from probe.attribution._gradient import _fix_target, _forward_fn, _prepare, differentiable
+from probe.attribution._registry import MethodContext, MethodOption, register_method
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__: list[str] = []
+
+
+# --------------------------------------------------------------------------- GradCAM
+def _token_grid(grid: tuple[int, int]) -> nn.Module:
+    """A module viewing the patch tokens ``[batch, tokens, dim]`` as ``[batch, dim, rows, cols]``.
+
+    The prefix tokens are the ``tokens - rows * cols`` leading ones (CLS, distillation,
+    registers), as in :func:`probe.trace`.
+    """
+    from torch import nn
+
+    rows, cols = grid
+
+    class TokenGrid(nn.Module):
+        def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+            prefix = tokens.shape[1] - rows * cols
+            if tokens.dim() != 3 or prefix < 0:
+                raise ProbeError(
+                    f"gradcam cannot map block input {tuple(tokens.shape)} onto the {rows}x{cols} "
+                    "patch grid; this model's token layout is not supported"
+                )
+            patches = tokens[:, prefix:, :]
+            return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
+
+    return TokenGrid()
+
+
+@register_method(
+    "gradcam", modalities=("vision",), uses_gradients=True,
+    options=(MethodOption("block", -1, int, doc="the block whose input tokens are used"),),
+)
+def _gradcam(ctx: MethodContext) -> torch.Tensor:
+    """GradCAM (Selvaraju et al. 2017) on the patch tokens entering the last block, via captum.
+
+    Captum ``LayerGradCam`` needs channels-first maps, so the tokens entering the block are
+    routed through a view ``[batch, tokens, dim] -> [batch, dim, rows, cols]`` (prefix tokens
+    dropped, geometry from the model) while the block runs: channels are the embedding dims,
+    the spatial map is the patch grid, and the map is ``ReLU(sum_d mean_patches(grad_d) *
+    token_d)``. The block's *input* is used, not its output, because in CLS-pooled ViTs the
+    patch tokens leaving the last block never reach the classifier (their gradient is zero);
+    pytorch-grad-cam uses ``blocks[-1].norm1`` for the same reason.
+
+    Options: ``block`` (``-1``: the last block; CNNs: the stage, ``-1`` the last one).
+
+    CNNs (timm ResNets and relatives): the classic GradCAM on the feature map a stage outputs,
+    resampled to the unit grid (:func:`probe.attribution._cnn.gradcam_on_layer`). Swin: the
+    block's input feature map at its stage's resolution, resampled to the stage-0 patch grid
+    (:func:`probe.attribution._windowed.gradcam_on_windowed_block`; ``block`` counts blocks
+    over all stages).
+    """
+    import torch
+    from captum.attr import LayerGradCam
+
+    opts = ctx.options
+    batch = _prepare(ctx.model, ctx.inputs, ctx.tokenizer)
+    if hasattr(batch.adapter, "feature_layer"):  # a CNN: a stage's feature map
+        from probe.attribution._cnn import gradcam_on_layer
+
+        layer = batch.adapter.feature_layer(opts["block"])  # type: ignore[attr-defined]
+        with differentiable(ctx.model):
+            classes = _fix_target(ctx.model, batch, ctx.target)
+            forward = _forward_fn(ctx.model, batch, ctx.target)
+            return gradcam_on_layer(forward, layer, batch.x, classes,
+                                    batch.grid)  # type: ignore[arg-type]
+    block = batch.adapter.block(opts["block"])
+    if getattr(batch.adapter, "windowed", False):  # Swin: the block's input feature map
+        from probe.attribution._windowed import gradcam_on_windowed_block
+
+        with differentiable(ctx.model):
+            classes = _fix_target(ctx.model, batch, ctx.target)
+            forward = _forward_fn(ctx.model, batch, ctx.target)
+            return gradcam_on_windowed_block(forward, block, batch.x, (*batch.extras, classes),
+                                             batch.grid)  # type: ignore[arg-type]
+    view = _token_grid(batch.grid)  # type: ignore[arg-type]
+
+    def through_view(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        hidden = args[0] if args else kwargs["hidden_states"]
+        patches = view(hidden).flatten(2).transpose(1, 2)
+        rebuilt = torch.cat([hidden[:, : hidden.shape[1] - patches.shape[1]], patches], dim=1)
+        if args:
+            return (rebuilt, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": rebuilt}
+
+    with differentiable(ctx.model):
+        classes = _fix_target(ctx.model, batch, ctx.target)
+        forward = _forward_fn(ctx.model, batch, ctx.target)
+        handle = block.register_forward_pre_hook(through_view, with_kwargs=True)
+        try:
+            cam = LayerGradCam(forward, view).attribute(
+                batch.x, additional_forward_args=(*batch.extras, classes), relu_attributions=True
+            )
+        finally:
+            handle.remove()
+    return cam.detach().flatten(1)
