@@ -113,6 +113,22 @@ def test_defaults_are_filled_and_ints_widen_to_floats():
     assert method_options("ig", {"internal_batch_size": None})["internal_batch_size"] is None
 
 
+def test_numpy_scalars_are_taken_as_the_numbers_they_hold():
+    # what a sweep over np.arange / np.linspace hands over
+    opts = method_options("ig", {"n_steps": np.int64(16)})
+    assert opts["n_steps"] == 16 and type(opts["n_steps"]) is int
+    opts = method_options("rollout", {"discard_ratio": np.float32(0.5), "start_layer": np.int8(1)})
+    assert (opts["discard_ratio"], opts["start_layer"]) == (0.5, 1)
+    assert type(opts["discard_ratio"]) is float and type(opts["start_layer"]) is int
+    assert type(method_options("rollout", {"discard_ratio": np.int64(0)})["discard_ratio"]) is float
+    with pytest.raises(ProbeError, match="must be int, got np.True_"):
+        method_options("ig", {"n_steps": np.bool_(True)})
+    with pytest.raises(ProbeError, match="got nan"):
+        method_options("rollout", {"discard_ratio": np.float64("nan")})
+    with pytest.raises(ProbeError, match="must be int"):
+        method_options("ig", {"n_steps": np.float64(16.0)})
+
+
 def test_command_line_values_are_typed_by_the_declarations(median):
     parsed = parse_method_options(
         ["ig.n_steps=16", "rollout.head_fusion=median", "rollout.discard_ratio=0.25",

@@ -250,6 +250,7 @@ class MethodOption:
             return None
         kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
         if object not in kinds:
+            value = _plain_number(value)
             ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
             if not ok and float in kinds and isinstance(value, int) and not isinstance(value, bool):
                 value, ok = float(value), True
@@ -285,6 +286,20 @@ class MethodOption:
             except ValueError:
                 pass
         return self.validate(method, value)
+
+
+def _plain_number(value: Any) -> Any:
+    """A numpy integer or float scalar (``np.int64(16)``, ``np.float32(0.9)``, what a loop over
+    ``np.arange`` / ``np.linspace`` gives) as the Python number it holds; anything else as is."""
+    import numbers
+
+    if type(value).__module__ != "numpy" or isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    return value
 
 
 def _is_int(text: str) -> bool:
