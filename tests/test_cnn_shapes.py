@@ -95,3 +95,16 @@ def test_probe_eval_faithfulness_on_the_cnn(tmp_path: Path, capsys) -> None:
     assert result["task"] == "cnn-faithfulness" and result["accuracy"] == 1.0
     assert set(result["methods"]) == {"cbam-spatial[stage=0]", "random"}
     assert "| cbam-spatial[stage=0] |" in capsys.readouterr().out
+
+
+def test_eval_faithfulness_refuses_a_one_cell_grid(tmp_path: Path, capsys) -> None:
+    """resnet18 pools 32x32 images to one cell: every map would rank it first and score 1.0
+    against a chance of 1.0; refused in one line, nothing written."""
+    from probe.cli import main
+
+    out = tmp_path / "r18.json"
+    rc = main(["eval", "faithfulness", "--model", "timm:resnet18", "--n", "2", "--json",
+               str(out), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "on a 1x1 grid" in err[0] and "cnn-shapes" in err[0]
+    assert not out.exists()

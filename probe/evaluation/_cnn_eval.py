@@ -132,6 +132,13 @@ def eval_cnn_faithfulness(
     methods = default_methods(model) if methods is None else tuple(methods)
     adapter = adapter_for(model)
     data = make_shapes(n, seed=EVAL_IMAGE_SEED + 1000 * seed, image_size=image_size)
+    units = adapter.vision_geometry(adapter.prepare(data.images[:1]).main).grid
+    if units[0] * units[1] < 2:  # one cell: every map ranks it first, every score is 1.0
+        raise ProbeError(
+            f"{adapter.name} scores {image_size}x{image_size} images on a {units[0]}x{units[1]} "
+            "grid (its last feature map): there is nothing to rank or point at; evaluate a "
+            "model whose last feature map has at least 2 cells at this size (e.g. cnn-shapes)"
+        )
     per: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
     correct, chance = 0, []
