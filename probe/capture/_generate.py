@@ -106,7 +106,8 @@ def generate(
     if adapter.family not in ("decoder", "encoder-decoder"):
         raise UnsupportedModelError(
             f"{adapter.name} is {with_article(adapter.family)} model: probe.generate needs a "
-            "decoder or an encoder-decoder with a language-model head"
+            "decoder or an encoder-decoder with a language-model head (e.g. the embedded toy-mt: "
+            "probe.load_model('toy-mt'), --model toy-mt)"
         )
     sites = adapter.sites()
     prepared = adapter.prepare(inputs, tokenizer=tokenizer)
