@@ -25,9 +25,9 @@ from typing import Any
 __all__ = ["model_lock"]
 
 _COND = threading.Condition()
-# id(unit) -> [owning thread ident, depth]; entries exist only while held, so the unit (a
+# id(unit) -> (owning thread ident, depth); entries exist only while held, so the unit (a
 # module of a model in use by the holder) is alive and its id cannot be reused meanwhile
-_HELD: dict[int, list[int]] = {}
+_HELD: dict[int, tuple[int, int]] = {}
 
 
 def _units(model: Any) -> list[int]:
@@ -35,7 +35,7 @@ def _units(model: Any) -> list[int]:
     modules = getattr(model, "modules", None)
     if callable(modules):
         try:
-            return [id(m) for m in modules()]
+            return list(dict.fromkeys(id(m) for m in modules()))
         except TypeError:  # not an nn.Module-style ``modules()``
             pass
     return [id(model)]
@@ -47,21 +47,31 @@ def _free_for(units: list[int], me: int) -> bool:
 
 @contextmanager
 def model_lock(model: Any) -> Iterator[None]:
-    """Hold ``model``'s modules for the block (other threads touching any of them wait)."""
+    """Hold ``model``'s modules for the block (other threads touching any of them wait).
+
+    A ``KeyboardInterrupt`` (or any exception) while waiting or while taking the modules
+    leaves none of them held: the new entries are computed first and committed by one
+    ``dict.update`` (no Python code runs inside it, so no signal handler can split it), and
+    the ``finally`` recognises a commit the interrupt cut off by the entries' identity.
+    """
     units = _units(model)
     me = threading.get_ident()
-    with _COND:
-        _COND.wait_for(lambda: _free_for(units, me))
-        for u in units:
-            entry = _HELD.setdefault(u, [me, 0])
-            entry[1] += 1
+    new: dict[int, tuple[int, int]] = {}
+    committed = False
     try:
+        with _COND:
+            _COND.wait_for(lambda: _free_for(units, me))
+            new = {u: (me, _HELD[u][1] + 1 if u in _HELD else 1) for u in units}
+            _HELD.update(new)
+            committed = True
         yield
     finally:
         with _COND:
-            for u in units:
-                entry = _HELD[u]
-                entry[1] -= 1
-                if not entry[1]:
-                    del _HELD[u]
+            if committed or (new and all(_HELD.get(u) is v for u, v in new.items())):
+                for u in new:
+                    depth = _HELD[u][1] - 1
+                    if depth:
+                        _HELD[u] = (me, depth)
+                    else:
+                        del _HELD[u]
             _COND.notify_all()
