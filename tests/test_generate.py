@@ -211,7 +211,8 @@ def test_right_padding_and_encoders_are_refused() -> None:
     with pytest.raises(probe.ProbeError, match="left padding"):
         probe.generate(model, {"input_ids": inputs["input_ids"], "attention_mask": mask})
     bert, inputs = _tiny.bert()
-    with pytest.raises(probe.UnsupportedModelError, match="is an encoder model: probe.generate.*--model toy-mt"):
+    with pytest.raises(probe.UnsupportedModelError,
+                       match="is an encoder model: probe.generate.*--model toy-mt"):
         probe.generate(bert, inputs)
 
 

@@ -24,7 +24,10 @@ def require_trace(trace: Any, analysis: str) -> None:
     if callable(getattr(trace, "require_attentions", None)):
         return
     if callable(getattr(trace, "to_trace", None)):
-        hint = "a generation: pass gen.to_trace()"
-    else:
-        hint = "pass what probe.trace(model, inputs) returned"
-    raise ProbeError(f"{analysis} needs a probe Trace, got {type(trace).__name__}: {hint}")
+        raise ProbeError(
+            f"{analysis} needs a probe Trace, got {type(trace).__name__}: this is a "
+            f"{type(trace).__name__}, not a probe.Trace: pass gen.to_trace() (the attention "
+            "over every token the model read)"
+        )
+    raise ProbeError(f"{analysis} needs a probe Trace, got {type(trace).__name__}: pass what "
+                     "probe.trace(model, inputs) returned")
