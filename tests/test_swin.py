@@ -501,8 +501,11 @@ def test_timm_any_size_swin_reads_the_grid_from_the_pixels():
         assert_close(block.weights, expected, atol=1e-5, rtol=0)
 
 
-def test_training_mode_with_attention_dropout_warns():
-    model = timm_swin(depths=(2,), heads=(2,))
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_training_mode_with_attention_dropout_warns(version):
+    from tests.test_swin_v2 import timm_swinv2
+
+    model = (timm_swin if version == "v1" else timm_swinv2)(depths=(2,), heads=(2,))
     for m in model.modules():
         if type(m).__name__ == "WindowAttention":
             m.attn_drop.p = 0.2

@@ -234,16 +234,6 @@ def test_hf_donut_swin_small_grids_are_refused_and_the_layers_restored():
     assert [(m.window_size, m.shift_size) for m in layers] == before
 
 
-def test_v2_training_mode_with_attention_dropout_warns():
-    model = timm_swinv2(depths=(2,), heads=(2,))
-    for m in model.modules():
-        if type(m).__name__ == "WindowAttention":
-            m.attn_drop.p = 0.2
-    model.train()
-    with pytest.warns(UserWarning, match="training mode with attention dropout"):
-        probe.trace(model, _pixels(32, 48))
-
-
 # ----------------------------------------------------------------------------- views
 def test_window_view_and_head_stats_on_a_v2_trace():
     tr = probe.trace(hf_swinv2(), _pixels(32, 32, batch=1))
@@ -255,16 +245,6 @@ def test_window_view_and_head_stats_on_a_v2_trace():
     assert (stats.entropy <= stats.window_entropy + 1e-5).all()
     with pytest.raises(probe.ProbeError, match="windowed attention"):
         probe.rollout(tr)
-
-
-def test_swinv2_cr_is_still_a_clear_not_supported_error():
-    import timm
-
-    model = timm.create_model("swinv2_cr_tiny_224", pretrained=False, img_size=(32, 32),
-                              embed_dim=16, depths=(1, 1), num_heads=(2, 2), window_size=4,
-                              num_classes=3).eval()
-    with pytest.raises(probe.UnsupportedModelError, match="not supported yet.*swinv2_\\*"):
-        probe.trace(model, torch.randn(1, 3, 32, 32))
 
 
 # ----------------------------------------------------------------------------- GradCAM
