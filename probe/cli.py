@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, NoReturn
 
@@ -105,6 +106,43 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _finalizer_interrupts_kept() -> Iterator[None]:
+    """Deliver again a Ctrl-C (or SIGTERM) that Python would drop while a command runs.
+
+    An interrupt that lands while the interpreter runs a finalizer (an object's ``__del__``, a
+    weakref callback, e.g. during garbage collection inside a library) cannot propagate: Python
+    prints "Exception ignored in ..." and the command runs on, to exit 0 with its files
+    written. Here such an interrupt is raised again in the main thread 50 ms later (and again,
+    should it land in a finalizer once more); other unraisable exceptions go to the previous
+    hook.
+    """
+    import _thread
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            signum = signal.SIGTERM if isinstance(unraisable.exc_value, Terminated) else (
+                signal.SIGINT)
+            # from another thread, a moment later: raised inside this hook, it would be
+            # dropped again ("Exception ignored in sys.unraisablehook")
+            timer = threading.Timer(0.05, _thread.interrupt_main, args=(signum,))
+            timer.daemon = True
+            timer.start()
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``probe`` command. Returns the exit code.
 
@@ -138,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     stdout = None
     try:
-        with _sigterm_as_interrupt(), _streams.watch_stdout() as stdout:
+        with _sigterm_as_interrupt(), _finalizer_interrupts_kept(), \
+                _streams.watch_stdout() as stdout:
             code = int(ns.run(ns))
             if stdout is not None:
                 stdout.flush()  # a write error of stdout shows here, not at exit
