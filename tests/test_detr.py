@@ -145,3 +145,40 @@ def test_table_transformer_is_refused_clearly() -> None:
     model = TableTransformerForObjectDetection(cfg).eval()
     with pytest.raises(probe.UnsupportedModelError, match="no attention modules found"):
         probe.trace(model, torch.randn(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize(
+    "kind, grid",
+    [("detr-resnet-50", (3, 4)), ("detr-resnet-50-dc5", (6, 8)),
+     ("conditional-detr-resnet-50", (3, 4))],
+)
+def test_published_detr_architectures_at_full_size(kind: str, grid: tuple) -> None:
+    """The published checkpoints' architectures (``facebook/detr-resnet-50``, its dilated
+    ``-dc5`` variant, ``microsoft/conditional-detr-resnet-50``: their configs are the
+    transformers defaults, ResNet-50 backbone, 6 + 6 layers, 8 heads, 100 or 300 queries,
+    d_model 256) with random weights, since the trained ones cannot be downloaded here: exact
+    against eager at a 96 x 128 image (grid = image / 32, or / 16 with dilation)."""
+    from transformers import ConditionalDetrConfig, ConditionalDetrForObjectDetection
+
+    conditional = kind.startswith("conditional")
+    cls, cfg_cls = ((ConditionalDetrForObjectDetection, ConditionalDetrConfig) if conditional
+                    else (DetrForObjectDetection, DetrConfig))
+    cfg = cfg_cls(use_pretrained_backbone=False, dilation=kind.endswith("dc5"))
+    torch.manual_seed(0)
+    model = cls(cfg).eval()
+    assert model.config._attn_implementation == "sdpa"
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = eager(pixel_values=x, output_attentions=True)
+        plain = model(pixel_values=x)
+    tr = probe.trace(model, x)
+    queries = cfg.num_queries
+    assert tr.grid == grid and tr.cross.attentions.shape == (6, 1, 8, queries, grid[0] * grid[1])
+    torch.testing.assert_close(tr.output.logits, plain.logits, rtol=1e-5, atol=1e-5)
+    for got, want in ((tr.attentions, ref.encoder_attentions),
+                      (tr.decoder.attentions, ref.decoder_attentions),
+                      (tr.cross.attentions, ref.cross_attentions)):
+        torch.testing.assert_close(got, torch.stack(want), rtol=1e-5, atol=1e-6)
+    assert query_maps(tr).shape == (1, queries, *grid)
