@@ -112,9 +112,20 @@ def timm_model(name: str, img: int | tuple[int, int] = 32,
     return model, _pixels(*size)
 
 
+def albert(layers: int = 4, groups: int = 2, inner: int = 1) -> tuple[Any, dict]:
+    """ALBERT: ``groups`` groups of ``inner`` layers shared across ``layers`` layers of depth
+    (one forward calls each attention module ``layers / groups`` times)."""
+    from transformers import AlbertConfig, AlbertModel
+
+    cfg = AlbertConfig(vocab_size=VOCAB, embedding_size=16, hidden_size=32,
+                       num_hidden_layers=layers, num_hidden_groups=groups, inner_group_num=inner,
+                       num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+    return AlbertModel(cfg).eval(), _ids()
+
+
 HF_TEXT: dict[str, Callable[[], tuple[Any, Any]]] = {
     "bert": bert, "roberta": roberta, "distilbert": distilbert, "gpt2": gpt2, "llama": llama,
-    "t5": t5, "bart": bart,
+    "t5": t5, "bart": bart, "albert": albert,
 }
 
 TIMM: dict[str, Callable[[], tuple[Any, torch.Tensor]]] = {

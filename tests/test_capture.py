@@ -16,7 +16,7 @@ from tests._tiny import HF_TEXT, TIMM, hf_vit
 
 HF_ALL = {**HF_TEXT, "hf_vit": hf_vit}
 # builders whose example batch pads item 1 (the causal LMs and the ViT have no padding)
-PADDED = {"bert", "roberta", "distilbert", "t5", "bart"}
+PADDED = {"bert", "roberta", "distilbert", "t5", "bart", "albert"}
 
 
 def _call(model, inputs):

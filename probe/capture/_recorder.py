@@ -253,7 +253,9 @@ class StackRecorder:
                 raise ProbeError(
                     f"attention layer {self.layer_names[i]!r} ran {n} times in one forward: "
                     "probe.trace captures a single forward pass; pass the whole sequence at once "
-                    "instead of generating step by step"
+                    "instead of generating step by step (probe.generate captures generation); "
+                    "a model that reuses an attention layer across depth is supported for "
+                    "ALBERT only: open an issue with the model name"
                 )
 
     @property

@@ -11,8 +11,9 @@ if TYPE_CHECKING:
 
 __all__ = ["STACK_NAMES", "outer_stacks"]
 
-#: module names under which models keep their list of blocks
-STACK_NAMES: tuple[str, ...] = ("blocks", "layer", "layers", "h", "block")
+#: module names under which models keep their list of blocks (ALBERT: its groups of layers,
+#: each shared by several layers of depth, so one group is one step of a cascade)
+STACK_NAMES: tuple[str, ...] = ("blocks", "layer", "layers", "h", "block", "albert_layer_groups")
 
 
 def outer_stacks(model: nn.Module) -> list[str]:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import UnsupportedModelError
 from probe.capture.adapters._base import Site, StackName, number_sites
+from probe.capture.adapters._hf_shared import call_schedule
 from probe.capture.adapters._hf_rows import (
     ROW_IMPLEMENTATIONS,
     eager_rows_mask,
@@ -64,7 +65,9 @@ def _stack_of(name: str, module: Any, encoder_decoder: bool) -> StackName:
 
 
 def find_hf_sites(model: nn.Module) -> list[Site]:
-    """Attention modules of a HuggingFace model, in model order, assigned to stacks."""
+    """Attention modules of a HuggingFace model, in model order, assigned to stacks; a module
+    the forward runs several times (ALBERT's shared layers) once per call (see
+    :mod:`~probe.capture.adapters._hf_shared`)."""
     encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
     found = [
         (name, m, _stack_of(name, m, encoder_decoder))
@@ -77,7 +80,7 @@ def find_hf_sites(model: nn.Module) -> list[Site]:
             "v5 models whose attention dispatches through ALL_ATTENTION_FUNCTIONS; open an issue "
             "with the model name"
         )
-    return number_sites(found)
+    return number_sites(call_schedule(model, found))
 
 
 # --------------------------------------------------------------------------- HuggingFace
@@ -253,7 +256,21 @@ def intercept_hf(
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
     from transformers.modeling_utils import AttentionInterface
 
-    by_module = {id(s.module): s for s in sites}
+    by_module: dict[int, list[Site]] = {}  # a shared module: one site per call, in order
+    for s in sites:
+        by_module.setdefault(id(s.module), []).append(s)
+    calls: dict[int, int] = {}
+
+    def site_of(module: nn.Module) -> Site | None:
+        """The site of this call of ``module``: the k-th call of a module listed n times is
+        its (k mod n)-th site, so a module run more often than listed is caught by the
+        recorder's once-per-forward check."""
+        listed = by_module.get(id(module))
+        if listed is None:
+            return None
+        k = calls.get(id(module), 0)
+        calls[id(module)] = k + 1
+        return listed[k % len(listed)]
     base = f"probe_capture_{next(_counter)}"
     selecting = any(r.selects_rows for r in recorders.values())
 
@@ -269,7 +286,7 @@ def intercept_hf(
             import torch
 
             eager = _eager_for(module)
-            site = by_module.get(id(module))
+            site = site_of(module)
             args = (query, key_states, value, attention_mask)
             if site is not None and _dropout_active(module, kwargs):
                 recorders[site.stack].dropout_active = True
