@@ -152,7 +152,7 @@ def trace(
     prepared = adapter.prepare(
         inputs, tokenizer=tokenizer, decoder_inputs=decoder_inputs, forward_kwargs=forward_kwargs
     )
-    stacks = _stack_sizes(sites)
+    stacks = _stack_sizes(sites, model)
     for kind, names in stacks.items():  # layers= applies to every stack: valid in each
         _check_layers(options, names, start_layer, stream, kind)
     if options.stream is not None:
@@ -408,12 +408,18 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _stack_sizes(sites: list[Site]) -> dict[str, list[str]]:
+def _stack_sizes(sites: list[Site], model: Any = None) -> dict[str, list[str]]:
     stacks: dict[str, list[str]] = {}
     for s in sites:
         stacks.setdefault(s.stack, []).append(s.name)
     if "self" not in stacks:
-        raise UnsupportedModelError("no self-attention modules found in the model")
+        name = type(model).__name__ if model is not None else "the model"
+        found = " and ".join(f"{k} ({len(v)})" for k, v in stacks.items())
+        raise UnsupportedModelError(
+            f"no encoder self-attention found in {name} (only {found} attention modules): its "
+            "encoder attention is written by hand instead of dispatching through transformers' "
+            "ALL_ATTENTION_FUNCTIONS, which probe needs; open an issue with the model name"
+        )
     return stacks
 
 

@@ -111,7 +111,7 @@ def generate(
         )
     sites = adapter.sites()
     prepared = adapter.prepare(inputs, tokenizer=tokenizer)
-    stacks = _stack_sizes(sites)
+    stacks = _stack_sizes(sites, model)
     for kind, names in stacks.items():
         _check_layers(options, names, 0, False, kind)
     seq2seq = adapter.family == "encoder-decoder"
