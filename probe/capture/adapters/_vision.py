@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from probe._errors import ProbeError
+from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture.adapters._base import (
     Family,
     ModelAdapter,
@@ -143,6 +143,17 @@ class HFVision(VisionModel):
         return _pair(size) if size else None
 
     def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
+        """The patch grid; the tokens before the patches are counted from the captured
+        sequence (CLS, distillation, registers all come first in HF's ViT family). Tokens
+        *after* the patches (YOLOS's detection tokens) would be counted as a prefix and every
+        patch read one place off: refused."""
+        after = int(getattr(self.model.config, "num_detection_tokens", 0) or 0)
+        if after:
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} appends {after} detection tokens after its image "
+                "patches; probe maps extra tokens before the patches only, so this layout is "
+                "not supported yet (DETR and Conditional DETR are: see probe.trace's DETR notes)"
+            )
         h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
         ph, pw = _pair(self.model.config.patch_size)
         return VisionGeometry((h // ph, w // pw), -1, (h, w), (ph, pw))
