@@ -182,3 +182,30 @@ def test_other_vision_layouts_are_refused(model_type: str, message: str) -> None
     model = _vision(model_type, {})
     with pytest.raises(probe.ProbeError, match=message):
         probe.trace(model, torch.randn(1, 3, 32, 32))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("cait_xxs24_224", "Cait's attention 'blocks_token_only.0.attn' has 1 query rows for 17 keys"),
+    ("pit_ti_224", "PoolingVisionTransformer embeds its image with a ConvEmbedding"),
+    ("crossvit_tiny_240", "CrossVit embeds its image with a ModuleList"),
+    ("xcit_nano_12_p16_224", "Xcit embeds its image with a ConvPatchEmbed"),
+    ("pvt_v2_b0", "PyramidVisionTransformerV2 embeds its image with a OverlapPatchEmbed"),
+])
+def test_timm_layouts_beyond_one_token_sequence_are_refused(name: str, message: str) -> None:
+    """CaiT's class attention (one query; its talking-heads blocks have no fused path) used
+    to give a 2-layer trace of the class-attention blocks only; PiT, CrossViT, XCiT and PVT
+    crashed with an AttributeError or a stack error. Each is now one clear refusal, and the
+    model is left as it was."""
+    import timm
+
+    from tests._tiny import assert_unchanged, snapshot
+
+    small = {"img_size": 64} if name.startswith("cait") else {}  # 4x4 patches + CLS
+    model = timm.create_model(name, pretrained=False, num_classes=3, **small).eval()
+    size = (64, 64) if small else model.pretrained_cfg["input_size"][1:]
+    before = snapshot(model)
+    flags = [(m, m.fused_attn) for m in model.modules() if hasattr(m, "fused_attn")]
+    with pytest.raises(probe.UnsupportedModelError, match=message):
+        probe.trace(model, torch.randn(1, 3, *size))
+    assert_unchanged(model, before)
+    assert all(m.fused_attn == flag for m, flag in flags)

@@ -55,6 +55,23 @@ def find_timm_sites(model: nn.Module) -> list[Site]:
 
 
 # --------------------------------------------------------------------------- timm
+def _check_square(model: nn.Module, name: str, weights: torch.Tensor, tokens: list[int]) -> None:
+    """Every captured layer is self-attention over one token sequence: ``[..., N, N]`` with
+    the same ``N`` in every layer. Class attention (CaiT's last blocks: one query) and
+    pooling stages (PiT: fewer tokens per stage) are other layouts: refused, not half-read."""
+    q, k = int(weights.shape[-2]), int(weights.shape[-1])
+    if not tokens:
+        tokens.append(k)
+    if q != k or k != tokens[0]:
+        what = (f"{q} query rows for {k} keys" if q != k
+                else f"{k} tokens where the first layer has {tokens[0]}")
+        raise UnsupportedModelError(
+            f"{type(model).__name__}'s attention {name!r} has {what}: probe captures timm models "
+            "whose every attention layer attends over one token sequence (ViT, DeiT, EVA, BEiT "
+            "and their relatives); class attention and pooling stages are not supported yet"
+        )
+
+
 @contextmanager
 def intercept_timm(
     model: nn.Module, sites: list[Site], recorders: dict[str, StackRecorder]
@@ -62,6 +79,7 @@ def intercept_timm(
     """Turn off ``fused_attn`` per module and hook ``attn_drop``; restore both in ``finally``."""
     handles = []
     previous = [(s.module, s.module.fused_attn) for s in sites]
+    tokens: list[int] = []  # the first layer's token count: every layer must share it
     try:
         for site in sites:
             site.module.fused_attn = False
@@ -70,8 +88,10 @@ def intercept_timm(
                 _inp: Any,
                 out: torch.Tensor,
                 layer: int = site.layer,
+                name: str = site.name,
                 recorder: StackRecorder = recorders[site.stack],
             ) -> None:
+                _check_square(model, name, out, tokens)
                 if _mod.training and float(getattr(_mod, "p", 0.0)) > 0.0:
                     recorder.dropout_active = True  # out is after dropout, as the model used it
                 recorder.record(layer, 0, out, out.shape[-2])

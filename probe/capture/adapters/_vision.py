@@ -201,6 +201,13 @@ class TimmViT(VisionModel):
                 f"{type(self.model).__name__} has no patch embedding: probe supports timm vision "
                 "transformers (ViT, DeiT, EVA, BEiT); CNNs are not supported yet"
             )
+        if not hasattr(pe, "grid_size") or not hasattr(getattr(pe, "proj", None), "in_channels"):
+            # CrossViT (two embeddings), PVT (overlapping, per stage), XCiT (conv stem)
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} embeds its image with a {type(pe).__name__}, not "
+                "one patch grid probe can map its tokens to: not supported yet (probe supports "
+                "timm vision transformers: ViT, DeiT, EVA, BEiT and their relatives)"
+            )
         return pe
 
     def expected_channels(self, x: torch.Tensor) -> int:
