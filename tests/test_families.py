@@ -209,3 +209,35 @@ def test_timm_layouts_beyond_one_token_sequence_are_refused(name: str, message: 
         probe.trace(model, torch.randn(1, 3, *size))
     assert_unchanged(model, before)
     assert all(m.fused_attn == flag for m, flag in flags)
+
+
+def test_timm_hybrid_vit_takes_rgb_and_is_exact() -> None:
+    """A hybrid ViT (ResNet stem, then patches of its feature map) takes 3-channel images: the
+    channel check read the projection's input (the CNN's 64 channels) and refused RGB."""
+    import timm
+
+    model = timm.create_model("vit_tiny_r_s16_p8_224", pretrained=False, num_classes=3,
+                              img_size=64).eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    refs = []
+
+    def softmax_of_qkv(mod: Any, args: tuple) -> None:  # independent: softmax(q k^T * scale)
+        h = args[0]
+        b, n, _ = h.shape
+        qkv = mod.qkv(h).reshape(b, n, 3, mod.num_heads, mod.head_dim).permute(2, 0, 3, 1, 4)
+        refs.append(((mod.q_norm(qkv[0]) * mod.scale) @ mod.k_norm(qkv[1]).transpose(-2, -1))
+                    .softmax(-1))
+
+    handles = [blk.attn.register_forward_pre_hook(softmax_of_qkv) for blk in model.blocks]
+    try:
+        with torch.no_grad():
+            plain = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    tr = probe.trace(model, x)
+    assert tr.grid == (2, 2) and tr.num_prefix_tokens == 1
+    assert_close(tr.attentions, torch.stack(refs), atol=1e-5, rtol=0)
+    assert_close(tr.output, plain, atol=1e-5, rtol=1e-5)
+    with pytest.raises(probe.ProbeError, match="expects 3 channels, got 1"):
+        probe.trace(model, torch.randn(1, 1, 64, 64))

@@ -212,6 +212,8 @@ class TimmViT(VisionModel):
 
     def expected_channels(self, x: torch.Tensor) -> int:
         pe = self._patch_embed()
+        if getattr(pe, "in_chans", None) is not None:  # HybridEmbed: proj follows a CNN
+            return int(pe.in_chans)
         return int(pe.proj.in_channels) if hasattr(pe, "proj") else int(x.shape[1])
 
     def strict_size(self) -> bool:
