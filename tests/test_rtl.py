@@ -320,7 +320,8 @@ def test_plot_lays_out_a_real_arabic_and_hebrew_trace(minilm):
      "an --image has none"),
     (["render", "gates", "--direction", "ltr"], "does not apply to the gates view"),
     (["render", "curves", "--text", "hi", "--pair", "ho", "--direction", "rtl"],
-     "does not apply to the curves view"),
+     "add --format html"),
+    (["render", "detr", "--direction", "rtl"], "does not apply to the detr view"),
     (["render", "saliency", "--direction", "rtl"], "vit-shapes is an image model"),
 ])
 def test_cli_refuses_direction_where_nothing_is_laid_out(argv, message, capsys, tmp_path):

@@ -14,6 +14,7 @@ from _browser import dataset, hover, open_clean, start_browser
 import probe
 from probe.viewers.html import (
     coref_view_html,
+    curves_view_html,
     head_view_html,
     model_view_html,
     token_view_html,
@@ -40,7 +41,14 @@ def _data(page: str) -> dict:
     return json.loads(m.group(1))
 
 
+def _curves(tokens, **options):
+    f = np.linspace(0, 1, 5)
+    return curves_view_html({"ig": (f, 1 - f)}, {"ig": (f, f)}, {"ig": np.arange(N, 0, -1.0)},
+                            tokens=tokens, **options)
+
+
 VIEWS = {
+    "curves": _curves,
     "tokens": lambda t, **o: token_view_html(t, SCORES, **o),
     "coref": lambda t, **o: coref_view_html(t, {3: ATTN[:, :, 3]}, **o),
     "heads": lambda t, **o: head_view_html(ATTN, t, **o),
@@ -69,9 +77,16 @@ def test_show_passes_direction_to_the_token_views_and_refuses_it_elsewhere(minil
     assert _data(probe.show(trace, "coref", word="على").html)["rtl"] is True
     with pytest.raises(probe.ProbeError, match="direction must be"):
         probe.show(trace, "heads", direction="sideways")
-    for view in ("image", "detr", "curves", "gates", "window"):
+    for view in ("image", "detr", "gates", "window"):
         with pytest.raises(probe.ProbeError, match=f"does not apply to the {view} view"):
             probe.show(trace, view, direction="rtl")
+
+
+def test_the_curves_page_of_an_image_refuses_a_direction():
+    f = np.linspace(0, 1, 5)
+    with pytest.raises(probe.ProbeError, match="drop it for an image"):
+        curves_view_html({"ig": (f, f)}, None, {"ig": np.ones(4)}, image=np.zeros((8, 8, 3)),
+                         grid=(2, 2), direction="rtl")
 
 
 # ----------------------------------------------------------------------------- in the browser
@@ -109,6 +124,10 @@ def test_token_rows_and_coref_sentence(browser, tmp_path, tokens, rtl):
     open_clean(browser, VIEWS["coref"](tokens), tmp_path, "coref")
     xs = _centres(browser, ".p-flow .p-tok")
     assert (xs[0] > xs[1]) is rtl and (xs[-2] > xs[-1]) is rtl
+    open_clean(browser, VIEWS["curves"](tokens), tmp_path, "curves")
+    xs = _centres(browser, ".p-flow .p-tok")
+    assert len(xs) == N and (xs[0] > xs[1]) is rtl
+    open_clean(browser, VIEWS["coref"](tokens), tmp_path, "coref")
     chosen = browser.execute_script(
         "return [...document.querySelectorAll('.p-flow .p-tok')].findIndex("
         "e => e.classList.contains('chosen'));")

@@ -35,7 +35,7 @@ _OWN_OPTIONS = {
     "window": {"layers", "layer"},
 }
 #: the views that lay tokens out, and so read direction= ("auto" | "ltr" | "rtl")
-_TOKEN_VIEWS = ("heads", "cross", "alignment", "model", "coref", "tokens")
+_TOKEN_VIEWS = ("heads", "cross", "alignment", "model", "coref", "tokens", "curves")
 _NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "class_names", "stage"}
 #: the message of an option whose name alone reads as the refusing view's own thing
 _CONFUSABLE = {
@@ -130,9 +130,9 @@ def show(
             a list by class index or ``model.config.id2label`` (default ``class i``: a trace
             does not hold the detector's config).
         stage: gates: show only this stage's blocks (``--layer S``; default every stage).
-        direction: (in ``**options``) heads, cross, alignment, model, coref and tokens views:
-            ``"auto"`` (default: an Arabic or Hebrew sentence runs right to left), ``"ltr"``
-            or ``"rtl"``; the other views refuse it.
+        direction: (in ``**options``) heads, cross, alignment, model, coref, tokens and
+            (text) curves views: ``"auto"`` (default: an Arabic or Hebrew sentence runs right
+            to left), ``"ltr"`` or ``"rtl"``; the other views refuse it.
         **options: passed to the view function in ``probe.viewers.html`` (detr, curves,
             gates: ``image=`` the picture to draw on, default the model input min-max scaled,
             ``image_size=``, ``title=``, ...); ``batch_index=`` picks the batch item of the

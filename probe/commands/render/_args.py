@@ -152,7 +152,10 @@ def _check_direction(args: RenderArgs) -> None:
     if args.image is not None:
         raise ProbeError("--direction lays out the tokens of a --text; an --image has none: "
                          "drop it")
-    if args.view not in DIRECTION_VIEWS:
+    if args.view == "curves" and "html" not in args.formats:
+        raise ProbeError("--direction lays out the tokens of the curves view's HTML page (its "
+                         "figures draw none): add --format html, or drop it")
+    if args.view not in DIRECTION_VIEWS and args.view != "curves":
         raise ProbeError(f"--direction does not apply to the {args.view} view (it lays out no "
                          f"tokens): drop it, or use {', '.join(DIRECTION_VIEWS)}")
 

@@ -218,7 +218,8 @@ def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
                            image_size=s.display_size, model_name=s.model_name)
     else:
         page = curves_page(attrs, curves, keep=s.content_positions(),
-                           tokens=s.content_tokens(), model_name=s.model_name)
+                           tokens=s.content_tokens(), model_name=s.model_name,
+                           direction=s.args.direction)
     return [(_stem(s, "curves", _methods_part(s, methods)), page)]
 
 
