@@ -313,6 +313,15 @@ def test_plot_lays_out_a_real_arabic_and_hebrew_trace(minilm):
     assert probe.plot(en, "model").axes[0].get_xlim()[0] < 0
 
 
+def test_plot_of_a_vision_trace_refuses_a_direction(vit):
+    model, images = vit
+    trace = probe.trace(model, images)
+    for view in ("cls", "rollout"):
+        with pytest.raises(probe.ProbeError, match="does not take option.*direction") as e:
+            probe.plot(trace, view, direction="rtl")
+        assert "\n" not in str(e.value)
+
+
 # ----------------------------------------------------------------------------- CLI
 @pytest.mark.parametrize("argv, message", [
     (["render", "head", "--text", "hi", "--direction", "up"], "invalid choice: 'up'"),
