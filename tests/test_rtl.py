@@ -182,15 +182,12 @@ def test_grids_mirror_whole(grid):
     assert xs == sorted(xs, reverse=True)  # head 0 in the right column
     bar = fig.axes[-1]
     assert bar.get_position().x1 < min(p.get_position().x0 for p in panels)
-    for h, ax in enumerate(panels[:3]):
+    for ax in panels:
         assert ax.get_xlim()[0] > ax.get_xlim()[1]
-    # labels on the first (right) column and the bottom panels: check the bottom-right panel
-    corner = panels[0] if grid == "heads" else panels[3]
-    weights = attn[0] if grid == "heads" else attn[::-1][0]
-    if grid == "heads":  # 3 heads, 4 columns: one row, labels on every panel's x axis
-        _check_cells_under_labels(fig, corner, weights, HEBREW, HEBREW)
-    else:
-        _check_cells_under_labels(fig, corner, weights, HEBREW, HEBREW)
+    # labels sit on the first (right) column and the bottom panels: the bottom-right panel
+    # (head 0; in the model view of layer 1, whose heads are attn reversed) has both
+    corner, weights = (panels[0], attn[0]) if grid == "heads" else (panels[3], attn[::-1][0])
+    _check_cells_under_labels(fig, corner, weights, HEBREW, HEBREW)
     en = V.head_grid(attn, ENGLISH, layer=0)
     assert [p.get_position().x0 for p in en.axes[:3]] == sorted(
         p.get_position().x0 for p in en.axes[:3])
