@@ -244,13 +244,15 @@ P.start(async (root, d) => {
     for (let q = 0; q < Q; q += stepQ) {
       const t = P.el("div", "p-ylab", d.qtokens[q]);
       if (d.rtl) t.style.textAlign = "left";
-      t.style.left = (d.rtl ? S + 2 : 0) + "px"; t.style.top = (M + q * ch + ch / 2 - 7) + "px"; t.style.height = "14px";
+      t.style.left = (d.rtl ? S + 2 : 0) + "px";
+      t.style.top = (M + q * ch + ch / 2 - 7) + "px"; t.style.height = "14px";
       stack.appendChild(t);
     }
     for (let k = 0; k < K; k += stepK) {
       const t = P.el("div", "p-xlab", d.ktokens[k]);
       const col = d.rtl ? K - 1 - k : k;
-      t.style.top = "0px"; t.style.left = (X0 + col * cw + cw / 2 - 7) + "px"; t.style.width = "14px";
+      t.style.top = "0px"; t.style.left = (X0 + col * cw + cw / 2 - 7) + "px";
+      t.style.width = "14px";
       stack.appendChild(t);
     }
     detail.appendChild(stack);
