@@ -13,6 +13,9 @@
     characters no font draws, such as emoji): zero-width and bidi-control characters, other
     format and control characters, a token made only of unusual whitespace (``<U+3000>``), a
     combining mark with no letter to sit on.
+* :func:`text_direction`: the reading direction of a sequence of tokens or words, ``"ltr"``
+  or ``"rtl"``, from its first strong character (Unicode bidi, as HTML's ``dir="auto"``),
+  special-token markup (``[CLS]``, ``<s>``, ``<|endoftext|>``) skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "code_point",
     "not_utf8",
     "plain_text",
+    "text_direction",
     "visible_text",
     "with_article",
 ]
@@ -235,3 +239,33 @@ def visible_text(text: str) -> str:
         out.append(ch)
         base = not ch.isspace() and ch != WORD_START
     return "".join(out)
+
+
+# ----------------------------------------------------------------- reading direction
+#: a token that is markup, not text: ``[CLS]``, ``[SEP]``, ``<s>``, ``</s>``, ``<pad>``,
+#: ``<|endoftext|>``, ``<extra_id_0>``, and the escapes of the labels (``<U+200B>``, ``<0xAD>``)
+_MARKUP = re.compile(
+    r"\[[A-Za-z_]+[0-9]*\]|<\|[^<>|]*\|>|</?[A-Za-z_][^<>\s]*>|<U\+[0-9A-F]{4,6}>|<0x[0-9A-F]{2}>"
+)
+
+
+def text_direction(texts: Sequence[str]) -> str | None:
+    """The reading direction of a text given as its tokens or words: ``"rtl"`` when its first
+    strong character (Unicode bidi class L, R or AL) is right-to-left (Arabic, Hebrew,
+    Syriac, Thaana, N'Ko...), ``"ltr"`` when it is left-to-right, ``None`` when it has none
+    (digits, punctuation, nothing).
+
+    This is HTML's ``dir="auto"`` (the paragraph level of the Unicode bidi algorithm, rules
+    P2-P3) over the whole sequence, except that special-token markup is skipped whole
+    (``[CLS]``, ``<s>``, ``<|endoftext|>``, and label escapes such as ``<U+200B>``): the
+    ``C`` of ``[CLS]`` would otherwise make every BERT sentence left-to-right. A sentence
+    mixing directions takes the direction of its first strong character only.
+    """
+    for text in texts:
+        for ch in _MARKUP.sub("", str(text)):
+            kind = unicodedata.bidirectional(ch)
+            if kind == "L":
+                return "ltr"
+            if kind in ("R", "AL"):
+                return "rtl"
+    return None

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe.viewers._direction import Direction
 from probe.viewers._heatmaps import head_heatmap
 from probe.viewers._style import FONT_SIZES, as_array
 
@@ -44,6 +45,7 @@ def alignment_view(
     method: str | None = "attention",
     title: str | None = None,
     ax: Axes | None = None,
+    direction: Direction = "auto",
 ) -> Figure:
     """Soft word alignment with gold and predicted links.
 
@@ -53,6 +55,8 @@ def alignment_view(
         gold: gold links ``(target_word, source_word)``, drawn as white-edged squares.
         predicted: hard links, drawn as small red dots (a dot inside a square is a hit).
         model_name, layer, head, method, title, ax: as in :func:`head_heatmap`.
+        direction: as in :func:`head_heatmap`, read from the source words (the x axis):
+            right to left puts source word 0 at the right.
 
     Returns:
         The ``Figure``.
@@ -69,7 +73,7 @@ def alignment_view(
     fig = head_heatmap(
         data, query_tokens=list(target_words), key_tokens=list(source_words),
         model_name=model_name, layer=layer, head=head, method=method, signed=False,
-        colorbar_label="alignment score", title=title, ax=ax,
+        colorbar_label="alignment score", title=title, ax=ax, direction=direction,
     )
     axes = ax if ax is not None else fig.axes[0]
     axes.set_xlabel("source word", fontsize=FONT_SIZES["label"])

@@ -12,6 +12,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.evaluation._curves_math import trapezoid_auc
+from probe.viewers._direction import Direction, check_direction, is_rtl
 from probe.viewers._style import (
     BASELINE_STYLE,
     baselines_last,
@@ -229,6 +230,7 @@ def comparison_panel(
     image_title: str | None = "input",
     image_size: tuple[int, int] | None = None,
     region: tuple[float, float, float, float] | None = None,
+    direction: Direction = "auto",
 ) -> Figure:
     """One input under several attribution methods, with their agreement and faithfulness.
 
@@ -261,6 +263,8 @@ def comparison_panel(
             disk"``); ``None`` leaves the input panel out.
         image_size, region: images only, as in :func:`~probe.viewers.saliency_overlay`: draw
             the image at its original proportions and the maps over the region the model saw.
+        direction: text only, as in :func:`~probe.viewers.token_strip` (``"auto"``: right
+            to left for an Arabic or Hebrew sentence).
 
     Returns:
         The ``Figure``.
@@ -278,6 +282,7 @@ def comparison_panel(
         if image_size is not None or region is not None:
             raise ProbeError("image_size and region place an image: drop them for tokens")
         tokens = [str(t) for t in image_or_tokens]
+        rtl = is_rtl(direction, tokens)
         names, arrays, signed = _normalize_maps(maps, 1, "[n]")
         for name, a in zip(names, arrays):
             if len(a) != len(tokens):
@@ -286,6 +291,9 @@ def comparison_panel(
                     "pass one score per token"
                 )
     else:
+        if direction != "auto":
+            check_direction(direction)
+            raise ProbeError("direction lays out tokens: drop it for an image")
         image = as_image(image_or_tokens)
         names, arrays, signed = _normalize_maps(maps, 2, "[h, w]")
         alpha = _check_alpha(alpha)
@@ -358,7 +366,7 @@ def comparison_panel(
                            strip_w / fig_w, strip_h / fig_h))
         height_pt = draw_strip(ax, tokens, list(zip(names, arrays)),
                                width_pt=axes_width_pt(ax), norm=norm, cmap=cmap,
-                               fontsize=FONT_SIZES["token"])
+                               fontsize=FONT_SIZES["token"], rtl=rtl)
         points_axes(ax, axes_width_pt(ax), height_pt)
         from matplotlib.cm import ScalarMappable
 

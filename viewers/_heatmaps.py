@@ -2,7 +2,10 @@
 (:func:`head_grid`) and every layer x head (:func:`model_view`).
 
 Query tokens are on the rows (y axis, top to bottom), key tokens on the columns (x axis):
-row ``i`` shows where query ``i`` looks. Attention weights use the sequential colormap from
+row ``i`` shows where query ``i`` looks. A right-to-left sentence (``direction="auto"`` and
+Arabic or Hebrew keys, or ``direction="rtl"``) is mirrored: the key axis runs from right to
+left (key 0 at the right), query labels and the row labels sit at the right, the colourbar
+at the left; rows still run top-down. Attention weights use the sequential colormap from
 0 to the largest weight shown; signed inputs (e.g. attention gradients) switch to the
 diverging map centred at 0.
 """
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._direction import Direction, is_rtl
 from probe.viewers._style import (
     MIN_FONT_PT,
     styled,
@@ -117,6 +121,7 @@ def head_heatmap(
     colorbar_label: str | None = None,
     title: str | None = None,
     ax: Axes | None = None,
+    direction: Direction = "auto",
 ) -> Figure:
     """Heatmap of one head's attention with token labels and a colourbar.
 
@@ -135,6 +140,11 @@ def head_heatmap(
             ``"attention weight"``, or ``"signed value"`` for signed data).
         title: replaces the generated title (``""`` for none).
         ax: draw into this axes instead of a new figure.
+        direction: ``"auto"`` (default: right to left when the key tokens' first strong
+            letter is, :func:`probe._text.text_direction`), ``"ltr"`` or ``"rtl"``. Right to
+            left inverts the key axis (key 0 at the right; cell ``[q, k]`` still shows
+            ``attn[q, k]`` under key label ``k``), puts the query labels at the right and the
+            colourbar at the left.
 
     Returns:
         The ``Figure`` holding the heatmap (``fig.axes[0].images[0]`` is the image).
@@ -142,6 +152,7 @@ def head_heatmap(
     data = as_array(attn, "attn", 2, "[query, key]")
     n_query, n_key = data.shape
     q_tokens, k_tokens = _token_pair(tokens, query_tokens, key_tokens, n_query, n_key)
+    rtl = is_rtl(direction, k_tokens)
     signed = is_signed(data) if signed is None else bool(signed)
     norm = make_norm(data, signed, zero_based=True, vmin=vmin, vmax=vmax)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
@@ -174,15 +185,27 @@ def head_heatmap(
     set_token_ticks(ax, "y", q_tokens, max_labels, tick)
     ax.set_xlabel("key token", fontsize=FONT_SIZES["label"])
     ax.set_ylabel("query token", fontsize=FONT_SIZES["label"])
+    if rtl:
+        mirror_axes(ax)
     text = make_title(model_name, layer, head, method) if title is None else title
     if text:
         ax.set_title(text, fontsize=FONT_SIZES["title"])
     if colorbar:
-        cbar = parent_of(ax).colorbar(image, ax=ax, fraction=0.05, pad=0.02)
+        where = {"location": "left"} if rtl else {}
+        cbar = parent_of(ax).colorbar(image, ax=ax, fraction=0.05, pad=0.02, **where)
         label = colorbar_label or ("signed value" if signed else "attention weight")
         cbar.set_label(label, fontsize=FONT_SIZES["label"])
         cbar.ax.tick_params(labelsize=tick)
     return fig
+
+
+def mirror_axes(ax: Axes) -> None:
+    """Lay a heatmap's key axis out right to left: x inverted (column 0 at the right), the
+    y tick labels and the y axis label at the right."""
+    left, right = ax.get_xlim()
+    ax.set_xlim(max(left, right), min(left, right))
+    ax.yaxis.tick_right()
+    ax.yaxis.set_label_position("right")
 
 
 def _grid_figure(
@@ -203,12 +226,15 @@ def _grid_figure(
     vmin: float | None,
     vmax: float | None,
     colorbar_label: str | None,
+    rtl: bool = False,
 ) -> Figure:
     """Lay ``data [cell, query, key]`` out on a grid with one colour scale and colourbar.
 
     The layout is computed here, in inches, from the measured label widths (no constrained
     layout: it is slow for the ~150 axes of a model view and the geometry is known anyway).
-    Token labels go on the left column and on panels with no panel below them.
+    Token labels go on the left column and on panels with no panel below them. ``rtl``
+    mirrors the whole layout (:func:`mirror_axes` in each panel, the first column at the
+    right with the query labels, the colourbar at the left).
     """
     from matplotlib.cm import ScalarMappable
 
@@ -237,6 +263,8 @@ def _grid_figure(
         r, c = divmod(idx, ncols)
         x0 = left + c * (cell + gap_w)
         y0 = height - top - (r + 1) * cell - r * gap_h
+        if rtl:
+            x0 = width - x0 - cell
         ax = fig.add_axes((x0 / width, y0 / height, cell / width, cell / height))
         ax.imshow(data[idx], cmap=cmap_obj, norm=norm, aspect="auto", interpolation="antialiased")
         if idx + ncols < n_cells:
@@ -253,21 +281,28 @@ def _grid_figure(
             ax.set_title(col_titles[c], fontsize=FONT_SIZES["label"], pad=2)
         if row_labels is not None and c == 0:
             ax.set_ylabel(row_labels[r], fontsize=FONT_SIZES["label"])
+        if rtl:
+            mirror_axes(ax)
 
     bar_h = min(grid_h, max(2.0, 0.8 * grid_h))
     bar_y = height - top - grid_h + (grid_h - bar_h) / 2
-    cax = fig.add_axes(
-        ((left + grid_w + 0.15) / width, bar_y / height, 0.12 / width, bar_h / height)
-    )
+    bar_x = width - (left + grid_w + 0.15) - 0.12 if rtl else left + grid_w + 0.15
+    cax = fig.add_axes((bar_x / width, bar_y / height, 0.12 / width, bar_h / height))
     cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap_obj), cax=cax)
+    if rtl:
+        cbar.ax.yaxis.set_ticks_position("left")
+        cbar.ax.yaxis.set_label_position("left")
     label = colorbar_label or ("signed value" if signed else "attention weight")
     cbar.set_label(label, fontsize=FONT_SIZES["label"])
     cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
     grid_mid_x = (left + grid_w / 2) / width
     grid_mid_y = (height - top - grid_h / 2) / height
+    if rtl:
+        grid_mid_x = 1 - grid_mid_x
     fig.text(grid_mid_x, 0.1 / height, "key token", ha="center", va="bottom",
              fontsize=FONT_SIZES["label"])
-    fig.text(0.1 / width, grid_mid_y, "query token", ha="left", va="center", rotation=90,
+    fig.text(1 - 0.1 / width if rtl else 0.1 / width, grid_mid_y, "query token",
+             ha="right" if rtl else "left", va="center", rotation=90,
              fontsize=FONT_SIZES["label"])
     if suptitle:
         fig.suptitle(suptitle, fontsize=FONT_SIZES["suptitle"], x=grid_mid_x,
@@ -296,6 +331,7 @@ def head_grid(
     colorbar_label: str | None = None,
     sentence: str | None = None,
     title: str | None = None,
+    direction: Direction = "auto",
 ) -> Figure:
     """Every head of one layer as small heatmaps sharing one colour scale and colourbar.
 
@@ -310,7 +346,9 @@ def head_grid(
         max_labels: at most this many token labels per axis and panel (default 16; beyond
             it every ``ceil(n / max_labels)``-th token is labelled). Labels are drawn on the
             left column and the bottom panels only.
-        signed, cmap, vmin, vmax, colorbar_label, title: as in :func:`head_heatmap`.
+        signed, cmap, vmin, vmax, colorbar_label, title, direction: as in
+            :func:`head_heatmap` (right to left mirrors the whole grid: head 0 at the top
+            right, the query labels at the right, the colourbar at the left).
 
     Returns:
         The ``Figure``; its first axes are the panels, in head order.
@@ -329,6 +367,7 @@ def head_grid(
         cell_titles=[f"head {h}" for h in names], row_labels=None, col_titles=None,
         suptitle=text, max_labels=max_labels, fontsize=FONT_SIZES["small_tick"],
         signed=signed, cmap=cmap, vmin=vmin, vmax=vmax, colorbar_label=colorbar_label,
+        rtl=is_rtl(direction, k_tokens),
     )
 
 
@@ -352,6 +391,7 @@ def model_view(
     colorbar_label: str | None = None,
     sentence: str | None = None,
     title: str | None = None,
+    direction: Direction = "auto",
 ) -> Figure:
     """Every layer x head as a grid of small heatmaps (rows: layers, columns: heads).
 
@@ -373,6 +413,7 @@ def model_view(
             bottom row only.
         signed, cmap, vmin, vmax, colorbar_label, title: as in :func:`head_heatmap`; the
             colour scale is shared by all panels.
+        direction: as in :func:`head_grid` (right to left: head 0 in the right column).
 
     Returns:
         The ``Figure``; its first axes are the panels, layer-major.
@@ -394,7 +435,7 @@ def model_view(
         row_labels=[f"layer {n}" for n in layer_names],
         col_titles=[f"head {h}" for h in head_names], suptitle=text, max_labels=max_labels,
         fontsize=MIN_FONT_PT, signed=signed, cmap=cmap, vmin=vmin,
-        vmax=vmax, colorbar_label=colorbar_label,
+        vmax=vmax, colorbar_label=colorbar_label, rtl=is_rtl(direction, k_tokens),
     )
 
 

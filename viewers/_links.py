@@ -4,6 +4,9 @@ coreference view of one word and its antecedents (:func:`coref_view`).
 The link view follows the idea of bertviz's head view as a static figure: query tokens on
 the left, key tokens on the right, one line per (query, key) pair whose opacity is the
 attention weight, one colour per head (heads keep their colour whichever subset is shown).
+A right-to-left sentence (``direction="auto"`` and Arabic or Hebrew tokens, or
+``direction="rtl"``) is mirrored: query tokens on the right, key tokens on the left; in the
+coreference view its words run from the right.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._direction import Direction, is_rtl
 from probe.viewers._style import (
     styled,
     FONT_SIZES,
@@ -99,6 +103,7 @@ def link_view(
     sentence: str | None = None,
     title: str | None = None,
     ax: Axes | None = None,
+    direction: Direction = "auto",
 ) -> Figure:
     """Attention as lines from query tokens (left) to key tokens (right).
 
@@ -131,11 +136,15 @@ def link_view(
         title: replaces the generated title (``""`` for none).
         ax: draw into this axes (axis off) instead of a new figure; token labels keep their
             font size, so give it about the width a new figure would get.
+        direction: ``"auto"`` (default: right to left when the tokens' first strong letter
+            is, :func:`probe._text.text_direction`), ``"ltr"`` or ``"rtl"``. Right to left
+            mirrors the view: query tokens on the right, key tokens on the left.
 
     Returns:
         The ``Figure``. Each drawn head is a ``LineCollection`` in ``ax.collections`` (gid
-        ``"head <i>"``) whose segments run from ``(x_left, query)`` to ``(x_right, key)``
-        in row-major order and whose RGBA alpha is the line's opacity.
+        ``"head <i>"``) whose segments run from ``(x_query, query)`` to ``(x_key, key)``
+        in row-major order (``x_query < x_key`` left to right, ``>`` right to left) and
+        whose RGBA alpha is the line's opacity.
     """
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
@@ -154,6 +163,7 @@ def link_view(
     from probe.viewers._heatmaps import _token_pair
 
     q_tokens, k_tokens = _token_pair(tokens, query_tokens, key_tokens, n_query, n_key)
+    rtl = is_rtl(direction, q_tokens, k_tokens)
     if is_signed(data):
         raise ProbeError(
             "attn has negative values: the link view draws attention weights (opacity = weight); "
@@ -190,6 +200,10 @@ def link_view(
     gap = 0.08
     total_w = label_l + gap + _LINE_AREA_IN + gap + label_r
     x_left, x_right = label_l + gap, label_l + gap + _LINE_AREA_IN
+    if rtl:  # mirrored: the query column (and its label band) on the right
+        total_w = label_r + gap + _LINE_AREA_IN + gap + label_l
+        x_left, x_right = total_w - x_left, total_w - x_right
+    side = -1.0 if rtl else 1.0  # +1: labels left of the query line, right of the key line
 
     text = title
     if text is None:
@@ -262,16 +276,19 @@ def link_view(
     for i, label in q_labels.items():
         chosen = marked is not None and i == marked
         ax.text(
-            x_left - gap / 2, i + q_off, label, ha="right", va="center_baseline",
+            x_left - side * gap / 2, i + q_off, label, ha="left" if rtl else "right",
+            va="center_baseline",
             fontsize=fontsize, fontweight="bold" if chosen else "normal",
             color=_HIGHLIGHT if chosen else "black",
             bbox=({"boxstyle": "round,pad=0.15", "facecolor": "#dbe9f6", "edgecolor": _HIGHLIGHT,
                    "linewidth": 0.8} if chosen else None),
         )
     for j, label in k_labels.items():
-        ax.text(x_right + gap / 2, j + k_off, label, ha="left", va="center_baseline",
-                fontsize=fontsize)
-    for x, name, ha in ((x_left - gap / 2, "query", "right"), (x_right + gap / 2, "key", "left")):
+        ax.text(x_right + side * gap / 2, j + k_off, label, ha="right" if rtl else "left",
+                va="center_baseline", fontsize=fontsize)
+    q_ha, k_ha = ("left", "right") if rtl else ("right", "left")
+    for x, name, ha in ((x_left - side * gap / 2, "query", q_ha),
+                        (x_right + side * gap / 2, "key", k_ha)):
         ax.annotate(name, (x, 1), xycoords=("data", "axes fraction"), xytext=(0, 6),
                     textcoords="offset points", ha=ha, va="bottom",
                     fontsize=FONT_SIZES["label"], fontweight="bold", color="0.3")
@@ -358,6 +375,7 @@ def coref_view(
     fontsize: float = FONT_SIZES["token"],
     title: str | None = None,
     note: str | None = None,
+    direction: Direction = "auto",
 ) -> Figure:
     """One word, the words it attends to, and its top antecedents with their weights.
 
@@ -389,6 +407,8 @@ def coref_view(
         note: a line at the bottom; default :data:`COREF_NOTE` (one sentence is no evidence
             of a coreference head: ``probe eval coref`` tests heads on minimal pairs);
             ``""`` for none.
+        direction: ``"auto"`` (default: right to left when the words' first strong letter
+            is), ``"ltr"`` or ``"rtl"``: right to left, the sentence starts at the top right.
 
     Returns:
         The ``Figure``; ``fig.axes[0].patches`` are the word boxes in word order.
@@ -399,6 +419,7 @@ def coref_view(
 
     w = as_array(weights, "weights", 1, "[num_words]")
     toks = check_tokens(words, len(w), "words", "weights")
+    rtl = is_rtl(direction, toks)
     if isinstance(word_index, bool) or not isinstance(word_index, (int, np.integer)) or not (
         -len(w) <= word_index < len(w)
     ):
@@ -452,7 +473,7 @@ def coref_view(
     min_w = [text_width_pt(labels[i], FONT_SIZES["annotation"], "bold") + 2 * GAP_X
              if i in labels else 0.0 for i in range(len(w))]
     layout = layout_tokens(toks, fontsize, width_pt, line_height=arc_room + box_h + label_room,
-                           weights=faces, joined=glue, min_widths=min_w)
+                           weights=faces, joined=glue, min_widths=min_w, rtl=rtl)
     body_pt = layout.height
 
     text = make_title(model_name, layer, head, method) if title is None else title

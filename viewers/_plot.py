@@ -172,7 +172,9 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
             ``candidates=`` (``coref``, as in :func:`probe.coref`), ``fusion=`` and
             ``discard=`` (``rollout``), ``image=`` (vision views), ``query=`` (``window``: a
             ``(row, col)`` token of the block's grid, default its centre); anything else goes to
-            the viewer (e.g. ``title=``, ``width=``, ``top_k=``).
+            the viewer (e.g. ``title=``, ``width=``, ``top_k=``; ``direction="auto" | "ltr" |
+            "rtl"`` for the views that lay tokens out, where ``"auto"`` runs an Arabic or Hebrew
+            sentence right to left; the image views refuse it).
 
     Returns:
         The ``Figure`` (matplotlib object API; save it with ``probe.viewers.save_figure``).

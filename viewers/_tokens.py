@@ -3,7 +3,10 @@
 Signed scores (any negative value) use the diverging ``RdBu_r`` map centred at 0; unsigned
 scores use the white-based sequential ``Reds`` map so that black text stays legible. Several
 methods become several rows (one block of wrapped lines each) sharing one colourbar. Long
-texts wrap over several lines at the figure width.
+texts wrap over several lines at the figure width. A right-to-left sentence
+(``direction="auto"`` and Arabic or Hebrew tokens, or ``direction="rtl"``) runs from the
+right: the first token at the top right, lines wrapping leftwards, the method names at the
+right.
 
 The layout engine here (:func:`layout_tokens`, :func:`draw_token_boxes`) is shared with the
 coreference view and the comparison panel. It works in an axes whose data units are points
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._direction import Direction, is_rtl
 from probe.viewers._style import (
     is_baseline,
     styled,
@@ -124,6 +128,7 @@ def layout_tokens(
     weights: Sequence[str] | None = None,
     joined: Sequence[bool] | None = None,
     min_widths: Sequence[float] | None = None,
+    rtl: bool = False,
 ) -> TokenLayout:
     """Place tokens left to right, wrapping to a new line when ``width_pt`` is exceeded.
 
@@ -131,7 +136,9 @@ def layout_tokens(
     weights the tokens will be drawn with (``"bold"`` text is measured wider). ``joined[i]``
     puts token ``i`` right against token ``i - 1`` (no gap, never wrapped apart), as for
     the pieces of "didn't" or a full stop (see :func:`attached_words`). ``min_widths`` are
-    the smallest box widths in points (e.g. to fit a label under the box).
+    the smallest box widths in points (e.g. to fit a label under the box). ``rtl`` mirrors
+    the layout in ``[0, width_pt]``: tokens run right to left from ``width_pt - x0``, lines
+    are right-aligned (the same lines, the same boxes).
     """
     labels = [format_token(t, TOKEN_MAX_CHARS) for t in tokens]
     faces = ["normal"] * len(labels) if weights is None else list(weights)
@@ -162,8 +169,10 @@ def layout_tokens(
         x += GAP_X
     n_lines = int(lines[-1]) + 1 if len(labels) else 0
     height = LINE_PAD * fontsize if line_height is None else float(line_height)
-    return TokenLayout(labels, xs, widths, lines, n_lines, height, fontsize,
-                       text_x=xs + pad_l + text_w / 2)
+    text_x = xs + pad_l + text_w / 2
+    if rtl:
+        xs, text_x = width_pt - xs - widths, width_pt - text_x
+    return TokenLayout(labels, xs, widths, lines, n_lines, height, fontsize, text_x=text_x)
 
 
 def draw_token_boxes(
@@ -260,12 +269,14 @@ def draw_strip(
     norm: Normalize,
     cmap: Colormap,
     fontsize: float,
+    rtl: bool = False,
 ) -> float:
-    """Draw the method blocks into a points-unit ``ax``; return the content height (points)."""
+    """Draw the method blocks into a points-unit ``ax``; return the content height (points).
+    ``rtl``: tokens right to left, method names at the right."""
     names = [name for name, _ in rows if name is not None]
     name_w = max((text_width_pt(n, FONT_SIZES["label"], "bold") for n in names), default=0.0)
     x0 = name_w + 8.0 if names else 0.0
-    layout = layout_tokens(tokens, fontsize, width_pt, x0=x0)
+    layout = layout_tokens(tokens, fontsize, width_pt, x0=x0, rtl=rtl)
     y = 0.0
     for r, (name, values) in enumerate(rows):
         if r:
@@ -274,7 +285,8 @@ def draw_strip(
         draw_token_boxes(ax, layout, colors, y)
         if name is not None:
             baseline = is_baseline(name)
-            ax.text(0, y + 0.5 * layout.line_height, format_token(name, 40), ha="left",
+            ax.text(width_pt if rtl else 0, y + 0.5 * layout.line_height, format_token(name, 40),
+                    ha="right" if rtl else "left",
                     va="center_baseline", fontsize=FONT_SIZES["label"], fontweight="bold",
                     color="0.4" if baseline else "black",
                     fontstyle="italic" if baseline else "normal")
@@ -301,6 +313,7 @@ def token_strip(
     width: float = 8.0,
     fontsize: float = FONT_SIZES["token"],
     ax: Axes | None = None,
+    direction: Direction = "auto",
 ) -> Figure:
     """Tokens on backgrounds coloured by score, one block of wrapped lines per method.
 
@@ -323,11 +336,15 @@ def token_strip(
         ax: draw into this axes; its width at call time sets the wrapping, the boxes keep
             their true size (the axes box shrinks to the text, anchored at the top; give it
             enough height) and a horizontal colourbar is added below it.
+        direction: ``"auto"`` (default: right to left when the tokens' first strong letter
+            is, :func:`probe._text.text_direction`), ``"ltr"`` or ``"rtl"``: right to left
+            puts the first token at the top right and the method names at the right.
 
     Returns:
         The ``Figure``. Token boxes are ``ax.patches`` in method-major, token order.
     """
     toks, rows = _score_rows(tokens, scores)
+    rtl = is_rtl(direction, toks)
     stacked = np.stack([r for _, r in rows])
     signed = is_signed(stacked) if signed is None else bool(signed)
     normalize = len(rows) > 1 if normalize is None else bool(normalize)
@@ -352,7 +369,7 @@ def token_strip(
         fig = root_figure(ax)
         width_pt = axes_width_pt(ax)
         height_pt = draw_strip(ax, toks, rows, width_pt=width_pt, norm=norm, cmap=cmap_obj,
-                               fontsize=fontsize)
+                               fontsize=fontsize, rtl=rtl)
         points_axes(ax, width_pt, height_pt)
         ax.set_aspect("equal", adjustable="box", anchor="N")
         if text:
@@ -369,7 +386,7 @@ def token_strip(
         fig = new_figure((width, 2.0), layout="none")
         ax = fig.add_axes((0, 0, 1, 1))
         height_pt = draw_strip(ax, toks, rows, width_pt=width_pt, norm=norm, cmap=cmap_obj,
-                               fontsize=fontsize)
+                               fontsize=fontsize, rtl=rtl)
         height = top + height_pt / 72 + bar_block
         fig.set_size_inches(width, height)
         ax.set_position((margin / width, bar_block / height, width_pt / 72 / width,

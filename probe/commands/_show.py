@@ -34,6 +34,8 @@ _OWN_OPTIONS = {
     "gates": {"stage"},
     "window": {"layers", "layer"},
 }
+#: the views that lay tokens out, and so read direction= ("auto" | "ltr" | "rtl")
+_TOKEN_VIEWS = ("heads", "cross", "alignment", "model", "coref", "tokens", "curves")
 _NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "class_names", "stage"}
 #: the message of an option whose name alone reads as the refusing view's own thing
 _CONFUSABLE = {
@@ -128,6 +130,9 @@ def show(
             a list by class index or ``model.config.id2label`` (default ``class i``: a trace
             does not hold the detector's config).
         stage: gates: show only this stage's blocks (``--layer S``; default every stage).
+        direction: (in ``**options``) heads, cross, alignment, model, coref, tokens and
+            (text) curves views: ``"auto"`` (default: an Arabic or Hebrew sentence runs right
+            to left), ``"ltr"`` or ``"rtl"``; the other views refuse it.
         **options: passed to the view function in ``probe.viewers.html`` (detr, curves,
             gates: ``image=`` the picture to draw on, default the model input min-max scaled,
             ``image_size=``, ``title=``, ...); ``batch_index=`` picks the batch item of the
@@ -149,6 +154,9 @@ def show(
                  window=window, layer=layer, queries=queries, threshold=threshold,
                  detections=detections, class_names=class_names, stage=stage)
     _check_options(view, {k for k, v in given.items() if v is not None})
+    if "direction" in options and view not in _TOKEN_VIEWS:
+        raise ProbeError(f"direction= lays out tokens: it does not apply to the {view} view "
+                         f"(it is for the {' / '.join(_TOKEN_VIEWS)} views): drop it")
     try:
         return _view(source, view, inputs, tokenizer, methods, target, word, layers, heads,
                      window, faithfulness, layer, queries, threshold,

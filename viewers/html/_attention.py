@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._direction import Direction, is_rtl
 from probe.viewers.html._page import (
     DEFAULT_MAX_VALUES,
     HtmlView,
@@ -65,6 +66,12 @@ P.start(async (root, d) => {
   right.style.paddingTop = ((rows - K) / 2 * ROW) + "px";
   const cv = P.canvas(W, rows * ROW, "p-lines");
   body.appendChild(left); body.appendChild(cv); body.appendChild(right);
+  // right to left: the query column on the right, the key column on the left
+  const qx = d.rtl ? W : 0, kx = d.rtl ? 0 : W;
+  if (d.rtl) {  // inline: the mirrored diagram stays under its controls
+    body.dir = "rtl"; body.style.display = "inline-flex";
+    left.style.textAlign = "left"; right.style.textAlign = "right";
+  }
   const ctx = cv.getContext("2d");
   function token(col, text, side, i) {
     const s = P.el("div", "p-tok", text);
@@ -139,7 +146,7 @@ P.start(async (root, d) => {
           if (v < thr) continue;
           // one short path per line: the rasteriser's fast path (one big path is slow)
           ctx.globalAlpha = Math.min(1, Math.max(1 / 16, A.lo + v * A.step));
-          ctx.beginPath(); ctx.moveTo(0, qOff + q * ROW); ctx.lineTo(W, kOff + k * ROW);
+          ctx.beginPath(); ctx.moveTo(qx, qOff + q * ROW); ctx.lineTo(kx, kOff + k * ROW);
             ctx.stroke();
           n++;
         }
@@ -185,6 +192,8 @@ P.start(async (root, d) => {
   bar.appendChild(P.el("span", "p-note", "click a thumbnail to enlarge; hover its rows"));
   const wrap = P.el("div", "p-mv"); root.appendChild(wrap);
   const grid = P.el("div", "p-grid"); wrap.appendChild(grid);
+  if (d.rtl) grid.dir = "rtl";  // right to left: head 0 at the right, key 0 at each map's right
+  function flipped(ctx, w) { if (d.rtl) ctx.setTransform(-1, 0, 0, 1, w, 0); }
   grid.style.gridTemplateColumns = "auto repeat(" + H + ", " + (TH + 2) + "px)";
   grid.appendChild(P.el("span"));
   d.heads.forEach(h => grid.appendChild(P.el("span", "p-lab", "H" + h)));
@@ -209,6 +218,7 @@ P.start(async (root, d) => {
       const src = P.paint(A, off, Q, K, table(off));
       ctx.imageSmoothingEnabled = Q > TH || K > TH;
       ctx.clearRect(0, 0, TH, TH);
+      flipped(ctx, TH);
       ctx.drawImage(src, 0, 0, TH, TH);
     }
   }
@@ -222,21 +232,27 @@ P.start(async (root, d) => {
     const stack = P.el("div", "p-stack");
     stack.style.width = (M + S) + "px"; stack.style.height = (M + S) + "px";
     const big = P.canvas(S, S), over = P.canvas(S, S);
-    big.style.left = over.style.left = M + "px"; big.style.top = over.style.top = M + "px";
+    const X0 = d.rtl ? 0 : M;  // where the map starts; right to left, the query labels follow it
+    big.style.left = over.style.left = X0 + "px"; big.style.top = over.style.top = M + "px";
     stack.appendChild(big); stack.appendChild(over);
     const off = ((l * H) + h) * Q * K;
     const bctx = big.getContext("2d");
     bctx.imageSmoothingEnabled = false;
+    flipped(bctx, S);
     bctx.drawImage(P.paint(A, off, Q, K, table(off)), 0, 0, S, S);
     const stepQ = Math.ceil(Q / 40), stepK = Math.ceil(K / 40), ch = S / Q, cw = S / K;
     for (let q = 0; q < Q; q += stepQ) {
       const t = P.el("div", "p-ylab", d.qtokens[q]);
-      t.style.left = "0px"; t.style.top = (M + q * ch + ch / 2 - 7) + "px"; t.style.height = "14px";
+      if (d.rtl) t.style.textAlign = "left";
+      t.style.left = (d.rtl ? S + 2 : 0) + "px";
+      t.style.top = (M + q * ch + ch / 2 - 7) + "px"; t.style.height = "14px";
       stack.appendChild(t);
     }
     for (let k = 0; k < K; k += stepK) {
       const t = P.el("div", "p-xlab", d.ktokens[k]);
-      t.style.top = "0px"; t.style.left = (M + k * cw + cw / 2 - 7) + "px"; t.style.width = "14px";
+      const col = d.rtl ? K - 1 - k : k;
+      t.style.top = "0px"; t.style.left = (X0 + col * cw + cw / 2 - 7) + "px";
+      t.style.width = "14px";
       stack.appendChild(t);
     }
     detail.appendChild(stack);
@@ -245,7 +261,8 @@ P.start(async (root, d) => {
     over.addEventListener("mousemove", ev => {
       const r = over.getBoundingClientRect();
       const q = Math.min(Q - 1, Math.floor((ev.clientY - r.top) / r.height * Q));
-      const k = Math.min(K - 1, Math.floor((ev.clientX - r.left) / r.width * K));
+      const col = Math.min(K - 1, Math.floor((ev.clientX - r.left) / r.width * K));
+      const k = d.rtl ? K - 1 - col : col;
       P.showTip(ev, [d.qtokens[q] + " \u2192 " + d.ktokens[k], P.fmt(A.get(off + q * K + k))]);
       if (q === row) return;
       row = q; root.dataset.row = String(q);
@@ -323,6 +340,7 @@ def head_view_html(
     max_lines: int = 1_500,
     title: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,
+    direction: Direction = "auto",
 ) -> HtmlView:
     """Interactive head view: query tokens (left) linked to key tokens (right).
 
@@ -346,6 +364,9 @@ def head_view_html(
             the page says so; a software canvas rasterises about one long line per ms), which
             keeps 512-token inputs responsive; a hovered token shows all its lines.
         max_values: the size budget (see :data:`DEFAULT_MAX_VALUES`).
+        direction: ``"auto"`` (default: right to left when the tokens' first strong letter
+            is, as ``dir="auto"``), ``"ltr"`` or ``"rtl"``: right to left, the query column
+            is on the right and the key column on the left.
 
     Returns:
         An :class:`HtmlView`.
@@ -370,7 +391,7 @@ def head_view_html(
         "attn": encode_array(data, "attn"),
         "qtokens": q_tok, "ktokens": k_tok, "layers": layer_labels, "heads": head_labels,
         "layer0": int(layer) % n_l, "threshold": float(threshold), "maxLines": int(max_lines),
-        "colors": head_colors(data.shape[1]),
+        "colors": head_colors(data.shape[1]), "rtl": is_rtl(direction, q_tok, k_tok),
     }
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _HEAD_JS, data=payload)
     height = min(900, 140 + 18 * max(data.shape[2], data.shape[3]))
@@ -391,6 +412,7 @@ def model_view_html(
     selected: tuple[int, int] | None = None,
     title: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,
+    direction: Direction = "auto",
 ) -> HtmlView:
     """Interactive model view: a thumbnail of every layer x head.
 
@@ -406,6 +428,9 @@ def model_view_html(
         selected: ``(layer, head)`` positions of the map enlarged at the start (default the
             last layer's first head).
         max_values: the size budget (see :data:`DEFAULT_MAX_VALUES`).
+        direction: as in :func:`head_view_html`, read from the key tokens: right to left,
+            head 0 is the right column of thumbnails and each map's key axis runs from right
+            to left (key 0 at the right; the query labels at the map's right).
 
     Returns:
         An :class:`HtmlView`.
@@ -433,6 +458,7 @@ def model_view_html(
         "attn": encode_array(data, "attn"),
         "qtokens": q_tok, "ktokens": k_tok, "layers": layer_labels, "heads": head_labels,
         "thumb": thumb, "cmap": cmap_hex(SEQUENTIAL_CMAP), "open": [int(first[0]), int(first[1])],
+        "rtl": is_rtl(direction, k_tok),
     }
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _MODEL_JS, data=payload)
     height = min(1000, max(140 + n_l * (thumb + 5), 760))

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._direction import Direction, is_rtl
 from probe.viewers.html._page import (
     DEFAULT_MAX_VALUES,
     HtmlView,
@@ -43,6 +44,7 @@ P.start(async (root, d) => {
   const spans = [];
   for (let m = 0; m < M; m++) {
     const row = P.el("div", "p-row"), flow = P.el("div", "p-flow");
+    if (d.rtl) row.dir = "rtl";  // right to left: the label at the right, token 0 next to it
     const lab = P.el("div", "p-rowlab", d.methods[m]); lab.title = d.methods[m];
     row.appendChild(lab); row.appendChild(flow); rows.appendChild(row);
     const scale = P.sliceAbsMax(S, m * N, N) || 1;
@@ -247,6 +249,7 @@ def token_view_html(
     model_name: str | None = None,
     method: str | None = None,
     title: str | None = None,
+    direction: Direction = "auto",
 ) -> HtmlView:
     """Interactive token attribution view: the text once per method, each token on a
     background coloured by its score; hover a token for its score under every method.
@@ -260,6 +263,9 @@ def token_view_html(
         signed: ``None`` infers it per row (any negative value); or one flag, or one per
             method.
         model_name, method: go into the title; title: replaces it.
+        direction: ``"auto"`` (default: right to left when the tokens' first strong letter
+            is, as ``dir="auto"``), ``"ltr"`` or ``"rtl"``: right to left, each row is
+            ``dir="rtl"`` (the method name at the right, token 0 next to it).
 
     Returns:
         An :class:`HtmlView`.
@@ -280,6 +286,7 @@ def token_view_html(
                 f"shape {list(row.shape)}"
             )
     toks = clean_tokens(tokens, n, "tokens", "scores")
+    rtl = is_rtl(direction, toks)
     if signed is None or isinstance(signed, bool):
         flags = [bool(signed) if signed is not None else bool((r < 0).any()) for r in rows.values()]
     else:
@@ -289,7 +296,7 @@ def token_view_html(
         "subtitle": f"{len(rows)} method{'s' if len(rows) != 1 else ''}, {n} tokens",
         "tokens": toks, "methods": list(rows), "signed": flags, "anySigned": any(flags),
         "scores": encode_array(np.stack(list(rows.values())), "scores"),
-        "div": cmap_hex(DIVERGING_CMAP), "text": cmap_hex(TEXT_SEQUENTIAL_CMAP),
+        "div": cmap_hex(DIVERGING_CMAP), "text": cmap_hex(TEXT_SEQUENTIAL_CMAP), "rtl": rtl,
     }
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _TOKENS_JS, data=payload)
     return HtmlView(page, view="tokens", height=min(900, 120 + 40 * len(rows) * (1 + n // 40)))

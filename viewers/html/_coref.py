@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._direction import Direction, is_rtl
 from probe.viewers.html._page import (
     HtmlView,
     _to_numpy,
@@ -38,6 +39,7 @@ P.start(async (root, d) => {
   bar.appendChild(P.el("span", "p-note",
     "click an underlined word to follow it; click a head to see its weights"));
   const flow = P.el("div", "p-flow"); root.appendChild(flow);
+  if (d.rtl) flow.dir = "rtl";  // right to left: word 0 at the right
   const byIndex = new Map(d.choices.map((x, i) => [x.index, i]));
   const spans = d.words.map((w, i) => {
     const s = P.el("span", "p-tok", w);
@@ -123,6 +125,7 @@ def coref_view_html(
     table_rows: int = 12,
     model_name: str | None = None,
     title: str | None = None,
+    direction: Direction = "auto",
 ) -> HtmlView:
     """Interactive coreference view.
 
@@ -144,6 +147,8 @@ def coref_view_html(
         layers, heads: the model's index of each layer / head of ``weights``.
         top_k: antecedents listed; table_rows: heads tabulated (default 12).
         model_name: goes into the title; title: replaces it.
+        direction: ``"auto"`` (default: right to left when the words' first strong letter
+            is), ``"ltr"`` or ``"rtl"``: right to left, the sentence is ``dir="rtl"``.
 
     Returns:
         An :class:`HtmlView`.
@@ -205,7 +210,7 @@ def coref_view_html(
         "subtitle": f"{n} words, {shape[0]} layers x {shape[1]} heads",
         "words": toks, "choices": choices, "layers": layer_labels, "heads": head_labels,
         "weights": encode_array(np.stack(arrays), "weights"), "topK": top_k,
-        "cmap": cmap_hex(TEXT_SEQUENTIAL_CMAP),
+        "cmap": cmap_hex(TEXT_SEQUENTIAL_CMAP), "rtl": is_rtl(direction, toks),
     }
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _COREF_JS, data=payload)
     return HtmlView(page, view="coref", height=520)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._direction import Direction, check_direction, is_rtl
 from probe.viewers.html._attribution import _image_data_url
 from probe.viewers.html._page import (
     HtmlView,
@@ -90,6 +91,7 @@ P.start(async (root, d) => {
     if (inp) side.appendChild(inp);
   } else {
     const flow = P.el("div", "p-flow"); flow.style.maxWidth = "300px"; side.appendChild(flow);
+    if (d.rtl) flow.dir = "rtl";  // right to left: token 0 at the right
     spans = d.tokens.map(t => { const s = P.el("span", "p-tok", t); flow.appendChild(s);
       return s; });
   }
@@ -230,6 +232,7 @@ def curves_view_html(
     image_size: tuple[int, int] | None = None,
     model_name: str | None = None,
     title: str | None = None,
+    direction: Direction = "auto",
 ) -> HtmlView:
     """Interactive deletion and insertion curves (Petsiuk et al. 2018) with the perturbed input
     of every step: hover a point of a curve to see what the model scored there.
@@ -248,6 +251,8 @@ def curves_view_html(
             a replaced patch shows its pixels; without it, replaced patches are greyed.
         image_size: ``(height, width)`` to draw the image at (the file's proportions).
         model_name: goes into the title; title: replaces it.
+        direction: tokens only: ``"auto"`` (default: right to left when the tokens' first
+            strong letter is), ``"ltr"`` or ``"rtl"``.
 
     Returns:
         An :class:`HtmlView`.
@@ -291,6 +296,8 @@ def curves_view_html(
                          "grid or fewer tokens")
     payload: dict[str, Any] = {}
     if image is not None:
+        if check_direction(direction) != "auto":
+            raise ProbeError("direction lays out tokens: drop it for an image")
         if grid is None or len(grid) != 2 or any(int(g) < 1 for g in grid):
             raise ProbeError(f"grid must be the (rows, cols) of the image's units, got {grid!r}")
         rows, cols = int(grid[0]), int(grid[1])
@@ -314,7 +321,7 @@ def curves_view_html(
                             "tokens", "the units")
         if n is not None and len(toks) != n:
             raise ProbeError(f"tokens has {len(toks)} entries but scores have {n}: one per unit")
-        payload.update(image=None, tokens=toks, unit="tokens")
+        payload.update(image=None, tokens=toks, unit="tokens", rtl=is_rtl(direction, toks))
     allv = np.concatenate([v for _, c in kinds for _, v in c.values()])
     lo, hi = float(allv.min()), float(allv.max())
     pad = 0.05 * (hi - lo) if hi > lo else 0.5

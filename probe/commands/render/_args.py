@@ -48,8 +48,12 @@ class RenderArgs:
     queries: tuple[int, ...] = ()
     device: str = "cpu"
     max_values: int | None = None
+    direction: str = "auto"
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
+#: Views that lay out the tokens of ``--text``, and so read ``--direction``.
+DIRECTION_VIEWS = ("heads", "head", "links", "coref", "rollout", "saliency", "compare",
+                   "alignment")
 STACKS = ("encoder", "decoder", "cross")
 STACK_VIEWS = ("heads", "head", "links")
 GENERATE_VIEWS = ("heads", "head", "links", "alignment")
@@ -102,6 +106,7 @@ def check_view_options(args: RenderArgs) -> None:
         if twice:
             raise ProbeError(f"{flag} {shown(twice[0])} is given twice: pass each once")
     _check_max_values(args)
+    _check_direction(args)
     if args.view == "gates" and args.head is not None:
         raise ProbeError(
             "--head does not apply to the gates view (CNN gates have no heads): drop it (pick a "
@@ -133,6 +138,26 @@ def check_view_options(args: RenderArgs) -> None:
             f"--pair sets the target of gradient methods; the {args.view} view shows attention "
             "only and would ignore it: drop it (or use saliency, compare or curves)"
         )
+
+
+def _check_direction(args: RenderArgs) -> None:
+    """``--direction`` (auto, ltr, rtl) only where tokens are laid out: a text input of a
+    view that draws them."""
+    from probe._errors import ProbeError
+
+    if args.direction == "auto":
+        return
+    if args.direction not in ("ltr", "rtl"):
+        raise ProbeError(f"--direction must be auto, ltr or rtl, got {args.direction!r}")
+    if args.image is not None:
+        raise ProbeError("--direction lays out the tokens of a --text; an --image has none: "
+                         "drop it")
+    if args.view == "curves" and "html" not in args.formats:
+        raise ProbeError("--direction lays out the tokens of the curves view's HTML page (its "
+                         "figures draw none): add --format html, or drop it")
+    if args.view not in DIRECTION_VIEWS and args.view != "curves":
+        raise ProbeError(f"--direction does not apply to the {args.view} view (it lays out no "
+                         f"tokens): drop it, or use {', '.join(DIRECTION_VIEWS)}")
 
 
 def _check_max_values(args: RenderArgs) -> None:

@@ -392,6 +392,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "20000000); a page over it is refused with the options that select less",
     )
     add(
+        "--direction", default="auto", choices=("auto", "ltr", "rtl"),
+        help="text views: lay the tokens out left to right or right to left; auto (the "
+        "default) reads it from the text's first strong letter (Arabic, Hebrew: right to left)",
+    )
+    add(
         "--device", default="cpu", metavar="DEVICE",
         help="where the model runs: cpu (default), cuda, cuda:N or auto (cuda when available); "
         "the model is moved once after loading, inputs follow it, figures are drawn from "

@@ -46,11 +46,12 @@ def _heads(s: Session) -> list[tuple[str, Figure]]:
     attn = s.attention()
     tokens = s.tokens()
     if s.args.layer is None:
-        fig = model_view(attn, tokens, model_name=s.model_name)
+        fig = model_view(attn, tokens, direction=s.args.direction, model_name=s.model_name)
         return [(_stem(s, "heads", "all"), fig)]
     layer = s.layer()
     pos = s.trace().layer_position(layer)
-    fig = head_grid(attn[pos], tokens, layer=layer, model_name=s.model_name)
+    fig = head_grid(attn[pos], tokens, layer=layer, direction=s.args.direction,
+                    model_name=s.model_name)
     return [(_stem(s, "heads", f"L{layer}"), fig)]
 
 
@@ -62,7 +63,7 @@ def _head(s: Session) -> list[tuple[str, Figure]]:
     tr = s.trace()
     fig = head_heatmap(
         s.attention()[tr.layer_position(layer), tr.head_position(head)], s.tokens(),
-        model_name=s.model_name, layer=layer, head=head,
+        direction=s.args.direction, model_name=s.model_name, layer=layer, head=head,
     )
     return [(_stem(s, "head", f"L{layer}H{head}"), fig)]
 
@@ -76,7 +77,7 @@ def _links(s: Session) -> list[tuple[str, Figure]]:
     heads = [s.head()] if s.args.head is not None else None
     fig = link_view(
         s.attention()[tr.layer_position(layer)], s.tokens(), heads=heads,
-        model_name=s.model_name, layer=layer,
+        direction=s.args.direction, model_name=s.model_name, layer=layer,
     )
     suffix = f"L{layer}" + (f"H{heads[0]}" if heads else "")
     return [(_stem(s, "links", suffix), fig)]
@@ -96,7 +97,8 @@ def _coref(s: Session) -> list[tuple[str, Figure]]:
         list(tr.words[0]), report.word_index,  # type: ignore[index]
         weights[tr.layer_position(best.layer), tr.head_position(best.head)],
         top=[(link.layer, link.head, link.antecedent, link.weight) for link in links[:8]],
-        candidates=list(report.candidates), model_name=s.model_name, layer=best.layer,
+        candidates=list(report.candidates), direction=s.args.direction,
+        model_name=s.model_name, layer=best.layer,
         head=best.head,
     )
     return [(_stem(s, "coref", _coref_suffix(s)), fig)]
@@ -151,6 +153,7 @@ def _single_method(
         keep = s.content_positions()
         fig = token_strip(
             s.content_tokens(), {attr.label: attr.scores[0, keep]}, signed=attr.signed,
+            direction=s.args.direction,
             model_name=s.model_name, method=attr.label, colorbar_label=label,
         )
     return [(_stem(s, view, suffix), fig)]
@@ -176,7 +179,7 @@ def _compare(s: Session) -> list[tuple[str, Figure]]:
         subject = s.content_tokens()
     fig = comparison_panel(
         subject, maps, agreement=table.values, methods=list(table.methods),
-        faithfulness=faith, model_name=s.model_name,
+        faithfulness=faith, direction=s.args.direction, model_name=s.model_name,
         image_size=s.display_size if s.modality == "vision" else None,
     )
     return [(_stem(s, "compare", _methods_part(s, methods)), fig)]

@@ -77,13 +77,15 @@ def _heads(s: Session) -> list[tuple[str, HtmlView]]:
     tr = s.trace()
     if s.args.layer is None:
         page = model_view_html(s.attention(), s.tokens(), layers=list(tr.layer_indices),
-                               heads=_heads_of(tr), model_name=s.model_name,
+                               heads=_heads_of(tr), direction=s.args.direction,
+                               model_name=s.model_name,
                                max_values=_budget(s))
         return [(_stem(s, "heads", "all"), page)]
     layer = s.layer()  # --layer: that layer's heads, as the figure shows them
     pos = tr.layer_position(layer)
     page = model_view_html(s.attention()[pos:pos + 1], s.tokens(), layers=[layer],
-                           heads=_heads_of(tr), model_name=s.model_name, max_values=_budget(s))
+                           heads=_heads_of(tr), direction=s.args.direction,
+                           model_name=s.model_name, max_values=_budget(s))
     return [(_stem(s, "heads", f"L{layer}"), page)]
 
 
@@ -99,7 +101,8 @@ def _links(s: Session) -> list[tuple[str, HtmlView]]:
         pos = tr.head_position(head)
         attn, heads, suffix = attn[:, pos:pos + 1], [head], f"{suffix}H{head}"
     page = head_view_html(attn, s.tokens(), layers=list(tr.layer_indices), heads=heads,
-                          layer=tr.layer_position(layer), model_name=s.model_name,
+                          layer=tr.layer_position(layer), direction=s.args.direction,
+                          model_name=s.model_name,
                           max_values=_budget(s))
     return [(_stem(s, s.args.view, suffix), page)]
 
@@ -121,7 +124,7 @@ def _coref(s: Session) -> list[tuple[str, HtmlView]]:
         list(tr.words[0]), {i: probe.word_attention(tr, i)},  # type: ignore[index]
         top={i: [(lk.layer, lk.head, lk.antecedent_index, lk.weight) for lk in ranked]},
         candidates={i: list(report.candidates)}, layers=list(tr.layer_indices),
-        heads=_heads_of(tr), model_name=s.model_name,
+        heads=_heads_of(tr), direction=s.args.direction, model_name=s.model_name,
     )
     return [(_stem(s, "coref", _coref_suffix(s)), page)]
 
@@ -157,7 +160,7 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
         keep = s.content_positions()
         page = token_view_html(s.content_tokens(), {m: a.scores[0, keep] for m, a in attrs.items()},
                                signed={m: bool(a.signed) for m, a in attrs.items()},
-                               model_name=s.model_name)
+                               direction=s.args.direction, model_name=s.model_name)
     if view == "rollout":  # named like the figure of the same view
         return [(_stem(s, view, f"{s.args.fusion}-d{s.args.discard:g}"), page)]
     return [(_stem(s, view, _methods_part(s, methods)), page)]
@@ -193,7 +196,8 @@ def _alignment_page(s: Session) -> list[tuple[str, HtmlView]]:
     hpos = 0
     if head is not None and al.head_indices is not None:
         hpos = list(al.head_indices).index(head)
-    page = alignment_html(al, model_name=s.model_name, selected=(layers.index(layer), hpos),
+    page = alignment_html(al, direction=s.args.direction,
+                          model_name=s.model_name, selected=(layers.index(layer), hpos),
                           max_values=_budget(s))
     return [(_stem(s, "alignment", f"L{layer}" + ("" if head is None else f"H{head}")), page)]
 
@@ -214,7 +218,8 @@ def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
                            image_size=s.display_size, model_name=s.model_name)
     else:
         page = curves_page(attrs, curves, keep=s.content_positions(),
-                           tokens=s.content_tokens(), model_name=s.model_name)
+                           tokens=s.content_tokens(), model_name=s.model_name,
+                           direction=s.args.direction)
     return [(_stem(s, "curves", _methods_part(s, methods)), page)]
 
 

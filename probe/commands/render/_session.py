@@ -405,6 +405,9 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(
             f"the {args.view} view needs a text model: drop --model or pass a text model")
+    if modality == "vision" and args.direction != "auto":
+        raise ProbeError(f"--direction lays out the tokens of a text; {name} is an image model "
+                         "and draws none: drop it")
     if modality == "text" and args.view in _IMAGE_MODEL_VIEWS:
         raise ProbeError(
             f"the {args.view} view needs {_IMAGE_MODEL_VIEWS[args.view]}; {name} is a text model"

@@ -85,10 +85,12 @@ def _heads(s: Session) -> list[tuple[str, Figure]]:
     st = _Stack(s)
     name = f"{s.model_name} {st.name}"
     if s.args.layer is None:
-        fig = model_view(st.attn, **st.labels(), model_name=name, layers=list(st.layer_indices))
+        fig = model_view(st.attn, **st.labels(), direction=s.args.direction,
+                         model_name=name, layers=list(st.layer_indices))
         return [(_stem(s, "heads", st.name, "all"), fig)]
     layer, pos = st.layer(s)
-    fig = head_grid(st.attn[pos], **st.labels(), layer=layer, model_name=name)
+    fig = head_grid(st.attn[pos], **st.labels(), layer=layer, direction=s.args.direction,
+                    model_name=name)
     return [(_stem(s, "heads", st.name, f"L{layer}"), fig)]
 
 
@@ -98,7 +100,8 @@ def _head(s: Session) -> list[tuple[str, Figure]]:
     st = _Stack(s)
     (layer, lpos), (head, hpos) = st.layer(s), st.head(s)
     fig = head_heatmap(
-        st.attn[lpos, hpos], **st.labels(), model_name=f"{s.model_name} {st.name}",
+        st.attn[lpos, hpos], **st.labels(), direction=s.args.direction,
+        model_name=f"{s.model_name} {st.name}",
         layer=layer, head=head,
     )
     return [(_stem(s, "head", st.name, f"L{layer}H{head}"), fig)]
@@ -111,7 +114,8 @@ def _links(s: Session) -> list[tuple[str, Figure]]:
     layer, lpos = st.layer(s)
     heads = [st.head(s)[1]] if s.args.head is not None else None
     fig = link_view(
-        st.attn[lpos], **st.labels(), heads=heads, model_name=f"{s.model_name} {st.name}",
+        st.attn[lpos], **st.labels(), heads=heads, direction=s.args.direction,
+        model_name=f"{s.model_name} {st.name}",
         layer=layer,
     )
     suffix = f"L{layer}" + (f"H{st.head(s)[0]}" if heads else "")
@@ -128,11 +132,12 @@ def _heads_page(s: Session) -> list[tuple[str, HtmlView]]:
     heads = list(st.head_indices) if st.head_indices is not None else None
     if s.args.layer is None:
         page = model_view_html(st.attn, **st.labels(), layers=list(st.layer_indices),
-                               heads=heads, model_name=f"{s.model_name} {st.name}")
+                               heads=heads, direction=s.args.direction,
+                               model_name=f"{s.model_name} {st.name}")
         return [(_stem(s, "heads", st.name, "all"), page)]
     layer, pos = st.layer(s)  # --layer: that layer's heads, as the figure shows them
     page = model_view_html(st.attn[pos:pos + 1], **st.labels(), layers=[layer], heads=heads,
-                           model_name=f"{s.model_name} {st.name}")
+                           direction=s.args.direction, model_name=f"{s.model_name} {st.name}")
     return [(_stem(s, "heads", st.name, f"L{layer}"), page)]
 
 
@@ -143,7 +148,8 @@ def _links_page(s: Session) -> list[tuple[str, HtmlView]]:
     layer, pos = st.layer(s)
     heads = list(st.head_indices) if st.head_indices is not None else None
     page = head_view_html(st.attn, **st.labels(), layers=list(st.layer_indices), heads=heads,
-                          layer=pos, model_name=f"{s.model_name} {st.name}")
+                          layer=pos, direction=s.args.direction,
+                          model_name=f"{s.model_name} {st.name}")
     return [(_stem(s, s.args.view, st.name, f"L{layer}"), page)]
 
 
@@ -185,6 +191,7 @@ def _alignment(s: Session) -> list[tuple[str, Figure]]:
     matrix = al.matrix(layer=layer, head=head)
     fig = alignment_view(
         matrix, al.target_words, al.source_words, predicted=al.links(layer=layer, head=head),
+        direction=s.args.direction,
         model_name=s.model_name, layer=layer, head="mean" if head is None else head,
     )
     return [(_stem(s, "alignment", f"L{layer}" + ("" if head is None else f"H{head}")), fig)]
