@@ -53,7 +53,8 @@ def test_occurrence_and_candidates_reach_the_analysis(minilm, tmp_path, capsys):
         (["--word", "The"], "pass --candidate WORD (repeatable)"),
         (["--word", "it", "--candidate", "zebra"], "--candidate 'zebra' is not a word"),
         (["--word", "giraffe"], "'giraffe' is not a word of this sentence"),
-        (["--word", "it", "--occurrence", "-1"], "--occurrence must be 0"),
+        (["--word", "it", "--occurrence", "-3"],
+         "--occurrence -3 but 'it' occurs 2 time(s); use -2..1 (0 is the first, -1 the last)"),
     ],
 )
 def test_coref_errors_name_the_cli_flags(extra, needle, tmp_path, capsys):

@@ -78,18 +78,16 @@ HEAD_IGNORED_VIEWS = ("heads", "coref", "rollout", "saliency", "compare", "curve
 
 def check_view_options(args: RenderArgs) -> None:
     """``--occurrence``, ``--candidate`` and ``--pair`` on a view that ignores them are errors
-    (like the other ignored options), and ``--occurrence`` is a non-negative integer."""
+    (like the other ignored options), and ``--occurrence`` is an integer (its range is checked
+    against the sentence: a negative one counts from the last)."""
     from probe._errors import ProbeError
 
     if args.view != "coref" and (args.occurrence or args.candidates):
         flag = "--occurrence" if args.occurrence else "--candidate"
         raise ProbeError(f"{flag} only applies to the coref view, not {args.view}: drop it")
-    if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int) or (
-        args.occurrence < 0
-    ):
-        raise ProbeError(
-            f"--occurrence must be 0 (the first), 1 (the second), ..., got {args.occurrence!r}"
-        )
+    if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int):
+        raise ProbeError(f"--occurrence must be an integer (0 the first, -1 the last), got "
+                         f"{args.occurrence!r}")
     if args.queries and args.view not in ("detr", "window"):
         raise ProbeError(
             f"--query only applies to the detr and window views, not {args.view}: drop it")
