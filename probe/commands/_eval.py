@@ -28,6 +28,7 @@ __all__ = ["EvalArgs", "add_parser", "run", "run_eval"]
 EVALS = ("faithfulness", "sanity", "text", "coref", "alignment")
 BATCHED = ("faithfulness", "sanity", "alignment")  # evals taking --batch-size
 MAX_N = 100_000  # 200x the default; beyond it the generated images alone outgrow memory
+MAX_SEED = 2**32 - 1  # the evals seed torch generators with 1000 * seed + batch (< 2**64)
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,7 @@ def run_eval(
         return _run_alignment(args, model, tokenizer)
     if task not in tasks.DEFAULT_N:
         raise ProbeError(f"unknown eval task {task!r}: use one of {sorted(tasks.DEFAULT_N)}")
-    if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
-        raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
+    _check_seed(args.seed)
     _check_n(args.n)
     _check_model(args.model)
     if args.batch_size is not None and task not in BATCHED:
@@ -162,11 +162,14 @@ def run_eval(
         )
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    if args.json:
+    if args.json is not None:  # "" too: it wrote nothing, silently
         check_output_file(args.json)  # before minutes of work, not after
     device = _device(args.device)
     if args.data is not None and task != "coref":
         raise ProbeError(f"--data only applies to the coref eval, not {task}: drop it")
+    if args.data is not None and not args.data.strip():  # was "cannot read ... from ."
+        raise ProbeError("--data is empty: name a pairs file, or drop --data for the shipped "
+                         "pairs")
     if task == "coref" and (args.methods or args.options or options):
         raise ProbeError(
             "the coref eval scores attention heads and rollout, not attribution methods: "
@@ -285,15 +288,14 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
     """``probe eval alignment`` (see :mod:`probe.evaluation._alignment_eval`)."""
     from probe.evaluation import _alignment_eval as task
 
-    if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
-        raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
+    _check_seed(args.seed)
     if args.methods or args.options:
         raise ProbeError("probe eval alignment takes no --method or --option: drop them")
     _check_n(args.n)
     _check_model(args.model)
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    if args.json:
+    if args.json is not None:  # "" too: it wrote nothing, silently
         check_output_file(args.json)
     device = _device(args.device)
     n = args.n if args.n is not None else (task.QUICK_N if args.quick else task.DEFAULT_N)
@@ -331,6 +333,13 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
+
+
+def _check_seed(seed: int) -> None:
+    """``--seed``: 0..MAX_SEED (a huge one reached torch's generators, which take < 2**64,
+    as ``1000 * seed + batch``, after the model had loaded)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ProbeError(f"--seed {seed!r} is out of range: use 0..{MAX_SEED} (e.g. 0)")
 
 
 def _check_n(n: int | None) -> None:
