@@ -139,3 +139,16 @@ def test_odd_seed_n_json_and_device(task, tmp_path, capsys, no_load, monkeypatch
         (["--batch-size", "0"], r"--batch-size"),
     ):
         _refused([task, *argv], capsys, tmp_path, pattern)
+
+
+@pytest.mark.parametrize("task", ["faithfulness", "sanity"])
+def test_image_evals_refuse_training_seeds_before_the_load(task, tmp_path, capsys, no_load):
+    """``--seed 980`` draws ``make_shapes`` seed 1,000,000: a training seed. vit-shapes
+    refused it after loading; the CNN and Swin faithfulness evals not at all."""
+    from probe.evaluation.tasks import EVAL_IMAGE_SEED, MAX_IMAGE_SEED
+
+    assert EVAL_IMAGE_SEED + 1000 * (MAX_IMAGE_SEED + 1) == 1_000_000
+    for model in ([], ["--model", "cnn-shapes"], ["--model", "swin-shapes"]):
+        _refused([task, "--seed", "980", *model], capsys, tmp_path,
+                 r"--seed 980 would draw images from the shapes models' training seeds; use "
+                 r"--seed 0\.\.979")

@@ -154,6 +154,12 @@ def run_eval(
     if task not in tasks.DEFAULT_N:
         raise ProbeError(f"unknown eval task {task!r}: use one of {sorted(tasks.DEFAULT_N)}")
     _check_seed(args.seed)
+    if task in ("faithfulness", "sanity") and args.seed > tasks.MAX_IMAGE_SEED:
+        # every model: the CNN and Swin faithfulness evals did not check it at all
+        raise ProbeError(
+            f"--seed {args.seed} would draw images from the shapes models' training seeds; "
+            f"use --seed 0..{tasks.MAX_IMAGE_SEED}"
+        )
     _check_n(args.n)
     _check_model(args.model)
     if args.batch_size is not None and task not in BATCHED:
