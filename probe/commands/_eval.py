@@ -224,7 +224,9 @@ def run_eval(
         "text": tasks.text_markdown,
         "coref": tasks.coref_markdown,
     }
-    if result.get("task") == "cnn-faithfulness":
+    from probe.evaluation._cnn_eval import GRID_TASKS
+
+    if result.get("task") in GRID_TASKS:  # CNNs and Swin: scored on their unit grid
         from probe.evaluation._cnn_eval import cnn_faithfulness_markdown
 
         printer["faithfulness"] = cnn_faithfulness_markdown
