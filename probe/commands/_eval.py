@@ -71,16 +71,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--model",
         help="default: vit-shapes (faithfulness, sanity), minilm (text, coref), toy-mt (alignment)",
     )
-    ev.add_argument("--json", help="write the results to this JSON file")
-    ev.add_argument("--n", type=int, help="number of images / pairs")
+    ev.add_argument("--json", help="write the results to this JSON file (missing folders are "
+                    "created)")
+    ev.add_argument("--n", type=int, help=f"number of images / pairs / sentences, 1..{MAX_N} "
+                    "(default: 500 images for faithfulness, 16 for sanity, 200 alignment pairs, "
+                    "every shipped pair for text and coref)")
     ev.add_argument(
         "--data", metavar="FILE",
         help="coref: minimal pairs, one 'sentence|pronoun|correct|distractor' per line, "
         "consecutive lines pairing up (default: the shipped pairs)",
     )
     ev.add_argument("--seed", type=int, default=0,
-                    help="evaluation seed (default 0): images, randomised weights, random "
-                    "baselines, bootstrap and the coref held-out split")
+                    help=f"evaluation seed, 0..{MAX_SEED} (faithfulness, sanity: 0..979) "
+                    "(default 0): images, randomised weights, random baselines, bootstrap and "
+                    "the coref held-out split")
     ev.add_argument("--method", action="append", dest="methods", default=[],
                     help="restrict methods")
     ev.add_argument(
@@ -96,7 +100,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "unit of the per-batch seeds",
     )
     ev.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
-    ev.add_argument("--quick", action="store_true", help="small fast run")
+    ev.add_argument("--quick", action="store_true",
+                    help="small fast run: --n 48 faithfulness, 4 sanity, 8 text, 10 coref, 24 "
+                    "alignment (an explicit --n wins)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(run=run)
     return ev
