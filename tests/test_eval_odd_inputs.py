@@ -141,6 +141,15 @@ def test_odd_seed_n_json_and_device(task, tmp_path, capsys, no_load, monkeypatch
         _refused([task, *argv], capsys, tmp_path, pattern)
 
 
+@pytest.mark.parametrize("task", ["faithfulness", "sanity", "text"])
+def test_an_unknown_method_is_refused_before_the_load(task, tmp_path, capsys, no_load):
+    _refused([task, "--method", "nope"], capsys, tmp_path,
+             r"^probe: error: --method: unknown method 'nope': use one of \[")
+    _refused([task, "--method", "rolout"], capsys, tmp_path,
+             r"--method: unknown method 'rolout': did you mean 'rollout'\?")
+    _refused([task, "--method", ""], capsys, tmp_path, r"--method: unknown method ''")
+
+
 @pytest.mark.parametrize("task", ["faithfulness", "sanity"])
 def test_image_evals_refuse_training_seeds_before_the_load(task, tmp_path, capsys, no_load):
     """``--seed 980`` draws ``make_shapes`` seed 1,000,000: a training seed. vit-shapes

@@ -187,6 +187,13 @@ def run_eval(
             "the coref eval scores attention heads and rollout, not attribution methods: "
             "drop --method/--option"
         )
+    from probe.attribution._registry import method_spec
+
+    for method in args.methods:  # an unknown name was refused only after the model loaded
+        try:
+            method_spec(method)
+        except ProbeError as exc:
+            raise ProbeError(f"--method: {exc}") from None
     if task == "coref" and args.data is not None:
         from probe.evaluation.tasks import load_coref_pairs
 
