@@ -124,6 +124,7 @@ def test_the_checks_need_no_tokenizer():
 @pytest.mark.parametrize("task", TASKS)
 def test_odd_seed_n_json_and_device(task, tmp_path, capsys, no_load, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("in the way")
     for argv, pattern in (
         (["--seed", str(2**70)], r"--seed 1180591620717411303424 is out of range: use "
          r"0\.\.4294967295"),
@@ -133,6 +134,8 @@ def test_odd_seed_n_json_and_device(task, tmp_path, capsys, no_load, monkeypatch
         (["--json", ""], r"^probe: error: --json is empty: pass a file name, or drop --json"),
         (["--json", " "], r"--json is empty"),
         (["--json", str(tmp_path)], r"it is a folder; pass a file name"),
+        (["--json", "/proc/probe-x.json"], r"cannot write /proc/probe-x\.json: .*choose another"),
+        (["--json", str(tmp_path / "file" / "x.json")], r"a file is in the way"),
         (["--device", "gpu"], r"--device 'gpu' is not a device torch understands"),
         (["--device", ""], r"--device must be auto, cpu, cuda or cuda:N"),
         (["--device", "meta"], r"probe runs models on cpu or cuda"),
