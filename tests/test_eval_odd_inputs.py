@@ -164,3 +164,13 @@ def test_image_evals_refuse_training_seeds_before_the_load(task, tmp_path, capsy
         _refused([task, "--seed", "980", *model], capsys, tmp_path,
                  r"--seed 980 would draw images from the shapes models' training seeds; use "
                  r"--seed 0\.\.979")
+
+
+def test_bench_empty_json_is_refused_before_the_bench(tmp_path, capsys, monkeypatch):
+    """``probe bench --json ""`` ran the whole bench and wrote nothing, silently."""
+    monkeypatch.chdir(tmp_path)
+    rc = main(["bench", "--quick", "--part", "html", "--json", "", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert err.strip() == "probe: error: --json is empty: pass a file name, or drop --json"
+    assert list(tmp_path.iterdir()) == []
