@@ -147,6 +147,8 @@ def _absolute(path: str | os.PathLike[str]) -> Path:
 def _refuse_dash(path: str | os.PathLike[str], option: str, kind: str) -> None:
     """``-`` means standard output to a shell user; probe writes files, so it is refused rather
     than taken for a file or folder named ``-`` in the current folder (``./-`` still is)."""
+    if not os.fspath(path).strip():
+        raise ProbeError(f"{option} is empty: pass a {kind} name, or drop {option}")
     if os.fspath(path) == "-":
         raise ProbeError(
             f"{option} - is not standard output here: probe writes a {kind}; pass a {kind} "

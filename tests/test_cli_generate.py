@@ -94,9 +94,12 @@ def test_gates_view(tmp_path, capsys):
     [
         (["heads", "--text", "the cat", "--stack", "cross"], "has no cross attention"),
         (["heads", "--text", "the cat", "--stack", "decoder"], "has no decoder attention"),
-        (["rollout", "--text", "the cat", "--stack", "encoder"], "--stack only applies"),
+        (["rollout", "--text", "the cat", "--stack", "encoder"],
+         "--stack does not apply to the rollout view: it is used by the heads, head and links "
+         "views only"),
         (["coref", "--text", "the cat", "--word", "cat", "--generate", "3"],
-         "--generate only applies"),
+         "--generate does not apply to the coref view: it is used by the heads, head, links and "
+         "alignment views only"),
         (["heads", "--model", "toy-mt", "--text", SRC, "--generate", "0"], "out of range"),
         (["heads", "--text", "the cat", "--generate", "3"], "minilm"),
         (["heads", "--model", "vit-shapes", "--generate", "3"], "needs a text model"),

@@ -129,7 +129,8 @@ def test_detr_layers_and_heads_select_the_embedded_maps(detr_cli):
     (dict(layers=[7]), r"^layers= holds 7: the trace kept decoder layers \[0, 1\]"),
     (dict(threshold=1.5), r"^threshold must be a score in \[0, 1\]"),
     (dict(detections=([], [], [])), "detections= goes with a trace"),
-    (dict(stage=1), r"^stage= does not apply to the detr view \(it is for the gates view\)"),
+    (dict(stage=1), r"^stage= does not apply to the detr view: it is used by the gates view "
+     r"only; drop it$"),
     (dict(methods=["rollout"]), r"^methods= does not apply to the detr view"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_detr_bad_input_is_one_line_naming_the_fix(detr_cli, kwargs, match):
@@ -219,8 +220,10 @@ def test_text_classifier_curves_need_no_target():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(methods=["nope"]), r"^unknown methods= 'nope' for vision models: use \["),
     (dict(layer=1),
-     r"^layer= does not apply to the curves view \(it is for the detr / window view\)"),
-    (dict(word="x"), r"^word= does not apply to the curves view: drop it$"),
+     r"^layer= does not apply to the curves view: it is used by the detr and window views "
+     r"only"),
+    (dict(word="x"), r"^word= does not apply to the curves view: it is used by the coref view "
+     r"only; drop it$"),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_curves_bad_input_is_one_line_naming_the_fix(vit, kwargs, match):
     model, pixels = vit
@@ -264,7 +267,8 @@ def test_gates_bad_input_is_one_line_naming_the_fix(gates_cli, vit):
         (lambda: probe.show(s.model, "gates", s.pixel_values, stage=7),
          r"^stage= picks a stage in the gates view: stage 7 has no gates"),
         (lambda: probe.show(s.model, "gates", s.pixel_values, layers=[0]),
-         r"^layers= does not apply to the gates view \(it is for the detr / window view\)"),
+         r"^layers= does not apply to the gates view: it is used by the heads, cross, model, "
+         r"image, detr and window views only"),
         (lambda: probe.show(vit[0], "gates", vit[1]),
          r"^the gates view needs a CNN with attention gates .*vit-shapes has none"),
         (lambda: probe.show(_se_resnet(), "gates", torch.randn(1, 3, 64, 64)),

@@ -53,7 +53,8 @@ def test_occurrence_and_candidates_reach_the_analysis(minilm, tmp_path, capsys):
         (["--word", "The"], "pass --candidate WORD (repeatable)"),
         (["--word", "it", "--candidate", "zebra"], "--candidate 'zebra' is not a word"),
         (["--word", "giraffe"], "'giraffe' is not a word of this sentence"),
-        (["--word", "it", "--occurrence", "-1"], "--occurrence must be 0"),
+        (["--word", "it", "--occurrence", "-3"],
+         "--occurrence -3 but 'it' occurs 2 time(s); use -2..1 (0 is the first, -1 the last)"),
     ],
 )
 def test_coref_errors_name_the_cli_flags(extra, needle, tmp_path, capsys):
@@ -81,11 +82,13 @@ def test_ignored_options_are_errors(view, tmp_path, capsys):
     if view == "coref":
         argv += ["--word", "it"]
     rc, _, err = _run(argv + ["--pair", "Something else."], capsys)
-    assert rc == 2 and "--pair" in err and "ignore" in err
+    assert rc == 2 and f"--pair does not apply to the {view} view" in err
+    assert "it is used by the saliency, compare and curves views only" in err
     if view != "coref":
         for flag in (["--occurrence", "1"], ["--candidate", "animal"]):
             rc, _, err = _run(argv + flag, capsys)
-            assert rc == 2 and f"{flag[0]} only applies to the coref view" in err
+            assert rc == 2 and f"{flag[0]} does not apply to the {view} view: it is used by " \
+                "the coref view only" in err
 
 
 def test_text_compare_without_pair_uses_the_methods_that_need_no_target(tmp_path, capsys):

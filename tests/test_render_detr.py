@@ -122,7 +122,8 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
         (["--model", str(folder), "--image", str(tmp_path / "missing.png")], "does not exist"),
         (["--model", str(folder), "--query", "4"], "--query 4 is out of range"),
         (["--model", str(folder), "--layer", "2"], "--layer: layer must be in -2..1"),
-        (["--model", str(folder), "--head", "0"], "drop --head"),
+        (["--model", str(folder), "--head", "0"],
+         "--head does not apply to the detr view (it averages the heads"),
         (["--model", str(folder), "--method", "gradcam"], "--method does not apply"),
         (["--model", str(folder), "--format", "html", "--format", "png", "--query", "4"],
          "--query 4 is out of range"),
@@ -137,7 +138,8 @@ def test_render_detr_errors_are_one_line(folder, image, deformable, tmp_path, ca
         assert rc == 2 and len(lines) == 1 and needle in lines[0], (argv, err)
         assert not out_dir.exists() and not out
     rc, _, err = _run(["render", "heads", "--query", "1", "--text", "a b"], capsys)
-    assert rc == 2 and "--query only applies to the detr and window views" in err
+    assert rc == 2 and "--query does not apply to the heads view: it is used by the detr and " \
+        "window views only; drop it" in err
     # the gates view: a text model is named as such, and options it would ignore are errors
     for argv, needle in [
         (["--model", "minilm"],

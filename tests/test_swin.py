@@ -464,7 +464,8 @@ def test_render_window_hf_folder(swin_folder, tmp_path, capsys):
     [
         (["--model", "minilm"], r"needs a Swin model \(e.g. --model swin-shapes"),
         (["--model", "vit-shapes"], "vit-shapes is not one"),
-        (["--query", "16"], r"--query 16 is out of range: block 3 has 4x4 tokens \(0..15"),
+        (["--query", "16"],
+         r"--query 16 is out of range: block 3 has 4x4 tokens, row-major \(use -16\.\.15"),
         (["--layer", "4"], "--layer: layer 4 is out of range"),
         (["--head", "0"], "--head does not apply to the window view"),
         (["--pair", "a"], "--pair"),

@@ -169,7 +169,8 @@ def _word_key(word: str) -> str:
 def resolve_word(
     words: Sequence[str], member: torch.Tensor, word: str | int, occurrence: int
 ) -> int:
-    """Index in ``words`` of ``word`` (case-insensitive; ``occurrence`` counts from 0)."""
+    """Index in ``words`` of ``word`` (case-insensitive; ``occurrence`` counts from 0, a
+    negative one from the last)."""
     if isinstance(word, bool) or not isinstance(word, (str, int)):
         raise ProbeError(f"word must be a string or a word index, got {word!r}")
     if isinstance(word, int):
@@ -184,12 +185,13 @@ def resolve_word(
             raise ProbeError(
                 f"{word!r} is not a word of this sentence; use one of {list(words)} or an index"
             )
+        n = len(matches)
         if isinstance(occurrence, bool) or not isinstance(occurrence, int) or not (
-            0 <= occurrence < len(matches)
+            -n <= occurrence < n
         ):
             raise ProbeError(
-                f"occurrence={occurrence!r} but {word!r} occurs {len(matches)} time(s); use "
-                f"0..{len(matches) - 1} (0 is the first)"
+                f"occurrence={occurrence!r} but {word!r} occurs {n} time(s); use "
+                f"{-n}..{n - 1} (0 is the first, -1 the last)"
             )
         index = matches[occurrence]
     if not bool(member[index].any()):
@@ -254,7 +256,7 @@ def word_attention(
         trace: a text trace with ``words`` and ``word_ids``.
         word: a word of ``trace.words[batch_index]`` (case-insensitive) or its index.
         batch_index: the batch item.
-        occurrence: which occurrence of ``word`` if it appears several times (0 = first).
+        occurrence: which occurrence of ``word`` if it appears several times (0 = first, -1 = last).
 
     Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
 
@@ -314,7 +316,7 @@ def coref(
         trace: a text trace with ``words`` and ``word_ids``.
         word: the anaphor, e.g. ``"it"`` (case-insensitive) or its word index.
         batch_index: the batch item.
-        occurrence: which occurrence of ``word`` (0 = first).
+        occurrence: which occurrence of ``word`` (0 = first, -1 = last).
         candidates: explicit candidate antecedents (default: see above).
 
     Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
@@ -351,7 +353,7 @@ def best_antecedents(
         batch_index: the batch item.
         candidates: explicit candidate antecedents (words or indices); default as in
             :func:`coref`.
-        occurrence: which occurrence of ``word`` (0 = first).
+        occurrence: which occurrence of ``word`` (0 = first, -1 = last).
         with_rollout: also compute the rollout answer (otherwise its fields are empty:
             ``""``, ``-1`` and ``nan``).
 

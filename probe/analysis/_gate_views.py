@@ -134,7 +134,8 @@ def resolve_stage(stages: Sequence[int], stage: int | None) -> int | None:
     if isinstance(stage, bool) or not isinstance(stage, int) or not (
         stage in known or -len(known) <= stage < 0
     ):
-        raise ProbeError(f"stage {stage!r} has no gates: stages with gates are {known}")
+        raise ProbeError(f"stage {stage!r} has no gates: stages with gates are {known} (or "
+                         f"{-len(known)}..-1, counting from the last)")
     return stage if stage >= 0 else known[stage]
 
 

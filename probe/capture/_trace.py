@@ -411,8 +411,8 @@ class Trace:
         n = self.num_model_layers or (max(self.layer_indices) + 1 if self.layer_indices else 0)
         if not -n <= layer < n:
             raise ProbeError(
-                f"layer {layer} is out of range: the model has {n} layers (use 0..{n - 1} "
-                "or negative indices)"
+                f"layer {layer} is out of range: the model has {n} layers (use {-n}..{n - 1}; "
+                "negative counts from the end)"
             )
         layer = layer % n
         if layer not in self.layer_indices:
@@ -433,7 +433,7 @@ class Trace:
         if not -n <= head < n:
             raise ProbeError(
                 f"head {head} is out of range: the model has {n} heads per layer "
-                f"(use 0..{n - 1})"
+                f"(use {-n}..{n - 1}; negative counts from the end)"
             )
         head = head % n
         if head not in self.head_indices:

@@ -28,6 +28,7 @@ __all__ = ["EvalArgs", "add_parser", "run", "run_eval"]
 EVALS = ("faithfulness", "sanity", "text", "coref", "alignment")
 BATCHED = ("faithfulness", "sanity", "alignment")  # evals taking --batch-size
 MAX_N = 100_000  # 200x the default; beyond it the generated images alone outgrow memory
+MAX_SEED = 2**32 - 1  # the evals seed torch generators with 1000 * seed + batch (< 2**64)
 
 
 @dataclass(frozen=True)
@@ -70,16 +71,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--model",
         help="default: vit-shapes (faithfulness, sanity), minilm (text, coref), toy-mt (alignment)",
     )
-    ev.add_argument("--json", help="write the results to this JSON file")
-    ev.add_argument("--n", type=int, help="number of images / pairs")
+    ev.add_argument("--json", help="write the results to this JSON file (missing folders are "
+                    "created)")
+    ev.add_argument("--n", type=int, help=f"number of images / pairs / sentences, 1..{MAX_N} "
+                    "(default: 500 images for faithfulness, 16 for sanity, 200 alignment pairs, "
+                    "every shipped pair for text and coref)")
     ev.add_argument(
         "--data", metavar="FILE",
         help="coref: minimal pairs, one 'sentence|pronoun|correct|distractor' per line, "
         "consecutive lines pairing up (default: the shipped pairs)",
     )
     ev.add_argument("--seed", type=int, default=0,
-                    help="evaluation seed (default 0): images, randomised weights, random "
-                    "baselines, bootstrap and the coref held-out split")
+                    help=f"evaluation seed, 0..{MAX_SEED} (faithfulness, sanity: 0..979) "
+                    "(default 0): images, randomised weights, random baselines, bootstrap and "
+                    "the coref held-out split")
     ev.add_argument("--method", action="append", dest="methods", default=[],
                     help="restrict methods")
     ev.add_argument(
@@ -95,7 +100,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "unit of the per-batch seeds",
     )
     ev.add_argument("--device", default="auto", metavar="DEVICE", help=DEVICE_HELP)
-    ev.add_argument("--quick", action="store_true", help="small fast run")
+    ev.add_argument("--quick", action="store_true",
+                    help="small fast run: --n 48 faithfulness, 4 sanity, 8 text, 10 coref, 24 "
+                    "alignment (an explicit --n wins)")
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(run=run)
     return ev
@@ -152,8 +159,13 @@ def run_eval(
         return _run_alignment(args, model, tokenizer)
     if task not in tasks.DEFAULT_N:
         raise ProbeError(f"unknown eval task {task!r}: use one of {sorted(tasks.DEFAULT_N)}")
-    if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
-        raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
+    _check_seed(args.seed)
+    if task in ("faithfulness", "sanity") and args.seed > tasks.MAX_IMAGE_SEED:
+        # every model: the CNN and Swin faithfulness evals did not check it at all
+        raise ProbeError(
+            f"--seed {args.seed} would draw images from the shapes models' training seeds; "
+            f"use --seed 0..{tasks.MAX_IMAGE_SEED}"
+        )
     _check_n(args.n)
     _check_model(args.model)
     if args.batch_size is not None and task not in BATCHED:
@@ -162,16 +174,26 @@ def run_eval(
         )
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    if args.json:
+    if args.json is not None:  # "" too: it wrote nothing, silently
         check_output_file(args.json)  # before minutes of work, not after
     device = _device(args.device)
     if args.data is not None and task != "coref":
         raise ProbeError(f"--data only applies to the coref eval, not {task}: drop it")
+    if args.data is not None and not args.data.strip():  # was "cannot read ... from ."
+        raise ProbeError("--data is empty: name a pairs file, or drop --data for the shipped "
+                         "pairs")
     if task == "coref" and (args.methods or args.options or options):
         raise ProbeError(
             "the coref eval scores attention heads and rollout, not attribution methods: "
             "drop --method/--option"
         )
+    from probe.attribution._registry import method_spec
+
+    for method in args.methods:  # an unknown name was refused only after the model loaded
+        try:
+            method_spec(method)
+        except ProbeError as exc:
+            raise ProbeError(f"--method: {exc}") from None
     if task == "coref" and args.data is not None:
         from probe.evaluation.tasks import load_coref_pairs
 
@@ -215,7 +237,9 @@ def run_eval(
         "text": tasks.text_markdown,
         "coref": tasks.coref_markdown,
     }
-    if result.get("task") == "cnn-faithfulness":
+    from probe.evaluation._cnn_eval import GRID_TASKS
+
+    if result.get("task") in GRID_TASKS:  # CNNs and Swin: scored on their unit grid
         from probe.evaluation._cnn_eval import cnn_faithfulness_markdown
 
         printer["faithfulness"] = cnn_faithfulness_markdown
@@ -285,15 +309,14 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
     """``probe eval alignment`` (see :mod:`probe.evaluation._alignment_eval`)."""
     from probe.evaluation import _alignment_eval as task
 
-    if isinstance(args.seed, bool) or not isinstance(args.seed, int) or args.seed < 0:
-        raise ProbeError(f"--seed must be a non-negative integer, got {args.seed!r}")
+    _check_seed(args.seed)
     if args.methods or args.options:
         raise ProbeError("probe eval alignment takes no --method or --option: drop them")
     _check_n(args.n)
     _check_model(args.model)
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
-    if args.json:
+    if args.json is not None:  # "" too: it wrote nothing, silently
         check_output_file(args.json)
     device = _device(args.device)
     n = args.n if args.n is not None else (task.QUICK_N if args.quick else task.DEFAULT_N)
@@ -331,6 +354,13 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
+
+
+def _check_seed(seed: int) -> None:
+    """``--seed``: 0..MAX_SEED (a huge one reached torch's generators, which take < 2**64,
+    as ``1000 * seed + batch``, after the model had loaded)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ProbeError(f"--seed {seed!r} is out of range: use 0..{MAX_SEED} (e.g. 0)")
 
 
 def _check_n(n: int | None) -> None:

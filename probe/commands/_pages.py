@@ -103,7 +103,7 @@ def pick_queries(scores: Sequence[float], asked: Sequence[int], *,
         if bad:
             raise ProbeError(
                 f"{words.query} {bad[0]} is out of range: the model has {n} object queries "
-                f"(0..{n - 1})"
+                f"(use {-n}..{n - 1}; negative counts from the end)"
             )
         return list(dict.fromkeys(q % n for q in asked)), "chosen queries"  # -1 is n-1
     order = sorted(range(n), key=lambda q: -scores[q])

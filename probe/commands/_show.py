@@ -26,16 +26,27 @@ DEFAULT_IMAGE_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", 
 _MAX_COREF_WORDS = 40
 
 
-# the options each of these views reads: any other is refused; the views not listed refuse
-# only these views' own options (they ignore the other shared ones, as they always did)
-_OWN_OPTIONS = {
-    "detr": {"layers", "heads", "layer", "queries", "threshold", "detections", "class_names"},
-    "curves": {"methods", "target"},
-    "gates": {"stage"},
-    "window": {"layers", "layer"},
+#: The keyword options each view reads: the one declaration that the refusal of an option on
+#: a view that ignores it names its views from.
+_VIEW_OPTIONS: dict[str, frozenset[str]] = {
+    "heads": frozenset({"layers", "heads", "window"}),
+    "cross": frozenset({"layers", "heads"}),
+    "alignment": frozenset(),
+    "model": frozenset({"layers", "heads", "window"}),
+    "coref": frozenset({"word"}),
+    "tokens": frozenset({"methods", "target"}),
+    "image": frozenset({"methods", "target", "layers", "heads"}),
+    "detr": frozenset({"layers", "heads", "layer", "queries", "threshold", "detections",
+                       "class_names"}),
+    "curves": frozenset({"methods", "target"}),
+    "gates": frozenset({"stage"}),
+    "window": frozenset({"layers", "layer"}),
 }
 #: the views that lay tokens out, and so read direction= ("auto" | "ltr" | "rtl")
 _TOKEN_VIEWS = ("heads", "cross", "alignment", "model", "coref", "tokens", "curves")
+#: views that refuse every option they do not read; the others refuse only the options of
+#: the views added later (they ignore the other shared ones, as they always did)
+_STRICT = ("detr", "curves", "gates", "window")
 _NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "class_names", "stage"}
 #: the message of an option whose name alone reads as the refusing view's own thing
 _CONFUSABLE = {
@@ -48,14 +59,17 @@ _CONFUSABLE = {
 
 
 def _check_options(view: str, given: set[str]) -> None:
-    """An option the view would ignore is an error naming the view that reads it."""
-    own = _OWN_OPTIONS.get(view)
-    extra = sorted(given - own if own is not None else given & _NEW_OPTIONS)
+    """An option the view would ignore is an error naming every view that reads it
+    (``word= does not apply to the detr view: it is used by the coref view only; drop it``)."""
+    ignored = given - _VIEW_OPTIONS[view]
+    extra = sorted(ignored if view in _STRICT else ignored & _NEW_OPTIONS)
     if extra:
-        users = [v for v, opts in _OWN_OPTIONS.items() if extra[0] in opts]
-        where = f" (it is for the {' / '.join(users)} view)" if users else ""
+        from probe.commands.render._args import views_phrase
+
+        users = [v for v in SHOW_VIEWS if extra[0] in _VIEW_OPTIONS[v]]
         raise ProbeError(_CONFUSABLE.get(
-            (extra[0], view), f"{extra[0]}= does not apply to the {view} view{where}: drop it"))
+            (extra[0], view), f"{extra[0]}= does not apply to the {view} view: it is used by "
+            f"{views_phrase(users)} only; drop it"))
 
 
 def _is_trace(value: Any) -> bool:

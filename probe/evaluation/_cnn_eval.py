@@ -24,10 +24,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CNN_METHODS",
+    "GRID_TASKS",
     "cnn_faithfulness_markdown",
     "default_methods",
     "eval_cnn_faithfulness",
     "eval_cnn_gates",
+    "grid_task",
     "is_cnn",
     "is_windowed",
     "SWIN_METHODS",
@@ -70,6 +72,17 @@ SWIN_METHODS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("random", {}),
 )
 """``(method, options)`` evaluated by default on windowed-attention models (Swin)."""
+
+
+#: the ``"task"`` of :func:`eval_cnn_faithfulness`'s result, by model family (it said
+#: "cnn-faithfulness" for Swin models too, e.g. ``benchmarks/eval-faithfulness-swin-shapes.json``
+#: before it was corrected)
+GRID_TASKS = ("cnn-faithfulness", "swin-faithfulness")
+
+
+def grid_task(model: Any) -> str:
+    """``"swin-faithfulness"`` for windowed-attention models, else ``"cnn-faithfulness"``."""
+    return GRID_TASKS[1] if is_windowed(model) else GRID_TASKS[0]
 
 
 def is_windowed(model: Any) -> bool:
@@ -115,9 +128,10 @@ def eval_cnn_faithfulness(
         image_size: side of the generated images (``cnn-shapes`` takes 32).
 
     Returns:
-        A JSON-ready dict: ``accuracy``, ``chance`` (mean object-cell fraction, the random
-        level of pointing game and mass), ``grid`` and per method label the means, standard
-        errors and ``n``.
+        A JSON-ready dict: ``task`` (:func:`grid_task`: ``"cnn-faithfulness"`` or
+        ``"swin-faithfulness"``), ``accuracy``, ``chance`` (mean object-cell fraction, the
+        random level of pointing game and mass), ``grid`` and per method label the means,
+        standard errors and ``n``.
     """
     from probe.attribution._registry import attribute
     from probe.capture import adapter_for
@@ -184,7 +198,7 @@ def eval_cnn_faithfulness(
         results[label] = row
     mean, se, _ = _mean_se(chance)
     return {
-        "task": "cnn-faithfulness",
+        "task": grid_task(model),
         "model": getattr(model, "probe_name", None) or type(model).__name__,
         "n": n,
         "seed": seed,

@@ -95,7 +95,7 @@ def run_bench(args: BenchArgs) -> int:
     import torch
 
     settings = make_settings(args)
-    if args.json:
+    if args.json is not None:  # "" too: it ran the bench and wrote nothing, silently
         check_output_file(args.json)  # -, a folder, a file in the way: before the bench
         directory = os.path.dirname(os.path.abspath(args.json))
         if not os.path.isdir(directory):

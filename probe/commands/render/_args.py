@@ -13,8 +13,12 @@ __all__ = [
     "RenderArgs",
     "STACKS",
     "STACK_VIEWS",
+    "OPTION_VIEWS",
     "TEXT_ONLY_VIEWS",
+    "VIEW_NAMES",
     "check_view_options",
+    "not_for_view",
+    "views_phrase",
 ]
 
 FORMATS = ("png", "svg", "pdf", "html")
@@ -66,37 +70,85 @@ DEFAULT_IMAGE_METHODS = (
 #: windowed-attention models (Swin): no attention over the whole image to read
 DEFAULT_WINDOWED_METHODS = ("ig", "saliency", "gradcam", "random")
 
+#: every view of ``probe render``, in ``--help`` order (``tests`` check it against the registry)
+VIEW_NAMES = ("heads", "head", "links", "coref", "rollout", "saliency", "compare", "curves",
+              "detr", "window", "gates", "alignment")
+#: The views that read each view-specific option: the one declaration that the refusals of
+#: an option on another view (:func:`not_for_view`) and the ``*_IGNORED_VIEWS`` below come
+#: from. ``--layer`` on saliency: the per-head CLS maps of image models; ``--pair``: the
+#: similarity target of text embedding models; ``--max-values``: pages with a size budget
+#: (the text forms of rollout / saliency / compare embed one score per token and take it
+#: without effect, as their image forms use it).
+OPTION_VIEWS: dict[str, tuple[str, ...]] = {
+    "--word": ("coref",),
+    "--occurrence": ("coref",),
+    "--candidate": ("coref",),
+    "--layer": ("heads", "head", "links", "saliency", "detr", "window", "gates", "alignment"),
+    "--head": ("head", "links", "alignment"),
+    "--pair": ("saliency", "compare", "curves"),
+    "--query": ("detr", "window"),
+    "--method": ("saliency", "compare", "curves"),
+    "--fusion": ("rollout",),
+    "--discard": ("rollout", "saliency", "compare", "curves"),
+    "--generate": GENERATE_VIEWS,
+    "--stack": STACK_VIEWS,
+    "--max-values": ("heads", "head", "links", "rollout", "saliency", "compare", "detr",
+                     "window", "gates", "alignment"),
+}
+
+
+def _ignoring(flag: str) -> tuple[str, ...]:
+    return tuple(v for v in VIEW_NAMES if v not in OPTION_VIEWS[flag])
+
+
 #: Views whose output does not depend on a target: ``--pair`` would be silently ignored.
-PAIR_IGNORED_VIEWS = ("heads", "head", "links", "coref", "rollout", "detr")
-
-
-#: Views that draw no single layer or head: ``--layer`` / ``--head`` would be silently ignored
-#: (gates and detr have their own messages; saliency reads ``--layer`` for vision CLS maps).
-LAYER_IGNORED_VIEWS = ("coref", "rollout", "compare", "curves")
+PAIR_IGNORED_VIEWS = _ignoring("--pair")
+#: Views that draw no single layer: ``--layer`` would be silently ignored.
+LAYER_IGNORED_VIEWS = _ignoring("--layer")
+#: Views that draw no single head: ``--head`` would be silently ignored.
+HEAD_IGNORED_VIEWS = _ignoring("--head")
 #: Views whose HTML page embeds no attention under the size budget: ``--max-values`` would be
-#: ignored (the text forms of saliency / rollout / compare embed one score per token and take
-#: it without effect, as their image forms use it).
-MAX_VALUES_IGNORED_VIEWS = ("coref", "curves")
-HEAD_IGNORED_VIEWS = ("heads", "coref", "rollout", "saliency", "compare", "curves", "window")
+#: ignored.
+MAX_VALUES_IGNORED_VIEWS = _ignoring("--max-values")
+
+
+def not_for_view(flag: str, view: str, why: str = "") -> Exception:
+    """The refusal of ``flag`` on ``view``, naming every view that reads it
+    (:data:`OPTION_VIEWS`): ``--word does not apply to the heads view: it is used by the coref
+    view only; drop it``. ``why`` (`` (it uses every layer)``) follows the view."""
+    from probe._errors import ProbeError
+
+    return ProbeError(f"{flag} does not apply to the {view} view{why}: it is used by "
+                      f"{views_phrase(OPTION_VIEWS[flag])} only; drop it")
+
+
+def views_phrase(views: tuple[str, ...] | list[str]) -> str:
+    """``the coref view``, ``the detr and window views``, ``the a, b and c views``."""
+    names = list(views)
+    if len(names) == 1:
+        return f"the {names[0]} view"
+    return f"the {', '.join(names[:-1])} and {names[-1]} views"
+
+
+_NO_HEAD = {
+    "gates": " (CNN gates have no heads; pick a stage with --layer)",
+    "detr": " (it averages the heads of a decoder layer; pick the layer with --layer)",
+}
 
 
 def check_view_options(args: RenderArgs) -> None:
     """``--occurrence``, ``--candidate`` and ``--pair`` on a view that ignores them are errors
-    (like the other ignored options), and ``--occurrence`` is a non-negative integer."""
+    (like the other ignored options), and ``--occurrence`` is an integer (its range is checked
+    against the sentence: a negative one counts from the last)."""
     from probe._errors import ProbeError
 
     if args.view != "coref" and (args.occurrence or args.candidates):
-        flag = "--occurrence" if args.occurrence else "--candidate"
-        raise ProbeError(f"{flag} only applies to the coref view, not {args.view}: drop it")
-    if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int) or (
-        args.occurrence < 0
-    ):
-        raise ProbeError(
-            f"--occurrence must be 0 (the first), 1 (the second), ..., got {args.occurrence!r}"
-        )
-    if args.queries and args.view not in ("detr", "window"):
-        raise ProbeError(
-            f"--query only applies to the detr and window views, not {args.view}: drop it")
+        raise not_for_view("--occurrence" if args.occurrence else "--candidate", args.view)
+    if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int):
+        raise ProbeError(f"--occurrence must be an integer (0 the first, -1 the last), got "
+                         f"{args.occurrence!r}")
+    if args.queries and args.view not in OPTION_VIEWS["--query"]:
+        raise not_for_view("--query", args.view)
     repeated = sorted({q for q in args.queries if list(args.queries).count(q) > 1})
     if repeated:
         raise ProbeError(f"--query {repeated[0]} is given twice: name each query once")
@@ -107,37 +159,20 @@ def check_view_options(args: RenderArgs) -> None:
             raise ProbeError(f"{flag} {shown(twice[0])} is given twice: pass each once")
     _check_max_values(args)
     _check_direction(args)
-    if args.view == "gates" and args.head is not None:
-        raise ProbeError(
-            "--head does not apply to the gates view (CNN gates have no heads): drop it (pick a "
-            "stage with --layer)"
-        )
-    if args.layer is not None and args.view in LAYER_IGNORED_VIEWS:
-        raise ProbeError(
-            f"--layer does not apply to the {args.view} view (it uses every layer): drop it, or "
-            "use heads, head or links for one layer"
-        )
-    if args.head is not None and args.view in HEAD_IGNORED_VIEWS:
-        raise ProbeError(
-            f"--head does not apply to the {args.view} view (it shows no single head): drop it, "
-            "or use head or links --head H for one head"
-        )
-    if args.view == "detr" and args.head is not None:
-        raise ProbeError(
-            "the detr view averages the heads of a decoder layer: drop --head (pick the layer "
-            "with --layer)"
-        )
+    if args.layer is not None and args.view not in OPTION_VIEWS["--layer"]:
+        raise not_for_view("--layer", args.view, " (it uses every layer)")
+    if args.head is not None and args.view not in OPTION_VIEWS["--head"]:
+        raise not_for_view("--head", args.view, _NO_HEAD.get(args.view, " (it shows no single "
+                                                                     "head)"))
     if args.text and not args.text.strip():  # was 'empty text' after the model had loaded
         raise ProbeError("--text is blank: pass a sentence, e.g. --text \"The cat sat.\"")
     if args.pair is not None and not args.pair.strip():
         raise ProbeError(
             "--pair is blank: pass the second sentence of the similarity target, or drop --pair"
         )
-    if args.pair is not None and args.view in PAIR_IGNORED_VIEWS:
-        raise ProbeError(
-            f"--pair sets the target of gradient methods; the {args.view} view shows attention "
-            "only and would ignore it: drop it (or use saliency, compare or curves)"
-        )
+    if args.pair is not None and args.view not in OPTION_VIEWS["--pair"]:
+        raise not_for_view("--pair", args.view, " (it sets the target of gradient methods, "
+                           "which this view does not run)")
 
 
 def _check_direction(args: RenderArgs) -> None:
@@ -174,6 +209,6 @@ def _check_max_values(args: RenderArgs) -> None:
     if "html" not in args.formats:
         raise ProbeError("--max-values is the size budget of the HTML page: add --format html, "
                          "or drop it")
-    if args.view in MAX_VALUES_IGNORED_VIEWS:
-        raise ProbeError(f"--max-values does not apply to the {args.view} view (its page has no "
-                         "size budget of attention values): drop it")
+    if args.view not in OPTION_VIEWS["--max-values"]:
+        raise not_for_view("--max-values", args.view, " (its page has no size budget of "
+                           "attention values)")

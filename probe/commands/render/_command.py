@@ -340,7 +340,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--word", help="word of --text to follow (coref)")
     add(
         "--occurrence", type=int, default=0, metavar="N",
-        help="coref: which occurrence of a repeated --word (0 = the first, the default)",
+        help="coref: which occurrence of a repeated --word (0 = the first, the default; -1 = "
+        "the last)",
     )
     add(
         "--candidate", action="append", dest="candidates", default=[], metavar="WORD",
@@ -348,7 +349,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--word)",
     )
     add("--layer", type=int, help="layer index (negative counts from the end); gates: the stage")
-    add("--head", type=int, help="head index")
+    add("--head", type=int, help="head index (negative counts from the end)")
     add(
         "--method", action="append", dest="methods", default=[],
         help="attribution method (repeatable; see 'probe models --methods')",
@@ -384,7 +385,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add(
         "--query", type=int, action="append", dest="queries", default=[], metavar="I",
         help="detr: an object query to show (repeatable; default: those scoring >= 0.5); "
-        "window: a query token, row-major on the block's grid (default the centre)",
+        "window: a query token, row-major on the block's grid (default the centre); negative "
+        "counts from the end",
     )
     add(
         "--max-values", type=int, metavar="N",

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING, Any
 from probe._errors import ProbeError
 from probe.commands.render._args import (
     GENERATE_VIEWS,
+    OPTION_VIEWS,
     STACK_VIEWS,
     STACKS,
     TEXT_ONLY_VIEWS,
     RenderArgs,
     check_view_options,
+    not_for_view,
 )
 
 if TYPE_CHECKING:
@@ -254,7 +256,7 @@ def _choose_model(args: RenderArgs) -> str:
     return "minilm"
 
 
-_DISCARD_VIEWS = ("rollout", "saliency", "compare", "curves")
+_DISCARD_VIEWS = OPTION_VIEWS["--discard"]
 
 #: views that only image models of one kind can show, and what to pass instead
 _IMAGE_MODEL_VIEWS = {
@@ -266,22 +268,18 @@ _IMAGE_MODEL_VIEWS = {
 
 def _check_applicable(args: RenderArgs) -> None:
     """Options the chosen view would ignore are errors, not silent no-ops."""
-    if args.word is not None and args.view != "coref":
-        raise ProbeError(f"--word only applies to the coref view, not {args.view}: drop it")
+    if args.word is not None and args.view not in OPTION_VIEWS["--word"]:
+        raise not_for_view("--word", args.view)
     if args.view == "coref" and not args.word:  # before the model loads, not after
         raise ProbeError("the coref view needs --word: the word to follow, e.g. --word it")
-    if args.fusion != _rollout_option("head_fusion").default and args.view != "rollout":
-        raise ProbeError(
-            f"--fusion only applies to the rollout view; for {args.view} pick --method "
-            "rollout-max or rollout-min"
-        )
-    if args.discard and args.view not in _DISCARD_VIEWS:
-        raise ProbeError(f"--discard only applies to rollout methods, not the {args.view} view")
-    if args.methods and args.view in ("heads", "head", "links", "coref", "rollout", "alignment",
-                                      "gates", "detr", "window"):
-        raise ProbeError(
-            f"--method does not apply to the {args.view} view: use saliency, compare or curves"
-        )
+    fused = args.fusion != _rollout_option("head_fusion").default
+    if fused and args.view not in OPTION_VIEWS["--fusion"]:
+        raise not_for_view("--fusion", args.view, " (pick --method rollout-max or rollout-min "
+                           "for other fusions)" if args.view in _DISCARD_VIEWS else "")
+    if args.discard and args.view not in OPTION_VIEWS["--discard"]:
+        raise not_for_view("--discard", args.view)
+    if args.methods and args.view not in OPTION_VIEWS["--method"]:
+        raise not_for_view("--method", args.view)
     if args.pair is not None and args.image is not None:
         raise ProbeError("--pair is a second sentence for text models: drop it with --image")
     check_view_options(args)
@@ -291,11 +289,8 @@ def _check_applicable(args: RenderArgs) -> None:
 def _check_generation_options(args: RenderArgs) -> None:
     """``--generate`` and ``--stack``: only on the views that read them, values in range."""
     if args.generate is not None:
-        if args.view not in GENERATE_VIEWS:
-            raise ProbeError(
-                f"--generate only applies to the {', '.join(GENERATE_VIEWS)} views, not "
-                f"{args.view}: drop it"
-            )
+        if args.view not in OPTION_VIEWS["--generate"]:
+            raise not_for_view("--generate", args.view)
         if isinstance(args.generate, bool) or not 1 <= args.generate <= GENERATE_LIMIT:
             raise ProbeError(
                 f"--generate {args.generate} is out of range: use 1..{GENERATE_LIMIT} (e.g. 20)"
@@ -305,11 +300,8 @@ def _check_generation_options(args: RenderArgs) -> None:
     if args.stack is not None:
         if args.stack not in STACKS:
             raise ProbeError(f"--stack {args.stack!r} is unknown: use one of {', '.join(STACKS)}")
-        if args.view not in STACK_VIEWS:
-            raise ProbeError(
-                f"--stack only applies to the {', '.join(STACK_VIEWS)} views, not {args.view}: "
-                "drop it"
-            )
+        if args.view not in OPTION_VIEWS["--stack"]:
+            raise not_for_view("--stack", args.view)
 
 
 _SEED_LIMIT = 2**64

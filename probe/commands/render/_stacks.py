@@ -64,7 +64,7 @@ class _Stack:
         if not -n <= layer < n:
             raise ProbeError(
                 f"layer {layer} is out of range: the {self.name} stack has {n} layers "
-                f"(use 0..{n - 1} or negative indices)"
+                f"(use {-n}..{n - 1}; negative counts from the end)"
             )
         layer %= n
         return layer, self.layer_indices.index(layer)
@@ -173,7 +173,7 @@ def alignment_choice(s: Session) -> tuple[Any, int, int | None]:
     layer = s.args.layer if s.args.layer is not None else -1
     if not -n <= layer < n:
         raise ProbeError(f"layer {layer} is out of range: the model has {n} cross-attention "
-                         f"layers (use 0..{n - 1} or negative indices)")
+                         f"layers (use {-n}..{n - 1}; negative counts from the end)")
     head = None
     if s.args.head is not None:
         s.trace().head_position(s.args.head)  # validates the range

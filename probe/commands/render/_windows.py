@@ -17,7 +17,8 @@ __all__ = ["window_block"]
 
 def window_block(s: Session) -> tuple[Any, list[int]]:
     """The block ``--layer`` (default the last) of the session's Swin trace and the query
-    tokens ``--query`` (row-major on its grid; default the centre token), checked."""
+    tokens ``--query`` (row-major on its grid, negative counting from the last; default the
+    centre token), checked and made non-negative."""
     tr = s.trace()
     windows = getattr(tr, "windows", None)
     if windows is None:
@@ -33,14 +34,15 @@ def window_block(s: Session) -> tuple[Any, list[int]]:
         raise ProbeError(f"--layer: {exc}") from None
     block = windows[pos]
     rows, cols = block.grid
+    n = rows * cols
     asked = [int(q) for q in s.args.queries or (rows // 2 * cols + cols // 2,)]
-    bad = [q for q in asked if not 0 <= q < rows * cols]
+    bad = [q for q in asked if not -n <= q < n]
     if bad:
         raise ProbeError(
-            f"--query {bad[0]} is out of range: block {block.layer} has {rows}x{cols} tokens "
-            f"(0..{rows * cols - 1}, row-major)"
+            f"--query {bad[0]} is out of range: block {block.layer} has {rows}x{cols} tokens, "
+            f"row-major (use {-n}..{n - 1}; negative counts from the end)"
         )
-    return block, asked
+    return block, list(dict.fromkeys(q % n for q in asked))  # -1 is n-1: drawn once
 
 
 @register_view("window")

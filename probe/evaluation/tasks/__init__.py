@@ -81,7 +81,13 @@ from probe.evaluation.tasks._coref import (
     load_coref_pairs,
     parse_coref_lines,
 )
-from probe.evaluation.tasks._common import DEFAULT_MODEL, DEFAULT_N, EVAL_IMAGE_SEED, QUICK_N
+from probe.evaluation.tasks._common import (
+    DEFAULT_MODEL,
+    DEFAULT_N,
+    EVAL_IMAGE_SEED,
+    MAX_IMAGE_SEED,
+    QUICK_N,
+)
 from probe.evaluation.tasks._faithfulness import (
     CHEFER_ORDER,
     PUBLISHED_REFERENCE,
@@ -97,6 +103,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "DEFAULT_N",
     "EVAL_IMAGE_SEED",
+    "MAX_IMAGE_SEED",
     "PUBLISHED_REFERENCE",
     "QUICK_N",
     "chefer_ordering",

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_N", "EVAL_IMAGE_SEED", "QUICK_N"]
+__all__ = ["DEFAULT_MODEL", "DEFAULT_N", "EVAL_IMAGE_SEED", "MAX_IMAGE_SEED", "QUICK_N"]
 
 EVAL_IMAGE_SEED: int = 20_000
 """Base seed of the evaluation images: ``make_shapes(n, EVAL_IMAGE_SEED + 1000 * seed)``.
@@ -23,6 +23,9 @@ Distinct from the ``vit-shapes`` training seeds (>= 1,000,000) and its held-out 
 
 _TRAINING_SEEDS_FROM = 1_000_000
 _RECIPE_EVAL_SEED = 10_000
+MAX_IMAGE_SEED: int = (_TRAINING_SEEDS_FROM - EVAL_IMAGE_SEED) // 1000 - 1
+"""The largest ``--seed`` of the evals on generated images (faithfulness, sanity): above it
+``EVAL_IMAGE_SEED + 1000 * seed`` reaches the shapes models' training seeds."""
 
 DEFAULT_N: dict[str, int | None] = {
     "faithfulness": 500, "sanity": 16, "text": None, "coref": None,

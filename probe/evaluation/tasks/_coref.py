@@ -40,11 +40,15 @@ if TYPE_CHECKING:
     from probe.capture._trace import Trace
 
 __all__ = [
-    "coref_markdown", "eval_coref", "load_coref_pairs", "parse_coref_lines", "score_trace",
+    "check_coref_item", "coref_markdown", "eval_coref", "load_coref_pairs", "parse_coref_lines",
+    "score_trace",
 ]
 
 _FIELDS = ("sentence", "pronoun", "correct", "distractor")
 _DEFAULT_DATA = Path(__file__).resolve().parents[2] / "models" / "data" / "coref_pairs.json"
+#: the largest pairs file read (the shipped one is 20 KB; a mistaken --data of gigabytes would
+#: be read whole before any check)
+MAX_DATA_BYTES = 64 * 2**20
 
 
 # --------------------------------------------------------------------------- data
@@ -53,7 +57,8 @@ def parse_coref_lines(text: str, source: str = "<text>") -> list[dict[str, Any]]
 
     Blank lines and lines starting with ``#`` are skipped; the remaining lines pair up in
     order (lines 1-2 are the first minimal pair, 3-4 the second, ...), so an odd number of
-    items is an error.
+    items is an error. Every item is checked as far as no tokenizer is needed
+    (:func:`check_coref_item`).
 
     Returns:
         ``[{"id", "items": [{"sentence", "pronoun", "correct", "distractor"}, ...]}]``.
@@ -76,6 +81,8 @@ def parse_coref_lines(text: str, source: str = "<text>") -> list[dict[str, Any]]
             f"{source} holds {len(items)} items, an odd number: consecutive lines form minimal "
             "pairs, so add the other sentence of the last pair"
         )
+    for number, item in items:
+        check_coref_item(item, f"{source}, line {number}")
     return [
         {"id": f"line-{items[i][0]}", "items": [items[i][1], items[i + 1][1]]}
         for i in range(0, len(items), 2)
@@ -95,7 +102,13 @@ def load_coref_pairs(path: str | Path | None = None) -> list[dict[str, Any]]:
     """
     file = Path(path) if path is not None else _DEFAULT_DATA
     try:
-        data = file.read_bytes()
+        with open(file, "rb") as fh:  # at most the limit: /dev/zero never ends
+            data = fh.read(MAX_DATA_BYTES + 1)
+        if len(data) > MAX_DATA_BYTES:
+            raise ProbeError(
+                f"coreference pairs file {file} holds more than {MAX_DATA_BYTES // 2**20} MiB, "
+                "the limit for minimal pairs: split it or pass a smaller file"
+            )
         text = data.decode("utf-8-sig")
     except OSError as exc:
         raise ProbeError(f"cannot read coreference pairs from {file} ({exc.strerror}): pass a "
@@ -121,7 +134,69 @@ def load_coref_pairs(path: str | Path | None = None) -> list[dict[str, Any]]:
             f"{file} must hold {{'pairs': [{{'id': str, 'items': [{{'sentence', 'pronoun', "
             "'correct', 'distractor'}, ...]}, ...]}} with non-empty strings"
         )
-    return [{"id": str(p.get("id", i)), "items": list(p["items"])} for i, p in enumerate(pairs)]
+    out = [{"id": str(p.get("id", i)), "items": list(p["items"])} for i, p in enumerate(pairs)]
+    for pair in out:
+        for k, item in enumerate(pair["items"]):
+            check_coref_item(item, f"{file}, pair {pair['id']!r} item {k}")
+    return out
+
+
+def check_coref_item(item: dict[str, str], where: str) -> None:
+    """What can be checked of one item before a model (and its tokenizer) loads: the
+    pronoun, the correct antecedent and the distractor each have a letter or digit, occur in
+    the sentence (case-insensitively, not inside a longer run of letters: "it" is not a word
+    of "fit" for any tokenizer, while a Chinese character inside a run is one for BERT's), and
+    are three different words. :func:`score_trace` checks them again as the tokenizer splits
+    the sentence.
+
+    Raises:
+        ProbeError: naming ``where`` (the file and line or pair) and the field.
+    """
+    sentence = item["sentence"]
+    roles = (("pronoun", "pronoun"), ("correct", "correct antecedent"),
+             ("distractor", "distractor"))
+    keys = {}
+    for field, role in roles:
+        key = _norm(item[field])
+        if not key:
+            raise ProbeError(f"{where}: the {role} {item[field]!r} has no letter or digit: "
+                             "fix the item")
+        if not _occurs(key, sentence):
+            raise ProbeError(f"{where}: the {role} {item[field]!r} is not a word of "
+                             f"{sentence!r}: fix the item")
+        keys[field] = key
+    for a, b in (("pronoun", "correct"), ("pronoun", "distractor"), ("correct", "distractor")):
+        if keys[a] == keys[b]:
+            raise ProbeError(f"{where}: the {dict(roles)[a]} and the {dict(roles)[b]} are the "
+                             f"same word ({item[a]!r}): the three must differ")
+
+
+def _occurs(key: str, sentence: str) -> bool:
+    """``key`` occurs in ``sentence`` (casefolded) where some tokenizer could make it a word:
+    not joined to a letter before or after it (:func:`_joined`)."""
+    key, text = key.casefold(), sentence.casefold()
+    start = text.find(key)
+    while start >= 0:
+        end = start + len(key)
+        if not (start and _joined(text[start - 1], key[0])) and not (
+                end < len(text) and _joined(key[-1], text[end])):
+            return True
+        start = text.find(key, start + 1)
+    return False
+
+
+def _joined(a: str, b: str) -> bool:
+    """Adjacent characters that every tokenizer keeps in one word: letters of a script
+    written with spaces (not wide CJK characters, which BERT splits one by one), or a letter
+    and the combining mark after it."""
+    import unicodedata
+
+    def wide(c: str) -> bool:
+        return unicodedata.east_asian_width(c) in ("W", "F")
+
+    if a.isalpha() and unicodedata.category(b).startswith("M"):
+        return True
+    return a.isalpha() and b.isalpha() and not wide(a) and not wide(b)
 
 
 def _norm(word: str) -> str:
