@@ -33,6 +33,7 @@ _OWN_OPTIONS = {
     "curves": {"methods", "target"},
     "gates": {"stage"},
     "window": {"layers", "layer"},
+    "alignment": {"layers", "heads"},
 }
 _NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "class_names", "stage"}
 #: the message of an option whose name alone reads as the refusing view's own thing
@@ -112,7 +113,8 @@ def show(
         word: coref: the word(s) to offer (default: every word with a candidate antecedent).
         layers, heads, window: select the model's layers / heads and a token window
             ``(start, stop)`` (heads / model views) to stay within the size budget; detr: the
-            decoder layers and heads embedded (default all); window: the Swin blocks embedded.
+            decoder layers and heads embedded (default all); alignment: the alignment's
+            layers and heads embedded (default all); window: the Swin blocks embedded.
         faithfulness: image view: compute deletion / insertion AUC per method.
         layer: detr: the decoder layer the page opens on (a position among the embedded
             layers, default the last; ``--layer``); window: the Swin block it opens on (a
@@ -164,7 +166,8 @@ _BUDGET_HINTS = {
     "heads": _TOKEN_WINDOW, "model": _TOKEN_WINDOW,
     "cross": "select fewer layers or heads (layers=, heads=)",
     "image": "select fewer layers or heads (layers=, heads=)",
-    "alignment": "a shorter source text or generation",
+    "alignment": "select fewer layers or heads (layers=, heads=), a shorter source text or "
+                 "generation",
     "detr": "embed fewer decoder layers or heads (layers=, heads=), a smaller image",
     "window": "embed fewer blocks (layers=[...]), a smaller image",
     "gates": "show one stage's blocks (stage=S), a smaller image",
@@ -194,7 +197,7 @@ def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, tar
             return _gates(model, inputs, stage, **options)
         return _curves(model, tokenizer, inputs, methods, target, **options)
     if view == "alignment":  # the word alignment of probe.alignment(...)
-        return H.alignment_html(source, **options)
+        return H.alignment_html(source, layers=layers, heads=heads, **options)
     import probe
 
     if isinstance(source, probe.GenerationTrace):  # not a model: it has no inputs to take
