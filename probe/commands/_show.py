@@ -493,7 +493,8 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
     if modality == "vision":  # what the model saw at each step (image=: greyed on yours)
         return curves_page(attrs, curves, model=model, pixels=inputs, **options)
     keep, tokens = _content(trace, _item(options.get("batch_index", 0), len(trace.labels)))
-    return curves_page(attrs, curves, keep=keep, tokens=tokens, **options)
+    return curves_page(attrs, curves, keep=keep, tokens=tokens, model=model, inputs=inputs,
+                       tokenizer=tokenizer, byte_level=trace.byte_level, **options)
 
 
 def _gates(model: Any, inputs: Any, stage: int | None, **options: Any) -> HtmlView:
