@@ -16,6 +16,7 @@ _LAZY: dict[str, str] = {
     # capture
     "Trace": "probe.capture._trace",
     "AttentionStack": "probe.capture._trace",
+    "ModifiedTraceError": "probe.capture._trace",
     "ProbeError": "probe._errors",
     "UnsupportedModelError": "probe._errors",
     "trace": "probe.capture._capture",
@@ -155,4 +156,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from probe.capture._capture import trace
     from probe._errors import ProbeError, UnsupportedModelError
     from probe.models._registry import list_models, load_model, register_model
-    from probe.capture._trace import AttentionStack, Trace
+    from probe.capture._trace import AttentionStack, ModifiedTraceError, Trace

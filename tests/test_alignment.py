@@ -191,7 +191,7 @@ def test_alignment_without_generated_words_says_why_when_the_tokenizer_was_given
     e = tok.convert_tokens_to_ids("e")
     gen = probe.generate(model, "The cat sat on the mat.", tokenizer=tok, max_new_tokens=3,
                          prefix_allowed_tokens_fn=lambda _b, _ids: [e])
-    assert gen.prompt_words is not None and gen.words is None
+    assert gen.prompt_words is not None and gen.words_missing[0] is not None
     for call in (lambda: probe.alignment(gen), lambda: probe.gradient_alignment(model, gen)):
         with pytest.raises(probe.ProbeError, match=r"generated tokens .* not how the tokenizer "
                                                    r"writes .*gen\.cross\.attentions"):

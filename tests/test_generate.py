@@ -155,7 +155,7 @@ def test_words_of_generated_text_and_eos_mask() -> None:
                          eos_token_id=None, min_new_tokens=5)
     assert gen.prompt_words == (("The", "cat", "sat", "on"),)
     assert gen.text[0] == tok.decode(gen.generated_ids[0].tolist(), skip_special_tokens=True)
-    if gen.words is not None:  # the tokens re-encode to themselves: words are trusted
+    if gen.words_missing[0] is None:  # the tokens re-encode to themselves: words are trusted
         joined = "".join(t for t in gen.text[0].split())
         assert "".join(gen.words[0]) == joined
     trace = gen.to_trace()

@@ -180,11 +180,13 @@ def test_attentions_share_no_memory_with_returned_maps():
 
 def test_caller_changes_to_attentions_stay_in_the_trace():
     """``attentions`` is the trace's own tensor (one object, as a plain field is): a caller
-    that changes it in place changes that trace only, never a later capture."""
+    that changes it in place changes that trace only (whose next read refuses the edit),
+    never a later capture."""
     model, inputs = _unpadded_bert()
     tr = probe.trace(model, inputs)
     tr.attentions.zero_()
-    assert tr.attentions.abs().sum() == 0
+    with pytest.raises(probe.ModifiedTraceError, match="modified in place"):
+        tr.attentions
     again = probe.trace(model, inputs)
     assert_close(again.attentions, _eager_reference(model, inputs), atol=1e-5, rtol=0)
 

@@ -161,10 +161,10 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
             "alignment needs cross-attention: generate with an encoder-decoder model "
             "(probe.generate(model, text, tokenizer=tok))"
         )
-    check_generation_words(generation, "alignment")
+    b = batch_item(batch_index, generation.batch_size)
+    check_generation_words(generation, "alignment", b)
     words, word_ids = generation.words, generation.word_ids
     src_words, src_ids = generation.prompt_words, generation.prompt_word_ids
-    b = batch_item(batch_index, generation.batch_size)
     steps = cross.attentions.shape[3]
     target_ids = list(word_ids[b])[:steps]
     if generation.generated_mask is not None:
@@ -235,8 +235,9 @@ def hard_alignment(
     return frozenset(links)
 
 
-def check_generation_words(generation: Any, what: str) -> None:
-    """Raise if ``generation`` lacks the words of the source or of the generated text.
+def check_generation_words(generation: Any, what: str, batch_index: int = 0) -> None:
+    """Raise if ``generation`` lacks the words of the source or of item ``batch_index``'s
+    generated text.
 
     Raises:
         ProbeError: naming why they are missing: no text or fast tokenizer given, or generated
@@ -247,10 +248,14 @@ def check_generation_words(generation: Any, what: str) -> None:
             f"{what} needs the words of both sides: pass text and tokenizer=... (a fast "
             "tokenizer) to probe.generate"
         )
-    if generation.words is None or generation.word_ids is None:
+    b = batch_item(batch_index, generation.batch_size)
+    missing = getattr(generation.words, "missing", None)
+    if generation.words is None or generation.word_ids is None or (
+        missing is not None and missing[b] is not None
+    ):
         raise ProbeError(
-            f"{what} needs the words of the generated text, but the generated tokens of some "
-            "batch item are not how the tokenizer writes their decoded text (encoding it again "
+            f"{what} needs the words of the generated text, but the generated tokens of batch "
+            f"item {b} are not how the tokenizer writes their decoded text (encoding it again "
             "gives other tokens), so no word boundary can be trusted: read the token-level "
             "gen.cross.attentions [layer, batch, head, generated, source] instead"
         )

@@ -60,8 +60,8 @@ def gradient_alignment(
         raise ProbeError(
             "gradient_alignment needs an encoder-decoder model and its probe.generate result"
         )
-    check_generation_words(generation, "gradient_alignment")
     b = batch_item(batch_index, generation.batch_size)
+    check_generation_words(generation, "gradient_alignment", b)
     device = adapter.device
     n = generation.num_generated
     source = generation.source_ids[b : b + 1].to(device).repeat(n, 1)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
 from probe.attribution._registry import Attribution, attribute, resolve_run
+from probe.attribution._targets import LABELS, ClassOutOfRangeError, batch_label_classes
 
 if TYPE_CHECKING:
     import torch
@@ -22,7 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["attribute_batches", "iter_batches"]
 
 
-def iter_batches(data: Any, batch_size: int | None) -> Iterator[Any]:
+#: the labels of a batch that carries none (``iter_batches(..., with_labels=True)``)
+NO_LABELS: Any = object()
+
+
+def iter_batches(
+    data: Any, batch_size: int | None, *, with_labels: bool = False
+) -> Iterator[Any]:
     """Model inputs, one batch at a time, from a dataset in any of the usual forms.
 
     Everything that can be checked is checked when this is called, not when the batches are
@@ -37,6 +44,9 @@ def iter_batches(data: Any, batch_size: int | None) -> Iterator[Any]:
             element is the batch.
         batch_size: chunk size for the splittable forms (ignored for iterables, whose
             batches are used as they come).
+        with_labels: yield ``(inputs, labels)`` pairs: the labels are a tuple batch's second
+            element, or the ``"labels"`` entry of a mapping (taken out of the inputs), else
+            :data:`NO_LABELS`.
 
     Raises:
         ProbeError: a bad ``batch_size``, a form of ``data`` that is not a dataset, or an
@@ -53,6 +63,11 @@ def iter_batches(data: Any, batch_size: int | None) -> Iterator[Any]:
     if isinstance(data, torch.Tensor) or (
         isinstance(data, Sequence) and data and all(isinstance(t, str) for t in data)
     ):
+        if with_labels:
+            raise ProbeError(
+                f"target='labels' needs batches that carry labels, but a {type(data).__name__} "
+                "of inputs has none: pass an iterable/DataLoader of (inputs, labels) batches"
+            )
         batches = _chunks(data, len(data), batch_size)
     elif isinstance(data, Mapping):
         sizes = {int(v.shape[0]) for v in data.values() if isinstance(v, torch.Tensor)}
@@ -60,22 +75,60 @@ def iter_batches(data: Any, batch_size: int | None) -> Iterator[Any]:
             raise ProbeError("a mapping dataset needs tensors with one batch size [N, ...]")
         batches = _mapping_chunks(data, sizes.pop(), batch_size)
     elif isinstance(data, Iterable):
-        batches = (
-            batch[0] if isinstance(batch, (tuple, list)) and batch and not isinstance(
-                batch[0], str
-            ) else batch
-            for batch in data
-        )
+        batches = (_split(batch, with_labels) for batch in data)
     else:
         raise ProbeError(
             f"cannot iterate over a {type(data).__name__}: pass a tensor, a list of texts, a "
             "tokenizer output or an iterable/DataLoader of batches"
         )
+    if with_labels and isinstance(data, Mapping):  # a "labels" entry [N] is chunked too
+        batches = (_split(batch, True) for batch in batches)
     empty = object()
     first = next(batches, empty)
     if first is empty:
         raise ProbeError("the dataset is empty: pass at least one item")
     return itertools.chain([first], batches)
+
+
+def _with_label_targets(batches: Iterator[Any]) -> Iterator[tuple[Any, torch.Tensor]]:
+    """``(inputs, labels)`` batches as ``(inputs, class-index target [batch])``, checked."""
+    for number, (inputs, labels) in enumerate(batches):
+        if labels is NO_LABELS:
+            raise ProbeError(
+                f"target='labels': batch {number} carries no labels ({type(inputs).__name__}); "
+                "pass (inputs, labels) batches (a DataLoader over a labelled dataset), or "
+                "target=None / a class index"
+            )
+        yield inputs, batch_label_classes(labels, _count(inputs), number)
+
+
+def _split(batch: Any, with_labels: bool) -> Any:
+    """A batch's model inputs, or ``(inputs, labels)`` when ``with_labels``."""
+    labels = NO_LABELS
+    if isinstance(batch, (tuple, list)) and batch and not isinstance(batch[0], str):
+        inputs = batch[0]
+        if len(batch) > 1:
+            labels = batch[1]
+    elif with_labels and isinstance(batch, Mapping) and "labels" in batch:
+        inputs = {k: v for k, v in batch.items() if k != "labels"}
+        labels = batch["labels"]
+    else:
+        inputs = batch
+    return (inputs, labels) if with_labels else inputs
+
+
+def _count(inputs: Any) -> int | None:
+    """Items in a batch of model inputs, where the form tells it."""
+    import torch
+
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0])
+    if isinstance(inputs, Sequence) and not isinstance(inputs, (str, bytes)):
+        return len(inputs)
+    if isinstance(inputs, Mapping):
+        sizes = {int(v.shape[0]) for v in inputs.values() if isinstance(v, torch.Tensor)}
+        return sizes.pop() if len(sizes) == 1 else None
+    return None
 
 
 def _chunks(data: Any, n: int, batch_size: int | None) -> Iterator[Any]:
@@ -102,7 +155,7 @@ def attribute_batches(
     *,
     batch_size: int | None = 32,
     tokenizer: Any = None,
-    target: int | Callable[[Any], torch.Tensor] | None = None,
+    target: int | Callable[[Any], torch.Tensor] | Literal["labels"] | None = None,
     seed: int = 0,
     progress: bool = True,
     **options: Any,
@@ -114,8 +167,13 @@ def attribute_batches(
     single call on it); only the scores are kept, detached on the CPU.
 
     Args:
-        model, method, tokenizer, target, options: as for :func:`probe.attribute` (the
-            target applies to every batch: a class index, a callable, or ``None``).
+        model, method, tokenizer, options: as for :func:`probe.attribute`.
+        target: as for :func:`probe.attribute`, applied to every batch (a class index, a
+            callable, or ``None``), or ``"labels"``: each batch's own labels (the second
+            element of ``(inputs, labels)`` batches, or a mapping batch's ``"labels"``
+            entry), one class index per item; a batch is then attributed as
+            ``probe.attribute(model, inputs, method, target=labels)``. Methods that explain
+            no class (rollout, raw attention, random) ignore the target, labels included.
         data: see :func:`iter_batches`.
         batch_size: items per batch for tensors, texts and mappings.
         seed: seed of stochastic methods.
@@ -125,6 +183,11 @@ def attribute_batches(
         One :class:`Attribution` with ``scores`` ``[N, num_units]``: text scores are padded
         with 0 to the longest batch's length (token labels stay per item); ``info`` holds
         ``"batches"``, the number of batches.
+
+    Raises:
+        ProbeError: besides :func:`probe.attribute`'s refusals, ``target="labels"`` with
+            batches that carry no labels, labels that are not one class index per item, or a
+            label out of the model's class range (naming the batch and the label).
     """
     import torch
 
@@ -137,17 +200,38 @@ def attribute_batches(
             )
         )
     resolve_run(model, method, options)  # before the first batch and the progress bar
-    batches = iter_batches(data, batch_size)
+    use_labels = isinstance(target, str) and target == LABELS
+    if isinstance(target, str) and not use_labels:
+        raise ProbeError(
+            f"target={target!r} is not a target: the only named one is 'labels' (each "
+            "batch's labels); else pass a class index, a callable or None"
+        )
+    batches = iter_batches(data, batch_size, with_labels=use_labels)
+    if use_labels:  # the first batch is read: refuse it before the progress bar
+        batches = _with_label_targets(batches)
+        first_batch = next(batches)
+        batches = itertools.chain([first_batch], batches)
     if progress:
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, desc=method, unit="batch", leave=False)
     parts: list[Attribution] = []
-    for batch in batches:
-        parts.append(
-            attribute(model, batch, method, tokenizer=tokenizer, target=target, seed=seed,
-                      **options)
-        )
+    for number, batch in enumerate(batches):
+        inputs, batch_target = batch if use_labels else (batch, target)
+        try:
+            parts.append(
+                attribute(model, inputs, method, tokenizer=tokenizer, target=batch_target,
+                          seed=seed, **options)
+            )
+        except ClassOutOfRangeError as exc:
+            if not use_labels:
+                raise
+            raise ProbeError(
+                f"target='labels': batch {number} has label {exc.cls}"
+                + ("" if exc.item is None else f" (item {exc.item})")
+                + f", but the model has {exc.num_classes} classes: the labels must be its "
+                f"class indices 0..{exc.num_classes - 1} (map the dataset's labels to them)"
+            ) from None
     first = parts[0]
     width = max(int(p.scores.shape[-1]) for p in parts)
     scores = torch.cat(

@@ -9,6 +9,10 @@ Every gradient-based method explains one number per batch item, the *target*. A 
 * a callable ``output -> Tensor [batch]`` (``output`` is what the model returns: a HF
   ``ModelOutput`` or a timm logits tensor).
 
+Over a dataset (:func:`probe.attribute_batches`) a target may also be ``"labels"``
+(:data:`LABELS`): each ``(inputs, labels)`` batch is explained for its own labels, passed as
+the ``Tensor [batch]`` target of that batch (:func:`batch_label_classes` checks them).
+
 Some targets also need the padding mask, e.g. a mean-pooled sentence embedding. Such callables
 set the attribute ``needs_attention_mask = True`` and are called as
 ``target(output, attention_mask)``; probe passes the mask of the very batch the model just
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Union
 
 from probe._errors import ProbeError
 from probe.capture._outputs import EMBEDDING_HINT as _EMBEDDING_HINT
@@ -35,9 +39,12 @@ if TYPE_CHECKING:
     from torch import nn
 
 __all__ = [
+    "LABELS",
     "ClassLogit",
+    "ClassOutOfRangeError",
     "SimilarityTarget",
     "Target",
+    "batch_label_classes",
     "class_logit",
     "mean_pooled_embedding",
     "predicted_class",
@@ -47,6 +54,17 @@ __all__ = [
 
 #: What ``target=`` accepts everywhere in probe (see the module docstring).
 Target = Union[int, "torch.Tensor", Callable[..., "torch.Tensor"], None]
+
+#: ``target=LABELS`` (``"labels"``) in :func:`probe.attribute_batches`: each batch's labels.
+LABELS: Final = "labels"
+
+
+class ClassOutOfRangeError(ProbeError):
+    """A target class index the model does not have (``cls`` of ``num_classes``)."""
+
+    def __init__(self, message: str, cls: int, num_classes: int, item: int | None = None):
+        super().__init__(message)
+        self.cls, self.num_classes, self.item = cls, num_classes, item
 
 
 
@@ -87,7 +105,9 @@ def resolve_target(
         logits = _require_logits(output, model, f"target={target}")
         n = logits.shape[-1]
         if not -n <= target < n:
-            raise ProbeError(f"target class {target} is out of range: the model has {n} classes")
+            raise ClassOutOfRangeError(
+                f"target class {target} is out of range: the model has {n} classes", target, n
+            )
         return logits[:, target]
     if isinstance(target, torch.Tensor):
         logits = _require_logits(output, model, "a tensor target")
@@ -99,9 +119,12 @@ def resolve_target(
                 f"got {index.dtype} {tuple(index.shape)}"
             )
         n = logits.shape[-1]
-        if bool(((index < -n) | (index >= n)).any()):
-            raise ProbeError(
-                f"target classes {index.tolist()} are out of range: the model has {n} classes"
+        bad = ((index < -n) | (index >= n)).nonzero()
+        if len(bad):
+            item = int(bad[0, 0])
+            raise ClassOutOfRangeError(
+                f"target class {int(index[item])} (batch item {item}) is out of range: the model "
+                f"has {n} classes", int(index[item]), n, item,
             )
         return logits.gather(1, (index.long() % n)[:, None]).squeeze(1)
     if callable(target):
@@ -110,10 +133,56 @@ def resolve_target(
         else:
             value = target(output)
         return check_scalar_per_item(value, target)
+    if isinstance(target, str) and target == LABELS:
+        raise ProbeError(
+            "target='labels' is for probe.attribute_batches over (inputs, labels) batches; for "
+            "one batch pass its labels themselves (a tensor of class indices [batch])"
+        )
     raise ProbeError(
         f"target must be None, a class index, a tensor of class indices or a callable "
         f"output -> [batch], got {type(target).__name__}"
     )
+
+
+def batch_label_classes(labels: Any, batch_size: int | None, batch_number: int) -> torch.Tensor:
+    """The labels of one dataset batch as a class-index target ``Tensor [batch]``.
+
+    Args:
+        labels: the batch's labels (a tensor or a list of ints), one per item.
+        batch_size: items in the batch's inputs (``None``: not known from their form).
+        batch_number: the batch's position in the dataset (for messages).
+
+    Raises:
+        ProbeError: labels that are not one integer class index per item (a one-hot or
+            multi-label matrix, floats, a negative index, or another count than the inputs).
+    """
+    import torch
+
+    where = f"target='labels': batch {batch_number}"
+    if isinstance(labels, (list, tuple)) and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in labels
+    ):
+        labels = torch.tensor(labels, dtype=torch.long)
+    if not isinstance(labels, torch.Tensor):
+        raise ProbeError(
+            f"{where} has labels of type {type(labels).__name__}; they must be class indices "
+            "(a tensor or list of ints, one per item)"
+        )
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise ProbeError(
+            f"{where} has {labels.dtype} labels; they must be integer class indices (one per item)"
+        )
+    if labels.dim() != 1 or (batch_size is not None and labels.shape[0] != batch_size):
+        raise ProbeError(
+            f"{where} has labels of shape {tuple(labels.shape)} for {batch_size or 'its'} "
+            "inputs; they must be one class index per item (not one-hot or multi-label)"
+        )
+    if len(labels) and int(labels.min()) < 0:
+        raise ProbeError(
+            f"{where} has label {int(labels.min())}; class indices are 0 or more (an ignore "
+            "index such as -100 names no class to explain)"
+        )
+    return labels.detach().long()
 
 
 def check_scalar_per_item(value: Any, target: Any) -> torch.Tensor:

@@ -226,19 +226,37 @@ def _special(ids: torch.Tensor, tokenizer: Any, from_config: Any) -> torch.Tenso
 
 def _generated_words(
     tokenizer: Any, ids: torch.Tensor, special: torch.Tensor
-) -> tuple[tuple[tuple[str, ...], ...], tuple[tuple[int | None, ...], ...]] | None:
+) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
+    """Per batch item, the words of its generated text and each generated token's word.
+
+    Returns ``(words, word_ids)``, plain tuples when every item's words are exact, else
+    :class:`PerItem` tuples in which reading an item without words raises why; ``None``
+    without a tokenizer.
+    """
+    from probe.capture._item_words import PerItem
     from probe.capture.adapters._hf_generate import generated_words
 
     if tokenizer is None:
         return None
-    words, word_ids = [], []
-    for row, sp in zip(ids.tolist(), special.tolist()):
+    words: list[Any] = []
+    word_ids: list[Any] = []
+    missing: list[str | None] = []
+    for b, (row, sp) in enumerate(zip(ids.tolist(), special.tolist())):
         labels = generated_words(tokenizer, row, {t for t, s in zip(row, sp) if s})
-        if labels is None:
-            return None
-        words.append(labels[0])
-        word_ids.append(labels[1])
-    return tuple(words), tuple(word_ids)
+        if isinstance(labels, str):
+            words.append(None)
+            word_ids.append(None)
+            missing.append(
+                f"batch item {b} has no generated words: {labels}; read its tokens "
+                f"(gen.generated_tokens[{b}]) and token-level attention instead"
+            )
+        else:
+            words.append(labels[0])
+            word_ids.append(labels[1])
+            missing.append(None)
+    if all(m is None for m in missing):
+        return tuple(words), tuple(word_ids)
+    return PerItem(tuple(words), tuple(missing)), PerItem(tuple(word_ids), tuple(missing))
 
 
 def _generated_mask(ids: torch.Tensor, model: Any, kwargs: dict[str, Any]) -> torch.Tensor:

@@ -48,8 +48,12 @@ class GenerationTrace:
         tokens: per batch item, the tokens of the generating sequence: prompt (decoder-only)
             or decoder start (encoder-decoder), then the generated tokens; padding included.
         num_prompt_tokens: tokens before the first generated one (``P``; ``total = P + n``).
-        words, word_ids: words of the generated text and, per generated token, its word
-            index (``None`` for special tokens), or ``None`` without a fast tokenizer.
+        words, word_ids: per batch item, the words of the generated text and, per generated
+            token, its word index (``None`` for special tokens), or ``None`` without a
+            tokenizer. Words are read from the tokenizer's encoding of the decoded text, so
+            only an item whose generated tokens encode back to themselves has them; reading
+            another item's (``gen.words[b]``) raises a :class:`probe.ProbeError` saying why
+            (see :attr:`words_missing`).
         prompt_words, prompt_word_ids: words of the prompt / source text and each prompt
             (decoder-only) or source (encoder-decoder) token's word index.
         source_tokens: encoder-decoders: per batch item, the source tokens.
@@ -118,6 +122,17 @@ class GenerationTrace:
         return tuple(row[self.num_prompt_tokens :] for row in self.tokens)
 
     @property
+    def words_missing(self) -> tuple[str | None, ...]:
+        """Per batch item, ``None`` when its generated words are known (``gen.words[b]``),
+        else why they are not (its generated tokens do not encode back to themselves, or no
+        tokenizer was given)."""
+        if self.words is None:
+            return ("no tokenizer was given to probe.generate (pass tokenizer=...)",) * (
+                self.batch_size
+            )
+        return tuple(getattr(self.words, "missing", (None,) * len(self.words)))
+
+    @property
     def is_encoder_decoder(self) -> bool:
         return self.family == "encoder-decoder"
 
@@ -182,14 +197,15 @@ class GenerationTrace:
         )
 
     def _joined_words(self, total: int) -> dict[str, Any]:
-        """Decoder-only: prompt words then the generated words read by the model."""
+        """Decoder-only: prompt words then the generated words read by the model (an item
+        without generated words has word id ``None`` on its generated tokens)."""
         if self.prompt_word_ids is None or self.prompt_words is None:
             return {}
         words_all, ids_all = [], []
         for b, (words, ids) in enumerate(zip(self.prompt_words, self.prompt_word_ids)):
             ids = list(ids)[: self.num_prompt_tokens]
             words = list(words)
-            if self.words is not None and self.word_ids is not None:
+            if self.words_missing[b] is None and self.word_ids is not None:
                 seen: dict[int, int] = {}
                 for w in self.word_ids[b][: total - self.num_prompt_tokens]:
                     if w is not None and w not in seen:

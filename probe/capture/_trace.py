@@ -7,6 +7,13 @@ tokens, padding), so that no analyzer ever has to guess it.
 The ``attentions`` of a capture are kept as the per-layer tensors the model computed and
 stacked into one ``[layer, batch, head, query, key]`` tensor the first time ``attentions`` is
 read (:class:`LazyStack`); :meth:`Trace.layer_attentions` reads one layer without stacking.
+
+The attention tensors are guarded against in-place edits: torch counts every in-place write
+to a tensor or any view of it (``tensor._version``); the count is noted when a trace takes a
+tensor and checked, in O(1), on every read of ``attentions`` and :meth:`layer_attentions`, so
+``trace.attentions[0][...] = 0`` makes the next read raise instead of feeding the edited
+values to an analysis. Writes that bypass torch's count (through ``.numpy()``, ``.data``, the
+storage, or inference-mode tensors) are not seen.
 """
 
 from __future__ import annotations
@@ -21,9 +28,29 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["AttentionStack", "LazyStack", "Trace", "stored_attentions"]
+__all__ = ["AttentionStack", "LazyStack", "ModifiedTraceError", "Trace", "stored_attentions"]
 
 Family = Literal["encoder", "decoder", "encoder-decoder", "vision"]
+
+
+class ModifiedTraceError(ProbeError):
+    """A trace's attention tensor was written in place after the trace took it."""
+
+
+_EDITED = (
+    "was modified in place after capture (e.g. trace.attentions[0][...] = 0), so analyses "
+    "would read the edited values as what the model computed: capture again, or edit a copy "
+    "and make a new trace: edited = trace.attentions.clone(); ...; trace.replace("
+    "attentions=edited)"
+)
+
+
+def _version(tensor: Any) -> int | None:
+    """torch's in-place write count of ``tensor`` (shared by its views); ``None`` for
+    inference-mode tensors, which keep none."""
+    if tensor.is_inference():
+        return None
+    return int(tensor._version)
 
 
 class LazyStack:
@@ -40,7 +67,7 @@ class LazyStack:
             dtype and device, owned by the trace from now on.
     """
 
-    __slots__ = ("_layers", "_stacked", "_lock")
+    __slots__ = ("_layers", "_stacked", "_lock", "_versions")
 
     def __init__(self, layers: Sequence[torch.Tensor]) -> None:
         if not layers:
@@ -48,6 +75,12 @@ class LazyStack:
         self._layers: tuple[torch.Tensor, ...] | None = tuple(layers)
         self._stacked: torch.Tensor | None = None
         self._lock = threading.Lock()
+        self._versions = tuple(_version(t) for t in self._layers)
+
+    def _check(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Raise if a kept tensor was written in place since the stack took it."""
+        if any(_version(t) != v for t, v in zip(tensors, self._versions)):
+            raise ModifiedTraceError(f"the trace's attention {_EDITED}")
 
     def __len__(self) -> int:
         layers = self._layers  # read once: another thread may stack in between
@@ -74,20 +107,24 @@ class LazyStack:
         """``[batch, head, query, key]`` of the layer at ``position`` (no stacking)."""
         layers = self._layers
         if layers is None:
-            return self._stacked[position]  # type: ignore[index]
+            return self.stacked()[position]
+        self._check(layers)
         return layers[position]
 
     def stacked(self) -> torch.Tensor:
         """The ``[layer, batch, head, query, key]`` tensor (built once, then cached)."""
         stacked = self._stacked
         if stacked is not None:
+            self._check((stacked,))
             return stacked
         import torch
 
         with self._lock:
             if self._stacked is None:
-                self._stacked = torch.stack(self._layers)  # type: ignore[arg-type]
-                self._layers = None
+                self._check(self._layers)  # type: ignore[arg-type]
+                stacked = torch.stack(self._layers)  # type: ignore[arg-type]
+                self._versions = (_version(stacked),)
+                self._stacked, self._layers = stacked, None
             return self._stacked
 
     def __getstate__(self) -> dict[str, Any]:
@@ -97,6 +134,8 @@ class LazyStack:
         self._layers = state["layers"]
         self._stacked = state["stacked"]
         self._lock = threading.Lock()
+        kept = self._layers if self._layers is not None else (self._stacked,)
+        self._versions = tuple(_version(t) for t in kept)  # new tensors: new counts
 
 
 class _Attentions:
@@ -104,15 +143,34 @@ class _Attentions:
     a tensor (stacking a :class:`LazyStack` on first read)."""
 
     slot = "_attentions_stored"
+    seen = "_attentions_seen"  # (id, write count) of the tensor when the trace took it
 
     def __get__(self, obj: Any, owner: Any = None) -> torch.Tensor | None:
         if obj is None:
             raise AttributeError("attentions")  # tells dataclass: no default value
         value = obj.__dict__[self.slot]
-        return value.stacked() if isinstance(value, LazyStack) else value
+        if isinstance(value, LazyStack):
+            return value.stacked()
+        if value is not None:
+            _check_tensor(obj, value)
+        return value
 
     def __set__(self, obj: Any, value: Any) -> None:
         obj.__dict__[self.slot] = value  # only dataclass __init__ gets here: frozen otherwise
+        if value is not None and not isinstance(value, LazyStack):
+            obj.__dict__[self.seen] = (id(value), _version(value))
+
+
+def _check_tensor(obj: Any, tensor: torch.Tensor) -> None:
+    """Raise if ``obj``'s attention tensor was written in place since ``obj`` took it.
+
+    A tensor that is not the one noted (a copy or unpickled trace holds new tensors, with
+    new counts) is noted now."""
+    seen = obj.__dict__.get(_Attentions.seen)
+    if seen is None or seen[0] != id(tensor):
+        obj.__dict__[_Attentions.seen] = (id(tensor), _version(tensor))
+    elif _version(tensor) != seen[1]:
+        raise ModifiedTraceError(f"the trace's attention {_EDITED}")
 
 
 def stored_attentions(obj: AttentionStack | Trace) -> torch.Tensor | LazyStack | None:
@@ -133,7 +191,10 @@ def _layer_of(obj: AttentionStack | Trace, position: int) -> torch.Tensor:
             f"layer position {position!r} is out of range: the trace holds {n} layers (use "
             f"0..{n - 1}; trace.layer_position(layer) maps a model layer to its position)"
         )
-    return stored.layer(position) if isinstance(stored, LazyStack) else stored[position]
+    if isinstance(stored, LazyStack):
+        return stored.layer(position)
+    _check_tensor(obj, stored)
+    return stored[position]
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,7 @@ def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]],
                 model: Any = None, pixels: Any = None, image: Any = None,
                 image_size: tuple[int, int] | None = None,
                 keep: Sequence[int] | None = None, tokens: Sequence[str] | None = None,
+                inputs: Any = None, tokenizer: Any = None, byte_level: bool = False,
                 model_name: str | None = None, batch_index: int = 0,
                 **options: Any) -> HtmlView:
     """Both curves of every method of batch item ``batch_index``, with the units each method
@@ -302,7 +303,10 @@ def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]],
     model saw at each step: the input and the all-removed input the curves built
     (:func:`probe.perturbed_input`, default baseline), both min-max scaled per channel with
     the input's range (as the image view shows an input); with ``image`` (your picture) the
-    replaced patches are greyed instead.
+    replaced patches are greyed instead. Text: with ``model``, its text ``inputs`` and
+    ``tokenizer`` a replaced token shows the token the model read in its place (the default
+    baseline's, ``[MASK]`` or the padding token, from :func:`probe.perturbed_input`; labels as
+    the trace's, byte-level symbols decoded when ``byte_level``); else it is struck through.
     """
     from probe.viewers.html import curves_view_html
 
@@ -325,8 +329,33 @@ def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]],
                                 baseline=baseline, image_size=image_size,
                                 model_name=model_name, **options)
     scores = {m: a.scores[b, list(keep or ())] for m, a in attrs.items()}
-    return curves_view_html(deletion, insertion, scores, tokens=tokens, model_name=model_name,
+    replacements, unseen = None, False
+    if model is not None and inputs is not None:
+        replacements, unseen = _text_model_saw(
+            model, inputs, attrs, tokenizer, int(first.fractions.numel()) - 1, list(keep or ()),
+            b, byte_level,
+        )
+    return curves_view_html(deletion, insertion, scores, tokens=tokens,
+                            replacements=replacements, unseen=unseen, model_name=model_name,
                             **options)
+
+
+def _text_model_saw(model: Any, inputs: Any, attrs: Mapping[str, Any], tokenizer: Any,
+                    steps: int, keep: list[int], item: int,
+                    byte_level: bool) -> tuple[list[str], bool]:
+    """The token labels item ``item`` reads at positions ``keep`` once every unit is removed
+    (last deletion step, as the curves built it), and whether those positions are masked out
+    of attention (the ``"pad"`` baseline)."""
+    import probe
+    from probe._text import byte_level_labels
+
+    full = probe.perturbed_input(model, inputs, next(iter(attrs.values())), steps,
+                                 kind="deletion", steps=steps, tokenizer=tokenizer)
+    ids = full["input_ids"][item].tolist()
+    mask = full["attention_mask"][item].tolist()
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    labels = byte_level_labels(tokens) if byte_level else tuple(tokens)
+    return [labels[i] for i in keep], any(not mask[i] for i in keep)
 
 
 def _model_saw(model: Any, pixels: Any, attrs: Mapping[str, Any], steps: int,

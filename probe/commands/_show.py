@@ -31,7 +31,7 @@ _MAX_COREF_WORDS = 40
 _VIEW_OPTIONS: dict[str, frozenset[str]] = {
     "heads": frozenset({"layers", "heads", "window"}),
     "cross": frozenset({"layers", "heads"}),
-    "alignment": frozenset(),
+    "alignment": frozenset({"layers", "heads"}),
     "model": frozenset({"layers", "heads", "window"}),
     "coref": frozenset({"word"}),
     "tokens": frozenset({"methods", "target"}),
@@ -46,7 +46,7 @@ _VIEW_OPTIONS: dict[str, frozenset[str]] = {
 _TOKEN_VIEWS = ("heads", "cross", "alignment", "model", "coref", "tokens", "curves")
 #: views that refuse every option they do not read; the others refuse only the options of
 #: the views added later (they ignore the other shared ones, as they always did)
-_STRICT = ("detr", "curves", "gates", "window")
+_STRICT = ("detr", "curves", "gates", "window", "alignment")
 _NEW_OPTIONS = {"layer", "queries", "threshold", "detections", "class_names", "stage"}
 #: the message of an option whose name alone reads as the refusing view's own thing
 _CONFUSABLE = {
@@ -128,7 +128,8 @@ def show(
         word: coref: the word(s) to offer (default: every word with a candidate antecedent).
         layers, heads, window: select the model's layers / heads and a token window
             ``(start, stop)`` (heads / model views) to stay within the size budget; detr: the
-            decoder layers and heads embedded (default all); window: the Swin blocks embedded.
+            decoder layers and heads embedded (default all); alignment: the alignment's
+            layers and heads embedded (default all); window: the Swin blocks embedded.
         faithfulness: image view: compute deletion / insertion AUC per method.
         layer: detr: the decoder layer the page opens on (a position among the embedded
             layers, default the last; ``--layer``); window: the Swin block it opens on (a
@@ -186,7 +187,8 @@ _BUDGET_HINTS = {
     "heads": _TOKEN_WINDOW, "model": _TOKEN_WINDOW,
     "cross": "select fewer layers or heads (layers=, heads=)",
     "image": "select fewer layers or heads (layers=, heads=)",
-    "alignment": "a shorter source text or generation",
+    "alignment": "select fewer layers or heads (layers=, heads=), a shorter source text or "
+                 "generation",
     "detr": "embed fewer decoder layers or heads (layers=, heads=), a smaller image",
     "window": "embed fewer blocks (layers=[...]), a smaller image",
     "gates": "show one stage's blocks (stage=S), a smaller image",
@@ -216,7 +218,7 @@ def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, tar
             return _gates(model, inputs, stage, **options)
         return _curves(model, tokenizer, inputs, methods, target, **options)
     if view == "alignment":  # the word alignment of probe.alignment(...)
-        return H.alignment_html(source, **options)
+        return H.alignment_html(source, layers=layers, heads=heads, **options)
     import probe
 
     if isinstance(source, probe.GenerationTrace):  # not a model: it has no inputs to take
@@ -512,7 +514,8 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
     if modality == "vision":  # what the model saw at each step (image=: greyed on yours)
         return curves_page(attrs, curves, model=model, pixels=inputs, **options)
     keep, tokens = _content(trace, _item(options.get("batch_index", 0), len(trace.labels)))
-    return curves_page(attrs, curves, keep=keep, tokens=tokens, **options)
+    return curves_page(attrs, curves, keep=keep, tokens=tokens, model=model, inputs=inputs,
+                       tokenizer=tokenizer, byte_level=trace.byte_level, **options)
 
 
 def _gates(model: Any, inputs: Any, stage: int | None, **options: Any) -> HtmlView:

@@ -2,7 +2,9 @@
 by side; hover a point to see the input the model scored at that step: the image with the
 removed or not yet revealed patches replaced by the baseline's own pixels (``baseline=``, e.g.
 from :func:`probe.perturbed_input`; without it they are greyed), or the text with those
-tokens struck through.
+tokens replaced by what the model read in their place (``replacements=``, e.g. ``[MASK]``: the
+tokens of the input with every unit removed, from :func:`probe.perturbed_input`; without it
+they are struck through).
 
 The units replaced at step ``s`` follow the curves' own rule (:mod:`probe.evaluation`): units
 ranked by decreasing score, ties by position; after step ``s`` of ``steps`` the
@@ -45,6 +47,8 @@ _CURVES_CSS = """
 .p-auc{white-space:pre-line}
 .p-curves canvas.p-chart{border:1px solid #ccc;cursor:crosshair;display:block}
 .p-flow .p-tok.gone{background:#bbb;color:#666;text-decoration:line-through}
+.p-flow .p-tok.swap{background:#ffe08a;color:#333;font-style:italic}
+.p-flow .p-tok.swap.unseen{background:#ddd;color:#777;border:1px dashed #999}
 .p-swatch.base{border-style:dashed}
 """
 
@@ -170,13 +174,22 @@ P.start(async (root, d) => {
       }
     } else {
       const g = new Set(grey);
-      spans.forEach((s, u) => s.classList.toggle("gone", g.has(u)));
+      spans.forEach((s, u) => {
+        const out = g.has(u);
+        if (!d.replacements) { s.classList.toggle("gone", out); return; }
+        s.textContent = out ? d.replacements[u] : d.tokens[u];  // what the model read there
+        s.classList.toggle("swap", out);
+        s.classList.toggle("unseen", out && d.unseen);
+        s.title = out ? "replaced: " + d.tokens[u] : "";
+      });
     }
     const frac = K.fractions[m][step], n = R ? R.length : 0;
     readout.textContent = K.name + " \u00b7 " + d.methods[m] + " \u00b7 step " + step + " of " +
       (K.fractions[m].length - 1) + ": score " + P.fmt(K.values[m][step]) + " at " +
       Math.round(100 * frac) + "% " + (del ? "removed" : "revealed") + (R ? " (" +
-      count + " of " + n + " " + d.unit + "; " + (inp ? "the baseline's pixels" : "grey") +
+      count + " of " + n + " " + d.unit + "; " + (scene ? (inp ? "the baseline's pixels" :
+      "grey") : d.replacements ? (d.unseen ? "the replacement token, masked out of attention" :
+      "the replacement token") : "struck through") +
       ": " + (del ? "removed" : "not yet revealed") + ")" :
       " (random orders: no single input to show)");
     root.dataset.kind = K.name;
@@ -229,6 +242,8 @@ def curves_view_html(
     grid: tuple[int, int] | None = None,
     baseline: Any = None,
     tokens: Sequence[str] | None = None,
+    replacements: Sequence[str] | None = None,
+    unseen: bool = False,
     image_size: tuple[int, int] | None = None,
     model_name: str | None = None,
     title: str | None = None,
@@ -249,6 +264,12 @@ def curves_view_html(
         baseline: ``[H, W, 3]`` in ``0..1``, the image with every unit removed (the input of
             the last deletion step, e.g. :func:`probe.perturbed_input` scaled as ``image``):
             a replaced patch shows its pixels; without it, replaced patches are greyed.
+        replacements: with ``tokens``: ``[n]`` the token the model reads in place of each
+            removed unit (the input with every unit removed, e.g. the labels of
+            :func:`probe.perturbed_input`'s ``input_ids`` at the last deletion step): a
+            replaced token shows it; without it, replaced tokens are struck through.
+        unseen: the replaced tokens are also masked out of attention (the ``"pad"``
+            baseline): they are drawn dashed and the readout says so.
         image_size: ``(height, width)`` to draw the image at (the file's proportions).
         model_name: goes into the title; title: replaces it.
         direction: tokens only: ``"auto"`` (default: right to left when the tokens' first
@@ -275,6 +296,9 @@ def curves_view_html(
         raise ProbeError(f"scores names methods with no curve: {unknown}; use the curves' keys")
     if (image is None) == (tokens is None):
         raise ProbeError("pass image= with grid=, or tokens=: the input the units belong to")
+    if (replacements is not None or unseen) and tokens is None:
+        raise ProbeError("replacements= and unseen= describe replaced tokens: pass tokens= too "
+                         "(an image's replaced patches come from baseline=)")
     n = None
     ranks: list[list[int] | None] = []
     for m in methods:
@@ -321,7 +345,11 @@ def curves_view_html(
                             "tokens", "the units")
         if n is not None and len(toks) != n:
             raise ProbeError(f"tokens has {len(toks)} entries but scores have {n}: one per unit")
-        payload.update(image=None, tokens=toks, unit="tokens", rtl=is_rtl(direction, toks))
+        reps = None
+        if replacements is not None:
+            reps = clean_tokens(replacements, len(toks), "replacements", "tokens")
+        payload.update(image=None, tokens=toks, unit="tokens", replacements=reps,
+                       unseen=bool(unseen), rtl=is_rtl(direction, toks))
     allv = np.concatenate([v for _, c in kinds for _, v in c.values()])
     lo, hi = float(allv.min()), float(allv.max())
     pad = 0.05 * (hi - lo) if hi > lo else 0.5

@@ -176,12 +176,18 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
     )
 
 
-def alignment_html(alignment: Any, *, title: str | None = None, **options: Any) -> HtmlView:
+def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
+                   heads: Sequence[int] | None = None, title: str | None = None,
+                   **options: Any) -> HtmlView:
     """Interactive word-alignment matrices: every layer x head as a thumbnail of the
     ``[target word, source word]`` matrix of :func:`probe.alignment` (gradient and random
     alignments: one matrix); click to enlarge with the words, hover a target row to read its
     strongest source words (see :func:`model_view_html`; gold links are marked in the static
     :func:`probe.viewers.alignment_view`).
+
+    ``layers`` / ``heads`` select the model's layers and heads embedded (as in the other
+    views: the alignment's ``layer_indices`` / ``head_indices``, negative from the last;
+    default all): the page shows ``alignment.matrix(layer, head)`` of each selected pair.
     """
     scores = getattr(alignment, "scores", None)
     if scores is None or not hasattr(alignment, "target_words"):
@@ -189,12 +195,21 @@ def alignment_html(alignment: Any, *, title: str | None = None, **options: Any) 
             f"alignment_html takes the Alignment of probe.alignment(...), got "
             f"{type(alignment).__name__}"
         )
-    heads = alignment.head_indices if alignment.head_indices is not None else ["mean"]
+    if alignment.head_indices is None and heads is not None:
+        raise ProbeError(
+            "this alignment's heads were averaged during capture (one 'mean' matrix per "
+            "layer): drop heads=, or generate without average_heads"
+        )
+    layer_ids = list(alignment.layer_indices)
+    head_ids = list(alignment.head_indices) if alignment.head_indices is not None else ["mean"]
+    lpos = _positions(layer_ids, layers, "layers")
+    hpos = _positions(head_ids, heads, "heads")
+    values = np.asarray(_to_numpy(scores), dtype=np.float32)[lpos][:, hpos]
     return model_view_html(
-        np.asarray(_to_numpy(scores), dtype=np.float32),
-        query_tokens=list(alignment.target_words), key_tokens=list(alignment.source_words),
-        layers=list(alignment.layer_indices), heads=list(heads),
-        method=f"{alignment.method} word alignment", title=title, **options,
+        values, query_tokens=list(alignment.target_words),
+        key_tokens=list(alignment.source_words), layers=[layer_ids[i] for i in lpos],
+        heads=[head_ids[i] for i in hpos], method=f"{alignment.method} word alignment",
+        title=title, **options,
     )
 
 

@@ -100,12 +100,12 @@ def hf_generate(
 
 def generated_words(
     tokenizer: Any, ids: list[int], special: set[int]
-) -> tuple[Words, WordIds] | None:
+) -> tuple[Words, WordIds] | str:
     """Words of generated ``ids`` and each token's word index (``None`` for special tokens).
 
     The text is decoded and encoded again; the words are read from that encoding when it gives
-    back the same tokens, else ``None`` (the generated tokens are not how the tokenizer would
-    write the text, so no word boundary can be trusted).
+    back the same tokens, else the reason they are missing is returned (the generated tokens
+    are not how the tokenizer would write the text, so no word boundary can be trusted).
     """
     keep = [i for i, t in enumerate(ids) if t not in special]
     real = [ids[i] for i in keep]
@@ -114,13 +114,18 @@ def generated_words(
     try:
         text = tokenizer.decode(real, skip_special_tokens=True)
         enc = tokenizer([text], add_special_tokens=False, verbose=False)
-    except (TypeError, ValueError, AttributeError, KeyError):
-        return None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        return f"the tokenizer could not decode and encode its generated tokens again ({exc})"
     if list(enc["input_ids"][0]) != real:
-        return None
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        return (
+            f"its generated tokens are not how the tokenizer writes their decoded text "
+            f"{shown!r} (encoding it again gives other tokens), so no word boundary can be "
+            "trusted"
+        )
     labels = words_of_encoding(enc, 0, tokenizer, text)
     if labels is None:
-        return None
+        return "the tokenizer gives no word boundaries (pass a fast tokenizer)"
     words, real_ids = labels
     word_ids: list[int | None] = [None] * len(ids)
     for pos, w in zip(keep, real_ids):

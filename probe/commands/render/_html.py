@@ -218,7 +218,9 @@ def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
                            image_size=s.display_size, model_name=s.model_name)
     else:
         page = curves_page(attrs, curves, keep=s.content_positions(),
-                           tokens=s.content_tokens(), model_name=s.model_name,
+                           tokens=s.content_tokens(), model=s.model, inputs=s.inputs,
+                           tokenizer=s.processor, byte_level=s.trace().byte_level,
+                           model_name=s.model_name,
                            direction=s.args.direction)
     return [(_stem(s, "curves", _methods_part(s, methods)), page)]
 

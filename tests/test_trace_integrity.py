@@ -1,0 +1,91 @@
+"""A trace's attention written in place after capture is refused on the next read, so an
+analysis never takes edited values for what the model computed; copies, pickles and
+``trace.replace`` with an edited copy are fine; what the guard cannot see is stated."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+
+import pytest
+import torch
+
+import probe
+from probe.capture._trace import AttentionStack, LazyStack, ModifiedTraceError, Trace
+from tests._tiny import bert, t5
+
+EDITED = r"modified in place after capture .* trace\.replace\(attentions=edited\)"
+
+
+def _trace() -> probe.Trace:
+    model, inputs = bert()
+    return probe.trace(model, inputs)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda tr: tr.attentions[0].__setitem__(Ellipsis, 0.0),          # the issue's example
+    lambda tr: tr.attentions.mul_(1.0),                               # a no-op write counts
+    lambda tr: tr.attentions[1, 0, 2].clamp_(max=0.5),                # through a view
+    lambda tr: tr.layer_attentions(0).zero_(),                        # a layer, before stacking
+    lambda tr: tr.layer_attentions(-1).detach().add_(1.0),            # detach shares the count
+])
+def test_an_in_place_edit_is_refused_by_the_next_analysis(edit):
+    tr = _trace()
+    edit(tr)
+    for read in (lambda: probe.rollout(tr), lambda: tr.attentions,
+                 lambda: tr.layer_attentions(0), lambda: probe.head_stats(tr)):
+        with pytest.raises(ModifiedTraceError, match=EDITED) as err:
+            read()
+        assert isinstance(err.value, probe.ProbeError) and "\n" not in str(err.value)
+
+
+def test_reads_copies_and_replacements_are_not_edits():
+    tr = _trace()
+    first = probe.rollout(tr)
+    assert torch.equal(probe.rollout(tr), first)  # reading twice, stacking, layer reads
+    tr.layer_attentions(0).sum()
+    tr.attentions.clone().zero_()  # a copy
+    edited = tr.attentions.clone()
+    edited[0] = 0.0
+    changed = tr.replace(attentions=edited)
+    assert float(changed.attentions[0].sum()) == 0.0
+    assert torch.equal(probe.rollout(tr), first)  # the original is untouched and readable
+    for again in (pickle.loads(pickle.dumps(tr)), copy.deepcopy(tr)):
+        assert torch.equal(probe.rollout(again), first)
+    unstacked = _trace()  # pickled before its layers were stacked
+    copied = pickle.loads(pickle.dumps(unstacked))
+    assert torch.equal(probe.rollout(copied), probe.rollout(unstacked))
+
+
+def test_decoder_and_cross_stacks_are_guarded():
+    model, inputs = t5()
+    tr = probe.trace(model, inputs)
+    tr.cross.attentions[0].zero_()
+    with pytest.raises(ModifiedTraceError, match=EDITED):
+        tr.cross.attentions
+    tr.decoder.layer_attentions(0).zero_()
+    with pytest.raises(ModifiedTraceError, match=EDITED):
+        tr.decoder.attentions
+
+
+def test_a_plain_tensor_trace_is_guarded_too():
+    attn = torch.softmax(torch.randn(2, 1, 2, 3, 3), -1)
+    stack = AttentionStack("self", attn, ("a", "b"), (0, 1), (0, 1))
+    attn[0, 0, 0, 0, 0] = 1.0  # the caller's own tensor, written after the stack took it
+    with pytest.raises(ModifiedTraceError):
+        stack.attentions
+    lazy = LazyStack([attn[0].clone(), attn[1].clone()])
+    tr = Trace(attentions=lazy, layer_names=("a", "b"), layer_indices=(0, 1),
+               head_indices=(0, 1), model_name="m", family="encoder",
+               attention_mask=torch.ones(1, 3, dtype=torch.bool),
+               special_tokens_mask=torch.zeros(1, 3, dtype=torch.bool))
+    lazy.layer(1).add_(0.0)
+    with pytest.raises(ModifiedTraceError):
+        tr.attentions
+
+
+def test_what_the_guard_does_not_see():
+    """Writes that bypass torch's write count are not detected (stated in the README)."""
+    tr = _trace()
+    tr.attentions.numpy()[0] = 0.0
+    assert float(tr.attentions[0].sum()) == 0.0  # read without an error: documented limit
