@@ -267,8 +267,8 @@ def test_gates_bad_input_is_one_line_naming_the_fix(gates_cli, vit):
         (lambda: probe.show(s.model, "gates", s.pixel_values, stage=7),
          r"^stage= picks a stage in the gates view: stage 7 has no gates"),
         (lambda: probe.show(s.model, "gates", s.pixel_values, layers=[0]),
-         r"^layers= does not apply to the gates view: it is used by the heads, cross, model, "
-         r"image, detr and window views only"),
+         r"^layers= does not apply to the gates view: it is used by the heads, cross, "
+         r"alignment, model, image, detr and window views only"),
         (lambda: probe.show(vit[0], "gates", vit[1]),
          r"^the gates view needs a CNN with attention gates .*vit-shapes has none"),
         (lambda: probe.show(_se_resnet(), "gates", torch.randn(1, 3, 64, 64)),
