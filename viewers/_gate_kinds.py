@@ -34,6 +34,7 @@ from probe.viewers._style import (
     new_figure,
     styled,
 )
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +63,7 @@ def _labels(weights: Mapping[str, np.ndarray], branches: Mapping[str, Sequence[s
 
 
 @styled
+@sized()
 def branch_gates_view(
     weights: Mapping[str, Any],
     branches: Mapping[str, Sequence[str]] | None = None,
@@ -148,6 +150,7 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 @styled
+@sized("draw fewer channels (top_channels=)")
 def channel_spatial_view(
     image: Any,
     gates: Mapping[str, Any],

@@ -35,6 +35,7 @@ from probe.viewers._style import (
     root_figure,
     title as make_title,
 )
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -229,6 +230,7 @@ def _panel_size(image: np.ndarray, long_side: float,
 
 
 @styled
+@sized()
 def saliency_overlay(
     image: Any,
     heatmap: Any,
@@ -251,6 +253,7 @@ def saliency_overlay(
     ax: Axes | None = None,
     image_size: tuple[int, int] | None = None,
     region: Region | None = None,
+    width: float | None = None,
 ) -> Figure:
     """A saliency map over its image, with a colourbar for the map.
 
@@ -272,6 +275,8 @@ def saliency_overlay(
         image_title: that panel's title, e.g. ``"input · true disk · predicted disk"``.
         title: replaces the generated title (``""`` for none).
         size: each panel's longer side in inches (new figure only).
+        width: figure width in inches, or ``"single"`` / ``"double"`` (new figure only): the
+            panels take the width (``size`` is then ignored; at least 1 in); fonts unchanged.
         ax: draw into this axes (the overlay only) instead of a new figure.
         image_size: ``(height, width)`` to draw at, when ``image`` is the model's input
             resized from an image of another aspect ratio (a 640x360 photo squashed to a
@@ -301,9 +306,13 @@ def saliency_overlay(
     if ax is None:
         if isinstance(size, bool) or not isinstance(size, (int, float)) or not 1 <= size <= 20:
             raise ProbeError(f"size must be in [1, 20] inches, got {size!r}")
-        pw, ph = _panel_size(img, float(size), drawn)
         gap = 0.15
         left, right = 0.15, (0.95 if colorbar else 0.15)
+        if width is not None:  # the panels' longer side that fills the width
+            n_panels = 2 if show_image else 1
+            ratio = _panel_size(img, 1.0, drawn)[0]  # panel width per inch of longer side
+            size = max((width - left - right - (n_panels - 1) * gap) / n_panels / ratio, 1.0)
+        pw, ph = _panel_size(img, float(size), drawn)
         lines = (image_title or "").count("\n") + (box is not None)
         panel_title = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * lines)
         top, bottom = (0.4 if text else 0.1) + panel_title, 0.12
