@@ -306,7 +306,7 @@ def comparison_panel(
 
     norm = make_norm(np.concatenate([a.ravel() for a in arrays]), signed, zero_based=True)
     cmap = get_cmap(cmap_for(signed, behind_text=True))
-    bar_label = ("attribution" if signed else "saliency") + " (normalized per method)"
+    bar_label = ("attribution" if signed else "score") + " (normalized per method)"
 
     # ---- sizes of the blocks, in inches
     margin, gap = 0.2, (0.1 if text_mode else 0.35)
@@ -391,9 +391,9 @@ def comparison_panel(
             scale_of[kind] = len(colorbars)
             if both:  # say which panels each bar belongs to
                 label = ("signed maps (\u00b1): attribution" if kind
-                         else "unsigned maps: saliency") + "\n(normalized per method)"
+                         else "unsigned maps: score") + "\n(normalized per method)"
             else:
-                label = ("attribution" if kind else "saliency") + "\n(normalized per method)"
+                label = ("attribution" if kind else "score") + "\n(normalized per method)"
             colorbars.append(
                 (make_norm(np.array([-1.0, 1.0] if kind else [0.0, 1.0]), kind),
                  get_cmap(cmap_for(kind)), label)

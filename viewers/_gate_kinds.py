@@ -201,12 +201,12 @@ def channel_spatial_view(
         top = varying_channels(t[0], k)
         axes = sub.subplots(1, k + 2, squeeze=False,
                             gridspec_kw={"width_ratios": [1.0] * (k + 1) + [1.5 * 2.1 / cell_w]})[0]
-        norm = make_norm(mean, False)
+        norm = make_norm(mean, False, zero_based=True)
         draw_overlay(axes[0], img, mean, norm=norm, cmap=cmap, alpha=alpha, size=size)
         axes[0].set_title("channel mean", fontsize=FONT_SIZES["label"], pad=3)
         _colorbar(sub, axes[0], norm, "gate", centred=cell_w < cell_h)
         if k:
-            shared = make_norm(gate[top], False)
+            shared = make_norm(gate[top], False, zero_based=True)
             for ax, c in zip(axes[1 : k + 1], top):
                 draw_overlay(ax, img, gate[c], norm=shared, cmap=cmap, alpha=alpha, size=size)
                 ax.set_title(f"channel {c}", fontsize=FONT_SIZES["label"], pad=3)

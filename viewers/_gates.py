@@ -113,7 +113,7 @@ def gate_maps(
     axes = grid.flat[:n]
     draw_image(axes[0], img, "input", size)
     for ax, (name, heat) in zip(axes[1:], arrays.items()):
-        norm = make_norm(heat, False)
+        norm = make_norm(heat, False, zero_based=True)
         draw_overlay(ax, img, heat, norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha,
                      size=size)
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)

@@ -207,7 +207,7 @@ def cls_head_grid(
         image_title: title of the input panel (e.g. ``"input · true disk · predicted disk"``).
         normalize: divide each head's map by its largest magnitude first, so weak heads are
             visible (the colourbar then reads "normalized per head"). Default: one shared
-            scale over all heads, ``min..max``.
+            scale over all heads, from 0 to the largest weight.
         signed, cmap, colorbar_label, title: as in :func:`saliency_overlay`; the default
             colourbar label is ``"attention weight"``.
         image_size, region: as in :func:`saliency_overlay`: draw the image at its original
@@ -240,7 +240,7 @@ def cls_head_grid(
         scale = np.abs(data).reshape(len(data), -1).max(axis=1)
         data = data / np.where(scale > 0, scale, 1.0)[:, None, None]
         label += "\n(normalized per head)"
-    norm = make_norm(data, signed)
+    norm = make_norm(data, signed, zero_based=True)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
     text = make_title(model_name, layer, None, method) if title is None else title
     if box is not None and image_title is None:

@@ -9,8 +9,9 @@ mistaken for a colour of the image (a green disk under green saliency).
 Maps come on any patch grid ``[h, w]`` (read from the trace, never assumed 14 x 14) and are
 upsampled to the image with bilinear interpolation (:func:`upsample_bilinear`, the same
 numbers as ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``). The
-colour scale spans the map's own range (``min..max``), or is symmetric around 0 with the
-diverging map for signed saliency.
+colour scale runs from 0 to the map's largest value (the rule of every unsigned scale, see
+:mod:`probe.viewers._style`), or is symmetric around 0 with the diverging map for signed
+saliency.
 """
 
 from __future__ import annotations
@@ -266,7 +267,7 @@ def saliency_overlay(
             ``[H, W]``.
         alpha: opacity of the map over the grey image (default 0.65).
         signed: ``None`` infers it (negative values -> diverging ``RdBu_r``, symmetric around
-            0); otherwise sequential ``viridis`` over the map's range ``min..max``.
+            0); otherwise sequential ``viridis`` from 0 to the map's largest value.
         cmap, vmin, vmax: override the colormap and its limits.
         model_name, layer, head, method: go into the title.
         colorbar, colorbar_label: an opaque colourbar for the map (default label
@@ -300,7 +301,7 @@ def saliency_overlay(
     alpha = _check_alpha(alpha)
     drawn, box = check_placement(img, image_size, region)
     signed = is_signed(grid) if signed is None else bool(signed)
-    norm = make_norm(grid, signed, vmin=vmin, vmax=vmax)
+    norm = make_norm(grid, signed, zero_based=True, vmin=vmin, vmax=vmax)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
     text = make_title(model_name, layer, head, method) if title is None else title
     if ax is None:
@@ -349,7 +350,7 @@ def saliency_overlay(
             cbar = fig.colorbar(mappable, cax=cax)
         else:
             cbar = parent_of(ax).colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
-        label = colorbar_label or ("attribution" if signed else "saliency")
+        label = colorbar_label or ("attribution" if signed else "score")
         cbar.set_label(label, fontsize=FONT_SIZES["label"])
         cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
     return fig

@@ -15,6 +15,7 @@ __all__ = [
     "STACK_VIEWS",
     "TEXT_ONLY_VIEWS",
     "check_view_options",
+    "figure_inches",
 ]
 
 FORMATS = ("png", "svg", "pdf", "html")
@@ -48,6 +49,7 @@ class RenderArgs:
     queries: tuple[int, ...] = ()
     device: str = "cpu"
     max_values: int | None = None
+    width: str | None = None
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 STACKS = ("encoder", "decoder", "cross")
@@ -102,6 +104,7 @@ def check_view_options(args: RenderArgs) -> None:
         if twice:
             raise ProbeError(f"{flag} {shown(twice[0])} is given twice: pass each once")
     _check_max_values(args)
+    _check_width(args)
     if args.view == "gates" and args.head is not None:
         raise ProbeError(
             "--head does not apply to the gates view (CNN gates have no heads): drop it (pick a "
@@ -133,6 +136,34 @@ def check_view_options(args: RenderArgs) -> None:
             f"--pair sets the target of gradient methods; the {args.view} view shows attention "
             "only and would ignore it: drop it (or use saliency, compare or curves)"
         )
+
+
+def figure_inches(args: RenderArgs) -> float | None:
+    """``--width`` in inches (``single`` 3.5, ``double`` 7.0, or a number), or ``None``."""
+    from probe._errors import ProbeError
+    from probe.viewers._width import COLUMN_WIDTHS, resolve_width
+
+    if args.width is None:
+        return None
+    text = str(args.width).strip().lower()
+    try:
+        value: str | float = text if text in COLUMN_WIDTHS else float(text)
+        return resolve_width(value, "--width")
+    except (ValueError, ProbeError):
+        raise ProbeError(f"--width must be single (3.5 in), double (7.0 in) or a figure width "
+                         f"in inches in [2, 40], got {args.width!r}") from None
+
+
+def _check_width(args: RenderArgs) -> None:
+    """``--width``: a width, and a figure format to apply it to (HTML pages have none)."""
+    from probe._errors import ProbeError
+
+    if args.width is None:
+        return
+    figure_inches(args)
+    if not [f for f in args.formats if f != "html"]:
+        raise ProbeError("--width sets the size of png/svg/pdf figures; the HTML page has none: "
+                         "add --format png (or svg, pdf), or drop --width")
 
 
 def _check_max_values(args: RenderArgs) -> None:
