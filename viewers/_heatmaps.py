@@ -487,8 +487,8 @@ def model_view(
         vmax=vmax, colorbar_label=colorbar_label, width=width,
         too_narrow=(f"show fewer of the {n_layers} layers x {n_heads} heads: capture them with "
                     "probe.trace(..., layers=[...], heads=[...]), or plot one layer "
-                    "(probe.plot(trace, 'heads', layer=L) or probe render heads --layer L: its heads "
-                    "wrap into rows)"),
+                    "(probe.plot(trace, 'heads', layer=L) or probe render heads --layer L: its "
+                    "heads wrap into rows)"),
     )
 
 

@@ -141,7 +141,7 @@ def check_view_options(args: RenderArgs) -> None:
 def figure_inches(args: RenderArgs) -> float | None:
     """``--width`` in inches (``single`` 3.5, ``double`` 7.0, or a number), or ``None``."""
     from probe._errors import ProbeError
-    from probe.viewers._width import COLUMN_WIDTHS, resolve_width
+    from probe.viewers import COLUMN_WIDTHS, resolve_width
 
     if args.width is None:
         return None

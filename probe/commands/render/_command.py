@@ -140,7 +140,7 @@ def _stage(args: RenderArgs, staging: str, staged: list[str], loaded: dict[Any, 
     ``staged``); returns the :class:`Session`."""
     session = _session(args, loaded)
     check_attention_view(session)
-    from probe.viewers._width import figure_width
+    from probe.viewers import figure_width
 
     fig_formats = [f for f in args.formats if f != "html"]
     view = STACK_FIGURES[args.view] if args.stack is not None else VIEWS[args.view]
