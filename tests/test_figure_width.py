@@ -205,7 +205,7 @@ def test_window_view_draws_the_map_over_the_token_grid_not_the_panel_grid():
 
 
 def test_plot_takes_width():
-    from _factories import make_trace
+    from tests._factories import make_trace
     import torch
 
     attn = torch.softmax(torch.randn(2, 1, 4, 6, 6), -1)

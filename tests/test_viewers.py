@@ -384,7 +384,7 @@ def test_overlay_colourbar_matches_map_range():
     fig = V.saliency_overlay(image(), heat, alpha=0.4)
     shown, ax, cax = fig.axes  # the input in its own colours, the map over grey, the bar
     np.testing.assert_allclose(shown.images[0].get_array(), image())
-    assert cax.get_ylim() == pytest.approx((heat.min(), heat.max()))
+    assert cax.get_ylim() == pytest.approx((0.0, heat.max()))  # unsigned: from 0, not min
     base, over = ax.images
     assert over.get_alpha() == 0.4
     assert over.get_array().shape == (24, 32)
@@ -420,7 +420,7 @@ def test_cls_head_grid_shared_scale():
     assert fig.axes[0].get_title() == "input"
     panels = fig.axes[1:4]
     assert [ax.get_title() for ax in panels] == ["head 7", "head 8", "head 9"]
-    assert fig.axes[4].get_ylim() == pytest.approx((maps.min(), maps.max()))
+    assert fig.axes[4].get_ylim() == pytest.approx((0.0, maps.max()))  # unsigned: from 0
 
 
 # --------------------------------------------------------------------------- comparison
