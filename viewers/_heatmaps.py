@@ -411,7 +411,7 @@ def head_grid(
         cell_titles=[f"head {h}" for h in names], row_labels=None, col_titles=None,
         suptitle=text, max_labels=max_labels, fontsize=FONT_SIZES["small_tick"],
         signed=signed, cmap=cmap, vmin=vmin, vmax=vmax, colorbar_label=colorbar_label,
-        width=width, too_narrow="pass ncols= (fewer panels per row)",
+        width=width,
     )
 
 
