@@ -102,9 +102,9 @@ def gate_maps(
         least = max(MIN_PANEL_IN, title_width(["input", *arrays], FONT_SIZES["label"]) + 0.1)
         columns = columns_for_width(width, least + 0.8, most=columns)
     rows, cols = wrap_grid(n, columns)
-    if width is not None:
-        shrink = width / cols / cell_w
-        cell_w, cell_h = width / cols, max(cell_h * min(shrink, 1.0), 1.2)
+    if width is not None:  # rows as tall as their images (0.8 in of a panel is its colourbar)
+        cell_w = width / cols
+        cell_h = min((cell_w - 0.8) * min(max(H / W, 0.25), 4.0) + 0.5, cell_h)
     fig = new_figure((cell_w * cols,
                       (cell_h + 0.3) * rows + (0.3 if title and rows > 1 else 0)))
     grid = fig.subplots(rows, cols, squeeze=False)
