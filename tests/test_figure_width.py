@@ -326,3 +326,37 @@ def test_render_width_draws_the_figure_at_that_width(capsys, tmp_path):
     rc, out, err = _cli(["render", "heads", "--text", "The cat sat on the mat.", "--width",
                          "single", "--out", str(tmp_path / "p"), "--quiet"], capsys)
     assert rc == 2 and "--layer" in err and len(err.strip().splitlines()) == 1
+
+
+def test_every_public_figure_viewer_takes_width():
+    """``width=`` is on every viewer of ``probe.viewers`` that draws a figure."""
+    import inspect
+
+    import probe.viewers as V
+
+    figure_views = [
+        "alignment_view", "branch_gates_view", "channel_gates_view", "channel_profiles_view",
+        "channel_spatial_view", "cls_head_grid", "comparison_panel", "coref_view",
+        "curves_view", "detr_queries_view", "gate_figures", "gate_maps", "head_grid",
+        "head_heatmap", "link_view", "model_view", "query_point_view", "saliency_overlay",
+        "token_strip", "window_query_view",
+    ]
+    missing = [n for n in figure_views if "width" not in inspect.signature(getattr(V, n)).parameters]
+    assert missing == []
+    fig = V.alignment_view(np.eye(3), ["a", "b", "c"], ["x", "y", "z"], width="single")
+    assert fig.get_size_inches()[0] == pytest.approx(3.5)
+
+
+def test_gate_figures_pass_the_width_to_every_figure():
+    """The packaged cnn-shapes (CBAM: spatial and channel gates): both figures at 7 in, text
+    at 6 pt or more; in a 3.5 in column the channel figure is refused with what fits."""
+    model, _ = probe.load_model("cnn-shapes")
+    batch = probe.make_shapes(1, seed=3)
+    gates = probe.trace_gates(model, batch.images)
+    figs = probe.viewers.gate_figures(gates, batch.to_display(0), width="double")
+    assert set(figs) == {"maps", "channel"}
+    for fig in figs.values():
+        assert fig.get_size_inches()[0] == pytest.approx(7.0)
+        assert smallest_font(fig) >= MIN_FONT_PT
+    with pytest.raises(probe.ProbeError, match="channel_gates_view .* use width >= "):
+        probe.viewers.gate_figures(gates, batch.to_display(0), width="single")

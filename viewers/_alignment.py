@@ -44,6 +44,7 @@ def alignment_view(
     method: str | None = "attention",
     title: str | None = None,
     ax: Axes | None = None,
+    width: float | str | None = None,
 ) -> Figure:
     """Soft word alignment with gold and predicted links.
 
@@ -52,7 +53,7 @@ def alignment_view(
         target_words, source_words: row and column labels.
         gold: gold links ``(target_word, source_word)``, drawn as white-edged squares.
         predicted: hard links, drawn as small red dots (a dot inside a square is a hit).
-        model_name, layer, head, method, title, ax: as in :func:`head_heatmap`.
+        model_name, layer, head, method, title, ax, width: as in :func:`head_heatmap`.
 
     Returns:
         The ``Figure``.
@@ -69,7 +70,7 @@ def alignment_view(
     fig = head_heatmap(
         data, query_tokens=list(target_words), key_tokens=list(source_words),
         model_name=model_name, layer=layer, head=head, method=method, signed=False,
-        colorbar_label="alignment score", title=title, ax=ax,
+        colorbar_label="alignment score", title=title, ax=ax, width=width,
     )
     axes = ax if ax is not None else fig.axes[0]
     axes.set_xlabel("source word", fontsize=FONT_SIZES["label"])

@@ -275,6 +275,7 @@ def gate_figures(
     max_blocks: int | None = None,
     channel_items: Sequence[int] | None = None,
     image_size: tuple[int, int] | None = None,
+    width: float | str | None = None,
 ) -> dict[str, Figure]:
     """Every gate figure of one image of a :class:`~probe.GateTrace` (what ``probe render
     gates`` writes).
@@ -292,6 +293,9 @@ def gate_figures(
       part) of ``channel_items`` (default ``item`` alone): the summary of every block of the
       stage (or of the model without ``stage``), the sorted factors of the shown blocks.
       (:func:`channel_profiles_view` draws them per class from many labelled images.)
+
+    ``width``: every figure at that width (inches, ``"single"``, ``"double"``; each viewer's
+    ``width=``).
 
     Which blocks are shown: without ``stage``, the last block of every stage, per kind; with
     ``stage`` (negative counts from the last stage with gates), every block of that stage,
@@ -391,6 +395,7 @@ def gate_figures(
         figures["maps" if drawn else "cam"] = gate_maps(
             img, maps, units=units, marks=marks, image_size=size,
             title=f"{model}: {literal(what)}{where}\n({counts} gates captured{note})",
+            width=width,
         )
     branch, pool = pick("branch")
     if branch:
@@ -400,7 +405,7 @@ def gate_figures(
             {key[id(g)]: g.branches for g in pool},
             detail=[key[id(g)] for g in branch],
             title=f"{model}: how branch gates split each block between its branches\n"
-            f"(heatmaps: {_block_note(chosen, len(branch), len(pool))})",
+            f"(heatmaps: {_block_note(chosen, len(branch), len(pool))})", width=width,
         )
     mixed, pool = pick("channel_spatial")
     if mixed:
@@ -410,6 +415,7 @@ def gate_figures(
              f"{g.feature_size[1]} map, stride {g.stride[0]:g})": g.values[item] for g in mixed},
             top_channels=top_channels, image_size=size,
             title=f"{model}: channel-spatial gates ({_block_note(chosen, len(mixed), len(pool))})",
+            width=width,
         )
     channel, pool = pick("channel")
     if channel:
@@ -419,7 +425,7 @@ def gate_figures(
             {key[id(g)]: g.values[items] for g in pool}, detail=[key[id(g)] for g in channel],
             title=f"{model}: channel gates ({literal(types)}), the factor multiplying each "
             f"channel; {'one image' if n == 1 else f'{n} images'}\n"
-            f"(detail: {_block_note(chosen, len(channel), len(pool))})",
+            f"(detail: {_block_note(chosen, len(channel), len(pool))})", width=width,
         )
     if not figures:
         raise ProbeError(

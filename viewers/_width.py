@@ -161,8 +161,13 @@ def fit_width(fig: Figure, width: float, what: str = "this figure", fix: str = "
         fig.set_size_inches(width, h)
         return fig
     if fig.get_layout_engine() is not None:  # re-flow, fonts unchanged, if the text fits
+        import warnings
+
         fig.set_size_inches(width, h * max(scale, 1.0))
-        if not text_clashes(fig):
+        with warnings.catch_warnings(record=True) as caught:  # "axes sizes collapsed"
+            warnings.simplefilter("always")
+            clashes = text_clashes(fig)
+        if not clashes and not any("constrained_layout" in str(c.message) for c in caught):
             return fig
         fig.set_size_inches(w, h)  # else scaled whole, as below
     small = smallest_font(fig)  # drawn: colourbar tick labels exist
