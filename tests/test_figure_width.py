@@ -341,7 +341,8 @@ def test_every_public_figure_viewer_takes_width():
         "head_heatmap", "link_view", "model_view", "query_point_view", "saliency_overlay",
         "token_strip", "window_query_view",
     ]
-    missing = [n for n in figure_views if "width" not in inspect.signature(getattr(V, n)).parameters]
+    missing = [n for n in figure_views
+               if "width" not in inspect.signature(getattr(V, n)).parameters]
     assert missing == []
     fig = V.alignment_view(np.eye(3), ["a", "b", "c"], ["x", "y", "z"], width="single")
     assert fig.get_size_inches()[0] == pytest.approx(3.5)
