@@ -82,6 +82,7 @@ def run(
         mean_curves = {m: (c[k].fractions, c[k].values.mean(0)) for m, c in curves.items()}
         auc = {m: float(c[k].auc.mean()) for m, c in curves.items()}
         fig = curves_view(mean_curves, kind=kind, auc=auc, model_name="vit-shapes",
+                          n=len(images), unit="images",
                           title=f"vit-shapes · {kind} curves · mean of {len(images)} images, "
                                 f"{steps} steps")
         paths += save(fig, out, f"vit_saliency_{kind}", formats, dpi)

@@ -132,20 +132,22 @@ def _square_cases() -> dict:
 #: SHA-256 (first 16 hex digits) of the RGBA pixels each square case drew at 40 dpi before the
 #: thin-image layouts (matplotlib 3.11.2 as pinned; cases built in this order, one generator);
 #: detr and detr1 as drawn since the DETR figure got its colourbar (one shared colour scale),
-#: query and query2 since their colourbar reads "attention weight" (was "attention")
+#: query and query2 since their colourbar reads "attention weight" (was "attention"); compare,
+#: cls, gates, chspatial and saliency since every unsigned colour scale starts at 0 and an
+#: unsigned map's colourbar says "score" (was "saliency")
 BEFORE = {
-    "compare": "7f4f03ba5904e023",
-    "compare_size": "5436d5682ebabb05",
-    "cls": "a68bb4b561f08ba4",
-    "cls_norm": "dd36df4699274ad2",
-    "gates": "42f5312c3ecd03ac",
-    "gates_rows": "a3222448565831e9",
-    "chspatial": "ffe64eaffc2dbc64",
+    "compare": "baac8e92db853882",
+    "compare_size": "b0175d44514702dd",
+    "cls": "0e59fefd90ad57ee",
+    "cls_norm": "dcd93e6530f3d7f3",
+    "gates": "fcc68d22b6bb39f7",
+    "gates_rows": "21084c0d5ed453ea",
+    "chspatial": "b88e233d62b19706",
     "detr": "28beb7a1ffd7700a",
     "detr1": "aa68307482743863",
     "query": "1e86cba9e5a2332d",
     "query2": "9dc25434ad38de07",
-    "saliency": "4ced6d8ca6cddcdb",
+    "saliency": "56f56e9161c656b2",
 }
 
 

@@ -384,7 +384,7 @@ def test_overlay_colourbar_matches_map_range():
     fig = V.saliency_overlay(image(), heat, alpha=0.4)
     shown, ax, cax = fig.axes  # the input in its own colours, the map over grey, the bar
     np.testing.assert_allclose(shown.images[0].get_array(), image())
-    assert cax.get_ylim() == pytest.approx((heat.min(), heat.max()))
+    assert cax.get_ylim() == pytest.approx((0.0, heat.max()))  # unsigned: from 0, not min
     base, over = ax.images
     assert over.get_alpha() == 0.4
     assert over.get_array().shape == (24, 32)
@@ -420,7 +420,7 @@ def test_cls_head_grid_shared_scale():
     assert fig.axes[0].get_title() == "input"
     panels = fig.axes[1:4]
     assert [ax.get_title() for ax in panels] == ["head 7", "head 8", "head 9"]
-    assert fig.axes[4].get_ylim() == pytest.approx((maps.min(), maps.max()))
+    assert fig.axes[4].get_ylim() == pytest.approx((0.0, maps.max()))  # unsigned: from 0
 
 
 # --------------------------------------------------------------------------- comparison
@@ -457,7 +457,8 @@ def test_curves_legend_has_auc():
     fig = V.curves_view(curves, "insertion", auc={"random": 0.123})
     texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     expected = np.trapezoid(np.exp(-3 * f), f)
-    assert texts == [f"rollout (AUC = {expected:.3f})", "random (baseline) (AUC = 0.123)"]
+    assert texts == [f"rollout: {expected:.3f}", "random (baseline): 0.123"]
+    assert fig.axes[0].get_legend().get_title().get_text() == "AUC (higher is better)"
     assert V.curve_auc(f, 1 - f) == pytest.approx(0.5)
     assert fig.axes[0].get_xlabel() == "fraction of input inserted"
     with pytest.raises(ProbeError, match="increase"):
@@ -586,7 +587,7 @@ def test_baselines_last_and_dashed_grey() -> None:
     x = np.linspace(0, 1, 5)
     fig = curves_view({"random": (x, x), "ig": (x, 1 - x)})
     lines = fig.axes[0].get_lines()
-    assert [ln.get_label().split(" ")[0] for ln in lines] == ["ig", "random"]
+    assert [ln.get_label().split(" ")[0].rstrip(":") for ln in lines] == ["ig", "random"]
     assert lines[-1].get_linestyle() == "--" and lines[-1].get_color() == "0.45"
 
 

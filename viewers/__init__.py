@@ -13,7 +13,9 @@ CNN gates and DETR queries: :func:`gate_maps`, :func:`channel_profiles_view`,
 :func:`query_point_view`, :func:`branch_gates_view`, :func:`channel_spatial_view`,
 :func:`channel_gates_view`,
 :func:`gate_figures` (every gate figure of a ``GateTrace``), :func:`detr_queries_view`.
-Windowed attention (Swin): :func:`window_query_view`. Shared look:
+Windowed attention (Swin): :func:`window_query_view`. Every figure viewer takes ``width=``
+(inches, ``"single"`` or ``"double"``: a paper's column; :mod:`probe.viewers._width`), and
+:func:`figure_width` sets it for a block of code. Shared look:
 :func:`title`, :func:`cmap_for`, :func:`new_figure` and the colormap constants.
 """
 
@@ -44,9 +46,11 @@ from probe.viewers._style import (
     title,
 )
 from probe.viewers._tokens import token_strip
+from probe.viewers._width import COLUMN_WIDTHS, figure_width, resolve_width
 from probe.viewers._windows import window_query_view
 
 __all__ = [
+    "COLUMN_WIDTHS",
     "DIVERGING_CMAP",
     "SEQUENTIAL_CMAP",
     "TEXT_SEQUENTIAL_CMAP",
@@ -62,6 +66,7 @@ __all__ = [
     "curve_auc",
     "curves_view",
     "detr_queries_view",
+    "figure_width",
     "gate_figures",
     "gate_maps",
     "head_grid",
@@ -71,6 +76,7 @@ __all__ = [
     "new_figure",
     "plot",
     "query_point_view",
+    "resolve_width",
     "saliency_overlay",
     "save_figure",
     "title",

@@ -46,6 +46,7 @@ def alignment_view(
     title: str | None = None,
     ax: Axes | None = None,
     direction: Direction = "auto",
+    width: float | str | None = None,
 ) -> Figure:
     """Soft word alignment with gold and predicted links.
 
@@ -54,7 +55,7 @@ def alignment_view(
         target_words, source_words: row and column labels.
         gold: gold links ``(target_word, source_word)``, drawn as white-edged squares.
         predicted: hard links, drawn as small red dots (a dot inside a square is a hit).
-        model_name, layer, head, method, title, ax: as in :func:`head_heatmap`.
+        model_name, layer, head, method, title, ax, width: as in :func:`head_heatmap`.
         direction: as in :func:`head_heatmap`, read from the source words (the x axis):
             right to left puts source word 0 at the right.
 
@@ -74,6 +75,7 @@ def alignment_view(
         data, query_tokens=list(target_words), key_tokens=list(source_words),
         model_name=model_name, layer=layer, head=head, method=method, signed=False,
         colorbar_label="alignment score", title=title, ax=ax, direction=direction,
+        width=width,
     )
     axes = ax if ax is not None else fig.axes[0]
     axes.set_xlabel("source word", fontsize=FONT_SIZES["label"])

@@ -22,6 +22,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._style import FONT_SIZES, as_array, literal, new_figure, styled
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -118,6 +119,7 @@ def _spread(ax: Axes, s: ChannelGateStats, limits: tuple[float, float]) -> None:
 
 
 @styled
+@sized()
 def channel_gates_view(
     gates: Mapping[str, Any],
     *,

@@ -35,6 +35,7 @@ from probe.viewers._style import (
     text_width_pt,
     title as make_title,
 )
+from probe.viewers._width import MIN_PANEL_IN, columns_for_width, sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -214,6 +215,7 @@ def _draw_table(
 
 
 @styled
+@sized("compare fewer methods (methods=)")
 def comparison_panel(
     image_or_tokens: Any,
     maps: Mapping[str, Any],
@@ -226,7 +228,7 @@ def comparison_panel(
     alpha: float = 0.65,
     ncols: int | None = None,
     cell_size: float = 2.0,
-    width: float = 9.0,
+    width: float | None = None,
     image_title: str | None = "input",
     image_size: tuple[int, int] | None = None,
     region: tuple[float, float, float, float] | None = None,
@@ -257,8 +259,13 @@ def comparison_panel(
         alpha: opacity of image overlays (over the grey image).
         ncols: image panels per row (default: the fewest empty cells, up to 6 per row);
             cell_size: their longer side.
-        width: largest figure width in inches for text input (tokens wrap at it; the figure
-            shrinks to the text when it is shorter).
+        width: figure width in inches, or ``"single"`` / ``"double"``. Text input: tokens
+            wrap at it (default 9 in; the figure shrinks to the text when it is shorter, and
+            is then centred at the width when one is given). Image input: as many panels per
+            row as fit at 1 in each (``ncols`` overrides), sized to the width (``cell_size``
+            is then ignored); default ``cell_size`` panels. Fonts unchanged; when the
+            agreement matrix and the table do not fit beside each other at the width, the
+            figure is scaled to it (an error if its text would print under 6 pt).
         image_title: title of the input panel (e.g. ``"input · true disk · predicted
             disk"``); ``None`` leaves the input panel out.
         image_size, region: images only, as in :func:`~probe.viewers.saliency_overlay`: draw
@@ -307,15 +314,16 @@ def comparison_panel(
 
     norm = make_norm(np.concatenate([a.ravel() for a in arrays]), signed, zero_based=True)
     cmap = get_cmap(cmap_for(signed, behind_text=True))
-    bar_label = ("attribution" if signed else "saliency") + " (normalized per method)"
+    bar_label = ("attribution" if signed else "score") + " (normalized per method)"
 
     # ---- sizes of the blocks, in inches
     margin, gap = 0.2, (0.1 if text_mode else 0.35)
     top_h = 0.15 + (0.4 if text else 0.0)
     if text_mode:
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 3 <= width <= 40:
+        if width is not None and (isinstance(width, bool) or not isinstance(width, (int, float))
+                                  or not 3 <= width <= 40):
             raise ProbeError(f"width must be in [3, 40] inches, got {width!r}")
-        block_w = float(width)
+        block_w = 9.0 if width is None else float(width) - 2 * margin
         scratch = new_figure((block_w, 2.0), layout="none")  # measure the strip's height
         scratch_ax = scratch.add_axes((0, 0, 1, 1))
         strip_h = draw_strip(scratch_ax, tokens, list(zip(names, arrays)),
@@ -326,9 +334,14 @@ def comparison_panel(
         maps_h = strip_h + 0.85
     else:
         n_panels = len(arrays) + (image_title is not None)
-        cols = fill_columns(n_panels) if ncols is None else _check_ncols(ncols, n_panels)
         cell = _check_cell(cell_size)
         n_bars = len({is_signed(a) for a in arrays})
+        if width is not None:  # panels and colourbars fill the width
+            room = width - 2 * margin - 1.0 * n_bars
+            if ncols is None:
+                ncols = columns_for_width(room, MIN_PANEL_IN, gap=0.12, most=n_panels)
+            cell = max((room - 0.12 * (min(ncols, n_panels) - 1)) / min(ncols, n_panels), 0.3)
+        cols = fill_columns(n_panels) if ncols is None else _check_ncols(ncols, n_panels)
         lines = 1 + max(t.count("\n") for t in [*names, image_title or ""])
         kinds = [is_signed(a) for a in arrays]
         both = len(set(kinds)) > 1
@@ -356,6 +369,8 @@ def comparison_panel(
         bottom_w += table_w + (0.5 if matrix is not None else 0.0)
         bottom_h = max(bottom_h, table_h + 0.35)
     fig_w = max(block_w, bottom_w) + 2 * margin
+    if width is not None and fig_w < width:  # centred at the width asked for
+        fig_w = float(width)
     fig_h = top_h + maps_h + (gap + bottom_h if bottom_h else 0.0) + 0.15
     fig = new_figure((fig_w, fig_h), layout="none")
 
@@ -384,9 +399,9 @@ def comparison_panel(
             scale_of[kind] = len(colorbars)
             if both:  # say which panels each bar belongs to
                 label = ("signed maps (\u00b1): attribution" if kind
-                         else "unsigned maps: saliency") + "\n(normalized per method)"
+                         else "unsigned maps: score") + "\n(normalized per method)"
             else:
-                label = ("attribution" if kind else "saliency") + "\n(normalized per method)"
+                label = ("attribution" if kind else "score") + "\n(normalized per method)"
             colorbars.append(
                 (make_norm(np.array([-1.0, 1.0] if kind else [0.0, 1.0]), kind),
                  get_cmap(cmap_for(kind)), label)
@@ -410,6 +425,10 @@ def comparison_panel(
     return fig
 
 
+#: the narrowest curves figure (inches) whose legend stays beside the axes
+CURVES_LEGEND_BESIDE_IN = 6.0
+
+
 def curve_auc(fractions: Any, values: Any) -> float:
     """Area under a deletion / insertion curve: the trapezoid rule over ``fractions``.
 
@@ -429,6 +448,7 @@ def curve_auc(fractions: Any, values: Any) -> float:
 
 
 @styled
+@sized()
 def curves_view(
     curves: Mapping[str, tuple[Any, Any]],
     kind: CurveKind = "deletion",
@@ -438,6 +458,9 @@ def curves_view(
     title: str | None = None,
     ylabel: str = "model score (target class)",
     ax: Axes | None = None,
+    n: int | None = None,
+    unit: str = "inputs",
+    width: float | None = None,
 ) -> Figure:
     """Deletion or insertion curves of several methods on one axis, AUC in the legend.
 
@@ -450,12 +473,20 @@ def curves_view(
         model_name, title: the title (default ``"<model> · deletion curves"``).
         ylabel: the y axis label.
         ax: draw into this axes instead of a new figure.
+        n, unit: how many inputs (``unit``: ``"inputs"``, ``"images"``, ``"sentences"``)
+            each curve averages, when known: the legend title then says ``"N = 16 images"``
+            (``N = 1 image`` for one).
+        width: figure width in inches, or ``"single"`` / ``"double"``; under 6 in the legend
+            goes under the axes instead of beside them. Fonts unchanged. Default 7.2 in.
 
     Baselines (``random``) are drawn last, dashed grey, and named "(baseline)".
 
     Returns:
-        The ``Figure``; the legend entries read ``"<method> (AUC = 0.123)"``.
+        The ``Figure``; the legend title reads ``"AUC (lower is better)"`` (deletion) and
+        its entries ``"<method>: 0.123"``, ``"random (baseline): 0.500"``.
     """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ProbeError(f"n must be the number of inputs the curves average (>= 1), got {n!r}")
     curves = check_mapping(curves, "curves", "{method: (fractions, values)}")
     if kind not in ("deletion", "insertion"):
         raise ProbeError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
@@ -486,8 +517,11 @@ def curves_view(
         area = float(auc[name]) if auc is not None and name in auc else curve_auc(x, y)
         parsed.append((str(name), x, y, area))
 
+    below = width is not None and width < CURVES_LEGEND_BESIDE_IN  # legend under the axes
     if ax is None:
-        fig = new_figure((7.2, 3.6))
+        fig = new_figure((7.2, 3.6) if width is None else
+                         (width, 3.6 + (0.17 * (len(parsed) + 1 + (n is not None))
+                                        if below else 0.0)))
         ax = fig.add_subplot()
     else:
         ax = check_ax(ax)
@@ -503,11 +537,11 @@ def curves_view(
         marker = "o" if len(x) <= 25 else None
         if is_baseline(name):
             label = name if "baseline" in name else f"{name} (baseline)"
-            ax.plot(x, y, lw=1.6, marker=marker, ms=2.5, label=f"{label} (AUC = {area:.3f})",
+            ax.plot(x, y, lw=1.6, marker=marker, ms=2.5, label=f"{label}: {area:.3f}",
                     zorder=1.5, **BASELINE_STYLE)
             continue
         ax.plot(x, y, color=colors[k], lw=1.8, marker=marker, ms=3,
-                label=f"{name} (AUC = {area:.3f})", zorder=2)
+                label=f"{name}: {area:.3f}", zorder=2)
         k += 1
     removed = "removed" if kind == "deletion" else "inserted"
     ax.set_xlabel(f"fraction of input {removed}", fontsize=FONT_SIZES["label"])
@@ -516,9 +550,13 @@ def curves_view(
     ax.grid(True, color="0.9", lw=0.6)
     ax.set_axisbelow(True)
     better = "lower" if kind == "deletion" else "higher"
-    ax.legend(fontsize=FONT_SIZES["legend"], title=f"AUC: {better} is better",
-              title_fontsize=FONT_SIZES["legend"], frameon=False, alignment="left",
-              loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    head = f"AUC ({better} is better)"
+    if n is not None:
+        head += f"\nN = {int(n)} {unit[:-1] if n == 1 and unit.endswith('s') else unit}"
+    place = ({"loc": "upper left", "bbox_to_anchor": (0.0, -0.2)} if below else
+             {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)})
+    ax.legend(fontsize=FONT_SIZES["legend"], title=head, title_fontsize=FONT_SIZES["legend"],
+              frameon=False, alignment="left", borderaxespad=0.0, **place)
     text = make_title(model_name, None, None, f"{kind} curves") if title is None else title
     if text:
         ax.set_title(text, fontsize=FONT_SIZES["title"])

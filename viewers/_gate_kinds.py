@@ -34,6 +34,7 @@ from probe.viewers._style import (
     new_figure,
     styled,
 )
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +63,7 @@ def _labels(weights: Mapping[str, np.ndarray], branches: Mapping[str, Sequence[s
 
 
 @styled
+@sized()
 def branch_gates_view(
     weights: Mapping[str, Any],
     branches: Mapping[str, Sequence[str]] | None = None,
@@ -148,6 +150,7 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 
 
 @styled
+@sized("draw fewer channels (top_channels=)")
 def channel_spatial_view(
     image: Any,
     gates: Mapping[str, Any],
@@ -198,12 +201,12 @@ def channel_spatial_view(
         top = varying_channels(t[0], k)
         axes = sub.subplots(1, k + 2, squeeze=False,
                             gridspec_kw={"width_ratios": [1.0] * (k + 1) + [1.5 * 2.1 / cell_w]})[0]
-        norm = make_norm(mean, False)
+        norm = make_norm(mean, False, zero_based=True)
         draw_overlay(axes[0], img, mean, norm=norm, cmap=cmap, alpha=alpha, size=size)
         axes[0].set_title("channel mean", fontsize=FONT_SIZES["label"], pad=3)
         _colorbar(sub, axes[0], norm, "gate", centred=cell_w < cell_h)
         if k:
-            shared = make_norm(gate[top], False)
+            shared = make_norm(gate[top], False, zero_based=True)
             for ax, c in zip(axes[1 : k + 1], top):
                 draw_overlay(ax, img, gate[c], norm=shared, cmap=cmap, alpha=alpha, size=size)
                 ax.set_title(f"channel {c}", fontsize=FONT_SIZES["label"], pad=3)
@@ -272,6 +275,7 @@ def gate_figures(
     max_blocks: int | None = None,
     channel_items: Sequence[int] | None = None,
     image_size: tuple[int, int] | None = None,
+    width: float | str | None = None,
 ) -> dict[str, Figure]:
     """Every gate figure of one image of a :class:`~probe.GateTrace` (what ``probe render
     gates`` writes).
@@ -289,6 +293,9 @@ def gate_figures(
       part) of ``channel_items`` (default ``item`` alone): the summary of every block of the
       stage (or of the model without ``stage``), the sorted factors of the shown blocks.
       (:func:`channel_profiles_view` draws them per class from many labelled images.)
+
+    ``width``: every figure at that width (inches, ``"single"``, ``"double"``; each viewer's
+    ``width=``).
 
     Which blocks are shown: without ``stage``, the last block of every stage, per kind; with
     ``stage`` (negative counts from the last stage with gates), every block of that stage,
@@ -388,6 +395,7 @@ def gate_figures(
         figures["maps" if drawn else "cam"] = gate_maps(
             img, maps, units=units, marks=marks, image_size=size,
             title=f"{model}: {literal(what)}{where}\n({counts} gates captured{note})",
+            width=width,
         )
     branch, pool = pick("branch")
     if branch:
@@ -397,7 +405,7 @@ def gate_figures(
             {key[id(g)]: g.branches for g in pool},
             detail=[key[id(g)] for g in branch],
             title=f"{model}: how branch gates split each block between its branches\n"
-            f"(heatmaps: {_block_note(chosen, len(branch), len(pool))})",
+            f"(heatmaps: {_block_note(chosen, len(branch), len(pool))})", width=width,
         )
     mixed, pool = pick("channel_spatial")
     if mixed:
@@ -407,6 +415,7 @@ def gate_figures(
              f"{g.feature_size[1]} map, stride {g.stride[0]:g})": g.values[item] for g in mixed},
             top_channels=top_channels, image_size=size,
             title=f"{model}: channel-spatial gates ({_block_note(chosen, len(mixed), len(pool))})",
+            width=width,
         )
     channel, pool = pick("channel")
     if channel:
@@ -416,7 +425,7 @@ def gate_figures(
             {key[id(g)]: g.values[items] for g in pool}, detail=[key[id(g)] for g in channel],
             title=f"{model}: channel gates ({literal(types)}), the factor multiplying each "
             f"channel; {'one image' if n == 1 else f'{n} images'}\n"
-            f"(detail: {_block_note(chosen, len(channel), len(pool))})",
+            f"(detail: {_block_note(chosen, len(channel), len(pool))})", width=width,
         )
     if not figures:
         raise ProbeError(

@@ -18,6 +18,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._panels import cell_size, title_width
+from probe.viewers._width import MIN_PANEL_IN, columns_for_width, sized, wrap_grid
 from probe.viewers._saliency import as_image, check_placement, draw_image, draw_overlay
 from probe.viewers._style import (
     FONT_SIZES,
@@ -29,6 +30,7 @@ from probe.viewers._style import (
     new_figure,
     styled,
 )
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,6 +51,7 @@ def _colorbar(fig: Any, ax: Any, norm: Any, label: str, centred: bool = False) -
 
 
 @styled
+@sized()
 def gate_maps(
     image: Any,
     maps: Mapping[str, Any],
@@ -59,6 +62,7 @@ def gate_maps(
     columns: int = 6,
     marks: Mapping[str, tuple[float, float]] | None = None,
     image_size: tuple[int, int] | None = None,
+    width: float | None = None,
 ) -> Figure:
     """The image, then each map of ``maps`` over it (upsampled bilinearly), side by side
     (in rows of ``columns`` panels when there are more).
@@ -77,6 +81,9 @@ def gate_maps(
         image_size: ``(height, width)`` to draw at, when ``image`` is the model's input resized
             from an image of another aspect ratio: image and maps are stretched back to it
             (as :func:`saliency_overlay`'s). Default: the image's own size.
+        width: figure width in inches, or ``"single"`` / ``"double"``: as many panels per
+            row as fit at 1.8 in each with its colourbar (at most ``columns``), sized to the
+            width; fonts unchanged. Default: 2.3 in per panel.
     """
     img = as_image(image)
     size, _ = check_placement(img, image_size, None)
@@ -87,11 +94,17 @@ def gate_maps(
         raise ProbeError(f"columns must be an integer >= 2, got {columns!r}")
     arrays = {k: as_array(v, f"maps[{k!r}]", 2, "[h, w]") for k, v in maps.items()}
     n = len(arrays) + 1
-    cols, rows = min(n, columns), -(-n // columns)
     cell_w, cell_h = cell_size((H, W), 2.3)  # wider for wide images, at most 4:1
     if cell_w < cell_h:  # a tall image: room for the title and the colourbar beside it
         cell_w = min(max(cell_w, title_width(["input", *arrays], FONT_SIZES["label"]) + 0.8),
                      cell_h)
+    if width is not None:  # each panel: its title's width at least, and a colourbar (0.8 in)
+        least = max(MIN_PANEL_IN, title_width(["input", *arrays], FONT_SIZES["label"]) + 0.1)
+        columns = columns_for_width(width, least + 0.8, most=columns)
+    rows, cols = wrap_grid(n, columns)
+    if width is not None:  # rows as tall as their images (0.8 in of a panel is its colourbar)
+        cell_w = width / cols
+        cell_h = min((cell_w - 0.8) * min(max(H / W, 0.25), 4.0) + 0.5, cell_h)
     fig = new_figure((cell_w * cols,
                       (cell_h + 0.3) * rows + (0.3 if title and rows > 1 else 0)))
     grid = fig.subplots(rows, cols, squeeze=False)
@@ -100,7 +113,7 @@ def gate_maps(
     axes = grid.flat[:n]
     draw_image(axes[0], img, "input", size)
     for ax, (name, heat) in zip(axes[1:], arrays.items()):
-        norm = make_norm(heat, False)
+        norm = make_norm(heat, False, zero_based=True)
         draw_overlay(ax, img, heat, norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP), alpha=alpha,
                      size=size)
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
@@ -115,6 +128,7 @@ def gate_maps(
 
 
 @styled
+@sized()
 def channel_profiles_view(
     profiles: Mapping[str, Any],
     class_names: Sequence[str],
@@ -161,6 +175,7 @@ def channel_profiles_view(
 
 
 @styled
+@sized()
 def query_point_view(
     image: Any,
     attention_map: Any,
@@ -170,6 +185,8 @@ def query_point_view(
     title: str | None = None,
     alpha: float = 0.6,
     image_size: tuple[int, int] | None = None,
+    columns: int = 4,
+    width: float | None = None,
 ) -> Figure:
     """Where query positions of a non-local block attend, over the image (Wang et al. 2018).
 
@@ -186,7 +203,14 @@ def query_point_view(
         image_size: ``(height, width)`` to draw at, when ``image`` is the model's input resized
             from an image of another aspect ratio: the image, the maps and the crosses are
             stretched back to it (as :func:`gate_maps`'s). Default: the image's own size.
+        columns: most panels (the image included) per row; more queries wrap to further
+            rows.
+        width: figure width in inches, or ``"single"`` / ``"double"``: as many panels per
+            row as fit at 1 in each (at most ``columns``), sized to the width; fonts unchanged.
+            Default: 2.5 in per panel.
     """
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 2:
+        raise ProbeError(f"columns must be an integer >= 2, got {columns!r}")
     img = as_image(image)
     size, _ = check_placement(img, image_size, None)
     H, W = size or img.shape[:2]
@@ -208,8 +232,18 @@ def query_point_view(
         names = labels if labels is not None else [f"query {p}" for p in points]
         cell_w = min(max(cell_w, title_width(["input", *names], FONT_SIZES["label"]) + 0.15
                          + 0.8 / (q + 1)), cell_h)
-    fig = new_figure((cell_w * (q + 1), cell_h + 0.1))
-    axes = fig.subplots(1, q + 1, squeeze=False)[0]
+    if width is not None:
+        columns = columns_for_width(width, MIN_PANEL_IN, fixed=0.8, most=columns)
+    rows, cols = wrap_grid(q + 1, columns)
+    if width is not None:  # the panels take the width; their height in proportion
+        shrink = (width - 0.8) / cols / cell_w
+        cell_w, cell_h = (width - 0.8) / cols, cell_h * min(shrink, 1.0)
+    fig = new_figure((cell_w * cols + (0.8 if width is not None else 0.0),
+                      (cell_h + 0.1) * rows))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    for ax in grid.flat[q + 1:]:
+        ax.remove()
+    axes = grid.flat[: q + 1]
     draw_image(axes[0], img, "input", size)
     norm = make_norm(heat, False, zero_based=True)
     sy, sx = H / h, W / w
@@ -228,6 +262,7 @@ def query_point_view(
 
 
 @styled
+@sized()
 def detr_queries_view(
     image: Any,
     maps: Any,
@@ -240,6 +275,8 @@ def detr_queries_view(
     image_size: tuple[int, int] | None = None,
     scale: Literal["shared", "each"] = "shared",
     colorbar_label: str = "cross-attention weight",
+    columns: int = 4,
+    width: float | None = None,
 ) -> Figure:
     """Each object query's cross-attention over the image, with its predicted box and class.
 
@@ -260,9 +297,16 @@ def detr_queries_view(
             queries stay visible; the DETR paper's figures).
         colorbar_label: what the colour shows (say which layer and whether heads are averaged,
             e.g. ``"cross-attention weight\n(decoder layer 5, heads averaged)"``).
+        columns: most queries per row; more wrap to further rows (one row of 10 queries was
+            24 in wide).
+        width: figure width in inches, or ``"single"`` / ``"double"``: as many queries per
+            row as fit at 1 in each (at most ``columns``), panels sized to the width; fonts
+            unchanged. Default: 2.3 in per panel.
     """
     if scale not in ("shared", "each"):
         raise ProbeError(f"scale must be 'shared' or 'each', got {scale!r}")
+    if isinstance(columns, bool) or not isinstance(columns, int) or columns < 1:
+        raise ProbeError(f"columns must be a positive integer, got {columns!r}")
     img = as_image(image)
     heat = as_array(maps, "maps", 3, "[query, h, w]")
     box = as_array(boxes, "boxes", 2, "[query, 4]")
@@ -284,14 +328,24 @@ def detr_queries_view(
     # wider for wide ones, never over 4:1, plus room for the titles (a two-line title needs
     # about 4.6 in)
     # (and 0.8 in per colourbar)
-    width, height = cell_size((H, W), 2.3, max_tall=1.5)
-    bars = q if scale == "each" else 1
-    tall = width < height
+    cell_w, cell_h = cell_size((H, W), 2.3, max_tall=1.5)
+    tall = cell_w < cell_h
     if tall:  # a tall image: room for the titles beside each other
-        width = min(max(width, title_width(labels, FONT_SIZES["label"]) + 0.15), height)
-    fig = new_figure((max(width * q + 0.8 * bars, 4.6 if title else 0.0),
-                      height + 0.3 + (0.45 if title else 0.0)))
-    axes = fig.subplots(1, q, squeeze=False)[0]
+        cell_w = min(max(cell_w, title_width(labels, FONT_SIZES["label"]) + 0.15), cell_h)
+    each = 0.8 if scale == "each" else 0.0  # a colourbar per panel
+    if width is not None:
+        columns = columns_for_width(width, MIN_PANEL_IN + each, fixed=0.8 - each, most=columns)
+    rows, cols = wrap_grid(q, columns)
+    if width is not None:  # the panels take the width; their height in proportion
+        shrink = (width - 0.8 + each) / cols / (cell_w + each)
+        cell_w, cell_h = cell_w * shrink, cell_h * min(shrink, 1.0)
+    bars = cols if scale == "each" else 1
+    fig_w = max(cell_w * cols + 0.8 * bars, 4.6 if title else 0.0) if width is None else width
+    fig = new_figure((fig_w, (cell_h + 0.3) * rows + (0.45 if title else 0.0)))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    for ax in grid.flat[q:]:
+        ax.remove()
+    axes = grid.flat[:q]
     colors = categorical_colors(q)
     shared = make_norm(heat, False, zero_based=True)
     for i, ax in enumerate(axes):

@@ -37,6 +37,7 @@ from probe.viewers._style import (
     styled,
     title as make_title,
 )
+from probe.viewers._width import MIN_PANEL_IN, columns_for_width, sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -167,6 +168,7 @@ def fill_columns(n: int, lo: int = 3, hi: int = 6) -> int:
 
 
 @styled
+@sized()
 def cls_head_grid(
     image: Any,
     maps: Any,
@@ -186,6 +188,7 @@ def cls_head_grid(
     title: str | None = None,
     image_size: tuple[int, int] | None = None,
     region: Region | None = None,
+    width: float | None = None,
 ) -> Figure:
     """Per-head CLS attention maps, each over the image, on one grid with one colourbar.
 
@@ -204,12 +207,15 @@ def cls_head_grid(
         image_title: title of the input panel (e.g. ``"input · true disk · predicted disk"``).
         normalize: divide each head's map by its largest magnitude first, so weak heads are
             visible (the colourbar then reads "normalized per head"). Default: one shared
-            scale over all heads, ``min..max``.
+            scale over all heads, from 0 to the largest weight.
         signed, cmap, colorbar_label, title: as in :func:`saliency_overlay`; the default
             colourbar label is ``"attention weight"``.
         image_size, region: as in :func:`saliency_overlay`: draw the image at its original
             proportions, and the maps over the region the model saw only (the input panel's
             title, or the figure title without one, then says what the dashed box is).
+        width: figure width in inches, or ``"single"`` / ``"double"``: as many panels per
+            row as fit at 1 in each (``ncols`` overrides), panels sized to the width
+            (``cell_size`` is then ignored); fonts unchanged.
 
     Returns:
         The ``Figure``; its first axes are the panels, in head order.
@@ -224,25 +230,35 @@ def cls_head_grid(
         image_title = f"{image_title}\n({REGION_NOTE})"
     names = _head_names(heads, data.shape[0], "heads")
     n_panels = data.shape[0] + (image_title is not None)
-    ncols = fill_columns(n_panels) if ncols is None else _check_ncols(ncols, n_panels)
     cell = _check_cell(cell_size)
+    if ncols is None and width is not None:
+        ncols = columns_for_width(width, MIN_PANEL_IN, fixed=1.3, gap=0.12, most=n_panels)
+    ncols = fill_columns(n_panels) if ncols is None else _check_ncols(ncols, n_panels)
     signed = is_signed(data) if signed is None else bool(signed)
     label = colorbar_label or "attention weight"
     if normalize:
         scale = np.abs(data).reshape(len(data), -1).max(axis=1)
         data = data / np.where(scale > 0, scale, 1.0)[:, None, None]
         label += "\n(normalized per head)"
-    norm = make_norm(data, signed)
+    norm = make_norm(data, signed, zero_based=True)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
     text = make_title(model_name, layer, None, method) if title is None else title
     if box is not None and image_title is None:
         text = f"{text} ({REGION_NOTE})" if text else REGION_NOTE
     lines = 1 + (image_title or "").count("\n")
     heads = [f"head {h}" for h in names]
-    block_w, block_h = overlay_grid_size(img, n_panels, ncols, cell, 1, lines, drawn,
-                                         [*heads, image_title or ""])
+    def block(side: float) -> tuple[float, float]:
+        return overlay_grid_size(img, n_panels, ncols, side, 1, lines, drawn,
+                                 [*heads, image_title or ""])
+
+    if width is not None:  # the longer panel side that fills the width (a box widened to
+        cell = (width - 1.3 - 0.12 * (ncols - 1)) / ncols  # its title is never narrower)
+        for _ in range(3):
+            cell *= (width - 1.3 - 0.12 * (ncols - 1)) / (block(cell)[0] - 1.0 - 0.12 * (ncols - 1))
+        cell = min(cell, 10.0)
+    block_w, block_h = block(cell)
     top = 0.15 + (0.35 if text else 0.0)
-    width, height = block_w + 0.3, top + block_h + 0.15
+    width, height = max(block_w + 0.3, width or 0.0), top + block_h + 0.15
     fig = new_figure((width, height), layout="none")
     overlay_grid(fig, img, list(data), heads, origin=(0.15, top),
                  ncols=ncols, cell=cell, scales=[0] * len(data),

@@ -43,6 +43,7 @@ from probe.viewers._style import (
     thin_labels,
     title as make_title,
 )
+from probe.viewers._width import columns_for_width, sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -97,11 +98,49 @@ def _max_label_width_in(
     return width / 72.0
 
 
+#: the smallest heatmap side (inches) a ``width=`` may leave a single heatmap
+MIN_HEATMAP_IN = 1.2
+#: the smallest panel side (inches) of a model view or head grid drawn at a ``width=``
+MIN_GRID_CELL_IN = 0.3
+#: the panel side (inches) a head grid at a ``width=`` aims at: as many heads per row as fit
+GRID_CELL_AT_WIDTH_IN = 0.8
+
+
+class _Titles(list):  # type: ignore[type-arg]
+    """Panel titles drawn at ``size`` points (titles fitted to small panels)."""
+
+    size: float = FONT_SIZES["label"]
+
+
+def _title_size(titles: Sequence[str]) -> float:
+    return float(getattr(titles, "size", FONT_SIZES["label"]))
+
+
+def _fit_titles(titles: list[str] | None, room: float, word: str,
+                short: str) -> list[str] | None:
+    """``titles`` that fit ``room`` inches each: at the label size, else smaller (down to
+    ``MIN_FONT_PT``), else shortened (``"head 3"`` -> ``"H3"``) at the label size."""
+    if titles is None:
+        return None
+    widest = max(text_width_pt(t, 1.0) for t in titles) / 72  # inches per point of size
+    out = _Titles(titles)
+    if widest * FONT_SIZES["label"] <= room * 0.9:
+        return out
+    if widest * MIN_FONT_PT <= room * 0.9:
+        out.size = max(MIN_FONT_PT, round(room * 0.9 / widest * 2) / 2 - 0.5)
+        return out
+    out = _Titles(t.replace(word, short, 1) for t in titles)
+    widest = max(text_width_pt(t, 1.0) for t in out) / 72
+    out.size = max(MIN_FONT_PT, min(FONT_SIZES["label"], round(room * 0.9 / widest * 2) / 2 - 0.5))
+    return out
+
+
 def _side_in(n: int, per_token: float, lo: float, hi: float) -> float:
     return float(min(max(per_token * n, lo), hi))
 
 
 @styled
+@sized()
 def head_heatmap(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -122,6 +161,7 @@ def head_heatmap(
     title: str | None = None,
     ax: Axes | None = None,
     direction: Direction = "auto",
+    width: float | None = None,
 ) -> Figure:
     """Heatmap of one head's attention with token labels and a colourbar.
 
@@ -145,6 +185,10 @@ def head_heatmap(
             left inverts the key axis (key 0 at the right; cell ``[q, k]`` still shows
             ``attn[q, k]`` under key label ``k``), puts the query labels at the right and the
             colourbar at the left.
+        width: figure width in inches, or ``"single"`` / ``"double"`` (a paper's column,
+            :mod:`probe.viewers._width`): the matrix shrinks to fit and fewer tokens are
+            labelled (one label per ``tick + 1`` points), fonts unchanged. Default: a size
+            from the number of tokens.
 
     Returns:
         The ``Figure`` holding the heatmap (``fig.axes[0].images[0]`` is the image).
@@ -161,18 +205,24 @@ def head_heatmap(
     if ax is None:
         shown_q = thin_labels(n_query, max_labels)
         shown_k = thin_labels(n_key, max_labels)
-        width = (
-            _side_in(n_key, 0.16, 2.6, 7.0)
-            + _max_label_width_in(q_tokens, shown_q, tick)
-            + 0.45
-            + (1.0 if colorbar else 0.15)
-        )
+        fixed = _max_label_width_in(q_tokens, shown_q, tick) + 0.45 + (1.0 if colorbar else 0.15)
+        side = _side_in(n_key, 0.16, 2.6, 7.0)
+        if width is not None:  # the matrix takes what the labels and colourbar leave
+            side = width - fixed
+            if side < MIN_HEATMAP_IN:
+                raise ProbeError(
+                    f"a heatmap at width={width:g} in leaves {side:.2f} in for the matrix "
+                    f"(labels and colourbar take {fixed:.2f} in): use width >= "
+                    f"{fixed + MIN_HEATMAP_IN:.1f}, or shorter token labels"
+                )
+            max_labels = max(1, min(max_labels, int(side * 72 // (tick + 1))))
+            shown_k = thin_labels(n_key, max_labels)
         height = (
-            _side_in(n_query, 0.16, 2.6, 7.0)
+            (side if width is not None else _side_in(n_query, 0.16, 2.6, 7.0))
             + _max_label_width_in(k_tokens, shown_k, tick)
             + 0.95
         )
-        fig = new_figure((width, height))
+        fig = new_figure((width if width is not None else side + fixed, height))
         ax = fig.add_subplot()
     else:
         ax = check_ax(ax)
@@ -213,7 +263,7 @@ def _grid_figure(
     q_tokens: list[str],
     k_tokens: list[str],
     *,
-    ncols: int,
+    ncols: int | None,
     cell: float,
     cell_titles: list[str] | None,
     row_labels: list[str] | None,
@@ -227,6 +277,8 @@ def _grid_figure(
     vmax: float | None,
     colorbar_label: str | None,
     rtl: bool = False,
+    width: float | None = None,
+    too_narrow: str = "",
 ) -> Figure:
     """Lay ``data [cell, query, key]`` out on a grid with one colour scale and colourbar.
 
@@ -235,11 +287,15 @@ def _grid_figure(
     Token labels go on the left column and on panels with no panel below them. ``rtl``
     mirrors the whole layout (:func:`mirror_axes` in each panel, the first column at the
     right with the query labels, the colourbar at the left).
+
+    With ``width`` (inches) the figure is that wide: ``ncols=None`` puts as many panels per
+    row as fit at about :data:`GRID_CELL_AT_WIDTH_IN` (rows wrap), and the panels take the
+    width left; fewer tokens are labelled when a panel is too small for all of them. A panel
+    under :data:`MIN_GRID_CELL_IN` raises a ProbeError ending in ``too_narrow`` (the fix).
     """
     from matplotlib.cm import ScalarMappable
 
     n_cells, n_query, n_key = data.shape
-    nrows = -(-n_cells // ncols)
     norm = make_norm(data, signed, zero_based=True, vmin=vmin, vmax=vmax)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
     line = FONT_SIZES["label"] / 72 * 1.5  # height of one line of label text, inches
@@ -254,9 +310,29 @@ def _grid_figure(
     gap_w = 0.08
     gap_h = 0.08 + (line if cell_titles else 0.0)
     right = 0.15 + 0.12 + 0.45 + line + 0.1
+    if width is not None:
+        if ncols is None:
+            ncols = columns_for_width(width, GRID_CELL_AT_WIDTH_IN, fixed=left + right,
+                                      gap=gap_w, most=n_cells)
+        cell = (width - left - right - (ncols - 1) * gap_w) / ncols
+        if cell < MIN_GRID_CELL_IN:
+            need = left + right + ncols * MIN_GRID_CELL_IN + (ncols - 1) * gap_w
+            raise ProbeError(
+                f"{ncols} panels per row at width={width:g} in would be {max(cell, 0):.2f} in "
+                f"each (under {MIN_GRID_CELL_IN:g} in): use width >= {need:.1f}"
+                + (f", or {too_narrow}" if too_narrow else "")
+            )
+        max_labels = max(1, min(max_labels, int(cell * 72 // (fontsize + 1))))
+        cell_titles = _fit_titles(cell_titles, cell + gap_w, "head ", "H")
+        col_titles = _fit_titles(col_titles, cell + gap_w, "head ", "H")
+        row_labels = _fit_titles(row_labels, cell + gap_h, "layer ", "L")
+    if ncols is None:
+        ncols = min(n_cells, 4)
+    nrows = -(-n_cells // ncols)
     grid_w = ncols * cell + (ncols - 1) * gap_w
     grid_h = nrows * cell + (nrows - 1) * gap_h
-    width, height = left + grid_w + right, top + grid_h + bottom
+    width = left + grid_w + right  # == width when given
+    height = top + grid_h + bottom
     fig = new_figure((width, height), layout="none")
 
     for idx in range(n_cells):
@@ -276,11 +352,11 @@ def _grid_figure(
         else:
             ax.set_yticks([])
         if cell_titles is not None:
-            ax.set_title(cell_titles[idx], fontsize=FONT_SIZES["label"], pad=2)
+            ax.set_title(cell_titles[idx], fontsize=_title_size(cell_titles), pad=2)
         if col_titles is not None and r == 0:
-            ax.set_title(col_titles[c], fontsize=FONT_SIZES["label"], pad=2)
+            ax.set_title(col_titles[c], fontsize=_title_size(col_titles), pad=2)
         if row_labels is not None and c == 0:
-            ax.set_ylabel(row_labels[r], fontsize=FONT_SIZES["label"])
+            ax.set_ylabel(row_labels[r], fontsize=_title_size(row_labels))
         if rtl:
             mirror_axes(ax)
 
@@ -311,6 +387,7 @@ def _grid_figure(
 
 
 @styled
+@sized()
 def head_grid(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -332,6 +409,7 @@ def head_grid(
     sentence: str | None = None,
     title: str | None = None,
     direction: Direction = "auto",
+    width: float | None = None,
 ) -> Figure:
     """Every head of one layer as small heatmaps sharing one colour scale and colourbar.
 
@@ -349,6 +427,10 @@ def head_grid(
         signed, cmap, vmin, vmax, colorbar_label, title, direction: as in
             :func:`head_heatmap` (right to left mirrors the whole grid: head 0 at the top
             right, the query labels at the right, the colourbar at the left).
+        width: figure width in inches, or ``"single"`` / ``"double"``: the heads wrap into
+            rows of as many panels of about 1 in as fit (``ncols`` overrides), the panels take
+            the width and fewer tokens are labelled when they are small; fonts unchanged.
+            ``cell_size`` is then ignored.
 
     Returns:
         The ``Figure``; its first axes are the panels, in head order.
@@ -357,7 +439,7 @@ def head_grid(
     n_heads, n_query, n_key = data.shape
     q_tokens, k_tokens = _token_pair(tokens, query_tokens, key_tokens, n_query, n_key)
     names = _head_names(heads, n_heads, "heads")
-    ncols = _check_ncols(ncols, n_heads)
+    ncols = _check_ncols(ncols, n_heads) if ncols is not None or width is None else None
     signed = is_signed(data) if signed is None else bool(signed)
     text = make_title(model_name, layer, None, method) if title is None else title
     if text and sentence:
@@ -368,10 +450,12 @@ def head_grid(
         suptitle=text, max_labels=max_labels, fontsize=FONT_SIZES["small_tick"],
         signed=signed, cmap=cmap, vmin=vmin, vmax=vmax, colorbar_label=colorbar_label,
         rtl=is_rtl(direction, k_tokens),
+        width=width,
     )
 
 
 @styled
+@sized()
 def model_view(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -392,6 +476,7 @@ def model_view(
     sentence: str | None = None,
     title: str | None = None,
     direction: Direction = "auto",
+    width: float | None = None,
 ) -> Figure:
     """Every layer x head as a grid of small heatmaps (rows: layers, columns: heads).
 
@@ -414,6 +499,11 @@ def model_view(
         signed, cmap, vmin, vmax, colorbar_label, title: as in :func:`head_heatmap`; the
             colour scale is shared by all panels.
         direction: as in :func:`head_grid` (right to left: head 0 in the right column).
+        width: figure width in inches, or ``"single"`` / ``"double"``: the panels shrink to
+            fit one row of every head (fewer tokens labelled; fonts unchanged). The layers x
+            heads matrix never wraps: when a panel would be under 0.3 in, a ProbeError says
+            to capture fewer heads or layers (``probe.trace(..., heads=, layers=)``) or to
+            plot one layer (:func:`head_grid`, whose heads wrap into rows).
 
     Returns:
         The ``Figure``; its first axes are the panels, layer-major.
@@ -435,7 +525,11 @@ def model_view(
         row_labels=[f"layer {n}" for n in layer_names],
         col_titles=[f"head {h}" for h in head_names], suptitle=text, max_labels=max_labels,
         fontsize=MIN_FONT_PT, signed=signed, cmap=cmap, vmin=vmin,
-        vmax=vmax, colorbar_label=colorbar_label, rtl=is_rtl(direction, k_tokens),
+        vmax=vmax, colorbar_label=colorbar_label, rtl=is_rtl(direction, k_tokens), width=width,
+        too_narrow=(f"show fewer of the {n_layers} layers x {n_heads} heads: capture them with "
+                    "probe.trace(..., layers=[...], heads=[...]), or plot one layer "
+                    "(probe.plot(trace, 'heads', layer=L) or probe render heads --layer L: its "
+                    "heads wrap into rows)"),
     )
 
 

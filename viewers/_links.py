@@ -45,6 +45,7 @@ from probe.viewers._tokens import (
     layout_tokens,
     points_axes,
 )
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -82,6 +83,7 @@ def _select_heads(heads: Sequence[int] | None, n_heads: int) -> list[int]:
 
 
 @styled
+@sized()
 def link_view(
     attn: Any,
     tokens: Sequence[str] | None = None,
@@ -357,6 +359,7 @@ def _check_top_rows(rows: Any, words: Sequence[str]) -> list[tuple[int, int, str
 
 
 @styled
+@sized()
 def coref_view(
     words: Sequence[str],
     word_index: int,

@@ -9,8 +9,9 @@ mistaken for a colour of the image (a green disk under green saliency).
 Maps come on any patch grid ``[h, w]`` (read from the trace, never assumed 14 x 14) and are
 upsampled to the image with bilinear interpolation (:func:`upsample_bilinear`, the same
 numbers as ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``). The
-colour scale spans the map's own range (``min..max``), or is symmetric around 0 with the
-diverging map for signed saliency.
+colour scale runs from 0 to the map's largest value (the rule of every unsigned scale, see
+:mod:`probe.viewers._style`), or is symmetric around 0 with the diverging map for signed
+saliency.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from probe.viewers._style import (
     root_figure,
     title as make_title,
 )
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -229,6 +231,7 @@ def _panel_size(image: np.ndarray, long_side: float,
 
 
 @styled
+@sized()
 def saliency_overlay(
     image: Any,
     heatmap: Any,
@@ -251,6 +254,7 @@ def saliency_overlay(
     ax: Axes | None = None,
     image_size: tuple[int, int] | None = None,
     region: Region | None = None,
+    width: float | None = None,
 ) -> Figure:
     """A saliency map over its image, with a colourbar for the map.
 
@@ -263,7 +267,7 @@ def saliency_overlay(
             ``[H, W]``.
         alpha: opacity of the map over the grey image (default 0.65).
         signed: ``None`` infers it (negative values -> diverging ``RdBu_r``, symmetric around
-            0); otherwise sequential ``viridis`` over the map's range ``min..max``.
+            0); otherwise sequential ``viridis`` from 0 to the map's largest value.
         cmap, vmin, vmax: override the colormap and its limits.
         model_name, layer, head, method: go into the title.
         colorbar, colorbar_label: an opaque colourbar for the map (default label
@@ -272,6 +276,8 @@ def saliency_overlay(
         image_title: that panel's title, e.g. ``"input · true disk · predicted disk"``.
         title: replaces the generated title (``""`` for none).
         size: each panel's longer side in inches (new figure only).
+        width: figure width in inches, or ``"single"`` / ``"double"`` (new figure only): the
+            panels take the width (``size`` is then ignored; at least 1 in); fonts unchanged.
         ax: draw into this axes (the overlay only) instead of a new figure.
         image_size: ``(height, width)`` to draw at, when ``image`` is the model's input
             resized from an image of another aspect ratio (a 640x360 photo squashed to a
@@ -295,15 +301,19 @@ def saliency_overlay(
     alpha = _check_alpha(alpha)
     drawn, box = check_placement(img, image_size, region)
     signed = is_signed(grid) if signed is None else bool(signed)
-    norm = make_norm(grid, signed, vmin=vmin, vmax=vmax)
+    norm = make_norm(grid, signed, zero_based=True, vmin=vmin, vmax=vmax)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
     text = make_title(model_name, layer, head, method) if title is None else title
     if ax is None:
         if isinstance(size, bool) or not isinstance(size, (int, float)) or not 1 <= size <= 20:
             raise ProbeError(f"size must be in [1, 20] inches, got {size!r}")
-        pw, ph = _panel_size(img, float(size), drawn)
         gap = 0.15
         left, right = 0.15, (0.95 if colorbar else 0.15)
+        if width is not None:  # the panels' longer side that fills the width
+            n_panels = 2 if show_image else 1
+            ratio = _panel_size(img, 1.0, drawn)[0]  # panel width per inch of longer side
+            size = max((width - left - right - (n_panels - 1) * gap) / n_panels / ratio, 1.0)
+        pw, ph = _panel_size(img, float(size), drawn)
         lines = (image_title or "").count("\n") + (box is not None)
         panel_title = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * lines)
         top, bottom = (0.4 if text else 0.1) + panel_title, 0.12
@@ -340,7 +350,7 @@ def saliency_overlay(
             cbar = fig.colorbar(mappable, cax=cax)
         else:
             cbar = parent_of(ax).colorbar(mappable, ax=ax, fraction=0.046, pad=0.03)
-        label = colorbar_label or ("attribution" if signed else "saliency")
+        label = colorbar_label or ("attribution" if signed else "score")
         cbar.set_label(label, fontsize=FONT_SIZES["label"])
         cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
     return fig

@@ -18,6 +18,18 @@ Colormaps
       legible; it matches the positive half of the diverging map.
     * :func:`categorical_colors`: one colour per head or method (``tab10``, then ``tab20``).
 
+Colour scales, by quantity (one rule, every static view)
+    * unsigned quantities (attention weights, cross-attention, gates, CAMs, unsigned scores
+      such as rollout or saliency) run from **0** to the largest value shown: 0 means "none",
+      so a colour means the same amount in every view of that quantity and a near-constant map
+      looks near-constant (never stretched from its own minimum);
+    * signed quantities (attributions, gradients, correlations) are symmetric around 0
+      (``-m..m``, ``m`` the largest magnitude) on the diverging map;
+    * the colourbar names the quantity: ``"attention weight"``, ``"<method> score"``,
+      ``"<method> attribution"``; a scale divided per method or per head adds
+      ``"(normalized per method)"`` / ``"(normalized per head)"`` to the same noun
+      (``"score (normalized per method)"``). Explicit ``vmin``/``vmax`` win.
+
 Token labels
     Long token lists are thinned: with more than ``max_labels`` tokens only every ``step``-th
     label is shown, ``step = ceil(n / max_labels)``. The documented defaults are
@@ -210,8 +222,9 @@ def color_limits(
     """``(vmin, vmax)`` for ``values``.
 
     Signed values get symmetric limits ``(-m, m)`` with ``m = max |values|`` (centred at 0).
-    Unsigned values get ``(min, max)``, or ``(0, max)`` with ``zero_based=True`` (attention
-    weights, where 0 is meaningful). Explicit ``vmin``/``vmax`` win. Constant data get a
+    Unsigned values get ``(min, max)``, or ``(0, max)`` with ``zero_based=True``; every static
+    view passes ``zero_based=True`` (the rule in the module docstring: unsigned scales start
+    at 0). Explicit ``vmin``/``vmax`` win. Constant data get a
     non-empty range so the colourbar stays drawable.
     """
     finite = np.asarray(values, dtype=float)

@@ -42,6 +42,7 @@ from probe.viewers._style import (
     text_width_pt,
     title as make_title,
 )
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -295,6 +296,7 @@ def draw_strip(
 
 
 @styled
+@sized()
 def token_strip(
     tokens: Sequence[str],
     scores: Any,

@@ -23,6 +23,7 @@ from probe.viewers._style import (
     make_norm,
     new_figure,
 )
+from probe.viewers._width import MIN_PANEL_IN, columns_for_width, sized, wrap_grid
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,6 +32,7 @@ __all__ = ["window_query_view"]
 
 
 @styled
+@sized()
 def window_query_view(
     image: Any,
     maps: Any,
@@ -41,6 +43,7 @@ def window_query_view(
     title: str | None = None,
     alpha: float = 0.65,
     columns: int = 4,
+    width: float | None = None,
 ) -> Figure:
     """Where one query token of a windowed-attention block attends, per head, over the image.
 
@@ -58,6 +61,9 @@ def window_query_view(
         columns: most panels (the image included) per row; more heads wrap to further rows,
             so the figure keeps a width a page can hold (6 heads in one row were 17 inches
             wide: its text shrank to 3 points on a two-column page).
+        width: figure width in inches, or ``"single"`` / ``"double"``: at most as many
+            panels per row as fit at 1 in each (and at most ``columns``), panels sized to the
+            width; fonts unchanged. Default: 2.4 in per panel.
     """
     from matplotlib.patches import Rectangle
 
@@ -75,10 +81,15 @@ def window_query_view(
         raise ProbeError(f"{n} maps and {len(names)} head indices: pass one index per map")
     if isinstance(columns, bool) or not isinstance(columns, int) or columns < 2:
         raise ProbeError(f"columns must be an integer >= 2, got {columns!r}")
-    height, width = img.shape[:2]
-    cols, rows = min(n + 1, columns), -(-(n + 1) // columns)
-    fig = new_figure((2.4 * cols + (0.4 if rows > 1 else 0.0), 2.3 * rows + 0.3))
-    grid = fig.subplots(rows, cols, squeeze=False)
+    height, img_w = img.shape[:2]
+    if width is not None:
+        columns = columns_for_width(width, MIN_PANEL_IN, fixed=0.9, most=columns)
+    p_rows, p_cols = wrap_grid(n + 1, columns)  # panels (the token grid is rows x cols)
+    if width is None:
+        fig = new_figure((2.4 * p_cols + (0.4 if p_rows > 1 else 0.0), 2.3 * p_rows + 0.3))
+    else:  # 0.9 in: the colourbar
+        fig = new_figure((width, ((width - 0.9) / p_cols + 0.05) * p_rows + 0.3))
+    grid = fig.subplots(p_rows, p_cols, squeeze=False)
     for ax in grid.flat[n + 1:]:
         ax.remove()
     axes = grid.flat[: n + 1]
@@ -87,7 +98,7 @@ def window_query_view(
     cmap = get_cmap(SEQUENTIAL_CMAP)
     extent = (0, cols * tw, rows * th, 0)
     for i, ax in enumerate(axes[1:]):
-        ax.imshow(grey_image(img), extent=(0, width, height, 0), interpolation="antialiased")
+        ax.imshow(grey_image(img), extent=(0, img_w, height, 0), interpolation="antialiased")
         ax.imshow(heat[i], cmap=cmap, norm=norm, alpha=alpha, extent=extent,
                   interpolation="nearest")
         ax.set_title(f"head {names[i]}", fontsize=FONT_SIZES["label"], pad=3)
@@ -95,7 +106,7 @@ def window_query_view(
         ax.add_patch(Rectangle((col * tw, row * th), tw, th, fill=False, edgecolor="red", lw=1.5))
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_xlim(0, width)
+        ax.set_xlim(0, img_w)
         ax.set_ylim(height, 0)
     from matplotlib.cm import ScalarMappable
 

@@ -19,6 +19,7 @@ __all__ = [
     "check_view_options",
     "not_for_view",
     "views_phrase",
+    "figure_inches",
 ]
 
 FORMATS = ("png", "svg", "pdf", "html")
@@ -53,6 +54,7 @@ class RenderArgs:
     device: str = "cpu"
     max_values: int | None = None
     direction: str = "auto"
+    width: str | None = None
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 #: Views that lay out the tokens of ``--text``, and so read ``--direction``.
@@ -159,6 +161,7 @@ def check_view_options(args: RenderArgs) -> None:
             raise ProbeError(f"{flag} {shown(twice[0])} is given twice: pass each once")
     _check_max_values(args)
     _check_direction(args)
+    _check_width(args)
     if args.layer is not None and args.view not in OPTION_VIEWS["--layer"]:
         raise not_for_view("--layer", args.view, " (it uses every layer)")
     if args.head is not None and args.view not in OPTION_VIEWS["--head"]:
@@ -193,6 +196,34 @@ def _check_direction(args: RenderArgs) -> None:
     if args.view not in DIRECTION_VIEWS and args.view != "curves":
         raise ProbeError(f"--direction does not apply to the {args.view} view (it lays out no "
                          f"tokens): drop it, or use {', '.join(DIRECTION_VIEWS)}")
+
+
+def figure_inches(args: RenderArgs) -> float | None:
+    """``--width`` in inches (``single`` 3.5, ``double`` 7.0, or a number), or ``None``."""
+    from probe._errors import ProbeError
+    from probe.viewers import COLUMN_WIDTHS, resolve_width
+
+    if args.width is None:
+        return None
+    text = str(args.width).strip().lower()
+    try:
+        value: str | float = text if text in COLUMN_WIDTHS else float(text)
+        return resolve_width(value, "--width")
+    except (ValueError, ProbeError):
+        raise ProbeError(f"--width must be single (3.5 in), double (7.0 in) or a figure width "
+                         f"in inches in [2, 40], got {args.width!r}") from None
+
+
+def _check_width(args: RenderArgs) -> None:
+    """``--width``: a width, and a figure format to apply it to (HTML pages have none)."""
+    from probe._errors import ProbeError
+
+    if args.width is None:
+        return
+    figure_inches(args)
+    if not [f for f in args.formats if f != "html"]:
+        raise ProbeError("--width sets the size of png/svg/pdf figures; the HTML page has none: "
+                         "add --format png (or svg, pdf), or drop --width")
 
 
 def _check_max_values(args: RenderArgs) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from probe._errors import ProbeError
 from probe.commands._help import HelpFormatter
-from probe.commands.render._args import FORMATS, STACKS, RenderArgs
+from probe.commands.render._args import FORMATS, STACKS, RenderArgs, figure_inches
 from probe.commands.render import _detr  # noqa: F401  (registers the detr view)
 from probe.commands.render import _windows  # noqa: F401  (registers the window view)
 from probe.commands.render._cnn import check_attention_view
@@ -140,9 +140,12 @@ def _stage(args: RenderArgs, staging: str, staged: list[str], loaded: dict[Any, 
     ``staged``); returns the :class:`Session`."""
     session = _session(args, loaded)
     check_attention_view(session)
+    from probe.viewers import figure_width
+
     fig_formats = [f for f in args.formats if f != "html"]
     view = STACK_FIGURES[args.view] if args.stack is not None else VIEWS[args.view]
-    figures = view(session) if fig_formats else []
+    with figure_width(figure_inches(args)):  # --width: every figure of the view
+        figures = view(session) if fig_formats else []
     if "html" not in args.formats:
         pages = []
     elif args.stack is not None:
@@ -369,6 +372,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="png, svg, pdf or html (repeatable; default png)",
     )
     add("--dpi", type=int, default=200, help="raster resolution (default 200)")
+    add(
+        "--width", metavar="W",
+        help="figure width as printed: single (one column, 3.5 in), double (7.0 in) or inches; "
+        "panels wrap into rows to fit, text stays >= 6 pt (else an error says what fits)",
+    )
     add("--seed", type=int, default=0, help="seed of the generated sample image")
     add("--pretrained", action="store_true", help="timm: download weights (network)")
     add("--quiet", action="store_true", help="no progress bars")

@@ -196,8 +196,9 @@ def _curves(s: Session) -> list[tuple[str, Figure]]:
     curves = _curves_for(s, _compute_all(s, methods))
     deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
     insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
-    fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name)
-    fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name)
+    unit = "images" if s.modality == "vision" else "inputs"  # the curves of this one input
+    fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name, n=1, unit=unit)
+    fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name, n=1, unit=unit)
     part = _methods_part(s, methods)
     return [(_stem(s, "curves", "deletion", part), fig_d),
             (_stem(s, "curves", "insertion", part), fig_i)]
