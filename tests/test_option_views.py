@@ -66,7 +66,7 @@ def test_views_phrase():
     ("gates", "methods", "the tokens, image and curves views"),
     ("curves", "layer", "the detr and window views"),
     ("heads", "stage", "the gates view"),
-    ("window", "heads", "the heads, cross, model, image and detr views"),
+    ("window", "heads", "the heads, cross, alignment, model, image and detr views"),
     ("curves", "target", None),  # read: no refusal
 ])
 def test_show_refusals_name_every_view_that_reads_the_option(view, option, users):
