@@ -251,6 +251,17 @@ def _one_head(trace: Any, b: int, options: dict[str, Any]) -> Figure:
                  options)
 
 
+def _grouped(trace: Any, b: int, *wanted: Any) -> Any:
+    """``trace`` with every wanted string that spells several consecutive words of item ``b``
+    grouped into one word (``"马路"`` over ``马`` ``路``: probe.group_words)."""
+    from probe.analysis._word_groups import group_words, spans_of
+
+    if trace.words is None:
+        return trace  # the views say what is missing
+    strings = [w for w in wanted if isinstance(w, str) and spans_of(trace.words[b], w)]
+    return group_words(trace, strings) if strings else trace
+
+
 def _word_index(trace: Any, b: int, word: Any, occurrence: int) -> int:
     from probe.analysis._coref import word_membership, resolve_word
 
@@ -272,6 +283,7 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     word = options.pop("word", None)
     occurrence = options.pop("occurrence", 0)
     if word is not None:
+        trace = _grouped(trace, b, word)
         w = _word_index(trace, b, word, occurrence)
         ids = trace.word_ids[b]
         rows = [j for j, i in enumerate(keep) if i < len(ids) and ids[i] == w]
@@ -288,6 +300,8 @@ def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
         raise ProbeError("the coref view needs word=, e.g. probe.plot(trace, 'coref', word='it')")
     occurrence = options.pop("occurrence", 0)
     candidates = options.pop("candidates", None)
+    cands = [candidates] if isinstance(candidates, str) else list(candidates or [])
+    trace = _grouped(trace, b, word, *cands)
     report = probe.best_antecedents(trace, word, b, candidates, occurrence=occurrence,
                                     with_rollout=False)
     links = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))

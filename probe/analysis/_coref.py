@@ -166,6 +166,19 @@ def _word_key(word: str) -> str:
     return unicodedata.normalize("NFC", word.strip()).casefold()
 
 
+def _grouping_hint(words: Sequence[str], wanted: Sequence[str]) -> str:
+    """The fix when ``wanted`` spells runs of several words (Chinese, split per character)."""
+    from probe.analysis._word_groups import spans_of
+
+    spans = [w for w in wanted if spans_of(words, w)]
+    if not spans:
+        return ""
+    return (
+        f" ({', '.join(map(repr, spans))} {'spans' if len(spans) == 1 else 'span'} several "
+        f"words of the trace: group them first with trace = probe.group_words(trace, {spans!r}))"
+    )
+
+
 def resolve_word(
     words: Sequence[str], member: torch.Tensor, word: str | int, occurrence: int
 ) -> int:
@@ -183,6 +196,7 @@ def resolve_word(
         if not matches:
             raise ProbeError(
                 f"{word!r} is not a word of this sentence; use one of {list(words)} or an index"
+                + _grouping_hint(words, [word])
             )
         if isinstance(occurrence, bool) or not isinstance(occurrence, int) or not (
             0 <= occurrence < len(matches)
@@ -229,6 +243,7 @@ def _candidates(
                 if not hits:
                     raise ProbeError(
                         f"candidate {c!r} is not a word of this sentence: {list(words)}"
+                        + _grouping_hint(words, [x for x in candidates if isinstance(x, str)])
                     )
                 chosen.extend(hits)
     chosen = sorted({i for i in chosen if i != index and has_tokens[i]})

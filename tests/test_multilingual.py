@@ -1,0 +1,101 @@
+"""Text in languages other than English on the packaged MiniLM (its BERT tokenizer splits
+Chinese into one word per character, decomposes Korean syllables into jamo): words longer
+than a character (``probe.group_words``, ``--word 马路``, ``--candidate 小猫``), token labels
+that draw as the letters they hold, and sentences joined back for titles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import probe  # noqa: E402
+from probe.cli import main  # noqa: E402
+
+ZH = "小猫没有过马路，因为它太累了。"
+SEGMENTED = ["小猫", "没有", "过", "马路", "，", "因为", "它", "太", "累", "了", "。"]
+
+
+@pytest.fixture(scope="module")
+def zh(minilm):
+    model, tokenizer = minilm
+    return probe.trace(model, ZH, tokenizer=tokenizer)
+
+
+# ------------------------------------------------------------------ probe.group_words
+def test_chinese_words_are_characters_and_group_words_joins_them(zh) -> None:
+    assert zh.words[0] == tuple(ZH)  # the BERT pre-tokenizer: one word per CJK character
+    grouped = probe.group_words(zh, ["小猫", "马路"])
+    assert grouped.words[0] == ("小猫", "没", "有", "过", "马路", *"，因为它太累了。")
+    assert zh.words[0] == tuple(ZH)  # the input is unchanged
+    ids = grouped.word_ids[0]
+    assert ids[0] is None and ids[-1] is None  # [CLS], [SEP]
+    assert ids[1:3] == (0, 0) and ids[6:8] == (4, 4)
+    assert grouped.attentions is zh.attentions  # shared, not copied
+    # a whole segmentation (e.g. from a word segmenter) is reproduced
+    assert probe.group_words(zh, SEGMENTED).words[0] == tuple(SEGMENTED)
+
+
+def test_grouped_word_attention_is_the_merge_rule(zh) -> None:
+    """Row of a grouped query word: mean over its tokens; column of a grouped key word: sum
+    over its tokens (Clark et al. 2019), computed by hand from the token attention."""
+    grouped = probe.group_words(zh, SEGMENTED)
+    weights = probe.word_attention(grouped, "马路")  # [layer, head, word]
+    attn = zh.attentions[:, 0].double()  # [layer, head, q, k]
+    road, cat, because = [6, 7], [1, 2], [9, 10]  # token positions
+    expected_cat = attn[:, :, road][:, :, :, cat].sum(-1).mean(-1)
+    expected_because = attn[:, :, road][:, :, :, because].sum(-1).mean(-1)
+    torch.testing.assert_close(weights[..., 0].double(), expected_cat, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(weights[..., 5].double(), expected_because, rtol=1e-5,
+                               atol=1e-6)
+    assert float(weights.sum(-1).max()) <= 1 + 1e-5
+
+
+def test_group_words_spaces_case_and_errors(minilm) -> None:
+    model, tokenizer = minilm
+    en = probe.trace(model, "I moved to New York because it was big.", tokenizer=tokenizer)
+    assert "New York" in probe.group_words(en, "new york").words[0]
+    with pytest.raises(probe.ProbeError, match=r"'小狗' spells no run .* whole words"):
+        probe.group_words(probe.trace(model, ZH, tokenizer=tokenizer), ["小狗"])
+    with pytest.raises(probe.ProbeError, match="non-blank strings"):
+        probe.group_words(en, [" "])
+
+
+def test_a_word_over_several_characters_names_the_fix(zh) -> None:
+    with pytest.raises(probe.ProbeError, match=r"probe\.group_words\(trace, \['马路'\]\)"):
+        probe.word_attention(zh, "马路")
+    with pytest.raises(probe.ProbeError,
+                       match=r"probe\.group_words\(trace, \['小猫', '马路'\]\)"):
+        probe.coref(zh, "它", candidates=["小猫", "马路"])
+    links = probe.coref(probe.group_words(zh, ["小猫", "马路"]), "它", candidates=["小猫", "马路"])
+    assert {link.antecedent for link in links} == {"小猫", "马路"}
+    assert {link.antecedent_index for link in links} == {0, 4}
+
+
+def test_plot_groups_the_words_it_is_given(zh) -> None:
+    from matplotlib.text import Text
+
+    fig = probe.plot(zh, "coref", word="它", candidates=["小猫", "马路"])
+    texts = {t.get_text() for t in fig.findobj(Text)}
+    assert "小猫" in texts and "马路" in texts  # drawn as words, in the table too
+    fig = probe.plot(zh, "links", word="马路", layer=2)
+    assert fig is not None
+
+
+@pytest.mark.parametrize("fmt", ["png", "html"])
+def test_cli_word_and_candidates_in_chinese(tmp_path, capsys, fmt) -> None:
+    rc = main(["render", "coref", "--text", ZH, "--word", "它", "--candidate", "小猫",
+               "--candidate", "马路", "--out", str(tmp_path), "--format", fmt, "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    path = Path(out.strip())
+    assert path.exists() and path.name.startswith("coref_minilm_它-c-小猫-马路_")
+    if fmt == "html":
+        page = path.read_text(encoding="utf-8")
+        assert "\\u5c0f\\u732b" in page  # "小猫", one word of the data (JSON-escaped)
+    rc = main(["render", "coref", "--text", ZH, "--word", "马路", "--out", str(tmp_path),
+               "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
