@@ -99,3 +99,53 @@ def test_cli_word_and_candidates_in_chinese(tmp_path, capsys, fmt) -> None:
                "--quiet"])
     out, err = capsys.readouterr()
     assert rc == 0, err
+
+
+# ------------------------------------------------------------------ token labels
+KO = "고양이는 너무 피곤해서 길을 건너지 않았다."
+HI = "बिल्ली ने सड़क पार नहीं की क्योंकि वह बहुत थकी थी।"
+
+
+@pytest.mark.parametrize(
+    "token, label",
+    [
+        ("\u1102", "\u3134"),  # choseong nieun -> ㄴ
+        ("##\u1165", "##\u3153"),  # jungseong eo -> ##ㅓ
+        ("##\u11ab", "##\u3134"),  # jongseong nieun -> ##ㄴ (same letter, final position)
+        ("\u1112\u1161\u11ab", "\ud55c"),  # jamo forming a syllable: the syllable 한
+        ("\u1160", "<U+1160>"),  # the Hangul filler draws as nothing: a code point, as before
+        ("##\u093f", "##<U+093F>"),  # a Devanagari vowel sign after WordPiece's ##
+        ("##\u0e31", "##<U+0E31>"),  # a Thai vowel mark after ##
+        ("##\u093e\u0930", "##<U+093E>\u0930"),
+        ("\u0915\u093f", "\u0915\u093f"),  # on its consonant: unchanged
+        ("##ab", "##ab"),
+        ("cafe\u0301", "cafe\u0301"),  # not composed: only jamo runs are
+    ],
+)
+def test_labels_draw_the_letters_their_tokens_hold(token, label) -> None:
+    from probe._text import visible_text
+
+    assert visible_text(token) == label
+
+
+def _tick_labels(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.get_yticklabels() if t.get_text()]
+
+
+def test_korean_and_hindi_labels_on_minilm(minilm) -> None:
+    from probe._text import _is_jamo
+
+    model, tokenizer = minilm
+    ko = probe.trace(model, KO, tokenizer=tokenizer)
+    assert any(_is_jamo(c) for t in ko.tokens[0] for c in t)  # the tokenizer's decomposition
+    labels = _tick_labels(probe.plot(ko, "head", layer=0))
+    assert "\u3134" in labels and "##\u3153" in labels
+    assert not any(_is_jamo(c) for label in labels for c in label)
+    page = probe.show(ko, "heads").html
+    assert "\\u3134" in page and "\\u1102" not in page  # the HTML view's labels too
+
+    hi = probe.trace(model, HI, tokenizer=tokenizer)
+    labels = _tick_labels(probe.plot(hi, "head", layer=0))
+    assert "##<U+093F>" in labels
+    assert not any(label.startswith("##") and len(label) > 2
+                   and label[2] in "\u093e\u093f\u0940\u094b" for label in labels)
