@@ -149,3 +149,22 @@ def test_korean_and_hindi_labels_on_minilm(minilm) -> None:
     assert "##<U+093F>" in labels
     assert not any(label.startswith("##") and len(label) > 2
                    and label[2] in "\u093e\u093f\u0940\u094b" for label in labels)
+
+
+# ------------------------------------------------------------------ sentences in titles
+@pytest.mark.parametrize(
+    "text",
+    [
+        HI,  # the danda closes the sentence, no space before it
+        "แมว ไม่ได้ ข้ามถนน เพราะ มัน เหนื่อย",  # Thai words are split only at spaces
+        "今天天气很好😀，我们去公园吧👍",  # emoji set without spaces in Chinese
+        "Кошка не перешла улицу, потому что она очень устала.",
+        KO,
+    ],
+)
+def test_titles_join_the_words_as_written(minilm, text) -> None:
+    from probe.viewers._plot import sentence_of
+
+    model, tokenizer = minilm
+    trace = probe.trace(model, text, tokenizer=tokenizer)
+    assert sentence_of(trace.words[0]) == text

@@ -78,18 +78,28 @@ class TokenLayout:
         return self.n_lines * self.line_height
 
 
-_CLOSING = set(".,!?;:)]}%\u201d\u2019\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a\uff09")
+_CLOSING = set(".,!?;:)]}%\u201d\u2019\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a\uff09"
+               "\u0964\u0965\u2026")  # Devanagari danda and double danda, ellipsis
 _OPENING = set("([{\u201c\u2018\uff08")
 _CONTRACTION_TAILS = {"t", "s", "ll", "re", "ve", "d", "m", "nt"}
 
 
 def _unspaced(word: str) -> bool:
-    """True for words in scripts written without spaces (CJK ideographs, kana, Thai...)."""
+    """True for words of scripts written without spaces whose tokenizers still split them
+    into words (CJK ideographs and punctuation, kana, full-width forms; emoji, which Chinese
+    and Japanese text sets without spaces). Not Thai: a tokenizer splits a Thai run only at
+    a space (or punctuation), so two Thai words were written with a space between them."""
     return bool(word) and all(
         0x2E80 <= ord(c) <= 0x9FFF or 0xF900 <= ord(c) <= 0xFAFF or 0x3000 <= ord(c) <= 0x303F
-        or 0xFF00 <= ord(c) <= 0xFFEF or 0x0E00 <= ord(c) <= 0x0E7F or 0x20000 <= ord(c)
+        or 0xFF00 <= ord(c) <= 0xFFEF or 0x20000 <= ord(c) <= 0x3FFFF or _emoji(c)
         for c in word
     )
+
+
+def _emoji(ch: str) -> bool:
+    """Pictographs and emoji (U+1F000-1FAFF, U+2600-27BF) and their variation selector."""
+    o = ord(ch)
+    return 0x1F000 <= o <= 0x1FAFF or 0x2600 <= o <= 0x27BF or o == 0xFE0F
 
 
 def attached_words(words: Sequence[str]) -> list[bool]:
