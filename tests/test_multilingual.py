@@ -168,3 +168,32 @@ def test_titles_join_the_words_as_written(minilm, text) -> None:
     model, tokenizer = minilm
     trace = probe.trace(model, text, tokenizer=tokenizer)
     assert sentence_of(trace.words[0]) == text
+
+
+# ------------------------------------------------------------------ repeated words
+def _table_cells(fig) -> list[str]:
+    from matplotlib.table import Table
+
+    return [c.get_text().get_text() for t in fig.findobj(Table) for c in t.get_celld().values()]
+
+
+def test_coref_table_says_which_occurrence_of_a_repeated_antecedent(minilm, tmp_path,
+                                                                    capsys) -> None:
+    model, tokenizer = minilm
+    text = "的的的的 the the the 的"
+    trace = probe.trace(model, text, tokenizer=tokenizer)
+    links = probe.coref(trace, "的", occurrence=4)
+    cells = _table_cells(probe.plot(trace, "coref", word="的", occurrence=4))
+    assert f"的 ({links[0].antecedent_index})" in cells  # not a bare, ambiguous "的"
+    assert "的" not in cells
+    english = probe.trace(model, "The animal didn't cross the street because it was too tired.",
+                          tokenizer=tokenizer)
+    assert "animal" in _table_cells(probe.plot(english, "coref", word="it"))  # unique: as is
+
+    from probe.commands.render._figures import _coref
+    from probe.commands.render._args import RenderArgs
+    from probe.commands.render._session import _session
+
+    s = _session(RenderArgs(view="coref", text=text, word="的", occurrence=4))
+    (_, fig), = _coref(s)
+    assert f"的 ({links[0].antecedent_index})" in _table_cells(fig)

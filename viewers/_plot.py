@@ -251,6 +251,19 @@ def _one_head(trace: Any, b: int, options: dict[str, Any]) -> Figure:
                  options)
 
 
+def coref_rows(words: Sequence[str], links: Sequence[Any]) -> list[tuple[int, int, Any, float]]:
+    """``coref_view``'s ``top`` rows of ``probe.coref`` links: the antecedent as its word, or
+    as its index where the word occurs more than once (the table then says which: "的 (0)")."""
+    from probe.analysis._coref import word_key
+
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[word_key(w)] = counts.get(word_key(w), 0) + 1
+    return [(lk.layer, lk.head,
+             lk.antecedent_index if counts.get(word_key(lk.antecedent), 0) > 1
+             else lk.antecedent, lk.weight) for lk in links]
+
+
 def _grouped(trace: Any, b: int, *wanted: Any) -> Any:
     """``trace`` with every wanted string that spells several consecutive words of item ``b``
     grouped into one word (``"马路"`` over ``马`` ``路``: probe.group_words)."""
@@ -312,7 +325,7 @@ def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     head_i, hpos = (("mean", 0) if trace.head_indices is None else _head(trace, head))
     weights = probe.word_attention(trace, report.word_index, b)[lpos, hpos]
     kwargs = {
-        "top": [(lk.layer, lk.head, lk.antecedent, lk.weight) for lk in links[:8]],
+        "top": coref_rows(trace.words[b], links[:8]),
         "candidates": list(report.candidates), "model_name": trace.model_name,
         "layer": layer_i, "head": head_i,
     }

@@ -160,7 +160,7 @@ def _is_punctuation(word: str) -> bool:
     return not any(ch.isalnum() for ch in word)
 
 
-def _word_key(word: str) -> str:
+def word_key(word: str) -> str:
     """What two spellings of a word share: case (``casefold``: "STRASSE" is "straße") and
     Unicode composition (NFC: "cafe" + U+0301 is "café") do not tell words apart."""
     return unicodedata.normalize("NFC", word.strip()).casefold()
@@ -192,7 +192,7 @@ def resolve_word(
             )
         index = word % len(words)
     else:
-        matches = [i for i, w in enumerate(words) if _word_key(w) == _word_key(word)]
+        matches = [i for i, w in enumerate(words) if word_key(w) == word_key(word)]
         if not matches:
             raise ProbeError(
                 f"{word!r} is not a word of this sentence; use one of {list(words)} or an index"
@@ -239,7 +239,7 @@ def _candidates(
                     raise ProbeError(f"candidate index {c} is out of range for {len(words)} words")
                 chosen.append(c % len(words))
             else:
-                hits = [i for i, w in enumerate(words) if _word_key(w) == _word_key(c)]
+                hits = [i for i, w in enumerate(words) if word_key(w) == word_key(c)]
                 if not hits:
                     raise ProbeError(
                         f"candidate {c!r} is not a word of this sentence: {list(words)}"
