@@ -197,3 +197,24 @@ def test_coref_table_says_which_occurrence_of_a_repeated_antecedent(minilm, tmp_
     s = _session(RenderArgs(view="coref", text=text, word="的", occurrence=4))
     (_, fig), = _coref(s)
     assert f"的 ({links[0].antecedent_index})" in _table_cells(fig)
+
+
+# ------------------------------------------------------------------ words of other tokenizers
+@pytest.mark.parametrize("family", ["byte_level", "llama3"])
+def test_punctuation_before_chinese_is_a_word_of_its_own(family) -> None:
+    """Llama 3's (and Qwen's) pre-tokenizer attaches one punctuation mark to the letters after
+    it ("，因为" is one pre-token); the words are those GPT-2's gives (runs of letters)."""
+    from transformers import LlamaConfig, LlamaModel
+
+    from tests import _tokenizers
+
+    tok = getattr(_tokenizers, family)()
+    torch.manual_seed(0)
+    model = LlamaModel(LlamaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=1,
+                                   intermediate_size=32)).eval()
+    text = "小猫没有过马路，因为它太累了。 He said (hello) it's"
+    trace = probe.trace(model, text, tokenizer=tok)
+    assert trace.words[0] == ("小猫没有过马路", "，", "因为它太累了", "。", "He", "said", "(",
+                              "hello", ")", "it", "'s")
+    assert len(probe.word_attention(trace, "，").shape) == 3
