@@ -252,3 +252,20 @@ def test_coref_view_of_a_long_chinese_text_stays_on_the_canvas(minilm) -> None:
     drawn = [t for t in fig.axes[0].texts if t.get_text().strip()]
     assert len(drawn) > 50
     assert max(t.get_window_extent(renderer).x1 for t in drawn) <= right + 0.5
+
+
+# ------------------------------------------------------------------ the HTML coref view
+def test_show_coref_opens_on_a_chinese_pronoun_and_groups_words(zh, monkeypatch) -> None:
+    from probe.viewers.html import _coref as html_coref
+
+    seen: list[dict] = []
+    build = html_coref.build_page
+    monkeypatch.setattr(html_coref, "build_page",
+                        lambda **kw: seen.append(kw["data"]) or build(**kw))
+    probe.show(zh, "coref")
+    data = seen[-1]
+    assert data["words"][data["choices"][0]["index"]] == "它"  # opens on the pronoun
+    probe.show(zh, "coref", word="马路")
+    data = seen[-1]
+    assert data["words"][data["choices"][0]["index"]] == "马路"
+    assert len(data["words"]) == len(ZH) - 1  # 马 路 grouped into one word

@@ -264,7 +264,7 @@ def coref_rows(words: Sequence[str], links: Sequence[Any]) -> list[tuple[int, in
              else lk.antecedent, lk.weight) for lk in links]
 
 
-def _grouped(trace: Any, b: int, *wanted: Any) -> Any:
+def group_spans(trace: Any, b: int, *wanted: Any) -> Any:
     """``trace`` with every wanted string that spells several consecutive words of item ``b``
     grouped into one word (``"马路"`` over ``马`` ``路``: probe.group_words)."""
     from probe.analysis._word_groups import group_words, spans_of
@@ -296,7 +296,7 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     word = options.pop("word", None)
     occurrence = options.pop("occurrence", 0)
     if word is not None:
-        trace = _grouped(trace, b, word)
+        trace = group_spans(trace, b, word)
         w = _word_index(trace, b, word, occurrence)
         ids = trace.word_ids[b]
         rows = [j for j, i in enumerate(keep) if i < len(ids) and ids[i] == w]
@@ -314,7 +314,7 @@ def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     occurrence = options.pop("occurrence", 0)
     candidates = options.pop("candidates", None)
     cands = [candidates] if isinstance(candidates, str) else list(candidates or [])
-    trace = _grouped(trace, b, word, *cands)
+    trace = group_spans(trace, b, word, *cands)
     report = probe.best_antecedents(trace, word, b, candidates, occurrence=occurrence,
                                     with_rollout=False)
     links = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))

@@ -68,7 +68,9 @@ class Session:
             else:
                 self._trace = probe.trace(self.model, self.inputs, tokenizer=self.processor)
             if self.args.view == "coref":
-                self._trace = _grouped(self._trace, [self.args.word, *self.args.candidates])
+                from probe.viewers._plot import group_spans  # --word 马路 over 马 路: one word
+
+                self._trace = group_spans(self._trace, 0, self.args.word, *self.args.candidates)
         return self._trace
 
     def generation(self) -> Any:
@@ -486,14 +488,3 @@ def _generated_sample(s: Session, seed: int) -> None:
     batch = make_shapes(1, seed=seed, image_size=64)
     img = preprocess_image(batch.to_display(0), s.model, s.processor, source=f"shapes-seed{seed}")
     s.pixel_values, s.display, s.source = img.pixel_values, img.display, img.source
-
-
-def _grouped(trace: Trace, wanted: list[Any]) -> Trace:
-    """``trace`` with each ``--word`` / ``--candidate`` that spells several consecutive words
-    (``--word 马路`` over the words ``马`` ``路``) grouped into one word (probe.group_words)."""
-    from probe.analysis._word_groups import group_words, spans_of
-
-    if trace.words is None:
-        return trace
-    strings = [w for w in wanted if isinstance(w, str) and spans_of(trace.words[0], w)]
-    return group_words(trace, strings) if strings else trace
