@@ -158,6 +158,8 @@ def test_korean_and_hindi_labels_on_minilm(minilm) -> None:
         HI,  # the danda closes the sentence, no space before it
         "แมว ไม่ได้ ข้ามถนน เพราะ มัน เหนื่อย",  # Thai words are split only at spaces
         "今天天气很好，我们去公园吧",
+        "「小猫」说：“你好”他说。",  # Chinese quotes set without spaces
+        "He said \u201chello\u201d and left.",  # English quotes keep their spaces
         "Кошка не перешла улицу, потому что она очень устала.",
         KO,
     ],

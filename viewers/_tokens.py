@@ -115,6 +115,11 @@ def attached_words(words: Sequence[str]) -> list[bool]:
             out[i] = True
         elif _unspaced(prev) and _unspaced(word):
             out[i] = True
+        elif _unspaced(prev) and word and all(c in _OPENING for c in word):
+            out[i] = True  # Chinese quotes and brackets: 说：“你好
+        elif (_unspaced(word) and i >= 2 and _unspaced(words[i - 2]) and prev
+              and all(c in _CLOSING for c in prev)):
+            out[i] = True  # 你好”他说
     return out
 
 
