@@ -271,3 +271,13 @@ def test_show_coref_opens_on_a_chinese_pronoun_and_groups_words(zh, monkeypatch)
     data = seen[-1]
     assert data["words"][data["choices"][0]["index"]] == "马路"
     assert len(data["words"]) == len(ZH) - 1  # 马 路 grouped into one word
+
+
+def test_part_of_a_tokenizer_word_says_it_cannot_be_split(minilm) -> None:
+    model, tokenizer = minilm
+    ja = probe.trace(model, "猫は疲れていたので、道を渡らなかった。それはとても眠かった。",
+                     tokenizer=tokenizer)
+    assert "それはとても" in ja.words[0]  # a run of kana is one word of the BERT tokenizer
+    with pytest.raises(probe.ProbeError,
+                       match=r"'それ' is part of the word 'それはとても'.*cannot split"):
+        probe.coref(ja, "それ", candidates=["猫"])

@@ -172,6 +172,13 @@ def _grouping_hint(words: Sequence[str], wanted: Sequence[str]) -> str:
 
     spans = [w for w in wanted if spans_of(words, w)]
     if not spans:
+        for w in wanted:
+            inside = [x for x in words if word_key(w) and word_key(w) in word_key(x)]
+            if inside:
+                return (
+                    f" ({w!r} is part of the word {inside[0]!r}: words are the tokenizer's "
+                    "and probe cannot split one; use the whole word)"
+                )
         return ""
     return (
         f" ({', '.join(map(repr, spans))} {'spans' if len(spans) == 1 else 'span'} several "
