@@ -2,7 +2,8 @@
 
 * :func:`plain_text`: text without reStructuredText markup, on one line (what the command
   line prints from docstrings); :func:`with_article`: ``"an encoder"``, ``"a vision"``.
-* :func:`not_utf8`: why bytes are not UTF-8, naming UTF-16 and UTF-32 by their byte order mark.
+* :func:`not_utf8`: why bytes are not UTF-8, naming UTF-16 and UTF-32 by their byte order mark
+  and the legacy Chinese, Japanese and Korean encodings text in them reads as.
 * Token labels (what figures, HTML views and file names show of a token; the token strings
   themselves stay the tokenizer's own):
 
@@ -49,7 +50,40 @@ def not_utf8(data: bytes, error: UnicodeDecodeError) -> str:
     for bom, name in _BOMS:
         if data.startswith(bom):
             return f"is {name} (it starts with a {name} byte order mark)"
+    legacy = _legacy_cjk(data)
+    if legacy:
+        return f"is not UTF-8 (byte {error.start}; it reads as {legacy})"
     return f"is not UTF-8 (byte {error.start})"
+
+
+#: the legacy encodings of Chinese, Japanese and Korean Windows, tried in this order, and
+#: the characters that text in them must be mostly made of
+_LEGACY_CJK = (
+    ("shift_jis", "Japanese in Shift_JIS", lambda c: 0x3040 <= ord(c) <= 0x30FF),
+    ("euc_kr", "Korean in EUC-KR", lambda c: 0xAC00 <= ord(c) <= 0xD7A3),
+    ("gb18030", "Chinese in GB18030/GBK or Big5", lambda c: 0x4E00 <= ord(c) <= 0x9FFF),
+    ("big5", "Chinese in GB18030/GBK or Big5", lambda c: 0x4E00 <= ord(c) <= 0x9FFF),
+)
+
+
+def _legacy_cjk(data: bytes) -> str | None:
+    """The legacy CJK encoding ``data`` reads as, when it decodes without error into at least
+    two non-ASCII characters, made mostly of non-ASCII bytes (Latin-1's ``a\xe9b`` reads as
+    one GBK character over an ASCII byte: no), at least half of them of that language's
+    script (kana, Hangul, CJK ideographs); ``None`` otherwise (a guess worth naming, never
+    used to decode)."""
+    for codec, name, script in _LEGACY_CJK:
+        try:
+            text = data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        wide = [c for c in text if ord(c) > 0x7F]
+        high = sum(b > 0x7F for b in data)  # many characters of these encodings: 2 such bytes
+        if len(wide) >= 2 and 4 * high >= 5 * len(wide) and 2 * sum(map(script, wide)) >= len(
+            wide
+        ):
+            return name
+    return None
 
 
 def plain_text(text: str) -> str:

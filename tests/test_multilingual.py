@@ -281,3 +281,45 @@ def test_part_of_a_tokenizer_word_says_it_cannot_be_split(minilm) -> None:
     with pytest.raises(probe.ProbeError,
                        match=r"'それ' is part of the word 'それはとても'.*cannot split"):
         probe.coref(ja, "それ", candidates=["猫"])
+
+
+# ------------------------------------------------------------------ text files
+@pytest.mark.parametrize(
+    "text, encoding, named",
+    [
+        (ZH, "gbk", "Chinese in GB18030/GBK or Big5"),
+        ("小貓沒有過馬路，因為牠太累了。", "big5", "Chinese in GB18030/GBK or Big5"),
+        ("猫は疲れていたので道を渡らなかった。", "shift_jis", "Japanese in Shift_JIS"),
+        (KO, "euc_kr", "Korean in EUC-KR"),
+        ("café crème", "latin-1", None),
+        ("a\xe9b", "latin-1", None),  # one high byte: not two-byte text
+    ],
+)
+def test_a_text_file_in_a_legacy_encoding_is_named(tmp_path, capsys, text, encoding,
+                                                    named) -> None:
+    path = tmp_path / "input.txt"
+    path.write_bytes((text + "\n").encode(encoding))
+    rc = main(["render", "heads", "--text-file", str(path), "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert rc == 2 and not out and not (tmp_path / "out").exists()
+    assert err.startswith("probe: error: --text-file") and err.count("\n") == 1
+    assert "is not UTF-8 (byte" in err and err.rstrip().endswith("save it as UTF-8")
+    if named:
+        assert f"it reads as {named})" in err
+    else:
+        assert "reads as" not in err
+
+
+def test_a_text_file_with_bom_and_crlf(tmp_path, capsys) -> None:
+    path = tmp_path / "input.txt"
+    path.write_bytes(("\ufeff" + ZH + "\r\n\r\n" + KO + "\r\n").encode("utf-8"))
+    rc = main(["render", "heads", "--layer", "0", "--text-file", str(path), "--out",
+               str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    names = [Path(line).name for line in out.split()]
+    assert len(names) == 2 and "小猫没有过马路" in names[0] and "\ufeff" not in names[0]
+    direct = main(["render", "heads", "--layer", "0", "--text", ZH, "--out", str(tmp_path),
+                   "--quiet"])
+    out2, _ = capsys.readouterr()
+    assert direct == 0 and Path(out2.strip()).name == names[0]  # the same input, same file
