@@ -323,3 +323,19 @@ def test_a_text_file_with_bom_and_crlf(tmp_path, capsys) -> None:
                    "--quiet"])
     out2, _ = capsys.readouterr()
     assert direct == 0 and Path(out2.strip()).name == names[0]  # the same input, same file
+
+
+def test_group_words_groups_every_batch_item(minilm) -> None:
+    model, tokenizer = minilm
+    trace = probe.trace(model, [ZH, "马路很长，马路很宽。"], tokenizer=tokenizer)
+    grouped = probe.group_words(trace, "马路")
+    assert grouped.words[0].count("马路") == 1
+    assert grouped.words[1] == ("马路", "很", "长", "，", "马路", "很", "宽", "。")
+    for b in range(2):  # padding and special tokens still belong to no word
+        real = trace.attention_mask[b].bool() & ~trace.special_tokens_mask[b].bool()
+        assert [w is not None for w in grouped.word_ids[b]] == real.tolist()
+    torch.testing.assert_close(  # the second occurrence: the same merge rule
+        probe.word_attention(grouped, "马路", 1, occurrence=1),
+        probe.word_attention(probe.group_words(probe.trace(model, "马路很长，马路很宽。",
+                                                           tokenizer=tokenizer), "马路"),
+                             "马路", occurrence=1), rtol=1e-4, atol=1e-5)
