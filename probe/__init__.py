@@ -53,6 +53,7 @@ _LAZY: dict[str, str] = {
     "Antecedents": "probe.analysis._coref",
     "word_attention": "probe.analysis._coref",
     "best_antecedents": "probe.analysis._coref",
+    "group_words": "probe.analysis._word_groups",
     "alignment": "probe.analysis._alignment",
     "Alignment": "probe.analysis._alignment",
     "hard_alignment": "probe.analysis._alignment",

@@ -2,7 +2,8 @@
 
 * :func:`plain_text`: text without reStructuredText markup, on one line (what the command
   line prints from docstrings); :func:`with_article`: ``"an encoder"``, ``"a vision"``.
-* :func:`not_utf8`: why bytes are not UTF-8, naming UTF-16 and UTF-32 by their byte order mark.
+* :func:`not_utf8`: why bytes are not UTF-8, naming UTF-16 and UTF-32 by their byte order mark
+  and the legacy Chinese, Japanese and Korean encodings text in them reads as.
 * Token labels (what figures, HTML views and file names show of a token; the token strings
   themselves stay the tokenizer's own):
 
@@ -53,7 +54,40 @@ def not_utf8(data: bytes, error: UnicodeDecodeError) -> str:
     for bom, name in _BOMS:
         if data.startswith(bom):
             return f"is {name} (it starts with a {name} byte order mark)"
+    legacy = _legacy_cjk(data)
+    if legacy:
+        return f"is not UTF-8 (byte {error.start}; it reads as {legacy})"
     return f"is not UTF-8 (byte {error.start})"
+
+
+#: the legacy encodings of Chinese, Japanese and Korean Windows, tried in this order, and
+#: the characters that text in them must be mostly made of
+_LEGACY_CJK = (
+    ("shift_jis", "Japanese in Shift_JIS", lambda c: 0x3040 <= ord(c) <= 0x30FF),
+    ("euc_kr", "Korean in EUC-KR", lambda c: 0xAC00 <= ord(c) <= 0xD7A3),
+    ("gb18030", "Chinese in GB18030/GBK or Big5", lambda c: 0x4E00 <= ord(c) <= 0x9FFF),
+    ("big5", "Chinese in GB18030/GBK or Big5", lambda c: 0x4E00 <= ord(c) <= 0x9FFF),
+)
+
+
+def _legacy_cjk(data: bytes) -> str | None:
+    """The legacy CJK encoding ``data`` reads as, when it decodes without error into at least
+    two non-ASCII characters, made mostly of non-ASCII bytes (Latin-1's ``a\xe9b`` reads as
+    one GBK character over an ASCII byte: no), at least half of them of that language's
+    script (kana, Hangul, CJK ideographs); ``None`` otherwise (a guess worth naming, never
+    used to decode)."""
+    for codec, name, script in _LEGACY_CJK:
+        try:
+            text = data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            continue
+        wide = [c for c in text if ord(c) > 0x7F]
+        high = sum(b > 0x7F for b in data)  # many characters of these encodings: 2 such bytes
+        if len(wide) >= 2 and 4 * high >= 5 * len(wide) and 2 * sum(map(script, wide)) >= len(
+            wide
+        ):
+            return name
+    return None
 
 
 def plain_text(text: str) -> str:
@@ -213,9 +247,16 @@ def visible_text(text: str) -> str:
       space, U+00A0 no-break space): every such character -> ``<U+3000>`` (a plain-space
       token stays blank; figures draw it as ``␣``).
     * a combining mark (category M) with no character to sit on (at the start, or after a
-      space, ``▁`` or a character written as a code point): ``<U+0301>``. Unicode's own
-      convention, the mark on a dotted circle (◌́), needs a font and text shaping that
-      place the mark there for every script; the code point reads the same everywhere.
+      space, ``▁``, a WordPiece ``##`` prefix or a character written as a code point):
+      ``<U+0301>``, ``##<U+093F>`` (a Devanagari vowel sign would otherwise be drawn on the
+      ``#``). Unicode's own convention, the mark on a dotted circle (◌́), needs a font and
+      text shaping that place the mark there for every script; the code point reads the same
+      everywhere.
+    * a conjoining Hangul jamo that forms no syllable with its neighbours (an uncased BERT
+      tokenizer decomposes Korean syllables and splits the jamo over tokens: ``ᄂ``,
+      ``##ᅥ``) -> the same letter in its standalone (compatibility) form, ``ㄴ``, ``##ㅓ``:
+      alone, a conjoining jamo is drawn as a fragment of a syllable block. Jamo that do form
+      a syllable are written as that syllable (NFC).
 
     Everything else is unchanged (the result of ordinary text is ``text`` itself).
     """
@@ -224,9 +265,15 @@ def visible_text(text: str) -> str:
         return text
     if text and text.isspace() and any(ch not in _PLAIN_SPACE for ch in text):
         return "".join(ch if ch in _PLAIN_SPACE else code_point(ch) for ch in text)
+    if any(_is_jamo(ch) for ch in text):
+        text = _standalone_jamo(text)
     out: list[str] = []
     base = False  # whether the previous character shown can carry a combining mark
+    prefix = 2 if text.startswith("##") else 0  # WordPiece's continuation mark carries none
     for i, ch in enumerate(text):
+        if i < prefix:
+            out.append(ch)
+            continue
         if ch in _JOINERS:
             after = text[i + 1 : i + 2]
             keep = base and bool(after) and not after.isspace() and not _hidden(after)
@@ -269,3 +316,41 @@ def text_direction(texts: Sequence[str]) -> str | None:
             if kind in ("R", "AL"):
                 return "rtl"
     return None
+
+
+# ----------------------------------------------------------------- Hangul jamo
+def _is_jamo(ch: str) -> bool:
+    """Conjoining Hangul jamo: U+1100-11FF, U+A960-A97F, U+D7B0-D7FF."""
+    o = ord(ch)
+    return 0x1100 <= o <= 0x11FF or 0xA960 <= o <= 0xA97F or 0xD7B0 <= o <= 0xD7FF
+
+
+_JAMO_ROLES = ("HANGUL CHOSEONG ", "HANGUL JUNGSEONG ", "HANGUL JONGSEONG ")
+_COMPAT_JAMO: dict[str, str] = {}
+
+
+def _compat_jamo(ch: str) -> str:
+    """The compatibility (standalone) letter of the conjoining jamo ``ch`` (``ᆫ`` -> ``ㄴ``),
+    or ``ch`` when Unicode has none (archaic jamo)."""
+    if not _COMPAT_JAMO:
+        for code in range(0x3131, 0x318F):
+            name = unicodedata.name(chr(code), "")
+            if name.startswith("HANGUL LETTER "):
+                _COMPAT_JAMO[name[len("HANGUL LETTER "):]] = chr(code)
+    name = unicodedata.name(ch, "")
+    for role in _JAMO_ROLES:
+        if name.startswith(role):
+            return _COMPAT_JAMO.get(name[len(role):], ch)
+    return ch
+
+
+def _standalone_jamo(text: str) -> str:
+    """``text`` with runs of jamo that form syllables composed (NFC) and every other jamo
+    written as its compatibility letter (the Hangul fillers stay, for the caller to name)."""
+    text = _JAMO_RUN.sub(lambda run: unicodedata.normalize("NFC", run.group(0)), text)
+    return "".join(
+        _compat_jamo(ch) if _is_jamo(ch) and ch not in _BLANK_LETTERS else ch for ch in text
+    )
+
+
+_JAMO_RUN = re.compile("[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]+")

@@ -253,6 +253,30 @@ def _one_head(trace: Any, b: int, options: dict[str, Any]) -> Figure:
                  options)
 
 
+def coref_rows(words: Sequence[str], links: Sequence[Any]) -> list[tuple[int, int, Any, float]]:
+    """``coref_view``'s ``top`` rows of ``probe.coref`` links: the antecedent as its word, or
+    as its index where the word occurs more than once (the table then says which: "的 (0)")."""
+    from probe.analysis._coref import word_key
+
+    counts: dict[str, int] = {}
+    for w in words:
+        counts[word_key(w)] = counts.get(word_key(w), 0) + 1
+    return [(lk.layer, lk.head,
+             lk.antecedent_index if counts.get(word_key(lk.antecedent), 0) > 1
+             else lk.antecedent, lk.weight) for lk in links]
+
+
+def group_spans(trace: Any, b: int, *wanted: Any) -> Any:
+    """``trace`` with every wanted string that spells several consecutive words of item ``b``
+    grouped into one word (``"马路"`` over ``马`` ``路``: probe.group_words)."""
+    from probe.analysis._word_groups import group_words, spans_of
+
+    if trace.words is None:
+        return trace  # the views say what is missing
+    strings = [w for w in wanted if isinstance(w, str) and spans_of(trace.words[b], w)]
+    return group_words(trace, strings) if strings else trace
+
+
 def _word_index(trace: Any, b: int, word: Any, occurrence: int) -> int:
     from probe.analysis._coref import word_membership, resolve_word
 
@@ -274,6 +298,7 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     word = options.pop("word", None)
     occurrence = options.pop("occurrence", 0)
     if word is not None:
+        trace = group_spans(trace, b, word)
         w = _word_index(trace, b, word, occurrence)
         ids = trace.word_ids[b]
         rows = [j for j, i in enumerate(keep) if i < len(ids) and ids[i] == w]
@@ -290,6 +315,8 @@ def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
         raise ProbeError("the coref view needs word=, e.g. probe.plot(trace, 'coref', word='it')")
     occurrence = options.pop("occurrence", 0)
     candidates = options.pop("candidates", None)
+    cands = [candidates] if isinstance(candidates, str) else list(candidates or [])
+    trace = group_spans(trace, b, word, *cands)
     report = probe.best_antecedents(trace, word, b, candidates, occurrence=occurrence,
                                     with_rollout=False)
     links = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))
@@ -300,7 +327,7 @@ def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     head_i, hpos = (("mean", 0) if trace.head_indices is None else _head(trace, head))
     weights = probe.word_attention(trace, report.word_index, b)[lpos, hpos]
     kwargs = {
-        "top": [(lk.layer, lk.head, lk.antecedent, lk.weight) for lk in links[:8]],
+        "top": coref_rows(trace.words[b], links[:8]),
         "candidates": list(report.candidates), "model_name": trace.model_name,
         "layer": layer_i, "head": head_i,
     }

@@ -83,16 +83,20 @@ class TokenLayout:
         return self.n_lines * self.line_height
 
 
-_CLOSING = set(".,!?;:)]}%\u201d\u2019\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a\uff09")
+_CLOSING = set(".,!?;:)]}%\u201d\u2019\u3001\u3002\uff0c\uff01\uff1f\uff1b\uff1a\uff09"
+               "\u0964\u0965\u2026")  # Devanagari danda and double danda, ellipsis
 _OPENING = set("([{\u201c\u2018\uff08")
 _CONTRACTION_TAILS = {"t", "s", "ll", "re", "ve", "d", "m", "nt"}
 
 
 def _unspaced(word: str) -> bool:
-    """True for words in scripts written without spaces (CJK ideographs, kana, Thai...)."""
+    """True for words of scripts written without spaces whose tokenizers still split them
+    into words (CJK ideographs and punctuation, kana, full-width forms). Not Thai: a
+    tokenizer splits a Thai run only at a space (or punctuation), so two Thai words were
+    written with a space between them."""
     return bool(word) and all(
         0x2E80 <= ord(c) <= 0x9FFF or 0xF900 <= ord(c) <= 0xFAFF or 0x3000 <= ord(c) <= 0x303F
-        or 0xFF00 <= ord(c) <= 0xFFEF or 0x0E00 <= ord(c) <= 0x0E7F or 0x20000 <= ord(c)
+        or 0xFF00 <= ord(c) <= 0xFFEF or 0x20000 <= ord(c) <= 0x3FFFF
         for c in word
     )
 
@@ -116,7 +120,27 @@ def attached_words(words: Sequence[str]) -> list[bool]:
             out[i] = True
         elif _unspaced(prev) and _unspaced(word):
             out[i] = True
+        elif _unspaced(prev) and word and all(c in _OPENING for c in word):
+            out[i] = True  # Chinese quotes and brackets: 说：“你好
+        elif (_unspaced(word) and i >= 2 and _unspaced(words[i - 2]) and prev
+              and all(c in _CLOSING for c in prev)):
+            out[i] = True  # 你好”他说
     return out
+
+
+def _breakable(tokens: Sequence[str], i: int) -> bool:
+    """Whether a line may break between the glued tokens ``i - 1`` and ``i``: two words of
+    a script written without spaces, ``i`` no closing and ``i - 1`` no opening punctuation."""
+    prev, word = str(tokens[i - 1]), str(tokens[i])
+    return (i > 0 and _unspaced(prev) and _unspaced(word)
+            and not all(c in _CLOSING or c in _CJK_CLOSING for c in word)
+            and not all(c in _OPENING or c in _CJK_OPENING for c in prev))
+
+
+#: punctuation a Chinese or Japanese line does not start with (closing) or end with (opening)
+_CJK_CLOSING = set("\u3001\u3002\u3009\u300b\u300d\u300f\u3011\u3015\u3017\u3019\u301b"
+                   "\uff0c\uff0e\uff01\uff1f\uff1b\uff1a\uff09\uff3d\uff5d\u30fc\u309b\u309c")
+_CJK_OPENING = set("\u3008\u300a\u300c\u300e\u3010\u3014\u3016\u3018\u301a\uff08\uff3b\uff5b")
 
 
 def layout_tokens(
@@ -154,8 +178,10 @@ def layout_tokens(
     if min_widths is not None:
         grow = np.maximum(np.asarray(min_widths, dtype=float) - widths, 0.0)
         pad_l, pad_r, widths = pad_l + grow / 2, pad_r + grow / 2, widths + grow
-    # groups of glued tokens wrap as one unit
-    starts = [i for i in range(len(labels)) if not glue[i]]
+    # groups of glued tokens wrap as one unit, except that a line may break between two
+    # glued words of a script written without spaces (Chinese, Japanese), as text in those
+    # scripts breaks, but not before closing or after opening punctuation
+    starts = [i for i in range(len(labels)) if not glue[i] or _breakable(tokens, i)]
     xs = np.zeros(len(labels))
     lines = np.zeros(len(labels), dtype=int)
     x, line = x0, 0
@@ -167,7 +193,8 @@ def layout_tokens(
         for i in range(start, end):
             xs[i], lines[i] = x, line
             x += widths[i]
-        x += GAP_X
+        if end < len(labels) and not glue[end]:
+            x += GAP_X
     n_lines = int(lines[-1]) + 1 if len(labels) else 0
     height = LINE_PAD * fontsize if line_height is None else float(line_height)
     text_x = xs + pad_l + text_w / 2

@@ -160,10 +160,30 @@ def _is_punctuation(word: str) -> bool:
     return not any(ch.isalnum() for ch in word)
 
 
-def _word_key(word: str) -> str:
+def word_key(word: str) -> str:
     """What two spellings of a word share: case (``casefold``: "STRASSE" is "straße") and
     Unicode composition (NFC: "cafe" + U+0301 is "café") do not tell words apart."""
     return unicodedata.normalize("NFC", word.strip()).casefold()
+
+
+def _grouping_hint(words: Sequence[str], wanted: Sequence[str]) -> str:
+    """The fix when ``wanted`` spells runs of several words (Chinese, split per character)."""
+    from probe.analysis._word_groups import spans_of
+
+    spans = [w for w in wanted if spans_of(words, w)]
+    if not spans:
+        for w in wanted:
+            inside = [x for x in words if word_key(w) and word_key(w) in word_key(x)]
+            if inside:
+                return (
+                    f" ({w!r} is part of the word {inside[0]!r}: words are the tokenizer's "
+                    "and probe cannot split one; use the whole word)"
+                )
+        return ""
+    return (
+        f" ({', '.join(map(repr, spans))} {'spans' if len(spans) == 1 else 'span'} several "
+        f"words of the trace: group them first with trace = probe.group_words(trace, {spans!r}))"
+    )
 
 
 def resolve_word(
@@ -180,10 +200,11 @@ def resolve_word(
             )
         index = word % len(words)
     else:
-        matches = [i for i, w in enumerate(words) if _word_key(w) == _word_key(word)]
+        matches = [i for i, w in enumerate(words) if word_key(w) == word_key(word)]
         if not matches:
             raise ProbeError(
                 f"{word!r} is not a word of this sentence; use one of {list(words)} or an index"
+                + _grouping_hint(words, [word])
             )
         n = len(matches)
         if isinstance(occurrence, bool) or not isinstance(occurrence, int) or not (
@@ -227,10 +248,11 @@ def _candidates(
                     raise ProbeError(f"candidate index {c} is out of range for {len(words)} words")
                 chosen.append(c % len(words))
             else:
-                hits = [i for i, w in enumerate(words) if _word_key(w) == _word_key(c)]
+                hits = [i for i, w in enumerate(words) if word_key(w) == word_key(c)]
                 if not hits:
                     raise ProbeError(
                         f"candidate {c!r} is not a word of this sentence: {list(words)}"
+                        + _grouping_hint(words, [x for x in candidates if isinstance(x, str)])
                     )
                 chosen.extend(hits)
     chosen = sorted({i for i in chosen if i != index and has_tokens[i]})

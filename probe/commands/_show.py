@@ -261,6 +261,14 @@ def _unpack(source: Any, tokenizer: Any) -> tuple[Any, Any]:
     return source, tokenizer
 
 
+#: third-person pronouns the coref page opens on when no word= is given (English, Chinese,
+#: Japanese, Korean, Russian, Hindi)
+_PRONOUNS = frozenset(
+    "it he she they him her them its his their this 它 他 她 它们 他们 她们 牠 祂 "
+    "それ 彼 彼女 그 그녀 그것 그들 он она оно они его её их वह वे उसने".split()
+)
+
+
 def _coref(trace: Any, word: Any, batch_index: int = 0, **options: Any) -> HtmlView:
     import probe
     from probe.viewers.html import coref_view_html
@@ -271,6 +279,10 @@ def _coref(trace: Any, word: Any, batch_index: int = 0, **options: Any) -> HtmlV
         0 <= batch_index < len(trace.words)
     ):
         raise ProbeError(f"batch_index must be in 0..{len(trace.words) - 1}, got {batch_index!r}")
+    if word is not None:  # "马路" over the words 马 路: one word (probe.group_words)
+        from probe.viewers._plot import group_spans
+
+        trace = group_spans(trace, batch_index, *([word] if isinstance(word, str) else word))
     words = list(trace.words[batch_index])
     if word is None:
         wanted: list[Any] = list(range(len(words)))[:_MAX_COREF_WORDS]
@@ -289,8 +301,7 @@ def _coref(trace: Any, word: Any, batch_index: int = 0, **options: Any) -> HtmlV
         ranked = sorted(report.per_head, key=lambda link: (-link.weight, link.layer, link.head))
         top[i] = [(link.layer, link.head, link.antecedent_index, link.weight) for link in ranked]
         cands[i] = list(report.candidates)
-    pronouns = {"it", "he", "she", "they", "him", "her", "them", "its", "his", "their", "this"}
-    first = [i for i in weights if words[i].lower() in pronouns][:1]
+    first = [i for i in weights if words[i].lower() in _PRONOUNS][:1]
     order = first + [i for i in weights if i not in first]  # a pronoun is chosen first
     weights = {i: weights[i] for i in order}
     if not weights:

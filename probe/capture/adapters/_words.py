@@ -102,6 +102,7 @@ def _word_starts(
     """Whether each token starts a word: the tokenizer says so, or it starts after whitespace."""
     starts = []
     previous: int | None = None
+    word_start = 0  # where the current word's text starts
     for t, w in enumerate(raw_ids):
         if w is None:
             starts.append(False)
@@ -111,12 +112,29 @@ def _word_starts(
             if text is not None:
                 s, e = offsets[t]
                 after_space = s > 0 and text[s - 1].isspace() and _after_gap(offsets, t)
-                new = s < e and (text[s].isspace() or after_space)
+                new = s < e and (
+                    text[s].isspace() or after_space or _after_lead(text, word_start, s)
+                )
             else:
                 new = pieces[t].startswith(_SPACE_MARKS)
+        if new and text is not None and offsets[t][1] > offsets[t][0]:
+            word_start = offsets[t][0]
         starts.append(new)
         previous = w
     return starts
+
+
+def _after_lead(text: str, start: int, s: int) -> bool:
+    """Whether a token at ``s`` starts a word after leading punctuation ``text[start:s]``.
+
+    Llama 3's and Qwen's pre-tokenizers attach one non-letter to the letters after it
+    (``，因为`` and ``(hello`` are one pre-token); the punctuation is a word of its own, as
+    other tokenizers make it, when a token boundary separates it from the letters.
+    Apostrophes stay (``'s``, ``'t``: the contraction pieces these tokenizers split off)."""
+    lead = text[start:s].strip()
+    return bool(lead) and text[s].isalnum() and all(
+        unicodedata.category(c)[0] in "PS" and c not in "'\u2019" for c in lead
+    )
 
 
 def _after_gap(offsets: list[tuple[int, int]], t: int) -> bool:

@@ -87,6 +87,7 @@ def _links(s: Session) -> list[tuple[str, Figure]]:
 def _coref(s: Session) -> list[tuple[str, Figure]]:
     import probe
     from probe.viewers import coref_view
+    from probe.viewers._plot import coref_rows
 
     report = _coref_report(s)
     tr = s.trace()
@@ -96,7 +97,7 @@ def _coref(s: Session) -> list[tuple[str, Figure]]:
     fig = coref_view(
         list(tr.words[0]), report.word_index,  # type: ignore[index]
         weights[tr.layer_position(best.layer), tr.head_position(best.head)],
-        top=[(link.layer, link.head, link.antecedent, link.weight) for link in links[:8]],
+        top=coref_rows(tr.words[0], links[:8]),  # type: ignore[index]
         candidates=list(report.candidates), direction=s.args.direction,
         model_name=s.model_name, layer=best.layer,
         head=best.head,
