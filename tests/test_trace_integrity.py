@@ -89,3 +89,32 @@ def test_what_the_guard_does_not_see():
     tr = _trace()
     tr.attentions.numpy()[0] = 0.0
     assert float(tr.attentions[0].sum()) == 0.0  # read without an error: documented limit
+
+
+@pytest.mark.parametrize("stacked", [True, False])
+@pytest.mark.parametrize("copier", [lambda tr: pickle.loads(pickle.dumps(tr)), copy.deepcopy])
+def test_a_copy_of_an_edited_trace_is_refused_not_laundered(stacked, copier):
+    """Pickling or deep-copying an edited trace raises: the copy would hold new tensors with
+    fresh write counts, so its reads would pass the edited values off as the model's."""
+    tr = _trace()
+    if stacked:
+        tr.attentions[0].zero_()
+    else:
+        tr.layer_attentions(0).zero_()
+    with pytest.raises(ModifiedTraceError, match=EDITED):
+        copier(tr)
+
+
+@pytest.mark.parametrize("copier", [lambda x: pickle.loads(pickle.dumps(x)), copy.deepcopy])
+def test_a_copy_of_an_edited_plain_tensor_stack_is_refused(copier):
+    attn = torch.softmax(torch.randn(2, 1, 2, 3, 3), -1)
+    stack = AttentionStack("self", attn, ("a", "b"), (0, 1), (0, 1))
+    assert torch.equal(copier(stack).attentions, attn)  # unedited: copied as before
+    stack.attentions[0].zero_()
+    with pytest.raises(ModifiedTraceError, match=EDITED):
+        copier(stack)
+    tr = _trace()
+    plain = tr.replace(attentions=tr.attentions.clone())
+    plain.attentions[1].add_(1.0)
+    with pytest.raises(ModifiedTraceError, match=EDITED):
+        copier(plain)

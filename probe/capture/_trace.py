@@ -128,6 +128,8 @@ class LazyStack:
             return self._stacked
 
     def __getstate__(self) -> dict[str, Any]:
+        # an edited stack refuses to be copied: the copy's new tensors would pass its checks
+        self._check(self._layers if self._layers is not None else (self._stacked,))
         return {"layers": self._layers, "stacked": self._stacked}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -171,6 +173,16 @@ def _check_tensor(obj: Any, tensor: torch.Tensor) -> None:
         obj.__dict__[_Attentions.seen] = (id(tensor), _version(tensor))
     elif _version(tensor) != seen[1]:
         raise ModifiedTraceError(f"the trace's attention {_EDITED}")
+
+
+def _checked_state(obj: Any) -> dict[str, Any]:
+    """``obj.__dict__`` for pickling and deep copies, refused when its attention tensor was
+    edited in place (a copy holds new tensors with fresh write counts: it would pass the
+    edited values off as the model's). A :class:`LazyStack` checks itself."""
+    stored = obj.__dict__.get(_Attentions.slot)
+    if stored is not None and not isinstance(stored, LazyStack):
+        _check_tensor(obj, stored)
+    return dict(obj.__dict__)
 
 
 def stored_attentions(obj: AttentionStack | Trace) -> torch.Tensor | LazyStack | None:
@@ -230,6 +242,9 @@ class AttentionStack:
     @property
     def num_layers(self) -> int:
         return len(self.layer_indices)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _checked_state(self)
 
     def layer_attentions(self, position: int) -> torch.Tensor:
         """``[batch, head, query, key]``: ``attentions[position]`` without stacking the layers.
@@ -507,6 +522,9 @@ class Trace:
     def valid_length(self, batch_index: int = 0) -> int:
         """Number of real (non-padding) tokens of batch item ``batch_index``."""
         return int(self.attention_mask[batch_index].sum())
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _checked_state(self)
 
     def replace(self, **changes: Any) -> Trace:
         """A new trace with some fields changed (the original is untouched)."""
