@@ -339,3 +339,20 @@ def test_group_words_groups_every_batch_item(minilm) -> None:
         probe.word_attention(probe.group_words(probe.trace(model, "马路很长，马路很宽。",
                                                            tokenizer=tokenizer), "马路"),
                              "马路", occurrence=1), rtol=1e-4, atol=1e-5)
+
+
+def test_group_words_never_joins_the_two_texts_of_a_pair(minilm) -> None:
+    """The last word of a pair's first text and the first word of its second are not one
+    word: [SEP] lies between them (a word spelled only across it is refused, not grouped)."""
+    model, tokenizer = minilm
+    enc = tokenizer(["I flew to New", "New York is big"], ["York is big", "I flew"],
+                    return_tensors="pt", padding=True)
+    trace = probe.trace(model, enc, tokenizer=tokenizer)
+    assert trace.words[0] == ("i", "flew", "to", "new", "york", "is", "big")
+    grouped = probe.group_words(trace, "New York")
+    assert grouped.words[0] == trace.words[0]  # across [SEP]: not grouped
+    assert grouped.word_ids[0] == trace.word_ids[0]
+    assert grouped.words[1] == ("new york", "is", "big", "i", "flew")  # within a text: grouped
+    with pytest.raises(probe.ProbeError, match="spells no run"):
+        probe.group_words(probe.trace(model, tokenizer("to New", "York", return_tensors="pt"),
+                                      tokenizer=tokenizer), "New York")

@@ -40,9 +40,12 @@ def spans_of(words: Sequence[str], word: str) -> list[tuple[int, int]]:
     return word_spans(words, [word])
 
 
-def word_spans(words: Sequence[str], wanted: Sequence[str]) -> list[tuple[int, int]]:
+def word_spans(
+    words: Sequence[str], wanted: Sequence[str], breaks: frozenset[int] = frozenset()
+) -> list[tuple[int, int]]:
     """The runs of ``words`` to group for ``wanted``: left to right, at each word the longest
-    wanted word that spells a run of two or more words starting there."""
+    wanted word that spells a run of two or more words starting there. No run goes on from
+    word ``w`` to word ``w + 1`` for ``w`` in ``breaks`` (a special token between them)."""
     keys = [_key(w) for w in words]
     targets = sorted({_key(w) for w in wanted if _key(w)}, key=len, reverse=True)
     out: list[tuple[int, int]] = []
@@ -51,6 +54,8 @@ def word_spans(words: Sequence[str], wanted: Sequence[str]) -> list[tuple[int, i
         for target in targets:
             joined, stop = "", i
             while stop < len(words) and len(joined) < len(target) and target.startswith(joined):
+                if stop > i and stop - 1 in breaks:
+                    break
                 joined += keys[stop]
                 stop += 1
             if joined == target and stop - i > 1:
@@ -97,18 +102,21 @@ def group_words(trace: Trace, words: str | Sequence[str]) -> Trace:
     if not wanted or not all(isinstance(w, str) and _key(w) for w in wanted):
         raise ProbeError(f"words must be non-blank strings, e.g. ['小猫', '马路'], got {words!r}")
     spaced = {_key(w): len(w.split()) > 1 for w in wanted}
+    breaks = [_breaks(ids) for ids in trace.word_ids]
     for w in wanted:
         single = any(_key(x) == _key(w) for item in trace.words for x in item)
-        if not single and not any(spans_of(item, w) for item in trace.words):
+        if not single and not any(
+            word_spans(item, [w], cut) for item, cut in zip(trace.words, breaks)
+        ):
             raise ProbeError(
                 f"{w!r} spells no run of consecutive words of this text: its words are "
                 f"{list(trace.words[0])}; give words made of whole words"
             )
     new_words, new_ids = [], []
-    for item, ids in zip(trace.words, trace.word_ids):
+    for item, ids, cut in zip(trace.words, trace.word_ids, breaks):
         remap: dict[int, int] = {}
         merged: list[str] = []
-        spans = {start: stop for start, stop in word_spans(item, wanted)}
+        spans = {start: stop for start, stop in word_spans(item, wanted, cut)}
         i = 0
         while i < len(item):
             stop = spans.get(i, i + 1)
@@ -120,3 +128,17 @@ def group_words(trace: Trace, words: str | Sequence[str]) -> Trace:
         new_words.append(tuple(merged))
         new_ids.append(tuple(None if t is None else remap[t] for t in ids))
     return trace.replace(words=tuple(new_words), word_ids=tuple(new_ids))
+
+
+def _breaks(ids: Sequence[int | None]) -> frozenset[int]:
+    """The words ``w`` followed by a special token before word ``w + 1`` (``[SEP]`` between
+    the two texts of a pair): a grouped word never spans them."""
+    out, last, gap = set(), None, False
+    for t in ids:
+        if t is None:
+            gap = last is not None
+        else:
+            if gap and t != last:
+                out.add(last)
+            last, gap = t, False
+    return frozenset(out)
