@@ -118,3 +118,17 @@ def test_a_copy_of_an_edited_plain_tensor_stack_is_refused(copier):
     plain.attentions[1].add_(1.0)
     with pytest.raises(ModifiedTraceError, match=EDITED):
         copier(plain)
+
+
+def test_replace_of_an_edited_plain_tensor_trace_is_refused():
+    """A chunked capture keeps one tensor (no LazyStack): trace.replace (and so group_words,
+    which replaces the words) must not hand the edited tensor to a trace that trusts it."""
+    model, inputs = bert()
+    tr = probe.trace(model, inputs, chunk_size=4)
+    assert not isinstance(tr.__dict__["_attentions_stored"], LazyStack)
+    assert torch.equal(tr.replace(model_name="x").attentions, tr.attentions)  # unedited: fine
+    tr.attentions[0].zero_()
+    with pytest.raises(ModifiedTraceError, match=EDITED):
+        tr.replace(model_name="x")
+    with pytest.raises(ModifiedTraceError, match=EDITED):
+        tr.attentions

@@ -528,7 +528,13 @@ class Trace:
 
     def replace(self, **changes: Any) -> Trace:
         """A new trace with some fields changed (the original is untouched)."""
-        changes.setdefault("attentions", stored_attentions(self))  # not stacked by a copy
+        if "attentions" not in changes:  # kept as stored: not stacked by a copy
+            stored = stored_attentions(self)
+            if stored is not None and not isinstance(stored, LazyStack):
+                # the new trace notes the tensor's write count afresh: an edit made before
+                # must be refused here, or the new trace would pass it off as captured
+                _check_tensor(self, stored)
+            changes["attentions"] = stored
         return replace(self, **changes)
 
     def __repr__(self) -> str:
