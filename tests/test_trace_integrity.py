@@ -132,3 +132,20 @@ def test_replace_of_an_edited_plain_tensor_trace_is_refused():
         tr.replace(model_name="x")
     with pytest.raises(ModifiedTraceError, match=EDITED):
         tr.attentions
+
+
+def test_a_generation_trace_is_guarded_too():
+    """gen.attentions edited in place is refused by the next read (alignment, to_trace), as a
+    trace's is: to_trace would otherwise build a trace that notes the edit as captured."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=2,
+                                       n_head=2)).eval()
+    gen = probe.generate(model, torch.tensor([[1, 2, 3]]), max_new_tokens=3)
+    before = gen.to_trace().attentions.clone()
+    assert torch.equal(pickle.loads(pickle.dumps(gen)).to_trace().attentions, before)
+    gen.attentions[0].zero_()
+    for read in (lambda: gen.attentions, gen.to_trace, lambda: copy.deepcopy(gen)):
+        with pytest.raises(ModifiedTraceError, match=EDITED):
+            read()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.capture._trace import AttentionStack, Family, Trace
+from probe.capture._trace import AttentionStack, Family, Trace, _Attentions, _checked_state
 
 if TYPE_CHECKING:
     import torch
@@ -70,7 +70,7 @@ class GenerationTrace:
             (later steps of finished items are padding the model still ran).
     """
 
-    attentions: torch.Tensor
+    attentions: torch.Tensor = _Attentions()  # type: ignore[assignment]  # edits refused
     layer_names: tuple[str, ...]
     layer_indices: tuple[int, ...]
     head_indices: tuple[int, ...] | None
@@ -120,6 +120,9 @@ class GenerationTrace:
         if self.tokens is None:
             return None
         return tuple(row[self.num_prompt_tokens :] for row in self.tokens)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _checked_state(self)  # an edited generation is not copied as if captured
 
     @property
     def words_missing(self) -> tuple[str | None, ...]:
