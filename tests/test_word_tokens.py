@@ -59,3 +59,47 @@ def test_coref_view_boxes_a_word_of_several_pieces_as_one_word(minilm) -> None:
     fig = probe.plot(trace, "coref", word="it", candidates=["unbelievably", "dog"])
     words = [t.get_text() for t in fig.axes[0].texts]
     assert "unbelievably" in words and "##ly" not in words
+
+
+# ------------------------------------------------------------------ NFKC and case folding
+FULL = "ＡＢＣ bought the firm because it was cheap."
+HALF = "ABC bought the firm because it was cheap."
+
+
+def test_word_key_folds_compatibility_forms_and_case() -> None:
+    from probe.analysis._coref import word_key
+
+    assert word_key("ＡＢＣ") == word_key("abc") == word_key(" ABC ")
+    assert word_key("ﬁrm") == word_key("FIRM")  # the ligature fi
+    assert word_key("STRASSE") == word_key("straße")
+    assert word_key("cafe\u0301") == word_key("café")
+    assert word_key("ABC") != word_key("ABD")
+
+
+@pytest.mark.parametrize("text, word", [(FULL, "ABC"), (HALF, "ＡＢＣ"), (FULL, "abc")])
+def test_coref_matches_full_width_and_half_width(minilm, text, word) -> None:
+    model, tokenizer = minilm
+    trace = probe.trace(model, text, tokenizer=tokenizer)
+    links = probe.coref(trace, "it", candidates=[word, "firm"])
+    assert {lk.antecedent_index for lk in links} <= {0, 3}
+    assert 0 in {lk.antecedent_index for lk in probe.coref(trace, "it", candidates=[word])}
+    assert probe.best_antecedents(trace, word, candidates=["firm"]).word_index == 0
+
+
+def test_cli_word_in_full_width(tmp_path, capsys) -> None:
+    from probe.cli import main
+
+    rc = main(["render", "coref", "--text", HALF, "--word", "ｉｔ", "--candidate", "ＡＢＣ",
+               "--out", str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.strip().endswith(".png")
+
+
+def test_group_words_folds_full_width(minilm) -> None:
+    model, tokenizer = minilm
+    trace = probe.trace(model, "小猫没有过马路。", tokenizer=tokenizer)
+    assert "马路" in probe.group_words(trace, "马路").words[0]
+    grouped = probe.group_words(probe.trace(model, "New York is big.", tokenizer=tokenizer),
+                                "ＮＥＷ ＹＯＲＫ")
+    assert grouped.words[0][0] == "New York"
