@@ -121,8 +121,7 @@ def _saliency(s: Session) -> list[tuple[str, Figure]]:
             f"--layer adds per-head CLS maps of a vision transformer; {s.model_name} is a CNN "
             "without attention heads: drop --layer (the gates view shows its attention gates)"
         )
-    out = _single_method(s, method, "saliency",
-                         _methods_part(s, [method]) if s.args.methods else method)
+    out = _single_method(s, method, "saliency", _methods_part(s, [method], named=True))
     if s.modality == "vision" and s.args.layer is not None:
         import probe
         from probe.viewers import cls_head_grid

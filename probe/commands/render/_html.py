@@ -163,7 +163,8 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
                                direction=s.args.direction, model_name=s.model_name)
     if view == "rollout":  # named like the figure of the same view
         return [(_stem(s, view, f"{s.args.fusion}-d{s.args.discard:g}"), page)]
-    return [(_stem(s, view, _methods_part(s, methods)), page)]
+    # named like the figure: the saliency view's one method by its name, even by default
+    return [(_stem(s, view, _methods_part(s, methods, named=view == "saliency")), page)]
 
 
 @_register("detr")
