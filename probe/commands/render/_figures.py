@@ -187,6 +187,7 @@ def _compare(s: Session) -> list[tuple[str, Figure]]:
 
 @register_view("curves")
 def _curves(s: Session) -> list[tuple[str, Figure]]:
+    from probe.evaluation._curves import score_label
     from probe.viewers import curves_view
 
     methods = _methods(s)
@@ -197,8 +198,11 @@ def _curves(s: Session) -> list[tuple[str, Figure]]:
     deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
     insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
     unit = "images" if s.modality == "vision" else "inputs"  # the curves of this one input
-    fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name, n=1, unit=unit)
-    fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name, n=1, unit=unit)
+    ylabel = score_label(s.target())  # a class, or the similarity to --pair
+    fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name, n=1, unit=unit,
+                        ylabel=ylabel)
+    fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name, n=1, unit=unit,
+                        ylabel=ylabel)
     part = _methods_part(s, methods)
     return [(_stem(s, "curves", "deletion", part), fig_d),
             (_stem(s, "curves", "insertion", part), fig_i)]
