@@ -45,7 +45,7 @@ from probe.viewers._tokens import (
     layout_tokens,
     points_axes,
 )
-from probe.viewers._width import sized
+from probe.viewers._width import sized, wrap_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -317,6 +317,11 @@ def link_view(
     return fig
 
 
+def _line_in(fontsize: float) -> float:
+    """Inches between two lines of text at ``fontsize`` (matplotlib's 1.2 line spacing)."""
+    return 1.2 * fontsize / 72
+
+
 def _positions(highlight: int | Sequence[int] | None, n_query: int) -> list[int]:
     """``highlight`` as a sorted list of distinct query positions (empty for ``None``)."""
     if highlight is None:
@@ -494,12 +499,19 @@ def coref_view(
     body_pt = layout.height
 
     text = make_title(model_name, layer, head, method) if title is None else title
-    top_in = 0.15 + (0.35 if text else 0.0) + 0.25
+    plural = "s" if len(ranked) != 1 else ""
+    chosen = wrap_text(  # the two notes wrap at a narrow width (one line each at 8 in)
+        f"chosen word: \u201c{format_token(toks[word_index])}\u201d (word {word_index}) "
+        f"\u2192 top {len(ranked)} candidate antecedent{plural}"
+        " \u00b7 layers, heads and words count from 0", FONT_SIZES["label"], width_pt)
+    chosen_at = 0.15 + (0.35 if text else 0.0) - 0.05  # from the top, to the line's top
+    top_in = chosen_at + 0.3 + chosen.count("\n") * _line_in(FONT_SIZES["label"])
     bar_in = 0.85
     shown_rows = sorted(rows, key=lambda r: -r[3])[:table_rows] if rows else []
     table_in = (len(shown_rows) + 1) * 0.22 + 0.6 if shown_rows else 0.0
-    note = COREF_NOTE if note is None else str(note)
-    note_in = 0.3 if note else 0.0
+    note = wrap_text(COREF_NOTE if note is None else str(note), FONT_SIZES["annotation"],
+                     width_pt)
+    note_in = 0.3 + note.count("\n") * _line_in(FONT_SIZES["annotation"]) if note else 0.0
     height = top_in + body_pt / 72 + bar_in + table_in + note_in
     fig = new_figure((width, height), layout="none")
     if note:
@@ -548,12 +560,8 @@ def coref_view(
 
     if text:
         fig.suptitle(text, fontsize=FONT_SIZES["title"], y=1 - 0.1 / height, va="top")
-    plural = "s" if len(ranked) != 1 else ""
-    fig.text(0.5, 1 - (top_in - 0.3) / height,
-             f"chosen word: \u201c{format_token(toks[word_index])}\u201d (word "
-             f"{word_index}) \u2192 top {len(ranked)} candidate antecedent{plural}"
-             " \u00b7 layers, heads and words count from 0",
-             ha="center", va="top", fontsize=FONT_SIZES["label"], color="0.25")
+    fig.text(0.5, 1 - chosen_at / height, chosen, ha="center", va="top",
+             fontsize=FONT_SIZES["label"], color="0.25")
 
     bar_w = min(4.0, width - 2 * margin)
     cax = fig.add_axes(((width - bar_w) / 2 / width, (table_in + 0.47) / height, bar_w / width,
