@@ -45,7 +45,7 @@ from probe.viewers._tokens import (
     layout_tokens,
     points_axes,
 )
-from probe.viewers._width import sized
+from probe.viewers._width import sized, wrap_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -100,7 +100,7 @@ def link_view(
     method: str | None = "attention",
     max_labels: int = LINK_MAX_LABELS,
     linewidth: float = 1.5,
-    highlight: int | None = None,
+    highlight: int | Sequence[int] | None = None,
     head_names: Sequence[int | str] | None = None,
     sentence: str | None = None,
     title: str | None = None,
@@ -129,9 +129,10 @@ def link_view(
         max_labels: beyond this many tokens per column (default 60) only every
             ``ceil(n / max_labels)``-th label is written; all lines are still drawn.
         linewidth: line width in points.
-        highlight: a query position to highlight (blue bold label on a light box, its lines
-            drawn on top, twice as wide) while every other line is still drawn; e.g. the
-            chosen word of the coreference view.
+        highlight: a query position, or several (every token of a word of several tokens),
+            to highlight (blue bold label on a light box, its lines drawn on top, twice as
+            wide) while every other line is still drawn; e.g. the chosen word of the
+            coreference view.
         head_names: the model's index of each head of the first axis (default
             ``0..head-1``), for the title and the legend.
         sentence: the input text, shown under the title.
@@ -179,24 +180,20 @@ def link_view(
     ):
         raise ProbeError(f"query must be a position in 0..{n_query - 1}, got {query!r}")
 
-    if highlight is not None and (
-        isinstance(highlight, bool) or not isinstance(highlight, (int, np.integer))
-        or not 0 <= highlight < n_query
-    ):
-        raise ProbeError(f"highlight must be a position in 0..{n_query - 1}, got {highlight!r}")
+    lit = _positions(highlight, n_query)
     names = [str(h) for h in range(n_heads)] if head_names is None else [
         str(h) for h in head_names]
     if len(names) != n_heads:
         raise ProbeError(f"head_names must name each of the {n_heads} heads, got {head_names!r}")
-    marked = query if query is not None else highlight
+    marked = [int(query)] if query is not None else lit
 
     fontsize = FONT_SIZES["token"]
     n_rows = max(n_query, n_key)
     shown_q, shown_k = thin_labels(n_query, max_labels), thin_labels(n_key, max_labels)
     q_labels = {int(i): format_token(q_tokens[i]) for i in shown_q}
     k_labels = {int(i): format_token(k_tokens[i]) for i in shown_k}
-    if marked is not None:
-        q_labels[int(marked)] = format_token(q_tokens[marked])
+    for i in marked:
+        q_labels[i] = format_token(q_tokens[i])
     label_l = max(text_width_pt(t, fontsize, "bold") for t in q_labels.values()) / 72 + 0.05
     label_r = max(text_width_pt(t, fontsize, "bold") for t in k_labels.values()) / 72 + 0.05
     gap = 0.08
@@ -266,17 +263,17 @@ def link_view(
         mask = data[h] >= max(float(threshold), 1e-12)
         if query is not None:
             mask[np.arange(n_query) != query] = False
-        if highlight is not None and query is None:
+        if lit and query is None:
             rest = mask.copy()
-            rest[highlight] = False
+            rest[lit] = False
             segments(h, rest, linewidth, f"head {h}", 2.0)
-            own = mask & (np.arange(n_query) == highlight)[:, None]
+            own = mask & np.isin(np.arange(n_query), lit)[:, None]
             segments(h, own, 2 * linewidth, f"head {h} highlight", 2.5)
         else:
             segments(h, mask, linewidth, f"head {h}", 2.0)
 
     for i, label in q_labels.items():
-        chosen = marked is not None and i == marked
+        chosen = i in marked
         ax.text(
             x_left - side * gap / 2, i + q_off, label, ha="left" if rtl else "right",
             va="center_baseline",
@@ -318,6 +315,28 @@ def link_view(
     if text:
         ax.set_title(text, fontsize=FONT_SIZES["title"], pad=22)
     return fig
+
+
+def _line_in(fontsize: float) -> float:
+    """Inches between two lines of text at ``fontsize`` (matplotlib's 1.2 line spacing)."""
+    return 1.2 * fontsize / 72
+
+
+def _positions(highlight: int | Sequence[int] | None, n_query: int) -> list[int]:
+    """``highlight`` as a sorted list of distinct query positions (empty for ``None``)."""
+    if highlight is None:
+        return []
+    many = isinstance(highlight, (list, tuple, range, np.ndarray))
+    items = list(highlight) if many else [highlight]
+    if not items or any(
+        isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not 0 <= i < n_query
+        for i in items
+    ):
+        raise ProbeError(
+            f"highlight must be a position in 0..{n_query - 1} or a list of positions, "
+            f"got {highlight!r}"
+        )
+    return sorted({int(i) for i in items})
 
 
 def _check_top_rows(rows: Any, words: Sequence[str]) -> list[tuple[int, int, str, float]]:
@@ -480,12 +499,19 @@ def coref_view(
     body_pt = layout.height
 
     text = make_title(model_name, layer, head, method) if title is None else title
-    top_in = 0.15 + (0.35 if text else 0.0) + 0.25
+    plural = "s" if len(ranked) != 1 else ""
+    chosen = wrap_text(  # the two notes wrap at a narrow width (one line each at 8 in)
+        f"chosen word: \u201c{format_token(toks[word_index])}\u201d (word {word_index}) "
+        f"\u2192 top {len(ranked)} candidate antecedent{plural}"
+        " \u00b7 layers, heads and words count from 0", FONT_SIZES["label"], width_pt)
+    chosen_at = 0.15 + (0.35 if text else 0.0) - 0.05  # from the top, to the line's top
+    top_in = chosen_at + 0.3 + chosen.count("\n") * _line_in(FONT_SIZES["label"])
     bar_in = 0.85
     shown_rows = sorted(rows, key=lambda r: -r[3])[:table_rows] if rows else []
     table_in = (len(shown_rows) + 1) * 0.22 + 0.6 if shown_rows else 0.0
-    note = COREF_NOTE if note is None else str(note)
-    note_in = 0.3 if note else 0.0
+    note = wrap_text(COREF_NOTE if note is None else str(note), FONT_SIZES["annotation"],
+                     width_pt)
+    note_in = 0.3 + note.count("\n") * _line_in(FONT_SIZES["annotation"]) if note else 0.0
     height = top_in + body_pt / 72 + bar_in + table_in + note_in
     fig = new_figure((width, height), layout="none")
     if note:
@@ -534,12 +560,8 @@ def coref_view(
 
     if text:
         fig.suptitle(text, fontsize=FONT_SIZES["title"], y=1 - 0.1 / height, va="top")
-    plural = "s" if len(ranked) != 1 else ""
-    fig.text(0.5, 1 - (top_in - 0.3) / height,
-             f"chosen word: \u201c{format_token(toks[word_index])}\u201d (word "
-             f"{word_index}) \u2192 top {len(ranked)} candidate antecedent{plural}"
-             " \u00b7 layers, heads and words count from 0",
-             ha="center", va="top", fontsize=FONT_SIZES["label"], color="0.25")
+    fig.text(0.5, 1 - chosen_at / height, chosen, ha="center", va="top",
+             fontsize=FONT_SIZES["label"], color="0.25")
 
     bar_w = min(4.0, width - 2 * margin)
     cax = fig.add_axes(((width - bar_w) / 2 / width, (table_in + 0.47) / height, bar_w / width,

@@ -302,7 +302,7 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
         w = _word_index(trace, b, word, occurrence)
         ids = trace.word_ids[b]
         rows = [j for j, i in enumerate(keep) if i < len(ids) and ids[i] == w]
-        kwargs["highlight"] = rows[0]
+        kwargs["highlight"] = rows  # every token of the word
     return _call(link_view, "links", (attn[pos], _tokens(trace, b, keep)), kwargs, options)
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "smallest_font",
     "text_clashes",
     "wrap_grid",
+    "wrap_text",
 ]
 
 #: Named widths in inches: one column, and both columns of a two-column page (IEEE, ACL and
@@ -293,3 +294,26 @@ def sized(fix: str = "") -> Callable[[_F], _F]:
         return wrapper  # type: ignore[return-value]
 
     return decorator
+
+
+def wrap_text(text: str, fontsize: float, width_pt: float, weight: str = "normal",
+              breaks: tuple[str, ...] = (" \u00b7 ", " ")) -> str:
+    """``text`` broken into lines no wider than ``width_pt`` points at ``fontsize``, unchanged
+    when it fits on one line. Lines break at the first of ``breaks`` that makes the pieces
+    fit (``" · "`` between the parts of a caption, which the line break replaces, then
+    spaces); a word wider than the line stays whole."""
+    from probe.viewers._fonts import text_width_pt
+
+    def fits(line: str) -> bool:
+        return text_width_pt(line, fontsize, weight) <= width_pt
+
+    if fits(text) or not breaks:
+        return text
+    sep, rest = breaks[0], breaks[1:]
+    lines: list[str] = []
+    for piece in text.split(sep):
+        if lines and fits(lines[-1] + sep + piece):
+            lines[-1] += sep + piece
+        else:
+            lines.append(piece)
+    return "\n".join(wrap_text(line, fontsize, width_pt, weight, rest) for line in lines)

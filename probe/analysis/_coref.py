@@ -162,8 +162,14 @@ def _is_punctuation(word: str) -> bool:
 
 def word_key(word: str) -> str:
     """What two spellings of a word share: case (``casefold``: "STRASSE" is "straße") and
-    Unicode composition (NFC: "cafe" + U+0301 is "café") do not tell words apart."""
-    return unicodedata.normalize("NFC", word.strip()).casefold()
+    Unicode compatibility forms (NFKC: "cafe" + U+0301 is "café", full-width "ＡＢＣ" is
+    "ABC", the ligature "ﬁ" is "fi") do not tell words apart."""
+    return fold(word.strip())
+
+
+def fold(text: str) -> str:
+    """``text`` with case and Unicode compatibility forms folded (NFKC, casefold, NFKC)."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
 def _grouping_hint(words: Sequence[str], wanted: Sequence[str]) -> str:

@@ -9,9 +9,10 @@ segmenter), so that ``probe.coref``, ``probe.word_attention`` and the views read
 words with the usual merge rule (mean over the word's tokens as queries, sum over them as
 keys; Clark et al. 2019).
 
-A word spells a run when the run's words, joined, equal it up to case, Unicode composition
-and whitespace (``"New York"`` spells the words ``New`` ``York``). Runs are matched left to
-right, the longest given word first, so a full segmentation of the sentence is reproduced.
+A word spells a run when the run's words, joined, equal it up to case, Unicode
+compatibility forms (NFKC: full-width "ＡＢＣ" is "ABC") and whitespace (``"New York"``
+spells the words ``New`` ``York``). Runs are matched left to right, the longest given word
+first, so a full segmentation of the sentence is reproduced.
 """
 
 from __future__ import annotations
@@ -30,13 +31,15 @@ __all__ = ["group_words", "spans_of", "word_spans"]
 
 
 def _key(text: str) -> str:
-    """What two spellings share: case, Unicode composition and whitespace do not count."""
-    return "".join(unicodedata.normalize("NFC", text).casefold().split())
+    """What two spellings share: case, Unicode compatibility forms (NFKC: full-width "ＡＢＣ"
+    is "ABC") and whitespace do not count."""
+    return "".join(unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+                   .split())
 
 
 def spans_of(words: Sequence[str], word: str) -> list[tuple[int, int]]:
     """Every run ``(start, stop)`` of two or more consecutive ``words`` that spells ``word``
-    (joined, up to case, composition and whitespace), left to right, not overlapping."""
+    (joined, up to case, NFKC and whitespace), left to right, not overlapping."""
     return word_spans(words, [word])
 
 
@@ -76,9 +79,10 @@ def group_words(trace: Trace, words: str | Sequence[str]) -> Trace:
     ``probe.coref(grouped, "它", candidates=["小猫", "马路"])`` and the views treat them as
     words (merge rule of :func:`probe.word_attention`: mean over a word's tokens as queries,
     sum over its tokens as keys). ``words`` may also be a whole segmentation of the text
-    (e.g. from a word segmenter). Matching ignores case, Unicode composition and whitespace;
-    runs are taken left to right, the longest given word first. The grouped word is written
-    as its words joined (with one space between them where the given word has whitespace).
+    (e.g. from a word segmenter). Matching ignores case, Unicode compatibility forms (NFKC)
+    and whitespace; runs are taken left to right, the longest given word first. The grouped
+    word is written as its words joined (with one space between them where the given word
+    has whitespace).
     Attention, tokens and everything else are the trace's own (shared, not copied).
 
     Args:

@@ -503,6 +503,7 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
         curves_page,
         deletion_insertion,
     )
+    from probe.evaluation._curves import score_label
 
     adapter = adapter_for(model)
     modality = adapter.modality
@@ -522,6 +523,7 @@ def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,
     attrs = compute_attributions(model, inputs, chosen, tokenizer=tokenizer, target=target,
                                  trace=trace)
     curves = deletion_insertion(model, inputs, attrs, target=target, tokenizer=tokenizer)
+    options.setdefault("ylabel", score_label(target))  # a class, or a similarity
     if modality == "vision":  # what the model saw at each step (image=: greyed on yours)
         return curves_page(attrs, curves, model=model, pixels=inputs, **options)
     keep, tokens = _content(trace, _item(options.get("batch_index", 0), len(trace.labels)))

@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["Curve", "CurveKind", "deletion_curve", "insertion_curve", "perturbed_input"]
+__all__ = ["Curve", "CurveKind", "deletion_curve", "insertion_curve", "perturbed_input",
+           "score_label"]
 
 CurveKind = Literal["deletion", "insertion"]
 
@@ -381,3 +382,16 @@ def _methods_problem(
     one the attributions share)."""
     items = _named(attributions)
     return items, _problem(model, inputs, grid=_grid_of(items, grid), **settings)
+
+
+def score_label(target: Any = None, output: Literal["probability", "logit"] = "probability") -> str:
+    """What the curves' y axis is for ``target`` (as :func:`deletion_curve` takes it): the
+    cosine similarity of a :func:`probe.similarity_target`, the value of another callable,
+    else the probability (or logit) of the target class."""
+    from probe.attribution._targets import SimilarityTarget
+
+    if isinstance(target, SimilarityTarget):
+        return "cosine similarity (to the second sentence)"
+    if callable(target):
+        return "model score (target function)"
+    return f"{output} (target class)"

@@ -75,6 +75,7 @@ P.start(async (root, d) => {
     const box = P.el("div");
     box.style.width = (CW + 2) + "px";
     box.appendChild(P.el("div", "p-title", k.name));
+    box.appendChild(P.el("div", "p-note p-ylabel", "y: " + d.ylabel));
     const c = P.canvas(CW, CH, "p-chart"); box.appendChild(c);
     const auc = P.el("div", "p-note p-auc"); box.appendChild(auc);
     wrap.appendChild(box);
@@ -185,7 +186,7 @@ P.start(async (root, d) => {
     }
     const frac = K.fractions[m][step], n = R ? R.length : 0;
     readout.textContent = K.name + " \u00b7 " + d.methods[m] + " \u00b7 step " + step + " of " +
-      (K.fractions[m].length - 1) + ": score " + P.fmt(K.values[m][step]) + " at " +
+      (K.fractions[m].length - 1) + ": " + d.ylabel + " " + P.fmt(K.values[m][step]) + " at " +
       Math.round(100 * frac) + "% " + (del ? "removed" : "revealed") + (R ? " (" +
       count + " of " + n + " " + d.unit + "; " + (scene ? (inp ? "the baseline's pixels" :
       "grey") : d.replacements ? (d.unseen ? "the replacement token, masked out of attention" :
@@ -248,6 +249,7 @@ def curves_view_html(
     model_name: str | None = None,
     title: str | None = None,
     direction: Direction = "auto",
+    ylabel: str = "model score",
 ) -> HtmlView:
     """Interactive deletion and insertion curves (Petsiuk et al. 2018) with the perturbed input
     of every step: hover a point of a curve to see what the model scored there.
@@ -274,11 +276,17 @@ def curves_view_html(
         model_name: goes into the title; title: replaces it.
         direction: tokens only: ``"auto"`` (default: right to left when the tokens' first
             strong letter is), ``"ltr"`` or ``"rtl"``.
+        ylabel: what the curves' values are, written under each chart's name and in the
+            readout (e.g. ``"probability (target class)"``, ``"cosine similarity (to the
+            second sentence)"``: :func:`probe.evaluation._curves.score_label`).
 
     Returns:
         An :class:`HtmlView`.
     """
     from probe.viewers._saliency import as_image, check_placement
+
+    if not isinstance(ylabel, str) or not ylabel.strip():
+        raise ProbeError(f"ylabel must be a non-blank string, got {ylabel!r}")
 
     kinds = [(k, _curve_set(c, k)) for k, c in (("deletion", deletion), ("insertion", insertion))
              if c is not None]
@@ -374,7 +382,7 @@ def curves_view_html(
         "subtitle": f"{len(methods)} method{'s' if len(methods) != 1 else ''}, "
                     f"{n if n is not None else '?'} {payload['unit']}; hover a point",
         "methods": methods, "ranks": ranks, "colors": colors, "kinds": ks, "first": first,
-        "yrange": [lo - pad, hi + pad],
+        "yrange": [lo - pad, hi + pad], "ylabel": str(ylabel),
     })
     page = build_page(title=payload["title"], css=CSS + _CURVES_CSS, js=RUNTIME_JS + _CURVES_JS,
                       data=payload)

@@ -121,8 +121,7 @@ def _saliency(s: Session) -> list[tuple[str, Figure]]:
             f"--layer adds per-head CLS maps of a vision transformer; {s.model_name} is a CNN "
             "without attention heads: drop --layer (the gates view shows its attention gates)"
         )
-    out = _single_method(s, method, "saliency",
-                         _methods_part(s, [method]) if s.args.methods else method)
+    out = _single_method(s, method, "saliency", _methods_part(s, [method], named=True))
     if s.modality == "vision" and s.args.layer is not None:
         import probe
         from probe.viewers import cls_head_grid
@@ -188,6 +187,7 @@ def _compare(s: Session) -> list[tuple[str, Figure]]:
 
 @register_view("curves")
 def _curves(s: Session) -> list[tuple[str, Figure]]:
+    from probe.evaluation._curves import score_label
     from probe.viewers import curves_view
 
     methods = _methods(s)
@@ -198,8 +198,11 @@ def _curves(s: Session) -> list[tuple[str, Figure]]:
     deletion = {m: (c[0].fractions, c[0].values[0]) for m, c in curves.items()}
     insertion = {m: (c[1].fractions, c[1].values[0]) for m, c in curves.items()}
     unit = "images" if s.modality == "vision" else "inputs"  # the curves of this one input
-    fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name, n=1, unit=unit)
-    fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name, n=1, unit=unit)
+    ylabel = score_label(s.target())  # a class, or the similarity to --pair
+    fig_d = curves_view(deletion, kind="deletion", model_name=s.model_name, n=1, unit=unit,
+                        ylabel=ylabel)
+    fig_i = curves_view(insertion, kind="insertion", model_name=s.model_name, n=1, unit=unit,
+                        ylabel=ylabel)
     part = _methods_part(s, methods)
     return [(_stem(s, "curves", "deletion", part), fig_d),
             (_stem(s, "curves", "insertion", part), fig_i)]

@@ -163,7 +163,8 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
                                direction=s.args.direction, model_name=s.model_name)
     if view == "rollout":  # named like the figure of the same view
         return [(_stem(s, view, f"{s.args.fusion}-d{s.args.discard:g}"), page)]
-    return [(_stem(s, view, _methods_part(s, methods)), page)]
+    # named like the figure: the saliency view's one method by its name, even by default
+    return [(_stem(s, view, _methods_part(s, methods, named=view == "saliency")), page)]
 
 
 @_register("detr")
@@ -206,6 +207,7 @@ def _alignment_page(s: Session) -> list[tuple[str, HtmlView]]:
 def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
     """Both curves of every method on one page; hover a point for the input at that step."""
     from probe.commands._pages import curves_page
+    from probe.evaluation._curves import score_label
 
     methods = _methods(s)
     _needs_target(s, methods)
@@ -213,15 +215,16 @@ def _curves_page(s: Session) -> list[tuple[str, HtmlView]]:
         raise ProbeError("text curves need a target: pass --pair \"second sentence\"")
     attrs = _compute_all(s, methods)
     curves = _curves_for(s, attrs)
+    ylabel = score_label(s.target())  # a class, or the similarity to --pair
     if s.modality == "vision":
         page = curves_page(attrs, curves, model=s.model, pixels=s.inputs,  # what it saw
-                           image_size=s.display_size, model_name=s.model_name)
+                           image_size=s.display_size, model_name=s.model_name, ylabel=ylabel)
     else:
         page = curves_page(attrs, curves, keep=s.content_positions(),
                            tokens=s.content_tokens(), model=s.model, inputs=s.inputs,
                            tokenizer=s.processor, byte_level=s.trace().byte_level,
                            model_name=s.model_name,
-                           direction=s.args.direction)
+                           direction=s.args.direction, ylabel=ylabel)
     return [(_stem(s, "curves", _methods_part(s, methods)), page)]
 
 

@@ -93,9 +93,10 @@ def _is_classifier(s: Session) -> bool:
     return logits is not None and logits.dim() == 2
 
 
-def _methods_part(s: Session, methods: list[str]) -> str:
-    """File-name part naming the methods (``all`` for the default set), discard included."""
-    part = "-".join(_slug(m, 40) for m in methods) if s.args.methods else "all"
+def _methods_part(s: Session, methods: list[str], named: bool = False) -> str:
+    """File-name part naming the methods (``all`` for the default set unless ``named``: the
+    saliency view's one default method is named, ``rollout``), discard included."""
+    part = "-".join(_slug(m, 40) for m in methods) if s.args.methods or named else "all"
     if s.args.discard and any(_takes(m, "discard_ratio") for m in methods):
         part += f"-d{s.args.discard:g}"
     return part
