@@ -32,7 +32,7 @@ from probe._errors import ProbeError
 from probe._text import visible_text
 
 __all__ = ["BudgetError", "HtmlView", "DEFAULT_MAX_VALUES", "encode_array", "decode_array",
-           "build_page"]
+           "assemble_page", "build_page"]
 
 #: The size budget: a view refuses attention with more values than this (uint8 each before
 #: compression), with a message saying how to select layers, heads or a token window.
@@ -100,10 +100,23 @@ def _sha256(text: str) -> str:
 
 
 def build_page(*, title: str, css: str, js: str, data: dict[str, Any]) -> str:
-    """The complete HTML document of one view (see the module docs)."""
+    """The complete HTML document of one view (see the module docs), with subsets of the
+    fonts its strings need embedded (:mod:`probe.viewers.html._webfonts`; none, and the page
+    unchanged, when DejaVu Sans has every character)."""
+    from probe.viewers.html._webfonts import with_fonts
+
+    css, js, fonts = with_fonts(css, js, (title, data))
+    return assemble_page(title=title, css=css, js=js, data=data, fonts=fonts)
+
+
+def assemble_page(*, title: str, css: str, js: str, data: dict[str, Any],
+                  fonts: bool = False) -> str:
+    """The HTML document of ``css``, ``js`` and ``data`` as given (``fonts``: the CSS embeds
+    fonts as ``data:`` URLs, which the CSP then allows)."""
     csp = (
         f"default-src 'none'; script-src '{_sha256(js)}'; style-src '{_sha256(css)}'; "
-        "img-src data:; base-uri 'none'; form-action 'none'"
+        "img-src data:; " + ("font-src data:; " if fonts else "")
+        + "base-uri 'none'; form-action 'none'"
     )
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"

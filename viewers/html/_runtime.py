@@ -12,11 +12,14 @@ embedded array and ``window.probeReadyMs`` the time from navigation to interacti
 
 from __future__ import annotations
 
-__all__ = ["CSS", "RUNTIME_JS"]
+__all__ = ["CSS", "RUNTIME_JS", "SYSTEM_FONTS"]
+
+#: The page's font stack (system fonts only; fonts a page embeds are appended to it).
+SYSTEM_FONTS = 'system-ui,-apple-system,"Segoe UI",Roboto,sans-serif'
 
 CSS = """
 :root{color-scheme:light}
-body{margin:0;padding:8px;font:13px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+body{margin:0;padding:8px;font:13px/1.35 """ + SYSTEM_FONTS + """;
 color:#222;background:#fff}
 .probe-view{max-width:100%}
 .p-head{margin:0 0 6px}
