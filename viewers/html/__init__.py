@@ -2,7 +2,8 @@
 
 Each view takes the same data as its matplotlib twin in :mod:`probe.viewers` and returns an
 :class:`HtmlView`: one self-contained page (all code and CSS inline and written by us, data
-embedded as quantised uint8, no network access, every string escaped) that displays itself
+embedded as quantised uint8, subsets of the Noto fonts its text needs embedded too, no
+network access, every string escaped) that displays itself
 in Jupyter through ``_repr_html_`` and saves with ``.save(path)``.
 
 Views: :func:`head_view_html`, :func:`model_view_html`, :func:`token_view_html`,
