@@ -70,7 +70,8 @@ def test_cjk_member_follows_the_text():
 def test_text_dejavu_covers_embeds_nothing():
     tokens = ["[CLS]", "café", "Ωμέγα", "Привет", "שלום", "→", "…", "[SEP]"]
     n = len(tokens)
-    html = head_view_html(np.full((1, 1, n, n), 1.0 / n), tokens, title="naïve · Ünïcödé").html
+    attn = np.full((1, 1, n, n), 1.0 / n)
+    html = head_view_html(attn, tokens, title="naïve · Ünïcödé").html
     assert "@font-face" not in html and "font-src" not in html
     assert re.search(r"<style>(.*?)</style>", html, re.S).group(1) == CSS
     script = re.findall(r"<script>(.*?)</script>", html, re.S)[-1]
@@ -121,3 +122,19 @@ def test_browser_renders_with_the_embedded_fonts(page, tmp_path):
         assert drawn == pytest.approx(embedded, abs=0.5) and abs(drawn - boxes) > 2, widths
     finally:
         drv.quit()
+
+
+def test_every_canvas_font_of_the_views_gets_the_embedded_families():
+    import importlib
+    import pkgutil
+
+    import probe.viewers.html as views
+    from probe.viewers.html._webfonts import _CANVAS_FONT
+
+    sources = [getattr(importlib.import_module(f"probe.viewers.html.{m.name}"), name)
+               for m in pkgutil.iter_modules(views.__path__)
+               for name in dir(importlib.import_module(f"probe.viewers.html.{m.name}"))
+               if name.endswith("_JS")]
+    sets = [line for js in sources if isinstance(js, str) for line in js.splitlines()
+            if re.search(r"\.font\s*=", line)]
+    assert sets and all(_CANVAS_FONT.search(line) for line in sets), sets

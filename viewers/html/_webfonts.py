@@ -10,7 +10,8 @@ has some of them (the matplotlib viewers' fallback list: Noto Sans CJK, Noto San
 Devanagari, Thai), a subset of that font with exactly those code points (:func:`subset_font`,
 fontTools), as WOFF (zlib; WOFF2 would need brotli, which probe does not depend on) in an
 ``@font-face`` rule with a ``data:`` URL. The families go after the system ones in every font
-stack (the CSS ``font`` of the page and its form controls, a canvas's ``ctx.font``), so
+stack (the CSS ``font`` of the page and its form controls, a canvas's ``ctx.font``, which
+a view writes as ``ctx.font = "<N>px sans-serif"``: :data:`_CANVAS_FONT`), so
 Latin text looks as before and the user's own font wins where it has the character; the
 page's CSP gains ``font-src data:``, and the runtime waits for the faces to load before the
 view draws (a canvas draws once, with the fonts loaded then).
@@ -155,7 +156,6 @@ def page_fonts(chars: Iterable[str]) -> list[PageFont]:
         return []
     cjk = _cjk_member(wanted)
     fonts = []
-    families = []
     for family, path, index in _sources():
         if family.startswith("Noto Sans Mono") or (family.startswith("Noto Sans CJK")
                                                    and family != cjk):
@@ -163,7 +163,6 @@ def page_fonts(chars: Iterable[str]) -> list[PageFont]:
         has = wanted & _cmap(path)
         if has:
             fonts.append(subset_font(family, path, index, frozenset(has)))
-            families.append(family)
             wanted -= has
     return fonts
 
