@@ -62,82 +62,94 @@ class LazyStack:
     once, under a lock (threads reading at the same time get the same tensor), and then
     replaces the per-layer references: memory peaks at twice the attention while stacking.
 
+    Everything that must agree (the kept tensors and their noted write counts) lives in one
+    tuple, ``_state``, replaced whole when stacking: a method reads it once and works on that
+    snapshot, so a thread that stacks meanwhile never pairs one state's tensors with the
+    other's counts (a false :class:`ModifiedTraceError`, or a missed edit).
+
     Args:
         layers: one ``[batch, head, query, key]`` tensor per kept layer, all of one shape,
             dtype and device, owned by the trace from now on.
     """
 
-    __slots__ = ("_layers", "_stacked", "_lock", "_versions")
+    __slots__ = ("_state", "_lock")
+
+    # (layers, stacked, versions): before stacking (the layers, None, their write counts),
+    # after it (None, the stack, (its write count,)); swapped as one object, never edited
+    _state: tuple[tuple[torch.Tensor, ...] | None, torch.Tensor | None, tuple[int | None, ...]]
 
     def __init__(self, layers: Sequence[torch.Tensor]) -> None:
         if not layers:
             raise ValueError("LazyStack needs at least one layer")
-        self._layers: tuple[torch.Tensor, ...] | None = tuple(layers)
-        self._stacked: torch.Tensor | None = None
+        layers = tuple(layers)
+        self._state = (layers, None, tuple(_version(t) for t in layers))
         self._lock = threading.Lock()
-        self._versions = tuple(_version(t) for t in self._layers)
 
-    def _check(self, tensors: Sequence[torch.Tensor]) -> None:
-        """Raise if a kept tensor was written in place since the stack took it."""
-        if any(_version(t) != v for t, v in zip(tensors, self._versions)):
+    @staticmethod
+    def _check(tensors: Sequence[torch.Tensor], versions: Sequence[int | None]) -> None:
+        """Raise if a kept tensor's write count differs from the one noted (one snapshot)."""
+        if any(_version(t) != v for t, v in zip(tensors, versions)):
             raise ModifiedTraceError(f"the trace's attention {_EDITED}")
 
     def __len__(self) -> int:
-        layers = self._layers  # read once: another thread may stack in between
+        layers, stacked, _ = self._state
         if layers is not None:
             return len(layers)
-        return int(self._stacked.shape[0])  # type: ignore[union-attr]
+        return int(stacked.shape[0])  # type: ignore[union-attr]
 
     @property
     def stacked_yet(self) -> bool:
         """Whether the ``[layer, ...]`` tensor exists (``attentions`` was read)."""
-        return self._stacked is not None
+        return self._state[1] is not None
 
     @property
     def shape(self) -> torch.Size:
         """``[layer, batch, head, query, key]``, without stacking."""
         import torch
 
-        layers = self._layers
+        layers, stacked, _ = self._state
         if layers is None:
-            return self._stacked.shape  # type: ignore[union-attr]
+            return stacked.shape  # type: ignore[union-attr]
         return torch.Size((len(layers), *layers[0].shape))
 
     def layer(self, position: int) -> torch.Tensor:
         """``[batch, head, query, key]`` of the layer at ``position`` (no stacking)."""
-        layers = self._layers
+        layers, stacked, versions = self._state
         if layers is None:
-            return self.stacked()[position]
-        self._check(layers)
+            self._check((stacked,), versions)  # type: ignore[arg-type]
+            return stacked[position]  # type: ignore[index]
+        self._check(layers, versions)
         return layers[position]
 
     def stacked(self) -> torch.Tensor:
         """The ``[layer, batch, head, query, key]`` tensor (built once, then cached)."""
-        stacked = self._stacked
-        if stacked is not None:
-            self._check((stacked,))
-            return stacked
-        import torch
+        _, stacked, versions = self._state
+        if stacked is None:
+            import torch
 
-        with self._lock:
-            if self._stacked is None:
-                self._check(self._layers)  # type: ignore[arg-type]
-                stacked = torch.stack(self._layers)  # type: ignore[arg-type]
-                self._versions = (_version(stacked),)
-                self._stacked, self._layers = stacked, None
-            return self._stacked
+            with self._lock:
+                layers, stacked, versions = self._state  # another thread may have stacked
+                if stacked is None:
+                    self._check(layers, versions)  # type: ignore[arg-type]
+                    stacked = torch.stack(layers)  # type: ignore[arg-type]
+                    versions = (_version(stacked),)
+                    self._state = (None, stacked, versions)
+        self._check((stacked,), versions)  # also a stack another thread built meanwhile
+        return stacked
 
     def __getstate__(self) -> dict[str, Any]:
         # an edited stack refuses to be copied: the copy's new tensors would pass its checks
-        self._check(self._layers if self._layers is not None else (self._stacked,))
-        return {"layers": self._layers, "stacked": self._stacked}
+        layers, stacked, versions = self._state
+        kept = layers if layers is not None else (stacked,)
+        self._check(kept, versions)  # type: ignore[arg-type]
+        return {"layers": layers, "stacked": stacked}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._layers = state["layers"]
-        self._stacked = state["stacked"]
+        layers, stacked = state["layers"], state["stacked"]
+        kept = layers if layers is not None else (stacked,)
+        # new tensors: new counts
+        self._state = (layers, stacked, tuple(_version(t) for t in kept))
         self._lock = threading.Lock()
-        kept = self._layers if self._layers is not None else (self._stacked,)
-        self._versions = tuple(_version(t) for t in kept)  # new tensors: new counts
 
 
 class _Attentions:
