@@ -153,20 +153,34 @@ class LazyStack:
 
 
 class _Attentions:
-    """The ``attentions`` field: holds a tensor, ``None`` or a :class:`LazyStack` and reads as
-    a tensor (stacking a :class:`LazyStack` on first read)."""
+    """An attention field (``attentions``; a generation's ``prompt_attentions`` and
+    ``cross_prompt`` too): holds a tensor, ``None`` or a :class:`LazyStack` and reads as a
+    tensor (stacking a :class:`LazyStack` on first read), refused once written in place.
 
-    slot = "_attentions_stored"
-    seen = "_attentions_seen"  # (id, write count) of the tensor when the trace took it
+    The value lives in ``obj.__dict__["_<name>_stored"]`` and, for a plain tensor, its ``(id,
+    write count)`` when ``obj`` took it in ``"_<name>_seen"``.
+
+    Args:
+        optional: the field defaults to ``None`` (dataclass reads the default off the class).
+    """
+
+    def __init__(self, *, optional: bool = False) -> None:
+        self.optional = optional
+        self.name = self.slot = self.seen = ""
+
+    def __set_name__(self, owner: Any, name: str) -> None:
+        self.name, self.slot, self.seen = name, f"_{name}_stored", f"_{name}_seen"
 
     def __get__(self, obj: Any, owner: Any = None) -> torch.Tensor | None:
         if obj is None:
-            raise AttributeError("attentions")  # tells dataclass: no default value
+            if self.optional:
+                return None
+            raise AttributeError(self.name)  # tells dataclass: no default value
         value = obj.__dict__[self.slot]
         if isinstance(value, LazyStack):
             return value.stacked()
         if value is not None:
-            _check_tensor(obj, value)
+            _check_tensor(obj, value, self.name)
         return value
 
     def __set__(self, obj: Any, value: Any) -> None:
@@ -175,31 +189,37 @@ class _Attentions:
             obj.__dict__[self.seen] = (id(value), _version(value))
 
 
-def _check_tensor(obj: Any, tensor: torch.Tensor) -> None:
-    """Raise if ``obj``'s attention tensor was written in place since ``obj`` took it.
+def _check_tensor(obj: Any, tensor: torch.Tensor, name: str = "attentions") -> None:
+    """Raise if ``obj``'s attention tensor in field ``name`` was written in place since ``obj``
+    took it.
 
     A tensor that is not the one noted (a copy or unpickled trace holds new tensors, with
     new counts) is noted now."""
-    seen = obj.__dict__.get(_Attentions.seen)
+    key = f"_{name}_seen"
+    seen = obj.__dict__.get(key)  # one (id, count) tuple, read once
     if seen is None or seen[0] != id(tensor):
-        obj.__dict__[_Attentions.seen] = (id(tensor), _version(tensor))
+        obj.__dict__[key] = (id(tensor), _version(tensor))
     elif _version(tensor) != seen[1]:
-        raise ModifiedTraceError(f"the trace's attention {_EDITED}")
+        what = "attention" if name == "attentions" else name
+        raise ModifiedTraceError(f"the trace's {what} {_EDITED}")
 
 
 def _checked_state(obj: Any) -> dict[str, Any]:
-    """``obj.__dict__`` for pickling and deep copies, refused when its attention tensor was
-    edited in place (a copy holds new tensors with fresh write counts: it would pass the
-    edited values off as the model's). A :class:`LazyStack` checks itself."""
-    stored = obj.__dict__.get(_Attentions.slot)
-    if stored is not None and not isinstance(stored, LazyStack):
-        _check_tensor(obj, stored)
+    """``obj.__dict__`` for pickling and deep copies, refused when one of its attention
+    tensors (every :class:`_Attentions` field of its class) was edited in place (a copy holds
+    new tensors with fresh write counts: it would pass the edited values off as the model's).
+    A :class:`LazyStack` checks itself."""
+    for guarded in vars(type(obj)).values():
+        if isinstance(guarded, _Attentions):
+            stored = obj.__dict__.get(guarded.slot)
+            if stored is not None and not isinstance(stored, LazyStack):
+                _check_tensor(obj, stored, guarded.name)
     return dict(obj.__dict__)
 
 
 def stored_attentions(obj: AttentionStack | Trace) -> torch.Tensor | LazyStack | None:
     """What ``obj.attentions`` holds, without stacking a :class:`LazyStack`."""
-    return obj.__dict__[_Attentions.slot]
+    return obj.__dict__["_attentions_stored"]
 
 
 def _layer_of(obj: AttentionStack | Trace, position: int) -> torch.Tensor:
