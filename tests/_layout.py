@@ -9,37 +9,10 @@ from typing import Any
 
 import numpy as np
 
+from probe.viewers._width import drawn_text_artists
 
-def drawn_text_artists(fig: Any) -> list[tuple[Any, Any]]:
-    """(``Text``, window extent) of every non-empty text ``fig`` draws on an Agg canvas (tick
-    labels only when drawn: visible axis, tick within the view limits; texts of hidden axes
-    left out)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.text import Text
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    tick_labels, drawn = set(), set()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                tick_labels |= {id(tick.label1), id(tick.label2)}
-            if ax.axison and axis.get_visible():
-                for tick in axis._update_ticks():
-                    drawn |= {id(t) for t in (tick.label1, tick.label2) if t.get_visible()}
-    out = []
-    for text in fig.findobj(Text):
-        if not text.get_visible() or not text.get_text().strip():
-            continue
-        if id(text) in tick_labels and id(text) not in drawn:
-            continue
-        if text.axes is not None and not text.axes.get_visible():
-            continue
-        box = text.get_window_extent(renderer)
-        if np.all(np.isfinite(box.extents)) and box.width > 0:
-            out.append((text, box))
-    return out
+__all__ = ["data_ratios", "drawn_ratios", "drawn_text_artists", "drawn_texts", "image_axes",
+           "layout_problems"]
 
 
 def drawn_texts(fig: Any) -> list[tuple[str, Any, Any]]:

@@ -28,6 +28,7 @@ from probe.analysis._gate_views import (
 )
 from probe.viewers import branch_gates_view, channel_spatial_view, gate_figures, upsample_bilinear
 from probe.viewers._style import MIN_FONT_PT
+from probe.viewers._width import drawn_text_artists
 from tests._cnn import SMALL, timm_cnn
 
 ATTN = {
@@ -266,30 +267,12 @@ def test_many_blocks_are_thinned() -> None:
 
 # ------------------------------------------------------------------ the look: readable text
 def _texts(fig):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.text import Text
-
-    canvas = FigureCanvasAgg(fig)
+    """Canvas width and height at 100 dpi, and (text, window extent, font size) of every text
+    drawn."""
     fig.set_dpi(100)
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    ticks, drawn = set(), set()  # tick labels count only when drawn (tick within the limits)
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                ticks |= {id(tick.label1), id(tick.label2)}
-            if ax.axison and axis.get_visible():
-                for tick in axis._update_ticks():
-                    drawn |= {id(x) for x in (tick.label1, tick.label2) if x.get_visible()}
-    out = []
-    for t in fig.findobj(Text):
-        if not t.get_visible() or not t.get_text().strip() or (id(t) in ticks
-                                                               and id(t) not in drawn):
-            continue
-        box = t.get_window_extent(renderer)
-        if np.all(np.isfinite(box.extents)) and box.width > 0:
-            out.append((t.get_text(), box, float(t.get_fontsize())))
-    return fig.bbox.width, fig.bbox.height, out
+    drawn = drawn_text_artists(fig)
+    return fig.bbox.width, fig.bbox.height, [(t.get_text(), box, float(t.get_fontsize()))
+                                             for t, box in drawn]
 
 
 @pytest.mark.parametrize("kind", ["branch", "channel_spatial", "maps", "maps of one stage"])

@@ -149,3 +149,38 @@ def test_a_generation_trace_is_guarded_too():
     for read in (lambda: gen.attentions, gen.to_trace, lambda: copy.deepcopy(gen)):
         with pytest.raises(ModifiedTraceError, match=EDITED):
             read()
+
+
+@pytest.mark.parametrize("model, field", [
+    ("gpt2", "prompt_attentions"), ("t5", "prompt_attentions"), ("t5", "cross_prompt"),
+])
+def test_a_generation_guards_its_prompt_rows_too(model, field):
+    """The prompt's rows (``prompt_attentions``, ``cross_prompt``) go into to_trace's square
+    matrices as much as ``attentions`` does: edited in place, every read of them refuses."""
+    import dataclasses
+
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    if model == "gpt2":
+        net = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=2,
+                                         n_head=2)).eval()
+        gen = probe.generate(net, torch.tensor([[1, 2, 3]]), max_new_tokens=2)
+    else:
+        net, inputs = t5()
+        gen = probe.generate(net, inputs["input_ids"][:1], max_new_tokens=2, eos_token_id=None,
+                             min_new_tokens=2,
+                             decoder_input_ids=inputs["decoder_input_ids"][:1])
+    rows = getattr(gen, field)
+    assert rows is not None and rows is getattr(gen, field)  # the kept tensor, not a copy
+    for copied in (pickle.loads(pickle.dumps(gen)), copy.deepcopy(gen)):
+        assert torch.equal(getattr(copied, field), rows)
+        assert torch.equal(copied.to_trace().attentions, gen.to_trace().attentions)
+    rows[0, :, :, 0].clamp_(max=0.0)  # through a view
+    pattern = f"the trace's {field} was {EDITED}"
+    for read in (lambda: getattr(gen, field), gen.to_trace, lambda: pickle.dumps(gen),
+                 lambda: copy.deepcopy(gen), lambda: dataclasses.replace(gen, model_name="x")):
+        with pytest.raises(ModifiedTraceError, match=pattern) as err:
+            read()
+        assert "\n" not in str(err.value)
+    gen.attentions  # the other fields stay readable

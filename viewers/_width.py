@@ -38,6 +38,8 @@ from probe._errors import ProbeError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
 
 __all__ = [
     "COLUMN_WIDTHS",
@@ -45,6 +47,7 @@ __all__ = [
     "Width",
     "check_legible",
     "columns_for_width",
+    "drawn_text_artists",
     "figure_width",
     "fit_width",
     "resolve_width",
@@ -183,8 +186,11 @@ def fit_width(fig: Figure, width: float, what: str = "this figure", fix: str = "
     return fig
 
 
-def text_clashes(fig: Figure) -> list[str]:
-    """Texts of ``fig`` that overlap each other or leave the canvas (drawn on Agg)."""
+def drawn_text_artists(fig: Figure) -> list[tuple[Text, Bbox]]:
+    """``(Text, window extent in pixels)`` of every non-empty text ``fig`` draws, drawn on an
+    Agg canvas at the figure's dpi: tick labels only where drawn (visible axis, tick inside
+    the view limits), texts of hidden axes and boxes with no width or a non-finite extent
+    left out. The one collector of drawn text (:func:`text_clashes`, the layout tests)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
@@ -199,7 +205,7 @@ def text_clashes(fig: Figure) -> list[str]:
             if ax.axison and axis.get_visible():
                 for tick in axis._update_ticks():
                     drawn |= {id(t) for t in (tick.label1, tick.label2) if t.get_visible()}
-    boxes = []
+    out = []
     for text in fig.findobj(Text):
         if not text.get_visible() or not text.get_text().strip():
             continue
@@ -208,8 +214,14 @@ def text_clashes(fig: Figure) -> list[str]:
         if text.axes is not None and not text.axes.get_visible():
             continue
         box = text.get_window_extent(renderer)
-        if box.width > 0 and math.isfinite(box.x0) and math.isfinite(box.y1):
-            boxes.append((text.get_text(), box))
+        if box.width > 0 and all(math.isfinite(v) for v in box.extents):
+            out.append((text, box))
+    return out
+
+
+def text_clashes(fig: Figure) -> list[str]:
+    """Texts of ``fig`` that overlap each other or leave the canvas (drawn on Agg)."""
+    boxes = [(text.get_text(), box) for text, box in drawn_text_artists(fig)]
     width, height = fig.bbox.width, fig.bbox.height
     out = [f"outside: {t!r}" for t, b in boxes
            if b.x0 < -1 or b.y0 < -1 or b.x1 > width + 1 or b.y1 > height + 1]

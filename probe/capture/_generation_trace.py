@@ -36,6 +36,11 @@ class NotATraceError(ProbeError, AttributeError):
 class GenerationTrace:
     """Attention of every generation step, assembled per layer. Immutable.
 
+    Every attention tensor it holds (``attentions``, ``prompt_attentions``, ``cross_prompt``
+    and the ``encoder`` and ``cross`` stacks) is guarded as a :class:`Trace`'s is: written in
+    place, the next read of it (``to_trace``, pickling, ``copy.deepcopy``) raises
+    :class:`~probe.capture._trace.ModifiedTraceError`.
+
     Attributes:
         attentions: ``[layer, batch, head, generated, total]`` self-attention of the
             generating stack (decoder-only: the model; encoder-decoder: the decoder), one row
@@ -83,10 +88,10 @@ class GenerationTrace:
     attention_mask: torch.Tensor
     special_tokens_mask: torch.Tensor
     generated_mask: torch.Tensor
-    prompt_attentions: torch.Tensor | None = None
+    prompt_attentions: torch.Tensor | None = _Attentions(optional=True)  # type: ignore[assignment]
     encoder: AttentionStack | None = None
     cross: AttentionStack | None = None
-    cross_prompt: torch.Tensor | None = None
+    cross_prompt: torch.Tensor | None = _Attentions(optional=True)  # type: ignore[assignment]
     words: Rows | None = None
     word_ids: WordIds | None = None
     prompt_words: Rows | None = None

@@ -62,99 +62,125 @@ class LazyStack:
     once, under a lock (threads reading at the same time get the same tensor), and then
     replaces the per-layer references: memory peaks at twice the attention while stacking.
 
+    Everything that must agree (the kept tensors and their noted write counts) lives in one
+    tuple, ``_state``, replaced whole when stacking: a method reads it once and works on that
+    snapshot, so a thread that stacks meanwhile never pairs one state's tensors with the
+    other's counts (a false :class:`ModifiedTraceError`, or a missed edit).
+
     Args:
         layers: one ``[batch, head, query, key]`` tensor per kept layer, all of one shape,
             dtype and device, owned by the trace from now on.
     """
 
-    __slots__ = ("_layers", "_stacked", "_lock", "_versions")
+    __slots__ = ("_state", "_lock")
+
+    # (layers, stacked, versions): before stacking (the layers, None, their write counts),
+    # after it (None, the stack, (its write count,)); swapped as one object, never edited
+    _state: tuple[tuple[torch.Tensor, ...] | None, torch.Tensor | None, tuple[int | None, ...]]
 
     def __init__(self, layers: Sequence[torch.Tensor]) -> None:
         if not layers:
             raise ValueError("LazyStack needs at least one layer")
-        self._layers: tuple[torch.Tensor, ...] | None = tuple(layers)
-        self._stacked: torch.Tensor | None = None
+        layers = tuple(layers)
+        self._state = (layers, None, tuple(_version(t) for t in layers))
         self._lock = threading.Lock()
-        self._versions = tuple(_version(t) for t in self._layers)
 
-    def _check(self, tensors: Sequence[torch.Tensor]) -> None:
-        """Raise if a kept tensor was written in place since the stack took it."""
-        if any(_version(t) != v for t, v in zip(tensors, self._versions)):
+    @staticmethod
+    def _check(tensors: Sequence[torch.Tensor], versions: Sequence[int | None]) -> None:
+        """Raise if a kept tensor's write count differs from the one noted (one snapshot)."""
+        if any(_version(t) != v for t, v in zip(tensors, versions)):
             raise ModifiedTraceError(f"the trace's attention {_EDITED}")
 
     def __len__(self) -> int:
-        layers = self._layers  # read once: another thread may stack in between
+        layers, stacked, _ = self._state
         if layers is not None:
             return len(layers)
-        return int(self._stacked.shape[0])  # type: ignore[union-attr]
+        return int(stacked.shape[0])  # type: ignore[union-attr]
 
     @property
     def stacked_yet(self) -> bool:
         """Whether the ``[layer, ...]`` tensor exists (``attentions`` was read)."""
-        return self._stacked is not None
+        return self._state[1] is not None
 
     @property
     def shape(self) -> torch.Size:
         """``[layer, batch, head, query, key]``, without stacking."""
         import torch
 
-        layers = self._layers
+        layers, stacked, _ = self._state
         if layers is None:
-            return self._stacked.shape  # type: ignore[union-attr]
+            return stacked.shape  # type: ignore[union-attr]
         return torch.Size((len(layers), *layers[0].shape))
 
     def layer(self, position: int) -> torch.Tensor:
         """``[batch, head, query, key]`` of the layer at ``position`` (no stacking)."""
-        layers = self._layers
+        layers, stacked, versions = self._state
         if layers is None:
-            return self.stacked()[position]
-        self._check(layers)
+            self._check((stacked,), versions)  # type: ignore[arg-type]
+            return stacked[position]  # type: ignore[index]
+        self._check(layers, versions)
         return layers[position]
 
     def stacked(self) -> torch.Tensor:
         """The ``[layer, batch, head, query, key]`` tensor (built once, then cached)."""
-        stacked = self._stacked
-        if stacked is not None:
-            self._check((stacked,))
-            return stacked
-        import torch
+        _, stacked, versions = self._state
+        if stacked is None:
+            import torch
 
-        with self._lock:
-            if self._stacked is None:
-                self._check(self._layers)  # type: ignore[arg-type]
-                stacked = torch.stack(self._layers)  # type: ignore[arg-type]
-                self._versions = (_version(stacked),)
-                self._stacked, self._layers = stacked, None
-            return self._stacked
+            with self._lock:
+                layers, stacked, versions = self._state  # another thread may have stacked
+                if stacked is None:
+                    self._check(layers, versions)  # type: ignore[arg-type]
+                    stacked = torch.stack(layers)  # type: ignore[arg-type]
+                    versions = (_version(stacked),)
+                    self._state = (None, stacked, versions)
+        self._check((stacked,), versions)  # also a stack another thread built meanwhile
+        return stacked
 
     def __getstate__(self) -> dict[str, Any]:
         # an edited stack refuses to be copied: the copy's new tensors would pass its checks
-        self._check(self._layers if self._layers is not None else (self._stacked,))
-        return {"layers": self._layers, "stacked": self._stacked}
+        layers, stacked, versions = self._state
+        kept = layers if layers is not None else (stacked,)
+        self._check(kept, versions)  # type: ignore[arg-type]
+        return {"layers": layers, "stacked": stacked}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._layers = state["layers"]
-        self._stacked = state["stacked"]
+        layers, stacked = state["layers"], state["stacked"]
+        kept = layers if layers is not None else (stacked,)
+        # new tensors: new counts
+        self._state = (layers, stacked, tuple(_version(t) for t in kept))
         self._lock = threading.Lock()
-        kept = self._layers if self._layers is not None else (self._stacked,)
-        self._versions = tuple(_version(t) for t in kept)  # new tensors: new counts
 
 
 class _Attentions:
-    """The ``attentions`` field: holds a tensor, ``None`` or a :class:`LazyStack` and reads as
-    a tensor (stacking a :class:`LazyStack` on first read)."""
+    """An attention field (``attentions``; a generation's ``prompt_attentions`` and
+    ``cross_prompt`` too): holds a tensor, ``None`` or a :class:`LazyStack` and reads as a
+    tensor (stacking a :class:`LazyStack` on first read), refused once written in place.
 
-    slot = "_attentions_stored"
-    seen = "_attentions_seen"  # (id, write count) of the tensor when the trace took it
+    The value lives in ``obj.__dict__["_<name>_stored"]`` and, for a plain tensor, its ``(id,
+    write count)`` when ``obj`` took it in ``"_<name>_seen"``.
+
+    Args:
+        optional: the field defaults to ``None`` (dataclass reads the default off the class).
+    """
+
+    def __init__(self, *, optional: bool = False) -> None:
+        self.optional = optional
+        self.name = self.slot = self.seen = ""
+
+    def __set_name__(self, owner: Any, name: str) -> None:
+        self.name, self.slot, self.seen = name, f"_{name}_stored", f"_{name}_seen"
 
     def __get__(self, obj: Any, owner: Any = None) -> torch.Tensor | None:
         if obj is None:
-            raise AttributeError("attentions")  # tells dataclass: no default value
+            if self.optional:
+                return None
+            raise AttributeError(self.name)  # tells dataclass: no default value
         value = obj.__dict__[self.slot]
         if isinstance(value, LazyStack):
             return value.stacked()
         if value is not None:
-            _check_tensor(obj, value)
+            _check_tensor(obj, value, self.name)
         return value
 
     def __set__(self, obj: Any, value: Any) -> None:
@@ -163,31 +189,37 @@ class _Attentions:
             obj.__dict__[self.seen] = (id(value), _version(value))
 
 
-def _check_tensor(obj: Any, tensor: torch.Tensor) -> None:
-    """Raise if ``obj``'s attention tensor was written in place since ``obj`` took it.
+def _check_tensor(obj: Any, tensor: torch.Tensor, name: str = "attentions") -> None:
+    """Raise if ``obj``'s attention tensor in field ``name`` was written in place since ``obj``
+    took it.
 
     A tensor that is not the one noted (a copy or unpickled trace holds new tensors, with
     new counts) is noted now."""
-    seen = obj.__dict__.get(_Attentions.seen)
+    key = f"_{name}_seen"
+    seen = obj.__dict__.get(key)  # one (id, count) tuple, read once
     if seen is None or seen[0] != id(tensor):
-        obj.__dict__[_Attentions.seen] = (id(tensor), _version(tensor))
+        obj.__dict__[key] = (id(tensor), _version(tensor))
     elif _version(tensor) != seen[1]:
-        raise ModifiedTraceError(f"the trace's attention {_EDITED}")
+        what = "attention" if name == "attentions" else name
+        raise ModifiedTraceError(f"the trace's {what} {_EDITED}")
 
 
 def _checked_state(obj: Any) -> dict[str, Any]:
-    """``obj.__dict__`` for pickling and deep copies, refused when its attention tensor was
-    edited in place (a copy holds new tensors with fresh write counts: it would pass the
-    edited values off as the model's). A :class:`LazyStack` checks itself."""
-    stored = obj.__dict__.get(_Attentions.slot)
-    if stored is not None and not isinstance(stored, LazyStack):
-        _check_tensor(obj, stored)
+    """``obj.__dict__`` for pickling and deep copies, refused when one of its attention
+    tensors (every :class:`_Attentions` field of its class) was edited in place (a copy holds
+    new tensors with fresh write counts: it would pass the edited values off as the model's).
+    A :class:`LazyStack` checks itself."""
+    for guarded in vars(type(obj)).values():
+        if isinstance(guarded, _Attentions):
+            stored = obj.__dict__.get(guarded.slot)
+            if stored is not None and not isinstance(stored, LazyStack):
+                _check_tensor(obj, stored, guarded.name)
     return dict(obj.__dict__)
 
 
 def stored_attentions(obj: AttentionStack | Trace) -> torch.Tensor | LazyStack | None:
     """What ``obj.attentions`` holds, without stacking a :class:`LazyStack`."""
-    return obj.__dict__[_Attentions.slot]
+    return obj.__dict__["_attentions_stored"]
 
 
 def _layer_of(obj: AttentionStack | Trace, position: int) -> torch.Tensor:

@@ -126,9 +126,7 @@ class WindowStack(LazyStack):
     to be read as a tensor, with :data:`WINDOWED_MESSAGE`."""
 
     def __init__(self, count: int) -> None:  # noqa: D107 - no layers to hold
-        self._layers = None
-        self._stacked = None
-        self._count = int(count)
+        self._count = int(count)  # every LazyStack method is overridden: no state to keep
 
     def __len__(self) -> int:
         return self._count
@@ -151,7 +149,6 @@ class WindowStack(LazyStack):
         return {"count": self._count}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._layers = self._stacked = None
         self._count = state["count"]
 
     def __repr__(self) -> str:
