@@ -1,0 +1,186 @@
+"""HuggingFace attention written by hand: families whose attention module computes its softmax
+itself instead of dispatching through ``ALL_ATTENTION_FUNCTIONS``.
+
+probe cannot route such a module through its own attention function, so it reads the weights
+where the model itself hands them on, from the model's own and only path:
+
+- ``probs="<submodule>"``: the dropout module that receives the softmax (an ``nn.Dropout``,
+  identity in eval mode). A forward hook records its output, the very tensor the model then
+  multiplies with the values (DeBERTa, MPNet, RoFormer, BLOOM, GPT-J, CodeGen);
+- ``probs=<index>``: the weights the module returns at that index of its output tuple, for
+  modules that return them on every call (Falcon, XGLM). Falcon returns the tensor it
+  multiplies with the values; XGLM returns the softmax before a *functional* dropout (a view
+  of the tensor it uses, so gradients reach it), and a capture with that dropout active
+  (training mode, ``p > 0``) is refused: the weights it used cannot be seen.
+
+Nothing about the model's math is re-implemented: the hooked tensor is the model's own graph
+tensor, so ``requires_grad`` captures (gradient relevance) read its gradient. A module whose
+class or code path is not listed here (flash-attention subclasses, a custom kernel) is not a
+site, and such a model stays refused. Modules that branch on ``config._attn_implementation ==
+"sdpa"`` (Falcon) take their own eager branch during a capture, because
+:func:`~probe.capture.adapters._hf_sites.intercept_hf` points every config of the model at
+probe's entry (with transformers' eager mask) for the duration of the forward.
+
+A new family plugs in with one :func:`register_hand_attention` call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from probe._errors import ProbeError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from probe.capture._recorder import StackRecorder
+    from probe.capture.adapters._base import Site
+
+__all__ = ["HandAttention", "hand_attention", "intercept_hand", "register_hand_attention"]
+
+
+@dataclass(frozen=True)
+class HandAttention:
+    """Where one hand-written attention class hands on its probabilities.
+
+    Attributes:
+        family: the transformers model folder (``"deberta_v2"``), naming the file
+            ``transformers.models.<family>.modeling_<family>`` the class is defined in.
+        cls: the attention module's class name (matched exactly: subclasses with another
+            forward, e.g. flash-attention variants, are not sites).
+        probs: the submodule (a dropout) whose output is the ``[batch, head, query, key]``
+            probabilities, or the index of the weights in the module's output tuple.
+        causal: its self-attention is causal (a decoder): a constant, or the name of a bool
+            attribute of the module (``"is_decoder"``).
+        dropout_p: with ``probs`` an index, the module attribute holding the probability of
+            a functional dropout applied *after* the returned weights; a capture with it
+            active is refused (the weights the model used cannot be seen).
+    """
+
+    family: str
+    cls: str
+    probs: str | int
+    causal: bool | str = False
+    dropout_p: str | None = None
+
+    def is_causal(self, module: nn.Module) -> bool:
+        if isinstance(self.causal, str):
+            return bool(getattr(module, self.causal, False))
+        return self.causal
+
+
+_REGISTRY: dict[tuple[str, str], HandAttention] = {}
+
+
+def register_hand_attention(
+    family: str,
+    cls: str,
+    probs: str | int,
+    *,
+    causal: bool | str = False,
+    dropout_p: str | None = None,
+) -> HandAttention:
+    """Register one hand-written attention class (see :class:`HandAttention`)."""
+    spec = HandAttention(family, cls, probs, causal, dropout_p)
+    _REGISTRY[(f"transformers.models.{family}.modeling_{family}", cls)] = spec
+    return spec
+
+
+def hand_attention(module: Any) -> HandAttention | None:
+    """The registration of ``module``'s class, or ``None`` if it is not a hand-written site."""
+    kind = type(module)
+    return _REGISTRY.get((kind.__module__, kind.__name__))
+
+
+# --------------------------------------------------------------------------- the families
+# DeBERTa and DeBERTa-v2/v3: ``attention_probs = self.dropout(softmax(...))``
+register_hand_attention("deberta", "DisentangledSelfAttention", "dropout")
+register_hand_attention("deberta_v2", "DisentangledSelfAttention", "dropout")
+# MPNet (all-mpnet-base-v2): relative position bias added by hand, then ``self.dropout``
+register_hand_attention("mpnet", "MPNetSelfAttention", "dropout")
+# RoFormer: rotary positions; a decoder when built with ``is_decoder=True``
+register_hand_attention("roformer", "RoFormerSelfAttention", "dropout", causal="is_decoder")
+# BLOOM: ALiBi, softmax in float32, then ``self.attention_dropout``
+register_hand_attention("bloom", "BloomAttention", "attention_dropout", causal=True)
+# GPT-J and CodeGen: softmax in float32, cast, then ``self.attn_dropout`` (eager class only;
+# ``GPTJFlashAttention2`` is another class and not a site)
+register_hand_attention("gptj", "GPTJAttention", "attn_dropout", causal=True)
+register_hand_attention("codegen", "CodeGenAttention", "attn_dropout", causal=True)
+# Falcon: returns the weights it multiplies with the values on its eager branch (rotary: the
+# softmax, never dropped out; ALiBi: after its ``attention_dropout`` module)
+register_hand_attention("falcon", "FalconAttention", 1, causal=True)
+# XGLM: returns a view of the softmax, then applies a functional dropout of ``self.dropout``
+register_hand_attention("xglm", "XGLMAttention", 1, causal="is_decoder", dropout_p="dropout")
+
+
+# --------------------------------------------------------------------------- capture
+def _checked(weights: Any, site: Site) -> torch.Tensor:
+    import torch
+
+    if not isinstance(weights, torch.Tensor) or weights.dim() != 4:
+        got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise UnsupportedModelError(
+            f"attention module {site.name!r} handed on {got} instead of [batch, head, query, "
+            "key] weights: this version of the model is not supported; open an issue with the "
+            "model name"
+        )
+    return weights
+
+
+def _on_dropout(site: Site, recorder: StackRecorder) -> Any:
+    """Forward hook on the dropout after the softmax: records its output (what the model
+    uses; after dropout in training mode, which the recorder then warns about)."""
+
+    def hook(mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
+        if mod.training and float(getattr(mod, "p", 0.0)) > 0.0:
+            recorder.dropout_active = True
+        weights = _checked(out, site)
+        recorder.record(site.layer, 0, weights, int(weights.shape[-2]))
+
+    return hook
+
+
+def _on_output(site: Site, spec: HandAttention, recorder: StackRecorder) -> Any:
+    """Forward hook on the attention module: records the weights it returns."""
+
+    def hook(mod: nn.Module, _args: Any, out: Any) -> None:
+        p = float(getattr(mod, spec.dropout_p, 0.0) or 0.0) if spec.dropout_p else 0.0
+        if mod.training and p > 0.0:
+            raise ProbeError(
+                f"{type(mod).__name__} applies attention dropout after the weights it returns "
+                "(training mode): probe cannot see the weights it used; call model.eval()"
+            )
+        weights = _checked(out[spec.probs] if isinstance(out, tuple) else None, site)
+        recorder.record(site.layer, 0, weights, int(weights.shape[-2]))
+
+    return hook
+
+
+@contextmanager
+def intercept_hand(sites: list[Site], recorders: dict[str, StackRecorder]) -> Iterator[None]:
+    """Record the hand-written attention ``sites`` (those with a :func:`hand_attention`
+    registration) into ``recorders`` for the duration of the block. Each layer is recorded
+    whole (``chunk_size`` does not apply; a row-selecting recorder picks its rows from it).
+
+    Hooks are removed in ``finally``, also when the forward raises.
+    """
+    handles = []
+    try:
+        for site in sites:
+            spec = hand_attention(site.module)
+            if spec is None:
+                continue
+            recorder = recorders[site.stack]
+            if isinstance(spec.probs, str):
+                dropout = getattr(site.module, spec.probs)
+                handles.append(dropout.register_forward_hook(_on_dropout(site, recorder)))
+            else:
+                handles.append(site.module.register_forward_hook(_on_output(site, spec, recorder)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
