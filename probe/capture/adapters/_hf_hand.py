@@ -56,16 +56,25 @@ class HandAttention:
             probabilities, or the index of the weights in the module's output tuple.
         causal: its self-attention is causal (a decoder): a constant, or the name of a bool
             attribute of the module (``"is_decoder"``).
-        dropout_p: with ``probs`` an index, the module attribute holding the probability of
-            a functional dropout applied *after* the returned weights; a capture with it
-            active is refused (the weights the model used cannot be seen).
+        dropout: with ``probs`` an index, a dropout submodule some code paths apply *before*
+            returning the weights (Falcon's ALiBi branch): when it runs with ``p > 0`` the
+            recorder notes it (and probe warns), as for ``probs`` a submodule.
+        functional_dropout: with ``probs`` an index, the module attribute holding the
+            probability of a functional dropout applied *after* the returned weights; a
+            capture with it active is refused (the weights the model used cannot be seen).
+        request: with ``probs`` an index, the keyword the module's call takes to return its
+            weights (FSMT's ``output_attentions``): set to ``True`` for that call only (the
+            module computes the same output either way; its callers drop the weights unless
+            the model was asked for them).
     """
 
     family: str
     cls: str
     probs: str | int
     causal: bool | str = False
-    dropout_p: str | None = None
+    dropout: str | None = None
+    functional_dropout: str | None = None
+    request: str | None = None
 
     def is_causal(self, module: nn.Module) -> bool:
         if isinstance(self.causal, str):
@@ -82,10 +91,12 @@ def register_hand_attention(
     probs: str | int,
     *,
     causal: bool | str = False,
-    dropout_p: str | None = None,
+    dropout: str | None = None,
+    functional_dropout: str | None = None,
+    request: str | None = None,
 ) -> HandAttention:
     """Register one hand-written attention class (see :class:`HandAttention`)."""
-    spec = HandAttention(family, cls, probs, causal, dropout_p)
+    spec = HandAttention(family, cls, probs, causal, dropout, functional_dropout, request)
     _REGISTRY[(f"transformers.models.{family}.modeling_{family}", cls)] = spec
     return spec
 
@@ -112,9 +123,13 @@ register_hand_attention("gptj", "GPTJAttention", "attn_dropout", causal=True)
 register_hand_attention("codegen", "CodeGenAttention", "attn_dropout", causal=True)
 # Falcon: returns the weights it multiplies with the values on its eager branch (rotary: the
 # softmax, never dropped out; ALiBi: after its ``attention_dropout`` module)
-register_hand_attention("falcon", "FalconAttention", 1, causal=True)
+register_hand_attention("falcon", "FalconAttention", 1, causal=True, dropout="attention_dropout")
 # XGLM: returns a view of the softmax, then applies a functional dropout of ``self.dropout``
-register_hand_attention("xglm", "XGLMAttention", 1, causal="is_decoder", dropout_p="dropout")
+register_hand_attention("xglm", "XGLMAttention", 1, causal="is_decoder",
+                        functional_dropout="dropout")
+# FSMT: returns the softmax (before a functional dropout) when its call asks for the weights
+register_hand_attention("fsmt", "Attention", 1, functional_dropout="dropout",
+                        request="output_attentions")
 
 
 # --------------------------------------------------------------------------- capture
@@ -131,15 +146,17 @@ def _checked(weights: Any, site: Site) -> torch.Tensor:
     return weights
 
 
-def _on_dropout(site: Site, recorder: StackRecorder) -> Any:
-    """Forward hook on the dropout after the softmax: records its output (what the model
-    uses; after dropout in training mode, which the recorder then warns about)."""
+def _on_dropout(site: Site, recorder: StackRecorder, record: bool) -> Any:
+    """Forward hook on a dropout module after the softmax: notes an active dropout (training
+    mode, ``p > 0``; the recorder then warns) and, when ``record``, records its output (the
+    weights the model uses, after dropout in training mode)."""
 
     def hook(mod: nn.Module, _inp: Any, out: torch.Tensor) -> None:
         if mod.training and float(getattr(mod, "p", 0.0)) > 0.0:
             recorder.dropout_active = True
-        weights = _checked(out, site)
-        recorder.record(site.layer, 0, weights, int(weights.shape[-2]))
+        if record:
+            weights = _checked(out, site)
+            recorder.record(site.layer, 0, weights, int(weights.shape[-2]))
 
     return hook
 
@@ -148,7 +165,8 @@ def _on_output(site: Site, spec: HandAttention, recorder: StackRecorder) -> Any:
     """Forward hook on the attention module: records the weights it returns."""
 
     def hook(mod: nn.Module, _args: Any, out: Any) -> None:
-        p = float(getattr(mod, spec.dropout_p, 0.0) or 0.0) if spec.dropout_p else 0.0
+        name = spec.functional_dropout
+        p = float(getattr(mod, name, 0.0) or 0.0) if name else 0.0
         if mod.training and p > 0.0:
             raise ProbeError(
                 f"{type(mod).__name__} applies attention dropout after the weights it returns "
@@ -156,6 +174,15 @@ def _on_output(site: Site, spec: HandAttention, recorder: StackRecorder) -> Any:
             )
         weights = _checked(out[spec.probs] if isinstance(out, tuple) else None, site)
         recorder.record(site.layer, 0, weights, int(weights.shape[-2]))
+
+    return hook
+
+
+def _requesting(keyword: str) -> Any:
+    """Forward pre-hook: the module's call gets ``keyword=True`` (it returns its weights)."""
+
+    def hook(_mod: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return args, {**kwargs, keyword: True}
 
     return hook
 
@@ -177,9 +204,15 @@ def intercept_hand(sites: list[Site], recorders: dict[str, StackRecorder]) -> It
             recorder = recorders[site.stack]
             if isinstance(spec.probs, str):
                 dropout = getattr(site.module, spec.probs)
-                handles.append(dropout.register_forward_hook(_on_dropout(site, recorder)))
-            else:
-                handles.append(site.module.register_forward_hook(_on_output(site, spec, recorder)))
+                handles.append(dropout.register_forward_hook(_on_dropout(site, recorder, True)))
+                continue
+            handles.append(site.module.register_forward_hook(_on_output(site, spec, recorder)))
+            if spec.request is not None:
+                handles.append(site.module.register_forward_pre_hook(
+                    _requesting(spec.request), with_kwargs=True))
+            if spec.dropout is not None:
+                dropout = getattr(site.module, spec.dropout)
+                handles.append(dropout.register_forward_hook(_on_dropout(site, recorder, False)))
         yield
     finally:
         for handle in handles:
