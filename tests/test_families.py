@@ -31,17 +31,20 @@ _SEQ2SEQ = dict(vocab_size=128, d_model=32, encoder_layers=2, decoder_layers=2,
 
 ENCODERS = {"bert": {}, "roberta": {}, "xlm-roberta": {}, "electra": {}, "camembert": {},
             "distilbert": {}, "modernbert": dict(global_attn_every_n_layers=2, local_attention=4,
-                                                 cls_token_id=1, sep_token_id=2)}
+                                                 cls_token_id=1, sep_token_id=2),
+            # attention written by hand (probe/capture/adapters/_hf_hand.py)
+            "deberta": {}, "deberta-v2": {}, "mpnet": {}, "roformer": {}}
 DECODERS = {"gpt2": {}, "llama": _GQA, "mistral": _GQA, "qwen2": _GQA, "qwen3": _GQA,
             "gemma": _GQA, "gemma2": _GQA, "gemma3_text": _GQA, "phi": {}, "phi3": _GQA,
             "mixtral": _GQA, "olmo2": _GQA, "gpt_neox": {}, "opt": {}, "gpt_bigcode": {},
-            "starcoder2": _GQA, "qwen2_moe": _GQA, "smollm3": _GQA, "biogpt": {}}
+            "starcoder2": _GQA, "qwen2_moe": _GQA, "smollm3": _GQA, "biogpt": {},
+            # attention written by hand
+            "bloom": {}, "falcon": {}, "gptj": {}, "codegen": {}, "xglm": {}}
 SEQ2SEQ = ["t5", "mt5", "umt5", "bart", "mbart", "marian", "pegasus", "m2m_100", "blenderbot",
-           "plbart"]
-#: attention written by hand (no dispatch through ALL_ATTENTION_FUNCTIONS): refused
-NO_DISPATCH = {"deberta-v2": "encoder", "mpnet": "encoder", "roformer": "encoder",
-               "bloom": "decoder", "falcon": "decoder", "gptj": "decoder", "xglm": "decoder",
-               "led": "seq2seq", "fsmt": "seq2seq"}
+           "plbart", "fsmt"]
+#: attention written by hand and not a [query, key] matrix probe can hook: refused (LED's
+#: encoder is Longformer's sliding-window attention)
+NO_DISPATCH = {"led": "seq2seq"}
 #: only the encoder writes its attention by hand: refused naming what was found
 NO_ENCODER = ["longt5", "bigbird_pegasus"]
 
@@ -52,7 +55,7 @@ def _build(model_type: str, kind: str, extra: dict[str, Any] | None = None) -> A
 
     transformers.logging.set_verbosity_error()
     kw = dict(_SEQ2SEQ) if kind == "seq2seq" else {**_SMALL, **(extra or {})}
-    if model_type in ("gptj", "codegen"):
+    if model_type in ("gptj", "codegen"):  # rotary dimensions within the 8-wide heads
         kw.update(rotary_dim=4)
     if model_type == "fsmt":
         kw.update(src_vocab_size=128, tgt_vocab_size=128, langs=["en", "de"])

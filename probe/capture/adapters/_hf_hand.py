@@ -26,7 +26,7 @@ A new family plugs in with one :func:`register_hand_attention` call.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,7 +40,13 @@ if TYPE_CHECKING:
     from probe.capture._recorder import StackRecorder
     from probe.capture.adapters._base import Site
 
-__all__ = ["HandAttention", "hand_attention", "intercept_hand", "register_hand_attention"]
+__all__ = [
+    "HandAttention",
+    "check_hand_site",
+    "hand_attention",
+    "intercept_hand",
+    "register_hand_attention",
+]
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ class HandAttention:
             weights (FSMT's ``output_attentions``): set to ``True`` for that call only (the
             module computes the same output either way; its callers drop the weights unless
             the model was asked for them).
+        refuse: given a module, the reason it cannot be captured exactly, or ``None``
+            (checked when the sites are found, before anything is switched).
     """
 
     family: str
@@ -75,6 +83,7 @@ class HandAttention:
     dropout: str | None = None
     functional_dropout: str | None = None
     request: str | None = None
+    refuse: Callable[[nn.Module], str | None] | None = None
 
     def is_causal(self, module: nn.Module) -> bool:
         if isinstance(self.causal, str):
@@ -94,9 +103,10 @@ def register_hand_attention(
     dropout: str | None = None,
     functional_dropout: str | None = None,
     request: str | None = None,
+    refuse: Callable[[nn.Module], str | None] | None = None,
 ) -> HandAttention:
     """Register one hand-written attention class (see :class:`HandAttention`)."""
-    spec = HandAttention(family, cls, probs, causal, dropout, functional_dropout, request)
+    spec = HandAttention(family, cls, probs, causal, dropout, functional_dropout, request, refuse)
     _REGISTRY[(f"transformers.models.{family}.modeling_{family}", cls)] = spec
     return spec
 
@@ -105,6 +115,18 @@ def hand_attention(module: Any) -> HandAttention | None:
     """The registration of ``module``'s class, or ``None`` if it is not a hand-written site."""
     kind = type(module)
     return _REGISTRY.get((kind.__module__, kind.__name__))
+
+
+def check_hand_site(module: Any) -> None:
+    """Raise if a registered hand-written ``module`` cannot be captured exactly.
+
+    Raises:
+        UnsupportedModelError: with the family's reason.
+    """
+    spec = hand_attention(module)
+    reason = spec.refuse(module) if spec is not None and spec.refuse is not None else None
+    if reason is not None:
+        raise UnsupportedModelError(reason)
 
 
 # --------------------------------------------------------------------------- the families
@@ -123,7 +145,20 @@ register_hand_attention("gptj", "GPTJAttention", "attn_dropout", causal=True)
 register_hand_attention("codegen", "CodeGenAttention", "attn_dropout", causal=True)
 # Falcon: returns the weights it multiplies with the values on its eager branch (rotary: the
 # softmax, never dropped out; ALiBi: after its ``attention_dropout`` module)
-register_hand_attention("falcon", "FalconAttention", 1, causal=True, dropout="attention_dropout")
+def _falcon_alibi_on_sdpa(module: nn.Module) -> str | None:
+    config = module.config
+    if getattr(config, "alibi", False) and config._attn_implementation == "sdpa":
+        return (
+            "Falcon with ALiBi loaded with SDPA: its eager branch, the only one that hands out "
+            "its weights, computes other attention (transformers 5 adds the ALiBi bias there "
+            "twice), so capturing would change its outputs; load it with "
+            "attn_implementation='eager' to capture that branch exactly"
+        )
+    return None
+
+
+register_hand_attention("falcon", "FalconAttention", 1, causal=True, dropout="attention_dropout",
+                        refuse=_falcon_alibi_on_sdpa)
 # XGLM: returns a view of the softmax, then applies a functional dropout of ``self.dropout``
 register_hand_attention("xglm", "XGLMAttention", 1, causal="is_decoder",
                         functional_dropout="dropout")

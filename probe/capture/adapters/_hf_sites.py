@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import UnsupportedModelError
 from probe.capture.adapters._base import Site, StackName, number_sites
-from probe.capture.adapters._hf_hand import hand_attention, intercept_hand
+from probe.capture.adapters._hf_hand import check_hand_site, hand_attention, intercept_hand
 from probe.capture.adapters._hf_shared import call_schedule
 from probe.capture.adapters._hf_rows import (
     ROW_IMPLEMENTATIONS,
@@ -87,6 +87,8 @@ def find_hf_sites(model: nn.Module) -> list[Site]:
             "v5 models whose attention dispatches through ALL_ATTENTION_FUNCTIONS, and the "
             "families with hand-written attention it lists; open an issue with the model name"
         )
+    for _, module, _ in found:
+        check_hand_site(module)
     return number_sites(call_schedule(model, found))
 
 
