@@ -19,7 +19,7 @@ from torch.testing import assert_close
 import probe
 from probe.analysis._relevance import relevance_from_gradients
 from tests._tiny import assert_unchanged, snapshot
-from tests.test_families import _build, _inputs
+from tests.test_families import _build, _check, _inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -195,6 +195,19 @@ def test_falcon_alibi_on_sdpa_is_refused() -> None:
                        ".*load it with attn_implementation='eager'"):
         probe.trace(model, _inputs())
     assert_unchanged(model, before)
+
+
+def test_bigbird_pegasus_full_attention_exact_and_block_sparse_refused() -> None:
+    _check(_build("bigbird_pegasus", "seq2seq", dict(attention_type="original_full")), "seq2seq")
+    sparse = _build("bigbird_pegasus", "seq2seq")  # block_sparse, the default
+    before = snapshot(sparse)
+    with pytest.raises(probe.UnsupportedModelError, match="BigBird-Pegasus's block-sparse "
+                       "encoder attention has no .* use full attention"):
+        probe.trace(sparse, _inputs(), decoder_inputs=torch.tensor([[2, 5]] * 2))
+    assert_unchanged(sparse, before)
+    kinds = {type(m).__name__ for m in sparse.get_encoder().modules()}
+    assert "BigBirdPegasusBlockSparseAttention" in kinds  # HF's switch to full never ran
+    assert "BigBirdPegasusSelfAttention" not in kinds
 
 
 def test_only_the_registered_class_is_a_site() -> None:

@@ -59,7 +59,8 @@ class HandAttention:
         cls: the attention module's class name (matched exactly: subclasses with another
             forward, e.g. flash-attention variants, are not sites).
         probs: the submodule (a dropout) whose output is the ``[batch, head, query, key]``
-            probabilities, or the index of the weights in the module's output tuple.
+            probabilities, or the index of the weights in the module's output tuple; ``None``
+            for a class registered only to be refused with its reason (``refuse``).
         causal: its self-attention is causal (a decoder): a constant, or the name of a bool
             attribute of the module (``"is_decoder"``).
         dropout: with ``probs`` an index, a dropout submodule some code paths apply *before*
@@ -78,7 +79,7 @@ class HandAttention:
 
     family: str
     cls: str
-    probs: str | int
+    probs: str | int | None
     causal: bool | str = False
     dropout: str | None = None
     functional_dropout: str | None = None
@@ -97,7 +98,7 @@ _REGISTRY: dict[tuple[str, str], HandAttention] = {}
 def register_hand_attention(
     family: str,
     cls: str,
-    probs: str | int,
+    probs: str | int | None,
     *,
     causal: bool | str = False,
     dropout: str | None = None,
@@ -124,7 +125,11 @@ def check_hand_site(module: Any) -> None:
         UnsupportedModelError: with the family's reason.
     """
     spec = hand_attention(module)
-    reason = spec.refuse(module) if spec is not None and spec.refuse is not None else None
+    if spec is None:
+        return
+    reason = spec.refuse(module) if spec.refuse is not None else None
+    if reason is None and spec.probs is None:
+        reason = f"{type(module).__name__}'s attention cannot be captured"
     if reason is not None:
         raise UnsupportedModelError(reason)
 
@@ -133,6 +138,18 @@ def check_hand_site(module: Any) -> None:
 # DeBERTa and DeBERTa-v2/v3: ``attention_probs = self.dropout(softmax(...))``
 register_hand_attention("deberta", "DisentangledSelfAttention", "dropout")
 register_hand_attention("deberta_v2", "DisentangledSelfAttention", "dropout")
+# BigBird-Pegasus's encoder built with ``attention_type="original_full"``; its block-sparse
+# attention (the default) has no [query, key] matrix: refused with the switch that has one
+register_hand_attention("bigbird_pegasus", "BigBirdPegasusSelfAttention", "dropout")
+register_hand_attention(
+    "bigbird_pegasus", "BigBirdPegasusBlockSparseAttention", None,
+    refuse=lambda _: (
+        "BigBird-Pegasus's block-sparse encoder attention has no [query, key] matrix probe can "
+        "capture: use full attention (attention_type='original_full' in the config, or "
+        "model.get_encoder().set_attention_type('original_full'): same weights, other outputs "
+        "on inputs long enough for block-sparse attention)"
+    ),
+)
 # MPNet (all-mpnet-base-v2): relative position bias added by hand, then ``self.dropout``
 register_hand_attention("mpnet", "MPNetSelfAttention", "dropout")
 # RoFormer: rotary positions; a decoder when built with ``is_decoder=True``
@@ -234,7 +251,7 @@ def intercept_hand(sites: list[Site], recorders: dict[str, StackRecorder]) -> It
     try:
         for site in sites:
             spec = hand_attention(site.module)
-            if spec is None:
+            if spec is None or spec.probs is None:  # refused when the sites were found
                 continue
             recorder = recorders[site.stack]
             if isinstance(spec.probs, str):
