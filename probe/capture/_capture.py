@@ -417,8 +417,9 @@ def _stack_sizes(sites: list[Site], model: Any = None) -> dict[str, list[str]]:
         found = " and ".join(f"{k} ({len(v)})" for k, v in stacks.items())
         raise UnsupportedModelError(
             f"no encoder self-attention found in {name} (only {found} attention modules): its "
-            "encoder attention is written by hand instead of dispatching through transformers' "
-            "ALL_ATTENTION_FUNCTIONS, which probe needs; open an issue with the model name"
+            "encoder attention neither dispatches through transformers' ALL_ATTENTION_FUNCTIONS "
+            "nor is one of the hand-written attentions probe hooks; open an issue with the model "
+            "name"
         )
     return stacks
 
