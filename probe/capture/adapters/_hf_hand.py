@@ -6,12 +6,18 @@ where the model itself hands them on, from the model's own and only path:
 
 - ``probs="<submodule>"``: the dropout module that receives the softmax (an ``nn.Dropout``,
   identity in eval mode). A forward hook records its output, the very tensor the model then
-  multiplies with the values (DeBERTa, MPNet, RoFormer, BLOOM, GPT-J, CodeGen);
-- ``probs=<index>``: the weights the module returns at that index of its output tuple, for
-  modules that return them on every call (Falcon, XGLM). Falcon returns the tensor it
-  multiplies with the values; XGLM returns the softmax before a *functional* dropout (a view
-  of the tensor it uses, so gradients reach it), and a capture with that dropout active
-  (training mode, ``p > 0``) is refused: the weights it used cannot be seen.
+  multiplies with the values (DeBERTa, MPNet, RoFormer, BLOOM, GPT-J, CodeGen, BigBird-Pegasus
+  with full attention);
+- ``probs=<index>``: the weights the module returns at that index of its output tuple (Falcon,
+  XGLM; FSMT's call is given ``output_attentions=True`` so that it returns them). Falcon
+  returns the tensor it multiplies with the values; XGLM and FSMT return the softmax before a
+  *functional* dropout (a view of the tensor they use, so gradients reach it), and a capture
+  with that dropout active (training mode, ``p > 0``) is refused: the weights they used cannot
+  be seen.
+
+A class may also be registered only to be refused with a precise reason (BigBird-Pegasus's
+block-sparse attention; Falcon with ALiBi loaded with SDPA, whose eager branch computes other
+attention than its SDPA branch).
 
 Nothing about the model's math is re-implemented: the hooked tensor is the model's own graph
 tensor, so ``requires_grad`` captures (gradient relevance) read its gradient. A module whose
@@ -163,6 +169,7 @@ register_hand_attention("codegen", "CodeGenAttention", "attn_dropout", causal=Tr
 # Falcon: returns the weights it multiplies with the values on its eager branch (rotary: the
 # softmax, never dropped out; ALiBi: after its ``attention_dropout`` module)
 def _falcon_alibi_on_sdpa(module: nn.Module) -> str | None:
+    """Falcon's ALiBi branches disagree: refuse an SDPA-loaded one (see the README)."""
     config = module.config
     if getattr(config, "alibi", False) and config._attn_implementation == "sdpa":
         return (
