@@ -116,6 +116,28 @@ def test_hooks_and_configs_restored_when_the_forward_raises(model_type: str, kin
     assert model.config._attn_implementation == impl
 
 
+def test_hundred_captures_leave_nothing_behind() -> None:
+    """Hooks come off after every capture, and no hook, closure or recorder keeps a captured
+    tensor alive (a dropout-module family and a returned-weights one)."""
+    import gc
+    import weakref
+
+    from probe.capture._trace import stored_attentions
+
+    for model_type, times in (("mpnet", 100), ("falcon", 20)):  # tiny Falcon: ~5x slower
+        model = _build(model_type, "decoder" if model_type == "falcon" else "encoder")
+        inputs = _inputs()
+        before = snapshot(model)
+        refs = []
+        for _ in range(times):
+            tr = probe.trace(model, inputs)
+            refs.append(weakref.ref(stored_attentions(tr).layer(0)))  # the hooked tensor
+            del tr
+        gc.collect()
+        assert all(r() is None for r in refs), "captured attention tensors are still referenced"
+        assert_unchanged(model, before)
+
+
 NEW = 5
 
 
