@@ -60,7 +60,10 @@ def trace(
     The captured weights equal ``output_attentions=True`` under eager attention (HF) or the
     unfused ``softmax(q k^T * scale)`` (timm); the model's outputs are unchanged to float
     precision, and the model is left exactly as it was (configs, flags, hooks), also when the
-    forward raises.
+    forward raises. HF families whose attention is written by hand (DeBERTa, MPNet, BLOOM,
+    Falcon, ...: :mod:`probe.capture.adapters._hf_hand`) are recorded from the tensor their own
+    softmax hands on, one whole layer at a time (``chunk_size`` does not split them;
+    ``query_rows`` picks its rows from the whole layer).
 
     Args:
         model: a HuggingFace ``PreTrainedModel`` or a timm model.
@@ -417,8 +420,9 @@ def _stack_sizes(sites: list[Site], model: Any = None) -> dict[str, list[str]]:
         found = " and ".join(f"{k} ({len(v)})" for k, v in stacks.items())
         raise UnsupportedModelError(
             f"no encoder self-attention found in {name} (only {found} attention modules): its "
-            "encoder attention is written by hand instead of dispatching through transformers' "
-            "ALL_ATTENTION_FUNCTIONS, which probe needs; open an issue with the model name"
+            "encoder attention neither dispatches through transformers' ALL_ATTENTION_FUNCTIONS "
+            "nor is one of the hand-written attentions probe hooks; open an issue with the model "
+            "name"
         )
     return stacks
 

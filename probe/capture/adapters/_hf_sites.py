@@ -10,6 +10,10 @@ soft-capping and sinks are handled by the model's code), which is exactly what
 ``output_attentions=True`` under eager attention returns. When only some query rows are kept,
 SDPA- and eager-loaded models keep their own mask and output and only the kept rows are
 computed eagerly (:mod:`probe.capture.adapters._hf_rows`).
+
+Families whose attention is written by hand (DeBERTa, MPNet, BLOOM, Falcon, ...) are sites
+too when registered in :mod:`probe.capture.adapters._hf_hand`: probe hooks the model's own
+softmax output there instead of routing the call.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import UnsupportedModelError
 from probe.capture.adapters._base import Site, StackName, number_sites
+from probe.capture.adapters._hf_hand import check_hand_site, hand_attention, intercept_hand
 from probe.capture.adapters._hf_shared import call_schedule
 from probe.capture.adapters._hf_rows import (
     ROW_IMPLEMENTATIONS,
@@ -67,19 +72,23 @@ def _stack_of(name: str, module: Any, encoder_decoder: bool) -> StackName:
 def find_hf_sites(model: nn.Module) -> list[Site]:
     """Attention modules of a HuggingFace model, in model order, assigned to stacks; a module
     the forward runs several times (ALBERT's shared layers) once per call (see
-    :mod:`~probe.capture.adapters._hf_shared`)."""
+    :mod:`~probe.capture.adapters._hf_shared`). Sites are the modules that dispatch through
+    ``ALL_ATTENTION_FUNCTIONS`` and the hand-written ones registered in
+    :mod:`~probe.capture.adapters._hf_hand`."""
     encoder_decoder = bool(getattr(getattr(model, "config", None), "is_encoder_decoder", False))
     found = [
         (name, m, _stack_of(name, m, encoder_decoder))
         for name, m in model.named_modules()
-        if _calls_attention_interface(m)
+        if _calls_attention_interface(m) or hand_attention(m) is not None
     ]
     if not found:
         raise UnsupportedModelError(
             f"no attention modules found in {type(model).__name__}: probe supports transformers "
-            "v5 models whose attention dispatches through ALL_ATTENTION_FUNCTIONS; open an issue "
-            "with the model name"
+            "v5 models whose attention dispatches through ALL_ATTENTION_FUNCTIONS, and the "
+            "families with hand-written attention it lists; open an issue with the model name"
         )
+    for _, module, _ in found:
+        check_hand_site(module)
     return number_sites(call_schedule(model, found))
 
 
@@ -250,15 +259,22 @@ def intercept_hf(
     :mod:`probe.capture.adapters._hf_rows`); other implementations (flash, flex, custom
     kernels) fall back to the chunked eager path and the recorder picks its rows.
 
-    Everything switched is restored in ``finally``: each config's ``_attn_implementation`` and
-    the entries added to the two registries, also when the forward raises.
+    Hand-written sites (:mod:`~probe.capture.adapters._hf_hand`) are hooked where the model
+    hands on its softmax; a model with any such site runs in full mode (every config on the
+    eager mask, so a module that branches on ``"sdpa"`` takes its eager branch) and its
+    recorders pick their rows from whole layers.
+
+    Everything switched is restored in ``finally``: each config's ``_attn_implementation``,
+    the entries added to the two registries and the hooks, also when the forward raises.
     """
     from transformers.masking_utils import AttentionMaskInterface, eager_mask
     from transformers.modeling_utils import AttentionInterface
 
+    hand = [s for s in sites if hand_attention(s.module) is not None]
     by_module: dict[int, list[Site]] = {}  # a shared module: one site per call, in order
     for s in sites:
-        by_module.setdefault(id(s.module), []).append(s)
+        if hand_attention(s.module) is None:
+            by_module.setdefault(id(s.module), []).append(s)
     calls: dict[int, int] = {}
 
     def site_of(module: nn.Module) -> Site | None:
@@ -272,7 +288,7 @@ def intercept_hf(
         calls[id(module)] = k + 1
         return listed[k % len(listed)]
     base = f"probe_capture_{next(_counter)}"
-    selecting = any(r.selects_rows for r in recorders.values())
+    selecting = not hand and any(r.selects_rows for r in recorders.values())
 
     def attention_for(impl: str | None) -> Callable[..., Any]:
         def probe_attention(
@@ -334,7 +350,8 @@ def intercept_hf(
             )
         for cfg, key in assigned:
             cfg._attn_implementation_internal = key
-        yield
+        with intercept_hand(hand, recorders):
+            yield
     finally:
         for cfg, value in previous:
             cfg._attn_implementation_internal = value

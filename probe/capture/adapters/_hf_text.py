@@ -22,6 +22,7 @@ from probe.capture.adapters._base import (
     dataset_hint,
     register_adapter,
 )
+from probe.capture.adapters._hf_hand import hand_attention
 from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_model
 from probe.capture.adapters._text_inputs import (
     check_mask,
@@ -312,7 +313,12 @@ def _is_causal(model: nn.Module) -> bool:
         sites = find_hf_sites(model)
     except ProbeError:
         return False
-    return any(getattr(s.module, "is_causal", False) for s in sites if s.stack == "self")
+    return any(
+        getattr(s.module, "is_causal", False)
+        or (hand is not None and hand.is_causal(s.module))
+        for s in sites if s.stack == "self"
+        for hand in [hand_attention(s.module)]
+    )
 
 
 @register_adapter
