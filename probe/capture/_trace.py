@@ -45,6 +45,18 @@ _EDITED = (
 )
 
 
+def _edited(obj: Any, name: str) -> str:
+    """The in-place edit message for field ``name`` of ``obj``, with a fix ``obj`` has: a
+    :class:`Trace` has ``replace``; other holders (a generation, a stack) take
+    ``dataclasses.replace``."""
+    if name == "attentions" and isinstance(obj, Trace):
+        return f"the trace's attention {_EDITED}"
+    head = _EDITED.split(": capture again", 1)[0]
+    var = "gen" if type(obj).__name__ == "GenerationTrace" else "stack"
+    return (f"the trace's {name} {head}: capture again, or edit a copy: edited = "
+            f"{var}.{name}.clone(); ...; dataclasses.replace({var}, {name}=edited)")
+
+
 def _version(tensor: Any) -> int | None:
     """torch's in-place write count of ``tensor`` (shared by its views); ``None`` for
     inference-mode tensors, which keep none."""
@@ -200,8 +212,7 @@ def _check_tensor(obj: Any, tensor: torch.Tensor, name: str = "attentions") -> N
     if seen is None or seen[0] != id(tensor):
         obj.__dict__[key] = (id(tensor), _version(tensor))
     elif _version(tensor) != seen[1]:
-        what = "attention" if name == "attentions" else name
-        raise ModifiedTraceError(f"the trace's {what} {_EDITED}")
+        raise ModifiedTraceError(_edited(obj, name))
 
 
 def _checked_state(obj: Any) -> dict[str, Any]:
