@@ -174,3 +174,30 @@ def test_bench_empty_json_is_refused_before_the_bench(tmp_path, capsys, monkeypa
     assert rc == 2 and out == "" and "Traceback" not in err
     assert err.strip() == "probe: error: --json is empty: pass a file name, or drop --json"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("json_path", ["results/", "results/.", ".."])
+def test_a_json_path_written_as_a_folder_is_refused_before_the_load(json_path, tmp_path,
+                                                                   capsys, no_load,
+                                                                   monkeypatch):
+    """``--json results/`` ran the whole eval and wrote a file named ``results`` (``Path``
+    drops the trailing slash); ``probe bench`` did the same."""
+    monkeypatch.chdir(tmp_path)
+    line = _refused(["text", "--json", json_path], capsys, tmp_path,
+                    rf"^probe: error: --json '{re.escape(json_path)}' names a folder \(.*\): "
+                    r"pass a file name, e\.g\. '.*results\.json'$")
+    assert "results.json" in line
+    rc = main(["bench", "--quick", "--part", "html", "--json", "results/", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert err.strip().startswith("probe: error: --json 'results/' names a folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_refuses_a_path_written_as_a_folder(tmp_path):
+    from probe._report import write_json
+
+    with pytest.raises(ProbeError, match=r"^cannot write JSON: '.*results/' names a folder"):
+        write_json(f"{tmp_path}/results/", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+    assert write_json(tmp_path / "results.json", {"a": 1}).read_text() == '{\n  "a": 1\n}\n'
