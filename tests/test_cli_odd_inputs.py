@@ -241,3 +241,38 @@ def test_out_as_a_dangling_link_names_the_missing_target(tmp_path, capsys):
                      r"--out '.*link' is a link to '.*gone', which does not exist: create that "
                      r"folder or pass another output folder")
     assert _listing(tmp_path) == ["link"]
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["heads", "--text", "The cat sat.", "--seed", "5"],
+     r"--seed picks the generated sample image of an image model; a --text has none: drop "
+     r"--seed$"),
+    (["saliency", "--image", "IMAGE", "--seed", "5"],
+     r"--seed picks the generated sample image, and with --image there is none: drop --seed"),
+    (["heads", "--text", "The cat sat.", "--pretrained"],
+     r"--pretrained downloads the weights of a --model timm:<name> .*; the default model loads "
+     r"its own weights: drop --pretrained$"),
+    (["saliency", "--model", "vit-shapes", "--pretrained"],
+     r"--pretrained .*; vit-shapes loads its own weights: drop --pretrained$"),
+    (["heads", "--text", "The cat sat.", "--format", "html", "--dpi", "300"],
+     r"--dpi sets the resolution of png/svg/pdf figures; the HTML page has none: add --format "
+     r"png \(or svg, pdf\), or drop --dpi$"),
+], ids=["seed-text", "seed-image", "pretrained-minilm", "pretrained-vit-shapes", "dpi-html"])
+def test_an_option_nothing_reads_is_refused_before_the_load(argv, pattern, tmp_path, capsys,
+                                                           monkeypatch):
+    """Each was ignored silently, yet renamed the file (an option off its default is in the
+    name's hash): the same figure under another name."""
+    from probe.models import _registry
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the model loaded before the options were checked")
+
+    monkeypatch.setattr(_registry, "load_model", refuse)
+    image = tmp_path / "red.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(image)
+    argv = [str(image) if a == "IMAGE" else a for a in argv]
+    _one_line_exit_2(["render", *argv, "--out", str(tmp_path / "out"), "--quiet"], capsys,
+                     r"^probe: error: " + pattern)
+    assert not (tmp_path / "out").exists()
