@@ -51,3 +51,26 @@ def test_a_model_with_one_empty_buffer_is_named_by_it():
     vit.pos_embed = torch.nn.Parameter(vit.pos_embed.to("meta"))
     with pytest.raises(probe.ProbeError, match=r"\(e\.g\. 'pos_embed'; "):
         probe.trace(vit, pixels)
+
+
+def test_to_grid_and_upsample_name_what_they_take():
+    """Swapped arguments were ``AttributeError: 'Tensor' object has no attribute 'grid'``, a
+    numpy array ``AttributeError: ... 'dim'``."""
+    import numpy as np
+
+    vit, pixels = timm_model("vit_small_patch16_224")
+    tr = probe.trace(vit, pixels)
+    scores = torch.rand(2, tr.seq_len)
+    with pytest.raises(probe.ProbeError, match=r"^probe\.to_grid takes \(scores, trace\): the "
+                                               r"trace came first; swap them$"):
+        probe.to_grid(tr, scores)
+    with pytest.raises(probe.ProbeError, match=r"^probe\.to_grid needs a probe Trace, got Tensor"):
+        probe.to_grid(scores, scores)
+    with pytest.raises(probe.ProbeError, match=r"scores must be a torch tensor, got ndarray "
+                                               r"\(convert it with torch\.as_tensor\)$"):
+        probe.to_grid(scores.numpy(), tr)
+    with pytest.raises(probe.ProbeError, match=r"^probe\.upsample\(maps, size\): maps must be a "
+                                               r"torch tensor, got ndarray"):
+        probe.upsample(np.zeros((4, 4)), (8, 8))
+    grid = probe.to_grid(scores, tr)
+    assert torch.equal(grid.flatten(1), scores[:, tr.num_prefix_tokens:])
