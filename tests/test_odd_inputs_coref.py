@@ -53,3 +53,20 @@ def test_cli_candidate_equal_to_the_word_is_one_line(tmp_path, capsys):
         r"probe: error: --candidate 'tired' is the followed word itself \(word 6, 'tired'\): a "
         r"word is not its own antecedent; name another word", lines[0]), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_show_coref_takes_candidates_and_occurrence_as_plot_does(trace):
+    """``probe.show(trace, "coref", word=..., candidates=[...])`` was ``TypeError:
+    coref_view_html() got multiple values for keyword argument 'candidates'``."""
+    page = probe.show(trace, "coref", word="it", occurrence=1, candidates=["cat", "it"])
+    chosen = probe.best_antecedents(trace, "it", 0, ["cat", "it"], occurrence=1)
+    assert chosen.word_index == 8 and list(chosen.candidates) == [1, 4]
+    assert '"candidates":[1,4]' in page.html
+    default = probe.show(trace, "coref", word="it", occurrence=1).html
+    assert '"candidates":[1,4]' not in default and '"candidates":[' in default
+    with pytest.raises(probe.ProbeError, match=r"^candidate 'was' is the followed word itself"):
+        probe.show(trace, "coref", word="was", candidates=["was"])
+    for kwargs in ({"candidates": ["cat"]}, {"occurrence": 1}):
+        name = next(iter(kwargs))
+        with pytest.raises(probe.ProbeError, match=rf"^{name}= belongs to a word: pass word="):
+            probe.show(trace, "coref", **kwargs)
