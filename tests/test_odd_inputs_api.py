@@ -74,3 +74,18 @@ def test_to_grid_and_upsample_name_what_they_take():
         probe.upsample(np.zeros((4, 4)), (8, 8))
     grid = probe.to_grid(scores, tr)
     assert torch.equal(grid.flatten(1), scores[:, tr.num_prefix_tokens:])
+
+
+def test_show_names_an_option_its_view_does_not_take(minilm):
+    """``probe.show(trace, "heads", foo=1)`` was ``TypeError: head_view_html() got an
+    unexpected keyword argument 'foo'`` (``probe.plot`` already said which options it takes)."""
+    model, tokenizer = minilm
+    tr = probe.trace(model, "The cat sat because it was tired.", tokenizer=tokenizer)
+    for view, kwargs, page in (("heads", {}, "head_view_html"), ("model", {}, "model_view_html"),
+                               ("coref", {"word": "it"}, "coref_view_html")):
+        with pytest.raises(probe.ProbeError, match=rf"^colour= is not an option of the {view} "
+                           rf"view \(its page is probe\.viewers\.html\.{page}: see its help for "
+                           r"the options\): drop it$"):
+            probe.show(tr, view, colour="red", **kwargs)
+        assert callable(getattr(probe.viewers.html, page))
+    assert "mine" in probe.show(tr, "heads", title="mine").html  # a real option still works

@@ -178,6 +178,28 @@ def show(
                      (detections, class_names), stage, **options)
     except H.BudgetError as exc:  # named as this call spells the options
         raise exc.reworded(_BUDGET_HINTS[view], "max_values=") from None
+    except TypeError as exc:
+        refusal = _option_refusal(view, exc, options)
+        if refusal is None:
+            raise
+        raise refusal from None
+
+
+def _option_refusal(view: str, exc: TypeError, options: dict[str, Any]) -> ProbeError | None:
+    """The ``ProbeError`` for a keyword of ``**options`` the view's page function does not take
+    or sets itself (``probe.show(trace, "heads", foo=1)`` was ``TypeError: head_view_html() got
+    an unexpected keyword argument 'foo'``); ``None`` for any other TypeError."""
+    import re
+
+    match = re.fullmatch(r"(?:[\w.]+\.)?(\w+)\(\) got (an unexpected keyword argument|multiple "
+                         r"values for keyword argument) '(\w+)'", str(exc))
+    if match is None or match.group(3) not in options:
+        return None
+    function, name = match.group(1), match.group(3)
+    if match.group(2).startswith("multiple"):
+        return ProbeError(f"{name}= is set by probe.show itself for the {view} view: drop it")
+    return ProbeError(f"{name}= is not an option of the {view} view (its page is "
+                      f"probe.viewers.html.{function}: see its help for the options): drop it")
 
 
 # how to select less in each view of probe.show, for its size-budget refusals
