@@ -67,7 +67,15 @@ def _data(tmp_path: Path, name: str, content: str | bytes) -> str:
     ("The cup did not fit in the box because it was big.|it|cup|box\n"
      "The cup did not fit in the box because it was small.|it|...|cup\n",
      r"line 2: the correct antecedent '\.\.\.' has no letter or digit"),
-], ids=["distractor", "same-word", "pronoun", "punctuation"])
+    # a line given twice made a "pair" the nearer-noun rule scored 1.000 (chance line: 0)
+    ("The cup did not fit in the box because it was big.|it|cup|box\n" * 2,
+     r"lines 1 and 2: the two sentences of the minimal pair are the same \('The cup did not"),
+    ("The cup did not fit in the box because it was big.|it|cup|box\n"
+     "The cup did not fit in the box because it was small.|it|cup|box\n",
+     r"lines 1 and 2: a minimal pair swaps the antecedents \(the correct one of each sentence "
+     r"is the distractor of the other\), got correct 'cup' / 'cup' and distractor 'box' / "
+     r"'box': fix the pair$"),
+], ids=["distractor", "same-word", "pronoun", "punctuation", "same-sentence", "no-swap"])
 def test_a_bad_item_is_refused_before_the_model_loads(lines, pattern, tmp_path, capsys,
                                                        no_load):
     _refused(["coref", "--data", _data(tmp_path, "pairs.txt", lines)], capsys, tmp_path,
@@ -201,3 +209,16 @@ def test_write_json_refuses_a_path_written_as_a_folder(tmp_path):
         write_json(f"{tmp_path}/results/", {"a": 1})
     assert list(tmp_path.iterdir()) == []
     assert write_json(tmp_path / "results.json", {"a": 1}).read_text() == '{\n  "a": 1\n}\n'
+
+
+def test_a_json_pair_that_does_not_swap_is_refused(tmp_path):
+    import json
+
+    item = {"sentence": "The cup did not fit in the box because it was big.", "pronoun": "it",
+            "correct": "cup", "distractor": "box"}
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps({"pairs": [{"id": "p1", "items": [item, dict(item)]}]}))
+    with pytest.raises(ProbeError, match=r"pairs\.json, pair 'p1': the two sentences of the "
+                                         r"minimal pair are the same"):
+        load_coref_pairs(path)
+    assert len(load_coref_pairs()) == 46  # the shipped pairs all swap
