@@ -276,3 +276,18 @@ def test_an_option_nothing_reads_is_refused_before_the_load(argv, pattern, tmp_p
     _one_line_exit_2(["render", *argv, "--out", str(tmp_path / "out"), "--quiet"], capsys,
                      r"^probe: error: " + pattern)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["heads", "--layer", "0"], "a shorter --text, or raise --max-values N"),
+    (["heads"], "show one layer (--layer L), a shorter --text, or raise --max-values N"),
+    (["links", "--layer", "0", "--head", "1"], "a shorter --text, or raise --max-values N"),
+], ids=["heads-layer-given", "heads", "links-head-given"])
+def test_an_html_budget_refusal_suggests_only_what_is_not_chosen_yet(argv, hint, tmp_path,
+                                                                    capsys):
+    """``--layer 0 --max-values 10`` was told to "show one layer (--layer L)"."""
+    line = _one_line_exit_2(["render", *argv, "--text", "The cat sat.", "--format", "html",
+                             "--max-values", "10", "--out", str(tmp_path), "--quiet"], capsys,
+                            r"over the interactive view's budget of 10")
+    assert line.endswith(": " + hint), line
+    assert list(tmp_path.iterdir()) == []
