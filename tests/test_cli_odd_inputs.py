@@ -291,3 +291,20 @@ def test_an_html_budget_refusal_suggests_only_what_is_not_chosen_yet(argv, hint,
                             r"over the interactive view's budget of 10")
     assert line.endswith(": " + hint), line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_threads_beyond_the_cpus_is_one_line(tmp_path, capsys, monkeypatch):
+    """``probe bench --threads 100000`` started threads until memory ran out: an internal
+    error (exit 1) after the bench had begun."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.chdir(tmp_path)
+    _one_line_exit_2(["bench", "--quick", "--part", "analyzers", "--threads", str(cpus + 1),
+                      "--quiet"], capsys,
+                     rf"^probe: error: --threads {cpus + 1} is more than the {cpus} CPUs this "
+                     rf"process may use: use 0\.\.{cpus} \(0: torch's default\)$")
+    monkeypatch.setenv("PROBE_BENCH_THREADS", "100000")
+    _one_line_exit_2(["bench", "--quick", "--part", "analyzers", "--quiet"], capsys,
+                     r"^probe: error: PROBE_BENCH_THREADS 100000 is more than the")
+    assert list(tmp_path.iterdir()) == []
