@@ -222,3 +222,20 @@ def test_a_json_pair_that_does_not_swap_is_refused(tmp_path):
                                          r"minimal pair are the same"):
         load_coref_pairs(path)
     assert len(load_coref_pairs()) == 46  # the shipped pairs all swap
+
+
+def test_text_eval_whose_only_method_fails_on_every_pair_is_one_line(tmp_path, capsys,
+                                                                     monkeypatch):
+    """``--method rollout --option rollout.query=999`` printed a table of the IG reference
+    alone and exited 0 (rollout 'skipped', a line below the table): as the sanity eval does, a
+    run where no asked-for method ran is an error, and no JSON is written."""
+    monkeypatch.chdir(tmp_path)
+    rc = main(["eval", "text", "--method", "rollout", "--option", "rollout.query=999", "--n",
+               "1", "--option", "ig.n_steps=4", "--json", "out.json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and "Traceback" not in err, err
+    assert re.fullmatch(r"probe: error: no method but the IG reference could run the text eval "
+                        r"\(rollout: query 999 is out of range for \d+ tokens; use 0\.\.\d+\); "
+                        r"fix its options or pick methods that apply \(see 'probe models "
+                        r"--methods'\)\n", err), err
+    assert list(tmp_path.iterdir()) == []
