@@ -239,3 +239,15 @@ def test_text_eval_whose_only_method_fails_on_every_pair_is_one_line(tmp_path, c
                         r"fix its options or pick methods that apply \(see 'probe models "
                         r"--methods'\)\n", err), err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_faithfulness_eval_whose_only_method_fails_is_one_line(tmp_path, capsys, monkeypatch):
+    """The same run printed an empty table and exited 0."""
+    monkeypatch.chdir(tmp_path)
+    rc = main(["eval", "faithfulness", "--method", "rollout", "--option", "rollout.query=999",
+               "--n", "2", "--json", "out.json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and "Traceback" not in err, err
+    assert err.startswith("probe: error: no method could run the faithfulness eval (rollout: "
+                          "query 999 is out of range for 65 tokens") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
