@@ -308,3 +308,16 @@ def test_bench_threads_beyond_the_cpus_is_one_line(tmp_path, capsys, monkeypatch
     _one_line_exit_2(["bench", "--quick", "--part", "analyzers", "--quiet"], capsys,
                      r"^probe: error: PROBE_BENCH_THREADS 100000 is more than the")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_flow_on_a_long_text_names_the_command_line_fix(tmp_path, capsys):
+    """It said "ask for fewer rows (rows=[...]) or pass max_tokens=32": options of the Python
+    API, which the command line does not have."""
+    text = " ".join(["word"] * 30)
+    line = _one_line_exit_2(["render", "saliency", "--text", text, "--method", "flow", "--out",
+                             str(tmp_path), "--quiet"], capsys,
+                            r"^probe: error: --method flow \(attention flow\) is exact but slow: "
+                            r"the input has 32 real tokens, above its limit of 24: use --method "
+                            r"rollout, or a shorter input \(from Python, probe\.attribute\(\.\.\., "
+                            r"'flow', max_tokens=32\) lifts the limit\)$")
+    assert "rows=" not in line and list(tmp_path.iterdir()) == []
