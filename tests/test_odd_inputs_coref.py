@@ -70,3 +70,14 @@ def test_show_coref_takes_candidates_and_occurrence_as_plot_does(trace):
         name = next(iter(kwargs))
         with pytest.raises(probe.ProbeError, match=rf"^{name}= belongs to a word: pass word="):
             probe.show(trace, "coref", **kwargs)
+
+
+def test_cli_blank_candidate_is_named_before_the_load(tmp_path, capsys, monkeypatch):
+    from probe.models import _registry
+
+    monkeypatch.setattr(_registry, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    rc = main(["render", "coref", "--text", TEXT, "--word", "it", "--candidate", " ",
+               "--out", str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and err == (
+        "probe: error: --candidate is blank: pass a word of --text, e.g. --candidate animal\n")

@@ -146,6 +146,8 @@ def check_view_options(args: RenderArgs) -> None:
 
     if args.view != "coref" and (args.occurrence or args.candidates):
         raise not_for_view("--occurrence" if args.occurrence else "--candidate", args.view)
+    if any(not c.strip() for c in args.candidates):  # was "--candidate '' is not a word of..."
+        raise ProbeError("--candidate is blank: pass a word of --text, e.g. --candidate animal")
     if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int):
         raise ProbeError(f"--occurrence must be an integer (0 the first, -1 the last), got "
                          f"{args.occurrence!r}")
