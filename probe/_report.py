@@ -156,6 +156,25 @@ def _refuse_dash(path: str | os.PathLike[str], option: str, kind: str) -> None:
         )
 
 
+def _folder_syntax(path: str | os.PathLike[str]) -> bool:
+    """``path`` is written as a folder: it ends with a separator, ``.`` or ``..`` (``Path``
+    drops a trailing ``/``, so ``--json results/`` wrote a file named ``results``)."""
+    text = os.fspath(path)
+    seps = tuple(s for s in (os.sep, os.altsep) if s)
+    return text.endswith(seps) or os.path.basename(text) in (".", "..")
+
+
+def _refuse_folder_syntax(path: str | os.PathLike[str], what: str) -> None:
+    if _folder_syntax(path):
+        text = os.fspath(path)
+        why = f"{os.path.basename(text)!r} is a folder" if os.path.basename(text) else (
+            f"it ends with {text[-1]!r}")
+        example = os.path.join(text.rstrip(os.sep) or os.sep, "results.json")
+        raise ProbeError(
+            f"{what} {text!r} names a folder ({why}): pass a file name, e.g. {example!r}"
+        )
+
+
 def _check_length(target: Path, option: str) -> None:
     """A path the file system cannot name (a part over 255 bytes, ``ENAMETOOLONG``) is one
     ProbeError; ``Path.exists`` raised it as an OSError."""
@@ -180,10 +199,12 @@ def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -
     ``os.access`` calls ``/proc`` writable.
 
     Raises:
-        ProbeError: ``path`` is ``-`` (``option`` is named), a folder, lies under a regular
-            file, or its nearest existing folder is not writable.
+        ProbeError: ``path`` is ``-`` (``option`` is named), a folder or written as one
+            (``results/``), lies under a regular file, or its nearest existing folder is not
+            writable.
     """
     _refuse_dash(path, option, "file")
+    _refuse_folder_syntax(path, option)
     target = _absolute(path)
     _check_length(target, option)
     if target.is_dir():
@@ -254,10 +275,12 @@ def write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = 2
     holding tensors or NaN.
 
     Raises:
-        ProbeError: ``path`` is a folder, lies under a regular file, or cannot be written.
+        ProbeError: ``path`` is a folder or written as one (``results/``), lies under a
+            regular file, or cannot be written.
         ValueError, TypeError: ``obj`` is not JSON (a non-finite float, an unknown type);
             nothing is written.
     """
+    _refuse_folder_syntax(path, "cannot write JSON:")
     target = Path(os.fspath(path))
     text = json.dumps(obj, indent=indent, allow_nan=False) + "\n"
     if target.is_dir():

@@ -241,3 +241,83 @@ def test_out_as_a_dangling_link_names_the_missing_target(tmp_path, capsys):
                      r"--out '.*link' is a link to '.*gone', which does not exist: create that "
                      r"folder or pass another output folder")
     assert _listing(tmp_path) == ["link"]
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["heads", "--text", "The cat sat.", "--seed", "5"],
+     r"--seed picks the generated sample image of an image model; a --text has none: drop "
+     r"--seed$"),
+    (["saliency", "--image", "IMAGE", "--seed", "5"],
+     r"--seed picks the generated sample image, and with --image there is none: drop --seed"),
+    (["heads", "--text", "The cat sat.", "--pretrained"],
+     r"--pretrained downloads the weights of a --model timm:<name> .*; the default model loads "
+     r"its own weights: drop --pretrained$"),
+    (["saliency", "--model", "vit-shapes", "--pretrained"],
+     r"--pretrained .*; vit-shapes loads its own weights: drop --pretrained$"),
+    (["heads", "--text", "The cat sat.", "--format", "html", "--dpi", "300"],
+     r"--dpi sets the resolution of png/svg/pdf figures; the HTML page has none: add --format "
+     r"png \(or svg, pdf\), or drop --dpi$"),
+], ids=["seed-text", "seed-image", "pretrained-minilm", "pretrained-vit-shapes", "dpi-html"])
+def test_an_option_nothing_reads_is_refused_before_the_load(argv, pattern, tmp_path, capsys,
+                                                           monkeypatch):
+    """Each was ignored silently, yet renamed the file (an option off its default is in the
+    name's hash): the same figure under another name."""
+    from probe.models import _registry
+
+    def refuse(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("the model loaded before the options were checked")
+
+    monkeypatch.setattr(_registry, "load_model", refuse)
+    image = tmp_path / "red.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(image)
+    argv = [str(image) if a == "IMAGE" else a for a in argv]
+    _one_line_exit_2(["render", *argv, "--out", str(tmp_path / "out"), "--quiet"], capsys,
+                     r"^probe: error: " + pattern)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, hint", [
+    (["heads", "--layer", "0"], "a shorter --text, or raise --max-values N"),
+    (["heads"], "show one layer (--layer L), a shorter --text, or raise --max-values N"),
+    (["links", "--layer", "0", "--head", "1"], "a shorter --text, or raise --max-values N"),
+], ids=["heads-layer-given", "heads", "links-head-given"])
+def test_an_html_budget_refusal_suggests_only_what_is_not_chosen_yet(argv, hint, tmp_path,
+                                                                    capsys):
+    """``--layer 0 --max-values 10`` was told to "show one layer (--layer L)"."""
+    line = _one_line_exit_2(["render", *argv, "--text", "The cat sat.", "--format", "html",
+                             "--max-values", "10", "--out", str(tmp_path), "--quiet"], capsys,
+                            r"over the interactive view's budget of 10")
+    assert line.endswith(": " + hint), line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_threads_beyond_the_cpus_is_one_line(tmp_path, capsys, monkeypatch):
+    """``probe bench --threads 100000`` started threads until memory ran out: an internal
+    error (exit 1) after the bench had begun."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    monkeypatch.chdir(tmp_path)
+    _one_line_exit_2(["bench", "--quick", "--part", "analyzers", "--threads", str(cpus + 1),
+                      "--quiet"], capsys,
+                     rf"^probe: error: --threads {cpus + 1} is more than the {cpus} CPUs this "
+                     rf"process may use: use 0\.\.{cpus} \(0: torch's default\)$")
+    monkeypatch.setenv("PROBE_BENCH_THREADS", "100000")
+    _one_line_exit_2(["bench", "--quick", "--part", "analyzers", "--quiet"], capsys,
+                     r"^probe: error: PROBE_BENCH_THREADS 100000 is more than the")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_flow_on_a_long_text_names_the_command_line_fix(tmp_path, capsys):
+    """It said "ask for fewer rows (rows=[...]) or pass max_tokens=32": options of the Python
+    API, which the command line does not have."""
+    text = " ".join(["word"] * 30)
+    line = _one_line_exit_2(["render", "saliency", "--text", text, "--method", "flow", "--out",
+                             str(tmp_path), "--quiet"], capsys,
+                            r"^probe: error: --method flow \(attention flow\) is exact but slow: "
+                            r"the input has 32 real tokens, above its limit of 24: use --method "
+                            r"rollout, or a shorter input \(from Python, probe\.attribute\(\.\.\., "
+                            r"'flow', max_tokens=32\) lifts the limit\)$")
+    assert "rows=" not in line and list(tmp_path.iterdir()) == []

@@ -67,7 +67,15 @@ def _data(tmp_path: Path, name: str, content: str | bytes) -> str:
     ("The cup did not fit in the box because it was big.|it|cup|box\n"
      "The cup did not fit in the box because it was small.|it|...|cup\n",
      r"line 2: the correct antecedent '\.\.\.' has no letter or digit"),
-], ids=["distractor", "same-word", "pronoun", "punctuation"])
+    # a line given twice made a "pair" the nearer-noun rule scored 1.000 (chance line: 0)
+    ("The cup did not fit in the box because it was big.|it|cup|box\n" * 2,
+     r"lines 1 and 2: the two sentences of the minimal pair are the same \('The cup did not"),
+    ("The cup did not fit in the box because it was big.|it|cup|box\n"
+     "The cup did not fit in the box because it was small.|it|cup|box\n",
+     r"lines 1 and 2: a minimal pair swaps the antecedents \(the correct one of each sentence "
+     r"is the distractor of the other\), got correct 'cup' / 'cup' and distractor 'box' / "
+     r"'box': fix the pair$"),
+], ids=["distractor", "same-word", "pronoun", "punctuation", "same-sentence", "no-swap"])
 def test_a_bad_item_is_refused_before_the_model_loads(lines, pattern, tmp_path, capsys,
                                                        no_load):
     _refused(["coref", "--data", _data(tmp_path, "pairs.txt", lines)], capsys, tmp_path,
@@ -173,4 +181,73 @@ def test_bench_empty_json_is_refused_before_the_bench(tmp_path, capsys, monkeypa
     out, err = capsys.readouterr()
     assert rc == 2 and out == "" and "Traceback" not in err
     assert err.strip() == "probe: error: --json is empty: pass a file name, or drop --json"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("json_path", ["results/", "results/.", ".."])
+def test_a_json_path_written_as_a_folder_is_refused_before_the_load(json_path, tmp_path,
+                                                                   capsys, no_load,
+                                                                   monkeypatch):
+    """``--json results/`` ran the whole eval and wrote a file named ``results`` (``Path``
+    drops the trailing slash); ``probe bench`` did the same."""
+    monkeypatch.chdir(tmp_path)
+    line = _refused(["text", "--json", json_path], capsys, tmp_path,
+                    rf"^probe: error: --json '{re.escape(json_path)}' names a folder \(.*\): "
+                    r"pass a file name, e\.g\. '.*results\.json'$")
+    assert "results.json" in line
+    rc = main(["bench", "--quick", "--part", "html", "--json", "results/", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and "Traceback" not in err
+    assert err.strip().startswith("probe: error: --json 'results/' names a folder")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_json_refuses_a_path_written_as_a_folder(tmp_path):
+    from probe._report import write_json
+
+    with pytest.raises(ProbeError, match=r"^cannot write JSON: '.*results/' names a folder"):
+        write_json(f"{tmp_path}/results/", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+    assert write_json(tmp_path / "results.json", {"a": 1}).read_text() == '{\n  "a": 1\n}\n'
+
+
+def test_a_json_pair_that_does_not_swap_is_refused(tmp_path):
+    import json
+
+    item = {"sentence": "The cup did not fit in the box because it was big.", "pronoun": "it",
+            "correct": "cup", "distractor": "box"}
+    path = tmp_path / "pairs.json"
+    path.write_text(json.dumps({"pairs": [{"id": "p1", "items": [item, dict(item)]}]}))
+    with pytest.raises(ProbeError, match=r"pairs\.json, pair 'p1': the two sentences of the "
+                                         r"minimal pair are the same"):
+        load_coref_pairs(path)
+    assert len(load_coref_pairs()) == 46  # the shipped pairs all swap
+
+
+def test_text_eval_whose_only_method_fails_on_every_pair_is_one_line(tmp_path, capsys,
+                                                                     monkeypatch):
+    """``--method rollout --option rollout.query=999`` printed a table of the IG reference
+    alone and exited 0 (rollout 'skipped', a line below the table): as the sanity eval does, a
+    run where no asked-for method ran is an error, and no JSON is written."""
+    monkeypatch.chdir(tmp_path)
+    rc = main(["eval", "text", "--method", "rollout", "--option", "rollout.query=999", "--n",
+               "1", "--option", "ig.n_steps=4", "--json", "out.json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and "Traceback" not in err, err
+    assert re.fullmatch(r"probe: error: no method but the IG reference could run the text eval "
+                        r"\(rollout: query 999 is out of range for \d+ tokens; use 0\.\.\d+\); "
+                        r"fix its options or pick methods that apply \(see 'probe models "
+                        r"--methods'\)\n", err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_faithfulness_eval_whose_only_method_fails_is_one_line(tmp_path, capsys, monkeypatch):
+    """The same run printed an empty table and exited 0."""
+    monkeypatch.chdir(tmp_path)
+    rc = main(["eval", "faithfulness", "--method", "rollout", "--option", "rollout.query=999",
+               "--n", "2", "--json", "out.json", "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == "" and "Traceback" not in err, err
+    assert err.startswith("probe: error: no method could run the faithfulness eval (rollout: "
+                          "query 999 is out of range for 65 tokens") and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []

@@ -114,3 +114,38 @@ def test_exif_orientation_is_applied(tmp_path, vit_shapes):
     plain = tmp_path / "plain.jpg"
     image.save(plain, quality=95)
     assert load_image(str(plain), *vit_shapes).original_size == (32, 64)
+
+
+def _transparent(mode: str) -> Image.Image:
+    """Left half opaque red (grey for LA), right half transparent over stored black, a
+    column of half-transparent pixels between."""
+    rgba = np.zeros((6, 8, 4), np.uint8)
+    rgba[:, :4] = (200, 30, 30, 255)
+    rgba[:, 4] = (200, 30, 30, 128)
+    image = Image.fromarray(rgba, "RGBA")
+    if mode == "P":  # a palette image with one transparent index (tRNS)
+        image = Image.fromarray(rgba[..., :3]).quantize(colors=4)
+        image.info["transparency"] = image.getpixel((7, 0))
+    elif mode != "RGBA":
+        image = image.convert(mode)
+    return image
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "P"])
+def test_transparency_is_composited_onto_white_as_transformers_does(mode, tmp_path,
+                                                                    vit_shapes):
+    """``convert("RGB")`` kept the black stored under transparent pixels: the model saw a
+    black background where every viewer (and transformers' image processors) shows white."""
+    from transformers.image_transforms import convert_to_rgb
+
+    image = _transparent(mode)
+    reference = convert_to_rgb(image, return_numpy=True)
+    np.testing.assert_array_equal(np.asarray(to_rgb8(image)), reference)
+    assert reference[0, -1].tolist() == [255, 255, 255]  # the transparent corner is white
+    if mode == "PA":
+        return  # PNG cannot hold PA
+    path = tmp_path / f"{mode}.png"
+    image.save(path)
+    with Image.open(path) as reread:
+        np.testing.assert_array_equal(np.asarray(to_rgb8(reread)), reference)
+    assert float(load_image(str(path), *vit_shapes).display[:, -4:].min()) > 0.99

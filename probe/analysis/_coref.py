@@ -245,6 +245,11 @@ def _candidates(
     else:
         if isinstance(candidates, (str, int)):
             candidates = [candidates]
+        if not candidates:
+            raise ProbeError(
+                "candidates is empty: pass at least one word, or candidates=None for the "
+                "default (the content words before the word)"
+            )
         chosen = []
         for c in candidates:
             if isinstance(c, bool) or not isinstance(c, (str, int)):
@@ -252,7 +257,7 @@ def _candidates(
             if isinstance(c, int):
                 if not -len(words) <= c < len(words):
                     raise ProbeError(f"candidate index {c} is out of range for {len(words)} words")
-                chosen.append(c % len(words))
+                hits = [c % len(words)]
             else:
                 hits = [i for i, w in enumerate(words) if word_key(w) == word_key(c)]
                 if not hits:
@@ -260,8 +265,18 @@ def _candidates(
                         f"candidate {c!r} is not a word of this sentence: {list(words)}"
                         + _grouping_hint(words, [x for x in candidates if isinstance(x, str)])
                     )
-                chosen.extend(hits)
+            if hits == [index]:  # was dropped silently (or "no candidate antecedents")
+                raise ProbeError(
+                    f"candidate {c!r} is the followed word itself (word {index}, "
+                    f"{words[index]!r}): a word is not its own antecedent; name another word"
+                )
+            chosen.extend(hits)
     chosen = sorted({i for i in chosen if i != index and has_tokens[i]})
+    if not chosen and candidates is not None:
+        raise ProbeError(
+            f"no candidate of {list(candidates)!r} has tokens in the trace (truncated?): name "
+            "words the trace holds"
+        )
     if not chosen:
         raise ProbeError(
             f"no candidate antecedents for {words[index]!r}: the default candidates are the "

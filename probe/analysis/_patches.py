@@ -42,6 +42,17 @@ def _grid(trace: Trace) -> tuple[int, int]:
     return rows, cols
 
 
+def _require_tensor(value: object, name: str, call: str) -> None:
+    """``value`` is a torch tensor (a numpy array or a trace in its place failed with an
+    AttributeError: ``'Tensor' object has no attribute 'grid'`` for swapped arguments)."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        hint = " (convert it with torch.as_tensor)" if hasattr(value, "__array__") else ""
+        raise ProbeError(f"{call}: {name} must be a torch tensor, got "
+                         f"{type(value).__name__}{hint}")
+
+
 def _query(trace: Trace, query: int) -> int:
     if isinstance(query, bool) or not isinstance(query, int):
         raise ProbeError(f"query must be a token index (int), got {query!r}")
@@ -109,6 +120,10 @@ def to_grid(scores: torch.Tensor, trace: Trace) -> torch.Tensor:
     Returns:
         ``[..., rows, cols]`` new tensor, e.g. ``[batch, rows, cols]`` for ``[batch, tokens]``.
     """
+    if callable(getattr(scores, "require_attentions", None)):
+        raise ProbeError("probe.to_grid takes (scores, trace): the trace came first; swap them")
+    require_trace(trace, "probe.to_grid")
+    _require_tensor(scores, "scores", "probe.to_grid(scores, trace)")
     rows, cols = _grid(trace)
     n_patches = rows * cols
     if scores.dim() < 1 or scores.shape[-1] not in (trace.seq_len, n_patches):
@@ -134,6 +149,7 @@ def upsample(
     """
     import torch.nn.functional as F
 
+    _require_tensor(maps, "maps", "probe.upsample(maps, size)")
     if mode not in ("bilinear", "bicubic", "nearest"):
         raise ProbeError(f"unknown upsample mode {mode!r}; use 'bilinear', 'bicubic' or 'nearest'")
     if maps.dim() < 2:

@@ -384,6 +384,9 @@ def resolve_run(
             "inside: pass a timm or HuggingFace model, or score your own maps with "
             "probe.faithfulness"
         )
+    from probe.capture._weights import require_weights
+
+    require_weights(model, "probe.attribute")
     modality: Modality = adapter.modality
     if modality not in spec.modalities:
         raise ProbeError(

@@ -20,6 +20,7 @@ from probe.capture._recorder import (
 from probe.capture._row_recorder import RowRecorder, check_query_rows, resolve_query_rows
 from probe.capture._trace import Trace, stored_attentions
 from probe.capture._train_mode import warn_if_dropout
+from probe.capture._weights import require_weights
 from probe.capture._windows import trace_windows
 from probe.capture.adapters import Prepared, Site, adapter_for
 
@@ -146,6 +147,7 @@ def trace(
     if requires_grad:
         require_autograd("probe.trace(..., requires_grad=True)")
     adapter = adapter_for(model)
+    require_weights(model, "probe.trace")
     _check_forward_kwargs(adapter, forward_kwargs)
     if getattr(adapter, "windowed", False):  # Swin: blocks of windows, see _windows.py
         return trace_windows(adapter, inputs, options, query_rows=query_rows,

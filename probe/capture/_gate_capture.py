@@ -12,6 +12,7 @@ from probe.capture._gates import GATE_KINDS, Gate, GateSite, GateTrace
 from probe.capture._autograd import require_autograd
 from probe.capture._capture import _check_dtype
 from probe.capture._locks import model_lock
+from probe.capture._weights import require_weights
 from probe.capture.adapters import adapter_for
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ def trace_gates(
     if requires_grad:
         require_autograd("probe.trace_gates(..., requires_grad=True)")
     adapter = adapter_for(model)
+    require_weights(model, "probe.trace_gates")
     find = getattr(adapter, "find_gates", None)
     if find is None:
         raise UnsupportedModelError(

@@ -14,6 +14,7 @@ from probe.capture._locks import model_lock
 from probe.capture._recorder import StackRecorder, unshare_outputs
 from probe.capture._trace import AttentionStack
 from probe.capture._train_mode import warn_if_dropout
+from probe.capture._weights import require_weights
 from probe.capture.adapters import adapter_for
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def generate(
     options = _options(layers, heads, average_heads, dtype, False, False, "mean", 0.0, 0,
                        chunk_size)
     adapter = adapter_for(model)
+    require_weights(model, "probe.generate")
     if adapter.family not in ("decoder", "encoder-decoder"):
         raise UnsupportedModelError(
             f"{adapter.name} is {with_article(adapter.family)} model: probe.generate needs a "

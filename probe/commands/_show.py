@@ -178,6 +178,28 @@ def show(
                      (detections, class_names), stage, **options)
     except H.BudgetError as exc:  # named as this call spells the options
         raise exc.reworded(_BUDGET_HINTS[view], "max_values=") from None
+    except TypeError as exc:
+        refusal = _option_refusal(view, exc, options)
+        if refusal is None:
+            raise
+        raise refusal from None
+
+
+def _option_refusal(view: str, exc: TypeError, options: dict[str, Any]) -> ProbeError | None:
+    """The ``ProbeError`` for a keyword of ``**options`` the view's page function does not take
+    or sets itself (``probe.show(trace, "heads", foo=1)`` was ``TypeError: head_view_html() got
+    an unexpected keyword argument 'foo'``); ``None`` for any other TypeError."""
+    import re
+
+    match = re.fullmatch(r"(?:[\w.]+\.)?(\w+)\(\) got (an unexpected keyword argument|multiple "
+                         r"values for keyword argument) '(\w+)'", str(exc))
+    if match is None or match.group(3) not in options:
+        return None
+    function, name = match.group(1), match.group(3)
+    if match.group(2).startswith("multiple"):
+        return ProbeError(f"{name}= is set by probe.show itself for the {view} view: drop it")
+    return ProbeError(f"{name}= is not an option of the {view} view (its page is "
+                      f"probe.viewers.html.{function}: see its help for the options): drop it")
 
 
 # how to select less in each view of probe.show, for its size-budget refusals
@@ -269,9 +291,18 @@ _PRONOUNS = frozenset(
 )
 
 
-def _coref(trace: Any, word: Any, batch_index: int = 0, **options: Any) -> HtmlView:
+def _coref(trace: Any, word: Any, batch_index: int = 0, candidates: Any = None,
+           occurrence: int = 0, **options: Any) -> HtmlView:
+    """``candidates=`` and ``occurrence=`` as ``probe.coref`` and ``probe.plot(..., "coref")``
+    take them (they reached ``coref_view_html`` as a second ``candidates``: a TypeError)."""
     import probe
     from probe.viewers.html import coref_view_html
+
+    for name, value, default in (("candidates", candidates, None),
+                                 ("occurrence", occurrence, 0)):
+        if word is None and value != default:
+            raise ProbeError(f"{name}= belongs to a word: pass word= (the word whose "
+                             f"antecedents to rank), or drop {name}=")
 
     if trace.words is None or trace.word_ids is None:
         raise ProbeError("the coref view needs a text trace with words (a fast tokenizer)")
@@ -282,7 +313,10 @@ def _coref(trace: Any, word: Any, batch_index: int = 0, **options: Any) -> HtmlV
     if word is not None:  # "马路" over the words 马 路: one word (probe.group_words)
         from probe.viewers._plot import group_spans
 
-        trace = group_spans(trace, batch_index, *([word] if isinstance(word, str) else word))
+        spelled = [word] if isinstance(word, str) else list(word)
+        if isinstance(candidates, (str, list, tuple)):
+            spelled += [candidates] if isinstance(candidates, str) else list(candidates)
+        trace = group_spans(trace, batch_index, *[w for w in spelled if isinstance(w, str)])
     words = list(trace.words[batch_index])
     if word is None:
         wanted: list[Any] = list(range(len(words)))[:_MAX_COREF_WORDS]
@@ -291,7 +325,8 @@ def _coref(trace: Any, word: Any, batch_index: int = 0, **options: Any) -> HtmlV
     weights, top, cands = {}, {}, {}
     for w in wanted:
         try:
-            report = probe.best_antecedents(trace, w, batch_index, with_rollout=False)
+            report = probe.best_antecedents(trace, w, batch_index, candidates,
+                                            occurrence=occurrence, with_rollout=False)
         except ProbeError:
             if word is not None:
                 raise

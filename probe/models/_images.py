@@ -116,7 +116,11 @@ def to_rgb8(image: Any) -> Any:
     ``Image.convert("RGB")`` clips 16-bit and 32-bit pixels at 255 (a 16-bit PNG becomes
     mostly white, a float TIFF in ``0..1`` black). Here 16-bit images are divided by 65535,
     32-bit integer images by 65535 when their values fit 16 bits, and float images are taken
-    as they are when in ``0..1`` or divided by 255 when in ``0..255``.
+    as they are when in ``0..1`` or divided by 255 when in ``0..255``. An image with
+    transparency (an alpha band: RGBA, LA, PA; or a palette or grey image with a transparent
+    colour) is composited onto white, as viewers show it and as transformers' image
+    processors (``convert_to_rgb``) give it to a model; ``convert("RGB")`` kept the colour
+    stored under transparent pixels, often black.
 
     Raises:
         ProbeError: an image whose values have no known range (e.g. floats above 255 or
@@ -126,6 +130,10 @@ def to_rgb8(image: Any) -> Any:
     from PIL import Image
 
     if image.mode not in _WIDE_MODES:
+        if "A" in image.getbands() or image.info.get("transparency") is not None:
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("RGB")
         return image.convert("RGB")
     values = np.asarray(image, dtype=np.float64)
     lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)

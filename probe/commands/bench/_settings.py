@@ -89,7 +89,9 @@ def make_settings(args: BenchArgs) -> BenchSettings:
     else:
         raise ProbeError(f"--device must be auto, cpu or cuda, got {args.device!r}")
     threads = getattr(args, "threads", None)
+    named = "--threads"
     if threads is None:
+        named = "PROBE_BENCH_THREADS"
         raw = os.environ.get("PROBE_BENCH_THREADS", "1")
         try:
             threads = int(raw)
@@ -97,6 +99,10 @@ def make_settings(args: BenchArgs) -> BenchSettings:
             raise ProbeError(f"PROBE_BENCH_THREADS must be an integer, got {raw!r}") from None
     if threads < 0:
         raise ProbeError(f"the number of threads must be >= 0 (0: torch's default), got {threads}")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if cpus and threads > cpus:  # --threads 100000 ended in an internal error (out of memory)
+        raise ProbeError(f"{named} {threads} is more than the {cpus} CPUs this process may use: "
+                         f"use 0..{cpus} (0: torch's default)")
     if args.quick:
         return BenchSettings(
             quick=True, repeats=min(repeats, 3), devices=devices, parts=parts, threads=threads,

@@ -146,6 +146,8 @@ def check_view_options(args: RenderArgs) -> None:
 
     if args.view != "coref" and (args.occurrence or args.candidates):
         raise not_for_view("--occurrence" if args.occurrence else "--candidate", args.view)
+    if any(not c.strip() for c in args.candidates):  # was "--candidate '' is not a word of..."
+        raise ProbeError("--candidate is blank: pass a word of --text, e.g. --candidate animal")
     if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int):
         raise ProbeError(f"--occurrence must be an integer (0 the first, -1 the last), got "
                          f"{args.occurrence!r}")
@@ -162,6 +164,7 @@ def check_view_options(args: RenderArgs) -> None:
     _check_max_values(args)
     _check_direction(args)
     _check_width(args)
+    _check_unused(args)
     if args.layer is not None and args.view not in OPTION_VIEWS["--layer"]:
         raise not_for_view("--layer", args.view, " (it uses every layer)")
     if args.head is not None and args.view not in OPTION_VIEWS["--head"]:
@@ -224,6 +227,27 @@ def _check_width(args: RenderArgs) -> None:
     if not [f for f in args.formats if f != "html"]:
         raise ProbeError("--width sets the size of png/svg/pdf figures; the HTML page has none: "
                          "add --format png (or svg, pdf), or drop --width")
+
+
+def _check_unused(args: RenderArgs) -> None:
+    """``--seed``, ``--pretrained`` and ``--dpi`` where nothing reads them: each was ignored
+    silently, yet renamed the file (every option off its default is in the name's hash), so
+    the same figure came out under another name."""
+    from probe._errors import ProbeError
+
+    if args.seed and args.text is not None:
+        raise ProbeError("--seed picks the generated sample image of an image model; a --text "
+                         "has none: drop --seed")
+    if args.seed and args.image is not None:
+        raise ProbeError("--seed picks the generated sample image, and with --image there is "
+                         "none: drop --seed (or --image, to render a generated sample)")
+    if args.pretrained and not (args.model or "").startswith("timm:"):
+        raise ProbeError(f"--pretrained downloads the weights of a --model timm:<name> (random "
+                         f"init without it); {args.model or 'the default model'} loads its own "
+                         "weights: drop --pretrained")
+    if args.dpi != RenderArgs.dpi and all(f == "html" for f in args.formats):
+        raise ProbeError("--dpi sets the resolution of png/svg/pdf figures; the HTML page has "
+                         "none: add --format png (or svg, pdf), or drop --dpi")
 
 
 def _check_max_values(args: RenderArgs) -> None:

@@ -50,7 +50,19 @@ def html_pages(view: str, session: Session) -> list[tuple[str, HtmlView]]:
     try:
         return HTML_VIEWS[view](session)
     except BudgetError as exc:  # named as the command line spells the options
-        raise exc.reworded(_BUDGET_HINTS.get(view, ""), "--max-values N") from None
+        raise exc.reworded(_budget_hint(view, session.args), "--max-values N") from None
+
+
+def _budget_hint(view: str, args: Any) -> str:
+    """:data:`_BUDGET_HINTS` without the selection already made (``--layer 0`` was told to
+    "show one layer (--layer L)")."""
+    hint = _BUDGET_HINTS.get(view, "")
+    given = {"heads": ("layer", "show one layer (--layer L), "),
+             "links": ("head", "show one head (--head H), "),
+             "gates": ("layer", "show one stage's blocks (--layer S)")}.get(view)
+    if given is not None and getattr(args, given[0], None) is not None:
+        hint = hint.replace(given[1], "")
+    return hint
 
 
 # how to select less in each view's page on the command line ("": only --max-values)

@@ -25,9 +25,28 @@ def _attribution(s: Session, method: str, **options: Any) -> Any:
     if s.args.discard and _takes(method, "discard_ratio"):
         options["discard_ratio"] = s.args.discard
     trace = s.trace() if method != "relevance" and s.captures() else None
-    return probe.attribute(
-        s.model, s.inputs, method, tokenizer=s.processor, target=s.target(), trace=trace, **options
-    )
+    try:
+        return probe.attribute(
+            s.model, s.inputs, method, tokenizer=s.processor, target=s.target(), trace=trace,
+            **options
+        )
+    except ProbeError as exc:
+        raise ProbeError(_cli_flow_wording(method, str(exc))) from None
+
+
+def _cli_flow_wording(method: str, message: str) -> str:
+    """attention_flow's size refusal worded for the command line, which has no ``rows=`` nor
+    ``max_tokens=`` (it told a ``probe render`` user to pass them)."""
+    import re
+
+    found = re.match(r"attention_flow is exact but slow: batch item \d+ has (\d+) real tokens, "
+                     r"above max_tokens=(\d+);", message)
+    if found is None:
+        return message
+    n, limit = found.groups()
+    return (f"--method {method} (attention flow) is exact but slow: the input has {n} real "
+            f"tokens, above its limit of {limit}: use --method rollout, or a shorter input (from "
+            f"Python, probe.attribute(..., {method!r}, max_tokens={n}) lifts the limit)")
 
 
 def _methods(s: Session) -> list[str]:

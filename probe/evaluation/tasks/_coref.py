@@ -83,6 +83,9 @@ def parse_coref_lines(text: str, source: str = "<text>") -> list[dict[str, Any]]
         )
     for number, item in items:
         check_coref_item(item, f"{source}, line {number}")
+    for i in range(0, len(items), 2):
+        check_coref_pair([items[i][1], items[i + 1][1]],
+                         f"{source}, lines {items[i][0]} and {items[i + 1][0]}")
     return [
         {"id": f"line-{items[i][0]}", "items": [items[i][1], items[i + 1][1]]}
         for i in range(0, len(items), 2)
@@ -138,7 +141,35 @@ def load_coref_pairs(path: str | Path | None = None) -> list[dict[str, Any]]:
     for pair in out:
         for k, item in enumerate(pair["items"]):
             check_coref_item(item, f"{file}, pair {pair['id']!r} item {k}")
+        check_coref_pair(pair["items"], f"{file}, pair {pair['id']!r}")
     return out
+
+
+def check_coref_pair(items: Sequence[dict[str, str]], where: str) -> None:
+    """A minimal pair of two items swaps the antecedents: the correct antecedent of each is
+    the distractor of the other, in two different sentences. Otherwise a positional rule can
+    get both right and the chance line (pair accuracy 0 for any positional rule) is false: a
+    line given twice made a "pair" that the nearer-noun rule scored 1.000.
+
+    Raises:
+        ProbeError: naming ``where`` and what to fix.
+    """
+    if len(items) != 2:
+        return
+    first, second = items
+    if first["sentence"].strip() == second["sentence"].strip():
+        raise ProbeError(f"{where}: the two sentences of the minimal pair are the same "
+                         f"({first['sentence']!r}): a pair's sentences differ in the word that "
+                         "flips the antecedent")
+    swapped = (_norm(first["correct"]) == _norm(second["distractor"])
+               and _norm(second["correct"]) == _norm(first["distractor"]))
+    if not swapped:
+        raise ProbeError(
+            f"{where}: a minimal pair swaps the antecedents (the correct one of each sentence is "
+            f"the distractor of the other), got correct {first['correct']!r} / "
+            f"{second['correct']!r} and distractor {first['distractor']!r} / "
+            f"{second['distractor']!r}: fix the pair"
+        )
 
 
 def check_coref_item(item: dict[str, str], where: str) -> None:

@@ -251,6 +251,11 @@ def eval_faithfulness(
     object_fraction, skipped = merged["object_fraction"], merged["skipped"]
     grid = next((g for g in gather_list(grid) if g is not None), None)
     elapsed = time.perf_counter() - started
+    if names and all(name in skipped for name in names):  # an empty table: an error
+        raise ProbeError(
+            f"no method could run the faithfulness eval ({names[0]}: {skipped[names[0]]}); fix "
+            "its options or pick methods that apply to this model (see 'probe models --methods')"
+        )
 
     results: dict[str, Any] = {}
     for name in names:

@@ -167,6 +167,14 @@ def eval_text(
     for name in names:
         if len(failed.get(name, {})) == len(all_pairs):
             skipped[name] = next(iter(failed[name].values()))
+    if others and all(name in skipped for name in others):  # nothing asked for to report
+        raise ProbeError(
+            f"no method but the IG reference could run the text eval ({others[0]}: "
+            f"{skipped[others[0]]}); fix its options or pick methods that apply (see 'probe "
+            "models --methods')"
+        )
+    for name in names:
+        if name in skipped:
             continue
         spec = method_spec(name)
         entry: dict[str, Any] = {
