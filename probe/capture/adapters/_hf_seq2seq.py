@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 __all__ = ["HFEncoderDecoder"]
 
 
+def _batch(kwargs: dict[str, Any]) -> int:
+    """The encoder's batch: rows of ``input_ids`` (or ``inputs_embeds``), else 1."""
+    for name in ("input_ids", "inputs_embeds"):
+        value = kwargs.get(name)
+        if value is not None:
+            return int(value.shape[0])
+    return 1
+
+
 @register_adapter
 class HFEncoderDecoder(HFTextModel):
     """HuggingFace sequence-to-sequence models with cross-attention."""
@@ -36,10 +45,10 @@ class HFEncoderDecoder(HFTextModel):
     ) -> None:
         import torch
 
+        batch = _batch(kwargs)
         if "decoder_input_ids" not in kwargs:
-            ids = kwargs.get("input_ids")
-            batch = int(ids.shape[0]) if ids is not None else 1
             kwargs.update(self._decoder_kwargs(decoder_inputs, tokenizer, batch))
+        self.check_decoder_ids(kwargs, batch)
         dec = kwargs["decoder_input_ids"]
         dmask = kwargs.get("decoder_attention_mask")
         p.decoder_mask = (dmask if dmask is not None else torch.ones_like(dec)).to(torch.bool).cpu()
@@ -65,6 +74,17 @@ class HFEncoderDecoder(HFTextModel):
             if tokenizer is None:
                 raise ProbeError("decoder text needs a tokenizer: pass tokenizer=...")
             texts = [decoder_inputs] if isinstance(decoder_inputs, str) else list(decoder_inputs)
+            if not texts or any(not isinstance(t, str) for t in texts):
+                raise ProbeError(
+                    "decoder_inputs as text must be a string or a non-empty list of strings"
+                )
+            blank = [i for i, t in enumerate(texts) if not t.strip()]
+            if blank:
+                where = "" if isinstance(decoder_inputs, str) else f" at index {blank[0]}"
+                raise ProbeError(
+                    f"empty decoder text{where}: pass the target words, or leave "
+                    "decoder_inputs out to start from the decoder start token"
+                )
             enc = tokenizer(text_target=texts, return_tensors="pt", padding=True, verbose=False)
             return {
                 "decoder_input_ids": enc["input_ids"],
@@ -74,6 +94,79 @@ class HFEncoderDecoder(HFTextModel):
             "decoder_inputs must be a string, a list of strings or a tensor, got "
             f"{type(decoder_inputs).__name__}"
         )
+
+    def check_decoder_ids(self, kwargs: dict[str, Any], batch: int) -> None:
+        """``decoder_input_ids``: an integer ``[batch, seq]`` tensor with the encoder's batch
+        (one row is repeated over the batch), ids in the decoder's vocabulary and length.
+
+        Raises:
+            ProbeError: naming what does not fit and the fix.
+        """
+        import torch
+
+        dec = kwargs["decoder_input_ids"]
+        if not isinstance(dec, torch.Tensor):
+            raise ProbeError(
+                f"decoder_input_ids must be a tensor [batch, seq], got {type(dec).__name__}: use "
+                "the tokenizer with return_tensors='pt'"
+            )
+        dmask = kwargs.get("decoder_attention_mask")
+        if dmask is not None and (not isinstance(dmask, torch.Tensor)
+                                  or tuple(dmask.shape) != tuple(dec.shape)):
+            got = tuple(dmask.shape) if isinstance(dmask, torch.Tensor) else type(dmask).__name__
+            raise ProbeError(
+                f"decoder_attention_mask {got} does not match the decoder ids "
+                f"{tuple(dec.shape)}: pass the mask the tokenizer returned with them"
+            )
+        if dec.dim() == 1:
+            raise ProbeError(
+                f"decoder_inputs must be [batch, seq], got shape {tuple(dec.shape)}: use "
+                "ids.unsqueeze(0)"
+            )
+        if dec.dim() != 2 or dec.dtype not in (torch.int64, torch.int32):
+            raise ProbeError(
+                f"decoder_inputs as ids must be an integer tensor [batch, seq], got {dec.dtype} "
+                f"{tuple(dec.shape)}"
+            )
+        if dec.shape[1] == 0:
+            raise ProbeError(
+                f"decoder_inputs {tuple(dec.shape)} hold no tokens: pass at least one token"
+            )
+        rows = int(dec.shape[0])
+        if rows != batch:
+            if rows != 1:
+                raise ProbeError(
+                    f"decoder_inputs has {rows} items but the inputs have {batch}: pass one "
+                    "decoder input per input (or one for all)"
+                )
+            kwargs["decoder_input_ids"] = dec = dec.expand(batch, -1)
+            if dmask is not None:
+                kwargs["decoder_attention_mask"] = dmask.expand(batch, -1)
+        if dec.is_meta:
+            return
+        vocab = self.decoder_vocab_size()
+        low, high = int(dec.min()), int(dec.max())
+        if vocab is not None and (low < 0 or high >= vocab):
+            raise ProbeError(
+                f"decoder token id {low if low < 0 else high} is outside the decoder's "
+                f"vocabulary of {self.name} (ids 0..{vocab - 1}): encode the target with this "
+                "model's own tokenizer (text_target=...)"
+            )
+        limit = self.max_length()
+        if limit is not None and int(dec.shape[1]) > limit:
+            raise ProbeError(
+                f"the decoder input is {int(dec.shape[1])} tokens long but {self.name} accepts "
+                f"at most {limit}: shorten it"
+            )
+
+    def decoder_vocab_size(self) -> int | None:
+        """Rows of the decoder's token embedding (the encoder's when it has none of its own)."""
+        get_decoder = getattr(self.model, "get_decoder", None)
+        decoder = get_decoder() if callable(get_decoder) else None
+        get = getattr(decoder, "get_input_embeddings", None)
+        layer = get() if callable(get) else None
+        n = getattr(layer, "num_embeddings", None)
+        return int(n) if isinstance(n, int) else self.vocab_size()
 
     def embedding_layer(self) -> nn.Module:
         """The encoder's token embedding (the decoder inputs stay fixed)."""

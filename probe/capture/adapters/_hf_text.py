@@ -27,6 +27,7 @@ from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_
 from probe.capture.adapters._text_inputs import (
     check_mask,
     check_not_only_special,
+    check_token_types,
     encode_texts,
     is_byte_level,
     word_labels,
@@ -145,6 +146,9 @@ class HFTextModel(ModelAdapter):
         mask = kwargs.get("attention_mask")
         if mask is not None:
             check_mask(mask, input_ids)
+        if kwargs.get("token_type_ids") is not None:
+            check_token_types(kwargs["token_type_ids"], input_ids,
+                              getattr(self.model.config, "type_vocab_size", None))
         if mask is None and input_ids is not None:
             mask = torch.ones_like(input_ids, dtype=torch.bool)
         p.attention_mask = None if mask is None else mask.detach().to(torch.bool).cpu()

@@ -18,8 +18,8 @@ from probe.capture.adapters._words import WordIds, Words, words_of_encoding
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_mask", "check_not_only_special", "encode_texts", "is_byte_level",
-           "word_labels"]
+__all__ = ["check_mask", "check_not_only_special", "check_token_types", "encode_texts",
+           "is_byte_level", "word_labels"]
 
 Pads = list[tuple[int, int]]
 
@@ -75,6 +75,33 @@ def check_mask(mask: Any, input_ids: torch.Tensor | None) -> None:
         raise ProbeError(
             f"attention_mask masks every token of item {empty}: each item needs a real token"
         )
+
+
+def check_token_types(types: Any, input_ids: torch.Tensor | None, type_vocab: Any) -> None:
+    """``token_type_ids`` ``[batch, seq]`` like ``input_ids``, each id below ``type_vocab``
+    (the config's ``type_vocab_size``; not checked when the config has none)."""
+    import torch
+
+    if not isinstance(types, torch.Tensor):
+        raise ProbeError(
+            f"token_type_ids must be a tensor [batch, seq], got {type(types).__name__}"
+        )
+    if input_ids is not None and tuple(types.shape) != tuple(input_ids.shape):
+        raise ProbeError(
+            f"token_type_ids {tuple(types.shape)} does not match input_ids "
+            f"{tuple(input_ids.shape)}: pass the token_type_ids the tokenizer returned with "
+            "these ids (or none)"
+        )
+    if types.is_floating_point() or types.is_complex() or types.dtype == torch.bool:
+        raise ProbeError(f"token_type_ids must be integers, got {types.dtype}")
+    if isinstance(type_vocab, int) and types.numel() and not types.is_meta:
+        low, high = int(types.min()), int(types.max())
+        if low < 0 or high >= type_vocab:
+            raise ProbeError(
+                f"token type id {low if low < 0 else high} is outside the model's "
+                f"{type_vocab} token types (ids 0..{type_vocab - 1}): pass the token_type_ids "
+                "this model's tokenizer returned"
+            )
 
 
 def check_not_only_special(
