@@ -112,3 +112,16 @@ def test_blank_decoder_text_is_refused() -> None:
                                                    "target words, or leave decoder_inputs out"):
             probe.trace(model, ["a tree", "a dog"] if isinstance(dec, list) else "a tree",
                         tokenizer=tok, decoder_inputs=dec)
+
+
+def test_channels_last_pixels_get_the_permute_hint() -> None:
+    from _tiny import hf_vit
+
+    model, pixels = hf_vit()
+    last = pixels.permute(0, 2, 3, 1).contiguous()  # [batch, height, width, channel]
+    with pytest.raises(probe.ProbeError, match=r"^the model expects 3 channels, got 32 "
+                                               r"\(pixel_values \(2, 32, 32, 3\)\): the channels "
+                                               r"look last .* use pixel_values\.permute\(0, 3, 1, 2\)$"):
+        probe.trace(model, last)
+    tr = probe.trace(model, last.permute(0, 3, 1, 2))  # the hint's fix works
+    torch.testing.assert_close(tr.attentions, probe.trace(model, pixels).attentions)

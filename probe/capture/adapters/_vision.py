@@ -97,9 +97,11 @@ class VisionModel(ModelAdapter):
         check_some_pixels(x, "pixel_values")
         channels = self.expected_channels(x)
         if x.shape[1] != channels:
+            hint = (": the channels look last (channels-last layout); use "
+                    "pixel_values.permute(0, 3, 1, 2)" if x.shape[-1] == channels else "")
             raise ProbeError(
                 f"the model expects {channels} channels, got {x.shape[1]} (pixel_values "
-                f"{tuple(x.shape)})"
+                f"{tuple(x.shape)}){hint}"
             )
         expected = self.input_size()
         if self.strict_size() and expected is not None and tuple(x.shape[-2:]) != expected:
