@@ -16,7 +16,7 @@ _LAZY: dict[str, str] = {
     # capture
     "Trace": "probe.capture._trace",
     "AttentionStack": "probe.capture._trace",
-    "ModifiedTraceError": "probe.capture._trace",
+    "ModifiedTraceError": "probe.capture._guard",
     "ProbeError": "probe._errors",
     "UnsupportedModelError": "probe._errors",
     "trace": "probe.capture._capture",

@@ -26,8 +26,9 @@ def test_token_type_ids_outside_the_token_types_are_refused() -> None:
     types = model.config.type_vocab_size
     bad = torch.zeros_like(inputs["input_ids"])
     bad[1, 3] = types
-    with pytest.raises(probe.ProbeError, match=rf"^token type id {types} is outside the "
-                                               rf"model's {types} token types \(ids 0\.\.{types - 1}\)"):
+    message = (rf"^token type id {types} is outside the model's {types} token types "
+               rf"\(ids 0\.\.{types - 1}\)")
+    with pytest.raises(probe.ProbeError, match=message):
         probe.trace(model, dict(inputs, token_type_ids=bad))
     with pytest.raises(probe.ProbeError, match="must be integers"):
         probe.trace(model, dict(inputs, token_type_ids=bad.float()))
@@ -104,8 +105,6 @@ def test_decoder_ids_in_the_mapping_are_checked_too() -> None:
 
 
 def test_blank_decoder_text_is_refused() -> None:
-    from transformers import BertTokenizerFast  # noqa: F401  (a tokenizer is needed first)
-
     model, tok = probe.load_model("toy-mt")
     for dec, where in (("", ""), ("  ", ""), (["un arbre", " "], " at index 1")):
         with pytest.raises(probe.ProbeError, match=rf"^empty decoder text{where}: pass the "
@@ -119,9 +118,9 @@ def test_channels_last_pixels_get_the_permute_hint() -> None:
 
     model, pixels = hf_vit()
     last = pixels.permute(0, 2, 3, 1).contiguous()  # [batch, height, width, channel]
-    with pytest.raises(probe.ProbeError, match=r"^the model expects 3 channels, got 32 "
-                                               r"\(pixel_values \(2, 32, 32, 3\)\): the channels "
-                                               r"look last .* use pixel_values\.permute\(0, 3, 1, 2\)$"):
+    message = (r"^the model expects 3 channels, got 32 \(pixel_values \(2, 32, 32, 3\)\): the "
+               r"channels look last .* use pixel_values\.permute\(0, 3, 1, 2\)$")
+    with pytest.raises(probe.ProbeError, match=message):
         probe.trace(model, last)
     tr = probe.trace(model, last.permute(0, 3, 1, 2))  # the hint's fix works
     torch.testing.assert_close(tr.attentions, probe.trace(model, pixels).attentions)

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.capture._trace import AttentionStack, Family, Trace, _Attentions, _checked_state
+from probe.capture._guard import _Attentions, _checked_state
+from probe.capture._trace import AttentionStack, Family, Trace
 
 if TYPE_CHECKING:
     import torch
