@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _tiny import bart, bert, t5
 
 import probe
+from tests._tiny import bart, bert, t5
 
 
 def test_token_type_ids_of_another_shape_are_refused() -> None:
@@ -114,7 +114,7 @@ def test_blank_decoder_text_is_refused() -> None:
 
 
 def test_channels_last_pixels_get_the_permute_hint() -> None:
-    from _tiny import hf_vit
+    from tests._tiny import hf_vit
 
     model, pixels = hf_vit()
     last = pixels.permute(0, 2, 3, 1).contiguous()  # [batch, height, width, channel]
