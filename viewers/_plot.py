@@ -209,8 +209,14 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
 # ------------------------------------------------------------------ the views
 
 
-def _attention(trace: Any, b: int) -> tuple[Any, np.ndarray]:
+def _attention(trace: Any, b: int, view: str, layers: list[int] | None = None,
+               heads: list[int] | None = None) -> tuple[Any, np.ndarray]:
+    """Item ``b``'s real tokens ``[layer, head, q, k]``, after refusing non-finite values in
+    the drawn ``layers`` / ``heads`` (positions; ``None``: all) with their layer and head."""
+    from probe.analysis._finite import check_view_finite
+
     attn = trace.require_attentions()[:, b]  # [layer, head, q, k]
+    check_view_finite(trace, f"probe.plot {view!r} view", b, layers, heads)
     keep = _real(trace, b)
     return attn[:, :, keep][:, :, :, keep], keep
 
@@ -218,7 +224,7 @@ def _attention(trace: Any, b: int) -> tuple[Any, np.ndarray]:
 def _model(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     from probe.viewers._heatmaps import model_view
 
-    attn, keep = _attention(trace, b)
+    attn, keep = _attention(trace, b, "model")
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
     kwargs = {"model_name": trace.model_name, "layers": list(trace.layer_indices),
               "heads": heads, "sentence": _quoted(trace, b)}
@@ -232,7 +238,7 @@ def _heads(trace: Any, b: int, options: dict[str, Any]) -> Figure:
         options.pop("layer", None)
         return _model(trace, b, options)
     layer, pos = _layer(trace, options.pop("layer"))
-    attn, keep = _attention(trace, b)
+    attn, keep = _attention(trace, b, "heads", [pos])
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
     kwargs = {"model_name": trace.model_name, "layer": layer, "heads": heads,
               "sentence": _quoted(trace, b)}
@@ -243,11 +249,14 @@ def _one_head(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     from probe.viewers._heatmaps import head_heatmap
 
     layer, pos = _layer(trace, options.pop("layer", None))
-    attn, keep = _attention(trace, b)
     if trace.head_indices is None:
+        if options.get("head") is not None:
+            trace.head_position(options["head"])  # refuses: heads were averaged during capture
+        options.pop("head", None)
         head, hpos = "mean", 0
     else:
         head, hpos = _head(trace, options.pop("head", None))
+    attn, keep = _attention(trace, b, "head", [pos], [hpos])
     kwargs = {"model_name": trace.model_name, "layer": layer, "head": head}
     return _call(head_heatmap, "head", (attn[pos, hpos], _tokens(trace, b, keep)), kwargs,
                  options)
@@ -287,12 +296,12 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     from probe.viewers._links import link_view
 
     layer, pos = _layer(trace, options.pop("layer", None))
-    attn, keep = _attention(trace, b)
     kwargs: dict[str, Any] = {"model_name": trace.model_name, "layer": layer,
                               "sentence": _quoted(trace, b)}
     head = options.pop("head", None)
     if head is not None:
         kwargs["heads"] = [_head(trace, head)[1]]
+    attn, keep = _attention(trace, b, "links", [pos])  # link_view reads every head
     if trace.head_indices is not None:
         kwargs["head_names"] = list(trace.head_indices)
     word = options.pop("word", None)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_view_finite
 from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html
 from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, _to_numpy
@@ -96,6 +97,7 @@ def trace_attention(
     head_ids = list(trace.head_indices) if trace.head_indices is not None else [-1]
     lpos = _positions(layer_ids, layers, "layers")
     hpos = _positions(head_ids, heads, "heads")
+    check_view_finite(trace, "the HTML attention view", batch_index, lpos, hpos)
     tokens = trace_tokens(trace, batch_index)
     start, stop = 0, n
     if window is not None:
@@ -167,6 +169,8 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
     lpos = _positions(layer_ids, layers, "layers")
     hpos = _positions(head_ids, heads, "heads")
     check_budget((len(lpos), len(hpos), n_tgt, n_src), max_values, "the selected attention")
+    check_view_finite(trace, "the HTML cross view", batch_index, lpos, hpos, stack=stack,
+                      stack_name="cross-attention")
     sel = np.asarray(_to_numpy(attn[lpos][:, batch_index][:, hpos]), dtype=np.float32)
     return head_view_html(
         sel[:, :, :, source], query_tokens=targets,

@@ -1,0 +1,84 @@
+"""Odd inputs to the views (``probe.plot``, ``probe.show``), ``probe.alignment`` and
+``probe.group_words``, found by an attack on the error promise.
+
+A NaN in a trace drawn by ``probe.plot`` was "attn contains NaN or inf: replace them first,
+e.g. with torch.nan_to_num", which a frozen trace does not allow and which named no layer or
+head; ``probe.show`` said only "the view can only show finite numbers". Both now name the
+first bad value and a fix that works on a frozen trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import probe
+
+TEXT = "The cat sat on the mat."
+
+
+@pytest.fixture(scope="module")
+def trace(minilm):
+    model, tokenizer = minilm
+    return probe.trace(model, TEXT, tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="module")
+def nan_trace(trace):
+    attn = trace.attentions.clone()
+    attn[2, 0, 3, 4, 1] = float("nan")
+    return trace.replace(attentions=attn)
+
+
+FIX = r"to draw it anyway, view trace\.replace\(attentions=torch\.nan_to_num\(trace\.attentions\)\)"
+
+
+@pytest.mark.parametrize("view, options", [
+    ("model", {}), ("heads", {"layer": 2}), ("head", {"layer": 2, "head": 3}),
+    ("links", {"layer": 2, "head": 0}),
+], ids=["model", "heads", "head", "links"])
+def test_plot_names_the_nan_and_a_fix_that_works(nan_trace, view, options):
+    with pytest.raises(probe.ProbeError,
+                       match=rf"^probe\.plot '{view}' view: the captured attention is not finite: "
+                             rf"NaN at layer 2, head 3 .*query 4, key 1.*{FIX}") as err:
+        probe.plot(nan_trace, view, **options)
+    assert "\n" not in str(err.value)
+    fixed = nan_trace.replace(attentions=torch.nan_to_num(nan_trace.attentions))  # the fix named
+    assert probe.plot(fixed, view, **options) is not None
+
+
+def test_plot_draws_a_finite_head_of_a_trace_with_a_nan_elsewhere(nan_trace):
+    fig = probe.plot(nan_trace, "head", layer=2, head=0)  # the NaN is in head 3
+    assert fig.axes
+
+
+def test_show_names_the_nan_and_a_fix(nan_trace):
+    with pytest.raises(probe.ProbeError, match=rf"^the HTML attention view: .*NaN at layer 2, "
+                                                rf"head 3 .*{FIX}"):
+        probe.show(nan_trace, "heads")
+    assert probe.show(nan_trace, "heads", layers=[1]) is not None  # layer 1 is finite
+
+
+def test_show_cross_names_the_inf_and_a_fix():
+    mt = probe.load_model("toy-mt")
+    trace = probe.generate(mt.model, "the tiny dog", tokenizer=mt.processor,
+                           max_new_tokens=3).to_trace()
+    attn = trace.cross.attentions.clone()
+    attn[1, 0, 2, 1, 0] = float("inf")
+    bad = trace.replace(cross=dataclasses.replace(trace.cross, attentions=attn))
+    with pytest.raises(probe.ProbeError, match=r"^the HTML cross view: .*\+inf at layer 1, head 2 "
+                                                r"of the cross-attention .*nan_to_num"):
+        probe.show(bad, "cross")
+    fixed = bad.replace(cross=dataclasses.replace(
+        bad.cross, attentions=torch.nan_to_num(bad.cross.attentions)))
+    assert probe.show(fixed, "cross") is not None
+
+
+def test_plot_head_of_an_averaged_trace_says_heads_were_averaged(minilm):
+    model, tokenizer = minilm
+    avg = probe.trace(model, TEXT, tokenizer=tokenizer, average_heads=True)
+    with pytest.raises(probe.ProbeError, match=r"^heads were averaged during capture"):
+        probe.plot(avg, "head", head=1)  # was "the 'head' view does not take option(s) ['head']"
+    assert probe.plot(avg, "head") is not None
