@@ -82,3 +82,29 @@ def test_plot_head_of_an_averaged_trace_says_heads_were_averaged(minilm):
     with pytest.raises(probe.ProbeError, match=r"^heads were averaged during capture"):
         probe.plot(avg, "head", head=1)  # was "the 'head' view does not take option(s) ['head']"
     assert probe.plot(avg, "head") is not None
+
+
+@pytest.fixture(scope="module")
+def toy_gen():
+    mt = probe.load_model("toy-mt")
+    return probe.generate(mt.model, "the tiny dog", tokenizer=mt.processor, max_new_tokens=5)
+
+
+def test_alignment_of_a_trace_names_the_generation_result(toy_gen):
+    # was AttributeError: 'Trace' object has no attribute 'prompt_words'
+    with pytest.raises(probe.ProbeError, match=r"^alignment takes the GenerationTrace that "
+                                                r"probe\.generate returns .*not gen\.to_trace\(\)"):
+        probe.alignment(toy_gen.to_trace())
+
+
+def test_random_alignment_checks_its_arguments(toy_gen):
+    with pytest.raises(probe.ProbeError, match=r"^random_alignment takes an Alignment"):
+        probe.random_alignment(toy_gen)  # was AttributeError: ... has no attribute 'shape'
+    with pytest.raises(probe.ProbeError, match=r"^generator must be a torch\.Generator or None"):
+        probe.random_alignment(probe.alignment(toy_gen), 0)  # was a TypeError from torch.rand
+
+
+@pytest.mark.parametrize("words", [3, None], ids=["int", "None"])
+def test_group_words_of_a_non_string_is_one_line(trace, words):
+    with pytest.raises(probe.ProbeError, match=r"^words must be a string or a list of strings"):
+        probe.group_words(trace, words)  # was TypeError: ... object is not iterable
