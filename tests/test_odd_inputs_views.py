@@ -108,3 +108,26 @@ def test_random_alignment_checks_its_arguments(toy_gen):
 def test_group_words_of_a_non_string_is_one_line(trace, words):
     with pytest.raises(probe.ProbeError, match=r"^words must be a string or a list of strings"):
         probe.group_words(trace, words)  # was TypeError: ... object is not iterable
+
+
+def test_show_counts_negative_layers_and_heads_from_the_model_as_plot_does(minilm):
+    # a trace of layers [1, 3], heads [0, 5] of MiniLM (6 layers x 12 heads): layers=[-1] used to
+    # show layer 3 (the last kept) where probe.plot's layer=-1 and probe.trace's mean layer 5
+    model, tokenizer = minilm
+    sel = probe.trace(model, TEXT, tokenizer=tokenizer, layers=[1, 3], heads=[0, 5])
+    with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the model's layer 5\) was not "
+                                                r"captured: the trace has \[1, 3\]"):
+        probe.show(sel, "model", layers=[-1])
+    with pytest.raises(probe.ProbeError, match=r"^layer 5 was not captured"):
+        probe.plot(sel, "head", layer=-1)  # the same reading in both
+    page = probe.show(sel, "model", layers=[-3], heads=[-7]).html  # layer 3, head 5
+    assert page == probe.show(sel, "model", layers=[3], heads=[5]).html
+    with pytest.raises(probe.ProbeError, match=r"^head 12 is out of range: the model has 12 heads"):
+        probe.show(sel, "model", heads=[12])
+
+
+def test_show_heads_of_an_averaged_trace_says_heads_were_averaged(minilm):
+    model, tokenizer = minilm
+    avg = probe.trace(model, TEXT, tokenizer=tokenizer, average_heads=True)
+    with pytest.raises(probe.ProbeError, match=r"^heads were averaged during capture"):
+        probe.show(avg, "heads", heads=[0])  # was "head 0 was not captured: the trace has [-1]"

@@ -48,7 +48,13 @@ def _real_positions(trace: Any, batch_index: int) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.asarray(_to_numpy(mask[batch_index])))]
 
 
-def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str) -> list[int]:
+def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str,
+               total: int = 0) -> list[int]:
+    """Positions in ``available`` (the model's indices kept) of the ``wanted`` indices.
+
+    With ``total`` (the model's number of layers or heads) a negative index counts back from
+    the model's last, as ``probe.trace(layers=...)`` and ``probe.plot(layer=...)`` do; without
+    it (an alignment, a cross stack) from the last one kept."""
     if wanted is None:
         return list(range(len(available)))
     if isinstance(wanted, (int, np.integer)):
@@ -59,11 +65,17 @@ def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str
         if isinstance(w, bool) or not isinstance(w, (int, np.integer)):
             raise ProbeError(f"{what} must be integers, got {w!r}")
         idx = int(w)
-        if idx < 0 and -n <= idx:
+        if total and not -total <= idx < total:
+            raise ProbeError(f"{what[:-1]} {w} is out of range: the model has {total} {what} "
+                             f"(use {-total}..{total - 1}; negative counts from the end)")
+        if total and idx < 0:
+            idx %= total  # -1: the model's last, as in probe.trace
+        elif idx < 0 and -n <= idx:
             idx = list(available)[idx]  # -1: the last captured
         if idx not in available:
-            raise ProbeError(f"{what[:-1]} {w} was not captured: the trace has {list(available)}"
-                             f" ({n} {what})")
+            alias = "" if int(w) == idx else f" (the model's {what[:-1]} {idx})"
+            raise ProbeError(f"{what[:-1]} {w}{alias} was not captured: the trace has "
+                             f"{list(available)} ({n} {what})")
         if list(available).index(idx) in out:
             alias = "" if int(w) == idx else f" (as {idx})"
             raise ProbeError(f"{what} lists {what[:-1]} {w} twice{alias}: list each once")
@@ -94,9 +106,12 @@ def trace_attention(
     real = _real_positions(trace, batch_index)
     n = len(real)
     layer_ids = list(trace.layer_indices)
+    if trace.head_indices is None and heads is not None:
+        raise ProbeError("heads were averaged during capture (one mean per layer): drop heads=, "
+                         "or capture again with heads=None")
     head_ids = list(trace.head_indices) if trace.head_indices is not None else [-1]
-    lpos = _positions(layer_ids, layers, "layers")
-    hpos = _positions(head_ids, heads, "heads")
+    lpos = _positions(layer_ids, layers, "layers", int(getattr(trace, "num_model_layers", 0)))
+    hpos = _positions(head_ids, heads, "heads", int(getattr(trace, "num_heads", 0)))
     check_view_finite(trace, "the HTML attention view", batch_index, lpos, hpos)
     tokens = trace_tokens(trace, batch_index)
     start, stop = 0, n
