@@ -131,3 +131,17 @@ def test_show_heads_of_an_averaged_trace_says_heads_were_averaged(minilm):
     avg = probe.trace(model, TEXT, tokenizer=tokenizer, average_heads=True)
     with pytest.raises(probe.ProbeError, match=r"^heads were averaged during capture"):
         probe.show(avg, "heads", heads=[0])  # was "head 0 was not captured: the trace has [-1]"
+
+
+@pytest.mark.parametrize("limits, pattern", [
+    ({"vmin": 1, "vmax": 0}, r"^the colour scale would run from 1 to 0 \(vmin=1, vmax=0\): vmin "
+                             r"must be below vmax"),
+    ({"vmax": float("nan")}, r"^vmax must be a finite number, got nan"),
+    ({"vmin": "a"}, r"^vmin must be a number"),
+], ids=["inverted", "nan", "string"])
+def test_colour_limits_are_checked(trace, limits, pattern):
+    # an inverted or NaN scale drew (and saved) a figure whose colours meant nothing; a string
+    # was a bare ValueError from float()
+    with pytest.raises(probe.ProbeError, match=pattern):
+        probe.plot(trace, "head", **limits)
+    assert probe.plot(trace, "head", vmin=0.0, vmax=0.5) is not None
