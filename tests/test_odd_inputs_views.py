@@ -145,3 +145,18 @@ def test_colour_limits_are_checked(trace, limits, pattern):
     with pytest.raises(probe.ProbeError, match=pattern):
         probe.plot(trace, "head", **limits)
     assert probe.plot(trace, "head", vmin=0.0, vmax=0.5) is not None
+
+
+@pytest.mark.parametrize("window", [3, (0.5, 3)], ids=["int", "float"])
+def test_show_window_must_be_two_integer_positions(trace, window):
+    # 3 was TypeError: 'int' object is not subscriptable; (0.5, 3) was silently (0, 3)
+    with pytest.raises(probe.ProbeError, match=r"^window must be \(start, stop\): two integer "
+                                                r"token positions"):
+        probe.show(trace, "model", window=window)
+
+
+@pytest.mark.parametrize("batch_index", [1.0, True, None], ids=["float", "bool", "None"])
+def test_show_batch_index_must_be_an_integer(trace, batch_index):
+    # the heads and model views raised IndexError / TypeError from the tensor indexing
+    with pytest.raises(probe.ProbeError, match=r"^batch_index must be an integer"):
+        probe.show(trace, "heads", batch_index=batch_index)

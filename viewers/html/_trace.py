@@ -101,8 +101,7 @@ def trace_attention(
                          "without streaming to use the attention views")
     if getattr(trace, "query_indices", None) is not None:
         trace.require_attentions()  # refuses a row-selected trace: the views need every row
-    if not 0 <= batch_index < attn.shape[1]:
-        raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
+    batch_index = _item(batch_index, attn.shape[1])
     real = _real_positions(trace, batch_index)
     n = len(real)
     layer_ids = list(trace.layer_indices)
@@ -116,18 +115,32 @@ def trace_attention(
     tokens = trace_tokens(trace, batch_index)
     start, stop = 0, n
     if window is not None:
-        try:
-            start, stop = (int(v) for v in window)
-        except (TypeError, ValueError):
-            raise ProbeError(
-                f"window must be (start, stop) token positions, got {window!r}"
-            ) from None
+        start, stop = _window(window)
         if not 0 <= start < stop <= n:
             raise ProbeError(f"window must satisfy 0 <= start < stop <= {n}, got {window!r}")
     keep = real[start:stop]
     sel = np.asarray(_to_numpy(attn[lpos][:, batch_index][:, hpos]), dtype=np.float32)
     return (sel[:, :, keep][:, :, :, keep], tokens[start:stop],
             [layer_ids[i] for i in lpos], [head_ids[i] for i in hpos])
+
+
+def _item(batch_index: Any, n: int) -> int:
+    """``batch_index`` as an int in ``0..n-1`` (numpy integers too; not a bool or float)."""
+    if (isinstance(batch_index, bool) or not isinstance(batch_index, (int, np.integer))
+            or not 0 <= int(batch_index) < n):
+        raise ProbeError(f"batch_index must be an integer in 0..{n - 1}, got {batch_index!r}")
+    return int(batch_index)
+
+
+def _window(window: Any) -> tuple[int, int]:
+    """``(start, stop)`` of a ``window=`` given as two integer token positions."""
+    ok = isinstance(window, (tuple, list)) and len(window) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in window
+    )
+    if not ok:
+        raise ProbeError(f"window must be (start, stop): two integer token positions, got "
+                         f"{window!r}")
+    return int(window[0]), int(window[1])
 
 
 def _budget_hint(trace: Any, layers: Any, heads: Any, window: Any, max_values: int) -> None:
@@ -137,7 +150,7 @@ def _budget_hint(trace: Any, layers: Any, heads: Any, window: Any, max_values: i
     shape = trace.attentions.shape
     n_l = shape[0] if layers is None else len(layers if isinstance(layers, Sequence) else [layers])
     n_h = shape[2] if heads is None else len(heads if isinstance(heads, Sequence) else [heads])
-    n = shape[-1] if window is None else max(0, int(window[1]) - int(window[0]))
+    n = shape[-1] if window is None else max(0, _window(window)[1] - _window(window)[0])
     check_budget((n_l, n_h, n, n), max_values, "the selected attention")
 
 
@@ -172,8 +185,7 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
             "toy-mt), e.g. probe.generate(model, text, tokenizer=...).to_trace()"
         )
     attn = stack.attentions
-    if not 0 <= batch_index < attn.shape[1]:
-        raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
+    batch_index = _item(batch_index, attn.shape[1])
     source = _real_positions(trace, batch_index)
     n_src = len(source)
     dec = getattr(trace, "decoder_labels", None) or getattr(trace, "decoder_tokens", None)
