@@ -160,3 +160,12 @@ def test_show_batch_index_must_be_an_integer(trace, batch_index):
     # the heads and model views raised IndexError / TypeError from the tensor indexing
     with pytest.raises(probe.ProbeError, match=r"^batch_index must be an integer"):
         probe.show(trace, "heads", batch_index=batch_index)
+
+
+def test_show_of_a_tensor_or_an_alignment_names_what_it_takes(trace, toy_gen):
+    # was "pass inputs= (the text or image) when showing a model": a tensor is no model
+    with pytest.raises(probe.ProbeError, match=r"^probe\.show\('heads'\) takes a probe Trace, "
+                                                r"or a model \(with inputs=\), got Tensor"):
+        probe.show(trace.attentions, "heads")
+    with pytest.raises(probe.ProbeError, match=r"got Alignment: .*probe\.show\(al, 'alignment'\)"):
+        probe.show(probe.alignment(toy_gen), "heads")

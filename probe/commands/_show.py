@@ -258,6 +258,13 @@ def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, tar
         trace = source
     else:
         model, tokenizer = _unpack(source, tokenizer)
+        if not callable(model):  # a tensor, an array, an Alignment in a trace view...
+            raise ProbeError(
+                f"probe.show({view!r}) takes a probe Trace, or a model (with inputs=), got "
+                f"{type(source).__name__}: pass what probe.trace(...) returned"
+                + (" (an Alignment is shown with probe.show(al, 'alignment'))"
+                   if hasattr(source, "target_words") else "")
+            )
         if inputs is None:
             raise ProbeError("pass inputs= (the text or image) when showing a model")
         trace = probe.trace(model, inputs, tokenizer=tokenizer)
