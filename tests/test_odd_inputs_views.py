@@ -169,3 +169,17 @@ def test_show_of_a_tensor_or_an_alignment_names_what_it_takes(trace, toy_gen):
         probe.show(trace.attentions, "heads")
     with pytest.raises(probe.ProbeError, match=r"got Alignment: .*probe\.show\(al, 'alignment'\)"):
         probe.show(probe.alignment(toy_gen), "heads")
+
+
+def test_show_of_an_empty_alignment_says_the_generation_was_empty():
+    mt = probe.load_model("toy-mt")
+    eos = mt.model.generation_config.eos_token_id
+    eos = eos if isinstance(eos, int) else eos[0]
+    gen = probe.generate(mt.model, "the tiny dog", tokenizer=mt.processor, max_new_tokens=5,
+                         forced_bos_token_id=eos)  # ends on its first token
+    al = probe.alignment(gen)  # an honest empty alignment: AER counts it as no links
+    assert al.target_words == () and al.links(1) == frozenset()
+    # was "attn is empty: pass at least one layer, head and token"
+    with pytest.raises(probe.ProbeError, match=r"^this alignment has no target words \(an empty "
+                                                r"generation"):
+        probe.show(al, "alignment")

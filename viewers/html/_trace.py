@@ -226,6 +226,13 @@ def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
             f"alignment_html takes the Alignment of probe.alignment(...), got "
             f"{type(alignment).__name__}"
         )
+    for side in ("target", "source"):
+        if not len(getattr(alignment, f"{side}_words")):
+            raise ProbeError(
+                f"this alignment has no {side} words (an empty "
+                f"{'generation: it ended at once, e.g. on EOS' if side == 'target' else 'source'}"
+                "): there is nothing to align; check gen.text and generate from another input"
+            )
     if alignment.head_indices is None and heads is not None:
         raise ProbeError(
             "this alignment's heads were averaged during capture (one 'mean' matrix per "
