@@ -183,3 +183,12 @@ def test_show_of_an_empty_alignment_says_the_generation_was_empty():
     with pytest.raises(probe.ProbeError, match=r"^this alignment has no target words \(an empty "
                                                 r"generation"):
         probe.show(al, "alignment")
+
+
+def test_plot_batch_index_range_names_the_negative_indices_it_takes(minilm):
+    model, tokenizer = minilm
+    two = probe.trace(model, [TEXT, "Hi"], tokenizer=tokenizer)
+    assert probe.plot(two, "head", batch_index=-2) is not None  # taken: the first item
+    with pytest.raises(probe.ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 "
+                                                r"from the end\), got -3$"):
+        probe.plot(two, "head", batch_index=-3)  # said "in 0..1", hiding that -2 works

@@ -54,7 +54,8 @@ def _batch(trace: Any, batch_index: int) -> int:
     if isinstance(batch_index, bool) or not isinstance(batch_index, int) or not (
         -n <= batch_index < n
     ):
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+        raise ProbeError(f"batch_index must be in 0..{n - 1} (or {-n}..-1 from the end), got "
+                         f"{batch_index!r}")
     return batch_index % n
 
 
@@ -137,7 +138,7 @@ def _plot_attribution(attr: Any, view: str | None, b: int, options: dict[str, An
         )
     n = int(attr.scores.shape[0])
     if not -n <= b < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {b}")
+        raise ProbeError(f"batch_index must be in 0..{n - 1} (or {-n}..-1 from the end), got {b}")
     b %= n
     base = {"model_name": attr.model_name or None, "method": attr.method}
     if view == "saliency":
