@@ -132,6 +132,11 @@ def test_show_heads_of_an_averaged_trace_says_heads_were_averaged(minilm):
     avg = probe.trace(model, TEXT, tokenizer=tokenizer, average_heads=True)
     with pytest.raises(probe.ProbeError, match=r"^heads were averaged during capture"):
         probe.show(avg, "heads", heads=[0])  # was "head 0 was not captured: the trace has [-1]"
+    mt = probe.load_model("toy-mt")
+    gen = probe.generate(mt.model, "the tiny dog", tokenizer=mt.processor, max_new_tokens=2,
+                         average_heads=True)
+    with pytest.raises(probe.ProbeError, match=r"^heads were averaged during capture"):
+        probe.show(gen.to_trace(), "cross", heads=[0])  # the same for the cross view
 
 
 @pytest.mark.parametrize("limits, pattern", [

@@ -192,6 +192,9 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
     n_tgt = int(attn.shape[-2])
     targets = list(dec[batch_index])[:n_tgt] if dec is not None else [f"t{i}" for i in range(n_tgt)]
     layer_ids = list(stack.layer_indices)
+    if stack.head_indices is None and heads is not None:
+        raise ProbeError("heads were averaged during capture (one mean per layer): drop heads=, "
+                         "or capture again with heads=None")
     head_ids = list(stack.head_indices) if stack.head_indices is not None else [-1]
     lpos = _positions(layer_ids, layers, "layers")
     hpos = _positions(head_ids, heads, "heads")
