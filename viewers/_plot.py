@@ -54,7 +54,8 @@ def _batch(trace: Any, batch_index: int) -> int:
     if isinstance(batch_index, bool) or not isinstance(batch_index, int) or not (
         -n <= batch_index < n
     ):
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+        raise ProbeError(f"batch_index must be in 0..{n - 1} (or {-n}..-1 from the end), got "
+                         f"{batch_index!r}")
     return batch_index % n
 
 
@@ -137,7 +138,7 @@ def _plot_attribution(attr: Any, view: str | None, b: int, options: dict[str, An
         )
     n = int(attr.scores.shape[0])
     if not -n <= b < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {b}")
+        raise ProbeError(f"batch_index must be in 0..{n - 1} (or {-n}..-1 from the end), got {b}")
     b %= n
     base = {"model_name": attr.model_name or None, "method": attr.method}
     if view == "saliency":
@@ -209,8 +210,14 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
 # ------------------------------------------------------------------ the views
 
 
-def _attention(trace: Any, b: int) -> tuple[Any, np.ndarray]:
+def _attention(trace: Any, b: int, view: str, layers: list[int] | None = None,
+               heads: list[int] | None = None) -> tuple[Any, np.ndarray]:
+    """Item ``b``'s real tokens ``[layer, head, q, k]``, after refusing non-finite values in
+    the drawn ``layers`` / ``heads`` (positions; ``None``: all) with their layer and head."""
+    from probe.analysis._finite import check_view_finite
+
     attn = trace.require_attentions()[:, b]  # [layer, head, q, k]
+    check_view_finite(trace, f"probe.plot {view!r} view", b, layers, heads)
     keep = _real(trace, b)
     return attn[:, :, keep][:, :, :, keep], keep
 
@@ -218,7 +225,7 @@ def _attention(trace: Any, b: int) -> tuple[Any, np.ndarray]:
 def _model(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     from probe.viewers._heatmaps import model_view
 
-    attn, keep = _attention(trace, b)
+    attn, keep = _attention(trace, b, "model")
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
     kwargs = {"model_name": trace.model_name, "layers": list(trace.layer_indices),
               "heads": heads, "sentence": _quoted(trace, b)}
@@ -232,7 +239,7 @@ def _heads(trace: Any, b: int, options: dict[str, Any]) -> Figure:
         options.pop("layer", None)
         return _model(trace, b, options)
     layer, pos = _layer(trace, options.pop("layer"))
-    attn, keep = _attention(trace, b)
+    attn, keep = _attention(trace, b, "heads", [pos])
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
     kwargs = {"model_name": trace.model_name, "layer": layer, "heads": heads,
               "sentence": _quoted(trace, b)}
@@ -243,11 +250,14 @@ def _one_head(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     from probe.viewers._heatmaps import head_heatmap
 
     layer, pos = _layer(trace, options.pop("layer", None))
-    attn, keep = _attention(trace, b)
     if trace.head_indices is None:
+        if options.get("head") is not None:
+            trace.head_position(options["head"])  # refuses: heads were averaged during capture
+        options.pop("head", None)
         head, hpos = "mean", 0
     else:
         head, hpos = _head(trace, options.pop("head", None))
+    attn, keep = _attention(trace, b, "head", [pos], [hpos])
     kwargs = {"model_name": trace.model_name, "layer": layer, "head": head}
     return _call(head_heatmap, "head", (attn[pos, hpos], _tokens(trace, b, keep)), kwargs,
                  options)
@@ -287,12 +297,12 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     from probe.viewers._links import link_view
 
     layer, pos = _layer(trace, options.pop("layer", None))
-    attn, keep = _attention(trace, b)
     kwargs: dict[str, Any] = {"model_name": trace.model_name, "layer": layer,
                               "sentence": _quoted(trace, b)}
     head = options.pop("head", None)
     if head is not None:
         kwargs["heads"] = [_head(trace, head)[1]]
+    attn, keep = _attention(trace, b, "links", [pos])  # link_view reads every head
     if trace.head_indices is not None:
         kwargs["head_names"] = list(trace.head_indices)
     word = options.pop("word", None)

@@ -235,12 +235,33 @@ def color_limits(
     else:
         lo = 0.0 if zero_based or not finite.size else float(np.min(finite))
         hi = float(np.max(finite)) if finite.size else 1.0
-    lo = lo if vmin is None else float(vmin)
-    hi = hi if vmax is None else float(vmax)
+    lo = lo if vmin is None else _limit(vmin, "vmin")
+    hi = hi if vmax is None else _limit(vmax, "vmax")
+    if hi <= lo and (vmin is not None or vmax is not None):
+        given = ", ".join(f"{k}={v!r}" for k, v in (("vmin", vmin), ("vmax", vmax))
+                          if v is not None)
+        raise ProbeError(
+            f"the colour scale would run from {lo:g} to {hi:g} ({given}): vmin must be below "
+            "vmax; pass both, with vmin < vmax, or leave them to the data"
+        )
     if hi <= lo:
         pad = abs(lo) * 0.5 if lo != 0 else 0.5
         lo, hi = (lo, lo + 2 * pad) if zero_based and lo == 0 else (lo - pad, hi + pad)
     return lo, hi
+
+
+def _limit(value: Any, name: str) -> float:
+    """An explicit colour limit: a finite real number."""
+    try:
+        if isinstance(value, (bool, str, bytes)):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ProbeError(f"{name} must be a number (a colour-scale limit), got {value!r}") from None
+    if not np.isfinite(number):
+        raise ProbeError(f"{name} must be a finite number, got {value!r}: leave it out to use "
+                         "the data's range")
+    return number
 
 
 def make_norm(

@@ -161,6 +161,12 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
             "alignment needs cross-attention: generate with an encoder-decoder model "
             "(probe.generate(model, text, tokenizer=tok))"
         )
+    if not hasattr(generation, "prompt_words"):  # a Trace with cross-attention
+        raise ProbeError(
+            f"alignment takes the GenerationTrace that probe.generate returns (it reads the "
+            f"generated and source words), got {type(generation).__name__}: pass that result "
+            "itself, not gen.to_trace() or a probe.trace"
+        )
     b = batch_item(batch_index, generation.batch_size)
     check_generation_words(generation, "alignment", b)
     words, word_ids = generation.words, generation.word_ids
@@ -322,6 +328,16 @@ def random_alignment(like: Alignment, generator: torch.Generator | None = None) 
     normalised (one layer, one head), so its argmax is a uniformly random source word."""
     import torch
 
+    if not isinstance(like, Alignment):
+        raise ProbeError(
+            f"random_alignment takes an Alignment to shape the baseline like, got "
+            f"{type(like).__name__}: pass probe.alignment(gen)"
+        )
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ProbeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}: "
+            "e.g. torch.Generator().manual_seed(0)"
+        )
     t, s = like.shape
     scores = torch.rand((1, 1, t, s), generator=generator, dtype=torch.float64)
     scores = scores / scores.sum(-1, keepdim=True).clamp_min(1e-12)

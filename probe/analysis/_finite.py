@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = [
-    "all_finite", "check_finite", "check_tensor_finite", "check_trace_finite", "stack_labels",
+    "all_finite", "check_finite", "check_tensor_finite", "check_trace_finite",
+    "check_view_finite", "stack_labels",
 ]
 
 CAUSES = (
@@ -180,3 +181,54 @@ def check_tensor_finite(tensor: torch.Tensor, analysis: str, dims: Sequence[str]
         f"{analysis}: the attention is not finite: {kind} at {where}, {len(bad)} non-finite "
         f"value(s) in the tensor passed; {CAUSES}"
     )
+
+
+DRAW_ANYWAY = (
+    "to draw it anyway, view trace.replace(attentions=torch.nan_to_num(trace.attentions)) "
+    "(a trace is frozen: it makes a new one)"
+)
+
+
+def check_view_finite(
+    trace: Any,
+    view: str,
+    batch_index: int,
+    layer_positions: Sequence[int] | None = None,
+    head_positions: Sequence[int] | None = None,
+    stack: Any = None,
+    stack_name: str = "self-attention",
+) -> None:
+    """Refuse to draw non-finite attention of a trace, naming the first NaN or inf by layer,
+    head, item, query and key, the likely causes and a fix that works on a frozen trace.
+
+    Args:
+        trace: the trace the view reads (``stack`` defaults to it).
+        view: the caller, first in the message (``"probe.plot 'model' view"``).
+        batch_index: the item drawn.
+        layer_positions, head_positions: positions (not model indices) in the stack's layer
+            and head dimensions of what is drawn; ``None``: all.
+        stack: a ``Trace`` or ``AttentionStack`` whose ``attentions`` are drawn.
+        stack_name: what the stack is, for the message.
+    """
+    stack = trace if stack is None else stack
+    attn = stack.attentions
+    lpos = list(range(attn.shape[0])) if layer_positions is None else list(layer_positions)
+    hpos = list(range(attn.shape[2])) if head_positions is None else list(head_positions)
+    drawn = attn[lpos][:, batch_index:batch_index + 1][:, :, hpos]
+    if all_finite(drawn):
+        return
+    layers = tuple(stack.layer_indices)
+    heads = stack.head_indices
+    try:
+        check_finite(
+            drawn, view, stack=stack_name, layers=[layers[p] for p in lpos],
+            heads=None if heads is None else [heads[p] for p in hpos],
+            queries=getattr(stack, "query_indices", None), items=[batch_index],
+        )
+    except ProbeError as err:
+        fix = DRAW_ANYWAY
+        if stack is not trace:
+            fix = ("to draw it anyway, view trace.replace(cross=dataclasses.replace(trace.cross, "
+                   "attentions=torch.nan_to_num(trace.cross.attentions))) (a trace is frozen: "
+                   "it makes a new one)")
+        raise ProbeError(f"{err}; or {fix}") from None

@@ -102,6 +102,11 @@ def group_words(trace: Trace, words: str | Sequence[str]) -> Trace:
             "this trace has no words: capture the text itself (probe.trace(model, text, "
             "tokenizer=tok)) with a fast tokenizer"
         )
+    if not isinstance(words, str) and not (
+        isinstance(words, Sequence) or hasattr(words, "__iter__")
+    ):
+        raise ProbeError(f"words must be a string or a list of strings, e.g. ['小猫', '马路'], "
+                         f"got {words!r}")
     wanted = [words] if isinstance(words, str) else list(words)
     if not wanted or not all(isinstance(w, str) and _key(w) for w in wanted):
         raise ProbeError(f"words must be non-blank strings, e.g. ['小猫', '马路'], got {words!r}")

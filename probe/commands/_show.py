@@ -169,6 +169,13 @@ def show(
                  window=window, layer=layer, queries=queries, threshold=threshold,
                  detections=detections, class_names=class_names, stage=stage)
     _check_options(view, {k for k, v in given.items() if v is not None})
+    if "batch_index" in options:
+        import numpy as np
+
+        b = options["batch_index"]
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)):
+            raise ProbeError(f"batch_index must be an integer (the batch item, from 0), got {b!r}")
+        options["batch_index"] = int(b)
     if "direction" in options and view not in _TOKEN_VIEWS:
         raise ProbeError(f"direction= lays out tokens: it does not apply to the {view} view "
                          f"(it is for the {' / '.join(_TOKEN_VIEWS)} views): drop it")
@@ -251,6 +258,13 @@ def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, tar
         trace = source
     else:
         model, tokenizer = _unpack(source, tokenizer)
+        if not callable(model):  # a tensor, an array, an Alignment in a trace view...
+            raise ProbeError(
+                f"probe.show({view!r}) takes a probe Trace, or a model (with inputs=), got "
+                f"{type(source).__name__}: pass what probe.trace(...) returned"
+                + (" (an Alignment is shown with probe.show(al, 'alignment'))"
+                   if hasattr(source, "target_words") else "")
+            )
         if inputs is None:
             raise ProbeError("pass inputs= (the text or image) when showing a model")
         trace = probe.trace(model, inputs, tokenizer=tokenizer)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.analysis._finite import check_view_finite
 from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html
 from probe.viewers.html._page import DEFAULT_MAX_VALUES, HtmlView, _to_numpy
@@ -47,7 +48,13 @@ def _real_positions(trace: Any, batch_index: int) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.asarray(_to_numpy(mask[batch_index])))]
 
 
-def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str) -> list[int]:
+def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str,
+               total: int = 0) -> list[int]:
+    """Positions in ``available`` (the model's indices kept) of the ``wanted`` indices.
+
+    With ``total`` (the model's number of layers or heads) a negative index counts back from
+    the model's last, as ``probe.trace(layers=...)`` and ``probe.plot(layer=...)`` do; without
+    it (an alignment, a cross stack) from the last one kept."""
     if wanted is None:
         return list(range(len(available)))
     if isinstance(wanted, (int, np.integer)):
@@ -58,11 +65,17 @@ def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str
         if isinstance(w, bool) or not isinstance(w, (int, np.integer)):
             raise ProbeError(f"{what} must be integers, got {w!r}")
         idx = int(w)
-        if idx < 0 and -n <= idx:
+        if total and not -total <= idx < total:
+            raise ProbeError(f"{what[:-1]} {w} is out of range: the model has {total} {what} "
+                             f"(use {-total}..{total - 1}; negative counts from the end)")
+        if total and idx < 0:
+            idx %= total  # -1: the model's last, as in probe.trace
+        elif idx < 0 and -n <= idx:
             idx = list(available)[idx]  # -1: the last captured
         if idx not in available:
-            raise ProbeError(f"{what[:-1]} {w} was not captured: the trace has {list(available)}"
-                             f" ({n} {what})")
+            alias = "" if int(w) == idx else f" (the model's {what[:-1]} {idx})"
+            raise ProbeError(f"{what[:-1]} {w}{alias} was not captured: the trace has "
+                             f"{list(available)} ({n} {what})")
         if list(available).index(idx) in out:
             alias = "" if int(w) == idx else f" (as {idx})"
             raise ProbeError(f"{what} lists {what[:-1]} {w} twice{alias}: list each once")
@@ -88,29 +101,46 @@ def trace_attention(
                          "without streaming to use the attention views")
     if getattr(trace, "query_indices", None) is not None:
         trace.require_attentions()  # refuses a row-selected trace: the views need every row
-    if not 0 <= batch_index < attn.shape[1]:
-        raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
+    batch_index = _item(batch_index, attn.shape[1])
     real = _real_positions(trace, batch_index)
     n = len(real)
     layer_ids = list(trace.layer_indices)
+    if trace.head_indices is None and heads is not None:
+        raise ProbeError("heads were averaged during capture (one mean per layer): drop heads=, "
+                         "or capture again with heads=None")
     head_ids = list(trace.head_indices) if trace.head_indices is not None else [-1]
-    lpos = _positions(layer_ids, layers, "layers")
-    hpos = _positions(head_ids, heads, "heads")
+    lpos = _positions(layer_ids, layers, "layers", int(getattr(trace, "num_model_layers", 0)))
+    hpos = _positions(head_ids, heads, "heads", int(getattr(trace, "num_heads", 0)))
+    check_view_finite(trace, "the HTML attention view", batch_index, lpos, hpos)
     tokens = trace_tokens(trace, batch_index)
     start, stop = 0, n
     if window is not None:
-        try:
-            start, stop = (int(v) for v in window)
-        except (TypeError, ValueError):
-            raise ProbeError(
-                f"window must be (start, stop) token positions, got {window!r}"
-            ) from None
+        start, stop = _window(window)
         if not 0 <= start < stop <= n:
             raise ProbeError(f"window must satisfy 0 <= start < stop <= {n}, got {window!r}")
     keep = real[start:stop]
     sel = np.asarray(_to_numpy(attn[lpos][:, batch_index][:, hpos]), dtype=np.float32)
     return (sel[:, :, keep][:, :, :, keep], tokens[start:stop],
             [layer_ids[i] for i in lpos], [head_ids[i] for i in hpos])
+
+
+def _item(batch_index: Any, n: int) -> int:
+    """``batch_index`` as an int in ``0..n-1`` (numpy integers too; not a bool or float)."""
+    if (isinstance(batch_index, bool) or not isinstance(batch_index, (int, np.integer))
+            or not 0 <= int(batch_index) < n):
+        raise ProbeError(f"batch_index must be an integer in 0..{n - 1}, got {batch_index!r}")
+    return int(batch_index)
+
+
+def _window(window: Any) -> tuple[int, int]:
+    """``(start, stop)`` of a ``window=`` given as two integer token positions."""
+    ok = isinstance(window, (tuple, list)) and len(window) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in window
+    )
+    if not ok:
+        raise ProbeError(f"window must be (start, stop): two integer token positions, got "
+                         f"{window!r}")
+    return int(window[0]), int(window[1])
 
 
 def _budget_hint(trace: Any, layers: Any, heads: Any, window: Any, max_values: int) -> None:
@@ -120,7 +150,7 @@ def _budget_hint(trace: Any, layers: Any, heads: Any, window: Any, max_values: i
     shape = trace.attentions.shape
     n_l = shape[0] if layers is None else len(layers if isinstance(layers, Sequence) else [layers])
     n_h = shape[2] if heads is None else len(heads if isinstance(heads, Sequence) else [heads])
-    n = shape[-1] if window is None else max(0, int(window[1]) - int(window[0]))
+    n = shape[-1] if window is None else max(0, _window(window)[1] - _window(window)[0])
     check_budget((n_l, n_h, n, n), max_values, "the selected attention")
 
 
@@ -155,18 +185,22 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
             "toy-mt), e.g. probe.generate(model, text, tokenizer=...).to_trace()"
         )
     attn = stack.attentions
-    if not 0 <= batch_index < attn.shape[1]:
-        raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
+    batch_index = _item(batch_index, attn.shape[1])
     source = _real_positions(trace, batch_index)
     n_src = len(source)
     dec = getattr(trace, "decoder_labels", None) or getattr(trace, "decoder_tokens", None)
     n_tgt = int(attn.shape[-2])
     targets = list(dec[batch_index])[:n_tgt] if dec is not None else [f"t{i}" for i in range(n_tgt)]
     layer_ids = list(stack.layer_indices)
+    if stack.head_indices is None and heads is not None:
+        raise ProbeError("heads were averaged during capture (one mean per layer): drop heads=, "
+                         "or capture again with heads=None")
     head_ids = list(stack.head_indices) if stack.head_indices is not None else [-1]
     lpos = _positions(layer_ids, layers, "layers")
     hpos = _positions(head_ids, heads, "heads")
     check_budget((len(lpos), len(hpos), n_tgt, n_src), max_values, "the selected attention")
+    check_view_finite(trace, "the HTML cross view", batch_index, lpos, hpos, stack=stack,
+                      stack_name="cross-attention")
     sel = np.asarray(_to_numpy(attn[lpos][:, batch_index][:, hpos]), dtype=np.float32)
     return head_view_html(
         sel[:, :, :, source], query_tokens=targets,
@@ -195,6 +229,13 @@ def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
             f"alignment_html takes the Alignment of probe.alignment(...), got "
             f"{type(alignment).__name__}"
         )
+    for side in ("target", "source"):
+        if not len(getattr(alignment, f"{side}_words")):
+            raise ProbeError(
+                f"this alignment has no {side} words (an empty "
+                f"{'generation: it ended at once, e.g. on EOS' if side == 'target' else 'source'}"
+                "): there is nothing to align; check gen.text and generate from another input"
+            )
     if alignment.head_indices is None and heads is not None:
         raise ProbeError(
             "this alignment's heads were averaged during capture (one 'mean' matrix per "
