@@ -176,18 +176,21 @@ def _patch_distance(
     rows, cols = trace.grid  # type: ignore[misc]
     prefix = trace.num_prefix_tokens
     n = attn.shape[-1]
-    if prefix + rows * cols != n:
+    if prefix + rows * cols + trace.num_suffix_tokens != n:
         raise ProbeError(
             f"the trace has {n} tokens but num_prefix_tokens={prefix} and grid {rows}x{cols} "
-            f"need {prefix + rows * cols}; fix the trace's grid or num_prefix_tokens"
+            f"need {prefix + rows * cols + trace.num_suffix_tokens}; fix the trace's grid or "
+            "num_prefix_tokens"
         )
+    end = prefix + rows * cols
     index = torch.arange(rows * cols, device=attn.device)
     coords = torch.stack([index // cols, index % cols], -1).to(attn.dtype)  # [patch, 2]
     dist = torch.cdist(coords, coords)  # [patch, patch]
-    patch_attn = attn[..., prefix:, prefix:]
+    patch_attn = attn[..., prefix:end, prefix:end]
     mass = patch_attn.sum(-1)
     distance = torch.zeros(attn.shape[:-1], dtype=attn.dtype, device=attn.device)
-    distance[..., prefix:] = (patch_attn * dist).sum(-1) / mass.clamp_min(1e-30)
+    distance[..., prefix:end] = (patch_attn * dist).sum(-1) / mass.clamp_min(1e-30)
     counted = real.clone()
     counted[:prefix] = False
+    counted[end:] = False  # tokens after the patches (YOLOS) have no place on the grid
     return distance, counted

@@ -1,8 +1,9 @@
 """Patch saliency maps for vision transformers.
 
 Every function reads the geometry from the trace (``trace.grid`` and
-``trace.num_prefix_tokens``), so non-square grids and any number of prefix tokens (CLS,
-distillation, registers) work; nothing assumes 14x14 or exactly one CLS token.
+``trace.num_prefix_tokens``, ``trace.num_suffix_tokens``), so non-square grids, any number
+of prefix tokens (CLS, distillation, registers) and tokens after the patches (YOLOS's
+detection tokens) work; nothing assumes 14x14 or exactly one CLS token.
 """
 
 from __future__ import annotations
@@ -32,14 +33,22 @@ def _grid(trace: Trace) -> tuple[int, int]:
             "has none; capture a vision model (e.g. a timm ViT) with probe.trace"
         )
     rows, cols = trace.grid
-    expected = trace.num_prefix_tokens + rows * cols
+    suffix = trace.num_suffix_tokens
+    expected = trace.num_prefix_tokens + rows * cols + suffix
     if trace.seq_len != expected:
+        after = f" and {suffix} tokens after them" if suffix else ""
         raise ProbeError(
             f"the trace has {trace.seq_len} tokens but num_prefix_tokens="
-            f"{trace.num_prefix_tokens} plus a {rows}x{cols} grid need {expected}; fix the "
-            "trace's grid or num_prefix_tokens"
+            f"{trace.num_prefix_tokens} plus a {rows}x{cols} grid{after} need {expected}; fix "
+            "the trace's grid or num_prefix_tokens"
         )
     return rows, cols
+
+
+def patch_keys(trace: Trace) -> slice:
+    """The patch positions of a vision trace's tokens: after the prefix, before the suffix."""
+    rows, cols = trace.grid  # type: ignore[misc]
+    return slice(trace.num_prefix_tokens, trace.num_prefix_tokens + rows * cols)
 
 
 def _require_tensor(value: object, name: str, call: str) -> None:
@@ -82,15 +91,17 @@ def patch_maps(trace: Trace, query: int = 0, batch_index: int | None = None) -> 
 
     The DINO-style map (Caron et al. 2021, "Emerging Properties in Self-Supervised Vision
     Transformers", Fig. 1): row ``query`` of each head's attention (query 0 is the CLS
-    token), restricted to the patch keys (the first ``trace.num_prefix_tokens`` keys are
-    skipped) and reshaped row-major to ``trace.grid``. Values are raw attention weights; they
-    sum to at most 1 over the grid (the rest goes to prefix tokens).
+    token), restricted to the patch keys (the first ``trace.num_prefix_tokens`` keys and the
+    last ``trace.num_suffix_tokens`` are skipped) and reshaped row-major to ``trace.grid``.
+    Values are raw attention weights; they sum to at most 1 over the grid (the rest goes to
+    prefix and suffix tokens).
 
     Args:
         trace: a vision trace; a row-selected one (``query_rows=``) must have kept row
             ``query``.
         query: the token whose attention is shown (0 is CLS; a patch token is
-            ``num_prefix_tokens + row * cols + col``).
+            ``num_prefix_tokens + row * cols + col``; YOLOS's ``k``-th detection token is
+            ``num_prefix_tokens + rows * cols + k``, or ``k - num_suffix_tokens``).
         batch_index: one batch item (kept as a size-1 dimension) or ``None`` for all.
 
     Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
@@ -107,7 +118,7 @@ def patch_maps(trace: Trace, query: int = 0, batch_index: int | None = None) -> 
         attentions[:, items], "patch_maps", trace, queries=[q],
         items=range(trace.batch_size)[items],
     )
-    picked = attentions[:, items, :, 0, trace.num_prefix_tokens :]
+    picked = attentions[:, items, :, 0, patch_keys(trace)]
     return picked.reshape(*picked.shape[:-1], rows, cols).clone()
 
 
@@ -115,7 +126,8 @@ def to_grid(scores: torch.Tensor, trace: Trace) -> torch.Tensor:
     """Reshape per-token scores ``[..., num_tokens]`` or ``[..., num_patches]`` to the grid.
 
     With ``num_tokens`` scores (the whole sequence) the first ``trace.num_prefix_tokens``
-    are dropped; patches are laid out row-major as the patch embedding flattens them.
+    and the last ``trace.num_suffix_tokens`` are dropped; patches are laid out row-major as
+    the patch embedding flattens them.
 
     Returns:
         ``[..., rows, cols]`` new tensor, e.g. ``[batch, rows, cols]`` for ``[batch, tokens]``.
@@ -131,7 +143,7 @@ def to_grid(scores: torch.Tensor, trace: Trace) -> torch.Tensor:
             f"scores of shape {tuple(scores.shape)} do not fit this trace: the last dimension "
             f"must be the {trace.seq_len} tokens or the {n_patches} patches"
         )
-    patches = scores[..., scores.shape[-1] - n_patches :]
+    patches = scores if scores.shape[-1] == n_patches else scores[..., patch_keys(trace)]
     return patches.reshape(*scores.shape[:-1], rows, cols).clone()
 
 

@@ -20,11 +20,12 @@ __all__: list[str] = []
 
 
 # --------------------------------------------------------------------------- GradCAM
-def _token_grid(grid: tuple[int, int]) -> nn.Module:
+def _token_grid(grid: tuple[int, int], suffix: int = 0) -> nn.Module:
     """A module viewing the patch tokens ``[batch, tokens, dim]`` as ``[batch, dim, rows, cols]``.
 
-    The prefix tokens are the ``tokens - rows * cols`` leading ones (CLS, distillation,
-    registers), as in :func:`probe.trace`.
+    The prefix tokens are the ``tokens - rows * cols - suffix`` leading ones (CLS,
+    distillation, registers), the ``suffix`` last ones follow the patches (YOLOS's detection
+    tokens), as in :func:`probe.trace`.
     """
     from torch import nn
 
@@ -32,13 +33,13 @@ def _token_grid(grid: tuple[int, int]) -> nn.Module:
 
     class TokenGrid(nn.Module):
         def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-            prefix = tokens.shape[1] - rows * cols
+            prefix = tokens.shape[1] - rows * cols - suffix
             if tokens.dim() != 3 or prefix < 0:
                 raise ProbeError(
                     f"gradcam cannot map block input {tuple(tokens.shape)} onto the {rows}x{cols} "
                     "patch grid; this model's token layout is not supported"
                 )
-            patches = tokens[:, prefix:, :]
+            patches = tokens[:, prefix : prefix + rows * cols, :]
             return patches.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], rows, cols)
 
     return TokenGrid()
@@ -90,12 +91,14 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
             forward = _forward_fn(ctx.model, batch, ctx.target)
             return gradcam_on_windowed_block(forward, block, batch.x, (*batch.extras, classes),
                                              batch.grid)  # type: ignore[arg-type]
-    view = _token_grid(batch.grid)  # type: ignore[arg-type]
+    view = _token_grid(batch.grid, batch.suffix)  # type: ignore[arg-type]
 
     def through_view(_module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         hidden = args[0] if args else kwargs["hidden_states"]
         patches = view(hidden).flatten(2).transpose(1, 2)
-        rebuilt = torch.cat([hidden[:, : hidden.shape[1] - patches.shape[1]], patches], dim=1)
+        start = hidden.shape[1] - patches.shape[1] - batch.suffix
+        after = hidden[:, hidden.shape[1] - batch.suffix :]  # YOLOS's detection tokens
+        rebuilt = torch.cat([hidden[:, :start], patches, after], dim=1)
         if args:
             return (rebuilt, *args[1:]), kwargs
         return args, {**kwargs, "hidden_states": rebuilt}

@@ -105,6 +105,7 @@ class _Batch:
     special: torch.Tensor | None = None  # text: [batch, seq] bool, special or padding tokens
     grid: tuple[int, int] | None = None
     patch: tuple[int, int] | None = None
+    suffix: int = 0  # vision: tokens after the patches (YOLOS's detection tokens)
 
     @property
     def vision(self) -> bool:
@@ -130,7 +131,8 @@ def _prepare(model: nn.Module, inputs: Any, tokenizer: Any) -> _Batch:
     if adapter.modality == "vision":
         x = prepared.main.detach().clone().to(adapter.dtype)
         geometry = adapter.vision_geometry(x)
-        return _Batch(adapter, x, (), (), kwargs, None, geometry.grid, geometry.patch_size)
+        return _Batch(adapter, x, (), (), kwargs, None, geometry.grid, geometry.patch_size,
+                      geometry.num_suffix_tokens)
     ids = prepared.kwargs.get("input_ids")
     kwargs.pop("input_ids", None)
     if ids is None:

@@ -212,12 +212,12 @@ def trace(
         batch, seq_len, dtype=torch.bool)
     special = prepared.special_tokens_mask
     grid = image_size = None
-    num_prefix = 0
+    num_prefix = num_suffix = 0
     if geometry is not None:
         grid, num_prefix = geometry.grid, geometry.num_prefix_tokens
-        image_size = geometry.image_size
-        if num_prefix < 0 or num_prefix + grid[0] * grid[1] != seq_len:
-            num_prefix = seq_len - grid[0] * grid[1]
+        image_size, num_suffix = geometry.image_size, geometry.num_suffix_tokens
+        if num_prefix < 0 or num_prefix + grid[0] * grid[1] + num_suffix != seq_len:
+            num_prefix = seq_len - grid[0] * grid[1] - num_suffix
             if num_prefix < 0:
                 raise UnsupportedModelError(
                     f"cannot map {seq_len} tokens onto a {grid[0]}x{grid[1]} patch grid; this "
@@ -225,6 +225,7 @@ def trace(
                 )
         special = torch.zeros(batch, seq_len, dtype=torch.bool)
         special[:, :num_prefix] = True
+        special[:, seq_len - num_suffix:] = True
     if special is None:
         special = torch.zeros(batch, seq_len, dtype=torch.bool)
 
@@ -241,6 +242,7 @@ def trace(
         ),
         special_tokens_mask=special.to(torch.bool).cpu(),
         num_prefix_tokens=num_prefix,
+        num_suffix_tokens=num_suffix,
         tokens=prepared.tokens,
         words=prepared.words,
         word_ids=prepared.word_ids,

@@ -153,6 +153,9 @@ class Trace:
             prefix tokens.
         num_prefix_tokens: tokens before the patch tokens (vision: CLS, distillation and
             register tokens); 0 for text.
+        num_suffix_tokens: tokens after the patch tokens (YOLOS's detection tokens); 0 for
+            every other model. The patches are tokens ``num_prefix_tokens`` to
+            ``num_prefix_tokens + rows * cols``.
         grid: ``(rows, cols)`` of the patch grid for vision models.
         image_size: ``(height, width)`` of the model input, vision models.
         model_name: the model's name or path.
@@ -208,6 +211,7 @@ class Trace:
     query_indices: tuple[int, ...] | None = None
     byte_level: bool = False
     windows: tuple[Any, ...] | None = field(default=None, repr=False)
+    num_suffix_tokens: int = 0
 
     # ------------------------------------------------------------------ labels
     @property
@@ -401,6 +405,8 @@ class Trace:
         extra = ""
         if self.grid is not None:
             extra = f", grid={self.grid}, num_prefix_tokens={self.num_prefix_tokens}"
+            if self.num_suffix_tokens:
+                extra += f", num_suffix_tokens={self.num_suffix_tokens}"
         return (
             f"Trace(model={self.model_name!r}, family={self.family!r}, "
             f"attentions={shape}{extra})"

@@ -37,7 +37,8 @@ def trace_tokens(trace: Any, batch_index: int = 0) -> list[str]:
     prefix = ["CLS"] + [f"P{i}" for i in range(1, trace.num_prefix_tokens)]
     rows, cols = trace.grid
     cells = [f"{r},{c}" for r in range(rows) for c in range(cols)]
-    return prefix[: trace.num_prefix_tokens] + cells
+    suffix = [f"D{i}" for i in range(getattr(trace, "num_suffix_tokens", 0))]  # YOLOS
+    return prefix[: trace.num_prefix_tokens] + cells + suffix
 
 
 def _real_positions(trace: Any, batch_index: int) -> list[int]:
@@ -292,8 +293,9 @@ def patches_html(trace: Any, *, image: Any = None, maps: Any = None,
                                           batch_index=batch_index)
     rows, cols = trace.grid
     p0 = trace.num_prefix_tokens
-    cls = attn[:, :, 0, p0:].reshape(attn.shape[0], attn.shape[1], rows, cols)
-    patch = attn[:, :, p0:, p0:]
+    p1 = p0 + rows * cols  # YOLOS's detection tokens come after the patches
+    cls = attn[:, :, 0, p0:p1].reshape(attn.shape[0], attn.shape[1], rows, cols)
+    patch = attn[:, :, p0:p1, p0:p1]
     return image_view_html(trace_image(trace, batch_index) if image is None else image, maps,
                            cls_maps=cls, patch_attn=patch, layers=lids, heads=hids,
                            model_name=trace.model_name, max_values=max_values, **options)

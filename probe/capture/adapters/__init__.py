@@ -11,6 +11,7 @@ from probe.capture.adapters import (  # noqa: F401  (register the built-in famil
     _generic,
     _hf_seq2seq,
     _hf_text,
+    _hf_vision_layouts,
     _swin,
     _timm_cnn,
     _vision,

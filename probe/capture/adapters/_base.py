@@ -89,12 +89,14 @@ class VisionGeometry:
             when the model does not say (then it is read from the captured sequence length).
         image_size: ``(height, width)`` of the model input.
         patch_size: ``(height, width)`` of one patch in pixels.
+        num_suffix_tokens: tokens after the patches (YOLOS's detection tokens).
     """
 
     grid: tuple[int, int]
     num_prefix_tokens: int
     image_size: tuple[int, int]
     patch_size: tuple[int, int]
+    num_suffix_tokens: int = 0
 
 
 @dataclass

@@ -15,6 +15,11 @@ where the model itself hands them on, from the model's own and only path:
   with that dropout active (training mode, ``p > 0``) is refused: the weights they used cannot
   be seen.
 
+A class that calls ``torch.nn.functional.scaled_dot_product_attention`` itself (Data2Vec-Vision's
+SDPA class, a subclass of its eager class) is registered with ``unfused=<eager class>``: for
+the capture the module runs as that class (its ``__class__`` switched and restored in
+``finally``), the model's own unfused path over the same weights, and is hooked there.
+
 A class may also be registered only to be refused with a precise reason (BigBird-Pegasus's
 block-sparse attention; Falcon with ALiBi loaded with SDPA, whose eager branch computes other
 attention than its SDPA branch).
@@ -81,6 +86,9 @@ class HandAttention:
             the model was asked for them).
         refuse: given a module, the reason it cannot be captured exactly, or ``None``
             (checked when the sites are found, before anything is switched).
+        unfused: the name of a class in the same file whose ``forward`` is the model's own
+            unfused path over the same submodules (a fused subclass's parent): the module
+            runs as that class during the capture, and is hooked as that class is.
     """
 
     family: str
@@ -91,6 +99,7 @@ class HandAttention:
     functional_dropout: str | None = None
     request: str | None = None
     refuse: Callable[[nn.Module], str | None] | None = None
+    unfused: str | None = None
 
     def is_causal(self, module: nn.Module) -> bool:
         if isinstance(self.causal, str):
@@ -111,10 +120,15 @@ def register_hand_attention(
     functional_dropout: str | None = None,
     request: str | None = None,
     refuse: Callable[[nn.Module], str | None] | None = None,
+    unfused: str | None = None,
+    file: str | None = None,
 ) -> HandAttention:
-    """Register one hand-written attention class (see :class:`HandAttention`)."""
-    spec = HandAttention(family, cls, probs, causal, dropout, functional_dropout, request, refuse)
-    _REGISTRY[(f"transformers.models.{family}.modeling_{family}", cls)] = spec
+    """Register one hand-written attention class (see :class:`HandAttention`); ``file`` names
+    its modeling file when that is not ``modeling_<family>`` (``"modeling_data2vec_vision"``)."""
+    spec = HandAttention(
+        family, cls, probs, causal, dropout, functional_dropout, request, refuse, unfused
+    )
+    _REGISTRY[(f"transformers.models.{family}.{file or 'modeling_' + family}", cls)] = spec
     return spec
 
 
@@ -191,6 +205,14 @@ register_hand_attention("fsmt", "Attention", 1, functional_dropout="dropout",
                         request="output_attentions")
 
 
+# Data2Vec-Vision (BEiT-like): the eager class softmaxes, then ``self.dropout``; its SDPA class
+# (the default) calls torch's SDPA itself: it runs as the eager class for the capture
+_D2V = dict(file="modeling_data2vec_vision")
+register_hand_attention("data2vec", "Data2VecVisionSelfAttention", "dropout", **_D2V)
+register_hand_attention("data2vec", "Data2VecVisionSdpaSelfAttention", "dropout",
+                        unfused="Data2VecVisionSelfAttention", **_D2V)
+
+
 # --------------------------------------------------------------------------- capture
 def _checked(weights: Any, site: Site) -> torch.Tensor:
     import torch
@@ -252,14 +274,22 @@ def intercept_hand(sites: list[Site], recorders: dict[str, StackRecorder]) -> It
     registration) into ``recorders`` for the duration of the block. Each layer is recorded
     whole (``chunk_size`` does not apply; a row-selecting recorder picks its rows from it).
 
-    Hooks are removed in ``finally``, also when the forward raises.
+    Hooks are removed and switched classes restored in ``finally``, also when the forward
+    raises.
     """
+    import sys
+
     handles = []
+    classes: dict[int, tuple[nn.Module, type]] = {}  # module -> its own class (``unfused``)
     try:
         for site in sites:
             spec = hand_attention(site.module)
             if spec is None or spec.probs is None:  # refused when the sites were found
                 continue
+            if spec.unfused is not None and id(site.module) not in classes:
+                own = type(site.module)
+                classes[id(site.module)] = (site.module, own)
+                site.module.__class__ = getattr(sys.modules[own.__module__], spec.unfused)
             recorder = recorders[site.stack]
             if isinstance(spec.probs, str):
                 dropout = getattr(site.module, spec.probs)
@@ -276,3 +306,5 @@ def intercept_hand(sites: list[Site], recorders: dict[str, StackRecorder]) -> It
     finally:
         for handle in handles:
             handle.remove()
+        for module, own in classes.values():
+            module.__class__ = own

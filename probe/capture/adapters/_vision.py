@@ -146,15 +146,16 @@ class HFVision(VisionModel):
 
     def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
         """The patch grid; the tokens before the patches are counted from the captured
-        sequence (CLS, distillation, registers all come first in HF's ViT family). Tokens
-        *after* the patches (YOLOS's detection tokens) would be counted as a prefix and every
-        patch read one place off: refused."""
+        sequence (CLS, distillation, registers all come first in HF's ViT family). A model
+        with detection tokens *after* the patches that is not YOLOS (which has its own adapter
+        in :mod:`~probe.capture.adapters._hf_vision_layouts`) would have them counted as a
+        prefix and every patch read one place off: refused."""
         after = int(getattr(self.model.config, "num_detection_tokens", 0) or 0)
         if after:
             raise UnsupportedModelError(
                 f"{type(self.model).__name__} appends {after} detection tokens after its image "
-                "patches; probe maps extra tokens before the patches only, so this layout is "
-                "not supported yet (DETR and Conditional DETR are: see probe.trace's DETR notes)"
+                "patches; probe maps tokens after the patches for YOLOS only, so this layout is "
+                "not supported yet (YOLOS, DETR and Conditional DETR are)"
             )
         h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
         ph, pw = _pair(self.model.config.patch_size)

@@ -95,7 +95,8 @@ class Session:
         prefix = ["CLS"] + [f"P{i}" for i in range(1, tr.num_prefix_tokens)]
         rows, cols = tr.grid  # type: ignore[misc]
         cells = [f"{r},{c}" for r in range(rows) for c in range(cols)]
-        return prefix[: tr.num_prefix_tokens] + cells
+        suffix = [f"D{i}" for i in range(tr.num_suffix_tokens)]  # YOLOS's detection tokens
+        return prefix[: tr.num_prefix_tokens] + cells + suffix
 
     def content_positions(self) -> list[int]:
         """Text: positions of the real, non-special tokens of batch item 0 (what strips show)."""
