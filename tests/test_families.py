@@ -131,7 +131,8 @@ def test_a_hand_written_encoder_is_refused_naming_what_was_found(model_type: str
         probe.trace(model, _inputs(), decoder_inputs=torch.tensor([[2, 5]] * 2))
 
 
-#: HF vision transformers: (model type, extra config, tokens before the patches)
+#: HF vision transformers: (model type, extra config, tokens before the patches). Data2Vec-
+#: Vision, YOLOS (tokens after the patches) and ViT-MAE (random masking): test_vision_layouts.py
 VISION = {"vit": ({}, 1), "deit": ({}, 2), "beit": ({}, 1), "dinov2": ({}, 1),
           "dinov2_with_registers": (dict(num_register_tokens=4), 5),
           "dinov3_vit": (dict(num_register_tokens=4), 5), "clip_vision_model": ({}, 1),
@@ -162,32 +163,6 @@ def test_vision_transformers_exact_with_their_prefix(model_type: str) -> None:
     tr = probe.trace(model, x)
     assert tr.grid == (4, 4) and tr.num_prefix_tokens == prefix
     assert_close(tr.attentions, torch.stack(ref.attentions), atol=1e-5, rtol=0)
-
-
-def test_tokens_after_the_patches_are_refused_not_misread() -> None:
-    """YOLOS appends detection tokens after the patches: counted from the sequence length
-    they would pass for a prefix and shift every patch; refused instead."""
-    from transformers import YolosConfig, YolosForObjectDetection
-
-    cfg = YolosConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=64, image_size=[32, 32], patch_size=8,
-                      num_detection_tokens=5)
-    model = YolosForObjectDetection(cfg).eval()
-    with pytest.raises(probe.UnsupportedModelError, match="appends 5 detection tokens after"):
-        probe.trace(model, torch.randn(1, 3, 32, 32))
-    with pytest.raises(probe.UnsupportedModelError, match="appends 5 detection tokens after"):
-        probe.attribute(model, torch.randn(1, 3, 32, 32), method="rollout")
-
-
-@pytest.mark.parametrize("model_type, message", [
-    ("data2vec-vision", "no attention modules found in Data2VecVisionModel"),
-    ("vit_mae", "cannot map 5 tokens onto a 4x4 patch grid; this vision model's token layout is "
-                "not supported yet"),
-])
-def test_other_vision_layouts_are_refused(model_type: str, message: str) -> None:
-    model = _vision(model_type, {})
-    with pytest.raises(probe.ProbeError, match=message):
-        probe.trace(model, torch.randn(1, 3, 32, 32))
 
 
 @pytest.mark.parametrize("name, message", [

@@ -83,7 +83,8 @@ def query_weights(trace: Trace, query: QueryRows = "auto", model: Any = None) ->
 
     ``"cls"``: one-hot on token 0; ``"last"``: one-hot on the last real token; ``"mean"``:
     uniform over the real query rows after the prefix tokens (all real tokens for text, the
-    patch rows for vision, without tokens after the patches); an ``int``: one-hot on that token. Rows of each item sum to 1.
+    patch rows for vision, without YOLOS's detection tokens after them); an ``int``: one-hot
+    on that token. Rows of each item sum to 1.
     ``model`` (optional) tells ``"auto"`` how a vision model pools (timm ``global_pool``).
     """
     import torch
