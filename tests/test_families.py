@@ -166,28 +166,39 @@ def test_vision_transformers_exact_with_their_prefix(model_type: str) -> None:
 
 
 @pytest.mark.parametrize("name, message", [
-    ("cait_xxs24_224", "Cait's attention 'blocks_token_only.0.attn' has 1 query rows for 17 keys"),
-    ("pit_ti_224", "PoolingVisionTransformer embeds its image with a ConvEmbedding"),
+    ("cait_xxs24_224", r"Cait: CaiT's self-attention blocks attend over the patches alone and "
+                       r"mix their heads after the softmax \(talking heads\), and its "
+                       r"class-attention blocks have one query"),
+    ("pit_ti_224", "PoolingVisionTransformer: PiT pools its tokens between stages"),
     ("crossvit_tiny_240", "CrossVit embeds its image with a ModuleList"),
-    ("xcit_nano_12_p16_224", "Xcit embeds its image with a ConvPatchEmbed"),
+    ("xcit_nano_12_p16_224", r"Xcit: XCiT's cross-covariance attention \(XCA\) attends between "
+                             "channels, not tokens"),
     ("pvt_v2_b0", "PyramidVisionTransformerV2 embeds its image with a OverlapPatchEmbed"),
+    ("convit_tiny", r"ConVit: ConViT's gated positional self-attention blocks \(GPSA\) attend "
+                    "over the patches alone and its later blocks over CLS \\+ patches"),
 ])
 def test_timm_layouts_beyond_one_token_sequence_are_refused(name: str, message: str) -> None:
     """CaiT's class attention (one query; its talking-heads blocks have no fused path) used
     to give a 2-layer trace of the class-attention blocks only; PiT, CrossViT, XCiT and PVT
-    crashed with an AttributeError or a stack error. Each is now one clear refusal, and the
-    model is left as it was."""
+    crashed with an AttributeError or a stack error; ConViT said it found no attention. Each
+    is now one clear refusal naming what its attention is (gradient methods too, which read
+    the geometry first), and the model is left as it was."""
     import timm
 
     from tests._tiny import assert_unchanged, snapshot
 
-    small = {"img_size": 64} if name.startswith("cait") else {}  # 4x4 patches + CLS
+    small = {"cait_xxs24_224": {"img_size": 64},  # 4x4 patches + CLS
+             "convit_tiny": dict(img_size=32, patch_size=8, embed_dim=48, depth=3,
+                                 local_up_to_layer=2)}.get(name, {})
     model = timm.create_model(name, pretrained=False, num_classes=3, **small).eval()
-    size = (64, 64) if small else model.pretrained_cfg["input_size"][1:]
+    size = (small["img_size"],) * 2 if small else model.pretrained_cfg["input_size"][1:]
     before = snapshot(model)
     flags = [(m, m.fused_attn) for m in model.modules() if hasattr(m, "fused_attn")]
     with pytest.raises(probe.UnsupportedModelError, match=message):
         probe.trace(model, torch.randn(1, 3, *size))
+    if name not in ("crossvit_tiny_240", "pvt_v2_b0"):
+        with pytest.raises(probe.UnsupportedModelError, match=message):
+            probe.attribute(model, torch.randn(1, 3, *size), method="saliency")
     assert_unchanged(model, before)
     assert all(m.fused_attn == flag for m, flag in flags)
 

@@ -20,13 +20,58 @@ if TYPE_CHECKING:
 
     from probe.capture._recorder import StackRecorder
 
-__all__ = ["find_timm_sites", "intercept_timm"]
+__all__ = ["check_timm_refused", "find_timm_sites", "intercept_timm", "register_timm_refusal"]
+
+#: timm model class name -> why its attention is not one [query, key] map per layer over one
+#: token sequence (checked before anything is switched)
+_REFUSED: dict[str, str] = {}
+
+
+def register_timm_refusal(model_class: str, reason: str) -> None:
+    """Refuse timm models of class ``model_class`` with ``reason`` (one line, naming what the
+    model's attention is and that it is not supported)."""
+    _REFUSED[model_class] = reason
+
+
+register_timm_refusal(
+    "Cait",
+    "CaiT's self-attention blocks attend over the patches alone and mix their heads after "
+    "the softmax (talking heads), and its class-attention blocks have one query (CLS) over "
+    "CLS + patches: no one token sequence across its layers, not supported (not a trace of "
+    "some layers only)",
+)
+register_timm_refusal(
+    "Xcit",
+    "XCiT's cross-covariance attention (XCA) attends between channels, not tokens (a [head, "
+    "dim, dim] map per layer), and only its last class-attention blocks attend over tokens, "
+    "with one query: it has no [query, key] token attention per layer, not supported",
+)
+register_timm_refusal(
+    "PoolingVisionTransformer",
+    "PiT pools its tokens between stages (a smaller grid per stage, its class token carried "
+    "along): its layers attend over different token sequences, not one patch grid, not "
+    "supported",
+)
+register_timm_refusal(
+    "ConVit",
+    "ConViT's gated positional self-attention blocks (GPSA) attend over the patches alone and "
+    "its later blocks over CLS + patches: no one token sequence across its layers, not "
+    "supported (not a trace of some layers only)",
+)
+
+
+def check_timm_refused(model: Any) -> None:
+    """Raise :class:`UnsupportedModelError` with the reason registered for ``model``'s class."""
+    reason = _REFUSED.get(type(model).__name__)
+    if reason is not None:
+        raise UnsupportedModelError(f"{type(model).__name__}: {reason}")
 
 
 def find_timm_sites(model: nn.Module) -> list[Site]:
     """Attention modules of a timm model (those with ``fused_attn`` and ``attn_drop``)."""
     from torch import nn
 
+    check_timm_refused(model)
     found = []
     for name, m in model.named_modules():
         cls = type(m).__name__

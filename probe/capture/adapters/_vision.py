@@ -21,7 +21,11 @@ from probe.capture.adapters._base import (
     register_adapter,
 )
 from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_model
-from probe.capture.adapters._timm_sites import find_timm_sites, intercept_timm
+from probe.capture.adapters._timm_sites import (
+    check_timm_refused,
+    find_timm_sites,
+    intercept_timm,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -198,6 +202,7 @@ class TimmViT(VisionModel):
         return {}
 
     def _patch_embed(self) -> Any:
+        check_timm_refused(self.model)  # CaiT, XCiT, PiT, ConViT: the precise reason first
         pe = getattr(self.model, "patch_embed", None)
         if pe is None:
             raise ProbeError(
@@ -205,7 +210,7 @@ class TimmViT(VisionModel):
                 "transformers (ViT, DeiT, EVA, BEiT); CNNs are not supported yet"
             )
         if not hasattr(pe, "grid_size") or not hasattr(getattr(pe, "proj", None), "in_channels"):
-            # CrossViT (two embeddings), PVT (overlapping, per stage), XCiT (conv stem)
+            # CrossViT (two embeddings), PVT (overlapping, per stage)
             raise UnsupportedModelError(
                 f"{type(self.model).__name__} embeds its image with a {type(pe).__name__}, not "
                 "one patch grid probe can map its tokens to: not supported yet (probe supports "
