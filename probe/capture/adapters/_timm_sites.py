@@ -102,8 +102,9 @@ def find_timm_sites(model: nn.Module) -> list[Site]:
 # --------------------------------------------------------------------------- timm
 def _check_square(model: nn.Module, name: str, weights: torch.Tensor, tokens: list[int]) -> None:
     """Every captured layer is self-attention over one token sequence: ``[..., N, N]`` with
-    the same ``N`` in every layer. Class attention (CaiT's last blocks: one query) and
-    pooling stages (PiT: fewer tokens per stage) are other layouts: refused, not half-read."""
+    the same ``N`` in every layer. Class attention (one query) and pooling stages (fewer
+    tokens per stage) are other layouts: refused, not half-read (CaiT and PiT are refused by
+    name before this, see :func:`register_timm_refusal`; this catches their relatives)."""
     q, k = int(weights.shape[-2]), int(weights.shape[-1])
     if not tokens:
         tokens.append(k)
