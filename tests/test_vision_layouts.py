@@ -154,12 +154,13 @@ def test_yolos_exact_with_its_detection_tokens_after_the_patches(size: tuple[int
 
 
 def test_yolos_gradcam_and_labels_keep_the_detection_tokens_apart() -> None:
-    from viewers.html import trace_tokens
+    from viewers.html import patches_html, trace_tokens
 
     model = _yolos()
     x = _pixels()
     tr = probe.trace(model, x)
     assert trace_tokens(tr)[-6:] == ["3,3", "D0", "D1", "D2", "D3", "D4"]
+    assert "<html" in patches_html(tr).html.lower()  # the grid between CLS and D0 (was 21 keys)
     seen = []  # what the block computes on: after GradCAM's view rebuilt its input
     handle = model.vit.encoder.layer[-1].layernorm_before.register_forward_pre_hook(
         lambda _m, args: seen.append(args[0].detach().clone()))

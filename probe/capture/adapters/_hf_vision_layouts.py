@@ -19,8 +19,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from probe._errors import ProbeError
-from probe.capture.adapters._base import Prepared, Site, VisionGeometry, number_sites
-from probe.capture.adapters._base import register_adapter
+from probe.capture.adapters._base import (
+    Prepared,
+    Site,
+    VisionGeometry,
+    number_sites,
+    register_adapter,
+)
 from probe.capture.adapters._hf_sites import is_hf_model
 from probe.capture.adapters._vision import HFVision
 
