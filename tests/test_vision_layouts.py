@@ -241,3 +241,17 @@ def test_detection_tokens_outside_yolos_are_still_refused_not_misread() -> None:
     with pytest.raises(probe.UnsupportedModelError, match="appends 5 detection tokens after its "
                                                           "image patches"):
         HFVision(_yolos()).vision_geometry(_pixels())
+
+
+def test_streamed_rollout_of_hf_vision_counts_the_prefix_from_the_sequence() -> None:
+    """HF vision adapters count their prefix from the captured sequence (``-1`` until then):
+    ``stream=True`` raised "num_prefix_tokens must be >= 0, got -1" on every HF ViT. The
+    streamed rollout now equals the rollout of the full trace, discarding included."""
+    from tests._tiny import hf_vit
+
+    vit, x = hf_vit()
+    for model in (vit, _data2vec()[0], _yolos()):
+        full = probe.trace(model, x)
+        streamed = probe.trace(model, x, stream=True, discard_ratio=0.5)
+        assert_close(streamed.rollout_result, probe.rollout(full, discard_ratio=0.5),
+                     atol=1e-6, rtol=0)

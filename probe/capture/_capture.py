@@ -177,6 +177,8 @@ def trace(
         recorders["self"] = StackRecorder(
             "self", stacks["self"], options, key_mask=main_mask, query_mask=main_mask,
             num_prefix_tokens=geometry.num_prefix_tokens if geometry else 0, stream=stream,
+            grid_tokens=(geometry.grid[0] * geometry.grid[1] + geometry.num_suffix_tokens
+                         if geometry else 0),
         )
     other_options = replace(options, layers=()) if stream else options
     dec_mask = prepared.decoder_mask

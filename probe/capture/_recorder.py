@@ -76,7 +76,10 @@ class StackRecorder:
         key_mask: ``[batch, key]`` bool, True for real keys; used by the streaming rollout and to
             zero padded query rows.
         query_mask: ``[batch, query]`` bool, True for real queries.
-        num_prefix_tokens: tokens the streaming rollout never discards (vision prefix tokens).
+        num_prefix_tokens: tokens the streaming rollout never discards (vision prefix tokens);
+            ``-1``: the keys before the last ``grid_tokens`` (HF vision counts its prefix
+            from the sequence).
+        grid_tokens: with ``num_prefix_tokens=-1``, the patch tokens and the tokens after them.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class StackRecorder:
         query_mask: torch.Tensor | None,
         num_prefix_tokens: int = 0,
         stream: bool = False,
+        grid_tokens: int = 0,
     ) -> None:
         self.kind = kind
         self.layer_names = list(layer_names)
@@ -96,6 +100,7 @@ class StackRecorder:
         self.query_mask = query_mask
         self._all_queries_real = query_mask is None or bool(query_mask.all())
         self.num_prefix_tokens = num_prefix_tokens
+        self.grid_tokens = grid_tokens
         self.stream = options.stream if stream else None
         n = len(layer_names)
         if options.layers is not None:
@@ -236,11 +241,14 @@ class StackRecorder:
 
         assert self.stream is not None and self._fused is not None
         fused, self._fused = self._fused, None  # hand the buffer over: folded in place
+        prefix = self.num_prefix_tokens
+        if prefix < 0:  # counted from the sequence: the keys before the grid (and suffix)
+            prefix = max(int(fused.shape[-1]) - self.grid_tokens, 0)
         self.rollout_state = rollout_step(
             fused,
             self.rollout_state,
             discard_ratio=self.stream.discard_ratio,
-            num_prefix_tokens=self.num_prefix_tokens,
+            num_prefix_tokens=prefix,
             key_mask=self.key_mask,
             _consume=True,
         )
