@@ -188,3 +188,25 @@ def test_a_trace_without_offsets_can_only_join(minilm, ja) -> None:
     assert probe.group_words(trace, ["った。"]).words[0][-1] == "った。"
     with pytest.raises(probe.ProbeError, match="keeps no token offsets"):
         probe.group_words(trace, "マット")
+
+
+# ------------------------------------------------------------------ generation
+def test_a_generation_trace_splits_its_prompt_and_generated_words() -> None:
+    tok = _sentencepiece()
+    model = _gpt2(len(tok))
+    forced = tok.convert_tokens_to_ids(["▁", "马", "路"])
+    gen = probe.generate(model, "小猫没有过", tokenizer=tok, max_new_tokens=3,
+                         prefix_allowed_tokens_fn=lambda b, ids: [forced[len(ids) - 6]])
+    assert gen.generated_tokens[0] == ("▁", "马", "路") and gen.words[0] == ("马路",)
+    trace = gen.to_trace()  # <s> ▁ 小猫 没 有 过 | ▁ 马 (the last token is not read)
+    assert trace.words[0] == ("小猫没有过", "马路")
+    grouped = probe.group_words(trace, ["有", "过马路"])  # split, and across the two texts
+    assert grouped.words[0] == ("小猫没", "有", "过马路")
+    assert grouped.word_ids[0] == (None, 0, 0, 0, 1, 2, 2, 2)
+    assert grouped.token_spans[0][4:] == ((0, 1), (0, 1), (1, 2), (1, 2))  # ▁ on 马
+    assert grouped.attentions is trace.attentions
+    # 路's token was generated last and never read: no token boundary before 路 here
+    with pytest.raises(probe.ProbeError,
+                       match=r"^'过马' ends after the start of the token '马' \(of the word "
+                             r"'马路'\)"):
+        probe.group_words(trace, ["过马"])

@@ -211,9 +211,11 @@ class Item:
         return tuple(texts), tuple(ids), None if self.spans is None else tuple(spans)
 
     # ------------------------------------------------------------------ messages
-    def straddler(self, p: int, q: int) -> tuple[str, int] | None:
-        """``("starts" | "ends", token)``: the edge of ``[p, q)`` that is no cut and the token
-        it falls inside, or ``None`` when both edges are cuts."""
+    def straddler(self, p: int, q: int) -> tuple[str, int, bool] | None:
+        """``("starts" | "ends", token, inside)``: the edge of ``[p, q)`` that is no cut and
+        the token it falls inside (``inside``), or else the token before it (the edge falls
+        in characters no token of the trace starts at), or ``None`` when both edges are
+        cuts."""
         for edge, x in (("starts", p), ("ends", q)):
             if self.is_cut(x):
                 continue
@@ -224,5 +226,5 @@ class Item:
             before = [t for t in own if self.anchor(t) < inside]
             chosen = across or before[-1:] or own[:1]
             if chosen:
-                return edge, chosen[0]
+                return edge, chosen[0], bool(across)
         return None
