@@ -116,10 +116,19 @@ def test_minilm_weights_of_a_split_word_follow_the_merge_rule(ja) -> None:
                                atol=1e-6)  # が: the token か alone
 
 
-def test_plot_and_cli_split_the_words_they_are_given(ja, tmp_path, capsys) -> None:
+def test_plot_show_and_cli_split_the_words_they_are_given(ja, tmp_path, capsys,
+                                                          monkeypatch) -> None:
     from matplotlib.text import Text
 
     from probe.cli import main
+    from probe.viewers.html import _coref as html_coref
+
+    seen: list[dict] = []
+    build = html_coref.build_page
+    monkeypatch.setattr(html_coref, "build_page",
+                        lambda **kw: seen.append(kw["data"]) or build(**kw))
+    probe.show(ja, "coref", word="上", candidates=["マット"])
+    assert seen[-1]["words"][:4] == ["猫", "が", "マット", "の"]
 
     with pytest.raises(probe.ProbeError, match=r"probe\.group_words\(trace, \['マット'\]\)"):
         probe.coref(ja, "上", candidates=["マット"])
@@ -128,10 +137,11 @@ def test_plot_and_cli_split_the_words_they_are_given(ja, tmp_path, capsys) -> No
     assert "マット" in texts and "がマットの" not in texts
     assert probe.plot(ja, "links", word="マット", layer=0) is not None
     rc = main(["render", "coref", "--text", JA, "--word", "上", "--candidate", "マット",
-               "--out", str(tmp_path), "--quiet"])
+               "--out", str(tmp_path), "--format", "html", "--quiet"])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert Path(out.strip()).exists()
+    page = Path(out.strip()).read_text(encoding="utf-8")
+    assert "\\u30de\\u30c3\\u30c8" in page  # "マット", one word of the data (JSON-escaped)
     rc = main(["render", "coref", "--text", "ヴァイオリンゞを弾く", "--word", "く",
                "--candidate", "ヴァイオリン", "--out", str(tmp_path), "--quiet"])
     out, err = capsys.readouterr()

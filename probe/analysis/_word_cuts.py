@@ -14,7 +14,7 @@ Spellings are compared as :func:`key` gives them (case, NFKC and whitespace do n
 from __future__ import annotations
 
 import unicodedata
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,6 +52,10 @@ class Item:
 
     def __post_init__(self) -> None:
         self.text = "".join(self.words)
+        self._tokens: dict[int, list[int]] = {}
+        for t, w in enumerate(self.word_ids):
+            if w is not None:
+                self._tokens.setdefault(w, []).append(t)
         self.base = [0]
         for w in self.words:
             self.base.append(self.base[-1] + len(w))
@@ -66,7 +70,7 @@ class Item:
         self._cut_set = cuts
 
     def tokens_of(self, w: int) -> list[int]:
-        return [t for t, i in enumerate(self.word_ids) if i == w]
+        return self._tokens.get(w, [])
 
     def _span(self, t: int) -> Span:
         span = None if self.spans is None else self.spans[t]
@@ -150,24 +154,27 @@ class Item:
     # ------------------------------------------------------------------ the new words
     def pieces(self, stretches: Sequence[Span], glue_of: dict[Span, str]) -> list[Piece]:
         """The item's new words: each stretch, and what is left of each word between them."""
-        out: list[tuple[int, Piece]] = []
+        out: list[tuple[int, int, Piece]] = []
         covered: dict[int, list[Span]] = {}
         for p, q in stretches:
             parts = []
-            for w, word in enumerate(self.words):
+            first = max(bisect_right(self.base, p) - 1, 0)
+            for w in range(first, min(bisect_left(self.base, q), len(self.words))):
+                word = self.words[w]
                 a, b = max(p - self.base[w], 0), min(q - self.base[w], len(word))
                 if a < b:
                     parts.append((w, a, b))
                     covered.setdefault(w, []).append((a, b))
-            out.append((p, (tuple(parts), glue_of.get((p, q), ""))))
+            if parts:
+                out.append((p, parts[0][0], (tuple(parts), glue_of.get((p, q), ""))))
         for w, word in enumerate(self.words):
             start = 0
             for a, b in sorted(covered.get(w, [])) + [(len(word), len(word))]:
                 if start < a or (not word and not covered.get(w)):
-                    out.append((self.base[w] + start, (((w, start, a),), "")))
+                    out.append((self.base[w] + start, w, (((w, start, a),), "")))
                 start = max(start, b)
-        out.sort(key=lambda x: (x[0], x[1][0][0][0]))
-        return [piece for _, piece in out]
+        out.sort(key=lambda x: (x[0], x[1]))
+        return [piece for _, _, piece in out]
 
     def regroup(
         self, pieces: Sequence[Piece]

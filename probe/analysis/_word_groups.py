@@ -135,7 +135,7 @@ def group_words(trace: Trace, words: str | Sequence[str]) -> Trace:
         stretches = item.segmentation(wanted)
         if stretches is not None:
             found |= targets
-            glue = {st: " " if _spaced_inside(item, st, wanted, spaced) else "" for st in stretches}
+            glue = {st: " " if _spaced_inside(item, st, spaced) else "" for st in stretches}
         else:
             stretches = item.matches(targets)
             found |= {_key(item.text[p:q]) for p, q in stretches}
@@ -166,11 +166,12 @@ def _item(trace: Trace, b: int) -> Item:
                 frozenset(base[w + 1] for w in cut if w + 1 < len(base)))
 
 
-def _spaced_inside(item: Item, stretch: tuple[int, int], wanted: Sequence[str],
-                   spaced: set[str]) -> bool:
+def _spaced_inside(item: Item, stretch: tuple[int, int], spaced: set[str]) -> bool:
     """A stretch of a segmentation is written with spaces if a given word in it has one."""
+    if not spaced:
+        return False
     text = _key(item.text[stretch[0]:stretch[1]])
-    return any(_key(w) in spaced and _key(w) in text for w in wanted)
+    return any(w in text for w in spaced)
 
 
 def _refusal(trace: Trace, items: Sequence[Item], word: str) -> str:
