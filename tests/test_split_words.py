@@ -88,6 +88,21 @@ def test_minilm_splits_a_run_of_kana_at_its_tokens(ja) -> None:
         "猫", "が", "マッ", "トの上", "に", "座", "った", "。")
 
 
+def test_a_mark_no_token_covers_stays_with_the_token_before_it(minilm) -> None:
+    import unicodedata
+
+    model, tokenizer = minilm
+    nfd = unicodedata.normalize("NFD", JA)  # が is か + U+3099, which BERT uncased drops
+    trace = probe.trace(model, nfd, tokenizer=tokenizer)
+    assert trace.tokens[0][2:4] == ("か", "##マ") and trace.token_spans[0][2:4] == ((0, 1),
+                                                                                  (2, 3))
+    split = probe.group_words(trace, "マット")
+    assert split.words[0][1:4] == ("か\u3099", "マット", "の")  # the mark stays with か
+    with pytest.raises(probe.ProbeError, match=r"^'か' ends past the token 'か' \(of the word "
+                       r"'か\u3099マットの'\), before the next token boundary"):
+        probe.group_words(trace, "か")
+
+
 def test_minilm_reproduces_a_segmentation_where_tokens_allow(minilm, ja) -> None:
     # MeCab: 猫 / が / マット / の / 上 / に / 座っ / た / 。 (った is っ ##た: every cut allowed)
     mecab = ["猫", "が", "マット", "の", "上", "に", "座っ", "た", "。"]
@@ -217,6 +232,6 @@ def test_a_generation_trace_splits_its_prompt_and_generated_words() -> None:
     assert grouped.attentions is trace.attentions
     # 路's token was generated last and never read: no token boundary before 路 here
     with pytest.raises(probe.ProbeError,
-                       match=r"^'过马' ends after the start of the token '马' \(of the word "
-                             r"'马路'\)"):
+                       match=r"^'过马' ends past the token '马' \(of the word '马路'\), "
+                             r"before the next token boundary: the tokenizer does not split"):
         probe.group_words(trace, ["过马"])

@@ -191,10 +191,11 @@ def _refusal(trace: Trace, items: Sequence[Item], word: str) -> str:
         if found is not None:
             edge, t, inside = found
             w = item.word_ids[t]
-            where_ = "inside" if inside else "after the start of"
             return (
-                f"{word!r} {edge} {where_} the token {item.labels[t]!r} (of the word "
-                f"{item.words[w]!r}{'' if b == 0 else f', batch item {b}'}): the tokenizer "
+                f"{word!r} {edge} {'inside' if inside else 'past'} the token "
+                f"{item.labels[t]!r} (of the word {item.words[w]!r}"
+                f"{'' if b == 0 else f', batch item {b}'})"
+                f"{'' if inside else ', before the next token boundary'}: the tokenizer "
                 "does not split there, so it cannot be a word of its own; give words that "
                 "start and end at token boundaries, e.g. the whole token"
             )
