@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import probe  # noqa: E402
-from tests._tokenizers import CORPUS  # noqa: E402
+from tests._tokenizers import CORPUS, sentencepiece_unigram  # noqa: E402
 
 JA = "猫がマットの上に座った。"
 ZH = "小猫没有过马路，因为它太累了。"
@@ -182,6 +182,13 @@ def test_sentencepiece_sentence_is_split_into_the_given_words() -> None:
     # 小 alone ends inside the token 小猫
     with pytest.raises(probe.ProbeError, match=r"^'小' ends inside the token '小猫'"):
         probe.group_words(trace, ["小"])
+    # a T5-style Unigram trained on English: the whole sentence is one <unk>
+    unigram = sentencepiece_unigram()
+    trace = probe.trace(_gpt2(len(unigram)), ZH, tokenizer=unigram)
+    assert trace.tokens[0] == ("▁", "<unk>", "</s>")
+    with pytest.raises(probe.ProbeError, match=r"^'小猫' ends inside the token '<unk>' \(of "
+                       r"the word '小猫没有过马路，因为它太累了。'\): the tokenizer does not"):
+        probe.group_words(trace, ["小猫", "马路"])
 
 
 # ------------------------------------------------------------------ byte-level BPE

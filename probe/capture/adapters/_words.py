@@ -10,6 +10,10 @@ write words differently and all come out clean:
 * SentencePiece (T5, Llama 2): the space is written ``▁``. Tokenizers without a pre-tokenizer
   (Llama 2 style) report the whole text as one word; probe splits it again at whitespace.
 
+With the text known, each token's characters within its word are kept too
+(:func:`token_spans_of_encoding`, ``trace.token_spans``): ``probe.group_words`` splits words
+at them.
+
 Special tokens are the tokenizer's structural ones only (CLS, SEP, BOS, EOS, PAD): unknown
 (``[UNK]``) and mask tokens stand for text and belong to words.
 """
