@@ -273,14 +273,17 @@ def test_show_coref_opens_on_a_chinese_pronoun_and_groups_words(zh, monkeypatch)
     assert len(data["words"]) == len(ZH) - 1  # 马 路 grouped into one word
 
 
-def test_part_of_a_tokenizer_word_says_it_cannot_be_split(minilm) -> None:
+def test_part_of_a_tokenizer_word_names_group_words_which_splits_it(minilm) -> None:
     model, tokenizer = minilm
     ja = probe.trace(model, "猫は疲れていたので、道を渡らなかった。それはとても眠かった。",
                      tokenizer=tokenizer)
     assert "それはとても" in ja.words[0]  # a run of kana is one word of the BERT tokenizer
-    with pytest.raises(probe.ProbeError,
-                       match=r"'それ' is part of the word 'それはとても'.*cannot split"):
+    with pytest.raises(probe.ProbeError, match=r"'それ' is part of the word 'それはとても'.*"
+                       r"probe\.group_words\(trace, \['それ'\]\), which splits words"):
         probe.coref(ja, "それ", candidates=["猫"])
+    split = probe.group_words(ja, "それ")  # そ ##れ ##は ##と ##て ##も: cut after ##れ
+    assert split.words[0][10:12] == ("それ", "はとても")
+    assert probe.coref(split, "それ", candidates=["猫"])[0].antecedent == "猫"
 
 
 # ------------------------------------------------------------------ text files

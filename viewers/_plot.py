@@ -277,13 +277,15 @@ def coref_rows(words: Sequence[str], links: Sequence[Any]) -> list[tuple[int, in
 
 
 def group_spans(trace: Any, b: int, *wanted: Any) -> Any:
-    """``trace`` with every wanted string that spells several consecutive words of item ``b``
-    grouped into one word (``"马路"`` over ``马`` ``路``: probe.group_words)."""
-    from probe.analysis._word_groups import group_words, spans_of
+    """``trace`` with every wanted string that is no word of item ``b`` but spells several
+    consecutive words or part of one made one word (``"马路"`` over ``马`` ``路``, ``"マット"``
+    out of ``がマットの``: probe.group_words, which refuses a string whose edges fall inside
+    a token)."""
+    from probe.analysis._word_groups import group_words, spells_part
 
-    if trace.words is None:
+    if trace.words is None or trace.word_ids is None:
         return trace  # the views say what is missing
-    strings = [w for w in wanted if isinstance(w, str) and spans_of(trace.words[b], w)]
+    strings = [w for w in wanted if isinstance(w, str) and spells_part(trace, b, w)]
     return group_words(trace, strings) if strings else trace
 
 

@@ -173,23 +173,30 @@ def fold(text: str) -> str:
 
 
 def _grouping_hint(words: Sequence[str], wanted: Sequence[str]) -> str:
-    """The fix when ``wanted`` spells runs of several words (Chinese, split per character)."""
+    """The fix when ``wanted`` spells runs of several words (Chinese, split per character) or
+    part of a word (a run of kana, a SentencePiece tokenizer's whole Chinese sentence)."""
     from probe.analysis._word_groups import spans_of
 
+    keys = {word_key(x) for x in words}
+    joined = "".join(word_key(x) for x in words)
     spans = [w for w in wanted if spans_of(words, w)]
-    if not spans:
-        for w in wanted:
-            inside = [x for x in words if word_key(w) and word_key(w) in word_key(x)]
-            if inside:
-                return (
-                    f" ({w!r} is part of the word {inside[0]!r}: words are the tokenizer's "
-                    "and probe cannot split one; use the whole word)"
-                )
-        return ""
-    return (
-        f" ({', '.join(map(repr, spans))} {'spans' if len(spans) == 1 else 'span'} several "
-        f"words of the trace: group them first with trace = probe.group_words(trace, {spans!r}))"
-    )
+    inside = [w for w in wanted if w not in spans and word_key(w)
+              and word_key(w) not in keys and word_key(w) in joined]
+    if spans and not inside:
+        return (
+            f" ({', '.join(map(repr, spans))} {'spans' if len(spans) == 1 else 'span'} several "
+            f"words of the trace: group them first with trace = probe.group_words(trace, "
+            f"{spans!r}))"
+        )
+    if inside:
+        part = [x for x in words if word_key(inside[0]) in word_key(x)]
+        what = f"part of the word {part[0]!r}" if part else "part of several words"
+        return (
+            f" ({inside[0]!r} is {what}: make it a word first with trace = "
+            f"probe.group_words(trace, {spans + inside!r}), which splits words at token "
+            "boundaries)"
+        )
+    return ""
 
 
 def resolve_word(

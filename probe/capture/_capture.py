@@ -248,6 +248,7 @@ def trace(
         tokens=prepared.tokens,
         words=prepared.words,
         word_ids=prepared.word_ids,
+        token_spans=prepared.token_spans,
         grid=grid,
         image_size=image_size,
         decoder=decoder,

@@ -189,8 +189,10 @@ def generate(
         prompt_attentions=prompt_rows,
         words=None if words is None else words[0],
         word_ids=None if words is None else words[1],
+        token_spans=None if words is None else words[2],
         prompt_words=prepared.words,
         prompt_word_ids=prepared.word_ids,
+        prompt_token_spans=prepared.token_spans,
         text=_texts(tokenizer, sequences[:, n_prompt:]),
         num_heads=generating.num_heads,
         num_model_layers=len(generating.layer_names),
@@ -228,12 +230,14 @@ def _special(ids: torch.Tensor, tokenizer: Any, from_config: Any) -> torch.Tenso
 
 def _generated_words(
     tokenizer: Any, ids: torch.Tensor, special: torch.Tensor
-) -> tuple[tuple[Any, ...], tuple[Any, ...]] | None:
-    """Per batch item, the words of its generated text and each generated token's word.
+) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...] | None] | None:
+    """Per batch item, the words of its generated text, each generated token's word and each
+    token's characters within its word.
 
-    Returns ``(words, word_ids)``, plain tuples when every item's words are exact, else
-    :class:`PerItem` tuples in which reading an item without words raises why; ``None``
-    without a tokenizer.
+    Returns ``(words, word_ids, token_spans)``, plain tuples when every item's words are
+    exact, else :class:`PerItem` tuples in which reading an item without words raises why
+    (``token_spans`` is ``None`` when an item's encoding had no offsets); ``None`` without a
+    tokenizer.
     """
     from probe.capture._item_words import PerItem
     from probe.capture.adapters._hf_generate import generated_words
@@ -242,12 +246,14 @@ def _generated_words(
         return None
     words: list[Any] = []
     word_ids: list[Any] = []
+    spans: list[Any] = []
     missing: list[str | None] = []
     for b, (row, sp) in enumerate(zip(ids.tolist(), special.tolist())):
         labels = generated_words(tokenizer, row, {t for t, s in zip(row, sp) if s})
         if isinstance(labels, str):
             words.append(None)
             word_ids.append(None)
+            spans.append(None)
             missing.append(
                 f"batch item {b} has no generated words: {labels}; read its tokens "
                 f"(gen.generated_tokens[{b}]) and token-level attention instead"
@@ -255,10 +261,13 @@ def _generated_words(
         else:
             words.append(labels[0])
             word_ids.append(labels[1])
+            spans.append(labels[2])
             missing.append(None)
+    no_offsets = any(s is None and m is None for s, m in zip(spans, missing))
     if all(m is None for m in missing):
-        return tuple(words), tuple(word_ids)
-    return PerItem(tuple(words), tuple(missing)), PerItem(tuple(word_ids), tuple(missing))
+        return tuple(words), tuple(word_ids), None if no_offsets else tuple(spans)
+    return (PerItem(tuple(words), tuple(missing)), PerItem(tuple(word_ids), tuple(missing)),
+            None if no_offsets else PerItem(tuple(spans), tuple(missing)))
 
 
 def _generated_mask(ids: torch.Tensor, model: Any, kwargs: dict[str, Any]) -> torch.Tensor:

@@ -26,6 +26,7 @@ __all__ = ["GenerationTrace"]
 
 Rows = tuple[tuple[str, ...], ...]
 WordIds = tuple[tuple[int | None, ...], ...]
+Spans = tuple[tuple[tuple[int, int] | None, ...], ...]
 
 
 class NotATraceError(ProbeError, AttributeError):
@@ -60,6 +61,8 @@ class GenerationTrace:
             only an item whose generated tokens encode back to themselves has them; reading
             another item's (``gen.words[b]``) raises a :class:`probe.ProbeError` saying why
             (see :attr:`words_missing`).
+        token_spans: per batch item, per generated token, its ``(start, end)`` characters
+            within its word (see :attr:`Trace.token_spans`), or ``None`` without offsets.
         prompt_words, prompt_word_ids: words of the prompt / source text and each prompt
             (decoder-only) or source (encoder-decoder) token's word index.
         source_tokens: encoder-decoders: per batch item, the source tokens.
@@ -97,6 +100,8 @@ class GenerationTrace:
     word_ids: WordIds | None = None
     prompt_words: Rows | None = None
     prompt_word_ids: WordIds | None = None
+    token_spans: Spans | None = None
+    prompt_token_spans: Spans | None = None
     source_tokens: Rows | None = None
     source_ids: torch.Tensor | None = None
     source_mask: torch.Tensor | None = None
@@ -202,29 +207,45 @@ class GenerationTrace:
             attention_mask=self.source_mask,
             special_tokens_mask=_or_zeros(self.source_special_tokens_mask, self.source_mask),
             tokens=self.source_tokens, words=self.prompt_words, word_ids=self.prompt_word_ids,
+            token_spans=self.prompt_token_spans,
             decoder=stack, cross=cross, decoder_tokens=tokens, **common,
         )
 
     def _joined_words(self, total: int) -> dict[str, Any]:
         """Decoder-only: prompt words then the generated words read by the model (an item
-        without generated words has word id ``None`` on its generated tokens)."""
+        without generated words has word id ``None`` on its generated tokens), and the
+        tokens' spans within their words when both parts have them."""
         if self.prompt_word_ids is None or self.prompt_words is None:
             return {}
-        words_all, ids_all = [], []
+        n = self.num_prompt_tokens
+        prompt_spans = self.prompt_token_spans
+        words_all, ids_all, spans_all = [], [], []
         for b, (words, ids) in enumerate(zip(self.prompt_words, self.prompt_word_ids)):
-            ids = list(ids)[: self.num_prompt_tokens]
+            ids = list(ids)[:n]
+            spans = None if prompt_spans is None else list(prompt_spans[b])[:n]
             words = list(words)
             if self.words_missing[b] is None and self.word_ids is not None:
                 seen: dict[int, int] = {}
-                for w in self.word_ids[b][: total - self.num_prompt_tokens]:
+                generated = (None if self.token_spans is None
+                             else self.token_spans[b][: total - n])  # type: ignore[index]
+                for i, w in enumerate(self.word_ids[b][: total - n]):
                     if w is not None and w not in seen:
                         seen[w] = len(words)
                         words.append(self.words[b][w])
                     ids.append(None if w is None else seen[w])
+                    if spans is not None:
+                        spans.append(None if generated is None else generated[i])
+                if generated is None:
+                    spans = None
             ids += [None] * (total - len(ids))
             words_all.append(tuple(words))
             ids_all.append(tuple(ids))
-        return {"words": tuple(words_all), "word_ids": tuple(ids_all)}
+            spans_all.append(None if spans is None else
+                             tuple(spans) + (None,) * (total - len(spans)))
+        out: dict[str, Any] = {"words": tuple(words_all), "word_ids": tuple(ids_all)}
+        if all(s is not None for s in spans_all):
+            out["token_spans"] = tuple(spans_all)
+        return out
 
     def __getattr__(self, name: str) -> Any:
         """Only called for names the generation lacks: a :class:`Trace` name says to convert."""

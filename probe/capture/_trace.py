@@ -148,6 +148,10 @@ class Trace:
             tokenizer), in order.
         word_ids: per batch item, for each token the index into ``words`` it belongs to, or
             ``None`` for special and padding tokens.
+        token_spans: per batch item, for each token the ``(start, end)`` characters of its
+            word (``words[b][word_ids[b][t]]``) that it covers, ``None`` for tokens of no
+            word; ``None`` when the text's character offsets are unknown (ids or a tokenizer
+            output passed without the text). :func:`probe.group_words` splits words at them.
         attention_mask: ``[batch, key]`` bool, True where a real (non-padding) token is.
         special_tokens_mask: ``[batch, key]`` bool, True for [CLS]/[SEP]/BOS/EOS and vision
             prefix tokens.
@@ -195,6 +199,7 @@ class Trace:
     tokens: tuple[tuple[str, ...], ...] | None = None
     words: tuple[tuple[str, ...], ...] | None = None
     word_ids: tuple[tuple[int | None, ...], ...] | None = None
+    token_spans: tuple[tuple[tuple[int, int] | None, ...], ...] | None = None
     grid: tuple[int, int] | None = None
     image_size: tuple[int, int] | None = None
     decoder: AttentionStack | None = None

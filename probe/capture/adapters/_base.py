@@ -109,6 +109,8 @@ class Prepared:
         attention_mask: ``[batch, key]`` bool on the CPU (text), else ``None``.
         decoder_mask: ``[batch, target]`` bool, encoder-decoders.
         tokens, words, word_ids, decoder_tokens: labels (text models with a tokenizer).
+        token_spans: per item, each token's ``(start, end)`` characters within its word
+            (``None`` for tokens of no word), when the text and its offsets are known.
         special_tokens_mask: ``[batch, key]`` bool, structural special tokens.
         byte_level: the tokens are byte-level BPE symbols (``Ġthe``; GPT-2, RoBERTa, Llama 3).
         input_ids: ``[batch, seq]`` copy of the token ids (text).
@@ -123,6 +125,7 @@ class Prepared:
     tokens: tuple[tuple[str, ...], ...] | None = None
     words: tuple[tuple[str, ...], ...] | None = None
     word_ids: tuple[tuple[int | None, ...], ...] | None = None
+    token_spans: tuple[tuple[tuple[int, int] | None, ...], ...] | None = None
     decoder_tokens: tuple[tuple[str, ...], ...] | None = None
     special_tokens_mask: torch.Tensor | None = None
     byte_level: bool = False

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture.adapters._hf_sampling import check_generation_config, check_sampling
-from probe.capture.adapters._words import WordIds, Words, words_of_encoding
+from probe.capture.adapters._words import (
+    TokenSpans,
+    WordIds,
+    Words,
+    token_spans_of_encoding,
+    words_of_encoding,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -100,8 +106,10 @@ def hf_generate(
 
 def generated_words(
     tokenizer: Any, ids: list[int], special: set[int]
-) -> tuple[Words, WordIds] | str:
-    """Words of generated ``ids`` and each token's word index (``None`` for special tokens).
+) -> tuple[Words, WordIds, TokenSpans | None] | str:
+    """Words of generated ``ids``, each token's word index (``None`` for special tokens) and
+    each token's characters within its word (``None`` for special tokens; all ``None`` when
+    the encoding has no offsets).
 
     The text is decoded and encoded again; the words are read from that encoding when it gives
     back the same tokens, else the reason they are missing is returned (the generated tokens
@@ -110,7 +118,7 @@ def generated_words(
     keep = [i for i, t in enumerate(ids) if t not in special]
     real = [ids[i] for i in keep]
     if not real:
-        return (), (None,) * len(ids)
+        return (), (None,) * len(ids), (None,) * len(ids)
     try:
         text = tokenizer.decode(real, skip_special_tokens=True)
         enc = tokenizer([text], add_special_tokens=False, verbose=False)
@@ -127,7 +135,10 @@ def generated_words(
     if labels is None:
         return "the tokenizer gives no word boundaries (pass a fast tokenizer)"
     words, real_ids = labels
+    real_spans = token_spans_of_encoding(enc, 0, text, words, real_ids)
     word_ids: list[int | None] = [None] * len(ids)
-    for pos, w in zip(keep, real_ids):
+    spans: list[tuple[int, int] | None] = [None] * len(ids)
+    for i, (pos, w) in enumerate(zip(keep, real_ids)):
         word_ids[pos] = w
-    return words, tuple(word_ids)
+        spans[pos] = None if real_spans is None else real_spans[i]
+    return words, tuple(word_ids), None if real_spans is None else tuple(spans)

@@ -166,7 +166,7 @@ class HFTextModel(ModelAdapter):
             if encoding is not None:
                 labels = word_labels(encoding, tokenizer, texts, pads, int(input_ids.shape[1]))
                 if labels is not None:
-                    p.words, p.word_ids = labels
+                    p.words, p.word_ids, p.token_spans = labels
         elif input_ids is not None:
             p.special_tokens_mask = self.special_from_config(input_ids)
         self.add_decoder_inputs(p, kwargs, decoder_inputs, tokenizer)

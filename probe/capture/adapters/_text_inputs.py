@@ -13,7 +13,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.capture.adapters._words import WordIds, Words, words_of_encoding
+from probe.capture.adapters._words import (
+    TokenSpans,
+    WordIds,
+    Words,
+    token_spans_of_encoding,
+    words_of_encoding,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -118,8 +124,10 @@ def check_not_only_special(
 
 def word_labels(
     encoding: Any, tokenizer: Any, texts: list[str] | None, pads: Pads | None, seq_len: int
-) -> tuple[tuple[Words, ...], tuple[WordIds, ...]] | None:
-    """Words and per-token word indices of every item, aligned to the ``seq_len`` tokens.
+) -> tuple[tuple[Words, ...], tuple[WordIds, ...], tuple[TokenSpans, ...] | None] | None:
+    """Words, per-token word indices and per-token character spans within their word
+    (:func:`token_spans_of_encoding`; ``None`` unless every item's text is known) of every
+    item, aligned to the ``seq_len`` tokens.
 
     ``None`` when the encoding carries no word information or does not match the ids.
     """
@@ -128,19 +136,28 @@ def word_labels(
         return None
     words_all: list[Words] = []
     ids_all: list[WordIds] = []
+    spans_all: list[TokenSpans] | None = []
     for b in range(len(encodings)):
-        labels = words_of_encoding(encoding, b, tokenizer, texts[b] if texts else None)
+        text = texts[b] if texts else None
+        labels = words_of_encoding(encoding, b, tokenizer, text)
         if labels is None:
             return None
         words, word_ids = labels
+        spans = None if text is None else token_spans_of_encoding(encoding, b, text, words,
+                                                                  word_ids)
         if pads is not None:
             left, right = pads[b]
             word_ids = (None,) * left + word_ids + (None,) * right
+            spans = None if spans is None else (None,) * left + spans + (None,) * right
         if len(word_ids) != seq_len:
             return None
         words_all.append(words)
         ids_all.append(word_ids)
-    return tuple(words_all), tuple(ids_all)
+        if spans is None or len(spans) != seq_len:
+            spans_all = None
+        elif spans_all is not None:
+            spans_all.append(spans)
+    return tuple(words_all), tuple(ids_all), None if spans_all is None else tuple(spans_all)
 
 
 def is_byte_level(tokenizer: Any) -> bool:

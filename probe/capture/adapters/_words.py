@@ -10,6 +10,10 @@ write words differently and all come out clean:
 * SentencePiece (T5, Llama 2): the space is written ``▁``. Tokenizers without a pre-tokenizer
   (Llama 2 style) report the whole text as one word; probe splits it again at whitespace.
 
+With the text known, each token's characters within its word are kept too
+(:func:`token_spans_of_encoding`, ``trace.token_spans``): ``probe.group_words`` splits words
+at them.
+
 Special tokens are the tokenizer's structural ones only (CLS, SEP, BOS, EOS, PAD): unknown
 (``[UNK]``) and mask tokens stand for text and belong to words.
 """
@@ -22,10 +26,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["structural_special_ids", "words_of_encoding"]
+__all__ = ["structural_special_ids", "token_spans_of_encoding", "words_of_encoding"]
 
 Words = tuple[str, ...]
 WordIds = tuple[int | None, ...]
+TokenSpans = tuple[tuple[int, int] | None, ...]
 _SPACE_MARKS = ("▁", "Ġ", " ")
 _STRUCTURAL = ("cls_token_id", "sep_token_id", "bos_token_id", "eos_token_id", "pad_token_id")
 
@@ -168,3 +173,35 @@ def _word_text(
             end += 1
         return text[min(s for s, _ in spans) : end].strip()
     return str(tokenizer.decode([ids[t] for t in group])).strip()
+
+
+def token_spans_of_encoding(
+    encoding: Any, index: int, text: str, words: Words, word_ids: WordIds
+) -> TokenSpans | None:
+    """Per token, the ``(start, end)`` characters of its word (``words[word_ids[t]]``) it
+    covers, from the encoding's character offsets into ``text``; ``None`` for tokens of no
+    word. A token's offsets are clipped to its word (the space of ``Ġit`` is not part of
+    ``it``). ``None`` when the encoding has no offsets for item ``index``.
+
+    :func:`probe.group_words` reads these to split a word at token boundaries."""
+    try:
+        offsets = list(encoding.encodings[index].offsets)
+    except (AttributeError, IndexError, TypeError):
+        return None
+    if len(offsets) != len(word_ids):
+        return None
+    first: dict[int, int] = {}  # word -> where its text starts in ``text``
+    for (s, e), w in zip(offsets, word_ids):
+        if w is not None and e > s:
+            first[w] = min(first.get(w, s), s)
+    starts = {}
+    for w, s in first.items():
+        starts[w] = s + len(text[s:]) - len(text[s:].lstrip())
+    out: list[tuple[int, int] | None] = []
+    for (s, e), w in zip(offsets, word_ids):
+        if w is None or w not in starts:
+            out.append(None if w is None else (0, 0))
+            continue
+        n = len(words[w])
+        out.append((min(max(s - starts[w], 0), n), min(max(e - starts[w], 0), n)))
+    return tuple(out)
