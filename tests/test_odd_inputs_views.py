@@ -198,3 +198,17 @@ def test_plot_batch_index_range_names_the_negative_indices_it_takes(minilm):
     with pytest.raises(probe.ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 "
                                                 r"from the end\), got -3$"):
         probe.plot(two, "head", batch_index=-3)  # said "in 0..1", hiding that -2 works
+
+
+@pytest.mark.parametrize("view", ["heads", "coref"])
+def test_show_batch_index_counts_from_the_end_as_plot_does(minilm, view):
+    # show said "batch_index must be an integer in 0..1, got -1" where plot took -1
+    model, tokenizer = minilm
+    two = probe.trace(model, ["The cat saw the dog and it ran.", "A bird sang and then it flew."],
+                      tokenizer=tokenizer)
+    last = probe.show(two, view, batch_index=-2).html
+    assert last == probe.show(two, view, batch_index=0).html
+    assert last != probe.show(two, view, batch_index=1).html
+    with pytest.raises(probe.ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 "
+                                                r"from the end\), got -3$"):
+        probe.show(two, view, batch_index=-3)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._index import batch_position
 
 if TYPE_CHECKING:
     import torch
@@ -312,10 +313,7 @@ def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]],
 
     first = next(iter(curves.values()))[0]
     n = int(first.values.shape[0])
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-            not 0 <= batch_index < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
-    b = batch_index
+    b = batch_position(batch_index, n)
     deletion = {m: (c[0].fractions, c[0].values[b]) for m, c in curves.items()}
     insertion = {m: (c[1].fractions, c[1].values[b]) for m, c in curves.items()}
     if image is not None or pixels is not None:
@@ -396,10 +394,7 @@ def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, im
 
     gt = probe.trace_gates(model, pixels)
     n = int(pixels.shape[0])
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-            not 0 <= batch_index < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
-    b = batch_index
+    b = batch_position(batch_index, n)
     try:
         picked = resolve_stage(gt.stages, stage)
     except ProbeError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 from probe.analysis._finite import check_view_finite
 from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html
@@ -124,12 +125,7 @@ def trace_attention(
             [layer_ids[i] for i in lpos], [head_ids[i] for i in hpos])
 
 
-def _item(batch_index: Any, n: int) -> int:
-    """``batch_index`` as an int in ``0..n-1`` (numpy integers too; not a bool or float)."""
-    if (isinstance(batch_index, bool) or not isinstance(batch_index, (int, np.integer))
-            or not 0 <= int(batch_index) < n):
-        raise ProbeError(f"batch_index must be an integer in 0..{n - 1}, got {batch_index!r}")
-    return int(batch_index)
+_item = batch_position  # ``batch_index`` as a position in ``0..n-1`` (negatives count back)
 
 
 def _window(window: Any) -> tuple[int, int]:
