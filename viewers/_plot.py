@@ -292,9 +292,10 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     kwargs: dict[str, Any] = {"model_name": trace.model_name, "layer": layer,
                               "sentence": _quoted(trace, b)}
     head = options.pop("head", None)
+    drawn = None  # every head, or only head= (the others may hold a NaN: not drawn, not read)
     if head is not None:
-        kwargs["heads"] = [_head(trace, head)[1]]
-    attn, keep = _attention(trace, b, "links", [pos])  # link_view reads every head
+        kwargs["heads"] = drawn = [_head(trace, head)[1]]
+    attn, keep = _attention(trace, b, "links", [pos], drawn)
     if trace.head_indices is not None:
         kwargs["head_names"] = list(trace.head_indices)
     word = options.pop("word", None)
