@@ -134,15 +134,20 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
     from the last kept) and heads (the model's numbering) kept, for a smaller page."""
     import dataclasses
 
+    from probe.capture._trace import stored_attentions
+
     cross = getattr(trace, "cross", None)
-    if (layers is None and heads is None) or cross is None or cross.attentions is None:
-        return trace
-    att = cross.attentions
+    if (layers is None and heads is None) or cross is None or stored_attentions(cross) is None:
+        return trace  # (read as stored: ``cross.attentions`` would stack every layer)
     lpos = list(range(len(cross.layer_indices)))
     if layers is not None:
+        import torch
+
         lpos = [_position(list(cross.layer_indices), lay, "layers", "decoder layers")
                 for lay in dict.fromkeys(layers)]
-        att = att[lpos]
+        att = torch.stack([cross.layer_attentions(p) for p in lpos])  # only the kept layers
+    else:
+        att = cross.attentions
     hids = cross.head_indices
     if heads is not None:
         if hids is None:
@@ -154,6 +159,8 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
         layer_names=tuple(cross.layer_names[p] for p in lpos),
         layer_indices=tuple(cross.layer_indices[p] for p in lpos), head_indices=hids,
     )
+    if hasattr(trace, "replace"):  # Trace.replace keeps its attention as stored: unstacked
+        return trace.replace(cross=kept)
     return dataclasses.replace(trace, cross=kept)
 
 
