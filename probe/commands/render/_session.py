@@ -205,10 +205,10 @@ def _input_digest(session: Session) -> str:
     """8 hex digits of SHA-256 over the full input and every option that changes the output.
 
     Every :class:`RenderArgs` field except ``out``, ``formats``, ``quiet`` and ``device``
-    counts (a new option is covered without listing it), plus the resolved model (an absolute folder path
-    for a folder) and the bytes of ``--image``. Fields at their default value are left out of
-    the hash, so adding an option to probe does not rename the files of commands that do not
-    use it.
+    counts (a new option is covered without listing it), plus the resolved model (an absolute
+    folder path for a folder) and the bytes of ``--image``. Fields at their default value are
+    left out of the hash, so adding an option to probe does not rename the files of commands
+    that do not use it.
     """
     if "name_digest" in session.extra:
         return str(session.extra["name_digest"])
