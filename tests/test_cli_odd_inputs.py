@@ -321,3 +321,21 @@ def test_flow_on_a_long_text_names_the_command_line_fix(tmp_path, capsys):
                             r"rollout, or a shorter input \(from Python, probe\.attribute\(\.\.\., "
                             r"'flow', max_tokens=32\) lifts the limit\)$")
     assert "rows=" not in line and list(tmp_path.iterdir()) == []
+
+
+def test_bench_part_twice_and_huge_repeats_are_one_line(tmp_path, capsys, monkeypatch):
+    """``--part html --part html`` ran html once, silently; ``--repeats 100000000`` ran as
+    asked (days of timing). Both are refused before any work, as render's --format twice."""
+    monkeypatch.chdir(tmp_path)
+    _one_line_exit_2(["bench", "--quick", "--part", "html", "--part", "analyzers", "--part",
+                      "html", "--json", "b.json", "--quiet"], capsys,
+                     r"^probe: error: --part html is given twice: pass each part once$")
+    _one_line_exit_2(["bench", "--quick", "--part", "html", "--repeats", "100000000",
+                      "--json", "b.json", "--quiet"], capsys,
+                     r"^probe: error: --repeats 100000000 is more than 100, the most probe "
+                     r"bench takes .*: use 1\.\.100$")
+    assert list(tmp_path.iterdir()) == []
+    from probe.commands.bench._command import BenchArgs
+    from probe.commands.bench._settings import make_settings
+
+    assert make_settings(BenchArgs(device="cpu", repeats=100)).repeats == 100  # the limit: taken
