@@ -339,3 +339,27 @@ def test_bench_part_twice_and_huge_repeats_are_one_line(tmp_path, capsys, monkey
     from probe.commands.bench._settings import make_settings
 
     assert make_settings(BenchArgs(device="cpu", repeats=100)).repeats == 100  # the limit: taken
+
+
+def test_a_dangling_image_link_is_named_as_a_link(tmp_path, capsys):
+    """It said "image file 'x.png' does not exist" of a path that ls shows (a link)."""
+    (tmp_path / "x.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "y.png").symlink_to("x.png")  # a chain: its end is named too
+    out = tmp_path / "out"
+    _one_line_exit_2(["render", "saliency", "--image", str(tmp_path / "x.png"), "--out",
+                      str(out), "--quiet"], capsys,
+                     rf"^probe: error: image file '{re.escape(str(tmp_path))}/x\.png' is a "
+                     rf"symbolic link to '{re.escape(str(tmp_path))}/gone\.png', which does not "
+                     r"exist: fix the link or pass the image file itself$")
+    _one_line_exit_2(["render", "saliency", "--image", str(tmp_path / "y.png"), "--out",
+                      str(out), "--quiet"], capsys,
+                     r"is a symbolic link to 'x\.png' \(and on to '.*/gone\.png'\), which does "
+                     r"not exist")
+    _one_line_exit_2(["render", "saliency", "--image", str(tmp_path / "none.png"), "--out",
+                      str(out), "--quiet"], capsys, r"none\.png' does not exist: check the path$")
+    (tmp_path / "t.txt").symlink_to(tmp_path / "gone.txt")  # --text-file: the same
+    _one_line_exit_2(["render", "head", "--text-file", str(tmp_path / "t.txt"), "--out",
+                      str(out), "--quiet"], capsys,
+                     r"^probe: error: --text-file '.*/t\.txt' is a symbolic link to '.*/gone\.txt'"
+                     r", which does not exist: fix the link or pass the text file itself$")
+    assert not out.exists()
