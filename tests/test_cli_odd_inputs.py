@@ -363,3 +363,12 @@ def test_a_dangling_image_link_is_named_as_a_link(tmp_path, capsys):
                      r"^probe: error: --text-file '.*/t\.txt' is a symbolic link to '.*/gone\.txt'"
                      r", which does not exist: fix the link or pass the text file itself$")
     assert not out.exists()
+
+
+def test_only_special_tokens_writes_a_lone_combining_mark_as_its_code_point(tmp_path, capsys):
+    """The mark was printed raw, drawn on the message's quote: ``'́'``."""
+    _one_line_exit_2(["render", "head", "--text", "\u0301 \u0301", "--out", str(tmp_path),
+                      "--quiet"], capsys,
+                     r"^probe: error: the text '<U\+0301> <U\+0301>' holds only special tokens: "
+                     r"pass some words to look at$")
+    assert list(tmp_path.iterdir()) == []
