@@ -10,7 +10,20 @@ from typing import IO, Any
 
 from probe._errors import ProbeError
 
-__all__ = ["atomic_write", "creation_error", "nearest_existing", "output_path"]
+__all__ = ["atomic_write", "creation_error", "dangling_link", "nearest_existing", "output_path"]
+
+
+def dangling_link(path: str | os.PathLike[str]) -> str | None:
+    """``"is a symbolic link to 'X', which does not exist"`` when ``path`` is a link that leads
+    nowhere (the end of a chain of links named too), else ``None``: for an input's "does not
+    exist" message, which would otherwise name a path that plainly is there (``ls`` shows it)."""
+    if not os.path.islink(path) or os.path.exists(path):
+        return None
+    link = os.readlink(path)
+    final = os.path.realpath(path)
+    direct = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), link))
+    via = "" if direct == final else f" (and on to {final!r})"
+    return f"is a symbolic link to {link!r}{via}, which does not exist"
 
 
 def nearest_existing(path: Path) -> Path:

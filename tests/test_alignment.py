@@ -113,6 +113,30 @@ def test_alignment_from_generation_on_random_marian() -> None:
         al.matrix(layer=7)
 
 
+def test_negative_layers_count_from_the_models_last_layer() -> None:
+    # matrix(-1) / links(layer=-1) were "layer -1 is not in this alignment (have [0, 1])"
+    model, tok = _tiny_marian_with_words()  # 2 decoder layers
+    kw = dict(tokenizer=tok, max_new_tokens=3, eos_token_id=None, min_new_tokens=3)
+    al = probe.alignment(probe.generate(model, "a cat likes the tea pot", **kw))
+    torch.testing.assert_close(al.matrix(-1), al.matrix(1))
+    torch.testing.assert_close(al.matrix(-2, head=-4 % 4), al.matrix(0, head=0))
+    assert al.links(layer=-1) == al.links(layer=1)
+    first = probe.alignment(probe.generate(model, "a cat likes the tea pot", layers=[0], **kw))
+    torch.testing.assert_close(first.matrix(-2), al.matrix(0))  # the model's layer 0, kept
+    with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the model's layer 1\) is not in "
+                                                r"this alignment \(have \[0\]\): generate with "
+                                                r"layers=None or including it$"):
+        first.matrix(-1)  # the model's last layer, not the last one kept
+    with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the model's layer 1\) was not "
+                                                r"captured"):
+        probe.show(first, "alignment", layers=[-1])  # the page reads -1 as matrix(-1) does
+    with pytest.raises(probe.ProbeError, match=r"^layer -3 is out of range: the model has 2 "
+                                                r"layers \(use -2\.\.1; negative counts"):
+        al.links(layer=-3)
+    with pytest.raises(probe.ProbeError, match=r"^layer must be an integer"):
+        al.matrix(1.0)
+
+
 @pytest.mark.parametrize("method", ["saliency", "grad_x_input"])
 def test_gradient_alignment_matches_per_token_autograd(method: str) -> None:
     from tests._tiny import assert_unchanged, snapshot

@@ -36,7 +36,7 @@ MAX_LINES = 600
 ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base",
      ("probe._errors", "probe._version", "probe._progress", "probe._report", "probe._text",
-      "probe._atomic")),
+      "probe._atomic", "probe._index")),
     ("analysis", ("probe.analysis",)),
     ("models", ("probe.models",)),
     ("capture", ("probe.capture",)),

@@ -321,3 +321,54 @@ def test_flow_on_a_long_text_names_the_command_line_fix(tmp_path, capsys):
                             r"rollout, or a shorter input \(from Python, probe\.attribute\(\.\.\., "
                             r"'flow', max_tokens=32\) lifts the limit\)$")
     assert "rows=" not in line and list(tmp_path.iterdir()) == []
+
+
+def test_bench_part_twice_and_huge_repeats_are_one_line(tmp_path, capsys, monkeypatch):
+    """``--part html --part html`` ran html once, silently; ``--repeats 100000000`` ran as
+    asked (days of timing). Both are refused before any work, as render's --format twice."""
+    monkeypatch.chdir(tmp_path)
+    _one_line_exit_2(["bench", "--quick", "--part", "html", "--part", "analyzers", "--part",
+                      "html", "--json", "b.json", "--quiet"], capsys,
+                     r"^probe: error: --part html is given twice: pass each part once$")
+    _one_line_exit_2(["bench", "--quick", "--part", "html", "--repeats", "100000000",
+                      "--json", "b.json", "--quiet"], capsys,
+                     r"^probe: error: --repeats 100000000 is more than 100, the most probe "
+                     r"bench takes .*: use 1\.\.100$")
+    assert list(tmp_path.iterdir()) == []
+    from probe.commands.bench._command import BenchArgs
+    from probe.commands.bench._settings import make_settings
+
+    assert make_settings(BenchArgs(device="cpu", repeats=100)).repeats == 100  # the limit: taken
+
+
+def test_a_dangling_image_link_is_named_as_a_link(tmp_path, capsys):
+    """It said "image file 'x.png' does not exist" of a path that ls shows (a link)."""
+    (tmp_path / "x.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "y.png").symlink_to("x.png")  # a chain: its end is named too
+    out = tmp_path / "out"
+    _one_line_exit_2(["render", "saliency", "--image", str(tmp_path / "x.png"), "--out",
+                      str(out), "--quiet"], capsys,
+                     rf"^probe: error: image file '{re.escape(str(tmp_path))}/x\.png' is a "
+                     rf"symbolic link to '{re.escape(str(tmp_path))}/gone\.png', which does not "
+                     r"exist: fix the link or pass the image file itself$")
+    _one_line_exit_2(["render", "saliency", "--image", str(tmp_path / "y.png"), "--out",
+                      str(out), "--quiet"], capsys,
+                     r"is a symbolic link to 'x\.png' \(and on to '.*/gone\.png'\), which does "
+                     r"not exist")
+    _one_line_exit_2(["render", "saliency", "--image", str(tmp_path / "none.png"), "--out",
+                      str(out), "--quiet"], capsys, r"none\.png' does not exist: check the path$")
+    (tmp_path / "t.txt").symlink_to(tmp_path / "gone.txt")  # --text-file: the same
+    _one_line_exit_2(["render", "head", "--text-file", str(tmp_path / "t.txt"), "--out",
+                      str(out), "--quiet"], capsys,
+                     r"^probe: error: --text-file '.*/t\.txt' is a symbolic link to '.*/gone\.txt'"
+                     r", which does not exist: fix the link or pass the text file itself$")
+    assert not out.exists()
+
+
+def test_only_special_tokens_writes_a_lone_combining_mark_as_its_code_point(tmp_path, capsys):
+    """The mark was printed raw, drawn on the message's quote: ``'́'``."""
+    _one_line_exit_2(["render", "head", "--text", "\u0301 \u0301", "--out", str(tmp_path),
+                      "--quiet"], capsys,
+                     r"^probe: error: the text '<U\+0301> <U\+0301>' holds only special tokens: "
+                     r"pass some words to look at$")
+    assert list(tmp_path.iterdir()) == []

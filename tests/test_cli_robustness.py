@@ -249,6 +249,8 @@ def test_names_differ_in_every_option_that_changes_the_output():
     # where the files go and which formats: the same figure, the same name; so is the default
     # model named explicitly
     assert name(out="elsewhere", formats=("svg", "pdf"), quiet=True) == base
+    # nor the device it is computed on: --device cpu:0 was named apart from --device cpu
+    assert name(device="cpu:0") == name(device="cuda") == base
     assert name(model="minilm") == base
     assert re.fullmatch(r"coref_minilm_w_它说他很累-[0-9a-f]{8}", base), base
 

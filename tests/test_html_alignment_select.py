@@ -51,7 +51,7 @@ def test_selected_layers_and_heads_are_what_the_page_holds(alignment, layers, he
 
 def test_selection_refusals(alignment):
     (model, tok), gen, al = alignment
-    with pytest.raises(ProbeError, match=r"layer 5 was not captured: the trace has \[0, 1\]"):
+    with pytest.raises(ProbeError, match=r"layer 5 is out of range: the model has 2 layers"):
         probe.show(al, "alignment", layers=[5])
     with pytest.raises(ProbeError, match=r"heads lists head -4 twice \(as 0\)"):
         probe.show(al, "alignment", heads=[0, -4])

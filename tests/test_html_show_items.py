@@ -55,7 +55,8 @@ def test_detr_of_a_trace_reads_its_own_predictions(detr):
 @pytest.mark.parametrize("change, match", [
     (dict(output=None), r"^this trace's output holds no detections .*pass detections="),
     (dict(), r"^class_names must name the detector's \d+ classes .*got 2 names$"),
-    (dict(batch_index=2), r"^batch_index must be in 0\.\.1, got 2$"),
+    (dict(batch_index=2), r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 from the end\), "
+                          r"got 2$"),
 ], ids=["no output", "names", "item"])
 def test_detr_of_a_trace_refusals(detr, change, match):
     model, images = detr
@@ -93,7 +94,8 @@ def test_gates_batch_index_shows_that_item():
                                    atol=a["data"]["step"] + b["data"]["step"] + 1e-6)
     np.testing.assert_allclose(decode_array(two["cam"]), decode_array(one["cam"]),
                                atol=two["cam"]["step"] + one["cam"]["step"] + 1e-6)
-    with pytest.raises(ProbeError, match=r"^batch_index must be in 0\.\.1, got 5$"):
+    with pytest.raises(ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 from the "
+                                         r"end\), got 5$"):
         probe.show(model, "gates", pixels, batch_index=5)
 
 
@@ -107,8 +109,11 @@ def test_curves_batch_index_shows_that_item():
     np.testing.assert_allclose(data["kinds"][0]["values"][0], curve.values[1].numpy(), rtol=1e-6)
     order = np.argsort(-attr.scores[1].numpy(), kind="stable")
     assert [data["ranks"][0][u] for u in order] == list(range(len(order)))
-    with pytest.raises(ProbeError, match=r"^batch_index must be in 0\.\.1, got -1$"):
-        probe.show(model, "curves", pixels, methods=["rollout"], batch_index=-1)
+    assert _data_block(probe.show(model, "curves", pixels, methods=["rollout"],
+                                  batch_index=-1).html) == data  # -1 counts from the end
+    with pytest.raises(ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 from the "
+                                         r"end\), got -3$"):
+        probe.show(model, "curves", pixels, methods=["rollout"], batch_index=-3)
     assert not torch.equal(pixels[0], pixels[1])
 
 
@@ -123,7 +128,8 @@ def test_tokens_batch_index_shows_that_sentence():
     keep = [i for i, t in enumerate(tr.tokens[1]) if t in data["tokens"]]
     np.testing.assert_allclose(decode_array(data["scores"])[0], attr.scores[1, keep].numpy(),
                                atol=data["scores"]["step"] / 2 + 1e-6)
-    with pytest.raises(ProbeError, match=r"^batch_index must be in 0\.\.1, got 2$"):
+    with pytest.raises(ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 from the "
+                                         r"end\), got 2$"):
         probe.show(lm, "tokens", texts, methods=["attention"], batch_index=2)
 
 

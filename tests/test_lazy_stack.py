@@ -253,3 +253,42 @@ def test_generate_encoder_stack_shares_no_memory_with_returned_maps():
         maps.mul_(0)
     assert torch.equal(gen.encoder.attentions, before) and before.abs().sum() > 0
     assert_close(plain.encoder.attentions, before, atol=1e-6, rtol=0)
+
+
+def test_stack_reprs_are_summaries_that_neither_stack_nor_raise():
+    # the dataclass repr of AttentionStack read ``attentions``: it stacked the layers, printed
+    # every value and raised ModifiedTraceError on a trace edited in place
+    from probe.capture._trace import ModifiedTraceError
+
+    model, inputs = HF_TEXT["t5"]()
+    tr = probe.trace(model, inputs)
+    cross = stored_attentions(tr.cross)
+    assert isinstance(cross, LazyStack)
+    want = f"attentions={tuple(cross.shape)} float32, layer_indices="
+    assert repr(tr.cross).startswith(f"AttentionStack(kind='cross', {want}")
+    assert not cross.stacked_yet and len(repr(tr.cross)) < 200
+    tr.cross.layer_attentions(0).mul_(2)  # an edit in place: reads refuse it, a repr does not
+    with pytest.raises(ModifiedTraceError):
+        tr.cross.attentions
+    assert want in repr(tr.cross)
+    gen = probe.generate(model, inputs["input_ids"][:1], max_new_tokens=2, eos_token_id=None,
+                         min_new_tokens=2)
+    assert f"generated=2, attentions={tuple(stored_attentions(gen).shape)} float32" in repr(gen)
+    for stack in (stored_attentions(gen), stored_attentions(gen.cross)):
+        assert not isinstance(stack, LazyStack) or not stack.stacked_yet
+
+
+def test_select_cross_stacks_only_what_the_page_reads():
+    # dataclasses.replace(trace, cross=...) read trace.attentions: the encoder stack was
+    # stacked (and an edited one raised) for a page that draws only the cross-attention
+    from probe.commands._pages import select_cross
+
+    model, inputs = HF_TEXT["t5"]()
+    tr = probe.trace(model, inputs)
+    ref = probe.trace(model, inputs).cross.attentions
+    kept = select_cross(tr, [-1], [1])
+    assert not stored_attentions(tr).stacked_yet and not stored_attentions(tr.cross).stacked_yet
+    assert kept.cross.layer_indices == tr.cross.layer_indices[-1:]
+    assert kept.cross.head_indices == (1,)
+    assert torch.equal(kept.cross.attentions, ref[-1:, :, 1:2])
+    assert stored_attentions(kept) is stored_attentions(tr)  # the encoder stack, passed on

@@ -37,7 +37,7 @@ FIX = r"to draw it anyway, view trace\.replace\(attentions=torch\.nan_to_num\(tr
 
 @pytest.mark.parametrize("view, options", [
     ("model", {}), ("heads", {"layer": 2}), ("head", {"layer": 2, "head": 3}),
-    ("links", {"layer": 2, "head": 0}),
+    ("links", {"layer": 2}),
 ], ids=["model", "heads", "head", "links"])
 def test_plot_names_the_nan_and_a_fix_that_works(nan_trace, view, options):
     with pytest.raises(probe.ProbeError,
@@ -53,6 +53,28 @@ def test_plot_names_the_nan_and_a_fix_that_works(nan_trace, view, options):
 def test_plot_draws_a_finite_head_of_a_trace_with_a_nan_elsewhere(nan_trace):
     fig = probe.plot(nan_trace, "head", layer=2, head=0)  # the NaN is in head 3
     assert fig.axes
+
+
+def test_links_check_only_the_head_they_draw(nan_trace, trace):
+    # plot 'links' with head=0 and link_view(heads=[0]) refused the NaN of head 3
+    from probe.viewers import link_view
+
+    fig = probe.plot(nan_trace, "links", layer=2, head=0)
+    want = probe.plot(trace, "links", layer=2, head=0)  # the same head, of the finite trace
+    got, ref = fig.axes[0].collections, want.axes[0].collections
+    assert [c.get_gid() for c in got] == [c.get_gid() for c in ref] == ["head 0"]
+    for a, b in zip(got, ref):
+        assert all(torch.equal(torch.tensor(x), torch.tensor(y))
+                   for x, y in zip(a.get_segments(), b.get_segments()))
+    with pytest.raises(probe.ProbeError, match=r"^probe\.plot 'links' view: .*NaN at layer 2, "
+                                                r"head 3 "):
+        probe.plot(nan_trace, "links", layer=2, head=3)
+    layer = nan_trace.attentions[2, 0]  # [head, query, key], NaN in head 3
+    assert link_view(layer, heads=[0]).axes[0].collections
+    with pytest.raises(probe.ProbeError, match=r"^attn head 3 contains NaN or inf: replace them "
+                                                r"first, e\.g\. with torch\.nan_to_num, or draw "
+                                                r"other heads \(heads=\)$"):
+        link_view(layer, heads=[0, 3])
 
 
 def test_show_names_the_nan_and_a_fix(nan_trace):
@@ -198,3 +220,17 @@ def test_plot_batch_index_range_names_the_negative_indices_it_takes(minilm):
     with pytest.raises(probe.ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 "
                                                 r"from the end\), got -3$"):
         probe.plot(two, "head", batch_index=-3)  # said "in 0..1", hiding that -2 works
+
+
+@pytest.mark.parametrize("view", ["heads", "coref"])
+def test_show_batch_index_counts_from_the_end_as_plot_does(minilm, view):
+    # show said "batch_index must be an integer in 0..1, got -1" where plot took -1
+    model, tokenizer = minilm
+    two = probe.trace(model, ["The cat saw the dog and it ran.", "A bird sang and then it flew."],
+                      tokenizer=tokenizer)
+    last = probe.show(two, view, batch_index=-2).html
+    assert last == probe.show(two, view, batch_index=0).html
+    assert last != probe.show(two, view, batch_index=1).html
+    with pytest.raises(probe.ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 "
+                                                r"from the end\), got -3$"):
+        probe.show(two, view, batch_index=-3)

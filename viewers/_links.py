@@ -152,7 +152,8 @@ def link_view(
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
-    data = as_array(attn, "attn", (2, 3), "[head, query, key] or [query, key]")
+    data = as_array(attn, "attn", (2, 3), "[head, query, key] or [query, key]",
+                    allow_nonfinite=True)  # checked below on the heads drawn only
     single = data.ndim == 2
     if single:
         if heads is not None:
@@ -163,11 +164,18 @@ def link_view(
         data = data[None]
     n_heads, n_query, n_key = data.shape
     selected = [0] if single else _select_heads(heads, n_heads)
+    for h in selected:
+        if not np.all(np.isfinite(data[h])):
+            where = "" if single else f" head {h}"
+            raise ProbeError(f"attn{where} contains NaN or inf: replace them first, e.g. with "
+                             "torch.nan_to_num" + ("" if single else ", or draw other heads "
+                                                   "(heads=)"))
+    data = np.where(np.isfinite(data), data, 0.0)  # heads not drawn: never read, now safe
     from probe.viewers._heatmaps import _token_pair
 
     q_tokens, k_tokens = _token_pair(tokens, query_tokens, key_tokens, n_query, n_key)
     rtl = is_rtl(direction, q_tokens, k_tokens)
-    if is_signed(data):
+    if is_signed(data[selected]):
         raise ProbeError(
             "attn has negative values: the link view draws attention weights (opacity = weight); "
             "use head_heatmap for signed values"

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -50,13 +51,7 @@ def _call(viewer: Callable[..., Figure], view: str, args: tuple, kwargs: dict,
 
 
 def _batch(trace: Any, batch_index: int) -> int:
-    n = int(trace.attention_mask.shape[0])
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or not (
-        -n <= batch_index < n
-    ):
-        raise ProbeError(f"batch_index must be in 0..{n - 1} (or {-n}..-1 from the end), got "
-                         f"{batch_index!r}")
-    return batch_index % n
+    return batch_position(batch_index, int(trace.attention_mask.shape[0]))
 
 
 def _real(trace: Any, b: int) -> np.ndarray:
@@ -136,10 +131,7 @@ def _plot_attribution(attr: Any, view: str | None, b: int, options: dict[str, An
         raise ProbeError(
             f"unknown view {view!r} for an attribution: use one of {list(ATTRIBUTION_VIEWS)}"
         )
-    n = int(attr.scores.shape[0])
-    if not -n <= b < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1} (or {-n}..-1 from the end), got {b}")
-    b %= n
+    b = batch_position(b, int(attr.scores.shape[0]))
     base = {"model_name": attr.model_name or None, "method": attr.method}
     if view == "saliency":
         if not vision:
@@ -302,9 +294,10 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     kwargs: dict[str, Any] = {"model_name": trace.model_name, "layer": layer,
                               "sentence": _quoted(trace, b)}
     head = options.pop("head", None)
+    drawn = None  # every head, or only head= (the others may hold a NaN: not drawn, not read)
     if head is not None:
-        kwargs["heads"] = [_head(trace, head)[1]]
-    attn, keep = _attention(trace, b, "links", [pos])  # link_view reads every head
+        kwargs["heads"] = drawn = [_head(trace, head)[1]]
+    attn, keep = _attention(trace, b, "links", [pos], drawn)
     if trace.head_indices is not None:
         kwargs["head_names"] = list(trace.head_indices)
     word = options.pop("word", None)

@@ -15,6 +15,7 @@ Gradient-based scores (:func:`probe.attribution.gradient_alignment`) and a rando
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,6 +54,10 @@ class Alignment:
         layer_indices, head_indices: the model's indices of each score layer and head
             (``head_indices`` ``None`` when heads were averaged during capture).
         method: ``"attention"``, ``"saliency"``, ``"grad_x_input"``, ``"random"``, ...
+        num_model_layers: the model's number of (cross-attention) layers, so that a negative
+            ``layer`` counts from the model's last layer as everywhere else (``-1`` on an
+            alignment of layers ``(1, 3)`` of a 6-layer model is layer 5, not kept); 0 when
+            unknown (then ``max(layer_indices) + 1``).
     """
 
     scores: torch.Tensor
@@ -61,6 +66,7 @@ class Alignment:
     layer_indices: tuple[int, ...]
     head_indices: tuple[int, ...] | None
     method: str = "attention"
+    num_model_layers: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -70,7 +76,7 @@ class Alignment:
         """``[target_word, source_word]``: one layer and head, or the mean over the ones left
         ``None`` (``matrix()`` fuses every layer and head)."""
         s = self.scores
-        s = s.mean(0) if layer is None else s[self._position(layer, self.layer_indices, "layer")]
+        s = s.mean(0) if layer is None else s[self.layer_position(layer)]
         if head is None:
             return s.mean(0)
         if self.head_indices is None:
@@ -88,6 +94,28 @@ class Alignment:
         """Hard links ``(target_word, source_word)`` of :meth:`matrix` (see
         :func:`hard_alignment`)."""
         return hard_alignment(self.matrix(layer, head), rule=rule, threshold=threshold)
+
+    def layer_position(self, layer: int) -> int:
+        """Position in ``scores`` of the model's layer ``layer`` (negative counts back from the
+        model's last layer, as ``Trace.layer_position`` does).
+
+        Raises:
+            ProbeError: not an integer, beyond the model, or not in this alignment.
+        """
+        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
+            raise ProbeError(f"layer must be an integer (a model layer; negative counts from "
+                             f"the end), got {layer!r}")
+        indices = self.layer_indices
+        n = self.num_model_layers or (max(indices) + 1 if indices else 0)
+        if not -n <= layer < n:
+            raise ProbeError(f"layer {layer} is out of range: the model has {n} layers (use "
+                             f"{-n}..{n - 1}; negative counts from the end)")
+        index = int(layer) % n
+        if index not in indices:
+            alias = "" if index == layer else f" (the model's layer {index})"
+            raise ProbeError(f"layer {layer}{alias} is not in this alignment (have "
+                             f"{list(indices)}): generate with layers=None or including it")
+        return indices.index(index)
 
     @staticmethod
     def _position(index: int, indices: tuple[int, ...], what: str) -> int:
@@ -191,6 +219,7 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
     return Alignment(
         scores=merged, target_words=tuple(words[b]), source_words=tuple(src_words[b]),
         layer_indices=tuple(cross.layer_indices), head_indices=cross.head_indices,
+        num_model_layers=int(getattr(generation, "num_model_layers", 0)),
     )
 
 

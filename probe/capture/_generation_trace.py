@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe.capture._guard import _Attentions, _checked_state
-from probe.capture._trace import AttentionStack, Family, Trace
+from probe.capture._trace import (
+    AttentionStack,
+    Family,
+    Trace,
+    stored_attentions,
+    stored_summary,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -115,7 +121,7 @@ class GenerationTrace:
     # ------------------------------------------------------------------ geometry
     @property
     def num_generated(self) -> int:
-        return int(self.attentions.shape[3])
+        return int(stored_attentions(self).shape[3])  # the shape as stored: no stacking
 
     @property
     def batch_size(self) -> int:
@@ -259,10 +265,12 @@ class GenerationTrace:
         raise AttributeError(f"'GenerationTrace' object has no attribute {name!r}")
 
     def __repr__(self) -> str:
-        extra = "" if self.cross is None else f", cross={tuple(self.cross.attentions.shape)}"
+        # shapes as stored: a repr neither stacks the attention nor raises on an edited trace
+        extra = "" if self.cross is None else f", cross={stored_summary(self.cross)}"
         return (
             f"GenerationTrace(model={self.model_name!r}, family={self.family!r}, "
-            f"generated={self.num_generated}, attentions={tuple(self.attentions.shape)}{extra})"
+            f"generated={self.num_generated}, "
+            f"attentions={stored_summary(self)}{extra})"
         )
 
 

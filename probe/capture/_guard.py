@@ -118,6 +118,12 @@ class LazyStack:
             return stacked.shape  # type: ignore[union-attr]
         return torch.Size((len(layers), *layers[0].shape))
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The attention's dtype, without stacking or checking."""
+        layers, stacked, _ = self._state
+        return (stacked if layers is None else layers[0]).dtype  # type: ignore[union-attr]
+
     def layer(self, position: int) -> torch.Tensor:
         """``[batch, head, query, key]`` of the layer at ``position`` (no stacking)."""
         layers, stacked, versions = self._state

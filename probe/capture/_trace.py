@@ -35,7 +35,8 @@ from probe.capture._guard import (  # noqa: F401  (LazyStack, ModifiedTraceError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["AttentionStack", "LazyStack", "ModifiedTraceError", "Trace", "stored_attentions"]
+__all__ = ["AttentionStack", "LazyStack", "ModifiedTraceError", "Trace", "stored_attentions",
+           "stored_summary"]
 
 Family = Literal["encoder", "decoder", "encoder-decoder", "vision"]
 
@@ -43,6 +44,16 @@ Family = Literal["encoder", "decoder", "encoder-decoder", "vision"]
 def stored_attentions(obj: AttentionStack | Trace) -> torch.Tensor | LazyStack | None:
     """What ``obj.attentions`` holds, without stacking a :class:`LazyStack`."""
     return obj.__dict__["_attentions_stored"]
+
+
+def stored_summary(obj: AttentionStack | Trace, name: str = "attentions") -> str:
+    """``"(2, 1, 8, 100, 850) float32"``: the shape and dtype of the attention field ``name``
+    as stored, without stacking a :class:`LazyStack` or checking for in-place edits (for
+    reprs: cheap, and safe on an edited trace); ``"None"`` when there is none."""
+    stored = obj.__dict__.get(f"_{name}_stored")
+    if stored is None:
+        return "None"
+    return f"{tuple(stored.shape)} {str(stored.dtype).removeprefix('torch.')}"
 
 
 def _layer_of(obj: AttentionStack | Trace, position: int) -> torch.Tensor:
@@ -97,6 +108,15 @@ class AttentionStack:
     @property
     def num_layers(self) -> int:
         return len(self.layer_indices)
+
+    def __repr__(self) -> str:
+        # not the dataclass repr: it read ``attentions`` (stacking a LazyStack, printing every
+        # value, raising on a trace edited in place)
+        rows = "" if self.query_indices is None else f", query_indices={_shown(self.query_indices)}"
+        grads = "" if self.layer_tensors is None else ", layer_tensors=(...)"
+        return (f"AttentionStack(kind={self.kind!r}, attentions={stored_summary(self)}, "
+                f"layer_indices={self.layer_indices}, head_indices={self.head_indices}"
+                f"{rows}{grads})")
 
     def __getstate__(self) -> dict[str, Any]:
         return _checked_state(self)

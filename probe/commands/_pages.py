@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._index import batch_position
 
 if TYPE_CHECKING:
     import torch
@@ -133,15 +134,20 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
     from the last kept) and heads (the model's numbering) kept, for a smaller page."""
     import dataclasses
 
+    from probe.capture._trace import stored_attentions
+
     cross = getattr(trace, "cross", None)
-    if (layers is None and heads is None) or cross is None or cross.attentions is None:
-        return trace
-    att = cross.attentions
+    if (layers is None and heads is None) or cross is None or stored_attentions(cross) is None:
+        return trace  # (read as stored: ``cross.attentions`` would stack every layer)
     lpos = list(range(len(cross.layer_indices)))
     if layers is not None:
+        import torch
+
         lpos = [_position(list(cross.layer_indices), lay, "layers", "decoder layers")
                 for lay in dict.fromkeys(layers)]
-        att = att[lpos]
+        att = torch.stack([cross.layer_attentions(p) for p in lpos])  # only the kept layers
+    else:
+        att = cross.attentions
     hids = cross.head_indices
     if heads is not None:
         if hids is None:
@@ -153,6 +159,8 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
         layer_names=tuple(cross.layer_names[p] for p in lpos),
         layer_indices=tuple(cross.layer_indices[p] for p in lpos), head_indices=hids,
     )
+    if hasattr(trace, "replace"):  # Trace.replace keeps its attention as stored: unstacked
+        return trace.replace(cross=kept)
     return dataclasses.replace(trace, cross=kept)
 
 
@@ -312,10 +320,7 @@ def curves_page(attrs: Mapping[str, Any], curves: Mapping[str, tuple[Any, Any]],
 
     first = next(iter(curves.values()))[0]
     n = int(first.values.shape[0])
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-            not 0 <= batch_index < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
-    b = batch_index
+    b = batch_position(batch_index, n)
     deletion = {m: (c[0].fractions, c[0].values[b]) for m, c in curves.items()}
     insertion = {m: (c[1].fractions, c[1].values[b]) for m, c in curves.items()}
     if image is not None or pixels is not None:
@@ -396,10 +401,7 @@ def gates_page(model: Any, pixels: torch.Tensor, *, stage: int | None = None, im
 
     gt = probe.trace_gates(model, pixels)
     n = int(pixels.shape[0])
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-            not 0 <= batch_index < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
-    b = batch_index
+    b = batch_position(batch_index, n)
     try:
         picked = resolve_stage(gt.stages, stage)
     except ProbeError as exc:

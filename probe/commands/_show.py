@@ -7,10 +7,12 @@ builds them."""
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 
 if TYPE_CHECKING:
     from probe.viewers.html import HtmlView
@@ -169,12 +171,11 @@ def show(
                  window=window, layer=layer, queries=queries, threshold=threshold,
                  detections=detections, class_names=class_names, stage=stage)
     _check_options(view, {k for k, v in given.items() if v is not None})
-    if "batch_index" in options:
-        import numpy as np
-
+    if "batch_index" in options:  # its range is checked where the batch size is known
         b = options["batch_index"]
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)):
-            raise ProbeError(f"batch_index must be an integer (the batch item, from 0), got {b!r}")
+        if isinstance(b, bool) or not isinstance(b, numbers.Integral):
+            raise ProbeError(f"batch_index must be an integer (the batch item: from 0, or "
+                             f"negative from the end), got {b!r}")
         options["batch_index"] = int(b)
     if "direction" in options and view not in _TOKEN_VIEWS:
         raise ProbeError(f"direction= lays out tokens: it does not apply to the {view} view "
@@ -320,10 +321,7 @@ def _coref(trace: Any, word: Any, batch_index: int = 0, candidates: Any = None,
 
     if trace.words is None or trace.word_ids is None:
         raise ProbeError("the coref view needs a text trace with words (a fast tokenizer)")
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or not (
-        0 <= batch_index < len(trace.words)
-    ):
-        raise ProbeError(f"batch_index must be in 0..{len(trace.words) - 1}, got {batch_index!r}")
+    batch_index = batch_position(batch_index, len(trace.words))
     if word is not None:  # "马路" over the words 马 路: one word (probe.group_words)
         from probe.viewers._plot import group_spans
 
@@ -429,12 +427,7 @@ def _image(model: Any, inputs: Any, trace: Any, methods: Any, target: Any, faith
                         heads=heads, batch_index=b, **options)
 
 
-def _item(batch_index: Any, n: int) -> int:
-    """``batch_index`` checked against a batch of ``n``."""
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-            not 0 <= batch_index < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
-    return batch_index
+_item = batch_position  # ``batch_index`` checked against a batch of ``n`` (negatives too)
 
 
 def _item_target(target: Any, b: int) -> Any:
@@ -487,10 +480,7 @@ def _detr(source: Any, inputs: Any, tokenizer: Any, layers: Any, heads: Any, lay
                 "or 'image'"
             )
         trace = probe.trace(model, inputs)
-        if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-                not 0 <= batch_index < trace.cross.attentions.shape[1]:
-            raise ProbeError(f"batch_index must be in 0..{trace.cross.attentions.shape[1] - 1}, "
-                             f"got {batch_index!r}")
+        batch_index = batch_position(batch_index, int(trace.cross.attentions.shape[1]))
         boxes, classes, scores = detections(adapter, trace, batch_index)
     page, _, _ = detr_page(
         select_cross(trace, layers, heads), boxes, classes, scores, queries=queries or (),
@@ -517,10 +507,7 @@ def _trace_detections(trace: Any, batch_index: Any,
             "this trace's output holds no detections (logits and pred_boxes of a "
             "DetrForObjectDetection): pass detections=(boxes, classes, scores), or show the "
             "model and its image")
-    n = int(logits.shape[0])
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-            not 0 <= batch_index < n:
-        raise ProbeError(f"batch_index must be in 0..{n - 1}, got {batch_index!r}")
+    b = batch_position(batch_index, int(logits.shape[0]))
     k = int(logits.shape[-1]) - 1  # the last class is "no object"
     if names is None:
         table = [f"class {i}" for i in range(k)]
@@ -535,8 +522,7 @@ def _trace_detections(trace: Any, batch_index: Any,
         raise ProbeError(f"class_names must name the detector's {k} classes (a list by index "
                          f"or model.config.id2label), got {got}")
     classes, scores, pred = detr_predictions(logits.detach().cpu(), boxes.detach().cpu())
-    return (pred[batch_index], [table[int(c)] for c in classes[batch_index]],
-            scores[batch_index].tolist())
+    return pred[b], [table[int(c)] for c in classes[b]], scores[b].tolist()
 
 
 def _curves(model: Any, tokenizer: Any, inputs: Any, methods: Any, target: Any,

@@ -206,6 +206,12 @@ def check_image_file(path: str) -> None:
     from PIL import Image
 
     if not os.path.exists(path):
+        from probe._atomic import dangling_link
+
+        link = dangling_link(path)
+        if link is not None:  # was "does not exist" of a path that ls shows
+            raise ProbeError(f"image file {path!r} {link}: fix the link or pass the image "
+                             "file itself")
         raise ProbeError(f"image file {path!r} does not exist: check the path")
     if os.path.isdir(path):
         raise ProbeError(f"{path!r} is a directory: pass an image file (PNG, JPEG, ...)")

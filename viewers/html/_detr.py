@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 from probe.viewers.html._attribution import _image_data_url
 from probe.viewers.html._page import (
     DEFAULT_MAX_VALUES,
@@ -314,9 +315,7 @@ def detr_html(
             "grid): probe.trace(detr, pixels) without stream=True"
         )
     attn = cross.attentions
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-            not 0 <= batch_index < attn.shape[1]:
-        raise ProbeError(f"batch_index must be in 0..{attn.shape[1] - 1}, got {batch_index!r}")
+    batch_index = batch_position(batch_index, int(attn.shape[1]))
     rows, cols = trace.grid
     n_l, _, n_h, n_q, n_k = attn.shape
     if n_k != rows * cols:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 from probe.analysis._finite import check_view_finite
 from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html
@@ -125,12 +126,7 @@ def trace_attention(
             [layer_ids[i] for i in lpos], [head_ids[i] for i in hpos])
 
 
-def _item(batch_index: Any, n: int) -> int:
-    """``batch_index`` as an int in ``0..n-1`` (numpy integers too; not a bool or float)."""
-    if (isinstance(batch_index, bool) or not isinstance(batch_index, (int, np.integer))
-            or not 0 <= int(batch_index) < n):
-        raise ProbeError(f"batch_index must be an integer in 0..{n - 1}, got {batch_index!r}")
-    return int(batch_index)
+_item = batch_position  # ``batch_index`` as a position in ``0..n-1`` (negatives count back)
 
 
 def _window(window: Any) -> tuple[int, int]:
@@ -221,8 +217,9 @@ def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
     :func:`probe.viewers.alignment_view`).
 
     ``layers`` / ``heads`` select the model's layers and heads embedded (as in the other
-    views: the alignment's ``layer_indices`` / ``head_indices``, negative from the last;
-    default all): the page shows ``alignment.matrix(layer, head)`` of each selected pair.
+    views: the alignment's ``layer_indices`` / ``head_indices``; a negative layer counts from
+    the model's last layer, as ``alignment.matrix(-1)`` does, a negative head from the last
+    head held; default all): the page shows ``alignment.matrix(layer, head)`` of each selected pair.
     """
     scores = getattr(alignment, "scores", None)
     if scores is None or not hasattr(alignment, "target_words"):
@@ -244,7 +241,8 @@ def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
         )
     layer_ids = list(alignment.layer_indices)
     head_ids = list(alignment.head_indices) if alignment.head_indices is not None else ["mean"]
-    lpos = _positions(layer_ids, layers, "layers")
+    # -1: the model's last layer, as alignment.matrix(-1) reads it (when the alignment knows it)
+    lpos = _positions(layer_ids, layers, "layers", int(getattr(alignment, "num_model_layers", 0)))
     hpos = _positions(head_ids, heads, "heads")
     values = np.asarray(_to_numpy(scores), dtype=np.float32)[lpos][:, hpos]
     return model_view_html(

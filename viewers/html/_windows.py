@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 from probe.viewers.html._attribution import _image_data_url
 from probe.viewers.html._page import (
     DEFAULT_MAX_VALUES,
@@ -357,9 +358,7 @@ def windows_html(
         raise ProbeError("the window view needs a trace of a Swin model (windowed attention, "
                          "trace.windows): probe.trace(swin, pixels)")
     batch = int(windows[0].batch)
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int) or \
-            not 0 <= batch_index < batch:
-        raise ProbeError(f"batch_index must be in 0..{batch - 1}, got {batch_index!r}")
+    batch_index = batch_position(batch_index, batch)
     wanted = [trace.layer_position(v) for v in (layers if layers is not None else
                                                 trace.layer_indices)]
     if not wanted:

@@ -117,9 +117,11 @@ def check_not_only_special(
     real = ~special if mask is None else mask & ~special
     for text, row in zip(texts, real):
         if not bool(row.any()):
-            raise ProbeError(
-                f"the text {text!r} holds only special tokens: pass some words to look at"
-            )
+            from probe._text import visible_text
+
+            # a mark with nothing to sit on is written <U+0301> (it drew on the quote)
+            raise ProbeError(f"the text {visible_text(text)!r} holds only special tokens: pass "
+                             "some words to look at")
 
 
 def word_labels(

@@ -25,6 +25,7 @@ class BenchArgs:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``probe bench`` to the top-level subparsers."""
     from probe.commands.bench._parts import PARTS
+    from probe.commands.bench._settings import MAX_REPEATS
 
     bench = subparsers.add_parser(
         "bench",
@@ -36,11 +37,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="smaller sizes, fewer repeats")
     bench.add_argument("--device", default="auto", help="auto, cpu or cuda")
     bench.add_argument("--repeats", type=int, default=5,
-                       help="timed runs per measurement, median reported (default 5; --quick "
-                       "uses at most 3)")
+                       help=f"timed runs per measurement, median reported (default 5, at most "
+                       f"{MAX_REPEATS}; --quick uses at most 3)")
     bench.add_argument(
         "--part", action="append", dest="parts", default=[], choices=tuple(PARTS),
-        metavar="PART", help=f"run only this part (repeatable): {', '.join(PARTS)}",
+        metavar="PART", help=f"run only this part (repeatable, each part once): "
+        f"{', '.join(PARTS)}",
     )
     bench.add_argument(
         "--threads", type=int,

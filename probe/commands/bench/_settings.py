@@ -12,7 +12,7 @@ from probe.commands.bench._parts import PARTS
 if TYPE_CHECKING:
     from probe.commands.bench._command import BenchArgs
 
-__all__ = ["PART_NAMES", "SCHEMA", "BenchSettings", "make_settings"]
+__all__ = ["MAX_REPEATS", "PART_NAMES", "SCHEMA", "BenchSettings", "make_settings"]
 
 #: The ``schema`` of the JSON document.
 SCHEMA = "probe-bench/1"
@@ -64,6 +64,11 @@ class BenchSettings:
     memory_timeout_s: float = 900.0
 
 
+#: the most ``--repeats`` taken: a median of 100 is already steady, and one repeat of the
+#: heavier measurements takes seconds
+MAX_REPEATS = 100
+
+
 def make_settings(args: BenchArgs) -> BenchSettings:
     """Settings for the ``probe bench`` options ``args`` (``--quick``, ``--repeats``, ...)."""
     import torch
@@ -71,10 +76,17 @@ def make_settings(args: BenchArgs) -> BenchSettings:
     repeats = args.repeats
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ProbeError(f"--repeats must be a positive integer, got {repeats!r}")
+    if repeats > MAX_REPEATS:  # --repeats 100000000 ran as asked: days of timing
+        raise ProbeError(f"--repeats {repeats} is more than {MAX_REPEATS}, the most probe bench "
+                         f"takes (each repeat times every measurement again; default 5): use "
+                         f"1..{MAX_REPEATS}")
     names = tuple(PARTS)  # read now: a part registered after import is known too
     unknown = [p for p in args.parts if p not in names]
     if unknown:
         raise ProbeError(f"unknown bench part(s) {unknown}: use {list(names)}")
+    twice = [p for i, p in enumerate(args.parts) if p in args.parts[:i]]
+    if twice:  # was run once, silently: as render's --format / --method given twice
+        raise ProbeError(f"--part {twice[0]} is given twice: pass each part once")
     parts = tuple(p for p in names if p in args.parts) if args.parts else names
     if args.device == "auto":
         devices: tuple[str, ...] = ("cpu", "cuda") if torch.cuda.is_available() else ("cpu",)

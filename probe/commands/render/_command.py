@@ -458,6 +458,12 @@ def _read_text_file(path: str) -> list[str]:
         text = data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
         lines = [line.strip() for line in text.split("\n")]  # not splitlines: U+2028 stays
     except FileNotFoundError:
+        from probe._atomic import dangling_link
+
+        link = dangling_link(path)
+        if link is not None:
+            raise ProbeError(f"--text-file {name} {link}: fix the link or pass the text file "
+                             "itself") from None
         raise ProbeError(f"--text-file {name} does not exist: pass a text file") from None
     except IsADirectoryError:
         raise ProbeError(f"--text-file {name} is a directory: pass a text file") from None

@@ -197,18 +197,19 @@ def _stem(session: Session, view: str, *parts: Any) -> str:
     return "_".join(bits)
 
 
-# options that do not change what a figure shows: where it goes, which file types, progress bars
-_NOT_OUTPUT = ("out", "formats", "quiet")
+# options that do not change what a figure shows: where it goes, which file types, progress
+# bars, and the device it is computed on (``--device cpu:0`` named the file apart from ``cpu``)
+_NOT_OUTPUT = ("out", "formats", "quiet", "device")
 
 
 def _input_digest(session: Session) -> str:
     """8 hex digits of SHA-256 over the full input and every option that changes the output.
 
-    Every :class:`RenderArgs` field except ``out``, ``formats`` and ``quiet`` counts (a new
-    option is covered without listing it), plus the resolved model (an absolute folder path
-    for a folder) and the bytes of ``--image``. Fields at their default value are left out of
-    the hash, so adding an option to probe does not rename the files of commands that do not
-    use it.
+    Every :class:`RenderArgs` field except ``out``, ``formats``, ``quiet`` and ``device``
+    counts (a new option is covered without listing it), plus the resolved model (an absolute
+    folder path for a folder) and the bytes of ``--image``. Fields at their default value are
+    left out of the hash, so adding an option to probe does not rename the files of commands
+    that do not use it.
     """
     if "name_digest" in session.extra:
         return str(session.extra["name_digest"])
