@@ -242,3 +242,19 @@ def test_a_generation_trace_splits_its_prompt_and_generated_words() -> None:
                        match=r"^'过马' ends past the token '马' \(of the word '马路'\), "
                              r"before the next token boundary: the tokenizer does not split"):
         probe.group_words(trace, ["过马"])
+
+
+def test_a_given_word_that_is_a_word_of_the_item_is_not_cut_out_of_longer_ones(minilm) -> None:
+    # "catwalk" is the tokens cat ##walk. In the first item "cat" is a word of its own, so
+    # only that word is taken; in the second it is not, so "catwalk" is split.
+    model, tokenizer = minilm
+    trace = probe.trace(model, ["The cat left the catwalk.", "A catwalk show."],
+                        tokenizer=tokenizer)
+    grouped = probe.group_words(trace, ["cat"])
+    assert grouped.words[0] == ("The", "cat", "left", "the", "catwalk", ".")
+    assert grouped.words[1] == ("A", "cat", "walk", "show", ".")
+    assert grouped.word_ids[0] == trace.word_ids[0]
+    assert grouped.word_ids[1] == (None, 0, 1, 2, 3, 4, None, None, None)  # padded
+    # a run of whole words counts as a word of the item too
+    pair = probe.trace(model, "New York and Newark.", tokenizer=tokenizer)
+    assert probe.group_words(pair, ["New York"]).words[0] == ("New York", "and", "Newark", ".")
