@@ -113,6 +113,9 @@ CASES: list[tuple[str, Callable[[Ctx], Any], str]] = [
     ("typo_on_timm", lambda c: probe.trace(*c.vit, layer=[0]),
      r"unknown option 'layer'.*did you mean 'layers'"),
     ("unknown_kwarg_timm", lambda c: probe.trace(*c.vit, foo=1), r"unknown option 'foo'"),
+    # a HF forward takes **kwargs: a dict of forward options would pass on as one keyword
+    ("forward_kwargs_dict", lambda c: probe.trace(*c.bert, forward_kwargs={"return_dict": True}),
+     r"keyword arguments directly: write probe\.trace\(model, inputs, return_dict=\.\.\.\)"),
     ("heads_duplicate", lambda c: probe.trace(*c.bert, heads=[0, 0]), r"head 0 twice"),
     ("heads_duplicate_negative", lambda c: probe.trace(*c.bert, heads=[0, -4]), r"head 0 twice"),
     ("layers_duplicate_negative", lambda c: probe.trace(*c.bert, layers=[0, -3]), r"layer 0 twice"),

@@ -398,6 +398,13 @@ def _check_forward_kwargs(adapter: Any, forward_kwargs: dict[str, Any]) -> None:
     for name in forward_kwargs:
         if name in named:
             continue
+        if name == "forward_kwargs":
+            value = forward_kwargs[name]
+            keys = ", ".join(f"{k}=..." for k in value) if isinstance(value, dict) else "..."
+            raise ProbeError(
+                "probe.trace takes the model's keyword arguments directly: write "
+                f"probe.trace(model, inputs, {keys}) instead of forward_kwargs={{...}}"
+            )
         close_own = difflib.get_close_matches(name, own, n=1, cutoff=0.75)
         if var_kw and not close_own:
             continue  # the forward takes **kwargs: let the model judge it
