@@ -1,0 +1,86 @@
+"""Odd inputs found by a third hunt on the error promise (generation, attribution, gates, render):
+each is one ``ProbeError`` line naming the problem and the fix, never an error from deep inside
+torch or transformers, and nothing is left on the model.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import probe
+from tests._tiny import gpt2
+
+
+def _state(model: torch.nn.Module) -> tuple:
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    return hooks, model.training, model.config._attn_implementation
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2():
+    model, inputs = gpt2()
+    return model, inputs["input_ids"][:1]
+
+
+# each was an error from inside transformers' generate (or, for custom_generate, probe's own
+# AttributeError on the None it returned), or a silently wrong result; all refused up front now
+REFUSED = [
+    (dict(dola_layers="low"), r"^dola_layers='low' \(passed to generate\) asks for DoLa"),
+    (dict(force_words_ids=[[5]]), r"force_words_ids=\[\[5\]\] .* constrained beam search"),
+    (dict(penalty_alpha=0.6, top_k=4), r"penalty_alpha=0\.6 .* contrastive search.*drop"),
+    (dict(custom_generate=lambda *a, **k: None), r"^custom_generate=.* drop it"),
+    (dict(use_mtp=True), r"^use_mtp=True .* multi-token prediction"),
+    (dict(logits_processor=5), r"^logits_processor= must be a list of callables .* got int"),
+    (dict(past_key_values=5), r"^past_key_values= starts generation from a cache"),
+    (dict(stop_strings=["a"]), r"^stop_strings= needs the tokenizer: pass tokenizer="),
+    (dict(forced_eos_token_id=1000), r"^forced_eos_token_id=1000 .* outside the vocabulary .*"
+                                     r"\(ids 0\.\.98\)"),
+    (dict(eos_token_id="x"), r"^eos_token_id='x' \(passed to generate\) is not a token id"),
+    (dict(cache_implementation="quantized"), r"^cache_implementation='quantized' .* drop it"),
+    (dict(cache_implementation="static"), r"^cache_implementation='static' .* drop it"),
+    (dict(generation_config={"do_sample": True}), r"^generation_config= must be a transformers "
+                                                  r"GenerationConfig, got dict"),
+]
+
+
+@pytest.mark.parametrize("options, message", REFUSED, ids=[str(sorted(o)) for o, _ in REFUSED])
+def test_generate_refuses_modes_and_arguments_up_front(tiny_gpt2, options, message):
+    model, ids = tiny_gpt2
+    before = _state(model)
+    calls = []
+    handle = model.register_forward_pre_hook(lambda *_: calls.append(1))
+    try:
+        with pytest.raises(probe.ProbeError, match=message) as err:
+            probe.generate(model, ids, max_new_tokens=2, **options)
+    finally:
+        handle.remove()
+    assert not calls  # refused before any forward pass
+    assert "\n" not in str(err.value)
+    assert _state(model) == before
+
+
+def test_generate_from_inputs_embeds_of_a_decoder_is_refused(tiny_gpt2):
+    """Was a result whose rows lacked the prompt's keys (they summed to 0.67, not 1): generate
+    returns only the new tokens from ``inputs_embeds``."""
+    model, _ = tiny_gpt2
+    with pytest.raises(probe.ProbeError, match=r"needs the prompt as input_ids"):
+        probe.generate(model, {"inputs_embeds": torch.randn(1, 3, 32)}, max_new_tokens=2)
+
+
+def test_stop_strings_reach_generate_with_the_tokenizer_given_to_probe():
+    """``probe.generate(..., tokenizer=tok, stop_strings=[...])`` was transformers' ValueError
+    'could not locate a tokenizer': probe took the tokenizer and did not pass it on."""
+    from tests._tokenizers import byte_level
+
+    tok = byte_level()
+    model, _ = gpt2()
+    model.resize_token_embeddings(len(tok))
+    enc = tok(["The cat sat"], return_tensors="pt")
+    first = model.generate(**enc, max_new_tokens=1, do_sample=False)[0, -1]
+    stop = tok.decode([int(first)])  # the first generated token: generation stops at once
+    plain = model.generate(**enc, max_new_tokens=6, stop_strings=[stop], tokenizer=tok)
+    gen = probe.generate(model, "The cat sat", tokenizer=tok, max_new_tokens=6,
+                         stop_strings=[stop])
+    torch.testing.assert_close(gen.sequences, plain)
+    assert gen.sequences.shape[1] == enc["input_ids"].shape[1] + 1
