@@ -84,3 +84,30 @@ def test_stop_strings_reach_generate_with_the_tokenizer_given_to_probe():
                          stop_strings=[stop])
     torch.testing.assert_close(gen.sequences, plain)
     assert gen.sequences.shape[1] == enc["input_ids"].shape[1] + 1
+
+
+def test_aer_takes_links_from_json_and_tensors():
+    """Gold links read from JSON are lists of lists: ``set()`` of them was ``TypeError:
+    unhashable type: 'list'``; an ``[n, 2]`` tensor was a set of tensors that never matched."""
+    pred = [[1, 1], [0, 0]]  # as json.load gives them
+    assert probe.alignment_error_rate(pred, [[1, 1]], [[0, 0]]) == 0.0
+    assert probe.alignment_error_rate(torch.tensor(pred), {(1, 1)}, {(0, 0)}) == 0.0
+    assert probe.corpus_aer([pred], [[[1, 1]]], [[[0, 0]]]) == 0.0
+    assert probe.corpus_aer((links for links in [{(0, 0)}]), [{(0, 0)}]) == 0.0  # a generator
+
+
+@pytest.mark.parametrize("call, message", [
+    # was a silent AER of 1.0: the ints 1 and 2 never equal a pair
+    (lambda: probe.alignment_error_rate([1, 2], {(1, 1)}), r"^predicted link 1 is not a "
+                                                           r"\(target_word, source_word\) pair"),
+    (lambda: probe.alignment_error_rate(None, {(1, 1)}), r"^predicted links must be a set .* "
+                                                         r"got NoneType"),  # was a TypeError
+    (lambda: probe.alignment_error_rate({(0, 0)}, {(-1, 0)}), r"^sure link \(-1, 0\) has a "
+                                                              r"negative word index"),
+    # one sentence's links passed as the corpus: was a silent AER over the pairs' numbers
+    (lambda: probe.corpus_aer({(0, 0), (1, 1)}, {(0, 0), (1, 1)}),
+     r"^predicted must be a list with one set of links per sentence, got set"),
+])
+def test_aer_names_links_that_are_not_pairs(call, message):
+    with pytest.raises(probe.ProbeError, match=message):
+        call()
