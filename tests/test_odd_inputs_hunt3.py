@@ -111,3 +111,51 @@ def test_aer_takes_links_from_json_and_tensors():
 def test_aer_names_links_that_are_not_pairs(call, message):
     with pytest.raises(probe.ProbeError, match=message):
         call()
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from tests._tiny import bert_classifier
+
+    return bert_classifier()  # 3 classes, LABEL_0..LABEL_2, vocabulary 0..98
+
+
+def test_a_numpy_class_index_is_a_class_index(classifier):
+    """``target=np.argmax(...)`` (an ``np.int64``) was 'target must be ..., got int64'."""
+    import numpy as np
+
+    model, inputs = classifier
+    got = probe.attribute(model, inputs, "saliency", target=np.int64(2))
+    torch.testing.assert_close(got.scores,
+                               probe.attribute(model, inputs, "saliency", target=2).scores)
+
+
+@pytest.mark.parametrize("options, message", [
+    # were 'target must be None, ..., got str' without naming the index to pass
+    (dict(target="LABEL_1"), r"^target='LABEL_1' is a label name: pass its class index, "
+                             r"target=1 \(model\.config\.label2id\)$"),
+    (dict(target="positive"), r"^target='positive' is not a class of the model \(its labels: "
+                              r"\['LABEL_0', 'LABEL_1', 'LABEL_2'\]\)"),
+    (dict(target=[0, 1]), r"^target is a list: pass one class per batch item as a tensor"),
+    # was RuntimeError: element 0 of tensors does not require grad (torch autograd)
+    (dict(target=lambda out: out.logits[:, 0].detach()), r"returned a tensor cut from the "
+                                                         r"model output's graph"),
+    # were NaN scores, returned silently
+    (dict(target=lambda out: (out.logits[:, 0] - out.logits[:, 0]).log()),  # log(0)
+     r"returned -inf for batch item 0: the explained score must be finite"),
+    # were IndexError: index out of range in self (the embedding, inside captum)
+    (dict(method="ig", n_steps=2, baseline=1000), r"^the Integrated Gradients baseline token id "
+                                                  r"1000 is outside the vocabulary .*0\.\.98"),
+    (dict(method="ig", n_steps=2, baseline=torch.full((2, 9), -1)), r"baseline token id -1 "),
+    # 1.5 was taken silently (torch seeded with 1), 2**70 was an OverflowError from torch
+    (dict(method="random", seed=1.5), r"^seed must be an integer, got 1\.5$"),
+    (dict(method="random", seed=2**70), r"^seed 1180591620717411303424 is out of range"),
+])
+def test_attribute_names_odd_targets_baselines_and_seeds(classifier, options, message):
+    model, inputs = classifier
+    options = dict(options)
+    method = options.pop("method", "saliency")
+    with pytest.raises(probe.ProbeError, match=message) as err:
+        probe.attribute(model, inputs, method, **options)
+    assert "\n" not in str(err.value)
+    assert not model.training
