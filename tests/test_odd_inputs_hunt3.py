@@ -159,3 +159,14 @@ def test_attribute_names_odd_targets_baselines_and_seeds(classifier, options, me
         probe.attribute(model, inputs, method, **options)
     assert "\n" not in str(err.value)
     assert not model.training
+
+
+def test_a_numpy_batch_size_counts_as_its_int(classifier):
+    """``batch_size=np.int64(1)`` was 'batch_size must be a positive integer or None, got
+    np.int64(1)': refused as not an integer while being one."""
+    import numpy as np
+
+    model, inputs = classifier
+    ids = inputs["input_ids"]
+    got = probe.attribute_batches(model, ids, "random", batch_size=np.int64(1), progress=False)
+    assert got.info["batches"] == 2
