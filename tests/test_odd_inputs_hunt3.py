@@ -170,3 +170,44 @@ def test_a_numpy_batch_size_counts_as_its_int(classifier):
     ids = inputs["input_ids"]
     got = probe.attribute_batches(model, ids, "random", batch_size=np.int64(1), progress=False)
     assert got.info["batches"] == 2
+
+
+def test_an_image_processor_output_names_its_pixel_values():
+    """``probe.trace(vit, processor(images, return_tensors='pt'))`` said 'convert images with
+    the model's preprocessing first' to someone who had just done so."""
+    from transformers import BatchFeature
+
+    from tests._tiny import hf_vit
+
+    model, pixels = hf_vit()
+    with pytest.raises(probe.ProbeError, match=r"^vision models take the pixel tensor itself, "
+                       r"got the processor's BatchFeature \['pixel_values'\]: pass "
+                       r"inputs\['pixel_values'\]$"):
+        probe.trace(model, BatchFeature({"pixel_values": pixels}))
+    torch.testing.assert_close(probe.trace(model, pixels).attentions.sum(-1),
+                               torch.ones(2, 2, 4, 17))  # the fix works
+
+
+@pytest.fixture(scope="module")
+def detr():
+    from transformers import DetrForObjectDetection
+
+    from tests.test_detr import _config
+
+    torch.manual_seed(0)
+    return DetrForObjectDetection(_config(attn_implementation="sdpa")).eval()
+
+
+def test_detr_padded_processor_output_and_class_targets_are_named(detr):
+    padded = {"pixel_values": torch.rand(2, 3, 64, 64),
+              "pixel_mask": torch.cat([torch.ones(1, 64, 64), torch.zeros(1, 64, 64)]).long()}
+    with pytest.raises(probe.ProbeError, match=r"^the image processor padded these images .*"
+                                               r"pixel_mask has zeros"):
+        probe.trace(detr, padded)
+    # was '(per-token logits); pass ... out.logits[:, -1, token_id]': a language-model hint
+    with pytest.raises(probe.ProbeError, match=r"per-query logits of an object detector.*"
+                                               r"out\.logits\[:, query, class_id\]"):
+        probe.attribute(detr, torch.rand(1, 3, 64, 96), "saliency", target=0)
+    got = probe.attribute(detr, torch.rand(1, 3, 64, 96), "saliency",
+                          target=lambda out: out.logits[:, 0, 1])  # the fix named works
+    assert got.scores.shape == (1, 6)
