@@ -211,3 +211,15 @@ def test_detr_padded_processor_output_and_class_targets_are_named(detr):
     got = probe.attribute(detr, torch.rand(1, 3, 64, 96), "saliency",
                           target=lambda out: out.logits[:, 0, 1])  # the fix named works
     assert got.scores.shape == (1, 6)
+
+
+def test_the_unknown_word_note_cuts_a_very_long_word(minilm):
+    """A 3000-letter ``--text`` word was printed whole in the note: one 3100-character line."""
+    from probe.commands.render._notes import unknown_words_note
+
+    _, tok = minilm
+    note = unknown_words_note(tok, "a " + "x" * 3000 + " b", "minilm")
+    assert note.endswith(f"reaches the model as [UNK]: {'x' * 30!r}... (3000 characters)")
+    assert len(note) < 200
+    short = unknown_words_note(tok, "a 👨\u200d👩\u200d👧 b", "minilm")  # short words stay whole
+    assert short.endswith(": '👨\\u200d👩\\u200d👧'")
