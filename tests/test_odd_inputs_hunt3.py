@@ -223,3 +223,22 @@ def test_the_unknown_word_note_cuts_a_very_long_word(minilm):
     assert len(note) < 200
     short = unknown_words_note(tok, "a 👨\u200d👩\u200d👧 b", "minilm")  # short words stay whole
     assert short.endswith(": '👨\\u200d👩\\u200d👧'")
+
+
+def test_gradient_alignment_names_a_model_that_did_not_generate():
+    """Another encoder-decoder whose vocabulary holds the ids gave a silent alignment of
+    gradients through a model that never made these tokens."""
+    from tests._tiny import t5
+
+    model, tok = probe.load_model("toy-mt")
+    gen = probe.generate(model, "a huge tree greets a fire truck today", tokenizer=tok,
+                         max_new_tokens=24)
+    other = t5()[0]
+    before = _state(other)
+    with pytest.raises(probe.ProbeError, match=r"^this generation was not made by "
+                       r"T5ForConditionalGeneration \(92 scores per step; the model has 99 "
+                       r"logits\): pass the model that generated it \(toy-mt\)$"):
+        probe.gradient_alignment(other, gen)
+    assert _state(other) == before and all(not p.requires_grad or p.grad is None
+                                           for p in other.parameters())
+    assert probe.gradient_alignment(model, gen).target_words == probe.alignment(gen).target_words
