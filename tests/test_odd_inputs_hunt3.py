@@ -41,6 +41,13 @@ REFUSED = [
     (dict(cache_implementation="static"), r"^cache_implementation='static' .* drop it"),
     (dict(generation_config={"do_sample": True}), r"^generation_config= must be a transformers "
                                                   r"GenerationConfig, got dict"),
+    # a mask passed beside the inputs reached the model but not probe's record of the keys
+    (dict(attention_mask=torch.ones(1, 9, dtype=torch.long)), r"^attention_mask= passed to "
+                                                              r"generate would bypass"),
+    (dict(bad_words_ids=[[500]]), r"^bad_words_ids=\[\[500\]\] .* token id 500 is outside"),
+    (dict(sequence_bias={(500,): 1.0}), r"token id 500 is outside the vocabulary"),
+    (dict(exponential_decay_length_penalty=5), r"must be a pair \(start_index, decay_factor\)"),
+    (dict(synced_gpus=True), r"^synced_gpus=True needs a torch\.distributed process group"),
 ]
 
 

@@ -22,6 +22,8 @@ __all__ = ["check_arguments", "check_modes", "check_token_options"]
 _INDEXED = ("forced_bos_token_id", "forced_eos_token_id", "decoder_start_token_id")
 #: KV caches that keep every key as the model computed it (the others drop, pad or quantize)
 _FULL_CACHES = ("dynamic", "offloaded")
+#: forward inputs probe prepares from ``inputs`` (and records the mask of)
+_PREPARED = ("input_ids", "attention_mask", "inputs_embeds")
 #: token-id options that may be one id or a list of ids
 _TOKEN_OPTIONS = ("eos_token_id", "pad_token_id", "bos_token_id") + _INDEXED
 
@@ -101,6 +103,22 @@ def check_arguments(kwargs: dict[str, Any], has_tokenizer: bool) -> None:
             "past_key_values= starts generation from a cache whose keys probe did not see: "
             "drop it and pass the whole prompt"
         )
+    for name in _PREPARED:
+        if name in kwargs:
+            raise ProbeError(
+                f"{name}= passed to generate would bypass probe's inputs: put it in the inputs "
+                "themselves, probe.generate(model, {'input_ids': ids, 'attention_mask': mask})"
+            )
+    if kwargs.get("synced_gpus"):
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            raise ProbeError("synced_gpus=True needs a torch.distributed process group, and none "
+                             "is initialised in this process: drop it")
+    decay = kwargs.get("exponential_decay_length_penalty")
+    if decay is not None and not (isinstance(decay, (tuple, list)) and len(decay) == 2):
+        raise ProbeError(f"exponential_decay_length_penalty={decay!r} (passed to generate) must "
+                         "be a pair (start_index, decay_factor), e.g. (10, 1.05)")
     if kwargs.get("stop_strings") and not has_tokenizer:
         raise ProbeError("stop_strings= needs the tokenizer: pass tokenizer=... to "
                          "probe.generate")
@@ -130,3 +148,27 @@ def check_token_options(model: nn.Module, kwargs: dict[str, Any]) -> None:
         if name in _INDEXED and vocab is not None and any(not 0 <= i < vocab for i in ids):
             raise ProbeError(f"{text} is outside the vocabulary of {type(model).__name__} "
                              f"(ids 0..{vocab - 1}): pass an id of this model's tokenizer")
+    for name in ("bad_words_ids", "sequence_bias"):
+        value, text = _setting(model, kwargs, name)
+        if value is None or vocab is None:
+            continue
+        ids = _biased_ids(value)
+        outside = sorted(i for i in ids if isinstance(i, int) and not 0 <= i < vocab)
+        if outside:
+            shown = text if len(text) <= 80 else f"{name}=... ({text.split(' (', 1)[-1]}"
+            raise ProbeError(f"{shown}: token id {outside[0]} is outside the vocabulary of "
+                             f"{type(model).__name__} (ids 0..{vocab - 1}); pass ids of this "
+                             "model's tokenizer")
+
+
+def _biased_ids(value: Any) -> list[Any]:
+    """Token ids in ``bad_words_ids`` (``[[ids], ...]``) or ``sequence_bias`` (``{(ids): bias}``
+    or ``[[[ids], bias], ...]``); other shapes are left to transformers' own check."""
+    if isinstance(value, dict):
+        groups: list[Any] = list(value)
+    elif isinstance(value, (list, tuple)):
+        groups = [g[0] if (isinstance(g, (list, tuple)) and len(g) == 2
+                           and isinstance(g[1], float)) else g for g in value]
+    else:
+        return []
+    return [i for g in groups if isinstance(g, (list, tuple)) for i in g]
