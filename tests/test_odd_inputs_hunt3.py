@@ -249,3 +249,22 @@ def test_gradient_alignment_names_a_model_that_did_not_generate():
     assert _state(other) == before and all(not p.requires_grad or p.grad is None
                                            for p in other.parameters())
     assert probe.gradient_alignment(model, gen).target_words == probe.alignment(gen).target_words
+
+
+@pytest.mark.parametrize("options, message", [
+    # were NaN scores, returned silently
+    (dict(baseline=float("inf")), r"^option 'baseline' of method 'ig' holds NaN or inf"),
+    (dict(baseline=torch.full((1, 3, 32, 32), float("nan"))), r"holds NaN or inf"),
+    # were the whole array / tensor printed over many lines
+    (dict(baseline=__import__("numpy").zeros((1, 3, 32, 32), "float32")),
+     r"got a ndarray of shape \(1, 3, 32, 32\): pass torch\.as_tensor\(baseline\)$"),
+    (dict(n_steps=torch.arange(100)), r"^option 'n_steps' of method 'ig' must be int, got a "
+                                      r"Tensor of shape \(100,\)$"),
+])
+def test_ig_options_on_images_are_finite_and_named_in_one_line(options, message):
+    from tests._tiny import timm_model
+
+    model, pixels = timm_model("vit_small_patch16_224")
+    with pytest.raises(probe.ProbeError, match=message) as err:
+        probe.attribute(model, pixels, "ig", **{"n_steps": 2, **options})
+    assert "\n" not in str(err.value)

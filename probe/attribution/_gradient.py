@@ -28,6 +28,8 @@ touched.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -452,9 +454,20 @@ def _check_baseline(baseline: Any) -> None:
     number = isinstance(baseline, (int, float)) and not isinstance(baseline, bool)
     tensor = type(baseline).__module__.startswith("torch") and hasattr(baseline, "shape")
     if not (number or tensor):
+        shape = getattr(baseline, "shape", None)
+        shown = (f"a {type(baseline).__name__} of shape {tuple(shape)}" if shape is not None
+                 else repr(baseline))
+        fix = ": pass torch.as_tensor(baseline)" if shape is not None else ""
         raise ProbeError(
             "option 'baseline' of method 'ig' must be None, a number (text: a token id) or a "
-            f"tensor, got {baseline!r}"
+            f"tensor, got {shown}{fix}"
+        )
+    finite = (math.isfinite(baseline) if number
+              else not baseline.is_floating_point() or bool(baseline.isfinite().all()))
+    if not finite:
+        raise ProbeError(
+            "option 'baseline' of method 'ig' holds NaN or inf: the path from it gives NaN "
+            "attributions; pass finite values (None: zeros for images, [PAD] for text)"
         )
 
 
