@@ -48,6 +48,12 @@ REFUSED = [
     (dict(sequence_bias={(500,): 1.0}), r"token id 500 is outside the vocabulary"),
     (dict(exponential_decay_length_penalty=5), r"must be a pair \(start_index, decay_factor\)"),
     (dict(synced_gpus=True), r"^synced_gpus=True needs a torch\.distributed process group"),
+    # was RuntimeError: Boolean value of Tensor with more than one value is ambiguous (probe's)
+    (dict(do_sample=True, temperature=torch.rand(30)), r"^temperature=<Tensor of shape \(30,\)> "
+                                                       r"must be a plain Python number"),
+    # was the tensor printed over many lines
+    (dict(pixel_values=torch.rand(1, 3, 32, 32)), r"^pixel_values=<Tensor of shape \(1, 3, 32, "
+                                                  r"32\)> \(passed to generate\) is neither"),
 ]
 
 
@@ -268,3 +274,10 @@ def test_ig_options_on_images_are_finite_and_named_in_one_line(options, message)
     with pytest.raises(probe.ProbeError, match=message) as err:
         probe.attribute(model, pixels, "ig", **{"n_steps": 2, **options})
     assert "\n" not in str(err.value)
+
+
+def test_a_tensor_of_eos_ids_is_taken_as_transformers_takes_it(tiny_gpt2):
+    model, ids = tiny_gpt2
+    as_list = probe.generate(model, ids, max_new_tokens=3, eos_token_id=[1, 2])
+    as_tensor = probe.generate(model, ids, max_new_tokens=3, eos_token_id=torch.tensor([1, 2]))
+    torch.testing.assert_close(as_tensor.sequences, as_list.sequences)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._text import short_repr
 
 if TYPE_CHECKING:
     from torch import nn
@@ -31,12 +32,12 @@ _TOKEN_OPTIONS = ("eos_token_id", "pad_token_id", "bos_token_id") + _INDEXED
 def _setting(model: nn.Module, kwargs: dict[str, Any], name: str) -> tuple[Any, str]:
     """The value ``generate`` would use and ``name=value (where)`` for the message."""
     if name in kwargs:
-        return kwargs[name], f"{name}={kwargs[name]!r} (passed to generate)"
+        return kwargs[name], f"{name}={short_repr(kwargs[name])} (passed to generate)"
     passed = kwargs.get("generation_config")
     config = passed if passed is not None else getattr(model, "generation_config", None)
     where = "the model's generation_config" if passed is None else "the generation_config passed"
     value = getattr(config, name, None)
-    return value, f"{name}={value!r} (from {where})"
+    return value, f"{name}={short_repr(value)} (from {where})"
 
 
 def check_modes(model: nn.Module, kwargs: dict[str, Any]) -> None:
@@ -44,7 +45,7 @@ def check_modes(model: nn.Module, kwargs: dict[str, Any]) -> None:
     custom = kwargs.get("custom_generate")
     if custom is not None:
         raise ProbeError(
-            f"custom_generate={custom!r} replaces generate's decoding loop, whose steps probe "
+            f"custom_generate={short_repr(custom)} replaces generate's decoding loop, whose steps probe "
             "cannot place: drop it (greedy or do_sample=True)"
         )
     mtp, text = _setting(model, kwargs, "use_mtp")
@@ -117,7 +118,8 @@ def check_arguments(kwargs: dict[str, Any], has_tokenizer: bool) -> None:
                              "is initialised in this process: drop it")
     decay = kwargs.get("exponential_decay_length_penalty")
     if decay is not None and not (isinstance(decay, (tuple, list)) and len(decay) == 2):
-        raise ProbeError(f"exponential_decay_length_penalty={decay!r} (passed to generate) must "
+        raise ProbeError(f"exponential_decay_length_penalty={short_repr(decay)} (passed to "
+                         "generate) must "
                          "be a pair (start_index, decay_factor), e.g. (10, 1.05)")
     if kwargs.get("stop_strings") and not has_tokenizer:
         raise ProbeError("stop_strings= needs the tokenizer: pass tokenizer=... to "
@@ -141,6 +143,8 @@ def check_token_options(model: nn.Module, kwargs: dict[str, Any]) -> None:
         value, text = _setting(model, kwargs, name)
         if value is None:
             continue
+        if hasattr(value, "tolist") and not getattr(value, "is_floating_point", lambda: 1)():
+            value = value.tolist()  # a tensor of ids, as transformers takes them
         ids = list(value) if isinstance(value, (list, tuple)) else [value]
         if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
             raise ProbeError(f"{text} is not a token id: pass an integer id (the tokenizer's "
@@ -155,8 +159,7 @@ def check_token_options(model: nn.Module, kwargs: dict[str, Any]) -> None:
         ids = _biased_ids(value)
         outside = sorted(i for i in ids if isinstance(i, int) and not 0 <= i < vocab)
         if outside:
-            shown = text if len(text) <= 80 else f"{name}=... ({text.split(' (', 1)[-1]}"
-            raise ProbeError(f"{shown}: token id {outside[0]} is outside the vocabulary of "
+            raise ProbeError(f"{text}: token id {outside[0]} is outside the vocabulary of "
                              f"{type(model).__name__} (ids 0..{vocab - 1}); pass ids of this "
                              "model's tokenizer")
 
