@@ -281,3 +281,19 @@ def test_a_tensor_of_eos_ids_is_taken_as_transformers_takes_it(tiny_gpt2):
     as_list = probe.generate(model, ids, max_new_tokens=3, eos_token_id=[1, 2])
     as_tensor = probe.generate(model, ids, max_new_tokens=3, eos_token_id=torch.tensor([1, 2]))
     torch.testing.assert_close(as_tensor.sequences, as_list.sequences)
+
+
+def test_plot_of_an_alignment_or_gates_names_their_viewers():
+    """``probe.plot(probe.alignment(gen))`` was AttributeError: 'Alignment' object has no
+    attribute 'model_name' (it has ``scores`` and ``method``, so it passed for an
+    attribution)."""
+    from tests._cnn import timm_cnn
+
+    model, tok = probe.load_model("toy-mt")
+    al = probe.alignment(probe.generate(model, "a huge tree", tokenizer=tok, max_new_tokens=5))
+    with pytest.raises(probe.ProbeError, match=r"^plot draws traces and attributions, not an "
+                                               r"Alignment: .*alignment_view"):
+        probe.plot(al)
+    gates = probe.trace_gates(timm_cnn("resnet18", attn="cbam"), torch.rand(1, 3, 32, 32))
+    with pytest.raises(probe.ProbeError, match=r"not a GateTrace: .*gate_figures"):
+        probe.plot(gates)
