@@ -45,8 +45,8 @@ def check_modes(model: nn.Module, kwargs: dict[str, Any]) -> None:
     custom = kwargs.get("custom_generate")
     if custom is not None:
         raise ProbeError(
-            f"custom_generate={short_repr(custom)} replaces generate's decoding loop, whose steps probe "
-            "cannot place: drop it (greedy or do_sample=True)"
+            f"custom_generate={short_repr(custom)} replaces generate's decoding loop, whose "
+            "steps probe cannot place: drop it (greedy or do_sample=True)"
         )
     mtp, text = _setting(model, kwargs, "use_mtp")
     if mtp:
