@@ -354,3 +354,13 @@ def _standalone_jamo(text: str) -> str:
 
 
 _JAMO_RUN = re.compile("[\u1100-\u11ff\ua960-\ua97f\ud7b0-\ud7ff]+")
+
+
+def short_repr(value: object, limit: int = 80) -> str:
+    """``value`` for a one-line message: an array or tensor with dimensions by its type and
+    shape, any other ``repr`` on one line, cut to ``limit`` characters."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(tuple(shape)) > 0:
+        return f"<{type(value).__name__} of shape {tuple(shape)}>"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

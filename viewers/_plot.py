@@ -176,6 +176,17 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
         ProbeError: unknown view or option, a view that does not fit the trace (e.g.
             ``coref`` on a vision trace), a word not in the sentence.
     """
+    if hasattr(obj, "target_words") and hasattr(obj, "source_words"):  # an Alignment
+        raise ProbeError(
+            "plot draws traces and attributions, not an Alignment: draw it with "
+            "probe.viewers.alignment_view(al.matrix(layer), al.target_words, al.source_words) "
+            "or probe.show(al, 'alignment')"
+        )
+    if hasattr(obj, "gates") and hasattr(obj, "stack"):  # a GateTrace
+        raise ProbeError(
+            "plot draws traces and attributions, not a GateTrace: draw it with "
+            "probe.viewers.gate_figures(gates, image) or probe.show(model, 'gates', images)"
+        )
     if hasattr(obj, "scores") and hasattr(obj, "method"):
         return _plot_attribution(obj, view, batch_index, options)
     if not hasattr(obj, "attention_mask") or not hasattr(obj, "layer_indices"):

@@ -312,6 +312,38 @@ def batch_item(batch_index: int, batch_size: int) -> int:
     return batch_index % batch_size
 
 
+def _link_set(links: Any, name: str) -> set[Link]:
+    """``links`` as a set of ``(target_word, source_word)`` integer pairs: lists from JSON
+    (``[[0, 1], ...]``) and integer tensors ``[n, 2]`` are taken; anything else is refused."""
+    import operator
+
+    if links is None or isinstance(links, (str, bytes)) or not hasattr(links, "__iter__"):
+        raise ProbeError(f"{name} links must be a set of (target_word, source_word) pairs, got "
+                         f"{type(links).__name__}: pass e.g. {{(0, 0), (1, 2)}}")
+    out: set[Link] = set()
+    for link in links:
+        try:
+            t, src = link
+            pair = (operator.index(t), operator.index(src))
+        except (TypeError, ValueError):
+            shown = repr(link) if len(repr(link)) <= 40 else repr(link)[:37] + "..."
+            raise ProbeError(f"{name} link {shown} is not a (target_word, source_word) pair of "
+                             "integers: pass links as e.g. {(0, 0), (1, 2)}") from None
+        if min(pair) < 0:
+            raise ProbeError(f"{name} link {pair} has a negative word index: links count words "
+                             "from 0")
+        out.add(pair)
+    return out
+
+
+def _sentences(value: Any, name: str) -> list[Any]:
+    """One link set per sentence (a generator is taken too)."""
+    if isinstance(value, (str, bytes, set, frozenset)) or not hasattr(value, "__iter__"):
+        raise ProbeError(f"{name} must be a list with one set of links per sentence, got "
+                         f"{type(value).__name__}: for one sentence use alignment_error_rate")
+    return list(value)
+
+
 def alignment_error_rate(
     predicted: Iterable[Link], sure: Iterable[Link], possible: Iterable[Link] | None = None
 ) -> float:
@@ -325,8 +357,8 @@ def alignment_error_rate(
     Returns:
         A number in ``[0, 1]``; 0 is a perfect alignment.
     """
-    a, s = set(predicted), set(sure)
-    p = set(possible or ()) | s
+    a, s = _link_set(predicted, "predicted"), _link_set(sure, "sure")
+    p = (set() if possible is None else _link_set(possible, "possible")) | s
     if not a and not s:
         raise ProbeError("both the predicted and the sure alignment are empty: AER is undefined")
     return 1.0 - (len(a & s) + len(a & p)) / (len(a) + len(s))
@@ -339,12 +371,14 @@ def corpus_aer(
 ) -> float:
     """AER over a corpus: the link counts of every sentence summed before the ratio (as the
     shared tasks compute it), not the mean of per-sentence rates."""
+    predicted, sure = _sentences(predicted, "predicted"), _sentences(sure, "sure")
+    possible = None if possible is None else _sentences(possible, "possible")
     if len(predicted) != len(sure) or (possible is not None and len(possible) != len(sure)):
         raise ProbeError("predicted, sure and possible alignments must cover the same sentences")
     hits = total = 0
     for i, (a_links, s_links) in enumerate(zip(predicted, sure)):
-        a, s = set(a_links), set(s_links)
-        p = (set(possible[i]) if possible is not None else set()) | s
+        a, s = _link_set(a_links, f"predicted[{i}]"), _link_set(s_links, f"sure[{i}]")
+        p = (_link_set(possible[i], f"possible[{i}]") if possible is not None else set()) | s
         hits += len(a & s) + len(a & p)
         total += len(a) + len(s)
     if total == 0:

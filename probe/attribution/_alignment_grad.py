@@ -62,6 +62,10 @@ def gradient_alignment(
         )
     b = batch_item(batch_index, generation.batch_size)
     check_generation_words(generation, "gradient_alignment", b)
+    vocab = adapter.vocab_size()
+    highest = max(int(generation.source_ids.max()), int(generation.sequences.max()))
+    if vocab is not None and highest >= vocab:
+        raise _other_model(model, generation, f"its token id {highest}", f"ids 0..{vocab - 1}")
     device = adapter.device
     n = generation.num_generated
     source = generation.source_ids[b : b + 1].to(device).repeat(n, 1)
@@ -84,6 +88,9 @@ def gradient_alignment(
             logits = model(input_ids=source, attention_mask=mask, decoder_input_ids=decoder).logits
         finally:
             handle.remove()
+        if logits.shape[-1] != generation.scores.shape[-1]:
+            raise _other_model(model, generation, f"{generation.scores.shape[-1]} scores per step",
+                               f"{logits.shape[-1]} logits")
         logp = torch.log_softmax(logits.float(), dim=-1)
         rows = torch.arange(n, device=device)
         chosen = logp[rows, rows, targets].sum()
@@ -106,4 +113,11 @@ def gradient_alignment(
     return Alignment(
         merged[None, None], tuple(generation.words[b]), tuple(generation.prompt_words[b]),
         (0,), (0,), method=method,
+    )
+
+
+def _other_model(model: nn.Module, generation: Any, theirs: str, ours: str) -> ProbeError:
+    return ProbeError(
+        f"this generation was not made by {type(model).__name__} ({theirs}; the model has "
+        f"{ours}): pass the model that generated it ({generation.model_name})"
     )

@@ -52,12 +52,17 @@ def iter_batches(
         ProbeError: a bad ``batch_size``, a form of ``data`` that is not a dataset, or an
             empty dataset.
     """
+    import numbers
+
     import torch
 
     if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral)
+        or batch_size < 1
     ):
         raise ProbeError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    if batch_size is not None:
+        batch_size = int(batch_size)  # np.int64 from a sweep counts as the int it holds
     if isinstance(data, (str, bytes)):
         raise ProbeError("pass a list of texts (a dataset), not one string: use probe.attribute")
     if isinstance(data, torch.Tensor) or (

@@ -28,6 +28,8 @@ touched.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -250,6 +252,7 @@ def _text_baseline(model: nn.Module, tokenizer: Any, batch: _Batch, baseline: An
                 f"a text baseline tensor must be token ids shaped like the input "
                 f"{tuple(batch.x.shape)}, got {baseline.dtype} {tuple(baseline.shape)}"
             )
+        _check_baseline_ids(model, baseline)
         return baseline.to(batch.x.device, torch.long)
     if baseline is None:
         pad = getattr(tokenizer, "pad_token_id", None)
@@ -266,8 +269,27 @@ def _text_baseline(model: nn.Module, tokenizer: Any, batch: _Batch, baseline: An
             "a text baseline must be None ([PAD]), a token id or ids [batch, seq], got "
             f"{baseline!r}"
         )
+    _check_baseline_ids(model, torch.tensor([baseline]))
     fill = torch.full_like(batch.x, baseline)
     return torch.where(batch.special, batch.x, fill)  # type: ignore[arg-type]
+
+
+def _check_baseline_ids(model: nn.Module, ids: torch.Tensor) -> None:
+    """Baseline token ids inside the model's vocabulary (else an IndexError from the
+    embedding, deep inside captum)."""
+    embeddings = getattr(model, "get_input_embeddings", None)
+    layer = embeddings() if callable(embeddings) else None
+    vocab = getattr(layer, "num_embeddings", None)
+    if not isinstance(vocab, int) or ids.numel() == 0:
+        return
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab:
+        bad = low if low < 0 else high
+        raise ProbeError(
+            f"the Integrated Gradients baseline token id {bad} is outside the vocabulary of "
+            f"{type(model).__name__} (ids 0..{vocab - 1}): pass baseline=None ([PAD]) or an id "
+            "of its tokenizer (e.g. the unk or mask id)"
+        )
 
 
 def _vision_baseline(batch: _Batch, baseline: Any) -> torch.Tensor:
@@ -434,9 +456,20 @@ def _check_baseline(baseline: Any) -> None:
     number = isinstance(baseline, (int, float)) and not isinstance(baseline, bool)
     tensor = type(baseline).__module__.startswith("torch") and hasattr(baseline, "shape")
     if not (number or tensor):
+        shape = getattr(baseline, "shape", None)
+        shown = (f"a {type(baseline).__name__} of shape {tuple(shape)}" if shape is not None
+                 else repr(baseline))
+        fix = ": pass torch.as_tensor(baseline)" if shape is not None else ""
         raise ProbeError(
             "option 'baseline' of method 'ig' must be None, a number (text: a token id) or a "
-            f"tensor, got {baseline!r}"
+            f"tensor, got {shown}{fix}"
+        )
+    finite = (math.isfinite(baseline) if number
+              else not baseline.is_floating_point() or bool(baseline.isfinite().all()))
+    if not finite:
+        raise ProbeError(
+            "option 'baseline' of method 'ig' holds NaN or inf: the path from it gives NaN "
+            "attributions; pass finite values (None: zeros for images, [PAD] for text)"
         )
 
 

@@ -74,12 +74,12 @@ class MethodOption:
                 value, ok = float(value), True
             if not ok:
                 names = " or ".join(k.__name__ for k in kinds)
-                raise ProbeError(f"{where} must be {names}, got {value!r}")
+                raise ProbeError(f"{where} must be {names}, got {_shown(value)}")
         if isinstance(value, float) and value != value:  # NaN passes every range check
             raise ProbeError(f"{where} must be a number, got nan: pass e.g. {self.default!r}")
         choices = self.valid_choices()
         if choices is not None and value not in choices:
-            raise ProbeError(f"{where} must be one of {list(choices)}, got {value!r}")
+            raise ProbeError(f"{where} must be one of {list(choices)}, got {_shown(value)}")
         if self.minimum is not None and value < self.minimum:
             raise ProbeError(f"{where} must be >= {self.minimum:g}, got {value!r}")
         if self.below is not None and value >= self.below:
@@ -104,6 +104,16 @@ class MethodOption:
             except ValueError:
                 pass
         return self.validate(method, value)
+
+
+def _shown(value: Any) -> str:
+    """``value`` for a one-line message: an array or tensor by its type and shape, a long or
+    multi-line ``repr`` cut."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(tuple(shape)) > 0:
+        return f"a {type(value).__name__} of shape {tuple(shape)}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _plain_number(value: Any) -> Any:

@@ -157,6 +157,17 @@ def _short(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def check_seed(seed: Any) -> int:
+    """``seed=``: an integer ``torch.Generator().manual_seed`` takes (numpy integers too)."""
+    import numbers
+
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ProbeError(f"seed must be an integer, got {seed!r}")
+    if not -(2**63) <= int(seed) < 2**64:
+        raise ProbeError(f"seed {seed} is out of range: pass an integer in [0, 2**64)")
+    return int(seed)
+
+
 @dataclass
 class MethodContext:
     """What a method function receives: the model, the inputs, the target and helpers.
@@ -429,6 +440,7 @@ def attribute(
         ProbeError: an unknown method, an option it does not take, or a bad option value.
     """
     spec, resolved, modality = resolve_run(model, method, options)
+    seed = check_seed(seed)
     from probe.capture._inference import usable_outside_inference
 
     inputs = usable_outside_inference(inputs)  # tokenized under inference_mode: no backward

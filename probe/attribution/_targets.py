@@ -101,6 +101,7 @@ def resolve_target(
         return logits.gather(1, logits.detach().argmax(-1, keepdim=True)).squeeze(1)
     if isinstance(target, bool):
         raise ProbeError(f"target must be a class index, a callable or None, got {target!r}")
+    target = _plain_index(target, model)
     if isinstance(target, int):
         logits = _require_logits(output, model, f"target={target}")
         n = logits.shape[-1]
@@ -132,7 +133,15 @@ def resolve_target(
             value = target(output, attention_mask)
         else:
             value = target(output)
-        return check_scalar_per_item(value, target)
+        value = check_scalar_per_item(value, target)
+        if torch.is_grad_enabled() and not value.requires_grad and _in_graph(output):
+            name = getattr(target, "__name__", type(target).__name__)
+            raise ProbeError(
+                f"target {name} returned a tensor cut from the model output's graph (.detach(), "
+                ".item(), torch.tensor(...), .numpy()), so no gradient reaches the inputs: "
+                "return an expression of the output, e.g. output.logits[:, 0]"
+            )
+        return value
     if isinstance(target, str) and target == LABELS:
         raise ProbeError(
             "target='labels' is for probe.attribute_batches over (inputs, labels) batches; for "
@@ -142,6 +151,40 @@ def resolve_target(
         f"target must be None, a class index, a tensor of class indices or a callable "
         f"output -> [batch], got {type(target).__name__}"
     )
+
+
+def _in_graph(output: Any) -> bool:
+    """Whether any tensor of the model output is in an autograd graph."""
+    import torch
+
+    if isinstance(output, torch.Tensor):
+        return output.requires_grad
+    values = output.values() if hasattr(output, "values") else (
+        output if isinstance(output, (tuple, list)) else ())
+    return any(isinstance(v, torch.Tensor) and v.requires_grad for v in values)
+
+
+def _plain_index(target: Any, model: Any) -> Any:
+    """A numpy integer as the ``int`` it holds; a label name, a list or an array refused with
+    the fix (``model.config.label2id``, ``torch.tensor``)."""
+    import numbers
+
+    if isinstance(target, numbers.Integral) and not isinstance(target, (int, bool)):
+        return int(target)  # np.int64 from np.argmax: a class index
+    if isinstance(target, str) and target != LABELS:
+        label2id = getattr(getattr(model, "config", None), "label2id", None) or {}
+        if target in label2id:
+            raise ProbeError(f"target={target!r} is a label name: pass its class index, "
+                             f"target={int(label2id[target])} (model.config.label2id)")
+        names = sorted(label2id, key=lambda k: label2id[k])[:8]
+        known = f" (its labels: {names})" if names else ""
+        raise ProbeError(f"target={target!r} is not a class of the model{known}: target must "
+                         "be None (the predicted class), a class index, a tensor of class "
+                         "indices or a callable")
+    if isinstance(target, (list, tuple)) or type(target).__name__ == "ndarray":
+        raise ProbeError(f"target is a {type(target).__name__}: pass one class per batch item as "
+                         "a tensor, torch.tensor([...]), or one int for every item")
+    return target
 
 
 def batch_label_classes(labels: Any, batch_size: int | None, batch_number: int) -> torch.Tensor:
@@ -197,6 +240,13 @@ def check_scalar_per_item(value: Any, target: Any) -> torch.Tensor:
         raise ProbeError(
             f"target {name} returned shape {tuple(value.shape)}; return one scalar per batch item "
             "[batch] (no .sum() or .mean() over the batch)"
+        )
+    finite = torch.isfinite(value.detach())
+    if not bool(finite.all()):
+        item = int((~finite).nonzero()[0, 0])
+        raise ProbeError(
+            f"target {name} returned {float(value[item])} for batch item {item}: the explained "
+            "score must be finite (e.g. clamp probabilities before a log)"
         )
     return value
 

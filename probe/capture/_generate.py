@@ -111,6 +111,9 @@ def generate(
             "decoder or an encoder-decoder with a language-model head (e.g. the embedded toy-mt: "
             "probe.load_model('toy-mt'), --model toy-mt)"
         )
+    if tokenizer is not None and "tokenizer" not in generate_kwargs and _stop_strings(
+            model, generate_kwargs):
+        generate_kwargs["tokenizer"] = tokenizer  # transformers needs it to find stop strings
     sites = adapter.sites()
     prepared = adapter.prepare(inputs, tokenizer=tokenizer)
     stacks = _stack_sizes(sites, model)
@@ -199,6 +202,13 @@ def generate(
         output=result.output,
         **extra,
     )
+
+
+def _stop_strings(model: Any, kwargs: dict[str, Any]) -> bool:
+    if kwargs.get("stop_strings"):
+        return True
+    config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
+    return bool(getattr(config, "stop_strings", None))
 
 
 def _head_indices(options: Any, num_heads: int) -> tuple[int, ...] | None:

@@ -49,6 +49,12 @@ def require_logits(output: Any, model: nn.Module | None, what: str) -> torch.Ten
         raise ProbeError(
             f"{what} needs class logits but {name} outputs embeddings: {EMBEDDING_HINT}"
         )
+    if logits.dim() != 2 and hasattr(output, "pred_boxes"):  # DETR: one row per object query
+        raise ProbeError(
+            f"{what} needs logits [batch, classes], got {tuple(logits.shape)} (per-query logits "
+            "of an object detector); pass a callable target such as "
+            "lambda out: out.logits[:, query, class_id]"
+        )
     if logits.dim() != 2:
         raise ProbeError(
             f"{what} needs logits [batch, classes], got {tuple(logits.shape)} (per-token logits); "

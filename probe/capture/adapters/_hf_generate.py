@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe.capture.adapters._hf_modes import check_arguments, check_modes, check_token_options
 from probe.capture.adapters._hf_sampling import check_generation_config, check_sampling
 from probe.capture.adapters._words import (
     TokenSpans,
@@ -70,8 +71,11 @@ def check_generate_kwargs(model: nn.Module, kwargs: dict[str, Any]) -> None:
                 f"{name}= (assisted decoding) feeds several tokens per step and is not "
                 "supported by probe.generate: drop it"
             )
+    check_arguments(kwargs, has_tokenizer=kwargs.get("tokenizer") is not None)
+    check_modes(model, kwargs)
     check_sampling(model, kwargs)
     check_generation_config(model, kwargs)
+    check_token_options(model, kwargs)
 
 
 def hf_generate(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._text import short_repr
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,17 +34,22 @@ _GENERATE_ARGS = (
 )
 
 
+#: options check_sampling compares as single numbers
+_SCALARS = ("repetition_penalty", "do_sample", "temperature", "top_k", "top_p", "typical_p",
+            "min_p", "top_h")
+
+
 def _value(model: nn.Module, kwargs: dict[str, Any], name: str) -> tuple[Any, str]:
     """The value ``generate`` uses for ``name`` and where it comes from (for the message)."""
     if name in kwargs:
-        return kwargs[name], f"{name}={kwargs[name]!r}"
+        return kwargs[name], f"{name}={short_repr(kwargs[name])}"
     passed = kwargs.get("generation_config")
     config = passed if passed is not None else getattr(model, "generation_config", None)
     value = getattr(config, name, None)
     where = (
         "the model's generation_config" if passed is None else "the generation_config passed"
     )
-    return value, f"{name}={value!r} (from {where})"
+    return value, f"{name}={short_repr(value)} (from {where})"
 
 
 def _number(value: Any) -> bool:
@@ -63,6 +69,11 @@ def check_sampling(model: nn.Module, kwargs: dict[str, Any]) -> None:
     >= 0 when below 1, ``typical_p`` > 0 when below 1, ``min_p`` in ``[0, 1]``, ``top_h`` in
     ``(0, 1]``. A value of the wrong type is refused too (transformers fails on it).
     """
+    for name in _SCALARS:
+        value, text = _value(model, kwargs, name)
+        if hasattr(value, "shape"):  # a tensor or array: comparisons below would be ambiguous
+            raise ProbeError(f"{text} must be a plain Python number or bool, not a "
+                             f"{type(value).__name__}: pass e.g. float(value)")
     penalty, text = _value(model, kwargs, "repetition_penalty")
     if penalty is not None and penalty != 1.0 and not _float_above_zero(penalty):
         raise ProbeError(
@@ -113,7 +124,7 @@ def _one_line(exc: BaseException) -> str:
 def _source(model: nn.Module, kwargs: dict[str, Any], name: str) -> str:
     """``name=value`` and where it comes from: the call, the config passed or the model's."""
     if name in kwargs:
-        return f"{name}={kwargs[name]!r} (passed to generate)"
+        return f"{name}={short_repr(kwargs[name])} (passed to generate)"
     return _value(model, kwargs, name)[1]
 
 
@@ -170,7 +181,8 @@ def _unused(model: nn.Module, unused: dict[str, Any]) -> None:
                 close = difflib.get_close_matches(name, known, n=1)
                 hint = f" (did you mean {close[0]}?)" if close else ""
                 raise ProbeError(
-                    f"{name}={unused[name]!r} (passed to generate) is neither a generation "
+                    f"{name}={short_repr(unused[name])} (passed to generate) is neither a "
+                    "generation "
                     f"option nor an input of {type(model).__name__}{hint}: fix its spelling or "
                     "drop it"
                 ) from None

@@ -191,6 +191,12 @@ class HFTextModel(ModelAdapter):
                 "the batch is right-padded: decoder-only generation needs left padding; set "
                 "tokenizer.padding_side = 'left' before encoding"
             )
+        if self.family == "decoder" and prepared.input_ids is None:
+            raise ProbeError(
+                "probe.generate needs the prompt as input_ids: from inputs_embeds transformers "
+                "returns only the generated tokens, so the prompt's keys could not be placed; "
+                "pass input_ids (or the text with tokenizer=)"
+            )
         limit = self.max_length()
         prompt = int(prepared.input_ids.shape[1]) if prepared.input_ids is not None else 0
         if self.family == "decoder" and limit is not None and prompt + max_new_tokens > limit:

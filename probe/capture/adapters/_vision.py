@@ -8,6 +8,7 @@ config's ``patch_size``; timm: ``patch_embed.grid_size`` and ``num_prefix_tokens
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from probe._errors import ProbeError, UnsupportedModelError
@@ -55,6 +56,8 @@ class VisionModel(ModelAdapter):
     ) -> Prepared:
         import torch
 
+        if isinstance(inputs, Mapping) and isinstance(inputs.get("pixel_values"), torch.Tensor):
+            raise ProbeError(_processor_output_fix(inputs))
         if not isinstance(inputs, torch.Tensor):
             hint = dataset_hint(inputs) or "; convert images with the model's preprocessing first"
             raise ProbeError(
@@ -113,6 +116,17 @@ class VisionModel(ModelAdapter):
                 f"the model expects {expected[0]}x{expected[1]} images, got "
                 f"{x.shape[-2]}x{x.shape[-1]}: resize the image first"
             )
+
+
+def _processor_output_fix(inputs: Mapping[str, Any]) -> str:
+    """What to pass instead of an image processor's output (a mapping with ``pixel_values``)."""
+    mask = inputs.get("pixel_mask")
+    if mask is not None and hasattr(mask, "all") and not bool(mask.all()):
+        return ("the image processor padded these images to one size (pixel_mask has zeros): "
+                "probe traces unpadded pixels; process and pass each image alone (a batch of "
+                "one) and pass its pixel_values, or resize the images to one size first")
+    return (f"vision models take the pixel tensor itself, got the processor's "
+            f"{type(inputs).__name__} {sorted(inputs)}: pass inputs['pixel_values']")
 
 
 def check_some_pixels(x: torch.Tensor, name: str) -> None:

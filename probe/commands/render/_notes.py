@@ -15,6 +15,8 @@ __all__ = ["unknown_words_note"]
 
 #: at most this many unknown words are listed in a note
 _SHOWN = 8
+#: a word longer than this is shown cut, with its length
+_LONGEST = 40
 
 
 def unknown_words(tokenizer: Any, text: str) -> list[str]:
@@ -38,6 +40,13 @@ def unknown_words(tokenizer: Any, text: str) -> list[str]:
     return words
 
 
+def _word(word: str) -> str:
+    """``repr`` of a word, a long one cut (a 3000-letter word stays one readable line)."""
+    if len(word) <= _LONGEST:
+        return repr(word)
+    return f"{word[:_LONGEST - 10]!r}... ({len(word)} characters)"
+
+
 def unknown_words_note(tokenizer: Any, text: str, model_name: str,
                        which: str = "--text") -> str | None:
     """``probe: note: 2 words of --text are not in toy-mt's vocabulary ...``, or ``None``;
@@ -46,7 +55,7 @@ def unknown_words_note(tokenizer: Any, text: str, model_name: str,
     if not words:
         return None
     unk = getattr(tokenizer, "unk_token", None) or "the unknown token"
-    shown = ", ".join(repr(w) for w in words[:_SHOWN])
+    shown = ", ".join(_word(w) for w in words[:_SHOWN])
     more = f" and {len(words) - _SHOWN} more" if len(words) > _SHOWN else ""
     count = f"1 word of {which} is" if len(words) == 1 else f"{len(words)} words of {which} are"
     return (
