@@ -258,3 +258,34 @@ def test_a_given_word_that_is_a_word_of_the_item_is_not_cut_out_of_longer_ones(m
     # a run of whole words counts as a word of the item too
     pair = probe.trace(model, "New York and Newark.", tokenizer=tokenizer)
     assert probe.group_words(pair, ["New York"]).words[0] == ("New York", "and", "Newark", ".")
+
+
+def test_a_shorter_whole_word_is_found_where_a_longer_target_was_only_part_of_a_word(
+        minilm) -> None:
+    # greedy matching first tried "New York Yankees" across "Yankeesfan" (whole words only,
+    # as the item has "New York Yankees" as words), which must leave "New York" to match there
+    model, tokenizer = minilm
+    trace = probe.trace(model, "New York Yankeesfan met New York Yankees.", tokenizer=tokenizer)
+    grouped = probe.group_words(trace, ["New York", "New York Yankees"])
+    assert grouped.words[0][0] == "New York"
+    assert grouped.words[0][-2:] == ("New York Yankees", ".")
+
+
+def test_composed_forms_match_text_typed_decomposed(minilm) -> None:
+    # Korean typed as jamo (NFD, as macOS file names): every jamo a token boundary
+    import unicodedata
+
+    model, tokenizer = minilm
+    text = unicodedata.normalize("NFD", "한국어를 배워요")
+    trace = probe.trace(model, text, tokenizer=tokenizer)
+    grouped = probe.group_words(trace, "한국")
+    assert [unicodedata.normalize("NFC", w) for w in grouped.words[0]][:2] == ["한국", "어를"]
+
+
+def test_a_segmentation_splits_a_grouped_word_at_its_space(minilm) -> None:
+    model, tokenizer = minilm
+    trace = probe.trace(model, "I love New York and Newark.", tokenizer=tokenizer)
+    grouped = probe.group_words(trace, "New York")
+    again = probe.group_words(grouped, ["I", "love", "New", "York", "and", "Newark", "."])
+    assert again.words[0] == ("I", "love", "New", "York", "and", "Newark", ".")
+    assert again.word_ids[0] == trace.word_ids[0]

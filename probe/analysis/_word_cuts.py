@@ -32,6 +32,14 @@ def key(text: str) -> str:
                    .split())
 
 
+def loose(text: str) -> str:
+    """:func:`key` decomposed (NFKD): a stretch's form grows only by appending as the stretch
+    grows (NFKC composes "ｶ" + "ﾞ" into "ガ", so "ｶ"'s key is no prefix of "ｶﾞ"'s; Korean
+    typed as jamo likewise), so it prunes searches that :func:`key` then decides."""
+    return "".join(unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+                   .split())
+
+
 @dataclass
 class Item:
     """One batch item's words, their tokens and where they may be cut.
@@ -62,10 +70,15 @@ class Item:
         cuts = set(self.base)
         if self.spans is not None:
             for w, word in enumerate(self.words):
-                own = [self._span(t) for t in self.tokens_of(w)]
-                for s, _ in own:
-                    if 0 < s < len(word) and not any(a < s < b for a, b in own):
+                # a token start s is a cut when no token of the word straddles it (a < s < b):
+                # sweep the starts in order with the furthest end of the tokens started before
+                reach, prev = 0, None
+                for s, e in sorted(self._span(t) for t in self.tokens_of(w)):
+                    if s != prev and 0 < s < len(word) and reach <= s:
                         cuts.add(self.base[w] + s)
+                    if s != prev:
+                        prev = s
+                    reach = max(reach, e)
         self.cuts = sorted(cuts)
         self._cut_set = cuts
 
@@ -89,10 +102,12 @@ class Item:
         return any(p < b < q for b in self.breaks)
 
     # ------------------------------------------------------------------ matching
-    def matches(self, targets: set[str]) -> list[Span]:
+    def matches(self, targets: set[str], whole: frozenset[str] = frozenset()) -> list[Span]:
         """Stretches ``[p, q)`` between cuts spelling one of ``targets``: left to right, at
-        each cut the longest that matches (a segmenter's output is reproduced)."""
-        prefixes = {t[:i] for t in targets for i in range(len(t) + 1)}
+        each cut the longest that matches (a segmenter's output is reproduced); a target in
+        ``whole`` only from a word's start to a word's end."""
+        prefixes = {t[:i] for t in map(loose, targets) for i in range(len(t) + 1)}
+        bases = set(self.base)
         out: list[Span] = []
         i = 0
         while i < len(self.cuts) - 1:
@@ -101,10 +116,10 @@ class Item:
                 q = self.cuts[j]
                 if self.crosses_break(p, q):
                     break
-                k = key(self.text[p:q])
-                if k not in prefixes:
+                if loose(self.text[p:q]) not in prefixes:
                     break
-                if k in targets:
+                k = key(self.text[p:q])
+                if k in targets and (k not in whole or (p in bases and q in bases)):
                     best = j
             if best is None:
                 i += 1
@@ -116,16 +131,16 @@ class Item:
     def occurrence(self, target: str) -> Span | None:
         """The first stretch ``[p, q)`` spelling ``target`` wherever its edges fall (inside a
         token too), not running across a break; ``None`` if the text has none."""
+        wide = loose(target)
         for p in range(len(self.text)):
             if self.text[p].isspace():
                 continue
             for q in range(p + 1, len(self.text) + 1):
                 if self.crosses_break(p, q):
                     break
-                k = key(self.text[p:q])
-                if k == target:
+                if key(self.text[p:q]) == target:
                     return p, q
-                if not target.startswith(k):
+                if not wide.startswith(loose(self.text[p:q])):
                     break
         return None
 
@@ -133,23 +148,34 @@ class Item:
         """``wanted`` read as a segmentation of the whole item (its words, joined, spell the
         item's text): the stretches between its word boundaries, a boundary that is no cut
         (inside a token) left out; ``None`` when ``wanted`` does not spell the whole item."""
-        keys = [key(w) for w in wanted]
-        if "".join(keys) != key(self.text):
+        if "".join(loose(w) for w in wanted) != loose(self.text):
             return None
         bounds, p = [0], 0
-        for k in keys:
+        for w in wanted:
+            k, wide = key(w), loose(w)
             while p < len(self.text) and self.text[p].isspace():
                 p += 1
             q = p
             while key(self.text[p:q]) != k:
                 q += 1
-                if q > len(self.text) or not k.startswith(key(self.text[p:q])):
+                if q > len(self.text) or not wide.startswith(loose(self.text[p:q])):
                     return None
             bounds.append(q)
             p = q
-        kept = sorted({b for b in bounds if self.is_cut(b)} | set(self.breaks)
-                      | {0, len(self.text)})
+        kept = sorted({c for c in map(self._cut_near, bounds) if c is not None}
+                      | set(self.breaks) | {0, len(self.text)})
         return [(a, b) for a, b in zip(kept, kept[1:]) if a < b]
+
+    def _cut_near(self, b: int) -> int | None:
+        """The cut at ``b``, else after the spaces following ``b`` (the boundary of "New" in a
+        word "New York" is where the token "York" starts), else ``None`` (inside a token)."""
+        if self.is_cut(b):
+            return b
+        while b < len(self.text) and self.text[b].isspace():
+            b += 1
+            if self.is_cut(b):
+                return b
+        return None
 
     # ------------------------------------------------------------------ the new words
     def pieces(self, stretches: Sequence[Span], glue_of: dict[Span, str]) -> list[Piece]:

@@ -86,9 +86,10 @@ def group_words(trace: Trace, words: str | Sequence[str]) -> Trace:
     BERT, a whole Chinese sentence with SentencePiece, a run of Chinese letters with
     byte-level BPE): ``probe.group_words(trace, ["小猫", "马路"])`` makes "小猫" and "马路"
     words of every batch item wherever they occur, joining words and splitting a word at its
-    token boundaries (a given word that already is a word, or a run of whole words, of an
-    item is taken only there: ``"it"`` does not cut ``itself`` of a sentence that has ``it``) (what is left of a split word keeps its other tokens as word(s): with
-    MiniLM, "マット" out of ``がマットの`` leaves ``が`` and ``の``), so ``probe.coref(grouped,
+    token boundaries (what is left of a split word keeps its other tokens as word(s): with
+    MiniLM, "マット" out of ``がマットの`` leaves ``が`` and ``の``; a given word that already
+    is a word, or a run of whole words, of an item is taken only there: "cat" does not cut
+    ``catwalk`` out of a sentence that has "cat"), so ``probe.coref(grouped,
     "它", candidates=["小猫", "马路"])`` and the views treat them as words (merge rule of
     :func:`probe.word_attention`: mean over a word's tokens as queries, sum over its tokens as
     keys). Matching ignores case, Unicode compatibility forms (NFKC) and whitespace, and is
@@ -170,12 +171,10 @@ def _item(trace: Trace, b: int) -> Item:
 def _whole_first(item: Item, targets: set[str]) -> list[tuple[int, int]]:
     """The stretches of ``item`` spelling ``targets``; a target that is already a word or a run
     of whole words of the item is taken only there, never cut out of a longer word ("it" in
-    a sentence with the word "it" leaves "itself" whole)."""
-    bounds = set(item.base)
-    whole = {key(item.text[p:q]) for p, q in _words_only(item.words).matches(targets)
-             if not item.crosses_break(p, q)}
-    return [(p, q) for p, q in item.matches(targets)
-            if key(item.text[p:q]) not in whole or (p in bounds and q in bounds)]
+    a sentence with the word "cat" leaves "catwalk", ``cat ##walk``, whole)."""
+    whole = frozenset(key(item.text[p:q]) for p, q in _words_only(item.words).matches(targets)
+                      if not item.crosses_break(p, q))
+    return item.matches(targets, whole)
 
 
 def _spaced_inside(item: Item, stretch: tuple[int, int], spaced: set[str]) -> bool:
