@@ -21,7 +21,9 @@ def dangling_link(path: str | os.PathLike[str]) -> str | None:
         return None
     link = os.readlink(path)
     final = os.path.realpath(path)
-    direct = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), link))
+    # the link's target read from the folder it really sits in (a parent may be a link too)
+    parent = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    direct = os.path.normpath(os.path.join(parent, link))
     via = "" if direct == final else f" (and on to {final!r})"
     return f"is a symbolic link to {link!r}{via}, which does not exist"
 

@@ -357,6 +357,12 @@ def test_a_dangling_image_link_is_named_as_a_link(tmp_path, capsys):
                      r"not exist")
     _one_line_exit_2(["render", "saliency", "--image", str(tmp_path / "none.png"), "--out",
                       str(out), "--quiet"], capsys, r"none\.png' does not exist: check the path$")
+    (tmp_path / "real").mkdir()  # a link in a linked folder: no chain to name
+    (tmp_path / "real" / "z.png").symlink_to("gone.png")
+    (tmp_path / "d").symlink_to(tmp_path / "real")
+    _one_line_exit_2(["render", "saliency", "--image", str(tmp_path / "d" / "z.png"), "--out",
+                      str(out), "--quiet"], capsys,
+                     r"d/z\.png' is a symbolic link to 'gone\.png', which does not exist: fix")
     (tmp_path / "t.txt").symlink_to(tmp_path / "gone.txt")  # --text-file: the same
     _one_line_exit_2(["render", "head", "--text-file", str(tmp_path / "t.txt"), "--out",
                       str(out), "--quiet"], capsys,
