@@ -297,3 +297,29 @@ def test_plot_of_an_alignment_or_gates_names_their_viewers():
     gates = probe.trace_gates(timm_cnn("resnet18", attn="cbam"), torch.rand(1, 3, 32, 32))
     with pytest.raises(probe.ProbeError, match=r"not a GateTrace: .*gate_figures"):
         probe.plot(gates)
+
+
+def test_non_finite_pixels_are_named_before_the_forward():
+    """NaN or inf pixels gave NaN attention maps and gate maps silently."""
+    from tests._cnn import timm_cnn
+    from tests._tiny import hf_vit
+
+    model, pixels = hf_vit()
+    bad = pixels.clone()
+    bad[1, 2, 3, 4] = float("nan")
+    bad[1, 0, 5, 5] = float("inf")
+    before = bad.clone()
+    message = (r"^pixel_values hold 2 non-finite value\(s\) \(first: inf at image 1, channel 0, "
+               r"row 5, column 5\), which would make every attention map NaN: fix the image or "
+               r"its preprocessing \(torch\.nan_to_num\(x\) replaces them\)$")
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, bad)
+    with pytest.raises(probe.ProbeError, match=r"^pixel_values hold 2 non-finite"):
+        probe.attribute(model, bad, "rollout")
+    torch.testing.assert_close(bad, before, equal_nan=True)  # the input is untouched
+    cnn = timm_cnn("resnet10t", "se")
+    images = torch.zeros(1, 3, 32, 32)
+    images[0, 1, 0, 0] = float("nan")
+    with pytest.raises(probe.ProbeError, match=r"non-finite value\(s\) \(first: nan at image 0"):
+        probe.trace_gates(cnn, images)
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in cnn.modules())

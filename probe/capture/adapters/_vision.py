@@ -135,6 +135,20 @@ def check_some_pixels(x: torch.Tensor, name: str) -> None:
         raise ProbeError(f"{name} {tuple(x.shape)} hold no images: pass at least one image")
     if x.is_meta:
         raise ProbeError(f"{name} are on the meta device and hold no values: pass real pixels")
+    if x.is_floating_point() or x.is_complex():
+        import torch
+
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            first = [int(i) for i in bad.nonzero()[0]]
+            axes = ("image", "channel", "row", "column") if x.dim() == 4 else ()
+            where = ", ".join(f"{a} {i}" for a, i in zip(axes, first)) if axes else str(first)
+            value = x[tuple(first)].item()
+            raise ProbeError(
+                f"{name} hold {int(bad.sum())} non-finite value(s) (first: {value} at {where}), "
+                "which would make every attention map NaN: fix the image or its preprocessing "
+                "(torch.nan_to_num(x) replaces them)"
+            )
 
 
 @register_adapter
