@@ -323,3 +323,37 @@ def test_non_finite_pixels_are_named_before_the_forward():
     with pytest.raises(probe.ProbeError, match=r"non-finite value\(s\) \(first: nan at image 0"):
         probe.trace_gates(cnn, images)
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in cnn.modules())
+
+
+def _all_hooks(model: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_output_flags_leave_no_transformers_hooks_behind():
+    """transformers installs its output-capturing hooks for good on the first forward asked for
+    ``output_attentions``/``output_hidden_states``; a probe call that passed one left 4 hooks
+    (and the mark) on a model that had none."""
+    model, inputs = gpt2()
+    model.set_attn_implementation("eager")
+    trace = probe.trace(model, inputs, output_attentions=True)
+    assert len(trace.output.attentions) == 2  # the flag reached the model
+    assert _all_hooks(model) == 0
+    assert not any(hasattr(m, "_output_capturing_hooks_installed") for m in model.modules())
+    probe.generate(model, inputs["input_ids"][:1], max_new_tokens=2, output_hidden_states=True)
+    assert _all_hooks(model) == 0
+    # also when the forward raises
+    def boom(*_):
+        raise RuntimeError("boom")
+
+    handle = model.transformer.h[1].register_forward_hook(boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        probe.trace(model, inputs, output_attentions=True)
+    handle.remove()
+    assert _all_hooks(model) == 0
+    # a model the user hooked that way before keeps its hooks, and they still work
+    expected = model(**inputs, output_attentions=True).attentions
+    assert _all_hooks(model) == 4
+    probe.trace(model, inputs, output_attentions=True)
+    assert _all_hooks(model) == 4 and model.transformer._output_capturing_hooks_installed
+    after = model(**inputs, output_attentions=True).attentions
+    torch.testing.assert_close(after, expected)

@@ -12,7 +12,8 @@ inner modules, so they take turns too. All of a model's modules are taken at onc
 all (a thread waits until none of them is held by another thread), so two captures never hold
 half of each other's modules. The lock is re-entrant per thread: a gradient method may capture
 attention on the model it already holds. Models that share no module never wait for each
-other.
+other. The outermost hold also takes off the output-capturing hooks transformers installs
+during it (:mod:`probe.capture._leftovers`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from probe.capture._leftovers import new_output_hooks_removed
 
 __all__ = ["model_lock"]
 
@@ -64,7 +67,11 @@ def model_lock(model: Any) -> Iterator[None]:
             new = {u: (me, _HELD[u][1] + 1 if u in _HELD else 1) for u in units}
             _HELD.update(new)
             committed = True
-        yield
+        if all(depth == 1 for _, depth in new.values()):  # the outermost hold
+            with new_output_hooks_removed(model):
+                yield
+        else:
+            yield
     finally:
         with _COND:
             if committed or (new and all(_HELD.get(u) is v for u, v in new.items())):
