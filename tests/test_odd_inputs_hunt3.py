@@ -39,6 +39,12 @@ REFUSED = [
     (dict(eos_token_id="x"), r"^eos_token_id='x' \(passed to generate\) is not a token id"),
     (dict(cache_implementation="quantized"), r"^cache_implementation='quantized' .* drop it"),
     (dict(cache_implementation="static"), r"^cache_implementation='static' .* drop it"),
+    # was a CUDA error from transformers on a CPU model
+    (dict(cache_implementation="offloaded"), r"^cache_implementation='offloaded' \(passed to "
+                                             r"generate\) moves the cache between a CUDA device"),
+    # was AttributeError: 'object' object has no attribute 'put'
+    (dict(streamer=object()), r"^streamer= must have put\(\) and end\(\) methods .* got "
+                              r"object"),
     (dict(generation_config={"do_sample": True}), r"^generation_config= must be a transformers "
                                                   r"GenerationConfig, got dict"),
     # a mask passed beside the inputs reached the model but not probe's record of the keys

@@ -62,6 +62,10 @@ def check_modes(model: nn.Module, kwargs: dict[str, Any]) -> None:
     if isinstance(cache, str) and cache not in _FULL_CACHES and cache in _known_caches():
         raise ProbeError(f"{text} keeps a fixed-size, windowed or quantized KV cache whose keys "
                          "probe cannot place: drop it (or pass cache_implementation='dynamic')")
+    if cache == "offloaded" and not _on_cuda(model):
+        raise ProbeError(f"{text} moves the cache between a CUDA device and the CPU, and this "
+                         "model does not run on CUDA: drop it (or pass "
+                         "cache_implementation='dynamic')")
     alpha, text = _setting(model, kwargs, "penalty_alpha")
     top_k, _ = _setting(model, kwargs, "top_k")
     sampling, _ = _setting(model, kwargs, "do_sample")
@@ -70,6 +74,11 @@ def check_modes(model: nn.Module, kwargs: dict[str, Any]) -> None:
         raise ProbeError(f"{text} with top_k={top_k} asks for contrastive search, which "
                          "transformers loads from the Hub and probe.generate does not support: "
                          "drop penalty_alpha")
+
+
+def _on_cuda(model: nn.Module) -> bool:
+    """Whether a parameter of ``model`` lives on a CUDA device (what an offloaded cache needs)."""
+    return any(p.device.type == "cuda" for p in model.parameters())
 
 
 def _known_caches() -> tuple[str, ...]:
@@ -110,6 +119,13 @@ def check_arguments(kwargs: dict[str, Any], has_tokenizer: bool) -> None:
                 f"{name}= passed to generate would bypass probe's inputs: put it in the inputs "
                 "themselves, probe.generate(model, {'input_ids': ids, 'attention_mask': mask})"
             )
+    streamer = kwargs.get("streamer")
+    if streamer is not None and not (callable(getattr(streamer, "put", None))
+                                     and callable(getattr(streamer, "end", None))):
+        raise ProbeError(
+            f"streamer= must have put() and end() methods (a transformers TextStreamer or "
+            f"BaseStreamer), got {type(streamer).__name__}: pass TextStreamer(tokenizer) or drop it"
+        )
     if kwargs.get("synced_gpus"):
         import torch.distributed as dist
 
