@@ -245,8 +245,8 @@ def check_scalar_per_item(value: Any, target: Any) -> torch.Tensor:
     if not bool(finite.all()):
         item = int((~finite).nonzero()[0, 0])
         raise ProbeError(
-            f"target {name} returned {float(value[item])} for batch item {item}: the explained "
-            "score must be finite (e.g. clamp probabilities before a log)"
+            f"target {name} returned {float(value.detach()[item])} for batch item {item}: the "
+            "explained score must be finite (e.g. clamp probabilities before a log)"
         )
     return value
 
