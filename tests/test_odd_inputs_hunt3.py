@@ -57,6 +57,10 @@ REFUSED = [
     # was RuntimeError: Boolean value of Tensor with more than one value is ambiguous (probe's)
     (dict(do_sample=True, temperature=torch.rand(30)), r"^temperature=<Tensor of shape \(30,\)> "
                                                        r"must be a plain Python number"),
+    # said "did you mean temperature?"
+    (dict(do_sample=True, generator=torch.Generator()), r"^generator=.* \(sampling draws from "
+                                                         r"torch's global random state: call "
+                                                         r"torch\.manual_seed\(n\) before"),
     # was the tensor printed over many lines
     (dict(pixel_values=torch.rand(1, 3, 32, 32)), r"^pixel_values=<Tensor of shape \(1, 3, 32, "
                                                   r"32\)> \(passed to generate\) is neither"),

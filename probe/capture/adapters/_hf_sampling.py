@@ -178,8 +178,11 @@ def _unused(model: nn.Module, unused: dict[str, Any]) -> None:
             try:
                 validate({name: unused[name]})
             except ValueError:
-                close = difflib.get_close_matches(name, known, n=1)
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
                 hint = f" (did you mean {close[0]}?)" if close else ""
+                if name in ("generator", "seed", "random_state"):
+                    hint = (" (sampling draws from torch's global random state: call "
+                            "torch.manual_seed(n) before probe.generate)")
                 raise ProbeError(
                     f"{name}={short_repr(unused[name])} (passed to generate) is neither a "
                     "generation "
