@@ -190,12 +190,13 @@ def test_alignment_batch_index_out_of_range_is_refused_not_wrapped() -> None:
     gen = probe.generate(model, ["the big dog sees a ice cream", "a cat likes the tea pot"],
                          tokenizer=tok, max_new_tokens=3, eos_token_id=None, min_new_tokens=3)
     assert probe.alignment(gen, -1).source_words == probe.alignment(gen, 1).source_words
+    span = r"0\.\.1 \(or -2\.\.-1 from the end\)"  # the views' one shared check
     for bad in (2, 5, -3):
-        with pytest.raises(probe.ProbeError, match=rf"batch_index {bad} is out of range .* 2"):
+        with pytest.raises(probe.ProbeError, match=rf"^batch_index must be in {span}, got {bad}$"):
             probe.alignment(gen, bad)
-        with pytest.raises(probe.ProbeError, match=rf"batch_index {bad} is out of range .* 2"):
+        with pytest.raises(probe.ProbeError, match=rf"^batch_index must be in {span}, got {bad}$"):
             probe.gradient_alignment(model, gen, bad)
-    with pytest.raises(probe.ProbeError, match="batch_index must be an int"):
+    with pytest.raises(probe.ProbeError, match=rf"^batch_index must be an integer in {span}, "):
         probe.alignment(gen, True)
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Alignment",
     "alignment",
-    "batch_item",
     "check_generation_words",
     "alignment_error_rate",
     "corpus_aer",
@@ -195,7 +195,7 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
             f"generated and source words), got {type(generation).__name__}: pass that result "
             "itself, not gen.to_trace() or a probe.trace"
         )
-    b = batch_item(batch_index, generation.batch_size)
+    b = batch_position(batch_index, generation.batch_size)
     check_generation_words(generation, "alignment", b)
     words, word_ids = generation.words, generation.word_ids
     src_words, src_ids = generation.prompt_words, generation.prompt_word_ids
@@ -283,7 +283,7 @@ def check_generation_words(generation: Any, what: str, batch_index: int = 0) -> 
             f"{what} needs the words of both sides: pass text and tokenizer=... (a fast "
             "tokenizer) to probe.generate"
         )
-    b = batch_item(batch_index, generation.batch_size)
+    b = batch_position(batch_index, generation.batch_size)
     missing = getattr(generation.words, "missing", None)
     if generation.words is None or generation.word_ids is None or (
         missing is not None and missing[b] is not None
@@ -294,22 +294,6 @@ def check_generation_words(generation: Any, what: str, batch_index: int = 0) -> 
             "gives other tokens), so no word boundary can be trusted: read the token-level "
             "gen.cross.attentions [layer, batch, head, generated, source] instead"
         )
-
-
-def batch_item(batch_index: int, batch_size: int) -> int:
-    """``batch_index`` (negative counts from the end) as a position in ``range(batch_size)``.
-
-    Raises:
-        ProbeError: not an int, or out of range (never wrapped around the batch).
-    """
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
-        raise ProbeError(f"batch_index must be an int, got {batch_index!r}")
-    if not -batch_size <= batch_index < batch_size:
-        raise ProbeError(
-            f"batch_index {batch_index} is out of range for a batch of {batch_size}; "
-            f"use 0..{batch_size - 1} (or -{batch_size}..-1)"
-        )
-    return batch_index % batch_size
 
 
 def alignment_error_rate(
