@@ -53,13 +53,15 @@ class _Stack:
         self.attn: torch.Tensor = attn[:, :, :nq, :nk]
         self.queries, self.keys = queries, keys
         self.layer_indices = tuple(stack.layer_indices)
+        self.num_model_layers = int(stack.num_model_layers)  # the decoder's, for cross
         self.head_indices = stack.head_indices
         self.name = name
         self._tr = tr
 
     def layer(self, s: Session) -> tuple[int, int]:
-        """The model layer of ``--layer`` (default last) and its position in ``attn``."""
-        n = max(self.layer_indices) + 1
+        """The model layer of ``--layer`` (default the model's last of this stack) and its
+        position in ``attn``."""
+        n = self.num_model_layers or max(self.layer_indices) + 1
         layer = s.args.layer if s.args.layer is not None else -1
         if not -n <= layer < n:
             raise ProbeError(
