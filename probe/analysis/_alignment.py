@@ -58,6 +58,10 @@ class Alignment:
             ``layer`` counts from the model's last layer as everywhere else (``-1`` on an
             alignment of layers ``(1, 3)`` of a 6-layer model is layer 5, not kept); 0 when
             unknown (then ``max(layer_indices) + 1``).
+        num_heads: the model's number of cross-attention heads per layer, so that a negative
+            ``head`` counts from the model's last head (``-1`` on an alignment of heads
+            ``(0, 1)`` of a 4-head model is head 3, not kept); 0 when unknown (then
+            ``max(head_indices) + 1``: gradient and random alignments' one head).
     """
 
     scores: torch.Tensor
@@ -67,6 +71,7 @@ class Alignment:
     head_indices: tuple[int, ...] | None
     method: str = "attention"
     num_model_layers: int = 0
+    num_heads: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -79,9 +84,7 @@ class Alignment:
         s = s.mean(0) if layer is None else s[self.layer_position(layer)]
         if head is None:
             return s.mean(0)
-        if self.head_indices is None:
-            raise ProbeError("heads were averaged during capture: pass head=None")
-        return s[self._position(head, self.head_indices, "head")]
+        return s[self.head_position(head)]
 
     def links(
         self,
@@ -117,10 +120,29 @@ class Alignment:
                              f"{list(indices)}): generate with layers=None or including it")
         return indices.index(index)
 
-    @staticmethod
-    def _position(index: int, indices: tuple[int, ...], what: str) -> int:
+    def head_position(self, head: int) -> int:
+        """Position in ``scores``' head dimension of the model's head ``head`` (negative
+        counts back from the model's last cross-attention head, as layers do).
+
+        Raises:
+            ProbeError: heads averaged during capture, not an integer, beyond the model, or
+                not in this alignment.
+        """
+        if self.head_indices is None:
+            raise ProbeError("heads were averaged during capture: pass head=None")
+        if isinstance(head, bool) or not isinstance(head, numbers.Integral):
+            raise ProbeError(f"head must be an integer (a model head; negative counts from "
+                             f"the end), got {head!r}")
+        indices = self.head_indices
+        n = self.num_heads or (max(indices) + 1 if indices else 0)
+        if not -n <= head < n:
+            raise ProbeError(f"head {head} is out of range: the model has {n} heads per layer "
+                             f"(use {-n}..{n - 1}; negative counts from the end)")
+        index = int(head) % n
         if index not in indices:
-            raise ProbeError(f"{what} {index} is not in this alignment (have {list(indices)})")
+            alias = "" if index == head else f" (the model's head {index})"
+            raise ProbeError(f"head {head}{alias} is not in this alignment (have "
+                             f"{list(indices)}): generate with heads=None or including it")
         return indices.index(index)
 
 
@@ -219,7 +241,9 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
     return Alignment(
         scores=merged, target_words=tuple(words[b]), source_words=tuple(src_words[b]),
         layer_indices=tuple(cross.layer_indices), head_indices=cross.head_indices,
-        num_model_layers=int(getattr(generation, "num_model_layers", 0)),
+        num_model_layers=int(getattr(cross, "num_model_layers", 0)
+                             or getattr(generation, "num_model_layers", 0)),
+        num_heads=int(getattr(cross, "num_heads", 0)),
     )
 
 

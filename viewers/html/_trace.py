@@ -221,9 +221,10 @@ def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
     :func:`probe.viewers.alignment_view`).
 
     ``layers`` / ``heads`` select the model's layers and heads embedded (as in the other
-    views: the alignment's ``layer_indices`` / ``head_indices``; a negative layer counts from
-    the model's last layer, as ``alignment.matrix(-1)`` does, a negative head from the last
-    head held; default all): the page shows ``alignment.matrix(layer, head)`` of each selected pair.
+    views: the alignment's ``layer_indices`` / ``head_indices``; a negative layer or head
+    counts from the model's last, as ``alignment.matrix(-1, -1)`` does, where the alignment
+    knows the model's counts (gradient and random alignments: from the one they hold);
+    default all): the page shows ``alignment.matrix(layer, head)`` of each selected pair.
     """
     scores = getattr(alignment, "scores", None)
     if scores is None or not hasattr(alignment, "target_words"):
@@ -245,9 +246,9 @@ def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
         )
     layer_ids = list(alignment.layer_indices)
     head_ids = list(alignment.head_indices) if alignment.head_indices is not None else ["mean"]
-    # -1: the model's last layer, as alignment.matrix(-1) reads it (when the alignment knows it)
+    # -1: the model's last layer / head, as alignment.matrix(-1, -1) reads it (when known)
     lpos = _positions(layer_ids, layers, "layers", int(getattr(alignment, "num_model_layers", 0)))
-    hpos = _positions(head_ids, heads, "heads")
+    hpos = _positions(head_ids, heads, "heads", int(getattr(alignment, "num_heads", 0)))
     values = np.asarray(_to_numpy(scores), dtype=np.float32)[lpos][:, hpos]
     return model_view_html(
         values, query_tokens=list(alignment.target_words),

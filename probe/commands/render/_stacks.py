@@ -171,15 +171,16 @@ def alignment_choice(s: Session) -> tuple[Any, int, int | None]:
             "is decoder-only"
         )
     al = probe.alignment(gen)
-    n = max(al.layer_indices) + 1
     layer = s.args.layer if s.args.layer is not None else -1
+    n = al.num_model_layers or max(al.layer_indices) + 1  # the decoder's (cross) layers
     if not -n <= layer < n:
         raise ProbeError(f"layer {layer} is out of range: the model has {n} cross-attention "
                          f"layers (use {-n}..{n - 1}; negative counts from the end)")
+    al.layer_position(layer)  # kept (render generates with every layer)
     head = None
     if s.args.head is not None:
-        s.trace().head_position(s.args.head)  # validates the range
-        head = s.args.head % al.scores.shape[1]
+        # the cross-attention's own heads (the alignment knows their number), not the encoder's
+        head = al.head_indices[al.head_position(s.args.head)]  # type: ignore[index]
     return al, layer % n, head
 
 
