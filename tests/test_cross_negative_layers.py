@@ -96,3 +96,28 @@ def test_select_cross_counts_from_the_last_decoder_layer(marian) -> None:
                                                r"3 decoder layers \(use -3\.\.2; "):
         select_cross(tr, [3], None)
     assert select_cross(tr, [0, -3], None).cross.layer_indices == (0,)  # one layer, listed twice
+
+
+def test_render_stack_counts_from_the_stacks_own_model_counts(marian) -> None:
+    """``probe render head --stack cross --layer -1 --head -1``: the last decoder layer and
+    the cross-attention's last head (the encoder has 2 layers x 4 heads, the decoder 3 x 2)."""
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from probe.commands.render._stacks import _Stack
+
+    model, tok = marian
+    tr = probe.trace(model, "the big dog", tokenizer=tok, decoder_inputs=DECODER_INPUTS)
+    picked = {}
+    for name in ("encoder", "decoder", "cross"):
+        s = SimpleNamespace(trace=lambda: tr, model_name="marian",
+                            args=Namespace(stack=name, layer=-1, head=-1))
+        st = _Stack(s)
+        picked[name] = (st.layer(s), st.head(s))
+    assert picked == {"encoder": ((1, 1), (3, 3)), "decoder": ((2, 2), (1, 1)),
+                      "cross": ((2, 2), (1, 1))}
+    s = SimpleNamespace(trace=lambda: tr, model_name="marian",
+                        args=Namespace(stack="cross", layer=0, head=2))
+    with pytest.raises(probe.ProbeError, match=r"^head 2 is out of range: the cross stack has 2 "
+                                               r"heads per layer \(use -2\.\.1; "):
+        _Stack(s).head(s)

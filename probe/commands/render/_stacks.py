@@ -54,6 +54,7 @@ class _Stack:
         self.queries, self.keys = queries, keys
         self.layer_indices = tuple(stack.layer_indices)
         self.num_model_layers = int(stack.num_model_layers)  # the decoder's, for cross
+        self.num_heads = int(stack.num_heads)
         self.head_indices = stack.head_indices
         self.name = name
         self._tr = tr
@@ -69,13 +70,23 @@ class _Stack:
                 f"(use {-n}..{n - 1}; negative counts from the end)"
             )
         layer %= n
+        if layer not in self.layer_indices:
+            raise ProbeError(f"layer {layer} of the {self.name} stack was not captured (kept "
+                             f"layers: {list(self.layer_indices)})")
         return layer, self.layer_indices.index(layer)
 
     def head(self, s: Session) -> tuple[int, int]:
         """The model head of ``--head`` (default 0) and its position in ``attn``."""
         head = s.args.head if s.args.head is not None else 0
-        pos = self._tr.head_position(head)  # every stack of a model keeps the same heads
-        return head % self._tr.num_heads, pos
+        if not self.num_heads or self.head_indices is None:  # unknown count, or averaged
+            return head % self._tr.num_heads, self._tr.head_position(head)
+        n = self.num_heads  # this stack's own (cross: the decoder's), not the encoder's
+        if not -n <= head < n:
+            raise ProbeError(
+                f"head {head} is out of range: the {self.name} stack has {n} heads per layer "
+                f"(use {-n}..{n - 1}; negative counts from the end)"
+            )
+        return head % n, self.head_indices.index(head % n)
 
     def labels(self) -> dict[str, list[str] | None]:
         return {"query_tokens": self.queries, "key_tokens": self.keys}
