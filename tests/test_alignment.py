@@ -137,6 +137,35 @@ def test_negative_layers_count_from_the_models_last_layer() -> None:
         al.matrix(1.0)
 
 
+def test_negative_heads_count_from_the_models_last_head() -> None:
+    # head=-1 was "head -1 is not in this alignment (have [0, 1, 2, 3])": the generation did
+    # not record the cross-attention's head count; gen.cross.num_heads now carries it
+    model, tok = _tiny_marian_with_words()  # 4 cross-attention heads
+    kw = dict(tokenizer=tok, max_new_tokens=3, eos_token_id=None, min_new_tokens=3)
+    al = probe.alignment(probe.generate(model, "a cat likes the tea pot", **kw))
+    assert al.num_heads == 4
+    torch.testing.assert_close(al.matrix(1, head=-1), al.matrix(1, head=3))
+    torch.testing.assert_close(al.matrix(-2, head=-4), al.matrix(0, head=0))
+    assert al.links(layer=-1, head=-2) == al.links(layer=1, head=2)
+    some = probe.alignment(probe.generate(model, "a cat likes the tea pot", heads=[0, 1], **kw))
+    assert (some.head_indices, some.num_heads) == ((0, 1), 4)
+    torch.testing.assert_close(some.matrix(1, head=-3), al.matrix(1, head=1))  # model's head 1
+    with pytest.raises(probe.ProbeError, match=r"^head -1 \(the model's head 3\) is not in "
+                                                r"this alignment \(have \[0, 1\]\): generate with "
+                                                r"heads=None or including it$"):
+        some.matrix(1, head=-1)  # the model's last head, not the last one kept
+    with pytest.raises(probe.ProbeError, match=r"^head -1 \(the model's head 3\) was not "
+                                                r"captured"):
+        probe.show(some, "alignment", heads=[-1])  # the page reads -1 as matrix does
+    with pytest.raises(probe.ProbeError, match=r"^head 4 is out of range: the model has 4 "
+                                                r"heads per layer \(use -4\.\.3; negative counts"):
+        al.links(layer=1, head=4)
+    with pytest.raises(probe.ProbeError, match=r"^head must be an integer"):
+        al.matrix(1, head=1.0)
+    ones = probe.random_alignment(al, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ones.matrix(-1, head=-1), ones.matrix(0, head=0))  # the one held
+
+
 @pytest.mark.parametrize("method", ["saliency", "grad_x_input"])
 def test_gradient_alignment_matches_per_token_autograd(method: str) -> None:
     from tests._tiny import assert_unchanged, snapshot
@@ -190,12 +219,13 @@ def test_alignment_batch_index_out_of_range_is_refused_not_wrapped() -> None:
     gen = probe.generate(model, ["the big dog sees a ice cream", "a cat likes the tea pot"],
                          tokenizer=tok, max_new_tokens=3, eos_token_id=None, min_new_tokens=3)
     assert probe.alignment(gen, -1).source_words == probe.alignment(gen, 1).source_words
+    span = r"0\.\.1 \(or -2\.\.-1 from the end\)"  # the views' one shared check
     for bad in (2, 5, -3):
-        with pytest.raises(probe.ProbeError, match=rf"batch_index {bad} is out of range .* 2"):
+        with pytest.raises(probe.ProbeError, match=rf"^batch_index must be in {span}, got {bad}$"):
             probe.alignment(gen, bad)
-        with pytest.raises(probe.ProbeError, match=rf"batch_index {bad} is out of range .* 2"):
+        with pytest.raises(probe.ProbeError, match=rf"^batch_index must be in {span}, got {bad}$"):
             probe.gradient_alignment(model, gen, bad)
-    with pytest.raises(probe.ProbeError, match="batch_index must be an int"):
+    with pytest.raises(probe.ProbeError, match=rf"^batch_index must be an integer in {span}, "):
         probe.alignment(gen, True)
 
 

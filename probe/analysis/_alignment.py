@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Alignment",
     "alignment",
-    "batch_item",
     "check_generation_words",
     "alignment_error_rate",
     "corpus_aer",
@@ -58,6 +58,10 @@ class Alignment:
             ``layer`` counts from the model's last layer as everywhere else (``-1`` on an
             alignment of layers ``(1, 3)`` of a 6-layer model is layer 5, not kept); 0 when
             unknown (then ``max(layer_indices) + 1``).
+        num_heads: the model's number of cross-attention heads per layer, so that a negative
+            ``head`` counts from the model's last head (``-1`` on an alignment of heads
+            ``(0, 1)`` of a 4-head model is head 3, not kept); 0 when unknown (then
+            ``max(head_indices) + 1``: gradient and random alignments' one head).
     """
 
     scores: torch.Tensor
@@ -67,6 +71,7 @@ class Alignment:
     head_indices: tuple[int, ...] | None
     method: str = "attention"
     num_model_layers: int = 0
+    num_heads: int = 0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -79,9 +84,7 @@ class Alignment:
         s = s.mean(0) if layer is None else s[self.layer_position(layer)]
         if head is None:
             return s.mean(0)
-        if self.head_indices is None:
-            raise ProbeError("heads were averaged during capture: pass head=None")
-        return s[self._position(head, self.head_indices, "head")]
+        return s[self.head_position(head)]
 
     def links(
         self,
@@ -117,10 +120,29 @@ class Alignment:
                              f"{list(indices)}): generate with layers=None or including it")
         return indices.index(index)
 
-    @staticmethod
-    def _position(index: int, indices: tuple[int, ...], what: str) -> int:
+    def head_position(self, head: int) -> int:
+        """Position in ``scores``' head dimension of the model's head ``head`` (negative
+        counts back from the model's last cross-attention head, as layers do).
+
+        Raises:
+            ProbeError: heads averaged during capture, not an integer, beyond the model, or
+                not in this alignment.
+        """
+        if self.head_indices is None:
+            raise ProbeError("heads were averaged during capture: pass head=None")
+        if isinstance(head, bool) or not isinstance(head, numbers.Integral):
+            raise ProbeError(f"head must be an integer (a model head; negative counts from "
+                             f"the end), got {head!r}")
+        indices = self.head_indices
+        n = self.num_heads or (max(indices) + 1 if indices else 0)
+        if not -n <= head < n:
+            raise ProbeError(f"head {head} is out of range: the model has {n} heads per layer "
+                             f"(use {-n}..{n - 1}; negative counts from the end)")
+        index = int(head) % n
         if index not in indices:
-            raise ProbeError(f"{what} {index} is not in this alignment (have {list(indices)})")
+            alias = "" if index == head else f" (the model's head {index})"
+            raise ProbeError(f"head {head}{alias} is not in this alignment (have "
+                             f"{list(indices)}): generate with heads=None or including it")
         return indices.index(index)
 
 
@@ -195,7 +217,7 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
             f"generated and source words), got {type(generation).__name__}: pass that result "
             "itself, not gen.to_trace() or a probe.trace"
         )
-    b = batch_item(batch_index, generation.batch_size)
+    b = batch_position(batch_index, generation.batch_size)
     check_generation_words(generation, "alignment", b)
     words, word_ids = generation.words, generation.word_ids
     src_words, src_ids = generation.prompt_words, generation.prompt_word_ids
@@ -219,7 +241,9 @@ def alignment(generation: Any, batch_index: int = 0) -> Alignment:
     return Alignment(
         scores=merged, target_words=tuple(words[b]), source_words=tuple(src_words[b]),
         layer_indices=tuple(cross.layer_indices), head_indices=cross.head_indices,
-        num_model_layers=int(getattr(generation, "num_model_layers", 0)),
+        num_model_layers=int(getattr(cross, "num_model_layers", 0)
+                             or getattr(generation, "num_model_layers", 0)),
+        num_heads=int(getattr(cross, "num_heads", 0)),
     )
 
 
@@ -283,7 +307,7 @@ def check_generation_words(generation: Any, what: str, batch_index: int = 0) -> 
             f"{what} needs the words of both sides: pass text and tokenizer=... (a fast "
             "tokenizer) to probe.generate"
         )
-    b = batch_item(batch_index, generation.batch_size)
+    b = batch_position(batch_index, generation.batch_size)
     missing = getattr(generation.words, "missing", None)
     if generation.words is None or generation.word_ids is None or (
         missing is not None and missing[b] is not None
@@ -294,22 +318,6 @@ def check_generation_words(generation: Any, what: str, batch_index: int = 0) -> 
             "gives other tokens), so no word boundary can be trusted: read the token-level "
             "gen.cross.attentions [layer, batch, head, generated, source] instead"
         )
-
-
-def batch_item(batch_index: int, batch_size: int) -> int:
-    """``batch_index`` (negative counts from the end) as a position in ``range(batch_size)``.
-
-    Raises:
-        ProbeError: not an int, or out of range (never wrapped around the batch).
-    """
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
-        raise ProbeError(f"batch_index must be an int, got {batch_index!r}")
-    if not -batch_size <= batch_index < batch_size:
-        raise ProbeError(
-            f"batch_index {batch_index} is out of range for a batch of {batch_size}; "
-            f"use 0..{batch_size - 1} (or -{batch_size}..-1)"
-        )
-    return batch_index % batch_size
 
 
 def _link_set(links: Any, name: str) -> set[Link]:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from probe._index import batch_position
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._trace_input import require_trace
@@ -106,14 +107,7 @@ def _words(trace: Trace, batch_index: int) -> tuple[tuple[str, ...], tuple[int |
             "tokenizer=tok)) or a fast tokenizer's own output (tok(text, return_tensors='pt')) "
             "with tokenizer=tok; a plain dict or an ids tensor carries no word boundaries"
         )
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
-        raise ProbeError(f"batch_index must be an int, got {batch_index!r}")
-    if not -trace.batch_size <= batch_index < trace.batch_size:
-        raise ProbeError(
-            f"batch_index {batch_index} is out of range for a batch of {trace.batch_size}; "
-            f"use 0..{trace.batch_size - 1}"
-        )
-    b = batch_index % trace.batch_size
+    b = batch_position(batch_index, trace.batch_size)
     return tuple(trace.words[b]), tuple(trace.word_ids[b])
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from probe._index import batch_position
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
@@ -195,11 +196,4 @@ def _batch_items(trace: Trace, batch_index: int | None) -> list[int]:
     """Batch items to compute: all of them, or the one ``batch_index`` names."""
     if batch_index is None:
         return list(range(trace.batch_size))
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
-        raise ProbeError(f"batch_index must be an int or None, got {batch_index!r}")
-    if not -trace.batch_size <= batch_index < trace.batch_size:
-        raise ProbeError(
-            f"batch_index {batch_index} is out of range for a batch of {trace.batch_size}; "
-            f"use 0..{trace.batch_size - 1} or None for all"
-        )
-    return [batch_index % trace.batch_size]
+    return [batch_position(batch_index, trace.batch_size, none_for_all=True)]

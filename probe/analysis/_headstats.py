@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._trace_input import require_trace
 
@@ -102,15 +103,8 @@ def head_stats(trace: Trace, batch_index: int | None = None) -> HeadStats:
     attentions = trace.require_attentions()
     if batch_index is None:
         items = list(range(trace.batch_size))
-    elif isinstance(batch_index, bool) or not isinstance(batch_index, int):
-        raise ProbeError(f"batch_index must be an int or None, got {batch_index!r}")
-    elif -trace.batch_size <= batch_index < trace.batch_size:
-        items = [batch_index % trace.batch_size]
     else:
-        raise ProbeError(
-            f"batch_index {batch_index} is out of range for a batch of {trace.batch_size}; "
-            f"use 0..{trace.batch_size - 1} or None for all"
-        )
+        items = [batch_position(batch_index, trace.batch_size, none_for_all=True)]
     if trace.is_vision and trace.grid is None:
         raise ProbeError("this vision trace has no patch grid; capture it with probe.trace")
 

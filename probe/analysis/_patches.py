@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+from probe._index import batch_position
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion
@@ -75,14 +76,7 @@ def _batch_slice(trace: Trace, batch_index: int | None) -> slice:
     """All batch items, or the one ``batch_index`` names (kept as a size-1 dimension)."""
     if batch_index is None:
         return slice(None)
-    if isinstance(batch_index, bool) or not isinstance(batch_index, int):
-        raise ProbeError(f"batch_index must be an int or None, got {batch_index!r}")
-    if not -trace.batch_size <= batch_index < trace.batch_size:
-        raise ProbeError(
-            f"batch_index {batch_index} is out of range for a batch of {trace.batch_size}; "
-            f"use 0..{trace.batch_size - 1} or None for all"
-        )
-    b = batch_index % trace.batch_size
+    b = batch_position(batch_index, trace.batch_size, none_for_all=True)
     return slice(b, b + 1)
 
 

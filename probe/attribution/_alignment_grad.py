@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
+from probe._index import batch_position
 from probe.analysis._alignment import (
     Alignment,
-    batch_item,
     check_generation_words,
     word_alignment_scores,
 )
@@ -60,7 +60,7 @@ def gradient_alignment(
         raise ProbeError(
             "gradient_alignment needs an encoder-decoder model and its probe.generate result"
         )
-    b = batch_item(batch_index, generation.batch_size)
+    b = batch_position(batch_index, generation.batch_size)
     check_generation_words(generation, "gradient_alignment", b)
     vocab = adapter.vocab_size()
     highest = max(int(generation.source_ids.max()), int(generation.sequences.max()))

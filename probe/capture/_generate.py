@@ -168,6 +168,7 @@ def generate(
             cross=AttentionStack(
                 "cross", cross_rows, tuple(cross.layer_names[i] for i in cross.keep),
                 tuple(cross.keep), _head_indices(options, cross.num_heads),
+                num_model_layers=len(cross.layer_names), num_heads=cross.num_heads,
             ),
             cross_prompt=cross_prompt, source_tokens=prepared.tokens, source_mask=mask,
             source_ids=prepared.input_ids,

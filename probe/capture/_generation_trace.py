@@ -185,7 +185,8 @@ class GenerationTrace:
         tokens = None if self.tokens is None else tuple(row[:total] for row in self.tokens)
         mask = self.attention_mask[:, :total]
         stack = AttentionStack("self", square, self.layer_names, self.layer_indices,
-                               self.head_indices)
+                               self.head_indices, num_model_layers=self.num_model_layers,
+                               num_heads=self.num_heads)  # the generating stack's own counts
         common = dict(
             model_name=self.model_name, family=self.family, num_heads=self.num_heads,
             num_model_layers=self.num_model_layers, output=self.output,
@@ -206,7 +207,11 @@ class GenerationTrace:
         cross = AttentionStack(
             "cross", torch.cat(cross_parts, dim=3), self.cross.layer_names,
             self.cross.layer_indices, self.cross.head_indices,
+            num_model_layers=self.cross.num_model_layers, num_heads=self.cross.num_heads,
         )
+        # the trace's main stack is the encoder: its counts, not the generating decoder's
+        common.update(num_model_layers=self.encoder.num_model_layers or self.num_model_layers,
+                      num_heads=self.encoder.num_heads or self.num_heads)
         return Trace(
             attentions=self.encoder.attentions, layer_names=self.encoder.layer_names,
             layer_indices=self.encoder.layer_indices, head_indices=self.encoder.head_indices,

@@ -320,6 +320,8 @@ class StackRecorder:
             layer_indices=tuple(self.keep),
             head_indices=self._head_indices(),
             layer_tensors=layer_tensors,
+            num_model_layers=len(self.layer_names),
+            num_heads=self.num_heads,
         )
 
 

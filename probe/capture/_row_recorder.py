@@ -208,4 +208,6 @@ class RowRecorder(StackRecorder):
             layer_indices=tuple(self.keep),
             head_indices=self._head_indices(),
             query_indices=self.query_indices,
+            num_model_layers=len(self.layer_names),
+            num_heads=self.num_heads,
         )

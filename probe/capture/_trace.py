@@ -95,6 +95,10 @@ class AttentionStack:
             ``.grad`` after a backward pass (``attentions`` is a detached stacked copy).
         query_indices: with ``query_rows=`` capture, the query position of each kept row
             (``attentions`` is ``[layer, batch, head, rows, key]``); ``None``: every row.
+        num_model_layers: the model's number of layers in this stack (an encoder-decoder's
+            ``cross`` and ``decoder`` stacks: its decoder layers), so that a negative layer
+            counts from the model's last one; 0 when unknown (then from the last kept).
+        num_heads: the model's number of heads per layer of this stack; 0 when unknown.
     """
 
     kind: Literal["self", "cross"]
@@ -104,6 +108,8 @@ class AttentionStack:
     head_indices: tuple[int, ...] | None
     layer_tensors: tuple[torch.Tensor, ...] | None = None
     query_indices: tuple[int, ...] | None = None
+    num_model_layers: int = 0
+    num_heads: int = 0
 
     @property
     def num_layers(self) -> int:
@@ -282,6 +288,8 @@ class Trace:
             head_indices=self.head_indices,
             layer_tensors=self.layer_tensors,
             query_indices=self.query_indices,
+            num_model_layers=self.num_model_layers,
+            num_heads=self.num_heads,
         )
 
     @property

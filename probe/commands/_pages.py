@@ -9,6 +9,7 @@ in Python).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -130,8 +131,10 @@ def detections(adapter: Any, trace: Any, batch_index: int = 0) -> tuple[Any, lis
 
 def select_cross(trace: Any, layers: Sequence[int] | None,
                  heads: Sequence[int] | None) -> Any:
-    """``trace`` with only these cross-attention layers (the model's numbering; negative:
-    from the last kept) and heads (the model's numbering) kept, for a smaller page."""
+    """``trace`` with only these cross-attention layers and heads kept (the model's numbering;
+    a negative one counts from the model's last decoder layer / head when the stack knows
+    their number, ``cross.num_model_layers`` / ``cross.num_heads``, else from the last kept),
+    for a smaller page."""
     import dataclasses
 
     from probe.capture._trace import stored_attentions
@@ -143,8 +146,9 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
     if layers is not None:
         import torch
 
-        lpos = [_position(list(cross.layer_indices), lay, "layers", "decoder layers")
-                for lay in dict.fromkeys(layers)]
+        total = int(getattr(cross, "num_model_layers", 0))
+        lpos = list(dict.fromkeys(_position(list(cross.layer_indices), lay, "layers",
+                                            "decoder layers", total) for lay in layers))
         att = torch.stack([cross.layer_attentions(p) for p in lpos])  # only the kept layers
     else:
         att = cross.attentions
@@ -152,7 +156,9 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
     if heads is not None:
         if hids is None:
             raise ProbeError("heads=: this trace averaged the heads: drop heads=")
-        hpos = [_position(list(hids), h, "heads", "heads") for h in dict.fromkeys(heads)]
+        total = int(getattr(cross, "num_heads", 0))
+        hpos = list(dict.fromkeys(_position(list(hids), h, "heads", "heads", total)
+                                  for h in heads))
         att, hids = att[:, :, hpos], tuple(hids[p] for p in hpos)
     kept = dataclasses.replace(
         cross, attentions=att, layer_tensors=None,
@@ -164,14 +170,23 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
     return dataclasses.replace(trace, cross=kept)
 
 
-def _position(ids: list[int], value: Any, what: str, noun: str) -> int:
-    if not isinstance(value, bool) and isinstance(value, int):
-        if value in ids:
-            return ids.index(value)
-        if -len(ids) <= value < 0:
+def _position(ids: list[int], value: Any, what: str, noun: str, total: int = 0) -> int:
+    """Position in ``ids`` (the model's indices kept) of ``value``; a negative one counts from
+    the model's last (``total`` of them) or, with ``total`` 0 (unknown), from the last kept."""
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral):
+        value = int(value)
+        if total and not -total <= value < total:
+            raise ProbeError(f"{what}= holds {value}: out of range, the model has {total} "
+                             f"{noun} (use {-total}..{total - 1}; negative counts from the end)")
+        index = value % total if total and value < 0 else value
+        if index in ids:
+            return ids.index(index)
+        if not total and -len(ids) <= value < 0:
             return value % len(ids)
+        alias = "" if index == value else f" (the model's {noun[:-1]} {index})"
+        raise ProbeError(f"{what}= holds {value}{alias}: the trace kept {noun} {ids}")
     raise ProbeError(f"{what}= holds {value!r}: the trace kept {noun} {ids} (negative indices "
-                     "count from the last)")
+                     "count from the " + ("model's last)" if total else "last)"))
 
 
 def detr_page(

@@ -51,12 +51,13 @@ def _real_positions(trace: Any, batch_index: int) -> list[int]:
 
 
 def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str,
-               total: int = 0) -> list[int]:
+               total: int = 0, owner: str = "the model") -> list[int]:
     """Positions in ``available`` (the model's indices kept) of the ``wanted`` indices.
 
-    With ``total`` (the model's number of layers or heads) a negative index counts back from
-    the model's last, as ``probe.trace(layers=...)`` and ``probe.plot(layer=...)`` do; without
-    it (an alignment, a cross stack) from the last one kept."""
+    With ``total`` (the model's number of layers or heads; ``owner`` names whose, e.g. "the
+    decoder" for cross-attention layers) a negative index counts back from the model's last,
+    as ``probe.trace(layers=...)`` and ``probe.plot(layer=...)`` do; without it (a stack that
+    does not know its model's count) from the last one kept."""
     if wanted is None:
         return list(range(len(available)))
     if isinstance(wanted, (int, np.integer)):
@@ -68,14 +69,14 @@ def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str
             raise ProbeError(f"{what} must be integers, got {w!r}")
         idx = int(w)
         if total and not -total <= idx < total:
-            raise ProbeError(f"{what[:-1]} {w} is out of range: the model has {total} {what} "
+            raise ProbeError(f"{what[:-1]} {w} is out of range: {owner} has {total} {what} "
                              f"(use {-total}..{total - 1}; negative counts from the end)")
         if total and idx < 0:
             idx %= total  # -1: the model's last, as in probe.trace
         elif idx < 0 and -n <= idx:
             idx = list(available)[idx]  # -1: the last captured
         if idx not in available:
-            alias = "" if int(w) == idx else f" (the model's {what[:-1]} {idx})"
+            alias = "" if int(w) == idx else f" ({owner}'s {what[:-1]} {idx})"
             raise ProbeError(f"{what[:-1]} {w}{alias} was not captured: the trace has "
                              f"{list(available)} ({n} {what})")
         if list(available).index(idx) in out:
@@ -193,8 +194,11 @@ def cross_html(trace: Any, *, layers: Sequence[int] | None = None,
         raise ProbeError("heads were averaged during capture (one mean per layer): drop heads=, "
                          "or capture again with heads=None")
     head_ids = list(stack.head_indices) if stack.head_indices is not None else [-1]
-    lpos = _positions(layer_ids, layers, "layers")
-    hpos = _positions(head_ids, heads, "heads")
+    # -1: the model's last decoder layer / head, as everywhere (when the stack knows them)
+    lpos = _positions(layer_ids, layers, "layers", int(getattr(stack, "num_model_layers", 0)),
+                      "the decoder")
+    hpos = _positions(head_ids, heads, "heads", int(getattr(stack, "num_heads", 0)),
+                      "the cross-attention")
     check_budget((len(lpos), len(hpos), n_tgt, n_src), max_values, "the selected attention")
     check_view_finite(trace, "the HTML cross view", batch_index, lpos, hpos, stack=stack,
                       stack_name="cross-attention")
@@ -217,9 +221,10 @@ def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
     :func:`probe.viewers.alignment_view`).
 
     ``layers`` / ``heads`` select the model's layers and heads embedded (as in the other
-    views: the alignment's ``layer_indices`` / ``head_indices``; a negative layer counts from
-    the model's last layer, as ``alignment.matrix(-1)`` does, a negative head from the last
-    head held; default all): the page shows ``alignment.matrix(layer, head)`` of each selected pair.
+    views: the alignment's ``layer_indices`` / ``head_indices``; a negative layer or head
+    counts from the model's last, as ``alignment.matrix(-1, -1)`` does, where the alignment
+    knows the model's counts (gradient and random alignments: from the one they hold);
+    default all): the page shows ``alignment.matrix(layer, head)`` of each selected pair.
     """
     scores = getattr(alignment, "scores", None)
     if scores is None or not hasattr(alignment, "target_words"):
@@ -241,9 +246,9 @@ def alignment_html(alignment: Any, *, layers: Sequence[int] | None = None,
         )
     layer_ids = list(alignment.layer_indices)
     head_ids = list(alignment.head_indices) if alignment.head_indices is not None else ["mean"]
-    # -1: the model's last layer, as alignment.matrix(-1) reads it (when the alignment knows it)
+    # -1: the model's last layer / head, as alignment.matrix(-1, -1) reads it (when known)
     lpos = _positions(layer_ids, layers, "layers", int(getattr(alignment, "num_model_layers", 0)))
-    hpos = _positions(head_ids, heads, "heads")
+    hpos = _positions(head_ids, heads, "heads", int(getattr(alignment, "num_heads", 0)))
     values = np.asarray(_to_numpy(scores), dtype=np.float32)[lpos][:, hpos]
     return model_view_html(
         values, query_tokens=list(alignment.target_words),

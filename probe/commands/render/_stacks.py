@@ -53,13 +53,16 @@ class _Stack:
         self.attn: torch.Tensor = attn[:, :, :nq, :nk]
         self.queries, self.keys = queries, keys
         self.layer_indices = tuple(stack.layer_indices)
+        self.num_model_layers = int(stack.num_model_layers)  # the decoder's, for cross
+        self.num_heads = int(stack.num_heads)
         self.head_indices = stack.head_indices
         self.name = name
         self._tr = tr
 
     def layer(self, s: Session) -> tuple[int, int]:
-        """The model layer of ``--layer`` (default last) and its position in ``attn``."""
-        n = max(self.layer_indices) + 1
+        """The model layer of ``--layer`` (default the model's last of this stack) and its
+        position in ``attn``."""
+        n = self.num_model_layers or max(self.layer_indices) + 1
         layer = s.args.layer if s.args.layer is not None else -1
         if not -n <= layer < n:
             raise ProbeError(
@@ -67,13 +70,23 @@ class _Stack:
                 f"(use {-n}..{n - 1}; negative counts from the end)"
             )
         layer %= n
+        if layer not in self.layer_indices:
+            raise ProbeError(f"layer {layer} of the {self.name} stack was not captured (kept "
+                             f"layers: {list(self.layer_indices)})")
         return layer, self.layer_indices.index(layer)
 
     def head(self, s: Session) -> tuple[int, int]:
         """The model head of ``--head`` (default 0) and its position in ``attn``."""
         head = s.args.head if s.args.head is not None else 0
-        pos = self._tr.head_position(head)  # every stack of a model keeps the same heads
-        return head % self._tr.num_heads, pos
+        if not self.num_heads or self.head_indices is None:  # unknown count, or averaged
+            return head % self._tr.num_heads, self._tr.head_position(head)
+        n = self.num_heads  # this stack's own (cross: the decoder's), not the encoder's
+        if not -n <= head < n:
+            raise ProbeError(
+                f"head {head} is out of range: the {self.name} stack has {n} heads per layer "
+                f"(use {-n}..{n - 1}; negative counts from the end)"
+            )
+        return head % n, self.head_indices.index(head % n)
 
     def labels(self) -> dict[str, list[str] | None]:
         return {"query_tokens": self.queries, "key_tokens": self.keys}
@@ -169,15 +182,16 @@ def alignment_choice(s: Session) -> tuple[Any, int, int | None]:
             "is decoder-only"
         )
     al = probe.alignment(gen)
-    n = max(al.layer_indices) + 1
     layer = s.args.layer if s.args.layer is not None else -1
+    n = al.num_model_layers or max(al.layer_indices) + 1  # the decoder's (cross) layers
     if not -n <= layer < n:
         raise ProbeError(f"layer {layer} is out of range: the model has {n} cross-attention "
                          f"layers (use {-n}..{n - 1}; negative counts from the end)")
+    al.layer_position(layer)  # kept (render generates with every layer)
     head = None
     if s.args.head is not None:
-        s.trace().head_position(s.args.head)  # validates the range
-        head = s.args.head % al.scores.shape[1]
+        # the cross-attention's own heads (the alignment knows their number), not the encoder's
+        head = al.head_indices[al.head_position(s.args.head)]  # type: ignore[index]
     return al, layer % n, head
 
 

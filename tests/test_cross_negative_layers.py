@@ -1,0 +1,123 @@
+"""Negative cross-attention layers (and heads) count from the model's last DECODER layer
+(head), everywhere cross layers are chosen: the stacks carry their model's counts.
+
+An encoder-decoder's ``trace.num_model_layers`` is the encoder's; the cross view and the
+DETR page's ``select_cross`` counted ``-1`` from the last layer kept instead, and
+``gen.to_trace()`` gave the encoder trace the decoder's layer and head counts.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import probe
+from probe.commands._pages import select_cross
+from probe.viewers.html import cross_html
+
+DECODER_INPUTS = torch.tensor([[0, 5, 6, 7]])
+
+
+@pytest.fixture(scope="module")
+def marian():
+    """2 encoder layers x 4 heads, 3 decoder layers x 2 heads (cross-attention: 3 x 2)."""
+    from transformers import MarianConfig, MarianMTModel
+
+    from probe.models._toy_mt import build_toy_tokenizer
+
+    tok = build_toy_tokenizer()
+    torch.manual_seed(0)
+    cfg = MarianConfig(vocab_size=len(tok), decoder_vocab_size=len(tok), d_model=32,
+                       encoder_layers=2, decoder_layers=3, encoder_attention_heads=4,
+                       decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                       max_position_embeddings=32, pad_token_id=0, eos_token_id=1,
+                       decoder_start_token_id=0, forced_eos_token_id=None)
+    return MarianMTModel(cfg).eval(), tok
+
+
+def _generate(model, tok, **kw):
+    return probe.generate(model, "the big dog", tokenizer=tok, max_new_tokens=3,
+                          eos_token_id=None, min_new_tokens=3, **kw)
+
+
+def test_stacks_carry_their_models_counts(marian) -> None:
+    model, tok = marian
+    tr = probe.trace(model, "the big dog", tokenizer=tok, decoder_inputs=DECODER_INPUTS,
+                     layers=[1])
+    assert (tr.num_model_layers, tr.num_heads) == (2, 4)  # the encoder's
+    assert (tr.encoder.num_model_layers, tr.encoder.num_heads) == (2, 4)
+    assert (tr.cross.num_model_layers, tr.cross.num_heads) == (3, 2)  # the decoder's
+    assert (tr.decoder.num_model_layers, tr.decoder.num_heads) == (3, 2)
+    gen = _generate(model, tok, layers=[1])
+    assert (gen.cross.num_model_layers, gen.cross.num_heads) == (3, 2)
+    assert (gen.encoder.num_model_layers, gen.encoder.num_heads) == (2, 4)
+    back = gen.to_trace()
+    assert (back.num_model_layers, back.num_heads) == (2, 4)  # was (3, 2): the decoder's
+    assert (back.cross.num_model_layers, back.cross.num_heads) == (3, 2)
+    assert (back.decoder.num_model_layers, back.decoder.num_heads) == (3, 2)
+
+
+@pytest.mark.parametrize("source", ["trace", "generation"])
+def test_cross_view_counts_negative_layers_from_the_last_decoder_layer(marian, source) -> None:
+    model, tok = marian
+    if source == "trace":
+        tr = probe.trace(model, "the big dog", tokenizer=tok, decoder_inputs=DECODER_INPUTS,
+                         layers=[0, 1])
+    else:
+        tr = _generate(model, tok, layers=[0, 1]).to_trace()
+    # -1 is decoder layer 2 (not kept), not the last kept layer 1
+    with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the decoder's layer 2\) was not "
+                                               r"captured: the trace has \[0, 1\]"):
+        cross_html(tr, layers=[-1])
+    with pytest.raises(probe.ProbeError, match=r"^layer -4 is out of range: the decoder has 3 "
+                                               r"layers \(use -3\.\.2; negative counts"):
+        probe.show(tr, "cross", layers=[-4])
+    assert cross_html(tr, layers=[-2]).html == cross_html(tr, layers=[1]).html
+    assert cross_html(tr, layers=[-3, -2]).html == cross_html(tr, layers=[0, 1]).html
+    # heads: the cross-attention's 2 heads, not the encoder's 4
+    assert cross_html(tr, heads=[-1]).html == cross_html(tr, heads=[1]).html
+    with pytest.raises(probe.ProbeError, match=r"^head -3 is out of range: the "
+                                               r"cross-attention has 2 heads"):
+        cross_html(tr, heads=[-3])
+
+
+def test_select_cross_counts_from_the_last_decoder_layer(marian) -> None:
+    model, tok = marian
+    tr = probe.trace(model, "the big dog", tokenizer=tok, decoder_inputs=DECODER_INPUTS,
+                     layers=[0, 1])
+    kept = select_cross(tr, [-2], [-1])
+    assert kept.cross.layer_indices == (1,) and kept.cross.head_indices == (1,)
+    torch.testing.assert_close(kept.cross.attentions, tr.cross.attentions[1:, :, 1:])
+    assert kept.cross.num_model_layers == 3  # carried by the smaller stack
+    with pytest.raises(probe.ProbeError, match=r"^layers= holds -1 \(the model's decoder layer "
+                                               r"2\): the trace kept decoder layers \[0, 1\]$"):
+        select_cross(tr, [-1], None)
+    with pytest.raises(probe.ProbeError, match=r"^layers= holds 3: out of range, the model has "
+                                               r"3 decoder layers \(use -3\.\.2; "):
+        select_cross(tr, [3], None)
+    assert select_cross(tr, [0, -3], None).cross.layer_indices == (0,)  # one layer, listed twice
+
+
+def test_render_stack_counts_from_the_stacks_own_model_counts(marian) -> None:
+    """``probe render head --stack cross --layer -1 --head -1``: the last decoder layer and
+    the cross-attention's last head (the encoder has 2 layers x 4 heads, the decoder 3 x 2)."""
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from probe.commands.render._stacks import _Stack
+
+    model, tok = marian
+    tr = probe.trace(model, "the big dog", tokenizer=tok, decoder_inputs=DECODER_INPUTS)
+    picked = {}
+    for name in ("encoder", "decoder", "cross"):
+        s = SimpleNamespace(trace=lambda: tr, model_name="marian",
+                            args=Namespace(stack=name, layer=-1, head=-1))
+        st = _Stack(s)
+        picked[name] = (st.layer(s), st.head(s))
+    assert picked == {"encoder": ((1, 1), (3, 3)), "decoder": ((2, 2), (1, 1)),
+                      "cross": ((2, 2), (1, 1))}
+    s = SimpleNamespace(trace=lambda: tr, model_name="marian",
+                        args=Namespace(stack="cross", layer=0, head=2))
+    with pytest.raises(probe.ProbeError, match=r"^head 2 is out of range: the cross stack has 2 "
+                                               r"heads per layer \(use -2\.\.1; "):
+        _Stack(s).head(s)
