@@ -16,6 +16,7 @@ import probe  # noqa: E402
 from tests._tokenizers import CORPUS, sentencepiece_unigram  # noqa: E402
 
 JA = "猫がマットの上に座った。"
+NOT = "is not a word of this sentence and cannot be made one: it "  # a word inside a token
 ZH = "小猫没有过马路，因为它太累了。"
 
 
@@ -98,8 +99,8 @@ def test_a_mark_no_token_covers_stays_with_the_token_before_it(minilm) -> None:
                                                                                   (2, 3))
     split = probe.group_words(trace, "マット")
     assert split.words[0][1:4] == ("か\u3099", "マット", "の")  # the mark stays with か
-    with pytest.raises(probe.ProbeError, match=r"^'か' ends past the token 'か' \(of the word "
-                       r"'か\u3099マットの'\), before the next token boundary"):
+    with pytest.raises(probe.ProbeError, match=r"^'か' " + NOT + r"ends past the token 'か' \(of the "
+                       r"word 'か\u3099マットの'\), before the next token boundary"):
         probe.group_words(trace, "か")
 
 
@@ -114,9 +115,9 @@ def test_minilm_reproduces_a_segmentation_where_tokens_allow(minilm, ja) -> None
     assert trace.tokens[0][1:4] == ("[UNK]", "[UNK]", "く")
     grouped = probe.group_words(trace, ["ヴァイオリン", "ゞを", "弾", "く"])
     assert grouped.words[0] == ("ヴァイオリンゞを", "弾", "く")
-    with pytest.raises(probe.ProbeError, match=r"^'ヴァイオリン' ends inside the token "
-                       r"'\[UNK\]' \(of the word 'ヴァイオリンゞを'\): the tokenizer does not "
-                       r"split there.*token boundaries"):
+    with pytest.raises(probe.ProbeError, match=r"^'ヴァイオリン' " + NOT + r"ends inside the token "
+                       r"'\[UNK\]' \(of the word 'ヴァイオリンゞを'\), where the tokenizer does "
+                       r"not split.*token boundaries"):
         probe.group_words(trace, ["ヴァイオリン"])
 
 
@@ -160,7 +161,7 @@ def test_plot_show_and_cli_split_the_words_they_are_given(ja, tmp_path, capsys,
     rc = main(["render", "coref", "--text", "ヴァイオリンゞを弾く", "--word", "く",
                "--candidate", "ヴァイオリン", "--out", str(tmp_path), "--quiet"])
     out, err = capsys.readouterr()
-    assert rc == 2 and "'ヴァイオリン' ends inside the token '[UNK]'" in err
+    assert rc == 2 and "'ヴァイオリン' " + NOT + "ends inside the token '[UNK]'" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
@@ -180,14 +181,14 @@ def test_sentencepiece_sentence_is_split_into_the_given_words() -> None:
     fig = probe.plot(trace, "coref", word="它", candidates=["小猫", "马路"])  # splits itself
     assert fig is not None
     # 小 alone ends inside the token 小猫
-    with pytest.raises(probe.ProbeError, match=r"^'小' ends inside the token '小猫'"):
+    with pytest.raises(probe.ProbeError, match=r"^'小' " + NOT + r"ends inside the token '小猫'"):
         probe.group_words(trace, ["小"])
     # a T5-style Unigram trained on English: the whole sentence is one <unk>
     unigram = sentencepiece_unigram()
     trace = probe.trace(_gpt2(len(unigram)), ZH, tokenizer=unigram)
     assert trace.tokens[0] == ("▁", "<unk>", "</s>")
-    with pytest.raises(probe.ProbeError, match=r"^'小猫' ends inside the token '<unk>' \(of "
-                       r"the word '小猫没有过马路，因为它太累了。'\): the tokenizer does not"):
+    with pytest.raises(probe.ProbeError, match=r"^'小猫' " + NOT + r"ends inside the token '<unk>' "
+                       r"\(of the word '小猫没有过马路，因为它太累了。'\), where the tokenizer"):
         probe.group_words(trace, ["小猫", "马路"])
 
 
@@ -204,10 +205,10 @@ def test_byte_level_run_of_letters_is_split_at_characters_and_tokens() -> None:
     assert grouped.words[0] == ("小猫", "过", "马路", "了", "。")
     assert grouped.word_ids[0] == (0,) * 6 + (1,) * 3 + (2,) + (3,) * 3 + (4,) * 3
     assert grouped.attentions is trace.attentions
-    with pytest.raises(probe.ProbeError, match=r"^'马' ends inside the token '马路' \(of the "
-                       r"word '小猫过马路了'\): the tokenizer does not split there"):
+    with pytest.raises(probe.ProbeError, match=r"^'马' " + NOT + r"ends inside the token '马路' \(of "
+                       r"the word '小猫过马路了'\), where the tokenizer does not split"):
         probe.group_words(trace, "马")
-    with pytest.raises(probe.ProbeError, match=r"^'路了' starts inside the token '马路'"):
+    with pytest.raises(probe.ProbeError, match=r"^'路了' " + NOT + r"starts inside the token '马路'"):
         probe.group_words(trace, "路了")
 
 
@@ -239,8 +240,8 @@ def test_a_generation_trace_splits_its_prompt_and_generated_words() -> None:
     assert grouped.attentions is trace.attentions
     # 路's token was generated last and never read: no token boundary before 路 here
     with pytest.raises(probe.ProbeError,
-                       match=r"^'过马' ends past the token '马' \(of the word '马路'\), "
-                             r"before the next token boundary: the tokenizer does not split"):
+                       match=r"^'过马' " + NOT + r"ends past the token '马' \(of the word '马路'\), "
+                             r"before the next token boundary, where the tokenizer does not"):
         probe.group_words(trace, ["过马"])
 
 

@@ -203,12 +203,13 @@ def _refusal(trace: Trace, items: Sequence[Item], word: str) -> str:
             edge, t, inside = found
             w = item.word_ids[t]
             return (
-                f"{word!r} {edge} {'inside' if inside else 'past'} the token "
+                f"{word!r} is not a word of this sentence and cannot be made one: it {edge} "
+                f"{'inside' if inside else 'past'} the token "
                 f"{item.labels[t]!r} (of the word {item.words[w]!r}"
                 f"{'' if b == 0 else f', batch item {b}'})"
-                f"{'' if inside else ', before the next token boundary'}: the tokenizer "
-                "does not split there, so it cannot be a word of its own; give words that "
-                "start and end at token boundaries, e.g. the whole token"
+                f"{'' if inside else ', before the next token boundary'}, where the tokenizer "
+                "does not split; give words that start and end at token boundaries, e.g. the "
+                "whole token"
             )
     return (
         f"{word!r} spells no run of consecutive words of this text: its words are "
