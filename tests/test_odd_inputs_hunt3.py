@@ -360,6 +360,14 @@ def test_output_flags_leave_no_transformers_hooks_behind():
         probe.trace(model, inputs, output_attentions=True)
     handle.remove()
     assert _all_hooks(model) == 0
+    # a hook of the user's that happens to share transformers' function name stays
+    def output_capturing_hook(*_):
+        return None
+
+    mine = model.transformer.h[0].register_forward_hook(output_capturing_hook)
+    probe.trace(model, inputs, output_attentions=True)
+    assert list(model.transformer.h[0]._forward_hooks.values()) == [output_capturing_hook]
+    mine.remove()
     # a model the user hooked that way before keeps its hooks, and they still work
     expected = model(**inputs, output_attentions=True).attentions
     assert _all_hooks(model) == 4

@@ -7,7 +7,8 @@ keeps them for good. When such a forward runs inside probe (``probe.trace(model,
 output_attentions=True)``, ``probe.generate(..., output_hidden_states=True)``), the model would
 leave probe with hooks it did not have: :func:`new_output_hooks_removed` takes them off again
 (and clears the mark, so a later forward of the user's installs them as it would have).
-Hooks that were there before the call are never touched.
+Hooks that were there before the call are never touched (nor hooks of other code: only
+the hook function transformers defines, added during the call, is removed).
 """
 
 from __future__ import annotations
@@ -36,21 +37,22 @@ def _modules(model: Any) -> list[Any]:
 def new_output_hooks_removed(model: Any) -> Iterator[None]:
     """Run the block; then remove the output-capturing hooks transformers installed during it
     on ``model`` (submodels included) and clear their mark."""
-    marked = [m for m in _modules(model) if getattr(m, _MARK, False)]
-    before = {id(m) for m in marked}
+    modules = _modules(model)
+    before = {id(m) for m in modules if getattr(m, _MARK, False)}
+    # every forward hook there before the call, by module: those are never touched
+    had = {id(m): set(getattr(m, "_forward_hooks", {})) for m in modules}
     try:
         yield
     finally:
         modules = _modules(model)
         fresh = [m for m in modules if getattr(m, _MARK, False) and id(m) not in before]
         if fresh:
-            # a submodel hooked before the call keeps its hooks, and so do its modules
-            keep = {id(x) for m in marked for x in _modules(m)}
             for m in modules:
-                if id(m) in keep:
-                    continue
+                old = had.get(id(m), set())
                 for key, hook in list(m._forward_hooks.items()):
-                    if getattr(hook, "__name__", "") == _HOOK:
+                    if key not in old and getattr(hook, "__name__", "") == _HOOK and (
+                        getattr(hook, "__module__", "") or ""
+                    ).startswith("transformers."):
                         m._forward_hooks.pop(key, None)
                         m._forward_hooks_with_kwargs.pop(key, None)
                         m._forward_hooks_always_called.pop(key, None)
