@@ -55,6 +55,17 @@ def test_stacks_carry_their_models_counts(marian) -> None:
     assert (back.num_model_layers, back.num_heads) == (2, 4)  # was (3, 2): the decoder's
     assert (back.cross.num_model_layers, back.cross.num_heads) == (3, 2)
     assert (back.decoder.num_model_layers, back.decoder.num_heads) == (3, 2)
+    # a generation pickled before stacks kept counts (0: unknown) reads the encoder's from
+    # what was kept, never the decoder's: head 3 of the encoder is there
+    import dataclasses
+
+    full = _generate(model, tok)
+    old = dataclasses.replace(full, encoder=dataclasses.replace(full.encoder,
+                                                                num_model_layers=0, num_heads=0))
+    back = old.to_trace()
+    assert (back.num_model_layers, back.num_heads) == (0, 0)
+    assert back.layer_position(-1) == 1 and back.head_position(3) == 3
+    assert probe.plot(back, "head", layer=1, head=3) is not None
 
 
 @pytest.mark.parametrize("source", ["trace", "generation"])

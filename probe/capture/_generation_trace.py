@@ -209,9 +209,10 @@ class GenerationTrace:
             self.cross.layer_indices, self.cross.head_indices,
             num_model_layers=self.cross.num_model_layers, num_heads=self.cross.num_heads,
         )
-        # the trace's main stack is the encoder: its counts, not the generating decoder's
-        common.update(num_model_layers=self.encoder.num_model_layers or self.num_model_layers,
-                      num_heads=self.encoder.num_heads or self.num_heads)
+        # the trace's main stack is the encoder: its counts, not the generating decoder's (0,
+        # unknown, in a generation pickled before stacks kept counts: read from what was kept)
+        common.update(num_model_layers=self.encoder.num_model_layers,
+                      num_heads=self.encoder.num_heads)
         return Trace(
             attentions=self.encoder.attentions, layer_names=self.encoder.layer_names,
             layer_indices=self.encoder.layer_indices, head_indices=self.encoder.head_indices,
