@@ -5,6 +5,7 @@ torch or transformers, and nothing is left on the model.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -33,7 +34,10 @@ REFUSED = [
     (dict(use_mtp=True), r"^use_mtp=True .* multi-token prediction"),
     (dict(logits_processor=5), r"^logits_processor= must be a list of callables .* got int"),
     (dict(past_key_values=5), r"^past_key_values= starts generation from a cache"),
-    (dict(stop_strings=["a"]), r"^stop_strings= needs the tokenizer: pass tokenizer="),
+    (dict(stop_strings=["a"]), r"^stop_strings=\['a'\] \(passed to generate\) needs the "
+                               r"tokenizer: pass tokenizer="),
+    (dict(generation_config=__import__("transformers").GenerationConfig(stop_strings=["a"])),
+     r"^stop_strings=\['a'\] \(from the generation_config passed\) needs the tokenizer"),
     (dict(forced_eos_token_id=1000), r"^forced_eos_token_id=1000 .* outside the vocabulary .*"
                                      r"\(ids 0\.\.98\)"),
     (dict(eos_token_id="x"), r"^eos_token_id='x' \(passed to generate\) is not a token id"),
@@ -286,6 +290,25 @@ def test_ig_options_on_images_are_finite_and_named_in_one_line(options, message)
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("options", [
+    dict(do_sample=True, temperature=np.float64(0.7), top_p=np.float64(0.9),
+         repetition_penalty=np.float64(1.1)),
+    dict(eos_token_id=[np.int64(3)], pad_token_id=np.int64(3)),
+    dict(eos_token_id=np.array([3, 4])),
+    dict(eos_token_id=np.int64(3)),
+    dict(eos_token_id=torch.tensor(3)),
+], ids=["numpy-floats", "numpy-int-list", "numpy-array", "numpy-int", "0-d-tensor"])
+def test_numpy_numbers_and_0d_tensors_are_taken_as_transformers_takes_them(tiny_gpt2, options):
+    """numpy floats and token ids were refused (or a raw TypeError after the whole generation
+    for a 0-d tensor of EOS); transformers takes them all."""
+    model, ids = tiny_gpt2
+    torch.manual_seed(0)
+    gen = probe.generate(model, ids, max_new_tokens=3, **options)
+    torch.manual_seed(0)
+    plain = model.generate(ids, max_new_tokens=3, **options)
+    assert torch.equal(gen.sequences, plain)
+
+
 def test_a_tensor_of_eos_ids_is_taken_as_transformers_takes_it(tiny_gpt2):
     model, ids = tiny_gpt2
     as_list = probe.generate(model, ids, max_new_tokens=3, eos_token_id=[1, 2])
@@ -375,3 +398,29 @@ def test_output_flags_leave_no_transformers_hooks_behind():
     assert _all_hooks(model) == 4 and model.transformer._output_capturing_hooks_installed
     after = model(**inputs, output_attentions=True).attentions
     torch.testing.assert_close(after, expected)
+
+
+def test_gradient_alignment_takes_a_model_with_its_own_decoder_vocabulary():
+    """Marian with separate encoder and decoder vocabularies: the generated ids were checked
+    against the encoder's embeddings and the model was said not to have made its generation."""
+    from transformers import MarianConfig, MarianMTModel
+
+    from probe.models._toy_mt import build_toy_tokenizer
+
+    tok = build_toy_tokenizer()
+    size = len(tok)
+    source = max(tok("the big dog")["input_ids"]) + 1  # an encoder vocabulary smaller than V
+    torch.manual_seed(0)
+    cfg = MarianConfig(vocab_size=source, decoder_vocab_size=size,
+                       share_encoder_decoder_embeddings=False, d_model=32, encoder_layers=1,
+                       decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
+                       encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=32,
+                       pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
+                       forced_eos_token_id=None)
+    model = MarianMTModel(cfg).eval()
+    gen = probe.generate(model, "the big dog", tokenizer=tok, max_new_tokens=3,
+                         eos_token_id=None, min_new_tokens=3,
+                         sequence_bias=[[[size - 1], 100.0]])
+    assert int(gen.sequences.max()) == size - 1 >= source  # beyond the encoder's ids
+    al = probe.gradient_alignment(model, gen)
+    assert al.scores.shape == (1, 1, 3, 3) and bool(torch.isfinite(al.scores).all())

@@ -62,10 +62,14 @@ def gradient_alignment(
         )
     b = batch_position(batch_index, generation.batch_size)
     check_generation_words(generation, "gradient_alignment", b)
-    vocab = adapter.vocab_size()
-    highest = max(int(generation.source_ids.max()), int(generation.sequences.max()))
-    if vocab is not None and highest >= vocab:
-        raise _other_model(model, generation, f"its token id {highest}", f"ids 0..{vocab - 1}")
+    # source ids index the encoder's embeddings, generated ids the decoder's (Marian with
+    # separate vocabularies has two sizes)
+    for ids, vocab in ((generation.source_ids, adapter.vocab_size()),
+                       (generation.sequences, _decoder_vocab(model))):
+        highest = int(ids.max())
+        if vocab is not None and highest >= vocab:
+            raise _other_model(model, generation, f"its token id {highest}",
+                               f"ids 0..{vocab - 1}")
     device = adapter.device
     n = generation.num_generated
     source = generation.source_ids[b : b + 1].to(device).repeat(n, 1)
@@ -114,6 +118,20 @@ def gradient_alignment(
         merged[None, None], tuple(generation.words[b]), tuple(generation.prompt_words[b]),
         (0,), (0,), method=method,
     )
+
+
+def _decoder_vocab(model: nn.Module) -> int | None:
+    """How many token ids the decoder of ``model`` embeds (``None`` if unknown)."""
+    get_decoder = getattr(model, "get_decoder", None)
+    decoder = get_decoder() if callable(get_decoder) else None
+    embed = getattr(decoder, "get_input_embeddings", None)
+    layer = embed() if callable(embed) else None
+    size = getattr(layer, "num_embeddings", None)
+    if isinstance(size, int):
+        return size
+    out = getattr(model, "get_output_embeddings", None)
+    weight = getattr(out() if callable(out) else None, "weight", None)
+    return int(weight.shape[0]) if weight is not None and weight.dim() == 2 else None
 
 
 def _other_model(model: nn.Module, generation: Any, theirs: str, ours: str) -> ProbeError:

@@ -289,7 +289,10 @@ def _generated_mask(ids: torch.Tensor, model: Any, kwargs: dict[str, Any]) -> to
     if eos is None:
         config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
         eos = getattr(config, "eos_token_id", None)
-    eos_ids = [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+    if hasattr(eos, "tolist"):  # a tensor (0-d too) or numpy array/integer of ids
+        eos = eos.tolist()
+    eos_ids = [] if eos is None else ([int(eos)] if not isinstance(eos, (list, tuple))
+                                      else [int(i) for i in eos])
     if not eos_ids:
         return torch.ones(ids.shape, dtype=torch.bool)
     is_eos = torch.isin(ids, torch.tensor(eos_ids, dtype=ids.dtype)).long()

@@ -71,7 +71,7 @@ def check_generate_kwargs(model: nn.Module, kwargs: dict[str, Any]) -> None:
                 f"{name}= (assisted decoding) feeds several tokens per step and is not "
                 "supported by probe.generate: drop it"
             )
-    check_arguments(kwargs, has_tokenizer=kwargs.get("tokenizer") is not None)
+    check_arguments(model, kwargs, has_tokenizer=kwargs.get("tokenizer") is not None)
     check_modes(model, kwargs)
     check_sampling(model, kwargs)
     check_generation_config(model, kwargs)

@@ -91,7 +91,7 @@ def _known_caches() -> tuple[str, ...]:
     return tuple(ALL_CACHE_IMPLEMENTATIONS) + ("paged",)
 
 
-def check_arguments(kwargs: dict[str, Any], has_tokenizer: bool) -> None:
+def check_arguments(model: nn.Module, kwargs: dict[str, Any], has_tokenizer: bool) -> None:
     """Refuse ``generate`` arguments of a kind ``transformers`` fails on deep inside."""
     config = kwargs.get("generation_config")
     if config is not None and not hasattr(config, "get_generation_mode"):
@@ -137,9 +137,9 @@ def check_arguments(kwargs: dict[str, Any], has_tokenizer: bool) -> None:
         raise ProbeError(f"exponential_decay_length_penalty={short_repr(decay)} (passed to "
                          "generate) must "
                          "be a pair (start_index, decay_factor), e.g. (10, 1.05)")
-    if kwargs.get("stop_strings") and not has_tokenizer:
-        raise ProbeError("stop_strings= needs the tokenizer: pass tokenizer=... to "
-                         "probe.generate")
+    stops, text = _setting(model, kwargs, "stop_strings")
+    if stops and not has_tokenizer:
+        raise ProbeError(f"{text} needs the tokenizer: pass tokenizer=... to probe.generate")
 
 
 def _vocab(model: nn.Module) -> int | None:
@@ -159,10 +159,11 @@ def check_token_options(model: nn.Module, kwargs: dict[str, Any]) -> None:
         value, text = _setting(model, kwargs, name)
         if value is None:
             continue
-        if hasattr(value, "tolist") and not getattr(value, "is_floating_point", lambda: 1)():
-            value = value.tolist()  # a tensor of ids, as transformers takes them
+        if hasattr(value, "tolist") and not _floating(value):
+            value = value.tolist()  # a tensor or numpy array/integer of ids, as transformers
         ids = list(value) if isinstance(value, (list, tuple)) else [value]
-        if any(isinstance(i, bool) or not isinstance(i, int) for i in ids):
+        ids = [_token_id(i) for i in ids]
+        if any(i is None for i in ids):
             raise ProbeError(f"{text} is not a token id: pass an integer id (the tokenizer's "
                              "convert_tokens_to_ids gives it)")
         if name in _INDEXED and vocab is not None and any(not 0 <= i < vocab for i in ids):
@@ -178,6 +179,27 @@ def check_token_options(model: nn.Module, kwargs: dict[str, Any]) -> None:
             raise ProbeError(f"{text}: token id {outside[0]} is outside the vocabulary of "
                              f"{type(model).__name__} (ids 0..{vocab - 1}); pass ids of this "
                              "model's tokenizer")
+
+
+def _floating(value: Any) -> bool:
+    """A float tensor or numpy array/scalar (whose values are no token ids)."""
+    test = getattr(value, "is_floating_point", None)
+    if callable(test):
+        return bool(test())
+    kind = getattr(getattr(value, "dtype", None), "kind", "")
+    return kind in ("f", "c")
+
+
+def _token_id(value: Any) -> int | None:
+    """``value`` as a token id (a Python or numpy integer, not a bool), else ``None``."""
+    import operator
+
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
 
 
 def _biased_ids(value: Any) -> list[Any]:

@@ -71,9 +71,12 @@ def check_sampling(model: nn.Module, kwargs: dict[str, Any]) -> None:
     """
     for name in _SCALARS:
         value, text = _value(model, kwargs, name)
+        if isinstance(value, (bool, int, float)):
+            continue  # numpy's float64 is a float: transformers takes it
         if hasattr(value, "shape"):  # a tensor or array: comparisons below would be ambiguous
+            fix = {"do_sample": "bool(value)", "top_k": "int(value)"}.get(name, "float(value)")
             raise ProbeError(f"{text} must be a plain Python number or bool, not a "
-                             f"{type(value).__name__}: pass e.g. float(value)")
+                             f"{type(value).__name__}: pass e.g. {fix}")
     penalty, text = _value(model, kwargs, "repetition_penalty")
     if penalty is not None and penalty != 1.0 and not _float_above_zero(penalty):
         raise ProbeError(
