@@ -101,11 +101,13 @@ def test_stop_strings_reach_generate_with_the_tokenizer_given_to_probe():
     from tests._tokenizers import byte_level
 
     tok = byte_level()
+    torch.manual_seed(0)  # the weights pick the first token: fixed, not the suite's RNG state
     model, _ = gpt2()
     model.resize_token_embeddings(len(tok))
     enc = tok(["The cat sat"], return_tensors="pt")
     first = model.generate(**enc, max_new_tokens=1, do_sample=False)[0, -1]
     stop = tok.decode([int(first)])  # the first generated token: generation stops at once
+    assert "\ufffd" not in stop  # a whole character (part of one's bytes would never match)
     plain = model.generate(**enc, max_new_tokens=6, stop_strings=[stop], tokenizer=tok)
     gen = probe.generate(model, "The cat sat", tokenizer=tok, max_new_tokens=6,
                          stop_strings=[stop])
