@@ -227,3 +227,21 @@ def test_repeated_items_and_pairs_that_are_no_pairs_are_refused(name, content, p
     assert rc == 2 and out == "" and len(lines) == 1 and "Traceback" not in err, err
     assert re.search(pattern, lines[0]), lines[0]
     assert sorted(p.name for p in Path(tmp_path).iterdir()) == [name]
+
+
+def test_comparison_panel_draws_an_undefined_agreement_as_na(tmp_path, capsys):
+    """``probe render compare --text a`` (one scored token: every Spearman between two methods
+    is undefined, NaN) ended 'agreement contains NaN or inf: replace them first, e.g. with
+    torch.nan_to_num', advice a command-line user cannot follow; the panel now writes n/a."""
+    from probe.viewers import comparison_panel
+
+    nan = float("nan")
+    fig = comparison_panel(["a"], {"attention": [0.2], "random": [0.7]},
+                           agreement=[[1.0, nan], [nan, 1.0]])
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts.count("n/a") == 2 and texts.count("1.00") == 2
+    with pytest.raises(probe.ProbeError, match=r"^agreement contains inf: pass rank "):
+        comparison_panel(["a"], {"x": [0.2], "y": [0.7]}, agreement=[[1.0, float("inf")],
+                                                                     [0.0, 1.0]])
+    assert main(["render", "compare", "--text", "a", "--out", str(tmp_path), "--quiet"]) == 0
+    assert [p.suffix for p in tmp_path.iterdir()] == [".png"]
