@@ -245,3 +245,29 @@ def test_comparison_panel_draws_an_undefined_agreement_as_na(tmp_path, capsys):
                                                                      [0.0, 1.0]])
     assert main(["render", "compare", "--text", "a", "--out", str(tmp_path), "--quiet"]) == 0
     assert [p.suffix for p in tmp_path.iterdir()] == [".png"]
+
+
+def test_evaluation_and_data_take_numpy_counts_and_seeds():
+    """``make_shapes(np.int64(2))`` was 'n must be an integer >= 1, got np.int64(2)';
+    ``steps=``, ``n_random=``, ``perturbed_input``'s step and ``sanity_check``'s ``seed=`` the
+    same. A float stays refused."""
+    from probe.models._scenes import make_scenes
+
+    shapes = probe.make_shapes(np.int64(2), seed=np.uint32(3), image_size=np.int64(32))
+    torch.testing.assert_close(shapes.images, probe.make_shapes(2, seed=3).images)
+    assert make_scenes(np.int64(1), seed=np.int64(0)).images.shape[0] == 1
+    model, _ = probe.load_model("vit-shapes")
+    images = shapes.images
+    attr = probe.attribute(model, images, "random", seed=0)
+    curve = probe.deletion_curve(model, images, attr, steps=np.int64(4))
+    torch.testing.assert_close(curve.values, probe.deletion_curve(model, images, attr,
+                                                                  steps=4).values)
+    torch.testing.assert_close(probe.perturbed_input(model, images, attr, np.int64(2), steps=4),
+                               probe.perturbed_input(model, images, attr, 2, steps=4))
+    with pytest.raises(probe.ProbeError, match=r"^step must be an int in 0\.\.4 \(steps=4\), "
+                                               r"got 2\.0$"):
+        probe.perturbed_input(model, images, attr, 2.0, steps=4)
+    table = probe.faithfulness(model, images, [attr], steps=4, n_random=np.int64(1))
+    assert table is not None
+    result = probe.sanity_check(model, images[:1], ["random"], seed=np.int64(0))
+    assert result is not None
