@@ -271,3 +271,18 @@ def test_evaluation_and_data_take_numpy_counts_and_seeds():
     assert table is not None
     result = probe.sanity_check(model, images[:1], ["random"], seed=np.int64(0))
     assert result is not None
+
+
+def test_flags_that_are_no_bool_are_named(tiny):
+    """``probe.trace(..., average_heads="no")`` averaged the heads, ``requires_grad=None``
+    captured without gradients and ``attention_flow(..., normalize="False")`` normalised:
+    truthiness decided, silently."""
+    model, inputs, trace = tiny
+    for name, value in (("average_heads", "no"), ("requires_grad", None), ("stream", 1)):
+        with pytest.raises(probe.ProbeError, match=rf"^{name} must be True or False, got "):
+            probe.trace(model, inputs, **{name: value})
+    assert probe.trace(model, inputs, average_heads=np.True_).head_indices is None
+    with pytest.raises(probe.ProbeError, match=r"^normalize must be True or False, got 'False'"):
+        probe.attention_flow(trace, rows=[0], normalize="False")
+    raw = probe.attention_flow(trace, rows=[0], normalize=np.False_)
+    torch.testing.assert_close(raw, probe.attention_flow(trace, rows=[0], normalize=False))

@@ -85,9 +85,12 @@ def attention_flow(
         ``[batch, query, key]`` float64 tensor (``batch`` is 1 when ``batch_index`` is given).
     """
     require_trace(trace, "probe.attention_flow")
+    import numpy as np
     import torch
 
     check_head_fusion(head_fusion)
+    if not isinstance(normalize, (bool, np.bool_)):  # "False" and None normalised or not, silently
+        raise ProbeError(f"normalize must be True or False, got {normalize!r}")
     attentions = trace.require_attentions()
     if trace.head_indices is None and head_fusion != "mean":
         raise ProbeError(

@@ -312,6 +312,13 @@ def _options(
         check_unique(name, value, value)
         return value
 
+    import numpy as np
+
+    for name, flag in (("average_heads", average_heads), ("requires_grad", requires_grad),
+                       ("stream", stream)):
+        if not isinstance(flag, (bool, np.bool_)):  # np.True_ counts
+            # average_heads="no" averaged and requires_grad=None captured without gradients
+            raise ProbeError(f"{name} must be True or False, got {flag!r}")
     dtype = _check_dtype(dtype)
     if not is_int(start_layer):
         raise ProbeError(f"start_layer must be an integer layer index, got {start_layer!r}")
