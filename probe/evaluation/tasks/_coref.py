@@ -161,8 +161,8 @@ def check_repeated_items(source: str, items: Sequence[tuple[str, dict[str, str]]
                *(_norm(item[f]) for f in _FIELDS[1:]))
         if key in seen:
             raise ProbeError(
-                f"{source}, {where} repeats {seen[key]} ({item['sentence']!r}): every item would count "
-                "twice in the accuracies and p-values; drop the repeat"
+                f"{source}, {where} repeats {seen[key]} ({item['sentence']!r}): every item "
+                "would count twice in the accuracies and p-values; drop the repeat"
             )
         seen[key] = where
 
