@@ -14,7 +14,19 @@ from typing import Any
 
 from probe._errors import ProbeError
 
-__all__ = ["batch_position"]
+__all__ = ["batch_position", "is_int", "is_real"]
+
+
+def is_int(value: Any) -> bool:
+    """An integer argument: a Python or numpy integer, not a bool (``layer=np.int64(2)`` is
+    layer 2; ``True`` and ``1.0`` are not layers)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """A real-number argument: a Python or numpy int or float, not a bool
+    (``discard_ratio=np.float32(0.5)`` is 0.5)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def batch_position(batch_index: Any, n: int, *, none_for_all: bool = False) -> int:

@@ -52,11 +52,11 @@ def minilm():
 
 
 @pytest.mark.parametrize("layers", [
-    __import__("numpy").int64(2), (i for i in range(2)), torch.tensor([0, 1]), "1", b"1",
-], ids=["numpy-int", "generator", "tensor", "str", "bytes"])
+    (i for i in range(2)), torch.tensor([0, 1]), "1", b"1", 2.0,
+], ids=["generator", "tensor", "str", "bytes", "float"])
 def test_trace_layers_that_are_no_list_of_ints(layers, minilm):
-    """``layers=np.int64(2)`` was ``TypeError: 'numpy.int64' object is not iterable``; a
-    generator was consumed by the check and then failed on ``len``."""
+    """A generator was consumed by the check and then failed on ``len``. (``layers=np.int64(2)``
+    was a TypeError, then this refusal; it is layer 2 now: tests/test_odd_inputs_hunt4.py.)"""
     model, tokenizer = minilm
     with pytest.raises(probe.ProbeError, match=r"^layers must be a list of integers, got "):
         probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=layers)

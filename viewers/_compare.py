@@ -71,7 +71,12 @@ def _normalize_maps(
 def _check_agreement(
     agreement: Any, methods: Sequence[str] | None, default: list[str]
 ) -> tuple[np.ndarray, list[str]]:
-    matrix = as_array(agreement, "agreement", 2, "[m, m]")
+    # NaN is an undefined agreement (probe.compare of maps with fewer than two units, or a
+    # constant map): drawn as "n/a"; it made a one-word text's comparison an error
+    matrix = as_array(agreement, "agreement", 2, "[m, m]", allow_nonfinite=True)
+    if np.isinf(matrix).any():
+        raise ProbeError("agreement contains inf: pass rank correlations in [-1, 1] (NaN for "
+                         "an undefined one)")
     m = matrix.shape[0]
     if matrix.shape[1] != m:
         raise ProbeError(
@@ -134,7 +139,7 @@ def _draw_agreement(
     fig_w, fig_h = fig.get_size_inches()
     left, top, side, _ = rect_in
     ax = fig.add_axes((left / fig_w, 1 - (top + side) / fig_h, side / fig_w, side / fig_h))
-    cmap = get_cmap(DIVERGING_CMAP)
+    cmap = get_cmap(DIVERGING_CMAP).with_extremes(bad="0.92")  # NaN: undefined, light grey
     norm = Normalize(-1.0, 1.0)
     m = len(names)
     order = baselines_last(names)
@@ -154,6 +159,9 @@ def _draw_agreement(
     for i in range(m):
         for j in range(m):
             value = matrix[i, j]
+            if np.isnan(value):
+                ax.text(j, i, "n/a", ha="center", va="center", fontsize=annot, color="0.3")
+                continue
             shown = f"{value:.2f}" if round(value, 2) != 0 else "0.00"
             ax.text(j, i, shown.replace("-", "\u2212"), ha="center", va="center",
                     fontsize=annot, color=text_color_on(cmap(norm(value))),
@@ -251,7 +259,8 @@ def comparison_panel(
     Args:
         image_or_tokens: an image ``[H, W, 3]`` / ``[3, H, W]`` in ``0..1``, or a token list.
         maps: ``{method: map}``, each ``[h, w]`` for an image or ``[n]`` for tokens.
-        agreement: ``[m, m]`` rank correlations (Spearman) between methods.
+        agreement: ``[m, m]`` rank correlations (Spearman) between methods; ``nan`` (undefined:
+            fewer than two units, or a constant map) is drawn as "n/a".
         methods: names of the ``m`` agreement rows / columns (default: the ``maps`` keys).
         faithfulness: ``{method: {metric: value}}`` (e.g. deletion / insertion AUC); missing
             entries show as a dash; ``None`` or ``{}`` leaves the table out.

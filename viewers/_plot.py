@@ -225,14 +225,14 @@ def _attention(trace: Any, b: int, view: str, layers: list[int] | None = None,
     return attn[:, :, keep][:, :, :, keep], keep
 
 
-def _model(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+def _model(trace: Any, b: int, options: dict[str, Any], view: str = "model") -> Figure:
     from probe.viewers._heatmaps import model_view
 
-    attn, keep = _attention(trace, b, "model")
+    attn, keep = _attention(trace, b, view)
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
     kwargs = {"model_name": trace.model_name, "layers": list(trace.layer_indices),
               "heads": heads, "sentence": _quoted(trace, b)}
-    return _call(model_view, "model", (attn, _tokens(trace, b, keep)), kwargs, options)
+    return _call(model_view, view, (attn, _tokens(trace, b, keep)), kwargs, options)
 
 
 def _heads(trace: Any, b: int, options: dict[str, Any]) -> Figure:
@@ -240,7 +240,7 @@ def _heads(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
     if options.get("layer") is None:
         options.pop("layer", None)
-        return _model(trace, b, options)
+        return _model(trace, b, options, "heads")  # its errors name the view asked for
     layer, pos = _layer(trace, options.pop("layer"))
     attn, keep = _attention(trace, b, "heads", [pos])
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
@@ -357,6 +357,14 @@ def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     from probe.viewers._saliency import saliency_overlay
     from probe.viewers._tokens import token_strip
 
+    given = sorted(key for key in ("layer", "head") if key in options)
+    if given:  # went to the title only: "layer 1" over a rollout of every layer
+        raise ProbeError(
+            f"the 'rollout' view folds every layer and head, so "
+            f"{' and '.join(k + '=' for k in given)} {'do' if len(given) > 1 else 'does'} not "
+            "apply; drop it (the view takes fusion= and discard=), or draw one head with the "
+            "'head' view"
+        )
     fusion = options.pop("fusion", "mean")
     discard = options.pop("discard", 0.0)
     image = options.pop("image", None)

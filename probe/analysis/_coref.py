@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from probe._index import batch_position
+from probe._index import batch_position, is_int
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._trace_input import require_trace
@@ -198,8 +198,17 @@ def resolve_word(
 ) -> int:
     """Index in ``words`` of ``word`` (case-insensitive; ``occurrence`` counts from 0, a
     negative one from the last)."""
-    if isinstance(word, bool) or not isinstance(word, (str, int)):
+    if isinstance(word, str):
+        word = str(word)  # np.str_ too
+    elif is_int(word):  # np.int64(7) is word 7
+        word = int(word)
+    else:
         raise ProbeError(f"word must be a string or a word index, got {word!r}")
+    if not is_int(occurrence):  # was "occurrence=0.0 but 'it' occurs 1 time(s); use -1..0"
+        raise ProbeError(
+            f"occurrence must be an int (0 is the first, -1 the last), got {occurrence!r}"
+        )
+    occurrence = int(occurrence)
     if isinstance(word, int):
         if not -len(words) <= word < len(words):
             raise ProbeError(
@@ -214,9 +223,7 @@ def resolve_word(
                 + _grouping_hint(words, [word])
             )
         n = len(matches)
-        if isinstance(occurrence, bool) or not isinstance(occurrence, int) or not (
-            -n <= occurrence < n
-        ):
+        if not -n <= occurrence < n:
             raise ProbeError(
                 f"occurrence={occurrence!r} but {word!r} occurs {n} time(s); use "
                 f"{-n}..{n - 1} (0 is the first, -1 the last)"
@@ -244,8 +251,14 @@ def _candidates(
             if not _is_punctuation(words[i]) and words[i].lower() not in NON_ANTECEDENT_WORDS
         ]
     else:
-        if isinstance(candidates, (str, int)):
+        if isinstance(candidates, str) or is_int(candidates):
             candidates = [candidates]
+        elif hasattr(candidates, "tolist") and getattr(candidates, "ndim", None) == 1:
+            candidates = candidates.tolist()  # a numpy array or tensor of word indices
+        if not isinstance(candidates, (list, tuple, set, frozenset, range)):
+            raise ProbeError(
+                f"candidates must be a list of words or word indices, got {candidates!r}"
+            )
         if not candidates:
             raise ProbeError(
                 "candidates is empty: pass at least one word, or candidates=None for the "
@@ -253,7 +266,11 @@ def _candidates(
             )
         chosen = []
         for c in candidates:
-            if isinstance(c, bool) or not isinstance(c, (str, int)):
+            if isinstance(c, str):
+                c = str(c)
+            elif is_int(c):  # np.int64(1) is word 1
+                c = int(c)
+            else:
                 raise ProbeError(f"candidates must be words or word indices, got {c!r}")
             if isinstance(c, int):
                 if not -len(words) <= c < len(words):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from probe._index import batch_position
+from probe._index import batch_position, is_int
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
@@ -85,9 +85,12 @@ def attention_flow(
         ``[batch, query, key]`` float64 tensor (``batch`` is 1 when ``batch_index`` is given).
     """
     require_trace(trace, "probe.attention_flow")
+    import numpy as np
     import torch
 
     check_head_fusion(head_fusion)
+    if not isinstance(normalize, (bool, np.bool_)):  # "False" and None normalised or not, silently
+        raise ProbeError(f"normalize must be True or False, got {normalize!r}")
     attentions = trace.require_attentions()
     if trace.head_indices is None and head_fusion != "mean":
         raise ProbeError(
@@ -98,7 +101,7 @@ def attention_flow(
     wanted = _rows(rows, seq)
     if max_tokens is None:
         max_tokens = DEFAULT_MAX_TOKENS if wanted is None else DEFAULT_MAX_ROW_TOKENS
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+    if not is_int(max_tokens) or max_tokens < 1:
         raise ProbeError(f"max_tokens must be a positive int, got {max_tokens!r}")
     positions = consecutive_layers(trace, start_layer, "attention_flow")
     items = _batch_items(trace, batch_index)
@@ -145,12 +148,17 @@ def attention_flow(
 def _rows(rows: Sequence[int] | None, seq: int) -> list[int] | None:
     if rows is None:
         return None
-    if isinstance(rows, int) and not isinstance(rows, bool):
+    shown = rows
+    if hasattr(rows, "tolist") and not is_int(rows) and getattr(rows, "dtype", None) is not None \
+            and "bool" not in str(rows.dtype):  # a numpy array or tensor of positions
+        rows = rows.tolist()
+    if is_int(rows):  # 3 or np.int64(3): that one row
         rows = [rows]
-    if isinstance(rows, (str, bytes)) or not all(
-        isinstance(r, int) and not isinstance(r, bool) for r in rows
+    if not isinstance(rows, (list, tuple, range, set, frozenset)) or not all(
+        is_int(r) for r in rows  # a float, a string or a generator used to be a TypeError
     ):
-        raise ProbeError(f"rows must be a list of token positions (ints), got {rows!r}")
+        raise ProbeError(f"rows must be a list of token positions (ints), got {shown!r}")
+    rows = [int(r) for r in rows]
     if len(rows) == 0:
         raise ProbeError("rows is empty: pass None for every row")
     for r in rows:

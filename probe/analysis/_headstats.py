@@ -85,8 +85,9 @@ def head_stats(trace: Trace, batch_index: int | None = None) -> HeadStats:
 
     Every statistic is computed per query row and averaged over the real (non-padding)
     query tokens; ``prev_mass`` only counts queries that have a real previous token and
-    ``next_mass`` only queries that have a real next token. With ``batch_index=None`` the
-    per-item averages are then averaged over the batch items.
+    ``next_mass`` only queries that have a real next token (an item without any such query
+    has no value, ``nan``). With ``batch_index=None`` the per-item averages are then averaged
+    over the batch items that have a value (``nan`` only when none has).
 
     Args:
         trace: any trace with per-layer attention.
@@ -113,7 +114,9 @@ def head_stats(trace: Trace, batch_index: int | None = None) -> HeadStats:
         trace, items=items,
     )
     per_item = [_item_stats(trace, attentions[:, b].double(), b) for b in items]
-    stacked = {name: torch.stack([s[name] for s in per_item]).mean(0) for name in _METRICS}
+    # an item where a statistic is undefined (NaN: a one-token item has no previous token)
+    # is left out of that statistic's batch average; it made the whole batch's NaN
+    stacked = {name: torch.stack([s[name] for s in per_item]).nanmean(0) for name in _METRICS}
     return HeadStats(
         **stacked, layer_indices=tuple(trace.layer_indices), head_indices=trace.head_indices
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from probe._index import batch_position
+from probe._index import batch_position, is_int
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion
@@ -64,8 +64,9 @@ def _require_tensor(value: object, name: str, call: str) -> None:
 
 
 def _query(trace: Trace, query: int) -> int:
-    if isinstance(query, bool) or not isinstance(query, int):
+    if not is_int(query):  # np.int64(0) is token 0
         raise ProbeError(f"query must be a token index (int), got {query!r}")
+    query = int(query)
     n = trace.seq_len
     if not -n <= query < n:
         raise ProbeError(f"query {query} is out of range for {n} tokens; use 0..{n - 1}")
@@ -160,8 +161,11 @@ def upsample(
         raise ProbeError(f"unknown upsample mode {mode!r}; use 'bilinear', 'bicubic' or 'nearest'")
     if maps.dim() < 2:
         raise ProbeError(f"maps must be [..., rows, cols], got shape {tuple(maps.shape)}")
-    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
-        raise ProbeError(f"size must be (height, width) in pixels, got {size!r}")
+    if isinstance(size, (str, bytes)) or not hasattr(size, "__len__") or len(size) != 2 or any(
+        not is_int(s) or s < 1 for s in size  # numpy integers count; a bare 32 was a TypeError
+    ):
+        raise ProbeError(f"size must be (height, width) in pixels, e.g. (224, 224), got {size!r}")
+    size = (int(size[0]), int(size[1]))
     x = maps if maps.is_floating_point() else maps.float()
     lead = x.shape[:-2]
     flat = x.reshape(-1, 1, *x.shape[-2:])

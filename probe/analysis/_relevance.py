@@ -92,6 +92,11 @@ def relevance(trace: Trace) -> torch.Tensor:
             "relevance needs each head's attention and gradient, but heads were averaged "
             "during capture; capture again with heads=None"
         )
+    if trace.num_heads and len(trace.head_indices) != trace.num_heads:
+        raise ProbeError(  # was "gradients (3, 2, 4, 9, 9) must have the shape of attentions"
+            f"relevance averages its rule over every head, but this trace keeps heads "
+            f"{list(trace.head_indices)} of {trace.num_heads}; capture again with heads=None"
+        )
     positions = consecutive_layers(trace, 0, "relevance")
     gradients = trace.gradients()
     if positions != list(range(attentions.shape[0])):  # reorder into model layer order

@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._index import is_int, is_real
 from probe.analysis._finite import (
     CAUSES,
     all_finite,
@@ -36,9 +37,9 @@ _OPTION_DEFAULTS: dict[str, Any] = {"head_fusion": "mean", "discard_ratio": 0.0,
 
 def check_discard_ratio(discard_ratio: float) -> float:
     """Validate ``discard_ratio`` (a fraction in ``[0, 1)``) and return it as a float."""
-    if isinstance(discard_ratio, bool) or not isinstance(discard_ratio, (int, float)):
+    if not is_real(discard_ratio):  # np.float32(0.5) is a number too
         raise ProbeError(f"discard_ratio must be a number in [0, 1), got {discard_ratio!r}")
-    if not 0.0 <= float(discard_ratio) < 1.0:
+    if not 0.0 <= float(discard_ratio) < 1.0:  # NaN too
         raise ProbeError(
             f"discard_ratio must be in [0, 1), got {discard_ratio}; e.g. 0.9 drops the lowest "
             "90% of each row"
@@ -205,14 +206,21 @@ def rollout_step(
     return a_hat @ state.to(device=a_hat.device, dtype=a_hat.dtype)
 
 
+def check_start_layer(start_layer: Any) -> int:
+    """``start_layer`` as an int: a Python or numpy integer (``np.int64(2)`` is layer 2);
+    ``2.0``, ``True``, ``"2"`` and ``None`` are refused."""
+    if not is_int(start_layer):
+        raise ProbeError(f"start_layer must be an int, got {start_layer!r}")
+    return int(start_layer)
+
+
 def consecutive_layers(trace: Trace, start_layer: int, method: str) -> list[int]:
     """Positions in ``trace.attentions`` of model layers ``start_layer..last``, in order.
 
     Raises:
         ProbeError: ``start_layer`` is out of range or a layer from it on was not captured.
     """
-    if isinstance(start_layer, bool) or not isinstance(start_layer, int):
-        raise ProbeError(f"start_layer must be an int, got {start_layer!r}")
+    start_layer = check_start_layer(start_layer)
     if not trace.layer_indices:
         raise ProbeError(f"the trace holds no layers; capture with layers=None to use {method}")
     n = trace.num_model_layers or max(trace.layer_indices) + 1
@@ -266,6 +274,7 @@ def rollout(
     require_trace(trace, "probe.rollout")
     check_head_fusion(head_fusion)
     discard_ratio = check_discard_ratio(discard_ratio)
+    start_layer = check_start_layer(start_layer)  # also before a streaming trace's stored one
     if not trace.has_attentions:
         if trace.rollout_result is not None:
             return _stored_rollout(trace, head_fusion, discard_ratio, start_layer)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._index import is_int, is_real
 from probe.capture._autograd import require_autograd
 from probe.capture._inference import usable_outside_inference
 from probe.capture._locks import model_lock
@@ -299,26 +300,35 @@ def _options(
     def ints(name: str, value: Sequence[int] | None) -> tuple[int, ...] | None:
         if value is None:
             return None
-        if isinstance(value, int) and not isinstance(value, bool):
+        if is_int(value):  # 2 or np.int64(2): that one index
             value = [value]
-        if not isinstance(value, (list, tuple, range, set, frozenset)) or not all(  # np.int64(2)
-            isinstance(v, int) and not isinstance(v, bool) for v in value
+        if not isinstance(value, (list, tuple, range, set, frozenset)) or not all(
+            is_int(v) for v in value  # numpy integers count (list(np.arange(2)))
         ):
             raise ProbeError(f"{name} must be a list of integers, got {value!r}")
         if len(value) == 0:
             raise ProbeError(f"{name} is empty: pass None to keep all {name}")
-        check_unique(name, tuple(value), tuple(value))
-        return tuple(value)
+        value = tuple(int(v) for v in value)
+        check_unique(name, value, value)
+        return value
 
+    import numpy as np
+
+    for name, flag in (("average_heads", average_heads), ("requires_grad", requires_grad),
+                       ("stream", stream)):
+        if not isinstance(flag, (bool, np.bool_)):  # np.True_ counts
+            # average_heads="no" averaged and requires_grad=None captured without gradients
+            raise ProbeError(f"{name} must be True or False, got {flag!r}")
     dtype = _check_dtype(dtype)
+    if not is_int(start_layer):
+        raise ProbeError(f"start_layer must be an integer layer index, got {start_layer!r}")
+    start_layer = int(start_layer)
     stream_options = None
     if stream:
         from probe.analysis._fusion import check_head_fusion
 
         check_head_fusion(head_fusion)
-        if isinstance(discard_ratio, bool) or not isinstance(discard_ratio, (int, float)) or not (
-            0.0 <= discard_ratio < 1.0
-        ):
+        if not is_real(discard_ratio) or not 0.0 <= discard_ratio < 1.0:
             raise ProbeError(f"discard_ratio must be in [0, 1), got {discard_ratio}")
         if layers is not None:
             raise ProbeError(
@@ -328,9 +338,7 @@ def _options(
             raise ProbeError(
                 "stream=True keeps no attention, so it cannot be combined with requires_grad")
         stream_options = StreamOptions(head_fusion, float(discard_ratio), int(start_layer))
-    if not _is_int(start_layer):
-        raise ProbeError(f"start_layer must be an integer layer index, got {start_layer!r}")
-    if chunk_size is not None and (not _is_int(chunk_size) or chunk_size < 1):
+    if chunk_size is not None and (not is_int(chunk_size) or chunk_size < 1):
         raise ProbeError(f"chunk_size must be a positive integer, got {chunk_size!r}")
     gather = _gather_device(device)
     return CaptureOptions(
@@ -340,7 +348,7 @@ def _options(
         dtype=dtype,
         requires_grad=bool(requires_grad),
         stream=stream_options,
-        chunk_size=chunk_size,
+        chunk_size=None if chunk_size is None else int(chunk_size),
         device=gather,
     )
 
@@ -419,10 +427,6 @@ def _check_forward_kwargs(adapter: Any, forward_kwargs: dict[str, Any]) -> None:
             f"unknown option {name!r}: it is neither a probe.trace option nor a parameter of "
             f"{what}; {hint}"
         )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _stack_sizes(sites: list[Site], model: Any = None) -> dict[str, list[str]]:

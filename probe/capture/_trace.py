@@ -139,7 +139,7 @@ class AttentionStack:
         """Gradients of the kept attention tensors: ``[layer, batch, head, query, key]``.
 
         Only available after ``trace(..., requires_grad=True)`` and a backward pass through
-        the model output.
+        the model output. With ``heads=`` capture, the kept heads only (as ``attentions``).
         """
         import torch
 
@@ -154,7 +154,11 @@ class AttentionStack:
                 "attention gradients are empty: call .backward() on a scalar of trace.output "
                 "before reading them"
             )
-        return torch.stack(grads)  # type: ignore[arg-type]
+        stacked = torch.stack(grads)  # type: ignore[arg-type]
+        heads = self.head_indices
+        if heads is not None and stacked.shape[2] != len(heads):  # heads=[...]: was every head
+            stacked = stacked[:, :, list(heads)]
+        return stacked
 
 
 @dataclass(frozen=True)

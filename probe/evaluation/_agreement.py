@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe._index import is_int, is_real
 from probe._report import markdown_table
 
 if TYPE_CHECKING:
@@ -274,15 +275,16 @@ def kendall(
 
 
 def _top_count(k: int | float, n: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, float)):
+    if not is_real(k):
         raise ProbeError(f"k must be an int count or a float fraction in (0, 1], got {k!r}")
-    if isinstance(k, float):
+    if not is_int(k):  # a float (np.float32 too): a fraction
+        k = float(k)
         if not 0.0 < k <= 1.0:
             raise ProbeError(f"a fractional k must lie in (0, 1], got {k}; pass an int for a count")
         return max(1, math.ceil(k * n - 1e-9))
     if k < 1:
         raise ProbeError(f"k must be at least 1, got {k}")
-    return min(k, n)
+    return min(int(k), n)  # np.int64(3) is 3
 
 
 def topk_overlap(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe._index import is_int
 from probe.evaluation._curves_math import curve_auc
 from probe.evaluation._perturb import (
     Baseline,
@@ -124,9 +125,9 @@ def _ranks(scores: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 def _check_steps(steps: Any) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not is_int(steps) or steps < 1:  # np.int64(4) counts
         raise ProbeError(f"steps must be a positive int, got {steps!r}")
-    return steps
+    return int(steps)
 
 
 def _curve_keep(
@@ -156,9 +157,9 @@ def _curve(p: _Problem, scores: torch.Tensor, steps: int, kind: CurveKind, metho
 
 
 def _check_n_random(n_random: Any) -> int:
-    if isinstance(n_random, bool) or not isinstance(n_random, int) or n_random < 0:
+    if not is_int(n_random) or n_random < 0:
         raise ProbeError(f"n_random must be a non-negative int, got {n_random!r}")
-    return n_random
+    return int(n_random)
 
 
 def _random_scores(p: _Problem, n_random: int, seed: int) -> list[torch.Tensor]:
@@ -318,8 +319,9 @@ def perturbed_input(
     steps = _check_steps(steps)
     if kind not in ("deletion", "insertion"):
         raise ProbeError(f"kind must be 'deletion' or 'insertion', got {kind!r}")
-    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= steps:
+    if not is_int(step) or not 0 <= step <= steps:
         raise ProbeError(f"step must be an int in 0..{steps} (steps={steps}), got {step!r}")
+    step = int(step)
     if grid is None and isinstance(scores, Attribution):
         grid = scores.grid
     if isinstance(inputs, torch.Tensor) and inputs.is_floating_point():

@@ -52,9 +52,23 @@ def curve_auc(fractions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         fractions: ``[points]`` increasing x coordinates.
         values: ``[points]`` or ``[batch, points]`` y values.
 
+    Both may be tensors, numpy arrays or lists of numbers.
+
     Returns:
         ``[]`` or ``[batch]``: ``sum_i (x_{i+1} - x_i) (y_i + y_{i+1}) / 2``.
     """
+    import numpy as np
     import torch
 
-    return trapezoid_auc(fractions.to(torch.float64), values.to(torch.float64))
+    def as_float64(x: Any, name: str) -> torch.Tensor:
+        if isinstance(x, torch.Tensor):
+            return x.to(torch.float64)
+        try:  # a list or numpy array (was "'list' object has no attribute 'to'")
+            return torch.as_tensor(np.asarray(x, dtype=np.float64))
+        except (TypeError, ValueError):
+            raise ProbeError(
+                f"curve_auc: {name} must be numbers (a tensor, array or list), got "
+                f"{type(x).__name__}"
+            ) from None
+
+    return trapezoid_auc(as_float64(fractions, "fractions"), as_float64(values, "values"))

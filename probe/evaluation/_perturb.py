@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe._index import is_int
 from probe.evaluation._geometry import _grid_tuple
 
 if TYPE_CHECKING:
@@ -139,8 +140,9 @@ def _problem(
 ) -> _Problem:
     import torch
 
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise ProbeError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = int(batch_size)
     _check_output(output)
     if score_fn is not None and not callable(score_fn):
         raise ProbeError(

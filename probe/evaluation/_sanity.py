@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
+from probe._index import is_int
 from probe._report import markdown_table
 
 if TYPE_CHECKING:
@@ -366,12 +367,14 @@ def sanity_check(
     from probe.capture.adapters._dispatch import working_copy
     from probe.evaluation._agreement import spearman
 
-    if isinstance(seed, bool) or not isinstance(seed, int):
+    if not is_int(seed):  # np.int64(0) counts
         raise ProbeError(f"seed must be an int, got {seed!r}")
+    seed = int(seed)
     if method_seed is None:
         method_seed = seed
-    elif isinstance(method_seed, bool) or not isinstance(method_seed, int):
+    elif not is_int(method_seed):
         raise ProbeError(f"method_seed must be an int or None, got {method_seed!r}")
+    method_seed = int(method_seed)
     order = cascade_order(model)  # fails early for unsupported models
     _check_inputs(model, inputs, tokenizer)
     target_box: list[Any] = [target]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._index import is_int
 from probe.models._shapes import (
     NORMALIZE_MEAN,
     NORMALIZE_STD,
@@ -129,12 +130,13 @@ def make_scenes(
     """
     import torch
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:  # numpy integers count
         raise ProbeError(f"n must be an integer >= 1, got {n!r}; ask for at least one image")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 32:
+    if not is_int(image_size) or image_size < 32:
         raise ProbeError(f"image_size must be an integer >= 32, got {image_size!r}; use 64")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+    if not is_int(seed) or not 0 <= seed < 2**63:
         raise ProbeError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
+    n, image_size, seed = int(n), int(image_size), int(seed)
     ok = lambda r, lo, hi: (  # noqa: E731
         isinstance(r, (tuple, list)) and len(r) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) for v in r)

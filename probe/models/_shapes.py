@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
+from probe._index import is_int
 
 if TYPE_CHECKING:
     import numpy as np
@@ -158,14 +159,15 @@ def make_shapes(
     """
     import torch
 
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:  # numpy integers count
         raise ProbeError(f"n must be an integer >= 1, got {n!r}; ask for at least one image")
-    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 16:
+    if not is_int(image_size) or image_size < 16:
         raise ProbeError(
             f"image_size must be an integer >= 16, got {image_size!r}; use 32 for vit-shapes"
         )
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64:
+    if not is_int(seed) or not 0 <= seed < 2**64:
         raise ProbeError(f"seed must be an integer in 0..2**64-1, got {seed!r}")
+    n, image_size, seed = int(n), int(image_size), int(seed)
 
     if size_range is None:
         low, high = image_size // 4, image_size // 2

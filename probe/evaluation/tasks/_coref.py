@@ -86,6 +86,7 @@ def parse_coref_lines(text: str, source: str = "<text>") -> list[dict[str, Any]]
     for i in range(0, len(items), 2):
         check_coref_pair([items[i][1], items[i + 1][1]],
                          f"{source}, lines {items[i][0]} and {items[i + 1][0]}")
+    check_repeated_items(source, [(f"line {number}", item) for number, item in items])
     return [
         {"id": f"line-{items[i][0]}", "items": [items[i][1], items[i + 1][1]]}
         for i in range(0, len(items), 2)
@@ -142,7 +143,28 @@ def load_coref_pairs(path: str | Path | None = None) -> list[dict[str, Any]]:
         for k, item in enumerate(pair["items"]):
             check_coref_item(item, f"{file}, pair {pair['id']!r} item {k}")
         check_coref_pair(pair["items"], f"{file}, pair {pair['id']!r}")
+    check_repeated_items(str(file), [(f"pair {pair['id']!r} item {k}", item)
+                                     for pair in out for k, item in enumerate(pair["items"])])
     return out
+
+
+def check_repeated_items(source: str, items: Sequence[tuple[str, dict[str, str]]]) -> None:
+    """No item is given twice (up to case, spacing and the punctuation around the words): a
+    repeated pair counted its sentences twice in every accuracy and binomial p-value.
+
+    Raises:
+        ProbeError: naming both places.
+    """
+    seen: dict[tuple[str, ...], str] = {}
+    for where, item in items:
+        key = (" ".join(item["sentence"].casefold().split()),
+               *(_norm(item[f]) for f in _FIELDS[1:]))
+        if key in seen:
+            raise ProbeError(
+                f"{source}, {where} repeats {seen[key]} ({item['sentence']!r}): every item "
+                "would count twice in the accuracies and p-values; drop the repeat"
+            )
+        seen[key] = where
 
 
 def check_coref_pair(items: Sequence[dict[str, str]], where: str) -> None:
@@ -154,8 +176,11 @@ def check_coref_pair(items: Sequence[dict[str, str]], where: str) -> None:
     Raises:
         ProbeError: naming ``where`` and what to fix.
     """
-    if len(items) != 2:
-        return
+    if len(items) != 2:  # a JSON pair of 1 or 3 items passed unchecked
+        raise ProbeError(
+            f"{where}: a minimal pair is two sentences, got {len(items)} item(s): give each "
+            "pair the two sentences whose antecedents swap"
+        )
     first, second = items
     if first["sentence"].strip() == second["sentence"].strip():
         raise ProbeError(f"{where}: the two sentences of the minimal pair are the same "
