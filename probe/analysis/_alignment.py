@@ -105,20 +105,8 @@ class Alignment:
         Raises:
             ProbeError: not an integer, beyond the model, or not in this alignment.
         """
-        if isinstance(layer, bool) or not isinstance(layer, numbers.Integral):
-            raise ProbeError(f"layer must be an integer (a model layer; negative counts from "
-                             f"the end), got {layer!r}")
-        indices = self.layer_indices
-        n = self.num_model_layers or (max(indices) + 1 if indices else 0)
-        if not -n <= layer < n:
-            raise ProbeError(f"layer {layer} is out of range: the model has {n} layers (use "
-                             f"{-n}..{n - 1}; negative counts from the end)")
-        index = int(layer) % n
-        if index not in indices:
-            alias = "" if index == layer else f" (the model's layer {index})"
-            raise ProbeError(f"layer {layer}{alias} is not in this alignment (have "
-                             f"{list(indices)}): generate with layers=None or including it")
-        return indices.index(index)
+        return _model_position("layer", layer, self.layer_indices, self.num_model_layers,
+                               "layers")
 
     def head_position(self, head: int) -> int:
         """Position in ``scores``' head dimension of the model's head ``head`` (negative
@@ -130,20 +118,28 @@ class Alignment:
         """
         if self.head_indices is None:
             raise ProbeError("heads were averaged during capture: pass head=None")
-        if isinstance(head, bool) or not isinstance(head, numbers.Integral):
-            raise ProbeError(f"head must be an integer (a model head; negative counts from "
-                             f"the end), got {head!r}")
-        indices = self.head_indices
-        n = self.num_heads or (max(indices) + 1 if indices else 0)
-        if not -n <= head < n:
-            raise ProbeError(f"head {head} is out of range: the model has {n} heads per layer "
-                             f"(use {-n}..{n - 1}; negative counts from the end)")
-        index = int(head) % n
-        if index not in indices:
-            alias = "" if index == head else f" (the model's head {index})"
-            raise ProbeError(f"head {head}{alias} is not in this alignment (have "
-                             f"{list(indices)}): generate with heads=None or including it")
-        return indices.index(index)
+        return _model_position("head", head, self.head_indices, self.num_heads,
+                               "heads per layer")
+
+
+def _model_position(kind: str, value: Any, indices: Sequence[int], count: int,
+                    unit: str) -> int:
+    """Position in ``indices`` (the model's ``kind`` numbers an alignment holds) of ``value``,
+    a model ``kind`` (negative counts back from the model's last; ``count`` 0 when unknown:
+    the highest held + 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ProbeError(f"{kind} must be an integer (a model {kind}; negative counts from "
+                         f"the end), got {value!r}")
+    n = count or (max(indices) + 1 if indices else 0)
+    if not -n <= value < n:
+        raise ProbeError(f"{kind} {value} is out of range: the model has {n} {unit} (use "
+                         f"{-n}..{n - 1}; negative counts from the end)")
+    index = int(value) % n
+    if index not in indices:
+        alias = "" if index == value else f" (the model's {kind} {index})"
+        raise ProbeError(f"{kind} {value}{alias} is not in this alignment (have "
+                         f"{list(indices)}): generate with {kind}s=None or including it")
+    return list(indices).index(index)
 
 
 # --------------------------------------------------------------------------- merging
