@@ -13,7 +13,12 @@ where the model itself hands them on, from the model's own and only path:
   returns the tensor it multiplies with the values; XGLM and FSMT return the softmax before a
   *functional* dropout (a view of the tensor they use, so gradients reach it), and a capture
   with that dropout active (training mode, ``p > 0``) is refused: the weights they used cannot
-  be seen.
+  be seen;
+- ``probs=<index>`` with ``convert=``: the module returns its weights in another layout, and
+  the converter builds the ``[batch, head, query, key]`` matrix from them and the call's
+  keyword arguments (Longformer's sliding-window band and global probabilities, see
+  :mod:`~probe.capture.adapters._hf_longformer`). That matrix is assembled, not the tensor the
+  model multiplies with the values: ``requires_grad=True`` is refused for such a model.
 
 A class that calls ``torch.nn.functional.scaled_dot_product_attention`` itself (Data2Vec-Vision's
 SDPA class, a subclass of its eager class) is registered with ``unfused=<eager class>``: for
@@ -74,9 +79,10 @@ class HandAttention:
             for a class registered only to be refused with its reason (``refuse``).
         causal: its self-attention is causal (a decoder): a constant, or the name of a bool
             attribute of the module (``"is_decoder"``).
-        dropout: with ``probs`` an index, a dropout submodule some code paths apply *before*
-            returning the weights (Falcon's ALiBi branch): when it runs with ``p > 0`` the
-            recorder notes it (and probe warns), as for ``probs`` a submodule.
+        dropout: with ``probs`` an index, a dropout some code paths apply *before* returning
+            the weights: a submodule (Falcon's ALiBi branch) or a float attribute, the
+            probability of a functional dropout (Longformer). When it is active (training mode,
+            ``p > 0``) the recorder notes it (and probe warns), as for ``probs`` a submodule.
         functional_dropout: with ``probs`` an index, the module attribute holding the
             probability of a functional dropout applied *after* the returned weights; a
             capture with it active is refused (the weights the model used cannot be seen).
@@ -89,6 +95,10 @@ class HandAttention:
         unfused: the name of a class in the same file whose ``forward`` is the model's own
             unfused path over the same submodules (a fused subclass's parent): the module
             runs as that class during the capture, and is hooked as that class is.
+        convert: with ``probs`` an index, ``convert(module, kwargs, output, keys)`` builds the
+            ``[batch, head, query, key]`` weights from the call's keyword arguments and output
+            tuple; ``keys`` is the number of tokens the trace covers when the recorder knows
+            it (the length of the attention mask the user passed), else ``None``.
     """
 
     family: str
@@ -100,6 +110,7 @@ class HandAttention:
     request: str | None = None
     refuse: Callable[[nn.Module], str | None] | None = None
     unfused: str | None = None
+    convert: Callable[[nn.Module, dict[str, Any], Any, int | None], torch.Tensor] | None = None
 
     def is_causal(self, module: nn.Module) -> bool:
         if isinstance(self.causal, str):
@@ -121,12 +132,13 @@ def register_hand_attention(
     request: str | None = None,
     refuse: Callable[[nn.Module], str | None] | None = None,
     unfused: str | None = None,
+    convert: Callable[[nn.Module, dict[str, Any], Any, int | None], torch.Tensor] | None = None,
     file: str | None = None,
 ) -> HandAttention:
     """Register one hand-written attention class (see :class:`HandAttention`); ``file`` names
     its modeling file when that is not ``modeling_<family>`` (``"modeling_data2vec_vision"``)."""
     spec = HandAttention(
-        family, cls, probs, causal, dropout, functional_dropout, request, refuse, unfused
+        family, cls, probs, causal, dropout, functional_dropout, request, refuse, unfused, convert
     )
     _REGISTRY[(f"transformers.models.{family}.{file or 'modeling_' + family}", cls)] = spec
     return spec
@@ -242,18 +254,30 @@ def _on_dropout(site: Site, recorder: StackRecorder, record: bool) -> Any:
     return hook
 
 
-def _on_output(site: Site, spec: HandAttention, recorder: StackRecorder) -> Any:
-    """Forward hook on the attention module: records the weights it returns."""
+def _probability(module: nn.Module, name: str | None) -> float:
+    """The dropout probability held in ``module``'s attribute ``name`` (0 without one)."""
+    return float(getattr(module, name, 0.0) or 0.0) if name else 0.0
 
-    def hook(mod: nn.Module, _args: Any, out: Any) -> None:
-        name = spec.functional_dropout
-        p = float(getattr(mod, name, 0.0) or 0.0) if name else 0.0
-        if mod.training and p > 0.0:
+
+def _on_output(site: Site, spec: HandAttention, recorder: StackRecorder) -> Any:
+    """Forward hook (with keyword arguments) on the attention module: records the weights it
+    returns, converted by ``spec.convert`` when it has one."""
+    from torch.nn import Module
+
+    def hook(mod: nn.Module, _args: Any, kwargs: dict[str, Any], out: Any) -> None:
+        if mod.training and _probability(mod, spec.functional_dropout) > 0.0:
             raise ProbeError(
                 f"{type(mod).__name__} applies attention dropout after the weights it returns "
                 "(training mode): probe cannot see the weights it used; call model.eval()"
             )
-        weights = _checked(out[spec.probs] if isinstance(out, tuple) else None, site)
+        if spec.dropout is not None and not isinstance(getattr(mod, spec.dropout), Module):
+            if mod.training and _probability(mod, spec.dropout) > 0.0:
+                recorder.dropout_active = True  # a functional dropout before the weights
+        weights = out[spec.probs] if isinstance(out, tuple) else None
+        if spec.convert is not None and weights is not None:
+            keys = None if recorder.key_mask is None else int(recorder.key_mask.shape[-1])
+            weights = spec.convert(mod, kwargs, out, keys)
+        weights = _checked(weights, site)
         recorder.record(site.layer, 0, weights, int(weights.shape[-2]))
 
     return hook
@@ -279,6 +303,8 @@ def intercept_hand(sites: list[Site], recorders: dict[str, StackRecorder]) -> It
     """
     import sys
 
+    from torch.nn import Module
+
     handles = []
     classes: dict[int, tuple[nn.Module, type]] = {}  # module -> its own class (``unfused``)
     try:
@@ -295,12 +321,20 @@ def intercept_hand(sites: list[Site], recorders: dict[str, StackRecorder]) -> It
                 dropout = getattr(site.module, spec.probs)
                 handles.append(dropout.register_forward_hook(_on_dropout(site, recorder, True)))
                 continue
-            handles.append(site.module.register_forward_hook(_on_output(site, spec, recorder)))
+            if spec.convert is not None and recorder.options.requires_grad:
+                raise ProbeError(
+                    f"{type(site.module).__name__}'s [query, key] matrix is assembled from its "
+                    "band and global probabilities, not a tensor the model uses, so gradients "
+                    "cannot reach it: requires_grad=True and attention-gradient methods "
+                    "(probe.gradient_relevance) do not apply; capture with requires_grad=False"
+                )
+            handles.append(site.module.register_forward_hook(
+                _on_output(site, spec, recorder), with_kwargs=True))
             if spec.request is not None:
                 handles.append(site.module.register_forward_pre_hook(
                     _requesting(spec.request), with_kwargs=True))
-            if spec.dropout is not None:
-                dropout = getattr(site.module, spec.dropout)
+            dropout = getattr(site.module, spec.dropout) if spec.dropout is not None else None
+            if isinstance(dropout, Module):
                 handles.append(dropout.register_forward_hook(_on_dropout(site, recorder, False)))
         yield
     finally:
