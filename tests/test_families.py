@@ -42,9 +42,9 @@ DECODERS = {"gpt2": {}, "llama": _GQA, "mistral": _GQA, "qwen2": _GQA, "qwen3": 
             "bloom": {}, "falcon": {}, "gptj": {}, "codegen": {}, "xglm": {}}
 SEQ2SEQ = ["t5", "mt5", "umt5", "bart", "mbart", "marian", "pegasus", "m2m_100", "blenderbot",
            "plbart", "fsmt"]
-#: attention written by hand and not a [query, key] matrix probe can hook: refused (LED's
-#: encoder is Longformer's sliding-window attention)
-NO_DISPATCH = {"led": "seq2seq"}
+#: attention written by hand and not hooked: refused (BigBird's block-sparse attention; LED
+#: and Longformer, hooked as their full matrix: test_longformer.py)
+NO_DISPATCH = {"big_bird": "encoder"}
 #: only the encoder writes its attention by hand (LongT5's local attention): refused naming
 #: what was found (BigBird-Pegasus: see test_hand_written.py)
 NO_ENCODER = ["longt5"]
