@@ -29,11 +29,10 @@ def _longformer(**extra: Any) -> Any:
     from transformers import LongformerConfig, LongformerModel
 
     transformers.logging.set_verbosity_error()
-    cfg = LongformerConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                           intermediate_size=64, vocab_size=128, max_position_embeddings=64,
-                           attention_window=2 * W, pad_token_id=0, **extra)
+    kw = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+              vocab_size=128, max_position_embeddings=64, attention_window=2 * W, pad_token_id=0)
     torch.manual_seed(0)
-    return LongformerModel(cfg).eval()
+    return LongformerModel(LongformerConfig(**{**kw, **extra})).eval()
 
 
 def _led(**extra: Any) -> Any:
@@ -103,7 +102,7 @@ def _reference(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
             glob_scores = split(module.query_global(h)) @ split(module.key_global(h)).transpose(
                 -1, -2)
         pos = torch.arange(s)
-        band = (pos[:, None] - pos[None, :]).abs() <= W
+        band = (pos[:, None] - pos[None, :]).abs() <= module.one_sided_attn_window_size
         allowed = (band[None] & ~glob[:, None, :] | glob[:, None, :]) & real[:, None, :]
         scores = torch.where(glob[:, None, :, None], glob_scores, local) / math.sqrt(d)
         allowed = torch.where(glob[:, :, None], real[:, None, :], allowed)[:, None]
@@ -135,6 +134,17 @@ def test_full_matrix_equals_the_independent_reference(seq: int, global_tokens: b
     pos = torch.arange(seq)
     allowed = ((pos[:, None] - pos[None, :]).abs() <= W) | glob[:, None, :] | glob[:, :, None]
     assert bool((tr.attentions.masked_select(~allowed[None, :, None]) == 0).all())
+
+
+def test_a_window_per_layer() -> None:
+    """Windows 4 then 6: the model pads to a multiple of 6, each layer keeps its own band."""
+    model = _longformer(attention_window=[4, 6])
+    inputs = _inputs(7)
+    tr = probe.trace(model, inputs)
+    assert_close(tr.attentions, _reference(model, inputs), atol=1e-5, rtol=0)
+    _check_rows(tr.attentions, inputs)
+    assert bool((tr.attentions[1, 0, :, 6, 3] > 0).all())  # three keys back: in the 6-window
+    assert bool((tr.attentions[0, 0, :, 6, 3] == 0).all())  # outside the 4-window
 
 
 def test_band_and_global_entries_equal_hfs_own_attentions() -> None:
