@@ -281,10 +281,22 @@ def test_led_encoder_decoder_and_cross_exact(global_tokens: bool) -> None:
     assert_unchanged(model, before)
 
 
-def test_led_generation_captures_the_encoder_as_the_trace_does() -> None:
+def test_led_generation_equals_its_own_output_attentions() -> None:
+    """The encoder captured once, as ``probe.trace`` captures it; the decoder and cross rows of
+    every step equal HF's ``generate(output_attentions=True)``, tokens unchanged."""
     model = _led()
     inputs = _inputs(7)
-    gen = probe.generate(model, inputs, max_new_tokens=3)
+    stop = dict(max_new_tokens=3, eos_token_id=None, min_new_tokens=3, num_beams=1)
+    gen = probe.generate(model, inputs, **stop)
+    with torch.no_grad():
+        hf = model.generate(**inputs, **stop, output_attentions=True,
+                            return_dict_in_generate=True)
+    assert torch.equal(gen.sequences, hf.sequences)
     tr = probe.trace(model, inputs, decoder_inputs=torch.tensor([[2]] * 2))
     assert_close(gen.encoder.attentions, tr.attentions, atol=0, rtol=0)
-    assert gen.cross.attentions.shape[-1] == 7  # the user's tokens, not the padded sequence
+    for step, (dec, cross) in enumerate(zip(hf.decoder_attentions, hf.cross_attentions)):
+        keys = dec[0].shape[-1]
+        assert_close(gen.attentions[:, :, :, step, :keys], torch.stack(dec)[:, :, :, -1],
+                     atol=1e-5, rtol=0)
+        assert_close(gen.cross.attentions[:, :, :, step], torch.stack(cross)[:, :, :, -1],
+                     atol=1e-5, rtol=0)
