@@ -122,7 +122,8 @@ class AttentionStack:
         grads = "" if self.layer_tensors is None else ", layer_tensors=(...)"
         return (f"AttentionStack(kind={self.kind!r}, attentions={stored_summary(self)}, "
                 f"layer_indices={self.layer_indices}, head_indices={self.head_indices}"
-                f"{rows}{grads})")
+                f"{rows}{grads}, num_model_layers={self.num_model_layers}, "
+                f"num_heads={self.num_heads})")
 
     def __getstate__(self) -> dict[str, Any]:
         return _checked_state(self)
