@@ -133,9 +133,10 @@ def show(
             decoder layers and heads embedded (default all); alignment: the alignment's
             layers and heads embedded (default all); window: the Swin blocks embedded.
         faithfulness: image view: compute deletion / insertion AUC per method.
-        layer: detr: the decoder layer the page opens on (a position among the embedded
-            layers, default the last; ``--layer``); window: the Swin block it opens on (a
-            model block index, default the last embedded).
+        layer: detr: the decoder layer the page opens on (the model's decoder layer,
+            negative from its last, one the trace kept and ``layers=`` embeds; default the
+            last embedded; ``--layer``); window: the Swin block it opens on (a model block
+            index, default the last embedded).
         queries: detr: the object queries whose boxes are drawn (``--query``); default those
             scoring at least ``threshold`` (default 0.5), best first, at most 6 (the best 3
             when none does).
