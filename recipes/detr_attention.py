@@ -85,7 +85,7 @@ def evaluate(n: int = 500) -> dict[str, Any]:
             if q < 0:
                 continue
             area.append(float(gold[g, 2] * gold[g, 3]))
-            for layer in range(tr.cross.attentions.shape[0]):
+            for layer in tr.cross.layer_indices:  # the model's decoder layers
                 cells = query_maps(tr, layer)[0, q]
                 inside.setdefault(layer, []).append(
                     _box_mass(cells, gold[g], DETR_SHAPES_IMAGE_SIZE))

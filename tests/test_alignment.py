@@ -124,8 +124,8 @@ def test_negative_layers_count_from_the_models_last_layer() -> None:
     first = probe.alignment(probe.generate(model, "a cat likes the tea pot", layers=[0], **kw))
     torch.testing.assert_close(first.matrix(-2), al.matrix(0))  # the model's layer 0, kept
     with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the model's layer 1\) is not in "
-                                                r"this alignment \(have \[0\]\): generate with "
-                                                r"layers=None or including it$"):
+                                                r"this alignment \(kept layers: \[0\]\); "
+                                                r"generate with layers=None or including it$"):
         first.matrix(-1)  # the model's last layer, not the last one kept
     with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the model's layer 1\) was not "
                                                 r"captured"):
@@ -151,8 +151,8 @@ def test_negative_heads_count_from_the_models_last_head() -> None:
     assert (some.head_indices, some.num_heads) == ((0, 1), 4)
     torch.testing.assert_close(some.matrix(1, head=-3), al.matrix(1, head=1))  # model's head 1
     with pytest.raises(probe.ProbeError, match=r"^head -1 \(the model's head 3\) is not in "
-                                                r"this alignment \(have \[0, 1\]\): generate with "
-                                                r"heads=None or including it$"):
+                                                r"this alignment \(kept heads: \[0, 1\]\); "
+                                                r"generate with heads=None or including it$"):
         some.matrix(1, head=-1)  # the model's last head, not the last one kept
     with pytest.raises(probe.ProbeError, match=r"^head -1 \(the model's head 3\) was not "
                                                 r"captured"):

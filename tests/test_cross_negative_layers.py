@@ -78,7 +78,8 @@ def test_cross_view_counts_negative_layers_from_the_last_decoder_layer(marian, s
         tr = _generate(model, tok, layers=[0, 1]).to_trace()
     # -1 is decoder layer 2 (not kept), not the last kept layer 1
     with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the decoder's layer 2\) was not "
-                                               r"captured: the trace has \[0, 1\]"):
+                                               r"captured \(kept layers: \[0, 1\]\); capture "
+                                               r"it again with layers=\[\.\.\.\] including 2"):
         cross_html(tr, layers=[-1])
     with pytest.raises(probe.ProbeError, match=r"^layer -4 is out of range: the decoder has 3 "
                                                r"layers \(use -3\.\.2; negative counts"):
@@ -100,11 +101,11 @@ def test_select_cross_counts_from_the_last_decoder_layer(marian) -> None:
     assert kept.cross.layer_indices == (1,) and kept.cross.head_indices == (1,)
     torch.testing.assert_close(kept.cross.attentions, tr.cross.attentions[1:, :, 1:])
     assert kept.cross.num_model_layers == 3  # carried by the smaller stack
-    with pytest.raises(probe.ProbeError, match=r"^layers= holds -1 \(the model's decoder layer "
-                                               r"2\): the trace kept decoder layers \[0, 1\]$"):
+    with pytest.raises(probe.ProbeError, match=r"^layers=: layer -1 \(the decoder's layer 2\) "
+                                               r"was not captured \(kept layers: \[0, 1\]\); "):
         select_cross(tr, [-1], None)
-    with pytest.raises(probe.ProbeError, match=r"^layers= holds 3: out of range, the model has "
-                                               r"3 decoder layers \(use -3\.\.2; "):
+    with pytest.raises(probe.ProbeError, match=r"^layers=: layer 3 is out of range: the decoder "
+                                               r"has 3 layers \(use -3\.\.2; "):
         select_cross(tr, [3], None)
     assert select_cross(tr, [0, -3], None).cross.layer_indices == (0,)  # one layer, listed twice
 
@@ -132,3 +133,38 @@ def test_render_stack_counts_from_the_stacks_own_model_counts(marian) -> None:
     with pytest.raises(probe.ProbeError, match=r"^head 2 is out of range: the cross stack has 2 "
                                                r"heads per layer \(use -2\.\.1; "):
         _Stack(s).head(s)
+
+
+def test_render_stack_heads_never_fall_back_to_the_encoders(marian) -> None:
+    """A stack that does not know its head count (0: e.g. built before stacks kept counts)
+    was read on the TRACE's heads, the encoder's 4: ``--stack cross --head -1`` took head 3 of
+    a 2-head cross-attention (an IndexError later, or the wrong head). Its own kept heads
+    now decide; an averaged stack says so."""
+    import dataclasses
+    from argparse import Namespace
+    from types import SimpleNamespace
+
+    from probe.commands.render._stacks import _Stack
+
+    model, tok = marian
+    tr = probe.trace(model, "the big dog", tokenizer=tok, decoder_inputs=DECODER_INPUTS)
+    unknown = tr.replace(cross=dataclasses.replace(tr.cross, num_heads=0))
+
+    def stack(trace, head):
+        s = SimpleNamespace(trace=lambda: trace, model_name="marian",
+                            args=Namespace(stack="cross", layer=-1, head=head))
+        return _Stack(s), s
+
+    st, s = stack(unknown, -1)
+    assert st.head(s) == (1, 1)  # was (3, 3): the encoder's last head
+    st, s = stack(unknown, 3)
+    with pytest.raises(probe.ProbeError, match=r"^head 3 was not captured \(kept heads: "
+                                               r"\[0, 1\]\)"):
+        st.head(s)  # was (3, 3), past the cross-attention's 2 heads
+    averaged = tr.replace(cross=dataclasses.replace(
+        tr.cross, attentions=tr.cross.attentions.mean(2, keepdim=True), head_indices=None))
+    st, s = stack(averaged, 0)
+    with pytest.raises(probe.ProbeError, match=r"^--head: the cross stack's heads were averaged "
+                                               r"during capture \(one mean per layer\): drop "
+                                               r"--head$"):
+        st.head(s)  # was head 0 of the encoder's, whose heads were kept

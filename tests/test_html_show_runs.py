@@ -125,8 +125,9 @@ def test_detr_layers_and_heads_select_the_embedded_maps(detr_cli):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(queries=[99]), r"^queries= 99 is out of range: the model has \d+ object queries"),
-    (dict(layer=5), r"^layer must be in -2\.\.1 \(kept decoder layers\), got 5$"),
-    (dict(layers=[7]), r"^layers= holds 7: out of range, the model has 2 decoder layers "
+    (dict(layer=5), r"^layer 5 is out of range: the model has 2 decoder layers \(use -2\.\.1; "
+     r"negative counts from the end\)$"),
+    (dict(layers=[7]), r"^layers=: layer 7 is out of range: the decoder has 2 layers "
      r"\(use -2\.\.1; negative counts from the end\)$"),
     (dict(threshold=1.5), r"^threshold must be a score in \[0, 1\]"),
     (dict(detections=([], [], [])), "detections= goes with a trace"),

@@ -139,9 +139,11 @@ def test_show_counts_negative_layers_and_heads_from_the_model_as_plot_does(minil
     model, tokenizer = minilm
     sel = probe.trace(model, TEXT, tokenizer=tokenizer, layers=[1, 3], heads=[0, 5])
     with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the model's layer 5\) was not "
-                                                r"captured: the trace has \[1, 3\]"):
+                                                r"captured \(kept layers: \[1, 3\]\); capture "
+                                                r"it again with layers=\[\.\.\.\] including 5"):
         probe.show(sel, "model", layers=[-1])
-    with pytest.raises(probe.ProbeError, match=r"^layer 5 was not captured"):
+    with pytest.raises(probe.ProbeError, match=r"^layer -1 \(the model's layer 5\) was not "
+                                                r"captured \(kept layers: \[1, 3\]\)"):
         probe.plot(sel, "head", layer=-1)  # the same reading in both
     page = probe.show(sel, "model", layers=[-3], heads=[-7]).html  # layer 3, head 5
     assert page == probe.show(sel, "model", layers=[3], heads=[5]).html

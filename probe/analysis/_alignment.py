@@ -15,13 +15,12 @@ Gradient-based scores (:func:`probe.attribution.gradient_alignment`) and a rando
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
-from probe._index import batch_position
+from probe._index import batch_position, model_position
 from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
@@ -126,20 +125,10 @@ def _model_position(kind: str, value: Any, indices: Sequence[int], count: int,
                     unit: str) -> int:
     """Position in ``indices`` (the model's ``kind`` numbers an alignment holds) of ``value``,
     a model ``kind`` (negative counts back from the model's last; ``count`` 0 when unknown:
-    the highest held + 1)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ProbeError(f"{kind} must be an integer (a model {kind}; negative counts from "
-                         f"the end), got {value!r}")
-    n = count or (max(indices) + 1 if indices else 0)
-    if not -n <= value < n:
-        raise ProbeError(f"{kind} {value} is out of range: the model has {n} {unit} (use "
-                         f"{-n}..{n - 1}; negative counts from the end)")
-    index = int(value) % n
-    if index not in indices:
-        alias = "" if index == value else f" (the model's {kind} {index})"
-        raise ProbeError(f"{kind} {value}{alias} is not in this alignment (have "
-                         f"{list(indices)}): generate with {kind}s=None or including it")
-    return list(indices).index(index)
+    the highest held + 1), by the one shared check :func:`probe._index.model_position`."""
+    return model_position(value, indices, count or (max(indices) + 1 if indices else 0),
+                          name=kind, unit=unit, missing="is not in this alignment",
+                          fix=f"generate with {kind}s=None or including it")
 
 
 # --------------------------------------------------------------------------- merging

@@ -6,19 +6,42 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._index import model_position
 from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["box_iou", "detr_predictions", "match_detections", "query_maps"]
+__all__ = ["box_iou", "decoder_layer_position", "detr_predictions", "match_detections",
+           "query_maps"]
 
 
-def query_maps(trace: Any, layer: int = -1) -> torch.Tensor:
+def decoder_layer_position(cross: Any, layer: int | None) -> int:
+    """Position in ``cross.attentions`` (a DETR trace's ``trace.cross``) of the model's decoder
+    layer ``layer``; ``None``: the last one kept.
+
+    ``layer`` counts the model's decoder layers, as ``layer=`` does everywhere, even when the
+    trace kept only some (``probe.trace(detr, pixels, layers=[1, 3])``: layer 3 is position 1);
+    negative counts back from the model's last decoder layer (``cross.num_model_layers``;
+    from the last kept when the stack does not know it).
+
+    Raises:
+        ProbeError: not an integer, beyond the model's decoder layers, or not kept (the
+            message names the kept layers and how to capture the missing one).
+    """
+    if layer is None:
+        return len(cross.layer_indices) - 1
+    return model_position(layer, cross.layer_indices, int(getattr(cross, "num_model_layers", 0)),
+                          name="layer", unit="decoder layers")
+
+
+def query_maps(trace: Any, layer: int | None = None) -> torch.Tensor:
     """Cross-attention of every object query over the feature map: ``[batch, query, rows, cols]``.
 
-    The heads of decoder layer ``layer`` (kept-layer position, negative from the end) are
-    averaged; keys are the encoder tokens, laid out row-major on ``trace.grid``.
+    The heads of decoder layer ``layer`` are averaged: the model's decoder layer, negative
+    counting back from its last (see :func:`decoder_layer_position`); ``None``, the default:
+    the last layer the trace kept. Keys are the encoder tokens, laid out row-major on
+    ``trace.grid``.
     """
     cross = getattr(trace, "cross", None)
     if cross is None or cross.attentions is None or trace.grid is None:
@@ -26,15 +49,11 @@ def query_maps(trace: Any, layer: int = -1) -> torch.Tensor:
             "query_maps needs a DETR trace with cross-attention on a feature-map grid "
             "(probe.trace on a DetrForObjectDetection, without stream=True)"
         )
-    n = cross.attentions.shape[0]
-    if isinstance(layer, bool) or not isinstance(layer, int) or not -n <= layer < n:
-        raise ProbeError(f"layer must be in -{n}..{n - 1} (kept decoder layers), got {layer!r}")
+    pos = decoder_layer_position(cross, layer)
     rows, cols = trace.grid
-    check_trace_finite(
-        cross.attentions[layer][None], "query_maps", cross, positions=[layer % n],
-        stack="cross-attention",
-    )
-    att = cross.attentions[layer].float().mean(1)  # [batch, query, key]
+    att = cross.attentions[pos]  # [batch, head, query, key]
+    check_trace_finite(att[None], "query_maps", cross, positions=[pos], stack="cross-attention")
+    att = att.float().mean(1)  # [batch, query, key]
     if att.shape[-1] != rows * cols:
         raise ProbeError(
             f"cross-attention has {att.shape[-1]} keys but the grid is {rows}x{cols}"

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
+from probe._index import model_position
 from probe.capture._guard import (  # noqa: F401  (LazyStack, ModifiedTraceError re-exported)
     LazyStack,
     ModifiedTraceError,
@@ -122,7 +123,8 @@ class AttentionStack:
         grads = "" if self.layer_tensors is None else ", layer_tensors=(...)"
         return (f"AttentionStack(kind={self.kind!r}, attentions={stored_summary(self)}, "
                 f"layer_indices={self.layer_indices}, head_indices={self.head_indices}"
-                f"{rows}{grads})")
+                f"{rows}{grads}, num_model_layers={self.num_model_layers}, "
+                f"num_heads={self.num_heads})")
 
     def __getstate__(self) -> dict[str, Any]:
         return _checked_state(self)
@@ -375,45 +377,33 @@ class Trace:
         return self.encoder.gradients()
 
     def layer_position(self, layer: int) -> int:
-        """Position in ``attentions`` of the model's layer ``layer`` (negative counts back).
+        """Position in ``attentions`` of the model's layer ``layer`` (negative counts back from
+        the model's last, ``num_model_layers``; from the highest kept + 1 when unknown).
 
         Raises:
-            ProbeError: the layer was not kept or does not exist.
+            ProbeError: not an integer, beyond the model, or not kept (the message names the
+                kept layers).
         """
-        n = self.num_model_layers or (max(self.layer_indices) + 1 if self.layer_indices else 0)
-        if not -n <= layer < n:
-            raise ProbeError(
-                f"layer {layer} is out of range: the model has {n} layers (use {-n}..{n - 1}; "
-                "negative counts from the end)"
-            )
-        layer = layer % n
-        if layer not in self.layer_indices:
-            raise ProbeError(
-                f"layer {layer} was not captured (kept layers: {list(self.layer_indices)}); "
-                "capture again with layers=None or including it"
-            )
-        return self.layer_indices.index(layer)
+        kept = self.layer_indices
+        count = self.num_model_layers or (max(kept) + 1 if kept else 0)
+        return model_position(layer, kept, count)
 
     def head_position(self, head: int) -> int:
-        """Position in the head dimension of the model's head ``head``."""
+        """Position in the head dimension of the model's head ``head`` (negative counts back
+        from the model's last, ``num_heads``; from the highest kept + 1 when unknown).
+
+        Raises:
+            ProbeError: heads averaged during capture, not an integer, beyond the model, or
+                not kept.
+        """
         if self.head_indices is None:
             raise ProbeError(
                 "heads were averaged during capture; capture again with heads=None to select "
                 "a single head"
             )
-        n = self.num_heads or (max(self.head_indices) + 1)
-        if not -n <= head < n:
-            raise ProbeError(
-                f"head {head} is out of range: the model has {n} heads per layer "
-                f"(use {-n}..{n - 1}; negative counts from the end)"
-            )
-        head = head % n
-        if head not in self.head_indices:
-            raise ProbeError(
-                f"head {head} was not captured (kept heads: {list(self.head_indices)}); "
-                "capture again with heads=None or including it"
-            )
-        return self.head_indices.index(head)
+        kept = self.head_indices
+        return model_position(head, kept, self.num_heads or max(kept) + 1, name="head",
+                              unit="heads per layer")
 
     def valid_length(self, batch_index: int = 0) -> int:
         """Number of real (non-padding) tokens of batch item ``batch_index``."""

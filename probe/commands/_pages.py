@@ -9,13 +9,12 @@ in Python).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
-from probe._index import batch_position
+from probe._index import batch_position, model_position
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +28,7 @@ __all__ = [
     "SCORE_THRESHOLD",
     "Wording",
     "captures",
+    "check_layer_shown",
     "compute_attributions",
     "curve_methods",
     "curves_page",
@@ -51,8 +51,8 @@ MAX_DEFAULT_QUERIES = 6
 
 @dataclass(frozen=True)
 class Wording:
-    """How the caller names each option in an error message (``layer``: how the DETR layer
-    error begins)."""
+    """How the caller names each option in an error message (``layer``: what begins the DETR
+    layer error, before the message of :func:`probe.analysis.decoder_layer_position`)."""
 
     layer: str
     query: str
@@ -61,9 +61,9 @@ class Wording:
     static: str
 
 
-CLI = Wording(layer="--layer: layer", query="--query", stage="--layer", method="--method",
+CLI = Wording(layer="--layer: ", query="--query", stage="--layer", method="--method",
               static="--format png")
-PYTHON = Wording(layer="layer", query="queries=", stage="stage=", method="methods=",
+PYTHON = Wording(layer="", query="queries=", stage="stage=", method="methods=",
                  static="probe.viewers.gate_figures")
 
 
@@ -147,8 +147,8 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
         import torch
 
         total = int(getattr(cross, "num_model_layers", 0))
-        lpos = list(dict.fromkeys(_position(list(cross.layer_indices), lay, "layers",
-                                            "decoder layers", total) for lay in layers))
+        lpos = list(dict.fromkeys(_selected(lay, cross.layer_indices, total, "layer",
+                                            "layers", "the decoder") for lay in layers))
         att = torch.stack([cross.layer_attentions(p) for p in lpos])  # only the kept layers
     else:
         att = cross.attentions
@@ -157,8 +157,8 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
         if hids is None:
             raise ProbeError("heads=: this trace averaged the heads: drop heads=")
         total = int(getattr(cross, "num_heads", 0))
-        hpos = list(dict.fromkeys(_position(list(hids), h, "heads", "heads", total)
-                                  for h in heads))
+        hpos = list(dict.fromkeys(_selected(h, hids, total, "head", "heads",
+                                            "the cross-attention") for h in heads))
         att, hids = att[:, :, hpos], tuple(hids[p] for p in hpos)
     kept = dataclasses.replace(
         cross, attentions=att, layer_tensors=None,
@@ -170,23 +170,26 @@ def select_cross(trace: Any, layers: Sequence[int] | None,
     return dataclasses.replace(trace, cross=kept)
 
 
-def _position(ids: list[int], value: Any, what: str, noun: str, total: int = 0) -> int:
-    """Position in ``ids`` (the model's indices kept) of ``value``; a negative one counts from
-    the model's last (``total`` of them) or, with ``total`` 0 (unknown), from the last kept."""
-    if not isinstance(value, bool) and isinstance(value, numbers.Integral):
-        value = int(value)
-        if total and not -total <= value < total:
-            raise ProbeError(f"{what}= holds {value}: out of range, the model has {total} "
-                             f"{noun} (use {-total}..{total - 1}; negative counts from the end)")
-        index = value % total if total and value < 0 else value
-        if index in ids:
-            return ids.index(index)
-        if not total and -len(ids) <= value < 0:
-            return value % len(ids)
-        alias = "" if index == value else f" (the model's {noun[:-1]} {index})"
-        raise ProbeError(f"{what}= holds {value}{alias}: the trace kept {noun} {ids}")
-    raise ProbeError(f"{what}= holds {value!r}: the trace kept {noun} {ids} (negative indices "
-                     "count from the " + ("model's last)" if total else "last)"))
+def check_layer_shown(cross: Any, shown: Any, layer: Any) -> None:
+    """Refuse a ``layer=`` (the model's decoder layer) that the trace kept but ``layers=`` left
+    out of the page."""
+    from probe.analysis._detr import decoder_layer_position
+
+    index = cross.layer_indices[decoder_layer_position(cross, layer)]
+    if index not in shown.layer_indices:
+        alias = "" if index == layer else f" (the model's decoder layer {index})"
+        raise ProbeError(f"layer {layer}{alias} is not among the layers= shown "
+                         f"{list(shown.layer_indices)}: add it to layers=, or drop layer=")
+
+
+def _selected(value: Any, kept: Sequence[int], total: int, name: str, unit: str,
+              owner: str) -> int:
+    """:func:`~probe._index.model_position` of one of ``layers=`` / ``heads=`` (the message
+    begins with the option)."""
+    try:
+        return model_position(value, kept, total, name=name, unit=unit, owner=owner)
+    except ProbeError as exc:
+        raise ProbeError(f"{name}s=: {exc}") from None
 
 
 def detr_page(
@@ -207,22 +210,24 @@ def detr_page(
 ) -> tuple[HtmlView, list[int], int]:
     """The DETR page of ``trace`` (every decoder layer and head it kept): the chosen queries'
     boxes drawn (``queries``, else :func:`pick_queries` by ``threshold``), opened on decoder
-    layer ``layer`` (a position among the kept layers, default the last).
+    layer ``layer``: the model's decoder layer, as ``layer=`` everywhere (negative counts back
+    from the model's last; a layer the trace did not keep is refused naming the kept ones),
+    default the last kept.
 
     Returns:
-        The page, the queries drawn, and the opening layer's position (``0..n-1``).
+        The page, the queries drawn, and the opening layer (the model's decoder layer).
     """
+    from probe.analysis._detr import decoder_layer_position
     from probe.viewers.html import detr_html
 
     cross = getattr(trace, "cross", None)
     if cross is None or getattr(cross, "attentions", None) is None:
         raise ProbeError("the detr view needs a trace of a DETR detector (DetrForObjectDetection) "
                          "with its cross-attention (not stream=True)")
-    n_layers = cross.attentions.shape[0]
-    at = -1 if layer is None else layer
-    if isinstance(at, bool) or not isinstance(at, int) or not -n_layers <= at < n_layers:
-        raise ProbeError(f"{words.layer} must be in -{n_layers}..{n_layers - 1} (kept "
-                         f"decoder layers), got {at!r}")
+    try:
+        at = cross.layer_indices[decoder_layer_position(cross, layer)]  # the model's layer
+    except ProbeError as exc:
+        raise ProbeError(f"{words.layer}{exc}") from None
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or \
             not 0 <= threshold <= 1:
         raise ProbeError(f"threshold must be a score in [0, 1], got {threshold!r}")
@@ -233,7 +238,7 @@ def detr_page(
         title=f"{model_name or trace.model_name} \u00b7 object queries' cross-attention "
         f"({note})", **options,
     )
-    return page, shown, at % n_layers
+    return page, shown, at
 
 
 # ----------------------------------------------------------------------------- curves

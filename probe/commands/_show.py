@@ -133,9 +133,10 @@ def show(
             decoder layers and heads embedded (default all); alignment: the alignment's
             layers and heads embedded (default all); window: the Swin blocks embedded.
         faithfulness: image view: compute deletion / insertion AUC per method.
-        layer: detr: the decoder layer the page opens on (a position among the embedded
-            layers, default the last; ``--layer``); window: the Swin block it opens on (a
-            model block index, default the last embedded).
+        layer: detr: the decoder layer the page opens on (the model's decoder layer,
+            negative from its last, one the trace kept and ``layers=`` embeds; default the
+            last embedded; ``--layer``); window: the Swin block it opens on (a model block
+            index, default the last embedded).
         queries: detr: the object queries whose boxes are drawn (``--query``); default those
             scoring at least ``threshold`` (default 0.5), best first, at most 6 (the best 3
             when none does).
@@ -451,7 +452,14 @@ def _content(trace: Any, b: int = 0) -> tuple[list[int], list[str]]:
 def _detr(source: Any, inputs: Any, tokenizer: Any, layers: Any, heads: Any, layer: Any,
           queries: Any, threshold: Any, found: Any, names: Any, batch_index: int = 0,
           **options: Any) -> HtmlView:
-    from probe.commands._pages import PYTHON, SCORE_THRESHOLD, detections, detr_page, select_cross
+    from probe.commands._pages import (
+        PYTHON,
+        SCORE_THRESHOLD,
+        check_layer_shown,
+        detections,
+        detr_page,
+        select_cross,
+    )
 
     if _is_trace(source):
         trace = source
@@ -482,8 +490,11 @@ def _detr(source: Any, inputs: Any, tokenizer: Any, layers: Any, heads: Any, lay
         trace = probe.trace(model, inputs)
         batch_index = batch_position(batch_index, int(trace.cross.attentions.shape[1]))
         boxes, classes, scores = detections(adapter, trace, batch_index)
+    shown = select_cross(trace, layers, heads)
+    if layer is not None and shown is not trace and layers is not None:
+        check_layer_shown(trace.cross, shown.cross, layer)
     page, _, _ = detr_page(
-        select_cross(trace, layers, heads), boxes, classes, scores, queries=queries or (),
+        shown, boxes, classes, scores, queries=queries or (),
         threshold=SCORE_THRESHOLD if threshold is None else threshold, layer=layer,
         batch_index=batch_index, words=PYTHON, **options,
     )

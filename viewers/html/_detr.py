@@ -305,7 +305,11 @@ def detr_html(
         trace: a :class:`probe.Trace` of a DETR detector.
         boxes, classes, scores: that item's predictions, one per query (e.g. from
             ``probe.analysis.detr_predictions`` and the detector's class names).
+        layer (option): the decoder layer the page opens on: the MODEL's decoder layer, as
+            ``layer=`` everywhere (negative counts back from its last), one the trace kept;
+            default the last kept (see :func:`probe.analysis.decoder_layer_position`).
     """
+    from probe.analysis._detr import decoder_layer_position
     from probe.viewers.html._trace import trace_image
 
     cross = getattr(trace, "cross", None)
@@ -324,6 +328,7 @@ def detr_html(
                  "maps (with the mean of the heads)", _TRACE_HINT)
     maps = np.asarray(_to_numpy(attn[:, batch_index]), dtype=np.float32)
     heads = list(cross.head_indices) if cross.head_indices is not None else None
+    options["layer"] = decoder_layer_position(cross, options.get("layer"))  # now a position
     options.setdefault("layers", list(cross.layer_indices))
     options.setdefault("heads", heads)
     options.setdefault("model_name", trace.model_name)

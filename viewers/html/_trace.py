@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
-from probe._index import batch_position
+from probe._index import batch_position, model_position
 from probe.analysis._finite import check_view_finite
 from probe.viewers.html._attention import head_view_html, model_view_html
 from probe.viewers.html._attribution import image_view_html
@@ -52,7 +52,8 @@ def _real_positions(trace: Any, batch_index: int) -> list[int]:
 
 def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str,
                total: int = 0, owner: str = "the model") -> list[int]:
-    """Positions in ``available`` (the model's indices kept) of the ``wanted`` indices.
+    """Positions in ``available`` (the model's indices kept) of the ``wanted`` indices, each
+    found by :func:`probe._index.model_position`.
 
     With ``total`` (the model's number of layers or heads; ``owner`` names whose, e.g. "the
     decoder" for cross-attention layers) a negative index counts back from the model's last,
@@ -64,25 +65,11 @@ def _positions(available: Sequence[int], wanted: Sequence[int] | None, what: str
         wanted = [int(wanted)]
     out = []
     for w in wanted:
-        n = len(available)
-        if isinstance(w, bool) or not isinstance(w, (int, np.integer)):
-            raise ProbeError(f"{what} must be integers, got {w!r}")
-        idx = int(w)
-        if total and not -total <= idx < total:
-            raise ProbeError(f"{what[:-1]} {w} is out of range: {owner} has {total} {what} "
-                             f"(use {-total}..{total - 1}; negative counts from the end)")
-        if total and idx < 0:
-            idx %= total  # -1: the model's last, as in probe.trace
-        elif idx < 0 and -n <= idx:
-            idx = list(available)[idx]  # -1: the last captured
-        if idx not in available:
-            alias = "" if int(w) == idx else f" ({owner}'s {what[:-1]} {idx})"
-            raise ProbeError(f"{what[:-1]} {w}{alias} was not captured: the trace has "
-                             f"{list(available)} ({n} {what})")
-        if list(available).index(idx) in out:
-            alias = "" if int(w) == idx else f" (as {idx})"
+        pos = model_position(w, available, total, name=what[:-1], unit=what, owner=owner)
+        if pos in out:
+            alias = "" if int(w) == available[pos] else f" (as {available[pos]})"
             raise ProbeError(f"{what} lists {what[:-1]} {w} twice{alias}: list each once")
-        out.append(list(available).index(idx))
+        out.append(pos)
     return out
 
 

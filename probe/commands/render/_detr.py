@@ -29,27 +29,27 @@ def _detector(s: Session) -> Any:
 @register_view("detr")
 def _detr(s: Session) -> list[tuple[str, Figure]]:
     """Cross-attention of the shown object queries (heads averaged) of decoder ``--layer``
-    (default the last) over the image, each with its predicted box, class and score."""
-    from probe.analysis._detr import query_maps
+    (the model's decoder layer, negative from its last; default the last) over the image, each
+    with its predicted box, class and score."""
+    from probe.analysis._detr import decoder_layer_position, query_maps
     from probe.viewers import detr_queries_view
 
     adapter = _detector(s)
     tr = s.trace()
-    layer = -1 if s.args.layer is None else s.args.layer
     try:
-        maps = query_maps(tr, layer)[0]
+        layer = tr.cross.layer_indices[decoder_layer_position(tr.cross, s.args.layer)]
     except ProbeError as exc:
         raise ProbeError(f"--layer: {exc}") from None
+    maps = query_maps(tr, layer)[0]
     boxes, classes, scores = detections(adapter, tr)
     shown, note = pick_queries(scores, s.args.queries)
     labels = [f"q{q} {classes[q]}" for q in shown]
-    n_layers = tr.cross.attentions.shape[0]
     fig = detr_queries_view(
         s.display, maps[shown], boxes[shown], labels, scores=[float(scores[q]) for q in shown],
         title=f"{s.model_name}: object queries' cross-attention, decoder layer "
-        f"{layer % n_layers}\n(heads averaged; {note})",
+        f"{layer}\n(heads averaged; {note})",
         image_size=s.display_size,  # the image file's proportions, not the model input's
-        colorbar_label=f"cross-attention weight\n(layer {layer % n_layers}, heads averaged)",
+        colorbar_label=f"cross-attention weight\n(layer {layer}, heads averaged)",
     )
     part = "q" + "-".join(str(q) for q in shown) if s.args.queries else "top"
-    return [(_stem(s, "detr", f"L{layer % n_layers}", part), fig)]
+    return [(_stem(s, "detr", f"L{layer}", part), fig)]

@@ -183,7 +183,7 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
 def _detr_page(s: Session) -> list[tuple[str, HtmlView]]:
     """The figure's queries (``--query``, else those scoring >= 0.5) with boxes drawn; every
     query in the list, each decoder layer and head (or their mean) one hover away; opens on
-    ``--layer`` (default the last)."""
+    ``--layer`` (the model's decoder layer, negative from its last; default the last)."""
     from probe.commands._pages import detections, detr_page
     from probe.commands.render._detr import _detector
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._index import model_position
 from probe.commands.render._figures import register_view
 from probe.commands.render._session import Session, _stem
 
@@ -57,36 +58,26 @@ class _Stack:
         self.num_heads = int(stack.num_heads)
         self.head_indices = stack.head_indices
         self.name = name
-        self._tr = tr
 
     def layer(self, s: Session) -> tuple[int, int]:
         """The model layer of ``--layer`` (default the model's last of this stack) and its
         position in ``attn``."""
-        n = self.num_model_layers or max(self.layer_indices) + 1
         layer = s.args.layer if s.args.layer is not None else -1
-        if not -n <= layer < n:
-            raise ProbeError(
-                f"layer {layer} is out of range: the {self.name} stack has {n} layers "
-                f"(use {-n}..{n - 1}; negative counts from the end)"
-            )
-        layer %= n
-        if layer not in self.layer_indices:
-            raise ProbeError(f"layer {layer} of the {self.name} stack was not captured (kept "
-                             f"layers: {list(self.layer_indices)})")
-        return layer, self.layer_indices.index(layer)
+        pos = model_position(layer, self.layer_indices, self.num_model_layers, name="layer",
+                             unit="layers", owner=f"the {self.name} stack")
+        return self.layer_indices[pos], pos
 
     def head(self, s: Session) -> tuple[int, int]:
-        """The model head of ``--head`` (default 0) and its position in ``attn``."""
+        """The model head of ``--head`` (default 0) and its position in ``attn``: this
+        stack's own heads (cross: the decoder's), never the encoder's; a negative one counts
+        back from the stack's last head (from the last kept when its count is unknown)."""
         head = s.args.head if s.args.head is not None else 0
-        if not self.num_heads or self.head_indices is None:  # unknown count, or averaged
-            return head % self._tr.num_heads, self._tr.head_position(head)
-        n = self.num_heads  # this stack's own (cross: the decoder's), not the encoder's
-        if not -n <= head < n:
-            raise ProbeError(
-                f"head {head} is out of range: the {self.name} stack has {n} heads per layer "
-                f"(use {-n}..{n - 1}; negative counts from the end)"
-            )
-        return head % n, self.head_indices.index(head % n)
+        if self.head_indices is None:
+            raise ProbeError(f"--head: the {self.name} stack's heads were averaged during "
+                             "capture (one mean per layer): drop --head")
+        pos = model_position(head, self.head_indices, self.num_heads, name="head",
+                             unit="heads per layer", owner=f"the {self.name} stack")
+        return self.head_indices[pos], pos
 
     def labels(self) -> dict[str, list[str] | None]:
         return {"query_tokens": self.queries, "key_tokens": self.keys}
