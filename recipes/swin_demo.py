@@ -1,5 +1,6 @@
-"""Windowed attention of ``swin-shapes`` on a held-out shape: where a token on the shape
-attends within its window, per head, in the shifted stage-0 block and in the last block.
+"""Windowed attention of swin-shapes: where a token on a held-out shape attends.
+
+Within its window, per head, in the shifted stage-0 block and in the last block.
 
 Run: ``python -m probe.recipes.swin_demo --out docs/figures`` (the demo draws these too).
 """

@@ -60,6 +60,17 @@ def test_random_baseline_is_row_stochastic_and_seeded() -> None:
     assert r1.method == "random" and len(r1.links()) == 3
 
 
+def test_repr_shows_the_shape_not_every_score() -> None:
+    """A notebook cell ending in ``probe.alignment(gen)`` printed every score (the dataclass
+    repr); like a trace's, the repr names the shape and dtype."""
+    al = probe.Alignment(torch.rand(2, 4, 3, 5, dtype=torch.float64), ("a", "b", "c"),
+                         tuple("vwxyz"), (0, 1), (0, 1, 2, 3))
+    assert repr(al) == (
+        "Alignment(method='attention', scores=(2, 4, 3, 5) float64, target_words=('a', 'b', "
+        "'c'), source_words=('v', 'w', 'x', 'y', 'z'), layer_indices=(0, 1), "
+        "head_indices=(0, 1, 2, 3))")
+
+
 def test_toy_pairs_gold_alignment_is_consistent() -> None:
     pairs = make_pairs(300, seed=5)
     assert pairs == make_pairs(300, seed=5)  # deterministic

@@ -92,7 +92,9 @@ def test_gates_view(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["heads", "--text", "the cat", "--stack", "cross"], "has no cross attention"),
+        (["heads", "--text", "the cat", "--stack", "cross"],  # named no fix
+         "--stack cross: minilm (encoder) has no cross attention; it has encoder: pass --stack "
+         "encoder, or an encoder-decoder model for cross (e.g. --model toy-mt)"),
         (["heads", "--text", "the cat", "--stack", "decoder"], "has no decoder attention"),
         (["rollout", "--text", "the cat", "--stack", "encoder"],
          "--stack does not apply to the rollout view: it is used by the heads, head and links "

@@ -250,6 +250,21 @@ def test_gate_figures_refusals() -> None:
     assert list(gate_figures(se, _image(), cam=torch.rand(2, 2))) == ["cam", "channel"]
 
 
+def test_the_cam_figure_title_wraps_inside_the_figure() -> None:
+    """A model whose gates are no map over the image draws GradCAM alone: two panels (4.6 in)
+    under the caption "... (8 channel_spatial gates captured; none is a map over the image)",
+    which ran off both edges of the figure."""
+    from probe.viewers._width import text_clashes
+
+    gt = probe.trace_gates(_model("resnet10t", "coord"), _pixels())
+    fig = gate_figures(gt, _image(), cam=torch.rand(2, 2))["cam"]
+    assert fig.get_suptitle().replace("\n", " ") == (
+        "resnet10t: GradCAM (last stage) (4 channel_spatial gates captured; none is a map "
+        "over the image)")
+    assert fig.get_suptitle().count("\n") >= 2  # wrapped, not cut
+    assert text_clashes(fig) == []
+
+
 def test_many_blocks_are_thinned() -> None:
     torch.manual_seed(0)
     model = timm.create_model("resnest26d", pretrained=False, num_classes=5).eval()  # 2 per stage

@@ -217,6 +217,27 @@ def test_an_image_processor_output_names_its_pixel_values():
                                torch.ones(2, 2, 4, 17))  # the fix works
 
 
+def test_an_image_that_is_not_a_tensor_names_probe_load_image(tmp_path):
+    """A PIL image or an array said only "convert images with the model's preprocessing
+    first"; ``probe.load_image`` (in the README nowhere) does that for an image file."""
+    from PIL import Image
+
+    from tests._tiny import hf_vit
+
+    model, _ = hf_vit()
+    image = Image.new("RGB", (40, 30), (200, 10, 10))
+    for given, name in ((image, "Image"), (np.zeros((1, 3, 32, 32), np.float32), "ndarray")):
+        with pytest.raises(probe.ProbeError) as err:
+            probe.trace(model, given)
+        assert str(err.value) == (
+            f"vision models take a pixel tensor [batch, channel, height, width], got {name}; "
+            "convert images with the model's preprocessing first (an image file: "
+            "probe.load_image(path, model).pixel_values)")
+    image.save(tmp_path / "red.png")
+    pixels = probe.load_image(str(tmp_path / "red.png"), model).pixel_values  # the named fix
+    assert probe.trace(model, pixels).attentions.shape[1] == 1
+
+
 @pytest.fixture(scope="module")
 def detr():
     from transformers import DetrForObjectDetection

@@ -183,3 +183,15 @@ def test_demo_command_line_exits_2_without_traceback(tmp_path):
         "choose another output folder"
     ]
     assert sorted(os.listdir(tmp_path)) == ["a_file"]
+
+
+@pytest.mark.parametrize("recipe", FIGURES, ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_help_describes_the_recipe_in_a_whole_sentence(recipe, capsys) -> None:
+    """``swin_demo --help`` ended mid-sentence ("... where a token on the shape"), with
+    reST backticks: the description is the docstring's first line."""
+    with pytest.raises(SystemExit) as exit_:
+        recipe.main(["--help"])
+    assert exit_.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    description = help_text.split("options:")[0].split("]")[-1].strip()
+    assert description.endswith((".", "?")) and "``" not in description, description

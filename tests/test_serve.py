@@ -351,3 +351,19 @@ def test_the_client_imports_nothing_heavy(tmp_path):
                           env=_env(tmp_path / "none.sock"), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "None []\n"
+
+
+def test_the_ready_line_says_how_renders_reach_a_server_on_another_socket(tmp_path) -> None:
+    """``probe serve --socket PATH`` said "probe render now runs through it" while every
+    render of that shell ran locally (clients look at $PROBE_SERVE_SOCKET or the default)."""
+    from probe.commands.serve._server import ready_line
+
+    sock = str(tmp_path / "my sock")
+    env = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    assert ready_line(sock, 7, {**env, "PROBE_SERVE_SOCKET": sock}) == (
+        f"probe serve: ready on {sock} (pid 7); probe render now runs through it; Ctrl-C stops")
+    default = str(tmp_path / "probe" / "serve.sock")
+    assert ready_line(default, 7, env).endswith("; probe render now runs through it; Ctrl-C stops")
+    assert ready_line(sock, 7, env) == (
+        f"probe serve: ready on {sock} (pid 7); probe render runs through it with "
+        f"PROBE_SERVE_SOCKET='{sock}' set; Ctrl-C stops")

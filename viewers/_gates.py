@@ -18,7 +18,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe.viewers._panels import cell_size, title_width
-from probe.viewers._width import MIN_PANEL_IN, columns_for_width, sized, wrap_grid
+from probe.viewers._width import MIN_PANEL_IN, columns_for_width, sized, wrap_grid, wrap_text
 from probe.viewers._saliency import as_image, check_placement, draw_image, draw_overlay
 from probe.viewers._style import (
     FONT_SIZES,
@@ -30,7 +30,6 @@ from probe.viewers._style import (
     new_figure,
     styled,
 )
-from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -105,8 +104,12 @@ def gate_maps(
     if width is not None:  # rows as tall as their images (0.8 in of a panel is its colourbar)
         cell_w = width / cols
         cell_h = min((cell_w - 0.8) * min(max(H / W, 0.25), 4.0) + 0.5, cell_h)
+    if title:  # wrapped to the figure (a long caption over two panels ran off both edges)
+        title = "\n".join(wrap_text(line, FONT_SIZES["suptitle"], (cell_w * cols - 0.2) * 72)
+                          for line in str(title).split("\n"))
+    extra = 0.2 * max(title.count("\n") - 1, 0) if title else 0.0  # lines past the second
     fig = new_figure((cell_w * cols,
-                      (cell_h + 0.3) * rows + (0.3 if title and rows > 1 else 0)))
+                      (cell_h + 0.3) * rows + (0.3 if title and rows > 1 else 0) + extra))
     grid = fig.subplots(rows, cols, squeeze=False)
     for ax in grid.flat[n:]:
         ax.remove()

@@ -76,6 +76,13 @@ class Alignment:
     def shape(self) -> tuple[int, int]:
         return (len(self.target_words), len(self.source_words))
 
+    def __repr__(self) -> str:
+        # not the dataclass repr: it printed every score (576 numbers for a 9-word sentence)
+        scores = f"{tuple(self.scores.shape)} {str(self.scores.dtype).removeprefix('torch.')}"
+        return (f"Alignment(method={self.method!r}, scores={scores}, "
+                f"target_words={self.target_words}, source_words={self.source_words}, "
+                f"layer_indices={self.layer_indices}, head_indices={self.head_indices})")
+
     def matrix(self, layer: int | None = None, head: int | None = None) -> torch.Tensor:
         """``[target_word, source_word]``: one layer and head, or the mean over the ones left
         ``None`` (``matrix()`` fuses every layer and head)."""

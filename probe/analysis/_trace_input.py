@@ -25,9 +25,8 @@ def require_trace(trace: Any, analysis: str) -> None:
         return
     if callable(getattr(trace, "to_trace", None)):
         raise ProbeError(
-            f"{analysis} needs a probe Trace, got {type(trace).__name__}: this is a "
-            f"{type(trace).__name__}, not a probe.Trace: pass gen.to_trace() (the attention "
-            "over every token the model read)"
+            f"{analysis} was given a {type(trace).__name__}, not a probe.Trace: pass "
+            "gen.to_trace() (the attention over every token the model read)"
         )
     raise ProbeError(f"{analysis} needs a probe Trace, got {type(trace).__name__}: pass what "
                      "probe.trace(model, inputs) returned")

@@ -450,6 +450,14 @@ def attribute(
         check_trace_inputs(model, inputs, tokenizer, trace)
     ctx = MethodContext(model, inputs, tokenizer, target, resolved, modality, seed, trace)
     scores = spec.fn(ctx)
+    import torch
+
+    if not isinstance(scores, torch.Tensor):  # a registered method that returned nothing
+        raise ProbeError(
+            f"method {spec.name!r} returned {type(scores).__name__}, not a tensor: its function "
+            f"({getattr(spec.fn, '__name__', spec.fn)!r}) must return the scores "
+            "[batch, num_units], one per token or patch"
+        )
     if modality == "vision" and ctx._trace is None:
         return _wrap_units(scores, spec, ctx)
     tr = ctx.trace()
@@ -496,6 +504,11 @@ def _wrap(
         return Attribution(
             scores, spec.name, modality, spec.signed, grid=tr.grid, image_size=tr.image_size,
             model_name=tr.model_name, info=dict(ctx.info), options=dict(ctx.options),
+        )
+    if tuple(scores.shape) != tuple(tr.attention_mask.shape):
+        raise ProbeError(
+            f"method {spec.name!r} returned scores of shape {tuple(scores.shape)} but the input "
+            f"has {tuple(tr.attention_mask.shape)} tokens [batch, seq]: return one score per token"
         )
     scores = scores * tr.attention_mask.to(scores.dtype)
     word_scores = None

@@ -173,6 +173,19 @@ def _toy_mt() -> LoadedModel:
     return LoadedModel(model, tokenizer)
 
 
+def _loaded(name: str, result: Any) -> LoadedModel:
+    """A registered loader's result as a :class:`LoadedModel`, or one line naming what it
+    returned (a loader that returned nothing reached the caller as ``None``)."""
+    from torch import nn
+
+    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module):
+        return LoadedModel(*result)
+    raise ProbeError(
+        f"the loader registered for {name!r} returned {type(result).__name__}, not a model: it "
+        "must return probe.LoadedModel(model, processor) (processor None for vision models)"
+    )
+
+
 def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
     """Load a model by name: embedded, ``timm:<name>``, a local HF folder or a HF hub id.
 
@@ -194,7 +207,7 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
             "a local folder, 'timm:<name>' or a hub id"
         )
     if name in _EMBEDDED:
-        return _EMBEDDED[name][0]()
+        return _loaded(name, _EMBEDDED[name][0]())
     if name.startswith("timm:"):
         return _load_timm(name[len("timm:") :], pretrained)
     if os.path.isdir(name):

@@ -59,7 +59,9 @@ class VisionModel(ModelAdapter):
         if isinstance(inputs, Mapping) and isinstance(inputs.get("pixel_values"), torch.Tensor):
             raise ProbeError(_processor_output_fix(inputs))
         if not isinstance(inputs, torch.Tensor):
-            hint = dataset_hint(inputs) or "; convert images with the model's preprocessing first"
+            hint = dataset_hint(inputs) or (
+                "; convert images with the model's preprocessing first (an image file: "
+                "probe.load_image(path, model).pixel_values)")
             raise ProbeError(
                 f"vision models take a pixel tensor [batch, channel, height, width], got "
                 f"{type(inputs).__name__}{hint}"

@@ -43,9 +43,12 @@ class _Stack:
         else:
             stacks = {"encoder": (tr.encoder, src, src)}
         if name not in stacks or stacks[name][0] is None:
+            have = [k for k, v in stacks.items() if v[0] is not None]
+            other = ("" if family == "encoder-decoder"
+                     else f", or an encoder-decoder model for {name} (e.g. --model toy-mt)")
             raise ProbeError(
                 f"--stack {name}: {s.model_name} ({family}) has no {name} attention; it has "
-                f"{', '.join(stacks)}"
+                f"{', '.join(have)}: pass --stack {have[0]}{other}"
             )
         stack, queries, keys = stacks[name]
         attn = stack.attentions[:, 0]

@@ -23,12 +23,13 @@ import io
 import json
 import os
 import select
+import shlex
 import signal
 import socket
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,11 +37,13 @@ from probe._errors import ProbeError
 from probe.commands.serve import _limits
 from probe.commands.serve._protocol import (
     LOG_ENV,
+    SOCKET_ENV,
     fingerprint,
     import_env,
     peer,
     read_request,
     send_message,
+    socket_path,
 )
 
 __all__ = ["PRELOAD", "serve"]
@@ -172,14 +175,24 @@ def serve(path: str, idle_minutes: float, entry: Callable[[Sequence[str]], int])
         return _serve(path, idle_minutes, entry)
 
 
+def ready_line(path: str, pid: int, env: Mapping[str, str]) -> str:
+    """The server's first line: where it listens, and how renders reach it (a ``--socket``
+    that is not where clients of this environment look needs ``PROBE_SERVE_SOCKET``; the line
+    said "probe render now runs through it" while every render ran locally)."""
+    if os.path.abspath(path) == socket_path(env):
+        how = "probe render now runs through it"
+    else:
+        how = f"probe render runs through it with {SOCKET_ENV}={shlex.quote(path)} set"
+    return f"probe serve: ready on {path} (pid {pid}); {how}; Ctrl-C stops"
+
+
 def _serve(path: str, idle_minutes: float, entry: Callable[[Sequence[str]], int]) -> int:
     state = _State(fingerprint(), import_env(os.environ), entry, os.environ.get(LOG_ENV))
     _preload()
     listener = _bind(path)
     bound, server = os.stat(path), os.getpid()
     try:
-        print(f"probe serve: ready on {path} (pid {os.getpid()}); probe render now runs "
-              "through it; Ctrl-C stops", file=sys.stderr, flush=True)
+        print(ready_line(path, os.getpid(), os.environ), file=sys.stderr, flush=True)
         _loop(listener, state, idle_minutes * 60.0)
         print(f"probe serve: no request for {idle_minutes:g} minutes; stopped",
               file=sys.stderr, flush=True)
