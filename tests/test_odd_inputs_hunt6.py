@@ -158,3 +158,40 @@ def test_the_dropout_warning_points_at_the_callers_line():
             call()
         assert {w.filename for w in got} == {__file__}
     assert model.training  # left as it was
+
+
+@pytest.mark.parametrize("function", ["attribute_batches", "faithfulness_batches",
+                                      "compare_batches"])
+def test_classes_per_item_are_no_target_of_every_batch(classifier, function):
+    """A tensor of one class per dataset item was 'must hold one integer class per batch item
+    [1] ...: pass 1 class indices' on the first batch (or, as long as a batch, silently the
+    same classes for every batch); a label name was 'is not a target' in attribute_batches
+    where the others named its class index."""
+    model, inputs, _ = classifier
+    ids = inputs["input_ids"]
+    method = "saliency" if function == "attribute_batches" else ["saliency", "random"]
+    run = getattr(probe, function)
+    fix = ("pass \\(inputs, labels\\) batches with target='labels'" if function ==
+           "attribute_batches" else "call it per batch with that batch's classes")
+    for target in (torch.tensor([1, 2]), [1, 2]):
+        with pytest.raises(probe.ProbeError, match=rf"^{function} applies target= to every batch, "
+                           rf"so classes per item \(.*\) would repeat in each: {fix}"):
+            run(model, ids, method, batch_size=2, target=target, progress=False)
+    with pytest.raises(probe.ProbeError, match=r"^target='LABEL_1' is a label name: pass its "
+                                               r"class index, target=1"):
+        run(model, ids, method, batch_size=1, target="LABEL_1", progress=False)
+
+
+def test_generate_takes_numpy_counts_and_flags(tiny_gpt2):
+    """``max_new_tokens=np.int64(2)`` was 'must be a positive integer, got np.int64(2)' and
+    ``keep_prompt=np.True_`` 'must be True or False'; a float and a string stay refused."""
+    model, ids = tiny_gpt2
+    got = probe.generate(model, ids, max_new_tokens=np.int64(2), keep_prompt=np.False_)
+    plain = probe.generate(model, ids, max_new_tokens=2, keep_prompt=False)
+    torch.testing.assert_close(got.sequences, plain.sequences)
+    assert got.sequences.shape == (1, ids.shape[1] + 2)
+    with pytest.raises(probe.ProbeError, match=r"^max_new_tokens must be a positive integer, "
+                                               r"got 2\.0$"):
+        probe.generate(model, ids, max_new_tokens=2.0)
+    with pytest.raises(probe.ProbeError, match=r"^keep_prompt must be True or False, got 'no'$"):
+        probe.generate(model, ids, max_new_tokens=2, keep_prompt="no")
