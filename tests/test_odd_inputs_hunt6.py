@@ -195,3 +195,19 @@ def test_generate_takes_numpy_counts_and_flags(tiny_gpt2):
         probe.generate(model, ids, max_new_tokens=2.0)
     with pytest.raises(probe.ProbeError, match=r"^keep_prompt must be True or False, got 'no'$"):
         probe.generate(model, ids, max_new_tokens=2, keep_prompt="no")
+
+
+def test_agreement_takes_numpy_and_list_scores():
+    """``probe.spearman(np_a, np_b)`` was 'a must be a tensor ... got ndarray' (and a list the
+    same) while ``curve_auc`` took both; strings and ragged lists stay refused."""
+    a, b = torch.rand(2, 6, generator=torch.Generator().manual_seed(1)).unbind()
+    for fn in (probe.spearman, probe.kendall):
+        assert fn(a.numpy(), b.tolist()) == fn(a, b)
+    assert probe.topk_overlap(a.numpy(), b.numpy(), k=3) == probe.topk_overlap(a, b, k=3)
+    table = probe.compare({"x": a[None].numpy(), "y": b[None].tolist()})
+    assert table.to_rows()[1]["value"] == pytest.approx(float(probe.spearman(a, b)))
+    for bad in (["a", "b"], [[1, 2], [3]]):
+        with pytest.raises(probe.ProbeError, match=r"^a must be scores \[num_units\] or \[batch, "
+                                                   r"num_units\] \(a tensor, numpy array or "
+                                                   r"list of numbers\) or an Attribution"):
+            probe.spearman(bad, [1.0, 2.0])
