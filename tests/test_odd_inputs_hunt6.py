@@ -211,3 +211,27 @@ def test_agreement_takes_numpy_and_list_scores():
                                                    r"num_units\] \(a tensor, numpy array or "
                                                    r"list of numbers\) or an Attribution"):
             probe.spearman(bad, [1.0, 2.0])
+
+
+def test_load_image_names_an_image_that_is_no_path():
+    """``probe.load_image(array, model)`` printed the whole array over many lines as 'image
+    file array([[...' and ``load_image(5, model)`` was ``TypeError: lstat: path should be
+    string``."""
+    for bad in (np.zeros((32, 32, 3), np.uint8), 5):
+        with pytest.raises(probe.ProbeError, match=rf"^an image file path \(str or "
+                           rf"pathlib\.Path\) is needed here, got {type(bad).__name__}: save "
+                           rf"the image to a PNG file and pass its path$"):
+            probe.load_image(bad, None)
+
+
+def test_translation_pairs_refuse_a_negative_count_and_an_odd_seed():
+    """``make_translation_pairs(-1)`` was ``[]``, ``(2.5)`` a TypeError from ``range`` and
+    ``seed=1.5`` another sequence, silently."""
+    assert probe.make_translation_pairs(np.int64(2), seed=np.int64(3)) == \
+        probe.make_translation_pairs(2, seed=3)
+    for n in (-1, 2.5, "3"):
+        with pytest.raises(probe.ProbeError, match=r"^n must be a number of pairs \(an integer "
+                                                   r">= 0\), got "):
+            probe.make_translation_pairs(n)
+    with pytest.raises(probe.ProbeError, match=r"^seed must be an integer, got 1\.5$"):
+        probe.make_translation_pairs(2, seed=1.5)
