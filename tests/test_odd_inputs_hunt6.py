@@ -235,3 +235,21 @@ def test_translation_pairs_refuse_a_negative_count_and_an_odd_seed():
             probe.make_translation_pairs(n)
     with pytest.raises(probe.ProbeError, match=r"^seed must be an integer, got 1\.5$"):
         probe.make_translation_pairs(2, seed=1.5)
+
+
+def test_an_html_view_names_the_first_nan_and_the_fix():
+    """``head_view_html`` of attention with a NaN row said only 'attn has NaN or infinite
+    values: the view can only show finite numbers', naming neither where nor what to do."""
+    from probe.viewers.html import head_view_html, token_view_html
+
+    attn = torch.full((1, 2, 3, 3), 1 / 3)
+    attn[0, 1, 2] = float("nan")
+    with pytest.raises(probe.ProbeError, match=r"^attn has 3 NaN or infinite value\(s\), the "
+                       r"first nan at index \[0, 1, 2, 0\]: the view can only show finite "
+                       r"numbers; replace them \(e\.g\. torch\.nan_to_num\(attn\)\)"):
+        head_view_html(attn, ["a", "b", "c"])
+    fixed = head_view_html(torch.nan_to_num(attn), ["", " ", "</script>"])  # the fix works
+    assert fixed.html.count("</script>") == 2  # the token's is escaped, the page's own two
+    with pytest.raises(probe.ProbeError, match=r"^scores has 1 NaN or infinite value\(s\), the "
+                                               r"first inf at index \[0, 1\]"):
+        token_view_html(["a", "b"], {"m": torch.tensor([0.5, float("inf")])})
