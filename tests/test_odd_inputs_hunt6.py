@@ -253,3 +253,15 @@ def test_an_html_view_names_the_first_nan_and_the_fix():
     with pytest.raises(probe.ProbeError, match=r"^scores has 1 NaN or infinite value\(s\), the "
                                                r"first inf at index \[0, 1\]"):
         token_view_html(["a", "b"], {"m": torch.tensor([0.5, float("inf")])})
+
+
+def test_hard_alignment_takes_numpy_thresholds_and_names_a_nan():
+    """``threshold=np.float32(0.5)`` was 'threshold must be in (0, 1], got np.float32(0.5)'; a
+    NaN row linked nowhere and the result was an empty set, silently."""
+    m = torch.tensor([[0.7, 0.3], [0.2, 0.8]])
+    assert probe.hard_alignment(m, rule="threshold", threshold=np.float32(0.5)) == \
+        probe.hard_alignment(m, rule="threshold", threshold=0.5) == {(0, 0), (1, 1)}
+    m[1, 0] = float("nan")
+    with pytest.raises(probe.ProbeError, match=r"^the matrix holds nan at target word 1, source "
+                                               r"word 0: hard links need finite scores"):
+        probe.hard_alignment(m)
