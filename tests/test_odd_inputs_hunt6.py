@@ -265,3 +265,17 @@ def test_hard_alignment_takes_numpy_thresholds_and_names_a_nan():
     with pytest.raises(probe.ProbeError, match=r"^the matrix holds nan at target word 1, source "
                                                r"word 0: hard links need finite scores"):
         probe.hard_alignment(m)
+
+
+def test_query_rows_take_a_numpy_array_as_a_tensor():
+    """``query_rows=np.array([0, 1])`` was 'query_rows must be an int, a list of ints or a
+    slice, got array([0, 1])' while ``torch.tensor([0, 1])`` was taken."""
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    got = probe.trace(model, inputs, query_rows=np.array([0, -1]))
+    torch.testing.assert_close(got.attentions,
+                               probe.trace(model, inputs, query_rows=[0, -1]).attentions)
+    with pytest.raises(probe.ProbeError, match=r"^query_rows must be integers, got "
+                                               r"array\(\[0\.5\]\)"):
+        probe.trace(model, inputs, query_rows=np.array([0.5]))
