@@ -7,6 +7,7 @@ import torch, transformers, timm, captum or matplotlib.
 from __future__ import annotations
 
 import importlib
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from probe._version import __version__
@@ -143,6 +144,10 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'probe' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
+    if isinstance(value, FunctionType):  # a refused call names the keywords it takes
+        from probe._errors import named_call
+
+        value = named_call(value, name)
     globals()[name] = value
     return value
 

@@ -7,7 +7,9 @@ stderr and exit code 2.
 
 from __future__ import annotations
 
-__all__ = ["ProbeError", "UnsupportedModelError"]
+from typing import Any, Callable
+
+__all__ = ["ProbeError", "UnsupportedModelError", "named_call", "unexpected_keyword"]
 
 
 class ProbeError(ValueError):
@@ -16,3 +18,62 @@ class ProbeError(ValueError):
 
 class UnsupportedModelError(ProbeError):
     """The model has no attention modules probe knows how to capture."""
+
+
+class _CallError(ProbeError, TypeError):
+    """A public function called with keywords or arguments its signature does not take (a
+    ``TypeError`` as Python's own, and a :class:`ProbeError` with the fix)."""
+
+
+def unexpected_keyword(exc: TypeError) -> tuple[str, str, str] | None:
+    """``(function, kind, keyword)`` of Python's ``f() got an unexpected keyword argument 'k'``
+    (kind ``"unexpected"``) or ``... multiple values for keyword argument 'k'`` (``"multiple"``);
+    ``None`` for any other ``TypeError``."""
+    import re
+
+    match = re.fullmatch(r"(?:[\w.]+\.)?(\w+)\(\) got (an unexpected keyword argument|multiple "
+                         r"values for keyword argument) '(\w+)'", str(exc))
+    if match is None:
+        return None
+    kind = "multiple" if match.group(2).startswith("multiple") else "unexpected"
+    return match.group(1), kind, match.group(3)
+
+
+def named_call(function: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``function`` as the public ``probe.<name>``: a call its signature refuses (an unknown
+    keyword, a missing argument) is one line naming the keywords it takes, not Python's bare
+    ``TypeError``. Errors raised inside ``function`` pass unchanged."""
+    import functools
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except TypeError as exc:
+            if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+                raise  # raised inside the function, not by the call itself
+            raise _CallError(_call_message(function, name, exc)) from None
+
+    call.__module__, call.__qualname__ = "probe", name  # pickled and shown as probe.<name>
+    return call
+
+
+def _call_message(function: Callable[..., Any], name: str, exc: TypeError) -> str:
+    import difflib
+    import inspect
+
+    params = inspect.signature(function).parameters
+    keywords = [p for p, v in params.items()
+                if v.kind in (v.POSITIONAL_OR_KEYWORD, v.KEYWORD_ONLY)]
+    found = unexpected_keyword(exc)
+    if found is not None and found[1] == "unexpected":
+        close = difflib.get_close_matches(found[2], keywords, n=1, cutoff=0.6)
+        fix = f"did you mean {close[0]}=?" if close else "drop it"
+        return (f"probe.{name}() takes no keyword {found[2]!r} (its keywords: "
+                f"{', '.join(keywords) or 'none'}): {fix}")
+    signature = inspect.signature(function)
+    bare = signature.replace(parameters=[p.replace(annotation=p.empty)
+                                         for p in signature.parameters.values()],
+                             return_annotation=signature.empty)
+    reason = str(exc).split("() ", 1)[-1]
+    return f"probe.{name}() {reason}: call it as probe.{name}{bare}"

@@ -20,13 +20,20 @@ from typing import Any
 
 from probe._errors import ProbeError
 
-__all__ = ["batch_position", "is_int", "is_real", "model_position"]
+__all__ = ["batch_position", "is_flag", "is_int", "is_real", "model_position"]
 
 
 def is_int(value: Any) -> bool:
     """An integer argument: a Python or numpy integer, not a bool (``layer=np.int64(2)`` is
     layer 2; ``True`` and ``1.0`` are not layers)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_flag(value: Any) -> bool:
+    """A True/False argument: a Python or numpy bool (``np.True_`` counts; ``"no"``, ``None``
+    and ``1`` are no flags, whose truthiness would decide silently)."""
+    return isinstance(value, bool) or (type(value).__name__ in ("bool", "bool_")
+                                       and type(value).__module__ == "numpy")
 
 
 def is_real(value: Any) -> bool:

@@ -173,7 +173,7 @@ def test_inputs_not_modified() -> None:
         (torch.rand(4), torch.rand(4), torch.ones(5, dtype=torch.bool), "mask shape"),
         (torch.rand(2, 2, 2), torch.rand(2, 2, 2), None, "shape"),
         (torch.tensor([1.0, float("nan")]), torch.rand(2), None, "NaN"),
-        ([1, 2], torch.rand(2), None, "tensor"),
+        (["a", "b"], torch.rand(2), None, "tensor, numpy array or list of numbers"),
     ],
 )
 def test_bad_input(a, b, mask, match) -> None:

@@ -356,6 +356,6 @@ def test_group_words_never_joins_the_two_texts_of_a_pair(minilm) -> None:
     assert grouped.words[0] == trace.words[0]  # across [SEP]: not grouped
     assert grouped.word_ids[0] == trace.word_ids[0]
     assert grouped.words[1] == ("new york", "is", "big", "i", "flew")  # within a text: grouped
-    with pytest.raises(probe.ProbeError, match="spells no run"):
+    with pytest.raises(probe.ProbeError, match="runs across the two texts of a pair"):
         probe.group_words(probe.trace(model, tokenizer("to New", "York", return_tensors="pt"),
                                       tokenizer=tokenizer), "New York")

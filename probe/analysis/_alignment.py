@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
-from probe._index import batch_position, model_position
+from probe._index import batch_position, is_real, model_position
 from probe.analysis._finite import check_trace_finite
 
 if TYPE_CHECKING:
@@ -265,11 +265,19 @@ def hard_alignment(
             f"hard_alignment takes a [target, source] matrix, got {tuple(matrix.shape)}")
     if rule not in ("argmax", "threshold"):
         raise ProbeError(f"rule must be 'argmax' or 'threshold', got {rule!r}")
-    if (
-        isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-        or not 0 < threshold <= 1
-    ):
+    if not is_real(threshold) or not 0 < threshold <= 1:  # np.float32(0.5) counts
         raise ProbeError(f"threshold must be in (0, 1], got {threshold!r}")
+    threshold = float(threshold)
+    if matrix.is_complex():
+        raise ProbeError(f"hard_alignment takes real scores, got {matrix.dtype}")
+    finite = torch.isfinite(matrix)
+    if not bool(finite.all()):  # a NaN row linked nowhere, silently
+        t, s = (int(i) for i in (~finite).nonzero()[0])
+        raise ProbeError(
+            f"the matrix holds {float(matrix[t, s])} at target word {t}, source word {s}: "
+            "hard links need finite scores; replace them (torch.nan_to_num(matrix)) or fix "
+            "the generation that made them"
+        )
     m = matrix.detach().to(torch.float64).clamp_min(0.0)
     totals = m.sum(-1)
     links: set[Link] = set()

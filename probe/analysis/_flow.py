@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from probe._index import batch_position, is_int
+from probe._index import batch_position, is_flag, is_int
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._fusion import HeadFusion, check_head_fusion, fuse_heads
@@ -85,11 +85,10 @@ def attention_flow(
         ``[batch, query, key]`` float64 tensor (``batch`` is 1 when ``batch_index`` is given).
     """
     require_trace(trace, "probe.attention_flow")
-    import numpy as np
     import torch
 
     check_head_fusion(head_fusion)
-    if not isinstance(normalize, (bool, np.bool_)):  # "False" and None normalised or not, silently
+    if not is_flag(normalize):  # "False" and None normalised or not, silently
         raise ProbeError(f"normalize must be True or False, got {normalize!r}")
     attentions = trace.require_attentions()
     if trace.head_indices is None and head_fusion != "mean":

@@ -128,15 +128,16 @@ class Item:
                 i = best
         return out
 
-    def occurrence(self, target: str) -> Span | None:
+    def occurrence(self, target: str, across: bool = False) -> Span | None:
         """The first stretch ``[p, q)`` spelling ``target`` wherever its edges fall (inside a
-        token too), not running across a break; ``None`` if the text has none."""
+        token too), not running across a break (unless ``across``); ``None`` if the text has
+        none."""
         wide = loose(target)
         for p in range(len(self.text)):
             if self.text[p].isspace():
                 continue
             for q in range(p + 1, len(self.text) + 1):
-                if self.crosses_break(p, q):
+                if not across and self.crosses_break(p, q):
                     break
                 if key(self.text[p:q]) == target:
                     return p, q

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from probe._errors import ProbeError
+from probe._text import short_repr
 from probe.analysis._trace_input import require_trace
 from probe.analysis._word_cuts import Item, key
 
@@ -211,9 +212,23 @@ def _refusal(trace: Trace, items: Sequence[Item], word: str) -> str:
                 "does not split; give words that start and end at token boundaries, e.g. the "
                 "whole token"
             )
+    for b, item in enumerate(items):
+        if item.occurrence(_key(word), across=True) is not None:
+            return (
+                f"{word!r} runs across the two texts of a pair in batch item {b} (a special "
+                "token such as [SEP] lies between its words): give words within one text"
+            )
+    if len(items) == 1:
+        return (
+            f"{word!r} spells no run of consecutive words of this text: its words are "
+            f"{list(items[0].words)}; give words made of whole words or whole tokens"
+        )
+    shown = "; ".join(f"item {b}: {short_repr(list(item.words), 100)}"
+                      for b, item in enumerate(items[:3]))
+    more = f"; and {len(items) - 3} more item(s)" if len(items) > 3 else ""
     return (
-        f"{word!r} spells no run of consecutive words of this text: its words are "
-        f"{list(trace.words[0])}; give words made of whole words or whole tokens"
+        f"{word!r} spells no run of consecutive words in any batch item (their words: "
+        f"{shown}{more}); give words made of whole words or whole tokens"
     )
 
 

@@ -14,13 +14,35 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
 from probe.attribution._registry import Attribution, attribute, resolve_run
-from probe.attribution._targets import LABELS, ClassOutOfRangeError, batch_label_classes
+from probe.attribution._targets import (
+    LABELS,
+    ClassOutOfRangeError,
+    batch_label_classes,
+    plain_index,
+)
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["attribute_batches", "iter_batches"]
+__all__ = ["attribute_batches", "check_batch_target", "iter_batches"]
+
+
+def check_batch_target(target: Any, what: str, labels: bool = False) -> None:
+    """Refuse classes per item (a tensor, array or list) as the ``target=`` that ``what``
+    applies to every batch: the same positions of each batch would get the same classes (or
+    every batch but one of that size was refused). ``labels``: ``what`` takes
+    ``target='labels'``, the fix to name."""
+    shape = getattr(target, "shape", None)
+    if not (isinstance(target, (list, tuple)) or (shape is not None and len(shape) > 0)):
+        return
+    from probe._text import short_repr
+
+    fix = ("pass (inputs, labels) batches with target='labels' (each batch its own classes)"
+           if labels else "call it per batch with that batch's classes")
+    raise ProbeError(f"{what} applies target= to every batch, so classes per item "
+                     f"({short_repr(target)}) would repeat in each: {fix}, or pass one class "
+                     "index for every item")
 
 
 #: the labels of a batch that carries none (``iter_batches(..., with_labels=True)``)
@@ -206,7 +228,10 @@ def attribute_batches(
         )
     resolve_run(model, method, options)  # before the first batch and the progress bar
     use_labels = isinstance(target, str) and target == LABELS
+    check_batch_target(target, "attribute_batches", labels=True)
     if isinstance(target, str) and not use_labels:
+        if target in (getattr(getattr(model, "config", None), "label2id", None) or {}):
+            plain_index(target, model)  # a label name: named with its class index
         raise ProbeError(
             f"target={target!r} is not a target: the only named one is 'labels' (each "
             "batch's labels); else pass a class index, a callable or None"

@@ -177,17 +177,14 @@ def _fix_target(model: nn.Module, batch: _Batch, target: Target) -> torch.Tensor
     """Per-item class indices ``[batch]`` for ``None``/tensor targets, else ``None``."""
     import torch
 
-    from probe.attribution._targets import predicted_class
+    from probe.attribution._targets import class_tensor_message, predicted_class
 
     if target is None:
         with torch.no_grad():
             return predicted_class(batch.call(batch.x, batch.extras), model)
     if isinstance(target, torch.Tensor):
         if target.dim() != 1 or target.shape[0] != batch.batch_size or target.is_floating_point():
-            raise ProbeError(
-                f"a tensor target must hold one integer class per batch item [{batch.batch_size}], "
-                f"got {target.dtype} {tuple(target.shape)}"
-            )
+            raise ProbeError(class_tensor_message(target, batch.batch_size))
         return target.detach().long().to(batch.x.device)
     return None
 

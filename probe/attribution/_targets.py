@@ -46,7 +46,9 @@ __all__ = [
     "Target",
     "batch_label_classes",
     "class_logit",
+    "class_tensor_message",
     "mean_pooled_embedding",
+    "plain_index",
     "predicted_class",
     "resolve_target",
     "similarity_target",
@@ -101,7 +103,7 @@ def resolve_target(
         return logits.gather(1, logits.detach().argmax(-1, keepdim=True)).squeeze(1)
     if isinstance(target, bool):
         raise ProbeError(f"target must be a class index, a callable or None, got {target!r}")
-    target = _plain_index(target, model)
+    target = plain_index(target, model)
     if isinstance(target, int):
         logits = _require_logits(output, model, f"target={target}")
         n = logits.shape[-1]
@@ -115,10 +117,7 @@ def resolve_target(
         index = target.to(device=logits.device)
         integer = index.dtype in (torch.int64, torch.int32)
         if not integer or tuple(index.shape) != (logits.shape[0],):
-            raise ProbeError(
-                f"a tensor target must hold one integer class per batch item [{logits.shape[0]}], "
-                f"got {index.dtype} {tuple(index.shape)}"
-            )
+            raise ProbeError(class_tensor_message(index, int(logits.shape[0])))
         n = logits.shape[-1]
         bad = ((index < -n) | (index >= n)).nonzero()
         if len(bad):
@@ -164,7 +163,7 @@ def _in_graph(output: Any) -> bool:
     return any(isinstance(v, torch.Tensor) and v.requires_grad for v in values)
 
 
-def _plain_index(target: Any, model: Any) -> Any:
+def plain_index(target: Any, model: Any) -> Any:
     """A numpy integer as the ``int`` it holds; a label name, a list or an array refused with
     the fix (``model.config.label2id``, ``torch.tensor``)."""
     import numbers
@@ -185,6 +184,22 @@ def _plain_index(target: Any, model: Any) -> Any:
         raise ProbeError(f"target is a {type(target).__name__}: pass one class per batch item as "
                          "a tensor, torch.tensor([...]), or one int for every item")
     return target
+
+
+def class_tensor_message(target: torch.Tensor, batch: int) -> str:
+    """Why a tensor ``target`` is no ``[batch]`` of integer classes, and the fix."""
+    import torch
+
+    shape = tuple(target.shape)
+    integer = target.dtype in (torch.int64, torch.int32)
+    if shape in ((), (1,)) and shape != (batch,) and integer:
+        fix = f"pass the int itself for every item, target={int(target.reshape(-1)[0])}"
+    elif shape != (batch,):
+        fix = f"pass {batch} class indices, e.g. torch.tensor([...])"
+    else:
+        fix = "pass class indices, e.g. target.long()"
+    return (f"a tensor target must hold one integer class per batch item [{batch}], got "
+            f"{target.dtype} {shape}: {fix}")
 
 
 def batch_label_classes(labels: Any, batch_size: int | None, batch_number: int) -> torch.Tensor:

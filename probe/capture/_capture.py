@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
-from probe._index import is_int, is_real
+from probe._index import is_flag, is_int, is_real
 from probe.capture._autograd import require_autograd
 from probe.capture._inference import usable_outside_inference
 from probe.capture._locks import model_lock
@@ -312,11 +312,9 @@ def _options(
         check_unique(name, value, value)
         return value
 
-    import numpy as np
-
     for name, flag in (("average_heads", average_heads), ("requires_grad", requires_grad),
                        ("stream", stream)):
-        if not isinstance(flag, (bool, np.bool_)):  # np.True_ counts
+        if not is_flag(flag):  # np.True_ counts
             # average_heads="no" averaged and requires_grad=None captured without gradients
             raise ProbeError(f"{name} must be True or False, got {flag!r}")
     dtype = _check_dtype(dtype)

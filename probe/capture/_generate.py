@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._index import is_flag, is_int
 from probe._text import with_article
 from probe.capture._capture import _check_layers, _options, _stack_sizes
 from probe.capture._gen_recorder import GenerationRecorder
@@ -94,13 +95,12 @@ def generate(
     if max_new_tokens is None:
         configured = getattr(generate_kwargs.get("generation_config"), "max_new_tokens", None)
         max_new_tokens = 20 if configured is None else configured
-    if (
-        isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int)
-        or max_new_tokens < 1
-    ):
+    if not is_int(max_new_tokens) or max_new_tokens < 1:  # np.int64(4) counts
         raise ProbeError(f"max_new_tokens must be a positive integer, got {max_new_tokens!r}")
-    if not isinstance(keep_prompt, bool):
+    max_new_tokens = int(max_new_tokens)
+    if not is_flag(keep_prompt):
         raise ProbeError(f"keep_prompt must be True or False, got {keep_prompt!r}")
+    keep_prompt = bool(keep_prompt)
     options = _options(layers, heads, average_heads, dtype, False, False, "mean", 0.0, 0,
                        chunk_size)
     adapter = adapter_for(model)

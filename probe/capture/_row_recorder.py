@@ -56,8 +56,9 @@ def check_query_rows(query_rows: Any) -> Any:
         if query_rows.step == 0:
             raise ProbeError(f"query_rows {query_rows!r} has step 0: use a positive step")
         return query_rows
-    if isinstance(query_rows, (list, tuple)) or type(query_rows).__name__ == "Tensor":
-        values = query_rows.tolist() if type(query_rows).__name__ == "Tensor" else list(query_rows)
+    array = type(query_rows).__name__ in ("Tensor", "ndarray")  # np.arange(3) as a tensor
+    if isinstance(query_rows, (list, tuple)) or array:
+        values = query_rows.tolist() if array else list(query_rows)
         if not isinstance(values, list):  # a 0-d tensor of floats or bools
             values = [values]
         rows = [_integer(v) for v in values]

@@ -17,13 +17,14 @@ from typing import Any
 __all__ = ["warn_if_dropout"]
 
 
-def warn_if_dropout(recorders: Iterable[Any], what: str, stacklevel: int = 3) -> None:
-    """Warn once if any recorder saw an attention layer run with active dropout.
+def warn_if_dropout(recorders: Iterable[Any], what: str) -> None:
+    """Warn once if any recorder saw an attention layer run with active dropout; the warning
+    points at the first caller outside probe (the user's line, also when
+    ``probe.attribute`` or a public wrapper called the capture).
 
     Args:
         recorders: the capture's recorders (their ``dropout_active`` flags).
         what: the public call, first in the message (``"probe.trace"``).
-        stacklevel: passed to :func:`warnings.warn` so the warning points at the caller.
     """
     if any(getattr(r, "dropout_active", False) for r in recorders):
         warnings.warn(
@@ -31,5 +32,17 @@ def warn_if_dropout(recorders: Iterable[Any], what: str, stacklevel: int = 3) ->
             "captured weights are random (dropout applied; rows do not sum to 1); call "
             "model.eval() for deterministic attention",
             UserWarning,
-            stacklevel=stacklevel,
+            stacklevel=_outside_probe(),
         )
+
+
+def _outside_probe() -> int:
+    """The ``stacklevel`` of :func:`warn_if_dropout`'s first caller outside the probe package."""
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    frame, level = sys._getframe(2), 2  # 1: warn_if_dropout itself
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level

@@ -313,7 +313,7 @@ def trace_windows(
     with model_lock(adapter.model), adapter.intercept(sites, {"self": recorder}, None):
         with torch.no_grad():
             output = adapter.run(prepared)
-    warn_if_dropout([recorder], "probe.trace", stacklevel=4)
+    warn_if_dropout([recorder], "probe.trace")
     blocks = _unshared(recorder.finish(), output)
     batch = int(prepared.main.shape[0])
     rows, cols = geometry.grid

@@ -11,7 +11,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from probe._errors import ProbeError
+from probe._errors import ProbeError, unexpected_keyword
 from probe._index import batch_position
 
 if TYPE_CHECKING:
@@ -198,14 +198,11 @@ def _option_refusal(view: str, exc: TypeError, options: dict[str, Any]) -> Probe
     """The ``ProbeError`` for a keyword of ``**options`` the view's page function does not take
     or sets itself (``probe.show(trace, "heads", foo=1)`` was ``TypeError: head_view_html() got
     an unexpected keyword argument 'foo'``); ``None`` for any other TypeError."""
-    import re
-
-    match = re.fullmatch(r"(?:[\w.]+\.)?(\w+)\(\) got (an unexpected keyword argument|multiple "
-                         r"values for keyword argument) '(\w+)'", str(exc))
-    if match is None or match.group(3) not in options:
+    found = unexpected_keyword(exc)
+    if found is None or found[2] not in options:
         return None
-    function, name = match.group(1), match.group(3)
-    if match.group(2).startswith("multiple"):
+    function, kind, name = found
+    if kind == "multiple":
         return ProbeError(f"{name}= is set by probe.show itself for the {view} view: drop it")
     return ProbeError(f"{name}= is not an option of the {view} view (its page is "
                       f"probe.viewers.html.{function}: see its help for the options): drop it")

@@ -67,10 +67,17 @@ def _scores(x: Any, name: str) -> torch.Tensor:
 
     if isinstance(x, Attribution):
         x = x.scores
+    if isinstance(x, (list, tuple)) or type(x).__name__ == "ndarray":
+        import numpy as np
+
+        try:  # np.argsort-era scores, json-loaded lists (were refused as no tensor)
+            x = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError):
+            pass
     if not isinstance(x, torch.Tensor):
         raise ProbeError(
-            f"{name} must be a tensor [num_units] or [batch, num_units] or an Attribution, "
-            f"got {type(x).__name__}"
+            f"{name} must be scores [num_units] or [batch, num_units] (a tensor, numpy array "
+            f"or list of numbers) or an Attribution, got {type(x).__name__}"
         )
     if x.dim() not in (1, 2) or x.shape[-1] == 0:
         raise ProbeError(

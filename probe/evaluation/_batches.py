@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.attribution._batches import iter_batches
+from probe.attribution._batches import check_batch_target, iter_batches
 from probe.attribution._registry import resolve_run
 from probe.evaluation._curves import Curve, _check_n_random, _check_steps
 from probe.evaluation._faithfulness import FaithfulnessTable, faithfulness
@@ -66,6 +66,7 @@ def faithfulness_batches(
     for m, o in named.items():  # before the first batch and the progress bar
         resolve_run(model, m, dict(o))
     _check_options(faithfulness_options)
+    check_batch_target(target, "faithfulness_batches")
     batches = iter_batches(data, batch_size)
     if progress:
         from tqdm.auto import tqdm

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.attribution._batches import iter_batches
+from probe.attribution._batches import check_batch_target, iter_batches
 from probe.evaluation._agreement import (
     AgreementTable,
     Metric,
@@ -98,6 +98,7 @@ def compare_batches(
     labels, runs = _runs(methods)
     fn = _metric(metric, k)
     _check_labels(model, labels, runs)  # before the first batch and the progress bar
+    check_batch_target(target, "compare_batches")
     text = adapter_for(model).modality == "text"
     batches = iter_batches(data, batch_size)
     if progress:

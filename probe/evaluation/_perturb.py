@@ -389,7 +389,9 @@ def _scorer(
 
     from probe.attribution._targets import (
         check_scalar_per_item,
+        class_tensor_message,
         model_logits,
+        plain_index,
         predicted_class,
         resolve_target,
     )
@@ -409,6 +411,7 @@ def _scorer(
         return by_target
 
     batch = int(p.valid.shape[0])
+    target = plain_index(target, model)  # a numpy int as its int; a label name, a list named
     if target is None:
         chunks = []
         with _eval_mode(model):
@@ -425,10 +428,7 @@ def _scorer(
         classes = torch.full((batch,), target, dtype=torch.long)
     elif isinstance(target, torch.Tensor):
         if target.dtype not in (torch.int64, torch.int32) or tuple(target.shape) != (batch,):
-            raise ProbeError(
-                f"a tensor target must hold one integer class per batch item [{batch}], got "
-                f"{target.dtype} {tuple(target.shape)}"
-            )
+            raise ProbeError(class_tensor_message(target, batch))
         classes = target.long().cpu()
     else:
         raise ProbeError(

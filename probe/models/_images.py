@@ -205,6 +205,9 @@ def check_image_file(path: str) -> None:
     """
     from PIL import Image
 
+    if not isinstance(path, (str, os.PathLike)):  # an array was printed whole, an int a TypeError
+        raise ProbeError(f"an image file path (str or pathlib.Path) is needed here, got "
+                         f"{type(path).__name__}: save the image to a PNG file and pass its path")
     if not os.path.exists(path):
         from probe._atomic import dangling_link
 

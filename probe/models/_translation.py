@@ -28,6 +28,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from probe._errors import ProbeError
+from probe._index import is_int
+
 __all__ = [
     "Pair",
     "SPECIAL_TOKENS",
@@ -136,7 +139,12 @@ def _pair(rng: random.Random) -> Pair:
 
 def make_pairs(n: int, seed: int = 0) -> list[Pair]:
     """``n`` random sentence pairs (deterministic for a seed)."""
-    rng = random.Random(seed)
+    if not is_int(n) or n < 0:  # -1 was [] and 2.5 a TypeError from range
+        raise ProbeError(f"n must be a number of pairs (an integer >= 0), got {n!r}")
+    if not is_int(seed):  # random.Random takes 1.5 or 'a' as a seed of another sequence
+        raise ProbeError(f"seed must be an integer, got {seed!r}")
+    rng = random.Random(int(seed))
+    n = int(n)
     return [_pair(rng) for _ in range(n)]
 
 

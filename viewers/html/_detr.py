@@ -24,6 +24,7 @@ from probe.viewers.html._page import (
     _to_numpy,
     build_page,
     check_budget,
+    check_finite,
     cmap_hex,
     encode_array,
     head_colors,
@@ -226,8 +227,7 @@ def detr_view_html(
     n_l, n_h, n_q, gh, gw = heat.shape
     check_budget((n_l, n_h + 1, n_q, gh, gw), max_values, "maps (with the mean of the heads)",
                  _DETR_HINT)
-    if not np.isfinite(heat).all():
-        raise ProbeError("maps has NaN or infinite values: the view can only show finite numbers")
+    check_finite(heat, "maps")
     if heat.min() < 0:
         raise ProbeError("maps has negative values: pass attention weights (in [0, 1])")
     box = np.asarray(_to_numpy(boxes), dtype=np.float64)

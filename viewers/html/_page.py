@@ -50,9 +50,7 @@ def encode_array(values: Any, name: str = "array") -> dict[str, Any]:
     ``lo + q[i] * step`` where ``q`` is the uint8 array (deflated first when ``z``).
     """
     arr = np.asarray(_to_numpy(values), dtype=np.float64)
-    if arr.size and not np.all(np.isfinite(arr)):
-        raise ProbeError(
-            f"{name} has NaN or infinite values: the view can only show finite numbers")
+    check_finite(arr, name)
     lo = float(arr.min()) if arr.size else 0.0
     hi = float(arr.max()) if arr.size else 0.0
     step = (hi - lo) / 255.0
@@ -80,6 +78,17 @@ def decode_array(encoded: dict[str, Any]) -> np.ndarray:
         raw = zlib.decompress(raw)
     q = np.frombuffer(raw, dtype=np.uint8).astype(np.float64)
     return (encoded["lo"] + q * encoded["step"]).reshape(encoded["shape"])
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    """Refuse NaN or infinite values, naming the first (by position) and the fix."""
+    bad = np.argwhere(~np.isfinite(arr))
+    if len(bad):
+        first = tuple(int(i) for i in bad[0])
+        raise ProbeError(
+            f"{name} has {len(bad)} NaN or infinite value(s), the first {arr[first]} at "
+            f"index {list(first)}: the view can only show finite numbers; replace them "
+            f"(e.g. torch.nan_to_num({name})) or leave those entries out")
 
 
 def _to_numpy(values: Any) -> np.ndarray:

@@ -174,6 +174,10 @@ def check_token_options(model: nn.Module, kwargs: dict[str, Any]) -> None:
         if value is None or vocab is None:
             continue
         ids = _biased_ids(value)
+        bias = _odd_bias(value) if name == "sequence_bias" else None
+        if bias is not None:
+            raise ProbeError(f"{text}: the bias {short_repr(bias)} must be a Python float "
+                             f"(transformers takes no other number): write {float(bias)!r}")
         outside = sorted(i for i in ids if isinstance(i, int) and not 0 <= i < vocab)
         if outside:
             raise ProbeError(f"{text}: token id {outside[0]} is outside the vocabulary of "
@@ -208,8 +212,28 @@ def _biased_ids(value: Any) -> list[Any]:
     if isinstance(value, dict):
         groups: list[Any] = list(value)
     elif isinstance(value, (list, tuple)):
-        groups = [g[0] if (isinstance(g, (list, tuple)) and len(g) == 2
-                           and isinstance(g[1], float)) else g for g in value]
+        groups = [g[0] if _bias_pair(g) else g for g in value]
     else:
         return []
     return [i for g in groups if isinstance(g, (list, tuple)) for i in g]
+
+
+def _bias_pair(group: Any) -> bool:
+    """Whether ``group`` is ``[[ids], bias]`` of ``sequence_bias``'s list form."""
+    return (isinstance(group, (list, tuple)) and len(group) == 2
+            and isinstance(group[0], (list, tuple))
+            and not isinstance(group[1], (list, tuple, bool)))
+
+
+def _odd_bias(value: Any) -> Any:
+    """The first bias of ``sequence_bias`` that is a number but no Python float (an int such
+    as ``-100`` reads as a token id in transformers' list form), else ``None``."""
+    if isinstance(value, dict):
+        biases = list(value.values())
+    elif isinstance(value, (list, tuple)):
+        biases = [g[1] for g in value if _bias_pair(g)]
+    else:
+        return None
+    odd = [b for b in biases if not isinstance(b, (float, bool))
+           and (_token_id(b) is not None or _floating(b))]
+    return odd[0] if odd else None
