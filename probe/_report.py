@@ -191,12 +191,17 @@ def _check_length(target: Path, option: str) -> None:
         ) from None
 
 
-def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -> None:
+def check_output_file(path: str | os.PathLike[str], *, option: str = "--json",
+                      json_file: bool = True) -> None:
     """Fail fast, before any work, when :func:`write_json` could not write ``path``.
 
     Besides ``os.access``, a temporary file (a folder when folders are missing) is created in
     the nearest existing folder and removed (:func:`probe._atomic.creation_error`): as root,
     ``os.access`` calls ``/proc`` writable.
+
+    With ``json_file`` (the default; ``False`` for other files, such as weights), a name
+    ending like a figure or page probe writes (``--json results.png``) is refused too: JSON
+    would be written under a name that image viewers and browsers fail to open.
 
     Raises:
         ProbeError: ``path`` is ``-`` (``option`` is named), a folder or written as one
@@ -205,6 +210,11 @@ def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -
     """
     _refuse_dash(path, option, "file")
     _refuse_folder_syntax(path, option)
+    suffix = Path(os.fspath(path)).suffix
+    if json_file and suffix.lower() in FILE_SUFFIXES - {".json"}:
+        text = os.fspath(path)
+        raise ProbeError(f"{option} {text!r} ends with {suffix!r}, but {option} writes JSON: "
+                         f"name it {text[: len(text) - len(suffix)] + '.json'!r}")
     target = _absolute(path)
     _check_length(target, option)
     if target.is_dir():

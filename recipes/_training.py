@@ -126,7 +126,7 @@ def writable_files(**options: Path) -> bool:
 
     for name, path in options.items():
         try:
-            check_output_file(path, option=f"--{name.replace('_', '-')}")
+            check_output_file(path, option=f"--{name.replace('_', '-')}", json_file=False)
         except ProbeError as exc:
             print(f"error: --{name.replace('_', '-')}: {exc}", file=sys.stderr)
             return False
