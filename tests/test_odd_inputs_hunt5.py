@@ -196,3 +196,36 @@ def test_generated_scenes_take_every_seed_probe_render_takes():
     assert make_scenes(1, seed=2**64 - 1).images.shape[0] == 1
     with pytest.raises(probe.ProbeError, match=r"seed must be an integer in 0\.\.2\*\*64-1"):
         make_scenes(1, seed=2**64)
+
+
+# ----------------------------------------------------------------------------- more options
+@pytest.mark.parametrize("argv", [
+    ["eval", "coref", "--json", "out/results.png"],
+    ["bench", "--part", "cli", "--json", "results.HTML"],
+])
+def test_a_json_file_named_like_a_figure_is_refused(argv, tmp_path, capsys, monkeypatch):
+    """``--json results.png`` wrote JSON under a name image viewers fail to open (the mirror of
+    ``--out fig.png``)."""
+    monkeypatch.chdir(tmp_path)
+    _no_model_load(monkeypatch)
+    name = argv[-1]
+    stem = name.rsplit(".", 1)[0]
+    _one_line_error(capsys, main(argv), rf"--json '{re.escape(name)}' ends with "
+                    rf"'\.\w+', but --json writes JSON: name it '{re.escape(stem)}\.json'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_word_is_named_as_blank(capsys, monkeypatch):
+    """``--word ""`` said 'the coref view needs --word', of a command line that has one."""
+    _no_model_load(monkeypatch)
+    code = main(["render", "coref", "--text", SENTENCE, "--word", ""])
+    _one_line_error(capsys, code, r"--word is blank: pass a word of --text, e\.g\. --word it")
+
+
+def test_serve_names_a_socket_path_too_long_for_a_unix_socket(tmp_path, capsys):
+    """A --socket over 107 bytes failed after the imports as 'cannot listen on ...: None'."""
+    path = tmp_path / "deeper" / ("s" * 110 + ".sock")
+    code = main(["serve", "--socket", str(path)])
+    _one_line_error(capsys, code, rf"the socket path .* is {len(str(path))} bytes; a Unix socket "
+                    r"path holds at most 107: pass a shorter --socket PATH")
+    assert not path.parent.exists()
