@@ -155,6 +155,8 @@ def run_eval(
     from probe.evaluation import tasks
 
     task = args.task
+    if args.data is not None and task != "coref":  # alignment ignored it, silently
+        raise ProbeError(f"--data only applies to the coref eval, not {task}: drop it")
     if task == "alignment":
         return _run_alignment(args, model, tokenizer)
     if task not in tasks.DEFAULT_N:
@@ -177,8 +179,6 @@ def run_eval(
     if args.json is not None:  # "" too: it wrote nothing, silently
         check_output_file(args.json)  # before minutes of work, not after
     device = _device(args.device)
-    if args.data is not None and task != "coref":
-        raise ProbeError(f"--data only applies to the coref eval, not {task}: drop it")
     if args.data is not None and not args.data.strip():  # was "cannot read ... from ."
         raise ProbeError("--data is empty: name a pairs file, or drop --data for the shipped "
                          "pairs")
