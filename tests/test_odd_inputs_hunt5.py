@@ -229,3 +229,37 @@ def test_serve_names_a_socket_path_too_long_for_a_unix_socket(tmp_path, capsys):
     _one_line_error(capsys, code, rf"the socket path .* is {len(str(path))} bytes; a Unix socket "
                     r"path holds at most 107: pass a shorter --socket PATH")
     assert not path.parent.exists()
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--dpi", "abc"], r"error: argument --dpi: invalid int value: 'abc' \(see --help\)"),
+    (["--out", "a", "--out", "b"], r"error: argument --out: given twice \('a' and 'b'\): pass "
+     r"it once \(see --help\)"),
+    (["--nosuch"], r"error: unrecognized arguments: --nosuch \(see --help\)"),
+])
+def test_recipe_option_errors_are_one_line_and_repeats_are_refused(argv, pattern, tmp_path,
+                                                                   capsys, monkeypatch):
+    """argparse printed its usage line above the error, and ``--out a --out b`` wrote into b
+    (the recipes' own checks print one ``error:`` line; ``probe`` refuses a repeat)."""
+    from probe.recipes import coref_demo, train_toy_mt
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(probe, "load_model", lambda *a, **k: pytest.fail("worked first"))
+    for recipe in (coref_demo, train_toy_mt):
+        if recipe is train_toy_mt and argv[0] != "--nosuch":
+            argv = [a.replace("--out", "--weights").replace("--dpi", "--steps") for a in argv]
+            pattern = pattern.replace("--out", "--weights").replace("--dpi", "--steps")
+        with pytest.raises(SystemExit) as exit_:
+            recipe.main(argv)
+        out, err = capsys.readouterr()
+        assert exit_.value.code == 2 and out == ""
+        assert re.fullmatch(pattern + "\n", err), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_eval_alignment_refuses_data(capsys, monkeypatch):
+    """``probe eval alignment --data pairs.txt`` ignored the file (even a missing one) and
+    evaluated the toy pairs; the other evals refused it."""
+    _no_model_load(monkeypatch)
+    code = main(["eval", "alignment", "--data", "pairs.txt", "--n", "1"])
+    _one_line_error(capsys, code, r"--data only applies to the coref eval, not alignment: drop it")
