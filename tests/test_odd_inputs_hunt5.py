@@ -263,3 +263,34 @@ def test_eval_alignment_refuses_data(capsys, monkeypatch):
     _no_model_load(monkeypatch)
     code = main(["eval", "alignment", "--data", "pairs.txt", "--n", "1"])
     _one_line_error(capsys, code, r"--data only applies to the coref eval, not alignment: drop it")
+
+
+def test_compare_with_one_method_is_refused_before_the_model_loads(capsys, monkeypatch):
+    """``render compare --method random`` loaded the model, started the progress bar and ended
+    with 'compare needs at least two attributions, got 1', naming no fix."""
+    _no_model_load(monkeypatch)
+    code = main(["render", "compare", "--text", SENTENCE, "--method", "random"])
+    _one_line_error(capsys, code, r"the compare view sets methods side by side and --method "
+                    r"names one \('random'\): add another --method, drop --method for the "
+                    r"default set, or use the saliency view")
+
+
+def test_a_png_too_large_to_draw_is_refused_before_drawing(tmp_path):
+    """``probe render head --width 40 --dpi 2400`` (96000 x 94800 pixels) ended in 'internal
+    error: MemoryError: std::bad_alloc'; the limit is named with the dpi that fits."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from probe.viewers import save_figure
+
+    fig = Figure(figsize=(40, 39.5))
+    with pytest.raises(probe.ProbeError, match=r"the figure would be 96000x94800 pixels at dpi "
+                       r"2400 \(a PNG holds at most 65535 a side and 268 million in all\): lower "
+                       r"dpi to at most 412 or make the figure narrower \(probe render: --dpi, "
+                       r"--width\)"):
+        save_figure(fig, tmp_path / "big.png", dpi=2400)
+    assert list(tmp_path.iterdir()) == []
+    small = Figure(figsize=(2, 1))
+    assert save_figure(small, tmp_path / "ok.png", dpi=2400).stat().st_size > 0  # 4800x2400
