@@ -191,12 +191,17 @@ def _check_length(target: Path, option: str) -> None:
         ) from None
 
 
-def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -> None:
+def check_output_file(path: str | os.PathLike[str], *, option: str = "--json",
+                      json_file: bool = True) -> None:
     """Fail fast, before any work, when :func:`write_json` could not write ``path``.
 
     Besides ``os.access``, a temporary file (a folder when folders are missing) is created in
     the nearest existing folder and removed (:func:`probe._atomic.creation_error`): as root,
     ``os.access`` calls ``/proc`` writable.
+
+    With ``json_file`` (the default; ``False`` for other files, such as weights), a name
+    ending like a figure or page probe writes (``--json results.png``) is refused too: JSON
+    would be written under a name that image viewers and browsers fail to open.
 
     Raises:
         ProbeError: ``path`` is ``-`` (``option`` is named), a folder or written as one
@@ -205,6 +210,11 @@ def check_output_file(path: str | os.PathLike[str], *, option: str = "--json") -
     """
     _refuse_dash(path, option, "file")
     _refuse_folder_syntax(path, option)
+    suffix = Path(os.fspath(path)).suffix
+    if json_file and suffix.lower() in FILE_SUFFIXES - {".json"}:
+        text = os.fspath(path)
+        raise ProbeError(f"{option} {text!r} ends with {suffix!r}, but {option} writes JSON: "
+                         f"name it {text[: len(text) - len(suffix)] + '.json'!r}")
     target = _absolute(path)
     _check_length(target, option)
     if target.is_dir():
@@ -236,6 +246,7 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
     _check_length(target, option)
     if target.exists() and not target.is_dir():
         raise ProbeError(f"{option} {os.fspath(path)!r} is a file: pass a folder")
+    _refuse_file_name(path, target, option)
     if target.is_symlink() and not target.exists():  # was "cannot create --out (File exists)"
         raise ProbeError(
             f"{option} {os.fspath(path)!r} is a link to {os.readlink(target)!r}, which does not "
@@ -253,6 +264,28 @@ def check_output_dir(path: str | os.PathLike[str], *, option: str = "--out") -> 
             f"cannot write to {option} {os.fspath(path)!r}: {str(ancestor)!r} {reason}; "
             "choose another output folder"
         )
+
+
+#: Suffixes of the files probe writes (figures, pages, JSON): a missing ``--out`` folder named
+#: ``fig.png`` is a file name taken for a folder (it became a folder holding the figure).
+FILE_SUFFIXES = frozenset((".png", ".svg", ".pdf", ".html", ".htm", ".json", ".jpg", ".jpeg",
+                           ".gif", ".webp", ".eps", ".ps", ".tif", ".tiff"))
+
+
+def _refuse_file_name(path: str | os.PathLike[str], target: Path, option: str) -> None:
+    """A missing output folder whose name ends with a file suffix (``--out fig.png``) is
+    refused: the files' names are chosen by probe, so that folder would hold ``fig.png/x.png``.
+    An existing folder of that name is used as it is."""
+    text = os.fspath(path)
+    if os.path.lexists(target) or target.suffix.lower() not in FILE_SUFFIXES or _folder_syntax(
+            text):  # fig.png/ is written as a folder: taken as one
+        return
+    stem = text[: len(text) - len(target.suffix)] or "probe-out"
+    raise ProbeError(
+        f"{option} {text!r} looks like a file name, but {option} is the folder the files go "
+        f"into (probe names them from the view, model and input and prints their paths): pass "
+        f"a folder, e.g. {option} {stem!r}, or create the folder {text!r} first to use that name"
+    )
 
 
 def _unwritable(folder: Path, *, directory: bool) -> str | None:

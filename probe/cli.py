@@ -24,52 +24,12 @@ from probe._version import __version__
 __all__ = ["main", "run"]
 
 
-_GIVEN = "_probe_given"  # the single-valued options one parse has seen (removed after it)
-
-
-class _StoreOnce(argparse._StoreAction):
-    """A single-valued option given twice is an error (argparse kept the last silently)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
-                 values: Any, option_string: str | None = None) -> None:
-        given = namespace.__dict__.setdefault(_GIVEN, {})
-        if self.dest in given:
-            raise argparse.ArgumentError(
-                self, f"given twice ({given[self.dest]!r} and {values!r}): pass it once")
-        given[self.dest] = values
-        super().__call__(parser, namespace, values, option_string)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports errors as one line and exit code 2, and refuses a single-valued
-    option given twice."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        from probe.commands._help import HelpFormatter
-
-        kwargs.setdefault("formatter_class", HelpFormatter)  # paragraphs wrapped, lists kept
-        super().__init__(*args, **kwargs)
-        self.register("action", None, _StoreOnce)
-        self.register("action", "store", _StoreOnce)
-
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
-        ns, extras = super().parse_known_args(args, namespace)
-        ns.__dict__.pop(_GIVEN, None)
-        return ns, extras
-
-    def _print_message(self, message: str, file: Any = None) -> None:
-        if message:  # argparse swallows a write error here: --help >/dev/full would exit 0
-            (file or sys.stderr).write(message)
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def _build_parser() -> argparse.ArgumentParser:
     from probe.commands import _eval, _models, render, serve
+    from probe.commands._parser import Parser
     from probe.commands.bench import _command as _bench
 
-    parser = _Parser(
+    parser = Parser(
         prog="probe",
         description="Attention interpretability for PyTorch transformers: "
                     "capture, analyze, render.",
@@ -77,7 +37,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "'probe models' for the list.",
     )
     parser.add_argument("--version", action="version", version=f"probe {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in (render, _models, _eval, _bench, serve):
         command.add_parser(sub)
     parser.set_defaults(main=main)  # what probe serve's workers run

@@ -12,8 +12,21 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+def recipe_parser(**kwargs: Any) -> argparse.ArgumentParser:
+    """The argument parser of a recipe: a bad or repeated option (``--dpi abc``, ``--out a
+    --out b``, which argparse took as ``b``) is one ``error:`` line and exit code 2, as the
+    recipes' own checks (argparse printed its usage line too)."""
+    from probe.commands._parser import Parser
+
+    class RecipeParser(Parser):
+        def error_line(self, message: str) -> str:
+            return f"error: {message} (see --help)\n"
+
+    return RecipeParser(**kwargs)
+
+
 def parser(description: str, default_out: str = "probe-out") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = recipe_parser(description=description)
     p.add_argument("--out", default=default_out, help=f"output directory (default {default_out})")
     p.add_argument("--format", action="append", dest="formats", choices=("png", "svg", "pdf"),
                    default=[], help="figure format, repeatable (default png)")

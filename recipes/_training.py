@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from probe._atomic import atomic_write
+from probe.recipes._common import recipe_parser
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +72,7 @@ def training_parser(
     Options: ``--seed --steps --n-eval --batch-size --lr --weight-decay --threads
     --min-<floor> --out --quiet`` (in this order in ``--help``).
     """
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser = recipe_parser(prog=prog, description=description)
     parser.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
     parser.add_argument("--steps", type=int, default=steps,
                         help=f"optimiser steps (default {steps})")
@@ -126,7 +127,7 @@ def writable_files(**options: Path) -> bool:
 
     for name, path in options.items():
         try:
-            check_output_file(path, option=f"--{name.replace('_', '-')}")
+            check_output_file(path, option=f"--{name.replace('_', '-')}", json_file=False)
         except ProbeError as exc:
             print(f"error: --{name.replace('_', '-')}: {exc}", file=sys.stderr)
             return False

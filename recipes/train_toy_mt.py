@@ -16,7 +16,6 @@ batches, a fixed thread count; the global RNG state and thread count are restore
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from probe._atomic import atomic_write
+from probe.recipes._common import recipe_parser
 from probe.recipes._training import deterministic, save_weights, writable_files
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ def save(model: nn.Module, tokenizer: Any, metadata: dict, weights: Path,
 def main(argv: list[str] | None = None) -> int:
     from probe.models._toy_mt import TOKENIZER_PATH, WEIGHTS_PATH
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = recipe_parser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)

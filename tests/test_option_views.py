@@ -18,7 +18,7 @@ _GIVEN = {
     "--word": dict(word="it"), "--occurrence": dict(occurrence=1),
     "--candidate": dict(candidates=("cat",)), "--layer": dict(layer=0), "--head": dict(head=0),
     "--pair": dict(pair="A dog."), "--query": dict(queries=(0,)),
-    "--method": dict(methods=("ig",)), "--fusion": dict(fusion="max"),
+    "--method": dict(methods=("ig", "saliency")), "--fusion": dict(fusion="max"),
     "--discard": dict(discard=0.5), "--generate": dict(generate=3),
     "--stack": dict(stack="encoder"), "--max-values": dict(max_values=10, formats=("html",)),
 }

@@ -162,8 +162,9 @@ def test_training_recipes_refuse_bad_numbers(recipe, argv, words, tmp_path, caps
 def test_train_toy_mt_refuses_bad_options(argv, words, tmp_path, capsys):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    defaults = ["--weights", str(tmp_path / "w.safetensors"),
-                "--tokenizer", str(tmp_path / "t.json")]
+    defaults = [option for flag, path in (("--weights", "w.safetensors"), ("--tokenizer",
+                                                                          "t.json"))
+                if flag not in argv for option in (flag, str(tmp_path / path))]  # given once
     argv = [a.format(dir=tmp_path, file=a_file) for a in argv]
     assert train_toy_mt.main([*defaults, *argv]) == 2
     _one_error(capsys, *words)

@@ -109,8 +109,8 @@ def test_text_compare_without_pair_uses_the_methods_that_need_no_target(tmp_path
     assert [p.suffix for p in paths] == [".png", ".html"] and all(
         p.stat().st_size > 1000 for p in paths)
     # asking for a gradient method without a target is still an error naming the fix
-    rc, _, err = _run(["render", "compare", "--text", "A man.", "--method", "ig", "--out",
-                       str(tmp_path), "--quiet"], capsys)
+    rc, _, err = _run(["render", "compare", "--text", "A man.", "--method", "ig", "--method",
+                       "saliency", "--out", str(tmp_path), "--quiet"], capsys)
     assert rc == 2 and "--pair" in err
 
 

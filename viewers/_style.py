@@ -406,10 +406,21 @@ def save_figure(
         )
     if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not dpi > 0:
         raise ProbeError(f"dpi must be a positive number, got {dpi!r}")
+    if fmt == "png":  # beyond these, Agg fails (or the process runs out of memory: bad_alloc)
+        inches = fig.get_size_inches()
+        fits = min(_MAX_SIDE / max(inches), (_MAX_PIXELS / (inches[0] * inches[1])) ** 0.5)
+        if dpi > fits:
+            w, h = (int(v * dpi) for v in inches)
+            raise ProbeError(f"the figure would be {w}x{h} pixels at dpi {dpi:g} (a PNG holds "
+                             f"at most {_MAX_SIDE} a side and {_MAX_PIXELS // 10**6} million "
+                             f"in all): lower dpi to at most {int(fits)} or make the figure "
+                             "narrower (probe render: --dpi, --width)")
     return atomic_write(
         target, lambda fh: _savefig_reproducibly(fig, fh, fmt, dpi), what="figure", binary=True
     )
 
+
+_MAX_SIDE, _MAX_PIXELS = 2**16 - 1, 2**28  # PNG: pixels a side (Agg's limit), in all (1 GiB)
 
 #: matplotlib's SVG ids (clip paths, hatches) are hashes salted with ``svg.hashsalt``, a
 #: random UUID per file when unset; saving holds this lock while it fixes the salt.

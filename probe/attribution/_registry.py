@@ -163,8 +163,8 @@ def check_seed(seed: Any) -> int:
 
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ProbeError(f"seed must be an integer, got {seed!r}")
-    if not -(2**63) <= int(seed) < 2**64:
-        raise ProbeError(f"seed {seed} is out of range: pass an integer in [0, 2**64)")
+    if not 0 <= int(seed) < 2**64:  # torch took -1 too, as 2**64 - 1: two names, one stream
+        raise ProbeError(f"seed {seed} is out of range: pass an integer in [0, 2**64), e.g. 0")
     return int(seed)
 
 

@@ -155,6 +155,8 @@ def run_eval(
     from probe.evaluation import tasks
 
     task = args.task
+    if args.data is not None and task != "coref":  # alignment ignored it, silently
+        raise ProbeError(f"--data only applies to the coref eval, not {task}: drop it")
     if task == "alignment":
         return _run_alignment(args, model, tokenizer)
     if task not in tasks.DEFAULT_N:
@@ -177,8 +179,6 @@ def run_eval(
     if args.json is not None:  # "" too: it wrote nothing, silently
         check_output_file(args.json)  # before minutes of work, not after
     device = _device(args.device)
-    if args.data is not None and task != "coref":
-        raise ProbeError(f"--data only applies to the coref eval, not {task}: drop it")
     if args.data is not None and not args.data.strip():  # was "cannot read ... from ."
         raise ProbeError("--data is empty: name a pairs file, or drop --data for the shipped "
                          "pairs")
@@ -194,10 +194,7 @@ def run_eval(
             method_spec(method)
         except ProbeError as exc:
             raise ProbeError(f"--method: {exc}") from None
-    if task == "coref" and args.data is not None:
-        from probe.evaluation.tasks import load_coref_pairs
-
-        load_coref_pairs(args.data)  # a bad file fails before the model loads
+    available = _available(args)  # a bad --data file, or --n beyond it: before the model loads
     method_opts: Any = options
     if args.options:  # --option assignments, typed by the methods' declarations
         parsed: dict[str, Any] = parse_method_options(args.options)
@@ -211,6 +208,8 @@ def run_eval(
     n = args.n if args.n is not None else (
         tasks.QUICK_N[task] if args.quick else tasks.DEFAULT_N[task]
     )
+    if args.n is None and n is not None and available is not None:
+        n = min(n, available)  # --quick on a pairs file shorter than its 10
     from probe._progress import silence_progress
     from probe.evaluation._distributed import gather_list, session
 
@@ -313,6 +312,8 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
     if args.methods or args.options:
         raise ProbeError("probe eval alignment takes no --method or --option: drop them")
     _check_n(args.n)
+    if args.n is not None:
+        task.select_pairs(args.n)  # beyond the held-out split: before the model loads
     _check_model(args.model)
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
@@ -354,6 +355,21 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         path = write_json(args.json, jsonable(result), indent=2)
         print(f"wrote {path}")
     return 0
+
+
+def _available(args: EvalArgs) -> int | None:
+    """The number of pairs the text and coref evals will score (``None`` for the other
+    tasks), read before the model loads: a bad ``--data`` file, or an ``--n`` beyond the pairs
+    (which silently ran on fewer), is refused here."""
+    if args.task == "coref":
+        from probe.evaluation.tasks._coref import select_coref_pairs
+
+        return len(select_coref_pairs(args.n, data=args.data))
+    if args.task == "text":
+        from probe.evaluation.tasks._text import select_sentence_pairs
+
+        return len(select_sentence_pairs(args.n))
+    return None
 
 
 def _check_seed(seed: int) -> None:

@@ -22,7 +22,7 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["alignment_markdown", "eval_alignment"]
+__all__ = ["alignment_markdown", "eval_alignment", "select_pairs"]
 
 DEFAULT_N = 200
 QUICK_N = 24
@@ -66,6 +66,15 @@ def _progress(items: list[int], quiet: bool) -> Any:
     return tqdm(items, desc="alignment (batches)", leave=False)
 
 
+def select_pairs(n: Any) -> list[Any]:
+    """The first ``n`` held-out toy pairs; an ``n`` beyond the 500 of the split is an error
+    (:func:`~probe.evaluation.tasks._common.take_first`: it silently ran on fewer)."""
+    from probe.evaluation.tasks._common import take_first
+    from probe.models._translation import toy_split
+
+    return take_first(toy_split()[1], n, "held-out pairs of the toy language pair")
+
+
 def eval_alignment(
     model: nn.Module,
     tokenizer: Any,
@@ -81,7 +90,7 @@ def eval_alignment(
     Args:
         model: an encoder-decoder trained on the toy language pair (``toy-mt``).
         tokenizer: its tokenizer.
-        n: held-out pairs to translate (at most the held-out split).
+        n: held-out pairs to translate (at most the held-out split's 500).
         seed: seed of the random baseline and of the bootstrap.
         batch_size: sentences generated at once; the unit of work split between processes
             under ``torchrun``/``accelerate launch`` (:mod:`probe.evaluation._distributed`),
@@ -103,10 +112,7 @@ def eval_alignment(
     from probe.capture import adapter_for
     from probe.capture._generate import generate
     from probe.evaluation._distributed import gather, shard
-    from probe.models._translation import toy_split
-
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ProbeError(f"n must be a positive integer, got {n!r}")
+    pairs = select_pairs(n)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
     family = adapter_for(model).family
@@ -115,7 +121,6 @@ def eval_alignment(
             f"the alignment eval needs a translation model (encoder-decoder), got "
             f"{with_article(family)} model: use --model toy-mt (the default)"
         )
-    pairs = toy_split()[1][:n]
     counts: dict[str, list[tuple[int, int]]] = {}
     exact: list[int] = []  # global indices of the sentences translated exactly
     layers: list[int] = []

@@ -134,8 +134,8 @@ def make_scenes(
         raise ProbeError(f"n must be an integer >= 1, got {n!r}; ask for at least one image")
     if not is_int(image_size) or image_size < 32:
         raise ProbeError(f"image_size must be an integer >= 32, got {image_size!r}; use 64")
-    if not is_int(seed) or not 0 <= seed < 2**63:
-        raise ProbeError(f"seed must be an integer in 0..2**63-1, got {seed!r}")
+    if not is_int(seed) or not 0 <= seed < 2**64:  # as make_shapes (and probe render --seed)
+        raise ProbeError(f"seed must be an integer in 0..2**64-1, got {seed!r}")
     n, image_size, seed = int(n), int(image_size), int(seed)
     ok = lambda r, lo, hi: (  # noqa: E731
         isinstance(r, (tuple, list)) and len(r) == 2

@@ -161,6 +161,10 @@ def check_view_options(args: RenderArgs) -> None:
         twice = [v for i, v in enumerate(values) if v in list(values)[:i]]
         if twice:
             raise ProbeError(f"{flag} {shown(twice[0])} is given twice: pass each once")
+    if args.view == "compare" and len(args.methods) == 1:  # was refused after the model load
+        raise ProbeError(f"the compare view sets methods side by side and --method names one "
+                         f"({args.methods[0]!r}): add another --method, drop --method for the "
+                         "default set, or use the saliency view for one method")
     _check_max_values(args)
     _check_direction(args)
     _check_width(args)

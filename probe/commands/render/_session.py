@@ -318,9 +318,9 @@ def normalize_args(args: RenderArgs) -> RenderArgs:
     (``--word " it "`` follows ``it``; a word made only of whitespace is refused)."""
     import dataclasses
 
+    if args.word is not None and not args.word.strip():  # "" read as "needs --word"
+        raise ProbeError("--word is blank: pass a word of --text, e.g. --word it")
     if args.word is not None and args.word != args.word.strip():
-        if not args.word.strip():
-            raise ProbeError("--word is blank: pass a word of --text, e.g. --word it")
         return dataclasses.replace(args, word=args.word.strip())
     return args
 

@@ -34,6 +34,8 @@ SOCKET_ENV = "PROBE_SERVE_SOCKET"
 #: a file the server appends one JSON line to per request (client and worker pid, exit, CPU)
 LOG_ENV = "PROBE_SERVE_LOG"
 
+#: the longest path a Unix socket binds to (``sun_path`` holds 108 bytes on Linux, with its NUL)
+_MAX_SOCKET_PATH = 107
 _MAGIC = b"PRB1"
 _HEADER = struct.Struct("!4sI")
 _MAX_BODY = 64 << 20
@@ -74,8 +76,15 @@ def check_socket_dir(path: str, own: bool) -> None:
             socket itself is created 0600).
 
     Raises:
-        ProbeError: the folder is a symbolic link, not a folder, or owned by another user.
+        ProbeError: the path is too long for a Unix socket, or the folder is a symbolic link,
+            not a folder, or owned by another user.
     """
+    size = len(os.fsencode(path))
+    if size > _MAX_SOCKET_PATH:  # bind failed after the imports: "cannot listen on ...: None"
+        raise ProbeError(
+            f"the socket path {path!r} is {size} bytes; a Unix socket path holds at most "
+            f"{_MAX_SOCKET_PATH}: pass a shorter --socket PATH, e.g. /tmp/probe-serve.sock"
+        )
     folder = os.path.dirname(path) or "."
     try:
         os.mkdir(folder, 0o700)

@@ -146,7 +146,8 @@ def _bind(path: str) -> socket.socket:
         listener.bind(path)
     except OSError as exc:
         listener.close()
-        raise ProbeError(f"cannot listen on {path}: {exc.strerror}") from None
+        raise ProbeError(f"cannot listen on {path}: {exc.strerror or exc}; pass another "
+                         "--socket PATH") from None
     finally:
         os.umask(old)
     listener.listen(64)

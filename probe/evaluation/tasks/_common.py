@@ -159,3 +159,30 @@ def _paired(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
 
 def _model_name(model: nn.Module, name: str | None) -> str:
     return name or getattr(model, "probe_name", None) or type(model).__name__
+
+
+def take_first(items: Sequence[Any], n: Any, what: str) -> list[Any]:
+    """The first ``n`` of ``items`` (all of them when ``n`` is ``None``).
+
+    An ``n`` beyond ``len(items)`` is refused: it silently ran on fewer items than asked for
+    (``probe eval coref --n 1000`` scored the 46 shipped pairs), and a result labelled with
+    the larger ``n`` would overstate the evidence.
+
+    Args:
+        items: the evaluation items.
+        n: how many to take: a positive integer, or ``None``.
+        what: names the items and their source in messages (``"minimal pairs of X"``).
+
+    Raises:
+        ProbeError: ``n`` is not a positive integer, or larger than ``len(items)``.
+    """
+    from probe._index import is_int
+
+    if n is None:
+        return list(items)
+    if not is_int(n) or n < 1:
+        raise ProbeError(f"--n must be a positive integer, got {n!r}")
+    if n > len(items):
+        raise ProbeError(f"--n {n} is more than the {len(items)} {what}: use --n "
+                         f"1..{len(items)}, or drop --n to use all of them")
+    return list(items[: int(n)])

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from probe._errors import ProbeError
 from probe._report import markdown_table
 from probe._text import not_utf8
-from probe.evaluation.tasks._common import _model_name, _progress
+from probe.evaluation.tasks._common import _model_name, _progress, take_first
 
 if TYPE_CHECKING:
     from torch import nn
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_coref_item", "coref_markdown", "eval_coref", "load_coref_pairs", "parse_coref_lines",
-    "score_trace",
+    "score_trace", "select_coref_pairs",
 ]
 
 _FIELDS = ("sentence", "pronoun", "correct", "distractor")
@@ -126,18 +126,7 @@ def load_coref_pairs(path: str | Path | None = None) -> list[dict[str, Any]]:
         data = json.loads(text)
     except ValueError as exc:
         raise ProbeError(f"{file} is not valid JSON ({exc})") from None
-    pairs = data.get("pairs") if isinstance(data, dict) else None
-    ok = isinstance(pairs, list) and pairs and all(
-        isinstance(p, dict) and isinstance(p.get("items"), list) and p["items"]
-        and all(isinstance(i, dict) and all(isinstance(i.get(f), str) and i[f].strip()
-                                            for f in _FIELDS) for i in p["items"])
-        for p in pairs
-    )
-    if not ok:
-        raise ProbeError(
-            f"{file} must hold {{'pairs': [{{'id': str, 'items': [{{'sentence', 'pronoun', "
-            "'correct', 'distractor'}, ...]}, ...]}} with non-empty strings"
-        )
+    pairs = _json_pairs(data, str(file))
     out = [{"id": str(p.get("id", i)), "items": list(p["items"])} for i, p in enumerate(pairs)]
     for pair in out:
         for k, item in enumerate(pair["items"]):
@@ -146,6 +135,65 @@ def load_coref_pairs(path: str | Path | None = None) -> list[dict[str, Any]]:
     check_repeated_items(str(file), [(f"pair {pair['id']!r} item {k}", item)
                                      for pair in out for k, item in enumerate(pair["items"])])
     return out
+
+
+_SHAPE = ("{'pairs': [{'id': str, 'items': [{'sentence', 'pronoun', 'correct', "
+          "'distractor'}, {...}]}, ...]}")
+
+
+def _json_pairs(data: Any, file: str) -> list[dict[str, Any]]:
+    """The ``pairs`` list of a coref JSON document, its shape checked: the first thing out of
+    place is named by its pair index, item index and field (a generic "must hold ..." left the
+    user to search a file of 46 pairs).
+
+    Raises:
+        ProbeError: naming the place and what it should be.
+    """
+    def kind(value: Any) -> str:
+        return {dict: "an object", list: "a list", str: "a string", type(None): "null",
+                bool: "a boolean", int: "a number", float: "a number"}.get(type(value), "?")
+
+    if not isinstance(data, dict) or not isinstance(data.get("pairs"), list):
+        got = (f"an object without 'pairs' (keys {sorted(data)[:5]})" if isinstance(data, dict)
+               and "pairs" not in data else f"'pairs' as {kind(data['pairs'])}"
+               if isinstance(data, dict) else kind(data))
+        raise ProbeError(f"{file} must hold {_SHAPE}, got {got}: fix the file")
+    pairs = data["pairs"]
+    if not pairs:
+        raise ProbeError(f"{file} must hold {_SHAPE}, got an empty 'pairs': add minimal pairs")
+    for i, pair in enumerate(pairs):
+        items = pair.get("items") if isinstance(pair, dict) else None
+        if not isinstance(items, list) or not items:
+            got = kind(pair) if not isinstance(pair, dict) else (
+                "no 'items'" if "items" not in pair else "'items' empty"
+                if isinstance(items, list) else f"'items' as {kind(items)}")
+            raise ProbeError(f"{file}, pairs[{i}]: a pair is {{'id': str, 'items': [item, "
+                             f"item]}}, got {got}: fix the pair")
+        for k, item in enumerate(items):
+            where = f"{file}, pairs[{i}].items[{k}]"
+            if not isinstance(item, dict):
+                raise ProbeError(f"{where}: an item is {{'sentence', 'pronoun', 'correct', "
+                                 f"'distractor'}} (strings), got {kind(item)}: fix the item")
+            for field in _FIELDS:
+                if field not in item:
+                    raise ProbeError(f"{where} has no {field!r} (it has {sorted(item)}): "
+                                     f"add it")
+                if not isinstance(item[field], str) or not item[field].strip():
+                    got = "blank" if isinstance(item[field], str) else kind(item[field])
+                    raise ProbeError(f"{where}: {field!r} must be a non-empty string, got "
+                                     f"{got}: fix the item")
+    return pairs
+
+
+def select_coref_pairs(n: int | None, *, data: str | Path | None = None,
+                       pairs: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The first ``n`` minimal pairs (all when ``None``) of ``pairs``, else of the file
+    ``data`` (default: the shipped pairs); an ``n`` beyond them is an error
+    (:func:`~probe.evaluation.tasks._common.take_first`)."""
+    source = "the pairs given" if pairs is not None else (
+        repr(str(data)) if data is not None else "the shipped data")
+    return take_first(list(pairs) if pairs is not None else load_coref_pairs(data), n,
+                      f"minimal pairs of {source}")
 
 
 def check_repeated_items(source: str, items: Sequence[tuple[str, dict[str, str]]]) -> None:
@@ -399,7 +447,7 @@ def eval_coref(
     Args:
         model: a text model (e.g. ``minilm``), left unchanged.
         tokenizer: its (fast) tokenizer.
-        n: use the first ``n`` pairs (default: all).
+        n: use the first ``n`` pairs (default: all; more than there are is an error).
         seed: seed of the held-out split of the pairs.
         pairs: the pairs (default: :func:`load_coref_pairs` of ``data``).
         data: a pairs file (``.json`` or ``sentence|pronoun|correct|distractor`` lines);
@@ -422,11 +470,7 @@ def eval_coref(
         raise ProbeError("the coref eval needs a text model with a tokenizer: use --model minilm")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ProbeError(f"--seed must be a non-negative integer, got {seed!r}")
-    all_pairs = list(pairs) if pairs is not None else load_coref_pairs(data)
-    if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ProbeError(f"--n must be a positive integer, got {n!r}")
-        all_pairs = all_pairs[:n]
+    all_pairs = select_coref_pairs(n, data=data, pairs=pairs)
     if not all_pairs:
         raise ProbeError("no coreference pairs to evaluate")
     started = time.perf_counter()

@@ -17,12 +17,13 @@ from probe.evaluation.tasks._common import (
     _model_name,
     _progress,
     _select_methods,
+    take_first,
 )
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["eval_text", "load_sentence_pairs", "text_markdown"]
+__all__ = ["eval_text", "load_sentence_pairs", "select_sentence_pairs", "text_markdown"]
 
 
 # --------------------------------------------------------------------------- text
@@ -48,6 +49,14 @@ def load_sentence_pairs(path: str | Path | None = None) -> list[dict[str, str]]:
     return pairs
 
 
+def select_sentence_pairs(n: int | None, pairs: Sequence[dict[str, str]] | None = None,
+                          ) -> list[dict[str, str]]:
+    """The first ``n`` sentence pairs (all when ``None``) of ``pairs``, else of the shipped
+    ones; an ``n`` beyond them is an error (:func:`~probe.evaluation.tasks._common.take_first`)."""
+    return take_first(list(pairs) if pairs is not None else load_sentence_pairs(), n,
+                      "sentence pairs " + ("given" if pairs is not None else "shipped"))
+
+
 def eval_text(
     model: nn.Module,
     tokenizer: Any,
@@ -71,7 +80,7 @@ def eval_text(
     Args:
         model: a sentence-embedding text model (e.g. ``minilm``), left unchanged.
         tokenizer: its tokenizer.
-        n: use the first ``n`` pairs (default: all).
+        n: use the first ``n`` pairs (default: all; more than there are is an error).
         seed: seed of the random method and the random orders.
         methods: restrict to these methods (Integrated Gradients always runs: it is the reference).
         pairs: sentence pairs (default: :func:`load_sentence_pairs`).
@@ -93,11 +102,7 @@ def eval_text(
 
     if tokenizer is None:
         raise ProbeError("the text eval needs a text model with a tokenizer: use --model minilm")
-    all_pairs = list(pairs) if pairs is not None else load_sentence_pairs()
-    if n is not None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ProbeError(f"--n must be a positive integer, got {n!r}")
-        all_pairs = all_pairs[:n]
+    all_pairs = select_sentence_pairs(n, pairs)
     if not all_pairs:
         raise ProbeError("no sentence pairs to evaluate")
     names = _select_methods("text", methods)
