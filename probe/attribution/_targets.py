@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Union
 
 from probe._errors import ProbeError
-from probe.capture._outputs import EMBEDDING_HINT as _EMBEDDING_HINT
 from probe.capture._outputs import model_logits, predicted_class
 from probe.capture._outputs import require_logits as _require_logits
 

@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe.commands.render._args import (
-    GENERATE_VIEWS,
     OPTION_VIEWS,
-    STACK_VIEWS,
     STACKS,
     TEXT_ONLY_VIEWS,
     RenderArgs,

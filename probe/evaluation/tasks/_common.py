@@ -143,8 +143,6 @@ def _image_seed(seed: int) -> int:
 
 def _predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """``[batch]`` predicted classes of a timm or HF vision classifier (CPU tensor)."""
-    import torch
-
     from probe.capture import adapter_for
 
     adapter = adapter_for(model)
