@@ -6,6 +6,8 @@ the library's default attention implementation (SDPA for HF, fused attention for
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import torch
@@ -179,3 +181,54 @@ def bert_classifier() -> tuple[Any, dict]:
     cfg = BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                      intermediate_size=64, num_labels=3, max_position_embeddings=64)
     return BertForSequenceClassification(cfg).eval(), _ids()
+
+
+class Boom(RuntimeError):
+    """The failure :func:`fails_late` raises: no library code raises it, so a test catching it
+    knows the forward failed where the test made it fail."""
+
+
+@contextmanager
+def fails_late(module: torch.nn.Module) -> Iterator[type[Boom]]:
+    """Make every forward of ``module`` raise :class:`Boom` (after the attention ran), for the
+    exception-path checks; the test's own hook comes off however the block ends."""
+
+    def boom(*_: Any) -> None:
+        raise Boom("late failure")
+
+    handle = module.register_forward_hook(boom)
+    try:
+        yield Boom
+    finally:
+        handle.remove()
+
+
+def assert_generation_matches_hf(gen: Any, hf: Any) -> None:
+    """A :class:`probe.GenerationTrace` of an encoder-decoder against ``model.generate(...,
+    output_attentions=True, return_dict_in_generate=True)``: same tokens, and each step's
+    decoder and cross attention equal to the last query row HF returned at that step."""
+    assert torch.equal(gen.sequences, hf.sequences)
+    for step, (dec, cross) in enumerate(zip(hf.decoder_attentions, hf.cross_attentions)):
+        keys = dec[0].shape[-1]
+        torch.testing.assert_close(gen.attentions[:, :, :, step, :keys],
+                                   torch.stack(dec)[:, :, :, -1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(gen.cross.attentions[:, :, :, step],
+                                   torch.stack(cross)[:, :, :, -1], atol=1e-5, rtol=0)
+
+
+def resnet_detr(stage: int = 2, **kw: Any) -> Any:
+    """A tiny DETR on a random ResNet backbone of ``stage`` stages (no timm, no download):
+    1 encoder and 2 decoder layers of 2 heads, 4 queries, classes "cat" and "dog"; ``kw``
+    overrides the config."""
+    from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
+
+    bb = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16][:stage], depths=[1] * stage,
+                      layer_type="basic", out_features=[f"stage{stage}"])
+    base = dict(
+        use_timm_backbone=False, backbone_config=bb, use_pretrained_backbone=False, d_model=16,
+        encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
+        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=4, num_labels=2,
+        id2label={0: "cat", 1: "dog"}, label2id={"cat": 0, "dog": 1},
+    )
+    torch.manual_seed(0)
+    return DetrForObjectDetection(DetrConfig(**{**base, **kw})).eval()

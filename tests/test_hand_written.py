@@ -18,7 +18,7 @@ from torch.testing import assert_close
 
 import probe
 from probe.analysis._relevance import relevance_from_gradients
-from tests._tiny import assert_unchanged, snapshot
+from tests._tiny import assert_generation_matches_hf, assert_unchanged, fails_late, snapshot
 from tests.test_families import _build, _check, _inputs
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -98,20 +98,10 @@ def test_hooks_and_configs_restored_when_the_forward_raises(model_type: str, kin
     impl = model.config._attn_implementation
     before = snapshot(model)
 
-    class Boom(RuntimeError):
-        pass
-
-    def boom(*_: Any) -> None:
-        raise Boom("late failure")
-
     last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
-    handle = last.register_forward_hook(boom)
-    try:
-        with pytest.raises(Boom):
-            probe.trace(model, _inputs(), **({"decoder_inputs": torch.tensor([[2, 5]] * 2)}
-                                            if kind == "seq2seq" else {}))
-    finally:
-        handle.remove()
+    with fails_late(last) as boom, pytest.raises(boom):
+        probe.trace(model, _inputs(), **({"decoder_inputs": torch.tensor([[2, 5]] * 2)}
+                                        if kind == "seq2seq" else {}))
     assert_unchanged(model, before)
     assert model.config._attn_implementation == impl
 
@@ -180,13 +170,7 @@ def test_fsmt_generation_equals_its_own_output_attentions() -> None:
     stop = dict(max_new_tokens=4, eos_token_id=None, min_new_tokens=4, num_beams=1)
     gen = probe.generate(model, inputs, **stop)
     hf = model.generate(**inputs, **stop, output_attentions=True, return_dict_in_generate=True)
-    assert torch.equal(gen.sequences, hf.sequences)
-    for step, (dec, cross) in enumerate(zip(hf.decoder_attentions, hf.cross_attentions)):
-        keys = dec[0].shape[-1]
-        assert_close(gen.attentions[:, :, :, step, :keys], torch.stack(dec)[:, :, :, -1],
-                     atol=1e-5, rtol=0)
-        assert_close(gen.cross.attentions[:, :, :, step], torch.stack(cross)[:, :, :, -1],
-                     atol=1e-5, rtol=0)
+    assert_generation_matches_hf(gen, hf)
 
 
 def test_training_mode_dropout_recorded_or_refused() -> None:

@@ -28,6 +28,7 @@ from _browser import (
 )
 from probe import ProbeError
 from probe.viewers.html import decode_array, detr_html, detr_view_html
+from tests._tiny import resnet_detr
 
 RNG = np.random.default_rng(0)
 XSS_MODEL = "<img src=x onerror=\"window.__xss=9;alert(1)\">model</script>"
@@ -108,25 +109,11 @@ def test_bad_input_is_refused_naming_the_problem(change, match):
         detr_view_html(**args)
 
 
-def _tiny_detr():
-    from transformers import DetrConfig, DetrForObjectDetection, ResNetConfig
-
-    bb = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
-                      layer_type="basic", out_features=["stage2"])
-    cfg = DetrConfig(
-        use_timm_backbone=False, backbone_config=bb, use_pretrained_backbone=False, d_model=16,
-        encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=4, num_labels=2,
-    )
-    torch.manual_seed(0)
-    return DetrForObjectDetection(cfg).eval()
-
-
 def test_detr_html_of_a_trace_embeds_its_cross_attention_and_query_maps():
     import probe
     from probe.analysis._detr import detr_predictions, query_maps
 
-    model = _tiny_detr()
+    model = resnet_detr()
     pixels = torch.randn(2, 3, 48, 80, generator=torch.Generator().manual_seed(1))
     tr = probe.trace(model, pixels)
     classes, scores, boxes = detr_predictions(tr.output.logits, tr.output.pred_boxes)
@@ -235,10 +222,7 @@ def folder(tmp_path_factory) -> Path:
     from transformers import DetrImageProcessor
 
     path = tmp_path_factory.mktemp("detr")
-    model = _tiny_detr()
-    model.config.id2label = {0: "cat", 1: "dog"}
-    model.config.label2id = {"cat": 0, "dog": 1}
-    model.save_pretrained(path)
+    resnet_detr().save_pretrained(path)
     DetrImageProcessor(size={"shortest_edge": 48, "longest_edge": 80}).save_pretrained(path)
     return path
 

@@ -13,18 +13,20 @@ import dataclasses
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
+from transformers import DetrImageProcessor
 
 import probe
 from probe._index import model_position
 from probe.analysis._detr import query_maps
 from probe.commands._pages import CLI, detections, detr_page, select_cross
 from probe.viewers.html import cross_html, detr_html
+from tests._tiny import resnet_detr
 
 KEPT = [1, 3]
 NAMES = ["cat", "dog"]
@@ -32,18 +34,9 @@ NOT_KEPT = (r"^layer 0 was not captured \(kept layers: \[1, 3\]\); capture it ag
             r"layers=\[\.\.\.\] including 0 \(or layers=None\)$")
 
 
-def _detr() -> DetrForObjectDetection:
+def _detr() -> Any:
     """4 encoder and 4 decoder layers (``layers=[1, 3]`` keeps two of each), 2 heads."""
-    bb = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1],
-                      layer_type="basic", out_features=["stage2"])
-    cfg = DetrConfig(
-        use_timm_backbone=False, backbone_config=bb, use_pretrained_backbone=False, d_model=16,
-        encoder_layers=4, decoder_layers=4, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=4, num_labels=2,
-        id2label={0: "cat", 1: "dog"}, label2id={"cat": 0, "dog": 1},
-    )
-    torch.manual_seed(0)
-    return DetrForObjectDetection(cfg).eval()
+    return resnet_detr(encoder_layers=4, decoder_layers=4)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import torch
 from torch.testing import assert_close
 
 import probe
-from tests._tiny import assert_unchanged, snapshot
+from tests._tiny import assert_generation_matches_hf, assert_unchanged, fails_late, snapshot
 
 W = 2  # attention_window 4: two keys on either side of each query
 
@@ -191,18 +191,8 @@ def test_outputs_unchanged_and_nothing_left_behind() -> None:
     assert model.config._attn_implementation == impl
     assert model.config.output_attentions is False
 
-    class Boom(RuntimeError):
-        pass
-
-    def boom(*_: Any) -> None:
-        raise Boom("late failure")
-
-    handle = model.pooler.register_forward_hook(boom)
-    try:
-        with pytest.raises(Boom):
-            probe.trace(model, inputs)
-    finally:
-        handle.remove()
+    with fails_late(model.pooler) as boom, pytest.raises(boom):
+        probe.trace(model, inputs)
     assert_unchanged(model, before)
     assert model.config._attn_implementation == impl
 
@@ -291,12 +281,6 @@ def test_led_generation_equals_its_own_output_attentions() -> None:
     with torch.no_grad():
         hf = model.generate(**inputs, **stop, output_attentions=True,
                             return_dict_in_generate=True)
-    assert torch.equal(gen.sequences, hf.sequences)
+    assert_generation_matches_hf(gen, hf)
     tr = probe.trace(model, inputs, decoder_inputs=torch.tensor([[2]] * 2))
     assert_close(gen.encoder.attentions, tr.attentions, atol=0, rtol=0)
-    for step, (dec, cross) in enumerate(zip(hf.decoder_attentions, hf.cross_attentions)):
-        keys = dec[0].shape[-1]
-        assert_close(gen.attentions[:, :, :, step, :keys], torch.stack(dec)[:, :, :, -1],
-                     atol=1e-5, rtol=0)
-        assert_close(gen.cross.attentions[:, :, :, step], torch.stack(cross)[:, :, :, -1],
-                     atol=1e-5, rtol=0)

@@ -12,26 +12,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
+from transformers import DetrImageProcessor
 
 import probe
 from probe.analysis._detr import box_iou, match_detections
 from probe.cli import main
 from probe.models._images import DETR_EDGES, preprocess_image
 from probe.models._scenes import make_scenes
-
-
-def _resnet_detr(stage: int = 2, **kw) -> DetrForObjectDetection:
-    bb = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16][:stage], depths=[1] * stage,
-                      layer_type="basic", out_features=[f"stage{stage}"])
-    cfg = DetrConfig(
-        use_timm_backbone=False, backbone_config=bb, use_pretrained_backbone=False, d_model=16,
-        encoder_layers=1, decoder_layers=2, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=4, num_labels=2,
-        id2label={0: "cat", 1: "dog"}, label2id={"cat": 0, "dog": 1}, **kw,
-    )
-    torch.manual_seed(0)
-    return DetrForObjectDetection(cfg).eval()
+from tests._tiny import resnet_detr as _resnet_detr
 
 
 @pytest.fixture(scope="module")

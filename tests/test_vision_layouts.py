@@ -15,7 +15,7 @@ from torch.testing import assert_close
 
 import probe
 from probe.analysis._relevance import relevance_from_gradients
-from tests._tiny import assert_unchanged, snapshot
+from tests._tiny import assert_unchanged, fails_late, snapshot
 
 _SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
               image_size=32, patch_size=8)
@@ -85,18 +85,8 @@ def test_data2vec_vision_classes_and_hooks_restored_when_the_forward_raises() ->
     model, _ = _data2vec()
     before = snapshot(model)
 
-    class Boom(RuntimeError):
-        pass
-
-    def boom(*_: Any) -> None:
-        raise Boom("late failure")
-
-    handle = model.classifier.register_forward_hook(boom)
-    try:
-        with pytest.raises(Boom):
-            probe.trace(model, _pixels())
-    finally:
-        handle.remove()
+    with fails_late(model.classifier) as boom, pytest.raises(boom):
+        probe.trace(model, _pixels())
     assert_unchanged(model, before)
     assert _self_attention_classes(model) == ["Data2VecVisionSdpaSelfAttention"] * 2
     assert model.config._attn_implementation == "sdpa"
