@@ -139,7 +139,7 @@ def heading_of(line: int, text: str | None = None) -> str:
     text = README.read_text(encoding="utf-8") if text is None else text
     heading, fenced = "", False
     for line_text in text.splitlines()[: line - 1]:
-        if re.match(r"^\s*```", line_text):
+        if re.match(r"^\s*```(\S*)\s*$", line_text):  # a fence line, as in blocks()
             fenced = not fenced
         elif not fenced and line_text.startswith("#"):
             heading = line_text.lstrip("#").strip()
