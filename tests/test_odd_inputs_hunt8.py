@@ -1,0 +1,45 @@
+"""Odd inputs found by an eighth hunt on the error promise (viewer call signatures, generation
+padding, names, curves, layer indices, DETR views): each is one ``ProbeError`` line naming the
+problem and the fix, never Python's or transformers' own error, nor a silently wrong result.
+"""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+import probe
+from probe.viewers import head_heatmap, token_strip
+from probe.viewers.html import head_view_html
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: head_heatmap(torch.rand(3, 3), ["a", "b", "c"], bogus=1),
+     r"^probe\.viewers\.head_heatmap\(\) takes no keyword 'bogus' \(its keywords: attn, tokens, "
+     r".*, width\): drop it$"),
+    (lambda: token_strip(["a", "b"], torch.rand(2), colour="red"),
+     r"^probe\.viewers\.token_strip\(\) takes no keyword 'colour' \(.*\): drop it$"),
+    (lambda: head_view_html(torch.rand(3, 3), ["a", "b", "c"], layr=0),
+     r"^probe\.viewers\.html\.head_view_html\(\) takes no keyword 'layr' \(.*\): did you mean "
+     r"layer=\?$"),
+    (lambda: head_heatmap(), r"^probe\.viewers\.head_heatmap\(\) missing 1 required positional "
+                             r"argument: 'attn': call it as probe\.viewers\.head_heatmap\(attn, "),
+], ids=["figure-viewer", "sized-viewer", "html-view", "missing"])
+def test_a_viewer_call_the_signature_refuses_names_the_keywords(call, message):
+    """``head_heatmap(..., bogus=1)`` was Python's bare ``TypeError``, while ``probe.trace(...,
+    bogus=1)`` named the keywords it takes: the viewers now say it the same way (through the
+    ``width=`` decorator too), still a ``TypeError`` for code that catches one."""
+    with pytest.raises(probe.ProbeError, match=message) as err:
+        call()
+    assert isinstance(err.value, TypeError)
+
+
+def test_wrapped_viewers_stay_themselves():
+    from probe.viewers._heatmaps import head_heatmap as plain
+
+    assert head_heatmap.__wrapped__ is plain and head_heatmap.__doc__ == plain.__doc__
+    assert pickle.loads(pickle.dumps(head_heatmap)) is head_heatmap
+    assert pickle.loads(pickle.dumps(head_view_html)) is head_view_html
+    assert head_heatmap(torch.rand(3, 3), ["a", "b", "c"]).axes  # a good call still draws
