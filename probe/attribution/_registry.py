@@ -449,7 +449,12 @@ def attribute(
 
         check_trace_inputs(model, inputs, tokenizer, trace)
     ctx = MethodContext(model, inputs, tokenizer, target, resolved, modality, seed, trace)
-    scores = spec.fn(ctx)
+    from probe.capture._train_mode import public_call
+
+    with public_call("probe.attribute"):  # a train-mode warning names this call
+        scores = spec.fn(ctx)
+        if modality != "vision" or ctx._trace is not None:
+            ctx.trace()
     import torch
 
     if not isinstance(scores, torch.Tensor):  # a registered method that returned nothing
