@@ -6,6 +6,7 @@ problem and the fix, never Python's or transformers' own error, nor a silently w
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 import torch
@@ -43,3 +44,24 @@ def test_wrapped_viewers_stay_themselves():
     assert pickle.loads(pickle.dumps(head_heatmap)) is head_heatmap
     assert pickle.loads(pickle.dumps(head_view_html)) is head_view_html
     assert head_heatmap(torch.rand(3, 3), ["a", "b", "c"]).axes  # a good call still draws
+
+
+@pytest.mark.parametrize("name", [5, b"bert", ["bert"]], ids=["int", "bytes", "list"])
+def test_a_model_name_that_is_no_string_is_refused(name):
+    """``probe.trace(model, inputs, model_name=5)`` was kept as the name (a title of 5, a
+    JSON number); ``probe.generate`` and ``probe.trace_gates`` too."""
+    from tests._cnn import timm_cnn
+    from tests._tiny import bert, gpt2
+
+    message = (rf"^model_name must be a string \(the name recorded for the model\) or None for "
+               rf"the model's own, got {re.escape(repr(name))} \({type(name).__name__}\): pass "
+               rf"model_name={re.escape(repr(str(name)))}$")
+    model, inputs = bert()
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, inputs, model_name=name)
+    assert probe.trace(model, inputs, model_name="mine").model_name == "mine"
+    model, inputs = gpt2()
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.generate(model, inputs["input_ids"][:1], max_new_tokens=1, model_name=name)
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace_gates(timm_cnn("seresnet18"), torch.rand(1, 3, 32, 32), model_name=name)

@@ -143,6 +143,7 @@ def trace(
         layers, heads, average_heads, dtype, requires_grad, stream, head_fusion,
         discard_ratio, start_layer, chunk_size, device,
     )
+    check_model_name(model_name)
     if query_rows is not None:
         _check_query_rows(query_rows, stream, requires_grad)
     if requires_grad:
@@ -282,6 +283,16 @@ def _check_dtype(dtype: Any) -> Any:
         raise ProbeError(
             f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
     return dtype
+
+
+def check_model_name(model_name: Any) -> None:
+    """``model_name=``: a string (recorded as the model's name) or ``None`` (its own name)."""
+    if model_name is not None and not isinstance(model_name, str):
+        raise ProbeError(
+            f"model_name must be a string (the name recorded for the model) or None for the "
+            f"model's own, got {model_name!r} ({type(model_name).__name__}): pass "
+            f"model_name={str(model_name)!r}"
+        )
 
 
 def _options(
