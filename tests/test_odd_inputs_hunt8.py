@@ -65,3 +65,36 @@ def test_a_model_name_that_is_no_string_is_refused(name):
         probe.generate(model, inputs["input_ids"][:1], max_new_tokens=1, model_name=name)
     with pytest.raises(probe.ProbeError, match=message):
         probe.trace_gates(timm_cnn("seresnet18"), torch.rand(1, 3, 32, 32), model_name=name)
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("fractions, values, message", [
+    ([0, 0.5, 1], [1, NAN, 0], r"values holds 1 NaN or infinite point\(s\), the first nan at "
+                               r"index \[1\]"),
+    ([NAN, 0.5, 1], [1, 0.5, 0], r"fractions holds 1 NaN or infinite point\(s\), the first nan "
+                                 r"at index \[0\]"),
+    ([0, 1], [[1, 0], [-INF, 0]], r"values holds 1 NaN or infinite point\(s\), the first -inf "
+                                  r"at index \[1, 0\]"),
+], ids=["nan-value", "nan-fraction", "batch-inf"])
+def test_curve_auc_refuses_a_point_that_is_not_finite(fractions, values, message):
+    """``probe.curve_auc([0, .5, 1], [1, nan, 0])`` returned ``nan`` (and ``inf`` for an
+    infinite point) while the viewers' ``curve_auc`` refused them; both now refuse."""
+    with pytest.raises(probe.ProbeError, match=rf"^curve_auc: {message}: the area would be "
+                                               r"undefined; drop or replace those points first$"):
+        probe.curve_auc(fractions, values)
+    with pytest.raises(probe.ProbeError, match=r"^curve_auc: values are on the meta device"):
+        probe.curve_auc([0, 1], torch.ones(2, device="meta"))
+    with pytest.raises(probe.ProbeError, match=r"at least 2"):  # one point: no area either
+        probe.curve_auc([0], [1])
+    torch.testing.assert_close(probe.curve_auc([0, 0.5, 1], [[1, 0.5, 0], [1, 1, 1]]),
+                               torch.tensor([0.5, 1.0], dtype=torch.float64))
+
+
+def test_a_deletion_curve_of_a_nan_model_keeps_its_nan_area():
+    """probe's own curves keep computing the area of what the model scored, NaN included."""
+    from probe.evaluation._curves_math import auc64
+
+    got = auc64(torch.tensor([0.0, 1.0]), torch.tensor([[1.0, NAN]]))
+    assert torch.isnan(got).all() and got.dtype == torch.float64
