@@ -98,3 +98,22 @@ def test_a_deletion_curve_of_a_nan_model_keeps_its_nan_area():
 
     got = auc64(torch.tensor([0.0, 1.0]), torch.tensor([[1.0, NAN]]))
     assert torch.isnan(got).all() and got.dtype == torch.float64
+
+
+def test_trace_repr_counts_batch_tokens_layers_and_heads():
+    """``repr(trace)`` showed only the model, the family and a bare shape: it now counts the
+    batch, the tokens, the layers and heads kept (of the model's), on one short line."""
+    from tests._tiny import bert, t5
+
+    model, inputs = bert()  # 3 layers of 4 heads, a batch of 2 x 9 tokens
+    full = probe.trace(model, inputs)
+    assert repr(full) == ("Trace(model='BertModel', family='encoder', batch=2, tokens=9, "
+                          "layers=3, heads=4, attentions=(3, 2, 4, 9, 9) float32)")
+    some = probe.trace(model, inputs, layers=[0, 2], heads=[1], query_rows=[0, 4])
+    assert repr(some) == ("Trace(model='BertModel', family='encoder', batch=2, tokens=9, "
+                          "query_rows=2, layers=2/3, heads=1/4, "
+                          "attentions=(2, 2, 1, 2, 9) float32)")
+    assert "heads=averaged" in repr(probe.trace(model, inputs, average_heads=True))
+    seq2seq = repr(probe.trace(*t5()))
+    assert seq2seq.endswith("attentions=(2, 2, 4, 9, 9) float32, decoder_tokens=4)")
+    assert len(seq2seq) < 200

@@ -424,20 +424,38 @@ class Trace:
         return replace(self, **changes)
 
     def __repr__(self) -> str:
-        stored = stored_attentions(self)
-        if self.windows is not None:
-            shape = f"{len(self.windows)} windowed blocks"
-        else:
-            shape = None if stored is None else tuple(stored.shape)
+        # one line of counts; reads no attention value (no LazyStack stacked, no edit check)
+        shape = (f"{len(self.windows)} windowed blocks" if self.windows is not None
+                 else stored_summary(self))
+
+        def of(kept: Sequence[int] | None, total: int) -> str:
+            if kept is None:
+                return "averaged"
+            return f"{len(kept)}/{total}" if total and len(kept) != total else str(len(kept))
+
+        rows = "" if self.query_indices is None else f", query_rows={len(self.query_indices)}"
         extra = ""
         if self.grid is not None:
             extra = f", grid={self.grid}, num_prefix_tokens={self.num_prefix_tokens}"
             if self.num_suffix_tokens:
                 extra += f", num_suffix_tokens={self.num_suffix_tokens}"
+        if self.decoder is not None or self.cross is not None:
+            target = self.decoder if self.decoder is not None else self.cross
+            extra += f", decoder_tokens={_stack_rows(target)}"
         return (
             f"Trace(model={self.model_name!r}, family={self.family!r}, "
-            f"attentions={shape}{extra})"
+            f"batch={self.batch_size}, tokens={self.seq_len}{rows}, "
+            f"layers={of(self.layer_indices, self.num_model_layers)}, "
+            f"heads={of(self.head_indices, self.num_heads)}, attentions={shape}{extra})"
         )
+
+
+def _stack_rows(stack: AttentionStack) -> int | None:
+    """The query count of ``stack`` as stored (no stacking); ``None`` when not kept."""
+    stored = stored_attentions(stack)
+    if stored is None:
+        return None
+    return int(stored.shape[3])
 
 
 def _shown(rows: Sequence[int]) -> str:
