@@ -117,3 +117,37 @@ def test_trace_repr_counts_batch_tokens_layers_and_heads():
     seq2seq = repr(probe.trace(*t5()))
     assert seq2seq.endswith("attentions=(2, 2, 4, 9, 9) float32, decoder_tokens=4)")
     assert len(seq2seq) < 200
+
+
+RANGE = r"is out of range: {} has {} {} \(use {}; negative counts from the end\)$"
+
+
+def test_every_layer_out_of_range_is_said_one_way():
+    """``probe.trace(layers=[5])`` said '(use 0..2 or negative indices)', ``probe.rollout``
+    '(use 0..2 or a negative index)', ``trace.layer_position`` '(use -3..2; negative counts
+    from the end)': every layer (and captured head, windowed block, start layer) out of range
+    now goes through the one check, :func:`probe._index.in_range`."""
+    from tests._tiny import bert, t5
+    from tests.test_swin import _pixels, timm_swin
+
+    model, inputs = bert()  # 3 layers of 4 heads
+    trace = probe.trace(model, inputs)
+    for call, what in [
+        (lambda: probe.trace(model, inputs, layers=[5]), "layer 5 "),
+        (lambda: trace.layer_position(5), "layer 5 "),
+        (lambda: probe.trace(model, inputs, stream=True, start_layer=-4), "start_layer -4 "),
+        (lambda: probe.rollout(trace, start_layer=-4), "start_layer -4 "),
+    ]:
+        with pytest.raises(probe.ProbeError, match="^" + what + RANGE.format(
+                "the model", 3, "layers", r"-3\.\.2")):
+            call()
+    with pytest.raises(probe.ProbeError, match=r"^head 4 " + RANGE.format(
+            r"layer 'encoder\.layer\.0\.attention\.self'", 4, "heads", r"-4\.\.3")):
+        probe.trace(model, inputs, heads=[4])
+    with pytest.raises(probe.ProbeError, match=r"^layer 2 " + RANGE.format(
+            "the model", 2, "layers", r"-2\.\.1")):  # the encoder is checked first
+        probe.trace(*t5(), layers=[2])
+    with pytest.raises(probe.ProbeError, match=r"^layer 4 " + RANGE.format(
+            "the model", 4, "windowed blocks", r"-4\.\.3")):
+        probe.trace(timm_swin(), _pixels(32, 48), layers=[4])
+

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
-from probe._index import is_flag, is_int, is_real
+from probe._index import in_range, is_flag, is_int, is_real
 from probe.capture._autograd import require_autograd
 from probe.capture._inference import usable_outside_inference
 from probe.capture._locks import model_lock
@@ -460,18 +460,11 @@ def _check_layers(
     n = len(names)
     what = {"self": "the model", "decoder": "the decoder", "cross": "the cross-attention"}[kind]
     for layer in options.layers or ():
-        if not -n <= layer < n:
-            raise ProbeError(
-                f"layer {layer} is out of range: {what} has {n} layers (use 0..{n - 1} or "
-                "negative indices)"
-            )
+        in_range(layer, n, owner=what)
     if options.layers:
         check_unique("layers", options.layers, tuple(layer % n for layer in options.layers))
-    if stream and not -n <= start_layer < n:
-        raise ProbeError(
-            f"start_layer {start_layer} is out of range: the model has {n} layers (use 0..{n - 1} "
-            "or negative indices)"
-        )
+    if stream:
+        in_range(start_layer, n, name="start_layer")
 
 
 # --------------------------------------------------------------------------- metadata
