@@ -151,3 +151,19 @@ def test_every_layer_out_of_range_is_said_one_way():
             "the model", 4, "windowed blocks", r"-4\.\.3")):
         probe.trace(timm_swin(), _pixels(32, 48), layers=[4])
 
+
+@pytest.mark.parametrize("layer, want", [("-1", "L1"), ("0", "L0")])
+def test_render_alignment_checks_the_layer_once(tmp_path, capsys, layer, want):
+    """``probe render alignment --layer`` checked the range itself and then again through
+    ``Alignment.layer_position``: one check now, the same message as every layer."""
+    from probe.cli import main
+
+    argv = ["render", "alignment", "--model", "toy-mt", "--text", "a huge tree greets a fire",
+            "--out", str(tmp_path), "--quiet"]
+    assert main([*argv, "--layer", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == ("probe: error: layer 2 is out of range: the model has 2 "
+                           "layers (use -2..1; negative counts from the end)"), err
+    assert main([*argv, "--layer", layer]) == 0
+    names = capsys.readouterr().out.split()
+    assert len(names) == 1 and f"_{want}" in names[0], names
