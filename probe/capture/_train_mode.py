@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["public_call", "warn_if_dropout"]
+__all__ = ["current_call", "public_call", "warn_if_dropout"]
 
 #: the outermost public call running (``"probe.attribute"``), named by the warning
 _CALL: ContextVar[str | None] = ContextVar("probe_public_call", default=None)
@@ -31,6 +31,11 @@ def public_call(name: str) -> Iterator[None]:
         yield
     finally:
         _CALL.reset(token)
+
+
+def current_call() -> str | None:
+    """The outermost :func:`public_call` running (``"probe.attribute"``), else ``None``."""
+    return _CALL.get()
 
 
 def warn_if_dropout(recorders: Iterable[Any], what: str) -> None:
