@@ -167,3 +167,31 @@ def test_render_alignment_checks_the_layer_once(tmp_path, capsys, layer, want):
     assert main([*argv, "--layer", layer]) == 0
     names = capsys.readouterr().out.split()
     assert len(names) == 1 and f"_{want}" in names[0], names
+
+
+def test_an_unknown_layer_count_reads_negatives_from_the_last_kept_everywhere():
+    """A stack of unknown layer count (``num_model_layers`` 0) read ``layer=-2`` as the last
+    kept but one in the views (``model_position(..., 0)``) and as 'the model's layer 2' (the
+    highest kept + 1 taken for the count) in ``Trace.layer_position``: one meaning now."""
+    import dataclasses
+
+    from probe._index import model_position
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    kept = probe.trace(model, inputs, layers=[0, 2], heads=[1, 3])
+    old = dataclasses.replace(kept, num_model_layers=0, num_heads=0)
+    assert [old.layer_position(v) for v in (-1, -2, 0, 2)] == [1, 0, 0, 1]
+    assert [model_position(v, (0, 2), 0) for v in (-1, -2)] == [1, 0]
+    assert [old.head_position(v) for v in (-1, -2, 3)] == [1, 0, 1]
+    with pytest.raises(probe.ProbeError, match=r"^layer -3 is out of range: 2 layers were kept "
+                                               r"\(use \[0, 2\] or -2\.\.-1 from the last "
+                                               r"kept\)$"):
+        old.layer_position(-3)
+    with pytest.raises(probe.ProbeError, match=r"^layer 5 was not captured \(kept layers: "
+                                               r"\[0, 2\]\)"):
+        old.layer_position(5)  # was 'out of range: the model has 3 layers', a guess
+    # a known count still reads the model's last: -2 is the model's layer 1, not kept
+    with pytest.raises(probe.ProbeError, match=r"^layer -2 \(the model's layer 1\) was not "
+                                               r"captured"):
+        kept.layer_position(-2)

@@ -378,19 +378,18 @@ class Trace:
 
     def layer_position(self, layer: int) -> int:
         """Position in ``attentions`` of the model's layer ``layer`` (negative counts back from
-        the model's last, ``num_model_layers``; from the highest kept + 1 when unknown).
+        the model's last, ``num_model_layers``; from the last kept when that is unknown, 0, as
+        :func:`probe._index.model_position` does everywhere).
 
         Raises:
             ProbeError: not an integer, beyond the model, or not kept (the message names the
                 kept layers).
         """
-        kept = self.layer_indices
-        count = self.num_model_layers or (max(kept) + 1 if kept else 0)
-        return model_position(layer, kept, count)
+        return model_position(layer, self.layer_indices, self.num_model_layers)
 
     def head_position(self, head: int) -> int:
         """Position in the head dimension of the model's head ``head`` (negative counts back
-        from the model's last, ``num_heads``; from the highest kept + 1 when unknown).
+        from the model's last, ``num_heads``; from the last kept when that is unknown, 0).
 
         Raises:
             ProbeError: heads averaged during capture, not an integer, beyond the model, or
@@ -401,8 +400,7 @@ class Trace:
                 "heads were averaged during capture; capture again with heads=None to select "
                 "a single head"
             )
-        kept = self.head_indices
-        return model_position(head, kept, self.num_heads or max(kept) + 1, name="head",
+        return model_position(head, self.head_indices, self.num_heads, name="head",
                               unit="heads per layer")
 
     def valid_length(self, batch_index: int = 0) -> int:
