@@ -195,3 +195,28 @@ def test_an_unknown_layer_count_reads_negatives_from_the_last_kept_everywhere():
     with pytest.raises(probe.ProbeError, match=r"^layer -2 \(the model's layer 1\) was not "
                                                r"captured"):
         kept.layer_position(-2)
+
+
+def test_trace_rows_and_lengths_out_of_range_are_named():
+    """``trace.require_rows([99])`` and ``trace.valid_length(9)`` were bare ``IndexError``s from
+    inside torch; ``probe.list_methods("audio")`` returned ``()`` as if no method existed."""
+    from tests._tiny import bert
+
+    trace = probe.trace(*bert())  # a batch of 2 x 9 tokens
+    with pytest.raises(probe.ProbeError, match=r"^query row 99 is out of range: the input has 9 "
+                       r"query rows \(use -9\.\.8; negative counts from the end\)$"):
+        trace.require_rows([99])
+    with pytest.raises(probe.ProbeError, match=r"^query rows must be integers \(token "
+                                               r"positions\), got '1'$"):
+        trace.row_positions(["1"])
+    torch.testing.assert_close(trace.require_rows([-1]), trace.attentions[:, :, :, [8]])
+    with pytest.raises(probe.ProbeError, match=r"^batch_index must be in 0\.\.1 \(or -2\.\.-1 "
+                                               r"from the end\), got 9$"):
+        trace.valid_length(9)
+    assert trace.valid_length(-1) == trace.valid_length(1) == 6  # item 1 is padded from 6
+    with pytest.raises(probe.ProbeError, match=r"^modality must be 'text', 'vision' or None "
+                                               r"\(every method\), got 'audio'$"):
+        probe.list_methods("audio")
+    with pytest.raises(probe.ProbeError, match=r"^query row 9 is out of range: the input has 9 "
+                       r"query rows \(use -9\.\.8; negative counts from the end\)$"):
+        probe.trace(*bert(), query_rows=[9])

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
-from probe._index import model_position
+from probe._index import batch_position, in_range, is_int, model_position
 from probe.capture._guard import (  # noqa: F401  (LazyStack, ModifiedTraceError re-exported)
     LazyStack,
     ModifiedTraceError,
@@ -331,9 +331,16 @@ class Trace:
         ``query_indices`` in a row-selected one (``query_rows=``) that kept them all.
 
         Raises:
-            ProbeError: a streaming trace, or a row-selected trace without some of ``rows``.
+            ProbeError: a streaming trace, a row that is no integer or beyond the sequence
+                (negative counts from the end), or a row-selected trace without some of
+                ``rows``.
         """
-        rows = [int(r) for r in rows]
+        n = self.seq_len
+        for r in rows:
+            if not is_int(r):
+                raise ProbeError(f"query rows must be integers (token positions), got {r!r}")
+        rows = [in_range(int(r), n, name="query row", unit="query rows", owner="the input")
+                for r in rows]
         if stored_attentions(self) is None:
             self.require_attentions()  # raises: a streaming trace
         if self.query_indices is None:
@@ -404,8 +411,14 @@ class Trace:
                               unit="heads per layer")
 
     def valid_length(self, batch_index: int = 0) -> int:
-        """Number of real (non-padding) tokens of batch item ``batch_index``."""
-        return int(self.attention_mask[batch_index].sum())
+        """Number of real (non-padding) tokens of batch item ``batch_index`` (negative counts
+        from the end).
+
+        Raises:
+            ProbeError: ``batch_index`` is no integer or beyond the batch.
+        """
+        b = batch_position(batch_index, self.batch_size)
+        return int(self.attention_mask[b].sum())
 
     def __getstate__(self) -> dict[str, Any]:
         return _checked_state(self)
