@@ -220,3 +220,31 @@ def test_trace_rows_and_lengths_out_of_range_are_named():
     with pytest.raises(probe.ProbeError, match=r"^query row 9 is out of range: the input has 9 "
                        r"query rows \(use -9\.\.8; negative counts from the end\)$"):
         probe.trace(*bert(), query_rows=[9])
+
+
+def test_views_of_odd_data_say_what_is_wrong():
+    """Meta tensors reached torch's 'Cannot copy out of meta tensor; no data!'; a lone map
+    given to ``image_view_html`` was 'Boolean value of Tensor ... is ambiguous'; string scores
+    were numpy's 'could not convert string to float'; an empty token list made an empty page
+    (``token_strip`` refuses it)."""
+    import numpy as np
+
+    from probe.viewers.html import image_view_html, token_view_html
+
+    meta = torch.rand(3, 3, device="meta")
+    with pytest.raises(probe.ProbeError, match=r"^attn is on the meta device and holds no "
+                                               r"values: pass a real \[query, key\] tensor$"):
+        head_heatmap(meta, ["a", "b", "c"])
+    with pytest.raises(probe.ProbeError, match=r"^a \(3, 3\) tensor on the meta device holds "
+                                               r"no values: pass real numbers$"):
+        head_view_html(meta, ["a", "b", "c"])
+    image = np.random.default_rng(0).random((8, 8, 3))
+    with pytest.raises(probe.ProbeError, match=r"^maps must be a \{method: \[h, w\] map\} dict, "
+                                               r"got Tensor: pass e\.g\. maps=\{'ig': heatmap\}$"):
+        image_view_html(image, torch.rand(4, 4))
+    assert image_view_html(image, {"ig": torch.rand(4, 4)}).html  # the fix named works
+    with pytest.raises(probe.ProbeError, match=r"^scores\['score'\] must be numbers \[n\], one "
+                                               r"per token, got str$"):
+        token_view_html(["a", "b"], "ab")
+    with pytest.raises(probe.ProbeError, match=r"^tokens is empty: pass at least one token"):
+        token_view_html([], torch.rand(0))
