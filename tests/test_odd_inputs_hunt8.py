@@ -248,3 +248,23 @@ def test_views_of_odd_data_say_what_is_wrong():
         token_view_html(["a", "b"], "ab")
     with pytest.raises(probe.ProbeError, match=r"^tokens is empty: pass at least one token"):
         token_view_html([], torch.rand(0))
+
+
+def test_window_functions_name_a_wrong_block_part():
+    """``probe.window_query_map(trace, 0, (0, 0))`` was ``AttributeError: 'int' object has no
+    attribute 'grid'``; a float query reached torch's indexing. Each now says what to pass."""
+    from tests.test_swin import _pixels, timm_swin
+
+    block = probe.trace(timm_swin(), _pixels(32, 48)).windows[0]  # an 8x12 token grid
+    with pytest.raises(probe.ProbeError, match=r"^window_query_map needs the block's "
+                       r"WindowLayout as layout, got int: pass block\.layout"):
+        probe.window_query_map(block.weights, 0, (0, 0))
+    with pytest.raises(probe.ProbeError, match=r"^windows_to_image needs the block's window "
+                       r"attention as a tensor, got WindowBlock: pass block\.weights"):
+        probe.windows_to_image(block, block.layout)
+    with pytest.raises(probe.ProbeError, match=r"^query must be \(row, col\) on the block's "
+                                               r"8x12 token grid, got \(0\.5, 1\)$"):
+        probe.window_query_map(block.weights, block.layout, (0.5, 1))
+    got = probe.window_query_map(block.weights, block.layout, (1, 2))
+    full = probe.windows_to_image(block.weights, block.layout, block.mask)
+    torch.testing.assert_close(got, full[:, :, 1 * 12 + 2].reshape(2, -1, 8, 12))
