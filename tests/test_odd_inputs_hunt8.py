@@ -268,3 +268,26 @@ def test_window_functions_name_a_wrong_block_part():
     got = probe.window_query_map(block.weights, block.layout, (1, 2))
     full = probe.windows_to_image(block.weights, block.layout, block.mask)
     torch.testing.assert_close(got, full[:, :, 1 * 12 + 2].reshape(2, -1, 8, 12))
+
+
+def test_a_tokenizer_that_is_none_and_a_completeness_of_no_ig_result_are_named():
+    """``tokenizer=5`` with token ids (not text) was ``AttributeError: 'int' object has no
+    attribute 'convert_ids_to_tokens'`` from ``probe.trace`` and ``probe.generate``;
+    ``probe.completeness(attribution)`` was ``AttributeError: ... 'target_input'``."""
+    from tests._tiny import bert, bert_classifier, gpt2
+
+    message = (r"^tokenizer must be a tokenizer, got int: pass the one probe\.load_model "
+               r"returned \(model, tokenizer\)$")
+    model, inputs = bert()
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, inputs, tokenizer=5)
+    model, inputs = gpt2()
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.generate(model, inputs["input_ids"][:1], tokenizer=5, max_new_tokens=1)
+    model, inputs = bert_classifier()
+    attr = probe.attribute(model, inputs, "ig", n_steps=2)
+    for call in (probe.completeness, probe.check_completeness):
+        with pytest.raises(probe.ProbeError, match=r"^completeness needs what probe\."
+                           r"integrated_gradients\(\.\.\., return_delta=True\) returned, got "
+                           r"Attribution$"):
+            call(attr)
