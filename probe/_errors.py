@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-__all__ = ["ProbeError", "UnsupportedModelError", "named_call", "unexpected_keyword"]
+__all__ = ["ProbeError", "UnsupportedModelError", "named_call", "named_calls",
+           "unexpected_keyword"]
 
 
 class ProbeError(ValueError):
@@ -42,7 +43,8 @@ def unexpected_keyword(exc: TypeError) -> tuple[str, str, str] | None:
 def named_call(function: Callable[..., Any], name: str) -> Callable[..., Any]:
     """``function`` as the public ``probe.<name>``: a call its signature refuses (an unknown
     keyword, a missing argument) is one line naming the keywords it takes, not Python's bare
-    ``TypeError``. Errors raised inside ``function`` pass unchanged."""
+    ``TypeError``. Errors raised inside ``function`` pass unchanged. ``name`` may be dotted
+    (``"viewers.head_heatmap"``: the public ``probe.viewers.head_heatmap``)."""
     import functools
 
     @functools.wraps(function)
@@ -50,12 +52,40 @@ def named_call(function: Callable[..., Any], name: str) -> Callable[..., Any]:
         try:
             return function(*args, **kwargs)
         except TypeError as exc:
-            if exc.__traceback__ is None or exc.__traceback__.tb_next is not None:
+            if not _refused_call(function, exc, args, kwargs):
                 raise  # raised inside the function, not by the call itself
             raise _CallError(_call_message(function, name, exc)) from None
 
-    call.__module__, call.__qualname__ = "probe", name  # pickled and shown as probe.<name>
+    module, _, qualname = f"probe.{name}".rpartition(".")
+    call.__module__, call.__qualname__ = module, qualname  # pickled and shown as probe.<name>
     return call
+
+
+def named_calls(namespace: dict[str, Any], names: list[str], prefix: str) -> None:
+    """Wrap every public function ``names`` of a module's ``namespace`` (its ``globals()``)
+    with :func:`named_call` as ``probe.<prefix>.<name>``, in place."""
+    from types import FunctionType
+
+    for name in names:
+        if isinstance(namespace.get(name), FunctionType):
+            namespace[name] = named_call(namespace[name], f"{prefix}.{name}")
+
+
+def _refused_call(function: Callable[..., Any], exc: TypeError, args: tuple[Any, ...],
+                  kwargs: dict[str, Any]) -> bool:
+    """Whether ``exc`` is the call's own refusal: raised by the call itself, or by a decorator
+    passing the arguments on (a viewer's ``width=``) when the signature does not take them."""
+    import inspect
+
+    if exc.__traceback__ is None:
+        return False
+    if exc.__traceback__.tb_next is None:
+        return True
+    try:
+        inspect.signature(function).bind(*args, **kwargs)
+    except TypeError:
+        return True
+    return False
 
 
 def _call_message(function: Callable[..., Any], name: str, exc: TypeError) -> str:

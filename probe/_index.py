@@ -20,7 +20,7 @@ from typing import Any
 
 from probe._errors import ProbeError
 
-__all__ = ["batch_position", "is_flag", "is_int", "is_real", "model_position"]
+__all__ = ["batch_position", "in_range", "is_flag", "is_int", "is_real", "model_position"]
 
 
 def is_int(value: Any) -> bool:
@@ -64,6 +64,21 @@ def batch_position(batch_index: Any, n: int, *, none_for_all: bool = False) -> i
     return int(batch_index) % n
 
 
+def in_range(value: int, count: int, *, name: str = "layer", unit: str = "layers",
+             owner: str = "the model") -> int:
+    """``value`` (an integer) checked against ``count`` of them, as a position in
+    ``range(count)``: the one "out of range" message of a layer (head, block) of the model.
+
+    Raises:
+        ProbeError: outside ``-count..count-1``: "layer 5 is out of range: the model has 3
+            layers (use -3..2; negative counts from the end)".
+    """
+    if not -count <= value < count:
+        raise ProbeError(f"{name} {value} is out of range: {owner} has {count} {unit} (use "
+                         f"{-count}..{count - 1}; negative counts from the end)")
+    return value % count
+
+
 def model_position(value: Any, kept: Sequence[int], count: int, *, name: str = "layer",
                    unit: str = "layers", owner: str = "the model", fix: str | None = None,
                    missing: str = "was not captured") -> int:
@@ -92,9 +107,8 @@ def model_position(value: Any, kept: Sequence[int], count: int, *, name: str = "
         raise ProbeError(f"{name} must be an integer ({owner}'s {name}; negative counts from "
                          f"the end), got {value!r}")
     value = int(value)
-    if count and not -count <= value < count:
-        raise ProbeError(f"{name} {value} is out of range: {owner} has {count} {unit} (use "
-                         f"{-count}..{count - 1}; negative counts from the end)")
+    if count:
+        in_range(value, count, name=name, unit=unit, owner=owner)
     index = value
     if value < 0 and count:
         index = value % count  # -1: the model's last, kept or not

@@ -63,3 +63,20 @@ def test_detr_queries_view_draws_boxes() -> None:
     assert fig.axes[1].get_title() == "dog 0.40"
     with pytest.raises(probe.ProbeError, match="one of each per query"):
         detr_queries_view(_image(), np.random.rand(2, 4, 4), np.zeros((1, 4)), ["cat", "dog"])
+
+
+def test_detr_title_and_panels_write_the_threshold_alike() -> None:
+    """A query scoring 0.4996 was drawn as 'cat 0.50' under the title 'no query scores >= 0.5':
+    both now write two decimals, the panels rounded down, so no panel shows a threshold its
+    query did not reach."""
+    from probe.commands._pages import pick_queries
+
+    scores = [0.4996, 0.3, 0.29, 0.57]
+    shown, note = pick_queries(scores[:3], [])
+    assert (shown, note) == ([0, 1, 2], "no query scores >= 0.50: the best 3")
+    assert pick_queries([0.5, 0.2], [])[1] == "queries with score >= 0.50"
+    assert pick_queries([0.5, 0.2], [], threshold=0.125)[1] == "queries with score >= 0.125"
+    fig = detr_queries_view(_image(), np.random.rand(4, 4, 4), np.full((4, 4), 0.5),
+                            ["cat", "dog", "cow", "hen"], scores=scores)
+    assert [ax.get_title() for ax in fig.axes[:4]] == [
+        "cat 0.49", "dog 0.30", "cow 0.29", "hen 0.57"]

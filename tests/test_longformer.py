@@ -284,3 +284,25 @@ def test_led_generation_equals_its_own_output_attentions() -> None:
     assert_generation_matches_hf(gen, hf)
     tr = probe.trace(model, inputs, decoder_inputs=torch.tensor([[2]] * 2))
     assert_close(gen.encoder.attentions, tr.attentions, atol=0, rtol=0)
+
+
+def test_the_gradient_refusal_is_worded_for_any_family() -> None:
+    """The shared hand-written registry's refusal named Longformer's band and global
+    probabilities for every ``convert`` site: the family and its layout are now filled in."""
+    import torch
+
+    from probe.capture.adapters._hf_hand import HandAttention, no_gradients
+
+    class OddAttention(torch.nn.Module):
+        pass
+
+    spec = HandAttention("odd", "OddAttention", 1, convert=lambda *a: None)
+    assert no_gradients(OddAttention(), spec) == (
+        "OddAttention's [query, key] matrix is assembled from the weights odd returns in its "
+        "own layout (odd attention), not a tensor the model uses, so gradients cannot reach it: "
+        "requires_grad=True and attention-gradient methods (probe.gradient_relevance) do not "
+        "apply; capture with requires_grad=False")
+    with pytest.raises(probe.ProbeError, match=r"^LongformerSelfAttention's \[query, key\] "
+                       r"matrix is assembled from its band and global probabilities "
+                       r"\(longformer attention\), not a tensor"):
+        probe.trace(_longformer(), _inputs(7), requires_grad=True)

@@ -187,3 +187,17 @@ def test_gradient_methods_capture_and_warn_the_same() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         probe.gradient_relevance(model, inputs, target=0)
+
+
+def test_attribute_in_train_mode_names_itself_in_the_warning() -> None:
+    """``probe.attribute`` in training mode warned 'probe.trace: ...' (the capture it made):
+    the warning now names the call the user made, and ``probe.trace`` still its own."""
+    model, inputs = _bert()
+    model.train()
+    with pytest.warns(UserWarning, match=r"^probe\.attribute: the model is in training mode "
+                      r"with attention dropout active") as record:
+        probe.attribute(model, inputs, "rollout")
+    assert [str(w.message).split(":")[0] for w in record if "dropout" in str(w.message)] == [
+        "probe.attribute"]
+    with pytest.warns(UserWarning, match=r"^probe\.trace: the model is in training mode"):
+        probe.trace(model, inputs)

@@ -245,3 +245,23 @@ def test_streamed_rollout_of_hf_vision_counts_the_prefix_from_the_sequence() -> 
         streamed = probe.trace(model, x, stream=True, discard_ratio=0.5)
         assert_close(streamed.rollout_result, probe.rollout(full, discard_ratio=0.5),
                      atol=1e-6, rtol=0)
+
+
+def test_vit_mae_attribution_names_a_fix_that_works() -> None:
+    """``probe.attribute`` on ViT-MAE said 'pass noise= to probe.trace', and passing it to
+    ``probe.attribute`` said it takes no option ``noise``: a loop. The message now names the
+    route that works: a grid-order trace passed to an attention method."""
+    model = _mae(mask_ratio=0.0)
+    x = _pixels()
+    with pytest.raises(probe.ProbeError, match=r"probe cannot state which patch each token is; "
+                       r"probe\.attribute passes no forward argument, so it cannot keep the "
+                       r"patches in grid order: set model\.config\.mask_ratio = 0\.0, capture "
+                       r"trace = probe\.trace\(model, pixels, noise=torch\.arange\(16\.0\)\."
+                       r"repeat\(batch, 1\)\) and pass it to an attention method, probe\."
+                       r"attribute\(model, pixels, 'rollout', trace=trace\) \('attention', "
+                       r"'flow' too\); the other methods run the model themselves and cannot$"):
+        probe.attribute(model, x, "ig")
+    trace = probe.trace(model, x, noise=torch.arange(16.0).repeat(2, 1))  # the fix named
+    got = probe.attribute(model, x, "rollout", trace=trace)
+    assert got.grid == (4, 4)
+    assert_close(got.scores, probe.rollout_map(trace).flatten(1).float(), atol=1e-6, rtol=0)

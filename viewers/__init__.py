@@ -84,3 +84,8 @@ __all__ = [
     "window_query_view",
     "upsample_bilinear",
 ]
+
+from probe._errors import named_calls  # noqa: E402
+
+# a call the signature refuses (``bogus=1``) is one ProbeError line naming the keywords
+named_calls(globals(), __all__, "viewers")

@@ -264,6 +264,17 @@ def query_point_view(
     return fig
 
 
+def score_text(score: float) -> str:
+    """A score with two decimals, rounded DOWN (``0.4996`` -> ``"0.49"``), so a score shown
+    as reaching a two-decimal threshold (``"score >= 0.50"``) did reach it."""
+    from decimal import ROUND_FLOOR, Decimal
+
+    value = float(score)
+    if value != value or value in (float("inf"), float("-inf")):
+        return f"{value}"
+    return f"{Decimal(repr(value)).quantize(Decimal('0.01'), rounding=ROUND_FLOOR)}"
+
+
 @styled
 @sized()
 def detr_queries_view(
@@ -288,7 +299,8 @@ def detr_queries_view(
         maps: ``[query, h, w]`` cross-attention of each shown query over the feature map.
         boxes: ``[query, 4]`` predicted boxes ``(cx, cy, w, h)`` relative to the image (DETR's).
         labels: predicted class name of each query.
-        scores: probability of each predicted class (shown in the panel titles).
+        scores: probability of each predicted class (shown in the panel titles with two
+            decimals, rounded down: 0.499 is 0.49, never a 0.50 it did not reach).
         image_size: ``(height, width)`` to draw at, when ``image`` is the model's input resized
             from an image of another aspect ratio (a fixed-size model squashes a wide image to
             a square): the image and the maps are stretched back to it, and the relative boxes
@@ -358,7 +370,7 @@ def detr_queries_view(
         cx, cy, bw, bh = box[i]
         ax.add_patch(Rectangle(((cx - bw / 2) * W, (cy - bh / 2) * H), bw * W, bh * H,
                                fill=False, edgecolor=colors[i], lw=1.8))
-        name = labels[i] if scores is None else f"{labels[i]} {scores[i]:.2f}"
+        name = labels[i] if scores is None else f"{labels[i]} {score_text(scores[i])}"
         ax.set_title(name, fontsize=FONT_SIZES["label"], pad=3)
         if scale == "each":
             _colorbar(fig, ax, norm, colorbar_label, centred=tall)

@@ -470,6 +470,9 @@ def as_array(
     if x is None:
         raise ProbeError(f"{name} is missing: pass a {shape_doc} tensor or array")
     if hasattr(x, "detach") and hasattr(x, "cpu"):  # torch.Tensor, without importing torch
+        if getattr(x, "is_meta", False):  # no values (was torch's "Cannot copy out of meta")
+            raise ProbeError(f"{name} is on the meta device and holds no values: pass a real "
+                             f"{shape_doc} tensor")
         x = x.detach().cpu()
         if getattr(x, "is_complex", lambda: False)():
             raise ProbeError(f"{name} is complex: pass real values")

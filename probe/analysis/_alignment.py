@@ -56,11 +56,12 @@ class Alignment:
         num_model_layers: the model's number of (cross-attention) layers, so that a negative
             ``layer`` counts from the model's last layer as everywhere else (``-1`` on an
             alignment of layers ``(1, 3)`` of a 6-layer model is layer 5, not kept); 0 when
-            unknown (then ``max(layer_indices) + 1``).
+            unknown (then a negative ``layer`` counts back from the last kept, as everywhere).
         num_heads: the model's number of cross-attention heads per layer, so that a negative
             ``head`` counts from the model's last head (``-1`` on an alignment of heads
-            ``(0, 1)`` of a 4-head model is head 3, not kept); 0 when unknown (then
-            ``max(head_indices) + 1``: gradient and random alignments' one head).
+            ``(0, 1)`` of a 4-head model is head 3, not kept); 0 when unknown (then a
+            negative ``head`` counts back from the last kept: gradient and random alignments'
+            one head).
     """
 
     scores: torch.Tensor
@@ -132,8 +133,8 @@ def _model_position(kind: str, value: Any, indices: Sequence[int], count: int,
                     unit: str) -> int:
     """Position in ``indices`` (the model's ``kind`` numbers an alignment holds) of ``value``,
     a model ``kind`` (negative counts back from the model's last; ``count`` 0 when unknown:
-    the highest held + 1), by the one shared check :func:`probe._index.model_position`."""
-    return model_position(value, indices, count or (max(indices) + 1 if indices else 0),
+    from the last held), by the one shared check :func:`probe._index.model_position`."""
+    return model_position(value, indices, count,
                           name=kind, unit=unit, missing="is not in this alignment",
                           fix=f"generate with {kind}s=None or including it")
 

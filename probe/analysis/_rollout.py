@@ -14,7 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe._index import is_int, is_real
+from probe._index import in_range, is_int, is_real
 from probe.analysis._finite import (
     CAUSES,
     all_finite,
@@ -224,12 +224,7 @@ def consecutive_layers(trace: Trace, start_layer: int, method: str) -> list[int]
     if not trace.layer_indices:
         raise ProbeError(f"the trace holds no layers; capture with layers=None to use {method}")
     n = trace.num_model_layers or max(trace.layer_indices) + 1
-    if not -n <= start_layer < n:
-        raise ProbeError(
-            f"start_layer {start_layer} is out of range: the model has {n} layers "
-            f"(use 0..{n - 1} or a negative index)"
-        )
-    start = start_layer % n
+    start = in_range(start_layer, n, name="start_layer")
     missing = [layer for layer in range(start, n) if layer not in trace.layer_indices]
     if missing:
         fix = "capture again with layers=None"

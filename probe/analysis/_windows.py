@@ -28,9 +28,10 @@ block at its own resolution; nothing here combines blocks of different stages.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._index import is_int
 
 if TYPE_CHECKING:
     import torch
@@ -120,6 +121,20 @@ class WindowLayout:
         return index.reshape(self.num_windows, self.window_area)
 
 
+def _check_block(weights: Any, layout: Any, analysis: str) -> None:
+    """``weights`` a tensor and ``layout`` a :class:`WindowLayout`, as a block holds them."""
+    import torch
+
+    if not isinstance(layout, WindowLayout):
+        raise ProbeError(f"{analysis} needs the block's WindowLayout as layout, got "
+                         f"{type(layout).__name__}: pass block.layout of a block of "
+                         "trace.windows")
+    if not isinstance(weights, torch.Tensor):
+        raise ProbeError(f"{analysis} needs the block's window attention as a tensor, got "
+                         f"{type(weights).__name__}: pass block.weights of a block of "
+                         "trace.windows")
+
+
 def _split(
     weights: torch.Tensor, layout: WindowLayout, mask: torch.Tensor | None, analysis: str
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -128,6 +143,7 @@ def _split(
     non-finite weights (:func:`~probe.analysis._finite.check_finite`)."""
     from probe.analysis._finite import check_finite
 
+    _check_block(weights, layout, analysis)
     n_w, area = layout.num_windows, layout.window_area
     if weights.dim() != 4 or weights.shape[-2:] != (area, area) or weights.shape[0] % n_w:
         raise ProbeError(
@@ -195,8 +211,12 @@ def window_query_map(
     """
     import torch
 
+    _check_block(weights, layout, "window_query_map")
     rows, cols = layout.grid
-    r, c = query
+    if not (isinstance(query, (tuple, list)) and len(query) == 2 and all(map(is_int, query))):
+        raise ProbeError(f"query must be (row, col) on the block's {rows}x{cols} token grid, "
+                         f"got {query!r}")
+    r, c = (int(q) for q in query)
     if not (0 <= r < rows and 0 <= c < cols):
         raise ProbeError(f"query {tuple(query)} is outside the block's {rows}x{cols} token grid")
     w5, index, keep = _split(weights, layout, mask, "window_query_map")

@@ -413,6 +413,11 @@ def completeness(result: IntegratedGradientsResult) -> torch.Tensor:
     Returns:
         ``[batch]`` float64 signed gap.
     """
+    if not isinstance(result, IntegratedGradientsResult):  # an Attribution has no f(x)
+        raise ProbeError(
+            f"completeness needs what probe.integrated_gradients(..., return_delta=True) "
+            f"returned, got {type(result).__name__}"
+        )
     if result.target_input is None or result.target_baseline is None:
         raise ProbeError(
             "this result has no f(x)/f(baseline): run integrated_gradients with return_delta=True"

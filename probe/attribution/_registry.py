@@ -316,7 +316,13 @@ def list_methods(modality: Modality | None = None, *, needs: str | None = None,
     Methods that need a model capability (e.g. ``needs="gates"``: ``cbam-spatial`` on CNNs
     with CBAM) are listed only when ``needs`` names it, next to the general methods, or with
     ``every=True`` (all methods, whatever they need: what ``probe models --methods`` lists).
+
+    Raises:
+        ProbeError: ``modality`` is neither ``"text"``, ``"vision"`` nor ``None``.
     """
+    if modality is not None and modality not in ("text", "vision"):
+        raise ProbeError(f"modality must be 'text', 'vision' or None (every method), got "
+                         f"{modality!r}")
     return tuple(
         n for n, s in _METHODS.items()
         if (modality is None or modality in s.modalities) and (every or s.needs in (None, needs))
@@ -449,7 +455,12 @@ def attribute(
 
         check_trace_inputs(model, inputs, tokenizer, trace)
     ctx = MethodContext(model, inputs, tokenizer, target, resolved, modality, seed, trace)
-    scores = spec.fn(ctx)
+    from probe.capture._train_mode import public_call
+
+    with public_call("probe.attribute"):  # a train-mode warning names this call
+        scores = spec.fn(ctx)
+        if modality != "vision" or ctx._trace is not None:
+            ctx.trace()
     import torch
 
     if not isinstance(scores, torch.Tensor):  # a registered method that returned nothing

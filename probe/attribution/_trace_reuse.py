@@ -40,7 +40,10 @@ def check_trace_inputs(model: nn.Module, inputs: Any, tokenizer: Any, trace: Any
     recorded = [(trace.input_ids, "token ids"), (trace.pixel_values, "pixels")]
     if all(value is None for value, _ in recorded):
         return
-    prepared = adapter_for(model).prepare(inputs, tokenizer=tokenizer)
+    adapter = adapter_for(model)
+    # checked as captured (ViT-MAE: in grid order, which probe.attribute alone cannot ask for)
+    prepare = getattr(adapter, "prepare_unchecked", adapter.prepare)
+    prepared = prepare(inputs, tokenizer=tokenizer)
     for (value, what), now in zip(recorded, (prepared.input_ids, prepared.pixel_values)):
         if value is None or now is None:
             continue

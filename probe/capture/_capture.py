@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
-from probe._index import is_flag, is_int, is_real
+from probe._index import in_range, is_flag, is_int, is_real
 from probe.capture._autograd import require_autograd
 from probe.capture._inference import usable_outside_inference
 from probe.capture._locks import model_lock
@@ -143,6 +143,7 @@ def trace(
         layers, heads, average_heads, dtype, requires_grad, stream, head_fusion,
         discard_ratio, start_layer, chunk_size, device,
     )
+    check_model_name(model_name)
     if query_rows is not None:
         _check_query_rows(query_rows, stream, requires_grad)
     if requires_grad:
@@ -282,6 +283,16 @@ def _check_dtype(dtype: Any) -> Any:
         raise ProbeError(
             f"dtype must be a floating torch dtype such as torch.float16, got {dtype!r}")
     return dtype
+
+
+def check_model_name(model_name: Any) -> None:
+    """``model_name=``: a string (recorded as the model's name) or ``None`` (its own name)."""
+    if model_name is not None and not isinstance(model_name, str):
+        raise ProbeError(
+            f"model_name must be a string (the name recorded for the model) or None for the "
+            f"model's own, got {model_name!r} ({type(model_name).__name__}): pass "
+            f"model_name={str(model_name)!r}"
+        )
 
 
 def _options(
@@ -449,18 +460,11 @@ def _check_layers(
     n = len(names)
     what = {"self": "the model", "decoder": "the decoder", "cross": "the cross-attention"}[kind]
     for layer in options.layers or ():
-        if not -n <= layer < n:
-            raise ProbeError(
-                f"layer {layer} is out of range: {what} has {n} layers (use 0..{n - 1} or "
-                "negative indices)"
-            )
+        in_range(layer, n, owner=what)
     if options.layers:
         check_unique("layers", options.layers, tuple(layer % n for layer in options.layers))
-    if stream and not -n <= start_layer < n:
-        raise ProbeError(
-            f"start_layer {start_layer} is out of range: the model has {n} layers (use 0..{n - 1} "
-            "or negative indices)"
-        )
+    if stream:
+        in_range(start_layer, n, name="start_layer")
 
 
 # --------------------------------------------------------------------------- metadata

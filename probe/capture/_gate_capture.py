@@ -10,7 +10,7 @@ from probe._errors import ProbeError, UnsupportedModelError
 from probe._text import with_article
 from probe.capture._gates import GATE_KINDS, Gate, GateSite, GateTrace
 from probe.capture._autograd import require_autograd
-from probe.capture._capture import _check_dtype
+from probe.capture._capture import _check_dtype, check_model_name
 from probe.capture._locks import model_lock
 from probe.capture._weights import require_weights
 from probe.capture.adapters import adapter_for
@@ -70,6 +70,7 @@ def trace_gates(
     import torch
 
     dtype = _check_dtype(dtype)
+    check_model_name(model_name)
     if requires_grad:
         require_autograd("probe.trace_gates(..., requires_grad=True)")
     adapter = adapter_for(model)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from probe._errors import ProbeError, UnsupportedModelError
 from probe._index import is_flag, is_int
 from probe._text import with_article
-from probe.capture._capture import _check_layers, _options, _stack_sizes
+from probe.capture._capture import _check_layers, _options, _stack_sizes, check_model_name
 from probe.capture._gen_recorder import GenerationRecorder
 from probe.capture._generation_trace import GenerationTrace
 from probe.capture._locks import model_lock
@@ -103,6 +103,7 @@ def generate(
     keep_prompt = bool(keep_prompt)
     options = _options(layers, heads, average_heads, dtype, False, False, "mean", 0.0, 0,
                        chunk_size)
+    check_model_name(model_name)
     adapter = adapter_for(model)
     require_weights(model, "probe.generate")
     if adapter.family not in ("decoder", "encoder-decoder"):

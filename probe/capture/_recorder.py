@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._index import in_range
 from probe.capture._trace import AttentionStack, LazyStack, stored_attentions
 
 if TYPE_CHECKING:
@@ -145,11 +146,7 @@ class StackRecorder:
         if self.options.heads is not None:
             n = weights.shape[1]
             for h in self.options.heads:
-                if not -n <= h < n:
-                    raise ProbeError(
-                        f"head {h} is out of range: layer {self.layer_names[0]!r} has {n} heads "
-                        f"(use 0..{n - 1})"
-                    )
+                in_range(h, n, name="head", unit="heads", owner=f"layer {self.layer_names[0]!r}")
             idx = [h % n for h in self.options.heads]
             check_unique("heads", self.options.heads, tuple(idx))
             weights = weights[:, idx]

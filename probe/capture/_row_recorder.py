@@ -13,6 +13,7 @@ import operator
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
+from probe._index import in_range
 from probe.capture._recorder import CaptureOptions, StackRecorder
 from probe.capture._trace import AttentionStack
 
@@ -92,11 +93,7 @@ def resolve_query_rows(query_rows: Any, num_rows: int) -> tuple[int, ...]:
     else:
         given = (spec,) if isinstance(spec, int) else spec
     for row in given:
-        if not -num_rows <= row < num_rows:
-            raise ProbeError(
-                f"query row {row} is out of range: the input has {num_rows} query rows (use "
-                f"0..{num_rows - 1} or negative indices)"
-            )
+        in_range(row, num_rows, name="query row", unit="query rows", owner="the input")
     resolved = tuple(row % num_rows for row in given)
     seen: dict[int, int] = {}
     for raw, row in zip(given, resolved):

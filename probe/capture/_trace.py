@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
-from probe._index import model_position
+from probe._index import batch_position, in_range, is_int, model_position
 from probe.capture._guard import (  # noqa: F401  (LazyStack, ModifiedTraceError re-exported)
     LazyStack,
     ModifiedTraceError,
@@ -331,9 +331,16 @@ class Trace:
         ``query_indices`` in a row-selected one (``query_rows=``) that kept them all.
 
         Raises:
-            ProbeError: a streaming trace, or a row-selected trace without some of ``rows``.
+            ProbeError: a streaming trace, a row that is no integer or beyond the sequence
+                (negative counts from the end), or a row-selected trace without some of
+                ``rows``.
         """
-        rows = [int(r) for r in rows]
+        n = self.seq_len
+        for r in rows:
+            if not is_int(r):
+                raise ProbeError(f"query rows must be integers (token positions), got {r!r}")
+        rows = [in_range(int(r), n, name="query row", unit="query rows", owner="the input")
+                for r in rows]
         if stored_attentions(self) is None:
             self.require_attentions()  # raises: a streaming trace
         if self.query_indices is None:
@@ -378,19 +385,18 @@ class Trace:
 
     def layer_position(self, layer: int) -> int:
         """Position in ``attentions`` of the model's layer ``layer`` (negative counts back from
-        the model's last, ``num_model_layers``; from the highest kept + 1 when unknown).
+        the model's last, ``num_model_layers``; from the last kept when that is unknown, 0, as
+        :func:`probe._index.model_position` does everywhere).
 
         Raises:
             ProbeError: not an integer, beyond the model, or not kept (the message names the
                 kept layers).
         """
-        kept = self.layer_indices
-        count = self.num_model_layers or (max(kept) + 1 if kept else 0)
-        return model_position(layer, kept, count)
+        return model_position(layer, self.layer_indices, self.num_model_layers)
 
     def head_position(self, head: int) -> int:
         """Position in the head dimension of the model's head ``head`` (negative counts back
-        from the model's last, ``num_heads``; from the highest kept + 1 when unknown).
+        from the model's last, ``num_heads``; from the last kept when that is unknown, 0).
 
         Raises:
             ProbeError: heads averaged during capture, not an integer, beyond the model, or
@@ -401,13 +407,18 @@ class Trace:
                 "heads were averaged during capture; capture again with heads=None to select "
                 "a single head"
             )
-        kept = self.head_indices
-        return model_position(head, kept, self.num_heads or max(kept) + 1, name="head",
+        return model_position(head, self.head_indices, self.num_heads, name="head",
                               unit="heads per layer")
 
     def valid_length(self, batch_index: int = 0) -> int:
-        """Number of real (non-padding) tokens of batch item ``batch_index``."""
-        return int(self.attention_mask[batch_index].sum())
+        """Number of real (non-padding) tokens of batch item ``batch_index`` (negative counts
+        from the end).
+
+        Raises:
+            ProbeError: ``batch_index`` is no integer or beyond the batch.
+        """
+        b = batch_position(batch_index, self.batch_size)
+        return int(self.attention_mask[b].sum())
 
     def __getstate__(self) -> dict[str, Any]:
         return _checked_state(self)
@@ -424,20 +435,38 @@ class Trace:
         return replace(self, **changes)
 
     def __repr__(self) -> str:
-        stored = stored_attentions(self)
-        if self.windows is not None:
-            shape = f"{len(self.windows)} windowed blocks"
-        else:
-            shape = None if stored is None else tuple(stored.shape)
+        # one line of counts; reads no attention value (no LazyStack stacked, no edit check)
+        shape = (f"{len(self.windows)} windowed blocks" if self.windows is not None
+                 else stored_summary(self))
+
+        def of(kept: Sequence[int] | None, total: int) -> str:
+            if kept is None:
+                return "averaged"
+            return f"{len(kept)}/{total}" if total and len(kept) != total else str(len(kept))
+
+        rows = "" if self.query_indices is None else f", query_rows={len(self.query_indices)}"
         extra = ""
         if self.grid is not None:
             extra = f", grid={self.grid}, num_prefix_tokens={self.num_prefix_tokens}"
             if self.num_suffix_tokens:
                 extra += f", num_suffix_tokens={self.num_suffix_tokens}"
+        if self.decoder is not None or self.cross is not None:
+            target = self.decoder if self.decoder is not None else self.cross
+            extra += f", decoder_tokens={_stack_rows(target)}"
         return (
             f"Trace(model={self.model_name!r}, family={self.family!r}, "
-            f"attentions={shape}{extra})"
+            f"batch={self.batch_size}, tokens={self.seq_len}{rows}, "
+            f"layers={of(self.layer_indices, self.num_model_layers)}, "
+            f"heads={of(self.head_indices, self.num_heads)}, attentions={shape}{extra})"
         )
+
+
+def _stack_rows(stack: AttentionStack) -> int | None:
+    """The query count of ``stack`` as stored (no stacking); ``None`` when not kept."""
+    stored = stored_attentions(stack)
+    if stored is None:
+        return None
+    return int(stored.shape[3])
 
 
 def _shown(rows: Sequence[int]) -> str:

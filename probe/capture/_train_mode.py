@@ -11,10 +11,31 @@ nor refuses: it warns once per call. The capture sites (HF attention function, t
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["warn_if_dropout"]
+__all__ = ["current_call", "public_call", "warn_if_dropout"]
+
+#: the outermost public call running (``"probe.attribute"``), named by the warning
+_CALL: ContextVar[str | None] = ContextVar("probe_public_call", default=None)
+
+
+@contextmanager
+def public_call(name: str) -> Iterator[None]:
+    """Name the public call that captures inside this block (``probe.attribute`` tracing):
+    the warning names it, not the capture it made. An outer name stands."""
+    token = _CALL.set(_CALL.get() or name)
+    try:
+        yield
+    finally:
+        _CALL.reset(token)
+
+
+def current_call() -> str | None:
+    """The outermost :func:`public_call` running (``"probe.attribute"``), else ``None``."""
+    return _CALL.get()
 
 
 def warn_if_dropout(recorders: Iterable[Any], what: str) -> None:
@@ -24,8 +45,10 @@ def warn_if_dropout(recorders: Iterable[Any], what: str) -> None:
 
     Args:
         recorders: the capture's recorders (their ``dropout_active`` flags).
-        what: the public call, first in the message (``"probe.trace"``).
+        what: the public call, first in the message (``"probe.trace"``), unless a
+            :func:`public_call` block names another.
     """
+    what = _CALL.get() or what
     if any(getattr(r, "dropout_active", False) for r in recorders):
         warnings.warn(
             f"{what}: the model is in training mode with attention dropout active, so the "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._index import in_range
 from probe.analysis._windows import (
     WindowHeadStats,
     WindowLayout,
@@ -300,11 +301,7 @@ def trace_windows(
     sites = adapter.sites()
     n = len(sites)
     for layer in options.layers or ():
-        if not -n <= layer < n:
-            raise ProbeError(
-                f"layer {layer} is out of range: the model has {n} windowed blocks (use "
-                f"0..{n - 1} or negative indices)"
-            )
+        in_range(layer, n, unit="windowed blocks")
     prepared = adapter.prepare(inputs, forward_kwargs=forward_kwargs)
     geometry = adapter.vision_geometry(prepared.main)
     stages = [adapter.stage_of(s) for s in sites]  # type: ignore[attr-defined]

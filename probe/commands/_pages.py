@@ -110,9 +110,11 @@ def pick_queries(scores: Sequence[float], asked: Sequence[int], *,
         return list(dict.fromkeys(q % n for q in asked)), "chosen queries"  # -1 is n-1
     order = sorted(range(n), key=lambda q: -scores[q])
     kept = [q for q in order if scores[q] >= threshold][:MAX_DEFAULT_QUERIES]
+    # two decimals, as the figure's panels write the scores (rounded down), unless it has more
+    at = f"{threshold:.2f}" if round(threshold, 2) == threshold else f"{threshold:g}"
     if kept:
-        return kept, f"queries with score >= {threshold:g}"
-    return order[:3], f"no query scores >= {threshold:g}: the best 3"
+        return kept, f"queries with score >= {at}"
+    return order[:3], f"no query scores >= {at}: the best 3"
 
 
 def detections(adapter: Any, trace: Any, batch_index: int = 0) -> tuple[Any, list[str],

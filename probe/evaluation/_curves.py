@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from probe.attribution._registry import Attribution
 from probe._errors import ProbeError
 from probe._index import is_int
-from probe.evaluation._curves_math import curve_auc
+from probe.evaluation._curves_math import auc64
 from probe.evaluation._perturb import (
     Baseline,
     Output,
@@ -153,7 +153,7 @@ def _curve(p: _Problem, scores: torch.Tensor, steps: int, kind: CurveKind, metho
     with _eval_mode(p.model):
         values = p.evaluate(keep)
     fractions = torch.arange(steps + 1, dtype=torch.float64) / steps
-    return Curve(fractions, values, curve_auc(fractions, values), kind, method)
+    return Curve(fractions, values, auc64(fractions, values), kind, method)
 
 
 def _check_n_random(n_random: Any) -> int:

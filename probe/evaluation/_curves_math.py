@@ -15,7 +15,7 @@ from probe._errors import ProbeError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["curve_auc", "trapezoid_auc"]
+__all__ = ["auc64", "curve_auc", "trapezoid_auc"]
 
 ArrayT = TypeVar("ArrayT")
 
@@ -56,19 +56,45 @@ def curve_auc(fractions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 
     Returns:
         ``[]`` or ``[batch]``: ``sum_i (x_{i+1} - x_i) (y_i + y_{i+1}) / 2``.
+
+    Raises:
+        ProbeError: not numbers, fewer than 2 points, mismatched shapes, decreasing fractions,
+            or a NaN or infinite point (its area would be NaN or infinite).
     """
+    import torch
+
+    fractions, values = _float64(fractions, "fractions"), _float64(values, "values")
+    for name, x in (("fractions", fractions), ("values", values)):
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            at = [int(i) for i in bad.nonzero()[0]]
+            raise ProbeError(
+                f"curve_auc: {name} holds {int(bad.sum())} NaN or infinite point(s), the first "
+                f"{x[tuple(at)].item()} at index {at}: the area would be undefined; drop or "
+                "replace those points first"
+            )
+    return trapezoid_auc(fractions, values)
+
+
+def auc64(fractions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """:func:`curve_auc` of probe's own curves, in float64, NaN kept (a model that scored NaN
+    has a NaN area)."""
+    return trapezoid_auc(_float64(fractions, "fractions"), _float64(values, "values"))
+
+
+def _float64(x: Any, name: str) -> torch.Tensor:
     import numpy as np
     import torch
 
-    def as_float64(x: Any, name: str) -> torch.Tensor:
-        if isinstance(x, torch.Tensor):
-            return x.to(torch.float64)
-        try:  # a list or numpy array (was "'list' object has no attribute 'to'")
-            return torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError):
-            raise ProbeError(
-                f"curve_auc: {name} must be numbers (a tensor, array or list), got "
-                f"{type(x).__name__}"
-            ) from None
-
-    return trapezoid_auc(as_float64(fractions, "fractions"), as_float64(values, "values"))
+    if isinstance(x, torch.Tensor):
+        if x.is_meta:
+            raise ProbeError(f"curve_auc: {name} are on the meta device and hold no values: "
+                             "pass real numbers")
+        return x.detach().to(torch.float64)
+    try:  # a list or numpy array (was "'list' object has no attribute 'to'")
+        return torch.as_tensor(np.asarray(x, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ProbeError(
+            f"curve_auc: {name} must be numbers (a tensor, array or list), got "
+            f"{type(x).__name__}"
+        ) from None

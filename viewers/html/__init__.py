@@ -68,3 +68,8 @@ __all__ = [
     "window_view_html",
     "windows_html",
 ]
+
+from probe._errors import named_calls  # noqa: E402
+
+# a call the signature refuses (``bogus=1``) is one ProbeError line naming the keywords
+named_calls(globals(), __all__, "viewers.html")

@@ -272,13 +272,22 @@ def token_view_html(
     """
     from probe.viewers._style import DIVERGING_CMAP, TEXT_SEQUENTIAL_CMAP
 
+    def numbers(values: Any, name: str) -> np.ndarray:
+        try:
+            return np.asarray(_to_numpy(values), dtype=np.float64)
+        except (TypeError, ValueError):  # "could not convert string to float"
+            raise ProbeError(f"scores[{name!r}] must be numbers [n], one per token, got "
+                             f"{type(values).__name__}") from None
+
     if isinstance(scores, Mapping):
-        rows = {str(k): np.asarray(_to_numpy(v), dtype=np.float64) for k, v in scores.items()}
+        rows = {str(k): numbers(v, str(k)) for k, v in scores.items()}
     else:
-        rows = {method or "score": np.asarray(_to_numpy(scores), dtype=np.float64)}
+        rows = {method or "score": numbers(scores, method or "score")}
     if not rows:
         raise ProbeError("scores is empty: pass {method: [n] scores} with at least one method")
     n = len(tokens) if isinstance(tokens, Sequence) else -1
+    if n == 0:  # as token_strip: a page of no token shows nothing
+        raise ProbeError("tokens is empty: pass at least one token and its score")
     for name, row in rows.items():
         if row.ndim != 1 or len(row) != n:
             raise ProbeError(
@@ -368,6 +377,9 @@ def image_view_html(
     names: list[str] = []
     stacked = None
     flags: list[bool] = []
+    if maps is not None and not isinstance(maps, Mapping):  # a lone map: name its method
+        raise ProbeError(f"maps must be a {{method: [h, w] map}} dict, got "
+                         f"{type(maps).__name__}: pass e.g. maps={{'ig': heatmap}}")
     if maps:
         arrays = []
         for k, v in maps.items():

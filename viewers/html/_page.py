@@ -93,6 +93,9 @@ def check_finite(arr: np.ndarray, name: str) -> None:
 
 def _to_numpy(values: Any) -> np.ndarray:
     if hasattr(values, "detach"):  # torch tensor, without importing torch
+        if getattr(values, "is_meta", False):  # no values (was torch's "Cannot copy out of meta")
+            raise ProbeError(f"a {tuple(values.shape)} tensor on the meta device holds no values: "
+                             "pass real numbers")
         values = values.detach().float().cpu().numpy()
     return np.asarray(values)
 

@@ -61,6 +61,7 @@ __all__ = [
     "check_hand_site",
     "hand_attention",
     "intercept_hand",
+    "no_gradients",
     "register_hand_attention",
 ]
 
@@ -99,6 +100,8 @@ class HandAttention:
             ``[batch, head, query, key]`` weights from the call's keyword arguments and output
             tuple; ``keys`` is the number of tokens the trace covers when the recorder knows
             it (the length of the attention mask the user passed), else ``None``.
+        layout: with ``convert``, what the weights are assembled from, for messages (``"its
+            band and global probabilities"``); default: the family's own layout.
     """
 
     family: str
@@ -111,6 +114,7 @@ class HandAttention:
     refuse: Callable[[nn.Module], str | None] | None = None
     unfused: str | None = None
     convert: Callable[[nn.Module, dict[str, Any], Any, int | None], torch.Tensor] | None = None
+    layout: str | None = None
 
     def is_causal(self, module: nn.Module) -> bool:
         if isinstance(self.causal, str):
@@ -133,15 +137,27 @@ def register_hand_attention(
     refuse: Callable[[nn.Module], str | None] | None = None,
     unfused: str | None = None,
     convert: Callable[[nn.Module, dict[str, Any], Any, int | None], torch.Tensor] | None = None,
+    layout: str | None = None,
     file: str | None = None,
 ) -> HandAttention:
     """Register one hand-written attention class (see :class:`HandAttention`); ``file`` names
     its modeling file when that is not ``modeling_<family>`` (``"modeling_data2vec_vision"``)."""
     spec = HandAttention(
-        family, cls, probs, causal, dropout, functional_dropout, request, refuse, unfused, convert
+        family, cls, probs, causal, dropout, functional_dropout, request, refuse, unfused, convert,
+        layout,
     )
     _REGISTRY[(f"transformers.models.{family}.{file or 'modeling_' + family}", cls)] = spec
     return spec
+
+
+def no_gradients(module: nn.Module, spec: HandAttention) -> str:
+    """Why a ``requires_grad`` capture of a ``convert`` site is refused: one line naming the
+    module, what its matrix is assembled from and the family."""
+    layout = spec.layout or f"the weights {spec.family} returns in its own layout"
+    return (f"{type(module).__name__}'s [query, key] matrix is assembled from {layout} "
+            f"({spec.family} attention), not a tensor the model uses, so gradients cannot reach "
+            "it: requires_grad=True and attention-gradient methods (probe.gradient_relevance) "
+            "do not apply; capture with requires_grad=False")
 
 
 def hand_attention(module: Any) -> HandAttention | None:
@@ -322,12 +338,7 @@ def intercept_hand(sites: list[Site], recorders: dict[str, StackRecorder]) -> It
                 handles.append(dropout.register_forward_hook(_on_dropout(site, recorder, True)))
                 continue
             if spec.convert is not None and recorder.options.requires_grad:
-                raise ProbeError(
-                    f"{type(site.module).__name__}'s [query, key] matrix is assembled from its "
-                    "band and global probabilities, not a tensor the model uses, so gradients "
-                    "cannot reach it: requires_grad=True and attention-gradient methods "
-                    "(probe.gradient_relevance) do not apply; capture with requires_grad=False"
-                )
+                raise ProbeError(no_gradients(site.module, spec))
             handles.append(site.module.register_forward_hook(
                 _on_output(site, spec, recorder), with_kwargs=True))
             if spec.request is not None:

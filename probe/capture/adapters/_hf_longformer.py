@@ -111,7 +111,8 @@ def full_attention(
 for _family, _cls in (("longformer", "LongformerSelfAttention"),
                       ("led", "LEDEncoderSelfAttention")):
     register_hand_attention(_family, _cls, 1, dropout="dropout", request="output_attentions",
-                            convert=full_attention)
+                            convert=full_attention,
+                            layout="its band and global probabilities")
 # LED's decoder (self and cross): returns its softmax, before a functional dropout, when asked
 register_hand_attention("led", "LEDDecoderAttention", 1, functional_dropout="dropout",
                         request="output_attentions")

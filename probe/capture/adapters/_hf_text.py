@@ -90,6 +90,11 @@ class HFTextModel(ModelAdapter):
         encoding: Any = None
         texts: list[str] | None = None
         pads: list[int] | None = None  # left padding added by probe (pad-less tokenizers)
+        if tokenizer is not None and not callable(tokenizer):  # also with ids: names tokens
+            raise ProbeError(
+                f"tokenizer must be a tokenizer, got {type(tokenizer).__name__}: pass the "
+                "one probe.load_model returned (model, tokenizer)"
+            )
         if isinstance(inputs, str) or (
             isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, str) for t in inputs)
         ):
@@ -97,11 +102,6 @@ class HFTextModel(ModelAdapter):
                 raise ProbeError(
                     "text inputs need a tokenizer: pass tokenizer=... "
                     "(probe.load_model returns one)"
-                )
-            if not callable(tokenizer):
-                raise ProbeError(
-                    f"tokenizer must be a tokenizer, got {type(tokenizer).__name__}: pass the "
-                    "one probe.load_model returned (model, tokenizer)"
                 )
             texts = [inputs] if isinstance(inputs, str) else list(inputs)
             blank = [i for i, t in enumerate(texts) if not t.strip()]

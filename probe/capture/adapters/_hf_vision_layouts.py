@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from probe._errors import ProbeError
+from probe.capture._train_mode import current_call
 from probe.capture.adapters._base import (
     Prepared,
     Site,
@@ -63,10 +64,15 @@ class HFViTMAE(HFVision):
         decoder_inputs: Any = None,
         forward_kwargs: dict[str, Any] | None = None,
     ) -> Prepared:
-        p = super().prepare(inputs, tokenizer=tokenizer, decoder_inputs=decoder_inputs,
-                            forward_kwargs=forward_kwargs)
+        p = self.prepare_unchecked(inputs, tokenizer=tokenizer, decoder_inputs=decoder_inputs,
+                                   forward_kwargs=forward_kwargs)
         self._check_grid_order(p)
         return p
+
+    def prepare_unchecked(self, inputs: Any, **options: Any) -> Prepared:
+        """The inputs prepared without the grid-order check: to compare the pixels of a
+        ``trace=`` with those ``probe.attribute`` got (the trace was checked when captured)."""
+        return super().prepare(inputs, **options)
 
     def _check_grid_order(self, p: Prepared) -> None:
         """Refuse unless every patch is kept, in grid order, in every image."""
@@ -79,6 +85,13 @@ class HFViTMAE(HFVision):
         name = type(self.model).__name__
         fix = (f"set model.config.mask_ratio = 0.0 and pass the forward argument noise=torch."
                f"arange({n}.0).repeat(batch, 1) to probe.trace to keep every patch in grid order")
+        if current_call() == "probe.attribute":  # it passes no forward argument: no loop
+            fix = (f"probe.attribute passes no forward argument, so it cannot keep the patches "
+                   f"in grid order: set model.config.mask_ratio = 0.0, capture trace = "
+                   f"probe.trace(model, pixels, noise=torch.arange({n}.0).repeat(batch, 1)) and "
+                   f"pass it to an attention method, probe.attribute(model, pixels, 'rollout', "
+                   f"trace=trace) ('attention', 'flow' too); the other methods run the model "
+                   f"themselves and cannot")
         if kept < n:
             raise ProbeError(
                 f"{name} keeps a random {kept} of its {n} patches per image (mask_ratio="

@@ -177,16 +177,13 @@ def alignment_choice(s: Session) -> tuple[Any, int, int | None]:
         )
     al = probe.alignment(gen)
     layer = s.args.layer if s.args.layer is not None else -1
-    n = al.num_model_layers or max(al.layer_indices) + 1  # the decoder's (cross) layers
-    if not -n <= layer < n:
-        raise ProbeError(f"layer {layer} is out of range: the model has {n} cross-attention "
-                         f"layers (use {-n}..{n - 1}; negative counts from the end)")
-    al.layer_position(layer)  # kept (render generates with every layer)
+    # the decoder's (cross) layers, checked once; every layer is kept (render generates them)
+    layer = al.layer_indices[al.layer_position(layer)]
     head = None
     if s.args.head is not None:
         # the cross-attention's own heads (the alignment knows their number), not the encoder's
         head = al.head_indices[al.head_position(s.args.head)]  # type: ignore[index]
-    return al, layer % n, head
+    return al, layer, head
 
 
 @register_view("alignment")
