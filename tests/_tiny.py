@@ -232,3 +232,20 @@ def resnet_detr(stage: int = 2, **kw: Any) -> Any:
     )
     torch.manual_seed(0)
     return DetrForObjectDetection(DetrConfig(**{**base, **kw})).eval()
+
+
+def toy_marian(decoder_layers: int = 2, decoder_heads: int = 4) -> tuple[Any, Any]:
+    """A random-init Marian (2 encoder layers of 4 heads) with probe's toy word-level tokenizer
+    (``probe.models._toy_mt``), so generations have words: ``(model, tokenizer)``."""
+    from transformers import MarianConfig, MarianMTModel
+
+    from probe.models._toy_mt import build_toy_tokenizer
+
+    tok = build_toy_tokenizer()
+    torch.manual_seed(0)
+    cfg = MarianConfig(vocab_size=len(tok), decoder_vocab_size=len(tok), d_model=32,
+                       encoder_layers=2, decoder_layers=decoder_layers, encoder_attention_heads=4,
+                       decoder_attention_heads=decoder_heads, encoder_ffn_dim=64,
+                       decoder_ffn_dim=64, max_position_embeddings=32, pad_token_id=0,
+                       eos_token_id=1, decoder_start_token_id=0, forced_eos_token_id=None)
+    return MarianMTModel(cfg).eval(), tok

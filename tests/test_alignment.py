@@ -9,6 +9,7 @@ import torch
 import probe
 from probe.analysis._alignment import word_alignment_scores
 from probe.models._translation import make_pairs, split_pairs, toy_vocabulary
+from tests._tiny import toy_marian
 
 
 def test_aer_hand_computed() -> None:
@@ -94,18 +95,7 @@ def test_toy_pairs_gold_alignment_is_consistent() -> None:
 
 
 def _tiny_marian_with_words():
-    from transformers import MarianConfig, MarianMTModel
-
-    from probe.models._toy_mt import build_toy_tokenizer
-
-    tok = build_toy_tokenizer()
-    torch.manual_seed(0)
-    cfg = MarianConfig(vocab_size=len(tok), decoder_vocab_size=len(tok), d_model=32,
-                       encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                       decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                       max_position_embeddings=32, pad_token_id=0, eos_token_id=1,
-                       decoder_start_token_id=0, forced_eos_token_id=None)
-    return MarianMTModel(cfg).eval(), tok
+    return toy_marian()
 
 
 def test_alignment_from_generation_on_random_marian() -> None:

@@ -14,6 +14,7 @@ import torch
 import probe
 from probe.commands._pages import select_cross
 from probe.viewers.html import cross_html
+from tests._tiny import toy_marian
 
 DECODER_INPUTS = torch.tensor([[0, 5, 6, 7]])
 
@@ -21,18 +22,7 @@ DECODER_INPUTS = torch.tensor([[0, 5, 6, 7]])
 @pytest.fixture(scope="module")
 def marian():
     """2 encoder layers x 4 heads, 3 decoder layers x 2 heads (cross-attention: 3 x 2)."""
-    from transformers import MarianConfig, MarianMTModel
-
-    from probe.models._toy_mt import build_toy_tokenizer
-
-    tok = build_toy_tokenizer()
-    torch.manual_seed(0)
-    cfg = MarianConfig(vocab_size=len(tok), decoder_vocab_size=len(tok), d_model=32,
-                       encoder_layers=2, decoder_layers=3, encoder_attention_heads=4,
-                       decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                       max_position_embeddings=32, pad_token_id=0, eos_token_id=1,
-                       decoder_start_token_id=0, forced_eos_token_id=None)
-    return MarianMTModel(cfg).eval(), tok
+    return toy_marian(decoder_layers=3, decoder_heads=2)
 
 
 def _generate(model, tok, **kw):
