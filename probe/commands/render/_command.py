@@ -270,7 +270,8 @@ def _keep_copy(path: str, backup: str) -> None:
 _VIEW_HELP = {
     "heads": "every head of --layer; every layer x head without --layer",
     "head": "one head (--layer, --head) as a heatmap with token labels",
-    "links": "bertviz-style link diagram of --layer (all heads, or --head)",
+    "links": "bertviz-style link diagram of --layer (all heads, or --head; --word highlights "
+             "a word)",
     "coref": "which words --word links to, per head",
     "rollout": "attention rollout: token strip (text) or image overlay",
     "saliency": "one --method as token strip or image overlay + per-head CLS maps",
@@ -340,11 +341,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--image", action="append", dest="images", default=[],
         help="image file (image models; repeatable); default: a generated sample",
     )
-    add("--word", help="word of --text to follow (coref)")
+    add("--word", help="word of --text to follow (coref); links: the word whose lines are "
+        "highlighted")
     add(
         "--occurrence", type=int, default=0, metavar="N",
-        help="coref: which occurrence of a repeated --word (0 = the first, the default; -1 = "
-        "the last)",
+        help="coref, links: which occurrence of a repeated --word (0 = the first, the default; "
+        "-1 = the last)",
     )
     add(
         "--candidate", action="append", dest="candidates", default=[], metavar="WORD",

@@ -67,7 +67,7 @@ class Session:
                 self._trace = self.generation().to_trace()
             else:
                 self._trace = probe.trace(self.model, self.inputs, tokenizer=self.processor)
-            if self.args.view == "coref":
+            if self.args.view == "coref" or self.args.word is not None:  # links --word too
                 from probe.viewers._plot import group_spans  # --word 马路 over 马 路: one word
 
                 self._trace = group_spans(self._trace, 0, self.args.word, *self.args.candidates)

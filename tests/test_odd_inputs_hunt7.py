@@ -1,0 +1,73 @@
+"""Odd command-line inputs found by a seventh hunt on the error promise (``probe render``,
+``probe eval``, ``probe bench``): each bad input is one ``probe: error:`` line, in the command
+line's words (flags, not keywords), exit code 2 and nothing written; each gap between the CLI
+and the API it calls is closed.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from probe.cli import main
+
+TEXT = "The cat sat because it was tired and it slept."
+
+
+def _run(argv, capsys):
+    rc = main(argv)
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def _error(argv, capsys, tmp_path=None):
+    """``(rc, the one error line)``; asserts nothing else was printed nor written."""
+    rc, out, err = _run(argv, capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert out == "" and "Traceback" not in err and len(lines) == 1, err
+    if tmp_path is not None:
+        assert list(tmp_path.iterdir()) == []
+    return rc, lines[0]
+
+
+# ------------------------------------------------------------------ links --word
+def test_links_word_highlights_the_word_as_probe_plot_does(minilm, tmp_path, capsys,
+                                                           monkeypatch):
+    """``probe.plot(trace, "links", word=..., occurrence=...)`` highlights a word's tokens;
+    ``probe render links`` refused ``--word`` ("used by the coref view only")."""
+    import probe.viewers as viewers
+
+    seen = []
+    original = viewers.link_view
+
+    def spy(attn, tokens, **kwargs):
+        seen.append((list(tokens), kwargs.get("highlight")))
+        return original(attn, tokens, **kwargs)
+
+    monkeypatch.setattr(viewers, "link_view", spy)
+    base = ["render", "links", "--text", TEXT, "--layer", "2", "--out", str(tmp_path), "--quiet"]
+    rc, out, err = _run(base + ["--word", "it", "--occurrence", "-1"], capsys)
+    assert rc == 0 and err == "", err
+    ((tokens, rows),) = seen
+    assert rows == [tokens.index("slept") - 1] and tokens[rows[0]] == "it"  # the second "it"
+    (path,) = out.split()
+    assert "_L2_it--1_" in path and path.endswith(".png")
+    rc, out, _ = _run(base, capsys)  # without --word: nothing highlighted, another file
+    assert rc == 0 and seen[1][1] is None and out.split() != [path]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--word", "it", "--occurrence", "2"],
+     "--occurrence 2 but 'it' occurs 2 time(s); use -2..1 (0 is the first, -1 the last)"),
+    (["--occurrence", "1"],
+     "--occurrence picks one of the repeats of --word: add --word, or drop --occurrence"),
+    (["--word", "it", "--format", "html"],
+     "--word highlights a word in the links figure of --text's own attention (png/svg/pdf, "
+     "no --stack): drop --word, or --stack and --format html"),
+    (["--word", "it", "--candidate", "cat"],
+     "--candidate does not apply to the links view: it is used by the coref view only; drop "
+     "it"),
+], ids=["occurrence-range", "occurrence-alone", "html", "candidate"])
+def test_links_word_refusals_are_one_line(minilm, tmp_path, capsys, extra, message):
+    rc, line = _error(["render", "links", "--text", TEXT, "--layer", "2", "--out",
+                       str(tmp_path), "--quiet", *extra], capsys, tmp_path)
+    assert rc == 2 and line.startswith(f"probe: error: {message}"), line
