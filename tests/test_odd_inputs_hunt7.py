@@ -71,3 +71,26 @@ def test_links_word_refusals_are_one_line(minilm, tmp_path, capsys, extra, messa
     rc, line = _error(["render", "links", "--text", TEXT, "--layer", "2", "--out",
                        str(tmp_path), "--quiet", *extra], capsys, tmp_path)
     assert rc == 2 and line.startswith(f"probe: error: {message}"), line
+
+
+# ------------------------------------------------------------------ --word / --candidate
+@pytest.mark.parametrize("extra, message", [
+    (["--word", "zebra"],
+     "--word 'zebra' is not a word of --text; use one of ['The', 'cat', 'sat', 'because', "),
+    (["--word", "ca"], "--word 'ca' is not a word of --text and cannot be made one: it ends "
+                       "inside the token 'cat'"),
+    (["--word", "it", "--candidate", "zebra"], "--candidate 'zebra' is not a word of --text: "),
+    (["--word", "it", "--candidate", "ca"],
+     "--candidate 'ca' is not a word of --text and cannot be made one: it ends inside"),
+], ids=["word", "word-inside-a-token", "candidate", "candidate-inside-a-token"])
+@pytest.mark.parametrize("view", ["coref", "links"])
+def test_a_word_not_in_the_text_is_named_by_its_flag(minilm, tmp_path, capsys, extra, message,
+                                                      view):
+    """``'zebra' is not a word of this sentence`` did not say whether ``--word`` or a
+    ``--candidate`` was meant."""
+    if view == "links" and "--candidate" in extra:
+        return  # links takes no --candidate (refused above)
+    rc, line = _error(["render", view, "--text", TEXT, "--out", str(tmp_path), "--quiet",
+                       *extra], capsys, tmp_path)
+    assert rc == 2 and line.startswith(f"probe: error: {message}"), line
+    assert "or an index" not in line and "this sentence" not in line

@@ -52,7 +52,7 @@ def test_occurrence_and_candidates_reach_the_analysis(minilm, tmp_path, capsys):
         (["--word", "it", "--occurrence", "2"], "--occurrence 2 but 'it' occurs 2 time(s)"),
         (["--word", "The"], "pass --candidate WORD (repeatable)"),
         (["--word", "it", "--candidate", "zebra"], "--candidate 'zebra' is not a word"),
-        (["--word", "giraffe"], "'giraffe' is not a word of this sentence"),
+        (["--word", "giraffe"], "--word 'giraffe' is not a word of --text; use one of"),
         (["--word", "it", "--occurrence", "-3"],
          "--occurrence -3 but 'it' occurs 2 time(s); use -2..1 (0 is the first, -1 the last)"),
     ],

@@ -73,13 +73,13 @@ def _head(s: Session) -> list[tuple[str, Figure]]:
 def _links(s: Session) -> list[tuple[str, Figure]]:
     from probe.viewers import link_view
 
+    highlight = _word_tokens(s)  # first: the trace is grouped at --word here
     layer = s.layer()
     tr = s.trace()
     heads = [s.head()] if s.args.head is not None else None
     fig = link_view(
         s.attention()[tr.layer_position(layer)], s.tokens(), heads=heads,
-        direction=s.args.direction, model_name=s.model_name, layer=layer,
-        highlight=_word_tokens(s),
+        direction=s.args.direction, model_name=s.model_name, layer=layer, highlight=highlight,
     )
     suffix = f"L{layer}" + (f"H{heads[0]}" if heads else "")
     return [(_stem(s, "links", suffix, _coref_suffix(s)), fig)]
@@ -96,7 +96,7 @@ def _word_tokens(s: Session) -> list[int] | None:
         tr = s.trace()
         w = _word_index(tr, 0, s.args.word, s.args.occurrence)
     except ProbeError as exc:
-        raise ProbeError(_cli_wording(str(exc))) from None
+        raise ProbeError(_cli_wording(str(exc), s.args)) from None
     ids = tr.word_ids[0]  # type: ignore[index]
     return [i for i in range(len(s.tokens())) if i < len(ids) and ids[i] == w]
 
