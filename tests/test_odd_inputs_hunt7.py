@@ -94,3 +94,30 @@ def test_a_word_not_in_the_text_is_named_by_its_flag(minilm, tmp_path, capsys, e
                        *extra], capsys, tmp_path)
     assert rc == 2 and line.startswith(f"probe: error: {message}"), line
     assert "or an index" not in line and "this sentence" not in line
+
+
+# ------------------------------------------------------------------ coref on one word
+@pytest.mark.parametrize("text", ["it", "it.", "马路"])
+def test_coref_of_a_one_word_text_asks_for_a_sentence(minilm, tmp_path, capsys, text):
+    """A one-word --text was told "the default candidates are the content words before it;
+    pass --candidate WORD": there is no other word to pass."""
+    word = text.rstrip(".")
+    rc, line = _error(["render", "coref", "--text", text, "--word", word, "--out",
+                       str(tmp_path), "--quiet"], capsys, tmp_path)
+    assert rc == 2 and line == (
+        f"probe: error: no candidate antecedents for {word!r}: --text has no other word "
+        "(punctuation aside); pass a --text that holds the antecedent too, e.g. 'The cat sat "
+        "because it was tired.'")
+
+
+def test_coref_api_of_a_one_word_sentence_and_of_a_first_word(minilm):
+    import probe
+
+    model, tokenizer = minilm
+    with pytest.raises(probe.ProbeError, match=r"^no candidate antecedents for 'it': the "
+                       r"sentence has no other word \(punctuation aside\); pass a sentence"):
+        probe.coref(probe.trace(model, "it.", tokenizer=tokenizer), "it")
+    with pytest.raises(probe.ProbeError, match=r"^no candidate antecedents for 'it': the "
+                       r"default candidates are the content words before 'it'; pass "
+                       r"candidates=\[\.\.\.\] to choose them$"):
+        probe.coref(probe.trace(model, "it barked at the dog.", tokenizer=tokenizer), "it")

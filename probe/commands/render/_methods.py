@@ -146,6 +146,8 @@ def _cli_wording(message: str, args: Any = None) -> str:
     message = message.replace("pass candidates=[...]", "pass --candidate WORD (repeatable)")
     message = re.sub(r"^candidate (index )?", "--candidate ", message)
     message = message.replace("is not a word of this sentence", "is not a word of --text")
+    message = message.replace("the sentence has no other word", "--text has no other word")
+    message = message.replace("pass a sentence that holds", "pass a --text that holds")
     if args is not None and message.startswith("'"):  # "'zebra' is not a word of --text"
         word = args.word if args.word is not None else ""
         for flag, value in (("--word", word), *(("--candidate", c) for c in args.candidates)):
