@@ -121,3 +121,24 @@ def test_coref_api_of_a_one_word_sentence_and_of_a_first_word(minilm):
                        r"default candidates are the content words before 'it'; pass "
                        r"candidates=\[\.\.\.\] to choose them$"):
         probe.coref(probe.trace(model, "it barked at the dog.", tokenizer=tokenizer), "it")
+
+
+# ------------------------------------------------------------------ eval --n
+@pytest.mark.parametrize("task, message", [
+    ("coref", "--n 200000 is more than the 46 minimal pairs of the shipped data: use --n "
+              "1..46, or drop --n to use all of them"),
+    ("text", "--n 200000 is more than the 25 sentence pairs shipped: use --n 1..25, or drop "
+             "--n to use all of them"),
+    ("faithfulness", "--n 200000 is more than the 100000 inputs an eval holds in memory: use "
+                     "--n 1..100000"),
+])
+def test_eval_n_beyond_the_data_names_the_bound_that_applies(capsys, monkeypatch, task,
+                                                             message):
+    """``--n 200000`` on coref said "out of range: use 1..100000 (the eval holds its inputs in
+    memory)", the fix first and its reason last, and a bound the 46 pairs never reach (--n
+    100000 was then refused again, with 1..46)."""
+    from probe.models import _registry
+
+    monkeypatch.setattr(_registry, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    rc, line = _error(["eval", task, "--n", "200000", "--quiet"], capsys)
+    assert rc == 2 and line == f"probe: error: {message}"
