@@ -142,3 +142,30 @@ def test_eval_n_beyond_the_data_names_the_bound_that_applies(capsys, monkeypatch
     monkeypatch.setattr(_registry, "load_model", lambda *a, **k: pytest.fail("model loaded"))
     rc, line = _error(["eval", task, "--n", "200000", "--quiet"], capsys)
     assert rc == 2 and line == f"probe: error: {message}"
+
+
+# ------------------------------------------------------------------ bench --threads
+def test_bench_threads_zero_is_torchs_default_in_the_generation_worker(monkeypatch, capsys):
+    """``probe bench --threads 0`` (documented: torch's default) made every generation memory
+    worker fail (``set_num_threads expects a positive integer``), reported as rows 'failed:
+    exit 1' in the results."""
+    import torch
+
+    from probe.commands.bench import _generation
+
+    monkeypatch.setattr(_generation, "_measure", lambda *a: {"mode": a[0], "ok": True})
+    before = torch.get_num_threads()
+    assert _generation.main(["--mode", _generation.MEMORY_MODES[0], "--tokens", "8",
+                             "--threads", "0"]) == 0
+    assert torch.get_num_threads() == before and '"ok": true' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("threads", ["-1", "-100"])
+def test_bench_negative_threads_is_one_line_naming_the_flag(capsys, threads):
+    """Was "the number of threads must be >= 0", which named no flag."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0))
+    rc, line = _error(["bench", "--threads", threads, "--quiet"], capsys)
+    assert rc == 2 and line == (f"probe: error: --threads {threads} is negative: use 0..{cpus} "
+                                "(0: torch's default)")
