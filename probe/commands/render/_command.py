@@ -26,6 +26,7 @@ from probe.commands.render._html import HTML_VIEWS, html_pages
 from probe.commands.render._notes import unknown_words_note
 from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
 from probe.commands.render._stacks import STACK_FIGURES, STACK_PAGES
+from probe.commands.render._wording import cli_width_wording
 
 __all__ = ["add_parser", "render", "render_batch", "run"]
 
@@ -145,7 +146,12 @@ def _stage(args: RenderArgs, staging: str, staged: list[str], loaded: dict[Any, 
     fig_formats = [f for f in args.formats if f != "html"]
     view = STACK_FIGURES[args.view] if args.stack is not None else VIEWS[args.view]
     with figure_width(figure_inches(args)):  # --width: every figure of the view
-        figures = view(session) if fig_formats else []
+        try:
+            figures = view(session) if fig_formats else []
+        except ProbeError as exc:  # a viewer's width= refusal, in --width's words
+            if args.width is None:
+                raise
+            raise ProbeError(cli_width_wording(str(exc), args.view, args.width)) from None
     if "html" not in args.formats:
         pages = []
     elif args.stack is not None:
