@@ -169,3 +169,20 @@ def test_bench_negative_threads_is_one_line_naming_the_flag(capsys, threads):
     rc, line = _error(["bench", "--threads", threads, "--quiet"], capsys)
     assert rc == 2 and line == (f"probe: error: --threads {threads} is negative: use 0..{cpus} "
                                 "(0: torch's default)")
+
+
+# ------------------------------------------------------------------ probe.show heads, layer=
+@pytest.mark.parametrize("view", ["heads", "model"])
+def test_show_layer_on_the_heads_view_points_at_layers(minilm, view):
+    """``probe.show(trace, "heads", layer=0)`` was told "layer= ... is used by the detr and
+    window views only; drop it": the heads view picks its layers with ``layers=``."""
+    import probe
+
+    model, tokenizer = minilm
+    trace = probe.trace(model, "The cat sat.", tokenizer=tokenizer, layers=[0, 1])
+    with pytest.raises(probe.ProbeError) as info:
+        probe.show(trace, view, layer=0)
+    assert str(info.value) == (
+        f"layer= does not apply to the {view} view (it picks the page's layer in the detr and "
+        "window views only): pick this view's layers with layers=[...], e.g. layers=[0]")
+    assert probe.show(trace, view, layers=[0]).html  # the fix named works
