@@ -82,7 +82,7 @@ def _links(s: Session) -> list[tuple[str, Figure]]:
         direction=s.args.direction, model_name=s.model_name, layer=layer, highlight=highlight,
     )
     suffix = f"L{layer}" + (f"H{heads[0]}" if heads else "")
-    return [(_stem(s, "links", suffix, _coref_suffix(s)), fig)]
+    return [(_stem(s, "links", suffix, _coref_suffix(s) if s.args.word else None), fig)]
 
 
 def _word_tokens(s: Session) -> list[int] | None:
