@@ -186,3 +186,26 @@ def test_show_layer_on_the_heads_view_points_at_layers(minilm, view):
         f"layer= does not apply to the {view} view (it picks the page's layer in the detr and "
         "window views only): pick this view's layers with layers=[...], e.g. layers=[0]")
     assert probe.show(trace, view, layers=[0]).html  # the fix named works
+
+
+# ------------------------------------------------------------------ render --discard
+@pytest.mark.parametrize("value", ["1", "-0.5", "inf", "nan"])
+def test_render_discard_out_of_range_speaks_the_command_line(tmp_path, capsys, monkeypatch,
+                                                             value):
+    """Was "--discard: option 'discard_ratio' of method 'rollout' must be < 1, got 1.0"."""
+    from probe.models import _registry
+
+    monkeypatch.setattr(_registry, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    rc, line = _error(["render", "rollout", "--text", TEXT, "--discard", value, "--out",
+                       str(tmp_path / "o"), "--quiet"], capsys)
+    assert rc == 2 and line == (
+        f"probe: error: --discard {float(value):g} is out of range: use a fraction in [0, 1) "
+        "of each row's weakest weights to drop, e.g. --discard 0.9")
+    assert not (tmp_path / "o").exists()
+
+
+def test_render_discard_minus_zero_is_zero(minilm, tmp_path, capsys):
+    """``--discard -0.0`` named its file ``mean-d-0``, apart from the default's ``mean-d0``."""
+    base = ["render", "rollout", "--text", TEXT, "--out", str(tmp_path), "--quiet"]
+    names = [_run(base + extra, capsys)[1] for extra in ([], ["--discard", "-0.0"])]
+    assert names[0] == names[1] and "_mean-d0_" in names[0]

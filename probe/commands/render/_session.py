@@ -319,7 +319,9 @@ def normalize_args(args: RenderArgs) -> RenderArgs:
     if args.word is not None and not args.word.strip():  # "" read as "needs --word"
         raise ProbeError("--word is blank: pass a word of --text, e.g. --word it")
     if args.word is not None and args.word != args.word.strip():
-        return dataclasses.replace(args, word=args.word.strip())
+        args = dataclasses.replace(args, word=args.word.strip())
+    if args.discard == 0 and str(args.discard).startswith("-"):  # -0.0: 0, one file name
+        args = dataclasses.replace(args, discard=0.0)
     return args
 
 
@@ -378,6 +380,12 @@ def _check_flag(flag: str, option: MethodOption, value: Any) -> None:
     try:
         option.validate("rollout", value)
     except ProbeError as exc:
+        if flag == "--discard":  # was "--discard: option 'discard_ratio' of method 'rollout'
+            # must be < 1, got 1.0", the method's keyword in a command line message
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)
+            raise ProbeError(f"--discard {shown} is out of range: use a fraction in "
+                             f"[{option.minimum:g}, {option.below:g}) of each row's weakest "
+                             "weights to drop, e.g. --discard 0.9") from None
         raise ProbeError(f"{flag}: {exc}") from None
 
 
