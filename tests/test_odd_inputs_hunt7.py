@@ -209,3 +209,19 @@ def test_render_discard_minus_zero_is_zero(minilm, tmp_path, capsys):
     base = ["render", "rollout", "--text", TEXT, "--out", str(tmp_path), "--quiet"]
     names = [_run(base + extra, capsys)[1] for extra in ([], ["--discard", "-0.0"])]
     assert names[0] == names[1] and "_mean-d0_" in names[0]
+
+
+# ------------------------------------------------------------------ --max-values
+@pytest.mark.parametrize("view, extra, what", [
+    ("heads", ["--text", "The cat."], "the heads page's attention has 1,800 values "
+                                      "(6 x 12 x 5 x 5)"),
+    ("links", ["--text", "The cat."], "the links page's attention has 1,800 values"),
+    ("rollout", [], "the rollout page's attention has 65,536 values (4 x 4 x 64 x 64)"),
+])
+def test_html_budget_refusal_names_no_python_argument(tmp_path, capsys, view, extra, what):
+    """The page's size refusal began with the viewer's argument name: "attn has 1,800
+    values", "patch_attn has 65,536 values"."""
+    rc, line = _error(["render", view, *extra, "--format", "html", "--max-values", "10",
+                       "--out", str(tmp_path), "--quiet"], capsys, tmp_path)
+    assert rc == 2 and line.startswith(f"probe: error: {what}"), line
+    assert "attn" not in line and line.endswith("raise --max-values N")
