@@ -225,3 +225,18 @@ def test_html_budget_refusal_names_no_python_argument(tmp_path, capsys, view, ex
                        "--out", str(tmp_path), "--quiet"], capsys, tmp_path)
     assert rc == 2 and line.startswith(f"probe: error: {what}"), line
     assert "attn" not in line and line.endswith("raise --max-values N")
+
+
+def test_links_word_on_an_image_model_is_refused_before_the_load(tmp_path, capsys,
+                                                                 monkeypatch):
+    """``probe render links --model vit-shapes --word a`` was "probe: internal error:
+    TypeError: 'NoneType' object is not subscriptable" (exit 1)."""
+    from probe.models import _registry
+
+    monkeypatch.setattr(_registry, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    rc, line = _error(["render", "links", "--model", "vit-shapes", "--word", "a", "--out",
+                       str(tmp_path / "o"), "--quiet"], capsys)
+    assert rc == 2 and line == (
+        "probe: error: --word highlights a word of --text; vit-shapes is an image model and "
+        "has no words: drop --word, or pass a text model with --model")
+    assert not (tmp_path / "o").exists()

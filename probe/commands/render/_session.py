@@ -412,6 +412,9 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
     if modality == "vision" and args.direction != "auto":
         raise ProbeError(f"--direction lays out the tokens of a text; {name} is an image model "
                          "and draws none: drop it")
+    if modality == "vision" and args.word is not None:  # links --word: an internal error
+        raise ProbeError(f"--word highlights a word of --text; {name} is an image model and "
+                         "has no words: drop --word, or pass a text model with --model")
     if modality == "text" and args.view in _IMAGE_MODEL_VIEWS:
         raise ProbeError(
             f"the {args.view} view needs {_IMAGE_MODEL_VIEWS[args.view]}; {name} is a text model"
@@ -442,6 +445,9 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
         raise ProbeError("--pair is a second sentence for text models: drop it for image models")
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(f"the {args.view} view needs a text model such as minilm")
+    if modality == "vision" and args.word is not None:  # a folder or timm: name read late
+        raise ProbeError("--word highlights a word of --text; this is an image model and has "
+                         "no words: drop --word, or pass a text model with --model")
     _check_text_saliency_layer(args, modality)
     s = Session(args, model, processor, adapter.name, modality)
     s.extra["adapter"] = adapter
