@@ -240,3 +240,20 @@ def test_links_word_on_an_image_model_is_refused_before_the_load(tmp_path, capsy
         "probe: error: --word highlights a word of --text; vit-shapes is an image model and "
         "has no words: drop --word, or pass a text model with --model")
     assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ eval --option
+@pytest.mark.parametrize("assignment, rest", [
+    ("ig.n_steps=-1", "option 'n_steps' of method 'ig' must be >= 1, got -1"),
+    ("nosuch.x=1", "unknown method 'nosuch': use one of ['attention', "),
+    ("ig.nsteps=4", "method 'ig' does not take option 'nsteps': did you mean 'n_steps'?"),
+])
+def test_eval_option_refusal_names_the_assignment(capsys, monkeypatch, assignment, rest):
+    """With several --option, "unknown method 'nosuch'" did not say which one (nor that it
+    came from --option rather than --method)."""
+    from probe.models import _registry
+
+    monkeypatch.setattr(_registry, "load_model", lambda *a, **k: pytest.fail("model loaded"))
+    rc, line = _error(["eval", "text", "--option", "rollout.discard_ratio=0.5", "--option",
+                       assignment, "--quiet"], capsys)
+    assert rc == 2 and line.startswith(f"probe: error: --option {assignment}: {rest}"), line
