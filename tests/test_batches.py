@@ -95,3 +95,32 @@ def test_attribute_batches_refuses_several_methods(vit):
         probe.attribute_batches(model, x, ["rollout"], batch_size=2, progress=False)
     with pytest.raises(ProbeError, match="runs one method.*got int"):
         probe.attribute_batches(model, x, 3, batch_size=2, progress=False)
+
+
+def test_progress_bars_have_the_number_of_batches_as_total(vit, monkeypatch):
+    """The batch bars of attribute_batches, faithfulness_batches and compare_batches had no
+    total ("3batch [00:01, 2.1batch/s]") although the number of batches is known."""
+    import tqdm.auto
+
+    from probe.attribution._batches import batch_count
+
+    totals = []
+    real = tqdm.auto.tqdm
+
+    def recording(*args, **kwargs):
+        totals.append((kwargs.get("desc"), kwargs.get("total")))
+        kwargs["disable"] = True
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", recording)
+    model, x = vit
+    probe.attribute_batches(model, x, "rollout", batch_size=3)
+    probe.faithfulness_batches(model, x, ["rollout"], batch_size=4, steps=2, n_random=0)
+    probe.compare_batches(model, x, ["rollout", "random"], batch_size=5)
+    loader = DataLoader(TensorDataset(x, torch.arange(7)), batch_size=2)
+    probe.attribute_batches(model, loader, "rollout")
+    probe.attribute_batches(model, (b for b in [x[:3], x[3:]]), "rollout")
+    assert totals == [("rollout", 3), ("faithfulness", 2), ("compare", 2), ("rollout", 4),
+                      ("rollout", None)]  # a generator's length is not known
+    assert batch_count(["a", "b", "c"], 2) == 2 and batch_count(["a"], None) == 1
+    assert batch_count({"input_ids": torch.zeros(5, 3)}, 2) == 3

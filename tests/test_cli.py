@@ -142,7 +142,8 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["render", "saliency", "--method", "nonsense"], "--method: unknown method 'nonsense'"),
         (["render", "head", "--text", SENTENCE, "--dpi", "0"], "--dpi"),
         (["render", "heads", "--text", SENTENCE, "--word", "it"],
-         "--word does not apply to the heads view: it is used by the coref view only"),
+         "--word does not apply to the heads view: it is used by the coref and links views "
+         "only"),
         (["render", "saliency", "--fusion", "max"], "used by the rollout view only"),
         (["render", "head", "--text", SENTENCE, "--method", "ig"], "--method does not apply"),
         (["render", "saliency", "--pair", "a sentence"], "--pair"),

@@ -66,9 +66,13 @@ def test_a_folder_named_dash_is_still_possible(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("task", ["faithfulness", "sanity", "alignment"])
 def test_eval_n_beyond_what_memory_holds_is_refused(task, capsys):
-    """``--n 99999999999`` was an internal error (torch failed to allocate 800 GB)."""
-    _one_line_exit_2(["eval", task, "--n", str(10**11)], capsys, r"--n 100000000000 is out of "
-                     r"range: use 1\.\.100000")
+    """``--n 99999999999`` was an internal error (torch failed to allocate 800 GB); the
+    alignment eval names its 500 pairs, the tighter bound."""
+    bound = (r"the 500 held-out pairs of the toy language pair: use --n 1\.\.500"
+             if task == "alignment" else
+             r"the 100000 inputs an eval holds in memory: use --n 1\.\.100000")
+    _one_line_exit_2(["eval", task, "--n", str(10**11)], capsys,
+                     rf"--n 100000000000 is more than {bound}")
 
 
 def test_eval_nan_method_option_is_refused_before_the_eval(capsys):

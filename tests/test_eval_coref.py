@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,12 @@ def test_cli_coref_on_minilm(tmp_path, capsys):
     assert main(["eval", "coref", "--n", "2", "--quiet", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "pair accuracy" in printed and "Held out" in printed
+    # both folds on one line, told apart (with 1 pair a half they read alike: twice the line)
+    assert printed.count("Held out") == 1
+    held = next(line for line in printed.splitlines() if line.startswith("Held out: "))
+    assert re.fullmatch(r"Held out: L\d+ H\d+ chosen on half A \(1 pair, accuracy [\d.]+\) "
+                        r"scores [\d.]+ \(\d/2, .*\) on half B \(1 pair\); L\d+ H\d+ chosen on "
+                        r"half B \(1 pair, .*\) on half A \(1 pair\)\.", held), held
     result = json.loads(out.read_text())
     assert result["task"] == "coref" and result["n_pairs"] == 2 and result["n"] == 4
     assert len(result["heads"]) == 72  # 6 layers x 12 heads

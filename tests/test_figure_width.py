@@ -328,6 +328,27 @@ def test_render_width_draws_the_figure_at_that_width(capsys, tmp_path):
     assert rc == 2 and "--layer" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(("view", "extra", "message"), [
+    ("heads", [], "12 panels per row at --width 2 would be 0.00 in each (under 0.3 in): use "
+                  "--width 6.4 or more, or show one layer with --layer L (its heads wrap into "
+                  "rows)"),
+    ("links", ["--layer", "0"], "the links figure is 6.1 in wide with 8 pt text: at --width 2 "
+                                "its text would print at 2.6 pt (under 6 pt); use --width 4.6 "
+                                "or more"),
+    ("coref", ["--word", "it"], "--width 2 is too narrow for the coref view: use --width 3..40"),
+    ("compare", [], "--width 2 is too narrow for the compare view: use --width 3..40"),
+])
+def test_render_width_refusals_speak_the_command_line(view, extra, message, capsys, tmp_path):
+    """A viewer's refusal at --width read in API terms ("at width=2 in", "use width >= 6.4",
+    "the link_view figure", "capture them with probe.trace(..., layers=[...])"), and the
+    coref and compare views said "width must be in [3, 40] inches, got 2.0"."""
+    rc, out, err = _cli(["render", view, "--text", "The cat sat on the mat because it was "
+                         "very tired today.", "--width", "2", *extra, "--out",
+                         str(tmp_path / "o"), "--quiet"], capsys)
+    assert rc == 2 and out == "" and err == f"probe: error: {message}\n"
+    assert not (tmp_path / "o").exists()
+
+
 def test_every_public_figure_viewer_takes_width():
     """``width=`` is on every viewer of ``probe.viewers`` that draws a figure."""
     import inspect

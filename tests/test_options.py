@@ -318,7 +318,8 @@ def test_render_api_checks_fusion_and_discard_through_the_declarations(tmp_path)
 
     with pytest.raises(ProbeError, match="--fusion: option 'head_fusion'.*must be one of"):
         render(RenderArgs(view="rollout", fusion="nope", out=str(tmp_path)))
-    with pytest.raises(ProbeError, match="--discard: .*< 1"):
+    with pytest.raises(ProbeError, match=r"^--discard 1 is out of range: use a fraction in "
+                       r"\[0, 1\) "):
         render(RenderArgs(view="rollout", discard=1.0, out=str(tmp_path)))
     assert not any(tmp_path.iterdir())
 

@@ -131,7 +131,7 @@ def test_an_error_on_one_input_writes_nothing_and_names_it(tmp_path, capsys):
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err
     assert "--text 2 of 3 ('A sentence without the pronoun.')" in lines[0]
-    assert "'it' is not a word of this sentence" in lines[0]
+    assert "--word 'it' is not a word of --text" in lines[0]
     assert sorted(os.listdir(out_dir)) == ["keep.txt"]  # the first input's files are gone too
     rc, out, err = _run(["render", "coref", "--word", "it", "--text", bad, "--out",
                          str(tmp_path / "new"), "--quiet"], capsys)

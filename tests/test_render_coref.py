@@ -52,7 +52,7 @@ def test_occurrence_and_candidates_reach_the_analysis(minilm, tmp_path, capsys):
         (["--word", "it", "--occurrence", "2"], "--occurrence 2 but 'it' occurs 2 time(s)"),
         (["--word", "The"], "pass --candidate WORD (repeatable)"),
         (["--word", "it", "--candidate", "zebra"], "--candidate 'zebra' is not a word"),
-        (["--word", "giraffe"], "'giraffe' is not a word of this sentence"),
+        (["--word", "giraffe"], "--word 'giraffe' is not a word of --text; use one of"),
         (["--word", "it", "--occurrence", "-3"],
          "--occurrence -3 but 'it' occurs 2 time(s); use -2..1 (0 is the first, -1 the last)"),
     ],
@@ -85,10 +85,15 @@ def test_ignored_options_are_errors(view, tmp_path, capsys):
     assert rc == 2 and f"--pair does not apply to the {view} view" in err
     assert "it is used by the saliency, compare and curves views only" in err
     if view != "coref":
-        for flag in (["--occurrence", "1"], ["--candidate", "animal"]):
+        for flag, readers in ((["--occurrence", "1"], "the coref and links views"),
+                              (["--candidate", "animal"], "the coref view")):
             rc, _, err = _run(argv + flag, capsys)
+            if view == "links" and flag[0] == "--occurrence":  # links reads it with --word
+                assert rc == 2 and err == ("probe: error: --occurrence picks one of the repeats "
+                                           "of --word: add --word, or drop --occurrence\n")
+                continue
             assert rc == 2 and f"{flag[0]} does not apply to the {view} view: it is used by " \
-                "the coref view only" in err
+                f"{readers} only" in err
 
 
 def test_text_compare_without_pair_uses_the_methods_that_need_no_target(tmp_path, capsys):

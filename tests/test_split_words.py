@@ -161,7 +161,8 @@ def test_plot_show_and_cli_split_the_words_they_are_given(ja, tmp_path, capsys,
     rc = main(["render", "coref", "--text", "ヴァイオリンゞを弾く", "--word", "く",
                "--candidate", "ヴァイオリン", "--out", str(tmp_path), "--quiet"])
     out, err = capsys.readouterr()
-    assert rc == 2 and "'ヴァイオリン' " + NOT + "ends inside the token '[UNK]'" in err
+    cli_not = NOT.replace("this sentence", "--text")
+    assert rc == 2 and "--candidate 'ヴァイオリン' " + cli_not + "ends inside the token '[UNK]'" in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 

@@ -295,10 +295,17 @@ def _candidates(
             f"no candidate of {list(candidates)!r} has tokens in the trace (truncated?): name "
             "words the trace holds"
         )
+    if not chosen and not any(has_tokens[i] and not _is_punctuation(words[i])
+                              for i in range(len(words)) if i != index):
+        raise ProbeError(  # "pass candidates=[...]" named a fix there is no word for
+            f"no candidate antecedents for {words[index]!r}: the sentence has no other word "
+            "(punctuation aside); pass a sentence that holds the antecedent "
+            "too, e.g. 'The cat sat because it was tired.'"
+        )
     if not chosen:
         raise ProbeError(
             f"no candidate antecedents for {words[index]!r}: the default candidates are the "
-            "content words before it; pass candidates=[...] to choose them"
+            f"content words before {words[index]!r}; pass candidates=[...] to choose them"
         )
     return chosen
 

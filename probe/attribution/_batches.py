@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["attribute_batches", "check_batch_target", "iter_batches"]
+__all__ = ["attribute_batches", "batch_count", "check_batch_target", "iter_batches"]
 
 
 def check_batch_target(target: Any, what: str, labels: bool = False) -> None:
@@ -115,6 +115,32 @@ def iter_batches(
     if first is empty:
         raise ProbeError("the dataset is empty: pass at least one item")
     return itertools.chain([first], batches)
+
+
+def batch_count(data: Any, batch_size: int | None) -> int | None:
+    """How many batches :func:`iter_batches` yields for ``data``, where that is known without
+    reading it (a tensor, a list of texts, a mapping of tensors, a sized iterable such as a
+    ``DataLoader``); ``None`` otherwise (a generator). The total of a progress bar."""
+    import math
+
+    import torch
+
+    n: int | None = None
+    if isinstance(data, torch.Tensor) or (
+        isinstance(data, Sequence) and data and all(isinstance(t, str) for t in data)
+    ):
+        n = len(data)
+    elif isinstance(data, Mapping):
+        sizes = {int(v.shape[0]) for v in data.values() if isinstance(v, torch.Tensor)}
+        n = sizes.pop() if len(sizes) == 1 else None
+    else:
+        try:
+            return len(data)  # its batches as they come: a DataLoader, a list of batches
+        except TypeError:  # a generator, an IterableDataset's loader
+            return None
+    if n is None:
+        return None
+    return max(1, math.ceil(n / batch_size)) if batch_size else 1
 
 
 def _with_label_targets(batches: Iterator[Any]) -> Iterator[tuple[Any, torch.Tensor]]:
@@ -244,7 +270,8 @@ def attribute_batches(
     if progress:
         from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc=method, unit="batch", leave=False)
+        batches = tqdm(batches, desc=method, unit="batch", leave=False,
+                       total=batch_count(data, batch_size))
     parts: list[Attribution] = []
     for number, batch in enumerate(batches):
         inputs, batch_target = batch if use_labels else (batch, target)

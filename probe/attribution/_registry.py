@@ -369,12 +369,15 @@ def parse_method_options(assignments: Iterable[str]) -> dict[str, dict[str, Any]
             raise ProbeError(
                 f"--option {text!r} is not METHOD.OPTION=VALUE, e.g. --option ig.n_steps=16"
             )
-        spec = method_spec(method)
-        option = spec.option(name)
-        if option is None:
-            spec.resolve({name: None})  # raises, naming the closest declared option
-            raise AssertionError("unreachable")
-        out.setdefault(method, {})[name] = option.parse(method, value)
+        try:  # the refusal names the assignment: several --option may be given
+            spec = method_spec(method)
+            option = spec.option(name)
+            if option is None:
+                spec.resolve({name: None})  # raises, naming the closest declared option
+                raise AssertionError("unreachable")
+            out.setdefault(method, {})[name] = option.parse(method, value)
+        except ProbeError as exc:
+            raise ProbeError(f"--option {text}: {exc}") from None
     return out
 
 

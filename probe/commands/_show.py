@@ -57,6 +57,10 @@ _CONFUSABLE = {
         "the window view reads (it draws the Swin model's own attention windows): drop it; "
         "pick the blocks with layers= and the block the page opens on with layer="
     ),
+    **{("layer", view): (  # was "... used by the detr and window views only; drop it"
+        f"layer= does not apply to the {view} view (it picks the page's layer in the detr and "
+        f"window views only): pick this view's layers with layers=[...], e.g. layers=[0]"
+    ) for view in ("heads", "cross", "alignment", "model", "image")},
 }
 
 

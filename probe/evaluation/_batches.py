@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.attribution._batches import check_batch_target, iter_batches
+from probe.attribution._batches import batch_count, check_batch_target, iter_batches
 from probe.attribution._registry import resolve_run
 from probe.evaluation._curves import Curve, _check_n_random, _check_steps
 from probe.evaluation._faithfulness import FaithfulnessTable, faithfulness
@@ -71,7 +71,8 @@ def faithfulness_batches(
     if progress:
         from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc="faithfulness", unit="batch", leave=False)
+        batches = tqdm(batches, desc="faithfulness", unit="batch", leave=False,
+                       total=batch_count(data, batch_size))
     tables: list[tuple[int, FaithfulnessTable]] = []
     for batch in batches:
         attrs = [

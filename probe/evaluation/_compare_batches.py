@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
-from probe.attribution._batches import check_batch_target, iter_batches
+from probe.attribution._batches import batch_count, check_batch_target, iter_batches
 from probe.evaluation._agreement import (
     AgreementTable,
     Metric,
@@ -104,7 +104,8 @@ def compare_batches(
     if progress:
         from tqdm.auto import tqdm
 
-        batches = tqdm(batches, desc="compare", unit="batch", leave=False)
+        batches = tqdm(batches, desc="compare", unit="batch", leave=False,
+                       total=batch_count(data, batch_size))
     names: tuple[str, ...] = ()
     per_item: dict[tuple[int, int], list[torch.Tensor]] = {}
     for batch in batches:

@@ -240,10 +240,13 @@ class BudgetError(ProbeError):
                                    f"raise {raise_with}")
         )
 
-    def reworded(self, hint: str, raise_with: str) -> BudgetError:
+    def reworded(self, hint: str, raise_with: str, what: str | None = None) -> BudgetError:
         """The same refusal with ``hint`` (how to select less; empty: no way but a larger
-        budget) and ``raise_with`` (the option that raises it, e.g. ``--max-values N``)."""
-        return BudgetError(self.what, self.shape, self.max_values, hint, raise_with)
+        budget), ``raise_with`` (the option that raises it, e.g. ``--max-values N``) and, if
+        given, ``what`` names the data (``attn``, an argument's name, is no word of the
+        command line)."""
+        return BudgetError(self.what if what is None else what, self.shape, self.max_values,
+                           hint, raise_with)
 
 
 def check_budget(shape: Sequence[int], max_values: int, what: str,

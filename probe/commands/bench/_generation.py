@@ -216,9 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--mode", choices=MEMORY_MODES, required=True)
     parser.add_argument("--tokens", type=int, required=True)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="0: torch's default")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    if args.threads:  # 0 (--threads 0): torch's default; set_num_threads(0) raises
+        torch.set_num_threads(args.threads)
     print(json.dumps(_measure(args.mode, args.tokens, args.device)))
     return 0
 

@@ -109,9 +109,10 @@ def make_settings(args: BenchArgs) -> BenchSettings:
             threads = int(raw)
         except ValueError:
             raise ProbeError(f"PROBE_BENCH_THREADS must be an integer, got {raw!r}") from None
-    if threads < 0:
-        raise ProbeError(f"the number of threads must be >= 0 (0: torch's default), got {threads}")
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if threads < 0:
+        raise ProbeError(f"{named} {threads} is negative: use 0..{cpus or 'the CPUs'} (0: "
+                         "torch's default)")
     if cpus and threads > cpus:  # --threads 100000 ended in an internal error (out of memory)
         raise ProbeError(f"{named} {threads} is more than the {cpus} CPUs this process may use: "
                          f"use 0..{cpus} (0: torch's default)")

@@ -82,8 +82,8 @@ VIEW_NAMES = ("heads", "head", "links", "coref", "rollout", "saliency", "compare
 #: (the text forms of rollout / saliency / compare embed one score per token and take it
 #: without effect, as their image forms use it).
 OPTION_VIEWS: dict[str, tuple[str, ...]] = {
-    "--word": ("coref",),
-    "--occurrence": ("coref",),
+    "--word": ("coref", "links"),
+    "--occurrence": ("coref", "links"),
     "--candidate": ("coref",),
     "--layer": ("heads", "head", "links", "saliency", "detr", "window", "gates", "alignment"),
     "--head": ("head", "links", "alignment"),
@@ -144,8 +144,19 @@ def check_view_options(args: RenderArgs) -> None:
     against the sentence: a negative one counts from the last)."""
     from probe._errors import ProbeError
 
-    if args.view != "coref" and (args.occurrence or args.candidates):
-        raise not_for_view("--occurrence" if args.occurrence else "--candidate", args.view)
+    if args.occurrence and args.view not in OPTION_VIEWS["--occurrence"]:
+        raise not_for_view("--occurrence", args.view)
+    if args.candidates and args.view not in OPTION_VIEWS["--candidate"]:
+        raise not_for_view("--candidate", args.view)
+    if args.occurrence and args.word is None:  # links: --word is optional
+        raise ProbeError("--occurrence picks one of the repeats of --word: add --word, or drop "
+                         "--occurrence")
+    if args.view == "links" and args.word is not None and (
+        args.stack is not None or "html" in args.formats
+    ):
+        raise ProbeError("--word highlights a word in the links figure of --text's own "
+                         "attention (png/svg/pdf, no --stack): drop --word, or --stack and "
+                         "--format html")
     if any(not c.strip() for c in args.candidates):  # was "--candidate '' is not a word of..."
         raise ProbeError("--candidate is blank: pass a word of --text, e.g. --candidate animal")
     if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int):

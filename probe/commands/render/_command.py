@@ -26,6 +26,7 @@ from probe.commands.render._html import HTML_VIEWS, html_pages
 from probe.commands.render._notes import unknown_words_note
 from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
 from probe.commands.render._stacks import STACK_FIGURES, STACK_PAGES
+from probe.commands.render._wording import cli_width_wording
 
 __all__ = ["add_parser", "render", "render_batch", "run"]
 
@@ -145,7 +146,12 @@ def _stage(args: RenderArgs, staging: str, staged: list[str], loaded: dict[Any, 
     fig_formats = [f for f in args.formats if f != "html"]
     view = STACK_FIGURES[args.view] if args.stack is not None else VIEWS[args.view]
     with figure_width(figure_inches(args)):  # --width: every figure of the view
-        figures = view(session) if fig_formats else []
+        try:
+            figures = view(session) if fig_formats else []
+        except ProbeError as exc:  # a viewer's width= refusal, in --width's words
+            if args.width is None:
+                raise
+            raise ProbeError(cli_width_wording(str(exc), args.view, args.width)) from None
     if "html" not in args.formats:
         pages = []
     elif args.stack is not None:
@@ -270,7 +276,8 @@ def _keep_copy(path: str, backup: str) -> None:
 _VIEW_HELP = {
     "heads": "every head of --layer; every layer x head without --layer",
     "head": "one head (--layer, --head) as a heatmap with token labels",
-    "links": "bertviz-style link diagram of --layer (all heads, or --head)",
+    "links": "bertviz-style link diagram of --layer (all heads, or --head; --word highlights "
+             "a word)",
     "coref": "which words --word links to, per head",
     "rollout": "attention rollout: token strip (text) or image overlay",
     "saliency": "one --method as token strip or image overlay + per-head CLS maps",
@@ -340,11 +347,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--image", action="append", dest="images", default=[],
         help="image file (image models; repeatable); default: a generated sample",
     )
-    add("--word", help="word of --text to follow (coref)")
+    add("--word", help="word of --text to follow (coref); links: the word whose lines are "
+        "highlighted")
     add(
         "--occurrence", type=int, default=0, metavar="N",
-        help="coref: which occurrence of a repeated --word (0 = the first, the default; -1 = "
-        "the last)",
+        help="coref, links: which occurrence of a repeated --word (0 = the first, the default; "
+        "-1 = the last)",
     )
     add(
         "--candidate", action="append", dest="candidates", default=[], metavar="WORD",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from probe._errors import ProbeError
 from probe.commands.render._methods import (
     _attribution,
+    _cli_wording,
     _compute_all,
     _coref_report,
     _coref_suffix,
@@ -72,15 +73,32 @@ def _head(s: Session) -> list[tuple[str, Figure]]:
 def _links(s: Session) -> list[tuple[str, Figure]]:
     from probe.viewers import link_view
 
+    highlight = _word_tokens(s)  # first: the trace is grouped at --word here
     layer = s.layer()
     tr = s.trace()
     heads = [s.head()] if s.args.head is not None else None
     fig = link_view(
         s.attention()[tr.layer_position(layer)], s.tokens(), heads=heads,
-        direction=s.args.direction, model_name=s.model_name, layer=layer,
+        direction=s.args.direction, model_name=s.model_name, layer=layer, highlight=highlight,
     )
     suffix = f"L{layer}" + (f"H{heads[0]}" if heads else "")
-    return [(_stem(s, "links", suffix), fig)]
+    return [(_stem(s, "links", suffix, _coref_suffix(s) if s.args.word else None), fig)]
+
+
+def _word_tokens(s: Session) -> list[int] | None:
+    """The token positions of ``--word`` (``--occurrence``), as ``probe.plot(trace, "links",
+    word=...)`` highlights them; ``None`` without ``--word``."""
+    if s.args.word is None:
+        return None
+    from probe.viewers._plot import _word_index
+
+    try:
+        tr = s.trace()
+        w = _word_index(tr, 0, s.args.word, s.args.occurrence)
+    except ProbeError as exc:
+        raise ProbeError(_cli_wording(str(exc), s.args)) from None
+    ids = tr.word_ids[0]  # type: ignore[index]
+    return [i for i in range(len(s.tokens())) if i < len(ids) and ids[i] == w]
 
 
 @register_view("coref")

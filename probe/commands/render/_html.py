@@ -50,7 +50,9 @@ def html_pages(view: str, session: Session) -> list[tuple[str, HtmlView]]:
     try:
         return HTML_VIEWS[view](session)
     except BudgetError as exc:  # named as the command line spells the options
-        raise exc.reworded(_budget_hint(view, session.args), "--max-values N") from None
+        keyword = exc.what.isidentifier()  # "attn", "patch_attn": the viewer's argument
+        what = f"the {view} page's attention" if keyword else None
+        raise exc.reworded(_budget_hint(view, session.args), "--max-values N", what) from None
 
 
 def _budget_hint(view: str, args: Any) -> str:

@@ -133,16 +133,27 @@ def _coref_report(s: Session) -> Any:
             occurrence=s.args.occurrence, with_rollout=False,
         )
     except ProbeError as exc:
-        raise ProbeError(_cli_wording(str(exc))) from None
+        raise ProbeError(_cli_wording(str(exc), s.args)) from None
 
 
-def _cli_wording(message: str) -> str:
-    """The Python API's keywords in a coref error, as the command line's flags."""
+def _cli_wording(message: str, args: Any = None) -> str:
+    """The Python API's keywords in a coref error, as the command line's flags; a word that
+    is not one of the sentence's is named by its flag (``--word 'zebra'``, ``--candidate
+    'zebra'``) when ``args`` (the :class:`RenderArgs`) tell which one it is."""
     import re
 
     message = re.sub(r"\boccurrence=", "--occurrence ", message)
     message = message.replace("pass candidates=[...]", "pass --candidate WORD (repeatable)")
     message = re.sub(r"^candidate (index )?", "--candidate ", message)
+    message = message.replace("is not a word of this sentence", "is not a word of --text")
+    message = message.replace("the sentence has no other word", "--text has no other word")
+    message = message.replace("pass a sentence that holds", "pass a --text that holds")
+    if args is not None and message.startswith("'"):  # "'zebra' is not a word of --text"
+        word = args.word if args.word is not None else ""
+        for flag, value in (("--word", word), *(("--candidate", c) for c in args.candidates)):
+            if message.startswith(f"{value!r} is not a word"):
+                message = f"{flag} {message}"
+                break
     return message.replace(" or an index", "")
 
 

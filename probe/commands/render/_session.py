@@ -67,7 +67,7 @@ class Session:
                 self._trace = self.generation().to_trace()
             else:
                 self._trace = probe.trace(self.model, self.inputs, tokenizer=self.processor)
-            if self.args.view == "coref":
+            if self.args.view == "coref" or self.args.word is not None:  # links --word too
                 from probe.viewers._plot import group_spans  # --word 马路 over 马 路: one word
 
                 self._trace = group_spans(self._trace, 0, self.args.word, *self.args.candidates)
@@ -319,7 +319,9 @@ def normalize_args(args: RenderArgs) -> RenderArgs:
     if args.word is not None and not args.word.strip():  # "" read as "needs --word"
         raise ProbeError("--word is blank: pass a word of --text, e.g. --word it")
     if args.word is not None and args.word != args.word.strip():
-        return dataclasses.replace(args, word=args.word.strip())
+        args = dataclasses.replace(args, word=args.word.strip())
+    if args.discard == 0 and str(args.discard).startswith("-"):  # -0.0: 0, one file name
+        args = dataclasses.replace(args, discard=0.0)
     return args
 
 
@@ -378,6 +380,12 @@ def _check_flag(flag: str, option: MethodOption, value: Any) -> None:
     try:
         option.validate("rollout", value)
     except ProbeError as exc:
+        if flag == "--discard":  # was "--discard: option 'discard_ratio' of method 'rollout'
+            # must be < 1, got 1.0", the method's keyword in a command line message
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)
+            raise ProbeError(f"--discard {shown} is out of range: use a fraction in "
+                             f"[{option.minimum:g}, {option.below:g}) of each row's weakest "
+                             "weights to drop, e.g. --discard 0.9") from None
         raise ProbeError(f"{flag}: {exc}") from None
 
 
@@ -404,6 +412,9 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
     if modality == "vision" and args.direction != "auto":
         raise ProbeError(f"--direction lays out the tokens of a text; {name} is an image model "
                          "and draws none: drop it")
+    if modality == "vision" and args.word is not None:  # links --word: an internal error
+        raise ProbeError(f"--word highlights a word of --text; {name} is an image model and "
+                         "has no words: drop --word, or pass a text model with --model")
     if modality == "text" and args.view in _IMAGE_MODEL_VIEWS:
         raise ProbeError(
             f"the {args.view} view needs {_IMAGE_MODEL_VIEWS[args.view]}; {name} is a text model"
@@ -434,6 +445,9 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
         raise ProbeError("--pair is a second sentence for text models: drop it for image models")
     if args.view in TEXT_ONLY_VIEWS and modality == "vision":
         raise ProbeError(f"the {args.view} view needs a text model such as minilm")
+    if modality == "vision" and args.word is not None:  # a folder or timm: name read late
+        raise ProbeError("--word highlights a word of --text; this is an image model and has "
+                         "no words: drop --word, or pass a text model with --model")
     _check_text_saliency_layer(args, modality)
     s = Session(args, model, processor, adapter.name, modality)
     s.extra["adapter"] = adapter

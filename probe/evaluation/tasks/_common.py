@@ -181,6 +181,7 @@ def take_first(items: Sequence[Any], n: Any, what: str) -> list[Any]:
     if not is_int(n) or n < 1:
         raise ProbeError(f"--n must be a positive integer, got {n!r}")
     if n > len(items):
-        raise ProbeError(f"--n {n} is more than the {len(items)} {what}: use --n "
-                         f"1..{len(items)}, or drop --n to use all of them")
+        span = "1" if len(items) == 1 else f"1..{len(items)}"
+        raise ProbeError(f"--n {n} is more than the {len(items)} {what}: use --n {span}, or "
+                         "drop --n to use all of them")
     return list(items[: int(n)])

@@ -539,6 +539,10 @@ def _row(name: str, r: dict[str, Any]) -> list[Any]:
             f"{r['p_value']:.3g}"]
 
 
+def _pairs(n: int) -> str:
+    return f"{n} pair" if n == 1 else f"{n} pairs"
+
+
 def coref_markdown(result: dict[str, Any], top: int = 5) -> str:
     """The printed report of :func:`eval_coref`: the top heads, rollout, majority, the
     positional rule, and the multiple-comparisons-aware statements."""
@@ -562,12 +566,20 @@ def coref_markdown(result: dict[str, Any], top: int = 5) -> str:
         f"L{best['layer']} H{best['head']}: p = {best['p_value']:.3g}, Bonferroni over "
         f"{len(heads)} heads p = {best['bonferroni_p']:.3g}.",
     ]
-    for fold in result["held_out"]:
-        t = fold["test"]
-        lines.append(
-            f"Held out: L{fold['layer']} H{fold['head']} chosen on {fold['selection_pairs']} "
-            f"pairs (accuracy {fold['selection_accuracy']:.3f}) scores {t['accuracy']:.3f} "
-            f"({t['correct']}/{t['n']}, pair accuracy {t['pair_accuracy']:.3f}, "
-            f"p = {t['p_value']:.3g}) on the other {t['n_pairs']}."
-        )
+    folds = result["held_out"]
+    if folds:  # one line: the two folds read alike ("Held out: ..." twice was one line twice)
+        halves = ("half A", "half B")
+        parts = []
+        for k, fold in enumerate(folds):
+            t = fold["test"]
+            chosen, scored = (halves[k], halves[1 - k]) if len(folds) == 2 else ("one half",
+                                                                                 "the other")
+            parts.append(
+                f"L{fold['layer']} H{fold['head']} chosen on {chosen} "
+                f"({_pairs(fold['selection_pairs'])}, accuracy "
+                f"{fold['selection_accuracy']:.3f}) scores {t['accuracy']:.3f} "
+                f"({t['correct']}/{t['n']}, pair accuracy {t['pair_accuracy']:.3f}, "
+                f"p = {t['p_value']:.3g}) on {scored} ({_pairs(t['n_pairs'])})"
+            )
+        lines.append("Held out: " + "; ".join(parts) + ".")
     return "\n".join(lines)
