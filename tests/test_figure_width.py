@@ -349,6 +349,18 @@ def test_render_width_refusals_speak_the_command_line(view, extra, message, caps
     assert not (tmp_path / "o").exists()
 
 
+def test_width_range_wording_names_the_side():
+    """The CLI's own check keeps --width within 2..40, so a viewer's range refusal above it is
+    reached only from the wording function: it must still say which side is wrong."""
+    from probe.commands.render._wording import cli_width_wording
+
+    msg = "width must be a figure width in inches in [3, 40], got 50.0"
+    assert cli_width_wording(msg, "coref", "50") == (
+        "--width 50 is too wide for the coref view: use --width 3..40")
+    assert cli_width_wording(msg.replace("50.0", "2.0"), "coref", "2") == (
+        "--width 2 is too narrow for the coref view: use --width 3..40")
+
+
 def test_every_public_figure_viewer_takes_width():
     """``width=`` is on every viewer of ``probe.viewers`` that draws a figure."""
     import inspect

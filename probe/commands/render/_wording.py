@@ -24,8 +24,13 @@ def cli_width_wording(message: str, view: str, width: str) -> str:
     was."""
     found = _RANGE.match(message)
     if found is not None:
-        lo, hi, _ = found.groups()
-        return f"--width {width} is too narrow for the {view} view: use --width {lo}..{hi}"
+        lo, hi, got = found.groups()
+        try:
+            wide = float(got) > float(hi)
+        except ValueError:  # not a number: no side to name
+            return f"--width {width} is not a figure width: use --width {lo}..{hi}"
+        side = "too wide" if wide else "too narrow"
+        return f"--width {width} is {side} for the {view} view: use --width {lo}..{hi}"
     if "width=" not in message:
         return message
     message = re.sub(r"\bat width=[\d.e+-]+ in\b", f"at --width {width}", message)
