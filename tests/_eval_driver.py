@@ -29,6 +29,7 @@ def run(commands: list[list[str]]) -> int:
             code = main(argv)
             if code:
                 return code
+        dist.barrier()  # both processes done before either tears its connections down
         return 0
     finally:
         dist.destroy_process_group()

@@ -179,7 +179,8 @@ def session(backend: str = "gloo") -> Iterator[Session]:
 
     Outside a launcher (no ``WORLD_SIZE`` above 1 in the environment) this is a one-process
     session that starts nothing. The group is destroyed on exit (also when the body raises)
-    if this session created it.
+    if this session created it; after a body that completed, only once every process got
+    there (a barrier), so no process closes its connections while another still uses them.
 
     Args:
         backend: torch.distributed backend; ``"gloo"`` works on CPU and carries the Python
@@ -204,6 +205,8 @@ def session(backend: str = "gloo") -> Iterator[Session]:
     _CURRENT = current
     try:
         yield current
+        if current.joined:  # every process done before any tears its connections down
+            _dist().barrier()
     finally:
         _CURRENT = None
         if current.joined:
