@@ -23,15 +23,22 @@ class UnsupportedModelError(ProbeError):
 
 class _CallError(ProbeError, TypeError):
     """A public function called with keywords or arguments its signature does not take (a
-    ``TypeError`` as Python's own, and a :class:`ProbeError` with the fix)."""
+    ``TypeError`` as Python's own, and a :class:`ProbeError` with the fix). ``python_error``
+    is Python's own refusal it replaces, for callers that reword it (``probe.show``)."""
+
+    def __init__(self, message: str, python_error: TypeError | None = None) -> None:
+        super().__init__(message)
+        self.python_error = python_error
 
 
 def unexpected_keyword(exc: TypeError) -> tuple[str, str, str] | None:
     """``(function, kind, keyword)`` of Python's ``f() got an unexpected keyword argument 'k'``
     (kind ``"unexpected"``) or ``... multiple values for keyword argument 'k'`` (``"multiple"``);
-    ``None`` for any other ``TypeError``."""
+    ``None`` for any other ``TypeError``. A call :func:`named_call` refused is read from the
+    Python error it replaced."""
     import re
 
+    exc = getattr(exc, "python_error", None) or exc
     match = re.fullmatch(r"(?:[\w.]+\.)?(\w+)\(\) got (an unexpected keyword argument|multiple "
                          r"values for keyword argument) '(\w+)'", str(exc))
     if match is None:
@@ -54,7 +61,7 @@ def named_call(function: Callable[..., Any], name: str) -> Callable[..., Any]:
         except TypeError as exc:
             if not _refused_call(function, exc, args, kwargs):
                 raise  # raised inside the function, not by the call itself
-            raise _CallError(_call_message(function, name, exc)) from None
+            raise _CallError(_call_message(function, name, exc), exc) from None
 
     module, _, qualname = f"probe.{name}".rpartition(".")
     call.__module__, call.__qualname__ = module, qualname  # pickled and shown as probe.<name>

@@ -53,6 +53,12 @@ def test_links_word_highlights_the_word_as_probe_plot_does(minilm, tmp_path, cap
     assert "_L2_it--1_" in path and path.endswith(".png")
     rc, out, _ = _run(base, capsys)  # without --word: nothing highlighted, the plain name
     assert rc == 0 and seen[1][1] is None and "_L2_the-cat-sat-" in out
+    # a string over several words is grouped first, as probe.plot groups it: both tokens lit
+    rc, out, err = _run(["render", "links", "--text", "The ice cream melted.", "--layer", "0",
+                         "--word", "ice cream", "--out", str(tmp_path), "--quiet"], capsys)
+    assert rc == 0 and err == "", err
+    tokens, rows = seen[2]
+    assert [tokens[r] for r in rows] == ["ice", "cream"]
 
 
 @pytest.mark.parametrize("extra, message", [

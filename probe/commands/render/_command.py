@@ -276,8 +276,7 @@ def _keep_copy(path: str, backup: str) -> None:
 _VIEW_HELP = {
     "heads": "every head of --layer; every layer x head without --layer",
     "head": "one head (--layer, --head) as a heatmap with token labels",
-    "links": "bertviz-style link diagram of --layer (all heads, or --head; --word highlights "
-             "a word)",
+    "links": "bertviz-style links of --layer (or --head); --word highlighted",
     "coref": "which words --word links to, per head",
     "rollout": "attention rollout: token strip (text) or image overlay",
     "saliency": "one --method as token strip or image overlay + per-head CLS maps",
