@@ -276,3 +276,42 @@ def test_a_trace_of_other_inputs_is_refused_not_used(vit, bert_cls):
             attribute(text_model, inputs, "attention", trace=wrong)
     with pytest.raises(ProbeError, match=r"trace= must be a probe\.Trace"):
         attribute(text_model, inputs, "attention", trace=inputs)
+
+
+def test_a_trace_of_another_model_is_refused_even_with_the_same_ids(bert_cls):
+    """A trace records its model's family, layers, layer modules and heads: one of another
+    architecture was read as this model's attention when only the token ids matched."""
+    from transformers import BertConfig, BertForSequenceClassification, GPT2Config, GPT2Model
+
+    model, inputs = bert_cls
+    tr = probe.trace(model, inputs)
+    cfg = model.config.to_dict()
+
+    def bert(**change):
+        return BertForSequenceClassification(BertConfig(**{**cfg, **change})).eval()
+
+    gpt2 = GPT2Model(GPT2Config(vocab_size=99, n_embd=32, n_layer=3, n_head=4)).eval()
+    n, h = model.config.num_hidden_layers, model.config.num_attention_heads
+    name = repr(tr.model_name)
+    fix = ": pass a trace of this model (probe.trace(model, inputs)), or drop trace= to capture it"
+    cases = [
+        (gpt2, f"(the trace's {name} is an encoder model, the 'GPT2Model' passed a decoder)"),
+        (bert(num_hidden_layers=n + 1), f"(the trace's {name} has {n} attention layers, the "
+                                        f"'BertForSequenceClassification' passed {n + 1})"),
+        (bert(num_attention_heads=h // 2), f"(the trace's {name} has {h} heads per layer, the "
+                                           "'BertForSequenceClassification' passed "
+                                           f"{h // 2})"),
+    ]
+    for other, detail in cases:
+        with pytest.raises(ProbeError) as err:
+            attribute(other, inputs, "attention", trace=tr)
+        assert str(err.value) == ("trace= was captured from another model than the one passed "
+                                  + detail + fix)
+    # legitimate reuse: the same model, a copy of it, a trace of some of its layers
+    expected = attribute(model, inputs, "rollout").scores
+    torch.testing.assert_close(attribute(model, inputs, "rollout", trace=tr).scores, expected)
+    twin = copy.deepcopy(model)
+    torch.testing.assert_close(attribute(twin, inputs, "rollout", trace=tr).scores, expected)
+    last = probe.trace(model, inputs, layers=[-1], model_name="mine")
+    torch.testing.assert_close(attribute(model, inputs, "attention", trace=last).scores,
+                               attribute(model, inputs, "attention").scores)

@@ -170,6 +170,18 @@ def test_model_view_too_narrow_names_layers_heads_and_one_layer():
     assert smallest_font(fig) >= MIN_FONT_PT
 
 
+def test_too_narrow_grid_counts_its_panels_in_singular_and_plural():
+    tokens = [f"supercalifragilistic{i}" for i in range(5)]
+    rng = np.random.default_rng(0)
+    with pytest.raises(probe.ProbeError) as info:
+        head_grid(rng.random((2, 5, 5)), tokens, width=2, ncols=1)
+    assert str(info.value) == ("1 panel per row at width=2 in would be 0.13 in each (under "
+                               "0.3 in): use width >= 2.2")
+    with pytest.raises(probe.ProbeError) as info:
+        head_grid(rng.random((2, 5, 5)), tokens, width=2, ncols=2)
+    assert str(info.value).startswith("2 panels per row at width=2 in would be ")
+
+
 def test_small_panels_label_fewer_tokens_and_shorten_titles():
     fig = model_view(_attn(2, 12, 16, 16), TOKENS, width="double")
     first = fig.axes[0]

@@ -48,6 +48,13 @@ def test_budget_error_is_a_probe_error_and_rewords_its_hint():
     cli = exc.reworded("show one layer (--layer L)", "--max-values N")
     assert str(cli).endswith("budget of 50: show one layer (--layer L), or raise --max-values N")
     assert str(exc.reworded("", "--max-values N")).endswith("budget of 50: raise --max-values N")
+    # a plural noun takes "have", also reworded; a new (singular) name takes "has"
+    many = BudgetError("the maps together", (6,), 5, "", plural=True)
+    assert str(many) == ("the maps together have 6 values (6), over the interactive view's "
+                         "budget of 5: raise max_values=")
+    assert str(many.reworded("", "--max-values N")).startswith("the maps together have 6 values")
+    assert str(many.reworded("", "--max-values N", "the page's attention")).startswith(
+        "the page's attention has 6 values")
 
 
 # ----------------------------------------------------------------------------- the CLI

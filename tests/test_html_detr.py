@@ -208,6 +208,31 @@ def test_detr_view_in_browser(browser, tmp_path):
     assert no_alert(browser) and browser.execute_script("return window.__xss") is None
 
 
+def test_scores_are_shown_rounded_down_as_in_the_static_view():
+    from probe.viewers import _gates
+
+    near = [0.4996, 0.99996, 0.25, 0.1239, 0.0]
+    view = detr_view_html(IMAGE, MAPS, BOXES, CLASSES, near)
+    data = _data_block(view.html)
+    assert data["score_text"] == ["0.499", "0.999", "0.250", "0.123", "0.000"]
+    assert data["scores"] == near  # the list is still ordered by the exact scores
+    assert "scores[q].toFixed" not in view.html  # no rounding to nearest in the page
+    assert _gates.score_text(0.4996) == "0.49"  # the static view: two decimals, down
+
+
+def test_detr_scores_in_browser_read_rounded_down(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    view = detr_view_html(IMAGE, MAPS, BOXES, CLASSES, [0.99996, 0.4996, 0.3, 0.6, 0.1])
+    _open(browser, view, tmp_path, "detr-scores")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table.p-qlist tr.click")
+    shown = {r.get_attribute("data-query"): r.find_elements(By.TAG_NAME, "td")[3]
+             .get_attribute("textContent") for r in rows}
+    assert shown == {"0": "0.999", "1": "0.499", "2": "0.300", "3": "0.600", "4": "0.100"}
+    assert " 0.999 \u00b7 decoder layer" in browser.find_element(
+        By.CSS_SELECTOR, ".p-readout").get_attribute("textContent")
+
+
 # ----------------------------------------------------------------------------- CLI
 def _cli(argv, capsys):
     from probe.cli import main

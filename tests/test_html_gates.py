@@ -84,6 +84,15 @@ def test_bad_input_is_refused_naming_the_problem(change, match):
         gates_view_html(**args)
 
 
+def test_over_the_budget_the_gate_maps_have_their_values():
+    with pytest.raises(ProbeError) as err:
+        gates_view_html(IMAGE, BLOCKS, max_values=10)
+    assert str(err.value) == (
+        "the gate maps together have 60 values (60), over the interactive view's budget of 10: "
+        "pass fewer blocks (probe.show(model, 'gates', x, stage=S): one stage), a smaller image, "
+        "or raise max_values=")
+
+
 @pytest.fixture(scope="module")
 def browser():
     drv = start_browser()

@@ -116,8 +116,12 @@ def test_page_of_a_trace_is_far_smaller_than_the_dense_maps():
         windows_html(tr, layers=[4])
     with pytest.raises(ProbeError, match="batch_index"):
         windows_html(tr, batch_index=2)
-    with pytest.raises(ProbeError, match=r"budget of 100: pass fewer blocks"):
+    with pytest.raises(ProbeError, match=r"budget of 100: pass fewer blocks") as err:
         windows_html(tr, max_values=100)
+    assert str(err.value) == (  # the weights (plural) have
+        "the blocks' window weights together have 10,240 values (10240), over the interactive "
+        "view's budget of 100: pass fewer blocks (windows_html(trace, layers=[...]), or "
+        "blocks=), a smaller image, or raise max_values=")
     with pytest.raises(ProbeError, match="needs a trace of a Swin model"):
         windows_html(object())
 

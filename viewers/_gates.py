@@ -264,15 +264,16 @@ def query_point_view(
     return fig
 
 
-def score_text(score: float) -> str:
-    """A score with two decimals, rounded DOWN (``0.4996`` -> ``"0.49"``), so a score shown
-    as reaching a two-decimal threshold (``"score >= 0.50"``) did reach it."""
+def score_text(score: float, decimals: int = 2) -> str:
+    """A score with ``decimals`` decimals, rounded DOWN (``0.4996`` -> ``"0.49"``), so a score
+    shown as reaching a threshold at those decimals (``"score >= 0.50"``) did reach it."""
     from decimal import ROUND_FLOOR, Decimal
 
     value = float(score)
     if value != value or value in (float("inf"), float("-inf")):
         return f"{value}"
-    return f"{Decimal(repr(value)).quantize(Decimal('0.01'), rounding=ROUND_FLOOR)}"
+    step = Decimal(1).scaleb(-decimals)
+    return f"{Decimal(repr(value)).quantize(step, rounding=ROUND_FLOOR)}"
 
 
 @styled

@@ -318,7 +318,8 @@ def _grid_figure(
         if cell < MIN_GRID_CELL_IN:
             need = left + right + ncols * MIN_GRID_CELL_IN + (ncols - 1) * gap_w
             raise ProbeError(
-                f"{ncols} panels per row at width={width:g} in would be {max(cell, 0):.2f} in "
+                f"{ncols} panel{'s' if ncols != 1 else ''} per row at width={width:g} in would "
+                f"be {max(cell, 0):.2f} in "
                 f"each (under {MIN_GRID_CELL_IN:g} in): use width >= {need:.1f}"
                 + (f", or {too_narrow}" if too_narrow else "")
             )

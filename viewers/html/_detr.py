@@ -91,7 +91,7 @@ P.start(async (root, d) => {
     tr.appendChild(sw);
     tr.appendChild(P.el("td", null, d.queries[q]));
     const c = P.el("td", "p-cls", d.labels[q]); c.title = d.labels[q]; tr.appendChild(c);
-    tr.appendChild(P.el("td", null, d.scores[q].toFixed(3)));
+    tr.appendChild(P.el("td", null, d.score_text[q]));
     tr.dataset.query = String(q);
     tr.addEventListener("mouseenter", () => { hover = q; draw(); });
     tr.addEventListener("mouseleave", () => { hover = null; draw(); });
@@ -148,7 +148,7 @@ P.start(async (root, d) => {
     legend.textContent = "";
     legend.appendChild(P.colorbar(seq, 110, 10, 0, vmax, "attention (this map)"));
     readout.textContent = "query " + d.queries[q] + ": " + d.labels[q] + " " +
-      d.scores[q].toFixed(3) + " \u00b7 decoder layer " + d.layers[layer] + ", " +
+      d.score_text[q] + " \u00b7 decoder layer " + d.layers[layer] + ", " +
       (head === H1 - 1 ? "mean of heads" : "head " + d.heads[head]) + " \u00b7 max weight " +
       P.fmt(vmax) + (hover === null ? "" : "  (click to keep)");
     for (const j of order) {
@@ -199,7 +199,8 @@ def detr_view_html(
             feature-map grid (keys row-major), non-negative.
         boxes: ``[query, 4]`` predicted boxes ``(cx, cy, w, h)`` relative to the image.
         classes: ``[query]`` predicted class name of each query.
-        scores: ``[query]`` probability of that class.
+        scores: ``[query]`` probability of that class (shown with three decimals, rounded
+            down as in the static view: 0.9996 reads 0.999, never 1.000).
         kept: positions (on the query axis) of the queries whose boxes are drawn, the first
             shown at the start; default all of them.
         queries, layers, heads: the model's index of each query / decoder layer / head
@@ -215,6 +216,7 @@ def detr_view_html(
     Returns:
         An :class:`HtmlView`.
     """
+    from probe.viewers._gates import score_text
     from probe.viewers._saliency import as_image, check_placement
     from probe.viewers._style import SEQUENTIAL_CMAP
 
@@ -270,6 +272,8 @@ def detr_view_html(
         "maps": encode_array(unit, "maps"),
         "scale": [[[float(v) for v in row] for row in per_layer] for per_layer in scale],
         "boxes": [[float(v) for v in b] for b in box], "labels": names, "scores": score,
+        # shown rounded DOWN, as the static view rounds: 0.9996 never reads as 1.000
+        "score_text": [score_text(v, 3) for v in score],
         "kept": shown, "colors": colors,
         "queries": labels(queries, n_q, "queries"), "layers": labels(layers, n_l, "layers"),
         "heads": labels(heads, n_h, "heads"), "layer0": int(layer) % n_l,

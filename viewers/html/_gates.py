@@ -221,7 +221,7 @@ def gates_view_html(
         })
     check_budget((int(np.sum(shapes)),), max_values, "the gate maps together",
                  "pass fewer blocks (probe.show(model, 'gates', x, stage=S): one stage), a smaller "
-                 "image")
+                 "image", plural=True)
     for p in parsed:
         p["data"] = encode_array(p["data"], p["name"])
     url, size = _image_data_url(image)

@@ -228,38 +228,44 @@ class BudgetError(ProbeError):
     """
 
     def __init__(self, what: str, shape: Sequence[int], max_values: int, hint: str,
-                 raise_with: str = "max_values=") -> None:
+                 raise_with: str = "max_values=", plural: bool = False) -> None:
         self.what = what
+        self.plural = plural
         self.shape = tuple(int(s) for s in shape)
         self.max_values = max_values
         self.values = int(np.prod(self.shape))
         dims = " x ".join(str(s) for s in self.shape)
         super().__init__(
-            f"{what} has {self.values:,} values ({dims}), over the interactive view's budget of "
+            f"{what} {'have' if plural else 'has'} {self.values:,} values ({dims}), over the "
+            "interactive view's budget of "
             f"{max_values:,}: " + (f"{hint}, or raise {raise_with}" if hint else
                                    f"raise {raise_with}")
         )
 
-    def reworded(self, hint: str, raise_with: str, what: str | None = None) -> BudgetError:
+    def reworded(self, hint: str, raise_with: str, what: str | None = None,
+                 plural: bool | None = None) -> BudgetError:
         """The same refusal with ``hint`` (how to select less; empty: no way but a larger
         budget), ``raise_with`` (the option that raises it, e.g. ``--max-values N``) and, if
         given, ``what`` names the data (``attn``, an argument's name, is no word of the
-        command line)."""
+        command line; ``plural``: whether it is a plural noun, default: as before when ``what``
+        is kept, else singular)."""
+        if plural is None:
+            plural = self.plural if what is None else False
         return BudgetError(self.what if what is None else what, self.shape, self.max_values,
-                           hint, raise_with)
+                           hint, raise_with, plural)
 
 
 def check_budget(shape: Sequence[int], max_values: int, what: str,
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, *, plural: bool = False) -> None:
     """Refuse data over the size budget with a :class:`BudgetError` saying what to select
     (``hint``: the view's own way to select less, instead of layers / heads / a token
-    window)."""
+    window; ``plural``: ``what`` is a plural noun, "... have N values")."""
     if isinstance(max_values, bool) or not isinstance(max_values, int) or max_values < 1:
         raise ProbeError(f"max_values must be a positive integer, got {max_values!r}")
     if int(np.prod(shape)) > max_values:
         raise BudgetError(what, shape, max_values, hint or (
             "select fewer layers or heads (layers=, heads=), a token window "
-            "(window=(start, stop))"))
+            "(window=(start, stop))"), plural=plural)
 
 
 def labels(values: Sequence[Any] | None, n: int, what: str) -> list[str]:

@@ -297,7 +297,8 @@ def window_view_html(
     for i, blk in enumerate(blocks):
         w = blk.get("weights") if isinstance(blk, Mapping) else None
         total += int(np.prod(getattr(w, "shape", (0,))))
-    check_budget((total,), max_values, "the blocks' window weights together", _HINT)
+    check_budget((total,), max_values, "the blocks' window weights together", _HINT,
+                 plural=True)
     parsed = [_block(i, blk) for i, blk in enumerate(blocks)]
     n = len(parsed)
     if isinstance(open, bool) or not isinstance(open, (int, np.integer)) or not -n <= open < n:
@@ -370,7 +371,7 @@ def windows_html(
                          f"({[b.layer for b in chosen]}): open one of them")
     total = sum(int(b.weights[0].numel()) * b.layout.num_windows for b in chosen)
     check_budget((total,), options.get("max_values", DEFAULT_MAX_VALUES),
-                 "the blocks' window weights together", _HINT)
+                 "the blocks' window weights together", _HINT, plural=True)
     blocks = [{"weights": b.windows()[batch_index], "layout": b.layout, "mask": b.mask,
                "token_size": b.token_size, "layer": b.layer, "stage": b.stage, "name": b.name}
               for b in chosen]

@@ -13,7 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
 from probe.capture.adapters._hf_modes import check_arguments, check_modes, check_token_options
-from probe.capture.adapters._hf_sampling import check_generation_config, check_sampling
+from probe.capture.adapters._hf_sampling import (
+    check_generation_config,
+    check_processors,
+    check_sampling,
+)
 from probe.capture.adapters._words import (
     TokenSpans,
     WordIds,
@@ -51,8 +55,11 @@ def _setting(model: nn.Module, kwargs: dict[str, Any], name: str, default: Any) 
     return default if value is None else value
 
 
-def check_generate_kwargs(model: nn.Module, kwargs: dict[str, Any]) -> None:
-    """Refuse generation modes whose steps are not one new token per batch item."""
+def check_generate_kwargs(model: nn.Module, kwargs: dict[str, Any],
+                          input_ids: torch.Tensor | None = None) -> None:
+    """Refuse generation modes whose steps are not one new token per batch item, and options
+    transformers would refuse or misuse (``input_ids``: the prompt, to build its logits
+    processors up front)."""
     beams = _setting(model, kwargs, "num_beams", 1)
     if isinstance(beams, int) and beams > 1:
         raise ProbeError(
@@ -74,8 +81,9 @@ def check_generate_kwargs(model: nn.Module, kwargs: dict[str, Any]) -> None:
     check_arguments(model, kwargs, has_tokenizer=kwargs.get("tokenizer") is not None)
     check_modes(model, kwargs)
     check_sampling(model, kwargs)
-    check_generation_config(model, kwargs)
+    config = check_generation_config(model, kwargs)
     check_token_options(model, kwargs)
+    check_processors(model, kwargs, config, input_ids)
 
 
 def hf_generate(
@@ -97,7 +105,7 @@ def hf_generate(
             f"{type(model).__name__} cannot generate: load the model with its language-model "
             "head (AutoModelForCausalLM / AutoModelForSeq2SeqLM)"
         )
-    check_generate_kwargs(model, kwargs)
+    check_generate_kwargs(model, kwargs, model_kwargs.get("input_ids"))
     user = {k: v for k, v in kwargs.items() if k not in _OURS}
     out = model.generate(
         **model_kwargs, max_new_tokens=max_new_tokens, return_dict_in_generate=True,

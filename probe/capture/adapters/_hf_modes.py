@@ -58,6 +58,11 @@ def check_modes(model: nn.Module, kwargs: dict[str, Any]) -> None:
         if value is not None:
             raise ProbeError(f"{text} asks for {mode}, which transformers loads from the Hub "
                              "and probe.generate does not support: drop it")
+    guidance, text = _setting(model, kwargs, "guidance_scale")
+    if guidance is not None and guidance != 1:
+        raise ProbeError(f"{text} asks for classifier-free guidance, which runs a second, "
+                         "unconditional forward pass at every step and is not supported by "
+                         "probe.generate: drop it (or pass guidance_scale=1.0)")
     cache, text = _setting(model, kwargs, "cache_implementation")
     if isinstance(cache, str) and cache not in _FULL_CACHES and cache in _known_caches():
         raise ProbeError(f"{text} keeps a fixed-size, windowed or quantized KV cache whose keys "

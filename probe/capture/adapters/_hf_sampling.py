@@ -11,7 +11,16 @@ prompt's forward pass and raises its own ``ValueError`` from deep inside ``gener
 config (``_prepare_generation_config``: the model's config, the one passed, the call's
 keywords, and ``GenerationConfig.validate``) and its check of unused keywords, still before
 any forward pass, and turns whatever they refuse into one line naming the option and its
-source (``tests/test_generate_config.py``).
+source (``tests/test_generate_config.py``). :func:`check_processors` finally builds
+transformers' own logits processors from that prepared config (no forward pass), so every
+value a processor refuses (``no_repeat_ngram_size=1.5``, ``bad_words_ids=5``, ...) is refused
+up front too, named by its option.
+
+Option types are checked in every decoding mode (:func:`check_option_types`): a flag must be
+a bool (``do_sample="no"`` would sample), a number a number (``temperature="hot"``), a count an
+int within its range (``num_beams=0`` divides by zero deep inside). Out-of-range *values* of
+sampling options are refused only with ``do_sample=True``: greedy decoding ignores them, as in
+transformers (``temperature=0.0`` with ``do_sample=False`` still generates greedily).
 """
 
 from __future__ import annotations
@@ -24,7 +33,8 @@ from probe._text import short_repr
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["check_generation_config", "check_sampling"]
+__all__ = ["check_generation_config", "check_option_types", "check_processors",
+           "check_sampling"]
 
 #: ``generate``'s own parameters: not generation options, never in the config
 _GENERATE_ARGS = (
@@ -37,6 +47,38 @@ _GENERATE_ARGS = (
 #: options check_sampling compares as single numbers
 _SCALARS = ("repetition_penalty", "do_sample", "temperature", "top_k", "top_p", "typical_p",
             "min_p", "top_h")
+
+
+#: options generate reads as True/False (a truthy string would switch them on silently)
+_FLAGS = ("do_sample", "use_cache", "renormalize_logits", "remove_invalid_values")
+
+#: number options and their valid values (for the message)
+_NUMBERS = {
+    "temperature": "a float > 0 such as 0.7 (1.0 leaves the scores unchanged)",
+    "top_p": "a fraction in (0, 1] such as 0.9 (1.0 turns top-p off)",
+    "typical_p": "a fraction in (0, 1) such as 0.95 (1.0 turns typical sampling off)",
+    "min_p": "a fraction in [0, 1] such as 0.05, or None to turn min-p off",
+    "top_h": "a fraction in (0, 1] such as 0.9, or None to turn top-h off",
+    "epsilon_cutoff": "a fraction in (0, 1) such as 3e-4 (0.0 turns it off)",
+    "eta_cutoff": "a fraction in (0, 1) such as 3e-4 (0.0 turns it off)",
+    "repetition_penalty": "a float > 0 (1.0 is none, 1.2 discourages repeats)",
+    "encoder_repetition_penalty": "a float > 0 (1.0 is none)",
+    "length_penalty": "a float (1.0 is none)",
+    "diversity_penalty": "a float >= 0 (0.0 is none)",
+    "penalty_alpha": "a float >= 0 (0.0 is none)",
+}
+
+#: count options: (smallest valid value, valid values for the message)
+_COUNTS = {
+    "num_beams": (1, "a positive int (1: no beam search)"),
+    "num_return_sequences": (1, "a positive int (1 per prompt)"),
+    "num_beam_groups": (1, "a positive int (1: no groups)"),
+    "top_k": (None, "a positive int such as 50, or top_k=0 to turn top-k filtering off"),
+    "no_repeat_ngram_size": (0, "an int >= 0 such as 3 (0 turns it off)"),
+    "encoder_no_repeat_ngram_size": (0, "an int >= 0 such as 3 (0 turns it off)"),
+    "min_new_tokens": (0, "an int >= 0 (0: no minimum)"),
+    "min_length": (0, "an int >= 0 (0: no minimum)"),
+}
 
 
 def _value(model: nn.Module, kwargs: dict[str, Any], name: str) -> tuple[Any, str]:
@@ -60,6 +102,34 @@ def _float_above_zero(value: Any) -> bool:
     return isinstance(value, float) and value > 0  # NaN fails; transformers refuses ints here
 
 
+def check_option_types(model: nn.Module, kwargs: dict[str, Any]) -> None:
+    """Raise :class:`ProbeError` for a generation option of the wrong type, or a count out of
+    its range, in any decoding mode (transformers uses them wrongly or fails deep inside).
+
+    Flags (``do_sample``, ``use_cache``, ...) must be Python bools, number options real
+    numbers, counts (``num_beams``, ``min_new_tokens``, ...) ints within their range
+    (``top_k``'s range is left to :func:`check_sampling`: greedy decoding ignores it). ``None``
+    leaves the default.
+    """
+    from probe._index import is_int, is_real
+
+    for name in _FLAGS:
+        value, text = _value(model, kwargs, name)
+        if value is not None and not isinstance(value, bool):
+            fix = "bool(value)" if hasattr(value, "dtype") else "True or False"
+            raise ProbeError(f"{text} must be True or False: pass {fix}")
+    for name, valid in _NUMBERS.items():
+        value, text = _value(model, kwargs, name)
+        if value is not None and not is_real(value):
+            raise ProbeError(f"{text} must be a number: pass {valid}")
+    for name, (low, valid) in _COUNTS.items():
+        value, text = _value(model, kwargs, name)
+        if value is not None and not is_int(value):
+            raise ProbeError(f"{text} must be an int: pass {valid}")
+        if value is not None and low is not None and value < low:
+            raise ProbeError(f"{text} is out of range: pass {valid}")
+
+
 def check_sampling(model: nn.Module, kwargs: dict[str, Any]) -> None:
     """Raise :class:`ProbeError` for a sampling option ``model.generate`` would reject.
 
@@ -77,6 +147,7 @@ def check_sampling(model: nn.Module, kwargs: dict[str, Any]) -> None:
             fix = {"do_sample": "bool(value)", "top_k": "int(value)"}.get(name, "float(value)")
             raise ProbeError(f"{text} must be a plain Python number or bool, not a "
                              f"{type(value).__name__}: pass e.g. {fix}")
+    check_option_types(model, kwargs)
     penalty, text = _value(model, kwargs, "repetition_penalty")
     if penalty is not None and penalty != 1.0 and not _float_above_zero(penalty):
         raise ProbeError(
@@ -195,19 +266,96 @@ def _unused(model: nn.Module, unused: dict[str, Any]) -> None:
         raise
 
 
-def check_generation_config(model: nn.Module, kwargs: dict[str, Any]) -> None:
+def check_generation_config(model: nn.Module, kwargs: dict[str, Any]) -> Any:
     """Raise :class:`ProbeError` for options transformers' ``generate`` would refuse while
     preparing its config (``GenerationConfig.validate``) or its keywords (typos).
 
     Runs the model's own ``_prepare_generation_config`` (a copy of the configs; no forward
-    pass, nothing of the model changed) where the model has one.
+    pass, nothing of the model changed) where the model has one, and returns the prepared
+    config (``None`` without one).
     """
     prepare = getattr(model, "_prepare_generation_config", None)
     if not callable(prepare):
-        return
+        return None
     options = {k: v for k, v in kwargs.items() if k not in _GENERATE_ARGS}
     try:
-        _, unused = prepare(kwargs.get("generation_config"), **options)
+        config, unused = prepare(kwargs.get("generation_config"), **options)
     except (ValueError, TypeError, AttributeError) as exc:
         raise ProbeError(_refusal(model, kwargs, exc)) from None
     _unused(model, unused)
+    return config
+
+
+#: transformers' logits processors and the option each is built from
+_PROCESSORS = {
+    "SequenceBiasLogitsProcessor": "sequence_bias",
+    "EncoderRepetitionPenaltyLogitsProcessor": "encoder_repetition_penalty",
+    "RepetitionPenaltyLogitsProcessor": "repetition_penalty",
+    "NoRepeatNGramLogitsProcessor": "no_repeat_ngram_size",
+    "EncoderNoRepeatNGramLogitsProcessor": "encoder_no_repeat_ngram_size",
+    "NoBadWordsLogitsProcessor": "bad_words_ids",
+    "MinLengthLogitsProcessor": "min_length",
+    "MinNewTokensLengthLogitsProcessor": "min_new_tokens",
+    "ExponentialDecayLengthPenalty": "exponential_decay_length_penalty",
+    "SuppressTokensLogitsProcessor": "suppress_tokens",
+    "SuppressTokensAtBeginLogitsProcessor": "begin_suppress_tokens",
+    "TemperatureLogitsWarper": "temperature",
+    "TopKLogitsWarper": "top_k",
+    "TopPLogitsWarper": "top_p",
+    "MinPLogitsWarper": "min_p",
+    "TopHLogitsWarper": "top_h",
+    "TypicalLogitsWarper": "typical_p",
+    "EpsilonLogitsWarper": "epsilon_cutoff",
+    "EtaLogitsWarper": "eta_cutoff",
+}
+
+
+def _processor_option(exc: BaseException) -> str | None:
+    """The option of the transformers logits processor whose constructor raised ``exc``."""
+    tb = exc.__traceback__
+    found = None
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        name = type(owner).__name__ if owner is not None else ""
+        if tb.tb_frame.f_code.co_name == "__init__" and name in _PROCESSORS:
+            found = _PROCESSORS[name]
+        tb = tb.tb_next
+    return found
+
+
+def check_processors(model: nn.Module, kwargs: dict[str, Any], config: Any,
+                     input_ids: Any) -> None:
+    """Build transformers' own logits processors from the prepared generation ``config``
+    (as ``generate`` does after the prompt's forward pass; no forward pass here) and turn what
+    their constructors refuse into one line naming the option and its source.
+
+    ``input_ids`` ``[batch, prompt]``: the prompt (its length places the first step).
+    """
+    build = getattr(model, "_get_logits_processor", None)
+    if config is None or not callable(build) or input_ids is None:
+        return
+    import copy
+
+    import torch
+
+    config = copy.copy(config)  # the processors read the EOS ids as generate prepares them
+    eos = config.eos_token_id
+    try:
+        eos = None if eos is None else torch.as_tensor(eos, device=input_ids.device).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        return  # odd EOS ids: left to check_token_options and transformers
+    config._eos_token_tensor = eos
+    try:
+        build(generation_config=config, input_ids_seq_length=int(input_ids.shape[-1]),
+              encoder_input_ids=input_ids, logits_processor=[], device=input_ids.device,
+              model_kwargs={})
+    except (ValueError, TypeError) as exc:
+        name = _processor_option(exc)
+        message = _one_line(exc)
+        if name is None:
+            raise ProbeError(_refusal(model, kwargs, exc)) from None
+        fix = "fix or drop it" if name in kwargs else (
+            "fix the generation_config passed" if kwargs.get("generation_config") is not None
+            else f"fix the model's generation_config (model.generation_config.{name})")
+        raise ProbeError(f"{_source(model, kwargs, name)} is refused by transformers' generate: "
+                         f"{message}; {fix}") from None
