@@ -249,7 +249,8 @@ def test_rollout_over_text_and_over_an_image_has_one_colourbar_label(tmp_path, m
 def test_probe_plot_names_the_quantity_on_its_colourbar_as_probe_render_does():
     """``probe.plot(trace, "rollout")`` and ``probe.plot(attribution)`` labelled their
     colourbars "score" where ``probe render`` says "rollout score" ("ig attribution" if
-    signed); a vision attribution without ``image=`` now says where an image comes from."""
+    signed, and then on a scale centred at 0 as there, also when this input's scores are all
+    positive); a vision attribution without ``image=`` now says where an image comes from."""
     import torch
 
     from _tiny import hf_vit
@@ -275,6 +276,10 @@ def test_probe_plot_names_the_quantity_on_its_colourbar_as_probe_render_does():
     signed = probe.Attribution(scores=torch.tensor([[0.5, -0.2, 0.1]]), method="ig",
                                modality="text", signed=True, tokens=(("a", "b", "c"),))
     assert labels(probe.plot(signed)) == ["ig attribution"]
+    positive = probe.Attribution(scores=torch.tensor([[0.5, 0.2, 0.1]]), method="ig",
+                                 modality="text", signed=True, tokens=(("a", "b", "c"),))
+    bar = next(ax._colorbar for ax in probe.plot(positive).axes if hasattr(ax, "_colorbar"))
+    assert bar.norm.vmin == -bar.norm.vmax  # signed: centred at 0, not Reds from 0
 
 
 def test_window_view_wraps_many_heads_into_rows():

@@ -138,6 +138,9 @@ def _plot_attribution(attr: Any, view: str | None, b: int, options: dict[str, An
     if not vision and options.get("normalize"):
         label += " (normalized per method)"
     options.setdefault("colorbar_label", label)
+    # a signed method's scale is symmetric around 0 even where this input's scores are all
+    # positive, as in probe render and the comparison views
+    options.setdefault("signed", bool(attr.signed))
     if view == "saliency":
         if not vision:
             raise ProbeError("the saliency view needs a vision attribution; use view='strip'")
