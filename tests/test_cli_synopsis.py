@@ -63,3 +63,15 @@ def test_eval_help_states_the_tasks_numbers():
     assert DEFAULT_N["text"] is None and DEFAULT_N["coref"] is None
     assert n in helps["n"], helps["n"]
     assert f"0..{MAX_SEED} (faithfulness, sanity: 0..{MAX_IMAGE_SEED})" in helps["seed"]
+
+
+def test_the_readme_errors_list_names_the_views_of_the_word_options():
+    """"Errors" said ``--word`` and ``--occurrence`` are refused outside ``coref``, but
+    ``links`` takes both (to highlight a word): the sentence names the views that read them."""
+    from probe.commands.render._args import OPTION_VIEWS
+
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert OPTION_VIEWS["--word"] == OPTION_VIEWS["--occurrence"] == ("coref", "links")
+    assert OPTION_VIEWS["--candidate"] == ("coref",)
+    assert ("(`--word` and `--occurrence` outside `coref` and `links`, `--candidate` outside "
+            "`coref`," in text)

@@ -246,6 +246,42 @@ def test_rollout_over_text_and_over_an_image_has_one_colourbar_label(tmp_path, m
     assert labels == [["rollout score"], ["rollout score"]]
 
 
+def test_probe_plot_names_the_quantity_on_its_colourbar_as_probe_render_does():
+    """``probe.plot(trace, "rollout")`` and ``probe.plot(attribution)`` labelled their
+    colourbars "score" where ``probe render`` says "rollout score" ("ig attribution" if
+    signed, and then on a scale centred at 0 as there, also when this input's scores are all
+    positive); a vision attribution without ``image=`` now says where an image comes from."""
+    import torch
+
+    from _tiny import hf_vit
+    from tests._factories import make_trace
+
+    def labels(fig):
+        return [ax._colorbar.ax.get_xlabel() or ax._colorbar.ax.get_ylabel()
+                for ax in fig.axes if hasattr(ax, "_colorbar")]
+
+    attn = torch.softmax(torch.randn(2, 1, 2, 5, 5, generator=torch.Generator().manual_seed(0)), -1)
+    text = make_trace(attn, tokens=[["[CLS]", "it", "is", "here", "[SEP]"]],
+                      words=[["it", "is", "here"]], word_ids=[[None, 0, 1, 2, None]],
+                      special_tokens_mask=[[1, 0, 0, 0, 1]], family="encoder")
+    assert labels(probe.plot(text, "rollout")) == ["rollout score"]
+    assert labels(probe.plot(text, "rollout", colorbar_label="mine")) == ["mine"]
+    model, pixels = hf_vit()
+    assert labels(probe.plot(probe.trace(model, pixels[:1]), "rollout")) == ["rollout score"]
+    attr = probe.attribute(model, pixels[:1], "rollout")
+    with pytest.raises(probe.ProbeError, match=r"keeps no image: .*to_display"):
+        probe.plot(attr)
+    image = torch.rand(3, 32, 32)
+    assert labels(probe.plot(attr, image=image)) == ["rollout score"]
+    signed = probe.Attribution(scores=torch.tensor([[0.5, -0.2, 0.1]]), method="ig",
+                               modality="text", signed=True, tokens=(("a", "b", "c"),))
+    assert labels(probe.plot(signed)) == ["ig attribution"]
+    positive = probe.Attribution(scores=torch.tensor([[0.5, 0.2, 0.1]]), method="ig",
+                                 modality="text", signed=True, tokens=(("a", "b", "c"),))
+    bar = next(ax._colorbar for ax in probe.plot(positive).axes if hasattr(ax, "_colorbar"))
+    assert bar.norm.vmin == -bar.norm.vmax  # signed: centred at 0, not Reds from 0
+
+
 def test_window_view_wraps_many_heads_into_rows():
     """Six heads in one row made a 17 x 2.6 inch figure (3-point text on a two-column
     page); panels now wrap after ``columns`` (default 4), one colourbar for all heads."""

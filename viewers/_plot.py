@@ -133,12 +133,24 @@ def _plot_attribution(attr: Any, view: str | None, b: int, options: dict[str, An
         )
     b = batch_position(b, int(attr.scores.shape[0]))
     base = {"model_name": attr.model_name or None, "method": attr.method}
+    # "ig attribution", "rollout score": the quantity, as probe render names it
+    label = f"{attr.label} {'attribution' if attr.signed else 'score'}"
+    if not vision and options.get("normalize"):
+        label += " (normalized per method)"
+    options.setdefault("colorbar_label", label)
+    # a signed method's scale is symmetric around 0 even where this input's scores are all
+    # positive, as in probe render and the comparison views
+    options.setdefault("signed", bool(attr.signed))
     if view == "saliency":
         if not vision:
             raise ProbeError("the saliency view needs a vision attribution; use view='strip'")
         image = options.pop("image", None)
         if image is None:
-            raise ProbeError("pass image= ([H, W, 3] in 0..1) to draw the saliency map on")
+            raise ProbeError(
+                "an attribution keeps no image: pass image= ([H, W, 3] or [3, H, W] in 0..1, "
+                "or uint8) to draw the saliency map on, e.g. image=batch.to_display(i) for "
+                "probe.make_shapes images; or plot the trace: probe.plot(trace, 'rollout')"
+            )
         return _call(saliency_overlay, view, (image, attr.as_grid()[b]), base, options)
     if vision:
         raise ProbeError("the strip view needs a text attribution; use view='saliency'")
@@ -374,6 +386,8 @@ def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     result = probe.rollout(trace, head_fusion=fusion, discard_ratio=discard)
     scores = reduce_map(trace, result)[b]
     kwargs = {"model_name": trace.model_name, "method": method}
+    # the quantity, as probe render rollout names it over tokens and over an image
+    options.setdefault("colorbar_label", "rollout score")
     if trace.family == "vision":
         grid = scores.reshape(*trace.grid)
         return _call(saliency_overlay, "rollout", (_display_image(trace, b, image), grid),

@@ -276,7 +276,7 @@ def _keep_copy(path: str, backup: str) -> None:
 _VIEW_HELP = {
     "heads": "every head of --layer; every layer x head without --layer",
     "head": "one head (--layer, --head) as a heatmap with token labels",
-    "links": "bertviz-style links of --layer (or --head); --word highlighted",
+    "links": "bertviz-style link diagram of --layer (all heads, or --head)",
     "coref": "which words --word links to, per head",
     "rollout": "attention rollout: token strip (text) or image overlay",
     "saliency": "one --method as token strip or image overlay + per-head CLS maps",
@@ -290,6 +290,7 @@ _VIEW_HELP = {
 _VIEW_DETAILS = {
     "coref": "--text, --word; --occurrence, --candidate. One sentence is no evidence: see "
     "'probe eval coref'",
+    "links": "--word highlights a word's lines (--occurrence picks a repeated one)",
     "compare": "text without --pair: the methods that need no target, and no faithfulness",
     "detr": "default detr-shapes, or a DETR folder; --query, --layer",
     "window": "--query is row-major on the grid of block --layer (default the centre); "
