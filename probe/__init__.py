@@ -124,6 +124,7 @@ _LAZY: dict[str, str] = {
     "show": "probe.commands._show",
     # embedded data
     "make_shapes": "probe.models._shapes",
+    "make_scenes": "probe.models._scenes",
     "ShapesBatch": "probe.models._shapes",
     "SHAPE_CLASSES": "probe.models._shapes",
     # figures
