@@ -253,7 +253,7 @@ def test_probe_plot_names_the_quantity_on_its_colourbar_as_probe_render_does():
     positive); a vision attribution without ``image=`` now says where an image comes from."""
     import torch
 
-    from _tiny import hf_vit
+    from tests._tiny import hf_vit
     from tests._factories import make_trace
 
     def labels(fig):

@@ -170,7 +170,10 @@ def _catching_tstp(pid: int) -> None:
 
 
 def _follows(server: dict[str, Any]) -> tuple[subprocess.Popen, int]:
-    proc = _client(server["sock"], "wait", stdin=subprocess.PIPE)
+    # the client in a process group of its own whose parent (this test) is in another group of
+    # the session, as a shell's job is: never orphaned, where the kernel would discard its
+    # SIGTSTP (pytest itself may run in an orphaned group: started in the background, say)
+    proc = _client(server["sock"], "wait", stdin=subprocess.PIPE, process_group=0)
     worker = json.loads(proc.stdout.readline())["pid"]
     _catching_tstp(proc.pid)
     return proc, worker
