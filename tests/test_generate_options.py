@@ -41,6 +41,16 @@ FINE = [
     dict(do_sample=True, temperature=0.7, top_k=5, top_p=0.9, min_p=0.05),
 ]
 
+# greedy decoding ignores the sampling options' values (transformers warns, generates greedily):
+# they stay valid; None leaves the default
+FINE_ANY_MODE = [
+    dict(temperature=0.0), dict(top_k=-1), dict(top_p=2.0), dict(top_p=-1.0),
+    dict(do_sample=None), dict(temperature=None), dict(num_beams=1), dict(min_new_tokens=0),
+    dict(no_repeat_ngram_size=2), dict(exponential_decay_length_penalty=(1, 0.5), eos_token_id=3),
+    dict(bad_words_ids=[[7]]), dict(begin_suppress_tokens=[7]), dict(guidance_scale=1.0),
+    dict(do_sample=True, epsilon_cutoff=3e-4, eta_cutoff=3e-4),
+]
+
 
 @pytest.fixture(scope="module")
 def model_and_ids():
@@ -67,13 +77,15 @@ def test_invalid_sampling_options_raise_before_any_forward(model_and_ids, option
         model.generate(ids, max_new_tokens=2, pad_token_id=0, **options)
 
 
-@pytest.mark.parametrize("options", FINE, ids=[str(o) for o in FINE])
+@pytest.mark.parametrize("options", FINE + FINE_ANY_MODE,
+                         ids=[str(o) for o in FINE + FINE_ANY_MODE])
 def test_valid_edge_cases_generate_as_transformers_does(model_and_ids, options):
+    """Sampling values greedy decoding ignores, and valid values in any decoding mode."""
     model, ids = model_and_ids
     torch.manual_seed(0)
-    gen = probe.generate(model, ids, max_new_tokens=2, pad_token_id=0, **options)
+    gen = probe.generate(model, ids, max_new_tokens=3, pad_token_id=0, **options)
     torch.manual_seed(0)
-    ref = model.generate(ids, max_new_tokens=2, pad_token_id=0, **options)
+    ref = model.generate(ids, max_new_tokens=3, pad_token_id=0, **options)
     assert torch.equal(gen.sequences, ref)
 
 
@@ -126,15 +138,6 @@ BAD_ANY_MODE = [
     (dict(max_new_tokens=-3), "max_new_tokens must be a positive integer, got -3"),
     (dict(repetition_penalty=0), "repetition_penalty=0 is not a valid repetition penalty"),
 ]
-# greedy decoding ignores the sampling options' values (transformers warns, generates greedily):
-# they stay valid; None leaves the default
-FINE_ANY_MODE = [
-    dict(temperature=0.0), dict(top_k=-1), dict(top_p=2.0), dict(top_p=-1.0),
-    dict(do_sample=None), dict(temperature=None), dict(num_beams=1), dict(min_new_tokens=0),
-    dict(no_repeat_ngram_size=2), dict(exponential_decay_length_penalty=(1, 0.5), eos_token_id=3),
-    dict(bad_words_ids=[[7]]), dict(begin_suppress_tokens=[7]), dict(guidance_scale=1.0),
-    dict(do_sample=True, epsilon_cutoff=3e-4, eta_cutoff=3e-4),
-]
 
 
 @pytest.mark.parametrize(("options", "message"), BAD_ANY_MODE,
@@ -153,16 +156,6 @@ def test_bad_generation_options_are_one_line_before_any_forward(model_and_ids, o
     assert not calls
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
     assert model.config._attn_implementation == "sdpa"
-
-
-@pytest.mark.parametrize("options", FINE_ANY_MODE, ids=[str(o) for o in FINE_ANY_MODE])
-def test_valid_options_in_any_mode_generate_as_transformers_does(model_and_ids, options):
-    model, ids = model_and_ids
-    torch.manual_seed(0)
-    gen = probe.generate(model, ids, max_new_tokens=3, pad_token_id=0, **options)
-    torch.manual_seed(0)
-    ref = model.generate(ids, max_new_tokens=3, pad_token_id=0, **options)
-    assert torch.equal(gen.sequences, ref)
 
 
 def test_bad_option_in_the_models_generation_config_is_named_with_its_source(model_and_ids):
