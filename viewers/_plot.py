@@ -304,10 +304,15 @@ def group_spans(trace: Any, b: int, *wanted: Any) -> Any:
     return group_words(trace, strings) if strings else trace
 
 
-def _word_index(trace: Any, b: int, word: Any, occurrence: int) -> int:
-    from probe.analysis._coref import word_membership, resolve_word
+def word_positions(trace: Any, b: int, word: Any, occurrence: int) -> list[int]:
+    """The token positions of ``word`` (its ``occurrence``) in item ``b``, a string over several
+    words (or inside one) grouped first (:func:`group_spans`): what the links view highlights,
+    for ``probe.plot(trace, "links", word=)`` and ``probe render links --word`` alike."""
+    from probe.analysis._coref import resolve_word, word_membership
 
-    return resolve_word(list(trace.words[b]), word_membership(trace, b), word, occurrence)
+    trace = group_spans(trace, b, word)
+    w = resolve_word(list(trace.words[b]), word_membership(trace, b), word, occurrence)
+    return [i for i, word_id in enumerate(trace.word_ids[b]) if word_id == w]
 
 
 def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
@@ -326,11 +331,8 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     word = options.pop("word", None)
     occurrence = options.pop("occurrence", 0)
     if word is not None:
-        trace = group_spans(trace, b, word)
-        w = _word_index(trace, b, word, occurrence)
-        ids = trace.word_ids[b]
-        rows = [j for j, i in enumerate(keep) if i < len(ids) and ids[i] == w]
-        kwargs["highlight"] = rows  # every token of the word
+        positions = set(word_positions(trace, b, word, occurrence))
+        kwargs["highlight"] = [j for j, i in enumerate(keep) if i in positions]  # every token
     return _call(link_view, "links", (attn[pos], _tokens(trace, b, keep)), kwargs, options)
 
 

@@ -90,17 +90,13 @@ def _word_tokens(s: Session) -> list[int] | None:
     word=...)`` highlights them; ``None`` without ``--word``."""
     if s.args.word is None:
         return None
-    from probe.analysis._coref import resolve_word, word_membership
-    from probe.viewers._plot import group_spans
+    from probe.viewers._plot import word_positions
 
-    try:  # as probe.plot does: a string over several words (or in one) is grouped first
-        tr = group_spans(s.trace(), 0, s.args.word)
-        w = resolve_word(list(tr.words[0]), word_membership(tr, 0), s.args.word,
-                         s.args.occurrence)
+    try:
+        positions = word_positions(s.trace(), 0, s.args.word, s.args.occurrence)
     except ProbeError as exc:
         raise ProbeError(_cli_wording(str(exc), s.args)) from None
-    ids = tr.word_ids[0]  # type: ignore[index]
-    return [i for i in range(len(s.tokens())) if i < len(ids) and ids[i] == w]
+    return [i for i in positions if i < len(s.tokens())]
 
 
 @register_view("coref")
