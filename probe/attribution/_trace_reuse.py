@@ -48,8 +48,7 @@ def check_trace_inputs(model: nn.Module, inputs: Any, tokenizer: Any, trace: Any
     if all(value is None for value, _ in recorded):
         return
     # checked as captured (ViT-MAE: in grid order, which probe.attribute alone cannot ask for)
-    prepare = getattr(adapter, "prepare_unchecked", adapter.prepare)
-    prepared = prepare(inputs, tokenizer=tokenizer)
+    prepared = adapter.prepare_unchecked(inputs, tokenizer=tokenizer)
     for (value, what), now in zip(recorded, (prepared.input_ids, prepared.pixel_values)):
         if value is None or now is None:
             continue

@@ -206,6 +206,12 @@ class ModelAdapter:
         """Check and convert user inputs into forward keyword arguments (see :class:`Prepared`)."""
         raise NotImplementedError(f"{type(self).__name__} must implement prepare()")
 
+    def prepare_unchecked(self, inputs: Any, **options: Any) -> Prepared:
+        """:meth:`prepare` without the checks a capture alone needs (ViT-MAE's grid order): to
+        compare a ``trace=`` with the inputs ``probe.attribute`` got (the trace was checked when
+        it was captured). The same as :meth:`prepare` unless an adapter says otherwise."""
+        return self.prepare(inputs, **options)
+
     def forward(self, kwargs: dict[str, Any]) -> Any:
         """Run the model on forward keyword arguments (no grad/mode changes)."""
         return self.model(**kwargs)
