@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from probe.viewers import coref_view
-from probe.viewers._links import COREF_NOTE
+from probe.viewers._coref import COREF_NOTE
 from probe.viewers._style import MIN_FONT_PT
 from probe.viewers._width import smallest_font, text_clashes, wrap_text
 

@@ -121,7 +121,7 @@ def test_text_compare_without_pair_uses_the_methods_that_need_no_target(tmp_path
 
 def test_coref_figure_points_to_the_eval():
     from probe.viewers import coref_view
-    from probe.viewers._links import COREF_NOTE
+    from probe.viewers._coref import COREF_NOTE
 
     words = ["The", "cup", "box", "it"]
     fig = coref_view(words, 3, [0.1, 0.5, 0.3, 0.1])

@@ -32,7 +32,8 @@ from probe.viewers._gates import (
     query_point_view,
 )
 from probe.viewers._heatmaps import head_grid, head_heatmap, model_view
-from probe.viewers._links import coref_view, link_view
+from probe.viewers._coref import coref_view
+from probe.viewers._links import link_view
 from probe.viewers._plot import plot
 from probe.viewers._grid import cls_head_grid
 from probe.viewers._saliency import saliency_overlay, upsample_bilinear

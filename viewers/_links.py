@@ -1,12 +1,11 @@
-"""Link diagrams: attention as lines between two token columns (:func:`link_view`), and the
-coreference view of one word and its antecedents (:func:`coref_view`).
+"""Link diagram: attention as lines between two token columns (:func:`link_view`); the
+coreference view is in :mod:`probe.viewers._coref`.
 
 The link view follows the idea of bertviz's head view as a static figure: query tokens on
 the left, key tokens on the right, one line per (query, key) pair whose opacity is the
 attention weight, one colour per head (heads keep their colour whichever subset is shown).
 A right-to-left sentence (``direction="auto"`` and Arabic or Hebrew tokens, or
-``direction="rtl"``) is mirrored: query tokens on the right, key tokens on the left; in the
-coreference view its words run from the right.
+``direction="rtl"``) is mirrored: query tokens on the right, key tokens on the left.
 """
 
 from __future__ import annotations
@@ -22,42 +21,24 @@ from probe.viewers._style import (
     styled,
     FONT_SIZES,
     LINK_MAX_LABELS,
-    TEXT_SEQUENTIAL_CMAP,
     as_array,
     categorical_colors,
     check_ax,
-    check_tokens,
     format_token,
-    get_cmap,
     is_signed,
-    make_norm,
     new_figure,
     root_figure,
     text_width_pt,
     thin_labels,
     title as make_title,
 )
-from probe.viewers._tokens import (
-    GAP_X,
-    LINE_PAD,
-    attached_words,
-    draw_token_boxes,
-    layout_tokens,
-    points_axes,
-)
-from probe.viewers._width import sized, wrap_text
+from probe.viewers._width import sized
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["link_view", "coref_view", "COREF_NOTE"]
-
-#: The line :func:`coref_view` prints under its figure by default.
-COREF_NOTE = (
-    "One sentence is no evidence of a coreference head: 'probe eval coref' scores every head "
-    "on minimal pairs."
-)
+__all__ = ["link_view"]
 
 _LINE_AREA_IN = 2.4  # width of the band holding the lines, inches
 _ROW_IN = 0.2  # vertical pitch of one token, inches (shrinks for long inputs)
@@ -325,11 +306,6 @@ def link_view(
     return fig
 
 
-def _line_in(fontsize: float) -> float:
-    """Inches between two lines of text at ``fontsize`` (matplotlib's 1.2 line spacing)."""
-    return 1.2 * fontsize / 72
-
-
 def _positions(highlight: int | Sequence[int] | None, n_query: int) -> list[int]:
     """``highlight`` as a sorted list of distinct query positions (empty for ``None``)."""
     if highlight is None:
@@ -345,255 +321,3 @@ def _positions(highlight: int | Sequence[int] | None, n_query: int) -> list[int]
             f"got {highlight!r}"
         )
     return sorted({int(i) for i in items})
-
-
-def _check_top_rows(rows: Any, words: Sequence[str]) -> list[tuple[int, int, str, float]]:
-    """Validate ``(layer, head, antecedent, weight)`` rows; return them with the antecedent
-    as its table label (a word index becomes ``"word (index)"``, a word string stays)."""
-    if isinstance(rows, str) or not isinstance(rows, Sequence):
-        raise ProbeError(
-            "top must be a list of (layer, head, antecedent, weight) tuples, got "
-            f"{type(rows).__name__}"
-        )
-    out = []
-    for row in rows:
-        if isinstance(row, str) or not isinstance(row, Sequence) or len(row) != 4:
-            raise ProbeError(
-                f"each top row must be (layer, head, antecedent, weight), got {row!r}"
-            )
-        layer, head, ante, weight = row
-        try:
-            layer_i, head_i, w = int(layer), int(head), float(weight)
-        except (TypeError, ValueError):
-            raise ProbeError(
-                f"top row {row!r} must hold (int layer, int head, antecedent, float weight)"
-            ) from None
-        if isinstance(ante, str):
-            label = format_token(ante)
-        elif isinstance(ante, (int, np.integer)) and not isinstance(ante, bool):
-            if not 0 <= int(ante) < len(words):
-                raise ProbeError(
-                    f"top row {row!r}: antecedent {ante} is not a word index in "
-                    f"0..{len(words) - 1}"
-                )
-            label = f"{format_token(words[int(ante)])} ({int(ante)})"
-        else:
-            raise ProbeError(
-                f"top row {row!r}: the antecedent must be a word index or the word itself"
-            )
-        out.append((layer_i, head_i, label, w))
-    return out
-
-
-@styled
-@sized()
-def coref_view(
-    words: Sequence[str],
-    word_index: int,
-    weights: Any,
-    *,
-    top: Sequence[tuple[int, int, int | str, float]] | None = None,
-    top_k: int = 3,
-    candidates: Sequence[int] | None = None,
-    joined: Sequence[bool] | None = None,
-    table_rows: int = 8,
-    model_name: str | None = None,
-    layer: int | str | None = None,
-    head: int | str | None = None,
-    method: str | None = "coreference attention",
-    width: float = 8.0,
-    fontsize: float = FONT_SIZES["token"],
-    title: str | None = None,
-    note: str | None = None,
-    direction: Direction = "auto",
-) -> Figure:
-    """One word, the words it attends to, and its top antecedents with their weights.
-
-    The sentence is drawn word by word (wrapped at ``width``), each word on a background
-    coloured by its weight (white-based ``Reds``, 0 to the largest weight of another word).
-    The chosen word is outlined in blue; the ``top_k`` heaviest *candidate* words are
-    outlined, get their rank and weight printed under them (each box is at least as wide
-    as its label, so labels never collide) and, when on the same line, an arrow from the
-    chosen word whose width grows with the weight. With ``top``, a table lists the
-    strongest heads. Layers and heads count from 0, as in the model's modules.
-
-    Args:
-        words: ``[num_words]`` words (word-level data: pool sub-tokens first).
-        word_index: position of the chosen word (e.g. the pronoun).
-        weights: ``[num_words]`` attention of the chosen word to every word.
-        top: optional top heads as ``(layer, head, antecedent, weight)`` rows (e.g. from
-            ``probe.coref``), the antecedent as a word index or the word itself; the
-            ``table_rows`` heaviest are tabulated.
-        top_k: how many antecedents to highlight (default 3).
-        candidates: the word indices that may be ranked (e.g. ``Antecedents.candidates``
-            from :func:`probe.best_antecedents`, the rule :func:`probe.coref` ranks
-            with); default: every other word. Other words keep their colour but are never
-            marked.
-        joined: per word, ``True`` when it is written against the previous word with no
-            space (default: :func:`attached_words`' guess, so "didn ' t" reads "didn't").
-        model_name, layer, head, method: go into the title.
-        width: figure width in inches; fontsize: word font size in points.
-        title: replaces the generated title (``""`` for none).
-        note: a line at the bottom; default :data:`COREF_NOTE` (one sentence is no evidence
-            of a coreference head: ``probe eval coref`` tests heads on minimal pairs);
-            ``""`` for none.
-        direction: ``"auto"`` (default: right to left when the words' first strong letter
-            is), ``"ltr"`` or ``"rtl"``: right to left, the sentence starts at the top right.
-
-    Returns:
-        The ``Figure``; ``fig.axes[0].patches`` are the word boxes in word order.
-    """
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.patches import FancyArrowPatch
-    from matplotlib.path import Path
-
-    w = as_array(weights, "weights", 1, "[num_words]")
-    toks = check_tokens(words, len(w), "words", "weights")
-    rtl = is_rtl(direction, toks)
-    if isinstance(word_index, bool) or not isinstance(word_index, (int, np.integer)) or not (
-        -len(w) <= word_index < len(w)
-    ):
-        raise ProbeError(f"word_index must be a position in 0..{len(w) - 1}, got {word_index!r}")
-    word_index = int(word_index) % len(w)
-    for name, value in (("top_k", top_k), ("table_rows", table_rows)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ProbeError(f"{name} must be a positive integer, got {value!r}")
-    if is_signed(w):
-        raise ProbeError("weights has negative values: pass attention weights (>= 0)")
-    if isinstance(width, bool) or not isinstance(width, (int, float)) or not 3 <= width <= 40:
-        raise ProbeError(f"width must be a figure width in inches in [3, 40], got {width!r}")
-    rows = _check_top_rows(top, toks) if top is not None else None
-
-    if candidates is None:
-        pool = [i for i in range(len(w)) if i != word_index]
-    else:
-        if isinstance(candidates, (str, bytes)) or not isinstance(candidates, Sequence):
-            raise ProbeError(
-                f"candidates must be a list of word indices, got {type(candidates).__name__}"
-            )
-        pool = []
-        for c in candidates:
-            if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not (
-                0 <= c < len(w)
-            ):
-                raise ProbeError(
-                    f"candidates must be word indices in 0..{len(w) - 1}, got {c!r}"
-                )
-            if int(c) != word_index:
-                pool.append(int(c))
-    if joined is None:
-        glue = attached_words(toks)
-    else:
-        if isinstance(joined, str) or not isinstance(joined, Sequence) or len(joined) != len(w):
-            raise ProbeError(f"joined must hold one bool per word ({len(w)}), got {joined!r}")
-        glue = [bool(j) for j in joined]
-    others = np.array([i for i in range(len(w)) if i != word_index], dtype=int)
-    order = sorted(pool, key=lambda i: (-w[i], i))
-    ranked = [int(i) for i in order[:top_k] if w[i] > 0]
-    norm = make_norm(w[others] if len(others) else w, False, zero_based=True)
-    cmap = get_cmap(TEXT_SEQUENTIAL_CMAP)
-
-    fontsize = float(fontsize)
-    box_h = LINE_PAD * fontsize
-    arc_room, label_room = 4.0 + 4.0 * min(top_k, 4) + 3.0, 1.3 * fontsize
-    margin = 0.25
-    width_pt = (width - 2 * margin) * 72
-    faces = ["bold" if i == word_index or i in ranked else "normal" for i in range(len(w))]
-    labels = {i: f"#{r} {w[i]:.2f}" for r, i in enumerate(ranked, start=1)}
-    min_w = [text_width_pt(labels[i], FONT_SIZES["annotation"], "bold") + 2 * GAP_X
-             if i in labels else 0.0 for i in range(len(w))]
-    layout = layout_tokens(toks, fontsize, width_pt, line_height=arc_room + box_h + label_room,
-                           weights=faces, joined=glue, min_widths=min_w, rtl=rtl)
-    body_pt = layout.height
-
-    text = make_title(model_name, layer, head, method) if title is None else title
-    plural = "s" if len(ranked) != 1 else ""
-    chosen = wrap_text(  # the two notes wrap at a narrow width (one line each at 8 in)
-        f"chosen word: \u201c{format_token(toks[word_index])}\u201d (word {word_index}) "
-        f"\u2192 top {len(ranked)} candidate antecedent{plural}"
-        " \u00b7 layers, heads and words count from 0", FONT_SIZES["label"], width_pt)
-    chosen_at = 0.15 + (0.35 if text else 0.0) - 0.05  # from the top, to the line's top
-    top_in = chosen_at + 0.3 + chosen.count("\n") * _line_in(FONT_SIZES["label"])
-    bar_in = 0.85
-    shown_rows = sorted(rows, key=lambda r: -r[3])[:table_rows] if rows else []
-    table_in = (len(shown_rows) + 1) * 0.22 + 0.6 if shown_rows else 0.0
-    note = wrap_text(COREF_NOTE if note is None else str(note), FONT_SIZES["annotation"],
-                     width_pt)
-    note_in = 0.3 + note.count("\n") * _line_in(FONT_SIZES["annotation"]) if note else 0.0
-    height = top_in + body_pt / 72 + bar_in + table_in + note_in
-    fig = new_figure((width, height), layout="none")
-    if note:
-        fig.text(0.5, 0.12 / height, note, ha="center", va="bottom",
-                 fontsize=FONT_SIZES["annotation"], color="0.35", style="italic")
-    table_in += note_in  # everything below the words sits above the note
-    ax = fig.add_axes((margin / width, (bar_in + table_in) / height, width_pt / 72 / width,
-                       body_pt / 72 / height))
-    points_axes(ax, width_pt, body_pt)
-
-    colors, edges, lws = [], [], []
-    for i in range(len(w)):
-        if i == word_index:
-            colors.append("#dbe9f6")
-            edges.append(_HIGHLIGHT)
-            lws.append(1.8)
-        else:
-            colors.append(cmap(norm(w[i])))
-            edges.append("black" if i in ranked else "none")
-            lws.append(1.2 if i in ranked else 0.0)
-    draw_token_boxes(ax, layout, colors, 0.0, box_top=arc_room, edgecolors=edges,
-                     linewidths=lws, weights=faces)
-
-    def anchor(i: int) -> tuple[float, float]:
-        return (layout.centre(i),
-                float(layout.line[i] * layout.line_height + arc_room + 0.1 * box_h))
-
-    w_top = max((w[i] for i in ranked), default=1.0) or 1.0
-    for rank, i in enumerate(ranked, start=1):
-        x = layout.centre(i)
-        y = layout.line[i] * layout.line_height + arc_room + box_h + 0.15 * fontsize
-        ax.text(x, y, labels[i], ha="center", va="top",
-                fontsize=FONT_SIZES["annotation"], fontweight="bold", color="0.15")
-        if layout.line[i] != layout.line[word_index]:
-            continue  # an arrow across lines would cut through the text: rank label only
-        # a bracket of fixed height (in points) above the boxes, higher for lower ranks
-        (xs, ys), (xe, ye) = anchor(word_index), anchor(i)
-        xs += (rank - (len(ranked) + 1) / 2) * 3.0
-        level = min(ys, ye) - (4.0 + 4.0 * min(rank, 4))
-        arrow = FancyArrowPatch(
-            path=Path([(xs, ys), (xs, level), (xe, level), (xe, ye)]),
-            arrowstyle="-|>", mutation_scale=7 + 3 * w[i] / w_top, joinstyle="round",
-            linewidth=0.8 + 1.6 * w[i] / w_top, color=_HIGHLIGHT, alpha=0.85, clip_on=False,
-        )
-        ax.add_patch(arrow)
-
-    if text:
-        fig.suptitle(text, fontsize=FONT_SIZES["title"], y=1 - 0.1 / height, va="top")
-    fig.text(0.5, 1 - chosen_at / height, chosen, ha="center", va="top",
-             fontsize=FONT_SIZES["label"], color="0.25")
-
-    bar_w = min(4.0, width - 2 * margin)
-    cax = fig.add_axes(((width - bar_w) / 2 / width, (table_in + 0.47) / height, bar_w / width,
-                        0.12 / height))
-    cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax, orientation="horizontal")
-    cbar.set_label("attention weight", fontsize=FONT_SIZES["label"])
-    cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
-
-    if shown_rows:
-        tax = fig.add_axes(((margin / width, (0.1 + note_in) / height,
-                             (width - 2 * margin) / width, (table_in - note_in - 0.45) / height)))
-        tax.set_axis_off()
-        cells = [[str(r[0]), str(r[1]), r[2], f"{r[3]:.3f}"] for r in shown_rows]
-        col_w = [v * min(1.0, 5.0 / (width - 2 * margin)) for v in (0.14, 0.14, 0.3, 0.18)]
-        table = tax.table(cellText=cells, colLabels=["layer", "head", "antecedent", "weight"],
-                          cellLoc="center", colWidths=col_w,
-                          bbox=((1 - sum(col_w)) / 2, 0.0, sum(col_w), 1.0))
-        table.auto_set_font_size(False)
-        table.set_fontsize(FONT_SIZES["annotation"])
-        for (r, _), cell in table.get_celld().items():
-            cell.set_edgecolor("0.75")
-            if r == 0:
-                cell.set_text_props(fontweight="bold")
-                cell.set_facecolor("0.92")
-        tax.set_title(f"top heads (strongest {len(shown_rows)})", fontsize=FONT_SIZES["label"],
-                      pad=4)
-    return fig

@@ -338,7 +338,7 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
 def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     import probe
-    from probe.viewers._links import coref_view
+    from probe.viewers._coref import coref_view
 
     word = options.pop("word", None)
     if word is None:
