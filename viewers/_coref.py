@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._coref_arrows import arrow_routes
+from probe.viewers._coref_excerpt import Context, excerpt
 from probe.viewers._direction import Direction, is_rtl
 from probe.viewers._style import (
     styled,
@@ -50,6 +52,7 @@ COREF_NOTE = (
 )
 
 _HIGHLIGHT = "#1f77b4"  # the chosen word (matches tab10 blue)
+_CUT = "\u2026"  # drawn where the excerpt leaves text out
 
 def _line_in(fontsize: float) -> float:
     """Inches between two lines of text at ``fontsize`` (matplotlib's 1.2 line spacing)."""
@@ -115,6 +118,7 @@ def coref_view(
     title: str | None = None,
     note: str | None = None,
     direction: Direction = "auto",
+    context: Context = "excerpt",
 ) -> Figure:
     """One word, the words it attends to, and its top antecedents with their weights.
 
@@ -122,9 +126,12 @@ def coref_view(
     coloured by its weight (white-based ``Reds``, 0 to the largest weight of another word).
     The chosen word is outlined in blue; the ``top_k`` heaviest *candidate* words are
     outlined, get their rank and weight printed under them (each box is at least as wide
-    as its label, so labels never collide) and, when on the same line, an arrow from the
-    chosen word whose width grows with the weight. With ``top``, a table lists the
-    strongest heads. Layers and heads count from 0, as in the model's modules.
+    as its label, so labels never collide) and an arrow from the chosen word whose width
+    and head grow with the weight. An antecedent on another line (the text wraps) is reached
+    through the margin beside the lines, never across a word
+    (:mod:`probe.viewers._coref_arrows`). A long text is drawn as an excerpt (``context=``).
+    With ``top``, a table lists the strongest heads. Layers and heads count from 0, as in the
+    model's modules.
 
     Args:
         words: ``[num_words]`` words (word-level data: pool sub-tokens first).
@@ -148,9 +155,19 @@ def coref_view(
             ``""`` for none.
         direction: ``"auto"`` (default: right to left when the words' first strong letter
             is), ``"ltr"`` or ``"rtl"``: right to left, the sentence starts at the top right.
+        context: ``"excerpt"`` (default): a text of more than 40 words is drawn from the
+            earliest ranked antecedent (or the start of its sentence) to the end of the
+            chosen word's sentence, or, when that is longer still, as that sentence and a few
+            words around each ranked antecedent; a grey ``…`` marks each cut
+            (:func:`probe.viewers._coref_excerpt.excerpt`). ``"all"``: the whole text. Only
+            the drawing changes: weights, colour scale, ranking and word numbers are the
+            same.
 
     Returns:
-        The ``Figure``; ``fig.axes[0].patches`` are the word boxes in word order.
+        The ``Figure``; ``fig.axes[0].patches`` are the drawn words' boxes in word order
+        (gid ``"word <i>"``, ``i`` the word's index), then one ``FancyArrowPatch`` per ranked
+        antecedent in rank order (gid ``"arrow <i>"``) from the top of the chosen word's box
+        to the top of the antecedent's; the texts of the ``…`` marks have gid ``"cut"``.
     """
     from matplotlib.cm import ScalarMappable
     from matplotlib.patches import FancyArrowPatch
@@ -211,8 +228,18 @@ def coref_view(
     labels = {i: f"#{r} {w[i]:.2f}" for r, i in enumerate(ranked, start=1)}
     min_w = [text_width_pt(labels[i], FONT_SIZES["annotation"], "bold") + 2 * GAP_X
              if i in labels else 0.0 for i in range(len(w))]
-    layout = layout_tokens(toks, fontsize, width_pt, line_height=arc_room + box_h + label_room,
-                           weights=faces, joined=glue, min_widths=min_w, rtl=rtl)
+    drawn = excerpt(toks, word_index, ranked, context)  # word indices, None: a cut
+    at = {i: k for k, i in enumerate(drawn) if i is not None}  # word -> its box
+    cut = len(drawn) != len(w)
+    if cut:  # the drawn words only; a cut is a plain "…", glued to no word
+        glue = [i is not None and k > 0 and drawn[k - 1] is not None and glue[i]
+                for k, i in enumerate(drawn)]
+        faces = ["normal" if i is None else faces[i] for i in drawn]
+        min_w = [0.0 if i is None else min_w[i] for i in drawn]
+    shown_toks = [_CUT if i is None else toks[i] for i in drawn]
+    layout = layout_tokens(shown_toks, fontsize, width_pt,
+                           line_height=arc_room + box_h + label_room, weights=faces,
+                           joined=glue, min_widths=min_w, rtl=rtl)
     body_pt = layout.height
 
     text = make_title(model_name, layer, head, method) if title is None else title
@@ -220,7 +247,9 @@ def coref_view(
     chosen = wrap_text(  # the two notes wrap at a narrow width (one line each at 8 in)
         f"chosen word: \u201c{format_token(toks[word_index])}\u201d (word {word_index}) "
         f"\u2192 top {len(ranked)} candidate antecedent{plural}"
-        " \u00b7 layers, heads and words count from 0", FONT_SIZES["label"], width_pt)
+        " \u00b7 layers, heads and words count from 0"
+        + (f" \u00b7 excerpt of the {len(w)} words (\u2026 marks a cut)" if cut else ""),
+        FONT_SIZES["label"], width_pt)
     chosen_at = 0.15 + (0.35 if text else 0.0) - 0.05  # from the top, to the line's top
     top_in = chosen_at + 0.3 + chosen.count("\n") * _line_in(FONT_SIZES["label"])
     bar_in = 0.85
@@ -240,39 +269,41 @@ def coref_view(
     points_axes(ax, width_pt, body_pt)
 
     colors, edges, lws = [], [], []
-    for i in range(len(w)):
+    for i in drawn:
         if i == word_index:
             colors.append("#dbe9f6")
             edges.append(_HIGHLIGHT)
             lws.append(1.8)
         else:
-            colors.append(cmap(norm(w[i])))
+            colors.append("white" if i is None else cmap(norm(w[i])))
             edges.append("black" if i in ranked else "none")
             lws.append(1.2 if i in ranked else 0.0)
-    draw_token_boxes(ax, layout, colors, 0.0, box_top=arc_room, edgecolors=edges,
-                     linewidths=lws, weights=faces)
-
-    def anchor(i: int) -> tuple[float, float]:
-        return (layout.centre(i),
-                float(layout.line[i] * layout.line_height + arc_room + 0.1 * box_h))
+    boxes = draw_token_boxes(ax, layout, colors, 0.0, box_top=arc_room, edgecolors=edges,
+                             linewidths=lws, weights=faces)
+    for k, (i, box, label) in enumerate(zip(drawn, boxes, list(ax.texts))):
+        if i is None:  # a cut: grey "…", no box
+            box.remove()
+            label.set_color("0.45")
+            label.set_gid("cut")
+        else:
+            box.set_gid(f"word {i}")
+            label.set_gid(f"word {i}")
 
     w_top = max((w[i] for i in ranked), default=1.0) or 1.0
+    routes = arrow_routes(layout, at[word_index], [at[i] for i in ranked], arc_room=arc_room,
+                          box_h=box_h, width_pt=width_pt, rtl=rtl)
     for rank, i in enumerate(ranked, start=1):
-        x = layout.centre(i)
-        y = layout.line[i] * layout.line_height + arc_room + box_h + 0.15 * fontsize
+        x = layout.centre(at[i])
+        y = layout.line[at[i]] * layout.line_height + arc_room + box_h + 0.15 * fontsize
         ax.text(x, y, labels[i], ha="center", va="top",
                 fontsize=FONT_SIZES["annotation"], fontweight="bold", color="0.15")
-        if layout.line[i] != layout.line[word_index]:
-            continue  # an arrow across lines would cut through the text: rank label only
-        # a bracket of fixed height (in points) above the boxes, higher for lower ranks
-        (xs, ys), (xe, ye) = anchor(word_index), anchor(i)
-        xs += (rank - (len(ranked) + 1) / 2) * 3.0
-        level = min(ys, ye) - (4.0 + 4.0 * min(rank, 4))
+        # width and head size grow with the weight (relative to the strongest shown)
         arrow = FancyArrowPatch(
-            path=Path([(xs, ys), (xs, level), (xe, level), (xe, ye)]),
-            arrowstyle="-|>", mutation_scale=7 + 3 * w[i] / w_top, joinstyle="round",
-            linewidth=0.8 + 1.6 * w[i] / w_top, color=_HIGHLIGHT, alpha=0.85, clip_on=False,
+            path=Path(routes[at[i]]), arrowstyle="-|>", mutation_scale=7 + 3 * w[i] / w_top,
+            joinstyle="round", linewidth=0.8 + 1.6 * w[i] / w_top, color=_HIGHLIGHT,
+            alpha=0.85, clip_on=False,
         )
+        arrow.set_gid(f"arrow {i}")
         ax.add_patch(arrow)
 
     if text:

@@ -55,6 +55,7 @@ class RenderArgs:
     max_values: int | None = None
     direction: str = "auto"
     width: str | None = None
+    context: str = "excerpt"
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 #: Views that lay out the tokens of ``--text``, and so read ``--direction``.
@@ -85,6 +86,7 @@ OPTION_VIEWS: dict[str, tuple[str, ...]] = {
     "--word": ("coref", "links"),
     "--occurrence": ("coref", "links"),
     "--candidate": ("coref",),
+    "--context": ("coref",),
     "--layer": ("heads", "head", "links", "saliency", "detr", "window", "gates", "alignment"),
     "--head": ("head", "links", "alignment"),
     "--pair": ("saliency", "compare", "curves"),
@@ -148,6 +150,15 @@ def check_view_options(args: RenderArgs) -> None:
         raise not_for_view("--occurrence", args.view)
     if args.candidates and args.view not in OPTION_VIEWS["--candidate"]:
         raise not_for_view("--candidate", args.view)
+    if args.context != RenderArgs.context:
+        if args.view not in OPTION_VIEWS["--context"]:
+            raise not_for_view("--context", args.view)
+        if args.context not in ("excerpt", "all"):
+            raise ProbeError(f"--context must be excerpt or all, got {args.context!r}")
+        if "html" in args.formats and len(args.formats) == 1:
+            raise ProbeError("--context sets how much text the coref figure draws; the HTML "
+                             "page always shows the whole text: add --format png (or svg, "
+                             "pdf), or drop --context")
     if args.occurrence and args.word is None:  # links: --word is optional
         raise ProbeError("--occurrence picks one of the repeats of --word: add --word, or drop "
                          "--occurrence")

@@ -359,6 +359,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="coref: a candidate antecedent (repeatable; default: the content words before "
         "--word)",
     )
+    add(
+        "--context", default="excerpt", choices=("excerpt", "all"),
+        help="coref figures: excerpt (the default) draws a long text from the earliest marked "
+        "antecedent to the end of --word's sentence, with ... where text is cut; all draws the "
+        "whole text",
+    )
     add("--layer", type=int, help="layer index (negative counts from the end); gates: the stage")
     add("--head", type=int, help="head index (negative counts from the end)")
     add(
