@@ -288,8 +288,8 @@ _VIEW_HELP = {
     "alignment": "word alignment of --text and its translation (toy-mt)",
 }
 _VIEW_DETAILS = {
-    "coref": "--text, --word; --occurrence, --candidate. One sentence is no evidence: see "
-    "'probe eval coref'",
+    "coref": "--text, --word; --occurrence, --candidate, --context (a long text is drawn as "
+    "an excerpt; all: the whole text). One sentence is no evidence: see 'probe eval coref'",
     "links": "--word highlights a word's lines (--occurrence picks a repeated one)",
     "compare": "text without --pair: the methods that need no target, and no faithfulness",
     "detr": "default detr-shapes, or a DETR folder; --query, --layer",
