@@ -248,12 +248,14 @@ def test_coref_view_of_a_long_chinese_text_stays_on_the_canvas(minilm) -> None:
 
     model, tokenizer = minilm
     trace = probe.trace(model, ZH * 8, tokenizer=tokenizer)
-    fig = probe.plot(trace, "coref", word="它", occurrence=7, candidates=["小猫", "马路"])
-    renderer = FigureCanvasAgg(fig).get_renderer()
-    right = fig.bbox.x1
-    drawn = [t for t in fig.axes[0].texts if t.get_text().strip()]
-    assert len(drawn) > 50
-    assert max(t.get_window_extent(renderer).x1 for t in drawn) <= right + 0.5
+    for context, least in (("all", 50), ("excerpt", 10)):  # the whole text, and an excerpt
+        fig = probe.plot(trace, "coref", word="它", occurrence=7, candidates=["小猫", "马路"],
+                         context=context)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        right = fig.bbox.x1
+        drawn = [t for t in fig.axes[0].texts if t.get_text().strip()]
+        assert len(drawn) > least
+        assert max(t.get_window_extent(renderer).x1 for t in drawn) <= right + 0.5
 
 
 # ------------------------------------------------------------------ the HTML coref view
