@@ -72,6 +72,7 @@ table.p-table tr.click{cursor:pointer}
 .p-tab.sel{background:#1f77b4;color:#fff;border-color:#1f77b4}
 .p-sec{margin:14px 0 4px;font-weight:600}
 .p-panel{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+.p-scroll{max-width:100%;overflow-x:auto}
 .p-thumbs{display:flex;flex-wrap:wrap;gap:6px}
 .p-thumbs figure{margin:0;text-align:center;font-size:11px}
 .p-error{color:#b00;font-weight:600}

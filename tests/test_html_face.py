@@ -1,0 +1,130 @@
+"""How the interactive views look: the image view shows its input on its own and draws every
+map over a grey copy of it (the figures' rule), every map has a colour bar, and the views fit a
+narrow (400 px) window without the page scrolling sideways. Structural checks in Python, then
+a real headless Chromium (one browser session for the module)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from _browser import dataset, load, open_clean, start_browser
+from probe.viewers._saliency import grey_image
+from probe.viewers.html import image_view_html
+
+RNG = np.random.default_rng(3)
+
+
+def _data(page: str) -> dict:
+    m = re.search(r'<script type="application/json" id="probe-data">(.*?)</script>', page, re.S)
+    assert m is not None
+    return json.loads(m.group(1))
+
+
+def _png(url: str) -> np.ndarray:
+    from PIL import Image
+
+    assert url.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))))
+
+
+def _colour_image() -> np.ndarray:
+    """``[24, 32, 3]``: a saturated gradient, far from grey everywhere."""
+    yy, xx = np.mgrid[0:24, 0:32]
+    return np.stack([xx / 31, 1 - yy / 23, 0.5 + 0 * xx], -1)
+
+
+def _view(alpha: float | None = None, methods: int = 2):
+    g = (3, 4)
+    names = ["attention", "rollout", "relevance", "ig", "saliency", "gradcam", "random"]
+    maps = {names[i]: RNG.random(g) for i in range(methods)}
+    patch = RNG.random((2, 3, 12, 12)).astype(np.float32)
+    patch /= patch.sum(-1, keepdims=True)
+    agreement = np.eye(methods)
+    options = {} if alpha is None else {"alpha": alpha}
+    return image_view_html(_colour_image(), maps, agreement=agreement,
+                           cls_maps=patch[:, :, 0].reshape(2, 3, *g), patch_attn=patch,
+                           **options)
+
+
+# ----------------------------------------------------------------------------- pure Python
+def test_image_view_embeds_the_figures_grey_copy_and_their_opacity():
+    data = _data(_view().html)
+    grey = _png(data["grey"])
+    assert grey.ndim == 2  # one channel
+    expect = grey_image(_colour_image())[..., 0] * 255
+    assert np.max(np.abs(grey.astype(float) - expect)) <= 0.5 + 1e-9
+    colour = _png(data["image"])
+    assert colour.shape == (24, 32, 3)
+    assert data["alpha"] == 0.65  # saliency_overlay's default
+
+
+# ----------------------------------------------------------------------------- in the browser
+@pytest.fixture(scope="module")
+def browser():
+    drv = start_browser()
+    yield drv
+    drv.quit()
+
+
+def _pixels(drv, css: str) -> np.ndarray:
+    """``[h, w, 4]`` RGBA of the first canvas matching ``css``."""
+    w, h, flat = drv.execute_script(
+        "var c = document.querySelector(arguments[0]); var d = c.getContext('2d')"
+        ".getImageData(0, 0, c.width, c.height).data; return [c.width, c.height, "
+        "Array.from(d)];", css)
+    return np.asarray(flat, dtype=np.int16).reshape(h, w, 4)
+
+
+def test_image_view_shows_the_input_and_maps_over_grey(browser, tmp_path):
+    # alpha 0: the map is invisible, what remains under it must be the grey copy
+    open_clean(browser, _view(alpha=0.0), tmp_path, "grey")
+    main = _pixels(browser, "canvas.p-main")
+    spread = main[..., :3].max(-1) - main[..., :3].min(-1)
+    assert spread.max() <= 2, "the map is drawn over the colour image, not a grey copy"
+    thumbs = _pixels(browser, "figure canvas")
+    assert (thumbs[..., :3].max(-1) - thumbs[..., :3].min(-1)).max() <= 2
+    patch = _pixels(browser, "canvas.p-patch")
+    coloured = patch[..., :3][(patch[..., :3].max(-1) - patch[..., :3].min(-1)) > 2]
+    assert len(coloured) > 0 and (coloured[:, 0] > coloured[:, 1] + 40).all()  # the red outline
+    # the input is a panel of its own, in its colours, at the map's size
+    shown = _pixels(browser, "canvas.p-input")
+    assert shown.shape == main.shape
+    assert np.median(shown[..., :3].max(-1) - shown[..., :3].min(-1)) > 60
+    top_left, bottom_right = shown[5, 5, :3], shown[-5, -5, :3]
+    assert top_left[1] > 200 and bottom_right[0] > 200  # green top left, red bottom right
+
+
+def test_image_view_maps_have_colour_bars_that_follow_the_controls(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    open_clean(browser, _view(), tmp_path, "legends")
+    legends = browser.find_elements(By.CSS_SELECTOR, ".p-legend")
+    assert len(legends) == 2  # the CLS maps' and the patch map's
+    assert all(leg.find_elements(By.TAG_NAME, "canvas") for leg in legends)
+    cls_text = legends[0].text
+    assert "attention (this layer)" in cls_text
+    Select(browser.find_elements(By.TAG_NAME, "select")[0]).select_by_index(0)
+    assert dataset(browser)["clsLayer"] == "0"
+    assert legends[0].text != cls_text  # the other layer's maximum
+    assert "attention (this map)" in legends[1].text
+
+
+def test_image_view_fits_a_narrow_window(browser, tmp_path):
+    """At 400 px the wide agreement table scrolls in its own box; the page does not."""
+    path = _view(methods=7).save(tmp_path / "narrow.html")
+    size = browser.get_window_size()
+    browser.set_window_size(400, 800)
+    try:
+        assert load(browser, path) == "1"
+        wide, width = browser.execute_script(
+            "var d = document.documentElement; return [d.scrollWidth, d.clientWidth]")
+        assert wide <= width
+    finally:
+        browser.set_window_size(size["width"], size["height"])
