@@ -128,3 +128,44 @@ def test_image_view_fits_a_narrow_window(browser, tmp_path):
         assert wide <= width
     finally:
         browser.set_window_size(size["width"], size["height"])
+
+
+def _detr_view(alpha: float):
+    from tests.test_html_detr import BOXES, CLASSES, IMAGE, MAPS, SCORES
+    from probe.viewers.html import detr_view_html
+
+    return detr_view_html(IMAGE, MAPS, BOXES, CLASSES, SCORES, alpha=alpha)
+
+
+def _gates_view(alpha: float):
+    from tests.test_html_gates import BLOCKS, IMAGE
+    from probe.viewers.html import gates_view_html
+
+    return gates_view_html(IMAGE, BLOCKS, cam=RNG.random((4, 6)), alpha=alpha)
+
+
+def _window_view(alpha: float):
+    from tests.test_html_windows import HAND, IMAGE
+    from probe.viewers.html import window_view_html
+
+    return window_view_html(IMAGE, HAND, open=0, query=(0, 0), alpha=alpha)
+
+
+def _spread(px: np.ndarray) -> np.ndarray:
+    return px[..., :3].max(-1) - px[..., :3].min(-1)
+
+
+@pytest.mark.parametrize("build, maps", [
+    (_detr_view, ["canvas.p-scene"]),
+    (_gates_view, ["canvas.p-scene", "canvas.p-cam"]),
+    (_window_view, ["canvas.p-scene"]),
+])
+def test_image_views_show_the_input_and_draw_maps_over_grey(browser, tmp_path, build, maps):
+    """detr, gates and window follow the figures too: the input in its own panel, the maps
+    over the grey copy (at alpha 0 only the grey copy and the outlines remain)."""
+    view = build(0.0)
+    open_clean(browser, view, tmp_path, view.view)
+    for css in maps:  # boxes and window outlines are coloured: most pixels are grey
+        assert np.median(_spread(_pixels(browser, css))) <= 2, css
+    assert np.median(_spread(_pixels(browser, "canvas.p-input"))) > 20
+    assert _data(view.html)["grey"].startswith("data:image/png;base64,")
