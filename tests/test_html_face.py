@@ -169,3 +169,34 @@ def test_image_views_show_the_input_and_draw_maps_over_grey(browser, tmp_path, b
         assert np.median(_spread(_pixels(browser, css))) <= 2, css
     assert np.median(_spread(_pixels(browser, "canvas.p-input"))) > 20
     assert _data(view.html)["grey"].startswith("data:image/png;base64,")
+
+
+@pytest.mark.parametrize("build", [_detr_view, _window_view])
+def test_scene_views_fit_a_narrow_window_and_hover_where_shown(browser, tmp_path, build):
+    """At 400 px the detr and window scenes (420 px wide) shrink to the window and the page
+    does not scroll sideways; the pointer still picks what is drawn under it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    path = build(0.6).save(tmp_path / "scene.html")
+    size = browser.get_window_size()
+    browser.set_window_size(400, 800)
+    try:
+        assert load(browser, path) == "1"
+        wide, width = browser.execute_script(
+            "var d = document.documentElement; return [d.scrollWidth, d.clientWidth]")
+        assert wide <= width
+        scene = browser.find_element(By.CSS_SELECTOR, "canvas.p-scene")
+        w, h = scene.size["width"], scene.size["height"]
+        drawn = int(scene.get_attribute("width")) / int(scene.get_attribute("height"))
+        assert w <= width and abs(w / h - drawn) < 0.02  # shrunk, not squashed
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", scene)
+        if build is _window_view:  # 4 x 4 tokens: the bottom-right one is 15
+            ActionChains(browser).move_to_element_with_offset(
+                scene, w // 2 - 3, h // 2 - 3).perform()
+            assert dataset(browser)["query"] == "15"
+        else:  # the box of query 2 covers the middle of the image (0.5, 0.5, 0.9, 0.9)
+            ActionChains(browser).move_to_element_with_offset(scene, 0, 0).perform()
+            assert dataset(browser)["query"] == "2"
+    finally:
+        browser.set_window_size(size["width"], size["height"])

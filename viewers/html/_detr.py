@@ -44,6 +44,7 @@ _DETR_CSS = """
 .p-detr{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-detr canvas.p-scene{cursor:pointer;border:1px solid #ccc;display:block}
 .p-detr canvas.p-input{border:1px solid #ccc;display:block}
+.p-detr > div{max-width:100%}
 .p-qlist tr.off td{color:#999}
 .p-qlist td.p-sw{width:12px;padding:0}
 .p-qlist td.p-cls{text-align:left;max-width:12em;overflow:hidden;text-overflow:ellipsis;
@@ -82,7 +83,7 @@ P.start(async (root, d) => {
   input.getContext("2d").drawImage(img, 0, 0, Math.round(cw / 2), Math.round(ch / 2));
   inputBox.appendChild(input); inputBox.appendChild(P.el("div", "p-lab", "input"));
   const left = P.el("div"); wrap.appendChild(left);
-  const scene = P.canvas(cw, ch, "p-scene"); left.appendChild(scene);
+  const scene = P.canvas(cw, ch, "p-scene p-fit"); left.appendChild(scene);
   const readout = P.el("div", "p-readout"); left.appendChild(readout);
   // the query list, best score first; kept queries in their box colour
   const order = [...Array(Q).keys()].sort((a, b) => d.scores[b] - d.scores[a]);

@@ -73,6 +73,9 @@ table.p-table tr.click{cursor:pointer}
 .p-sec{margin:14px 0 4px;font-weight:600}
 .p-panel{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-scroll{max-width:100%;overflow-x:auto}
+.p-fit{max-width:100%;height:auto!important}
+.p-ctl{max-width:100%}
+.p-ctl select{min-width:0;max-width:100%}
 .p-thumbs{display:flex;flex-wrap:wrap;gap:6px}
 .p-thumbs figure{margin:0;text-align:center;font-size:11px}
 .p-error{color:#b00;font-weight:600}

@@ -46,6 +46,7 @@ _WIN_CSS = """
 .p-win{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-win canvas.p-scene{cursor:crosshair;border:1px solid #ccc;display:block}
 .p-win canvas.p-input{border:1px solid #ccc;display:block}
+.p-win > div{max-width:100%}
 .p-win .p-readout{max-width:520px;white-space:pre-line}
 """
 
@@ -80,7 +81,7 @@ P.start(async (root, d) => {
   input.getContext("2d").drawImage(img, 0, 0, Math.round(cw / 2), Math.round(ch / 2));
   inputBox.appendChild(input); inputBox.appendChild(P.el("div", "p-lab", "input"));
   const left = P.el("div"); wrap.appendChild(left);
-  const scene = P.canvas(cw, ch, "p-scene"); left.appendChild(scene);
+  const scene = P.canvas(cw, ch, "p-scene p-fit"); left.appendChild(scene);
   const readout = P.el("div", "p-readout"); wrap.appendChild(readout);
   function heads() {
     const names = d.blocks[block].heads.map(h => "head " + h).concat(["mean of heads"]);
