@@ -200,3 +200,46 @@ def test_scene_views_fit_a_narrow_window_and_hover_where_shown(browser, tmp_path
             assert dataset(browser)["query"] == "2"
     finally:
         browser.set_window_size(size["width"], size["height"])
+
+
+def _model_view():
+    from probe.viewers.html import model_view_html
+
+    x = np.exp(RNG.normal(size=(6, 12, 16, 16)) * 2)
+    return model_view_html((x / x.sum(-1, keepdims=True)).astype(np.float32),
+                           [f"tok{i}" for i in range(16)])
+
+
+def test_model_view_thumbnails_scroll_in_their_box_at_400px(browser, tmp_path):
+    """6 x 12 thumbnails are wider than a 400 px window: they scroll in their own box, the
+    page does not scroll sideways, and the thumbnails stay full size."""
+    from selenium.webdriver.common.by import By
+
+    path = _model_view().save(tmp_path / "model.html")
+    size = browser.get_window_size()
+    browser.set_window_size(400, 800)
+    try:
+        assert load(browser, path) == "1"
+        wide, width = browser.execute_script(
+            "var d = document.documentElement; return [d.scrollWidth, d.clientWidth]")
+        assert wide <= width
+        box = browser.find_element(By.CSS_SELECTOR, ".p-gridbox")
+        assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth",
+                                      box)
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
+
+def test_model_view_thumbnails_open_from_the_keyboard(browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_clean(browser, _model_view(), tmp_path, "model_keys")
+    thumbs = browser.find_elements(By.CSS_SELECTOR, ".p-grid canvas")
+    assert all(t.get_attribute("tabindex") == "0" for t in thumbs)
+    assert thumbs[14].get_attribute("aria-label") == "layer 1, head 2"
+    thumbs[14].send_keys(Keys.ENTER)
+    assert dataset(browser)["selected"] == "1,2"
+    thumbs[3].send_keys(Keys.SPACE)
+    assert dataset(browser)["selected"] == "0,3"
+    assert browser.execute_script("return document.activeElement") == thumbs[3]

@@ -41,6 +41,8 @@ border-radius:2px;max-width:14em;overflow:hidden;text-overflow:ellipsis;font-siz
 .p-grid{display:grid;gap:3px;align-items:center}
 .p-grid canvas{cursor:pointer;border:1px solid #ccc;display:block}
 .p-grid canvas.sel{border-color:#d62728;outline:2px solid #d62728}
+.p-grid canvas:focus-visible{outline:2px solid #1f77b4;outline-offset:1px}
+.p-gridbox{padding:3px}
 .p-lab{font-size:11px;color:#555;white-space:nowrap}
 .p-mv{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-detail{position:relative}
