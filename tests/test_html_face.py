@@ -243,3 +243,18 @@ def test_model_view_thumbnails_open_from_the_keyboard(browser, tmp_path):
     thumbs[3].send_keys(Keys.SPACE)
     assert dataset(browser)["selected"] == "0,3"
     assert browser.execute_script("return document.activeElement") == thumbs[3]
+
+
+def test_curves_label_the_scores_extremes_not_the_padded_axis_ends(browser, tmp_path):
+    """A probability axis is labelled 0 and 1 (the curves' own range), not -0.05 and 1.05
+    (the ends of the axis, padded by 5% so the lines clear the frame)."""
+    from probe.viewers.html import curves_view_html
+
+    f = np.arange(5) / 4
+    deletion = {"a": (f, np.linspace(1, 0, 5)), "b": (f, np.linspace(1, 0.5, 5))}
+    view = curves_view_html(deletion, None, {"a": RNG.random(4), "b": RNG.random(4)},
+                            tokens=list("wxyz"))
+    data = _data(view.html)
+    assert data["yticks"] == [0.0, 1.0]
+    assert data["yrange"][0] < 0 and data["yrange"][1] > 1
+    open_clean(browser, view, tmp_path, "curves")
