@@ -258,3 +258,22 @@ def test_curves_label_the_scores_extremes_not_the_padded_axis_ends(browser, tmp_
     assert data["yticks"] == [0.0, 1.0]
     assert data["yrange"][0] < 0 and data["yrange"][1] > 1
     open_clean(browser, view, tmp_path, "curves")
+
+
+def test_token_view_colour_bar_label_wraps_at_400px(browser, tmp_path):
+    """The colour bar's long label ("score / largest |score| of the method") wraps instead of
+    pushing the page wider than a 400 px window."""
+    from probe.viewers.html import token_view_html
+
+    tokens = ["the", "animal", "didn", "'", "t", "cross", "the", "street"]
+    path = token_view_html(tokens, {"attention": RNG.random(8), "rollout": RNG.random(8)}).save(
+        tmp_path / "tokens.html")
+    size = browser.get_window_size()
+    browser.set_window_size(400, 800)
+    try:
+        assert load(browser, path) == "1"
+        wide, width = browser.execute_script(
+            "var d = document.documentElement; return [d.scrollWidth, d.clientWidth]")
+        assert wide <= width
+    finally:
+        browser.set_window_size(size["width"], size["height"])

@@ -470,7 +470,8 @@ def image_view_html(
         "title": view_title(model_name, "image attribution", title),
         # width x height, as image sizes are written (a 640 x 360 photo is wide)
         "subtitle": f"{size[1]} x {size[0]} image, {grid[1]} x {grid[0]} patches",
-        "image": url, "grey": _grey_data_url(image), "size": list(size), "grid": list(grid), "alpha": float(alpha),
+        "image": url, "grey": _grey_data_url(image), "size": list(size), "grid": list(grid),
+        "alpha": float(alpha),
         "methods": names, "signed": flags,
         "maps": encode_array(stacked, "maps") if stacked is not None else None,
         "agreement": agree, "faithfulness": faith,

@@ -276,7 +276,8 @@ def detr_view_html(
         "title": view_title(model_name, "object queries' cross-attention", title),
         "subtitle": f"{n_q} object queries ({kept_note}), {n_l} decoder layers x {n_h} heads, "
                     f"{gh} x {gw} feature map; hover a box or a row, click to keep it",
-        "image": url, "grey": _grey_data_url(image), "size": list(size), "side": side, "alpha": float(alpha),
+        "image": url, "grey": _grey_data_url(image), "size": list(size), "side": side,
+        "alpha": float(alpha),
         "maps": encode_array(unit, "maps"),
         "scale": [[[float(v) for v in row] for row in per_layer] for per_layer in scale],
         "boxes": [[float(v) for v in b] for b in box], "labels": names, "scores": score,

@@ -77,6 +77,7 @@ table.p-table tr.click{cursor:pointer}
 .p-scroll{max-width:100%;overflow-x:auto}
 .p-fit{max-width:100%;height:auto!important}
 .p-ctl{max-width:100%}
+.p-ctl>.p-lab{white-space:normal}
 .p-ctl select{min-width:0;max-width:100%}
 .p-thumbs{display:flex;flex-wrap:wrap;gap:6px}
 .p-thumbs figure{margin:0;text-align:center;font-size:11px}

@@ -339,7 +339,8 @@ def window_view_html(
         "subtitle": f"{n} windowed block{'s' if n != 1 else ''} (stages {stages}); hover a "
                     "patch: where it attends within its window; click to keep it"
                     + ("" if note is None else f" \u00b7 {note}"),
-        "image": url, "grey": _grey_data_url(image), "size": list(drawn or size), "input": [float(v) for v in in_size],
+        "image": url, "grey": _grey_data_url(image), "size": list(drawn or size),
+        "input": [float(v) for v in in_size],
         "side": side, "alpha": float(alpha), "blocks": parsed, "open": int(open) % n,
         "query": int(row) * cols + int(col), "cmap": cmap_hex(SEQUENTIAL_CMAP),
     }
