@@ -277,3 +277,29 @@ def test_token_view_colour_bar_label_wraps_at_400px(browser, tmp_path):
         assert wide <= width
     finally:
         browser.set_window_size(size["width"], size["height"])
+
+
+def test_image_view_patch_map_keeps_a_click_and_moves_with_arrow_keys(browser, tmp_path):
+    """As the detr, gates and window views: click keeps the query patch, the pointer then
+    changes nothing until a second click; arrow keys move it (3 x 4 patches), Escape releases."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_clean(browser, _view(), tmp_path, "keep")
+    patch = browser.find_element(By.CSS_SELECTOR, "canvas.p-patch")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", patch)
+    w, h = patch.size["width"], patch.size["height"]
+    ActionChains(browser).move_to_element_with_offset(patch, -w // 2 + 3, -h // 2 + 3).click(
+    ).perform()
+    assert dataset(browser)["patch"] == "0" and dataset(browser)["patchKept"] == "1"
+    ActionChains(browser).move_to_element_with_offset(patch, w // 2 - 3, h // 2 - 3).perform()
+    assert dataset(browser)["patch"] == "0"  # kept
+    patch.send_keys(Keys.ARROW_RIGHT)
+    patch.send_keys(Keys.ARROW_DOWN)
+    assert dataset(browser)["patch"] == "5"
+    patch.send_keys(Keys.ESCAPE)
+    assert dataset(browser)["patchKept"] == "0"
+    ActionChains(browser).move_to_element_with_offset(patch, w // 2 - 3, h // 2 - 3).perform()
+    ActionChains(browser).move_to_element_with_offset(patch, w // 2 - 4, h // 2 - 4).perform()
+    assert dataset(browser)["patch"] == "11"

@@ -192,9 +192,9 @@ P.start(async (root, d) => {
   if (d.patch) {
     const T = await P.tensor("patch", d.patch);
     const [L, H, NP] = T.shape;
-    section("Patch attention: hover a patch");
+    section("Patch attention: hover a patch (click keeps it; arrow keys move it)");
     const bar = P.el("div", "p-bar"); root.appendChild(bar);
-    let l = L - 1, h = H, p = Math.floor(GH / 2) * GW + Math.floor(GW / 2);
+    let l = L - 1, h = H, p = Math.floor(GH / 2) * GW + Math.floor(GW / 2), kept = false;
     bar.appendChild(P.labelled("Layer", P.select(d.layers, v => { l = v; draw(); }, l)));
     bar.appendChild(P.labelled("Head", P.select(d.heads.map(x => "head " +
       x).concat(["mean of heads"]),
@@ -225,15 +225,33 @@ P.start(async (root, d) => {
       ctx.strokeRect(k * cw / GW, r * ch / GH, cw / GW, ch / GH);
       readout.textContent = "query patch (row " + r + ", col " + k + "), layer " + d.layers[l] +
         ", " +
-        (h === H ? "mean of heads" : "head " + d.heads[h]) + ": max weight " + P.fmt(vmax);
+        (h === H ? "mean of heads" : "head " + d.heads[h]) + ": max weight " + P.fmt(vmax) +
+        (kept ? " (kept: click to release)" : " (click to keep)");
       root.dataset.patch = String(p);
       root.dataset.patchLayer = String(l);
+      root.dataset.patchKept = kept ? "1" : "0";
     }
-    c.addEventListener("mousemove", ev => {
+    function under(ev) {
       const b = c.getBoundingClientRect();
       const r = Math.min(GH - 1, Math.floor((ev.clientY - b.top) / b.height * GH));
-      const k = Math.min(GW - 1, Math.floor((ev.clientX - b.left) / b.width * GW));
-      if (r * GW + k !== p) { p = r * GW + k; draw(); }
+      return r * GW + Math.min(GW - 1, Math.floor((ev.clientX - b.left) / b.width * GW));
+    }
+    c.addEventListener("mousemove", ev => {
+      if (kept) return;
+      const q = under(ev);
+      if (q !== p) { p = q; draw(); }
+    });
+    c.addEventListener("click", ev => { kept = !kept; p = under(ev); draw(); });
+    // keyboard: Tab to the map, arrow keys move the query patch (and keep it), Escape releases
+    c.tabIndex = 0; c.setAttribute("aria-label", "patch attention map: arrow keys move the query");
+    c.addEventListener("keydown", ev => {
+      const moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]};
+      if (ev.key === "Escape") { kept = false; draw(); return; }
+      if (!moves[ev.key]) return;
+      ev.preventDefault();
+      const r = Math.max(0, Math.min(GH - 1, Math.floor(p / GW) + moves[ev.key][0]));
+      const k = Math.max(0, Math.min(GW - 1, p % GW + moves[ev.key][1]));
+      p = r * GW + k; kept = true; draw();
     });
     draw();
   }
