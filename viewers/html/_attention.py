@@ -191,7 +191,9 @@ P.start(async (root, d) => {
   bar.appendChild(P.colorbar(seq, 120, 10, 0, gmax, "attention"));
   bar.appendChild(P.el("span", "p-note", "click a thumbnail to enlarge; hover its rows"));
   const wrap = P.el("div", "p-mv"); root.appendChild(wrap);
-  const grid = P.el("div", "p-grid"); wrap.appendChild(grid);
+  // the thumbnails scroll in their own box when the window is narrower than the grid
+  const gridBox = P.el("div", "p-scroll p-gridbox"); wrap.appendChild(gridBox);
+  const grid = P.el("div", "p-grid"); gridBox.appendChild(grid);
   if (d.rtl) grid.dir = "rtl";  // right to left: head 0 at the right, key 0 at each map's right
   function flipped(ctx, w) { if (d.rtl) ctx.setTransform(-1, 0, 0, 1, w, 0); }
   grid.style.gridTemplateColumns = "auto repeat(" + H + ", " + (TH + 2) + "px)";
@@ -204,6 +206,11 @@ P.start(async (root, d) => {
       const c = P.canvas(TH, TH);
       c.title = "layer " + d.layers[l] + ", head " + d.heads[h];
       c.addEventListener("click", () => open(l, h));
+      // keyboard: Tab to a thumbnail, Enter or Space enlarges it
+      c.tabIndex = 0; c.setAttribute("role", "button"); c.setAttribute("aria-label", c.title);
+      c.addEventListener("keydown", ev => {
+        if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); open(l, h); }
+      });
       grid.appendChild(c);
       cells.push(c);
     }

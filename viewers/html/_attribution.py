@@ -76,9 +76,11 @@ P.start(async (root, d) => {
 _IMAGE_JS = r"""
 P.start(async (root, d) => {
   P.header(root, d);
-  const img = new Image();
-  img.src = d.image;
-  await img.decode();
+  // the input in its own colours, in a panel of its own; every map over a grey copy of it
+  // (the figures' rule: a colour of the map is never a colour of the image)
+  const img = new Image(), grey = new Image();
+  img.src = d.image; grey.src = d.grey;
+  await Promise.all([img.decode(), grey.decode()]);
   const [IH, IW] = d.size, SIDE = 300;
   const cw = IW >= IH ? SIDE : Math.round(SIDE * IW / IH), ch = IH >= IW ? SIDE :
     Math.round(SIDE * IH / IW);
@@ -87,22 +89,28 @@ P.start(async (root, d) => {
   function overlay(c, T, off, rows, cols, norm, l, w, h) {
     const ctx = c.getContext("2d");
     ctx.clearRect(0, 0, w, h);
-    ctx.drawImage(img, 0, 0, w, h);
+    ctx.drawImage(grey, 0, 0, w, h);
     if (!T) return;
     ctx.imageSmoothingEnabled = true;
     ctx.drawImage(P.paint(T, off, rows, cols, P.levels(T, l, norm, A8)), 0, 0, w, h);
   }
   function section(text) { root.appendChild(P.el("div", "p-sec", text)); }
+  const top = P.el("div", "p-panel"); root.appendChild(top);
+  const inputBox = P.el("div"), input = P.canvas(cw, ch, "p-input");
+  input.getContext("2d").drawImage(img, 0, 0, cw, ch);
+  inputBox.appendChild(input); inputBox.appendChild(P.el("div", "p-lab", "input"));
+  top.appendChild(inputBox);
   // ---- methods: tabs, overlay, agreement and faithfulness
   if (d.methods.length) {
     const Mp = await P.tensor("maps", d.maps);
-    section("Attribution methods");
-    const tabs = P.el("div", "p-tabs"); root.appendChild(tabs);
-    const panel = P.el("div", "p-panel"); root.appendChild(panel);
+    const tabs = P.el("div", "p-tabs");
+    root.insertBefore(tabs, top);
+    root.insertBefore(P.el("div", "p-sec", "Attribution methods"), tabs);
+    const panel = top;
     const left = P.el("div"); panel.appendChild(left);
     const main = P.canvas(cw, ch, "p-main"); left.appendChild(main);
     const legend = P.el("div"); left.appendChild(legend);
-    const side = P.el("div"); panel.appendChild(side);
+    const side = P.el("div", "p-scroll"); panel.appendChild(side);
     const buttons = d.methods.map((m, k) => {
       const b = P.el("button", "p-tab", m);
       b.addEventListener("click", () => show(k));
@@ -168,25 +176,30 @@ P.start(async (root, d) => {
       grid.appendChild(fig);
       return c;
     });
+    const clsLegend = P.el("span", "p-legend");
     function layer(l) {
       const n = GH * GW, vmax = P.sliceMax(C, l * H * n, H * n) || 1;
       cells.forEach((c, h) => overlay(c, C, (l * H + h) * n, GH, GW, v => v / vmax, seq, TW, TH));
+      clsLegend.textContent = "";
+      clsLegend.appendChild(P.colorbar(seq, 120, 10, 0, vmax, "attention (this layer)"));
       root.dataset.clsLayer = String(l);
     }
     bar.appendChild(P.labelled("Layer", P.select(d.layers, layer, d.layers.length - 1)));
+    bar.appendChild(clsLegend);
     layer(d.layers.length - 1);
   }
   // ---- hover a patch: its attention to every patch (DINO)
   if (d.patch) {
     const T = await P.tensor("patch", d.patch);
     const [L, H, NP] = T.shape;
-    section("Patch attention: hover a patch");
+    section("Patch attention: hover a patch (click keeps it; arrow keys move it)");
     const bar = P.el("div", "p-bar"); root.appendChild(bar);
-    let l = L - 1, h = H, p = Math.floor(GH / 2) * GW + Math.floor(GW / 2);
+    let l = L - 1, h = H, p = Math.floor(GH / 2) * GW + Math.floor(GW / 2), kept = false;
     bar.appendChild(P.labelled("Layer", P.select(d.layers, v => { l = v; draw(); }, l)));
     bar.appendChild(P.labelled("Head", P.select(d.heads.map(x => "head " +
       x).concat(["mean of heads"]),
                                                  v => { h = v; draw(); }, H)));
+    const patchLegend = P.el("span", "p-legend"); bar.appendChild(patchLegend);
     const c = P.canvas(cw, ch, "p-patch"); c.style.cursor = "crosshair";
     root.appendChild(c);
     const readout = P.el("div", "p-readout"); root.appendChild(readout);
@@ -205,25 +218,62 @@ P.start(async (root, d) => {
       for (let k = 0; k < NP; k++) m = Math.max(m, src.q[off + k]);
       const vmax = T.lo + m * T.step || 1;
       overlay(c, src, off, GH, GW, v => v / vmax, seq, cw, ch);
+      patchLegend.textContent = "";
+      patchLegend.appendChild(P.colorbar(seq, 120, 10, 0, vmax, "attention (this map)"));
       const ctx = c.getContext("2d"), r = Math.floor(p / GW), k = p % GW;
       ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2;
       ctx.strokeRect(k * cw / GW, r * ch / GH, cw / GW, ch / GH);
       readout.textContent = "query patch (row " + r + ", col " + k + "), layer " + d.layers[l] +
         ", " +
-        (h === H ? "mean of heads" : "head " + d.heads[h]) + ": max weight " + P.fmt(vmax);
+        (h === H ? "mean of heads" : "head " + d.heads[h]) + ": max weight " + P.fmt(vmax) +
+        (kept ? " (kept: click to release)" : " (click to keep)");
       root.dataset.patch = String(p);
       root.dataset.patchLayer = String(l);
+      root.dataset.patchKept = kept ? "1" : "0";
     }
-    c.addEventListener("mousemove", ev => {
+    function under(ev) {
       const b = c.getBoundingClientRect();
       const r = Math.min(GH - 1, Math.floor((ev.clientY - b.top) / b.height * GH));
-      const k = Math.min(GW - 1, Math.floor((ev.clientX - b.left) / b.width * GW));
-      if (r * GW + k !== p) { p = r * GW + k; draw(); }
+      return r * GW + Math.min(GW - 1, Math.floor((ev.clientX - b.left) / b.width * GW));
+    }
+    c.addEventListener("mousemove", ev => {
+      if (kept) return;
+      const q = under(ev);
+      if (q !== p) { p = q; draw(); }
+    });
+    c.addEventListener("click", ev => { kept = !kept; p = under(ev); draw(); });
+    // keyboard: Tab to the map, arrow keys move the query patch (and keep it), Escape releases
+    c.tabIndex = 0; c.setAttribute("aria-label", "patch attention map: arrow keys move the query");
+    c.addEventListener("keydown", ev => {
+      const moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]};
+      if (ev.key === "Escape") { kept = false; draw(); return; }
+      if (!moves[ev.key]) return;
+      ev.preventDefault();
+      const r = Math.max(0, Math.min(GH - 1, Math.floor(p / GW) + moves[ev.key][0]));
+      const k = Math.max(0, Math.min(GW - 1, p % GW + moves[ev.key][1]));
+      p = r * GW + k; kept = true; draw();
     });
     draw();
   }
 });
 """
+
+
+def _grey_data_url(image: Any) -> str:
+    """The grey, contrast-reduced copy the figures draw maps over
+    (:func:`probe.viewers._saliency.grey_image`), as a one-channel PNG ``data:`` URL."""
+    from PIL import Image
+
+    from probe.viewers._saliency import as_image, grey_image
+
+    img = as_image(image)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    lum = grey_image(np.clip(img[..., :3], 0.0, 1.0))[..., 0]
+    buf = io.BytesIO()
+    Image.fromarray((lum * 255).round().astype(np.uint8), mode="L").save(buf, format="PNG",
+                                                                         optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _image_data_url(image: Any) -> tuple[str, tuple[int, int]]:
@@ -329,7 +379,7 @@ def image_view_html(
     patch_attn: Any = None,
     layers: Sequence[int | str] | None = None,
     heads: Sequence[int | str] | None = None,
-    alpha: float = 0.5,
+    alpha: float = 0.65,
     model_name: str | None = None,
     title: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,
@@ -339,7 +389,10 @@ def image_view_html(
     faithfulness numbers, a per-head CLS-map grid with a layer selector, and the attention
     of the patch under the mouse (DINO, Caron et al. 2021, Fig. 1) per layer and head.
 
-    Every part is optional except the image; the maps share one patch grid ``[h, w]``.
+    Every part is optional except the image; the maps share one patch grid ``[h, w]``. As
+    in the figures, the input is shown in its own colours in a panel of its own and every map
+    is drawn over a grey, contrast-reduced copy of it (both embedded as PNG), so a colour of
+    the map is never mistaken for a colour of the image; each map has its colour bar.
 
     Args:
         image: ``[H, W, 3]`` or ``[3, H, W]`` in ``0..1`` (or uint8), embedded as PNG.
@@ -354,7 +407,7 @@ def image_view_html(
             dropped), row-major patches.
         layers, heads: the model's index of each layer / head of ``cls_maps`` and
             ``patch_attn``.
-        alpha: opacity of the maps over the image.
+        alpha: opacity of the maps over the grey image (default 0.65, as the figures).
         model_name: goes into the title; title: replaces it.
         max_values: the size budget for ``patch_attn``.
         image_size: ``(height, width)`` to show the image at, when ``image`` is the model's
@@ -435,7 +488,8 @@ def image_view_html(
         "title": view_title(model_name, "image attribution", title),
         # width x height, as image sizes are written (a 640 x 360 photo is wide)
         "subtitle": f"{size[1]} x {size[0]} image, {grid[1]} x {grid[0]} patches",
-        "image": url, "size": list(size), "grid": list(grid), "alpha": float(alpha),
+        "image": url, "grey": _grey_data_url(image), "size": list(size), "grid": list(grid),
+        "alpha": float(alpha),
         "methods": names, "signed": flags,
         "maps": encode_array(stacked, "maps") if stacked is not None else None,
         "agreement": agree, "faithfulness": faith,

@@ -127,7 +127,11 @@ P.start(async (root, d) => {
     ctx.font = "10px sans-serif";
     ctx.strokeRect(PAD[0], PAD[1], CW - PAD[0] - PAD[2], CH - PAD[1] - PAD[3]);
     for (const f of [0, 0.5, 1]) ctx.fillText(String(f), px(f) - 6, CH - PAD[3] + 12);
-    for (const v of [Y0, Y1]) ctx.fillText(P.fmt(v), 2, py(v) + 4);
+    // the scores' own extremes, not the padded ends of the axis (a probability of 1.050)
+    for (const v of d.yticks) {
+      ctx.fillText(P.fmt(v), 2, py(v) + 4);
+      ctx.beginPath(); ctx.moveTo(PAD[0] - 3, py(v)); ctx.lineTo(PAD[0], py(v)); ctx.stroke();
+    }
     ctx.fillText(K.axis, PAD[0] + 40, CH - 4);
     const lines = [];
     for (let i = 0; i < M; i++) {
@@ -382,7 +386,8 @@ def curves_view_html(
         "subtitle": f"{len(methods)} method{'s' if len(methods) != 1 else ''}, "
                     f"{n if n is not None else '?'} {payload['unit']}; hover a point",
         "methods": methods, "ranks": ranks, "colors": colors, "kinds": ks, "first": first,
-        "yrange": [lo - pad, hi + pad], "ylabel": str(ylabel),
+        "yrange": [lo - pad, hi + pad], "yticks": [lo, hi] if hi > lo else [lo],
+        "ylabel": str(ylabel),
     })
     page = build_page(title=payload["title"], css=CSS + _CURVES_CSS, js=RUNTIME_JS + _CURVES_JS,
                       data=payload)

@@ -17,7 +17,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe._index import batch_position
-from probe.viewers.html._attribution import _image_data_url
+from probe.viewers.html._attribution import _grey_data_url, _image_data_url
 from probe.viewers.html._page import (
     DEFAULT_MAX_VALUES,
     HtmlView,
@@ -43,6 +43,8 @@ _TRACE_HINT = ("keep fewer decoder layers or heads (probe.show(trace, 'detr', la
 _DETR_CSS = """
 .p-detr{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-detr canvas.p-scene{cursor:pointer;border:1px solid #ccc;display:block}
+.p-detr canvas.p-input{border:1px solid #ccc;display:block}
+.p-detr > div{max-width:100%}
 .p-qlist tr.off td{color:#999}
 .p-qlist td.p-sw{width:12px;padding:0}
 .p-qlist td.p-cls{text-align:left;max-width:12em;overflow:hidden;text-overflow:ellipsis;
@@ -55,9 +57,10 @@ P.start(async (root, d) => {
   const M = await P.tensor("maps", d.maps);
   const [L, H1, Q, GH, GW] = M.shape, N = GH * GW;
   P.header(root, d);
-  const img = new Image();
-  img.src = d.image;
-  await img.decode();
+  // the input in its own colours in a panel of its own; the maps over a grey copy of it
+  const img = new Image(), grey = new Image();
+  img.src = d.image; grey.src = d.grey;
+  await Promise.all([img.decode(), grey.decode()]);
   const [IH, IW] = d.size, SIDE = d.side;
   const cw = IW >= IH ? SIDE : Math.round(SIDE * IW / IH);
   const ch = IH >= IW ? SIDE : Math.round(SIDE * IH / IW);
@@ -75,8 +78,12 @@ P.start(async (root, d) => {
   bar.appendChild(P.labelled("boxes of all " + Q + " queries", box));
   const legend = P.el("span"); bar.appendChild(legend);
   const wrap = P.el("div", "p-detr"); root.appendChild(wrap);
+  const inputBox = P.el("div"); wrap.appendChild(inputBox);
+  const input = P.canvas(Math.round(cw / 2), Math.round(ch / 2), "p-input");
+  input.getContext("2d").drawImage(img, 0, 0, Math.round(cw / 2), Math.round(ch / 2));
+  inputBox.appendChild(input); inputBox.appendChild(P.el("div", "p-lab", "input"));
   const left = P.el("div"); wrap.appendChild(left);
-  const scene = P.canvas(cw, ch, "p-scene"); left.appendChild(scene);
+  const scene = P.canvas(cw, ch, "p-scene p-fit"); left.appendChild(scene);
   const readout = P.el("div", "p-readout"); left.appendChild(readout);
   // the query list, best score first; kept queries in their box colour
   const order = [...Array(Q).keys()].sort((a, b) => d.scores[b] - d.scores[a]);
@@ -132,7 +139,7 @@ P.start(async (root, d) => {
     const off = ((layer * H1 + head) * Q + q) * N, vmax = d.scale[layer][head][q];
     const ctx = scene.getContext("2d");
     ctx.clearRect(0, 0, cw, ch);
-    ctx.drawImage(img, 0, 0, cw, ch);
+    ctx.drawImage(grey, 0, 0, cw, ch);
     const src = P.paint(M, off, GH, GW, tab);
     ctx.imageSmoothingEnabled = true;
     ctx.drawImage(src, 0, 0, cw, ch);
@@ -206,7 +213,8 @@ def detr_view_html(
         queries, layers, heads: the model's index of each query / decoder layer / head
             (default ``0..n-1``).
         layer: the layer shown at the start (position on the layer axis; default the last).
-        alpha: opacity of the map over the image.
+        alpha: opacity of the map over the grey copy of the image (as the figures; the
+            input is shown in its own colours in a small panel of its own).
         image_size: ``(height, width)`` to draw at when ``image`` is the model's input
             resized from an image of another aspect ratio (maps and boxes follow).
         side: the longer side of the drawn image in CSS pixels (160..1200).
@@ -268,7 +276,8 @@ def detr_view_html(
         "title": view_title(model_name, "object queries' cross-attention", title),
         "subtitle": f"{n_q} object queries ({kept_note}), {n_l} decoder layers x {n_h} heads, "
                     f"{gh} x {gw} feature map; hover a box or a row, click to keep it",
-        "image": url, "size": list(size), "side": side, "alpha": float(alpha),
+        "image": url, "grey": _grey_data_url(image), "size": list(size), "side": side,
+        "alpha": float(alpha),
         "maps": encode_array(unit, "maps"),
         "scale": [[[float(v) for v in row] for row in per_layer] for per_layer in scale],
         "boxes": [[float(v) for v in b] for b in box], "labels": names, "scores": score,

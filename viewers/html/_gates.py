@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
-from probe.viewers.html._attribution import _image_data_url
+from probe.viewers.html._attribution import _grey_data_url, _image_data_url
 from probe.viewers.html._page import (
     DEFAULT_MAX_VALUES,
     HtmlView,
@@ -47,7 +47,10 @@ P.start(async (root, d) => {
   P.header(root, d);
   const B = d.blocks.length, T = [];
   for (let b = 0; b < B; b++) T.push(await P.tensor("block" + b, d.blocks[b].data));
-  const img = new Image(); img.src = d.image; await img.decode();
+  // the input in its own colours in a panel of its own; the maps over a grey copy of it
+  const img = new Image(), grey = new Image();
+  img.src = d.image; grey.src = d.grey;
+  await Promise.all([img.decode(), grey.decode()]);
   const [IH, IW] = d.size, SIDE = 280;
   const cw = IW >= IH ? SIDE : Math.round(SIDE * IW / IH);
   const ch = IH >= IW ? SIDE : Math.round(SIDE * IH / IW);
@@ -74,6 +77,10 @@ P.start(async (root, d) => {
     return tr;
   });
   wrap.appendChild(table);
+  const inputBox = P.el("div"); wrap.appendChild(inputBox);
+  inputBox.appendChild(P.el("div", "p-title", "input"));
+  const input = P.canvas(cw, ch, "p-input"); inputBox.appendChild(input);
+  input.getContext("2d").drawImage(img, 0, 0, cw, ch);
   const mid = P.el("div"); wrap.appendChild(mid);
   const scene = P.canvas(cw, ch, "p-scene"); mid.appendChild(scene);
   const readout = P.el("div", "p-readout"); mid.appendChild(readout);
@@ -84,9 +91,11 @@ P.start(async (root, d) => {
     camCanvas = P.canvas(cw, ch, "p-cam"); fig.appendChild(camCanvas); wrap.appendChild(fig);
     const ctx = camCanvas.getContext("2d"), [GH, GW] = C.shape;
     const vmax = P.sliceMax(C, 0, GH * GW) || 1;
-    ctx.drawImage(img, 0, 0, cw, ch); ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(grey, 0, 0, cw, ch); ctx.imageSmoothingEnabled = true;
     ctx.drawImage(P.paint(C, 0, GH, GW, P.levels(C, seq, v => Math.max(0, v / vmax), A8)), 0, 0,
                   cw, ch);
+    const camLegend = P.el("div", "p-legend"); fig.appendChild(camLegend);
+    camLegend.appendChild(P.colorbar(seq, 110, 10, 0, vmax, "GradCAM"));
   }
   function cell(ev, blk) {
     const r = scene.getBoundingClientRect(), [GH, GW] = blk.grid;
@@ -117,7 +126,7 @@ P.start(async (root, d) => {
     const lo = blk.attention ? 0 : M.lo + mn * M.step, hi = M.lo + mx * M.step;
     const span = hi - lo || 1;
     const ctx = scene.getContext("2d");
-    ctx.clearRect(0, 0, cw, ch); ctx.drawImage(img, 0, 0, cw, ch);
+    ctx.clearRect(0, 0, cw, ch); ctx.drawImage(grey, 0, 0, cw, ch);
     ctx.imageSmoothingEnabled = true;
     ctx.drawImage(P.paint(M, off, GH, GW, P.levels(M, seq, v => (v - lo) / span, A8)), 0, 0, cw,
                   ch);
@@ -170,7 +179,8 @@ def gates_view_html(
             key row, col; rows non-negative), whose map is the row of the hovered position
             (at the start ``"query": (row, col)``, default the centre).
         cam: ``[h, w]`` map shown beside (GradCAM), cam_label its title.
-        alpha: opacity of the maps over the image.
+        alpha: opacity of the maps over the grey copy of the image (the input is shown in
+            its own colours in a panel of its own, as in the figures).
         image_size: ``(height, width)`` to draw the image at (the file's proportions).
         model_name: goes into the title; title: replaces it.
         max_values: the size budget over all blocks.
@@ -237,7 +247,8 @@ def gates_view_html(
         "title": view_title(model_name, "attention gates", title),
         "subtitle": f"{len(parsed)} gate block{'s' if len(parsed) != 1 else ''} with a map over "
                     f"the image, stages {', '.join(map(str, stages))}",
-        "image": url, "size": list(drawn or size), "alpha": float(alpha), "blocks": parsed,
+        "image": url, "grey": _grey_data_url(image), "size": list(drawn or size),
+        "alpha": float(alpha), "blocks": parsed,
         "first": len(parsed) - 1, "cam": cam_enc, "camLabel": str(cam_label),
         "cmap": cmap_hex(SEQUENTIAL_CMAP),
     }

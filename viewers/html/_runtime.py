@@ -41,6 +41,8 @@ border-radius:2px;max-width:14em;overflow:hidden;text-overflow:ellipsis;font-siz
 .p-grid{display:grid;gap:3px;align-items:center}
 .p-grid canvas{cursor:pointer;border:1px solid #ccc;display:block}
 .p-grid canvas.sel{border-color:#d62728;outline:2px solid #d62728}
+.p-grid canvas:focus-visible{outline:2px solid #1f77b4;outline-offset:1px}
+.p-gridbox{padding:3px}
 .p-lab{font-size:11px;color:#555;white-space:nowrap}
 .p-mv{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-detail{position:relative}
@@ -72,6 +74,11 @@ table.p-table tr.click{cursor:pointer}
 .p-tab.sel{background:#1f77b4;color:#fff;border-color:#1f77b4}
 .p-sec{margin:14px 0 4px;font-weight:600}
 .p-panel{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
+.p-scroll{max-width:100%;overflow-x:auto}
+.p-fit{max-width:100%;height:auto!important}
+.p-ctl{max-width:100%}
+.p-ctl>.p-lab{white-space:normal}
+.p-ctl select{min-width:0;max-width:100%}
 .p-thumbs{display:flex;flex-wrap:wrap;gap:6px}
 .p-thumbs figure{margin:0;text-align:center;font-size:11px}
 .p-error{color:#b00;font-weight:600}

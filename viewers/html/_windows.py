@@ -24,7 +24,7 @@ import numpy as np
 
 from probe._errors import ProbeError
 from probe._index import batch_position
-from probe.viewers.html._attribution import _image_data_url
+from probe.viewers.html._attribution import _grey_data_url, _image_data_url
 from probe.viewers.html._page import (
     DEFAULT_MAX_VALUES,
     HtmlView,
@@ -45,6 +45,8 @@ _HINT = "pass fewer blocks (windows_html(trace, layers=[...]), or blocks=), a sm
 _WIN_CSS = """
 .p-win{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start}
 .p-win canvas.p-scene{cursor:crosshair;border:1px solid #ccc;display:block}
+.p-win canvas.p-input{border:1px solid #ccc;display:block}
+.p-win > div{max-width:100%}
 .p-win .p-readout{max-width:520px;white-space:pre-line}
 """
 
@@ -58,7 +60,10 @@ P.start(async (root, d) => {
     X.push({T: await P.tensor("block" + b, blk.weights), S: new Float32Array(raw.buffer),
             K: blk.cut ? await P.tensor("cut" + b, blk.cut) : null});
   }
-  const img = new Image(); img.src = d.image; await img.decode();
+  // the input in its own colours in a panel of its own; the maps over a grey copy of it
+  const img = new Image(), grey = new Image();
+  img.src = d.image; grey.src = d.grey;
+  await Promise.all([img.decode(), grey.decode()]);
   const [IH, IW] = d.size, [INH, INW] = d.input, SIDE = d.side;
   const cw = IW >= IH ? SIDE : Math.round(SIDE * IW / IH);
   const ch = IH >= IW ? SIDE : Math.round(SIDE * IH / IW);
@@ -71,8 +76,12 @@ P.start(async (root, d) => {
   const headSlot = P.el("span"); bar.appendChild(headSlot);
   const legend = P.el("span"); bar.appendChild(legend);
   const wrap = P.el("div", "p-win"); root.appendChild(wrap);
+  const inputBox = P.el("div"); wrap.appendChild(inputBox);
+  const input = P.canvas(Math.round(cw / 2), Math.round(ch / 2), "p-input");
+  input.getContext("2d").drawImage(img, 0, 0, Math.round(cw / 2), Math.round(ch / 2));
+  inputBox.appendChild(input); inputBox.appendChild(P.el("div", "p-lab", "input"));
   const left = P.el("div"); wrap.appendChild(left);
-  const scene = P.canvas(cw, ch, "p-scene"); left.appendChild(scene);
+  const scene = P.canvas(cw, ch, "p-scene p-fit"); left.appendChild(scene);
   const readout = P.el("div", "p-readout"); wrap.appendChild(readout);
   function heads() {
     const names = d.blocks[block].heads.map(h => "head " + h).concat(["mean of heads"]);
@@ -147,7 +156,7 @@ P.start(async (root, d) => {
     sctx.putImageData(im, 0, 0);
     const ctx = scene.getContext("2d"), sx = cw / INW, sy = ch / INH;
     ctx.clearRect(0, 0, cw, ch); ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(img, 0, 0, cw, ch);
+    ctx.drawImage(grey, 0, 0, cw, ch);
     ctx.imageSmoothingEnabled = false;  // one colour per token, as the static view
     ctx.drawImage(scratch, 0, 0, C * tw * sx, R * th * sy);
     ctx.lineWidth = 1; ctx.strokeStyle = "rgba(255,255,255,0.55)";
@@ -253,7 +262,7 @@ def window_view_html(
     input_size: tuple[int, int] | None = None,
     open: int = -1,  # noqa: A002 - the block the page opens on
     query: tuple[int, int] | None = None,
-    alpha: float = 0.6,
+    alpha: float = 0.65,
     image_size: tuple[int, int] | None = None,
     side: int = 420,
     model_name: str | None = None,
@@ -276,7 +285,8 @@ def window_view_html(
         open: the block the page opens on (position in ``blocks``; default the last).
         query: ``(row, col)`` of the query token shown at the start, on that block's grid
             (default its centre).
-        alpha: opacity of the map over the image.
+        alpha: opacity of the map over the grey copy of the image (default 0.65, as the
+            figures; the input is shown in its own colours in a small panel of its own).
         image_size: ``(height, width)`` to draw the image at (the file's proportions).
         side: the longer side of the drawn image in CSS pixels (160..1200).
         model_name: goes into the title; title: replaces it.
@@ -329,7 +339,8 @@ def window_view_html(
         "subtitle": f"{n} windowed block{'s' if n != 1 else ''} (stages {stages}); hover a "
                     "patch: where it attends within its window; click to keep it"
                     + ("" if note is None else f" \u00b7 {note}"),
-        "image": url, "size": list(drawn or size), "input": [float(v) for v in in_size],
+        "image": url, "grey": _grey_data_url(image), "size": list(drawn or size),
+        "input": [float(v) for v in in_size],
         "side": side, "alpha": float(alpha), "blocks": parsed, "open": int(open) % n,
         "query": int(row) * cols + int(col), "cmap": cmap_hex(SEQUENTIAL_CMAP),
     }
