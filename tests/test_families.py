@@ -33,13 +33,15 @@ ENCODERS = {"bert": {}, "roberta": {}, "xlm-roberta": {}, "electra": {}, "camemb
             "distilbert": {}, "modernbert": dict(global_attn_every_n_layers=2, local_attention=4,
                                                  cls_token_id=1, sep_token_id=2),
             # attention written by hand (probe/capture/adapters/_hf_hand.py)
-            "deberta": {}, "deberta-v2": {}, "mpnet": {}, "roformer": {}}
+            "deberta": {}, "deberta-v2": {}, "mpnet": {}, "roformer": {}, "megatron-bert": {},
+            "rembert": {}, "convbert": {}, "ibert": {}, "xlm": {}, "flaubert": {}}
 DECODERS = {"gpt2": {}, "llama": _GQA, "mistral": _GQA, "qwen2": _GQA, "qwen3": _GQA,
             "gemma": _GQA, "gemma2": _GQA, "gemma3_text": _GQA, "phi": {}, "phi3": _GQA,
             "mixtral": _GQA, "olmo2": _GQA, "gpt_neox": {}, "opt": {}, "gpt_bigcode": {},
             "starcoder2": _GQA, "qwen2_moe": _GQA, "smollm3": _GQA, "biogpt": {},
             # attention written by hand
-            "bloom": {}, "falcon": {}, "gptj": {}, "codegen": {}, "xglm": {}}
+            "bloom": {}, "falcon": {}, "gptj": {}, "codegen": {}, "xglm": {}, "openai-gpt": {},
+            "mpt": {}, "gpt_neo": dict(attention_types=[[["global", "local"], 1]], window_size=4)}
 SEQ2SEQ = ["t5", "mt5", "umt5", "bart", "mbart", "marian", "pegasus", "m2m_100", "blenderbot",
            "plbart", "fsmt"]
 #: attention written by hand and not hooked: refused (BigBird's block-sparse attention; LED
@@ -120,6 +122,25 @@ def test_hand_written_attention_is_refused_clearly(model_type: str) -> None:
                        match=f"no attention modules found in {type(model).__name__}: .*open an "
                              "issue with the model name"):
         probe.trace(model, _inputs())
+
+
+#: approximate attention (landmarks, hashing, multi-resolution blocks): refused by name
+APPROXIMATE = {"nystromformer": "Nystromformer approximates softmax attention through landmark",
+               "yoso": "YOSO replaces softmax attention with locality-sensitive-hashing",
+               "mra": "MRA approximates softmax attention at several resolutions"}
+
+
+@pytest.mark.parametrize("model_type", sorted(APPROXIMATE))
+def test_approximate_attention_is_refused_naming_what_it_computes(model_type: str) -> None:
+    from tests._tiny import assert_unchanged, snapshot
+
+    model = _build(model_type, "encoder")
+    before = snapshot(model)
+    with pytest.raises(probe.UnsupportedModelError,
+                       match=APPROXIMATE[model_type] + r".*: it never forms the \[query, key\] "
+                             "attention matrix probe captures, not supported"):
+        probe.trace(model, _inputs())
+    assert_unchanged(model, before)
 
 
 @pytest.mark.parametrize("model_type", NO_ENCODER)

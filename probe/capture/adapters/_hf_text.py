@@ -319,6 +319,8 @@ class HFTextModel(ModelAdapter):
 
 
 def _is_causal(model: nn.Module) -> bool:
+    if getattr(getattr(model, "config", None), "causal", None) is True:  # XLM's CLM models
+        return True
     try:
         sites = find_hf_sites(model)
     except ProbeError:
