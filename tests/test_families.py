@@ -10,6 +10,7 @@ list of families whose attention probe cannot reach honest: their message says w
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 from typing import Any
 
@@ -184,6 +185,29 @@ def test_vision_transformers_exact_with_their_prefix(model_type: str) -> None:
     tr = probe.trace(model, x)
     assert tr.grid == (4, 4) and tr.num_prefix_tokens == prefix
     assert_close(tr.attentions, torch.stack(ref.attentions), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("model_type, extra", [
+    ("videomae", dict(num_frames=4, tubelet_size=2)),
+    ("vivit", dict(num_frames=4, tubelet_size=[2, 8, 8])),
+    ("timesformer", dict(num_frames=4)),
+])
+def test_video_transformers_are_refused_naming_what_their_tokens_are(
+    model_type: str, extra: dict[str, Any]
+) -> None:
+    """Videos in (``[batch, frames, channel, H, W]``) or a single image: one line before any
+    forward, instead of a pixel-shape message or the model's own unpacking error."""
+    from tests._tiny import assert_unchanged, snapshot
+
+    model = _vision(model_type, extra)
+    before = snapshot(model)
+    message = (f"{type(model).__name__} is a video transformer: its tokens are space-time "
+               "patches of 4 frames, not one image's patch grid; probe captures image and text "
+               "models, video is not supported yet")
+    for x in (torch.randn(1, 4, 3, 32, 32), torch.randn(1, 3, 32, 32)):
+        with pytest.raises(probe.UnsupportedModelError, match=re.escape(message)):
+            probe.trace(model, x)
+    assert_unchanged(model, before)
 
 
 @pytest.mark.parametrize("name, message", [
