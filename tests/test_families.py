@@ -44,7 +44,7 @@ DECODERS = {"gpt2": {}, "llama": _GQA, "mistral": _GQA, "qwen2": _GQA, "qwen3": 
             "bloom": {}, "falcon": {}, "gptj": {}, "codegen": {}, "xglm": {}, "openai-gpt": {},
             "mpt": {}, "gpt_neo": dict(attention_types=[[["global", "local"], 1]], window_size=4)}
 SEQ2SEQ = ["t5", "mt5", "umt5", "bart", "mbart", "marian", "pegasus", "m2m_100", "blenderbot",
-           "plbart", "fsmt"]
+           "plbart", "fsmt", "mvp"]
 #: attention written by hand and not hooked: refused (BigBird's block-sparse attention; LED
 #: and Longformer, hooked as their full matrix: test_longformer.py)
 NO_DISPATCH = {"big_bird": "encoder"}

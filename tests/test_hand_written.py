@@ -209,6 +209,18 @@ def test_falcon_alibi_on_sdpa_is_refused() -> None:
     assert_unchanged(model, before)
 
 
+def test_mvp_with_prompts_is_refused() -> None:
+    """MVP's prompts are extra keys before the tokens (its decoder attends to 3 + target keys,
+    its cross-attention to 3 + source): no token's place, refused rather than mislabelled."""
+    model = _build("mvp", "seq2seq", dict(use_prompt=True, prompt_length=3, prompt_mid_dim=16))
+    before = snapshot(model)
+    with pytest.raises(probe.UnsupportedModelError, match=r"MvpForConditionalGeneration is "
+                       r"built with prompts \(use_prompt=True\): its attention layers attend to "
+                       r"3 prompt vectors before the tokens, .*load it with use_prompt=False"):
+        probe.trace(model, _inputs(), decoder_inputs=torch.tensor([[2, 5]] * 2))
+    assert_unchanged(model, before)
+
+
 def test_bigbird_pegasus_full_attention_exact_and_block_sparse_refused() -> None:
     _check(_build("bigbird_pegasus", "seq2seq", dict(attention_type="original_full")), "seq2seq")
     sparse = _build("bigbird_pegasus", "seq2seq")  # block_sparse, the default

@@ -91,8 +91,9 @@ class HandAttention:
             weights (FSMT's ``output_attentions``): set to ``True`` for that call only (the
             module computes the same output either way; its callers drop the weights unless
             the model was asked for them).
-        refuse: given a module, the reason it cannot be captured exactly, or ``None``
-            (checked when the sites are found, before anything is switched).
+        refuse: given a module and the model holding it, the reason it cannot be captured
+            exactly, or ``None`` (checked when the sites are found, before anything is
+            switched).
         unfused: the name of a class in the same file whose ``forward`` is the model's own
             unfused path over the same submodules (a fused subclass's parent): the module
             runs as that class during the capture, and is hooked as that class is.
@@ -111,7 +112,7 @@ class HandAttention:
     dropout: str | None = None
     functional_dropout: str | None = None
     request: str | None = None
-    refuse: Callable[[nn.Module], str | None] | None = None
+    refuse: Callable[[nn.Module, nn.Module], str | None] | None = None
     unfused: str | None = None
     convert: Callable[[nn.Module, dict[str, Any], Any, int | None], torch.Tensor] | None = None
     layout: str | None = None
@@ -134,7 +135,7 @@ def register_hand_attention(
     dropout: str | None = None,
     functional_dropout: str | None = None,
     request: str | None = None,
-    refuse: Callable[[nn.Module], str | None] | None = None,
+    refuse: Callable[[nn.Module, nn.Module], str | None] | None = None,
     unfused: str | None = None,
     convert: Callable[[nn.Module, dict[str, Any], Any, int | None], torch.Tensor] | None = None,
     layout: str | None = None,
@@ -166,8 +167,8 @@ def hand_attention(module: Any) -> HandAttention | None:
     return _REGISTRY.get((kind.__module__, kind.__name__))
 
 
-def check_hand_site(module: Any) -> None:
-    """Raise if a registered hand-written ``module`` cannot be captured exactly.
+def check_hand_site(module: Any, model: Any) -> None:
+    """Raise if a registered hand-written ``module`` of ``model`` cannot be captured exactly.
 
     Raises:
         UnsupportedModelError: with the family's reason.
@@ -175,7 +176,7 @@ def check_hand_site(module: Any) -> None:
     spec = hand_attention(module)
     if spec is None:
         return
-    reason = spec.refuse(module) if spec.refuse is not None else None
+    reason = spec.refuse(module, model) if spec.refuse is not None else None
     if reason is None and spec.probs is None:
         reason = f"{type(module).__name__}'s attention cannot be captured"
     if reason is not None:
@@ -191,7 +192,7 @@ register_hand_attention("deberta_v2", "DisentangledSelfAttention", "dropout")
 register_hand_attention("bigbird_pegasus", "BigBirdPegasusSelfAttention", "dropout")
 register_hand_attention(
     "bigbird_pegasus", "BigBirdPegasusBlockSparseAttention", None,
-    refuse=lambda _: (
+    refuse=lambda *_: (
         "BigBird-Pegasus's block-sparse encoder attention has no [query, key] matrix probe can "
         "capture: use full attention (attention_type='original_full' in the config, or "
         "model.get_encoder().set_attention_type('original_full'): same weights, other outputs "
@@ -232,12 +233,12 @@ for _family, _cls, _how in (
 ):
     register_hand_attention(
         _family, _cls, None,
-        refuse=lambda _m, how=_how: (f"{how}: it never forms the [query, key] attention matrix "
+        refuse=lambda *_, how=_how: (f"{how}: it never forms the [query, key] attention matrix "
                                      "probe captures, not supported"),
     )
 # Falcon: returns the weights it multiplies with the values on its eager branch (rotary: the
 # softmax, never dropped out; ALiBi: after its ``attention_dropout`` module)
-def _falcon_alibi_on_sdpa(module: nn.Module) -> str | None:
+def _falcon_alibi_on_sdpa(module: nn.Module, _model: nn.Module) -> str | None:
     """Falcon's ALiBi branches disagree: refuse an SDPA-loaded one (see the README)."""
     config = module.config
     if getattr(config, "alibi", False) and config._attn_implementation == "sdpa":
@@ -265,6 +266,21 @@ register_hand_attention("xlm", "MultiHeadAttention", 1, dropout="dropout",
                         request="output_attentions")
 register_hand_attention("flaubert", "MultiHeadAttention", 1, dropout="dropout",
                         request="output_attentions")
+# MVP (BART with optional prompts): returns the softmax (before a functional dropout) when its
+# call asks for the weights
+def _mvp_prompts(_module: nn.Module, model: nn.Module) -> str | None:
+    """MVP's prompts (``use_prompt=True``) are keys before the tokens, in no token's place."""
+    config = getattr(model, "config", None)
+    if getattr(config, "use_prompt", False):
+        return (f"{type(model).__name__} is built with prompts (use_prompt=True): its attention "
+                f"layers attend to {config.prompt_length} prompt vectors before the tokens, "
+                "keys that are no token of the trace, not supported; load it with "
+                "use_prompt=False")
+    return None
+
+
+register_hand_attention("mvp", "MvpAttention", 1, causal="is_decoder", functional_dropout="dropout",
+                        request="output_attentions", refuse=_mvp_prompts)
 # FSMT: returns the softmax (before a functional dropout) when its call asks for the weights
 register_hand_attention("fsmt", "Attention", 1, functional_dropout="dropout",
                         request="output_attentions")

@@ -88,7 +88,7 @@ def find_hf_sites(model: nn.Module) -> list[Site]:
             "families with hand-written attention it lists; open an issue with the model name"
         )
     for _, module, _ in found:
-        check_hand_site(module)
+        check_hand_site(module, model)
     return number_sites(call_schedule(model, found))
 
 
