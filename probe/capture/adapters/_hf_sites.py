@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from probe.capture._recorder import StackRecorder
 
-__all__ = ["check_composite", "find_hf_sites", "intercept_hf", "is_hf_model"]
+__all__ = ["check_modality", "find_hf_sites", "intercept_hf", "is_hf_model"]
 
 _CROSS_NAMES = {"encoder_attn", "encdecattention", "crossattention", "cross_attn",
                 "cross_attention"}
@@ -65,14 +65,21 @@ _TOWER_INPUTS = {"pixel_values": "pixel_values", "input_features": "input_featur
                  "input_values": "input_values"}
 
 
-def check_composite(model: Any) -> None:
-    """Refuse a model made of several models (a text tower with a vision or audio one) in one
-    line naming its parts, each of which probe traces on its own.
+def check_modality(model: Any) -> None:
+    """Refuse, in one line, a speech model (its input is audio: ``input_values`` or
+    ``input_features``), and a model made of several models (a text tower with a vision or
+    audio one) naming its parts, each of which probe traces on its own.
 
     Raises:
-        UnsupportedModelError: ``model``'s config combines a text config with a vision or
-            audio config.
+        UnsupportedModelError: ``model`` takes audio, or its config combines a text config
+            with a vision or audio config.
     """
+    main = getattr(model, "main_input_name", "")
+    if main in ("input_values", "input_features"):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} is a speech model (its input is audio, {main}): probe "
+            "captures text and vision models; audio is not supported yet"
+        )
     if not _composite(getattr(model, "config", None)):
         return
     from transformers import PreTrainedModel

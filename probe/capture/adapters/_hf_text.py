@@ -24,7 +24,7 @@ from probe.capture.adapters._base import (
 )
 from probe.capture.adapters._hf_hand import hand_attention
 from probe.capture.adapters._hf_sites import (
-    check_composite,
+    check_modality,
     find_hf_sites,
     intercept_hf,
     is_hf_model,
@@ -73,7 +73,7 @@ class HFTextModel(ModelAdapter):
     modality: ClassVar = "text"
 
     def find_sites(self) -> list[Site]:
-        check_composite(self.model)
+        check_modality(self.model)
         return find_hf_sites(self.model)
 
     def intercept(
@@ -92,7 +92,7 @@ class HFTextModel(ModelAdapter):
     ) -> Prepared:
         import torch
 
-        check_composite(self.model)  # CLIP, vision-language models: before reading inputs
+        check_modality(self.model)  # speech, CLIP, vision-language models: first
         p = Prepared(main_key="input_ids")
         encoding: Any = None
         texts: list[str] | None = None

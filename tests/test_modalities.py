@@ -1,6 +1,6 @@
-"""Models made of several models (a text tower with a vision one: CLIP, SigLIP, vision-language
-models) are refused in one line naming their parts, and each named part traces on its own,
-exact against its own eager ``output_attentions``."""
+"""Speech models are refused in one line; models made of several models (a text tower with a
+vision one: CLIP, SigLIP, vision-language models) are refused in one line naming their parts,
+and each named part traces on its own, exact against its own eager ``output_attentions``."""
 
 from __future__ import annotations
 
@@ -85,3 +85,39 @@ def test_a_vision_language_model_is_refused_naming_its_language_model() -> None:
     assert_unchanged(model, before)
     trace = probe.trace(model.model.language_model, torch.randint(3, 100, (1, 5)))
     assert trace.family == "decoder" and trace.attentions.shape == (2, 1, 4, 5, 5)
+
+
+_SPEECH = {
+    "wav2vec2": ("input_values", dict(_TOWER, conv_dim=(8, 8), conv_kernel=(10, 3),
+                                      conv_stride=(5, 2), num_conv_pos_embeddings=16,
+                                      num_conv_pos_embedding_groups=2, vocab_size=16),
+                 (1, 800)),
+    "whisper": ("input_features", dict(d_model=32, encoder_layers=2, decoder_layers=2,
+                                       encoder_attention_heads=4, decoder_attention_heads=4,
+                                       encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=8,
+                                       max_source_positions=16, vocab_size=128,
+                                       max_target_positions=16, pad_token_id=0,
+                                       bos_token_id=1, eos_token_id=2,
+                                       decoder_start_token_id=1),
+                (1, 8, 32)),
+}
+
+
+@pytest.mark.parametrize("model_type", sorted(_SPEECH))
+def test_speech_models_are_refused_naming_their_audio_input(model_type: str) -> None:
+    import transformers
+    from transformers import AutoConfig, AutoModel
+
+    transformers.logging.set_verbosity_error()
+    key, kw, shape = _SPEECH[model_type]
+    torch.manual_seed(0)
+    model = AutoModel.from_config(AutoConfig.for_model(model_type, **kw)).eval()
+    before = snapshot(model)
+    message = (f"{type(model).__name__} is a speech model (its input is audio, {key}): probe "
+               "captures text and vision models; audio is not supported yet")
+    x = torch.randn(*shape)
+    for call in (lambda: probe.trace(model, x), lambda: probe.trace(model, {key: x}),
+                 lambda: probe.attribute(model, x, method="rollout")):
+        with pytest.raises(probe.UnsupportedModelError, match=re.escape(message)):
+            call()
+    assert_unchanged(model, before)
