@@ -251,9 +251,11 @@ class TimmViT(VisionModel):
         check_timm_refused(self.model)  # CaiT, XCiT, PiT, ConViT: the precise reason first
         pe = getattr(self.model, "patch_embed", None)
         if pe is None:
-            raise ProbeError(
-                f"{type(self.model).__name__} has no patch embedding: probe supports timm vision "
-                "transformers (ViT, DeiT, EVA, BEiT); CNNs are not supported yet"
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} has attention modules but no patch embedding "
+                "(patch_embed) mapping its tokens to one patch grid (a hybrid or multi-stage "
+                "vision transformer): not supported yet; probe supports timm ViT, DeiT, EVA, "
+                "BEiT and Swin"
             )
         if not hasattr(pe, "grid_size") or not hasattr(getattr(pe, "proj", None), "in_channels"):
             # CrossViT (two embeddings), PVT (overlapping, per stage)
