@@ -10,6 +10,7 @@ list of families whose attention probe cannot reach honest: their message says w
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 from typing import Any
 
@@ -33,15 +34,17 @@ ENCODERS = {"bert": {}, "roberta": {}, "xlm-roberta": {}, "electra": {}, "camemb
             "distilbert": {}, "modernbert": dict(global_attn_every_n_layers=2, local_attention=4,
                                                  cls_token_id=1, sep_token_id=2),
             # attention written by hand (probe/capture/adapters/_hf_hand.py)
-            "deberta": {}, "deberta-v2": {}, "mpnet": {}, "roformer": {}}
+            "deberta": {}, "deberta-v2": {}, "mpnet": {}, "roformer": {}, "megatron-bert": {},
+            "rembert": {}, "convbert": {}, "ibert": {}, "xlm": {}, "flaubert": {}}
 DECODERS = {"gpt2": {}, "llama": _GQA, "mistral": _GQA, "qwen2": _GQA, "qwen3": _GQA,
             "gemma": _GQA, "gemma2": _GQA, "gemma3_text": _GQA, "phi": {}, "phi3": _GQA,
             "mixtral": _GQA, "olmo2": _GQA, "gpt_neox": {}, "opt": {}, "gpt_bigcode": {},
             "starcoder2": _GQA, "qwen2_moe": _GQA, "smollm3": _GQA, "biogpt": {},
             # attention written by hand
-            "bloom": {}, "falcon": {}, "gptj": {}, "codegen": {}, "xglm": {}}
+            "bloom": {}, "falcon": {}, "gptj": {}, "codegen": {}, "xglm": {}, "openai-gpt": {},
+            "mpt": {}, "gpt_neo": dict(attention_types=[[["global", "local"], 1]], window_size=4)}
 SEQ2SEQ = ["t5", "mt5", "umt5", "bart", "mbart", "marian", "pegasus", "m2m_100", "blenderbot",
-           "plbart", "fsmt"]
+           "plbart", "fsmt", "mvp"]
 #: attention written by hand and not hooked: refused (BigBird's block-sparse attention; LED
 #: and Longformer, hooked as their full matrix: test_longformer.py)
 NO_DISPATCH = {"big_bird": "encoder"}
@@ -122,6 +125,25 @@ def test_hand_written_attention_is_refused_clearly(model_type: str) -> None:
         probe.trace(model, _inputs())
 
 
+#: approximate attention (landmarks, hashing, multi-resolution blocks): refused by name
+APPROXIMATE = {"nystromformer": "Nystromformer approximates softmax attention through landmark",
+               "yoso": "YOSO replaces softmax attention with locality-sensitive-hashing",
+               "mra": "MRA approximates softmax attention at several resolutions"}
+
+
+@pytest.mark.parametrize("model_type", sorted(APPROXIMATE))
+def test_approximate_attention_is_refused_naming_what_it_computes(model_type: str) -> None:
+    from tests._tiny import assert_unchanged, snapshot
+
+    model = _build(model_type, "encoder")
+    before = snapshot(model)
+    with pytest.raises(probe.UnsupportedModelError,
+                       match=APPROXIMATE[model_type] + r".*: it never forms the \[query, key\] "
+                             "attention matrix probe captures, not supported"):
+        probe.trace(model, _inputs())
+    assert_unchanged(model, before)
+
+
 @pytest.mark.parametrize("model_type", NO_ENCODER)
 def test_a_hand_written_encoder_is_refused_naming_what_was_found(model_type: str) -> None:
     model = _build(model_type, "seq2seq")
@@ -163,6 +185,29 @@ def test_vision_transformers_exact_with_their_prefix(model_type: str) -> None:
     tr = probe.trace(model, x)
     assert tr.grid == (4, 4) and tr.num_prefix_tokens == prefix
     assert_close(tr.attentions, torch.stack(ref.attentions), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("model_type, extra", [
+    ("videomae", dict(num_frames=4, tubelet_size=2)),
+    ("vivit", dict(num_frames=4, tubelet_size=[2, 8, 8])),
+    ("timesformer", dict(num_frames=4)),
+])
+def test_video_transformers_are_refused_naming_what_their_tokens_are(
+    model_type: str, extra: dict[str, Any]
+) -> None:
+    """Videos in (``[batch, frames, channel, H, W]``) or a single image: one line before any
+    forward, instead of a pixel-shape message or the model's own unpacking error."""
+    from tests._tiny import assert_unchanged, snapshot
+
+    model = _vision(model_type, extra)
+    before = snapshot(model)
+    message = (f"{type(model).__name__} is a video transformer: its tokens are space-time "
+               "patches of 4 frames, not one image's patch grid; probe captures image and text "
+               "models, video is not supported yet")
+    for x in (torch.randn(1, 4, 3, 32, 32), torch.randn(1, 3, 32, 32)):
+        with pytest.raises(probe.UnsupportedModelError, match=re.escape(message)):
+            probe.trace(model, x)
+    assert_unchanged(model, before)
 
 
 @pytest.mark.parametrize("name, message", [

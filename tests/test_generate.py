@@ -97,6 +97,29 @@ def test_generation_equals_teacher_forced_eager(name: str, sample: bool) -> None
     torch.testing.assert_close(rows, torch.ones_like(rows), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("name", list(BUILDERS))
+def test_generation_without_a_kv_cache_keeps_the_new_tokens_rows(name: str) -> None:
+    """``use_cache=False`` runs the whole sequence again at every step: the rows kept are the
+    new token's, equal to those of the cached generation; the tokens are the model's own."""
+    model, inputs = _build(name)
+    ids, mask = inputs["input_ids"].clone(), inputs["attention_mask"].clone()
+    if name in DECODERS:  # left padding
+        mask[1, :3] = 0
+        ids[1, :3] = 0
+    batch = {"input_ids": ids, "attention_mask": mask}
+    kwargs = dict(max_new_tokens=4, **NO_STOP)
+    plain = model.generate(**batch, use_cache=False, **kwargs)
+    cached = probe.generate(model, batch, **kwargs)
+    for extra in ({}, dict(keep_prompt=False, chunk_size=2)):
+        gen = probe.generate(model, batch, use_cache=False, **kwargs, **extra)
+        assert torch.equal(gen.sequences, plain)
+        torch.testing.assert_close(gen.attentions, cached.attentions, atol=1e-5, rtol=0)
+        if name in SEQ2SEQ:
+            torch.testing.assert_close(gen.cross.attentions, cached.cross.attentions, atol=1e-5,
+                                       rtol=0)
+    assert model.config.use_cache is True  # the model's own setting is left alone
+
+
 @pytest.mark.parametrize("name", DECODERS)
 def test_left_padded_batch_equals_reference(name: str) -> None:
     model, inputs = _build(name)

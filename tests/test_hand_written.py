@@ -35,6 +35,11 @@ FAMILIES = {
     "falcon-alibi": ("falcon", "decoder", dict(alibi=True, attn_implementation="eager")),
     "falcon-gqa": ("falcon", "decoder", dict(new_decoder_architecture=True, num_kv_heads=2)),
     "xglm": ("xglm", "decoder", {}),  # returned weights before a functional dropout
+    "gpt-neo": ("gpt_neo", "decoder",  # a global and a local (windowed) layer
+                dict(attention_types=[[["global", "local"], 1]], window_size=4)),
+    "mpt": ("mpt", "decoder", {}),  # ALiBi; returned weights after a functional dropout
+    "xlm": ("xlm", "encoder", {}),  # weights returned when its call asks for them
+    "xlm-clm": ("xlm", "decoder", dict(causal=True)),  # XLM's causal checkpoints: a decoder
 }
 
 
@@ -131,9 +136,10 @@ def test_hundred_captures_leave_nothing_behind() -> None:
 NEW = 5
 
 
-@pytest.mark.parametrize("model_type", ["bloom", "falcon", "xglm"])  # one per capture point
-def test_generation_equals_teacher_forced_eager(model_type: str) -> None:
-    model = _build(model_type, "decoder")
+@pytest.mark.parametrize("name", ["bloom", "falcon", "xglm", "gpt-neo", "mpt"])
+def test_generation_equals_teacher_forced_eager(name: str) -> None:
+    model_type, _, extra = FAMILIES[name]
+    model = _build(model_type, "decoder", extra)
     ids = torch.randint(3, 100, (2, 6), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[1, :2] = 0  # left padding
@@ -200,6 +206,18 @@ def test_falcon_alibi_on_sdpa_is_refused() -> None:
     with pytest.raises(probe.UnsupportedModelError, match="Falcon with ALiBi loaded with SDPA: "
                        ".*load it with attn_implementation='eager'"):
         probe.trace(model, _inputs())
+    assert_unchanged(model, before)
+
+
+def test_mvp_with_prompts_is_refused() -> None:
+    """MVP's prompts are extra keys before the tokens (its decoder attends to 3 + target keys,
+    its cross-attention to 3 + source): no token's place, refused rather than mislabelled."""
+    model = _build("mvp", "seq2seq", dict(use_prompt=True, prompt_length=3, prompt_mid_dim=16))
+    before = snapshot(model)
+    with pytest.raises(probe.UnsupportedModelError, match=r"MvpForConditionalGeneration is "
+                       r"built with prompts \(use_prompt=True\): its attention layers attend to "
+                       r"3 prompt vectors before the tokens, .*load it with use_prompt=False"):
+        probe.trace(model, _inputs(), decoder_inputs=torch.tensor([[2, 5]] * 2))
     assert_unchanged(model, before)
 
 

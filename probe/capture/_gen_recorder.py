@@ -2,7 +2,9 @@
 
 During ``generate`` every attention layer of the generating stack runs once per step: the first
 step over the whole prompt (query length ``P``), every later step over the one new token
-(query length 1) against the cached keys. A :class:`GenerationRecorder` keeps, per layer and
+(query length 1) against the cached keys, or, without a KV cache (``use_cache=False``, or a
+config whose ``use_cache`` is off such as MPT's), over the whole sequence so far again
+(query length ``P + step``), of which the last row is the new token's. A :class:`GenerationRecorder` keeps, per layer and
 step, the *last* query row of the step (the row whose output predicts the next token) and,
 when asked, the other rows of the first step (the prompt attending to itself). Memory grows
 with ``rows x keys``, never with ``keys^2`` unless the prompt rows are kept.
@@ -47,6 +49,7 @@ class GenerationRecorder(StackRecorder):
         self.prompt: dict[int, torch.Tensor] = {}
         self.prompt_queries = 0
         self._first_keys = 0
+        self._first_queries = 0
 
     def record(self, layer: int, q_start: int, weights: torch.Tensor, q_total: int) -> None:
         """Record rows ``q_start:q_start + weights.shape[-2]`` of ``layer`` at the current step.
@@ -55,7 +58,8 @@ class GenerationRecorder(StackRecorder):
             layer: index of the layer in this stack.
             q_start: first query row of this chunk.
             weights: ``[batch, head, q_chunk, key]`` attention probabilities.
-            q_total: query rows of this call (the prompt length at step 0, then 1).
+            q_total: query rows of this call (the prompt length at step 0, then 1, or the
+                whole sequence so far without a KV cache).
         """
         import torch
 
@@ -65,7 +69,9 @@ class GenerationRecorder(StackRecorder):
         step = self.calls[layer] - 1
         if not self.wants(layer):
             return
-        if step > 0 and q_total != 1:
+        if step == 0:
+            self._first_queries = q_total
+        elif q_total != 1 and not self._recomputed(step, q_total, int(weights.shape[-1])):
             raise ProbeError(
                 f"generation step {step} fed {q_total} tokens at once to "
                 f"{self.layer_names[layer]!r}: "
@@ -91,6 +97,12 @@ class GenerationRecorder(StackRecorder):
             last = min(stop, q_total - 1)
             if last > q_start:
                 self.prompt[layer][:, :, q_start:last] = kept[:, :, : last - q_start]
+
+    def _recomputed(self, step: int, q_total: int, keys: int) -> bool:
+        """A step that runs the whole sequence so far again (generation without a KV cache,
+        ``use_cache=False``): as many queries as the first step plus one per step, and, for
+        self-attention, no cached keys. Its last row is the new token's, as with a cache."""
+        return q_total == self._first_queries + step and (self.kind != "self" or keys == q_total)
 
     @property
     def selects_rows(self) -> bool:  # type: ignore[override]

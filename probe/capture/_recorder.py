@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from probe._errors import ProbeError
+from probe._errors import ProbeError, UnsupportedModelError
 from probe._index import in_range
 from probe.capture._trace import AttentionStack, LazyStack, stored_attentions
 
@@ -161,6 +161,25 @@ class StackRecorder:
         return weights * rows[:, None, :, None].to(device=weights.device, dtype=weights.dtype)
 
     # ---------------------------------------------------------------- recording
+    def check_keys(self, layer: int, q_total: int, keys: int) -> None:
+        """The keys of a call are the trace's tokens: self-attention has one key per query,
+        cross-attention one per source token (when the source mask is known). Other keys
+        (a cache passed in, prefix tuning, prompt or memory vectors, pooled tokens) are no
+        token of the trace: refused rather than mislabelled."""
+        if self.kind == "self":
+            want, what = q_total, f"its {q_total} queries"
+        elif self.key_mask is not None:
+            want, what = int(self.key_mask.shape[-1]), f"the {self.key_mask.shape[-1]} source tokens"
+        else:
+            return
+        if keys != want:
+            raise UnsupportedModelError(
+                f"{self.layer_names[layer]!r} attends to {keys} keys, not one per token of "
+                f"{what}: keys that are no token of the trace (a past_key_values cache passed "
+                "in, prefix tuning, prompt or memory vectors, pooled tokens) cannot be placed; "
+                "trace the model without them"
+            )
+
     def record(self, layer: int, q_start: int, weights: torch.Tensor, q_total: int) -> None:
         """Record the rows ``q_start:q_start + weights.shape[-2]`` of ``layer``'s attention.
 
@@ -175,6 +194,7 @@ class StackRecorder:
         self.num_heads = int(weights.shape[1])
         if q_start == 0:
             self.calls[layer] += 1
+        self.check_keys(layer, q_total, int(weights.shape[-1]))
         if not self.wants(layer):
             return
         if self.options.requires_grad and self.stream is None:

@@ -153,6 +153,7 @@ class RowRecorder(StackRecorder):
         """Record ``weights`` ``[batch, head, len(rows), key]`` of query ``rows`` (one call)."""
         self.num_heads = int(weights.shape[1])
         self.calls[layer] += 1
+        self.check_keys(layer, q_total, int(weights.shape[-1]))
         if self.wants(layer):
             self._store(layer, list(range(len(rows))), rows, weights)
 
@@ -162,6 +163,7 @@ class RowRecorder(StackRecorder):
         self.num_heads = int(weights.shape[1])
         if q_start == 0:
             self.calls[layer] += 1
+        self.check_keys(layer, q_total, int(weights.shape[-1]))
         if not self.wants(layer):
             return
         if self.options.requires_grad or self.stream is not None:

@@ -6,11 +6,11 @@ where the model itself hands them on, from the model's own and only path:
 
 - ``probs="<submodule>"``: the dropout module that receives the softmax (an ``nn.Dropout``,
   identity in eval mode). A forward hook records its output, the very tensor the model then
-  multiplies with the values (DeBERTa, MPNet, RoFormer, BLOOM, GPT-J, CodeGen, BigBird-Pegasus
-  with full attention);
+  multiplies with the values (DeBERTa, MPNet, RoFormer, Megatron-BERT, RemBERT, ConvBERT,
+  I-BERT, BLOOM, GPT-J, CodeGen, GPT-Neo, OpenAI GPT, BigBird-Pegasus with full attention);
 - ``probs=<index>``: the weights the module returns at that index of its output tuple (Falcon,
-  XGLM; FSMT's call is given ``output_attentions=True`` so that it returns them). Falcon
-  returns the tensor it multiplies with the values; XGLM and FSMT return the softmax before a
+  MPT, XGLM; FSMT's, XLM's and FlauBERT's call is given ``output_attentions=True`` so that it
+  returns them). Falcon, MPT, XLM and FlauBERT return the tensor they multiply with the values; XGLM and FSMT return the softmax before a
   *functional* dropout (a view of the tensor they use, so gradients reach it), and a capture
   with that dropout active (training mode, ``p > 0``) is refused: the weights they used cannot
   be seen;
@@ -27,7 +27,7 @@ the capture the module runs as that class (its ``__class__`` switched and restor
 
 A class may also be registered only to be refused with a precise reason (BigBird-Pegasus's
 block-sparse attention; Falcon with ALiBi loaded with SDPA, whose eager branch computes other
-attention than its SDPA branch).
+attention than its SDPA branch; the approximate attentions of Nystromformer, YOSO and MRA).
 
 Nothing about the model's math is re-implemented: the hooked tensor is the model's own graph
 tensor, so ``requires_grad`` captures (gradient relevance) read its gradient. A module whose
@@ -91,8 +91,9 @@ class HandAttention:
             weights (FSMT's ``output_attentions``): set to ``True`` for that call only (the
             module computes the same output either way; its callers drop the weights unless
             the model was asked for them).
-        refuse: given a module, the reason it cannot be captured exactly, or ``None``
-            (checked when the sites are found, before anything is switched).
+        refuse: given a module and the model holding it, the reason it cannot be captured
+            exactly, or ``None`` (checked when the sites are found, before anything is
+            switched).
         unfused: the name of a class in the same file whose ``forward`` is the model's own
             unfused path over the same submodules (a fused subclass's parent): the module
             runs as that class during the capture, and is hooked as that class is.
@@ -111,7 +112,7 @@ class HandAttention:
     dropout: str | None = None
     functional_dropout: str | None = None
     request: str | None = None
-    refuse: Callable[[nn.Module], str | None] | None = None
+    refuse: Callable[[nn.Module, nn.Module], str | None] | None = None
     unfused: str | None = None
     convert: Callable[[nn.Module, dict[str, Any], Any, int | None], torch.Tensor] | None = None
     layout: str | None = None
@@ -134,7 +135,7 @@ def register_hand_attention(
     dropout: str | None = None,
     functional_dropout: str | None = None,
     request: str | None = None,
-    refuse: Callable[[nn.Module], str | None] | None = None,
+    refuse: Callable[[nn.Module, nn.Module], str | None] | None = None,
     unfused: str | None = None,
     convert: Callable[[nn.Module, dict[str, Any], Any, int | None], torch.Tensor] | None = None,
     layout: str | None = None,
@@ -166,8 +167,8 @@ def hand_attention(module: Any) -> HandAttention | None:
     return _REGISTRY.get((kind.__module__, kind.__name__))
 
 
-def check_hand_site(module: Any) -> None:
-    """Raise if a registered hand-written ``module`` cannot be captured exactly.
+def check_hand_site(module: Any, model: Any) -> None:
+    """Raise if a registered hand-written ``module`` of ``model`` cannot be captured exactly.
 
     Raises:
         UnsupportedModelError: with the family's reason.
@@ -175,7 +176,7 @@ def check_hand_site(module: Any) -> None:
     spec = hand_attention(module)
     if spec is None:
         return
-    reason = spec.refuse(module) if spec.refuse is not None else None
+    reason = spec.refuse(module, model) if spec.refuse is not None else None
     if reason is None and spec.probs is None:
         reason = f"{type(module).__name__}'s attention cannot be captured"
     if reason is not None:
@@ -191,7 +192,7 @@ register_hand_attention("deberta_v2", "DisentangledSelfAttention", "dropout")
 register_hand_attention("bigbird_pegasus", "BigBirdPegasusSelfAttention", "dropout")
 register_hand_attention(
     "bigbird_pegasus", "BigBirdPegasusBlockSparseAttention", None,
-    refuse=lambda _: (
+    refuse=lambda *_: (
         "BigBird-Pegasus's block-sparse encoder attention has no [query, key] matrix probe can "
         "capture: use full attention (attention_type='original_full' in the config, or "
         "model.get_encoder().set_attention_type('original_full'): same weights, other outputs "
@@ -208,9 +209,36 @@ register_hand_attention("bloom", "BloomAttention", "attention_dropout", causal=T
 # ``GPTJFlashAttention2`` is another class and not a site)
 register_hand_attention("gptj", "GPTJAttention", "attn_dropout", causal=True)
 register_hand_attention("codegen", "CodeGenAttention", "attn_dropout", causal=True)
+# Megatron-BERT and RemBERT (BERT's attention, written out in their own files), ConvBERT (the
+# attention half of its mixed heads) and I-BERT (its softmax is integer-only when
+# ``quant_mode=True``, ``torch.softmax`` otherwise): ``self.dropout(softmax(...))``
+register_hand_attention("megatron_bert", "MegatronBertSelfAttention", "dropout",
+                        causal="is_decoder")
+register_hand_attention("rembert", "RemBertSelfAttention", "dropout", causal="is_decoder")
+register_hand_attention("convbert", "ConvBertSelfAttention", "dropout")
+register_hand_attention("ibert", "IBertSelfAttention", "dropout")
+# OpenAI GPT and GPT-Neo (global and local layers: the window is in the causal mask):
+# softmax, then ``self.attn_dropout``
+register_hand_attention("openai", "Attention", "attn_dropout", causal=True)
+register_hand_attention("gpt_neo", "GPTNeoSelfAttention", "attn_dropout", causal=True)
+# Approximate attention: no [query, key] softmax matrix exists to capture
+for _family, _cls, _how in (
+    ("nystromformer", "NystromformerSelfAttention",
+     "Nystromformer approximates softmax attention through landmark tokens (three smaller "
+     "softmaxes)"),
+    ("yoso", "YosoSelfAttention",
+     "YOSO replaces softmax attention with locality-sensitive-hashing collision probabilities"),
+    ("mra", "MraSelfAttention",
+     "MRA approximates softmax attention at several resolutions (blocks of the matrix)"),
+):
+    register_hand_attention(
+        _family, _cls, None,
+        refuse=lambda *_, how=_how: (f"{how}: it never forms the [query, key] attention matrix "
+                                     "probe captures, not supported"),
+    )
 # Falcon: returns the weights it multiplies with the values on its eager branch (rotary: the
 # softmax, never dropped out; ALiBi: after its ``attention_dropout`` module)
-def _falcon_alibi_on_sdpa(module: nn.Module) -> str | None:
+def _falcon_alibi_on_sdpa(module: nn.Module, _model: nn.Module) -> str | None:
     """Falcon's ALiBi branches disagree: refuse an SDPA-loaded one (see the README)."""
     config = module.config
     if getattr(config, "alibi", False) and config._attn_implementation == "sdpa":
@@ -228,6 +256,31 @@ register_hand_attention("falcon", "FalconAttention", 1, causal=True, dropout="at
 # XGLM: returns a view of the softmax, then applies a functional dropout of ``self.dropout``
 register_hand_attention("xglm", "XGLMAttention", 1, causal="is_decoder",
                         functional_dropout="dropout")
+# MPT (ALiBi): returns the weights it multiplies with the values, after a functional dropout
+# of probability ``attn_dropout_p``
+register_hand_attention("mpt", "MptAttention", 1, causal=True, dropout="attn_dropout_p")
+# XLM and FlauBERT: return the weights they multiply with the values (after a functional
+# dropout of probability ``self.dropout``) when their call asks for them; a causal checkpoint
+# (``config.causal``, XLM's CLM models) is a decoder (see ``_is_causal`` in ``_hf_text``)
+register_hand_attention("xlm", "MultiHeadAttention", 1, dropout="dropout",
+                        request="output_attentions")
+register_hand_attention("flaubert", "MultiHeadAttention", 1, dropout="dropout",
+                        request="output_attentions")
+# MVP (BART with optional prompts): returns the softmax (before a functional dropout) when its
+# call asks for the weights
+def _mvp_prompts(_module: nn.Module, model: nn.Module) -> str | None:
+    """MVP's prompts (``use_prompt=True``) are keys before the tokens, in no token's place."""
+    config = getattr(model, "config", None)
+    if getattr(config, "use_prompt", False):
+        return (f"{type(model).__name__} is built with prompts (use_prompt=True): its attention "
+                f"layers attend to {config.prompt_length} prompt vectors before the tokens, "
+                "keys that are no token of the trace, not supported; load it with "
+                "use_prompt=False")
+    return None
+
+
+register_hand_attention("mvp", "MvpAttention", 1, causal="is_decoder", functional_dropout="dropout",
+                        request="output_attentions", refuse=_mvp_prompts)
 # FSMT: returns the softmax (before a functional dropout) when its call asks for the weights
 register_hand_attention("fsmt", "Attention", 1, functional_dropout="dropout",
                         request="output_attentions")

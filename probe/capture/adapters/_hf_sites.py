@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from probe.capture._recorder import StackRecorder
 
-__all__ = ["find_hf_sites", "intercept_hf", "is_hf_model"]
+__all__ = ["check_modality", "find_hf_sites", "intercept_hf", "is_hf_model"]
 
 _CROSS_NAMES = {"encoder_attn", "encdecattention", "crossattention", "cross_attn",
                 "cross_attention"}
@@ -52,6 +52,54 @@ _counter = itertools.count()
 # --------------------------------------------------------------------------- discovery
 def is_hf_model(model: Any) -> bool:
     return hasattr(model, "config") and type(model).__module__.startswith("transformers.")
+
+
+def _composite(config: Any) -> bool:
+    """A config of several models: a text config with a vision or audio one (CLIP, SigLIP,
+    vision-language models such as Gemma 3 or LLaVA)."""
+    return getattr(config, "text_config", None) is not None and any(
+        getattr(config, k, None) is not None for k in ("vision_config", "audio_config"))
+
+
+_TOWER_INPUTS = {"pixel_values": "pixel_values", "input_features": "input_features",
+                 "input_values": "input_values"}
+
+
+def check_modality(model: Any) -> None:
+    """Refuse, in one line, a speech model (its input is audio: ``input_values`` or
+    ``input_features``), and a model made of several models (a text tower with a vision or
+    audio one) naming its parts, each of which probe traces on its own.
+
+    Raises:
+        UnsupportedModelError: ``model`` takes audio, or its config combines a text config
+            with a vision or audio config.
+    """
+    main = getattr(model, "main_input_name", "")
+    if main in ("input_values", "input_features"):
+        raise UnsupportedModelError(
+            f"{type(model).__name__} is a speech model (its input is audio, {main}): probe "
+            "captures text and vision models; audio is not supported yet"
+        )
+    if not _composite(getattr(model, "config", None)):
+        return
+    from transformers import PreTrainedModel
+
+    parts: list[tuple[str, Any]] = []
+    for name, module in model.named_modules():
+        if (name and isinstance(module, PreTrainedModel) and not _composite(module.config)
+                and not any(name.startswith(p + ".") for p, _ in parts)):
+            parts.append((name, module))
+    listing = ", ".join(f"model.{n}: {type(m).__name__}" for n, m in parts)
+    calls = " or ".join(
+        f"probe.trace(model.{n}, "
+        f"{_TOWER_INPUTS.get(getattr(m, 'main_input_name', ''), 'input_ids, tokenizer=...')})"
+        for n, m in parts)
+    raise UnsupportedModelError(
+        f"{type(model).__name__} combines several models"
+        + (f" ({listing})" if parts else "")
+        + ": probe traces one model at a time, not the joint forward"
+        + (f"; trace a part: {calls}" if parts else "; trace its text or vision model alone")
+    )
 
 
 def _calls_attention_interface(module: nn.Module) -> bool:
@@ -88,7 +136,7 @@ def find_hf_sites(model: nn.Module) -> list[Site]:
             "families with hand-written attention it lists; open an issue with the model name"
         )
     for _, module, _ in found:
-        check_hand_site(module)
+        check_hand_site(module, model)
     return number_sites(call_schedule(model, found))
 
 

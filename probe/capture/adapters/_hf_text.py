@@ -23,7 +23,12 @@ from probe.capture.adapters._base import (
     register_adapter,
 )
 from probe.capture.adapters._hf_hand import hand_attention
-from probe.capture.adapters._hf_sites import find_hf_sites, intercept_hf, is_hf_model
+from probe.capture.adapters._hf_sites import (
+    check_modality,
+    find_hf_sites,
+    intercept_hf,
+    is_hf_model,
+)
 from probe.capture.adapters._text_inputs import (
     check_mask,
     check_not_only_special,
@@ -68,6 +73,7 @@ class HFTextModel(ModelAdapter):
     modality: ClassVar = "text"
 
     def find_sites(self) -> list[Site]:
+        check_modality(self.model)
         return find_hf_sites(self.model)
 
     def intercept(
@@ -86,6 +92,7 @@ class HFTextModel(ModelAdapter):
     ) -> Prepared:
         import torch
 
+        check_modality(self.model)  # speech, CLIP, vision-language models: first
         p = Prepared(main_key="input_ids")
         encoding: Any = None
         texts: list[str] | None = None
@@ -319,6 +326,8 @@ class HFTextModel(ModelAdapter):
 
 
 def _is_causal(model: nn.Module) -> bool:
+    if getattr(getattr(model, "config", None), "causal", None) is True:  # XLM's CLM models
+        return True
     try:
         sites = find_hf_sites(model)
     except ProbeError:

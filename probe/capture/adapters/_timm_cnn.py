@@ -321,6 +321,14 @@ class TimmCNN(TimmViT):
                 "it has no attention modules; use gradient methods such as "
                 "probe.attribute(model, pixels, 'gradcam')"
             )
+        own = _other_attention(self.model, sites)
+        if own:  # LeViT, TNT, CoaT, EfficientFormer, DaViT, EdgeNeXt, MobileViT v2, GCViT
+            raise UnsupportedModelError(
+                f"{name} has attention modules probe does not capture yet ({', '.join(own)}): "
+                "probe.trace captures timm models whose attention modules have a fused_attn "
+                "flag over one token sequence (ViT, DeiT, EVA, BEiT; Swin by its windows)"
+                + (f"; {hint}" if sites else "")
+            )
         raise UnsupportedModelError(
             f"{name} is a convolutional network: probe.trace captures attention matrices of "
             f"transformers; {hint}"
@@ -446,3 +454,13 @@ class TimmCNN(TimmViT):
         if isinstance(stage, bool) or not isinstance(stage, int) or not -n <= stage < n:
             raise ProbeError(f"stage must be a stage index in -{n}..{n - 1}, got {stage!r}")
         return stages[stage]
+
+
+def _other_attention(model: nn.Module, gates: list[GateSite]) -> list[str]:
+    """Class names of ``model``'s attention modules that are not gates (``Attention`` or
+    ``Attn`` in the name, outside every gate site): a hybrid transformer, not a CNN."""
+    inside = {id(m) for g in gates for m in g.module.modules()}
+    return sorted({
+        type(m).__name__ for m in model.modules()
+        if id(m) not in inside and ("Attention" in type(m).__name__ or "Attn" in type(m).__name__)
+    })

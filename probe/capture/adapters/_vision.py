@@ -164,12 +164,28 @@ class HFVision(VisionModel):
         return is_hf_model(model) and getattr(model, "main_input_name", "") == "pixel_values"
 
     def find_sites(self) -> list[Site]:
+        self._refuse_video()
         return find_hf_sites(self.model)
 
     def intercept(
         self, sites: list[Site], recorders: dict[str, StackRecorder], chunk_size: int | None
     ) -> Any:
         return intercept_hf(self.model, sites, recorders, chunk_size)
+
+    def _refuse_video(self) -> None:
+        """Video transformers (VideoMAE, ViViT, TimeSformer: a ``num_frames`` config) attend
+        over space-time tubelets, not one image's patch grid: refused before anything runs."""
+        frames = getattr(self.model.config, "num_frames", None)
+        if frames:
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} is a video transformer: its tokens are space-time "
+                f"patches of {frames} frames, not one image's patch grid; probe captures image "
+                "and text models, video is not supported yet"
+            )
+
+    def check_pixels(self, x: torch.Tensor) -> None:
+        self._refuse_video()
+        super().check_pixels(x)
 
     def expected_channels(self, x: torch.Tensor) -> int:
         return int(getattr(self.model.config, "num_channels", x.shape[1]))
@@ -235,9 +251,11 @@ class TimmViT(VisionModel):
         check_timm_refused(self.model)  # CaiT, XCiT, PiT, ConViT: the precise reason first
         pe = getattr(self.model, "patch_embed", None)
         if pe is None:
-            raise ProbeError(
-                f"{type(self.model).__name__} has no patch embedding: probe supports timm vision "
-                "transformers (ViT, DeiT, EVA, BEiT); CNNs are not supported yet"
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} has attention modules but no patch embedding "
+                "(patch_embed) mapping its tokens to one patch grid (a hybrid or multi-stage "
+                "vision transformer): not supported yet; probe supports timm ViT, DeiT, EVA, "
+                "BEiT and Swin"
             )
         if not hasattr(pe, "grid_size") or not hasattr(getattr(pe, "proj", None), "in_channels"):
             # CrossViT (two embeddings), PVT (overlapping, per stage)
