@@ -431,10 +431,12 @@ def _check_forward_kwargs(adapter: Any, forward_kwargs: dict[str, Any]) -> None:
                 f"{close_own[0]!r} to pass on to {what}(**kwargs); did you mean {close_own[0]!r}?"
             )
         close = close_own or difflib.get_close_matches(name, sorted(named), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"probe options are {own}"
+        hint = (f"did you mean {close[0]!r}?" if close else
+                f"drop it (probe.trace options: {', '.join(own)}; {what} keywords: "
+                f"{', '.join(sorted(named)) or 'none'})")
         raise ProbeError(
-            f"unknown option {name!r}: it is neither a probe.trace option nor a parameter of "
-            f"{what}; {hint}"
+            f"unknown option {name!r}: it is neither a probe.trace option nor a keyword {what} "
+            f"takes; {hint}"
         )
 
 

@@ -1,0 +1,114 @@
+"""Odd inputs found by a ninth hunt on the error promise (forward keywords behind ``**kwargs``,
+bare right-padded prompts, the evaluation's wording, view-only CLI options): each is one
+``ProbeError`` line naming the problem and the fix, never a silently ignored or wrong input.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import probe
+
+
+def test_a_keyword_the_vit_forward_does_not_use_is_refused():
+    """HF ViT's forward takes ``**kwargs: Unpack[TransformersKwargs]``: ``bogus_arg=1`` was
+    passed on and silently ignored; the typed dict's keys are its keywords now."""
+    from tests._tiny import hf_vit
+
+    model, pixels = hf_vit()
+    with pytest.raises(probe.ProbeError, match=(
+            r"^unknown option 'bogus_arg': it is neither a probe\.trace option nor a keyword "
+            r"ViTForImageClassification\.forward takes; drop it \(probe\.trace options: "
+            r"tokenizer, .*; ViTForImageClassification\.forward keywords: .*"
+            r"interpolate_pos_encoding, .*output_hidden_states, .*pixel_values.*\)$")):
+        probe.trace(model, pixels, bogus_arg=1)
+    with pytest.raises(probe.ProbeError, match=r"did you mean 'interpolate_pos_encoding'\?$"):
+        probe.trace(model, pixels, interpolate_pos_encodng=True)
+    # the typed dict's keys and the named parameters still reach the model
+    plain = probe.trace(model, pixels)
+    hidden = probe.trace(model, pixels, output_hidden_states=True, interpolate_pos_encoding=True)
+    torch.testing.assert_close(hidden.attentions, plain.attentions)
+
+
+def test_keywords_of_untyped_kwargs_still_pass_through():
+    """GPT-2's ``**kwargs`` carry no annotation: other names pass through (the model judges
+    them), as before; a near-miss of a probe option is still refused."""
+    from tests._tiny import gpt2
+
+    model, inputs = gpt2()
+    ids = inputs["input_ids"]
+    torch.testing.assert_close(probe.trace(model, ids, custom_flag=1).attentions,
+                               probe.trace(model, ids).attentions)
+    with pytest.raises(probe.ProbeError, match=r"did you mean 'layers'\?$"):
+        probe.trace(model, ids, laeyrs=[0])
+
+
+def test_typed_kwargs_read_from_a_string_annotation():
+    """A module with postponed annotations gives ``'Unpack[Kwargs]'`` as a string."""
+    from typing import TypedDict
+
+    from probe.capture.adapters._base import _typed_kwargs
+
+    class Kwargs(TypedDict, total=False):
+        alpha: int
+        beta: float
+
+    def forward(x, **kwargs):  # noqa: ANN001, ANN003
+        return x
+
+    forward.__globals__["_Hunt9Kwargs"] = Kwargs
+    try:
+        assert _typed_kwargs("Unpack[_Hunt9Kwargs]", forward) == {"alpha", "beta"}
+        assert _typed_kwargs("Unpack[NoSuchName]", forward) is None
+        assert _typed_kwargs("Any", forward) is None
+    finally:
+        del forward.__globals__["_Hunt9Kwargs"]
+
+
+def _padded_gpt2(pad: int = 0, eos: int | None = None):  # noqa: ANN202
+    from tests._tiny import gpt2
+
+    model, _ = gpt2()
+    model.generation_config.pad_token_id = pad
+    model.config.pad_token_id = pad
+    if eos is not None:
+        model.generation_config.eos_token_id = eos
+    return model
+
+
+def test_bare_right_padded_ids_are_refused_by_generate():
+    """Rows ending in the pad id without an attention mask: transformers masks them as right
+    padding (and only warns); probe recorded them as real tokens. Refused with the fix."""
+    model = _padded_gpt2()
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 0, 0]])
+    before = ids.clone()
+    with pytest.raises(probe.ProbeError, match=(
+            r"^input_ids row 1 ends in the pad token id 0 and no attention_mask was given: that "
+            r"is right padding, which decoder-only generation cannot continue from; left-pad the "
+            r"rows and pass attention_mask= with 0 at the padding \(tokenizer\.padding_side = "
+            r"'left' does both\)$")):
+        probe.generate(model, ids, max_new_tokens=2)
+    assert torch.equal(ids, before)
+    # an EOS-valued pad id: only a batch that ends in it unevenly is padding
+    model = _padded_gpt2(pad=98, eos=98)
+    with pytest.raises(probe.ProbeError, match=r"^input_ids row 0 ends in the pad token id 98 "):
+        probe.generate(model, torch.tensor([[5, 98], [5, 6]]), max_new_tokens=2)
+    alone = probe.generate(model, torch.tensor([[98]]), max_new_tokens=2)  # unconditional
+    assert alone.attention_mask.all()
+
+
+def test_bare_left_padded_ids_are_masked_as_generate_masks_them():
+    """Left padding in bare ids: ``generate`` infers the mask from the pad id, so the trace now
+    masks the same tokens and equals the run given that mask explicitly."""
+    model = _padded_gpt2()
+    ids = torch.tensor([[5, 6, 7, 8], [0, 0, 9, 10]])
+    mask = (ids != 0).long()
+    bare = probe.generate(model, ids, max_new_tokens=3)
+    given = probe.generate(model, {"input_ids": ids, "attention_mask": mask}, max_new_tokens=3)
+    assert torch.equal(bare.sequences, given.sequences)
+    assert torch.equal(bare.attention_mask, given.attention_mask)
+    assert not bare.attention_mask[1, :2].any()
+    torch.testing.assert_close(bare.attentions, given.attentions)
+    hf = model.generate(ids, max_new_tokens=3, do_sample=False)
+    assert torch.equal(bare.sequences, hf)
