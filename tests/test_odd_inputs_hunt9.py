@@ -112,3 +112,33 @@ def test_bare_left_padded_ids_are_masked_as_generate_masks_them():
     torch.testing.assert_close(bare.attentions, given.attentions)
     hf = model.generate(ids, max_new_tokens=3, do_sample=False)
     assert torch.equal(bare.sequences, hf)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda t: t.eval_sanity(object(), n=0), r"^n must be a positive integer, got 0$"),
+    (lambda t: t.eval_faithfulness(object(), n=-2), r"^n must be a positive integer, got -2$"),
+    (lambda t: t.eval_text(object(), object(), n=0, pairs=[{"id": "a", "first": "A.",
+                                                          "second": "B."}]),
+     r"^n must be a positive integer, or None for all of them, got 0$"),
+    (lambda t: t.eval_coref(object(), object(), n=50),
+     r"^n=50 is more than the 46 minimal pairs of the shipped data: use n=1\.\.46, or n=None "
+     r"to use all of them$"),
+], ids=["sanity", "faithfulness", "text", "coref"])
+def test_the_eval_tasks_word_n_as_the_python_keyword(call, message):
+    """``probe.evaluation.tasks.eval_sanity(model, n=0)`` said ``--n must be ...``, a flag the
+    Python caller never typed; the CLI still says ``--n`` (tests/test_odd_inputs_hunt5.py)."""
+    from probe.evaluation import tasks
+
+    with pytest.raises(probe.ProbeError, match=message):
+        call(tasks)
+
+
+def test_the_cli_words_the_tasks_n_as_its_flag(capsys):
+    from probe.cli import main
+
+    assert main(["eval", "coref", "--n", "50"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("--n 50 is more than the 46 minimal pairs of the shipped data: use "
+                        "--n 1..46, or drop --n to use all of them"), err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
