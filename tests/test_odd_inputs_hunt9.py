@@ -142,3 +142,29 @@ def test_the_cli_words_the_tasks_n_as_its_flag(capsys):
                         "--n 1..46, or drop --n to use all of them"), err
     assert "Traceback" not in err and len(err.splitlines()) == 1
 
+
+@pytest.mark.parametrize("view", ["heads", "rollout", "saliency"])
+def test_occurrence_zero_on_a_view_that_ignores_it_is_refused(view, capsys):
+    """``--occurrence 0`` (the default spelled out) was taken by every view, as if given to no
+    effect; "not given" is ``None`` now, so any ``--occurrence`` outside coref and links is
+    refused, naming them, before the model loads."""
+    from probe.cli import main
+
+    rc = main(["render", view, "--text", "The cat saw it.", "--occurrence", "0"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert err.endswith(f"--occurrence does not apply to the {view} view: it is used by the "
+                        "coref and links views only; drop it"), err
+
+
+def test_occurrence_zero_without_a_word_is_refused_on_links(capsys):
+    from probe.cli import main
+    from probe.commands.render._args import RenderArgs
+    from probe.commands.render._session import _check_applicable
+
+    assert main(["render", "links", "--text", "The cat saw it.", "--occurrence", "0"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--occurrence picks one of the repeats of --word: add --word, or drop --occurrence")
+    _check_applicable(RenderArgs(view="links", text="The cat saw it.", word="it",
+                                 occurrence=0))  # taken with --word
+    _check_applicable(RenderArgs(view="heads", text="The cat saw it."))  # not given: taken
