@@ -168,3 +168,70 @@ def test_occurrence_zero_without_a_word_is_refused_on_links(capsys):
     _check_applicable(RenderArgs(view="links", text="The cat saw it.", word="it",
                                  occurrence=0))  # taken with --word
     _check_applicable(RenderArgs(view="heads", text="The cat saw it."))  # not given: taken
+
+
+@pytest.mark.parametrize("channels, fix", [
+    (1, r"a grayscale image; repeat its channel \(pixel_values\.expand\(-1, 3, -1, -1\)\) or "
+        r"read the file with probe\.load_image\(path, model\)"),
+    (4, r"an RGBA image; drop the alpha channel \(pixel_values\[:, :3\]\) or read the file with "
+        r"probe\.load_image\(path, model\)"),
+    (2, r"convert the image to 3 channels \(probe\.load_image\(path, model\) does\)"),
+], ids=["gray", "rgba", "two"])
+def test_a_wrong_channel_count_says_how_to_fix_it(channels, fix):
+    """A grayscale or RGBA tensor was told only ``the model expects 3 channels, got 1``."""
+    from tests._tiny import hf_vit
+
+    model, pixels = hf_vit()
+    odd = pixels[:, :1].repeat(1, channels, 1, 1)
+    with pytest.raises(probe.ProbeError, match=(
+            rf"^the model expects 3 channels, got {channels} \(pixel_values \(2, {channels}, 32, "
+            rf"32\)\): {fix}$")):
+        probe.trace(model, odd)
+    if channels == 1:  # the hint's fix works
+        expanded = odd.expand(-1, 3, -1, -1)
+        torch.testing.assert_close(probe.trace(model, expanded).attentions,
+                                   probe.trace(model, expanded.contiguous()).attentions)
+
+
+def test_an_input_given_as_a_forward_keyword_is_refused():
+    """``probe.trace(model, ids, attention_mask=mask)`` reached the model, while the trace
+    recorded every token as real (its mask came from the bare ids): padded rows were kept and
+    analyses read padding as words. An input repeated as a keyword (``input_ids=``,
+    ``pixel_values=``) was Python's size error or silently replaced the inputs."""
+    from tests._tiny import bert, hf_vit
+
+    model, inputs = bert()
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    with pytest.raises(probe.ProbeError, match=(
+            r"^attention_mask= is read from the inputs, not from a keyword \(probe checks it and "
+            r"records the padding from it\): pass it in the inputs mapping, probe\.trace\(model, "
+            r"\{'input_ids': ids, 'attention_mask': attention_mask\}\)$")):
+        probe.trace(model, ids, attention_mask=mask)
+    with pytest.raises(probe.ProbeError, match=r"^token_type_ids= is read from the inputs"):
+        probe.trace(model, ids, token_type_ids=torch.zeros_like(ids))
+    with pytest.raises(probe.ProbeError, match=r"^input_ids= repeats the inputs: pass it as the "
+                                               r"inputs, probe\.trace\(model, input_ids\)"):
+        probe.trace(model, inputs, input_ids=ids[:, :3])
+    traced = probe.trace(model, {"input_ids": ids, "attention_mask": mask})  # the fix
+    assert not traced.attention_mask[1, 6:].any()
+    vit, pixels = hf_vit()
+    with pytest.raises(probe.ProbeError, match=r"^pixel_values= repeats the inputs"):
+        probe.trace(vit, pixels, pixel_values=pixels.flip(-1))
+
+
+def test_the_decoder_input_given_twice_is_refused():
+    """``decoder_inputs=`` beside a mapping holding ``decoder_input_ids`` was silently ignored,
+    and ``decoder_input_ids=`` as a keyword bypassed the decoder checks and tokens."""
+    from tests._tiny import t5
+
+    model, inputs = t5()
+    with pytest.raises(probe.ProbeError, match=(
+            r"^the decoder's input is given twice, as decoder_inputs= and as the inputs' "
+            r"'decoder_input_ids': pass one of them$")):
+        probe.trace(model, inputs, decoder_inputs=inputs["decoder_input_ids"][:, :2])
+    source = {k: v for k, v in inputs.items() if k != "decoder_input_ids"}
+    with pytest.raises(probe.ProbeError, match=r"^decoder_input_ids= is read from the inputs, "
+                                               r"not from a keyword: pass decoder_inputs="):
+        probe.trace(model, source, decoder_input_ids=inputs["decoder_input_ids"])
+    one = probe.trace(model, source, decoder_inputs=inputs["decoder_input_ids"])  # the fix
+    torch.testing.assert_close(one.decoder.attentions, probe.trace(model, inputs).decoder.attentions)

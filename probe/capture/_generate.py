@@ -285,7 +285,8 @@ def _generated_words(
 
 def _token_ids(model: Any, kwargs: dict[str, Any], key: str) -> list[int]:
     """The ``eos_token_id`` or ``pad_token_id`` generation uses: ``generate``'s keyword, else
-    its ``generation_config=``, else the model's generation config (ids as a list)."""
+    its ``generation_config=``, else the model's generation config (ids as a list; none for a
+    value that is no id, which the check of the generation options refuses)."""
     found = kwargs.get(key)
     if found is None:
         config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
@@ -294,7 +295,10 @@ def _token_ids(model: Any, kwargs: dict[str, Any], key: str) -> list[int]:
         found = found.tolist()
     if found is None:
         return []
-    return [int(found)] if not isinstance(found, (list, tuple)) else [int(i) for i in found]
+    try:
+        return [int(found)] if not isinstance(found, (list, tuple)) else [int(i) for i in found]
+    except (TypeError, ValueError):  # not ids: the generation options' check words it
+        return []
 
 
 def _mask_bare_padding(prepared: Any, model: Any, kwargs: dict[str, Any], seq2seq: bool) -> None:
