@@ -235,3 +235,18 @@ def test_the_decoder_input_given_twice_is_refused():
         probe.trace(model, source, decoder_input_ids=inputs["decoder_input_ids"])
     one = probe.trace(model, source, decoder_inputs=inputs["decoder_input_ids"])  # the fix
     torch.testing.assert_close(one.decoder.attentions, probe.trace(model, inputs).decoder.attentions)
+
+
+def test_a_prompt_that_fills_the_positions_leaves_no_room():
+    """A 64-token prompt on a 64-position GPT-2 was told ``use max_new_tokens <= 0``, a value
+    max_new_tokens refuses; a longer prompt is refused by the trace's own length check."""
+    from tests._tiny import gpt2
+
+    model, _ = gpt2()
+    with pytest.raises(probe.ProbeError, match=(
+            r"^the prompt is 64 tokens, and GPT2LMHeadModel accepts at most 64 positions: no "
+            r"room to generate; shorten the prompt to at most 63 tokens$")):
+        probe.generate(model, torch.full((1, 64), 5), max_new_tokens=1)
+    with pytest.raises(probe.ProbeError, match=r"use max_new_tokens <= 1 or a shorter prompt$"):
+        probe.generate(model, torch.full((1, 63), 5), max_new_tokens=2)
+    assert probe.generate(model, torch.full((1, 63), 5), max_new_tokens=1).sequences.shape == (1, 64)
