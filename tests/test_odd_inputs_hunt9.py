@@ -250,3 +250,14 @@ def test_a_prompt_that_fills_the_positions_leaves_no_room():
     with pytest.raises(probe.ProbeError, match=r"use max_new_tokens <= 1 or a shorter prompt$"):
         probe.generate(model, torch.full((1, 63), 5), max_new_tokens=2)
     assert probe.generate(model, torch.full((1, 63), 5), max_new_tokens=1).sequences.shape == (1, 64)
+
+
+@pytest.mark.parametrize("view", ["heads", "saliency"])
+def test_an_empty_text_is_named_as_blank(view, capsys):
+    """``--text ""`` was read as no ``--text`` at all: "the heads view on minilm needs --text",
+    to a user who had passed one."""
+    from probe.cli import main
+
+    assert main(["render", view, "--text", "", "--out", "unused"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith('--text is blank: pass a sentence, e.g. --text "The cat sat."'), err

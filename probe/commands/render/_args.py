@@ -187,7 +187,7 @@ def check_view_options(args: RenderArgs) -> None:
     if args.head is not None and args.view not in OPTION_VIEWS["--head"]:
         raise not_for_view("--head", args.view, _NO_HEAD.get(args.view, " (it shows no single "
                                                                      "head)"))
-    if args.text and not args.text.strip():  # was 'empty text' after the model had loaded
+    if args.text is not None and not args.text.strip():  # '': "needs --text", as if not given
         raise ProbeError("--text is blank: pass a sentence, e.g. --text \"The cat sat.\"")
     if args.pair is not None and not args.pair.strip():
         raise ProbeError(
