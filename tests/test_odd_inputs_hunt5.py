@@ -39,6 +39,10 @@ def _no_model_load(monkeypatch: pytest.MonkeyPatch) -> None:
     def loaded(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the model loaded before the options were checked")
 
+    # probe.load_model is resolved once and cached: patch it too (first, so the real one is
+    # what is cached and restored), or a first look-up during this test caches the patch for
+    # the rest of the session
+    monkeypatch.setattr(probe, "load_model", loaded)
     monkeypatch.setattr(_registry, "load_model", loaded)
 
 
@@ -141,10 +145,10 @@ def test_eval_n_beyond_a_data_file_names_the_file(tmp_path, capsys, monkeypatch)
 def test_the_api_refuses_n_beyond_the_pairs_too():
     from probe.evaluation.tasks import eval_coref, eval_text
 
-    with pytest.raises(probe.ProbeError, match=r"--n 2 is more than the 1 minimal pairs of the "
-                       r"pairs given"):
+    with pytest.raises(probe.ProbeError, match=r"^n=2 is more than the 1 minimal pairs of the "
+                       r"pairs given: use n=1, or n=None to use all of them$"):
         eval_coref(object(), object(), n=2, pairs=[{"id": "a", "items": [ITEM, OTHER]}])
-    with pytest.raises(probe.ProbeError, match=r"--n 9 is more than the 1 sentence pairs given"):
+    with pytest.raises(probe.ProbeError, match=r"^n=9 is more than the 1 sentence pairs given"):
         eval_text(object(), object(), n=9, pairs=[{"id": "a", "first": "A.", "second": "B."}])
 
 

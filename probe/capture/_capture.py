@@ -413,6 +413,7 @@ def _check_forward_kwargs(adapter: Any, forward_kwargs: dict[str, Any]) -> None:
     named, var_kw = adapter.forward_parameters()
     what = f"{type(adapter.model).__name__}.forward"
     for name in forward_kwargs:
+        _check_not_an_input(adapter, name)
         if name in named:
             continue
         if name == "forward_kwargs":
@@ -431,11 +432,43 @@ def _check_forward_kwargs(adapter: Any, forward_kwargs: dict[str, Any]) -> None:
                 f"{close_own[0]!r} to pass on to {what}(**kwargs); did you mean {close_own[0]!r}?"
             )
         close = close_own or difflib.get_close_matches(name, sorted(named), n=1, cutoff=0.6)
-        hint = f"did you mean {close[0]!r}?" if close else f"probe options are {own}"
+        hint = (f"did you mean {close[0]!r}?" if close else
+                f"drop it (probe.trace options: {', '.join(own)}; {what} keywords: "
+                f"{', '.join(sorted(named)) or 'none'})")
         raise ProbeError(
-            f"unknown option {name!r}: it is neither a probe.trace option nor a parameter of "
-            f"{what}; {hint}"
+            f"unknown option {name!r}: it is neither a probe.trace option nor a keyword {what} "
+            f"takes; {hint}"
         )
+
+
+#: inputs a text adapter reads from ``inputs`` itself (to check them and to record the padding):
+#: given as forward keywords they reached the model behind the trace's back
+_TEXT_INPUTS = ("input_ids", "inputs_embeds", "attention_mask", "token_type_ids",
+                "decoder_input_ids", "decoder_attention_mask")
+
+
+def _check_not_an_input(adapter: Any, name: str) -> None:
+    """A forward keyword that repeats an input probe prepares (``attention_mask=`` beside bare
+    ids) is refused: the model saw it, while the trace's mask and checks did not."""
+    if name == adapter.main_key:
+        raise ProbeError(
+            f"{name}= repeats the inputs: pass it as the inputs, probe.trace(model, {name}), "
+            "not as a keyword"
+        )
+    if adapter.modality != "text" or name not in _TEXT_INPUTS:
+        return
+    if name in ("decoder_input_ids", "decoder_attention_mask"):
+        raise ProbeError(
+            f"{name}= is read from the inputs, not from a keyword: pass "
+            "decoder_inputs=decoder_input_ids, or both in the inputs mapping, "
+            "probe.trace(model, {'input_ids': ..., 'decoder_input_ids': ..., "
+            "'decoder_attention_mask': ...})"
+        )
+    raise ProbeError(
+        f"{name}= is read from the inputs, not from a keyword (probe checks it and records the "
+        f"padding from it): pass it in the inputs mapping, probe.trace(model, {{'input_ids': "
+        f"ids, {name!r}: {name}}})"
+    )
 
 
 def _stack_sizes(sites: list[Site], model: Any = None) -> dict[str, list[str]]:

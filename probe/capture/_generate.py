@@ -121,6 +121,7 @@ def generate(
     for kind, names in stacks.items():
         _check_layers(options, names, 0, False, kind)
     seq2seq = adapter.family == "encoder-decoder"
+    _mask_bare_padding(prepared, model, generate_kwargs, seq2seq)
     mask = prepared.attention_mask
     recorders: dict[str, Any] = {}
     if seq2seq:
@@ -282,18 +283,68 @@ def _generated_words(
             None if no_offsets else PerItem(tuple(spans), tuple(missing)))
 
 
+def _token_ids(model: Any, kwargs: dict[str, Any], key: str) -> list[int]:
+    """The ``eos_token_id`` or ``pad_token_id`` generation uses: ``generate``'s keyword, else
+    its ``generation_config=``, else the model's generation config (ids as a list; none for a
+    value that is no id, which the check of the generation options refuses)."""
+    found = kwargs.get(key)
+    if found is None:
+        config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
+        found = getattr(config, key, None)
+    if hasattr(found, "tolist"):  # a tensor (0-d too) or numpy array/integer of ids
+        found = found.tolist()
+    if found is None:
+        return []
+    try:
+        return [int(found)] if not isinstance(found, (list, tuple)) else [int(i) for i in found]
+    except (TypeError, ValueError):  # not ids: the generation options' check words it
+        return []
+
+
+def _mask_bare_padding(prepared: Any, model: Any, kwargs: dict[str, Any], seq2seq: bool) -> None:
+    """Bare ``input_ids`` holding the pad id: the attention mask transformers infers.
+
+    Without an ``attention_mask``, ``generate`` masks every pad id (when the pad id is no EOS
+    id), so the trace masks the same tokens; a decoder-only row ending in padding (right
+    padding, which generation cannot continue from) is refused, as is one that ends in an
+    EOS-valued pad id while other rows do not.
+    """
+    import torch
+
+    ids = prepared.input_ids
+    if ids is None or "attention_mask" in prepared.kwargs:
+        return
+    pads, eos = _token_ids(model, kwargs, "pad_token_id"), _token_ids(model, kwargs, "eos_token_id")
+    if len(pads) != 1:
+        return
+    ends = ids[:, -1] == pads[0]
+    if pads[0] in eos:  # transformers masks nothing: only a batch padded unevenly is wrong
+        right = not seq2seq and bool(ends.any()) and not bool(ends.all())
+    else:
+        right = not seq2seq and bool(ends.any())
+    if right:
+        row = int(ends.nonzero()[0])
+        raise ProbeError(
+            f"input_ids row {row} ends in the pad token id {pads[0]} and no attention_mask was "
+            "given: that is right padding, which decoder-only generation cannot continue from; "
+            "left-pad the rows and pass attention_mask= with 0 at the padding "
+            "(tokenizer.padding_side = 'left' does both)"
+        )
+    if pads[0] in eos or not bool((ids == pads[0]).any()):
+        return
+    mask = (ids != pads[0]).cpu()
+    prepared.attention_mask = mask
+    device = getattr(prepared.kwargs.get("input_ids"), "device", ids.device)
+    prepared.kwargs["attention_mask"] = mask.to(dtype=torch.long, device=device)
+    if prepared.special_tokens_mask is not None:
+        prepared.special_tokens_mask = prepared.special_tokens_mask & mask
+
+
 def _generated_mask(ids: torch.Tensor, model: Any, kwargs: dict[str, Any]) -> torch.Tensor:
     """``[batch, generated]`` True up to and including each item's first EOS."""
     import torch
 
-    eos = kwargs.get("eos_token_id")
-    if eos is None:
-        config = kwargs.get("generation_config") or getattr(model, "generation_config", None)
-        eos = getattr(config, "eos_token_id", None)
-    if hasattr(eos, "tolist"):  # a tensor (0-d too) or numpy array/integer of ids
-        eos = eos.tolist()
-    eos_ids = [] if eos is None else ([int(eos)] if not isinstance(eos, (list, tuple))
-                                      else [int(i) for i in eos])
+    eos_ids = _token_ids(model, kwargs, "eos_token_id")
     if not eos_ids:
         return torch.ones(ids.shape, dtype=torch.bool)
     is_eos = torch.isin(ids, torch.tensor(eos_ids, dtype=ids.dtype)).long()

@@ -11,7 +11,8 @@ runs this command: the task splits its items between the processes and gathers t
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -314,7 +315,8 @@ def _run_alignment(args: EvalArgs, model: nn.Module | None, tokenizer: Any) -> i
         raise ProbeError("probe eval alignment takes no --method or --option: drop them")
     _check_n(args.n, upper=False)
     if args.n is not None:
-        task.select_pairs(args.n)  # beyond the held-out split: before the model loads
+        with _cli_n():
+            task.select_pairs(args.n)  # beyond the held-out split: before the model loads
     _check_model(args.model)
     if args.batch_size is not None and args.batch_size < 1:
         raise ProbeError(f"--batch-size must be a positive integer, got {args.batch_size}")
@@ -365,12 +367,28 @@ def _available(args: EvalArgs) -> int | None:
     if args.task == "coref":
         from probe.evaluation.tasks._coref import select_coref_pairs
 
-        return len(select_coref_pairs(args.n, data=args.data))
+        with _cli_n():
+            return len(select_coref_pairs(args.n, data=args.data))
     if args.task == "text":
         from probe.evaluation.tasks._text import select_sentence_pairs
 
-        return len(select_sentence_pairs(args.n))
+        with _cli_n():
+            return len(select_sentence_pairs(args.n))
     return None
+
+
+@contextmanager
+def _cli_n() -> Iterator[None]:
+    """The tasks' refusals of ``n=`` worded as ``--n``."""
+    from probe.evaluation.tasks._common import cli_n_wording
+
+    try:
+        yield
+    except ProbeError as exc:
+        worded = cli_n_wording(str(exc))
+        if worded == str(exc):
+            raise
+        raise ProbeError(worded) from None
 
 
 def _check_seed(seed: int) -> None:

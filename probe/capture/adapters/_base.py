@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -232,7 +233,12 @@ class ModelAdapter:
         )
 
     def forward_parameters(self) -> tuple[frozenset[str], bool]:
-        """Keyword parameters the model's forward names, and whether it also takes ``**kwargs``."""
+        """Keyword parameters the model's forward takes, and whether it also takes ``**kwargs``
+        probe cannot list.
+
+        A ``**kwargs: Unpack[SomeKwargs]`` forward (transformers' ``TransformersKwargs``) takes
+        the keys of that ``TypedDict``, so they count as named and the ``**kwargs`` as listed.
+        """
         import inspect
 
         try:
@@ -242,7 +248,11 @@ class ModelAdapter:
         named = frozenset(
             p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         )
-        return named, any(p.kind == p.VAR_KEYWORD for p in params)
+        var_kw = [p for p in params if p.kind == p.VAR_KEYWORD]
+        if not var_kw:
+            return named, False
+        typed = _typed_kwargs(var_kw[0].annotation, self.model.forward)
+        return (named, True) if typed is None else (named | typed, False)
 
     @property
     def main_key(self) -> str:
@@ -468,3 +478,34 @@ def dataset_hint(inputs: Any) -> str:
             "iterate and pass one batch at a time)"
         )
     return ""
+
+
+def _typed_kwargs(annotation: Any, function: Any) -> frozenset[str] | None:
+    """The keys of the ``TypedDict`` in a ``**kwargs: Unpack[...]`` annotation, else None.
+
+    A string annotation (a module with postponed annotations) is resolved by name in the
+    function's module; anything unresolvable is None (the model judges its own ``**kwargs``).
+    """
+    import inspect
+    import typing
+
+    if isinstance(annotation, str):
+        found = re.fullmatch(r"\s*(?:typing\.|typing_extensions\.)?Unpack\[\s*([\w.]+)\s*\]\s*",
+                             annotation)
+        if found is None:
+            return None
+        scope = getattr(inspect.unwrap(function), "__globals__", {})
+        head, *rest = found.group(1).split(".")
+        target = scope.get(head)
+        for part in rest:
+            target = getattr(target, part, None)
+        typed = target
+    else:
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if getattr(origin, "_name", None) != "Unpack" or len(args) != 1:
+            return None
+        (typed,) = args
+    keys = getattr(typed, "__required_keys__", None), getattr(typed, "__optional_keys__", None)
+    if keys[0] is None or keys[1] is None:
+        return None
+    return frozenset(keys[0]) | frozenset(keys[1])

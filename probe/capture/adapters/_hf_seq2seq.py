@@ -46,6 +46,11 @@ class HFEncoderDecoder(HFTextModel):
         import torch
 
         batch = _batch(kwargs)
+        if decoder_inputs is not None and "decoder_input_ids" in kwargs:
+            raise ProbeError(
+                "the decoder's input is given twice, as decoder_inputs= and as the inputs' "
+                "'decoder_input_ids': pass one of them"
+            )
         if "decoder_input_ids" not in kwargs:
             kwargs.update(self._decoder_kwargs(decoder_inputs, tokenizer, batch))
         self.check_decoder_ids(kwargs, batch)

@@ -206,6 +206,12 @@ class HFTextModel(ModelAdapter):
             )
         limit = self.max_length()
         prompt = int(prepared.input_ids.shape[1]) if prepared.input_ids is not None else 0
+        if self.family == "decoder" and limit is not None and prompt >= limit:
+            raise ProbeError(
+                f"the prompt is {prompt} tokens, and {self.name} accepts at most {limit} "
+                f"positions: no room to generate; shorten the prompt to at most {limit - 1} "
+                "tokens"
+            )
         if self.family == "decoder" and limit is not None and prompt + max_new_tokens > limit:
             raise ProbeError(
                 f"the prompt is {prompt} tokens and max_new_tokens={max_new_tokens} would reach "

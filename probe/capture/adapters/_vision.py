@@ -106,8 +106,18 @@ class VisionModel(ModelAdapter):
         check_some_pixels(x, "pixel_values")
         channels = self.expected_channels(x)
         if x.shape[1] != channels:
-            hint = (": the channels look last (channels-last layout); use "
-                    "pixel_values.permute(0, 3, 1, 2)" if x.shape[-1] == channels else "")
+            if x.shape[-1] == channels:
+                hint = (": the channels look last (channels-last layout); use "
+                        "pixel_values.permute(0, 3, 1, 2)")
+            elif channels == 3 and x.shape[1] == 1:
+                hint = (": a grayscale image; repeat its channel (pixel_values.expand(-1, 3, -1, "
+                        "-1)) or read the file with probe.load_image(path, model)")
+            elif channels == 3 and x.shape[1] == 4:
+                hint = (": an RGBA image; drop the alpha channel (pixel_values[:, :3]) or read "
+                        "the file with probe.load_image(path, model)")
+            else:
+                hint = (f": convert the image to {channels} channels (probe.load_image(path, "
+                        "model) does)")
             raise ProbeError(
                 f"the model expects {channels} channels, got {x.shape[1]} (pixel_values "
                 f"{tuple(x.shape)}){hint}"

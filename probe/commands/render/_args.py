@@ -35,7 +35,7 @@ class RenderArgs:
     pair: str | None = None
     image: str | None = None
     word: str | None = None
-    occurrence: int = 0
+    occurrence: int | None = None  # None: not given (the first)
     candidates: tuple[str, ...] = ()
     layer: int | None = None
     head: int | None = None
@@ -142,11 +142,12 @@ _NO_HEAD = {
 
 def check_view_options(args: RenderArgs) -> None:
     """``--occurrence``, ``--candidate`` and ``--pair`` on a view that ignores them are errors
-    (like the other ignored options), and ``--occurrence`` is an integer (its range is checked
-    against the sentence: a negative one counts from the last)."""
+    (like the other ignored options; ``--occurrence 0``, the default spelled out, too), and
+    ``--occurrence`` is an integer (its range is checked against the sentence: a negative one
+    counts from the last)."""
     from probe._errors import ProbeError
 
-    if args.occurrence and args.view not in OPTION_VIEWS["--occurrence"]:
+    if args.occurrence is not None and args.view not in OPTION_VIEWS["--occurrence"]:
         raise not_for_view("--occurrence", args.view)
     if args.candidates and args.view not in OPTION_VIEWS["--candidate"]:
         raise not_for_view("--candidate", args.view)
@@ -159,7 +160,7 @@ def check_view_options(args: RenderArgs) -> None:
             raise ProbeError("--context sets how much text the coref figure draws; the HTML "
                              "page always shows the whole text: add --format png (or svg, "
                              "pdf), or drop --context")
-    if args.occurrence and args.word is None:  # links: --word is optional
+    if args.occurrence is not None and args.word is None:  # links: --word is optional
         raise ProbeError("--occurrence picks one of the repeats of --word: add --word, or drop "
                          "--occurrence")
     if args.view == "links" and args.word is not None and (
@@ -170,7 +171,8 @@ def check_view_options(args: RenderArgs) -> None:
                          "--format html")
     if any(not c.strip() for c in args.candidates):  # was "--candidate '' is not a word of..."
         raise ProbeError("--candidate is blank: pass a word of --text, e.g. --candidate animal")
-    if isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int):
+    if args.occurrence is not None and (
+            isinstance(args.occurrence, bool) or not isinstance(args.occurrence, int)):
         raise ProbeError(f"--occurrence must be an integer (0 the first, -1 the last), got "
                          f"{args.occurrence!r}")
     if args.queries and args.view not in OPTION_VIEWS["--query"]:
@@ -196,7 +198,7 @@ def check_view_options(args: RenderArgs) -> None:
     if args.head is not None and args.view not in OPTION_VIEWS["--head"]:
         raise not_for_view("--head", args.view, _NO_HEAD.get(args.view, " (it shows no single "
                                                                      "head)"))
-    if args.text and not args.text.strip():  # was 'empty text' after the model had loaded
+    if args.text is not None and not args.text.strip():  # '': "needs --text", as if not given
         raise ProbeError("--text is blank: pass a sentence, e.g. --text \"The cat sat.\"")
     if args.pair is not None and not args.pair.strip():
         raise ProbeError(

@@ -350,7 +350,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--word", help="word of --text to follow (coref); links: the word whose lines are "
         "highlighted")
     add(
-        "--occurrence", type=int, default=0, metavar="N",
+        "--occurrence", type=int, default=None, metavar="N",
         help="coref, links: which occurrence of a repeated --word (0 = the first, the default; "
         "-1 = the last)",
     )

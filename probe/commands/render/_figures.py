@@ -93,7 +93,7 @@ def _word_tokens(s: Session) -> list[int] | None:
     from probe.viewers._plot import word_positions
 
     try:
-        positions = word_positions(s.trace(), 0, s.args.word, s.args.occurrence)
+        positions = word_positions(s.trace(), 0, s.args.word, s.args.occurrence or 0)
     except ProbeError as exc:
         raise ProbeError(_cli_wording(str(exc), s.args)) from None
     return [i for i in positions if i < len(s.tokens())]

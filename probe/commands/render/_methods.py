@@ -130,7 +130,7 @@ def _coref_report(s: Session) -> Any:
     try:
         return probe.best_antecedents(
             s.trace(), s.args.word, 0, list(s.args.candidates) or None,
-            occurrence=s.args.occurrence, with_rollout=False,
+            occurrence=s.args.occurrence or 0, with_rollout=False,
         )
     except ProbeError as exc:
         raise ProbeError(_cli_wording(str(exc), s.args)) from None

@@ -4,6 +4,7 @@ the vision model's input size, progress bars and mean +- standard error."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -159,12 +160,26 @@ def _model_name(model: nn.Module, name: str | None) -> str:
     return name or getattr(model, "probe_name", None) or type(model).__name__
 
 
+def cli_n_wording(message: str) -> str:
+    """A task's refusal of ``n=`` in the command line's words (``--n``); other messages come
+    back as they were."""
+    found = re.fullmatch(r"n=(\S+) is more than (.*): use n=(\S+), or n=None to use all of them",
+                         message)
+    if found is not None:
+        n, what, span = found.groups()
+        return f"--n {n} is more than {what}: use --n {span}, or drop --n to use all of them"
+    found = re.fullmatch(r"n must be a positive integer(?:, or None for all of them)?, got (.*)",
+                         message)
+    return message if found is None else f"--n must be a positive integer, got {found.group(1)}"
+
+
 def take_first(items: Sequence[Any], n: Any, what: str) -> list[Any]:
     """The first ``n`` of ``items`` (all of them when ``n`` is ``None``).
 
     An ``n`` beyond ``len(items)`` is refused: it silently ran on fewer items than asked for
     (``probe eval coref --n 1000`` scored the 46 shipped pairs), and a result labelled with
-    the larger ``n`` would overstate the evidence.
+    the larger ``n`` would overstate the evidence. Messages name ``n=`` (the Python keyword);
+    ``probe eval`` words them as ``--n`` (:func:`cli_n_wording`).
 
     Args:
         items: the evaluation items.
@@ -179,9 +194,9 @@ def take_first(items: Sequence[Any], n: Any, what: str) -> list[Any]:
     if n is None:
         return list(items)
     if not is_int(n) or n < 1:
-        raise ProbeError(f"--n must be a positive integer, got {n!r}")
+        raise ProbeError(f"n must be a positive integer, or None for all of them, got {n!r}")
     if n > len(items):
         span = "1" if len(items) == 1 else f"1..{len(items)}"
-        raise ProbeError(f"--n {n} is more than the {len(items)} {what}: use --n {span}, or "
-                         "drop --n to use all of them")
+        raise ProbeError(f"n={n} is more than the {len(items)} {what}: use n={span}, or "
+                         "n=None to use all of them")
     return list(items[: int(n)])

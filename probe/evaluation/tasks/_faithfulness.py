@@ -191,7 +191,7 @@ def eval_faithfulness(
     from probe.models._shapes import make_shapes
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ProbeError(f"--n must be a positive integer, got {n!r}")
+        raise ProbeError(f"n must be a positive integer, got {n!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ProbeError(f"batch_size must be a positive integer, got {batch_size!r}")
     image_size = _vision_input(model)
