@@ -234,12 +234,13 @@ def test_render_coref_draws_an_excerpt_unless_context_all(tmp_path, capsys) -> N
         width, heights[context] = Image.open(out.strip()).size
         assert width == 70  # 3.5 in at 20 dpi
     assert heights["excerpt"] < 9 * 20 < 2 * heights["excerpt"] < heights["all"]
-    rc = main(["render", "links", "--text", "A cat.", "--context", "all", "--out",
-               str(tmp_path), "--quiet"])
-    _, err = capsys.readouterr()
-    assert rc == 2 and err.strip().endswith(
-        "--context does not apply to the links view: it is used by the coref view only; "
-        "drop it")
+    for value in ("all", "excerpt"):  # the default spelled out is "given" too
+        rc = main(["render", "links", "--text", "A cat.", "--context", value, "--out",
+                   str(tmp_path), "--quiet"])
+        _, err = capsys.readouterr()
+        assert rc == 2 and err.strip().endswith(
+            "--context does not apply to the links view: it is used by the coref view only; "
+            "drop it")
 
 
 def test_plot_passes_context_and_keeps_the_ranking() -> None:

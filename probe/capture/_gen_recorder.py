@@ -4,10 +4,11 @@ During ``generate`` every attention layer of the generating stack runs once per 
 step over the whole prompt (query length ``P``), every later step over the one new token
 (query length 1) against the cached keys, or, without a KV cache (``use_cache=False``, or a
 config whose ``use_cache`` is off such as MPT's), over the whole sequence so far again
-(query length ``P + step``), of which the last row is the new token's. A :class:`GenerationRecorder` keeps, per layer and
-step, the *last* query row of the step (the row whose output predicts the next token) and,
-when asked, the other rows of the first step (the prompt attending to itself). Memory grows
-with ``rows x keys``, never with ``keys^2`` unless the prompt rows are kept.
+(query length ``P + step``), of which the last row is the new token's. A
+:class:`GenerationRecorder` keeps, per layer and step, the *last* query row of the step (the
+row whose output predicts the next token) and, when asked, the other rows of the first step
+(the prompt attending to itself). Memory grows with ``rows x keys``, never with ``keys^2``
+unless the prompt rows are kept.
 """
 
 from __future__ import annotations

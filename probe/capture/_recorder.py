@@ -169,7 +169,8 @@ class StackRecorder:
         if self.kind == "self":
             want, what = q_total, f"its {q_total} queries"
         elif self.key_mask is not None:
-            want, what = int(self.key_mask.shape[-1]), f"the {self.key_mask.shape[-1]} source tokens"
+            want = int(self.key_mask.shape[-1])
+            what = f"the {want} source tokens"
         else:
             return
         if keys != want:

@@ -55,7 +55,7 @@ class RenderArgs:
     max_values: int | None = None
     direction: str = "auto"
     width: str | None = None
-    context: str = "excerpt"
+    context: str | None = None  # None: not given (the coref figure's default, "excerpt")
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 #: Views that lay out the tokens of ``--text``, and so read ``--direction``.
@@ -151,7 +151,7 @@ def check_view_options(args: RenderArgs) -> None:
         raise not_for_view("--occurrence", args.view)
     if args.candidates and args.view not in OPTION_VIEWS["--candidate"]:
         raise not_for_view("--candidate", args.view)
-    if args.context != RenderArgs.context:
+    if args.context is not None:
         if args.view not in OPTION_VIEWS["--context"]:
             raise not_for_view("--context", args.view)
         if args.context not in ("excerpt", "all"):

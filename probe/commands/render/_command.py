@@ -360,7 +360,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--word)",
     )
     add(
-        "--context", default="excerpt", choices=("excerpt", "all"),
+        "--context", default=None, choices=("excerpt", "all"),
         help="coref figures: excerpt (the default) draws a long text from the earliest marked "
         "antecedent to the end of --word's sentence, with ... where text is cut; all draws the "
         "whole text",

@@ -115,7 +115,7 @@ def _coref(s: Session) -> list[tuple[str, Figure]]:
         weights[tr.layer_position(best.layer), tr.head_position(best.head)],
         top=coref_rows(tr.words[0], links[:8]),  # type: ignore[index]
         candidates=list(report.candidates), direction=s.args.direction,
-        context=s.args.context, model_name=s.model_name, layer=best.layer,
+        context=s.args.context or "excerpt", model_name=s.model_name, layer=best.layer,
         head=best.head,
     )
     return [(_stem(s, "coref", _coref_suffix(s)), fig)]
