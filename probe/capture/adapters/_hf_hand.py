@@ -9,11 +9,11 @@ where the model itself hands them on, from the model's own and only path:
   multiplies with the values (DeBERTa, MPNet, RoFormer, Megatron-BERT, RemBERT, ConvBERT,
   I-BERT, BLOOM, GPT-J, CodeGen, GPT-Neo, OpenAI GPT, BigBird-Pegasus with full attention);
 - ``probs=<index>``: the weights the module returns at that index of its output tuple (Falcon,
-  MPT, XGLM; FSMT's, XLM's and FlauBERT's call is given ``output_attentions=True`` so that it
-  returns them). Falcon, MPT, XLM and FlauBERT return the tensor they multiply with the
-  values; XGLM, FSMT and MVP return the softmax before a *functional* dropout (a view of the tensor they use, so gradients reach it), and a capture
-  with that dropout active (training mode, ``p > 0``) is refused: the weights they used cannot
-  be seen;
+  MPT, XGLM; FSMT's, MVP's, XLM's and FlauBERT's call is given ``output_attentions=True`` so
+  that it returns them). Falcon, MPT, XLM and FlauBERT return the tensor they multiply with
+  the values; XGLM, FSMT and MVP return the softmax before a *functional* dropout (a view of
+  the tensor they use, so gradients reach it), and a capture with that dropout active
+  (training mode, ``p > 0``) is refused: the weights they used cannot be seen;
 - ``probs=<index>`` with ``convert=``: the module returns its weights in another layout, and
   the converter builds the ``[batch, head, query, key]`` matrix from them and the call's
   keyword arguments (Longformer's sliding-window band and global probabilities, see
