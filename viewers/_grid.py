@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     from matplotlib.colors import Colormap, Normalize
     from matplotlib.figure import Figure
 
-__all__ = ["bar_length", "wrap_bar_label", "cls_head_grid", "fill_columns", "overlay_grid", "overlay_grid_size"]
+__all__ = ["bar_length", "cls_head_grid", "fill_columns", "overlay_grid", "overlay_grid_size",
+           "wrap_bar_label"]
 
 
 def overlay_grid(
