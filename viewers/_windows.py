@@ -69,7 +69,8 @@ def window_query_view(
             wide: its text shrank to 3 points on a two-column page).
         width: figure width in inches, or ``"single"`` / ``"double"``: at most as many
             panels per row as fit at 1 in each (and at most ``columns``), panels sized to the
-            width; fonts unchanged. Default: 2.4 in per panel.
+            width; fonts unchanged. Default: panels 2 in on their longer side. The panels sit on
+            one grid, the colourbar as tall as they are (:func:`~probe.viewers._grid.bar_length`).
     """
     from matplotlib.patches import Rectangle
 
