@@ -296,11 +296,12 @@ def test_window_view_wraps_many_heads_into_rows():
     width, height = fig.get_size_inches()
     assert width <= 10.5 and height >= 4.5
     assert len(image_axes(fig)) == 7 and len(_colorbars(fig)) == 1
-    rows = {ax.get_subplotspec().rowspan.start for ax in image_axes(fig)}
+    rows = {round(ax.get_position().y0, 6) for ax in image_axes(fig)}
     assert len(rows) == 2
     assert layout_problems(fig) == []
     small = window_query_view(rng.random((32, 32, 3)), rng.random((2, 4, 4)), (1, 1), (8.0, 8.0))
-    assert tuple(small.get_size_inches()) == pytest.approx((7.2, 2.6))  # one row: as before
+    # one row of 2 in panels on a grid placed by hand, beside a colourbar as tall as they are
+    assert tuple(small.get_size_inches()) == pytest.approx((7.39, 2.775))
     with pytest.raises(probe.ProbeError, match="columns"):
         window_query_view(rng.random((32, 32, 3)), rng.random((2, 4, 4)), (1, 1), (8.0, 8.0),
                           columns=1)

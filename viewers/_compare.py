@@ -222,6 +222,17 @@ def _draw_table(
     ax.set_title("faithfulness", fontsize=FONT_SIZES["title"], pad=6)
 
 
+def _bar_labels(kinds: Sequence[bool]) -> list[str]:
+    """The colourbar labels of an image comparison whose maps are signed (``True``) or not:
+    one per kind present, unsigned first."""
+    both = len(set(kinds)) > 1
+    if both:  # say which panels each bar belongs to
+        return [("signed maps (\u00b1): attribution" if kind else "unsigned maps: score")
+                + "\n(normalized per method)" for kind in sorted(set(kinds))]
+    return [("attribution" if kind else "score") + "\n(normalized per method)"
+            for kind in sorted(set(kinds))]
+
+
 @styled
 @sized("compare fewer methods (methods=)")
 def comparison_panel(
@@ -344,7 +355,7 @@ def comparison_panel(
     else:
         n_panels = len(arrays) + (image_title is not None)
         cell = _check_cell(cell_size)
-        n_bars = len({is_signed(a) for a in arrays})
+        n_bars = len({is_signed(a) for a in arrays})  # one colourbar per kind of map
         if width is not None:  # panels and colourbars fill the width
             room = width - 2 * margin - 1.0 * n_bars
             if ncols is None:
@@ -355,7 +366,8 @@ def comparison_panel(
         kinds = [is_signed(a) for a in arrays]
         both = len(set(kinds)) > 1
         titles = [f"{n} \u00b1" if both and k else n for n, k in zip(names, kinds)]
-        block_w, maps_h = overlay_grid_size(image, n_panels, cols, cell, n_bars, lines, drawn,
+        block_w, maps_h = overlay_grid_size(image, n_panels, cols, cell, _bar_labels(kinds),
+                                            lines, drawn,
                                             [*titles, image_title or ""])
     bottom_h = bottom_w = 0.0
     if matrix is not None:
@@ -404,13 +416,8 @@ def comparison_panel(
     else:
         # unsigned maps on the sequential scale, signed ones on the diverging scale
         colorbars, scale_of = [], {}
-        for kind in sorted(set(kinds)):
+        for kind, label in zip(sorted(set(kinds)), _bar_labels(kinds)):
             scale_of[kind] = len(colorbars)
-            if both:  # say which panels each bar belongs to
-                label = ("signed maps (\u00b1): attribution" if kind
-                         else "unsigned maps: score") + "\n(normalized per method)"
-            else:
-                label = ("attribution" if kind else "score") + "\n(normalized per method)"
             colorbars.append(
                 (make_norm(np.array([-1.0, 1.0] if kind else [0.0, 1.0]), kind),
                  get_cmap(cmap_for(kind)), label)

@@ -3,8 +3,9 @@ overlay per map in rows with the colourbars beside them (used by :func:`cls_head
 per-head CLS attention maps, and by :func:`~probe.viewers.comparison_panel`).
 
 Panels are boxes of :func:`~probe.viewers._panels.panel_size` (at most 4:1, the image at its
-own ratio inside); a box taller than wide is widened to its title, and the colourbars are at
-least :data:`MIN_BAR` long, so strips of any ratio keep readable titles and scales.
+own ratio inside); a box taller than wide is widened to its title, and the colourbars span
+the panels, top to bottom, unless their label would not fit along them (a row of wide strips:
+:func:`bar_length`), so strips of any ratio keep readable titles and scales.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from matplotlib.colors import Colormap, Normalize
     from matplotlib.figure import Figure
 
-__all__ = ["cls_head_grid", "fill_columns", "overlay_grid", "overlay_grid_size"]
+__all__ = ["bar_length", "cls_head_grid", "fill_columns", "overlay_grid", "overlay_grid_size",
+           "wrap_bar_label"]
 
 
 def overlay_grid(
@@ -107,21 +109,62 @@ def overlay_grid(
                 spine.set_linewidth(1.2)
     grid_w = ncols * pw + (ncols - 1) * gap_w
     grid_h = nrows * (ph + title_h)
-    area = grid_h - title_h
-    bar_h = min(area, max(1.5, 0.85 * area)) if area >= MIN_BAR else MIN_BAR
-    bar_top = y_org + title_h + max(area - bar_h, 0.0) / 2
-    for k, (norm, cmap, label) in enumerate(colorbars):  # side by side, 1 inch each
+    area = grid_h - title_h  # from the first row's panel top to the last row's bottom
+    bar_h, shown = bar_length([label for _, _, label in colorbars], area)
+    bar_top = y_org + title_h
+    for k, ((norm, cmap, _), label) in enumerate(zip(colorbars, shown)):  # 1 inch apart
         cax = fig.add_axes(((x_org + grid_w + 0.15 + k * 1.0) / fig_w,
                             1 - (bar_top + bar_h) / fig_h, 0.13 / fig_w, bar_h / fig_h))
         cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
         cbar.set_label(label, fontsize=FONT_SIZES["label"])
         cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
-    return grid_w + 1.0 * len(colorbars), max(grid_h, title_h + MIN_BAR)
+    return grid_w + 1.0 * len(colorbars), max(grid_h, title_h + bar_h)
 
 
-#: the shortest colourbar of a grid (inches): its label ("signed maps (±): attribution" is
-#: 1.8 in) fits along it, also beside a row of 4:1 strips (the grid is made that tall)
-MIN_BAR = 1.9
+#: the shortest colourbar of a grid (inches): room for three ticks
+MIN_BAR = 0.5
+
+
+def _line_in(line: str) -> float:
+    from probe.viewers._fonts import text_width_pt
+
+    return text_width_pt(line, FONT_SIZES["label"]) / 72
+
+
+def wrap_bar_label(label: str, length: float) -> str:
+    """``label`` with its lines broken at spaces so that each fits along a colourbar
+    ``length`` inches long, in as few lines as possible; ``label`` as it is when that takes
+    more than 3 lines (they would not fit the 1 inch beside the bar) or a word longer than
+    the bar."""
+    out = []
+    for line in label.split("\n"):
+        words, rows = line.split(" "), [""]
+        for word in words:
+            trial = f"{rows[-1]} {word}" if rows[-1] else word
+            if rows[-1] and _line_in(trial) > length:
+                rows.append(word)
+            else:
+                rows[-1] = trial
+        out.extend(rows)
+    if len(out) > 3 or any(_line_in(row) > length for row in out):
+        return label
+    return "\n".join(out)
+
+
+def bar_length(labels: Sequence[str], area: float) -> tuple[float, list[str]]:
+    """Length in inches of the colourbars of a grid whose panels span ``area`` inches from
+    the first row's top to the last row's bottom, and their labels as drawn: ``area`` itself
+    (the bars line up with the panels), the labels wrapped to fit along it
+    (:func:`wrap_bar_label`); only where a label still does not fit, or ``area`` is under
+    :data:`MIN_BAR` (a row of wide strips), as long as that label's longest line."""
+    shown = [wrap_bar_label(label, area) for label in labels]
+    need = max((_line_in(line) for label in shown for line in label.split("\n")),
+               default=0.0)
+    if area >= max(need, MIN_BAR):
+        return area, shown
+    need = max((_line_in(line) for label in labels for line in label.split("\n")),
+               default=0.0)
+    return max(need + 0.05, MIN_BAR), list(labels)  # 0.05: the drawn text's margins
 
 
 def _shown_title(name: str) -> str:
@@ -145,18 +188,20 @@ def _grid_panel(image: np.ndarray, cell: float, size: tuple[int, int] | None,
 
 
 def overlay_grid_size(
-    image: np.ndarray, n: int, ncols: int, cell: float, n_colorbars: int = 1,
+    image: np.ndarray, n: int, ncols: int, cell: float, bar_labels: Sequence[str],
     title_lines: int = 1, size: tuple[int, int] | None = None,
     titles: Sequence[str] = (),
 ) -> tuple[float, float]:
     """(width, height) in inches that :func:`overlay_grid` needs for ``n`` panels whose
     longest title has ``title_lines`` lines (drawn at ``size``, as :func:`overlay_grid`;
-    ``titles``: the panel titles, which may widen narrow panels)."""
+    ``titles``: the panel titles, which may widen narrow panels), with one colourbar per
+    label of ``bar_labels``."""
     pw, ph = _grid_panel(image, cell, size, [*titles, ""])
     nrows = -(-n // ncols)
     title_h = FONT_SIZES["label"] / 72 * (1.8 + 1.25 * (title_lines - 1))
-    return (ncols * pw + (ncols - 1) * 0.12 + 1.0 * n_colorbars,
-            max(nrows * (ph + title_h), title_h + MIN_BAR))
+    grid_h = nrows * (ph + title_h)
+    return (ncols * pw + (ncols - 1) * 0.12 + 1.0 * len(bar_labels),
+            max(grid_h, title_h + bar_length(bar_labels, grid_h - title_h)[0]))
 
 
 def fill_columns(n: int, lo: int = 3, hi: int = 6) -> int:
@@ -248,7 +293,7 @@ def cls_head_grid(
     lines = 1 + (image_title or "").count("\n")
     heads = [f"head {h}" for h in names]
     def block(side: float) -> tuple[float, float]:
-        return overlay_grid_size(img, n_panels, ncols, side, 1, lines, drawn,
+        return overlay_grid_size(img, n_panels, ncols, side, [label], lines, drawn,
                                  [*heads, image_title or ""])
 
     if width is not None:  # the longer panel side that fills the width (a box widened to
@@ -264,7 +309,11 @@ def cls_head_grid(
                  ncols=ncols, cell=cell, scales=[0] * len(data),
                  colorbars=[(norm, cmap_obj, label)], alpha=alpha, image_title=image_title,
                  size=drawn, region=box)
-    if text:
-        fig.suptitle(text, fontsize=FONT_SIZES["suptitle"], x=(0.15 + block_w / 2 - 0.5) / width,
+    if text:  # centred over the panels, moved right as far as it needs to stay on the canvas
+        from probe.viewers._panels import title_width
+
+        half = title_width([text], FONT_SIZES["suptitle"]) / 2 + 0.05
+        centre = min(max(0.15 + block_w / 2 - 0.5, half), width - half)
+        fig.suptitle(text, fontsize=FONT_SIZES["suptitle"], x=centre / width,
                      y=1 - 0.12 / height, va="top")
     return fig

@@ -379,17 +379,19 @@ def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
             "apply; drop it (the view takes fusion= and discard=), or draw one head with the "
             "'head' view"
         )
+    from probe.attribution._registry import method_label
+
     fusion = options.pop("fusion", "mean")
     discard = options.pop("discard", 0.0)
     image = options.pop("image", None)
-    method = "rollout" + (f" ({fusion})" if fusion != "mean" else "")
-    if discard:
-        method += f", discard {discard:g}"
+    # named as probe render rollout names it (Attribution.label): "rollout[head_fusion=max]"
+    options_given = {"head_fusion": fusion} | ({"discard_ratio": discard} if discard else {})
+    method = method_label("rollout", options_given)
     result = probe.rollout(trace, head_fusion=fusion, discard_ratio=discard)
     scores = reduce_map(trace, result)[b]
     kwargs = {"model_name": trace.model_name, "method": method}
     # the quantity, as probe render rollout names it over tokens and over an image
-    options.setdefault("colorbar_label", "rollout score")
+    options.setdefault("colorbar_label", f"{method} score")
     if trace.family == "vision":
         grid = scores.reshape(*trace.grid)
         return _call(saliency_overlay, "rollout", (_display_image(trace, b, image), grid),
@@ -398,7 +400,9 @@ def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     special = trace.special_tokens_mask[b].bool().cpu().numpy()
     keep = np.array([i for i in keep if not special[i]], dtype=int)
     values = scores.detach().double().cpu().numpy()[keep]
-    return _call(token_strip, "rollout", (_tokens(trace, b, keep), values), kwargs, options)
+    # one row labelled with the method, as probe render rollout draws it
+    return _call(token_strip, "rollout", (_tokens(trace, b, keep), {method: values}), kwargs,
+                 options)
 
 
 def _cls(trace: Any, b: int, options: dict[str, Any]) -> Figure:

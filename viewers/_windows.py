@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError
 from probe.viewers._fonts import styled
+from probe.viewers._panels import panel_size
 from probe.viewers._saliency import as_image, draw_image, grey_image
 from probe.viewers._style import (
     FONT_SIZES,
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = ["window_query_view"]
+
+#: inches around the panels: left margin, the colourbar column (gap, bar, ticks and label)
+_LEFT_IN, _BAR_IN = 0.1, 1.0
+_FIXED_IN = _LEFT_IN + _BAR_IN + 0.05
+_GAP_IN, _TOP_IN, _BOTTOM_IN = 0.12, 0.45, 0.1
 
 
 @styled
@@ -63,7 +69,8 @@ def window_query_view(
             wide: its text shrank to 3 points on a two-column page).
         width: figure width in inches, or ``"single"`` / ``"double"``: at most as many
             panels per row as fit at 1 in each (and at most ``columns``), panels sized to the
-            width; fonts unchanged. Default: 2.4 in per panel.
+            width; fonts unchanged. Default: panels 2 in on their longer side. The panels sit on
+            one grid, the colourbar as tall as they are (:func:`~probe.viewers._grid.bar_length`).
     """
     from matplotlib.patches import Rectangle
 
@@ -83,16 +90,26 @@ def window_query_view(
         raise ProbeError(f"columns must be an integer >= 2, got {columns!r}")
     height, img_w = img.shape[:2]
     if width is not None:
-        columns = columns_for_width(width, MIN_PANEL_IN, fixed=0.9, most=columns)
+        columns = columns_for_width(width, MIN_PANEL_IN, fixed=_FIXED_IN, most=columns)
     p_rows, p_cols = wrap_grid(n + 1, columns)  # panels (the token grid is rows x cols)
+    unit_w, _ = panel_size((height, img_w), 1.0)  # a panel box per inch of its long side
     if width is None:
-        fig = new_figure((2.4 * p_cols + (0.4 if p_rows > 1 else 0.0), 2.3 * p_rows + 0.3))
-    else:  # 0.9 in: the colourbar
-        fig = new_figure((width, ((width - 0.9) / p_cols + 0.05) * p_rows + 0.3))
-    grid = fig.subplots(p_rows, p_cols, squeeze=False)
-    for ax in grid.flat[n + 1:]:
-        ax.remove()
-    axes = grid.flat[: n + 1]
+        long_side = 2.0
+    else:  # the panels fill what the margins and the colourbar leave
+        long_side = (width - _FIXED_IN - _GAP_IN * (p_cols - 1)) / p_cols / unit_w
+    pw, ph = panel_size((height, img_w), long_side)
+    title_h = FONT_SIZES["label"] / 72 * 1.8
+    grid_w = p_cols * pw + (p_cols - 1) * _GAP_IN
+    grid_h = p_rows * (title_h + ph) + (p_rows - 1) * _GAP_IN
+    fig_w = width if width is not None else _FIXED_IN + grid_w
+    fig_h = _TOP_IN + grid_h + _BOTTOM_IN
+    fig = new_figure((fig_w, fig_h), layout="none")
+    axes = []
+    for i in range(n + 1):  # every panel on one grid: rows and columns line up exactly
+        r, c = divmod(i, p_cols)
+        x = _LEFT_IN + c * (pw + _GAP_IN)
+        y = _TOP_IN + r * (title_h + ph + _GAP_IN) + title_h
+        axes.append(fig.add_axes((x / fig_w, 1 - (y + ph) / fig_h, pw / fig_w, ph / fig_h)))
     draw_image(axes[0], img, "input")
     norm = make_norm(heat, False, zero_based=True)
     cmap = get_cmap(SEQUENTIAL_CMAP)
@@ -110,9 +127,15 @@ def window_query_view(
         ax.set_ylim(height, 0)
     from matplotlib.cm import ScalarMappable
 
-    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[1:]),
-                       fraction=0.046, pad=0.02)
-    bar.set_label("attention weight", fontsize=FONT_SIZES["label"])
+    from probe.viewers._grid import bar_length
+
+    # the colourbar spans the panels, first row's top to last row's bottom
+    bar_h, (label,) = bar_length(["attention weight"], grid_h - title_h)
+    cax = fig.add_axes(((_LEFT_IN + grid_w + 0.15) / fig_w, 1 - (_TOP_IN + title_h + bar_h) / fig_h,
+                        0.13 / fig_w, bar_h / fig_h))
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
+    bar.set_label(label, fontsize=FONT_SIZES["label"])
     bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
-    fig.suptitle(title or f"query token ({row}, {col})", fontsize=FONT_SIZES["suptitle"])
+    fig.suptitle(title or f"query token ({row}, {col})", fontsize=FONT_SIZES["suptitle"],
+                 y=1 - 0.1 / fig_h, va="top")
     return fig

@@ -46,13 +46,15 @@ def _heads(s: Session) -> list[tuple[str, Figure]]:
 
     attn = s.attention()
     tokens = s.tokens()
+    sentence = _sentence(s)  # under the title, as probe.plot(trace, "heads") draws it
     if s.args.layer is None:
-        fig = model_view(attn, tokens, direction=s.args.direction, model_name=s.model_name)
+        fig = model_view(attn, tokens, direction=s.args.direction, model_name=s.model_name,
+                         sentence=sentence)
         return [(_stem(s, "heads", "all"), fig)]
     layer = s.layer()
     pos = s.trace().layer_position(layer)
     fig = head_grid(attn[pos], tokens, layer=layer, direction=s.args.direction,
-                    model_name=s.model_name)
+                    model_name=s.model_name, sentence=sentence)
     return [(_stem(s, "heads", f"L{layer}"), fig)]
 
 
@@ -80,9 +82,18 @@ def _links(s: Session) -> list[tuple[str, Figure]]:
     fig = link_view(
         s.attention()[tr.layer_position(layer)], s.tokens(), heads=heads,
         direction=s.args.direction, model_name=s.model_name, layer=layer, highlight=highlight,
+        sentence=_sentence(s),  # under the title, as probe.plot(trace, "links") draws it
     )
     suffix = f"L{layer}" + (f"H{heads[0]}" if heads else "")
     return [(_stem(s, "links", suffix, _coref_suffix(s) if s.args.word else None), fig)]
+
+
+def _sentence(s: Session) -> str | None:
+    """The input sentence in quotes for the title's second line, as :func:`probe.plot` puts
+    it (``None`` for a trace without words)."""
+    from probe.viewers._plot import _quoted
+
+    return _quoted(s.trace(), 0)
 
 
 def _word_tokens(s: Session) -> list[int] | None:

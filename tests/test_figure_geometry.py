@@ -1,0 +1,106 @@
+"""Geometry of figures as a reviewer of a paper figure measures it: colourbars exactly as tall
+as the panels they belong to, panels on one grid (every row's columns at the same x), and no
+text outside the canvas, at the default size and at one- and two-column widths."""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib
+import numpy as np
+import pytest
+
+from _layout import layout_problems
+from probe.viewers import cls_head_grid, comparison_panel, window_query_view
+
+matplotlib.use("Agg")
+
+WIDTHS = [None, "single", "double"]
+
+
+def _drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    bars = [ax for ax in fig.axes if hasattr(ax, "_colorbar")]
+    panels = [ax for ax in fig.axes if ax not in bars]
+    return panels, bars
+
+
+def _span_px(fig, axes):
+    """(top, bottom) in pixels of the union of ``axes``."""
+    height = fig.bbox.height
+    return (max(ax.get_position().y1 for ax in axes) * height,
+            min(ax.get_position().y0 for ax in axes) * height)
+
+
+def _assert_on_grid(fig, panels):
+    """Panels in rows and columns: a row's panels share their y, a column's their x (no
+    panel a few pixels off the others)."""
+    width, height = fig.bbox.width, fig.bbox.height
+    xs = sorted(ax.get_position().x0 * width for ax in panels)
+    ys = sorted(ax.get_position().y0 * height for ax in panels)
+    for values in (xs, ys):
+        clusters = [[values[0]]]
+        for v in values[1:]:
+            if v - clusters[-1][-1] < 20:
+                clusters[-1].append(v)
+            else:
+                clusters.append([v])
+        for cluster in clusters:
+            assert max(cluster) - min(cluster) < 0.5, values
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("heads", [4, 12])
+def test_cls_grid_colourbar_is_as_tall_as_the_panels_of_a_16_9_image(width, heads):
+    """A 16:9 photo (image_size=(360, 640)): the colourbar ran past a single row of panels
+    (at least 1.9 in beside 1.1 in panels) and was 0.85 of a taller grid; at one column
+    the title, centred over two narrow columns, ran off the left edge."""
+    rng = np.random.default_rng(0)
+    fig = cls_head_grid(rng.random((32, 32, 3)), rng.random((heads, 8, 8)), layer=3,
+                        model_name="vit-shapes", image_size=(360, 640), width=width)
+    panels, (bar,) = _drawn(fig)
+    top, bottom = _span_px(fig, panels)
+    bar_top, bar_bottom = _span_px(fig, [bar])
+    assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1
+    _assert_on_grid(fig, panels)
+    assert layout_problems(fig) == []
+
+
+@pytest.mark.parametrize("width", [None, 12.0])
+def test_compare_colourbars_are_as_tall_as_the_panels(width):
+    """They were 0.85 of the panels' height, centred. (Narrower, the two-line labels no
+    longer fit along one row of panels, and the bars are as long as their labels.)"""
+    rng = np.random.default_rng(0)
+    m = rng.random((8, 8))
+    fig = comparison_panel(rng.random((32, 32, 3)), {"rollout": m, "ig": m - 0.5,
+                                                     "random": m.T}, width=width)
+    panels, bars = _drawn(fig)
+    images = [ax for ax in panels if ax.images]
+    top, bottom = _span_px(fig, images)
+    assert len(bars) == 2
+    for bar in bars:
+        bar_top, bar_bottom = _span_px(fig, [bar])
+        assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1
+    assert layout_problems(fig) == []
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("heads", [3, 6, 11])
+def test_window_view_panels_line_up_and_the_colourbar_spans_them(width, heads):
+    """The second row's first panel (head 3 of 6) sat a few pixels right of the input above
+    it: the colourbar took its room from the map panels only."""
+    rng = np.random.default_rng(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = window_query_view(rng.random((32, 32, 3)), rng.random((heads, 4, 4)), (2, 2),
+                                (8.0, 8.0), title="swin-shapes · layer 3 · stage 1, token (2, 2)",
+                                width=width)
+    panels, (bar,) = _drawn(fig)
+    assert len(panels) == heads + 1
+    _assert_on_grid(fig, panels)
+    top, bottom = _span_px(fig, panels)
+    bar_top, bar_bottom = _span_px(fig, [bar])
+    assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1
+    assert layout_problems(fig) == []
