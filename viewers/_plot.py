@@ -31,7 +31,7 @@ from probe._index import batch_position
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["plot", "TRACE_VIEWS", "ATTRIBUTION_VIEWS"]
+__all__ = ["plot", "quoted_sentence", "TRACE_VIEWS", "ATTRIBUTION_VIEWS"]
 
 TRACE_VIEWS = ("model", "heads", "head", "links", "coref", "rollout", "cls", "window")
 ATTRIBUTION_VIEWS = ("strip", "saliency")
@@ -74,7 +74,7 @@ def sentence_of(words: Sequence[str]) -> str:
     return "".join(("" if glue[i] or i == 0 else " ") + w for i, w in enumerate(words))
 
 
-def _quoted(trace: Any, b: int, max_chars: int = 70) -> str | None:
+def quoted_sentence(trace: Any, b: int, max_chars: int = 70) -> str | None:
     if not trace.words:
         return None
     from probe._text import visible_text
@@ -243,7 +243,7 @@ def _model(trace: Any, b: int, options: dict[str, Any], view: str = "model") -> 
     attn, keep = _attention(trace, b, view)
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
     kwargs = {"model_name": trace.model_name, "layers": list(trace.layer_indices),
-              "heads": heads, "sentence": _quoted(trace, b)}
+              "heads": heads, "sentence": quoted_sentence(trace, b)}
     return _call(model_view, view, (attn, _tokens(trace, b, keep)), kwargs, options)
 
 
@@ -257,7 +257,7 @@ def _heads(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     attn, keep = _attention(trace, b, "heads", [pos])
     heads = list(trace.head_indices) if trace.head_indices is not None else ["mean"]
     kwargs = {"model_name": trace.model_name, "layer": layer, "heads": heads,
-              "sentence": _quoted(trace, b)}
+              "sentence": quoted_sentence(trace, b)}
     return _call(head_grid, "heads", (attn[pos], _tokens(trace, b, keep)), kwargs, options)
 
 
@@ -320,7 +320,7 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
     layer, pos = _layer(trace, options.pop("layer", None))
     kwargs: dict[str, Any] = {"model_name": trace.model_name, "layer": layer,
-                              "sentence": _quoted(trace, b)}
+                              "sentence": quoted_sentence(trace, b)}
     head = options.pop("head", None)
     drawn = None  # every head, or only head= (the others may hold a NaN: not drawn, not read)
     if head is not None:

@@ -91,9 +91,9 @@ def _links(s: Session) -> list[tuple[str, Figure]]:
 def _sentence(s: Session) -> str | None:
     """The input sentence in quotes for the title's second line, as :func:`probe.plot` puts
     it (``None`` for a trace without words)."""
-    from probe.viewers._plot import _quoted
+    from probe.viewers._plot import quoted_sentence
 
-    return _quoted(s.trace(), 0)
+    return quoted_sentence(s.trace(), 0)
 
 
 def _word_tokens(s: Session) -> list[int] | None:
