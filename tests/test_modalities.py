@@ -121,3 +121,38 @@ def test_speech_models_are_refused_naming_their_audio_input(model_type: str) -> 
         with pytest.raises(probe.UnsupportedModelError, match=re.escape(message)):
             call()
     assert_unchanged(model, before)
+
+
+def test_image_to_text_models_are_refused_naming_their_encoder() -> None:
+    """VisionEncoderDecoderModel (TrOCR, Donut): its text decoder is not captured yet; the
+    image encoder traces alone, exactly. Not "decoder_inputs= is for text models"."""
+    from transformers import (
+        GPT2Config,
+        ViTConfig,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+    )
+
+    vision = ViTConfig(**_VISION)
+    text = GPT2Config(vocab_size=128, n_embd=32, n_layer=2, n_head=4, add_cross_attention=True)
+    torch.manual_seed(0)
+    model = VisionEncoderDecoderModel(
+        VisionEncoderDecoderConfig.from_encoder_decoder_configs(vision, text)).eval()
+    before = snapshot(model)
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    message = ("VisionEncoderDecoderModel is an image-to-text model (an image encoder and a text "
+               "decoder attending to it, as in TrOCR and Donut): its decoder's attention is not "
+               "captured yet; trace its image encoder alone: probe.trace(model.encoder, "
+               "pixel_values)")
+    for call in (lambda: probe.trace(model, x), lambda: probe.trace(model, x, decoder_inputs=
+                                                                     torch.tensor([[2, 5]])),
+                 lambda: probe.generate(model, x, max_new_tokens=2),
+                 lambda: probe.attribute(model, x, "rollout")):
+        with pytest.raises(probe.UnsupportedModelError, match=re.escape(message)):
+            call()
+    assert_unchanged(model, before)
+    eager = copy.deepcopy(model.encoder)
+    eager.set_attn_implementation("eager")
+    with torch.no_grad():
+        want = torch.stack(eager(pixel_values=x, output_attentions=True).attentions)
+    assert_close(probe.trace(model.encoder, x).attentions, want, atol=1e-5, rtol=0)

@@ -107,6 +107,7 @@ def generate(
     adapter = adapter_for(model)
     require_weights(model, "probe.generate")
     if adapter.family not in ("decoder", "encoder-decoder"):
+        adapter.sites()  # a model probe cannot capture at all says why first (speech, TrOCR)
         raise UnsupportedModelError(
             f"{adapter.name} is {with_article(adapter.family)} model: probe.generate needs a "
             "decoder or an encoder-decoder with a language-model head (e.g. the embedded toy-mt: "

@@ -174,7 +174,7 @@ class HFVision(VisionModel):
         return is_hf_model(model) and getattr(model, "main_input_name", "") == "pixel_values"
 
     def find_sites(self) -> list[Site]:
-        self._refuse_video()
+        self._refuse_layout()
         return find_hf_sites(self.model)
 
     def intercept(
@@ -182,9 +182,18 @@ class HFVision(VisionModel):
     ) -> Any:
         return intercept_hf(self.model, sites, recorders, chunk_size)
 
-    def _refuse_video(self) -> None:
+    def _refuse_layout(self) -> None:
         """Video transformers (VideoMAE, ViViT, TimeSformer: a ``num_frames`` config) attend
-        over space-time tubelets, not one image's patch grid: refused before anything runs."""
+        over space-time tubelets, not one image's patch grid, and image-to-text models
+        (``VisionEncoderDecoderModel``: TrOCR, Donut) have a text decoder probe does not
+        capture yet: both refused before anything runs."""
+        if getattr(self.model.config, "is_encoder_decoder", False):
+            raise UnsupportedModelError(
+                f"{type(self.model).__name__} is an image-to-text model (an image encoder and a "
+                "text decoder attending to it, as in TrOCR and Donut): its decoder's attention "
+                "is not captured yet; trace its image encoder alone: "
+                "probe.trace(model.encoder, pixel_values)"
+            )
         frames = getattr(self.model.config, "num_frames", None)
         if frames:
             raise UnsupportedModelError(
@@ -194,7 +203,7 @@ class HFVision(VisionModel):
             )
 
     def check_pixels(self, x: torch.Tensor) -> None:
-        self._refuse_video()
+        self._refuse_layout()
         super().check_pixels(x)
 
     def expected_channels(self, x: torch.Tensor) -> int:
