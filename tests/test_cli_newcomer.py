@@ -1,0 +1,130 @@
+"""What a newcomer met on a fresh clone: hub ids without an owner, the offline hub message,
+a repeated coref word, ``probe models --methods``, the help summary of render, option typos,
+the faithfulness footer, transformers' loading bar, the compare default set and GradCAM on a
+model without a spatial feature map. Nothing here reaches the network: hub ids load from a
+temporary cache or the loader is replaced at its boundary."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import probe
+from probe.cli import main
+from probe.models import _registry
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(argv: list[str], capsys: Any) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line(err: str) -> str:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err.strip()
+
+
+# ----------------------------------------------------------------------------- hub ids
+@pytest.mark.parametrize("name", ["gpt2", "bert-base-uncased", "distilgpt2", "t5-small"])
+def test_a_hub_id_without_an_owner_goes_to_the_hub_loader(name, monkeypatch):
+    """``--model gpt2`` was 'unknown model ... an owner/name hub id': the hub still serves
+    ids without an owner."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    calls = []
+    monkeypatch.setattr(_registry, "_load_hf",
+                        lambda path, local_only: calls.append((path, local_only)) or ("m", "t"))
+    assert tuple(probe.load_model(name)) == ("m", "t")
+    assert calls == [(name, True)]
+
+
+@pytest.mark.parametrize("typo, embedded", [("minlm", "minilm"), ("vit-shape", "vit-shapes"),
+                                            ("toy_mt", "toy-mt")])
+def test_a_name_close_to_an_embedded_one_is_a_typo_not_a_hub_id(typo, embedded, monkeypatch):
+    monkeypatch.setattr(_registry, "_load_hf", lambda *a, **k: pytest.fail("went to the hub"))
+    with pytest.raises(probe.ProbeError,
+                       match=rf"^unknown model '{typo}' \(did you mean '{embedded}'\?\)"):
+        probe.load_model(typo)
+
+
+def _cached_tiny_gpt2(cache: Path, repo: str) -> None:
+    """A tiny random GPT-2 and its tokenizer where huggingface_hub's cache keeps ``repo``."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests._tokenizers import TOKENIZERS
+
+    tok = TOKENIZERS["byte_level"]()
+    commit = "0" * 39 + "1"
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    snapshot = folder / "snapshots" / commit
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4,
+                               n_positions=64)).eval().save_pretrained(snapshot)
+    tok.save_pretrained(snapshot)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text(commit)
+
+
+def test_probe_render_loads_a_bare_hub_id_from_the_local_cache(tmp_path):
+    """End to end, offline: ``probe render head --model gpt2`` finds ``gpt2`` in the cache."""
+    cache = tmp_path / "hub"
+    _cached_tiny_gpt2(cache, "gpt2")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache),
+           "MPLBACKEND": "Agg", "PROBE_SERVE_SOCKET": str(tmp_path / "no-server")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "probe.cli", "render", "head", "--model", "gpt2", "--text",
+         "The cat sat.", "--out", str(tmp_path / "out"), "--dpi", "20", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    written = [Path(p) for p in proc.stdout.split()]
+    assert len(written) == 1 and written[0].name.startswith("head_gpt2_"), proc.stdout
+    assert written[0].stat().st_size > 0
+
+
+# ----------------------------------------------------------------------------- offline
+def _missing_from_cache(path: str, local_only: bool) -> Any:
+    raise OSError(f"{path} is not in the cached files (local_files_only={local_only})")
+
+
+@pytest.mark.parametrize("variable", ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"])
+def test_offline_mode_is_named_when_a_hub_model_is_not_cached(variable, monkeypatch):
+    """With HF_HUB_OFFLINE=1 the message said 'check the id and your network'."""
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv(variable, "1")
+    monkeypatch.setattr(_registry, "_load_hf", _missing_from_cache)
+    with pytest.raises(probe.ProbeError) as info:
+        probe.load_model("openai-community/gpt2")
+    message = str(info.value)
+    assert re.match(rf"could not load 'openai-community/gpt2': it is not in the local "
+                    rf"HuggingFace cache and offline mode is on \({variable}=1\): download it "
+                    rf"once with network access \(without {variable}\), pass a local model "
+                    r"folder", message), message
+    assert "network, or" not in message
+
+
+def test_without_offline_mode_the_hub_message_names_the_id_and_the_network(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "false")
+    monkeypatch.setattr(_registry, "_load_hf", _missing_from_cache)
+    with pytest.raises(probe.ProbeError, match=r"from the HuggingFace hub \(OSError\): check the "
+                       r"id and your network"):
+        probe.load_model("openai-community/gpt2")
+
+
+def test_cli_offline_message_from_a_real_cache_miss(tmp_path, capsys, monkeypatch):
+    """Through transformers itself (offline, an empty cache): the one line names offline mode."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(["render", "head", "--model", "openai-community/no-such-tiny-model",
+                           "--text", "hi", "--out", str(tmp_path)], capsys)
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert "not in the local HuggingFace cache and offline mode is on (HF_HUB_OFFLINE=1)" in line
