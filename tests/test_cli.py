@@ -113,8 +113,10 @@ def test_image_file_input(tmp_path, capsys):
 
 
 def test_models_command(capsys):
+    rc, out, _ = _run(["models"], capsys)
+    assert rc == 0 and "minilm" in out and "vit-shapes" in out and "probe models --methods" in out
     rc, out, _ = _run(["models", "--methods"], capsys)
-    assert rc == 0 and "minilm" in out and "vit-shapes" in out and "rollout" in out
+    assert rc == 0 and "rollout" in out
 
 
 # ----------------------------------------------------------------------------- bad input
