@@ -128,3 +128,21 @@ def test_cli_offline_message_from_a_real_cache_miss(tmp_path, capsys, monkeypatc
     line = _one_line(err)
     assert code == 2 and out == ""
     assert "not in the local HuggingFace cache and offline mode is on (HF_HUB_OFFLINE=1)" in line
+
+
+# ----------------------------------------------------------------------------- probe models
+def test_models_methods_prints_the_methods_alone(capsys):
+    """``probe models --methods`` printed the whole model list again before the methods."""
+    code, out, _ = _run(["models", "--methods"], capsys)
+    assert code == 0
+    assert out.startswith("attribution methods (options: name=default):\n"), out[:200]
+    assert "embedded models" not in out and "vit-shapes" not in out
+    code, out, _ = _run(["models"], capsys)
+    assert code == 0 and out.startswith("embedded models (offline):\n")
+    assert "attribution methods (options" not in out
+
+
+def test_top_level_help_says_render_writes_html_too(capsys):
+    code, out, _ = _run(["--help"], capsys)
+    line = next(x for x in out.splitlines() if x.strip().startswith("render "))
+    assert code == 0 and "HTML" in line and "PNG" in line, line

@@ -311,7 +311,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     views = list(VIEWS)
     render_parser = subparsers.add_parser(
         "render",
-        help="render a figure (PNG/SVG/PDF) of one analysis",
+        help="render one analysis as a figure: PNG, SVG, PDF or HTML",
         description="Render one analysis of one input as figure files and print their "
         "paths.\n\nText views default to --model minilm; image views "
         "(rollout/saliency/compare/curves with an image model) default to --model vit-shapes "
