@@ -146,3 +146,36 @@ def test_top_level_help_says_render_writes_html_too(capsys):
     code, out, _ = _run(["--help"], capsys)
     line = next(x for x in out.splitlines() if x.strip().startswith("render "))
     assert code == 0 and "HTML" in line and "PNG" in line, line
+
+
+# ----------------------------------------------------------------------------- option typos
+@pytest.mark.parametrize("argv, typed, meant", [
+    (["render", "head", "--layr", "2"], "--layr 2", "--layer"),
+    (["render", "coref", "--text", "hi", "--word", "hi", "--ocurrence", "1"], "--ocurrence 1",
+     "--occurrence"),
+    (["eval", "sanity", "--qiuck"], "--qiuck", "--quick"),
+    (["bench", "--repeets=3"], "--repeets=3", "--repeats"),
+    (["models", "--methds"], "--methds", "--methods"),
+    (["serve", "--idle-timout", "5"], "--idle-timout 5", "--idle-timeout"),
+])
+def test_an_unknown_option_names_the_closest_one_and_the_subcommand_help(argv, typed, meant,
+                                                                         capsys):
+    """``probe render head --layr 2`` said 'unrecognized arguments: --layr 2 (see probe
+    --help)': the closest option of that subcommand, and that subcommand's help."""
+    code, out, err = _run(argv, capsys)
+    line = _one_line(err)
+    assert code == 2 and out == ""
+    assert line == (f"probe {argv[0]}: error: unrecognized arguments: {typed} (did you mean "
+                    f"{meant}?) (see probe {argv[0]} --help)"), line
+
+
+def test_unknown_options_far_from_every_option_get_no_guess(capsys):
+    code, _, err = _run(["render", "head", "--zzzz"], capsys)
+    assert code == 2 and _one_line(err) == ("probe render: error: unrecognized arguments: --zzzz "
+                                            "(see probe render --help)")
+    code, _, err = _run(["render", "head", "--layr", "2", "--haed", "1"], capsys)
+    assert code == 2 and _one_line(err).endswith(
+        "(did you mean --layer for --layr, --head for --haed?) (see probe render --help)")
+    code, _, err = _run(["--nosuch"], capsys)
+    assert code == 2 and _one_line(err) == ("probe: error: unrecognized arguments: --nosuch "
+                                            "(see probe --help)")
