@@ -179,3 +179,16 @@ def test_unknown_options_far_from_every_option_get_no_guess(capsys):
     code, _, err = _run(["--nosuch"], capsys)
     assert code == 2 and _one_line(err) == ("probe: error: unrecognized arguments: --nosuch "
                                             "(see probe --help)")
+
+
+# ----------------------------------------------------------------------------- eval footer
+def test_faithfulness_without_chefer_methods_says_so_in_one_sentence(capsys):
+    """It printed "Chefer et al.'s ordering: undefined. cannot compare: no deletion/insertion
+    AUC for ['relevance', 'gradcam']"."""
+    code, out, err = _run(["eval", "faithfulness", "--quick", "--n", "2", "--method", "rollout",
+                           "--method", "attention", "--method", "random", "--quiet"], capsys)
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("Chefer et al.'s ordering"))
+    assert line == ("Chefer et al.'s ordering is not compared, because this run has no deletion "
+                    "and insertion AUC for relevance and gradcam, and the comparison needs all "
+                    "four of relevance, rollout, attention and gradcam."), line
