@@ -192,3 +192,46 @@ def test_faithfulness_without_chefer_methods_says_so_in_one_sentence(capsys):
     assert line == ("Chefer et al.'s ordering is not compared, because this run has no deletion "
                     "and insertion AUC for relevance and gradcam, and the comparison needs all "
                     "four of relevance, rollout, attention and gradcam."), line
+
+
+# ----------------------------------------------------------------------------- coref repeats
+REPEATED = "It was the dog that bit it."
+
+
+def test_coref_on_a_repeated_word_names_the_later_occurrence_in_the_api(minilm):
+    """The first 'It' has no candidates before it: the message named only candidates=[...]."""
+    model, tokenizer = minilm
+    trace = probe.trace(model, REPEATED, tokenizer=tokenizer)
+    with pytest.raises(probe.ProbeError) as info:
+        probe.coref(trace, "it")
+    assert str(info.value) == (
+        "no candidate antecedents for 'It': the default candidates are the content words before "
+        "'It', and there are none; 'it' occurs 2 times, the later one: occurrence=1 (or -1); "
+        "pass candidates=[...] to choose them")
+    assert probe.coref(trace, "it", occurrence=1)[0].antecedent_index < 6  # the fix works
+    assert probe.coref(trace, "it", occurrence=-1)
+
+
+def test_coref_on_a_repeated_word_names_the_occurrence_flag_on_the_command_line(tmp_path,
+                                                                               capsys):
+    code, out, err = _run(["render", "coref", "--text", REPEATED, "--word", "it", "--out",
+                           str(tmp_path)], capsys)
+    assert code == 2 and out == ""
+    assert _one_line(err) == (
+        "probe: error: no candidate antecedents for 'It': the default candidates are the content "
+        "words before 'It', and there are none; 'it' occurs 2 times, the later one: --occurrence "
+        "1 (or -1); pass --candidate WORD (repeatable) to choose them")
+    code, out, err = _run(["render", "coref", "--text", REPEATED, "--word", "it",
+                           "--occurrence", "-1", "--out", str(tmp_path), "--dpi", "20",
+                           "--quiet"], capsys)
+    assert code == 0, err
+
+
+def test_coref_lists_only_later_occurrences_that_have_candidates(minilm):
+    model, tokenizer = minilm
+    trace = probe.trace(model, "It was the dog that bit it and it ran.", tokenizer=tokenizer)
+    with pytest.raises(probe.ProbeError, match=r"'it' occurs 3 times, the later ones: "
+                       r"occurrence=1 or 2 \(-1 is the last\); pass candidates"):
+        probe.coref(trace, "it")
+    with pytest.raises(probe.ProbeError, match=r"before 'It'; pass candidates=\[\.\.\.\]"):
+        probe.coref(trace, 0)  # a word index: no occurrence to name
