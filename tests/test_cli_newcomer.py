@@ -235,3 +235,111 @@ def test_coref_lists_only_later_occurrences_that_have_candidates(minilm):
         probe.coref(trace, "it")
     with pytest.raises(probe.ProbeError, match=r"before 'It'; pass candidates=\[\.\.\.\]"):
         probe.coref(trace, 0)  # a word index: no occurrence to name
+
+
+# ----------------------------------------------------------------------------- loading bars
+def _switches() -> tuple[bool, dict]:
+    from huggingface_hub.utils import tqdm as _unused  # noqa: F401
+    from transformers.utils import logging as hf_logging
+
+    hub = sys.modules["huggingface_hub.utils.tqdm"]
+    return hf_logging.is_progress_bar_enabled(), dict(hub.progress_bar_states)
+
+
+@pytest.fixture()
+def bars_on() -> Any:
+    """transformers' and the hub's bars on (their defaults) for the test, as they were after."""
+    from transformers.utils import logging as hf_logging
+
+    before = _switches()
+    hf_logging.enable_progress_bar()
+    yield
+    hub = sys.modules["huggingface_hub.utils.tqdm"]
+    (hf_logging.enable_progress_bar if before[0] else hf_logging.disable_progress_bar)()
+    hub.progress_bar_states.clear()
+    hub.progress_bar_states.update(before[1])
+
+
+def test_load_model_shows_no_loading_bar_and_restores_the_switches(bars_on, capfd):
+    """``probe.load_model`` showed transformers' "Loading weights: 100%|..." every time."""
+    before = _switches()
+    probe.load_model("minilm")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert _switches() == before == (True, {"_global": True})
+    probe.load_model("minilm", quiet=False)  # the user asked for progress
+    assert "Loading weights" in capfd.readouterr().err
+    assert _switches() == before
+
+
+def test_load_model_restores_the_switches_when_loading_raises(bars_on):
+    from transformers.utils import logging as hf_logging
+
+    seen = []
+
+    @probe.register_model("broken-on-load", modality="text", description="raises")
+    def _broken() -> Any:
+        seen.append(hf_logging.is_progress_bar_enabled())
+        raise RuntimeError("weights are gone")
+
+    before = _switches()
+    with pytest.raises(RuntimeError, match="weights are gone"):
+        probe.load_model("broken-on-load")
+    assert seen == [False]  # off while probe loaded
+    assert _switches() == before
+    hf_logging.disable_progress_bar()  # a user who turned them off keeps them off
+    probe.load_model("minilm")
+    assert _switches() == (False, {"_global": False})
+
+
+_FRESH = r"""
+import json, sys, probe
+from huggingface_hub.utils import are_progress_bars_disabled
+probe.load_model("vit-shapes")
+out = {"vision_imports_transformers": "transformers" in sys.modules,
+       "hub_after_vision": are_progress_bars_disabled()}
+probe.load_model("minilm")  # transformers imported inside probe's load
+from transformers.utils import logging as hf_logging
+out["bars_after_text"] = hf_logging.is_progress_bar_enabled()
+out["hub_after_text"] = are_progress_bars_disabled()
+print(json.dumps(out))
+"""
+
+
+def test_switches_come_back_when_the_load_imports_transformers(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_DISABLE_PROGRESS_BARS",
+                                                             "TQDM_DISABLE")}
+    proc = subprocess.run([sys.executable, "-c", _FRESH], capture_output=True, text=True,
+                          env={**env, "HF_HUB_OFFLINE": "1"}, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "Loading weights" not in proc.stderr
+    import json
+
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "vision_imports_transformers": False, "hub_after_vision": False,
+        "bars_after_text": True, "hub_after_text": False}
+
+
+# ----------------------------------------------------------------------------- compare default
+def test_compare_default_set_is_named_as_such_in_help_and_file_name(tmp_path, capsys):
+    """The help said 'default: all' while vit-shapes showed 7 of its 11 methods."""
+    from probe.commands._pages import curve_methods
+    from probe.commands.render._args import DEFAULT_IMAGE_METHODS
+
+    model, _ = probe.load_model("vit-shapes")
+    shown = curve_methods(model, "vision", [], captures=True, has_target=True)
+    assert shown == list(DEFAULT_IMAGE_METHODS)
+    left_out = set(probe.list_methods("vision")) - set(shown)
+    assert left_out == {"rollout-max", "rollout-min", "flow", "inputxgrad"}
+    _run(["render", "--help"], capsys)
+    code, out, _ = _run(["render", "--help"], capsys)
+    help_text = " ".join(out.split())
+    assert code == 0 and "default: all" not in help_text
+    assert ("images " + ", ".join(shown)) in help_text
+    assert all(m in help_text.split("Left out, by name only:")[1] for m in left_out)
+    code, out, err = _run(["render", "compare", "--out", str(tmp_path), "--dpi", "20",
+                           "--quiet"], capsys)
+    assert code == 0, err
+    assert [Path(p).name.split("_")[:3] for p in out.split()] == [
+        ["compare", "vit-shapes", "default"]]
+    readme = (ROOT / "README.md").read_text()
+    assert "default: all" not in readme and "7 of the 11 vision methods" in readme

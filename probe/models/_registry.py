@@ -187,7 +187,7 @@ def _loaded(name: str, result: Any) -> LoadedModel:
     )
 
 
-def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
+def load_model(name: str, *, pretrained: bool = False, quiet: bool = True) -> LoadedModel:
     """Load a model by name: embedded, ``timm:<name>``, a local HF folder or a HF hub id.
 
     Args:
@@ -197,6 +197,9 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
             an embedded name: ``"minlm"`` is a typo); a hub id needs network access or a filled
             local cache (``HF_HUB_OFFLINE=1``: the cache only).
         pretrained: timm models: download pretrained weights (needs network access).
+        quiet: no progress bars from transformers and huggingface_hub while probe loads the
+            model (transformers' "Loading weights" bar, a hub download's bars); both
+            process-wide switches are put back as they were afterwards. ``False`` shows them.
 
     Returns:
         ``LoadedModel(model, processor)``, the model in eval mode.
@@ -204,6 +207,14 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
     Raises:
         ProbeError: unknown name, missing files, or no network for a hub id.
     """
+    from probe._progress import library_bars_off
+
+    with library_bars_off(quiet):
+        return _load(name, pretrained)
+
+
+def _load(name: str, pretrained: bool) -> LoadedModel:
+    """:func:`load_model` without the progress-bar switch."""
     if not isinstance(name, str) or not name.strip():
         raise ProbeError(
             f"model name must be a non-empty string, got {name!r}: use one of {sorted(_EMBEDDED)}, "
