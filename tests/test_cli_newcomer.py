@@ -343,3 +343,23 @@ def test_compare_default_set_is_named_as_such_in_help_and_file_name(tmp_path, ca
         ["compare", "vit-shapes", "default"]]
     readme = (ROOT / "README.md").read_text()
     assert "default: all" not in readme and "7 of the 11 vision methods" in readme
+
+
+# ----------------------------------------------------------------------------- gradcam
+def test_gradcam_on_a_model_whose_stages_output_tokens_is_one_clear_line():
+    """LeViT's stages output tokens ``[batch, tokens, dim]``: the message was the internal
+    'maps must be [batch, height, width], got (1, 384)'."""
+    import timm
+    import torch
+
+    model = timm.create_model("levit_128s", num_classes=3).eval()
+    with pytest.raises(probe.ProbeError) as info:
+        probe.attribute(model, torch.randn(1, 3, 224, 224), "gradcam")
+    assert str(info.value) == (
+        "gradcam needs a spatial feature map [batch, channels, height, width], but the stage "
+        "probe picked in levit_128s (LevitDistilled), stages.2 (block=-1), outputs (1, 16, 384), "
+        "and none of its stages (stages.0, stages.1, stages.2) outputs one, so GradCAM does not "
+        "apply to this model: use ig, saliency or inputxgrad, which need no feature map")
+    with pytest.raises(probe.ProbeError, match=r"stages\.0 \(block=0\), outputs \(1, 196, 128\)"):
+        probe.attribute(model, torch.randn(1, 3, 224, 224), "gradcam", block=0)
+    assert not any(m._forward_hooks for m in model.modules())  # every hook removed
