@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
-__all__ = ["silence_library_bars", "silence_progress"]
+__all__ = ["library_bars_off", "silence_library_bars", "silence_progress"]
 
 
 def silence_library_bars() -> None:
@@ -49,3 +51,48 @@ def silence_progress() -> None:
         os.environ["TRANSFORMERS_VERBOSITY"] = "error"
     else:
         hf_logging.set_verbosity_error()
+
+
+@contextlib.contextmanager
+def library_bars_off(quiet: bool = True) -> Iterator[None]:
+    """transformers' and huggingface_hub's progress bars off for the block (transformers'
+    "Loading weights" bar of every ``from_pretrained``), both process-wide switches put back
+    as they were on exit, also when the block raises; ``quiet=False`` or
+    ``HF_HUB_DISABLE_PROGRESS_BARS=0`` in the environment (the user asked for bars) leave
+    them alone.
+
+    transformers is not imported here: when it is not imported yet, only the hub's switch is
+    turned off (transformers reads it when it is imported), and should the block import it,
+    its switch is set on exit to what that import would have read.
+    """
+    import importlib
+    import sys
+    import warnings
+
+    if not quiet:
+        yield
+        return
+    hub = importlib.import_module("huggingface_hub.utils.tqdm")
+    if hub.HF_HUB_DISABLE_PROGRESS_BARS is False:  # =0 in the environment: bars asked for
+        yield
+        return
+    hub_states = dict(hub.progress_bar_states)
+    hub_bars = not hub.are_progress_bars_disabled()
+    hf = sys.modules.get("transformers.utils.logging")
+    bars = hf.is_progress_bar_enabled() if hf is not None else hub_bars
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if hf is not None:
+            hf.disable_progress_bar()  # the hub's switch too
+        else:
+            hub.disable_progress_bars()
+    try:
+        yield
+    finally:
+        hf = sys.modules.get("transformers.utils.logging")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if hf is not None:
+                (hf.enable_progress_bar if bars else hf.disable_progress_bar)()
+        hub.progress_bar_states.clear()
+        hub.progress_bar_states.update(hub_states)

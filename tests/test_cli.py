@@ -113,8 +113,10 @@ def test_image_file_input(tmp_path, capsys):
 
 
 def test_models_command(capsys):
+    rc, out, _ = _run(["models"], capsys)
+    assert rc == 0 and "minilm" in out and "vit-shapes" in out and "probe models --methods" in out
     rc, out, _ = _run(["models", "--methods"], capsys)
-    assert rc == 0 and "minilm" in out and "vit-shapes" in out and "rollout" in out
+    assert rc == 0 and "rollout" in out
 
 
 # ----------------------------------------------------------------------------- bad input
@@ -136,7 +138,9 @@ def _bad_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["render", "head", "--text", SENTENCE, "--out", str(blocker / "sub")], "is a file"),
         (["render", "head", "--text", SENTENCE, "--out", "/proc/probe-out"], "--out"),
         (["render", "head", "--text", "word " * 600], "at most 512"),
-        (["render", "head", "--model", "no-such-model", "--text", "hi"], "unknown model"),
+        (["render", "head", "--model", "no such model", "--text", "hi"], "unknown model"),
+        (["render", "head", "--model", "no-such-model", "--text", "hi"],
+         "not in the local HuggingFace cache"),
         (["render", "compare", "--text", SENTENCE, "--method", "ig", "--method", "saliency"],
          "--pair"),
         (["render", "saliency", "--method", "nonsense"], "--method: unknown method 'nonsense'"),

@@ -154,7 +154,7 @@ def test_stack_views_have_an_html_form(tmp_path, capsys, view, prefix):
     [
         (["saliency"], ["saliency_cnn-shapes_gradcam_"]),
         (["saliency", "--method", "cbam-spatial"], ["saliency_cnn-shapes_cbam-spatial_"]),
-        (["compare"], ["compare_cnn-shapes_all_"]),
+        (["compare"], ["compare_cnn-shapes_default_"]),
         (["curves", "--method", "gradcam", "--method", "random"],
          ["curves_cnn-shapes_deletion_gradcam-random_",
           "curves_cnn-shapes_insertion_gradcam-random_"]),

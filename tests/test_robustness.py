@@ -182,8 +182,11 @@ CASES: list[tuple[str, Callable[[Ctx], Any], str]] = [
         torch.zeros(1, 3, 8, 8, dtype=torch.uint8)), r"uint8.*normalise"),
     # ---- loading
     ("load_empty_name", lambda c: probe.load_model(""), r"non-empty"),
-    ("load_unknown_name", lambda c: probe.load_model("bert-base-uncased"),
-     r"unknown model 'bert-base-uncased'.*owner/name"),
+    ("load_unknown_name", lambda c: probe.load_model("bert base uncased"),
+     r"unknown model 'bert base uncased'.*a hub id"),
+    ("load_bare_hub_id_offline", lambda c: probe.load_model("bert-base-uncased"),
+     r"could not load 'bert-base-uncased': it is not in the local HuggingFace cache and offline "
+     r"mode is on"),
     ("load_empty_folder", lambda c: (c.tmp / "e").mkdir() or probe.load_model(str(c.tmp / "e")),
      r"is empty"),
     ("load_config_only", lambda c: probe.load_model(c.folder("cfg", weights=False)), r"no weights"),

@@ -141,7 +141,7 @@ def test_render_compare_and_curves_on_swin_take_the_methods_that_apply(tmp_path:
     out, err = capsys.readouterr()
     assert rc == 0, err
     [path] = out.split()
-    assert "compare_swin-shapes_all" in path and Path(path).stat().st_size > 10_000
+    assert "compare_swin-shapes_default" in path and Path(path).stat().st_size > 10_000
     rc = main(["render", "compare", "--model", "swin-shapes", "--method", "rollout",
                "--method", "gradcam", "--quiet", "--out", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()

@@ -241,8 +241,11 @@ def _candidates(
     member: torch.Tensor,
     index: int,
     candidates: Sequence[str | int] | None,
+    word: str | int | None = None,
 ) -> list[int]:
-    """Candidate antecedent indices (never the word itself nor a word without tokens)."""
+    """Candidate antecedent indices (never the word itself nor a word without tokens);
+    ``word`` as the caller named it (a repeated word's later occurrences are then named
+    when the chosen one has no candidates)."""
     has_tokens = member.any(-1).tolist()
     if candidates is None:
         chosen = [
@@ -305,9 +308,38 @@ def _candidates(
     if not chosen:
         raise ProbeError(
             f"no candidate antecedents for {words[index]!r}: the default candidates are the "
-            f"content words before {words[index]!r}; pass candidates=[...] to choose them"
+            f"content words before {words[index]!r}"
+            + _later_occurrences(words, has_tokens, index, word)
+            + "; pass candidates=[...] to choose them"
         )
     return chosen
+
+
+def _later_occurrences(words: Sequence[str], has_tokens: list[bool], index: int,
+                       word: str | int | None) -> str:
+    """``, and there are none; 'it' occurs 2 times, the later one: occurrence=1 (or -1)``
+    when ``word`` (a string) occurs again after word ``index`` with default candidates
+    before it, else ``""``."""
+    if not isinstance(word, str):
+        return ""
+
+    def has_candidates(place: int) -> bool:
+        return any(has_tokens[i] and not _is_punctuation(words[i])
+                   and words[i].lower() not in NON_ANTECEDENT_WORDS for i in range(place))
+
+    places = [i for i, w in enumerate(words) if word_key(w) == word_key(word)]
+    later = [k for k, i in enumerate(places) if i > index and has_candidates(i)]
+    if not later:
+        return ""
+    n = len(places)
+    if len(later) == 1:
+        which = f"the later one: occurrence={later[0]}" + (
+            " (or -1)" if later[0] == len(places) - 1 else "")
+    else:
+        numbers = ", ".join(map(str, later[:-1])) + f" or {later[-1]}"
+        which = f"the later ones: occurrence={numbers}" + (
+            " (-1 is the last)" if later[-1] == len(places) - 1 else "")
+    return f", and there are none; {str(word)!r} occurs {n} times, {which}"
 
 
 # ------------------------------------------------------------------ public API
@@ -433,7 +465,7 @@ def best_antecedents(
     words, _ = _words(trace, batch_index)
     member = word_membership(trace, batch_index)
     index = resolve_word(words, member, word, occurrence)
-    chosen = _candidates(words, member, index, candidates)
+    chosen = _candidates(words, member, index, candidates, word)
     weights = word_attention(trace, index, batch_index)[..., chosen]  # [layer, head, cand]
     best_weight, best = weights.max(-1)
     per_head = []

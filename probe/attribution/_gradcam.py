@@ -80,8 +80,18 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
         with differentiable(ctx.model):
             classes = _fix_target(ctx.model, batch, ctx.target)
             forward = _forward_fn(ctx.model, batch, ctx.target)
-            return gradcam_on_layer(forward, layer, batch.x, classes,
-                                    batch.grid)  # type: ignore[arg-type]
+            shapes: list[tuple[int, ...]] = []
+            handle = layer.register_forward_hook(
+                lambda _m, _i, out: shapes.append(_shape(out)) and None)  # output kept
+            try:
+                return gradcam_on_layer(forward, layer, batch.x, classes,
+                                        batch.grid)  # type: ignore[arg-type]
+            except Exception:
+                if shapes and len(shapes[0]) != 4:  # tokens, a pooled vector: no spatial map
+                    raise _not_spatial(ctx, batch, layer, shapes[0], forward, classes) from None
+                raise
+            finally:
+                handle.remove()
     block = batch.adapter.block(opts["block"])
     if getattr(batch.adapter, "windowed", False):  # Swin: the block's input feature map
         from probe.attribution._windowed import gradcam_on_windowed_block
@@ -114,3 +124,54 @@ def _gradcam(ctx: MethodContext) -> torch.Tensor:
         finally:
             handle.remove()
     return cam.detach().flatten(1)
+
+
+def _shape(output: Any) -> tuple[int, ...]:
+    """The shape of a module's output (its first tensor when it returns several)."""
+    import torch
+
+    if isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    return tuple(output.shape) if isinstance(output, torch.Tensor) else ()
+
+
+def _not_spatial(ctx: MethodContext, batch: Any, layer: nn.Module, shape: tuple[int, ...],
+                 forward: Any, classes: Any) -> ProbeError:
+    """GradCAM's refusal of a stage whose output is no ``[batch, channels, height, width]``
+    map (LeViT's stages output tokens): the model, the stage probe picked, its output shape,
+    and the stages that do output a map (one forward without gradients), or the methods that
+    need none."""
+    import torch
+
+    names = {id(m): n for n, m in ctx.model.named_modules()}
+    stages: list[nn.Module] = []
+    while True:  # the adapter's stages, in order
+        try:
+            stages.append(batch.adapter.feature_layer(len(stages)))
+        except ProbeError:
+            break
+    seen: dict[int, tuple[int, ...]] = {}
+
+    def record(module: nn.Module, _inputs: Any, output: Any) -> None:  # None: output kept
+        seen.setdefault(id(module), _shape(output))
+
+    handles = [m.register_forward_hook(record) for m in stages]
+    try:
+        with torch.no_grad():
+            forward(batch.x, classes)
+    finally:
+        for handle in handles:
+            handle.remove()
+    spatial = [(i, m) for i, m in enumerate(stages) if len(seen.get(id(m), ())) == 4]
+    picked = f"block={ctx.options['block']}"
+    head = (f"gradcam needs a spatial feature map [batch, channels, height, width], but the "
+            f"stage probe picked in {batch.adapter.name} ({type(ctx.model).__name__}), "
+            f"{names.get(id(layer), type(layer).__name__)} ({picked}), outputs {shape}")
+    if spatial:
+        i, m = spatial[-1]
+        return ProbeError(f"{head}: pass block={i} ({names.get(id(m))} outputs "
+                          f"{seen[id(m)]}), or use ig, saliency or inputxgrad")
+    listed = ", ".join(names.get(id(m), "?") for m in stages)
+    return ProbeError(f"{head}, and none of its stages ({listed}) outputs one, so GradCAM does "
+                      "not apply to this model: use ig, saliency or inputxgrad, which need no "
+                      "feature map")

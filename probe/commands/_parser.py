@@ -52,6 +52,47 @@ class Parser(argparse.ArgumentParser):
         ns.__dict__.pop(_GIVEN, None)
         return ns, extras
 
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        """argparse's, except that arguments nobody recognised are reported by the subcommand
+        they were given to (``probe render: error: ... (see probe render --help)``), with the
+        closest of its options for each unknown one (``did you mean --layer?``)."""
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            parser = self._chosen(ns)
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{parser._closest(extras)}")
+        return ns
+
+    def _chosen(self, ns: argparse.Namespace) -> Parser:
+        """The innermost (sub)parser the command line chose: ``probe render`` for ``probe
+        render head ...``; this parser when it has no subcommands."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                sub = action.choices.get(getattr(ns, action.dest, None) or "")
+                if isinstance(sub, Parser):
+                    return sub._chosen(ns)
+        return self
+
+    def _closest(self, extras: list[str]) -> str:
+        """`` (did you mean --layer?)`` for the unknown options close to one of this parser's
+        (difflib), else ``""``."""
+        import difflib
+
+        known = {o[2:]: o for a in self._actions for o in a.option_strings if o.startswith("--")}
+        pairs = []
+        for extra in extras:
+            if not extra.startswith("--") or extra in known.values():
+                continue
+            typed = extra.split("=", 1)[0]
+            # compared without the dashes, which every option shares ("--nosuch" is no "--out")
+            close = difflib.get_close_matches(typed[2:], list(known), n=1)
+            if close:
+                pairs.append((typed, known[close[0]]))
+        if not pairs:
+            return ""
+        if len(pairs) == 1:
+            return f" (did you mean {pairs[0][1]}?)"
+        return " (did you mean " + ", ".join(f"{good} for {typed}" for typed, good in pairs) + "?)"
+
     def _print_message(self, message: str, file: Any = None) -> None:
         if message:  # argparse swallows a write error here: --help >/dev/full would exit 0
             (file or sys.stderr).write(message)

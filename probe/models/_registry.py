@@ -21,6 +21,7 @@ A new embedded model plugs in with one function decorated by :func:`register_mod
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -186,14 +187,19 @@ def _loaded(name: str, result: Any) -> LoadedModel:
     )
 
 
-def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
+def load_model(name: str, *, pretrained: bool = False, quiet: bool = True) -> LoadedModel:
     """Load a model by name: embedded, ``timm:<name>``, a local HF folder or a HF hub id.
 
     Args:
         name: ``"minilm"`` or ``"vit-shapes"`` (embedded, offline); ``"timm:vit_small_patch16_224"``
-            (random init unless ``pretrained``); a local folder with HF files; or a HF hub id
-            (needs network access or a filled local cache).
+            (random init unless ``pretrained``); a local folder with HF files; or a HF hub id,
+            ``"owner/name"`` or one without an owner such as ``"gpt2"`` (unless it is close to
+            an embedded name: ``"minlm"`` is a typo); a hub id needs network access or a filled
+            local cache (``HF_HUB_OFFLINE=1``: the cache only).
         pretrained: timm models: download pretrained weights (needs network access).
+        quiet: no progress bars from transformers and huggingface_hub while probe loads the
+            model (transformers' "Loading weights" bar, a hub download's bars); both
+            process-wide switches are put back as they were afterwards. ``False`` shows them.
 
     Returns:
         ``LoadedModel(model, processor)``, the model in eval mode.
@@ -201,6 +207,14 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
     Raises:
         ProbeError: unknown name, missing files, or no network for a hub id.
     """
+    from probe._progress import library_bars_off
+
+    with library_bars_off(quiet):
+        return _load(name, pretrained)
+
+
+def _load(name: str, pretrained: bool) -> LoadedModel:
+    """:func:`load_model` without the progress-bar switch."""
     if not isinstance(name, str) or not name.strip():
         raise ProbeError(
             f"model name must be a non-empty string, got {name!r}: use one of {sorted(_EMBEDDED)}, "
@@ -216,33 +230,56 @@ def load_model(name: str, *, pretrained: bool = False) -> LoadedModel:
     if os.path.exists(name):
         raise ProbeError(
             f"{name} is a file, not a model folder: pass the folder holding config.json")
-    looks_like_id = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    import difflib
+
+    close = difflib.get_close_matches(name, list(_EMBEDDED), n=1)
+    # "gpt2", "bert-base-uncased": the hub still serves ids without an owner; a name close to
+    # an embedded one ("minlm") is a typo, not a hub id
+    bare_id = not close and _BARE_ID.fullmatch(name) is not None
+    looks_like_id = bare_id or (name.count("/") == 1 and not name.startswith((".", "/", "~")))
     if not looks_like_id and (os.sep in name or name.startswith((".", "~"))):
         raise ProbeError(
             f"no folder {name!r}: check the path (a model folder holds config.json), or use an "
             f"embedded model: {sorted(_EMBEDDED)}"
         )
     if looks_like_id:
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+        offline = _offline_variable()
         try:
-            model, tok = _load_hf(name, local_only=offline)
+            model, tok = _load_hf(name, local_only=offline is not None)
             return LoadedModel(model, tok)
         except ProbeError:
             raise
         except Exception as exc:  # hub errors come in many types
+            if offline is not None:
+                raise ProbeError(
+                    f"could not load {name!r}: it is not in the local HuggingFace cache and "
+                    f"offline mode is on ({offline}={os.environ[offline]}): download it once "
+                    f"with network access (without {offline}), pass a local model folder, or "
+                    f"use an embedded model: {sorted(_EMBEDDED)}"
+                ) from None
             raise ProbeError(
                 f"could not load {name!r} from the HuggingFace hub ({type(exc).__name__}): check "
                 f"the id and your network, or use an embedded model: {sorted(_EMBEDDED)}"
             ) from None
-    import difflib
-
-    close = difflib.get_close_matches(name, list(_EMBEDDED), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ProbeError(
         f"unknown model {name!r}{hint}: not an embedded model, an existing folder, 'timm:<name>' "
-        f"or an 'owner/name' hub id; use one of {sorted(_EMBEDDED)}, a local HF model folder, "
+        f"or a hub id; use one of {sorted(_EMBEDDED)}, a local HF model folder, "
         "'timm:vit_small_patch16_224' or a hub id such as 'google-bert/bert-base-uncased'"
     )
+
+
+#: a hub id without an owner ("gpt2"): the characters and length the hub allows
+_BARE_ID = re.compile(r"(?!.*(?:--|\.\.))[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+
+
+def _offline_variable() -> str | None:
+    """``"HF_HUB_OFFLINE"`` or ``"TRANSFORMERS_OFFLINE"`` when that variable turns offline mode
+    on (as huggingface_hub reads it: 1, ON, YES, TRUE), else ``None``."""
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(variable, "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+            return variable
+    return None
 
 
 def _load_hf(path: str, local_only: bool) -> tuple[nn.Module, Any]:

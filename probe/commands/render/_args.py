@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "DEFAULT_IMAGE_METHODS",
+    "DEFAULT_METHODS_HELP",
     "DEFAULT_TEXT_METHODS",
     "FORMATS",
     "IMAGE_DEFAULT_VIEWS",
@@ -65,6 +66,10 @@ STACKS = ("encoder", "decoder", "cross")
 STACK_VIEWS = ("heads", "head", "links")
 GENERATE_VIEWS = ("heads", "head", "links", "alignment")
 IMAGE_DEFAULT_VIEWS = ("saliency",)
+#: compare/curves without --method: one method of each kind, not every registered method
+#: (the rollout presets rollout-max/rollout-min and attention flow, both variants of
+#: rollout, are left out; on images GradCAM joins and saliency alone stands for the plain
+#: gradient, inputxgrad being the gradient times the input); DEFAULT_METHODS_HELP says so
 DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "inputxgrad",
                         "random")
 DEFAULT_IMAGE_METHODS = (
@@ -72,6 +77,16 @@ DEFAULT_IMAGE_METHODS = (
 )
 #: windowed-attention models (Swin): no attention over the whole image to read
 DEFAULT_WINDOWED_METHODS = ("ig", "saliency", "gradcam", "random")
+#: what compare and curves show without --method, and why (``probe render --help``)
+DEFAULT_METHODS_HELP = (
+    "compare/curves without --method show a default set (files named '..._default_...'), "
+    "one method of each kind rather than all: text " + ", ".join(DEFAULT_TEXT_METHODS)
+    + "; images " + ", ".join(DEFAULT_IMAGE_METHODS) + "; Swin "
+    + ", ".join(DEFAULT_WINDOWED_METHODS) + "; CNNs their gate methods, gradcam, ig, random. "
+    "Left out, by name only: rollout-max and rollout-min (rollout with another head fusion), "
+    "flow (attention flow, a max-flow variant of rollout) and, on images, inputxgrad (the "
+    "gradient times the input; saliency stands for the plain gradient)"
+)
 
 #: every view of ``probe render``, in ``--help`` order (``tests`` check it against the registry)
 VIEW_NAMES = ("heads", "head", "links", "coref", "rollout", "saliency", "compare", "curves",

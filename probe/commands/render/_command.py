@@ -17,7 +17,13 @@ from typing import Any
 
 from probe._errors import ProbeError
 from probe.commands._help import HelpFormatter
-from probe.commands.render._args import FORMATS, STACKS, RenderArgs, figure_inches
+from probe.commands.render._args import (
+    DEFAULT_METHODS_HELP,
+    FORMATS,
+    STACKS,
+    RenderArgs,
+    figure_inches,
+)
 from probe.commands.render import _detr  # noqa: F401  (registers the detr view)
 from probe.commands.render import _windows  # noqa: F401  (registers the window view)
 from probe.commands.render._cnn import check_attention_view
@@ -311,7 +317,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     views = list(VIEWS)
     render_parser = subparsers.add_parser(
         "render",
-        help="render a figure (PNG/SVG/PDF) of one analysis",
+        help="render one analysis as a figure: PNG, SVG, PDF or HTML",
         description="Render one analysis of one input as figure files and print their "
         "paths.\n\nText views default to --model minilm; image views "
         "(rollout/saliency/compare/curves with an image model) default to --model vit-shapes "
@@ -369,7 +375,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add("--head", type=int, help="head index (negative counts from the end)")
     add(
         "--method", action="append", dest="methods", default=[],
-        help="attribution method (repeatable; see 'probe models --methods')",
+        help="attribution method (repeatable; see 'probe models --methods'); "
+        + DEFAULT_METHODS_HELP,
     )
     add(
         "--fusion", default=fusion.default, choices=fusions, metavar="FUSION",

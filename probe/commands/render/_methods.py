@@ -113,9 +113,10 @@ def _is_classifier(s: Session) -> bool:
 
 
 def _methods_part(s: Session, methods: list[str], named: bool = False) -> str:
-    """File-name part naming the methods (``all`` for the default set unless ``named``: the
-    saliency view's one default method is named, ``rollout``), discard included."""
-    part = "-".join(_slug(m, 40) for m in methods) if s.args.methods or named else "all"
+    """File-name part naming the methods (``default`` for the default set of compare and
+    curves, which is not every method, unless ``named``: the saliency view's one default
+    method is named, ``rollout``), discard included."""
+    part = "-".join(_slug(m, 40) for m in methods) if s.args.methods or named else "default"
     if s.args.discard and any(_takes(m, "discard_ratio") for m in methods):
         part += f"-d{s.args.discard:g}"
     return part

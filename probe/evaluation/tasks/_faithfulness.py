@@ -112,7 +112,11 @@ def chefer_ordering(deletion: dict[str, float], insertion: dict[str, float]) -> 
             "verdict": "undefined", "deletion_order": None, "insertion_order": None,
             "expected_order": expected,
             "concordant_pairs": None,
-            "explanation": f"cannot compare: no deletion/insertion AUC for {missing}",
+            "explanation": (
+                f"Chefer et al.'s ordering is not compared, because this run has no deletion "
+                f"and insertion AUC for {_listed(missing)}, and the comparison needs all four "
+                f"of {_listed(expected)}."
+            ),
         }
     del_order = sorted(expected, key=lambda m: deletion[m])
     ins_order = sorted(expected, key=lambda m: -insertion[m])
@@ -398,9 +402,22 @@ def _reference_footer(result: dict[str, Any]) -> list[str]:
         + "; negative perturbation (higher is better) "
         + ", ".join(f"{m} {v:.2f}" for m, v in neg.items())
         + ".",
-        f"Chefer et al.'s ordering: {_verdict(result['chefer_ordering'])}. "
-        + result["chefer_ordering"]["explanation"],
+        _ordering_line(result["chefer_ordering"]),
     ]
+
+
+def _ordering_line(ordering: dict[str, Any]) -> str:
+    """The verdict on Chefer et al.'s ordering and its explanation; an undefined one is the
+    explanation alone (one sentence saying which methods are missing)."""
+    explanation = str(ordering["explanation"])
+    if _verdict(ordering) == "undefined" and explanation.startswith("Chefer et al.'s"):
+        return explanation
+    return f"Chefer et al.'s ordering: {_verdict(ordering)}. {explanation}"
+
+
+def _listed(names: list[str]) -> str:
+    """``relevance and gradcam``; ``a, b and c``."""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
 
 
 def _verdict(ordering: dict[str, Any]) -> str:
