@@ -21,6 +21,7 @@ from probe._index import batch_position, is_int
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._trace_input import require_trace
+from probe.analysis._unknown import warn_unknown
 
 if TYPE_CHECKING:
     import torch
@@ -97,6 +98,7 @@ class Antecedents:
     rollout_antecedent: str
     rollout_antecedent_index: int
     rollout_weight: float
+
 
 
 # ------------------------------------------------------------------ words and tokens
@@ -326,12 +328,24 @@ def word_attention(
         batch_index: the batch item.
         occurrence: which occurrence of ``word`` if it appears several times (0 = first, -1 = last).
 
-    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head; a
+    ``word`` made only of the tokenizer's unknown token (``[UNK]``: not in the model's
+    vocabulary) gives a ``UserWarning`` saying so (its weights are a placeholder's).
 
     Returns:
         ``[layer, head, num_words]`` float tensor (a new one).
     """
     require_trace(trace, "probe.word_attention")
+    rows, index = word_rows(trace, word, batch_index, occurrence=occurrence)
+    warn_unknown(trace, batch_index, [index], "probe.word_attention")
+    return rows
+
+
+def word_rows(
+    trace: Trace, word: str | int, batch_index: int = 0, *, occurrence: int = 0
+) -> tuple[torch.Tensor, int]:
+    """:func:`word_attention` without the unknown-word warning (for the views, which say it
+    in the figure), and the word's index."""
     words, _ = _words(trace, batch_index)
     member = word_membership(trace, batch_index)
     index = resolve_word(words, member, word, occurrence)
@@ -344,7 +358,7 @@ def word_attention(
     member = member.to(device=attentions.device, dtype=_work_dtype(attentions))
     query = member[index, positions] / member[index].sum()  # mean over the word's tokens
     rows = query @ attentions.to(member.dtype)  # [layer, head, key]
-    return rows @ member.T
+    return rows @ member.T, index
 
 
 def coref(
@@ -388,14 +402,18 @@ def coref(
         candidates: explicit candidate antecedents (default: see above).
 
     Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+    When ``word`` or a candidate is made only of the tokenizer's unknown token (``[UNK]``:
+    not in the model's vocabulary), a ``UserWarning`` names them: their weights are a
+    placeholder's, not the word's.
 
     Returns:
         One :class:`CorefLink` per captured (layer, head), sorted by weight, descending.
     """
     require_trace(trace, "probe.coref")
-    report = best_antecedents(
+    report = antecedents(
         trace, word, batch_index, candidates, occurrence=occurrence, with_rollout=False
     )
+    warn_unknown(trace, batch_index, [report.word_index, *report.candidates], "probe.coref")
     return tuple(sorted(report.per_head, key=lambda link: (-link.weight, link.layer, link.head)))
 
 
@@ -425,16 +443,37 @@ def best_antecedents(
         with_rollout: also compute the rollout answer (otherwise its fields are empty:
             ``""``, ``-1`` and ``nan``).
 
+    A ``word`` or candidate made only of the unknown token warns as in :func:`coref`.
+
     Returns:
         :class:`Antecedents`.
     """
+    require_trace(trace, "probe.best_antecedents")
+    report = antecedents(trace, word, batch_index, candidates, occurrence=occurrence,
+                         with_rollout=with_rollout)
+    warn_unknown(trace, batch_index, [report.word_index, *report.candidates],
+                 "probe.best_antecedents")
+    return report
+
+
+def antecedents(
+    trace: Trace,
+    word: str | int,
+    batch_index: int = 0,
+    candidates: Sequence[str | int] | None = None,
+    *,
+    occurrence: int = 0,
+    with_rollout: bool = True,
+) -> Antecedents:
+    """:func:`best_antecedents` without the unknown-word warning (for the views, which say
+    it in the figure)."""
     import torch
 
     words, _ = _words(trace, batch_index)
     member = word_membership(trace, batch_index)
     index = resolve_word(words, member, word, occurrence)
     chosen = _candidates(words, member, index, candidates)
-    weights = word_attention(trace, index, batch_index)[..., chosen]  # [layer, head, cand]
+    weights = word_rows(trace, index, batch_index)[0][..., chosen]  # [layer, head, cand]
     best_weight, best = weights.max(-1)
     per_head = []
     for li, layer in enumerate(trace.layer_indices):
