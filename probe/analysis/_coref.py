@@ -15,7 +15,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe._index import batch_position, is_int
 from probe._errors import ProbeError
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CorefLink",
+    "CorefLinks",
     "Antecedents",
     "coref",
     "word_attention",
@@ -78,7 +79,40 @@ class CorefLink:
     weight: float
 
 
-@dataclass(frozen=True)
+#: how many of the strongest links a :class:`CorefLinks` repr shows
+_SHOWN_LINKS = 3
+
+
+def _link_text(link: CorefLink) -> str:
+    return (f"L{link.layer} H{link.head} \u2192 {link.antecedent!r} ({link.antecedent_index}) "
+            f"{link.weight:.3f}")
+
+
+class CorefLinks(tuple):  # type: ignore[type-arg]
+    """A tuple of :class:`CorefLink` (one per head) that indexes, slices, iterates and
+    compares as the plain tuple it is (``links == (CorefLink(...), ...)``), with a short repr:
+    the count and the strongest few, ``CorefLinks(72 heads; strongest: L3 H1 → 'animal' (1)
+    0.677, ...)``, where a full repr ran to kilobytes. ``tuple(links)`` is the plain tuple."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self:
+            return "CorefLinks(0 heads)"
+        strongest = sorted(self, key=lambda lk: (-lk.weight, lk.layer, lk.head))
+        shown = "; ".join(_link_text(lk) for lk in strongest[:_SHOWN_LINKS])
+        more = f"; ... {len(self) - _SHOWN_LINKS} more" if len(self) > _SHOWN_LINKS else ""
+        plural = "s" if len(self) != 1 else ""
+        return f"CorefLinks({len(self)} head{plural}; strongest: {shown}{more})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython, Jupyter
+        printer.text(repr(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CorefLinks, (tuple(self),))
+
+
+@dataclass(frozen=True, repr=False)
 class Antecedents:
     """Best antecedent of one word per head and according to attention rollout.
 
@@ -99,6 +133,16 @@ class Antecedents:
     rollout_antecedent_index: int
     rollout_weight: float
 
+    def __repr__(self) -> str:  # per_head short: the full one ran to kilobytes
+        rollout = ("not computed" if self.rollout_antecedent_index < 0 else
+                   f"{self.rollout_antecedent!r} ({self.rollout_antecedent_index}) "
+                   f"{self.rollout_weight:.3f}")
+        return (f"Antecedents(word={self.word!r} ({self.word_index}), candidates="
+                f"{list(self.candidates)}, per_head={CorefLinks(self.per_head)!r}, "
+                f"rollout={rollout})")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython, Jupyter
+        printer.text(repr(self))
 
 
 # ------------------------------------------------------------------ words and tokens
@@ -407,14 +451,16 @@ def coref(
     placeholder's, not the word's.
 
     Returns:
-        One :class:`CorefLink` per captured (layer, head), sorted by weight, descending.
+        One :class:`CorefLink` per captured (layer, head), sorted by weight, descending: a
+        :class:`CorefLinks`, a tuple whose repr is the count and the strongest three.
     """
     require_trace(trace, "probe.coref")
     report = antecedents(
         trace, word, batch_index, candidates, occurrence=occurrence, with_rollout=False
     )
     warn_unknown(trace, batch_index, [report.word_index, *report.candidates], "probe.coref")
-    return tuple(sorted(report.per_head, key=lambda link: (-link.weight, link.layer, link.head)))
+    return CorefLinks(sorted(report.per_head,
+                             key=lambda link: (-link.weight, link.layer, link.head)))
 
 
 def best_antecedents(
@@ -497,7 +543,7 @@ def antecedents(
         word=words[index],
         word_index=index,
         candidates=tuple(chosen),
-        per_head=tuple(per_head),
+        per_head=CorefLinks(per_head),
         rollout_antecedent=rollout_word,
         rollout_antecedent_index=rollout_index,
         rollout_weight=rollout_weight,
