@@ -427,7 +427,8 @@ def _image(model: Any, inputs: Any, trace: Any, methods: Any, target: Any, faith
             for i, m in enumerate(ft.methods)
         }
     return patches_html(trace, maps=maps, agreement=table.values.numpy(),
-                        methods=list(table.methods), faithfulness=scores, layers=layers,
+                        methods=list(table.methods), units=table.units, faithfulness=scores,
+                        layers=layers,
                         heads=heads, batch_index=b, **options)
 
 

@@ -205,7 +205,7 @@ def _compare(s: Session) -> list[tuple[str, Figure]]:
         maps = {m: a.scores[0, keep] for m, a in attrs.items()}
         subject = s.content_tokens()
     fig = comparison_panel(
-        subject, maps, agreement=table.values, methods=list(table.methods),
+        subject, maps, agreement=table.values, methods=list(table.methods), units=table.units,
         faithfulness=faith, direction=s.args.direction, model_name=s.model_name,
         image_size=s.display_size if s.modality == "vision" else None,
     )

@@ -169,6 +169,7 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
             table = probe.compare(list(attrs.values()), metric="spearman",
                           mask=s.trace() if s.captures() else None)
             extra = dict(agreement=table.values.numpy(), methods=list(table.methods),
+                         units=table.units,
                          faithfulness=_faithfulness(s, attrs))
         page = patches_html(s.trace(), image=s.display, maps=maps,  # at the file's proportions
                             image_size=s.display_size, max_values=_budget(s), **extra)
