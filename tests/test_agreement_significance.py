@@ -121,3 +121,25 @@ def test_image_page_bolds_by_the_test_and_says_n():
                            agreement=np.array([[1.0, 0.9], [0.9, 1.0]])).html
     data = json.loads(re.search(r'id="probe-data">(.*?)</script>', page, re.S).group(1))
     assert data["agreement"]["bold"] == [[False, True], [True, False]]
+
+
+def test_render_compare_says_n_on_the_sentence_of_the_report(minilm):
+    """``probe render compare --text "A man is playing a guitar."``: 7 tokens, and the
+    rollout-vs-random value is in bold only if a permutation test at N = 7 says so."""
+    from probe.commands.render._args import RenderArgs
+    from probe.commands.render._figures import _compare
+    from probe.commands.render._session import _session
+
+    s = _session(RenderArgs(view="compare", text="A man is playing a guitar.",
+                            methods=("attention", "rollout", "random")))
+    [(_, fig)] = _compare(s)
+    caption = next(t.get_text() for t in fig.texts if t.get_gid() == "agreement-n")
+    assert caption.startswith("N = 7 tokens")
+    [ax] = [ax for ax in fig.axes if ax.get_title().startswith("rank agreement")]
+    for t in ax.texts:  # bold: off the diagonal and |rho| >= 0.786 (p < 0.05 at N = 7)
+        value = float(t.get_text().replace("\u2212", "-"))
+        j, i = t.get_position()
+        if t.get_fontweight() == "bold":
+            assert i != j and abs(value) >= 0.785
+        elif i != j:
+            assert abs(value) <= 0.79
