@@ -46,6 +46,10 @@ def test_thresholds_are_the_textbook_critical_values():
     assert agreement_threshold(30) == pytest.approx(0.362, abs=0.01)  # drawn orderings
     assert agreement_p_value(1.0, 3) == pytest.approx(1 / 3)  # 2 of the 6 orderings
     assert "no \u03c1 can reach p < 0.05" in significance_note(3, unit="tokens")
+    # many units: drawn orderings up to 1000 (Kendall: 100), then the normal approximation
+    assert "permutation test, 20000 orderings" in significance_note(100, "kendall")
+    assert "(normal approximation: |\u03c4| \u2265 0.04)" in significance_note(2000, "kendall")
+    assert agreement_threshold(5000) == pytest.approx(1.96 / 4999 ** 0.5, rel=1e-3)
 
 
 def test_compare_prints_n_and_bolds_only_what_chance_does_not_explain():

@@ -7,11 +7,13 @@ Methods", 1990, ch. 4): under the null hypothesis every ordering of one map agai
 other is equally likely, and ``p`` is the share of orderings whose |statistic| is at least
 the observed one (two-sided).
 
-* one item of ``n`` units: the exact distribution over all ``n!`` orderings for ``n <= 8``,
-  else 20 000 seeded random orderings (``p = (1 + hits) / (1 + draws)``, never 0);
-* a mean over several items (``probe.compare`` on a batch averages per-item values): the
-  normal approximation of the mean of independent per-item statistics, whose null variance
-  is ``1 / (n - 1)`` for Spearman and ``2 (2n + 5) / (9 n (n - 1))`` for Kendall.
+* one item of ``n`` units: the exact distribution over all ``n!`` orderings for ``n <= 8``;
+  up to 1000 units (Spearman) or 100 (Kendall), 20 000 seeded random orderings (``p = (1 +
+  hits) / (1 + draws)``, never 0);
+* otherwise (more units, and a mean over several items, as
+  ``probe.compare`` on a batch averages per-item values): the normal approximation of the
+  (mean of independent) per-item statistics, whose null variance is ``1 / (n - 1)`` for
+  Spearman and ``2 (2n + 5) / (9 n (n - 1))`` for Kendall.
 
 Ranks are taken as untied: maps with ties (a constant region) make the test approximate.
 """
@@ -32,8 +34,11 @@ __all__ = ["ALPHA", "agreement_p_value", "agreement_threshold", "significance_no
 ALPHA = 0.05
 #: largest n whose n! orderings are enumerated
 _EXACT_N = 8
-#: random orderings drawn above it
+#: random orderings drawn above it (Spearman), drawn in chunks of _CHUNK
 _DRAWS = 20_000
+_CHUNK = 2_000
+#: above this many units the normal approximation is used (Kendall's orderings cost n^2)
+_DRAWN_N = {"spearman": 1000, "kendall": 100}
 
 Statistic = Literal["spearman", "kendall"]
 
@@ -57,14 +62,21 @@ def _kendall_rows(perms: np.ndarray) -> np.ndarray:
 def _null(statistic: Statistic, n: int) -> tuple[np.ndarray, bool]:
     """Sorted ``|statistic|`` under independence for one item of ``n`` units, and whether
     the distribution is exact (every ordering) rather than drawn."""
-    exact = n <= _EXACT_N
-    if exact:
-        perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
-    else:
-        rng = np.random.default_rng(0)
-        perms = np.argsort(rng.random((_DRAWS, n)), axis=1)
     rows = _spearman_rows if statistic == "spearman" else _kendall_rows
-    return np.sort(np.abs(rows(perms))), exact
+    if n <= _EXACT_N:
+        perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
+        return np.sort(np.abs(rows(perms))), True
+    rng = np.random.default_rng(0)
+    drawn = [np.abs(rows(np.argsort(rng.random((_CHUNK, n)), axis=1)))
+             for _ in range(_DRAWS // _CHUNK)]
+    return np.sort(np.concatenate(drawn)), False
+
+
+def _permuted(statistic: Statistic, sizes: list[int]) -> bool:
+    """Whether ``p`` comes from orderings (exact or drawn), not the normal approximation."""
+    if len(sizes) != 1:
+        return False
+    return sizes[0] <= _DRAWN_N[statistic]
 
 
 def _null_variance(statistic: Statistic, n: int) -> float:
@@ -94,7 +106,7 @@ def agreement_p_value(value: float, units: int | Sequence[int],
     if not sizes or not math.isfinite(value):
         return float("nan")
     observed = abs(float(value)) - 1e-9  # the observed value itself counts as a hit
-    if len(sizes) == 1:
+    if _permuted(statistic, sizes):
         null, exact = _null(statistic, sizes[0])
         hits = len(null) - int(np.searchsorted(null, observed, side="left"))
         return hits / len(null) if exact else (1 + hits) / (1 + len(null))
@@ -109,7 +121,7 @@ def agreement_threshold(units: int | Sequence[int], statistic: Statistic = "spea
     sizes = _sizes(units)
     if not sizes:
         return None
-    if len(sizes) == 1:
+    if _permuted(statistic, sizes):
         null, exact = _null(statistic, sizes[0])
         values = np.unique(null)  # ascending; p falls as the value grows
         hits = len(null) - np.searchsorted(null, values - 1e-9, side="left")
@@ -154,10 +166,10 @@ def significance_note(units: int | Sequence[int], statistic: Statistic = "spearm
     threshold = agreement_threshold(units, statistic)
     if threshold is None:
         return (f"{head}: no {symbol} can reach p < {ALPHA:g} at this N, so none is {bold}")
-    if len(sizes) == 1:
+    if _permuted(statistic, sizes):
         test = ("exact permutation test" if sizes[0] <= _EXACT_N
                 else f"permutation test, {_DRAWS} orderings")
     else:
-        test = "normal approximation over items"
+        test = "normal approximation" + (" over items" if len(sizes) > 1 else "")
     return (f"{head} \u00b7 {bold}: p < {ALPHA:g}, two-sided ({test}: |{symbol}| \u2265 "
             f"{threshold:.2f})")
