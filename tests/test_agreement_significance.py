@@ -48,7 +48,7 @@ def test_thresholds_are_the_textbook_critical_values():
     assert "no \u03c1 can reach p < 0.05" in significance_note(3, unit="tokens")
     # many units: drawn orderings up to 1000 (Kendall: 100), then the normal approximation
     assert "permutation test, 20000 orderings" in significance_note(100, "kendall")
-    assert "(normal approximation: |\u03c4| \u2265 0.04)" in significance_note(2000, "kendall")
+    assert "(normal approximation: |\u03c4| \u2265 0.03)" in significance_note(2000, "kendall")
     assert agreement_threshold(5000) == pytest.approx(1.96 / 4999 ** 0.5, rel=1e-3)
 
 
