@@ -51,6 +51,7 @@ _LAZY: dict[str, str] = {
     "list_head_fusions": "probe.analysis._fusion",
     "coref": "probe.analysis._coref",
     "CorefLink": "probe.analysis._coref",
+    "CorefLinks": "probe.analysis._coref",
     "Antecedents": "probe.analysis._coref",
     "word_attention": "probe.analysis._coref",
     "best_antecedents": "probe.analysis._coref",

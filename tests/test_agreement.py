@@ -236,7 +236,9 @@ def test_compare_rows_and_markdown() -> None:
     md = table.to_markdown()
     assert md.splitlines()[0] == "| kendall | x | y |"
     assert "| x | 1.000 | -1.000 |" in md
-    assert str(table) == md
+    # printed: the table, then N and what bold means (over 3 units no value can be)
+    assert str(table) == (md + "\n\nN = 3 units: no \u03c4 can reach p < 0.05 at this N, so "
+                          "none is **bold**")
     assert "top-2 overlap" in str(compare({"x": torch.rand(4), "y": torch.rand(4)}, "topk", k=2))
 
 

@@ -157,3 +157,33 @@ def test_coref_minilm(minilm: tuple) -> None:
     tr = probe.trace(model, SENTENCE, tokenizer=tok)
     links = probe.coref(tr, "it")
     assert links[0].antecedent == "animal" and links[0].weight >= 0.5
+
+
+def test_results_print_short_and_still_behave_as_tuples(minilm) -> None:
+    import pickle
+
+    import probe
+
+    model, tokenizer = minilm
+    trace = probe.trace(model, "The animal didn't cross the street because it was too tired.",
+                        tokenizer=tokenizer)
+    report = probe.best_antecedents(trace, "it")
+    text = repr(report)
+    assert len(report.per_head) == 72 and len(text) < 400  # was 7 kB of 72 CorefLinks
+    assert text.startswith("Antecedents(word='it' (9), candidates=[1, 5, 7], per_head="
+                           "CorefLinks(72 heads; strongest: L3 H1 \u2192 'animal' (1) 0.677;")
+    assert text.endswith("... 69 more), rollout='animal' (1) 0.026)")
+    links = probe.coref(trace, "it")
+    assert repr(links).startswith("CorefLinks(72 heads; strongest: L3 H1")
+    plain = tuple(links)
+    assert isinstance(links, tuple) and links == plain and plain == links
+    assert links[0] == plain[0] and links[:8] == plain[:8] and list(links) == list(plain)
+    assert links[-1] in links and len(links) == 72 and hash(links) == hash(plain)
+    assert set(links) == set(report.per_head)  # the same heads, another order
+    from probe.analysis._coref import CorefLinks
+
+    copy = pickle.loads(pickle.dumps(links))
+    assert type(copy) is CorefLinks and copy == links
+    assert repr(CorefLinks(())) == "CorefLinks(0 heads)"
+    assert repr(probe.best_antecedents(trace, "it", with_rollout=False)).endswith(
+        "rollout=not computed)")

@@ -35,7 +35,7 @@ from probe.viewers._style import (
     text_width_pt,
     title as make_title,
 )
-from probe.viewers._width import MIN_PANEL_IN, columns_for_width, sized
+from probe.viewers._width import MIN_PANEL_IN, columns_for_width, sized, wrap_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -128,13 +128,26 @@ def _check_faithfulness(faithfulness: Any) -> tuple[list[str], list[str], list[l
     return methods, metrics, cells
 
 
+def agreement_caption(units: int | Sequence[int], unit: str, width_in: float) -> str:
+    """The line under the agreement matrix: N and what bold means at that N, wrapped."""
+    from probe.evaluation._significance import significance_note
+
+    return wrap_text(significance_note(units, "spearman", unit), FONT_SIZES["annotation"],
+                     width_in * 72)
+
+
 def _draw_agreement(
     fig: Figure, rect_in: tuple[float, float, float, float], matrix: np.ndarray,
-    names: list[str],
+    names: list[str], units: int | Sequence[int], caption: str,
+    caption_at: tuple[float, float],
 ) -> None:
-    """Annotated Spearman matrix in ``rect_in`` = (left, top, side, side) inches."""
+    """Annotated Spearman matrix in ``rect_in`` = (left, top, side, side) inches; a value in
+    bold only when distinguishable from chance over ``units`` (p < 0.05), ``caption`` (N and
+    what bold means) centred at ``caption_at`` = (x, top) inches."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
+
+    from probe.evaluation._significance import ALPHA, agreement_p_value
 
     fig_w, fig_h = fig.get_size_inches()
     left, top, side, _ = rect_in
@@ -163,10 +176,14 @@ def _draw_agreement(
                 ax.text(j, i, "n/a", ha="center", va="center", fontsize=annot, color="0.3")
                 continue
             shown = f"{value:.2f}" if round(value, 2) != 0 else "0.00"
+            # the diagonal is 1 by definition: evidence of nothing
+            significant = i != j and agreement_p_value(float(value), units) < ALPHA
             ax.text(j, i, shown.replace("-", "\u2212"), ha="center", va="center",
                     fontsize=annot, color=text_color_on(cmap(norm(value))),
-                    fontweight="bold" if abs(value) >= 0.5 else "normal")
+                    fontweight="bold" if significant else "normal")
     ax.set_title("rank agreement (Spearman \u03c1)", fontsize=FONT_SIZES["title"], pad=6)
+    fig.text(caption_at[0] / fig_w, 1 - caption_at[1] / fig_h, caption, ha="center",
+             va="top", fontsize=FONT_SIZES["annotation"], color="0.25", gid="agreement-n")
     cax = fig.add_axes(((left + side + 0.1) / fig_w, 1 - (top + side) / fig_h, 0.12 / fig_w,
                         side / fig_h))
     cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
@@ -252,6 +269,7 @@ def comparison_panel(
     image_size: tuple[int, int] | None = None,
     region: tuple[float, float, float, float] | None = None,
     direction: Direction = "auto",
+    units: int | Sequence[int] | None = None,
 ) -> Figure:
     """One input under several attribution methods, with their agreement and faithfulness.
 
@@ -271,7 +289,13 @@ def comparison_panel(
         image_or_tokens: an image ``[H, W, 3]`` / ``[3, H, W]`` in ``0..1``, or a token list.
         maps: ``{method: map}``, each ``[h, w]`` for an image or ``[n]`` for tokens.
         agreement: ``[m, m]`` rank correlations (Spearman) between methods; ``nan`` (undefined:
-            fewer than two units, or a constant map) is drawn as "n/a".
+            fewer than two units, or a constant map) is drawn as "n/a". A value is bold only
+            when distinguishable from chance at its N (two-sided ``p < 0.05``, permutation
+            test, :mod:`probe.evaluation._significance`), and a line under the matrix says N
+            and what bold means: over 3 tokens no value is bold.
+        units: how many units (tokens, patches) the agreement is over: one count, or one per
+            item when it is a mean over items (``AgreementTable.units``); default: the units
+            drawn (the tokens, or the cells of a map).
         methods: names of the ``m`` agreement rows / columns (default: the ``maps`` keys).
         faithfulness: ``{method: {metric: value}}`` (e.g. deletion / insertion AUC); missing
             entries show as a dash; ``None`` or ``{}`` leaves the table out.
@@ -330,6 +354,16 @@ def comparison_panel(
     matrix = agreement_names = None
     if agreement is not None:
         matrix, agreement_names = _check_agreement(agreement, methods, names)
+        if units is None:
+            units = len(tokens) if text_mode else int(arrays[0].size)
+        elif isinstance(units, bool) or not (
+                isinstance(units, (int, np.integer)) and units >= 0 or
+                isinstance(units, Sequence) and not isinstance(units, str) and units and all(
+                    isinstance(u, (int, np.integer)) and not isinstance(u, bool) and u >= 0
+                    for u in units)):
+            raise ProbeError(f"units must be a count of units or one count per item, got "
+                             f"{units!r}")
+        unit = "tokens" if text_mode else ("patches" if arrays[0].ndim == 2 else "units")
     table = _check_faithfulness(faithfulness) if faithfulness else None
 
     norm = make_norm(np.concatenate([a.ravel() for a in arrays]), signed, zero_based=True)
@@ -376,7 +410,9 @@ def comparison_panel(
         name_w = max(text_width_pt(format_token(n, 24), FONT_SIZES["tick"])
                      for n in agreement_names) / 72
         agree_w = name_w + 0.1 + side + 1.0
-        agree_h = 0.35 + side + name_w + 0.2
+        caption = agreement_caption(units, unit, agree_w)
+        caption_h = (caption.count("\n") + 1) * 1.2 * FONT_SIZES["annotation"] / 72 + 0.1
+        agree_h = 0.35 + side + name_w + 0.2 + caption_h
         bottom_w += agree_w
         bottom_h = max(bottom_h, agree_h)
     if table is not None:
@@ -432,7 +468,8 @@ def comparison_panel(
     x = (fig_w - bottom_w) / 2
     if matrix is not None:
         _draw_agreement(fig, (x + name_w + 0.1, y + 0.35, side, side), matrix,
-                        agreement_names)
+                        agreement_names, units, caption,
+                        (x + agree_w / 2, y + 0.35 + side + name_w + 0.2))
         x += agree_w + 0.5
     if table is not None:
         _draw_table(fig, (x + row_w, y + 0.35, sum(col_w), table_h), t_methods, metrics, cells)

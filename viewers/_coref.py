@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.analysis._unknown import unknown_phrase
 from probe.viewers._coref_arrows import arrow_routes
 from probe.viewers._coref_excerpt import Context, excerpt
 from probe.viewers._direction import Direction, is_rtl
@@ -119,6 +120,8 @@ def coref_view(
     note: str | None = None,
     direction: Direction = "auto",
     context: Context = "excerpt",
+    unknown: Sequence[int] | None = None,
+    unknown_token: str = "[UNK]",
 ) -> Figure:
     """One word, the words it attends to, and its top antecedents with their weights.
 
@@ -162,6 +165,11 @@ def coref_view(
             (:func:`probe.viewers._coref_excerpt.excerpt`). ``"all"``: the whole text. Only
             the drawing changes: weights, colour scale, ranking and word numbers are the
             same.
+        unknown: indices of the words that reach the model as its unknown token
+            (``probe.analysis._unknown.unknown_words(trace)``); those among the chosen word
+            and the candidates are named in a dark red line under the title (``它, 马路 reach
+            the model as [UNK]: their weights say nothing about these words``, gid
+            ``"unknown"``). ``unknown_token``: the tokenizer's spelling of it.
 
     Returns:
         The ``Figure``; ``fig.axes[0].patches`` are the drawn words' boxes in word order
@@ -207,6 +215,15 @@ def coref_view(
                 )
             if int(c) != word_index:
                 pool.append(int(c))
+    if unknown is None:
+        unknown = []
+    if isinstance(unknown, (str, bytes)) or not isinstance(unknown, Sequence) or not all(
+            isinstance(u, (int, np.integer)) and not isinstance(u, bool) and 0 <= u < len(w)
+            for u in unknown):
+        raise ProbeError(f"unknown must be a list of word indices in 0..{len(w) - 1}, got "
+                         f"{unknown!r}")
+    named = [int(u) for u in dict.fromkeys(unknown) if u == word_index or u in pool]
+    named.sort(key=lambda u: (u != word_index, u))  # the chosen word first
     if joined is None:
         glue = attached_words(toks)
     else:
@@ -252,6 +269,12 @@ def coref_view(
         FONT_SIZES["label"], width_pt)
     chosen_at = 0.15 + (0.35 if text else 0.0) - 0.05  # from the top, to the line's top
     top_in = chosen_at + 0.3 + chosen.count("\n") * _line_in(FONT_SIZES["label"])
+    warning = wrap_text(unknown_phrase([format_token(toks[u]) for u in named],
+                                       str(unknown_token)), FONT_SIZES["label"], width_pt
+                        ) if named else ""
+    warning_at = top_in - 0.08  # from the top, to the line's top
+    if warning:
+        top_in += (warning.count("\n") + 1) * _line_in(FONT_SIZES["label"]) + 0.05
     bar_in = 0.85
     shown_rows = sorted(rows, key=lambda r: -r[3])[:table_rows] if rows else []
     table_in = (len(shown_rows) + 1) * 0.22 + 0.6 if shown_rows else 0.0
@@ -310,6 +333,9 @@ def coref_view(
         fig.suptitle(text, fontsize=FONT_SIZES["title"], y=1 - 0.1 / height, va="top")
     fig.text(0.5, 1 - chosen_at / height, chosen, ha="center", va="top",
              fontsize=FONT_SIZES["label"], color="0.25")
+    if warning:
+        fig.text(0.5, 1 - warning_at / height, warning, ha="center", va="top",
+                 fontsize=FONT_SIZES["label"], color="#a50f15", gid="unknown")
 
     bar_w = min(4.0, width - 2 * margin)
     cax = fig.add_axes(((width - bar_w) / 2 / width, (table_in + 0.47) / height, bar_w / width,

@@ -336,8 +336,17 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     return _call(link_view, "links", (attn[pos], _tokens(trace, b, keep)), kwargs, options)
 
 
+def unknown_options(trace: Any, b: int) -> dict[str, Any]:
+    """``coref_view``'s ``unknown=`` / ``unknown_token=`` of item ``b``: the words made only
+    of the tokenizer's unknown token (the figure names those it follows or ranks)."""
+    from probe.analysis._unknown import unknown_words
+
+    unknown = unknown_words(trace, b)
+    return {"unknown": unknown, "unknown_token": trace.unk_token} if unknown else {}
+
+
 def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
-    import probe
+    from probe.analysis._coref import antecedents, word_rows
     from probe.viewers._coref import coref_view
 
     word = options.pop("word", None)
@@ -347,19 +356,18 @@ def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     candidates = options.pop("candidates", None)
     cands = [candidates] if isinstance(candidates, str) else list(candidates or [])
     trace = group_spans(trace, b, word, *cands)
-    report = probe.best_antecedents(trace, word, b, candidates, occurrence=occurrence,
-                                    with_rollout=False)
+    report = antecedents(trace, word, b, candidates, occurrence=occurrence, with_rollout=False)
     links = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))
     layer, head = options.pop("layer", None), options.pop("head", None)
     if layer is None and head is None:
         layer, head = links[0].layer, links[0].head
     layer_i, lpos = _layer(trace, layer)
     head_i, hpos = (("mean", 0) if trace.head_indices is None else _head(trace, head))
-    weights = probe.word_attention(trace, report.word_index, b)[lpos, hpos]
+    weights = word_rows(trace, report.word_index, b)[0][lpos, hpos]
     kwargs = {
         "top": coref_rows(trace.words[b], links[:8]),
         "candidates": list(report.candidates), "model_name": trace.model_name,
-        "layer": layer_i, "head": head_i,
+        "layer": layer_i, "head": head_i, **unknown_options(trace, b),
     }
     return _call(coref_view, "coref", (list(trace.words[b]), report.word_index, weights),
                  kwargs, options)

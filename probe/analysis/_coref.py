@@ -15,12 +15,13 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from probe._index import batch_position, is_int
 from probe._errors import ProbeError
 from probe.analysis._finite import check_trace_finite
 from probe.analysis._trace_input import require_trace
+from probe.analysis._unknown import warn_unknown
 
 if TYPE_CHECKING:
     import torch
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CorefLink",
+    "CorefLinks",
     "Antecedents",
     "coref",
     "word_attention",
@@ -77,7 +79,40 @@ class CorefLink:
     weight: float
 
 
-@dataclass(frozen=True)
+#: how many of the strongest links a :class:`CorefLinks` repr shows
+_SHOWN_LINKS = 3
+
+
+def _link_text(link: CorefLink) -> str:
+    return (f"L{link.layer} H{link.head} \u2192 {link.antecedent!r} ({link.antecedent_index}) "
+            f"{link.weight:.3f}")
+
+
+class CorefLinks(tuple):  # type: ignore[type-arg]
+    """A tuple of :class:`CorefLink` (one per head) that indexes, slices, iterates and
+    compares as the plain tuple it is (``links == (CorefLink(...), ...)``), with a short repr:
+    the count and the strongest few, ``CorefLinks(72 heads; strongest: L3 H1 → 'animal' (1)
+    0.677, ...)``, where a full repr ran to kilobytes. ``tuple(links)`` is the plain tuple."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self:
+            return "CorefLinks(0 heads)"
+        strongest = sorted(self, key=lambda lk: (-lk.weight, lk.layer, lk.head))
+        shown = "; ".join(_link_text(lk) for lk in strongest[:_SHOWN_LINKS])
+        more = f"; ... {len(self) - _SHOWN_LINKS} more" if len(self) > _SHOWN_LINKS else ""
+        plural = "s" if len(self) != 1 else ""
+        return f"CorefLinks({len(self)} head{plural}; strongest: {shown}{more})"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython, Jupyter
+        printer.text(repr(self))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (CorefLinks, (tuple(self),))
+
+
+@dataclass(frozen=True, repr=False)
 class Antecedents:
     """Best antecedent of one word per head and according to attention rollout.
 
@@ -97,6 +132,17 @@ class Antecedents:
     rollout_antecedent: str
     rollout_antecedent_index: int
     rollout_weight: float
+
+    def __repr__(self) -> str:  # per_head short: the full one ran to kilobytes
+        rollout = ("not computed" if self.rollout_antecedent_index < 0 else
+                   f"{self.rollout_antecedent!r} ({self.rollout_antecedent_index}) "
+                   f"{self.rollout_weight:.3f}")
+        return (f"Antecedents(word={self.word!r} ({self.word_index}), candidates="
+                f"{list(self.candidates)}, per_head={CorefLinks(self.per_head)!r}, "
+                f"rollout={rollout})")
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython, Jupyter
+        printer.text(repr(self))
 
 
 # ------------------------------------------------------------------ words and tokens
@@ -358,12 +404,24 @@ def word_attention(
         batch_index: the batch item.
         occurrence: which occurrence of ``word`` if it appears several times (0 = first, -1 = last).
 
-    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+    Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head; a
+    ``word`` made only of the tokenizer's unknown token (``[UNK]``: not in the model's
+    vocabulary) gives a ``UserWarning`` saying so (its weights are a placeholder's).
 
     Returns:
         ``[layer, head, num_words]`` float tensor (a new one).
     """
     require_trace(trace, "probe.word_attention")
+    rows, index = word_rows(trace, word, batch_index, occurrence=occurrence)
+    warn_unknown(trace, batch_index, [index], "probe.word_attention")
+    return rows
+
+
+def word_rows(
+    trace: Trace, word: str | int, batch_index: int = 0, *, occurrence: int = 0
+) -> tuple[torch.Tensor, int]:
+    """:func:`word_attention` without the unknown-word warning (for the views, which say it
+    in the figure), and the word's index."""
     words, _ = _words(trace, batch_index)
     member = word_membership(trace, batch_index)
     index = resolve_word(words, member, word, occurrence)
@@ -376,7 +434,7 @@ def word_attention(
     member = member.to(device=attentions.device, dtype=_work_dtype(attentions))
     query = member[index, positions] / member[index].sum()  # mean over the word's tokens
     rows = query @ attentions.to(member.dtype)  # [layer, head, key]
-    return rows @ member.T
+    return rows @ member.T, index
 
 
 def coref(
@@ -420,15 +478,21 @@ def coref(
         candidates: explicit candidate antecedents (default: see above).
 
     Non-finite attention (NaN, inf) raises :class:`ProbeError` naming its layer and head.
+    When ``word`` or a candidate is made only of the tokenizer's unknown token (``[UNK]``:
+    not in the model's vocabulary), a ``UserWarning`` names them: their weights are a
+    placeholder's, not the word's.
 
     Returns:
-        One :class:`CorefLink` per captured (layer, head), sorted by weight, descending.
+        One :class:`CorefLink` per captured (layer, head), sorted by weight, descending: a
+        :class:`CorefLinks`, a tuple whose repr is the count and the strongest three.
     """
     require_trace(trace, "probe.coref")
-    report = best_antecedents(
+    report = antecedents(
         trace, word, batch_index, candidates, occurrence=occurrence, with_rollout=False
     )
-    return tuple(sorted(report.per_head, key=lambda link: (-link.weight, link.layer, link.head)))
+    warn_unknown(trace, batch_index, [report.word_index, *report.candidates], "probe.coref")
+    return CorefLinks(sorted(report.per_head,
+                             key=lambda link: (-link.weight, link.layer, link.head)))
 
 
 def best_antecedents(
@@ -457,16 +521,37 @@ def best_antecedents(
         with_rollout: also compute the rollout answer (otherwise its fields are empty:
             ``""``, ``-1`` and ``nan``).
 
+    A ``word`` or candidate made only of the unknown token warns as in :func:`coref`.
+
     Returns:
         :class:`Antecedents`.
     """
+    require_trace(trace, "probe.best_antecedents")
+    report = antecedents(trace, word, batch_index, candidates, occurrence=occurrence,
+                         with_rollout=with_rollout)
+    warn_unknown(trace, batch_index, [report.word_index, *report.candidates],
+                 "probe.best_antecedents")
+    return report
+
+
+def antecedents(
+    trace: Trace,
+    word: str | int,
+    batch_index: int = 0,
+    candidates: Sequence[str | int] | None = None,
+    *,
+    occurrence: int = 0,
+    with_rollout: bool = True,
+) -> Antecedents:
+    """:func:`best_antecedents` without the unknown-word warning (for the views, which say
+    it in the figure)."""
     import torch
 
     words, _ = _words(trace, batch_index)
     member = word_membership(trace, batch_index)
     index = resolve_word(words, member, word, occurrence)
     chosen = _candidates(words, member, index, candidates, word)
-    weights = word_attention(trace, index, batch_index)[..., chosen]  # [layer, head, cand]
+    weights = word_rows(trace, index, batch_index)[0][..., chosen]  # [layer, head, cand]
     best_weight, best = weights.max(-1)
     per_head = []
     for li, layer in enumerate(trace.layer_indices):
@@ -490,7 +575,7 @@ def best_antecedents(
         word=words[index],
         word_index=index,
         candidates=tuple(chosen),
-        per_head=tuple(per_head),
+        per_head=CorefLinks(per_head),
         rollout_antecedent=rollout_word,
         rollout_antecedent_index=rollout_index,
         rollout_weight=rollout_weight,

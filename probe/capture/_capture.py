@@ -257,6 +257,7 @@ def trace(
         cross=cross,
         decoder_tokens=prepared.decoder_tokens,
         byte_level=prepared.byte_level,
+        unk_token=prepared.unk_token,
         rollout_result=main.rollout_state if stream else None,
         rollout_options=options.stream.as_dict() if options.stream else None,
         output=output,

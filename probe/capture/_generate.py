@@ -187,6 +187,7 @@ def generate(
         family=adapter.family,
         tokens=_tokens(tokenizer, sequences),
         byte_level=prepared.byte_level,
+        unk_token=prepared.unk_token,
         num_prompt_tokens=n_prompt,
         sequences=sequences,
         scores=result.scores.cpu(),

@@ -75,6 +75,7 @@ class GenerationTrace:
         source_ids: encoder-decoders: ``[batch, source]`` the source token ids.
         text: per batch item, the generated text (special tokens skipped).
         byte_level: the tokens are byte-level BPE symbols (see :attr:`Trace.labels`).
+        unk_token: the tokenizer's unknown token (see :attr:`Trace.unk_token`).
         sequences: ``[batch, total]`` token ids (prompt / decoder start + generated).
         scores: ``[batch, generated, vocab]`` the processed next-token scores of each step
             (what the sampler or argmax saw).
@@ -117,6 +118,7 @@ class GenerationTrace:
     num_model_layers: int = 0
     output: Any = field(default=None, repr=False, compare=False)
     byte_level: bool = False
+    unk_token: str | None = None
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -190,7 +192,7 @@ class GenerationTrace:
         common = dict(
             model_name=self.model_name, family=self.family, num_heads=self.num_heads,
             num_model_layers=self.num_model_layers, output=self.output,
-            byte_level=self.byte_level,
+            byte_level=self.byte_level, unk_token=self.unk_token,
         )
         if not self.is_encoder_decoder:
             return Trace(

@@ -203,6 +203,9 @@ class Trace:
         decoder_tokens: per batch item, the decoder token strings (encoder-decoder).
         byte_level: the tokens are byte-level BPE symbols (GPT-2, RoBERTa, BART, Llama 3:
             ``Ġthe``); :attr:`labels` decodes them for display.
+        unk_token: the tokenizer's unknown token (``[UNK]``, ``<unk>``), ``None`` when it has
+            none or is unknown: a word made only of it reached the model as a placeholder
+            (:func:`probe.analysis._unknown.unknown_word_indices`).
         rollout_result: ``[batch, query, key]`` attention rollout folded layer by layer in
             streaming mode, and ``rollout_options`` the options it was computed with.
         output: the model's output object (logits etc.) from the same forward pass.
@@ -249,6 +252,7 @@ class Trace:
     byte_level: bool = False
     windows: tuple[Any, ...] | None = field(default=None, repr=False)
     num_suffix_tokens: int = 0
+    unk_token: str | None = None
 
     # ------------------------------------------------------------------ labels
     @property

@@ -312,7 +312,8 @@ def _coref(trace: Any, word: Any, batch_index: int = 0, candidates: Any = None,
            occurrence: int = 0, **options: Any) -> HtmlView:
     """``candidates=`` and ``occurrence=`` as ``probe.coref`` and ``probe.plot(..., "coref")``
     take them (they reached ``coref_view_html`` as a second ``candidates``: a TypeError)."""
-    import probe
+    from probe.analysis._coref import antecedents, word_rows
+    from probe.viewers._plot import unknown_options
     from probe.viewers.html import coref_view_html
 
     for name, value, default in (("candidates", candidates, None),
@@ -339,14 +340,14 @@ def _coref(trace: Any, word: Any, batch_index: int = 0, candidates: Any = None,
     weights, top, cands = {}, {}, {}
     for w in wanted:
         try:
-            report = probe.best_antecedents(trace, w, batch_index, candidates,
-                                            occurrence=occurrence, with_rollout=False)
+            report = antecedents(trace, w, batch_index, candidates, occurrence=occurrence,
+                                 with_rollout=False)  # [UNK] words: named on the page
         except ProbeError:
             if word is not None:
                 raise
             continue  # no candidate antecedent (e.g. the first word, punctuation)
         i = report.word_index
-        weights[i] = probe.word_attention(trace, i, batch_index)
+        weights[i] = word_rows(trace, i, batch_index)[0]
         ranked = sorted(report.per_head, key=lambda link: (-link.weight, link.layer, link.head))
         top[i] = [(link.layer, link.head, link.antecedent_index, link.weight) for link in ranked]
         cands[i] = list(report.candidates)
@@ -358,7 +359,8 @@ def _coref(trace: Any, word: Any, batch_index: int = 0, candidates: Any = None,
     heads = list(trace.head_indices) if trace.head_indices is not None else [-1]
     return coref_view_html(words, weights, top=top, candidates=cands,
                            layers=list(trace.layer_indices), heads=heads,
-                           model_name=trace.model_name, **options)
+                           model_name=trace.model_name,
+                           **unknown_options(trace, batch_index), **options)
 
 
 def _methods(methods: Sequence[str] | None, modality: str) -> list[str]:
@@ -425,7 +427,8 @@ def _image(model: Any, inputs: Any, trace: Any, methods: Any, target: Any, faith
             for i, m in enumerate(ft.methods)
         }
     return patches_html(trace, maps=maps, agreement=table.values.numpy(),
-                        methods=list(table.methods), faithfulness=scores, layers=layers,
+                        methods=list(table.methods), units=table.units, faithfulness=scores,
+                        layers=layers,
                         heads=heads, batch_index=b, **options)
 
 

@@ -348,12 +348,21 @@ class AgreementTable:
             ``methods[i]`` and ``methods[j]`` (mean over the batch); the diagonal is 1.
         metric: ``"spearman"``, ``"kendall"`` or ``"topk"``.
         k: the ``k`` of ``"topk"`` (``None`` otherwise).
+        units: per item, how many units (tokens, patches) its agreement is over; ``None``
+            when unknown (a table built by hand).
+        unit: what a unit is: ``"tokens"``, ``"patches"`` or ``"units"``.
+
+    Printed (``str``), the table says N and writes in bold only the Spearman / Kendall
+    values distinguishable from chance at that N (two-sided ``p < 0.05``, a permutation test:
+    :mod:`probe.evaluation._significance`); over 3 tokens no value is.
     """
 
     methods: tuple[str, ...]
     values: torch.Tensor
     metric: Metric
     k: int | float | None = None
+    units: tuple[int, ...] | None = None
+    unit: str = "units"
 
     def __getitem__(self, pair: tuple[str, str]) -> float:
         """``table["attention", "ig"]``: the agreement of two methods."""
@@ -384,13 +393,56 @@ class AgreementTable:
             for j, b in enumerate(self.methods)
         ]
 
+    def p_values(self) -> torch.Tensor:
+        """``[num_methods, num_methods]`` two-sided ``p`` of each value under independence
+        at this table's N (:func:`~probe.evaluation._significance.agreement_p_value`);
+        ``nan`` on the diagonal, for ``"topk"``, undefined values and unknown ``units``."""
+        import torch
+
+        from probe.evaluation._significance import agreement_p_value
+
+        m = len(self.methods)
+        p = torch.full((m, m), float("nan"), dtype=torch.float64)
+        if self.metric == "topk" or not self.units:
+            return p
+        for i in range(m):
+            for j in range(m):
+                if i != j:
+                    p[i, j] = agreement_p_value(float(self.values[i, j]), self.units,
+                                                self.metric)  # type: ignore[arg-type]
+        return p
+
     def to_markdown(self, digits: int = 3) -> str:
-        """The table as GitHub markdown, values rounded to ``digits`` decimals."""
-        rows = [[name, *(float(v) for v in self.values[i])] for i, name in enumerate(self.methods)]
+        """The table as GitHub markdown, values rounded to ``digits`` decimals; a value
+        distinguishable from chance at this N (``p < 0.05``, :meth:`p_values`) in bold."""
+        from probe._report import format_value
+        from probe.evaluation._significance import ALPHA
+
+        p = self.p_values()
+        rows = []
+        for i, name in enumerate(self.methods):
+            row: list[Any] = [name]
+            for j, v in enumerate(self.values[i]):
+                significant = bool(p[i, j] < ALPHA)  # nan: False
+                row.append(f"**{format_value(float(v), digits, missing=None)}**" if significant
+                           else float(v))
+            rows.append(row)
         return markdown_table([self.label, *self.methods], rows, digits, missing=None)
 
+    def note(self) -> str:
+        """What N the values are over and what bold means (``N = 7 tokens · **bold**: p <
+        0.05, two-sided (exact permutation test: |ρ| ≥ 0.79)``)."""
+        from probe.evaluation._significance import significance_note, units_text
+
+        if not self.units:
+            return "N unknown: no value is marked as distinguishable from chance"
+        if self.metric == "topk":
+            return f"{units_text(self.units, self.unit)} · no significance test for top-k"
+        return significance_note(self.units, self.metric, self.unit,  # type: ignore[arg-type]
+                                 bold="**bold**")
+
     def __str__(self) -> str:
-        return self.to_markdown()
+        return f"{self.to_markdown()}\n\n{self.note()}"
 
 
 def _units_of(
@@ -512,4 +564,19 @@ def compare(
             else:
                 v = fn(maps[i], maps[j], mask)
             values[i, j] = values[j, i] = v
-    return AgreementTable(names, values, metric, k)
+    _, _, valid = _pair(maps[0], maps[1], mask)
+    return AgreementTable(names, values, metric, k, units=unit_counts(valid),
+                          unit=unit_name(attributions))
+
+
+def unit_counts(valid: torch.Tensor) -> tuple[int, ...]:
+    """Per item, the number of valid units of a ``[batch, num_units]`` mask."""
+    return tuple(int(c) for c in valid.sum(-1))
+
+
+def unit_name(attributions: Sequence[Attribution] | Mapping[str, Any]) -> str:
+    """``"tokens"`` or ``"patches"`` when the Attributions say which, else ``"units"``."""
+    values = attributions.values() if isinstance(attributions, Mapping) else attributions
+    kinds = {a.modality for a in values if isinstance(a, Attribution)}
+    return {frozenset({"text"}): "tokens", frozenset({"vision"}): "patches"}.get(
+        frozenset(kinds), "units")

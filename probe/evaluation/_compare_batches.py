@@ -18,10 +18,12 @@ from probe.evaluation._agreement import (
     AgreementTable,
     Metric,
     _named_maps,
+    _pair,
     _top_count,
     kendall,
     spearman,
     topk_overlap,
+    unit_counts,
     unit_mask,
 )
 
@@ -108,6 +110,7 @@ def compare_batches(
                        total=batch_count(data, batch_size))
     names: tuple[str, ...] = ()
     per_item: dict[tuple[int, int], list[torch.Tensor]] = {}
+    units: list[int] = []
     for batch in batches:
         tr = capture(model, batch, tokenizer=tokenizer) if text else None
         attrs = [
@@ -118,6 +121,7 @@ def compare_batches(
         named = attrs if labels is None else dict(zip(labels, attrs))
         names, maps = _named_maps(named, absolute)  # labels depend on the options only
         mask = unit_mask(tr) if tr is not None else None
+        units.extend(unit_counts(_pair(maps[0], maps[1], mask)[2]))
         for i in range(len(maps)):
             for j in range(i + 1, len(maps)):
                 per_item.setdefault((i, j), []).append(fn(maps[i], maps[j], mask))
@@ -129,7 +133,8 @@ def compare_batches(
             if bool(torch.isnan(items).all()) else torch.nanmean(items)
         )
         values[i, j] = values[j, i] = mean
-    return AgreementTable(names, values, metric, k)
+    return AgreementTable(names, values, metric, k, units=tuple(units),
+                          unit="tokens" if text else "patches")
 
 
 def _runs(methods: Any) -> tuple[tuple[str, ...] | None, list[tuple[str, dict[str, Any]]]]:

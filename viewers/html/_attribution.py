@@ -149,15 +149,17 @@ P.start(async (root, d) => {
         names.forEach((n, i) => {
           const tr = P.el("tr", n === d.methods[k] ? "sel" : null);
           tr.appendChild(P.el("th", null, n));
-          d.agreement.values[i].forEach(v => {
+          d.agreement.values[i].forEach((v, j) => {
             const td = P.el("td", null, v === null ? "\u2013" : v.toFixed(2));
             if (v !== null) { const c = P.rgb(div, 0.5 + 0.5 * v); td.style.background = P.css(c);
               td.style.color = P.ink(c); }
+            if (d.agreement.bold[i][j]) td.style.fontWeight = "bold";  // p < 0.05 at this N
             tr.appendChild(td);
           });
           t.appendChild(tr);
         });
         side.appendChild(t);
+        side.appendChild(P.el("div", "p-note", d.agreement.note));
       }
       root.dataset.method = String(k);
     }
@@ -384,6 +386,7 @@ def image_view_html(
     title: str | None = None,
     max_values: int = DEFAULT_MAX_VALUES,
     image_size: tuple[int, int] | None = None,
+    units: int | Sequence[int] | None = None,
 ) -> HtmlView:
     """Interactive image view: saliency overlays with method tabs, agreement and
     faithfulness numbers, a per-head CLS-map grid with a layer selector, and the attention
@@ -399,7 +402,11 @@ def image_view_html(
         maps: ``{method: [h, w]}`` saliency maps (each shown divided by its largest
             magnitude; signed maps use ``RdBu_r``, unsigned ``viridis``).
         agreement: ``[m, m]`` Spearman correlations between ``methods`` (default the
-            ``maps`` keys), shown as a table with the current method's row highlighted.
+            ``maps`` keys), shown as a table with the current method's row highlighted; a
+            value is bold only when distinguishable from chance at its N (two-sided ``p <
+            0.05``, permutation test), and a line under the table says N and what bold means.
+        units: how many units the agreement is over (one count, or one per item of a mean:
+            ``AgreementTable.units``); default: the cells of a map.
         faithfulness: ``{method: {metric: value}}`` shown under the current method's tab.
         cls_maps: ``[layer, head, h, w]`` CLS attention to the patches (see
             ``probe.patch_maps``); cls_name labels them.
@@ -477,9 +484,16 @@ def image_view_html(
                 f"agreement is {list(matrix.shape)} but there are {len(agree_names)} methods: "
                 "pass methods= with one name per row"
             )
+        from probe.evaluation._significance import ALPHA, agreement_p_value, significance_note
+
+        if units is None:
+            units = int(np.prod(grid))
         agree = {"methods": agree_names,
                  "values": [[None if not np.isfinite(v) else float(v) for v in row]
-                            for row in matrix]}
+                            for row in matrix],
+                 "bold": [[i != j and agreement_p_value(float(v), units) < ALPHA
+                           for j, v in enumerate(row)] for i, row in enumerate(matrix)],
+                 "note": significance_note(units, "spearman", "patches")}
     faith = {}
     for m, metrics in (faithfulness or {}).items():
         faith[str(m)] = {str(k): (None if v is None or not np.isfinite(float(v)) else float(v))

@@ -38,6 +38,8 @@ P.start(async (root, d) => {
   bar.appendChild(P.labelled("Word", chooser));
   bar.appendChild(P.el("span", "p-note",
     "click an underlined word to follow it; click a head to see its weights"));
+  const unk = P.el("div", "p-note p-unknown"); root.appendChild(unk);
+  unk.style.color = "#a50f15"; unk.style.margin = "0 0 6px";
   const flow = P.el("div", "p-flow"); root.appendChild(flow);
   if (d.rtl) flow.dir = "rtl";  // right to left: word 0 at the right
   const byIndex = new Map(d.choices.map((x, i) => [x.index, i]));
@@ -66,6 +68,11 @@ P.start(async (root, d) => {
   }
   function draw() {
     const ch = d.choices[c], w = weights();
+    const u = ch.unknown.map(k => d.words[k]);  // words made only of the unknown token
+    unk.textContent = !u.length ? "" : u.join(", ") + (u.length === 1 ?
+      " reaches the model as " + d.unk + ": its weights say nothing about it" :
+      " reach the model as " + d.unk + ": their weights say nothing about these words");
+    unk.hidden = !u.length;
     let vmax = 0;
     for (let k = 0; k < N; k++) if (k !== ch.index) vmax = Math.max(vmax, w[k]);
     spans.forEach((s, k) => {
@@ -126,6 +133,8 @@ def coref_view_html(
     model_name: str | None = None,
     title: str | None = None,
     direction: Direction = "auto",
+    unknown: Sequence[int] | None = None,
+    unknown_token: str = "[UNK]",
 ) -> HtmlView:
     """Interactive coreference view.
 
@@ -149,6 +158,11 @@ def coref_view_html(
         model_name: goes into the title; title: replaces it.
         direction: ``"auto"`` (default: right to left when the words' first strong letter
             is), ``"ltr"`` or ``"rtl"``: right to left, the sentence is ``dir="rtl"``.
+        unknown: indices of the words that reach the model as its unknown token
+            (``probe.analysis._unknown.unknown_words(trace)``): for the chosen word, those
+            among it and its candidates are named in a line above the sentence (``它, 马路
+            reach the model as [UNK]: their weights say nothing about these words``);
+            ``unknown_token``: the tokenizer's spelling of it.
 
     Returns:
         An :class:`HtmlView`.
@@ -184,6 +198,14 @@ def coref_view_html(
     for name, value in (("top_k", top_k), ("table_rows", table_rows)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ProbeError(f"{name} must be a positive integer, got {value!r}")
+    if unknown is None:
+        unknown = []
+    if isinstance(unknown, (str, bytes)) or not isinstance(unknown, Sequence) or not all(
+            isinstance(u, (int, np.integer)) and not isinstance(u, bool) and 0 <= u < n
+            for u in unknown):
+        raise ProbeError(f"unknown must be a list of word indices in 0..{n - 1}, got "
+                         f"{unknown!r}")
+    unknown_set = {int(u) for u in unknown}
     choices = []
     for idx in weights:
         rows = []
@@ -203,7 +225,9 @@ def coref_view_html(
         cand_list = [int(c) for c in cands] if cands is not None else [
             i for i in range(n) if i != idx
         ]
-        choices.append({"index": int(idx), "top": rows, "candidates": cand_list})
+        named = [i for i in dict.fromkeys([int(idx), *sorted(cand_list)]) if i in unknown_set]
+        choices.append({"index": int(idx), "top": rows, "candidates": cand_list,
+                        "unknown": named})
     payload = {
         "title": (str(title) if title is not None else
                   (f"{model_name} \u00b7 coreference" if model_name else "coreference")),
@@ -211,6 +235,7 @@ def coref_view_html(
         "words": toks, "choices": choices, "layers": layer_labels, "heads": head_labels,
         "weights": encode_array(np.stack(arrays), "weights"), "topK": top_k,
         "cmap": cmap_hex(TEXT_SEQUENTIAL_CMAP), "rtl": is_rtl(direction, toks),
+        "unk": str(unknown_token),
     }
     page = build_page(title=payload["title"], css=CSS, js=RUNTIME_JS + _COREF_JS, data=payload)
     return HtmlView(page, view="coref", height=520)

@@ -114,6 +114,7 @@ class Prepared:
             (``None`` for tokens of no word), when the text and its offsets are known.
         special_tokens_mask: ``[batch, key]`` bool, structural special tokens.
         byte_level: the tokens are byte-level BPE symbols (``Ġthe``; GPT-2, RoBERTa, Llama 3).
+        unk_token: the tokenizer's unknown token (``[UNK]``, ``<unk>``), ``None`` without one.
         input_ids: ``[batch, seq]`` copy of the token ids (text).
         pixel_values: ``[batch, channel, height, width]`` copy of the pixels (vision).
         batch: batch size when known before the forward pass.
@@ -130,6 +131,7 @@ class Prepared:
     decoder_tokens: tuple[tuple[str, ...], ...] | None = None
     special_tokens_mask: torch.Tensor | None = None
     byte_level: bool = False
+    unk_token: str | None = None
     input_ids: torch.Tensor | None = None
     pixel_values: torch.Tensor | None = None
     batch: int | None = None

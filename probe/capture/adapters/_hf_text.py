@@ -164,6 +164,8 @@ class HFTextModel(ModelAdapter):
                 tuple(tokenizer.convert_ids_to_tokens(row.tolist())) for row in input_ids
             )
             p.byte_level = is_byte_level(tokenizer)
+            unk = getattr(tokenizer, "unk_token", None)
+            p.unk_token = str(unk) if isinstance(unk, str) and unk else None
             special = special_mask(input_ids, tokenizer)
             p.special_tokens_mask = (
                 special & p.attention_mask if p.attention_mask is not None else special

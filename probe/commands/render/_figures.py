@@ -112,22 +112,22 @@ def _word_tokens(s: Session) -> list[int] | None:
 
 @register_view("coref")
 def _coref(s: Session) -> list[tuple[str, Figure]]:
-    import probe
+    from probe.analysis._coref import word_rows
     from probe.viewers import coref_view
-    from probe.viewers._plot import coref_rows
+    from probe.viewers._plot import coref_rows, unknown_options
 
     report = _coref_report(s)
     tr = s.trace()
     links = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))
     best = links[0]
-    weights = probe.word_attention(tr, report.word_index)  # [layer, head, words]
+    weights = word_rows(tr, report.word_index)[0]  # [layer, head, words]
     fig = coref_view(
         list(tr.words[0]), report.word_index,  # type: ignore[index]
         weights[tr.layer_position(best.layer), tr.head_position(best.head)],
         top=coref_rows(tr.words[0], links[:8]),  # type: ignore[index]
         candidates=list(report.candidates), direction=s.args.direction,
         context=s.args.context or "excerpt", model_name=s.model_name, layer=best.layer,
-        head=best.head,
+        head=best.head, **unknown_options(tr, 0),
     )
     return [(_stem(s, "coref", _coref_suffix(s)), fig)]
 
@@ -205,7 +205,7 @@ def _compare(s: Session) -> list[tuple[str, Figure]]:
         maps = {m: a.scores[0, keep] for m, a in attrs.items()}
         subject = s.content_tokens()
     fig = comparison_panel(
-        subject, maps, agreement=table.values, methods=list(table.methods),
+        subject, maps, agreement=table.values, methods=list(table.methods), units=table.units,
         faithfulness=faith, direction=s.args.direction, model_name=s.model_name,
         image_size=s.display_size if s.modality == "vision" else None,
     )

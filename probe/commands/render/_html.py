@@ -127,7 +127,8 @@ def _heads_of(tr: Any) -> list[int]:
 
 @_register("coref")
 def _coref(s: Session) -> list[tuple[str, HtmlView]]:
-    import probe
+    from probe.analysis._coref import word_rows
+    from probe.viewers._plot import unknown_options
     from probe.viewers.html import coref_view_html
 
     report = _coref_report(s)
@@ -135,10 +136,11 @@ def _coref(s: Session) -> list[tuple[str, HtmlView]]:
     i = report.word_index
     ranked = sorted(report.per_head, key=lambda lk: (-lk.weight, lk.layer, lk.head))
     page = coref_view_html(
-        list(tr.words[0]), {i: probe.word_attention(tr, i)},  # type: ignore[index]
+        list(tr.words[0]), {i: word_rows(tr, i)[0]},  # type: ignore[index]
         top={i: [(lk.layer, lk.head, lk.antecedent_index, lk.weight) for lk in ranked]},
         candidates={i: list(report.candidates)}, layers=list(tr.layer_indices),
         heads=_heads_of(tr), direction=s.args.direction, model_name=s.model_name,
+        **unknown_options(tr, 0),
     )
     return [(_stem(s, "coref", _coref_suffix(s)), page)]
 
@@ -167,6 +169,7 @@ def _attributions(s: Session) -> list[tuple[str, HtmlView]]:
             table = probe.compare(list(attrs.values()), metric="spearman",
                           mask=s.trace() if s.captures() else None)
             extra = dict(agreement=table.values.numpy(), methods=list(table.methods),
+                         units=table.units,
                          faithfulness=_faithfulness(s, attrs))
         page = patches_html(s.trace(), image=s.display, maps=maps,  # at the file's proportions
                             image_size=s.display_size, max_values=_budget(s), **extra)

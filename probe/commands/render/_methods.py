@@ -126,10 +126,10 @@ def _methods_part(s: Session, methods: list[str], named: bool = False) -> str:
 def _coref_report(s: Session) -> Any:
     """``probe.best_antecedents`` of ``--word`` (``--occurrence``, ``--candidate``) on the
     session's text, with the API's error messages worded for the command line."""
-    import probe
+    from probe.analysis._coref import antecedents
 
-    try:
-        return probe.best_antecedents(
+    try:  # the [UNK] words are named on the figure and in a note, not in a warning
+        return antecedents(
             s.trace(), s.args.word, 0, list(s.args.candidates) or None,
             occurrence=s.args.occurrence or 0, with_rollout=False,
         )

@@ -21,22 +21,20 @@ _LONGEST = 40
 
 def unknown_words(tokenizer: Any, text: str) -> list[str]:
     """The words of ``text`` (as the tokenizer splits it) whose tokens are all the unknown
-    token; ``[]`` when the tokenizer has no unknown token or no word boundaries (slow)."""
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None or not getattr(tokenizer, "is_fast", False):
+    token (:func:`probe.analysis._unknown.unknown_word_indices`, the rule the coreference
+    analyzers and figures follow); ``[]`` when the tokenizer has no unknown token or no word
+    boundaries (slow)."""
+    from probe.analysis._unknown import unknown_word_indices
+
+    unk = getattr(tokenizer, "unk_token", None)
+    if not isinstance(unk, str) or not getattr(tokenizer, "is_fast", False):
         return []
     enc = tokenizer(text, add_special_tokens=False)
-    word_ids = enc.word_ids()
-    ids = enc["input_ids"]
-    by_word: dict[int, list[int]] = {}
-    for position, word in enumerate(word_ids):
-        if word is not None:
-            by_word.setdefault(word, []).append(ids[position])
+    tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
     words = []
-    for word, tokens in by_word.items():
-        if all(t == unk for t in tokens):
-            span = enc.word_to_chars(word)
-            words.append(text[span.start:span.end] if span is not None else str(word))
+    for word in unknown_word_indices(tokens, enc.word_ids(), unk):
+        span = enc.word_to_chars(word)
+        words.append(text[span.start:span.end] if span is not None else str(word))
     return words
 
 
