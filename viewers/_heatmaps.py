@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._bars import bar_length, span_panels
 from probe.viewers._direction import Direction, is_rtl
 from probe.viewers._style import (
     MIN_FONT_PT,
@@ -242,7 +243,8 @@ def head_heatmap(
         ax.set_title(text, fontsize=FONT_SIZES["title"])
     if colorbar:
         where = {"location": "left"} if rtl else {}
-        cbar = parent_of(ax).colorbar(image, ax=ax, fraction=0.05, pad=0.02, **where)
+        cbar = span_panels(parent_of(ax).colorbar(image, ax=ax, fraction=0.05, pad=0.02,
+                                                  **where), ax)  # as tall as the matrix
         label = colorbar_label or ("signed value" if signed else "attention weight")
         cbar.set_label(label, fontsize=FONT_SIZES["label"])
         cbar.ax.tick_params(labelsize=tick)
@@ -361,15 +363,16 @@ def _grid_figure(
         if rtl:
             mirror_axes(ax)
 
-    bar_h = min(grid_h, max(2.0, 0.8 * grid_h))
-    bar_y = height - top - grid_h + (grid_h - bar_h) / 2
+    label = colorbar_label or ("signed value" if signed else "attention weight")
+    # the colourbar spans the panels, first row's top to last row's bottom
+    bar_h, (label,) = bar_length([label], grid_h)
+    bar_y = height - top - bar_h
     bar_x = width - (left + grid_w + 0.15) - 0.12 if rtl else left + grid_w + 0.15
     cax = fig.add_axes((bar_x / width, bar_y / height, 0.12 / width, bar_h / height))
     cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap_obj), cax=cax)
     if rtl:
         cbar.ax.yaxis.set_ticks_position("left")
         cbar.ax.yaxis.set_label_position("left")
-    label = colorbar_label or ("signed value" if signed else "attention weight")
     cbar.set_label(label, fontsize=FONT_SIZES["label"])
     cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
     grid_mid_x = (left + grid_w / 2) / width
