@@ -344,9 +344,9 @@ def test_render_width_draws_the_figure_at_that_width(capsys, tmp_path):
     ("heads", [], "12 panels per row at --width 2 would be 0.00 in each (under 0.3 in): use "
                   "--width 6.4 or more, or show one layer with --layer L (its heads wrap into "
                   "rows)"),
-    ("links", ["--layer", "0"], "the links figure is 6.1 in wide with 8 pt text: at --width 2 "
-                                "its text would print at 2.6 pt (under 6 pt); use --width 4.6 "
-                                "or more"),
+    ("links", ["--layer", "0"], "the links figure is 4.4 in wide with 8 pt text: at --width 2 "
+                                "its text would print at 3.7 pt (under 6 pt); use --width 3.3 "
+                                "or more"),  # its 12-head legend in 3 columns (was 6: 6.1 in)
     ("coref", ["--word", "it"], "--width 2 is too narrow for the coref view: use --width 3..40"),
     ("compare", [], "--width 2 is too narrow for the compare view: use --width 3..40"),
 ])
