@@ -12,7 +12,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 import probe
-from probe.viewers import link_view
+from probe.viewers import head_grid, link_view
 from probe.viewers._style import MIN_FONT_PT, categorical_colors
 from probe.viewers._width import smallest_font
 
@@ -108,3 +108,61 @@ def test_render_links_at_single_width(minilm, tmp_path, capsys):
     assert rc == 0, err
     (path,) = [line for line in out.splitlines() if line.endswith(".png")]
     assert Image.open(path).size[0] == 140  # 3.5 in at 40 dpi
+
+
+def _tick_labels(ax, axis: str) -> list[str]:
+    ticks = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
+    return [t.get_text() for t in ticks if t.get_visible() and t.get_text()]
+
+
+def _no_overlap(fig, ax, axis: str) -> None:
+    renderer = fig.canvas.get_renderer()
+    ticks = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
+    boxes = sorted((t.get_window_extent(renderer) for t in ticks if t.get_text()),
+                   key=lambda b: (b.y0 if axis == "y" else b.x0))
+    for a, b in zip(boxes, boxes[1:]):  # one label per row, none over the next
+        assert (b.y0 >= a.y1 - 0.5) if axis == "y" else (b.x0 >= a.x1 - 0.5)
+
+
+def test_head_grid_at_one_column_labels_every_token():
+    """At width="single" the head grid labelled every other token ([CLS], cat, on, mat, [SEP]:
+    the, sat, the and . missing); now at 6 pt, the project's floor, every row and column."""
+    fig = head_grid(_attn(12), TOKENS, layer=2, model_name="minilm", width="single")
+    FigureCanvasAgg(fig).draw()
+    panels = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+    assert _tick_labels(panels[0], "y") == TOKENS
+    assert _tick_labels(panels[-1], "x") == TOKENS
+    assert smallest_font(fig) >= MIN_FONT_PT
+    _no_overlap(fig, panels[0], "y")
+    _no_overlap(fig, panels[-1], "x")
+
+
+def test_head_grid_refuses_a_width_its_labels_cannot_fit():
+    """16 tokens need 1.56 in panels at 6 pt: one a row at 3.5 in, a 27 in tall figure;
+    refused in one line naming the width that fits (3 a row at 6.4 in, under 9 in tall)."""
+    tokens = [f"w{i}" for i in range(16)]
+    with pytest.raises(probe.ProbeError, match=r"^16 token labels at 6 pt need panels of "
+                                               r"1\.56 in: at width=3\.5 in they fit 1 per row, "
+                                               r"a figure 27\.3 in tall \(over 9 in, a page\); use "
+                                               r"width >= 6\.4, or a shorter text$"):
+        head_grid(_attn(12, 16), tokens, width="single")
+    fig = head_grid(_attn(12, 16), tokens, width=6.4)
+    assert fig.get_size_inches()[1] <= 9.0
+    FigureCanvasAgg(fig).draw()
+    assert _tick_labels(fig.axes[0], "y") == tokens
+    with pytest.raises(probe.ProbeError, match=r"^16 token labels at 6 pt need panels of "
+                                               r"1\.56 in: 1 per row at width=2\.2 in would be "
+                                               r"[\d.]+ in each; use width >= 3\.2, or a "
+                                               r"shorter text$"):  # 4 heads: 4 rows of 1
+        head_grid(_attn(4, 16), tokens, width=2.2)
+
+
+def test_model_view_labels_every_query_token():
+    """The "." between "mat" and "[SEP]" on the query axis is drawn (a 6 pt full stop), on its
+    own row."""
+    from probe.viewers import model_view
+
+    fig = model_view(_attn(12)[None].repeat(6, 0), TOKENS, model_name="minilm")
+    FigureCanvasAgg(fig).draw()
+    assert _tick_labels(fig.axes[0], "y") == TOKENS
+    _no_overlap(fig, fig.axes[0], "y")
