@@ -166,3 +166,31 @@ def test_model_view_labels_every_query_token():
     FigureCanvasAgg(fig).draw()
     assert _tick_labels(fig.axes[0], "y") == TOKENS
     _no_overlap(fig, fig.axes[0], "y")
+
+
+def _texts(fig) -> list[str]:
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+def test_rollout_strip_says_which_rows_it_read_and_which_tokens_it_hides(minilm):
+    """MiniLM is mean-pooled (no logits): query='auto' reads the mean of the query rows; the
+    strip leaves out [CLS] and [SEP] (their rollout dwarfs the words). Neither was said."""
+    model, tokenizer = minilm
+    trace = probe.trace(model, SENTENCE, tokenizer=tokenizer)
+    fig = probe.plot(trace, "rollout")
+    assert "minilm \u00b7 rollout\nmean over the query rows \u00b7 [CLS], [SEP] not shown" in (
+        _texts(fig))
+    assert [p for p in _texts(fig) if p in TOKENS] == TOKENS[1:-1]  # the words only
+
+
+def test_strip_note_names_the_rows_each_query_option_reads(minilm):
+    from probe.viewers._plot import strip_note
+
+    model, tokenizer = minilm
+    trace = probe.trace(model, SENTENCE, tokenizer=tokenizer)
+    assert strip_note(trace, 0, "cls") == "row: [CLS] \u00b7 [CLS], [SEP] not shown"
+    assert strip_note(trace, 0, "last").startswith("row: last token ([SEP])")
+    assert strip_note(trace, 0, 2).startswith("row: token 2 (cat)")
+    assert strip_note(trace, 0) == "[CLS], [SEP] not shown"  # a method that reads no rows
