@@ -104,3 +104,66 @@ def test_window_view_panels_line_up_and_the_colourbar_spans_them(width, heads):
     bar_top, bar_bottom = _span_px(fig, [bar])
     assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1
     assert layout_problems(fig) == []
+
+
+@pytest.mark.parametrize("width", [None, "double"])
+@pytest.mark.parametrize("view", ["model", "heads"])
+def test_text_grid_colourbar_spans_the_panels(view, width):
+    """The model view and a layer's head grid (cross-attention too: the same grid): the bar was
+    0.8 of the panels' height (at least 2 in), centred."""
+    from probe.viewers import head_grid, model_view
+
+    rng = np.random.default_rng(0)
+    tokens = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", ".", "[SEP]"]
+    if view == "model":
+        fig = model_view(rng.random((6, 12, 9, 9)), tokens, model_name="minilm", width=width)
+    else:
+        fig = head_grid(rng.random((12, 4, 9)), query_tokens=tokens[:4], key_tokens=tokens,
+                        layer=1, width=width)
+    panels, (bar,) = _drawn(fig)
+    top, bottom = _span_px(fig, panels)
+    bar_top, bar_bottom = _span_px(fig, [bar])
+    assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1
+    assert layout_problems(fig) == []
+
+
+def _drawn_span(fig, axes):
+    """(top, bottom) in pixels of ``axes`` as drawn (their boxes after aspect is applied)."""
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.get_window_extent(renderer) for ax in axes]
+    return max(b.y1 for b in boxes), min(b.y0 for b in boxes)
+
+
+@pytest.mark.parametrize("n", [8, 40])
+def test_head_heatmap_colourbar_spans_the_matrix(n):
+    """A long heatmap (40 tokens): the bar kept matplotlib's 20:1 box and stopped about 11 px
+    short at each end at 100 dpi."""
+    from probe.viewers import head_heatmap
+
+    rng = np.random.default_rng(0)
+    fig = head_heatmap(rng.random((n, n)), [f"w{i}" for i in range(n)], layer=5, head=0)
+    fig.set_dpi(100)
+    panels, (bar,) = _drawn(fig)
+    top, bottom = _drawn_span(fig, panels)
+    bar_top, bar_bottom = _drawn_span(fig, [bar])
+    assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1
+    assert layout_problems(fig) == []
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (64, 32), (32, 96)])
+def test_gate_map_colourbars_span_their_images(shape):
+    """probe render gates: each bar spanned its panel's box at 20:1, not the image drawn in it
+    (7 px short at each end of a square image, half the height of a tall one)."""
+    from probe.viewers import gate_maps
+
+    rng = np.random.default_rng(0)
+    fig = gate_maps(rng.random((*shape, 3)), {"stage 1 spatial gate": rng.random((8, 8)),
+                                              "GradCAM": rng.random((8, 8))})
+    panels, bars = _drawn(fig)
+    assert len(bars) == 2
+    for panel in panels[1:]:
+        top, bottom = _drawn_span(fig, [panel])
+        bar = min(bars, key=lambda b: abs(b.get_window_extent().x0
+                                          - panel.get_window_extent().x1))  # its own bar
+        bar_top, bar_bottom = _drawn_span(fig, [bar])
+        assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1

@@ -37,6 +37,7 @@ from probe.viewers._width import (
 
 TOKENS = ["[CLS]", "the", "animal", "didn", "'", "t", "cross", "the", "street", "because",
           "it", "was", "too", "tired", ".", "[SEP]"]
+SHORT = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", ".", "[SEP]"]
 WORDS = ["The", "animal", "didn't", "cross", "the", "street", "because", "it", "was", "."]
 METHODS = ["attention", "rollout", "ig", "saliency", "random"]
 
@@ -59,7 +60,9 @@ def _views() -> dict:
     f = np.linspace(0, 1, 11)
     return {
         "head": lambda **k: head_heatmap(_attn(16, 16), TOKENS, layer=1, head=0, **k),
-        "heads": lambda **k: head_grid(_attn(12, 16, 16), TOKENS, layer=1, **k),
+        # 9 tokens: every label fits 2 panels a row at one column (16 need 1.56 in panels,
+        # refused at 3.5 in: tests/test_text_figures.py)
+        "heads": lambda **k: head_grid(_attn(12, 9, 9), SHORT, layer=1, **k),
         "model": lambda **k: model_view(_attn(2, 4, 16, 16), TOKENS, **k),
         "cls": lambda **k: cls_head_grid(img, _attn(12, 64).reshape(12, 8, 8), layer=1, **k),
         "window": lambda **k: window_query_view(img, rng.random((6, 4, 4)), (1, 1), (8.0, 8.0),
@@ -120,8 +123,8 @@ def _image_axes(fig) -> list:
 
 
 @pytest.mark.parametrize(("name", "width", "shape"), [
-    ("heads", 3.5, (6, 2)),  # 12 heads, about 0.8 in each beside labels and colourbar
-    ("heads", 7.0, (2, 6)),
+    ("heads", 3.5, (6, 2)),  # 12 heads, about 0.9 in each beside labels and colourbar
+    ("heads", 7.0, (3, 5)),  # 6 a row would leave 0.87 in: under the 9 labels' 0.88 in at 6 pt
     ("cls", 3.5, (7, 2)),  # the input and 12 heads
     ("window", 3.5, (4, 2)),  # the input and 6 heads: (3.5 - 0.9 in bar) / 0.9 in -> 2 a row
     ("window", None, (2, 4)),  # default: 4 panels to a row
@@ -344,9 +347,9 @@ def test_render_width_draws_the_figure_at_that_width(capsys, tmp_path):
     ("heads", [], "12 panels per row at --width 2 would be 0.00 in each (under 0.3 in): use "
                   "--width 6.4 or more, or show one layer with --layer L (its heads wrap into "
                   "rows)"),
-    ("links", ["--layer", "0"], "the links figure is 6.1 in wide with 8 pt text: at --width 2 "
-                                "its text would print at 2.6 pt (under 6 pt); use --width 4.6 "
-                                "or more"),
+    ("links", ["--layer", "0"], "the links figure is 4.4 in wide with 8 pt text: at --width 2 "
+                                "its text would print at 3.7 pt (under 6 pt); use --width 3.3 "
+                                "or more"),  # its 12-head legend in 3 columns (was 6: 6.1 in)
     ("coref", ["--word", "it"], "--width 2 is too narrow for the coref view: use --width 3..40"),
     ("compare", [], "--width 2 is too narrow for the compare view: use --width 3..40"),
 ])

@@ -54,5 +54,8 @@ def test_plot_and_render_draw_the_same_texts(minilm, view, plot_args, render_arg
     assert _texts(plotted) == _texts(rendered)
     if view == "rollout":
         assert ("rollout[head_fusion=max]" if plot_args else "rollout") in _texts(plotted)
+        # under the title, from both: the rows read (MiniLM is mean-pooled) and what is left out
+        assert any(t.endswith("\nmean over the query rows \u00b7 [CLS], [SEP] not shown")
+                   for t in _texts(rendered))
     if view in ("links", "heads"):
         assert any("\u201cThe animal didn't cross" in t for t in _texts(rendered))

@@ -208,14 +208,15 @@ def test_link_view_puts_the_queries_on_the_right():
     x_query, x_key = segs[0][0][0], segs[0][1][0]
     assert x_query > x_key
     # every line starts beside its query's label (right of the query line) and ends beside
-    # its key's label (left of the key line), with the opacity of that pair's weight
+    # its key's label (left of the key line), with the opacity of that pair's weight (a
+    # quarter of it shared by the 2 heads: the lines of the queries not highlighted)
     rest = [(q, k) for q in range(6) for k in range(6) if q != 1]  # 1: highlighted, drawn last
     assert len(segs) == len(rest)
     for (q, k), seg, rgba in zip(rest, segs, coll.get_colors()):
         assert seg[0][1] == q and seg[1][1] == k
         assert any(x > x_query for x in at[(float(q), format_token(ARABIC[q]))])
         assert any(x < x_key for x in at[(float(k), format_token(ARABIC[k]))])
-        assert rgba[3] == pytest.approx(min(1.0, attn[0, q, k]))
+        assert rgba[3] == pytest.approx(0.25 / 2 * min(1.0, attn[0, q, k]))  # faded, 2 heads
     en = V.link_view(attn, ENGLISH, threshold=0.0)
     seg = [c for c in en.axes[0].collections if c.get_gid() == "head 0"][0].get_segments()[0]
     assert seg[0][0] < seg[1][0]

@@ -141,14 +141,15 @@ def _square_cases() -> dict:
 #: query and query2 since their colourbar reads "attention weight" (was "attention"); compare,
 #: cls, gates, chspatial and saliency since every unsigned colour scale starts at 0 and an
 #: unsigned map's colourbar says "score" (was "saliency"); compare and cls since the colourbars
-#: of an overlay grid span its panels (they were 0.85 of their height, at least 1.9 in)
+#: of an overlay grid span its panels (they were 0.85 of their height, at least 1.9 in); gates
+#: and gates_rows since each map's colourbar spans its image (it kept a 20:1 box, shorter)
 BEFORE = {
     "compare": "9dfb8955d1d3e169",
     "compare_size": "11957ecc713b6747",
     "cls": "c2753195f76b82b8",
     "cls_norm": "4f3b954920027316",
-    "gates": "fcc68d22b6bb39f7",
-    "gates_rows": "21084c0d5ed453ea",
+    "gates": "c7dbbac775aff21a",
+    "gates_rows": "30381063bd9031d6",
     "chspatial": "b88e233d62b19706",
     "detr": "28beb7a1ffd7700a",
     "detr1": "aa68307482743863",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from probe.viewers._bars import bar_length, wrap_bar_label
 from probe.viewers._saliency import (
     REGION_NOTE,
     Region,
@@ -119,52 +120,6 @@ def overlay_grid(
         cbar.set_label(label, fontsize=FONT_SIZES["label"])
         cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
     return grid_w + 1.0 * len(colorbars), max(grid_h, title_h + bar_h)
-
-
-#: the shortest colourbar of a grid (inches): room for three ticks
-MIN_BAR = 0.5
-
-
-def _line_in(line: str) -> float:
-    from probe.viewers._fonts import text_width_pt
-
-    return text_width_pt(line, FONT_SIZES["label"]) / 72
-
-
-def wrap_bar_label(label: str, length: float) -> str:
-    """``label`` with its lines broken at spaces so that each fits along a colourbar
-    ``length`` inches long, in as few lines as possible; ``label`` as it is when that takes
-    more than 3 lines (they would not fit the 1 inch beside the bar) or a word longer than
-    the bar."""
-    out = []
-    for line in label.split("\n"):
-        words, rows = line.split(" "), [""]
-        for word in words:
-            trial = f"{rows[-1]} {word}" if rows[-1] else word
-            if rows[-1] and _line_in(trial) > length:
-                rows.append(word)
-            else:
-                rows[-1] = trial
-        out.extend(rows)
-    if len(out) > 3 or any(_line_in(row) > length for row in out):
-        return label
-    return "\n".join(out)
-
-
-def bar_length(labels: Sequence[str], area: float) -> tuple[float, list[str]]:
-    """Length in inches of the colourbars of a grid whose panels span ``area`` inches from
-    the first row's top to the last row's bottom, and their labels as drawn: ``area`` itself
-    (the bars line up with the panels), the labels wrapped to fit along it
-    (:func:`wrap_bar_label`); only where a label still does not fit, or ``area`` is under
-    :data:`MIN_BAR` (a row of wide strips), as long as that label's longest line."""
-    shown = [wrap_bar_label(label, area) for label in labels]
-    need = max((_line_in(line) for label in shown for line in label.split("\n")),
-               default=0.0)
-    if area >= max(need, MIN_BAR):
-        return area, shown
-    need = max((_line_in(line) for label in labels for line in label.split("\n")),
-               default=0.0)
-    return max(need + 0.05, MIN_BAR), list(labels)  # 0.05: the drawn text's margins
 
 
 def _shown_title(name: str) -> str:

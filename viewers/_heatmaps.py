@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.viewers._bars import bar_length, span_panels
 from probe.viewers._direction import Direction, is_rtl
+from probe.viewers._grid_labels import fit_labels, fit_titles, title_size
 from probe.viewers._style import (
     MIN_FONT_PT,
     styled,
@@ -104,35 +106,6 @@ MIN_HEATMAP_IN = 1.2
 MIN_GRID_CELL_IN = 0.3
 #: the panel side (inches) a head grid at a ``width=`` aims at: as many heads per row as fit
 GRID_CELL_AT_WIDTH_IN = 0.8
-
-
-class _Titles(list):  # type: ignore[type-arg]
-    """Panel titles drawn at ``size`` points (titles fitted to small panels)."""
-
-    size: float = FONT_SIZES["label"]
-
-
-def _title_size(titles: Sequence[str]) -> float:
-    return float(getattr(titles, "size", FONT_SIZES["label"]))
-
-
-def _fit_titles(titles: list[str] | None, room: float, word: str,
-                short: str) -> list[str] | None:
-    """``titles`` that fit ``room`` inches each: at the label size, else smaller (down to
-    ``MIN_FONT_PT``), else shortened (``"head 3"`` -> ``"H3"``) at the label size."""
-    if titles is None:
-        return None
-    widest = max(text_width_pt(t, 1.0) for t in titles) / 72  # inches per point of size
-    out = _Titles(titles)
-    if widest * FONT_SIZES["label"] <= room * 0.9:
-        return out
-    if widest * MIN_FONT_PT <= room * 0.9:
-        out.size = max(MIN_FONT_PT, round(room * 0.9 / widest * 2) / 2 - 0.5)
-        return out
-    out = _Titles(t.replace(word, short, 1) for t in titles)
-    widest = max(text_width_pt(t, 1.0) for t in out) / 72
-    out.size = max(MIN_FONT_PT, min(FONT_SIZES["label"], round(room * 0.9 / widest * 2) / 2 - 0.5))
-    return out
 
 
 def _side_in(n: int, per_token: float, lo: float, hi: float) -> float:
@@ -242,7 +215,8 @@ def head_heatmap(
         ax.set_title(text, fontsize=FONT_SIZES["title"])
     if colorbar:
         where = {"location": "left"} if rtl else {}
-        cbar = parent_of(ax).colorbar(image, ax=ax, fraction=0.05, pad=0.02, **where)
+        cbar = span_panels(parent_of(ax).colorbar(image, ax=ax, fraction=0.05, pad=0.02,
+                                                  **where), ax)  # as tall as the matrix
         label = colorbar_label or ("signed value" if signed else "attention weight")
         cbar.set_label(label, fontsize=FONT_SIZES["label"])
         cbar.ax.tick_params(labelsize=tick)
@@ -279,6 +253,7 @@ def _grid_figure(
     rtl: bool = False,
     width: float | None = None,
     too_narrow: str = "",
+    every_label: bool = False,
 ) -> Figure:
     """Lay ``data [cell, query, key]`` out on a grid with one colour scale and colourbar.
 
@@ -292,6 +267,9 @@ def _grid_figure(
     row as fit at about :data:`GRID_CELL_AT_WIDTH_IN` (rows wrap), and the panels take the
     width left; fewer tokens are labelled when a panel is too small for all of them. A panel
     under :data:`MIN_GRID_CELL_IN` raises a ProbeError ending in ``too_narrow`` (the fix).
+    ``every_label`` (the head grid): at a ``width`` every token up to ``max_labels`` keeps its
+    label, at a smaller font (down to ``MIN_FONT_PT``), then in fewer panels per row (unless
+    ``ncols`` is given); a ProbeError names the width that fits them when none does.
     """
     from matplotlib.cm import ScalarMappable
 
@@ -311,10 +289,16 @@ def _grid_figure(
     gap_h = 0.08 + (line if cell_titles else 0.0)
     right = 0.15 + 0.12 + 0.45 + line + 0.1
     if width is not None:
+        fixed_cols = ncols is not None
         if ncols is None:
             ncols = columns_for_width(width, GRID_CELL_AT_WIDTH_IN, fixed=left + right,
                                       gap=gap_w, most=n_cells)
         cell = (width - left - right - (ncols - 1) * gap_w) / ncols
+        n_labels = min(max(n_query, n_key), max_labels)
+        if every_label and cell >= MIN_GRID_CELL_IN:
+            ncols, cell, fontsize = fit_labels(
+                width, ncols, fixed_cols, n_cells, n_labels, fontsize,
+                margins=(left + right, top + bottom), gaps=(gap_w, gap_h))
         if cell < MIN_GRID_CELL_IN:
             need = left + right + ncols * MIN_GRID_CELL_IN + (ncols - 1) * gap_w
             raise ProbeError(
@@ -324,9 +308,9 @@ def _grid_figure(
                 + (f", or {too_narrow}" if too_narrow else "")
             )
         max_labels = max(1, min(max_labels, int(cell * 72 // (fontsize + 1))))
-        cell_titles = _fit_titles(cell_titles, cell + gap_w, "head ", "H")
-        col_titles = _fit_titles(col_titles, cell + gap_w, "head ", "H")
-        row_labels = _fit_titles(row_labels, cell + gap_h, "layer ", "L")
+        cell_titles = fit_titles(cell_titles, cell + gap_w, "head ", "H")
+        col_titles = fit_titles(col_titles, cell + gap_w, "head ", "H")
+        row_labels = fit_titles(row_labels, cell + gap_h, "layer ", "L")
     if ncols is None:
         ncols = min(n_cells, 4)
     nrows = -(-n_cells // ncols)
@@ -353,23 +337,24 @@ def _grid_figure(
         else:
             ax.set_yticks([])
         if cell_titles is not None:
-            ax.set_title(cell_titles[idx], fontsize=_title_size(cell_titles), pad=2)
+            ax.set_title(cell_titles[idx], fontsize=title_size(cell_titles), pad=2)
         if col_titles is not None and r == 0:
-            ax.set_title(col_titles[c], fontsize=_title_size(col_titles), pad=2)
+            ax.set_title(col_titles[c], fontsize=title_size(col_titles), pad=2)
         if row_labels is not None and c == 0:
-            ax.set_ylabel(row_labels[r], fontsize=_title_size(row_labels))
+            ax.set_ylabel(row_labels[r], fontsize=title_size(row_labels))
         if rtl:
             mirror_axes(ax)
 
-    bar_h = min(grid_h, max(2.0, 0.8 * grid_h))
-    bar_y = height - top - grid_h + (grid_h - bar_h) / 2
+    label = colorbar_label or ("signed value" if signed else "attention weight")
+    # the colourbar spans the panels, first row's top to last row's bottom
+    bar_h, (label,) = bar_length([label], grid_h)
+    bar_y = height - top - bar_h
     bar_x = width - (left + grid_w + 0.15) - 0.12 if rtl else left + grid_w + 0.15
     cax = fig.add_axes((bar_x / width, bar_y / height, 0.12 / width, bar_h / height))
     cbar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap_obj), cax=cax)
     if rtl:
         cbar.ax.yaxis.set_ticks_position("left")
         cbar.ax.yaxis.set_label_position("left")
-    label = colorbar_label or ("signed value" if signed else "attention weight")
     cbar.set_label(label, fontsize=FONT_SIZES["label"])
     cbar.ax.tick_params(labelsize=FONT_SIZES["tick"])
     grid_mid_x = (left + grid_w / 2) / width
@@ -430,8 +415,10 @@ def head_grid(
             right, the query labels at the right, the colourbar at the left).
         width: figure width in inches, or ``"single"`` / ``"double"``: the heads wrap into
             rows of as many panels of about 1 in as fit (``ncols`` overrides), the panels take
-            the width and fewer tokens are labelled when they are small; fonts unchanged.
-            ``cell_size`` is then ignored.
+            the width. Every token (up to ``max_labels``) keeps its label: at a smaller font,
+            down to ``MIN_FONT_PT``, then in fewer panels per row; a ProbeError names the
+            width that fits when one panel per row cannot hold them. ``cell_size`` is then
+            ignored.
 
     Returns:
         The ``Figure``; its first axes are the panels, in head order.
@@ -451,7 +438,7 @@ def head_grid(
         suptitle=text, max_labels=max_labels, fontsize=FONT_SIZES["small_tick"],
         signed=signed, cmap=cmap, vmin=vmin, vmax=vmax, colorbar_label=colorbar_label,
         rtl=is_rtl(direction, k_tokens),
-        width=width,
+        width=width, every_label=True,
     )
 
 

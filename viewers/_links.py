@@ -44,6 +44,10 @@ _LINE_AREA_IN = 2.4  # width of the band holding the lines, inches
 _ROW_IN = 0.2  # vertical pitch of one token, inches (shrinks for long inputs)
 _MAX_HEIGHT_IN = 14.0
 _HIGHLIGHT = "#1f77b4"  # the chosen word / query (matches tab10 blue)
+_FADED = (0.55, 0.55, 0.55)  # the other queries' lines beside a highlighted word: grey ...
+_FADE = 0.25  # ... at a quarter of their weight's opacity, shared by the heads drawn (their
+# overlaid lines of one pair add up to about a quarter of the heads' mean weight)
+_KEY_COLOR = (0.2, 0.2, 0.2, 1.0)  # the opacity key beside several heads' colours
 
 
 def _select_heads(heads: Sequence[int] | None, n_heads: int) -> list[int]:
@@ -91,7 +95,9 @@ def link_view(
     """Attention as lines from query tokens (left) to key tokens (right).
 
     A key below the columns says what the opacity means (three sample lines: weight 0.1,
-    0.5 and 1, or the fraction of the head's largest weight with ``normalize=True``).
+    0.5 and 1, or the fraction of the head's largest weight with ``normalize=True``), in the
+    head's colour for one head and in dark grey over several (whose legend gives the
+    colours, in as many columns as fit under the diagram).
 
     Args:
         attn: ``[head, query, key]`` (one layer, all heads) or ``[query, key]`` (one head).
@@ -111,9 +117,11 @@ def link_view(
             ``ceil(n / max_labels)``-th label is written; all lines are still drawn.
         linewidth: line width in points.
         highlight: a query position, or several (every token of a word of several tokens),
-            to highlight (blue bold label on a light box, its lines drawn on top, twice as
-            wide) while every other line is still drawn; e.g. the chosen word of the
-            coreference view.
+            to highlight (blue bold label on a light box): its lines are drawn on top in
+            their heads' colours, twice as wide, and every other query's lines in faint grey
+            behind them (thinner, at a quarter of their opacity divided among the heads
+            drawn, so 12 overlaid heads stay as faint as one), so the word's links by head
+            stand out; the key names the grey lines "other queries".
         head_names: the model's index of each head of the first axis (default
             ``0..head-1``), for the title and the legend.
         sentence: the input text, shown under the title.
@@ -128,7 +136,9 @@ def link_view(
         The ``Figure``. Each drawn head is a ``LineCollection`` in ``ax.collections`` (gid
         ``"head <i>"``) whose segments run from ``(x_query, query)`` to ``(x_key, key)``
         in row-major order (``x_query < x_key`` left to right, ``>`` right to left) and
-        whose RGBA alpha is the line's opacity.
+        whose RGBA alpha is the line's opacity. With ``highlight`` the chosen positions'
+        lines are ``"head <i> highlight"`` and ``"head <i>"`` holds the other queries' faint
+        grey lines.
     """
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
@@ -202,14 +212,21 @@ def link_view(
         text = f"{text}\n{sentence}"
     show_legend = not single and len(selected) > 1
     colors = categorical_colors(n_heads) if not single else categorical_colors(1)
-    legend_cols = min(len(selected), 6)
-    legend_h = (-(-len(selected) // legend_cols) * 0.2 + 0.15) if show_legend else 0.0
-    entry_w = text_width_pt(f"head {names[max(selected)]}", FONT_SIZES["legend"]) / 72 + 0.5
-    legend_w = legend_cols * entry_w if show_legend else 0.0
+    fade = bool(lit) and query is None  # other queries' lines faint grey
+    entries = [f"head {names[h]}" for h in selected] if show_legend else []
+    entry_w = max((text_width_pt(e, FONT_SIZES["legend"]) for e in entries),
+                  default=0.0) / 72 + 0.5
     key_title = ("line opacity = weight / the head's largest weight" if normalize
                  else "line opacity = attention weight")
     key_h = 0.5
-    key_w = text_width_pt(key_title, FONT_SIZES["legend"]) / 72 + 0.3
+    samples = ("0.1", "0.5", "1", *(["other queries"] if fade else []))
+    key_w = max(text_width_pt(key_title, FONT_SIZES["legend"]) / 72,
+                sum(text_width_pt(t, FONT_SIZES["legend"]) / 72 + 0.45 for t in samples)) + 0.3
+    # the legend no wider than the diagram and its key: more rows, not a wider figure
+    legend_cols = max(1, min(len(entries), 6, int(max(total_w, key_w) // entry_w))) \
+        if entries else 1
+    legend_h = (-(-len(entries) // legend_cols) * 0.2 + 0.15) if entries else 0.0
+    legend_w = legend_cols * entry_w if entries else 0.0
 
     if ax is None:
         pitch = min(_ROW_IN, (_MAX_HEIGHT_IN - 1.0) / max(n_rows, 1))
@@ -232,7 +249,8 @@ def link_view(
     ax.set_axis_off()
     q_off, k_off = (n_rows - n_query) / 2, (n_rows - n_key) / 2
 
-    def segments(h: int, mask: np.ndarray, width: float, gid: str, z: float) -> None:
+    def segments(h: int, mask: np.ndarray, width: float, gid: str, z: float,
+                 faded: bool = False) -> None:
         w = data[h]
         scale = float(w.max()) if normalize and w.max() > 0 else 1.0
         ii, jj = np.nonzero(mask)  # row-major: query by query
@@ -242,8 +260,10 @@ def link_view(
             [np.stack([np.full(len(ii), x_left), ii + q_off], axis=1),
              np.stack([np.full(len(jj), x_right), jj + k_off], axis=1)], axis=1
         )
-        rgba = np.tile(np.asarray(colors[h], dtype=float), (len(ii), 1))
-        rgba[:, 3] = np.minimum(1.0, w[ii, jj] / scale)
+        rgba = np.tile(np.asarray((*_FADED, 1.0) if faded else colors[h], dtype=float),
+                       (len(ii), 1))
+        rgba[:, 3] = np.minimum(1.0, w[ii, jj] / scale) * (
+            _FADE / len(selected) if faded else 1.0)
         coll = LineCollection(segs, colors=rgba, linewidths=width, capstyle="round", zorder=z)
         coll.set_gid(gid)
         ax.add_collection(coll)
@@ -252,10 +272,10 @@ def link_view(
         mask = data[h] >= max(float(threshold), 1e-12)
         if query is not None:
             mask[np.arange(n_query) != query] = False
-        if lit and query is None:
+        if fade:
             rest = mask.copy()
             rest[lit] = False
-            segments(h, rest, linewidth, f"head {h}", 2.0)
+            segments(h, rest, 0.6 * linewidth, f"head {h}", 2.0, faded=True)
             own = mask & np.isin(np.arange(n_query), lit)[:, None]
             segments(h, own, 2 * linewidth, f"head {h} highlight", 2.5)
         else:
@@ -280,23 +300,25 @@ def link_view(
         ax.annotate(name, (x, 1), xycoords=("data", "axes fraction"), xytext=(0, 6),
                     textcoords="offset points", ha=ha, va="bottom",
                     fontsize=FONT_SIZES["label"], fontweight="bold", color="0.3")
-    if show_legend:
+    if entries:
         handles = [Line2D([], [], color=colors[h], lw=2.5) for h in selected]
         heads_legend = ax.legend(
-            handles, [f"head {names[h]}" for h in selected], loc="upper center",
+            handles, entries, loc="upper center",
             bbox_to_anchor=(0.5, 0), ncols=legend_cols, fontsize=FONT_SIZES["legend"],
             frameon=False, handlelength=1.4, columnspacing=1.0, borderaxespad=0.3,
         )
         ax.add_artist(heads_legend)
-    # the opacity key: the same line drawn at three weights, in the first head's colour
-    key_color = colors[selected[0]]
-    samples = (0.1, 0.5, 1.0)
-    key_handles = [Line2D([], [], color=key_color, alpha=a, lw=2.5) for a in samples]
+    # the opacity key: the same line drawn at three weights, in the colour of the one head
+    # drawn, or dark grey beside several heads' colours (the legend above gives them)
+    key_color = colors[selected[0]] if len(selected) == 1 else _KEY_COLOR
+    key_handles = [Line2D([], [], color=key_color, alpha=float(a), lw=2.5) for a in samples[:3]]
+    if fade:  # the other queries' lines, as drawn at weight 1
+        key_handles.append(Line2D([], [], color=_FADED, alpha=_FADE, lw=0.6 * 2.5))
     fig_h_in = float(root_figure(ax).get_size_inches()[1])
     ax_h_in = ax.get_position().height * fig_h_in
     key_y = -(legend_h / ax_h_in if ax_h_in > 0 else 0.0)
     ax.legend(
-        key_handles, [f"{a:g}" for a in samples], title=key_title, loc="upper center",
+        key_handles, list(samples), title=key_title, loc="upper center",
         bbox_to_anchor=(0.5, key_y), ncols=len(samples), fontsize=FONT_SIZES["legend"],
         title_fontsize=FONT_SIZES["legend"], frameon=False, handlelength=2.0,
         columnspacing=1.2, borderaxespad=0.3,

@@ -59,6 +59,23 @@ def _real(trace: Any, b: int) -> np.ndarray:
     return np.nonzero(trace.attention_mask[b].bool().cpu().numpy())[0]
 
 
+def strip_note(trace: Any, b: int, query: Any = None, model: Any = None) -> str:
+    """The line under a text strip's title: which query rows its scores were read from
+    (``query``: a method's ``query`` option, ``None`` for a method that reads none) and which
+    tokens it leaves out (the special tokens, [CLS] and [SEP]), e.g. ``"mean over the query
+    rows · [CLS], [SEP] not shown"``; what ``probe.plot(trace, "rollout")`` and ``probe render
+    rollout|saliency`` print alike."""
+    from probe.attribution._attention import query_rows_note
+
+    parts = [] if query is None else [query_rows_note(trace, query, b, model)]
+    special = trace.special_tokens_mask[b].bool().cpu().numpy()
+    labels = trace.labels[b] if trace.labels is not None else None
+    hidden = [str(labels[i]) if labels else str(i) for i in _real(trace, b) if special[i]]
+    if hidden:
+        parts.append(f"{', '.join(dict.fromkeys(hidden))} not shown")
+    return " · ".join(parts)
+
+
 def _tokens(trace: Any, b: int, keep: np.ndarray) -> list[str] | None:
     labels = trace.labels  # the tokens, byte-level symbols decoded for display
     if labels is None:
@@ -408,7 +425,9 @@ def _rollout(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     special = trace.special_tokens_mask[b].bool().cpu().numpy()
     keep = np.array([i for i in keep if not special[i]], dtype=int)
     values = scores.detach().double().cpu().numpy()[keep]
-    # one row labelled with the method, as probe render rollout draws it
+    # one row labelled with the method, the rows read and the tokens left out under the title,
+    # as probe render rollout draws it
+    options.setdefault("note", strip_note(trace, b, "auto"))
     return _call(token_strip, "rollout", (_tokens(trace, b, keep), {method: values}), kwargs,
                  options)
 

@@ -42,7 +42,7 @@ from probe.viewers._style import (
     text_width_pt,
     title as make_title,
 )
-from probe.viewers._width import sized
+from probe.viewers._width import sized, wrap_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -339,6 +339,7 @@ def token_strip(
     method: str | None = None,
     colorbar_label: str | None = None,
     title: str | None = None,
+    note: str | None = None,
     width: float = 8.0,
     fontsize: float = FONT_SIZES["token"],
     ax: Axes | None = None,
@@ -360,6 +361,8 @@ def token_strip(
         colorbar_label: default ``"attribution"`` (signed) or ``"score"``, with
             ``"(normalized per method)"`` when normalised.
         title: replaces the generated title (``""`` for none).
+        note: a line under the title saying how the scores were read (e.g. a rollout's
+            ``"mean over the query rows · [CLS], [SEP] not shown"``), wrapped to the width.
         width: figure width in inches (lines wrap at it); the height follows the text.
         fontsize: token font size in points.
         ax: draw into this axes; its width at call time sets the wrapping, the boxes keep
@@ -386,6 +389,14 @@ def token_strip(
     if normalize and colorbar_label is None:
         label += " (normalized per method)"
     text = make_title(model_name, layer, head, method) if title is None else title
+    if note is not None and not isinstance(note, str):
+        raise ProbeError(f"note must be a string (a line under the title), got {note!r}")
+    if note:
+        sane = isinstance(width, (int, float)) and not isinstance(width, bool)  # checked below
+        room = axes_width_pt(check_ax(ax)) if ax is not None else (
+            (float(width) - 0.4) * 72 if sane else float("inf"))
+        note = "\n".join(wrap_text(line, FONT_SIZES["title"], room) for line in note.split("\n"))
+        text = f"{text}\n{note}" if text else note
     fontsize = float(fontsize)
     if not 3 <= fontsize <= 40:
         raise ProbeError(f"fontsize must be in [3, 40] points, got {fontsize}")
@@ -408,7 +419,7 @@ def token_strip(
     else:
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not 2 <= width <= 40:
             raise ProbeError(f"width must be a figure width in inches in [2, 40], got {width!r}")
-        margin, top = 0.2, (0.45 if text else 0.15)
+        margin, top = 0.2, (0.45 + 0.2 * text.count("\n") if text else 0.15)
         bar_block = 0.85
         width_pt = (width - 2 * margin) * 72
         # draw into a provisional axes to measure the height, then size the figure to it

@@ -70,7 +70,7 @@ def window_query_view(
         width: figure width in inches, or ``"single"`` / ``"double"``: at most as many
             panels per row as fit at 1 in each (and at most ``columns``), panels sized to the
             width; fonts unchanged. Default: panels 2 in on their longer side. The panels sit on
-            one grid, the colourbar as tall as they are (:func:`~probe.viewers._grid.bar_length`).
+            one grid, the colourbar as tall as they are (:func:`~probe.viewers._bars.bar_length`).
     """
     from matplotlib.patches import Rectangle
 
@@ -127,7 +127,7 @@ def window_query_view(
         ax.set_ylim(height, 0)
     from matplotlib.cm import ScalarMappable
 
-    from probe.viewers._grid import bar_length
+    from probe.viewers._bars import bar_length
 
     # the colourbar spans the panels, first row's top to last row's bottom
     bar_h, (label,) = bar_length(["attention weight"], grid_h - title_h)

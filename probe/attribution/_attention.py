@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from probe.attribution._targets import Target
     from probe.capture._trace import Trace
 
-__all__ = ["QueryRows", "fusion_option", "gradient_relevance", "reduce_map", "rollout_options"]
+__all__ = ["QueryRows", "fusion_option", "gradient_relevance", "query_rows_note", "reduce_map",
+           "rollout_options"]
 
 #: Which query rows of a ``[batch, query, key]`` map are read (see the module docstring).
 QueryRows = Union[Literal["auto", "cls", "mean", "last"], int]
@@ -76,6 +77,24 @@ def _resolve_query(trace: Trace, query: QueryRows, model: Any = None) -> QueryRo
     if trace.family == "encoder" and model_logits(trace.output) is not None:
         return "cls"
     return "mean"
+
+
+def query_rows_note(trace: Trace, query: QueryRows = "auto", batch_index: int = 0,
+                    model: Any = None) -> str:
+    """Which query rows :func:`reduce_map` reads for item ``batch_index``, in the words a
+    figure prints: ``"row: [CLS]"``, ``"mean over the query rows"``, ``"row: last token
+    (.)"`` or ``"row: token 3 (sat)"`` (``"auto"`` resolved as :func:`query_weights` does)."""
+    resolved = _resolve_query(trace, query, model)
+    if resolved == "mean":
+        return "mean over the " + ("patch rows" if trace.is_vision else "query rows")
+    labels = trace.labels[batch_index] if getattr(trace, "labels", None) else None
+    if resolved == "cls":
+        return f"row: {labels[0]}" if labels else "row: token 0"
+    if resolved == "last":
+        last = int(trace.attention_mask[batch_index].nonzero().max())
+        return f"row: last token ({labels[last]})" if labels else f"row: last token ({last})"
+    index = int(resolved) % trace.seq_len  # type: ignore[arg-type]
+    return f"row: token {index}" + (f" ({labels[index]})" if labels else "")
 
 
 def query_weights(trace: Trace, query: QueryRows = "auto", model: Any = None) -> torch.Tensor:

@@ -177,11 +177,15 @@ def _single_method(
             image_size=s.display_size, colorbar_label=label,
         )
     else:
+        from probe.viewers._plot import strip_note
+
         keep = s.content_positions()
         fig = token_strip(
             s.content_tokens(), {attr.label: attr.scores[0, keep]}, signed=attr.signed,
             direction=s.args.direction,
             model_name=s.model_name, method=attr.label, colorbar_label=label,
+            # the rows read (attention methods) and the tokens left out, as probe.plot says
+            note=strip_note(s.trace(), 0, attr.options.get("query"), s.model),
         )
     return [(_stem(s, view, suffix), fig)]
 

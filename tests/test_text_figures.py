@@ -1,0 +1,196 @@
+"""The text views at paper sizes, measured as a reviewer reads them: the links view with a
+chosen word draws that word's lines by head and fades the rest (its legends say what is
+drawn), and fits one column; the heads view at one column labels every token; a rollout strip
+says which query rows it read and which tokens it leaves out, from probe.plot and probe
+render alike."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+import probe
+from probe.viewers import head_grid, link_view
+from probe.viewers._style import MIN_FONT_PT, categorical_colors
+from probe.viewers._width import smallest_font
+
+matplotlib.use("Agg")
+
+TOKENS = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", ".", "[SEP]"]
+SENTENCE = "The cat sat on the mat."
+
+
+def _attn(heads: int, n: int = len(TOKENS), power: float = 4.0) -> np.ndarray:
+    a = np.random.default_rng(0).random((heads, n, n)) ** power
+    return a / a.sum(-1, keepdims=True)
+
+
+def rest_rows(coll) -> tuple[np.ndarray, np.ndarray]:
+    """(query, key) index arrays of a collection's segments."""
+    segs = coll.get_segments()
+    return (np.array([int(s[0][1]) for s in segs]), np.array([int(s[1][1]) for s in segs]))
+
+
+def _lines(fig, gid: str):
+    (coll,) = [c for c in fig.axes[0].collections if c.get_gid() == gid]
+    return coll
+
+
+def test_links_word_lines_by_head_stand_out_and_the_rest_fade():
+    """With highlight= (a chosen word) every query's lines of all 12 heads were drawn at full
+    strength in their heads' colours: a tangle with the word's lines hard to find."""
+    attn = _attn(12, power=1.0)  # every weight over the threshold: every line drawn
+    fig = link_view(attn, TOKENS, highlight=2, threshold=0.0, linewidth=1.5)
+    colours = categorical_colors(12)
+    for h in range(12):
+        own = _lines(fig, f"head {h} highlight")
+        assert [float(s[0][1]) for s in own.get_segments()] == [2.0] * 9  # the word's row only
+        rgba = own.get_colors()
+        assert np.allclose(rgba[:, :3], colours[h][:3])  # in its head's colour
+        assert np.allclose(rgba[:, 3], np.minimum(1.0, attn[h, 2]))  # at its weight
+        assert own.get_linewidths()[0] == pytest.approx(3.0)
+        rest = _lines(fig, f"head {h}")
+        assert 2.0 not in {float(s[0][1]) for s in rest.get_segments()}
+        rgba = rest.get_colors()
+        assert np.allclose(rgba[:, :3], 0.55)  # grey, whatever the head
+        assert np.allclose(rgba[:, 3], 0.25 / 12 * np.minimum(1.0, attn[h][rest_rows(rest)]))
+        assert rest.get_linewidths()[0] == pytest.approx(0.9)
+        assert rest.get_zorder() < own.get_zorder()
+
+
+def test_links_opacity_key_is_not_one_heads_colour_over_several_heads():
+    """The key's sample lines were head 0's blue under lines of 12 colours; with a chosen word
+    the key also shows the faint grey of the other queries."""
+    ax = link_view(_attn(12), TOKENS, highlight=2).axes[0]
+    key = ax.get_legend()
+    assert [t.get_text() for t in key.get_texts()] == ["0.1", "0.5", "1", "other queries"]
+    handles = key.legend_handles
+    for handle in handles[:3]:
+        assert matplotlib.colors.to_rgb(handle.get_color()) == pytest.approx((0.2, 0.2, 0.2))
+    assert matplotlib.colors.to_rgb(handles[3].get_color()) == pytest.approx((0.55,) * 3)
+    one = link_view(_attn(12), TOKENS, heads=[4]).axes[0].get_legend()  # one head: its colour
+    assert matplotlib.colors.to_rgba(one.legend_handles[0].get_color())[:3] == pytest.approx(
+        categorical_colors(12)[4][:3])
+    plain = link_view(_attn(12), TOKENS).axes[0].get_legend()  # no word: no grey entry
+    assert [t.get_text() for t in plain.get_texts()] == ["0.1", "0.5", "1"]
+
+
+def test_links_heads_legend_fits_under_the_diagram_at_one_column():
+    """The 12-head legend in 6 columns made a 6.1 in figure for a 9-token sentence, refused at
+    width="single" (its 8 pt text would print at 4.6 pt)."""
+    natural = link_view(_attn(12), TOKENS, layer=5, model_name="minilm",
+                        sentence=f"\u201c{SENTENCE}\u201d")
+    assert natural.get_size_inches()[0] <= 3.5 * smallest_font(natural) / MIN_FONT_PT
+    fig = link_view(_attn(12), TOKENS, layer=5, model_name="minilm",
+                    sentence=f"\u201c{SENTENCE}\u201d", width="single")
+    assert fig.get_size_inches()[0] == pytest.approx(3.5)
+    assert smallest_font(fig) >= MIN_FONT_PT
+    FigureCanvasAgg(fig).draw()
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    heads_legend = [a for a in ax.artists if isinstance(a, matplotlib.legend.Legend)][0]
+    box = heads_legend.get_window_extent(renderer)
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width  # on the canvas
+    assert box.width <= ax.get_window_extent(renderer).width + 1  # no wider than the diagram
+    assert heads_legend._ncols == 3  # 12 heads in 4 rows of 3
+
+
+def test_render_links_at_single_width(minilm, tmp_path, capsys):
+    from PIL import Image
+
+    from probe.cli import main
+
+    rc = main(["render", "links", "--text", SENTENCE, "--width", "single", "--dpi", "40",
+               "--out", str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    (path,) = [line for line in out.splitlines() if line.endswith(".png")]
+    assert Image.open(path).size[0] == 140  # 3.5 in at 40 dpi
+
+
+def _tick_labels(ax, axis: str) -> list[str]:
+    ticks = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
+    return [t.get_text() for t in ticks if t.get_visible() and t.get_text()]
+
+
+def _no_overlap(fig, ax, axis: str) -> None:
+    renderer = fig.canvas.get_renderer()
+    ticks = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
+    boxes = sorted((t.get_window_extent(renderer) for t in ticks if t.get_text()),
+                   key=lambda b: (b.y0 if axis == "y" else b.x0))
+    for a, b in zip(boxes, boxes[1:]):  # one label per row, none over the next
+        assert (b.y0 >= a.y1 - 0.5) if axis == "y" else (b.x0 >= a.x1 - 0.5)
+
+
+def test_head_grid_at_one_column_labels_every_token():
+    """At width="single" the head grid labelled every other token ([CLS], cat, on, mat, [SEP]:
+    the, sat, the and . missing); now at 6 pt, the project's floor, every row and column."""
+    fig = head_grid(_attn(12), TOKENS, layer=2, model_name="minilm", width="single")
+    FigureCanvasAgg(fig).draw()
+    panels = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+    assert _tick_labels(panels[0], "y") == TOKENS
+    assert _tick_labels(panels[-1], "x") == TOKENS
+    assert smallest_font(fig) >= MIN_FONT_PT
+    _no_overlap(fig, panels[0], "y")
+    _no_overlap(fig, panels[-1], "x")
+
+
+def test_head_grid_refuses_a_width_its_labels_cannot_fit():
+    """16 tokens need 1.56 in panels at 6 pt: one a row at 3.5 in, a 27 in tall figure;
+    refused in one line naming the width that fits (3 a row at 6.4 in, under 9 in tall)."""
+    tokens = [f"w{i}" for i in range(16)]
+    with pytest.raises(probe.ProbeError, match=r"^16 token labels at 6 pt need panels of "
+                                               r"1\.56 in: at width=3\.5 in they fit 1 per row, "
+                                               r"a figure 27\.3 in tall \(over 9 in, a page\); use "
+                                               r"width >= 6\.4, or a shorter text$"):
+        head_grid(_attn(12, 16), tokens, width="single")
+    fig = head_grid(_attn(12, 16), tokens, width=6.4)
+    assert fig.get_size_inches()[1] <= 9.0
+    FigureCanvasAgg(fig).draw()
+    assert _tick_labels(fig.axes[0], "y") == tokens
+    with pytest.raises(probe.ProbeError, match=r"^16 token labels at 6 pt need panels of "
+                                               r"1\.56 in: 1 per row at width=2\.2 in would be "
+                                               r"[\d.]+ in each; use width >= 3\.2, or a "
+                                               r"shorter text$"):  # 4 heads: 4 rows of 1
+        head_grid(_attn(4, 16), tokens, width=2.2)
+
+
+def test_model_view_labels_every_query_token():
+    """The "." between "mat" and "[SEP]" on the query axis is drawn (a 6 pt full stop), on its
+    own row."""
+    from probe.viewers import model_view
+
+    fig = model_view(_attn(12)[None].repeat(6, 0), TOKENS, model_name="minilm")
+    FigureCanvasAgg(fig).draw()
+    assert _tick_labels(fig.axes[0], "y") == TOKENS
+    _no_overlap(fig, fig.axes[0], "y")
+
+
+def _texts(fig) -> list[str]:
+    from matplotlib.text import Text
+
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+def test_rollout_strip_says_which_rows_it_read_and_which_tokens_it_hides(minilm):
+    """MiniLM is mean-pooled (no logits): query='auto' reads the mean of the query rows; the
+    strip leaves out [CLS] and [SEP] (their rollout dwarfs the words). Neither was said."""
+    model, tokenizer = minilm
+    trace = probe.trace(model, SENTENCE, tokenizer=tokenizer)
+    fig = probe.plot(trace, "rollout")
+    assert "minilm \u00b7 rollout\nmean over the query rows \u00b7 [CLS], [SEP] not shown" in (
+        _texts(fig))
+    assert [p for p in _texts(fig) if p in TOKENS] == TOKENS[1:-1]  # the words only
+
+
+def test_strip_note_names_the_rows_each_query_option_reads(minilm):
+    from probe.viewers._plot import strip_note
+
+    model, tokenizer = minilm
+    trace = probe.trace(model, SENTENCE, tokenizer=tokenizer)
+    assert strip_note(trace, 0, "cls") == "row: [CLS] \u00b7 [CLS], [SEP] not shown"
+    assert strip_note(trace, 0, "last").startswith("row: last token ([SEP])")
+    assert strip_note(trace, 0, 2).startswith("row: token 2 (cat)")
+    assert strip_note(trace, 0) == "[CLS], [SEP] not shown"  # a method that reads no rows

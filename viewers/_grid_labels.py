@@ -1,0 +1,94 @@
+"""Token labels and panel titles fitted to the small panels of a head grid or model view at a
+``width=``: titles at a smaller font or shortened (:func:`fit_titles`), and every token label
+kept by a smaller font (down to ``MIN_FONT_PT``) or fewer, larger panels per row, within a
+page's height (:func:`fit_labels`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from probe._errors import ProbeError
+from probe.viewers._style import FONT_SIZES, MIN_FONT_PT, text_width_pt
+
+__all__ = ["MAX_GRID_HEIGHT_IN", "Titles", "fit_labels", "fit_titles", "label_font",
+           "title_size"]
+
+#: the tallest head grid drawn at a ``width=`` (inches), about a page's text height: a grid
+#: whose labels fit only in fewer, taller rows is refused beyond it
+MAX_GRID_HEIGHT_IN = 9.0
+
+class Titles(list):  # type: ignore[type-arg]
+    """Panel titles drawn at ``size`` points (titles fitted to small panels)."""
+
+    size: float = FONT_SIZES["label"]
+
+
+def title_size(titles: Sequence[str]) -> float:
+    return float(getattr(titles, "size", FONT_SIZES["label"]))
+
+
+def fit_titles(titles: list[str] | None, room: float, word: str,
+                short: str) -> list[str] | None:
+    """``titles`` that fit ``room`` inches each: at the label size, else smaller (down to
+    ``MIN_FONT_PT``), else shortened (``"head 3"`` -> ``"H3"``) at the label size."""
+    if titles is None:
+        return None
+    widest = max(text_width_pt(t, 1.0) for t in titles) / 72  # inches per point of size
+    out = Titles(titles)
+    if widest * FONT_SIZES["label"] <= room * 0.9:
+        return out
+    if widest * MIN_FONT_PT <= room * 0.9:
+        out.size = max(MIN_FONT_PT, round(room * 0.9 / widest * 2) / 2 - 0.5)
+        return out
+    out = Titles(t.replace(word, short, 1) for t in titles)
+    widest = max(text_width_pt(t, 1.0) for t in out) / 72
+    out.size = max(MIN_FONT_PT, min(FONT_SIZES["label"], round(room * 0.9 / widest * 2) / 2 - 0.5))
+    return out
+
+
+def label_font(cell: float, n_labels: int, fontsize: float) -> float | None:
+    """The largest font size, at most ``fontsize`` and at least ``MIN_FONT_PT`` (in half
+    points), at which ``n_labels`` token labels fit along a ``cell`` inch panel side (one
+    per ``size + 1`` points); ``None`` when even ``MIN_FONT_PT`` does not fit."""
+    fit = math.floor((cell * 72 / max(n_labels, 1) - 1) * 2) / 2
+    return None if fit < MIN_FONT_PT else min(fontsize, fit)
+
+
+def fit_labels(width: float, ncols: int, fixed_cols: bool, n_cells: int, n_labels: int,
+                fontsize: float, *, margins: tuple[float, float],
+                gaps: tuple[float, float]) -> tuple[int, float, float]:
+    """``(ncols, cell, fontsize)`` of a head grid at ``width`` whose panels label all
+    ``n_labels`` tokens: at ``fontsize``, else smaller (down to ``MIN_FONT_PT``), else in fewer
+    panels per row (unless ``fixed_cols``), the figure at most :data:`MAX_GRID_HEIGHT_IN`
+    tall. ``margins``: (left + right, top + bottom) inches; ``gaps``: between panels (w, h).
+    Raises a ProbeError naming the width that fits when none does."""
+    (fixed_w, fixed_h), (gap_w, gap_h) = margins, gaps
+
+    def cell_at(cols: int) -> float:
+        return (width - fixed_w - (cols - 1) * gap_w) / cols
+
+    def height_at(cols: int, side: float) -> float:
+        rows = -(-n_cells // cols)
+        return fixed_h + rows * side + (rows - 1) * gap_h
+
+    cell = cell_at(ncols)
+    font = label_font(cell, n_labels, fontsize)
+    while font is None and not fixed_cols and ncols > 1:  # fewer, larger panels
+        ncols -= 1
+        cell = cell_at(ncols)
+        font = label_font(cell, n_labels, fontsize)
+    if font is not None and height_at(ncols, cell) <= MAX_GRID_HEIGHT_IN:
+        return ncols, cell, font
+    side = n_labels * (MIN_FONT_PT + 1) / 72
+    fits = [c for c in range(1, n_cells + 1) if height_at(c, side) <= MAX_GRID_HEIGHT_IN]
+    cols = fits[0] if fits else n_cells
+    need = math.ceil((fixed_w + cols * side + (cols - 1) * gap_w) * 10) / 10
+    where = (f"{ncols} per row at width={width:g} in would be {cell:.2f} in each"
+             if font is None else
+             f"at width={width:g} in they fit {ncols} per row, a figure "
+             f"{height_at(ncols, cell):.1f} in tall (over {MAX_GRID_HEIGHT_IN:g} in, a page)")
+    raise ProbeError(
+        f"{n_labels} token labels at {MIN_FONT_PT:g} pt need panels of {side:.2f} in: {where}; "
+        f"use width >= {need:.1f}, or a shorter text"
+    )
