@@ -22,7 +22,8 @@ Windowed attention (Swin): :func:`window_query_view`. Every figure viewer takes 
 from __future__ import annotations
 
 from probe.viewers._alignment import alignment_view
-from probe.viewers._compare import comparison_panel, curve_auc, curves_view
+from probe.viewers._compare import comparison_panel
+from probe.viewers._curves import curve_auc, curves_view
 from probe.viewers._channel_gates import channel_gates_view
 from probe.viewers._gate_kinds import branch_gates_view, channel_spatial_view, gate_figures
 from probe.viewers._gates import (
