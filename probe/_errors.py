@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 __all__ = ["ProbeError", "UnsupportedModelError", "named_call", "named_calls",
-           "unexpected_keyword"]
+           "outside_probe_stacklevel", "unexpected_keyword"]
 
 
 class ProbeError(ValueError):
@@ -114,3 +114,16 @@ def _call_message(function: Callable[..., Any], name: str, exc: TypeError) -> st
                              return_annotation=signature.empty)
     reason = str(exc).split("() ", 1)[-1]
     return f"probe.{name}() {reason}: call it as probe.{name}{bare}"
+
+
+def outside_probe_stacklevel() -> int:
+    """The ``stacklevel`` for ``warnings.warn`` called by a probe function that points at the
+    first caller outside the probe package (the user's line)."""
+    import os
+    import sys
+
+    root = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(2), 2  # 0: this function, 1: the function that warns
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level

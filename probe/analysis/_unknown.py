@@ -77,7 +77,7 @@ def warn_unknown(
     """One ``UserWarning`` line when any of the word ``indices`` (the queried word, its
     candidates) is made only of the unknown token; it points at the first caller outside
     probe."""
-    from probe.capture._train_mode import _outside_probe
+    from probe._errors import outside_probe_stacklevel
 
     unknown = set(unknown_words(trace, batch_index))
     hit = [i for i in dict.fromkeys(indices) if i in unknown]
@@ -91,5 +91,5 @@ def warn_unknown(
         f"{trace.unk_token}: {'their' if several else 'its'} weights are a placeholder's and "
         f"say nothing about {'these words' if several else 'it'}; use words the model's "
         "vocabulary holds",
-        UserWarning, stacklevel=_outside_probe(),
+        UserWarning, stacklevel=outside_probe_stacklevel(),
     )

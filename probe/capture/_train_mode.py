@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from probe._errors import outside_probe_stacklevel
+
 __all__ = ["current_call", "public_call", "warn_if_dropout"]
 
 #: the outermost public call running (``"probe.attribute"``), named by the warning
@@ -55,17 +57,5 @@ def warn_if_dropout(recorders: Iterable[Any], what: str) -> None:
             "captured weights are random (dropout applied; rows do not sum to 1); call "
             "model.eval() for deterministic attention",
             UserWarning,
-            stacklevel=_outside_probe(),
+            stacklevel=outside_probe_stacklevel(),
         )
-
-
-def _outside_probe() -> int:
-    """The ``stacklevel`` of :func:`warn_if_dropout`'s first caller outside the probe package."""
-    import os
-    import sys
-
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-    frame, level = sys._getframe(2), 2  # 1: warn_if_dropout itself
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(root):
-        frame, level = frame.f_back, level + 1
-    return level

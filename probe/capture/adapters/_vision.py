@@ -187,7 +187,8 @@ class HFVision(VisionModel):
         over space-time tubelets, not one image's patch grid, and image-to-text models
         (``VisionEncoderDecoderModel``: TrOCR, Donut) have a text decoder probe does not
         capture yet: both refused before anything runs."""
-        if getattr(self.model.config, "is_encoder_decoder", False):
+        decoder = getattr(self.model.config, "decoder", None)  # DETR's decoder is no text model
+        if getattr(decoder, "vocab_size", None) is not None:
             raise UnsupportedModelError(
                 f"{type(self.model).__name__} is an image-to-text model (an image encoder and a "
                 "text decoder attending to it, as in TrOCR and Donut): its decoder's attention "
