@@ -53,6 +53,20 @@ def _view(alpha: float | None = None, methods: int = 2):
 
 
 # ----------------------------------------------------------------------------- pure Python
+
+def assert_no_sideways_scroll(browser, path) -> None:
+    """At 400 px wide the page at ``path`` does not scroll sideways (the window size is
+    restored afterwards)."""
+    size = browser.get_window_size()
+    browser.set_window_size(400, 800)
+    try:
+        assert load(browser, path) == "1"
+        wide, width = browser.execute_script(
+            "var d = document.documentElement; return [d.scrollWidth, d.clientWidth]")
+        assert wide <= width
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+
 def test_image_view_embeds_the_figures_grey_copy_and_their_opacity():
     data = _data(_view().html)
     grey = _png(data["grey"])
@@ -119,15 +133,7 @@ def test_image_view_maps_have_colour_bars_that_follow_the_controls(browser, tmp_
 def test_image_view_fits_a_narrow_window(browser, tmp_path):
     """At 400 px the wide agreement table scrolls in its own box; the page does not."""
     path = _view(methods=7).save(tmp_path / "narrow.html")
-    size = browser.get_window_size()
-    browser.set_window_size(400, 800)
-    try:
-        assert load(browser, path) == "1"
-        wide, width = browser.execute_script(
-            "var d = document.documentElement; return [d.scrollWidth, d.clientWidth]")
-        assert wide <= width
-    finally:
-        browser.set_window_size(size["width"], size["height"])
+    assert_no_sideways_scroll(browser, path)
 
 
 def _detr_view(alpha: float):
@@ -268,15 +274,7 @@ def test_token_view_colour_bar_label_wraps_at_400px(browser, tmp_path):
     tokens = ["the", "animal", "didn", "'", "t", "cross", "the", "street"]
     path = token_view_html(tokens, {"attention": RNG.random(8), "rollout": RNG.random(8)}).save(
         tmp_path / "tokens.html")
-    size = browser.get_window_size()
-    browser.set_window_size(400, 800)
-    try:
-        assert load(browser, path) == "1"
-        wide, width = browser.execute_script(
-            "var d = document.documentElement; return [d.scrollWidth, d.clientWidth]")
-        assert wide <= width
-    finally:
-        browser.set_window_size(size["width"], size["height"])
+    assert_no_sideways_scroll(browser, path)
 
 
 def test_image_view_patch_map_keeps_a_click_and_moves_with_arrow_keys(browser, tmp_path):
