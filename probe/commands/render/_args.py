@@ -57,6 +57,7 @@ class RenderArgs:
     direction: str = "auto"
     width: str | None = None
     context: str | None = None  # None: not given (the coref figure's default, "excerpt")
+    block: int | None = None  # None: not given (gradcam's own default, the last block)
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 #: Views that lay out the tokens of ``--text``, and so read ``--direction``.
@@ -114,6 +115,7 @@ OPTION_VIEWS: dict[str, tuple[str, ...]] = {
     "--query": ("detr", "window"),
     "--method": ("saliency", "compare", "curves"),
     "--fusion": ("rollout",),
+    "--block": ("saliency", "compare", "curves"),
     "--discard": ("rollout", "saliency", "compare", "curves"),
     "--generate": GENERATE_VIEWS,
     "--stack": STACK_VIEWS,
@@ -198,6 +200,8 @@ def check_view_options(args: RenderArgs) -> None:
                          f"{args.occurrence!r}")
     if args.queries and args.view not in OPTION_VIEWS["--query"]:
         raise not_for_view("--query", args.view)
+    if args.block is not None and args.view not in OPTION_VIEWS["--block"]:
+        raise not_for_view("--block", args.view, " (it computes no GradCAM)")
     repeated = sorted({q for q in args.queries if list(args.queries).count(q) > 1})
     if repeated:
         raise ProbeError(f"--query {repeated[0]} is given twice: name each query once")
