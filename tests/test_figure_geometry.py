@@ -167,3 +167,111 @@ def test_gate_map_colourbars_span_their_images(shape):
                                           - panel.get_window_extent().x1))  # its own bar
         bar_top, bar_bottom = _drawn_span(fig, [bar])
         assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1
+
+
+def _image_panels(panels):
+    """The panels that draw an image (overlays, heatmaps), left to right, top to bottom."""
+    shown = [ax for ax in panels if ax.images]
+    return sorted(shown, key=lambda ax: (-round(ax.get_window_extent().y1),
+                                         ax.get_window_extent().x0))
+
+
+def _assert_spans(fig, bar, panels):
+    top, bottom = _drawn_span(fig, panels)
+    bar_top, bar_bottom = _drawn_span(fig, [bar])
+    assert abs(bar_top - top) <= 1 and abs(bar_bottom - bottom) <= 1, (
+        (bar_top, bar_bottom), (top, bottom))
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (64, 32), (32, 96)])
+@pytest.mark.parametrize("queries", [1, 3, 6])
+def test_detr_query_colourbar_spans_the_query_panels(shape, queries):
+    """probe render detr: the shared bar kept matplotlib's 20:1 box beside the query panels."""
+    from probe.viewers import detr_queries_view
+
+    rng = np.random.default_rng(0)
+    boxes = np.tile([[0.5, 0.5, 0.4, 0.3]], (queries, 1))
+    fig = detr_queries_view(rng.random((*shape, 3)), rng.random((queries, 4, 4)), boxes,
+                            [f"class {i}" for i in range(queries)], scores=[0.9] * queries)
+    fig.set_dpi(100)
+    panels, (bar,) = _drawn(fig)
+    _assert_spans(fig, bar, _image_panels(panels))
+    assert layout_problems(fig) == []
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (64, 32)])
+def test_detr_query_colourbars_each_span_their_panel(shape):
+    from probe.viewers import detr_queries_view
+
+    rng = np.random.default_rng(0)
+    fig = detr_queries_view(rng.random((*shape, 3)), rng.random((2, 4, 4)),
+                            np.tile([[0.5, 0.5, 0.4, 0.3]], (2, 1)), ["cat", "dog"],
+                            scale="each")
+    fig.set_dpi(100)
+    panels, bars = _drawn(fig)
+    images = _image_panels(panels)
+    assert len(bars) == len(images) == 2
+    for panel in images:
+        bar = min(bars, key=lambda b: abs(b.get_window_extent().x0
+                                          - panel.get_window_extent().x1))
+        _assert_spans(fig, bar, [panel])
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (64, 32), (32, 96)])
+@pytest.mark.parametrize("queries", [1, 3])
+def test_non_local_query_colourbar_spans_the_query_panels(shape, queries):
+    """probe render gates (non-local / BAT blocks): the bar beside the query panels was 20:1."""
+    from probe.viewers import query_point_view
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((queries, 4, 4))
+    points = [(i % 4, (2 * i) % 4) for i in range(queries)]
+    fig = query_point_view(rng.random((*shape, 3)), maps if queries > 1 else maps[0],
+                           points if queries > 1 else points[0])
+    fig.set_dpi(100)
+    panels, (bar,) = _drawn(fig)
+    images = _image_panels(panels)
+    assert len(images) == queries + 1
+    query_panels = [ax for ax in images if ax.get_title() != "input"]
+    _assert_spans(fig, bar, query_panels)
+    assert layout_problems(fig) == []
+
+
+def test_branch_gate_colourbar_spans_the_heatmaps():
+    """probe render gates (SK, ResNeSt): the branch-weight bar was 20:1 beside the heatmaps."""
+    from probe.viewers import branch_gates_view
+
+    rng = np.random.default_rng(0)
+    w = rng.random((2, 3, 24))
+    w = w / w.sum(1, keepdims=True)
+    fig = branch_gates_view({"stage 1": w[0], "stage 2": w[1]})
+    fig.set_dpi(100)
+    panels, (bar,) = _drawn(fig)
+    heatmaps = _image_panels(panels)
+    assert len(heatmaps) == 2
+    _assert_spans(fig, bar, heatmaps)
+    assert layout_problems(fig) == []
+
+
+@pytest.mark.parametrize("shape", [(32, 32), (64, 32), (32, 96)])
+def test_channel_spatial_colourbars_span_their_maps(shape):
+    """probe render gates (gather-excite, coordinate attention): the mean's bar and the top
+    channels' shared bar were 20:1 beside their maps."""
+    from probe.viewers import channel_spatial_view
+
+    rng = np.random.default_rng(0)
+    fig = channel_spatial_view(rng.random((*shape, 3)),
+                               {"block a": rng.random((6, 4, 4)), "block b": rng.random((6, 4, 4))},
+                               top_channels=2)
+    fig.set_dpi(100)
+    panels, bars = _drawn(fig)
+    images = _image_panels(panels)
+    assert len(bars) == 4 and len(images) == 6
+    for row in (images[:3], images[3:]):
+        mean, channels = row[0], row[1:]
+        row_bars = sorted((b for b in bars if abs(b.get_window_extent().y1
+                                                  - _drawn_span(fig, row)[0]) < 40),
+                          key=lambda b: b.get_window_extent().x0)
+        assert len(row_bars) == 2
+        _assert_spans(fig, row_bars[0], [mean])
+        _assert_spans(fig, row_bars[1], channels)

@@ -288,3 +288,48 @@ def test_bad_inputs(vit, bert_cls):
                                     num_attention_heads=4, intermediate_size=64)).eval()
     with pytest.raises(ProbeError, match="similarity_target"):
         attribute(embedder, inputs, "saliency")
+
+
+
+@pytest.mark.parametrize("fixture", ["vit", "vit_reg"])
+def test_image_inputxgrad_is_ig_with_one_step_from_the_default_baseline(fixture, request):
+    """The recorded reason inputxgrad is not in the image compare default set
+    (``probe.commands.render._args.DEFAULT_IMAGE_METHODS``): ig's default image baseline is
+    zeros in the normalised input space, so inputxgrad, ``(x - baseline) * grad f(x)``, is ig's
+    formula with the path average of the gradient replaced by its value at the input."""
+    from probe.commands.render._args import DEFAULT_IMAGE_METHODS, DEFAULT_TEXT_METHODS
+
+    model, x = request.getfixturevalue(fixture)
+    grid = model.patch_embed.grid_size
+    base = integrated_gradients(model, x, n_steps=2).baseline
+    assert torch.count_nonzero(base) == 0 and base.shape == x.shape
+    pixels = x.clone().requires_grad_(True)
+    logits = model(pixels)
+    (grad,) = torch.autograd.grad(logits.gather(1, logits.argmax(-1)[:, None]).sum(), pixels)
+    ixg = attribute(model, x, "inputxgrad").scores
+    torch.testing.assert_close(ixg, patch_sum((x - base) * grad, grid))
+    assert "inputxgrad" not in DEFAULT_IMAGE_METHODS and "ig" in DEFAULT_IMAGE_METHODS
+    assert "inputxgrad" in DEFAULT_TEXT_METHODS
+
+
+
+
+def test_text_ig_baseline_is_not_inputxgrads_zero_embedding(minilm):
+    """On text ig's baseline keeps [CLS]/[SEP] and swaps the other tokens for [PAD] (whose
+    trained embedding is not the zero vector), while inputxgrad measures every token from the
+    zero embedding: the special tokens score 0 under ig, not under inputxgrad, which is why
+    the text default set keeps both."""
+    model, tokenizer = minilm
+    import probe
+
+    text = ["the cat sat on the mat"]
+    target = probe.similarity_target(model, tokenizer, "a dog lay on the rug")
+    ig = integrated_gradients(model, text, target=target, tokenizer=tokenizer, n_steps=2)
+    ids = tokenizer(text, return_tensors="pt")["input_ids"]
+    special = ig.baseline == ids
+    assert special.any() and not special.all()
+    assert torch.count_nonzero(ig.scores[special]) == 0
+    ixg = attribute(model, text, "inputxgrad", target=target, tokenizer=tokenizer).scores
+    assert torch.count_nonzero(ixg[special]) == int(special.sum())
+    pad = model.get_input_embeddings().weight[tokenizer.pad_token_id]
+    assert pad.norm() > 0.1

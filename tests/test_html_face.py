@@ -301,3 +301,95 @@ def test_image_view_patch_map_keeps_a_click_and_moves_with_arrow_keys(browser, t
     ActionChains(browser).move_to_element_with_offset(patch, w // 2 - 3, h // 2 - 3).perform()
     ActionChains(browser).move_to_element_with_offset(patch, w // 2 - 4, h // 2 - 4).perform()
     assert dataset(browser)["patch"] == "11"
+
+
+def _head_view(tokens):
+    from probe.viewers.html import head_view_html
+
+    n = len(tokens)
+    x = np.exp(RNG.normal(size=(2, 3, n, n)))
+    return head_view_html((x / x.sum(-1, keepdims=True)).astype(np.float32), tokens)
+
+
+def test_head_view_tokens_are_reached_by_tab_and_kept_with_enter(browser, tmp_path):
+    """As the model view's thumbnails and the image view's patches: Tab from the last head
+    swatch reaches the first query token (focus shows its lines, as hovering does), Tab goes
+    on to the next token, Enter keeps one, Escape releases it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    open_clean(browser, _head_view(["the", "cat", "sat", "down"]), tmp_path, "head_keys")
+    toks = browser.find_elements(By.CSS_SELECTOR, ".p-tok")
+    assert len(toks) == 8 and all(t.get_attribute("tabindex") == "0" for t in toks)
+    assert toks[1].get_attribute("aria-label") == "query 1: cat"
+    swatches = browser.find_elements(By.CSS_SELECTOR, ".p-swatch")
+    browser.execute_script("arguments[0].focus()", swatches[-1])
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.execute_script("return document.activeElement") == toks[0]
+    assert dataset(browser)["focus"] == "q0"
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert dataset(browser)["focus"] == "q1"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    assert dataset(browser)["focus"] == "q1!"
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert dataset(browser)["focus"] == "q1!"  # kept while Tab moves on
+    toks[2].send_keys(Keys.SPACE)
+    assert dataset(browser)["focus"] == "q2!"
+    toks[2].send_keys(Keys.ESCAPE)
+    assert dataset(browser)["focus"] == "q2"
+
+
+@pytest.mark.parametrize("tokens", [[f"t{i}" for i in range(8)],
+                                    ["[CLS]", "internationalisation", "x", "[SEP]"],
+                                    ["a", "b", "c", "counterrevolutionaries_everywhere"]])
+def test_model_view_label_band_fits_the_longest_label(browser, tmp_path, tokens):
+    """The detail heatmap's label band was 92 px whatever the labels: short labels left a
+    wide gap, long ones were cut. It is now as wide as the longest label, which shows whole."""
+    from probe.viewers.html import model_view_html
+
+    n = len(tokens)
+    x = np.exp(RNG.normal(size=(2, 3, n, n)))
+    view = model_view_html((x / x.sum(-1, keepdims=True)).astype(np.float32), tokens)
+    open_clean(browser, view, tmp_path, "band")
+    band = int(dataset(browser)["band"])
+    widths = browser.execute_script(
+        "return [...document.querySelectorAll('.p-ylab')].map(e => "
+        "[e.scrollWidth, e.clientWidth])")
+    heights = browser.execute_script(
+        "return [...document.querySelectorAll('.p-xlab')].map(e => "
+        "[e.scrollHeight, e.clientHeight])")
+    assert all(s <= c for s, c in widths) and all(s <= c for s, c in heights)  # none cut
+    longest = max(s for s, _ in widths)
+    assert longest <= band <= longest + 12, (longest, band)
+    left = browser.execute_script(
+        "return document.querySelector('.p-stack canvas').offsetLeft")
+    assert left == band  # the map starts right after the band
+
+
+def test_curves_auc_rows_take_their_curves_colours(browser, tmp_path):
+    from probe.viewers.html import curves_view_html
+
+    f = np.arange(5) / 4
+    deletion = {"a": (f, np.linspace(1, 0, 5)), "b": (f, np.linspace(1, 0.5, 5)),
+                "random": (f, np.linspace(1, 0.2, 5))}
+    view = curves_view_html(deletion, None, {m: RNG.random(4) for m in deletion},
+                            tokens=list("wxyz"))
+    data = _data(view.html)
+    colours, ranked = data["colors"], [r is not None for r in data["ranks"]]
+    open_clean(browser, view, tmp_path, "auc")
+    rows = browser.execute_script(
+        "return [...document.querySelectorAll('.p-auc-row')].map(r => [r.dataset.method, "
+        "getComputedStyle(r).color, getComputedStyle(r.firstChild).borderTopColor, "
+        "getComputedStyle(r.firstChild).borderTopStyle, r.textContent])")
+
+    def rgb(hex_colour):
+        h = hex_colour.lstrip("#")
+        return "rgb({}, {}, {})".format(*(int(h[i:i + 2], 16) for i in (0, 2, 4)))
+
+    assert [r[0] for r in rows] == ["a", "b", "random"]
+    for (method, text_colour, key_colour, style, text), colour, solid in zip(rows, colours,
+                                                                             ranked):
+        assert text_colour == key_colour == rgb(colour)
+        assert style == ("solid" if solid else "dashed")  # as the curve is drawn
+        assert text.startswith(f"{method} AUC ")

@@ -138,3 +138,21 @@ def test_every_canvas_font_of_the_views_gets_the_embedded_families():
     sets = [line for js in sources if isinstance(js, str) for line in js.splitlines()
             if re.search(r"\.font\s*=", line)]
     assert sets and all(_CANVAS_FONT.search(line) for line in sets), sets
+
+
+def test_page_fonts_closes_every_font_file():
+    """Under ``-W error::ResourceWarning`` in a fresh process (the font caches empty), cutting
+    CJK, Devanagari and Thai subsets leaves no font file open: the CJK collection read for
+    its member names and each lazily opened font are closed."""
+    import subprocess
+    import sys
+
+    code = ("import gc\n"
+            "from probe.viewers.html._webfonts import page_fonts\n"
+            "fonts = page_fonts(['小猫', 'ध्यान', 'ไทย', 'ひらがな'])\n"
+            "assert len(fonts) >= 3, fonts\n"
+            "gc.collect()\n")
+    done = subprocess.run([sys.executable, "-X", "dev", "-W", "error::ResourceWarning",
+                           "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "ResourceWarning" not in done.stderr, done.stderr

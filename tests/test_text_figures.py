@@ -137,24 +137,85 @@ def test_head_grid_at_one_column_labels_every_token():
     _no_overlap(fig, panels[-1], "x")
 
 
-def test_head_grid_refuses_a_width_its_labels_cannot_fit():
-    """16 tokens need 1.56 in panels at 6 pt: one a row at 3.5 in, a 27 in tall figure;
-    refused in one line naming the width that fits (3 a row at 6.4 in, under 9 in tall)."""
+def _labelled(fig, ax, axis: str) -> list[int]:
+    """Positions of the drawn (non-empty) tick labels of ``ax`` on ``axis``."""
+    ticks = ax.get_yticklabels() if axis == "y" else ax.get_xticklabels()
+    locs = ax.get_yticks() if axis == "y" else ax.get_xticks()
+    return [int(round(p)) for p, t in zip(locs, ticks) if t.get_text()]
+
+
+def _thinned(fig) -> str | None:
+    found = [t.get_text() for t in fig.texts if t.get_gid() == "thinned"]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("n, step", [(16, 2), (27, 3), (60, 7)])
+def test_head_grid_thins_labels_it_cannot_all_fit_and_says_so(n, step):
+    """16 tokens need 1.56 in panels at 6 pt: one a row at 3.5 in, a 27 in tall figure. It was
+    refused; now it is drawn at 3.5 in, 2 panels a row within a page, every ``step``-th token
+    labelled at 6 pt without overlap, and a line under the grid says so."""
+    from probe.viewers._grid_labels import MAX_GRID_HEIGHT_IN
+
+    tokens = [f"w{i}" for i in range(n)]
+    fig = head_grid(_attn(12, n), tokens, layer=0, model_name="minilm", width="single",
+                    sentence="\u201cThe animal didn't cross the street because it was too "
+                             "tired today, an\u2026\u201d")  # as quoted_sentence cuts it
+    FigureCanvasAgg(fig).draw()
+    width, height = fig.get_size_inches()
+    assert width == pytest.approx(3.5) and height <= MAX_GRID_HEIGHT_IN
+    panels = [ax for ax in fig.axes if not hasattr(ax, "_colorbar")]
+    assert len(panels) == 12
+    assert len({round(ax.get_position().x0, 4) for ax in panels}) == 2  # 2 panels a row
+    shown = list(range(0, n, step))
+    assert _labelled(fig, panels[0], "y") == shown
+    assert _labelled(fig, panels[-1], "x") == shown
+    assert _tick_labels(panels[0], "y") == [tokens[i] for i in shown]
+    assert smallest_font(fig) >= MIN_FONT_PT
+    _no_overlap(fig, panels[0], "y")
+    _no_overlap(fig, panels[-1], "x")
+    suffix = {2: "nd", 3: "rd"}.get(step, "th")
+    assert _thinned(fig) == f"every {step}{suffix} token labelled ({n} tokens)"
+    from _layout import layout_problems
+
+    assert layout_problems(fig) == []  # the note, the long title: inside, over nothing
+
+
+def test_head_grid_labels_every_token_where_they_fit_and_says_nothing():
     tokens = [f"w{i}" for i in range(16)]
-    with pytest.raises(probe.ProbeError, match=r"^16 token labels at 6 pt need panels of "
-                                               r"1\.56 in: at width=3\.5 in they fit 1 per row, "
-                                               r"a figure 27\.3 in tall \(over 9 in, a page\); use "
-                                               r"width >= 6\.4, or a shorter text$"):
-        head_grid(_attn(12, 16), tokens, width="single")
-    fig = head_grid(_attn(12, 16), tokens, width=6.4)
+    fig = head_grid(_attn(12, 16), tokens, width=6.6)
     assert fig.get_size_inches()[1] <= 9.0
     FigureCanvasAgg(fig).draw()
     assert _tick_labels(fig.axes[0], "y") == tokens
-    with pytest.raises(probe.ProbeError, match=r"^16 token labels at 6 pt need panels of "
-                                               r"1\.56 in: 1 per row at width=2\.2 in would be "
-                                               r"[\d.]+ in each; use width >= 3\.2, or a "
-                                               r"shorter text$"):  # 4 heads: 4 rows of 1
-        head_grid(_attn(4, 16), tokens, width=2.2)
+    assert _thinned(fig) is None
+    fig = head_grid(_attn(12), TOKENS, width="single")
+    assert _thinned(fig) is None
+
+
+def test_head_grid_with_fixed_columns_thins_in_those_columns():
+    """4 heads, one a row at 2.2 in: was refused ("would be 0.90 in each"); now drawn with
+    thinned labels."""
+    tokens = [f"w{i}" for i in range(16)]
+    fig = head_grid(_attn(4, 16), tokens, width=2.2, ncols=1)
+    FigureCanvasAgg(fig).draw()
+    assert fig.get_size_inches()[0] == pytest.approx(2.2)
+    assert _thinned(fig).startswith("every ") and smallest_font(fig) >= MIN_FONT_PT
+
+
+def test_render_heads_at_single_width_draws_a_long_text(minilm, tmp_path, capsys):
+    """probe render heads --width single refused texts of more than about 9 tokens."""
+    from PIL import Image
+
+    from probe.cli import main
+
+    text = ("The animal didn't cross the street because it was too tired today, and then it "
+            "slept for a very long time.")
+    rc = main(["render", "heads", "--layer", "0", "--text", text, "--width", "single",
+               "--dpi", "40", "--out", str(tmp_path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    (path,) = [line for line in out.splitlines() if line.endswith(".png")]
+    width, height = Image.open(path).size
+    assert width == 140 and height <= 9 * 40
 
 
 def test_model_view_labels_every_query_token():

@@ -7,13 +7,13 @@ A right-to-left sentence (``direction="auto"`` and Arabic or Hebrew words, or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from probe._errors import ProbeError
-from probe.analysis._unknown import unknown_phrase
+from probe.analysis._unknown import check_partly, partly_listed, unknown_phrase
 from probe.viewers._coref_arrows import arrow_routes
 from probe.viewers._coref_excerpt import Context, excerpt
 from probe.viewers._direction import Direction, is_rtl
@@ -122,6 +122,7 @@ def coref_view(
     context: Context = "excerpt",
     unknown: Sequence[int] | None = None,
     unknown_token: str = "[UNK]",
+    partly_unknown: Mapping[int, Sequence[str]] | None = None,
 ) -> Figure:
     """One word, the words it attends to, and its top antecedents with their weights.
 
@@ -170,6 +171,11 @@ def coref_view(
             and the candidates are named in a dark red line under the title (``它, 马路 reach
             the model as [UNK]: their weights say nothing about these words``, gid
             ``"unknown"``). ``unknown_token``: the tokenizer's spelling of it.
+        partly_unknown: word index -> the parts of it that reach the model as the unknown
+            token, for words only partly unknown
+            (``probe.analysis._unknown.partly_unknown_words(trace)``); those among the chosen
+            word and the candidates join the same line (``part of 小猫 (猫) reaches the model
+            as [UNK]: its weights are partly a placeholder's``).
 
     Returns:
         The ``Figure``; ``fig.axes[0].patches`` are the drawn words' boxes in word order
@@ -224,6 +230,9 @@ def coref_view(
                          f"{unknown!r}")
     named = [int(u) for u in dict.fromkeys(unknown) if u == word_index or u in pool]
     named.sort(key=lambda u: (u != word_index, u))  # the chosen word first
+    partly = check_partly(partly_unknown, len(w))
+    part = sorted((u for u in partly if u == word_index or u in pool),
+                  key=lambda u: (u != word_index, u))
     if joined is None:
         glue = attached_words(toks)
     else:
@@ -269,9 +278,10 @@ def coref_view(
         FONT_SIZES["label"], width_pt)
     chosen_at = 0.15 + (0.35 if text else 0.0) - 0.05  # from the top, to the line's top
     top_in = chosen_at + 0.3 + chosen.count("\n") * _line_in(FONT_SIZES["label"])
-    warning = wrap_text(unknown_phrase([format_token(toks[u]) for u in named],
-                                       str(unknown_token)), FONT_SIZES["label"], width_pt
-                        ) if named else ""
+    warning = wrap_text(unknown_phrase(
+        [format_token(toks[u]) for u in named], str(unknown_token),
+        partly_listed([format_token(toks[u]) for u in part], [partly[u] for u in part])),
+        FONT_SIZES["label"], width_pt) if named or part else ""
     warning_at = top_in - 0.08  # from the top, to the line's top
     if warning:
         top_in += (warning.count("\n") + 1) * _line_in(FONT_SIZES["label"]) + 0.05

@@ -38,18 +38,16 @@ if TYPE_CHECKING:
 __all__ = ["channel_profiles_view", "detr_queries_view", "gate_maps", "query_point_view"]
 
 
-def _colorbar(fig: Any, ax: Any, norm: Any, label: str, centred: bool = False,
-              span: bool = False) -> None:
-    """A colourbar beside ``ax`` (one axes or several); ``centred``: the image stays in the
-    middle of its box (a tall image, whose centred title would otherwise run over the
-    colourbar), not against the bar; ``span``: exactly as tall as the images drawn in ``ax``
-    (:func:`span_panels`), not the layout's 20:1 bar."""
+def _colorbar(fig: Any, ax: Any, norm: Any, label: str, centred: bool = False) -> None:
+    """A colourbar beside ``ax`` (one axes or several), exactly as tall as the images drawn
+    in ``ax`` (:func:`span_panels`), not the layout's 20:1 bar; ``centred``: the image stays
+    in the middle of its box (a tall image, whose centred title would otherwise run over the
+    colourbar), not against the bar."""
     from matplotlib.cm import ScalarMappable
 
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP)), ax=ax,
                        fraction=0.046, pad=0.02, **({"panchor": False} if centred else {}))
-    if span:
-        span_panels(bar, ax)
+    span_panels(bar, ax)
     bar.set_label(label, fontsize=FONT_SIZES["label"])
     bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
 
@@ -129,7 +127,7 @@ def gate_maps(
             x, y = marks[name]
             ax.plot([x], [y], marker="x", color="red", ms=8, mew=2)
         label = (units or {}).get(name, "gate" if "gate" in name.lower() else "score")
-        _colorbar(fig, ax, norm, label, centred=cell_w < cell_h, span=True)
+        _colorbar(fig, ax, norm, label, centred=cell_w < cell_h)
     if title:
         fig.suptitle(title, fontsize=FONT_SIZES["suptitle"])
     return fig

@@ -1,22 +1,26 @@
 """Token labels and panel titles fitted to the small panels of a head grid or model view at a
 ``width=``: titles at a smaller font or shortened (:func:`fit_titles`), and every token label
 kept by a smaller font (down to ``MIN_FONT_PT``) or fewer, larger panels per row, within a
-page's height (:func:`fit_labels`).
+page's height (:func:`fit_labels`); where even that does not fit, the labels are thinned
+(every second, third ... token, :func:`thinned_layout`) and the figure says so in a line
+under the grid (:func:`thin_note`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from probe._errors import ProbeError
 from probe.viewers._style import FONT_SIZES, MIN_FONT_PT, text_width_pt
 
 __all__ = ["MAX_GRID_HEIGHT_IN", "Titles", "fit_labels", "fit_titles", "label_font",
-           "title_size"]
+           "thin_note", "thinned_layout", "title_size"]
 
 #: the tallest head grid drawn at a ``width=`` (inches), about a page's text height: a grid
-#: whose labels fit only in fewer, taller rows is refused beyond it
+#: whose labels fit only in fewer, taller rows has its labels thinned instead
 MAX_GRID_HEIGHT_IN = 9.0
+
 
 class Titles(list):  # type: ignore[type-arg]
     """Panel titles drawn at ``size`` points (titles fitted to small panels)."""
@@ -92,3 +96,48 @@ def fit_labels(width: float, ncols: int, fixed_cols: bool, n_cells: int, n_label
         f"{n_labels} token labels at {MIN_FONT_PT:g} pt need panels of {side:.2f} in: {where}; "
         f"use width >= {need:.1f}, or a shorter text"
     )
+
+
+def thinned_layout(width: float, ncols: int, fixed_cols: bool, n_cells: int, *,
+                   margins: tuple[float, float],
+                   gaps: tuple[float, float]) -> tuple[int, float]:
+    """``(ncols, cell)`` of a head grid at ``width`` whose token labels cannot all fit
+    (:func:`fit_labels` refused it) and are thinned: the fewest panels per row (the largest
+    panels, so the most labels) that keep the figure within :data:`MAX_GRID_HEIGHT_IN`;
+    ``ncols`` itself when it is fixed or when even it is taller. ``margins``, ``gaps`` as in
+    :func:`fit_labels` (the margins hold the note's line)."""
+    (fixed_w, fixed_h), (gap_w, gap_h) = margins, gaps
+
+    def cell_at(cols: int) -> float:
+        return (width - fixed_w - (cols - 1) * gap_w) / cols
+
+    best = ncols
+    if not fixed_cols:
+        for cols in range(ncols - 1, 0, -1):  # fewer columns: larger panels, a taller grid
+            rows = -(-n_cells // cols)
+            if fixed_h + rows * cell_at(cols) + (rows - 1) * gap_h > MAX_GRID_HEIGHT_IN:
+                break
+            best = cols
+    return best, cell_at(best)
+
+
+def _nth(step: int) -> str:
+    suffix = "th" if 10 <= step % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(step % 10, "th")
+    return f"{step}{suffix}"
+
+
+def thin_note(n_query: int, n_key: int, max_labels: int) -> str:
+    """The line under a grid whose token labels are thinned to ``max_labels`` per axis
+    (``every 2nd token labelled (16 tokens)``); ``""`` when every token is labelled."""
+    step_q = max(1, math.ceil(n_query / max_labels))
+    step_k = max(1, math.ceil(n_key / max_labels))
+    if step_q == step_k == 1:
+        return ""
+    if n_query == n_key and step_q == step_k:
+        return f"every {_nth(step_q)} token labelled ({n_query} tokens)"
+
+    def side(step: int, n: int, name: str) -> str:
+        return (f"every {name} token" if step == 1 else f"every {_nth(step)} {name} token") + (
+            f" (of {n})" if step > 1 else "")
+
+    return f"{side(step_q, n_query, 'query')} and {side(step_k, n_key, 'key')} labelled"

@@ -20,7 +20,13 @@ import numpy as np
 from probe._errors import ProbeError
 from probe.viewers._bars import bar_length, span_panels
 from probe.viewers._direction import Direction, is_rtl
-from probe.viewers._grid_labels import fit_labels, fit_titles, title_size
+from probe.viewers._grid_labels import (
+    fit_labels,
+    fit_titles,
+    thin_note,
+    thinned_layout,
+    title_size,
+)
 from probe.viewers._style import (
     MIN_FONT_PT,
     styled,
@@ -45,7 +51,7 @@ from probe.viewers._style import (
     thin_labels,
     title as make_title,
 )
-from probe.viewers._width import columns_for_width, sized
+from probe.viewers._width import columns_for_width, sized, wrap_text
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -269,7 +275,10 @@ def _grid_figure(
     under :data:`MIN_GRID_CELL_IN` raises a ProbeError ending in ``too_narrow`` (the fix).
     ``every_label`` (the head grid): at a ``width`` every token up to ``max_labels`` keeps its
     label, at a smaller font (down to ``MIN_FONT_PT``), then in fewer panels per row (unless
-    ``ncols`` is given); a ProbeError names the width that fits them when none does.
+    ``ncols`` is given); where none fits, the labels are thinned at ``MIN_FONT_PT``
+    (:func:`~probe.viewers._grid_labels.thinned_layout`). Whenever labels are thinned, a grey
+    line under the grid says which (:func:`~probe.viewers._grid_labels.thin_note`, gid
+    ``"thinned"``), and at a ``width`` a long title wraps within it.
     """
     from matplotlib.cm import ScalarMappable
 
@@ -281,13 +290,17 @@ def _grid_figure(
     tick_h = _max_label_width_in(k_tokens, thin_labels(n_key, max_labels), fontsize, 10)
     left = 0.1 + line + (line if row_labels else 0.0) + tick_w + 0.08
     bottom = 0.1 + line + tick_h + 0.08
+    gap_w = 0.08
+    right = 0.15 + 0.12 + 0.45 + line + 0.1
+    if width is not None and suptitle:  # a long sentence wraps within the width, around the
+        room = min(width + left - right, width - left + right) - 0.2  # grid's centre
+        suptitle = "\n".join(wrap_text(part, FONT_SIZES["suptitle"], room * 72)
+                              for part in suptitle.split("\n"))
     n_lines = suptitle.count("\n") + 1 if suptitle else 0
     top = 0.1 + FONT_SIZES["suptitle"] / 72 * (1.9 + 1.3 * (n_lines - 1)) * bool(n_lines) + (
         line if (col_titles or cell_titles) else 0.0
     )
-    gap_w = 0.08
     gap_h = 0.08 + (line if cell_titles else 0.0)
-    right = 0.15 + 0.12 + 0.45 + line + 0.1
     if width is not None:
         fixed_cols = ncols is not None
         if ncols is None:
@@ -296,9 +309,15 @@ def _grid_figure(
         cell = (width - left - right - (ncols - 1) * gap_w) / ncols
         n_labels = min(max(n_query, n_key), max_labels)
         if every_label and cell >= MIN_GRID_CELL_IN:
-            ncols, cell, fontsize = fit_labels(
-                width, ncols, fixed_cols, n_cells, n_labels, fontsize,
-                margins=(left + right, top + bottom), gaps=(gap_w, gap_h))
+            try:
+                ncols, cell, fontsize = fit_labels(
+                    width, ncols, fixed_cols, n_cells, n_labels, fontsize,
+                    margins=(left + right, top + bottom), gaps=(gap_w, gap_h))
+            except ProbeError:  # not every label fits: thinned, and the figure says so
+                ncols, cell = thinned_layout(width, ncols, fixed_cols, n_cells,
+                                             margins=(left + right, top + bottom + line),
+                                             gaps=(gap_w, gap_h))
+                fontsize = MIN_FONT_PT
         if cell < MIN_GRID_CELL_IN:
             need = left + right + ncols * MIN_GRID_CELL_IN + (ncols - 1) * gap_w
             raise ProbeError(
@@ -313,10 +332,14 @@ def _grid_figure(
         row_labels = fit_titles(row_labels, cell + gap_h, "layer ", "L")
     if ncols is None:
         ncols = min(n_cells, 4)
+    thinned = thin_note(n_query, n_key, max_labels)
     nrows = -(-n_cells // ncols)
     grid_w = ncols * cell + (ncols - 1) * gap_w
     grid_h = nrows * cell + (nrows - 1) * gap_h
     width = left + grid_w + right  # == width when given
+    if thinned:  # the line saying so, under "key token", wrapped within the width
+        thinned = wrap_text(thinned, FONT_SIZES["label"], (width - 0.2) * 72)
+        bottom += line * (thinned.count("\n") + 1)
     height = top + grid_h + bottom
     fig = new_figure((width, height), layout="none")
 
@@ -361,8 +384,12 @@ def _grid_figure(
     grid_mid_y = (height - top - grid_h / 2) / height
     if rtl:
         grid_mid_x = 1 - grid_mid_x
-    fig.text(grid_mid_x, 0.1 / height, "key token", ha="center", va="bottom",
-             fontsize=FONT_SIZES["label"])
+    under = line * (thinned.count("\n") + 1) if thinned else 0.0
+    fig.text(grid_mid_x, (0.1 + under) / height, "key token",
+             ha="center", va="bottom", fontsize=FONT_SIZES["label"])
+    if thinned:
+        fig.text(0.5, 0.1 / height, thinned, ha="center", va="bottom",
+                 fontsize=FONT_SIZES["label"], color="0.35", gid="thinned")
     fig.text(1 - 0.1 / width if rtl else 0.1 / width, grid_mid_y, "query token",
              ha="right" if rtl else "left", va="center", rotation=90,
              fontsize=FONT_SIZES["label"])
@@ -416,9 +443,10 @@ def head_grid(
         width: figure width in inches, or ``"single"`` / ``"double"``: the heads wrap into
             rows of as many panels of about 1 in as fit (``ncols`` overrides), the panels take
             the width. Every token (up to ``max_labels``) keeps its label: at a smaller font,
-            down to ``MIN_FONT_PT``, then in fewer panels per row; a ProbeError names the
-            width that fits when one panel per row cannot hold them. ``cell_size`` is then
-            ignored.
+            down to ``MIN_FONT_PT``, then in fewer panels per row (within 9 in of height);
+            where even that cannot hold them, every 2nd, 3rd ... token is labelled at
+            ``MIN_FONT_PT`` and a line under the grid says so (``every 2nd token labelled (16
+            tokens)``). ``cell_size`` is then ignored.
 
     Returns:
         The ``Figure``; its first axes are the panels, in head order.

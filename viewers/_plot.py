@@ -354,12 +354,15 @@ def _links(trace: Any, b: int, options: dict[str, Any]) -> Figure:
 
 
 def unknown_options(trace: Any, b: int) -> dict[str, Any]:
-    """``coref_view``'s ``unknown=`` / ``unknown_token=`` of item ``b``: the words made only
-    of the tokenizer's unknown token (the figure names those it follows or ranks)."""
-    from probe.analysis._unknown import unknown_words
+    """``coref_view``'s ``unknown=`` / ``partly_unknown=`` / ``unknown_token=`` of item ``b``:
+    the words made only or partly of the tokenizer's unknown token (the figure names those it
+    follows or ranks)."""
+    from probe.analysis._unknown import partly_unknown_words, unknown_words
 
-    unknown = unknown_words(trace, b)
-    return {"unknown": unknown, "unknown_token": trace.unk_token} if unknown else {}
+    unknown, partly = unknown_words(trace, b), partly_unknown_words(trace, b)
+    if not unknown and not partly:
+        return {}
+    return {"unknown": unknown, "partly_unknown": partly, "unknown_token": trace.unk_token}
 
 
 def _coref(trace: Any, b: int, options: dict[str, Any]) -> Figure:

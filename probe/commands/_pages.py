@@ -288,21 +288,24 @@ def curve_methods(model: Any, modality: str, asked: Sequence[str], *, captures: 
 
 def compute_attributions(model: Any, inputs: Any, methods: Sequence[str], *, tokenizer: Any,
                          target: Any, trace: Any, discard: float = 0.0,
-                         quiet: bool = True) -> dict[str, Any]:
+                         quiet: bool = True,
+                         options: Mapping[str, Mapping[str, Any]] | None = None
+                         ) -> dict[str, Any]:
     """``probe.attribute`` of every method, keyed by the attribution's label (as
     ``probe.compare`` names it); ``trace`` is reused by every method but relevance (which
-    captures its own), ``discard`` goes to the methods that declare ``discard_ratio``."""
+    captures its own), ``discard`` goes to the methods that declare ``discard_ratio``,
+    ``options[method]`` (e.g. ``{"gradcam": {"block": 3}}``) to that method."""
     import probe
     from probe.attribution._registry import method_spec
     from tqdm.auto import tqdm
 
     out = {}
     for m in tqdm(methods, desc="methods", disable=quiet, leave=False):
-        options = {}
+        given = dict((options or {}).get(m, {}))
         if discard and method_spec(m).option("discard_ratio") is not None:
-            options["discard_ratio"] = discard
+            given["discard_ratio"] = discard
         attr = probe.attribute(model, inputs, m, tokenizer=tokenizer, target=target,
-                               trace=None if m == "relevance" else trace, **options)
+                               trace=None if m == "relevance" else trace, **given)
         out[attr.label] = attr
     return out
 

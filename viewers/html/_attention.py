@@ -79,10 +79,21 @@ P.start(async (root, d) => {
       side, i); });
     s.addEventListener("mousemove", ev => tip(ev, side, i));
     s.addEventListener("mouseleave", () => { P.hideTip(); if (!locked) { focus = null; draw(); } });
-    s.addEventListener("click", () => {
+    function press() {
       if (locked && focus && focus.side === side && focus.i === i) { locked = false; focus = null; }
       else { locked = true; focus = {side, i}; }
       draw();
+    }
+    s.addEventListener("click", press);
+    // keyboard: Tab reaches every token (focus shows its lines, as hovering does); Enter or
+    // Space keeps it, as a click does; Escape releases a kept token
+    s.tabIndex = 0; s.setAttribute("role", "button");
+    s.setAttribute("aria-label", (side === "q" ? "query " : "key ") + i + ": " + text);
+    s.addEventListener("focus", () => { if (!locked) { focus = {side, i}; draw(); } });
+    s.addEventListener("blur", () => { if (!locked) { focus = null; draw(); } });
+    s.addEventListener("keydown", ev => {
+      if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); press(); }
+      else if (ev.key === "Escape" && locked) { locked = false; focus = {side, i}; draw(); }
     });
     col.appendChild(s);
     return s;
@@ -230,7 +241,26 @@ P.start(async (root, d) => {
     }
   }
   const detail = P.el("div", "p-detail"); wrap.appendChild(detail);
-  const S = Math.max(220, Math.min(520, 10 * Math.max(Q, K))), M = 92;
+  const S = Math.max(220, Math.min(520, 10 * Math.max(Q, K)));
+  // the label band: as wide as the longest label drawn (measured in the labels' font), not a
+  // fixed 92 px; at most 240 px, a longer label is cut with an ellipsis
+  const stepQ = Math.ceil(Q / 40), stepK = Math.ceil(K / 40);
+  const M = (() => {  // measured in the browser: the labels in their own font, unclipped
+    const box = P.el("div"); box.style.cssText = "position:absolute;visibility:hidden";
+    const texts = [];
+    for (let q = 0; q < Q; q += stepQ) texts.push(d.qtokens[q]);
+    for (let k = 0; k < K; k += stepK) texts.push(d.ktokens[k]);
+    const els = texts.map(t => {
+      const e = P.el("div", "p-ylab", t);
+      e.style.cssText = "position:static;width:auto;display:inline-block"; box.appendChild(e);
+      return e;
+    });
+    wrap.appendChild(box);
+    const widest = Math.max(0, ...els.map(e => e.getBoundingClientRect().width));
+    box.remove();
+    return Math.min(240, Math.max(24, Math.ceil(widest) + 8));
+  })();
+  root.dataset.band = String(M);
   function open(l, h) {
     sel = [l, h]; row = null;
     cells.forEach((c, i) => c.classList.toggle("sel", i === l * H + h));
@@ -247,10 +277,11 @@ P.start(async (root, d) => {
     bctx.imageSmoothingEnabled = false;
     flipped(bctx, S);
     bctx.drawImage(P.paint(A, off, Q, K, table(off)), 0, 0, S, S);
-    const stepQ = Math.ceil(Q / 40), stepK = Math.ceil(K / 40), ch = S / Q, cw = S / K;
+    const ch = S / Q, cw = S / K;
     for (let q = 0; q < Q; q += stepQ) {
       const t = P.el("div", "p-ylab", d.qtokens[q]);
       if (d.rtl) t.style.textAlign = "left";
+      t.style.width = (M - 4) + "px";
       t.style.left = (d.rtl ? S + 2 : 0) + "px";
       t.style.top = (M + q * ch + ch / 2 - 7) + "px"; t.style.height = "14px";
       stack.appendChild(t);
@@ -259,7 +290,7 @@ P.start(async (root, d) => {
       const t = P.el("div", "p-xlab", d.ktokens[k]);
       const col = d.rtl ? K - 1 - k : k;
       t.style.top = "0px"; t.style.left = (X0 + col * cw + cw / 2 - 7) + "px";
-      t.style.width = "14px";
+      t.style.width = "14px"; t.style.height = (M - 4) + "px";
       stack.appendChild(t);
     }
     detail.appendChild(stack);

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from probe._errors import ProbeError
+from probe.analysis._unknown import check_partly, partly_listed, unknown_phrase
 from probe.viewers._direction import Direction, is_rtl
 from probe.viewers.html._page import (
     HtmlView,
@@ -68,11 +69,8 @@ P.start(async (root, d) => {
   }
   function draw() {
     const ch = d.choices[c], w = weights();
-    const u = ch.unknown.map(k => d.words[k]);  // words made only of the unknown token
-    unk.textContent = !u.length ? "" : u.join(", ") + (u.length === 1 ?
-      " reaches the model as " + d.unk + ": its weights say nothing about it" :
-      " reach the model as " + d.unk + ": their weights say nothing about these words");
-    unk.hidden = !u.length;
+    unk.textContent = ch.note;  // words (partly) made of the unknown token, as the figure says
+    unk.hidden = !ch.note;
     let vmax = 0;
     for (let k = 0; k < N; k++) if (k !== ch.index) vmax = Math.max(vmax, w[k]);
     spans.forEach((s, k) => {
@@ -135,6 +133,7 @@ def coref_view_html(
     direction: Direction = "auto",
     unknown: Sequence[int] | None = None,
     unknown_token: str = "[UNK]",
+    partly_unknown: Mapping[int, Sequence[str]] | None = None,
 ) -> HtmlView:
     """Interactive coreference view.
 
@@ -163,6 +162,10 @@ def coref_view_html(
             among it and its candidates are named in a line above the sentence (``它, 马路
             reach the model as [UNK]: their weights say nothing about these words``);
             ``unknown_token``: the tokenizer's spelling of it.
+        partly_unknown: word index -> the parts of it that reach the model as the unknown
+            token, for words only partly unknown
+            (``probe.analysis._unknown.partly_unknown_words(trace)``): named in the same note
+            with their parts (``part of 小猫 (猫) reaches the model as [UNK]: ...``).
 
     Returns:
         An :class:`HtmlView`.
@@ -206,6 +209,7 @@ def coref_view_html(
         raise ProbeError(f"unknown must be a list of word indices in 0..{n - 1}, got "
                          f"{unknown!r}")
     unknown_set = {int(u) for u in unknown}
+    partly = check_partly(partly_unknown, n)
     choices = []
     for idx in weights:
         rows = []
@@ -225,9 +229,13 @@ def coref_view_html(
         cand_list = [int(c) for c in cands] if cands is not None else [
             i for i in range(n) if i != idx
         ]
-        named = [i for i in dict.fromkeys([int(idx), *sorted(cand_list)]) if i in unknown_set]
+        asked = list(dict.fromkeys([int(idx), *sorted(cand_list)]))
+        named = [i for i in asked if i in unknown_set]
+        part = [i for i in asked if i in partly]
+        note = unknown_phrase([toks[i] for i in named], str(unknown_token),
+                              partly_listed([toks[i] for i in part], [partly[i] for i in part]))
         choices.append({"index": int(idx), "top": rows, "candidates": cand_list,
-                        "unknown": named})
+                        "unknown": named, "partly": part, "note": note})
     payload = {
         "title": (str(title) if title is not None else
                   (f"{model_name} \u00b7 coreference" if model_name else "coreference")),

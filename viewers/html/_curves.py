@@ -45,6 +45,9 @@ _CURVES_CSS = """
 .p-curves{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
 .p-curves .p-readout{max-width:300px}
 .p-auc{white-space:pre-line}
+.p-auc-row{white-space:pre;font-weight:600}
+.p-auc-key{display:inline-block;width:16px;margin-right:4px;vertical-align:middle;
+  border-top:2px solid}
 .p-curves canvas.p-chart{border:1px solid #ccc;cursor:crosshair;display:block}
 .p-flow .p-tok.gone{background:#bbb;color:#666;text-decoration:line-through}
 .p-flow .p-tok.swap{background:#ffe08a;color:#333;font-style:italic}
@@ -133,7 +136,7 @@ P.start(async (root, d) => {
       ctx.beginPath(); ctx.moveTo(PAD[0] - 3, py(v)); ctx.lineTo(PAD[0], py(v)); ctx.stroke();
     }
     ctx.fillText(K.axis, PAD[0] + 40, CH - 4);
-    const lines = [];
+    const rows = [];
     for (let i = 0; i < M; i++) {
       if (!shown[i]) continue;
       const fr = K.fractions[i], vs = K.values[i];
@@ -142,7 +145,14 @@ P.start(async (root, d) => {
       ctx.beginPath();
       fr.forEach((f, s) => s ? ctx.lineTo(px(f), py(vs[s])) : ctx.moveTo(px(f), py(vs[s])));
       ctx.stroke();
-      lines.push(d.methods[i] + " AUC " + K.auc[i].toFixed(3));
+      // one row per method in its curve's colour (a baseline's key dashed, as its curve)
+      const row = P.el("div", "p-auc-row"), key = P.el("span", "p-auc-key");
+      key.style.borderTopColor = d.colors[i];
+      key.style.borderTopStyle = d.ranks[i] ? "solid" : "dashed";
+      row.style.color = d.colors[i]; row.dataset.method = d.methods[i];
+      row.appendChild(key); row.appendChild(document.createTextNode(
+        d.methods[i] + " AUC " + K.auc[i].toFixed(3)));
+      rows.push(row);
     }
     ctx.setLineDash([]);
     if (ki === kind && shown[m]) {
@@ -150,7 +160,8 @@ P.start(async (root, d) => {
       ctx.fillStyle = d.colors[m]; ctx.strokeStyle = "#000"; ctx.lineWidth = 1.5;
       ctx.beginPath(); ctx.arc(x, y, 5, 0, 2 * Math.PI); ctx.fill(); ctx.stroke();
     }
-    auc.textContent = K.better + ":\n" + lines.join("\n");
+    auc.textContent = K.better + ":";
+    rows.forEach(r => auc.appendChild(r));
   }
   function draw() {
     charts.forEach((_, ki) => chart(ki));

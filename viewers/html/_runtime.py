@@ -38,6 +38,7 @@ font-size:11px;cursor:pointer;min-width:24px}
 border-radius:2px;max-width:14em;overflow:hidden;text-overflow:ellipsis;font-size:12px}
 .p-tok.on{outline:2px solid #1f77b4}
 .p-tok.lock{outline:2px solid #d62728}
+.p-tok:focus-visible{box-shadow:0 0 0 2px #1f77b4 inset;outline-offset:0}
 .p-grid{display:grid;gap:3px;align-items:center}
 .p-grid canvas{cursor:pointer;border:1px solid #ccc;display:block}
 .p-grid canvas.sel{border-color:#d62728;outline:2px solid #d62728}
@@ -48,7 +49,8 @@ border-radius:2px;max-width:14em;overflow:hidden;text-overflow:ellipsis;font-siz
 .p-detail{position:relative}
 .p-stack{position:relative}
 .p-stack canvas{position:absolute;left:0;top:0}
-.p-ylab,.p-xlab{position:absolute;font-size:10px;white-space:pre;color:#333;overflow:hidden}
+.p-ylab,.p-xlab{position:absolute;font-size:10px;white-space:pre;color:#333;overflow:hidden;
+  text-overflow:ellipsis}
 .p-ylab{text-align:right;width:90px}
 .p-xlab{writing-mode:vertical-rl;transform:rotate(180deg);height:90px;text-align:left}
 .p-readout{min-height:2.8em;font-size:12px;color:#333;max-width:560px}

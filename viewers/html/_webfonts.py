@@ -115,9 +115,9 @@ def _sources() -> tuple[tuple[str, str, int], ...]:
     for _family, package in _FALLBACK_FONTS:
         for path in _font_files(package):
             if path.lower().endswith((".ttc", ".otc")):
-                collection = TTCollection(path, lazy=True)
-                for index, font in enumerate(collection.fonts):
-                    out.append((font["name"].getDebugName(1), path, index))
+                with TTCollection(path, lazy=True) as collection:  # closes the file
+                    for index, font in enumerate(collection.fonts):
+                        out.append((font["name"].getDebugName(1), path, index))
             else:
                 out.append((_family, path, -1))
     return tuple(out)
@@ -173,12 +173,22 @@ def subset_font(family: str, path: str, index: int, codes: frozenset[int]) -> Pa
     single font) with exactly the characters ``codes`` in its cmap (and the glyphs their
     shaping needs: ligatures, contextual forms, marks), every ``name`` record kept, hinting
     dropped, a variable font pinned to its default instance."""
-    from fontTools import subset
     from fontTools.ttLib import TTFont
 
     font = TTFont(path, fontNumber=max(index, 0), lazy=True)
     if "fvar" in font:  # the instancer needs the tables loaded
+        font.close()
         font = TTFont(path, fontNumber=max(index, 0))
+    try:
+        return _subset(family, path, font, codes)
+    finally:
+        font.close()  # a lazy font holds its file open until closed
+
+
+def _subset(family: str, path: str, font: Any, codes: frozenset[int]) -> PageFont:
+    """The :func:`subset_font` of the open ``font`` (cut in place; the caller closes it)."""
+    from fontTools import subset
+
     options = subset.Options()
     options.name_IDs = ["*"]
     options.name_languages = ["*"]

@@ -57,6 +57,7 @@ class RenderArgs:
     direction: str = "auto"
     width: str | None = None
     context: str | None = None  # None: not given (the coref figure's default, "excerpt")
+    block: int | None = None  # None: not given (gradcam's own default, the last block)
 
 TEXT_ONLY_VIEWS = ("coref", "alignment")
 #: Views that lay out the tokens of ``--text``, and so read ``--direction``.
@@ -68,8 +69,13 @@ GENERATE_VIEWS = ("heads", "head", "links", "alignment")
 IMAGE_DEFAULT_VIEWS = ("saliency",)
 #: compare/curves without --method: one method of each kind, not every registered method
 #: (the rollout presets rollout-max/rollout-min and attention flow, both variants of
-#: rollout, are left out; on images GradCAM joins and saliency alone stands for the plain
-#: gradient, inputxgrad being the gradient times the input); DEFAULT_METHODS_HELP says so
+#: rollout, are left out). On images inputxgrad is left out too, for a reason the tests
+#: check (tests/test_grad_methods.py): its pixels are the normalised input and ig's default
+#: image baseline is zeros in that space, so inputxgrad, x * grad f(x), is exactly ig with
+#: one right-Riemann step from the same baseline, a coarser copy of a method already shown.
+#: On text the two differ (ig keeps [CLS]/[SEP] and starts the other tokens from [PAD],
+#: inputxgrad measures every token from the zero embedding), so text keeps both.
+#: DEFAULT_METHODS_HELP says so.
 DEFAULT_TEXT_METHODS = ("attention", "rollout", "relevance", "ig", "saliency", "inputxgrad",
                         "random")
 DEFAULT_IMAGE_METHODS = (
@@ -85,7 +91,8 @@ DEFAULT_METHODS_HELP = (
     + ", ".join(DEFAULT_WINDOWED_METHODS) + "; CNNs their gate methods, gradcam, ig, random. "
     "Left out, by name only: rollout-max and rollout-min (rollout with another head fusion), "
     "flow (attention flow, a max-flow variant of rollout) and, on images, inputxgrad (the "
-    "gradient times the input; saliency stands for the plain gradient)"
+    "gradient times the normalised pixels: ig with one step from ig's default baseline, "
+    "zeros in that space, so a coarser ig)"
 )
 
 #: every view of ``probe render``, in ``--help`` order (``tests`` check it against the registry)
@@ -108,6 +115,7 @@ OPTION_VIEWS: dict[str, tuple[str, ...]] = {
     "--query": ("detr", "window"),
     "--method": ("saliency", "compare", "curves"),
     "--fusion": ("rollout",),
+    "--block": ("saliency", "compare", "curves"),
     "--discard": ("rollout", "saliency", "compare", "curves"),
     "--generate": GENERATE_VIEWS,
     "--stack": STACK_VIEWS,
@@ -192,6 +200,8 @@ def check_view_options(args: RenderArgs) -> None:
                          f"{args.occurrence!r}")
     if args.queries and args.view not in OPTION_VIEWS["--query"]:
         raise not_for_view("--query", args.view)
+    if args.block is not None and args.view not in OPTION_VIEWS["--block"]:
+        raise not_for_view("--block", args.view, " (it computes no GradCAM)")
     repeated = sorted({q for q in args.queries if list(args.queries).count(q) > 1})
     if repeated:
         raise ProbeError(f"--query {repeated[0]} is given twice: name each query once")

@@ -387,6 +387,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--discard", type=float, default=discard.default,
         help=f"rollout discard ratio: {discard.doc} (default {discard.default:g})",
     )
+    add(
+        "--block", type=int, metavar="B",
+        help="gradcam: the block whose input tokens it weighs (ViT, DeiT: the transformer "
+        "block; Swin: blocks counted over all stages; CNNs: the stage); negative counts from "
+        "the end; default -1, the last (saliency, compare, curves with gradcam among the "
+        "methods)",
+    )
     add("--out", default="probe-out", help="output directory (default: probe-out)")
     add(
         "--format", action="append", dest="formats", choices=FORMATS, default=[],

@@ -24,6 +24,7 @@ def _attribution(s: Session, method: str, **options: Any) -> Any:
 
     if s.args.discard and _takes(method, "discard_ratio"):
         options["discard_ratio"] = s.args.discard
+    options.update(_block_options(s, [method]).get(method, {}))
     trace = s.trace() if method != "relevance" and s.captures() else None
     try:
         return probe.attribute(
@@ -83,7 +84,47 @@ def _compute_all(s: Session, methods: list[str]) -> dict[str, Any]:
     return compute_attributions(s.model, s.inputs, methods, tokenizer=s.processor,
                                 target=s.target(), trace=s.trace() if s.captures() and any(
                                     m != "relevance" for m in methods) else None,
-                                discard=s.args.discard, quiet=s.args.quiet)
+                                discard=s.args.discard, quiet=s.args.quiet,
+                                options=_block_options(s, methods))
+
+
+def _block_options(s: Session, methods: list[str]) -> dict[str, dict[str, int]]:
+    """``{"gradcam": {"block": B}}`` for ``--block B`` (nothing without it), after checking
+    that the view computes gradcam and that the model has block ``B``."""
+    block = s.args.block
+    if block is None:
+        return {}
+    if "gradcam" not in methods:
+        raise ProbeError(
+            f"--block picks the block GradCAM reads, but this view computes no gradcam "
+            f"(methods: {', '.join(methods)}): add --method gradcam (image models), or drop "
+            "--block")
+    count, noun = _gradcam_blocks(s)
+    if not -count <= block < count:
+        valid = ", ".join(map(str, range(count - 1))) + f" or {count - 1}" if count > 1 else "0"
+        raise ProbeError(
+            f"--block {block} is out of range: gradcam on {s.model_name} reads one of its "
+            f"{count} {noun}s: use {valid} (or -{count}..-1 from the end; -1, the last, is the "
+            "default)")
+    return {"gradcam": {"block": block}}
+
+
+def _gradcam_blocks(s: Session) -> tuple[int, str]:
+    """How many blocks ``gradcam``'s ``block`` option can pick on the session's model, and
+    what they are (``block``; a CNN's: ``stage``), as the adapter finds them."""
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(s.model)
+    cnn = hasattr(adapter, "feature_layer")
+    pick = adapter.feature_layer if cnn else adapter.block
+    count = 0
+    while count < 10_000:
+        try:
+            pick(count)
+        except ProbeError:
+            break
+        count += 1
+    return count, "stage" if cnn else "block"
 
 
 def _faithfulness(s: Session, attrs: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -119,6 +160,8 @@ def _methods_part(s: Session, methods: list[str], named: bool = False) -> str:
     part = "-".join(_slug(m, 40) for m in methods) if s.args.methods or named else "default"
     if s.args.discard and any(_takes(m, "discard_ratio") for m in methods):
         part += f"-d{s.args.discard:g}"
+    if s.args.block is not None and "gradcam" in methods:  # one file per block
+        part += f"-b{s.args.block}"
     return part
 
 
