@@ -144,3 +144,14 @@ def test_ig_with_more_steps_than_memory_holds_is_one_line(vit_shapes):
     with pytest.raises(probe.ProbeError, match=r"^n_steps 1000000000 is too many: use at most "
                        r"4096 \(the default is 50"):
         probe.attribute(vit_shapes, torch.rand(1, 3, 32, 32), "ig", n_steps=10**9)
+
+
+def test_ig_riemann_with_one_step_is_one_line(vit_shapes):
+    """captum's Riemann rules assert ``n_steps > 1`` bare; Gauss-Legendre takes one step."""
+    pixels = torch.rand(1, 3, 32, 32)
+    for rule in ("riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"):
+        with pytest.raises(probe.ProbeError, match=rf"^integration '{rule}' needs n_steps >= 2 "
+                           r"\(got 1\): raise n_steps, or use integration='gausslegendre'"):
+            probe.attribute(vit_shapes, pixels, "ig", n_steps=1, integration=rule)
+    one = probe.attribute(vit_shapes, pixels, "ig", n_steps=1, integration="gausslegendre")
+    assert one.scores.isfinite().all()

@@ -371,6 +371,11 @@ def integrated_gradients(
             f"unknown Integrated Gradients integration {integration!r}; use one of "
             f"{list(_IG_METHODS)}"
         )
+    if n_steps < 2 and integration.startswith("riemann"):  # captum asserts it, bare
+        raise ProbeError(
+            f"integration {integration!r} needs n_steps >= 2 (got {n_steps}): raise n_steps, or "
+            "use integration='gausslegendre', which takes one step"
+        )
     batch = _prepare(model, inputs, tokenizer)
     with differentiable(model):
         classes = _fix_target(model, batch, target)
