@@ -152,7 +152,7 @@ class HFTextModel(ModelAdapter):
             p.input_ids = input_ids.detach().clone()
         mask = kwargs.get("attention_mask")
         if mask is not None:
-            check_mask(mask, input_ids)
+            check_mask(mask, input_ids, embeds=kwargs.get("inputs_embeds"))
         if kwargs.get("token_type_ids") is not None:
             check_token_types(kwargs["token_type_ids"], input_ids,
                               getattr(self.model.config, "type_vocab_size", None))

@@ -63,23 +63,46 @@ def encode_texts(tokenizer: Any, texts: list[str]) -> tuple[Any, dict[str, Any],
     return enc, kwargs, pads
 
 
-def check_mask(mask: Any, input_ids: torch.Tensor | None) -> None:
-    """``attention_mask`` ``[batch, seq]`` like ``input_ids``, each item with a real token."""
+def check_mask(mask: Any, input_ids: torch.Tensor | None, name: str = "attention_mask",
+               embeds: torch.Tensor | None = None) -> None:
+    """``attention_mask`` ``[batch, seq]`` like ``input_ids`` (or ``inputs_embeds``'
+    ``[batch, seq, hidden]``), bool or 0/1 values, each item with a real token.
+
+    transformers reads any non-zero value as a real token (a mask of 2s, -1s or NaNs ran as
+    all ones), so other values are refused rather than guessed at.
+    """
     import torch
 
     if not isinstance(mask, torch.Tensor):
+        raise ProbeError(f"{name} must be a tensor [batch, seq], got {type(mask).__name__}")
+    ids, ref = ("input_ids", input_ids) if input_ids is not None else ("inputs_embeds", embeds)
+    if isinstance(ref, torch.Tensor) and ref.dim() >= 2 and (
+            tuple(mask.shape) != tuple(ref.shape[:2])):
         raise ProbeError(
-            f"attention_mask must be a tensor [batch, seq], got {type(mask).__name__}"
+            f"{name} {tuple(mask.shape)} does not match {ids} {tuple(ref.shape)}: pass the mask "
+            "the tokenizer returned with these ids"
         )
-    if input_ids is not None and tuple(mask.shape) != tuple(input_ids.shape):
+    if mask.dim() != 2:
+        raise ProbeError(f"{name} must be a tensor [batch, seq], got shape {tuple(mask.shape)}")
+    if mask.is_complex():
+        raise ProbeError(f"{name} must hold 0 and 1 (or be a bool tensor), got {mask.dtype}")
+    if mask.is_meta:
+        raise ProbeError(f"{name} is on the meta device and holds no values: pass a real mask")
+    if not mask.numel() or mask.dtype == torch.bool:
+        odd = None
+    else:
+        values = mask.detach()
+        bad = ~((values == 0) | (values == 1))
+        odd = values[bad].flatten()[:1].tolist() if bool(bad.any()) else None
+    if odd:
         raise ProbeError(
-            f"attention_mask {tuple(mask.shape)} does not match input_ids "
-            f"{tuple(input_ids.shape)}: pass the mask the tokenizer returned with these ids"
+            f"{name} holds {odd[0]!r}: a mask holds 1 for a real token and 0 for padding "
+            "(transformers reads any other non-zero value as real); pass a 0/1 or bool mask"
         )
-    if mask.dim() == 2 and mask.numel() and not bool(mask.bool().any(-1).all()):
+    if mask.numel() and not bool(mask.bool().any(-1).all()):
         empty = int((~mask.bool().any(-1)).nonzero()[0, 0])
         raise ProbeError(
-            f"attention_mask masks every token of item {empty}: each item needs a real token"
+            f"{name} masks every token of item {empty}: each item needs a real token"
         )
 
 

@@ -1,0 +1,129 @@
+"""Odd inputs found by a tenth hunt on the error promise (forward keywords behind unannotated
+``**kwargs``, attention masks that are not 0/1, ...): each is one ``ProbeError`` line naming
+the problem and the fix, never a silently ignored or wrong input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import probe
+
+
+def _bert2bert() -> Any:
+    import transformers
+    from transformers import BertConfig, EncoderDecoderConfig, EncoderDecoderModel
+
+    transformers.logging.set_verbosity_error()
+    kw = dict(vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+              intermediate_size=64, max_position_embeddings=64)
+    config = EncoderDecoderConfig.from_encoder_decoder_configs(
+        BertConfig(**kw), BertConfig(**kw, is_decoder=True, add_cross_attention=True))
+    model = EncoderDecoderModel(config).eval()
+    model.config.decoder_start_token_id, model.config.pad_token_id = 2, 0
+    return model
+
+
+def _longformer() -> Any:
+    import transformers
+    from transformers import LongformerConfig, LongformerModel
+
+    transformers.logging.set_verbosity_error()
+    return LongformerModel(LongformerConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+        vocab_size=99, max_position_embeddings=64, attention_window=4, pad_token_id=0)).eval()
+
+
+def test_unknown_keywords_are_refused_behind_unannotated_kwargs():
+    """GPT-2, Longformer and EncoderDecoderModel take ``**kwargs`` without an annotation:
+    ``bogus=1`` ran silently. They take transformers' ``TransformersKwargs`` (and the
+    composite also its encoder's keywords and its decoder's with ``decoder_``), read from the
+    model, so the keywords they use still pass."""
+    from tests._tiny import gpt2
+
+    gpt, inputs = gpt2()
+    ids = inputs["input_ids"]
+    unknown = r"^unknown option 'bogus': it is neither a probe\.trace option nor a keyword {}"
+    with pytest.raises(probe.ProbeError, match=unknown.format("GPT2LMHeadModel") +
+                       r".*num_items_in_batch.*output_hidden_states"):
+        probe.trace(gpt, ids, bogus=1)
+    plain = probe.trace(gpt, ids)
+    for kw in (dict(output_hidden_states=True), dict(num_items_in_batch=3),
+               dict(logits_to_keep=1)):
+        torch.testing.assert_close(probe.trace(gpt, ids, **kw).attentions, plain.attentions)
+    with pytest.raises(probe.ProbeError, match=unknown.format("LongformerModel")):
+        probe.trace(_longformer(), ids, bogus=1)
+    probe.trace(_longformer(), ids, global_attention_mask=torch.zeros_like(ids))
+    model = _bert2bert()
+    both = {"input_ids": ids, "decoder_input_ids": ids[:, :4]}
+    with pytest.raises(probe.ProbeError, match=unknown.format("EncoderDecoderModel")):
+        probe.trace(model, both, bogus=1)
+    with pytest.raises(probe.ProbeError, match=r"^unknown option 'decoder_bogus'"):
+        probe.trace(model, both, decoder_bogus=1)
+    probe.trace(model, both, output_hidden_states=True,
+                decoder_token_type_ids=torch.zeros_like(ids[:, :4]))
+
+
+@pytest.mark.parametrize("odd", [
+    lambda m: m * 2, lambda m: m.masked_fill(m == 0, -1), lambda m: m.float() * 0.5,
+    lambda m: m.float().masked_fill(m == 0, float("nan")), lambda m: m.float() * float("inf"),
+])
+def test_an_attention_mask_other_than_zero_and_one_is_refused(odd):
+    """transformers reads any non-zero mask value as a real token: a mask of 2s, -1s, 0.5s or
+    NaNs ran as if it were all ones."""
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    mask = inputs["attention_mask"]
+    given = odd(mask)
+    before = given.clone()
+    with pytest.raises(probe.ProbeError, match=(
+            r"^attention_mask holds -?(2|1|0\.5|nan|inf)\b.*: a mask holds 1 for a real token "
+            r"and 0 for padding .*; pass a 0/1 or bool mask$")):
+        probe.trace(model, {"input_ids": inputs["input_ids"], "attention_mask": given})
+    torch.testing.assert_close(given, before, equal_nan=True)
+
+
+def test_bool_and_zero_one_masks_of_any_dtype_stay_accepted():
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    plain = probe.trace(model, inputs).attentions
+    for dtype in (torch.bool, torch.uint8, torch.int32, torch.float16, torch.float32):
+        got = probe.trace(model, {"input_ids": ids, "attention_mask": mask.to(dtype)})
+        torch.testing.assert_close(got.attentions, plain)
+
+
+@pytest.mark.parametrize("mask, message", [
+    (lambda m: m[:, :5], r"^attention_mask \(2, 5\) does not match inputs_embeds \(2, 9, 32\)"),
+    (lambda m: m.to(torch.complex64), r"^attention_mask must hold 0 and 1 .*complex64$"),
+    (lambda m: m.to("meta"), r"^attention_mask is on the meta device and holds no values"),
+    (lambda m: torch.zeros_like(m), r"^attention_mask masks every token of item 0"),
+])
+def test_a_mask_beside_embeddings_is_checked_like_beside_ids(mask, message):
+    """Beside ``inputs_embeds`` a mask of the wrong length ran silently (only ids were held
+    against it); a meta mask was a RuntimeError from ``.item()``."""
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    embeds = model.get_input_embeddings()(inputs["input_ids"]).detach()
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, {"inputs_embeds": embeds,
+                            "attention_mask": mask(inputs["attention_mask"])})
+
+
+def test_a_decoder_mask_other_than_zero_and_one_is_refused():
+    from tests._tiny import t5
+
+    model, inputs = t5()
+    dec = inputs["input_ids"][:, :4]
+    both = {**inputs, "decoder_input_ids": dec}
+    with pytest.raises(probe.ProbeError, match=r"^decoder_attention_mask holds 2: "):
+        probe.trace(model, {**both, "decoder_attention_mask": torch.full_like(dec, 2)})
+    with pytest.raises(probe.ProbeError, match=r"^decoder_attention_mask masks every token"):
+        probe.trace(model, {**both, "decoder_attention_mask": torch.zeros_like(dec)})
+    probe.trace(model, {**both, "decoder_attention_mask": torch.ones_like(dec, dtype=torch.bool)})
