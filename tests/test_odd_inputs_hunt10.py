@@ -127,3 +127,43 @@ def test_a_decoder_mask_other_than_zero_and_one_is_refused():
     with pytest.raises(probe.ProbeError, match=r"^decoder_attention_mask masks every token"):
         probe.trace(model, {**both, "decoder_attention_mask": torch.zeros_like(dec)})
     probe.trace(model, {**both, "decoder_attention_mask": torch.ones_like(dec, dtype=torch.bool)})
+
+
+@pytest.mark.parametrize("option", [dict(head_fusion="max"), dict(discard_ratio=0.5),
+                                    dict(start_layer=1)])
+def test_rollout_options_without_stream_are_refused(option):
+    """``head_fusion=``, ``discard_ratio=`` and ``start_layer=`` shape only the rollout that
+    ``stream=True`` folds during the capture: without it ``head_fusion='nope'`` and
+    ``discard_ratio=2`` ran silently and did nothing."""
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    (name, value), = option.items()
+    with pytest.raises(probe.ProbeError, match=(
+            rf"^{name}={value!r} applies only with stream=True .*: pass stream=True, or drop "
+            rf"it and give it to probe\.rollout\(trace, {name}=\.\.\.\)$")):
+        probe.trace(model, inputs, **option)
+    probe.trace(model, inputs, stream=True, **option)
+    probe.trace(model, inputs, head_fusion="mean", discard_ratio=0, start_layer=0)
+
+
+def test_an_input_mapping_key_the_model_does_not_take_is_refused(minilm):
+    """``{**encoding, "bogus": x}`` (or ``labels`` for a model without a head) reached the
+    model's ``**kwargs`` and was silently ignored; the tokenizer's own extras
+    (``return_offsets_mapping=True``, ``return_special_tokens_mask=True``) are dropped."""
+    model, tokenizer = minilm
+    enc = tokenizer(["hello world", "a"], return_tensors="pt", padding=True)
+    with pytest.raises(probe.ProbeError, match=(
+            r"^the input mapping holds 'bogus', which is not a keyword BertModel\.forward "
+            r"takes: drop it from the mapping$")):
+        probe.trace(model, {**enc, "bogus": enc["input_ids"]}, tokenizer=tokenizer)
+    with pytest.raises(probe.ProbeError, match=r"holds 'atention_mask'.*did you mean "
+                                               r"'attention_mask'\?$"):
+        probe.trace(model, {"input_ids": enc["input_ids"], "atention_mask": enc["attention_mask"]})
+    full = tokenizer(["hello world", "a"], return_tensors="pt", padding=True,
+                     return_offsets_mapping=True, return_special_tokens_mask=True,
+                     return_length=True)
+    got = probe.trace(model, full, tokenizer=tokenizer)
+    torch.testing.assert_close(got.attentions,
+                               probe.trace(model, enc, tokenizer=tokenizer).attentions)
+    assert "offset_mapping" in full  # the caller's mapping is left as it was

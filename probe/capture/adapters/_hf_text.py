@@ -30,6 +30,7 @@ from probe.capture.adapters._hf_sites import (
     is_hf_model,
 )
 from probe.capture.adapters._text_inputs import (
+    check_mapping_keys,
     check_mask,
     check_not_only_special,
     check_token_types,
@@ -146,6 +147,8 @@ class HFTextModel(ModelAdapter):
             )
         if not self.accepts("token_type_ids"):
             kwargs.pop("token_type_ids", None)
+        if isinstance(inputs, Mapping):
+            check_mapping_keys(kwargs, self.model)
         input_ids = kwargs.get("input_ids")
         if input_ids is not None:
             self.check_ids(input_ids)

@@ -24,7 +24,7 @@ from probe.capture.adapters._words import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_mask", "check_not_only_special", "check_token_types", "encode_texts",
+__all__ = ["check_mapping_keys", "check_mask", "check_not_only_special", "check_token_types", "encode_texts",
            "is_byte_level", "word_labels"]
 
 Pads = list[tuple[int, int]]
@@ -103,6 +103,36 @@ def check_mask(mask: Any, input_ids: torch.Tensor | None, name: str = "attention
         empty = int((~mask.bool().any(-1)).nonzero()[0, 0])
         raise ProbeError(
             f"{name} masks every token of item {empty}: each item needs a real token"
+        )
+
+
+#: what a tokenizer returns about the encoding, not for the model (``return_offsets_mapping``,
+#: ``return_special_tokens_mask``, ``return_length``, overflow): dropped from an input mapping
+TOKENIZER_ONLY = frozenset({"offset_mapping", "special_tokens_mask", "length",
+                            "overflowing_tokens", "num_truncated_tokens",
+                            "overflow_to_sample_mapping"})
+
+
+def check_mapping_keys(kwargs: dict[str, Any], model: Any) -> None:
+    """Drop the tokenizer-only keys of an input mapping (in place; ``kwargs`` is probe's own
+    copy) and refuse a key the model's forward does not take (it was silently ignored)."""
+    import difflib
+
+    from probe.capture.adapters._base import forward_keywords
+
+    for key in TOKENIZER_ONLY & set(kwargs):
+        del kwargs[key]
+    named, open_kw = forward_keywords(model)
+    if open_kw:
+        return  # the forward takes **kwargs probe cannot list: the model judges them
+    what = f"{type(model).__name__}.forward"
+    for key in kwargs:
+        if key in named:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(named), n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]!r}?" if close else "drop it from the mapping"
+        raise ProbeError(
+            f"the input mapping holds {key!r}, which is not a keyword {what} takes: {hint}"
         )
 
 
