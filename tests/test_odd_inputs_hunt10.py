@@ -167,3 +167,43 @@ def test_an_input_mapping_key_the_model_does_not_take_is_refused(minilm):
     torch.testing.assert_close(got.attentions,
                                probe.trace(model, enc, tokenizer=tokenizer).attentions)
     assert "offset_mapping" in full  # the caller's mapping is left as it was
+
+
+def _gen_gpt2() -> tuple[Any, torch.Tensor]:
+    from tests._tiny import gpt2
+
+    model, inputs = gpt2()
+    model.generation_config.pad_token_id = 0
+    return model, inputs["input_ids"][:1]
+
+
+@pytest.mark.parametrize("option, message", [
+    (dict(logits_processor=[1]), r"^logits_processor= holds 1 \(int\), which is not callable: "
+                                 r"pass transformers LogitsProcessor objects"),
+    (dict(stopping_criteria=["stop"]), r"^stopping_criteria= holds 'stop' \(str\), which is "
+                                       r"not callable"),
+    (dict(eos_token_id=500), r"^eos_token_id=500 \(passed to generate\) is outside the "
+                             r"vocabulary of GPT2LMHeadModel \(ids 0\.\.98\)"),
+    (dict(pad_token_id=-5), r"^pad_token_id=-5 \(passed to generate\) is outside the "
+                            r"vocabulary"),
+    (dict(eos_token_id=[3, 500]), r"^eos_token_id=\[3, 500\] \(passed to generate\) is outside"),
+])
+def test_generate_arguments_of_the_wrong_kind_are_named(option, message):
+    """A logits processor that is not callable was an AttributeError from deep inside
+    ``generate``; an ``eos_token_id`` outside the vocabulary never stopped generation and a
+    ``pad_token_id`` outside it was written into the sequences, silently."""
+    model, ids = _gen_gpt2()
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.generate(model, ids, max_new_tokens=2, **option)
+    probe.generate(model, ids, max_new_tokens=2, eos_token_id=3, pad_token_id=0,
+                   logits_processor=[lambda input_ids, scores: scores])
+
+
+@pytest.mark.parametrize("flag", ["no", None, 1.0])
+def test_trace_gates_takes_a_bool_requires_grad(flag):
+    """``probe.trace`` refuses ``requires_grad="no"``; ``probe.trace_gates`` took it as true
+    and captured with gradients."""
+    model = probe.load_model("cnn-shapes").model
+    with pytest.raises(probe.ProbeError, match=rf"^requires_grad must be True or False, got "
+                                               rf"{flag!r}$"):
+        probe.trace_gates(model, torch.randn(1, 3, 64, 64), requires_grad=flag)
