@@ -207,3 +207,32 @@ def test_trace_gates_takes_a_bool_requires_grad(flag):
     with pytest.raises(probe.ProbeError, match=rf"^requires_grad must be True or False, got "
                                                rf"{flag!r}$"):
         probe.trace_gates(model, torch.randn(1, 3, 64, 64), requires_grad=flag)
+
+
+@pytest.mark.parametrize("mask, message", [
+    (lambda m: m * 2, r"^pixel_mask holds 2: a mask holds 1 for a real pixel and 0 for padding"),
+    (lambda m: m * 0.5, r"^pixel_mask holds 0\.5: "),
+    (lambda m: m.float().masked_fill(m == 1, float("nan")), r"^pixel_mask holds nan: "),
+    (lambda m: m.masked_fill(torch.arange(96) > 80, 0),
+     r"^pixel_mask marks padding \(it has zeros\): probe traces unpadded pixels"),
+    (lambda m: m[:, :10], r"^pixel_mask \(2, 10, 96\) does not match the pixels \(2, 3, 64, "
+                          r"96\): pass a \[batch, height, width\] mask \(2, 64, 96\)"),
+    (lambda m: m[:1], r"^pixel_mask \(1, 64, 96\) does not match"),
+    (lambda m: m[:, None], r"^pixel_mask \(2, 1, 64, 96\) does not match"),
+    (lambda m: m.tolist(), r"^pixel_mask must be a tensor \[batch, height, width\], got list$"),
+])
+def test_a_detr_pixel_mask_is_checked_against_the_pixels(mask, message):
+    """DETR's ``pixel_mask=`` went to the model unchecked: 2 or 0.5 ran as 1, zeros marked
+    padding the trace never recorded (a processor's padded batch is refused), a mask of
+    another size was silently resized and a 4-D one failed deep inside DETR."""
+    from tests._tiny import resnet_detr
+
+    model = resnet_detr()
+    pixels = torch.randn(2, 3, 64, 96)
+    ones = torch.ones(2, 64, 96, dtype=torch.long)
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, pixels, pixel_mask=mask(ones))
+    plain = probe.trace(model, pixels).attentions
+    for dtype in (torch.long, torch.bool, torch.float32):
+        torch.testing.assert_close(
+            probe.trace(model, pixels, pixel_mask=ones.to(dtype)).attentions, plain)
