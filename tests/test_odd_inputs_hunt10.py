@@ -236,3 +236,114 @@ def test_a_detr_pixel_mask_is_checked_against_the_pixels(mask, message):
     for dtype in (torch.long, torch.bool, torch.float32):
         torch.testing.assert_close(
             probe.trace(model, pixels, pixel_mask=ones.to(dtype)).attentions, plain)
+
+
+_EMBEDS = [
+    (lambda e: e.index_put((torch.tensor([1]), torch.tensor([4])), torch.tensor(float("inf"))),
+     r"^inputs_embeds hold 32 non-finite value\(s\) \(first at item 1, token 4\), which would "
+     r"make the attention maps NaN"),
+    (lambda e: e.long(), r"^inputs_embeds must be a float tensor \[batch, seq, hidden\], got "
+                         r"torch\.int64 \(2, 9, 32\)$"),
+    (lambda e: e[..., :31], r"^inputs_embeds are 31 wide but the model embeds tokens in 32"),
+    (lambda e: e[0], r"^inputs_embeds must be a float tensor .*got torch\.float32 \(9, 32\)$"),
+    (lambda e: e[:, :0], r"^inputs_embeds \(2, 0, 32\) hold no tokens"),
+    (lambda e: e.repeat(1, 8, 1), r"^the input is 72 tokens long but the model accepts at "
+                                  r"most 64"),
+    (lambda e: e.to("meta"), r"^inputs_embeds are on the meta device and hold no values"),
+]
+
+
+@pytest.mark.parametrize("embeds, message", _EMBEDS)
+def test_inputs_embeds_are_checked_like_ids(embeds, message):
+    """``inputs_embeds`` went to the model unchecked: NaN gave NaN maps silently, integers ran,
+    and a wrong width, a missing batch axis, no tokens, too many tokens or the meta device
+    were tracebacks from inside the model."""
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    given = model.get_input_embeddings()(inputs["input_ids"]).detach()
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, {"inputs_embeds": embeds(given)})
+
+
+def test_ids_beside_embeds_and_meta_token_types_are_refused():
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    ids = inputs["input_ids"]
+    embeds = model.get_input_embeddings()(ids).detach()
+    with pytest.raises(probe.ProbeError, match=r"^the inputs hold both input_ids and "
+                                               r"inputs_embeds: pass one of them$"):
+        probe.trace(model, {"input_ids": ids, "inputs_embeds": embeds})
+    with pytest.raises(probe.ProbeError, match=r"^token_type_ids are on the meta device"):
+        probe.trace(model, {**inputs, "token_type_ids": torch.zeros_like(ids, device="meta")})
+    plain = probe.trace(model, inputs).attentions
+    torch.testing.assert_close(
+        probe.trace(model, {"inputs_embeds": embeds, "attention_mask": inputs["attention_mask"]}
+                    ).attentions, plain)
+
+
+@pytest.mark.parametrize("positions, message", [
+    (lambda p: p + 60, r"^position id 68 is outside the model's positions \(0\.\.63\): pass "
+                       r"positions in that range, or drop position_ids"),
+    (lambda p: p - 1, r"^position id -1 is outside the model's positions"),
+    (lambda p: p[:, :3], r"^position_ids \(1, 3\) do not fit the input \(2, 9\): pass "
+                         r"\[batch, seq\] or \[1, seq\] positions$"),
+    (lambda p: p.float(), r"^position_ids must be integers, got torch\.float32$"),
+    (lambda p: p.tolist(), r"^position_ids must be a tensor \[batch, seq\], got list$"),
+    (lambda p: p[0], r"^position_ids \(9,\) do not fit the input"),
+])
+def test_position_ids_are_checked_against_the_position_table(positions, message):
+    """``position_ids=`` (a keyword or in the inputs mapping) beyond the position embedding,
+    negative, of another length or float were IndexError / RuntimeError tracebacks."""
+    from tests._tiny import bert
+
+    model, inputs = bert()
+    given = positions(torch.arange(9)[None])
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, inputs, position_ids=given)
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, {**inputs, "position_ids": given})
+    plain = probe.trace(model, inputs).attentions
+    for fine in (torch.arange(9)[None], torch.arange(9).expand(2, -1)):
+        torch.testing.assert_close(probe.trace(model, inputs, position_ids=fine).attentions,
+                                   plain)
+
+
+def test_rotary_positions_have_no_table_to_bound():
+    from tests._tiny import llama
+
+    model, inputs = llama()
+    probe.trace(model, inputs, position_ids=torch.arange(9)[None] + 100)
+    with pytest.raises(probe.ProbeError, match=r"^position id -1 is outside the model's "
+                                               r"positions \(0 or more\)"):
+        probe.trace(model, inputs, position_ids=torch.arange(9)[None] - 1)
+
+
+def test_a_similarity_reference_is_checked_like_any_text(minilm):
+    """A reference sentence longer than the model's positions was a RuntimeError from inside
+    the model; it goes through the checks of every text input now."""
+    model, tokenizer = minilm
+    with pytest.raises(probe.ProbeError, match=(
+            r"^similarity_target's reference sentence: the input is 602 tokens long but minilm "
+            r"accepts at most 512: shorten the text or split it into chunks$")):
+        probe.similarity_target(model, tokenizer, "word " * 600)
+    with pytest.raises(probe.ProbeError, match=r"^similarity_target's reference sentence: .*"
+                                               r"only special tokens"):
+        probe.similarity_target(model, tokenizer, "\u200b")
+    target = probe.similarity_target(model, tokenizer, "A man plays guitar.")
+    assert target.reference.shape == (model.config.hidden_size,)
+
+
+def test_load_image_refuses_a_text_model(minilm, tmp_path):
+    """``probe.load_image(path, minilm)`` made a 224x224 image normalised with 0.5, for a
+    model that takes no image."""
+    from PIL import Image
+
+    path = tmp_path / "red.png"
+    Image.new("RGB", (20, 10), (255, 0, 0)).save(path)
+    with pytest.raises(probe.ProbeError, match=r"^minilm is a text model: images are for "
+                                               r"vision models"):
+        probe.load_image(str(path), minilm[0])
+    assert probe.load_image(str(path), probe.load_model("vit-shapes").model
+                            ).pixel_values.shape == (1, 3, 32, 32)

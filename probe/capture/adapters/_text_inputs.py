@@ -24,8 +24,9 @@ from probe.capture.adapters._words import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_mapping_keys", "check_mask", "check_not_only_special", "check_token_types", "encode_texts",
-           "is_byte_level", "word_labels"]
+__all__ = ["check_embeds", "check_mapping_keys", "check_mask", "check_not_only_special",
+           "check_positions", "check_token_types", "encode_texts", "is_byte_level",
+           "word_labels"]
 
 Pads = list[tuple[int, int]]
 
@@ -136,6 +137,66 @@ def check_mapping_keys(kwargs: dict[str, Any], model: Any) -> None:
         )
 
 
+def check_embeds(embeds: Any, input_ids: Any, hidden: int | None, limit: int | None) -> None:
+    """``inputs_embeds`` ``[batch, seq, hidden]``: floating, real and finite values, at most
+    ``limit`` positions, not beside ``input_ids`` (the model takes one of them)."""
+    import torch
+
+    if input_ids is not None:
+        raise ProbeError("the inputs hold both input_ids and inputs_embeds: pass one of them")
+    if not isinstance(embeds, torch.Tensor):
+        raise ProbeError(f"inputs_embeds must be a tensor [batch, seq, hidden], got "
+                         f"{type(embeds).__name__}")
+    if embeds.dim() != 3 or not embeds.is_floating_point():
+        raise ProbeError(f"inputs_embeds must be a float tensor [batch, seq, hidden], got "
+                         f"{embeds.dtype} {tuple(embeds.shape)}")
+    batch, seq, width = (int(n) for n in embeds.shape)
+    if not batch or not seq:
+        raise ProbeError(f"inputs_embeds {tuple(embeds.shape)} hold no tokens: pass at least "
+                         "one token")
+    if hidden is not None and width != hidden:
+        raise ProbeError(f"inputs_embeds are {width} wide but the model embeds tokens in "
+                         f"{hidden}: pass embeddings of this model (its input embedding layer)")
+    if limit is not None and seq > limit:
+        raise ProbeError(f"the input is {seq} tokens long but the model accepts at most "
+                         f"{limit}: shorten the input or split it into chunks")
+    if embeds.is_meta:
+        raise ProbeError("inputs_embeds are on the meta device and hold no values: pass real "
+                         "embeddings")
+    bad = ~torch.isfinite(embeds.detach())
+    if bool(bad.any()):
+        b, t, _ = (int(i) for i in bad.nonzero()[0])
+        raise ProbeError(f"inputs_embeds hold {int(bad.sum())} non-finite value(s) (first at "
+                         f"item {b}, token {t}), which would make the attention maps NaN: fix "
+                         "them (torch.nan_to_num(x) replaces them)")
+
+
+def check_positions(positions: Any, shape: tuple[int, int], table: int | None) -> None:
+    """``position_ids`` ``[batch or 1, seq]`` of integers in ``0..table-1``
+    (the rows of the model's position embedding; ``None``: no upper bound)."""
+    import torch
+
+    if not isinstance(positions, torch.Tensor):
+        raise ProbeError(f"position_ids must be a tensor [batch, seq], got "
+                         f"{type(positions).__name__}")
+    batch, seq = shape
+    if (positions.is_floating_point() or positions.is_complex()
+            or positions.dtype == torch.bool):
+        raise ProbeError(f"position_ids must be integers, got {positions.dtype}")
+    if positions.dim() != 2 or int(positions.shape[1]) != seq or (
+            int(positions.shape[0]) not in (1, batch)):
+        raise ProbeError(f"position_ids {tuple(positions.shape)} do not fit the input "
+                         f"({batch}, {seq}): pass [batch, seq] or [1, seq] positions")
+    if positions.is_meta or not positions.numel():
+        return
+    low, high = int(positions.min()), int(positions.max())
+    if low < 0 or (table is not None and high >= table):
+        bound = f"0..{table - 1}" if table is not None else "0 or more"
+        raise ProbeError(f"position id {low if low < 0 else high} is outside the model's "
+                         f"positions ({bound}): pass positions in that range, or drop "
+                         "position_ids (the model counts them itself)")
+
+
 def check_token_types(types: Any, input_ids: torch.Tensor | None, type_vocab: Any) -> None:
     """``token_type_ids`` ``[batch, seq]`` like ``input_ids``, each id below ``type_vocab``
     (the config's ``type_vocab_size``; not checked when the config has none)."""
@@ -153,7 +214,10 @@ def check_token_types(types: Any, input_ids: torch.Tensor | None, type_vocab: An
         )
     if types.is_floating_point() or types.is_complex() or types.dtype == torch.bool:
         raise ProbeError(f"token_type_ids must be integers, got {types.dtype}")
-    if isinstance(type_vocab, int) and types.numel() and not types.is_meta:
+    if types.is_meta:
+        raise ProbeError("token_type_ids are on the meta device and hold no values: pass real "
+                         "ones (or none)")
+    if isinstance(type_vocab, int) and types.numel():
         low, high = int(types.min()), int(types.max())
         if low < 0 or high >= type_vocab:
             raise ProbeError(
