@@ -347,3 +347,38 @@ def test_load_image_refuses_a_text_model(minilm, tmp_path):
         probe.load_image(str(path), minilm[0])
     assert probe.load_image(str(path), probe.load_model("vit-shapes").model
                             ).pixel_values.shape == (1, 3, 32, 32)
+
+
+def test_a_dynamic_size_timm_vit_reads_the_grid_of_the_image_it_got():
+    """timm's ``dynamic_img_size=True`` sits on the model, not its patch embedding: a 48x40
+    image was read as the configured 4x4 grid after 15 "prefix" tokens (silently wrong maps),
+    and a size that is no whole number of patches was timm's AssertionError."""
+    from tests._tiny import timm_model
+
+    model, _ = timm_model("vit_tiny_patch16_224", dynamic_img_size=True, reg_tokens=2)
+    got = probe.trace(model, torch.randn(1, 3, 48, 40))
+    assert (got.grid, got.num_prefix_tokens) == ((6, 5), 3)
+    assert got.attentions.shape[-1] == 3 + 30
+    with pytest.raises(probe.ProbeError, match=(
+            r"^the image is 30x30, not a whole number of the model's 8x8 patches: resize or "
+            r"crop it to a multiple \(e\.g\. 24x24\), or create the model with "
+            r"dynamic_img_pad=True$")):
+        probe.trace(model, torch.randn(1, 3, 30, 30))
+    padded, _ = timm_model("vit_tiny_patch16_224", dynamic_img_size=True, dynamic_img_pad=True)
+    assert probe.trace(padded, torch.randn(1, 3, 30, 44)).grid == (4, 6)
+    fixed, pixels = timm_model("vit_tiny_patch16_224")
+    assert probe.trace(fixed, pixels).grid == (4, 4)
+
+
+def test_hf_vit_takes_any_size_with_interpolate_pos_encoding():
+    """``interpolate_pos_encoding=True`` is HF ViT's own way to take another image size; it
+    was refused with "resize the image first"."""
+    from tests._tiny import hf_vit
+
+    model, _ = hf_vit()
+    got = probe.trace(model, torch.randn(1, 3, 48, 40), interpolate_pos_encoding=True)
+    assert (got.grid, got.num_prefix_tokens, got.attentions.shape[-1]) == ((6, 5), 1, 31)
+    with pytest.raises(probe.ProbeError, match=r"^the model expects 32x32 images, got 48x40: "
+                                               r"resize the image first \(or pass "
+                                               r"interpolate_pos_encoding=True\)$"):
+        probe.trace(model, torch.randn(1, 3, 48, 40))
