@@ -382,3 +382,26 @@ def test_hf_vit_takes_any_size_with_interpolate_pos_encoding():
                                                r"resize the image first \(or pass "
                                                r"interpolate_pos_encoding=True\)$"):
         probe.trace(model, torch.randn(1, 3, 48, 40))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda g: g - 1, r"^global_attention_mask holds -1: it holds 1 for a token with global "
+                      r"attention and 0 for the others; pass a 0/1 or bool mask$"),
+    (lambda g: g + 2, r"^global_attention_mask holds 2: "),
+    (lambda g: g.float() + 0.5, r"^global_attention_mask holds 0\.5: "),
+    (lambda g: g[:, :3], r"^global_attention_mask \(2, 3\) does not match input_ids \(2, 8\): "
+                         r"pass one value per token, \[batch, seq\] \(2, 8\)$"),
+    (lambda g: g.tolist(), r"^global_attention_mask must be a tensor \[batch, seq\], got list$"),
+])
+def test_a_longformer_global_mask_is_checked(change, message):
+    """Longformer multiplies the attention mask by ``global_attention_mask + 1``: -1 masked
+    every token silently, 2 or 0.5 ran as other values, a mask of another length was a
+    RuntimeError and a list a TypeError."""
+    model = _longformer()
+    ids = torch.randint(5, 99, (2, 8), generator=torch.Generator().manual_seed(0))
+    none = torch.zeros_like(ids)
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, ids, global_attention_mask=change(none))
+    probe.trace(model, ids, global_attention_mask=none)
+    probe.trace(model, ids, global_attention_mask=none.bool().index_fill(1, torch.tensor([0]),
+                                                                          True))

@@ -188,6 +188,9 @@ class HFTextModel(ModelAdapter):
             p.special_tokens_mask = self.special_from_config(input_ids)
         self.add_decoder_inputs(p, kwargs, decoder_inputs, tokenizer)
         kwargs.update(forward_kwargs or {})
+        if kwargs.get("global_attention_mask") is not None:  # Longformer, LED: 1 = global
+            check_mask(kwargs["global_attention_mask"], input_ids, "global_attention_mask",
+                       embeds=kwargs.get("inputs_embeds"), real=False)
         main = input_ids if input_ids is not None else kwargs.get("inputs_embeds")
         if kwargs.get("position_ids") is not None and main is not None:
             check_positions(kwargs["position_ids"], tuple(main.shape[:2]), self.position_rows())

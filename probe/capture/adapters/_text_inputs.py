@@ -65,12 +65,13 @@ def encode_texts(tokenizer: Any, texts: list[str]) -> tuple[Any, dict[str, Any],
 
 
 def check_mask(mask: Any, input_ids: torch.Tensor | None, name: str = "attention_mask",
-               embeds: torch.Tensor | None = None) -> None:
+               embeds: torch.Tensor | None = None, real: bool = True) -> None:
     """``attention_mask`` ``[batch, seq]`` like ``input_ids`` (or ``inputs_embeds``'
     ``[batch, seq, hidden]``), bool or 0/1 values, each item with a real token.
 
     transformers reads any non-zero value as a real token (a mask of 2s, -1s or NaNs ran as
-    all ones), so other values are refused rather than guessed at.
+    all ones), so other values are refused rather than guessed at. ``real=False``: a mask
+    that marks no token is fine (Longformer's ``global_attention_mask``).
     """
     import torch
 
@@ -79,9 +80,10 @@ def check_mask(mask: Any, input_ids: torch.Tensor | None, name: str = "attention
     ids, ref = ("input_ids", input_ids) if input_ids is not None else ("inputs_embeds", embeds)
     if isinstance(ref, torch.Tensor) and ref.dim() >= 2 and (
             tuple(mask.shape) != tuple(ref.shape[:2])):
+        fix = ("the mask the tokenizer returned with these ids" if real else
+               f"one value per token, [batch, seq] {tuple(ref.shape[:2])}")
         raise ProbeError(
-            f"{name} {tuple(mask.shape)} does not match {ids} {tuple(ref.shape)}: pass the mask "
-            "the tokenizer returned with these ids"
+            f"{name} {tuple(mask.shape)} does not match {ids} {tuple(ref.shape)}: pass {fix}"
         )
     if mask.dim() != 2:
         raise ProbeError(f"{name} must be a tensor [batch, seq], got shape {tuple(mask.shape)}")
@@ -95,12 +97,15 @@ def check_mask(mask: Any, input_ids: torch.Tensor | None, name: str = "attention
         values = mask.detach()
         bad = ~((values == 0) | (values == 1))
         odd = values[bad].flatten()[:1].tolist() if bool(bad.any()) else None
+    if odd and not real:
+        raise ProbeError(f"{name} holds {odd[0]!r}: it holds 1 for a token with global "
+                         "attention and 0 for the others; pass a 0/1 or bool mask")
     if odd:
         raise ProbeError(
             f"{name} holds {odd[0]!r}: a mask holds 1 for a real token and 0 for padding "
             "(transformers reads any other non-zero value as real); pass a 0/1 or bool mask"
         )
-    if mask.numel() and not bool(mask.bool().any(-1).all()):
+    if real and mask.numel() and not bool(mask.bool().any(-1).all()):
         empty = int((~mask.bool().any(-1)).nonzero()[0, 0])
         raise ProbeError(
             f"{name} masks every token of item {empty}: each item needs a real token"
