@@ -383,9 +383,12 @@ def similarity_target(model: nn.Module, tokenizer: Any, other_text: str) -> Simi
         raise ProbeError("similarity_target needs the model's tokenizer: pass tokenizer=...")
     from probe.capture import adapter_for
 
-    device = adapter_for(model).device  # also right for an accelerate-dispatched model
-    encoding = tokenizer([other_text], return_tensors="pt")
-    kwargs = {k: v.to(device) for k, v in encoding.items()}
+    adapter = adapter_for(model)
+    try:  # the checks of any text input: its length, special tokens only, undecodable text
+        prepared = adapter.prepare([other_text], tokenizer=tokenizer)
+    except ProbeError as err:
+        raise ProbeError(f"similarity_target's reference sentence: {err}") from None
+    kwargs = prepared.kwargs  # on the adapter's device, also for an accelerate-dispatched model
     with torch.no_grad():
         output = model(**kwargs)
     reference = mean_pooled_embedding(output, kwargs.get("attention_mask"))[0].detach()

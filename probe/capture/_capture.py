@@ -334,6 +334,18 @@ def _options(
         raise ProbeError(f"start_layer must be an integer layer index, got {start_layer!r}")
     start_layer = int(start_layer)
     stream_options = None
+    if not stream:  # they only shape the rollout stream=True folds during the capture
+        for name, value, default in (("head_fusion", head_fusion, "mean"),
+                                     ("discard_ratio", discard_ratio, 0.0),
+                                     ("start_layer", start_layer, 0)):
+            same = value == default if isinstance(default, str) else (
+                is_real(value) and value == default)
+            if not same:
+                raise ProbeError(
+                    f"{name}={value!r} applies only with stream=True (the rollout folded "
+                    f"during the capture): pass stream=True, or drop it and give it to "
+                    f"probe.rollout(trace, {name}=...)"
+                )
     if stream:
         from probe.analysis._fusion import check_head_fusion
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from probe._errors import ProbeError, UnsupportedModelError
+from probe._index import is_flag
 from probe._text import with_article
 from probe.capture._gates import GATE_KINDS, Gate, GateSite, GateTrace
 from probe.capture._autograd import require_autograd
@@ -71,6 +72,8 @@ def trace_gates(
 
     dtype = _check_dtype(dtype)
     check_model_name(model_name)
+    if not is_flag(requires_grad):  # "no" captured with gradients, as probe.trace refuses
+        raise ProbeError(f"requires_grad must be True or False, got {requires_grad!r}")
     if requires_grad:
         require_autograd("probe.trace_gates(..., requires_grad=True)")
     adapter = adapter_for(model)

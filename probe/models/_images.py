@@ -164,6 +164,7 @@ def preprocess_image(image: Any, model: nn.Module, processor: Any = None,
     if isinstance(image, np.ndarray):
         image = Image.fromarray((np.clip(image, 0, 1) * 255).astype("uint8"))
     image = to_rgb8(image)
+    _check_image_model(model)
     (h, w), mean, std = _input_spec(model, processor)
     edges = _aspect_edges(model, processor)
     if edges is not None:
@@ -173,6 +174,20 @@ def preprocess_image(image: Any, model: nn.Module, processor: Any = None,
     pixels = torch.from_numpy(display).permute(2, 0, 1)
     pixels = (pixels - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
     return ModelImage(pixels.unsqueeze(0).float(), display, source, (image.height, image.width))
+
+
+def _check_image_model(model: nn.Module) -> None:
+    """Refuse a text model (a transformers config with a vocabulary and no image size or
+    channels): it has no image size or normalisation, so the image was made 224 pixels wide
+    with a mean and std of 0.5 that no model asked for."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "vocab_size", None) is None:
+        return
+    if any(getattr(cfg, n, None) is not None for n in ("image_size", "num_channels")):
+        return
+    name = getattr(model, "probe_name", None) or type(model).__name__
+    raise ProbeError(f"{name} is a text model: images are for vision models (pass text to it, "
+                     "or load a vision model such as vit-shapes)")
 
 
 @contextmanager

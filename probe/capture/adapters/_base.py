@@ -236,25 +236,8 @@ class ModelAdapter:
 
     def forward_parameters(self) -> tuple[frozenset[str], bool]:
         """Keyword parameters the model's forward takes, and whether it also takes ``**kwargs``
-        probe cannot list.
-
-        A ``**kwargs: Unpack[SomeKwargs]`` forward (transformers' ``TransformersKwargs``) takes
-        the keys of that ``TypedDict``, so they count as named and the ``**kwargs`` as listed.
-        """
-        import inspect
-
-        try:
-            params = inspect.signature(self.model.forward).parameters.values()
-        except (TypeError, ValueError):
-            return frozenset(), True
-        named = frozenset(
-            p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        )
-        var_kw = [p for p in params if p.kind == p.VAR_KEYWORD]
-        if not var_kw:
-            return named, False
-        typed = _typed_kwargs(var_kw[0].annotation, self.model.forward)
-        return (named, True) if typed is None else (named | typed, False)
+        probe cannot list (see :func:`forward_keywords`)."""
+        return forward_keywords(self.model)
 
     @property
     def main_key(self) -> str:
@@ -511,3 +494,59 @@ def _typed_kwargs(annotation: Any, function: Any) -> frozenset[str] | None:
     if keys[0] is None or keys[1] is None:
         return None
     return frozenset(keys[0]) | frozenset(keys[1])
+
+
+def forward_keywords(module: Any) -> tuple[frozenset[str], bool]:
+    """Keyword parameters ``module.forward`` takes, and whether it also takes ``**kwargs``
+    probe cannot list.
+
+    A ``**kwargs: Unpack[SomeKwargs]`` forward (transformers' ``TransformersKwargs``) takes
+    the keys of that ``TypedDict``, so they count as named and the ``**kwargs`` as listed. A
+    transformers model whose ``**kwargs`` carry no annotation (GPT-2, Longformer,
+    ``EncoderDecoderModel``) passes them to its attention and loss the way the annotated ones
+    do: they take ``TransformersKwargs``' keys (see :func:`_hf_untyped_kwargs`).
+    """
+    import inspect
+
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (AttributeError, TypeError, ValueError):
+        return frozenset(), True
+    named = frozenset(
+        p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+    var_kw = [p for p in params if p.kind == p.VAR_KEYWORD]
+    if not var_kw:
+        return named, False
+    typed = _typed_kwargs(var_kw[0].annotation, module.forward)
+    if typed is None and var_kw[0].annotation is inspect.Parameter.empty:
+        typed = _hf_untyped_kwargs(module)
+    return (named, True) if typed is None else (named | typed, False)
+
+
+def _hf_untyped_kwargs(model: Any) -> frozenset[str] | None:
+    """The keywords a transformers model's unannotated ``**kwargs`` take, else None.
+
+    They are ``TransformersKwargs``' keys (what the annotated models declare); a composite
+    ``EncoderDecoderModel`` / ``VisionEncoderDecoderModel`` also hands every other keyword to
+    its encoder and every ``decoder_``-prefixed one to its decoder, so their keywords count
+    too. A model that is not a transformers ``PreTrainedModel`` is None (it judges its own).
+    """
+    try:
+        from transformers import PretrainedConfig, PreTrainedModel
+        from transformers.utils import TransformersKwargs
+    except ImportError:  # pragma: no cover - transformers is a dependency
+        return None
+    if not isinstance(model, PreTrainedModel):
+        return None
+    keys = frozenset(TransformersKwargs.__required_keys__) | frozenset(
+        TransformersKwargs.__optional_keys__)
+    config = getattr(model, "config", None)
+    parts = getattr(model, "encoder", None), getattr(model, "decoder", None)
+    if (all(isinstance(getattr(config, n, None), PretrainedConfig) for n in ("encoder", "decoder"))
+            and all(isinstance(p, PreTrainedModel) for p in parts)):
+        (encoder, enc_open), (decoder, dec_open) = (forward_keywords(p) for p in parts)
+        if enc_open or dec_open:
+            return None
+        keys |= encoder | {f"decoder_{k}" for k in decoder}
+    return keys

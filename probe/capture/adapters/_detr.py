@@ -20,7 +20,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from probe._errors import ProbeError, UnsupportedModelError
-from probe.capture.adapters._base import Family, Site, VisionGeometry, register_adapter
+from probe.capture.adapters._base import (
+    Family,
+    Prepared,
+    Site,
+    VisionGeometry,
+    register_adapter,
+)
 from probe.capture.adapters._hf_sites import find_hf_sites, is_hf_model
 from probe.capture.adapters._vision import HFVision
 
@@ -65,6 +71,14 @@ class HFDetr(HFVision):
 
     def input_size(self) -> tuple[int, int] | None:
         return None  # DETR takes any image size
+
+    def prepare(self, inputs: Any, **kwargs: Any) -> Prepared:
+        """As for every vision model, plus a ``pixel_mask=`` keyword checked against the
+        pixels (:func:`_check_pixel_mask`)."""
+        p = super().prepare(inputs, **kwargs)
+        if p.kwargs.get("pixel_mask") is not None:
+            _check_pixel_mask(p.kwargs["pixel_mask"], p.pixel_values)
+        return p
 
     def stride(self) -> int:
         """Input pixels per cell of the backbone's last feature map, the one DETR encodes.
@@ -115,3 +129,35 @@ class HFDetr(HFVision):
         h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
         s = self.stride()
         return VisionGeometry((-(-h // s), -(-w // s)), 0, (h, w), (s, s))
+
+
+def _check_pixel_mask(mask: Any, pixels: torch.Tensor) -> None:
+    """``pixel_mask`` ``[batch, height, width]`` like the pixels, all ones.
+
+    DETR reads any non-zero value as a real pixel, so 2 or 0.5 ran as 1; a zero marks padding
+    that probe's trace does not record (the same images padded by a processor are refused):
+    a mask of another shape was silently resized by DETR, or failed deep inside it.
+    """
+    import torch
+
+    if not isinstance(mask, torch.Tensor):
+        raise ProbeError(f"pixel_mask must be a tensor [batch, height, width], got "
+                         f"{type(mask).__name__}")
+    want = (int(pixels.shape[0]), int(pixels.shape[-2]), int(pixels.shape[-1]))
+    if tuple(mask.shape) != want:
+        raise ProbeError(f"pixel_mask {tuple(mask.shape)} does not match the pixels "
+                         f"{tuple(pixels.shape)}: pass a [batch, height, width] mask {want}, or "
+                         "drop it (all ones is the default)")
+    if mask.is_meta or mask.is_complex():
+        raise ProbeError(f"pixel_mask must hold 0 and 1, got a {mask.dtype} tensor on "
+                         f"{mask.device}: drop it (all ones is the default)")
+    values = mask.detach()
+    odd = values[(values != 0) & (values != 1) | values.isnan()]
+    if odd.numel():
+        raise ProbeError(f"pixel_mask holds {odd.flatten()[0].item()!r}: a mask holds 1 for a "
+                         "real pixel and 0 for padding (DETR reads any other non-zero value as "
+                         "real); drop it (all ones is the default)")
+    if not bool(values.bool().all()):
+        raise ProbeError("pixel_mask marks padding (it has zeros): probe traces unpadded "
+                         "pixels; pass each image alone, or resize the images to one size, "
+                         "and drop pixel_mask")

@@ -113,6 +113,13 @@ def check_arguments(model: nn.Module, kwargs: dict[str, Any], has_tokenizer: boo
                 f"{name}= must be a list of callables (a transformers {kind}), got "
                 f"{type(value).__name__}: wrap it in a list, {name}=[...]"
             )
+        odd = [item for item in value or () if not callable(item)]
+        if odd:
+            raise ProbeError(
+                f"{name}= holds {short_repr(odd[0])} ({type(odd[0]).__name__}), which is not "
+                f"callable: pass transformers {kind.replace('List', '')} objects (or functions "
+                "of (input_ids, scores))"
+            )
     if kwargs.get("past_key_values") is not None:
         raise ProbeError(
             "past_key_values= starts generation from a cache whose keys probe did not see: "
@@ -171,7 +178,10 @@ def check_token_options(model: nn.Module, kwargs: dict[str, Any]) -> None:
         if any(i is None for i in ids):
             raise ProbeError(f"{text} is not a token id: pass an integer id (the tokenizer's "
                              "convert_tokens_to_ids gives it)")
-        if name in _INDEXED and vocab is not None and any(not 0 <= i < vocab for i in ids):
+        # eos/pad given here (not the model's config, which tiny models copy from GPT-2)
+        # outside the vocabulary: generation never stops, or pads finished rows with it
+        checked = name in _INDEXED or (name in kwargs and name != "bos_token_id")
+        if checked and vocab is not None and any(not 0 <= i < vocab for i in ids):
             raise ProbeError(f"{text} is outside the vocabulary of {type(model).__name__} "
                              f"(ids 0..{vocab - 1}): pass an id of this model's tokenizer")
     for name in ("bad_words_ids", "sequence_bias"):

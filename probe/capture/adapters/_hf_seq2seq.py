@@ -13,6 +13,7 @@ from probe._errors import ProbeError
 from probe.capture.adapters._base import Family, Prepared, register_adapter
 from probe.capture.adapters._hf_sites import is_hf_model
 from probe.capture.adapters._hf_text import HFTextModel
+from probe.capture.adapters._text_inputs import check_mask
 
 if TYPE_CHECKING:
     from torch import nn
@@ -123,6 +124,8 @@ class HFEncoderDecoder(HFTextModel):
                 f"decoder_attention_mask {got} does not match the decoder ids "
                 f"{tuple(dec.shape)}: pass the mask the tokenizer returned with them"
             )
+        if dmask is not None and dec.dim() == 2:
+            check_mask(dmask, dec, "decoder_attention_mask")
         if dec.dim() == 1:
             raise ProbeError(
                 f"decoder_inputs must be [batch, seq], got shape {tuple(dec.shape)}: use "

@@ -30,7 +30,10 @@ from probe.capture.adapters._hf_sites import (
     is_hf_model,
 )
 from probe.capture.adapters._text_inputs import (
+    check_embeds,
+    check_mapping_keys,
     check_mask,
+    check_positions,
     check_not_only_special,
     check_token_types,
     encode_texts,
@@ -146,13 +149,18 @@ class HFTextModel(ModelAdapter):
             )
         if not self.accepts("token_type_ids"):
             kwargs.pop("token_type_ids", None)
+        if isinstance(inputs, Mapping):
+            check_mapping_keys(kwargs, self.model)
         input_ids = kwargs.get("input_ids")
         if input_ids is not None:
             self.check_ids(input_ids)
             p.input_ids = input_ids.detach().clone()
+        if "inputs_embeds" in kwargs:
+            check_embeds(kwargs["inputs_embeds"], input_ids, self.embedding_width(),
+                         self.max_length())
         mask = kwargs.get("attention_mask")
         if mask is not None:
-            check_mask(mask, input_ids)
+            check_mask(mask, input_ids, embeds=kwargs.get("inputs_embeds"))
         if kwargs.get("token_type_ids") is not None:
             check_token_types(kwargs["token_type_ids"], input_ids,
                               getattr(self.model.config, "type_vocab_size", None))
@@ -180,6 +188,12 @@ class HFTextModel(ModelAdapter):
             p.special_tokens_mask = self.special_from_config(input_ids)
         self.add_decoder_inputs(p, kwargs, decoder_inputs, tokenizer)
         kwargs.update(forward_kwargs or {})
+        if kwargs.get("global_attention_mask") is not None:  # Longformer, LED: 1 = global
+            check_mask(kwargs["global_attention_mask"], input_ids, "global_attention_mask",
+                       embeds=kwargs.get("inputs_embeds"), real=False)
+        main = input_ids if input_ids is not None else kwargs.get("inputs_embeds")
+        if kwargs.get("position_ids") is not None and main is not None:
+            check_positions(kwargs["position_ids"], tuple(main.shape[:2]), self.position_rows())
         self.add_left_padding_positions(kwargs, p.attention_mask)
         device = self.device
         p.kwargs = {
@@ -307,6 +321,27 @@ class HFTextModel(ModelAdapter):
                 roberta_like = getattr(cfg, "model_type", "") in ("roberta", "xlm-roberta",
                                                                   "camembert")
                 return value - (2 if roberta_like else 0)
+        return None
+
+    def embedding_width(self) -> int | None:
+        """Width of the input embedding (``None`` when the model has no such layer)."""
+        try:
+            layer = self.embedding_layer()
+        except ProbeError:
+            return None
+        n = getattr(layer, "embedding_dim", None)
+        return int(n) if isinstance(n, int) else None
+
+    def position_rows(self) -> int | None:
+        """Rows of an absolute position embedding table (``None`` for relative or rotary
+        positions, which have no table to index)."""
+        cfg = self.model.config
+        if getattr(cfg, "rope_theta", None) is not None or getattr(cfg, "rope_parameters", None):
+            return None
+        for name in ("max_position_embeddings", "n_positions"):
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
         return None
 
     def check_length(self, input_ids: torch.Tensor) -> None:

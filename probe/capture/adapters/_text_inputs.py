@@ -24,8 +24,9 @@ from probe.capture.adapters._words import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["check_mask", "check_not_only_special", "check_token_types", "encode_texts",
-           "is_byte_level", "word_labels"]
+__all__ = ["check_embeds", "check_mapping_keys", "check_mask", "check_not_only_special",
+           "check_positions", "check_token_types", "encode_texts", "is_byte_level",
+           "word_labels"]
 
 Pads = list[tuple[int, int]]
 
@@ -63,24 +64,142 @@ def encode_texts(tokenizer: Any, texts: list[str]) -> tuple[Any, dict[str, Any],
     return enc, kwargs, pads
 
 
-def check_mask(mask: Any, input_ids: torch.Tensor | None) -> None:
-    """``attention_mask`` ``[batch, seq]`` like ``input_ids``, each item with a real token."""
+def check_mask(mask: Any, input_ids: torch.Tensor | None, name: str = "attention_mask",
+               embeds: torch.Tensor | None = None, real: bool = True) -> None:
+    """``attention_mask`` ``[batch, seq]`` like ``input_ids`` (or ``inputs_embeds``'
+    ``[batch, seq, hidden]``), bool or 0/1 values, each item with a real token.
+
+    transformers reads any non-zero value as a real token (a mask of 2s, -1s or NaNs ran as
+    all ones), so other values are refused rather than guessed at. ``real=False``: a mask
+    that marks no token is fine (Longformer's ``global_attention_mask``).
+    """
     import torch
 
     if not isinstance(mask, torch.Tensor):
+        raise ProbeError(f"{name} must be a tensor [batch, seq], got {type(mask).__name__}")
+    ids, ref = ("input_ids", input_ids) if input_ids is not None else ("inputs_embeds", embeds)
+    if isinstance(ref, torch.Tensor) and ref.dim() >= 2 and (
+            tuple(mask.shape) != tuple(ref.shape[:2])):
+        fix = ("the mask the tokenizer returned with these ids" if real else
+               f"one value per token, [batch, seq] {tuple(ref.shape[:2])}")
         raise ProbeError(
-            f"attention_mask must be a tensor [batch, seq], got {type(mask).__name__}"
+            f"{name} {tuple(mask.shape)} does not match {ids} {tuple(ref.shape)}: pass {fix}"
         )
-    if input_ids is not None and tuple(mask.shape) != tuple(input_ids.shape):
+    if mask.dim() != 2:
+        raise ProbeError(f"{name} must be a tensor [batch, seq], got shape {tuple(mask.shape)}")
+    if mask.is_complex():
+        raise ProbeError(f"{name} must hold 0 and 1 (or be a bool tensor), got {mask.dtype}")
+    if mask.is_meta:
+        raise ProbeError(f"{name} is on the meta device and holds no values: pass a real mask")
+    if not mask.numel() or mask.dtype == torch.bool:
+        odd = None
+    else:
+        values = mask.detach()
+        bad = ~((values == 0) | (values == 1))
+        odd = values[bad].flatten()[:1].tolist() if bool(bad.any()) else None
+    if odd and not real:
+        raise ProbeError(f"{name} holds {odd[0]!r}: it holds 1 for a token with global "
+                         "attention and 0 for the others; pass a 0/1 or bool mask")
+    if odd:
         raise ProbeError(
-            f"attention_mask {tuple(mask.shape)} does not match input_ids "
-            f"{tuple(input_ids.shape)}: pass the mask the tokenizer returned with these ids"
+            f"{name} holds {odd[0]!r}: a mask holds 1 for a real token and 0 for padding "
+            "(transformers reads any other non-zero value as real); pass a 0/1 or bool mask"
         )
-    if mask.dim() == 2 and mask.numel() and not bool(mask.bool().any(-1).all()):
+    if real and mask.numel() and not bool(mask.bool().any(-1).all()):
         empty = int((~mask.bool().any(-1)).nonzero()[0, 0])
         raise ProbeError(
-            f"attention_mask masks every token of item {empty}: each item needs a real token"
+            f"{name} masks every token of item {empty}: each item needs a real token"
         )
+
+
+#: what a tokenizer returns about the encoding, not for the model (``return_offsets_mapping``,
+#: ``return_special_tokens_mask``, ``return_length``, overflow): dropped from an input mapping
+TOKENIZER_ONLY = frozenset({"offset_mapping", "special_tokens_mask", "length",
+                            "overflowing_tokens", "num_truncated_tokens",
+                            "overflow_to_sample_mapping"})
+
+
+def check_mapping_keys(kwargs: dict[str, Any], model: Any) -> None:
+    """Drop the tokenizer-only keys of an input mapping (in place; ``kwargs`` is probe's own
+    copy) and refuse a key the model's forward does not take (it was silently ignored)."""
+    import difflib
+
+    from probe.capture.adapters._base import forward_keywords
+
+    for key in TOKENIZER_ONLY & set(kwargs):
+        del kwargs[key]
+    named, open_kw = forward_keywords(model)
+    if open_kw:
+        return  # the forward takes **kwargs probe cannot list: the model judges them
+    what = f"{type(model).__name__}.forward"
+    for key in kwargs:
+        if key in named:
+            continue
+        close = difflib.get_close_matches(str(key), sorted(named), n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]!r}?" if close else "drop it from the mapping"
+        raise ProbeError(
+            f"the input mapping holds {key!r}, which is not a keyword {what} takes: {hint}"
+        )
+
+
+def check_embeds(embeds: Any, input_ids: Any, hidden: int | None, limit: int | None) -> None:
+    """``inputs_embeds`` ``[batch, seq, hidden]``: floating, real and finite values, at most
+    ``limit`` positions, not beside ``input_ids`` (the model takes one of them)."""
+    import torch
+
+    if input_ids is not None:
+        raise ProbeError("the inputs hold both input_ids and inputs_embeds: pass one of them")
+    if not isinstance(embeds, torch.Tensor):
+        raise ProbeError(f"inputs_embeds must be a tensor [batch, seq, hidden], got "
+                         f"{type(embeds).__name__}")
+    if embeds.dim() != 3 or not embeds.is_floating_point():
+        raise ProbeError(f"inputs_embeds must be a float tensor [batch, seq, hidden], got "
+                         f"{embeds.dtype} {tuple(embeds.shape)}")
+    batch, seq, width = (int(n) for n in embeds.shape)
+    if not batch or not seq:
+        raise ProbeError(f"inputs_embeds {tuple(embeds.shape)} hold no tokens: pass at least "
+                         "one token")
+    if hidden is not None and width != hidden:
+        raise ProbeError(f"inputs_embeds are {width} wide but the model embeds tokens in "
+                         f"{hidden}: pass embeddings of this model (its input embedding layer)")
+    if limit is not None and seq > limit:
+        raise ProbeError(f"the input is {seq} tokens long but the model accepts at most "
+                         f"{limit}: shorten the input or split it into chunks")
+    if embeds.is_meta:
+        raise ProbeError("inputs_embeds are on the meta device and hold no values: pass real "
+                         "embeddings")
+    bad = ~torch.isfinite(embeds.detach())
+    if bool(bad.any()):
+        b, t, _ = (int(i) for i in bad.nonzero()[0])
+        raise ProbeError(f"inputs_embeds hold {int(bad.sum())} non-finite value(s) (first at "
+                         f"item {b}, token {t}), which would make the attention maps NaN: fix "
+                         "them (torch.nan_to_num(x) replaces them)")
+
+
+def check_positions(positions: Any, shape: tuple[int, int], table: int | None) -> None:
+    """``position_ids`` ``[batch or 1, seq]`` of integers in ``0..table-1``
+    (the rows of the model's position embedding; ``None``: no upper bound)."""
+    import torch
+
+    if not isinstance(positions, torch.Tensor):
+        raise ProbeError(f"position_ids must be a tensor [batch, seq], got "
+                         f"{type(positions).__name__}")
+    batch, seq = shape
+    if (positions.is_floating_point() or positions.is_complex()
+            or positions.dtype == torch.bool):
+        raise ProbeError(f"position_ids must be integers, got {positions.dtype}")
+    if positions.dim() != 2 or int(positions.shape[1]) != seq or (
+            int(positions.shape[0]) not in (1, batch)):
+        raise ProbeError(f"position_ids {tuple(positions.shape)} do not fit the input "
+                         f"({batch}, {seq}): pass [batch, seq] or [1, seq] positions")
+    if positions.is_meta or not positions.numel():
+        return
+    low, high = int(positions.min()), int(positions.max())
+    if low < 0 or (table is not None and high >= table):
+        bound = f"0..{table - 1}" if table is not None else "0 or more"
+        raise ProbeError(f"position id {low if low < 0 else high} is outside the model's "
+                         f"positions ({bound}): pass positions in that range, or drop "
+                         "position_ids (the model counts them itself)")
 
 
 def check_token_types(types: Any, input_ids: torch.Tensor | None, type_vocab: Any) -> None:
@@ -100,7 +219,10 @@ def check_token_types(types: Any, input_ids: torch.Tensor | None, type_vocab: An
         )
     if types.is_floating_point() or types.is_complex() or types.dtype == torch.bool:
         raise ProbeError(f"token_type_ids must be integers, got {types.dtype}")
-    if isinstance(type_vocab, int) and types.numel() and not types.is_meta:
+    if types.is_meta:
+        raise ProbeError("token_type_ids are on the meta device and hold no values: pass real "
+                         "ones (or none)")
+    if isinstance(type_vocab, int) and types.numel():
         low, high = int(types.min()), int(types.max())
         if low < 0 or high >= type_vocab:
             raise ProbeError(

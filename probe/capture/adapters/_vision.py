@@ -45,6 +45,8 @@ class VisionModel(ModelAdapter):
 
     family: ClassVar[Family] = "vision"
     modality: ClassVar = "vision"
+    #: the image may be of any size (set by :meth:`prepare` from the forward keywords)
+    any_size: bool = False
 
     def prepare(
         self,
@@ -68,6 +70,8 @@ class VisionModel(ModelAdapter):
             )
         if decoder_inputs is not None:
             raise ProbeError("decoder_inputs= is for encoder-decoder text models: drop it")
+        # HF ViT, DeiT, BEiT, ... with interpolate_pos_encoding=True take any image size
+        self.any_size = (forward_kwargs or {}).get("interpolate_pos_encoding") is True
         self.check_pixels(inputs)
         p = Prepared(main_key=self.main_key)
         # float32 pixels for a float16/bfloat16 model: cast as HF ViT does itself (timm does not)
@@ -84,7 +88,7 @@ class VisionModel(ModelAdapter):
         return int(x.shape[1])
 
     def strict_size(self) -> bool:
-        return True
+        return not self.any_size
 
     def check_pixels(self, x: torch.Tensor) -> None:
         """Shape, dtype, channels and size of ``x`` against what the model expects."""
@@ -124,9 +128,11 @@ class VisionModel(ModelAdapter):
             )
         expected = self.input_size()
         if self.strict_size() and expected is not None and tuple(x.shape[-2:]) != expected:
+            takes = "interpolate_pos_encoding" in self.forward_parameters()[0]
             raise ProbeError(
                 f"the model expects {expected[0]}x{expected[1]} images, got "
                 f"{x.shape[-2]}x{x.shape[-1]}: resize the image first"
+                + (" (or pass interpolate_pos_encoding=True)" if takes else "")
             )
 
 
@@ -297,6 +303,26 @@ class TimmViT(VisionModel):
         strict = bool(getattr(pe, "strict_img_size", True))
         return strict and not getattr(pe, "dynamic_img_size", False)
 
+    def check_pixels(self, x: torch.Tensor) -> None:
+        """As for every vision model; an image of any size (``dynamic_img_size=True``) must
+        be a whole number of patches unless the patch embedding pads it
+        (``dynamic_img_pad=True``): timm asserts it deep inside the forward."""
+        super().check_pixels(x)
+        if self.strict_size():
+            return
+        pe = getattr(self.model, "patch_embed", None)  # a timm CNN subclass has none
+        if pe is None or getattr(pe, "dynamic_img_pad", False):
+            return
+        patch = getattr(pe, "patch_size", None)
+        ph, pw = _pair(patch) if patch is not None else (1, 1)
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        if h % ph or w % pw:
+            raise ProbeError(
+                f"the image is {h}x{w}, not a whole number of the model's {ph}x{pw} patches: "
+                f"resize or crop it to a multiple (e.g. {max(ph, h // ph * ph)}x"
+                f"{max(pw, w // pw * pw)}), or create the model with dynamic_img_pad=True"
+            )
+
     def input_size(self) -> tuple[int, int] | None:
         size = getattr(self._patch_embed(), "img_size", None)
         return _pair(size) if size is not None else None
@@ -308,7 +334,10 @@ class TimmViT(VisionModel):
     def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
         h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
         pe = self._patch_embed()
-        if getattr(pe, "dynamic_img_size", False) and hasattr(pe, "dynamic_feat_size"):
+        # timm's dynamic_img_size=True lives on the model; its patch embedding is then only
+        # not strict (reading pe.dynamic_img_size alone kept the configured grid: a 48x40
+        # image was read as 4x4 patches after 15 "prefix" tokens)
+        if not self.strict_size() and hasattr(pe, "dynamic_feat_size"):
             grid = tuple(pe.dynamic_feat_size((h, w)))
         else:
             grid = tuple(pe.grid_size)
