@@ -21,7 +21,7 @@ _GIVEN = {
     "--method": dict(methods=("ig", "saliency")), "--fusion": dict(fusion="max"),
     "--discard": dict(discard=0.5), "--generate": dict(generate=3),
     "--stack": dict(stack="encoder"), "--max-values": dict(max_values=10, formats=("html",)),
-    "--context": dict(context="all"),
+    "--context": dict(context="all"), "--block": dict(block=0),
 }
 
 
