@@ -143,6 +143,8 @@ def _square_cases() -> dict:
 #: unsigned map's colourbar says "score" (was "saliency"); compare and cls since the colourbars
 #: of an overlay grid span its panels (they were 0.85 of their height, at least 1.9 in); gates
 #: and gates_rows since each map's colourbar spans its image (it kept a 20:1 box, shorter)
+#: detr, detr1, query, query2 and chspatial since their colourbars span their panels too, as
+#: thick as a 20:1 bar of that length, 0.1 in from a row of panels
 BEFORE = {
     "compare": "9dfb8955d1d3e169",
     "compare_size": "11957ecc713b6747",
@@ -150,11 +152,11 @@ BEFORE = {
     "cls_norm": "4f3b954920027316",
     "gates": "c7dbbac775aff21a",
     "gates_rows": "30381063bd9031d6",
-    "chspatial": "b88e233d62b19706",
-    "detr": "28beb7a1ffd7700a",
-    "detr1": "aa68307482743863",
-    "query": "1e86cba9e5a2332d",
-    "query2": "9dc25434ad38de07",
+    "chspatial": "316f52bcce070600",
+    "detr": "8360c884fe059cee",
+    "detr1": "56daa31a57396aa3",
+    "query": "b30298bd436f7ab2",
+    "query2": "d38475f1fb766436",
     "saliency": "56f56e9161c656b2",
 }
 

@@ -93,7 +93,10 @@ class _PanelSpan:
         if (top - bottom) * fig.bbox.height < need:  # a thin strip: the layout's own bar
             return own
         cax.set_box_aspect(None)  # the layout sets 20:1 again at each pass: the bar would shrink
-        return Bbox.from_extents(own.x0, bottom, own.x1, top)
+        # as thick as a 20:1 bar of its new length (the layout's room is a fraction of the
+        # panels' width: a row of wide images made the bar as fat as an inch)
+        thick = min(own.width, (top - bottom) * fig.bbox.height / 20 / fig.bbox.width)
+        return Bbox.from_extents(own.x0, bottom, own.x0 + thick, top)
 
 
 def span_panels(bar: Colorbar, panels: Axes | Sequence[Axes]) -> Colorbar:

@@ -45,8 +45,11 @@ def _colorbar(fig: Any, ax: Any, norm: Any, label: str, centred: bool = False) -
     colourbar), not against the bar."""
     from matplotlib.cm import ScalarMappable
 
+    # pad is a fraction of the parent's width: beside a row of panels (about the figure's
+    # width) at most 0.1 in, not 0.02 of a 15 in row
+    pad = 0.02 if not isinstance(ax, (list, tuple)) else min(0.02, 0.1 / fig.get_figure(root=True).get_figwidth())
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP)), ax=ax,
-                       fraction=0.046, pad=0.02, **({"panchor": False} if centred else {}))
+                       fraction=0.046, pad=pad, **({"panchor": False} if centred else {}))
     span_panels(bar, ax)
     bar.set_label(label, fontsize=FONT_SIZES["label"])
     bar.ax.tick_params(labelsize=FONT_SIZES["label"] - 1)
