@@ -52,7 +52,12 @@ class HFEncoderDecoder(HFTextModel):
                 "the decoder's input is given twice, as decoder_inputs= and as the inputs' "
                 "'decoder_input_ids': pass one of them"
             )
-        if "decoder_input_ids" not in kwargs:
+        if "decoder_input_ids" not in kwargs and decoder_inputs is None and kwargs.get(
+                "labels") is not None:  # the decoder reads the labels, as in transformers
+            from probe.capture.adapters._labels import shifted_labels
+
+            kwargs["decoder_input_ids"] = shifted_labels(self.model, kwargs["labels"], batch)
+        elif "decoder_input_ids" not in kwargs:
             kwargs.update(self._decoder_kwargs(decoder_inputs, tokenizer, batch))
         self.check_decoder_ids(kwargs, batch)
         dec = kwargs["decoder_input_ids"]

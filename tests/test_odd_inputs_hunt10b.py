@@ -1,0 +1,258 @@
+"""Odd inputs hunt 10 left behind (``labels`` that do not fit the model's loss, decoder text
+without a pad token, animated images, repeated coreference candidates, ...): each is one
+``ProbeError`` line naming the problem and the fix, or an accepted input whose behaviour is
+pinned here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import probe
+
+
+def _token_classifier() -> Any:
+    from transformers import BertConfig, BertForTokenClassification
+
+    torch.manual_seed(0)
+    return BertForTokenClassification(BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=64, num_labels=5)).eval()
+
+
+@pytest.mark.parametrize("labels, message", [
+    (torch.tensor([0, 3]), r"^label 3 is outside the 3 classes \(config\.num_labels\) of "
+                           r"BertForSequenceClassification \(0\.\.2; -100 ignores a label\)"),
+    (torch.tensor([0, -1]), r"^label -1 is outside the 3 classes"),
+    (torch.tensor([0, 1, 2]), r"^labels \(3,\) do not fit BertForSequenceClassification: it "
+                              r"takes one class index per item, an integer tensor \(2,\)"),
+    (torch.tensor(1), r"^labels \(\) do not fit"),
+    (torch.tensor([0.0, 1.0]), r"^labels are torch\.float32 but BertForSequenceClassification "
+                               r"is a single-label classifier: pass class indices as torch\.long"),
+    (torch.tensor([0, 1], dtype=torch.int32), r"^labels are torch\.int32 but .*labels\.long\(\)"),
+    ([0, 1], r"^labels must be a tensor, got list: pass torch\.tensor\(labels\)"),
+    (torch.tensor([True, False]), r"^labels must be numbers, got torch\.bool"),
+])
+def test_classification_labels_that_do_not_fit_are_named(labels, message):
+    """A class out of range, a wrong batch, float or int32 class indices: IndexError,
+    ValueError or RuntimeError from inside the loss, before."""
+    from tests._tiny import assert_unchanged, bert_classifier, snapshot
+
+    model, inputs = bert_classifier()
+    before = snapshot(model)
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, inputs, labels=labels)
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, {**inputs, "labels": labels})
+    assert_unchanged(model, before)
+    assert model.config.problem_type is None
+
+
+def test_classification_labels_that_fit_still_give_the_loss():
+    """Class indices [batch] (or [batch, 1], -100 ignoring an item) give ``output.loss``, as a
+    keyword and as a mapping key; transformers writes the problem type it inferred into the
+    config, probe puts it back (a later call with float labels failed on the stale type)."""
+    from tests._tiny import bert_classifier
+
+    model, inputs = bert_classifier()
+    plain = model(**inputs, labels=torch.tensor([0, 2])).loss
+    model.config.problem_type = None
+    for labels in (torch.tensor([0, 2]), torch.tensor([[0], [2]])):
+        torch.testing.assert_close(probe.trace(model, inputs, labels=labels).output.loss, plain)
+        assert model.config.problem_type is None
+    out = probe.trace(model, {**inputs, "labels": torch.tensor([0, -100])}).output
+    assert torch.isfinite(out.loss)
+    multi = probe.trace(model, inputs, labels=torch.tensor([[0.0, 1, 0], [1, 0, 1]]))
+    assert torch.isfinite(multi.output.loss) and model.config.problem_type is None
+
+
+@pytest.mark.parametrize("kind, good, bad, message", [
+    ("regression", torch.rand(2, 3), torch.tensor([[0, 1, 2], [2, 1, 0]]),
+     r"^labels are torch\.int64 but BertForSequenceClassification is set for regression "
+     r"\(config\.problem_type\): it takes 3 target values per item, floats \(2, 3\); pass "
+     r"labels\.float\(\)"),
+    ("regression", torch.rand(2, 3), torch.rand(2, 2),
+     r"^labels \(2, 2\) do not fit BertForSequenceClassification \(regression, "
+     r"config\.num_labels=3\)"),
+    ("multi_label_classification", torch.tensor([[0.0, 1, 1], [1, 0, 0]]), torch.tensor([0, 1]),
+     r"^labels are torch\.int64 .* multi_label_classification .*floats \(2, 3\)"),
+    ("multi_label_classification", torch.rand(2, 3), torch.rand(2),
+     r"^labels \(2,\) do not fit .*a 0/1 float per item and class \(3 classes\)"),
+])
+def test_regression_and_multi_label_take_floats_of_their_shape(kind, good, bad, message):
+    from tests._tiny import bert_classifier
+
+    model, inputs = bert_classifier()
+    model.config.problem_type = kind
+    assert torch.isfinite(probe.trace(model, inputs, labels=good).output.loss)
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, inputs, labels=bad)
+    assert model.config.problem_type == kind
+
+
+def test_a_single_output_regressor_takes_one_float_per_item():
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=64, num_labels=1)).eval()
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    for labels in (torch.tensor([0.5, 1.5]), torch.tensor([[0.5], [1.5]])):
+        assert torch.isfinite(probe.trace(model, ids, labels=labels).output.loss)
+    with pytest.raises(probe.ProbeError, match=r"one target value per item, floats \(2,\)"):
+        probe.trace(model, ids, labels=torch.rand(2, 3))
+    with pytest.raises(probe.ProbeError, match=r"set for regression .*labels\.float\(\)"):
+        probe.trace(model, ids, labels=torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda ids: ids[:, :4], r"^labels \(2, 4\) do not fit GPT2LMHeadModel: it takes one token "
+                             r"id per input token, an integer tensor \(2, 9\); pass labels "
+                             r"shaped like input_ids"),
+    (lambda ids: ids[:1], r"^labels \(1, 9\) do not fit"),
+    (lambda ids: ids[0], r"^labels \(9,\) do not fit"),
+    (lambda ids: ids + 100, r"^label 1\d\d is outside the 99 ids of the vocabulary of "
+                            r"GPT2LMHeadModel \(0\.\.98; -100 ignores a label\)"),
+    (lambda ids: ids - 50, r"^label -\d+ is outside the 99 ids of the vocabulary"),
+    (lambda ids: ids.float(), r"^labels are torch\.float32 but GPT2LMHeadModel's loss takes one "
+                              r"token id per input token as torch\.long"),
+])
+def test_language_model_labels_are_checked_against_the_ids_and_vocabulary(change, message):
+    from tests._tiny import gpt2
+
+    model, inputs = gpt2()
+    ids = inputs["input_ids"]
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, inputs, labels=change(ids))
+    plain = probe.trace(model, inputs, labels=ids).output.loss
+    torch.testing.assert_close(plain, model(**inputs, labels=ids).loss)
+    ignored = ids.masked_fill(ids < 30, -100)
+    assert torch.isfinite(probe.trace(model, inputs, labels=ignored).output.loss)
+
+
+def test_masked_lm_labels_are_checked_like_causal_ones():
+    from transformers import BertConfig, BertForMaskedLM
+
+    model = BertForMaskedLM(BertConfig(
+        vocab_size=99, hidden_size=32, num_hidden_layers=1, num_attention_heads=4,
+        intermediate_size=64)).eval()
+    ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
+    assert torch.isfinite(probe.trace(model, ids, labels=torch.full_like(ids, -100).index_fill(
+        1, torch.tensor([1]), 42)).output.loss)
+    with pytest.raises(probe.ProbeError, match=r"^label 99 is outside the 99 ids .*BertForMaskedLM"):
+        probe.trace(model, ids, labels=torch.full_like(ids, 99))
+
+
+@pytest.mark.parametrize("labels, message", [
+    (torch.full((2, 9), 5), r"^label 5 is outside the 5 classes \(config\.num_labels\) of "
+                            r"BertForTokenClassification"),
+    (torch.zeros(2, 4, dtype=torch.long),
+     r"^labels \(2, 4\) do not fit BertForTokenClassification: it takes one class index per "
+     r"token, an integer tensor \(2, 9\); pass one label per token, -100 for tokens without one"),
+    (torch.tensor([0, 1]), r"^labels \(2,\) do not fit BertForTokenClassification"),
+])
+def test_token_classification_labels_are_one_class_per_token(labels, message):
+    from tests._tiny import _ids
+
+    model, inputs = _token_classifier(), _ids()
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, inputs, labels=labels)
+    fit = torch.randint(0, 5, (2, 9)).masked_fill(inputs["attention_mask"] == 0, -100)
+    assert torch.isfinite(probe.trace(model, inputs, labels=fit).output.loss)
+
+
+@pytest.mark.parametrize("build", ["t5", "bart"])
+def test_seq2seq_labels_without_decoder_inputs_are_read_shifted_right(build):
+    """``tokenizer(src, text_target=tgt)`` gives ``labels`` beside the ids: probe's own
+    one-token decoder input made the loss fail on a length mismatch. Without decoder inputs
+    the decoder reads the labels shifted right, as transformers does itself."""
+    import tests._tiny as tiny
+
+    model, inputs = getattr(tiny, build)()
+    inputs.pop("decoder_input_ids")
+    labels = torch.tensor([[5, 6, 7], [8, 9, -100]])
+    tr = probe.trace(model, {**inputs, "labels": labels})
+    hf = model(**inputs, labels=labels, output_attentions=True)
+    torch.testing.assert_close(tr.output.loss, hf.loss)
+    assert tr.cross.attentions.shape[-2] == 3  # three decoder tokens, not the start token alone
+    torch.testing.assert_close(probe.trace(model, inputs, labels=labels).output.loss, hf.loss)
+
+
+@pytest.mark.parametrize("labels, decoder, message", [
+    (torch.tensor([[5, 6, 7]]), None,
+     r"^labels \(1, 3\) do not fit T5ForConditionalGeneration: it takes one target token id per "
+     r"decoder token, an integer tensor \(2, 3\); pass \[batch, target\] token ids"),
+    (torch.tensor([5, 6, 7]), None, r"^labels \(3,\) do not fit T5ForConditionalGeneration"),
+    (torch.tensor([[5, 6, 700], [5, 6, 7]]), None,
+     r"^label 700 is outside the 99 ids of the vocabulary of T5ForConditionalGeneration"),
+    (torch.tensor([[5, 6, 7], [5, 6, 7]]), torch.tensor([[0, 5]]),
+     r"^labels \(2, 3\) do not fit .*an integer tensor \(2, 2\); pass labels as long as the "
+     r"decoder input \(or leave decoder_inputs out"),
+    (torch.tensor([[5.0, 6, 7], [5, 6, 7]]), None, r"^labels are torch\.float32 but"),
+])
+def test_seq2seq_labels_that_do_not_fit_are_named(labels, decoder, message):
+    from tests._tiny import t5
+
+    model, inputs = t5()
+    inputs.pop("decoder_input_ids")
+    with pytest.raises(probe.ProbeError, match=message):
+        probe.trace(model, inputs, labels=labels, decoder_inputs=decoder)
+    fit = probe.trace(model, inputs, labels=torch.tensor([[5, 6], [7, -100]]),
+                      decoder_inputs=torch.tensor([[0, 5]]))
+    assert torch.isfinite(fit.output.loss)
+
+
+def test_a_composite_encoder_decoder_takes_sliced_labels():
+    """EncoderDecoderModel's loss ``.view()``s the labels: a slice of the ids failed there."""
+    from tests._tiny import _ids
+    from tests.test_odd_inputs_hunt10 import _bert2bert
+
+    model, ids = _bert2bert(), _ids()["input_ids"]
+    out = probe.trace(model, {"input_ids": ids, "labels": ids[:, :4]}).output
+    assert torch.isfinite(out.loss)
+    with pytest.raises(probe.ProbeError, match=r"^label 2\d\d is outside the 99 ids .*"
+                                               r"EncoderDecoderModel"):
+        probe.trace(model, {"input_ids": ids, "labels": ids[:, :4] + 200})
+
+
+def test_labels_given_twice_are_refused():
+    from tests._tiny import bert_classifier
+
+    model, inputs = bert_classifier()
+    with pytest.raises(probe.ProbeError, match=r"^labels are given twice, as labels= and in the "
+                                               r"input mapping: pass one of them$"):
+        probe.trace(model, {**inputs, "labels": torch.tensor([0, 1])},
+                    labels=torch.tensor([0, 1]))
+
+
+def test_attribute_and_batches_check_labels_in_mapping_batches():
+    """``probe.attribute`` and ``attribute_batches`` run the loss of a mapping with labels: a
+    bad class was an IndexError from the model; labels that fit still pass."""
+    from tests._tiny import bert_classifier
+
+    model, inputs = bert_classifier()
+    bad = {**inputs, "labels": torch.tensor([0, 5])}
+    for method in ("attention", "ig"):
+        with pytest.raises(probe.ProbeError, match=r"^label 5 is outside the 3 classes"):
+            probe.attribute(model, bad, method, n_steps=2) if method == "ig" else \
+                probe.attribute(model, bad, method)
+    with pytest.raises(probe.ProbeError, match=r"^label 5 is outside the 3 classes"):
+        probe.attribute_batches(model, [bad], "attention")
+    good = {**inputs, "labels": torch.tensor([0, 2])}
+    assert probe.attribute(model, good, "ig", n_steps=2).scores.shape == (2, 9)
+    assert model.config.problem_type is None
+
+
+def test_image_classifier_labels_are_checked():
+    from tests._tiny import hf_vit
+
+    model, pixels = hf_vit()
+    assert torch.isfinite(probe.trace(model, pixels, labels=torch.tensor([0, 2])).output.loss)
+    with pytest.raises(probe.ProbeError, match=r"^label 3 is outside the 3 classes "
+                                               r"\(config\.num_labels\) of ViTForImageClassifi"):
+        probe.trace(model, pixels, labels=torch.tensor([0, 3]))
+    assert model.config.problem_type is None
