@@ -256,3 +256,28 @@ def test_image_classifier_labels_are_checked():
                                                r"\(config\.num_labels\) of ViTForImageClassifi"):
         probe.trace(model, pixels, labels=torch.tensor([0, 3]))
     assert model.config.problem_type is None
+
+
+def test_decoder_text_needs_no_pad_token_unless_lengths_differ():
+    """The decoder text was encoded with ``padding=True``: a tokenizer without a pad token let
+    transformers' "Asking to pad" ValueError through, even for one decoder text."""
+    from tests._tiny import toy_marian
+
+    model, tok = toy_marian()
+    with_pad = probe.trace(model, ["the cat sat", "the dog"], tokenizer=tok,
+                           decoder_inputs="the cat")
+    tok.pad_token = None
+    src = ["the cat sat", "the dog"]
+    one = probe.trace(model, src, tokenizer=tok, decoder_inputs="the cat")
+    assert one.decoder_tokens == (("the", "cat", "</s>"),) * 2
+    torch.testing.assert_close(one.attentions, with_pad.attentions)
+    torch.testing.assert_close(one.cross.attentions, with_pad.cross.attentions)
+    same = probe.trace(model, src, tokenizer=tok, decoder_inputs=["the cat", "the dog"])
+    assert same.decoder_tokens[1] == ("the", "dog", "</s>")
+    with pytest.raises(probe.ProbeError, match=(
+            r"^the 2 decoder texts are 3 to 4 tokens long and the tokenizer has no pad token "
+            r"to even them out: set tokenizer\.pad_token \(e\.g\. tokenizer\.pad_token = "
+            r"tokenizer\.eos_token\), or pass padded decoder_input_ids")):
+        probe.trace(model, src, tokenizer=tok, decoder_inputs=["the cat", "the dog sat"])
+    assert tok.pad_token is None
+
