@@ -143,7 +143,8 @@ def test_masked_lm_labels_are_checked_like_causal_ones():
     ids = torch.tensor([[5, 6, 7], [8, 9, 10]])
     assert torch.isfinite(probe.trace(model, ids, labels=torch.full_like(ids, -100).index_fill(
         1, torch.tensor([1]), 42)).output.loss)
-    with pytest.raises(probe.ProbeError, match=r"^label 99 is outside the 99 ids .*BertForMaskedLM"):
+    with pytest.raises(probe.ProbeError,
+                       match=r"^label 99 is outside the 99 ids .*BertForMaskedLM"):
         probe.trace(model, ids, labels=torch.full_like(ids, 99))
 
 
@@ -281,3 +282,55 @@ def test_decoder_text_needs_no_pad_token_unless_lengths_differ():
         probe.trace(model, src, tokenizer=tok, decoder_inputs=["the cat", "the dog sat"])
     assert tok.pad_token is None
 
+
+
+def _frames(path: Any, count: int, **save: Any) -> list[Any]:
+    """``count`` frames of distinct colours saved as one animated/multi-page file."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), (60 * i, 255 - 60 * i, 0)) for i in range(count)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], **save)
+    return frames
+
+
+@pytest.mark.parametrize("name, save", [("anim.gif", dict(duration=100, loop=0)),
+                                        ("pages.tiff", {})])
+def test_a_file_of_several_frames_warns_once_and_uses_frame_zero(name, save, tmp_path):
+    """An animated GIF or multi-page TIFF silently gave its first frame. Frame 0 is still used
+    (as transformers does, and as RGBA or 16-bit files are converted rather than refused), with
+    one warning naming the frame count."""
+    import warnings
+
+    from PIL import Image
+
+    model = probe.load_model("vit-shapes")
+    path = tmp_path / name
+    frames = _frames(path, 3, **save)
+    still = tmp_path / "frame0.png"
+    frames[0].save(still)
+    with pytest.warns(UserWarning, match=rf"^probe\.load_image: '{name}' holds 3 frames \(an "
+                      r"animation or a multi-page file\); frame 0 is used: save the frame you "
+                      r"mean as a still image \(PNG\)") as caught:
+        img = probe.load_image(str(path), model)
+    assert len([w for w in caught if "frames" in str(w.message)]) == 1
+    assert caught[0].filename == __file__  # points at the caller's line
+    torch.testing.assert_close(img.pixel_values, probe.load_image(str(still), model).pixel_values,
+                               atol=0.02, rtol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        probe.load_image(str(still), model)  # one frame: no warning
+    assert Image.open(path).n_frames == 3
+
+
+def test_render_notes_a_file_of_several_frames_on_stderr(tmp_path, capsys):
+    from probe.cli import main
+
+    path = tmp_path / "anim.gif"
+    _frames(path, 4, duration=100, loop=0)
+    out = tmp_path / "out"
+    rc = main(["render", "rollout", "--image", str(path), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 0 and len(list(out.iterdir())) == 1
+    assert err.strip() == ("probe: note: --image 'anim.gif' holds 4 frames (an animation or a "
+                           "multi-page file); frame 0 is used: save the frame you mean as a "
+                           "still image (PNG) to look at another")
