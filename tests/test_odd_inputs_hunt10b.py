@@ -334,3 +334,22 @@ def test_render_notes_a_file_of_several_frames_on_stderr(tmp_path, capsys):
     assert err.strip() == ("probe: note: --image 'anim.gif' holds 4 frames (an animation or a "
                            "multi-page file); frame 0 is used: save the frame you mean as a "
                            "still image (PNG) to look at another")
+
+
+def test_coref_candidates_are_a_set_in_sentence_order(minilm):
+    """``candidates=["animal", "animal"]`` was quietly de-duplicated: pinned and documented.
+    A word named twice (as text, or as text and index) counts once, and the candidates are
+    reported in sentence order whatever order they were given in."""
+    model, tok = minilm
+    tr = probe.trace(model, "The animal didn't cross the street because it was tired.",
+                     tokenizer=tok)
+    words = list(tr.words[0])
+    animal, street = words.index("animal"), words.index("street")
+    once = probe.coref(tr, "it", candidates=["animal"])
+    assert probe.coref(tr, "it", candidates=["animal", "animal"]) == once
+    assert probe.coref(tr, "it", candidates=["animal", animal, "Animal"]) == once
+    both = probe.coref(tr, "it", candidates=["animal", "street"])
+    assert probe.coref(tr, "it", candidates=["street", "animal", "street"]) == both
+    for given in (["street", "animal"], ["animal", "street", street]):
+        report = probe.best_antecedents(tr, "it", candidates=given)
+        assert report.candidates == (animal, street)
