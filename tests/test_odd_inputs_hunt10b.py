@@ -353,3 +353,20 @@ def test_coref_candidates_are_a_set_in_sentence_order(minilm):
     for given in (["street", "animal"], ["animal", "street", street]):
         report = probe.best_antecedents(tr, "it", candidates=given)
         assert report.candidates == (animal, street)
+
+
+def test_seq2seq_generation_past_the_decoder_positions_is_refused():
+    """A Marian/BART decoder has a position table: ``max_new_tokens`` beyond it was an
+    IndexError from the embedding after the model had generated that far."""
+    from tests._tiny import t5, toy_marian
+
+    model, tok = toy_marian()  # max_position_embeddings=32
+    full = probe.generate(model, "the cat", tokenizer=tok, max_new_tokens=32, min_new_tokens=32)
+    assert full.sequences.shape[-1] == 33
+    with pytest.raises(probe.ProbeError, match=r"^max_new_tokens=33 would take the decoder past "
+                                               r"the 32 positions MarianMTModel accepts: use "
+                                               r"max_new_tokens <= 32$"):
+        probe.generate(model, "the cat", tokenizer=tok, max_new_tokens=33)
+    relative, inputs = t5()  # relative positions: no limit
+    assert probe.generate(relative, inputs["input_ids"], max_new_tokens=70,
+                          min_new_tokens=70).sequences.shape[-1] == 71

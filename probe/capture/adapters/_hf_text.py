@@ -241,6 +241,11 @@ class HFTextModel(ModelAdapter):
                 f"{prompt + max_new_tokens} positions, but {self.name} accepts at most {limit}: "
                 f"use max_new_tokens <= {max(limit - prompt, 0)} or a shorter prompt"
             )
+        if self.family == "encoder-decoder" and limit is not None and max_new_tokens > limit:
+            raise ProbeError(  # the decoder's position table ran out: an IndexError
+                f"max_new_tokens={max_new_tokens} would take the decoder past the {limit} "
+                f"positions {self.name} accepts: use max_new_tokens <= {limit}"
+            )
         drop = ("position_ids", "decoder_input_ids", "decoder_attention_mask")
         model_kwargs = {k: v for k, v in prepared.kwargs.items() if k not in drop}
         return hf_generate(self.model, model_kwargs, max_new_tokens, kwargs)
