@@ -370,3 +370,39 @@ def test_seq2seq_generation_past_the_decoder_positions_is_refused():
     relative, inputs = t5()  # relative positions: no limit
     assert probe.generate(relative, inputs["input_ids"], max_new_tokens=70,
                           min_new_tokens=70).sequences.shape[-1] == 71
+
+
+def test_json_output_to_a_device_or_pipe_is_refused_not_replaced(tmp_path, capsys):
+    """``probe eval --json /dev/null`` replaced /dev/null with a regular file (the atomic
+    rename; as root it broke the system's /dev/null). A FIFO stands in for the device here."""
+    import os
+    import stat
+
+    from probe._report import write_json
+    from probe.cli import main
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(probe.ProbeError, match=r"^cannot save JSON to '.*pipe': it is not a "
+                                               r"regular file \(a device, pipe or socket\)"):
+        write_json(fifo, {"a": 1})
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    rc = main(["eval", "coref", "--n", "2", "--json", str(fifo), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err.startswith(f"probe: error: cannot write {fifo}: it is not a regular file")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_json_output_through_a_symlink_keeps_the_link(tmp_path):
+    import json
+    import os
+
+    from probe._report import write_json
+
+    real = tmp_path / "real.json"
+    real.write_text("{}")
+    link = tmp_path / "link.json"
+    os.symlink(real, link)
+    assert write_json(link, {"a": 1}) == link
+    assert link.is_symlink() and json.loads(real.read_text()) == {"a": 1}
