@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from probe._errors import ProbeError
@@ -47,6 +48,7 @@ _MAPPINGS: dict[Head, tuple[str, ...]] = {
 _IGNORE = -100  # CrossEntropyLoss' ignore_index, what transformers' losses skip
 
 
+@lru_cache(maxsize=None)
 def _names(mapping: str) -> frozenset[str]:
     from transformers.models.auto import modeling_auto
 
