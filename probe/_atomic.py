@@ -109,7 +109,10 @@ def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, what: str,
 
     Readers never see a half-written file; on any error the temporary file is removed and
     ``target`` is left as it was. The file gets the usual mode (``0o666`` less the umask),
-    not ``mkstemp``'s ``0o600``. The folder must exist (callers check or create it).
+    not ``mkstemp``'s ``0o600``. The folder must exist (callers check or create it). A
+    symbolic link is written through (the file it names is replaced, the link stays); a target
+    that exists and is no regular file (``/dev/null``, a FIFO) is refused: the rename would
+    put a regular file in its place.
 
     Args:
         target: the file to write.
@@ -118,9 +121,18 @@ def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, what: str,
         binary: open the temporary file in binary mode (else UTF-8 text).
 
     Raises:
-        ProbeError: the folder is not writable, or an OS error while writing. Other errors
+        ProbeError: the folder is not writable, the target is no regular file, or an OS
+            error while writing. Other errors
             raised by ``write`` propagate unchanged.
     """
+    named = target
+    if target.is_symlink():  # write through the link: os.replace would replace the link
+        target = Path(os.path.realpath(target))
+    if target.exists() and not target.is_file():  # /dev/null became a regular file (as root)
+        raise ProbeError(
+            f"cannot save {what} to {str(target)!r}: it is not a regular file (a device, pipe "
+            "or socket) and would be replaced by one; pass a file name"
+        )
     directory = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
@@ -146,7 +158,7 @@ def atomic_write(target: Path, write: Callable[[IO[Any]], None], *, what: str,
                 "and free space"
             ) from None
         raise
-    return target
+    return named
 
 
 def _umask() -> int:

@@ -205,8 +205,8 @@ def check_output_file(path: str | os.PathLike[str], *, option: str = "--json",
 
     Raises:
         ProbeError: ``path`` is ``-`` (``option`` is named), a folder or written as one
-            (``results/``), lies under a regular file, or its nearest existing folder is not
-            writable.
+            (``results/``), an existing file that is not a regular one (``/dev/null``), lies
+            under a regular file, or its nearest existing folder is not writable.
     """
     _refuse_dash(path, option, "file")
     _refuse_folder_syntax(path, option)
@@ -219,6 +219,9 @@ def check_output_file(path: str | os.PathLike[str], *, option: str = "--json",
     _check_length(target, option)
     if target.is_dir():
         raise ProbeError(f"cannot write {path}: it is a folder; pass a file name")
+    if target.exists() and not target.is_file():  # /dev/null: the rename would replace it
+        raise ProbeError(f"cannot write {path}: it is not a regular file (a device, pipe or "
+                         "socket) and would be replaced by one; pass a file name")
     ancestor = nearest_existing(target.parent)
     if not ancestor.is_dir():
         raise ProbeError(

@@ -460,7 +460,8 @@ def coref(
     positional heads, which put most of their weight on the neighbouring word whatever it
     is (Clark et al. Sec. 3), from ranking first with a function word. Pass ``candidates``
     (words, matched case-insensitively at every occurrence, or word indices) to choose the
-    candidates yourself.
+    candidates yourself: they are a set of words in sentence order (a word named twice counts
+    once, whatever the order they were given in).
 
     What this shows is where each head looks in one sentence, not that it resolves
     coreference: a head that attends by position (e.g. to the first noun) also links "it" to

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["ModelImage", "check_image_file", "load_image", "preprocess_image", "to_rgb8"]
+__all__ = ["ModelImage", "check_image_file", "frames_note", "load_image", "load_image_frames",
+           "preprocess_image", "to_rgb8"]
 
 
 @dataclass(frozen=True)
@@ -243,15 +244,38 @@ def load_image(path: str, model: nn.Module, processor: Any = None) -> ModelImage
     """Read an image file and prepare it for ``model`` (resize to its input size, normalise).
 
     The image is taken upright as viewers show it: a JPEG's EXIF orientation (a phone photo
-    stored sideways) is applied first, as ``transformers.image_utils.load_image`` does.
+    stored sideways) is applied first, as ``transformers.image_utils.load_image`` does. A file
+    of several frames (an animated GIF, WebP or PNG, a multi-page TIFF) gives its first frame,
+    as transformers does, with one ``UserWarning`` naming the frame count.
 
     Raises:
         ProbeError: the file does not exist or is not a readable image.
     """
+    from probe._errors import outside_probe_stacklevel
+
+    image, frames = load_image_frames(path, model, processor)
+    if frames > 1:
+        warnings.warn(f"probe.load_image: {frames_note(path, frames)}", UserWarning,
+                      stacklevel=outside_probe_stacklevel())
+    return image
+
+
+def frames_note(path: str, frames: int) -> str:
+    """What a note says about an image file of ``frames`` frames."""
+    return (f"{os.path.basename(str(path))!r} holds {frames} frames (an animation or a "
+            "multi-page file); frame 0 is used: save the frame you mean as a still image "
+            "(PNG) to look at another")
+
+
+def load_image_frames(path: str, model: nn.Module,
+                      processor: Any = None) -> tuple[ModelImage, int]:
+    """:func:`load_image` without its warning: the image (of frame 0) and the file's number
+    of frames (the command line says it in a note)."""
     from PIL import Image, ImageOps
 
     check_image_file(path)
     with _safe_decoding(path), Image.open(path) as img:
+        frames = int(getattr(img, "n_frames", 1) or 1)
         img.load()
         rgb = to_rgb8(ImageOps.exif_transpose(img))
-    return preprocess_image(rgb, model, processor, source=os.path.basename(path))
+    return preprocess_image(rgb, model, processor, source=os.path.basename(path)), frames

@@ -216,8 +216,12 @@ class ModelAdapter:
         return self.prepare(inputs, **options)
 
     def forward(self, kwargs: dict[str, Any]) -> Any:
-        """Run the model on forward keyword arguments (no grad/mode changes)."""
-        return self.model(**kwargs)
+        """Run the model on forward keyword arguments (no grad/mode changes); the
+        ``config.problem_type`` transformers infers from ``labels`` is put back."""
+        from probe.capture.adapters._labels import keeping_config
+
+        with keeping_config(self.model, kwargs):
+            return self.model(**kwargs)
 
     def call(self, main: torch.Tensor, others: dict[str, Any] | None = None) -> Any:
         """Run the model with ``main`` as its main input (ids or pixels) and ``others``."""

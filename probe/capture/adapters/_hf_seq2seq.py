@@ -13,7 +13,7 @@ from probe._errors import ProbeError
 from probe.capture.adapters._base import Family, Prepared, register_adapter
 from probe.capture.adapters._hf_sites import is_hf_model
 from probe.capture.adapters._hf_text import HFTextModel
-from probe.capture.adapters._text_inputs import check_mask
+from probe.capture.adapters._text_inputs import check_mask, encode_targets
 
 if TYPE_CHECKING:
     from torch import nn
@@ -52,7 +52,12 @@ class HFEncoderDecoder(HFTextModel):
                 "the decoder's input is given twice, as decoder_inputs= and as the inputs' "
                 "'decoder_input_ids': pass one of them"
             )
-        if "decoder_input_ids" not in kwargs:
+        if "decoder_input_ids" not in kwargs and decoder_inputs is None and kwargs.get(
+                "labels") is not None:  # the decoder reads the labels, as in transformers
+            from probe.capture.adapters._labels import shifted_labels
+
+            kwargs["decoder_input_ids"] = shifted_labels(self.model, kwargs["labels"], batch)
+        elif "decoder_input_ids" not in kwargs:
             kwargs.update(self._decoder_kwargs(decoder_inputs, tokenizer, batch))
         self.check_decoder_ids(kwargs, batch)
         dec = kwargs["decoder_input_ids"]
@@ -91,11 +96,7 @@ class HFEncoderDecoder(HFTextModel):
                     f"empty decoder text{where}: pass the target words, or leave "
                     "decoder_inputs out to start from the decoder start token"
                 )
-            enc = tokenizer(text_target=texts, return_tensors="pt", padding=True, verbose=False)
-            return {
-                "decoder_input_ids": enc["input_ids"],
-                "decoder_attention_mask": enc["attention_mask"],
-            }
+            return encode_targets(tokenizer, texts)  # unpadded where it can be (no pad token)
         raise ProbeError(
             "decoder_inputs must be a string, a list of strings or a tensor, got "
             f"{type(decoder_inputs).__name__}"

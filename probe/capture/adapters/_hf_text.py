@@ -186,8 +186,15 @@ class HFTextModel(ModelAdapter):
                     p.words, p.word_ids, p.token_spans = labels
         elif input_ids is not None:
             p.special_tokens_mask = self.special_from_config(input_ids)
+        extra = dict(forward_kwargs or {})
+        if "labels" in extra:  # before the decoder inputs: a seq2seq decoder may read them
+            if "labels" in kwargs:
+                raise ProbeError("labels are given twice, as labels= and in the input mapping: "
+                                 "pass one of them")
+            kwargs["labels"] = extra.pop("labels")
         self.add_decoder_inputs(p, kwargs, decoder_inputs, tokenizer)
-        kwargs.update(forward_kwargs or {})
+        kwargs.update(extra)
+        self.check_labels(kwargs)
         if kwargs.get("global_attention_mask") is not None:  # Longformer, LED: 1 = global
             check_mask(kwargs["global_attention_mask"], input_ids, "global_attention_mask",
                        embeds=kwargs.get("inputs_embeds"), real=False)
@@ -234,9 +241,28 @@ class HFTextModel(ModelAdapter):
                 f"{prompt + max_new_tokens} positions, but {self.name} accepts at most {limit}: "
                 f"use max_new_tokens <= {max(limit - prompt, 0)} or a shorter prompt"
             )
+        if self.family == "encoder-decoder" and limit is not None and max_new_tokens > limit:
+            raise ProbeError(  # the decoder's position table ran out: an IndexError
+                f"max_new_tokens={max_new_tokens} would take the decoder past the {limit} "
+                f"positions {self.name} accepts: use max_new_tokens <= {limit}"
+            )
         drop = ("position_ids", "decoder_input_ids", "decoder_attention_mask")
         model_kwargs = {k: v for k, v in prepared.kwargs.items() if k not in drop}
         return hf_generate(self.model, model_kwargs, max_new_tokens, kwargs)
+
+    def check_labels(self, kwargs: dict[str, Any]) -> None:
+        """``labels`` for the model's loss fit its head (see :mod:`._labels`)."""
+        if kwargs.get("labels") is None:
+            return
+        from probe.capture.adapters._labels import check_labels
+
+        main = kwargs.get("input_ids")
+        main = main if main is not None else kwargs.get("inputs_embeds")
+        dec = kwargs.get("decoder_input_ids")
+        check_labels(self.model, kwargs["labels"], tuple(main.shape[:2]) if main is not None
+                     else None, tuple(dec.shape[:2]) if dec is not None else None)
+        if hasattr(kwargs["labels"], "contiguous"):  # EncoderDecoderModel's loss .view()s them
+            kwargs["labels"] = kwargs["labels"].contiguous()
 
     def check_ids(self, input_ids: Any) -> None:
         """``input_ids``: an integer ``[batch, seq]`` tensor, not empty, ids in the vocabulary."""

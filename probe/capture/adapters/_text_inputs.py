@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     import torch
 
 __all__ = ["check_embeds", "check_mapping_keys", "check_mask", "check_not_only_special",
-           "check_positions", "check_token_types", "encode_texts", "is_byte_level",
-           "word_labels"]
+           "check_positions", "check_token_types", "encode_targets", "encode_texts",
+           "is_byte_level", "word_labels"]
 
 Pads = list[tuple[int, int]]
 
@@ -62,6 +62,34 @@ def encode_texts(tokenizer: Any, texts: list[str]) -> tuple[Any, dict[str, Any],
         padded = [[value] * a + list(r) + [value] * b for r, (a, b) in zip(rows, pads)]
         kwargs[key] = torch.tensor(padded, dtype=torch.long)
     return enc, kwargs, pads
+
+
+def encode_targets(tokenizer: Any, texts: list[str]) -> dict[str, Any]:
+    """Encode decoder ``texts`` (``text_target=``): ``decoder_input_ids`` and
+    ``decoder_attention_mask`` tensors. One text (or texts of one length) needs no padding, so
+    a tokenizer without a pad token works; texts of different lengths need one.
+
+    Raises:
+        ProbeError: texts of different lengths and no pad token, naming the fix.
+    """
+    import torch
+
+    if len(texts) == 1 or _pad_id(tokenizer) is not None:
+        enc = tokenizer(text_target=texts, return_tensors="pt", padding=len(texts) > 1,
+                        verbose=False)
+        return {"decoder_input_ids": enc["input_ids"],
+                "decoder_attention_mask": enc["attention_mask"]}
+    rows = tokenizer(text_target=texts, verbose=False)["input_ids"]
+    lengths = sorted({len(r) for r in rows})
+    if len(lengths) > 1:
+        raise ProbeError(
+            f"the {len(texts)} decoder texts are {lengths[0]} to {lengths[-1]} tokens long and "
+            "the tokenizer has no pad token to even them out: set tokenizer.pad_token (e.g. "
+            "tokenizer.pad_token = tokenizer.eos_token), or pass padded decoder_input_ids "
+            "with their decoder_attention_mask in the inputs mapping"
+        )
+    ids = torch.tensor(rows, dtype=torch.long)
+    return {"decoder_input_ids": ids, "decoder_attention_mask": torch.ones_like(ids)}
 
 
 def check_mask(mask: Any, input_ids: torch.Tensor | None, name: str = "attention_mask",

@@ -77,6 +77,10 @@ class VisionModel(ModelAdapter):
         # float32 pixels for a float16/bfloat16 model: cast as HF ViT does itself (timm does not)
         pixels = inputs.to(self.device, self.dtype)
         p.kwargs = {self.main_key: pixels, **self.extra_kwargs(forward_kwargs)}
+        if p.kwargs.get("labels") is not None:  # an image classifier's loss
+            from probe.capture.adapters._labels import check_labels
+
+            check_labels(self.model, p.kwargs["labels"], None, batch=int(inputs.shape[0]))
         p.pixel_values = inputs.detach().clone()
         p.batch = int(inputs.shape[0])
         return p

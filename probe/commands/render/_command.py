@@ -120,6 +120,8 @@ def render_batch(batch: Sequence[RenderArgs]) -> list[str]:
                 raise ProbeError(f"{_which(batch, index)}: {exc}") from None
             if "generated" in session.extra:
                 generated.append(session.extra["generated"])
+            if "note" in session.extra:
+                notes.append(session.extra["note"])
             if session.modality == "text" and session.text:
                 which = "--text" if len(batch) == 1 else f"--text {index + 1} of {len(batch)}"
                 note = unknown_words_note(session.processor, session.text, session.model_name,

@@ -457,9 +457,11 @@ def _session(args: RenderArgs, loaded: dict[Any, Any] | None = None) -> Session:
     if modality == "text":
         s.text = args.text
     elif args.image is not None:
-        from probe.models._images import load_image
+        from probe.models._images import frames_note, load_image_frames
 
-        img = load_image(args.image, model, processor)
+        img, frames = load_image_frames(args.image, model, processor)
+        if frames > 1:  # said after success, with the other notes
+            s.extra["note"] = f"probe: note: --image {frames_note(args.image, frames)}"
         s.pixel_values, s.display, s.source = img.pixel_values, img.display, img.source
         s.display_size = img.original_size
     else:
