@@ -84,6 +84,9 @@ class GenerationTrace:
         source_mask: ``[batch, source]`` bool, encoder-decoders.
         generated_mask: ``[batch, generated]`` bool, True up to and including the first EOS
             (later steps of finished items are padding the model still ran).
+        grid, num_prefix_tokens, image_size, pixel_values: image-to-text models: where the
+            patches are among the encoder's tokens, the cross-attention keys (see
+            :class:`Trace`); ``None``/0 for text sources.
     """
 
     attentions: torch.Tensor = _Attentions()  # type: ignore[assignment]  # edits refused
@@ -119,6 +122,10 @@ class GenerationTrace:
     output: Any = field(default=None, repr=False, compare=False)
     byte_level: bool = False
     unk_token: str | None = None
+    grid: tuple[int, int] | None = None
+    num_prefix_tokens: int = 0
+    image_size: tuple[int, int] | None = None
+    pixel_values: torch.Tensor | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -222,7 +229,9 @@ class GenerationTrace:
             special_tokens_mask=_or_zeros(self.source_special_tokens_mask, self.source_mask),
             tokens=self.source_tokens, words=self.prompt_words, word_ids=self.prompt_word_ids,
             token_spans=self.prompt_token_spans,
-            decoder=stack, cross=cross, decoder_tokens=tokens, **common,
+            decoder=stack, cross=cross, decoder_tokens=tokens, grid=self.grid,
+            num_prefix_tokens=self.num_prefix_tokens, image_size=self.image_size,
+            pixel_values=self.pixel_values, **common,
         )
 
     def _joined_words(self, total: int) -> dict[str, Any]:

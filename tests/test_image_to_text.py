@@ -1,0 +1,248 @@
+"""Image-to-text models (``VisionEncoderDecoderModel``: ViT/DeiT encoder + GPT-2, BERT or TrOCR
+decoder), tiny and random-init from configs, loaded as users load them (SDPA on)."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+import pytest
+import torch
+from torch.testing import assert_close
+
+import probe
+from tests._tiny import Boom, assert_unchanged, fails_late, snapshot
+
+VOCAB = 64
+_ENC = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2,
+            num_attention_heads=4, intermediate_size=64)
+
+
+def _decoder(kind: str) -> Any:
+    from transformers import BertConfig, GPT2Config, TrOCRConfig
+
+    if kind == "gpt2":
+        return GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=16,
+                          add_cross_attention=True, bos_token_id=1, eos_token_id=2)
+    if kind == "bert":
+        return BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2,
+                          num_attention_heads=4, intermediate_size=64, is_decoder=True,
+                          add_cross_attention=True, max_position_embeddings=16)
+    # TrOCR: 3 layers of another width (the encoder output is projected), its own attention
+    return TrOCRConfig(vocab_size=VOCAB, d_model=48, decoder_layers=3, decoder_attention_heads=4,
+                       decoder_ffn_dim=64, max_position_embeddings=16, bos_token_id=1,
+                       eos_token_id=2)
+
+
+def image_to_text(encoder: str = "vit", decoder: str = "gpt2", start: int | None = 1) -> Any:
+    """A tiny ``VisionEncoderDecoderModel`` (SDPA, eval) with ``decoder_start_token_id=start``."""
+    import transformers
+    from transformers import (
+        DeiTConfig,
+        ViTConfig,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+    )
+
+    transformers.logging.set_verbosity_error()
+    enc = (DeiTConfig if encoder == "deit" else ViTConfig)(**_ENC)
+    torch.manual_seed(0)
+    config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, _decoder(decoder))
+    model = VisionEncoderDecoderModel(config).eval()
+    if start is not None:
+        model.config.decoder_start_token_id = start
+        model.config.pad_token_id = 0
+        model.generation_config.decoder_start_token_id = start
+        model.generation_config.pad_token_id = 0
+        model.generation_config.eos_token_id = 2
+    return model
+
+
+def _pixels(batch: int = 2, size: int = 32) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+
+
+IDS = torch.tensor([[1, 5, 9, 7, 3]])
+COMBOS = [("vit", "gpt2"), ("vit", "bert"), ("deit", "trocr")]
+
+
+def _eager(model: Any, pixels: torch.Tensor, ids: torch.Tensor) -> Any:
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    with torch.no_grad():
+        return eager(pixel_values=pixels, decoder_input_ids=ids, output_attentions=True)
+
+
+def _implementations(model: Any) -> list[str]:
+    return [str(m.config._attn_implementation) for m in model.modules()
+            if hasattr(m, "config")] + [str(model.config.encoder._attn_implementation),
+                                        str(model.config.decoder._attn_implementation)]
+
+
+# --------------------------------------------------------------------------- capture
+@pytest.mark.parametrize(("encoder", "decoder"), COMBOS)
+def test_three_stacks_equal_eager_output_attentions(encoder: str, decoder: str) -> None:
+    """Encoder self-, decoder self- and cross-attention equal the model's own eager
+    ``output_attentions=True`` to 1e-5; outputs unchanged; the model left as it was."""
+    model = image_to_text(encoder, decoder)
+    assert model.config.encoder._attn_implementation == "sdpa"  # TrOCR: eager only
+    before, impls = snapshot(model), _implementations(model)
+    x = _pixels()
+    trace = probe.trace(model, x, decoder_inputs=IDS)
+    want = _eager(model, x, IDS.expand(2, -1))
+    assert_close(trace.attentions, torch.stack(want.encoder_attentions), atol=1e-5, rtol=0)
+    assert_close(trace.decoder.attentions, torch.stack(want.decoder_attentions), atol=1e-5,
+                 rtol=0)
+    assert_close(trace.cross.attentions, torch.stack(want.cross_attentions), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        plain = model(pixel_values=x, decoder_input_ids=IDS.expand(2, -1))
+    assert_close(trace.output.logits, plain.logits, atol=1e-5, rtol=0)
+    assert_unchanged(model, before)
+    assert _implementations(model) == impls
+    prefix = 2 if encoder == "deit" else 1  # DeiT: CLS and distillation token
+    assert (trace.family, trace.grid, trace.num_prefix_tokens) == ("encoder-decoder", (4, 4),
+                                                                    prefix)
+    assert trace.cross.attentions.shape[-2:] == (5, prefix + 16)
+    assert trace.special_tokens_mask[:, :prefix].all()
+    assert not trace.special_tokens_mask[:, prefix:].any()
+    assert_close(trace.cross.attentions.sum(-1), torch.ones(trace.cross.attentions.shape[:-1]))
+
+
+def test_the_ways_to_pass_pixels_and_decoder_ids_agree() -> None:
+    model = image_to_text()
+    x = _pixels(1)
+    ids = IDS
+    ref = probe.trace(model, x, decoder_inputs=ids)
+    for other in (
+        probe.trace(model, pixel_values=x, decoder_input_ids=ids),
+        probe.trace(model, x, decoder_input_ids=ids),
+        probe.trace(model, {"pixel_values": x, "decoder_input_ids": ids}),
+        probe.trace(model, {"pixel_values": x, "decoder_input_ids": ids,
+                            "decoder_attention_mask": torch.ones_like(ids)}),
+    ):
+        assert_close(other.cross.attentions, ref.cross.attentions, atol=0, rtol=0)
+        assert_close(other.decoder.attentions, ref.decoder.attentions, atol=0, rtol=0)
+    start = probe.trace(model, x)  # default: the decoder start token alone
+    assert start.cross.attentions.shape[-2] == 1
+    assert_close(start.cross.attentions[..., 0, :], ref.cross.attentions[..., 0, :],
+                 atol=1e-5, rtol=0)
+
+
+def test_labels_with_decoder_ids_pass_through() -> None:
+    model = image_to_text()
+    x = _pixels(1)
+    trace = probe.trace(model, x, decoder_inputs=IDS, labels=IDS)
+    assert trace.output.loss is not None
+
+
+@pytest.mark.parametrize("decoder", ["gpt2", "trocr"])
+def test_no_trace_left_when_the_forward_raises(decoder: str) -> None:
+    """Hooks, attention functions and implementations are restored also when the forward
+    raises (in the decoder, after the attention ran), and again on a loop."""
+    model = image_to_text("deit" if decoder == "trocr" else "vit", decoder)
+    before, impls = snapshot(model), _implementations(model)
+    x = _pixels(1)
+    last = list(model.decoder.modules())[-1]
+    with fails_late(last) as boom:
+        with pytest.raises(boom):
+            probe.trace(model, x, decoder_inputs=IDS)
+    assert_unchanged(model, before)
+    assert _implementations(model) == impls
+    for _ in range(20):
+        probe.trace(model, x, decoder_inputs=IDS)
+    assert_unchanged(model, before)
+    with torch.no_grad():
+        out = model(pixel_values=x, decoder_input_ids=IDS, output_attentions=True)
+    assert not out.encoder_attentions  # SDPA still on: no weights returned
+    assert issubclass(boom, Boom)
+
+
+def test_bad_inputs_are_refused_in_one_line() -> None:
+    model = image_to_text()
+    x = _pixels(1)
+    cases = [
+        (lambda: probe.trace(image_to_text(start=None), x),
+         "VisionEncoderDecoderModel has no decoder_start_token_id (config or "
+         "generation_config): pass decoder_inputs=ids [batch, target] (or "
+         "decoder_input_ids=...), or set model.config.decoder_start_token_id"),
+        (lambda: probe.trace(model, _pixels(1, 48), decoder_inputs=IDS),
+         "the model expects 32x32 images, got 48x48: resize the image first"),
+        (lambda: probe.trace(model, x[0], decoder_inputs=IDS),
+         "pixel_values must be [batch, channel, height, width], got (3, 32, 32): use "
+         "x.unsqueeze(0)"),
+        (lambda: probe.trace(model, x, decoder_inputs=torch.tensor([[1, VOCAB]])),
+         f"decoder token id {VOCAB} is outside the decoder's vocabulary"),
+        (lambda: probe.trace(model, x, decoder_inputs=IDS[0]),
+         "decoder_inputs must be [batch, seq], got shape (5,): use ids.unsqueeze(0)"),
+        (lambda: probe.trace(model, x, decoder_inputs=IDS, decoder_input_ids=IDS),
+         "the decoder's input is given twice"),
+        (lambda: probe.trace(model, x, labels=IDS),
+         "labels= without decoder inputs"),
+        (lambda: probe.trace(model, {"pixel_values": x, "input_ids": IDS}),
+         "unknown keys ['input_ids']"),
+        (lambda: probe.trace(model, decoder_input_ids=IDS),
+         "probe.trace needs the model's inputs"),
+        (lambda: probe.trace(model, x, decoder_inputs=torch.ones(1, 40, dtype=torch.long)),
+         "the decoder input is 40 tokens long but VisionEncoderDecoderModel accepts at most 16"),
+    ]
+    before = snapshot(model)
+    for call, message in cases:
+        with pytest.raises(probe.ProbeError) as info:
+            call()
+        text = str(info.value)
+        assert message in text and "\n" not in text, text
+    assert_unchanged(model, before)
+
+
+def test_a_windowed_encoder_is_refused_naming_the_encoder_trace() -> None:
+    import transformers
+    from transformers import (
+        SwinConfig,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+    )
+
+    transformers.logging.set_verbosity_error()
+    swin = SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1],
+                      num_heads=[2, 2], window_size=4)
+    model = VisionEncoderDecoderModel(
+        VisionEncoderDecoderConfig.from_encoder_decoder_configs(swin, _decoder("trocr"))).eval()
+    message = ("has a swin image encoder: its attention runs in windows over several stages, "
+               "not over one patch grid")
+    for call in (lambda: probe.trace(model, _pixels(1), decoder_inputs=IDS),
+                 lambda: probe.generate(model, _pixels(1), max_new_tokens=2)):
+        with pytest.raises(probe.UnsupportedModelError, match=re.escape(message)):
+            call()
+
+
+def test_attribute_is_refused_naming_trace_and_the_encoder() -> None:
+    model = image_to_text()
+    with pytest.raises(probe.UnsupportedModelError, match=re.escape(
+            "probe.attribute explains one prediction of a classifier; VisionEncoderDecoderModel "
+            "writes text from an image")):
+        probe.attribute(model, _pixels(1), "rollout")
+
+
+# --------------------------------------------------------------------------- generate
+@pytest.mark.parametrize(("encoder", "decoder"), [("vit", "gpt2"), ("deit", "trocr")])
+def test_generate_rows_equal_a_teacher_forced_trace(encoder: str, decoder: str) -> None:
+    """Each generated token's cross-attention row over the encoder tokens equals one
+    teacher-forced trace of the generated sequence; the geometry travels along."""
+    model = image_to_text(encoder, decoder)
+    before = snapshot(model)
+    x = _pixels()
+    gen = probe.generate(model, x, max_new_tokens=4)
+    with torch.no_grad():
+        plain = model.generate(pixel_values=x, max_new_tokens=4)
+    assert torch.equal(gen.sequences, plain)
+    assert_unchanged(model, before)
+    n = gen.num_generated
+    forced = probe.trace(model, x, decoder_inputs=gen.sequences[:, :-1])
+    assert_close(gen.cross.attentions, forced.cross.attentions[..., -n:, :], atol=1e-5, rtol=0)
+    assert_close(gen.attentions[..., : gen.sequences.shape[1] - 1],
+                 forced.decoder.attentions[..., -n:, :], atol=1e-5, rtol=0)
+    assert_close(gen.encoder.attentions, forced.attentions, atol=1e-5, rtol=0)
+    again = gen.to_trace()
+    assert (again.grid, again.num_prefix_tokens) == (forced.grid, forced.num_prefix_tokens)
+    assert_close(again.cross.attentions, forced.cross.attentions, atol=1e-5, rtol=0)
