@@ -228,9 +228,9 @@ def _image_source(adapter: Any, prepared: Any, keys: int) -> dict[str, Any]:
     special = torch.zeros(batch, keys, dtype=torch.bool)
     special[:, :prefix] = True
     return dict(source_mask=torch.ones(batch, keys, dtype=torch.bool),
-                source_special_tokens_mask=special, grid=geometry.grid,
-                num_prefix_tokens=prefix, image_size=geometry.image_size,
-                pixel_values=prepared.pixel_values)
+                source_special_tokens_mask=special, source_grid=geometry.grid,
+                source_prefix_tokens=prefix, source_image_size=geometry.image_size,
+                source_pixel_values=prepared.pixel_values)
 
 
 def _stop_strings(model: Any, kwargs: dict[str, Any]) -> bool:
