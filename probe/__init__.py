@@ -68,6 +68,8 @@ _LAZY: dict[str, str] = {
     "to_grid": "probe.analysis._patches",
     "upsample": "probe.analysis._patches",
     "rollout_map": "probe.analysis._patches",
+    "token_patch_maps": "probe.analysis._image_text",
+    "token_prefix_share": "probe.analysis._image_text",
     "relevance_map": "probe.analysis._patches",
     "query_point_map": "probe.analysis._gates",
     # windowed attention (Swin)

@@ -246,3 +246,67 @@ def test_generate_rows_equal_a_teacher_forced_trace(encoder: str, decoder: str) 
     again = gen.to_trace()
     assert (again.grid, again.num_prefix_tokens) == (forced.grid, forced.num_prefix_tokens)
     assert_close(again.cross.attentions, forced.cross.attentions, atol=1e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------- analyzer
+def test_token_patch_maps_shapes_sums_and_the_prefix_share() -> None:
+    model = image_to_text("deit", "trocr")
+    trace = probe.trace(model, _pixels(), decoder_inputs=IDS)
+    maps = probe.token_patch_maps(trace, batch_index=1)
+    assert maps.shape == (5, 4, 4) and maps.dtype == torch.float32
+    share = probe.token_prefix_share(trace, batch_index=1)
+    assert_close(maps.sum((-2, -1)) + share, torch.ones(5))  # CLS + distillation + patches
+    want = trace.cross.attentions[:, 1].mean(1).mean(0)[:, 2:].reshape(5, 4, 4)
+    assert_close(maps, want, atol=1e-6, rtol=0)
+    last = probe.token_patch_maps(trace, layers=-1, head_fusion="max", prefix="renormalize")
+    raw = trace.cross.attentions[2, 0].max(0).values[:, 2:]
+    assert_close(last, (raw / raw.sum(-1, keepdim=True)).reshape(5, 4, 4), atol=1e-6, rtol=0)
+
+
+def test_token_patch_maps_hand_checked_value() -> None:
+    """One layer, heads [one-hot on patch (1, 2), uniform over the 17 keys]: mean fusion gives
+    1/2 + 1/34 at (1, 2) and 1/34 elsewhere; the CLS share is 1/34."""
+    from probe import AttentionStack
+
+    model = image_to_text("vit", "gpt2")
+    trace = probe.trace(model, _pixels(1), decoder_inputs=IDS[:, :1])
+    att = torch.zeros(1, 1, 2, 1, 17)
+    att[0, 0, 0, 0, 1 + 1 * 4 + 2] = 1.0
+    att[0, 0, 1, 0, :] = 1 / 17
+    hand = trace.replace(cross=AttentionStack("cross", att, ("x",), (0,), (0, 1),
+                                              num_model_layers=1, num_heads=2))
+    maps = probe.token_patch_maps(hand)
+    want = torch.full((1, 4, 4), 1 / 34)
+    want[0, 1, 2] += 0.5
+    assert_close(maps, want, atol=1e-7, rtol=0)
+    assert_close(probe.token_prefix_share(hand), torch.tensor([1 / 34]), atol=1e-7, rtol=0)
+    scaled = probe.token_patch_maps(hand, prefix="renormalize")
+    assert_close(scaled, want / (1 - 1 / 34), atol=1e-7, rtol=0)
+
+
+def test_token_patch_maps_of_a_generation_equal_the_forced_trace() -> None:
+    model = image_to_text("vit", "gpt2")
+    x = _pixels()
+    gen = probe.generate(model, x, max_new_tokens=3)
+    forced = probe.trace(model, x, decoder_inputs=gen.sequences[:, :-1])
+    n = gen.num_generated
+    for b in (0, 1):
+        assert_close(probe.token_patch_maps(gen, batch_index=b),
+                     probe.token_patch_maps(forced, batch_index=b)[-n:], atol=1e-5, rtol=0)
+
+
+def test_token_patch_maps_refuse_what_does_not_fit() -> None:
+    model = image_to_text()
+    trace = probe.trace(model, _pixels(1), decoder_inputs=IDS)
+    vit = probe.trace(model.encoder, _pixels(1))
+    cases = [
+        (lambda: probe.token_patch_maps(vit), "needs an image-to-text trace"),
+        (lambda: probe.token_patch_maps(trace, layers=5), "layer"),
+        (lambda: probe.token_patch_maps(trace, layers=[0, -2]), "name a layer twice"),
+        (lambda: probe.token_patch_maps(trace, head_fusion="median"), "unknown head_fusion"),
+        (lambda: probe.token_patch_maps(trace, prefix="keep"), "prefix must be"),
+        (lambda: probe.token_patch_maps(trace, batch_index=3), "batch"),
+    ]
+    for call, message in cases:
+        with pytest.raises(probe.ProbeError, match=re.escape(message)):
+            call()
