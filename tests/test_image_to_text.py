@@ -310,3 +310,72 @@ def test_token_patch_maps_refuse_what_does_not_fit() -> None:
     for call, message in cases:
         with pytest.raises(probe.ProbeError, match=re.escape(message)):
             call()
+
+
+# --------------------------------------------------------------------------- figures
+def _captioner() -> tuple[Any, Any]:
+    """ViT + GPT-2 decoder over a tiny byte-level tokenizer's vocabulary."""
+    import transformers
+    from transformers import (
+        GPT2Config,
+        ViTConfig,
+        VisionEncoderDecoderConfig,
+        VisionEncoderDecoderModel,
+    )
+
+    from tests._tokenizers import byte_level
+
+    transformers.logging.set_verbosity_error()
+    tok = byte_level(pad=True)
+    text = GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=4, n_positions=32,
+                      add_cross_attention=True, bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    model = VisionEncoderDecoderModel(VisionEncoderDecoderConfig.from_encoder_decoder_configs(
+        ViTConfig(**_ENC), text)).eval()
+    model.config.decoder_start_token_id = 0
+    model.generation_config.decoder_start_token_id = 0
+    return model, tok
+
+
+def _panel_titles(fig: Any) -> list[str]:
+    return [ax.get_title() for ax in fig.axes if ax.images]
+
+
+def test_plot_cross_one_panel_per_written_token() -> None:
+    from matplotlib.figure import Figure
+
+    model, tok = _captioner()
+    trace = probe.trace(model, _pixels(1), decoder_inputs="The cat sat", tokenizer=tok)
+    fig = probe.plot(trace, "cross")
+    assert isinstance(fig, Figure)
+    written = list(trace.decoder_labels[0][1:])  # step t wrote token t + 1
+    assert [t.split("\n")[0] for t in _panel_titles(fig)] == written
+    assert all(t.split("\n")[1].startswith("CLS 0.") for t in _panel_titles(fig))
+    assert "CLS left out" in fig._suptitle.get_text()
+    maps = probe.token_patch_maps(trace)[:-1].numpy()
+    shown = [ax for ax in fig.axes if ax.images]
+    assert len(shown) == len(written) == maps.shape[0]
+    fig.canvas.draw()
+
+
+def test_plot_cross_of_a_generation_at_paper_widths() -> None:
+    model, tok = _captioner()
+    gen = probe.generate(model, _pixels(1), max_new_tokens=3, tokenizer=tok)
+    for width, inches in (("single", 3.5), ("double", 7.0)):
+        fig = probe.plot(gen, "cross", width=width, layers=-1, fusion="max")
+        assert abs(fig.get_size_inches()[0] - inches) < 0.01
+        assert len(_panel_titles(fig)) == gen.num_generated
+        assert "decoder layer 1 \u00b7 heads max" in fig._suptitle.get_text().replace("\n",
+                                                                                       " \u00b7 ")
+
+
+def test_cross_view_refuses_what_does_not_fit() -> None:
+    from probe.viewers._image_text import token_patches_view
+
+    model = image_to_text()
+    with pytest.raises(probe.ProbeError, match="needs an image-to-text trace"):
+        probe.plot(probe.trace(model.encoder, _pixels(1)), "cross")
+    with pytest.raises(probe.ProbeError, match="pass one of each per token"):
+        token_patches_view(torch.rand(32, 32, 3), torch.rand(2, 4, 4), ["a"])
+    with pytest.raises(probe.ProbeError, match="does not take option"):
+        probe.plot(probe.trace(model, _pixels(1), decoder_inputs=IDS), "cross", head=2)

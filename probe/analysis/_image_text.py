@@ -28,7 +28,8 @@ from probe.analysis._fusion import HeadFusion, fuse_heads
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["image_geometry", "token_patch_maps", "token_prefix_share", "written_labels"]
+__all__ = ["image_geometry", "layer_positions", "token_patch_maps", "token_prefix_share",
+           "written_labels"]
 
 PrefixMode = Literal["drop", "renormalize"]
 
@@ -61,7 +62,7 @@ def _cross_of(trace: Any, call: str) -> Any:
     return cross
 
 
-def _positions(cross: Any, layers: int | Sequence[int] | None) -> list[int]:
+def layer_positions(cross: Any, layers: int | Sequence[int] | None) -> list[int]:
     """Kept-layer positions of the model's decoder ``layers`` (``None``: all kept)."""
     if layers is None:
         return list(range(len(cross.layer_indices)))
@@ -82,7 +83,7 @@ def _fused(trace: Any, batch_index: int, layers: int | Sequence[int] | None,
     """``[token, key]``: item ``batch_index``'s cross-attention, heads then layers fused."""
     cross = _cross_of(trace, call)
     b = batch_position(batch_index, int(cross.attentions.shape[1]))
-    positions = _positions(cross, layers)
+    positions = layer_positions(cross, layers)
     att = cross.attentions[positions, b : b + 1]  # [layer, 1, head, token, key]
     check_trace_finite(att, call, cross, positions=positions, items=[b],
                        stack="cross-attention")
