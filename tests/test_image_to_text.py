@@ -39,6 +39,7 @@ def image_to_text(encoder: str = "vit", decoder: str = "gpt2", start: int | None
     """A tiny ``VisionEncoderDecoderModel`` (SDPA, eval) with ``decoder_start_token_id=start``."""
     import transformers
     from transformers import (
+        BeitConfig,
         DeiTConfig,
         ViTConfig,
         VisionEncoderDecoderConfig,
@@ -46,7 +47,9 @@ def image_to_text(encoder: str = "vit", decoder: str = "gpt2", start: int | None
     )
 
     transformers.logging.set_verbosity_error()
-    enc = (DeiTConfig if encoder == "deit" else ViTConfig)(**_ENC)
+    enc = {"deit": DeiTConfig, "beit": BeitConfig}.get(encoder, ViTConfig)(**_ENC)
+    if encoder == "beit":
+        enc.use_relative_position_bias = True
     torch.manual_seed(0)
     config = VisionEncoderDecoderConfig.from_encoder_decoder_configs(enc, _decoder(decoder))
     model = VisionEncoderDecoderModel(config).eval()
@@ -64,7 +67,7 @@ def _pixels(batch: int = 2, size: int = 32) -> torch.Tensor:
 
 
 IDS = torch.tensor([[1, 5, 9, 7, 3]])
-COMBOS = [("vit", "gpt2"), ("vit", "bert"), ("deit", "trocr")]
+COMBOS = [("vit", "gpt2"), ("vit", "bert"), ("deit", "trocr"), ("beit", "gpt2")]
 
 
 def _eager(model: Any, pixels: torch.Tensor, ids: torch.Tensor) -> Any:

@@ -72,8 +72,8 @@ class HFImageToText(HFVision):
                 f"{type(self.model).__name__} has a {kind} image encoder: its attention runs in "
                 "windows over several stages, not over one patch grid; image-to-text models "
                 "with a windowed encoder (Donut) are not supported yet (ViT, DeiT and BEiT-like "
-                "encoders are); trace the decoder's view of the image by hand or the encoder "
-                "alone: probe.trace(model.encoder, pixel_values)"
+                "encoders are); trace the encoder's windows alone: "
+                "probe.trace(model.encoder, pixel_values)"
             )
         if getattr(self.vision_config(), "patch_size", None) is None:
             raise UnsupportedModelError(
