@@ -7,6 +7,7 @@ import copy
 import re
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -382,3 +383,65 @@ def test_cross_view_refuses_what_does_not_fit() -> None:
         token_patches_view(torch.rand(32, 32, 3), torch.rand(2, 4, 4), ["a"])
     with pytest.raises(probe.ProbeError, match="does not take option"):
         probe.plot(probe.trace(model, _pixels(1), decoder_inputs=IDS), "cross", head=2)
+
+
+# --------------------------------------------------------------------------- HTML
+def test_html_view_embeds_every_layer_and_head_and_escapes_tokens() -> None:
+    from probe.viewers.html import decode_array, token_patches_html
+
+    model = image_to_text("deit", "trocr")
+    trace = probe.trace(model, _pixels(1), decoder_inputs=IDS)
+    view = probe.show(trace, "cross")
+    data = _page_data(view.html)
+    maps = decode_array(data["maps"])  # [layer, head + mean, token, rows, cols] / each max
+    assert maps.shape == (3, 5, 4, 4, 4)  # the last step's token is not in the trace
+    want = trace.cross.attentions[1, 0, 2, 3, 2:].reshape(4, 4).numpy()
+    scale = data["scale"][1][2][3]
+    assert np.max(np.abs(maps[1, 2, 3] * scale - want)) <= scale / 510 + 1e-6
+    assert_close(torch.tensor(data["prefix"][1][2][3], dtype=torch.float64),
+                 trace.cross.attentions[1, 0, 2, 3, :2].sum().double(), atol=1e-6, rtol=0)
+    assert data["tokens"] == ["step 0", "step 1", "step 2", "step 3"]
+    hostile = token_patches_html(trace, title="<script>alert(1)</script>")
+    assert "<script>alert(1)</script>" not in hostile.html
+    some = _page_data(probe.show(trace, "cross", layers=[-1], heads=[1, 3]).html)
+    assert decode_array(some["maps"]).shape == (1, 3, 4, 4, 4)
+    assert (some["layers"], some["heads"]) == (["2"], ["1", "3"])
+    with pytest.raises(probe.ProbeError, match="layer"):
+        probe.show(trace, "cross", layers=[7])
+
+
+def test_html_view_in_browser(tmp_path: Any) -> None:
+    from _browser import XSS_TOKENS, canvas_sum, dataset, hover, open_clean, start_browser
+    from selenium.webdriver.common.by import By
+
+    drv = start_browser()
+    try:
+        model, tok = _captioner()
+        gen = probe.generate(model, _pixels(1), max_new_tokens=3, tokenizer=tok)
+        from probe.viewers.html import token_patches_view_html
+
+        maps = probe.token_patch_maps(gen)[None, None].numpy()  # [1, 1, token, rows, cols]
+        n = maps.shape[2]
+        view = token_patches_view_html(_pixels(1)[0].clamp(0, 1), maps,
+                                       (XSS_TOKENS * n)[:n], model_name=XSS_TOKENS[1])
+        open_clean(drv, view, tmp_path, "i2t")
+        chips = drv.find_elements(By.CSS_SELECTOR, ".p-toks span")
+        assert [c.get_attribute("textContent") for c in chips] == (XSS_TOKENS * n)[:n]
+        before = canvas_sum(drv, "canvas.p-scene")
+        hover(drv, chips[-1])
+        assert dataset(drv)["token"] == str(n - 1)
+        assert canvas_sum(drv, "canvas.p-scene") != before
+        chips[1].click()
+        hover(drv, drv.find_element(By.CSS_SELECTOR, ".p-title"))
+        assert dataset(drv)["token"] == "1"
+        open_clean(drv, probe.viewers.html.token_patches_html(gen), tmp_path, "gen")
+    finally:
+        drv.quit()
+
+
+def _page_data(html: str) -> dict:
+    import json
+
+    found = re.search(r'<script type="application/json"[^>]*>(.*?)</script>', html, re.S)
+    assert found, "no data block"
+    return json.loads(found.group(1))
