@@ -179,7 +179,8 @@ def token_patches_view_html(
         "image": url, "grey": _grey_data_url(image), "size": list(size), "side": side,
         "alpha": float(alpha), "maps": encode_array(unit, "maps"),
         "scale": scale.tolist(), "prefix": share.tolist(), "prefix_name": str(prefix_name),
-        "tokens": clean_tokens(tokens, n_t, "tokens", "maps"), "layers": labels(layers, n_l, "layers"),
+        "tokens": clean_tokens(tokens, n_t, "tokens", "maps"),
+        "layers": labels(layers, n_l, "layers"),
         "heads": labels(heads, n_h, "heads"), "layer0": int(layer) % n_l,
         "cmap": cmap_hex(SEQUENTIAL_CMAP),
     }
