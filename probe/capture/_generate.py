@@ -50,7 +50,11 @@ def generate(
 
     Args:
         model: a HuggingFace decoder (GPT-2, Llama, ...) or encoder-decoder (T5, BART,
-            Marian, ...) with its language-model head.
+            Marian, ...) with its language-model head, or an image-to-text
+            ``VisionEncoderDecoderModel`` (then ``inputs`` are ``pixel_values`` ``[batch,
+            channel, height, width]``, generation starts from the decoder start token, and the
+            result's ``source_grid`` / ``source_prefix_tokens`` place the cross-attention keys
+            on the image's patch grid).
         inputs: a string, a list of strings (with ``tokenizer``; decoder-only batches need
             ``tokenizer.padding_side == "left"``), a tokenizer output or ``input_ids``
             ``[batch, prompt]``.
