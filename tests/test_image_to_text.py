@@ -133,6 +133,26 @@ def test_the_ways_to_pass_pixels_and_decoder_ids_agree() -> None:
                  atol=1e-5, rtol=0)
 
 
+def test_a_padded_decoder_batch_equals_eager_on_its_real_tokens() -> None:
+    model = image_to_text()
+    x = _pixels()
+    ids = torch.tensor([[1, 5, 9, 7, 3], [1, 4, 6, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    trace = probe.trace(model, {"pixel_values": x, "decoder_input_ids": ids,
+                                "decoder_attention_mask": mask})
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    with torch.no_grad():
+        want = eager(pixel_values=x, decoder_input_ids=ids, decoder_attention_mask=mask,
+                     output_attentions=True)
+    cross, dec = torch.stack(want.cross_attentions), torch.stack(want.decoder_attentions)
+    assert_close(trace.cross.attentions[:, 0], cross[:, 0], atol=1e-5, rtol=0)
+    assert_close(trace.cross.attentions[:, 1, :, :3], cross[:, 1, :, :3], atol=1e-5, rtol=0)
+    assert_close(trace.decoder.attentions[:, 1, :, :3, :3], dec[:, 1, :, :3, :3], atol=1e-5,
+                 rtol=0)
+    assert not trace.cross.attentions[:, 1, :, 3:].any()  # padded rows: zero, as for text
+
+
 def test_labels_with_decoder_ids_pass_through() -> None:
     model = image_to_text()
     x = _pixels(1)
@@ -240,6 +260,10 @@ def test_generate_rows_equal_a_teacher_forced_trace(encoder: str, decoder: str) 
     with torch.no_grad():
         plain = model.generate(pixel_values=x, max_new_tokens=4)
     assert torch.equal(gen.sequences, plain)
+    assert_unchanged(model, before)
+    with fails_late(list(model.decoder.modules())[-1]) as boom:
+        with pytest.raises(boom):
+            probe.generate(model, x, max_new_tokens=4)
     assert_unchanged(model, before)
     n = gen.num_generated
     forced = probe.trace(model, x, decoder_inputs=gen.sequences[:, :-1])
