@@ -128,6 +128,8 @@ _LAZY: dict[str, str] = {
     # embedded data
     "make_shapes": "probe.models._shapes",
     "make_scenes": "probe.models._scenes",
+    "make_captions": "probe.models._captions",
+    "CaptionsBatch": "probe.models._captions",
     "ShapesBatch": "probe.models._shapes",
     "SHAPE_CLASSES": "probe.models._shapes",
     # figures
