@@ -25,6 +25,7 @@ from probe.commands.render._args import (
     figure_inches,
 )
 from probe.commands.render import _detr  # noqa: F401  (registers the detr view)
+from probe.commands.render import _image_text  # noqa: F401  (registers the cross view)
 from probe.commands.render import _windows  # noqa: F401  (registers the window view)
 from probe.commands.render._cnn import check_attention_view
 from probe.commands.render._figures import VIEWS
@@ -292,6 +293,7 @@ _VIEW_HELP = {
     "window": "Swin: where token --query attends within its window, per head",
     "gates": "CNN attention gates beside GradCAM (cnn-shapes)",
     "alignment": "word alignment of --text and its translation (toy-mt)",
+    "cross": "image-to-text: the caption written, each token's cross-attention (caption-shapes)",
 }
 _VIEW_DETAILS = {
     "coref": "--text, --word; --occurrence, --candidate, --context (a long text is drawn as "
@@ -299,6 +301,9 @@ _VIEW_DETAILS = {
     "links": "--word highlights a word's lines (--occurrence picks a repeated one)",
     "compare": "text without --pair: the methods that need no target, and no faithfulness",
     "detr": "default detr-shapes, or a DETR folder; --query, --layer",
+    "cross": "default caption-shapes and a generated scene (--seed), or --image FILE; --layer: "
+    "one decoder layer (default every layer averaged); the caption goes to stderr as "
+    "'generated: ...'",
     "window": "--query is row-major on the grid of block --layer (default the centre); "
     "default swin-shapes, or --model timm:swin_...",
     "gates": "branch and channel-spatial gates get figures of their own; --layer S: stage "
