@@ -25,7 +25,6 @@ from probe.commands.render._args import (
     figure_inches,
 )
 from probe.commands.render import _detr  # noqa: F401  (registers the detr view)
-from probe.commands.render import _image_text  # noqa: F401  (registers the cross view)
 from probe.commands.render import _windows  # noqa: F401  (registers the window view)
 from probe.commands.render._cnn import check_attention_view
 from probe.commands.render._figures import VIEWS
@@ -34,6 +33,9 @@ from probe.commands.render._notes import unknown_words_note
 from probe.commands.render._session import _check_args, _rollout_option, _session, normalize_args
 from probe.commands.render._stacks import STACK_FIGURES, STACK_PAGES
 from probe.commands.render._wording import cli_width_wording
+
+# registered last: the cross view comes after alignment in ``VIEW_NAMES`` (``--help`` order)
+from probe.commands.render import _image_text  # noqa: E402,F401,I001  (the cross view)
 
 __all__ = ["add_parser", "render", "render_batch", "run"]
 
