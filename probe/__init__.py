@@ -68,6 +68,8 @@ _LAZY: dict[str, str] = {
     "to_grid": "probe.analysis._patches",
     "upsample": "probe.analysis._patches",
     "rollout_map": "probe.analysis._patches",
+    "token_patch_maps": "probe.analysis._image_text",
+    "token_prefix_share": "probe.analysis._image_text",
     "relevance_map": "probe.analysis._patches",
     "query_point_map": "probe.analysis._gates",
     # windowed attention (Swin)
@@ -126,6 +128,8 @@ _LAZY: dict[str, str] = {
     # embedded data
     "make_shapes": "probe.models._shapes",
     "make_scenes": "probe.models._scenes",
+    "make_captions": "probe.models._captions",
+    "CaptionsBatch": "probe.models._captions",
     "ShapesBatch": "probe.models._shapes",
     "SHAPE_CLASSES": "probe.models._shapes",
     # figures

@@ -3,7 +3,8 @@
 Runs the coreference demo, the ViT patch saliency comparison on vit-shapes, the
 attention-versus-gradients comparison on MiniLM sentence similarity, the toy-mt alignment
 figures, the cnn-shapes CBAM gate figures, the cnn-shapes-nl non-local query-point
-figures, the detr-shapes decoder-attention figures and the swin-shapes window figures,
+figures, the detr-shapes decoder-attention figures, the swin-shapes window figures and the
+caption-shapes cross-attention figure,
 plus the model view and the link view of the coreference sentence, and the interactive HTML
 views (under ``OUT/html``). Everything is offline and deterministic.
 
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 
 from probe.recipes import (
     alignment_demo,
+    caption_demo,
     cnn_attention,
     coref_demo,
     detr_attention,
@@ -96,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths += nonlocal_demo.nonlocal_figures(args.out, formats, args.dpi)
     paths += detr_attention.query_figures(args.out, formats, args.dpi)
     paths += swin_demo.window_figures(args.out, formats, args.dpi)
+    paths += caption_demo.caption_figures(args.out, formats, args.dpi)
     paths += html_views(args.out)
     print("\nwrote:")
     for path in paths:

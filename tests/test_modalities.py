@@ -123,9 +123,10 @@ def test_speech_models_are_refused_naming_their_audio_input(model_type: str) -> 
     assert_unchanged(model, before)
 
 
-def test_image_to_text_models_are_refused_naming_their_encoder() -> None:
-    """VisionEncoderDecoderModel (TrOCR, Donut): its text decoder is not captured yet; the
-    image encoder traces alone, exactly. Not "decoder_inputs= is for text models"."""
+def test_image_to_text_models_are_captured_and_attribute_names_the_encoder() -> None:
+    """VisionEncoderDecoderModel (TrOCR, Donut-like): captured with its text decoder (the full
+    checks are in test_image_to_text.py); its image encoder still traces alone, exactly;
+    probe.attribute, which explains a classifier's prediction, refuses it naming both ways."""
     from transformers import (
         GPT2Config,
         ViTConfig,
@@ -140,19 +141,16 @@ def test_image_to_text_models_are_refused_naming_their_encoder() -> None:
         VisionEncoderDecoderConfig.from_encoder_decoder_configs(vision, text)).eval()
     before = snapshot(model)
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    message = ("VisionEncoderDecoderModel is an image-to-text model (an image encoder and a text "
-               "decoder attending to it, as in TrOCR and Donut): its decoder's attention is not "
-               "captured yet; trace its image encoder alone: probe.trace(model.encoder, "
-               "pixel_values)")
-    for call in (lambda: probe.trace(model, x), lambda: probe.trace(model, x, decoder_inputs=
-                                                                     torch.tensor([[2, 5]])),
-                 lambda: probe.generate(model, x, max_new_tokens=2),
-                 lambda: probe.attribute(model, x, "rollout")):
-        with pytest.raises(probe.UnsupportedModelError, match=re.escape(message)):
-            call()
+    trace = probe.trace(model, x, decoder_inputs=torch.tensor([[2, 5]]))
+    assert trace.family == "encoder-decoder" and trace.cross.attentions.shape[-2:] == (2, 17)
+    message = ("probe.attribute explains one prediction of a classifier; "
+               "VisionEncoderDecoderModel writes text from an image: trace it")
+    with pytest.raises(probe.UnsupportedModelError, match=re.escape(message)):
+        probe.attribute(model, x, "rollout")
     assert_unchanged(model, before)
     eager = copy.deepcopy(model.encoder)
     eager.set_attn_implementation("eager")
     with torch.no_grad():
         want = torch.stack(eager(pixel_values=x, output_attentions=True).attentions)
     assert_close(probe.trace(model.encoder, x).attentions, want, atol=1e-5, rtol=0)
+    assert_close(trace.attentions, want, atol=1e-5, rtol=0)

@@ -17,6 +17,7 @@ import pytest
 import probe
 from probe.recipes import (
     alignment_demo,
+    caption_demo,
     cnn_attention,
     coref_demo,
     demo,
@@ -24,6 +25,7 @@ from probe.recipes import (
     nonlocal_demo,
     similarity,
     swin_demo,
+    train_caption_shapes,
     train_cnn_shapes,
     train_cnn_shapes_nl,
     train_detr_shapes,
@@ -33,10 +35,10 @@ from probe.recipes import (
     vit_saliency,
 )
 
-FIGURES = [alignment_demo, cnn_attention, coref_demo, demo, detr_attention, nonlocal_demo,
-           similarity, swin_demo, vit_saliency]
-TRAINING = [train_cnn_shapes, train_cnn_shapes_nl, train_detr_shapes, train_swin_shapes,
-            train_vit_shapes]
+FIGURES = [alignment_demo, caption_demo, cnn_attention, coref_demo, demo, detr_attention,
+           nonlocal_demo, similarity, swin_demo, vit_saliency]
+TRAINING = [train_caption_shapes, train_cnn_shapes, train_cnn_shapes_nl, train_detr_shapes,
+            train_swin_shapes, train_vit_shapes]
 
 
 @pytest.fixture(autouse=True)
@@ -48,8 +50,9 @@ def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in [*TRAINING, train_toy_mt]:  # train_cnn_shapes_nl uses train_cnn_shapes.train
         if hasattr(module, "train"):
             monkeypatch.setattr(module, "train", started)
-    for module in (detr_attention, nonlocal_demo, cnn_attention, swin_demo):
-        for name in ("query_figures", "nonlocal_figures", "gate_figures", "window_figures"):
+    for module in (detr_attention, nonlocal_demo, cnn_attention, swin_demo, caption_demo):
+        for name in ("query_figures", "nonlocal_figures", "gate_figures", "window_figures",
+                     "caption_figures"):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, started)
 
@@ -102,7 +105,7 @@ def test_figure_recipes_refuse_a_bad_dpi(recipe, dpi, tmp_path, capsys):
     assert _tree(tmp_path) == []
 
 
-@pytest.mark.parametrize("recipe", [cnn_attention, detr_attention, nonlocal_demo],
+@pytest.mark.parametrize("recipe", [caption_demo, cnn_attention, detr_attention, nonlocal_demo],
                          ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_json_option_is_checked_up_front(recipe, tmp_path, monkeypatch, capsys):
     bad = _bad_outs(tmp_path, monkeypatch)
@@ -114,7 +117,7 @@ def test_json_option_is_checked_up_front(recipe, tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("recipe, min_n", [(cnn_attention, 1), (detr_attention, 1),
-                                           (nonlocal_demo, 2)],
+                                           (nonlocal_demo, 2), (caption_demo, 2)],
                          ids=lambda m: getattr(m, "__name__", str(m)).rsplit(".", 1)[-1])
 def test_evaluation_counts_are_checked_up_front(recipe, min_n, tmp_path, capsys):
     for bad in (["--n", str(min_n - 1)], ["--images", "-1"]):

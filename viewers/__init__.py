@@ -13,6 +13,7 @@ CNN gates and DETR queries: :func:`gate_maps`, :func:`channel_profiles_view`,
 :func:`query_point_view`, :func:`branch_gates_view`, :func:`channel_spatial_view`,
 :func:`channel_gates_view`,
 :func:`gate_figures` (every gate figure of a ``GateTrace``), :func:`detr_queries_view`.
+Image-to-text cross-attention (where each written token looked): :func:`token_patches_view`.
 Windowed attention (Swin): :func:`window_query_view`. Every figure viewer takes ``width=``
 (inches, ``"single"`` or ``"double"``: a paper's column; :mod:`probe.viewers._width`), and
 :func:`figure_width` sets it for a block of code. Shared look:
@@ -33,6 +34,7 @@ from probe.viewers._gates import (
     query_point_view,
 )
 from probe.viewers._heatmaps import head_grid, head_heatmap, model_view
+from probe.viewers._image_text import token_patches_view
 from probe.viewers._coref import coref_view
 from probe.viewers._links import link_view
 from probe.viewers._plot import plot
@@ -82,6 +84,7 @@ __all__ = [
     "saliency_overlay",
     "save_figure",
     "title",
+    "token_patches_view",
     "token_strip",
     "window_query_view",
     "upsample_bilinear",

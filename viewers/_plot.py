@@ -12,7 +12,8 @@ without it the model view), ``"head"`` (one head's heatmap), ``"links"`` (link v
 the top head unless ``layer=``/``head=``), ``"rollout"`` (text: token strip; vision:
 overlay), ``"cls"`` (vision: per-head CLS maps of ``layer=``), ``"window"``
 (windowed attention, Swin: where token ``query=(row, col)`` of block ``layer=`` attends,
-per head). Views of an attribution
+per head), ``"cross"`` (image-to-text, a trace or a generation: where each written token
+looked in the image, :func:`probe.token_patch_maps`). Views of an attribution
 (``probe.attribute`` output): ``"strip"`` (text) and ``"saliency"`` (vision), or ``None``
 for the right one. Remaining keyword options go to the viewer (``title=``, ``width=``...).
 """
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["plot", "quoted_sentence", "TRACE_VIEWS", "ATTRIBUTION_VIEWS"]
 
-TRACE_VIEWS = ("model", "heads", "head", "links", "coref", "rollout", "cls", "window")
+TRACE_VIEWS = ("model", "heads", "head", "links", "coref", "rollout", "cls", "window", "cross")
 ATTRIBUTION_VIEWS = ("strip", "saliency")
 
 
@@ -128,7 +129,11 @@ def _display_image(trace: Any, b: int, image: Any) -> Any:
     input rescaled to 0..1 (the model's normalisation is not known here)."""
     if image is not None:
         return image
-    pixels = getattr(trace, "pixel_values", None)
+    return _pixel_image(getattr(trace, "pixel_values", None), b)
+
+
+def _pixel_image(pixels: Any, b: int) -> Any:
+    """Item ``b`` of a pixel input ``[batch, channel, height, width]`` rescaled to 0..1."""
     if pixels is None:
         raise ProbeError(
             "this trace keeps no pixel input: pass image= ([H, W, 3] in 0..1) to draw the map on"
@@ -185,7 +190,8 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
         obj: a :class:`probe.Trace` (``probe.trace``) or a :class:`probe.Attribution`
             (``probe.attribute``).
         view: for a trace, one of ``"model"``, ``"heads"``, ``"head"``, ``"links"``,
-            ``"coref"``, ``"rollout"``, ``"cls"``, ``"window"`` (required); for an attribution
+            ``"coref"``, ``"rollout"``, ``"cls"``, ``"window"``, ``"cross"`` (required); for an
+            attribution
             ``"strip"`` (text) or ``"saliency"`` (vision; pass ``image=``), default the one
             that fits.
         batch_index: which item of the batch to draw.
@@ -193,7 +199,9 @@ def plot(obj: Any, view: str | None = None, *, batch_index: int = 0, **options: 
             ``word=`` (``coref``; highlighted in ``links``), ``occurrence=`` and
             ``candidates=`` (``coref``, as in :func:`probe.coref`), ``fusion=`` and
             ``discard=`` (``rollout``), ``image=`` (vision views), ``query=`` (``window``: a
-            ``(row, col)`` token of the block's grid, default its centre); anything else goes to
+            ``(row, col)`` token of the block's grid, default its centre), ``layers=``,
+            ``fusion=`` and ``prefix=`` (``cross``, as in :func:`probe.token_patch_maps`);
+            anything else goes to
             the viewer (e.g. ``title=``, ``width=``, ``top_k=``; ``direction="auto" | "ltr" |
             "rtl"`` for the views that lay tokens out, where ``"auto"`` runs an Arabic or Hebrew
             sentence right to left; the image views refuse it).
@@ -477,7 +485,55 @@ def _window(trace: Any, b: int, options: dict[str, Any]) -> Figure:
                  options)
 
 
+def _cross(trace: Any, b: int, options: dict[str, Any]) -> Figure:
+    """Image-to-text: each written token's cross-attention over the image. A trace's last
+    decoder step wrote a token it does not hold: left out when there are others."""
+    from probe.analysis._image_text import (
+        image_geometry,
+        token_patch_maps,
+        token_prefix_share,
+        written_labels,
+    )
+    from probe.viewers._image_text import token_patches_view
+
+    generation = hasattr(trace, "num_prompt_tokens")
+    layers = options.pop("layers", options.pop("layer", None))
+    fusion, prefix = options.pop("fusion", "mean"), options.pop("prefix", "drop")
+    maps = token_patch_maps(trace, batch_index=b, layers=layers, head_fusion=fusion,
+                            prefix=prefix)
+    n_prefix = image_geometry(trace)[1]
+    share = (token_prefix_share(trace, batch_index=b, layers=layers, head_fusion=fusion)
+             if n_prefix and prefix == "drop" else None)
+    labels = written_labels(trace, b) or [f"step {i}" for i in range(int(maps.shape[0]))]
+    if not generation and maps.shape[0] > 1:
+        maps, labels = maps[:-1], labels[:-1]
+        share = None if share is None else share[:-1]
+    image = options.pop("image", None)
+    if image is None:
+        image = _pixel_image(trace.source_pixel_values if generation else trace.pixel_values, b)
+    cross = trace.cross
+    kept = (list(cross.layer_indices) if layers is None else
+            [cross.layer_indices[p] for p in _cross_positions(cross, layers)])
+    which = ("decoder layers " + ", ".join(map(str, kept)) if len(kept) > 1
+             else f"decoder layer {kept[0]}")
+    left = [] if not n_prefix else ["CLS left out" if prefix == "drop" else
+                                     "renormalised over the patches"]
+    parts = [str(trace.model_name), "where each written token looked", which,
+             f"heads {fusion}", *left]
+    kwargs = {"prefix_share": None if share is None else [float(v) for v in share],
+              "prefix_name": "CLS" if n_prefix == 1 else "CLS+dist",
+              "title": " \u00b7 ".join(parts)}
+    kwargs.update({k: options.pop(k) for k in list(kwargs) if k in options})
+    return _call(token_patches_view, "cross", (image, maps.numpy(), labels), kwargs, options)
+
+
+def _cross_positions(cross: Any, layers: Any) -> list[int]:
+    from probe.analysis._image_text import layer_positions
+
+    return layer_positions(cross, layers)
+
+
 _VIEWS: dict[str, Callable[[Any, int, dict[str, Any]], Figure]] = {
     "model": _model, "heads": _heads, "head": _one_head, "links": _links, "coref": _coref,
-    "rollout": _rollout, "cls": _cls, "window": _window,
+    "rollout": _rollout, "cls": _cls, "window": _window, "cross": _cross,
 }

@@ -404,6 +404,16 @@ def resolve_run(
             "inside: pass a timm or HuggingFace model, or score your own maps with "
             "probe.faithfulness"
         )
+    from probe.capture.adapters._hf_image_text import is_image_to_text
+
+    if is_image_to_text(model):  # it writes tokens: no one prediction to explain
+        raise UnsupportedModelError(
+            f"probe.attribute explains one prediction of a classifier; {type(model).__name__} "
+            "writes text from an image: trace it, probe.trace(model, pixel_values, "
+            "decoder_inputs=ids), and read which patches each token looked at with "
+            "probe.token_patch_maps(trace), or attribute its image encoder alone: "
+            "probe.attribute(model.encoder, pixel_values, method)"
+        )
     from probe.capture._weights import require_weights
 
     require_weights(model, "probe.attribute")

@@ -36,7 +36,7 @@ _FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 def trace(
     model: nn.Module,
-    inputs: Any,
+    inputs: Any = None,
     *,
     tokenizer: Any = None,
     decoder_inputs: Any = None,
@@ -71,7 +71,9 @@ def trace(
         model: a HuggingFace ``PreTrainedModel`` or a timm model.
         inputs: text models: a string, a list of strings (needs ``tokenizer``), a tokenizer
             output / mapping of forward keyword arguments, or an ``input_ids`` tensor
-            ``[batch, seq]``. Vision models: ``pixel_values`` ``[batch, channel, height, width]``.
+            ``[batch, seq]``. Vision models: ``pixel_values`` ``[batch, channel, height, width]``
+            (also as the keyword ``pixel_values=``; image-to-text models take the decoder's
+            ids as ``decoder_inputs=`` or ``decoder_input_ids=``).
         tokenizer: HF tokenizer used to encode strings and to name tokens and words.
         decoder_inputs: encoder-decoder models: decoder text (string or list) or
             ``decoder_input_ids`` ``[batch, tgt]``; default: the decoder start token alone.
@@ -150,6 +152,11 @@ def trace(
         require_autograd("probe.trace(..., requires_grad=True)")
     adapter = adapter_for(model)
     require_weights(model, "probe.trace")
+    if inputs is None and adapter.main_key in forward_kwargs:  # trace(model, pixel_values=x)
+        inputs = usable_outside_inference(forward_kwargs.pop(adapter.main_key))
+    if inputs is None:
+        raise ProbeError(f"probe.trace needs the model's inputs: probe.trace(model, inputs) "
+                         f"(or {adapter.main_key}=...)")
     _check_forward_kwargs(adapter, forward_kwargs)
     if getattr(adapter, "windowed", False):  # Swin: blocks of windows, see _windows.py
         return trace_windows(adapter, inputs, options, query_rows=query_rows,

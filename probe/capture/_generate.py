@@ -50,7 +50,11 @@ def generate(
 
     Args:
         model: a HuggingFace decoder (GPT-2, Llama, ...) or encoder-decoder (T5, BART,
-            Marian, ...) with its language-model head.
+            Marian, ...) with its language-model head, or an image-to-text
+            ``VisionEncoderDecoderModel`` (then ``inputs`` are ``pixel_values`` ``[batch,
+            channel, height, width]``, generation starts from the decoder start token, and the
+            result's ``source_grid`` / ``source_prefix_tokens`` place the cross-attention keys
+            on the image's patch grid).
         inputs: a string, a list of strings (with ``tokenizer``; decoder-only batches need
             ``tokenizer.padding_side == "left"``), a tokenizer output or ``input_ids``
             ``[batch, prompt]``.
@@ -177,6 +181,8 @@ def generate(
             source_ids=prepared.input_ids,
             source_special_tokens_mask=prepared.special_tokens_mask,
         )
+        if adapter.modality == "vision":  # image-to-text: the keys are the encoder's tokens
+            extra.update(_image_source(adapter, prepared, int(cross_rows.shape[-1])))
     words = _generated_words(tokenizer, sequences[:, n_prompt:], special[:, n_prompt:])
     return GenerationTrace(
         attentions=rows,
@@ -207,6 +213,28 @@ def generate(
         output=result.output,
         **extra,
     )
+
+
+def _image_source(adapter: Any, prepared: Any, keys: int) -> dict[str, Any]:
+    """An image source's mask, special tokens (its prefix) and patch grid, for ``keys``
+    encoder tokens (image-to-text models)."""
+    import torch
+
+    geometry = adapter.vision_geometry(prepared.main)
+    rows, cols = geometry.grid
+    prefix = keys - rows * cols - geometry.num_suffix_tokens
+    if prefix < 0:
+        raise UnsupportedModelError(
+            f"cannot map {keys} encoder tokens onto a {rows}x{cols} patch grid; this image "
+            "encoder's token layout is not supported yet"
+        )
+    batch = int(prepared.batch or 1)
+    special = torch.zeros(batch, keys, dtype=torch.bool)
+    special[:, :prefix] = True
+    return dict(source_mask=torch.ones(batch, keys, dtype=torch.bool),
+                source_special_tokens_mask=special, source_grid=geometry.grid,
+                source_prefix_tokens=prefix, source_image_size=geometry.image_size,
+                source_pixel_values=prepared.pixel_values)
 
 
 def _stop_strings(model: Any, kwargs: dict[str, Any]) -> bool:

@@ -84,6 +84,11 @@ class GenerationTrace:
         source_mask: ``[batch, source]`` bool, encoder-decoders.
         generated_mask: ``[batch, generated]`` bool, True up to and including the first EOS
             (later steps of finished items are padding the model still ran).
+        source_grid, source_prefix_tokens, source_image_size, source_pixel_values:
+            image-to-text models: the patch grid of the source image and the encoder tokens
+            before the patches (the cross-attention keys), the image size and pixels (a
+            Trace's ``grid``, ``num_prefix_tokens``, ``image_size``, ``pixel_values``);
+            ``None``/0 for text sources.
     """
 
     attentions: torch.Tensor = _Attentions()  # type: ignore[assignment]  # edits refused
@@ -119,6 +124,10 @@ class GenerationTrace:
     output: Any = field(default=None, repr=False, compare=False)
     byte_level: bool = False
     unk_token: str | None = None
+    source_grid: tuple[int, int] | None = None
+    source_prefix_tokens: int = 0
+    source_image_size: tuple[int, int] | None = None
+    source_pixel_values: torch.Tensor | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -222,7 +231,9 @@ class GenerationTrace:
             special_tokens_mask=_or_zeros(self.source_special_tokens_mask, self.source_mask),
             tokens=self.source_tokens, words=self.prompt_words, word_ids=self.prompt_word_ids,
             token_spans=self.prompt_token_spans,
-            decoder=stack, cross=cross, decoder_tokens=tokens, **common,
+            decoder=stack, cross=cross, decoder_tokens=tokens, grid=self.source_grid,
+            num_prefix_tokens=self.source_prefix_tokens, image_size=self.source_image_size,
+            pixel_values=self.source_pixel_values, **common,
         )
 
     def _joined_words(self, total: int) -> dict[str, Any]:

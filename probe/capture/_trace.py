@@ -199,7 +199,8 @@ class Trace:
         layer_names, layer_indices, head_indices: see :class:`AttentionStack`.
         decoder: decoder self-attention stack of encoder-decoder models.
         cross: cross-attention stack of encoder-decoder models ``[layer, batch, head,
-            target, source]``.
+            target, source]``; for image-to-text models the source is the encoder's tokens
+            (``num_prefix_tokens`` of them, then the patches on ``grid``).
         decoder_tokens: per batch item, the decoder token strings (encoder-decoder).
         byte_level: the tokens are byte-level BPE symbols (GPT-2, RoBERTa, BART, Llama 3:
             ``Ġthe``); :attr:`labels` decodes them for display.

@@ -111,7 +111,9 @@ def show(
         source: a :class:`probe.Trace`, or a model (then ``inputs`` and, for text,
             ``tokenizer``; a :class:`probe.LoadedModel` or ``(model, tokenizer)`` also works).
         view: ``"heads"`` (head view), ``"cross"`` (head view of an encoder-decoder's
-            cross-attention: target tokens left, source tokens right), ``"alignment"`` (the
+            cross-attention: target tokens left, source tokens right; of an image-to-text
+            model, the written tokens and, for the one hovered, where it looked in the
+            image), ``"alignment"`` (the
             word-alignment matrices of ``source = probe.alignment(...)``), ``"model"`` (model view),
             ``"coref"`` (coreference, text), ``"tokens"`` (token attribution, needs the model),
             ``"image"`` (image
@@ -274,6 +276,8 @@ def _view(source: Any, view: str, inputs: Any, tokenizer: Any, methods: Any, tar
     if view == "window":
         return H.windows_html(trace, layers=layers, layer=-1 if layer is None else layer,
                               **options)
+    if view == "cross" and getattr(trace, "grid", None) is not None:  # image-to-text
+        return H.token_patches_html(trace, layers=layers, heads=heads, **options)
     if view == "cross":
         return H.cross_html(trace, layers=layers, heads=heads, **options)
     if view == "heads":

@@ -43,7 +43,7 @@ def _input_spec(model: nn.Module,
                 processor: Any) -> tuple[tuple[int, int], tuple[float, ...], tuple[float, ...]]:
     """(height, width), mean, std expected by the model."""
     name = getattr(model, "probe_name", None)
-    if name in ("vit-shapes", "detr-shapes"):
+    if name in ("vit-shapes", "detr-shapes", "caption-shapes"):
         from probe.models._shapes import NORMALIZE_MEAN, NORMALIZE_STD
 
         side = 32 if name == "vit-shapes" else 64
@@ -62,6 +62,8 @@ def _input_spec(model: nn.Module,
     cfg = getattr(model, "config", None)
     if _is_detr(model):
         return (DETR_EDGES[0], DETR_EDGES[0]), IMAGENET_MEAN, IMAGENET_STD
+    if getattr(getattr(cfg, "encoder", None), "image_size", None) is not None:
+        cfg = cfg.encoder  # an image-to-text model: its image encoder's size
     size = getattr(cfg, "image_size", 224)
     h, w = (size, size) if isinstance(size, int) else size
     return (int(h), int(w)), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)

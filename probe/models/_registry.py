@@ -14,6 +14,9 @@ Embedded models load with no network access:
   the same shapes (``recipes/train_swin_shapes.py``), weights shipped with probe.
 * ``"detr-shapes"``: a small HF DETR trained by probe to detect generated shapes
   (``recipes/train_detr_shapes.py``), weights shipped with probe.
+* ``"caption-shapes"``: a tiny HF ``VisionEncoderDecoderModel`` (ViT + GPT-2) trained by probe
+  to caption generated scenes (``recipes/train_caption_shapes.py``), weights and word-level
+  tokenizer shipped with probe.
 
 A new embedded model plugs in with one function decorated by :func:`register_model`.
 """
@@ -171,6 +174,21 @@ def _toy_mt() -> LoadedModel:
 
     model, tokenizer = load_toy_mt()
     model.probe_name = "toy-mt"
+    return LoadedModel(model, tokenizer)
+
+
+@register_model(
+    "caption-shapes",
+    modality="vision",
+    description="tiny HF VisionEncoderDecoderModel (ViT 3 layers + GPT-2 2 layers x 4 heads, "
+    "8x8 patch grid on 64x64 scenes) trained by probe to caption 1-3 coloured shapes left to "
+    "right",
+)
+def _caption_shapes() -> LoadedModel:
+    from probe.models._caption_shapes import load_caption_shapes
+
+    model, tokenizer = load_caption_shapes()
+    model.probe_name = "caption-shapes"
     return LoadedModel(model, tokenizer)
 
 

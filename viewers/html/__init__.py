@@ -23,6 +23,7 @@ from probe.viewers.html._coref import coref_view_html
 from probe.viewers.html._curves import curves_view_html
 from probe.viewers.html._detr import detr_html, detr_view_html
 from probe.viewers.html._gates import gates_view_html
+from probe.viewers.html._image_text import token_patches_html, token_patches_view_html
 from probe.viewers.html._trace import (
     alignment_html,
     cross_html,
@@ -61,6 +62,8 @@ __all__ = [
     "model_html",
     "model_view_html",
     "patches_html",
+    "token_patches_html",
+    "token_patches_view_html",
     "token_view_html",
     "trace_attention",
     "trace_image",

@@ -9,6 +9,7 @@ encoder-decoders, HF vision transformers, timm vision transformers, timm and HF 
 from probe.capture.adapters import (  # noqa: F401  (register the built-in families)
     _detr,
     _generic,
+    _hf_image_text,
     _hf_longformer,
     _hf_seq2seq,
     _hf_text,

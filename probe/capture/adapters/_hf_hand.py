@@ -284,6 +284,10 @@ register_hand_attention("mvp", "MvpAttention", 1, causal="is_decoder", functiona
 # FSMT: returns the softmax (before a functional dropout) when its call asks for the weights
 register_hand_attention("fsmt", "Attention", 1, functional_dropout="dropout",
                         request="output_attentions")
+# TrOCR's decoder (self- and cross-attention, the decoder of image-to-text models): returns the
+# softmax (before a functional dropout) when its call asks for the weights
+register_hand_attention("trocr", "TrOCRAttention", 1, functional_dropout="dropout",
+                        request="output_attentions")
 
 
 # Data2Vec-Vision (BEiT-like): the eager class softmaxes, then ``self.dropout``; its SDPA class

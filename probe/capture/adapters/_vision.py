@@ -192,20 +192,15 @@ class HFVision(VisionModel):
     ) -> Any:
         return intercept_hf(self.model, sites, recorders, chunk_size)
 
+    def vision_config(self) -> Any:
+        """The config holding the image geometry (``image_size``, ``patch_size``,
+        ``num_channels``): the model's own; an image-to-text model's encoder config."""
+        return self.model.config
+
     def _refuse_layout(self) -> None:
         """Video transformers (VideoMAE, ViViT, TimeSformer: a ``num_frames`` config) attend
-        over space-time tubelets, not one image's patch grid, and image-to-text models
-        (``VisionEncoderDecoderModel``: TrOCR, Donut) have a text decoder probe does not
-        capture yet: both refused before anything runs."""
-        decoder = getattr(self.model.config, "decoder", None)  # DETR's decoder is no text model
-        if getattr(decoder, "vocab_size", None) is not None:
-            raise UnsupportedModelError(
-                f"{type(self.model).__name__} is an image-to-text model (an image encoder and a "
-                "text decoder attending to it, as in TrOCR and Donut): its decoder's attention "
-                "is not captured yet; trace its image encoder alone: "
-                "probe.trace(model.encoder, pixel_values)"
-            )
-        frames = getattr(self.model.config, "num_frames", None)
+        over space-time tubelets, not one image's patch grid: refused before anything runs."""
+        frames = getattr(self.vision_config(), "num_frames", None)
         if frames:
             raise UnsupportedModelError(
                 f"{type(self.model).__name__} is a video transformer: its tokens are space-time "
@@ -218,10 +213,10 @@ class HFVision(VisionModel):
         super().check_pixels(x)
 
     def expected_channels(self, x: torch.Tensor) -> int:
-        return int(getattr(self.model.config, "num_channels", x.shape[1]))
+        return int(getattr(self.vision_config(), "num_channels", x.shape[1]))
 
     def input_size(self) -> tuple[int, int] | None:
-        size = getattr(self.model.config, "image_size", None)
+        size = getattr(self.vision_config(), "image_size", None)
         return _pair(size) if size else None
 
     def vision_geometry(self, pixels: torch.Tensor) -> VisionGeometry:
@@ -230,7 +225,7 @@ class HFVision(VisionModel):
         with detection tokens *after* the patches that is not YOLOS (which has its own adapter
         in :mod:`~probe.capture.adapters._hf_vision_layouts`) would have them counted as a
         prefix and every patch read one place off: refused."""
-        after = int(getattr(self.model.config, "num_detection_tokens", 0) or 0)
+        after = int(getattr(self.vision_config(), "num_detection_tokens", 0) or 0)
         if after:
             raise UnsupportedModelError(
                 f"{type(self.model).__name__} appends {after} detection tokens after its image "
@@ -238,7 +233,7 @@ class HFVision(VisionModel):
                 "not supported yet (YOLOS, DETR and Conditional DETR are)"
             )
         h, w = int(pixels.shape[-2]), int(pixels.shape[-1])
-        ph, pw = _pair(self.model.config.patch_size)
+        ph, pw = _pair(self.vision_config().patch_size)
         return VisionGeometry((h // ph, w // pw), -1, (h, w), (ph, pw))
 
 

@@ -97,7 +97,7 @@ DEFAULT_METHODS_HELP = (
 
 #: every view of ``probe render``, in ``--help`` order (``tests`` check it against the registry)
 VIEW_NAMES = ("heads", "head", "links", "coref", "rollout", "saliency", "compare", "curves",
-              "detr", "window", "gates", "alignment")
+              "detr", "window", "gates", "alignment", "cross")
 #: The views that read each view-specific option: the one declaration that the refusals of
 #: an option on another view (:func:`not_for_view`) and the ``*_IGNORED_VIEWS`` below come
 #: from. ``--layer`` on saliency: the per-head CLS maps of image models; ``--pair``: the
@@ -109,7 +109,8 @@ OPTION_VIEWS: dict[str, tuple[str, ...]] = {
     "--occurrence": ("coref", "links"),
     "--candidate": ("coref",),
     "--context": ("coref",),
-    "--layer": ("heads", "head", "links", "saliency", "detr", "window", "gates", "alignment"),
+    "--layer": ("heads", "head", "links", "saliency", "detr", "window", "gates", "alignment",
+                "cross"),
     "--head": ("head", "links", "alignment"),
     "--pair": ("saliency", "compare", "curves"),
     "--query": ("detr", "window"),

@@ -34,6 +34,9 @@ from probe.commands.render._session import _check_args, _rollout_option, _sessio
 from probe.commands.render._stacks import STACK_FIGURES, STACK_PAGES
 from probe.commands.render._wording import cli_width_wording
 
+# registered last: the cross view comes after alignment in ``VIEW_NAMES`` (``--help`` order)
+from probe.commands.render import _image_text  # noqa: E402,F401,I001  (the cross view)
+
 __all__ = ["add_parser", "render", "render_batch", "run"]
 
 
@@ -294,6 +297,7 @@ _VIEW_HELP = {
     "window": "Swin: where token --query attends within its window, per head",
     "gates": "CNN attention gates beside GradCAM (cnn-shapes)",
     "alignment": "word alignment of --text and its translation (toy-mt)",
+    "cross": "image-to-text: the caption written, each token's cross-attention (caption-shapes)",
 }
 _VIEW_DETAILS = {
     "coref": "--text, --word; --occurrence, --candidate, --context (a long text is drawn as "
@@ -301,6 +305,9 @@ _VIEW_DETAILS = {
     "links": "--word highlights a word's lines (--occurrence picks a repeated one)",
     "compare": "text without --pair: the methods that need no target, and no faithfulness",
     "detr": "default detr-shapes, or a DETR folder; --query, --layer",
+    "cross": "default caption-shapes and a generated scene (--seed), or --image FILE; --layer: "
+    "one decoder layer (default every layer averaged); the caption goes to stderr as "
+    "'generated: ...'",
     "window": "--query is row-major on the grid of block --layer (default the centre); "
     "default swin-shapes, or --model timm:swin_...",
     "gates": "branch and channel-spatial gates get figures of their own; --layer S: stage "

@@ -258,6 +258,14 @@ def _gates_page(s: Session) -> list[tuple[str, HtmlView]]:
     return [(_stem(s, "gates", None if stage is None else f"S{stage}", "interactive"), page)]
 
 
+@_register("cross")
+def _cross_page(s: Session) -> list[tuple[str, HtmlView]]:
+    """The caption the model writes, hover a token for where its step looked."""
+    from probe.commands.render._image_text import cross_page
+
+    return cross_page(s)
+
+
 @_register("window")
 def _window_page(s: Session) -> list[tuple[str, HtmlView]]:
     """Every captured block of the Swin model on one page (or, over the page's size budget,

@@ -251,6 +251,8 @@ def _choose_model(args: RenderArgs) -> str:
         return "detr-shapes"
     if args.view == "window":
         return "swin-shapes"
+    if args.view == "cross":
+        return "caption-shapes"
     if args.image is not None:
         return "vit-shapes"
     if args.view in TEXT_ONLY_VIEWS or args.text is not None:
@@ -267,6 +269,7 @@ _IMAGE_MODEL_VIEWS = {
     "gates": "a CNN with attention gates (e.g. --model cnn-shapes)",
     "detr": "a DETR detector (e.g. --model detr-shapes or a local DETR folder)",
     "window": "a Swin model (e.g. --model swin-shapes or timm:swin_tiny_patch4_window7_224)",
+    "cross": "an image-to-text model (a VisionEncoderDecoderModel, e.g. --model caption-shapes)",
 }
 
 
@@ -488,6 +491,13 @@ def _generated_sample(s: Session, seed: int) -> None:
         scenes = make_scenes(1, seed=seed)
         s.pixel_values, s.display = scenes.images, scenes.to_display(0)
         s.source = f"scenes-seed{seed}"
+        return
+    if getattr(s.model, "probe_name", None) == "caption-shapes":
+        from probe.models._captions import make_captions
+
+        scenes = make_captions(1, seed=seed)
+        s.pixel_values, s.display = scenes.images, scenes.to_display(0)
+        s.source = f"captions-seed{seed}"
         return
     if getattr(s.model, "probe_name", None) in ("vit-shapes", "cnn-shapes", "swin-shapes"):
         batch = make_shapes(1, seed=seed)
