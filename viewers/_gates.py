@@ -47,7 +47,8 @@ def _colorbar(fig: Any, ax: Any, norm: Any, label: str, centred: bool = False) -
 
     # pad is a fraction of the parent's width: beside a row of panels (about the figure's
     # width) at most 0.1 in, not 0.02 of a 15 in row
-    pad = 0.02 if not isinstance(ax, (list, tuple)) else min(0.02, 0.1 / fig.get_figure(root=True).get_figwidth())
+    row_in = fig.get_figure(root=True).get_figwidth()
+    pad = 0.02 if not isinstance(ax, (list, tuple)) else min(0.02, 0.1 / row_in)
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=get_cmap(SEQUENTIAL_CMAP)), ax=ax,
                        fraction=0.046, pad=pad, **({"panchor": False} if centred else {}))
     span_panels(bar, ax)
