@@ -333,3 +333,21 @@ def test_render_heads_of_a_long_text_at_one_column(minilm, tmp_path, capsys):
             "mountains of us")
     assert main(["render", "heads", "--layer", "2", "--width", "single", "--text", text,
                  "--out", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+@pytest.mark.parametrize("sentence", [
+    "小猫没有过马路，因为它太累了。小猫没有过马路，因为它太累了。",
+    "猫がマットの上に座った。猫がマットの上に座った。猫がマットの上に座った。",
+    "Supercalifragilisticexpialidocious-antidisestablishmentarianism-floccinaucinihilipil"])
+def test_head_grid_title_with_no_spaces_wraps_within_the_width(width, sentence):
+    """A Chinese title broke only at spaces: at one column the figure was refused, a 19
+    character one touched the canvas edge."""
+    fig = head_grid(_attn(12, 12), [f"t{i}" for i in range(12)], layer=2,
+                    model_name="minilm", width=width, sentence=sentence)
+    FigureCanvasAgg(fig).draw()
+    title = fig._suptitle.get_window_extent()
+    assert title.x0 >= 0.05 * fig.dpi and title.x1 <= fig.bbox.width - 0.05 * fig.dpi
+    from _layout import layout_problems
+
+    assert layout_problems(fig) == []
