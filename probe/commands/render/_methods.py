@@ -100,13 +100,37 @@ def _block_options(s: Session, methods: list[str]) -> dict[str, dict[str, int]]:
             f"(methods: {', '.join(methods)}): add --method gradcam (image models), or drop "
             "--block")
     count, noun = _gradcam_blocks(s)
+    if count == 0:
+        raise ProbeError(f"--block picks the block GradCAM reads, but gradcam finds no "
+                         f"{noun} on {s.model_name}: drop --block")
     if not -count <= block < count:
         valid = ", ".join(map(str, range(count - 1))) + f" or {count - 1}" if count > 1 else "0"
         raise ProbeError(
             f"--block {block} is out of range: gradcam on {s.model_name} reads one of its "
             f"{count} {noun}s: use {valid} (or -{count}..-1 from the end; -1, the last, is the "
             "default)")
-    return {"gradcam": {"block": block}}
+    block %= count  # -1 and the last block, -4 and 0 (of 4) are one block, named one way
+    return {} if block == count - 1 else {"gradcam": {"block": block}}  # the last: the default
+
+
+def normal_block(s: Session) -> int | None:
+    """``--block`` as its non-negative index (``-4`` of 4 blocks is ``0``), ``None`` without
+    it or for the last block (gradcam's default, as without ``--block``); out of range as
+    given (refused later)."""
+    block = s.args.block
+    if block is None:
+        return None
+    count, _ = _gradcam_blocks(s)
+    if count and -count <= block < count:
+        block %= count
+        return None if block == count - 1 else block
+    return block
+
+
+def _block_part(s: Session) -> str:
+    """``-bB``: the file-name part of ``--block`` (:func:`normal_block`)."""
+    block = normal_block(s)
+    return "" if block is None else f"-b{block}"
 
 
 def _gradcam_blocks(s: Session) -> tuple[int, str]:
@@ -161,7 +185,7 @@ def _methods_part(s: Session, methods: list[str], named: bool = False) -> str:
     if s.args.discard and any(_takes(m, "discard_ratio") for m in methods):
         part += f"-d{s.args.discard:g}"
     if s.args.block is not None and "gradcam" in methods:  # one file per block
-        part += f"-b{s.args.block}"
+        part += _block_part(s)
     return part
 
 

@@ -220,6 +220,12 @@ def _input_digest(session: Session) -> str:
         if f.name not in _NOT_OUTPUT and (f.default is dataclasses.MISSING
                                           or getattr(args, f.name) != f.default)
     }
+    if "block" in key:  # one block, one name: -4 and 0 of 4; -1 and none (the default)
+        from probe.commands.render._methods import normal_block
+
+        key["block"] = normal_block(session)
+        if key["block"] is None:
+            del key["block"]
     model = _choose_model(args)
     key["model"] = os.path.abspath(model) if os.path.isdir(model) else model
     if args.image is not None:
