@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from probe._errors import ProbeError
-from probe.commands.render._session import Session, _slug
+from probe.commands.render._session import Session, _gradcam_blocks, _slug, normal_block
 
 __all__: list[str] = []
 
@@ -113,42 +113,10 @@ def _block_options(s: Session, methods: list[str]) -> dict[str, dict[str, int]]:
     return {} if block == count - 1 else {"gradcam": {"block": block}}  # the last: the default
 
 
-def normal_block(s: Session) -> int | None:
-    """``--block`` as its non-negative index (``-4`` of 4 blocks is ``0``), ``None`` without
-    it or for the last block (gradcam's default, as without ``--block``); out of range as
-    given (refused later)."""
-    block = s.args.block
-    if block is None:
-        return None
-    count, _ = _gradcam_blocks(s)
-    if count and -count <= block < count:
-        block %= count
-        return None if block == count - 1 else block
-    return block
-
-
 def _block_part(s: Session) -> str:
     """``-bB``: the file-name part of ``--block`` (:func:`normal_block`)."""
     block = normal_block(s)
     return "" if block is None else f"-b{block}"
-
-
-def _gradcam_blocks(s: Session) -> tuple[int, str]:
-    """How many blocks ``gradcam``'s ``block`` option can pick on the session's model, and
-    what they are (``block``; a CNN's: ``stage``), as the adapter finds them."""
-    from probe.capture import adapter_for
-
-    adapter = adapter_for(s.model)
-    cnn = hasattr(adapter, "feature_layer")
-    pick = adapter.feature_layer if cnn else adapter.block
-    count = 0
-    while count < 10_000:
-        try:
-            pick(count)
-        except ProbeError:
-            break
-        count += 1
-    return count, "stage" if cnn else "block"
 
 
 def _faithfulness(s: Session, attrs: dict[str, Any]) -> dict[str, dict[str, float]]:
