@@ -56,7 +56,24 @@ def test_wrap_text_breaks_at_the_caption_separator_then_spaces() -> None:
     assert wrap_text(text, 10, 1000) == text  # fits: unchanged
     assert wrap_text(text, 10, 75) == "alpha beta\ngamma delta"  # the line break replaces " · "
     assert wrap_text("alpha beta gamma", 10, 40) == "alpha\nbeta\ngamma"
-    assert wrap_text("unbreakable", 10, 5) == "unbreakable"  # a word wider than the line
+    assert wrap_text("unbreakable", 10, 5) == "unbreakable"  # not even two letters fit
+
+
+def test_wrap_text_breaks_a_piece_with_no_spaces_between_characters() -> None:
+    """Chinese has no spaces and a long word none: they stayed one line wider than the line
+    (a Chinese heads title at one column was refused, or touched the canvas edge)."""
+    from probe.viewers._fonts import text_width_pt
+
+    zh = "小猫没有过马路，因为它太累了。小猫没有过马路，因为它太累了。"
+    lines = wrap_text(zh, 10, 120).split("\n")
+    assert len(lines) > 1 and "".join(lines) == zh  # no hyphens in Chinese
+    assert all(text_width_pt(line, 10) <= 120 for line in lines)
+    word = "Supercalifragilisticexpialidocious"
+    lines = wrap_text(word, 10, 60).split("\n")
+    assert len(lines) > 1 and all(text_width_pt(line, 10) <= 60 for line in lines)
+    assert all(line.endswith("-") for line in lines[:-1])  # the cut is marked
+    assert "".join(line.rstrip("-") for line in lines) == word
+    assert wrap_text("a-b-c-d-e-f-g-h-i-j-k", 10, 30).split("\n")[0].endswith("-")
 
 
 def test_render_coref_single_column(tmp_path, capsys) -> None:

@@ -367,6 +367,29 @@ def test_model_view_label_band_fits_the_longest_label(browser, tmp_path, tokens)
     assert left == band  # the map starts right after the band
 
 
+@pytest.mark.parametrize("tokens", [["[CLS]", "猫がマットの上に座った", "x", "[SEP]"],
+                                    ["[CLS]", "小猫", "没有", "过马路", "因为它太累了", "[SEP]"]])
+def test_model_view_cjk_key_labels_show_whole_and_sideways(browser, tmp_path, tokens):
+    """The band was measured on horizontal labels, but the key labels run vertically, where
+    CJK stood upright (about 1.45 em a character) and was cut; rotated 180 degrees it also
+    read upside down. Key labels now lie sideways like the rest, measured as drawn."""
+    from probe.viewers.html import model_view_html
+
+    n = len(tokens)
+    x = np.exp(RNG.normal(size=(2, 3, n, n)))
+    view = model_view_html((x / x.sum(-1, keepdims=True)).astype(np.float32), tokens)
+    open_clean(browser, view, tmp_path, "band_cjk")
+    band = int(dataset(browser)["band"])
+    assert band < 240  # under the cap: every label must show whole
+    heights = browser.execute_script(
+        "return [...document.querySelectorAll('.p-xlab')].map(e => "
+        "[e.scrollHeight, e.clientHeight, getComputedStyle(e).textOrientation])")
+    assert heights and all(s <= c for s, c, _ in heights), heights  # none cut
+    assert {o for _, _, o in heights} == {"sideways"}
+    longest = max(s for s, _, _ in heights)
+    assert longest <= band <= longest + 12, (longest, band)
+
+
 def test_curves_auc_rows_take_their_curves_colours(browser, tmp_path):
     from probe.viewers.html import curves_view_html
 

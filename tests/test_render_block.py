@@ -62,9 +62,9 @@ def test_block_goes_to_gradcam_only_in_compare(tmp_path, capsys, calls):
                            "--block", "-2", "--out", str(tmp_path), "--dpi", "20", "--quiet"],
                           capsys)
     assert code == 0, err
-    assert Path(out.split()[0]).name.startswith("compare_vit-shapes_gradcam-rollout-b-2_")
+    assert Path(out.split()[0]).name.startswith("compare_vit-shapes_gradcam-rollout-b2_")
     options = {method: kwargs for method, _, _, kwargs, _ in calls}
-    assert options["gradcam"]["block"] == -2 and "block" not in options["rollout"]
+    assert options["gradcam"]["block"] == 2 and "block" not in options["rollout"]
 
 
 def test_without_block_the_file_name_is_unchanged(tmp_path, capsys, calls):
@@ -104,3 +104,30 @@ def test_help_names_block(capsys):
     code, out, _ = _run(["render", "--help"], capsys)
     help_text = " ".join(out.split())
     assert code == 0 and "--block B" in help_text and "gradcam: the block" in help_text
+
+
+@pytest.mark.parametrize("same", [("-4", "0"), ("-1", None), ("3", None), ("-3", "1")])
+def test_one_block_is_named_one_way(tmp_path, capsys, calls, same):
+    """``--block -4`` and ``--block 0`` (of 4 blocks) wrote ``gradcam-b-4`` and ``gradcam-b0``;
+    ``-1`` (the last, the default) ``-b-1`` where no ``--block`` wrote none."""
+    names, blocks = [], []
+    for i, block in enumerate(same):
+        out_dir = tmp_path / str(i)
+        argv = ["render", "saliency", "--method", "gradcam", "--out", str(out_dir), "--dpi",
+                "20", "--quiet"] + (["--block", block] if block is not None else [])
+        code, out, err = _run(argv, capsys)
+        assert code == 0, err
+        names.append(Path(out.split()[0]).name)
+        blocks.append(calls[-1][3].get("block"))
+    assert names[0] == names[1] and blocks[0] == blocks[1]
+
+
+def test_a_model_with_no_block_says_so(tmp_path, capsys, monkeypatch):
+    from probe.commands.render import _methods
+
+    monkeypatch.setattr(_methods, "_gradcam_blocks", lambda s: (0, "block"))
+    code, out, err = _run(["render", "saliency", "--method", "gradcam", "--block", "0",
+                           "--out", str(tmp_path), "--quiet"], capsys)
+    assert code == 2
+    assert _one_line(err) == ("probe: error: --block picks the block GradCAM reads, but "
+                              "gradcam finds no block on vit-shapes: drop --block")

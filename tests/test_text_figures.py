@@ -255,3 +255,99 @@ def test_strip_note_names_the_rows_each_query_option_reads(minilm):
     assert strip_note(trace, 0, "last").startswith("row: last token ([SEP])")
     assert strip_note(trace, 0, 2).startswith("row: token 2 (cat)")
     assert strip_note(trace, 0) == "[CLS], [SEP] not shown"  # a method that reads no rows
+
+
+ANIMAL = ["[CLS]", "the", "animal", "didn", "'", "t", "cross", "the", "street", "because",
+          "it", "was", "too", "tired", ".", "[SEP]"]
+
+
+def test_a_wider_heads_view_never_labels_fewer_tokens():
+    import matplotlib.pyplot as plt
+
+    """At 7.0-8.2 in (``--width double``) 4 panels a row were too small for 6 pt labels and 3
+    full-width panels a row over 9 in tall, so the labels were thinned, though 6.6 in labelled
+    all 16: the panels now shrink to the page height and the spare width stays around them."""
+    counts = []
+    widths = [6.0, 6.4, 6.6, 7.0, 7.4, 7.8, 8.2, 9.0, 10.0, 12.0, 14.0]
+    for width in widths:
+        fig = head_grid(_attn(12, 16), ANIMAL, layer=2, model_name="minilm",
+                        width=float(width))
+        assert fig.get_size_inches()[0] == pytest.approx(width)
+        assert fig.get_size_inches()[1] <= 9.0 + 1e-6
+        counts.append(len(_labelled(fig, fig.axes[0], "y")))
+        plt.close(fig)
+    assert counts == sorted(counts), counts
+    assert counts[2:] == [16] * (len(widths) - 2)  # 6.6 in onwards: every token
+
+
+@pytest.mark.parametrize("n, heads, width", [(200, 12, "double"), (16, 12, 2.0),
+                                             (60, 16, "single"), (100, 32, "single")])
+def test_head_grid_with_its_thinned_note_stays_within_a_page(n, heads, width):
+    """The note under a thinned grid was added after fitting: 200 tokens at double were
+    9.12 in tall."""
+    fig = head_grid(_attn(heads, n), [f"t{i}" for i in range(n)], layer=2,
+                    model_name="minilm", width=width)
+    assert _thinned(fig) is not None
+    assert fig.get_size_inches()[1] <= 9.0 + 1e-6
+    FigureCanvasAgg(fig).draw()
+    from _layout import layout_problems
+
+    assert layout_problems(fig) == []
+
+
+def test_head_grid_that_fits_a_page_at_no_width_says_so():
+    from probe._errors import ProbeError
+
+    with pytest.raises(ProbeError, match=r"no width fits 40 panels within 9 in"):
+        head_grid(_attn(40, 16), [f"t{i}" for i in range(16)], width="single", ncols=1)
+    with pytest.raises(ProbeError, match=r"use width >= (\d+\.\d)") as err:
+        head_grid(_attn(40, 16), [f"t{i}" for i in range(16)], width=2.0)
+    need = float(str(err.value).split("use width >= ")[1].split(",")[0])
+    fig = head_grid(_attn(40, 16), [f"t{i}" for i in range(16)], width=need)  # it works
+    assert fig.get_size_inches()[1] <= 9.0 + 1e-6
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+@pytest.mark.parametrize("n, long_at", [(40, (5, 10, 20, 25, 35)), (41, (7, 14, 33)),
+                                        (60, (1, 2, 9, 44, 59)), (25, (11, 13, 23))])
+def test_head_grid_margins_hold_the_labels_thinning_draws(width, n, long_at):
+    """The margins were measured on the tokens labelled at 16 a side, but thinning to the
+    panels labels others: a long word there ran off the figure or the fit refused."""
+    tokens = ["a"] * n
+    for i in long_at:
+        tokens[i] = "WWWWWWWWWW"
+    fig = head_grid(_attn(12, n), tokens, layer=2, model_name="minilm", width=width)
+    FigureCanvasAgg(fig).draw()
+    from _layout import layout_problems
+
+    assert layout_problems(fig) == []
+    assert fig.get_size_inches()[1] <= 9.0 + 1e-6
+
+
+def test_render_heads_of_a_long_text_at_one_column(minilm, tmp_path, capsys):
+    """Exited 2 ("does not fit ... use a larger --width") for this text."""
+    from probe.cli import main
+
+    text = ("I saw a big elephant by the old red restaurant and it ran to the big lake so we "
+            "immediately ran to the car remembering that it was a hot day in the big "
+            "mountains of us")
+    assert main(["render", "heads", "--layer", "2", "--width", "single", "--text", text,
+                 "--out", str(tmp_path)]) == 0
+
+
+@pytest.mark.parametrize("width", ["single", "double"])
+@pytest.mark.parametrize("sentence", [
+    "小猫没有过马路，因为它太累了。小猫没有过马路，因为它太累了。",
+    "猫がマットの上に座った。猫がマットの上に座った。猫がマットの上に座った。",
+    "Supercalifragilisticexpialidocious-antidisestablishmentarianism-floccinaucinihilipil"])
+def test_head_grid_title_with_no_spaces_wraps_within_the_width(width, sentence):
+    """A Chinese title broke only at spaces: at one column the figure was refused, a 19
+    character one touched the canvas edge."""
+    fig = head_grid(_attn(12, 12), [f"t{i}" for i in range(12)], layer=2,
+                    model_name="minilm", width=width, sentence=sentence)
+    FigureCanvasAgg(fig).draw()
+    title = fig._suptitle.get_window_extent()
+    assert title.x0 >= 0.05 * fig.dpi and title.x1 <= fig.bbox.width - 0.05 * fig.dpi
+    from _layout import layout_problems
+
+    assert layout_problems(fig) == []

@@ -217,3 +217,20 @@ def test_readme_chinese_example(minilm):
     assert "[UNK]" not in trace.tokens[0]
     top = probe.coref(probe.group_words(trace, "王子"), "之", candidates=["王子", "犬"])[0]
     assert (top.layer, top.head, top.antecedent) == (5, 11, "犬")
+
+
+def test_several_partly_unknown_words_take_a_plural_verb(zh):
+    """``part of 小猫 (猫), 大狗 (狗) reaches the model as [UNK] too`` read as one word."""
+    from probe.analysis._unknown import partly_listed, unknown_phrase
+
+    listed = partly_listed(["小猫", "大狗"], [["猫"], ["狗"]])
+    assert unknown_phrase([], "[UNK]", listed) == (
+        "parts of 小猫 (猫), 大狗 (狗) reach the model as [UNK]: their weights are partly a "
+        "placeholder's")
+    assert unknown_phrase([], "[UNK]", partly_listed(["小猫"], [["猫"]])) == (
+        "part of 小猫 (猫) reaches the model as [UNK]: its weights are partly a placeholder's")
+    grouped = probe.group_words(zh, ["小猫", "没有"])
+    with pytest.warns(UserWarning) as caught:
+        probe.best_antecedents(grouped, "它", candidates=["小猫", "没有"])
+    assert "; parts of 小猫 (猫), 没有 (没) reach the model as [UNK] too: their weights" in str(
+        caught[0].message)

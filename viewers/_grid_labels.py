@@ -15,7 +15,7 @@ from probe._errors import ProbeError
 from probe.viewers._style import FONT_SIZES, MIN_FONT_PT, text_width_pt
 
 __all__ = ["MAX_GRID_HEIGHT_IN", "Titles", "fit_labels", "fit_titles", "label_font",
-           "thin_note", "thinned_layout", "title_size"]
+           "min_grid_width", "thin_note", "thinned_fit", "thinned_layout", "title_size"]
 
 #: the tallest head grid drawn at a ``width=`` (inches), about a page's text height: a grid
 #: whose labels fit only in fewer, taller rows has its labels thinned instead
@@ -59,42 +59,51 @@ def label_font(cell: float, n_labels: int, fontsize: float) -> float | None:
     return None if fit < MIN_FONT_PT else min(fontsize, fit)
 
 
+def _grid_sides(width: float, n_cells: int, margins: tuple[float, float],
+                gaps: tuple[float, float]):  # type: ignore[no-untyped-def]
+    """``side(cols)``: the largest square panel at ``cols`` per row that keeps the grid within
+    ``width`` and :data:`MAX_GRID_HEIGHT_IN` (a shorter grid leaves spare width, centred)."""
+    (fixed_w, fixed_h), (gap_w, gap_h) = margins, gaps
+
+    def side(cols: int) -> float:
+        rows = -(-n_cells // cols)
+        across = (width - fixed_w - (cols - 1) * gap_w) / cols
+        down = (MAX_GRID_HEIGHT_IN - fixed_h - (rows - 1) * gap_h) / rows
+        return min(across, down)
+
+    return side
+
+
 def fit_labels(width: float, ncols: int, fixed_cols: bool, n_cells: int, n_labels: int,
                 fontsize: float, *, margins: tuple[float, float],
                 gaps: tuple[float, float]) -> tuple[int, float, float]:
     """``(ncols, cell, fontsize)`` of a head grid at ``width`` whose panels label all
     ``n_labels`` tokens: at ``fontsize``, else smaller (down to ``MIN_FONT_PT``), else in fewer
     panels per row (unless ``fixed_cols``), the figure at most :data:`MAX_GRID_HEIGHT_IN`
-    tall. ``margins``: (left + right, top + bottom) inches; ``gaps``: between panels (w, h).
-    Raises a ProbeError naming the width that fits when none does."""
+    tall: panels that would make it taller shrink to that height (the grid then is narrower
+    than ``width``, so a wider figure never labels fewer tokens). ``margins``: (left + right,
+    top + bottom) inches; ``gaps``: between panels (w, h). Raises a ProbeError naming the
+    width that fits when none does."""
     (fixed_w, fixed_h), (gap_w, gap_h) = margins, gaps
-
-    def cell_at(cols: int) -> float:
-        return (width - fixed_w - (cols - 1) * gap_w) / cols
-
-    def height_at(cols: int, side: float) -> float:
-        rows = -(-n_cells // cols)
-        return fixed_h + rows * side + (rows - 1) * gap_h
-
-    cell = cell_at(ncols)
-    font = label_font(cell, n_labels, fontsize)
-    while font is None and not fixed_cols and ncols > 1:  # fewer, larger panels
-        ncols -= 1
-        cell = cell_at(ncols)
-        font = label_font(cell, n_labels, fontsize)
-    if font is not None and height_at(ncols, cell) <= MAX_GRID_HEIGHT_IN:
-        return ncols, cell, font
+    side_at = _grid_sides(width, n_cells, margins, gaps)
+    for cols in [ncols] if fixed_cols else range(ncols, 0, -1):  # fewer, larger panels
+        font = label_font(side_at(cols), n_labels, fontsize)
+        if font is not None:
+            return cols, side_at(cols), font
     side = n_labels * (MIN_FONT_PT + 1) / 72
-    fits = [c for c in range(1, n_cells + 1) if height_at(c, side) <= MAX_GRID_HEIGHT_IN]
-    cols = fits[0] if fits else n_cells
+    rows_fit = [c for c in ([ncols] if fixed_cols else range(1, n_cells + 1))
+                if fixed_h + -(-n_cells // c) * (side + gap_h) - gap_h <= MAX_GRID_HEIGHT_IN]
+    if not rows_fit:
+        raise ProbeError(
+            f"{n_labels} token labels at {MIN_FONT_PT:g} pt need panels of {side:.2f} in: "
+            f"{n_cells} panels{' at ncols=' + str(ncols) if fixed_cols else ''} would be over "
+            f"{MAX_GRID_HEIGHT_IN:g} in tall at any width; use fewer heads or a shorter text")
+    cols = rows_fit[0]
     need = math.ceil((fixed_w + cols * side + (cols - 1) * gap_w) * 10) / 10
-    where = (f"{ncols} per row at width={width:g} in would be {cell:.2f} in each"
-             if font is None else
-             f"at width={width:g} in they fit {ncols} per row, a figure "
-             f"{height_at(ncols, cell):.1f} in tall (over {MAX_GRID_HEIGHT_IN:g} in, a page)")
     raise ProbeError(
-        f"{n_labels} token labels at {MIN_FONT_PT:g} pt need panels of {side:.2f} in: {where}; "
-        f"use width >= {need:.1f}, or a shorter text"
+        f"{n_labels} token labels at {MIN_FONT_PT:g} pt need panels of {side:.2f} in: at "
+        f"width={width:g} in they would be {side_at(ncols):.2f} in; use width >= {need:.1f}, "
+        f"or a shorter text"
     )
 
 
@@ -102,23 +111,43 @@ def thinned_layout(width: float, ncols: int, fixed_cols: bool, n_cells: int, *,
                    margins: tuple[float, float],
                    gaps: tuple[float, float]) -> tuple[int, float]:
     """``(ncols, cell)`` of a head grid at ``width`` whose token labels cannot all fit
-    (:func:`fit_labels` refused it) and are thinned: the fewest panels per row (the largest
-    panels, so the most labels) that keep the figure within :data:`MAX_GRID_HEIGHT_IN`;
-    ``ncols`` itself when it is fixed or when even it is taller. ``margins``, ``gaps`` as in
-    :func:`fit_labels` (the margins hold the note's line)."""
+    (:func:`fit_labels` refused it) and are thinned: the number of panels per row (``ncols``
+    itself when it is fixed) whose panels are the largest (the most labels) within ``width``
+    and :data:`MAX_GRID_HEIGHT_IN`. ``margins``, ``gaps`` as in :func:`fit_labels` (the
+    margins hold the note's lines)."""
+    side_at = _grid_sides(width, n_cells, margins, gaps)
+    best = ncols if fixed_cols else max(range(1, n_cells + 1), key=side_at)
+    return best, side_at(best)
+
+
+def thinned_fit(width: float, ncols: int, fixed_cols: bool, n_cells: int, n_query: int,
+                n_key: int, max_labels: int, margins: tuple[float, float],
+                gaps: tuple[float, float], line: float) -> tuple[int, float, int]:
+    """``(ncols, cell, note_lines)``: :func:`thinned_layout` with room under the grid for the
+    :func:`thin_note` it leads to, wrapped within ``width`` (``line`` inches a line)."""
+    from probe.viewers._width import wrap_text
+
+    lines = 1
+    while True:
+        cols, cell = thinned_layout(width, ncols, fixed_cols, n_cells,
+                                    margins=(margins[0], margins[1] + lines * line), gaps=gaps)
+        shown = max(1, min(max_labels, int(max(cell, 0) * 72 // (MIN_FONT_PT + 1))))
+        note = wrap_text(thin_note(n_query, n_key, shown), FONT_SIZES["label"],
+                         (width - 0.2) * 72)
+        if note.count("\n") + 1 <= lines:
+            return cols, cell, lines
+        lines = note.count("\n") + 1
+
+
+def min_grid_width(n_cells: int, fixed_ncols: int | None, margins: tuple[float, float],
+                   gaps: tuple[float, float], min_cell: float) -> float | None:
+    """The narrowest width (inches, up to a tenth) at which ``n_cells`` panels of
+    ``min_cell`` fit within :data:`MAX_GRID_HEIGHT_IN`; ``None`` when no width does."""
     (fixed_w, fixed_h), (gap_w, gap_h) = margins, gaps
-
-    def cell_at(cols: int) -> float:
-        return (width - fixed_w - (cols - 1) * gap_w) / cols
-
-    best = ncols
-    if not fixed_cols:
-        for cols in range(ncols - 1, 0, -1):  # fewer columns: larger panels, a taller grid
-            rows = -(-n_cells // cols)
-            if fixed_h + rows * cell_at(cols) + (rows - 1) * gap_h > MAX_GRID_HEIGHT_IN:
-                break
-            best = cols
-    return best, cell_at(best)
+    fits = [fixed_w + c * min_cell + (c - 1) * gap_w
+            for c in ([fixed_ncols] if fixed_ncols else range(1, n_cells + 1))
+            if fixed_h + -(-n_cells // c) * (min_cell + gap_h) - gap_h <= MAX_GRID_HEIGHT_IN]
+    return math.ceil(min(fits) * 10 + 1e-9) / 10 if fits else None
 
 
 def _nth(step: int) -> str:

@@ -21,10 +21,12 @@ from probe._errors import ProbeError
 from probe.viewers._bars import bar_length, span_panels
 from probe.viewers._direction import Direction, is_rtl
 from probe.viewers._grid_labels import (
+    MAX_GRID_HEIGHT_IN,
     fit_labels,
     fit_titles,
+    min_grid_width,
     thin_note,
-    thinned_layout,
+    thinned_fit,
     title_size,
 )
 from probe.viewers._style import (
@@ -286,8 +288,9 @@ def _grid_figure(
     norm = make_norm(data, signed, zero_based=True, vmin=vmin, vmax=vmax)
     cmap_obj = get_cmap(cmap if cmap is not None else cmap_for(signed))
     line = FONT_SIZES["label"] / 72 * 1.5  # height of one line of label text, inches
-    tick_w = _max_label_width_in(q_tokens, thin_labels(n_query, max_labels), fontsize, 10)
-    tick_h = _max_label_width_in(k_tokens, thin_labels(n_key, max_labels), fontsize, 10)
+    # over every token: which ones are labelled is known only once the panels are sized
+    tick_w = _max_label_width_in(q_tokens, np.arange(n_query), fontsize, 10)
+    tick_h = _max_label_width_in(k_tokens, np.arange(n_key), fontsize, 10)
     left = 0.1 + line + (line if row_labels else 0.0) + tick_w + 0.08
     bottom = 0.1 + line + tick_h + 0.08
     gap_w = 0.08
@@ -308,22 +311,28 @@ def _grid_figure(
                                       gap=gap_w, most=n_cells)
         cell = (width - left - right - (ncols - 1) * gap_w) / ncols
         n_labels = min(max(n_query, n_key), max_labels)
+        note_lines = _lines(thin_note(n_query, n_key, n_labels), (width - 0.2) * 72)
         if every_label and cell >= MIN_GRID_CELL_IN:
             try:
                 ncols, cell, fontsize = fit_labels(
                     width, ncols, fixed_cols, n_cells, n_labels, fontsize,
-                    margins=(left + right, top + bottom), gaps=(gap_w, gap_h))
+                    margins=(left + right, top + bottom + note_lines * line),
+                    gaps=(gap_w, gap_h))
             except ProbeError:  # not every label fits: thinned, and the figure says so
-                ncols, cell = thinned_layout(width, ncols, fixed_cols, n_cells,
-                                             margins=(left + right, top + bottom + line),
-                                             gaps=(gap_w, gap_h))
+                ncols, cell, note_lines = thinned_fit(
+                    width, ncols, fixed_cols, n_cells, n_query, n_key, max_labels,
+                    (left + right, top + bottom), (gap_w, gap_h), line)
                 fontsize = MIN_FONT_PT
         if cell < MIN_GRID_CELL_IN:
-            need = left + right + ncols * MIN_GRID_CELL_IN + (ncols - 1) * gap_w
+            need = min_grid_width(n_cells, ncols if fixed_cols else None,
+                                  (left + right, top + bottom + note_lines * line),
+                                  (gap_w, gap_h), MIN_GRID_CELL_IN)
             raise ProbeError(
                 f"{ncols} panel{'s' if ncols != 1 else ''} per row at width={width:g} in would "
                 f"be {max(cell, 0):.2f} in "
-                f"each (under {MIN_GRID_CELL_IN:g} in): use width >= {need:.1f}"
+                f"each (under {MIN_GRID_CELL_IN:g} in): "
+                + (f"use width >= {need:.1f}" if need is not None else
+                   f"no width fits {n_cells} panels within {MAX_GRID_HEIGHT_IN:g} in")
                 + (f", or {too_narrow}" if too_narrow else "")
             )
         max_labels = max(1, min(max_labels, int(cell * 72 // (fontsize + 1))))
@@ -336,6 +345,9 @@ def _grid_figure(
     nrows = -(-n_cells // ncols)
     grid_w = ncols * cell + (ncols - 1) * gap_w
     grid_h = nrows * cell + (nrows - 1) * gap_h
+    if width is not None:  # a grid shrunk to the page height: the spare width around it
+        spare = max(0.0, (width - left - grid_w - right) / 2)
+        left, right = left + spare, right + spare
     width = left + grid_w + right  # == width when given
     if thinned:  # the line saying so, under "key token", wrapped within the width
         thinned = wrap_text(thinned, FONT_SIZES["label"], (width - 0.2) * 72)
@@ -547,6 +559,11 @@ def model_view(
                     "(probe.plot(trace, 'heads', layer=L) or probe render heads --layer L: its "
                     "heads wrap into rows)"),
     )
+
+
+def _lines(note: str, room_pt: float) -> int:
+    """How many lines ``note`` takes wrapped within ``room_pt`` points (0 for none)."""
+    return wrap_text(note, FONT_SIZES["label"], room_pt).count("\n") + 1 if note else 0
 
 
 def _check_ncols(ncols: int | None, n: int) -> int:

@@ -313,14 +313,17 @@ def wrap_text(text: str, fontsize: float, width_pt: float, weight: str = "normal
     """``text`` broken into lines no wider than ``width_pt`` points at ``fontsize``, unchanged
     when it fits on one line. Lines break at the first of ``breaks`` that makes the pieces
     fit (``" · "`` between the parts of a caption, which the line break replaces, then
-    spaces); a word wider than the line stays whole."""
+    spaces); a piece still wider than the line (Chinese or Japanese, which has no spaces, a
+    very long word) breaks between its characters (:func:`_cut`)."""
     from probe.viewers._fonts import text_width_pt
 
     def fits(line: str) -> bool:
         return text_width_pt(line, fontsize, weight) <= width_pt
 
-    if fits(text) or not breaks:
+    if fits(text):
         return text
+    if not breaks:
+        return _cut(text, fits)
     sep, rest = breaks[0], breaks[1:]
     lines: list[str] = []
     for piece in text.split(sep):
@@ -329,3 +332,32 @@ def wrap_text(text: str, fontsize: float, width_pt: float, weight: str = "normal
         else:
             lines.append(piece)
     return "\n".join(wrap_text(line, fontsize, width_pt, weight, rest) for line in lines)
+
+
+def _cut(word: str, fits: Callable[[str], bool]) -> str:
+    """``word`` broken between characters into the longest lines that ``fits``: anywhere in
+    CJK text, with a hyphen where a line ends inside a run of letters or digits (after a
+    hyphen or an ellipsis none is added); at least one character a line, and ``word``
+    whole where not even two characters fit."""
+    import unicodedata
+
+    def wide(ch: str) -> bool:
+        return unicodedata.east_asian_width(ch) in ("W", "F")
+
+    def hyphen(left: str, right: str) -> str:
+        a, b = left[-1], right[:1]
+        return "-" if b and a.isalnum() and b.isalnum() and not (wide(a) or wide(b)) else ""
+
+    if not fits(word[:2]):
+        return word
+    lines: list[str] = []
+    while word:
+        if fits(word):
+            lines.append(word)
+            break
+        at = 1
+        while at < len(word) and fits(word[:at + 1] + hyphen(word[:at + 1], word[at + 1:])):
+            at += 1
+        lines.append(word[:at] + hyphen(word[:at], word[at:]))
+        word = word[at:]
+    return "\n".join(lines)

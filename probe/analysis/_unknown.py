@@ -176,9 +176,10 @@ def unknown_phrase(words: Sequence[str], unk_token: str, partly: str = "") -> st
                    if len(words) == 1 else f"{listed} reach the model as {unk_token}: their "
                    "weights say nothing about these words")
     if partly:
-        out.append(f"part of {partly} reaches the model as {unk_token}: "
-                   + ("its" if "), " not in partly else "their")
-                   + " weights are partly a placeholder's")
+        several = "), " in partly
+        out.append(("parts of " if several else "part of ") + f"{partly} "
+                   + ("reach" if several else "reaches") + f" the model as {unk_token}: "
+                   + ("their" if several else "its") + " weights are partly a placeholder's")
     return "; ".join(out)
 
 
@@ -207,11 +208,14 @@ def warn_unknown(
             f"and say nothing about {'these words' if several else 'it'}")
     if part:
         listed = partly_listed([words[i] for i in part], [partly[i] for i in part])
-        whose = "their" if len(part) > 1 else "its"
+        many = len(part) > 1
+        whose, parts = ("their", "parts") if many else ("its", "part")
         said.append(
-            (f"part of {listed} reaches the model as {trace.unk_token} too" if hit else
-             f"part of {listed} is not in {trace.model_name}'s vocabulary and reaches the "
-             f"model as {trace.unk_token}") + f": {whose} weights are partly a placeholder's")
+            (f"{parts} of {listed} reach{'' if many else 'es'} the model as {trace.unk_token} "
+             "too" if hit else
+             f"{parts} of {listed} {'are' if many else 'is'} not in {trace.model_name}'s "
+             f"vocabulary and reach{'' if many else 'es'} the model as {trace.unk_token}")
+            + f": {whose} weights are partly a placeholder's")
     warnings.warn(
         f"{caller}: {'; '.join(said)}; use words the model's vocabulary holds",
         UserWarning, stacklevel=outside_probe_stacklevel(),

@@ -245,18 +245,21 @@ P.start(async (root, d) => {
   // the label band: as wide as the longest label drawn (measured in the labels' font), not a
   // fixed 92 px; at most 240 px, a longer label is cut with an ellipsis
   const stepQ = Math.ceil(Q / 40), stepK = Math.ceil(K / 40);
-  const M = (() => {  // measured in the browser: the labels in their own font, unclipped
+  const M = (() => {  // measured in the browser: the labels in their own font and writing
+    // mode (key labels run vertically, sideways), unclipped
     const box = P.el("div"); box.style.cssText = "position:absolute;visibility:hidden";
-    const texts = [];
-    for (let q = 0; q < Q; q += stepQ) texts.push(d.qtokens[q]);
-    for (let k = 0; k < K; k += stepK) texts.push(d.ktokens[k]);
-    const els = texts.map(t => {
-      const e = P.el("div", "p-ylab", t);
-      e.style.cssText = "position:static;width:auto;display:inline-block"; box.appendChild(e);
-      return e;
-    });
+    const els = [];
+    const add = (cls, t) => {
+      const e = P.el("div", cls, t); box.appendChild(e); els.push([cls, e]);
+      e.style.cssText = "position:static;display:inline-block;transform:none;" +
+        (cls === "p-ylab" ? "width:auto" : "height:auto");
+    };
+    for (let q = 0; q < Q; q += stepQ) add("p-ylab", d.qtokens[q]);
+    for (let k = 0; k < K; k += stepK) add("p-xlab", d.ktokens[k]);
     wrap.appendChild(box);
-    const widest = Math.max(0, ...els.map(e => e.getBoundingClientRect().width));
+    const widest = Math.max(0, ...els.map(([cls, e]) => {
+      const r = e.getBoundingClientRect(); return cls === "p-ylab" ? r.width : r.height;
+    }));
     box.remove();
     return Math.min(240, Math.max(24, Math.ceil(widest) + 8));
   })();

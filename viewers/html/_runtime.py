@@ -52,7 +52,8 @@ border-radius:2px;max-width:14em;overflow:hidden;text-overflow:ellipsis;font-siz
 .p-ylab,.p-xlab{position:absolute;font-size:10px;white-space:pre;color:#333;overflow:hidden;
   text-overflow:ellipsis}
 .p-ylab{text-align:right;width:90px}
-.p-xlab{writing-mode:vertical-rl;transform:rotate(180deg);height:90px;text-align:left}
+.p-xlab{writing-mode:vertical-rl;text-orientation:sideways;transform:rotate(180deg);
+  height:90px;text-align:left}
 .p-readout{min-height:2.8em;font-size:12px;color:#333;max-width:560px}
 .p-tip{position:fixed;z-index:10;background:#fff;border:1px solid #999;border-radius:3px;
 padding:3px 6px;font-size:12px;pointer-events:none;display:none;box-shadow:0 1px 4px #0003;

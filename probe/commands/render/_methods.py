@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from probe._errors import ProbeError
-from probe.commands.render._session import Session, _slug
+from probe.commands.render._session import Session, _gradcam_blocks, _slug, normal_block
 
 __all__: list[str] = []
 
@@ -100,31 +100,23 @@ def _block_options(s: Session, methods: list[str]) -> dict[str, dict[str, int]]:
             f"(methods: {', '.join(methods)}): add --method gradcam (image models), or drop "
             "--block")
     count, noun = _gradcam_blocks(s)
+    if count == 0:
+        raise ProbeError(f"--block picks the block GradCAM reads, but gradcam finds no "
+                         f"{noun} on {s.model_name}: drop --block")
     if not -count <= block < count:
         valid = ", ".join(map(str, range(count - 1))) + f" or {count - 1}" if count > 1 else "0"
         raise ProbeError(
             f"--block {block} is out of range: gradcam on {s.model_name} reads one of its "
             f"{count} {noun}s: use {valid} (or -{count}..-1 from the end; -1, the last, is the "
             "default)")
-    return {"gradcam": {"block": block}}
+    block %= count  # -1 and the last block, -4 and 0 (of 4) are one block, named one way
+    return {} if block == count - 1 else {"gradcam": {"block": block}}  # the last: the default
 
 
-def _gradcam_blocks(s: Session) -> tuple[int, str]:
-    """How many blocks ``gradcam``'s ``block`` option can pick on the session's model, and
-    what they are (``block``; a CNN's: ``stage``), as the adapter finds them."""
-    from probe.capture import adapter_for
-
-    adapter = adapter_for(s.model)
-    cnn = hasattr(adapter, "feature_layer")
-    pick = adapter.feature_layer if cnn else adapter.block
-    count = 0
-    while count < 10_000:
-        try:
-            pick(count)
-        except ProbeError:
-            break
-        count += 1
-    return count, "stage" if cnn else "block"
+def _block_part(s: Session) -> str:
+    """``-bB``: the file-name part of ``--block`` (:func:`normal_block`)."""
+    block = normal_block(s)
+    return "" if block is None else f"-b{block}"
 
 
 def _faithfulness(s: Session, attrs: dict[str, Any]) -> dict[str, dict[str, float]]:
@@ -161,7 +153,7 @@ def _methods_part(s: Session, methods: list[str], named: bool = False) -> str:
     if s.args.discard and any(_takes(m, "discard_ratio") for m in methods):
         part += f"-d{s.args.discard:g}"
     if s.args.block is not None and "gradcam" in methods:  # one file per block
-        part += f"-b{s.args.block}"
+        part += _block_part(s)
     return part
 
 

@@ -200,6 +200,38 @@ def _stem(session: Session, view: str, *parts: Any) -> str:
 _NOT_OUTPUT = ("out", "formats", "quiet", "device")
 
 
+def normal_block(s: Session) -> int | None:
+    """``--block`` as its non-negative index (``-4`` of 4 blocks is ``0``), ``None`` without
+    it or for the last block (gradcam's default, as without ``--block``); out of range as
+    given (refused later)."""
+    block = s.args.block
+    if block is None:
+        return None
+    count, _ = _gradcam_blocks(s)
+    if count and -count <= block < count:
+        block %= count
+        return None if block == count - 1 else block
+    return block
+
+
+def _gradcam_blocks(s: Session) -> tuple[int, str]:
+    """How many blocks ``gradcam``'s ``block`` option can pick on the session's model, and
+    what they are (``block``; a CNN's: ``stage``), as the adapter finds them."""
+    from probe.capture import adapter_for
+
+    adapter = adapter_for(s.model)
+    cnn = hasattr(adapter, "feature_layer")
+    pick = adapter.feature_layer if cnn else adapter.block
+    count = 0
+    while count < 10_000:
+        try:
+            pick(count)
+        except ProbeError:
+            break
+        count += 1
+    return count, "stage" if cnn else "block"
+
+
 def _input_digest(session: Session) -> str:
     """8 hex digits of SHA-256 over the full input and every option that changes the output.
 
@@ -220,6 +252,10 @@ def _input_digest(session: Session) -> str:
         if f.name not in _NOT_OUTPUT and (f.default is dataclasses.MISSING
                                           or getattr(args, f.name) != f.default)
     }
+    if "block" in key:  # one block, one name: -4 and 0 of 4; -1 and none (the default)
+        key["block"] = normal_block(session)
+        if key["block"] is None:
+            del key["block"]
     model = _choose_model(args)
     key["model"] = os.path.abspath(model) if os.path.isdir(model) else model
     if args.image is not None:
