@@ -3,6 +3,8 @@ cross-attention is drawn by ``probe render cross``, and the grounding scores add
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,25 @@ def test_cross_figure_names_each_word(captioner) -> None:
     titles = [ax.get_title().split("\n")[0] for ax in fig.axes if ax.get_title()]
     assert titles == list(gen.generated_tokens[0])  # one panel per written token, </s> too
     assert titles[-1] == "</s>" and " ".join(titles[:-1]) == gen.text[0].strip()
+
+
+def test_cross_views_of_a_batch_stop_at_each_items_eos(captioner) -> None:
+    """An item that ended before the batch's longest caption has <pad> steps after its </s>:
+    the figure and the page draw its written tokens only (they drew six <pad> panels)."""
+    from probe.viewers.html import token_patches_html
+
+    model, tok = captioner
+    data = make_captions(4, seed=40_000)
+    gen = probe.generate(model, data.images, tokenizer=tok, max_new_tokens=12)
+    lengths = gen.generated_mask.sum(1).tolist()
+    assert len(set(lengths)) > 1  # the case: captions of different lengths in one batch
+    for b, n in enumerate(lengths):
+        fig = probe.plot(gen, "cross", batch_index=b)
+        titles = [ax.get_title().split("\n")[0] for ax in fig.axes if ax.get_title()]
+        assert titles == list(gen.generated_tokens[b][:n]) and titles[-1] == "</s>"
+        page = token_patches_html(gen, batch_index=b).html
+        shown = json.loads(re.search(r'"tokens":(\[[^\]]*\])', page).group(1))
+        assert shown == titles
 
 
 def test_aligned_words_by_hand() -> None:

@@ -508,6 +508,10 @@ def _cross(trace: Any, b: int, options: dict[str, Any]) -> Figure:
     if not generation and maps.shape[0] > 1:
         maps, labels = maps[:-1], labels[:-1]
         share = None if share is None else share[:-1]
+    if generation:  # the steps after this item's EOS only pad it to the batch's longest
+        real = max(1, int(trace.generated_mask[b].sum()))
+        maps, labels = maps[:real], labels[:real]
+        share = None if share is None else share[:real]
     image = options.pop("image", None)
     if image is None:
         image = _pixel_image(trace.source_pixel_values if generation else trace.pixel_values, b)

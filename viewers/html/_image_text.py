@@ -215,6 +215,8 @@ def token_patches_html(trace: Any, *, image: Any = None, batch_index: int = 0,
                          f"{rows}x{cols} grid need {n_prefix + rows * cols}")
     generation = hasattr(trace, "num_prompt_tokens")
     shown = n_t if generation or n_t == 1 else n_t - 1
+    if generation:  # the steps after this item's EOS only pad it to the batch's longest
+        shown = min(n_t, max(1, int(trace.generated_mask[b].sum())))
     kept_l = layer_positions(cross, layers)
     kept_h = list(range(n_h)) if heads is None else [
         model_position(h, cross.head_indices or (), cross.num_heads, name="head",
