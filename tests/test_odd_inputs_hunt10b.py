@@ -70,15 +70,15 @@ def test_classification_labels_that_fit_still_give_the_loss():
 
 
 @pytest.mark.parametrize("kind, good, bad, message", [
-    ("regression", torch.rand(2, 3), torch.tensor([[0, 1, 2], [2, 1, 0]]),
-     r"^labels are torch\.int64 but BertForSequenceClassification is set for regression "
-     r"\(config\.problem_type\): it takes 3 target values per item, floats \(2, 3\); pass "
-     r"labels\.float\(\)"),
+    # integer targets (ratings, counts) are what MSE takes too; a bool tensor is no target
+    ("regression", torch.tensor([[0, 1, 2], [2, 1, 0]]), torch.tensor([[0, 1, 1], [1, 0, 1]]).bool(),
+     r"^labels must be numbers, got torch\.bool"),
     ("regression", torch.rand(2, 3), torch.rand(2, 2),
      r"^labels \(2, 2\) do not fit BertForSequenceClassification \(regression, "
      r"config\.num_labels=3\)"),
-    ("multi_label_classification", torch.tensor([[0.0, 1, 1], [1, 0, 0]]), torch.tensor([0, 1]),
-     r"^labels are torch\.int64 .* multi_label_classification .*floats \(2, 3\)"),
+    ("multi_label_classification", torch.tensor([[0.0, 1, 1], [1, 0, 0]]),
+     torch.tensor([[0, 1, 1], [1, 0, 0]]),
+     r"^labels are torch\.int64 .* multi_label_classification head .*floats \(2, 3\)"),
     ("multi_label_classification", torch.rand(2, 3), torch.rand(2),
      r"^labels \(2,\) do not fit .*a 0/1 float per item and class \(3 classes\)"),
 ])
@@ -105,8 +105,9 @@ def test_a_single_output_regressor_takes_one_float_per_item():
         assert torch.isfinite(probe.trace(model, ids, labels=labels).output.loss)
     with pytest.raises(probe.ProbeError, match=r"one target value per item, floats \(2,\)"):
         probe.trace(model, ids, labels=torch.rand(2, 3))
-    with pytest.raises(probe.ProbeError, match=r"set for regression .*labels\.float\(\)"):
-        probe.trace(model, ids, labels=torch.tensor([0, 1]))
+    ints = torch.tensor([0, 1])  # integer targets: MSE takes them (they were refused)
+    torch.testing.assert_close(probe.trace(model, ids, labels=ints).output.loss,
+                               model(ids, labels=ints).loss)
 
 
 @pytest.mark.parametrize("change, message", [
@@ -406,3 +407,14 @@ def test_json_output_through_a_symlink_keeps_the_link(tmp_path):
     os.symlink(real, link)
     assert write_json(link, {"a": 1}) == link
     assert link.is_symlink() and json.loads(real.read_text()) == {"a": 1}
+
+
+def test_integer_regression_targets_give_transformers_own_loss():
+    """MSE promotes integer targets: a regressor takes ratings as ints (they were refused)."""
+    from tests._tiny import bert_classifier
+
+    model, inputs = bert_classifier()
+    model.config.problem_type = "regression"
+    labels = torch.tensor([[0, 1, 2], [2, 1, 0]])
+    plain = model(**inputs, labels=labels).loss
+    torch.testing.assert_close(probe.trace(model, inputs, labels=labels).output.loss, plain)

@@ -174,10 +174,14 @@ def _classes(labels: torch.Tensor, batch: int, model: Any) -> None:
     what = ("one target value per item" if shape == (batch,) else
             f"{count} target values per item" if kind == "regression" else
             f"a 0/1 float per item and class ({count} classes)")
-    if not labels.is_floating_point():
+    # regression's MSE loss takes integer targets too (ratings, counts); multi-label's BCE not
+    numeric = labels.is_floating_point() or (
+        kind == "regression" and labels.dtype != torch.bool and not labels.is_complex())
+    if not numeric:
         raise ProbeError(
-            f"labels are {labels.dtype} but {_name(model)} is set for {kind} "
-            f"(config.problem_type): it takes {what}, floats {shape}; pass labels.float()"
+            f"labels are {labels.dtype} but {_name(model)} is a {kind} head "
+            f"(config.problem_type, or as transformers reads num_labels and the labels): it "
+            f"takes {what}, floats {shape}; pass labels.float()"
         )
     if tuple(labels.shape) != shape and not (shape == (batch,) and tuple(labels.shape) == (
             batch, 1)):
