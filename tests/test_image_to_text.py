@@ -151,6 +151,10 @@ def test_a_padded_decoder_batch_equals_eager_on_its_real_tokens() -> None:
     assert_close(trace.decoder.attentions[:, 1, :, :3, :3], dec[:, 1, :, :3, :3], atol=1e-5,
                  rtol=0)
     assert not trace.cross.attentions[:, 1, :, 3:].any()  # padded rows: zero, as for text
+    # the README's form, decoder_inputs=ids, takes the mask as a keyword (it was refused as
+    # "decoder_attention_mask= without decoder_input_ids")
+    same = probe.trace(model, x, decoder_inputs=ids, decoder_attention_mask=mask)
+    assert_close(same.cross.attentions, trace.cross.attentions, atol=0, rtol=0)
 
 
 def test_labels_with_decoder_ids_pass_through() -> None:

@@ -117,7 +117,8 @@ class HFImageToText(HFVision):
                                          "pass it once")
                     decoder[k] = inputs[k]
             inputs = inputs["pixel_values"]
-        if "decoder_attention_mask" in decoder and "decoder_input_ids" not in decoder:
+        if ("decoder_attention_mask" in decoder and "decoder_input_ids" not in decoder
+                and decoder_inputs is None):
             raise ProbeError("decoder_attention_mask= without decoder_input_ids: pass the ids "
                              "with their mask")
         if "labels" in extra and "decoder_input_ids" not in decoder and decoder_inputs is None:
