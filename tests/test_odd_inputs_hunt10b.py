@@ -71,7 +71,8 @@ def test_classification_labels_that_fit_still_give_the_loss():
 
 @pytest.mark.parametrize("kind, good, bad, message", [
     # integer targets (ratings, counts) are what MSE takes too; a bool tensor is no target
-    ("regression", torch.tensor([[0, 1, 2], [2, 1, 0]]), torch.tensor([[0, 1, 1], [1, 0, 1]]).bool(),
+    ("regression", torch.tensor([[0, 1, 2], [2, 1, 0]]),
+     torch.tensor([[0, 1, 1], [1, 0, 1]]).bool(),
      r"^labels must be numbers, got torch\.bool"),
     ("regression", torch.rand(2, 3), torch.rand(2, 2),
      r"^labels \(2, 2\) do not fit BertForSequenceClassification \(regression, "
