@@ -297,7 +297,7 @@ _VIEW_HELP = {
     "window": "Swin: where token --query attends within its window, per head",
     "gates": "CNN attention gates beside GradCAM (cnn-shapes)",
     "alignment": "word alignment of --text and its translation (toy-mt)",
-    "cross": "image-to-text: the caption written, each token's cross-attention (caption-shapes)",
+    "cross": "image-to-text: where each written token looked (caption-shapes)",
 }
 _VIEW_DETAILS = {
     "coref": "--text, --word; --occurrence, --candidate, --context (a long text is drawn as "
