@@ -82,16 +82,9 @@ def caption_vocabulary() -> list[str]:
 def build_caption_tokenizer() -> Any:
     """The word-level tokenizer of the captions (a ``PreTrainedTokenizerFast``): words split on
     whitespace, ``</s>`` appended."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from probe.models._toy_mt import word_level_tokenizer
 
-    vocab = {w: i for i, w in enumerate(caption_vocabulary())}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
-    tok.post_processor = processors.TemplateProcessing(
-        single="$A </s>", special_tokens=[("</s>", vocab["</s>"])]
-    )
-    return _wrap(tok)
+    return _wrap(word_level_tokenizer(caption_vocabulary()))
 
 
 def _wrap(tok: Any) -> Any:

@@ -11,6 +11,7 @@ and token alignments coincide; the source gets ``</s>`` appended, the decoder st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,18 +56,25 @@ TOKENIZER_PATH: Path = Path(__file__).parent / "data" / "toy_mt_tokenizer.json"
 
 def build_toy_tokenizer() -> Any:
     """The word-level tokenizer of both toy languages (a ``PreTrainedTokenizerFast``)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-
     from probe.models._translation import toy_vocabulary
 
-    vocab = {w: i for i, w in enumerate(toy_vocabulary())}
+    return _wrap(word_level_tokenizer(toy_vocabulary()))
+
+
+def word_level_tokenizer(words: Sequence[str]) -> Any:
+    """A ``tokenizers.Tokenizer`` of ``words`` (ids in their order; ``<unk>`` and ``</s>``
+    among them): split on whitespace, ``</s>`` appended, decoded with spaces between words.
+    The toy-mt and caption-shapes tokenizers."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    vocab = {w: i for i, w in enumerate(words)}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=False)  # joins words with spaces
     tok.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", vocab["</s>"])]
     )
-    return _wrap(tok)
+    return tok
 
 
 def _wrap(tok: Any) -> Any:
